@@ -1,0 +1,150 @@
+/**
+ * The HTTP layer: routes parse and validate, call one use case, and map errors through one
+ * middleware to problem+json bodies. Nothing here knows SQL or Redis commands.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { NextFunction, Request, Response } from 'express';
+import type { Pool } from 'pg';
+import type { Logger } from '../core/observability/logger';
+import type { ApiMetrics } from '../core/observability/metrics';
+import type { TaskQueue } from '../core/queue/queue';
+import { submitTask } from '../core/tasks/submit';
+import { taskToJson } from '../core/tasks/task';
+import { getTask } from '../core/tasks/task-store';
+import { UUID_PATTERN } from '../core/tasks/uuid';
+import { badRequest, conflict, notFound, ProblemError, unavailable } from './problem';
+import { canonicalJson, validateTaskInput } from './validation';
+
+export interface AppDeps {
+  pool: Pool;
+  queue: TaskQueue;
+  log: Logger;
+  metrics: ApiMetrics;
+  maxBodyBytes: number;
+  defaultMaxRetries: number;
+  idempotencyTtlMs: number;
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestContext(deps));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const [pg, redis] = await Promise.all([
+      withTimeout(deps.pool.query('SELECT 1'), 2000).then(() => 'ok', (e: Error) => e.message),
+      withTimeout(deps.queue.ping(), 2000).then(() => 'ok', (e: Error) => e.message),
+    ]);
+    const ok = pg === 'ok' && redis === 'ok';
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks: { postgres: pg, redis } });
+  });
+
+  app.post('/tasks', requireJson, express.json({ limit: deps.maxBodyBytes, strict: false }), async (req, res) => {
+    const header = req.get('Idempotency-Key');
+    const input = validateTaskInput(req.body, header, deps.defaultMaxRetries);
+    const result = await submitTask(deps, {
+      type: input.type,
+      priority: input.priority,
+      payload: input.payload,
+      maxRetries: input.max_retries,
+      idempotencyKey: input.idempotency_key,
+      canonical: canonicalJson({ type: input.type, priority: input.priority, payload: input.payload, max_retries: input.max_retries }),
+    });
+    if (result.kind === 'conflict') {
+      throw conflict(`idempotency key was already used with a different request (task ${result.taskId})`, [
+        { field: 'idempotency_key', message: 'already used with a different request body' },
+      ]);
+    }
+    if (result.kind === 'created') deps.metrics.enqueued.inc();
+    res
+      .status(result.kind === 'created' ? 201 : 200)
+      .location(`/tasks/${result.task.id}`)
+      .json(taskToJson(result.task));
+  });
+
+  app.get('/tasks/:id', async (req, res) => {
+    const id = String(req.params.id);
+    if (!UUID_PATTERN.test(id)) throw badRequest('id must be a UUID', [{ field: 'id', message: 'must be a UUID' }]);
+    const found = await getTask(deps.pool, id);
+    if (!found) throw notFound(`no task with id ${id}`);
+    res.json(taskToJson(found.task, found.runs));
+  });
+
+  app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
+  app.use(errorHandler(deps.log));
+  return app;
+}
+
+function requireJson(req: Request, _res: Response, next: NextFunction): void {
+  if (!req.is('application/json')) {
+    next(new ProblemError(415, 'Unsupported media type', 'send the task as application/json', [{ field: 'Content-Type', message: 'must be application/json' }]));
+    return;
+  }
+  next();
+}
+
+function requestContext(deps: AppDeps) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.get('X-Request-Id');
+    const id = incoming && /^[\x21-\x7e]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    const stop = deps.metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      const route = req.route?.path ? String(req.route.path) : 'unmatched';
+      stop({ route, method: req.method });
+      deps.metrics.httpRequests.inc({ route, method: req.method, status: String(res.statusCode) });
+      if (deps.log.isLevelEnabled('debug')) deps.log.debug({ requestId: id, method: req.method, path: req.path, status: res.statusCode }, 'request');
+    });
+    next();
+  };
+}
+
+/** Maps every error to a problem body: body-parser's errors to 4xx, dependency outages to 503. */
+function errorHandler(log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const problem = toProblem(err);
+    if (problem.status >= 500) log.error({ err, requestId: res.locals.requestId, path: req.path }, 'request failed');
+    if (res.headersSent) return;
+    res.status(problem.status).set(problem.headers).type('application/problem+json').send(JSON.stringify(problem.body(req.originalUrl)));
+  };
+}
+
+function toProblem(err: unknown): ProblemError {
+  if (err instanceof ProblemError) return err;
+  const e = err as { type?: string; status?: number; message?: string; code?: string };
+  if (e.type === 'entity.too.large') return new ProblemError(413, 'Payload too large', e.message ?? 'request body too large');
+  if (e.type === 'entity.parse.failed') return badRequest(`malformed JSON: ${e.message}`, [{ field: '(body)', message: 'is not valid JSON' }]);
+  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return new ProblemError(415, 'Unsupported media type', e.message ?? 'unsupported encoding');
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new ProblemError(e.status, 'Bad request', e.message ?? 'bad request');
+  if (isDependencyOutage(e)) return unavailable('a dependency (Postgres or Redis) is unavailable; retry shortly', 2);
+  return new ProblemError(500, 'Internal error', 'an unexpected error occurred; it has been logged');
+}
+
+/** Connection-level failures of pg or ioredis, as opposed to bugs. */
+function isDependencyOutage(e: { code?: string; message?: string }): boolean {
+  const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006'];
+  if (e.code && codes.includes(e.code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(e.message ?? '');
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e as Error);
+      },
+    );
+  });
+}

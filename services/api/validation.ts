@@ -1,0 +1,66 @@
+/** Validation of the POST /tasks body: every problem is reported with the field it concerns. */
+import { isPriority, Priority, PRIORITIES } from '../core/tasks/priority';
+import { badRequest, FieldError } from './problem';
+
+export interface TaskInput {
+  type: string;
+  priority: Priority;
+  payload: unknown;
+  max_retries: number;
+  idempotency_key: string | null;
+}
+
+const KNOWN = new Set(['type', 'priority', 'payload', 'max_retries', 'idempotency_key']);
+const TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+export function validateTaskInput(body: unknown, headerKey: string | undefined, defaultMaxRetries: number): TaskInput {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw badRequest('the request body must be a JSON object', [{ field: '(body)', message: 'must be a JSON object' }]);
+  }
+  const b = body as Record<string, unknown>;
+  const errors: FieldError[] = [];
+  for (const k of Object.keys(b)) if (!KNOWN.has(k)) errors.push({ field: k, message: 'is not a known field' });
+
+  if (b.type === undefined) errors.push({ field: 'type', message: 'is required' });
+  else if (typeof b.type !== 'string') errors.push({ field: 'type', message: 'must be a string' });
+  else if (!TYPE_PATTERN.test(b.type)) errors.push({ field: 'type', message: 'must be 1-128 characters of letters, digits, _ . : -' });
+
+  if (b.priority !== undefined && !isPriority(b.priority)) {
+    errors.push({ field: 'priority', message: `must be one of ${PRIORITIES.join(', ')}` });
+  }
+  if (b.max_retries !== undefined && (typeof b.max_retries !== 'number' || !Number.isInteger(b.max_retries) || b.max_retries < 0 || b.max_retries > 100)) {
+    errors.push({ field: 'max_retries', message: 'must be an integer between 0 and 100' });
+  }
+  if (b.payload === null) errors.push({ field: 'payload', message: 'must not be null (omit it for an empty object)' });
+
+  let key: string | null = null;
+  if (b.idempotency_key !== undefined) {
+    if (typeof b.idempotency_key !== 'string' || !KEY_PATTERN.test(b.idempotency_key)) {
+      errors.push({ field: 'idempotency_key', message: 'must be 1-255 printable ASCII characters' });
+    } else key = b.idempotency_key;
+  }
+  if (headerKey !== undefined) {
+    if (!KEY_PATTERN.test(headerKey)) errors.push({ field: 'Idempotency-Key', message: 'must be 1-255 printable ASCII characters' });
+    else if (key !== null && key !== headerKey) errors.push({ field: 'Idempotency-Key', message: 'differs from idempotency_key in the body' });
+    else key = headerKey;
+  }
+  if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
+  return {
+    type: b.type as string,
+    priority: (b.priority as Priority | undefined) ?? 'default',
+    payload: b.payload === undefined ? {} : b.payload,
+    max_retries: (b.max_retries as number | undefined) ?? defaultMaxRetries,
+    idempotency_key: key,
+  };
+}
+
+/** JSON with object keys sorted, so equal requests hash equally whatever their key order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}

@@ -1,0 +1,101 @@
+/**
+ * The one typed configuration table. Every environment variable the services read is declared
+ * here with its default, parser and doc line; nothing else reads process.env. The README's
+ * configuration table is checked against this table by a test.
+ */
+import { ConfigError, parseBool, parseEnum, parseInteger, parseString, parseWeights, Parser } from './parsers';
+
+export interface Setting<T> {
+  readonly default: string;
+  readonly doc: string;
+  readonly parse: Parser<T>;
+  /** Which services read it, for the README and the manifests. */
+  readonly usedBy: readonly ('api' | 'worker' | 'migrator')[];
+}
+
+const all = ['api', 'worker', 'migrator'] as const;
+const runtime = ['api', 'worker'] as const;
+const worker = ['worker'] as const;
+
+function setting<T>(def: string, parse: Parser<T>, doc: string, usedBy: Setting<T>['usedBy'] = runtime): Setting<T> {
+  return { default: def, parse, doc, usedBy };
+}
+
+export const SETTINGS = {
+  // --- The Go system's table, same names and defaults ---
+  POSTGRES_URL: setting('postgres://app:app@localhost:5432/app?sslmode=disable', parseString({ minLength: 1 }), 'Postgres connection URL.', all),
+  REDIS_ADDR: setting('localhost:6379', parseString({ minLength: 1, pattern: /^[^\s:]+:\d{1,5}$/, hint: 'host:port' }), 'Redis address (host:port).'),
+  REDIS_PASS: setting('', parseString(), 'Redis password, if required.'),
+  METRICS_ADDR: setting(':2112', parseString({ pattern: /^[^\s]*:\d{1,5}$/, hint: '[host]:port' }), 'Prometheus metrics bind address. The worker defaults to `:2113` when unset.'),
+  WORKER_POOL: setting('12', parseInteger({ min: 1, max: 10000 }), 'Concurrent task slots per worker process.', worker),
+  PGPOOL_MAX_CONNS: setting('20', parseInteger({ min: 1, max: 1000 }), 'Maximum Postgres connections per process.'),
+  REDIS_POOL_SIZE: setting('50', parseInteger({ min: 1, max: 10000 }), 'Accepted for compatibility; ioredis pipelines commands on one connection per role, so this only caps command concurrency hints.'),
+  REDIS_MIN_IDLE: setting('10', parseInteger({ min: 0, max: 10000 }), 'Accepted for compatibility; see REDIS_POOL_SIZE.'),
+  VIS_TIMEOUT_MS: setting('60000', parseInteger({ min: 1000, max: 86_400_000 }), 'Visibility timeout (lease length) in milliseconds; heartbeats extend it while a handler runs.', worker),
+  REAPER_SCAN_INTERVAL_MS: setting('2000', parseInteger({ min: 10, max: 3_600_000 }), 'Reaper cadence in milliseconds.', worker),
+  REAPER_BATCH_SIZE: setting('100', parseInteger({ min: 1, max: 10000 }), 'Expired leases reclaimed per reaper pass.', worker),
+  METRICS_SAMPLE_MS: setting('500', parseInteger({ min: 50, max: 600_000 }), 'Minimum age of the sampled queue gauges before a scrape re-reads Redis, in milliseconds.'),
+  RETRY_BASE_MS: setting('500', parseInteger({ min: 0, max: 86_400_000 }), 'Retry backoff base: attempt n waits RETRY_BASE_MS·2^(n-1).', worker),
+  RETRY_MAX_MS: setting('30000', parseInteger({ min: 0, max: 86_400_000 }), 'Retry backoff cap in milliseconds.', worker),
+  RETRY_JITTER_MS: setting('500', parseInteger({ min: 0, max: 3_600_000 }), 'Uniform random jitter added to each backoff, up to this many milliseconds.', worker),
+  RETRY_SCAN_INTERVAL_MS: setting('500', parseInteger({ min: 10, max: 3_600_000 }), 'Retry pump cadence in milliseconds.', worker),
+  RETRY_BATCH_SIZE: setting('100', parseInteger({ min: 1, max: 10000 }), 'Due retries moved back to their queue per pump pass and priority.', worker),
+  // --- Added by this system ---
+  API_ADDR: setting(':8080', parseString({ pattern: /^[^\s]*:\d{1,5}$/, hint: '[host]:port' }), 'HTTP API bind address.', ['api']),
+  LOG_LEVEL: setting('info', parseEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'pino log level. Nothing is logged per task below `debug`.', all),
+  REDIS_KEY_PREFIX: setting('ts', parseString({ pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, _ . -' }), 'Namespace of every Redis key; used as the Cluster hash tag `{prefix}`.'),
+  QUEUE_STRATEGY: setting('weighted', parseEnum(['weighted', 'strict'] as const), '`weighted`: smooth weighted round-robin across non-empty priorities (no starvation); `strict`: always the highest non-empty priority.', worker),
+  QUEUE_WEIGHTS: setting('critical=8,high=4,default=2,low=1', parseWeights, 'Weights for the weighted strategy; `low` is served at least weight(low)/sum of leases while it has work.', worker),
+  LEASE_BATCH_SIZE: setting('32', parseInteger({ min: 1, max: 1000 }), 'Most tasks leased in one Redis call (bounded by free slots).', worker),
+  POLL_INTERVAL_MS: setting('50', parseInteger({ min: 1, max: 60_000 }), 'How long an idle worker waits before asking for work again, in milliseconds.', worker),
+  HEARTBEAT_INTERVAL_MS: setting('0', parseInteger({ min: 0, max: 3_600_000 }), 'Lease extension cadence in milliseconds; 0 means VIS_TIMEOUT_MS/3.', worker),
+  TASK_TIMEOUT_MS: setting('300000', parseInteger({ min: 1, max: 86_400_000 }), 'A handler running longer is aborted and its attempt fails with a timeout error.', worker),
+  SHUTDOWN_GRACE_MS: setting('25000', parseInteger({ min: 0, max: 3_600_000 }), 'On SIGTERM, how long running handlers may finish before they are aborted and handed back.', runtime),
+  DEFAULT_MAX_RETRIES: setting('5', parseInteger({ min: 0, max: 100 }), 'max_retries of a task that does not set it.', ['api']),
+  IDEMPOTENCY_TTL_MS: setting('86400000', parseInteger({ min: 1000, max: 31 * 86_400_000 }), 'How long an idempotency key is remembered.', ['api']),
+  MAX_BODY_BYTES: setting('1048576', parseInteger({ min: 1024, max: 64 * 1048576 }), 'Largest accepted request body; larger ones get 413.', ['api']),
+  WORKER_ID: setting('', parseString({ pattern: /^[A-Za-z0-9_.:-]{0,128}$/, hint: 'letters, digits, _ . : -' }), 'Worker identity recorded in task_runs; empty means hostname-pid.', worker),
+  MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+export type Config = { -readonly [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+
+export type ServiceName = 'api' | 'worker' | 'migrator';
+
+/** Per-service defaults that differ from the table (the Go system ran the worker's metrics on :2113). */
+const SERVICE_DEFAULTS: Partial<Record<ServiceName, Partial<Record<SettingName, string>>>> = {
+  worker: { METRICS_ADDR: ':2113' },
+};
+
+/**
+ * Parses every setting; collects all problems so one start-up reports them together.
+ * Throws ConfigError naming each offending variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: ServiceName): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, s] of Object.entries(SETTINGS) as [SettingName, Setting<unknown>][]) {
+    const raw = env[name] ?? (service && SERVICE_DEFAULTS[service]?.[name]) ?? s.default;
+    try {
+      out[name] = s.parse(raw);
+    } catch (err) {
+      problems.push(`${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
+    }
+  }
+  const cfg = out as Config;
+  if (problems.length === 0 && cfg.RETRY_MAX_MS < cfg.RETRY_BASE_MS) {
+    problems.push(`RETRY_MAX_MS=${cfg.RETRY_MAX_MS}: must be at least RETRY_BASE_MS (${cfg.RETRY_BASE_MS})`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return cfg;
+}
+
+/** A config for tests and tools: defaults plus overrides, validated the same way. */
+export function configWith(overrides: Partial<Record<SettingName, string | number>>, service?: ServiceName): Config {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(overrides)) env[k] = String(v);
+  return loadConfig(env, service);
+}
+
+export { ConfigError, parseBool };

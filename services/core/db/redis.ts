@@ -1,0 +1,26 @@
+/** Redis connections, configured for a queue: fail fast while Redis is away, reconnect forever. */
+import Redis from 'ioredis';
+import { splitAddr } from '../config/parsers';
+
+export interface RedisConnOptions {
+  addr: string;
+  password?: string;
+  name: string;
+  /** Queue commands while disconnected (worker) or fail them at once (API → 503). */
+  offlineQueue: boolean;
+}
+
+export function createRedis(o: RedisConnOptions): Redis {
+  const { host, port } = splitAddr(o.addr);
+  return new Redis({
+    host: host ?? '127.0.0.1',
+    port,
+    password: o.password || undefined,
+    connectionName: o.name,
+    enableAutoPipelining: true,
+    enableOfflineQueue: o.offlineQueue,
+    maxRetriesPerRequest: 2,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    lazyConnect: false,
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * Prometheus metrics, with the Go system's names and labels. Each process owns a registry.
+ * Label values are bounded: task types reach metrics only once a handler exists for them
+ * (others are reported as `unknown`), and no id ever becomes a label.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PRIORITIES } from '../tasks/priority';
+
+const RUN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+// Waits range from sub-millisecond on an idle system to many minutes behind a backlog or backoff.
+const WAIT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+export function createRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export type ApiMetrics = ReturnType<typeof apiMetrics>;
+export function apiMetrics(registry: Registry) {
+  return {
+    enqueued: new Counter({ name: 'tasks_enqueued_total', help: 'Tasks accepted and queued (idempotent replays not counted).', registers: [registry] }),
+    httpRequests: new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests served, by route template, method and status code.',
+      labelNames: ['route', 'method', 'status'] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request latency by route template and method.',
+      labelNames: ['route', 'method'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof workerMetrics>;
+export function workerMetrics(registry: Registry) {
+  const c = (name: string, help: string, labelNames: readonly string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
+  return {
+    dequeued: c('tasks_dequeued_total', 'Attempts leased from the queue, by priority.', ['priority']),
+    succeeded: c('tasks_succeeded_total', 'Attempts that succeeded (recorded in Postgres), by type and priority.', ['type', 'priority']),
+    failed: c('tasks_failed_total', 'Attempts that failed (each failed attempt, retried or not), by type and priority.', ['type', 'priority']),
+    dead: c('tasks_dead_total', 'Tasks that reached a dead-letter queue (final failures), by type and priority.', ['type', 'priority']),
+    retried: c('tasks_retried_total', 'Failed attempts scheduled for a retry.'),
+    reaped: c('tasks_reaped_total', 'Expired leases reclaimed by the reaper.'),
+    acks: c('acks_total', 'Tasks acknowledged (removed from Redis after a final outcome).'),
+    leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
+    promoted: c('tasks_promoted_total', 'Due retries moved back to their queue by the retry pump, by priority.', ['priority']),
+    runSeconds: new Histogram({ name: 'task_run_seconds', help: 'Handler run time per attempt, by type.', labelNames: ['type'], buckets: RUN_BUCKETS, registers: [registry] }),
+    enqueueToStart: new Histogram({
+      name: 'enqueue_to_start_seconds',
+      help: 'Time from the first enqueue of a task to the start of its first attempt, by priority.',
+      labelNames: ['priority'],
+      buckets: WAIT_BUCKETS,
+      registers: [registry],
+    }),
+    attemptWait: new Histogram({
+      name: 'attempt_wait_seconds',
+      help: 'Time from an attempt becoming ready (enqueue, retry due, reclaim) to its start, by priority.',
+      labelNames: ['priority'],
+      buckets: WAIT_BUCKETS,
+      registers: [registry],
+    }),
+    inflight: new Gauge({ name: 'processing_inflight', help: 'Attempts running in this worker process.', registers: [registry] }),
+  };
+}
+
+/**
+ * Queue gauges read from Redis at scrape time (cached for `sampleMs`). Only the API exports them,
+ * so a sum over scraped workers cannot multiply them.
+ */
+export function queueGauges(registry: Registry, read: () => Promise<{ ready: Record<string, number>; retrying: Record<string, number>; dead: Record<string, number> }>, sampleMs: number) {
+  let last = 0;
+  let cached: Awaited<ReturnType<typeof read>> | null = null;
+  let pending: Promise<void> | null = null;
+  const refresh = async () => {
+    if (Date.now() - last < sampleMs && cached) return;
+    pending ??= read()
+      .then((s) => {
+        cached = s;
+        last = Date.now();
+      })
+      .finally(() => {
+        pending = null;
+      });
+    await pending;
+  };
+  const gauge = (name: string, help: string, pick: (s: NonNullable<typeof cached>) => Record<string, number>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['priority'],
+      registers: [registry],
+      async collect() {
+        try {
+          await refresh();
+        } catch {
+          return; // Redis unavailable: keep the last values rather than failing the scrape.
+        }
+        if (!cached) return;
+        for (const p of PRIORITIES) this.set({ priority: p }, pick(cached)[p] ?? 0);
+      },
+    });
+  gauge('queue_depth', 'Tasks waiting in each priority queue (Redis).', (s) => s.ready);
+  gauge('retry_set_depth', 'Tasks waiting for a retry, per priority (Redis).', (s) => s.retrying);
+  gauge('dlq_depth', 'Tasks in each dead-letter queue (Redis).', (s) => s.dead);
+}

@@ -1,0 +1,45 @@
+/**
+ * Every Redis key the queue uses, built in one place. All keys share one hash tag `{prefix}` so a
+ * whole namespace lives in one Cluster slot and every script may touch all of them; scripts
+ * receive every key they touch in KEYS, never build one.
+ */
+import { PRIORITIES } from '../tasks/priority';
+
+export interface QueueKeys {
+  /** Waiting task ids per priority, FIFO (RPUSH to enqueue, LPOP to lease). */
+  queues: string[];
+  /** Due-time ordered ids waiting for a retry, per priority. */
+  retries: string[];
+  /** Dead-lettered ids per priority, oldest first. */
+  deadLetters: string[];
+  /** id → deadline (ms, Redis clock) of every leased task. */
+  processing: string;
+  /** id → immutable message JSON (type, payload, created_at ms). */
+  messages: string;
+  /** id → "priorityIndex:maxAttempts". */
+  meta: string;
+  /** id → attempts started so far. */
+  attempts: string;
+  /** id → token of the current lease. */
+  tokens: string;
+  /** id → ms (Redis clock) when the task last became ready to run; for per-attempt wait. */
+  readyAt: string;
+  /** priority → current weight of the smooth weighted round-robin. */
+  wrr: string;
+}
+
+export function queueKeys(prefix: string): QueueKeys {
+  const tag = `{${prefix}}`;
+  return {
+    queues: PRIORITIES.map((p) => `${tag}:q:${p}`),
+    retries: PRIORITIES.map((p) => `${tag}:retry:${p}`),
+    deadLetters: PRIORITIES.map((p) => `${tag}:dlq:${p}`),
+    processing: `${tag}:processing`,
+    messages: `${tag}:msg`,
+    meta: `${tag}:meta`,
+    attempts: `${tag}:attempts`,
+    tokens: `${tag}:tokens`,
+    readyAt: `${tag}:ready_at`,
+    wrr: `${tag}:wrr`,
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The queue as the worker and the maintenance loops see it. Postgres decides what a task's state
+ * is; the queue decides who may work on it right now, and proves it with a lease token.
+ */
+import type { Priority } from '../tasks/priority';
+
+export interface QueueMessage {
+  id: string;
+  type: string;
+  priority: Priority;
+  payload: unknown;
+  maxAttempts: number;
+  /** When the task was first accepted (ms since epoch); enqueue-to-start is measured from here. */
+  createdAtMs: number;
+}
+
+export interface EnqueueItem extends QueueMessage {
+  /** Attempts already started (0 for a new task; more when the reconciler re-indexes). */
+  attempts: number;
+}
+
+export interface Lease {
+  message: QueueMessage;
+  token: string;
+  attempt: number;
+  deadlineMs: number;
+  /** When this attempt became ready (ms, Redis clock): per-attempt wait = leasedAtMs - readyAtMs. */
+  readyAtMs: number;
+  leasedAtMs: number;
+}
+
+export interface Held {
+  id: string;
+  token: string;
+  priority: Priority;
+}
+
+export interface Reaped {
+  id: string;
+  expiredToken: string;
+  attempt: number;
+  destination: 'queued' | 'dead';
+  priority: Priority;
+}
+
+export interface QueueStats {
+  ready: Record<Priority, number>;
+  retrying: Record<Priority, number>;
+  dead: Record<Priority, number>;
+  processing: number;
+}
+
+export interface LeaseOptions {
+  max: number;
+  visibilityMs: number;
+}
+
+export interface TaskQueue {
+  /** Indexes tasks as ready; returns, per item, whether it was newly pushed (false = already indexed). */
+  enqueue(items: EnqueueItem[]): Promise<boolean[]>;
+  lease(opts: LeaseOptions): Promise<Lease[]>;
+  /** Per item, whether the lease was still held (and is now extended). */
+  extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]>;
+  ack(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]>;
+  retry(items: (Held & { delayMs: number })[]): Promise<boolean[]>;
+  bury(items: Held[]): Promise<boolean[]>;
+  release(items: Held[]): Promise<boolean[]>;
+  reap(limit: number): Promise<Reaped[]>;
+  promoteDue(limitPerPriority: number): Promise<Record<Priority, number>>;
+  stats(): Promise<QueueStats>;
+  deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,215 @@
+/** The Redis adapter of TaskQueue: every state change is one Lua script, fenced by the lease token. */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
+import { queueKeys, QueueKeys } from './keys';
+import type { EnqueueItem, Held, Lease, LeaseOptions, QueueMessage, QueueStats, Reaped, TaskQueue } from './queue';
+
+export type Strategy = 'weighted' | 'strict';
+
+export interface RedisQueueOptions {
+  prefix: string;
+  strategy: Strategy;
+  weights: Record<Priority, number>;
+}
+
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote'] as const;
+type ScriptName = (typeof SCRIPTS)[number];
+type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
+
+function scriptDir(): string {
+  // Compiled code runs from dist/; the .lua files stay beside the TypeScript source.
+  const here = path.join(__dirname, 'lua');
+  try {
+    readFileSync(path.join(here, 'lease.lua'));
+    return here;
+  } catch {
+    return path.resolve(__dirname, '../../../../services/core/queue/lua');
+  }
+}
+
+const scriptSource = new Map<ScriptName, string>();
+function loadScript(name: ScriptName): string {
+  let src = scriptSource.get(name);
+  if (!src) {
+    src = readFileSync(path.join(scriptDir(), `${name}.lua`), 'utf8');
+    scriptSource.set(name, src);
+  }
+  return src;
+}
+
+interface WireMessage {
+  type: string;
+  payload: unknown;
+  created_at: number;
+}
+
+export class RedisQueue implements TaskQueue {
+  readonly keys: QueueKeys;
+  private readonly run: Record<ScriptName, ScriptFn>;
+
+  constructor(
+    readonly redis: Redis,
+    private readonly opts: RedisQueueOptions,
+  ) {
+    this.keys = queueKeys(opts.prefix);
+    const run = {} as Record<ScriptName, ScriptFn>;
+    for (const name of SCRIPTS) {
+      const cmd = `ts_${name}`;
+      if (!(cmd in redis)) redis.defineCommand(cmd, { lua: loadScript(name) });
+      const fn = (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[cmd]!.bind(redis);
+      run[name] = (keys, args) => fn(keys.length, ...keys, ...args);
+    }
+    this.run = run;
+  }
+
+  async enqueue(items: EnqueueItem[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const k = this.keys;
+    const args: (string | number)[] = [];
+    for (const it of items) {
+      const wire: WireMessage = { type: it.type, payload: it.payload, created_at: it.createdAtMs };
+      args.push(it.id, priorityIndex(it.priority), it.maxAttempts, JSON.stringify(wire), it.attempts);
+    }
+    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt], args)) as number[];
+    return res.map((r) => r === 1);
+  }
+
+  async lease(opts: LeaseOptions): Promise<Lease[]> {
+    const k = this.keys;
+    const w = this.opts.weights;
+    const tokenBase = randomBytes(12).toString('base64url');
+    const res = (await this.run.lease(
+      [...k.queues, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr],
+      [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low],
+    )) as (string | number)[];
+    const now = Number(res[0]);
+    const leases: Lease[] = [];
+    for (let i = 1; i < res.length; i += 7) {
+      const id = String(res[i]);
+      const wire = JSON.parse(String(res[i + 4])) as WireMessage;
+      const [pIdx, maxAttempts] = String(res[i + 5]).split(':').map(Number) as [number, number];
+      const message: QueueMessage = {
+        id,
+        type: wire.type,
+        priority: PRIORITIES[pIdx] ?? 'default',
+        payload: wire.payload,
+        maxAttempts,
+        createdAtMs: wire.created_at,
+      };
+      leases.push({
+        message,
+        token: String(res[i + 1]),
+        attempt: Number(res[i + 2]),
+        deadlineMs: Number(res[i + 3]),
+        readyAtMs: Number(res[i + 6]),
+        leasedAtMs: now,
+      });
+    }
+    return leases;
+  }
+
+  async extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]> {
+    if (held.length === 0) return [];
+    const res = (await this.run.extend([this.keys.processing, this.keys.tokens], [visibilityMs, ...held.flatMap((h) => [h.id, h.token])])) as number[];
+    return res.map((r) => r === 1);
+  }
+
+  async ack(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
+    if (held.length === 0) return [];
+    const k = this.keys;
+    const res = (await this.run.ack(
+      [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt],
+      held.flatMap((h) => [h.id, h.token]),
+    )) as number[];
+    return res.map((r) => r === 1);
+  }
+
+  async retry(items: (Held & { delayMs: number })[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const k = this.keys;
+    const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority), Math.max(0, Math.round(h.delayMs))]);
+    const res = (await this.run.retry([k.processing, k.tokens, ...k.retries], args)) as number[];
+    return res.map((r) => r === 1);
+  }
+
+  async bury(items: Held[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const k = this.keys;
+    const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
+    const res = (await this.run.bury([k.processing, k.tokens, ...k.deadLetters], args)) as number[];
+    return res.map((r) => r === 1);
+  }
+
+  async release(items: Held[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const k = this.keys;
+    const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
+    const res = (await this.run.release([k.processing, k.tokens, k.attempts, ...k.queues], args)) as number[];
+    return res.map((r) => r === 1);
+  }
+
+  async reap(limit: number): Promise<Reaped[]> {
+    const k = this.keys;
+    const res = (await this.run.reap(
+      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters],
+      [limit],
+    )) as (string | number)[];
+    const out: Reaped[] = [];
+    for (let i = 0; i < res.length; i += 5) {
+      out.push({
+        id: String(res[i]),
+        expiredToken: String(res[i + 1]),
+        attempt: Number(res[i + 2]),
+        destination: res[i + 3] === 'dead' ? 'dead' : 'queued',
+        priority: PRIORITIES[Number(res[i + 4])] ?? 'default',
+      });
+    }
+    return out;
+  }
+
+  async promoteDue(limitPerPriority: number): Promise<Record<Priority, number>> {
+    const k = this.keys;
+    const res = (await this.run.promote([...k.retries, ...k.queues, k.readyAt], [limitPerPriority])) as number[];
+    return byPriority((i) => Number(res[i] ?? 0));
+  }
+
+  async stats(): Promise<QueueStats> {
+    const k = this.keys;
+    const pipe = this.redis.pipeline();
+    for (const q of k.queues) pipe.llen(q);
+    for (const r of k.retries) pipe.zcard(r);
+    for (const d of k.deadLetters) pipe.llen(d);
+    pipe.zcard(k.processing);
+    const res = (await pipe.exec()) ?? [];
+    const val = (i: number): number => {
+      const [err, v] = res[i] ?? [null, 0];
+      if (err) throw err;
+      return Number(v);
+    };
+    return {
+      ready: byPriority((i) => val(i)),
+      retrying: byPriority((i) => val(4 + i)),
+      dead: byPriority((i) => val(8 + i)),
+      processing: val(12),
+    };
+  }
+
+  async deadLetterIds(priority: Priority, limit = 1000): Promise<string[]> {
+    return this.redis.lrange(this.keys.deadLetters[priorityIndex(priority)]!, 0, limit - 1);
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+function byPriority(f: (i: number) => number): Record<Priority, number> {
+  return { critical: f(0), high: f(1), default: f(2), low: f(3) };
+}

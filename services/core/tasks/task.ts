@@ -1,0 +1,76 @@
+/** A task as stored in Postgres and as the API shows it (snake_case, like the Go API). */
+import type { Priority, TaskStatus } from './priority';
+
+export interface TaskRow {
+  id: string;
+  type: string;
+  priority: Priority;
+  payload: unknown;
+  status: TaskStatus;
+  attempts: number;
+  max_retries: number;
+  idempotency_key: string | null;
+  last_error: string | null;
+  run_after: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  first_started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export interface RunRow {
+  attempt: number;
+  worker_id: string;
+  started_at: Date;
+  finished_at: Date | null;
+  outcome: string;
+  error: string | null;
+  duration_ms: number | null;
+}
+
+export const TASK_COLUMNS =
+  'id, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at';
+
+export interface NewTask {
+  id: string;
+  type: string;
+  priority: Priority;
+  payload: unknown;
+  maxRetries: number;
+  idempotencyKey: string | null;
+}
+
+function iso(d: Date | null): string | null {
+  return d ? d.toISOString() : null;
+}
+
+export function taskToJson(t: TaskRow, runs?: RunRow[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    id: t.id,
+    type: t.type,
+    priority: t.priority,
+    payload: t.payload,
+    status: t.status,
+    attempts: t.attempts,
+    max_retries: t.max_retries,
+    idempotency_key: t.idempotency_key,
+    last_error: t.last_error,
+    next_attempt_at: iso(t.run_after),
+    created_at: iso(t.created_at),
+    updated_at: iso(t.updated_at),
+    started_at: iso(t.first_started_at),
+    finished_at: iso(t.finished_at),
+  };
+  if (runs) {
+    out.runs = runs.map((r) => ({
+      attempt: r.attempt,
+      worker_id: r.worker_id,
+      outcome: r.outcome,
+      error: r.error,
+      started_at: iso(r.started_at),
+      finished_at: iso(r.finished_at),
+      duration_ms: r.duration_ms,
+    }));
+  }
+  return out;
+}

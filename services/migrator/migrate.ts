@@ -1,0 +1,111 @@
+/**
+ * Applies numbered SQL migrations (`NNNN_name.sql`) in order, each in its own transaction,
+ * under a session advisory lock so concurrent migrators serialize instead of racing. Each
+ * applied file is recorded with its sha256; an applied file whose content changed is refused.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client } from 'pg';
+import type { Logger } from '../core/observability/logger';
+
+/** Arbitrary constant shared by every migrator copy: "task-scheduler migrations". */
+const ADVISORY_LOCK_KEY = 7_331_001;
+const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+
+export const DEFAULT_MIGRATIONS_DIR = path.resolve(__dirname, '../../migrations');
+// When running from dist/, migrations live two levels above dist/services/migrator.
+const BUNDLED_DIRS = [DEFAULT_MIGRATIONS_DIR, path.resolve(__dirname, '../../../migrations')];
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+export interface MigrationFile {
+  version: number;
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+export interface MigrateResult {
+  applied: string[];
+  /** Schema version after the run: the highest applied migration. */
+  version: number;
+}
+
+export function bundledMigrationsDir(): string {
+  for (const d of BUNDLED_DIRS) {
+    try {
+      if (readdirSync(d).some((f) => FILE_PATTERN.test(f))) return d;
+    } catch {
+      /* try the next candidate */
+    }
+  }
+  throw new MigrationError(`no migrations found in ${BUNDLED_DIRS.join(' or ')}`);
+}
+
+export function readMigrations(dir: string): MigrationFile[] {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const seen = new Set<number>();
+  return files.map((f) => {
+    const m = FILE_PATTERN.exec(f);
+    if (!m) throw new MigrationError(`${f}: migration files must be named NNNN_lowercase_name.sql`);
+    const version = Number(m[1]);
+    if (seen.has(version)) throw new MigrationError(`${f}: version ${version} appears twice`);
+    seen.add(version);
+    const sql = readFileSync(path.join(dir, f), 'utf8');
+    return { version, name: f, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+  });
+}
+
+export async function migrate(opts: { databaseUrl: string; dir?: string; log?: Logger }): Promise<MigrateResult> {
+  const files = readMigrations(opts.dir || bundledMigrationsDir());
+  const client = new Client({ connectionString: opts.databaseUrl, application_name: 'task-scheduler-migrator' });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEY]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    integer PRIMARY KEY,
+      name       text        NOT NULL,
+      checksum   text        NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now())`);
+    const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
+      'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
+    );
+    const done = new Map(rows.map((r) => [r.version, r]));
+    for (const f of files) {
+      const prior = done.get(f.version);
+      if (prior && prior.checksum !== f.checksum) {
+        throw new MigrationError(
+          `${f.name} was edited after it was applied (recorded checksum ${prior.checksum.slice(0, 12)}…, ` +
+            `file ${f.checksum.slice(0, 12)}…); add a new migration instead`,
+        );
+      }
+    }
+    const applied: string[] = [];
+    for (const f of files) {
+      if (done.has(f.version)) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(f.sql);
+        await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+          f.version,
+          f.name,
+          f.checksum,
+        ]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw new MigrationError(`${f.name} failed: ${(err as Error).message}`);
+      }
+      applied.push(f.name);
+      opts.log?.info({ migration: f.name }, 'migration applied');
+    }
+    const version = Math.max(0, ...rows.map((r) => r.version), ...files.filter((f) => applied.includes(f.name)).map((f) => f.version));
+    return { applied, version };
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEY]).catch(() => undefined);
+    await client.end();
+  }
+}

@@ -1,0 +1,31 @@
+/** Extends the leases of running attempts; aborts the ones whose lease was lost (reaped or taken over). */
+import type { Logger } from '../core/observability/logger';
+import type { TaskQueue } from '../core/queue/queue';
+import { PeriodicService } from '../core/service';
+import { LeaseLostError } from './errors';
+import type { Running } from './processor';
+
+export class Heartbeater extends PeriodicService<{ extended: number; lost: number }> {
+  constructor(
+    private readonly running: ReadonlyMap<string, Running>,
+    private readonly queue: TaskQueue,
+    private readonly visibilityMs: number,
+    intervalMs: number,
+    log: Logger,
+  ) {
+    super('heartbeater', intervalMs, log);
+  }
+
+  async runOnce(): Promise<{ extended: number; lost: number }> {
+    const entries = [...this.running.values()].filter((r) => !r.controller.signal.aborted);
+    if (entries.length === 0) return { extended: 0, lost: 0 };
+    const ok = await this.queue.extend(entries.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs);
+    let lost = 0;
+    entries.forEach((r, i) => {
+      if (ok[i]) return;
+      lost++;
+      r.controller.abort(new LeaseLostError(r.lease.message.id));
+    });
+    return { extended: entries.length - lost, lost };
+  }
+}

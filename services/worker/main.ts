@@ -1,0 +1,47 @@
+/** Worker entrypoint (`npm run worker`, the worker image). SIGTERM/SIGINT drain and exit 0. */
+import { ConfigError, loadConfig } from '../core/config/config';
+import { createPgPool } from '../core/db/postgres';
+import { createRedis } from '../core/db/redis';
+import { createLogger } from '../core/observability/logger';
+import { createRegistry, workerMetrics } from '../core/observability/metrics';
+import { startMetricsServer } from '../core/observability/metrics-server';
+import { RedisQueue } from '../core/queue/redis-queue';
+import { defaultHandlers } from './handlers';
+import { Worker } from './worker';
+
+async function main(): Promise<void> {
+  const cfg = loadConfig(process.env, 'worker');
+  const log = createLogger('worker', cfg.LOG_LEVEL);
+  const registry = createRegistry('worker');
+  const metrics = workerMetrics(registry);
+  const pool = createPgPool(cfg.POSTGRES_URL, cfg.PGPOOL_MAX_CONNS, 'task-scheduler-worker', log);
+  const redis = createRedis({ addr: cfg.REDIS_ADDR, password: cfg.REDIS_PASS, name: 'worker', offlineQueue: true });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
+  const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers(), log, metrics });
+  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
+  worker.start();
+  log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    worker
+      .stop()
+      .then(() => Promise.all([metricsServer.close(), pool.end(), queue.close()]))
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : `worker failed to start: ${(err as Error).stack}`}\n`);
+  process.exit(1);
+});

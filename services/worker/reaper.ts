@@ -1,0 +1,42 @@
+/**
+ * Reclaims expired leases (Redis decides atomically: back to the queue, or to the dead-letter list
+ * when the lost attempt was the last), then records each lost attempt in Postgres, fenced by the
+ * expired token so a late outcome written first is never overwritten.
+ */
+import type { Pool } from 'pg';
+import type { Logger } from '../core/observability/logger';
+import type { WorkerMetrics } from '../core/observability/metrics';
+import type { TaskQueue } from '../core/queue/queue';
+import { PeriodicService } from '../core/service';
+import { recordExpired } from '../core/tasks/attempt-store';
+
+export interface ReapResult {
+  reaped: number;
+  requeued: number;
+  dead: number;
+}
+
+export class Reaper extends PeriodicService<ReapResult> {
+  constructor(
+    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
+    private readonly batchSize: number,
+    intervalMs: number,
+    log: Logger,
+  ) {
+    super('reaper', intervalMs, log);
+  }
+
+  async runOnce(): Promise<ReapResult> {
+    const reaped = await this.deps.queue.reap(this.batchSize);
+    if (reaped.length === 0) return { reaped: 0, requeued: 0, dead: 0 };
+    await recordExpired(
+      this.deps.pool,
+      reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
+    );
+    const dead = reaped.filter((r) => r.destination === 'dead').length;
+    this.deps.metrics.reaped.inc(reaped.length);
+    for (const r of reaped) if (r.destination === 'dead') this.deps.metrics.dead.inc({ type: 'unknown', priority: r.priority });
+    this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
+    return { reaped: reaped.length, requeued: reaped.length - dead, dead };
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * One worker process: the processor plus its background services. Shutdown follows a fixed order:
+ * stop leasing → drain running handlers (bounded by the grace period) → hand back what is left →
+ * flush the completer → stop heartbeats and maintenance. Pools are closed by the caller.
+ */
+import { hostname } from 'node:os';
+import type { Pool } from 'pg';
+import type { Config } from '../core/config/config';
+import type { Logger } from '../core/observability/logger';
+import type { WorkerMetrics } from '../core/observability/metrics';
+import type { TaskQueue } from '../core/queue/queue';
+import { Completer } from './completer';
+import type { HandlerRegistry } from './handlers';
+import { Heartbeater } from './heartbeater';
+import { KeyPruner } from './key-pruner';
+import { Processor } from './processor';
+import { Reaper } from './reaper';
+import { RetryPump } from './retry-pump';
+
+export interface WorkerDeps {
+  cfg: Config;
+  pool: Pool;
+  queue: TaskQueue;
+  handlers: HandlerRegistry;
+  log: Logger;
+  metrics: WorkerMetrics;
+}
+
+export class Worker {
+  readonly id: string;
+  readonly processor: Processor;
+  readonly completer: Completer;
+  readonly heartbeater: Heartbeater;
+  readonly reaper: Reaper;
+  readonly retryPump: RetryPump;
+  readonly keyPruner: KeyPruner;
+  private stopped: Promise<{ handedBack: number }> | null = null;
+
+  constructor(private readonly deps: WorkerDeps) {
+    const { cfg, pool, queue, log, metrics } = deps;
+    this.id = cfg.WORKER_ID || `${hostname()}-${process.pid}`;
+    this.completer = new Completer({ pool, queue, log, metrics }, { maxBatch: 500, giveUpAfterMs: cfg.VIS_TIMEOUT_MS });
+    this.processor = new Processor(
+      { pool, queue, completer: this.completer, handlers: deps.handlers, log, metrics },
+      {
+        workerId: this.id,
+        slots: cfg.WORKER_POOL,
+        leaseBatch: cfg.LEASE_BATCH_SIZE,
+        visibilityMs: cfg.VIS_TIMEOUT_MS,
+        pollIntervalMs: cfg.POLL_INTERVAL_MS,
+        taskTimeoutMs: cfg.TASK_TIMEOUT_MS,
+        backoff: { baseMs: cfg.RETRY_BASE_MS, maxMs: cfg.RETRY_MAX_MS, jitterMs: cfg.RETRY_JITTER_MS },
+      },
+    );
+    const heartbeatMs = cfg.HEARTBEAT_INTERVAL_MS || Math.max(50, Math.floor(cfg.VIS_TIMEOUT_MS / 3));
+    this.heartbeater = new Heartbeater(this.processor.running, queue, cfg.VIS_TIMEOUT_MS, heartbeatMs, log);
+    this.reaper = new Reaper({ pool, queue, metrics }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log);
+    this.retryPump = new RetryPump({ queue, metrics, onPromoted: () => this.processor.wake() }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
+    this.keyPruner = new KeyPruner(pool, 60_000, log);
+  }
+
+  start(): void {
+    this.processor.start();
+    this.heartbeater.start();
+    this.reaper.start();
+    this.retryPump.start();
+    this.keyPruner.start();
+    this.deps.log.info({ workerId: this.id, slots: this.deps.cfg.WORKER_POOL, strategy: this.deps.cfg.QUEUE_STRATEGY }, 'worker started');
+  }
+
+  /** Idempotent; resolves with how many attempts were handed back unfinished. */
+  stop(graceMs: number = this.deps.cfg.SHUTDOWN_GRACE_MS): Promise<{ handedBack: number }> {
+    this.stopped ??= this.shutdown(graceMs);
+    return this.stopped;
+  }
+
+  private async shutdown(graceMs: number): Promise<{ handedBack: number }> {
+    const { log } = this.deps;
+    await this.processor.stopLeasing();
+    const left = await this.processor.drain(graceMs);
+    if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
+    await this.processor.abortAll();
+    await this.completer.flush();
+    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop()]);
+    log.info({ handedBack: left }, 'worker stopped');
+    return { handedBack: left };
+  }
+}
