@@ -17,6 +17,8 @@ export interface QueueMessage {
 export interface EnqueueItem extends QueueMessage {
   /** Attempts already started (0 for a new task; more when the reconciler re-indexes). */
   attempts: number;
+  /** Ms since epoch when a retry is due; absent or past means ready now. */
+  dueAtMs?: number;
 }
 
 export interface Lease {
@@ -69,6 +71,8 @@ export interface TaskQueue {
   promoteDue(limitPerPriority: number): Promise<Record<Priority, number>>;
   stats(): Promise<QueueStats>;
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
+  /** Per id, whether Redis knows the task at all (waiting, leased, retrying or dead). */
+  indexed(ids: string[]): Promise<boolean[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

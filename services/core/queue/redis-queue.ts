@@ -71,9 +71,9 @@ export class RedisQueue implements TaskQueue {
     const args: (string | number)[] = [];
     for (const it of items) {
       const wire: WireMessage = { type: it.type, payload: it.payload, created_at: it.createdAtMs };
-      args.push(it.id, priorityIndex(it.priority), it.maxAttempts, JSON.stringify(wire), it.attempts);
+      args.push(it.id, priorityIndex(it.priority), it.maxAttempts, JSON.stringify(wire), it.attempts, it.dueAtMs ?? 0);
     }
-    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt], args)) as number[];
+    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt, ...k.retries], args)) as number[];
     return res.map((r) => r === 1);
   }
 
@@ -199,6 +199,12 @@ export class RedisQueue implements TaskQueue {
 
   async deadLetterIds(priority: Priority, limit = 1000): Promise<string[]> {
     return this.redis.lrange(this.keys.deadLetters[priorityIndex(priority)]!, 0, limit - 1);
+  }
+
+  async indexed(ids: string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    const res = await this.redis.hmget(this.keys.meta, ...ids);
+    return res.map((v) => v !== null);
   }
 
   async ping(): Promise<void> {

@@ -1,21 +1,27 @@
--- enqueue: index tasks as ready to run, unless already indexed (so repeats never duplicate).
--- KEYS: q:critical, q:high, q:default, q:low, msg, meta, attempts, ready_at
--- ARGV: groups of 5: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar
--- Returns: one integer per task: 1 = pushed, 0 = already indexed
+-- enqueue: index tasks as ready (or as due later, in their retry set), unless already indexed, so
+-- a repeated push (API replay, reconciler) never duplicates a task.
+-- KEYS: q:critical..q:low (1-4), msg (5), meta (6), attempts (7), ready_at (8), retry:critical..retry:low (9-12)
+-- ARGV: groups of 6: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now)
+-- Returns: one integer per task: 1 = indexed, 0 = already indexed
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
-for i = 1, #ARGV, 5 do
+for i = 1, #ARGV, 6 do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[6], id) == 1 then
     out[#out + 1] = 0
   else
     local p = tonumber(ARGV[i + 1])
+    local due = tonumber(ARGV[i + 5])
     redis.call('HSET', KEYS[5], id, ARGV[i + 3])
     redis.call('HSET', KEYS[6], id, p .. ':' .. ARGV[i + 2])
     redis.call('HSET', KEYS[7], id, ARGV[i + 4])
-    redis.call('HSET', KEYS[8], id, now)
-    redis.call('RPUSH', KEYS[p + 1], id)
+    if due > now then
+      redis.call('ZADD', KEYS[9 + p], due, id)
+    else
+      redis.call('HSET', KEYS[8], id, now)
+      redis.call('RPUSH', KEYS[p + 1], id)
+    end
     out[#out + 1] = 1
   end
 end
