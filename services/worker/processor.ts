@@ -30,6 +30,7 @@ export interface ProcessorOptions {
 }
 
 export class Processor {
+  /** Running attempts by lease token: one task can have two attempts alive when a lease was lost. */
   readonly running = new Map<string, Running>();
   private stopping = false;
   private loopDone: Promise<void> | null = null;
@@ -145,7 +146,7 @@ export class Processor {
     const { message: msg } = lease;
     const { log, metrics: m } = this.deps;
     const controller = new AbortController();
-    this.running.set(msg.id, { lease, controller });
+    this.running.set(lease.token, { lease, controller });
     m.inflight.inc();
     const timer = setTimeout(() => controller.abort(new TaskTimeoutError(this.opts.taskTimeoutMs)), this.opts.taskTimeoutMs);
     const handler = this.deps.handlers.get(msg.type);
@@ -185,7 +186,7 @@ export class Processor {
       if (log.isLevelEnabled('debug')) log.debug({ taskId: msg.id, attempt: lease.attempt, error, dead, result: res }, 'attempt finished');
     } finally {
       m.inflight.dec();
-      this.running.delete(msg.id);
+      this.running.delete(lease.token);
     }
   }
 

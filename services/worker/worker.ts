@@ -15,6 +15,7 @@ import { Heartbeater } from './heartbeater';
 import { KeyPruner } from './key-pruner';
 import { Processor } from './processor';
 import { Reaper } from './reaper';
+import { Reconciler } from './reconciler';
 import { RetryPump } from './retry-pump';
 
 export interface WorkerDeps {
@@ -34,6 +35,7 @@ export class Worker {
   readonly reaper: Reaper;
   readonly retryPump: RetryPump;
   readonly keyPruner: KeyPruner;
+  readonly reconciler: Reconciler;
   private stopped: Promise<{ handedBack: number }> | null = null;
 
   constructor(private readonly deps: WorkerDeps) {
@@ -57,6 +59,11 @@ export class Worker {
     this.reaper = new Reaper({ pool, queue, metrics }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log);
     this.retryPump = new RetryPump({ queue, metrics, onPromoted: () => this.processor.wake() }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
     this.keyPruner = new KeyPruner(pool, 60_000, log);
+    this.reconciler = new Reconciler(
+      { pool, queue, metrics },
+      { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE },
+      log,
+    );
   }
 
   start(): void {
@@ -65,6 +72,7 @@ export class Worker {
     this.reaper.start();
     this.retryPump.start();
     this.keyPruner.start();
+    this.reconciler.start();
     this.deps.log.info({ workerId: this.id, slots: this.deps.cfg.WORKER_POOL, strategy: this.deps.cfg.QUEUE_STRATEGY }, 'worker started');
   }
 
@@ -81,7 +89,7 @@ export class Worker {
     if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();
     await this.completer.flush();
-    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop()]);
+    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.reconciler.stop()]);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };
   }

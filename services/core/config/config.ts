@@ -55,6 +55,9 @@ export const SETTINGS = {
   IDEMPOTENCY_TTL_MS: setting('86400000', parseInteger({ min: 1000, max: 31 * 86_400_000 }), 'How long an idempotency key is remembered.', ['api']),
   MAX_BODY_BYTES: setting('1048576', parseInteger({ min: 1024, max: 64 * 1048576 }), 'Largest accepted request body; larger ones get 413.', ['api']),
   WORKER_ID: setting('', parseString({ pattern: /^[A-Za-z0-9_.:-]{0,128}$/, hint: 'letters, digits, _ . : -' }), 'Worker identity recorded in task_runs; empty means hostname-pid.', worker),
+  RECONCILE_INTERVAL_MS: setting('5000', parseInteger({ min: 50, max: 3_600_000 }), 'Reconciler cadence in milliseconds (one active copy across all workers).', worker),
+  RECONCILE_GRACE_MS: setting('15000', parseInteger({ min: 0, max: 86_400_000 }), 'How long Postgres must not have touched an unfinished task before the reconciler treats its absence from Redis as a loss.', worker),
+  RECONCILE_BATCH_SIZE: setting('1000', parseInteger({ min: 1, max: 100_000 }), 'Unfinished tasks checked per reconciler pass.', worker),
   MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
 } as const;
 

@@ -26,6 +26,8 @@ export interface QueueKeys {
   readyAt: string;
   /** priority → current weight of the smooth weighted round-robin. */
   wrr: string;
+  /** Leader locks of single-copy services (the reconciler). */
+  lock(name: string): string;
 }
 
 export function queueKeys(prefix: string): QueueKeys {
@@ -41,5 +43,6 @@ export function queueKeys(prefix: string): QueueKeys {
     tokens: `${tag}:tokens`,
     readyAt: `${tag}:ready_at`,
     wrr: `${tag}:wrr`,
+    lock: (name) => `${tag}:lock:${name}`,
   };
 }

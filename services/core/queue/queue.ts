@@ -73,6 +73,8 @@ export interface TaskQueue {
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
   /** Per id, whether Redis knows the task at all (waiting, leased, retrying or dead). */
   indexed(ids: string[]): Promise<boolean[]>;
+  lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  unlock(name: string, owner: string): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -15,7 +15,7 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -205,6 +205,15 @@ export class RedisQueue implements TaskQueue {
     if (ids.length === 0) return [];
     const res = await this.redis.hmget(this.keys.meta, ...ids);
     return res.map((v) => v !== null);
+  }
+
+  /** Takes or renews the named lock for `owner`; true while `owner` holds it. */
+  async lock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.run.lock([this.keys.lock(name)], [owner, ttlMs])) === 1;
+  }
+
+  async unlock(name: string, owner: string): Promise<void> {
+    await this.run.unlock([this.keys.lock(name)], [owner]);
   }
 
   async ping(): Promise<void> {

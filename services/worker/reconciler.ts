@@ -1,0 +1,91 @@
+/**
+ * Puts back into Redis what Postgres says should be there: tasks accepted but never pushed (the API
+ * died between commit and push, or Redis refused), and everything lost when Redis restarted without
+ * persistence, was flushed or failed over. Postgres is the source of truth; Redis can always be
+ * rebuilt from it. One copy runs at a time across all workers (a Redis lock with a TTL).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import type { Logger } from '../core/observability/logger';
+import type { WorkerMetrics } from '../core/observability/metrics';
+import type { TaskQueue } from '../core/queue/queue';
+import { PeriodicService } from '../core/service';
+import { maxAttempts } from '../core/tasks/backoff';
+import { Cursor, expireVanishedLeases, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+
+export interface ReconcileResult {
+  leader: boolean;
+  checked: number;
+  requeued: number;
+  vanishedLeases: number;
+}
+
+export interface ReconcilerOptions {
+  intervalMs: number;
+  /** A task counts as missing only if Postgres has not touched it for this long (covers the API's commit→push gap). */
+  graceMs: number;
+  batchSize: number;
+}
+
+export class Reconciler extends PeriodicService<ReconcileResult> {
+  private readonly owner = randomUUID();
+  private cursor: Cursor | null = null;
+
+  constructor(
+    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
+    private readonly opts: ReconcilerOptions,
+    log: Logger,
+  ) {
+    super('reconciler', opts.intervalMs, log);
+  }
+
+  async runOnce(): Promise<ReconcileResult> {
+    const { pool, queue, metrics } = this.deps;
+    const result: ReconcileResult = { leader: false, checked: 0, requeued: 0, vanishedLeases: 0 };
+    if (!(await queue.lock('reconciler', this.owner, this.opts.intervalMs * 3 + 1000))) return result;
+    result.leader = true;
+    const page = await unfinishedTasks(pool, this.opts.graceMs, this.opts.batchSize, this.cursor);
+    const last = page[page.length - 1];
+    this.cursor = page.length < this.opts.batchSize || !last ? null : { updatedAt: last.updated_at, id: last.id };
+    result.checked = page.length;
+    if (page.length === 0) return result;
+
+    const known = await queue.indexed(page.map((t) => t.id));
+    const missing = page.filter((_, i) => !known[i]);
+    if (missing.length === 0) return result;
+
+    const running = missing.filter((t) => t.status === 'running' && t.lease_token !== null);
+    const expired = await expireVanishedLeases(
+      pool,
+      running.map((t) => ({ id: t.id, token: t.lease_token!, dead: t.attempts >= maxAttempts(t.max_retries) })),
+    );
+    result.vanishedLeases = expired.size;
+    // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone.
+    const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries) : true));
+    const pushed = await queue.enqueue(toIndex.map(indexItem));
+    result.requeued = pushed.filter(Boolean).length;
+
+    if (result.requeued > 0) metrics.reconciled.inc({ kind: 'requeued' }, result.requeued);
+    if (result.vanishedLeases > 0) metrics.reconciled.inc({ kind: 'lease_vanished' }, result.vanishedLeases);
+    if (result.requeued + result.vanishedLeases > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
+    return result;
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    await this.deps.queue.unlock('reconciler', this.owner).catch(() => undefined);
+  }
+}
+
+function indexItem(t: UnfinishedTask) {
+  return {
+    id: t.id,
+    type: t.type,
+    priority: t.priority,
+    payload: t.payload,
+    maxAttempts: maxAttempts(t.max_retries),
+    createdAtMs: t.created_at.getTime(),
+    attempts: t.attempts,
+    dueAtMs: t.status === 'retrying' && t.run_after ? t.run_after.getTime() : 0,
+  };
+}

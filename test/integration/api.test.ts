@@ -1,0 +1,175 @@
+/** The HTTP API against real Postgres and Redis: validation, idempotency, reads, health. */
+import { createRedis } from '../../services/core/db/redis';
+import { RedisQueue } from '../../services/core/queue/redis-queue';
+import { Stack, createStack, startApi, startWorker, waitFor } from '../support/stack';
+import type { RunningServer } from '../../services/api/server';
+import type { Worker } from '../../services/worker/worker';
+
+let stack: Stack;
+let api: { url: string; server: RunningServer };
+
+beforeAll(async () => {
+  stack = await createStack();
+  api = await startApi(stack);
+});
+afterAll(async () => {
+  await api.server.stop();
+  await stack.close();
+});
+
+function post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${api.url}/tasks`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+async function expectProblem(res: Response, status: number, field?: string): Promise<Record<string, unknown>> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
+  if (field) expect((body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
+  return body;
+}
+
+describe('POST /tasks', () => {
+  it('creates a queued task with defaults, in snake_case', async () => {
+    const res = await post({ type: 'noop' });
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ type: 'noop', priority: 'default', payload: {}, status: 'queued', attempts: 0, max_retries: 5, idempotency_key: null, last_error: null });
+    expect(res.headers.get('location')).toBe(`/tasks/${body.id}`);
+    expect(typeof body.created_at).toBe('string');
+    expect((await stack.queue.stats()).ready.default).toBeGreaterThanOrEqual(1);
+  });
+
+  it.each([
+    ['malformed JSON', '{"type": "noop",', 400, '(body)'],
+    ['an unknown priority', { type: 'noop', priority: 'urgent' }, 400, 'priority'],
+    ['a wrong type for max_retries', { type: 'noop', max_retries: 'five' }, 400, 'max_retries'],
+    ['max_retries out of range', { type: 'noop', max_retries: 101 }, 400, 'max_retries'],
+    ['a missing type', { priority: 'low' }, 400, 'type'],
+    ['a non-object body', '[1,2]', 400, '(body)'],
+    ['an unknown field', { type: 'noop', prio: 'low' }, 400, 'prio'],
+  ])('rejects %s with a problem naming the field', async (_what, body, status, field) => {
+    await expectProblem(await post(body), status, field);
+  });
+
+  it('rejects a body over 1 MiB with 413', async () => {
+    await expectProblem(await post({ type: 'noop', payload: { blob: 'x'.repeat(1024 * 1024) } }), 413);
+  });
+
+  it('accepts a payload just under the limit', async () => {
+    const res = await post({ type: 'noop', payload: { blob: 'x'.repeat(1024 * 1024 - 100) } });
+    expect(res.status).toBe(201);
+  });
+
+  it('rejects a non-JSON content type with 415', async () => {
+    const res = await fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'type=noop' });
+    await expectProblem(res, 415, 'Content-Type');
+  });
+});
+
+describe('idempotency', () => {
+  it('replays the original task for the same key and body, and conflicts on a different body', async () => {
+    const first = await post({ type: 'noop', payload: { a: 1, b: 2 }, idempotency_key: 'order-1' });
+    expect(first.status).toBe(201);
+    const original = (await first.json()) as { id: string };
+    // Same request with keys reordered and the key in the header instead.
+    const again = await post({ payload: { b: 2, a: 1 }, type: 'noop' }, { 'Idempotency-Key': 'order-1' });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(original.id);
+    const different = await post({ type: 'noop', payload: { a: 2 }, idempotency_key: 'order-1' });
+    await expectProblem(different, 409, 'idempotency_key');
+    const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = 'order-1'");
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('concurrent requests with one new key create exactly one task', async () => {
+    const responses = await Promise.all(Array.from({ length: 20 }, () => post({ type: 'noop', idempotency_key: 'race-1' })));
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(19);
+    const ids = new Set(await Promise.all(responses.map(async (r) => ((await r.json()) as { id: string }).id)));
+    expect(ids.size).toBe(1);
+    const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = 'race-1'");
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('an expired key can be used for a new task', async () => {
+    const first = (await (await post({ type: 'noop', idempotency_key: 'exp-1' })).json()) as { id: string };
+    await stack.pool.query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'exp-1'");
+    const second = await post({ type: 'noop', payload: { other: true }, idempotency_key: 'exp-1' });
+    expect(second.status).toBe(201);
+    expect(((await second.json()) as { id: string }).id).not.toBe(first.id);
+  });
+
+  it('a replay re-queues a task whose first push to Redis failed', async () => {
+    const deadRedis = createRedis({ addr: '127.0.0.1:1', name: 'dead', offlineQueue: false });
+    deadRedis.on('error', () => undefined);
+    const brokenQueue = new RedisQueue(deadRedis, { prefix: stack.cfg.REDIS_KEY_PREFIX, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS });
+    const broken = await startApi(stack, brokenQueue);
+    try {
+      const res = await fetch(`${broken.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', idempotency_key: 'push-1' }) });
+      expect(res.status).toBe(201);
+      const { id } = (await res.json()) as { id: string };
+      expect(await stack.inspect.hexists(stack.queue.keys.meta, id)).toBe(0);
+      expect((await post({ type: 'noop', idempotency_key: 'push-1' })).status).toBe(200);
+      expect(await stack.inspect.hexists(stack.queue.keys.meta, id)).toBe(1);
+    } finally {
+      await broken.server.stop();
+      deadRedis.disconnect();
+    }
+  });
+});
+
+describe('GET /tasks/:id', () => {
+  it('returns the task with its runs once a worker ran it', async () => {
+    let worker: Worker | null = null;
+    try {
+      ({ worker } = startWorker(stack, { cfg: { ...stack.cfg, RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 0, RETRY_SCAN_INTERVAL_MS: 20, POLL_INTERVAL_MS: 10 } }));
+      const { id } = (await (await post({ type: 'flaky', payload: { fail_attempts: 1 }, priority: 'critical' })).json()) as { id: string };
+      const task = await waitFor(async () => {
+        const body = (await (await fetch(`${api.url}/tasks/${id}`)).json()) as Record<string, unknown>;
+        return body.status === 'succeeded' ? body : null;
+      });
+      expect(task).toMatchObject({ id, status: 'succeeded', attempts: 2, last_error: expect.stringMatching(/flaky/) });
+      expect((task.runs as { outcome: string }[]).map((r) => r.outcome)).toEqual(['failed', 'succeeded']);
+      expect(task.started_at).toEqual(expect.any(String));
+      expect(task.finished_at).toEqual(expect.any(String));
+    } finally {
+      await worker?.stop(0);
+    }
+  });
+
+  it('answers 404 for an unknown id and 400 for a malformed one', async () => {
+    await expectProblem(await fetch(`${api.url}/tasks/01a22612-3814-77a3-b56a-d007e5a4999a`), 404);
+    await expectProblem(await fetch(`${api.url}/tasks/not-a-uuid`), 400, 'id');
+    await expectProblem(await fetch(`${api.url}/nothing-here`), 404);
+  });
+});
+
+describe('health', () => {
+  it('healthz is alive and readyz checks both dependencies', async () => {
+    expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${api.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', redis: 'ok' } });
+  });
+
+  it('readyz answers 503 when Redis does not', async () => {
+    const deadRedis = createRedis({ addr: '127.0.0.1:1', name: 'dead', offlineQueue: false });
+    deadRedis.on('error', () => undefined);
+    const broken = await startApi(stack, new RedisQueue(deadRedis, { prefix: 'x', strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS }));
+    try {
+      const res = await fetch(`${broken.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { checks: { postgres: string } }).checks.postgres).toBe('ok');
+    } finally {
+      await broken.server.stop();
+      deadRedis.disconnect();
+    }
+  });
+});

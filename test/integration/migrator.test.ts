@@ -1,0 +1,77 @@
+/** The migrator against a real, empty database: apply, no-op, tamper detection, concurrent copies. */
+import { mkdtempSync, readdirSync, copyFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { DEFAULT_MIGRATIONS_DIR, migrate } from '../../services/migrator/migrate';
+import { createEmptyDatabase } from '../support/test-env';
+
+let db: { url: string; drop(): Promise<void> };
+
+beforeEach(async () => {
+  db = await createEmptyDatabase();
+});
+afterEach(async () => {
+  await db.drop();
+});
+
+function copyOfMigrations(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'migrations-'));
+  for (const f of readdirSync(DEFAULT_MIGRATIONS_DIR)) copyFileSync(path.join(DEFAULT_MIGRATIONS_DIR, f), path.join(dir, f));
+  return dir;
+}
+
+async function tables(): Promise<string[]> {
+  const c = new Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    const { rows } = await c.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+    return rows.map((r) => r.tablename as string);
+  } finally {
+    await c.end();
+  }
+}
+
+it('applies every migration once, records checksums, and is a no-op afterwards', async () => {
+  const first = await migrate({ databaseUrl: db.url });
+  expect(first.applied).toEqual(readdirSync(DEFAULT_MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort());
+  expect(await tables()).toEqual(['idempotency_keys', 'schema_migrations', 'task_runs', 'tasks']);
+  const second = await migrate({ databaseUrl: db.url });
+  expect(second.applied).toEqual([]);
+  expect(second.version).toBe(first.version);
+});
+
+it('refuses an applied migration whose file was edited', async () => {
+  const dir = copyOfMigrations();
+  await migrate({ databaseUrl: db.url, dir });
+  appendFileSync(path.join(dir, '0001_tasks.sql'), '\n-- an innocent-looking edit\n');
+  await expect(migrate({ databaseUrl: db.url, dir })).rejects.toThrow(/0001_tasks.sql was edited after it was applied/);
+});
+
+it('applies a new migration added later, and rolls back a failing one entirely', async () => {
+  const dir = copyOfMigrations();
+  await migrate({ databaseUrl: db.url, dir });
+  writeFileSync(path.join(dir, '0900_broken.sql'), 'CREATE TABLE half_done (id int);\nSELECT no_such_function();\n');
+  await expect(migrate({ databaseUrl: db.url, dir })).rejects.toThrow(/0900_broken.sql failed/);
+  expect(await tables()).not.toContain('half_done');
+  writeFileSync(path.join(dir, '0900_broken.sql'), 'CREATE TABLE half_done (id int);\n');
+  expect((await migrate({ databaseUrl: db.url, dir })).applied).toEqual(['0900_broken.sql']);
+});
+
+it('rejects badly named files', async () => {
+  const dir = copyOfMigrations();
+  writeFileSync(path.join(dir, '3_oops.sql'), 'SELECT 1;');
+  await expect(migrate({ databaseUrl: db.url, dir })).rejects.toThrow(/must be named NNNN_lowercase_name.sql/);
+});
+
+it('is safe when several copies start at once', async () => {
+  const results = await Promise.all(Array.from({ length: 5 }, () => migrate({ databaseUrl: db.url })));
+  const appliedCounts = results.map((r) => r.applied.length).sort();
+  expect(appliedCounts.slice(0, 4)).toEqual([0, 0, 0, 0]);
+  expect(appliedCounts[4]).toBeGreaterThan(0);
+  const c = new Client({ connectionString: db.url });
+  await c.connect();
+  const { rows } = await c.query('SELECT count(*)::int AS n FROM schema_migrations');
+  await c.end();
+  expect(rows[0].n).toBe(appliedCounts[4]);
+});

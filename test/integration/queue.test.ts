@@ -1,0 +1,221 @@
+/** The Redis queue's scripts against a real Redis: ordering, selection, fencing, reaping. */
+import { PRIORITIES, Priority } from '../../services/core/tasks/priority';
+import { RedisQueue } from '../../services/core/queue/redis-queue';
+import { EnqueueItem } from '../../services/core/queue/queue';
+import { createRedis } from '../../services/core/db/redis';
+import { queueKeys } from '../../services/core/queue/keys';
+import { testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
+import Redis from 'ioredis';
+
+const weights = { critical: 8, high: 4, default: 2, low: 1 };
+let redis: Redis;
+let prefix: string;
+
+function item(id: string, priority: Priority = 'default', maxAttempts = 3): EnqueueItem {
+  return { id, type: 'noop', priority, payload: { n: id }, maxAttempts, createdAtMs: Date.now(), attempts: 0 };
+}
+
+function queue(strategy: 'weighted' | 'strict' = 'weighted'): RedisQueue {
+  return new RedisQueue(redis, { prefix, strategy, weights });
+}
+
+/** Every key of the namespace with its full content, to prove a rejected call changed nothing. */
+async function snapshot(): Promise<Record<string, unknown>> {
+  const keys = (await redis.keys(`{${prefix}}:*`)).sort();
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    const t = await redis.type(k);
+    if (t === 'list') out[k] = await redis.lrange(k, 0, -1);
+    else if (t === 'hash') out[k] = await redis.hgetall(k);
+    else if (t === 'zset') out[k] = await redis.zrange(k, 0, -1, 'WITHSCORES');
+    else out[k] = await redis.get(k);
+  }
+  return out;
+}
+
+beforeAll(() => {
+  redis = createRedis({ addr: testRedisAddr(), name: 'queue-test', offlineQueue: true });
+});
+beforeEach(() => {
+  prefix = uniqueRedisPrefix();
+});
+afterEach(async () => {
+  const keys = await redis.keys(`{${prefix}}:*`);
+  if (keys.length) await redis.del(...keys);
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+describe('keys', () => {
+  it('puts every key of a namespace under one hash tag', () => {
+    const k = queueKeys('ts');
+    const all = [...k.queues, ...k.retries, ...k.deadLetters, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr];
+    for (const key of all) expect(key.startsWith('{ts}:')).toBe(true);
+    expect(new Set(all).size).toBe(all.length);
+  });
+});
+
+describe('enqueue and lease', () => {
+  it('is FIFO within a priority and hands the payload to the worker', async () => {
+    const q = queue();
+    await q.enqueue(['a', 'b', 'c', 'd'].map((id) => item(id)));
+    const first = await q.lease({ max: 2, visibilityMs: 10000 });
+    const second = await q.lease({ max: 10, visibilityMs: 10000 });
+    expect(first.map((l) => l.message.id)).toEqual(['a', 'b']);
+    expect(second.map((l) => l.message.id)).toEqual(['c', 'd']);
+    expect(first[0]!.message.payload).toEqual({ n: 'a' });
+    expect(first[0]!.attempt).toBe(1);
+  });
+
+  it('does not index a task twice', async () => {
+    const q = queue();
+    expect(await q.enqueue([item('a'), item('a')])).toEqual([true, false]);
+    expect(await q.enqueue([item('a')])).toEqual([false]);
+    expect((await q.stats()).ready.default).toBe(1);
+  });
+
+  it('takes the deadline from the Redis clock and gives each lease a unique token', async () => {
+    const q = queue();
+    await q.enqueue(['a', 'b'].map((id) => item(id)));
+    const [t] = await redis.time();
+    const leases = await q.lease({ max: 2, visibilityMs: 5000 });
+    const serverNowMs = Number(t) * 1000;
+    for (const l of leases) {
+      expect(l.deadlineMs - l.leasedAtMs).toBe(5000);
+      expect(Math.abs(l.leasedAtMs - serverNowMs)).toBeLessThan(2000);
+      expect(Number(await redis.zscore(q.keys.processing, l.message.id))).toBe(l.deadlineMs);
+    }
+    expect(leases[0]!.token).not.toBe(leases[1]!.token);
+    const again = await q.lease({ max: 1, visibilityMs: 5000 });
+    expect(again).toEqual([]);
+  });
+
+  it('weighted: serves low while critical is saturated, in proportion to the weights', async () => {
+    const q = queue('weighted');
+    await q.enqueue(Array.from({ length: 100 }, (_, i) => item(`c${i}`, 'critical')));
+    await q.enqueue(Array.from({ length: 20 }, (_, i) => item(`l${i}`, 'low')));
+    const leased = await q.lease({ max: 45, visibilityMs: 10000 });
+    const low = leased.filter((l) => l.message.priority === 'low').length;
+    // weights 8:1 over 45 leases → 5 low, spread out rather than all at the end.
+    expect(low).toBe(5);
+    expect(leased.slice(0, 9).some((l) => l.message.priority === 'low')).toBe(true);
+  });
+
+  it('weighted: keeps the rotation across calls (one lease at a time still reaches low)', async () => {
+    const q = queue('weighted');
+    await q.enqueue(Array.from({ length: 30 }, (_, i) => item(`c${i}`, 'critical')));
+    await q.enqueue([item('l0', 'low')]);
+    const ids: string[] = [];
+    for (let i = 0; i < 9; i++) ids.push(...(await q.lease({ max: 1, visibilityMs: 10000 })).map((l) => l.message.id));
+    expect(ids).toContain('l0');
+  });
+
+  it('strict: never serves low while critical has work', async () => {
+    const q = queue('strict');
+    await q.enqueue(Array.from({ length: 50 }, (_, i) => item(`c${i}`, 'critical')));
+    await q.enqueue([item('h0', 'high'), item('l0', 'low')]);
+    const leased = await q.lease({ max: 50, visibilityMs: 10000 });
+    expect(leased.every((l) => l.message.priority === 'critical')).toBe(true);
+    const next = await q.lease({ max: 2, visibilityMs: 10000 });
+    expect(next.map((l) => l.message.id)).toEqual(['h0', 'l0']);
+  });
+});
+
+describe('fencing', () => {
+  it('ack, retry, bury, release and extend succeed only with the current token', async () => {
+    const q = queue();
+    await q.enqueue([item('a')]);
+    const [l] = await q.lease({ max: 1, visibilityMs: 10000 });
+    const stale = { id: 'a', token: `${l!.token}-stale`, priority: 'default' as Priority };
+    const before = await snapshot();
+    expect(await q.ack([stale])).toEqual([false]);
+    expect(await q.retry([{ ...stale, delayMs: 0 }])).toEqual([false]);
+    expect(await q.bury([stale])).toEqual([false]);
+    expect(await q.release([stale])).toEqual([false]);
+    expect(await q.extend([stale], 10000)).toEqual([false]);
+    expect(await snapshot()).toEqual(before);
+    expect(await q.ack([{ id: 'a', token: l!.token }])).toEqual([true]);
+    // Only the round-robin state is left: the acked task is gone from every structure.
+    expect(Object.keys(await snapshot())).toEqual([q.keys.wrr]);
+  });
+
+  it('a token is dead once its lease was reaped and the task leased again', async () => {
+    const q = queue();
+    await q.enqueue([item('a')]);
+    const [first] = await q.lease({ max: 1, visibilityMs: 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    expect((await q.reap(10)).map((r) => [r.id, r.expiredToken, r.destination])).toEqual([['a', first!.token, 'queued']]);
+    const [second] = await q.lease({ max: 1, visibilityMs: 10000 });
+    expect(second!.attempt).toBe(2);
+    const before = await snapshot();
+    expect(await q.ack([{ id: 'a', token: first!.token }])).toEqual([false]);
+    expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe('retry, bury, reap, promote', () => {
+  it('retry waits in the retry set until due, then promote moves it to the tail of its queue', async () => {
+    const q = queue();
+    await q.enqueue([item('a', 'high'), item('b', 'high')]);
+    const [a] = await q.lease({ max: 1, visibilityMs: 10000 });
+    expect(await q.retry([{ id: 'a', token: a!.token, priority: 'high', delayMs: 300 }])).toEqual([true]);
+    expect((await q.stats()).retrying.high).toBe(1);
+    expect(await q.promoteDue(10)).toEqual({ critical: 0, high: 0, default: 0, low: 0 });
+    await new Promise((r) => setTimeout(r, 350));
+    expect((await q.promoteDue(10)).high).toBe(1);
+    const next = await q.lease({ max: 2, visibilityMs: 10000 });
+    expect(next.map((l) => [l.message.id, l.attempt])).toEqual([['b', 1], ['a', 2]]);
+  });
+
+  it('bury keeps the task in its priority dead-letter list', async () => {
+    const q = queue();
+    await q.enqueue([item('a', 'low')]);
+    const [a] = await q.lease({ max: 1, visibilityMs: 10000 });
+    expect(await q.bury([{ id: 'a', token: a!.token, priority: 'low' }])).toEqual([true]);
+    expect(await q.deadLetterIds('low')).toEqual(['a']);
+    const s = await q.stats();
+    expect(s.dead.low).toBe(1);
+    expect(s.processing).toBe(0);
+  });
+
+  it('reap counts the lost attempt and sends a task out of attempts to the dead-letter list', async () => {
+    const q = queue();
+    await q.enqueue([item('a', 'critical', 2)]);
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const [l] = await q.lease({ max: 1, visibilityMs: 1 });
+      expect(l!.attempt).toBe(attempt);
+      await new Promise((r) => setTimeout(r, 5));
+      const [r] = await q.reap(10);
+      expect(r).toMatchObject({ id: 'a', attempt, destination: attempt < 2 ? 'queued' : 'dead', priority: 'critical' });
+    }
+    expect(await q.deadLetterIds('critical')).toEqual(['a']);
+    expect(await q.lease({ max: 1, visibilityMs: 1 })).toEqual([]);
+  });
+
+  it('reap leaves live leases alone, and extend keeps a lease alive', async () => {
+    const q = queue();
+    await q.enqueue([item('a'), item('b')]);
+    const leases = await q.lease({ max: 2, visibilityMs: 150 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await q.extend([{ id: 'a', token: leases[0]!.token }], 10000)).toEqual([true]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await q.reap(10)).map((r) => r.id)).toEqual(['b']);
+  });
+
+  it('release hands a task back to the front without counting the attempt', async () => {
+    const q = queue();
+    await q.enqueue([item('a'), item('b')]);
+    const [a] = await q.lease({ max: 1, visibilityMs: 10000 });
+    expect(await q.release([{ id: 'a', token: a!.token, priority: 'default' }])).toEqual([true]);
+    const [again] = await q.lease({ max: 1, visibilityMs: 10000 });
+    expect([again!.message.id, again!.attempt]).toEqual(['a', 1]);
+  });
+
+  it('stats report every priority', async () => {
+    const q = queue();
+    await q.enqueue(PRIORITIES.map((p, i) => item(`t${i}`, p)));
+    const s = await q.stats();
+    expect(s.ready).toEqual({ critical: 1, high: 1, default: 1, low: 1 });
+  });
+});

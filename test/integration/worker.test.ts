@@ -1,0 +1,161 @@
+/** The worker against real Postgres and Redis: outcomes, retries, dead letters, leases, shutdown. */
+import { submitTask } from '../../services/core/tasks/submit';
+import type { Priority } from '../../services/core/tasks/priority';
+import { Stack, createStack, runsOf, silentLog, startWorker, taskStatus, waitFor } from '../support/stack';
+import type { Worker } from '../../services/worker/worker';
+
+let stack: Stack;
+let worker: Worker | null = null;
+
+beforeEach(async () => {
+  stack = await createStack({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 50, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 });
+});
+afterEach(async () => {
+  await worker?.stop(0);
+  worker = null;
+  await stack.close();
+});
+
+async function submit(type: string, payload: unknown = {}, maxRetries = 5, priority: Priority = 'default'): Promise<string> {
+  const res = await submitTask(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    { type, priority, payload, maxRetries, idempotencyKey: null, canonical: '' },
+  );
+  if (res.kind === 'conflict') throw new Error('unexpected conflict');
+  return res.task.id;
+}
+
+const isFinal = (id: string) => async () => {
+  const t = await taskStatus(stack.pool, id);
+  return t.status === 'succeeded' || t.status === 'dead' ? t : null;
+};
+
+it('runs a task to success, records its run and forgets it in Redis', async () => {
+  const seen: unknown[] = [];
+  ({ worker } = startWorker(stack, { handlers: { capture: async (ctx) => void seen.push({ payload: ctx.payload, attempt: ctx.attempt, id: ctx.id }) } }));
+  const id = await submit('capture', { hello: 'world' });
+  const t = await waitFor(isFinal(id));
+  expect(t).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect(seen).toEqual([{ payload: { hello: 'world' }, attempt: 1, id }]);
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+  await waitFor(async () => (await stack.inspect.hexists(stack.queue.keys.messages, id)) === 0, 5000, 'the ack');
+  expect(await stack.inspect.zcard(stack.queue.keys.processing)).toBe(0);
+});
+
+it('flaky with fail_attempts N succeeds on attempt N+1, keeping each error', async () => {
+  ({ worker } = startWorker(stack));
+  const id = await submit('flaky', { fail_attempts: 2 });
+  expect(await waitFor(isFinal(id))).toMatchObject({ status: 'succeeded', attempts: 3 });
+  const runs = await runsOf(stack.pool, id);
+  expect(runs.map((r) => [r.attempt, r.outcome])).toEqual([[1, 'failed'], [2, 'failed'], [3, 'succeeded']]);
+  expect(runs[0]!.error).toMatch(/flaky: attempt 1/);
+});
+
+it('always_fail ends dead after max_retries + 1 attempts, in its priority dead-letter list', async () => {
+  ({ worker } = startWorker(stack));
+  const id = await submit('always_fail', {}, 3, 'high');
+  const t = await waitFor(isFinal(id));
+  expect(t).toMatchObject({ status: 'dead', attempts: 4 });
+  expect(t.last_error).toMatch(/always_fail: attempt 4/);
+  const runs = await runsOf(stack.pool, id);
+  expect(runs).toHaveLength(4);
+  expect(runs.every((r) => r.outcome === 'failed' && /always_fail/.test(r.error ?? ''))).toBe(true);
+  await waitFor(async () => (await stack.queue.deadLetterIds('high')).includes(id));
+  expect(await stack.queue.deadLetterIds('default')).toEqual([]);
+});
+
+it('max_retries 0 means exactly one attempt', async () => {
+  ({ worker } = startWorker(stack));
+  const id = await submit('always_fail', {}, 0);
+  expect(await waitFor(isFinal(id))).toMatchObject({ status: 'dead', attempts: 1 });
+});
+
+it('an unknown type goes straight to the dead-letter list with a clear error', async () => {
+  ({ worker } = startWorker(stack));
+  const id = await submit('no_such_type', {}, 5, 'low');
+  const t = await waitFor(isFinal(id));
+  expect(t).toMatchObject({ status: 'dead', attempts: 1 });
+  expect(t.last_error).toMatch(/unknown task type "no_such_type"/);
+  await waitFor(async () => (await stack.queue.deadLetterIds('low')).includes(id));
+});
+
+it('reaps an expired lease, counts the attempt and runs the task again; the stale outcome is discarded', async () => {
+  let calls = 0;
+  const handlers = {
+    // The first attempt outlives its lease (heartbeats are too slow to save it); the second is quick.
+    slow_once: async () => {
+      calls++;
+      if (calls === 1) await new Promise((r) => setTimeout(r, 1600));
+    },
+  };
+  ({ worker } = startWorker(stack, { handlers, cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 3_600_000 } }));
+  const id = await submit('slow_once');
+  const t = await waitFor(isFinal(id));
+  expect(t).toMatchObject({ status: 'succeeded', attempts: 2 });
+  // The first attempt's late outcome arrives after the second attempt succeeded; it must not win.
+  await waitFor(async () => (await runsOf(stack.pool, id))[0]?.outcome === 'discarded', 5000, 'the late outcome');
+  const runs = await runsOf(stack.pool, id);
+  expect(runs.map((r) => [r.attempt, r.outcome])).toEqual([[1, 'discarded'], [2, 'succeeded']]);
+  expect(runs[0]!.error).toMatch(/lease lost/);
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded', attempts: 2 });
+});
+
+it('a task that always outlives its lease ends dead instead of looping', async () => {
+  ({ worker } = startWorker(stack, { cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 3_600_000 } }));
+  const id = await submit('sleeper', { sleep_ms: 60_000 }, 1);
+  const t = await waitFor(isFinal(id), 20000);
+  expect(t).toMatchObject({ status: 'dead', attempts: 2 });
+  expect(t.last_error).toMatch(/lease expired during attempt 2/);
+  await waitFor(async () => (await stack.queue.deadLetterIds('default')).includes(id));
+});
+
+it('heartbeats keep a long task leased past the visibility timeout', async () => {
+  ({ worker } = startWorker(stack, { cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200 } }));
+  const id = await submit('sleeper', { sleep_ms: 2500 });
+  expect(await waitFor(isFinal(id), 15000)).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+});
+
+it('a handler past TASK_TIMEOUT_MS is aborted and its attempt fails', async () => {
+  let sawAbort = false;
+  const handlers = {
+    hang: ({ signal }: { signal: AbortSignal }) =>
+      new Promise<void>((_, reject) => signal.addEventListener('abort', () => ((sawAbort = true), reject(signal.reason)))),
+  };
+  ({ worker } = startWorker(stack, { handlers, cfg: { TASK_TIMEOUT_MS: 100 } }));
+  const id = await submit('hang', {}, 1);
+  const t = await waitFor(isFinal(id));
+  expect(t).toMatchObject({ status: 'dead', attempts: 2 });
+  expect(t.last_error).toMatch(/timed out after 100 ms/);
+  expect(sawAbort).toBe(true);
+});
+
+it('graceful shutdown lets running handlers finish and leaves nothing leased', async () => {
+  let w: Worker;
+  ({ worker: w } = startWorker(stack, { cfg: { WORKER_POOL: 4 } }));
+  const ids = await Promise.all([1, 2, 3, 4].map(() => submit('sleeper', { sleep_ms: 400 })));
+  await waitFor(async () => (await stack.queue.stats()).processing === 4 || null);
+  const res = await w.stop(5000);
+  expect(res.handedBack).toBe(0);
+  for (const id of ids) expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect((await stack.queue.stats()).processing).toBe(0);
+});
+
+it('shutdown past the grace period hands unfinished attempts back without counting them', async () => {
+  let w: Worker;
+  ({ worker: w } = startWorker(stack, { cfg: { WORKER_POOL: 2 } }));
+  const ids = await Promise.all([1, 2].map(() => submit('sleeper', { sleep_ms: 30_000 })));
+  await waitFor(async () => (await stack.queue.stats()).processing === 2 || null);
+  const res = await w.stop(100);
+  expect(res.handedBack).toBe(2);
+  const s = await stack.queue.stats();
+  expect(s.processing).toBe(0);
+  expect(s.ready.default).toBe(2);
+  for (const id of ids) {
+    expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'queued', attempts: 0 });
+    expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['released']);
+  }
+  // A new worker picks them up as first attempts.
+  ({ worker } = startWorker(stack, { handlers: { sleeper: async () => undefined } }));
+  for (const id of ids) expect(await waitFor(isFinal(id))).toMatchObject({ status: 'succeeded', attempts: 1 });
+});

@@ -1,0 +1,134 @@
+/**
+ * End-to-end helpers: run the built entrypoints (dist/services/…/main.js) as real child
+ * processes, so tests exercise start-up, signals and crashes the way production does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+
+const REPO_ROOT = path.resolve(__dirname, '../..');
+const OUTPUT_LIMIT = 200 * 1024;
+
+export interface ChildHandle {
+  pid: number;
+  /** Sends `signal`, waits up to timeoutMs, then SIGKILLs. Resolves to the exit code (null if killed by a signal). */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+  /** SIGKILL, for fault tests; does not wait (await `exited` for that). */
+  kill(): void;
+  /** Collected stdout+stderr (the last ~200 KB). */
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface SpawnOptions {
+  /** A line of output that means "ready". Default: the services' pino `"msg":"listening"` line. */
+  readyLine?: RegExp;
+  timeoutMs?: number;
+}
+
+const children = new Set<ChildProcess>();
+
+// Last line of defence: never leave services running after the test process goes away.
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** Starts `node <script>` (path relative to the repo root) and resolves once it prints readyLine. */
+export function spawnService(script: string, env: Record<string, string>, opts: SpawnOptions = {}): Promise<ChildHandle> {
+  const readyLine = opts.readyLine ?? /"msg":"listening"/;
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  // A minimal base environment: the child sees exactly what the test passes, not the developer's shell.
+  const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
+  const child = spawn(process.execPath, [path.resolve(REPO_ROOT, script)], {
+    cwd: REPO_ROOT,
+    env: { ...baseEnv, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+
+  let output = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    });
+    child.once('error', (err) => {
+      output += `\n[spawn error] ${err.message}\n`;
+      children.delete(child);
+      resolve({ code: null, signal: null });
+    });
+  });
+
+  return new Promise<ChildHandle>((resolve, reject) => {
+    let ready = false;
+    const handle: ChildHandle = {
+      pid: child.pid ?? -1,
+      output: () => output,
+      kill: () => void child.kill('SIGKILL'),
+      exited,
+      async stop(signal: NodeJS.Signals = 'SIGTERM', stopTimeoutMs = 10_000) {
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), stopTimeoutMs)));
+        const first = await Promise.race([exited, timedOut]);
+        clearTimeout(timer);
+        if (first === 'timeout') child.kill('SIGKILL');
+        return (await exited).code;
+      },
+    };
+
+    const fail = (why: string) => {
+      if (ready) return;
+      ready = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${script} ${why}; output:\n${output}`));
+    };
+    const timer = setTimeout(() => fail(`printed no line matching ${readyLine} within ${timeoutMs} ms`), timeoutMs);
+    void exited.then(({ code, signal }) => fail(`exited (code ${code}, signal ${signal}) before it was ready`));
+
+    // Lines are matched per stream, so a chunk boundary never splits the ready line.
+    const watch = (stream: NodeJS.ReadableStream) => {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        output += chunk;
+        if (output.length > OUTPUT_LIMIT) output = output.slice(-OUTPUT_LIMIT);
+        if (ready) return;
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop() ?? '';
+        if (lines.some((l) => readyLine.test(l))) {
+          ready = true;
+          clearTimeout(timer);
+          resolve(handle);
+        }
+      });
+    };
+    watch(child.stdout!);
+    watch(child.stderr!);
+  });
+}
+
+/** SIGKILLs every child still running and waits for them; for afterAll. */
+export async function killAllChildren(): Promise<void> {
+  const waits = [...children].map(
+    (child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    }),
+  );
+  await Promise.all(waits);
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,66 @@
+import { ConfigError, loadConfig, SETTINGS } from '../../services/core/config/config';
+
+describe('loadConfig', () => {
+  it('uses the Go defaults', () => {
+    const cfg = loadConfig({});
+    expect(cfg.POSTGRES_URL).toBe('postgres://app:app@localhost:5432/app?sslmode=disable');
+    expect(cfg.REDIS_ADDR).toBe('localhost:6379');
+    expect(cfg.METRICS_ADDR).toBe(':2112');
+    expect(cfg.WORKER_POOL).toBe(12);
+    expect(cfg.VIS_TIMEOUT_MS).toBe(60000);
+    expect(cfg.RETRY_BASE_MS).toBe(500);
+    expect(cfg.RETRY_MAX_MS).toBe(30000);
+    expect(cfg.RETRY_JITTER_MS).toBe(500);
+    expect(cfg.RETRY_BATCH_SIZE).toBe(100);
+    expect(cfg.API_ADDR).toBe(':8080');
+    expect(cfg.QUEUE_WEIGHTS).toEqual({ critical: 8, high: 4, default: 2, low: 1 });
+  });
+
+  it('gives the worker its own metrics port unless set', () => {
+    expect(loadConfig({}, 'worker').METRICS_ADDR).toBe(':2113');
+    expect(loadConfig({ METRICS_ADDR: ':9000' }, 'worker').METRICS_ADDR).toBe(':9000');
+  });
+
+  it('parses typed values', () => {
+    const cfg = loadConfig({ WORKER_POOL: '24', QUEUE_STRATEGY: 'strict', QUEUE_WEIGHTS: 'low=1,default=1,high=1,critical=1' });
+    expect(cfg.WORKER_POOL).toBe(24);
+    expect(cfg.QUEUE_STRATEGY).toBe('strict');
+    expect(cfg.QUEUE_WEIGHTS.critical).toBe(1);
+  });
+
+  it.each([
+    ['WORKER_POOL', 'many', /WORKER_POOL="many": must be an integer/],
+    ['WORKER_POOL', '0', /WORKER_POOL="0": must be between 1 and/],
+    ['VIS_TIMEOUT_MS', '1.5', /VIS_TIMEOUT_MS="1.5": must be an integer/],
+    ['REDIS_ADDR', 'nohost', /REDIS_ADDR="nohost": must look like host:port/],
+    ['REDIS_ADDR', '', /REDIS_ADDR="": must not be empty/],
+    ['QUEUE_STRATEGY', 'random', /QUEUE_STRATEGY="random": must be one of weighted, strict/],
+    ['QUEUE_WEIGHTS', 'critical=8,high=4', /QUEUE_WEIGHTS=.*missing weight for default, low/],
+    ['QUEUE_WEIGHTS', 'urgent=1', /unknown priority "urgent"/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL="loud": must be one of/],
+  ])('rejects %s=%s naming the variable', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it('reports every invalid variable at once', () => {
+    try {
+      loadConfig({ WORKER_POOL: 'x', RETRY_BASE_MS: '-1' });
+      throw new Error('expected a ConfigError');
+    } catch (err) {
+      expect((err as ConfigError).problems).toHaveLength(2);
+    }
+  });
+
+  it('rejects a cap below the base', () => {
+    expect(() => loadConfig({ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' })).toThrow(/RETRY_MAX_MS=1000: must be at least RETRY_BASE_MS/);
+  });
+
+  it('documents every setting', () => {
+    for (const [name, s] of Object.entries(SETTINGS)) {
+      expect(s.doc.length).toBeGreaterThan(10);
+      expect(() => s.parse(s.default)).not.toThrow();
+      expect(name).toMatch(/^[A-Z][A-Z0-9_]+$/);
+    }
+  });
+});
