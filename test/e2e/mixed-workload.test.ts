@@ -37,7 +37,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) await c.stop('SIGTERM', 10000).catch(() => c.kill());
-  killAllChildren();
+  await killAllChildren();
   await pool.end();
   await db.drop();
 });

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# `npm start`: the one-command quick start. Builds, finds Postgres and Redis (the ones named by
+# POSTGRES_URL / REDIS_ADDR, or else a private `dev` pair via scripts/local-services.sh), migrates,
+# then runs the API and one worker in the foreground until Ctrl-C.
+#
+# Overrides: POSTGRES_URL, REDIS_ADDR, API_ADDR (:8080), API_METRICS_ADDR (METRICS_ADDR or :2112),
+# WORKER_METRICS_ADDR (:2113). Every other setting is passed through to the services as-is.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'start: %s\n' "$*" >&2; }
+# Hide the password of a postgres:// URL before printing it.
+masked() { printf '%s' "$1" | sed -E 's#://([^:/@]+):[^@]*@#://\1:***@#'; }
+
+[ -d node_modules ] || npm ci
+npm run build
+
+POSTGRES_URL=${POSTGRES_URL:-postgres://app:app@localhost:5432/app?sslmode=disable}
+REDIS_ADDR=${REDIS_ADDR:-localhost:6379}
+
+pg_answers() {
+  if command -v psql >/dev/null 2>&1; then
+    [ "$(PGCONNECT_TIMEOUT=3 psql "$1" -XAtc 'select 1' 2>/dev/null)" = 1 ]
+  else
+    node -e '
+      const { Client } = require("pg");
+      const c = new Client({ connectionString: process.argv[1], connectionTimeoutMillis: 3000 });
+      c.connect().then(() => c.query("select 1")).then(() => process.exit(0), () => process.exit(1));
+    ' "$1"
+  fi
+}
+
+redis_answers() {
+  local host=${1%:*} port=${1##*:}
+  if command -v redis-cli >/dev/null 2>&1; then
+    # REDISCLI_AUTH only when a password is configured: an empty AUTH would fail on its own.
+    [ "$(${REDIS_PASS:+env REDISCLI_AUTH="$REDIS_PASS"} timeout 3 redis-cli -h "$host" -p "$port" ping 2>/dev/null)" = PONG ]
+  else
+    node -e '
+      const s = require("net").connect(Number(process.argv[2]), process.argv[1]);
+      s.setTimeout(3000, () => process.exit(1));
+      s.on("error", () => process.exit(1));
+      s.on("connect", () => s.write(process.argv[3] ? `AUTH ${process.argv[3]}\r\nPING\r\n` : "PING\r\n"));
+      s.on("data", (d) => process.exit(d.toString().includes("+PONG") ? 0 : 1));
+    ' "$host" "$port" "${REDIS_PASS:-}"
+  fi
+}
+
+# Only stop the private services on exit if this script started them; a `dev` pair that was
+# already running belongs to whoever started it.
+STARTED_PRIVATE=0
+PRIVATE=0
+if pg_answers "$POSTGRES_URL" && redis_answers "$REDIS_ADDR"; then
+  say "using Postgres at $(masked "$POSTGRES_URL") and Redis at $REDIS_ADDR"
+else
+  say "no answer from Postgres at $(masked "$POSTGRES_URL") and/or Redis at $REDIS_ADDR; using the private 'dev' services"
+  bash scripts/local-services.sh status dev 2>/dev/null || STARTED_PRIVATE=1
+  bash scripts/local-services.sh start dev
+  # Read just the two URLs; the rest of the env file is for the scripts, not the services.
+  POSTGRES_URL=$(. .data/dev/env && echo "$POSTGRES_URL")
+  REDIS_ADDR=$(. .data/dev/env && echo "$REDIS_ADDR")
+  unset REDIS_PASS   # the private Redis has no password
+  PRIVATE=1
+fi
+export POSTGRES_URL REDIS_ADDR
+export API_ADDR=${API_ADDR:-:8080}
+API_METRICS_ADDR=${API_METRICS_ADDR:-${METRICS_ADDR:-:2112}}
+WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-:2113}
+
+API_PID=
+WORKER_PID=
+CLEANED=0
+
+# Idempotent: reached from the signal trap, from a child's death and from the EXIT trap.
+cleanup() {
+  [ $CLEANED = 0 ] || return 0
+  CLEANED=1
+  local pid i
+  for pid in $API_PID $WORKER_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+  # The services drain in-flight work on SIGTERM; give them a bounded grace period.
+  for pid in $API_PID $WORKER_PID; do
+    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ $STARTED_PRIVATE = 1 ]; then bash scripts/local-services.sh stop dev || true; fi
+}
+trap cleanup EXIT
+trap 'say "stopping"; cleanup; exit 0' INT TERM
+
+# Migrate first: neither service should ever see an older schema than its code expects.
+node dist/services/migrator/main.js
+
+METRICS_ADDR=$API_METRICS_ADDR node dist/services/api/main.js &
+API_PID=$!
+METRICS_ADDR=$WORKER_METRICS_ADDR node dist/services/worker/main.js &
+WORKER_PID=$!
+
+# ":8080" and "0.0.0.0:8080" both mean "reachable on localhost".
+http_url() {
+  local host=${1%:*}
+  case $host in "" | 0.0.0.0 | "[::]" | "::") host=localhost ;; esac
+  echo "http://$host:${1##*:}"
+}
+API_URL=$(http_url "$API_ADDR")
+
+# Print the banner once the API answers, so the curl example works when it is shown.
+for _ in $(seq 1 100); do
+  node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$API_URL/healthz" && break
+  kill -0 "$API_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null || break
+  sleep 0.2
+done
+
+# The private dev password is no secret (app/app); anyone else's is.
+SHOWN_PG_URL=$POSTGRES_URL
+[ $PRIVATE = 1 ] || SHOWN_PG_URL=$(masked "$POSTGRES_URL")
+
+cat <<EOF
+
+  task-scheduler is running (Ctrl-C to stop)
+    API             $API_URL
+    API metrics     $(http_url "$API_METRICS_ADDR")/metrics
+    worker metrics  $(http_url "$WORKER_METRICS_ADDR")/metrics
+    Postgres        $SHOWN_PG_URL
+    Redis           $REDIS_ADDR
+
+  Try:
+    curl -s -X POST $API_URL/tasks -H 'content-type: application/json' -d '{"type":"noop","priority":"high"}'
+    curl -s $API_URL/tasks/<id from the response>
+
+EOF
+
+# Whichever child exits first ends the session: stop the other and report failure.
+set +e
+wait -n "$API_PID" "$WORKER_PID"
+rc=$?
+set -e
+kill -0 "$API_PID" 2>/dev/null && who=worker || who=api
+say "$who exited (status $rc); stopping"
+cleanup
+exit $((rc == 0 ? 1 : rc))

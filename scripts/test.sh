@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `npm test`: type check, build, then jest. Arguments go to jest (e.g. `npm test -- test/unit`).
+# Jest's globalSetup starts the private Postgres/Redis itself (scripts/local-services.sh), so
+# nothing else has to be running.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# A fresh clone can run `npm test` directly.
+if [ ! -d node_modules ]; then npm ci; fi
+
+# Jest runs ts-jest in transpile-only mode, so type errors would otherwise go unnoticed.
+npx tsc -p tsconfig.json --noEmit
+
+# End-to-end tests start the compiled entrypoints under dist/, which must match the sources.
+npm run build
+
+# exec: jest's exit code is the script's exit code.
+exec npx jest "$@"
