@@ -7,6 +7,7 @@ import type { Running } from './processor';
 
 export class Heartbeater extends PeriodicService<{ extended: number; lost: number }> {
   constructor(
+    private readonly workerId: string,
     private readonly running: ReadonlyMap<string, Running>,
     private readonly queue: TaskQueue,
     private readonly visibilityMs: number,
@@ -16,7 +17,13 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
     super('heartbeater', intervalMs, log);
   }
 
+  /** How long an announcement lasts: three missed heartbeats make a worker count as gone. */
+  get announceTtlMs(): number {
+    return this.intervalMs * 3;
+  }
+
   async runOnce(): Promise<{ extended: number; lost: number }> {
+    await this.queue.announceWorker(this.workerId, this.announceTtlMs);
     const entries = [...this.running.values()].filter((r) => !r.controller.signal.aborted);
     if (entries.length === 0) return { extended: 0, lost: 0 };
     const ok = await this.queue.extend(entries.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs);

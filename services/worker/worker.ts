@@ -55,7 +55,7 @@ export class Worker {
       },
     );
     const heartbeatMs = cfg.HEARTBEAT_INTERVAL_MS || Math.max(50, Math.floor(cfg.VIS_TIMEOUT_MS / 3));
-    this.heartbeater = new Heartbeater(this.processor.running, queue, cfg.VIS_TIMEOUT_MS, heartbeatMs, log);
+    this.heartbeater = new Heartbeater(this.id, this.processor.running, queue, cfg.VIS_TIMEOUT_MS, heartbeatMs, log);
     this.reaper = new Reaper({ pool, queue, metrics }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log);
     this.retryPump = new RetryPump({ queue, metrics, onPromoted: () => this.processor.wake() }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
     this.keyPruner = new KeyPruner(pool, 60_000, log);
@@ -67,6 +67,7 @@ export class Worker {
   }
 
   start(): void {
+    this.deps.queue.announceWorker(this.id, this.heartbeater.announceTtlMs).catch((err: unknown) => this.deps.log.warn({ err }, 'announcing the worker failed'));
     this.processor.start();
     this.heartbeater.start();
     this.reaper.start();
@@ -90,6 +91,7 @@ export class Worker {
     await this.processor.abortAll();
     await this.completer.flush();
     await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.reconciler.stop()]);
+    await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };
   }

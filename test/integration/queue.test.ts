@@ -212,10 +212,24 @@ describe('retry, bury, reap, promote', () => {
     expect([again!.message.id, again!.attempt]).toEqual(['a', 1]);
   });
 
-  it('stats report every priority', async () => {
+  it('stats report every priority, the age of the oldest waiting task, and live workers', async () => {
     const q = queue();
     await q.enqueue(PRIORITIES.map((p, i) => item(`t${i}`, p)));
+    await new Promise((r) => setTimeout(r, 120));
+    await q.enqueue([item('late', 'low')]);
+    await q.announceWorker('w1', 10000);
+    await q.announceWorker('w2', 1);
+    await new Promise((r) => setTimeout(r, 5));
     const s = await q.stats();
-    expect(s.ready).toEqual({ critical: 1, high: 1, default: 1, low: 1 });
+    expect(s.ready).toEqual({ critical: 1, high: 1, default: 1, low: 2 });
+    expect(s.oldestWaitingSeconds.low).toBeGreaterThanOrEqual(0.1);
+    expect(s.oldestWaitingSeconds.low).toBeLessThan(5);
+    expect(s.liveWorkers).toBe(1);
+    await q.lease({ max: 10, visibilityMs: 10000 });
+    const after = await q.stats();
+    expect(after.oldestWaitingSeconds).toEqual({ critical: 0, high: 0, default: 0, low: 0 });
+    expect(after.processing).toBe(5);
+    await q.announceWorker('w1', 0);
+    expect((await q.stats()).liveWorkers).toBe(0);
   });
 });

@@ -4,7 +4,8 @@
  * (others are reported as `unknown`), and no id ever becomes a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { PRIORITIES } from '../tasks/priority';
+import type { QueueStats } from '../queue/queue';
+import { PRIORITIES, Priority } from '../tasks/priority';
 
 const RUN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 // Waits range from sub-millisecond on an idle system to many minutes behind a backlog or backoff.
@@ -71,12 +72,13 @@ export function workerMetrics(registry: Registry) {
 }
 
 /**
- * Queue gauges read from Redis at scrape time (cached for `sampleMs`). Only the API exports them,
- * so a sum over scraped workers cannot multiply them.
+ * Queue gauges read from Redis at scrape time (cached for `sampleMs`). Only the API exports them;
+ * with several API replicas every replica reports the same value, so dashboards and rules
+ * aggregate them with max by (priority), never sum.
  */
-export function queueGauges(registry: Registry, read: () => Promise<{ ready: Record<string, number>; retrying: Record<string, number>; dead: Record<string, number> }>, sampleMs: number) {
+export function queueGauges(registry: Registry, read: () => Promise<QueueStats>, sampleMs: number): void {
   let last = 0;
-  let cached: Awaited<ReturnType<typeof read>> | null = null;
+  let cached: QueueStats | null = null;
   let pending: Promise<void> | null = null;
   const refresh = async () => {
     if (Date.now() - last < sampleMs && cached) return;
@@ -90,23 +92,39 @@ export function queueGauges(registry: Registry, read: () => Promise<{ ready: Rec
       });
     await pending;
   };
-  const gauge = (name: string, help: string, pick: (s: NonNullable<typeof cached>) => Record<string, number>) =>
+  const current = async (): Promise<QueueStats | null> => {
+    try {
+      await refresh();
+    } catch {
+      // Redis unavailable: keep the last values rather than failing the whole scrape.
+    }
+    return cached;
+  };
+  const perPriority = (name: string, help: string, pick: (s: QueueStats) => Record<Priority, number>) =>
     new Gauge({
       name,
       help,
       labelNames: ['priority'],
       registers: [registry],
       async collect() {
-        try {
-          await refresh();
-        } catch {
-          return; // Redis unavailable: keep the last values rather than failing the scrape.
-        }
-        if (!cached) return;
-        for (const p of PRIORITIES) this.set({ priority: p }, pick(cached)[p] ?? 0);
+        const s = await current();
+        if (s) for (const p of PRIORITIES) this.set({ priority: p }, pick(s)[p]);
       },
     });
-  gauge('queue_depth', 'Tasks waiting in each priority queue (Redis).', (s) => s.ready);
-  gauge('retry_set_depth', 'Tasks waiting for a retry, per priority (Redis).', (s) => s.retrying);
-  gauge('dlq_depth', 'Tasks in each dead-letter queue (Redis).', (s) => s.dead);
+  const single = (name: string, help: string, pick: (s: QueueStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const s = await current();
+        if (s) this.set(pick(s));
+      },
+    });
+  perPriority('queue_depth', 'Tasks waiting in each priority queue (Redis).', (s) => s.ready);
+  perPriority('retry_set_depth', 'Tasks waiting for a retry, per priority (Redis).', (s) => s.retrying);
+  perPriority('dlq_depth', 'Tasks in each dead-letter queue (Redis).', (s) => s.dead);
+  perPriority('queue_oldest_task_age_seconds', 'How long the task at the head of each queue has been waiting (0 when empty).', (s) => s.oldestWaitingSeconds);
+  single('tasks_leased', 'Tasks currently leased by any worker (Redis processing set).', (s) => s.processing);
+  single('workers_alive', 'Worker processes whose heartbeat announcement has not lapsed.', (s) => s.liveWorkers);
 }

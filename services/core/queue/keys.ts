@@ -26,6 +26,8 @@ export interface QueueKeys {
   readyAt: string;
   /** priority → current weight of the smooth weighted round-robin. */
   wrr: string;
+  /** workerId → ms (Redis clock) until which the worker counts as alive. */
+  workers: string;
   /** Leader locks of single-copy services (the reconciler). */
   lock(name: string): string;
 }
@@ -43,6 +45,7 @@ export function queueKeys(prefix: string): QueueKeys {
     tokens: `${tag}:tokens`,
     readyAt: `${tag}:ready_at`,
     wrr: `${tag}:wrr`,
+    workers: `${tag}:workers`,
     lock: (name) => `${tag}:lock:${name}`,
   };
 }

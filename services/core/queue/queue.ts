@@ -50,6 +50,10 @@ export interface QueueStats {
   retrying: Record<Priority, number>;
   dead: Record<Priority, number>;
   processing: number;
+  /** Age of the task at the head of each queue (how long the oldest waiting task has waited); 0 when empty. */
+  oldestWaitingSeconds: Record<Priority, number>;
+  /** Workers whose announcement has not lapsed. */
+  liveWorkers: number;
 }
 
 export interface LeaseOptions {
@@ -73,6 +77,7 @@ export interface TaskQueue {
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
   /** Per id, whether Redis knows the task at all (waiting, leased, retrying or dead). */
   indexed(ids: string[]): Promise<boolean[]>;
+  announceWorker(workerId: string, ttlMs: number): Promise<void>;
   lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
   ping(): Promise<void>;

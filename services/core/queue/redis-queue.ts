@@ -15,7 +15,7 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -178,23 +178,22 @@ export class RedisQueue implements TaskQueue {
 
   async stats(): Promise<QueueStats> {
     const k = this.keys;
-    const pipe = this.redis.pipeline();
-    for (const q of k.queues) pipe.llen(q);
-    for (const r of k.retries) pipe.zcard(r);
-    for (const d of k.deadLetters) pipe.llen(d);
-    pipe.zcard(k.processing);
-    const res = (await pipe.exec()) ?? [];
-    const val = (i: number): number => {
-      const [err, v] = res[i] ?? [null, 0];
-      if (err) throw err;
-      return Number(v);
-    };
+    const r = ((await this.run.stats([...k.queues, ...k.retries, ...k.deadLetters, k.processing, k.readyAt, k.workers], [])) as number[]).map(Number);
+    const now = r[0]!;
+    const at = (i: number) => r[i] ?? 0;
     return {
-      ready: byPriority((i) => val(i)),
-      retrying: byPriority((i) => val(4 + i)),
-      dead: byPriority((i) => val(8 + i)),
-      processing: val(12),
+      ready: byPriority((i) => at(1 + i)),
+      retrying: byPriority((i) => at(5 + i)),
+      dead: byPriority((i) => at(9 + i)),
+      processing: at(13),
+      oldestWaitingSeconds: byPriority((i) => (at(14 + i) > 0 ? Math.max(0, now - at(14 + i)) / 1000 : 0)),
+      liveWorkers: at(18),
     };
+  }
+
+  /** Announces a live worker until ttlMs from now; 0 withdraws the announcement. */
+  async announceWorker(workerId: string, ttlMs: number): Promise<void> {
+    await this.run.announce([this.keys.workers], [workerId, ttlMs]);
   }
 
   async deadLetterIds(priority: Priority, limit = 1000): Promise<string[]> {
