@@ -13,6 +13,8 @@ import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
 import { Cursor, expireVanishedLeases, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 
+const MAX_PAGES_PER_PASS = 100;
+
 export interface ReconcileResult {
   leader: boolean;
   checked: number;
@@ -40,35 +42,47 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   }
 
   async runOnce(): Promise<ReconcileResult> {
-    const { pool, queue, metrics } = this.deps;
     const result: ReconcileResult = { leader: false, checked: 0, requeued: 0, vanishedLeases: 0 };
-    if (!(await queue.lock('reconciler', this.owner, this.opts.intervalMs * 3 + 1000))) return result;
+    if (!(await this.deps.queue.lock('reconciler', this.owner, this.opts.intervalMs * 3 + 1000))) return result;
     result.leader = true;
+    // Keep paging while pages are full, so a Redis that lost everything is rebuilt in one pass
+    // rather than one page per interval; bounded so a pass cannot run forever.
+    for (let page = 0; page < MAX_PAGES_PER_PASS; page++) {
+      const full = await this.reconcilePage(result);
+      if (!full) break;
+    }
+    const { metrics } = this.deps;
+    if (result.requeued > 0) metrics.reconciled.inc({ kind: 'requeued' }, result.requeued);
+    if (result.vanishedLeases > 0) metrics.reconciled.inc({ kind: 'lease_vanished' }, result.vanishedLeases);
+    if (result.requeued + result.vanishedLeases > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
+    return result;
+  }
+
+  /** Checks one page of unfinished tasks; true when the page was full (more may follow). */
+  private async reconcilePage(result: ReconcileResult): Promise<boolean> {
+    const { pool, queue } = this.deps;
     const page = await unfinishedTasks(pool, this.opts.graceMs, this.opts.batchSize, this.cursor);
     const last = page[page.length - 1];
-    this.cursor = page.length < this.opts.batchSize || !last ? null : { updatedAt: last.updated_at, id: last.id };
-    result.checked = page.length;
-    if (page.length === 0) return result;
+    const full = page.length === this.opts.batchSize && last !== undefined;
+    this.cursor = full ? { updatedAt: last.updated_at_text, id: last.id } : null;
+    result.checked += page.length;
+    if (page.length === 0) return false;
 
     const known = await queue.indexed(page.map((t) => t.id));
     const missing = page.filter((_, i) => !known[i]);
-    if (missing.length === 0) return result;
+    if (missing.length === 0) return full;
 
     const running = missing.filter((t) => t.status === 'running' && t.lease_token !== null);
     const expired = await expireVanishedLeases(
       pool,
       running.map((t) => ({ id: t.id, token: t.lease_token!, dead: t.attempts >= maxAttempts(t.max_retries) })),
     );
-    result.vanishedLeases = expired.size;
+    result.vanishedLeases += expired.size;
     // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone.
     const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries) : true));
     const pushed = await queue.enqueue(toIndex.map(indexItem));
-    result.requeued = pushed.filter(Boolean).length;
-
-    if (result.requeued > 0) metrics.reconciled.inc({ kind: 'requeued' }, result.requeued);
-    if (result.vanishedLeases > 0) metrics.reconciled.inc({ kind: 'lease_vanished' }, result.vanishedLeases);
-    if (result.requeued + result.vanishedLeases > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
-    return result;
+    result.requeued += pushed.filter(Boolean).length;
+    return full;
   }
 
   override async stop(): Promise<void> {

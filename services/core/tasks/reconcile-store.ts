@@ -13,11 +13,12 @@ export interface UnfinishedTask {
   lease_token: string | null;
   run_after: Date | null;
   created_at: Date;
-  updated_at: Date;
+  /** updated_at as Postgres prints it: microsecond precision, which a JS Date would truncate. */
+  updated_at_text: string;
 }
 
 export interface Cursor {
-  updatedAt: Date;
+  updatedAt: string;
   id: string;
 }
 
@@ -27,7 +28,7 @@ export interface Cursor {
  */
 export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number, after: Cursor | null): Promise<UnfinishedTask[]> {
   const { rows } = await pool.query<UnfinishedTask>(
-    `SELECT id, type, priority, payload, status, attempts, max_retries, lease_token, run_after, created_at, updated_at
+    `SELECT id, type, priority, payload, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text
        FROM tasks
       WHERE status IN ('queued', 'running', 'retrying')
         AND updated_at < now() - $1 * interval '1 millisecond'

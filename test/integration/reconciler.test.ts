@@ -1,0 +1,103 @@
+/** The reconciler rebuilds Redis from Postgres: lost pushes, flushed data, vanished leases. */
+import { markRunning, recordOutcomes } from '../../services/core/tasks/attempt-store';
+import { createTask } from '../../services/core/tasks/task-store';
+import { uuidv7 } from '../../services/core/tasks/uuid';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import { Reconciler } from '../../services/worker/reconciler';
+import { Stack, createStack, runsOf, silentLog, taskStatus } from '../support/stack';
+
+let stack: Stack;
+beforeEach(async () => {
+  stack = await createStack();
+});
+afterEach(async () => {
+  await stack.close();
+});
+
+function reconciler(batchSize = 100): Reconciler {
+  return new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize }, silentLog);
+}
+
+/** A task committed in Postgres whose push to Redis never happened. */
+async function storedOnly(maxRetries = 3): Promise<string> {
+  const id = uuidv7();
+  await createTask(stack.pool, { id, type: 'noop', priority: 'high', payload: { k: id }, maxRetries, idempotencyKey: null }, null, 1000);
+  return id;
+}
+
+async function flushNamespace(): Promise<void> {
+  const keys = await stack.inspect.keys(`{${stack.cfg.REDIS_KEY_PREFIX}}:*`);
+  if (keys.length) await stack.inspect.del(...keys);
+}
+
+it('pushes tasks that were committed but never queued, once, with their payload', async () => {
+  const ids = [await storedOnly(), await storedOnly()];
+  const r = reconciler();
+  expect(await r.runOnce()).toMatchObject({ leader: true, requeued: 2, vanishedLeases: 0 });
+  expect(await r.runOnce()).toMatchObject({ requeued: 0 });
+  const leases = await stack.queue.lease({ max: 10, visibilityMs: 10000 });
+  expect(leases.map((l) => l.message.id).sort()).toEqual([...ids].sort());
+  expect(leases[0]!.message.payload).toEqual({ k: leases[0]!.message.id });
+});
+
+it('pages through a backlog larger than one page in a single pass', async () => {
+  for (let i = 0; i < 25; i++) await storedOnly();
+  const res = await reconciler(10).runOnce();
+  expect(res).toMatchObject({ checked: 25, requeued: 25 });
+  expect((await stack.queue.stats()).ready.high).toBe(25);
+});
+
+it('after Redis lost everything: waiting tasks are re-queued, vanished leases count as attempts', async () => {
+  const r = reconciler();
+  const lastChance = await storedOnly(0);
+  const leased = await storedOnly(5);
+  await r.runOnce();
+  // FIFO within `high`: these two are leased, in this order.
+  const leases = await stack.queue.lease({ max: 2, visibilityMs: 60000 });
+  expect(leases.map((l) => l.message.id)).toEqual([lastChance, leased]);
+  await markRunning(stack.pool, 'w1', leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })));
+  const retrying = await storedOnly();
+  await r.runOnce();
+  const [rl] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+  expect(rl!.message.id).toBe(retrying);
+  await markRunning(stack.pool, 'w1', [{ id: retrying, token: rl!.token, attempt: 1 }]);
+  await recordOutcomes(stack.pool, [{ id: retrying, token: rl!.token, durationMs: 1, error: 'x', dead: false, delayMs: 60_000 }]);
+  const waiting = await storedOnly();
+
+  await flushNamespace();
+  expect(await r.runOnce()).toMatchObject({ vanishedLeases: 2, requeued: 3 });
+  // max_retries 0: the vanished attempt was its only one.
+  expect(await taskStatus(stack.pool, lastChance)).toMatchObject({ status: 'dead', attempts: 1 });
+  expect((await runsOf(stack.pool, lastChance)).map((r) => r.outcome)).toEqual(['expired']);
+  expect(await taskStatus(stack.pool, leased)).toMatchObject({ status: 'queued', attempts: 1 });
+  // The retrying task waits in its retry set until its backoff ends.
+  expect((await stack.queue.stats()).retrying.high).toBe(1);
+  const requeued = await stack.queue.lease({ max: 10, visibilityMs: 60000 });
+  expect(requeued.map((l) => [l.message.id, l.attempt])).toEqual([
+    [leased, 2],
+    [waiting, 1],
+  ]);
+});
+
+it('leaves a running task alone when its outcome was written meanwhile', async () => {
+  const r = reconciler();
+  const id = await storedOnly();
+  await r.runOnce();
+  const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+  await markRunning(stack.pool, 'w1', [{ id, token: l!.token, attempt: 1 }]);
+  await stack.queue.ack([{ id, token: l!.token }]);
+  // Postgres still says running (the worker is about to write), Redis forgot it.
+  await recordOutcomes(stack.pool, [{ id, token: l!.token, durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+  expect(await r.runOnce()).toMatchObject({ requeued: 0, vanishedLeases: 0 });
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
+});
+
+it('runs as one copy at a time', async () => {
+  await storedOnly();
+  const a = reconciler();
+  const b = reconciler();
+  expect((await a.runOnce()).leader).toBe(true);
+  expect((await b.runOnce()).leader).toBe(false);
+  await a.stop();
+  expect((await b.runOnce()).leader).toBe(true);
+});
