@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import express, { NextFunction, Request, Response } from 'express';
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
+import { dependencyChecks } from '../core/observability/metrics-server';
 import type { ApiMetrics } from '../core/observability/metrics';
 import type { TaskQueue } from '../core/queue/queue';
 import { submitTask } from '../core/tasks/submit';
@@ -36,12 +37,9 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.get('/readyz', async (_req, res) => {
-    const [pg, redis] = await Promise.all([
-      withTimeout(deps.pool.query('SELECT 1'), 2000).then(() => 'ok', (e: Error) => e.message),
-      withTimeout(deps.queue.ping(), 2000).then(() => 'ok', (e: Error) => e.message),
-    ]);
-    const ok = pg === 'ok' && redis === 'ok';
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks: { postgres: pg, redis } });
+    const checks = await dependencyChecks(deps.pool, deps.queue);
+    const ok = Object.values(checks).every((v) => v === 'ok');
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks });
   });
 
   app.post('/tasks', requireJson, express.json({ limit: deps.maxBodyBytes, strict: false }), async (req, res) => {
@@ -131,20 +129,4 @@ function isDependencyOutage(e: { code?: string; message?: string }): boolean {
   const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006'];
   if (e.code && codes.includes(e.code)) return true;
   return /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(e.message ?? '');
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e as Error);
-      },
-    );
-  });
 }

@@ -57,3 +57,15 @@ import { customHandlers } from "./custom-handlers";
 export function defaultHandlers(extra: Record<string, Handler> = customHandlers): HandlerRegistry {
   return new Map(Object.entries({ ...builtinHandlers, ...extra }));
 }
+
+/** Loads `handlers` from a module named by HANDLERS_MODULE; a bad module stops start-up with a clear message. */
+export function loadHandlersModule(modulePath: string): Record<string, Handler> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(require('node:path').resolve(modulePath)) as { handlers?: unknown };
+  const found = mod.handlers;
+  if (!found || typeof found !== 'object') throw new Error(`HANDLERS_MODULE ${modulePath} must export an object named "handlers"`);
+  for (const [name, fn] of Object.entries(found)) {
+    if (typeof fn !== 'function') throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is not a function`);
+  }
+  return found as Record<string, Handler>;
+}

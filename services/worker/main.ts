@@ -4,9 +4,10 @@ import { createPgPool } from '../core/db/postgres';
 import { createRedis } from '../core/db/redis';
 import { createLogger } from '../core/observability/logger';
 import { createRegistry, workerMetrics } from '../core/observability/metrics';
-import { startMetricsServer } from '../core/observability/metrics-server';
+import { dependencyChecks, startMetricsServer } from '../core/observability/metrics-server';
 import { RedisQueue } from '../core/queue/redis-queue';
-import { defaultHandlers } from './handlers';
+import { customHandlers } from './custom-handlers';
+import { defaultHandlers, loadHandlersModule } from './handlers';
 import { Worker } from './worker';
 
 async function main(): Promise<void> {
@@ -18,8 +19,9 @@ async function main(): Promise<void> {
   const redis = createRedis({ addr: cfg.REDIS_ADDR, password: cfg.REDIS_PASS, name: 'worker', offlineQueue: true });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
-  const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers(), log, metrics });
-  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
+  const extra = cfg.HANDLERS_MODULE ? loadHandlersModule(cfg.HANDLERS_MODULE) : {};
+  const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers({ ...customHandlers, ...extra }), log, metrics });
+  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue));
   worker.start();
   log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 

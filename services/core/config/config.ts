@@ -58,6 +58,7 @@ export const SETTINGS = {
   RECONCILE_INTERVAL_MS: setting('5000', parseInteger({ min: 50, max: 3_600_000 }), 'Reconciler cadence in milliseconds (one active copy across all workers).', worker),
   RECONCILE_GRACE_MS: setting('15000', parseInteger({ min: 0, max: 86_400_000 }), 'How long Postgres must not have touched an unfinished task before the reconciler treats its absence from Redis as a loss.', worker),
   RECONCILE_BATCH_SIZE: setting('1000', parseInteger({ min: 1, max: 100_000 }), 'Unfinished tasks checked per reconciler pass.', worker),
+  HANDLERS_MODULE: setting('', parseString(), 'Path of an extra CommonJS module whose `handlers` export adds task handlers at start-up (besides `services/worker/custom-handlers.ts`).', worker),
   MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
 } as const;
 
