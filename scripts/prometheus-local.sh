@@ -46,6 +46,13 @@ stop_system_service() {
 
 install_tools() {
   if have_tools; then return 0; fi
+  # Parallel callers (two jest workers, a test and npm start) install once: the second waits here
+  # and then finds the tools.
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"${TMPDIR:-/tmp}/task-scheduler-prometheus-install.lock"
+    flock -w 600 9 || die "timed out waiting for another prometheus install"
+    if have_tools; then return 0; fi
+  fi
   [ "$(id -u)" -eq 0 ] || die "prometheus/promtool are missing and installing them needs root: apt-get install -y prometheus"
   command -v apt-get >/dev/null 2>&1 || die "prometheus/promtool are missing and apt-get is not available"
   log "installing Debian's prometheus package (prometheus + promtool)"
