@@ -1,0 +1,181 @@
+/**
+ * The Helm chart (charts/task-scheduler/) is the prod environment with its operator-facing
+ * settings turned into values. It is synthesized from the same constructs as the plain manifests:
+ * the prod settings are given marker values, the chart is synthesized, and every marker in the
+ * output becomes a template expression. Objects that exist for one autoscaler kind only are
+ * wrapped in an `if` on `.Values.autoscaling.kind`. A test renders the templates with values.yaml
+ * and expects exactly the prod manifests back.
+ */
+import { stringify } from 'yaml';
+import { synthEnvironment } from './chart';
+import type { AutoscalerKind, EnvironmentSettings } from './settings';
+import { serviceConfig, type Sources } from './sources';
+
+type Json = Record<string, any>;
+
+/** Settings that shape the manifests (ports, grace periods); changed in cdk8s/settings.ts, not in values. */
+export const STRUCTURAL_SETTINGS = ['API_ADDR', 'METRICS_ADDR', 'SHUTDOWN_GRACE_MS'];
+
+interface Hole {
+  expr: string;
+  value: string | number;
+}
+
+/** Markers survive name sanitizing (lowercase alphanumerics) and never occur in real output. */
+const marker = (i: number) => `zzhelm${i}zz`;
+const numberMarker = (i: number) => 9_876_500 + i;
+
+function markers(prod: EnvironmentSettings) {
+  const strings: Record<string, Hole> = {
+    namespace: { expr: '.Release.Namespace', value: prod.namespace },
+    imageRegistry: { expr: '.Values.image.registry', value: prod.imageRegistry },
+    imageTag: { expr: '.Values.image.tag', value: prod.imageTag },
+    imagePullPolicy: { expr: '.Values.image.pullPolicy', value: prod.imagePullPolicy },
+    release: { expr: '.Values.image.tag | lower | replace "." "-"', value: prod.release },
+    ingressClass: { expr: '.Values.ingress.className', value: prod.ingress.className },
+    ingressHost: { expr: '.Values.ingress.host', value: prod.ingress.host },
+    tlsSecret: { expr: '.Values.ingress.tlsSecretName', value: prod.ingress.tlsSecretName },
+    controllerNamespace: { expr: '.Values.ingress.controllerNamespace', value: prod.ingress.controllerNamespace },
+    monitoringNamespace: { expr: '.Values.monitoring.namespace', value: prod.monitoring.namespace },
+    releaseLabel: { expr: '.Values.monitoring.release', value: prod.monitoring.releaseLabel },
+    prometheusUrl: { expr: '.Values.autoscaling.prometheusUrl', value: prod.autoscaling.prometheusUrl },
+    secretName: { expr: '.Values.credentialsSecret', value: prod.credentials.secretName },
+  };
+  const numbers: Record<string, Hole> = {
+    apiReplicas: { expr: '.Values.api.replicas', value: prod.api.replicas },
+    minReplicas: { expr: '.Values.worker.minReplicas', value: prod.worker.minReplicas },
+    maxReplicas: { expr: '.Values.worker.maxReplicas', value: prod.worker.maxReplicas },
+    tasksPerWorker: { expr: '.Values.autoscaling.tasksPerWorker', value: prod.autoscaling.tasksPerWorker },
+  };
+  const stringMarkers = Object.fromEntries(Object.keys(strings).map((k, i) => [k, marker(i)])) as Record<keyof typeof strings, string>;
+  const numberMarkers = Object.fromEntries(Object.keys(numbers).map((k, i) => [k, numberMarker(i)])) as Record<keyof typeof numbers, number>;
+  const byString = new Map(Object.entries(strings).map(([k, h]) => [stringMarkers[k]!, h]));
+  const byNumber = new Map(Object.entries(numbers).map(([k, h]) => [numberMarkers[k]!, h]));
+  return { stringMarkers, numberMarkers, byString, byNumber };
+}
+
+function markedEnvironment(prod: EnvironmentSettings, kind: AutoscalerKind, m: ReturnType<typeof markers>): EnvironmentSettings {
+  const s = m.stringMarkers;
+  const n = m.numberMarkers;
+  return {
+    ...prod,
+    namespace: s.namespace!,
+    imageRegistry: s.imageRegistry!,
+    imageTag: s.imageTag!,
+    imagePullPolicy: s.imagePullPolicy as EnvironmentSettings['imagePullPolicy'],
+    release: s.release!,
+    api: { ...prod.api, replicas: n.apiReplicas! },
+    worker: { ...prod.worker, minReplicas: n.minReplicas!, maxReplicas: n.maxReplicas! },
+    autoscaling: { ...prod.autoscaling, kind, prometheusUrl: s.prometheusUrl!, tasksPerWorker: n.tasksPerWorker! },
+    ingress: { className: s.ingressClass!, host: s.ingressHost!, tlsSecretName: s.tlsSecret!, controllerNamespace: s.controllerNamespace! },
+    monitoring: { ...prod.monitoring, namespace: s.monitoringNamespace!, releaseLabel: s.releaseLabel! },
+    credentials: { secretName: s.secretName! },
+  };
+}
+
+const CONFIG_MAPS = /^task-scheduler-(api|worker|migrator)-config$/;
+
+/** Replaces markers with placeholders; returns the object and the placeholder → template text map. */
+function templatize(obj: Json, m: ReturnType<typeof markers>, placeholders: Map<string, string>): Json {
+  const placeholder = (text: string) => {
+    const key = `HELMPLACEHOLDER${placeholders.size}X`;
+    placeholders.set(key, text);
+    return key;
+  };
+  const walk = (v: unknown): unknown => {
+    // Numbers that had to become strings (KEDA's threshold) are markers too.
+    if (typeof v === 'string' && /^\d+$/.test(v) && m.byNumber.has(Number(v))) return placeholder(`{{ ${m.byNumber.get(Number(v))!.expr} | quote }}`);
+    if (typeof v === 'string' && /zzhelm\d+zz/.test(v)) {
+      const whole = m.byString.get(v);
+      if (whole) return placeholder(`{{ ${whole.expr} | quote }}`);
+      const parts = v.split(/(zzhelm\d+zz)/).map((part) => {
+        const hole = m.byString.get(part);
+        return hole ? `{{ ${hole.expr} }}` : JSON.stringify(part).slice(1, -1);
+      });
+      return placeholder(`"${parts.join('')}"`);
+    }
+    if (typeof v === 'number' && m.byNumber.has(v)) return placeholder(`{{ ${m.byNumber.get(v)!.expr} }}`);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  const out = walk(obj) as Json;
+  if (out.kind === 'ConfigMap' && CONFIG_MAPS.test(obj.metadata?.name ?? '')) {
+    for (const key of Object.keys(out.data ?? {})) {
+      if (!STRUCTURAL_SETTINGS.includes(key)) out.data[key] = placeholder(`{{ .Values.config.${key} | quote }}`);
+    }
+  }
+  return out;
+}
+
+const keyOf = (o: Json) => `${o.kind}/${o.metadata?.name}`;
+
+export interface HelmChart {
+  /** Paths relative to the chart directory → content. */
+  files: Record<string, string>;
+  values: Json;
+}
+
+export function helmChart(prod: EnvironmentSettings, sources: Sources, version: string): HelmChart {
+  const m = markers(prod);
+  const variants = (['keda', 'hpa'] as const).map((kind) => ({
+    kind,
+    objects: synthEnvironment(markedEnvironment(prod, kind, m), sources).filter((o) => o.kind !== 'Namespace'),
+  }));
+  const [keda, hpa] = variants as [(typeof variants)[0], (typeof variants)[0]];
+  const hpaByKey = new Map(hpa.objects.map((o) => [keyOf(o), o]));
+  const kedaKeys = new Set(keda.objects.map(keyOf));
+  const entries: { obj: Json; only?: AutoscalerKind }[] = [];
+  for (const obj of keda.objects) {
+    const other = hpaByKey.get(keyOf(obj));
+    if (!other) entries.push({ obj, only: 'keda' });
+    else if (JSON.stringify(other) !== JSON.stringify(obj)) throw new Error(`${keyOf(obj)} differs between autoscaler kinds; the chart cannot template that`);
+    else entries.push({ obj });
+  }
+  for (const obj of hpa.objects) if (!kedaKeys.has(keyOf(obj))) entries.push({ obj, only: 'hpa' });
+
+  const files: Record<string, string> = {};
+  const header = '# Generated by `npm run synth` from cdk8s/ — do not edit.\n';
+  for (const { obj, only } of entries) {
+    const placeholders = new Map<string, string>();
+    let text = stringify(templatize(obj, m, placeholders), { lineWidth: 0 });
+    // Longest first, so HELMPLACEHOLDER1X never eats the start of HELMPLACEHOLDER12X.
+    for (const [key, template] of [...placeholders].sort((a, b) => b[0].length - a[0].length)) text = text.split(key).join(template);
+    if (only) text = `{{- if eq .Values.autoscaling.kind "${only}" }}\n${text}{{- end }}\n`;
+    files[`templates/${obj.kind.toLowerCase()}-${String(obj.metadata.name).replace(/-?zzhelm\d+zz/g, '')}.yaml`] = header + text;
+  }
+
+  const config: Record<string, string> = {};
+  for (const service of ['api', 'worker', 'migrator'] as const) {
+    for (const [k, v] of Object.entries(serviceConfig(prod, service).data)) if (!STRUCTURAL_SETTINGS.includes(k)) config[k] = v;
+  }
+  const values = {
+    image: { registry: prod.imageRegistry, tag: prod.imageTag, pullPolicy: prod.imagePullPolicy },
+    api: { replicas: prod.api.replicas },
+    worker: { minReplicas: prod.worker.minReplicas, maxReplicas: prod.worker.maxReplicas },
+    autoscaling: { kind: prod.autoscaling.kind, tasksPerWorker: prod.autoscaling.tasksPerWorker, prometheusUrl: prod.autoscaling.prometheusUrl },
+    ingress: { className: prod.ingress.className, host: prod.ingress.host, tlsSecretName: prod.ingress.tlsSecretName, controllerNamespace: prod.ingress.controllerNamespace },
+    monitoring: { namespace: prod.monitoring.namespace, release: prod.monitoring.releaseLabel },
+    credentialsSecret: prod.credentials.secretName,
+    config: Object.fromEntries(Object.entries(config).sort(([a], [b]) => a.localeCompare(b))),
+  };
+  files['values.yaml'] =
+    `${header}# autoscaling.kind: keda (ScaledObject; needs KEDA) or hpa (HPA on an External metric; needs
+# prometheus-adapter installed with rules.existing=task-scheduler-prometheus-adapter).
+# credentialsSecret: an existing Secret with POSTGRES_URL and REDIS_PASS.
+# config: the services' settings (services/core/config/config.ts); ${STRUCTURAL_SETTINGS.join(', ')}
+# shape the manifests and are set in cdk8s/settings.ts instead.
+` + stringify(values, { lineWidth: 0 });
+  files['Chart.yaml'] =
+    header +
+    stringify({
+      apiVersion: 'v2',
+      name: 'task-scheduler',
+      description: 'Task scheduler: HTTP API, queue-depth-autoscaled workers and a per-release migrator Job.',
+      type: 'application',
+      version,
+      appVersion: version,
+      kubeVersion: '>=1.27.0-0',
+    });
+  return { files, values };
+}

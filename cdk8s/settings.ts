@@ -1,0 +1,150 @@
+/**
+ * The typed deployment settings of every environment, in one place. `npm run synth` renders one
+ * manifest file per entry of ENVIRONMENTS (charts/manifests/<name>.yaml) and the Helm chart from
+ * `prod`. Service settings (the environment variables) are not repeated here: they come from the
+ * settings table in services/core/config/config.ts, and `config` only overrides its defaults.
+ */
+import type { SettingName } from '../services/core/config/config';
+import { version } from '../package.json';
+
+export type EnvironmentName = 'dev' | 'prod';
+
+/**
+ * How the worker Deployment scales on queue depth.
+ * - `keda`: a KEDA ScaledObject with a Prometheus trigger (the default: KEDA queries Prometheus
+ *   itself, no metrics adapter needed).
+ * - `hpa`: a plain autoscaling/v2 HorizontalPodAutoscaler on an External metric, served by
+ *   prometheus-adapter from the rule ConfigMap this app also renders. Only one of KEDA and
+ *   prometheus-adapter can serve external.metrics.k8s.io in a cluster.
+ */
+export type AutoscalerKind = 'keda' | 'hpa';
+
+export interface ResourceSettings {
+  cpuRequestMillis: number;
+  cpuLimitMillis: number;
+  memoryRequestMiB: number;
+  memoryLimitMiB: number;
+}
+
+export interface CredentialsSettings {
+  /** Secret holding POSTGRES_URL and REDIS_PASS (and, in dev, POSTGRES_PASSWORD). */
+  secretName: string;
+  /**
+   * Values of a Secret to create. Only for dev, where they point at the in-cluster stores;
+   * elsewhere the Secret is created outside the manifests (kubectl, External Secrets, …).
+   */
+  create?: { POSTGRES_URL: string; REDIS_PASS: string; POSTGRES_PASSWORD: string };
+}
+
+export interface EnvironmentSettings {
+  name: EnvironmentName;
+  namespace: string;
+  /** Prefix of the three image names: '' for images loaded into kind by name, or 'registry/path/'. */
+  imageRegistry: string;
+  imageTag: string;
+  /** IfNotPresent everywhere: kind only has images loaded with `kind load`, and tags are immutable. */
+  imagePullPolicy: 'IfNotPresent' | 'Always';
+  /** Suffix of the migrator Job's name, so every release runs a new Job (Job specs are immutable). */
+  release: string;
+  api: { replicas: number; resources: ResourceSettings };
+  worker: { minReplicas: number; maxReplicas: number; resources: ResourceSettings };
+  migrator: { resources: ResourceSettings };
+  autoscaling: {
+    kind: AutoscalerKind;
+    /** Waiting tasks per worker replica the autoscaler aims for. */
+    tasksPerWorker: number;
+    /** Prometheus that KEDA queries (unused by the `hpa` kind, whose adapter has its own). */
+    prometheusUrl: string;
+    pollingIntervalSeconds: number;
+    /** Scale-down looks back this long and removes at most a quarter of the workers a minute. */
+    scaleDownStabilizationSeconds: number;
+  };
+  ingress: {
+    className: string;
+    /** Empty: the rule matches every host (kind, reached at localhost). */
+    host: string;
+    /** TLS Secret for the host; empty for none. */
+    tlsSecretName: string;
+    /** Namespace of the ingress controller, the only one whose pods may reach the api's HTTP port. */
+    controllerNamespace: string;
+  };
+  monitoring: {
+    /** Namespace of Prometheus (allowed to scrape) and of prometheus-adapter. */
+    namespace: string;
+    /** `release` label kube-prometheus-stack selects ServiceMonitors and PrometheusRules by. */
+    releaseLabel: string;
+    scrapeInterval: string;
+  };
+  /** `in-cluster`: Postgres and Redis StatefulSets (dev only); `managed`: external services. */
+  datastores: 'in-cluster' | 'managed';
+  credentials: CredentialsSettings;
+  /** Overrides of the settings table's defaults for this environment (non-secret settings only). */
+  config: Partial<Record<SettingName, string>>;
+}
+
+const small: ResourceSettings = { cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 96, memoryLimitMiB: 256 };
+
+export const PROMETHEUS_URL = 'http://kube-prometheus-stack-prometheus.monitoring.svc:9090';
+
+export const ENVIRONMENTS: Record<EnvironmentName, EnvironmentSettings> = {
+  dev: {
+    name: 'dev',
+    namespace: 'task-scheduler',
+    imageRegistry: '',
+    imageTag: 'dev',
+    imagePullPolicy: 'IfNotPresent',
+    release: 'dev',
+    api: { replicas: 1, resources: small },
+    worker: { minReplicas: 1, maxReplicas: 5, resources: small },
+    migrator: { resources: small },
+    autoscaling: { kind: 'keda', tasksPerWorker: 50, prometheusUrl: PROMETHEUS_URL, pollingIntervalSeconds: 15, scaleDownStabilizationSeconds: 120 },
+    ingress: { className: 'traefik', host: '', tlsSecretName: '', controllerNamespace: 'traefik' },
+    monitoring: { namespace: 'monitoring', releaseLabel: 'kube-prometheus-stack', scrapeInterval: '15s' },
+    datastores: 'in-cluster',
+    credentials: {
+      secretName: 'task-scheduler-credentials',
+      // Development-only credentials of the in-cluster stores; never used outside kind.
+      create: {
+        POSTGRES_URL: 'postgres://app:dev-only-password@task-scheduler-postgres:5432/app?sslmode=disable',
+        REDIS_PASS: 'dev-only-password',
+        POSTGRES_PASSWORD: 'dev-only-password',
+      },
+    },
+    config: {
+      REDIS_ADDR: 'task-scheduler-redis:6379',
+      // Short so `skaffold dev` redeploys quickly; the manifests' grace periods follow it.
+      SHUTDOWN_GRACE_MS: '10000',
+      WORKER_POOL: '8',
+      PGPOOL_MAX_CONNS: '5',
+    },
+  },
+  prod: {
+    name: 'prod',
+    namespace: 'task-scheduler',
+    imageRegistry: 'registry.example.com/task-scheduler/',
+    imageTag: version,
+    imagePullPolicy: 'IfNotPresent',
+    release: version,
+    api: { replicas: 3, resources: { cpuRequestMillis: 250, cpuLimitMillis: 1000, memoryRequestMiB: 256, memoryLimitMiB: 512 } },
+    worker: { minReplicas: 2, maxReplicas: 20, resources: { cpuRequestMillis: 500, cpuLimitMillis: 2000, memoryRequestMiB: 256, memoryLimitMiB: 768 } },
+    migrator: { resources: { cpuRequestMillis: 100, cpuLimitMillis: 500, memoryRequestMiB: 128, memoryLimitMiB: 256 } },
+    autoscaling: { kind: 'keda', tasksPerWorker: 100, prometheusUrl: PROMETHEUS_URL, pollingIntervalSeconds: 15, scaleDownStabilizationSeconds: 300 },
+    ingress: { className: 'traefik', host: 'tasks.example.com', tlsSecretName: 'task-scheduler-tls', controllerNamespace: 'traefik' },
+    monitoring: { namespace: 'monitoring', releaseLabel: 'kube-prometheus-stack', scrapeInterval: '15s' },
+    datastores: 'managed',
+    credentials: { secretName: 'task-scheduler-credentials' },
+    config: {
+      REDIS_ADDR: 'redis.example.internal:6379',
+    },
+  },
+};
+
+/** Image reference of one service in an environment. */
+export function imageOf(env: EnvironmentSettings, service: 'api' | 'worker' | 'migrator'): string {
+  return `${env.imageRegistry}task-scheduler-${service}:${env.imageTag}`;
+}
+
+/** A DNS-1123 label fragment from a release id or tag (0.1.0 → 0-1-0). */
+export function nameFragment(value: string): string {
+  return value.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+}
