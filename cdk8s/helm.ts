@@ -75,6 +75,14 @@ function markedEnvironment(prod: EnvironmentSettings, kind: AutoscalerKind, m: R
 
 const CONFIG_MAPS = /^task-scheduler-(api|worker|migrator)-config$/;
 
+/**
+ * Literal `{{`/`}}` (Grafana legends, alert annotations) must reach the cluster as they are, not
+ * be read by Helm: each becomes a raw-string action, {{ `{{` }}, which YAML quoting leaves alone.
+ */
+export function escapeForHelm(text: string): string {
+  return text.replace(/\{\{|\}\}/g, (m) => `{{ \`${m}\` }}`);
+}
+
 /** Replaces markers with placeholders; returns the object and the placeholder → template text map. */
 function templatize(obj: Json, m: ReturnType<typeof markers>, placeholders: Map<string, string>): Json {
   const placeholder = (text: string) => {
@@ -90,10 +98,11 @@ function templatize(obj: Json, m: ReturnType<typeof markers>, placeholders: Map<
       if (whole) return placeholder(`{{ ${whole.expr} | quote }}`);
       const parts = v.split(/(zzhelm\d+zz)/).map((part) => {
         const hole = m.byString.get(part);
-        return hole ? `{{ ${hole.expr} }}` : JSON.stringify(part).slice(1, -1);
+        return hole ? `{{ ${hole.expr} }}` : escapeForHelm(JSON.stringify(part).slice(1, -1));
       });
       return placeholder(`"${parts.join('')}"`);
     }
+    if (typeof v === 'string') return escapeForHelm(v);
     if (typeof v === 'number' && m.byNumber.has(v)) return placeholder(`{{ ${m.byNumber.get(v)!.expr} }}`);
     if (Array.isArray(v)) return v.map(walk);
     if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));

@@ -1,0 +1,83 @@
+/**
+ * The committed output under charts/ is exactly what `npm run synth` makes from the sources today,
+ * and the Helm chart, rendered with its default values, is exactly the prod manifests.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import { synthEnvironment } from '../../cdk8s/chart';
+import { HELM_DIR, MANIFESTS_DIR, renderOutputs, writeOutputs } from '../../cdk8s/synth';
+import { REPO_ROOT } from '../../cdk8s/sources';
+import { environment, sources } from './helpers';
+import { renderObjects, type RenderContext } from './helm-render';
+
+function listFiles(root: string, dir: string): string[] {
+  const abs = path.join(root, dir);
+  return readdirSync(abs, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(root, path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+describe('generated output', () => {
+  let out: string;
+  beforeAll(() => {
+    out = mkdtempSync(path.join(os.tmpdir(), 'k8s-synth-'));
+    writeOutputs(out, renderOutputs(sources()));
+  });
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  test('charts/ matches a fresh synth (run `npm run synth` and commit charts/ when this fails)', () => {
+    const fresh = listFiles(out, 'charts').sort();
+    expect(listFiles(REPO_ROOT, 'charts').sort()).toEqual(fresh);
+    for (const file of fresh) {
+      expect({ file, content: readFileSync(path.join(REPO_ROOT, file), 'utf8') }).toEqual({ file, content: readFileSync(path.join(out, file), 'utf8') });
+    }
+  });
+
+  test('the manifests parse back to the synthesized objects', () => {
+    for (const env of ['dev', 'prod'] as const) {
+      const docs = parseAllDocuments(readFileSync(path.join(out, MANIFESTS_DIR, `${env}.yaml`), 'utf8')).map((d) => d.toJS());
+      expect(docs).toEqual(JSON.parse(JSON.stringify(synthEnvironment(environment(env), sources()))));
+    }
+  });
+
+  describe('Helm chart', () => {
+    const values = () => parse(readFileSync(path.join(out, HELM_DIR, 'values.yaml'), 'utf8'));
+    const render = (ctx: RenderContext) =>
+      readdirSync(path.join(out, HELM_DIR, 'templates'))
+        .sort()
+        .flatMap((f) => renderObjects(readFileSync(path.join(out, HELM_DIR, 'templates', f), 'utf8'), ctx));
+    const byKey = (objects: Record<string, any>[]) =>
+      Object.fromEntries(objects.filter((o) => o.kind !== 'Namespace').map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+
+    test('rendered with its default values equals the prod manifests', () => {
+      const prod = environment('prod');
+      const rendered = render({ Values: values(), Release: { Namespace: prod.namespace } });
+      expect(byKey(rendered)).toEqual(byKey(JSON.parse(JSON.stringify(synthEnvironment(prod, sources())))));
+    });
+
+    test('autoscaling.kind=hpa renders the HPA variant', () => {
+      const prod = environment('prod', 'hpa');
+      const v = values();
+      v.autoscaling.kind = 'hpa';
+      const rendered = render({ Values: v, Release: { Namespace: prod.namespace } });
+      expect(byKey(rendered)).toEqual(byKey(JSON.parse(JSON.stringify(synthEnvironment(prod, sources())))));
+    });
+
+    test('values reach the objects: image tag, namespace, replicas, ingress, settings', () => {
+      const v = values();
+      v.image.tag = '1.2.3';
+      v.api.replicas = 7;
+      v.ingress.host = 'tasks.internal';
+      v.config.LOG_LEVEL = 'debug';
+      const objects = byKey(render({ Values: v, Release: { Namespace: 'ts-staging' } }));
+      const api = objects['Deployment/task-scheduler-api']!;
+      expect(api.metadata.namespace).toBe('ts-staging');
+      expect(api.spec.replicas).toBe(7);
+      expect(api.spec.template.spec.containers[0].image).toBe('registry.example.com/task-scheduler/task-scheduler-api:1.2.3');
+      expect(objects['Job/task-scheduler-migrate-1-2-3']).toBeDefined();
+      expect(objects['Ingress/task-scheduler-api']!.spec.rules[0].host).toBe('tasks.internal');
+      expect(objects['ConfigMap/task-scheduler-worker-config']!.data.LOG_LEVEL).toBe('debug');
+      expect(objects['ScaledObject/task-scheduler-worker']!.spec.triggers[0].metadata.query).toContain('namespace="ts-staging"');
+    });
+  });
+});
