@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # `npm start`: the one-command quick start. Builds, finds Postgres and Redis (the ones named by
 # POSTGRES_URL / REDIS_ADDR, or else a private `dev` pair via scripts/local-services.sh), migrates,
-# then runs the API and one worker in the foreground until Ctrl-C.
+# then runs the API and one worker in the foreground until Ctrl-C. When a `prometheus` binary is
+# installed (`bash scripts/prometheus-local.sh install`; never installed from here), a private
+# Prometheus on 127.0.0.1 scrapes both and loads the alert rules in alerts/ (data under
+# .data/dev/prometheus).
 #
 # Overrides: POSTGRES_URL, REDIS_ADDR, API_ADDR (:8080), API_METRICS_ADDR (METRICS_ADDR or :2112),
-# WORKER_METRICS_ADDR (:2113). Every other setting is passed through to the services as-is.
+# WORKER_METRICS_ADDR (:2113), PROMETHEUS_PORT (9091, or a free port when taken). Every other
+# setting is passed through to the services as-is.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -69,6 +73,7 @@ WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-:2113}
 
 API_PID=
 WORKER_PID=
+PROM_PID=
 CLEANED=0
 
 # Idempotent: reached from the signal trap, from a child's death and from the EXIT trap.
@@ -76,9 +81,9 @@ cleanup() {
   [ $CLEANED = 0 ] || return 0
   CLEANED=1
   local pid i
-  for pid in $API_PID $WORKER_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $API_PID $WORKER_PID $PROM_PID; do kill -TERM "$pid" 2>/dev/null || true; done
   # The services drain in-flight work on SIGTERM; give them a bounded grace period.
-  for pid in $API_PID $WORKER_PID; do
+  for pid in $API_PID $WORKER_PID $PROM_PID; do
     for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -111,6 +116,59 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# Observability: a private Prometheus, only when the binary is installed.
+# host:port that a local Prometheus dials for a service bound to $1 (":2112" → 127.0.0.1:2112).
+scrape_target() {
+  local host=${1%:*}
+  case $host in "" | 0.0.0.0 | "[::]" | "::" | localhost) host=127.0.0.1 ;; esac
+  echo "$host:${1##*:}"
+}
+# Prints the preferred port if it can be bound on 127.0.0.1 now, else one the kernel picks.
+prometheus_port() {
+  node -e '
+    const net = require("net");
+    const tryListen = (port, fallback) => {
+      const s = net.createServer();
+      s.once("error", () => (fallback ? tryListen(0, false) : process.exit(1)));
+      s.listen(port, "127.0.0.1", () => { const p = s.address().port; s.close(() => console.log(p)); });
+    };
+    tryListen(Number(process.argv[1]), true);
+  ' "$1"
+}
+PROM_URL=
+PROM_DIR=.data/dev/prometheus
+start_prometheus() {
+  local port
+  mkdir -p "$PROM_DIR/data"
+  port=$(prometheus_port "${PROMETHEUS_PORT:-9091}") || { say "no free port for prometheus; running without it"; return 0; }
+  bash scripts/prometheus-local.sh config "$PROM_DIR/prometheus.yml" \
+    "$(scrape_target "$API_METRICS_ADDR")" "$(scrape_target "$WORKER_METRICS_ADDR")" 5s || { say "could not write the prometheus config; running without it"; return 0; }
+  prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+    --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$port" >"$PROM_DIR/prometheus.log" 2>&1 &
+  PROM_PID=$!
+  for _ in $(seq 1 50); do
+    if ! kill -0 "$PROM_PID" 2>/dev/null; then
+      say "prometheus exited at start; see $PROM_DIR/prometheus.log"
+      wait "$PROM_PID" 2>/dev/null || true
+      PROM_PID=
+      return 0
+    fi
+    node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:$port/-/ready" && break
+    sleep 0.2
+  done
+  PROM_URL="http://127.0.0.1:$port"
+}
+if command -v prometheus >/dev/null 2>&1; then
+  start_prometheus
+else
+  say "prometheus is not installed, so no local Prometheus (bash scripts/prometheus-local.sh install adds it)"
+fi
+if [ -n "$PROM_URL" ]; then
+  PROM_LINE="$PROM_URL  (targets: $PROM_URL/targets, alerts: $PROM_URL/alerts)"
+else
+  PROM_LINE="not running"
+fi
+
 # The private dev password is no secret (app/app); anyone else's is.
 SHOWN_PG_URL=$POSTGRES_URL
 [ $PRIVATE = 1 ] || SHOWN_PG_URL=$(masked "$POSTGRES_URL")
@@ -121,6 +179,7 @@ cat <<EOF
     API             $API_URL
     API metrics     $(http_url "$API_METRICS_ADDR")/metrics
     worker metrics  $(http_url "$WORKER_METRICS_ADDR")/metrics
+    Prometheus      $PROM_LINE
     Postgres        $SHOWN_PG_URL
     Redis           $REDIS_ADDR
 
