@@ -1,27 +1,48 @@
 # syntax=docker/dockerfile:1
 # One multi-stage build with a target per service: api, worker, migrator.
+#   docker build --target api -t task-scheduler-api:dev .
+# Runtime images hold production dependencies only, run as the numeric non-root user 10001 with
+# files owned by root (so a read-only root filesystem works: the app writes nothing but /tmp),
+# and start under tini, which forwards SIGTERM to node and reaps zombies.
+# test/k8s/image-install.test.ts replays the runtime stage's install and COPYs in a temp dir and
+# starts each target's CMD from there, so a missing runtime dependency fails CI without Docker.
 
-FROM node:20-bookworm-slim AS build
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# --- compile TypeScript ---
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY services ./services
 RUN npm run build
 
-FROM node:20-bookworm-slim AS runtime
+# --- production dependencies only ---
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# --- shared runtime ---
+FROM ${NODE_IMAGE} AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/* \
+ # npm and corepack are not needed at run time; fewer binaries, fewer CVEs to patch.
+ && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+           /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 ENV NODE_ENV=production
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Lua scripts are read at run time from beside the adapter's source path.
 COPY services/core/queue/lua ./services/core/queue/lua
 COPY migrations ./migrations
-# Numeric non-root user so Kubernetes can verify runAsNonRoot.
+# Numeric, so Kubernetes can check runAsNonRoot; it owns nothing in the image.
 USER 10001:10001
-# tini as PID 1 forwards SIGTERM to node and reaps zombies.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 
 FROM runtime AS api
