@@ -225,6 +225,11 @@ it('loads every recording and alert rule, and each evaluates with health "ok"', 
 });
 
 it('runs a mixed workload, then leaves tasks waiting behind busy workers', async () => {
+  // The dead-letter alert needs to see the queues grow: start from recorded empty queues.
+  await eventually('empty dead-letter queues to be recorded', async () => {
+    const r = await query('priority:dlq_depth:max');
+    return r.length === PRIORITIES.length && r.every((s) => s.value[1] === '0');
+  });
   const bodies: Record<string, unknown>[] = [];
   for (const priority of PRIORITIES) {
     for (let i = 0; i < 10; i++) bodies.push({ type: 'noop', priority });
@@ -246,8 +251,11 @@ it('runs a mixed workload, then leaves tasks waiting behind busy workers', async
   );
 
   // Fill every worker slot with a long sleeper, then queue more behind them.
-  await postAll(Array.from({ length: WORKERS * WORKER_POOL }, () => ({ type: 'sleeper', priority: 'low', payload: { sleep_ms: 600_000 } })));
-  await eventually('every worker slot busy', async () => (await redis.zcard(queueKeys(prefix).processing)) === WORKERS * WORKER_POOL);
+  const blockers = await postAll(Array.from({ length: WORKERS * WORKER_POOL }, () => ({ type: 'sleeper', priority: 'low', payload: { sleep_ms: 600_000 } })));
+  await eventually('every worker slot busy with a long sleeper', async () => {
+    const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'running'", [blockers]);
+    return rows[0]!.n === blockers.length && (await redis.zcard(queueKeys(prefix).processing)) === blockers.length;
+  });
   await postAll([
     ...Array.from({ length: 3 }, () => ({ type: 'sleeper', priority: 'high', payload: { sleep_ms: 600_000 } })),
     ...Array.from({ length: 5 }, () => ({ type: 'sleeper', priority: 'default', payload: { sleep_ms: 600_000 } })),
