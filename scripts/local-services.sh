@@ -5,6 +5,9 @@
 #   scripts/local-services.sh stop   <name>   stop both by process id; the data dir stays
 #   scripts/local-services.sh env    <name>   print .data/<name>/env
 #   scripts/local-services.sh status <name>   exit 0 if both are up and answering, 1 otherwise
+#   scripts/local-services.sh stop-postgres|stop-redis <name>
+#                                             stop just one (fault tests); `start` brings it back on
+#                                             the same port when that port is still free
 #
 # Why private instances: tests must not depend on (or pollute) whatever Postgres/Redis the machine
 # happens to run, and two clones of the repo must be able to test at the same time. So every
@@ -359,6 +362,17 @@ cmd_stop() {
   log "profile '$NAME' stopped (data kept in $DIR)"
 }
 
+cmd_stop-postgres() {
+  PG_BIN=$(env_get "$ENV_FILE" PG_BIN)
+  [ -n "$PG_BIN" ] || PG_BIN=$(find_pg_bin)
+  pg_paths
+  pg_stop
+}
+
+cmd_stop-redis() {
+  redis_stop
+}
+
 cmd_status() {
   PG_BIN=$(env_get "$ENV_FILE" PG_BIN)
   [ -n "$PG_BIN" ] || return 1
@@ -367,7 +381,7 @@ cmd_status() {
 }
 
 case $CMD in
-  start | stop)
+  start | stop | stop-postgres | stop-redis)
     mkdir -p "$DIR"
     chmod 755 "$ROOT/.data" "$DIR"
     # One start/stop per profile at a time: two test runs starting `test` together must not both

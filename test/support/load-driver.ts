@@ -1,0 +1,79 @@
+/**
+ * A client population for fault tests: posts a planned mix of tasks over HTTP with idempotency
+ * keys, and retries a request (same key, same body) on connection errors and 503s, as a careful
+ * client would. A task counts as accepted once any attempt got 201 or 200.
+ */
+import { PRIORITIES } from '../../services/core/tasks/priority';
+
+export interface PlannedTask {
+  key: string;
+  body: Record<string, unknown>;
+  expect: { status: 'succeeded' | 'dead'; attempts: number };
+}
+
+export function mixedPlan(n: number, label: string): PlannedTask[] {
+  return Array.from({ length: n }, (_, i) => {
+    const priority = PRIORITIES[i % 4];
+    const key = `${label.replace(/[^A-Za-z0-9]+/g, "-")}-${i}`;
+    const r = i % 10;
+    if (r < 5) return { key, body: { type: 'noop', priority }, expect: { status: 'succeeded', attempts: 1 } };
+    if (r < 7) return { key, body: { type: 'flaky', priority, payload: { fail_attempts: 1 } }, expect: { status: 'succeeded', attempts: 2 } };
+    if (r < 8) return { key, body: { type: 'always_fail', priority, max_retries: 2 }, expect: { status: 'dead', attempts: 3 } };
+    return { key, body: { type: 'sleeper', priority, payload: { sleep_ms: 20 + (i % 7) * 30 } }, expect: { status: 'succeeded', attempts: 1 } };
+  });
+}
+
+export interface DriveResult {
+  accepted: Map<string, { id: string; plan: PlannedTask }>;
+  retriedRequests: number;
+  gaveUp: number;
+}
+
+export async function drive(
+  url: () => string,
+  plan: PlannedTask[],
+  opts: { clients: number; onProgress?: (sent: number) => void; giveUpAfterMs?: number },
+): Promise<DriveResult> {
+  const accepted = new Map<string, { id: string; plan: PlannedTask }>();
+  let next = 0;
+  let retriedRequests = 0;
+  let gaveUp = 0;
+  const giveUpAfterMs = opts.giveUpAfterMs ?? 60_000;
+  async function post(p: PlannedTask): Promise<void> {
+    const started = Date.now();
+    for (;;) {
+      try {
+        const res = await fetch(`${url()}/tasks`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': p.key },
+          body: JSON.stringify(p.body),
+          signal: AbortSignal.timeout(10_000),
+        });
+        const body = (await res.json()) as { id?: string; detail?: string };
+        if (res.status === 201 || res.status === 200) {
+          accepted.set(p.key, { id: body.id!, plan: p });
+          return;
+        }
+        if (res.status !== 503) throw new Error(`unexpected ${res.status}: ${body.detail}`);
+      } catch (err) {
+        if ((err as Error).message.startsWith('unexpected')) throw err;
+      }
+      if (Date.now() - started > giveUpAfterMs) {
+        gaveUp++;
+        return;
+      }
+      retriedRequests++;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await Promise.all(
+    Array.from({ length: opts.clients }, async () => {
+      while (next < plan.length) {
+        const i = next++;
+        await post(plan[i]!);
+        opts.onProgress?.(i + 1);
+      }
+    }),
+  );
+  return { accepted, retriedRequests, gaveUp };
+}
