@@ -11,11 +11,10 @@ import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { ScaledObject } from '../imports/crds';
 import type { EnvironmentSettings } from '../settings';
-import { APP, labels } from './pods';
+import { ADAPTER_CONFIGMAP, APP, QUEUE_DEPTH_METRIC } from './names';
+import { labels } from './pods';
 
-/** The external metric the prometheus-adapter rule serves and the HPA reads. */
-export const QUEUE_DEPTH_METRIC = 'task_scheduler_queue_depth';
-export const ADAPTER_CONFIGMAP = `${APP}-prometheus-adapter`;
+export { ADAPTER_CONFIGMAP, QUEUE_DEPTH_METRIC };
 
 /**
  * Tasks waiting, over all priorities. queue_depth is exported by every api replica (read from

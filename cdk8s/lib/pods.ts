@@ -10,7 +10,9 @@ import type { Construct } from 'constructs';
 import type { SettingName } from '../../services/core/config/config';
 import type { ResourceSettings } from '../settings';
 
-export const APP = 'task-scheduler';
+import { APP } from './names';
+
+export { APP };
 export const APP_USER = 10001;
 export type Component = 'api' | 'worker' | 'migrator' | 'postgres' | 'redis';
 
