@@ -110,7 +110,7 @@ describe.each([
       expect({ owner, tmp: pod.volumes.find((v: any) => v.name === tmp?.name)?.emptyDir }).toEqual({ owner, tmp: expect.any(Object) });
       expect(c.resources.requests && c.resources.limits).toBeTruthy();
     }
-    expect(find(objects, 'Namespace', env.namespace).metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    expect(find(objects, 'Namespace', env.namespace).metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
   });
 
   test('the ingress routes /tasks to the api with the configured class', () => {
