@@ -18,7 +18,7 @@ export interface ReapResult {
 
 export class Reaper extends PeriodicService<ReapResult> {
   constructor(
-    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
+    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics; typeLabel: (type: string) => string },
     private readonly batchSize: number,
     intervalMs: number,
     log: Logger,
@@ -34,8 +34,14 @@ export class Reaper extends PeriodicService<ReapResult> {
       reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
     );
     const dead = reaped.filter((r) => r.destination === 'dead').length;
-    this.deps.metrics.reaped.inc(reaped.length);
-    for (const r of reaped) if (r.destination === 'dead') this.deps.metrics.dead.inc({ type: 'unknown', priority: r.priority });
+    const m = this.deps.metrics;
+    m.reaped.inc(reaped.length);
+    // A lost attempt is a failed attempt; the last one is also a final failure.
+    for (const r of reaped) {
+      const labels = { type: this.deps.typeLabel(r.type), priority: r.priority };
+      m.failed.inc(labels);
+      if (r.destination === 'dead') m.dead.inc(labels);
+    }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
     return { reaped: reaped.length, requeued: reaped.length - dead, dead };
   }

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import type { Pool } from 'pg';
 import type { Config } from '../core/config/config';
 import type { Logger } from '../core/observability/logger';
-import type { WorkerMetrics } from '../core/observability/metrics';
+import { initCounters, WorkerMetrics } from '../core/observability/metrics';
 import type { TaskQueue } from '../core/queue/queue';
 import { Completer } from './completer';
 import type { HandlerRegistry } from './handlers';
@@ -56,7 +56,9 @@ export class Worker {
     );
     const heartbeatMs = cfg.HEARTBEAT_INTERVAL_MS || Math.max(50, Math.floor(cfg.VIS_TIMEOUT_MS / 3));
     this.heartbeater = new Heartbeater(this.id, this.processor.running, queue, cfg.VIS_TIMEOUT_MS, heartbeatMs, log);
-    this.reaper = new Reaper({ pool, queue, metrics }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log);
+    const typeLabel = (type: string) => (deps.handlers.has(type) ? type : 'unknown');
+    initCounters(metrics, [...deps.handlers.keys(), 'unknown']);
+    this.reaper = new Reaper({ pool, queue, metrics, typeLabel }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log);
     this.retryPump = new RetryPump({ queue, metrics, onPromoted: () => this.processor.wake() }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
     this.keyPruner = new KeyPruner(pool, 60_000, log);
     this.reconciler = new Reconciler(

@@ -136,7 +136,7 @@ const flat = (l: Lease) => ({ id: l.message.id, token: l.token, attempt: l.attem
 
 it('queue invariants hold under random interleavings', async () => {
   const metrics = workerMetrics(createRegistry('worker'));
-  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics }, 100, 1000, silentLog);
+  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics, typeLabel: (t) => t }, 100, 1000, silentLog);
   const pump = new RetryPump({ queue: stack.queue, metrics }, 100, 1000, silentLog);
   await fc.assert(
     fc.asyncProperty(fc.array(action, { minLength: 25, maxLength: 60 }), async (actions) => {

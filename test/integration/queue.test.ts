@@ -187,7 +187,7 @@ describe('retry, bury, reap, promote', () => {
       expect(l!.attempt).toBe(attempt);
       await new Promise((r) => setTimeout(r, 5));
       const [r] = await q.reap(10);
-      expect(r).toMatchObject({ id: 'a', attempt, destination: attempt < 2 ? 'queued' : 'dead', priority: 'critical' });
+      expect(r).toMatchObject({ id: 'a', attempt, destination: attempt < 2 ? 'queued' : 'dead', priority: 'critical', type: 'noop' });
     }
     expect(await q.deadLetterIds('critical')).toEqual(['a']);
     expect(await q.lease({ max: 1, visibilityMs: 1 })).toEqual([]);

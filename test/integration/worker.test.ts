@@ -159,3 +159,28 @@ it('shutdown past the grace period hands unfinished attempts back without counti
   ({ worker } = startWorker(stack, { handlers: { sleeper: async () => undefined } }));
   for (const id of ids) expect(await waitFor(isFinal(id))).toMatchObject({ status: 'succeeded', attempts: 1 });
 });
+
+it('metrics add up: attempts, final failures, retries and acks match what happened', async () => {
+  const started = startWorker(stack);
+  worker = started.worker;
+  const registry = started.registry;
+  const ids = [await submit('flaky', { fail_attempts: 2 }, 5, 'high'), await submit('always_fail', {}, 1, 'low'), await submit('mystery', {}, 3, 'low')];
+  for (const id of ids) await waitFor(isFinal(id));
+  await waitFor(async () => (await stack.queue.stats()).processing === 0);
+  const value = async (name: string, labels: Record<string, string> = {}) => {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name)!;
+    return m.values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((n, v) => n + v.value, 0);
+  };
+  expect(await value('tasks_succeeded_total', { type: 'flaky', priority: 'high' })).toBe(1);
+  expect(await value('tasks_failed_total', { type: 'flaky', priority: 'high' })).toBe(2);
+  expect(await value('tasks_failed_total', { type: 'always_fail', priority: 'low' })).toBe(2);
+  expect(await value('tasks_dead_total', { type: 'always_fail', priority: 'low' })).toBe(1);
+  // An unknown type is reported as `unknown`, never as a new label value.
+  expect(await value('tasks_dead_total', { type: 'unknown', priority: 'low' })).toBe(1);
+  expect(await value('tasks_dead_total', { type: 'mystery' })).toBe(0);
+  expect(await value('tasks_retried_total')).toBe(3);
+  expect(await value('acks_total')).toBe(1);
+  expect(await value('tasks_dequeued_total')).toBe(3 + 2 + 1);
+  // Counters exist at 0 before their first event.
+  expect((await registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_dead_total')!.values.some((v) => v.labels.type === 'noop' && v.value === 0)).toBe(true);
+});

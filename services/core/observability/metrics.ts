@@ -72,6 +72,21 @@ export function workerMetrics(registry: Registry) {
 }
 
 /**
+ * Starts every labelled counter at 0 for its known label values, so a series exists before its
+ * first event and rate() does not miss that event.
+ */
+export function initCounters(m: WorkerMetrics, types: string[]): void {
+  for (const priority of PRIORITIES) {
+    m.dequeued.inc({ priority }, 0);
+    m.promoted.inc({ priority }, 0);
+    for (const type of types) {
+      for (const c of [m.succeeded, m.failed, m.dead]) c.inc({ type, priority }, 0);
+    }
+  }
+  for (const kind of ['requeued', 'lease_vanished']) m.reconciled.inc({ kind }, 0);
+}
+
+/**
  * Queue gauges read from Redis at scrape time (cached for `sampleMs`). Only the API exports them;
  * with several API replicas every replica reports the same value, so dashboards and rules
  * aggregate them with max by (priority), never sum.

@@ -43,6 +43,7 @@ export interface Reaped {
   attempt: number;
   destination: 'queued' | 'dead';
   priority: Priority;
+  type: string;
 }
 
 export interface QueueStats {

@@ -154,17 +154,18 @@ export class RedisQueue implements TaskQueue {
   async reap(limit: number): Promise<Reaped[]> {
     const k = this.keys;
     const res = (await this.run.reap(
-      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters],
+      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters, k.messages],
       [limit],
     )) as (string | number)[];
     const out: Reaped[] = [];
-    for (let i = 0; i < res.length; i += 5) {
+    for (let i = 0; i < res.length; i += 6) {
       out.push({
         id: String(res[i]),
         expiredToken: String(res[i + 1]),
         attempt: Number(res[i + 2]),
         destination: res[i + 3] === 'dead' ? 'dead' : 'queued',
         priority: PRIORITIES[Number(res[i + 4])] ?? 'default',
+        type: (JSON.parse(String(res[i + 5])) as Partial<WireMessage>).type ?? 'unknown',
       });
     }
     return out;

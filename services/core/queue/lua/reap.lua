@@ -1,8 +1,8 @@
 -- reap: reclaim leases whose deadline (Redis clock) has passed. The lost attempt counts: a task
 -- whose attempts are used up goes to its dead-letter list instead of looping forever.
--- KEYS: processing, meta, attempts, tokens, ready_at, q:critical..q:low (6-9), dlq:critical..dlq:low (10-13)
+-- KEYS: processing, meta, attempts, tokens, ready_at, q:critical..q:low (6-9), dlq:critical..dlq:low (10-13), msg (14)
 -- ARGV: limit
--- Returns: flat groups of 5: id, expiredToken, attempt, destination ('queued'|'dead'), priorityIndex
+-- Returns: flat groups of 6: id, expiredToken, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -30,6 +30,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = attempt
     out[#out + 1] = dest
     out[#out + 1] = p
+    out[#out + 1] = redis.call('HGET', KEYS[14], id) or '{}'
   end
 end
 return out
