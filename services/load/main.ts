@@ -1,0 +1,189 @@
+/**
+ * The load generator (`npm run load -- <flags>`): sends a mix of tasks to the API, optionally waits
+ * until every accepted task is final, then prints the Go README's table computed from Postgres for
+ * exactly the tasks it created (and, with -report, writes an HTML report).
+ *
+ * Exit status: 0 done; 1 the run could not be completed (-wait timed out, Postgres unreachable for
+ * -wait, no batch endpoint, the report could not be written); 2 bad flags; 130 Ctrl-C (143 SIGTERM).
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { Pool } from 'pg';
+import { startSending } from './client';
+import { HelpRequested, LoadOptions, parseFlags, redactUrl, usage, UsageError } from './flags';
+import { fetchFacts, FinalTracker, openPool } from './postgres';
+import { startProgress } from './progress';
+import { renderText } from './render';
+import { renderHtml } from './report';
+import { buildResult } from './result';
+import { computeSummary, TableSummary, Timeline, timelineOf } from './summary';
+
+const WAIT_POLL_MS = 250;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function run(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WriteStream | NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
+  let opts: LoadOptions;
+  try {
+    opts = parseFlags(argv);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      io.out.write(`${usage()}\n`);
+      return 0;
+    }
+    if (err instanceof UsageError) {
+      io.err.write(`load: ${err.message}\nRun with -help to list the flags.\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  let pool: Pool | null = null;
+  let tracker: FinalTracker | null = null;
+  if (opts.wait) {
+    pool = openPool(opts.pgUrl);
+    try {
+      await pool.query('SELECT 1 FROM tasks LIMIT 1');
+    } catch (err) {
+      io.err.write(`load: -wait needs Postgres, but ${redactUrl(opts.pgUrl)} could not be read: ${(err as Error).message}\n(set -pg or POSTGRES_URL to the API's database)\n`);
+      await pool.end().catch(() => undefined);
+      return 1;
+    }
+    tracker = new FinalTracker(pool);
+  }
+
+  const sender = startSending(opts, runId);
+  const stats = sender.stats;
+  sender.onAccepted = (ids) => tracker?.add(ids);
+
+  let interrupted: NodeJS.Signals | null = null;
+  let wakeWait: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      // Second Ctrl-C: leave now.
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    interrupted = signal;
+    io.err.write(`\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: stopping; summarising what was sent (press again to quit at once)\n`);
+    sender.stop('interrupt');
+    wakeWait?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let phase: 'sending' | 'waiting' = 'sending';
+  const progress = startProgress(io.err, () => ({
+    phase,
+    sent: stats.tasksSent,
+    accepted: stats.accepted,
+    rejected: stats.rejected,
+    final: tracker ? tracker.final : null,
+    inFlight: sender.inFlight(),
+  }));
+
+  // With -wait, finished tasks are counted while sending goes on.
+  let sending = true;
+  const pollDuringSend = (async () => {
+    while (tracker && sending && !interrupted) {
+      await tracker.poll();
+      await sleep(WAIT_POLL_MS * 2);
+    }
+  })();
+
+  await sender.done;
+  sending = false;
+  await sender.close(interrupted ? 2000 : 0);
+  await pollDuringSend;
+
+  let waitTimedOut = false;
+  if (tracker && !interrupted && !stats.fatal) {
+    phase = 'waiting';
+    const deadline = Date.now() + opts.timeoutMs;
+    await tracker.poll();
+    if (tracker.unfinished > 0 && tracker.final === 0 && stats.accepted > 0 && pool) {
+      // A wrong -pg would make -wait hang until -timeout: check that the tasks are there at all.
+      const sample = stats.ids.slice(0, 1000);
+      const { rows } = await pool.query('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[])', [sample]).catch(() => ({ rows: [{ n: -1 }] }));
+      if (rows[0].n === 0) {
+        io.err.write(`load: none of the accepted tasks is in the database at -pg ${redactUrl(opts.pgUrl)}; not waiting (is it the API's database?)\n`);
+        tracker = null;
+      }
+    }
+    while (tracker && tracker.unfinished > 0 && !interrupted) {
+      if (Date.now() >= deadline) {
+        waitTimedOut = true;
+        break;
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now())));
+        wakeWait = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      wakeWait = undefined;
+      if (!interrupted) await tracker.poll();
+    }
+  }
+  progress.stop();
+
+  // The summary: every row of this run's tasks, read back from Postgres.
+  let summary: TableSummary | null = null;
+  let timeline: Timeline | null = null;
+  let postgresError: string | null = null;
+  if (stats.ids.length === 0) {
+    summary = computeSummary([], [], { accepted: 0, slots: opts.slots, nowMs: Date.now() });
+  } else {
+    pool ??= openPool(opts.pgUrl);
+    try {
+      const facts = await fetchFacts(pool, stats.ids);
+      summary = computeSummary(facts.tasks, facts.runs, { accepted: stats.accepted, slots: opts.slots, nowMs: facts.nowMs });
+      timeline = timelineOf(facts.tasks, facts.runs);
+    } catch (err) {
+      postgresError = `${redactUrl(opts.pgUrl)}: ${(err as Error).message}`;
+    }
+  }
+  await pool?.end().catch(() => undefined);
+
+  const result = buildResult({ opts, stats, summary, postgresError, interrupted: interrupted !== null, waitTimedOut, endedAt: Date.now() });
+  if (opts.json) io.out.write(`${JSON.stringify(result)}\n`);
+  else io.out.write(`${renderText(result)}\n`);
+
+  let code = 0;
+  if (opts.report) {
+    try {
+      writeFileSync(opts.report, renderHtml(result, timeline));
+      if (!opts.json) io.err.write(`report written to ${opts.report}\n`);
+    } catch (err) {
+      io.err.write(`load: could not write -report ${opts.report}: ${(err as Error).message}\n`);
+      code = 1;
+    }
+  }
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (interrupted) return interrupted === 'SIGINT' ? 130 : 143;
+  if (stats.fatal) {
+    io.err.write(`load: ${stats.fatal}\n`);
+    return 1;
+  }
+  if (waitTimedOut) {
+    io.err.write(`load: -wait timed out after ${Math.round(opts.timeoutMs / 1000)}s with ${tracker?.unfinished ?? '?'} tasks not final\n`);
+    return 1;
+  }
+  return code;
+}
+
+if (require.main === module) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // Everything is closed by now; this only guards against a stray handle keeping us alive.
+      setTimeout(() => process.exit(code), 2000).unref();
+    },
+    (err: unknown) => {
+      process.stderr.write(`load: ${(err as Error)?.message ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
