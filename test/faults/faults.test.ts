@@ -172,8 +172,8 @@ function superviseWorkers(ctx: Ctx): { stop(): Promise<void> } {
   const watch = (w: ChildHandle) =>
     void w.exited.then(() => {
       if (!on || !ctx.supervise) return;
-      const p = ctx.set.startWorker().then((nw) => watch(nw));
-      pending.push(p.catch(() => undefined));
+      // startWorker is wrapped below, so the replacement is watched too.
+      pending.push(ctx.set.startWorker().catch(() => undefined));
     });
   ctx.set.workers.forEach(watch);
   const origStart = ctx.set.startWorker.bind(ctx.set);
@@ -191,6 +191,9 @@ function superviseWorkers(ctx: Ctx): { stop(): Promise<void> } {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Each scenario runs a few thousand tasks through real processes and waits out lease expiries.
+jest.setTimeout(150_000);
 
 it('SIGKILL a worker holding leases: another worker finishes its tasks after the visibility timeout', async () => {
   const row = await scenario('worker SIGKILL', async ({ set }) => {
@@ -275,9 +278,10 @@ it('SIGTERM a worker during a burst: it drains, exits 0, and nothing is lost or 
 
 it('poison tasks (a handler that kills its worker, one that hangs) end dead without taking the pool down', async () => {
   const plan = mixedPlan(TASKS / 2, 'poison');
-  for (let i = 0; i < 10; i++) {
-    plan.splice(i * 50 + 10, 0, { key: `crash-${i}`, body: { type: 'crash', max_retries: 1 }, expect: { status: 'dead', attempts: 2 } });
-    plan.splice(i * 50 + 20, 0, { key: `hang-${i}`, body: { type: 'hang', max_retries: 1 }, expect: { status: 'dead', attempts: 2 } });
+  // Each crash takes a worker (and its other in-flight tasks) down until the supervisor restarts it.
+  for (let i = 0; i < 4; i++) {
+    plan.splice(i * 200 + 10, 0, { key: `crash-${i}`, body: { type: 'crash', max_retries: 1 }, expect: { status: 'dead', attempts: 2 } });
+    plan.splice(i * 200 + 20, 0, { key: `hang-${i}`, body: { type: 'hang', max_retries: 1 }, expect: { status: 'dead', attempts: 2 } });
   }
   const row = await scenario(
     'poison tasks (crash, hang)',
