@@ -103,7 +103,7 @@ export function parseDuration(raw: string): number {
   if (s === '0') return 0;
   if (s === '') throw new Error('is empty');
   const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)?/y;
+  const re = /(\d+(?:\.\d*)?|\.\d+)([^\d.]*)/y;
   let total = 0;
   let pos = 0;
   while (pos < s.length) {
@@ -111,7 +111,9 @@ export function parseDuration(raw: string): number {
     const m = re.exec(s);
     if (!m) throw new Error(`"${raw}" is not a duration (use e.g. 30s, 1m30s, 500ms)`);
     if (!m[2]) throw new Error(`"${raw}" is missing a unit (use e.g. 30s, 1m30s, 500ms)`);
-    total += Number(m[1]) * unitMs[m[2]]!;
+    const unit = unitMs[m[2]];
+    if (unit === undefined) throw new Error(`"${raw}" has an unknown unit "${m[2]}" (use ns, us, ms, s, m or h)`);
+    total += Number(m[1]) * unit;
     pos = re.lastIndex;
   }
   if (!Number.isFinite(total)) throw new Error(`"${raw}" is too large`);
@@ -184,7 +186,7 @@ export function scanFlags(argv: string[]): Map<string, number | string | boolean
     const name = eq >= 0 ? body.slice(0, eq) : body;
     if (name === 'h' || name === 'help') throw new HelpRequested();
     const spec = SPECS.get(name);
-    if (!spec) throw new UsageError(`flag provided but not defined: -${name} (see -help)`);
+    if (!spec) throw new UsageError(`flag provided but not defined: -${name}`);
     if (values.has(name)) throw new UsageError(`flag -${name} given more than once`);
     let raw: string;
     if (eq >= 0) raw = body.slice(eq + 1);

@@ -25,7 +25,7 @@ export interface TimeSeries {
 const BIN_CHOICES = [10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000];
 
 /** The smallest bin from BIN_CHOICES that keeps the span within maxBins bins. */
-export function chooseBin(spanMs: number, maxBins = 120): number {
+export function chooseBin(spanMs: number, maxBins = 80): number {
   for (const b of BIN_CHOICES) if (spanMs / b <= maxBins) return b;
   return BIN_CHOICES[BIN_CHOICES.length - 1]!;
 }
@@ -107,23 +107,23 @@ export function lineChart(title: string, series: Series[], xLabel: string, yLabe
   const X = (x: number) => M.left + (x / xMax) * pw;
   const Y = (y: number) => M.top + ph - (y / yMax) * ph;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">`);
-  parts.push(`<text x="${M.left}" y="18" class="title">${escapeHtml(title)}</text>`);
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, sans-serif" role="img" aria-label="${escapeHtml(title)}">`);
+  parts.push(`<text x="${M.left}" y="18" class="title" font-size="13" font-weight="600">${escapeHtml(title)}</text>`);
   for (const y of yt) {
-    parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${Y(y).toFixed(1)}" y2="${Y(y).toFixed(1)}" class="grid"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${(Y(y) + 4).toFixed(1)}" text-anchor="end" class="tick">${fmtTick(y)}</text>`);
+    parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${Y(y).toFixed(1)}" y2="${Y(y).toFixed(1)}" class="grid" stroke="#e5e7eb"/>`);
+    parts.push(`<text x="${M.left - 6}" y="${(Y(y) + 4).toFixed(1)}" text-anchor="end" class="tick" font-size="11" fill="#4b5563">${fmtTick(y)}</text>`);
   }
-  for (const x of xt) parts.push(`<text x="${X(x).toFixed(1)}" y="${H - M.bottom + 16}" text-anchor="middle" class="tick">${fmtTick(x)}</text>`);
-  parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}" class="axis"/>`);
-  parts.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" class="axis"/>`);
-  parts.push(`<text x="${M.left + pw / 2}" y="${H - 6}" text-anchor="middle" class="label">${escapeHtml(xLabel)}</text>`);
-  parts.push(`<text transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeHtml(yLabel)}</text>`);
+  for (const x of xt) parts.push(`<text x="${X(x).toFixed(1)}" y="${H - M.bottom + 16}" text-anchor="middle" class="tick" font-size="11" fill="#4b5563">${fmtTick(x)}</text>`);
+  parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}" class="axis" stroke="#6b7280"/>`);
+  parts.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" class="axis" stroke="#6b7280"/>`);
+  parts.push(`<text x="${M.left + pw / 2}" y="${H - 6}" text-anchor="middle" class="label" font-size="12" fill="#374151">${escapeHtml(xLabel)}</text>`);
+  parts.push(`<text transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label" font-size="12" fill="#374151">${escapeHtml(yLabel)}</text>`);
   series.forEach((s, i) => {
     const pts = s.points.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts}"><title>${escapeHtml(s.name)}</title></polyline>`);
     const lx = W - M.right - 220;
     const ly = M.top + 4 + i * 16;
-    parts.push(`<rect x="${lx}" y="${ly}" width="12" height="4" fill="${s.color}"/><text x="${lx + 18}" y="${ly + 6}" class="legend">${escapeHtml(s.name)}</text>`);
+    parts.push(`<rect x="${lx}" y="${ly}" width="12" height="4" fill="${s.color}"/><text x="${lx + 18}" y="${ly + 6}" class="legend" font-size="12">${escapeHtml(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
@@ -144,14 +144,14 @@ export function barChart(title: string, groups: BarGroup[], yLabel: string): str
   const Y = (y: number) => M.top + ph - (y / yMax) * ph;
   const gw = pw / Math.max(1, groups.length);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">`);
-  parts.push(`<text x="${M.left}" y="18" class="title">${escapeHtml(title)}</text>`);
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, sans-serif" role="img" aria-label="${escapeHtml(title)}">`);
+  parts.push(`<text x="${M.left}" y="18" class="title" font-size="13" font-weight="600">${escapeHtml(title)}</text>`);
   for (const y of yt) {
-    parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${Y(y).toFixed(1)}" y2="${Y(y).toFixed(1)}" class="grid"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${(Y(y) + 4).toFixed(1)}" text-anchor="end" class="tick">${fmtTick(y)}</text>`);
+    parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${Y(y).toFixed(1)}" y2="${Y(y).toFixed(1)}" class="grid" stroke="#e5e7eb"/>`);
+    parts.push(`<text x="${M.left - 6}" y="${(Y(y) + 4).toFixed(1)}" text-anchor="end" class="tick" font-size="11" fill="#4b5563">${fmtTick(y)}</text>`);
   }
-  parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}" class="axis"/>`);
-  parts.push(`<text transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeHtml(yLabel)}</text>`);
+  parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}" class="axis" stroke="#6b7280"/>`);
+  parts.push(`<text transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label" font-size="12" fill="#374151">${escapeHtml(yLabel)}</text>`);
   groups.forEach((g, gi) => {
     const bw = Math.min(48, (gw - 24) / Math.max(1, g.values.length));
     const start = M.left + gi * gw + (gw - bw * g.values.length) / 2;
@@ -160,10 +160,10 @@ export function barChart(title: string, groups: BarGroup[], yLabel: string): str
       const val = v.value ?? 0;
       const y = Y(val);
       parts.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 4).toFixed(1)}" height="${(M.top + ph - y).toFixed(1)}" fill="${colors[vi % colors.length]}"><title>${escapeHtml(`${g.name} ${v.label}: ${formatMs(v.value)}`)}</title></rect>`);
-      parts.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${(y - 4).toFixed(1)}" text-anchor="middle" class="value">${escapeHtml(v.value === null ? '–' : formatMs(v.value))}</text>`);
-      parts.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${M.top + ph + 14}" text-anchor="middle" class="tick">${escapeHtml(v.label)}</text>`);
+      parts.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${(y - 4).toFixed(1)}" text-anchor="middle" class="value" font-size="10" fill="#111827">${escapeHtml(v.value === null ? '–' : formatMs(v.value))}</text>`);
+      parts.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${M.top + ph + 14}" text-anchor="middle" class="tick" font-size="11" fill="#4b5563">${escapeHtml(v.label)}</text>`);
     });
-    parts.push(`<text x="${(M.left + gi * gw + gw / 2).toFixed(1)}" y="${H - 8}" text-anchor="middle" class="label">${escapeHtml(g.name)}</text>`);
+    parts.push(`<text x="${(M.left + gi * gw + gw / 2).toFixed(1)}" y="${H - 8}" text-anchor="middle" class="label" font-size="12" fill="#374151">${escapeHtml(g.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
