@@ -9,12 +9,13 @@ import type { Logger } from '../core/observability/logger';
 import { dependencyChecks } from '../core/observability/metrics-server';
 import type { ApiMetrics } from '../core/observability/metrics';
 import type { TaskQueue } from '../core/queue/queue';
-import { submitTask } from '../core/tasks/submit';
+import { SubmitRequest, submitTasks } from '../core/tasks/submit';
+import { SubmitCoalescer } from '../core/tasks/submit-coalescer';
 import { taskToJson } from '../core/tasks/task';
 import { getTask } from '../core/tasks/task-store';
 import { UUID_PATTERN } from '../core/tasks/uuid';
 import { badRequest, conflict, notFound, ProblemError, unavailable } from './problem';
-import { canonicalJson, validateTaskInput } from './validation';
+import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
 
 export interface AppDeps {
   pool: Pool;
@@ -42,27 +43,46 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks });
   });
 
-  app.post('/tasks', requireJson, express.json({ limit: deps.maxBodyBytes, strict: false }), async (req, res) => {
-    const header = req.get('Idempotency-Key');
-    const input = validateTaskInput(req.body, header, deps.defaultMaxRetries);
-    const result = await submitTask(deps, {
-      type: input.type,
-      priority: input.priority,
-      payload: input.payload,
-      maxRetries: input.max_retries,
-      idempotencyKey: input.idempotency_key,
-      canonical: canonicalJson({ type: input.type, priority: input.priority, payload: input.payload, max_retries: input.max_retries }),
-    });
-    if (result.kind === 'conflict') {
-      throw conflict(`idempotency key was already used with a different request (task ${result.taskId})`, [
-        { field: 'idempotency_key', message: 'already used with a different request body' },
-      ]);
-    }
+  const coalescer = new SubmitCoalescer(deps, { maxBatch: 500, maxConcurrent: 4, isOutage: isDependencyOutage });
+  const json = express.json({ limit: deps.maxBodyBytes, strict: false });
+
+  app.post('/tasks', requireJson, json, async (req, res) => {
+    const input = validateTaskInput(req.body, req.get('Idempotency-Key'), deps.defaultMaxRetries);
+    const result = await coalescer.submit(toSubmitRequest(input));
+    if (result.kind === 'conflict') throw conflictFor(result.taskId);
     if (result.kind === 'created') deps.metrics.enqueued.inc();
     res
       .status(result.kind === 'created' ? 201 : 200)
       .location(`/tasks/${result.task.id}`)
       .json(taskToJson(result.task));
+  });
+
+  // Up to MAX_BATCH tasks; each is validated, deduplicated and created on its own, and gets its own
+  // status in `results` (in request order). Only a malformed request as a whole fails as a whole.
+  app.post('/tasks/batch', requireJson, json, async (req, res) => {
+    const items = validateBatch(req.body);
+    const parsed = items.map((item, i) => {
+      try {
+        return { input: validateTaskInput(item, undefined, deps.defaultMaxRetries) };
+      } catch (err) {
+        if (err instanceof ProblemError) return { error: prefixFields(err, `tasks[${i}]`) };
+        throw err;
+      }
+    });
+    const valid = parsed.flatMap((p) => (p.input ? [p.input] : []));
+    const submitted = valid.length > 0 ? await submitTasks(deps, valid.map(toSubmitRequest)) : [];
+    let next = 0;
+    const results = parsed.map((p) => {
+      if (p.error) return { status: p.error.status, error: p.error.body() };
+      const r = submitted[next++]!;
+      if (r.kind === 'conflict') {
+        const problem = conflictFor(r.taskId);
+        return { status: problem.status, error: problem.body() };
+      }
+      return { status: r.kind === 'created' ? 201 : 200, task: taskToJson(r.task) };
+    });
+    deps.metrics.enqueued.inc(results.filter((r) => r.status === 201).length);
+    res.status(200).json({ results });
   });
 
   app.get('/tasks/:id', async (req, res) => {
@@ -76,6 +96,23 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
   return app;
+}
+
+function toSubmitRequest(input: TaskInput): SubmitRequest {
+  return {
+    type: input.type,
+    priority: input.priority,
+    payload: input.payload,
+    maxRetries: input.max_retries,
+    idempotencyKey: input.idempotency_key,
+    canonical: canonicalJson({ type: input.type, priority: input.priority, payload: input.payload, max_retries: input.max_retries }),
+  };
+}
+
+function conflictFor(taskId: string): ProblemError {
+  return conflict(`idempotency key was already used with a different request (task ${taskId})`, [
+    { field: 'idempotency_key', message: 'already used with a different request body' },
+  ]);
 }
 
 function requireJson(req: Request, _res: Response, next: NextFunction): void {
@@ -125,7 +162,8 @@ function toProblem(err: unknown): ProblemError {
 }
 
 /** Connection-level failures of pg or ioredis, as opposed to bugs. */
-function isDependencyOutage(e: { code?: string; message?: string }): boolean {
+export function isDependencyOutage(err: unknown): boolean {
+  const e = (err ?? {}) as { code?: string; message?: string };
   const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006'];
   if (e.code && codes.includes(e.code)) return true;
   return /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(e.message ?? '');

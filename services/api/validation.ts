@@ -1,6 +1,6 @@
 /** Validation of the POST /tasks body: every problem is reported with the field it concerns. */
 import { isPriority, Priority, PRIORITIES } from '../core/tasks/priority';
-import { badRequest, FieldError } from './problem';
+import { badRequest, FieldError, ProblemError } from './problem';
 
 export interface TaskInput {
   type: string;
@@ -33,6 +33,10 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
     errors.push({ field: 'max_retries', message: 'must be an integer between 0 and 100' });
   }
   if (b.payload === null) errors.push({ field: 'payload', message: 'must not be null (omit it for an empty object)' });
+  // Postgres jsonb cannot store the NUL character; refuse it here rather than fail the insert.
+  else if (b.payload !== undefined && JSON.stringify(b.payload).includes('\\u0000')) {
+    errors.push({ field: 'payload', message: 'must not contain the NUL character (\\u0000)' });
+  }
 
   let key: string | null = null;
   if (b.idempotency_key !== undefined) {
@@ -53,6 +57,26 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
     max_retries: (b.max_retries as number | undefined) ?? defaultMaxRetries,
     idempotency_key: key,
   };
+}
+
+export const MAX_BATCH = 1000;
+
+/** The batch body: `{"tasks": [...]}` with 1 to MAX_BATCH items; anything else fails the whole request. */
+export function validateBatch(body: unknown): unknown[] {
+  const tasks = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).tasks : undefined;
+  if (!Array.isArray(tasks)) throw badRequest('the body must be {"tasks": [...]}', [{ field: 'tasks', message: 'must be an array of tasks' }]);
+  if (tasks.length === 0 || tasks.length > MAX_BATCH) {
+    throw badRequest(`a batch holds 1 to ${MAX_BATCH} tasks, got ${tasks.length}`, [{ field: 'tasks', message: `must hold 1 to ${MAX_BATCH} tasks` }]);
+  }
+  const extra = Object.keys(body as object).filter((k) => k !== 'tasks');
+  if (extra.length) throw badRequest(`unknown fields: ${extra.join(', ')}`, extra.map((f) => ({ field: f, message: 'is not a known field' })));
+  return tasks;
+}
+
+/** The same problem with its field names placed under `prefix` (e.g. `tasks[3].priority`). */
+export function prefixFields(err: ProblemError, prefix: string): ProblemError {
+  const errors = err.errors.map((e) => ({ field: e.field === '(body)' ? prefix : `${prefix}.${e.field}`, message: e.message }));
+  return new ProblemError(err.status, err.title, errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
 }
 
 /** JSON with object keys sorted, so equal requests hash equally whatever their key order. */

@@ -53,6 +53,7 @@ describe('POST /tasks', () => {
     ['a missing type', { priority: 'low' }, 400, 'type'],
     ['a non-object body', '[1,2]', 400, '(body)'],
     ['an unknown field', { type: 'noop', prio: 'low' }, 400, 'prio'],
+    ['a NUL character in the payload', { type: 'noop', payload: { s: 'a\u0000b' } }, 400, 'payload'],
   ])('rejects %s with a problem naming the field', async (_what, body, status, field) => {
     await expectProblem(await post(body), status, field);
   });
@@ -122,6 +123,48 @@ describe('idempotency', () => {
       await broken.server.stop();
       deadRedis.disconnect();
     }
+  });
+});
+
+describe('POST /tasks/batch', () => {
+  function batch(body: unknown): Promise<Response> {
+    return fetch(`${api.url}/tasks/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  }
+
+  it('creates each valid task and reports each invalid one, in request order', async () => {
+    const res = await batch({
+      tasks: [
+        { type: 'noop', priority: 'low' },
+        { type: 'noop', priority: 'urgent' },
+        { type: 'flaky', payload: { fail_attempts: 1 }, idempotency_key: 'b-1' },
+        { type: 'noop', idempotency_key: 'b-1' },
+        { type: 'flaky', payload: { fail_attempts: 1 }, idempotency_key: 'b-1' },
+      ],
+    });
+    expect(res.status).toBe(200);
+    const { results } = (await res.json()) as { results: { status: number; task?: { id: string; status: string }; error?: { errors: { field: string }[] } }[] };
+    expect(results.map((r) => r.status)).toEqual([201, 400, 201, 409, 200]);
+    expect(results[1]!.error!.errors.map((e) => e.field)).toEqual(['tasks[1].priority']);
+    expect(results[4]!.task!.id).toBe(results[2]!.task!.id);
+    const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[])', [[results[0]!.task!.id, results[2]!.task!.id]]);
+    expect(rows[0].n).toBe(2);
+    expect(await stack.inspect.hexists(stack.queue.keys.meta, results[0]!.task!.id)).toBe(1);
+  });
+
+  it('accepts 1,000 tasks in one request', async () => {
+    const res = await batch({ tasks: Array.from({ length: 1000 }, (_, i) => ({ type: 'noop', payload: { i } })) });
+    const { results } = (await res.json()) as { results: { status: number }[] };
+    expect(results).toHaveLength(1000);
+    expect(results.every((r) => r.status === 201)).toBe(true);
+  });
+
+  it.each([
+    ['no tasks array', { type: 'noop' }],
+    ['an empty batch', { tasks: [] }],
+    ['more than 1,000 tasks', { tasks: Array.from({ length: 1001 }, () => ({ type: 'noop' })) }],
+    ['an unknown top-level field', { tasks: [{ type: 'noop' }], extra: 1 }],
+  ])('rejects %s as a whole', async (_what, body) => {
+    await expectProblem(await batch(body), 400);
   });
 });
 

@@ -1,7 +1,8 @@
 /**
- * Accepting a task: the Postgres transaction decides (new, replay or conflict), then the task is
- * indexed in Redis. A failed Redis push does not undo an accepted task: it stays `queued` in
- * Postgres, an idempotent replay pushes it again, and the reconciler re-indexes it otherwise.
+ * Accepting tasks: the Postgres transaction decides (new, replay or conflict), then the tasks are
+ * indexed in Redis with one script call. A failed Redis push does not undo an accepted task: it
+ * stays `queued` in Postgres, an idempotent replay pushes it again, and the reconciler re-indexes
+ * it otherwise.
  */
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -10,7 +11,7 @@ import type { TaskQueue } from '../queue/queue';
 import { maxAttempts } from './backoff';
 import type { Priority } from './priority';
 import { TaskRow } from './task';
-import { createTask } from './task-store';
+import { CreateOutcome, CreateRequest, createTasks } from './task-store';
 import { uuidv7 } from './uuid';
 
 export interface SubmitRequest {
@@ -25,28 +26,66 @@ export interface SubmitRequest {
 
 export type SubmitResult = { kind: 'created' | 'replayed'; task: TaskRow; queued: boolean } | { kind: 'conflict'; taskId: string };
 
-export async function submitTask(deps: { pool: Pool; queue: TaskQueue; log: Logger; idempotencyTtlMs: number }, req: SubmitRequest): Promise<SubmitResult> {
-  const hash = req.idempotencyKey === null ? null : createHash('sha256').update(req.canonical).digest('hex');
-  const out = await createTask(
-    deps.pool,
-    { id: uuidv7(), type: req.type, priority: req.priority, payload: req.payload, maxRetries: req.maxRetries, idempotencyKey: req.idempotencyKey },
-    hash,
-    deps.idempotencyTtlMs,
-  );
-  if (out.kind === 'conflict') return out;
-  const t = out.task;
-  // A replayed task still waiting for its first attempt may be the one whose push failed.
-  const needsPush = out.kind === 'created' || (t.status === 'queued' && t.attempts === 0);
-  let queued = true;
-  if (needsPush) {
-    try {
-      await deps.queue.enqueue([
-        { id: t.id, type: t.type, priority: t.priority, payload: t.payload, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts },
-      ]);
-    } catch (err) {
-      queued = false;
-      deps.log.error({ err, taskId: t.id }, 'task stored but not queued in Redis; it will be re-indexed');
-    }
+export interface SubmitDeps {
+  pool: Pool;
+  queue: TaskQueue;
+  log: Logger;
+  idempotencyTtlMs: number;
+}
+
+export async function submitTask(deps: SubmitDeps, req: SubmitRequest): Promise<SubmitResult> {
+  const [res] = await submitTasks(deps, [req]);
+  return res!;
+}
+
+/**
+ * Submits many tasks with one Postgres transaction and one Redis call per round. A key repeated
+ * within the call goes to a later round, so its second use sees the first as a replay or conflict.
+ */
+export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<SubmitResult[]> {
+  const results: SubmitResult[] = new Array(reqs.length);
+  for (const round of roundsByKey(reqs)) {
+    const creates: CreateRequest[] = round.map((i) => {
+      const r = reqs[i]!;
+      return {
+        task: { id: uuidv7(), type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey },
+        requestHash: r.idempotencyKey === null ? null : createHash('sha256').update(r.canonical).digest('hex'),
+      };
+    });
+    const outcomes = await createTasks(deps.pool, creates, deps.idempotencyTtlMs);
+    const queued = await pushToRedis(deps, outcomes);
+    round.forEach((i, j) => {
+      const o = outcomes[j]!;
+      results[i] = o.kind === 'conflict' ? o : { ...o, queued: queued[j]! };
+    });
   }
-  return { ...out, queued };
+  return results;
+}
+
+/** Index lists whose idempotency keys are unique within each list, in request order. */
+function roundsByKey(reqs: SubmitRequest[]): number[][] {
+  const rounds: number[][] = [];
+  const seen = new Map<string, number>();
+  reqs.forEach((r, i) => {
+    const n = r.idempotencyKey === null ? 0 : (seen.get(r.idempotencyKey) ?? 0);
+    if (r.idempotencyKey !== null) seen.set(r.idempotencyKey, n + 1);
+    (rounds[n] ??= []).push(i);
+  });
+  return rounds;
+}
+
+/** Pushes new tasks, and replayed ones still waiting for their first attempt (their push may have failed). */
+async function pushToRedis(deps: SubmitDeps, outcomes: CreateOutcome[]): Promise<boolean[]> {
+  const push = outcomes.map((o) => o.kind === 'created' || (o.kind === 'replayed' && o.task.status === 'queued' && o.task.attempts === 0));
+  const items = outcomes.flatMap((o, j) => (push[j] && o.kind !== 'conflict' ? [o.task] : []));
+  if (items.length === 0) return push.map(() => true);
+  try {
+    await deps.queue.enqueue(
+      items.map((t) => ({ id: t.id, type: t.type, priority: t.priority, payload: t.payload, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts })),
+    );
+    return push.map(() => true);
+  } catch (err) {
+    deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
+    return push.map((p) => !p);
+  }
 }

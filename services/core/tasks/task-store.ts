@@ -1,5 +1,5 @@
 /** Postgres queries that create and read tasks (the API's side). */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { NewTask, RunRow, TASK_COLUMNS, TaskRow } from './task';
 
 export type CreateOutcome =
@@ -7,58 +7,96 @@ export type CreateOutcome =
   | { kind: 'replayed'; task: TaskRow }
   | { kind: 'conflict'; taskId: string };
 
+export interface CreateRequest {
+  task: NewTask;
+  /** sha256 of the canonical request; required with an idempotency key. */
+  requestHash: string | null;
+}
+
 /**
- * Inserts a task, and its idempotency key when one is given, in one transaction. A key that is
- * live and was used with the same request hash replays the original task; with a different hash
- * it is a conflict. Concurrent first uses of one key are serialized by the key's primary-key
- * index: the loser waits for the winner's commit, then replays or conflicts.
+ * Creates many tasks in one transaction of two statements: claim the idempotency keys, insert the
+ * tasks. Per task it is all or nothing: a task with a key is inserted only if its key was claimed.
+ * A key that is live elsewhere replays the original task (same request hash) or is a conflict.
+ * Concurrent first uses of one key are serialized by the key's primary-key index (keys are claimed
+ * in sorted order, so overlapping batches cannot deadlock); the loser sees the winner's row.
+ * Keys must be unique within one call (the caller resolves repeats inside a batch).
  */
-export async function createTask(pool: Pool, t: NewTask, requestHash: string | null, idempotencyTtlMs: number): Promise<CreateOutcome> {
+export async function createTasks(pool: Pool, reqs: CreateRequest[], idempotencyTtlMs: number): Promise<CreateOutcome[]> {
+  const out: (CreateOutcome | undefined)[] = new Array(reqs.length);
+  let pending = reqs.map((_, i) => i);
+  // A key can expire and be pruned between our claim and our read; such items go round again.
+  for (let round = 0; pending.length > 0; round++) {
+    if (round === 5) throw new Error('idempotency keys kept changing under a batch; giving up');
+    pending = await createRound(pool, reqs, pending, idempotencyTtlMs, out);
+  }
+  return out as CreateOutcome[];
+}
+
+async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[], ttlMs: number, out: (CreateOutcome | undefined)[]): Promise<number[]> {
+  const keyed = indexes.filter((i) => reqs[i]!.task.idempotencyKey !== null).sort((a, b) => (reqs[a]!.task.idempotencyKey! < reqs[b]!.task.idempotencyKey! ? -1 : 1));
   const client = await pool.connect();
+  let unclaimed: number[] = [];
   try {
     await client.query('BEGIN');
-    if (t.idempotencyKey !== null && requestHash !== null) {
-      const claimed = await client.query(
+    let claimed = new Set<string>();
+    if (keyed.length > 0) {
+      const { rows } = await client.query<{ key: string }>(
         `INSERT INTO idempotency_keys (key, task_id, request_hash, expires_at)
-         VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
+         SELECT k, t, h, now() + $4 * interval '1 millisecond' FROM unnest($1::text[], $2::uuid[], $3::text[]) AS u(k, t, h)
          ON CONFLICT (key) DO UPDATE
            SET task_id = EXCLUDED.task_id, request_hash = EXCLUDED.request_hash,
                created_at = now(), expires_at = EXCLUDED.expires_at
            WHERE idempotency_keys.expires_at <= now()
          RETURNING key`,
-        [t.idempotencyKey, t.id, requestHash, idempotencyTtlMs],
+        [keyed.map((i) => reqs[i]!.task.idempotencyKey), keyed.map((i) => reqs[i]!.task.id), keyed.map((i) => reqs[i]!.requestHash), ttlMs],
       );
-      if (claimed.rowCount === 0) {
-        await client.query('ROLLBACK');
-        return await existingForKey(client, t.idempotencyKey, requestHash);
-      }
+      claimed = new Set(rows.map((r) => r.key));
+      unclaimed = keyed.filter((i) => !claimed.has(reqs[i]!.task.idempotencyKey!));
     }
-    const { rows } = await client.query<TaskRow>(
-      `INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${TASK_COLUMNS}`,
-      [t.id, t.type, t.priority, JSON.stringify(t.payload), t.maxRetries, t.idempotencyKey],
-    );
+    const toInsert = indexes.filter((i) => reqs[i]!.task.idempotencyKey === null || claimed.has(reqs[i]!.task.idempotencyKey!));
+    if (toInsert.length > 0) {
+      const t = toInsert.map((i) => reqs[i]!.task);
+      const { rows } = await client.query<TaskRow>(
+        `INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[])
+         RETURNING ${TASK_COLUMNS}`,
+        [t.map((x) => x.id), t.map((x) => x.type), t.map((x) => x.priority), t.map((x) => JSON.stringify(x.payload)), t.map((x) => x.maxRetries), t.map((x) => x.idempotencyKey)],
+      );
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      for (const i of toInsert) out[i] = { kind: 'created', task: byId.get(reqs[i]!.task.id)! };
+    }
     await client.query('COMMIT');
-    return { kind: 'created', task: rows[0]! };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
     client.release();
   }
+  if (unclaimed.length === 0) return [];
+  const existing = await existingForKeys(pool, unclaimed.map((i) => reqs[i]!.task.idempotencyKey!));
+  const retry: number[] = [];
+  for (const i of unclaimed) {
+    const row = existing.get(reqs[i]!.task.idempotencyKey!);
+    if (!row) retry.push(i);
+    else if (row.request_hash !== reqs[i]!.requestHash) out[i] = { kind: 'conflict', taskId: row.task.id };
+    else out[i] = { kind: 'replayed', task: row.task };
+  }
+  return retry;
 }
 
-async function existingForKey(client: PoolClient, key: string, requestHash: string): Promise<CreateOutcome> {
-  const { rows } = await client.query<TaskRow & { request_hash: string }>(
-    `SELECT k.request_hash, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
-       FROM idempotency_keys k JOIN tasks t ON t.id = k.task_id WHERE k.key = $1`,
-    [key],
+async function existingForKeys(pool: Pool, keys: string[]): Promise<Map<string, { request_hash: string; task: TaskRow }>> {
+  const { rows } = await pool.query<TaskRow & { key: string; request_hash: string }>(
+    `SELECT k.key, k.request_hash, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
+       FROM idempotency_keys k JOIN tasks t ON t.id = k.task_id WHERE k.key = ANY($1::text[])`,
+    [keys],
   );
-  const row = rows[0];
-  if (!row) throw new Error(`idempotency key ${key} vanished while being read`);
-  if (row.request_hash !== requestHash) return { kind: 'conflict', taskId: row.id };
-  const { request_hash: _omit, ...task } = row;
-  return { kind: 'replayed', task };
+  return new Map(rows.map(({ key, request_hash, ...task }) => [key, { request_hash, task }]));
+}
+
+/** One task; see createTasks. */
+export async function createTask(pool: Pool, t: NewTask, requestHash: string | null, idempotencyTtlMs: number): Promise<CreateOutcome> {
+  const [res] = await createTasks(pool, [{ task: t, requestHash }], idempotencyTtlMs);
+  return res!;
 }
 
 export async function getTask(pool: Pool, id: string): Promise<{ task: TaskRow; runs: RunRow[] } | null> {
