@@ -58,13 +58,17 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
   sender.onAccepted = (ids) => tracker?.add(ids);
 
   let interrupted: NodeJS.Signals | null = null;
+  let interruptedAt = 0;
   let wakeWait: (() => void) | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
-      // Second Ctrl-C: leave now.
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      // A second Ctrl-C: leave now. Not within a second of the first, though: under `npm run load`
+      // one Ctrl-C arrives twice (from the terminal to the process group, and forwarded by npm).
+      if (Date.now() - interruptedAt >= 1000) process.exit(interrupted === 'SIGINT' ? 130 : 143);
+      return;
     }
     interrupted = signal;
+    interruptedAt = Date.now();
     io.err.write(`\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: stopping; summarising what was sent (press again to quit at once)\n`);
     sender.stop('interrupt');
     wakeWait?.();

@@ -114,7 +114,8 @@ export function buildResult(args: {
     notes.push(`not everything is final: ${summary.unfinished} of ${summary.found} tasks still queued, running or retrying (${why}); Drain Time, Throughput, Fail % and Retries cover the tasks final so far`);
   }
   if (summary && summary.found < stats.accepted) notes.push(`${stats.accepted - summary.found} accepted task ids were not found in Postgres (is -pg the API's database?)`);
-  if (summary && opts.slots === null) notes.push(`Workers × Slots: ${summary.workers} worker(s) ran these tasks (distinct task_runs.worker_id); pass -slots N (their WORKER_POOL) to fill in the slots`);
+  if (stats.accepted === 0 && stats.tasksSent > 0) notes.push(`no task was accepted: is the API answering at ${opts.url}? (see the errors)`);
+  if (summary && summary.workers > 0 && opts.slots === null) notes.push(`Workers × Slots: ${summary.workers} worker(s) ran these tasks (distinct task_runs.worker_id); pass -slots N (their WORKER_POOL) to fill in the slots`);
   if (stats.lateArrivals > 0) notes.push(`open loop fell behind: ${stats.lateArrivals} arrivals found -w ${opts.workers} requests in flight and waited (up to ${Math.round(stats.maxLagMs)} ms); raise -w or lower -rate`);
   const errTotal = stats.errors.connection + stats.errors.timeout + stats.errors.http4xx + stats.errors.http5xx + stats.errors.unexpected;
   return {

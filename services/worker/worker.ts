@@ -37,6 +37,7 @@ export class Worker {
   readonly keyPruner: KeyPruner;
   readonly reconciler: Reconciler;
   private stopped: Promise<{ handedBack: number }> | null = null;
+  private unsubscribe: Promise<(() => Promise<void>) | null> = Promise.resolve(null);
 
   constructor(private readonly deps: WorkerDeps) {
     const { cfg, pool, queue, log, metrics } = deps;
@@ -70,6 +71,11 @@ export class Worker {
 
   start(): void {
     this.deps.queue.announceWorker(this.id, this.heartbeater.announceTtlMs).catch((err: unknown) => this.deps.log.warn({ err }, 'announcing the worker failed'));
+    // Wake-ups on new work; polling every POLL_INTERVAL_MS remains the fallback.
+    this.unsubscribe = this.deps.queue.subscribeReady(() => this.processor.wake()).catch((err: unknown) => {
+      this.deps.log.warn({ err }, 'subscribing to new-work notifications failed; polling only');
+      return null;
+    });
     this.processor.start();
     this.heartbeater.start();
     this.reaper.start();
@@ -88,6 +94,7 @@ export class Worker {
   private async shutdown(graceMs: number): Promise<{ handedBack: number }> {
     const { log } = this.deps;
     await this.processor.stopLeasing();
+    await (await this.unsubscribe)?.();
     const left = await this.processor.drain(graceMs);
     if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();

@@ -184,3 +184,11 @@ it('metrics add up: attempts, final failures, retries and acks match what happen
   // Counters exist at 0 before their first event.
   expect((await registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_dead_total')!.values.some((v) => v.labels.type === 'noop' && v.value === 0)).toBe(true);
 });
+
+it('an idle worker wakes up for new work without waiting for its next poll', async () => {
+  ({ worker } = startWorker(stack, { cfg: { POLL_INTERVAL_MS: 600_000 } }));
+  // Let the worker go idle (it polled once, found nothing, and now sleeps for ten minutes).
+  await new Promise((r) => setTimeout(r, 300));
+  const id = await submit('noop');
+  expect(await waitFor(isFinal(id), 10_000, 'a wake-up')).toMatchObject({ status: 'succeeded' });
+});

@@ -28,6 +28,8 @@ export interface QueueKeys {
   wrr: string;
   /** workerId → ms (Redis clock) until which the worker counts as alive. */
   workers: string;
+  /** Pub/sub channel announcing newly ready tasks (a channel, not a key). */
+  readyChannel: string;
   /** Leader locks of single-copy services (the reconciler). */
   lock(name: string): string;
 }
@@ -46,6 +48,7 @@ export function queueKeys(prefix: string): QueueKeys {
     readyAt: `${tag}:ready_at`,
     wrr: `${tag}:wrr`,
     workers: `${tag}:workers`,
+    readyChannel: `${tag}:ready`,
     lock: (name) => `${tag}:lock:${name}`,
   };
 }

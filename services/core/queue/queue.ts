@@ -78,6 +78,8 @@ export interface TaskQueue {
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
   /** Per id, whether Redis knows the task at all (waiting, leased, retrying or dead). */
   indexed(ids: string[]): Promise<boolean[]>;
+  /** Calls `onReady` when tasks become ready anywhere; resolves to an unsubscribe function. */
+  subscribeReady(onReady: () => void): Promise<() => Promise<void>>;
   announceWorker(workerId: string, ttlMs: number): Promise<void>;
   lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;

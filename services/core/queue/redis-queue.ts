@@ -73,7 +73,7 @@ export class RedisQueue implements TaskQueue {
       const wire: WireMessage = { type: it.type, payload: it.payload, created_at: it.createdAtMs };
       args.push(it.id, priorityIndex(it.priority), it.maxAttempts, JSON.stringify(wire), it.attempts, it.dueAtMs ?? 0);
     }
-    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt, ...k.retries], args)) as number[];
+    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.readyChannel], args)) as number[];
     return res.map((r) => r === 1);
   }
 
@@ -214,6 +214,20 @@ export class RedisQueue implements TaskQueue {
 
   async unlock(name: string, owner: string): Promise<void> {
     await this.run.unlock([this.keys.lock(name)], [owner]);
+  }
+
+  /**
+   * Calls `onReady` whenever tasks are enqueued anywhere, over a dedicated subscriber connection.
+   * Returns a function that unsubscribes and closes it.
+   */
+  async subscribeReady(onReady: () => void): Promise<() => Promise<void>> {
+    const sub = this.redis.duplicate({ connectionName: 'ready-subscriber', enableAutoPipelining: false });
+    sub.on('error', () => undefined); // reconnects on its own; leasing falls back to polling meanwhile
+    sub.on('message', () => onReady());
+    await sub.subscribe(this.keys.readyChannel);
+    return async () => {
+      await sub.quit().catch(() => sub.disconnect());
+    };
   }
 
   async ping(): Promise<void> {
