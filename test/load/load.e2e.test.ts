@@ -178,6 +178,7 @@ it('connection errors are counted, not fatal', async () => {
   expect(r.client).toMatchObject({ tasks_sent: 20, accepted: 0, rejected: 20 });
   expect(r.client.errors.connection).toBe(20);
   expect(r.client.error_samples[0]).toMatch(/ECONNREFUSED/);
+  expect(r.notes.join('\n')).toContain('no task was accepted');
 });
 
 describe('bad flags exit 2 with a message naming the flag, never a stack trace', () => {
