@@ -20,7 +20,10 @@ export class Monitoring extends Construct {
         metadata: { name: `${APP}-${component}`, labels: { ...labels(component), ...release } },
         spec: {
           selector: { matchLabels: selectorLabels(component) },
-          endpoints: [{ port: 'metrics', path: '/metrics', interval: env.monitoring.scrapeInterval }],
+          // The services label every series service="api"|"worker" themselves; honouring it keeps
+          // the series (and the rules and dashboards) the same as outside Kubernetes, instead of
+          // renaming it exported_service under the Service's name.
+          endpoints: [{ port: 'metrics', path: '/metrics', interval: env.monitoring.scrapeInterval, honorLabels: true }],
         },
       });
     }

@@ -149,7 +149,7 @@ describe.each([
     for (const component of ['api', 'worker']) {
       const sm = find(objects, 'ServiceMonitor', `task-scheduler-${component}`);
       expect(sm.metadata.labels?.release).toBe(env.monitoring.releaseLabel);
-      expect(sm.spec.endpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: env.monitoring.scrapeInterval }]);
+      expect(sm.spec.endpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: env.monitoring.scrapeInterval, honorLabels: true }]);
     }
     const src = readSources();
     const rules = objects.filter((o) => o.kind === 'PrometheusRule');
