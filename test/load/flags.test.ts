@@ -1,5 +1,7 @@
 /** The load generator's flags: Go names and syntax, defaults, the remainder rule, and every error naming its flag. */
-import { DEFAULT_PG_URL, HelpRequested, parseDuration, parseFlags, redactUrl, usage, UsageError } from '../../services/load/flags';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { DEFAULT_PG_URL, FLAGS, HelpRequested, parseDuration, parseFlags, redactUrl, usage, UsageError } from '../../services/load/flags';
 
 const parse = (...argv: string[]) => parseFlags(argv, {});
 
@@ -166,4 +168,16 @@ describe('parseDuration (Go syntax)', () => {
 it('redactUrl hides the password', () => {
   expect(redactUrl('postgres://app:secret@db:5432/app?sslmode=disable')).toBe('postgres://app:***@db:5432/app?sslmode=disable');
   expect(redactUrl('postgres://app@db/app')).toBe('postgres://app@db/app');
+});
+
+it('the README lists every flag with its default', () => {
+  const readme = readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Load generator'), readme.indexOf('## Logs'));
+  expect(section.length).toBeGreaterThan(100);
+  for (const f of FLAGS) {
+    const row = section.split('\n').find((l) => l.startsWith(`| \`-${f.name}\` |`));
+    expect([f.name, row !== undefined]).toEqual([f.name, true]);
+    const defaults = f.name === 'pg' ? ['POSTGRES_URL', DEFAULT_PG_URL] : f.def !== undefined ? [f.def] : [];
+    for (const d of defaults) expect([f.name, row!.split('|')[2]!.includes(d)]).toEqual([f.name, true]);
+  }
 });
