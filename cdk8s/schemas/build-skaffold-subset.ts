@@ -6,7 +6,7 @@
  * same property names and the same `additionalProperties: false`, without the descriptions.
  * Definitions skaffold.yaml does not use are `{}` (anything goes) — they are listed by name, so
  * a key of theirs is still accepted where Skaffold accepts it, but not checked further.
- *   npx tsx cdk8s/schemas/build-skaffold-subset.ts
+ *   npx tsx cdk8s/schemas/build-skaffold-subset.ts [OUT]   (default: beside this file)
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -164,4 +164,4 @@ const schema = {
   anyOf: [ref('SkaffoldConfig')],
   definitions,
 };
-writeFileSync(path.join(__dirname, 'skaffold-v4beta14.subset.json'), `${JSON.stringify(schema, null, 2)}\n`);
+writeFileSync(process.argv[2] ?? path.join(__dirname, 'skaffold-v4beta14.subset.json'), `${JSON.stringify(schema, null, 2)}\n`);

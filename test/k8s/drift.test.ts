@@ -2,6 +2,7 @@
  * The committed output under charts/ is exactly what `npm run synth` makes from the sources today,
  * and the Helm chart, rendered with its default values, is exactly the prod manifests.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,8 @@ import { HELM_DIR, MANIFESTS_DIR, renderOutputs, writeOutputs } from '../../cdk8
 import { REPO_ROOT } from '../../cdk8s/sources';
 import { environment, sources } from './helpers';
 import { renderObjects, type RenderContext } from './helm-render';
+// Type-only: `npm test`'s tsc checks the CLI this test runs as a child process.
+import type * as _synthCli from '../../cdk8s/main';
 
 function listFiles(root: string, dir: string): string[] {
   const abs = path.join(root, dir);
@@ -21,7 +24,8 @@ describe('generated output', () => {
   let out: string;
   beforeAll(() => {
     out = mkdtempSync(path.join(os.tmpdir(), 'k8s-synth-'));
-    writeOutputs(out, renderOutputs(sources()));
+    // What `npm run synth` runs, writing to the temp dir instead of the repository.
+    execFileSync(process.execPath, ['--import', 'tsx', 'cdk8s/main.ts', '--out', out], { cwd: REPO_ROOT, stdio: 'pipe' });
   });
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
@@ -30,6 +34,20 @@ describe('generated output', () => {
     expect(listFiles(REPO_ROOT, 'charts').sort()).toEqual(fresh);
     for (const file of fresh) {
       expect({ file, content: readFileSync(path.join(REPO_ROOT, file), 'utf8') }).toEqual({ file, content: readFileSync(path.join(out, file), 'utf8') });
+    }
+  });
+
+  test('the CLI writes exactly what renderOutputs returns', () => {
+    const files = renderOutputs(sources());
+    for (const [file, content] of Object.entries(files)) expect({ file, same: readFileSync(path.join(out, file), 'utf8') === content }).toEqual({ file, same: true });
+    // writeOutputs removes generated files that are no longer produced.
+    const again = mkdtempSync(path.join(os.tmpdir(), 'k8s-synth-'));
+    try {
+      writeOutputs(again, { ...files, 'charts/task-scheduler/templates/stale.yaml': 'x' });
+      writeOutputs(again, files);
+      expect(listFiles(again, 'charts').sort()).toEqual(Object.keys(files).sort());
+    } finally {
+      rmSync(again, { recursive: true, force: true });
     }
   });
 

@@ -2,12 +2,16 @@
  * skaffold.yaml is valid against Skaffold's v4beta14 schema (the vendored subset in
  * cdk8s/schemas/) and consistent with the Dockerfile and the dev manifests it deploys.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { parse, parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from '../../cdk8s/sources';
 import { stages } from './dockerfile-model';
+// Type-only: `npm test`'s tsc checks the generator this test runs as a child process.
+import type * as _schemaBuilder from '../../cdk8s/schemas/build-skaffold-subset';
 
 const schema = JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk8s/schemas/skaffold-v4beta14.subset.json'), 'utf8'));
 const config = parse(readFileSync(path.join(REPO_ROOT, 'skaffold.yaml'), 'utf8'));
@@ -19,6 +23,17 @@ test('skaffold.yaml uses the current config version and validates against its sc
   const ok = validate(config);
   expect(validate.errors ?? []).toEqual([]);
   expect(ok).toBe(true);
+});
+
+test('the vendored schema is what cdk8s/schemas/build-skaffold-subset.ts writes', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'k8s-skaffold-'));
+  try {
+    const out = path.join(dir, 'schema.json');
+    execFileSync(process.execPath, ['--import', 'tsx', 'cdk8s/schemas/build-skaffold-subset.ts', out], { cwd: REPO_ROOT });
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(schema);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the schema rejects what Skaffold rejects (v1-style deploy.kubectl.manifests, unknown keys)', () => {
