@@ -2,7 +2,7 @@
  * The task-scheduler deployment of one environment: a Namespace (its own chart, as cdk8s would
  * otherwise give it a namespace of its own) and everything inside it.
  */
-import { App, Chart, type ApiObject } from 'cdk8s';
+import { App, Chart } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
 import { WorkerAutoscaling } from './lib/autoscaling';
@@ -58,4 +58,3 @@ export function synthEnvironment(env: EnvironmentSettings, sources: Sources): Re
   return charts.flatMap((chart) => chart.toJson());
 }
 
-export type { ApiObject };

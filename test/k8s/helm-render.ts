@@ -39,14 +39,11 @@ function evaluate(expr: string, ctx: RenderContext): string {
 export function renderTemplate(text: string, ctx: RenderContext): string {
   const cond = /\n?\{\{- if eq (\.[A-Za-z.]+) "([^"]*)" \}\}\n([\s\S]*?)\n?\{\{- end \}\}\n?/g;
   let out = text.replace(cond, (_m, ref: string, want: string, body: string) => (String(lookup(ctx, ref)) === want ? `\n${body}\n` : '\n'));
-  let unrendered = '';
-  out = out.replace(/\{\{ (`[^`]*`|[^{}`]+?) \}\}/g, (_m, expr: string) => {
-    const value = evaluate(expr, ctx);
-    return value;
-  });
+  out = out.replace(/\{\{ (`[^`]*`|[^{}`]+?) \}\}/g, (_m, expr: string) => evaluate(expr, ctx));
   // Rendered literals may contain braces; what matters is that no action was left unrendered.
-  unrendered = text.replace(/\{\{ (`[^`]*`|[^{}`]+?) \}\}/g, '').replace(/\{\{- (if eq [^}]+|end) \}\}/g, '');
-  if (unrendered.includes('{{')) throw new Error(`template syntax this renderer does not know:\n${unrendered.slice(unrendered.indexOf('{{') - 200, unrendered.indexOf('{{') + 200)}`);
+  const unknown = text.replace(/\{\{ (`[^`]*`|[^{}`]+?) \}\}/g, '').replace(/\{\{- (if eq [^}]+|end) \}\}/g, '');
+  const at = unknown.indexOf('{{');
+  if (at >= 0) throw new Error(`template syntax this renderer does not know: ${unknown.slice(Math.max(0, at - 100), at + 100)}`);
   return out;
 }
 
