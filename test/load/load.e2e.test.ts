@@ -15,9 +15,6 @@ import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } fr
 const REPO_ROOT = path.resolve(__dirname, '../..');
 const LOAD = path.join(REPO_ROOT, 'dist/services/load/main.js');
 
-// The batch endpoint is another change; this file tests -batch against the real one once it exists.
-const HAS_BATCH_ENDPOINT = readFileSync(path.join(REPO_ROOT, 'services/api/app.ts'), 'utf8').includes('/tasks/batch');
-
 let db: TestDatabase;
 let pool: Pool;
 let apiUrl: string;
@@ -210,7 +207,7 @@ it('-wait against an unreachable Postgres exits 1 before sending anything', asyn
   expect(run.stderr).not.toContain('secret');
 });
 
-(HAS_BATCH_ENDPOINT ? it : it.skip)('-batch 50 sends through POST /tasks/batch and every item is accounted for', async () => {
+it('-batch 50 sends through POST /tasks/batch and every item is accounted for', async () => {
   const run = await runLoad(['-n', '200', '-batch', '50', '-w', '2', '-idempotency', '-pct-fail', '10', '-sleep-ms', '20', '-wait', '-json', '-url', apiUrl, '-pg', db.url]);
   expect(run.code).toBe(0);
   const r = parseResult(run);
