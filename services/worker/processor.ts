@@ -79,6 +79,9 @@ export class Processor {
   private async loop(): Promise<void> {
     let errorDelay = 100;
     while (!this.stopping) {
+      // Let attempts finishing in this turn release their slots first, so one lease call (and one
+      // Postgres statement) covers them all instead of one slot at a time.
+      if (this.attempts.size > 0) await new Promise((r) => setImmediate(r));
       const free = this.opts.slots - this.attempts.size;
       if (free <= 0) {
         await this.idle(this.opts.pollIntervalMs);

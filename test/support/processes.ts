@@ -24,6 +24,8 @@ export interface SpawnOptions {
   /** A line of output that means "ready". Default: the services' pino `"msg":"listening"` line. */
   readyLine?: RegExp;
   timeoutMs?: number;
+  /** Extra node flags before the script, e.g. ['--cpu-prof']. */
+  nodeArgs?: string[];
 }
 
 const children = new Set<ChildProcess>();
@@ -39,7 +41,7 @@ export function spawnService(script: string, env: Record<string, string>, opts: 
   const timeoutMs = opts.timeoutMs ?? 20_000;
   // A minimal base environment: the child sees exactly what the test passes, not the developer's shell.
   const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
-  const child = spawn(process.execPath, [path.resolve(REPO_ROOT, script)], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), path.resolve(REPO_ROOT, script)], {
     cwd: REPO_ROOT,
     env: { ...baseEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
