@@ -35,6 +35,7 @@ export class Processor {
   private stopping = false;
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
+  private wakePending = false;
   private readonly attempts = new Set<Promise<void>>();
 
   constructor(
@@ -50,7 +51,10 @@ export class Processor {
 
   /** Wakes an idle lease loop now (new work was announced). */
   wake(): void {
-    this.wakeUp?.();
+    if (this.wakeUp) this.wakeUp();
+    // Not idle right now (mid-lease): remember it, so the next idle() returns at once instead of
+    // sleeping through work that arrived meanwhile.
+    else this.wakePending = true;
   }
 
   /** Stops leasing; running attempts continue until drain() or abortAll(). */
@@ -202,6 +206,10 @@ export class Processor {
   }
 
   private idle(ms: number): Promise<void> {
+    if (this.wakePending || this.stopping) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const t = setTimeout(done, ms);
       function done() {
