@@ -1,7 +1,13 @@
 /** The HTTP API against real Postgres and Redis: validation, idempotency, reads, health. */
 import { createRedis } from '../../services/core/db/redis';
 import { RedisQueue } from '../../services/core/queue/redis-queue';
-import { Stack, createStack, startApi, startWorker, waitFor } from '../support/stack';
+import { createPgPool } from '../../services/core/db/postgres';
+import { createTasks } from '../../services/core/tasks/task-store';
+import { uuidv7 } from '../../services/core/tasks/uuid';
+import { Stack, createStack, silentLog, startApi, startWorker, waitFor } from '../support/stack';
+import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
+import { createApp } from '../../services/api/app';
+import { startServer } from '../../services/api/server';
 import type { RunningServer } from '../../services/api/server';
 import type { Worker } from '../../services/worker/worker';
 
@@ -97,6 +103,21 @@ describe('idempotency', () => {
     expect(ids.size).toBe(1);
     const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = 'race-1'");
     expect(rows[0].n).toBe(1);
+  });
+
+  it('two API replicas racing on one new key create exactly one task', async () => {
+    const other = createPgPool(stack.dbUrl, 5, 'replica-2');
+    try {
+      const req = (n: number) => ({ task: { id: uuidv7(), type: 'noop', priority: 'default' as const, payload: { n: 1 }, maxRetries: 5, idempotencyKey: `replicas-${n}` }, requestHash: 'h' });
+      for (let n = 0; n < 20; n++) {
+        const [a, b] = await Promise.all([createTasks(stack.pool, [req(n)], 60000), createTasks(other, [req(n)], 60000)]);
+        expect([a[0]!.kind, b[0]!.kind].sort()).toEqual(['created', 'replayed']);
+      }
+      const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key LIKE 'replicas-%'");
+      expect(rows[0].n).toBe(20);
+    } finally {
+      await other.end();
+    }
   });
 
   it('an expired key can be used for a new task', async () => {
@@ -200,6 +221,28 @@ describe('health', () => {
     const ready = await fetch(`${api.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', redis: 'ok' } });
+  });
+
+  it('with Postgres down, POST /tasks answers 503 with Retry-After and creates nothing', async () => {
+    const deadPool = createPgPool('postgres://postgres@127.0.0.1:1/none', 2, 'dead');
+    const registry = createRegistry('api');
+    const app = createApp({ pool: deadPool, queue: stack.queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60000 });
+    const server = await startServer(app, '127.0.0.1:0');
+    const url = `http://127.0.0.1:${server.address.port}`;
+    try {
+      const before = (await stack.queue.stats()).ready.default;
+      const res = await fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
+      const body = await expectProblem(res, 503);
+      expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(String(body.detail)).toMatch(/unavailable/);
+      expect((await stack.queue.stats()).ready.default).toBe(before);
+      const ready = await fetch(`${url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { checks: { redis: string } }).checks.redis).toBe('ok');
+    } finally {
+      await server.stop();
+      await deadPool.end();
+    }
   });
 
   it('readyz answers 503 when Redis does not', async () => {

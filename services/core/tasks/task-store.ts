@@ -14,8 +14,7 @@ export interface CreateRequest {
 }
 
 /**
- * Creates many tasks in one transaction of two statements: claim the idempotency keys, insert the
- * tasks. Per task it is all or nothing: a task with a key is inserted only if its key was claimed.
+ * Creates many tasks in one statement: claim the idempotency keys, insert the tasks. Per task it is all or nothing: a task with a key is inserted only if its key was claimed.
  * A key that is live elsewhere replays the original task (same request hash) or is a conflict.
  * Concurrent first uses of one key are serialized by the key's primary-key index (keys are claimed
  * in sorted order, so overlapping batches cannot deadlock); the loser sees the winner's row.
@@ -32,45 +31,47 @@ export async function createTasks(pool: Pool, reqs: CreateRequest[], idempotency
   return out as CreateOutcome[];
 }
 
+/**
+ * One statement, so one round trip and one commit: claim the keys (sorted, so overlapping batches
+ * take the key locks in one order and cannot deadlock), then insert the tasks whose key was
+ * claimed or who have none. The key's foreign key to its task is checked at commit.
+ */
 async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[], ttlMs: number, out: (CreateOutcome | undefined)[]): Promise<number[]> {
-  const keyed = indexes.filter((i) => reqs[i]!.task.idempotencyKey !== null).sort((a, b) => (reqs[a]!.task.idempotencyKey! < reqs[b]!.task.idempotencyKey! ? -1 : 1));
-  const client = await pool.connect();
-  let unclaimed: number[] = [];
-  try {
-    await client.query('BEGIN');
-    let claimed = new Set<string>();
-    if (keyed.length > 0) {
-      const { rows } = await client.query<{ key: string }>(
-        `INSERT INTO idempotency_keys (key, task_id, request_hash, expires_at)
-         SELECT k, t, h, now() + $4 * interval '1 millisecond' FROM unnest($1::text[], $2::uuid[], $3::text[]) AS u(k, t, h)
-         ON CONFLICT (key) DO UPDATE
-           SET task_id = EXCLUDED.task_id, request_hash = EXCLUDED.request_hash,
-               created_at = now(), expires_at = EXCLUDED.expires_at
-           WHERE idempotency_keys.expires_at <= now()
-         RETURNING key`,
-        [keyed.map((i) => reqs[i]!.task.idempotencyKey), keyed.map((i) => reqs[i]!.task.id), keyed.map((i) => reqs[i]!.requestHash), ttlMs],
-      );
-      claimed = new Set(rows.map((r) => r.key));
-      unclaimed = keyed.filter((i) => !claimed.has(reqs[i]!.task.idempotencyKey!));
-    }
-    const toInsert = indexes.filter((i) => reqs[i]!.task.idempotencyKey === null || claimed.has(reqs[i]!.task.idempotencyKey!));
-    if (toInsert.length > 0) {
-      const t = toInsert.map((i) => reqs[i]!.task);
-      const { rows } = await client.query<TaskRow>(
-        `INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key)
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[])
-         RETURNING ${TASK_COLUMNS}`,
-        [t.map((x) => x.id), t.map((x) => x.type), t.map((x) => x.priority), t.map((x) => JSON.stringify(x.payload)), t.map((x) => x.maxRetries), t.map((x) => x.idempotencyKey)],
-      );
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const i of toInsert) out[i] = { kind: 'created', task: byId.get(reqs[i]!.task.id)! };
-    }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
+  const t = indexes.map((i) => reqs[i]!.task);
+  const { rows } = await pool.query<TaskRow>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[])
+         AS i(id, type, priority, payload, max_retries, key, hash)
+     ), claimed AS (
+       INSERT INTO idempotency_keys (key, task_id, request_hash, expires_at)
+       SELECT key, id, hash, now() + $8 * interval '1 millisecond' FROM input WHERE key IS NOT NULL ORDER BY key
+       ON CONFLICT (key) DO UPDATE
+         SET task_id = EXCLUDED.task_id, request_hash = EXCLUDED.request_hash,
+             created_at = now(), expires_at = EXCLUDED.expires_at
+         WHERE idempotency_keys.expires_at <= now()
+       RETURNING key
+     )
+     INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key)
+     SELECT id, type, priority, payload, max_retries, key FROM input
+      WHERE key IS NULL OR key IN (SELECT key FROM claimed)
+     RETURNING ${TASK_COLUMNS}`,
+    [
+      t.map((x) => x.id),
+      t.map((x) => x.type),
+      t.map((x) => x.priority),
+      t.map((x) => JSON.stringify(x.payload)),
+      t.map((x) => x.maxRetries),
+      t.map((x) => x.idempotencyKey),
+      indexes.map((i) => reqs[i]!.requestHash),
+      ttlMs,
+    ],
+  );
+  const created = new Map(rows.map((r) => [r.id, r]));
+  const unclaimed: number[] = [];
+  for (const i of indexes) {
+    const row = created.get(reqs[i]!.task.id);
+    if (row) out[i] = { kind: 'created', task: row };
+    else unclaimed.push(i);
   }
   if (unclaimed.length === 0) return [];
   const existing = await existingForKeys(pool, unclaimed.map((i) => reqs[i]!.task.idempotencyKey!));
