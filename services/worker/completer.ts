@@ -27,36 +27,46 @@ interface Pending {
 
 export class Completer {
   private pending: Pending[] = [];
-  private flushing: Promise<void> | null = null;
+  private readonly flushing = new Set<Promise<void>>();
+  private scheduled = false;
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; log: Logger; metrics: WorkerMetrics },
-    private readonly opts: { maxBatch: number; giveUpAfterMs: number },
+    private readonly opts: { maxBatch: number; maxConcurrent: number; giveUpAfterMs: number },
   ) {}
 
   complete(item: CompletedAttempt): Promise<CompletionResult> {
     return new Promise((resolve) => {
       this.pending.push({ item, resolve });
-      this.flushing ??= this.drain();
+      this.schedule();
     });
   }
 
   /** Resolves once everything handed in so far is written (or given up). */
   async flush(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.flushing.size > 0 || this.pending.length > 0) {
+      this.schedule();
+      await Promise.all([...this.flushing]);
+    }
   }
 
-  private async drain(): Promise<void> {
-    // Yield once so outcomes finishing in the same tick share a batch.
-    await new Promise((r) => setImmediate(r));
-    try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, this.opts.maxBatch);
-        await this.writeBatch(batch);
+  /**
+   * Starts a batch write once this turn's outcomes are in, unless `maxConcurrent` writes are
+   * already running; those pick up what accumulated when they finish.
+   */
+  private schedule(): void {
+    if (this.scheduled || this.flushing.size >= this.opts.maxConcurrent) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      while (this.pending.length > 0 && this.flushing.size < this.opts.maxConcurrent) {
+        const write: Promise<void> = this.writeBatch(this.pending.splice(0, this.opts.maxBatch)).finally(() => {
+          this.flushing.delete(write);
+          if (this.pending.length > 0) this.schedule();
+        });
+        this.flushing.add(write);
       }
-    } finally {
-      this.flushing = null;
-    }
+    });
   }
 
   private async writeBatch(batch: Pending[]): Promise<void> {

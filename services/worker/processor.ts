@@ -14,6 +14,9 @@ import type { Completer } from './completer';
 import { LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
 import type { HandlerRegistry } from './handlers';
 
+/** Lease batches whose Postgres start write may overlap; more only queue up in Postgres. */
+const MAX_CONCURRENT_BEGINS = 2;
+
 export interface Running {
   lease: Lease;
   controller: AbortController;
@@ -36,6 +39,10 @@ export class Processor {
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private wakePending = false;
+  /** Leased tasks whose start is being recorded; they hold slots. */
+  private starting = 0;
+  private readonly begins = new Set<Promise<void>>();
+  private beginFailed = false;
   private readonly attempts = new Set<Promise<void>>();
 
   constructor(
@@ -85,15 +92,21 @@ export class Processor {
     while (!this.stopping) {
       // Let attempts finishing in this turn release their slots first, so one lease call (and one
       // Postgres statement) covers them all instead of one slot at a time.
-      if (this.attempts.size > 0) await new Promise((r) => setImmediate(r));
-      const free = this.opts.slots - this.attempts.size;
-      if (free <= 0) {
+      if (this.attempts.size > 0 || this.starting > 0) await new Promise((r) => setImmediate(r));
+      if (this.beginFailed) {
+        this.beginFailed = false;
+        await this.idle(errorDelay);
+        errorDelay = Math.min(errorDelay * 2, 5000);
+        continue;
+      }
+      const free = this.opts.slots - this.attempts.size - this.starting;
+      if (free <= 0 || this.begins.size >= MAX_CONCURRENT_BEGINS) {
         await this.idle(this.opts.pollIntervalMs);
         continue;
       }
       let leases: Lease[];
       try {
-        leases = await this.deps.queue.lease({ max: Math.min(free, this.opts.leaseBatch), visibilityMs: this.opts.visibilityMs });
+        leases = await this.deps.queue.lease({ max: Math.min(free, this.opts.leaseBatch), visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId });
         errorDelay = 100;
       } catch (err) {
         this.deps.log.warn({ err, retryInMs: errorDelay }, 'leasing failed; backing off');
@@ -105,11 +118,20 @@ export class Processor {
         await this.idle(this.opts.pollIntervalMs);
         continue;
       }
-      if (!(await this.begin(leases))) {
-        await this.idle(errorDelay);
-        errorDelay = Math.min(errorDelay * 2, 5000);
-      }
+      // Start these without waiting, so the next lease overlaps this batch's Postgres write.
+      this.starting += leases.length;
+      const begun: Promise<void> = this.begin(leases)
+        .then((ok) => {
+          if (!ok) this.beginFailed = true;
+        })
+        .finally(() => {
+          this.starting -= leases.length;
+          this.begins.delete(begun);
+          this.wake();
+        });
+      this.begins.add(begun);
     }
+    await Promise.all([...this.begins]);
   }
 
   /** Records the attempts as started in Postgres and launches them; false when Postgres failed. */
@@ -119,7 +141,6 @@ export class Processor {
     try {
       ({ started } = await markRunning(
         this.deps.pool,
-        this.opts.workerId,
         leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })),
       ));
     } catch (err) {
@@ -158,6 +179,7 @@ export class Processor {
     const timer = setTimeout(() => controller.abort(new TaskTimeoutError(this.opts.taskTimeoutMs)), this.opts.taskTimeoutMs);
     const handler = this.deps.handlers.get(msg.type);
     const typeLabel = handler ? msg.type : 'unknown';
+    const startedAtMs = Date.now();
     const t0 = performance.now();
     let error: string | null = null;
     try {
@@ -175,7 +197,7 @@ export class Processor {
     const reason: unknown = controller.signal.reason;
     try {
       if (reason instanceof ShutdownError) {
-        await this.handBack(lease);
+        await this.handBack(lease, startedAtMs);
         return;
       }
       if (reason instanceof LeaseLostError) log.warn({ taskId: msg.id, attempt: lease.attempt }, 'lease lost while running; outcome discarded');
@@ -183,6 +205,9 @@ export class Processor {
       const res = await this.deps.completer.complete({
         id: msg.id,
         token: lease.token,
+        attempt: lease.attempt,
+        workerId: this.opts.workerId,
+        startedAtMs,
         priority: msg.priority,
         typeLabel,
         durationMs,
@@ -197,9 +222,9 @@ export class Processor {
     }
   }
 
-  private async handBack(lease: Lease): Promise<void> {
+  private async handBack(lease: Lease, startedAtMs: number): Promise<void> {
     const { log, queue } = this.deps;
-    await recordReleased(this.deps.pool, [{ id: lease.message.id, token: lease.token }]).catch((err: unknown) =>
+    await recordReleased(this.deps.pool, [{ id: lease.message.id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) =>
       log.warn({ err, taskId: lease.message.id }, 'could not record the hand-back in Postgres'),
     );
     await queue.release([held(lease)]).catch((err: unknown) => log.warn({ err, taskId: lease.message.id }, 'hand-back to Redis failed; the reaper will reclaim'));

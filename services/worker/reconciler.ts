@@ -11,7 +11,8 @@ import type { WorkerMetrics } from '../core/observability/metrics';
 import type { TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
-import { Cursor, expireVanishedLeases, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+import { recordExpired } from '../core/tasks/attempt-store';
+import { Cursor, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 
 const MAX_PAGES_PER_PASS = 100;
 
@@ -73,9 +74,10 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     if (missing.length === 0) return full;
 
     const running = missing.filter((t) => t.status === 'running' && t.lease_token !== null);
-    const expired = await expireVanishedLeases(
+    const expired = await recordExpired(
       pool,
-      running.map((t) => ({ id: t.id, token: t.lease_token!, dead: t.attempts >= maxAttempts(t.max_retries) })),
+      running.map((t) => ({ id: t.id, token: t.lease_token!, attempt: t.attempts, dead: t.attempts >= maxAttempts(t.max_retries) })),
+      'lease vanished from Redis',
     );
     result.vanishedLeases += expired.size;
     // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone.

@@ -23,35 +23,37 @@ async function row(id: string): Promise<Record<string, unknown>> {
   return rows[0];
 }
 
-const outcome = (id: string, token: string, error: string | null = null, dead = false) => ({ id, token, durationMs: 1, error, dead, delayMs: 100 });
+const outcome = (id: string, token: string, error: string | null = null, dead = false) => ({ id, token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error, dead, delayMs: 100 });
 
 it('an outcome with a stale token changes nothing in the task and is recorded as discarded', async () => {
   const id = await newTask();
-  await markRunning(stack.pool, 'w1', [{ id, token: `${id}:old`, attempt: 1 }]);
+  await markRunning(stack.pool, [{ id, token: `${id}:old`, attempt: 1 }]);
   // The lease was lost and the task leased again under a new token.
-  await markRunning(stack.pool, 'w2', [{ id, token: `${id}:new`, attempt: 2 }]);
+  await markRunning(stack.pool, [{ id, token: `${id}:new`, attempt: 2 }]);
   const before = await row(id);
   for (const write of [
     () => recordOutcomes(stack.pool, [outcome(id, `${id}:old`)]),
     () => recordOutcomes(stack.pool, [outcome(id, `${id}:old`, 'boom', true)]),
     () => recordOutcomes(stack.pool, [outcome(id, `${id}:old`, 'boom', false)]),
     () => recordExpired(stack.pool, [{ id, token: `${id}:old`, attempt: 1, dead: true }]),
-    () => recordReleased(stack.pool, [{ id, token: `${id}:old` }]),
+    () => recordReleased(stack.pool, [{ id, token: `${id}:old`, attempt: 1, startedAtMs: Date.now() }]),
   ]) {
     expect((await write()).size).toBe(0);
     expect(await row(id)).toEqual(before);
   }
   const runs = await runsOf(stack.pool, id);
-  expect(runs.map((r) => [r.lease_token, r.outcome])).toEqual([[`${id}:old`, 'discarded'], [`${id}:new`, 'running']]);
+  // The superseded attempt was recorded as expired when the task was leased again; its late outcome
+  // turned that into `discarded`. The running attempt gets its row when its outcome is known.
+  expect(runs.map((r) => [r.lease_token, r.outcome])).toEqual([[`${id}:old`, 'discarded']]);
   expect((await recordOutcomes(stack.pool, [outcome(id, `${id}:new`)])).has(id)).toBe(true);
   expect(await row(id)).toMatchObject({ status: 'succeeded', attempts: 2, lease_token: null });
 });
 
 it('a task already final is not started again', async () => {
   const id = await newTask();
-  await markRunning(stack.pool, 'w1', [{ id, token: `${id}:t1`, attempt: 1 }]);
+  await markRunning(stack.pool, [{ id, token: `${id}:t1`, attempt: 1 }]);
   await recordOutcomes(stack.pool, [outcome(id, `${id}:t1`)]);
-  const { started } = await markRunning(stack.pool, 'w1', [{ id, token: `${id}:t2`, attempt: 2 }]);
+  const { started } = await markRunning(stack.pool, [{ id, token: `${id}:t2`, attempt: 2 }]);
   expect(started.has(id)).toBe(false);
   expect(await row(id)).toMatchObject({ status: 'succeeded', attempts: 1 });
   expect((await runsOf(stack.pool, id)).length).toBe(1);
@@ -59,12 +61,12 @@ it('a task already final is not started again', async () => {
 
 it('a failure schedules a retry or ends dead, keeping the error', async () => {
   const id = await newTask();
-  await markRunning(stack.pool, 'w1', [{ id, token: `${id}:t1`, attempt: 1 }]);
+  await markRunning(stack.pool, [{ id, token: `${id}:t1`, attempt: 1 }]);
   await recordOutcomes(stack.pool, [outcome(id, `${id}:t1`, 'first failure', false)]);
   const retrying = await row(id);
   expect(retrying).toMatchObject({ status: 'retrying', last_error: 'first failure', lease_token: null });
   expect(retrying.run_after).toBeInstanceOf(Date);
-  await markRunning(stack.pool, 'w1', [{ id, token: `${id}:t2`, attempt: 2 }]);
+  await markRunning(stack.pool, [{ id, token: `${id}:t2`, attempt: 2 }]);
   await recordOutcomes(stack.pool, [outcome(id, `${id}:t2`, 'final failure', true)]);
   expect(await row(id)).toMatchObject({ status: 'dead', last_error: 'final failure', attempts: 2, run_after: null });
   expect((await runsOf(stack.pool, id)).map((r) => [r.outcome, r.error])).toEqual([
@@ -76,7 +78,7 @@ it('a failure schedules a retry or ends dead, keeping the error', async () => {
 it('batches mix applied and stale writes correctly', async () => {
   const a = await newTask();
   const b = await newTask();
-  await markRunning(stack.pool, 'w1', [
+  await markRunning(stack.pool, [
     { id: a, token: `${a}:ta`, attempt: 1 },
     { id: b, token: `${b}:tb`, attempt: 1 },
   ]);

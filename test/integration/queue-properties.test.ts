@@ -106,7 +106,7 @@ async function snapshot(id: string): Promise<unknown> {
 /** The completer's write path for one outcome: Postgres first, Redis only when Postgres applied it. */
 async function complete(l: { id: string; token: string; attempt: number; maxAttempts: number; priority: (typeof PRIORITIES)[number] }, ok: boolean): Promise<boolean> {
   const dead = !ok && l.attempt >= l.maxAttempts;
-  const applied = await recordOutcomes(stack.pool, [{ id: l.id, token: l.token, durationMs: 1, error: ok ? null : 'failed', dead, delayMs: 0 }]);
+  const applied = await recordOutcomes(stack.pool, [{ id: l.id, token: l.token, attempt: l.attempt, workerId: 'w', startedAtMs: Date.now(), durationMs: 1, error: ok ? null : 'failed', dead, delayMs: 0 }]);
   if (!applied.has(l.id)) return false;
   const held = { id: l.id, token: l.token, priority: l.priority };
   if (ok) await stack.queue.ack([held]);
@@ -158,7 +158,7 @@ it('queue invariants hold under random interleavings', async () => {
               break;
             case 'lease': {
               const leases = await stack.queue.lease({ max: a.n, visibilityMs: 600_000 });
-              const { started } = await markRunning(stack.pool, `w${a.worker}`, leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })));
+              const { started } = await markRunning(stack.pool, leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })));
               await stack.queue.ack(leases.filter((l) => !started.has(l.message.id)).map((l) => ({ id: l.message.id, token: l.token })));
               const ours = leases.filter((l) => started.has(l.message.id));
               m.held[a.worker]!.push(...ours);

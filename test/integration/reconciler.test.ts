@@ -55,13 +55,13 @@ it('after Redis lost everything: waiting tasks are re-queued, vanished leases co
   // FIFO within `high`: these two are leased, in this order.
   const leases = await stack.queue.lease({ max: 2, visibilityMs: 60000 });
   expect(leases.map((l) => l.message.id)).toEqual([lastChance, leased]);
-  await markRunning(stack.pool, 'w1', leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })));
+  await markRunning(stack.pool, leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })));
   const retrying = await storedOnly();
   await r.runOnce();
   const [rl] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
   expect(rl!.message.id).toBe(retrying);
-  await markRunning(stack.pool, 'w1', [{ id: retrying, token: rl!.token, attempt: 1 }]);
-  await recordOutcomes(stack.pool, [{ id: retrying, token: rl!.token, durationMs: 1, error: 'x', dead: false, delayMs: 60_000 }]);
+  await markRunning(stack.pool, [{ id: retrying, token: rl!.token, attempt: 1 }]);
+  await recordOutcomes(stack.pool, [{ id: retrying, token: rl!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'x', dead: false, delayMs: 60_000 }]);
   const waiting = await storedOnly();
 
   await flushNamespace();
@@ -84,10 +84,10 @@ it('leaves a running task alone when its outcome was written meanwhile', async (
   const id = await storedOnly();
   await r.runOnce();
   const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
-  await markRunning(stack.pool, 'w1', [{ id, token: l!.token, attempt: 1 }]);
+  await markRunning(stack.pool, [{ id, token: l!.token, attempt: 1 }]);
   await stack.queue.ack([{ id, token: l!.token }]);
   // Postgres still says running (the worker is about to write), Redis forgot it.
-  await recordOutcomes(stack.pool, [{ id, token: l!.token, durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+  await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
   expect(await r.runOnce()).toMatchObject({ requeued: 0, vanishedLeases: 0 });
   expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
 });

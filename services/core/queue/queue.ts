@@ -60,6 +60,8 @@ export interface QueueStats {
 export interface LeaseOptions {
   max: number;
   visibilityMs: number;
+  /** The leasing worker's id; tokens start with it (and `~`) so a lost lease can name its worker. */
+  owner?: string;
 }
 
 export interface TaskQueue {

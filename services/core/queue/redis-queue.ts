@@ -80,7 +80,8 @@ export class RedisQueue implements TaskQueue {
   async lease(opts: LeaseOptions): Promise<Lease[]> {
     const k = this.keys;
     const w = this.opts.weights;
-    const tokenBase = randomBytes(12).toString('base64url');
+    const random = randomBytes(12).toString('base64url');
+    const tokenBase = opts.owner ? `${opts.owner}~${random}` : random;
     const res = (await this.run.lease(
       [...k.queues, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr],
       [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low],

@@ -39,29 +39,3 @@ export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number
   );
   return rows;
 }
-
-/**
- * A running task whose lease Redis no longer knows: the attempt counts as lost. Fenced by the
- * token seen when the task was read, so an outcome written meanwhile wins.
- */
-export async function expireVanishedLeases(pool: Pool, items: { id: string; token: string; dead: boolean }[]): Promise<Set<string>> {
-  if (items.length === 0) return new Set();
-  const { rows } = await pool.query<{ id: string }>(
-    `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS i(id, token, dead)
-     ), applied AS (
-       UPDATE tasks t SET status = CASE WHEN i.dead THEN 'dead'::task_status ELSE 'queued'::task_status END,
-              last_error = 'lease vanished from Redis during attempt ' || t.attempts,
-              finished_at = CASE WHEN i.dead THEN now() END, lease_token = NULL, updated_at = now()
-         FROM input i
-        WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
-       RETURNING t.id
-     ), runs AS (
-       UPDATE task_runs r SET outcome = 'expired', finished_at = now(), error = 'lease vanished from Redis'
-         FROM input i WHERE r.lease_token = i.token AND r.outcome = 'running'
-     )
-     SELECT id FROM applied`,
-    [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.dead)],
-  );
-  return new Set(rows.map((r) => r.id));
-}
