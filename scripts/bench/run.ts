@@ -23,6 +23,10 @@ const ROOT = path.resolve(__dirname, '../..');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
 const log = pino({ level: 'silent' });
+// A slot stays taken while its start and outcome are committed in Postgres, so no-op throughput
+// wants more slots than BullMQ's concurrency: several lease batches then overlap their writes.
+const DRAIN_POOL = process.env.BENCH_POOL ?? '1000';
+const DRAIN_LEASE_BATCH = process.env.BENCH_LEASE ?? '250';
 
 let adminUrl = '';
 let redisAddr = '';
@@ -99,7 +103,7 @@ async function drainOurs(): Promise<Record<string, number>> {
   }
   const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   const nodeArgs = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { WORKER_POOL: '200', LEASE_BATCH_SIZE: '200', METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs });
+  const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { WORKER_POOL: DRAIN_POOL, LEASE_BATCH_SIZE: DRAIN_LEASE_BATCH, METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs });
   const t0 = Date.now();
   let maxRss = 0;
   await until(
@@ -211,7 +215,7 @@ async function burst(): Promise<Record<string, number>> {
 async function latency(halfRate: number): Promise<Record<string, number>> {
   await flushRedis();
   const dbUrl = await freshDatabase();
-  const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
+  const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { WORKER_POOL: '200', METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
   const pool = new Pool({ connectionString: dbUrl, max: 2 });
   const waits = async (since: Date) =>
     (
@@ -311,7 +315,7 @@ ${table}
 How each figure is measured (\`scripts/bench/run.ts\`):
 
 1. ${BACKLOG.toLocaleString('en-US')} no-op tasks are accepted (through the same submit path as the API, 1,000 per
-   transaction), then one worker process (WORKER_POOL=200) starts; the clock runs until Redis holds
+   transaction), then one worker process (WORKER_POOL=${DRAIN_POOL}, LEASE_BATCH_SIZE=${DRAIN_LEASE_BATCH}) starts; the clock runs until Redis holds
    no waiting or leased task, and Postgres is then checked to hold every task as \`succeeded\` —
    each with its \`task_runs\` row, committed (synchronous_commit on) before Redis forgot the lease.
    BullMQ: the same number of jobs added with \`addBulk\`, one \`Worker\` (concurrency 100, no-op
@@ -326,7 +330,8 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    Postgres. Retry backoff is set to 10–20 ms for this run: with the default 500 ms base the last
    retry of an always_fail task alone waits 15.5 s, which measures the policy, not the system.
 4. Enqueue-to-start is \`first_started_at − created_at\` from Postgres: 200 tasks posted 10 ms apart
-   to an idle system, then an open loop at half the rate measured in 2a for 10 s.
+   to an idle system, then an open loop at half the rate measured in 2a for 10 s; one API and one
+   worker process (WORKER_POOL=200).
 5. Peak RSS of the worker process (from /proc) during 1; Redis \`used_memory\` growth per waiting
    task after the backlog was accepted.
 `;
