@@ -1,5 +1,6 @@
 /** API entrypoint (`npm run api`, the api image). SIGTERM/SIGINT stop accepting, finish requests, exit 0. */
-import { ConfigError, loadConfig } from '../core/config/config';
+import { loadConfig } from '../core/config/config';
+import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
 import { createRedis } from '../core/db/redis';
 import { createLogger } from '../core/observability/logger';
@@ -34,28 +35,14 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
   log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(0), cfg.SHUTDOWN_GRACE_MS).unref();
-    Promise.all([server.stop(), metricsServer.close()])
-      .then(() => Promise.all([pool.end(), queue.close()]))
-      .then(() => {
-        clearTimeout(force);
-        process.exit(0);
-      })
-      .catch((err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  exitOnSignals(
+    log,
+    async () => {
+      await Promise.all([server.stop(), metricsServer.close()]);
+      await Promise.all([pool.end(), queue.close()]);
+    },
+    cfg.SHUTDOWN_GRACE_MS,
+  );
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof ConfigError ? err.message : `api failed to start: ${(err as Error).stack}`}\n`);
-  process.exit(1);
-});
+runMain('api', main);

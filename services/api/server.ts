@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
-import { splitAddr } from '../core/config/parsers';
+import { close, listen } from '../core/process/lifecycle';
 
 export interface RunningServer {
   address: AddressInfo;
@@ -13,17 +13,6 @@ export interface RunningServer {
 export async function startServer(app: Express, addr: string): Promise<RunningServer> {
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000; // longer than common load-balancer idle timeouts
-  const { host, port } = splitAddr(addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return {
-    address: server.address() as AddressInfo,
-    stop: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
-  };
+  const address = await listen(server, addr);
+  return { address, stop: () => close(server) };
 }

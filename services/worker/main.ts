@@ -1,5 +1,6 @@
 /** Worker entrypoint (`npm run worker`, the worker image). SIGTERM/SIGINT drain and exit 0. */
-import { ConfigError, loadConfig } from '../core/config/config';
+import { loadConfig } from '../core/config/config';
+import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
 import { createRedis } from '../core/db/redis';
 import { createLogger } from '../core/observability/logger';
@@ -25,25 +26,10 @@ async function main(): Promise<void> {
   worker.start();
   log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    worker
-      .stop()
-      .then(() => Promise.all([metricsServer.close(), pool.end(), queue.close()]))
-      .then(() => process.exit(0))
-      .catch((err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  exitOnSignals(log, async () => {
+    await worker.stop();
+    await Promise.all([metricsServer.close(), pool.end(), queue.close()]);
+  });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof ConfigError ? err.message : `worker failed to start: ${(err as Error).stack}`}\n`);
-  process.exit(1);
-});
+runMain('worker', main);

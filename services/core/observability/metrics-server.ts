@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
-import { splitAddr } from '../config/parsers';
+import { close, listen } from '../process/lifecycle';
 
 export interface MetricsServer {
   address: AddressInfo;
@@ -36,19 +36,7 @@ export async function startMetricsServer(registry: Registry, addr: string, readi
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /metrics\n');
     }
   });
-  const { host, port } = splitAddr(addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return {
-    address: server.address() as AddressInfo,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
-  };
+  return { address: await listen(server, addr), close: () => close(server) };
 }
 
 /** Postgres and Redis each answer within two seconds. */

@@ -27,8 +27,9 @@ export interface StartedAttempt {
  */
 export async function markRunning(pool: Pool, items: StartedAttempt[]): Promise<{ started: Set<string> }> {
   if (items.length === 0) return { started: new Set() };
-  const { rows } = await pool.query<{ id: string }>(
-    `WITH input AS (
+  const { rows } = await pool.query<{ id: string }>({
+    name: 'mark-running',
+    text: `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS i(id, token, attempt)
      ), superseded AS (
        SELECT t.id, t.lease_token AS token, t.attempts AS attempt, t.updated_at FROM tasks t JOIN input i ON t.id = i.id
@@ -44,8 +45,8 @@ export async function markRunning(pool: Pool, items: StartedAttempt[]): Promise<
        FROM input i
       WHERE t.id = i.id AND t.status IN ('queued', 'retrying', 'running')
      RETURNING t.id`,
-    [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt)],
-  );
+    values: [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt)],
+  });
   return { started: new Set(rows.map((r) => r.id)) };
 }
 
@@ -70,8 +71,9 @@ export interface Outcome {
  */
 export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<Set<string>> {
   if (outcomes.length === 0) return new Set();
-  const { rows } = await pool.query<{ id: string }>(
-    `WITH input AS (
+  const { rows } = await pool.query<{ id: string }>({
+    name: 'record-outcomes',
+    text: `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[])
          AS i(id, token, duration_ms, error, dead, delay_ms, attempt, worker_id, started_ms)
      ), applied AS (
@@ -100,7 +102,7 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<S
          WHERE task_runs.outcome = 'expired'
      )
      SELECT id FROM applied`,
-    [
+    values: [
       outcomes.map((o) => o.id),
       outcomes.map((o) => o.token),
       outcomes.map((o) => o.durationMs),
@@ -111,7 +113,7 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<S
       outcomes.map((o) => o.workerId),
       outcomes.map((o) => o.startedAtMs),
     ],
-  );
+  });
   return new Set(rows.map((r) => r.id));
 }
 

@@ -38,8 +38,9 @@ export async function createTasks(pool: Pool, reqs: CreateRequest[], idempotency
  */
 async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[], ttlMs: number, out: (CreateOutcome | undefined)[]): Promise<number[]> {
   const t = indexes.map((i) => reqs[i]!.task);
-  const { rows } = await pool.query<TaskRow>(
-    `WITH input AS (
+  const { rows } = await pool.query<TaskRow>({
+    name: 'create-tasks',
+    text: `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[])
          AS i(id, type, priority, payload, max_retries, key, hash)
      ), claimed AS (
@@ -55,7 +56,7 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
      SELECT id, type, priority, payload, max_retries, key FROM input
       WHERE key IS NULL OR key IN (SELECT key FROM claimed)
      RETURNING ${TASK_COLUMNS}`,
-    [
+    values: [
       t.map((x) => x.id),
       t.map((x) => x.type),
       t.map((x) => x.priority),
@@ -65,7 +66,7 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
       indexes.map((i) => reqs[i]!.requestHash),
       ttlMs,
     ],
-  );
+  });
   const created = new Map(rows.map((r) => [r.id, r]));
   const unclaimed: number[] = [];
   for (const i of indexes) {
