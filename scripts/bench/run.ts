@@ -289,7 +289,8 @@ async function main(): Promise<void> {
   const bull = await repeat('drain bullmq', drainBullmq);
   const acc = await repeat('accept', accept);
   const b = await repeat('burst', burst);
-  const lat = await repeat('latency', () => latency(Math.round(acc.singlePerSecond!.median / 2)));
+  // "Maximum load" is what the whole system (api + workers) sustains end to end: the burst's rate.
+  const lat = await repeat('latency', () => latency(Math.round(10_000 / b.drainSeconds!.median / 2)));
   const cores = os.cpus().length;
   const ratio = (a: Stat, b: Stat) => (a.median / b.median).toFixed(2);
   const rows = [
@@ -298,7 +299,7 @@ async function main(): Promise<void> {
     ['2b. POST /tasks/batch, 1,000 per request, 4 connections (tasks/s)', fmt(acc.batchTasksPerSecond!), '', 'target ≥ 30,000'],
     ['3. 10k burst (Go mix), 16 connections, 2 workers: drain (s)', fmt(b.drainSeconds!, 2), 'Go README: 22 s', `${(22 / b.drainSeconds!.median).toFixed(1)}× faster (target ≥ 10×)`],
     ['4a. Enqueue-to-start p50, idle (ms)', fmt(lat.idleP50Ms!, 1), `p95 ${fmt(lat.idleP95Ms!, 1)}`, 'target < 5 ms'],
-    [`4b. Enqueue-to-start p95 at 50% of max accept rate (${fmt(lat.halfLoadRate!)} tasks/s) (ms)`, fmt(lat.halfLoadP95Ms!, 1), `p50 ${fmt(lat.halfLoadP50Ms!, 1)}`, 'target < 50 ms'],
+    [`4b. Enqueue-to-start p95 at 50% of max end-to-end load (${fmt(lat.halfLoadRate!)} tasks/s) (ms)`, fmt(lat.halfLoadP95Ms!, 1), `p50 ${fmt(lat.halfLoadP50Ms!, 1)}`, 'target < 50 ms'],
     ['5a. Worker RSS while draining 100k (MB)', fmt(drain.workerMaxRssMb!), `BullMQ worker: ${fmt(bull.workerMaxRssMb!)}`, 'target < 150 MB'],
     ['5b. Redis memory per waiting task (bytes)', fmt(drain.redisBytesPerWaitingTask!), '', 'reported'],
   ];
@@ -330,8 +331,9 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    Postgres. Retry backoff is set to 10–20 ms for this run: with the default 500 ms base the last
    retry of an always_fail task alone waits 15.5 s, which measures the policy, not the system.
 4. Enqueue-to-start is \`first_started_at − created_at\` from Postgres: 200 tasks posted 10 ms apart
-   to an idle system, then an open loop at half the rate measured in 2a for 10 s; one API and one
-   worker process (WORKER_POOL=200).
+   to an idle system, then an open loop for 10 s at half the end-to-end rate of scenario 3 (10,000
+   tasks ÷ drain time: what api and workers sustain together); one API and one worker process
+   (WORKER_POOL=200).
 5. Peak RSS of the worker process (from /proc) during 1; Redis \`used_memory\` growth per waiting
    task after the backlog was accepted.
 `;
