@@ -25,7 +25,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_unfinished_idx ON tasks (status, updated_at)
   WHERE status IN ('queued', 'running', 'retrying');
 
--- One row per attempt, written when the attempt starts and completed when its outcome is known.
+-- One row per attempt, written once, when its outcome is known (a running attempt shows on the task).
 CREATE TABLE task_runs (
   id          bigserial PRIMARY KEY,
   task_id     uuid        NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
@@ -34,10 +34,10 @@ CREATE TABLE task_runs (
   lease_token text        NOT NULL UNIQUE,
   started_at  timestamptz NOT NULL DEFAULT now(),
   finished_at timestamptz,
-  -- running: in progress; succeeded / failed: the handler's outcome; expired: the lease ran out
-  -- (reaped); released: handed back at shutdown; discarded: the outcome arrived after the lease was lost.
-  outcome     text        NOT NULL DEFAULT 'running'
-              CHECK (outcome IN ('running', 'succeeded', 'failed', 'expired', 'released', 'discarded')),
+  -- succeeded / failed: the handler's outcome; expired: the lease ran out (reaped) or vanished with
+  -- Redis data; released: handed back at shutdown; discarded: the outcome arrived after the lease was lost.
+  outcome     text        NOT NULL
+              CHECK (outcome IN ('succeeded', 'failed', 'expired', 'released', 'discarded')),
   error       text,
   duration_ms double precision
 );
