@@ -14,6 +14,27 @@ export interface DriveResult {
   latencyMs: { p50: number; p95: number; p99: number };
 }
 
+/** A keep-alive poster for scripted sends: resolves with the status code (0 on a network error). */
+export function poster(url: string, connections: number): { post(body: string): Promise<number>; close(): void } {
+  const u = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  return {
+    post: (body) =>
+      new Promise<number>((resolve) => {
+        const req = http.request(
+          { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', () => resolve(0));
+        req.end(body);
+      }),
+    close: () => agent.destroy(),
+  };
+}
+
 export async function postLoop(url: string, opts: { connections: number; seconds: number; body: (i: number) => string }): Promise<DriveResult> {
   const u = new URL(url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections });
