@@ -6,7 +6,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { TaskQueue } from '../core/queue/queue';
+import type { Reaped, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { recordExpired } from '../core/tasks/attempt-store';
 
@@ -29,20 +29,39 @@ export class Reaper extends PeriodicService<ReapResult> {
   async runOnce(): Promise<ReapResult> {
     const reaped = await this.deps.queue.reap(this.batchSize);
     if (reaped.length === 0) return { reaped: 0, requeued: 0, dead: 0 };
-    await recordExpired(
+    const applied = await recordExpired(
       this.deps.pool,
       reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
     );
-    const dead = reaped.filter((r) => r.destination === 'dead').length;
+    const revived = await this.resyncUnstarted(reaped.filter((r) => !applied.has(r.id)));
+    const dead = reaped.filter((r) => r.destination === 'dead' && !revived.has(r.id)).length;
     const m = this.deps.metrics;
     m.reaped.inc(reaped.length);
     // A lost attempt is a failed attempt; the last one is also a final failure.
     for (const r of reaped) {
       const labels = { type: this.deps.typeLabel(r.type), priority: r.priority };
       m.failed.inc(labels);
-      if (r.destination === 'dead') m.dead.inc(labels);
+      if (r.destination === 'dead' && !revived.has(r.id)) m.dead.inc(labels);
     }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
     return { reaped: reaped.length, requeued: reaped.length - dead, dead };
+  }
+
+  /**
+   * A reclaimed lease whose expiry Postgres did not take belongs to a task Postgres still counts as
+   * unfinished without that attempt (the worker died before recording the start, so the handler
+   * never ran), or to one already final (nothing to do). The unfinished ones get Postgres's attempt
+   * count back, and any buried for being "out of attempts" return to their queue.
+   */
+  private async resyncUnstarted(items: Reaped[]): Promise<Set<string>> {
+    if (items.length === 0) return new Set();
+    const { rows } = await this.deps.pool.query<{ id: string; attempts: number }>(
+      `SELECT id, attempts FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'retrying', 'running')`,
+      [items.map((r) => r.id)],
+    );
+    const pg = new Map(rows.map((r) => [r.id, r.attempts]));
+    const unfinished = items.filter((r) => pg.has(r.id));
+    await this.deps.queue.resync(unfinished.map((r) => ({ id: r.id, priority: r.priority, attempts: pg.get(r.id)! })));
+    return new Set(unfinished.filter((r) => r.destination === 'dead').map((r) => r.id));
   }
 }

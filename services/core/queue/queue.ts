@@ -75,6 +75,11 @@ export interface TaskQueue {
   bury(items: Held[]): Promise<boolean[]>;
   release(items: Held[]): Promise<boolean[]>;
   reap(limit: number): Promise<Reaped[]>;
+  /**
+   * Sets reclaimed tasks' attempt counters to Postgres's and takes any the reaper buried back out
+   * of the dead-letter list (for leases Postgres never saw start); returns how many were revived.
+   */
+  resync(items: { id: string; priority: Priority; attempts: number }[]): Promise<number>;
   promoteDue(limitPerPriority: number): Promise<Record<Priority, number>>;
   stats(): Promise<QueueStats>;
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;

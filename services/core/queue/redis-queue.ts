@@ -15,7 +15,7 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'resync'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -170,6 +170,13 @@ export class RedisQueue implements TaskQueue {
       });
     }
     return out;
+  }
+
+  async resync(items: { id: string; priority: Priority; attempts: number }[]): Promise<number> {
+    if (items.length === 0) return 0;
+    const k = this.keys;
+    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.attempts]);
+    return Number(await this.run.resync([k.attempts, k.readyAt, ...k.queues, ...k.deadLetters], args));
   }
 
   async promoteDue(limitPerPriority: number): Promise<Record<Priority, number>> {
