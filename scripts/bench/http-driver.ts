@@ -36,39 +36,26 @@ export function poster(url: string, connections: number): { post(body: string): 
 }
 
 export async function postLoop(url: string, opts: { connections: number; seconds: number; body: (i: number) => string }): Promise<DriveResult> {
-  const u = new URL(url);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections });
+  const client = poster(url, opts.connections);
   const deadline = Date.now() + opts.seconds * 1000;
   let requests = 0;
   let ok = 0;
   let errors = 0;
   const latencies: number[] = [];
-  const one = (body: string) =>
-    new Promise<number>((resolve) => {
-      const req = http.request(
-        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        },
-      );
-      req.on('error', () => resolve(0));
-      req.end(body);
-    });
   const started = Date.now();
   await Promise.all(
     Array.from({ length: opts.connections }, async () => {
       while (Date.now() < deadline) {
         const i = requests++;
         const t0 = performance.now();
-        const status = await one(opts.body(i));
+        const status = await client.post(opts.body(i));
         latencies.push(performance.now() - t0);
         if (status >= 200 && status < 300) ok++;
         else errors++;
       }
     }),
   );
-  agent.destroy();
+  client.close();
   const seconds = (Date.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
