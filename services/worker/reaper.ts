@@ -8,7 +8,7 @@ import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { Reaped, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
-import { recordExpired } from '../core/tasks/attempt-store';
+import { recordExpired, unfinishedAttempts } from '../core/tasks/attempt-store';
 
 export interface ReapResult {
   reaped: number;
@@ -55,11 +55,7 @@ export class Reaper extends PeriodicService<ReapResult> {
    */
   private async resyncUnstarted(items: Reaped[]): Promise<Set<string>> {
     if (items.length === 0) return new Set();
-    const { rows } = await this.deps.pool.query<{ id: string; attempts: number }>(
-      `SELECT id, attempts FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'retrying', 'running')`,
-      [items.map((r) => r.id)],
-    );
-    const pg = new Map(rows.map((r) => [r.id, r.attempts]));
+    const pg = await unfinishedAttempts(this.deps.pool, items.map((r) => r.id));
     const unfinished = items.filter((r) => pg.has(r.id));
     await this.deps.queue.resync(unfinished.map((r) => ({ id: r.id, priority: r.priority, attempts: pg.get(r.id)! })));
     return new Set(unfinished.filter((r) => r.destination === 'dead').map((r) => r.id));

@@ -3,7 +3,7 @@
  * here with its default, parser and doc line; nothing else reads process.env. The README's
  * configuration table is checked against this table by a test.
  */
-import { ConfigError, parseBool, parseEnum, parseInteger, parseString, parseWeights, Parser } from './parsers';
+import { ConfigError, parseEnum, parseInteger, parseString, parseWeights, Parser } from './parsers';
 
 export interface Setting<T> {
   readonly default: string;
@@ -102,4 +102,4 @@ export function configWith(overrides: Partial<Record<SettingName, string | numbe
   return loadConfig(env, service);
 }
 
-export { ConfigError, parseBool };
+export { ConfigError };

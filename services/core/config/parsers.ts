@@ -36,13 +36,6 @@ export function parseEnum<const T extends readonly string[]>(values: T): Parser<
   };
 }
 
-export const parseBool: Parser<boolean> = (raw) => {
-  const s = raw.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-  if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
-  throw new Error('must be true or false');
-};
-
 export type Weights = Record<Priority, number>;
 
 /** `critical=8,high=4,default=2,low=1`: every priority named once, each weight 1–1000. */

@@ -48,7 +48,7 @@ export async function dependencyChecks(pool: Pool, queue: { ping(): Promise<void
   return { postgres, redis };
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
     p.then(

@@ -31,10 +31,13 @@ function scriptDir(): string {
 }
 
 const scriptSource = new Map<ScriptName, string>();
+/** Reads a script, replacing each `-- @include name` line with `includes/name.lua` (shared fragments). */
 function loadScript(name: ScriptName): string {
   let src = scriptSource.get(name);
   if (!src) {
-    src = readFileSync(path.join(scriptDir(), `${name}.lua`), 'utf8');
+    src = readFileSync(path.join(scriptDir(), `${name}.lua`), 'utf8').replace(/^-- @include ([a-z-]+)$/gm, (_line, inc: string) =>
+      readFileSync(path.join(scriptDir(), 'includes', `${inc}.lua`), 'utf8'),
+    );
     scriptSource.set(name, src);
   }
   return src;

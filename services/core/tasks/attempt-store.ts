@@ -176,3 +176,12 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
   );
   return new Set(rows.map((r) => r.id));
 }
+
+/** Attempts counted in Postgres for those of `ids` whose task is not final yet. */
+export async function unfinishedAttempts(pool: Pool, ids: string[]): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ id: string; attempts: number }>(
+    `SELECT id, attempts FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'retrying', 'running')`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r.attempts]));
+}
