@@ -49,6 +49,9 @@ async function freshDatabase(): Promise<string> {
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
+  // The private instance runs with synchronous_commit=off for fast tests; benchmarks measure the
+  // durable setting the targets require, for every connection to this database.
+  await admin.query(`ALTER DATABASE ${name} SET synchronous_commit = on`);
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
@@ -84,6 +87,9 @@ async function until(check: () => Promise<boolean>, onTick?: () => void, timeout
   }
 }
 
+/** BENCH_PROFILE_DIR: every service process writes a V8 CPU profile there when it exits. */
+const nodeArgs = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Target 1 and 5: drain a backlog of no-op tasks with one worker process; memory figures. */
@@ -102,7 +108,6 @@ async function drainOurs(): Promise<Record<string, number>> {
     );
   }
   const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
-  const nodeArgs = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
   const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { WORKER_POOL: DRAIN_POOL, LEASE_BATCH_SIZE: DRAIN_LEASE_BATCH, METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs });
   const t0 = Date.now();
   let maxRss = 0;
@@ -145,7 +150,7 @@ async function drainBullmq(): Promise<Record<string, number>> {
 
 async function withApi<T>(dbUrl: string, fn: (url: string, api: ChildHandle) => Promise<T>, script = 'dist/services/api/main.js'): Promise<T> {
   const port = await freePort();
-  const api = await spawnService(script, appEnv(dbUrl, { API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
+  const api = await spawnService(script, appEnv(dbUrl, { API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs });
   try {
     return await fn(`http://127.0.0.1:${port}`, api);
   } finally {
@@ -187,8 +192,8 @@ async function burst(): Promise<Record<string, number>> {
   // waits 15.5 s. The burst measures the system, so retries wait 10–20 ms here.
   const fast = { RETRY_BASE_MS: '10', RETRY_MAX_MS: '10', RETRY_JITTER_MS: '10', RETRY_SCAN_INTERVAL_MS: '20' };
   const workers = [
-    await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { ...fast, METRICS_ADDR: `127.0.0.1:${await freePort()}` })),
-    await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { ...fast, METRICS_ADDR: `127.0.0.1:${await freePort()}` })),
+    await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { ...fast, METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs }),
+    await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { ...fast, METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs }),
   ];
   const pool = new Pool({ connectionString: dbUrl, max: 2 });
   const result = await withApi(dbUrl, async (url) => {
@@ -281,12 +286,13 @@ function fmt(s: Stat, digits = 0): string {
 
 async function main(): Promise<void> {
   startServices();
-  if (process.env.BENCH_ONLY === 'burst') {
-    process.stdout.write(`${JSON.stringify(await burst())}\n`);
-    return;
-  }
-  if (process.env.BENCH_ONLY === 'drain') {
-    process.stdout.write(`${JSON.stringify(await drainOurs())}\n`);
+  // BENCH_ONLY=<scenario> runs one scenario once and prints its raw figures (for profiling).
+  const only: Record<string, () => Promise<Record<string, number>>> = { drain: drainOurs, bullmq: drainBullmq, accept, burst, latency: () => latency(350) };
+  const pick = process.env.BENCH_ONLY;
+  if (pick) {
+    if (!only[pick]) throw new Error(`BENCH_ONLY must be one of ${Object.keys(only).join(', ')}`);
+    process.stdout.write(`${JSON.stringify(await only[pick]())}\n`);
+    await killAllChildren();
     return;
   }
   const drain = await repeat('drain ours', drainOurs);
