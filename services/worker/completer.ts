@@ -1,15 +1,15 @@
 /**
- * Writes attempt outcomes: Postgres first (fenced by the lease token, one statement per batch),
- * then Redis (ack, retry or bury, one script per kind per batch). Redis only forgets a lease once
- * Postgres has the outcome. Outcomes arriving while a flush runs are batched into the next one.
+ * Writes attempt outcomes: Postgres first (fenced, one statement per batch), then Redis (ack, retry
+ * or bury, one script per kind per batch). Redis only forgets a lease once Postgres has the outcome.
+ * Outcomes arriving while a flush runs are batched into the next one.
  * While Postgres is unreachable a batch is retried until `giveUpAfterMs`; past it the leases have
  * expired anyway and the reaper hands the tasks out again.
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { TaskQueue } from '../core/queue/queue';
-import { Outcome, recordOutcomes } from '../core/tasks/attempt-store';
+import type { SettleItem, TaskQueue } from '../core/queue/queue';
+import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
 
 export interface CompletedAttempt extends Outcome {
@@ -29,6 +29,7 @@ export class Completer {
   private pending: Pending[] = [];
   private readonly flushing = new Set<Promise<void>>();
   private scheduled = false;
+  private failures = 0;
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; log: Logger; metrics: WorkerMetrics },
@@ -40,6 +41,11 @@ export class Completer {
       this.pending.push({ item, resolve });
       this.schedule();
     });
+  }
+
+  /** True while a batch is failing to reach Postgres: the processor stops leasing meanwhile. */
+  get failing(): boolean {
+    return this.failures > 0;
   }
 
   /** Resolves once everything handed in so far is written (or given up). */
@@ -60,7 +66,7 @@ export class Completer {
     setImmediate(() => {
       this.scheduled = false;
       while (this.pending.length > 0 && this.flushing.size < this.opts.maxConcurrent) {
-        const write: Promise<void> = this.writeBatch(this.pending.splice(0, this.opts.maxBatch)).finally(() => {
+        const write: Promise<void> = this.writeBatch(this.takeBatch()).finally(() => {
           this.flushing.delete(write);
           if (this.pending.length > 0) this.schedule();
         });
@@ -69,22 +75,46 @@ export class Completer {
     });
   }
 
+  /**
+   * Up to maxBatch pending outcomes, at most one per task (a task whose lease was lost can have two
+   * attempts finishing together; the later one waits for the next batch).
+   */
+  private takeBatch(): Pending[] {
+    if (this.pending.length <= this.opts.maxBatch && new Set(this.pending.map((p) => p.item.id)).size === this.pending.length) {
+      return this.pending.splice(0);
+    }
+    const ids = new Set<string>();
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    for (const p of this.pending) {
+      if (batch.length < this.opts.maxBatch && !ids.has(p.item.id)) {
+        ids.add(p.item.id);
+        batch.push(p);
+      } else rest.push(p);
+    }
+    this.pending = rest;
+    return batch;
+  }
+
   private async writeBatch(batch: Pending[]): Promise<void> {
     const started = Date.now();
-    let applied: Set<string> | null = null;
-    for (let delay = 50; applied === null; delay = Math.min(delay * 2, 2000)) {
+    let written: OutcomeWrite | null = null;
+    for (let delay = 50; written === null; delay = Math.min(delay * 2, 2000)) {
       try {
-        applied = await recordOutcomes(this.deps.pool, batch.map((p) => p.item));
+        written = await recordOutcomes(this.deps.pool, batch.map((p) => p.item));
       } catch (err) {
         if (Date.now() - started + delay > this.opts.giveUpAfterMs) {
           this.deps.log.error({ err, count: batch.length }, 'could not record outcomes in Postgres; leases will expire and the tasks run again');
           for (const p of batch) p.resolve('gave-up');
           return;
         }
+        this.failures++;
         this.deps.log.warn({ err, retryInMs: delay }, 'recording outcomes failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
+        this.failures--;
       }
     }
+    const { applied, final } = written;
     const m = this.deps.metrics;
     const acks: Pending[] = [];
     const retries: Pending[] = [];
@@ -93,6 +123,9 @@ export class Completer {
       const it = p.item;
       if (!applied.has(it.id)) {
         m.leasesLost.inc();
+        // Redis handed out a task Postgres already finished (its earlier outcome was committed but
+        // Redis never heard, or Redis was rebuilt): forget it there too, if this lease still holds it.
+        if (final.has(it.id)) acks.push(p);
         continue;
       }
       if (it.error === null) {
@@ -112,15 +145,22 @@ export class Completer {
     const q = this.deps.queue;
     const held = (p: Pending) => ({ id: p.item.id, token: p.item.token, priority: p.item.priority });
     try {
-      const [acked] = await Promise.all([
+      const [acked, retried, buried] = await Promise.all([
         q.ack(acks.map(held)),
         q.retry(retries.map((p) => ({ ...held(p), delayMs: p.item.delayMs }))),
         q.bury(burials.map(held)),
       ]);
-      m.acks.inc(acked.filter(Boolean).length);
+      m.acks.inc(acked.filter((ok, i) => ok && applied.has(acks[i]!.item.id)).length);
+      // Postgres took the outcome but Redis no longer had this lease (it lost data and rebuilt the
+      // task from Postgres while the attempt ran): move the rebuilt copy to where Postgres says.
+      const settle = (ps: Pending[], done: boolean[], state: SettleItem['state']): SettleItem[] =>
+        ps
+          .filter((p, i) => !done[i] && applied.has(p.item.id))
+          .map((p) => ({ id: p.item.id, priority: p.item.priority, state, attempts: p.item.attempt, dueAtMs: Date.now() + p.item.delayMs }));
+      await q.settle([...settle(acks, acked, 'succeeded'), ...settle(retries, retried, 'retrying'), ...settle(burials, buried, 'dead')]);
     } catch (err) {
       // Postgres has the outcomes; the leases stay in Redis until the reaper reclaims them, and the
-      // next lease sees the final state in Postgres and drops the task.
+      // reaper settles them with what Postgres says.
       this.deps.log.warn({ err }, 'updating Redis after recording outcomes failed');
     }
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');

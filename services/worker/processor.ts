@@ -1,7 +1,10 @@
 /**
- * Leases tasks into free slots and runs their handlers. Each lease is recorded in Postgres as a
- * started attempt before its handler runs; each outcome goes through the Completer. The map of
- * running attempts is shared with the heartbeater, which aborts those whose lease was lost.
+ * Leases tasks into free slots and runs their handlers at once; each outcome goes through the
+ * Completer. Starts reach Postgres lazily: an attempt still running after START_RECORD_DELAY_MS is
+ * marked `running` (in batches); a faster one is written once, with its outcome. That takes a
+ * round trip and a row update per task off the hot path; the Redis lease already counts the
+ * attempt (see attempt-store). The map of running attempts is shared with the heartbeater, which
+ * aborts those whose lease was lost.
  */
 import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
@@ -14,12 +17,12 @@ import type { Completer } from './completer';
 import { LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
 import type { HandlerRegistry } from './handlers';
 
-/** Lease batches whose Postgres start write may overlap; more only queue up in Postgres. */
-const MAX_CONCURRENT_BEGINS = 2;
-
 export interface Running {
   lease: Lease;
   controller: AbortController;
+  startedAtMs: number;
+  /** Postgres shows this attempt as running (only attempts outliving the start-record delay are). */
+  recorded: boolean;
 }
 
 export interface ProcessorOptions {
@@ -29,6 +32,7 @@ export interface ProcessorOptions {
   visibilityMs: number;
   pollIntervalMs: number;
   taskTimeoutMs: number;
+  startRecordDelayMs: number;
   backoff: BackoffPolicy;
 }
 
@@ -39,11 +43,11 @@ export class Processor {
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private wakePending = false;
-  /** Leased tasks whose start is being recorded; they hold slots. */
-  private starting = 0;
-  private readonly begins = new Set<Promise<void>>();
-  private beginFailed = false;
   private readonly attempts = new Set<Promise<void>>();
+  private recordTimer: NodeJS.Timeout | null = null;
+  /** The start-record write in flight, if any (a hand-back waits for it, so it cannot land later). */
+  private recording: Promise<void> | null = null;
+  private recordFailing = false;
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; completer: Completer; handlers: HandlerRegistry; log: Logger; metrics: WorkerMetrics },
@@ -54,6 +58,7 @@ export class Processor {
     if (this.loopDone) return;
     this.stopping = false;
     this.loopDone = this.loop();
+    this.recordTimer ??= setInterval(() => this.recordStarts(), Math.max(10, Math.floor(this.opts.startRecordDelayMs / 2)));
   }
 
   /** Wakes an idle lease loop now (new work was announced). */
@@ -85,22 +90,25 @@ export class Processor {
   async abortAll(): Promise<void> {
     for (const r of this.running.values()) r.controller.abort(new ShutdownError());
     await Promise.allSettled([...this.attempts]);
+    if (this.recordTimer) clearInterval(this.recordTimer);
+    this.recordTimer = null;
+    await this.recording;
   }
 
   private async loop(): Promise<void> {
     let errorDelay = 100;
     while (!this.stopping) {
-      // Let attempts finishing in this turn release their slots first, so one lease call (and one
-      // Postgres statement) covers them all instead of one slot at a time.
-      if (this.attempts.size > 0 || this.starting > 0) await new Promise((r) => setImmediate(r));
-      if (this.beginFailed) {
-        this.beginFailed = false;
+      // Let attempts finishing in this turn release their slots first, so one lease call covers
+      // them all instead of one slot at a time.
+      if (this.attempts.size > 0) await new Promise((r) => setImmediate(r));
+      // Outcomes are not reaching Postgres: running more would only pile up unrecorded work.
+      if (this.deps.completer.failing) {
         await this.idle(errorDelay);
         errorDelay = Math.min(errorDelay * 2, 5000);
         continue;
       }
-      const free = this.opts.slots - this.attempts.size - this.starting;
-      if (free <= 0 || this.begins.size >= MAX_CONCURRENT_BEGINS) {
+      const free = this.opts.slots - this.attempts.size;
+      if (free <= 0) {
         await this.idle(this.opts.pollIntervalMs);
         continue;
       }
@@ -118,45 +126,13 @@ export class Processor {
         await this.idle(this.opts.pollIntervalMs);
         continue;
       }
-      // Start these without waiting, so the next lease overlaps this batch's Postgres write.
-      this.starting += leases.length;
-      const begun: Promise<void> = this.begin(leases)
-        .then((ok) => {
-          if (!ok) this.beginFailed = true;
-        })
-        .finally(() => {
-          this.starting -= leases.length;
-          this.begins.delete(begun);
-          this.wake();
-        });
-      this.begins.add(begun);
+      this.launch(leases);
     }
-    await Promise.all([...this.begins]);
   }
 
-  /** Records the attempts as started in Postgres and launches them; false when Postgres failed. */
-  private async begin(leases: Lease[]): Promise<boolean> {
-    const { metrics: m, queue, log } = this.deps;
-    let started: Set<string>;
-    try {
-      ({ started } = await markRunning(
-        this.deps.pool,
-        leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })),
-      ));
-    } catch (err) {
-      log.warn({ err, count: leases.length }, 'could not record leased attempts in Postgres; handing them back');
-      await queue.release(leases.map(held)).catch((e: unknown) => log.warn({ err: e }, 'handing back failed; the reaper will reclaim'));
-      return false;
-    }
-    const stale = leases.filter((l) => !started.has(l.message.id));
-    if (stale.length > 0) {
-      // Postgres already has a final state for these (an outcome recorded before Redis forgot the
-      // lease, or a task Postgres never knew): Redis must not hand them out again.
-      log.info({ count: stale.length, ids: stale.slice(0, 10).map((l) => l.message.id) }, 'dropping leased tasks that are already final in Postgres');
-      await queue.ack(stale.map(held)).catch((e: unknown) => log.warn({ err: e }, 'dropping stale leases failed'));
-    }
+  private launch(leases: Lease[]): void {
+    const m = this.deps.metrics;
     for (const l of leases) {
-      if (!started.has(l.message.id)) continue;
       const p = l.message.priority;
       m.dequeued.inc({ priority: p });
       m.attemptWait.observe({ priority: p }, Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
@@ -167,19 +143,67 @@ export class Processor {
       });
       this.attempts.add(attempt);
     }
-    return true;
+  }
+
+  /**
+   * Marks attempts running longer than the start-record delay as `running` in Postgres, in one
+   * statement. Their leases are extended first: one Redis no longer has (it lost data, and the
+   * reconciler may have queued the task again) must not be recorded as running, so it is aborted,
+   * as is one whose attempt is no longer current in Postgres (the task is final, or the attempt
+   * was already counted as lost).
+   */
+  private recordStarts(): void {
+    if (this.recording) return;
+    const due = Date.now() - this.opts.startRecordDelayMs;
+    const byTask = new Map<string, Running>();
+    for (const r of this.running.values()) {
+      if (r.recorded || r.startedAtMs > due || r.controller.signal.aborted) continue;
+      // At most one attempt per task in a statement: the newest.
+      const other = byTask.get(r.lease.message.id);
+      if (!other || other.lease.attempt < r.lease.attempt) byTask.set(r.lease.message.id, r);
+    }
+    if (byTask.size === 0) return;
+    this.recording = this.record([...byTask.values()]).finally(() => {
+      this.recording = null;
+    });
+  }
+
+  private async record(batch: Running[]): Promise<void> {
+    const lost = (r: Running) => r.controller.abort(new LeaseLostError(r.lease.message.id));
+    try {
+      const held = await this.deps.queue.extend(
+        batch.map((r) => ({ id: r.lease.message.id, token: r.lease.token })),
+        this.opts.visibilityMs,
+      );
+      const live = batch.filter((_, i) => held[i]);
+      batch.forEach((r, i) => held[i] || lost(r));
+      const { started } = await markRunning(
+        this.deps.pool,
+        live.map((r) => ({ id: r.lease.message.id, token: r.lease.token, attempt: r.lease.attempt, startedAtMs: r.startedAtMs })),
+      );
+      if (this.recordFailing) this.deps.log.info('recording running attempts works again');
+      this.recordFailing = false;
+      for (const r of live) {
+        if (started.has(r.lease.message.id)) r.recorded = true;
+        else lost(r);
+      }
+    } catch (err) {
+      // Retried on the next tick; an outcome that comes first records the start with it.
+      if (!this.recordFailing) this.deps.log.warn({ err }, 'could not record running attempts; retrying');
+      this.recordFailing = true;
+    }
   }
 
   private async run(lease: Lease): Promise<void> {
     const { message: msg } = lease;
     const { log, metrics: m } = this.deps;
     const controller = new AbortController();
-    this.running.set(lease.token, { lease, controller });
+    const startedAtMs = Date.now();
+    this.running.set(lease.token, { lease, controller, startedAtMs, recorded: false });
     m.inflight.inc();
     const timer = setTimeout(() => controller.abort(new TaskTimeoutError(this.opts.taskTimeoutMs)), this.opts.taskTimeoutMs);
     const handler = this.deps.handlers.get(msg.type);
     const typeLabel = handler ? msg.type : 'unknown';
-    const startedAtMs = Date.now();
     const t0 = performance.now();
     let error: string | null = null;
     try {
@@ -214,6 +238,7 @@ export class Processor {
         error,
         dead,
         delayMs: error !== null && !dead ? backoffDelayMs(this.opts.backoff, lease.attempt) : 0,
+        leaseLost: reason instanceof LeaseLostError,
       });
       if (log.isLevelEnabled('debug')) log.debug({ taskId: msg.id, attempt: lease.attempt, error, dead, result: res }, 'attempt finished');
     } finally {
@@ -224,6 +249,7 @@ export class Processor {
 
   private async handBack(lease: Lease, startedAtMs: number): Promise<void> {
     const { log, queue } = this.deps;
+    await this.recording;
     await recordReleased(this.deps.pool, [{ id: lease.message.id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) =>
       log.warn({ err, taskId: lease.message.id }, 'could not record the hand-back in Postgres'),
     );

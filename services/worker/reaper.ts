@@ -6,9 +6,9 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { Reaped, TaskQueue } from '../core/queue/queue';
+import type { Reaped, SettleItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
-import { recordExpired, unfinishedAttempts } from '../core/tasks/attempt-store';
+import { recordExpired, taskStates } from '../core/tasks/attempt-store';
 
 export interface ReapResult {
   reaped: number;
@@ -33,31 +33,37 @@ export class Reaper extends PeriodicService<ReapResult> {
       this.deps.pool,
       reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
     );
-    const revived = await this.resyncUnstarted(reaped.filter((r) => !applied.has(r.id)));
-    const dead = reaped.filter((r) => r.destination === 'dead' && !revived.has(r.id)).length;
+    await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
+    const counted = reaped.filter((r) => applied.has(r.id));
+    const dead = counted.filter((r) => r.destination === 'dead').length;
     const m = this.deps.metrics;
     m.reaped.inc(reaped.length);
     // A lost attempt is a failed attempt; the last one is also a final failure.
-    for (const r of reaped) {
+    for (const r of counted) {
       const labels = { type: this.deps.typeLabel(r.type), priority: r.priority };
       m.failed.inc(labels);
-      if (r.destination === 'dead' && !revived.has(r.id)) m.dead.inc(labels);
+      if (r.destination === 'dead') m.dead.inc(labels);
     }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
-    return { reaped: reaped.length, requeued: reaped.length - dead, dead };
+    return { reaped: reaped.length, requeued: counted.length - dead, dead };
   }
 
   /**
-   * A reclaimed lease whose expiry Postgres did not take belongs to a task Postgres still counts as
-   * unfinished without that attempt (the worker died before recording the start, so the handler
-   * never ran), or to one already final (nothing to do). The unfinished ones get Postgres's attempt
-   * count back, and any buried for being "out of attempts" return to their queue.
+   * A reclaimed lease whose expiry Postgres did not take: the attempt was already counted there
+   * (its outcome, or an earlier expiry, got there first), or the task is final. Redis's own
+   * decision (its attempt counter, or a burial for being out of attempts) is then replaced by
+   * what Postgres says.
    */
-  private async resyncUnstarted(items: Reaped[]): Promise<Set<string>> {
-    if (items.length === 0) return new Set();
-    const pg = await unfinishedAttempts(this.deps.pool, items.map((r) => r.id));
-    const unfinished = items.filter((r) => pg.has(r.id));
-    await this.deps.queue.resync(unfinished.map((r) => ({ id: r.id, priority: r.priority, attempts: pg.get(r.id)! })));
-    return new Set(unfinished.filter((r) => r.destination === 'dead').map((r) => r.id));
+  private async settleWithPostgres(items: Reaped[]): Promise<void> {
+    if (items.length === 0) return;
+    const pg = await taskStates(this.deps.pool, items.map((r) => r.id));
+    const settle: SettleItem[] = [];
+    for (const r of items) {
+      const t = pg.get(r.id);
+      if (!t) continue;
+      const state = t.status === 'succeeded' || t.status === 'dead' ? t.status : 'queued';
+      settle.push({ id: r.id, priority: r.priority, state, attempts: t.attempts });
+    }
+    await this.deps.queue.settle(settle);
   }
 }

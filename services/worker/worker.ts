@@ -52,6 +52,7 @@ export class Worker {
         visibilityMs: cfg.VIS_TIMEOUT_MS,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,
         taskTimeoutMs: cfg.TASK_TIMEOUT_MS,
+        startRecordDelayMs: cfg.START_RECORD_DELAY_MS,
         backoff: { baseMs: cfg.RETRY_BASE_MS, maxMs: cfg.RETRY_MAX_MS, jitterMs: cfg.RETRY_JITTER_MS },
       },
     );

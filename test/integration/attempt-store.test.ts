@@ -32,9 +32,9 @@ it('an outcome with a stale token changes nothing in the task and is recorded as
   await markRunning(stack.pool, [{ id, token: `${id}:new`, attempt: 2 }]);
   const before = await row(id);
   for (const write of [
-    () => recordOutcomes(stack.pool, [outcome(id, `${id}:old`)]),
-    () => recordOutcomes(stack.pool, [outcome(id, `${id}:old`, 'boom', true)]),
-    () => recordOutcomes(stack.pool, [outcome(id, `${id}:old`, 'boom', false)]),
+    async () => (await recordOutcomes(stack.pool, [outcome(id, `${id}:old`)])).applied,
+    async () => (await recordOutcomes(stack.pool, [outcome(id, `${id}:old`, 'boom', true)])).applied,
+    async () => (await recordOutcomes(stack.pool, [outcome(id, `${id}:old`, 'boom', false)])).applied,
     () => recordExpired(stack.pool, [{ id, token: `${id}:old`, attempt: 1, dead: true }]),
     () => recordReleased(stack.pool, [{ id, token: `${id}:old`, attempt: 1, startedAtMs: Date.now() }]),
   ]) {
@@ -45,8 +45,56 @@ it('an outcome with a stale token changes nothing in the task and is recorded as
   // The superseded attempt was recorded as expired when the task was leased again; its late outcome
   // turned that into `discarded`. The running attempt gets its row when its outcome is known.
   expect(runs.map((r) => [r.lease_token, r.outcome])).toEqual([[`${id}:old`, 'discarded']]);
-  expect((await recordOutcomes(stack.pool, [outcome(id, `${id}:new`)])).has(id)).toBe(true);
+  expect((await recordOutcomes(stack.pool, [{ ...outcome(id, `${id}:new`), attempt: 2 }])).applied.has(id)).toBe(true);
   expect(await row(id)).toMatchObject({ status: 'succeeded', attempts: 2, lease_token: null });
+});
+
+it('an attempt whose start was never recorded writes start and outcome together', async () => {
+  const id = await newTask();
+  const startedAtMs = Date.now() - 50;
+  const written = await recordOutcomes(stack.pool, [{ ...outcome(id, `${id}:t1`), startedAtMs }]);
+  expect(written.applied.has(id)).toBe(true);
+  const r = await row(id);
+  expect(r).toMatchObject({ status: 'succeeded', attempts: 1, lease_token: null });
+  expect((r.first_started_at as Date).getTime()).toBe(startedAtMs);
+  expect((await runsOf(stack.pool, id)).map((x) => [x.attempt, x.outcome])).toEqual([[1, 'succeeded']]);
+});
+
+it('an unrecorded attempt the reaper already counted as lost is discarded, and the next one applies', async () => {
+  const id = await newTask();
+  // The worker ran attempt 1 without recording its start; its lease expired and was reaped.
+  expect((await recordExpired(stack.pool, [{ id, token: `${id}:t1`, attempt: 1, dead: false }])).has(id)).toBe(true);
+  expect(await row(id)).toMatchObject({ status: 'queued', attempts: 1 });
+  const before = await row(id);
+  const late = await recordOutcomes(stack.pool, [outcome(id, `${id}:t1`)]);
+  expect(late.applied.size + late.final.size).toBe(0);
+  expect(await row(id)).toEqual(before);
+  expect((await markRunning(stack.pool, [{ id, token: `${id}:t1`, attempt: 1 }])).started.size).toBe(0);
+  expect((await recordOutcomes(stack.pool, [{ ...outcome(id, `${id}:t2`), attempt: 2 }])).applied.has(id)).toBe(true);
+  expect((await runsOf(stack.pool, id)).map((x) => [x.lease_token, x.outcome])).toEqual([
+    [`${id}:t1`, 'discarded'],
+    [`${id}:t2`, 'succeeded'],
+  ]);
+});
+
+it('an outcome for a task already final is reported as final, so Redis can forget the lease', async () => {
+  const id = await newTask();
+  await recordOutcomes(stack.pool, [outcome(id, `${id}:t1`)]);
+  const again = await recordOutcomes(stack.pool, [{ ...outcome(id, `${id}:t2`), attempt: 2 }]);
+  expect([...again.applied, ...again.final]).toEqual([id]);
+  expect(again.final.has(id)).toBe(true);
+  expect(await row(id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+});
+
+it('a newer unrecorded attempt takes over from a recorded one whose loss was never written', async () => {
+  const id = await newTask();
+  await markRunning(stack.pool, [{ id, token: `${id}:t1`, attempt: 1 }]);
+  expect((await recordOutcomes(stack.pool, [{ ...outcome(id, `${id}:t2`), attempt: 2 }])).applied.has(id)).toBe(true);
+  expect(await row(id)).toMatchObject({ status: 'succeeded', attempts: 2 });
+  expect((await runsOf(stack.pool, id)).map((x) => [x.lease_token, x.outcome])).toEqual([
+    [`${id}:t1`, 'expired'],
+    [`${id}:t2`, 'succeeded'],
+  ]);
 });
 
 it('a task already final is not started again', async () => {
@@ -67,7 +115,7 @@ it('a failure schedules a retry or ends dead, keeping the error', async () => {
   expect(retrying).toMatchObject({ status: 'retrying', last_error: 'first failure', lease_token: null });
   expect(retrying.run_after).toBeInstanceOf(Date);
   await markRunning(stack.pool, [{ id, token: `${id}:t2`, attempt: 2 }]);
-  await recordOutcomes(stack.pool, [outcome(id, `${id}:t2`, 'final failure', true)]);
+  await recordOutcomes(stack.pool, [{ ...outcome(id, `${id}:t2`, 'final failure', true), attempt: 2 }]);
   expect(await row(id)).toMatchObject({ status: 'dead', last_error: 'final failure', attempts: 2, run_after: null });
   expect((await runsOf(stack.pool, id)).map((r) => [r.outcome, r.error])).toEqual([
     ['failed', 'first failure'],
@@ -82,7 +130,7 @@ it('batches mix applied and stale writes correctly', async () => {
     { id: a, token: `${a}:ta`, attempt: 1 },
     { id: b, token: `${b}:tb`, attempt: 1 },
   ]);
-  const applied = await recordOutcomes(stack.pool, [outcome(a, `${a}:ta`), outcome(b, `${b}:wrong`)]);
+  const { applied } = await recordOutcomes(stack.pool, [outcome(a, `${a}:ta`), outcome(b, `${b}:wrong`)]);
   expect([...applied]).toEqual([a]);
   expect((await row(b)).status).toBe('running');
 });

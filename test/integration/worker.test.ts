@@ -109,6 +109,43 @@ it('a task that always outlives its lease ends dead instead of looping', async (
   await waitFor(async () => (await stack.queue.deadLetterIds('default')).includes(id));
 });
 
+it('an attempt outliving START_RECORD_DELAY_MS shows as running; a fast one is written once, with its outcome', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  ({ worker } = startWorker(stack, { handlers: { gated: () => gate, quick: async () => undefined }, cfg: { START_RECORD_DELAY_MS: 50 } }));
+  const slow = await submit('gated');
+  const seen = await waitFor(async () => {
+    const t = await taskStatus(stack.pool, slow);
+    return t.status === 'running' ? t : null;
+  });
+  expect(seen).toMatchObject({ status: 'running', attempts: 1 });
+  release();
+  expect(await waitFor(isFinal(slow))).toMatchObject({ status: 'succeeded', attempts: 1 });
+  const fast = await submit('quick');
+  expect(await waitFor(isFinal(fast))).toMatchObject({ status: 'succeeded', attempts: 1 });
+  const { rows } = await stack.pool.query('SELECT first_started_at, finished_at FROM tasks WHERE id = ANY($1::uuid[])', [[slow, fast]]);
+  for (const r of rows) expect(r.first_started_at.getTime()).toBeLessThanOrEqual(r.finished_at.getTime());
+  for (const id of [slow, fast]) expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+});
+
+it('an attempt whose lease Redis lost is aborted, not recorded as running, and its outcome discarded', async () => {
+  let aborted = false;
+  const handlers = {
+    hang: ({ signal }: { signal: AbortSignal }) =>
+      new Promise<void>((_, reject) => signal.addEventListener('abort', () => ((aborted = true), reject(signal.reason)))),
+  };
+  ({ worker } = startWorker(stack, { handlers, cfg: { START_RECORD_DELAY_MS: 300, HEARTBEAT_INTERVAL_MS: 3_600_000 } }));
+  const id = await submit('hang');
+  await waitFor(async () => (await stack.queue.stats()).processing === 1 || null);
+  // Redis forgets the lease before the start is recorded (data loss; the reconciler rebuilds later).
+  await stack.inspect.zrem(stack.queue.keys.processing, id);
+  await stack.inspect.hdel(stack.queue.keys.tokens, id);
+  await waitFor(async () => aborted || null);
+  await waitFor(async () => ((await runsOf(stack.pool, id)).length > 0 ? true : null));
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'queued', attempts: 0 });
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['discarded']);
+});
+
 it('heartbeats keep a long task leased past the visibility timeout', async () => {
   ({ worker } = startWorker(stack, { cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200 } }));
   const id = await submit('sleeper', { sleep_ms: 2500 });

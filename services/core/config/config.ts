@@ -49,6 +49,7 @@ export const SETTINGS = {
   LEASE_BATCH_SIZE: setting('32', parseInteger({ min: 1, max: 1000 }), 'Most tasks leased in one Redis call (bounded by free slots).', worker),
   POLL_INTERVAL_MS: setting('250', parseInteger({ min: 1, max: 600_000 }), 'How long an idle worker waits before asking for work again, in milliseconds; new tasks also wake idle workers at once (Redis pub/sub), so this is only the fallback.', worker),
   HEARTBEAT_INTERVAL_MS: setting('0', parseInteger({ min: 0, max: 3_600_000 }), 'Lease extension cadence in milliseconds; 0 means VIS_TIMEOUT_MS/3.', worker),
+  START_RECORD_DELAY_MS: setting('100', parseInteger({ min: 1, max: 600_000 }), 'An attempt still running after this many milliseconds is marked `running` in Postgres; faster ones are written once, start and outcome together (the Redis lease counts the attempt either way).', worker),
   TASK_TIMEOUT_MS: setting('300000', parseInteger({ min: 1, max: 86_400_000 }), 'A handler running longer is aborted and its attempt fails with a timeout error.', worker),
   SHUTDOWN_GRACE_MS: setting('25000', parseInteger({ min: 0, max: 3_600_000 }), 'On SIGTERM, how long running handlers may finish before they are aborted and handed back.', runtime),
   DEFAULT_MAX_RETRIES: setting('5', parseInteger({ min: 0, max: 100 }), 'max_retries of a task that does not set it.', ['api']),

@@ -46,6 +46,15 @@ export interface Reaped {
   type: string;
 }
 
+export interface SettleItem {
+  id: string;
+  priority: Priority;
+  state: 'queued' | 'retrying' | 'succeeded' | 'dead';
+  attempts: number;
+  /** For `retrying`: when the retry is due (ms since epoch). */
+  dueAtMs?: number;
+}
+
 export interface QueueStats {
   ready: Record<Priority, number>;
   retrying: Record<Priority, number>;
@@ -76,10 +85,10 @@ export interface TaskQueue {
   release(items: Held[]): Promise<boolean[]>;
   reap(limit: number): Promise<Reaped[]>;
   /**
-   * Sets reclaimed tasks' attempt counters to Postgres's and takes any the reaper buried back out
-   * of the dead-letter list (for leases Postgres never saw start); returns how many were revived.
+   * Puts tasks no lease holds where Postgres says they are (state and attempt counter), for when
+   * the fenced path could not; leased tasks are left to their holder. Returns how many moved.
    */
-  resync(items: { id: string; priority: Priority; attempts: number }[]): Promise<number>;
+  settle(items: SettleItem[]): Promise<number>;
   promoteDue(limitPerPriority: number): Promise<Record<Priority, number>>;
   stats(): Promise<QueueStats>;
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;

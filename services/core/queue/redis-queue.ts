@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { EnqueueItem, Held, Lease, LeaseOptions, QueueMessage, QueueStats, Reaped, TaskQueue } from './queue';
+import type { EnqueueItem, Held, Lease, LeaseOptions, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -15,7 +15,7 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'resync'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -175,11 +175,11 @@ export class RedisQueue implements TaskQueue {
     return out;
   }
 
-  async resync(items: { id: string; priority: Priority; attempts: number }[]): Promise<number> {
+  async settle(items: SettleItem[]): Promise<number> {
     if (items.length === 0) return 0;
     const k = this.keys;
-    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.attempts]);
-    return Number(await this.run.resync([k.attempts, k.readyAt, ...k.queues, ...k.deadLetters], args));
+    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.state, it.attempts, Math.round(it.dueAtMs ?? 0)]);
+    return Number(await this.run.settle([k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.retries, ...k.deadLetters], args));
   }
 
   async promoteDue(limitPerPriority: number): Promise<Record<Priority, number>> {

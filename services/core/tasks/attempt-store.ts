@@ -1,51 +1,79 @@
 /**
- * Postgres writes on behalf of attempts. Each statement takes a batch and is fenced by the lease
- * token: a write whose token is no longer the task's current one changes the task not at all.
+ * Postgres writes on behalf of attempts. Each statement takes a batch and is fenced: a write
+ * changes the task only if its attempt is the task's current one.
+ *
+ * Starts are recorded lazily. A worker runs a handler as soon as Redis leases it; an attempt that
+ * finishes within START_RECORD_DELAY_MS (most do) is written once, start and outcome in one
+ * statement, and only slower ones are first marked `running`. So an attempt is *current* for a task
+ * when either Postgres runs the task under the attempt's token, or the attempt is newer than every
+ * attempt Postgres has counted (`attempts < attempt`) and the task is not final. A stale write (an
+ * attempt already counted as expired, superseded by a newer lease, or for a final task) changes
+ * nothing. Redis counts an attempt when it leases it, so a worker that dies before anything reached
+ * Postgres still used the attempt: the reaper records it as expired, and a task that crashes its
+ * worker every time ends dead instead of looping.
  *
  * A task_runs row is written once per attempt, when its outcome is known (succeeded, failed,
  * expired, released); an outcome that arrives after its lease was lost is kept as `discarded`,
- * so a duplicate execution stays visible. Writing the row once, instead of inserting it at the
- * start and updating it at the end, takes a third of the per-task Postgres work off the hot path;
- * a running attempt is visible as the task's `running` status and its lease token.
+ * so a duplicate execution stays visible.
  */
 import type { Pool } from 'pg';
+import type { TaskStatus } from './priority';
 
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
 export const WORKER_OF_TOKEN = "split_part(i.token, '~', 1)";
+
+/** The fence every attempt write shares: `t` is the task row, `i` the attempt (token, attempt). */
+const CURRENT_ATTEMPT = `((t.status = 'running' AND t.lease_token = i.token)
+         OR (t.status IN ('queued', 'retrying', 'running') AND t.attempts < i.attempt))`;
+
+/**
+ * A task `running` under an older token whose loss was never recorded (its worker died after the
+ * start was recorded and the reaper or reconciler has not caught up): when a newer attempt applies,
+ * that older attempt gets its `expired` run. Used as CTEs named `superseded` and `lost`, the latter
+ * joined to the statement's `applied` CTE so it only counts when the newer attempt took over.
+ * Callers pass at most one attempt per task in a batch: an UPDATE applies one input row per task.
+ */
+const SUPERSEDED = `superseded AS (
+       SELECT t.id, t.lease_token AS token, t.attempts AS attempt, t.updated_at FROM tasks t JOIN input i ON t.id = i.id
+        WHERE t.status = 'running' AND t.lease_token <> i.token AND t.attempts < i.attempt
+     )`;
+const LOST = `lost AS (
+       INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
+       SELECT i.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, i.updated_at, now(), 'expired', 'lease lost: the task was leased again'
+         FROM superseded i JOIN applied a ON a.id = i.id
+        -- An attempt also in this batch gets its row from the batch (two inserts of one key would fail).
+        WHERE NOT EXISTS (SELECT 1 FROM input x WHERE x.token = i.token)
+       ON CONFLICT (lease_token) DO NOTHING
+     )`;
 
 export interface StartedAttempt {
   id: string;
   token: string;
   attempt: number;
+  /** When the handler started (worker clock, ms since epoch); defaults to now. */
+  startedAtMs?: number;
 }
 
 /**
- * Records that attempts started: the task becomes `running` under the new token. Tasks already
- * final (or unknown) are not started. A task still `running` under an older token lost that lease
- * without the loss being recorded (a reaper or reconciler crashed half-way): that attempt gets its
- * `expired` run here.
+ * Records that attempts are running (those still running after START_RECORD_DELAY_MS): the task
+ * becomes `running` under the attempt's token. Attempts that are no longer current (the task is
+ * final, or the attempt was already counted as lost) are not started; their handlers should stop.
  */
 export async function markRunning(pool: Pool, items: StartedAttempt[]): Promise<{ started: Set<string> }> {
   if (items.length === 0) return { started: new Set() };
   const { rows } = await pool.query<{ id: string }>({
     name: 'mark-running',
     text: `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS i(id, token, attempt)
-     ), superseded AS (
-       SELECT t.id, t.lease_token AS token, t.attempts AS attempt, t.updated_at FROM tasks t JOIN input i ON t.id = i.id
-        WHERE t.status = 'running' AND t.lease_token <> i.token
-     ), lost AS (
-       INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
-       SELECT i.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, i.updated_at, now(), 'expired', 'lease lost: the task was leased again'
-         FROM superseded i
-       ON CONFLICT (lease_token) DO NOTHING
-     )
-     UPDATE tasks t SET status = 'running', attempts = GREATEST(t.attempts, i.attempt), lease_token = i.token,
-            run_after = NULL, first_started_at = COALESCE(t.first_started_at, now()), updated_at = now()
-       FROM input i
-      WHERE t.id = i.id AND t.status IN ('queued', 'retrying', 'running')
-     RETURNING t.id`,
-    values: [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt)],
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::float8[]) AS i(id, token, attempt, started_ms)
+     ), ${SUPERSEDED}, applied AS (
+       UPDATE tasks t SET status = 'running', attempts = GREATEST(t.attempts, i.attempt), lease_token = i.token,
+              run_after = NULL, first_started_at = COALESCE(t.first_started_at, to_timestamp(i.started_ms / 1000.0)), updated_at = now()
+         FROM input i
+        WHERE t.id = i.id AND ${CURRENT_ATTEMPT}
+       RETURNING t.id
+     ), ${LOST}
+     SELECT id FROM applied`,
+    values: [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt), items.map((i) => i.startedAtMs ?? Date.now())],
   });
   return { started: new Set(rows.map((r) => r.id)) };
 }
@@ -63,32 +91,50 @@ export interface Outcome {
   dead: boolean;
   /** For retries: the backoff before the next attempt. */
   delayMs: number;
+  /**
+   * The worker learned that its lease is gone (Redis no longer has it): whoever took the task over
+   * decides its fate, so this outcome is only kept as a discarded run. Without it, an attempt Postgres
+   * never heard of could still look current there after Redis lost its lease.
+   */
+  leaseLost?: boolean;
+}
+
+export interface OutcomeWrite {
+  /** Outcomes written to the task (their attempt was current). */
+  applied: Set<string>;
+  /** Not applied because the task was already final: Redis should forget the lease. */
+  final: Set<string>;
 }
 
 /**
- * Writes attempt outcomes. Returns the ids whose write was applied (token still current);
- * the rest lost their lease and must not touch the queue either.
+ * Writes attempt outcomes (and, for attempts whose start was never recorded, the start with them).
+ * Outcomes not applied are kept as `discarded` runs; their tasks either lost the lease to another
+ * attempt (Redis holds the newer lease: leave it alone) or are final already (`final`).
  */
-export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<Set<string>> {
-  if (outcomes.length === 0) return new Set();
-  const { rows } = await pool.query<{ id: string }>({
+export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
+  if (outcomes.length === 0) return { applied: new Set(), final: new Set() };
+  const { rows } = await pool.query<{ id: string; applied: boolean }>({
     name: 'record-outcomes',
     text: `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[])
-         AS i(id, token, duration_ms, error, dead, delay_ms, attempt, worker_id, started_ms)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[], $10::bool[])
+         AS i(id, token, duration_ms, error, dead, delay_ms, attempt, worker_id, started_ms, lease_lost)
+     ), ${SUPERSEDED}, final AS (
+       SELECT t.id FROM tasks t JOIN input i ON t.id = i.id WHERE t.status IN ('succeeded', 'dead')
      ), applied AS (
        UPDATE tasks t SET
               status = CASE WHEN i.error IS NULL THEN 'succeeded'::task_status
                             WHEN i.dead THEN 'dead'::task_status ELSE 'retrying'::task_status END,
+              attempts = GREATEST(t.attempts, i.attempt),
               last_error = COALESCE(i.error, t.last_error),
               run_after = CASE WHEN i.error IS NOT NULL AND NOT i.dead
                                THEN now() + i.delay_ms * interval '1 millisecond' END,
+              first_started_at = COALESCE(t.first_started_at, to_timestamp(i.started_ms / 1000.0)),
               finished_at = CASE WHEN i.error IS NULL OR i.dead THEN now() END,
               lease_token = NULL, updated_at = now()
          FROM input i
-        WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
+        WHERE t.id = i.id AND NOT i.lease_lost AND ${CURRENT_ATTEMPT}
        RETURNING t.id
-     ), runs AS (
+     ), ${LOST}, runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error, duration_ms)
        SELECT i.id, i.attempt, i.worker_id, i.token, to_timestamp(i.started_ms / 1000.0), now(),
               CASE WHEN a.id IS NULL THEN 'discarded' WHEN i.error IS NULL THEN 'succeeded' ELSE 'failed' END,
@@ -101,7 +147,8 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<S
          SET outcome = 'discarded', error = EXCLUDED.error, finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms
          WHERE task_runs.outcome = 'expired'
      )
-     SELECT id FROM applied`,
+     SELECT id, true AS applied FROM applied
+     UNION ALL SELECT id, false FROM final`,
     values: [
       outcomes.map((o) => o.id),
       outcomes.map((o) => o.token),
@@ -112,9 +159,12 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<S
       outcomes.map((o) => o.attempt),
       outcomes.map((o) => o.workerId),
       outcomes.map((o) => o.startedAtMs),
+      outcomes.map((o) => o.leaseLost === true),
     ],
   });
-  return new Set(rows.map((r) => r.id));
+  const write: OutcomeWrite = { applied: new Set(), final: new Set() };
+  for (const r of rows) (r.applied ? write.applied : write.final).add(r.id);
+  return write;
 }
 
 export interface LostAttempt {
@@ -126,23 +176,26 @@ export interface LostAttempt {
 
 /**
  * Records attempts whose lease was lost (expired and reaped, or vanished with Redis data): the
- * attempt counts, its run is `expired`, the task waits again or is dead.
+ * attempt counts, its run is `expired`, the task waits again or is dead. This includes attempts
+ * whose start Postgres never saw (the worker died before anything was written): Redis counted them
+ * when it leased them, and they may have run.
  */
 export async function recordExpired(pool: Pool, items: LostAttempt[], reason = 'lease expired'): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   const { rows } = await pool.query<{ id: string }>(
     `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[]) AS i(id, token, attempt, dead)
-     ), held AS (
+     ), ${SUPERSEDED}, held AS (
        SELECT t.id, t.updated_at FROM tasks t JOIN input i ON t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
      ), applied AS (
        UPDATE tasks t SET status = CASE WHEN i.dead THEN 'dead'::task_status ELSE 'queued'::task_status END,
+              attempts = GREATEST(t.attempts, i.attempt),
               last_error = $5 || ' during attempt ' || i.attempt || ' (worker stopped, too slow, or Redis lost it)',
-              finished_at = CASE WHEN i.dead THEN now() END, lease_token = NULL, updated_at = now()
+              finished_at = CASE WHEN i.dead THEN now() END, run_after = NULL, lease_token = NULL, updated_at = now()
          FROM input i
-        WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
+        WHERE t.id = i.id AND ${CURRENT_ATTEMPT}
        RETURNING t.id
-     ), runs AS (
+     ), ${LOST}, runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
        SELECT i.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, COALESCE(h.updated_at, now()), now(), 'expired', $5
          FROM input i LEFT JOIN held h ON h.id = i.id
@@ -154,16 +207,19 @@ export async function recordExpired(pool: Pool, items: LostAttempt[], reason = '
   return new Set(rows.map((r) => r.id));
 }
 
-/** Records attempts handed back unfinished (shutdown, or Postgres failed at their start): they do not count. */
+/** Records attempts handed back unfinished at shutdown: they do not count. */
 export async function recordReleased(pool: Pool, items: { id: string; token: string; attempt: number; startedAtMs: number }[]): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   const { rows } = await pool.query<{ id: string }>(
     `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::float8[]) AS i(id, token, attempt, started_ms)
      ), applied AS (
-       UPDATE tasks t SET status = 'queued', attempts = GREATEST(t.attempts - 1, 0), lease_token = NULL, updated_at = now()
+       UPDATE tasks t SET status = 'queued', lease_token = NULL, updated_at = now(), run_after = NULL,
+              attempts = CASE WHEN t.status = 'running' THEN GREATEST(t.attempts - 1, 0) ELSE t.attempts END
          FROM input i
-        WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
+        -- Running under this token, or never recorded as started (then there is nothing to un-count).
+        WHERE t.id = i.id AND ((t.status = 'running' AND t.lease_token = i.token)
+                            OR (t.status IN ('queued', 'retrying') AND t.attempts < i.attempt))
        RETURNING t.id
      ), runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
@@ -177,11 +233,8 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
   return new Set(rows.map((r) => r.id));
 }
 
-/** Attempts counted in Postgres for those of `ids` whose task is not final yet. */
-export async function unfinishedAttempts(pool: Pool, ids: string[]): Promise<Map<string, number>> {
-  const { rows } = await pool.query<{ id: string; attempts: number }>(
-    `SELECT id, attempts FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'retrying', 'running')`,
-    [ids],
-  );
-  return new Map(rows.map((r) => [r.id, r.attempts]));
+/** Status and attempts counted in Postgres for those of `ids` that exist. */
+export async function taskStates(pool: Pool, ids: string[]): Promise<Map<string, { status: TaskStatus; attempts: number }>> {
+  const { rows } = await pool.query<{ id: string; status: TaskStatus; attempts: number }>(`SELECT id, status, attempts FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
+  return new Map(rows.map((r) => [r.id, { status: r.status, attempts: r.attempts }]));
 }
