@@ -211,7 +211,9 @@ async function burst(): Promise<Record<string, number>> {
     await until(async () => (await pool.query("SELECT count(*)::int AS n FROM tasks WHERE status IN ('succeeded','dead')")).rows[0].n === 10_000);
     return { drainSeconds: (Date.now() - t0) / 1000, sendSeconds: sentSeconds };
   });
+  // Anything the services warned about explains an outlier; print it with the figures.
   for (const w of workers) await w.stop();
+  for (const line of workers.flatMap((w) => w.output().split('\n'))) if (/"level":(4|5|6)\d/.test(line)) process.stderr.write(`bench: worker: ${line.slice(0, 400)}\n`);
   await pool.end();
   return result;
 }

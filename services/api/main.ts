@@ -2,7 +2,7 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
-import { createRedis } from '../core/db/redis';
+import { createRedis, redisReady } from '../core/db/redis';
 import { createLogger } from '../core/observability/logger';
 import { apiMetrics, createRegistry, queueGauges } from '../core/observability/metrics';
 import { startMetricsServer } from '../core/observability/metrics-server';
@@ -31,6 +31,9 @@ async function main(): Promise<void> {
     defaultMaxRetries: cfg.DEFAULT_MAX_RETRIES,
     idempotencyTtlMs: cfg.IDEMPOTENCY_TTL_MS,
   });
+  // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the
+  // reconciler indexes them); a Redis that is merely still connecting is worth a short wait.
+  if (!(await redisReady(redis, 5000))) log.warn('Redis is not reachable yet; accepting tasks into Postgres only until it is');
   const server = await startServer(app, cfg.API_ADDR);
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
   log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');

@@ -24,3 +24,22 @@ export function createRedis(o: RedisConnOptions): Redis {
     lazyConnect: false,
   });
 }
+
+/**
+ * Resolves once the connection is ready, or after `timeoutMs` (false). A service without an offline
+ * queue waits for this before it accepts work: otherwise its first calls fail while the socket is
+ * still connecting (the API would then leave the first tasks to the reconciler).
+ */
+export function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.on('ready', onReady);
+  });
+}
