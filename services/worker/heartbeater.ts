@@ -24,14 +24,14 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
 
   async runOnce(): Promise<{ extended: number; lost: number }> {
     await this.queue.announceWorker(this.workerId, this.announceTtlMs);
-    const entries = [...this.running.values()].filter((r) => !r.controller.signal.aborted);
+    const entries = [...this.running.values()].filter((r) => !r.aborted);
     if (entries.length === 0) return { extended: 0, lost: 0 };
     const ok = await this.queue.extend(entries.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs);
     let lost = 0;
     entries.forEach((r, i) => {
       if (ok[i]) return;
       lost++;
-      r.controller.abort(new LeaseLostError(r.lease.message.id));
+      r.abort(new LeaseLostError(r.lease.message.id));
     });
     return { extended: entries.length - lost, lost };
   }

@@ -17,12 +17,44 @@ import type { Completer } from './completer';
 import { LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
 import type { HandlerRegistry } from './handlers';
 
-export interface Running {
-  lease: Lease;
-  controller: AbortController;
-  startedAtMs: number;
+/**
+ * One running attempt. Its AbortSignal is created only when the handler reads it: most handlers
+ * never do, and an AbortController plus listener per task was a visible share of the worker's CPU.
+ */
+export class Running {
   /** Postgres shows this attempt as running (only attempts outliving the start-record delay are). */
-  recorded: boolean;
+  recorded = false;
+  aborted = false;
+  reason: unknown = undefined;
+  private controller: AbortController | null = null;
+  private rejectRace: ((reason: unknown) => void) | null = null;
+
+  constructor(
+    readonly lease: Lease,
+    readonly startedAtMs: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.rejectRace?.(reason);
+  }
+
+  /** Settles with `work`, or rejects as soon as the attempt is aborted: a handler that ignores its signal must not hold the slot. */
+  race<T>(work: Promise<T>): Promise<T> {
+    if (this.aborted) return Promise.reject(this.reason);
+    return Promise.race([work, new Promise<never>((_, reject) => (this.rejectRace = reject))]);
+  }
 }
 
 export interface ProcessorOptions {
@@ -88,7 +120,7 @@ export class Processor {
 
   /** Aborts what is still running with a shutdown reason (they are handed back) and waits for them. */
   async abortAll(): Promise<void> {
-    for (const r of this.running.values()) r.controller.abort(new ShutdownError());
+    for (const r of this.running.values()) r.abort(new ShutdownError());
     await Promise.allSettled([...this.attempts]);
     if (this.recordTimer) clearInterval(this.recordTimer);
     this.recordTimer = null;
@@ -157,7 +189,7 @@ export class Processor {
     const due = Date.now() - this.opts.startRecordDelayMs;
     const byTask = new Map<string, Running>();
     for (const r of this.running.values()) {
-      if (r.recorded || r.startedAtMs > due || r.controller.signal.aborted) continue;
+      if (r.recorded || r.startedAtMs > due || r.aborted) continue;
       // At most one attempt per task in a statement: the newest.
       const other = byTask.get(r.lease.message.id);
       if (!other || other.lease.attempt < r.lease.attempt) byTask.set(r.lease.message.id, r);
@@ -169,7 +201,7 @@ export class Processor {
   }
 
   private async record(batch: Running[]): Promise<void> {
-    const lost = (r: Running) => r.controller.abort(new LeaseLostError(r.lease.message.id));
+    const lost = (r: Running) => r.abort(new LeaseLostError(r.lease.message.id));
     try {
       const held = await this.deps.queue.extend(
         batch.map((r) => ({ id: r.lease.message.id, token: r.lease.token })),
@@ -197,28 +229,35 @@ export class Processor {
   private async run(lease: Lease): Promise<void> {
     const { message: msg } = lease;
     const { log, metrics: m } = this.deps;
-    const controller = new AbortController();
     const startedAtMs = Date.now();
-    this.running.set(lease.token, { lease, controller, startedAtMs, recorded: false });
+    const attempt = new Running(lease, startedAtMs);
+    this.running.set(lease.token, attempt);
     m.inflight.inc();
-    const timer = setTimeout(() => controller.abort(new TaskTimeoutError(this.opts.taskTimeoutMs)), this.opts.taskTimeoutMs);
+    const timer = setTimeout(() => attempt.abort(new TaskTimeoutError(this.opts.taskTimeoutMs)), this.opts.taskTimeoutMs);
     const handler = this.deps.handlers.get(msg.type);
     const typeLabel = handler ? msg.type : 'unknown';
     const t0 = performance.now();
     let error: string | null = null;
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
-      const ctx = { id: msg.id, type: msg.type, payload: msg.payload, attempt: lease.attempt, signal: controller.signal };
-      // A handler that ignores its signal must not hold the slot: the abort settles the race.
-      await Promise.race([handler(ctx), aborted(controller.signal)]);
+      const ctx = {
+        id: msg.id,
+        type: msg.type,
+        payload: msg.payload,
+        attempt: lease.attempt,
+        get signal() {
+          return attempt.signal;
+        },
+      };
+      await attempt.race(handler(ctx));
     } catch (err) {
-      error = errorText(controller.signal.aborted ? controller.signal.reason : err);
+      error = errorText(attempt.aborted ? attempt.reason : err);
     } finally {
       clearTimeout(timer);
     }
     const durationMs = performance.now() - t0;
     m.runSeconds.observe({ type: typeLabel }, durationMs / 1000);
-    const reason: unknown = controller.signal.reason;
+    const reason: unknown = attempt.reason;
     try {
       if (reason instanceof ShutdownError) {
         await this.handBack(lease, startedAtMs);
@@ -277,13 +316,6 @@ export class Processor {
 
 function held(l: Lease) {
   return { id: l.message.id, token: l.token, priority: l.message.priority };
-}
-
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
 }
 
 function errorText(err: unknown): string {
