@@ -330,7 +330,8 @@ How each figure is measured (\`scripts/bench/run.ts\`):
 1. ${BACKLOG.toLocaleString('en-US')} no-op tasks are accepted (through the same submit path as the API, 1,000 per
    transaction), then one worker process (WORKER_POOL=${DRAIN_POOL}, LEASE_BATCH_SIZE=${DRAIN_LEASE_BATCH}) starts; the clock runs until Redis holds
    no waiting or leased task, and Postgres is then checked to hold every task as \`succeeded\` —
-   each with its \`task_runs\` row, committed (synchronous_commit on) before Redis forgot the lease.
+   each with its \`task_runs\` row, committed (synchronous_commit on) before Redis forgot the lease
+   (no-op attempts finish well within START_RECORD_DELAY_MS, so each writes its start with its outcome).
    BullMQ: the same number of jobs added with \`addBulk\`, one \`Worker\` (concurrency 100, no-op
    processor, \`removeOnComplete\`); the clock runs until no job waits or is active. BullMQ keeps no
    durable record of outcomes.
