@@ -99,20 +99,26 @@ export class Completer {
   private async writeBatch(batch: Pending[]): Promise<void> {
     const started = Date.now();
     let written: OutcomeWrite | null = null;
-    for (let delay = 50; written === null; delay = Math.min(delay * 2, 2000)) {
-      try {
-        written = await recordOutcomes(this.deps.pool, batch.map((p) => p.item));
-      } catch (err) {
-        if (Date.now() - started + delay > this.opts.giveUpAfterMs) {
-          this.deps.log.error({ err, count: batch.length }, 'could not record outcomes in Postgres; leases will expire and the tasks run again');
-          for (const p of batch) p.resolve('gave-up');
-          return;
+    // Counts as failing from the first error until this batch is written or given up.
+    let failed = false;
+    try {
+      for (let delay = 50; written === null; delay = Math.min(delay * 2, 2000)) {
+        try {
+          written = await recordOutcomes(this.deps.pool, batch.map((p) => p.item));
+        } catch (err) {
+          if (Date.now() - started + delay > this.opts.giveUpAfterMs) {
+            this.deps.log.error({ err, count: batch.length }, 'could not record outcomes in Postgres; leases will expire and the tasks run again');
+            for (const p of batch) p.resolve('gave-up');
+            return;
+          }
+          if (!failed) this.failures++;
+          failed = true;
+          this.deps.log.warn({ err, retryInMs: delay }, 'recording outcomes failed; retrying');
+          await new Promise((r) => setTimeout(r, delay));
         }
-        this.failures++;
-        this.deps.log.warn({ err, retryInMs: delay }, 'recording outcomes failed; retrying');
-        await new Promise((r) => setTimeout(r, delay));
-        this.failures--;
       }
+    } finally {
+      if (failed) this.failures--;
     }
     const { applied, final } = written;
     const m = this.deps.metrics;
