@@ -24,6 +24,8 @@ import type { HandlerRegistry } from './handlers';
 export class Running {
   /** Postgres shows this attempt as running (only attempts outliving the start-record delay are). */
   recorded = false;
+  /** The handler has settled; only its outcome write is pending, which records the start itself. */
+  finished = false;
   aborted = false;
   reason: unknown = undefined;
   private controller: AbortController | null = null;
@@ -189,7 +191,7 @@ export class Processor {
     const due = Date.now() - this.opts.startRecordDelayMs;
     const byTask = new Map<string, Running>();
     for (const r of this.running.values()) {
-      if (r.recorded || r.startedAtMs > due || r.aborted) continue;
+      if (r.recorded || r.finished || r.startedAtMs > due || r.aborted) continue;
       // At most one attempt per task in a statement: the newest.
       const other = byTask.get(r.lease.message.id);
       if (!other || other.lease.attempt < r.lease.attempt) byTask.set(r.lease.message.id, r);
@@ -254,6 +256,7 @@ export class Processor {
       error = errorText(attempt.aborted ? attempt.reason : err);
     } finally {
       clearTimeout(timer);
+      attempt.finished = true;
     }
     const durationMs = performance.now() - t0;
     m.runSeconds.observe({ type: typeLabel }, durationMs / 1000);
