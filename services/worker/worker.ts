@@ -17,6 +17,7 @@ import { Processor } from './processor';
 import { Reaper } from './reaper';
 import { Reconciler } from './reconciler';
 import { RetryPump } from './retry-pump';
+import { StatsRefresher } from './stats-refresher';
 
 export interface WorkerDeps {
   cfg: Config;
@@ -36,6 +37,7 @@ export class Worker {
   readonly retryPump: RetryPump;
   readonly keyPruner: KeyPruner;
   readonly reconciler: Reconciler;
+  readonly statsRefresher: StatsRefresher;
   private stopped: Promise<{ handedBack: number }> | null = null;
   private unsubscribe: Promise<(() => Promise<void>) | null> = Promise.resolve(null);
 
@@ -63,6 +65,7 @@ export class Worker {
     this.reaper = new Reaper({ pool, queue, metrics, typeLabel }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log);
     this.retryPump = new RetryPump({ queue, metrics, onPromoted: () => this.processor.wake() }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
     this.keyPruner = new KeyPruner(pool, 60_000, log);
+    this.statsRefresher = new StatsRefresher(pool, 2000, log);
     this.reconciler = new Reconciler(
       { pool, queue, metrics },
       { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE },
@@ -82,6 +85,7 @@ export class Worker {
     this.reaper.start();
     this.retryPump.start();
     this.keyPruner.start();
+    this.statsRefresher.start();
     this.reconciler.start();
     this.deps.log.info({ workerId: this.id, slots: this.deps.cfg.WORKER_POOL, strategy: this.deps.cfg.QUEUE_STRATEGY }, 'worker started');
   }
@@ -100,7 +104,7 @@ export class Worker {
     if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();
     await this.completer.flush();
-    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.reconciler.stop()]);
+    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.reconciler.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };

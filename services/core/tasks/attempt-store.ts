@@ -22,9 +22,19 @@ import type { TaskStatus } from './priority';
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
 export const WORKER_OF_TOKEN = "split_part(i.token, '~', 1)";
 
+/**
+ * The task's status as text, for conditions of statements that join tasks to their input by id.
+ * Compared as the enum, the status matches the partial index of unfinished tasks, and a generic
+ * (prepared) plan then bitmap-scans every unfinished task and joins it to the input: the planner's
+ * statistics for a queue table are nearly always stale (they say "few unfinished" between
+ * bursts). That made each outcome write cost 1 ms for 4 rows and grow with the backlog; as text,
+ * the only path to a task is its primary key.
+ */
+const STATUS = 't.status::text';
+
 /** The fence every attempt write shares: `t` is the task row, `i` the attempt (token, attempt). */
-const CURRENT_ATTEMPT = `((t.status = 'running' AND t.lease_token = i.token)
-         OR (t.status IN ('queued', 'retrying', 'running') AND t.attempts < i.attempt))`;
+const CURRENT_ATTEMPT = `((${STATUS} = 'running' AND t.lease_token = i.token)
+         OR (${STATUS} IN ('queued', 'retrying', 'running') AND t.attempts < i.attempt))`;
 
 /**
  * A task `running` under an older token whose loss was never recorded (its worker died after the
@@ -35,7 +45,7 @@ const CURRENT_ATTEMPT = `((t.status = 'running' AND t.lease_token = i.token)
  */
 const SUPERSEDED = `superseded AS (
        SELECT t.id, t.lease_token AS token, t.attempts AS attempt, t.updated_at FROM tasks t JOIN input i ON t.id = i.id
-        WHERE t.status = 'running' AND t.lease_token <> i.token AND t.attempts < i.attempt
+        WHERE ${STATUS} = 'running' AND t.lease_token <> i.token AND t.attempts < i.attempt
      )`;
 const LOST = `lost AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
@@ -186,7 +196,7 @@ export async function recordExpired(pool: Pool, items: LostAttempt[], reason = '
     `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[]) AS i(id, token, attempt, dead)
      ), ${SUPERSEDED}, held AS (
-       SELECT t.id, t.updated_at FROM tasks t JOIN input i ON t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
+       SELECT t.id, t.updated_at FROM tasks t JOIN input i ON t.id = i.id AND t.lease_token = i.token AND ${STATUS} = 'running'
      ), applied AS (
        UPDATE tasks t SET status = CASE WHEN i.dead THEN 'dead'::task_status ELSE 'queued'::task_status END,
               attempts = GREATEST(t.attempts, i.attempt),
@@ -218,8 +228,8 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
               attempts = CASE WHEN t.status = 'running' THEN GREATEST(t.attempts - 1, 0) ELSE t.attempts END
          FROM input i
         -- Running under this token, or never recorded as started (then there is nothing to un-count).
-        WHERE t.id = i.id AND ((t.status = 'running' AND t.lease_token = i.token)
-                            OR (t.status IN ('queued', 'retrying') AND t.attempts < i.attempt))
+        WHERE t.id = i.id AND ((${STATUS} = 'running' AND t.lease_token = i.token)
+                            OR (${STATUS} IN ('queued', 'retrying') AND t.attempts < i.attempt))
        RETURNING t.id
      ), runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)

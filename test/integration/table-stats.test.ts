@@ -1,0 +1,93 @@
+/**
+ * Plans of the hot statements against a queue table whose statistics lag behind it, and the
+ * refresher that keeps them current. Real Postgres: the point is what its planner does.
+ */
+import type { QueryConfig } from 'pg';
+import { recordOutcomes } from '../../services/core/tasks/attempt-store';
+import { analyzeStaleTables } from '../../services/core/tasks/table-stats';
+import { Stack, createStack } from '../support/stack';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await createStack();
+});
+afterAll(async () => {
+  await stack.close();
+});
+
+async function insertTasks(n: number, status: string, on: Stack = stack): Promise<void> {
+  await on.pool.query(
+    `INSERT INTO tasks (id, type, priority, max_retries, status)
+     SELECT gen_random_uuid(), 'noop', 'default', 3, $2::task_status FROM generate_series(1, $1)`,
+    [n, status],
+  );
+}
+
+/** The text of the outcome statement, captured from a real call. */
+async function outcomeStatement(): Promise<string> {
+  let text = '';
+  const recording = {
+    query: (config: QueryConfig) => {
+      text = config.text;
+      return stack.pool.query(config);
+    },
+  };
+  const { rows } = await stack.pool.query('SELECT id FROM tasks LIMIT 1');
+  await recordOutcomes(recording as never, [{ id: rows[0].id, token: 'w~t', attempt: 1, workerId: 'w', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+  return text;
+}
+
+it('the outcome write finds tasks by primary key even when the statistics say no task is unfinished', async () => {
+  // The state between bursts: ANALYZE saw only finished tasks; then a burst queued many.
+  await insertTasks(3000, 'succeeded');
+  await stack.pool.query('ANALYZE tasks');
+  await stack.pool.query(`UPDATE tasks SET status = 'queued'`);
+  const text = await outcomeStatement();
+  const client = await stack.pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Named statements run on a generic plan after five executions; ask for it directly.
+    await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
+    await client.query(`PREPARE outcome_plan(uuid[], text[], float8[], text[], bool[], int[], int[], text[], float8[], bool[]) AS ${text}`);
+    const { rows } = await client.query(`EXPLAIN EXECUTE outcome_plan('{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')`);
+    const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+    // Scanning the unfinished-tasks index would read every queued task for each write.
+    expect(plan).not.toMatch(/tasks_unfinished_idx/);
+    expect(plan).toMatch(/Index Scan using tasks_pkey on tasks/);
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+});
+
+it('analyzes a hot table once it changed by more than the rule allows, and not again until it changes', async () => {
+  // A database of its own: counters of the other test's writes may still be on their way.
+  const own = await createStack();
+  try {
+    await countsAnalyses(own);
+  } finally {
+    await own.close();
+  }
+});
+
+async function countsAnalyses(db: Stack): Promise<void> {
+  await insertTasks(400, 'queued', db);
+  // Backends publish their table counters when idle, at most once a second: wait for them.
+  const waitForCounters = async (atLeast: number) => {
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await db.pool.query(`SELECT n_mod_since_analyze::int AS n FROM pg_stat_user_tables WHERE relname = 'tasks'`);
+      if (rows[0].n >= atLeast) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('table counters never showed the inserts');
+  };
+  await waitForCounters(400);
+  const rule = { minChanges: 1000, fraction: 0.1 };
+  expect((await analyzeStaleTables(db.pool, rule)).analyzed).toEqual([]);
+  await insertTasks(2000, 'queued', db);
+  await waitForCounters(2400);
+  expect((await analyzeStaleTables(db.pool, rule)).analyzed).toEqual(['tasks']);
+  const { rows } = await db.pool.query(`SELECT reltuples::int AS n FROM pg_class WHERE relname = 'tasks'`);
+  expect(rows[0].n).toBeGreaterThanOrEqual(2400);
+  expect((await analyzeStaleTables(db.pool, rule)).analyzed).toEqual([]);
+}
