@@ -77,6 +77,13 @@ export class Processor {
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private wakePending = false;
+  /**
+   * The queue may hold more than this worker could take (its slots were full, or its last lease
+   * got all it asked for): a finishing attempt then wakes the lease loop. After a lease that came
+   * back short the queue was empty, and new work announces itself (every script that makes tasks
+   * ready publishes), so finishing attempts do not each cost an empty lease round trip.
+   */
+  private wantSlots = false;
   private readonly attempts = new Set<Promise<void>>();
   private recordTimer: NodeJS.Timeout | null = null;
   /** The start-record write in flight, if any (a hand-back waits for it, so it cannot land later). */
@@ -143,12 +150,15 @@ export class Processor {
       }
       const free = this.opts.slots - this.attempts.size;
       if (free <= 0) {
+        this.wantSlots = true;
         await this.idle(this.opts.pollIntervalMs);
         continue;
       }
       let leases: Lease[];
+      const max = Math.min(free, this.opts.leaseBatch);
       try {
-        leases = await this.deps.queue.lease({ max: Math.min(free, this.opts.leaseBatch), visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId });
+        leases = await this.deps.queue.lease({ max, visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId });
+        this.wantSlots = leases.length === max;
         errorDelay = 100;
       } catch (err) {
         this.deps.log.warn({ err, retryInMs: errorDelay }, 'leasing failed; backing off');
@@ -173,7 +183,7 @@ export class Processor {
       if (l.attempt === 1) m.enqueueToStart.observe({ priority: p }, Math.max(0, l.leasedAtMs - l.message.createdAtMs) / 1000);
       const attempt = this.run(l).finally(() => {
         this.attempts.delete(attempt);
-        this.wake();
+        if (this.wantSlots) this.wake();
       });
       this.attempts.add(attempt);
     }

@@ -212,6 +212,34 @@ describe('retry, bury, reap, promote', () => {
     expect([again!.message.id, again!.attempt]).toEqual(['a', 1]);
   });
 
+  it('every script that makes tasks ready announces them (idle workers lease only when told)', async () => {
+    const q = queue();
+    let heard = 0;
+    const unsubscribe = await q.subscribeReady(() => heard++);
+    const announced = async (step: () => Promise<unknown>) => {
+      const before = heard;
+      await step();
+      for (let i = 0; i < 50 && heard === before; i++) await new Promise((r) => setTimeout(r, 10));
+      return heard > before;
+    };
+    try {
+      expect(await announced(() => q.enqueue([item('a'), item('b'), item('c')]))).toBe(true);
+      const [a, b, c] = await q.lease({ max: 3, visibilityMs: 1 });
+      // A rejected hand-back makes nothing ready, so it says nothing.
+      expect(await announced(() => q.release([{ id: 'a', token: 'stale', priority: 'default' }]))).toBe(false);
+      expect(await announced(() => q.release([{ id: 'a', token: a!.token, priority: 'default' }]))).toBe(true);
+      expect(await q.retry([{ id: 'b', token: b!.token, priority: 'default', delayMs: 1 }])).toEqual([true]);
+      await new Promise((r) => setTimeout(r, 5));
+      expect(await announced(() => q.promoteDue(10))).toBe(true);
+      expect(c!.message.id).toBe('c');
+      await new Promise((r) => setTimeout(r, 5));
+      expect(await announced(() => q.reap(10))).toBe(true);
+      expect(await announced(() => q.promoteDue(10))).toBe(false);
+    } finally {
+      await unsubscribe();
+    }
+  });
+
   it('stats report every priority, the age of the oldest waiting task, and live workers', async () => {
     const q = queue();
     await q.enqueue(PRIORITIES.map((p, i) => item(`t${i}`, p)));

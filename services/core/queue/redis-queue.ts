@@ -151,14 +151,14 @@ export class RedisQueue implements TaskQueue {
     if (items.length === 0) return [];
     const k = this.keys;
     const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
-    const res = (await this.run.release([k.processing, k.tokens, k.attempts, ...k.queues], args)) as number[];
+    const res = (await this.run.release([k.processing, k.tokens, k.attempts, ...k.queues, k.readyChannel], args)) as number[];
     return res.map((r) => r === 1);
   }
 
   async reap(limit: number): Promise<Reaped[]> {
     const k = this.keys;
     const res = (await this.run.reap(
-      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters, k.messages],
+      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters, k.messages, k.readyChannel],
       [limit],
     )) as (string | number)[];
     const out: Reaped[] = [];
@@ -184,7 +184,7 @@ export class RedisQueue implements TaskQueue {
 
   async promoteDue(limitPerPriority: number): Promise<Record<Priority, number>> {
     const k = this.keys;
-    const res = (await this.run.promote([...k.retries, ...k.queues, k.readyAt], [limitPerPriority])) as number[];
+    const res = (await this.run.promote([...k.retries, ...k.queues, k.readyAt, k.readyChannel], [limitPerPriority])) as number[];
     return byPriority((i) => Number(res[i] ?? 0));
   }
 

@@ -1,10 +1,11 @@
 -- promote: move retries whose due time (Redis clock) has come back to the tail of their queue.
--- KEYS: retry:critical..retry:low (1-4), q:critical..q:low (5-8), ready_at (9)
+-- KEYS: retry:critical..retry:low (1-4), q:critical..q:low (5-8), ready_at (9), ready channel (10)
 -- ARGV: limit per priority
 -- Returns: number moved per priority { critical, high, default, low }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
+local moved = 0
 for p = 1, 4 do
   local ids = redis.call('ZRANGEBYSCORE', KEYS[p], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
   for _, id in ipairs(ids) do
@@ -13,5 +14,8 @@ for p = 1, 4 do
     redis.call('HSET', KEYS[9], id, now)
   end
   out[p] = #ids
+  moved = moved + #ids
 end
+-- Idle workers lease only when told that work is ready (polling is the fallback).
+if moved > 0 then redis.call('PUBLISH', KEYS[10], moved) end
 return out
