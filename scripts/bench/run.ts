@@ -17,6 +17,7 @@ import { RedisQueue } from '../../services/core/queue/redis-queue';
 import { submitTasks } from '../../services/core/tasks/submit';
 import { configWith } from '../../services/core/config/config';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../../test/support/processes';
+import { cpuSince, withChildren } from './cpu';
 import { poster, postLoop } from './http-driver';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -30,6 +31,8 @@ const DRAIN_LEASE_BATCH = process.env.BENCH_LEASE ?? '250';
 
 let adminUrl = '';
 let redisAddr = '';
+let pgPid = 0;
+let redisPid = 0;
 
 function startServices(): void {
   execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'start', 'bench'], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -42,6 +45,8 @@ function startServices(): void {
   );
   adminUrl = env.PG_ADMIN_URL!;
   redisAddr = env.REDIS_ADDR!;
+  pgPid = Number(env.PG_PID);
+  redisPid = Number(env.REDIS_PID);
 }
 
 async function freshDatabase(): Promise<string> {
@@ -196,9 +201,10 @@ async function burst(): Promise<Record<string, number>> {
     await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { ...fast, METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs }),
   ];
   const pool = new Pool({ connectionString: dbUrl, max: 2 });
-  const result = await withApi(dbUrl, async (url) => {
+  const result = await withApi(dbUrl, async (url, api) => {
     const bodies = goMix(10_000);
     const client = poster(`${url}/tasks`, 16);
+    const cpu = cpuSince({ api: () => [api.pid], workers: () => workers.map((w) => w.pid), postgres: () => withChildren(pgPid), redis: () => [redisPid] });
     const t0 = Date.now();
     let next = 0;
     await Promise.all(
@@ -209,7 +215,18 @@ async function burst(): Promise<Record<string, number>> {
     client.close();
     const sentSeconds = (Date.now() - t0) / 1000;
     await until(async () => (await pool.query("SELECT count(*)::int AS n FROM tasks WHERE status IN ('succeeded','dead')")).rows[0].n === 10_000);
-    return { drainSeconds: (Date.now() - t0) / 1000, sendSeconds: sentSeconds };
+    const drainSeconds = (Date.now() - t0) / 1000;
+    const used = cpu();
+    return {
+      drainSeconds,
+      sendSeconds: sentSeconds,
+      cpuApi: used.api!,
+      cpuWorkers: used.workers!,
+      cpuPostgres: used.postgres!,
+      cpuRedis: used.redis!,
+      cpuDriver: used.driver!,
+      cpuTotal: Object.values(used).reduce((a, b) => a + b, 0),
+    };
   });
   // Anything the services warned about explains an outlier; print it with the figures.
   for (const w of workers) await w.stop();
@@ -310,6 +327,12 @@ async function main(): Promise<void> {
     ['2a. POST /tasks, one task per request, 50 connections (req/s)', fmt(acc.singlePerSecond!), `bare express INSERT+LPUSH: ${fmt(acc.bareExpressPerSecond!)}`, `${ratio(acc.singlePerSecond!, acc.bareExpressPerSecond!)}× baseline (target ≥ 1×)`],
     ['2b. POST /tasks/batch, 1,000 per request, 4 connections (tasks/s)', fmt(acc.batchTasksPerSecond!), '', 'target ≥ 30,000'],
     ['3. 10k burst (Go mix), 16 connections, 2 workers: drain (s)', fmt(b.drainSeconds!, 2), 'Go README: 22 s', `${(22 / b.drainSeconds!.median).toFixed(1)}× faster (target ≥ 10×)`],
+    [
+      '3b. CPU seconds the burst cost (api / 2 workers / Postgres / Redis / load driver)',
+      fmt(b.cpuTotal!, 1),
+      [b.cpuApi, b.cpuWorkers, b.cpuPostgres, b.cpuRedis, b.cpuDriver].map((x) => x!.median.toFixed(1)).join(' / '),
+      `${cores} cores × drain time = ${(cores * b.drainSeconds!.median).toFixed(1)} s available`,
+    ],
     ['4a. Enqueue-to-start p50, idle (ms)', fmt(lat.idleP50Ms!, 1), `p95 ${fmt(lat.idleP95Ms!, 1)}`, 'target < 5 ms'],
     [`4b. Enqueue-to-start p95 at 50% of max end-to-end load (${fmt(lat.halfLoadRate!)} tasks/s) (ms)`, fmt(lat.halfLoadP95Ms!, 1), `p50 ${fmt(lat.halfLoadP50Ms!, 1)}`, 'target < 50 ms'],
     ['5a. Worker RSS while draining 100k (MB)', fmt(drain.workerMaxRssMb!), `BullMQ worker: ${fmt(bull.workerMaxRssMb!)}`, 'target < 150 MB'],

@@ -2,7 +2,7 @@
  * The HTTP layer: routes parse and validate, call one use case, and map errors through one
  * middleware to problem+json bodies. Nothing here knows SQL or Redis commands.
  */
-import { randomUUID } from 'node:crypto';
+import type { RequestListener } from 'node:http';
 import express, { NextFunction, Request, Response } from 'express';
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
@@ -14,7 +14,9 @@ import { SubmitCoalescer } from '../core/tasks/submit-coalescer';
 import { taskToJson } from '../core/tasks/task';
 import { getTask } from '../core/tasks/task-store';
 import { UUID_PATTERN } from '../core/tasks/uuid';
-import { badRequest, conflict, notFound, ProblemError, unavailable } from './problem';
+import { badRequest, conflict, isDependencyOutage, notFound, ProblemError, toProblem } from './problem';
+import { requestIdFor } from './request-id';
+import { Accepted, fastSubmit } from './fast-submit';
 import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
 
 export interface AppDeps {
@@ -27,7 +29,11 @@ export interface AppDeps {
   idempotencyTtlMs: number;
 }
 
-export function createApp(deps: AppDeps): express.Express {
+/**
+ * The API's request listener: POST /tasks with a plain JSON body takes the fast path, everything
+ * else goes through express.
+ */
+export function createApp(deps: AppDeps): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -45,16 +51,19 @@ export function createApp(deps: AppDeps): express.Express {
 
   const coalescer = new SubmitCoalescer(deps, { maxBatch: 500, maxConcurrent: 4, isOutage: isDependencyOutage });
   const json = express.json({ limit: deps.maxBodyBytes, strict: false });
-
-  app.post('/tasks', requireJson, json, async (req, res) => {
-    const input = validateTaskInput(req.body, req.get('Idempotency-Key'), deps.defaultMaxRetries);
+  /** POST /tasks after its body was parsed: validate, create (or replay), count. */
+  const accept = async (body: unknown, idempotencyKey: string | undefined): Promise<Accepted> => {
+    const input = validateTaskInput(body, idempotencyKey, deps.defaultMaxRetries);
     const result = await coalescer.submit(toSubmitRequest(input));
     if (result.kind === 'conflict') throw conflictFor(result.taskId);
     if (result.kind === 'created') deps.metrics.enqueued.inc();
-    res
-      .status(result.kind === 'created' ? 201 : 200)
-      .location(`/tasks/${result.task.id}`)
-      .json(taskToJson(result.task));
+    return { status: result.kind === 'created' ? 201 : 200, task: result.task };
+  };
+
+  // The common case never gets here (see fast-submit.ts); bodies it leaves to express do.
+  app.post('/tasks', requireJson, json, async (req, res) => {
+    const accepted = await accept(req.body, req.get('Idempotency-Key'));
+    res.status(accepted.status).location(`/tasks/${accepted.task.id}`).json(taskToJson(accepted.task));
   });
 
   // Up to MAX_BATCH tasks; each is validated, deduplicated and created on its own, and gets its own
@@ -95,7 +104,10 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
-  return app;
+  const fast = fastSubmit({ ...deps, accept });
+  return (req, res) => {
+    if (!fast(req, res)) app(req, res);
+  };
 }
 
 function toSubmitRequest(input: TaskInput): SubmitRequest {
@@ -105,7 +117,8 @@ function toSubmitRequest(input: TaskInput): SubmitRequest {
     payload: input.payload,
     maxRetries: input.max_retries,
     idempotencyKey: input.idempotency_key,
-    canonical: canonicalJson({ type: input.type, priority: input.priority, payload: input.payload, max_retries: input.max_retries }),
+    // Only a key's request is hashed (to tell a replay from a conflict).
+    canonical: input.idempotency_key === null ? '' : canonicalJson({ type: input.type, priority: input.priority, payload: input.payload, max_retries: input.max_retries }),
   };
 }
 
@@ -125,8 +138,7 @@ function requireJson(req: Request, _res: Response, next: NextFunction): void {
 
 function requestContext(deps: AppDeps) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const incoming = req.get('X-Request-Id');
-    const id = incoming && /^[\x21-\x7e]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    const id = requestIdFor(req.get('X-Request-Id'));
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     const stop = deps.metrics.httpDuration.startTimer();
@@ -148,23 +160,4 @@ function errorHandler(log: Logger) {
     if (res.headersSent) return;
     res.status(problem.status).set(problem.headers).type('application/problem+json').send(JSON.stringify(problem.body(req.originalUrl)));
   };
-}
-
-function toProblem(err: unknown): ProblemError {
-  if (err instanceof ProblemError) return err;
-  const e = err as { type?: string; status?: number; message?: string; code?: string };
-  if (e.type === 'entity.too.large') return new ProblemError(413, 'Payload too large', e.message ?? 'request body too large');
-  if (e.type === 'entity.parse.failed') return badRequest(`malformed JSON: ${e.message}`, [{ field: '(body)', message: 'is not valid JSON' }]);
-  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return new ProblemError(415, 'Unsupported media type', e.message ?? 'unsupported encoding');
-  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new ProblemError(e.status, 'Bad request', e.message ?? 'bad request');
-  if (isDependencyOutage(e)) return unavailable('a dependency (Postgres or Redis) is unavailable; retry shortly', 2);
-  return new ProblemError(500, 'Internal error', 'an unexpected error occurred; it has been logged');
-}
-
-/** Connection-level failures of pg or ioredis, as opposed to bugs. */
-export function isDependencyOutage(err: unknown): boolean {
-  const e = (err ?? {}) as { code?: string; message?: string };
-  const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006'];
-  if (e.code && codes.includes(e.code)) return true;
-  return /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(e.message ?? '');
 }

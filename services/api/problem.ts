@@ -30,3 +30,23 @@ export const notFound = (detail: string) => new ProblemError(404, 'Not found', d
 export const conflict = (detail: string, errors: FieldError[] = []) => new ProblemError(409, 'Idempotency key conflict', detail, errors);
 export const unavailable = (detail: string, retryAfterS = 1) =>
   new ProblemError(503, 'Service unavailable', detail, [], { 'Retry-After': String(retryAfterS) });
+
+/** Maps every error to a problem: body-parser's errors to 4xx, dependency outages to 503, the rest to 500. */
+export function toProblem(err: unknown): ProblemError {
+  if (err instanceof ProblemError) return err;
+  const e = err as { type?: string; status?: number; message?: string; code?: string };
+  if (e.type === 'entity.too.large') return new ProblemError(413, 'Payload too large', e.message ?? 'request body too large');
+  if (e.type === 'entity.parse.failed') return badRequest(`malformed JSON: ${e.message}`, [{ field: '(body)', message: 'is not valid JSON' }]);
+  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return new ProblemError(415, 'Unsupported media type', e.message ?? 'unsupported encoding');
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new ProblemError(e.status, 'Bad request', e.message ?? 'bad request');
+  if (isDependencyOutage(e)) return unavailable('a dependency (Postgres or Redis) is unavailable; retry shortly', 2);
+  return new ProblemError(500, 'Internal error', 'an unexpected error occurred; it has been logged');
+}
+
+/** Connection-level failures of pg or ioredis, as opposed to bugs. */
+export function isDependencyOutage(err: unknown): boolean {
+  const e = (err ?? {}) as { code?: string; message?: string };
+  const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006'];
+  if (e.code && codes.includes(e.code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(e.message ?? '');
+}

@@ -10,9 +10,12 @@ import { createApp } from '../../services/api/app';
 import { startServer } from '../../services/api/server';
 import type { RunningServer } from '../../services/api/server';
 import type { Worker } from '../../services/worker/worker';
+import http from 'node:http';
+import { gzipSync } from 'node:zlib';
+import type { Registry } from 'prom-client';
 
 let stack: Stack;
-let api: { url: string; server: RunningServer };
+let api: { url: string; server: RunningServer; registry: Registry };
 
 beforeAll(async () => {
   stack = await createStack();
@@ -76,6 +79,75 @@ describe('POST /tasks', () => {
   it('rejects a non-JSON content type with 415', async () => {
     const res = await fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'type=noop' });
     await expectProblem(res, 415, 'Content-Type');
+  });
+});
+
+/**
+ * POST /tasks takes a path outside express for plain JSON bodies (services/api/fast-submit.ts);
+ * these pin that both paths answer alike, and that what the fast path declines still works.
+ */
+describe('POST /tasks, beside the plain case', () => {
+  /** A raw request, so headers and body framing are exactly as given. */
+  function raw(headers: Record<string, string>, chunks: (string | Buffer)[]): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+    const u = new URL(`${api.url}/tasks`);
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      for (const c of chunks) req.write(c);
+      req.end();
+    });
+  }
+
+  it('a gzip-compressed body is accepted (express inflates it)', async () => {
+    const res = await raw({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, [gzipSync(JSON.stringify({ type: 'noop', priority: 'low' }))]);
+    expect(res.status).toBe(201);
+    expect(JSON.parse(res.body)).toMatchObject({ type: 'noop', priority: 'low', status: 'queued' });
+  });
+
+  it('a charset other than UTF-8 is refused with 415', async () => {
+    const res = await raw({ 'content-type': 'application/json; charset=latin1' }, ['{"type":"noop"}']);
+    expect(res.status).toBe(415);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
+
+  it('a chunked body (no declared length) over the limit is refused with 413', async () => {
+    const piece = 'x'.repeat(64 * 1024);
+    const res = await raw({ 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, ['{"type":"noop","payload":{"blob":"', ...Array.from({ length: 17 }, () => piece), '"}}']);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ status: 413, instance: '/tasks' });
+  });
+
+  it('a chunked body within the limit, with a byte-order mark and charset=UTF-8, is accepted', async () => {
+    const res = await raw({ 'content-type': 'application/json; charset="UTF-8"', 'transfer-encoding': 'chunked' }, ['\ufeff{"type":', '"noop"}']);
+    expect(res.status).toBe(201);
+  });
+
+  it('an empty body is a task without a type', async () => {
+    await expectProblem(await post(''), 400, 'type');
+  });
+
+  it('echoes a sane X-Request-Id, replaces an unusable one, and counts the request under its route', async () => {
+    const echoed = await post({ type: 'noop' }, { 'X-Request-Id': 'req-42' });
+    expect(echoed.headers.get('x-request-id')).toBe('req-42');
+    const replaced = await post({ type: 'noop' }, { 'X-Request-Id': 'has spaces' });
+    expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const bad = await post({ type: 'noop', priority: 'urgent' });
+    expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const counts = (await api.registry.getSingleMetric('http_requests_total')!.get()).values;
+    const of = (status: string) => counts.find((v) => v.labels.route === '/tasks' && v.labels.method === 'POST' && v.labels.status === status)?.value ?? 0;
+    expect(of('201')).toBeGreaterThanOrEqual(2);
+    expect(of('400')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a query string takes the express route and answers the same', async () => {
+    const res = await fetch(`${api.url}/tasks?source=test`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('location')).toMatch(/^\/tasks\/[0-9a-f-]{36}$/);
   });
 });
 
