@@ -1,0 +1,97 @@
+/**
+ * The completer's batching against real Postgres and Redis: outcomes arriving while a write runs
+ * wait for it and go together, unless enough of them wait to justify a second write beside it.
+ */
+import type { Pool, QueryConfig } from 'pg';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import type { Lease } from '../../services/core/queue/queue';
+import { submitTasks } from '../../services/core/tasks/submit';
+import { Completer } from '../../services/worker/completer';
+import { Stack, createStack, silentLog } from '../support/stack';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await createStack();
+});
+afterAll(async () => {
+  await stack.close();
+});
+
+/**
+ * The real pool, with outcome writes held at a gate until the test opens it, and counted: how many
+ * ran, how many at once at most, and how many outcomes each carried.
+ */
+function gatedPool() {
+  let open: () => void = () => undefined;
+  let gate = new Promise<void>((r) => (open = r));
+  const stats = { running: 0, maxRunning: 0, sizes: [] as number[] };
+  const pool = {
+    query: async (config: QueryConfig) => {
+      if (config.name !== 'record-outcomes') return stack.pool.query(config);
+      stats.sizes.push((config.values![0] as unknown[]).length);
+      stats.running++;
+      stats.maxRunning = Math.max(stats.maxRunning, stats.running);
+      try {
+        await gate;
+        return await stack.pool.query(config);
+      } finally {
+        stats.running--;
+      }
+    },
+  };
+  return {
+    pool: pool as unknown as Pool,
+    stats,
+    release() {
+      open();
+      gate = Promise.resolve();
+    },
+  };
+}
+
+async function leased(n: number): Promise<Lease[]> {
+  await submitTasks(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 1000 },
+    Array.from({ length: n }, () => ({ type: 'noop', priority: 'default' as const, payload: {}, maxRetries: 0, idempotencyKey: null, canonical: '' })),
+  );
+  return stack.queue.lease({ max: n, visibilityMs: 60_000 });
+}
+
+const success = (l: Lease) => ({
+  id: l.message.id,
+  token: l.token,
+  attempt: l.attempt,
+  workerId: 'w',
+  startedAtMs: Date.now(),
+  durationMs: 1,
+  error: null,
+  dead: false,
+  delayMs: 0,
+  priority: l.message.priority,
+  typeLabel: 'noop',
+});
+
+const turns = (n: number) => new Promise<void>((r) => (n <= 0 ? r() : setImmediate(() => void turns(n - 1).then(r))));
+
+async function scenario(overlapAt: number, second: number): Promise<{ maxRunning: number; sizes: number[] }> {
+  const gated = gatedPool();
+  const completer = new Completer({ pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) }, { maxBatch: 500, maxConcurrent: 2, overlapAt, giveUpAfterMs: 10_000 });
+  const leases = await leased(3 + second);
+  const done = leases.slice(0, 3).map((l) => completer.complete(success(l)));
+  await turns(5); // the first write starts and waits at the gate
+  done.push(...leases.slice(3).map((l) => completer.complete(success(l))));
+  await turns(5);
+  gated.release();
+  expect(await Promise.all(done)).toEqual(leases.map(() => 'applied'));
+  const { rows } = await stack.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'succeeded'`, [leases.map((l) => l.message.id)]);
+  expect(rows[0].n).toBe(leases.length);
+  return { maxRunning: gated.stats.maxRunning, sizes: gated.stats.sizes };
+}
+
+it('outcomes arriving during a write wait for it and go in one batch after it', async () => {
+  expect(await scenario(64, 5)).toEqual({ maxRunning: 1, sizes: [3, 5] });
+});
+
+it('a second write runs beside the first once enough outcomes wait', async () => {
+  expect(await scenario(4, 5)).toEqual({ maxRunning: 2, sizes: [3, 5] });
+});
