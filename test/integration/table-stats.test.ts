@@ -60,6 +60,16 @@ it('the outcome write finds tasks by primary key even when the statistics say no
   }
 });
 
+it('every connection of the services\' pools runs the hot statements on generic plans', async () => {
+  // The first query of a new connection, and one of several at once, see the setting already.
+  const clients = await Promise.all(Array.from({ length: 3 }, () => stack.pool.connect()));
+  try {
+    for (const c of clients) expect((await c.query('SHOW plan_cache_mode')).rows[0].plan_cache_mode).toBe('force_generic_plan');
+  } finally {
+    for (const c of clients) c.release();
+  }
+});
+
 it('analyzes a hot table once it changed by more than the rule allows, and not again until it changes', async () => {
   // A database of its own: counters of the other test's writes may still be on their way.
   const own = await createStack();
