@@ -134,3 +134,19 @@ it('batches mix applied and stale writes correctly', async () => {
   expect([...applied]).toEqual([a]);
   expect((await row(b)).status).toBe('running');
 });
+
+it('an outcome for a task deleted meanwhile does not keep the others in its batch from being written', async () => {
+  const [kept, gone] = [await newTask(), await newTask()];
+  await stack.pool.query('DELETE FROM tasks WHERE id = $1', [gone]);
+  const written = await recordOutcomes(stack.pool, [outcome(kept, `${kept}:t1`), outcome(gone, `${gone}:t1`)]);
+  expect([...written.applied]).toEqual([kept]);
+  expect(await row(kept)).toMatchObject({ status: 'succeeded' });
+});
+
+it('deleting tasks deletes their runs (and only theirs)', async () => {
+  const [a, b] = [await newTask(), await newTask()];
+  await recordOutcomes(stack.pool, [outcome(a, `${a}:t1`), outcome(b, `${b}:t1`)]);
+  await stack.pool.query('DELETE FROM tasks WHERE id = $1', [a]);
+  expect(await runsOf(stack.pool, a)).toEqual([]);
+  expect((await runsOf(stack.pool, b)).map((r) => r.outcome)).toEqual(['succeeded']);
+});
