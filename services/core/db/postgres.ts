@@ -9,18 +9,18 @@ export function createPgPool(url: string, max: number, name: string, log?: Logge
     application_name: name,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30000,
+    // The hot statements are named (prepared once per connection). In the default plan cache mode
+    // Postgres plans them afresh for their first five runs, and again on every run where it judges
+    // the generic plan costlier than custom ones, which it often does for small batches: measured
+    // in the burst, one outcome write in six was re-planned, at ~0.4 ms of CPU each, and Postgres
+    // spent 12 % less CPU with generic plans only. Those plans reach every row by key (see STATUS
+    // in attempt-store.ts), and the stats refresher re-plans them as tables grow. A SET that the
+    // pool awaits before handing the connection out, rather than a startup option: connection
+    // poolers such as PgBouncer refuse unknown startup parameters.
+    onConnect: async (client) => {
+      await client.query('SET plan_cache_mode = force_generic_plan');
+    },
   });
   pool.on('error', (err) => log?.warn({ err }, 'idle postgres client failed'));
-  // The hot statements are named (prepared once per connection). In the default plan cache mode
-  // Postgres plans them afresh for their first five runs, and again on every run where it judges
-  // the generic plan costlier than custom ones, which it often does for small batches: measured
-  // in the burst, one outcome write in six was re-planned, at ~0.4 ms of CPU each, and Postgres
-  // spent 12 % less CPU with generic plans only. Those plans reach every row by key (see STATUS in
-  // attempt-store.ts), and the stats refresher re-plans them as tables grow. A SET rather than a
-  // startup option: connection poolers such as PgBouncer refuse unknown startup parameters. pg
-  // runs it before anything the pool hands this client out for.
-  pool.on('connect', (client) => {
-    client.query('SET plan_cache_mode = force_generic_plan').catch((err: unknown) => log?.warn({ err }, 'could not set plan_cache_mode; Postgres keeps its default'));
-  });
   return pool;
 }
