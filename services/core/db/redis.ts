@@ -17,7 +17,11 @@ export function createRedis(o: RedisConnOptions): Redis {
     port,
     password: o.password || undefined,
     connectionName: o.name,
-    enableAutoPipelining: true,
+    // Off: every hot path already sends one script per batch, so there was rarely a second command
+    // in the same tick to merge, while building a pipeline per tick cost ~9 µs of CPU per call
+    // (measured: 40 → 31 µs per evalsha). Burst: workers 1.76–1.79 → 1.51–1.56 s of CPU, api
+    // 0.95–1.03 → 0.83–0.86 s; the drain did not slow down (3 runs each, interleaved).
+    enableAutoPipelining: false,
     enableOfflineQueue: o.offlineQueue,
     maxRetriesPerRequest: 2,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
