@@ -84,7 +84,14 @@ export class Processor {
    * ready publishes), so finishing attempts do not each cost an empty lease round trip.
    */
   private wantSlots = false;
+  /** Handlers running: each holds one of the WORKER_POOL slots until it settles. */
   private readonly attempts = new Set<Promise<void>>();
+  /**
+   * Settled attempts whose outcome is being written. They no longer hold a slot: the completer
+   * paces its writes (see completer.ts), and slots waiting on that bookkeeping would idle
+   * handlers. At most WORKER_POOL of them at a time, or leasing waits.
+   */
+  private readonly outcomes = new Set<Promise<void>>();
   private recordTimer: NodeJS.Timeout | null = null;
   /** The start-record write in flight, if any (a hand-back waits for it, so it cannot land later). */
   private recording: Promise<void> | null = null;
@@ -131,6 +138,7 @@ export class Processor {
   async abortAll(): Promise<void> {
     for (const r of this.running.values()) r.abort(new ShutdownError());
     await Promise.allSettled([...this.attempts]);
+    await Promise.allSettled([...this.outcomes]);
     if (this.recordTimer) clearInterval(this.recordTimer);
     this.recordTimer = null;
     await this.recording;
@@ -149,7 +157,7 @@ export class Processor {
         continue;
       }
       const free = this.opts.slots - this.attempts.size;
-      if (free <= 0) {
+      if (free <= 0 || this.outcomes.size >= this.opts.slots) {
         this.wantSlots = true;
         await this.idle(this.opts.pollIntervalMs);
         continue;
@@ -241,14 +249,14 @@ export class Processor {
   private async run(lease: Lease): Promise<void> {
     const { message: msg } = lease;
     const { log, metrics: m } = this.deps;
-    const startedAtMs = Date.now();
+    const t0 = performance.now();
+    const startedAtMs = wallClockAt(t0);
     const attempt = new Running(lease, startedAtMs);
     this.running.set(lease.token, attempt);
     m.inflight.inc();
     const timer = setTimeout(() => attempt.abort(new TaskTimeoutError(this.opts.taskTimeoutMs)), this.opts.taskTimeoutMs);
     const handler = this.deps.handlers.get(msg.type);
     const typeLabel = handler ? msg.type : 'unknown';
-    const t0 = performance.now();
     let error: string | null = null;
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
@@ -271,13 +279,32 @@ export class Processor {
     const durationMs = performance.now() - t0;
     m.runSeconds.observe({ type: typeLabel }, durationMs / 1000);
     const reason: unknown = attempt.reason;
-    try {
-      if (reason instanceof ShutdownError) {
+    if (reason instanceof ShutdownError) {
+      try {
         await this.handBack(lease, startedAtMs);
-        return;
+      } finally {
+        m.inflight.dec();
+        this.running.delete(lease.token);
       }
+      return;
+    }
+    // The slot is free from here on; the outcome is written on its own.
+    const outcome = this.writeOutcome(attempt, { typeLabel, durationMs, error, handled: handler !== undefined }).finally(() => {
+      this.outcomes.delete(outcome);
+      if (this.wantSlots) this.wake();
+    });
+    this.outcomes.add(outcome);
+  }
+
+  /** Hands a settled attempt's outcome to the completer; the attempt stays in `running` (its lease heartbeated) until it is written. */
+  private async writeOutcome(attempt: Running, r: { typeLabel: string; durationMs: number; error: string | null; handled: boolean }): Promise<void> {
+    const { lease, startedAtMs, reason } = attempt;
+    const { message: msg } = lease;
+    const { log, metrics: m } = this.deps;
+    const { typeLabel, durationMs, error } = r;
+    try {
       if (reason instanceof LeaseLostError) log.warn({ taskId: msg.id, attempt: lease.attempt }, 'lease lost while running; outcome discarded');
-      const dead = error !== null && (!handler || lease.attempt >= msg.maxAttempts);
+      const dead = error !== null && (!r.handled || lease.attempt >= msg.maxAttempts);
       const res = await this.deps.completer.complete({
         id: msg.id,
         token: lease.token,
@@ -325,6 +352,22 @@ export class Processor {
       };
     });
   }
+}
+
+/**
+ * Wall-clock time (ms since the epoch, sub-millisecond) of a performance.now() reading. A run is
+ * recorded as [start, start + duration] on this one clock, so consecutive attempts in one slot
+ * never appear to overlap (Date.now() truncates to the millisecond, and sub-millisecond attempts
+ * would). The offset is re-read every minute, so the monotonic clock cannot drift from the wall.
+ */
+let clockOffset = Date.now() - performance.now();
+let clockOffsetAt = performance.now();
+function wallClockAt(perfNow: number): number {
+  if (perfNow - clockOffsetAt > 60_000) {
+    clockOffset = Date.now() - performance.now();
+    clockOffsetAt = performance.now();
+  }
+  return perfNow + clockOffset;
 }
 
 function held(l: Lease) {

@@ -44,7 +44,7 @@ export class Worker {
   constructor(private readonly deps: WorkerDeps) {
     const { cfg, pool, queue, log, metrics } = deps;
     this.id = cfg.WORKER_ID || `${hostname()}-${process.pid}`;
-    this.completer = new Completer({ pool, queue, log, metrics }, { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, giveUpAfterMs: cfg.VIS_TIMEOUT_MS });
+    this.completer = new Completer({ pool, queue, log, metrics }, { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 5, giveUpAfterMs: cfg.VIS_TIMEOUT_MS });
     this.processor = new Processor(
       { pool, queue, completer: this.completer, handlers: deps.handlers, log, metrics },
       {

@@ -2,11 +2,11 @@
  * The completer's batching against real Postgres and Redis: outcomes arriving while a write runs
  * wait for it and go together, unless enough of them wait to justify a second write beside it.
  */
-import type { Pool, QueryConfig } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import type { Lease } from '../../services/core/queue/queue';
 import { submitTasks } from '../../services/core/tasks/submit';
 import { Completer } from '../../services/worker/completer';
+import { gatedPool } from '../support/gated-pool';
 import { Stack, createStack, silentLog } from '../support/stack';
 
 let stack: Stack;
@@ -16,38 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack.close();
 });
-
-/**
- * The real pool, with outcome writes held at a gate until the test opens it, and counted: how many
- * ran, how many at once at most, and how many outcomes each carried.
- */
-function gatedPool() {
-  let open: () => void = () => undefined;
-  let gate = new Promise<void>((r) => (open = r));
-  const stats = { running: 0, maxRunning: 0, sizes: [] as number[] };
-  const pool = {
-    query: async (config: QueryConfig) => {
-      if (config.name !== 'record-outcomes') return stack.pool.query(config);
-      stats.sizes.push((config.values![0] as unknown[]).length);
-      stats.running++;
-      stats.maxRunning = Math.max(stats.maxRunning, stats.running);
-      try {
-        await gate;
-        return await stack.pool.query(config);
-      } finally {
-        stats.running--;
-      }
-    },
-  };
-  return {
-    pool: pool as unknown as Pool,
-    stats,
-    release() {
-      open();
-      gate = Promise.resolve();
-    },
-  };
-}
 
 async function leased(n: number): Promise<Lease[]> {
   await submitTasks(
@@ -74,8 +42,8 @@ const success = (l: Lease) => ({
 const turns = (n: number) => new Promise<void>((r) => (n <= 0 ? r() : setImmediate(() => void turns(n - 1).then(r))));
 
 async function scenario(overlapAt: number, second: number): Promise<{ maxRunning: number; sizes: number[] }> {
-  const gated = gatedPool();
-  const completer = new Completer({ pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) }, { maxBatch: 500, maxConcurrent: 2, overlapAt, giveUpAfterMs: 10_000 });
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  const completer = new Completer({ pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) }, { maxBatch: 500, maxConcurrent: 2, overlapAt, minGapMs: 0, giveUpAfterMs: 10_000 });
   const leases = await leased(3 + second);
   const done = leases.slice(0, 3).map((l) => completer.complete(success(l)));
   await turns(5); // the first write starts and waits at the gate

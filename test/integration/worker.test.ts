@@ -3,6 +3,7 @@ import { submitTask } from '../../services/core/tasks/submit';
 import type { Priority } from '../../services/core/tasks/priority';
 import { Stack, createStack, runsOf, silentLog, startWorker, taskStatus, waitFor } from '../support/stack';
 import type { Worker } from '../../services/worker/worker';
+import { gatedPool } from '../support/gated-pool';
 
 let stack: Stack;
 let worker: Worker | null = null;
@@ -220,6 +221,35 @@ it('metrics add up: attempts, final failures, retries and acks match what happen
   expect(await value('tasks_dequeued_total')).toBe(3 + 2 + 1);
   // Counters exist at 0 before their first event.
   expect((await registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_dead_total')!.values.some((v) => v.labels.type === 'noop' && v.value === 0)).toBe(true);
+});
+
+it('a handler that settled frees its slot while its outcome waits to be written; unwritten outcomes are capped at the slot count', async () => {
+  // Outcome writes are held; two slots. A keeps one slot busy, B finishes at once: C must run in
+  // B's slot although B's outcome is not written yet. Then B's and C's outcomes fill the cap (2),
+  // so D waits for the writes even though a slot is free.
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  const ran: string[] = [];
+  const handlers = {
+    named: async (ctx: { payload: unknown; signal: AbortSignal }) => {
+      const { name, ms } = ctx.payload as { name: string; ms: number };
+      ran.push(name);
+      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    },
+  };
+  ({ worker } = startWorker(stack, { handlers, pool: gated.pool, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 1 } }));
+  let a: string;
+  try {
+    a = await submit('named', { name: 'A', ms: 1500 });
+    await waitFor(async () => ran.includes('A'), 5000, 'A to start');
+    for (const name of ['B', 'C', 'D']) await submit('named', { name, ms: 0 });
+    await waitFor(async () => ran.includes('C'), 5000, 'C to run in the slot B freed');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ran).toEqual(['A', 'B', 'C']);
+  } finally {
+    gated.release(); // also when an expectation failed, so the worker can stop
+  }
+  expect(await waitFor(isFinal(a))).toMatchObject({ status: 'succeeded' });
+  await waitFor(async () => ran.includes('D'), 5000, 'D to run once the outcomes were written');
 });
 
 it('an idle worker wakes up for new work without waiting for its next poll', async () => {

@@ -146,7 +146,9 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
        RETURNING t.id
      ), ${LOST}, runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error, duration_ms)
-       SELECT i.id, i.attempt, i.worker_id, i.token, to_timestamp(i.started_ms / 1000.0), now(),
+       -- The run finished when its handler did (the worker's clock, like started_at); the outcome
+       -- may have waited a few ms for its batch to be written.
+       SELECT i.id, i.attempt, i.worker_id, i.token, to_timestamp(i.started_ms / 1000.0), to_timestamp((i.started_ms + i.duration_ms) / 1000.0),
               CASE WHEN a.id IS NULL THEN 'discarded' WHEN i.error IS NULL THEN 'succeeded' ELSE 'failed' END,
               CASE WHEN a.id IS NULL THEN 'lease lost before the outcome (' || COALESCE(i.error, 'success') || ') was recorded'
                    ELSE i.error END,
