@@ -252,6 +252,24 @@ it('a handler that settled frees its slot while its outcome waits to be written;
   await waitFor(async () => ran.includes('D'), 5000, 'D to run once the outcomes were written');
 });
 
+it('recorded times are consistent: an attempt starts after its task was created and ends after it started', async () => {
+  // The worker's clock against Postgres's on one machine: a start stamped from a truncated or
+  // badly anchored clock (the millisecond before the insert committed) would read negative.
+  ({ worker } = startWorker(stack));
+  const ids: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    ids.push(await submit('noop'));
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  for (const id of ids) await waitFor(isFinal(id));
+  const { rows } = await stack.pool.query(
+    `SELECT count(*) FILTER (WHERE t.first_started_at < t.created_at)::int AS early, count(*) FILTER (WHERE r.finished_at < r.started_at)::int AS backwards
+       FROM tasks t JOIN task_runs r ON r.task_id = t.id WHERE t.id = ANY($1::uuid[])`,
+    [ids],
+  );
+  expect(rows[0]).toEqual({ early: 0, backwards: 0 });
+});
+
 it('an idle worker wakes up for new work without waiting for its next poll', async () => {
   ({ worker } = startWorker(stack, { cfg: { POLL_INTERVAL_MS: 600_000 } }));
   // Let the worker go idle (it polled once, found nothing, and now sleeps for ten minutes).
