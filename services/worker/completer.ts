@@ -32,6 +32,8 @@ export class Completer {
   private failures = 0;
   /** When the last write started (performance.now()). */
   private lastStart = -Infinity;
+  /** The timer of a write waiting for `minGapMs` to pass. */
+  private paced: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; log: Logger; metrics: WorkerMetrics },
@@ -41,11 +43,18 @@ export class Completer {
       /** Outcomes waiting that justify a write beside one already running. */
       overlapAt: number;
       /**
-       * Fewer than `overlapAt` outcomes waiting: a write starts at least this long after the
+       * Fewer than `eagerAt` outcomes waiting: a write starts at least this long after the
        * previous one started. Under a steady trickle, writes that each carry two or three
        * outcomes cost Postgres, Redis and the worker nearly as much as ones that carry ten.
        */
       minGapMs: number;
+      /** Outcomes waiting when a write is due that start it at once, however recent the last one. */
+      eagerAt: number;
+      /**
+       * Outcomes waiting that cut a paced wait short (the processor stops leasing at that many
+       * unwritten outcomes: waiting longer would idle it).
+       */
+      flushAt: number;
       giveUpAfterMs: number;
     },
   ) {}
@@ -74,16 +83,23 @@ export class Completer {
    * Starts a batch write once this turn's outcomes are in. While one write runs, the next waits
    * for it (and grows meanwhile) unless `overlapAt` outcomes are already waiting: at a trickle,
    * one write at a time makes fewer, larger statements (burst: 7 % less CPU), while a backlog
-   * drains faster with writes overlapping (drain: 31k → 34k tasks/s with two). Below `overlapAt`,
+   * drains faster with writes overlapping (drain: 31k → 34k tasks/s with two). Below `eagerAt`,
    * writes also start at least `minGapMs` apart, so a steady trickle is written in batches of
    * several outcomes rather than one or two (burst: Postgres and worker CPU down a quarter); an
-   * outcome then waits at most that long, and a backlog never does.
+   * outcome then waits at most that long, and a heavier flow or a backlog never does.
    */
   private schedule(): void {
+    // A paced write that enough outcomes have piled up for goes now.
+    if (this.paced && this.pending.length >= this.opts.flushAt) {
+      clearTimeout(this.paced);
+      this.paced = null;
+      this.scheduled = false;
+    }
     if (this.scheduled || !this.mayStartWrite()) return;
     this.scheduled = true;
     const start = () => {
       this.scheduled = false;
+      this.paced = null;
       if (this.pending.length > 0) this.lastStart = performance.now();
       while (this.pending.length > 0 && this.mayStartWrite()) {
         const write: Promise<void> = this.writeBatch(this.takeBatch()).finally(() => {
@@ -94,7 +110,7 @@ export class Completer {
       }
     };
     const wait = this.opts.minGapMs - (performance.now() - this.lastStart);
-    if (wait > 0 && this.pending.length < this.opts.overlapAt) setTimeout(start, wait);
+    if (wait > 0 && this.pending.length < this.opts.eagerAt) this.paced = setTimeout(start, wait);
     else setImmediate(start);
   }
 

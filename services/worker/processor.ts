@@ -63,6 +63,8 @@ export class Running {
 export interface ProcessorOptions {
   workerId: string;
   slots: number;
+  /** Settled attempts whose outcomes are not written yet, beyond which leasing waits. */
+  maxUnwritten: number;
   leaseBatch: number;
   visibilityMs: number;
   pollIntervalMs: number;
@@ -90,7 +92,7 @@ export class Processor {
   /**
    * Settled attempts whose outcome is being written. They no longer hold a slot: the completer
    * paces its writes (see completer.ts), and slots waiting on that bookkeeping would idle
-   * handlers. At most WORKER_POOL of them at a time, or leasing waits.
+   * handlers. At most `maxUnwritten` of them at a time, or leasing waits.
    */
   private readonly outcomes = new Set<Promise<void>>();
   private recordTimer: NodeJS.Timeout | null = null;
@@ -158,7 +160,7 @@ export class Processor {
         continue;
       }
       const free = this.opts.slots - this.attempts.size;
-      if (free <= 0 || this.outcomes.size >= this.opts.slots) {
+      if (free <= 0 || this.outcomes.size >= this.opts.maxUnwritten) {
         this.wantSlots = true;
         await this.idle(this.opts.pollIntervalMs);
         continue;

@@ -44,12 +44,23 @@ export class Worker {
   constructor(private readonly deps: WorkerDeps) {
     const { cfg, pool, queue, log, metrics } = deps;
     this.id = cfg.WORKER_ID || `${hostname()}-${process.pid}`;
-    this.completer = new Completer({ pool, queue, log, metrics }, { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 5, giveUpAfterMs: cfg.VIS_TIMEOUT_MS });
+    // Outcome writes are paced (8 ms apart) while fewer outcomes than slots (up to 64) wait when
+    // one is due; up to one such batch beyond the slots may wait unwritten before leasing pauses,
+    // and reaching that cuts the pacing short, so pacing never caps a worker's throughput.
+    // Measured in the burst against 5 ms pacing with at most WORKER_POOL unwritten: CPU 3.3–3.9 s
+    // against 3.5–3.7 s, drain 2.25–2.39 s against 2.25–2.35 s (noisy, same sitting).
+    const eagerAt = Math.min(64, cfg.WORKER_POOL);
+    const maxUnwritten = cfg.WORKER_POOL + eagerAt;
+    this.completer = new Completer(
+      { pool, queue, log, metrics },
+      { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 8, eagerAt, flushAt: maxUnwritten, giveUpAfterMs: cfg.VIS_TIMEOUT_MS },
+    );
     this.processor = new Processor(
       { pool, queue, completer: this.completer, handlers: deps.handlers, log, metrics },
       {
         workerId: this.id,
         slots: cfg.WORKER_POOL,
+        maxUnwritten,
         leaseBatch: cfg.LEASE_BATCH_SIZE,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,

@@ -43,7 +43,7 @@ const turns = (n: number) => new Promise<void>((r) => (n <= 0 ? r() : setImmedia
 
 async function scenario(overlapAt: number, second: number): Promise<{ maxRunning: number; sizes: number[] }> {
   const gated = gatedPool(stack.pool, 'record-outcomes');
-  const completer = new Completer({ pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) }, { maxBatch: 500, maxConcurrent: 2, overlapAt, minGapMs: 0, giveUpAfterMs: 10_000 });
+  const completer = new Completer({ pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) }, { maxBatch: 500, maxConcurrent: 2, overlapAt, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 10_000 });
   const leases = await leased(3 + second);
   const done = leases.slice(0, 3).map((l) => completer.complete(success(l)));
   await turns(5); // the first write starts and waits at the gate
@@ -62,4 +62,26 @@ it('outcomes arriving during a write wait for it and go in one batch after it', 
 
 it('a second write runs beside the first once enough outcomes wait', async () => {
   expect(await scenario(4, 5)).toEqual({ maxRunning: 2, sizes: [3, 5] });
+});
+
+it('a trickle is written at most every minGapMs, unless eagerAt outcomes wait', async () => {
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  gated.release();
+  const completer = new Completer(
+    { pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
+    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 400, eagerAt: 3, flushAt: 3, giveUpAfterMs: 10_000 },
+  );
+  const leases = await leased(4);
+  // The first write goes at once: nothing was written for longer than the gap.
+  await completer.complete(success(leases[0]!));
+  // The next one waits for the gap…
+  const second = completer.complete(success(leases[1]!));
+  await new Promise((r) => setTimeout(r, 150));
+  expect(gated.stats.sizes).toEqual([1]);
+  // …unless enough outcomes pile up meanwhile: then they go at once, together, well before the
+  // gap (400 ms after the first write) is over.
+  const rest = leases.slice(2).map((l) => completer.complete(success(l)));
+  await new Promise((r) => setTimeout(r, 100));
+  expect(gated.stats.sizes).toEqual([1, 3]);
+  expect(await Promise.all([second, ...rest])).toEqual(['applied', 'applied', 'applied']);
 });
