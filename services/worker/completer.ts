@@ -34,6 +34,8 @@ export class Completer {
   private lastStart = -Infinity;
   /** The timer of a write waiting for `minGapMs` to pass. */
   private paced: NodeJS.Timeout | null = null;
+  /** flush() is running: nothing waits for pacing. */
+  private flushingAll = false;
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; log: Logger; metrics: WorkerMetrics },
@@ -73,9 +75,16 @@ export class Completer {
 
   /** Resolves once everything handed in so far is written (or given up). */
   async flush(): Promise<void> {
-    while (this.flushing.size > 0 || this.pending.length > 0) {
-      this.schedule();
-      await Promise.all([...this.flushing]);
+    this.flushingAll = true;
+    try {
+      while (this.flushing.size > 0 || this.pending.length > 0) {
+        this.schedule();
+        // A turn of the event loop at least: a write may only start on the next one, and awaiting
+        // an empty list would spin on microtasks, starving the timers and I/O it waits for.
+        await Promise.all([...this.flushing, new Promise((r) => setImmediate(r))]);
+      }
+    } finally {
+      this.flushingAll = false;
     }
   }
 
@@ -89,8 +98,8 @@ export class Completer {
    * outcome then waits at most that long, and a heavier flow or a backlog never does.
    */
   private schedule(): void {
-    // A paced write that enough outcomes have piled up for goes now.
-    if (this.paced && this.pending.length >= this.opts.flushAt) {
+    // A paced write that enough outcomes have piled up for (or that flush() waits for) goes now.
+    if (this.paced && (this.pending.length >= this.opts.flushAt || this.flushingAll)) {
       clearTimeout(this.paced);
       this.paced = null;
       this.scheduled = false;
@@ -110,7 +119,7 @@ export class Completer {
       }
     };
     const wait = this.opts.minGapMs - (performance.now() - this.lastStart);
-    if (wait > 0 && this.pending.length < this.opts.eagerAt) this.paced = setTimeout(start, wait);
+    if (wait > 0 && this.pending.length < this.opts.eagerAt && !this.flushingAll) this.paced = setTimeout(start, wait);
     else setImmediate(start);
   }
 

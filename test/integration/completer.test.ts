@@ -85,3 +85,22 @@ it('a trickle is written at most every minGapMs, unless eagerAt outcomes wait', 
   expect(gated.stats.sizes).toEqual([1, 3]);
   expect(await Promise.all([second, ...rest])).toEqual(['applied', 'applied', 'applied']);
 });
+
+it('flush() writes what waits for pacing at once, without starving the event loop', async () => {
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  gated.release();
+  const completer = new Completer(
+    { pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
+    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 60_000, eagerAt: 100, flushAt: 100, giveUpAfterMs: 10_000 },
+  );
+  const [first, second] = await leased(2);
+  await completer.complete(success(first!));
+  const paced = completer.complete(success(second!)); // would wait a minute for its turn
+  let timerRan = false;
+  setTimeout(() => (timerRan = true), 1);
+  await completer.flush();
+  expect(await paced).toBe('applied');
+  expect(gated.stats.sizes).toEqual([1, 1]);
+  await new Promise((r) => setTimeout(r, 5));
+  expect(timerRan).toBe(true);
+});
