@@ -6,7 +6,7 @@ import { createRegistry, workerMetrics } from '../../services/core/observability
 import type { Lease } from '../../services/core/queue/queue';
 import { submitTasks } from '../../services/core/tasks/submit';
 import { Completer } from '../../services/worker/completer';
-import { gatedPool } from '../support/gated-pool';
+import { GatedPool, gatedPool } from '../support/gated-pool';
 import { Stack, createStack, silentLog } from '../support/stack';
 
 let stack: Stack;
@@ -39,11 +39,22 @@ const success = (l: Lease) => ({
   typeLabel: 'noop',
 });
 
+type Options = ConstructorParameters<typeof Completer>[1];
+
+/** A completer over `gated` (writes held until released, unless `open`), with the given pacing. */
+function completerOver(gated: GatedPool, opts: Partial<Options>, open = false): Completer {
+  if (open) gated.release();
+  return new Completer(
+    { pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
+    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 10_000, ...opts },
+  );
+}
+
 const turns = (n: number) => new Promise<void>((r) => (n <= 0 ? r() : setImmediate(() => void turns(n - 1).then(r))));
 
 async function scenario(overlapAt: number, second: number): Promise<{ maxRunning: number; sizes: number[] }> {
   const gated = gatedPool(stack.pool, 'record-outcomes');
-  const completer = new Completer({ pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) }, { maxBatch: 500, maxConcurrent: 2, overlapAt, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 10_000 });
+  const completer = completerOver(gated, { overlapAt });
   const leases = await leased(3 + second);
   const done = leases.slice(0, 3).map((l) => completer.complete(success(l)));
   await turns(5); // the first write starts and waits at the gate
@@ -66,11 +77,7 @@ it('a second write runs beside the first once enough outcomes wait', async () =>
 
 it('a trickle is written at most every minGapMs, unless eagerAt outcomes wait', async () => {
   const gated = gatedPool(stack.pool, 'record-outcomes');
-  gated.release();
-  const completer = new Completer(
-    { pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
-    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 400, eagerAt: 3, flushAt: 3, giveUpAfterMs: 10_000 },
-  );
+  const completer = completerOver(gated, { minGapMs: 400, eagerAt: 3, flushAt: 3 }, true);
   const leases = await leased(4);
   // The first write goes at once: nothing was written for longer than the gap.
   await completer.complete(success(leases[0]!));
@@ -88,11 +95,7 @@ it('a trickle is written at most every minGapMs, unless eagerAt outcomes wait', 
 
 it('flush() writes what waits for pacing at once, without starving the event loop', async () => {
   const gated = gatedPool(stack.pool, 'record-outcomes');
-  gated.release();
-  const completer = new Completer(
-    { pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
-    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 60_000, eagerAt: 100, flushAt: 100, giveUpAfterMs: 10_000 },
-  );
+  const completer = completerOver(gated, { minGapMs: 60_000, eagerAt: 100, flushAt: 100 }, true);
   const [first, second] = await leased(2);
   await completer.complete(success(first!));
   const paced = completer.complete(success(second!)); // would wait a minute for its turn
