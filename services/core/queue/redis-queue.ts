@@ -228,7 +228,8 @@ export class RedisQueue implements TaskQueue {
   }
 
   /**
-   * Calls `onReady` whenever tasks are enqueued anywhere, over a dedicated subscriber connection.
+   * Calls `onReady` whenever tasks become ready anywhere (enqueued, promoted from the retry set,
+   * reaped or handed back), over a dedicated subscriber connection.
    * Returns a function that unsubscribes and closes it.
    */
   async subscribeReady(onReady: () => void): Promise<() => Promise<void>> {
