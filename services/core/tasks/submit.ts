@@ -39,11 +39,18 @@ export async function submitTask(deps: SubmitDeps, req: SubmitRequest): Promise<
 }
 
 /**
- * Submits many tasks with one Postgres transaction and one Redis call per round. A key repeated
- * within the call goes to a later round, so its second use sees the first as a replay or conflict.
+ * Submits many tasks: one Postgres statement per round (see storeTasks), then one Redis call.
  */
 export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<SubmitResult[]> {
-  const results: SubmitResult[] = new Array(reqs.length);
+  return indexStored(deps, await storeTasks(deps, reqs));
+}
+
+/**
+ * The Postgres half of a submission: one statement per round. A key repeated within the call goes
+ * to a later round, so its second use sees the first as a replay or conflict.
+ */
+export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<CreateOutcome[]> {
+  const outcomes: CreateOutcome[] = new Array(reqs.length);
   for (const round of roundsByKey(reqs)) {
     const creates: CreateRequest[] = round.map((i) => {
       const r = reqs[i]!;
@@ -52,14 +59,20 @@ export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Prom
         requestHash: r.idempotencyKey === null ? null : createHash('sha256').update(r.canonical).digest('hex'),
       };
     });
-    const outcomes = await createTasks(deps.pool, creates, deps.idempotencyTtlMs);
-    const queued = await pushToRedis(deps, outcomes);
-    round.forEach((i, j) => {
-      const o = outcomes[j]!;
-      results[i] = o.kind === 'conflict' ? o : { ...o, queued: queued[j]! };
-    });
+    const stored = await createTasks(deps.pool, creates, deps.idempotencyTtlMs);
+    round.forEach((i, j) => (outcomes[i] = stored[j]!));
   }
-  return results;
+  return outcomes;
+}
+
+/**
+ * The Redis half: indexes what storeTasks created (and replays still waiting for a first attempt)
+ * with one script call. Never throws: a failed push leaves the task to the reconciler.
+ * Calls on one connection reach Redis in call order, so batches stored in order are indexed in order.
+ */
+export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[]): Promise<SubmitResult[]> {
+  const queued = await pushToRedis(deps, outcomes);
+  return outcomes.map((o, j) => (o.kind === 'conflict' ? o : { ...o, queued: queued[j]! }));
 }
 
 /** Index lists whose idempotency keys are unique within each list, in request order. */
