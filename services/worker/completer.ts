@@ -1,6 +1,6 @@
 /**
- * Writes attempt outcomes: Postgres first (fenced, one statement per batch), then Redis (ack, retry
- * or bury, one script per kind per batch). Redis only forgets a lease once Postgres has the outcome.
+ * Writes attempt outcomes: Postgres first (fenced, one statement per batch), then Redis (one
+ * script per batch ends every lease with its outcome). Redis only forgets a lease once Postgres has the outcome.
  * Outcomes arriving while a flush runs are batched into the next one.
  * While Postgres is unreachable a batch is retried until `giveUpAfterMs`; past it the leases have
  * expired anyway and the reaper hands the tasks out again.
@@ -8,7 +8,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { SettleItem, TaskQueue } from '../core/queue/queue';
+import type { FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
 
@@ -175,48 +175,37 @@ export class Completer {
     }
     const { applied, final } = written;
     const m = this.deps.metrics;
-    const acks: Pending[] = [];
-    const retries: Pending[] = [];
-    const burials: Pending[] = [];
+    const finish: FinishItem[] = [];
     for (const p of batch) {
       const it = p.item;
+      const held = { id: it.id, token: it.token, priority: it.priority };
       if (!applied.has(it.id)) {
         m.leasesLost.inc();
         // Redis handed out a task Postgres already finished (its earlier outcome was committed but
         // Redis never heard, or Redis was rebuilt): forget it there too, if this lease still holds it.
-        if (final.has(it.id)) acks.push(p);
+        if (final.has(it.id)) finish.push({ ...held, outcome: 'succeeded', settleAttempts: 0 });
         continue;
       }
+      // Postgres took the outcome: should Redis no longer have this lease (it lost data and rebuilt
+      // the task from Postgres while the attempt ran), the rebuilt copy is moved where Postgres says.
+      const settleAttempts = it.attempt;
       if (it.error === null) {
         m.succeeded.inc({ type: it.typeLabel, priority: it.priority });
-        acks.push(p);
+        finish.push({ ...held, outcome: 'succeeded', settleAttempts });
       } else {
         m.failed.inc({ type: it.typeLabel, priority: it.priority });
         if (it.dead) {
           m.dead.inc({ type: it.typeLabel, priority: it.priority });
-          burials.push(p);
+          finish.push({ ...held, outcome: 'dead', settleAttempts });
         } else {
           m.retried.inc();
-          retries.push(p);
+          finish.push({ ...held, outcome: 'retrying', delayMs: it.delayMs, settleAttempts });
         }
       }
     }
-    const q = this.deps.queue;
-    const held = (p: Pending) => ({ id: p.item.id, token: p.item.token, priority: p.item.priority });
     try {
-      const [acked, retried, buried] = await Promise.all([
-        q.ack(acks.map(held)),
-        q.retry(retries.map((p) => ({ ...held(p), delayMs: p.item.delayMs }))),
-        q.bury(burials.map(held)),
-      ]);
-      m.acks.inc(acked.filter((ok, i) => ok && applied.has(acks[i]!.item.id)).length);
-      // Postgres took the outcome but Redis no longer had this lease (it lost data and rebuilt the
-      // task from Postgres while the attempt ran): move the rebuilt copy to where Postgres says.
-      const settle = (ps: Pending[], done: boolean[], state: SettleItem['state']): SettleItem[] =>
-        ps
-          .filter((p, i) => !done[i] && applied.has(p.item.id))
-          .map((p) => ({ id: p.item.id, priority: p.item.priority, state, attempts: p.item.attempt, dueAtMs: Date.now() + p.item.delayMs }));
-      await q.settle([...settle(acks, acked, 'succeeded'), ...settle(retries, retried, 'retrying'), ...settle(burials, buried, 'dead')]);
+      const done = await this.deps.queue.finish(finish);
+      m.acks.inc(done.filter((r, i) => r === 'finished' && finish[i]!.outcome === 'succeeded' && finish[i]!.settleAttempts > 0).length);
     } catch (err) {
       // Postgres has the outcomes; the leases stay in Redis until the reaper reclaims them, and the
       // reaper settles them with what Postgres says.

@@ -154,6 +154,54 @@ describe('fencing', () => {
   });
 });
 
+describe('finish', () => {
+  it('ends a batch of mixed outcomes in one call: forgotten, retrying, dead; a stale token changes nothing', async () => {
+    const q = queue();
+    await q.enqueue([item('a'), item('b', 'high'), item('c', 'low'), item('d')]);
+    const leases = await q.lease({ max: 4, visibilityMs: 10000 });
+    const token = (id: string) => leases.find((l) => l.message.id === id)!.token;
+    const done = await q.finish([
+      { id: 'a', token: token('a'), priority: 'default', outcome: 'succeeded', settleAttempts: 1 },
+      { id: 'b', token: token('b'), priority: 'high', outcome: 'retrying', delayMs: 60_000, settleAttempts: 1 },
+      { id: 'c', token: token('c'), priority: 'low', outcome: 'dead', settleAttempts: 1 },
+      { id: 'd', token: `${token('d')}-stale`, priority: 'default', outcome: 'succeeded', settleAttempts: 1 },
+    ]);
+    expect(done).toEqual(['finished', 'finished', 'finished', 'stale']);
+    const k = q.keys;
+    expect(await redis.hexists(k.messages, 'a')).toBe(0);
+    expect(await redis.zrange(k.retries[1]!, 0, -1)).toEqual(['b']);
+    expect(Number(await redis.zscore(k.retries[1]!, 'b')) - Date.now()).toBeGreaterThan(50_000);
+    expect(await q.deadLetterIds('low')).toEqual(['c']);
+    // d is still leased under its real token.
+    expect(await redis.zrange(k.processing, 0, -1)).toEqual(['d']);
+    expect(await redis.hget(k.tokens, 'd')).toBe(token('d'));
+  });
+
+  it('an outcome Postgres applied settles a rebuilt copy whose lease is gone, unless a lease holds it now', async () => {
+    const q = queue();
+    await q.enqueue([item('a'), item('b')]);
+    const old = await q.lease({ max: 2, visibilityMs: 1 });
+    const held = (id: string) => ({ id, token: old.find((l) => l.message.id === id)!.token, priority: 'default' as Priority });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await q.reap(10)).toHaveLength(2); // both wait again; their old tokens are dead
+    const before = await snapshot();
+    // Only ending the lease (Postgres did not apply the outcome): nothing to do.
+    expect(await q.finish([{ ...held('a'), outcome: 'succeeded', settleAttempts: 0 }])).toEqual(['stale']);
+    expect(await snapshot()).toEqual(before);
+    // Applied: the waiting copy of a goes where Postgres says (retrying, attempt 1 counted).
+    expect(await q.finish([{ ...held('a'), outcome: 'retrying', delayMs: 60_000, settleAttempts: 1 }])).toEqual(['settled']);
+    expect(await redis.lrange(q.keys.queues[2]!, 0, -1)).toEqual(['b']);
+    expect(await redis.zrange(q.keys.retries[2]!, 0, -1)).toEqual(['a']);
+    expect(await redis.hget(q.keys.attempts, 'a')).toBe('1');
+    // b is leased again by someone else: its holder decides, the late outcome does not.
+    const [again] = await q.lease({ max: 1, visibilityMs: 10000 });
+    expect(again!.message.id).toBe('b');
+    const leasedB = await snapshot();
+    expect(await q.finish([{ ...held('b'), outcome: 'succeeded', settleAttempts: 1 }])).toEqual(['stale']);
+    expect(await snapshot()).toEqual(leasedB);
+  });
+});
+
 describe('retry, bury, reap, promote', () => {
   it('retry waits in the retry set until due, then promote moves it to the tail of its queue', async () => {
     const q = queue();

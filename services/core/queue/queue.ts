@@ -46,6 +46,21 @@ export interface Reaped {
   type: string;
 }
 
+/** An attempt's outcome as Postgres recorded it, for ending its lease in Redis. */
+export interface FinishItem extends Held {
+  outcome: 'succeeded' | 'retrying' | 'dead';
+  /** For `retrying`: how long until the retry is due. */
+  delayMs?: number;
+  /**
+   * Postgres applied this outcome, having counted this many attempts: if the lease is gone, move
+   * the task where the outcome says anyway (unless another lease holds it). 0: only end the lease.
+   */
+  settleAttempts: number;
+}
+
+/** Per finished item: ended under its lease, lease gone but settled, or nothing changed (stale). */
+export type Finished = 'finished' | 'settled' | 'stale';
+
 export interface SettleItem {
   id: string;
   priority: Priority;
@@ -79,9 +94,8 @@ export interface TaskQueue {
   lease(opts: LeaseOptions): Promise<Lease[]>;
   /** Per item, whether the lease was still held (and is now extended). */
   extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]>;
-  ack(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]>;
-  retry(items: (Held & { delayMs: number })[]): Promise<boolean[]>;
-  bury(items: Held[]): Promise<boolean[]>;
+  /** Ends leases with their outcomes (mixed in one call, fenced by token); see FinishItem. */
+  finish(items: FinishItem[]): Promise<Finished[]>;
   release(items: Held[]): Promise<boolean[]>;
   reap(limit: number): Promise<Reaped[]>;
   /**

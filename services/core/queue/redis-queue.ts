@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { EnqueueItem, Held, Lease, LeaseOptions, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
+import type { EnqueueItem, Finished, FinishItem, Held, Lease, LeaseOptions, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -15,7 +15,7 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'ack', 'retry', 'bury', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -121,30 +121,33 @@ export class RedisQueue implements TaskQueue {
     return res.map((r) => r === 1);
   }
 
-  async ack(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
-    if (held.length === 0) return [];
-    const k = this.keys;
-    const res = (await this.run.ack(
-      [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt],
-      held.flatMap((h) => [h.id, h.token]),
-    )) as number[];
-    return res.map((r) => r === 1);
+  async finish(items: FinishItem[]): Promise<Finished[]> {
+    if (items.length === 0) return [];
+    const args: (string | number)[] = [];
+    for (const it of items) {
+      args.push(it.id, it.token, OUTCOME_CODE[it.outcome], priorityIndex(it.priority), Math.max(0, Math.round(it.delayMs ?? 0)), it.settleAttempts);
+    }
+    const res = (await this.run.finish(this.placementKeys(), args)) as number[];
+    return res.map((r) => FINISHED[r] ?? 'stale');
   }
 
-  async retry(items: (Held & { delayMs: number })[]): Promise<boolean[]> {
-    if (items.length === 0) return [];
-    const k = this.keys;
-    const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority), Math.max(0, Math.round(h.delayMs))]);
-    const res = (await this.run.retry([k.processing, k.tokens, ...k.retries], args)) as number[];
-    return res.map((r) => r === 1);
+  /** Tasks whose outcome is final, for the current lease holder: forgotten. */
+  ack(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
+    return this.finishAll(held.map((h) => ({ ...h, priority: 'default', outcome: 'succeeded', settleAttempts: 0 })));
   }
 
-  async bury(items: Held[]): Promise<boolean[]> {
-    if (items.length === 0) return [];
-    const k = this.keys;
-    const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
-    const res = (await this.run.bury([k.processing, k.tokens, ...k.deadLetters], args)) as number[];
-    return res.map((r) => r === 1);
+  /** Leased tasks to their retry set, due after delayMs. */
+  retry(items: (Held & { delayMs: number })[]): Promise<boolean[]> {
+    return this.finishAll(items.map((h) => ({ ...h, outcome: 'retrying', settleAttempts: 0 })));
+  }
+
+  /** Leased tasks to their dead-letter list. */
+  bury(items: Held[]): Promise<boolean[]> {
+    return this.finishAll(items.map((h) => ({ ...h, outcome: 'dead', settleAttempts: 0 })));
+  }
+
+  private async finishAll(items: FinishItem[]): Promise<boolean[]> {
+    return (await this.finish(items)).map((r) => r === 'finished');
   }
 
   async release(items: Held[]): Promise<boolean[]> {
@@ -175,11 +178,16 @@ export class RedisQueue implements TaskQueue {
     return out;
   }
 
+  /** The KEYS of the scripts that include placement.lua. */
+  private placementKeys(): string[] {
+    const k = this.keys;
+    return [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.retries, ...k.deadLetters];
+  }
+
   async settle(items: SettleItem[]): Promise<number> {
     if (items.length === 0) return 0;
-    const k = this.keys;
     const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.state, it.attempts, Math.round(it.dueAtMs ?? 0)]);
-    return Number(await this.run.settle([k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.retries, ...k.deadLetters], args));
+    return Number(await this.run.settle(this.placementKeys(), args));
   }
 
   async promoteDue(limitPerPriority: number): Promise<Record<Priority, number>> {
@@ -250,6 +258,9 @@ export class RedisQueue implements TaskQueue {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
+
+const OUTCOME_CODE: Record<FinishItem['outcome'], string> = { succeeded: 's', retrying: 'r', dead: 'd' };
+const FINISHED: Finished[] = ['stale', 'finished', 'settled'];
 
 function byPriority(f: (i: number) => number): Record<Priority, number> {
   return { critical: f(0), high: f(1), default: f(2), low: f(3) };

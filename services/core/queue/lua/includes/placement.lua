@@ -1,0 +1,36 @@
+-- placement (include): put a task where Postgres says it is. Scripts that include it take the
+-- KEYS layout: processing (1), msg (2), meta (3), attempts (4), tokens (5), ready_at (6),
+-- q:critical..q:low (7-10), retry:critical..retry:low (11-14), dlq:critical..dlq:low (15-18).
+
+-- Forgets every trace of a task whose outcome is final and whose lease has ended.
+local function forget(id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[6], id)
+end
+
+-- Moves a task no lease holds to `state` (queued|retrying|succeeded|dead) with `attempts` counted,
+-- for when the fenced path could not. A task leased now is left to its holder, and one Redis does
+-- not know at all to the reconciler: both return false.
+local function settle(id, p, state, attempts, dueAtMs, now)
+  if redis.call('ZSCORE', KEYS[1], id) or redis.call('HEXISTS', KEYS[2], id) == 0 then return false end
+  redis.call('LREM', KEYS[7 + p], 0, id)
+  redis.call('ZREM', KEYS[11 + p], id)
+  redis.call('LREM', KEYS[15 + p], 0, id)
+  redis.call('HDEL', KEYS[5], id)
+  if state == 'succeeded' then
+    forget(id)
+  else
+    redis.call('HSET', KEYS[4], id, attempts)
+    if state == 'queued' then
+      redis.call('LPUSH', KEYS[7 + p], id)
+      redis.call('HSET', KEYS[6], id, now)
+    elseif state == 'retrying' then
+      redis.call('ZADD', KEYS[11 + p], dueAtMs, id)
+    else
+      redis.call('RPUSH', KEYS[15 + p], id)
+    end
+  end
+  return true
+end
