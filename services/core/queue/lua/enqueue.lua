@@ -3,31 +3,54 @@
 -- KEYS: q:critical..q:low (1-4), msg (5), meta (6), attempts (7), ready_at (8), retry:critical..retry:low (9-12),
 --       ready channel (13; a pub/sub channel, not a key, listed so the script names everything it touches)
 -- ARGV: groups of 6: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now)
--- Returns: one integer per task: 1 = indexed, 0 = already indexed
+-- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call)
 -- Publishes the number of tasks made ready on the ready channel, so idle workers wake at once.
+-- @include bulk
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = {}
+for i = 1, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
+local known = hmget(KEYS[6], ids)
+local seen = {}
+local msg, meta, attempts, readyAt = {}, {}, {}, {}
+local ready, later = { {}, {}, {}, {} }, { {}, {}, {}, {} }
 local out = {}
-local ready = 0
-for i = 1, #ARGV, 6 do
-  local id = ARGV[i]
-  if redis.call('HEXISTS', KEYS[6], id) == 1 then
-    out[#out + 1] = 0
+local readyCount = 0
+for j, id in ipairs(ids) do
+  if known[j] or seen[id] then
+    out[j] = 0
   else
+    seen[id] = true
+    local i = (j - 1) * 6 + 1
     local p = tonumber(ARGV[i + 1])
     local due = tonumber(ARGV[i + 5])
-    redis.call('HSET', KEYS[5], id, ARGV[i + 3])
-    redis.call('HSET', KEYS[6], id, p .. ':' .. ARGV[i + 2])
-    redis.call('HSET', KEYS[7], id, ARGV[i + 4])
+    msg[#msg + 1] = id
+    msg[#msg + 1] = ARGV[i + 3]
+    meta[#meta + 1] = id
+    meta[#meta + 1] = p .. ':' .. ARGV[i + 2]
+    attempts[#attempts + 1] = id
+    attempts[#attempts + 1] = ARGV[i + 4]
     if due > now then
-      redis.call('ZADD', KEYS[9 + p], due, id)
+      local z = later[p + 1]
+      z[#z + 1] = due
+      z[#z + 1] = id
     else
-      redis.call('HSET', KEYS[8], id, now)
-      redis.call('RPUSH', KEYS[p + 1], id)
-      ready = ready + 1
+      readyAt[#readyAt + 1] = id
+      readyAt[#readyAt + 1] = now
+      local q = ready[p + 1]
+      q[#q + 1] = id
+      readyCount = readyCount + 1
     end
-    out[#out + 1] = 1
+    out[j] = 1
   end
 end
-if ready > 0 then redis.call('PUBLISH', KEYS[13], ready) end
+bulk('HSET', KEYS[5], msg)
+bulk('HSET', KEYS[6], meta)
+bulk('HSET', KEYS[7], attempts)
+bulk('HSET', KEYS[8], readyAt)
+for p = 1, 4 do
+  bulk('RPUSH', KEYS[p], ready[p])
+  bulk('ZADD', KEYS[8 + p], later[p])
+end
+if readyCount > 0 then redis.call('PUBLISH', KEYS[13], readyCount) end
 return out

@@ -8,28 +8,49 @@
 -- ARGV: groups of 6: id, token, outcome (s|r|d), priorityIndex, delayMs, settle (attempts Postgres counted; 0 = do not settle)
 -- Returns: one integer per item: 1 = finished under its lease, 2 = lease gone but settled, 0 = nothing changed
 -- @include placement
+-- @include bulk
 local STATE = { s = 'succeeded', r = 'retrying', d = 'dead' }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = {}
+for i = 1, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
+local current = hmget(KEYS[5], ids)
+local seen = {}
+local ended, forgotten = {}, {}
+local retry, dead = { {}, {}, {}, {} }, { {}, {}, {}, {} }
 local out = {}
-for i = 1, #ARGV, 6 do
-  local id, outcome, p = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 3])
+for j, id in ipairs(ids) do
+  local i = (j - 1) * 6 + 1
+  local outcome, p = ARGV[i + 2], tonumber(ARGV[i + 3])
   local due = now + tonumber(ARGV[i + 4])
-  if redis.call('HGET', KEYS[5], id) == ARGV[i + 1] then
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[5], id)
+  if seen[id] then
+    -- A task twice in one call: the first item decided it.
+    out[j] = 0
+  elseif current[j] == ARGV[i + 1] then
+    ended[#ended + 1] = id
     if outcome == 's' then
-      forget(id)
+      forgotten[#forgotten + 1] = id
     elseif outcome == 'r' then
-      redis.call('ZADD', KEYS[11 + p], due, id)
+      local z = retry[p + 1]
+      z[#z + 1] = due
+      z[#z + 1] = id
     else
-      redis.call('RPUSH', KEYS[15 + p], id)
+      local l = dead[p + 1]
+      l[#l + 1] = id
     end
-    out[#out + 1] = 1
+    out[j] = 1
   elseif ARGV[i + 5] ~= '0' and settle(id, p, STATE[outcome], ARGV[i + 5], due, now) then
-    out[#out + 1] = 2
+    out[j] = 2
   else
-    out[#out + 1] = 0
+    out[j] = 0
   end
+  seen[id] = true
+end
+bulk('ZREM', KEYS[1], ended)
+bulk('HDEL', KEYS[5], ended)
+for _, key in ipairs({ KEYS[2], KEYS[3], KEYS[4], KEYS[6] }) do bulk('HDEL', key, forgotten) end
+for p = 1, 4 do
+  bulk('ZADD', KEYS[10 + p], retry[p])
+  bulk('RPUSH', KEYS[14 + p], dead[p])
 end
 return out

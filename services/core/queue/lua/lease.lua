@@ -4,29 +4,32 @@
 -- Returns: { nowMs, then per task: id, token, attempt, deadlineMs, messageJson, meta, readyAtMs }
 -- Weighted mode is smooth weighted round-robin over the non-empty queues, with its state kept in
 -- `wrr`, so a priority with weight w is served at least w/sum(weights) of the time while it has work.
+-- The picks are decided first; then each priority's share is popped and leased with a few
+-- variadic commands per call, whatever the batch size.
+-- @include bulk
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[1])
 local deadline = now + tonumber(ARGV[2])
 local base = ARGV[3]
 local strict = ARGV[4] == '1'
-local len, w, cur = {}, {}, {}
+local wrr = redis.call('HMGET', KEYS[11], 1, 2, 3, 4)
+local len, w, cur, take = {}, {}, {}, { 0, 0, 0, 0 }
 for p = 1, 4 do
   len[p] = redis.call('LLEN', KEYS[p])
   w[p] = tonumber(ARGV[4 + p])
-  cur[p] = tonumber(redis.call('HGET', KEYS[11], p) or '0')
+  cur[p] = tonumber(wrr[p] or '0')
 end
-local out = { now }
-local leased = 0
-while leased < n do
+local picks = {}
+while #picks < n do
   local pick, total = nil, 0
   if strict then
     for p = 1, 4 do
-      if len[p] > 0 then pick = p break end
+      if len[p] > take[p] then pick = p break end
     end
   else
     for p = 1, 4 do
-      if len[p] > 0 then
+      if len[p] > take[p] then
         cur[p] = cur[p] + w[p]
         total = total + w[p]
         if pick == nil or cur[p] > cur[pick] then pick = p end
@@ -35,31 +38,49 @@ while leased < n do
     if pick ~= nil then cur[pick] = cur[pick] - total end
   end
   if pick == nil then break end
-  local id = redis.call('LPOP', KEYS[pick])
-  len[pick] = len[pick] - 1
-  if id then
-    local msg = redis.call('HGET', KEYS[6], id)
-    local meta = redis.call('HGET', KEYS[7], id)
-    if msg and meta then
-      leased = leased + 1
-      local token = base .. ':' .. leased
-      local attempt = redis.call('HINCRBY', KEYS[8], id, 1)
-      redis.call('HSET', KEYS[9], id, token)
-      redis.call('ZADD', KEYS[5], deadline, id)
-      local ready = redis.call('HGET', KEYS[10], id) or now
-      out[#out + 1] = id
-      out[#out + 1] = token
-      out[#out + 1] = attempt
-      out[#out + 1] = deadline
-      out[#out + 1] = msg
-      out[#out + 1] = meta
-      out[#out + 1] = ready
-    end
-    -- An id without its message is a leftover of a partial flush; the reconciler re-indexes it
-    -- from Postgres, so it is dropped here rather than leased without a payload.
+  take[pick] = take[pick] + 1
+  picks[#picks + 1] = pick
+end
+if #picks == 0 then return { now } end
+-- Pop each priority's share at once, then hand ids out in pick order (the rotation's interleaving).
+local popped, nextOf = {}, { 1, 1, 1, 1 }
+for p = 1, 4 do
+  popped[p] = take[p] > 0 and redis.call('LPOP', KEYS[p], take[p]) or {}
+end
+local ids = {}
+for _, p in ipairs(picks) do
+  local id = popped[p][nextOf[p]]
+  nextOf[p] = nextOf[p] + 1
+  if id then ids[#ids + 1] = id end
+end
+local msgs, metas, attempts, readyAt = hmget(KEYS[6], ids), hmget(KEYS[7], ids), hmget(KEYS[8], ids), hmget(KEYS[10], ids)
+local out = { now }
+local counted, tokens, leasedAt = {}, {}, {}
+local leased = 0
+for i, id in ipairs(ids) do
+  -- An id without its message is a leftover of a partial flush; the reconciler re-indexes it
+  -- from Postgres, so it is dropped here rather than leased without a payload.
+  if msgs[i] and metas[i] then
+    leased = leased + 1
+    local token = base .. ':' .. leased
+    local attempt = tonumber(attempts[i] or '0') + 1
+    counted[#counted + 1] = id
+    counted[#counted + 1] = attempt
+    tokens[#tokens + 1] = id
+    tokens[#tokens + 1] = token
+    leasedAt[#leasedAt + 1] = deadline
+    leasedAt[#leasedAt + 1] = id
+    out[#out + 1] = id
+    out[#out + 1] = token
+    out[#out + 1] = attempt
+    out[#out + 1] = deadline
+    out[#out + 1] = msgs[i]
+    out[#out + 1] = metas[i]
+    out[#out + 1] = readyAt[i] or now
   end
 end
-if not strict then
-  for p = 1, 4 do redis.call('HSET', KEYS[11], p, cur[p]) end
-end
+bulk('HSET', KEYS[8], counted)
+bulk('HSET', KEYS[9], tokens)
+bulk('ZADD', KEYS[5], leasedAt)
+if not strict then redis.call('HSET', KEYS[11], 1, cur[1], 2, cur[2], 3, cur[3], 4, cur[4]) end
 return out

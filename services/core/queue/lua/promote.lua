@@ -2,17 +2,21 @@
 -- KEYS: retry:critical..retry:low (1-4), q:critical..q:low (5-8), ready_at (9), ready channel (10)
 -- ARGV: limit per priority
 -- Returns: number moved per priority { critical, high, default, low }
+-- @include bulk
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local moved = 0
 for p = 1, 4 do
   local ids = redis.call('ZRANGEBYSCORE', KEYS[p], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+  local readyAt = {}
   for _, id in ipairs(ids) do
-    redis.call('ZREM', KEYS[p], id)
-    redis.call('RPUSH', KEYS[4 + p], id)
-    redis.call('HSET', KEYS[9], id, now)
+    readyAt[#readyAt + 1] = id
+    readyAt[#readyAt + 1] = now
   end
+  bulk('ZREM', KEYS[p], ids)
+  bulk('RPUSH', KEYS[4 + p], ids)
+  bulk('HSET', KEYS[9], readyAt)
   out[p] = #ids
   moved = moved + #ids
 end
