@@ -54,6 +54,16 @@ describe('POST /tasks', () => {
     expect((await stack.queue.stats()).ready.default).toBeGreaterThanOrEqual(1);
   });
 
+  it('answers with the task exactly as it was stored (the answer is built from the request, not read back)', async () => {
+    const res = await post({ type: 'flaky', priority: 'high', max_retries: 2, payload: { b: [1, 2.5, 'x'], a: { nested: null } }, idempotency_key: 'as-stored-1' });
+    expect(res.status).toBe(201);
+    const answered = (await res.json()) as Record<string, unknown>;
+    // Only the GET of a task lists its runs.
+    const { runs, ...stored } = (await (await fetch(`${api.url}/tasks/${answered.id}`)).json()) as Record<string, unknown>;
+    expect(runs).toEqual([]);
+    expect(answered).toEqual(stored);
+  });
+
   it.each([
     ['malformed JSON', '{"type": "noop",', 400, '(body)'],
     ['an unknown priority', { type: 'noop', priority: 'urgent' }, 400, 'priority'],

@@ -38,7 +38,7 @@ export async function createTasks(pool: Pool, reqs: CreateRequest[], idempotency
  */
 async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[], ttlMs: number, out: (CreateOutcome | undefined)[]): Promise<number[]> {
   const t = indexes.map((i) => reqs[i]!.task);
-  const { rows } = await pool.query<TaskRow>({
+  const { rows } = await pool.query<{ id: string; created_at: Date }>({
     name: 'create-tasks',
     text: `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[])
@@ -55,7 +55,7 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
      INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key)
      SELECT id, type, priority, payload, max_retries, key FROM input
       WHERE key IS NULL OR key IN (SELECT key FROM claimed)
-     RETURNING ${TASK_COLUMNS}`,
+     RETURNING id, created_at`,
     values: [
       t.map((x) => x.id),
       t.map((x) => x.type),
@@ -67,11 +67,11 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
       ttlMs,
     ],
   });
-  const created = new Map(rows.map((r) => [r.id, r]));
+  const created = new Map(rows.map((r) => [r.id, r.created_at]));
   const unclaimed: number[] = [];
   for (const i of indexes) {
-    const row = created.get(reqs[i]!.task.id);
-    if (row) out[i] = { kind: 'created', task: row };
+    const createdAt = created.get(reqs[i]!.task.id);
+    if (createdAt) out[i] = { kind: 'created', task: newTaskRow(reqs[i]!.task, createdAt) };
     else unclaimed.push(i);
   }
   if (unclaimed.length === 0) return [];
@@ -84,6 +84,30 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
     else out[i] = { kind: 'replayed', task: row.task };
   }
   return retry;
+}
+
+/**
+ * The row Postgres just inserted, built from what was sent rather than read back: re-reading every
+ * column (payload JSON, four timestamps) cost the API more than the insert's own round trip.
+ */
+function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
+  return {
+    id: t.id,
+    type: t.type,
+    priority: t.priority,
+    payload: t.payload,
+    status: 'queued',
+    attempts: 0,
+    max_retries: t.maxRetries,
+    idempotency_key: t.idempotencyKey,
+    last_error: null,
+    run_after: null,
+    created_at: createdAt,
+    // Both default to now(), the transaction's start: equal in the row just inserted.
+    updated_at: createdAt,
+    first_started_at: null,
+    finished_at: null,
+  };
 }
 
 async function existingForKeys(pool: Pool, keys: string[]): Promise<Map<string, { request_hash: string; task: TaskRow }>> {
