@@ -96,12 +96,13 @@ async function until(check: () => Promise<boolean>, onTick?: () => void, timeout
  * BENCH_PROFILE_DIR: every service process writes a V8 CPU profile there when it exits.
  * BENCH_PERF_MAP=1: services write /tmp/perf-<pid>.map, so `perf record -p <pid>` names JS frames
  * (V8's profiler misreports time spent outside JS, e.g. in the compiler threads, as idle).
+ * BENCH_NODE_ARGS: more node flags for the service processes (e.g. `--log-deopt --logfile=…`).
  */
-const nodeArgs = process.env.BENCH_PROFILE_DIR
-  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
-  : process.env.BENCH_PERF_MAP === '1'
-    ? ['--perf-basic-prof']
-    : [];
+const nodeArgs = [
+  ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
+  ...(process.env.BENCH_PERF_MAP === '1' ? ['--perf-basic-prof'] : []),
+  ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
