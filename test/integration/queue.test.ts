@@ -91,6 +91,17 @@ describe('enqueue and lease', () => {
     expect(again).toEqual([]);
   });
 
+  it('never repeats a token: across calls, and across queue instances (processes) with the same owner', async () => {
+    const [q1, q2] = [queue(), queue()];
+    await q1.enqueue(Array.from({ length: 6 }, (_, i) => item(`t${i}`)));
+    const tokens: string[] = [];
+    for (const q of [q1, q2, q1, q2, q1, q2]) tokens.push(...(await q.lease({ max: 1, visibilityMs: 5000, owner: 'worker-a' })).map((l) => l.token));
+    expect(tokens).toHaveLength(6);
+    expect(new Set(tokens).size).toBe(6);
+    // The owner stays readable in front of `~` (task_runs names the worker from it).
+    expect(tokens.every((t) => t.startsWith('worker-a~'))).toBe(true);
+  });
+
   it('weighted: serves low while critical is saturated, in proportion to the weights', async () => {
     const q = queue('weighted');
     await q.enqueue(Array.from({ length: 100 }, (_, i) => item(`c${i}`, 'critical')));
