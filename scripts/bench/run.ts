@@ -428,8 +428,9 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    still compiling the hot paths — a quarter of a worker's CPU in those seconds), and V8 keeps
    tiering up through the next ones (api + worker CPU per burst fell by a fifth from the 2nd to the
    4th burst, then levelled off), so the warm figure, the target row, is the 5th burst, after 40k
-   tasks, like a deployment that has been up a while; the 1st and 2nd are beside it. 3b is where the CPU went during the warm burst (from /proc: the api process, both
-   workers, every Postgres process, Redis, and the benchmark's own HTTP client). Retry backoff is
+   tasks, like a deployment that has been up a while; the 1st and 2nd are beside it. 3b is where
+   the CPU went during the warm burst (from /proc: the api process, both workers, every Postgres
+   process, Redis, and the benchmark's own raw-socket HTTP client). Retry backoff is
    set to 10–20 ms for this run: with the default 500 ms base the last retry of an always_fail task
    alone waits 15.5 s, which measures the policy, not the system.
 4. Enqueue-to-start is \`first_started_at − created_at\` from Postgres: 200 tasks posted 10 ms apart
