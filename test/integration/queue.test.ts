@@ -91,6 +91,18 @@ describe('enqueue and lease', () => {
     expect(again).toEqual([]);
   });
 
+  it('leases a task once per call even if its id sits in a queue twice', async () => {
+    const q = queue();
+    await q.enqueue([item('a'), item('b')]);
+    await redis.rpush(q.keys.queues[2]!, 'a'); // a stray duplicate, as no script would leave one
+    const leases = await q.lease({ max: 10, visibilityMs: 5000 });
+    expect(leases.map((l) => [l.message.id, l.attempt])).toEqual([
+      ['a', 1],
+      ['b', 1],
+    ]);
+    expect(await redis.llen(q.keys.queues[2]!)).toBe(0);
+  });
+
   it('never repeats a token: across calls, and across queue instances (processes) with the same owner', async () => {
     const [q1, q2] = [queue(), queue()];
     await q1.enqueue(Array.from({ length: 6 }, (_, i) => item(`t${i}`)));

@@ -47,11 +47,16 @@ local popped, nextOf = {}, { 1, 1, 1, 1 }
 for p = 1, 4 do
   popped[p] = take[p] > 0 and redis.call('LPOP', KEYS[p], take[p]) or {}
 end
-local ids = {}
+-- An id is leased once per call even if it was queued twice (no script queues a task twice, but
+-- two tokens for one task in one reply would run it twice).
+local ids, seen = {}, {}
 for _, p in ipairs(picks) do
   local id = popped[p][nextOf[p]]
   nextOf[p] = nextOf[p] + 1
-  if id then ids[#ids + 1] = id end
+  if id and not seen[id] then
+    seen[id] = true
+    ids[#ids + 1] = id
+  end
 end
 local msgs, metas, attempts, readyAt = hmget(KEYS[6], ids), hmget(KEYS[7], ids), hmget(KEYS[8], ids), hmget(KEYS[10], ids)
 local out = { now }
