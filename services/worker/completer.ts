@@ -1,6 +1,7 @@
 /**
  * Writes attempt outcomes: Postgres first (fenced, one statement per batch), then Redis (one
- * script per batch ends every lease with its outcome). Redis only forgets a lease once Postgres has the outcome.
+ * script per batch ends every lease with its outcome). Redis only forgets a lease once Postgres
+ * has the outcome.
  * Outcomes arriving while a flush runs are batched into the next one.
  * While Postgres is unreachable a batch is retried until `giveUpAfterMs`; past it the leases have
  * expired anyway and the reaper hands the tasks out again.
