@@ -9,6 +9,10 @@ export abstract class PeriodicService<R> {
   private timer: NodeJS.Timeout | null = null;
   private pass: Promise<unknown> | null = null;
   private started = false;
+  /** When the armed timer fires (performance.now()); Infinity while none is armed. */
+  private nextAt = Infinity;
+  /** The earliest pass asked for (runWithin) while a pass was running. */
+  private wantAt = Infinity;
 
   constructor(
     readonly name: string,
@@ -33,16 +37,41 @@ export abstract class PeriodicService<R> {
     await this.pass?.catch(() => undefined);
   }
 
+  /**
+   * Makes the next pass start within `delayMs` (sooner than the interval, never later): for a
+   * loop that knows when its next piece of work is due.
+   */
+  protected runWithin(delayMs: number): void {
+    if (!this.started) return;
+    const at = performance.now() + Math.max(0, delayMs);
+    if (this.pass) {
+      this.wantAt = Math.min(this.wantAt, at);
+      return;
+    }
+    if (at >= this.nextAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.arm(at - performance.now());
+  }
+
   private schedule(): void {
     if (!this.started) return;
+    const delay = Math.min(this.intervalMs, this.wantAt - performance.now());
+    this.wantAt = Infinity;
+    this.arm(Math.max(0, delay));
+  }
+
+  private arm(delayMs: number): void {
+    this.nextAt = performance.now() + delayMs;
     this.timer = setTimeout(() => {
+      this.timer = null;
+      this.nextAt = Infinity;
       this.pass = this.runOnce()
         .catch((err: unknown) => this.log.warn({ err, service: this.name }, `${this.name} pass failed`))
         .finally(() => {
           this.pass = null;
           this.schedule();
         });
-    }, this.intervalMs);
+    }, delayMs);
     this.timer.unref?.();
   }
 }

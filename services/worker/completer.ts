@@ -39,7 +39,14 @@ export class Completer {
   private flushingAll = false;
 
   constructor(
-    private readonly deps: { pool: Pool; queue: TaskQueue; log: Logger; metrics: WorkerMetrics },
+    private readonly deps: {
+      pool: Pool;
+      queue: TaskQueue;
+      log: Logger;
+      metrics: WorkerMetrics;
+      /** Retries were scheduled, the soonest due in this many ms (so the retry pump comes back then). */
+      onRetryScheduled?: (delayMs: number) => void;
+    },
     private readonly opts: {
       maxBatch: number;
       maxConcurrent: number;
@@ -207,6 +214,11 @@ export class Completer {
     try {
       const done = await this.deps.queue.finish(finish);
       m.acks.inc(done.filter((r, i) => r === 'finished' && finish[i]!.outcome === 'succeeded' && finish[i]!.settleAttempts > 0).length);
+      let soonest = Infinity;
+      done.forEach((r, i) => {
+        if (r !== 'stale' && finish[i]!.outcome === 'retrying') soonest = Math.min(soonest, finish[i]!.delayMs ?? 0);
+      });
+      if (soonest < Infinity) this.deps.onRetryScheduled?.(soonest);
     } catch (err) {
       // Postgres has the outcomes; the leases stay in Redis until the reaper reclaims them, and the
       // reaper settles them with what Postgres says.

@@ -1,11 +1,28 @@
-/** Moves retries whose backoff has elapsed (Redis clock) back to their priority queue. */
+/**
+ * Moves retries whose backoff has elapsed (Redis clock) back to their priority queue, on time:
+ * each pass learns when the next waiting retry is due and the next pass starts then, and the
+ * completer says when it schedules one sooner. The scan interval is only the fallback (a retry
+ * another worker scheduled, then died). Scanning alone promoted a retry up to a whole interval
+ * late (500 ms by default, as long as the first backoff).
+ */
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { PRIORITIES } from '../core/tasks/priority';
 
+/**
+ * Passes start at least this far apart: retries due close together are promoted in one pass
+ * rather than one pass each (each pass is a script, and a wake-up for every worker). A retry is
+ * thus promoted at most this late. Chasing each due time exactly cost the burst benchmark more
+ * than scanning every 20 ms had (Redis CPU 0.58–0.60 → 0.75–0.85 s, workers +15 %).
+ */
+const MIN_GAP_MS = 25;
+
 export class RetryPump extends PeriodicService<{ promoted: number }> {
+  /** When the last pass started (performance.now()). */
+  private lastPass = -Infinity;
+
   constructor(
     private readonly deps: { queue: TaskQueue; metrics: WorkerMetrics; onPromoted?: () => void },
     private readonly batchSize: number,
@@ -15,14 +32,35 @@ export class RetryPump extends PeriodicService<{ promoted: number }> {
     super('retry-pump', intervalMs, log);
   }
 
+  /** The first pass runs at once: it learns when the retries already waiting are due. */
+  override start(): void {
+    super.start();
+    this.runWithin(0);
+  }
+
+  /** A retry was just scheduled `delayMs` from now: promote it then. */
+  retryScheduled(delayMs: number): void {
+    this.passWithin(delayMs);
+  }
+
+  private passWithin(delayMs: number): void {
+    this.runWithin(Math.max(delayMs, this.lastPass + MIN_GAP_MS - performance.now()));
+  }
+
   async runOnce(): Promise<{ promoted: number }> {
-    const moved = await this.deps.queue.promoteDue(this.batchSize);
+    this.lastPass = performance.now();
+    const { moved, nextDueInMs } = await this.deps.queue.promoteDue(this.batchSize);
     let promoted = 0;
+    let full = false;
     for (const p of PRIORITIES) {
       if (moved[p] > 0) this.deps.metrics.promoted.inc({ priority: p }, moved[p]);
       promoted += moved[p];
+      full ||= moved[p] >= this.batchSize;
     }
     if (promoted > 0) this.deps.onPromoted?.();
+    // A full batch may have left due retries behind: go again at once.
+    if (full) this.runWithin(0);
+    else if (nextDueInMs !== null) this.passWithin(nextDueInMs);
     return { promoted };
   }
 }

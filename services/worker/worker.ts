@@ -52,7 +52,8 @@ export class Worker {
     const eagerAt = Math.min(64, cfg.WORKER_POOL);
     const maxUnwritten = cfg.WORKER_POOL + eagerAt;
     this.completer = new Completer(
-      { pool, queue, log, metrics },
+      // The pump exists by the time an outcome is written.
+      { pool, queue, log, metrics, onRetryScheduled: (ms) => this.retryPump.retryScheduled(ms) },
       { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 8, eagerAt, flushAt: maxUnwritten, giveUpAfterMs: cfg.VIS_TIMEOUT_MS },
     );
     this.processor = new Processor(

@@ -232,9 +232,13 @@ describe('retry, bury, reap, promote', () => {
     const [a] = await q.lease({ max: 1, visibilityMs: 10000 });
     expect(await q.retry([{ id: 'a', token: a!.token, priority: 'high', delayMs: 300 }])).toEqual([true]);
     expect((await q.stats()).retrying.high).toBe(1);
-    expect(await q.promoteDue(10)).toEqual({ critical: 0, high: 0, default: 0, low: 0 });
+    const early = await q.promoteDue(10);
+    expect(early.moved).toEqual({ critical: 0, high: 0, default: 0, low: 0 });
+    // It says when to come back: when the retry is due (Redis clock).
+    expect(early.nextDueInMs).toBeGreaterThan(200);
+    expect(early.nextDueInMs).toBeLessThanOrEqual(300);
     await new Promise((r) => setTimeout(r, 350));
-    expect((await q.promoteDue(10)).high).toBe(1);
+    expect(await q.promoteDue(10)).toEqual({ moved: { critical: 0, high: 1, default: 0, low: 0 }, nextDueInMs: null });
     const next = await q.lease({ max: 2, visibilityMs: 10000 });
     expect(next.map((l) => [l.message.id, l.attempt])).toEqual([['b', 1], ['a', 2]]);
   });

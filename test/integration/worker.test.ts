@@ -278,3 +278,26 @@ it('an idle worker wakes up for new work without waiting for its next poll', asy
   const id = await submit('noop');
   expect(await waitFor(isFinal(id), 10_000, 'a wake-up')).toMatchObject({ status: 'succeeded' });
 });
+
+it('a retry is promoted when its backoff ends, not at the next scan of the retry pump', async () => {
+  // The scan would come in ten minutes; the backoff is 300 ms.
+  ({ worker } = startWorker(stack, { cfg: { RETRY_SCAN_INTERVAL_MS: 600_000, RETRY_BASE_MS: 300, RETRY_MAX_MS: 300, RETRY_JITTER_MS: 0, POLL_INTERVAL_MS: 600_000 } }));
+  const id = await submit('flaky', { fail_attempts: 1 });
+  expect(await waitFor(isFinal(id), 10_000, 'the retry')).toMatchObject({ status: 'succeeded', attempts: 2 });
+  const { rows } = await stack.pool.query<{ waited_ms: number }>(
+    `SELECT extract(epoch FROM (b.started_at - a.finished_at)) * 1000 AS waited_ms
+       FROM task_runs a JOIN task_runs b ON b.task_id = a.task_id AND b.attempt = 2 WHERE a.task_id = $1 AND a.attempt = 1`,
+    [id],
+  );
+  // It waited out its backoff (Redis and the worker share this machine's clock).
+  expect(Number(rows[0]!.waited_ms)).toBeGreaterThanOrEqual(250);
+});
+
+it('a retry another worker scheduled is promoted when due: each pump pass learns when the next one is', async () => {
+  // As if a worker that died had scheduled it: the task waits in its retry set, due in 300 ms.
+  const id = await submit('noop');
+  await stack.inspect.del(...stack.queue.keys.queues, stack.queue.keys.meta);
+  await stack.queue.enqueue([{ id, type: 'noop', priority: 'default', payload: {}, maxAttempts: 6, createdAtMs: Date.now(), attempts: 0, dueAtMs: Date.now() + 300 }]);
+  ({ worker } = startWorker(stack, { cfg: { RETRY_SCAN_INTERVAL_MS: 600_000, POLL_INTERVAL_MS: 600_000 } }));
+  expect(await waitFor(isFinal(id), 10_000, 'the waiting retry')).toMatchObject({ status: 'succeeded', attempts: 1 });
+});

@@ -38,7 +38,7 @@ export const SETTINGS = {
   RETRY_BASE_MS: setting('500', parseInteger({ min: 0, max: 86_400_000 }), 'Retry backoff base: attempt n waits RETRY_BASE_MS·2^(n-1).', worker),
   RETRY_MAX_MS: setting('30000', parseInteger({ min: 0, max: 86_400_000 }), 'Retry backoff cap in milliseconds.', worker),
   RETRY_JITTER_MS: setting('500', parseInteger({ min: 0, max: 3_600_000 }), 'Uniform random jitter added to each backoff, up to this many milliseconds.', worker),
-  RETRY_SCAN_INTERVAL_MS: setting('500', parseInteger({ min: 10, max: 3_600_000 }), 'Retry pump cadence in milliseconds.', worker),
+  RETRY_SCAN_INTERVAL_MS: setting('500', parseInteger({ min: 10, max: 3_600_000 }), 'The retry pump\'s fallback scan, in milliseconds: it promotes each retry when its backoff ends (it learns the next due time from every pass and from its own worker), so this only bounds how late a retry scheduled by a worker that died is found.', worker),
   RETRY_BATCH_SIZE: setting('100', parseInteger({ min: 1, max: 10000 }), 'Due retries moved back to their queue per pump pass and priority.', worker),
   // --- Added by this system ---
   API_ADDR: setting(':8080', parseString({ pattern: /^[^\s]*:\d{1,5}$/, hint: '[host]:port' }), 'HTTP API bind address.', ['api']),

@@ -70,6 +70,12 @@ export interface SettleItem {
   dueAtMs?: number;
 }
 
+export interface Promoted {
+  moved: Record<Priority, number>;
+  /** Ms (Redis clock) until the earliest retry still waiting is due; null when none waits. */
+  nextDueInMs: number | null;
+}
+
 export interface QueueStats {
   ready: Record<Priority, number>;
   retrying: Record<Priority, number>;
@@ -103,7 +109,8 @@ export interface TaskQueue {
    * the fenced path could not; leased tasks are left to their holder. Returns how many moved.
    */
   settle(items: SettleItem[]): Promise<number>;
-  promoteDue(limitPerPriority: number): Promise<Record<Priority, number>>;
+  /** Moves due retries to their queues; says how many, and how soon the next waiting one is due. */
+  promoteDue(limitPerPriority: number): Promise<Promoted>;
   stats(): Promise<QueueStats>;
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
   /** Per id, whether Redis knows the task at all (waiting, leased, retrying or dead). */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { EnqueueItem, Finished, FinishItem, Held, Lease, LeaseOptions, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
+import type { EnqueueItem, Finished, FinishItem, Held, Lease, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -197,10 +197,11 @@ export class RedisQueue implements TaskQueue {
     return Number(await this.run.settle(this.placementKeys(), args));
   }
 
-  async promoteDue(limitPerPriority: number): Promise<Record<Priority, number>> {
+  async promoteDue(limitPerPriority: number): Promise<Promoted> {
     const k = this.keys;
     const res = (await this.run.promote([...k.retries, ...k.queues, k.readyAt, k.readyChannel], [limitPerPriority])) as number[];
-    return byPriority((i) => Number(res[i] ?? 0));
+    const next = Number(res[4] ?? -1);
+    return { moved: byPriority((i) => Number(res[i] ?? 0)), nextDueInMs: next < 0 ? null : next };
   }
 
   async stats(): Promise<QueueStats> {

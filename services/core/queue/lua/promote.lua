@@ -1,7 +1,8 @@
 -- promote: move retries whose due time (Redis clock) has come back to the tail of their queue.
 -- KEYS: retry:critical..retry:low (1-4), q:critical..q:low (5-8), ready_at (9), ready channel (10)
 -- ARGV: limit per priority
--- Returns: number moved per priority { critical, high, default, low }
+-- Returns: { moved per priority (critical, high, default, low), ms until the next retry still
+--           waiting is due (-1 = none) }, so the caller can come back exactly then.
 -- @include bulk
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -20,6 +21,15 @@ for p = 1, 4 do
   out[p] = #ids
   moved = moved + #ids
 end
+local nextDue = -1
+for p = 1, 4 do
+  local head = redis.call('ZRANGE', KEYS[p], 0, 0, 'WITHSCORES')
+  if head[2] then
+    local inMs = math.max(0, tonumber(head[2]) - now)
+    if nextDue < 0 or inMs < nextDue then nextDue = inMs end
+  end
+end
+out[5] = nextDue
 -- Idle workers lease only when told that work is ready (polling is the fallback).
 if moved > 0 then redis.call('PUBLISH', KEYS[10], moved) end
 return out
