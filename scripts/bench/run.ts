@@ -51,9 +51,9 @@ function startServices(): void {
 
 /**
  * A new, migrated database for one scenario (one at a time). The earlier scenarios' databases are
- * dropped first, and a checkpoint is taken before the run starts: autovacuum working through
- * yesterday's 100k-task tables, or a checkpoint's flush landing mid-run, made the same code
- * measure up to 20 % apart.
+ * dropped first, and a checkpoint and a sync are done before the run starts: autovacuum working
+ * through an earlier 100k-task table, or a checkpoint's or the kernel's writeback landing mid-run,
+ * made the same code measure up to 20 % apart.
  */
 async function freshDatabase(): Promise<string> {
   const name = `bench_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
@@ -70,6 +70,9 @@ async function freshDatabase(): Promise<string> {
     url.pathname = `/${name}`;
     await migrate({ databaseUrl: url.toString() });
     await admin.query('CHECKPOINT');
+    // And the kernel's dirty pages out too (the dropped databases, the checkpoint): written back
+    // during the next run, they slow every commit's WAL flush.
+    execFileSync('sync');
     return url.toString();
   } finally {
     await admin.end();
