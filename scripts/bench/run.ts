@@ -297,7 +297,11 @@ async function burst(): Promise<Record<string, number>> {
 async function latency(halfRate: number): Promise<Record<string, number>> {
   await flushRedis();
   const dbUrl = await freshDatabase();
-  const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { WORKER_POOL: '200', METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
+  // The system whose maximum scenario 3 measured: one API, two workers with default settings.
+  const workers = [
+    await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { METRICS_ADDR: `127.0.0.1:${await freePort()}` })),
+    await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { METRICS_ADDR: `127.0.0.1:${await freePort()}` })),
+  ];
   const pool = new Pool({ connectionString: dbUrl, max: 2 });
   const waits = async (since: Date) =>
     (
@@ -308,7 +312,9 @@ async function latency(halfRate: number): Promise<Record<string, number>> {
     ).rows.map((r) => Number(r.ms));
   const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
   const result = await withApi(dbUrl, async (url) => {
-    const post = () => fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
+    // An open loop: a request goes out when due, on any free one of 64 keep-alive connections.
+    const client = poster(`${url}/tasks`, 64);
+    const post = () => client.post('{"type":"noop"}');
     const idleSince = new Date();
     for (let i = 0; i < 200; i++) {
       await post();
@@ -327,11 +333,12 @@ async function latency(halfRate: number): Promise<Record<string, number>> {
       sent.push(post().catch(() => undefined));
     }
     await Promise.all(sent);
+    client.close();
     await sleep(1000);
     const loaded = await waits(loadSince);
     return { idleP50Ms: pct(idle, 0.5), idleP95Ms: pct(idle, 0.95), halfLoadRate: halfRate, halfLoadP95Ms: pct(loaded, 0.95), halfLoadP50Ms: pct(loaded, 0.5) };
   });
-  await worker.stop();
+  for (const w of workers) await w.stop();
   await pool.end();
   return result;
 }
@@ -364,7 +371,7 @@ function fmt(s: Stat, digits = 0): string {
 async function main(): Promise<void> {
   startServices();
   // BENCH_ONLY=<scenario> runs one scenario once and prints its raw figures (for profiling).
-  const only: Record<string, () => Promise<Record<string, number>>> = { drain: drainOurs, bullmq: drainBullmq, accept, burst, latency: () => latency(350) };
+  const only: Record<string, () => Promise<Record<string, number>>> = { drain: drainOurs, bullmq: drainBullmq, accept, burst, latency: () => latency(Number(process.env.BENCH_HALF_RATE ?? 350)) };
   const pick = process.env.BENCH_ONLY;
   if (pick) {
     if (!only[pick]) throw new Error(`BENCH_ONLY must be one of ${Object.keys(only).join(', ')}`);
@@ -438,8 +445,9 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    alone waits 15.5 s, which measures the policy, not the system.
 4. Enqueue-to-start is \`first_started_at − created_at\` from Postgres: 200 tasks posted 10 ms apart
    to an idle system, then an open loop for 10 s at half the end-to-end rate of scenario 3 (10,000
-   tasks ÷ drain time: what api and workers sustain together); one API and one worker process
-   (WORKER_POOL=200).
+   tasks ÷ drain time: what api and workers sustain together), on the same system: one API and
+   two worker processes with default settings, the open loop sending each request when due on
+   any free one of 64 keep-alive connections.
 5. Peak RSS of the worker process (from /proc) during 1; Redis \`used_memory\` growth per waiting
    task after the backlog was accepted.
 `;
