@@ -8,8 +8,7 @@
 -- @include bulk
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids = {}
-for i = 1, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
+local ids = argvIds(6)
 local known = hmget(KEYS[6], ids)
 local seen = {}
 local msg, meta, attempts, readyAt = {}, {}, {}, {}

@@ -12,8 +12,7 @@
 local STATE = { s = 'succeeded', r = 'retrying', d = 'dead' }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids = {}
-for i = 1, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
+local ids = argvIds(6)
 local current = hmget(KEYS[5], ids)
 local seen = {}
 local ended, forgotten = {}, {}

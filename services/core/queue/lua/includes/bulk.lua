@@ -20,3 +20,10 @@ local function hmget(key, fields)
   end
   return out
 end
+
+-- The first field (the task id) of each group of `size` arguments in ARGV.
+local function argvIds(size)
+  local ids = {}
+  for i = 1, #ARGV, size do ids[#ids + 1] = ARGV[i] end
+  return ids
+end
