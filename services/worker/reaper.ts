@@ -22,16 +22,25 @@ export class Reaper extends PeriodicService<ReapResult> {
     private readonly batchSize: number,
     intervalMs: number,
     log: Logger,
+    /** How long a task out of attempts stays leased while its lost attempt is recorded. */
+    private readonly holdMs = 30_000,
   ) {
     super('reaper', intervalMs, log);
   }
 
   async runOnce(): Promise<ReapResult> {
-    const reaped = await this.deps.queue.reap(this.batchSize);
+    const reaped = await this.deps.queue.reap(this.batchSize, this.holdMs);
     if (reaped.length === 0) return { reaped: 0, requeued: 0, dead: 0 };
     const applied = await recordExpired(
       this.deps.pool,
       reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
+    );
+    // Out of attempts: buried only now that Postgres has the lost attempt. A reaper that dies
+    // before this leaves them leased until holdMs passes, and the next pass takes them again.
+    await this.deps.queue.finish(
+      reaped
+        .filter((r) => r.destination === 'dead')
+        .map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: 'dead' as const, settleAttempts: 0 })),
     );
     await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const counted = reaped.filter((r) => applied.has(r.id));

@@ -74,7 +74,7 @@ export class Worker {
     this.heartbeater = new Heartbeater(this.id, this.processor.running, queue, cfg.VIS_TIMEOUT_MS, heartbeatMs, log);
     const typeLabel = (type: string) => (deps.handlers.has(type) ? type : 'unknown');
     initCounters(metrics, [...deps.handlers.keys(), 'unknown']);
-    this.reaper = new Reaper({ pool, queue, metrics, typeLabel }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log);
+    this.reaper = new Reaper({ pool, queue, metrics, typeLabel }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log, cfg.VIS_TIMEOUT_MS);
     this.retryPump = new RetryPump({ queue, metrics, onPromoted: () => this.processor.wake() }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
     this.keyPruner = new KeyPruner(pool, 60_000, log);
     this.statsRefresher = new StatsRefresher(pool, 2000, log);

@@ -168,7 +168,7 @@ describe('fencing', () => {
     await q.enqueue([item('a')]);
     const [first] = await q.lease({ max: 1, visibilityMs: 1 });
     await new Promise((r) => setTimeout(r, 10));
-    expect((await q.reap(10)).map((r) => [r.id, r.expiredToken, r.destination])).toEqual([['a', first!.token, 'queued']]);
+    expect((await q.reap(10, 60_000)).map((r) => [r.id, r.expiredToken, r.destination])).toEqual([['a', first!.token, 'queued']]);
     const [second] = await q.lease({ max: 1, visibilityMs: 10000 });
     expect(second!.attempt).toBe(2);
     const before = await snapshot();
@@ -206,7 +206,7 @@ describe('finish', () => {
     const old = await q.lease({ max: 2, visibilityMs: 1 });
     const held = (id: string) => ({ id, token: old.find((l) => l.message.id === id)!.token, priority: 'default' as Priority });
     await new Promise((r) => setTimeout(r, 5));
-    expect(await q.reap(10)).toHaveLength(2); // both wait again; their old tokens are dead
+    expect(await q.reap(10, 60_000)).toHaveLength(2); // both wait again; their old tokens are dead
     const before = await snapshot();
     // Only ending the lease (Postgres did not apply the outcome): nothing to do.
     expect(await q.finish([{ ...held('a'), outcome: 'succeeded', settleAttempts: 0 }])).toEqual(['stale']);
@@ -254,18 +254,38 @@ describe('retry, bury, reap, promote', () => {
     expect(s.processing).toBe(0);
   });
 
-  it('reap counts the lost attempt and sends a task out of attempts to the dead-letter list', async () => {
+  it('reap counts the lost attempt; a task out of attempts stays held under its token until it is buried', async () => {
     const q = queue();
     await q.enqueue([item('a', 'critical', 2)]);
+    let last = '';
     for (let attempt = 1; attempt <= 2; attempt++) {
       const [l] = await q.lease({ max: 1, visibilityMs: 1 });
       expect(l!.attempt).toBe(attempt);
+      last = l!.token;
       await new Promise((r) => setTimeout(r, 5));
-      const [r] = await q.reap(10);
+      const [r] = await q.reap(10, 60_000);
       expect(r).toMatchObject({ id: 'a', attempt, destination: attempt < 2 ? 'queued' : 'dead', priority: 'critical', type: 'noop' });
     }
-    expect(await q.deadLetterIds('critical')).toEqual(['a']);
+    // Not buried yet: still leased (for a minute) by the expired token, so nothing else takes it.
+    expect(await q.deadLetterIds('critical')).toEqual([]);
+    expect(await redis.hget(q.keys.tokens, 'a')).toBe(last);
+    expect(Number(await redis.zscore(q.keys.processing, 'a')) - Date.now()).toBeGreaterThan(50_000);
+    expect(await q.reap(10, 60_000)).toEqual([]);
     expect(await q.lease({ max: 1, visibilityMs: 1 })).toEqual([]);
+    // Postgres has the lost attempt: the reaper buries it with the same token.
+    expect(await q.bury([{ id: 'a', token: last, priority: 'critical' }])).toEqual([true]);
+    expect(await q.deadLetterIds('critical')).toEqual(['a']);
+  });
+
+  it('a task out of attempts whose burial never came is reaped again when its hold runs out', async () => {
+    const q = queue();
+    await q.enqueue([item('a', 'low', 1)]);
+    const [l] = await q.lease({ max: 1, visibilityMs: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await q.reap(10, 1)).map((r) => [r.destination, r.expiredToken])).toEqual([['dead', l!.token]]);
+    // The reaper died before burying it; the hold (1 ms) runs out and the next pass finds it again.
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await q.reap(10, 60_000)).map((r) => [r.destination, r.expiredToken, r.attempt])).toEqual([['dead', l!.token, 1]]);
   });
 
   it('reap leaves live leases alone, and extend keeps a lease alive', async () => {
@@ -275,7 +295,7 @@ describe('retry, bury, reap, promote', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(await q.extend([{ id: 'a', token: leases[0]!.token }], 10000)).toEqual([true]);
     await new Promise((r) => setTimeout(r, 100));
-    expect((await q.reap(10)).map((r) => r.id)).toEqual(['b']);
+    expect((await q.reap(10, 60_000)).map((r) => r.id)).toEqual(['b']);
   });
 
   it('release hands a task back to the front without counting the attempt', async () => {
@@ -308,7 +328,7 @@ describe('retry, bury, reap, promote', () => {
       expect(await announced(() => q.promoteDue(10))).toBe(true);
       expect(c!.message.id).toBe('c');
       await new Promise((r) => setTimeout(r, 5));
-      expect(await announced(() => q.reap(10))).toBe(true);
+      expect(await announced(() => q.reap(10, 60_000))).toBe(true);
       expect(await announced(() => q.promoteDue(10))).toBe(false);
     } finally {
       await unsubscribe();

@@ -39,6 +39,7 @@ export interface Held {
 
 export interface Reaped {
   id: string;
+  /** The lease's token (a `dead` one is still held by it until buried). */
   expiredToken: string;
   attempt: number;
   destination: 'queued' | 'dead';
@@ -103,7 +104,12 @@ export interface TaskQueue {
   /** Ends leases with their outcomes (mixed in one call, fenced by token); see FinishItem. */
   finish(items: FinishItem[]): Promise<Finished[]>;
   release(items: Held[]): Promise<boolean[]>;
-  reap(limit: number): Promise<Reaped[]>;
+  /**
+   * Reclaims expired leases: a task with attempts left is queued again at once; one out of
+   * attempts (destination `dead`) stays leased under its token for `holdMs`, to be buried with
+   * finish() once Postgres has the lost attempt.
+   */
+  reap(limit: number, holdMs: number): Promise<Reaped[]>;
   /**
    * Puts tasks no lease holds where Postgres says they are (state and attempt counter), for when
    * the fenced path could not; leased tasks are left to their holder. Returns how many moved.

@@ -165,11 +165,11 @@ export class RedisQueue implements TaskQueue {
     return res.map((r) => r === 1);
   }
 
-  async reap(limit: number): Promise<Reaped[]> {
+  async reap(limit: number, holdMs: number): Promise<Reaped[]> {
     const k = this.keys;
     const res = (await this.run.reap(
       [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters, k.messages, k.readyChannel],
-      [limit],
+      [limit, holdMs],
     )) as (string | number)[];
     const out: Reaped[] = [];
     for (let i = 0; i < res.length; i += 6) {

@@ -1,8 +1,13 @@
 -- reap: reclaim leases whose deadline (Redis clock) has passed. The lost attempt counts: a task
--- whose attempts are used up goes to its dead-letter list instead of looping forever.
+-- whose attempts are used up is not put back, so it cannot loop forever.
+-- A task with attempts left goes back to the front of its queue at once (should Postgres never hear
+-- of the lost attempt, the task simply runs again). One out of attempts stays leased under its
+-- token for holdMs more: the reaper records the lost attempt in Postgres first and buries it only
+-- then (finish), so a reaper that dies in between leaves it to the next pass instead of leaving
+-- Redis with a dead task that Postgres still shows as waiting.
 -- KEYS: processing, meta, attempts, tokens, ready_at, q:critical..q:low (6-9), dlq:critical..dlq:low (10-13), msg (14), ready channel (15)
--- ARGV: limit
--- Returns: flat groups of 6: id, expiredToken, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
+-- ARGV: limit, holdMs
+-- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -12,20 +17,26 @@ for _, id in ipairs(ids) do
   local meta = redis.call('HGET', KEYS[2], id)
   local token = redis.call('HGET', KEYS[4], id) or ''
   local attempt = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HDEL', KEYS[4], id)
   if meta then
+    local dest
     local sep = string.find(meta, ':', 1, true)
     local p = tonumber(string.sub(meta, 1, sep - 1))
     local maxAttempts = tonumber(string.sub(meta, sep + 1))
-    local dest = 'queued'
-    if attempt >= maxAttempts then
+    if attempt >= maxAttempts and token ~= '' then
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+      dest = 'dead'
+    elseif attempt >= maxAttempts then
+      -- No token to hold it by (no script leaves a lease without one): buried at once.
+      redis.call('ZREM', KEYS[1], id)
       redis.call('RPUSH', KEYS[10 + p], id)
       dest = 'dead'
     else
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('HDEL', KEYS[4], id)
       redis.call('LPUSH', KEYS[6 + p], id)
       redis.call('HSET', KEYS[5], id, now)
       requeued = requeued + 1
+      dest = 'queued'
     end
     out[#out + 1] = id
     out[#out + 1] = token
@@ -33,6 +44,9 @@ for _, id in ipairs(ids) do
     out[#out + 1] = dest
     out[#out + 1] = p
     out[#out + 1] = redis.call('HGET', KEYS[14], id) or '{}'
+  else
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[4], id)
   end
 end
 -- Idle workers lease only when told that work is ready (polling is the fallback).
