@@ -70,6 +70,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     if (page.length === 0) return false;
 
     const known = await queue.indexed(page.map((t) => t.id));
+    await this.recordUnrecordedDeaths(page.filter((_, i) => known[i]), result);
     const missing = page.filter((_, i) => !known[i]);
     if (missing.length === 0) return full;
 
@@ -85,6 +86,26 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const pushed = await queue.enqueue(toIndex.map(indexItem));
     result.requeued += pushed.filter(Boolean).length;
     return full;
+  }
+
+  /**
+   * Tasks Postgres shows waiting while Redis has used up their attempts and dead-lettered them: the
+   * last attempt's lease was lost and its expiry never reached Postgres (a reaper that died between
+   * its two steps did this once). Nothing would ever run them again, so the lost attempt is recorded
+   * now and the task ends dead, as Redis decided. The write is fenced: a task that got an outcome
+   * since this page was read is left alone.
+   */
+  private async recordUnrecordedDeaths(known: UnfinishedTask[], result: ReconcileResult): Promise<void> {
+    const counted = await this.deps.queue.exhausted(known.map((t) => t.id));
+    const lost = known.flatMap((t, i) => {
+      const attempts = counted[i];
+      if (attempts == null) return [];
+      // Postgres saw that attempt start: record its own lease as the lost one.
+      if (t.status === 'running' && t.lease_token !== null && t.attempts >= attempts) return [{ id: t.id, token: t.lease_token, attempt: t.attempts, dead: true }];
+      return [{ id: t.id, token: `reconciler~${randomUUID()}`, attempt: attempts, dead: true }];
+    });
+    const recorded = await recordExpired(this.deps.pool, lost, 'lease lost and its expiry never recorded');
+    result.vanishedLeases += recorded.size;
   }
 
   override async stop(): Promise<void> {

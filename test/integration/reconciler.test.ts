@@ -92,6 +92,36 @@ it('leaves a running task alone when its outcome was written meanwhile', async (
   expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
 });
 
+it('a task Redis dead-lettered out of attempts while Postgres still shows it waiting ends dead, its lost attempt recorded', async () => {
+  const r = reconciler();
+  // Waiting in Postgres (its start never recorded) and running (its start recorded).
+  const waiting = await storedOnly(0);
+  const running = await storedOnly(0);
+  await r.runOnce();
+  const leases = await stack.queue.lease({ max: 2, visibilityMs: 60000 });
+  const tokenOf = (id: string) => leases.find((l) => l.message.id === id)!.token;
+  await markRunning(stack.pool, [{ id: running, token: tokenOf(running), attempt: 1 }]);
+  // Redis buries both (their only attempt is used up), but their expiry never reaches Postgres.
+  for (const id of [waiting, running]) expect(await stack.queue.bury([{ id, token: tokenOf(id), priority: 'high' }])).toEqual([true]);
+  expect(await r.runOnce()).toMatchObject({ requeued: 0, vanishedLeases: 2 });
+  for (const id of [waiting, running]) expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'dead', attempts: 1 });
+  expect((await runsOf(stack.pool, waiting)).map((x) => [x.attempt, x.outcome, x.lease_token.startsWith('reconciler~')])).toEqual([[1, 'expired', true]]);
+  expect((await runsOf(stack.pool, running)).map((x) => [x.attempt, x.outcome, x.lease_token])).toEqual([[1, 'expired', tokenOf(running)]]);
+  // Redis already had them where Postgres now agrees; the next pass finds nothing to do.
+  expect(await stack.queue.deadLetterIds('high')).toEqual([waiting, running]);
+  expect(await r.runOnce()).toMatchObject({ requeued: 0, vanishedLeases: 0 });
+});
+
+it('leaves alone a task out of attempts that a lease still holds (the reaper is recording it)', async () => {
+  const r = reconciler();
+  const id = await storedOnly(0);
+  await r.runOnce();
+  await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+  expect(await stack.queue.exhausted([id])).toEqual([null]);
+  expect(await r.runOnce()).toMatchObject({ requeued: 0, vanishedLeases: 0 });
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'queued', attempts: 0 });
+});
+
 it('runs as one copy at a time', async () => {
   await storedOnly();
   const a = reconciler();

@@ -121,6 +121,11 @@ export interface TaskQueue {
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
   /** Per id, whether Redis knows the task at all (waiting, leased, retrying or dead). */
   indexed(ids: string[]): Promise<boolean[]>;
+  /**
+   * Per id, the attempts Redis counted when they use up the task's attempts and no lease holds it
+   * (Redis has dead-lettered it); null otherwise.
+   */
+  exhausted(ids: string[]): Promise<(number | null)[]>;
   /** Calls `onReady` when tasks become ready anywhere; resolves to an unsubscribe function. */
   subscribeReady(onReady: () => void): Promise<() => Promise<void>>;
   announceWorker(workerId: string, ttlMs: number): Promise<void>;

@@ -234,6 +234,21 @@ export class RedisQueue implements TaskQueue {
     return res.map((v) => v !== null);
   }
 
+  async exhausted(ids: string[]): Promise<(number | null)[]> {
+    if (ids.length === 0) return [];
+    const k = this.keys;
+    // One MULTI: a consistent snapshot of the three structures.
+    const res = await this.redis.multi().hmget(k.meta, ...ids).hmget(k.attempts, ...ids).zmscore(k.processing, ...ids).exec();
+    if (!res || res.some(([err]) => err)) throw res?.find(([err]) => err)?.[0] ?? new Error('exhausted: transaction aborted');
+    const [meta, attempts, leased] = res.map(([, v]) => v as (string | null)[]);
+    return ids.map((_, i) => {
+      const m = meta![i];
+      if (m == null || leased![i] != null) return null;
+      const counted = Number(attempts![i] ?? 0);
+      return counted >= Number(m.split(':')[1]) ? counted : null;
+    });
+  }
+
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */
   async lock(name: string, owner: string, ttlMs: number): Promise<boolean> {
     return (await this.run.lock([this.keys.lock(name)], [owner, ttlMs])) === 1;
