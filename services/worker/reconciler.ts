@@ -69,9 +69,15 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     result.checked += page.length;
     if (page.length === 0) return false;
 
-    const known = await queue.indexed(page.map((t) => t.id));
-    await this.recordUnrecordedDeaths(page.filter((_, i) => known[i]), result);
-    const missing = page.filter((_, i) => !known[i]);
+    const entries = await queue.indexed(page.map((t) => t.id));
+    await this.recordUnrecordedDeaths(
+      page.flatMap((t, i) => {
+        const after = entries[i]?.deadLetteredAfter;
+        return after == null ? [] : [{ task: t, attempts: after }];
+      }),
+      result,
+    );
+    const missing = page.filter((_, i) => entries[i] === null);
     if (missing.length === 0) return full;
 
     const running = missing.filter((t) => t.status === 'running' && t.lease_token !== null);
@@ -95,15 +101,13 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
    * now and the task ends dead, as Redis decided. The write is fenced: a task that got an outcome
    * since this page was read is left alone.
    */
-  private async recordUnrecordedDeaths(known: UnfinishedTask[], result: ReconcileResult): Promise<void> {
-    const counted = await this.deps.queue.exhausted(known.map((t) => t.id));
-    const lost = known.flatMap((t, i) => {
-      const attempts = counted[i];
-      if (attempts == null) return [];
+  private async recordUnrecordedDeaths(dead: { task: UnfinishedTask; attempts: number }[], result: ReconcileResult): Promise<void> {
+    const lost = dead.map(({ task: t, attempts }) =>
       // Postgres saw that attempt start: record its own lease as the lost one.
-      if (t.status === 'running' && t.lease_token !== null && t.attempts >= attempts) return [{ id: t.id, token: t.lease_token, attempt: t.attempts, dead: true }];
-      return [{ id: t.id, token: `reconciler~${randomUUID()}`, attempt: attempts, dead: true }];
-    });
+      t.status === 'running' && t.lease_token !== null && t.attempts >= attempts
+        ? { id: t.id, token: t.lease_token, attempt: t.attempts, dead: true }
+        : { id: t.id, token: `reconciler~${randomUUID()}`, attempt: attempts, dead: true },
+    );
     const recorded = await recordExpired(this.deps.pool, lost, 'lease lost and its expiry never recorded');
     result.vanishedLeases += recorded.size;
   }

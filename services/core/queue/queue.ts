@@ -77,6 +77,11 @@ export interface Promoted {
   nextDueInMs: number | null;
 }
 
+export interface IndexEntry {
+  /** The attempts Redis counted, when they use up the task's attempts and no lease holds it; else null. */
+  deadLetteredAfter: number | null;
+}
+
 export interface QueueStats {
   ready: Record<Priority, number>;
   retrying: Record<Priority, number>;
@@ -119,13 +124,11 @@ export interface TaskQueue {
   promoteDue(limitPerPriority: number): Promise<Promoted>;
   stats(): Promise<QueueStats>;
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
-  /** Per id, whether Redis knows the task at all (waiting, leased, retrying or dead). */
-  indexed(ids: string[]): Promise<boolean[]>;
   /**
-   * Per id, the attempts Redis counted when they use up the task's attempts and no lease holds it
-   * (Redis has dead-lettered it); null otherwise.
+   * Per id, what Redis holds of the task: null when it does not know it at all, else whether it has
+   * used up its attempts with no lease holding it (Redis dead-lettered it).
    */
-  exhausted(ids: string[]): Promise<(number | null)[]>;
+  indexed(ids: string[]): Promise<(IndexEntry | null)[]>;
   /** Calls `onReady` when tasks become ready anywhere; resolves to an unsubscribe function. */
   subscribeReady(onReady: () => void): Promise<() => Promise<void>>;
   announceWorker(workerId: string, ttlMs: number): Promise<void>;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { EnqueueItem, Finished, FinishItem, Held, Lease, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
+import type { EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -228,24 +228,19 @@ export class RedisQueue implements TaskQueue {
     return this.redis.lrange(this.keys.deadLetters[priorityIndex(priority)]!, 0, limit - 1);
   }
 
-  async indexed(ids: string[]): Promise<boolean[]> {
-    if (ids.length === 0) return [];
-    const res = await this.redis.hmget(this.keys.meta, ...ids);
-    return res.map((v) => v !== null);
-  }
-
-  async exhausted(ids: string[]): Promise<(number | null)[]> {
+  async indexed(ids: string[]): Promise<(IndexEntry | null)[]> {
     if (ids.length === 0) return [];
     const k = this.keys;
     // One MULTI: a consistent snapshot of the three structures.
     const res = await this.redis.multi().hmget(k.meta, ...ids).hmget(k.attempts, ...ids).zmscore(k.processing, ...ids).exec();
-    if (!res || res.some(([err]) => err)) throw res?.find(([err]) => err)?.[0] ?? new Error('exhausted: transaction aborted');
+    const failed = res?.find(([err]) => err);
+    if (!res || failed) throw failed?.[0] ?? new Error('indexed: transaction aborted');
     const [meta, attempts, leased] = res.map(([, v]) => v as (string | null)[]);
     return ids.map((_, i) => {
       const m = meta![i];
-      if (m == null || leased![i] != null) return null;
+      if (m == null) return null;
       const counted = Number(attempts![i] ?? 0);
-      return counted >= Number(m.split(':')[1]) ? counted : null;
+      return { deadLetteredAfter: leased![i] == null && counted >= Number(m.split(':')[1]) ? counted : null };
     });
   }
 
