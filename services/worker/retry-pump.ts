@@ -13,7 +13,7 @@ import { PRIORITIES } from '../core/tasks/priority';
 
 /**
  * Passes start at least this far apart: retries due close together are promoted in one pass
- * rather than one pass each (each pass is a script, and a wake-up for every worker). A retry is
+ * rather than one pass each (each pass is a script, and a wake-up). A retry is
  * thus promoted at most this late. Chasing each due time exactly cost the burst benchmark more
  * than scanning every 20 ms had (Redis CPU 0.58–0.60 → 0.75–0.85 s, workers +15 %).
  */
@@ -24,7 +24,7 @@ export class RetryPump extends PeriodicService<{ promoted: number }> {
   private lastPass = -Infinity;
 
   constructor(
-    private readonly deps: { queue: TaskQueue; metrics: WorkerMetrics; onPromoted?: () => void },
+    private readonly deps: { queue: TaskQueue; metrics: WorkerMetrics },
     private readonly batchSize: number,
     intervalMs: number,
     log: Logger,
@@ -57,7 +57,7 @@ export class RetryPump extends PeriodicService<{ promoted: number }> {
       promoted += moved[p];
       full ||= moved[p] >= this.batchSize;
     }
-    if (promoted > 0) this.deps.onPromoted?.();
+    // Promoting rings the doorbell: one idle worker wakes (not necessarily this one).
     // A full batch may have left due retries behind: go again at once.
     if (full) this.runWithin(0);
     else if (nextDueInMs !== null) this.passWithin(nextDueInMs);

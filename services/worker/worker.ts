@@ -39,7 +39,6 @@ export class Worker {
   readonly reconciler: Reconciler;
   readonly statsRefresher: StatsRefresher;
   private stopped: Promise<{ handedBack: number }> | null = null;
-  private unsubscribe: Promise<(() => Promise<void>) | null> = Promise.resolve(null);
 
   constructor(private readonly deps: WorkerDeps) {
     const { cfg, pool, queue, log, metrics } = deps;
@@ -75,7 +74,7 @@ export class Worker {
     const typeLabel = (type: string) => (deps.handlers.has(type) ? type : 'unknown');
     initCounters(metrics, [...deps.handlers.keys(), 'unknown']);
     this.reaper = new Reaper({ pool, queue, metrics, typeLabel }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log, cfg.VIS_TIMEOUT_MS);
-    this.retryPump = new RetryPump({ queue, metrics, onPromoted: () => this.processor.wake() }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
+    this.retryPump = new RetryPump({ queue, metrics }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
     this.keyPruner = new KeyPruner(pool, 60_000, log);
     this.statsRefresher = new StatsRefresher(pool, 2000, log);
     this.reconciler = new Reconciler(
@@ -87,11 +86,6 @@ export class Worker {
 
   start(): void {
     this.deps.queue.announceWorker(this.id, this.heartbeater.announceTtlMs).catch((err: unknown) => this.deps.log.warn({ err }, 'announcing the worker failed'));
-    // Wake-ups on new work; polling every POLL_INTERVAL_MS remains the fallback.
-    this.unsubscribe = this.deps.queue.subscribeReady(() => this.processor.wake()).catch((err: unknown) => {
-      this.deps.log.warn({ err }, 'subscribing to new-work notifications failed; polling only');
-      return null;
-    });
     this.processor.start();
     this.heartbeater.start();
     this.reaper.start();
@@ -111,7 +105,6 @@ export class Worker {
   private async shutdown(graceMs: number): Promise<{ handedBack: number }> {
     const { log } = this.deps;
     await this.processor.stopLeasing();
-    await (await this.unsubscribe)?.();
     const left = await this.processor.drain(graceMs);
     if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();

@@ -1,7 +1,7 @@
 /** The Redis queue's scripts against a real Redis: ordering, selection, fencing, reaping. */
 import { PRIORITIES, Priority } from '../../services/core/tasks/priority';
 import { RedisQueue } from '../../services/core/queue/redis-queue';
-import { EnqueueItem } from '../../services/core/queue/queue';
+import { EnqueueItem, Lease } from '../../services/core/queue/queue';
 import { createRedis } from '../../services/core/db/redis';
 import { queueKeys } from '../../services/core/queue/keys';
 import { testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
@@ -307,31 +307,89 @@ describe('retry, bury, reap, promote', () => {
     expect([again!.message.id, again!.attempt]).toEqual(['a', 1]);
   });
 
-  it('every script that makes tasks ready announces them (idle workers lease only when told)', async () => {
+  it('every script that makes tasks ready rings the doorbell (idle workers lease only when told)', async () => {
     const q = queue();
-    let heard = 0;
-    const unsubscribe = await q.subscribeReady(() => heard++);
-    const announced = async (step: () => Promise<unknown>) => {
-      const before = heard;
+    const bell = q.doorbell();
+    // Whether `step` left a ring (the doorbell holds at most one; a short wait takes what is there).
+    const rings = async (step: () => Promise<unknown>) => {
+      while (await bell.wait(1));
       await step();
-      for (let i = 0; i < 50 && heard === before; i++) await new Promise((r) => setTimeout(r, 10));
-      return heard > before;
+      return bell.wait(1);
     };
     try {
-      expect(await announced(() => q.enqueue([item('a'), item('b'), item('c')]))).toBe(true);
-      const [a, b, c] = await q.lease({ max: 3, visibilityMs: 1 });
+      expect(await rings(() => q.enqueue([item('a'), item('b'), item('c')]))).toBe(true);
+      // A lease that takes everything leaves nothing to announce.
+      let leased: Lease[] = [];
+      expect(await rings(async () => (leased = await q.lease({ max: 3, visibilityMs: 1 })))).toBe(false);
+      const [a, b, c] = leased;
       // A rejected hand-back makes nothing ready, so it says nothing.
-      expect(await announced(() => q.release([{ id: 'a', token: 'stale', priority: 'default' }]))).toBe(false);
-      expect(await announced(() => q.release([{ id: 'a', token: a!.token, priority: 'default' }]))).toBe(true);
+      expect(await rings(() => q.release([{ id: 'a', token: 'stale', priority: 'default' }]))).toBe(false);
+      expect(await rings(() => q.release([{ id: 'a', token: a!.token, priority: 'default' }]))).toBe(true);
       expect(await q.retry([{ id: 'b', token: b!.token, priority: 'default', delayMs: 1 }])).toEqual([true]);
       await new Promise((r) => setTimeout(r, 5));
-      expect(await announced(() => q.promoteDue(10))).toBe(true);
+      expect(await rings(() => q.promoteDue(10))).toBe(true);
       expect(c!.message.id).toBe('c');
       await new Promise((r) => setTimeout(r, 5));
-      expect(await announced(() => q.reap(10, 60_000))).toBe(true);
-      expect(await announced(() => q.promoteDue(10))).toBe(false);
+      expect(await rings(() => q.reap(10, 60_000))).toBe(true);
+      expect(await rings(() => q.promoteDue(10))).toBe(false);
     } finally {
-      await unsubscribe();
+      bell.close();
+    }
+  });
+
+  it('each ring wakes one waiting worker, not all of them; a big batch rings once', async () => {
+    const q = queue();
+    const bells = [q.doorbell(), q.doorbell(), q.doorbell()];
+    try {
+      const waits = bells.map((b) => b.wait(400));
+      await new Promise((r) => setTimeout(r, 50)); // all three blocked
+      await q.enqueue(Array.from({ length: 50 }, (_, i) => item(`t${i}`)));
+      expect((await Promise.all(waits)).filter(Boolean)).toHaveLength(1);
+    } finally {
+      bells.forEach((b) => b.close());
+    }
+  });
+
+  it('a lease that leaves work behind rings again, so the next idle worker comes for it, and says how much it left', async () => {
+    const q = queue();
+    const bell = q.doorbell();
+    try {
+      await q.enqueue([item('a'), item('b'), item('c')]);
+      expect(await bell.wait(1)).toBe(true);
+      const waiting = bell.wait(400);
+      await q.lease({ max: 2, visibilityMs: 10_000 });
+      expect(await waiting).toBe(true);
+      // The last one taken: nothing left, no ring.
+      const idle = bell.wait(100);
+      expect(await q.leaseBatch({ max: 2, visibilityMs: 10_000 })).toMatchObject({ leases: [{ message: { id: 'c' } }], left: 0 });
+      expect(await idle).toBe(false);
+      // A ring nobody answered is taken back by the lease that empties the queue: it would only
+      // cost the next waiter an empty lease.
+      await q.enqueue([item('d'), item('e')]);
+      expect(await q.leaseBatch({ max: 5, visibilityMs: 10_000 })).toMatchObject({ left: 0 });
+      expect(await bell.wait(1)).toBe(false);
+    } finally {
+      bell.close();
+    }
+  });
+
+  it('a closed doorbell ends its wait at once, and a ring passed on reaches another waiter', async () => {
+    const q = queue();
+    const [mine, other] = [q.doorbell(), q.doorbell()];
+    try {
+      const t0 = Date.now();
+      const pending = mine.wait(10_000);
+      await new Promise((r) => setTimeout(r, 20));
+      mine.close();
+      expect(await pending).toBe(false);
+      expect(Date.now() - t0).toBeLessThan(10_000); // not the wait's own timeout
+      const theirs = other.wait(400);
+      await new Promise((r) => setTimeout(r, 20));
+      await mine.ring();
+      expect(await theirs).toBe(true);
+    } finally {
+      mine.close();
+      other.close();
     }
   });
 

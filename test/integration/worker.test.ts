@@ -279,6 +279,26 @@ it('an idle worker wakes up for new work without waiting for its next poll', asy
   expect(await waitFor(isFinal(id), 10_000, 'a wake-up')).toMatchObject({ status: 'succeeded' });
 });
 
+it('new work wakes one idle worker, not every one: no lease call comes back empty', async () => {
+  ({ worker } = startWorker(stack, { cfg: { POLL_INTERVAL_MS: 600_000 } }));
+  const second = startWorker(stack, { cfg: { POLL_INTERVAL_MS: 600_000 } }).worker;
+  try {
+    // Both lease once at start, find nothing and wait on the doorbell (the next poll is in ten minutes).
+    await new Promise((r) => setTimeout(r, 300));
+    const lease = jest.spyOn(stack.queue, 'leaseBatch');
+    for (let i = 0; i < 5; i++) {
+      const id = await submit('noop');
+      expect(await waitFor(isFinal(id), 10_000, 'a wake-up')).toMatchObject({ status: 'succeeded' });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    // Each task woke one worker, whose one lease took it (with pub/sub both leased, one for nothing).
+    const results = await Promise.all(lease.mock.results.map((r) => r.value as ReturnType<typeof stack.queue.leaseBatch>));
+    expect(results.map((b) => b.leases.length)).toEqual([1, 1, 1, 1, 1]);
+  } finally {
+    await second.stop(0);
+  }
+});
+
 it('a retry is promoted when its backoff ends, not at the next scan of the retry pump', async () => {
   // The scan would come in ten minutes; the backoff is 300 ms.
   ({ worker } = startWorker(stack, { cfg: { RETRY_SCAN_INTERVAL_MS: 600_000, RETRY_BASE_MS: 300, RETRY_MAX_MS: 300, RETRY_JITTER_MS: 0, POLL_INTERVAL_MS: 600_000 } }));

@@ -47,7 +47,7 @@ export const SETTINGS = {
   QUEUE_STRATEGY: setting('weighted', parseEnum(['weighted', 'strict'] as const), '`weighted`: smooth weighted round-robin across non-empty priorities (no starvation); `strict`: always the highest non-empty priority.', worker),
   QUEUE_WEIGHTS: setting('critical=8,high=4,default=2,low=1', parseWeights, 'Weights for the weighted strategy; `low` is served at least weight(low)/sum of leases while it has work.', worker),
   LEASE_BATCH_SIZE: setting('32', parseInteger({ min: 1, max: 1000 }), 'Most tasks leased in one Redis call (bounded by free slots).', worker),
-  POLL_INTERVAL_MS: setting('250', parseInteger({ min: 1, max: 600_000 }), 'How long an idle worker waits before asking for work again, in milliseconds; new tasks also wake idle workers at once (Redis pub/sub), so this is only the fallback.', worker),
+  POLL_INTERVAL_MS: setting('250', parseInteger({ min: 1, max: 600_000 }), 'How long an idle worker waits before asking for work again, in milliseconds; new tasks also wake an idle worker at once (each batch rings a Redis doorbell that one waiting worker answers), so this is only the fallback.', worker),
   HEARTBEAT_INTERVAL_MS: setting('0', parseInteger({ min: 0, max: 3_600_000 }), 'Lease extension cadence in milliseconds; 0 means VIS_TIMEOUT_MS/3.', worker),
   START_RECORD_DELAY_MS: setting('100', parseInteger({ min: 1, max: 600_000 }), 'An attempt still running after this many milliseconds is marked `running` in Postgres; faster ones are written once, start and outcome together (the Redis lease counts the attempt either way).', worker),
   TASK_TIMEOUT_MS: setting('300000', parseInteger({ min: 1, max: 86_400_000 }), 'A handler running longer is aborted and its attempt fails with a timeout error.', worker),

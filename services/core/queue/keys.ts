@@ -28,8 +28,11 @@ export interface QueueKeys {
   wrr: string;
   /** workerId → ms (Redis clock) until which the worker counts as alive. */
   workers: string;
-  /** Pub/sub channel announcing newly ready tasks (a channel, not a key). */
-  readyChannel: string;
+  /**
+   * The doorbell: a list holding at most one ring, pushed when tasks become ready; idle workers
+   * wait on it with BLPOP, so each ring wakes exactly one of them (see lua/includes/doorbell.lua).
+   */
+  doorbell: string;
   /** Leader locks of single-copy services (the reconciler). */
   lock(name: string): string;
 }
@@ -48,7 +51,7 @@ export function queueKeys(prefix: string): QueueKeys {
     readyAt: `${tag}:ready_at`,
     wrr: `${tag}:wrr`,
     workers: `${tag}:workers`,
-    readyChannel: `${tag}:ready`,
+    doorbell: `${tag}:doorbell`,
     lock: (name) => `${tag}:lock:${name}`,
   };
 }

@@ -93,6 +93,12 @@ export interface QueueStats {
   liveWorkers: number;
 }
 
+export interface LeaseBatch {
+  leases: Lease[];
+  /** Tasks still ready after this lease (any priority). */
+  left: number;
+}
+
 export interface LeaseOptions {
   max: number;
   visibilityMs: number;
@@ -100,10 +106,24 @@ export interface LeaseOptions {
   owner?: string;
 }
 
+/**
+ * Rung by every change that makes tasks ready; each ring wakes one waiting worker, not all of them.
+ */
+export interface Doorbell {
+  /** Waits up to `timeoutMs` for a ring; true if this waiter took one. False on timeout, on failure, or once closed. */
+  wait(timeoutMs: number): Promise<boolean>;
+  /** Rings (passes on a ring this waiter took but cannot use). */
+  ring(): Promise<unknown>;
+  /** Ends a pending wait (it answers false); a later wait starts over. */
+  close(): void;
+}
+
 export interface TaskQueue {
   /** Indexes tasks as ready; returns, per item, whether it was newly pushed (false = already indexed). */
   enqueue(items: EnqueueItem[]): Promise<boolean[]>;
   lease(opts: LeaseOptions): Promise<Lease[]>;
+  /** lease(), and how many tasks it left ready behind (so a worker knows whether to come back at once). */
+  leaseBatch(opts: LeaseOptions): Promise<LeaseBatch>;
   /** Per item, whether the lease was still held (and is now extended). */
   extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]>;
   /** Ends leases with their outcomes (mixed in one call, fenced by token); see FinishItem. */
@@ -129,8 +149,8 @@ export interface TaskQueue {
    * used up its attempts with no lease holding it (Redis dead-lettered it).
    */
   indexed(ids: string[]): Promise<(IndexEntry | null)[]>;
-  /** Calls `onReady` when tasks become ready anywhere; resolves to an unsubscribe function. */
-  subscribeReady(onReady: () => void): Promise<() => Promise<void>>;
+  /** A doorbell, for an idle worker to wait on until tasks become ready (one per waiting worker). */
+  doorbell(): Doorbell;
   announceWorker(workerId: string, ttlMs: number): Promise<void>;
   lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;

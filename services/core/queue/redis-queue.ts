@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
+import type { Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -15,7 +15,7 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -83,22 +83,26 @@ export class RedisQueue implements TaskQueue {
       const wire: WireMessage = { type: it.type, payload: it.payload, created_at: it.createdAtMs };
       args.push(it.id, priorityIndex(it.priority), it.maxAttempts, JSON.stringify(wire), it.attempts, it.dueAtMs ?? 0);
     }
-    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.readyChannel], args)) as number[];
+    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell], args)) as number[];
     return res.map((r) => r === 1);
   }
 
   async lease(opts: LeaseOptions): Promise<Lease[]> {
+    return (await this.leaseBatch(opts)).leases;
+  }
+
+  async leaseBatch(opts: LeaseOptions): Promise<LeaseBatch> {
     const k = this.keys;
     const w = this.opts.weights;
     const call = `${this.tokenNonce}${(this.leaseCalls++).toString(36)}`;
     const tokenBase = opts.owner ? `${opts.owner}~${call}` : call;
     const res = (await this.run.lease(
-      [...k.queues, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr],
+      [...k.queues, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.doorbell],
       [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low],
     )) as (string | number)[];
     const now = Number(res[0]);
     const leases: Lease[] = [];
-    for (let i = 1; i < res.length; i += 7) {
+    for (let i = 2; i < res.length; i += 7) {
       const id = String(res[i]);
       const wire = JSON.parse(String(res[i + 4])) as WireMessage;
       const [pIdx, maxAttempts] = String(res[i + 5]).split(':').map(Number) as [number, number];
@@ -119,7 +123,7 @@ export class RedisQueue implements TaskQueue {
         leasedAtMs: now,
       });
     }
-    return leases;
+    return { leases, left: Number(res[1]) };
   }
 
   async extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]> {
@@ -161,14 +165,14 @@ export class RedisQueue implements TaskQueue {
     if (items.length === 0) return [];
     const k = this.keys;
     const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
-    const res = (await this.run.release([k.processing, k.tokens, k.attempts, ...k.queues, k.readyChannel], args)) as number[];
+    const res = (await this.run.release([k.processing, k.tokens, k.attempts, ...k.queues, k.doorbell], args)) as number[];
     return res.map((r) => r === 1);
   }
 
   async reap(limit: number, holdMs: number): Promise<Reaped[]> {
     const k = this.keys;
     const res = (await this.run.reap(
-      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters, k.messages, k.readyChannel],
+      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters, k.messages, k.doorbell],
       [limit, holdMs],
     )) as (string | number)[];
     const out: Reaped[] = [];
@@ -199,7 +203,7 @@ export class RedisQueue implements TaskQueue {
 
   async promoteDue(limitPerPriority: number): Promise<Promoted> {
     const k = this.keys;
-    const res = (await this.run.promote([...k.retries, ...k.queues, k.readyAt, k.readyChannel], [limitPerPriority])) as number[];
+    const res = (await this.run.promote([...k.retries, ...k.queues, k.readyAt, k.doorbell], [limitPerPriority])) as number[];
     const next = Number(res[4] ?? -1);
     return { moved: byPriority((i) => Number(res[i] ?? 0)), nextDueInMs: next < 0 ? null : next };
   }
@@ -253,19 +257,9 @@ export class RedisQueue implements TaskQueue {
     await this.run.unlock([this.keys.lock(name)], [owner]);
   }
 
-  /**
-   * Calls `onReady` whenever tasks become ready anywhere (enqueued, promoted from the retry set,
-   * reaped or handed back), over a dedicated subscriber connection.
-   * Returns a function that unsubscribes and closes it.
-   */
-  async subscribeReady(onReady: () => void): Promise<() => Promise<void>> {
-    const sub = this.redis.duplicate({ connectionName: 'ready-subscriber', enableAutoPipelining: false });
-    sub.on('error', () => undefined); // reconnects on its own; leasing falls back to polling meanwhile
-    sub.on('message', () => onReady());
-    await sub.subscribe(this.keys.readyChannel);
-    return async () => {
-      await sub.quit().catch(() => sub.disconnect());
-    };
+  /** A doorbell of this queue, with its own connection (see RedisDoorbell). */
+  doorbell(): Doorbell {
+    return new RedisDoorbell(this.redis, this.keys.doorbell, () => this.run.ring([this.keys.doorbell], []));
   }
 
   async ping(): Promise<void> {
@@ -274,6 +268,39 @@ export class RedisQueue implements TaskQueue {
 
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+/**
+ * Waits for rings of the doorbell (tasks became ready: enqueued, promoted from a retry set, reaped
+ * or handed back). BLPOP blocks its connection, so each doorbell has its own, opened on first use,
+ * for one wait at a time; each ring goes to one waiter.
+ */
+class RedisDoorbell implements Doorbell {
+  private conn: Redis | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    readonly ring: () => Promise<unknown>,
+  ) {}
+
+  async wait(timeoutMs: number): Promise<boolean> {
+    if (!this.conn) {
+      this.conn = this.redis.duplicate({ connectionName: 'doorbell', enableAutoPipelining: false, enableOfflineQueue: true });
+      this.conn.on('error', () => undefined); // reconnects on its own; leasing polls meanwhile
+    }
+    try {
+      // BLPOP takes seconds (fractions allowed); 0 would block for good.
+      return (await this.conn.blpop(this.key, Math.max(0.001, timeoutMs / 1000))) !== null;
+    } catch {
+      return false; // Redis away, or close() ran
+    }
+  }
+
+  close(): void {
+    this.conn?.disconnect();
+    this.conn = null;
   }
 }
 

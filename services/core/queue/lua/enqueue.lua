@@ -1,11 +1,12 @@
 -- enqueue: index tasks as ready (or as due later, in their retry set), unless already indexed, so
 -- a repeated push (API replay, reconciler) never duplicates a task.
 -- KEYS: q:critical..q:low (1-4), msg (5), meta (6), attempts (7), ready_at (8), retry:critical..retry:low (9-12),
---       ready channel (13; a pub/sub channel, not a key, listed so the script names everything it touches)
+--       doorbell (13)
 -- ARGV: groups of 6: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now)
 -- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call)
--- Publishes the number of tasks made ready on the ready channel, so idle workers wake at once.
+-- Rings the doorbell when tasks became ready, so an idle worker wakes at once.
 -- @include bulk
+-- @include doorbell
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = argvIds(6)
@@ -51,5 +52,5 @@ for p = 1, 4 do
   bulk('RPUSH', KEYS[p], ready[p])
   bulk('ZADD', KEYS[8 + p], later[p])
 end
-if readyCount > 0 then redis.call('PUBLISH', KEYS[13], readyCount) end
+if readyCount > 0 then ring(KEYS[13]) end
 return out

@@ -1,12 +1,13 @@
 -- lease: pop up to N ready tasks across priorities and lease each with a fresh token.
--- KEYS: q:critical, q:high, q:default, q:low, processing, msg, meta, attempts, tokens, ready_at, wrr
+-- KEYS: q:critical, q:high, q:default, q:low, processing, msg, meta, attempts, tokens, ready_at, wrr, doorbell (12)
 -- ARGV: n, visibilityMs, tokenBase, strict (1|0), weightCritical, weightHigh, weightDefault, weightLow
--- Returns: { nowMs, then per task: id, token, attempt, deadlineMs, messageJson, meta, readyAtMs }
+-- Returns: { nowMs, tasks left ready, then per task: id, token, attempt, deadlineMs, messageJson, meta, readyAtMs }
 -- Weighted mode is smooth weighted round-robin over the non-empty queues, with its state kept in
 -- `wrr`, so a priority with weight w is served at least w/sum(weights) of the time while it has work.
 -- The picks are decided first; then each priority's share is popped and leased with a few
 -- variadic commands per call, whatever the batch size.
 -- @include bulk
+-- @include doorbell
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[1])
@@ -41,7 +42,12 @@ while #picks < n do
   take[pick] = take[pick] + 1
   picks[#picks + 1] = pick
 end
-if #picks == 0 then return { now } end
+local left = 0
+for p = 1, 4 do left = left + len[p] - take[p] end
+-- Work left behind wakes another idle worker; a ring no task is left for would only cost the
+-- next waiter an empty lease, so it is taken back.
+if left > 0 then ring(KEYS[12]) else redis.call('DEL', KEYS[12]) end
+if #picks == 0 then return { now, left } end
 -- Pop each priority's share at once, then hand ids out in pick order (the rotation's interleaving).
 local popped, nextOf = {}, { 1, 1, 1, 1 }
 for p = 1, 4 do
@@ -59,7 +65,7 @@ for _, p in ipairs(picks) do
   end
 end
 local msgs, metas, attempts, readyAt = hmget(KEYS[6], ids), hmget(KEYS[7], ids), hmget(KEYS[8], ids), hmget(KEYS[10], ids)
-local out = { now }
+local out = { now, left }
 local counted, tokens, leasedAt = {}, {}, {}
 local leased = 0
 for i, id in ipairs(ids) do

@@ -1,9 +1,10 @@
 -- promote: move retries whose due time (Redis clock) has come back to the tail of their queue.
--- KEYS: retry:critical..retry:low (1-4), q:critical..q:low (5-8), ready_at (9), ready channel (10)
+-- KEYS: retry:critical..retry:low (1-4), q:critical..q:low (5-8), ready_at (9), doorbell (10)
 -- ARGV: limit per priority
 -- Returns: { moved per priority (critical, high, default, low), ms until the next retry still
 --           waiting is due (-1 = none) }, so the caller can come back exactly then.
 -- @include bulk
+-- @include doorbell
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
@@ -31,5 +32,5 @@ for p = 1, 4 do
 end
 out[5] = nextDue
 -- Idle workers lease only when told that work is ready (polling is the fallback).
-if moved > 0 then redis.call('PUBLISH', KEYS[10], moved) end
+if moved > 0 then ring(KEYS[10]) end
 return out

@@ -5,9 +5,10 @@
 -- token for holdMs more: the reaper records the lost attempt in Postgres first and buries it only
 -- then (finish), so a reaper that dies in between leaves it to the next pass instead of leaving
 -- Redis with a dead task that Postgres still shows as waiting.
--- KEYS: processing, meta, attempts, tokens, ready_at, q:critical..q:low (6-9), dlq:critical..dlq:low (10-13), msg (14), ready channel (15)
+-- KEYS: processing, meta, attempts, tokens, ready_at, q:critical..q:low (6-9), dlq:critical..dlq:low (10-13), msg (14), doorbell (15)
 -- ARGV: limit, holdMs
 -- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
+-- @include doorbell
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -50,5 +51,5 @@ for _, id in ipairs(ids) do
   end
 end
 -- Idle workers lease only when told that work is ready (polling is the fallback).
-if requeued > 0 then redis.call('PUBLISH', KEYS[15], requeued) end
+if requeued > 0 then ring(KEYS[15]) end
 return out
