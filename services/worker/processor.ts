@@ -91,6 +91,8 @@ export class Processor {
   private readonly doorbell: Doorbell;
   /** A doorbell wait is pending (at most one). */
   private listening = false;
+  /** The lease loop idles waiting for new work (so a doorbell wait that times out is renewed). */
+  private idleListening = false;
   /** Handlers running: each holds one of the WORKER_POOL slots until it settles. */
   private readonly attempts = new Set<Promise<void>>();
   /**
@@ -351,19 +353,31 @@ export class Processor {
   }
 
   /**
-   * Keeps one doorbell wait pending while the lease loop idles with room to spare. Redis gives each
-   * ring to one waiting worker; one that took a ring but has filled its slots since passes it on,
-   * and does not wait again until it has room, so rings never bounce between full workers.
+   * Keeps a doorbell wait pending for as long as the lease loop idles with room to spare (a wait
+   * that times out while the loop still idles is renewed: a gap would leave this worker deaf to new
+   * work until its next poll). Redis gives each ring to one waiting worker; one that took a ring
+   * but has filled its slots since passes it on, and does not wait again until it has room, so
+   * rings never bounce between full workers.
    */
   private listen(ms: number): void {
     if (this.listening) return;
     this.listening = true;
-    void this.doorbell.wait(ms).then((rang) => {
-      this.listening = false;
-      if (!rang) return;
-      if (this.stopping || !this.hasRoom()) this.doorbell.ring().catch((err: unknown) => this.deps.log.warn({ err }, 'passing on a doorbell ring failed; idle workers will poll'));
-      else this.wake();
-    });
+    void (async () => {
+      try {
+        while (this.idleListening && !this.stopping) {
+          const t0 = performance.now();
+          if (await this.doorbell.wait(ms)) {
+            if (this.stopping || !this.hasRoom()) this.doorbell.ring().catch((err: unknown) => this.deps.log.warn({ err }, 'passing on a doorbell ring failed; idle workers will poll'));
+            else this.wake();
+            return;
+          }
+          // Answered early without a ring: Redis is away (or the doorbell closed). Polling covers it.
+          if (performance.now() - t0 < ms * 0.9) return;
+        }
+      } finally {
+        this.listening = false;
+      }
+    })();
   }
 
   /** Waits `ms`, or less if woken; `listen`: a doorbell ring (new work in Redis) wakes it too. */
@@ -372,17 +386,19 @@ export class Processor {
       this.wakePending = false;
       return Promise.resolve();
     }
+    this.idleListening = listen;
     if (listen) this.listen(ms);
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
+      const done = () => {
         clearTimeout(t);
-        resolve();
-      }
-      this.wakeUp = () => {
+        // Cleared here, not only by wake(): a wake-up after the timer fired must find the loop busy
+        // (and set wakePending), or it would be lost.
         this.wakeUp = null;
-        done();
+        this.idleListening = false;
+        resolve();
       };
+      const t = setTimeout(done, ms);
+      this.wakeUp = done;
     });
   }
 }

@@ -279,6 +279,17 @@ it('an idle worker wakes up for new work without waiting for its next poll', asy
   expect(await waitFor(isFinal(id), 10_000, 'a wake-up')).toMatchObject({ status: 'succeeded' });
 });
 
+it('an idle worker keeps listening across its polls: new work after a poll still wakes it at once', async () => {
+  ({ worker } = startWorker(stack, { cfg: { POLL_INTERVAL_MS: 1500 } }));
+  // Past one poll: its doorbell wait timed out while the loop idled again, and must be renewed.
+  await new Promise((r) => setTimeout(r, 1800));
+  const id = await submit('noop');
+  await waitFor(isFinal(id), 10_000, 'the task');
+  const { rows } = await stack.pool.query<{ waited_ms: number }>(`SELECT extract(epoch FROM (first_started_at - created_at)) * 1000 AS waited_ms FROM tasks WHERE id = $1`, [id]);
+  // Deaf until the next poll, it would have started about 1.2 s later.
+  expect(Number(rows[0]!.waited_ms)).toBeLessThan(700);
+});
+
 it('new work wakes one idle worker, not every one: no lease call comes back empty', async () => {
   ({ worker } = startWorker(stack, { cfg: { POLL_INTERVAL_MS: 600_000 } }));
   const second = startWorker(stack, { cfg: { POLL_INTERVAL_MS: 600_000 } }).worker;
