@@ -332,6 +332,12 @@ describe('retry, bury, reap, promote', () => {
       await new Promise((r) => setTimeout(r, 5));
       expect(await rings(() => q.reap(10, 60_000))).toBe(true);
       expect(await rings(() => q.promoteDue(10))).toBe(false);
+      // Settling a task no lease holds back to `queued` (the reaper does, for an attempt Postgres
+      // had counted already) rings; settling it anywhere else does not.
+      const [again] = await q.lease({ max: 1, visibilityMs: 60_000 });
+      await q.release([{ id: again!.message.id, token: again!.token, priority: 'default' }]);
+      expect(await rings(() => q.settle([{ id: again!.message.id, priority: 'default', state: 'retrying', attempts: 1, dueAtMs: Date.now() + 60_000 }]))).toBe(false);
+      expect(await rings(() => q.settle([{ id: again!.message.id, priority: 'default', state: 'queued', attempts: 1 }]))).toBe(true);
     } finally {
       bell.close();
     }
