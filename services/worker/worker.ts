@@ -47,14 +47,10 @@ export class Worker {
     // one is due, and reaching that many starts a write at once, so pacing never caps a worker's
     // throughput. Measured in the burst against 5 ms pacing with at most WORKER_POOL unwritten:
     // CPU 3.3–3.9 s against 3.5–3.7 s, drain 2.25–2.39 s against 2.25–2.35 s (noisy, same sitting).
-    // Up to 64 settled attempts beyond the slots may wait unwritten before leasing pauses: a
-    // Postgres commit that stalls for tens of milliseconds then does not stall the worker too.
-    // With one batch (12 for the default 12 slots) the workers of the latency benchmark stopped
-    // leasing ~100 times in 10 s at half load, and p95 enqueue-to-start was 32–100 ms; 21–29 ms
-    // with 64. The cost is memory for 64 outcomes, and nothing runs twice: their leases stay
-    // heartbeated until written.
+    // With one such batch beyond the slots unwritten, leasing pauses until a write lands, for at
+    // most 20 ms; past 64 more it stops (see Processor.writesPause).
     const eagerAt = Math.min(64, cfg.WORKER_POOL);
-    const maxUnwritten = cfg.WORKER_POOL + 64;
+    const maxUnwritten = cfg.WORKER_POOL + eagerAt;
     this.completer = new Completer(
       // The pump exists by the time an outcome is written.
       { pool, queue, log, metrics, onRetryScheduled: (ms) => this.retryPump.retryScheduled(ms) },
@@ -66,6 +62,8 @@ export class Worker {
         workerId: this.id,
         slots: cfg.WORKER_POOL,
         maxUnwritten,
+        unwrittenPauseMs: 20,
+        maxUnwrittenHard: maxUnwritten + 64,
         leaseBatch: cfg.LEASE_BATCH_SIZE,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,

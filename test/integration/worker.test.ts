@@ -223,11 +223,11 @@ it('metrics add up: attempts, final failures, retries and acks match what happen
   expect((await registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_dead_total')!.values.some((v) => v.labels.type === 'noop' && v.value === 0)).toBe(true);
 });
 
-it('a handler that settled frees its slot while its outcome waits to be written; unwritten outcomes are capped at the slots plus 64', async () => {
-  // Outcome writes are held; two slots, so at most 2 + 64 unwritten outcomes. A keeps one slot
-  // busy; the 66 quick ones finish at once, each in the slot the one before freed, although none
-  // of their outcomes is written. Then the cap is reached, and the last waits for the writes even
-  // though a slot is free.
+it('a handler that settled frees its slot while its outcome waits to be written; a stalled write pauses leasing only briefly, and 64 outcomes past the pause point stop it', async () => {
+  // Outcome writes are held; two slots, so leasing pauses (20 ms) at 2 + 2 unwritten outcomes and
+  // stops at 2 + 2 + 64. A keeps one slot busy; the 68 quick ones finish, each in the slot the one
+  // before freed, although none of their outcomes is written. Then the stop is reached, and the
+  // last waits for the writes even though a slot is free.
   const gated = gatedPool(stack.pool, 'record-outcomes');
   const ran: string[] = [];
   const handlers = {
@@ -238,13 +238,13 @@ it('a handler that settled frees its slot while its outcome waits to be written;
     },
   };
   ({ worker } = startWorker(stack, { handlers, pool: gated.pool, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 1 } }));
-  const quick = Array.from({ length: 66 }, (_, i) => `q${i}`);
+  const quick = Array.from({ length: 68 }, (_, i) => `q${i}`);
   let a: string;
   try {
     a = await submit('named', { name: 'A', ms: 3000 });
     await waitFor(async () => ran.includes('A'), 5000, 'A to start');
     for (const name of [...quick, 'last']) await submit('named', { name, ms: 0 });
-    await waitFor(async () => ran.includes('q65'), 10_000, 'the quick ones to run in the slot each one before freed');
+    await waitFor(async () => ran.includes('q67'), 10_000, 'the quick ones to run in the slot each one before freed');
     await new Promise((r) => setTimeout(r, 300));
     expect(ran).toEqual(['A', ...quick]);
   } finally {

@@ -27,7 +27,7 @@ export const SETTINGS = {
   REDIS_ADDR: setting('localhost:6379', parseString({ minLength: 1, pattern: /^[^\s:]+:\d{1,5}$/, hint: 'host:port' }), 'Redis address (host:port).'),
   REDIS_PASS: setting('', parseString(), 'Redis password, if required.'),
   METRICS_ADDR: setting(':2112', parseString({ pattern: /^[^\s]*:\d{1,5}$/, hint: '[host]:port' }), 'Prometheus metrics bind address. The worker defaults to `:2113` when unset.'),
-  WORKER_POOL: setting('12', parseInteger({ min: 1, max: 10000 }), 'Concurrent task slots (running handlers) per worker process; up to this many finished attempts plus 64 may wait for their outcome to be written before leasing pauses.', worker),
+  WORKER_POOL: setting('12', parseInteger({ min: 1, max: 10000 }), 'Concurrent task slots (running handlers) per worker process; with as many finished attempts (plus up to 64) waiting for their outcome to be written, leasing pauses (for at most 20 ms; 64 more stop it).', worker),
   PGPOOL_MAX_CONNS: setting('20', parseInteger({ min: 1, max: 1000 }), 'Maximum Postgres connections per process.'),
   REDIS_POOL_SIZE: setting('50', parseInteger({ min: 1, max: 10000 }), 'Accepted for compatibility; ioredis pipelines commands on one connection per role, so this only caps command concurrency hints.'),
   REDIS_MIN_IDLE: setting('10', parseInteger({ min: 0, max: 10000 }), 'Accepted for compatibility; see REDIS_POOL_SIZE.'),
