@@ -303,11 +303,13 @@ async function latency(halfRate: number): Promise<Record<string, number>> {
     await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { METRICS_ADDR: `127.0.0.1:${await freePort()}` })),
   ];
   const pool = new Pool({ connectionString: dbUrl, max: 2 });
-  const waits = async (since: Date) =>
+  /** Enqueue-to-start of the tasks created in [since, until). */
+  const waits = async (since: Date, until = new Date(8.64e15)) =>
     (
       await pool.query<{ ms: number }>(
-        `SELECT extract(epoch FROM (first_started_at - created_at)) * 1000 AS ms FROM tasks WHERE created_at >= $1 AND first_started_at IS NOT NULL ORDER BY 1`,
-        [since],
+        `SELECT extract(epoch FROM (first_started_at - created_at)) * 1000 AS ms FROM tasks
+          WHERE created_at >= $1 AND created_at < $2 AND first_started_at IS NOT NULL ORDER BY 1`,
+        [since, until],
       )
     ).rows.map((r) => Number(r.ms));
   const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
@@ -322,21 +324,32 @@ async function latency(halfRate: number): Promise<Record<string, number>> {
     }
     await sleep(500);
     const idle = await waits(idleSince);
+    // An open loop at `halfRate` for `seconds`; resolves once every request was answered.
+    const openLoop = async (seconds: number) => {
+      const interval = 1000 / halfRate;
+      const t0 = performance.now();
+      const sent: Promise<unknown>[] = [];
+      for (let i = 0; performance.now() - t0 < seconds * 1000; i++) {
+        const due = t0 + i * interval;
+        const wait = due - performance.now();
+        if (wait > 1) await sleep(wait);
+        sent.push(post().catch(() => undefined));
+      }
+      await Promise.all(sent);
+    };
+    // Half of the maximum that scenario 3 measured on warm processes: the first seconds at that
+    // rate find these processes cold (V8 still compiling the hot paths; each statement's first
+    // plans), when the same rate needs far more CPU. They are reported apart (`cold`), and the
+    // target is measured over the 10 s after them, as scenario 3 measures its maximum.
+    const coldSince = new Date();
+    await openLoop(5);
     const loadSince = new Date();
-    const interval = 1000 / halfRate;
-    const t0 = performance.now();
-    const sent: Promise<unknown>[] = [];
-    for (let i = 0; performance.now() - t0 < 10_000; i++) {
-      const due = t0 + i * interval;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      sent.push(post().catch(() => undefined));
-    }
-    await Promise.all(sent);
+    await openLoop(10);
     client.close();
     await sleep(1000);
+    const cold = await waits(coldSince, loadSince);
     const loaded = await waits(loadSince);
-    return { idleP50Ms: pct(idle, 0.5), idleP95Ms: pct(idle, 0.95), halfLoadRate: halfRate, halfLoadP95Ms: pct(loaded, 0.95), halfLoadP50Ms: pct(loaded, 0.5) };
+    return { idleP50Ms: pct(idle, 0.5), idleP95Ms: pct(idle, 0.95), halfLoadRate: halfRate, halfLoadP95Ms: pct(loaded, 0.95), halfLoadP50Ms: pct(loaded, 0.5), coldHalfLoadP95Ms: pct(cold, 0.95) };
   });
   for (const w of workers) await w.stop();
   await pool.end();
@@ -404,7 +417,7 @@ async function main(): Promise<void> {
       `${cores} cores × drain time = ${(cores * b.drainSeconds!.median).toFixed(1)} s available`,
     ],
     ['4a. Enqueue-to-start p50, idle (ms)', fmt(lat.idleP50Ms!, 1), `p95 ${fmt(lat.idleP95Ms!, 1)}`, 'target < 5 ms'],
-    [`4b. Enqueue-to-start p95 at 50% of max end-to-end load (${fmt(lat.halfLoadRate!)} tasks/s) (ms)`, fmt(lat.halfLoadP95Ms!, 1), `p50 ${fmt(lat.halfLoadP50Ms!, 1)}`, 'target < 50 ms'],
+    [`4b. Enqueue-to-start p95 at 50% of max end-to-end load (${fmt(lat.halfLoadRate!)} tasks/s) (ms), warm processes`, fmt(lat.halfLoadP95Ms!, 1), `p50 ${fmt(lat.halfLoadP50Ms!, 1)}; p95 in the first 5 s on cold processes: ${fmt(lat.coldHalfLoadP95Ms!, 1)}`, 'target < 50 ms'],
     ['5a. Worker RSS while draining 100k (MB)', fmt(drain.workerMaxRssMb!), `BullMQ worker: ${fmt(bull.workerMaxRssMb!)}`, 'target < 150 MB'],
     ['5b. Redis memory per waiting task (bytes)', fmt(drain.redisBytesPerWaitingTask!), '', 'reported'],
   ];
@@ -444,10 +457,12 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    set to 10–20 ms for this run: with the default 500 ms base the last retry of an always_fail task
    alone waits 15.5 s, which measures the policy, not the system.
 4. Enqueue-to-start is \`first_started_at − created_at\` from Postgres: 200 tasks posted 10 ms apart
-   to an idle system, then an open loop for 10 s at half the end-to-end rate of scenario 3 (10,000
-   tasks ÷ drain time: what api and workers sustain together), on the same system: one API and
-   two worker processes with default settings, the open loop sending each request when due on
-   any free one of 64 keep-alive connections.
+   to an idle system, then an open loop at half the end-to-end rate of scenario 3 (10,000 tasks ÷
+   warm drain time: what api and workers sustain together), on the same system: one API and two
+   worker processes with default settings, the open loop sending each request when due on any
+   free one of 64 keep-alive connections. That maximum was measured on warm processes, so the
+   target is too: the open loop runs 5 s first (reported apart, as the cold p95: V8 is still
+   compiling the hot paths, and the same rate then needs far more CPU) and 10 s measured.
 5. Peak RSS of the worker process (from /proc) during 1; Redis \`used_memory\` growth per waiting
    task after the backlog was accepted.
 `;
