@@ -184,7 +184,8 @@ export class Processor {
         continue;
       }
       let batch: LeaseBatch;
-      const max = Math.min(free, this.opts.leaseBatch);
+      // Past the pause point, no further than the stop.
+      const max = Math.min(free, this.opts.leaseBatch, this.opts.maxUnwrittenHard - this.outcomes.size);
       try {
         batch = await this.deps.queue.leaseBatch({ max, visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId });
         this.wantSlots = batch.left > 0;
