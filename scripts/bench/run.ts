@@ -470,11 +470,24 @@ How each figure is measured (\`scripts/bench/run.ts\`):
   await killAllChildren();
 }
 
+/**
+ * The private Postgres and Redis stop with the run (by pid, scripts/local-services.sh), unless
+ * BENCH_KEEP_SERVICES=1 keeps them for a series of BENCH_ONLY runs.
+ */
+function stopServices(): void {
+  if (process.env.BENCH_KEEP_SERVICES === '1') return;
+  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'stop', 'bench'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
 main().then(
-  () => process.exit(0),
+  () => {
+    stopServices();
+    process.exit(0);
+  },
   async (err: unknown) => {
     process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
     await killAllChildren();
+    stopServices();
     process.exit(1);
   },
 );
