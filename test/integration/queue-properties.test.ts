@@ -310,14 +310,15 @@ it('queue invariants hold under random interleavings', async () => {
         m.redisLost = false;
         await checkInvariants(m);
       } catch (e) {
-        // PROPERTY_DEBUG=1 prints the failing run's actions and states (with PROPERTY_SEED to replay).
+        // PROPERTY_DEBUG=1 prints the failing run's actions and states (with PROPERTY_SEED to replay);
+        // PROPERTY_NOSHRINK=1 reports the first failure at once (shrinking a long run takes minutes).
         if (DEBUG) console.log(trace.join('\n'));
         throw e;
       } finally {
         await reconciler.stop();
       }
     }),
-    { numRuns: Number(process.env.PROPERTY_RUNS ?? 80), ...(process.env.PROPERTY_SEED ? { seed: Number(process.env.PROPERTY_SEED), path: process.env.PROPERTY_PATH } : {}) },
+    { endOnFailure: process.env.PROPERTY_NOSHRINK === '1', numRuns: Number(process.env.PROPERTY_RUNS ?? 80), ...(process.env.PROPERTY_SEED ? { seed: Number(process.env.PROPERTY_SEED), path: process.env.PROPERTY_PATH } : {}) },
   );
   // The runs must have exercised the dangerous interleavings, or they proved little.
   if (DEBUG) console.log({ staleOnRunning, staleUnrecorded });
