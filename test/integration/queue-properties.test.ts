@@ -21,6 +21,7 @@ import { RetryPump } from '../../services/worker/retry-pump';
 import { Stack, createStack, silentLog } from '../support/stack';
 
 const DEBUG = process.env.PROPERTY_DEBUG === '1';
+let reportedFailure = false;
 
 let stack: Stack;
 beforeAll(async () => {
@@ -209,10 +210,14 @@ it('queue invariants hold under random interleavings', async () => {
       if (keys.length) await stack.inspect.del(...keys);
       const reconciler = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics }, { intervalMs: 1000, graceMs: 0, batchSize: 50 }, silentLog);
       const m: Model = { held: [[], []], tokens: [], attempts: new Map(), redisLost: false, unstarted: new Set(), recorded: new Set(), spent: new Set(), retired: new Set() };
+      // The actions are always kept (cheap); the states after each only with PROPERTY_DEBUG=1. A
+      // run that hangs shows its actions so far before the test's time limit cuts it off (a hang
+      // or a long shrink once ended a CI run at that limit with nothing to go on).
       const trace: string[] = [];
+      const watchdog = setTimeout(() => console.log(`a run is still going after 60 s; its actions so far:\n${trace.join('\n')}`), 60_000);
       try {
         for (const a of actions) {
-          if (DEBUG) trace.push(`> ${JSON.stringify(a)}`);
+          trace.push(`> ${JSON.stringify(a)}`);
           switch (a.kind) {
             case 'enqueue':
               for (let i = 0; i < a.n; i++) {
@@ -310,11 +315,14 @@ it('queue invariants hold under random interleavings', async () => {
         m.redisLost = false;
         await checkInvariants(m);
       } catch (e) {
-        // PROPERTY_DEBUG=1 prints the failing run's actions and states (with PROPERTY_SEED to replay);
-        // PROPERTY_NOSHRINK=1 reports the first failure at once (shrinking a long run takes minutes).
-        if (DEBUG) console.log(trace.join('\n'));
+        // The first failing run is printed before shrinking starts (shrinking a long run takes
+        // minutes); PROPERTY_DEBUG=1 prints every failing run, with states (and PROPERTY_SEED to
+        // replay); PROPERTY_NOSHRINK=1 ends at the first failure.
+        if (DEBUG || !reportedFailure) console.log(`failing run (${String(e)}):\n${trace.join('\n')}`);
+        reportedFailure = true;
         throw e;
       } finally {
+        clearTimeout(watchdog);
         await reconciler.stop();
       }
     }),
