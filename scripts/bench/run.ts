@@ -17,7 +17,7 @@ import { RedisQueue } from '../../services/core/queue/redis-queue';
 import { submitTasks } from '../../services/core/tasks/submit';
 import { configWith } from '../../services/core/config/config';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../../test/support/processes';
-import { cpuSince, withChildren } from './cpu';
+import { cpuSince, machineSpeedMs, stealSince, withChildren } from './cpu';
 import { poster, postLoop } from './http-driver';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -371,7 +371,9 @@ async function repeat(name: string, fn: () => Promise<Record<string, number>>): 
   const runs: Record<string, number>[] = [];
   for (let i = 0; i < REPEATS; i++) {
     process.stderr.write(`bench: ${name} run ${i + 1}/${REPEATS}\n`);
-    runs.push(await fn());
+    const speedMs = machineSpeedMs();
+    const steal = stealSince();
+    runs.push({ ...(await fn()), stealPct: steal(), speedMs });
   }
   return Object.fromEntries(Object.keys(runs[0]!).map((k) => [k, stat(runs.map((r) => r[k]!))]));
 }
@@ -388,7 +390,9 @@ async function main(): Promise<void> {
   const pick = process.env.BENCH_ONLY;
   if (pick) {
     if (!only[pick]) throw new Error(`BENCH_ONLY must be one of ${Object.keys(only).join(', ')}`);
-    process.stdout.write(`${JSON.stringify(await only[pick]())}\n`);
+    const speedMs = machineSpeedMs();
+    const steal = stealSince();
+    process.stdout.write(`${JSON.stringify({ ...(await only[pick]()), stealPct: Number(steal().toFixed(1)), speedMs: Number(speedMs.toFixed(1)) })}\n`);
     await killAllChildren();
     return;
   }
@@ -422,7 +426,18 @@ async function main(): Promise<void> {
     ['5b. Redis memory per waiting task (bytes)', fmt(drain.redisBytesPerWaitingTask!), '', 'reported'],
   ];
   const table = ['| Scenario | Ours: median (min–max) | Reference | Result |', '|---|---:|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-  process.stdout.write(`\n${cores} cores, ${REPEATS} runs each\n\n${table}\n`);
+  const scenarios: [string, Record<string, Stat>][] = [
+    ['drain', drain],
+    ['BullMQ', bull],
+    ['accept', acc],
+    ['burst', b],
+    ['latency', lat],
+  ];
+  const machineLine = [
+    `The machine while each scenario ran. CPU steal, the share of its CPU time the hypervisor gave to other guests (%): ${scenarios.map(([n, r]) => `${n} ${fmt(r.stealPct!, 1)}`).join(', ')}.`,
+    `A fixed single-threaded JS workload before each run (ms; lower is a faster machine): ${scenarios.map(([n, r]) => `${n} ${fmt(r.speedMs!)}`).join(', ')}.`,
+  ].join('\n');
+  process.stdout.write(`\n${cores} cores, ${REPEATS} runs each\n\n${table}\n\n${machineLine}\n`);
   const doc = `# Benchmarks
 
 Produced by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${cores} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version},
@@ -430,6 +445,12 @@ Postgres, Redis, the services, BullMQ and the load all on this one machine, each
 (median, with min–max). Ratios are what matter; absolute numbers depend on the machine.
 
 ${table}
+
+${machineLine}
+On a shared VM both drift from minute to minute, and the same code measures slower with them: in
+one afternoon the same burst's CPU cost rose from 3.7 to 7.3 s, with steal at 5–27 % in \`vmstat\`
+and the workload above taking longer too (neighbours share caches and memory bandwidth as well as
+cores). Compare figures taken together, not across runs.
 
 How each figure is measured (\`scripts/bench/run.ts\`):
 
