@@ -123,7 +123,7 @@ export class DevDatastores extends Construct {
       extraMounts: [{ name: 'tmp', mountPath: '/tmp' }],
       container: {
         // $(REDIS_PASS) is expanded by the kubelet from the env below.
-        args: ['--requirepass', '$(REDIS_PASS)', '--appendonly', 'yes', '--dir', '/data'],
+        args: ['--requirepass', '$(REDIS_PASS)', '--appendonly', 'yes', '--dir', '/data', '--maxmemory-policy', 'noeviction'],
         env: [{ name: 'REDIS_PASS', valueFrom: { secretKeyRef: { name: secret, key: 'REDIS_PASS' } } }],
         readinessProbe: { tcpSocket: { port: k8s.IntOrString.fromNumber(6379) }, periodSeconds: 5 },
         livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromNumber(6379) }, periodSeconds: 10, initialDelaySeconds: 10 },

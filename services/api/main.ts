@@ -3,8 +3,9 @@ import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
 import { createRedis, redisReady } from '../core/db/redis';
+import { readEvictionPolicy, warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
-import { apiMetrics, createRegistry, queueGauges } from '../core/observability/metrics';
+import { apiMetrics, createRegistry, evictionPolicyGauge, queueGauges } from '../core/observability/metrics';
 import { startMetricsServer } from '../core/observability/metrics-server';
 import { RedisQueue } from '../core/queue/redis-queue';
 import { createApp } from './app';
@@ -21,6 +22,8 @@ async function main(): Promise<void> {
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
   queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);
+  // The policy rarely changes: read it at most every 30 s.
+  evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
 
   const app = createApp({
     pool,
@@ -34,6 +37,7 @@ async function main(): Promise<void> {
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the
   // reconciler indexes them); a Redis that is merely still connecting is worth a short wait.
   if (!(await redisReady(redis, 5000))) log.warn('Redis is not reachable yet; accepting tasks into Postgres only until it is');
+  else await warnIfEvicting(redis, log);
   const server = await startServer(app, cfg.API_ADDR);
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
   log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');

@@ -3,6 +3,7 @@ import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
 import { createRedis } from '../core/db/redis';
+import { warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
 import { createRegistry, workerMetrics } from '../core/observability/metrics';
 import { dependencyChecks, startMetricsServer } from '../core/observability/metrics-server';
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers({ ...customHandlers, ...extra }), log, metrics });
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue));
   worker.start();
+  void warnIfEvicting(redis, log);
   log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 
   exitOnSignals(log, async () => {

@@ -52,6 +52,7 @@ describe('every alert', () => {
         'QueueBacklogGrowing',
         'QueueMetricsMissing',
         'ReaperReclaimSpike',
+        'RedisMayEvictQueueData',
         'RetrySurge',
       ].sort(),
     );

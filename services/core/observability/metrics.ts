@@ -87,34 +87,40 @@ export function initCounters(m: WorkerMetrics, types: string[]): void {
 }
 
 /**
+ * `read`, called at most once per `sampleMs` however often it is asked (scrapes from several
+ * Prometheus servers share one read); while a read fails, the last value it gave (null before any).
+ */
+function sampled<T>(read: () => Promise<T>, sampleMs: number): () => Promise<T | null> {
+  let last = 0;
+  let cached: T | null = null;
+  let pending: Promise<void> | null = null;
+  return async () => {
+    if (Date.now() - last >= sampleMs || cached === null) {
+      pending ??= read()
+        .then((v) => {
+          cached = v;
+          last = Date.now();
+        })
+        .finally(() => {
+          pending = null;
+        });
+      try {
+        await pending;
+      } catch {
+        // Redis unavailable: keep the last values rather than failing the whole scrape.
+      }
+    }
+    return cached;
+  };
+}
+
+/**
  * Queue gauges read from Redis at scrape time (cached for `sampleMs`). Only the API exports them;
  * with several API replicas every replica reports the same value, so dashboards and rules
  * aggregate them with max by (priority), never sum.
  */
 export function queueGauges(registry: Registry, read: () => Promise<QueueStats>, sampleMs: number): void {
-  let last = 0;
-  let cached: QueueStats | null = null;
-  let pending: Promise<void> | null = null;
-  const refresh = async () => {
-    if (Date.now() - last < sampleMs && cached) return;
-    pending ??= read()
-      .then((s) => {
-        cached = s;
-        last = Date.now();
-      })
-      .finally(() => {
-        pending = null;
-      });
-    await pending;
-  };
-  const current = async (): Promise<QueueStats | null> => {
-    try {
-      await refresh();
-    } catch {
-      // Redis unavailable: keep the last values rather than failing the whole scrape.
-    }
-    return cached;
-  };
+  const current = sampled(read, sampleMs);
   const perPriority = (name: string, help: string, pick: (s: QueueStats) => Record<Priority, number>) =>
     new Gauge({
       name,
@@ -142,4 +148,25 @@ export function queueGauges(registry: Registry, read: () => Promise<QueueStats>,
   perPriority('queue_oldest_task_age_seconds', 'How long the task at the head of each queue has been waiting (0 when empty).', (s) => s.oldestWaitingSeconds);
   single('tasks_leased', 'Tasks currently leased by any worker (Redis processing set).', (s) => s.processing);
   single('workers_alive', 'Worker processes whose heartbeat announcement has not lapsed.', (s) => s.liveWorkers);
+}
+
+/**
+ * `redis_eviction_policy_info{policy}`: 1 for Redis's current maxmemory-policy (`unknown` when it
+ * cannot be read), so an alert can catch one that may evict queue data (see redis-eviction.ts).
+ * Exported by the API, beside the queue gauges.
+ */
+export function evictionPolicyGauge(registry: Registry, read: () => Promise<string>, sampleMs: number): void {
+  const current = sampled(read, sampleMs);
+  new Gauge({
+    name: 'redis_eviction_policy_info',
+    help: "Redis's maxmemory-policy (1 for the current one; unknown when CONFIG is not permitted).",
+    labelNames: ['policy'],
+    registers: [registry],
+    async collect() {
+      const policy = await current();
+      if (policy === null) return;
+      this.reset();
+      this.set({ policy }, 1);
+    },
+  });
 }
