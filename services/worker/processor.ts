@@ -396,8 +396,13 @@ export class Processor {
         while (this.idleListening && !this.stopping) {
           const t0 = performance.now();
           if (await this.doorbell.wait(ms)) {
-            if (this.stopping || !this.hasRoom()) this.doorbell.ring().catch((err: unknown) => this.deps.log.warn({ err }, 'passing on a doorbell ring failed; idle workers will poll'));
-            else this.wake();
+            if (this.stopping || !this.hasRoom()) {
+              this.doorbell.ring().catch((err: unknown) => this.deps.log.warn({ err }, 'passing on a doorbell ring failed; idle workers will poll'));
+              // Work is waiting that this worker had no room for: it leases as soon as an attempt
+              // or a write frees room (every other worker may be full too, and the ring handed back
+              // then waits for a listener, while this loop would otherwise sleep until its poll).
+              this.wantSlots = true;
+            } else this.wake();
             return;
           }
           // Answered early without a ring: Redis is away (or the doorbell closed). Polling covers it.

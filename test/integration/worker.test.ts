@@ -311,6 +311,23 @@ it('new work wakes one idle worker, not every one: no lease call comes back empt
   }
 });
 
+it('work announced while every slot is busy starts when a slot frees, not at the next poll', async () => {
+  ({ worker } = startWorker(stack, { cfg: { WORKER_POOL: 1, POLL_INTERVAL_MS: 600_000 } }));
+  await new Promise((r) => setTimeout(r, 300));
+  // The sleeper takes the only slot and leaves the queue empty; the noop's ring reaches a worker
+  // with no room, which hands it back to the doorbell, and must lease once the sleeper is done.
+  const sleeper = await submit('sleeper', { sleep_ms: 400 });
+  await waitFor(async () => (await stack.pool.query("SELECT 1 FROM task_runs WHERE task_id = $1", [sleeper])).rowCount === 0 && (await stack.inspect.zcard(stack.queue.keys.processing)) === 1, 5_000, 'the sleeper to be leased');
+  const noop = await submit('noop');
+  await waitFor(isFinal(noop), 10_000, 'the noop');
+  const { rows } = await stack.pool.query<{ gap_ms: number }>(
+    `SELECT extract(epoch FROM (n.first_started_at - s.finished_at)) * 1000 AS gap_ms FROM tasks n, tasks s WHERE n.id = $1 AND s.id = $2`,
+    [noop, sleeper],
+  );
+  // Left to the poll, it would have waited ten minutes.
+  expect(Number(rows[0]!.gap_ms)).toBeLessThan(1000);
+});
+
 it('a retry is promoted when its backoff ends, not at the next scan of the retry pump', async () => {
   // The scan would come in ten minutes; the backoff is 300 ms.
   ({ worker } = startWorker(stack, { cfg: { RETRY_SCAN_INTERVAL_MS: 600_000, RETRY_BASE_MS: 300, RETRY_MAX_MS: 300, RETRY_JITTER_MS: 0, POLL_INTERVAL_MS: 600_000 } }));
