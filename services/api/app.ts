@@ -29,11 +29,14 @@ export interface AppDeps {
   idempotencyTtlMs: number;
 }
 
+/** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
+export type ApiApp = RequestListener & { settled(): Promise<void> };
+
 /**
  * The API's request listener: POST /tasks with a plain JSON body takes the fast path, everything
  * else goes through express.
  */
-export function createApp(deps: AppDeps): RequestListener {
+export function createApp(deps: AppDeps): ApiApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -108,9 +111,10 @@ export function createApp(deps: AppDeps): RequestListener {
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
   const fast = fastSubmit({ ...deps, accept });
-  return (req, res) => {
+  const listener: RequestListener = (req, res) => {
     if (!fast(req, res)) app(req, res);
   };
+  return Object.assign(listener, { settled: () => coalescer.settled() });
 }
 
 function toSubmitRequest(input: TaskInput): SubmitRequest {

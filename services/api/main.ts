@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     log,
     async () => {
       await Promise.all([server.stop(), metricsServer.close()]);
+      // Answered requests whose tasks are still on their way to Redis get there first.
+      await app.settled();
       await Promise.all([pool.end(), queue.close()]);
     },
     cfg.SHUTDOWN_GRACE_MS,

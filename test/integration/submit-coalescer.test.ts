@@ -1,7 +1,8 @@
 /**
  * The API's coalescer against real Postgres and Redis: concurrent submissions share a transaction,
- * and a batch gives up its Postgres slot once stored, so the next one's transaction overlaps its
- * Redis call; tasks are still indexed in the order they were stored.
+ * and a batch is answered and gives up its Postgres slot once stored, so the next one's transaction
+ * overlaps its Redis call; tasks are still indexed in the order they were stored, and settled()
+ * waits for the pushes in flight.
  */
 import type { TaskQueue } from '../../services/core/queue/queue';
 import { SubmitCoalescer } from '../../services/core/tasks/submit-coalescer';
@@ -46,7 +47,7 @@ it('submissions arriving while a batch is in Postgres go together in the next tr
   expect(gated.stats.sizes).toEqual([1, 5]);
 });
 
-it("the next batch's transaction overlaps this batch's Redis call, and Redis indexes them in order", async () => {
+it("a batch is answered once stored; the next batch's transaction overlaps its Redis call, and Redis indexes them in order", async () => {
   let openRedis: () => void = () => undefined;
   const redisGate = new Promise<void>((r) => (openRedis = r));
   let enqueues = 0;
@@ -66,14 +67,19 @@ it("the next batch's transaction overlaps this batch's Redis call, and Redis ind
     { pool: stack.pool, queue, log: silentLog, idempotencyTtlMs: 60_000 },
     { maxBatch: 500, maxConcurrent: 1, isOutage: () => false },
   );
-  let firstAnswered = false;
-  const first = coalescer.submit(req(0)).then((r) => ((firstAnswered = true), r));
-  await until(() => enqueues === 1, 'the first batch to be stored and reach Redis');
+  // Answered while its Redis reply is still held at the gate: Postgres has it.
+  const a = await coalescer.submit(req(0));
+  expect(a.kind).toBe('created');
+  expect(enqueues).toBe(1);
   const second = coalescer.submit(req(1));
   // The second task is committed in Postgres while the first batch still waits for Redis.
   await until(async () => (await stack.pool.query('SELECT count(*)::int AS n FROM tasks')).rows[0].n === 2, 'the second transaction');
-  expect(firstAnswered).toBe(false);
+  let settled = false;
+  const allPushed = coalescer.settled().then(() => (settled = true));
+  await new Promise((r) => setTimeout(r, 50));
+  expect(settled).toBe(false);
   openRedis();
-  const [a, b] = await Promise.all([first, second]);
+  await allPushed;
+  const b = await second;
   expect(await stack.inspect.lrange(stack.queue.keys.queues[2]!, 0, -1)).toEqual([idOf(a), idOf(b)]);
 });

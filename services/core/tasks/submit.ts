@@ -10,7 +10,6 @@ import type { Logger } from '../observability/logger';
 import type { TaskQueue } from '../queue/queue';
 import { maxAttempts } from './backoff';
 import type { Priority } from './priority';
-import { TaskRow } from './task';
 import { CreateOutcome, CreateRequest, createTasks } from './task-store';
 import { uuidv7 } from './uuid';
 
@@ -24,7 +23,8 @@ export interface SubmitRequest {
   canonical: string;
 }
 
-export type SubmitResult = { kind: 'created' | 'replayed'; task: TaskRow; queued: boolean } | { kind: 'conflict'; taskId: string };
+/** New, replayed (the key's earlier task), or a conflict (the key was used with another request). */
+export type SubmitResult = CreateOutcome;
 
 export interface SubmitDeps {
   pool: Pool;
@@ -42,7 +42,9 @@ export async function submitTask(deps: SubmitDeps, req: SubmitRequest): Promise<
  * Submits many tasks: one Postgres statement per round (see storeTasks), then one Redis call.
  */
 export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<SubmitResult[]> {
-  return indexStored(deps, await storeTasks(deps, reqs));
+  const outcomes = await storeTasks(deps, reqs);
+  await indexStored(deps, outcomes);
+  return outcomes;
 }
 
 /**
@@ -70,9 +72,17 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
  * with one script call. Never throws: a failed push leaves the task to the reconciler.
  * Calls on one connection reach Redis in call order, so batches stored in order are indexed in order.
  */
-export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[]): Promise<SubmitResult[]> {
-  const queued = await pushToRedis(deps, outcomes);
-  return outcomes.map((o, j) => (o.kind === 'conflict' ? o : { ...o, queued: queued[j]! }));
+export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[]): Promise<void> {
+  const push = outcomes.map((o) => o.kind === 'created' || (o.kind === 'replayed' && o.task.status === 'queued' && o.task.attempts === 0));
+  const items = outcomes.flatMap((o, j) => (push[j] && o.kind !== 'conflict' ? [o.task] : []));
+  if (items.length === 0) return;
+  try {
+    await deps.queue.enqueue(
+      items.map((t) => ({ id: t.id, type: t.type, priority: t.priority, payload: t.payload, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts })),
+    );
+  } catch (err) {
+    deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
+  }
 }
 
 /** Index lists whose idempotency keys are unique within each list, in request order. */
@@ -85,20 +95,4 @@ function roundsByKey(reqs: SubmitRequest[]): number[][] {
     (rounds[n] ??= []).push(i);
   });
   return rounds;
-}
-
-/** Pushes new tasks, and replayed ones still waiting for their first attempt (their push may have failed). */
-async function pushToRedis(deps: SubmitDeps, outcomes: CreateOutcome[]): Promise<boolean[]> {
-  const push = outcomes.map((o) => o.kind === 'created' || (o.kind === 'replayed' && o.task.status === 'queued' && o.task.attempts === 0));
-  const items = outcomes.flatMap((o, j) => (push[j] && o.kind !== 'conflict' ? [o.task] : []));
-  if (items.length === 0) return push.map(() => true);
-  try {
-    await deps.queue.enqueue(
-      items.map((t) => ({ id: t.id, type: t.type, priority: t.priority, payload: t.payload, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts })),
-    );
-    return push.map(() => true);
-  } catch (err) {
-    deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
-    return push.map((p) => !p);
-  }
 }
