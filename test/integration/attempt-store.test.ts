@@ -77,6 +77,29 @@ it('an unrecorded attempt the reaper already counted as lost is discarded, and t
   ]);
 });
 
+it('an outcome racing the reaper for the same attempt ends as one discarded run, whichever commits first', async () => {
+  const id = await newTask();
+  await markRunning(stack.pool, [{ id, token: `${id}:t1`, attempt: 1 }]);
+  // The reaper's write is in flight (its transaction has inserted the expired run, not committed)
+  // when the outcome arrives: the outcome's insert waits on the run's unique key.
+  const reaper = await stack.pool.connect();
+  try {
+    await reaper.query('BEGIN');
+    await recordExpired(reaper as never, [{ id, token: `${id}:t1`, attempt: 1, dead: false }]);
+    const late = recordOutcomes(stack.pool, [outcome(id, `${id}:t1`)]);
+    await new Promise((r) => setTimeout(r, 200));
+    await reaper.query('COMMIT');
+    const written = await late;
+    expect(written.applied.size + written.final.size).toBe(0);
+  } finally {
+    reaper.release();
+  }
+  expect(await row(id)).toMatchObject({ status: 'queued', attempts: 1 });
+  expect((await runsOf(stack.pool, id)).map((x) => [x.lease_token, x.outcome, x.error])).toEqual([
+    [`${id}:t1`, 'discarded', 'lease lost before the outcome (success) was recorded'],
+  ]);
+});
+
 it('an outcome for a task already final is reported as final, so Redis can forget the lease', async () => {
   const id = await newTask();
   await recordOutcomes(stack.pool, [outcome(id, `${id}:t1`)]);
