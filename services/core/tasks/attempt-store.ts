@@ -166,26 +166,33 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
          FROM input i
         WHERE t.id = i.id AND NOT i.lease_lost AND ${CURRENT_ATTEMPT}
        RETURNING t.id
-     ), ${LOST}, runs AS (
+     ), ${LOST}, existing AS (
+       -- Runs of these leases already written: by the reaper (expired), or by an earlier try of
+       -- this write whose answer was lost. Looked up once and used twice.
+       SELECT r.lease_token, r.outcome FROM task_runs r JOIN input i ON r.lease_token = i.token
+     ), runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error, duration_ms)
        -- The run finished when its handler did (the worker's clock, like started_at); the outcome
        -- may have waited a few ms for its batch to be written.
        SELECT i.id, i.attempt, i.worker_id, i.token, to_timestamp(i.started_ms / 1000.0), to_timestamp((i.started_ms + i.duration_ms) / 1000.0),
-              CASE WHEN a.id IS NULL THEN 'discarded' WHEN i.error IS NULL THEN 'succeeded' ELSE 'failed' END,
-              CASE WHEN a.id IS NULL THEN ${LATE_ERROR} ELSE i.error END,
+              CASE WHEN NOT i.applied THEN 'discarded' WHEN i.error IS NULL THEN 'succeeded' ELSE 'failed' END,
+              CASE WHEN NOT i.applied THEN ${LATE_ERROR} ELSE i.error END,
               i.duration_ms
-         FROM input i LEFT JOIN applied a ON a.id = i.id
+         -- A set lookup, not a join: the generic plan expects one applied row and ten input rows,
+         -- and joined them in a nested loop that read all of \`applied\` once per input row
+         -- (500 outcomes: 250,000 rows, a 32 ms statement instead of 9 ms).
+         FROM (SELECT *, id IN (SELECT id FROM applied) AS applied FROM input) i
        -- Not ON CONFLICT: its speculative insertion cost Postgres half as much again per row
        -- (16.8 against 11.3 µs). A run the reaper inserts meanwhile makes this statement fail on
        -- the unique key instead, and recordOutcomes runs it again.
-        WHERE NOT EXISTS (SELECT 1 FROM task_runs r WHERE r.lease_token = i.token)
+        WHERE i.token NOT IN (SELECT lease_token FROM existing)
      ), late AS (
        -- The reaper recorded this attempt as expired already: the late outcome is discarded. (It
        -- cannot have been applied: the reaper fenced the task first.)
        UPDATE task_runs r SET outcome = 'discarded', error = ${LATE_ERROR},
               finished_at = to_timestamp((i.started_ms + i.duration_ms) / 1000.0), duration_ms = i.duration_ms
-         FROM input i
-        WHERE r.lease_token = i.token AND r.outcome = 'expired'
+         FROM input i, existing e
+        WHERE e.lease_token = i.token AND e.outcome = 'expired' AND r.lease_token = i.token
      )
      SELECT id, true AS applied FROM applied
      UNION ALL SELECT id, false FROM final`,
