@@ -367,13 +367,19 @@ function stat(xs: number[]): Stat {
   return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
 }
 
+/** A scenario's figures, with the machine's speed just before it and the CPU steal during it. */
+async function withMachineState(fn: () => Promise<Record<string, number>>): Promise<Record<string, number>> {
+  const speedMs = machineSpeedMs();
+  const steal = stealSince();
+  const figures = await fn();
+  return { ...figures, stealPct: Number(steal().toFixed(1)), speedMs: Number(speedMs.toFixed(1)) };
+}
+
 async function repeat(name: string, fn: () => Promise<Record<string, number>>): Promise<Record<string, Stat>> {
   const runs: Record<string, number>[] = [];
   for (let i = 0; i < REPEATS; i++) {
     process.stderr.write(`bench: ${name} run ${i + 1}/${REPEATS}\n`);
-    const speedMs = machineSpeedMs();
-    const steal = stealSince();
-    runs.push({ ...(await fn()), stealPct: steal(), speedMs });
+    runs.push(await withMachineState(fn));
   }
   return Object.fromEntries(Object.keys(runs[0]!).map((k) => [k, stat(runs.map((r) => r[k]!))]));
 }
@@ -390,9 +396,7 @@ async function main(): Promise<void> {
   const pick = process.env.BENCH_ONLY;
   if (pick) {
     if (!only[pick]) throw new Error(`BENCH_ONLY must be one of ${Object.keys(only).join(', ')}`);
-    const speedMs = machineSpeedMs();
-    const steal = stealSince();
-    process.stdout.write(`${JSON.stringify({ ...(await only[pick]()), stealPct: Number(steal().toFixed(1)), speedMs: Number(speedMs.toFixed(1)) })}\n`);
+    process.stdout.write(`${JSON.stringify(await withMachineState(only[pick]))}\n`);
     await killAllChildren();
     return;
   }

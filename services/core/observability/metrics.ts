@@ -107,7 +107,7 @@ function sampled<T>(read: () => Promise<T>, sampleMs: number): () => Promise<T |
       try {
         await pending;
       } catch {
-        // Redis unavailable: keep the last values rather than failing the whole scrape.
+        // The source is unavailable (Redis away): keep the last value rather than failing the whole scrape.
       }
     }
     return cached;

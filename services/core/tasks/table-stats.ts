@@ -3,8 +3,8 @@ import type { Pool } from 'pg';
 
 /**
  * The tables whose size swings with the load, and the key columns the hot statements find their
- * rows by (the outcome and start writes join tasks on id; the ON CONFLICT of a run is on
- * lease_token; a task's runs are read by task_id; replays look up key).
+ * rows by (the outcome and start writes join tasks on id and look runs up by lease_token; a
+ * task's runs are read by task_id; replays look up key).
  */
 const HOT_TABLES: Record<string, readonly string[]> = {
   tasks: ['id'],
