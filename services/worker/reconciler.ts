@@ -2,7 +2,9 @@
  * Puts back into Redis what Postgres says should be there: tasks accepted but never pushed (the API
  * died between commit and push, or Redis refused), and everything lost when Redis restarted without
  * persistence, was flushed or failed over. Postgres is the source of truth; Redis can always be
- * rebuilt from it. One copy runs at a time across all workers (a Redis lock with a TTL).
+ * rebuilt from it. Each pass also checks that every task Redis knows is held somewhere it can be
+ * leased from (see lua/sweep.lua): one it knows but holds nowhere is indexed again at once. One
+ * copy runs at a time across all workers (a Redis lock with a TTL).
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -12,7 +14,7 @@ import type { TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
 import { recordExpired } from '../core/tasks/attempt-store';
-import { Cursor, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+import { Cursor, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 
 const MAX_PAGES_PER_PASS = 100;
 
@@ -21,6 +23,8 @@ export interface ReconcileResult {
   checked: number;
   requeued: number;
   vanishedLeases: number;
+  /** Tasks Redis knew but held nowhere (see lua/sweep.lua); indexed again from Postgres. */
+  unheld: number;
 }
 
 export interface ReconcilerOptions {
@@ -33,6 +37,8 @@ export interface ReconcilerOptions {
 export class Reconciler extends PeriodicService<ReconcileResult> {
   private readonly owner = randomUUID();
   private cursor: Cursor | null = null;
+  /** Ids Redis holds twice, as the last sweep found (they are reported once, not searched every pass). */
+  private heldTwice = 0;
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
@@ -43,9 +49,10 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   }
 
   async runOnce(): Promise<ReconcileResult> {
-    const result: ReconcileResult = { leader: false, checked: 0, requeued: 0, vanishedLeases: 0 };
+    const result: ReconcileResult = { leader: false, checked: 0, requeued: 0, vanishedLeases: 0, unheld: 0 };
     if (!(await this.deps.queue.lock('reconciler', this.owner, this.opts.intervalMs * 3 + 1000))) return result;
     result.leader = true;
+    await this.sweep(result);
     // Keep paging while pages are full, so a Redis that lost everything is rebuilt in one pass
     // rather than one page per interval; bounded so a pass cannot run forever.
     for (let page = 0; page < MAX_PAGES_PER_PASS; page++) {
@@ -55,20 +62,42 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const { metrics } = this.deps;
     if (result.requeued > 0) metrics.reconciled.inc({ kind: 'requeued' }, result.requeued);
     if (result.vanishedLeases > 0) metrics.reconciled.inc({ kind: 'lease_vanished' }, result.vanishedLeases);
-    if (result.requeued + result.vanishedLeases > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
+    if (result.unheld > 0) metrics.reconciled.inc({ kind: 'unheld' }, result.unheld);
+    if (result.requeued + result.vanishedLeases + result.unheld > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
     return result;
+  }
+
+  /**
+   * Tasks Redis knows but holds nowhere are forgotten there by the sweep; those Postgres still shows
+   * unfinished are indexed again now rather than when the page walk reaches them. (No grace period:
+   * unlike a task not pushed yet, no step of a healthy system leaves a known task unheld.)
+   */
+  private async sweep(result: ReconcileResult): Promise<void> {
+    const s = await this.deps.queue.sweep(this.opts.batchSize, this.heldTwice);
+    const newlyTwice = s.heldTwice !== this.heldTwice;
+    this.heldTwice = s.heldTwice;
+    if (s.forgotten.length + s.orphans > 0 || newlyTwice) {
+      this.log.warn({ known: s.known, held: s.held, unheld: s.forgotten.length, orphans: s.orphans, heldTwice: s.heldTwice, taskIds: s.forgotten.slice(0, 10) }, 'Redis held tasks inconsistently; repairing from Postgres');
+    }
+    result.unheld += s.forgotten.length;
+    await this.repair(await unfinishedByIds(this.deps.pool, s.forgotten), result);
   }
 
   /** Checks one page of unfinished tasks; true when the page was full (more may follow). */
   private async reconcilePage(result: ReconcileResult): Promise<boolean> {
-    const { pool, queue } = this.deps;
-    const page = await unfinishedTasks(pool, this.opts.graceMs, this.opts.batchSize, this.cursor);
+    const page = await unfinishedTasks(this.deps.pool, this.opts.graceMs, this.opts.batchSize, this.cursor);
     const last = page[page.length - 1];
     const full = page.length === this.opts.batchSize && last !== undefined;
     this.cursor = full ? { updatedAt: last.updated_at_text, id: last.id } : null;
     result.checked += page.length;
-    if (page.length === 0) return false;
+    await this.repair(page, result);
+    return full;
+  }
 
+  /** Puts back into Redis those of `page` (unfinished in Postgres) it does not know, and settles those it dead-lettered. */
+  private async repair(page: UnfinishedTask[], result: ReconcileResult): Promise<void> {
+    const { pool, queue } = this.deps;
+    if (page.length === 0) return;
     const entries = await queue.indexed(page.map((t) => t.id));
     await this.recordUnrecordedDeaths(
       page.flatMap((t, i) => {
@@ -78,7 +107,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
       result,
     );
     const missing = page.filter((_, i) => entries[i] === null);
-    if (missing.length === 0) return full;
+    if (missing.length === 0) return;
 
     const running = missing.filter((t) => t.status === 'running' && t.lease_token !== null);
     const expired = await recordExpired(
@@ -91,7 +120,6 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries) : true));
     const pushed = await queue.enqueue(toIndex.map(indexItem));
     result.requeued += pushed.filter(Boolean).length;
-    return full;
   }
 
   /**

@@ -220,6 +220,21 @@ it('FLUSHALL mid-run: nothing accepted is lost', async () => {
   expect(row.lost).toBe(0);
 });
 
+it('Redis loses its ready lists mid-run (the messages survive): the reconciler re-queues those tasks', async () => {
+  const row = await scenario('Redis ready lists lost', async ({ set, svc: s }) => {
+    const [host, port] = s.redisAddr.split(':');
+    const prefix = set.env.REDIS_KEY_PREFIX!;
+    // Workers paused briefly (well within their leases) so that tasks wait in the ready lists.
+    for (const w of set.workers) process.kill(w.pid, 'SIGSTOP');
+    await sleep(500);
+    // What an allkeys eviction or an operator's DEL could do: the ready lists go, nothing else.
+    const deleted = execFileSync('redis-cli', ['-h', host!, '-p', port!, 'DEL', ...['critical', 'high', 'default', 'low'].map((p) => `{${prefix}}:q:${p}`)]);
+    for (const w of set.workers) process.kill(w.pid, 'SIGCONT');
+    expect(Number(deleted.toString())).toBeGreaterThan(0);
+  });
+  expect(row.lost).toBe(0);
+});
+
 it('Postgres stopped and restarted mid-run: the API answers 503 meanwhile, workers resume', async () => {
   const row = await scenario('Postgres restart', async ({ svc: s }) => {
     s.stopPostgres();
@@ -302,7 +317,7 @@ function writeReport(measured: Row[]): void {
   const dir = path.join(ROOT, '.data', 'fault');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'reliability-table.md'), `${table}\n`);
-  if (process.env.UPDATE_DOCS === '1' && measured.length === 8) {
+  if (process.env.UPDATE_DOCS === '1' && measured.length === 9) {
     writeFileSync(path.join(ROOT, 'docs/reliability.md'), reliabilityDoc(table));
   }
 }
@@ -345,6 +360,7 @@ ${table}
 | API crashes between the Postgres commit and the Redis push | The task is \`queued\` in Postgres but unknown to Redis; the reconciler pushes it after \`RECONCILE_GRACE_MS\`. A client retry with the same idempotency key gets the task (and pushes it at once). |
 | Redis unavailable | The API **accepts** tasks into Postgres (\`201\`) and the reconciler pushes them once Redis is back; \`/readyz\` reports Redis down. Workers back off and reconnect without crashing. |
 | Redis restarted without persistence, flushed, or failed over with data loss | The reconciler rebuilds every unfinished task from Postgres: waiting ones to their queue, retrying ones to their retry set at their due time, running ones whose lease vanished count the attempt and go back to the queue (or dead). Workers whose leases vanished abort those handlers. |
+| A task Redis knows but holds in no queue (a list entry lost to eviction, an operator's edit or a bug) | Every reconciler pass compares how many tasks Redis knows with how many its ready lists, leases, retry sets and dead-letter lists hold (a count). When they differ it finds the tasks held nowhere, forgets them in Redis and indexes them again from Postgres in the same pass (\`reconciler_repairs_total{kind="unheld"}\`), and removes entries of tasks Redis does not know. |
 | Postgres unavailable | The API answers \`503\` with \`Retry-After\` (the insert is one transaction: nothing is half-created). Workers hand back what they lease until Postgres answers, and retry writing finished outcomes until the visibility timeout; past it the task runs again. |
 | A handler hangs | \`TASK_TIMEOUT_MS\` aborts it; the attempt fails and retries, then dead-letters. |
 | A handler kills its worker process | The worker restarts (Deployment); the lease expires and counts as an attempt, so the task ends in the dead-letter queue after \`max_retries + 1\` crashes instead of crashing workers forever. |

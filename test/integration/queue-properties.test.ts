@@ -112,6 +112,9 @@ const expectedPlaces: Record<string, string[]> = {
 async function checkInvariants(m: Model): Promise<void> {
   const tasks = await pgTasks();
   const places = await redisPlaces();
+  // Every task Redis knows is held in exactly one place (the sweep's count; it changes nothing then).
+  const { known, held } = await stack.queue.sweep(0);
+  expect({ known, held }).toEqual({ known, held: known });
   for (const t of tasks) {
     const where = places.get(t.id) ?? [];
     expect({ id: t.id, where: where.length > 1 ? where : 'ok' }).toEqual({ id: t.id, where: 'ok' });

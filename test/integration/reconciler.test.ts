@@ -131,3 +131,91 @@ it('runs as one copy at a time', async () => {
   await a.stop();
   expect((await b.runOnce()).leader).toBe(true);
 });
+
+describe('tasks Redis knows but holds nowhere', () => {
+  // One reconciler per test: a second would not be the leader.
+  let r: Reconciler;
+  beforeEach(() => {
+    r = reconciler();
+  });
+
+  /** Queued tasks, indexed in Redis (by the reconciler, as a lost push would be). */
+  async function indexed(n: number, maxRetries = 3): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push(await storedOnly(maxRetries));
+    await r.runOnce();
+    return ids;
+  }
+
+  it('a consistent Redis costs a count: nothing is forgotten or requeued', async () => {
+    const [ready, leased, retrying, dead] = await indexed(4);
+    const leases = await stack.queue.lease({ max: 4, visibilityMs: 60000 });
+    expect(leases.map((l) => l.message.id)).toEqual([ready, leased, retrying, dead]);
+    const [l1, , l3, l4] = leases;
+    // One waits again, one stays leased, one waits for a retry, one is dead-lettered.
+    await stack.queue.release([{ id: ready!, token: l1!.token, priority: 'high' }]);
+    await stack.queue.retry([{ id: retrying!, token: l3!.token, priority: 'high', delayMs: 60_000 }]);
+    await stack.queue.bury([{ id: dead!, token: l4!.token, priority: 'high' }]);
+    expect(await stack.queue.sweep(100)).toEqual({ known: 4, held: 4, orphans: 0, heldTwice: 0, forgotten: [] });
+    expect(await r.runOnce()).toMatchObject({ unheld: 0, requeued: 0, vanishedLeases: 0 });
+  });
+
+  it('a task dropped from its ready list is queued again from Postgres, with its payload, and runs once', async () => {
+    const [a, b, c] = await indexed(3);
+    // A ready-list entry lost while the task's message stays (a bug, or an operator's LREM): the
+    // check that only asks whether Redis knows the task passes, and nothing would ever lease it.
+    expect(await stack.inspect.lrem(stack.queue.keys.queues[1]!, 0, b!)).toBe(1);
+    const res = await r.runOnce();
+    expect(res).toMatchObject({ unheld: 1, requeued: 1, vanishedLeases: 0 });
+    expect(await stack.queue.sweep(100)).toMatchObject({ known: 3, held: 3, forgotten: [] });
+    const leases = await stack.queue.lease({ max: 10, visibilityMs: 60000 });
+    expect(leases.map((l) => [l.message.id, l.attempt])).toEqual([
+      [a, 1],
+      [c, 1],
+      [b, 1],
+    ]);
+    expect(leases[2]!.message.payload).toEqual({ k: b });
+  });
+
+  it('a task waiting for a retry that lost its retry entry goes back to its retry set, due when Postgres says', async () => {
+    const [id] = await indexed(1);
+    const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+    await recordOutcomes(stack.pool, [{ id: id!, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'x', dead: false, delayMs: 60_000 }]);
+    await stack.queue.retry([{ id: id!, token: l!.token, priority: 'high', delayMs: 60_000 }]);
+    await stack.inspect.zrem(stack.queue.keys.retries[1]!, id!);
+    expect(await r.runOnce()).toMatchObject({ unheld: 1, requeued: 1 });
+    const due = Number(await stack.inspect.zscore(stack.queue.keys.retries[1]!, id!));
+    const { run_after } = (await stack.pool.query('SELECT run_after FROM tasks WHERE id = $1', [id])).rows[0];
+    expect(due).toBe(run_after.getTime());
+    // Its attempt stays counted: the next lease is attempt 2.
+    await stack.inspect.zadd(stack.queue.keys.retries[1]!, 0, id!);
+    await stack.queue.promoteDue(10);
+    expect((await stack.queue.lease({ max: 1, visibilityMs: 60000 })).map((x) => x.attempt)).toEqual([2]);
+  });
+
+  it('removes held entries of tasks Redis does not know, and counts ids held twice without touching them', async () => {
+    const [id] = await indexed(1);
+    const k = stack.queue.keys;
+    await stack.inspect.rpush(k.queues[2]!, 'ghost');
+    await stack.inspect.zadd(k.retries[0]!, 1, 'ghost-retry');
+    expect(await stack.queue.sweep(100)).toEqual({ known: 1, held: 3, orphans: 2, heldTwice: 0, forgotten: [] });
+    expect(await stack.inspect.lrange(k.queues[2]!, 0, -1)).toEqual([]);
+    expect(await stack.inspect.zcard(k.retries[0]!)).toBe(0);
+    await stack.inspect.rpush(k.queues[1]!, id!);
+    expect(await stack.queue.sweep(100)).toMatchObject({ known: 1, held: 2, orphans: 0, heldTwice: 1, forgotten: [] });
+    expect(await stack.inspect.lrange(k.queues[1]!, 0, -1)).toEqual([id, id]);
+    // Told of it, a sweep does not search for that duplicate again, but a new loss still shows.
+    expect(await stack.queue.sweep(100, 1)).toEqual({ known: 1, held: 2, orphans: 0, heldTwice: 1, forgotten: [] });
+    await stack.inspect.rpush(k.queues[3]!, 'ghost');
+    expect(await stack.queue.sweep(100, 1)).toEqual({ known: 1, held: 3, orphans: 1, heldTwice: 1, forgotten: [] });
+  });
+
+  it('forgets at most `limit` per call; the rest wait for the next pass', async () => {
+    const ids = await indexed(5);
+    await stack.inspect.del(stack.queue.keys.queues[1]!);
+    expect((await stack.queue.sweep(2)).forgotten).toHaveLength(2);
+    expect((await stack.queue.sweep(10)).forgotten).toHaveLength(3);
+    expect(await r.runOnce()).toMatchObject({ unheld: 0, requeued: 5 });
+    expect((await stack.queue.stats()).ready.high).toBe(ids.length);
+  });
+});

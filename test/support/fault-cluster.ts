@@ -70,7 +70,7 @@ export class ServiceSet {
   readonly workers: ChildHandle[] = [];
   apiPort = 0;
 
-  constructor(private readonly env: Record<string, string>) {}
+  constructor(readonly env: Record<string, string>) {}
 
   async startApi(): Promise<void> {
     this.apiPort ||= await freePort();

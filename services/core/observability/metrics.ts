@@ -50,7 +50,7 @@ export function workerMetrics(registry: Registry) {
     reaped: c('tasks_reaped_total', 'Expired leases reclaimed by the reaper.'),
     acks: c('acks_total', 'Tasks acknowledged (removed from Redis after a final outcome).'),
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
-    reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued) and vanished leases expired (lease_vanished).', ['kind']),
+    reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), and tasks Redis knew but held nowhere (unheld; each is also requeued).', ['kind']),
     promoted: c('tasks_promoted_total', 'Due retries moved back to their queue by the retry pump, by priority.', ['priority']),
     runSeconds: new Histogram({ name: 'task_run_seconds', help: 'Handler run time per attempt, by type.', labelNames: ['type'], buckets: RUN_BUCKETS, registers: [registry] }),
     enqueueToStart: new Histogram({
@@ -83,7 +83,7 @@ export function initCounters(m: WorkerMetrics, types: string[]): void {
       for (const c of [m.succeeded, m.failed, m.dead]) c.inc({ type, priority }, 0);
     }
   }
-  for (const kind of ['requeued', 'lease_vanished']) m.reconciled.inc({ kind }, 0);
+  for (const kind of ['requeued', 'lease_vanished', 'unheld']) m.reconciled.inc({ kind }, 0);
 }
 
 /**

@@ -82,6 +82,19 @@ export interface IndexEntry {
   deadLetteredAfter: number | null;
 }
 
+/** What a sweep found (see TaskQueue.sweep). */
+export interface Sweep {
+  /** Tasks Redis knows, and entries its ready lists, retry, processing and dead-letter sets hold. */
+  known: number;
+  held: number;
+  /** Held entries of tasks Redis does not know (they could never run): removed. */
+  orphans: number;
+  /** Ids held in two places (or twice in one): counted, left alone (as given, when not searched). */
+  heldTwice: number;
+  /** Known tasks held nowhere: forgotten, for the reconciler to index again from Postgres. */
+  forgotten: string[];
+}
+
 export interface QueueStats {
   ready: Record<Priority, number>;
   retrying: Record<Priority, number>;
@@ -149,6 +162,13 @@ export interface TaskQueue {
    * used up its attempts with no lease holding it (Redis dead-lettered it).
    */
   indexed(ids: string[]): Promise<(IndexEntry | null)[]>;
+  /**
+   * Checks that every task Redis knows is held somewhere (ready, leased, retrying or dead-lettered):
+   * a count when all is well; when not, forgets up to `limit` tasks held nowhere (they could never
+   * be leased) and removes held entries of unknown tasks. `heldTwiceBefore`: ids held twice that an
+   * earlier sweep reported; an excess of just that many is taken as those. See lua/sweep.lua.
+   */
+  sweep(limit: number, heldTwiceBefore?: number): Promise<Sweep>;
   /** A doorbell, for an idle worker to wait on until tasks become ready (one per waiting worker). */
   doorbell(): Doorbell;
   announceWorker(workerId: string, ttlMs: number): Promise<void>;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, TaskQueue } from './queue';
+import type { Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -15,7 +15,7 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -246,6 +246,12 @@ export class RedisQueue implements TaskQueue {
       const counted = Number(attempts![i] ?? 0);
       return { deadLetteredAfter: leased![i] == null && counted >= Number(m.split(':')[1]) ? counted : null };
     });
+  }
+
+  async sweep(limit: number, heldTwiceBefore = 0): Promise<Sweep> {
+    const k = this.keys;
+    const res = (await this.run.sweep([k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, ...k.queues, ...k.retries, ...k.deadLetters], [limit, heldTwiceBefore])) as (number | string)[];
+    return { known: Number(res[0]), held: Number(res[1]), orphans: Number(res[2]), heldTwice: Number(res[3]), forgotten: res.slice(4).map(String) };
   }
 
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */

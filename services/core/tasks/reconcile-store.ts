@@ -17,6 +17,8 @@ export interface UnfinishedTask {
   updated_at_text: string;
 }
 
+const COLUMNS = 'id, type, priority, payload, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
+
 export interface Cursor {
   updatedAt: string;
   id: string;
@@ -28,7 +30,7 @@ export interface Cursor {
  */
 export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number, after: Cursor | null): Promise<UnfinishedTask[]> {
   const { rows } = await pool.query<UnfinishedTask>(
-    `SELECT id, type, priority, payload, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text
+    `SELECT ${COLUMNS}
        FROM tasks
       WHERE status IN ('queued', 'running', 'retrying')
         AND updated_at < now() - $1 * interval '1 millisecond'
@@ -36,6 +38,16 @@ export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number
       ORDER BY updated_at, id
       LIMIT $4`,
     [graceMs, after?.updatedAt ?? null, after?.id ?? null, limit],
+  );
+  return rows;
+}
+
+/** Those of `ids` that are unfinished, whenever they were last touched. */
+export async function unfinishedByIds(pool: Pool, ids: string[]): Promise<UnfinishedTask[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await pool.query<UnfinishedTask>(
+    `SELECT ${COLUMNS} FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'running', 'retrying')`,
+    [ids],
   );
   return rows;
 }
