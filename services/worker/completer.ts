@@ -8,7 +8,7 @@
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
-import type { WorkerMetrics } from '../core/observability/metrics';
+import { outcomeCounters, WorkerMetrics } from '../core/observability/metrics';
 import type { FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
@@ -37,6 +37,7 @@ export class Completer {
   private paced: NodeJS.Timeout | null = null;
   /** flush() is running: nothing waits for pacing. */
   private flushingAll = false;
+  private readonly counters: ReturnType<typeof outcomeCounters>;
 
   constructor(
     private readonly deps: {
@@ -67,7 +68,9 @@ export class Completer {
       flushAt: number;
       giveUpAfterMs: number;
     },
-  ) {}
+  ) {
+    this.counters = outcomeCounters(deps.metrics);
+  }
 
   complete(item: CompletedAttempt): Promise<CompletionResult> {
     return new Promise((resolve) => {
@@ -197,13 +200,14 @@ export class Completer {
       // Postgres took the outcome: should Redis no longer have this lease (it lost data and rebuilt
       // the task from Postgres while the attempt ran), the rebuilt copy is moved where Postgres says.
       const settleAttempts = it.attempt;
+      const c = this.counters(`${it.typeLabel}\n${it.priority}`);
       if (it.error === null) {
-        m.succeeded.inc({ type: it.typeLabel, priority: it.priority });
+        c.succeeded.inc();
         finish.push({ ...held, outcome: 'succeeded', settleAttempts });
       } else {
-        m.failed.inc({ type: it.typeLabel, priority: it.priority });
+        c.failed.inc();
         if (it.dead) {
-          m.dead.inc({ type: it.typeLabel, priority: it.priority });
+          c.dead.inc();
           finish.push({ ...held, outcome: 'dead', settleAttempts });
         } else {
           m.retried.inc();

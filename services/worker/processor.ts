@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
-import type { WorkerMetrics } from '../core/observability/metrics';
+import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
 import { markRunning, recordReleased } from '../core/tasks/attempt-store';
 import { BackoffPolicy, backoffDelayMs } from '../core/tasks/backoff';
@@ -113,12 +113,18 @@ export class Processor {
   /** The start-record write in flight, if any (a hand-back waits for it, so it cannot land later). */
   private recording: Promise<void> | null = null;
   private recordFailing = false;
+  /** Labelled metric children (see perKey). */
+  private readonly byPriority: (p: string) => { dequeued: { inc(): void }; wait: { observe(v: number): void }; toStart: { observe(v: number): void } };
+  private readonly runSeconds: (type: string) => { observe(v: number): void };
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; completer: Completer; handlers: HandlerRegistry; log: Logger; metrics: WorkerMetrics },
     private readonly opts: ProcessorOptions,
   ) {
     this.doorbell = deps.queue.doorbell();
+    const m = deps.metrics;
+    this.byPriority = perKey((p) => ({ dequeued: m.dequeued.labels(p), wait: m.attemptWait.labels(p), toStart: m.enqueueToStart.labels(p) }));
+    this.runSeconds = perKey((type) => m.runSeconds.labels(type));
   }
 
   start(): void {
@@ -229,12 +235,11 @@ export class Processor {
   }
 
   private launch(leases: Lease[]): void {
-    const m = this.deps.metrics;
     for (const l of leases) {
-      const p = l.message.priority;
-      m.dequeued.inc({ priority: p });
-      m.attemptWait.observe({ priority: p }, Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
-      if (l.attempt === 1) m.enqueueToStart.observe({ priority: p }, Math.max(0, l.leasedAtMs - l.message.createdAtMs) / 1000);
+      const m = this.byPriority(l.message.priority);
+      m.dequeued.inc();
+      m.wait.observe(Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
+      if (l.attempt === 1) m.toStart.observe(Math.max(0, l.leasedAtMs - l.message.createdAtMs) / 1000);
       const attempt = this.run(l).finally(() => {
         this.attempts.delete(attempt);
         if (this.wantSlots) this.wake();
@@ -323,7 +328,7 @@ export class Processor {
       attempt.finished = true;
     }
     const durationMs = performance.now() - t0;
-    m.runSeconds.observe({ type: typeLabel }, durationMs / 1000);
+    this.runSeconds(typeLabel).observe(durationMs / 1000);
     const reason: unknown = attempt.reason;
     if (reason instanceof ShutdownError) {
       try {

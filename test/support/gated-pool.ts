@@ -17,7 +17,7 @@ export function gatedPool(real: Pool, statement: string): GatedPool {
   const stats = { running: 0, maxRunning: 0, sizes: [] as number[] };
   const query = async (config: QueryConfig | string, values?: unknown[]) => {
     if (typeof config === 'string' || config.name !== statement) return real.query(config as never, values as never);
-    stats.sizes.push((config.values![0] as unknown[]).length);
+    stats.sizes.push(rows(config.values![0]));
     stats.running++;
     stats.maxRunning = Math.max(stats.maxRunning, stats.running);
     try {
@@ -36,4 +36,11 @@ export function gatedPool(real: Pool, statement: string): GatedPool {
       gate = Promise.resolve();
     },
   };
+}
+
+/** Rows a batch statement carries: its first parameter is an array of ids, or its literal (see pg-arrays). */
+function rows(first: unknown): number {
+  if (Array.isArray(first)) return first.length;
+  const literal = String(first);
+  return literal === '{}' ? 0 : literal.split(',').length;
 }

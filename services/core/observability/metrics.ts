@@ -72,6 +72,28 @@ export function workerMetrics(registry: Registry) {
 }
 
 /**
+ * A value per key, made on first use: for the labelled children of metrics on hot paths. prom-client
+ * validates, sorts and joins the label object on every inc()/observe() given one (its children skip
+ * that); label values are bounded (see above), so this stays small.
+ */
+export function perKey<T>(make: (key: string) => T): (key: string) => T {
+  const made = new Map<string, T>();
+  return (key) => {
+    let v = made.get(key);
+    if (v === undefined) made.set(key, (v = make(key)));
+    return v;
+  };
+}
+
+/** Outcome counters of one (type, priority): the key is `type` and `priority` joined by a newline. */
+export function outcomeCounters(m: WorkerMetrics): (key: string) => { succeeded: Counter.Internal; failed: Counter.Internal; dead: Counter.Internal } {
+  return perKey((key) => {
+    const [type, priority] = key.split('\n') as [string, string];
+    return { succeeded: m.succeeded.labels(type, priority), failed: m.failed.labels(type, priority), dead: m.dead.labels(type, priority) };
+  });
+}
+
+/**
  * Starts every labelled counter at 0 for its known label values, so a series exists before its
  * first event and rate() does not miss that event.
  */

@@ -17,6 +17,7 @@
  * so a duplicate execution stays visible.
  */
 import type { Pool } from 'pg';
+import { boolArray, numberArray, textArray } from '../db/pg-arrays';
 import type { TaskStatus } from './priority';
 
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
@@ -83,7 +84,7 @@ export async function markRunning(pool: Pool, items: StartedAttempt[]): Promise<
        RETURNING t.id
      ), ${LOST}
      SELECT id FROM applied`,
-    values: [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt), items.map((i) => i.startedAtMs ?? Date.now())],
+    values: [textArray(items.map((i) => i.id)), textArray(items.map((i) => i.token)), numberArray(items.map((i) => i.attempt)), numberArray(items.map((i) => i.startedAtMs ?? Date.now()))],
   });
   return { started: new Set(rows.map((r) => r.id)) };
 }
@@ -197,16 +198,16 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
      SELECT id, true AS applied FROM applied
      UNION ALL SELECT id, false FROM final`,
     values: [
-      outcomes.map((o) => o.id),
-      outcomes.map((o) => o.token),
-      outcomes.map((o) => o.durationMs),
-      outcomes.map((o) => o.error),
-      outcomes.map((o) => o.dead),
-      outcomes.map((o) => Math.round(o.delayMs)),
-      outcomes.map((o) => o.attempt),
-      outcomes.map((o) => o.workerId),
-      outcomes.map((o) => o.startedAtMs),
-      outcomes.map((o) => o.leaseLost === true),
+      textArray(outcomes.map((o) => o.id)),
+      textArray(outcomes.map((o) => o.token)),
+      numberArray(outcomes.map((o) => o.durationMs)),
+      textArray(outcomes.map((o) => o.error)),
+      boolArray(outcomes.map((o) => o.dead)),
+      numberArray(outcomes.map((o) => Math.round(o.delayMs))),
+      numberArray(outcomes.map((o) => o.attempt)),
+      textArray(outcomes.map((o) => o.workerId)),
+      numberArray(outcomes.map((o) => o.startedAtMs)),
+      boolArray(outcomes.map((o) => o.leaseLost === true)),
     ],
   });
   const write: OutcomeWrite = { applied: new Set(), final: new Set() };

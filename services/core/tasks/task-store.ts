@@ -1,5 +1,6 @@
 /** Postgres queries that create and read tasks (the API's side). */
 import type { Pool } from 'pg';
+import { numberArray, textArray } from '../db/pg-arrays';
 import { NewTask, RunRow, TASK_COLUMNS, TaskRow } from './task';
 
 export type CreateOutcome =
@@ -57,13 +58,13 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
       WHERE key IS NULL OR key IN (SELECT key FROM claimed)
      RETURNING id, created_at`,
     values: [
-      t.map((x) => x.id),
-      t.map((x) => x.type),
-      t.map((x) => x.priority),
-      t.map((x) => JSON.stringify(x.payload)),
-      t.map((x) => x.maxRetries),
-      t.map((x) => x.idempotencyKey),
-      indexes.map((i) => reqs[i]!.requestHash),
+      textArray(t.map((x) => x.id)),
+      textArray(t.map((x) => x.type)),
+      textArray(t.map((x) => x.priority)),
+      textArray(t.map((x) => JSON.stringify(x.payload))),
+      numberArray(t.map((x) => x.maxRetries)),
+      textArray(t.map((x) => x.idempotencyKey)),
+      textArray(indexes.map((i) => reqs[i]!.requestHash)),
       ttlMs,
     ],
   });
