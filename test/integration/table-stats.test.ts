@@ -69,6 +69,11 @@ it('the outcome write finds tasks by primary key even when the statistics say no
     const runsPart = plan.slice(plan.indexOf('CTE runs'), plan.indexOf('CTE late'));
     expect(runsPart).toMatch(/CTE Scan on input/);
     expect(runsPart).not.toMatch(/Nested Loop|Join/);
+    // Likewise the expired runs of superseded leases: their filters are hashed lookups, and the
+    // tasks are read by primary key once for the whole statement (the `cur` CTE).
+    const lostPart = plan.slice(plan.indexOf('CTE lost'), plan.indexOf('CTE existing'));
+    expect(lostPart).not.toMatch(/Nested Loop|Join/);
+    expect(plan.match(/Index Scan using tasks_pkey on tasks/g)).toHaveLength(2);
   } finally {
     await client.query('ROLLBACK');
     client.release();

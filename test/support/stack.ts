@@ -101,6 +101,6 @@ export async function taskStatus(pool: Pool, id: string): Promise<{ status: stri
 }
 
 export async function runsOf(pool: Pool, id: string): Promise<{ attempt: number; outcome: string; error: string | null; lease_token: string }[]> {
-  const { rows } = await pool.query('SELECT attempt, outcome, error, lease_token FROM task_runs WHERE task_id = $1 ORDER BY attempt, id', [id]);
+  const { rows } = await pool.query('SELECT attempt, outcome, error, lease_token FROM task_runs WHERE task_id = $1 ORDER BY attempt, started_at, finished_at', [id]);
   return rows;
 }

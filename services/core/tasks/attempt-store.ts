@@ -51,9 +51,12 @@ const SUPERSEDED = `superseded AS (
 const LOST = `lost AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
        SELECT i.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, i.updated_at, now(), 'expired', 'lease lost: the task was leased again'
-         FROM superseded i JOIN applied a ON a.id = i.id
+         -- Only those the newer attempt took over: a hashed set lookup (a join of two CTEs can be
+         -- planned as a nested loop reading one per row of the other; see recordOutcomes' runs).
+         FROM (SELECT s.*, s.id IN (SELECT id FROM applied) AS took FROM superseded s) i
+        WHERE i.took
         -- An attempt also in this batch gets its row from the batch (two inserts of one key would fail).
-        WHERE NOT EXISTS (SELECT 1 FROM input x WHERE x.token = i.token)
+          AND i.token NOT IN (SELECT token FROM input)
        ON CONFLICT (lease_token) DO NOTHING
      )`;
 
@@ -95,7 +98,7 @@ const LATE_ERROR = `'lease lost before the outcome (' || COALESCE(i.error, 'succ
 /** The run of one of these leases was inserted meanwhile by someone else (the reaper). */
 function isRunKeyRace(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string };
-  return e.code === '23505' && e.constraint === 'task_runs_lease_token_key';
+  return e.code === '23505' && e.constraint === 'task_runs_pkey';
 }
 
 export interface Outcome {
@@ -151,8 +154,16 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
     text: `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[], $10::bool[])
          AS i(id, token, duration_ms, error, dead, delay_ms, attempt, worker_id, started_ms, lease_lost)
-     ), ${SUPERSEDED}, final AS (
-       SELECT t.id FROM tasks t JOIN input i ON t.id = i.id WHERE t.status IN ('succeeded', 'dead')
+     ), cur AS (
+       -- Each task as the statement finds it, read once (by primary key) for both of these:
+       SELECT t.id, t.status, t.lease_token, t.attempts, t.updated_at, i.token AS in_token, i.attempt AS in_attempt
+         FROM tasks t JOIN input i ON t.id = i.id
+     ), superseded AS (
+       -- As SUPERSEDED, from what was read.
+       SELECT id, lease_token AS token, attempts AS attempt, updated_at FROM cur
+        WHERE status::text = 'running' AND lease_token <> in_token AND attempts < in_attempt
+     ), final AS (
+       SELECT id FROM cur WHERE status IN ('succeeded', 'dead')
      ), applied AS (
        UPDATE tasks t SET
               status = CASE WHEN i.error IS NULL THEN 'succeeded'::task_status

@@ -132,7 +132,7 @@ export async function getTask(pool: Pool, id: string): Promise<{ task: TaskRow; 
     pool.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1`, [id]),
     pool.query<RunRow>(
       `SELECT attempt, worker_id, started_at, finished_at, outcome, error, duration_ms
-         FROM task_runs WHERE task_id = $1 ORDER BY attempt, id`,
+         FROM task_runs WHERE task_id = $1 ORDER BY attempt, started_at, finished_at`,
       [id],
     ),
   ]);
