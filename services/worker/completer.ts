@@ -189,31 +189,30 @@ export class Completer {
     const finish: FinishItem[] = [];
     for (const p of batch) {
       const it = p.item;
-      const held = { id: it.id, token: it.token, priority: it.priority };
       if (!applied.has(it.id)) {
         m.leasesLost.inc();
         // Redis handed out a task Postgres already finished (its earlier outcome was committed but
         // Redis never heard, or Redis was rebuilt): forget it there too, if this lease still holds it.
-        if (final.has(it.id)) finish.push({ ...held, outcome: 'succeeded', settleAttempts: 0 });
+        if (final.has(it.id)) finish.push({ id: it.id, token: it.token, priority: it.priority, outcome: 'succeeded', settleAttempts: 0 });
         continue;
       }
       // Postgres took the outcome: should Redis no longer have this lease (it lost data and rebuilt
       // the task from Postgres while the attempt ran), the rebuilt copy is moved where Postgres says.
       const settleAttempts = it.attempt;
       const c = this.counters(`${it.typeLabel}\n${it.priority}`);
-      if (it.error === null) {
-        c.succeeded.inc();
-        finish.push({ ...held, outcome: 'succeeded', settleAttempts });
-      } else {
+      let outcome: FinishItem['outcome'] = 'succeeded';
+      if (it.error === null) c.succeeded.inc();
+      else {
         c.failed.inc();
         if (it.dead) {
           c.dead.inc();
-          finish.push({ ...held, outcome: 'dead', settleAttempts });
+          outcome = 'dead';
         } else {
           m.retried.inc();
-          finish.push({ ...held, outcome: 'retrying', delayMs: it.delayMs, settleAttempts });
+          outcome = 'retrying';
         }
       }
+      finish.push({ id: it.id, token: it.token, priority: it.priority, outcome, delayMs: it.delayMs, settleAttempts });
     }
     try {
       const done = await this.deps.queue.finish(finish);

@@ -41,7 +41,12 @@ export function apiMetrics(registry: Registry) {
 export type WorkerMetrics = ReturnType<typeof workerMetrics>;
 export function workerMetrics(registry: Registry) {
   const c = (name: string, help: string, labelNames: readonly string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
+  let inflightNow = () => 0;
   return {
+    /** Where processing_inflight is read from at scrape time (the processor's map of attempts). */
+    countInflight(read: () => number): void {
+      inflightNow = read;
+    },
     dequeued: c('tasks_dequeued_total', 'Attempts leased from the queue, by priority.', ['priority']),
     succeeded: c('tasks_succeeded_total', 'Attempts that succeeded (recorded in Postgres), by type and priority.', ['type', 'priority']),
     failed: c('tasks_failed_total', 'Attempts that failed (each failed attempt, retried or not), by type and priority.', ['type', 'priority']),
@@ -67,7 +72,16 @@ export function workerMetrics(registry: Registry) {
       buckets: WAIT_BUCKETS,
       registers: [registry],
     }),
-    inflight: new Gauge({ name: 'processing_inflight', help: 'Attempts running in this worker process.', registers: [registry] }),
+    // Read when scraped rather than kept by inc()/dec() twice per attempt: prom-client hashes a
+    // label object on each of those, labels or not.
+    inflight: new Gauge({
+      name: 'processing_inflight',
+      help: 'Attempts running in this worker process (or finished, their outcome being written).',
+      registers: [registry],
+      collect() {
+        this.set(inflightNow());
+      },
+    }),
   };
 }
 

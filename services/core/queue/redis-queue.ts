@@ -101,27 +101,22 @@ export class RedisQueue implements TaskQueue {
       [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low],
     )) as (string | number)[];
     const now = Number(res[0]);
+    const deadlineMs = now + opts.visibilityMs;
     const leases: Lease[] = [];
-    for (let i = 2; i < res.length; i += 7) {
-      const id = String(res[i]);
-      const wire = JSON.parse(String(res[i + 4])) as WireMessage;
-      const [pIdx, maxAttempts] = String(res[i + 5]).split(':').map(Number) as [number, number];
+    for (let i = 2, k = 1; i < res.length; i += 5, k++) {
+      const wire = JSON.parse(res[i + 2] as string) as WireMessage;
+      const meta = res[i + 3] as string;
+      const sep = meta.indexOf(':');
       const message: QueueMessage = {
-        id,
+        id: res[i] as string,
         type: wire.type,
-        priority: PRIORITIES[pIdx] ?? 'default',
+        priority: PRIORITIES[Number(meta.slice(0, sep))] ?? 'default',
         payload: wire.payload,
-        maxAttempts,
+        maxAttempts: Number(meta.slice(sep + 1)),
         createdAtMs: wire.created_at,
       };
-      leases.push({
-        message,
-        token: String(res[i + 1]),
-        attempt: Number(res[i + 2]),
-        deadlineMs: Number(res[i + 3]),
-        readyAtMs: Number(res[i + 6]),
-        leasedAtMs: now,
-      });
+      // As lease.lua makes them.
+      leases.push({ message, token: `${tokenBase}:${k}`, attempt: res[i + 1] as number, deadlineMs, readyAtMs: Number(res[i + 4]), leasedAtMs: now });
     }
     return { leases, left: Number(res[1]) };
   }

@@ -149,7 +149,7 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
 }
 
 async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
-  const { rows } = await pool.query<{ id: string; applied: boolean }>({
+  const { rows } = await pool.query<{ id: string; final: boolean }>({
     name: 'record-outcomes',
     text: `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[], $10::bool[])
@@ -206,8 +206,9 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
          FROM input i, existing e
         WHERE e.lease_token = i.token AND e.outcome = 'expired' AND r.lease_token = i.token
      )
-     SELECT id, true AS applied FROM applied
-     UNION ALL SELECT id, false FROM final`,
+     -- Only the outcomes that did not apply come back (usually none): a row per outcome was a
+     -- visible share of what the worker parsed and allocated per attempt.
+     SELECT id, id IN (SELECT id FROM final) AS final FROM input WHERE id NOT IN (SELECT id FROM applied)`,
     values: [
       textArray(outcomes.map((o) => o.id)),
       textArray(outcomes.map((o) => o.token)),
@@ -221,8 +222,11 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
       boolArray(outcomes.map((o) => o.leaseLost === true)),
     ],
   });
-  const write: OutcomeWrite = { applied: new Set(), final: new Set() };
-  for (const r of rows) (r.applied ? write.applied : write.final).add(r.id);
+  const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Set() };
+  for (const r of rows) {
+    write.applied.delete(r.id);
+    if (r.final) write.final.add(r.id);
+  }
   return write;
 }
 

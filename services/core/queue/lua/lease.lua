@@ -1,7 +1,9 @@
 -- lease: pop up to N ready tasks across priorities and lease each with a fresh token.
 -- KEYS: q:critical, q:high, q:default, q:low, processing, msg, meta, attempts, tokens, ready_at, wrr, doorbell (12)
 -- ARGV: n, visibilityMs, tokenBase, strict (1|0), weightCritical, weightHigh, weightDefault, weightLow
--- Returns: { nowMs, tasks left ready, then per task: id, token, attempt, deadlineMs, messageJson, meta, readyAtMs }
+-- Returns: { nowMs, tasks left ready, then per task: id, attempt, messageJson, meta, readyAtMs }; the
+-- k-th task's token is tokenBase .. ':' .. k and every deadline is nowMs + visibilityMs (the caller
+-- builds them rather than parse them once per task).
 -- Weighted mode is smooth weighted round-robin over the non-empty queues, with its state kept in
 -- `wrr`, so a priority with weight w is served at least w/sum(weights) of the time while it has work.
 -- The picks are decided first; then each priority's share is popped and leased with a few
@@ -82,9 +84,7 @@ for i, id in ipairs(ids) do
     leasedAt[#leasedAt + 1] = deadline
     leasedAt[#leasedAt + 1] = id
     out[#out + 1] = id
-    out[#out + 1] = token
     out[#out + 1] = attempt
-    out[#out + 1] = deadline
     out[#out + 1] = msgs[i]
     out[#out + 1] = metas[i]
     out[#out + 1] = readyAt[i] or now
