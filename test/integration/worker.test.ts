@@ -328,6 +328,43 @@ it('work announced while every slot is busy starts when a slot frees, not at the
   expect(Number(rows[0]!.gap_ms)).toBeLessThan(1000);
 });
 
+describe('lease pacing (LEASE_GAP_MS)', () => {
+  /** When the handler of each task started, as the worker recorded it (ms since epoch). */
+  async function startedAt(...ids: [string, string]): Promise<[number, number]> {
+    const { rows } = await stack.pool.query<{ id: string; ms: number }>(`SELECT id, extract(epoch FROM first_started_at) * 1000 AS ms FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
+    const at = (id: string) => Number(rows.find((r) => r.id === id)!.ms);
+    return [at(ids[0]), at(ids[1])];
+  }
+
+  it('an idle worker leases at once; a busy one that keeps up waits out the gap after its last lease', async () => {
+    ({ worker } = startWorker(stack, { cfg: { LEASE_GAP_MS: 400, POLL_INTERVAL_MS: 600_000 } }));
+    await new Promise((r) => setTimeout(r, 300));
+    // Idle: the sleeper starts without waiting for the gap.
+    const sleeper = await submit('sleeper', { sleep_ms: 1500 });
+    const { rows } = await stack.pool.query('SELECT created_at FROM tasks WHERE id = $1', [sleeper]);
+    await waitFor(async () => (await stack.inspect.zcard(stack.queue.keys.processing)) === 1, 5_000, 'the sleeper to be leased');
+    const noop = await submit('noop');
+    await waitFor(isFinal(noop), 10_000, 'the noop');
+    const [sleeperStart, noopStart] = await startedAt(sleeper, noop);
+    expect(sleeperStart - rows[0].created_at.getTime()).toBeLessThan(300);
+    // Busy (the sleeper runs) and its last lease left nothing: the noop waited for the gap.
+    expect(noopStart - sleeperStart).toBeGreaterThanOrEqual(380);
+  });
+
+  it('a worker behind a backlog leases again at once', async () => {
+    ({ worker } = startWorker(stack, { cfg: { LEASE_GAP_MS: 400, WORKER_POOL: 1, POLL_INTERVAL_MS: 600_000 } }));
+    await new Promise((r) => setTimeout(r, 300));
+    const sleeper = await submit('sleeper', { sleep_ms: 200 });
+    await waitFor(async () => (await stack.inspect.zcard(stack.queue.keys.processing)) === 1, 5_000, 'the sleeper to be leased');
+    const first = await submit('noop');
+    const second = await submit('noop');
+    await waitFor(isFinal(second), 10_000, 'the noops');
+    // One slot: each lease takes one noop and leaves the other behind, so none waits for the gap.
+    const [a, b] = await startedAt(first, second);
+    expect(Math.abs(b - a)).toBeLessThan(300);
+  });
+});
+
 it('a retry is promoted when its backoff ends, not at the next scan of the retry pump', async () => {
   // The scan would come in ten minutes; the backoff is 300 ms.
   ({ worker } = startWorker(stack, { cfg: { RETRY_SCAN_INTERVAL_MS: 600_000, RETRY_BASE_MS: 300, RETRY_MAX_MS: 300, RETRY_JITTER_MS: 0, POLL_INTERVAL_MS: 600_000 } }));
