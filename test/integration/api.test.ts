@@ -54,8 +54,11 @@ describe('POST /tasks', () => {
     expect((await stack.queue.stats()).ready.default).toBeGreaterThanOrEqual(1);
   });
 
-  it('answers with the task exactly as it was stored (the answer is built from the request, not read back)', async () => {
-    const res = await post({ type: 'flaky', priority: 'high', max_retries: 2, payload: { b: [1, 2.5, 'x'], a: { nested: null } }, idempotency_key: 'as-stored-1' });
+  it.each([
+    ['with an idempotency key', { idempotency_key: 'as-stored-1' }],
+    ['without one (the unkeyed statement)', {}],
+  ])('answers with the task exactly as it was stored (the answer is built from the request, not read back), %s', async (_, key) => {
+    const res = await post({ type: 'flaky', priority: 'high', max_retries: 2, payload: { b: [1, 2.5, 'x'], a: { nested: null } }, ...key });
     expect(res.status).toBe(201);
     const answered = (await res.json()) as Record<string, unknown>;
     // Only the GET of a task lists its runs.
@@ -256,9 +259,13 @@ describe('POST /tasks/batch', () => {
 
   it('accepts 1,000 tasks in one request', async () => {
     const res = await batch({ tasks: Array.from({ length: 1000 }, (_, i) => ({ type: 'noop', payload: { i } })) });
-    const { results } = (await res.json()) as { results: { status: number }[] };
+    const { results } = (await res.json()) as { results: { status: number; task: { id: string; created_at: string; payload: unknown } }[] };
     expect(results).toHaveLength(1000);
     expect(results.every((r) => r.status === 201)).toBe(true);
+    // Each answer is its own row, as stored.
+    const { rows } = await stack.pool.query('SELECT id, created_at, payload FROM tasks WHERE id = ANY($1::uuid[])', [results.map((r) => r.task.id)]);
+    const stored = new Map(rows.map((r: { id: string; created_at: Date; payload: unknown }) => [r.id, r]));
+    expect(results.every((r, i) => stored.get(r.task.id)?.created_at.toISOString() === r.task.created_at && (r.task.payload as { i: number }).i === i)).toBe(true);
   });
 
   it.each([

@@ -33,7 +33,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string): Pro
 }
 
 it('submissions arriving while a batch is in Postgres go together in the next transaction', async () => {
-  const gated = gatedPool(stack.pool, 'create-tasks');
+  const gated = gatedPool(stack.pool, 'create-tasks-unkeyed');
   const coalescer = new SubmitCoalescer(
     { pool: gated.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60_000 },
     { maxBatch: 500, maxConcurrent: 1, isOutage: () => false },
