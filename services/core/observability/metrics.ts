@@ -86,9 +86,10 @@ export function workerMetrics(registry: Registry) {
 }
 
 /**
- * A value per key, made on first use: for the labelled children of metrics on hot paths. prom-client
- * validates, sorts and joins the label object on every inc()/observe() given one (its children skip
- * that); label values are bounded (see above), so this stays small.
+ * A value per key, made on first use: for the labelled children of metrics on hot paths, so a call
+ * builds no label object (and, for a histogram, no observer closure). prom-client still validates
+ * and hashes the labels on each inc()/observe(). Label values are bounded (see above), so this
+ * stays small.
  */
 export function perKey<T>(make: (key: string) => T): (key: string) => T {
   const made = new Map<string, T>();
