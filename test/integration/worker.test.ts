@@ -347,8 +347,9 @@ describe('lease pacing (LEASE_GAP_MS)', () => {
     await waitFor(isFinal(noop), 10_000, 'the noop');
     const [sleeperStart, noopStart] = await startedAt(sleeper, noop);
     expect(sleeperStart - rows[0].created_at.getTime()).toBeLessThan(300);
-    // Busy (the sleeper runs) and its last lease left nothing: the noop waited for the gap.
-    expect(noopStart - sleeperStart).toBeGreaterThanOrEqual(380);
+    // Busy (the sleeper runs) and its last lease left nothing: the noop waited for the gap (400 ms
+    // from the start of the lease that took the sleeper; without pacing it would start within ms).
+    expect(noopStart - sleeperStart).toBeGreaterThanOrEqual(300);
   });
 
   it('a worker behind a backlog leases again at once', async () => {
