@@ -199,7 +199,7 @@ export class Completer {
       // Postgres took the outcome: should Redis no longer have this lease (it lost data and rebuilt
       // the task from Postgres while the attempt ran), the rebuilt copy is moved where Postgres says.
       const settleAttempts = it.attempt;
-      const c = this.counters(`${it.typeLabel}\n${it.priority}`);
+      const c = this.counters(it.typeLabel)[it.priority];
       let outcome: FinishItem['outcome'] = 'succeeded';
       if (it.error === null) c.succeeded.inc();
       else {

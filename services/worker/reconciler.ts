@@ -74,9 +74,10 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
    */
   private async sweep(result: ReconcileResult): Promise<void> {
     const s = await this.deps.queue.sweep(this.opts.batchSize, this.heldTwice);
-    const newlyTwice = s.heldTwice !== this.heldTwice;
+    // Warned of once: more ids held twice than before (fewer is a duplicate that went away).
+    const moreTwice = s.heldTwice > this.heldTwice;
     this.heldTwice = s.heldTwice;
-    if (s.forgotten.length + s.orphans > 0 || newlyTwice) {
+    if (s.forgotten.length + s.orphans > 0 || moreTwice) {
       this.log.warn({ known: s.known, held: s.held, unheld: s.forgotten.length, orphans: s.orphans, heldTwice: s.heldTwice, taskIds: s.forgotten.slice(0, 10) }, 'Redis held tasks inconsistently; repairing from Postgres');
     }
     result.unheld += s.forgotten.length;

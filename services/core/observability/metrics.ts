@@ -100,11 +100,13 @@ export function perKey<T>(make: (key: string) => T): (key: string) => T {
   };
 }
 
-/** Outcome counters of one (type, priority): the key is `type` and `priority` joined by a newline. */
-export function outcomeCounters(m: WorkerMetrics): (key: string) => { succeeded: Counter.Internal; failed: Counter.Internal; dead: Counter.Internal } {
-  return perKey((key) => {
-    const [type, priority] = key.split('\n') as [string, string];
-    return { succeeded: m.succeeded.labels(type, priority), failed: m.failed.labels(type, priority), dead: m.dead.labels(type, priority) };
+type OutcomeCounters = { succeeded: Counter.Internal; failed: Counter.Internal; dead: Counter.Internal };
+
+/** Outcome counters by task type (see perKey), then priority. */
+export function outcomeCounters(m: WorkerMetrics): (type: string) => Record<Priority, OutcomeCounters> {
+  return perKey((type) => {
+    const of = (p: Priority) => ({ succeeded: m.succeeded.labels(type, p), failed: m.failed.labels(type, p), dead: m.dead.labels(type, p) });
+    return { critical: of('critical'), high: of('high'), default: of('default'), low: of('low') };
   });
 }
 
