@@ -414,7 +414,8 @@ export class Processor {
         delayMs: error !== null && !dead ? backoffDelayMs(this.opts.backoff, lease.attempt) : 0,
         leaseLost: reason instanceof LeaseLostError,
       });
-      if (log.isLevelEnabled('debug')) log.debug({ taskId: msg.id, attempt: lease.attempt, error, dead, result: res }, 'attempt finished');
+      // Not the handler's error text: handlers may quote their payload in it (task_runs keeps it).
+      if (log.isLevelEnabled('debug')) log.debug({ taskId: msg.id, attempt: lease.attempt, failed: error !== null, dead, result: res }, 'attempt finished');
     } finally {
       this.running.delete(lease.token);
     }

@@ -3,14 +3,21 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../config/config';
 import { splitAddr } from '../config/parsers';
-import type { Logger } from '../observability/logger';
+import { safeError, safeErrorText, type Logger } from '../observability/logger';
 
 /** Runs `main`; a failure to start prints one clear line (the config problems, or the stack) and exits 1. */
 export function runMain(service: string, main: () => Promise<void>): void {
   main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof ConfigError ? err.message : `${service} failed to start: ${(err as Error).stack}`}\n`);
+    // safeError: the failure may be a pg or ioredis error carrying values (see logger.ts).
+    const text = err instanceof ConfigError ? err.message : `${service} failed to start: ${startFailure(err)}`;
+    process.stderr.write(`${text}\n`);
     process.exit(1);
   });
+}
+
+function startFailure(err: unknown): string {
+  const safe = safeError(err);
+  return safe !== null && typeof safe === 'object' && safe.stack ? safe.stack : safeErrorText(err);
 }
 
 /**
