@@ -10,13 +10,14 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { TaskQueue } from '../core/queue/queue';
+import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
 import { recordExpired } from '../core/tasks/attempt-store';
-import { Cursor, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+import { Cursor, payloadSizes, payloadTexts, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 
 const MAX_PAGES_PER_PASS = 100;
+const DEFAULT_PAYLOAD_BYTES = 8 * 1048576;
 
 export interface ReconcileResult {
   leader: boolean;
@@ -32,6 +33,12 @@ export interface ReconcilerOptions {
   /** A task counts as missing only if Postgres has not touched it for this long (covers the API's commit→push gap). */
   graceMs: number;
   batchSize: number;
+  /**
+   * Payload bytes read from Postgres at once while re-queueing (RECONCILE_PAYLOAD_BYTES; default
+   * 8 MiB): pages carry no payloads, so this, not the payloads' sizes, bounds the memory a pass
+   * needs. A single larger payload is read alone.
+   */
+  payloadBytes?: number;
 }
 
 export class Reconciler extends PeriodicService<ReconcileResult> {
@@ -46,6 +53,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     log: Logger,
   ) {
     super('reconciler', opts.intervalMs, log);
+    if (opts.payloadBytes !== undefined && !(opts.payloadBytes > 0)) throw new RangeError(`payloadBytes must be positive, got ${opts.payloadBytes}`);
   }
 
   async runOnce(): Promise<ReconcileResult> {
@@ -119,8 +127,28 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     result.vanishedLeases += expired.size;
     // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone.
     const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries) : true));
-    const pushed = await queue.enqueue(toIndex.map(indexItem));
-    result.requeued += pushed.filter(Boolean).length;
+    await this.requeue(toIndex, result);
+  }
+
+  /**
+   * Pushes `tasks` with their payloads, read in chunks of at most payloadBytes (sizes first), each
+   * pushed before the next is read, so a pass holds one chunk of payloads at a time. A task that
+   * finished since its page was read is left out.
+   */
+  private async requeue(tasks: UnfinishedTask[], result: ReconcileResult): Promise<void> {
+    const { pool, queue } = this.deps;
+    if (tasks.length === 0) return;
+    const sizes = await payloadSizes(pool, tasks.map((t) => t.id));
+    const present = tasks.filter((t) => sizes.has(t.id));
+    for (const chunk of chunksWithin(present, (t) => sizes.get(t.id)!, this.opts.payloadBytes ?? DEFAULT_PAYLOAD_BYTES)) {
+      const texts = await payloadTexts(pool, chunk.map((t) => t.id));
+      const items = chunk.flatMap((t) => {
+        const payloadJson = texts.get(t.id);
+        return payloadJson === undefined ? [] : [indexItem(t, payloadJson)];
+      });
+      const pushed = await queue.enqueue(items);
+      result.requeued += pushed.filter(Boolean).length;
+    }
   }
 
   /**
@@ -147,12 +175,32 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   }
 }
 
-function indexItem(t: UnfinishedTask) {
+/** Consecutive runs of `items` whose sizes add up to at most `budget`; an item larger than the budget forms a run alone. */
+export function chunksWithin<T>(items: T[], size: (item: T) => number, budget: number): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (chunk.length > 0 && bytes + n > budget) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(item);
+    bytes += n;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+function indexItem(t: UnfinishedTask, payloadJson: string): EnqueueItem {
   return {
     id: t.id,
     type: t.type,
     priority: t.priority,
-    payload: t.payload,
+    payload: undefined,
+    payloadJson,
     maxAttempts: maxAttempts(t.max_retries),
     createdAtMs: t.created_at.getTime(),
     attempts: t.attempts,

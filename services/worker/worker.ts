@@ -83,7 +83,7 @@ export class Worker {
     this.statsRefresher = new StatsRefresher(pool, 2000, log);
     this.reconciler = new Reconciler(
       { pool, queue, metrics },
-      { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE },
+      { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE, payloadBytes: cfg.RECONCILE_PAYLOAD_BYTES },
       log,
     );
   }

@@ -3,7 +3,8 @@ import { markRunning, recordOutcomes } from '../../services/core/tasks/attempt-s
 import { createTask } from '../../services/core/tasks/task-store';
 import { uuidv7 } from '../../services/core/tasks/uuid';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
-import { Reconciler } from '../../services/worker/reconciler';
+import { chunksWithin, Reconciler } from '../../services/worker/reconciler';
+import type { Pool } from 'pg';
 import { Stack, createStack, runsOf, silentLog, taskStatus } from '../support/stack';
 
 let stack: Stack;
@@ -217,5 +218,81 @@ describe('tasks Redis knows but holds nowhere', () => {
     expect((await stack.queue.sweep(10)).forgotten).toHaveLength(3);
     expect(await r.runOnce()).toMatchObject({ unheld: 0, requeued: 5 });
     expect((await stack.queue.stats()).ready.high).toBe(ids.length);
+  });
+});
+
+describe('payloads are read only for the tasks re-queued, a bounded number of bytes at a time', () => {
+  /** The real pool, recording per statement how many rows came back with a payload and its bytes. */
+  function payloadLog(real: Pool): { pool: Pool; reads: { rows: number; bytes: number }[] } {
+    const reads: { rows: number; bytes: number }[] = [];
+    const query = async (...args: unknown[]) => {
+      const res = await (real.query as (...a: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>)(...args);
+      const withPayload = (res.rows ?? []).filter((r) => r !== null && typeof r === 'object' && 'payload' in r);
+      if (withPayload.length > 0) {
+        const bytes = withPayload.reduce((sum, r) => sum + Buffer.byteLength(typeof r.payload === 'string' ? r.payload : JSON.stringify(r.payload)), 0);
+        reads.push({ rows: withPayload.length, bytes });
+      }
+      return res;
+    };
+    const pool = new Proxy(real, { get: (target, prop, receiver) => (prop === 'query' ? query : Reflect.get(target, prop, receiver)) });
+    return { pool, reads };
+  }
+
+  /** A task committed straight into Postgres (never pushed), with a payload of about `bytes`. */
+  async function inserted(bytes: number, priority = 'high'): Promise<{ id: string; payload: Record<string, unknown> }> {
+    const id = uuidv7();
+    // Nested values, non-ASCII text, an exact decimal: what arrives must equal what was stored.
+    const payload = { k: id, text: 'ünïcødé € 😀 "quoted" \\ back', nested: [1, 2.5, null, true, { a: 'b' }], blob: 'x'.repeat(bytes) };
+    await stack.pool.query(`INSERT INTO tasks (id, type, priority, payload, max_retries) VALUES ($1, 'noop', $2, $3::jsonb, 3)`, [id, priority, JSON.stringify(payload)]);
+    return { id, payload };
+  }
+
+  it('re-queues many large tasks with their payloads, each read once, in chunks within the budget (a larger payload alone)', async () => {
+    const budget = 256 * 1024;
+    const tasks = [];
+    for (let i = 0; i < 40; i++) tasks.push(await inserted(100 * 1024));
+    tasks.push(await inserted(400 * 1024));
+    for (let i = 0; i < 5; i++) tasks.push(await inserted(100 * 1024));
+    const { pool, reads } = payloadLog(stack.pool);
+    const r = new Reconciler({ pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 1000, payloadBytes: budget }, silentLog);
+
+    expect(await r.runOnce()).toMatchObject({ checked: tasks.length, requeued: tasks.length });
+    const leases = await stack.queue.lease({ max: 100, visibilityMs: 60000 });
+    expect(leases.map((l) => l.message.id)).toEqual(tasks.map((t) => t.id));
+    for (const [i, l] of leases.entries()) expect(l.message).toMatchObject({ type: 'noop', priority: 'high', maxAttempts: 4, payload: tasks[i]!.payload });
+
+    // The page carried no payloads; the reads that did stay within the budget, or hold one payload.
+    const total = reads.reduce((sum, x) => sum + x.bytes, 0);
+    expect(reads.reduce((sum, x) => sum + x.rows, 0)).toBe(tasks.length);
+    for (const read of reads) expect(read.rows === 1 || read.bytes <= budget).toBe(true);
+    expect(reads).toContainEqual({ rows: 1, bytes: expect.any(Number) });
+    expect(Math.max(...reads.map((x) => x.bytes))).toBeGreaterThan(budget);
+    expect(reads.length).toBeGreaterThanOrEqual(Math.ceil(total / budget));
+    // Nothing left to do, and nothing read: a consistent Redis costs no payload.
+    reads.length = 0;
+    expect(await r.runOnce()).toMatchObject({ requeued: 0 });
+    expect(reads).toEqual([]);
+  });
+
+  it('the sweep re-indexes forgotten tasks with payloads read apart from the ids, within the budget', async () => {
+    const budget = 64 * 1024;
+    const tasks = [await inserted(50 * 1024), await inserted(50 * 1024), await inserted(50 * 1024)];
+    // Pushed as the API would; then two ready-list entries are lost.
+    await stack.queue.enqueue(tasks.map((t) => ({ id: t.id, type: 'noop', priority: 'high', payload: t.payload, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 })));
+    for (const t of tasks.slice(1)) expect(await stack.inspect.lrem(stack.queue.keys.queues[1]!, 0, t.id)).toBe(1);
+    const { pool, reads } = payloadLog(stack.pool);
+    // A long grace period: the page walk sees none of these fresh tasks, only the sweep does.
+    const r = new Reconciler({ pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 600_000, batchSize: 100, payloadBytes: budget }, silentLog);
+    expect(await r.runOnce()).toMatchObject({ checked: 0, unheld: 2, requeued: 2 });
+    expect(reads.map((x) => x.rows)).toEqual([1, 1]);
+    const leases = await stack.queue.lease({ max: 10, visibilityMs: 60000 });
+    expect(leases.map((l) => [l.message.id, l.message.payload])).toEqual(tasks.map((t) => [t.id, t.payload]));
+  });
+
+  it('chunksWithin: consecutive runs within the budget, an oversized item alone', () => {
+    const size = (n: number) => n;
+    expect(chunksWithin([], size, 10)).toEqual([]);
+    expect(chunksWithin([4, 4, 4, 11, 2, 8, 10], size, 10)).toEqual([[4, 4], [4], [11], [2, 8], [10]]);
+    expect(() => new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 1, payloadBytes: 0 }, silentLog)).toThrow(RangeError);
   });
 });

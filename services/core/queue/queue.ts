@@ -15,6 +15,12 @@ export interface QueueMessage {
 }
 
 export interface EnqueueItem extends QueueMessage {
+  /**
+   * The payload as JSON text, when the caller has it already (the reconciler reads `payload::text`
+   * from Postgres): sent as is instead of serializing `payload`, which is then ignored. Must be one
+   * valid JSON value; workers get JSON.parse of it.
+   */
+  payloadJson?: string;
   /** Attempts already started (0 for a new task; more when the reconciler re-indexes). */
   attempts: number;
   /** Ms since epoch when a retry is due; absent or past means ready now. */

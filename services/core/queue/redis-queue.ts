@@ -49,6 +49,12 @@ interface WireMessage {
   created_at: number;
 }
 
+/** JSON.stringify of the WireMessage; a payload given as JSON text is spliced in unparsed (same message once parsed). */
+function wireMessage(it: EnqueueItem): string {
+  if (it.payloadJson === undefined) return JSON.stringify({ type: it.type, payload: it.payload, created_at: it.createdAtMs } satisfies WireMessage);
+  return `{"type":${JSON.stringify(it.type)},"payload":${it.payloadJson},"created_at":${JSON.stringify(it.createdAtMs)}}`;
+}
+
 export class RedisQueue implements TaskQueue {
   readonly keys: QueueKeys;
   private readonly run: Record<ScriptName, ScriptFn>;
@@ -80,8 +86,7 @@ export class RedisQueue implements TaskQueue {
     const k = this.keys;
     const args: (string | number)[] = [];
     for (const it of items) {
-      const wire: WireMessage = { type: it.type, payload: it.payload, created_at: it.createdAtMs };
-      args.push(it.id, priorityIndex(it.priority), it.maxAttempts, JSON.stringify(wire), it.attempts, it.dueAtMs ?? 0);
+      args.push(it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.dueAtMs ?? 0);
     }
     const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell], args)) as number[];
     return res.map((r) => r === 1);

@@ -1,4 +1,8 @@
-/** Postgres side of the reconciler: which unfinished tasks exist, and fencing a vanished lease. */
+/**
+ * Postgres side of the reconciler: which unfinished tasks exist, and the payloads of those it
+ * re-queues. Pages carry no payloads (up to 1 MiB each, a page of them could outgrow the worker's
+ * heap); payloads are read for the tasks actually re-queued, a bounded number of bytes at a time.
+ */
 import type { Pool } from 'pg';
 import type { Priority, TaskStatus } from './priority';
 
@@ -6,7 +10,6 @@ export interface UnfinishedTask {
   id: string;
   type: string;
   priority: Priority;
-  payload: unknown;
   status: TaskStatus;
   attempts: number;
   max_retries: number;
@@ -17,7 +20,8 @@ export interface UnfinishedTask {
   updated_at_text: string;
 }
 
-const COLUMNS = 'id, type, priority, payload, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
+const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
+const COLUMNS = 'id, type, priority, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
 
 export interface Cursor {
   updatedAt: string;
@@ -50,4 +54,31 @@ export async function unfinishedByIds(pool: Pool, ids: string[]): Promise<Unfini
     [ids],
   );
   return rows;
+}
+
+/**
+ * Per id still unfinished, the size in bytes of its payload as JSON text (what payloadTexts would
+ * read); ids finished or gone meanwhile are absent. Postgres renders each payload to measure it,
+ * but none crosses the wire.
+ */
+export async function payloadSizes(pool: Pool, ids: string[]): Promise<Map<string, number>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await pool.query<{ id: string; bytes: number }>(
+    `SELECT id, octet_length(payload::text) AS bytes FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED}`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, Number(r.bytes)]));
+}
+
+/**
+ * Per id still unfinished, its payload as JSON text, unparsed: the queue sends it on as is
+ * (EnqueueItem.payloadJson), so it is held once, as a string, and never as an object tree.
+ */
+export async function payloadTexts(pool: Pool, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await pool.query<{ id: string; payload: string }>(
+    `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED}`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r.payload]));
 }
