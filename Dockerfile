@@ -3,7 +3,9 @@
 #   docker build --target api -t task-scheduler-api:dev .
 # Runtime images hold production dependencies only, run as the numeric non-root user 10001 with
 # files owned by root (so a read-only root filesystem works: the app writes nothing but /tmp),
-# and start under tini, which forwards SIGTERM to node and reaps zombies.
+# and start under tini, which forwards SIGTERM to node and reaps zombies. Node is started through
+# scripts/node-heap-entrypoint.sh, which sets V8's heap limit to 75 % of the container's memory
+# limit (read from the cgroup; none found: node's default; NODE_OPTIONS may set its own).
 # test/k8s/image-install.test.ts replays the runtime stage's install and COPYs in a temp dir and
 # starts each target's CMD from there, so a missing runtime dependency fails CI without Docker.
 
@@ -40,10 +42,12 @@ COPY --from=build /app/dist ./dist
 # Lua scripts are read at run time from beside the adapter's source path.
 COPY services/core/queue/lua ./services/core/queue/lua
 COPY migrations ./migrations
+COPY scripts/node-heap-entrypoint.sh ./scripts/
 # Numeric, so Kubernetes can check runAsNonRoot; it owns nothing in the image.
 USER 10001:10001
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/tini", "--"]
+# sh runs the script (no exec bit needed) and it execs node, so node stays tini's child.
+ENTRYPOINT ["/usr/bin/tini", "--", "/bin/sh", "/app/scripts/node-heap-entrypoint.sh"]
 
 FROM runtime AS api
 EXPOSE 8080 2112

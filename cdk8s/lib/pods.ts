@@ -50,6 +50,19 @@ export function resources(r: ResourceSettings): kplus.ContainerResources {
   };
 }
 
+/**
+ * V8's heap limit as a share of the container's memory limit (the rest is for buffers, code and
+ * stacks): without one, V8 sizes its heap from the node's memory and the container is OOM-killed
+ * before the garbage collector works hard. The images' entrypoint derives the same share from the
+ * cgroup (scripts/node-heap-entrypoint.sh); NODE_OPTIONS sets it here too, so the manifests show it
+ * and it follows the limit in settings.ts.
+ */
+export const HEAP_PERCENT = 75;
+
+export function nodeHeapEnv(r: ResourceSettings): Record<string, kplus.EnvValue> {
+  return { NODE_OPTIONS: kplus.EnvValue.fromValue(`--max-old-space-size=${Math.floor((r.memoryLimitMiB * HEAP_PERCENT) / 100)}`) };
+}
+
 /** An emptyDir for /tmp: the root filesystem is read-only. */
 export function tmpMount(scope: Construct, id: string, volumeName = 'tmp'): kplus.VolumeMount {
   return { path: '/tmp', volume: kplus.Volume.fromEmptyDir(scope, id, volumeName, { sizeLimit: Size.mebibytes(64) }) };
@@ -76,6 +89,7 @@ export function waitForSchemaContainer(opts: {
   schemaVersion: number;
   script: string;
 }): kplus.ContainerProps {
+  const limits: ResourceSettings = { cpuRequestMillis: 10, cpuLimitMillis: 200, memoryRequestMiB: 32, memoryLimitMiB: 128 };
   return {
     name: 'wait-for-schema',
     image: opts.image,
@@ -84,9 +98,10 @@ export function waitForSchemaContainer(opts: {
     envVariables: {
       ...secretEnv(opts.scope, opts.secretName, ['POSTGRES_URL']),
       EXPECTED_SCHEMA_VERSION: kplus.EnvValue.fromValue(String(opts.schemaVersion)),
+      ...nodeHeapEnv(limits),
     },
     securityContext: containerSecurityContext(),
-    resources: resources({ cpuRequestMillis: 10, cpuLimitMillis: 200, memoryRequestMiB: 32, memoryLimitMiB: 128 }),
+    resources: resources(limits),
     volumeMounts: [tmpMount(opts.scope, `${opts.id}-tmp`, 'init-tmp')],
   };
 }

@@ -2,14 +2,15 @@
  * What the synthesized manifests must say: images, probes, ports, credentials from the Secret,
  * the autoscaler's target and metric, the ingress path, grace periods and security contexts.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { SETTINGS, type SettingName } from '../../services/core/config/config';
 import { ADAPTER_CONFIGMAP, QUEUE_DEPTH_METRIC } from '../../cdk8s/lib/autoscaling';
+import { HEAP_PERCENT } from '../../cdk8s/lib/pods';
 import { API_PRE_STOP_SECONDS } from '../../cdk8s/lib/workloads';
-import { readSources, schemaVersion, SECRET_SETTINGS, serviceConfig } from '../../cdk8s/sources';
+import { readSources, REPO_ROOT, schemaVersion, SECRET_SETTINGS, serviceConfig } from '../../cdk8s/sources';
 import { allContainers, container, environment, find, synth, type K8sObject } from './helpers';
 
 const dev = synth(environment('dev'));
@@ -68,7 +69,7 @@ describe.each([
     for (const [service, workload, cname] of [['api', api, 'api'], ['worker', worker, 'worker'], ['migrator', job, 'migrator']] as const) {
       const c = container(workload, cname);
       const cm = find(objects, 'ConfigMap', c.envFrom[0].configMapRef.name);
-      const fromSecret = Object.fromEntries(c.env.map((e: any) => [e.name, e.valueFrom?.secretKeyRef]));
+      const fromSecret = Object.fromEntries(c.env.filter((e: any) => e.valueFrom?.secretKeyRef).map((e: any) => [e.name, e.valueFrom.secretKeyRef]));
       const expected = (Object.keys(SETTINGS) as SettingName[]).filter((k) => SETTINGS[k].usedBy.includes(service));
       expect([...Object.keys(cm.data), ...Object.keys(fromSecret)].sort()).toEqual([...expected].sort());
       for (const key of SECRET_SETTINGS.filter((k) => expected.includes(k))) {
@@ -95,6 +96,20 @@ describe.each([
     expect(job.metadata.name).toBe(`task-scheduler-migrate-${env.release.replace(/\./g, '-')}`);
     expect(job.spec.template.spec.restartPolicy).toBe('Never');
     expect(job.spec.backoffLimit).toBeGreaterThan(0);
+  });
+
+  test('every node container gets NODE_OPTIONS with a heap of 75 % of its memory limit, following the limit in settings', () => {
+    const stores = new Set(['postgres', 'redis']);
+    const containers = allContainers(objects).filter(({ c }) => !stores.has(c.name));
+    expect(containers.map(({ c }) => c.name).sort()).toEqual(['api', 'migrator', 'wait-for-schema', 'wait-for-schema', 'worker']);
+    for (const { owner, c } of containers) {
+      const limit = /^(\d+)Mi$/.exec(c.resources.limits.memory);
+      expect({ owner, limit: c.resources.limits.memory }).toEqual({ owner, limit: expect.stringMatching(/^\d+Mi$/) });
+      const heap = Math.floor((Number(limit![1]) * 75) / 100);
+      expect({ owner, env: c.env.filter((e: any) => e.name === 'NODE_OPTIONS') }).toEqual({ owner, env: [{ name: 'NODE_OPTIONS', value: `--max-old-space-size=${heap}` }] });
+    }
+    expect(container(worker, 'worker').resources.limits.memory).toBe(`${env.worker.resources.memoryLimitMiB}Mi`);
+    expect(container(api, 'api').resources.limits.memory).toBe(`${env.api.resources.memoryLimitMiB}Mi`);
   });
 
   test('every container runs restricted: non-root numeric user, read-only root with /tmp, no escalation, no capabilities', () => {
@@ -252,3 +267,20 @@ describe('sources', () => {
 });
 
 export type { K8sObject };
+
+test('NODE_OPTIONS follows a changed memory limit, and the share is the entrypoint script\'s default', () => {
+  const base = environment('prod');
+  const objects = synth({ ...base, worker: { ...base.worker, resources: { ...base.worker.resources, memoryLimitMiB: 1000 } } });
+  expect(container(find(objects, 'Deployment', 'task-scheduler-worker'), 'worker').env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-old-space-size=750' });
+  expect(HEAP_PERCENT).toBe(75);
+  expect(readFileSync(path.join(REPO_ROOT, 'scripts/node-heap-entrypoint.sh'), 'utf8')).toContain(`percent=\${NODE_HEAP_PERCENT:-${HEAP_PERCENT}}`);
+});
+
+test("docker-compose's api and worker have the prod memory limits (the entrypoint derives their heaps from them)", () => {
+  const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { mem_limit?: string; environment?: Record<string, string> }> };
+  const prodEnv = environment('prod');
+  for (const service of ['api', 'worker'] as const) {
+    expect({ service, mem_limit: compose.services[service]!.mem_limit }).toEqual({ service, mem_limit: `${prodEnv[service].resources.memoryLimitMiB}m` });
+    expect(compose.services[service]!.environment?.NODE_OPTIONS).toBeUndefined();
+  }
+});

@@ -14,9 +14,9 @@ test('dockerfile-utils finds no problem', () => {
 describe.each(['api', 'worker', 'migrator'])('target %s', (target) => {
   const chain = stageChain(all, target);
 
-  test('runs node under tini as the numeric non-root user 10001', () => {
+  test('runs node under tini, through the heap entrypoint, as the numeric non-root user 10001', () => {
     expect(last(chain, 'USER')).toBe('10001:10001');
-    expect(JSON.parse(last(chain, 'ENTRYPOINT')!)).toEqual(['/usr/bin/tini', '--']);
+    expect(JSON.parse(last(chain, 'ENTRYPOINT')!)).toEqual(['/usr/bin/tini', '--', '/bin/sh', '/app/scripts/node-heap-entrypoint.sh']);
     expect(JSON.parse(last(chain, 'CMD')!)).toEqual(['node', `dist/services/${target}/main.js`]);
     expect(last(chain, 'STOPSIGNAL')).toBe('SIGTERM');
     expect(last(chain, 'WORKDIR')).toBe('/app');
@@ -32,6 +32,18 @@ describe.each(['api', 'worker', 'migrator'])('target %s', (target) => {
     // Files are owned by root; the user only needs to read them (readOnlyRootFilesystem).
     expect(runtime.filter((i) => i.keyword === 'COPY' && i.flags.chown !== undefined)).toEqual([]);
   });
+});
+
+test('the heap entrypoint is copied to where ENTRYPOINT runs it, and node gets its heap limit from it, not from a fixed flag', () => {
+  const runtime = all.get('runtime')!.instructions;
+  const copy = runtime.find((i) => i.keyword === 'COPY' && copyArgs(i).sources.includes('scripts/node-heap-entrypoint.sh'));
+  expect(copy && copyArgs(copy).dest).toBe('./scripts/');
+  expect(last([all.get('runtime')!], 'WORKDIR')).toBe('/app');
+  for (const target of ['api', 'worker', 'migrator']) {
+    const chain = stageChain(all, target);
+    expect(last(chain, 'CMD')).not.toMatch(/max[-_]old[-_]space/);
+    expect(chain.flatMap((s) => s.instructions).filter((i) => i.keyword === 'ENV' && /NODE_OPTIONS/.test(i.args))).toEqual([]);
+  }
 });
 
 test('.dockerignore is an allow-list that lets every COPY source through', () => {

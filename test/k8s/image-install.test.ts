@@ -1,16 +1,18 @@
 /**
  * Each image's contents, rebuilt without Docker: the runtime stage's COPYs are replayed into a
  * temp dir (the deps stage's `npm ci --omit=dev --ignore-scripts` really runs there, from the
- * lock file), and each target's CMD starts from that dir against the test Postgres and Redis. A
- * runtime dependency declared as a devDependency, or a file the Dockerfile forgets to copy, fails
- * here. The api and the worker must log "listening" and exit 0 on SIGTERM; the migrator must
- * migrate a fresh database and exit 0; the init container's script must run there too.
+ * lock file), and each target's ENTRYPOINT (without tini) and CMD start from that dir against the
+ * test Postgres and Redis. A runtime dependency declared as a devDependency, or a file the
+ * Dockerfile forgets to copy, fails here. The api and the worker must log "listening" with a heap
+ * limit derived from a (fake) cgroup memory limit and exit 0 on SIGTERM; the migrator must migrate
+ * a fresh database and exit 0; the init container's script must run there too.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { ENVIRONMENTS } from '../../cdk8s/settings';
 import { readSources, REPO_ROOT, schemaVersion } from '../../cdk8s/sources';
 import { freePort } from '../support/processes';
 import { createEmptyDatabase, createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
@@ -20,19 +22,20 @@ const all = stages();
 let root: string;
 
 interface Run {
+  pid: number;
   output(): string;
   exited: Promise<number | null>;
   kill(signal: NodeJS.Signals): void;
 }
 
-/** `node …` with cwd = the image dir and only the env given (plus PATH). */
-function run(args: string[], env: Record<string, string>, cwd: string): Run {
-  const child = spawn(process.execPath, args, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `node …` with cwd = the image dir and only the env given (plus PATH); `command` instead of node when given. */
+function run(args: string[], env: Record<string, string>, cwd: string, command = process.execPath): Run {
+  const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { output: () => output, exited, kill: (s) => void child.kill(s) };
+  return { pid: child.pid ?? -1, output: () => output, exited, kill: (s) => void child.kill(s) };
 }
 
 async function waitForLine(r: Run, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
@@ -85,6 +88,31 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const imageDir = () => path.join(root, 'image');
 const cmd = (target: string) => JSON.parse(last(stageChain(all, target), 'CMD')!) as string[];
 
+/**
+ * A target's ENTRYPOINT + CMD as the image runs them, minus tini (PID 1 there, not needed here):
+ * paths under /app point into the image dir, and `node` is this node. The entrypoint script reads
+ * the fake cgroup tree at `cgroupRoot`.
+ */
+function runImage(target: string, env: Record<string, string>, cgroupRoot: string): Run {
+  const entrypoint = JSON.parse(last(stageChain(all, target), 'ENTRYPOINT')!) as string[];
+  expect(entrypoint.slice(0, 2)).toEqual(['/usr/bin/tini', '--']);
+  const [command, ...args] = [...entrypoint.slice(2), ...cmd(target)].map((a) => (a === 'node' ? process.execPath : a.replace(/^\/app\//, `${imageDir()}/`)));
+  return run(args, { ...env, NODE_HEAP_CGROUP_ROOT: cgroupRoot }, imageDir(), command);
+}
+
+/** A cgroup v2 tree whose memory.max is `mib` MiB. */
+function cgroupWithLimit(mib: number): string {
+  const dir = path.join(root, `cgroup-${mib}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'memory.max'), `${mib * 1048576}\n`);
+  return dir;
+}
+
+/** node's own flags, as the kernel shows its command line (the script exec'd node in its place). */
+function nodeFlags(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--'));
+}
+
 test('the image holds production dependencies only', () => {
   const modules = path.join(imageDir(), 'node_modules');
   for (const dep of ['express', 'ioredis', 'pg', 'pino', 'prom-client']) expect({ dep, present: existsSync(path.join(modules, dep)) }).toEqual({ dep, present: true });
@@ -100,9 +128,10 @@ describe('entrypoints started from the image layout', () => {
     await db?.drop();
   });
 
-  test.each(['api', 'worker'])('%s listens, then exits 0 on SIGTERM', async (target) => {
-    const [node, ...args] = cmd(target);
+  test.each(['api', 'worker'] as const)('%s listens with a heap of 75 %% of its memory limit, then exits 0 on SIGTERM', async (target) => {
+    const [node] = cmd(target);
     expect(node).toBe('node');
+    const limitMiB = ENVIRONMENTS.prod[target].resources.memoryLimitMiB;
     const env: Record<string, string> = {
       POSTGRES_URL: db.url,
       REDIS_ADDR: testRedisAddr(),
@@ -111,9 +140,10 @@ describe('entrypoints started from the image layout', () => {
       SHUTDOWN_GRACE_MS: '2000',
     };
     if (target === 'api') env.API_ADDR = `127.0.0.1:${await freePort()}`;
-    const r = run(args, env, imageDir());
+    const r = runImage(target, env, cgroupWithLimit(limitMiB));
     try {
       await waitForLine(r, /"msg":"listening"/);
+      expect(nodeFlags(r.pid)).toEqual([`--max-old-space-size=${Math.floor((limitMiB * 75) / 100)}`]);
     } catch (err) {
       r.kill('SIGKILL');
       throw err;
@@ -131,8 +161,7 @@ describe('entrypoints started from the image layout', () => {
       const waiting = run(['-e', script], waitEnv, imageDir());
       await waitForLine(waiting, /"msg":"waiting for schema"/, 10_000);
 
-      const [, ...args] = cmd('migrator');
-      const m = run(args, { POSTGRES_URL: fresh.url }, imageDir());
+      const m = runImage('migrator', { POSTGRES_URL: fresh.url }, cgroupWithLimit(ENVIRONMENTS.prod.migrator.resources.memoryLimitMiB));
       expect({ code: await m.exited, output: m.output() }).toEqual({ code: 0, output: expect.stringContaining('migrations applied') });
       const client = new Client({ connectionString: fresh.url });
       await client.connect();
