@@ -15,7 +15,8 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/observability/logger';
 import type { ApiMetrics } from '../core/observability/metrics';
 import { TaskRow, taskToJson } from '../core/tasks/task';
-import { badRequest, ProblemError, toProblem } from './problem';
+import { ProblemError, toProblem } from './problem';
+import { BodyBudget, busy } from './input/body-budget';
 import { requestIdFor } from './request-id';
 
 export interface Accepted {
@@ -29,6 +30,10 @@ export interface FastSubmitDeps {
   maxBodyBytes: number;
   /** Validates, submits and counts one parsed body (shared with the express route). */
   accept(body: unknown, idempotencyKey: string | undefined): Promise<Accepted>;
+  /** The body bytes in flight, shared with the express routes. */
+  budget: BodyBudget;
+  /** Reads a body (see input/read-json.ts). */
+  parse(raw: Buffer): unknown;
 }
 
 const ROUTE = '/tasks';
@@ -63,10 +68,14 @@ export function fastSubmit(deps: FastSubmitDeps): (req: IncomingMessage, res: Se
       if (problem.status >= 500) deps.log.error({ err, requestId, path: ROUTE }, 'request failed');
       // A body left unread (too large) would otherwise be parsed as the next request.
       const headers: Record<string, string> = { ...problem.headers, 'Content-Type': PROBLEM_TYPE };
-      if (problem.status === 413) headers.Connection = 'close';
+      if (problem.status === 413 || problem.status === 503) headers.Connection = 'close';
       finish(problem.status, headers, JSON.stringify(problem.body(ROUTE)));
     };
 
+    if (!deps.budget.admit(req, res, deps.maxBodyBytes)) {
+      fail(busy());
+      return true;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -86,7 +95,7 @@ export function fastSubmit(deps: FastSubmitDeps): (req: IncomingMessage, res: Se
       if (tooLarge) return;
       let body: unknown;
       try {
-        body = parseBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        body = deps.parse(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
       } catch (err) {
         fail(err);
         return;
@@ -116,16 +125,4 @@ function plainJson(req: IncomingMessage, limit: number): boolean {
   }
   const length = h['content-length'];
   return length === undefined || Number(length) <= limit;
-}
-
-/** As express.json({ strict: false }) reads it: an empty body is `{}`, a UTF-8 BOM is dropped. */
-function parseBody(raw: Buffer): unknown {
-  if (raw.length === 0) return {};
-  let text = raw.toString('utf8');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw badRequest(`malformed JSON: ${(err as Error).message}`, [{ field: '(body)', message: 'is not valid JSON' }]);
-  }
 }

@@ -33,6 +33,9 @@ async function main(): Promise<void> {
     maxBodyBytes: cfg.MAX_BODY_BYTES,
     defaultMaxRetries: cfg.DEFAULT_MAX_RETRIES,
     idempotencyTtlMs: cfg.IDEMPOTENCY_TTL_MS,
+    maxPayloadDepth: cfg.MAX_PAYLOAD_DEPTH,
+    maxInflightBodyBytes: cfg.MAX_INFLIGHT_BODY_BYTES,
+    submitBatchBytes: cfg.SUBMIT_BATCH_BYTES,
   });
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the
   // reconciler indexes them); a Redis that is merely still connecting is worth a short wait.

@@ -75,7 +75,7 @@ describe('POST /tasks', () => {
     ['a missing type', { priority: 'low' }, 400, 'type'],
     ['a non-object body', '[1,2]', 400, '(body)'],
     ['an unknown field', { type: 'noop', prio: 'low' }, 400, 'prio'],
-    ['a NUL character in the payload', { type: 'noop', payload: { s: 'a\u0000b' } }, 400, 'payload'],
+    ['a NUL character in the payload', { type: 'noop', payload: { s: 'a\u0000b' } }, 400, 'payload.s'],
   ])('rejects %s with a problem naming the field', async (_what, body, status, field) => {
     await expectProblem(await post(body), status, field);
   });

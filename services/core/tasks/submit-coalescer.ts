@@ -9,8 +9,11 @@
  * for the Redis push as well made each answer a round trip later, and with clients that send the
  * next task once the last is answered, later answers meant smaller batches (the 10k burst: a
  * tenth more commits). settled() waits for the pushes still in flight (shutdown).
- * If a batch fails for a reason other than an outage, its requests are retried one by one, so one
- * bad request cannot fail its neighbours.
+ * A batch holds at most `maxBatch` requests and `maxBatchBytes` of payload (a larger request goes
+ * alone), so the statement's size is bounded by settings, not by what clients send.
+ * A batch is stored all or nothing (storeTasks): when it fails, none of its tasks exist, so its
+ * requests can be written again one by one (for a failure other than an outage) and one bad request
+ * cannot fail its neighbours, or create a task for a request that was answered with an error.
  */
 import type { Logger } from '../observability/logger';
 import { indexStored, storeTasks, SubmitDeps, SubmitRequest, SubmitResult, submitTasks } from './submit';
@@ -29,7 +32,7 @@ export class SubmitCoalescer {
 
   constructor(
     private readonly deps: SubmitDeps & { log: Logger },
-    private readonly opts: { maxBatch: number; maxConcurrent: number; isOutage: (err: unknown) => boolean },
+    private readonly opts: { maxBatch: number; maxBatchBytes?: number; maxConcurrent: number; isOutage: (err: unknown) => boolean },
   ) {}
 
   submit(req: SubmitRequest): Promise<SubmitResult> {
@@ -41,7 +44,7 @@ export class SubmitCoalescer {
 
   private pump(): void {
     while (this.inFlight < this.opts.maxConcurrent && this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.opts.maxBatch);
+      const batch = this.waiting.splice(0, this.batchLength());
       this.inFlight++;
       let released = false;
       const release = () => {
@@ -52,6 +55,18 @@ export class SubmitCoalescer {
       };
       void this.write(batch, release).finally(release);
     }
+  }
+
+  /** How many of the waiting requests fit in the next batch (at least one). */
+  private batchLength(): number {
+    const limit = Math.min(this.opts.maxBatch, this.waiting.length);
+    const maxBytes = this.opts.maxBatchBytes ?? Infinity;
+    let bytes = 0;
+    for (let n = 0; n < limit; n++) {
+      bytes += requestBytes(this.waiting[n]!.req);
+      if (bytes > maxBytes) return Math.max(n, 1);
+    }
+    return limit;
   }
 
   /** Resolves once every batch answered so far is pushed to Redis (or its push failed). */
@@ -73,19 +88,32 @@ export class SubmitCoalescer {
       batch.forEach((w, i) => w.resolve(outcomes[i]!));
       await push;
     } catch (err) {
+      // Nothing of the batch was stored (see storeTasks), so no request loses or duplicates a task here.
       if (batch.length === 1 || this.opts.isOutage(err)) {
         for (const w of batch) w.reject(err);
         return;
       }
       this.deps.log.warn({ err, count: batch.length }, 'a coalesced batch failed; writing its requests one by one');
+      // Uses of one key go in their arrival order (the first creates, the next replays or conflicts).
+      const lastOfKey = new Map<string, Promise<void>>();
       await Promise.all(
-        batch.map((w) =>
-          submitTasks(this.deps, [w.req]).then(
-            (r) => w.resolve(r[0]!),
-            (e: unknown) => w.reject(e),
-          ),
-        ),
+        batch.map((w) => {
+          const key = w.req.idempotencyKey;
+          const write = (key === null ? Promise.resolve() : (lastOfKey.get(key) ?? Promise.resolve())).then(() =>
+            submitTasks(this.deps, [w.req]).then(
+              (r) => w.resolve(r[0]!),
+              (e: unknown) => w.reject(e),
+            ),
+          );
+          if (key !== null) lastOfKey.set(key, write);
+          return write;
+        }),
       );
     }
   }
+}
+
+/** What a request adds to a statement: its payload's JSON, plus the other columns. */
+function requestBytes(req: SubmitRequest): number {
+  return (req.payloadJson?.length ?? 0) + req.type.length + (req.idempotencyKey?.length ?? 0) + 128;
 }

@@ -21,6 +21,8 @@ export interface SubmitRequest {
   idempotencyKey: string | null;
   /** Canonical JSON of the request, hashed to tell a replay from a conflict. */
   canonical: string;
+  /** JSON.stringify(payload), when the caller has it already (the API does: it sizes batches by it). */
+  payloadJson?: string;
 }
 
 /** New, replayed (the key's earlier task), or a conflict (the key was used with another request). */
@@ -39,7 +41,7 @@ export async function submitTask(deps: SubmitDeps, req: SubmitRequest): Promise<
 }
 
 /**
- * Submits many tasks: one Postgres statement per round (see storeTasks), then one Redis call.
+ * Submits many tasks: one atomic Postgres write (see storeTasks), then one Redis call.
  */
 export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<SubmitResult[]> {
   const outcomes = await storeTasks(deps, reqs);
@@ -48,21 +50,39 @@ export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Prom
 }
 
 /**
- * The Postgres half of a submission: one statement per round. A key repeated within the call goes
- * to a later round, so its second use sees the first as a replay or conflict.
+ * The Postgres half of a submission, all or nothing (createTasks): when it throws, no task of the
+ * call was created. A key repeated within the call costs nothing more: only its first use goes to
+ * Postgres, and each later use is answered as the next request with that key would be (the same
+ * request replays the task, another one conflicts).
  */
 export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<CreateOutcome[]> {
-  const outcomes: CreateOutcome[] = new Array(reqs.length);
-  for (const round of roundsByKey(reqs)) {
-    const creates: CreateRequest[] = round.map((i) => {
-      const r = reqs[i]!;
-      return {
-        task: { id: uuidv7(), type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey },
-        requestHash: r.idempotencyKey === null ? null : createHash('sha256').update(r.canonical).digest('hex'),
-      };
+  const hashes = reqs.map((r) => (r.idempotencyKey === null ? null : createHash('sha256').update(r.canonical).digest('hex')));
+  const firstUse = new Map<string, number>();
+  const sent: number[] = [];
+  const creates: CreateRequest[] = [];
+  reqs.forEach((r, i) => {
+    if (r.idempotencyKey !== null) {
+      if (firstUse.has(r.idempotencyKey)) return;
+      firstUse.set(r.idempotencyKey, i);
+    }
+    sent.push(i);
+    creates.push({
+      task: { id: uuidv7(), type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey },
+      requestHash: hashes[i]!,
+      payloadJson: r.payloadJson,
     });
-    const stored = await createTasks(deps.pool, creates, deps.idempotencyTtlMs);
-    round.forEach((i, j) => (outcomes[i] = stored[j]!));
+  });
+  const stored = await createTasks(deps.pool, creates, deps.idempotencyTtlMs);
+  const outcomes: CreateOutcome[] = new Array(reqs.length);
+  sent.forEach((i, j) => (outcomes[i] = stored[j]!));
+  if (sent.length < reqs.length) {
+    reqs.forEach((r, i) => {
+      if (outcomes[i] !== undefined) return;
+      const first = outcomes[firstUse.get(r.idempotencyKey!)!]!;
+      // The request the key is stored with: the first use's, unless that one conflicted.
+      const [storedHash, task] = first.kind === 'conflict' ? [first.requestHash, first.task] : [hashes[firstUse.get(r.idempotencyKey!)!], first.task];
+      outcomes[i] = hashes[i] === storedHash ? { kind: 'replayed', task } : { kind: 'conflict', taskId: task.id, task, requestHash: storedHash! };
+    });
   }
   return outcomes;
 }
@@ -73,8 +93,14 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
  * Calls on one connection reach Redis in call order, so batches stored in order are indexed in order.
  */
 export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[]): Promise<void> {
-  const push = outcomes.map((o) => o.kind === 'created' || (o.kind === 'replayed' && o.task.status === 'queued' && o.task.attempts === 0));
-  const items = outcomes.flatMap((o, j) => (push[j] && o.kind !== 'conflict' ? [o.task] : []));
+  // A task answered twice in one call (a key repeated in a batch) is pushed once.
+  const seen = new Set<string>();
+  const items = outcomes.flatMap((o) => {
+    const push = o.kind === 'created' || (o.kind === 'replayed' && o.task.status === 'queued' && o.task.attempts === 0);
+    if (!push || seen.has(o.task.id)) return [];
+    seen.add(o.task.id);
+    return [o.task];
+  });
   if (items.length === 0) return;
   try {
     await deps.queue.enqueue(
@@ -83,16 +109,4 @@ export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[]): 
   } catch (err) {
     deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
   }
-}
-
-/** Index lists whose idempotency keys are unique within each list, in request order. */
-function roundsByKey(reqs: SubmitRequest[]): number[][] {
-  const rounds: number[][] = [];
-  const seen = new Map<string, number>();
-  reqs.forEach((r, i) => {
-    const n = r.idempotencyKey === null ? 0 : (seen.get(r.idempotencyKey) ?? 0);
-    if (r.idempotencyKey !== null) seen.set(r.idempotencyKey, n + 1);
-    (rounds[n] ??= []).push(i);
-  });
-  return rounds;
 }

@@ -1,38 +1,55 @@
 /** Postgres queries that create and read tasks (the API's side). */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { numberArray, textArray } from '../db/pg-arrays';
 import { NewTask, RunRow, TASK_COLUMNS, TaskRow } from './task';
 
 export type CreateOutcome =
   | { kind: 'created'; task: TaskRow }
   | { kind: 'replayed'; task: TaskRow }
-  | { kind: 'conflict'; taskId: string };
+  | { kind: 'conflict'; taskId: string; task: TaskRow; requestHash: string };
 
 export interface CreateRequest {
   task: NewTask;
   /** sha256 of the canonical request; required with an idempotency key. */
   requestHash: string | null;
+  /** JSON.stringify(task.payload), when the caller has it already. */
+  payloadJson?: string;
 }
 
+const payloadText = (r: CreateRequest): string => r.payloadJson ?? JSON.stringify(r.task.payload);
+
 /**
- * Creates many tasks in one statement: claim the idempotency keys, insert the tasks. Per task it is all or nothing: a task with a key is inserted only if its key was claimed.
- * A key that is live elsewhere replays the original task (same request hash) or is a conflict.
+ * Creates many tasks, all or none: a call that fails has committed nothing, so its callers may
+ * retry or split it without creating a task twice. Without idempotency keys that is one statement;
+ * with keys, one transaction that claims the keys and inserts the tasks whose key it claimed (one
+ * statement), then reads the rows of keys live elsewhere. A key that is live elsewhere replays the original task (same request hash) or is a conflict.
  * Concurrent first uses of one key are serialized by the key's primary-key index (keys are claimed
  * in sorted order, so overlapping batches cannot deadlock); the loser sees the winner's row.
  * Keys must be unique within one call (the caller resolves repeats inside a batch).
  */
 export async function createTasks(pool: Pool, reqs: CreateRequest[], idempotencyTtlMs: number): Promise<CreateOutcome[]> {
   const out: (CreateOutcome | undefined)[] = new Array(reqs.length);
-  let pending = reqs.map((_, i) => i);
-  // A key can expire and be pruned between our claim and our read; such items go round again.
   if (reqs.every((r) => r.task.idempotencyKey === null)) {
     await createUnkeyed(pool, reqs, out);
     return out as CreateOutcome[];
   }
-  for (let round = 0; pending.length > 0; round++) {
-    if (round === 5) throw new Error('idempotency keys kept changing under a batch; giving up');
-    pending = await createRound(pool, reqs, pending, idempotencyTtlMs, out);
+  // Claims, reads and any second round commit together or not at all: an error leaves nothing behind.
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    let pending = reqs.map((_, i) => i);
+    // A key can expire and be pruned between our claim and our read; such items go round again.
+    for (let round = 0; pending.length > 0; round++) {
+      if (round === 5) throw new Error('idempotency keys kept changing under a batch; giving up');
+      pending = await createRound(client, reqs, pending, idempotencyTtlMs, out);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release(err as Error);
+    throw err;
   }
+  client.release();
   return out as CreateOutcome[];
 }
 
@@ -52,7 +69,7 @@ async function createUnkeyed(pool: Pool, reqs: CreateRequest[], out: (CreateOutc
        RETURNING 1
      )
      SELECT now() AS created_at, (SELECT count(*)::int FROM created) AS n`,
-    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(t.map((x) => JSON.stringify(x.payload))), numberArray(t.map((x) => x.maxRetries))],
+    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(reqs.map(payloadText)), numberArray(t.map((x) => x.maxRetries))],
   });
   const { created_at: createdAt, n } = rows[0]!;
   if (n !== t.length) throw new Error(`inserted ${n} of ${t.length} tasks`);
@@ -60,11 +77,11 @@ async function createUnkeyed(pool: Pool, reqs: CreateRequest[], out: (CreateOutc
 }
 
 /**
- * One statement, so one round trip and one commit: claim the keys (sorted, so overlapping batches
+ * One statement: claim the keys (sorted, so overlapping batches
  * take the key locks in one order and cannot deadlock), then insert the tasks whose key was
  * claimed or who have none. The key's foreign key to its task is checked at commit.
  */
-async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[], ttlMs: number, out: (CreateOutcome | undefined)[]): Promise<number[]> {
+async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: number[], ttlMs: number, out: (CreateOutcome | undefined)[]): Promise<number[]> {
   const t = indexes.map((i) => reqs[i]!.task);
   const { rows } = await pool.query<{ id: string; created_at: Date }>({
     name: 'create-tasks',
@@ -88,7 +105,7 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
       textArray(t.map((x) => x.id)),
       textArray(t.map((x) => x.type)),
       textArray(t.map((x) => x.priority)),
-      textArray(t.map((x) => JSON.stringify(x.payload))),
+      textArray(indexes.map((i) => payloadText(reqs[i]!))),
       numberArray(t.map((x) => x.maxRetries)),
       textArray(t.map((x) => x.idempotencyKey)),
       textArray(indexes.map((i) => reqs[i]!.requestHash)),
@@ -108,7 +125,7 @@ async function createRound(pool: Pool, reqs: CreateRequest[], indexes: number[],
   for (const i of unclaimed) {
     const row = existing.get(reqs[i]!.task.idempotencyKey!);
     if (!row) retry.push(i);
-    else if (row.request_hash !== reqs[i]!.requestHash) out[i] = { kind: 'conflict', taskId: row.task.id };
+    else if (row.request_hash !== reqs[i]!.requestHash) out[i] = { kind: 'conflict', taskId: row.task.id, task: row.task, requestHash: row.request_hash };
     else out[i] = { kind: 'replayed', task: row.task };
   }
   return retry;
@@ -139,7 +156,7 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
   };
 }
 
-async function existingForKeys(pool: Pool, keys: string[]): Promise<Map<string, { request_hash: string; task: TaskRow }>> {
+async function existingForKeys(pool: PoolClient, keys: string[]): Promise<Map<string, { request_hash: string; task: TaskRow }>> {
   const { rows } = await pool.query<TaskRow & { key: string; request_hash: string }>(
     `SELECT k.key, k.request_hash, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
        FROM idempotency_keys k JOIN tasks t ON t.id = k.task_id WHERE k.key = ANY($1::text[])`,
