@@ -83,7 +83,7 @@ export class SubmitCoalescer {
       const outcomes = await storeTasks(this.deps, batch.map((w) => w.req));
       stored();
       // indexStored never throws: a failed push is logged and left to the reconciler.
-      const push: Promise<void> = indexStored(this.deps, outcomes).finally(() => this.pushing.delete(push));
+      const push: Promise<void> = indexStored(this.deps, outcomes, batch.map((w) => w.req)).finally(() => this.pushing.delete(push));
       this.pushing.add(push);
       batch.forEach((w, i) => w.resolve(outcomes[i]!));
       await push;

@@ -45,7 +45,7 @@ export async function submitTask(deps: SubmitDeps, req: SubmitRequest): Promise<
  */
 export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<SubmitResult[]> {
   const outcomes = await storeTasks(deps, reqs);
-  await indexStored(deps, outcomes);
+  await indexStored(deps, outcomes, reqs);
   return outcomes;
 }
 
@@ -92,20 +92,21 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
  * with one script call. Never throws: a failed push leaves the task to the reconciler.
  * Calls on one connection reach Redis in call order, so batches stored in order are indexed in order.
  */
-export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[]): Promise<void> {
+export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], reqs?: SubmitRequest[]): Promise<void> {
   // A task answered twice in one call (a key repeated in a batch) is pushed once.
   const seen = new Set<string>();
-  const items = outcomes.flatMap((o) => {
+  const items = outcomes.flatMap((o, i) => {
     const push = o.kind === 'created' || (o.kind === 'replayed' && o.task.status === 'queued' && o.task.attempts === 0);
     if (!push || seen.has(o.task.id)) return [];
     seen.add(o.task.id);
-    return [o.task];
+    const t = o.task;
+    // A created task's payload is the request's: its JSON text is reused rather than built again.
+    const payloadJson = o.kind === 'created' ? reqs?.[i]?.payloadJson : undefined;
+    return [{ id: t.id, type: t.type, priority: t.priority, payload: t.payload, payloadJson, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts }];
   });
   if (items.length === 0) return;
   try {
-    await deps.queue.enqueue(
-      items.map((t) => ({ id: t.id, type: t.type, priority: t.priority, payload: t.payload, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts })),
-    );
+    await deps.queue.enqueue(items);
   } catch (err) {
     deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
   }
