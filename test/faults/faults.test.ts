@@ -365,6 +365,18 @@ ${table}
 | A handler hangs | \`TASK_TIMEOUT_MS\` aborts it; the attempt fails and retries, then dead-letters. |
 | A handler kills its worker process | The worker restarts (Deployment); the lease expires and counts as an attempt, so the task ends in the dead-letter queue after \`max_retries + 1\` crashes instead of crashing workers forever. |
 
+## What a client's request can and cannot do
+
+A request is answered only for what was committed: every \`201\` is exactly one task, and a \`5xx\`
+means nothing of that request was created (requests coalesced into one statement, and the tasks of
+one batch, are stored all or nothing; a coalesced batch that fails is written again one request at
+a time, so one bad request never fails, duplicates or replays its neighbours). Input Postgres or a
+JavaScript handler could not hold exactly (invalid UTF-8, NUL or lone surrogates in strings and
+keys, inexact numbers, nesting beyond \`MAX_PAYLOAD_DEPTH\`) is refused with \`400\` before anything
+is written. Memory is bounded by settings (bodies in flight, bytes per statement, the reconciler's
+payload reads, heap limits from the container), and slow clients by timeouts and a connection
+cap. \`test/hostile/\` and the fuzz test (\`test/fuzz/\`, \`npm run fuzz\`) check all of this.
+
 ## What a handler should do
 
 Because a task can run more than once, make its effects idempotent: key them by the task \`id\`
