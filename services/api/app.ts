@@ -17,6 +17,7 @@ import { UUID_PATTERN } from '../core/tasks/uuid';
 import { badRequest, conflict, isDependencyOutage, notFound, ProblemError, toProblem } from './problem';
 import { requestIdFor } from './request-id';
 import { Accepted, fastSubmit } from './fast-submit';
+import { methodNotAllowed } from './method-not-allowed';
 import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
 import { BodyBudget, busy } from './input/body-budget';
 import { JsonLimits, parseBatchBody, parseTaskBody } from './input/read-json';
@@ -130,6 +131,7 @@ export function createApp(deps: AppDeps): ApiApp {
     res.json(taskToJson(found.task, found.runs));
   });
 
+  app.use(methodNotAllowed);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
   const fast = fastSubmit({ ...deps, accept, budget, parse: (body) => parseTaskBody(body, limits) });

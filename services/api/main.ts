@@ -41,7 +41,12 @@ async function main(): Promise<void> {
   // reconciler indexes them); a Redis that is merely still connecting is worth a short wait.
   if (!(await redisReady(redis, 5000))) log.warn('Redis is not reachable yet; accepting tasks into Postgres only until it is');
   else await warnIfEvicting(redis, log);
-  const server = await startServer(app, cfg.API_ADDR);
+  const server = await startServer(app, cfg.API_ADDR, {
+    headersTimeoutMs: cfg.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: cfg.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: cfg.HTTP_KEEPALIVE_TIMEOUT_MS,
+    maxConnections: cfg.HTTP_MAX_CONNECTIONS,
+  });
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
   log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 
