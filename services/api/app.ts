@@ -123,8 +123,10 @@ export function createApp(deps: AppDeps): ApiApp {
     res.status(200).json({ results });
   });
 
-  app.get('/tasks/:id', async (req, res) => {
+  app.get('/tasks/:id', async (req, res, next) => {
     const id = String(req.params.id);
+    // /tasks/batch is a path of its own (POST only): a GET there gets 405, not "id must be a UUID".
+    if (id.toLowerCase() === 'batch') return next('route');
     if (!UUID_PATTERN.test(id)) throw badRequest('id must be a UUID', [{ field: 'id', message: 'must be a UUID' }]);
     const found = await getTask(deps.pool, id);
     if (!found) throw notFound(`no task with id ${id}`);

@@ -2,12 +2,14 @@
 import type { NextFunction, Request, Response } from 'express';
 import { ProblemError } from './problem';
 
+// Case-insensitive and with an optional trailing slash, as express matches the routes themselves.
+// /tasks/batch comes before /tasks/:id, which would otherwise match it.
 const ROUTES: { pattern: RegExp; methods: string[] }[] = [
-  { pattern: /^\/tasks\/?$/, methods: ['POST'] },
-  { pattern: /^\/tasks\/batch\/?$/, methods: ['POST'] },
-  { pattern: /^\/tasks\/[^/]+\/?$/, methods: ['GET', 'HEAD'] },
-  { pattern: /^\/healthz\/?$/, methods: ['GET', 'HEAD'] },
-  { pattern: /^\/readyz\/?$/, methods: ['GET', 'HEAD'] },
+  { pattern: /^\/tasks\/?$/i, methods: ['POST'] },
+  { pattern: /^\/tasks\/batch\/?$/i, methods: ['POST'] },
+  { pattern: /^\/tasks\/[^/]+\/?$/i, methods: ['GET', 'HEAD'] },
+  { pattern: /^\/healthz\/?$/i, methods: ['GET', 'HEAD'] },
+  { pattern: /^\/readyz\/?$/i, methods: ['GET', 'HEAD'] },
 ];
 
 /** Placed after the routes: a request that reached it matched no route with its method. */
