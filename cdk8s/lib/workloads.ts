@@ -93,6 +93,8 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
           ],
           envFrom: [kplus.Env.fromConfigMap(apiConfig)],
           envVariables: { ...secretEnv(this, secretName, api.secretKeys), ...nodeHeapEnv(env.api.resources) },
+          // /readyz while Postgres answers (within READINESS_TIMEOUT_MS, under the probe's 3 s): with
+          // Redis away the api still accepts tasks, so it stays in rotation. /healthz while it lives.
           readiness: httpProbe('/readyz', this.ports.api, 5),
           liveness: httpProbe('/healthz', this.ports.api, 10),
           // The endpoint controller and ingress need a moment to stop routing to a terminating pod.

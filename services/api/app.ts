@@ -6,7 +6,6 @@ import type { RequestListener } from 'node:http';
 import express, { NextFunction, Request, Response } from 'express';
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
-import { dependencyChecks } from '../core/observability/metrics-server';
 import type { ApiMetrics } from '../core/observability/metrics';
 import type { TaskQueue } from '../core/queue/queue';
 import { SubmitRequest, submitTasks } from '../core/tasks/submit';
@@ -18,6 +17,7 @@ import { badRequest, conflict, isDependencyOutage, notFound, ProblemError, toPro
 import { requestIdFor } from './request-id';
 import { Accepted, fastSubmit } from './fast-submit';
 import { methodNotAllowed } from './method-not-allowed';
+import { apiReadiness, ReadinessCheck } from './readiness';
 import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
 import { BodyBudget, busy } from './input/body-budget';
 import { JsonLimits, parseBatchBody, parseTaskBody } from './input/read-json';
@@ -36,6 +36,8 @@ export interface AppDeps {
   maxInflightBodyBytes?: number;
   /** SUBMIT_BATCH_BYTES (default 4 MiB). */
   submitBatchBytes?: number;
+  /** What /readyz reports (main.ts: its own Postgres connection); default: checks on `pool`. */
+  readiness?: ReadinessCheck;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -55,10 +57,11 @@ export function createApp(deps: AppDeps): ApiApp {
     res.json({ status: 'ok' });
   });
 
+  // Ready while Postgres answers: with Redis away tasks are still accepted (see readiness.ts).
+  const readiness = deps.readiness ?? apiReadiness({ pool: deps.pool, queue: deps.queue, timeoutMs: 1000 });
   app.get('/readyz', async (_req, res) => {
-    const checks = await dependencyChecks(deps.pool, deps.queue);
-    const ok = Object.values(checks).every((v) => v === 'ok');
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks });
+    const { ready, checks } = await readiness();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
   });
 
   // One batch in flight at a time (group commit): whatever arrives meanwhile goes in the next one.

@@ -9,6 +9,7 @@ import { apiMetrics, createRegistry, evictionPolicyGauge, queueGauges } from '..
 import { startMetricsServer } from '../core/observability/metrics-server';
 import { RedisQueue } from '../core/queue/redis-queue';
 import { createApp } from './app';
+import { apiReadiness, createReadinessPool } from './readiness';
 import { startServer } from './server';
 
 async function main(): Promise<void> {
@@ -24,6 +25,8 @@ async function main(): Promise<void> {
   queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);
   // The policy rarely changes: read it at most every 30 s.
   evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
+  const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
+  const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry });
 
   const app = createApp({
     pool,
@@ -36,6 +39,7 @@ async function main(): Promise<void> {
     maxPayloadDepth: cfg.MAX_PAYLOAD_DEPTH,
     maxInflightBodyBytes: cfg.MAX_INFLIGHT_BODY_BYTES,
     submitBatchBytes: cfg.SUBMIT_BATCH_BYTES,
+    readiness,
   });
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the
   // reconciler indexes them); a Redis that is merely still connecting is worth a short wait.
@@ -56,7 +60,7 @@ async function main(): Promise<void> {
       await Promise.all([server.stop(), metricsServer.close()]);
       // Answered requests whose tasks are still on their way to Redis get there first.
       await app.settled();
-      await Promise.all([pool.end(), queue.close()]);
+      await Promise.all([pool.end(), readinessPool.end(), queue.close()]);
     },
     cfg.SHUTDOWN_GRACE_MS,
   );

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
   const extra = cfg.HANDLERS_MODULE ? loadHandlersModule(cfg.HANDLERS_MODULE) : {};
   const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers({ ...customHandlers, ...extra }), log, metrics });
-  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue));
+  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue, cfg.READINESS_TIMEOUT_MS));
   worker.start();
   void warnIfEvicting(redis, log);
   log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
+import type { DependencyGauge } from './metrics';
 import { close, listen } from '../process/lifecycle';
 
 export interface MetricsServer {
@@ -28,10 +29,13 @@ export async function startMetricsServer(registry: Registry, addr: string, readi
     } else if (path === '/healthz') {
       json(200, { status: 'ok' });
     } else if (path === '/readyz' && readiness) {
-      readiness().then((checks) => {
-        const ok = Object.values(checks).every((v) => v === 'ok');
-        json(ok ? 200 : 503, { status: ok ? 'ready' : 'unavailable', checks });
-      });
+      readiness().then(
+        (checks) => {
+          const ok = Object.values(checks).every((v) => v === 'ok');
+          json(ok ? 200 : 503, { status: ok ? 'ready' : 'unavailable', checks });
+        },
+        (err: unknown) => json(503, { status: 'unavailable', error: reason(err) }),
+      );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /metrics\n');
     }
@@ -39,13 +43,25 @@ export async function startMetricsServer(registry: Registry, addr: string, readi
   return { address: await listen(server, addr), close: () => close(server) };
 }
 
-/** Postgres and Redis each answer within two seconds. */
-export async function dependencyChecks(pool: Pool, queue: { ping(): Promise<void> }): Promise<Record<string, string>> {
-  const [postgres, redis] = await Promise.all([
-    withTimeout(pool.query('SELECT 1'), 2000).then(() => 'ok', (e: Error) => e.message),
-    withTimeout(queue.ping(), 2000).then(() => 'ok', (e: Error) => e.message),
-  ]);
-  return { postgres, redis };
+/** Postgres and Redis each answer within `timeoutMs` (READINESS_TIMEOUT_MS). */
+export function dependencyChecks(pool: Pool, queue: { ping(): Promise<void> }, timeoutMs = 1000): Promise<Record<string, string>> {
+  return runChecks({ postgres: () => pool.query('SELECT 1'), redis: () => queue.ping() }, timeoutMs);
+}
+
+/** Runs the checks at once, each bounded by `timeoutMs`: 'ok' or why not, also recorded in `up`. */
+export async function runChecks(checks: Record<string, () => Promise<unknown>>, timeoutMs: number, up?: DependencyGauge): Promise<Record<string, string>> {
+  const names = Object.keys(checks);
+  const results = await Promise.all(
+    names.map((name) => withTimeout(Promise.resolve().then(checks[name]!), timeoutMs).then(() => 'ok', (e: unknown) => reason(e))),
+  );
+  names.forEach((name, i) => up?.set({ dependency: name }, results[i] === 'ok' ? 1 : 0));
+  return Object.fromEntries(names.map((name, i) => [name, results[i]!]));
+}
+
+/** An error's message, or its code: a refused connection to both ::1 and 127.0.0.1 has no message. */
+function reason(e: unknown): string {
+  const err = (e ?? {}) as { message?: string; code?: string };
+  return err.message || err.code || String(e);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

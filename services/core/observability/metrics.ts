@@ -209,3 +209,22 @@ export function evictionPolicyGauge(registry: Registry, read: () => Promise<stri
     },
   });
 }
+
+export type DependencyGauge = Gauge<'dependency'>;
+
+/**
+ * `dependency_up{dependency}`: 1 when the dependency answered its last readiness check in time,
+ * else 0. Each check sets it; `refresh`, when given, runs one at scrape time, so the gauge stays
+ * current whether or not anything asks /readyz.
+ */
+export function dependencyGauge(registry: Registry, refresh?: () => Promise<unknown>): DependencyGauge {
+  return new Gauge({
+    name: 'dependency_up',
+    help: 'Whether the dependency (postgres, redis) answered its last readiness check in time: 1 or 0.',
+    labelNames: ['dependency'] as const,
+    registers: [registry],
+    async collect() {
+      await refresh?.();
+    },
+  });
+}

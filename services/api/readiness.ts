@@ -1,0 +1,71 @@
+/**
+ * The API's /readyz: ready while Postgres answers. While Redis is away the API still accepts tasks
+ * into Postgres (the reconciler queues them later), so Redis is reported, and counted in
+ * dependency_up, but does not make the API unready.
+ */
+import { Pool, type PoolClient } from 'pg';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../core/observability/logger';
+import { dependencyGauge, type DependencyGauge } from '../core/observability/metrics';
+import { runChecks } from '../core/observability/metrics-server';
+
+export interface Readiness {
+  ready: boolean;
+  /** Each dependency: 'ok' or why its check failed. */
+  checks: Record<string, string>;
+}
+
+export type ReadinessCheck = () => Promise<Readiness>;
+
+export interface ReadinessOptions {
+  /** Postgres connections for the check alone (see createReadinessPool), not the request pool. */
+  pool: Pool;
+  queue: { ping(): Promise<void> };
+  /** READINESS_TIMEOUT_MS: each dependency answers within it, or counts as down. */
+  timeoutMs: number;
+  /** Where dependency_up is registered (and refreshed at scrape time). */
+  registry?: Registry;
+}
+
+export function apiReadiness(o: ReadinessOptions): ReadinessCheck {
+  let inflight: Promise<Readiness> | null = null;
+  let up: DependencyGauge | undefined;
+  const once = async (): Promise<Readiness> => {
+    const checks = await runChecks({ postgres: () => pingPostgres(o.pool, o.timeoutMs), redis: () => o.queue.ping() }, o.timeoutMs, up);
+    return { ready: checks.postgres === 'ok', checks };
+  };
+  // Probes, scrapes and clients asking at the same time share one check, so /readyz cannot queue
+  // work behind a one-connection pool.
+  const check = (): Promise<Readiness> => (inflight ??= once().finally(() => (inflight = null)));
+  if (o.registry) up = dependencyGauge(o.registry, check);
+  return check;
+}
+
+/**
+ * One connection, apart from the request pool: a pool saturated by requests must not make the API
+ * look unready (and be taken out of rotation) while Postgres itself answers.
+ */
+export function createReadinessPool(url: string, timeoutMs: number, log?: Logger): Pool {
+  const pool = new Pool({ connectionString: url, max: 1, application_name: 'task-scheduler-api-readiness', connectionTimeoutMillis: timeoutMs });
+  pool.on('error', (err) => log?.warn({ err }, 'idle readiness connection failed'));
+  return pool;
+}
+
+/** SELECT 1 within `timeoutMs`; a connection that does not answer in time is closed, not reused. */
+async function pingPostgres(pool: Pool, timeoutMs: number): Promise<void> {
+  const client: PoolClient = await pool.connect();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.query('SELECT 1'),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
+    ]);
+    client.release();
+  } catch (err) {
+    // A hung connection would otherwise hold the pool's only slot and fail every later check.
+    client.release(err as Error);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
