@@ -75,8 +75,9 @@ export function createApp(deps: AppDeps): ApiApp {
   const admit = (req: Request, res: Response, next: NextFunction) => {
     if (budget.admit(req, res, deps.maxBodyBytes)) next();
     else {
-      res.set('Connection', 'close');
-      next(busy());
+      // The body is read and dropped (it holds no memory), so the answer is not lost to a reset.
+      req.on('end', () => next(busy()));
+      req.resume();
     }
   };
   const bodyOf = (req: Request): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));

@@ -68,12 +68,15 @@ export function fastSubmit(deps: FastSubmitDeps): (req: IncomingMessage, res: Se
       if (problem.status >= 500) deps.log.error({ err, requestId, path: ROUTE }, 'request failed');
       // A body left unread (too large) would otherwise be parsed as the next request.
       const headers: Record<string, string> = { ...problem.headers, 'Content-Type': PROBLEM_TYPE };
-      if (problem.status === 413 || problem.status === 503) headers.Connection = 'close';
+      if (problem.status === 413) headers.Connection = 'close';
       finish(problem.status, headers, JSON.stringify(problem.body(ROUTE)));
     };
 
     if (!deps.budget.admit(req, res, deps.maxBodyBytes)) {
-      fail(busy());
+      // The body is read and dropped (it holds no memory), so the answer is not lost to a reset.
+      req.on('error', () => undefined);
+      req.on('end', () => fail(busy()));
+      req.resume();
       return true;
     }
     const chunks: Buffer[] = [];

@@ -1,6 +1,10 @@
 /** Starts and stops the API's HTTP server; tests listen on port 0 through the same path. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { ProblemError } from './problem';
+import { requestIdFor } from './request-id';
 import { close, listen } from '../core/process/lifecycle';
 
 export interface RunningServer {
@@ -27,6 +31,31 @@ export async function startServer(app: http.RequestListener, addr: string, limit
   server.requestTimeout = limits.requestTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.maxConnections = limits.maxConnections;
+  // Node answers these itself, with an empty body; every error of the API is a problem body.
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const body = problemBody(417, 'Expectation failed', 'only Expect: 100-continue is supported');
+    res
+      .writeHead(417, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body), 'X-Request-Id': requestIdFor(req.headers['x-request-id']), Connection: 'close' })
+      .end(body);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, title, detail] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request header fields too large', 'the request line and headers must fit in 16 KiB']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request timeout', 'the request did not arrive in time']
+          : [400, 'Bad request', 'the request is not valid HTTP/1.1'];
+    const body = problemBody(status, title, detail);
+    socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+  });
   const address = await listen(server, addr);
   return { address, stop: () => close(server) };
+}
+
+function problemBody(status: number, title: string, detail: string): string {
+  return JSON.stringify(new ProblemError(status, title, detail).body());
 }
