@@ -133,7 +133,7 @@ async function drainOurs(): Promise<Record<string, number>> {
   for (let i = 0; i < BACKLOG; i += 1000) {
     await submitTasks(
       { pool, queue, log, idempotencyTtlMs: 60_000 },
-      Array.from({ length: Math.min(1000, BACKLOG - i) }, () => ({ type: 'noop', priority: 'default' as const, payload: {}, maxRetries: 5, idempotencyKey: null, canonical: '' })),
+      Array.from({ length: Math.min(1000, BACKLOG - i) }, () => ({ type: 'noop', priority: 'default' as const, payload: {}, maxRetries: 5, tenant: 'default', idempotencyKey: null, canonical: '' })),
     );
   }
   const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);

@@ -21,6 +21,10 @@ import { apiReadiness, ReadinessCheck } from './readiness';
 import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
 import { BodyBudget, busy } from './input/body-budget';
 import { JsonLimits, parseBatchBody, parseTaskBody } from './input/read-json';
+import type { IncomingMessage } from 'node:http';
+import type { Scope } from '../core/tenancy/api-key';
+import { Authenticator } from './auth/authenticator';
+import { actingAs, Principal, requireScope } from './auth/principal';
 
 export interface AppDeps {
   pool: Pool;
@@ -38,6 +42,8 @@ export interface AppDeps {
   submitBatchBytes?: number;
   /** What /readyz reports (main.ts: its own Postgres connection); default: checks on `pool`. */
   readiness?: ReadinessCheck;
+  /** Who a request is (main.ts: AUTH_MODE from the environment); default: AUTH_MODE=off, for tests. */
+  auth?: Authenticator;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -81,24 +87,55 @@ export function createApp(deps: AppDeps): ApiApp {
     }
   };
   const bodyOf = (req: Request): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+  const auth = deps.auth ?? new Authenticator(deps.pool, { mode: 'off', cacheMs: 0, log: deps.log });
+  /** The principal a request acts as, holding `scope`; throws 401/403/400 (see auth/). */
+  const authorize = (req: IncomingMessage, scope: Scope, queryTenant?: unknown): Principal | Promise<Principal> => {
+    const requested = typeof queryTenant === 'string' ? queryTenant : headerValue(req.headers.tenant);
+    const decide = (p: Principal): Principal => {
+      const acting = actingAs(p, requested);
+      requireScope(acting, scope);
+      return acting;
+    };
+    const p = auth.authenticate(req.headers.authorization);
+    return p instanceof Promise ? p.then(decide) : decide(p);
+  };
+  /** Express middleware: res.locals.principal, or the refusal once the body was read and dropped. */
+  const authorized = (scope: Scope) => (req: Request, res: Response, next: NextFunction) => {
+    const refuse = (err: unknown) => afterBody(req, () => next(err));
+    try {
+      const p = authorize(req, scope, req.query.tenant);
+      if (p instanceof Promise) {
+        p.then((principal) => {
+          res.locals.principal = principal;
+          next();
+        }, refuse);
+      } else {
+        res.locals.principal = p;
+        next();
+      }
+    } catch (err) {
+      refuse(err);
+    }
+  };
   /** POST /tasks after its body was parsed: validate, create (or replay), count. */
-  const accept = async (body: unknown, idempotencyKey: string | undefined): Promise<Accepted> => {
+  const accept = async (principal: Principal, body: unknown, idempotencyKey: string | undefined): Promise<Accepted> => {
     const input = validateTaskInput(body, idempotencyKey, deps.defaultMaxRetries);
-    const result = await coalescer.submit(toSubmitRequest(input));
+    const result = await coalescer.submit(toSubmitRequest(principal.tenant, input));
     if (result.kind === 'conflict') throw conflictFor(result.taskId);
     if (result.kind === 'created') deps.metrics.enqueued.inc();
     return { status: result.kind === 'created' ? 201 : 200, task: result.task };
   };
 
   // The common case never gets here (see fast-submit.ts); bodies it leaves to express do.
-  app.post('/tasks', requireJson, admit, raw, async (req, res) => {
-    const accepted = await accept(parseTaskBody(bodyOf(req), limits), req.get('Idempotency-Key'));
+  app.post('/tasks', authorized('tasks:write'), requireJson, admit, raw, async (req, res) => {
+    const accepted = await accept(res.locals.principal as Principal, parseTaskBody(bodyOf(req), limits), req.get('Idempotency-Key'));
     res.status(accepted.status).location(`/tasks/${accepted.task.id}`).json(taskToJson(accepted.task));
   });
 
   // Up to MAX_BATCH tasks; each is validated, deduplicated and created on its own, and gets its own
   // status in `results` (in request order). Only a malformed request as a whole fails as a whole.
-  app.post('/tasks/batch', requireJson, admit, raw, async (req, res) => {
+  app.post('/tasks/batch', authorized('tasks:write'), requireJson, admit, raw, async (req, res) => {
+    const principal = res.locals.principal as Principal;
     const { body, itemProblems } = parseBatchBody(bodyOf(req), limits);
     const items = validateBatch(body);
     const parsed = items.map((item, i) => {
@@ -112,7 +149,7 @@ export function createApp(deps: AppDeps): ApiApp {
       }
     });
     const valid = parsed.flatMap((p) => (p.input ? [p.input] : []));
-    const submitted = valid.length > 0 ? await submitTasks(deps, valid.map(toSubmitRequest)) : [];
+    const submitted = valid.length > 0 ? await submitTasks(deps, valid.map((v) => toSubmitRequest(principal.tenant, v))) : [];
     let next = 0;
     const results = parsed.map((p) => {
       if (p.error) return { status: p.error.status, error: p.error.body() };
@@ -127,12 +164,13 @@ export function createApp(deps: AppDeps): ApiApp {
     res.status(200).json({ results });
   });
 
-  app.get('/tasks/:id', async (req, res, next) => {
+  // /tasks/batch is a path of its own (POST only): a GET there gets 405, not "id must be a UUID".
+  const notBatch = (req: Request, _res: Response, next: NextFunction) => next(String(req.params.id).toLowerCase() === 'batch' ? 'route' : undefined);
+  app.get('/tasks/:id', notBatch, authorized('tasks:read'), async (req, res) => {
     const id = String(req.params.id);
-    // /tasks/batch is a path of its own (POST only): a GET there gets 405, not "id must be a UUID".
-    if (id.toLowerCase() === 'batch') return next('route');
     if (!UUID_PATTERN.test(id)) throw badRequest('id must be a UUID', [{ field: 'id', message: 'must be a UUID' }]);
-    const found = await getTask(deps.pool, id);
+    // Another tenant's task is "not found", like one that does not exist.
+    const found = await getTask(deps.pool, id, (res.locals.principal as Principal).tenant);
     if (!found) throw notFound(`no task with id ${id}`);
     res.json(taskToJson(found.task, found.runs));
   });
@@ -140,15 +178,32 @@ export function createApp(deps: AppDeps): ApiApp {
   app.use(methodNotAllowed);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
-  const fast = fastSubmit({ ...deps, accept, budget, parse: (body) => parseTaskBody(body, limits) });
+  const fast = fastSubmit({ ...deps, accept, budget, authorize: (req) => authorize(req, 'tasks:write'), parse: (body) => parseTaskBody(body, limits) });
   const listener: RequestListener = (req, res) => {
     if (!fast(req, res)) app(req, res);
   };
   return Object.assign(listener, { settled: () => coalescer.settled() });
 }
 
-function toSubmitRequest(input: TaskInput): SubmitRequest {
+/** A header given once; a repeated one is joined (and then refused as a tenant name). */
+function headerValue(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h.join(', ') : h;
+}
+
+/** Runs `fn` once the request's body has been read and dropped, so an early answer is not lost to a reset. */
+function afterBody(req: IncomingMessage, fn: () => void): void {
+  if (req.readableEnded) {
+    fn();
+    return;
+  }
+  req.on('end', fn);
+  req.on('error', () => undefined);
+  req.resume();
+}
+
+function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
   return {
+    tenant,
     type: input.type,
     priority: input.priority,
     payload: input.payload,

@@ -18,6 +18,7 @@ import { TaskRow, taskToJson } from '../core/tasks/task';
 import { ProblemError, toProblem } from './problem';
 import { BodyBudget, busy } from './input/body-budget';
 import { requestIdFor } from './request-id';
+import type { Principal } from './auth/principal';
 
 export interface Accepted {
   status: 200 | 201;
@@ -28,8 +29,10 @@ export interface FastSubmitDeps {
   log: Logger;
   metrics: ApiMetrics;
   maxBodyBytes: number;
+  /** The principal of the request, with the scope tasks:write (shared with the express routes). */
+  authorize(req: IncomingMessage): Principal | Promise<Principal>;
   /** Validates, submits and counts one parsed body (shared with the express route). */
-  accept(body: unknown, idempotencyKey: string | undefined): Promise<Accepted>;
+  accept(principal: Principal, body: unknown, idempotencyKey: string | undefined): Promise<Accepted>;
   /** The body bytes in flight, shared with the express routes. */
   budget: BodyBudget;
   /** Reads a body (see input/read-json.ts). */
@@ -94,17 +97,22 @@ export function fastSubmit(deps: FastSubmitDeps): (req: IncomingMessage, res: Se
       fail(new ProblemError(413, 'Payload too large', 'request entity too large'));
     });
     req.on('error', () => undefined); // the client went away; there is no one to answer
+    // Checked while the body arrives (a cached key answers at once); refused requests are answered
+    // once their body is read, and their body is never parsed.
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = deps.authorize(req);
+    } catch (err) {
+      principal = Promise.reject(err);
+    }
+    if (principal instanceof Promise) principal.catch(() => undefined);
     req.on('end', () => {
       if (tooLarge) return;
-      let body: unknown;
-      try {
-        body = deps.parse(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-      } catch (err) {
-        fail(err);
-        return;
-      }
-      const key = req.headers['idempotency-key'];
-      deps.accept(body, Array.isArray(key) ? key.join(', ') : key).then(
+      const submit = (p: Principal) => {
+        const key = req.headers['idempotency-key'];
+        return deps.accept(p, deps.parse(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)), Array.isArray(key) ? key.join(', ') : key);
+      };
+      Promise.resolve(principal).then(submit).then(
         (a) => finish(a.status, { 'Content-Type': JSON_TYPE, Location: `/tasks/${a.task.id}` }, JSON.stringify(taskToJson(a.task))),
         fail,
       );

@@ -24,7 +24,7 @@ afterEach(async () => {
 
 function req(payload: Record<string, unknown>, key: string | null = null): SubmitRequest {
   const r = { type: 'noop', priority: 'default' as const, payload, maxRetries: 0 };
-  return { ...r, idempotencyKey: key, canonical: key === null ? '' : canonicalJson({ ...r, max_retries: 0 }), payloadJson: JSON.stringify(payload) };
+  return { ...r, tenant: 'default', idempotencyKey: key, canonical: key === null ? '' : canonicalJson({ ...r, max_retries: 0 }), payloadJson: JSON.stringify(payload) };
 }
 
 const count = async (pool: Pool, where = 'true') => (await pool.query(`SELECT count(*)::int AS n FROM tasks WHERE ${where}`)).rows[0].n as number;

@@ -193,7 +193,7 @@ describe('idempotency', () => {
   it('two API replicas racing on one new key create exactly one task', async () => {
     const other = createPgPool(stack.dbUrl, 5, 'replica-2');
     try {
-      const req = (n: number) => ({ task: { id: uuidv7(), type: 'noop', priority: 'default' as const, payload: { n: 1 }, maxRetries: 5, idempotencyKey: `replicas-${n}` }, requestHash: 'h' });
+      const req = (n: number) => ({ task: { id: uuidv7(), tenant: 'default', type: 'noop', priority: 'default' as const, payload: { n: 1 }, maxRetries: 5, idempotencyKey: `replicas-${n}` }, requestHash: 'h' });
       for (let n = 0; n < 20; n++) {
         const [a, b] = await Promise.all([createTasks(stack.pool, [req(n)], 60000), createTasks(other, [req(n)], 60000)]);
         expect([a[0]!.kind, b[0]!.kind].sort()).toEqual(['created', 'replayed']);

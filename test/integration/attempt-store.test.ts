@@ -14,7 +14,7 @@ afterAll(async () => {
 
 async function newTask(): Promise<string> {
   const id = uuidv7();
-  await createTask(stack.pool, { id, type: 'noop', priority: 'default', payload: {}, maxRetries: 3, idempotencyKey: null }, null, 1000);
+  await createTask(stack.pool, { id, type: 'noop', priority: 'default', payload: {}, maxRetries: 3, tenant: 'default', idempotencyKey: null }, null, 1000);
   return id;
 }
 

@@ -20,7 +20,7 @@ afterAll(async () => {
 async function leased(n: number): Promise<Lease[]> {
   await submitTasks(
     { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 1000 },
-    Array.from({ length: n }, () => ({ type: 'noop', priority: 'default' as const, payload: {}, maxRetries: 0, idempotencyKey: null, canonical: '' })),
+    Array.from({ length: n }, () => ({ type: 'noop', priority: 'default' as const, payload: {}, maxRetries: 0, tenant: 'default', idempotencyKey: null, canonical: '' })),
   );
   return stack.queue.lease({ max: n, visibilityMs: 60_000 });
 }

@@ -226,7 +226,7 @@ it('queue invariants hold under random interleavings', async () => {
               for (let i = 0; i < a.n; i++) {
                 await submitTask(
                   { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 1000 },
-                  { type: 'noop', priority: PRIORITIES[a.priority]!, payload: {}, maxRetries: a.maxRetries, idempotencyKey: null, canonical: '' },
+                  { type: 'noop', priority: PRIORITIES[a.priority]!, payload: {}, maxRetries: a.maxRetries, tenant: 'default', idempotencyKey: null, canonical: '' },
                 );
               }
               break;

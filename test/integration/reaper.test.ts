@@ -21,7 +21,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 it('a reaper that dies between reclaiming a task out of attempts and recording it leaves it to the next pass', async () => {
   const res = await submitTask(
     { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60_000 },
-    { type: 'always_fail', priority: 'high', payload: {}, maxRetries: 0, idempotencyKey: null, canonical: '' },
+    { type: 'always_fail', priority: 'high', payload: {}, maxRetries: 0, tenant: 'default', idempotencyKey: null, canonical: '' },
   );
   if (res.kind === 'conflict') throw new Error('unexpected conflict');
   const id = res.task.id;

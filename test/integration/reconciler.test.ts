@@ -22,7 +22,7 @@ function reconciler(batchSize = 100): Reconciler {
 /** A task committed in Postgres whose push to Redis never happened. */
 async function storedOnly(maxRetries = 3): Promise<string> {
   const id = uuidv7();
-  await createTask(stack.pool, { id, type: 'noop', priority: 'high', payload: { k: id }, maxRetries, idempotencyKey: null }, null, 1000);
+  await createTask(stack.pool, { id, type: 'noop', priority: 'high', payload: { k: id }, maxRetries, tenant: 'default', idempotencyKey: null }, null, 1000);
   return id;
 }
 

@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 function req(n: number): SubmitRequest {
-  return { type: 'noop', priority: 'default', payload: { n }, maxRetries: 0, idempotencyKey: null, canonical: '' };
+  return { type: 'noop', priority: 'default', payload: { n }, maxRetries: 0, tenant: 'default', idempotencyKey: null, canonical: '' };
 }
 
 const idOf = (r: SubmitResult) => (r.kind === 'conflict' ? r.taskId : r.task.id);

@@ -20,7 +20,7 @@ afterEach(async () => {
 async function submit(type: string, payload: unknown = {}, maxRetries = 5, priority: Priority = 'default'): Promise<string> {
   const res = await submitTask(
     { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
-    { type, priority, payload, maxRetries, idempotencyKey: null, canonical: '' },
+    { type, priority, payload, maxRetries, tenant: 'default', idempotencyKey: null, canonical: '' },
   );
   if (res.kind === 'conflict') throw new Error('unexpected conflict');
   return res.task.id;

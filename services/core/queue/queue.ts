@@ -15,6 +15,8 @@ export interface QueueMessage {
 }
 
 export interface EnqueueItem extends QueueMessage {
+  /** The task's tenant (for fair dispatch between tenants). */
+  tenant?: string;
   /**
    * The payload as JSON text, when the caller has it already (the reconciler reads `payload::text`
    * from Postgres): sent as is instead of serializing `payload`, which is then ignored. Must be one

@@ -17,6 +17,7 @@
  */
 import type { Logger } from '../observability/logger';
 import { indexStored, storeTasks, SubmitDeps, SubmitRequest, SubmitResult, submitTasks } from './submit';
+import { scopedKey } from './task-store';
 
 interface Waiting {
   req: SubmitRequest;
@@ -98,7 +99,7 @@ export class SubmitCoalescer {
       const lastOfKey = new Map<string, Promise<void>>();
       await Promise.all(
         batch.map((w) => {
-          const key = w.req.idempotencyKey;
+          const key = w.req.idempotencyKey === null ? null : scopedKey(w.req);
           const write = (key === null ? Promise.resolve() : (lastOfKey.get(key) ?? Promise.resolve())).then(() =>
             submitTasks(this.deps, [w.req]).then(
               (r) => w.resolve(r[0]!),

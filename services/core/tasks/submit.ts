@@ -10,10 +10,12 @@ import type { Logger } from '../observability/logger';
 import type { TaskQueue } from '../queue/queue';
 import { maxAttempts } from './backoff';
 import type { Priority } from './priority';
-import { CreateOutcome, CreateRequest, createTasks } from './task-store';
+import { CreateOutcome, CreateRequest, createTasks, scopedKey } from './task-store';
 import { uuidv7 } from './uuid';
 
 export interface SubmitRequest {
+  /** The tenant the task belongs to; idempotency keys are unique per tenant. */
+  tenant: string;
   type: string;
   priority: Priority;
   payload: unknown;
@@ -60,14 +62,16 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
   const firstUse = new Map<string, number>();
   const sent: number[] = [];
   const creates: CreateRequest[] = [];
+  const keys = reqs.map((r) => (r.idempotencyKey === null ? null : scopedKey(r)));
   reqs.forEach((r, i) => {
-    if (r.idempotencyKey !== null) {
-      if (firstUse.has(r.idempotencyKey)) return;
-      firstUse.set(r.idempotencyKey, i);
+    const key = keys[i]!;
+    if (key !== null) {
+      if (firstUse.has(key)) return;
+      firstUse.set(key, i);
     }
     sent.push(i);
     creates.push({
-      task: { id: uuidv7(), type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey },
+      task: { id: uuidv7(), tenant: r.tenant, type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey },
       requestHash: hashes[i]!,
       payloadJson: r.payloadJson,
     });
@@ -76,11 +80,12 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
   const outcomes: CreateOutcome[] = new Array(reqs.length);
   sent.forEach((i, j) => (outcomes[i] = stored[j]!));
   if (sent.length < reqs.length) {
-    reqs.forEach((r, i) => {
+    reqs.forEach((_, i) => {
       if (outcomes[i] !== undefined) return;
-      const first = outcomes[firstUse.get(r.idempotencyKey!)!]!;
+      const firstIndex = firstUse.get(keys[i]!)!;
+      const first = outcomes[firstIndex]!;
       // The request the key is stored with: the first use's, unless that one conflicted.
-      const [storedHash, task] = first.kind === 'conflict' ? [first.requestHash, first.task] : [hashes[firstUse.get(r.idempotencyKey!)!], first.task];
+      const [storedHash, task] = first.kind === 'conflict' ? [first.requestHash, first.task] : [hashes[firstIndex], first.task];
       outcomes[i] = hashes[i] === storedHash ? { kind: 'replayed', task } : { kind: 'conflict', taskId: task.id, task, requestHash: storedHash! };
     });
   }
@@ -102,7 +107,7 @@ export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], r
     const t = o.task;
     // A created task's payload is the request's: its JSON text is reused rather than built again.
     const payloadJson = o.kind === 'created' ? reqs?.[i]?.payloadJson : undefined;
-    return [{ id: t.id, type: t.type, priority: t.priority, payload: t.payload, payloadJson, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts }];
+    return [{ id: t.id, tenant: t.tenant, type: t.type, priority: t.priority, payload: t.payload, payloadJson, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts }];
   });
   if (items.length === 0) return;
   try {

@@ -64,12 +64,12 @@ async function createUnkeyed(pool: Pool, reqs: CreateRequest[], out: (CreateOutc
   const { rows } = await pool.query<{ created_at: Date; n: number }>({
     name: 'create-tasks-unkeyed',
     text: `WITH created AS (
-       INSERT INTO tasks (id, type, priority, payload, max_retries)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[])
+       INSERT INTO tasks (id, type, priority, payload, max_retries, tenant)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[])
        RETURNING 1
      )
      SELECT now() AS created_at, (SELECT count(*)::int FROM created) AS n`,
-    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(reqs.map(payloadText)), numberArray(t.map((x) => x.maxRetries))],
+    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(reqs.map(payloadText)), numberArray(t.map((x) => x.maxRetries)), textArray(t.map((x) => x.tenant))],
   });
   const { created_at: createdAt, n } = rows[0]!;
   if (n !== t.length) throw new Error(`inserted ${n} of ${t.length} tasks`);
@@ -86,20 +86,20 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
   const { rows } = await pool.query<{ id: string; created_at: Date }>({
     name: 'create-tasks',
     text: `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[])
-         AS i(id, type, priority, payload, max_retries, key, hash)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[], $9::text[])
+         AS i(id, type, priority, payload, max_retries, key, hash, tenant)
      ), claimed AS (
-       INSERT INTO idempotency_keys (key, task_id, request_hash, expires_at)
-       SELECT key, id, hash, now() + $8 * interval '1 millisecond' FROM input WHERE key IS NOT NULL ORDER BY key
-       ON CONFLICT (key) DO UPDATE
+       INSERT INTO idempotency_keys (tenant, key, task_id, request_hash, expires_at)
+       SELECT tenant, key, id, hash, now() + $8 * interval '1 millisecond' FROM input WHERE key IS NOT NULL ORDER BY tenant, key
+       ON CONFLICT (tenant, key) DO UPDATE
          SET task_id = EXCLUDED.task_id, request_hash = EXCLUDED.request_hash,
              created_at = now(), expires_at = EXCLUDED.expires_at
          WHERE idempotency_keys.expires_at <= now()
-       RETURNING key
+       RETURNING tenant, key
      )
-     INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key)
-     SELECT id, type, priority, payload, max_retries, key FROM input
-      WHERE key IS NULL OR key IN (SELECT key FROM claimed)
+     INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key, tenant)
+     SELECT id, type, priority, payload, max_retries, key, tenant FROM input
+      WHERE key IS NULL OR (tenant, key) IN (SELECT tenant, key FROM claimed)
      RETURNING id, created_at`,
     values: [
       textArray(t.map((x) => x.id)),
@@ -110,6 +110,7 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
       textArray(t.map((x) => x.idempotencyKey)),
       textArray(indexes.map((i) => reqs[i]!.requestHash)),
       ttlMs,
+      textArray(t.map((x) => x.tenant)),
     ],
   });
   const created = new Map(rows.map((r) => [r.id, r.created_at]));
@@ -120,10 +121,10 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
     else unclaimed.push(i);
   }
   if (unclaimed.length === 0) return [];
-  const existing = await existingForKeys(pool, unclaimed.map((i) => reqs[i]!.task.idempotencyKey!));
+  const existing = await existingForKeys(pool, unclaimed.map((i) => reqs[i]!.task));
   const retry: number[] = [];
   for (const i of unclaimed) {
-    const row = existing.get(reqs[i]!.task.idempotencyKey!);
+    const row = existing.get(scopedKey(reqs[i]!.task));
     if (!row) retry.push(i);
     else if (row.request_hash !== reqs[i]!.requestHash) out[i] = { kind: 'conflict', taskId: row.task.id, task: row.task, requestHash: row.request_hash };
     else out[i] = { kind: 'replayed', task: row.task };
@@ -139,6 +140,7 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
 function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
   return {
     id: t.id,
+    tenant: t.tenant,
     type: t.type,
     priority: t.priority,
     payload: t.payload,
@@ -156,13 +158,20 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
   };
 }
 
-async function existingForKeys(pool: PoolClient, keys: string[]): Promise<Map<string, { request_hash: string; task: TaskRow }>> {
-  const { rows } = await pool.query<TaskRow & { key: string; request_hash: string }>(
-    `SELECT k.key, k.request_hash, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
-       FROM idempotency_keys k JOIN tasks t ON t.id = k.task_id WHERE k.key = ANY($1::text[])`,
-    [keys],
+/** A key is unique per tenant: `tenant NUL key` names it across tenants. */
+export function scopedKey(t: { tenant: string; idempotencyKey: string | null }): string {
+  return `${t.tenant}\u0000${t.idempotencyKey}`;
+}
+
+async function existingForKeys(pool: PoolClient, tasks: NewTask[]): Promise<Map<string, { request_hash: string; task: TaskRow }>> {
+  const { rows } = await pool.query<TaskRow & { request_hash: string }>(
+    `SELECT k.request_hash, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
+       FROM unnest($1::text[], $2::text[]) AS w(tenant, key)
+       JOIN idempotency_keys k ON k.tenant = w.tenant AND k.key = w.key
+       JOIN tasks t ON t.id = k.task_id`,
+    [tasks.map((t) => t.tenant), tasks.map((t) => t.idempotencyKey)],
   );
-  return new Map(rows.map(({ key, request_hash, ...task }) => [key, { request_hash, task }]));
+  return new Map(rows.map(({ request_hash, ...task }) => [scopedKey({ tenant: task.tenant, idempotencyKey: task.idempotency_key }), { request_hash, task }]));
 }
 
 /** One task; see createTasks. */
@@ -171,9 +180,10 @@ export async function createTask(pool: Pool, t: NewTask, requestHash: string | n
   return res!;
 }
 
-export async function getTask(pool: Pool, id: string): Promise<{ task: TaskRow; runs: RunRow[] } | null> {
+/** A task of `tenant` with its runs; null when there is none (another tenant's task is none). */
+export async function getTask(pool: Pool, id: string, tenant: string): Promise<{ task: TaskRow; runs: RunRow[] } | null> {
   const [t, r] = await Promise.all([
-    pool.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1`, [id]),
+    pool.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 AND tenant = $2`, [id, tenant]),
     pool.query<RunRow>(
       `SELECT attempt, worker_id, started_at, finished_at, outcome, error, duration_ms
          FROM task_runs WHERE task_id = $1 ORDER BY attempt, started_at, finished_at`,
@@ -187,8 +197,8 @@ export async function getTask(pool: Pool, id: string): Promise<{ task: TaskRow; 
 /** Deletes expired idempotency keys in bounded batches; returns how many went. */
 export async function pruneIdempotencyKeys(pool: Pool, limit: number): Promise<number> {
   const res = await pool.query(
-    `DELETE FROM idempotency_keys WHERE key IN (
-       SELECT key FROM idempotency_keys WHERE expires_at <= now() ORDER BY expires_at LIMIT $1)`,
+    `DELETE FROM idempotency_keys WHERE (tenant, key) IN (
+       SELECT tenant, key FROM idempotency_keys WHERE expires_at <= now() ORDER BY expires_at LIMIT $1)`,
     [limit],
   );
   return res.rowCount ?? 0;

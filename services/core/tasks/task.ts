@@ -3,6 +3,7 @@ import type { Priority, TaskStatus } from './priority';
 
 export interface TaskRow {
   id: string;
+  tenant: string;
   type: string;
   priority: Priority;
   payload: unknown;
@@ -29,10 +30,11 @@ export interface RunRow {
 }
 
 export const TASK_COLUMNS =
-  'id, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at';
+  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at';
 
 export interface NewTask {
   id: string;
+  tenant: string;
   type: string;
   priority: Priority;
   payload: unknown;
@@ -47,6 +49,7 @@ function iso(d: Date | null): string | null {
 export function taskToJson(t: TaskRow, runs?: RunRow[]): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: t.id,
+    tenant: t.tenant,
     type: t.type,
     priority: t.priority,
     payload: t.payload,

@@ -1,0 +1,128 @@
+/**
+ * Checks `Authorization: Bearer <key>` against api_keys. A key checked in the last AUTH_CACHE_MS is
+ * trusted without a query, so revocation and expiry reach every replica within that bound (at most
+ * 1 s), while a busy client costs Postgres one lookup per key and period, not one per request.
+ * Unknown ids are remembered as briefly, and concurrent lookups of one id share one query, so random
+ * keys cannot make each request cost a query. last_used_at is written in batches (every 5 s).
+ */
+import type { Pool } from 'pg';
+import type { Logger } from '../../core/observability/logger';
+import { keyId, keyMatches } from '../../core/tenancy/api-key';
+import { findCredentials, KeyCredential, markKeysUsed } from '../../core/tenancy/key-store';
+import { ProblemError } from '../problem';
+import { OPEN_PRINCIPAL, Principal } from './principal';
+
+export type AuthFailure = 'missing' | 'malformed' | 'unknown' | 'revoked_or_expired';
+
+export interface AuthenticatorOptions {
+  mode: 'keys' | 'off';
+  cacheMs: number;
+  log: Logger;
+  /** Counts refused requests by reason. */
+  onFailure?: (reason: AuthFailure) => void;
+  /** Most key ids held in the cache; beyond it the oldest entries go first. */
+  maxEntries?: number;
+}
+
+interface Entry {
+  at: number;
+  cred: KeyCredential | null;
+  principal: Principal | null;
+}
+
+const LAST_USED_FLUSH_MS = 5000;
+
+export class Authenticator {
+  private readonly cache = new Map<string, Entry>();
+  private readonly pending = new Map<string, Promise<Entry>>();
+  private readonly used = new Set<string>();
+  private readonly flushTimer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly opts: AuthenticatorOptions,
+  ) {
+    this.flushTimer = opts.mode === 'keys' ? setInterval(() => void this.flushUsed(), LAST_USED_FLUSH_MS).unref() : null;
+  }
+
+  /** The principal of a request's Authorization header; a cached key answers synchronously. */
+  authenticate(header: string | string[] | undefined): Principal | Promise<Principal> {
+    if (this.opts.mode === 'off') return OPEN_PRINCIPAL;
+    const key = bearer(header);
+    if (key === null) throw this.fail('missing', 'send an API key as Authorization: Bearer <key>');
+    const id = keyId(key);
+    if (id === null) throw this.fail('malformed', 'the API key is not a valid key');
+    const entry = this.cache.get(id);
+    if (entry && Date.now() - entry.at < this.opts.cacheMs) return this.verify(entry, key);
+    return this.lookup(id).then((e) => this.verify(e, key));
+  }
+
+  /** Writes the pending last_used_at updates (also called at shutdown). */
+  async flushUsed(): Promise<void> {
+    if (this.used.size === 0) return;
+    const ids = [...this.used];
+    this.used.clear();
+    try {
+      await markKeysUsed(this.pool, ids);
+    } catch (err) {
+      this.opts.log.warn({ err, count: ids.length }, 'could not record when API keys were last used');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    await this.flushUsed();
+  }
+
+  private verify(entry: Entry, key: string): Principal {
+    if (entry.cred === null || !keyMatches(key, entry.cred.secret_hash)) throw this.fail('unknown', 'the API key is not valid');
+    if (!entry.cred.active || entry.principal === null) throw this.fail('revoked_or_expired', 'the API key was revoked or has expired');
+    this.used.add(entry.cred.id);
+    return entry.principal;
+  }
+
+  private lookup(id: string): Promise<Entry> {
+    let p = this.pending.get(id);
+    if (!p) {
+      p = findCredentials(this.pool, [id])
+        .then((found) => {
+          const cred = found.get(id) ?? null;
+          const principal: Principal | null = cred ? { tenant: cred.tenant, keyTenant: cred.tenant, scopes: new Set(cred.scopes), keyId: cred.id } : null;
+          const entry: Entry = { at: Date.now(), cred, principal };
+          this.remember(id, entry);
+          return entry;
+        })
+        .finally(() => this.pending.delete(id));
+      this.pending.set(id, p);
+    }
+    return p;
+  }
+
+  private remember(id: string, entry: Entry): void {
+    this.cache.delete(id);
+    this.cache.set(id, entry);
+    const max = this.opts.maxEntries ?? 10_000;
+    // A Map iterates in insertion order: the first keys are the least recently fetched.
+    for (const old of this.cache.keys()) {
+      if (this.cache.size <= max) break;
+      this.cache.delete(old);
+    }
+  }
+
+  private fail(reason: AuthFailure, detail: string): ProblemError {
+    this.opts.onFailure?.(reason);
+    return unauthorized(detail, reason === 'missing' ? undefined : 'invalid_token');
+  }
+}
+
+/** 401 with the challenge RFC 6750 asks for; the detail never repeats the key. */
+export function unauthorized(detail: string, error?: string): ProblemError {
+  const challenge = error ? `Bearer realm="task-scheduler", error="${error}"` : 'Bearer realm="task-scheduler"';
+  return new ProblemError(401, 'Unauthorized', detail, [], { 'WWW-Authenticate': challenge });
+}
+
+function bearer(header: string | string[] | undefined): string | null {
+  if (typeof header !== 'string') return null;
+  const m = /^Bearer +(\S+) *$/i.exec(header);
+  return m ? m[1]! : null;
+}
