@@ -96,6 +96,20 @@ trap 'say "stopping"; cleanup; exit 0' INT TERM
 # Migrate first: neither service should ever see an older schema than its code expects.
 node dist/services/migrator/main.js
 
+# A development key (tenant `default`, every scope), kept in .data/ so restarts reuse it; printed in
+# the banner. AUTH_MODE=off needs none. A stored key that no longer works is replaced after start.
+DEV_KEY_FILE=.data/dev-api-key
+DEV_KEY=
+new_dev_key() {
+  mkdir -p .data
+  DEV_KEY=$(node dist/services/cli/main.js keys create --tenant default --scopes tasks:write,tasks:read,admin \
+    --description 'npm start development key' 2>/dev/null)
+  (umask 077 && printf '%s\n' "$DEV_KEY" >"$DEV_KEY_FILE")
+}
+if [ "${AUTH_MODE:-keys}" = keys ]; then
+  if [ -s "$DEV_KEY_FILE" ]; then DEV_KEY=$(head -n1 "$DEV_KEY_FILE"); else new_dev_key; fi
+fi
+
 METRICS_ADDR=$API_METRICS_ADDR node dist/services/api/main.js &
 API_PID=$!
 METRICS_ADDR=$WORKER_METRICS_ADDR node dist/services/worker/main.js &
@@ -115,6 +129,14 @@ for _ in $(seq 1 100); do
   kill -0 "$API_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null || break
   sleep 0.2
 done
+
+# The stored key may belong to another database (POSTGRES_URL changed) or have been revoked.
+if [ -n "$DEV_KEY" ] && ! node -e '
+  fetch(process.argv[1] + "/tasks/00000000-0000-0000-0000-000000000000", { headers: { authorization: "Bearer " + process.argv[2] } })
+    .then((r) => process.exit(r.status === 401 ? 1 : 0), () => process.exit(0))' "$API_URL" "$DEV_KEY"; then
+  say "the stored development key is not valid here; creating a new one"
+  new_dev_key
+fi
 
 # Observability: a private Prometheus, only when the binary is installed.
 # host:port that a local Prometheus dials for a service bound to $1 (":2112" → 127.0.0.1:2112).
@@ -173,6 +195,18 @@ fi
 SHOWN_PG_URL=$POSTGRES_URL
 [ $PRIVATE = 1 ] || SHOWN_PG_URL=$(masked "$POSTGRES_URL")
 
+if [ -n "$DEV_KEY" ]; then
+  KEY_LINES="    API key         $DEV_KEY
+                    (development key of tenant 'default' with every scope, kept in $DEV_KEY_FILE;
+                     more keys: npm run -s cli -- keys create --tenant NAME --scopes tasks:write,tasks:read)
+"
+  AUTH_ARG="-H \"authorization: Bearer $DEV_KEY\" "
+else
+  KEY_LINES="    API key         none needed (AUTH_MODE=$AUTH_MODE)
+"
+  AUTH_ARG=
+fi
+
 cat <<EOF
 
   task-scheduler is running (Ctrl-C to stop)
@@ -183,9 +217,10 @@ cat <<EOF
     Postgres        $SHOWN_PG_URL
     Redis           $REDIS_ADDR
 
+$KEY_LINES
   Try:
-    curl -s -X POST $API_URL/tasks -H 'content-type: application/json' -d '{"type":"noop","priority":"high"}'
-    curl -s $API_URL/tasks/<id from the response>
+    curl -s -X POST $API_URL/tasks $AUTH_ARG-H 'content-type: application/json' -d '{"type":"noop","priority":"high"}'
+    curl -s $AUTH_ARG$API_URL/tasks/<id from the response>
 
 EOF
 

@@ -63,9 +63,10 @@ export function parseAnswer(buf: Buffer): { status: number; length: number } | n
 }
 
 /** A keep-alive poster for scripted sends: resolves with the status code (0 on a network error). */
-export function poster(url: string, connections: number): { post(body: string): Promise<number>; close(): void } {
+export function poster(url: string, connections: number, headers: Record<string, string> = {}): { post(body: string): Promise<number>; close(): void } {
   const u = new URL(url);
-  const head = `POST ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\nContent-Length: `;
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const head = `POST ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n${extra}Content-Type: application/json\r\nContent-Length: `;
   const conns: Conn[] = Array.from({ length: connections }, () => ({ socket: null, buf: Buffer.alloc(0), done: null }));
   const idle: Conn[] = [...conns];
   const waiting: (() => void)[] = [];
@@ -124,8 +125,8 @@ export function poster(url: string, connections: number): { post(body: string): 
   };
 }
 
-export async function postLoop(url: string, opts: { connections: number; seconds: number; body: (i: number) => string }): Promise<DriveResult> {
-  const client = poster(url, opts.connections);
+export async function postLoop(url: string, opts: { connections: number; seconds: number; body: (i: number) => string; headers?: Record<string, string> }): Promise<DriveResult> {
+  const client = poster(url, opts.connections, opts.headers);
   const deadline = Date.now() + opts.seconds * 1000;
   let requests = 0;
   let ok = 0;

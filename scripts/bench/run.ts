@@ -19,6 +19,7 @@ import { configWith } from '../../services/core/config/config';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../../test/support/processes';
 import { cpuSince, machineSpeedMs, stealSince, withChildren } from './cpu';
 import { poster, postLoop } from './http-driver';
+import { generateKey } from '../../services/core/tenancy/api-key';
 
 const ROOT = path.resolve(__dirname, '../..');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
@@ -85,8 +86,12 @@ async function flushRedis(): Promise<void> {
   await r.quit();
 }
 
+// Requests authenticate as a real client would (AUTH_MODE=keys, the default): the API installs the key at start.
+const BENCH_KEY = generateKey().key;
+const AUTH = { Authorization: `Bearer ${BENCH_KEY}` };
+
 function appEnv(dbUrl: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { POSTGRES_URL: dbUrl, REDIS_ADDR: redisAddr, REDIS_KEY_PREFIX: 'bench', LOG_LEVEL: 'info', ...extra };
+  return { POSTGRES_URL: dbUrl, REDIS_ADDR: redisAddr, REDIS_KEY_PREFIX: 'bench', LOG_LEVEL: 'info', BOOTSTRAP_ADMIN_KEY: BENCH_KEY, ...extra };
 }
 
 function rssMb(pid: number): number {
@@ -201,10 +206,10 @@ async function withApi<T>(dbUrl: string, fn: (url: string, api: ChildHandle) => 
 /** Target 2: single POST /tasks at 50 connections, against a bare express route; and the batch endpoint. */
 async function accept(): Promise<Record<string, number>> {
   await flushRedis();
-  const ours = await withApi(await freshDatabase(), (url) => postLoop(`${url}/tasks`, { connections: 50, seconds: 10, body: () => '{"type":"noop"}' }));
-  const bare = await withApi(await freshDatabase(), (url) => postLoop(`${url}/tasks`, { connections: 50, seconds: 10, body: () => '{"type":"noop"}' }), 'scripts/bench/bare-express.js');
+  const ours = await withApi(await freshDatabase(), (url) => postLoop(`${url}/tasks`, { connections: 50, seconds: 10, body: () => '{"type":"noop"}', headers: AUTH }));
+  const bare = await withApi(await freshDatabase(), (url) => postLoop(`${url}/tasks`, { connections: 50, seconds: 10, body: () => '{"type":"noop"}', headers: AUTH }), 'scripts/bench/bare-express.js');
   const batchBody = JSON.stringify({ tasks: Array.from({ length: 1000 }, () => ({ type: 'noop' })) });
-  const batch = await withApi(await freshDatabase(), (url) => postLoop(`${url}/tasks/batch`, { connections: 4, seconds: 10, body: () => batchBody }));
+  const batch = await withApi(await freshDatabase(), (url) => postLoop(`${url}/tasks/batch`, { connections: 4, seconds: 10, body: () => batchBody, headers: AUTH }));
   return {
     singlePerSecond: ours.perSecond,
     singleP99Ms: ours.latencyMs.p99,
@@ -240,7 +245,7 @@ async function burst(): Promise<Record<string, number>> {
   ];
   const pool = new Pool({ connectionString: dbUrl, max: 2 });
   const result = await withApi(dbUrl, async (url, api) => {
-    const client = poster(`${url}/tasks`, 16);
+    const client = poster(`${url}/tasks`, 16, AUTH);
     const send = async (bodies: string[]) => {
       let next = 0;
       await Promise.all(
@@ -315,7 +320,7 @@ async function latency(halfRate: number): Promise<Record<string, number>> {
   const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
   const result = await withApi(dbUrl, async (url) => {
     // An open loop: a request goes out when due, on any free one of 64 keep-alive connections.
-    const client = poster(`${url}/tasks`, 64);
+    const client = poster(`${url}/tasks`, 64, AUTH);
     const post = () => client.post('{"type":"noop"}');
     const idleSince = new Date();
     for (let i = 0; i < 200; i++) {

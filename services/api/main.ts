@@ -9,6 +9,8 @@ import { apiMetrics, createRegistry, evictionPolicyGauge, queueGauges } from '..
 import { startMetricsServer } from '../core/observability/metrics-server';
 import { RedisQueue } from '../core/queue/redis-queue';
 import { createApp } from './app';
+import { Authenticator } from './auth/authenticator';
+import { ensureBootstrapKey } from './auth/bootstrap-key';
 import { apiReadiness, createReadinessPool } from './readiness';
 import { startServer } from './server';
 
@@ -28,7 +30,12 @@ async function main(): Promise<void> {
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
   const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry });
 
+  const auth = new Authenticator(pool, { mode: cfg.AUTH_MODE, cacheMs: cfg.AUTH_CACHE_MS, log, onFailure: (reason) => metrics.authFailures.inc({ reason }) });
+  if (cfg.AUTH_MODE === 'off') log.warn('AUTH_MODE=off: every request acts as the tenant "default" with every scope; do not expose this API');
+  if (cfg.BOOTSTRAP_ADMIN_KEY) await ensureBootstrapKey(pool, cfg.BOOTSTRAP_ADMIN_KEY, log);
+
   const app = createApp({
+    auth,
     pool,
     queue,
     log,
@@ -60,6 +67,7 @@ async function main(): Promise<void> {
       await Promise.all([server.stop(), metricsServer.close()]);
       // Answered requests whose tasks are still on their way to Redis get there first.
       await app.settled();
+      await auth.close();
       await Promise.all([pool.end(), readinessPool.end(), queue.close()]);
     },
     cfg.SHUTDOWN_GRACE_MS,

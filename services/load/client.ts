@@ -205,7 +205,7 @@ export function startSending(opts: LoadOptions, runId: string): Sender {
       const t = plan.at(i);
       tasks.push(opts.idempotency && opts.batch !== null ? { ...t.body, idempotency_key: `load-${runId}-${i}` } : t.body);
     }
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {};
     if (opts.idempotency && opts.batch === null) headers['idempotency-key'] = `load-${runId}-${from}`;
     const path = opts.batch === null ? '/tasks' : '/tasks/batch';
     const body = JSON.stringify(opts.batch === null ? tasks[0] : { tasks });

@@ -50,6 +50,8 @@ export interface LoadOptions {
   json: boolean;
   report: string | null;
   pgUrl: string;
+  /** Sent as `Authorization: Bearer <key>`; empty: no header (an API with AUTH_MODE=off). */
+  apiKey: string;
   timeoutMs: number;
   /** Task slots per worker (their WORKER_POOL), only for the Workers × Slots column. */
   slots: number | null;
@@ -89,6 +91,7 @@ export const FLAGS: FlagSpec[] = [
   { name: 'wait', kind: 'bool', def: 'false', usage: 'after sending, wait (polling Postgres) until every accepted task is succeeded or dead' },
   { name: 'json', kind: 'bool', def: 'false', usage: 'print the result as one JSON object on stdout instead of the table' },
   { name: 'report', kind: 'string', usage: 'write a self-contained HTML report (inline SVG charts) to this file' },
+  { name: 'api-key', kind: 'string', def: '$API_KEY', usage: 'API key sent as Authorization: Bearer (needs the scope tasks:write)' },
   { name: 'pg', kind: 'string', def: '$POSTGRES_URL, else ' + DEFAULT_PG_URL, usage: 'Postgres URL for the summary and -wait' },
   { name: 'timeout', kind: 'duration', min: 1, def: '10m', usage: 'longest -wait' },
   { name: 'slots', kind: 'int', min: 1, max: 100000, usage: "task slots per worker (their WORKER_POOL), for the Workers × Slots column; '?' without it" },
@@ -256,6 +259,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     json: (v.get('json') as boolean | undefined) ?? false,
     report: (v.get('report') as string | undefined) ?? null,
     pgUrl: (v.get('pg') as string | undefined) ?? (env.POSTGRES_URL || DEFAULT_PG_URL),
+    apiKey: (v.get('api-key') as string | undefined) ?? env.API_KEY ?? '',
     timeoutMs: (v.get('timeout') as number | undefined) ?? 600_000,
     slots: (v.get('slots') as number | undefined) ?? null,
     seed: int('seed', 1),

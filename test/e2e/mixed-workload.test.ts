@@ -6,6 +6,7 @@ import { Pool } from 'pg';
 import { PRIORITIES } from '../../services/core/tasks/priority';
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
+import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
 
 interface Planned {
   body: Record<string, unknown>;
@@ -54,7 +55,7 @@ it('runs 1,000 mixed tasks to their expected final states', async () => {
     RETRY_JITTER_MS: '20',
     RETRY_SCAN_INTERVAL_MS: '25',
   };
-  children.push(await spawnService('dist/services/api/main.js', { ...env, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
+  children.push(await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
   for (let w = 0; w < 2; w++) {
     children.push(await spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '16', METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
   }
@@ -67,7 +68,7 @@ it('runs 1,000 mixed tasks to their expected final states', async () => {
     Array.from({ length: 16 }, async () => {
       while (next < planned.length) {
         const i = next++;
-        const res = await fetch(`http://127.0.0.1:${apiPort}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(planned[i]!.body) });
+        const res = await fetch(`http://127.0.0.1:${apiPort}/tasks`, { method: 'POST', headers: { ...AUTH_HEADER, 'content-type': 'application/json' }, body: JSON.stringify(planned[i]!.body) });
         expect(res.status).toBe(201);
         ids[i] = ((await res.json()) as { id: string }).id;
       }

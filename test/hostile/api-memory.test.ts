@@ -9,6 +9,7 @@ import { Pool } from 'pg';
 import { freePort, killAllChildren, spawnService, type ChildHandle } from '../support/processes';
 import { waitFor } from '../support/stack';
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
+import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
 
 const CONCURRENT = 150;
 const PAYLOAD_CHARS = 900_000;
@@ -34,7 +35,7 @@ afterAll(async () => {
 it('an api with a 96 MB heap takes 150 concurrent 900 KB submissions, twice over, and stays up; a worker with 96 MB runs them', async () => {
   const env = { POSTGRES_URL: db.url, REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: uniqueRedisPrefix('apimem'), LOG_LEVEL: 'info' };
   const port = await freePort();
-  api = await spawnService('dist/services/api/main.js', { ...env, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }, { nodeArgs: ['--max-old-space-size=96'] });
+  api = await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }, { nodeArgs: ['--max-old-space-size=96'] });
   let exited = false;
   void api.exited.then(() => (exited = true));
   const url = `http://127.0.0.1:${port}`;
@@ -43,7 +44,7 @@ it('an api with a 96 MB heap takes 150 concurrent 900 KB submissions, twice over
   const statuses: number[] = [];
 
   const send = async (path: string, body: string) => {
-    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { ...AUTH_HEADER, 'content-type': 'application/json' }, body });
     statuses.push(res.status);
     if (res.status === 503) {
       expect(res.headers.get('retry-after')).toBeTruthy();
@@ -64,7 +65,7 @@ it('an api with a 96 MB heap takes 150 concurrent 900 KB submissions, twice over
   expect(rows.map((r) => r.id).sort()).toEqual([...created].sort());
 
   // The API still answers normally afterwards.
-  const res = await fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
+  const res = await fetch(`${url}/tasks`, { method: 'POST', headers: { ...AUTH_HEADER, 'content-type': 'application/json' }, body: '{"type":"noop"}' });
   expect(res.status).toBe(201);
 
   worker = await spawnService('dist/services/worker/main.js', { ...env, METRICS_ADDR: `127.0.0.1:${await freePort()}`, WORKER_POOL: '4' }, { nodeArgs: ['--max-old-space-size=96'] });

@@ -175,6 +175,8 @@ describe('the api process, LOG_LEVEL=debug', () => {
       API_ADDR: `127.0.0.1:${port}`,
       METRICS_ADDR: `127.0.0.1:${await freePort()}`,
       LOG_LEVEL: 'debug',
+      // Its requests carry the marker as their bearer token: they must reach the routes' error paths.
+      AUTH_MODE: 'off',
     });
   });
 

@@ -33,10 +33,16 @@ describe('defaults', () => {
       json: false,
       report: null,
       pgUrl: DEFAULT_PG_URL,
+      apiKey: '',
       timeoutMs: 600_000,
       slots: null,
       seed: 1,
     });
+  });
+
+  it('-api-key defaults to API_KEY', () => {
+    expect(parseFlags([], { API_KEY: 'tsk_env' }).apiKey).toBe('tsk_env');
+    expect(parseFlags(['-api-key', 'tsk_flag'], { API_KEY: 'tsk_env' }).apiKey).toBe('tsk_flag');
   });
 
   it('-pg defaults to POSTGRES_URL when set', () => {

@@ -11,6 +11,7 @@ import { Pool } from 'pg';
 import type { LoadResult } from '../../services/load/result';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
 import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
+import { AUTH_ENV, TEST_KEY } from '../support/auth';
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
 const LOAD = path.join(REPO_ROOT, 'dist/services/load/main.js');
@@ -38,7 +39,7 @@ beforeAll(async () => {
   };
   apiUrl = `http://127.0.0.1:${apiPort}`;
   const [api, worker] = await Promise.all([
-    spawnService('dist/services/api/main.js', { ...env, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }),
+    spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }),
     spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '12', METRICS_ADDR: `127.0.0.1:${await freePort()}` }),
   ]);
   children.push(api, worker);
@@ -62,7 +63,7 @@ interface LoadRun {
 /** Runs the built load generator; `whileRunning` may signal it. Killed after timeoutMs. */
 function runLoad(args: string[], opts: { timeoutMs?: number; whileRunning?: (pid: number, stderr: () => string) => void } = {}): Promise<LoadRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [LOAD, ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [LOAD, ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', API_KEY: TEST_KEY }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

@@ -21,6 +21,7 @@ import { PRIORITIES, type Priority } from '../../services/core/tasks/priority';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { allRules, dashboardExprs, ensurePrometheusTools, ruleFiles, substituteVariables } from './observability-support';
+import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
 
 const WORKER_POOL = 4;
 const WORKERS = 2;
@@ -75,7 +76,7 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined | 
 }
 
 async function postTask(body: Record<string, unknown>): Promise<string> {
-  const res = await fetch(`${apiUrl}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${apiUrl}/tasks`, { method: 'POST', headers: { ...AUTH_HEADER, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   if (res.status !== 201) throw new Error(`POST /tasks ${JSON.stringify(body)} → ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
 }
@@ -179,7 +180,7 @@ beforeAll(async () => {
     apiMetrics.push(addr);
     // Tasks go to the first replica; the second only serves metrics, as an idle replica would.
     if (a === 0) apiUrl = `http://127.0.0.1:${apiPort}`;
-    children.push(await spawnService('dist/services/api/main.js', { ...env, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: addr }));
+    children.push(await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: addr }));
   }
   const workerMetrics: string[] = [];
   for (let w = 0; w < WORKERS; w++) {

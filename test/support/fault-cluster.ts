@@ -11,6 +11,7 @@ import { Client } from 'pg';
 import { migrate } from '../../services/migrator/migrate';
 import { parseEnvFile } from './global-setup';
 import { ChildHandle, freePort, spawnService } from './processes';
+import { AUTH_ENV } from './auth';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PROFILE = 'fault';
@@ -74,7 +75,7 @@ export class ServiceSet {
 
   async startApi(): Promise<void> {
     this.apiPort ||= await freePort();
-    this.api = await spawnService('dist/services/api/main.js', { ...this.env, API_ADDR: `127.0.0.1:${this.apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` });
+    this.api = await spawnService('dist/services/api/main.js', { ...this.env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${this.apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` });
   }
 
   async startWorker(extra: Record<string, string> = {}): Promise<ChildHandle> {

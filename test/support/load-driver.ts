@@ -4,6 +4,7 @@
  * client would. A task counts as accepted once any attempt got 201 or 200.
  */
 import { PRIORITIES } from '../../services/core/tasks/priority';
+import { AUTH_HEADER } from './auth';
 
 export interface PlannedTask {
   key: string;
@@ -45,7 +46,7 @@ export async function drive(
       try {
         const res = await fetch(`${url()}/tasks`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': p.key },
+          headers: { ...AUTH_HEADER, 'content-type': 'application/json', 'idempotency-key': p.key },
           body: JSON.stringify(p.body),
           signal: AbortSignal.timeout(10_000),
         });

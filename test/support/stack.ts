@@ -13,6 +13,7 @@ import type { Logger } from '../../services/core/observability/logger';
 import { apiMetrics, ApiMetrics, createRegistry, workerMetrics, WorkerMetrics } from '../../services/core/observability/metrics';
 import { RedisQueue } from '../../services/core/queue/redis-queue';
 import { createApp } from '../../services/api/app';
+import type { Authenticator } from '../../services/api/auth/authenticator';
 import { RunningServer, startServer } from '../../services/api/server';
 import { defaultHandlers, Handler } from '../../services/worker/handlers';
 import { Worker } from '../../services/worker/worker';
@@ -68,10 +69,12 @@ export function startWorker(stack: Stack, opts: { handlers?: Record<string, Hand
   return { worker, metrics, registry };
 }
 
-export async function startApi(stack: Stack, queue = stack.queue): Promise<{ url: string; server: RunningServer; metrics: ApiMetrics; registry: Registry }> {
+/** An API on a free port; `auth` (e.g. AUTH_MODE=keys) defaults to AUTH_MODE=off. */
+export async function startApi(stack: Stack, queue = stack.queue, auth?: Authenticator): Promise<{ url: string; server: RunningServer; metrics: ApiMetrics; registry: Registry }> {
   const registry = createRegistry('api');
   const metrics = apiMetrics(registry);
   const app = createApp({
+    auth,
     pool: stack.pool,
     queue,
     log: silentLog,

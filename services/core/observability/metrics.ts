@@ -22,6 +22,12 @@ export type ApiMetrics = ReturnType<typeof apiMetrics>;
 export function apiMetrics(registry: Registry) {
   return {
     enqueued: new Counter({ name: 'tasks_enqueued_total', help: 'Tasks accepted and queued (idempotent replays not counted).', registers: [registry] }),
+    authFailures: new Counter({
+      name: 'auth_failures_total',
+      help: 'Requests refused with 401, by reason: missing (no bearer key), malformed, unknown, revoked_or_expired.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     httpRequests: new Counter({
       name: 'http_requests_total',
       help: 'HTTP requests served, by route template, method and status code.',

@@ -1,0 +1,128 @@
+/** The operator CLI against a real Postgres: keys and tenants, exit statuses, nothing half-written. */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { Pool } from 'pg';
+import { runCli } from '../../services/cli/main';
+import { hashKey } from '../../services/core/tenancy/api-key';
+import { createTestDatabase, TestDatabase } from '../support/test-env';
+
+let db: TestDatabase;
+let pool: Pool;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  pool = new Pool({ connectionString: db.url, max: 2 });
+});
+afterAll(async () => {
+  await pool.end();
+  await db.drop();
+});
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCli(argv, { POSTGRES_URL: db.url }, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+const count = async (table: string) => (await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+
+describe('keys', () => {
+  it('create prints the key once and stores only its hash; creates the tenant', async () => {
+    const r = await cli('keys', 'create', '--tenant', 'acme', '--scopes', 'tasks:write,tasks:read', '--expires-in', '30d', '--json');
+    expect(r.code).toBe(0);
+    const made = JSON.parse(r.out) as { id: string; tenant: string; scopes: string[]; key: string; expires_at: string };
+    expect(made).toMatchObject({ tenant: 'acme', scopes: ['tasks:write', 'tasks:read'] });
+    expect(made.key).toMatch(/^tsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+    expect(made.key.slice(4, 20)).toBe(made.id);
+    expect(Date.parse(made.expires_at) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    const { rows } = await pool.query('SELECT secret_hash, row_to_json(k)::text AS text FROM api_keys k WHERE id = $1', [made.id]);
+    expect(rows[0].secret_hash.equals(hashKey(made.key))).toBe(true);
+    expect(rows[0].text).not.toContain(made.key.slice(21));
+    expect((await pool.query("SELECT 1 FROM tenants WHERE name = 'acme'")).rowCount).toBe(1);
+
+    const plain = await cli('keys', 'create', '--tenant', 'acme', '--scopes', 'admin');
+    expect(plain.code).toBe(0);
+    expect(plain.out).toMatch(/^tsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}\n$/);
+    expect(plain.err).toMatch(/shown only this once/);
+  });
+
+  it('list shows keys without secrets, by tenant; revoke is idempotent', async () => {
+    const made = JSON.parse((await cli('keys', 'create', '--tenant', 'listing', '--scopes', 'tasks:read', '--json')).out) as { id: string; key: string };
+    const listed = JSON.parse((await cli('keys', 'list', '--tenant', 'listing', '--json')).out) as { id: string; revoked_at: string | null }[];
+    expect(listed.map((k) => k.id)).toEqual([made.id]);
+    expect(JSON.stringify(listed)).not.toContain(made.key.slice(21));
+    const table = await cli('keys', 'list');
+    expect(table.out).toMatch(/^ID\s+TENANT\s+SCOPES/);
+    expect(table.out).toContain(made.id);
+    expect((await cli('keys', 'revoke', made.id)).code).toBe(0);
+    const first = (await pool.query('SELECT revoked_at FROM api_keys WHERE id = $1', [made.id])).rows[0].revoked_at as Date;
+    expect((await cli('keys', 'revoke', made.id)).code).toBe(0);
+    expect((await pool.query('SELECT revoked_at FROM api_keys WHERE id = $1', [made.id])).rows[0].revoked_at).toEqual(first);
+    const missing = await cli('keys', 'revoke', '0123456789abcdef');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/no key with id 0123456789abcdef/);
+  });
+
+  it.each([
+    [['keys', 'create', '--scopes', 'tasks:read'], /--tenant is required/],
+    [['keys', 'create', '--tenant', 'x'], /--scopes is required/],
+    [['keys', 'create', '--tenant', 'Bad Name', '--scopes', 'tasks:read'], /--tenant must be/],
+    [['keys', 'create', '--tenant', 'x', '--scopes', 'tasks:read,root'], /unknown scope "root"/],
+    [['keys', 'create', '--tenant', 'x', '--scopes', 'tasks:read', '--expires-in', '30 days'], /--expires-in must be/],
+    [['keys', 'create', '--tenant', 'x', '--scopes', 'tasks:read', '--bogus'], /bogus/],
+    [['keys', 'revoke'], /missing the key ID/],
+    [['keys', 'revoke', 'nope'], /ID must be a key id/],
+    [['keys', 'rotate'], /unknown keys subcommand "rotate"/],
+    [['keys'], /keys needs a subcommand/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['tenants', 'set'], /missing the tenant NAME/],
+    [['tenants', 'set', 'x', '--weight', '0'], /--weight must be a whole number from 1 to 1000/],
+    [['tenants', 'set', 'x', '--rate-limit', '-5'], /--rate-limit/],
+    [['tenants', 'set', 'x', '--burst', '1.5'], /--burst must be a whole number/],
+    [['tenants', 'set', 'x', '--max-running'], /--max-running/],
+  ])('%j is a usage error (exit 2) that writes nothing', async (argv, message) => {
+    const before = [await count('api_keys'), await count('tenants')];
+    const r = await cli(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+    expect(r.err).toMatch(/usage: task-scheduler/);
+    expect([await count('api_keys'), await count('tenants')]).toEqual(before);
+  });
+});
+
+describe('tenants', () => {
+  it('set creates or updates only the given limits; "default" clears one; list shows them', async () => {
+    const r = await cli('tenants', 'set', 'noisy', '--rate-limit', '100', '--burst', '200', '--max-unfinished', '5000', '--max-running', '8', '--weight', '3', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ name: 'noisy', rate_limit: 100, burst: 200, max_unfinished: 5000, max_running: 8, weight: 3 });
+    expect(JSON.parse((await cli('tenants', 'set', 'noisy', '--weight', '5', '--rate-limit', 'default', '--json')).out)).toMatchObject({
+      rate_limit: null,
+      burst: 200,
+      max_unfinished: 5000,
+      max_running: 8,
+      weight: 5,
+    });
+    const listed = JSON.parse((await cli('tenants', 'list', '--json')).out) as { name: string }[];
+    expect(listed.map((t) => t.name)).toEqual(expect.arrayContaining(['default', 'noisy']));
+    expect((await cli('tenants', 'list')).out).toMatch(/^NAME\s+RATE_LIMIT/);
+  });
+
+  it('an unreachable Postgres is a failure (exit 1) naming the problem', async () => {
+    let err = '';
+    const code = await runCli(['tenants', 'list'], { POSTGRES_URL: 'postgres://nobody@127.0.0.1:1/none' }, { out: () => undefined, err: (t) => (err += t) });
+    expect(code).toBe(1);
+    expect(err).toMatch(/ECONNREFUSED|connect/);
+  });
+});
+
+it('runs as the built bin entry (npm run -s cli)', async () => {
+  const main = path.resolve(__dirname, '../../dist/services/cli/main.js');
+  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [main, 'tenants', 'list', '--json'], { env: { PATH: process.env.PATH, POSTGRES_URL: db.url } }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+  expect(out.code).toBe(0);
+  expect((JSON.parse(out.stdout) as { name: string }[]).map((t) => t.name)).toContain('default');
+  const usage = await new Promise<number>((resolve) => execFile(process.execPath, [main, 'keys', 'create'], { env: { PATH: process.env.PATH } }, (error) => resolve(Number(error?.code ?? 0))));
+  expect(usage).toBe(2);
+});
