@@ -50,7 +50,8 @@ describe('authentication', () => {
     const good = await key('acme', ['tasks:write', 'tasks:read']);
     const wrongSecret = `${good.slice(0, 21)}${'A'.repeat(43)}`;
     const unknown = `tsk_0123456789abcdef_${'B'.repeat(43)}`;
-    for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, bearer('not-a-key'), bearer(unknown), bearer(wrongSecret), { authorization: `Bearer ${good}x` }]) {
+    const variants: Record<string, string>[] = [{}, { authorization: 'Basic dXNlcjpwYXNz' }, bearer('not-a-key'), bearer(unknown), bearer(wrongSecret), { authorization: `Bearer ${good}x` }];
+    for (const headers of variants) {
       const secret = headers.authorization?.split(' ')[1];
       await expectUnauthorized(await post('/tasks', { type: 'noop' }, headers), secret);
       await expectUnauthorized(await post('/tasks/batch', { tasks: [{ type: 'noop' }] }, headers), secret);
@@ -81,7 +82,7 @@ describe('authentication', () => {
     const writeOnly = await key('acme', ['tasks:write']);
     const p1 = await post('/tasks', { type: 'noop' }, bearer(readOnly));
     expect(p1.status).toBe(403);
-    expect((await p1.json()).detail).toMatch(/tasks:write/);
+    expect(((await p1.json()) as { detail: string }).detail).toMatch(/tasks:write/);
     expect((await post('/tasks/batch', { tasks: [{ type: 'noop' }] }, bearer(readOnly))).status).toBe(403);
     const created = (await (await post('/tasks', { type: 'noop' }, bearer(writeOnly))).json()) as { id: string };
     expect((await get(`/tasks/${created.id}`, bearer(writeOnly))).status).toBe(403);
