@@ -41,6 +41,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Lua scripts are read at run time from beside the adapter's source path.
 COPY services/core/queue/lua ./services/core/queue/lua
+COPY services/core/tenancy/lua ./services/core/tenancy/lua
 COPY migrations ./migrations
 COPY scripts/node-heap-entrypoint.sh ./scripts/
 # Numeric, so Kubernetes can check runAsNonRoot; it owns nothing in the image.

@@ -25,6 +25,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Scope } from '../core/tenancy/api-key';
 import { Authenticator } from './auth/authenticator';
 import { actingAs, Principal, requireScope } from './auth/principal';
+import type { Admitted, RequestAdmission } from './limits/request-admission';
 
 export interface AppDeps {
   pool: Pool;
@@ -44,6 +45,8 @@ export interface AppDeps {
   readiness?: ReadinessCheck;
   /** Who a request is (main.ts: AUTH_MODE from the environment); default: AUTH_MODE=off, for tests. */
   auth?: Authenticator;
+  /** Tenant rate limits and quotas (main.ts); default: none. */
+  admission?: RequestAdmission;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -117,19 +120,33 @@ export function createApp(deps: AppDeps): ApiApp {
       refuse(err);
     }
   };
+  /** Admits n tasks of a tenant under its limits (429 otherwise); nothing to do without limits. */
+  const admitTasks = async (tenant: string, n: number): Promise<Admitted | undefined> => deps.admission?.admit(tenant, n);
+  /** Gives back, once the tasks are stored (or not), what those not created took from the tenant's quota. */
+  const settled = async <T>(admitted: Admitted | undefined, work: Promise<T>, created: (r: T) => number): Promise<T> => {
+    try {
+      const r = await work;
+      if (admitted) deps.admission!.settle(admitted, created(r));
+      return r;
+    } catch (err) {
+      if (admitted) deps.admission!.settle(admitted, 0);
+      throw err;
+    }
+  };
   /** POST /tasks after its body was parsed: validate, create (or replay), count. */
   const accept = async (principal: Principal, body: unknown, idempotencyKey: string | undefined): Promise<Accepted> => {
     const input = validateTaskInput(body, idempotencyKey, deps.defaultMaxRetries);
-    const result = await coalescer.submit(toSubmitRequest(principal.tenant, input));
+    const admitted = await admitTasks(principal.tenant, 1);
+    const result = await settled(admitted, coalescer.submit(toSubmitRequest(principal.tenant, input)), (r) => (r.kind === 'created' ? 1 : 0));
     if (result.kind === 'conflict') throw conflictFor(result.taskId);
     if (result.kind === 'created') deps.metrics.enqueued.inc();
-    return { status: result.kind === 'created' ? 201 : 200, task: result.task };
+    return { status: result.kind === 'created' ? 201 : 200, task: result.task, headers: admitted?.headers };
   };
 
   // The common case never gets here (see fast-submit.ts); bodies it leaves to express do.
   app.post('/tasks', authorized('tasks:write'), requireJson, admit, raw, async (req, res) => {
     const accepted = await accept(res.locals.principal as Principal, parseTaskBody(bodyOf(req), limits), req.get('Idempotency-Key'));
-    res.status(accepted.status).location(`/tasks/${accepted.task.id}`).json(taskToJson(accepted.task));
+    res.status(accepted.status).set(accepted.headers ?? {}).location(`/tasks/${accepted.task.id}`).json(taskToJson(accepted.task));
   });
 
   // Up to MAX_BATCH tasks; each is validated, deduplicated and created on its own, and gets its own
@@ -149,7 +166,10 @@ export function createApp(deps: AppDeps): ApiApp {
       }
     });
     const valid = parsed.flatMap((p) => (p.input ? [p.input] : []));
-    const submitted = valid.length > 0 ? await submitTasks(deps, valid.map((v) => toSubmitRequest(principal.tenant, v))) : [];
+    // A batch is admitted whole or refused whole (429) under the tenant's limits.
+    const admitted = valid.length > 0 ? await admitTasks(principal.tenant, valid.length) : undefined;
+    const submitted =
+      valid.length > 0 ? await settled(admitted, submitTasks(deps, valid.map((v) => toSubmitRequest(principal.tenant, v))), (rs) => rs.filter((r) => r.kind === 'created').length) : [];
     let next = 0;
     const results = parsed.map((p) => {
       if (p.error) return { status: p.error.status, error: p.error.body() };
@@ -161,7 +181,7 @@ export function createApp(deps: AppDeps): ApiApp {
       return { status: r.kind === 'created' ? 201 : 200, task: taskToJson(r.task) };
     });
     deps.metrics.enqueued.inc(results.filter((r) => r.status === 201).length);
-    res.status(200).json({ results });
+    res.status(200).set(admitted?.headers ?? {}).json({ results });
   });
 
   // /tasks/batch is a path of its own (POST only): a GET there gets 405, not "id must be a UUID".

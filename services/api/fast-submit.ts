@@ -23,6 +23,8 @@ import type { Principal } from './auth/principal';
 export interface Accepted {
   status: 200 | 201;
   task: TaskRow;
+  /** Sent with the answer (the tenant's RateLimit headers). */
+  headers?: Record<string, string>;
 }
 
 export interface FastSubmitDeps {
@@ -113,7 +115,7 @@ export function fastSubmit(deps: FastSubmitDeps): (req: IncomingMessage, res: Se
         return deps.accept(p, deps.parse(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)), Array.isArray(key) ? key.join(', ') : key);
       };
       Promise.resolve(principal).then(submit).then(
-        (a) => finish(a.status, { 'Content-Type': JSON_TYPE, Location: `/tasks/${a.task.id}` }, JSON.stringify(taskToJson(a.task))),
+        (a) => finish(a.status, { ...a.headers, 'Content-Type': JSON_TYPE, Location: `/tasks/${a.task.id}` }, JSON.stringify(taskToJson(a.task))),
         fail,
       );
     });

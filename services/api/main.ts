@@ -11,6 +11,11 @@ import { RedisQueue } from '../core/queue/redis-queue';
 import { createApp } from './app';
 import { Authenticator } from './auth/authenticator';
 import { ensureBootstrapKey } from './auth/bootstrap-key';
+import { RequestAdmission } from './limits/request-admission';
+import { UnfinishedTrueUp } from './limits/unfinished-true-up';
+import { TenantAdmission } from '../core/tenancy/admission';
+import { TenantCache } from '../core/tenancy/tenant-cache';
+import { TenantLabels } from '../core/observability/tenant-labels';
 import { apiReadiness, createReadinessPool } from './readiness';
 import { startServer } from './server';
 
@@ -34,8 +39,21 @@ async function main(): Promise<void> {
   if (cfg.AUTH_MODE === 'off') log.warn('AUTH_MODE=off: every request acts as the tenant "default" with every scope; do not expose this API');
   if (cfg.BOOTSTRAP_ADMIN_KEY) await ensureBootstrapKey(pool, cfg.BOOTSTRAP_ADMIN_KEY, log);
 
+  // Limits apply within a second of `tenants set`; unfinished counts are trued up from Postgres as often.
+  const tenantAdmission = new TenantAdmission(redis, cfg.REDIS_KEY_PREFIX);
+  const admission = new RequestAdmission({
+    cache: new TenantCache(pool, 1000),
+    admission: tenantAdmission,
+    env: cfg,
+    log,
+    metrics,
+    tenantLabels: new TenantLabels(cfg.TENANT_METRICS_LIMIT),
+  });
+  const trueUp = new UnfinishedTrueUp({ pool, admission: tenantAdmission, lock: queue, envCap: cfg.TENANT_MAX_UNFINISHED }, 1000, log);
+
   const app = createApp({
     auth,
+    admission,
     pool,
     queue,
     log,
@@ -59,6 +77,7 @@ async function main(): Promise<void> {
     maxConnections: cfg.HTTP_MAX_CONNECTIONS,
   });
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
+  trueUp.start();
   log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 
   exitOnSignals(
@@ -67,6 +86,7 @@ async function main(): Promise<void> {
       await Promise.all([server.stop(), metricsServer.close()]);
       // Answered requests whose tasks are still on their way to Redis get there first.
       await app.settled();
+      await trueUp.stop();
       await auth.close();
       await Promise.all([pool.end(), readinessPool.end(), queue.close()]);
     },

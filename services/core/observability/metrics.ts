@@ -22,6 +22,18 @@ export type ApiMetrics = ReturnType<typeof apiMetrics>;
 export function apiMetrics(registry: Registry) {
   return {
     enqueued: new Counter({ name: 'tasks_enqueued_total', help: 'Tasks accepted and queued (idempotent replays not counted).', registers: [registry] }),
+    rateLimited: new Counter({
+      name: 'tasks_rate_limited_total',
+      help: 'Tasks refused with 429 by their tenant\'s rate limit (a refused batch counts each task), by tenant (bounded: TENANT_METRICS_LIMIT, then _other).',
+      labelNames: ['tenant'] as const,
+      registers: [registry],
+    }),
+    quotaRefused: new Counter({
+      name: 'tasks_quota_refused_total',
+      help: 'Tasks refused with 429 by a tenant quota, by tenant (bounded as above) and quota (max_unfinished).',
+      labelNames: ['tenant', 'quota'] as const,
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'auth_failures_total',
       help: 'Requests refused with 401, by reason: missing (no bearer key), malformed, unknown, revoked_or_expired.',

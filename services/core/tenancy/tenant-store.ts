@@ -32,3 +32,17 @@ export async function getTenants(db: Pool | PoolClient, names: string[]): Promis
   const { rows } = await db.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE name = ANY($1::text[])`, [names]);
   return rows;
 }
+
+/** Unfinished tasks per tenant (tenants with none are absent); walks the unfinished-tasks index. */
+export async function countUnfinished(db: Pool | PoolClient): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ tenant: string; n: number }>(
+    `SELECT tenant, count(*)::int AS n FROM tasks WHERE status IN ('queued', 'running', 'retrying') GROUP BY tenant`,
+  );
+  return new Map(rows.map((r) => [r.tenant, r.n]));
+}
+
+/** Whether any tenant has an unfinished-task cap of its own. */
+export async function anyUnfinishedCap(db: Pool | PoolClient): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM tenants WHERE max_unfinished > 0 LIMIT 1');
+  return rows.length > 0;
+}

@@ -1,0 +1,96 @@
+/**
+ * What a submission costs its tenant: the tenant's limits (its row, else TENANT_*), checked and
+ * consumed in Redis before anything is written (a batch is admitted whole or refused whole), with
+ * the draft IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers-08) on the answer. A tenant
+ * without limits costs no Redis call. While Redis is unreachable limits are not enforced (tasks
+ * are still accepted into Postgres, as without limits): logged, at most every 10 s.
+ */
+import type { Logger } from '../../core/observability/logger';
+import type { ApiMetrics } from '../../core/observability/metrics';
+import { TenantLabels } from '../../core/observability/tenant-labels';
+import type { Admission, TenantAdmission } from '../../core/tenancy/admission';
+import { effectiveLimits, isUnlimited, LimitDefaults, TenantLimits } from '../../core/tenancy/limits';
+import type { TenantCache } from '../../core/tenancy/tenant-cache';
+import type { TenantRow } from '../../core/tenancy/tenant';
+import { ProblemError } from '../problem';
+
+/** An admission to report on the answer, and to settle once the tasks are stored. */
+export interface Admitted {
+  headers: Record<string, string>;
+  /** Places taken under the unfinished cap (to give back for tasks not created). */
+  counted: number;
+  tenant: string;
+}
+
+const FREE: Admitted = { headers: {}, counted: 0, tenant: '' };
+
+export interface RequestAdmissionDeps {
+  cache: TenantCache;
+  admission: TenantAdmission;
+  env: LimitDefaults;
+  log: Logger;
+  metrics: Pick<ApiMetrics, 'rateLimited' | 'quotaRefused'>;
+  tenantLabels: TenantLabels;
+}
+
+export class RequestAdmission {
+  private warnedAt = 0;
+
+  constructor(private readonly deps: RequestAdmissionDeps) {}
+
+  /** Admits `n` tasks of `tenant`, or throws 429; synchronous for a tenant without limits (cached). */
+  admit(tenant: string, n: number): Admitted | Promise<Admitted> {
+    const row = this.deps.cache.get(tenant);
+    if (row instanceof Promise) return row.then((r) => this.admitWith(tenant, n, r));
+    return this.admitWith(tenant, n, row);
+  }
+
+  /** Gives back what tasks that were not created took (replays, conflicts, failures). */
+  settle(a: Admitted, created: number): void {
+    const unused = a.counted > 0 ? a.counted - created : 0;
+    if (unused > 0) this.deps.admission.release(a.tenant, unused).catch((err: unknown) => this.warn(err));
+  }
+
+  private admitWith(tenant: string, n: number, row: TenantRow | undefined): Admitted | Promise<Admitted> {
+    const limits = effectiveLimits(row, this.deps.env);
+    if (isUnlimited(limits)) return FREE;
+    return this.deps.admission.admit(tenant, n, limits).then(
+      (a) => this.answer(tenant, n, limits, a),
+      (err: unknown) => {
+        this.warn(err);
+        return FREE;
+      },
+    );
+  }
+
+  private answer(tenant: string, n: number, l: TenantLimits, a: Admission): Admitted {
+    const headers: Record<string, string> = {};
+    if (l.rate > 0) headers['RateLimit-Policy'] = `"tasks";q=${l.burst};w=${Math.max(1, Math.ceil(l.burst / l.rate))}`;
+    if (a.admitted) {
+      if (l.rate > 0) headers.RateLimit = `"tasks";r=${a.tokensLeft};t=${Math.ceil(a.msUntilFull / 1000)}`;
+      return { headers, counted: l.maxUnfinished > 0 ? n : 0, tenant };
+    }
+    const label = this.deps.tenantLabels.of(tenant);
+    switch (a.reason) {
+      case 'rate': {
+        this.deps.metrics.rateLimited.inc({ tenant: label }, n);
+        const retryS = Math.max(1, Math.ceil(a.retryAfterMs / 1000));
+        headers.RateLimit = `"tasks";r=${a.tokens};t=${retryS}`;
+        headers['Retry-After'] = String(retryS);
+        throw new ProblemError(429, 'Too many requests', `tenant ${tenant} may submit ${l.rate} tasks per second (burst ${l.burst}); ${n} more fit in ${retryS} s`, [{ field: 'rate_limit', message: `${l.rate} tasks per second, burst ${l.burst}` }], headers);
+      }
+      case 'burst':
+        this.deps.metrics.rateLimited.inc({ tenant: label }, n);
+        throw new ProblemError(429, 'Too many requests', `a request of ${n} tasks exceeds tenant ${tenant}'s burst of ${a.burst}; send at most ${a.burst} tasks per request`, [{ field: 'burst', message: `at most ${a.burst} tasks per request` }], headers);
+      case 'quota':
+        this.deps.metrics.quotaRefused.inc({ tenant: label, quota: 'max_unfinished' }, n);
+        throw new ProblemError(429, 'Quota exceeded', `tenant ${tenant} has ${a.unfinished} unfinished tasks; max_unfinished is ${l.maxUnfinished}`, [{ field: 'max_unfinished', message: `at most ${l.maxUnfinished} unfinished tasks` }], { ...headers, 'Retry-After': '1' });
+    }
+  }
+
+  private warn(err: unknown): void {
+    if (Date.now() - this.warnedAt < 10_000) return;
+    this.warnedAt = Date.now();
+    this.deps.log.warn({ err }, 'tenant limits could not be checked in Redis; admitting without them');
+  }
+}

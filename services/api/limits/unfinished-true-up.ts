@@ -1,0 +1,42 @@
+/**
+ * Keeps the unfinished-task counts of admission.ts close to Postgres: one API replica at a time
+ * (a Redis leader lock) counts unfinished tasks per tenant every interval, while any tenant has a
+ * cap (TENANT_MAX_UNFINISHED or its own --max-unfinished). The count walks the unfinished-tasks
+ * index, so its cost grows with the backlog; the pass waits at least five times its own duration.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+import type { Logger } from '../../core/observability/logger';
+import { PeriodicService } from '../../core/service';
+import type { TenantAdmission } from '../../core/tenancy/admission';
+import { anyUnfinishedCap, countUnfinished } from '../../core/tenancy/tenant-store';
+
+export interface LeaderLock {
+  lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+}
+
+export class UnfinishedTrueUp extends PeriodicService<{ tenants: number } | null> {
+  private readonly owner = `api-${randomBytes(6).toString('hex')}`;
+  private pausedUntil = 0;
+
+  constructor(
+    private readonly deps: { pool: Pool; admission: TenantAdmission; lock: LeaderLock; envCap: number },
+    intervalMs: number,
+    log: Logger,
+  ) {
+    super('unfinished-true-up', intervalMs, log);
+  }
+
+  async runOnce(): Promise<{ tenants: number } | null> {
+    if (Date.now() < this.pausedUntil) return null;
+    if (!(await this.deps.lock.lock('unfinished-true-up', this.owner, this.intervalMs * 3))) return null;
+    if (this.deps.envCap === 0 && !(await anyUnfinishedCap(this.deps.pool))) return null;
+    const t0 = Date.now();
+    const before = await this.deps.admission.admittedCounters();
+    const counts = await countUnfinished(this.deps.pool);
+    await this.deps.admission.trueUp(counts, before);
+    const took = Date.now() - t0;
+    if (took * 5 > this.intervalMs) this.pausedUntil = Date.now() + took * 4;
+    return { tenants: counts.size };
+  }
+}

@@ -1,0 +1,33 @@
+-- admit: admit n tasks of a tenant, or none: a token bucket (tasks per second, with a burst) and
+-- a cap on unfinished tasks, checked and consumed together so any number of API replicas share them.
+-- KEYS: buckets (hash: <tenant>:t tokens, <tenant>:at ms), admitted (hash), unfinished base (hash),
+--       admitted at base (hash)
+-- ARGV: tenant, n, rate (per s, 0 = none), burst, maxUnfinished (0 = none)
+-- Returns: { 1, '', tokensLeft, msUntilFull } admitted;
+--          { 0, 'rate', tokens, msUntilEnough } / { 0, 'burst', burst, 0 } / { 0, 'quota', unfinished, 0 } refused.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tenant, n = ARGV[1], tonumber(ARGV[2])
+local rate, burst, maxUnfinished = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local tokens = burst
+if rate > 0 then
+  if n > burst then return { 0, 'burst', burst, 0 } end
+  local st = redis.call('HMGET', KEYS[1], tenant .. ':t', tenant .. ':at')
+  if st[1] then tokens = math.min(burst, tonumber(st[1]) + math.max(0, now - tonumber(st[2])) * rate / 1000) end
+  if tokens < n then return { 0, 'rate', math.floor(tokens), math.ceil((n - tokens) * 1000 / rate) } end
+end
+if maxUnfinished > 0 then
+  -- Unfinished = Postgres's count at the last true-up + what was admitted since (see admission.ts).
+  local admitted = tonumber(redis.call('HGET', KEYS[2], tenant) or '0')
+  local base = tonumber(redis.call('HGET', KEYS[3], tenant) or '0')
+  local admittedAtBase = tonumber(redis.call('HGET', KEYS[4], tenant) or '0')
+  local unfinished = math.max(0, base + admitted - admittedAtBase)
+  if unfinished + n > maxUnfinished then return { 0, 'quota', unfinished, 0 } end
+  redis.call('HINCRBY', KEYS[2], tenant, n)
+end
+if rate > 0 then
+  tokens = tokens - n
+  redis.call('HSET', KEYS[1], tenant .. ':t', tostring(tokens), tenant .. ':at', now)
+  return { 1, '', math.floor(tokens), math.ceil((burst - tokens) * 1000 / rate) }
+end
+return { 1, '', 0, 0 }

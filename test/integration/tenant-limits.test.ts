@@ -1,0 +1,174 @@
+/**
+ * Per-tenant rate limits and the unfinished-task cap, through the HTTP API against real Postgres
+ * and Redis: 429 with Retry-After and the RateLimit headers, whole batches admitted or refused,
+ * quota places given back by replays and by finished tasks (true-up), defaults from the environment.
+ */
+import type { Registry } from 'prom-client';
+import { RequestAdmission } from '../../services/api/limits/request-admission';
+import { UnfinishedTrueUp } from '../../services/api/limits/unfinished-true-up';
+import type { RunningServer } from '../../services/api/server';
+import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
+import { TenantLabels } from '../../services/core/observability/tenant-labels';
+import { TenantAdmission } from '../../services/core/tenancy/admission';
+import type { LimitDefaults } from '../../services/core/tenancy/limits';
+import { TenantCache } from '../../services/core/tenancy/tenant-cache';
+import { setTenant } from '../../services/core/tenancy/tenant-store';
+import { createApp } from '../../services/api/app';
+import { startServer } from '../../services/api/server';
+import { Authenticator } from '../../services/api/auth/authenticator';
+import { createKey } from '../../services/core/tenancy/key-store';
+import { createStack, silentLog, Stack } from '../support/stack';
+
+let stack: Stack;
+let server: RunningServer;
+let url: string;
+let registry: Registry;
+let trueUp: UnfinishedTrueUp;
+let auth: Authenticator;
+const env: LimitDefaults = { TENANT_RATE_LIMIT: 0, TENANT_BURST: 0, TENANT_MAX_UNFINISHED: 0 };
+const keys = new Map<string, string>();
+
+beforeAll(async () => {
+  stack = await createStack();
+  registry = createRegistry('api');
+  const metrics = apiMetrics(registry);
+  const tenantAdmission = new TenantAdmission(stack.redis, stack.cfg.REDIS_KEY_PREFIX);
+  // A cache that re-reads at once, so a changed limit applies to the next request.
+  const admission = new RequestAdmission({ cache: new TenantCache(stack.pool, 0), admission: tenantAdmission, env, log: silentLog, metrics, tenantLabels: new TenantLabels(2) });
+  trueUp = new UnfinishedTrueUp({ pool: stack.pool, admission: tenantAdmission, lock: stack.queue, envCap: 0 }, 60_000, silentLog);
+  auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: 500, log: silentLog });
+  const app = createApp({ pool: stack.pool, queue: stack.queue, log: silentLog, metrics, maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000, auth, admission });
+  server = await startServer(app, '127.0.0.1:0');
+  url = `http://127.0.0.1:${server.address.port}`;
+});
+afterAll(async () => {
+  await server.stop();
+  await auth.close();
+  await stack.close();
+});
+
+async function keyOf(tenant: string): Promise<string> {
+  if (!keys.has(tenant)) keys.set(tenant, (await createKey(stack.pool, { tenant, scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key);
+  return keys.get(tenant)!;
+}
+async function post(tenant: string, body: unknown, path = '/tasks', headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await keyOf(tenant)}`, ...headers }, body: JSON.stringify(body) });
+}
+const tasksOf = async (tenant: string) => (await stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE tenant = $1', [tenant])).rows[0].n as number;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('rate limit', () => {
+  it('admits the burst, then answers 429 with Retry-After and the RateLimit headers, and refills at the rate', async () => {
+    await keyOf('rl');
+    await setTenant(stack.pool, 'rl', { rate_limit: 5, burst: 10 });
+    const answers = [];
+    for (let i = 0; i < 12; i++) answers.push(await post('rl', { type: 'noop' }));
+    expect(answers.map((r) => r.status)).toEqual([...Array(10).fill(201), 429, 429]);
+    expect(answers[0]!.headers.get('ratelimit-policy')).toBe('"tasks";q=10;w=2');
+    expect(answers[0]!.headers.get('ratelimit')).toMatch(/^"tasks";r=9;t=\d+$/);
+    const refused = answers[10]!;
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.headers.get('ratelimit')).toMatch(/^"tasks";r=0;t=1$/);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const problem = (await refused.json()) as { status: number; errors: { field: string }[] };
+    expect(problem.status).toBe(429);
+    expect(problem.errors[0]!.field).toBe('rate_limit');
+    expect(await tasksOf('rl')).toBe(10);
+    await sleep(1100);
+    const later = [];
+    for (let i = 0; i < 7; i++) later.push((await post('rl', { type: 'noop' })).status);
+    // About a second at 5 per second: 5 or 6 more (never the whole burst again).
+    expect(later.filter((s) => s === 201).length).toBeGreaterThanOrEqual(5);
+    expect(later.filter((s) => s === 201).length).toBeLessThanOrEqual(6);
+  });
+
+  it('admits a batch whole or refuses it whole; a batch larger than the burst can never pass', async () => {
+    await keyOf('rlb');
+    await setTenant(stack.pool, 'rlb', { rate_limit: 1, burst: 5 });
+    expect((await post('rlb', { tasks: [{ type: 'noop' }, { type: 'noop' }, { type: 'noop' }] }, '/tasks/batch')).status).toBe(200);
+    const refused = await post('rlb', { tasks: [{ type: 'noop' }, { type: 'noop' }, { type: 'noop' }] }, '/tasks/batch');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await tasksOf('rlb')).toBe(3);
+    const tooBig = await post('rlb', { tasks: Array.from({ length: 6 }, () => ({ type: 'noop' })) }, '/tasks/batch');
+    expect(tooBig.status).toBe(429);
+    expect(((await tooBig.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('burst');
+    expect(await tasksOf('rlb')).toBe(3);
+  });
+
+  it("one tenant's limit does not touch another tenant", async () => {
+    await keyOf('rl-noisy');
+    await setTenant(stack.pool, 'rl-noisy', { rate_limit: 1, burst: 1 });
+    expect((await post('rl-noisy', { type: 'noop' })).status).toBe(201);
+    expect((await post('rl-noisy', { type: 'noop' })).status).toBe(429);
+    const quiet = await post('rl-quiet', { type: 'noop' });
+    expect(quiet.status).toBe(201);
+    expect(quiet.headers.get('ratelimit-policy')).toBeNull();
+  });
+
+  it('the environment default applies to tenants without their own; "default" (NULL) returns to it', async () => {
+    env.TENANT_RATE_LIMIT = 2;
+    try {
+      await keyOf('rl-env');
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await post('rl-env', { type: 'noop' })).status);
+      expect(statuses).toEqual([201, 201, 429, 429]);
+      await setTenant(stack.pool, 'rl-env', { rate_limit: 0 });
+      expect((await post('rl-env', { type: 'noop' })).status).toBe(201);
+      await setTenant(stack.pool, 'rl-env', { rate_limit: null });
+      expect((await post('rl-env', { type: 'noop' })).status).toBe(429);
+    } finally {
+      env.TENANT_RATE_LIMIT = 0;
+    }
+  });
+
+  it('counts refused tasks per tenant, with a bounded label set', async () => {
+    const text = await registry.metrics();
+    expect(text).toMatch(/tasks_rate_limited_total\{tenant="rl",service="api"\} [23]\n/);
+    // 3 refused by the rate, then 6 by the burst.
+    expect(text).toMatch(/tasks_rate_limited_total\{tenant="rlb",service="api"\} 9\n/);
+    // TenantLabels(2): later tenants with refusals are counted as _other.
+    expect(text).toMatch(/tasks_rate_limited_total\{tenant="_other",service="api"\} \d+/);
+    expect(text).not.toMatch(/tenant="rl-noisy"/);
+  });
+});
+
+describe('max_unfinished', () => {
+  it('caps unfinished tasks (429 naming the quota); batches whole; replays take no place', async () => {
+    await keyOf('q');
+    await setTenant(stack.pool, 'q', { max_unfinished: 5 });
+    await trueUp.runOnce();
+    const first = await post('q', { type: 'noop' }, '/tasks', { 'idempotency-key': 'q-1' });
+    expect(first.status).toBe(201);
+    // A replay of the same request creates nothing and takes no place.
+    for (let i = 0; i < 3; i++) expect((await post('q', { type: 'noop' }, '/tasks', { 'idempotency-key': 'q-1' })).status).toBe(200);
+    expect((await post('q', { tasks: [{ type: 'noop' }, { type: 'noop' }, { type: 'noop' }] }, '/tasks/batch')).status).toBe(200);
+    const tooMany = await post('q', { tasks: [{ type: 'noop' }, { type: 'noop' }] }, '/tasks/batch');
+    expect(tooMany.status).toBe(429);
+    expect((await post('q', { type: 'noop' })).status).toBe(201);
+    const refused = await post('q', { type: 'noop' });
+    expect(refused.status).toBe(429);
+    const problem = (await refused.json()) as { title: string; detail: string; errors: { field: string }[] };
+    expect(problem.title).toBe('Quota exceeded');
+    expect(problem.errors[0]!.field).toBe('max_unfinished');
+    expect(problem.detail).toMatch(/5 unfinished tasks; max_unfinished is 5/);
+    expect(await tasksOf('q')).toBe(5);
+  });
+
+  it('finished tasks free their places at the next true-up', async () => {
+    await stack.pool.query("UPDATE tasks SET status = 'succeeded', finished_at = now() WHERE tenant = 'q' AND id IN (SELECT id FROM tasks WHERE tenant = 'q' LIMIT 2)");
+    expect((await post('q', { type: 'noop' })).status).toBe(429);
+    await trueUp.runOnce();
+    expect((await post('q', { type: 'noop' })).status).toBe(201);
+    expect((await post('q', { type: 'noop' })).status).toBe(201);
+    expect((await post('q', { type: 'noop' })).status).toBe(429);
+    expect(await registry.metrics()).toMatch(/tasks_quota_refused_total\{tenant="_other",quota="max_unfinished",service="api"\} \d+/);
+  });
+
+  it('a tenant without limits costs no Redis key', async () => {
+    expect((await post('free', { type: 'noop' })).status).toBe(201);
+    const bucket = await stack.inspect.hget(`{${stack.cfg.REDIS_KEY_PREFIX}}:tenant:bucket`, 'free:t');
+    const admitted = await stack.inspect.hget(`{${stack.cfg.REDIS_KEY_PREFIX}}:tenant:admitted`, 'free');
+    expect([bucket, admitted]).toEqual([null, null]);
+  });
+});
