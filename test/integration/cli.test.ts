@@ -1,5 +1,7 @@
 /** The operator CLI against a real Postgres: keys and tenants, exit statuses, nothing half-written. */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import path from 'node:path';
 import { Pool } from 'pg';
 import { runCli } from '../../services/cli/main';
@@ -125,4 +127,22 @@ it('runs as the built bin entry (npm run -s cli)', async () => {
   expect((JSON.parse(out.stdout) as { name: string }[]).map((t) => t.name)).toContain('default');
   const usage = await new Promise<number>((resolve) => execFile(process.execPath, [main, 'keys', 'create'], { env: { PATH: process.env.PATH } }, (error) => resolve(Number(error?.code ?? 0))));
   expect(usage).toBe(2);
+});
+
+it("docker-compose's dev-key service creates a working key and prints it", async () => {
+  const root = path.resolve(__dirname, '../..');
+  const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { entrypoint?: string[]; command?: string[]; depends_on?: Record<string, { condition: string }> }> };
+  const svc = compose.services['dev-key']!;
+  expect(svc.entrypoint).toEqual(['/bin/sh', '-c']);
+  expect(svc.depends_on?.migrator?.condition).toBe('service_completed_successfully');
+  // Compose turns $$ into $; the command then runs in the image's /app, as here in the checkout.
+  const script = svc.command![0]!.replace(/\$\$/g, '$');
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('/bin/sh', ['-c', script], { cwd: root, env: { PATH: process.env.PATH, POSTGRES_URL: db.url } }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+  );
+  const key = /(tsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43})/.exec(out)?.[1];
+  expect(key).toBeDefined();
+  expect(out).toContain(`Authorization: Bearer ${key}`);
+  const { rows } = await pool.query('SELECT tenant, scopes FROM api_keys WHERE id = $1', [key!.slice(4, 20)]);
+  expect(rows[0]).toEqual({ tenant: 'default', scopes: ['tasks:write', 'tasks:read', 'admin'] });
 });
