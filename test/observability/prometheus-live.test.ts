@@ -22,6 +22,8 @@ import { ChildHandle, freePort, killAllChildren, spawnService } from '../support
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { allRules, dashboardExprs, ensurePrometheusTools, ruleFiles, substituteVariables } from './observability-support';
 import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
+import { createKey } from '../../services/core/tenancy/key-store';
+import { setTenant } from '../../services/core/tenancy/tenant-store';
 
 const WORKER_POOL = 4;
 const WORKERS = 2;
@@ -79,6 +81,20 @@ async function postTask(body: Record<string, unknown>): Promise<string> {
   const res = await fetch(`${apiUrl}/tasks`, { method: 'POST', headers: { ...AUTH_HEADER, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   if (res.status !== 201) throw new Error(`POST /tasks ${JSON.stringify(body)} → ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
+}
+
+/** Authentication and tenant limits at work, for their panels: no key, a rate limit and a quota hit. */
+async function limitsAtWork(): Promise<void> {
+  const send = (key: string | null, body: Record<string, unknown>) =>
+    fetch(`${apiUrl}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify(body) }).then((r) => r.status);
+  expect(await send(null, { type: 'noop' })).toBe(401);
+  const rated = (await createKey(pool, { tenant: 'rated', scopes: ['tasks:write'], expiresInMs: null })).key;
+  await setTenant(pool, 'rated', { rate_limit: 1, burst: 1 });
+  const capped = (await createKey(pool, { tenant: 'capped', scopes: ['tasks:write'], expiresInMs: null })).key;
+  await setTenant(pool, 'capped', { max_unfinished: 1 });
+  const statuses = [];
+  for (let i = 0; i < 3; i++) statuses.push(await send(rated, { type: 'noop' }), await send(capped, { type: 'sleeper', payload: { sleep_ms: 3000 } }));
+  expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
 }
 
 async function postAll(bodies: Record<string, unknown>[], concurrency = 8): Promise<string[]> {
@@ -242,6 +258,7 @@ it('runs a mixed workload, then leaves tasks waiting behind busy workers', async
   // Shuffled, so the priorities and types interleave.
   bodies.sort(() => Math.random() - 0.5);
   await postAll(bodies);
+  await limitsAtWork();
   await eventually(
     'every task of the mixed workload to finish',
     async () => {
