@@ -112,6 +112,23 @@ describe('authentication', () => {
   });
 });
 
+it('a flood of random keys costs Postgres a query per batch, not per request', async () => {
+  let queries = 0;
+  const counting = new Proxy(stack.pool, {
+    get(target, prop, receiver) {
+      if (prop === 'query') return (...args: unknown[]) => (queries++, (target.query as (...a: unknown[]) => unknown).apply(target, args));
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  const flooded = new Authenticator(counting, { mode: 'keys', cacheMs: 500, log: silentLog });
+  const random = () => `tsk_${Math.random().toString(16).slice(2, 10).padEnd(8, '0')}${Math.random().toString(16).slice(2, 10).padEnd(8, '0')}_${'C'.repeat(43)}`;
+  const results = await Promise.allSettled(Array.from({ length: 2000 }, () => Promise.resolve().then(() => flooded.authenticate(`Bearer ${random()}`))));
+  expect(results.every((r) => r.status === 'rejected' && [401, 503].includes((r.reason as { status: number }).status))).toBe(true);
+  expect(results.filter((r) => r.status === 'rejected' && (r.reason as { status: number }).status === 401).length).toBeGreaterThan(0);
+  expect(queries).toBeLessThanOrEqual(5);
+  await flooded.close();
+});
+
 describe('tenant isolation', () => {
   let a: string;
   let b: string;

@@ -2,14 +2,15 @@
  * Checks `Authorization: Bearer <key>` against api_keys. A key checked in the last AUTH_CACHE_MS is
  * trusted without a query, so revocation and expiry reach every replica within that bound (at most
  * 1 s), while a busy client costs Postgres one lookup per key and period, not one per request.
- * Unknown ids are remembered as briefly, and concurrent lookups of one id share one query, so random
- * keys cannot make each request cost a query. last_used_at is written in batches (every 5 s).
+ * Unknown ids are remembered as briefly, concurrent lookups of one id share one query, and lookups
+ * go in batches with one query in flight, so random keys cannot make each request cost a query.
+ * last_used_at is written in batches (every 5 s).
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../../core/observability/logger';
 import { keyId, keyMatches } from '../../core/tenancy/api-key';
 import { findCredentials, KeyCredential, markKeysUsed } from '../../core/tenancy/key-store';
-import { ProblemError } from '../problem';
+import { ProblemError, unavailable } from '../problem';
 import { OPEN_PRINCIPAL, Principal } from './principal';
 
 export type AuthFailure = 'missing' | 'malformed' | 'unknown' | 'revoked_or_expired';
@@ -31,10 +32,14 @@ interface Entry {
 }
 
 const LAST_USED_FLUSH_MS = 5000;
+const LOOKUP_BATCH = 500;
+const MAX_WAITING = 5000;
 
 export class Authenticator {
   private readonly cache = new Map<string, Entry>();
   private readonly pending = new Map<string, Promise<Entry>>();
+  private readonly waiting: { id: string; resolve: (e: Entry) => void; reject: (err: unknown) => void }[] = [];
+  private querying = false;
   private readonly used = new Set<string>();
   private readonly flushTimer: NodeJS.Timeout | null;
 
@@ -81,21 +86,44 @@ export class Authenticator {
     return entry.principal;
   }
 
+  /**
+   * Ids not in the cache are looked up in batches, one query in flight at a time: a flood of
+   * random keys costs Postgres one query per batch, and beyond MAX_WAITING ids waiting, new ones are
+   * answered 503 at once instead of queueing without bound.
+   */
   private lookup(id: string): Promise<Entry> {
     let p = this.pending.get(id);
     if (!p) {
-      p = findCredentials(this.pool, [id])
-        .then((found) => {
-          const cred = found.get(id) ?? null;
-          const principal: Principal | null = cred ? { tenant: cred.tenant, keyTenant: cred.tenant, scopes: new Set(cred.scopes), keyId: cred.id } : null;
-          const entry: Entry = { at: Date.now(), cred, principal };
-          this.remember(id, entry);
-          return entry;
-        })
-        .finally(() => this.pending.delete(id));
+      if (this.waiting.length >= MAX_WAITING) return Promise.reject(unavailable('too many API keys are being checked at once; retry shortly', 1));
+      p = new Promise<Entry>((resolve, reject) => this.waiting.push({ id, resolve, reject }));
       this.pending.set(id, p);
+      this.pump();
     }
     return p;
+  }
+
+  private pump(): void {
+    if (this.querying || this.waiting.length === 0) return;
+    this.querying = true;
+    const batch = this.waiting.splice(0, LOOKUP_BATCH);
+    findCredentials(this.pool, batch.map((w) => w.id))
+      .then(
+        (found) => {
+          for (const w of batch) {
+            const cred = found.get(w.id) ?? null;
+            const principal: Principal | null = cred ? { tenant: cred.tenant, keyTenant: cred.tenant, scopes: new Set(cred.scopes), keyId: cred.id } : null;
+            const entry: Entry = { at: Date.now(), cred, principal };
+            this.remember(w.id, entry);
+            w.resolve(entry);
+          }
+        },
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        for (const w of batch) this.pending.delete(w.id);
+        this.querying = false;
+        this.pump();
+      });
   }
 
   private remember(id: string, entry: Entry): void {
