@@ -136,8 +136,11 @@ export function createApp(deps: AppDeps): ApiApp {
   /** POST /tasks after its body was parsed: validate, create (or replay), count. */
   const accept = async (principal: Principal, body: unknown, idempotencyKey: string | undefined): Promise<Accepted> => {
     const input = validateTaskInput(body, idempotencyKey, deps.defaultMaxRetries);
-    const admitted = await admitTasks(principal.tenant, 1);
-    const result = await settled(admitted, coalescer.submit(toSubmitRequest(principal.tenant, input)), (r) => (r.kind === 'created' ? 1 : 0));
+    let admitted = deps.admission?.admit(principal.tenant, 1);
+    if (admitted instanceof Promise) admitted = await admitted;
+    const submitted = coalescer.submit(toSubmitRequest(principal.tenant, input));
+    // Only a place taken under a quota has to be given back when no task was created.
+    const result = admitted && admitted.counted > 0 ? await settled(admitted, submitted, (r) => (r.kind === 'created' ? 1 : 0)) : await submitted;
     if (result.kind === 'conflict') throw conflictFor(result.taskId);
     if (result.kind === 'created') deps.metrics.enqueued.inc();
     return { status: result.kind === 'created' ? 201 : 200, task: result.task, headers: admitted?.headers };

@@ -6,6 +6,7 @@
  * go in batches with one query in flight, so random keys cannot make each request cost a query.
  * last_used_at is written in batches (every 5 s).
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../../core/observability/logger';
 import { keyId, keyMatches } from '../../core/tenancy/api-key';
@@ -29,6 +30,8 @@ interface Entry {
   at: number;
   cred: KeyCredential | null;
   principal: Principal | null;
+  /** The key that matched the hash, once one did: later requests compare bytes instead of hashing. */
+  matched?: Buffer;
 }
 
 const LAST_USED_FLUSH_MS = 5000;
@@ -80,10 +83,19 @@ export class Authenticator {
   }
 
   private verify(entry: Entry, key: string): Principal {
-    if (entry.cred === null || !keyMatches(key, entry.cred.secret_hash)) throw this.fail('unknown', 'the API key is not valid');
+    if (entry.cred === null || !this.matches(entry, key)) throw this.fail('unknown', 'the API key is not valid');
     if (!entry.cred.active || entry.principal === null) throw this.fail('revoked_or_expired', 'the API key was revoked or has expired');
     this.used.add(entry.cred.id);
     return entry.principal;
+  }
+
+  /** Constant-time either way: against the key that matched before, else against the stored hash. */
+  private matches(entry: Entry, key: string): boolean {
+    const presented = Buffer.from(key, 'latin1');
+    if (entry.matched) return presented.length === entry.matched.length && timingSafeEqual(presented, entry.matched);
+    if (!keyMatches(key, entry.cred!.secret_hash)) return false;
+    entry.matched = presented;
+    return true;
   }
 
   /**
