@@ -2,7 +2,7 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
-import { createRedis, redisReady } from '../core/db/redis';
+import { createRedis, redisEndpoint, redisReady } from '../core/db/redis';
 import { readEvictionPolicy, warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
 import { apiMetrics, createRegistry, evictionPolicyGauge, queueGauges } from '../core/observability/metrics';
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const metrics = apiMetrics(registry);
   const pool = createPgPool(cfg.POSTGRES_URL, cfg.PGPOOL_MAX_CONNS, 'task-scheduler-api', log);
   // No offline queue: while Redis is away, requests fail fast instead of piling up.
-  const redis = createRedis({ addr: cfg.REDIS_ADDR, password: cfg.REDIS_PASS, name: 'api', offlineQueue: false });
+  const redis = createRedis({ ...redisEndpoint(cfg), name: 'api', offlineQueue: false });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
   queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
+import { postgresConnection } from '../core/db/postgres-connection';
 import type { Logger } from '../core/observability/logger';
 
 /** Arbitrary constant shared by every migrator copy: "task-scheduler migrations". */
@@ -61,7 +62,7 @@ export function readMigrations(dir: string): MigrationFile[] {
 
 export async function migrate(opts: { databaseUrl: string; dir?: string; log?: Logger }): Promise<MigrateResult> {
   const files = readMigrations(opts.dir || bundledMigrationsDir());
-  const client = new Client({ connectionString: opts.databaseUrl, application_name: 'task-scheduler-migrator' });
+  const client = new Client({ ...postgresConnection(opts.databaseUrl), application_name: 'task-scheduler-migrator' });
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEY]);

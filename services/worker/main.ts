@@ -2,7 +2,7 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
-import { createRedis } from '../core/db/redis';
+import { createRedis, redisEndpoint } from '../core/db/redis';
 import { warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
 import { createRegistry, workerMetrics } from '../core/observability/metrics';
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const registry = createRegistry('worker');
   const metrics = workerMetrics(registry);
   const pool = createPgPool(cfg.POSTGRES_URL, cfg.PGPOOL_MAX_CONNS, 'task-scheduler-worker', log);
-  const redis = createRedis({ addr: cfg.REDIS_ADDR, password: cfg.REDIS_PASS, name: 'worker', offlineQueue: true });
+  const redis = createRedis({ ...redisEndpoint(cfg), name: 'worker', offlineQueue: true });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
   const extra = cfg.HANDLERS_MODULE ? loadHandlersModule(cfg.HANDLERS_MODULE) : {};

@@ -31,7 +31,12 @@ export class StatsRefresher extends PeriodicService<{ analyzed: string[] }> {
     if (analyzed.length > 0 && this.log.isLevelEnabled('debug')) this.log.debug({ tables: analyzed }, 'refreshed planner statistics');
     if (notOwner.length > 0 && !this.warned) {
       this.warned = true;
-      this.log.warn({ tables: notOwner }, 'cannot ANALYZE (the database user does not own these tables); autovacuum alone keeps their statistics');
+      // Expected when the worker logs in with DML rights only (docs/security.md): what is lost is
+      // the quick re-plan after a table outgrows its cached plans, not correctness.
+      this.log.warn(
+        { tables: notOwner },
+        'cannot ANALYZE these tables (the database user neither owns them nor has MAINTAIN): autovacuum alone refreshes their statistics, up to autovacuum_naptime (1 min) after they grow, and until then hot statements may keep plans made for smaller tables; on Postgres 17+ migration 0006 grants MAINTAIN to task_scheduler_app (or GRANT pg_maintain / MAINTAIN to the worker user)',
+      );
     }
     return { analyzed };
   }

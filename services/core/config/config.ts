@@ -23,7 +23,7 @@ function setting<T>(def: string, parse: Parser<T>, doc: string, usedBy: Setting<
 
 export const SETTINGS = {
   // --- The Go system's table, same names and defaults ---
-  POSTGRES_URL: setting('postgres://app:app@localhost:5432/app?sslmode=disable', parseString({ minLength: 1 }), 'Postgres connection URL.', all),
+  POSTGRES_URL: setting('postgres://app:app@localhost:5432/app?sslmode=disable', parseString({ minLength: 1 }), 'Postgres connection URL. TLS: `sslmode=verify-full` (or `verify-ca`) with `sslrootcert=<PEM CA bundle>`; `require` is verified like `verify-full`, and modes that may skip TLS or verification are refused (docs/security.md).', all),
   REDIS_ADDR: setting('localhost:6379', parseString({ minLength: 1, pattern: /^[^\s:]+:\d{1,5}$/, hint: 'host:port' }), 'Redis address (host:port).'),
   REDIS_PASS: setting('', parseString(), 'Redis password, if required.'),
   METRICS_ADDR: setting(':2112', parseString({ pattern: /^[^\s]*:\d{1,5}$/, hint: '[host]:port' }), 'Prometheus metrics bind address. The worker defaults to `:2113` when unset.'),
@@ -80,6 +80,10 @@ export const SETTINGS = {
   RECONCILE_BATCH_SIZE: setting('1000', parseInteger({ min: 1, max: 100_000 }), 'Unfinished tasks checked per reconciler pass.', worker),
   HANDLERS_MODULE: setting('', parseString(), 'Path of an extra CommonJS module whose `handlers` export adds task handlers at start-up (besides `services/worker/custom-handlers.ts`).', worker),
   MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
+  // --- Transport security (Postgres TLS is set in POSTGRES_URL: sslmode, sslrootcert; see docs/security.md) ---
+  REDIS_USERNAME: setting('', parseString({ pattern: /^[^\s]{1,128}$/, hint: 'an ACL user name without spaces' }), 'Redis ACL user to authenticate as, with REDIS_PASS (`npm run -s redis:acl` prints the user\'s ACL); empty: the `default` user (REDIS_PASS alone, as with `requirepass`).'),
+  REDIS_TLS: setting('off', parseEnum(['off', 'on'] as const), '`on`: connect to Redis over TLS (what a `rediss://` URL means) and verify its certificate and host name against REDIS_TLS_CA_FILE, or the CAs Node trusts when that is empty.'),
+  REDIS_TLS_CA_FILE: setting('', parseString(), 'PEM file of the CA certificates that may sign the Redis server\'s certificate (needs REDIS_TLS=on); read at start-up.'),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -110,6 +114,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   const cfg = out as Config;
   if (problems.length === 0 && cfg.RETRY_MAX_MS < cfg.RETRY_BASE_MS) {
     problems.push(`RETRY_MAX_MS=${cfg.RETRY_MAX_MS}: must be at least RETRY_BASE_MS (${cfg.RETRY_BASE_MS})`);
+  }
+  if (problems.length === 0 && cfg.REDIS_TLS_CA_FILE !== '' && cfg.REDIS_TLS !== 'on') {
+    problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(cfg.REDIS_TLS_CA_FILE)}: needs REDIS_TLS=on (the connection would not use it)`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

@@ -1,10 +1,11 @@
-/** The Postgres pool, with errors on idle clients logged instead of crashing the process. */
+/** The Postgres pool, with errors on idle clients logged instead of crashing the process, and TLS as the URL asks (postgres-connection.ts). */
 import { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
+import { postgresConnection } from './postgres-connection';
 
 export function createPgPool(url: string, max: number, name: string, log?: Logger): Pool {
   const pool = new Pool({
-    connectionString: url,
+    ...postgresConnection(url),
     max,
     application_name: name,
     connectionTimeoutMillis: 5000,

@@ -13,12 +13,21 @@ import type { Logger } from '../observability/logger';
 
 export const UNKNOWN_POLICY = 'unknown';
 
+/**
+ * Connections whose ACL user may not run CONFIG GET. The least-privilege ACL (redis-acl.ts) leaves
+ * it out on purpose (CONFIG GET also reads `requirepass` and `masterauth`), and every refusal is
+ * an entry in Redis's ACL LOG, where operators look for intruders: ask once, not every scrape.
+ */
+const denied = new WeakSet<Redis>();
+
 /** Redis's `maxmemory-policy`, or `unknown` when it cannot be read (CONFIG renamed or not permitted, Redis away). */
 export async function readEvictionPolicy(redis: Redis): Promise<string> {
+  if (denied.has(redis)) return UNKNOWN_POLICY;
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
     return reply[1] ?? UNKNOWN_POLICY;
-  } catch {
+  } catch (err) {
+    if (/^NOPERM/.test((err as Error).message)) denied.add(redis);
     return UNKNOWN_POLICY;
   }
 }

@@ -26,7 +26,8 @@ export interface StaleRule {
  * task's status changes several times) change nothing the key-driven hot statements depend on,
  * and counting them made a burst ANALYZE `tasks` every few hundred tasks. SKIP_LOCKED: a table
  * another worker or autovacuum is analyzing right now is skipped rather than waited for. Tables
- * this user does not own cannot be analyzed by it; they are returned in `notOwner`.
+ * this user may not maintain (neither owner nor, on Postgres 17+, granted MAINTAIN) cannot be
+ * analyzed by it; they are returned in `notOwner`.
  *
  * Only the key columns are analyzed. That is all a cached plan of a key-driven statement rests on
  * (with the row and page counts, which any ANALYZE refreshes), and it is a quarter of the work:
@@ -37,8 +38,13 @@ export interface StaleRule {
  * schedule, for the statistics of the other columns (status and updated_at, for the reconciler).
  */
 export async function analyzeStaleTables(pool: Pool, rule: StaleRule = { minChanges: 1000, fraction: 0.5 }): Promise<{ analyzed: string[]; notOwner: string[] }> {
+  // ANALYZE needs ownership (pg_has_role: the user is the owner or one of its members) or, from
+  // Postgres 17, the MAINTAIN privilege, which migration 0006 grants to task_scheduler_app there.
+  // The CASE keeps older servers from seeing a privilege name they do not know.
   const { rows } = await pool.query<{ name: string; owned: boolean }>(
-    `SELECT c.relname AS name, pg_has_role(c.relowner, 'USAGE') AS owned
+    `SELECT c.relname AS name,
+            pg_has_role(c.relowner, 'USAGE')
+              OR CASE WHEN current_setting('server_version_num')::int >= 170000 THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END AS owned
        FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
       WHERE c.oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)
         AND abs(s.n_live_tup - greatest(c.reltuples, 0)) > $2 + $3 * greatest(c.reltuples, 0)`,

@@ -1,0 +1,65 @@
+/**
+ * The least privilege a task-scheduler service needs in Redis, as one ACL: the keys of its own
+ * namespace (`{prefix}:*`, every key the queue builds, see queue/keys.ts), no Pub/Sub channels,
+ * and exactly the commands the services send. This list is the one source of the ACL: operators
+ * print it with `npm run -s redis:acl`, test/integration/redis-acl.test.ts runs real traffic
+ * through it, and test/unit/redis-acl.test.ts fails when a Lua script calls a command missing here.
+ *
+ * What is left out on purpose: CONFIG (CONFIG GET also reads `requirepass` and `masterauth`; the
+ * eviction-policy check then reports `unknown`), KEYS/SCAN/FLUSH*, DEBUG, MONITOR, CLIENT other
+ * than naming its own connection, SCRIPT (ioredis loads scripts through EVAL when EVALSHA answers
+ * NOSCRIPT), MODULE, ACL, and every key outside the namespace. EVAL runs only the commands and
+ * keys allowed here: Redis checks each call a script makes against the caller's ACL.
+ */
+
+/** Commands the services send themselves, besides the scripts. */
+const CLIENT_COMMANDS = [
+  // ioredis on connect: names the connection, tags the library, and checks the server is loaded.
+  'client|setname',
+  'client|setinfo',
+  'info',
+  'ping',
+  'quit',
+  // Every state change: the queue's Lua scripts (queue/lua/*.lua).
+  'evalsha',
+  'eval',
+  // The doorbell idle workers wait on; dead-letter listing; the reconciler's consistent read.
+  'blpop',
+  'lrange',
+  'multi',
+  'exec',
+  'hmget',
+  'zmscore',
+] as const;
+
+/** Commands the Lua scripts call (checked against the scripts by test/unit/redis-acl.test.ts). */
+const SCRIPT_COMMANDS = [
+  'del', 'get', 'set',
+  'hdel', 'hexists', 'hget', 'hincrby', 'hlen', 'hmget', 'hscan', 'hset',
+  'lindex', 'llen', 'lpop', 'lpush', 'lrange', 'lrem', 'rpush',
+  'zadd', 'zcard', 'zrange', 'zrangebyscore', 'zrem', 'zremrangebyscore', 'zscore',
+  'time',
+] as const;
+
+/** Every command the ACL allows, sorted and without repeats. */
+export const REDIS_ACL_COMMANDS: readonly string[] = [...new Set<string>([...CLIENT_COMMANDS, ...SCRIPT_COMMANDS])].sort();
+
+/** The key pattern of a namespace: everything under the hash tag `{prefix}`. */
+export function aclKeyPattern(prefix: string): string {
+  return `{${prefix}}:*`;
+}
+
+/**
+ * The rules after `ACL SETUSER <user>`, starting from nothing (`reset`). `passwordSha256` is the hex
+ * sha256 of the password, so the line (in a shell history, an ACL file) never holds the password.
+ */
+export function aclRules(prefix: string, passwordSha256: string): string[] {
+  if (!/^[0-9a-f]{64}$/.test(passwordSha256)) throw new Error('passwordSha256 must be 64 lowercase hex digits');
+  return ['reset', 'on', `#${passwordSha256}`, 'resetchannels', `~${aclKeyPattern(prefix)}`, '-@all', ...REDIS_ACL_COMMANDS.map((c) => `+${c}`)];
+}
+
+/** The whole `ACL SETUSER …` command as redis-cli takes it (no argument needs quoting). */
+export function aclSetUserLine(user: string, prefix: string, passwordSha256: string): string {
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(user)) throw new Error('user must be letters, digits, _ . : - (at most 128)');
+  return ['ACL', 'SETUSER', user, ...aclRules(prefix, passwordSha256)].join(' ');
+}
