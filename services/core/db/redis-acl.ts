@@ -14,9 +14,8 @@
 
 /** Commands the services send themselves, besides the scripts. */
 const CLIENT_COMMANDS = [
-  // ioredis on connect: names the connection, tags the library, and checks the server is loaded.
+  // ioredis on connect: names the connection and checks the server has loaded its data (INFO).
   'client|setname',
-  'client|setinfo',
   'info',
   'ping',
   'quit',

@@ -55,6 +55,9 @@ export function createRedis(o: RedisConnOptions): Redis {
     password: o.password || undefined,
     tls: o.tls ? redisTlsOptions(h, o.tls) : undefined,
     connectionName: o.name,
+    // No CLIENT SETINFO on connect: Redis before 7.2 does not know it, so the least-privilege ACL
+    // (redis-acl.ts) could not name it there, and every refusal would land in the ACL LOG.
+    disableClientInfo: true,
     // Off: every hot path already sends one script per batch, so there was rarely a second command
     // in the same tick to merge, while building a pipeline per tick cost ~9 µs of CPU per call
     // (measured: 40 → 31 µs per evalsha). Burst: workers 1.76–1.79 → 1.51–1.56 s of CPU, api

@@ -1,0 +1,80 @@
+/**
+ * The Redis ACL cannot drift from the code: every command a Lua script calls is allowed, command
+ * names in scripts are literals (so they can be checked), the operators' tool prints exactly the
+ * rules the integration test runs traffic through, and docs/security.md lists the same commands.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { aclRules, aclSetUserLine, REDIS_ACL_COMMANDS } from '../../services/core/db/redis-acl';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+function luaFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return e.name === 'node_modules' ? [] : luaFiles(p);
+    return e.name.endsWith('.lua') ? [p] : [];
+  });
+}
+
+const scripts = luaFiles(path.join(ROOT, 'services'));
+
+test('there are scripts to check', () => {
+  expect(scripts.length).toBeGreaterThan(5);
+});
+
+/**
+ * The one call whose command is a variable: the `bulk` include runs the command its callers name,
+ * so their `bulk('X', …)` calls are checked like `redis.call('X', …)`.
+ */
+const FORWARDERS: Record<string, string> = { 'services/core/queue/lua/includes/bulk.lua': 'cmd' };
+
+test.each(scripts.map((f) => [path.relative(ROOT, f)]))('%s calls only allowed commands, each named by a literal', (file) => {
+  const text = readFileSync(path.join(ROOT, file), 'utf8').replace(/local function bulk\(/g, '');
+  const calls = [...text.matchAll(/(?:redis\.p?call|\bbulk)\(\s*([^,)]*)/g)].map((m) => m[1]!.trim()).filter((arg) => FORWARDERS[file] !== arg);
+  for (const arg of calls) {
+    expect({ file, arg, literal: /^(['"])[A-Za-z]+\1$/.test(arg) }).toEqual({ file, arg, literal: true });
+    expect({ file, command: arg.slice(1, -1).toLowerCase(), allowed: REDIS_ACL_COMMANDS.includes(arg.slice(1, -1).toLowerCase()) }).toEqual({
+      file,
+      command: arg.slice(1, -1).toLowerCase(),
+      allowed: true,
+    });
+  }
+});
+
+test('the rules start from nothing and allow only the namespace, no channels, the listed commands', () => {
+  const hash = createHash('sha256').update('x'.repeat(20)).digest('hex');
+  const rules = aclRules('ts', hash);
+  expect(rules.slice(0, 6)).toEqual(['reset', 'on', `#${hash}`, 'resetchannels', '~{ts}:*', '-@all']);
+  expect(rules.slice(6)).toEqual(REDIS_ACL_COMMANDS.map((c) => `+${c}`));
+  expect(REDIS_ACL_COMMANDS).not.toEqual(expect.arrayContaining(['config', 'config|get', 'keys', 'scan', 'flushall', 'flushdb', 'acl', 'debug', 'monitor', 'script']));
+  expect(() => aclRules('ts', 'not-a-hash')).toThrow(/passwordSha256/);
+  expect(() => aclSetUserLine('bad user', 'ts', hash)).toThrow(/user/);
+});
+
+describe('npm run redis:acl', () => {
+  const run = (args: string[], env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'scripts/redis-acl.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
+
+  test('prints the ACL SETUSER line with the password hashed, never in clear', () => {
+    const password = 'correct horse battery staple';
+    const out = run(['--user', 'task-scheduler-worker', '--prefix', 'prod'], { REDIS_ACL_PASSWORD: password });
+    expect(out.status).toBe(0);
+    expect(out.stdout).toBe(`${aclSetUserLine('task-scheduler-worker', 'prod', createHash('sha256').update(password).digest('hex'))}\n`);
+    expect(out.stdout).not.toContain(password);
+  });
+
+  test('refuses to run without a user or a password (exit 2, usage on stderr)', () => {
+    expect(run([], { REDIS_ACL_PASSWORD: 'p'.repeat(20) })).toMatchObject({ status: 2, stdout: '', stderr: expect.stringContaining('--user') });
+    expect(run(['--user', 'u'], {})).toMatchObject({ status: 2, stdout: '', stderr: expect.stringContaining('REDIS_ACL_PASSWORD') });
+    expect(run(['--user', 'u', '--bogus'], { REDIS_ACL_PASSWORD: 'p'.repeat(20) }).status).toBe(2);
+  });
+});
+
+test('docs/security.md lists exactly the allowed commands', () => {
+  const doc = readFileSync(path.join(ROOT, 'docs/security.md'), 'utf8');
+  expect(doc).toContain(REDIS_ACL_COMMANDS.map((c) => `+${c}`).join(' '));
+});
+
