@@ -11,7 +11,7 @@ import { Monitoring } from './lib/monitoring';
 import { NetworkPolicies } from './lib/network';
 import { APP } from './lib/pods';
 import { TaskSchedulerWorkloads } from './lib/workloads';
-import type { EnvironmentSettings } from './settings';
+import { DATASTORES_SECRET, type EnvironmentSettings } from './settings';
 import type { Sources } from './sources';
 
 export class NamespaceChart extends Chart {
@@ -36,14 +36,16 @@ export class TaskSchedulerChart extends Chart {
 
   constructor(scope: Construct, id: string, env: EnvironmentSettings, sources: Sources) {
     super(scope, id, { namespace: env.namespace, disableResourceNameHashes: true, labels: { 'app.kubernetes.io/part-of': APP } });
-    const create = env.credentials.create;
+    const { create, secretNames, bootstrapSecretName } = env.credentials;
     if (create) {
-      new kplus.Secret(this, 'credentials', {
-        metadata: { name: env.credentials.secretName },
-        stringData: { ...create },
-      });
+      // dev only (kind): credentials of the in-cluster stores, committed on purpose and named so.
+      const devSecret = (id: string, name: string, data: Record<string, string>) =>
+        new kplus.Secret(this, id, { metadata: { name, labels: { 'app.kubernetes.io/part-of': APP, 'task-scheduler/dev-only-credentials': 'true' } }, stringData: data });
+      for (const component of ['api', 'worker', 'migrator'] as const) devSecret(`${component}-credentials`, secretNames[component], create.secrets[component] as Record<string, string>);
+      devSecret('bootstrap-admin-key', bootstrapSecretName, { BOOTSTRAP_ADMIN_KEY: create.bootstrapAdminKey });
+      devSecret('datastores-credentials', DATASTORES_SECRET, { ...create.datastores });
     }
-    if (env.datastores === 'in-cluster') new DevDatastores(this, 'datastores', env);
+    if (env.datastores === 'in-cluster') new DevDatastores(this, 'datastores', env, sources);
     this.workloads = new TaskSchedulerWorkloads(this, 'app', env, sources);
     new WorkerAutoscaling(this, 'autoscaling', env, this.workloads.workerDeployment, this.workloads.apiService.name);
     new Monitoring(this, 'monitoring', env, sources);

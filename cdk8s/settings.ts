@@ -26,14 +26,53 @@ export interface ResourceSettings {
   memoryLimitMiB: number;
 }
 
+export type AppComponent = 'api' | 'worker' | 'migrator';
+
 export interface CredentialsSettings {
-  /** Secret holding POSTGRES_URL and REDIS_PASS (and, in dev, POSTGRES_PASSWORD). */
-  secretName: string;
   /**
-   * Values of a Secret to create. Only for dev, where they point at the in-cluster stores;
-   * elsewhere the Secret is created outside the manifests (kubectl, External Secrets, …).
+   * The Secret of each component, so each holds only its own credentials (docs/security.md):
+   * api and worker: POSTGRES_URL of their own login that may only read and write rows (a member
+   * of task_scheduler_app, migration 0006), REDIS_USERNAME and REDIS_PASS of their own Redis ACL
+   * user (`npm run -s redis:acl`); migrator: POSTGRES_URL of the schema's owner.
    */
-  create?: { POSTGRES_URL: string; REDIS_PASS: string; POSTGRES_PASSWORD: string };
+  secretNames: Record<AppComponent, string>;
+  /**
+   * Secret with BOOTSTRAP_ADMIN_KEY, an admin key of the tenant `default` the api makes sure exists
+   * (only its hash is stored). Optional: without the Secret, the api starts without one.
+   */
+  bootstrapSecretName: string;
+  /** ConfigMap of PEM CA bundles mounted read-only at CA_DIR in the app's pods; '' for none. */
+  caConfigMap: string;
+  /**
+   * dev only: the Secrets to create, for the in-cluster stores. Elsewhere every Secret is created
+   * outside the manifests (kubectl, External Secrets, …), and the manifests hold no credential.
+   */
+  create?: DevCredentials;
+}
+
+export interface DevCredentials {
+  /** Each component's Secret. */
+  secrets: Record<AppComponent, Partial<Record<SettingName, string>>>;
+  /** The bootstrap admin key (`npm run k8s:verify` sends it). */
+  bootstrapAdminKey: string;
+  /** Accounts of the in-cluster stores, in the Secret DATASTORES_SECRET. */
+  datastores: { POSTGRES_PASSWORD: string; API_DB_PASSWORD: string; WORKER_DB_PASSWORD: string; REDIS_ADMIN_PASSWORD: string };
+}
+
+/** Where the pods find the CA bundles of caConfigMap. */
+export const CA_DIR = '/etc/task-scheduler/ca';
+/** dev: the Secret with the in-cluster stores' own passwords (superuser, app logins, Redis admin). */
+export const DATASTORES_SECRET = 'task-scheduler-datastores';
+
+/**
+ * Egress of the app's pods besides DNS: the stores, by address block (managed services outside
+ * the cluster) or, with `in-cluster` datastores, by pod label.
+ */
+export interface EgressSettings {
+  postgres: { cidr: string; port: number };
+  redis: { cidr: string; port: number };
+  /** Namespace and pod labels of the cluster DNS the pods may query (UDP and TCP 53). */
+  dns: { namespace: string; podLabels: Record<string, string> };
 }
 
 export interface EnvironmentSettings {
@@ -78,9 +117,18 @@ export interface EnvironmentSettings {
   /** `in-cluster`: Postgres and Redis StatefulSets (dev only); `managed`: external services. */
   datastores: 'in-cluster' | 'managed';
   credentials: CredentialsSettings;
+  egress: EgressSettings;
   /** Overrides of the settings table's defaults for this environment (non-secret settings only). */
   config: Partial<Record<SettingName, string>>;
 }
+
+const SECRET_NAMES: Pick<CredentialsSettings, 'secretNames' | 'bootstrapSecretName'> = {
+  secretNames: { api: 'task-scheduler-api-credentials', worker: 'task-scheduler-worker-credentials', migrator: 'task-scheduler-migrator-credentials' },
+  bootstrapSecretName: 'task-scheduler-bootstrap-admin-key',
+};
+
+/** CoreDNS (or kube-dns) as most clusters, kind included, run it. */
+const KUBE_DNS: EgressSettings['dns'] = { namespace: 'kube-system', podLabels: { 'k8s-app': 'kube-dns' } };
 
 const small: ResourceSettings = { cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 96, memoryLimitMiB: 256 };
 
@@ -102,14 +150,20 @@ export const ENVIRONMENTS: Record<EnvironmentName, EnvironmentSettings> = {
     monitoring: { namespace: 'monitoring', releaseLabel: 'kube-prometheus-stack', scrapeInterval: '15s' },
     datastores: 'in-cluster',
     credentials: {
-      secretName: 'task-scheduler-credentials',
+      ...SECRET_NAMES,
+      caConfigMap: '',
       // Development-only credentials of the in-cluster stores; never used outside kind.
       create: {
-        POSTGRES_URL: 'postgres://app:dev-only-password@task-scheduler-postgres:5432/app?sslmode=disable',
-        REDIS_PASS: 'dev-only-password',
-        POSTGRES_PASSWORD: 'dev-only-password',
+        secrets: {
+          api: { POSTGRES_URL: 'postgres://task_scheduler_api:dev-only-api-db-password@task-scheduler-postgres:5432/app?sslmode=disable', REDIS_USERNAME: 'task-scheduler-api', REDIS_PASS: 'dev-only-api-redis-password' },
+          worker: { POSTGRES_URL: 'postgres://task_scheduler_worker:dev-only-worker-db-password@task-scheduler-postgres:5432/app?sslmode=disable', REDIS_USERNAME: 'task-scheduler-worker', REDIS_PASS: 'dev-only-worker-redis-password' },
+          migrator: { POSTGRES_URL: 'postgres://app:dev-only-password@task-scheduler-postgres:5432/app?sslmode=disable' },
+        },
+        bootstrapAdminKey: 'tsk_000000000000d0e0_dev-only-kind-admin-key-not-for-any-real-us',
+        datastores: { POSTGRES_PASSWORD: 'dev-only-password', API_DB_PASSWORD: 'dev-only-api-db-password', WORKER_DB_PASSWORD: 'dev-only-worker-db-password', REDIS_ADMIN_PASSWORD: 'dev-only-password' },
       },
     },
+    egress: { postgres: { cidr: '', port: 5432 }, redis: { cidr: '', port: 6379 }, dns: KUBE_DNS },
     config: {
       REDIS_ADDR: 'task-scheduler-redis:6379',
       // Short so `skaffold dev` redeploys quickly; the manifests' grace periods follow it.
@@ -132,9 +186,15 @@ export const ENVIRONMENTS: Record<EnvironmentName, EnvironmentSettings> = {
     ingress: { className: 'traefik', host: 'tasks.example.com', tlsSecretName: 'task-scheduler-tls', controllerNamespace: 'traefik' },
     monitoring: { namespace: 'monitoring', releaseLabel: 'kube-prometheus-stack', scrapeInterval: '15s' },
     datastores: 'managed',
-    credentials: { secretName: 'task-scheduler-credentials' },
+    credentials: { ...SECRET_NAMES, caConfigMap: 'task-scheduler-ca' },
+    // Example address blocks of the managed stores; set yours (values: egress.*).
+    egress: { postgres: { cidr: '10.20.0.0/24', port: 5432 }, redis: { cidr: '10.20.1.0/24', port: 6380 }, dns: KUBE_DNS },
     config: {
-      REDIS_ADDR: 'redis.example.internal:6379',
+      // TLS to Redis, verified against the CA bundle of the task-scheduler-ca ConfigMap. Postgres's
+      // TLS is in POSTGRES_URL (the Secrets): ?sslmode=verify-full&sslrootcert=${CA_DIR}/postgres-ca.crt
+      REDIS_ADDR: 'redis.example.internal:6380',
+      REDIS_TLS: 'true',
+      REDIS_TLS_CA_FILE: `${CA_DIR}/redis-ca.crt`,
     },
   },
 };

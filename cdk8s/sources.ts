@@ -12,8 +12,12 @@ import type { EnvironmentSettings } from './settings';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 
-/** Settings that carry credentials: they come from the Secret, never from a ConfigMap. */
-export const SECRET_SETTINGS: readonly SettingName[] = ['POSTGRES_URL', 'REDIS_PASS'];
+/**
+ * Settings that carry credentials: they come from Secrets, never from a ConfigMap. The bootstrap
+ * admin key has a Secret of its own (settings.ts, credentials.bootstrapSecretName); the rest are in
+ * each component's Secret. REDIS_USERNAME is no secret, but it changes together with REDIS_PASS.
+ */
+export const SECRET_SETTINGS: readonly SettingName[] = ['POSTGRES_URL', 'REDIS_USERNAME', 'REDIS_PASS', 'BOOTSTRAP_ADMIN_KEY'];
 
 /** Per-service defaults the services apply themselves (the worker's metrics port). */
 const SERVICE_DEFAULTS: Partial<Record<ServiceName, Partial<Record<SettingName, string>>>> = {
@@ -45,7 +49,7 @@ export function serviceConfig(env: EnvironmentSettings, service: ServiceName): S
     if (!(name in SETTINGS)) throw new Error(`${env.name}: config sets ${name}, which is not in the settings table`);
   }
   // The credentials are validated where they live; placeholders keep the parse of the rest honest.
-  const parsed = loadConfig({ ...data, POSTGRES_URL: 'postgres://placeholder', REDIS_PASS: '' }, service);
+  const parsed = loadConfig({ ...data, POSTGRES_URL: 'postgres://placeholder', REDIS_USERNAME: '', REDIS_PASS: '', BOOTSTRAP_ADMIN_KEY: '' }, service);
   return { data, secretKeys, parsed };
 }
 
@@ -119,6 +123,8 @@ export interface Sources {
   dashboards: Dashboard[];
   /** The init container's script (cdk8s/wait-for-schema.js). */
   waitForSchemaScript: string;
+  /** dev: the in-cluster Postgres's init script that creates the api's and worker's logins (scripts/postgres-app-users.sh). */
+  postgresUsersScript: string;
 }
 
 export function readSources(root = REPO_ROOT): Sources {
@@ -128,5 +134,6 @@ export function readSources(root = REPO_ROOT): Sources {
     dashboards: readDashboards(root),
     // The file's leading comment stays in the file; the manifests carry the code.
     waitForSchemaScript: readFileSync(path.join(__dirname, 'wait-for-schema.js'), 'utf8').replace(/^(\/\/.*\n)+/, ''),
+    postgresUsersScript: readFileSync(path.join(REPO_ROOT, 'scripts', 'postgres-app-users.sh'), 'utf8'),
   };
 }

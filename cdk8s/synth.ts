@@ -4,7 +4,7 @@
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { yamlText } from './yaml-text';
 import { version } from '../package.json';
 import { synthEnvironment } from './chart';
 import { helmChart } from './helm';
@@ -16,7 +16,7 @@ export const HELM_DIR = 'charts/task-scheduler';
 
 /** Multi-document YAML, one object per document, no line folding (scripts stay readable). */
 export function toYaml(objects: Record<string, unknown>[]): string {
-  return objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
+  return objects.map((o) => yamlText(o)).join('---\n');
 }
 
 export function renderOutputs(sources: Sources): Record<string, string> {

@@ -38,8 +38,15 @@ if [ "$ENV" = dev ]; then
   # The dev Job keeps its name; its pod template is immutable, so replace it.
   k --namespace "$NS" delete job --selector app.kubernetes.io/component=migrator --ignore-not-found --wait=true
 else
-  k --namespace "$NS" get secret task-scheduler-credentials >/dev/null 2>&1 || {
-    log "error: create Secret task-scheduler-credentials (POSTGRES_URL, REDIS_PASS) in namespace $NS first"
+  # Each component's own credentials (docs/security.md); the bootstrap admin key Secret is optional.
+  for secret in task-scheduler-api-credentials task-scheduler-worker-credentials task-scheduler-migrator-credentials; do
+    k --namespace "$NS" get secret "$secret" >/dev/null 2>&1 || {
+      log "error: create Secret $secret in namespace $NS first (see docs/security.md)"
+      exit 1
+    }
+  done
+  k --namespace "$NS" get configmap task-scheduler-ca >/dev/null 2>&1 || {
+    log "error: create ConfigMap task-scheduler-ca (postgres-ca.crt, redis-ca.crt) in namespace $NS first"
     exit 1
   }
 fi

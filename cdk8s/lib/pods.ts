@@ -1,14 +1,14 @@
 /**
  * What every task-scheduler pod shares: labels, the restricted security context (numeric user
  * 10001 as in the Dockerfile, read-only root with an emptyDir at /tmp, no privilege escalation, no
- * capabilities, RuntimeDefault seccomp), resources, credentials from the Secret, and the init
+ * capabilities, RuntimeDefault seccomp), resources, credentials from Secrets, CA bundles, and the init
  * container that holds a pod back until the schema is migrated.
  */
 import { ApiObject, Duration, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
 import type { SettingName } from '../../services/core/config/config';
-import type { ResourceSettings } from '../settings';
+import { CA_DIR, type ResourceSettings } from '../settings';
 
 import { APP } from './names';
 
@@ -68,11 +68,22 @@ export function tmpMount(scope: Construct, id: string, volumeName = 'tmp'): kplu
   return { path: '/tmp', volume: kplus.Volume.fromEmptyDir(scope, id, volumeName, { sizeLimit: Size.mebibytes(64) }) };
 }
 
-/** Env vars of the same name read from the credentials Secret. */
-export function secretEnv(scope: Construct, secretName: string, keys: readonly SettingName[] | readonly string[]): Record<string, kplus.EnvValue> {
+/** Env vars of the same name read from a Secret; `optional`: the pod starts without the Secret (or key). */
+export function secretEnv(scope: Construct, secretName: string, keys: readonly SettingName[] | readonly string[], optional = false): Record<string, kplus.EnvValue> {
   const id = `${secretName}-ref`;
   const secret = (scope.node.tryFindChild(id) as kplus.ISecret | undefined) ?? kplus.Secret.fromSecretName(scope, id, secretName);
-  return Object.fromEntries(keys.map((key) => [key, kplus.EnvValue.fromSecretValue({ secret, key })]));
+  return Object.fromEntries(keys.map((key) => [key, kplus.EnvValue.fromSecretValue({ secret, key }, optional ? { optional: true } : undefined)]));
+}
+
+/**
+ * The CA bundles (PEM) that verify Postgres's and Redis's certificates, read-only at CA_DIR, from
+ * the ConfigMap the operator creates; none when the environment names no ConfigMap.
+ */
+export function caMounts(scope: Construct, id: string, configMapName: string): kplus.VolumeMount[] {
+  if (!configMapName) return [];
+  const existing = scope.node.tryFindChild(`${id}-volume`) as kplus.Volume | undefined;
+  const volume = existing ?? kplus.Volume.fromConfigMap(scope, `${id}-volume`, kplus.ConfigMap.fromConfigMapName(scope, `${id}-ref`, configMapName), { name: 'ca' });
+  return [{ path: CA_DIR, volume, readOnly: true }];
 }
 
 /**
@@ -86,6 +97,8 @@ export function waitForSchemaContainer(opts: {
   image: string;
   imagePullPolicy: kplus.ImagePullPolicy;
   secretName: string;
+  /** CA bundle mounts (caMounts), for a POSTGRES_URL that names sslrootcert. */
+  caMounts: kplus.VolumeMount[];
   schemaVersion: number;
   script: string;
 }): kplus.ContainerProps {
@@ -102,7 +115,7 @@ export function waitForSchemaContainer(opts: {
     },
     securityContext: containerSecurityContext(),
     resources: resources(limits),
-    volumeMounts: [tmpMount(opts.scope, `${opts.id}-tmp`, 'init-tmp')],
+    volumeMounts: [tmpMount(opts.scope, `${opts.id}-tmp`, 'init-tmp'), ...opts.caMounts],
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The three services: the api (Deployment, Service, Ingress), the worker (Deployment and a
  * headless Service for its metrics) and the migrator (a Job named after the release), each with
- * its ConfigMap generated from the settings table, plus PodDisruptionBudgets.
+ * its ConfigMap generated from the settings table and its own credentials Secret, plus
+ * PodDisruptionBudgets.
  */
 import { Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
@@ -11,6 +12,7 @@ import { imageOf, nameFragment, type EnvironmentSettings } from '../settings';
 import { portOf, serviceConfig, type ServiceConfig, type Sources } from '../sources';
 import {
   APP,
+  caMounts,
   containerSecurityContext,
   finishPodSpec,
   httpProbe,
@@ -66,9 +68,29 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
       apiMetrics: portOf(api.parsed.METRICS_ADDR),
       workerMetrics: portOf(worker.parsed.METRICS_ADDR),
     };
-    const secretName = env.credentials.secretName;
+    const creds = env.credentials;
+    // Each component reads its own Secret; the api also reads the bootstrap admin key, if the
+    // operator created that Secret.
+    const credentials = (service: ServiceName, cfg: ServiceConfig) => ({
+      ...secretEnv(this, creds.secretNames[service], cfg.secretKeys.filter((k) => k !== 'BOOTSTRAP_ADMIN_KEY')),
+      ...(cfg.secretKeys.includes('BOOTSTRAP_ADMIN_KEY') ? secretEnv(this, creds.bootstrapSecretName, ['BOOTSTRAP_ADMIN_KEY'], true) : {}),
+    });
+    const ca = {
+      api: caMounts(this, 'api-ca', creds.caConfigMap),
+      worker: caMounts(this, 'worker-ca', creds.caConfigMap),
+      migrator: caMounts(this, 'migrator-ca', creds.caConfigMap),
+    };
     const waitForSchema = (service: 'api' | 'worker') =>
-      waitForSchemaContainer({ scope: this, id: `${service}-wait-for-schema`, image: imageOf(env, service), imagePullPolicy: pullPolicy(env), secretName, schemaVersion: sources.schemaVersion, script: sources.waitForSchemaScript });
+      waitForSchemaContainer({
+        scope: this,
+        id: `${service}-wait-for-schema`,
+        image: imageOf(env, service),
+        imagePullPolicy: pullPolicy(env),
+        secretName: creds.secretNames[service],
+        caMounts: ca[service],
+        schemaVersion: sources.schemaVersion,
+        script: sources.waitForSchemaScript,
+      });
 
     // --- api ---
     const apiConfig = configMap(this, 'api', api);
@@ -92,7 +114,7 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
             { name: 'metrics', number: this.ports.apiMetrics },
           ],
           envFrom: [kplus.Env.fromConfigMap(apiConfig)],
-          envVariables: { ...secretEnv(this, secretName, api.secretKeys), ...nodeHeapEnv(env.api.resources) },
+          envVariables: { ...credentials('api', api), ...nodeHeapEnv(env.api.resources) },
           // /readyz while Postgres answers (within READINESS_TIMEOUT_MS, under the probe's 3 s): with
           // Redis away the api still accepts tasks, so it stays in rotation. /healthz while it lives.
           readiness: httpProbe('/readyz', this.ports.api, 5),
@@ -101,7 +123,7 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
           lifecycle: { preStop: kplus.Handler.fromCommand(['sleep', String(API_PRE_STOP_SECONDS)]) },
           securityContext: containerSecurityContext(),
           resources: resources(env.api.resources),
-          volumeMounts: [tmpMount(this, 'api-tmp')],
+          volumeMounts: [tmpMount(this, 'api-tmp'), ...ca.api],
         },
       ],
     });
@@ -154,13 +176,13 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
           imagePullPolicy: pullPolicy(env),
           ports: [{ name: 'metrics', number: this.ports.workerMetrics }],
           envFrom: [kplus.Env.fromConfigMap(workerConfig)],
-          envVariables: { ...secretEnv(this, secretName, worker.secretKeys), ...nodeHeapEnv(env.worker.resources) },
+          envVariables: { ...credentials('worker', worker), ...nodeHeapEnv(env.worker.resources) },
           // The worker's metrics server: /readyz while Postgres and Redis answer, /healthz while it lives.
           readiness: httpProbe('/readyz', this.ports.workerMetrics, 5),
           liveness: httpProbe('/healthz', this.ports.workerMetrics, 10),
           securityContext: containerSecurityContext(),
           resources: resources(env.worker.resources),
-          volumeMounts: [tmpMount(this, 'worker-tmp')],
+          volumeMounts: [tmpMount(this, 'worker-tmp'), ...ca.worker],
         },
       ],
     });
@@ -194,10 +216,10 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
           image: imageOf(env, 'migrator'),
           imagePullPolicy: pullPolicy(env),
           envFrom: [kplus.Env.fromConfigMap(migratorConfig)],
-          envVariables: { ...secretEnv(this, secretName, migrator.secretKeys), ...nodeHeapEnv(env.migrator.resources) },
+          envVariables: { ...credentials('migrator', migrator), ...nodeHeapEnv(env.migrator.resources) },
           securityContext: containerSecurityContext(),
           resources: resources(env.migrator.resources),
-          volumeMounts: [tmpMount(this, 'migrator-tmp')],
+          volumeMounts: [tmpMount(this, 'migrator-tmp'), ...ca.migrator],
         },
       ],
     });

@@ -9,6 +9,8 @@
  *   --url URL            ingress base URL (default http://127.0.0.1:8088, kind's port mapping)
  *   --timeout SECONDS    overall deadline (default 300)
  *   --interval MS        poll interval (default 2000)
+ *   --api-key KEY        API key for the task requests (default: dev's bootstrap admin key, which
+ *                        the dev chart installs; for prod, e.g. one from `keys create`)
  *
  * @kubernetes/client-node 1.x is an ES module; tsx (and Node 20.19+'s require of ES modules) load
  * it from this CommonJS file. Jest does not, so the tests run this file as a child process.
@@ -57,6 +59,7 @@ async function main(): Promise<number> {
       url: { type: 'string', default: 'http://127.0.0.1:8088' },
       timeout: { type: 'string', default: '300' },
       interval: { type: 'string', default: '2000' },
+      'api-key': { type: 'string' },
     },
   });
   const base = ENVIRONMENTS[values.env as EnvironmentName];
@@ -74,6 +77,7 @@ async function main(): Promise<number> {
       timeoutMs: Number(values.timeout) * 1000,
       intervalMs: Number(values.interval),
       log: (line) => process.stdout.write(`${line}\n`),
+      apiKey: values['api-key'] ?? env.credentials.create?.bootstrapAdminKey,
     },
     clusterReader(kc),
   );

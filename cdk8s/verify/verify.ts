@@ -27,6 +27,8 @@ export interface VerifyOptions {
   timeoutMs: number;
   intervalMs: number;
   log: (line: string) => void;
+  /** API key sent as `Authorization: Bearer …` (the api requires one unless AUTH_MODE=off). */
+  apiKey?: string;
 }
 
 /** One poll: done (with a summary), still waiting (with why), or failed for good. */
@@ -112,6 +114,7 @@ function request(opts: VerifyOptions, method: string, pathname: string, body?: u
   const url = new URL(pathname, opts.url);
   const headers: Record<string, string> = { accept: 'application/json' };
   if (opts.env.ingress.host) headers.host = opts.env.ingress.host;
+  if (opts.apiKey) headers.authorization = `Bearer ${opts.apiKey}`;
   const payload = body === undefined ? undefined : JSON.stringify(body);
   if (payload !== undefined) headers['content-type'] = 'application/json';
   return new Promise((resolve, reject) => {

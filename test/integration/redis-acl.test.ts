@@ -36,7 +36,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   pool = createPgPool(db.url, 2, 'redis-acl-test', silentLog);
   admin = createRedis({ addr: testRedisAddr(), name: 'acl-admin', offlineQueue: true });
-  await admin.call('ACL', 'SETUSER', user, ...aclRules(prefix, createHash('sha256').update(password).digest('hex')));
+  await admin.call('ACL', 'SETUSER', user, ...aclRules(prefix, `#${createHash('sha256').update(password).digest('hex')}`));
   limited = createRedis({ addr: testRedisAddr(), username: user, password, name: 'acl-limited', offlineQueue: true });
   env = {
     POSTGRES_URL: db.url,

@@ -91,7 +91,7 @@ describe('Postgres', () => {
 
 describe('Redis', () => {
   const endpoint = (host: string, caFile: string): RedisEndpoint =>
-    redisEndpoint(configWith({ REDIS_ADDR: `${host}:${redis.port}`, REDIS_TLS: 'on', REDIS_TLS_CA_FILE: caFile }));
+    redisEndpoint(configWith({ REDIS_ADDR: `${host}:${redis.port}`, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: caFile }));
 
   /** PING through a connection made like the services', or the error that stopped it. */
   async function ping(e: RedisEndpoint): Promise<string> {
@@ -107,7 +107,7 @@ describe('Redis', () => {
     }
   }
 
-  it('REDIS_TLS=on with the CA file connects and runs the queue', async () => {
+  it('REDIS_TLS=true with the CA file connects and runs the queue', async () => {
     const e = endpoint('localhost', certs.caFile);
     expect(await ping(e)).toBe('PONG');
     const conn = createRedis({ ...e, name: 'tls-queue', offlineQueue: true });
@@ -134,8 +134,8 @@ describe('Redis', () => {
     }
   });
 
-  it('a CA file without REDIS_TLS=on is a configuration error', () => {
-    expect(() => configWith({ REDIS_TLS_CA_FILE: certs.caFile })).toThrow(/REDIS_TLS_CA_FILE=.*needs REDIS_TLS=on/);
+  it('a CA file without REDIS_TLS=true is a configuration error', () => {
+    expect(() => configWith({ REDIS_TLS_CA_FILE: certs.caFile })).toThrow(/REDIS_TLS_CA_FILE=.*needs REDIS_TLS=true/);
   });
 });
 
@@ -148,7 +148,7 @@ describe('the built services over TLS to both stores', () => {
     const env = {
       POSTGRES_URL: pgUrl('localhost', `sslmode=verify-full&sslrootcert=${certs.caFile}`, 'services'),
       REDIS_ADDR: `localhost:${redis.port}`,
-      REDIS_TLS: 'on',
+      REDIS_TLS: 'true',
       REDIS_TLS_CA_FILE: certs.caFile,
       REDIS_KEY_PREFIX: 'tlsservices',
       LOG_LEVEL: 'info',

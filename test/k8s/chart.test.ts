@@ -73,14 +73,16 @@ describe.each([
       const expected = (Object.keys(SETTINGS) as SettingName[]).filter((k) => SETTINGS[k].usedBy.includes(service));
       expect([...Object.keys(cm.data), ...Object.keys(fromSecret)].sort()).toEqual([...expected].sort());
       for (const key of SECRET_SETTINGS.filter((k) => expected.includes(k))) {
-        expect(fromSecret[key]).toEqual({ name: env.credentials.secretName, key });
+        // The bootstrap key has a Secret of its own, which the operator may leave out.
+        const ref = key === 'BOOTSTRAP_ADMIN_KEY' ? { name: env.credentials.bootstrapSecretName, key, optional: true } : { name: env.credentials.secretNames[service], key };
+        expect(fromSecret[key]).toEqual(ref);
         expect(cm.data[key]).toBeUndefined();
       }
     }
   });
 
   test('new pods wait for the schema version of the newest migration', () => {
-    for (const workload of [api, worker]) {
+    for (const [component, workload] of [['api', api], ['worker', worker]] as const) {
       const init = workload.spec.template.spec.initContainers;
       expect(init).toHaveLength(1);
       expect(init[0].image).toBe(workload.spec.template.spec.containers[0].image);
@@ -88,7 +90,10 @@ describe.each([
       expect(init[0].command[2]).toContain('schema_migrations');
       const envs = Object.fromEntries(init[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
       expect(envs.EXPECTED_SCHEMA_VERSION).toBe(String(schemaVersion()));
-      expect(envs.POSTGRES_URL).toEqual({ secretKeyRef: { name: env.credentials.secretName, key: 'POSTGRES_URL' } });
+      expect(envs.POSTGRES_URL).toEqual({ secretKeyRef: { name: env.credentials.secretNames[component], key: 'POSTGRES_URL' } });
+      // The same CA bundles as the main container, for a POSTGRES_URL that names sslrootcert.
+      const caMount = (c: any) => (c.volumeMounts ?? []).filter((m: any) => m.name === 'ca');
+      expect(caMount(init[0])).toEqual(caMount(workload.spec.template.spec.containers[0]));
     }
   });
 
@@ -200,8 +205,11 @@ describe('environment differences', () => {
       },
     ]);
     expect(find(dev, 'NetworkPolicy', 'task-scheduler-redis').spec.ingress[0].from[0].podSelector.matchExpressions[0].values).toEqual(['api', 'worker']);
-    const secret = find(dev, 'Secret', devEnv.credentials.secretName);
-    expect(new URL(secret.stringData.POSTGRES_URL).host).toBe('task-scheduler-postgres:5432');
+    for (const component of ['api', 'worker', 'migrator'] as const) {
+      const secret = find(dev, 'Secret', devEnv.credentials.secretNames[component]);
+      expect(new URL(secret.stringData.POSTGRES_URL).host).toBe('task-scheduler-postgres:5432');
+      expect(secret.metadata.labels?.['task-scheduler/dev-only-credentials']).toBe('true');
+    }
     expect(find(dev, 'ConfigMap', 'task-scheduler-api-config').data.REDIS_ADDR).toBe('task-scheduler-redis:6379');
   });
 

@@ -10,6 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { ENVIRONMENTS } from '../../cdk8s/settings';
 import { REPO_ROOT } from '../../cdk8s/sources';
 import { autoscalerState, jobState, rolloutState } from '../../cdk8s/verify/verify';
 // Type-only: `npm test`'s tsc checks the CLI too, while jest never loads its ES-module dependency.
@@ -109,6 +110,8 @@ test('dev with KEDA: waits for the Job and the rollout, sees the metric, and a t
     expect(api.seen.filter((s) => s.path.startsWith('/apis/')).every((s) => s.headers.authorization === 'Bearer fake-token')).toBe(true);
     const post = api.seen.find((s) => s.method === 'POST')!;
     expect(post.headers['content-type']).toBe('application/json');
+    // The task requests carry the dev chart's bootstrap admin key.
+    for (const s of api.seen.filter((x) => x.path.startsWith('/tasks'))) expect(s.headers.authorization).toBe(`Bearer ${ENVIRONMENTS.dev.credentials.create!.bootstrapAdminKey}`);
   } finally {
     await api.close();
   }
@@ -162,12 +165,12 @@ test('a task that ends dead fails the run', async () => {
     [`GET /tasks/${task('queued').id}`]: [{ status: 200, body: task('dead', { last_error: 'unknown task type "noop"' }) }],
   });
   try {
-    const { code, output } = await runVerify(api.url, ['--env', 'prod', '--timeout', '20']);
+    const { code, output } = await runVerify(api.url, ['--env', 'prod', '--timeout', '20', '--api-key', 'tsk_0123456789abcdef_given-on-the-command-line']);
     expect(code).toBe(1);
     expect(output).toContain('… POST');
     expect(output).toContain('answered 503');
     expect(output).toContain('✘ task through the ingress: task 0b7e6a1c-1111-4222-8333-944445555666 is dead: unknown task type "noop"');
-    expect(api.seen.find((s) => s.method === 'POST')!.headers.host).toBe('tasks.example.com');
+    expect(api.seen.find((s) => s.method === 'POST')!.headers).toMatchObject({ host: 'tasks.example.com', authorization: 'Bearer tsk_0123456789abcdef_given-on-the-command-line' });
   } finally {
     await api.close();
   }

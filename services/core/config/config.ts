@@ -82,8 +82,8 @@ export const SETTINGS = {
   MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
   // --- Transport security (Postgres TLS is set in POSTGRES_URL: sslmode, sslrootcert; see docs/security.md) ---
   REDIS_USERNAME: setting('', parseString({ pattern: /^[^\s]{1,128}$/, hint: 'an ACL user name without spaces' }), 'Redis ACL user to authenticate as, with REDIS_PASS (`npm run -s redis:acl` prints the user\'s ACL); empty: the `default` user (REDIS_PASS alone, as with `requirepass`).'),
-  REDIS_TLS: setting('off', parseEnum(['off', 'on'] as const), '`on`: connect to Redis over TLS (what a `rediss://` URL means) and verify its certificate and host name against REDIS_TLS_CA_FILE, or the CAs Node trusts when that is empty.'),
-  REDIS_TLS_CA_FILE: setting('', parseString(), 'PEM file of the CA certificates that may sign the Redis server\'s certificate (needs REDIS_TLS=on); read at start-up.'),
+  REDIS_TLS: setting('false', parseEnum(['false', 'true'] as const), '`true`: connect to Redis over TLS (what a `rediss://` URL means) and verify its certificate and host name against REDIS_TLS_CA_FILE, or the CAs Node trusts when that is empty.'),
+  REDIS_TLS_CA_FILE: setting('', parseString(), 'PEM file of the CA certificates that may sign the Redis server\'s certificate (needs REDIS_TLS=true); read at start-up.'),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -115,8 +115,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   if (problems.length === 0 && cfg.RETRY_MAX_MS < cfg.RETRY_BASE_MS) {
     problems.push(`RETRY_MAX_MS=${cfg.RETRY_MAX_MS}: must be at least RETRY_BASE_MS (${cfg.RETRY_BASE_MS})`);
   }
-  if (problems.length === 0 && cfg.REDIS_TLS_CA_FILE !== '' && cfg.REDIS_TLS !== 'on') {
-    problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(cfg.REDIS_TLS_CA_FILE)}: needs REDIS_TLS=on (the connection would not use it)`);
+  if (problems.length === 0 && cfg.REDIS_TLS_CA_FILE !== '' && cfg.REDIS_TLS !== 'true') {
+    problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(cfg.REDIS_TLS_CA_FILE)}: needs REDIS_TLS=true (the connection would not use it)`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

@@ -49,16 +49,17 @@ export function aclKeyPattern(prefix: string): string {
 }
 
 /**
- * The rules after `ACL SETUSER <user>`, starting from nothing (`reset`). `passwordSha256` is the hex
- * sha256 of the password, so the line (in a shell history, an ACL file) never holds the password.
+ * The rules after `ACL SETUSER <user>` (or `user <name>` in an ACL file or redis-server's
+ * arguments), starting from nothing (`reset`). `password` is ACL syntax: `#<hex sha256>` (what
+ * operators keep: the line never holds the password) or `><password>`.
  */
-export function aclRules(prefix: string, passwordSha256: string): string[] {
-  if (!/^[0-9a-f]{64}$/.test(passwordSha256)) throw new Error('passwordSha256 must be 64 lowercase hex digits');
-  return ['reset', 'on', `#${passwordSha256}`, 'resetchannels', `~${aclKeyPattern(prefix)}`, '-@all', ...REDIS_ACL_COMMANDS.map((c) => `+${c}`)];
+export function aclRules(prefix: string, password: string): string[] {
+  if (!/^(#[0-9a-f]{64}|>\S+)$/.test(password)) throw new Error('password must be #<64 lowercase hex digits of sha256> or ><password>');
+  return ['reset', 'on', password, 'resetchannels', `~${aclKeyPattern(prefix)}`, '-@all', ...REDIS_ACL_COMMANDS.map((c) => `+${c}`)];
 }
 
 /** The whole `ACL SETUSER …` command as redis-cli takes it (no argument needs quoting). */
 export function aclSetUserLine(user: string, prefix: string, passwordSha256: string): string {
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(user)) throw new Error('user must be letters, digits, _ . : - (at most 128)');
-  return ['ACL', 'SETUSER', user, ...aclRules(prefix, passwordSha256)].join(' ');
+  return ['ACL', 'SETUSER', user, ...aclRules(prefix, `#${passwordSha256}`)].join(' ');
 }

@@ -28,7 +28,7 @@ export function redisEndpoint(cfg: Pick<Config, 'REDIS_ADDR' | 'REDIS_USERNAME' 
     addr: cfg.REDIS_ADDR,
     username: cfg.REDIS_USERNAME,
     password: cfg.REDIS_PASS,
-    tls: cfg.REDIS_TLS === 'on' ? { caFile: cfg.REDIS_TLS_CA_FILE || undefined } : undefined,
+    tls: cfg.REDIS_TLS === 'true' ? { caFile: cfg.REDIS_TLS_CA_FILE || undefined } : undefined,
   };
 }
 
