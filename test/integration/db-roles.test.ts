@@ -5,7 +5,9 @@
  * user, and so is rewriting the record of applied migrations. Tables a later migration creates get
  * the same rights. The worker says once what its stats refresher cannot do then. Run `npm run build` first.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { Client } from 'pg';
 import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
 import { freePort, killAllChildren, spawnService, type ChildHandle } from '../support/processes';
@@ -56,7 +58,7 @@ afterAll(async () => {
   // Roles belong to the cluster; the database (and every session in it) is gone by now.
   const admin = new Client({ connectionString: process.env.TEST_PG_ADMIN_URL });
   await admin.connect();
-  for (const user of [apiUser, workerUser]) await admin.query(`DROP ROLE IF EXISTS ${user}`);
+  for (const user of [apiUser, workerUser, 'task_scheduler_api', 'task_scheduler_worker']) await admin.query(`DROP ROLE IF EXISTS ${user}`);
   await admin.end();
 });
 
@@ -127,4 +129,23 @@ it('the worker says once that its stats refresher cannot ANALYZE, and what that 
   await waitFor(async () => pattern.test(worker.output()), 15_000, 'the stats refresher warning');
   expect(worker.output().match(new RegExp(pattern.source, 'g'))).toHaveLength(1);
   expect(worker.output()).toMatch(/"tables":\["tasks"/);
+});
+
+it('scripts/postgres-app-users.sh (docker-compose, the dev chart) makes the two logins, members of task_scheduler_app, and may run again', async () => {
+  const admin = new URL(process.env.TEST_PG_ADMIN_URL!);
+  const run = (apiPassword: string) =>
+    execFileSync('sh', [path.resolve(__dirname, '../../scripts/postgres-app-users.sh')], {
+      env: { PATH: process.env.PATH ?? '', PGHOST: admin.hostname, PGPORT: admin.port, PGUSER: admin.username, PGDATABASE: db.name, API_DB_PASSWORD: apiPassword, WORKER_DB_PASSWORD: 'w-password' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  run('first-password');
+  run('second-password');
+  const { rows } = await owner.query<{ rolname: string; rolcanlogin: boolean; rolsuper: boolean; member: boolean; password: string }>(
+    `SELECT rolname, rolcanlogin, rolsuper, pg_has_role(rolname, 'task_scheduler_app', 'MEMBER') AS member, rolpassword AS password
+       FROM pg_authid WHERE rolname IN ('task_scheduler_api', 'task_scheduler_worker') ORDER BY rolname`,
+  );
+  expect(rows.map(({ password, ...r }) => ({ ...r, hasPassword: /^SCRAM-SHA-256\$|^md5/.test(password) }))).toEqual([
+    { rolname: 'task_scheduler_api', rolcanlogin: true, rolsuper: false, member: true, hasPassword: true },
+    { rolname: 'task_scheduler_worker', rolcanlogin: true, rolsuper: false, member: true, hasPassword: true },
+  ]);
 });

@@ -51,6 +51,9 @@ beforeAll(async () => {
     RETRY_JITTER_MS: '0',
     RECONCILE_INTERVAL_MS: '200',
     RECONCILE_GRACE_MS: '0',
+    // Limits on, so tenant admission (its scripts and the true-up's reads) runs too.
+    TENANT_RATE_LIMIT: '100000',
+    TENANT_MAX_UNFINISHED: '1000000',
     LOG_LEVEL: 'info',
   };
   apiPort = await freePort();

@@ -44,6 +44,30 @@ test.each(scripts.map((f) => [path.relative(ROOT, f)]))('%s calls only allowed c
   }
 });
 
+/** ioredis methods that send no command of their own, or one named differently. */
+const NOT_COMMANDS = new Set(['defineCommand', 'duplicate', 'on', 'once', 'off', 'disconnect', 'connect', 'call']);
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return tsFiles(p);
+    return e.name.endsWith('.ts') ? [p] : [];
+  });
+}
+
+test('every command the services send through an ioredis connection directly is allowed', () => {
+  const sent = tsFiles(path.join(ROOT, 'services')).flatMap((file) =>
+    [...readFileSync(file, 'utf8').matchAll(/\b(?:this\.)?(?:redis|conn)\.([a-zA-Z]+)\(/g)]
+      .map((m) => m[1]!)
+      .filter((method) => !NOT_COMMANDS.has(method))
+      .map((method) => ({ file: path.relative(ROOT, file), command: method.toLowerCase() })),
+  );
+  expect(sent.length).toBeGreaterThan(5);
+  // CONFIG is the one left out on purpose (see redis-acl.ts): the eviction check copes without it.
+  const missing = sent.filter((s) => !REDIS_ACL_COMMANDS.includes(s.command) && s.command !== 'config');
+  expect(missing).toEqual([]);
+});
+
 test('the rules start from nothing and allow only the namespace, no channels, the listed commands', () => {
   const hash = createHash('sha256').update('x'.repeat(20)).digest('hex');
   const rules = aclRules('ts', `#${hash}`);
