@@ -4,13 +4,15 @@
  * one statement never carries more than CHUNK ids.
  */
 import { Pool } from 'pg';
+import { postgresConnection } from '../core/db/postgres-connection';
 import type { RunFact, TaskFact } from './summary';
 
 export const CHUNK = 5000;
 
 export function openPool(url: string): Pool {
   const pool = new Pool({
-    connectionString: url,
+    // TLS parameters mean what they mean to the services.
+    ...postgresConnection(url),
     max: 2,
     application_name: 'task-scheduler-load',
     connectionTimeoutMillis: 5000,
