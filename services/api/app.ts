@@ -93,7 +93,8 @@ export function createApp(deps: AppDeps): ApiApp {
   const auth = deps.auth ?? new Authenticator(deps.pool, { mode: 'off', cacheMs: 0, log: deps.log });
   /** The principal a request acts as, holding `scope`; throws 401/403/400 (see auth/). */
   const authorize = (req: IncomingMessage, scope: Scope, queryTenant?: unknown): Principal | Promise<Principal> => {
-    const requested = typeof queryTenant === 'string' ? queryTenant : headerValue(req.headers.tenant);
+    // ?tenant= given twice is joined like a repeated header, and so refused: never silently ignored.
+    const requested = typeof queryTenant === 'string' ? queryTenant : Array.isArray(queryTenant) ? queryTenant.join(', ') : headerValue(req.headers.tenant);
     const decide = (p: Principal): Principal => {
       const acting = actingAs(p, requested);
       requireScope(acting, scope);

@@ -181,5 +181,8 @@ describe('tenant isolation', () => {
     expect(((await made.json()) as { tenant: string }).tenant).toBe('team-b');
     const bad = await get(`/tasks/${task.id}?tenant=Not%20A%20Tenant`, bearer(admin));
     expect(bad.status).toBe(400);
+    // Named twice, a tenant is refused like a repeated header, not ignored (the admin acted on its own tenant).
+    expect((await post('/tasks?tenant=team-b&tenant=team-b', { type: 'noop' }, bearer(admin))).status).toBe(400);
+    expect((await get(`/tasks/${task.id}?tenant=team-a&tenant=team-a`, bearer(a))).status).toBe(400);
   });
 });
