@@ -1,8 +1,10 @@
 /**
- * `npm run fuzz -- --requests 1000000 [--seed N] [--concurrency C] [--only I] [--dist DIR]`: the API
- * fuzzer of test/fuzz/api-fuzz.test.ts, run longer, against private Postgres and Redis (profile
- * `fuzz`, scripts/local-services.sh) and a database of its own. Prints a summary; exits 1 on a
- * violation. --only sends one request of the run again; --dist fuzzes another build (default dist/).
+ * `npm run fuzz -- --requests 1000000 [--seed N] [--concurrency C] [--only I] [--dist DIR] [--api-env K=V,…]`:
+ * the API fuzzer of test/fuzz/api-fuzz.test.ts (keys and tenants included), run longer, against
+ * private Postgres and Redis (profile `fuzz`, scripts/local-services.sh) and a database of its own.
+ * Prints a summary; exits 1 on a violation. --only sends one request of the run again; --dist
+ * fuzzes another build (default dist/); --api-env gives the api more settings (with
+ * TENANT_RATE_LIMIT or TENANT_MAX_UNFINISHED a POST may also get 429).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +26,7 @@ function flags(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]!);
-    if (!m) throw new Error(`unexpected argument ${argv[i]}; usage: npm run fuzz -- --requests N [--seed N] [--concurrency C] [--only I] [--drain-timeout S] [--dist DIR]`);
+    if (!m) throw new Error(`unexpected argument ${argv[i]}; usage: npm run fuzz -- --requests N [--seed N] [--concurrency C] [--only I] [--drain-timeout S] [--dist DIR] [--api-env K=V,…]`);
     out[m[1]!] = m[2] ?? argv[++i] ?? '';
   }
   return out;
@@ -35,6 +37,16 @@ function integer(value: string | undefined, fallback: number, name: string): num
   const n = Number(value.replace(/_/g, ''));
   if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got ${value}`);
   return n;
+}
+
+function apiEnv(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (value ?? '').split(',').filter(Boolean)) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!m) throw new Error(`--api-env takes NAME=VALUE pairs separated by commas, got ${JSON.stringify(pair)}`);
+    out[m[1]!] = m[2]!;
+  }
+  return out;
 }
 
 function services(command: 'start' | 'stop' | 'status'): boolean {
@@ -54,6 +66,7 @@ async function main(): Promise<number> {
   const requests = integer(f.requests, 100_000, 'requests');
   const concurrency = integer(f.concurrency, 32, 'concurrency');
   const drainTimeoutMs = integer(f['drain-timeout'], Math.max(60, Math.ceil(requests / 2000)), 'drain-timeout') * 1000;
+  const extraEnv = apiEnv(f['api-env']);
 
   const wasRunning = services('status');
   services('start');
@@ -72,7 +85,7 @@ async function main(): Promise<number> {
     console.log(`fuzzing: seed ${seed}, ${only === undefined ? `${requests} requests` : `request ${only} only`}, ${concurrency} in flight, database ${name}, Redis prefix ${prefix}`);
     // Alone, {seen} has no earlier 201 to name: an unknown id is asked for instead.
     if (only !== undefined) console.log(`request: ${describeRequest(new RequestSource(seed).at(only), only)}`);
-    const report = await runFuzz({ seed, requests, concurrency, only, dbUrl: dbUrl.toString(), redisAddr, redisPrefix: prefix, drainTimeoutMs, distDir: f.dist, log: (l) => console.log(l) });
+    const report = await runFuzz({ seed, requests, concurrency, only, dbUrl: dbUrl.toString(), redisAddr, redisPrefix: prefix, drainTimeoutMs, distDir: f.dist, apiEnv: extraEnv, log: (l) => console.log(l) });
     console.log(formatReport(report, { byKind: true }));
     return report.violations.length > 0 ? 1 : 0;
   } finally {

@@ -1,8 +1,13 @@
 /**
- * Hostile input, item 9 of issue 15: ≥ 20,000 generated and mutated requests (bodies, encodings,
- * headers, methods, paths, keys, batches, bursts, broken framing) against the built api and a
- * worker. No 5xx but load shedding, no exit, every error a problem body, and afterwards every task
- * row answered 201 exactly once and final. A failure prints its seed: FUZZ_SEED=<n> replays it.
+ * Hostile input, item 9 of issue 15, and keys and tenants (issue 16): ≥ 20,000 generated and
+ * mutated requests (bodies, encodings, headers, methods, paths, idempotency keys, batches, bursts,
+ * broken framing; API keys of two tenants with several scope sets, an admin key, revoked and
+ * expired keys, hostile Authorization and Tenant values) against the built api (AUTH_MODE=keys)
+ * and a worker. No 5xx but load shedding, no exit, every error a problem body, the status the
+ * credential calls for, no key's secret in any answer, WWW-Authenticate on every 401, and
+ * afterwards every task row answered 201 exactly once, final, and its tenant's: no answer to one
+ * tenant (created, replayed, read) ever named another's task. A failure prints its seed:
+ * FUZZ_SEED=<n> replays it.
  */
 import { createRedis } from '../../services/core/db/redis';
 import { killAllChildren } from '../support/processes';

@@ -1,9 +1,10 @@
 /**
  * What every answer must look like, and the ledger of what the API said it created, checked
- * against Postgres at the end: every task row was answered 201 exactly once.
+ * against Postgres at the end: every task row was answered 201 exactly once, to its own tenant, and
+ * no tenant's answer (created, replayed, read or conflicting) ever named another tenant's task.
  */
 import type { Pool } from 'pg';
-import { describeSpec, ExpectedTask, routeOf, Spec } from './model';
+import { authVerdict, describeSpec, ExpectedTask, expectedStatuses, HEAD_LIMIT_BYTES, headBytes, routeOf, Spec } from './model';
 import { Answer, headerValue } from './send';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -26,29 +27,51 @@ interface Group {
   count: number;
 }
 
+/** Claims of requests that named no tenant the model knows (a task where none should be). */
+export const NO_TENANT = '(no tenant)';
+const SEEN_PER_TENANT = 2000;
+
 /** Everything learnt while fuzzing, and every violation, grouped by what went wrong where. */
 export class Ledger {
   /** Task id → how many 201s named it. */
   readonly created = new Map<string, number>();
   readonly replays = new Set<string>();
-  /** Idempotency key → the task every 2xx with that key named. */
+  /** Tenant and idempotency key → the task every 2xx with that key named. */
   readonly keyTask = new Map<string, string>();
-  /** Ids to ask GET /tasks/:id for (a bounded sample). */
-  readonly seen: string[] = [];
+  /** Task id → the tenant of the first answer that named it; every other answer must name it for the same. */
+  readonly tenantOf = new Map<string, string>();
+  /** Ids to ask GET /tasks/:id for, per tenant (a bounded sample). */
+  readonly seen = new Map<string, string[]>();
   readonly statuses = new Map<string, number>();
   /** Generator kind → status → count: what each kind of request actually met. */
   readonly byKind = new Map<string, Map<string, number>>();
+  /** Credential kind → status → count. */
+  readonly byAuth = new Map<string, Map<string, number>>();
   /** 503 answers with Retry-After (load shedding), by detail. */
   readonly shed = new Map<string, number>();
+  /** 429 answers of tenant limits, by title. */
+  readonly limitedAnswers = new Map<string, number>();
   readonly groups = new Map<string, Group>();
+  /** Every key's name and secret (set by the runner): no answer may contain a secret. */
+  secrets: [string, string][] = [];
+  /** The API runs with tenant limits (TENANT_RATE_LIMIT, TENANT_MAX_UNFINISHED): a POST may get 429. */
+  limited = false;
+  /** The slowest requests: ms, kind #index (a few, slowest first). */
+  readonly slowest: [number, string][] = [];
   requests = 0;
   unsendable = 0;
 
-  count(status: string, kind: string): void {
+  timed(ms: number, kind: string, index: number): void {
+    if (this.slowest.length === 5 && ms <= this.slowest[4]![0]) return;
+    this.slowest.push([ms, `${kind} #${index}`]);
+    this.slowest.sort((a, b) => b[0] - a[0]);
+    this.slowest.length = Math.min(5, this.slowest.length);
+  }
+
+  count(status: string, kind: string, auth?: string): void {
     this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
-    let k = this.byKind.get(kind);
-    if (!k) this.byKind.set(kind, (k = new Map()));
-    k.set(status, (k.get(status) ?? 0) + 1);
+    tally(this.byKind, kind, status);
+    if (auth !== undefined) tally(this.byAuth, auth, status);
   }
 
   violate(v: Violation): void {
@@ -64,32 +87,67 @@ export class Ledger {
     return n;
   }
 
-  pickSeen(n: number): string | undefined {
-    return this.seen.length ? this.seen[n % this.seen.length] : undefined;
+  /**
+   * An id answered 201 earlier: of `tenant` (`own`), of another tenant (not `own`), or of any
+   * tenant (`tenant` null); undefined when there is none.
+   */
+  pickSeen(n: number, tenant: string | null, own: boolean): string | undefined {
+    const lists = tenant === null ? [...this.seen.values()] : own ? [this.seen.get(tenant) ?? []] : [...this.seen].filter(([t]) => t !== tenant).map(([, l]) => l);
+    const ids = lists.filter((l) => l.length > 0);
+    if (ids.length === 0) return undefined;
+    const l = ids[n % ids.length]!;
+    return l[Math.floor(n / ids.length) % l.length];
   }
 
-  private noteCreated(id: string): void {
+  private noteCreated(id: string, tenant: string): void {
     this.created.set(id, (this.created.get(id) ?? 0) + 1);
-    if (this.seen.length < 5000) this.seen.push(id);
-    else this.seen[this.created.size % 5000] = id;
+    // A task created where the model says nothing may be is reported, not asked for again.
+    if (tenant === NO_TENANT) return;
+    let l = this.seen.get(tenant);
+    if (!l) this.seen.set(tenant, (l = []));
+    if (l.length < SEEN_PER_TENANT) l.push(id);
+    else l[this.created.size % SEEN_PER_TENANT] = id;
   }
 
-  /** A task in a 201/200 answer (of POST /tasks or a batch item). */
-  noteTask(status: number, task: Record<string, unknown>, v: (reason: string, detail: string) => void): void {
+  /** An answer to `tenant` named task `id` (`how`: created, replayed, read, conflicted with). */
+  claim(id: string, tenant: string, how: string, v: (reason: string, detail: string) => void): void {
+    const first = this.tenantOf.get(id);
+    if (first === undefined) this.tenantOf.set(id, tenant);
+    else if (first !== tenant) v('one task named in answers to two tenants', `${id} ${how} for ${tenant}, named for ${first} before`);
+  }
+
+  /** A task in a 201/200 answer (of POST /tasks or a batch item) to a request acting on `tenant`. */
+  noteTask(status: number, task: Record<string, unknown>, tenant: string | null, v: (reason: string, detail: string) => void): void {
     const id = task.id;
     if (typeof id !== 'string' || !UUID.test(id)) {
       v('a task answer without a UUID id', JSON.stringify(task).slice(0, 300));
       return;
     }
-    if (status === 201) this.noteCreated(id);
+    const t = tenant ?? NO_TENANT;
+    if (tenant !== null && task.tenant !== tenant) v("a task answered with another tenant's name", `acting on ${tenant}, the task says ${JSON.stringify(task.tenant)}`);
+    if (status === 201) this.noteCreated(id, t);
     else this.replays.add(id);
+    this.claim(id, t, status === 201 ? 'created' : 'replayed', v);
     const key = task.idempotency_key;
     if (typeof key === 'string') {
-      const before = this.keyTask.get(key);
-      if (before === undefined) this.keyTask.set(key, id);
-      else if (before !== id) v('one idempotency key answered with two tasks', `key ${JSON.stringify(key)}: ${before} and now ${id} (${status})`);
+      const k = `${t}\n${key}`;
+      const before = this.keyTask.get(k);
+      if (before === undefined) this.keyTask.set(k, id);
+      else if (before !== id) v('one idempotency key answered with two tasks in one tenant', `tenant ${t}, key ${JSON.stringify(key)}: ${before} and now ${id} (${status})`);
     }
   }
+
+  /** A 409 names the task that holds the key: it must be the same tenant's. */
+  noteConflict(detail: unknown, tenant: string | null, v: (reason: string, detail: string) => void): void {
+    const id = typeof detail === 'string' ? /\btask ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b/i.exec(detail)?.[1] : undefined;
+    if (id) this.claim(id.toLowerCase(), tenant ?? NO_TENANT, 'conflicted with', v);
+  }
+}
+
+function tally(m: Map<string, Map<string, number>>, key: string, status: string): void {
+  let k = m.get(key);
+  if (!k) m.set(key, (k = new Map()));
+  k.set(status, (k.get(status) ?? 0) + 1);
 }
 
 function parseJson(body: Buffer): unknown {
@@ -136,14 +194,42 @@ function snippet(a: Answer): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
+/** What of a secret the answer repeats, and where (never the secret itself: reports are logged). */
+function leakedSecret(ledger: Ledger, s: Spec, a: Answer): string | undefined {
+  const heads = Object.values(a.headers).flat().join('\n');
+  const where = (x: string) => (a.body.includes(x) ? 'the body' : heads.includes(x) ? 'a header' : undefined);
+  for (const [name, secret] of ledger.secrets) {
+    const at = where(secret);
+    if (at) return `the secret of key ${name} in ${at}`;
+  }
+  for (const secret of s.secrets ?? []) {
+    const at = where(secret);
+    if (at) return `the secret of the unknown key sent in ${at}`;
+  }
+  if (a.status < 400) return undefined;
+  // Long tokens of a refused credential as sent (placeholders aside) must not come back either.
+  const sent = s.headers.filter(([k]) => k.toLowerCase() === 'authorization').flatMap(([, x]) => x.split(/[\s,]+/));
+  for (const t of sent) {
+    const at = t.length >= 16 && !t.includes('{{') ? where(t) : undefined;
+    if (at) return `${t.length} characters of the Authorization sent in ${at}`;
+  }
+  return undefined;
+}
+
 /** Checks one answer to `s` (sent as `path`, its placeholders filled in) and counts its status. */
 export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, requestText: () => string): void {
   const route = routeOf(path);
-  const v = (reason: string, detail: string) => ledger.violate({ reason, kind: s.kind, route, status: String(a.status), detail, request: requestText() });
+  const kind = s.auth && s.auth.label !== 'good' ? `${s.kind} [${s.auth.label}]` : s.kind;
+  const v = (reason: string, detail: string) => ledger.violate({ reason, kind, route, status: String(a.status), detail, request: requestText() });
   const type = headerValue(a.headers, 'content-type') ?? '';
   const head = s.method === 'HEAD';
   const json = head ? undefined : parseJson(a.body);
-  ledger.count(String(a.status), s.kind);
+  const verdict = authVerdict({ ...s, path });
+  ledger.count(String(a.status), s.kind, s.auth?.label);
+
+  const leaked = leakedSecret(ledger, s, a);
+  if (leaked !== undefined) v('an answer repeats a key or credential', leaked);
+  if (a.status === 401 && !/^bearer\b/i.test(headerValue(a.headers, 'www-authenticate') ?? '')) v('401 without WWW-Authenticate: Bearer', `WWW-Authenticate ${JSON.stringify(headerValue(a.headers, 'www-authenticate'))}`);
 
   if (a.status >= 500) {
     const retryAfter = headerValue(a.headers, 'retry-after');
@@ -157,7 +243,20 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     return;
   }
 
-  if (s.expect && !s.expect.includes(a.status)) v(`expected ${s.expect.join(' or ')}`, snippet(a));
+  // Tenant limits, when the API has them: a POST the credential allows may be refused for now.
+  if (a.status === 429 && ledger.limited && s.method === 'POST' && verdict?.tenant) {
+    const retry = headerValue(a.headers, 'retry-after') ?? headerValue(a.headers, 'ratelimit-policy');
+    if (retry === undefined) v('429 without Retry-After or RateLimit-Policy', snippet(a));
+    else if (!type.startsWith('application/problem+json') || problemFault(json, 429)) v('429 without a problem body', snippet(a));
+    const title = isObject(json) && typeof json.title === 'string' ? json.title : '(no title)';
+    ledger.limitedAnswers.set(title, (ledger.limitedAnswers.get(title) ?? 0) + 1);
+    return;
+  }
+
+  let expect = expectedStatuses(s, verdict);
+  // Near node's header limit (keys are longer than their placeholders) the head may be refused.
+  if (expect && headBytes({ ...s, path }) > HEAD_LIMIT_BYTES - 2048 && !expect.includes(431)) expect = [...expect, 431];
+  if (expect && !expect.includes(a.status)) v(`expected ${expect.join(' or ')}`, snippet(a));
 
   if (a.status >= 400) {
     if (!type.startsWith('application/problem+json')) {
@@ -168,6 +267,7 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
       const fault = problemFault(json, a.status);
       if (fault) v('malformed problem body', `${fault}: ${snippet(a)}`);
     }
+    if (a.status === 409 && isObject(json) && verdict) ledger.noteConflict(json.detail, verdict.tenant, v);
     if (a.status === 405) {
       const allow = headerValue(a.headers, 'allow');
       const norm = (x: string | undefined) => (x ?? '').split(',').map((m) => m.trim()).filter(Boolean).sort().join(', ');
@@ -193,10 +293,11 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     return;
   }
   if (s.method === 'POST') {
-    if (isObject(json) && Array.isArray(json.results)) checkBatch(ledger, s, json.results, v);
+    const tenant = verdict?.tenant ?? null;
+    if (isObject(json) && Array.isArray(json.results)) checkBatch(ledger, s, json.results, tenant, v);
     else if (isObject(json) && 'id' in json && 'type' in json) {
       if (a.status !== 201 && a.status !== 200) v('a task answered with neither 201 nor 200', snippet(a));
-      ledger.noteTask(a.status, json, v);
+      ledger.noteTask(a.status, json, tenant, v);
       if (a.status === 201 && headerValue(a.headers, 'location') !== `/tasks/${String(json.id)}`) v('201 without Location of the task', `Location ${JSON.stringify(headerValue(a.headers, 'location'))}`);
       const mismatch = s.task ? taskMismatch(json, s.task) : null;
       if (mismatch) v('task answered is not the task sent', mismatch);
@@ -211,11 +312,16 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
       // Not an id at all; the comparison below fails and says so.
     }
     if (!isObject(json) || json.id !== want || !Array.isArray(json.runs)) v('GET /tasks/:id answered another task', `asked ${want}: ${snippet(a)}`);
+    else if (verdict?.tenant) {
+      // Answered to this tenant, so it must be this tenant's task.
+      if (json.tenant !== verdict.tenant) v("GET /tasks/:id answered another tenant's task", `acting on ${verdict.tenant}, the task says ${JSON.stringify(json.tenant)}`);
+      ledger.claim(want, verdict.tenant, 'read', v);
+    }
   }
   if (route === '/healthz' && s.method === 'GET' && !(isObject(json) && json.status === 'ok')) v('healthz body', snippet(a));
 }
 
-function checkBatch(ledger: Ledger, s: Spec, results: unknown[], v: (reason: string, detail: string) => void): void {
+function checkBatch(ledger: Ledger, s: Spec, results: unknown[], tenant: string | null, v: (reason: string, detail: string) => void): void {
   if (s.batch && results.length !== s.batch.length) {
     v('batch results do not match its tasks', `${s.batch.length} tasks sent, ${results.length} results`);
     return;
@@ -234,12 +340,13 @@ function checkBatch(ledger: Ledger, s: Spec, results: unknown[], v: (reason: str
         v('batch item 2xx without a task', `${at}: ${JSON.stringify(r).slice(0, 200)}`);
         return;
       }
-      ledger.noteTask(r.status, r.task, v);
+      ledger.noteTask(r.status, r.task, tenant, v);
       const mismatch = want?.task ? taskMismatch(r.task, want.task) : null;
       if (mismatch) v('batch item answered is not the task sent', `${at}: ${mismatch}`);
     } else {
       const fault = problemFault(r.error, r.status);
       if (fault) v('batch item error is not a problem', `${at}: ${fault}: ${JSON.stringify(r).slice(0, 200)}`);
+      else if (r.status === 409) ledger.noteConflict((r.error as Record<string, unknown>).detail, tenant, v);
     }
   });
 }
@@ -249,15 +356,29 @@ export function specText(s: Spec, path: string, index: number, copies = 1): stri
   return `[${s.kind} #${index}${copies > 1 ? ` ×${copies} at once` : ''}] ${describeSpec({ ...s, path })}`;
 }
 
-/** After the traffic: every task row was answered 201 exactly once, and every 201 and 200 names a row. */
+/**
+ * After the traffic: every task row was answered 201 exactly once, every 201 and 200 names a row,
+ * every row belongs to the tenant its answers were given to, and every idempotency key of a tenant
+ * names that tenant's task, the one its answers named.
+ */
 export async function checkDatabase(pool: Pool, ledger: Ledger): Promise<void> {
-  const { rows } = await pool.query<{ id: string; status: string; type: string; idempotency_key: string | null; payload: string; created_at: string }>(
-    'SELECT id::text, status::text, type, idempotency_key, left(payload::text, 200) AS payload, created_at::text FROM tasks',
+  const { rows } = await pool.query<{ id: string; tenant: string; status: string; type: string; idempotency_key: string | null; payload: string; created_at: string }>(
+    'SELECT id::text, tenant, status::text, type, idempotency_key, left(payload::text, 200) AS payload, created_at::text FROM tasks',
   );
   const v = (reason: string, detail: string) => ledger.violate({ reason, kind: '(database)', route: '(database)', status: '-', detail, request: '(see detail)' });
   const ids = new Set(rows.map((r) => r.id));
   for (const r of rows) {
     if (!ledger.created.has(r.id)) v('a task no answer created (never answered 201)', `${r.id} ${r.type} ${r.status} key=${JSON.stringify(r.idempotency_key)} payload=${r.payload} created_at=${r.created_at}`);
+    const answered = ledger.tenantOf.get(r.id);
+    if (answered !== undefined && answered !== r.tenant) v("a task answered to one tenant is another tenant's", `${r.id} answered to ${answered}, owned by ${r.tenant} in Postgres`);
+  }
+  const keys = await pool.query<{ tenant: string; key: string; task_id: string; owner: string | null }>(
+    'SELECT k.tenant, k.key, k.task_id::text, t.tenant AS owner FROM idempotency_keys k LEFT JOIN tasks t ON t.id = k.task_id',
+  );
+  for (const k of keys.rows) {
+    if (k.owner !== k.tenant) v("an idempotency key of one tenant names another tenant's task", `tenant ${k.tenant}, key ${JSON.stringify(k.key)}: task ${k.task_id} of ${k.owner ?? '(no task)'}`);
+    const answered = ledger.keyTask.get(`${k.tenant}\n${k.key}`);
+    if (answered !== undefined && answered !== k.task_id) v('an idempotency key names another task than its answers did', `tenant ${k.tenant}, key ${JSON.stringify(k.key)}: ${k.task_id} in Postgres, ${answered} answered`);
   }
   for (const [id, n] of ledger.created) {
     if (n > 1) v('one task answered 201 more than once', `${id} answered 201 ${n} times`);

@@ -6,9 +6,13 @@
  * a valid body 201 (200/409 with a key), a body the API cannot store 400, a wrong media type 415, a
  * wrong method on a known path 405, and so on. Where the README leaves the answer open (mutated
  * bytes, odd but plausible content types) only the universal rules apply.
+ *
+ * Every request then gets a credential (credentials.ts): mostly a key allowed to do what it asks,
+ * sometimes a hostile one, and the auth.* requests are about credentials and tenants alone.
  */
 import fc from 'fast-check';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { asKey, key, withCredential } from './credentials';
 import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec } from './model';
 
 export interface GenSettings {
@@ -740,7 +744,6 @@ function headersArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
       [['Connection', 'close']],
       [['Connection', 'keep-alive, Upgrade'], ['Upgrade', 'h2c']],
       [['Cookie', `a=${'c'.repeat(3000)}`]],
-      [['Authorization', 'Bearer \u00ff\u00fe']],
       [['X-Forwarded-For', '::1, 1.2.3.4, garbage']],
       [['Origin', 'null']],
       [['Range', 'bytes=0-1']],
@@ -789,10 +792,14 @@ export function serialize(s: Spec, opts: { version?: string; close?: boolean; ho
   return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), s.body]);
 }
 
+/** Well-framed raw requests end in a close; they wait for it as long as node:http requests wait for answers. */
+const WELL_FRAMED_WAIT_MS = 30_000;
+
 function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
-  const broken = (kind: string, bytes: Buffer | string, halfClose = true, waitMs = 2000): FuzzRequest => ({ transport: 'raw', kind, bytes: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1'), halfClose, waitMs, parts: null });
-  const head = (cl: string, extra = '') => `POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${cl ? `Content-Length: ${cl}\r\n` : ''}${extra}\r\n`;
-  const wellFramed = fc.oneof(
+  // Broken POSTs carry a good key, so the server gets as far as it can; a task it reports is alpha's.
+  const broken = (kind: string, bytes: Buffer | string, halfClose = true, waitMs = 2000): FuzzRequest => ({ transport: 'raw', kind, bytes: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1'), halfClose, waitMs, parts: null, tenant: 'alpha' });
+  const head = (cl: string, extra = '') => `POST /tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key('alpha-rw')}\r\nContent-Type: application/json\r\n${cl ? `Content-Length: ${cl}\r\n` : ''}${extra}\r\n`;
+  const unkeyed = fc.oneof(
     fc.tuple(validBodyArb).map(([t]) => ({ kind: 'raw.post', method: 'POST', path: '/tasks', headers: [JSON_CT], body: Buffer.from(t), framing: 'length', expect: VALID, task: expectedTask(t, undefined, g) } as Spec)),
     fc.constant({ kind: 'raw.health', method: 'GET', path: '/healthz', headers: [], body: Buffer.alloc(0), framing: 'none', expect: [200] } as Spec),
     fc.uuid().map((id) => ({ kind: 'raw.get', method: 'GET', path: `/tasks/${id}`, headers: [], body: Buffer.alloc(0), framing: 'none', expect: [404] } as Spec)),
@@ -801,6 +808,7 @@ function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
       .map((b) => ({ kind: `raw.${b.kind}`, method: 'POST', path: '/tasks', headers: [JSON_CT], body: b.body, framing: 'length', expect: b.expect } as Spec)),
     fc.constantFrom('PUT', 'DELETE').map((m) => ({ kind: 'raw.wrong-method', method: m, path: '/tasks', headers: [], body: Buffer.alloc(0), framing: 'none', expect: [405], allow: 'POST' } as Spec)),
   );
+  const wellFramed = fc.tuple(unkeyed, fc.integer()).map(([s, seed]) => withCredential(s, prng(seed)));
   return fc.oneof(
     // Declared shorter than sent: the server reads a prefix (never valid JSON) and the rest as garbage.
     fc.tuple(validBodyArb, fc.nat()).map(([t, n]) => broken('raw.short-length', head(String(n % Buffer.byteLength(t))) + t)),
@@ -833,18 +841,50 @@ function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
     ).map((s) => broken('raw.bad-head', s)),
     fc.uint8Array({ minLength: 1, maxLength: 400 }).map((b) => broken('raw.garbage', Buffer.from(b))),
     // Well framed, so every answer is checked like any other: HTTP/1.0, and pipelining.
-    wellFramed.map((s): FuzzRequest => ({ transport: 'raw', kind: 'raw.http10', bytes: serialize(s, { version: '1.0', host: false }), halfClose: false, waitMs: 10000, parts: [s] })),
+    wellFramed.map((s): FuzzRequest => ({ transport: 'raw', kind: 'raw.http10', bytes: serialize(s, { version: '1.0', host: false }), halfClose: false, waitMs: WELL_FRAMED_WAIT_MS, parts: [s] })),
     fc.array(wellFramed, { minLength: 2, maxLength: 4 }).map((parts): FuzzRequest => ({
       transport: 'raw',
       kind: 'raw.pipelined',
       bytes: Buffer.concat(parts.map((p, i) => serialize(p, { close: i === parts.length - 1 }))),
       halfClose: false,
-      waitMs: 10000,
+      waitMs: WELL_FRAMED_WAIT_MS,
       parts,
     })),
-    fc.tuple(validBodyArb).map(([t]): FuzzRequest => {
-      const s: Spec = { kind: 'raw.absolute-form', method: 'POST', path: 'http://127.0.0.1/tasks', headers: [JSON_CT], body: Buffer.from(t), framing: 'length' };
-      return { transport: 'raw', kind: s.kind, bytes: serialize(s, { close: true }), halfClose: false, waitMs: 10000, parts: [s] };
+    fc.tuple(validBodyArb, fc.integer()).map(([t, seed]): FuzzRequest => {
+      const s = withCredential({ kind: 'raw.absolute-form', method: 'POST', path: 'http://127.0.0.1/tasks', headers: [JSON_CT], body: Buffer.from(t), framing: 'length' }, prng(seed));
+      return { transport: 'raw', kind: s.kind, bytes: serialize(s, { close: true }), halfClose: false, waitMs: WELL_FRAMED_WAIT_MS, parts: [s] };
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and tenants
+// ---------------------------------------------------------------------------------------------
+
+const http = (spec: Spec, copies = 1): HttpRequest => ({ transport: 'http', copies, fresh: false, spec });
+
+function authArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
+  const hostile = (s: Spec, seed: number) => withCredential(s, prng(seed), 0);
+  const good = (s: Spec, seed: number) => withCredential(s, prng(seed), 1);
+  return fc.oneof(
+    // Only the credential decides: a valid task, a small valid batch, a GET of the tenant's task.
+    fc.tuple(validBodyArb, wireArb, fc.integer()).map(([t, w, seed]) => http(hostile(postTask('auth.post', wire(Buffer.from(t), w), VALID, expectedTask(t, undefined, g)).spec, seed))),
+    fc.tuple(fc.array(validBodyArb, { minLength: 1, maxLength: 4 }), fc.integer()).map(([ts, seed]) =>
+      http(
+        hostile(
+          { kind: 'auth.batch', method: 'POST', path: '/tasks/batch', headers: [JSON_CT], body: Buffer.from(`{"tasks":[${ts.join(',')}]}`), framing: 'length', expect: [200], batch: ts.map((t) => ({ statuses: VALID, task: expectedTask(t, undefined, g) })) },
+          seed,
+        ),
+      ),
+    ),
+    fc.tuple(fc.nat(), fc.constantFrom('GET', 'HEAD'), fc.integer()).map(([seen, m, seed]) => http(hostile(request('auth.get', m, `/tasks/${SEEN}`, [200], { seen }).spec, seed))),
+    // Another tenant's task is not found, exactly like a task that does not exist.
+    fc.tuple(fc.nat(), fc.constantFrom('GET', 'HEAD'), fc.integer()).map(([seen, m, seed]) => http(good(request('auth.get-other', m, `/tasks/${SEEN}`, [200], { seen, seenFrom: 'other' }).spec, seed))),
+    // One idempotency key from several tenants at once: a task per tenant, never another's replay.
+    fc.tuple(keyedArb, layoutArb, fc.integer({ min: 1, max: 3 }), fc.integer()).map(([k, l, n, seed]): FuzzRequest => {
+      const s = keyedSpec(k, l, { how: 'length', chunks: 2 }, g, 'auth.same-key');
+      const rnd = prng(seed);
+      return { ...http(asKey(s, 'alpha-rw', rnd), n), together: [asKey(s, 'beta-w', rnd), asKey(s, 'admin', rnd, 'alpha'), asKey(s, 'admin', rnd, 'gamma'), asKey(s, 'beta-rw', rnd)] };
     }),
   );
 }
@@ -853,11 +893,13 @@ function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
 // Everything
 // ---------------------------------------------------------------------------------------------
 
-/** Every kind of request, in roughly even shares of the areas the fuzzer covers. */
+/** Every kind of request, in roughly even shares of the areas the fuzzer covers, each with a credential. */
 export function requestArb(g: GenSettings = DEFAULT_GEN): fc.Arbitrary<FuzzRequest> {
   const fresh = (arb: fc.Arbitrary<FuzzRequest>) =>
     fc.tuple(arb, fc.integer({ min: 0, max: 19 })).map(([r, n]) => (r.transport === 'http' && n === 0 ? { ...r, fresh: true } : r));
-  return fresh(
+  const credentialed = (arb: fc.Arbitrary<FuzzRequest>) =>
+    fc.tuple(arb, fc.integer()).map(([r, seed]): FuzzRequest => (r.transport === 'http' ? { ...r, spec: withCredential(r.spec, prng(seed)) } : r));
+  return fresh(credentialed(
     fc.oneof(
       { weight: 14, arbitrary: validArb(g) },
       { weight: 14, arbitrary: hostileArb(g) },
@@ -868,8 +910,9 @@ export function requestArb(g: GenSettings = DEFAULT_GEN): fc.Arbitrary<FuzzReque
       { weight: 12, arbitrary: headersArb(g) },
       { weight: 9, arbitrary: rawArb(g) },
       { weight: 4, arbitrary: burstArb(g) },
+      { weight: 10, arbitrary: authArb(g) },
     ),
-  );
+  ));
 }
 
 /** The seed of request `index` in run `seed`: each request can be drawn again alone. */

@@ -1,7 +1,10 @@
 /**
  * What the API fuzzer sends and what it expects back. A request is plain data, generated from a
- * seed (generate.ts), so any failure can be printed and sent again.
+ * seed (generate.ts), so any failure can be printed and sent again. Requests name API keys by
+ * placeholders (`{{key:alpha-rw}}`, see KEYS), filled in with the keys of the run when sent, so a
+ * printed request never holds a secret.
  */
+import querystring from 'node:querystring';
 
 /** The task the API must answer with (201 or 200) for a valid body, as the client meant it. */
 export interface ExpectedTask {
@@ -41,6 +44,15 @@ export interface Spec {
   task?: ExpectedTask;
   /** For POST /tasks/batch with a well-formed wrapper: what each result must be. */
   batch?: ItemExpect[];
+  /**
+   * The credential in `headers` (Authorization, Tenant, ?tenant=), as the API must read it. The
+   * statuses above are the answer once the request is allowed; authVerdict combines the two.
+   */
+  auth?: AuthUse;
+  /** `{seen}`: an id of the acting tenant (default; 200), or of another tenant (404, as if unknown). */
+  seenFrom?: 'own' | 'other';
+  /** Key-shaped secrets sent that belong to no key: no answer may repeat them either. */
+  secrets?: string[];
 }
 
 export type FuzzRequest =
@@ -51,6 +63,8 @@ export type FuzzRequest =
       copies: number;
       /** A connection of its own instead of the keep-alive pool. */
       fresh: boolean;
+      /** Other requests sent at the same moment (the same body as other tenants, say). */
+      together?: Spec[];
     }
   | {
       transport: 'raw';
@@ -67,6 +81,8 @@ export type FuzzRequest =
        * or a closed connection is fine.
        */
       parts: Spec[] | null;
+      /** With broken framing: the tenant of the key in the bytes (a task the server reports is its). */
+      tenant?: string;
     };
 
 export type HttpRequest = Extract<FuzzRequest, { transport: 'http' }>;
@@ -76,7 +92,7 @@ export const SEEN_UPPER = '{SEEN}';
 
 /** Which route of the API a path names (for grouping violations), as the router would see it. */
 export function routeOf(path: string): string {
-  const p = path.split('?')[0]!.toLowerCase().replace(/\/+$/, '') || '/';
+  const p = path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase().replace(/\/+$/, '') || '/';
   if (p === '/tasks') return '/tasks';
   if (p === '/tasks/batch') return '/tasks/batch';
   if (/^\/tasks\/[^/]+$/.test(p)) return '/tasks/:id';
@@ -122,5 +138,160 @@ export function describeSpec(s: Spec): string {
   if (s.headers.length > 6) shown.push(`… ${s.headers.length - 6} more headers (${s.headers.slice(6).reduce((n, [k, v]) => n + k.length + v.length + 4, 0)} bytes)`);
   const headers = shown.join(', ');
   const framing = s.framing === 'chunked' ? ' (chunked)' : '';
-  return `${s.method} ${path} {${headers}} body${framing}: ${showBytes(s.body)}`;
+  const credential = s.auth ? ` [credential: ${s.auth.label}]` : '';
+  return `${s.method} ${path} {${headers}} body${framing}: ${showBytes(s.body)}${credential}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and tenants
+// ---------------------------------------------------------------------------------------------
+
+export type Scope = 'tasks:write' | 'tasks:read' | 'admin';
+
+/** A key the runner creates (through the CLI) before the traffic; requests name it, never its text. */
+export interface KeyDef {
+  name: string;
+  tenant: string;
+  scopes: Scope[];
+  /** revoked: revoked once created; expired: created to expire before the traffic starts. */
+  state: 'active' | 'revoked' | 'expired';
+}
+
+export const KEYS: readonly KeyDef[] = [
+  { name: 'alpha-rw', tenant: 'alpha', scopes: ['tasks:write', 'tasks:read'], state: 'active' },
+  { name: 'alpha-w', tenant: 'alpha', scopes: ['tasks:write'], state: 'active' },
+  { name: 'alpha-r', tenant: 'alpha', scopes: ['tasks:read'], state: 'active' },
+  { name: 'beta-rw', tenant: 'beta', scopes: ['tasks:write', 'tasks:read'], state: 'active' },
+  { name: 'beta-w', tenant: 'beta', scopes: ['tasks:write'], state: 'active' },
+  { name: 'admin', tenant: 'ops', scopes: ['admin'], state: 'active' },
+  { name: 'revoked', tenant: 'alpha', scopes: ['tasks:write', 'tasks:read'], state: 'revoked' },
+  { name: 'expired', tenant: 'beta', scopes: ['tasks:write', 'tasks:read'], state: 'expired' },
+];
+
+/** Tenants requests act on: those of the keys, and one only an admin key names (no key, no row). */
+export const TENANTS = ['alpha', 'beta', 'ops', 'gamma'] as const;
+
+export function keyDef(name: string): KeyDef {
+  const k = KEYS.find((x) => x.name === name);
+  if (!k) throw new Error(`no fuzz key ${name}`);
+  return k;
+}
+
+/** README: 1-63 characters of a-z 0-9 _ . -, starting with a letter or digit. */
+export function isTenantName(s: string): boolean {
+  return /^[a-z0-9][a-z0-9_.-]{0,62}$/.test(s);
+}
+
+/** How a request authenticates, as the API must read its Authorization lines. */
+export interface AuthUse {
+  /** The kind of credential (the report counts answers by it). */
+  label: string;
+  /** The active key the API must act as; null: the credential must be refused (401). */
+  key: string | null;
+  /** The credential may be read either way (a lower-case scheme, extra spaces): the key's answer or 401. */
+  lenient?: boolean;
+  /** Several Authorization lines: the first decides (node keeps only it), or the API refuses (400/401). */
+  duplicated?: boolean;
+}
+
+/** What the API must make of a request's credential on a route that takes one. */
+export interface Verdict {
+  /** The tenant the request acts on; null: it must be refused with one of `refusals`. */
+  tenant: string | null;
+  /** With a tenant: refusals the API may give instead (an ambiguous credential). */
+  refusals: number[];
+}
+
+/** The scope a route needs, or null for routes without a key (health, unknown paths, 405s). */
+export function scopeOf(method: string, path: string): Scope | null {
+  // Routing ignores the query, the case, one trailing slash, and an absolute-form origin.
+  let p = path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase();
+  if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  if (method === 'POST' && (p === '/tasks' || p === '/tasks/batch')) return 'tasks:write';
+  const m = /^\/tasks\/([^/]+)$/.exec(p);
+  if ((method === 'GET' || method === 'HEAD') && m && m[1] !== 'batch') return 'tasks:read';
+  return null;
+}
+
+interface Named {
+  value: string;
+  valid: boolean;
+}
+
+/** The tenant a request names: `?tenant=` (the query's), else the Tenant header; repeated is never valid. */
+function namedTenants(s: Spec): { query?: Named; header?: Named } {
+  const out: { query?: Named; header?: Named } = {};
+  const q = s.path.indexOf('?');
+  if (q >= 0) {
+    const t = querystring.parse(s.path.slice(q + 1).split('#')[0]!).tenant;
+    if (t !== undefined) out.query = Array.isArray(t) ? { value: t.join(', '), valid: false } : { value: t, valid: isTenantName(t) };
+  }
+  // A header value is read without its surrounding whitespace (HTTP's OWS).
+  const lines = s.headers.filter(([k]) => k.toLowerCase() === 'tenant').map(([, v]) => v.replace(/^[ \t]+|[ \t]+$/g, ''));
+  if (lines.length === 1) out.header = { value: lines[0]!, valid: isTenantName(lines[0]!) };
+  else if (lines.length > 1) out.header = { value: lines.join(', '), valid: false };
+  return out;
+}
+
+const uniq = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+
+/**
+ * The README's rules: no valid key → 401; a key naming another tenant → 403 unless it is an admin
+ * key (which acts on that tenant, or gets 400 for a name that is not a tenant name); a key without
+ * the route's scope → 403. null for routes that take no key.
+ */
+export function authVerdict(s: Spec): Verdict | null {
+  const scope = scopeOf(s.method, s.path);
+  if (scope === null) return null;
+  const a = s.auth;
+  const extra = [...(a?.lenient ? [401] : []), ...(a?.duplicated ? [400, 401] : [])];
+  const refuse = (statuses: number[]): Verdict => ({ tenant: null, refusals: uniq([...statuses, ...extra]) });
+  if (!a || a.key === null) return refuse([401]);
+  const k = keyDef(a.key);
+  if (k.state !== 'active') return refuse([401]);
+  const admin = k.scopes.includes('admin');
+  const { query, header } = namedTenants(s);
+  const named = query ?? header;
+  let tenant = k.tenant;
+  if (named !== undefined && named.value !== k.tenant) {
+    // Which of the two refusals a bad name from a key that may not name tenants anyway gets is open.
+    if (!named.valid) return refuse(admin ? [400] : [400, 403]);
+    if (!admin) return refuse([403]);
+    tenant = named.value;
+  }
+  if (!admin && !k.scopes.includes(scope)) return refuse([403]);
+  // Named both ways, differently: the query decides, or the API refuses the ambiguity.
+  if (query && header && query.value !== header.value) extra.push(400, 403);
+  return { tenant, refusals: uniq(extra) };
+}
+
+/** Statuses the server may give before it looks at a credential (too large, too slow, an unknown Expect). */
+export const PRE_AUTH = [408, 413, 414, 417, 431];
+
+/** The statuses `s` may get: its own once allowed, combined with what its credential gets. undefined: any below 500. */
+export function expectedStatuses(s: Spec, v: Verdict | null): number[] | undefined {
+  if (v === null) return s.expect;
+  if (v.tenant === null) {
+    // A path that does not decode (`/tasks/%zz`) may be refused as malformed before anything else.
+    const early = undecodable(s.path) ? [...PRE_AUTH, 400] : PRE_AUTH;
+    return uniq([...v.refusals, ...(s.expect ?? early).filter((x) => early.includes(x))]);
+  }
+  return s.expect && uniq([...s.expect, ...v.refusals]);
+}
+
+function undecodable(path: string): boolean {
+  try {
+    decodeURIComponent(path.split('?')[0]!);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** node's default --max-http-header-size: a longer head is refused (431) without being read. */
+export const HEAD_LIMIT_BYTES = 16 * 1024;
+
+/** Bytes of the request line and headers, roughly (placeholders are shorter than keys). */
+export function headBytes(s: Spec): number {
+  return s.path.length + s.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
 }

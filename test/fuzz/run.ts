@@ -1,15 +1,17 @@
 /**
- * One fuzz run: the built api and a worker as child processes on a private database and Redis
- * prefix, N generated requests at bounded concurrency, then the database checks. Shared by
- * test/fuzz/api-fuzz.test.ts and `npm run fuzz` (scripts/fuzz.ts).
+ * One fuzz run: the run's API keys (keyring.ts), the built api (AUTH_MODE=keys) and a worker as
+ * child processes on a private database and Redis prefix, N generated requests at bounded
+ * concurrency, then the database checks. Shared by test/fuzz/api-fuzz.test.ts and `npm run fuzz`
+ * (scripts/fuzz.ts).
  */
 import http from 'node:http';
 import path from 'node:path';
 import { Pool } from 'pg';
 import { ChildHandle, freePort, spawnService } from '../support/processes';
-import { checkAnswer, checkDatabase, EARLY_ANSWER_BYTES, Ledger, specText, waitForFinal } from './check';
+import { checkAnswer, checkDatabase, EARLY_ANSWER_BYTES, Ledger, NO_TENANT, specText, waitForFinal } from './check';
 import { DEFAULT_GEN, RequestSource } from './generate';
-import { describeRequest, FuzzRequest, routeOf, SEEN, SEEN_UPPER, Spec } from './model';
+import { createKeys, KeyRing } from './keyring';
+import { authVerdict, describeRequest, FuzzRequest, HEAD_LIMIT_BYTES, routeOf, SEEN, SEEN_UPPER, Spec } from './model';
 import { parseAnswers, sendHttp, sendRaw, Target } from './send';
 
 export interface FuzzOptions {
@@ -28,7 +30,7 @@ export interface FuzzOptions {
   requestTimeoutMs?: number;
   /** Progress lines (every few seconds) and start-up notes. */
   log?: (line: string) => void;
-  /** Extra environment for the api (e.g. MAX_INFLIGHT_BODY_BYTES). */
+  /** Extra environment for the api (e.g. MAX_INFLIGHT_BODY_BYTES, TENANT_RATE_LIMIT: then a POST may get 429). */
   apiEnv?: Record<string, string>;
   /** The build to run (its services/api/main.js and services/worker/main.js); default dist/. */
   distDir?: string;
@@ -46,7 +48,15 @@ export interface FuzzReport {
   statuses: [string, number][];
   /** Generator kind → its answers (status → count). */
   byKind: [string, [string, number][]][];
+  /** Credential kind → its answers. */
+  byAuth: [string, [string, number][]][];
   shed: [string, number][];
+  /** 429s of tenant limits, by title (only with limits in apiEnv). */
+  limited: [string, number][];
+  /** Task rows per tenant. */
+  tenants: [string, number][];
+  /** The slowest requests (all their answers, or giving up), ms and kind #index. */
+  slowest: [number, string][];
   created: number;
   replays: number;
   rows: number;
@@ -54,9 +64,6 @@ export interface FuzzReport {
   /** Distinct error lines the api or the worker logged (level error or fatal). */
   serviceErrors: string[];
 }
-
-/** node's default --max-http-header-size: a longer head is refused (431) without being read. */
-const HEAD_LIMIT_BYTES = 16 * 1024;
 
 /** Worker settings that retry at once, so failing tasks end (dead) within seconds. */
 const FAST_WORKER: Record<string, string> = {
@@ -75,15 +82,22 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const log = o.log ?? (() => undefined);
   const ledger = new Ledger();
   const source = new RequestSource(o.seed, DEFAULT_GEN);
+  const keys = await createKeys(o.dbUrl);
+  ledger.secrets = keys.ring.secrets;
   const common = { POSTGRES_URL: o.dbUrl, REDIS_ADDR: o.redisAddr, REDIS_KEY_PREFIX: o.redisPrefix, LOG_LEVEL: 'info', ...FAST_WORKER };
   const apiPort = await freePort();
   // A small in-flight budget (compressed and chunked bodies reserve MAX_BODY_BYTES each), so the
   // documented load shedding (503 + Retry-After) happens now and then and is seen.
-  const apiEnv = { ...common, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}`, MAX_INFLIGHT_BODY_BYTES: String(16 * 1048576), READINESS_TIMEOUT_MS: '5000', ...o.apiEnv };
+  const apiEnv: Record<string, string> = { ...common, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}`, MAX_INFLIGHT_BODY_BYTES: String(16 * 1048576), READINESS_TIMEOUT_MS: '5000', AUTH_MODE: 'keys', ...o.apiEnv };
+  ledger.limited = Number(apiEnv.TENANT_RATE_LIMIT ?? 0) > 0 || Number(apiEnv.TENANT_MAX_UNFINISHED ?? 0) > 0;
   const dist = o.distDir ?? 'dist';
   const api = await spawnService(path.join(dist, 'services/api/main.js'), apiEnv);
   const worker = await spawnService(path.join(dist, 'services/worker/main.js'), { ...common, METRICS_ADDR: `127.0.0.1:${await freePort()}` }).catch(async (err) => {
     await api.stop('SIGKILL');
+    throw err;
+  });
+  await keys.ready.catch(async (err) => {
+    await Promise.all([api.stop('SIGKILL'), worker.stop('SIGKILL')]);
     throw err;
   });
   const pool = new Pool({ connectionString: o.dbUrl, max: 2 });
@@ -113,7 +127,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
         while (!aborted) {
           const i = next++;
           if (i >= end) return;
-          await sendOne(source.at(i), i, o.seed, target, ledger);
+          await sendOne(source.at(i), i, o.seed, target, ledger, keys.ring);
           done++;
         }
       }),
@@ -126,6 +140,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
 
   const tDrain = Date.now();
   let rows = 0;
+  let tenants: [string, number][] = [];
   try {
     if (!aborted) {
       const health = await sendHttp({ ...target, agent: new http.Agent() }, { kind: 'after', method: 'GET', path: '/healthz', headers: [], body: Buffer.alloc(0), framing: 'none' }, true);
@@ -139,7 +154,8 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
       }
     }
     await checkDatabase(pool, ledger);
-    rows = (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks')).rows[0]!.n;
+    tenants = (await pool.query<{ tenant: string; n: number }>('SELECT tenant, count(*)::int AS n FROM tasks GROUP BY tenant ORDER BY tenant')).rows.map((r) => [r.tenant, r.n]);
+    rows = tenants.reduce((n, [, k]) => n + k, 0);
   } finally {
     await pool.end();
   }
@@ -161,8 +177,12 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     totalMs: Date.now() - t0,
     concurrency: o.concurrency,
     statuses: [...ledger.statuses].sort((a, b) => a[0].localeCompare(b[0])),
-    byKind: [...ledger.byKind].map(([k, m]): [string, [string, number][]] => [k, [...m].sort((a, b) => a[0].localeCompare(b[0]))]).sort((a, b) => a[0].localeCompare(b[0])),
+    byKind: sortedCounts(ledger.byKind),
+    byAuth: sortedCounts(ledger.byAuth),
     shed: [...ledger.shed],
+    limited: [...ledger.limitedAnswers],
+    tenants,
+    slowest: ledger.slowest,
     created: ledger.created.size,
     replays: ledger.replays.size,
     rows,
@@ -171,25 +191,43 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   };
 }
 
-/** Fills `{seen}` with an id answered 201 earlier; before there is one, an unknown id (then 404). */
+function sortedCounts(m: Map<string, Map<string, number>>): [string, [string, number][]][] {
+  return [...m].map(([k, c]): [string, [string, number][]] => [k, [...c].sort((a, b) => a[0].localeCompare(b[0]))]).sort((a, b) => a[0].localeCompare(b[0]));
+}
+
+/**
+ * Fills `{seen}` with an id answered 201 earlier: of the tenant the request acts on (then 200), or
+ * of another tenant with `seenFrom: 'other'` (then 404); without one, an unknown id (then 404).
+ */
 function resolveSpec(s: Spec, ledger: Ledger): Spec {
   if (!s.path.includes(SEEN) && !s.path.includes(SEEN_UPPER)) return s;
   const seen = s.seen ?? 0;
-  const id = ledger.pickSeen(seen);
+  const tenant = authVerdict(s)?.tenant ?? null;
+  const own = s.seenFrom !== 'other';
+  const id = ledger.pickSeen(seen, tenant, own);
   const fill = id ?? `00000000-0000-4000-8000-${seen.toString(16).padStart(12, '0').slice(-12)}`;
   const path = s.path.replace(SEEN, fill).replace(SEEN_UPPER, fill.toUpperCase());
-  const expect = id === undefined && s.expect?.length === 1 && s.expect[0] === 200 ? [404] : s.expect;
+  const found = id !== undefined && own;
+  const expect = !found && s.expect?.length === 1 && s.expect[0] === 200 ? [404] : s.expect;
   return { ...s, path, expect };
 }
 
-async function sendOne(req: FuzzRequest, index: number, seed: number, target: Target, ledger: Ledger): Promise<void> {
+/** The spec as sent: its placeholders filled with the run's keys (the spec itself is what reports print). */
+function filled(s: Spec, ring: KeyRing): Spec {
+  return { ...s, path: ring.fill(s.path), headers: s.headers.map(([k, x]): [string, string] => [k, ring.fill(x)]) };
+}
+
+async function sendOne(req: FuzzRequest, index: number, seed: number, target: Target, ledger: Ledger, ring: KeyRing): Promise<void> {
   const again = `(again: npm run fuzz -- --seed ${seed} --only ${index})`;
   if (req.transport === 'http') {
-    const spec = resolveSpec(req.spec, ledger);
-    const text = () => `${specText(spec, spec.path, index, req.copies)} ${again}`;
-    const outcomes = await Promise.all(Array.from({ length: req.copies }, () => sendHttp(target, spec, req.fresh)));
-    ledger.requests += req.copies;
-    for (const out of outcomes) {
+    const specs = [...Array.from({ length: req.copies }, () => req.spec), ...(req.together ?? [])].map((s) => resolveSpec(s, ledger));
+    const t0 = Date.now();
+    const outcomes = await Promise.all(specs.map((s) => sendHttp(target, filled(s, ring), req.fresh)));
+    ledger.timed(Date.now() - t0, req.spec.kind, index);
+    ledger.requests += specs.length;
+    outcomes.forEach((out, i) => {
+      const spec = specs[i]!;
+      const text = () => `${specText(spec, spec.path, index, req.copies)}${req.together ? ` (with ${req.together.length} more at once)` : ''} ${again}`;
       const fail = (reason: string, status: string, detail: string) => ledger.violate({ reason, kind: spec.kind, route: routeOf(spec.path), status, detail, request: text() });
       if (out.kind === 'answer') checkAnswer(ledger, spec, spec.path, out.answer, text);
       else if (out.kind === 'closed') {
@@ -210,11 +248,13 @@ async function sendOne(req: FuzzRequest, index: number, seed: number, target: Ta
         ledger.count('unsendable', spec.kind);
         fail('generator: node:http refused to send this', 'unsendable', out.message);
       }
-    }
+    });
     return;
   }
 
-  const result = await sendRaw(target.host, target.port, req.bytes, req.halfClose, req.waitMs);
+  const t0 = Date.now();
+  const result = await sendRaw(target.host, target.port, ring.fillBytes(req.bytes), req.halfClose, req.waitMs);
+  ledger.timed(Date.now() - t0, req.kind, index);
   const { answers, incomplete } = parseAnswers(result.data);
   const text = () => `${describeRequest(req, index)} ${again}`;
   const fail = (reason: string, status: string, detail: string, kind = req.kind) => ledger.violate({ reason, kind, route: '(raw)', status, detail, request: text() });
@@ -230,7 +270,7 @@ async function sendOne(req: FuzzRequest, index: number, seed: number, target: Ta
       if (a.status === 201 || a.status === 200) {
         try {
           const json = JSON.parse(a.body.toString('utf8')) as Record<string, unknown>;
-          if (json && typeof json === 'object' && 'id' in json) ledger.noteTask(a.status, json, (reason, detail) => fail(reason, String(a.status), detail));
+          if (json && typeof json === 'object' && 'id' in json) ledger.noteTask(a.status, json, req.tenant ?? NO_TENANT, (reason, detail) => fail(reason, String(a.status), detail));
         } catch {
           // Not a task (a /healthz answer, say).
         }
@@ -279,8 +319,11 @@ export function formatReport(r: FuzzReport, opts: { byKind?: boolean } = {}): st
     `API fuzz: seed ${r.seed}, ${r.generated} generated requests, ${r.sent} HTTP requests sent in ${secs(r.trafficMs)} (${Math.round(r.sent / (r.trafficMs / 1000))}/s, ${r.concurrency} in flight); drain and checks ${secs(r.drainMs)}; total ${secs(r.totalMs)}`,
     `answers: ${r.statuses.map(([s, n]) => `${s} ×${n}`).join(', ')}`,
     ...(opts.byKind ? ['answers by kind:', ...r.byKind.map(([k, st]) => `   ${k}: ${st.map(([x, n]) => `${x} ×${n}`).join(', ')}`)] : []),
+    ...(opts.byKind ? ['answers by credential:', ...r.byAuth.map(([k, st]) => `   ${k}: ${st.map(([x, n]) => `${x} ×${n}`).join(', ')}`)] : []),
     `load shed (503 with Retry-After): ${r.shed.reduce((s, [, n]) => s + n, 0)}${r.shed.length ? ` (${r.shed.map(([d, n]) => `${JSON.stringify(d)} ×${n}`).join(', ')})` : ''}`,
-    `tasks: ${r.created} answered 201, ${r.replays} replayed (200); ${r.rows} rows in Postgres`,
+    ...(r.limited.length ? [`tenant limits (429): ${r.limited.map(([t, n]) => `${t} ×${n}`).join(', ')}`] : []),
+    `slowest: ${r.slowest.map(([ms, what]) => `${(ms / 1000).toFixed(1)} s ${what}`).join(', ')}`,
+    `tasks: ${r.created} answered 201, ${r.replays} replayed (200); ${r.rows} rows in Postgres (${r.tenants.map(([t, n]) => `${t.length > 20 ? `${t.slice(0, 20)}…` : t} ${n}`).join(', ')})`,
     `violations: ${r.violations.length === 0 ? 'none' : `${r.violations.reduce((s, v) => s + v.count, 0)} in ${r.violations.length} kinds`}`,
   ];
   r.violations.forEach((v, i) => {
