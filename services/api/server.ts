@@ -1,6 +1,6 @@
 /** Starts and stops the API's HTTP server; tests listen on port 0 through the same path. */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { ProblemError } from './problem';
@@ -51,6 +51,10 @@ export async function startServer(app: http.RequestListener, addr: string, limit
           : [400, 'Bad request', 'the request is not valid HTTP/1.1'];
     const body = problemBody(status, title, detail);
     socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+    // Closed once the answer is out, so nothing more is read: a request that timed out must not
+    // complete behind its 408 (the fuzz test saw tasks created for requests answered 408).
+    if (socket instanceof Socket) socket.destroySoon();
+    else socket.once('finish', () => socket.destroy());
   });
   const address = await listen(server, addr);
   return { address, stop: () => close(server) };

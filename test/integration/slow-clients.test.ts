@@ -133,6 +133,25 @@ describe('timeouts', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('what arrives after a 408 is not read: the timed-out request can never complete behind its answer', async () => {
+    const port = await startApi(limits);
+    // Half-open, as a client whose rest of the body was already on its way when the 408 came.
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    const body = '{"type":"after-408-marker"}';
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(`POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    await waitFor(async () => statusOf(data) === 408, limits.requestTimeoutMs + LATE_MS + 1000, 'the 408');
+    socket.write(body.slice(5));
+    await new Promise((r) => setTimeout(r, 500));
+    const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'after-408-marker'");
+    expect(rows[0].n).toBe(0);
+    expect(data.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+  });
+
   it('a client that is slow but within the timeouts is served', async () => {
     const port = await startApi(limits);
     const c = await connect(port);
