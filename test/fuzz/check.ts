@@ -253,6 +253,15 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     return;
   }
 
+  // 408 is the server's header/request timeout. On a machine stalled past HTTP_HEADERS_TIMEOUT_MS
+  // (seen: 18 s with other test suites running) it may answer any request, and that is allowed.
+  // What must hold is that nothing was created behind it, and that is checked at the end with every
+  // other task (tasks answered 201 against rows in Postgres).
+  if (a.status === 408 && type.startsWith('application/problem+json') && !(expectedStatuses(s, verdict) ?? [408]).includes(408)) {
+    ledger.shed.set('408: the API did not read the request in time', (ledger.shed.get('408: the API did not read the request in time') ?? 0) + 1);
+    return;
+  }
+
   let expect = expectedStatuses(s, verdict);
   // Near node's header limit (keys are longer than their placeholders) the head may be refused.
   if (expect && headBytes({ ...s, path }) > HEAD_LIMIT_BYTES - 2048 && !expect.includes(431)) expect = [...expect, 431];
