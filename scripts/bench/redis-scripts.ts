@@ -39,7 +39,7 @@ async function run(queue: RedisQueue, admin: Redis, batch: number): Promise<Reco
   const chunks = (xs: string[]) => Array.from({ length: Math.ceil(xs.length / batch) }, (_, i) => xs.slice(i * batch, (i + 1) * batch));
   const enqueue = await measure(admin, async () => {
     for (const c of chunks(ids)) {
-      await queue.enqueue(c.map((id, j) => ({ id, type: 'noop', priority: (['critical', 'high', 'default', 'low'] as const)[j % 4]!, payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 })));
+      await queue.enqueue(c.map((id, j) => ({ id, tenant: 'default', type: 'noop', priority: (['critical', 'high', 'default', 'low'] as const)[j % 4]!, payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 })));
     }
   });
   const leases: Lease[] = [];

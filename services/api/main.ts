@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   // No offline queue: while Redis is away, requests fail fast instead of piling up.
   const redis = createRedis({ ...redisEndpoint(cfg), name: 'api', offlineQueue: false });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
+  const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, tenantStatsLimit: cfg.TENANT_METRICS_LIMIT });
   queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);
   // The policy rarely changes: read it at most every 30 s.
   evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));

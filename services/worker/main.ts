@@ -20,7 +20,12 @@ async function main(): Promise<void> {
   const pool = createPgPool(cfg.POSTGRES_URL, cfg.PGPOOL_MAX_CONNS, 'task-scheduler-worker', log);
   const redis = createRedis({ ...redisEndpoint(cfg), name: 'worker', offlineQueue: true });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
+  const queue = new RedisQueue(redis, {
+    prefix: cfg.REDIS_KEY_PREFIX,
+    strategy: cfg.QUEUE_STRATEGY,
+    weights: cfg.QUEUE_WEIGHTS,
+    tenantStatsLimit: cfg.TENANT_METRICS_LIMIT,
+  });
   const extra = cfg.HANDLERS_MODULE ? loadHandlersModule(cfg.HANDLERS_MODULE) : {};
   const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers({ ...customHandlers, ...extra }), log, metrics });
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue, cfg.READINESS_TIMEOUT_MS));

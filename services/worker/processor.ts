@@ -99,6 +99,8 @@ export interface ProcessorOptions {
   /** …and at which it stops until they are written, however long that takes. */
   maxUnwrittenHard: number;
   leaseBatch: number;
+  /** Running cap of tenants without their own (TENANT_MAX_RUNNING; 0 unlimited), enforced by the lease. */
+  tenantMaxRunning: number;
   /**
    * A busy worker whose last lease left nothing behind (it keeps up with arrivals) starts its next
    * lease at least this long after that one, so each lease takes several submissions' tasks rather
@@ -239,7 +241,7 @@ export class Processor {
       const max = Math.min(free, this.opts.leaseBatch, this.opts.maxUnwrittenHard - this.outcomes.size);
       try {
         this.lastLease = performance.now();
-        batch = await this.deps.queue.leaseBatch({ max, visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId });
+        batch = await this.deps.queue.leaseBatch({ max, visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId, defaultMaxRunning: this.opts.tenantMaxRunning });
         this.wantSlots = batch.left > 0;
         this.lastLeaseLeft = batch.left;
         errorDelay = 100;

@@ -197,6 +197,7 @@ export function chunksWithin<T>(items: T[], size: (item: T) => number, budget: n
 function indexItem(t: UnfinishedTask, payloadJson: string): EnqueueItem {
   return {
     id: t.id,
+    tenant: t.tenant,
     type: t.type,
     priority: t.priority,
     payload: undefined,

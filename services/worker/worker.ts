@@ -18,6 +18,7 @@ import { Reaper } from './reaper';
 import { Reconciler } from './reconciler';
 import { RetryPump } from './retry-pump';
 import { StatsRefresher } from './stats-refresher';
+import { TenantSync } from './tenant-sync';
 
 export interface WorkerDeps {
   cfg: Config;
@@ -38,6 +39,7 @@ export class Worker {
   readonly keyPruner: KeyPruner;
   readonly reconciler: Reconciler;
   readonly statsRefresher: StatsRefresher;
+  readonly tenantSync: TenantSync;
   private stopped: Promise<{ handedBack: number }> | null = null;
 
   constructor(private readonly deps: WorkerDeps) {
@@ -65,6 +67,7 @@ export class Worker {
         unwrittenPauseMs: 20,
         maxUnwrittenHard: maxUnwritten + 64,
         leaseBatch: cfg.LEASE_BATCH_SIZE,
+        tenantMaxRunning: cfg.TENANT_MAX_RUNNING,
         leaseGapMs: cfg.LEASE_GAP_MS,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,
@@ -81,6 +84,7 @@ export class Worker {
     this.retryPump = new RetryPump({ queue, metrics }, cfg.RETRY_BATCH_SIZE, cfg.RETRY_SCAN_INTERVAL_MS, log);
     this.keyPruner = new KeyPruner(pool, 60_000, log);
     this.statsRefresher = new StatsRefresher(pool, 2000, log);
+    this.tenantSync = new TenantSync({ pool, queue }, cfg.TENANT_MAX_RUNNING, 1000, log);
     this.reconciler = new Reconciler(
       { pool, queue, metrics },
       { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE, payloadBytes: cfg.RECONCILE_PAYLOAD_BYTES },
@@ -96,6 +100,7 @@ export class Worker {
     this.retryPump.start();
     this.keyPruner.start();
     this.statsRefresher.start();
+    this.tenantSync.start();
     this.reconciler.start();
     this.deps.log.info({ workerId: this.id, slots: this.deps.cfg.WORKER_POOL, strategy: this.deps.cfg.QUEUE_STRATEGY }, 'worker started');
   }
@@ -113,7 +118,7 @@ export class Worker {
     if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();
     await this.completer.flush();
-    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.reconciler.stop()]);
+    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };

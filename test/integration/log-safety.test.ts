@@ -89,7 +89,7 @@ describe('the logger, with real errors', () => {
     try {
       const queue = new RedisQueue(redis, { prefix: uniqueRedisPrefix('logsafety'), strategy: 'weighted', weights: { critical: 8, high: 4, default: 2, low: 1 } });
       const err = await failure(() =>
-        queue.enqueue([{ id: '0190b5d2-0000-7000-8000-000000000001', type: 'noop', priority: 'high', payload: { secret: MARKER }, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 }]),
+        queue.enqueue([{ id: '0190b5d2-0000-7000-8000-000000000001', tenant: 'default', type: 'noop', priority: 'high', payload: { secret: MARKER }, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 }]),
       );
       // The error does carry it: that is what must not reach a line.
       expect(JSON.stringify(err)).toContain(MARKER);

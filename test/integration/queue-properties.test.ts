@@ -1,11 +1,12 @@
 /**
- * Property-based test: random interleavings of enqueue, lease (with the start recorded at once, or
+ * Property-based test: random interleavings of enqueue (for three tenants), lease (with the start recorded at once, or
  * only with the outcome, as fast attempts are), recording a start late, complete (current and stale
  * tokens), lease expiry, reaping, retry promotion, Redis data loss and reconciler runs, among
- * several simulated workers, against real Redis and Postgres. After every step: each task is in
- * at most one place in Redis and, unless Redis just lost data, where Postgres says it is (or leased
+ * several simulated workers, and running caps set and lifted, against real Redis and Postgres.
+ * After every step: each task is in at most one place in Redis and, unless Redis just lost data, where Postgres says it is (or leased
  * by an attempt Postgres has not heard of yet); a stale or reaped token changes nothing; attempts
- * never decrease.
+ * never decrease; each tenant's running count is the number of leases Redis holds for it, every
+ * ready list is in its tenant's ring (or parked set), and no lease takes a tenant past its cap.
  */
 import fc from 'fast-check';
 import { markRunning } from '../../services/core/tasks/attempt-store';
@@ -31,8 +32,11 @@ afterAll(async () => {
   await stack.close();
 });
 
+const TENANTS = ['default', 't1', 't2'];
+
 type Action =
-  | { kind: 'enqueue'; n: number; priority: number; maxRetries: number }
+  | { kind: 'enqueue'; n: number; priority: number; maxRetries: number; tenant: number }
+  | { kind: 'cap'; tenant: number; max: number }
   | { kind: 'lease'; worker: number; n: number; record: boolean }
   | { kind: 'record'; worker: number; pick: number }
   | { kind: 'lease-unstarted'; n: number }
@@ -45,7 +49,8 @@ type Action =
   | { kind: 'lose-redis' };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
-  { arbitrary: fc.record({ kind: fc.constant('enqueue' as const), n: fc.integer({ min: 1, max: 3 }), priority: fc.integer({ min: 0, max: 3 }), maxRetries: fc.integer({ min: 0, max: 2 }) }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('enqueue' as const), n: fc.integer({ min: 1, max: 3 }), priority: fc.integer({ min: 0, max: 3 }), maxRetries: fc.integer({ min: 0, max: 2 }), tenant: fc.integer({ min: 0, max: 2 }) }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('cap' as const), tenant: fc.integer({ min: 0, max: 2 }), max: fc.integer({ min: 0, max: 2 }) }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('lease' as const), worker: fc.integer({ min: 0, max: 1 }), n: fc.integer({ min: 1, max: 3 }), record: fc.integer({ min: 0, max: 2 }).map((r) => r > 0) }), weight: 3 },
   { arbitrary: fc.record({ kind: fc.constant('record' as const), worker: fc.integer({ min: 0, max: 1 }), pick: fc.nat() }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('lease-unstarted' as const), n: fc.integer({ min: 1, max: 2 }) }), weight: 1 },
@@ -77,6 +82,8 @@ interface Model {
    * write would be indistinguishable from a first one; the stale action does not invent it).
    */
   retired: Set<string>;
+  /** Running caps set (0 or absent: unlimited); Redis forgets them when it loses data. */
+  caps: Map<string, number>;
 }
 
 /** A lease some simulated worker still holds, optionally only one Postgres has not heard of. */
@@ -94,7 +101,7 @@ async function redisPlaces(): Promise<Map<string, string[]>> {
   const places = new Map<string, string[]>();
   const add = (id: string, where: string) => places.set(id, [...(places.get(id) ?? []), where]);
   for (let p = 0; p < 4; p++) {
-    for (const id of await stack.inspect.lrange(k.queues[p]!, 0, -1)) add(id, 'queue');
+    for (const t of TENANTS) for (const id of await stack.inspect.lrange(k.tenantQueue(PRIORITIES[p]!, t), 0, -1)) add(id, 'queue');
     for (const id of await stack.inspect.zrange(k.retries[p]!, 0, -1)) add(id, 'retry');
     for (const id of await stack.inspect.lrange(k.deadLetters[p]!, 0, -1)) add(id, 'dlq');
   }
@@ -109,7 +116,26 @@ const expectedPlaces: Record<string, string[]> = {
   dead: ['dlq'],
 };
 
+/** Running counts equal the leases held per tenant; every ready list is in its ring or parked set. */
+async function checkTenantState(): Promise<void> {
+  const k = stack.queue.keys;
+  const leased = await stack.inspect.zrange(k.processing, 0, -1);
+  const metas = leased.length ? await stack.inspect.hmget(k.meta, ...leased) : [];
+  const held: Record<string, number> = {};
+  for (const meta of metas) if (meta) held[meta.split(':')[2]!] = (held[meta.split(':')[2]!] ?? 0) + 1;
+  const running = Object.fromEntries(Object.entries(await stack.inspect.hgetall(k.running)).map(([t, n]) => [t, Number(n)]));
+  expect(running).toEqual(held);
+  for (let p = 0; p < 4; p++) {
+    for (const t of TENANTS) {
+      if ((await stack.inspect.llen(k.tenantQueue(PRIORITIES[p]!, t))) === 0) continue;
+      const named = (await stack.inspect.zscore(k.rings[p]!, t)) !== null || (await stack.inspect.zscore(k.parked[p]!, t)) !== null;
+      expect({ tenant: t, priority: PRIORITIES[p], named }).toEqual({ tenant: t, priority: PRIORITIES[p], named: true });
+    }
+  }
+}
+
 async function checkInvariants(m: Model): Promise<void> {
+  await checkTenantState();
   const tasks = await pgTasks();
   const places = await redisPlaces();
   // Every task Redis knows is held in exactly one place (the sweep's count; it changes nothing then).
@@ -212,7 +238,7 @@ it('queue invariants hold under random interleavings', async () => {
       const keys = await stack.inspect.keys(`{${stack.cfg.REDIS_KEY_PREFIX}}:*`);
       if (keys.length) await stack.inspect.del(...keys);
       const reconciler = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics }, { intervalMs: 1000, graceMs: 0, batchSize: 50 }, silentLog);
-      const m: Model = { held: [[], []], tokens: [], attempts: new Map(), redisLost: false, unstarted: new Set(), recorded: new Set(), spent: new Set(), retired: new Set() };
+      const m: Model = { held: [[], []], tokens: [], attempts: new Map(), redisLost: false, unstarted: new Set(), recorded: new Set(), spent: new Set(), retired: new Set(), caps: new Map() };
       // The actions are always kept (cheap); the states after each only with PROPERTY_DEBUG=1. A
       // run that hangs shows its actions so far before the test's time limit cuts it off (a hang
       // or a long shrink once ended a CI run at that limit with nothing to go on).
@@ -226,12 +252,22 @@ it('queue invariants hold under random interleavings', async () => {
               for (let i = 0; i < a.n; i++) {
                 await submitTask(
                   { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 1000 },
-                  { type: 'noop', priority: PRIORITIES[a.priority]!, payload: {}, maxRetries: a.maxRetries, tenant: 'default', idempotencyKey: null, canonical: '' },
+                  { type: 'noop', priority: PRIORITIES[a.priority]!, payload: {}, maxRetries: a.maxRetries, tenant: TENANTS[a.tenant]!, idempotencyKey: null, canonical: '' },
                 );
               }
               break;
+            case 'cap':
+              await stack.queue.configureTenants(0, [{ tenant: TENANTS[a.tenant]!, weight: 1, maxRunning: a.max }]);
+              m.caps.set(TENANTS[a.tenant]!, a.max);
+              break;
             case 'lease': {
+              const before = await stack.inspect.hgetall(stack.queue.keys.running);
               const leases = await stack.queue.lease({ max: a.n, visibilityMs: 600_000 });
+              // A capped tenant gets no more than its room.
+              for (const [t, cap] of m.caps) {
+                const got = leases.filter((l) => l.message.tenant === t).length;
+                if (cap > 0) expect({ t, got: got <= Math.max(0, cap - Number(before[t] ?? 0)) }).toEqual({ t, got: true });
+              }
               m.held[a.worker]!.push(...leases);
               m.tokens.push(...leases.map(flat));
               // A slow attempt has its start recorded; a fast one only writes with its outcome.
@@ -304,6 +340,7 @@ it('queue invariants hold under random interleavings', async () => {
               const lost = await stack.inspect.keys(`{${stack.cfg.REDIS_KEY_PREFIX}}:*`);
               if (lost.length) await stack.inspect.del(...lost);
               m.redisLost = true;
+              m.caps.clear();
               break;
             }
           }

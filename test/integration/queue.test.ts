@@ -12,7 +12,7 @@ let redis: Redis;
 let prefix: string;
 
 function item(id: string, priority: Priority = 'default', maxAttempts = 3): EnqueueItem {
-  return { id, type: 'noop', priority, payload: { n: id }, maxAttempts, createdAtMs: Date.now(), attempts: 0 };
+  return { id, tenant: 'default', type: 'noop', priority, payload: { n: id }, maxAttempts, createdAtMs: Date.now(), attempts: 0 };
 }
 
 function queue(strategy: 'weighted' | 'strict' = 'weighted'): RedisQueue {
@@ -28,6 +28,7 @@ async function snapshot(): Promise<Record<string, unknown>> {
     if (t === 'list') out[k] = await redis.lrange(k, 0, -1);
     else if (t === 'hash') out[k] = await redis.hgetall(k);
     else if (t === 'zset') out[k] = await redis.zrange(k, 0, -1, 'WITHSCORES');
+    else if (t === 'set') out[k] = (await redis.smembers(k)).sort();
     else out[k] = await redis.get(k);
   }
   return out;
@@ -50,9 +51,11 @@ afterAll(async () => {
 describe('keys', () => {
   it('puts every key of a namespace under one hash tag', () => {
     const k = queueKeys('ts');
-    const all = [...k.queues, ...k.retries, ...k.deadLetters, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr];
-    for (const key of all) expect(key.startsWith('{ts}:')).toBe(true);
+    const all = [...k.tenantBlock, k.tenantDispatch, ...k.retries, ...k.deadLetters, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.doorbell];
+    for (const key of [...all, k.tenantQueue('low', 'acme')]) expect(key.startsWith('{ts}:')).toBe(true);
     expect(new Set(all).size).toBe(all.length);
+    // A tenant's ready list is built from the prefix the scripts get in KEYS.
+    expect(k.tenantQueue('low', 'acme')).toBe(`${k.tenantQueuePrefix}low:acme`);
   });
 });
 
@@ -94,13 +97,13 @@ describe('enqueue and lease', () => {
   it('leases a task once per call even if its id sits in a queue twice', async () => {
     const q = queue();
     await q.enqueue([item('a'), item('b')]);
-    await redis.rpush(q.keys.queues[2]!, 'a'); // a stray duplicate, as no script would leave one
+    await redis.rpush(q.keys.tenantQueue('default', 'default'), 'a'); // a stray duplicate, as no script would leave one
     const leases = await q.lease({ max: 10, visibilityMs: 5000 });
     expect(leases.map((l) => [l.message.id, l.attempt])).toEqual([
       ['a', 1],
       ['b', 1],
     ]);
-    expect(await redis.llen(q.keys.queues[2]!)).toBe(0);
+    expect(await redis.llen(q.keys.tenantQueue('default', 'default'))).toBe(0);
   });
 
   it('never repeats a token: across calls, and across queue instances (processes) with the same owner', async () => {
@@ -159,8 +162,9 @@ describe('fencing', () => {
     expect(await q.extend([stale], 10000)).toEqual([false]);
     expect(await snapshot()).toEqual(before);
     expect(await q.ack([{ id: 'a', token: l!.token }])).toEqual([true]);
-    // Only the round-robin state is left: the acked task is gone from every structure.
-    expect(Object.keys(await snapshot())).toEqual([q.keys.wrr]);
+    // Only the round-robin state (and the tenant, until a sweep) is left: the acked task is gone
+    // from every structure, and its tenant runs nothing.
+    expect(Object.keys(await snapshot())).toEqual([q.keys.tenants, q.keys.vtime, q.keys.wrr]);
   });
 
   it('a token is dead once its lease was reaped and the task leased again', async () => {
@@ -213,7 +217,7 @@ describe('finish', () => {
     expect(await snapshot()).toEqual(before);
     // Applied: the waiting copy of a goes where Postgres says (retrying, attempt 1 counted).
     expect(await q.finish([{ ...held('a'), outcome: 'retrying', delayMs: 60_000, settleAttempts: 1 }])).toEqual(['settled']);
-    expect(await redis.lrange(q.keys.queues[2]!, 0, -1)).toEqual(['b']);
+    expect(await q.readyIds('default')).toEqual(['b']);
     expect(await redis.zrange(q.keys.retries[2]!, 0, -1)).toEqual(['a']);
     expect(await redis.hget(q.keys.attempts, 'a')).toBe('1');
     // b is leased again by someone else: its holder decides, the late outcome does not.

@@ -157,7 +157,7 @@ describe('tasks Redis knows but holds nowhere', () => {
     await stack.queue.release([{ id: ready!, token: l1!.token, priority: 'high' }]);
     await stack.queue.retry([{ id: retrying!, token: l3!.token, priority: 'high', delayMs: 60_000 }]);
     await stack.queue.bury([{ id: dead!, token: l4!.token, priority: 'high' }]);
-    expect(await stack.queue.sweep(100)).toEqual({ known: 4, held: 4, orphans: 0, heldTwice: 0, forgotten: [] });
+    expect(await stack.queue.sweep(100)).toEqual({ known: 4, held: 4, orphans: 0, heldTwice: 0, tenantRepairs: 0, forgotten: [] });
     expect(await r.runOnce()).toMatchObject({ unheld: 0, requeued: 0, vanishedLeases: 0 });
   });
 
@@ -165,7 +165,7 @@ describe('tasks Redis knows but holds nowhere', () => {
     const [a, b, c] = await indexed(3);
     // A ready-list entry lost while the task's message stays (a bug, or an operator's LREM): the
     // check that only asks whether Redis knows the task passes, and nothing would ever lease it.
-    expect(await stack.inspect.lrem(stack.queue.keys.queues[1]!, 0, b!)).toBe(1);
+    expect(await stack.inspect.lrem(stack.queue.keys.tenantQueue('high', 'default'), 0, b!)).toBe(1);
     const res = await r.runOnce();
     expect(res).toMatchObject({ unheld: 1, requeued: 1, vanishedLeases: 0 });
     expect(await stack.queue.sweep(100)).toMatchObject({ known: 3, held: 3, forgotten: [] });
@@ -197,23 +197,24 @@ describe('tasks Redis knows but holds nowhere', () => {
   it('removes held entries of tasks Redis does not know, and counts ids held twice without touching them', async () => {
     const [id] = await indexed(1);
     const k = stack.queue.keys;
-    await stack.inspect.rpush(k.queues[2]!, 'ghost');
+    await stack.inspect.rpush(k.tenantQueue('default', 'default'), 'ghost');
     await stack.inspect.zadd(k.retries[0]!, 1, 'ghost-retry');
-    expect(await stack.queue.sweep(100)).toEqual({ known: 1, held: 3, orphans: 2, heldTwice: 0, forgotten: [] });
-    expect(await stack.inspect.lrange(k.queues[2]!, 0, -1)).toEqual([]);
+    // (The ghost's list at `default` was named by no ring: put back, then emptied of the ghost.)
+    expect(await stack.queue.sweep(100)).toEqual({ known: 1, held: 3, orphans: 2, heldTwice: 0, tenantRepairs: 1, forgotten: [] });
+    expect(await stack.inspect.lrange(k.tenantQueue('default', 'default'), 0, -1)).toEqual([]);
     expect(await stack.inspect.zcard(k.retries[0]!)).toBe(0);
-    await stack.inspect.rpush(k.queues[1]!, id!);
+    await stack.inspect.rpush(k.tenantQueue('high', 'default'), id!);
     expect(await stack.queue.sweep(100)).toMatchObject({ known: 1, held: 2, orphans: 0, heldTwice: 1, forgotten: [] });
-    expect(await stack.inspect.lrange(k.queues[1]!, 0, -1)).toEqual([id, id]);
+    expect(await stack.inspect.lrange(k.tenantQueue('high', 'default'), 0, -1)).toEqual([id, id]);
     // Told of it, a sweep does not search for that duplicate again, but a new loss still shows.
-    expect(await stack.queue.sweep(100, 1)).toEqual({ known: 1, held: 2, orphans: 0, heldTwice: 1, forgotten: [] });
-    await stack.inspect.rpush(k.queues[3]!, 'ghost');
-    expect(await stack.queue.sweep(100, 1)).toEqual({ known: 1, held: 3, orphans: 1, heldTwice: 1, forgotten: [] });
+    expect(await stack.queue.sweep(100, 1)).toEqual({ known: 1, held: 2, orphans: 0, heldTwice: 1, tenantRepairs: 0, forgotten: [] });
+    await stack.inspect.rpush(k.tenantQueue('low', 'default'), 'ghost');
+    expect(await stack.queue.sweep(100, 1)).toEqual({ known: 1, held: 3, orphans: 1, heldTwice: 1, tenantRepairs: 1, forgotten: [] });
   });
 
   it('forgets at most `limit` per call; the rest wait for the next pass', async () => {
     const ids = await indexed(5);
-    await stack.inspect.del(stack.queue.keys.queues[1]!);
+    await stack.inspect.del(stack.queue.keys.tenantQueue('high', 'default'));
     expect((await stack.queue.sweep(2)).forgotten).toHaveLength(2);
     expect((await stack.queue.sweep(10)).forgotten).toHaveLength(3);
     expect(await r.runOnce()).toMatchObject({ unheld: 0, requeued: 5 });
@@ -278,8 +279,8 @@ describe('payloads are read only for the tasks re-queued, a bounded number of by
     const budget = 64 * 1024;
     const tasks = [await inserted(50 * 1024), await inserted(50 * 1024), await inserted(50 * 1024)];
     // Pushed as the API would; then two ready-list entries are lost.
-    await stack.queue.enqueue(tasks.map((t) => ({ id: t.id, type: 'noop', priority: 'high', payload: t.payload, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 })));
-    for (const t of tasks.slice(1)) expect(await stack.inspect.lrem(stack.queue.keys.queues[1]!, 0, t.id)).toBe(1);
+    await stack.queue.enqueue(tasks.map((t) => ({ id: t.id, tenant: 'default', type: 'noop', priority: 'high', payload: t.payload, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 })));
+    for (const t of tasks.slice(1)) expect(await stack.inspect.lrem(stack.queue.keys.tenantQueue('high', 'default'), 0, t.id)).toBe(1);
     const { pool, reads } = payloadLog(stack.pool);
     // A long grace period: the page walk sees none of these fresh tasks, only the sweep does.
     const r = new Reconciler({ pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 600_000, batchSize: 100, payloadBytes: budget }, silentLog);

@@ -81,5 +81,5 @@ it("a batch is answered once stored; the next batch's transaction overlaps its R
   openRedis();
   await allPushed;
   const b = await second;
-  expect(await stack.inspect.lrange(stack.queue.keys.queues[2]!, 0, -1)).toEqual([idOf(a), idOf(b)]);
+  expect(await stack.inspect.lrange(stack.queue.keys.tenantQueue('default', 'default'), 0, -1)).toEqual([idOf(a), idOf(b)]);
 });

@@ -383,8 +383,8 @@ it('a retry is promoted when its backoff ends, not at the next scan of the retry
 it('a retry another worker scheduled is promoted when due: each pump pass learns when the next one is', async () => {
   // As if a worker that died had scheduled it: the task waits in its retry set, due in 300 ms.
   const id = await submit('noop');
-  await stack.inspect.del(...stack.queue.keys.queues, stack.queue.keys.meta);
-  await stack.queue.enqueue([{ id, type: 'noop', priority: 'default', payload: {}, maxAttempts: 6, createdAtMs: Date.now(), attempts: 0, dueAtMs: Date.now() + 300 }]);
+  await stack.inspect.del(stack.queue.keys.tenantQueue('default', 'default'), stack.queue.keys.meta);
+  await stack.queue.enqueue([{ id, tenant: 'default', type: 'noop', priority: 'default', payload: {}, maxAttempts: 6, createdAtMs: Date.now(), attempts: 0, dueAtMs: Date.now() + 300 }]);
   ({ worker } = startWorker(stack, { cfg: { RETRY_SCAN_INTERVAL_MS: 600_000, POLL_INTERVAL_MS: 600_000 } }));
   expect(await waitFor(isFinal(id), 10_000, 'the waiting retry')).toMatchObject({ status: 'succeeded', attempts: 1 });
 });

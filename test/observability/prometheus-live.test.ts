@@ -289,7 +289,13 @@ it("the dashboards' queue-depth query equals the depth in Redis (no double count
   };
   const keys = queueKeys(prefix);
   const expected: Record<Priority, number> = { critical: 0, high: 3, default: 5, low: 2 };
-  const redisDepth = async () => Object.fromEntries(await Promise.all(PRIORITIES.map(async (p, i) => [p, await redis.llen(keys.queues[i]!)] as const))) as Record<Priority, number>;
+  // Every tenant's ready list at each priority (the tenants with work are in its ring or parked set).
+  const depthAt = async (p: Priority, i: number) => {
+    const tenants = new Set([...(await redis.zrange(keys.rings[i]!, 0, -1)), ...(await redis.zrange(keys.parked[i]!, 0, -1))]);
+    const lengths = await Promise.all([...tenants].map((t) => redis.llen(keys.tenantQueue(p, t))));
+    return lengths.reduce((a, b) => a + b, 0);
+  };
+  const redisDepth = async () => Object.fromEntries(await Promise.all(PRIORITIES.map(async (p, i) => [p, await depthAt(p, i)] as const))) as Record<Priority, number>;
   expect(await redisDepth()).toEqual(expected);
 
   const seen = await eventually('Prometheus to report the Redis depth', async () => {

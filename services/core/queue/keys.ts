@@ -1,13 +1,29 @@
 /**
  * Every Redis key the queue uses, built in one place. All keys share one hash tag `{prefix}` so a
  * whole namespace lives in one Cluster slot and every script may touch all of them; scripts
- * receive every key they touch in KEYS, never build one.
+ * receive every key they touch in KEYS, except the per-tenant ready lists: there is one per
+ * priority and tenant, so scripts build their names from `tenantQueuePrefix` (passed in KEYS; it
+ * carries the tag, so the lists share the slot). See docs/fair-dispatch.md.
  */
-import { PRIORITIES } from '../tasks/priority';
+import { PRIORITIES, Priority } from '../tasks/priority';
 
 export interface QueueKeys {
-  /** Waiting task ids per priority, FIFO (RPUSH to enqueue, LPOP to lease). */
-  queues: string[];
+  /** Ready lists are `${tenantQueuePrefix}<priority>:<tenant>`, FIFO (RPUSH to enqueue, LPOP to lease). */
+  tenantQueuePrefix: string;
+  /** Per priority, tenants with ready work scored by their pass (stride scheduling). */
+  rings: string[];
+  /** Per priority, tenants with ready work held back at their running cap, scored by their pass. */
+  parked: string[];
+  /** Tenants parked in any priority. */
+  parkedTenants: string;
+  /** tenant → leases held (attempts running), kept with `processing` by every script. */
+  running: string;
+  /** priority index (1-4) → virtual time: where a tenant joining that ring starts. */
+  vtime: string;
+  /** Tenants that may have a ready list (the sweep cannot list keys). */
+  tenants: string;
+  /** tenant → "weight:maxRunning" (-1: the default), synced from Postgres by the workers. */
+  tenantDispatch: string;
   /** Due-time ordered ids waiting for a retry, per priority. */
   retries: string[];
   /** Dead-lettered ids per priority, oldest first. */
@@ -16,7 +32,7 @@ export interface QueueKeys {
   processing: string;
   /** id → immutable message JSON (type, payload, created_at ms). */
   messages: string;
-  /** id → "priorityIndex:maxAttempts". */
+  /** id → "priorityIndex:maxAttempts:tenant". */
   meta: string;
   /** id → attempts started so far. */
   attempts: string;
@@ -35,12 +51,33 @@ export interface QueueKeys {
   doorbell: string;
   /** Leader locks of single-copy services (the reconciler). */
   lock(name: string): string;
+  /** The ready list of one tenant at one priority (for tests and operators). */
+  tenantQueue(priority: Priority, tenant: string): string;
+  /**
+   * The block of KEYS every script touching tenant state takes, in this order (see
+   * lua/includes/tenants.lua).
+   */
+  tenantBlock: string[];
 }
 
 export function queueKeys(prefix: string): QueueKeys {
   const tag = `{${prefix}}`;
+  const tenantQueuePrefix = `${tag}:q:`;
+  const rings = PRIORITIES.map((p) => `${tag}:ring:${p}`);
+  const parked = PRIORITIES.map((p) => `${tag}:parked:${p}`);
+  const parkedTenants = `${tag}:parked`;
+  const running = `${tag}:running`;
+  const vtime = `${tag}:vtime`;
+  const tenants = `${tag}:tenants`;
   return {
-    queues: PRIORITIES.map((p) => `${tag}:q:${p}`),
+    tenantQueuePrefix,
+    rings,
+    parked,
+    parkedTenants,
+    running,
+    vtime,
+    tenants,
+    tenantDispatch: `${tag}:tenant:dispatch`,
     retries: PRIORITIES.map((p) => `${tag}:retry:${p}`),
     deadLetters: PRIORITIES.map((p) => `${tag}:dlq:${p}`),
     processing: `${tag}:processing`,
@@ -53,5 +90,7 @@ export function queueKeys(prefix: string): QueueKeys {
     workers: `${tag}:workers`,
     doorbell: `${tag}:doorbell`,
     lock: (name) => `${tag}:lock:${name}`,
+    tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,
+    tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, vtime, tenants],
   };
 }

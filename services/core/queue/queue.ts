@@ -6,6 +6,8 @@ import type { Priority } from '../tasks/priority';
 
 export interface QueueMessage {
   id: string;
+  /** The task's tenant: its ready list, its share of the leases and its running cap (docs/fair-dispatch.md). */
+  tenant: string;
   type: string;
   priority: Priority;
   payload: unknown;
@@ -15,8 +17,6 @@ export interface QueueMessage {
 }
 
 export interface EnqueueItem extends QueueMessage {
-  /** The task's tenant (for fair dispatch between tenants). */
-  tenant?: string;
   /**
    * The payload as JSON text, when the caller has it already (the reconciler reads `payload::text`
    * from Postgres): sent as is instead of serializing `payload`, which is then ignored. Must be one
@@ -101,6 +101,11 @@ export interface Sweep {
   heldTwice: number;
   /** Known tasks held nowhere: forgotten, for the reconciler to index again from Postgres. */
   forgotten: string[];
+  /**
+   * Fair-dispatch state put right: ready lists no ring named (put back), and running counts that
+   * did not add up to the leases held (recounted).
+   */
+  tenantRepairs: number;
 }
 
 export interface QueueStats {
@@ -112,11 +117,31 @@ export interface QueueStats {
   oldestWaitingSeconds: Record<Priority, number>;
   /** Workers whose announcement has not lapsed. */
   liveWorkers: number;
+  /**
+   * Per tenant, ready tasks (all priorities) and attempts running: the busiest few (see
+   * RedisQueueOptions.tenantStatsLimit), then, when more have work, one row `tenant: null` with the rest.
+   */
+  tenants: TenantStats[];
+}
+
+export interface TenantStats {
+  tenant: string | null;
+  ready: number;
+  running: number;
+}
+
+/** How workers share out one tenant's tasks, as its row in Postgres says. */
+export interface TenantDispatch {
+  tenant: string;
+  /** 1..1000: its share of the leases within a priority, relative to other tenants with work there. */
+  weight: number;
+  /** Attempts of the tenant running at once across all workers; 0 unlimited; null: the default. */
+  maxRunning: number | null;
 }
 
 export interface LeaseBatch {
   leases: Lease[];
-  /** Tasks still ready after this lease (any priority). */
+  /** Tasks still ready after this lease that a worker may take now (not those of tenants at their running cap); at least this many. */
   left: number;
 }
 
@@ -125,6 +150,8 @@ export interface LeaseOptions {
   visibilityMs: number;
   /** The leasing worker's id; tokens start with it (and `~`) so a lost lease can name its worker. */
   owner?: string;
+  /** Running cap of tenants without one of their own (TENANT_MAX_RUNNING); 0 or absent: unlimited. */
+  defaultMaxRunning?: number;
 }
 
 /**
@@ -164,6 +191,12 @@ export interface TaskQueue {
   /** Moves due retries to their queues; says how many, and how soon the next waiting one is due. */
   promoteDue(limitPerPriority: number): Promise<Promoted>;
   stats(): Promise<QueueStats>;
+  /**
+   * Stores tenants' weights and running caps for leasing (only those given; others keep theirs);
+   * `defaultMaxRunning` is recorded to notice a change. `complete` is false when Redis held no
+   * settings before (it lost them): the caller should send every tenant.
+   */
+  configureTenants(defaultMaxRunning: number, tenants: TenantDispatch[]): Promise<{ changed: number; complete: boolean }>;
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
   /**
    * Per id, what Redis holds of the task: null when it does not know it at all, else whether it has

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue } from './queue';
+import type { Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TenantDispatch, TenantStats } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -13,9 +13,11 @@ export interface RedisQueueOptions {
   prefix: string;
   strategy: Strategy;
   weights: Record<Priority, number>;
+  /** Tenants stats() reports one by one (TENANT_METRICS_LIMIT); the rest are summed. Default 50. */
+  tenantStatsLimit?: number;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -86,9 +88,9 @@ export class RedisQueue implements TaskQueue {
     const k = this.keys;
     const args: (string | number)[] = [];
     for (const it of items) {
-      args.push(it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.dueAtMs ?? 0);
+      args.push(it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.dueAtMs ?? 0, it.tenant);
     }
-    const res = (await this.run.enqueue([...k.queues, k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell], args)) as number[];
+    const res = (await this.run.enqueue([k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell, ...k.tenantBlock], args)) as number[];
     return res.map((r) => r === 1);
   }
 
@@ -102,22 +104,22 @@ export class RedisQueue implements TaskQueue {
     const call = `${this.tokenNonce}${(this.leaseCalls++).toString(36)}`;
     const tokenBase = opts.owner ? `${opts.owner}~${call}` : call;
     const res = (await this.run.lease(
-      [...k.queues, k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.doorbell],
-      [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low],
+      [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.doorbell, k.tenantDispatch, ...k.tenantBlock],
+      [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low, opts.defaultMaxRunning ?? 0],
     )) as (string | number)[];
     const now = Number(res[0]);
     const deadlineMs = now + opts.visibilityMs;
     const leases: Lease[] = [];
     for (let i = 2, k = 1; i < res.length; i += 5, k++) {
       const wire = JSON.parse(res[i + 2] as string) as WireMessage;
-      const meta = res[i + 3] as string;
-      const sep = meta.indexOf(':');
+      const meta = parseMeta(res[i + 3] as string);
       const message: QueueMessage = {
         id: res[i] as string,
+        tenant: meta.tenant,
         type: wire.type,
-        priority: PRIORITIES[Number(meta.slice(0, sep))] ?? 'default',
+        priority: meta.priority,
         payload: wire.payload,
-        maxAttempts: Number(meta.slice(sep + 1)),
+        maxAttempts: meta.maxAttempts,
         createdAtMs: wire.created_at,
       };
       // As lease.lua makes them.
@@ -138,7 +140,7 @@ export class RedisQueue implements TaskQueue {
     for (const it of items) {
       args.push(it.id, it.token, OUTCOME_CODE[it.outcome], priorityIndex(it.priority), Math.max(0, Math.round(it.delayMs ?? 0)), it.settleAttempts);
     }
-    const res = (await this.run.finish(this.placementKeys(), args)) as number[];
+    const res = (await this.run.finish([...this.placementKeys(), this.keys.doorbell], args)) as number[];
     return res.map((r) => FINISHED[r] ?? 'stale');
   }
 
@@ -165,14 +167,14 @@ export class RedisQueue implements TaskQueue {
     if (items.length === 0) return [];
     const k = this.keys;
     const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
-    const res = (await this.run.release([k.processing, k.tokens, k.attempts, ...k.queues, k.doorbell], args)) as number[];
+    const res = (await this.run.release([k.processing, k.tokens, k.attempts, k.meta, k.doorbell, ...k.tenantBlock], args)) as number[];
     return res.map((r) => r === 1);
   }
 
   async reap(limit: number, holdMs: number): Promise<Reaped[]> {
     const k = this.keys;
     const res = (await this.run.reap(
-      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.deadLetters, k.messages, k.doorbell],
+      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.deadLetters, k.messages, k.doorbell, ...k.tenantBlock],
       [limit, holdMs],
     )) as (string | number)[];
     const out: Reaped[] = [];
@@ -192,7 +194,7 @@ export class RedisQueue implements TaskQueue {
   /** The KEYS of the scripts that include placement.lua. */
   private placementKeys(): string[] {
     const k = this.keys;
-    return [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.queues, ...k.retries, ...k.deadLetters];
+    return [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.retries, ...k.deadLetters, ...k.tenantBlock];
   }
 
   async settle(items: SettleItem[]): Promise<number> {
@@ -203,16 +205,19 @@ export class RedisQueue implements TaskQueue {
 
   async promoteDue(limitPerPriority: number): Promise<Promoted> {
     const k = this.keys;
-    const res = (await this.run.promote([...k.retries, ...k.queues, k.readyAt, k.doorbell], [limitPerPriority])) as number[];
+    const res = (await this.run.promote([...k.retries, k.readyAt, k.doorbell, k.meta, ...k.tenantBlock], [limitPerPriority])) as number[];
     const next = Number(res[4] ?? -1);
     return { moved: byPriority((i) => Number(res[i] ?? 0)), nextDueInMs: next < 0 ? null : next };
   }
 
   async stats(): Promise<QueueStats> {
     const k = this.keys;
-    const r = ((await this.run.stats([...k.queues, ...k.retries, ...k.deadLetters, k.processing, k.readyAt, k.workers], [])) as number[]).map(Number);
+    const raw = (await this.run.stats([...k.retries, ...k.deadLetters, k.processing, k.readyAt, k.workers, ...k.tenantBlock], [this.opts.tenantStatsLimit ?? 50])) as (number | string)[];
+    const r = raw.slice(0, 20).map(Number);
     const now = r[0]!;
     const at = (i: number) => r[i] ?? 0;
+    const tenants: TenantStats[] = [];
+    for (let i = 20; i + 2 < raw.length; i += 3) tenants.push({ tenant: raw[i] === '' ? null : String(raw[i]), ready: Number(raw[i + 1]), running: Number(raw[i + 2]) });
     return {
       ready: byPriority((i) => at(1 + i)),
       retrying: byPriority((i) => at(5 + i)),
@@ -220,7 +225,24 @@ export class RedisQueue implements TaskQueue {
       processing: at(13),
       oldestWaitingSeconds: byPriority((i) => (at(14 + i) > 0 ? Math.max(0, now - at(14 + i)) / 1000 : 0)),
       liveWorkers: at(18),
+      tenants,
     };
+  }
+
+  async configureTenants(defaultMaxRunning: number, tenants: TenantDispatch[]): Promise<{ changed: number; complete: boolean }> {
+    const k = this.keys;
+    const args: (string | number)[] = [defaultMaxRunning];
+    for (const t of tenants) args.push(t.tenant, t.weight, t.maxRunning ?? -1);
+    const [changed, had] = (await this.run.dispatch([k.tenantDispatch, k.doorbell, ...k.tenantBlock], args)) as number[];
+    return { changed: Number(changed), complete: Number(had) === 1 };
+  }
+
+  /** Ids ready at `priority`, tenant by tenant (ring, then parked; each list FIFO): for tests and operators. */
+  async readyIds(priority: Priority): Promise<string[]> {
+    const i = priorityIndex(priority);
+    const tenants = [...new Set([...(await this.redis.zrange(this.keys.rings[i]!, 0, -1)), ...(await this.redis.zrange(this.keys.parked[i]!, 0, -1))])];
+    const lists = await Promise.all(tenants.map((t) => this.redis.lrange(this.keys.tenantQueue(priority, t), 0, -1)));
+    return lists.flat();
   }
 
   /** Announces a live worker until ttlMs from now; 0 withdraws the announcement. */
@@ -250,8 +272,8 @@ export class RedisQueue implements TaskQueue {
 
   async sweep(limit: number, heldTwiceBefore = 0): Promise<Sweep> {
     const k = this.keys;
-    const res = (await this.run.sweep([k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, ...k.queues, ...k.retries, ...k.deadLetters], [limit, heldTwiceBefore])) as (number | string)[];
-    return { known: Number(res[0]), held: Number(res[1]), orphans: Number(res[2]), heldTwice: Number(res[3]), forgotten: res.slice(4).map(String) };
+    const res = (await this.run.sweep([k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, ...k.retries, ...k.deadLetters, ...k.tenantBlock], [limit, heldTwiceBefore])) as (number | string)[];
+    return { known: Number(res[0]), held: Number(res[1]), orphans: Number(res[2]), heldTwice: Number(res[3]), tenantRepairs: Number(res[4]), forgotten: res.slice(5).map(String) };
   }
 
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */
@@ -308,6 +330,17 @@ class RedisDoorbell implements Doorbell {
     this.conn?.disconnect();
     this.conn = null;
   }
+}
+
+/** meta is "priorityIndex:maxAttempts:tenant" (written before tenants existed: no tenant, which is `default`). */
+function parseMeta(meta: string): { priority: Priority; maxAttempts: number; tenant: string } {
+  const a = meta.indexOf(':');
+  const b = meta.indexOf(':', a + 1);
+  return {
+    priority: PRIORITIES[Number(meta.slice(0, a))] ?? 'default',
+    maxAttempts: Number(b < 0 ? meta.slice(a + 1) : meta.slice(a + 1, b)),
+    tenant: b < 0 ? 'default' : meta.slice(b + 1),
+  };
 }
 
 const OUTCOME_CODE: Record<FinishItem['outcome'], string> = { succeeded: 's', retrying: 'r', dead: 'd' };

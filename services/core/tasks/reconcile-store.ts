@@ -8,6 +8,7 @@ import type { Priority, TaskStatus } from './priority';
 
 export interface UnfinishedTask {
   id: string;
+  tenant: string;
   type: string;
   priority: Priority;
   status: TaskStatus;
@@ -21,7 +22,7 @@ export interface UnfinishedTask {
 }
 
 const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
-const COLUMNS = 'id, type, priority, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
+const COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
 
 export interface Cursor {
   updatedAt: string;

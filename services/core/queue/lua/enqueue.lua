@@ -1,33 +1,38 @@
 -- enqueue: index tasks as ready (or as due later, in their retry set), unless already indexed, so
--- a repeated push (API replay, reconciler) never duplicates a task.
--- KEYS: q:critical..q:low (1-4), msg (5), meta (6), attempts (7), ready_at (8), retry:critical..retry:low (9-12),
---       doorbell (13)
--- ARGV: groups of 6: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now)
+-- a repeated push (API replay, reconciler) never duplicates a task. A ready task joins its
+-- tenant's list at its priority (see includes/tenants.lua).
+-- KEYS: msg (1), meta (2), attempts (3), ready_at (4), retry:critical..retry:low (5-8), doorbell (9),
+--       tenant block (10-22)
+-- ARGV: groups of 7: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now), tenant
 -- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call)
--- Rings the doorbell when tasks became ready, so an idle worker wakes at once.
+-- Rings the doorbell when tasks a worker may lease now became ready, so an idle worker wakes at once.
 -- @include bulk
 -- @include doorbell
+-- @include tenants
+tenantKeys(10)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids = argvIds(6)
-local known = hmget(KEYS[6], ids)
+local ids = argvIds(7)
+local known = hmget(KEYS[2], ids)
 local seen = {}
 local msg, meta, attempts, readyAt = {}, {}, {}, {}
-local ready, later = { {}, {}, {}, {} }, { {}, {}, {}, {} }
+local later = { {}, {}, {}, {} }
+-- Ready ids per (priority, tenant), in first-seen order so each tenant's list stays FIFO.
+local groups, groupOf = {}, {}
 local out = {}
-local readyCount = 0
 for j, id in ipairs(ids) do
   if known[j] or seen[id] then
     out[j] = 0
   else
     seen[id] = true
-    local i = (j - 1) * 6 + 1
+    local i = (j - 1) * 7 + 1
     local p = tonumber(ARGV[i + 1])
     local due = tonumber(ARGV[i + 5])
+    local tenant = ARGV[i + 6]
     msg[#msg + 1] = id
     msg[#msg + 1] = ARGV[i + 3]
     meta[#meta + 1] = id
-    meta[#meta + 1] = p .. ':' .. ARGV[i + 2]
+    meta[#meta + 1] = p .. ':' .. ARGV[i + 2] .. ':' .. tenant
     attempts[#attempts + 1] = id
     attempts[#attempts + 1] = ARGV[i + 4]
     if due > now then
@@ -37,20 +42,25 @@ for j, id in ipairs(ids) do
     else
       readyAt[#readyAt + 1] = id
       readyAt[#readyAt + 1] = now
-      local q = ready[p + 1]
-      q[#q + 1] = id
-      readyCount = readyCount + 1
+      local g = (p + 1) .. ':' .. tenant
+      if not groupOf[g] then
+        groupOf[g] = { p = p + 1, tenant = tenant, ids = {} }
+        groups[#groups + 1] = groupOf[g]
+      end
+      local list = groupOf[g].ids
+      list[#list + 1] = id
     end
     out[j] = 1
   end
 end
-bulk('HSET', KEYS[5], msg)
-bulk('HSET', KEYS[6], meta)
-bulk('HSET', KEYS[7], attempts)
-bulk('HSET', KEYS[8], readyAt)
-for p = 1, 4 do
-  bulk('RPUSH', KEYS[p], ready[p])
-  bulk('ZADD', KEYS[8 + p], later[p])
+bulk('HSET', KEYS[1], msg)
+bulk('HSET', KEYS[2], meta)
+bulk('HSET', KEYS[3], attempts)
+bulk('HSET', KEYS[4], readyAt)
+for p = 1, 4 do bulk('ZADD', KEYS[4 + p], later[p]) end
+local leasable = false
+for _, g in ipairs(groups) do
+  if pushReady(g.p, g.tenant, g.ids, false) then leasable = true end
 end
-if readyCount > 0 then ring(KEYS[13]) end
+if leasable then ring(KEYS[9]) end
 return out

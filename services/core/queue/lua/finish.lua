@@ -4,11 +4,15 @@
 -- Only the current lease holder finishes a task (fenced by the token). An item with a `settle`
 -- attempt count carries an outcome Postgres applied: if its lease is gone (Redis lost data and a
 -- rebuilt copy waits again), that copy is moved where Postgres says, unless a lease holds it now.
--- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, q (7-10), retry (11-14), dlq (15-18)
+-- Each lease ended counts off its tenant's running attempts (a tenant parked at its cap returns).
+-- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
+--       tenant block (15-27); doorbell (28)
 -- ARGV: groups of 6: id, token, outcome (s|r|d), priorityIndex, delayMs, settle (attempts Postgres counted; 0 = do not settle)
 -- Returns: one integer per item: 1 = finished under its lease, 2 = lease gone but settled, 0 = nothing changed
--- @include placement
 -- @include bulk
+-- @include doorbell
+-- @include tenants
+-- @include placement
 local STATE = { s = 'succeeded', r = 'retrying', d = 'dead' }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -45,11 +49,22 @@ for j, id in ipairs(ids) do
   end
   seen[id] = true
 end
+-- Whose leases ended, read before a final outcome forgets the task.
+local byTenant = {}
+for _, meta in ipairs(hmget(KEYS[3], ended)) do
+  local tenant = 'default'
+  if meta then
+    local _, _, owner = parseMeta(meta)
+    tenant = owner
+  end
+  byTenant[tenant] = (byTenant[tenant] or 0) + 1
+end
 bulk('ZREM', KEYS[1], ended)
 bulk('HDEL', KEYS[5], ended)
 for _, key in ipairs({ KEYS[2], KEYS[3], KEYS[4], KEYS[6] }) do bulk('HDEL', key, forgotten) end
 for p = 1, 4 do
-  bulk('ZADD', KEYS[10 + p], retry[p])
-  bulk('RPUSH', KEYS[14 + p], dead[p])
+  bulk('ZADD', KEYS[6 + p], retry[p])
+  bulk('RPUSH', KEYS[10 + p], dead[p])
 end
+if endLeases(byTenant) then ring(KEYS[28]) end
 return out

@@ -1,26 +1,45 @@
--- promote: move retries whose due time (Redis clock) has come back to the tail of their queue.
--- KEYS: retry:critical..retry:low (1-4), q:critical..q:low (5-8), ready_at (9), doorbell (10)
+-- promote: move retries whose due time (Redis clock) has come back to the tail of their tenant's
+-- list at their priority.
+-- KEYS: retry:critical..retry:low (1-4), ready_at (5), doorbell (6), meta (7), tenant block (8-20)
 -- ARGV: limit per priority
 -- Returns: { moved per priority (critical, high, default, low), ms until the next retry still
 --           waiting is due (-1 = none) }, so the caller can come back exactly then.
 -- @include bulk
 -- @include doorbell
+-- @include tenants
+tenantKeys(8)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local moved = 0
+local leasable = false
 for p = 1, 4 do
   local ids = redis.call('ZRANGEBYSCORE', KEYS[p], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-  local readyAt = {}
-  for _, id in ipairs(ids) do
-    readyAt[#readyAt + 1] = id
-    readyAt[#readyAt + 1] = now
-  end
   bulk('ZREM', KEYS[p], ids)
-  bulk('RPUSH', KEYS[4 + p], ids)
-  bulk('HSET', KEYS[9], readyAt)
-  out[p] = #ids
-  moved = moved + #ids
+  local metas = hmget(KEYS[7], ids)
+  local readyAt = {}
+  local groups, byTenant = {}, {}
+  for i, id in ipairs(ids) do
+    -- A retry of a task Redis no longer knows could never run: it is dropped (the reconciler
+    -- indexes the task again from Postgres).
+    if metas[i] then
+      local _, _, tenant = parseMeta(metas[i])
+      if not byTenant[tenant] then
+        byTenant[tenant] = {}
+        groups[#groups + 1] = tenant
+      end
+      local list = byTenant[tenant]
+      list[#list + 1] = id
+      readyAt[#readyAt + 1] = id
+      readyAt[#readyAt + 1] = now
+    end
+  end
+  for _, tenant in ipairs(groups) do
+    if pushReady(p, tenant, byTenant[tenant], false) then leasable = true end
+  end
+  bulk('HSET', KEYS[5], readyAt)
+  out[p] = #readyAt / 2
+  moved = moved + #readyAt / 2
 end
 local nextDue = -1
 for p = 1, 4 do
@@ -32,5 +51,5 @@ for p = 1, 4 do
 end
 out[5] = nextDue
 -- Idle workers lease only when told that work is ready (polling is the fallback).
-if moved > 0 then ring(KEYS[10]) end
+if leasable then ring(KEYS[6]) end
 return out

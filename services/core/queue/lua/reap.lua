@@ -1,18 +1,23 @@
 -- reap: reclaim leases whose deadline (Redis clock) has passed. The lost attempt counts: a task
 -- whose attempts are used up is not put back, so it cannot loop forever.
--- A task with attempts left goes back to the front of its queue at once (should Postgres never hear
--- of the lost attempt, the task simply runs again). One out of attempts stays leased under its
--- token for holdMs more: the reaper records the lost attempt in Postgres first and buries it only
--- then (finish), so a reaper that dies in between leaves it to the next pass instead of leaving
--- Redis with a dead task that Postgres still shows as waiting.
--- KEYS: processing, meta, attempts, tokens, ready_at, q:critical..q:low (6-9), dlq:critical..dlq:low (10-13), msg (14), doorbell (15)
+-- A task with attempts left goes back to the head of its tenant's list at once (should Postgres
+-- never hear of the lost attempt, the task simply runs again). One out of attempts stays leased
+-- under its token for holdMs more: the reaper records the lost attempt in Postgres first and buries
+-- it only then (finish), so a reaper that dies in between leaves it to the next pass instead of
+-- leaving Redis with a dead task that Postgres still shows as waiting. A lease that ends here
+-- counts off its tenant's running attempts.
+-- KEYS: processing (1), meta (2), attempts (3), tokens (4), ready_at (5), dlq:critical..dlq:low (6-9),
+--       msg (10), doorbell (11), tenant block (12-24)
 -- ARGV: limit, holdMs
 -- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
 -- @include doorbell
+-- @include tenants
+tenantKeys(12)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local out = {}
+local ended = {}
 local requeued = 0
 for _, id in ipairs(ids) do
   local meta = redis.call('HGET', KEYS[2], id)
@@ -20,22 +25,22 @@ for _, id in ipairs(ids) do
   local attempt = tonumber(redis.call('HGET', KEYS[3], id) or '0')
   if meta then
     local dest
-    local sep = string.find(meta, ':', 1, true)
-    local p = tonumber(string.sub(meta, 1, sep - 1))
-    local maxAttempts = tonumber(string.sub(meta, sep + 1))
+    local p, maxAttempts, tenant = parseMeta(meta)
     if attempt >= maxAttempts and token ~= '' then
       redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
       dest = 'dead'
     elseif attempt >= maxAttempts then
       -- No token to hold it by (no script leaves a lease without one): buried at once.
       redis.call('ZREM', KEYS[1], id)
-      redis.call('RPUSH', KEYS[10 + p], id)
+      redis.call('RPUSH', KEYS[6 + p], id)
+      ended[tenant] = (ended[tenant] or 0) + 1
       dest = 'dead'
     else
       redis.call('ZREM', KEYS[1], id)
       redis.call('HDEL', KEYS[4], id)
-      redis.call('LPUSH', KEYS[6 + p], id)
+      pushReady(p + 1, tenant, { id }, true)
       redis.call('HSET', KEYS[5], id, now)
+      ended[tenant] = (ended[tenant] or 0) + 1
       requeued = requeued + 1
       dest = 'queued'
     end
@@ -44,12 +49,14 @@ for _, id in ipairs(ids) do
     out[#out + 1] = attempt
     out[#out + 1] = dest
     out[#out + 1] = p
-    out[#out + 1] = redis.call('HGET', KEYS[14], id) or '{}'
+    out[#out + 1] = redis.call('HGET', KEYS[10], id) or '{}'
   else
+    -- Its tenant is unknown: the sweep's recount of running attempts corrects the count.
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[4], id)
   end
 end
 -- Idle workers lease only when told that work is ready (polling is the fallback).
-if requeued > 0 then ring(KEYS[15]) end
+-- Ending the leases unparks their tenants, so what went back to a list is leasable.
+if endLeases(ended) or requeued > 0 then ring(KEYS[11]) end
 return out

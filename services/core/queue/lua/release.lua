@@ -1,16 +1,26 @@
--- release: hand leased tasks back to the front of their queue without counting the attempt
+-- release: hand leased tasks back to the head of their tenant's list without counting the attempt
 -- (graceful shutdown, or Postgres unavailable when the lease was taken).
--- KEYS: processing, tokens, attempts, q:critical, q:high, q:default, q:low, doorbell (8)
+-- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-18)
 -- ARGV: groups of 3: id, token, priorityIndex
 -- Returns: one integer per task: 1 = released, 0 = stale token (nothing changed)
 -- @include fenced
 -- @include doorbell
-local released = 0
+-- @include tenants
+tenantKeys(6)
+local ended = {}
 local out = forEachHeld(KEYS[1], KEYS[2], 3, function(id, i)
   redis.call('HINCRBY', KEYS[3], id, -1)
-  redis.call('LPUSH', KEYS[4 + tonumber(ARGV[i + 2])], id)
-  released = released + 1
+  local meta = redis.call('HGET', KEYS[4], id)
+  local tenant = 'default'
+  if meta then
+    local _, _, owner = parseMeta(meta)
+    tenant = owner
+  end
+  pushReady(tonumber(ARGV[i + 2]) + 1, tenant, { id }, true)
+  ended[tenant] = (ended[tenant] or 0) + 1
 end)
+-- Ending the leases unparks their tenants, so what was handed back is leasable.
+endLeases(ended)
 -- Idle workers lease only when told that work is ready (polling is the fallback).
-if released > 0 then ring(KEYS[8]) end
+if next(ended) then ring(KEYS[5]) end
 return out

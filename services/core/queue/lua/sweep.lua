@@ -1,69 +1,150 @@
--- sweep: every task Redis knows (it has `meta`) sits in exactly one place: a ready list, the
--- processing set, a retry set or a dead-letter list; every script moves tasks between them in one
--- step. A known task in none of them would never be leased again while the reconciler, which only
--- asks whether Redis knows a task, saw nothing wrong. This checks the invariant by counting (O(1),
--- every reconciler pass) and only when the counts disagree looks for the culprits (O(tasks held),
--- a repair path): known tasks held nowhere are forgotten, so the reconciler indexes them again from
--- Postgres; entries without `meta` (they can never run) are removed so the counts meet again.
+-- sweep: every task Redis knows (it has `meta`) sits in exactly one place: a tenant's ready list,
+-- the processing set, a retry set or a dead-letter list; every script moves tasks between them in
+-- one step. A known task in none of them would never be leased again while the reconciler, which
+-- only asks whether Redis knows a task, saw nothing wrong. This checks the invariant by counting
+-- (a few commands per tenant with ready work, every reconciler pass) and only when the counts
+-- disagree looks for the culprits (O(tasks held), a repair path): known tasks held nowhere are
+-- forgotten, so the reconciler indexes them again from Postgres; entries without `meta` (they can
+-- never run) are removed so the counts meet again.
 -- Ids held twice are only counted: which copy is right is not Redis's to say. The caller passes
 -- back how many it was told of, and an excess of exactly that many is not searched again (so a
 -- duplicate costs one search, not one per pass).
--- KEYS: msg, meta, attempts, tokens, ready_at, processing, q:critical..q:low (7-10),
---       retry:critical..retry:low (11-14), dlq:critical..dlq:low (15-18)
+-- It also keeps the fair-dispatch state true to the lists: a ready list that no ring (or parked
+-- set) names is put back in its ring, entries of emptied lists are dropped, and when the running
+-- counts do not add up to the leases held they are recounted from the leases (and parked tenants
+-- reconsidered), so a count Redis lost or kept too long cannot hold a tenant back.
+-- KEYS: msg (1), meta (2), attempts (3), tokens (4), ready_at (5), processing (6),
+--       retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-27)
 -- ARGV: the most known-but-unheld tasks to forget in this call, ids held twice known already
--- Returns: { known, held, orphans removed, ids held twice, forgotten ids... }
+-- Returns: { known, held, orphans removed, ids held twice, tenant repairs, forgotten ids... }
+-- @include bulk
+-- @include tenants
+tenantKeys(15)
 local CHUNK = 1000
-local LISTS = { 7, 8, 9, 10, 15, 16, 17, 18 }
-local ZSETS = { 6, 11, 12, 13, 14 }
 
-local held = 0
-for _, k in ipairs(LISTS) do held = held + redis.call('LLEN', KEYS[k]) end
-for _, k in ipairs(ZSETS) do held = held + redis.call('ZCARD', KEYS[k]) end
-local known = redis.call('HLEN', KEYS[2])
-local twiceBefore = tonumber(ARGV[2])
-if held == known + twiceBefore then return { known, held, 0, twiceBefore } end
-
--- Where each held id is (the key's index), read in chunks so no single reply is huge.
-local where, twice = {}, 0
-local function note(ids, k)
-  for _, id in ipairs(ids) do
-    if where[id] then twice = twice + 1 else where[id] = k end
+-- The tenants that may hold ready lists: the registry, and whoever a ring or parked set names.
+local tenantList, tenantSeen = {}, {}
+local function addTenant(name)
+  if not tenantSeen[name] then
+    tenantSeen[name] = true
+    tenantList[#tenantList + 1] = name
   end
 end
-for _, k in ipairs(LISTS) do
-  local n = redis.call('LLEN', KEYS[k])
-  for i = 0, n - 1, CHUNK do note(redis.call('LRANGE', KEYS[k], i, i + CHUNK - 1), k) end
-end
-for _, k in ipairs(ZSETS) do
-  local n = redis.call('ZCARD', KEYS[k])
-  for i = 0, n - 1, CHUNK do note(redis.call('ZRANGE', KEYS[k], i, i + CHUNK - 1), k) end
-end
-
-local orphans = 0
-for id, k in pairs(where) do
-  if redis.call('HEXISTS', KEYS[2], id) == 0 then
-    if k == 6 or (k >= 11 and k <= 14) then redis.call('ZREM', KEYS[k], id) else redis.call('LREM', KEYS[k], 0, id) end
-    redis.call('HDEL', KEYS[4], id)
-    orphans = orphans + 1
+for _, name in ipairs(redis.call('SMEMBERS', TK.tenants)) do addTenant(name) end
+local inRing, inParked = {}, {}
+for p = 1, 4 do
+  inRing[p], inParked[p] = {}, {}
+  for _, name in ipairs(redis.call('ZRANGE', TK.ring[p], 0, -1)) do
+    inRing[p][name] = true
+    addTenant(name)
+  end
+  for _, name in ipairs(redis.call('ZRANGE', TK.parked[p], 0, -1)) do
+    inParked[p][name] = true
+    addTenant(name)
   end
 end
+local isParked = {}
+for _, name in ipairs(redis.call('SMEMBERS', TK.parkedSet)) do isParked[name] = true end
 
-local out = { known, held, orphans, twice }
-local limit = tonumber(ARGV[1])
-local gone = {}
-local cursor = '0'
-repeat
-  local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', CHUNK)
-  cursor = page[1]
-  local fields = page[2]
-  for i = 1, #fields, 2 do
-    local id = fields[i]
-    -- (HSCAN may return a field twice.)
-    if not where[id] and not gone[id] and #out - 4 < limit then
-      for k = 1, 5 do redis.call('HDEL', KEYS[k], id) end
-      gone[id] = true
-      out[#out + 1] = id
+local held, repairs = 0, 0
+local lists = {}
+for _, name in ipairs(tenantList) do
+  local any = false
+  for p = 1, 4 do
+    local key = listKey(p, name)
+    local len = redis.call('LLEN', key)
+    if len > 0 then
+      any = true
+      held = held + len
+      lists[#lists + 1] = key
+      if not inRing[p][name] and not inParked[p][name] then
+        redis.call('ZADD', isParked[name] and TK.parked[p] or TK.ring[p], 'NX', vtimeOf(p), name)
+        repairs = repairs + 1
+      end
+    else
+      if inRing[p][name] then redis.call('ZREM', TK.ring[p], name) end
+      if inParked[p][name] then redis.call('ZREM', TK.parked[p], name) end
     end
   end
-until cursor == '0' or #out - 4 >= limit
+  if not any then redis.call('SREM', TK.tenants, name) end
+end
+for k = 11, 14 do lists[#lists + 1] = KEYS[k] end
+local zsets = { KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10] }
+for k = 11, 14 do held = held + redis.call('LLEN', KEYS[k]) end
+for _, key in ipairs(zsets) do held = held + redis.call('ZCARD', key) end
+local known = redis.call('HLEN', KEYS[2])
+local twiceBefore = tonumber(ARGV[2])
+
+local orphans, twice = 0, twiceBefore
+local forgotten = {}
+if held ~= known + twiceBefore then
+  -- Where each held id is (its key), read in chunks so no single reply is huge.
+  local where, isZset = {}, {}
+  twice = 0
+  local function note(ids, key)
+    for _, id in ipairs(ids) do
+      if where[id] then twice = twice + 1 else where[id] = key end
+    end
+  end
+  for _, key in ipairs(lists) do
+    local n = redis.call('LLEN', key)
+    for i = 0, n - 1, CHUNK do note(redis.call('LRANGE', key, i, i + CHUNK - 1), key) end
+  end
+  for _, key in ipairs(zsets) do
+    isZset[key] = true
+    local n = redis.call('ZCARD', key)
+    for i = 0, n - 1, CHUNK do note(redis.call('ZRANGE', key, i, i + CHUNK - 1), key) end
+  end
+
+  for id, key in pairs(where) do
+    if redis.call('HEXISTS', KEYS[2], id) == 0 then
+      if isZset[key] then redis.call('ZREM', key, id) else redis.call('LREM', key, 0, id) end
+      redis.call('HDEL', KEYS[4], id)
+      orphans = orphans + 1
+    end
+  end
+
+  local limit = tonumber(ARGV[1])
+  local gone = {}
+  local cursor = '0'
+  repeat
+    local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', CHUNK)
+    cursor = page[1]
+    local fields = page[2]
+    for i = 1, #fields, 2 do
+      local id = fields[i]
+      -- (HSCAN may return a field twice.)
+      if not where[id] and not gone[id] and #forgotten < limit then
+        for k = 1, 5 do redis.call('HDEL', KEYS[k], id) end
+        gone[id] = true
+        forgotten[#forgotten + 1] = id
+      end
+    end
+  until cursor == '0' or #forgotten >= limit
+end
+
+-- Running attempts per tenant must add up to the leases held; if not, recount them from the leases.
+local counted, sum = redis.call('HGETALL', TK.running), 0
+for i = 2, #counted, 2 do sum = sum + tonumber(counted[i]) end
+if sum ~= redis.call('ZCARD', KEYS[6]) then
+  local byTenant = {}
+  for _, meta in ipairs(hmget(KEYS[2], redis.call('ZRANGE', KEYS[6], 0, -1))) do
+    if meta then
+      local _, _, tenant = parseMeta(meta)
+      byTenant[tenant] = (byTenant[tenant] or 0) + 1
+    end
+  end
+  redis.call('DEL', TK.running)
+  local pairsOut = {}
+  for tenant, n in pairs(byTenant) do
+    pairsOut[#pairsOut + 1] = tenant
+    pairsOut[#pairsOut + 1] = n
+  end
+  bulk('HSET', TK.running, pairsOut)
+  for name in pairs(isParked) do unpark(name) end
+  repairs = repairs + 1
+end
+
+local out = { known, held, orphans, twice, repairs }
+for _, id in ipairs(forgotten) do out[#out + 1] = id end
 return out

@@ -1,0 +1,31 @@
+-- dispatch: store tenants' dispatch settings (weight and running cap) as Postgres has them, for
+-- lease.lua. A changed setting may give a parked tenant room, so every parked tenant is put back
+-- in its rings then (the next lease parks again those still at their cap).
+-- KEYS: tenant dispatch settings (1), doorbell (2), tenant block (3-15)
+-- ARGV: default max running (0 = unlimited), then groups of 3: tenant, weight, maxRunning (-1 = the default)
+-- Returns: { settings changed, 1 if the settings were there before this call (0: Redis lost them or
+--            never had them, so the caller sends every tenant) }
+-- @include doorbell
+-- @include tenants
+tenantKeys(3)
+local had = redis.call('HEXISTS', KEYS[1], '*')
+local changed = 0
+if redis.call('HGET', KEYS[1], '*') ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], '*', ARGV[1])
+  changed = changed + 1
+end
+for i = 2, #ARGV, 3 do
+  local value = ARGV[i + 1] .. ':' .. ARGV[i + 2]
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= value then
+    redis.call('HSET', KEYS[1], ARGV[i], value)
+    changed = changed + 1
+  end
+end
+if changed > 0 then
+  local any = false
+  for _, name in ipairs(redis.call('SMEMBERS', TK.parkedSet)) do
+    if unpark(name) then any = true end
+  end
+  if any then ring(KEYS[2]) end
+end
+return { changed, had }

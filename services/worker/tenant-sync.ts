@@ -1,0 +1,70 @@
+/**
+ * Brings tenants' weights and running caps from Postgres (the `tenants` rows `tenants set`
+ * writes) to Redis, where lease.lua reads them: every second, the rows changed since the last
+ * pass (with a few seconds of overlap, so a row committed late with an earlier updated_at is not
+ * missed); all rows at start and whenever Redis says it lost them. Every worker runs one: the
+ * writes are idempotent, and a setting reaches Redis within about a second of its commit.
+ */
+import type { Pool } from 'pg';
+import type { Logger } from '../core/observability/logger';
+import type { TaskQueue, TenantDispatch } from '../core/queue/queue';
+import { PeriodicService } from '../core/service';
+
+/** Rows updated up to this long before the newest one seen are read again (commit order ≠ updated_at order). */
+const OVERLAP_MS = 5000;
+
+interface Row {
+  name: string;
+  weight: number | null;
+  max_running: number | null;
+  updated_at_text: string;
+}
+
+export class TenantSync extends PeriodicService<{ sent: number; changed: number }> {
+  /** updated_at of the newest row sent (as Postgres prints it); null: send every row next. */
+  private since: string | null = null;
+
+  constructor(
+    private readonly deps: { pool: Pool; queue: TaskQueue },
+    private readonly defaultMaxRunning: number,
+    intervalMs: number,
+    log: Logger,
+  ) {
+    super('tenant-sync', intervalMs, log);
+  }
+
+  /** Starts with a pass at once, so leasing applies the tenants' settings from the first second. */
+  override start(): void {
+    super.start();
+    this.runWithin(0);
+  }
+
+  async runOnce(): Promise<{ sent: number; changed: number }> {
+    let rows = await this.read(this.since);
+    let res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
+    if (!res.complete && this.since !== null) {
+      // Redis lost the settings (restarted, flushed): every row again, now.
+      rows = await this.read(null);
+      res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
+    }
+    // Ordered by updated_at: the last row is the newest.
+    this.since = rows[rows.length - 1]?.updated_at_text ?? this.since;
+    if (res.changed > 0) this.log.info({ changed: res.changed }, 'tenant dispatch settings applied');
+    return { sent: rows.length, changed: res.changed };
+  }
+
+  private async read(since: string | null): Promise<Row[]> {
+    const { rows } = await this.deps.pool.query<Row>({
+      name: 'tenant-dispatch-settings',
+      text: `SELECT name, weight, max_running, updated_at::text AS updated_at_text FROM tenants
+              WHERE $1::timestamptz IS NULL OR updated_at > $1::timestamptz - $2 * interval '1 millisecond'
+              ORDER BY updated_at`,
+      values: [since, OVERLAP_MS],
+    });
+    return rows;
+  }
+}
+
+function dispatchOf(r: Row): TenantDispatch {
+  return { tenant: r.name, weight: r.weight ?? 1, maxRunning: r.max_running };
+}
