@@ -10,7 +10,7 @@
 -- Priorities first: smooth weighted round-robin over the priorities with leasable work, its state
 -- kept in `wrr`, so a priority with weight w gets at least w/sum(weights) of the leases while it
 -- has work (strict: always the highest). Within the chosen priority, stride scheduling across its
--- ring of tenants: the tenant with the lowest pass is served and its pass grows by 1/weight, so
+-- ring of tenants: the tenant with the lowest pass is served and its pass grows by 1e6/weight, so
 -- tenants share leases in proportion to their weights and one joining the ring (at the virtual
 -- time, the pass of the last pick) is served before any backlogged tenant is served again.
 -- A tenant at its running cap is moved to the priority's parked set; the end of one of its leases
@@ -36,7 +36,9 @@ for p = 1, 4 do
   cur[p] = tonumber(wrr[p] or '0')
 end
 
--- Tenants seen in this call: room under their cap (math.huge = uncapped) and stride (1/weight).
+-- A tenant's pass grows by STRIDE / weight per lease.
+local STRIDE = 1000000
+-- Tenants seen in this call: room under their cap (math.huge = uncapped) and stride.
 local tenants = {}
 local function loadTenants(names)
   local missing, listed = {}, {}
@@ -58,7 +60,8 @@ local function loadTenants(names)
     end
     local room = math.huge
     if cap > 0 then room = cap - tonumber(running[i] or '0') end
-    tenants[name] = { room = room, stride = 1 / math.max(1, weight), leased = 0 }
+    -- Whole numbers, so passes add up exactly (a weight-1 tenant reaches 2^53 after 9e9 leases).
+    tenants[name] = { room = room, stride = math.floor(STRIDE / math.max(1, weight)) }
   end
 end
 
