@@ -9,6 +9,8 @@ import { AUTH_HEADER } from './auth';
 export interface PlannedTask {
   key: string;
   body: Record<string, unknown>;
+  /** Posted as this tenant (the driver's admin key names it); absent: the key's own. */
+  tenant?: string;
   expect: { status: 'succeeded' | 'dead'; attempts: number };
 }
 
@@ -46,7 +48,7 @@ export async function drive(
       try {
         const res = await fetch(`${url()}/tasks`, {
           method: 'POST',
-          headers: { ...AUTH_HEADER, 'content-type': 'application/json', 'idempotency-key': p.key },
+          headers: { ...AUTH_HEADER, 'content-type': 'application/json', 'idempotency-key': p.key, ...(p.tenant ? { tenant: p.tenant } : {}) },
           body: JSON.stringify(p.body),
           signal: AbortSignal.timeout(10_000),
         });
