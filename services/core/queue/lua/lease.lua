@@ -118,16 +118,17 @@ local function top(p)
 end
 
 local vt = {}
-local function pick(p)
+-- Serves the top tenant of priority p `k` times in a row.
+local function pick(p, k)
   local q = Q[p]
   local e = heapPop(q.heap)
   local tt = tenants[e.tenant]
   if e.take == 0 then q.served[#q.served + 1] = e end
-  e.take = e.take + 1
-  e.avail = e.avail - 1
-  tt.room = tt.room - 1
-  vt[p] = e.pass
-  e.pass = e.pass + tt.stride
+  e.take = e.take + k
+  e.avail = e.avail - k
+  tt.room = tt.room - k
+  vt[p] = e.pass + (k - 1) * tt.stride
+  e.pass = e.pass + k * tt.stride
   if e.avail > 0 then
     if tt.room > 0 then
       seq = seq + 1
@@ -140,9 +141,10 @@ local function pick(p)
   return e
 end
 
-local picks = {}
-while #picks < n do
-  local chosen, total = nil, 0
+-- Runs of picks in order: { entry, count }.
+local picks, picked = {}, 0
+while picked < n do
+  local chosen, total, others = nil, 0, 0
   if strict then
     for p = 1, 4 do
       if top(p) then chosen = p break end
@@ -155,10 +157,22 @@ while #picks < n do
         if chosen == nil or cur[p] > cur[chosen] then chosen = p end
       end
     end
-    if chosen ~= nil then cur[chosen] = cur[chosen] - total end
+    if chosen ~= nil then
+      cur[chosen] = cur[chosen] - total
+      if total > w[chosen] then others = 1 end
+    end
   end
   if chosen == nil then break end
-  picks[#picks + 1] = pick(chosen)
+  -- The common case, one tenant with work in the only priority that has any (strict: the highest
+  -- one), takes its share at once: the next picks would all be its (and leave `cur` as it is).
+  local k = 1
+  local q = Q[chosen]
+  if others == 0 and q.exhausted and #q.heap == 1 then
+    local e = q.heap[1]
+    k = math.min(n - picked, e.avail, tenants[e.tenant].room)
+  end
+  picks[#picks + 1] = { pick(chosen, k), k }
+  picked = picked + k
 end
 
 -- Leasable work left behind (tenants not read yet count one task each: at least that).
@@ -207,7 +221,7 @@ end
 bulk('SADD', TK.parkedSet, anyParked)
 bulk('HSET', TK.vtime, vtimes)
 if not strict then redis.call('HSET', KEYS[7], 1, cur[1], 2, cur[2], 3, cur[3], 4, cur[4]) end
-if #picks == 0 then return { now, left } end
+if picked == 0 then return { now, left } end
 
 -- Pop each tenant's share at once, then hand ids out in pick order (the rotation's interleaving).
 for p = 1, 4 do
@@ -219,13 +233,16 @@ end
 -- An id is leased once per call even if it was queued twice (no script queues a task twice, but
 -- two tokens for one task in one reply would run it twice).
 local ids, owners, seen = {}, {}, {}
-for _, e in ipairs(picks) do
-  local id = e.ids and e.ids[e.nextId]
-  e.nextId = e.nextId + 1
-  if id and not seen[id] then
-    seen[id] = true
-    ids[#ids + 1] = id
-    owners[#owners + 1] = e.tenant
+for _, run in ipairs(picks) do
+  local e = run[1]
+  for _ = 1, run[2] do
+    local id = e.ids and e.ids[e.nextId]
+    e.nextId = e.nextId + 1
+    if id and not seen[id] then
+      seen[id] = true
+      ids[#ids + 1] = id
+      owners[#owners + 1] = e.tenant
+    end
   end
 end
 local msgs, metas, attempts, readyAt = hmget(KEYS[2], ids), hmget(KEYS[3], ids), hmget(KEYS[4], ids), hmget(KEYS[6], ids)
