@@ -14,6 +14,8 @@ import type { FinishItem, Lease } from '../../services/core/queue/queue';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TASKS = Number(process.env.BENCH_TASKS ?? 50_000);
+/** Tasks are spread over this many tenants (task i belongs to tenant i mod BENCH_TENANTS). */
+const TENANTS = Number(process.env.BENCH_TENANTS ?? 1);
 
 function benchRedisAddr(): string {
   execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'start', 'bench'], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -39,7 +41,7 @@ async function run(queue: RedisQueue, admin: Redis, batch: number): Promise<Reco
   const chunks = (xs: string[]) => Array.from({ length: Math.ceil(xs.length / batch) }, (_, i) => xs.slice(i * batch, (i + 1) * batch));
   const enqueue = await measure(admin, async () => {
     for (const c of chunks(ids)) {
-      await queue.enqueue(c.map((id, j) => ({ id, tenant: 'default', type: 'noop', priority: (['critical', 'high', 'default', 'low'] as const)[j % 4]!, payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 })));
+      await queue.enqueue(c.map((id, j) => ({ id, tenant: `t${Number(id.slice(5)) % TENANTS}`, type: 'noop', priority: (['critical', 'high', 'default', 'low'] as const)[j % 4]!, payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 })));
     }
   });
   const leases: Lease[] = [];
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
   const redis = new Redis(Number(port), host!, { enableAutoPipelining: false });
   const admin = new Redis(Number(port), host!);
   const queue = new RedisQueue(redis, { prefix: 'bench-scripts', strategy: 'weighted', weights: { critical: 8, high: 4, default: 2, low: 1 } });
-  console.log(`Redis µs per task (EVALSHA time from INFO commandstats), ${TASKS} tasks`);
+  console.log(`Redis µs per task (EVALSHA time from INFO commandstats), ${TASKS} tasks of ${TENANTS} tenant(s)`);
   for (const batch of [4, 16, 250]) {
     const r = await run(queue, admin, batch);
     console.log(`batch ${String(batch).padStart(3)}: ${Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);

@@ -205,10 +205,12 @@ async function drainTenants(tenants: number, perTenant: number, trickle: boolean
       await sleep(100);
     }
   })();
+  const cpu = cpuSince({ worker: () => [worker.pid], postgres: () => withChildren(pgPid), redis: () => [redisPid] });
   const t0 = Date.now();
   const since = new Date();
   await until(drained);
   const seconds = (Date.now() - t0) / 1000;
+  const used = cpu();
   trickling = false;
   await trickler;
   await sleep(200);
@@ -223,7 +225,9 @@ async function drainTenants(tenants: number, perTenant: number, trickle: boolean
   await worker.stop();
   await pool.end();
   await redis.quit();
-  const out: Record<string, number> = { tasksPerSecond: all.length / seconds, seconds };
+  if (process.env.BENCH_DEBUG === '1') process.stderr.write(`bench: trickle waits (ms): ${waits.map((x) => x.toFixed(1)).join(' ')}\n`);
+  // Where the time went (printed with BENCH_ONLY; not in the table).
+  const out: Record<string, number> = { tasksPerSecond: all.length / seconds, seconds, cpuWorker: used.worker!, cpuPostgres: used.postgres!, cpuRedis: used.redis! };
   if (trickle) Object.assign(out, { trickled: waits.length, trickleP50Ms: waits[Math.floor(waits.length * 0.5)] ?? NaN, trickleP99Ms: waits[Math.min(waits.length - 1, Math.floor(waits.length * 0.99))] ?? NaN, trickleMaxMs: waits[waits.length - 1] ?? NaN });
   return out;
 }

@@ -6,6 +6,7 @@
 -- Returns: { settings changed, 1 if the settings were there before this call (0: Redis lost them or
 --            never had them, so the caller sends every tenant) }
 -- @include doorbell
+-- @include bulk
 -- @include tenants
 tenantKeys(3)
 local had = redis.call('HEXISTS', KEYS[1], '*')

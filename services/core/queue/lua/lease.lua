@@ -61,15 +61,19 @@ local function loadTenants(names)
     local room = math.huge
     if cap > 0 then room = cap - tonumber(running[i] or '0') end
     -- Whole numbers, so passes add up exactly (a weight-1 tenant reaches 2^53 after 9e9 leases).
-    tenants[name] = { room = room, stride = math.floor(STRIDE / math.max(1, weight)) }
+    tenants[name] = { room = room, stride = math.floor(STRIDE / math.max(1, weight)), running = tonumber(running[i] or '0') }
   end
 end
 
--- Per priority: a heap of the tenants fetched from its ring so far (entries: tenant, pass, avail =
--- tasks in its list not yet picked, take = picked), how far the ring was read, the pass of the
--- last tenant read (unread ones have at least that pass), and what changes in the ring at the end.
+-- Per priority: the tenants read from its ring, in the ring's order (`queue`, from `qi` on), and
+-- those served once and waiting for another turn (`heap`) — the ring is sorted already, so only
+-- re-served tenants cost heap operations. An entry: tenant, its state `tt`, pass, avail (tasks in
+-- its list not yet picked), take (picked), seq (order among equal passes). Also how far the ring
+-- was read, the pass of the last tenant read (unread ones have at least that pass), and what
+-- changes in the ring at the end.
 local Q = {}
-for p = 1, 4 do Q[p] = { heap = {}, read = 0, bound = 0, exhausted = false, window = math.max(1, math.min(n, 16)), served = {}, gone = {}, park = {} } end
+for p = 1, 4 do Q[p] = { queue = {}, qi = 1, heap = {}, read = 0, bound = 0, exhausted = false, window = math.max(1, math.min(n, 16)), served = {}, gone = {}, park = {} } end
+local picked = 0
 local seq = 0
 
 local function fetch(p)
@@ -78,101 +82,152 @@ local function fetch(p)
   local count = #got / 2
   if count < q.window then q.exhausted = true end
   q.read = q.read + count
-  q.window = math.min(q.window * 2, 512)
+  -- The next read, if one is needed, takes as many tenants as picks are still to make (each
+  -- tenant read that has room gives at least one).
+  q.window = math.min(math.max(16, n - picked), 512)
   local names = {}
   for i = 1, #got, 2 do names[#names + 1] = got[i] end
   loadTenants(names)
+  local queue = q.queue
   for i, name in ipairs(names) do
     local pass = tonumber(got[2 * i])
     q.bound = pass
     local len = redis.call('LLEN', listKey(p, name))
+    local tt = tenants[name]
     if len == 0 then
       -- Its list was emptied by another path (settle, sweep): it leaves the ring.
       q.gone[#q.gone + 1] = name
-    elseif tenants[name].room <= 0 then
+    elseif tt.room <= 0 then
       q.park[name] = pass
     else
       seq = seq + 1
-      heapPush(q.heap, { tenant = name, pass = pass, avail = len, take = 0, seq = seq })
+      queue[#queue + 1] = { tenant = name, tt = tt, pass = pass, avail = len, take = 0, seq = seq }
     end
   end
 end
 
--- The entry priority p would serve next, or nil when it has nothing leasable.
+-- The entry priority p would serve next (and whether it heads the queue), or nil when it has
+-- nothing leasable.
 local function top(p)
   local q = Q[p]
   while true do
-    local e = q.heap[1]
+    local a, b = q.queue[q.qi], q.heap[1]
+    local e, fromQueue = b, false
+    if a and (b == nil or not heapLess(b, a)) then e, fromQueue = a, true end
+    -- Queued entries never pass the bound: past it, unread tenants may come first.
     if not q.exhausted and (e == nil or e.pass > q.bound) then
       fetch(p)
     elseif e == nil then
       return nil
-    elseif tenants[e.tenant].room <= 0 then
+    elseif e.tt.room <= 0 then
       -- Reached its cap through picks at another priority in this call.
-      heapPop(q.heap)
+      if fromQueue then q.qi = q.qi + 1 else heapPop(q.heap) end
       q.park[e.tenant] = e.pass
     else
-      return e
+      return e, fromQueue
     end
+  end
+end
+
+-- Tasks priority p could give now, counted up to `need` (reading more of its ring meanwhile).
+local function supply(p, need)
+  local q = Q[p]
+  local sum, from = 0, q.qi
+  for _, e in ipairs(q.heap) do
+    if e.tt.room > 0 then sum = sum + math.min(e.avail, e.tt.room) end
+  end
+  while true do
+    for i = from, #q.queue do
+      local e = q.queue[i]
+      if e.tt.room > 0 then sum = sum + math.min(e.avail, e.tt.room) end
+    end
+    if sum >= need or q.exhausted then return math.min(sum, need) end
+    from = #q.queue + 1
+    fetch(p)
   end
 end
 
 local vt = {}
--- Serves the top tenant of priority p `k` times in a row.
-local function pick(p, k)
+-- Per priority, its picks in the order stride scheduling made them: { entry, count } runs.
+local streams = { {}, {}, {}, {} }
+-- Makes up to `count` picks at priority p, lowest pass first; returns how many it made.
+local function serve(p, count)
   local q = Q[p]
-  local e = heapPop(q.heap)
-  local tt = tenants[e.tenant]
-  if e.take == 0 then q.served[#q.served + 1] = e end
-  e.take = e.take + k
-  e.avail = e.avail - k
-  tt.room = tt.room - k
-  vt[p] = e.pass + (k - 1) * tt.stride
-  e.pass = e.pass + k * tt.stride
-  if e.avail > 0 then
-    if tt.room > 0 then
-      seq = seq + 1
-      e.seq = seq
-      heapPush(q.heap, e)
-    else
-      q.park[e.tenant] = e.pass
-    end
-  end
-  return e
-end
-
--- Runs of picks in order: { entry, count }.
-local picks, picked = {}, 0
-while picked < n do
-  local chosen, total, others = nil, 0, 0
-  if strict then
-    for p = 1, 4 do
-      if top(p) then chosen = p break end
-    end
-  else
-    for p = 1, 4 do
-      if top(p) then
-        cur[p] = cur[p] + w[p]
-        total = total + w[p]
-        if chosen == nil or cur[p] > cur[chosen] then chosen = p end
+  local made = 0
+  while made < count do
+    local e, fromQueue = top(p)
+    if not e then break end
+    local k = 1
+    -- The last tenant with work here takes the rest at once: the next picks would all be its.
+    if q.exhausted and #q.heap + #q.queue - q.qi + 1 == 1 then k = math.min(count - made, e.avail, e.tt.room) end
+    if fromQueue then q.qi = q.qi + 1 else heapPop(q.heap) end
+    local tt = e.tt
+    if e.take == 0 then q.served[#q.served + 1] = e end
+    e.take = e.take + k
+    e.avail = e.avail - k
+    tt.room = tt.room - k
+    vt[p] = e.pass + (k - 1) * tt.stride
+    e.pass = e.pass + k * tt.stride
+    if e.avail > 0 then
+      if tt.room > 0 then
+        seq = seq + 1
+        e.seq = seq
+        heapPush(q.heap, e)
+      else
+        q.park[e.tenant] = e.pass
       end
     end
-    if chosen ~= nil then
-      cur[chosen] = cur[chosen] - total
-      if total > w[chosen] then others = 1 end
+    local stream = streams[p]
+    stream[#stream + 1] = { e, k }
+    made = made + k
+  end
+  return made
+end
+
+-- The priorities' rotation decides how many picks each priority gets (counting what each can give),
+-- then each priority's picks are made across its tenants. A tenant with work at two priorities
+-- may reach its cap through one and leave the other short: the rest is shared out again.
+local sequence = {}
+while picked < n do
+  local need = n - picked
+  local len, take, steps = {}, { 0, 0, 0, 0 }, {}
+  for p = 1, 4 do len[p] = supply(p, need) end
+  while #steps < need do
+    local pick, total = nil, 0
+    if strict then
+      for p = 1, 4 do
+        if len[p] > take[p] then pick = p break end
+      end
+    else
+      for p = 1, 4 do
+        if len[p] > take[p] then
+          cur[p] = cur[p] + w[p]
+          total = total + w[p]
+          if pick == nil or cur[p] > cur[pick] then pick = p end
+        end
+      end
+      if pick ~= nil then cur[pick] = cur[pick] - total end
+    end
+    if pick == nil then break end
+    take[pick] = take[pick] + 1
+    steps[#steps + 1] = pick
+  end
+  if #steps == 0 then break end
+  local made, used = {}, { 0, 0, 0, 0 }
+  local round = 0
+  for p = 1, 4 do
+    made[p] = take[p] > 0 and serve(p, take[p]) or 0
+    round = round + made[p]
+  end
+  -- The rotation's interleaving, for the picks that were made.
+  for _, p in ipairs(steps) do
+    if used[p] < made[p] then
+      used[p] = used[p] + 1
+      sequence[#sequence + 1] = p
     end
   end
-  if chosen == nil then break end
-  -- The common case, one tenant with work in the only priority that has any (strict: the highest
-  -- one), takes its share at once: the next picks would all be its (and leave `cur` as it is).
-  local k = 1
-  local q = Q[chosen]
-  if others == 0 and q.exhausted and #q.heap == 1 then
-    local e = q.heap[1]
-    k = math.min(n - picked, e.avail, tenants[e.tenant].room)
-  end
-  picks[#picks + 1] = { pick(chosen, k), k }
-  picked = picked + k
+  picked = picked + round
+  if round == 0 then break end
 end
 
 -- Leasable work left behind (tenants not read yet count one task each: at least that).
@@ -180,7 +235,11 @@ local left = 0
 for p = 1, 4 do
   local q = Q[p]
   for _, e in ipairs(q.heap) do
-    if tenants[e.tenant].room > 0 then left = left + e.avail end
+    if e.tt.room > 0 then left = left + e.avail end
+  end
+  for i = q.qi, #q.queue do
+    local e = q.queue[i]
+    if e.tt.room > 0 then left = left + e.avail end
   end
   if not q.exhausted then left = left + math.max(0, redis.call('ZCARD', TK.ring[p]) - q.read) end
 end
@@ -223,7 +282,8 @@ bulk('HSET', TK.vtime, vtimes)
 if not strict then redis.call('HSET', KEYS[7], 1, cur[1], 2, cur[2], 3, cur[3], 4, cur[4]) end
 if picked == 0 then return { now, left } end
 
--- Pop each tenant's share at once, then hand ids out in pick order (the rotation's interleaving).
+-- Pop each tenant's share at once, then hand ids out in the rotation's order across priorities
+-- and stride order within each.
 for p = 1, 4 do
   for _, e in ipairs(Q[p].served) do
     e.ids = redis.call('LPOP', listKey(p, e.tenant), e.take)
@@ -233,16 +293,21 @@ end
 -- An id is leased once per call even if it was queued twice (no script queues a task twice, but
 -- two tokens for one task in one reply would run it twice).
 local ids, owners, seen = {}, {}, {}
-for _, run in ipairs(picks) do
-  local e = run[1]
-  for _ = 1, run[2] do
-    local id = e.ids and e.ids[e.nextId]
-    e.nextId = e.nextId + 1
-    if id and not seen[id] then
-      seen[id] = true
-      ids[#ids + 1] = id
-      owners[#owners + 1] = e.tenant
-    end
+local runAt, leftInRun = { 1, 1, 1, 1 }, { 0, 0, 0, 0 }
+for _, p in ipairs(sequence) do
+  local stream = streams[p]
+  if leftInRun[p] == 0 then
+    leftInRun[p] = stream[runAt[p]][2]
+    runAt[p] = runAt[p] + 1
+  end
+  leftInRun[p] = leftInRun[p] - 1
+  local e = stream[runAt[p] - 1][1]
+  local id = e.ids and e.ids[e.nextId]
+  e.nextId = e.nextId + 1
+  if id and not seen[id] then
+    seen[id] = true
+    ids[#ids + 1] = id
+    owners[#owners + 1] = e.tenant
   end
 end
 local msgs, metas, attempts, readyAt = hmget(KEYS[2], ids), hmget(KEYS[3], ids), hmget(KEYS[4], ids), hmget(KEYS[6], ids)
@@ -263,7 +328,7 @@ for i, id in ipairs(ids) do
     tokens[#tokens + 1] = token
     leasedAt[#leasedAt + 1] = deadline
     leasedAt[#leasedAt + 1] = id
-    running[owners[i]] = (running[owners[i]] or 0) + 1
+    running[owners[i]] = (running[owners[i]] or tenants[owners[i]].running) + 1
     out[#out + 1] = id
     out[#out + 1] = attempt
     out[#out + 1] = msgs[i]
@@ -274,5 +339,10 @@ end
 bulk('HSET', KEYS[4], counted)
 bulk('HSET', KEYS[5], tokens)
 bulk('ZADD', KEYS[1], leasedAt)
-for tenant, count in pairs(running) do redis.call('HINCRBY', TK.running, tenant, count) end
+local counts = {}
+for tenant, count in pairs(running) do
+  counts[#counts + 1] = tenant
+  counts[#counts + 1] = count
+end
+bulk('HSET', TK.running, counts)
 return out

@@ -11,6 +11,7 @@
 -- ARGV: limit, holdMs
 -- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
 -- @include doorbell
+-- @include bulk
 -- @include tenants
 tenantKeys(12)
 local t = redis.call('TIME')

@@ -5,6 +5,7 @@
 -- Returns: one integer per task: 1 = released, 0 = stale token (nothing changed)
 -- @include fenced
 -- @include doorbell
+-- @include bulk
 -- @include tenants
 tenantKeys(6)
 local ended = {}

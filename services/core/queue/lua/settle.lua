@@ -8,6 +8,7 @@
 -- Returns: how many tasks were settled
 -- Rings the doorbell when it queued any, so an idle worker takes them at once.
 -- @include doorbell
+-- @include bulk
 -- @include tenants
 -- @include placement
 local t = redis.call('TIME')

@@ -1,4 +1,4 @@
--- tenants (include): per-tenant ready lists and the fair-dispatch state (docs/fair-dispatch.md).
+-- tenants (include, after bulk): per-tenant ready lists and the fair-dispatch state (docs/fair-dispatch.md).
 -- Ready tasks wait in one list per priority and tenant, `<list prefix><priority>:<tenant>`. Those
 -- names are built here from the prefix passed in KEYS: it carries the namespace's hash tag, so on
 -- Redis Cluster every list built from it lives in the slot the script was routed to.
@@ -75,13 +75,35 @@ local function unpark(tenant)
   return true
 end
 
--- Counts leases that ended (tenant → how many) off the running counts; a tenant parked at its cap
--- has room again, so it is unparked. Returns true when one was (the caller rings the doorbell).
+-- Counts leases that ended (tenant → how many) off the running counts, with a few commands per
+-- call whatever the number of tenants; a tenant parked at its cap has room again, so it is
+-- unparked. Returns true when one was (the caller rings the doorbell).
 local function endLeases(ended)
+  local names = {}
+  for tenant in pairs(ended) do names[#names + 1] = tenant end
+  if #names == 0 then return false end
+  local counts = hmget(TK.running, names)
+  local set, del = {}, {}
+  for i, tenant in ipairs(names) do
+    local left = tonumber(counts[i] or '0') - ended[tenant]
+    if left > 0 then
+      set[#set + 1] = tenant
+      set[#set + 1] = left
+    else
+      del[#del + 1] = tenant
+    end
+  end
+  bulk('HSET', TK.running, set)
+  bulk('HDEL', TK.running, del)
   local unparked = false
-  for tenant, n in pairs(ended) do
-    if redis.call('HINCRBY', TK.running, tenant, -n) <= 0 then redis.call('HDEL', TK.running, tenant) end
-    if unpark(tenant) then unparked = true end
+  if redis.call('SCARD', TK.parkedSet) > 0 then
+    for i = 1, #names, 4000 do
+      local chunk = { unpack(names, i, math.min(i + 3999, #names)) }
+      local parked = redis.call('SMISMEMBER', TK.parkedSet, unpack(chunk))
+      for j, tenant in ipairs(chunk) do
+        if parked[j] == 1 and unpark(tenant) then unparked = true end
+      end
+    end
   end
   return unparked
 end
