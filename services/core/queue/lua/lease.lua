@@ -249,7 +249,7 @@ if left > 0 then ring(KEYS[8]) else redis.call('DEL', KEYS[8]) end
 
 -- The rings as the picks leave them: served tenants at their new pass (or out, when their list is
 -- empty or they are parked), emptied and capped ones out.
-local anyParked = {}
+local parkedNames = {}
 local vtimes = {}
 for p = 1, 4 do
   local q = Q[p]
@@ -267,7 +267,7 @@ for p = 1, 4 do
     rem[#rem + 1] = name
     parked[#parked + 1] = pass
     parked[#parked + 1] = name
-    anyParked[#anyParked + 1] = name
+    parkedNames[#parkedNames + 1] = name
   end
   bulk('ZADD', TK.ring[p], add)
   bulk('ZREM', TK.ring[p], rem)
@@ -277,7 +277,7 @@ for p = 1, 4 do
     vtimes[#vtimes + 1] = vt[p]
   end
 end
-bulk('SADD', TK.parkedSet, anyParked)
+bulk('SADD', TK.parkedSet, parkedNames)
 bulk('HSET', TK.vtime, vtimes)
 if not strict then redis.call('HSET', KEYS[7], 1, cur[1], 2, cur[2], 3, cur[3], 4, cur[4]) end
 if picked == 0 then return { now, left } end

@@ -38,6 +38,9 @@ local function parseMeta(meta)
 end
 
 local vtimeCache = {}
+-- Tenants added to the registry in this call, and whether any tenant is parked (read once: no
+-- script parks a tenant and then pushes).
+local registered, parkedAny = {}, nil
 local function vtimeOf(p)
   if vtimeCache[p] == nil then vtimeCache[p] = tonumber(redis.call('HGET', TK.vtime, p) or '0') end
   return vtimeCache[p]
@@ -52,8 +55,12 @@ local function pushReady(p, tenant, ids, front)
   local cmd = front and 'LPUSH' or 'RPUSH'
   local key = listKey(p, tenant)
   for i = 1, #ids, 4000 do redis.call(cmd, key, unpack(ids, i, math.min(i + 3999, #ids))) end
-  redis.call('SADD', TK.tenants, tenant)
-  if redis.call('SISMEMBER', TK.parkedSet, tenant) == 1 then
+  if not registered[tenant] then
+    redis.call('SADD', TK.tenants, tenant)
+    registered[tenant] = true
+  end
+  if parkedAny == nil then parkedAny = redis.call('EXISTS', TK.parkedSet) == 1 end
+  if parkedAny and redis.call('SISMEMBER', TK.parkedSet, tenant) == 1 then
     redis.call('ZADD', TK.parked[p], 'NX', vtimeOf(p), tenant)
     return false
   end
