@@ -147,6 +147,10 @@ local function supply(p, need)
   end
 end
 
+-- A tenant's turn is up to QUANTUM tasks, so a call serves at least 16 tenants when that many have
+-- work and each tenant's commands (LLEN, LPOP, its place in the ring) are shared by several tasks;
+-- its pass grows by its stride per task all the same, so shares follow the weights.
+local QUANTUM = math.max(1, math.ceil(n / 16))
 local vt = {}
 -- Per priority, its picks in the order stride scheduling made them: { entry, count } runs.
 local streams = { {}, {}, {}, {} }
@@ -157,7 +161,7 @@ local function serve(p, count)
   while made < count do
     local e, fromQueue = top(p)
     if not e then break end
-    local k = 1
+    local k = math.min(QUANTUM, count - made, e.avail, e.tt.room)
     -- The last tenant with work here takes the rest at once: the next picks would all be its.
     if q.exhausted and #q.heap + #q.queue - q.qi + 1 == 1 then k = math.min(count - made, e.avail, e.tt.room) end
     if fromQueue then q.qi = q.qi + 1 else heapPop(q.heap) end
@@ -166,7 +170,9 @@ local function serve(p, count)
     e.take = e.take + k
     e.avail = e.avail - k
     tt.room = tt.room - k
-    vt[p] = e.pass + (k - 1) * tt.stride
+    -- A tenant joining the ring starts at the pass this turn started at: before every tenant
+    -- served since, with those not served yet in this round.
+    vt[p] = e.pass
     e.pass = e.pass + k * tt.stride
     if e.avail > 0 then
       if tt.room > 0 then
