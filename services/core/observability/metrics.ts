@@ -4,6 +4,7 @@
  * (others are reported as `unknown`), and no id ever becomes a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { OTHER_TENANTS } from './tenant-labels';
 import type { QueueStats } from '../queue/queue';
 import { PRIORITIES, Priority } from '../tasks/priority';
 
@@ -205,6 +206,23 @@ export function queueGauges(registry: Registry, read: () => Promise<QueueStats>,
   perPriority('queue_oldest_task_age_seconds', 'How long the task at the head of each queue has been waiting (0 when empty).', (s) => s.oldestWaitingSeconds);
   single('tasks_leased', 'Tasks currently leased by any worker (Redis processing set).', (s) => s.processing);
   single('workers_alive', 'Worker processes whose heartbeat announcement has not lapsed.', (s) => s.liveWorkers);
+  // Per tenant: the busiest TENANT_METRICS_LIMIT (chosen by the stats script at each read), the
+  // rest summed as `_other`; reset at each scrape, so a tenant whose work is done leaves no series.
+  const perTenant = (name: string, help: string, pick: (t: QueueStats['tenants'][number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['tenant'],
+      registers: [registry],
+      async collect() {
+        const s = await current();
+        if (!s) return;
+        this.reset();
+        for (const t of s.tenants) this.set({ tenant: t.tenant ?? OTHER_TENANTS }, pick(t));
+      },
+    });
+  perTenant('tenant_queue_depth', 'Tasks of each tenant waiting, all priorities (Redis; the busiest TENANT_METRICS_LIMIT tenants, the rest as _other).', (t) => t.ready);
+  perTenant('tenant_tasks_running', 'Attempts of each tenant leased by workers, the count its max-running caps (Redis; bounded as tenant_queue_depth).', (t) => t.running);
 }
 
 /**
