@@ -114,7 +114,7 @@ describe('Redis', () => {
     const queue = new RedisQueue(conn, { prefix: 'tls', strategy: 'weighted', weights: { critical: 8, high: 4, default: 2, low: 1 } });
     try {
       const id = '00000000-0000-7000-8000-0000000000aa';
-      expect(await queue.enqueue([{ id, type: 'noop', priority: 'high', payload: {}, maxAttempts: 1, createdAtMs: Date.now(), attempts: 0 }])).toEqual([true]);
+      expect(await queue.enqueue([{ id, tenant: 'default', type: 'noop', priority: 'high', payload: {}, maxAttempts: 1, createdAtMs: Date.now(), attempts: 0 }])).toEqual([true]);
       const [lease] = await queue.lease({ owner: 'tls-test', max: 1, visibilityMs: 10_000 });
       expect(lease?.message.id).toBe(id);
     } finally {
