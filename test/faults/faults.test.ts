@@ -413,6 +413,7 @@ ${table}
 | Postgres unavailable | The API answers \`503\` with \`Retry-After\` (the insert is one transaction: nothing is half-created). Workers hand back what they lease until Postgres answers, and retry writing finished outcomes until the visibility timeout; past it the task runs again. |
 | A handler hangs | \`TASK_TIMEOUT_MS\` aborts it; the attempt fails and retries, then dead-letters. |
 | A handler kills its worker process | The worker restarts (Deployment); the lease expires and counts as an attempt, so the task ends in the dead-letter queue after \`max_retries + 1\` crashes instead of crashing workers forever. |
+| A worker dies while its tenants run at their \`--max-running\` cap | Its leases keep counting against their tenants until the reaper reclaims them, so the cap holds throughout (no other worker starts more in the meantime); each reclaimed lease frees its place, and the tenant's next task starts at once. |
 
 ## What a client's request can and cannot do
 

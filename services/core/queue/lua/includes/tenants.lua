@@ -52,9 +52,14 @@ end
 -- worker may lease them now (the tenant is not parked), so the caller rings the doorbell.
 local function pushReady(p, tenant, ids, front)
   if #ids == 0 then return false end
-  local cmd = front and 'LPUSH' or 'RPUSH'
   local key = listKey(p, tenant)
-  for i = 1, #ids, 4000 do redis.call(cmd, key, unpack(ids, i, math.min(i + 3999, #ids))) end
+  for i = 1, #ids, 4000 do
+    if front then
+      redis.call('LPUSH', key, unpack(ids, i, math.min(i + 3999, #ids)))
+    else
+      redis.call('RPUSH', key, unpack(ids, i, math.min(i + 3999, #ids)))
+    end
+  end
   if not registered[tenant] then
     redis.call('SADD', TK.tenants, tenant)
     registered[tenant] = true
