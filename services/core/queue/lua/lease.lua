@@ -9,14 +9,15 @@
 -- worker may lease now (not those of tenants at their running cap).
 -- Priorities first: smooth weighted round-robin over the priorities with leasable work, its state
 -- kept in `wrr`, so a priority with weight w gets at least w/sum(weights) of the leases while it
--- has work (strict: always the highest). Within the chosen priority, stride scheduling across its
--- ring of tenants: the tenant with the lowest pass is served and its pass grows by 1e6/weight, so
--- tenants share leases in proportion to their weights and one joining the ring (at the virtual
--- time, the pass of the last pick) is served before any backlogged tenant is served again.
--- A tenant at its running cap is moved to the priority's parked set; the end of one of its leases
--- brings it back (includes/tenants.lua). The picks are computed first, on as much of each ring as
--- they need; then each tenant's share is popped with one LPOP, so a single tenant costs about what
--- a single list did.
+-- has work (strict: always the highest). Within a priority, stride scheduling across its ring of
+-- tenants: the tenant with the lowest pass is served a turn (up to QUANTUM tasks) and its pass
+-- grows by 1e6/weight per task, so tenants share leases in proportion to their weights, and one
+-- joining the ring (at the virtual time: the pass the last turn started at) is served before any
+-- backlogged tenant served since gets another turn. A tenant at its running cap is moved to the
+-- priority's parked set; the end of one of its leases brings it back (includes/tenants.lua).
+-- The picks are computed first, on as much of each ring as they need; then each tenant's share is
+-- popped with one LPOP, so a single tenant costs about what a single list did. docs/fair-dispatch.md
+-- explains the choices.
 -- @include bulk
 -- @include doorbell
 -- @include tenants
