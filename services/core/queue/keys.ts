@@ -18,8 +18,6 @@ export interface QueueKeys {
   parkedTenants: string;
   /** tenant → leases held (attempts running), kept with `processing` by every script. */
   running: string;
-  /** priority index (1-4) → virtual time: where a tenant joining that ring starts. */
-  vtime: string;
   /** Tenants that may have a ready list (the sweep cannot list keys). */
   tenants: string;
   /** tenant → "weight:maxRunning" (-1: the default), synced from Postgres by the workers. */
@@ -67,7 +65,6 @@ export function queueKeys(prefix: string): QueueKeys {
   const parked = PRIORITIES.map((p) => `${tag}:parked:${p}`);
   const parkedTenants = `${tag}:parked`;
   const running = `${tag}:running`;
-  const vtime = `${tag}:vtime`;
   const tenants = `${tag}:tenants`;
   return {
     tenantQueuePrefix,
@@ -75,7 +72,6 @@ export function queueKeys(prefix: string): QueueKeys {
     parked,
     parkedTenants,
     running,
-    vtime,
     tenants,
     tenantDispatch: `${tag}:tenant:dispatch`,
     retries: PRIORITIES.map((p) => `${tag}:retry:${p}`),
@@ -91,6 +87,6 @@ export function queueKeys(prefix: string): QueueKeys {
     doorbell: `${tag}:doorbell`,
     lock: (name) => `${tag}:lock:${name}`,
     tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,
-    tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, vtime, tenants],
+    tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, tenants],
   };
 }

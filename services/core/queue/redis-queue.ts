@@ -233,7 +233,7 @@ export class RedisQueue implements TaskQueue {
     const k = this.keys;
     const args: (string | number)[] = [defaultMaxRunning];
     for (const t of tenants) args.push(t.tenant, t.weight, t.maxRunning ?? -1);
-    const [changed, had] = (await this.run.dispatch([k.tenantDispatch, k.doorbell, ...k.tenantBlock], args)) as number[];
+    const [changed, had] = (await this.run.dispatch([k.tenantDispatch, k.doorbell, ...k.tenantBlock, k.wrr], args)) as number[];
     return { changed: Number(changed), complete: Number(had) === 1 };
   }
 

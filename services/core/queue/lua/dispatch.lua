@@ -1,10 +1,12 @@
 -- dispatch: store tenants' dispatch settings (weight and running cap) as Postgres has them, for
 -- lease.lua. A changed setting may give a parked tenant room, so every parked tenant is put back
 -- in its rings then (the next lease parks again those still at their cap).
--- KEYS: tenant dispatch settings (1), doorbell (2), tenant block (3-15)
+-- KEYS: tenant dispatch settings (1), doorbell (2), tenant block (3-14), wrr (15)
 -- ARGV: default max running (0 = unlimited), then groups of 3: tenant, weight, maxRunning (-1 = the default)
 -- Returns: { settings changed, 1 if the settings were there before this call (0: Redis lost them or
 --            never had them, so the caller sends every tenant) }
+-- Also counts the tenants with settings of their own into wrr's `custom` field, read by every lease
+-- (which skips reading settings and running counts while there are none and no default cap).
 -- @include doorbell
 -- @include bulk
 -- @include tenants
@@ -29,4 +31,10 @@ if changed > 0 then
   end
   if any then ring(KEYS[2]) end
 end
+local custom = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= '*' and all[i + 1] ~= '1:-1' then custom = custom + 1 end
+end
+redis.call('HSET', KEYS[15], 'custom', custom)
 return { changed, had }

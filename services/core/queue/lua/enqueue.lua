@@ -2,7 +2,7 @@
 -- a repeated push (API replay, reconciler) never duplicates a task. A ready task joins its
 -- tenant's list at its priority (see includes/tenants.lua).
 -- KEYS: msg (1), meta (2), attempts (3), ready_at (4), retry:critical..retry:low (5-8), doorbell (9),
---       tenant block (10-22)
+--       tenant block (10-21)
 -- ARGV: groups of 7: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now), tenant
 -- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call)
 -- Rings the doorbell when tasks a worker may lease now became ready, so an idle worker wakes at once.

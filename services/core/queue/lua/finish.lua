@@ -6,7 +6,7 @@
 -- rebuilt copy waits again), that copy is moved where Postgres says, unless a lease holds it now.
 -- Each lease ended counts off its tenant's running attempts (a tenant parked at its cap returns).
 -- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
---       tenant block (15-27); doorbell (28)
+--       tenant block (15-26); doorbell (27)
 -- ARGV: groups of 6: id, token, outcome (s|r|d), priorityIndex, delayMs, settle (attempts Postgres counted; 0 = do not settle)
 -- Returns: one integer per item: 1 = finished under its lease, 2 = lease gone but settled, 0 = nothing changed
 -- @include bulk
@@ -66,5 +66,5 @@ for p = 1, 4 do
   bulk('ZADD', KEYS[6 + p], retry[p])
   bulk('RPUSH', KEYS[10 + p], dead[p])
 end
-if endLeases(byTenant) then ring(KEYS[28]) end
+if endLeases(byTenant) then ring(KEYS[27]) end
 return out

@@ -1,6 +1,6 @@
 -- lease: pop up to N ready tasks across priorities and tenants and lease each with a fresh token.
 -- KEYS: processing (1), msg (2), meta (3), attempts (4), tokens (5), ready_at (6), wrr (7), doorbell (8),
---       tenant dispatch settings (9), tenant block (10-22)
+--       tenant dispatch settings (9), tenant block (10-21)
 -- ARGV: n, visibilityMs, tokenBase, strict (1|0), weightCritical, weightHigh, weightDefault, weightLow,
 --       default max running per tenant (0 = unlimited)
 -- Returns: { nowMs, tasks left ready, then per task: id, attempt, messageJson, meta, readyAtMs }; the
@@ -30,7 +30,8 @@ local deadline = now + tonumber(ARGV[2])
 local base = ARGV[3]
 local strict = ARGV[4] == '1'
 local defaultCap = tonumber(ARGV[9])
-local wrr = redis.call('HMGET', KEYS[7], 1, 2, 3, 4)
+-- `custom`: how many tenants have settings of their own (dispatch.lua counts them).
+local wrr = redis.call('HMGET', KEYS[7], 1, 2, 3, 4, 'custom')
 local w, cur = {}, {}
 for p = 1, 4 do
   w[p] = tonumber(ARGV[4 + p])
@@ -39,6 +40,9 @@ end
 
 -- A tenant's pass grows by STRIDE / weight per lease.
 local STRIDE = 1000000
+-- With no tenant settings and no default cap (the common case) every tenant has weight 1 and no
+-- cap: neither settings nor running counts need reading.
+local plain = tonumber(wrr[5] or '0') == 0 and defaultCap == 0
 -- Tenants seen in this call: room under their cap (math.huge = uncapped) and stride.
 local tenants = {}
 local function loadTenants(names)
@@ -50,6 +54,10 @@ local function loadTenants(names)
     end
   end
   if #missing == 0 then return end
+  if plain then
+    for _, name in ipairs(missing) do tenants[name] = { room = math.huge, stride = STRIDE } end
+    return
+  end
   local running, conf = hmget(TK.running, missing), hmget(KEYS[9], missing)
   for i, name in ipairs(missing) do
     local weight, cap = 1, defaultCap
@@ -152,7 +160,6 @@ end
 -- work and each tenant's commands (LLEN, LPOP, its place in the ring) are shared by several tasks;
 -- its pass grows by its stride per task all the same, so shares follow the weights.
 local QUANTUM = math.max(1, math.ceil(n / 16))
-local vt = {}
 -- Per priority, its picks in the order stride scheduling made them: { entry, count } runs.
 local streams = { {}, {}, {}, {} }
 -- Makes up to `count` picks at priority p, lowest pass first; returns how many it made.
@@ -171,9 +178,6 @@ local function serve(p, count)
     e.take = e.take + k
     e.avail = e.avail - k
     tt.room = tt.room - k
-    -- A tenant joining the ring starts at the pass this turn started at: before every tenant
-    -- served since, with those not served yet in this round.
-    vt[p] = e.pass
     e.pass = e.pass + k * tt.stride
     if e.avail > 0 then
       if tt.room > 0 then
@@ -255,16 +259,17 @@ end
 if left > 0 then ring(KEYS[8]) else redis.call('DEL', KEYS[8]) end
 
 -- The rings as the picks leave them: served tenants at their new pass (or out, when their list is
--- empty or they are parked), emptied and capped ones out.
+-- empty or they are parked), emptied and capped ones out. A tenant alone in its ring keeps its pass:
+-- passes only order tenants, and a tenant joining starts below the lowest anyway.
 local parkedNames = {}
-local vtimes = {}
 for p = 1, 4 do
   local q = Q[p]
   local add, rem, parked = {}, {}, {}
+  local alone = q.exhausted and q.read == 1
   for _, e in ipairs(q.served) do
     if e.avail == 0 then
       rem[#rem + 1] = e.tenant
-    elseif not q.park[e.tenant] then
+    elseif not q.park[e.tenant] and not alone then
       add[#add + 1] = e.pass
       add[#add + 1] = e.tenant
     end
@@ -279,13 +284,8 @@ for p = 1, 4 do
   bulk('ZADD', TK.ring[p], add)
   bulk('ZREM', TK.ring[p], rem)
   bulk('ZADD', TK.parked[p], parked)
-  if vt[p] then
-    vtimes[#vtimes + 1] = p
-    vtimes[#vtimes + 1] = vt[p]
-  end
 end
 bulk('SADD', TK.parkedSet, parkedNames)
-bulk('HSET', TK.vtime, vtimes)
 if not strict then redis.call('HSET', KEYS[7], 1, cur[1], 2, cur[2], 3, cur[3], 4, cur[4]) end
 if picked == 0 then return { now, left } end
 
@@ -335,7 +335,7 @@ for i, id in ipairs(ids) do
     tokens[#tokens + 1] = token
     leasedAt[#leasedAt + 1] = deadline
     leasedAt[#leasedAt + 1] = id
-    running[owners[i]] = (running[owners[i]] or tenants[owners[i]].running) + 1
+    running[owners[i]] = (running[owners[i]] or 0) + 1
     out[#out + 1] = id
     out[#out + 1] = attempt
     out[#out + 1] = msgs[i]
@@ -346,10 +346,16 @@ end
 bulk('HSET', KEYS[4], counted)
 bulk('HSET', KEYS[5], tokens)
 bulk('ZADD', KEYS[1], leasedAt)
+-- Running counts: the counts read plus these leases, in one command; when none were read (plain),
+-- one increment per tenant served (a few per call, turns being several tasks).
 local counts = {}
 for tenant, count in pairs(running) do
-  counts[#counts + 1] = tenant
-  counts[#counts + 1] = count
+  if plain then
+    redis.call('HINCRBY', TK.running, tenant, count)
+  else
+    counts[#counts + 1] = tenant
+    counts[#counts + 1] = tenants[tenant].running + count
+  end
 end
 bulk('HSET', TK.running, counts)
 return out

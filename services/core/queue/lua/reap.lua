@@ -7,7 +7,7 @@
 -- leaving Redis with a dead task that Postgres still shows as waiting. A lease that ends here
 -- counts off its tenant's running attempts.
 -- KEYS: processing (1), meta (2), attempts (3), tokens (4), ready_at (5), dlq:critical..dlq:low (6-9),
---       msg (10), doorbell (11), tenant block (12-24)
+--       msg (10), doorbell (11), tenant block (12-23)
 -- ARGV: limit, holdMs
 -- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
 -- @include doorbell

@@ -1,6 +1,6 @@
 -- release: hand leased tasks back to the head of their tenant's list without counting the attempt
 -- (graceful shutdown, or Postgres unavailable when the lease was taken).
--- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-18)
+-- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-17)
 -- ARGV: groups of 3: id, token, priorityIndex
 -- Returns: one integer per task: 1 = released, 0 = stale token (nothing changed)
 -- @include fenced

@@ -3,7 +3,7 @@
 -- A task currently leased is left alone: its holder settles it. One Redis does not know is left
 -- to the reconciler.
 -- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
---       tenant block (15-27); doorbell (28)
+--       tenant block (15-26); doorbell (27)
 -- ARGV: groups of 5: id, priorityIndex, state (queued|retrying|succeeded|dead), attempts, dueAtMs
 -- Returns: how many tasks were settled
 -- Rings the doorbell when it queued any, so an idle worker takes them at once.
@@ -21,5 +21,5 @@ for i = 1, #ARGV, 5 do
     if res == 'leasable' then queued = queued + 1 end
   end
 end
-if queued > 0 then ring(KEYS[28]) end
+if queued > 0 then ring(KEYS[27]) end
 return settled

@@ -14,7 +14,7 @@
 -- counts do not add up to the leases held they are recounted from the leases (and parked tenants
 -- reconsidered), so a count Redis lost or kept too long cannot hold a tenant back.
 -- KEYS: msg (1), meta (2), attempts (3), tokens (4), ready_at (5), processing (6),
---       retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-27)
+--       retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-26)
 -- ARGV: the most known-but-unheld tasks to forget in this call, ids held twice known already
 -- Returns: { known, held, orphans removed, ids held twice, tenant repairs, forgotten ids... }
 -- @include bulk
@@ -58,7 +58,7 @@ for _, name in ipairs(tenantList) do
       held = held + len
       lists[#lists + 1] = key
       if not inRing[p][name] and not inParked[p][name] then
-        redis.call('ZADD', isParked[name] and TK.parked[p] or TK.ring[p], 'NX', vtimeOf(p), name)
+        redis.call('ZADD', isParked[name] and TK.parked[p] or TK.ring[p], 'NX', joinPass(p), name)
         repairs = repairs + 1
       end
     else

@@ -2,13 +2,12 @@
 -- Ready tasks wait in one list per priority and tenant, `<list prefix><priority>:<tenant>`. Those
 -- names are built here from the prefix passed in KEYS: it carries the namespace's hash tag, so on
 -- Redis Cluster every list built from it lives in the slot the script was routed to.
--- A script passes its tenant block of 13 KEYS starting at `at` and calls tenantKeys(at) first:
+-- A script passes its tenant block of 12 KEYS starting at `at` and calls tenantKeys(at) first:
 --   list prefix (+0), ring:critical..ring:low (+1..+4), parked:critical..parked:low (+5..+8),
---   parked tenants (+9), running (+10), vtime (+11), tenants (+12)
+--   parked tenants (+9), running (+10), tenants (+11)
 -- ring:<p>: tenants with ready work at p, scored by their pass (stride scheduling); parked:<p>: the
--- same for tenants held at their running cap; running: tenant → leases held; vtime: priority →
--- pass of the last pick (where a tenant joining the ring starts); tenants: every tenant that may
--- have a ready list (for the sweep, which cannot list keys).
+-- same for tenants held at their running cap; running: tenant → leases held; tenants: every tenant
+-- that may have a ready list (for the sweep, which cannot list keys).
 local PRIORITY_NAMES = { 'critical', 'high', 'default', 'low' }
 local TK
 
@@ -19,8 +18,7 @@ local function tenantKeys(at)
     parked = { KEYS[at + 5], KEYS[at + 6], KEYS[at + 7], KEYS[at + 8] },
     parkedSet = KEYS[at + 9],
     running = KEYS[at + 10],
-    vtime = KEYS[at + 11],
-    tenants = KEYS[at + 12],
+    tenants = KEYS[at + 11],
   }
 end
 
@@ -37,51 +35,71 @@ local function parseMeta(meta)
   return tonumber(string.sub(meta, 1, a - 1)), tonumber(string.sub(meta, a + 1, b - 1)), string.sub(meta, b + 1)
 end
 
-local vtimeCache = {}
+local joinCache = {}
 -- Tenants added to the registry in this call, and whether any tenant is parked (read once: no
 -- script parks a tenant and then pushes).
 local registered, parkedAny = {}, nil
-local function vtimeOf(p)
-  if vtimeCache[p] == nil then vtimeCache[p] = tonumber(redis.call('HGET', TK.vtime, p) or '0') end
-  return vtimeCache[p]
+-- The lowest pass in ring p, or nil when it is empty.
+local function ringMin(p)
+  local head = redis.call('ZRANGE', TK.ring[p], 0, 0, 'WITHSCORES')
+  return head[2] and tonumber(head[2]) or nil
+end
+
+-- The pass a tenant joining ring p starts at: just below every tenant in it, so it is served before
+-- any of them gets another turn (a joiner is not backlogged: it waited for nothing). Tenants that
+-- join in one call start level.
+local function joinPass(p)
+  if joinCache[p] == nil then joinCache[p] = (ringMin(p) or 1) - 1 end
+  return joinCache[p]
+end
+
+local function anyParked()
+  if parkedAny == nil then parkedAny = redis.call('EXISTS', TK.parkedSet) == 1 end
+  return parkedAny
+end
+
+local function isParked(tenant)
+  return anyParked() and redis.call('SISMEMBER', TK.parkedSet, tenant) == 1
 end
 
 -- Makes ids ready for `tenant` at priority `p` (1-based), at the tail or (front) the head of its
--- list. A tenant new to the ring joins at the current virtual time, so it is served within one
--- round whatever the others hold; one parked at its running cap stays parked. Returns true when a
--- worker may lease them now (the tenant is not parked), so the caller rings the doorbell.
+-- list. A tenant new to the ring joins just below every tenant in it (joinPass), so it is served
+-- before any of them gets another turn whatever they hold; one parked at its running cap stays parked. A list that was
+-- not empty has its tenant in the ring or parked set already (the sweep repairs a loss), so a
+-- tenant with a backlog costs one push. Returns true when a worker may lease them now (the tenant
+-- is not parked), so the caller rings the doorbell.
 local function pushReady(p, tenant, ids, front)
   if #ids == 0 then return false end
   local key = listKey(p, tenant)
+  local len = 0
   for i = 1, #ids, 4000 do
     if front then
-      redis.call('LPUSH', key, unpack(ids, i, math.min(i + 3999, #ids)))
+      len = redis.call('LPUSH', key, unpack(ids, i, math.min(i + 3999, #ids)))
     else
-      redis.call('RPUSH', key, unpack(ids, i, math.min(i + 3999, #ids)))
+      len = redis.call('RPUSH', key, unpack(ids, i, math.min(i + 3999, #ids)))
     end
   end
-  if not registered[tenant] then
+  if len > #ids then return not isParked(tenant) end
+  if isParked(tenant) then
+    redis.call('ZADD', TK.parked[p], 'NX', joinPass(p), tenant)
+    return false
+  end
+  if redis.call('ZADD', TK.ring[p], 'NX', joinPass(p), tenant) == 1 and not registered[tenant] then
     redis.call('SADD', TK.tenants, tenant)
     registered[tenant] = true
   end
-  if parkedAny == nil then parkedAny = redis.call('EXISTS', TK.parkedSet) == 1 end
-  if parkedAny and redis.call('SISMEMBER', TK.parkedSet, tenant) == 1 then
-    redis.call('ZADD', TK.parked[p], 'NX', vtimeOf(p), tenant)
-    return false
-  end
-  redis.call('ZADD', TK.ring[p], 'NX', vtimeOf(p), tenant)
   return true
 end
 
--- Puts a parked tenant back into the rings it left (at its pass, or the virtual time if later:
--- being held at its cap earns it no credit). Returns true when it was parked.
+-- Puts a parked tenant back into the rings it left (at its pass, or the ring's lowest if that is
+-- later: being held at its cap earns it no credit). Returns true when it was parked.
 local function unpark(tenant)
   if redis.call('SREM', TK.parkedSet, tenant) == 0 then return false end
   for p = 1, 4 do
     local pass = redis.call('ZSCORE', TK.parked[p], tenant)
     if pass then
       redis.call('ZREM', TK.parked[p], tenant)
-      redis.call('ZADD', TK.ring[p], 'NX', math.max(tonumber(pass), vtimeOf(p)), tenant)
+      redis.call('ZADD', TK.ring[p], 'NX', math.max(tonumber(pass), ringMin(p) or tonumber(pass)), tenant)
     end
   end
   return true
@@ -94,6 +112,12 @@ local function endLeases(ended)
   local names = {}
   for tenant in pairs(ended) do names[#names + 1] = tenant end
   if #names == 0 then return false end
+  if #names == 1 then
+    -- One tenant (the usual batch): one command.
+    local tenant = names[1]
+    if redis.call('HINCRBY', TK.running, tenant, -ended[tenant]) <= 0 then redis.call('HDEL', TK.running, tenant) end
+    return isParked(tenant) and unpark(tenant)
+  end
   local counts = hmget(TK.running, names)
   local set, del = {}, {}
   for i, tenant in ipairs(names) do
@@ -108,7 +132,7 @@ local function endLeases(ended)
   bulk('HSET', TK.running, set)
   bulk('HDEL', TK.running, del)
   local unparked = false
-  if redis.call('SCARD', TK.parkedSet) > 0 then
+  if anyParked() then
     for i = 1, #names, 4000 do
       local chunk = { unpack(names, i, math.min(i + 3999, #names)) }
       local parked = redis.call('SMISMEMBER', TK.parkedSet, unpack(chunk))
