@@ -12,8 +12,8 @@
 -- has work (strict: always the highest). Within a priority, stride scheduling across its ring of
 -- tenants: the tenant with the lowest pass is served a turn (up to QUANTUM tasks) and its pass
 -- grows by 1e6/weight per task, so tenants share leases in proportion to their weights, and one
--- joining the ring (at the virtual time: the pass the last turn started at) is served before any
--- backlogged tenant served since gets another turn. A tenant at its running cap is moved to the
+-- joining the ring (just below its lowest pass, includes/tenants.lua) is served before any tenant
+-- in it gets another turn. A tenant at its running cap is moved to the
 -- priority's parked set; the end of one of its leases brings it back (includes/tenants.lua).
 -- The picks are computed first, on as much of each ring as they need; then each tenant's share is
 -- popped with one LPOP, so a single tenant costs about what a single list did. docs/fair-dispatch.md
