@@ -126,14 +126,19 @@ const nodeArgs = [
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Target 1 and 5: drain a backlog of no-op tasks with one worker process; memory figures. */
-async function drainOurs(): Promise<Record<string, number>> {
+/** An empty Redis and a fresh database, with a pool and the queue on them (the drain scenarios). */
+async function drainStores(): Promise<{ dbUrl: string; pool: Pool; redis: Redis; queue: RedisQueue }> {
   await flushRedis();
   const dbUrl = await freshDatabase();
   const pool = new Pool({ connectionString: dbUrl, max: 4 });
   const redis = new Redis(Number(redisAddr.split(':')[1]), redisAddr.split(':')[0]!);
   const cfg = configWith({ REDIS_KEY_PREFIX: 'bench' });
-  const queue = new RedisQueue(redis, { prefix: 'bench', strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
+  return { dbUrl, pool, redis, queue: new RedisQueue(redis, { prefix: 'bench', strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS }) };
+}
+
+/** Target 1 and 5: drain a backlog of no-op tasks with one worker process; memory figures. */
+async function drainOurs(): Promise<Record<string, number>> {
+  const { dbUrl, pool, redis, queue } = await drainStores();
   const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   for (let i = 0; i < BACKLOG; i += 1000) {
     await submitTasks(
@@ -181,12 +186,7 @@ async function drainOurs(): Promise<Record<string, number>> {
  * fair-dispatch state, not the per-tenant stats, which cost a command per tenant).
  */
 async function drainTenants(tenants: number, perTenant: number, trickle: boolean): Promise<Record<string, number>> {
-  await flushRedis();
-  const dbUrl = await freshDatabase();
-  const pool = new Pool({ connectionString: dbUrl, max: 4 });
-  const redis = new Redis(Number(redisAddr.split(':')[1]), redisAddr.split(':')[0]!);
-  const cfg = configWith({ REDIS_KEY_PREFIX: 'bench' });
-  const queue = new RedisQueue(redis, { prefix: 'bench', strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
+  const { dbUrl, pool, redis, queue } = await drainStores();
   const deps = { pool, queue, log, idempotencyTtlMs: 60_000 };
   const task = (tenant: string) => ({ type: 'noop', priority: 'default' as const, payload: {}, maxRetries: 5, tenant, idempotencyKey: null, canonical: '' });
   const names = Array.from({ length: tenants }, (_, i) => (tenants === 1 ? 'a' : `t${i}`));

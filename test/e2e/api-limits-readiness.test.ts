@@ -10,6 +10,7 @@ import { createPgPool } from '../../services/core/db/postgres';
 import { freePort, killAllChildren, spawnService, type ChildHandle } from '../support/processes';
 import { silentLog, waitFor } from '../support/stack';
 import { createTestDatabase, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
+import { headersIn } from '../support/raw-http';
 
 let db: TestDatabase;
 let pool: Pool;
@@ -78,20 +79,6 @@ function get(path: string, toPort = port): Promise<{ status: number; body: strin
   });
 }
 
-/** Resolves once a response's head has arrived on `socket`. */
-function headersIn(socket: net.Socket): Promise<true> {
-  return new Promise((resolve) => {
-    let text = '';
-    const onData = (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.includes('\r\n\r\n')) {
-        socket.off('data', onData);
-        resolve(true);
-      }
-    };
-    socket.on('data', onData);
-  });
-}
 
 it('/readyz is 200 with Redis down, reports it, and checks Postgres on its own connection', async () => {
   const res = await get('/readyz');

@@ -14,6 +14,8 @@ import fc from 'fast-check';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { asKey, key, withCredential } from './credentials';
 import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec } from './model';
+// A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer.
+import { prng } from '../../services/load/plan';
 
 export interface GenSettings {
   /** MAX_BODY_BYTES of the API under test. */
@@ -35,17 +37,6 @@ const KEYED = [201, 200, 409];
 // Small deterministic helpers (seeded from fast-check values)
 // ---------------------------------------------------------------------------------------------
 
-/** A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 

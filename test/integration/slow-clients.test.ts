@@ -9,6 +9,7 @@ import { createApp } from '../../services/api/app';
 import { RunningServer, ServerLimits, startServer } from '../../services/api/server';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import { createStack, silentLog, Stack, waitFor } from '../support/stack';
+import { headersIn } from '../support/raw-http';
 
 let stack: Stack;
 const servers: RunningServer[] = [];
@@ -87,20 +88,6 @@ async function roundTrip(c: Conn, path = '/healthz'): Promise<number> {
   return waitFor(async () => complete(), 5000, `a response to GET ${path}`);
 }
 
-/** Resolves once a response's head has arrived on `socket`. */
-function headersIn(socket: net.Socket): Promise<true> {
-  return new Promise((resolve) => {
-    let text = '';
-    const onData = (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.includes('\r\n\r\n')) {
-        socket.off('data', onData);
-        resolve(true);
-      }
-    };
-    socket.on('data', onData);
-  });
-}
 
 const statusOf = (text: string) => (text.startsWith('HTTP/1.1 ') ? Number(text.slice(9, 12)) : null);
 
