@@ -26,6 +26,7 @@ import type { Scope } from '../core/tenancy/api-key';
 import { Authenticator } from './auth/authenticator';
 import { actingAs, Principal, requireScope } from './auth/principal';
 import type { Admitted, RequestAdmission } from './limits/request-admission';
+import { cancelOne, retryOne } from './operator/task-actions';
 
 export interface AppDeps {
   pool: Pool;
@@ -188,8 +189,9 @@ export function createApp(deps: AppDeps): ApiApp {
     res.status(200).set(admitted?.headers ?? {}).json({ results });
   });
 
-  // /tasks/batch is a path of its own (POST only): a GET there gets 405, not "id must be a UUID".
-  const notBatch = (req: Request, _res: Response, next: NextFunction) => next(String(req.params.id).toLowerCase() === 'batch' ? 'route' : undefined);
+  // /tasks/batch, /tasks/cancel and /tasks/retry are paths of their own (POST only): a GET there
+  // gets 405, not "id must be a UUID".
+  const notBatch = (req: Request, _res: Response, next: NextFunction) => next(['batch', 'cancel', 'retry'].includes(String(req.params.id).toLowerCase()) ? 'route' : undefined);
   app.get('/tasks/:id', notBatch, authorized('tasks:read'), async (req, res) => {
     const id = String(req.params.id);
     if (!UUID_PATTERN.test(id)) throw badRequest('id must be a UUID', [{ field: 'id', message: 'must be a UUID' }]);
@@ -197,6 +199,16 @@ export function createApp(deps: AppDeps): ApiApp {
     const found = await getTask(deps.pool, id, (res.locals.principal as Principal).tenant);
     if (!found) throw notFound(`no task with id ${id}`);
     res.json(taskToJson(found.task, found.runs));
+  });
+
+  const actions = { pool: deps.pool, queue: deps.queue, log: deps.log, metrics: deps.metrics };
+  app.post('/tasks/:id/cancel', authorized('tasks:write'), async (req, res) => {
+    const answer = await cancelOne(actions, (res.locals.principal as Principal).tenant, String(req.params.id));
+    res.status(answer.status).json(answer.body);
+  });
+  app.post('/tasks/:id/retry', authorized('tasks:write'), async (req, res) => {
+    const answer = await retryOne(actions, (res.locals.principal as Principal).tenant, String(req.params.id));
+    res.status(answer.status).json(answer.body);
   });
 
   app.use(methodNotAllowed);

@@ -3,10 +3,12 @@ import type { NextFunction, Request, Response } from 'express';
 import { ProblemError } from './problem';
 
 // Case-insensitive and with an optional trailing slash, as express matches the routes themselves.
-// /tasks/batch comes before /tasks/:id, which would otherwise match it.
+// /tasks/batch, /tasks/cancel and /tasks/retry come before /tasks/:id, which would otherwise match them.
 const ROUTES: { pattern: RegExp; methods: string[] }[] = [
   { pattern: /^\/tasks\/?$/i, methods: ['POST'] },
   { pattern: /^\/tasks\/batch\/?$/i, methods: ['POST'] },
+  { pattern: /^\/tasks\/(cancel|retry)\/?$/i, methods: ['POST'] },
+  { pattern: /^\/tasks\/[^/]+\/(cancel|retry)\/?$/i, methods: ['POST'] },
   { pattern: /^\/tasks\/[^/]+\/?$/i, methods: ['GET', 'HEAD'] },
   { pattern: /^\/healthz\/?$/i, methods: ['GET', 'HEAD'] },
   { pattern: /^\/readyz\/?$/i, methods: ['GET', 'HEAD'] },

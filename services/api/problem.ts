@@ -28,6 +28,8 @@ export class ProblemError extends Error {
 export const badRequest = (detail: string, errors: FieldError[] = []) => new ProblemError(400, 'Invalid request', detail, errors);
 export const notFound = (detail: string) => new ProblemError(404, 'Not found', detail);
 export const conflict = (detail: string, errors: FieldError[] = []) => new ProblemError(409, 'Idempotency key conflict', detail, errors);
+/** The task's status does not allow the action (cancel a final task, retry one that is not dead or cancelled). */
+export const wrongState = (detail: string, errors: FieldError[] = []) => new ProblemError(409, 'Conflict with the task status', detail, errors);
 export const unavailable = (detail: string, retryAfterS = 1) =>
   new ProblemError(503, 'Service unavailable', detail, [], { 'Retry-After': String(retryAfterS) });
 

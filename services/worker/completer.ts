@@ -184,7 +184,7 @@ export class Completer {
     } finally {
       if (failed) this.failures--;
     }
-    const { applied, final } = written;
+    const { applied, final, cancelled } = written;
     const m = this.deps.metrics;
     const finish: FinishItem[] = [];
     for (const p of batch) {
@@ -201,7 +201,10 @@ export class Completer {
       const settleAttempts = it.attempt;
       const c = this.counters(it.typeLabel)[it.priority];
       let outcome: FinishItem['outcome'] = 'succeeded';
-      if (it.error === null) c.succeeded.inc();
+      if (cancelled.has(it.id)) {
+        // An operator cancelled it while it ran: final, so Redis forgets it (as for a success).
+        m.cancelledRuns.inc();
+      } else if (it.error === null) c.succeeded.inc();
       else {
         c.failed.inc();
         if (it.dead) {

@@ -19,3 +19,10 @@ export class ShutdownError extends Error {
     super('worker shutting down; the attempt is handed back');
   }
 }
+
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} was cancelled by an operator`);
+  }
+}

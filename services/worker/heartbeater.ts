@@ -2,7 +2,7 @@
 import type { Logger } from '../core/observability/logger';
 import type { TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
-import { LeaseLostError } from './errors';
+import { CancelledError, LeaseLostError } from './errors';
 import type { Running } from './processor';
 
 export class Heartbeater extends PeriodicService<{ extended: number; lost: number }> {
@@ -33,6 +33,10 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
       lost++;
       r.abort(new LeaseLostError(r.lease.message.id));
     });
+    // The cancel message is fire-and-forget (a worker reconnecting misses it): the tombstone stays.
+    const live = entries.filter((r) => !r.aborted);
+    const cancelled = await this.queue.cancelRequested(live.map((r) => r.lease.message.id));
+    live.forEach((r, i) => cancelled[i] && r.abort(new CancelledError(r.lease.message.id)));
     return { extended: entries.length - lost, lost };
   }
 }

@@ -15,7 +15,7 @@ import { markRunning, recordReleased } from '../core/tasks/attempt-store';
 import { BackoffPolicy, backoffDelayMs } from '../core/tasks/backoff';
 import { wallClockAt } from './clock';
 import type { Completer } from './completer';
-import { LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
+import { CancelledError, LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
 import type { HandlerRegistry, TaskContext } from './handlers';
 
 /**
@@ -200,6 +200,17 @@ export class Processor {
       await Promise.race([Promise.allSettled([...this.attempts]), sleep(Math.min(100, Math.max(1, deadline - Date.now())))]);
     }
     return this.attempts.size;
+  }
+
+  /** Aborts the running attempts of a task an operator cancelled; returns how many there were. */
+  cancel(taskId: string): number {
+    let n = 0;
+    for (const r of this.running.values()) {
+      if (r.lease.message.id !== taskId || r.finished) continue;
+      r.abort(new CancelledError(taskId));
+      n++;
+    }
+    return n;
   }
 
   /** Aborts what is still running with a shutdown reason (they are handed back) and waits for them. */

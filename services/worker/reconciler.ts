@@ -14,7 +14,7 @@ import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
 import { recordExpired } from '../core/tasks/attempt-store';
-import { Cursor, payloadSizes, payloadTexts, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+import { Cursor, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 
 const MAX_PAGES_PER_PASS = 100;
 const DEFAULT_PAYLOAD_BYTES = 8 * 1048576;
@@ -108,25 +108,27 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const { pool, queue } = this.deps;
     if (page.length === 0) return;
     const entries = await queue.indexed(page.map((t) => t.id));
-    await this.recordUnrecordedDeaths(
-      page.flatMap((t, i) => {
-        const after = entries[i]?.deadLetteredAfter;
-        return after == null ? [] : [{ task: t, attempts: after }];
-      }),
-      result,
-    );
+    const deadLettered = page.flatMap((t, i) => {
+      const after = entries[i]?.deadLetteredAfter;
+      return after == null ? [] : [{ task: t, attempts: after }];
+    });
+    // Redis used up an older budget of a task an operator retried since (the retry's push to Redis
+    // failed): it runs again. Otherwise Redis's verdict stands.
+    const stale = (d: { task: UnfinishedTask; attempts: number }) => d.attempts < maxAttempts(d.task.max_retries, d.task.retry_base);
+    await this.recordUnrecordedDeaths(deadLettered.filter((d) => !stale(d)), result);
+    await this.requeue(deadLettered.filter(stale).map((d) => d.task), result, true);
     const missing = page.filter((_, i) => entries[i] === null);
     if (missing.length === 0) return;
 
     const running = missing.filter((t) => t.status === 'running' && t.lease_token !== null);
     const expired = await recordExpired(
       pool,
-      running.map((t) => ({ id: t.id, token: t.lease_token!, attempt: t.attempts, dead: t.attempts >= maxAttempts(t.max_retries) })),
+      running.map((t) => ({ id: t.id, token: t.lease_token!, attempt: t.attempts, dead: t.attempts >= maxAttempts(t.max_retries, t.retry_base) })),
       'lease vanished from Redis',
     );
     result.vanishedLeases += expired.size;
     // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone.
-    const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries) : true));
+    const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries, t.retry_base) : true));
     await this.requeue(toIndex, result);
   }
 
@@ -135,7 +137,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
    * pushed before the next is read, so a pass holds one chunk of payloads at a time. A task that
    * finished since its page was read is left out.
    */
-  private async requeue(tasks: UnfinishedTask[], result: ReconcileResult): Promise<void> {
+  private async requeue(tasks: UnfinishedTask[], result: ReconcileResult, replace = false): Promise<void> {
     const { pool, queue } = this.deps;
     if (tasks.length === 0) return;
     const sizes = await payloadSizes(pool, tasks.map((t) => t.id));
@@ -146,7 +148,8 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
         const payloadJson = texts.get(t.id);
         return payloadJson === undefined ? [] : [indexItem(t, payloadJson)];
       });
-      const pushed = await queue.enqueue(items);
+      // `replace`: what Redis holds of them is out of date (requeue replaces it; enqueue keeps it).
+      const pushed = replace ? await queue.requeue(items) : await queue.enqueue(items);
       result.requeued += pushed.filter(Boolean).length;
     }
   }
@@ -195,16 +198,5 @@ export function chunksWithin<T>(items: T[], size: (item: T) => number, budget: n
 }
 
 function indexItem(t: UnfinishedTask, payloadJson: string): EnqueueItem {
-  return {
-    id: t.id,
-    tenant: t.tenant,
-    type: t.type,
-    priority: t.priority,
-    payload: undefined,
-    payloadJson,
-    maxAttempts: maxAttempts(t.max_retries),
-    createdAtMs: t.created_at.getTime(),
-    attempts: t.attempts,
-    dueAtMs: t.status === 'retrying' && t.run_after ? t.run_after.getTime() : 0,
-  };
+  return queueItemOf(t, payloadJson);
 }

@@ -41,6 +41,7 @@ export class Worker {
   readonly statsRefresher: StatsRefresher;
   readonly tenantSync: TenantSync;
   private stopped: Promise<{ handedBack: number }> | null = null;
+  private unsubscribe: Promise<() => Promise<void>> | null = null;
 
   constructor(private readonly deps: WorkerDeps) {
     const { cfg, pool, queue, log, metrics } = deps;
@@ -95,6 +96,15 @@ export class Worker {
   start(): void {
     this.deps.queue.announceWorker(this.id, this.heartbeater.announceTtlMs).catch((err: unknown) => this.deps.log.warn({ err }, 'announcing the worker failed'));
     this.processor.start();
+    // Operators' cancels of tasks running here abort their attempts at once (the heartbeat checks too).
+    this.unsubscribe = this.deps.queue
+      .onCancel((taskId) => {
+        if (this.processor.cancel(taskId) > 0) this.deps.log.info({ taskId }, 'attempt cancelled by an operator');
+      })
+      .catch((err: unknown) => {
+        this.deps.log.warn({ err }, 'subscribing to cancels failed; cancelled tasks stop at the next heartbeat');
+        return async () => undefined;
+      });
     this.heartbeater.start();
     this.reaper.start();
     this.retryPump.start();
@@ -118,6 +128,7 @@ export class Worker {
     if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();
     await this.completer.flush();
+    await (await this.unsubscribe)?.();
     await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');

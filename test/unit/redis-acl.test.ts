@@ -68,11 +68,11 @@ test('every command the services send through an ioredis connection directly is 
   expect(missing).toEqual([]);
 });
 
-test('the rules start from nothing and allow only the namespace, no channels, the listed commands', () => {
+test('the rules start from nothing and allow only the namespace (keys and channels), the listed commands', () => {
   const hash = createHash('sha256').update('x'.repeat(20)).digest('hex');
   const rules = aclRules('ts', `#${hash}`);
-  expect(rules.slice(0, 6)).toEqual(['reset', 'on', `#${hash}`, 'resetchannels', '~{ts}:*', '-@all']);
-  expect(rules.slice(6)).toEqual(REDIS_ACL_COMMANDS.map((c) => `+${c}`));
+  expect(rules.slice(0, 7)).toEqual(['reset', 'on', `#${hash}`, 'resetchannels', '&{ts}:*', '~{ts}:*', '-@all']);
+  expect(rules.slice(7)).toEqual(REDIS_ACL_COMMANDS.map((c) => `+${c}`));
   expect(REDIS_ACL_COMMANDS).not.toEqual(expect.arrayContaining(['config', 'config|get', 'keys', 'scan', 'flushall', 'flushdb', 'acl', 'debug', 'monitor', 'script']));
   expect(() => aclRules('ts', 'not-a-hash')).toThrow(/password must be/);
   expect(() => aclSetUserLine('bad user', 'ts', hash)).toThrow(/user/);

@@ -1,6 +1,7 @@
 /**
  * The least privilege a task-scheduler service needs in Redis, as one ACL: the keys of its own
- * namespace (`{prefix}:*`, every key the queue builds, see queue/keys.ts), no Pub/Sub channels,
+ * namespace (`{prefix}:*`, every key the queue builds, see queue/keys.ts), the namespace's Pub/Sub
+ * channels (`{prefix}:*`: workers hear of cancelled tasks on `{prefix}:cancel`),
  * and exactly the commands the services send. This list is the one source of the ACL: operators
  * print it with `npm run -s redis:acl`, test/integration/redis-acl.test.ts runs real traffic
  * through it, and test/unit/redis-acl.test.ts fails when a Lua script calls a command missing here.
@@ -32,6 +33,9 @@ const CLIENT_COMMANDS = [
   // Tenant admission (tenancy/admission.ts): a place given back, and the true-up's read of the counts.
   'hincrby',
   'hgetall',
+  // Workers hear of cancelled tasks (queue/redis-queue.ts onCancel).
+  'subscribe',
+  'unsubscribe',
 ] as const;
 
 /** Commands the Lua scripts call (test/unit/redis-acl.test.ts checks the scripts, and the services' direct calls). */
@@ -43,6 +47,8 @@ const SCRIPT_COMMANDS = [
   'exists', 'sadd', 'scard', 'sismember', 'smembers', 'smismember', 'srem',
   'zadd', 'zcard', 'zrange', 'zrangebyscore', 'zrem', 'zremrangebyscore', 'zscore',
   'time',
+  // cancel.lua tells the worker holding a cancelled task.
+  'publish',
 ] as const;
 
 /** Every command the ACL allows, sorted and without repeats. */
@@ -60,7 +66,7 @@ export function aclKeyPattern(prefix: string): string {
  */
 export function aclRules(prefix: string, password: string): string[] {
   if (!/^(#[0-9a-f]{64}|>\S+)$/.test(password)) throw new Error('password must be #<64 lowercase hex digits of sha256> or ><password>');
-  return ['reset', 'on', password, 'resetchannels', `~${aclKeyPattern(prefix)}`, '-@all', ...REDIS_ACL_COMMANDS.map((c) => `+${c}`)];
+  return ['reset', 'on', password, 'resetchannels', `&${aclKeyPattern(prefix)}`, `~${aclKeyPattern(prefix)}`, '-@all', ...REDIS_ACL_COMMANDS.map((c) => `+${c}`)];
 }
 
 /** The whole `ACL SETUSER …` command as redis-cli takes it (no argument needs quoting). */

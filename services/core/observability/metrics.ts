@@ -35,6 +35,18 @@ export function apiMetrics(registry: Registry) {
       labelNames: ['tenant', 'quota'] as const,
       registers: [registry],
     }),
+    cancelled: new Counter({
+      name: 'tasks_cancelled_total',
+      help: 'Tasks an operator cancelled, by how: waiting (cancelled at once) or running (its attempt asked to stop).',
+      labelNames: ['how'] as const,
+      registers: [registry],
+    }),
+    redriven: new Counter({
+      name: 'tasks_redriven_total',
+      help: 'Dead or cancelled tasks an operator put back to work (POST /tasks/:id/retry and the bulk retry), by the status they left.',
+      labelNames: ['from'] as const,
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'auth_failures_total',
       help: 'Requests refused with 401, by reason: missing (no bearer key), malformed, unknown, revoked_or_expired.',
@@ -72,6 +84,7 @@ export function workerMetrics(registry: Registry) {
     dead: c('tasks_dead_total', 'Tasks that reached a dead-letter queue (final failures), by type and priority.', ['type', 'priority']),
     retried: c('tasks_retried_total', 'Failed attempts scheduled for a retry.'),
     reaped: c('tasks_reaped_total', 'Expired leases reclaimed by the reaper.'),
+    cancelledRuns: c('tasks_cancelled_running_total', 'Running attempts that ended because an operator cancelled their task.'),
     acks: c('acks_total', 'Tasks acknowledged (removed from Redis after a final outcome).'),
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
     reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), and tasks Redis knew but held nowhere (unheld; each is also requeued).', ['kind']),

@@ -47,6 +47,10 @@ export interface QueueKeys {
    * wait on it with BLPOP, so each ring wakes exactly one of them (see lua/includes/doorbell.lua).
    */
   doorbell: string;
+  /** Tasks an operator cancelled: id → ms (Redis clock) of the cancel (lua/includes/tombstones.lua). */
+  tombstones: string;
+  /** Pub/Sub channel on which workers hear that a task they run was cancelled (its id). */
+  cancelChannel: string;
   /** Leader locks of single-copy services (the reconciler). */
   lock(name: string): string;
   /** The ready list of one tenant at one priority (for tests and operators). */
@@ -85,6 +89,8 @@ export function queueKeys(prefix: string): QueueKeys {
     wrr: `${tag}:wrr`,
     workers: `${tag}:workers`,
     doorbell: `${tag}:doorbell`,
+    tombstones: `${tag}:cancelled`,
+    cancelChannel: `${tag}:cancel`,
     lock: (name) => `${tag}:lock:${name}`,
     tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,
     tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, tenants],

@@ -166,6 +166,9 @@ export interface Doorbell {
   close(): void;
 }
 
+/** What cancel() found: a lease holds the task (its holder was told), it was waiting and is removed, or Redis did not hold it. */
+export type CancelState = 'leased' | 'removed' | 'absent';
+
 export interface TaskQueue {
   /** Indexes tasks as ready; returns, per item, whether it was newly pushed (false = already indexed). */
   enqueue(items: EnqueueItem[]): Promise<boolean[]>;
@@ -198,6 +201,18 @@ export interface TaskQueue {
    */
   configureTenants(defaultMaxRunning: number, tenants: TenantDispatch[]): Promise<{ changed: number; complete: boolean }>;
   deadLetterIds(priority: Priority, limit?: number): Promise<string[]>;
+  /**
+   * An operator cancels tasks (the caller holds their Postgres rows): waiting ones are removed, the
+   * holders of leased ones are told (onCancel), and every id is tombstoned so nothing queues it
+   * again until requeue(). See lua/cancel.lua.
+   */
+  cancel(ids: string[]): Promise<CancelState[]>;
+  /** Puts dead or cancelled tasks back to work (replacing what Redis holds of them); false for a task leased now. */
+  requeue(items: EnqueueItem[]): Promise<boolean[]>;
+  /** Per id, whether an operator asked to cancel it (the heartbeat's backstop for a missed message). */
+  cancelRequested(ids: string[]): Promise<boolean[]>;
+  /** Subscribes to cancels of leased tasks (a connection of its own); resolves to an unsubscribe. */
+  onCancel(onCancel: (taskId: string) => void): Promise<() => Promise<void>>;
   /**
    * Per id, what Redis holds of the task: null when it does not know it at all, else whether it has
    * used up its attempts with no lease holding it (Redis dead-lettered it).

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TenantDispatch, TenantStats } from './queue';
+import type { CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TenantDispatch, TenantStats } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -17,7 +17,7 @@ export interface RedisQueueOptions {
   tenantStatsLimit?: number;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -90,7 +90,7 @@ export class RedisQueue implements TaskQueue {
     for (const it of items) {
       args.push(it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.dueAtMs ?? 0, it.tenant);
     }
-    const res = (await this.run.enqueue([k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell, ...k.tenantBlock], args)) as number[];
+    const res = (await this.run.enqueue([k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell, ...k.tenantBlock, k.tombstones], args)) as number[];
     return res.map((r) => r === 1);
   }
 
@@ -140,7 +140,7 @@ export class RedisQueue implements TaskQueue {
     for (const it of items) {
       args.push(it.id, it.token, OUTCOME_CODE[it.outcome], priorityIndex(it.priority), Math.max(0, Math.round(it.delayMs ?? 0)), it.settleAttempts);
     }
-    const res = (await this.run.finish([...this.placementKeys(), this.keys.doorbell], args)) as number[];
+    const res = (await this.run.finish([...this.placementKeys(), this.keys.doorbell, this.keys.tombstones], args)) as number[];
     return res.map((r) => FINISHED[r] ?? 'stale');
   }
 
@@ -167,14 +167,14 @@ export class RedisQueue implements TaskQueue {
     if (items.length === 0) return [];
     const k = this.keys;
     const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
-    const res = (await this.run.release([k.processing, k.tokens, k.attempts, k.meta, k.doorbell, ...k.tenantBlock], args)) as number[];
+    const res = (await this.run.release([k.processing, k.tokens, k.attempts, k.meta, k.doorbell, ...k.tenantBlock, k.tombstones, k.messages, k.readyAt], args)) as number[];
     return res.map((r) => r === 1);
   }
 
   async reap(limit: number, holdMs: number): Promise<Reaped[]> {
     const k = this.keys;
     const res = (await this.run.reap(
-      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.deadLetters, k.messages, k.doorbell, ...k.tenantBlock],
+      [k.processing, k.meta, k.attempts, k.tokens, k.readyAt, ...k.deadLetters, k.messages, k.doorbell, ...k.tenantBlock, k.tombstones],
       [limit, holdMs],
     )) as (string | number)[];
     const out: Reaped[] = [];
@@ -189,6 +189,40 @@ export class RedisQueue implements TaskQueue {
       });
     }
     return out;
+  }
+
+  async cancel(ids: string[]): Promise<CancelState[]> {
+    if (ids.length === 0) return [];
+    const res = (await this.run.cancel([...this.placementKeys(), this.keys.tombstones], [this.keys.cancelChannel, ...ids])) as number[];
+    return res.map((r) => (r === 2 ? 'leased' : r === 1 ? 'removed' : 'absent'));
+  }
+
+  async requeue(items: EnqueueItem[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.tenant]);
+    const res = (await this.run.requeue([...this.placementKeys(), this.keys.tombstones, this.keys.doorbell], args)) as number[];
+    return res.map((r) => r === 1);
+  }
+
+  async cancelRequested(ids: string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    const scores = await this.redis.zmscore(this.keys.tombstones, ...ids);
+    return scores.map((s) => s !== null);
+  }
+
+  /**
+   * Calls `onCancel(taskId)` when an operator cancels a task that is leased (see lua/cancel.lua),
+   * on a connection of its own; the returned function ends the subscription. Messages sent while
+   * it is disconnected are lost: the heartbeat's cancelRequested() check covers them.
+   */
+  async onCancel(onCancel: (taskId: string) => void): Promise<() => Promise<void>> {
+    const sub = this.redis.duplicate({ lazyConnect: false });
+    sub.on('error', () => undefined);
+    sub.on('message', (_channel: string, id: string) => onCancel(id));
+    await sub.subscribe(this.keys.cancelChannel);
+    return async () => {
+      await sub.quit().catch(() => sub.disconnect());
+    };
   }
 
   /** The KEYS of the scripts that include placement.lua. */

@@ -127,6 +127,8 @@ export interface OutcomeWrite {
   applied: Set<string>;
   /** Not applied because the task was already final: Redis should forget the lease. */
   final: Set<string>;
+  /** Applied, and the task ended `cancelled` (an operator asked while it ran): Redis forgets it. */
+  cancelled: Set<string>;
 }
 
 /**
@@ -135,7 +137,7 @@ export interface OutcomeWrite {
  * attempt (Redis holds the newer lease: leave it alone) or are final already (`final`).
  */
 export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
-  if (outcomes.length === 0) return { applied: new Set(), final: new Set() };
+  if (outcomes.length === 0) return { applied: new Set(), final: new Set(), cancelled: new Set() };
   for (let attempt = 1; ; attempt++) {
     try {
       return await writeOutcomes(pool, outcomes);
@@ -149,7 +151,7 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
 }
 
 async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
-  const { rows } = await pool.query<{ id: string; final: boolean }>({
+  const { rows } = await pool.query<{ id: string; final: boolean; cancelled: boolean }>({
     name: 'record-outcomes',
     text: `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[], $10::bool[])
@@ -163,21 +165,25 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
        SELECT id, lease_token AS token, attempts AS attempt, updated_at FROM cur
         WHERE status::text = 'running' AND lease_token <> in_token AND attempts < in_attempt
      ), final AS (
-       SELECT id FROM cur WHERE status IN ('succeeded', 'dead')
+       SELECT id FROM cur WHERE status IN ('succeeded', 'dead', 'cancelled')
      ), applied AS (
        UPDATE tasks t SET
+              -- An operator's cancel wins over a retry or a death, not over a success (both are final).
               status = CASE WHEN i.error IS NULL THEN 'succeeded'::task_status
+                            WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'::task_status
                             WHEN i.dead THEN 'dead'::task_status ELSE 'retrying'::task_status END,
               attempts = GREATEST(t.attempts, i.attempt),
               last_error = COALESCE(i.error, t.last_error),
-              run_after = CASE WHEN i.error IS NOT NULL AND NOT i.dead
+              run_after = CASE WHEN i.error IS NOT NULL AND NOT i.dead AND t.cancel_requested_at IS NULL
                                THEN now() + i.delay_ms * interval '1 millisecond' END,
               first_started_at = COALESCE(t.first_started_at, to_timestamp(i.started_ms / 1000.0)),
-              finished_at = CASE WHEN i.error IS NULL OR i.dead THEN now() END,
+              finished_at = CASE WHEN i.error IS NULL OR i.dead OR t.cancel_requested_at IS NOT NULL THEN now() END,
               lease_token = NULL, updated_at = now()
          FROM input i
         WHERE t.id = i.id AND NOT i.lease_lost AND ${CURRENT_ATTEMPT}
-       RETURNING t.id
+       -- The status as written (RETURNING sees the row this statement wrote, also when it waited
+       -- for a cancel to commit), so the run's outcome agrees with the task's status.
+       RETURNING t.id, t.status::text = 'cancelled' AS cancelled
      ), ${LOST}, existing AS (
        -- Runs of these leases already written: by the reaper (expired), or by an earlier try of
        -- this write whose answer was lost. Looked up once and used twice.
@@ -187,7 +193,8 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
        -- The run finished when its handler did (the worker's clock, like started_at); the outcome
        -- may have waited a few ms for its batch to be written.
        SELECT i.id, i.attempt, i.worker_id, i.token, to_timestamp(i.started_ms / 1000.0), to_timestamp((i.started_ms + i.duration_ms) / 1000.0),
-              CASE WHEN NOT i.applied THEN 'discarded' WHEN i.error IS NULL THEN 'succeeded' ELSE 'failed' END,
+              CASE WHEN NOT i.applied THEN 'discarded' WHEN i.error IS NULL THEN 'succeeded'
+                   WHEN i.id IN (SELECT id FROM applied WHERE cancelled) THEN 'cancelled' ELSE 'failed' END,
               CASE WHEN NOT i.applied THEN ${LATE_ERROR} ELSE i.error END,
               i.duration_ms
          -- A set lookup, not a join: the generic plan expects one applied row and ten input rows,
@@ -208,7 +215,9 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
      )
      -- Only the outcomes that did not apply come back (usually none): a row per outcome was a
      -- visible share of what the worker parsed and allocated per attempt.
-     SELECT id, id IN (SELECT id FROM final) AS final FROM input WHERE id NOT IN (SELECT id FROM applied)`,
+     -- Cancelled ones come back too (their Redis lease ends as final, not as a retry).
+     SELECT id, id IN (SELECT id FROM final) AS final, id IN (SELECT id FROM applied WHERE cancelled) AS cancelled
+       FROM input WHERE id NOT IN (SELECT id FROM applied WHERE NOT cancelled)`,
     values: [
       textArray(outcomes.map((o) => o.id)),
       textArray(outcomes.map((o) => o.token)),
@@ -222,8 +231,12 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
       boolArray(outcomes.map((o) => o.leaseLost === true)),
     ],
   });
-  const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Set() };
+  const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Set(), cancelled: new Set() };
   for (const r of rows) {
+    if (r.cancelled) {
+      write.cancelled.add(r.id);
+      continue;
+    }
     write.applied.delete(r.id);
     if (r.final) write.final.add(r.id);
   }
@@ -251,10 +264,11 @@ export async function recordExpired(pool: Pool, items: LostAttempt[], reason = '
      ), ${SUPERSEDED}, held AS (
        SELECT t.id, t.updated_at FROM tasks t JOIN input i ON t.id = i.id AND t.lease_token = i.token AND ${STATUS} = 'running'
      ), applied AS (
-       UPDATE tasks t SET status = CASE WHEN i.dead THEN 'dead'::task_status ELSE 'queued'::task_status END,
+       UPDATE tasks t SET status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'::task_status
+                                        WHEN i.dead THEN 'dead'::task_status ELSE 'queued'::task_status END,
               attempts = GREATEST(t.attempts, i.attempt),
               last_error = $5 || ' during attempt ' || i.attempt || ' (worker stopped, too slow, or Redis lost it)',
-              finished_at = CASE WHEN i.dead THEN now() END, run_after = NULL, lease_token = NULL, updated_at = now()
+              finished_at = CASE WHEN i.dead OR t.cancel_requested_at IS NOT NULL THEN now() END, run_after = NULL, lease_token = NULL, updated_at = now()
          FROM input i
         WHERE t.id = i.id AND ${CURRENT_ATTEMPT}
        RETURNING t.id
@@ -277,7 +291,10 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
     `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::float8[]) AS i(id, token, attempt, started_ms)
      ), applied AS (
-       UPDATE tasks t SET status = 'queued', lease_token = NULL, updated_at = now(), run_after = NULL,
+       -- Cancelled while it ran: handed back, it ends there (release.lua forgets it too).
+       UPDATE tasks t SET status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'::task_status ELSE 'queued'::task_status END,
+              finished_at = CASE WHEN t.cancel_requested_at IS NOT NULL THEN now() END,
+              lease_token = NULL, updated_at = now(), run_after = NULL,
               attempts = CASE WHEN t.status = 'running' THEN GREATEST(t.attempts - 1, 0) ELSE t.attempts END
          FROM input i
         -- Running under this token, or never recorded as started (then there is nothing to un-count).

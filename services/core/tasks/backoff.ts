@@ -12,7 +12,10 @@ export function backoffDelayMs(policy: BackoffPolicy, attempt: number, random: (
   return Math.floor(base + random() * policy.jitterMs);
 }
 
-/** A task may run max_retries + 1 times. */
-export function maxAttempts(maxRetries: number): number {
-  return maxRetries + 1;
+/**
+ * A task may run max_retries + 1 times; one an operator retried gets that many more after the
+ * attempts counted before (`retryBase`: attempt numbers keep counting up).
+ */
+export function maxAttempts(maxRetries: number, retryBase = 0): number {
+  return retryBase + maxRetries + 1;
 }

@@ -4,6 +4,8 @@
  * heap); payloads are read for the tasks actually re-queued, a bounded number of bytes at a time.
  */
 import type { Pool } from 'pg';
+import type { EnqueueItem } from '../queue/queue';
+import { maxAttempts } from './backoff';
 import type { Priority, TaskStatus } from './priority';
 
 export interface UnfinishedTask {
@@ -14,6 +16,8 @@ export interface UnfinishedTask {
   status: TaskStatus;
   attempts: number;
   max_retries: number;
+  /** Attempts counted before an operator's retry (see backoff.ts maxAttempts). */
+  retry_base: number;
   lease_token: string | null;
   run_after: Date | null;
   created_at: Date;
@@ -22,11 +26,27 @@ export interface UnfinishedTask {
 }
 
 const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
-const COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
+export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
 
 export interface Cursor {
   updatedAt: string;
   id: string;
+}
+
+/** What Redis needs to index a task read as UnfinishedTask, with its payload as JSON text. */
+export function queueItemOf(t: UnfinishedTask, payloadJson: string): EnqueueItem {
+  return {
+    id: t.id,
+    tenant: t.tenant,
+    type: t.type,
+    priority: t.priority,
+    payload: undefined,
+    payloadJson,
+    maxAttempts: maxAttempts(t.max_retries, t.retry_base),
+    createdAtMs: t.created_at.getTime(),
+    attempts: t.attempts,
+    dueAtMs: t.status === 'retrying' && t.run_after ? t.run_after.getTime() : 0,
+  };
 }
 
 /**
@@ -35,7 +55,7 @@ export interface Cursor {
  */
 export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number, after: Cursor | null): Promise<UnfinishedTask[]> {
   const { rows } = await pool.query<UnfinishedTask>(
-    `SELECT ${COLUMNS}
+    `SELECT ${UNFINISHED_COLUMNS}
        FROM tasks
       WHERE status IN ('queued', 'running', 'retrying')
         AND updated_at < now() - $1 * interval '1 millisecond'
@@ -51,7 +71,7 @@ export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number
 export async function unfinishedByIds(pool: Pool, ids: string[]): Promise<UnfinishedTask[]> {
   if (ids.length === 0) return [];
   const { rows } = await pool.query<UnfinishedTask>(
-    `SELECT ${COLUMNS} FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'running', 'retrying')`,
+    `SELECT ${UNFINISHED_COLUMNS} FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'running', 'retrying')`,
     [ids],
   );
   return rows;

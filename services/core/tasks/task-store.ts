@@ -155,6 +155,7 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
     updated_at: createdAt,
     first_started_at: null,
     finished_at: null,
+    cancel_requested_at: null,
   };
 }
 

@@ -17,6 +17,8 @@ export interface TaskRow {
   updated_at: Date;
   first_started_at: Date | null;
   finished_at: Date | null;
+  /** When an operator asked to cancel it (null: nobody did). */
+  cancel_requested_at: Date | null;
 }
 
 export interface RunRow {
@@ -30,7 +32,7 @@ export interface RunRow {
 }
 
 export const TASK_COLUMNS =
-  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at';
+  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at, cancel_requested_at';
 
 export interface NewTask {
   id: string;
@@ -63,6 +65,7 @@ export function taskToJson(t: TaskRow, runs?: RunRow[]): Record<string, unknown>
     updated_at: iso(t.updated_at),
     started_at: iso(t.first_started_at),
     finished_at: iso(t.finished_at),
+    cancel_requested_at: iso(t.cancel_requested_at),
   };
   if (runs) {
     out.runs = runs.map((r) => ({

@@ -2,14 +2,17 @@
 -- a repeated push (API replay, reconciler) never duplicates a task. A ready task joins its
 -- tenant's list at its priority (see includes/tenants.lua).
 -- KEYS: msg (1), meta (2), attempts (3), ready_at (4), retry:critical..retry:low (5-8), doorbell (9),
---       tenant block (10-21)
+--       tenant block (10-21), tombstones (22)
 -- ARGV: groups of 7: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now), tenant
--- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call)
+-- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call, or
+-- tombstoned: an operator cancelled it, see includes/tombstones.lua)
 -- Rings the doorbell when tasks a worker may lease now became ready, so an idle worker wakes at once.
 -- @include bulk
 -- @include doorbell
 -- @include tenants
+-- @include tombstones
 tenantKeys(10)
+useTombstones(KEYS[22])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = argvIds(7)
@@ -21,7 +24,7 @@ local later = { {}, {}, {}, {} }
 local groups, groupOf = {}, {}
 local out = {}
 for j, id in ipairs(ids) do
-  if known[j] or seen[id] then
+  if known[j] or seen[id] or tombstoned(id) then
     out[j] = 0
   else
     seen[id] = true

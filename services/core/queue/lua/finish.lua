@@ -6,13 +6,15 @@
 -- rebuilt copy waits again), that copy is moved where Postgres says, unless a lease holds it now.
 -- Each lease ended counts off its tenant's running attempts (a tenant parked at its cap returns).
 -- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
---       tenant block (15-26); doorbell (27)
+--       tenant block (15-26); doorbell (27), tombstones (28)
 -- ARGV: groups of 6: id, token, outcome (s|r|d), priorityIndex, delayMs, settle (attempts Postgres counted; 0 = do not settle)
 -- Returns: one integer per item: 1 = finished under its lease, 2 = lease gone but settled, 0 = nothing changed
 -- @include bulk
 -- @include doorbell
 -- @include tenants
 -- @include placement
+-- @include tombstones
+useTombstones(KEYS[28])
 local STATE = { s = 'succeeded', r = 'retrying', d = 'dead' }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -25,6 +27,8 @@ local out = {}
 for j, id in ipairs(ids) do
   local i = (j - 1) * 6 + 1
   local outcome, p = ARGV[i + 2], tonumber(ARGV[i + 3])
+  -- Cancelled by an operator: Postgres ended it `cancelled` (or succeeded); either way it is final.
+  if outcome ~= 's' and tombstoned(id) then outcome = 's' end
   local due = now + tonumber(ARGV[i + 4])
   if seen[id] then
     -- A task twice in one call: the first item decided it.

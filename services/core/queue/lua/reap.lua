@@ -7,13 +7,15 @@
 -- leaving Redis with a dead task that Postgres still shows as waiting. A lease that ends here
 -- counts off its tenant's running attempts.
 -- KEYS: processing (1), meta (2), attempts (3), tokens (4), ready_at (5), dlq:critical..dlq:low (6-9),
---       msg (10), doorbell (11), tenant block (12-23)
+--       msg (10), doorbell (11), tenant block (12-23), tombstones (24)
 -- ARGV: limit, holdMs
 -- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
 -- @include doorbell
 -- @include bulk
 -- @include tenants
+-- @include tombstones
 tenantKeys(12)
+useTombstones(KEYS[24])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -27,6 +29,8 @@ for _, id in ipairs(ids) do
   if meta then
     local dest
     local p, maxAttempts, tenant = parseMeta(meta)
+    -- Cancelled by an operator: held and buried like a dead one (finish forgets it), never queued again.
+    if tombstoned(id) then maxAttempts = 0 end
     if attempt >= maxAttempts and token ~= '' then
       redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
       dest = 'dead'

@@ -1,13 +1,16 @@
 -- release: hand leased tasks back to the head of their tenant's list without counting the attempt
 -- (graceful shutdown, or Postgres unavailable when the lease was taken).
--- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-17)
+-- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-17),
+--       tombstones (18), msg (19), ready_at (20)
 -- ARGV: groups of 3: id, token, priorityIndex
 -- Returns: one integer per task: 1 = released, 0 = stale token (nothing changed)
 -- @include fenced
 -- @include doorbell
 -- @include bulk
 -- @include tenants
+-- @include tombstones
 tenantKeys(6)
+useTombstones(KEYS[18])
 local ended = {}
 local out = forEachHeld(KEYS[1], KEYS[2], 3, function(id, i)
   redis.call('HINCRBY', KEYS[3], id, -1)
@@ -17,7 +20,12 @@ local out = forEachHeld(KEYS[1], KEYS[2], 3, function(id, i)
     local _, _, owner = parseMeta(meta)
     tenant = owner
   end
-  pushReady(tonumber(ARGV[i + 2]) + 1, tenant, { id }, true)
+  if tombstoned(id) then
+    -- Cancelled by an operator while it ran: Postgres ends it `cancelled`; nothing runs it again.
+    for _, key in ipairs({ KEYS[19], KEYS[4], KEYS[3], KEYS[20] }) do redis.call('HDEL', key, id) end
+  else
+    pushReady(tonumber(ARGV[i + 2]) + 1, tenant, { id }, true)
+  end
   ended[tenant] = (ended[tenant] or 0) + 1
 end)
 -- Ending the leases unparks their tenants, so what was handed back is leasable.

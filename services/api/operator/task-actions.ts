@@ -1,0 +1,71 @@
+/**
+ * POST /tasks/:id/cancel and POST /tasks/:id/retry: one task, scoped to the caller's tenant (another
+ * tenant's task is not found). The answer carries the task as it is afterwards.
+ */
+import type { Pool } from 'pg';
+import type { Logger } from '../../core/observability/logger';
+import type { ApiMetrics } from '../../core/observability/metrics';
+import { cancelTasks } from '../../core/operator/cancel-tasks';
+import { retryTasks } from '../../core/operator/retry-tasks';
+import type { TaskQueue } from '../../core/queue/queue';
+import { taskToJson } from '../../core/tasks/task';
+import { getTask } from '../../core/tasks/task-store';
+import { UUID_PATTERN } from '../../core/tasks/uuid';
+import { badRequest, notFound, wrongState } from '../problem';
+
+export interface ActionDeps {
+  pool: Pool;
+  queue: TaskQueue;
+  log: Logger;
+  metrics: ApiMetrics;
+}
+
+export interface ActionAnswer {
+  status: 200 | 202;
+  body: Record<string, unknown>;
+}
+
+export function taskIdParam(id: string): string {
+  if (!UUID_PATTERN.test(id)) throw badRequest('id must be a UUID', [{ field: 'id', message: 'must be a UUID' }]);
+  return id.toLowerCase();
+}
+
+async function current(deps: ActionDeps, tenant: string, id: string): Promise<Record<string, unknown>> {
+  const found = await getTask(deps.pool, id, tenant);
+  if (!found) throw notFound(`no task with id ${id}`);
+  return taskToJson(found.task, found.runs);
+}
+
+/** 200: cancelled (now, or before: cancelling twice is harmless); 202: its running attempt was asked to stop; 409: it finished otherwise. */
+export async function cancelOne(deps: ActionDeps, tenant: string, rawId: string): Promise<ActionAnswer> {
+  const id = taskIdParam(rawId);
+  const [outcome] = await cancelTasks(deps, tenant, [id]);
+  switch (outcome!.kind) {
+    case 'missing':
+      throw notFound(`no task with id ${id}`);
+    case 'final':
+      if (outcome!.status !== 'cancelled') throw wrongState(`task ${id} is ${outcome!.status} already; only a waiting or running task can be cancelled`, [{ field: 'status', message: `is ${outcome!.status}` }]);
+      return { status: 200, body: await current(deps, tenant, id) };
+    case 'cancelled':
+      deps.metrics.cancelled.inc({ how: 'waiting' });
+      return { status: 200, body: await current(deps, tenant, id) };
+    case 'cancelling':
+      deps.metrics.cancelled.inc({ how: 'running' });
+      return { status: 202, body: await current(deps, tenant, id) };
+  }
+}
+
+/** 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled. */
+export async function retryOne(deps: ActionDeps, tenant: string, rawId: string): Promise<ActionAnswer> {
+  const id = taskIdParam(rawId);
+  const [outcome] = await retryTasks(deps, tenant, [id]);
+  switch (outcome!.kind) {
+    case 'missing':
+      throw notFound(`no task with id ${id}`);
+    case 'not_retryable':
+      throw wrongState(`task ${id} is ${outcome!.status}; only a dead or cancelled task can be retried`, [{ field: 'status', message: `is ${outcome!.status}` }]);
+    case 'retried':
+      deps.metrics.redriven.inc({ from: outcome!.from });
+      return { status: 200, body: await current(deps, tenant, id) };
+  }
+}

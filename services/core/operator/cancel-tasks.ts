@@ -1,0 +1,69 @@
+/**
+ * Cancelling tasks (POST /tasks/:id/cancel and the bulk form). One Postgres transaction per call
+ * holds the tasks' rows while Redis is told (lua/cancel.lua), so no outcome, reap or retry of
+ * them lands in between: a task waiting in Redis is removed there and ends `cancelled` at once;
+ * one a worker holds is asked to stop (its attempt ends `cancelled`, unless it succeeds first).
+ * Redis tombstones every id, so a reconciler that read a task as waiting just before cannot queue
+ * it again. Should the transaction fail after Redis removed a task, Postgres still shows it
+ * waiting and the reconciler indexes it again (after the tombstone lapses): nothing is lost.
+ */
+import type { Pool } from 'pg';
+import type { TaskQueue } from '../queue/queue';
+
+/** Per task: cancelled now, cancelling (its attempt was asked to stop), already final (its status), or not found. */
+export type CancelOutcome =
+  | { kind: 'cancelled' }
+  | { kind: 'cancelling' }
+  | { kind: 'final'; status: 'succeeded' | 'dead' | 'cancelled' }
+  | { kind: 'missing' };
+
+export const CANCEL_REASON = 'cancelled by an operator';
+
+/** Cancels tasks of `tenant`; per id (in order) what happened. Ids should be few (a bulk call sends batches). */
+export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[]): Promise<CancelOutcome[]> {
+  if (ids.length === 0) return [];
+  const client = await deps.pool.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    // Rows locked in id order, so two overlapping calls cannot deadlock.
+    const { rows } = await client.query<{ id: string; status: string; cancel_requested_at: Date | null }>(
+      `SELECT id, status::text AS status, cancel_requested_at FROM tasks
+        WHERE id = ANY($1::uuid[]) AND tenant = $2 ORDER BY id FOR UPDATE`,
+      [ids, tenant],
+    );
+    const found = new Map(rows.map((r) => [r.id, r]));
+    const waiting = rows.filter((r) => r.status === 'queued' || r.status === 'retrying' || r.status === 'running');
+    const states = await deps.queue.cancel(waiting.map((r) => r.id));
+    const now: string[] = [];
+    const asked: string[] = [];
+    waiting.forEach((r, i) => (states[i] === 'leased' ? asked : now).push(r.id));
+    if (now.length > 0) {
+      await client.query(
+        `UPDATE tasks SET status = 'cancelled', cancel_requested_at = COALESCE(cancel_requested_at, now()), finished_at = now(),
+                lease_token = NULL, run_after = NULL, last_error = $2, updated_at = now()
+          WHERE id = ANY($1::uuid[])`,
+        [now, CANCEL_REASON],
+      );
+    }
+    if (asked.length > 0) {
+      await client.query(`UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now() WHERE id = ANY($1::uuid[])`, [asked]);
+    }
+    await client.query('COMMIT');
+    const cancelledNow = new Set(now);
+    return ids.map((id): CancelOutcome => {
+      const r = found.get(id);
+      if (!r) return { kind: 'missing' };
+      if (cancelledNow.has(id)) return { kind: 'cancelled' };
+      if (r.status === 'queued' || r.status === 'retrying' || r.status === 'running') return { kind: 'cancelling' };
+      return { kind: 'final', status: r.status as 'succeeded' | 'dead' | 'cancelled' };
+    });
+  } catch (err) {
+    failed = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    // A connection whose transaction failed is closed rather than reused.
+    client.release(failed);
+  }
+}

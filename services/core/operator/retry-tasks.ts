@@ -1,0 +1,55 @@
+/**
+ * Putting dead or cancelled tasks back to work (POST /tasks/:id/retry and the bulk form, the
+ * dead-letter redrive). Postgres decides, in one statement: each task changes at most once however
+ * many calls race (a second call waits for the row, then finds it queued and leaves it). The task
+ * gets a fresh budget of max_retries + 1 attempts (retry_base), its runs are kept, and it is then
+ * pushed to Redis; should that push fail, the reconciler queues it from Postgres.
+ */
+import type { Pool } from 'pg';
+import type { Logger } from '../observability/logger';
+import type { TaskQueue } from '../queue/queue';
+import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
+
+export type RetryOutcome = { kind: 'retried'; from: 'dead' | 'cancelled' } | { kind: 'not_retryable'; status: string } | { kind: 'missing' };
+
+const RETRYABLE = "('dead', 'cancelled')";
+
+/** Retries tasks of `tenant`; per id (in order) what happened. */
+export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[]): Promise<RetryOutcome[]> {
+  if (ids.length === 0) return [];
+  const cols = UNFINISHED_COLUMNS.split(', ').map((c) => (c.includes(' AS ') ? c.replace(/^(\w+)/, 't.$1') : `t.${c}`)).join(', ');
+  const { rows } = await deps.pool.query<UnfinishedTask & { payload_json: string; was: 'dead' | 'cancelled' }>(
+    `WITH picked AS (
+       SELECT id, status::text AS was FROM tasks
+        WHERE id = ANY($1::uuid[]) AND tenant = $2 AND status IN ${RETRYABLE}
+        ORDER BY id FOR UPDATE
+     )
+     UPDATE tasks t SET status = 'queued', retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
+            run_after = NULL, lease_token = NULL, updated_at = now()
+       FROM picked p
+      -- Checked again on the locked row: a call that waited for another's retry finds it queued.
+      WHERE t.id = p.id AND t.status IN ${RETRYABLE}
+     RETURNING ${cols}, t.payload::text AS payload_json, p.was`,
+    [ids, tenant],
+  );
+  if (rows.length > 0) {
+    try {
+      await deps.queue.requeue(rows.map((r) => queueItemOf(r, r.payload_json)));
+    } catch (err) {
+      deps.log.warn({ err, count: rows.length, taskIds: rows.slice(0, 10).map((r) => r.id) }, 'retried tasks not pushed to Redis; the reconciler will queue them');
+    }
+  }
+  const retried = new Map(rows.map((r) => [r.id, r.was]));
+  const others = ids.filter((id) => !retried.has(id));
+  const statuses = new Map<string, string>();
+  if (others.length > 0) {
+    const res = await deps.pool.query<{ id: string; status: string }>(`SELECT id, status::text AS status FROM tasks WHERE id = ANY($1::uuid[]) AND tenant = $2`, [others, tenant]);
+    for (const r of res.rows) statuses.set(r.id, r.status);
+  }
+  return ids.map((id): RetryOutcome => {
+    const was = retried.get(id);
+    if (was) return { kind: 'retried', from: was };
+    const status = statuses.get(id);
+    return status === undefined ? { kind: 'missing' } : { kind: 'not_retryable', status };
+  });
+}

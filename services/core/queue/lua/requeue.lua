@@ -1,0 +1,50 @@
+-- requeue: an operator puts dead or cancelled tasks back to work with a fresh attempt budget
+-- (Postgres has committed it). Whatever Redis still holds of a task (its dead-letter entry, a
+-- tombstone, an old message) is replaced, and the task joins the tail of its tenant's ready list.
+-- A task leased right now is left alone (no final task is leased; the reconciler settles it).
+-- KEYS: as in placement (1-26), tombstones (27), doorbell (28)
+-- ARGV: groups of 6: id, priorityIndex, maxAttempts, messageJson, attemptsSoFar, tenant
+-- Returns: one integer per task: 1 = queued, 0 = leased (nothing changed)
+-- @include bulk
+-- @include doorbell
+-- @include tenants
+-- @include placement
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local groups, groupOf = {}, {}
+local out = {}
+for i = 1, #ARGV, 6 do
+  local id = ARGV[i]
+  if redis.call('ZSCORE', KEYS[1], id) then
+    out[#out + 1] = 0
+  else
+    local old = redis.call('HGET', KEYS[3], id)
+    if old then
+      local op, _, otenant = parseMeta(old)
+      redis.call('LREM', listKey(op + 1, otenant), 0, id)
+      redis.call('ZREM', KEYS[7 + op], id)
+      redis.call('LREM', KEYS[11 + op], 0, id)
+    end
+    redis.call('ZREM', KEYS[27], id)
+    redis.call('HDEL', KEYS[5], id)
+    local p, tenant = tonumber(ARGV[i + 1]), ARGV[i + 5]
+    redis.call('HSET', KEYS[2], id, ARGV[i + 3])
+    redis.call('HSET', KEYS[3], id, p .. ':' .. ARGV[i + 2] .. ':' .. tenant)
+    redis.call('HSET', KEYS[4], id, ARGV[i + 4])
+    redis.call('HSET', KEYS[6], id, now)
+    local g = (p + 1) .. ':' .. tenant
+    if not groupOf[g] then
+      groupOf[g] = { p = p + 1, tenant = tenant, ids = {} }
+      groups[#groups + 1] = groupOf[g]
+    end
+    local list = groupOf[g].ids
+    list[#list + 1] = id
+    out[#out + 1] = 1
+  end
+end
+local leasable = false
+for _, g in ipairs(groups) do
+  if pushReady(g.p, g.tenant, g.ids, false) then leasable = true end
+end
+if leasable then ring(KEYS[28]) end
+return out

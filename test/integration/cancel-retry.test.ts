@@ -1,0 +1,212 @@
+/**
+ * Cancel and retry of single tasks against real Postgres, Redis, an API and a worker: each state a
+ * task can be cancelled in, a cancel racing the task's own success, a cancelled lease whose worker
+ * died, the reconciler kept from reviving a cancelled task, and retries with a fresh budget.
+ */
+import { submitTask } from '../../services/core/tasks/submit';
+import type { Worker } from '../../services/worker/worker';
+import type { Handler } from '../../services/worker/handlers';
+import { createStack, runsOf, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+
+let stack: Stack;
+let api: Awaited<ReturnType<typeof startApi>>;
+let worker: Worker | null = null;
+
+beforeEach(async () => {
+  stack = await createStack({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 });
+  api = await startApi(stack);
+});
+afterEach(async () => {
+  await worker?.stop(0);
+  worker = null;
+  await api.server.stop();
+  await stack.close();
+});
+
+async function submit(type: string, payload: unknown = {}, maxRetries = 3, tenant = 'default'): Promise<string> {
+  const res = await submitTask(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    { type, priority: 'default', payload, maxRetries, tenant, idempotencyKey: null, canonical: '' },
+  );
+  if (res.kind === 'conflict') throw new Error('unexpected conflict');
+  return res.task.id;
+}
+
+async function post(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${api.url}${path}`, { method: 'POST' });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+const statusIs = (id: string, ...want: string[]) => async () => {
+  const t = await taskStatus(stack.pool, id);
+  return want.includes(t.status) ? t : null;
+};
+
+/** Whether Redis holds anything of the task besides its tombstone. */
+async function redisHolds(id: string): Promise<boolean> {
+  const k = stack.queue.keys;
+  const [msg, meta, leased, retry] = await Promise.all([stack.inspect.hexists(k.messages, id), stack.inspect.hexists(k.meta, id), stack.inspect.zscore(k.processing, id), stack.inspect.zscore(k.retries[2]!, id)]);
+  const listed = (await stack.inspect.lrange(k.tenantQueue('default', 'default'), 0, -1)).includes(id);
+  return msg === 1 || meta === 1 || leased !== null || retry !== null || listed;
+}
+
+it('a queued task is cancelled at once (200), never runs, and cancelling twice is harmless', async () => {
+  const ran: string[] = [];
+  const id = await submit('capture');
+  const first = await post(`/tasks/${id}/cancel`);
+  expect(first.status).toBe(200);
+  expect(first.body).toMatchObject({ id, status: 'cancelled', last_error: 'cancelled by an operator' });
+  expect(first.body.cancel_requested_at).toEqual(expect.any(String));
+  expect(await redisHolds(id)).toBe(false);
+  ({ worker } = startWorker(stack, { handlers: { capture: async (ctx) => void ran.push(ctx.id) } }));
+  // Another task runs, so the worker is live; the cancelled one never does.
+  const other = await submit('capture');
+  await waitFor(statusIs(other, 'succeeded'));
+  expect(ran).toEqual([other]);
+  const again = await post(`/tasks/${id}/cancel`);
+  expect(again.status).toBe(200);
+  expect(again.body.status).toBe('cancelled');
+  expect(await runsOf(stack.pool, id)).toEqual([]);
+});
+
+it('a task waiting for its retry is cancelled at once and leaves the retry set', async () => {
+  // Retries of 30 s: the task waits in its retry set when it is cancelled.
+  ({ worker } = startWorker(stack, { cfg: { RETRY_BASE_MS: 30_000, RETRY_MAX_MS: 30_000 } }));
+  const id = await submit('always_fail', {}, 3);
+  await waitFor(statusIs(id, 'retrying'));
+  await waitFor(async () => (await stack.inspect.zscore(stack.queue.keys.retries[2]!, id)) !== null, 5000, 'the retry set');
+  const res = await post(`/tasks/${id}/cancel`);
+  expect(res.status).toBe(200);
+  expect(res.body.status).toBe('cancelled');
+  expect(await redisHolds(id)).toBe(false);
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['failed']);
+});
+
+it('a running sleeper is asked to stop (202), its signal fires within a second, and it ends cancelled', async () => {
+  let started = 0;
+  let abortedAfterMs = -1;
+  let cancelledAt = 0;
+  const sleeper: Handler = (ctx) =>
+    new Promise<void>((_resolve, reject) => {
+      started++;
+      ctx.signal.addEventListener('abort', () => {
+        abortedAfterMs = Date.now() - cancelledAt;
+        reject(ctx.signal.reason);
+      });
+    });
+  ({ worker } = startWorker(stack, { handlers: { hang: sleeper } }));
+  const id = await submit('hang', {}, 3);
+  await waitFor(async () => started === 1, 5000, 'the attempt to start');
+  cancelledAt = Date.now();
+  const res = await post(`/tasks/${id}/cancel`);
+  expect(res.status).toBe(202);
+  expect(res.body.cancel_requested_at).toEqual(expect.any(String));
+  const t = await waitFor(statusIs(id, 'cancelled'), 5000, 'the cancelled status');
+  expect(abortedAfterMs).toBeGreaterThanOrEqual(0);
+  expect(abortedAfterMs).toBeLessThan(1000);
+  expect(t.attempts).toBe(1);
+  const runs = await runsOf(stack.pool, id);
+  expect(runs.map((r) => r.outcome)).toEqual(['cancelled']);
+  await waitFor(async () => !(await redisHolds(id)), 5000, 'Redis to forget it');
+  // Nothing runs it again.
+  await new Promise((r) => setTimeout(r, 300));
+  expect(started).toBe(1);
+});
+
+it('a cancel racing the task’s own success: exactly one wins, and status and runs agree', async () => {
+  const results: string[] = [];
+  ({ worker } = startWorker(stack, { handlers: { quick: async () => new Promise<void>((r) => setTimeout(r, Math.random() * 6)) }, cfg: { START_RECORD_DELAY_MS: 1 } }));
+  for (let i = 0; i < 30; i++) {
+    const id = await submit('quick', {}, 0);
+    await new Promise((r) => setTimeout(r, Math.random() * 8));
+    const res = await post(`/tasks/${id}/cancel`);
+    const t = await waitFor(statusIs(id, 'succeeded', 'cancelled'), 5000, 'a final status');
+    const runs = (await runsOf(stack.pool, id)).map((r) => r.outcome);
+    if (t.status === 'succeeded') {
+      expect(runs).toEqual(['succeeded']);
+      // Answered 409 (it had finished) or 202 (it was running and then succeeded).
+      expect([202, 409]).toContain(res.status);
+    } else {
+      expect(runs.filter((o) => o !== 'cancelled')).toEqual([]);
+      expect(runs.length).toBeLessThanOrEqual(1);
+      expect([200, 202]).toContain(res.status);
+    }
+    results.push(`${res.status}:${t.status}`);
+  }
+  // Both sides of the race were seen at least once would be luck; each answer agreed with the end state.
+  expect(results).toHaveLength(30);
+});
+
+it('a finished task cannot be cancelled (409); another tenant’s task and an unknown id are not found; a bad id is 400', async () => {
+  ({ worker } = startWorker(stack));
+  const done = await submit('noop');
+  await waitFor(statusIs(done, 'succeeded'));
+  const res = await post(`/tasks/${done}/cancel`);
+  expect(res.status).toBe(409);
+  expect(res.body.detail).toMatch(/succeeded/);
+  const theirs = await submit('noop', {}, 3, 'other-team');
+  expect((await post(`/tasks/${theirs}/cancel`)).status).toBe(404);
+  expect((await post(`/tasks/${theirs}/retry`)).status).toBe(404);
+  expect((await post('/tasks/0195a9b4-1111-7000-8000-000000000000/cancel')).status).toBe(404);
+  const bad = await post('/tasks/not-a-uuid/cancel');
+  expect(bad.status).toBe(400);
+  expect(bad.body.errors).toEqual([{ field: 'id', message: 'must be a UUID' }]);
+  const wrongMethod = await fetch(`${api.url}/tasks/${done}/cancel`);
+  expect(wrongMethod.status).toBe(405);
+  expect(wrongMethod.headers.get('allow')).toBe('POST');
+});
+
+it('a dead task retried gets a fresh budget of max_retries + 1 attempts, its history kept', async () => {
+  ({ worker } = startWorker(stack));
+  const id = await submit('always_fail', {}, 1);
+  await waitFor(statusIs(id, 'dead'));
+  expect(await stack.inspect.lrange(stack.queue.keys.deadLetters[2]!, 0, -1)).toContain(id);
+  expect((await post(`/tasks/${id}/retry`)).status).toBe(200);
+  const t = await waitFor(statusIs(id, 'dead'), 10000, 'dead again');
+  expect(t.attempts).toBe(4);
+  expect((await runsOf(stack.pool, id)).map((r) => [r.attempt, r.outcome])).toEqual([[1, 'failed'], [2, 'failed'], [3, 'failed'], [4, 'failed']]);
+  // One entry in the dead-letter list, not two.
+  expect((await stack.inspect.lrange(stack.queue.keys.deadLetters[2]!, 0, -1)).filter((x) => x === id)).toHaveLength(1);
+  // Any other status: 409 (a queued task: no worker runs now).
+  await worker!.stop(0);
+  worker = null;
+  const queued = await submit('noop');
+  const res = await post(`/tasks/${queued}/retry`);
+  expect(res.status).toBe(409);
+  expect(res.body.detail).toMatch(/is queued; only a dead or cancelled task can be retried/);
+});
+
+it('a cancelled task retried runs and succeeds', async () => {
+  const id = await submit('noop');
+  expect((await post(`/tasks/${id}/cancel`)).status).toBe(200);
+  const retried = await post(`/tasks/${id}/retry`);
+  expect(retried.status).toBe(200);
+  expect(retried.body).toMatchObject({ status: 'queued', cancel_requested_at: null, finished_at: null });
+  ({ worker } = startWorker(stack));
+  await waitFor(statusIs(id, 'succeeded'));
+});
+
+it('a cancelled lease whose worker died is reaped as cancelled, never queued again', async () => {
+  const id = await submit('noop');
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 200, owner: 'gone' });
+  expect(lease?.message.id).toBe(id);
+  const res = await post(`/tasks/${id}/cancel`);
+  expect(res.status).toBe(202);
+  // A worker whose reaper finds the expired lease; its handlers would run the task if it came back.
+  const ran: string[] = [];
+  ({ worker } = startWorker(stack, { handlers: { noop: async (ctx) => void ran.push(ctx.id) } }));
+  await waitFor(statusIs(id, 'cancelled'), 10000, 'the reaped task to end cancelled');
+  await waitFor(async () => !(await redisHolds(id)), 5000, 'Redis to forget it');
+  await new Promise((r) => setTimeout(r, 300));
+  expect(ran).toEqual([]);
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['expired']);
+});
+
+it('a tombstone keeps a reconciler that read the task as waiting from queueing it again', async () => {
+  const id = await submit('noop');
+  expect((await post(`/tasks/${id}/cancel`)).status).toBe(200);
+  // What a reconciler pass would push had it read the task just before the cancel committed.
+  const pushed = await stack.queue.enqueue([{ id, tenant: 'default', type: 'noop', priority: 'default', payload: {}, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 }]);
+  expect(pushed).toEqual([false]);
+  expect(await redisHolds(id)).toBe(false);
+});
