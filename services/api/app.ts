@@ -27,6 +27,7 @@ import { Authenticator } from './auth/authenticator';
 import { actingAs, Principal, requireScope } from './auth/principal';
 import type { Admitted, RequestAdmission } from './limits/request-admission';
 import { cancelOne, retryOne } from './operator/task-actions';
+import { parseBulkBody, runBulk } from './operator/bulk-routes';
 
 export interface AppDeps {
   pool: Pool;
@@ -48,6 +49,9 @@ export interface AppDeps {
   auth?: Authenticator;
   /** Tenant rate limits and quotas (main.ts); default: none. */
   admission?: RequestAdmission;
+  /** BULK_MAX_LIMIT and BULK_BATCH (defaults 10,000 and 200). */
+  bulkMaxLimit?: number;
+  bulkBatch?: number;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -202,6 +206,12 @@ export function createApp(deps: AppDeps): ApiApp {
   });
 
   const actions = { pool: deps.pool, queue: deps.queue, log: deps.log, metrics: deps.metrics };
+  for (const action of ['cancel', 'retry'] as const) {
+    app.post(`/tasks/${action}`, authorized('tasks:write'), requireJson, admit, raw, async (req, res) => {
+      const parsed = parseBulkBody(action, parseTaskBody(bodyOf(req), limits), deps.bulkMaxLimit ?? 10_000);
+      res.json(await runBulk({ ...actions, batch: deps.bulkBatch ?? 200 }, (res.locals.principal as Principal).tenant, parsed));
+    });
+  }
   app.post('/tasks/:id/cancel', authorized('tasks:write'), async (req, res) => {
     const answer = await cancelOne(actions, (res.locals.principal as Principal).tenant, String(req.params.id));
     res.status(answer.status).json(answer.body);

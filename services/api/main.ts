@@ -64,6 +64,8 @@ async function main(): Promise<void> {
     maxPayloadDepth: cfg.MAX_PAYLOAD_DEPTH,
     maxInflightBodyBytes: cfg.MAX_INFLIGHT_BODY_BYTES,
     submitBatchBytes: cfg.SUBMIT_BATCH_BYTES,
+    bulkMaxLimit: cfg.BULK_MAX_LIMIT,
+    bulkBatch: cfg.BULK_BATCH,
     readiness,
   });
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the

@@ -1,0 +1,88 @@
+/**
+ * The task filter shared by GET /tasks (query parameters) and the bulk routes (`{"filter": {...}}`):
+ * status, type, priority, created_after, created_before. Statuses and priorities may be lists
+ * (comma-separated in a query, an array or a comma-separated string in JSON). Parsing reports every
+ * problem with the field it concerns; the SQL it makes is parameterized, never spliced.
+ */
+import { isPriority, Priority, PRIORITIES, STATUSES, TaskStatus } from './priority';
+
+export interface TaskFilter {
+  statuses?: TaskStatus[];
+  type?: string;
+  priorities?: Priority[];
+  createdAfter?: Date;
+  createdBefore?: Date;
+}
+
+export interface FilterProblem {
+  field: string;
+  message: string;
+}
+
+export const FILTER_FIELDS = ['status', 'type', 'priority', 'created_after', 'created_before'] as const;
+const TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+// RFC 3339 with a zone (Z or an offset): a time without one would be read in the server's zone.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Parses the filter fields of `input` (a query object or a JSON object); other keys are left to the caller. */
+export function parseFilter(input: Record<string, unknown>, prefix = ''): { filter: TaskFilter; problems: FilterProblem[] } {
+  const filter: TaskFilter = {};
+  const problems: FilterProblem[] = [];
+  const name = (f: string) => `${prefix}${f}`;
+  const list = (f: string, v: unknown): string[] | null => {
+    const items = Array.isArray(v) ? v : [v];
+    if (!items.every((x) => typeof x === 'string')) {
+      problems.push({ field: name(f), message: 'must be a string or a list of strings' });
+      return null;
+    }
+    const out = (items as string[]).flatMap((x) => x.split(',')).map((x) => x.trim());
+    if (out.length === 0 || out.some((x) => x === '')) {
+      problems.push({ field: name(f), message: 'must not be empty' });
+      return null;
+    }
+    return [...new Set(out)];
+  };
+  if (input.status !== undefined) {
+    const v = list('status', input.status);
+    const bad = v?.filter((s) => !(STATUSES as readonly string[]).includes(s)) ?? [];
+    if (bad.length) problems.push({ field: name('status'), message: `unknown status ${bad.map((b) => JSON.stringify(b)).join(', ')}; one of ${STATUSES.join(', ')}` });
+    else if (v) filter.statuses = v as TaskStatus[];
+  }
+  if (input.priority !== undefined) {
+    const v = list('priority', input.priority);
+    const bad = v?.filter((p) => !isPriority(p)) ?? [];
+    if (bad.length) problems.push({ field: name('priority'), message: `unknown priority ${bad.map((b) => JSON.stringify(b)).join(', ')}; one of ${PRIORITIES.join(', ')}` });
+    else if (v) filter.priorities = v as Priority[];
+  }
+  if (input.type !== undefined) {
+    if (typeof input.type !== 'string' || !TYPE_PATTERN.test(input.type)) problems.push({ field: name('type'), message: 'must be 1-128 characters of letters, digits, _ . : -' });
+    else filter.type = input.type;
+  }
+  for (const [f, key] of [['created_after', 'createdAfter'], ['created_before', 'createdBefore']] as const) {
+    const v = input[f];
+    if (v === undefined) continue;
+    const d = typeof v === 'string' && RFC3339.test(v) ? new Date(v) : null;
+    if (!d || Number.isNaN(d.getTime())) problems.push({ field: name(f), message: 'must be an RFC 3339 time with a zone, e.g. 2026-12-05T10:00:00Z' });
+    else filter[key] = d;
+  }
+  return { filter, problems };
+}
+
+/**
+ * The filter as a SQL condition on `tasks` (without the tenant), its parameters numbered from
+ * `$first`; an empty filter is `TRUE`.
+ */
+export function filterSql(filter: TaskFilter, first = 1): { sql: string; values: unknown[] } {
+  const parts: string[] = [];
+  const values: unknown[] = [];
+  const param = (v: unknown) => {
+    values.push(v);
+    return `$${first + values.length - 1}`;
+  };
+  if (filter.statuses) parts.push(`status = ANY(${param(filter.statuses)}::task_status[])`);
+  if (filter.type !== undefined) parts.push(`type = ${param(filter.type)}`);
+  if (filter.priorities) parts.push(`priority = ANY(${param(filter.priorities)}::text[])`);
+  if (filter.createdAfter) parts.push(`created_at > ${param(filter.createdAfter.toISOString())}::timestamptz`);
+  if (filter.createdBefore) parts.push(`created_at < ${param(filter.createdBefore.toISOString())}::timestamptz`);
+  return { sql: parts.length ? parts.join(' AND ') : 'TRUE', values };
+}

@@ -1,0 +1,129 @@
+/**
+ * Bulk cancel and retry (the dead-letter redrive) against real Postgres, Redis, an API and a
+ * worker: racing redrives change each task once, filters and limits, dry runs, resuming with
+ * has_more, tenant scope, and the 400s.
+ */
+import { submitTasks } from '../../services/core/tasks/submit';
+import type { Worker } from '../../services/worker/worker';
+import { createStack, runsOf, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+
+let stack: Stack;
+let api: Awaited<ReturnType<typeof startApi>>;
+let worker: Worker | null = null;
+
+beforeEach(async () => {
+  stack = await createStack({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 });
+  api = await startApi(stack);
+});
+afterEach(async () => {
+  await worker?.stop(0);
+  worker = null;
+  await api.server.stop();
+  await stack.close();
+});
+
+async function submitMany(n: number, type: string, payload: unknown = {}, opts: { maxRetries?: number; tenant?: string; priority?: 'default' | 'low' } = {}): Promise<string[]> {
+  const res = await submitTasks(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    Array.from({ length: n }, () => ({ type, priority: opts.priority ?? 'default', payload, maxRetries: opts.maxRetries ?? 0, tenant: opts.tenant ?? 'default', idempotencyKey: null, canonical: '' })),
+  );
+  return res.map((r) => r.task.id);
+}
+
+async function post(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${api.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function countByStatus(tenant = 'default'): Promise<Record<string, number>> {
+  const { rows } = await stack.pool.query<{ status: string; n: number }>('SELECT status::text AS status, count(*)::int AS n FROM tasks WHERE tenant = $1 GROUP BY status', [tenant]);
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
+
+const allDead = (n: number, tenant = 'default') => async () => ((await countByStatus(tenant)).dead ?? 0) === n;
+
+it('two racing redrives of 1,000 dead tasks: each task runs exactly once more', async () => {
+  ({ worker } = startWorker(stack));
+  // flaky with one planned failure and no retries: dead after attempt 1, and a redrive succeeds.
+  const ids = await submitMany(1000, 'flaky', { fail_attempts: 1 });
+  await waitFor(allDead(1000), 30000, '1,000 dead tasks');
+  await worker!.stop(0);
+  worker = null;
+  const [a, b] = await Promise.all([post('/tasks/retry', { filter: { status: 'dead' } }), post('/tasks/retry', { filter: { status: ['dead'] } })]);
+  expect(a.status).toBe(200);
+  expect(b.status).toBe(200);
+  expect((a.body.changed as number) + (b.body.changed as number)).toBe(1000);
+  expect(a.body.has_more).toBe(false);
+  expect(await countByStatus()).toEqual({ queued: 1000 });
+  ({ worker } = startWorker(stack));
+  await waitFor(async () => (await countByStatus()).succeeded === 1000, 30000, 'every redriven task to succeed');
+  const { rows } = await stack.pool.query<{ task_id: string; outcomes: string[] }>(
+    `SELECT task_id, array_agg(outcome ORDER BY attempt) AS outcomes FROM task_runs WHERE task_id = ANY($1::uuid[]) GROUP BY task_id`,
+    [ids],
+  );
+  expect(rows).toHaveLength(1000);
+  for (const r of rows) expect(r.outcomes).toEqual(['failed', 'succeeded']);
+});
+
+it('filters, limits, dry runs and has_more: a redrive can be sized first and carried on', async () => {
+  ({ worker } = startWorker(stack));
+  await submitMany(30, 'always_fail');
+  await submitMany(20, 'always_fail', {}, { priority: 'low' });
+  await submitMany(5, 'always_fail', {}, { tenant: 'other-team' });
+  await waitFor(allDead(50), 20000, 'dead tasks');
+  await waitFor(allDead(5, 'other-team'), 20000, 'the other tenant’s dead tasks');
+  await worker!.stop(0);
+  worker = null;
+  const dry = await post('/tasks/retry', { filter: { status: 'dead', priority: 'low' }, dry_run: true });
+  expect(dry.body).toEqual({ matched: 20, changed: 0, has_more: false, dry_run: true });
+  expect((await countByStatus()).dead).toBe(50);
+  const first = await post('/tasks/retry', { filter: { priority: 'default' }, limit: 12 });
+  expect(first.body).toEqual({ matched: 12, changed: 12, has_more: true, dry_run: false });
+  const rest = await post('/tasks/retry', { filter: { priority: 'default' }, limit: 100 });
+  expect(rest.body).toEqual({ matched: 18, changed: 18, has_more: false, dry_run: false });
+  expect(await countByStatus()).toEqual({ queued: 30, dead: 20 });
+  // The other tenant's tasks were never touched.
+  expect(await countByStatus('other-team')).toEqual({ dead: 5 });
+  // The newest first: a time window selects by created_at.
+  const future = await post('/tasks/retry', { filter: { created_after: new Date(Date.now() + 60_000).toISOString() } });
+  expect(future.body).toMatchObject({ matched: 0, changed: 0 });
+});
+
+it('bulk cancel of waiting tasks: cancelled at once, gone from Redis, and never run', async () => {
+  const ids = await submitMany(300, 'noop');
+  await submitMany(10, 'other-type');
+  const res = await post('/tasks/cancel', { filter: { type: 'noop' } });
+  expect(res.body).toEqual({ matched: 300, changed: 300, has_more: false, dry_run: false });
+  expect(await countByStatus()).toEqual({ cancelled: 300, queued: 10 });
+  const listed = await stack.inspect.lrange(stack.queue.keys.tenantQueue('default', 'default'), 0, -1);
+  expect(listed.filter((id) => ids.includes(id))).toEqual([]);
+  expect(listed).toHaveLength(10);
+  ({ worker } = startWorker(stack, { handlers: { 'other-type': async () => undefined } }));
+  await waitFor(async () => (await countByStatus()).succeeded === 10, 10000, 'the others to run');
+  for (const id of ids.slice(0, 20)) expect(await runsOf(stack.pool, id)).toEqual([]);
+  // Cancelling again matches nothing: every one is final.
+  expect((await post('/tasks/cancel', { filter: { type: 'noop' } })).body).toMatchObject({ matched: 0, changed: 0 });
+});
+
+it('bad bulk bodies are 400s naming the field', async () => {
+  const cases: [string, unknown, string][] = [
+    ['/tasks/retry', { filter: { status: 'queued' } }, 'filter.status'],
+    ['/tasks/cancel', { filter: { status: 'dead' } }, 'filter.status'],
+    ['/tasks/retry', { filter: { colour: 'red' } }, 'filter.colour'],
+    ['/tasks/retry', { filter: { priority: 'urgent' } }, 'filter.priority'],
+    ['/tasks/retry', { filter: { created_after: 'yesterday' } }, 'filter.created_after'],
+    ['/tasks/retry', { filter: 'dead' }, 'filter'],
+    ['/tasks/retry', { limit: 0 }, 'limit'],
+    ['/tasks/retry', { limit: 10_001 }, 'limit'],
+    ['/tasks/retry', { dry_run: 'yes' }, 'dry_run'],
+    ['/tasks/cancel', { everything: true }, 'everything'],
+    ['/tasks/cancel', [1, 2], '(body)'],
+  ];
+  for (const [path, body, field] of cases) {
+    const res = await post(path, body);
+    expect([path, res.status]).toEqual([path, 400]);
+    expect((res.body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
+  }
+  const wrongMethod = await fetch(`${api.url}/tasks/retry`);
+  expect(wrongMethod.status).toBe(405);
+});
