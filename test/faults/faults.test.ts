@@ -13,6 +13,7 @@ import { ChildHandle, killAllChildren } from '../support/processes';
 import { FaultServices, ServiceSet } from '../support/fault-cluster';
 import { drive, mixedPlan, PlannedTask } from '../support/load-driver';
 import { uniqueRedisPrefix } from '../support/test-env';
+import { AUTH_HEADER } from '../support/auth';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TASKS = Number(process.env.FAULT_TASKS ?? 2000);
@@ -117,7 +118,7 @@ async function scenario(
     const deadline = Date.now() + 90_000;
     let unfinished = -1;
     while (Date.now() < deadline) {
-      const { rows: r } = await pool.query("SELECT count(*)::int AS n FROM tasks WHERE status NOT IN ('succeeded', 'dead')");
+      const { rows: r } = await pool.query("SELECT count(*)::int AS n FROM tasks WHERE status NOT IN ('succeeded', 'dead', 'cancelled')");
       unfinished = r[0].n;
       if (unfinished === 0) break;
       await new Promise((res) => setTimeout(res, 200));
@@ -128,13 +129,28 @@ async function scenario(
     const wrong: string[] = [];
     let duplicates = 0;
     let final = 0;
+    // Tasks an operator cancelled during the fault (cancelScenario), by the cancel's answer.
+    const cancels = (ctx.extras.cancels as Map<string, number> | undefined) ?? new Map<string, number>();
     for (const { id, plan: p } of driven.accepted.values()) {
       const o = all.get(id);
       if (!o) {
         wrong.push(`${p.key}: accepted but not in Postgres`);
         continue;
       }
-      if (o.status === 'succeeded' || o.status === 'dead') final++;
+      if (o.status === 'succeeded' || o.status === 'dead' || o.status === 'cancelled') final++;
+      const answer = cancels.get(id);
+      if (answer === 200 || answer === 202) {
+        // 200: it was waiting and never ran to an end after; 202: it was running, and ends cancelled
+        // unless that attempt finished first (then as planned).
+        const problems = [
+          answer === 200 && o.status !== 'cancelled' && `cancelled (200) but ${o.status}`,
+          answer === 200 && o.succeeded_runs > 0 && `cancelled (200) but it succeeded`,
+          answer === 202 && o.status !== 'cancelled' && o.status !== p.expect.status && `cancelling (202) but ${o.status}`,
+          o.succeeded_runs > 1 && `${o.succeeded_runs} successful runs recorded`,
+        ].filter(Boolean);
+        if (problems.length) wrong.push(`${p.key} ${JSON.stringify(p.body)}: ${problems.join('; ')}`);
+        continue;
+      }
       duplicates += Math.max(0, o.executed_runs - p.expect.attempts);
       const problems = [
         o.status !== p.expect.status && `status ${o.status}, expected ${p.expect.status}`,
@@ -202,6 +218,72 @@ it('SIGKILL a worker holding leases: another worker finishes its tasks after the
     set.workers[0]!.kill();
     await set.workers[0]!.exited;
   });
+  expect(row.lost).toBe(0);
+});
+
+it('operators cancel 300 tasks while a worker is SIGKILLed, then redrive them: every answer holds, nothing is lost', async () => {
+  let set: ServiceSet | null = null;
+  const url = () => `http://127.0.0.1:${set!.apiPort}`;
+  const post = async (path: string, body?: unknown) => {
+    const res = await fetch(`${url()}${path}`, {
+      method: 'POST',
+      headers: { ...AUTH_HEADER, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const row = await scenario(
+    'cancels during worker SIGKILL, then redrive',
+    async (ctx) => {
+      set = ctx.set;
+      const pool = new Pool({ connectionString: ctx.set.env.POSTGRES_URL, max: 2 });
+      // Waiting tasks, and sleepers running on both workers (including the one about to die).
+      const { rows } = await pool.query<{ id: string }>("SELECT id FROM tasks WHERE status IN ('queued', 'retrying', 'running') ORDER BY random() LIMIT 300");
+      await pool.end();
+      const cancels = new Map<string, number>();
+      ctx.extras.cancels = cancels;
+      const killing = (async () => {
+        await sleep(30);
+        ctx.set.workers[0]!.kill();
+        await ctx.set.workers[0]!.exited;
+      })();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (next < rows.length) {
+            const id = rows[next++]!.id;
+            cancels.set(id, (await post(`/tasks/${id}/cancel`)).status);
+          }
+        }),
+      );
+      await killing;
+      expect([...cancels.values()].filter((s) => ![200, 202, 409].includes(s))).toEqual([]);
+    },
+    {
+      check: async (all) => {
+        const cancelled = [...all.values()].filter((o) => o.status === 'cancelled').map((o) => o.id);
+        expect(cancelled.length).toBeGreaterThan(0);
+        // The redrive: every cancelled task runs again, once, to an end.
+        const res = await post('/tasks/retry', { filter: { status: 'cancelled' } });
+        expect(res.body).toMatchObject({ matched: cancelled.length, changed: cancelled.length, has_more: false });
+        const pool = new Pool({ connectionString: set!.env.POSTGRES_URL, max: 2 });
+        try {
+          const deadline = Date.now() + 60_000;
+          let left = -1;
+          while (Date.now() < deadline) {
+            left = (await pool.query("SELECT count(*)::int AS n FROM tasks WHERE status NOT IN ('succeeded', 'dead')")).rows[0].n;
+            if (left === 0) break;
+            await sleep(200);
+          }
+          expect(left).toBe(0);
+          const after = await outcomes(pool);
+          for (const id of cancelled) expect([id, after.get(id)!.succeeded_runs <= 1]).toEqual([id, true]);
+        } finally {
+          await pool.end();
+        }
+      },
+    },
+  );
   expect(row.lost).toBe(0);
 });
 
