@@ -301,6 +301,22 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     v('2xx answer is not JSON', snippet(a));
     return;
   }
+  if (s.method === 'POST' && (route === '/tasks/:id/cancel' || route === '/tasks/:id/retry')) {
+    // The task acted on, as it is afterwards: the one asked for, of the tenant acting.
+    const want = path.split('?')[0]!.replace(/\/+$/, '').split('/').slice(-2)[0]!.toLowerCase();
+    if (!isObject(json) || json.id !== want) v(`${route} answered another task`, `asked ${want}: ${snippet(a)}`);
+    else if (verdict?.tenant) {
+      if (json.tenant !== verdict.tenant) v(`${route} answered another tenant's task`, `acting on ${verdict.tenant}, the task says ${JSON.stringify(json.tenant)}`);
+      ledger.claim(want, verdict.tenant, 'acted on', v);
+    }
+    // (Its status is not checked: a concurrent retry or cancel of the same task may follow at once.)
+    return;
+  }
+  if (s.method === 'POST' && (route === '/tasks/cancel' || route === '/tasks/retry')) {
+    const n = (k: string) => (isObject(json) && Number.isInteger(json[k]) && (json[k] as number) >= 0 ? (json[k] as number) : -1);
+    if (n('matched') < 0 || n('changed') < 0 || n('changed') > n('matched') || !isObject(json) || typeof json.has_more !== 'boolean') v(`${route} answer is not {matched, changed, has_more}`, snippet(a));
+    return;
+  }
   if (s.method === 'POST') {
     const tenant = verdict?.tenant ?? null;
     if (isObject(json) && Array.isArray(json.results)) checkBatch(ledger, s, json.results, tenant, v);

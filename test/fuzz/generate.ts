@@ -881,6 +881,51 @@ function authArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Operators: cancel and retry, one task or in bulk
+// ---------------------------------------------------------------------------------------------
+
+const ACTIONS = ['cancel', 'retry'] as const;
+const STATUS_WORDS = ['queued', 'running', 'retrying', 'succeeded', 'dead', 'cancelled'];
+const filterArb = fc.record(
+  {
+    type: fc.constantFrom('noop', 'flaky', 'always_fail', 'sleeper', 'x.y:z'),
+    priority: fc.oneof(fc.constantFrom(...PRIORITIES), fc.subarray(PRIORITIES, { minLength: 1 })),
+    created_after: fc.constantFrom('2020-01-01T00:00:00Z', '2026-12-05T10:00:00+01:00', '2999-01-01T00:00:00.123Z'),
+    created_before: fc.constantFrom('2999-01-01T00:00:00Z', '2020-01-01T00:00:00-05:00'),
+  },
+  { requiredKeys: [] },
+);
+
+/** A valid bulk body for `action` (a status it applies to, small limits: the traffic stays bounded). */
+function bulkBodyArb(action: (typeof ACTIONS)[number]): fc.Arbitrary<Record<string, unknown>> {
+  const statuses = action === 'cancel' ? ['queued', 'running', 'retrying'] : ['dead', 'cancelled'];
+  return fc
+    .record({ filter: filterArb, status: fc.option(fc.subarray(statuses, { minLength: 1 }), { nil: undefined }), limit: fc.integer({ min: 1, max: 20 }), dry_run: fc.boolean() })
+    .map(({ filter, status, limit, dry_run }) => ({ filter: status ? { ...filter, status } : filter, limit, dry_run }));
+}
+
+const badBulkArb = fc.oneof(
+  fc.constantFrom('{"filter":{"status":"bogus"}}', '{"filter":{"colour":"red"}}', '{"filter":[]}', '{"limit":0}', '{"limit":1e9}', '{"limit":"5"}', '{"dry_run":"yes"}', '{"extra":1}', '[]', '"dead"', '{"filter":{"created_after":"yesterday"}}', '{"filter":{"priority":["high","urgent"]}}', '{"filter":{"type":""}}'),
+  fc.constantFrom(...STATUS_WORDS).map((s) => JSON.stringify({ filter: { status: [s, 'nope'] } })),
+);
+
+function operatorArb(): fc.Arbitrary<FuzzRequest> {
+  return fc.oneof(
+    // A task the tenant was told about, whatever its state by now.
+    fc.tuple(fc.constantFrom(...ACTIONS), fc.nat(), fc.boolean()).map(([a, seen, upper]) =>
+      request(`op.${a}-seen`, 'POST', `/tasks/${upper ? SEEN_UPPER : SEEN}/${a}`, a === 'cancel' ? [200, 202, 409] : [200, 409], { seen }),
+    ),
+    // Another tenant's task is not found; nor is an unknown one; a non-id is a 400.
+    fc.tuple(fc.constantFrom(...ACTIONS), fc.nat()).map(([a, seen]) => request(`op.${a}-other`, 'POST', `/tasks/${SEEN}/${a}`, [404], { seen, seenFrom: 'other' })),
+    fc.tuple(fc.constantFrom(...ACTIONS), fc.uuid()).map(([a, id]) => request(`op.${a}-unknown`, 'POST', `/tasks/${id}/${a}`, [404])),
+    fc.tuple(fc.constantFrom(...ACTIONS), fc.constantFrom('x', '123', 'null', '%zz', 'f'.repeat(40), '00000000-0000-0000-0000-00000000000g')).map(([a, id]) => request(`op.${a}-not-an-id`, 'POST', `/tasks/${id}/${a}`, [400])),
+    fc.tuple(fc.constantFrom(...ACTIONS), fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH'), fc.uuid(), fc.boolean()).map(([a, m, id, bulk]) => request('op.method-wrong', m, bulk ? `/tasks/${a}` : `/tasks/${id}/${a}`, [405], { allow: 'POST' })),
+    fc.constantFrom(...ACTIONS).chain((a) => fc.tuple(bulkBodyArb(a), layoutArb).map(([b, l]) => request(`op.bulk-${a}`, 'POST', `/tasks/${a}`, [200], {}, Buffer.from(render(b, prng(l.seed), l.spacing))))),
+    fc.tuple(fc.constantFrom(...ACTIONS), badBulkArb).map(([a, b]) => request(`op.bulk-${a}-invalid`, 'POST', `/tasks/${a}`, [400], {}, Buffer.from(b))),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Everything
 // ---------------------------------------------------------------------------------------------
 
@@ -902,6 +947,7 @@ export function requestArb(g: GenSettings = DEFAULT_GEN): fc.Arbitrary<FuzzReque
       { weight: 9, arbitrary: rawArb(g) },
       { weight: 4, arbitrary: burstArb(g) },
       { weight: 10, arbitrary: authArb(g) },
+      { weight: 6, arbitrary: operatorArb() },
     ),
   ));
 }

@@ -95,6 +95,9 @@ export function routeOf(path: string): string {
   const p = path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase().replace(/\/+$/, '') || '/';
   if (p === '/tasks') return '/tasks';
   if (p === '/tasks/batch') return '/tasks/batch';
+  if (p === '/tasks/cancel' || p === '/tasks/retry') return p;
+  const action = /^\/tasks\/[^/]+\/(cancel|retry)$/.exec(p);
+  if (action) return `/tasks/:id/${action[1]}`;
   if (/^\/tasks\/[^/]+$/.test(p)) return '/tasks/:id';
   if (p === '/healthz' || p === '/readyz') return p;
   return '(other)';
@@ -208,8 +211,10 @@ export function scopeOf(method: string, path: string): Scope | null {
   let p = path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase();
   if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
   if (method === 'POST' && (p === '/tasks' || p === '/tasks/batch')) return 'tasks:write';
+  // Operators' actions: cancel and retry, one task or in bulk.
+  if (method === 'POST' && (p === '/tasks/cancel' || p === '/tasks/retry' || /^\/tasks\/[^/]+\/(cancel|retry)$/.test(p))) return 'tasks:write';
   const m = /^\/tasks\/([^/]+)$/.exec(p);
-  if ((method === 'GET' || method === 'HEAD') && m && m[1] !== 'batch') return 'tasks:read';
+  if ((method === 'GET' || method === 'HEAD') && m && !['batch', 'cancel', 'retry'].includes(m[1]!)) return 'tasks:read';
   return null;
 }
 

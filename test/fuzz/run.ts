@@ -208,7 +208,8 @@ function resolveSpec(s: Spec, ledger: Ledger): Spec {
   const fill = id ?? `00000000-0000-4000-8000-${seen.toString(16).padStart(12, '0').slice(-12)}`;
   const path = s.path.replace(SEEN, fill).replace(SEEN_UPPER, fill.toUpperCase());
   const found = id !== undefined && own;
-  const expect = !found && s.expect?.length === 1 && s.expect[0] === 200 ? [404] : s.expect;
+  // A request that expects an answer about a found task (2xx) is a 404 when there is none.
+  const expect = !found && s.expect?.some((x) => x >= 200 && x < 300) ? [404] : s.expect;
   return { ...s, path, expect };
 }
 
