@@ -28,6 +28,7 @@ import { actingAs, Principal, requireScope } from './auth/principal';
 import type { Admitted, RequestAdmission } from './limits/request-admission';
 import { cancelOne, retryOne } from './operator/task-actions';
 import { parseBulkBody, runBulk } from './operator/bulk-routes';
+import { listRoute } from './operator/list-route';
 
 export interface AppDeps {
   pool: Pool;
@@ -191,6 +192,10 @@ export function createApp(deps: AppDeps): ApiApp {
     });
     deps.metrics.enqueued.inc(results.filter((r) => r.status === 201).length);
     res.status(200).set(admitted?.headers ?? {}).json({ results });
+  });
+
+  app.get('/tasks', authorized('tasks:read'), async (req, res) => {
+    res.json(await listRoute(deps.pool, (res.locals.principal as Principal).tenant, req.query as Record<string, unknown>));
   });
 
   // /tasks/batch, /tasks/cancel and /tasks/retry are paths of their own (POST only): a GET there

@@ -5,7 +5,7 @@ import { ProblemError } from './problem';
 // Case-insensitive and with an optional trailing slash, as express matches the routes themselves.
 // /tasks/batch, /tasks/cancel and /tasks/retry come before /tasks/:id, which would otherwise match them.
 const ROUTES: { pattern: RegExp; methods: string[] }[] = [
-  { pattern: /^\/tasks\/?$/i, methods: ['POST'] },
+  { pattern: /^\/tasks\/?$/i, methods: ['GET', 'HEAD', 'POST'] },
   { pattern: /^\/tasks\/batch\/?$/i, methods: ['POST'] },
   { pattern: /^\/tasks\/(cancel|retry)\/?$/i, methods: ['POST'] },
   { pattern: /^\/tasks\/[^/]+\/(cancel|retry)\/?$/i, methods: ['POST'] },

@@ -329,6 +329,15 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     } else v('2xx to a POST without a task or results', snippet(a));
     return;
   }
+  if (route === '/tasks' && s.method === 'GET') {
+    if (!isObject(json) || !Array.isArray(json.tasks) || !('next_cursor' in json)) v('GET /tasks answer is not {tasks, next_cursor}', snippet(a));
+    else if (verdict?.tenant) {
+      for (const t of json.tasks as Record<string, unknown>[]) {
+        if (t.tenant !== verdict.tenant) v("GET /tasks listed another tenant's task", `acting on ${verdict.tenant}, a task says ${JSON.stringify(t.tenant)}`);
+        else if (typeof t.id === 'string') ledger.claim(t.id, verdict.tenant, 'listed', v);
+      }
+    }
+  }
   if (route === '/tasks/:id' && s.method === 'GET') {
     let want = path.split('?')[0]!.replace(/\/+$/, '').split('/').pop() ?? '';
     try {

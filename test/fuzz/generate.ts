@@ -647,7 +647,9 @@ function batchArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
 // Methods and paths
 // ---------------------------------------------------------------------------------------------
 
-const POST_PATHS = ['/tasks', '/tasks/', '/tasks/batch', '/tasks/batch/'];
+const POST_PATHS = ['/tasks/batch', '/tasks/batch/'];
+/** GET lists tasks, POST creates one. */
+const LIST_PATHS = ['/tasks', '/tasks/'];
 const GET_PATHS = ['/tasks/{uuid}', `/tasks/${SEEN}`, '/healthz', '/readyz', '/healthz/', '/readyz/'];
 const OTHER_METHODS = ['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'PURGE', 'SEARCH', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'MKCOL', 'REPORT', 'LINK', 'UNLINK'];
 const NO_BODY = new Set(['GET', 'HEAD', 'TRACE']);
@@ -675,6 +677,7 @@ function methodsArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
   return fc.oneof(
     // A known path with a method it does not take: 405 with Allow (and nothing created).
     fc.tuple(fc.constantFrom(...POST_PATHS), fc.constantFrom('GET', 'HEAD', ...OTHER_METHODS), bodyArb).map(([path, m, body]) => request('method.wrong', m, path, [405], { allow: 'POST' }, body)),
+    fc.tuple(fc.constantFrom(...LIST_PATHS), fc.constantFrom(...OTHER_METHODS), bodyArb).map(([path, m, body]) => request('method.wrong', m, path, [405], { allow: 'GET, HEAD, POST' }, body)),
     fc.tuple(fc.constantFrom(...GET_PATHS), fc.constantFrom('POST', ...OTHER_METHODS), bodyArb, fc.uuid(), fc.nat()).map(([path, m, body, uuid, seen]) =>
       request('method.wrong', m, path.replace('{uuid}', uuid), [405], { allow: 'GET, HEAD', seen }, body),
     ),
@@ -797,7 +800,7 @@ function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
     hostileBodyArb(g)
       .filter((b) => b.expect !== undefined && !b.valid)
       .map((b) => ({ kind: `raw.${b.kind}`, method: 'POST', path: '/tasks', headers: [JSON_CT], body: b.body, framing: 'length', expect: b.expect } as Spec)),
-    fc.constantFrom('PUT', 'DELETE').map((m) => ({ kind: 'raw.wrong-method', method: m, path: '/tasks', headers: [], body: Buffer.alloc(0), framing: 'none', expect: [405], allow: 'POST' } as Spec)),
+    fc.constantFrom('PUT', 'DELETE').map((m) => ({ kind: 'raw.wrong-method', method: m, path: '/tasks', headers: [], body: Buffer.alloc(0), framing: 'none', expect: [405], allow: 'GET, HEAD, POST' } as Spec)),
   );
   const wellFramed = fc.tuple(unkeyed, fc.integer()).map(([s, seed]) => withCredential(s, prng(seed)));
   return fc.oneof(
@@ -909,8 +912,26 @@ const badBulkArb = fc.oneof(
   fc.constantFrom(...STATUS_WORDS).map((s) => JSON.stringify({ filter: { status: [s, 'nope'] } })),
 );
 
+const listQueryArb = fc
+  .record(
+    {
+      status: fc.subarray(STATUS_WORDS, { minLength: 1 }).map((s) => s.join(',')),
+      type: fc.constantFrom('noop', 'flaky', 'sleeper', 'a.b:c'),
+      priority: fc.constantFrom(...PRIORITIES),
+      created_after: fc.constantFrom('2020-01-01T00:00:00Z', '2026-12-05T10:00:00.5%2B01:00'),
+      created_before: fc.constantFrom('2999-01-01T00:00:00Z'),
+      limit: fc.integer({ min: 1, max: 500 }).map(String),
+    },
+    { requiredKeys: [] },
+  )
+  .map((q) => Object.entries(q).map(([k, v]) => `${k}=${v}`).join('&'));
+const badListQueryArb = fc.constantFrom('status=bogus', 'priority=urgent', 'limit=0', 'limit=501', 'limit=x', 'cursor=abc', 'type=a%20b', 'type=a&type=b', 'colour=red', 'created_after=today', 'status=', 'cursor=WyIyMDI2IiwieCJd');
+
 function operatorArb(): fc.Arbitrary<FuzzRequest> {
   return fc.oneof(
+    // GET /tasks: filters (answered with the tenant's own tasks only), and parameters it refuses.
+    fc.tuple(listQueryArb, fc.constantFrom('GET', 'HEAD')).map(([q, m]) => request('op.list', m, `/tasks${q ? `?${q}` : ''}`, [200])),
+    badListQueryArb.map((q) => request('op.list-invalid', 'GET', `/tasks?${q}`, [400])),
     // A task the tenant was told about, whatever its state by now.
     fc.tuple(fc.constantFrom(...ACTIONS), fc.nat(), fc.boolean()).map(([a, seen, upper]) =>
       request(`op.${a}-seen`, 'POST', `/tasks/${upper ? SEEN_UPPER : SEEN}/${a}`, a === 'cancel' ? [200, 202, 409] : [200, 409], { seen }),

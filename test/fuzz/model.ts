@@ -211,6 +211,7 @@ export function scopeOf(method: string, path: string): Scope | null {
   let p = path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase();
   if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
   if (method === 'POST' && (p === '/tasks' || p === '/tasks/batch')) return 'tasks:write';
+  if ((method === 'GET' || method === 'HEAD') && p === '/tasks') return 'tasks:read';
   // Operators' actions: cancel and retry, one task or in bulk.
   if (method === 'POST' && (p === '/tasks/cancel' || p === '/tasks/retry' || /^\/tasks\/[^/]+\/(cancel|retry)$/.test(p))) return 'tasks:write';
   const m = /^\/tasks\/([^/]+)$/.exec(p);

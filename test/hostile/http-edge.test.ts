@@ -24,8 +24,8 @@ afterAll(async () => {
 
 describe('405 with Allow', () => {
   it.each([
-    ['/tasks', ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], 'POST'],
-    ['/tasks/', ['PUT', 'DELETE'], 'POST'],
+    ['/tasks', ['PUT', 'DELETE', 'PATCH', 'OPTIONS'], 'GET, HEAD, POST'],
+    ['/tasks/', ['PUT', 'DELETE'], 'GET, HEAD, POST'],
     ['/tasks/batch', ['PUT', 'DELETE', 'PATCH', 'OPTIONS'], 'POST'],
     ['/tasks/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], 'GET, HEAD'],
     ['/healthz', ['POST', 'DELETE', 'OPTIONS'], 'GET, HEAD'],

@@ -3,7 +3,10 @@
  * task can be cancelled in, a cancel racing the task's own success, a cancelled lease whose worker
  * died, the reconciler kept from reviving a cancelled task, and retries with a fresh budget.
  */
+import { recordOutcomes } from '../../services/core/tasks/attempt-store';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { submitTask } from '../../services/core/tasks/submit';
+import { Reconciler } from '../../services/worker/reconciler';
 import type { Worker } from '../../services/worker/worker';
 import type { Handler } from '../../services/worker/handlers';
 import { createStack, runsOf, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
@@ -209,4 +212,34 @@ it('a tombstone keeps a reconciler that read the task as waiting from queueing i
   const pushed = await stack.queue.enqueue([{ id, tenant: 'default', type: 'noop', priority: 'default', payload: {}, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 }]);
   expect(pushed).toEqual([false]);
   expect(await redisHolds(id)).toBe(false);
+});
+
+it('a cancelled task retried while its last attempt’s end is still being written runs again (the reconciler queues it)', async () => {
+  const id = await submit('noop');
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  expect((await post(`/tasks/${id}/cancel`)).status).toBe(202);
+  // The worker aborted the attempt; Postgres has its end (cancelled), Redis not yet.
+  const written = await recordOutcomes(stack.pool, [{ id, token: lease!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now() - 5, durationMs: 5, error: 'cancelled', dead: false, delayMs: 10 }]);
+  expect([...written.cancelled]).toEqual([id]);
+  // The operator retries it in that moment: Postgres queues it; Redis still has the lease.
+  expect((await post(`/tasks/${id}/retry`)).status).toBe(200);
+  // The lease ends as the completer ends a cancelled attempt's: the task is forgotten.
+  await stack.queue.finish([{ id, token: lease!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+  expect(await redisHolds(id)).toBe(false);
+  // A reconciler pass finds it waiting in Postgres and unknown to Redis, and queues it (no tombstone stops it).
+  const reconciler = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
+  expect((await reconciler.runOnce()).requeued).toBe(1);
+  ({ worker } = startWorker(stack));
+  await waitFor(statusIs(id, 'succeeded'));
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['cancelled', 'succeeded']);
+});
+
+it('a tombstone lapses: a cancel whose transaction failed does not keep the reconciler away for good', async () => {
+  const id = await submit('noop');
+  // What cancel.lua leaves when its Postgres transaction then fails: the task removed, tombstoned
+  // eleven minutes ago, while Postgres still shows it queued.
+  expect(await stack.queue.cancel([id])).toEqual(['removed']);
+  await stack.inspect.zadd(stack.queue.keys.tombstones, Date.now() - 11 * 60_000, id);
+  const pushed = await stack.queue.enqueue([{ id, tenant: 'default', type: 'noop', priority: 'default', payload: {}, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 }]);
+  expect(pushed).toEqual([true]);
 });

@@ -45,8 +45,12 @@ const UUID = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'];
 // Each known path in the forms express routes it: with a trailing slash and in another case too.
 const KNOWN: [string, string[]][] = [
-  ['/tasks', ['POST']],
-  ['/tasks/', ['POST']],
+  ['/tasks', ['GET', 'HEAD', 'POST']],
+  ['/tasks/', ['GET', 'HEAD', 'POST']],
+  ['/tasks/cancel', ['POST']],
+  ['/tasks/retry/', ['POST']],
+  [`/tasks/${UUID}/cancel`, ['POST']],
+  [`/tasks/${UUID}/retry`, ['POST']],
   ['/tasks/batch', ['POST']],
   ['/tasks/batch/', ['POST']],
   ['/Tasks/Batch', ['POST']],

@@ -1,7 +1,8 @@
 -- requeue: an operator puts dead or cancelled tasks back to work with a fresh attempt budget
 -- (Postgres has committed it). Whatever Redis still holds of a task (its dead-letter entry, a
 -- tombstone, an old message) is replaced, and the task joins the tail of its tenant's ready list.
--- A task leased right now is left alone (no final task is leased; the reconciler settles it).
+-- A task leased right now is left alone (its last attempt's end is being written; the reconciler
+-- queues it once that is done).
 -- KEYS: as in placement (1-26), tombstones (27), doorbell (28)
 -- ARGV: groups of 6: id, priorityIndex, maxAttempts, messageJson, attemptsSoFar, tenant
 -- Returns: one integer per task: 1 = queued, 0 = leased (nothing changed)
@@ -15,6 +16,9 @@ local groups, groupOf = {}, {}
 local out = {}
 for i = 1, #ARGV, 6 do
   local id = ARGV[i]
+  -- Lifted even when a lease still holds the task (its last attempt's end is being written): that
+  -- end then forgets the task, and the reconciler queues it from Postgres.
+  redis.call('ZREM', KEYS[27], id)
   if redis.call('ZSCORE', KEYS[1], id) then
     out[#out + 1] = 0
   else
@@ -25,7 +29,6 @@ for i = 1, #ARGV, 6 do
       redis.call('ZREM', KEYS[7 + op], id)
       redis.call('LREM', KEYS[11 + op], 0, id)
     end
-    redis.call('ZREM', KEYS[27], id)
     redis.call('HDEL', KEYS[5], id)
     local p, tenant = tonumber(ARGV[i + 1]), ARGV[i + 5]
     redis.call('HSET', KEYS[2], id, ARGV[i + 3])

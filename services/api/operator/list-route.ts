@@ -1,0 +1,44 @@
+/**
+ * GET /tasks: the caller's tasks (an admin's: `?tenant=`), newest first, filtered, a page at a
+ * time. Every query parameter is known and given once (status and priority may repeat or list
+ * several values); anything else is a 400 naming it.
+ */
+import type { Pool } from 'pg';
+import { taskToJson } from '../../core/tasks/task';
+import { parseFilter } from '../../core/tasks/task-filter';
+import { decodeCursor, encodeCursor, listTasks } from '../../core/tasks/task-list';
+import { badRequest, FieldError } from '../problem';
+
+export const LIST_DEFAULT_LIMIT = 50;
+export const LIST_MAX_LIMIT = 500;
+const PARAMS = new Set(['status', 'type', 'priority', 'created_after', 'created_before', 'limit', 'cursor', 'tenant']);
+const LISTS = new Set(['status', 'priority']);
+
+export async function listRoute(pool: Pool, tenant: string, query: Record<string, unknown>): Promise<{ tasks: Record<string, unknown>[]; next_cursor: string | null }> {
+  const errors: FieldError[] = [];
+  for (const [k, v] of Object.entries(query)) {
+    if (!PARAMS.has(k)) errors.push({ field: k, message: 'is not a known parameter' });
+    else if (Array.isArray(v) && !LISTS.has(k)) errors.push({ field: k, message: 'must be given once' });
+  }
+  const { filter, problems } = parseFilter(Object.fromEntries(Object.entries(query).filter(([k]) => k !== 'limit' && k !== 'cursor' && k !== 'tenant')));
+  errors.push(...problems);
+  let limit = LIST_DEFAULT_LIMIT;
+  if (query.limit !== undefined && !Array.isArray(query.limit)) {
+    const n = typeof query.limit === 'string' && /^\d{1,4}$/.test(query.limit) ? Number(query.limit) : NaN;
+    if (!(n >= 1 && n <= LIST_MAX_LIMIT)) errors.push({ field: 'limit', message: `must be an integer between 1 and ${LIST_MAX_LIMIT}` });
+    else limit = n;
+  }
+  let after = null;
+  if (query.cursor !== undefined && !Array.isArray(query.cursor)) {
+    after = typeof query.cursor === 'string' ? decodeCursor(query.cursor) : null;
+    if (!after) errors.push({ field: 'cursor', message: 'is not a cursor this service gave (use next_cursor as it came)' });
+  }
+  if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
+  const page = await listTasks(pool, tenant, filter, limit, after);
+  // No payload in a list (see task-list.ts): GET /tasks/:id has it.
+  const tasks = page.tasks.map((t) => {
+    const { payload: _payload, ...item } = taskToJson(t);
+    return item;
+  });
+  return { tasks, next_cursor: page.next ? encodeCursor(page.next) : null };
+}
