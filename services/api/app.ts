@@ -29,6 +29,7 @@ import type { Admitted, RequestAdmission } from './limits/request-admission';
 import { cancelOne, retryOne } from './operator/task-actions';
 import { parseBulkBody, runBulk } from './operator/bulk-routes';
 import { listRoute } from './operator/list-route';
+import { QueuesView } from './operator/queues-route';
 
 export interface AppDeps {
   pool: Pool;
@@ -50,6 +51,8 @@ export interface AppDeps {
   auth?: Authenticator;
   /** Tenant rate limits and quotas (main.ts); default: none. */
   admission?: RequestAdmission;
+  /** QUEUES_CACHE_MS (default 1000). */
+  queuesCacheMs?: number;
   /** BULK_MAX_LIMIT and BULK_BATCH (defaults 10,000 and 200). */
   bulkMaxLimit?: number;
   bulkBatch?: number;
@@ -192,6 +195,11 @@ export function createApp(deps: AppDeps): ApiApp {
     });
     deps.metrics.enqueued.inc(results.filter((r) => r.status === 201).length);
     res.status(200).set(admitted?.headers ?? {}).json({ results });
+  });
+
+  const queues = new QueuesView({ pool: deps.pool, queue: deps.queue }, deps.queuesCacheMs ?? 1000);
+  app.get('/queues', authorized('tasks:read'), async (_req, res) => {
+    res.json(await queues.get((res.locals.principal as Principal).tenant));
   });
 
   app.get('/tasks', authorized('tasks:read'), async (req, res) => {

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     maxInflightBodyBytes: cfg.MAX_INFLIGHT_BODY_BYTES,
     submitBatchBytes: cfg.SUBMIT_BATCH_BYTES,
     bulkMaxLimit: cfg.BULK_MAX_LIMIT,
+    queuesCacheMs: cfg.QUEUES_CACHE_MS,
     bulkBatch: cfg.BULK_BATCH,
     readiness,
   });

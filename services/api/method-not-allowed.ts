@@ -10,6 +10,7 @@ const ROUTES: { pattern: RegExp; methods: string[] }[] = [
   { pattern: /^\/tasks\/(cancel|retry)\/?$/i, methods: ['POST'] },
   { pattern: /^\/tasks\/[^/]+\/(cancel|retry)\/?$/i, methods: ['POST'] },
   { pattern: /^\/tasks\/[^/]+\/?$/i, methods: ['GET', 'HEAD'] },
+  { pattern: /^\/queues\/?$/i, methods: ['GET', 'HEAD'] },
   { pattern: /^\/healthz\/?$/i, methods: ['GET', 'HEAD'] },
   { pattern: /^\/readyz\/?$/i, methods: ['GET', 'HEAD'] },
 ];

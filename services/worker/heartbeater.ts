@@ -13,6 +13,8 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
     private readonly visibilityMs: number,
     intervalMs: number,
     log: Logger,
+    /** WORKER_POOL, announced with the worker (GET /queues lists it). */
+    private readonly slots = 0,
   ) {
     super('heartbeater', intervalMs, log);
   }
@@ -23,7 +25,7 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
   }
 
   async runOnce(): Promise<{ extended: number; lost: number }> {
-    await this.queue.announceWorker(this.workerId, this.announceTtlMs);
+    await this.queue.announceWorker(this.workerId, this.announceTtlMs, this.slots);
     const entries = [...this.running.values()].filter((r) => !r.aborted);
     if (entries.length === 0) return { extended: 0, lost: 0 };
     const ok = await this.queue.extend(entries.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs);

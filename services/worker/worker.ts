@@ -78,7 +78,7 @@ export class Worker {
       },
     );
     const heartbeatMs = cfg.HEARTBEAT_INTERVAL_MS || Math.max(50, Math.floor(cfg.VIS_TIMEOUT_MS / 3));
-    this.heartbeater = new Heartbeater(this.id, this.processor.running, queue, cfg.VIS_TIMEOUT_MS, heartbeatMs, log);
+    this.heartbeater = new Heartbeater(this.id, this.processor.running, queue, cfg.VIS_TIMEOUT_MS, heartbeatMs, log, cfg.WORKER_POOL);
     const typeLabel = (type: string) => (deps.handlers.has(type) ? type : 'unknown');
     initCounters(metrics, [...deps.handlers.keys(), 'unknown']);
     this.reaper = new Reaper({ pool, queue, metrics, typeLabel }, cfg.REAPER_BATCH_SIZE, cfg.REAPER_SCAN_INTERVAL_MS, log, cfg.VIS_TIMEOUT_MS);
@@ -94,7 +94,7 @@ export class Worker {
   }
 
   start(): void {
-    this.deps.queue.announceWorker(this.id, this.heartbeater.announceTtlMs).catch((err: unknown) => this.deps.log.warn({ err }, 'announcing the worker failed'));
+    this.deps.queue.announceWorker(this.id, this.heartbeater.announceTtlMs, this.deps.cfg.WORKER_POOL).catch((err: unknown) => this.deps.log.warn({ err }, 'announcing the worker failed'));
     this.processor.start();
     // Operators' cancels of tasks running here abort their attempts at once (the heartbeat checks too).
     this.unsubscribe = this.deps.queue

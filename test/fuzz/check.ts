@@ -329,6 +329,9 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     } else v('2xx to a POST without a task or results', snippet(a));
     return;
   }
+  if (route === '/queues' && s.method === 'GET' && verdict?.tenant && (!isObject(json) || json.tenant !== verdict.tenant || !isObject(json.priorities))) {
+    v('GET /queues answered for another tenant or without priorities', snippet(a));
+  }
   if (route === '/tasks' && s.method === 'GET') {
     if (!isObject(json) || !Array.isArray(json.tasks) || !('next_cursor' in json)) v('GET /tasks answer is not {tasks, next_cursor}', snippet(a));
     else if (verdict?.tenant) {

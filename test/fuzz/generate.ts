@@ -932,6 +932,8 @@ function operatorArb(): fc.Arbitrary<FuzzRequest> {
     // GET /tasks: filters (answered with the tenant's own tasks only), and parameters it refuses.
     fc.tuple(listQueryArb, fc.constantFrom('GET', 'HEAD')).map(([q, m]) => request('op.list', m, `/tasks${q ? `?${q}` : ''}`, [200])),
     badListQueryArb.map((q) => request('op.list-invalid', 'GET', `/tasks?${q}`, [400])),
+    fc.constantFrom('GET', 'HEAD').map((m) => request('op.queues', m, '/queues', [200])),
+    fc.constantFrom('POST', 'PUT', 'DELETE').map((m) => request('op.queues-method', m, '/queues', [405], { allow: 'GET, HEAD' })),
     // A task the tenant was told about, whatever its state by now.
     fc.tuple(fc.constantFrom(...ACTIONS), fc.nat(), fc.boolean()).map(([a, seen, upper]) =>
       request(`op.${a}-seen`, 'POST', `/tasks/${upper ? SEEN_UPPER : SEEN}/${a}`, a === 'cancel' ? [200, 202, 409] : [200, 409], { seen }),

@@ -99,7 +99,7 @@ export function routeOf(path: string): string {
   const action = /^\/tasks\/[^/]+\/(cancel|retry)$/.exec(p);
   if (action) return `/tasks/:id/${action[1]}`;
   if (/^\/tasks\/[^/]+$/.test(p)) return '/tasks/:id';
-  if (p === '/healthz' || p === '/readyz') return p;
+  if (p === '/healthz' || p === '/readyz' || p === '/queues') return p;
   return '(other)';
 }
 
@@ -211,7 +211,7 @@ export function scopeOf(method: string, path: string): Scope | null {
   let p = path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase();
   if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
   if (method === 'POST' && (p === '/tasks' || p === '/tasks/batch')) return 'tasks:write';
-  if ((method === 'GET' || method === 'HEAD') && p === '/tasks') return 'tasks:read';
+  if ((method === 'GET' || method === 'HEAD') && (p === '/tasks' || p === '/queues')) return 'tasks:read';
   // Operators' actions: cancel and retry, one task or in bulk.
   if (method === 'POST' && (p === '/tasks/cancel' || p === '/tasks/retry' || /^\/tasks\/[^/]+\/(cancel|retry)$/.test(p))) return 'tasks:write';
   const m = /^\/tasks\/([^/]+)$/.exec(p);

@@ -57,6 +57,7 @@ const KNOWN: [string, string[]][] = [
   [`/tasks/${UUID}`, ['GET', 'HEAD']],
   [`/tasks/${UUID}/`, ['GET', 'HEAD']],
   ['/tasks/not-a-uuid', ['GET', 'HEAD']],
+  ['/queues', ['GET', 'HEAD']],
   ['/healthz', ['GET', 'HEAD']],
   ['/healthz/', ['GET', 'HEAD']],
   ['/readyz', ['GET', 'HEAD']],

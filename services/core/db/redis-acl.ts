@@ -46,6 +46,8 @@ const SCRIPT_COMMANDS = [
   // Fair dispatch (queue/lua/includes/tenants.lua): the parked tenants and the tenant registry.
   'exists', 'sadd', 'scard', 'sismember', 'smembers', 'smismember', 'srem',
   'zadd', 'zcard', 'zrange', 'zrangebyscore', 'zrem', 'zremrangebyscore', 'zscore',
+  // The last minute's counts of GET /queues expire with their bucket (queue/lua/includes/rates.lua).
+  'pexpire',
   'time',
   // cancel.lua tells the worker holding a cancelled task.
   'publish',

@@ -49,6 +49,13 @@ export interface QueueKeys {
   doorbell: string;
   /** Tasks an operator cancelled: id → ms (Redis clock) of the cancel (lua/includes/tombstones.lua). */
   tombstones: string;
+  /** workerId → its task slots (WORKER_POOL), beside `workers`. */
+  workerSlots: string;
+  /**
+   * Per 10-second bucket `${ratesPrefix}<bucket>`: "tenant|priorityIndex|kind" → count
+   * (lua/includes/rates.lua). Carries the hash tag, so the buckets share the slot.
+   */
+  ratesPrefix: string;
   /** Pub/Sub channel on which workers hear that a task they run was cancelled (its id). */
   cancelChannel: string;
   /** Leader locks of single-copy services (the reconciler). */
@@ -90,6 +97,8 @@ export function queueKeys(prefix: string): QueueKeys {
     workers: `${tag}:workers`,
     doorbell: `${tag}:doorbell`,
     tombstones: `${tag}:cancelled`,
+    workerSlots: `${tag}:worker_slots`,
+    ratesPrefix: `${tag}:rates:`,
     cancelChannel: `${tag}:cancel`,
     lock: (name) => `${tag}:lock:${name}`,
     tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,

@@ -169,6 +169,15 @@ export interface Doorbell {
 /** What cancel() found: a lease holds the task (its holder was told), it was waiting and is removed, or Redis did not hold it. */
 export type CancelState = 'leased' | 'removed' | 'absent';
 
+/** What Redis knows of one tenant's queues right now (GET /queues). */
+export interface TenantOverview {
+  priorities: Record<Priority, { ready: number; oldestWaitingSeconds: number; lastMinute: { enqueued: number; succeeded: number; retried: number; dead: number; cancelled: number } }>;
+  /** Leases the tenant holds (attempts running), all priorities. */
+  running: number;
+  /** Live workers and their task slots (null: the worker did not say). */
+  workers: { id: string; slots: number | null }[];
+}
+
 export interface TaskQueue {
   /** Indexes tasks as ready; returns, per item, whether it was newly pushed (false = already indexed). */
   enqueue(items: EnqueueItem[]): Promise<boolean[]>;
@@ -227,7 +236,9 @@ export interface TaskQueue {
   sweep(limit: number, heldTwiceBefore?: number): Promise<Sweep>;
   /** A doorbell, for an idle worker to wait on until tasks become ready (one per waiting worker). */
   doorbell(): Doorbell;
-  announceWorker(workerId: string, ttlMs: number): Promise<void>;
+  announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void>;
+  /** One tenant's queues as Redis holds them, and the live workers (see lua/overview.lua). */
+  overview(tenant: string): Promise<TenantOverview>;
   lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
   ping(): Promise<void>;

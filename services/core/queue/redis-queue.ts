@@ -5,7 +5,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TenantDispatch, TenantStats } from './queue';
+import type { CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TenantDispatch, TenantStats } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -17,7 +17,7 @@ export interface RedisQueueOptions {
   tenantStatsLimit?: number;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue', 'overview'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -90,7 +90,7 @@ export class RedisQueue implements TaskQueue {
     for (const it of items) {
       args.push(it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.dueAtMs ?? 0, it.tenant);
     }
-    const res = (await this.run.enqueue([k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell, ...k.tenantBlock, k.tombstones], args)) as number[];
+    const res = (await this.run.enqueue([k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell, ...k.tenantBlock, k.tombstones, k.ratesPrefix], args)) as number[];
     return res.map((r) => r === 1);
   }
 
@@ -140,7 +140,7 @@ export class RedisQueue implements TaskQueue {
     for (const it of items) {
       args.push(it.id, it.token, OUTCOME_CODE[it.outcome], priorityIndex(it.priority), Math.max(0, Math.round(it.delayMs ?? 0)), it.settleAttempts);
     }
-    const res = (await this.run.finish([...this.placementKeys(), this.keys.doorbell, this.keys.tombstones], args)) as number[];
+    const res = (await this.run.finish([...this.placementKeys(), this.keys.doorbell, this.keys.tombstones, this.keys.ratesPrefix], args)) as number[];
     return res.map((r) => FINISHED[r] ?? 'stale');
   }
 
@@ -193,7 +193,7 @@ export class RedisQueue implements TaskQueue {
 
   async cancel(ids: string[]): Promise<CancelState[]> {
     if (ids.length === 0) return [];
-    const res = (await this.run.cancel([...this.placementKeys(), this.keys.tombstones], [this.keys.cancelChannel, ...ids])) as number[];
+    const res = (await this.run.cancel([...this.placementKeys(), this.keys.tombstones, this.keys.ratesPrefix], [this.keys.cancelChannel, ...ids])) as number[];
     return res.map((r) => (r === 2 ? 'leased' : r === 1 ? 'removed' : 'absent'));
   }
 
@@ -202,6 +202,26 @@ export class RedisQueue implements TaskQueue {
     const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.tenant]);
     const res = (await this.run.requeue([...this.placementKeys(), this.keys.tombstones, this.keys.doorbell], args)) as number[];
     return res.map((r) => r === 1);
+  }
+
+  async overview(tenant: string): Promise<TenantOverview> {
+    const k = this.keys;
+    const r = ((await this.run.overview([k.workers, k.workerSlots, k.readyAt, ...k.tenantBlock, k.ratesPrefix], [tenant])) as (number | string)[]).map((x, i) => (i === 0 ? Number(x) : x));
+    const now = Number(r[0]);
+    const priorities = {} as TenantOverview['priorities'];
+    PRIORITIES.forEach((p, i) => {
+      const oldest = Number(r[5 + i]);
+      const at = 10 + i * 5;
+      priorities[p] = {
+        ready: Number(r[1 + i]),
+        oldestWaitingSeconds: oldest > 0 ? Math.max(0, now - oldest) / 1000 : 0,
+        lastMinute: { enqueued: Number(r[at]), succeeded: Number(r[at + 1]), retried: Number(r[at + 2]), dead: Number(r[at + 3]), cancelled: Number(r[at + 4]) },
+      };
+    });
+    const workers: TenantOverview['workers'] = [];
+    const n = Number(r[30]);
+    for (let i = 0; i < n; i++) workers.push({ id: String(r[31 + i * 2]), slots: Number(r[32 + i * 2]) || null });
+    return { priorities, running: Number(r[9]), workers };
   }
 
   async cancelRequested(ids: string[]): Promise<boolean[]> {
@@ -280,8 +300,8 @@ export class RedisQueue implements TaskQueue {
   }
 
   /** Announces a live worker until ttlMs from now; 0 withdraws the announcement. */
-  async announceWorker(workerId: string, ttlMs: number): Promise<void> {
-    await this.run.announce([this.keys.workers], [workerId, ttlMs]);
+  async announceWorker(workerId: string, ttlMs: number, slots = 0): Promise<void> {
+    await this.run.announce([this.keys.workers, this.keys.workerSlots], [workerId, ttlMs, slots]);
   }
 
   async deadLetterIds(priority: Priority, limit = 1000): Promise<string[]> {

@@ -2,13 +2,14 @@
 -- locked). A task waiting in Redis (ready, due for a retry, or dead-lettered) is removed and
 -- forgotten; a leased one is left to its holder, which is told through `channel` to abort it (the
 -- heartbeat checks the tombstone too), as is one Redis does not hold (it may have lost the lease). Every id is tombstoned (see includes/tombstones.lua).
--- KEYS: as in placement (1-26), tombstones (27)
+-- KEYS: as in placement (1-26), tombstones (27), rates prefix (28)
 -- ARGV: channel, then ids
 -- Returns: one integer per id: 2 = leased (its holder was told), 1 = removed, 0 = Redis did not hold it
 -- @include bulk
 -- @include tenants
 -- @include placement
 -- @include tombstones
+-- @include rates
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[27], '-inf', now - TOMBSTONE_MS)
@@ -16,6 +17,11 @@ local out = {}
 for i = 2, #ARGV do
   local id = ARGV[i]
   redis.call('ZADD', KEYS[27], now, id)
+  local known = redis.call('HGET', KEYS[3], id)
+  if known then
+    local kp, _, ktenant = parseMeta(known)
+    countRate(ktenant, kp, 'cancelled')
+  end
   if redis.call('ZSCORE', KEYS[1], id) then
     redis.call('PUBLISH', ARGV[1], id)
     out[#out + 1] = 2
@@ -38,4 +44,5 @@ for i = 2, #ARGV do
     end
   end
 end
+flushRates(KEYS[28], now)
 return out

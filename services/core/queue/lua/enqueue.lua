@@ -2,7 +2,7 @@
 -- a repeated push (API replay, reconciler) never duplicates a task. A ready task joins its
 -- tenant's list at its priority (see includes/tenants.lua).
 -- KEYS: msg (1), meta (2), attempts (3), ready_at (4), retry:critical..retry:low (5-8), doorbell (9),
---       tenant block (10-21), tombstones (22)
+--       tenant block (10-21), tombstones (22), rates prefix (23)
 -- ARGV: groups of 7: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now), tenant
 -- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call, or
 -- tombstoned: an operator cancelled it, see includes/tombstones.lua)
@@ -11,6 +11,7 @@
 -- @include doorbell
 -- @include tenants
 -- @include tombstones
+-- @include rates
 tenantKeys(10)
 useTombstones(KEYS[22])
 local t = redis.call('TIME')
@@ -54,6 +55,8 @@ for j, id in ipairs(ids) do
       list[#list + 1] = id
     end
     out[j] = 1
+    -- A new task (a re-index of one that ran before is not a new arrival).
+    if ARGV[i + 4] == '0' then countRate(tenant, p, 'enqueued') end
   end
 end
 bulk('HSET', KEYS[1], msg)
@@ -66,4 +69,5 @@ for _, g in ipairs(groups) do
   if pushReady(g.p, g.tenant, g.ids, false) then leasable = true end
 end
 if leasable then ring(KEYS[9]) end
+flushRates(KEYS[23], now)
 return out

@@ -6,7 +6,7 @@
 -- rebuilt copy waits again), that copy is moved where Postgres says, unless a lease holds it now.
 -- Each lease ended counts off its tenant's running attempts (a tenant parked at its cap returns).
 -- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
---       tenant block (15-26); doorbell (27), tombstones (28)
+--       tenant block (15-26); doorbell (27), tombstones (28), rates prefix (29)
 -- ARGV: groups of 6: id, token, outcome (s|r|d), priorityIndex, delayMs, settle (attempts Postgres counted; 0 = do not settle)
 -- Returns: one integer per item: 1 = finished under its lease, 2 = lease gone but settled, 0 = nothing changed
 -- @include bulk
@@ -14,6 +14,7 @@
 -- @include tenants
 -- @include placement
 -- @include tombstones
+-- @include rates
 useTombstones(KEYS[28])
 local STATE = { s = 'succeeded', r = 'retrying', d = 'dead' }
 local t = redis.call('TIME')
@@ -21,7 +22,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = argvIds(6)
 local current = hmget(KEYS[5], ids)
 local seen = {}
-local ended, forgotten = {}, {}
+local ended, forgotten, endedHow = {}, {}, {}
 local retry, dead = { {}, {}, {}, {} }, { {}, {}, {}, {} }
 local out = {}
 for j, id in ipairs(ids) do
@@ -35,6 +36,7 @@ for j, id in ipairs(ids) do
     out[j] = 0
   elseif current[j] == ARGV[i + 1] then
     ended[#ended + 1] = id
+    endedHow[#ended] = outcome
     if outcome == 's' then
       forgotten[#forgotten + 1] = id
     elseif outcome == 'r' then
@@ -55,11 +57,13 @@ for j, id in ipairs(ids) do
 end
 -- Whose leases ended, read before a final outcome forgets the task.
 local byTenant = {}
-for _, meta in ipairs(hmget(KEYS[3], ended)) do
+local RATE_KIND = { s = 'succeeded', r = 'retried', d = 'dead' }
+for j, meta in ipairs(hmget(KEYS[3], ended)) do
   local tenant = 'default'
   if meta then
-    local _, _, owner = parseMeta(meta)
+    local p, _, owner = parseMeta(meta)
     tenant = owner
+    countRate(tenant, p, RATE_KIND[endedHow[j]])
   end
   byTenant[tenant] = (byTenant[tenant] or 0) + 1
 end
@@ -71,4 +75,5 @@ for p = 1, 4 do
   bulk('RPUSH', KEYS[10 + p], dead[p])
 end
 if endLeases(byTenant) then ring(KEYS[27]) end
+flushRates(KEYS[29], now)
 return out

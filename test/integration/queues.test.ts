@@ -1,0 +1,74 @@
+/**
+ * GET /queues against real Postgres, Redis and a worker: per priority what waits, retries, runs,
+ * died or was cancelled, the oldest waiting task's age, the last minute's counts, the live workers
+ * with their slots, and only the caller's tenant's tasks.
+ */
+import { submitTasks } from '../../services/core/tasks/submit';
+import type { Worker } from '../../services/worker/worker';
+import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+
+let stack: Stack;
+let api: Awaited<ReturnType<typeof startApi>>;
+let worker: Worker | null = null;
+
+beforeEach(async () => {
+  stack = await createStack({ RETRY_BASE_MS: 60_000, RETRY_MAX_MS: 60_000, RETRY_JITTER_MS: 5, POLL_INTERVAL_MS: 10, WORKER_POOL: 24, START_RECORD_DELAY_MS: 20 });
+  api = await startApi(stack);
+});
+afterEach(async () => {
+  await worker?.stop(0);
+  worker = null;
+  await api.server.stop();
+  await stack.close();
+});
+
+async function submitMany(n: number, type: string, opts: { priority?: 'critical' | 'high' | 'default' | 'low'; maxRetries?: number; tenant?: string; payload?: unknown } = {}): Promise<string[]> {
+  const res = await submitTasks(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    Array.from({ length: n }, () => ({ type, priority: opts.priority ?? 'default', payload: opts.payload ?? {}, maxRetries: opts.maxRetries ?? 0, tenant: opts.tenant ?? 'default', idempotencyKey: null, canonical: '' })),
+  );
+  return res.map((r) => r.task.id);
+}
+
+type Queues = { tenant: string; priorities: Record<string, Record<string, number> & { last_minute: Record<string, number> }>; running_now: number; workers: { id: string; slots: number }[] };
+const queues = async (): Promise<Queues> => (await (await fetch(`${api.url}/queues`)).json()) as Queues;
+
+it('counts each state per priority, the oldest wait, the last minute, and the workers with their slots', async () => {
+  // Waiting before any worker runs: 5 low tasks, the oldest of them a few hundred ms old.
+  await submitMany(5, 'noop', { priority: 'low' });
+  await new Promise((r) => setTimeout(r, 300));
+  const waiting = await queues();
+  expect(waiting.tenant).toBe('default');
+  expect(waiting.priorities.low).toMatchObject({ queued: 5, scheduled: 0, running: 0, retrying: 0, dead: 0 });
+  expect(waiting.priorities.low!.oldest_waiting_seconds).toBeGreaterThanOrEqual(0.25);
+  expect(waiting.priorities.low!.last_minute).toMatchObject({ enqueued: 5, succeeded: 0 });
+  expect(waiting.workers).toEqual([]);
+
+  ({ worker } = startWorker(stack));
+  await submitMany(10, 'noop', { priority: 'high' });
+  await submitMany(3, 'always_fail', { priority: 'high' });
+  await submitMany(2, 'always_fail', { priority: 'critical', maxRetries: 3 });
+  const sleepers = await submitMany(4, 'sleeper', { payload: { sleep_ms: 30_000 } });
+  const cancelled = await submitMany(2, 'noop', { priority: 'low', tenant: 'default' });
+  await fetch(`${api.url}/tasks/${sleepers[0]}/cancel`, { method: 'POST' });
+  await stack.pool.query("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = ANY($1::uuid[]) AND status <> 'succeeded'", [cancelled]);
+  const q = await waitFor(async () => {
+    const v = await queues();
+    const high = v.priorities.high!;
+    return high.dead === 3 && high.last_minute.succeeded === 10 && v.priorities.default!.running === 3 && v.priorities.critical!.retrying === 2 ? v : null;
+  }, 15_000, 'the counts to settle');
+  expect(q.priorities.high).toMatchObject({ queued: 0, dead: 3, last_minute: { enqueued: 13, succeeded: 10, dead: 3 } });
+  expect(q.priorities.critical).toMatchObject({ retrying: 2, last_minute: { enqueued: 2, retried: 2 } });
+  expect(q.priorities.default).toMatchObject({ running: 3, cancelled: 1, last_minute: { cancelled: 1 } });
+  expect(q.priorities.low!.queued).toBe(0);
+  expect(q.running_now).toBe(3);
+  expect(q.workers).toHaveLength(1);
+  expect(q.workers[0]!.slots).toBe(24);
+});
+
+it('shows only the caller’s tenant', async () => {
+  await submitMany(7, 'noop', { tenant: 'someone-else' });
+  const q = await queues();
+  for (const p of Object.values(q.priorities)) expect([p.queued, p.last_minute.enqueued]).toEqual([0, 0]);
+  expect((await fetch(`${api.url}/queues`, { method: 'POST' })).status).toBe(405);
+});
