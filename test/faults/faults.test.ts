@@ -232,6 +232,13 @@ it('operators cancel 300 tasks while a worker is SIGKILLed, then redrive them: e
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
+  // Slow tasks posted just before the fault, more than the workers' slots, so that cancels meet
+  // tasks both waiting and running whatever the machine's speed.
+  const plan = mixedPlan(TASKS, 'cancels');
+  const at = Math.floor(TASKS * 0.3);
+  for (let i = 0; i < 120; i++) {
+    plan[at - 120 + i] = { key: `cancels-slow-${i}`, body: { type: 'sleeper', priority: 'default', payload: { sleep_ms: 800 } }, expect: { status: 'succeeded', attempts: 1 } };
+  }
   const row = await scenario(
     'cancels during worker SIGKILL, then redrive',
     async (ctx) => {
@@ -260,6 +267,7 @@ it('operators cancel 300 tasks while a worker is SIGKILLed, then redrive them: e
       expect([...cancels.values()].filter((s) => ![200, 202, 409].includes(s))).toEqual([]);
     },
     {
+      plan,
       check: async (all) => {
         const cancelled = [...all.values()].filter((o) => o.status === 'cancelled').map((o) => o.id);
         expect(cancelled.length).toBeGreaterThan(0);
