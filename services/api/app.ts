@@ -30,6 +30,8 @@ import { cancelOne, retryOne } from './operator/task-actions';
 import { parseBulkBody, runBulk } from './operator/bulk-routes';
 import { listRoute } from './operator/list-route';
 import { QueuesView } from './operator/queues-route';
+import { buildOpenApiDocument } from './openapi/document';
+import { DEFAULT_BULK_MAX_LIMIT } from './schemas/bulk';
 
 export interface AppDeps {
   pool: Pool;
@@ -53,7 +55,7 @@ export interface AppDeps {
   admission?: RequestAdmission;
   /** QUEUES_CACHE_MS (default 1000). */
   queuesCacheMs?: number;
-  /** BULK_MAX_LIMIT and BULK_BATCH (defaults 10,000 and 200). */
+  /** BULK_MAX_LIMIT and BULK_BATCH (defaults 10,000 and 200: DEFAULT_BULK_MAX_LIMIT in schemas/bulk.ts). */
   bulkMaxLimit?: number;
   bulkBatch?: number;
 }
@@ -73,6 +75,12 @@ export function createApp(deps: AppDeps): ApiApp {
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
+  });
+
+  // No key needed: it documents the routes and holds no data. Built once, with this API's settings.
+  const openapi = JSON.stringify(buildOpenApiDocument({ bulkMaxLimit: deps.bulkMaxLimit }));
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(openapi);
   });
 
   // Ready while Postgres answers: with Redis away tasks are still accepted (see readiness.ts).
@@ -221,7 +229,7 @@ export function createApp(deps: AppDeps): ApiApp {
   const actions = { pool: deps.pool, queue: deps.queue, log: deps.log, metrics: deps.metrics };
   for (const action of ['cancel', 'retry'] as const) {
     app.post(`/tasks/${action}`, authorized('tasks:write'), requireJson, admit, raw, async (req, res) => {
-      const parsed = parseBulkBody(action, parseTaskBody(bodyOf(req), limits), deps.bulkMaxLimit ?? 10_000);
+      const parsed = parseBulkBody(action, parseTaskBody(bodyOf(req), limits), deps.bulkMaxLimit ?? DEFAULT_BULK_MAX_LIMIT);
       res.json(await runBulk({ ...actions, batch: deps.bulkBatch ?? 200 }, (res.locals.principal as Principal).tenant, parsed));
     });
   }

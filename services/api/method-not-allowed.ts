@@ -4,7 +4,7 @@ import { ProblemError } from './problem';
 
 // Case-insensitive and with an optional trailing slash, as express matches the routes themselves.
 // /tasks/batch, /tasks/cancel and /tasks/retry come before /tasks/:id, which would otherwise match them.
-const ROUTES: { pattern: RegExp; methods: string[] }[] = [
+export const ROUTES: { pattern: RegExp; methods: string[] }[] = [
   { pattern: /^\/tasks\/?$/i, methods: ['GET', 'HEAD', 'POST'] },
   { pattern: /^\/tasks\/batch\/?$/i, methods: ['POST'] },
   { pattern: /^\/tasks\/(cancel|retry)\/?$/i, methods: ['POST'] },
@@ -13,6 +13,7 @@ const ROUTES: { pattern: RegExp; methods: string[] }[] = [
   { pattern: /^\/queues\/?$/i, methods: ['GET', 'HEAD'] },
   { pattern: /^\/healthz\/?$/i, methods: ['GET', 'HEAD'] },
   { pattern: /^\/readyz\/?$/i, methods: ['GET', 'HEAD'] },
+  { pattern: /^\/openapi\.json\/?$/i, methods: ['GET', 'HEAD'] },
 ];
 
 /** Placed after the routes: a request that reached it matched no route with its method. */

@@ -1,5 +1,10 @@
-/** Validation of the POST /tasks body: every problem is reported with the field it concerns. */
-import { isPriority, Priority, PRIORITIES } from '../core/tasks/priority';
+/**
+ * Validation of the POST /tasks body: every problem is reported with the field it concerns. Hand
+ * written because it is the hot path (see the header of schemas/task-input.ts); its patterns, bounds
+ * and enums come from the schemas, and a property test checks that it agrees with them.
+ */
+import type { Priority } from '../core/tasks/priority';
+import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from './schemas/task-input';
 import { badRequest, FieldError, ProblemError } from './problem';
 
 export interface TaskInput {
@@ -10,9 +15,13 @@ export interface TaskInput {
   idempotency_key: string | null;
 }
 
-const KNOWN = new Set(['type', 'priority', 'payload', 'max_retries', 'idempotency_key']);
-const TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
-const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+const FIELDS = TaskInputSchema.properties;
+const KNOWN = new Set(Object.keys(FIELDS));
+const TYPE_PATTERN = new RegExp(FIELDS.type.pattern!);
+const KEY_PATTERN = new RegExp(IdempotencyKeySchema.pattern!);
+const PRIORITY_VALUES: readonly string[] = FIELDS.priority.enum;
+const RETRIES_MIN = FIELDS.max_retries.minimum!;
+const RETRIES_MAX = FIELDS.max_retries.maximum!;
 
 export function validateTaskInput(body: unknown, headerKey: string | undefined, defaultMaxRetries: number): TaskInput {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -26,11 +35,11 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
   else if (typeof b.type !== 'string') errors.push({ field: 'type', message: 'must be a string' });
   else if (!TYPE_PATTERN.test(b.type)) errors.push({ field: 'type', message: 'must be 1-128 characters of letters, digits, _ . : -' });
 
-  if (b.priority !== undefined && !isPriority(b.priority)) {
-    errors.push({ field: 'priority', message: `must be one of ${PRIORITIES.join(', ')}` });
+  if (b.priority !== undefined && !(typeof b.priority === 'string' && PRIORITY_VALUES.includes(b.priority))) {
+    errors.push({ field: 'priority', message: `must be one of ${PRIORITY_VALUES.join(', ')}` });
   }
-  if (b.max_retries !== undefined && (typeof b.max_retries !== 'number' || !Number.isInteger(b.max_retries) || b.max_retries < 0 || b.max_retries > 100)) {
-    errors.push({ field: 'max_retries', message: 'must be an integer between 0 and 100' });
+  if (b.max_retries !== undefined && (typeof b.max_retries !== 'number' || !Number.isInteger(b.max_retries) || b.max_retries < RETRIES_MIN || b.max_retries > RETRIES_MAX)) {
+    errors.push({ field: 'max_retries', message: `must be an integer between ${RETRIES_MIN} and ${RETRIES_MAX}` });
   }
   // What the payload may hold (no NUL, no lone surrogate, exact numbers, bounded nesting) was checked
   // on the body's text before it was parsed (input/read-json.ts).
@@ -57,14 +66,15 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
   };
 }
 
-export const MAX_BATCH = 1000;
+export const MAX_BATCH = BatchBodySchema.properties.tasks.maxItems!;
+const MIN_BATCH = BatchBodySchema.properties.tasks.minItems!;
 
 /** The batch body: `{"tasks": [...]}` with 1 to MAX_BATCH items; anything else fails the whole request. */
 export function validateBatch(body: unknown): unknown[] {
   const tasks = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).tasks : undefined;
   if (!Array.isArray(tasks)) throw badRequest('the body must be {"tasks": [...]}', [{ field: 'tasks', message: 'must be an array of tasks' }]);
-  if (tasks.length === 0 || tasks.length > MAX_BATCH) {
-    throw badRequest(`a batch holds 1 to ${MAX_BATCH} tasks, got ${tasks.length}`, [{ field: 'tasks', message: `must hold 1 to ${MAX_BATCH} tasks` }]);
+  if (tasks.length < MIN_BATCH || tasks.length > MAX_BATCH) {
+    throw badRequest(`a batch holds ${MIN_BATCH} to ${MAX_BATCH} tasks, got ${tasks.length}`, [{ field: 'tasks', message: `must hold ${MIN_BATCH} to ${MAX_BATCH} tasks` }]);
   }
   const extra = Object.keys(body as object).filter((k) => k !== 'tasks');
   if (extra.length) throw badRequest(`unknown fields: ${extra.join(', ')}`, extra.map((f) => ({ field: f, message: 'is not a known field' })));

@@ -8,16 +8,16 @@
 import type { ApiMetrics } from '../../core/observability/metrics';
 import { BulkAction, bulkAction, BulkDeps } from '../../core/operator/bulk-actions';
 import type { TaskStatus } from '../../core/tasks/priority';
-import { filterSql, parseFilter } from '../../core/tasks/task-filter';
+import { FILTER_FIELDS, filterSql, parseFilter } from '../../core/tasks/task-filter';
 import { badRequest, FieldError } from '../problem';
+import { ACTION_STATUSES, bulkBodySchema } from '../schemas/bulk';
 
-/** The statuses each action applies to; also the default when the filter names none. */
-export const ACTION_STATUSES: Record<BulkAction, readonly TaskStatus[]> = {
-  cancel: ['queued', 'retrying', 'running'],
-  retry: ['dead', 'cancelled'],
-};
-
-const KNOWN = new Set(['filter', 'limit', 'dry_run']);
+// What the body may hold and limit's lower bound come from the schema (schemas/bulk.ts); the upper
+// bound is the maxLimit passed in, which the schema is made with too.
+const BODY = bulkBodySchema('cancel').properties;
+const KNOWN = new Set(Object.keys(BODY));
+const LIMIT_MIN = BODY.limit.minimum!;
+const KNOWN_FILTERS = new Set<string>(FILTER_FIELDS);
 
 export interface BulkBody {
   action: BulkAction;
@@ -40,8 +40,7 @@ export function parseBulkBody(action: BulkAction, body: unknown, maxLimit: numbe
     if (b.filter === null || typeof b.filter !== 'object' || Array.isArray(b.filter)) errors.push({ field: 'filter', message: 'must be an object' });
     else filterInput = b.filter as Record<string, unknown>;
   }
-  const known = new Set<string>(['status', 'type', 'priority', 'created_after', 'created_before']);
-  for (const k of Object.keys(filterInput)) if (!known.has(k)) errors.push({ field: `filter.${k}`, message: 'is not a known filter' });
+  for (const k of Object.keys(filterInput)) if (!KNOWN_FILTERS.has(k)) errors.push({ field: `filter.${k}`, message: 'is not a known filter' });
   const { filter, problems } = parseFilter(filterInput, 'filter.');
   errors.push(...problems);
   const allowed = ACTION_STATUSES[action];
@@ -49,7 +48,7 @@ export function parseBulkBody(action: BulkAction, body: unknown, maxLimit: numbe
   if (outside.length) errors.push({ field: 'filter.status', message: `${action} applies to ${allowed.join(', ')} tasks, not ${outside.join(', ')}` });
   let limit = maxLimit;
   if (b.limit !== undefined) {
-    if (typeof b.limit !== 'number' || !Number.isInteger(b.limit) || b.limit < 1 || b.limit > maxLimit) errors.push({ field: 'limit', message: `must be an integer between 1 and ${maxLimit}` });
+    if (typeof b.limit !== 'number' || !Number.isInteger(b.limit) || b.limit < LIMIT_MIN || b.limit > maxLimit) errors.push({ field: 'limit', message: `must be an integer between ${LIMIT_MIN} and ${maxLimit}` });
     else limit = b.limit;
   }
   if (b.dry_run !== undefined && typeof b.dry_run !== 'boolean') errors.push({ field: 'dry_run', message: 'must be true or false' });

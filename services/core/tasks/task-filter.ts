@@ -4,7 +4,28 @@
  * (comma-separated in a query, an array or a comma-separated string in JSON). Parsing reports every
  * problem with the field it concerns; the SQL it makes is parameterized, never spliced.
  */
-import { isPriority, Priority, PRIORITIES, STATUSES, TaskStatus } from './priority';
+import { Static, Type } from '@sinclair/typebox';
+import { EnumList } from '../schema/json-schema';
+import { Priority, PRIORITIES, STATUSES, TaskStatus } from './priority';
+import { parseTime, TaskTypeSchema, TimeSchema } from './task-fields';
+
+/**
+ * The filter as JSON Schema (for the bulk bodies and GET /tasks's query), its statuses narrowed to
+ * those a caller may name (the bulk actions each apply to some). parseFilter enforces the same.
+ */
+export function filterSchema(statuses: readonly TaskStatus[] = STATUSES) {
+  return Type.Object(
+    {
+      status: Type.Optional(EnumList(statuses, { description: 'Tasks in any of these statuses.' })),
+      type: Type.Optional(TaskTypeSchema),
+      priority: Type.Optional(EnumList(PRIORITIES, { description: 'Tasks of any of these priorities.' })),
+      created_after: Type.Optional(Type.Unsafe<string>({ ...TimeSchema, description: `Created strictly after this time. ${TimeSchema.description}` })),
+      created_before: Type.Optional(Type.Unsafe<string>({ ...TimeSchema, description: `Created strictly before this time. ${TimeSchema.description}` })),
+    },
+    { additionalProperties: false },
+  );
+}
+export type FilterInput = Static<ReturnType<typeof filterSchema>>;
 
 export interface TaskFilter {
   statuses?: TaskStatus[];
@@ -19,10 +40,8 @@ export interface FilterProblem {
   message: string;
 }
 
-export const FILTER_FIELDS = ['status', 'type', 'priority', 'created_after', 'created_before'] as const;
-const TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
-// RFC 3339 with a zone (Z or an offset): a time without one would be read in the server's zone.
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+export const FILTER_FIELDS = Object.keys(filterSchema().properties) as (keyof FilterInput)[];
+const TYPE_PATTERN = new RegExp(TaskTypeSchema.pattern!);
 
 /** Parses the filter fields of `input` (a query object or a JSON object); other keys are left to the caller. */
 export function parseFilter(input: Record<string, unknown>, prefix = ''): { filter: TaskFilter; problems: FilterProblem[] } {
@@ -50,7 +69,7 @@ export function parseFilter(input: Record<string, unknown>, prefix = ''): { filt
   }
   if (input.priority !== undefined) {
     const v = list('priority', input.priority);
-    const bad = v?.filter((p) => !isPriority(p)) ?? [];
+    const bad = v?.filter((p) => !(PRIORITIES as readonly string[]).includes(p)) ?? [];
     if (bad.length) problems.push({ field: name('priority'), message: `unknown priority ${bad.map((b) => JSON.stringify(b)).join(', ')}; one of ${PRIORITIES.join(', ')}` });
     else if (v) filter.priorities = v as Priority[];
   }
@@ -61,8 +80,8 @@ export function parseFilter(input: Record<string, unknown>, prefix = ''): { filt
   for (const [f, key] of [['created_after', 'createdAfter'], ['created_before', 'createdBefore']] as const) {
     const v = input[f];
     if (v === undefined) continue;
-    const d = typeof v === 'string' && RFC3339.test(v) ? new Date(v) : null;
-    if (!d || Number.isNaN(d.getTime())) problems.push({ field: name(f), message: 'must be an RFC 3339 time with a zone, e.g. 2026-12-05T10:00:00Z' });
+    const d = typeof v === 'string' ? parseTime(v) : null;
+    if (!d) problems.push({ field: name(f), message: 'must be an RFC 3339 time with a zone, e.g. 2026-12-05T10:00:00Z' });
     else filter[key] = d;
   }
   return { filter, problems };

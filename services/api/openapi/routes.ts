@@ -1,0 +1,169 @@
+/**
+ * Every route of the API, as the OpenAPI document shows it: the one place a route is described.
+ *
+ * To add a route: add one entry to `apiRoutes` below, with its request schemas (from
+ * ../schemas/ or core; the same objects its validator reads) and its answers. The problems every
+ * route of its kind can give (401/403 and the tenant's 400 for a route with a scope; 400, 413 and
+ * 415 for a route with a body; 503; 500) are added by document.ts, so list only those particular to
+ * it (404, 409, 429). Then add the route to app.ts and to method-not-allowed.ts's table (a test
+ * checks that the table and this list agree). To add a field, change its schema; nothing here.
+ */
+import { TObject, TSchema, Type } from '@sinclair/typebox';
+import type { Scope } from '../../core/tenancy/api-key';
+import { BulkResultSchema, bulkBodySchema } from '../schemas/bulk';
+import { BatchResultSchema, HealthSchema, ReadinessSchema, TaskSchema } from '../schemas/responses';
+import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from '../schemas/task-input';
+
+/** Headers the document describes (components.headers); X-Request-Id is on every answer. */
+export type HeaderName = 'Location' | 'Retry-After' | 'RateLimit' | 'RateLimit-Policy' | 'WWW-Authenticate' | 'Allow';
+
+export interface Answer {
+  description: string;
+  /** A JSON body (application/json). */
+  schema: TSchema;
+  /** Headers it carries: required ones, and `?`-suffixed ones it may carry. */
+  headers?: (HeaderName | `${HeaderName}?`)[];
+}
+
+export interface Route {
+  method: 'get' | 'post';
+  /** An OpenAPI path template: /tasks/{id}. */
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: 'tasks' | 'operator' | 'service';
+  /** The scope a key needs; absent: no key needed. */
+  scope?: Scope;
+  pathParams?: TObject;
+  query?: TObject;
+  /** Request headers other than Authorization and Tenant (which go with `scope`). */
+  headers?: TObject;
+  /** An application/json body. */
+  body?: { schema: TSchema; description: string };
+  /** Successful answers (and readiness's 503, which is not a problem) by status. */
+  answers: Record<number, Answer>;
+  /** Problems particular to this route, by status, with when they happen. */
+  problems?: Record<number, string>;
+}
+
+export interface RouteOptions {
+  /** BULK_MAX_LIMIT (the bulk bodies' `limit` maximum); default its default. */
+  bulkMaxLimit?: number;
+}
+
+const TaskId = Type.Object({ id: Type.String({ format: 'uuid', description: 'The task id (a 400 when it is not a UUID).' }) });
+const rated: NonNullable<Answer['headers']> = ['RateLimit?', 'RateLimit-Policy?'];
+
+export function apiRoutes(opts: RouteOptions = {}): Route[] {
+  return [
+    {
+      method: 'get',
+      path: '/healthz',
+      operationId: 'health',
+      summary: 'Liveness: the process answers',
+      tag: 'service',
+      answers: { 200: { description: 'Alive.', schema: HealthSchema } },
+    },
+    {
+      method: 'get',
+      path: '/readyz',
+      operationId: 'readiness',
+      summary: 'Readiness: Postgres answers (Redis is reported, not required)',
+      tag: 'service',
+      answers: {
+        200: { description: 'Ready.', schema: ReadinessSchema },
+        503: { description: 'Not ready: Postgres does not answer.', schema: ReadinessSchema },
+      },
+    },
+    {
+      method: 'get',
+      path: '/openapi.json',
+      operationId: 'openapi',
+      summary: 'This document',
+      tag: 'service',
+      answers: { 200: { description: 'The OpenAPI 3.1 document of every route.', schema: Type.Object({ openapi: Type.String() }) } },
+    },
+    {
+      method: 'post',
+      path: '/tasks',
+      operationId: 'submitTask',
+      summary: 'Submit a task',
+      tag: 'tasks',
+      scope: 'tasks:write',
+      headers: Type.Object({ 'Idempotency-Key': Type.Optional({ ...IdempotencyKeySchema, description: `${IdempotencyKeySchema.description} The same as idempotency_key in the body (both may be given, equal).` }) }),
+      body: { schema: TaskInputSchema, description: 'The task.' },
+      answers: {
+        201: { description: 'Created.', schema: TaskSchema, headers: ['Location', ...rated] },
+        200: { description: 'An idempotent replay: the task this key created before.', schema: TaskSchema, headers: ['Location', ...rated] },
+      },
+      problems: {
+        409: 'The idempotency key was used with a different request.',
+        429: "The tenant's rate limit, burst or max_unfinished quota.",
+      },
+    },
+    {
+      method: 'post',
+      path: '/tasks/batch',
+      operationId: 'submitBatch',
+      summary: 'Submit up to 1,000 tasks',
+      description: 'Each task is validated, deduplicated and created on its own; only a malformed request as a whole fails as a whole. Admitted whole or refused whole (429) under the tenant\'s limits.',
+      tag: 'tasks',
+      scope: 'tasks:write',
+      body: { schema: BatchBodySchema, description: 'The tasks.' },
+      answers: { 200: { description: 'One result per task, in request order.', schema: BatchResultSchema, headers: rated } },
+      problems: { 429: "The tenant's rate limit, burst or max_unfinished quota." },
+    },
+    {
+      method: 'get',
+      path: '/tasks/{id}',
+      operationId: 'getTask',
+      summary: 'A task and its runs',
+      tag: 'tasks',
+      scope: 'tasks:read',
+      pathParams: TaskId,
+      answers: { 200: { description: 'The task.', schema: TaskSchema } },
+      problems: { 404: "No such task (another tenant's task is not found either)." },
+    },
+    {
+      method: 'post',
+      path: '/tasks/{id}/cancel',
+      operationId: 'cancelTask',
+      summary: 'Cancel a task',
+      description: 'A waiting task (queued, retrying) is cancelled at once and never runs; a running one has its handler\'s signal aborted and becomes cancelled when that attempt ends (unless it succeeds first). Cancelling twice is harmless.',
+      tag: 'operator',
+      scope: 'tasks:write',
+      pathParams: TaskId,
+      answers: {
+        200: { description: 'Cancelled (now or before).', schema: TaskSchema },
+        202: { description: 'Running: its attempt was asked to stop.', schema: TaskSchema },
+      },
+      problems: { 404: 'No such task.', 409: 'The task finished otherwise (succeeded or dead).' },
+    },
+    {
+      method: 'post',
+      path: '/tasks/{id}/retry',
+      operationId: 'retryTask',
+      summary: 'Retry a dead or cancelled task',
+      description: 'Queued again with a fresh budget of max_retries + 1 attempts; its runs are kept.',
+      tag: 'operator',
+      scope: 'tasks:write',
+      pathParams: TaskId,
+      answers: { 200: { description: 'Queued again.', schema: TaskSchema } },
+      problems: { 404: 'No such task.', 409: 'The task is neither dead nor cancelled.' },
+    },
+    ...(['cancel', 'retry'] as const).map(
+      (action): Route => ({
+        method: 'post',
+        path: `/tasks/${action}`,
+        operationId: `bulk${action === 'cancel' ? 'Cancel' : 'Retry'}`,
+        summary: action === 'cancel' ? 'Cancel the tasks a filter matches' : 'Retry the dead or cancelled tasks a filter matches (the dead-letter redrive)',
+        description: 'In committed batches, newest first, at most `limit` tasks per call; carry on with another call while `has_more` is true. Each task changes at most once, even when calls race.',
+        tag: 'operator',
+        scope: 'tasks:write',
+        body: { schema: bulkBodySchema(action, opts.bulkMaxLimit), description: 'Which tasks, how many, and whether only to count them.' },
+        answers: { 200: { description: 'What matched and what changed.', schema: BulkResultSchema } },
+      }),
+    ),
+  ];
+}

@@ -1,0 +1,97 @@
+/**
+ * What the API answers, as JSON Schema: tasks (core/tasks/task.ts's taskToJson), batch results,
+ * problems (problem.ts), health and readiness. Objects are closed (additionalProperties: false) so
+ * that a field the API starts to send without it being documented here fails the contract test
+ * (test/support/contract.ts). A new response field is added here, in the object that sends it.
+ */
+import { Type } from '@sinclair/typebox';
+import { Nullable, StringEnum } from '../../core/schema/json-schema';
+import { PrioritySchema, StatusSchema, TaskTypeSchema } from '../../core/tasks/task-fields';
+
+const Time = Type.String({ format: 'date-time' });
+const TimeOrNull = (description: string) => Nullable(Time, { description });
+
+// The outcomes task_runs allows (migrations/0007_cancel_and_redrive.sql).
+export const RUN_OUTCOMES = ['succeeded', 'failed', 'expired', 'released', 'discarded', 'cancelled'] as const;
+
+export const RunSchema = Type.Object(
+  {
+    attempt: Type.Integer({ minimum: 1 }),
+    worker_id: Type.String(),
+    outcome: StringEnum(RUN_OUTCOMES, { description: 'expired: the lease ran out; released: handed back at shutdown; discarded: the outcome came after the lease was lost.' }),
+    error: Nullable(Type.String()),
+    started_at: Time,
+    finished_at: TimeOrNull('Null while the attempt runs.'),
+    duration_ms: Nullable(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TaskSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid', description: 'A UUIDv7 (time-ordered).' }),
+    tenant: Type.String(),
+    type: TaskTypeSchema,
+    priority: PrioritySchema,
+    payload: Type.Unknown({ description: 'As submitted.' }),
+    status: StatusSchema,
+    attempts: Type.Integer({ minimum: 0 }),
+    max_retries: Type.Integer({ minimum: 0 }),
+    idempotency_key: Nullable(Type.String()),
+    last_error: Nullable(Type.String()),
+    next_attempt_at: TimeOrNull('When a retrying task runs again.'),
+    created_at: Time,
+    updated_at: Time,
+    started_at: TimeOrNull('When its first attempt started.'),
+    finished_at: TimeOrNull('When it reached a final status.'),
+    cancel_requested_at: TimeOrNull('When an operator asked to cancel it.'),
+    runs: Type.Optional(Type.Array(RunSchema, { description: 'Its attempts, oldest first (GET /tasks/{id} and the single-task actions).' })),
+  },
+  { additionalProperties: false },
+);
+
+export const FieldErrorSchema = Type.Object({ field: Type.String(), message: Type.String() }, { additionalProperties: false });
+
+/** RFC 9457 problem details, as problem.ts writes them. */
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ description: 'urn:task-scheduler:problem:<slug of the title>' }),
+    title: Type.String(),
+    status: Type.Integer({ minimum: 400, maximum: 599 }),
+    detail: Type.String(),
+    instance: Type.Optional(Type.String({ description: 'The path asked for.' })),
+    errors: Type.Optional(Type.Array(FieldErrorSchema, { description: 'Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`).' })),
+  },
+  { additionalProperties: false },
+);
+
+export const BatchResultSchema = Type.Object(
+  {
+    results: Type.Array(
+      Type.Union([
+        Type.Object({ status: IntEnum([200, 201]), task: TaskSchema }, { additionalProperties: false }),
+        Type.Object({ status: IntEnum([400, 409]), error: ProblemSchema }, { additionalProperties: false }),
+      ]),
+      { description: 'One per task, in request order: 201 created, 200 an idempotent replay, 400 invalid, 409 idempotency conflict.' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+function IntEnum<T extends number>(values: T[]) {
+  return Type.Unsafe<T>({ type: 'integer', enum: values });
+}
+
+export const HealthSchema = Type.Object({ status: Type.Literal('ok') }, { additionalProperties: false });
+
+export const ReadinessSchema = Type.Object(
+  {
+    status: StringEnum(['ready', 'unavailable'] as const),
+    checks: Type.Unsafe<Record<string, string>>({
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      description: "Each dependency (postgres, redis): 'ok' or why its check failed. Only Postgres decides readiness.",
+    }),
+  },
+  { additionalProperties: false },
+);

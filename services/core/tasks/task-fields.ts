@@ -1,0 +1,44 @@
+/**
+ * JSON Schemas of the task fields that requests name (type, priority, status, times), shared by
+ * POST /tasks, the task filter and the OpenAPI document. The hand-written validators read their
+ * patterns, bounds and enums from here, so the document cannot drift from what is enforced.
+ */
+import { Type } from '@sinclair/typebox';
+import { StringEnum } from '../schema/json-schema';
+import { PRIORITIES, STATUSES } from './priority';
+
+export const TaskTypeSchema = Type.String({
+  pattern: '^[A-Za-z0-9_.:-]{1,128}$',
+  description: 'The handler that runs the task: 1-128 characters of letters, digits, _ . : -',
+  examples: ['email.send'],
+});
+
+export const PrioritySchema = StringEnum(PRIORITIES, { description: 'Highest first: critical, high, default, low.' });
+
+export const StatusSchema = StringEnum(STATUSES);
+
+// RFC 3339 with a zone (Z or an offset): a time without one would be read in the server's zone.
+const RFC3339 = '^(\\d{4})-(\\d{2})-(\\d{2})[Tt ](\\d{2}):(\\d{2}):(\\d{2})(?:\\.\\d{1,9})?(?:[Zz]|[+-](\\d{2}):(\\d{2}))$';
+
+export const TimeSchema = Type.String({
+  format: 'date-time',
+  pattern: RFC3339,
+  description: 'An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.',
+});
+
+const TIME = new RegExp(RFC3339);
+
+/**
+ * The time a TimeSchema string names, or null: the pattern, and a real calendar date and time (as
+ * the `date-time` format asks: no 30 February, no hour 24), which `new Date` alone would roll over.
+ */
+export function parseTime(s: string): Date | null {
+  const m = TIME.exec(s);
+  if (!m) return null;
+  const [y, mo, d, h, mi, sec, oh, om] = m.slice(1).map((v) => (v === undefined ? 0 : Number(v))) as number[];
+  const leap = y! % 4 === 0 && (y! % 100 !== 0 || y! % 400 === 0);
+  const days = mo === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(mo!) ? 30 : 31;
+  if (mo! < 1 || mo! > 12 || d! < 1 || d! > days || h! > 23 || mi! > 59 || sec! > 59 || oh! > 23 || om! > 59) return null;
+  const t = new Date(s.replace(' ', 'T'));
+  return Number.isNaN(t.getTime()) ? null : t;
+}
