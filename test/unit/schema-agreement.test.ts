@@ -1,0 +1,181 @@
+/**
+ * The hand-written validators (kept for speed on the hot path) and the schemas the OpenAPI document
+ * shows must agree: random valid and invalid inputs get the same verdict, and the same fields named,
+ * from ajv on the schema and from the validator. POST /tasks's body, the bulk body, the task filter,
+ * and the filter's times against the standard `date-time` format.
+ */
+import Ajv2020, { ErrorObject } from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { fullFormats } from 'ajv-formats/dist/formats';
+import fc from 'fast-check';
+import { parseBulkBody } from '../../services/api/operator/bulk-routes';
+import { ProblemError } from '../../services/api/problem';
+import { bulkBodySchema } from '../../services/api/schemas/bulk';
+import { TaskInputSchema } from '../../services/api/schemas/task-input';
+import { validateTaskInput } from '../../services/api/validation';
+import { PRIORITIES, STATUSES } from '../../services/core/tasks/priority';
+import { parseTime, TimeSchema } from '../../services/core/tasks/task-fields';
+import { filterSchema, parseFilter } from '../../services/core/tasks/task-filter';
+
+// A JS Date cannot hold a leap second, so the API refuses 23:59:60 (TimeSchema says so); otherwise
+// the standard date-time format decides.
+const standardDateTime = (fullFormats['date-time'] as { validate: (s: string) => boolean }).validate;
+const LEAP = /:60(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/;
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+ajv.addFormat('date-time', (s: string) => standardDateTime(s) && !LEAP.test(s));
+
+const RUNS = { numRuns: 3000, seed: Number(process.env.FC_SEED ?? 17) };
+
+/** The fields ajv's errors concern, named as the API names them (`(body)`, `type`, `filter.status`). */
+function ajvFields(errors: ErrorObject[] | null | undefined, depth = 1): string[] {
+  const fields = new Set<string>();
+  for (const e of errors ?? []) {
+    const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (e.keyword === 'required') parts.push(e.params.missingProperty);
+    if (e.keyword === 'additionalProperties') parts.push(e.params.additionalProperty);
+    // A problem is named after the body's field, or the filter's (`filter.status`), not what is inside.
+    const named = parts.slice(0, parts[0] === 'filter' ? depth + 1 : depth);
+    fields.add(named.length ? named.join('.') : '(body)');
+  }
+  return [...fields].sort();
+}
+
+function fastFields(run: () => unknown): string[] {
+  try {
+    run();
+    return [];
+  } catch (err) {
+    if (!(err instanceof ProblemError)) throw err;
+    return [...new Set(err.errors.map((e) => e.field))].sort();
+  }
+}
+
+/** `valid` most of the time, else something else (a wrong type, a near miss, anything). */
+const mostly = <T>(valid: fc.Arbitrary<T>, ...others: fc.Arbitrary<unknown>[]) =>
+  fc.oneof({ arbitrary: valid, weight: 8 }, ...others.map((a) => ({ arbitrary: a, weight: 1 })), { arbitrary: fc.anything(), weight: 1 });
+const json = (v: unknown): unknown => JSON.parse(JSON.stringify(v ?? null));
+/** Mostly absent (dropped by `json`), sometimes anything: an unknown field. */
+const sometimes = (a: fc.Arbitrary<unknown>) => fc.oneof({ arbitrary: fc.constant(undefined), weight: 9 }, { arbitrary: a, weight: 1 });
+const blank = fc.constantFrom('', ' ', '\t', '\u00a0', '\ufeff');
+/** One or more of `values` as the filter takes them: comma-separated with blanks, or a list of those. */
+const enumList = (values: readonly string[]) => {
+  const one = fc.tuple(blank, fc.constantFrom(...values), blank).map((p) => p.join(''));
+  const joined = fc.array(one, { minLength: 1, maxLength: 3 }).map((xs) => xs.join(','));
+  return fc.oneof(joined, fc.array(joined, { minLength: 1, maxLength: 3 }));
+};
+const nearEnum = (values: readonly string[]) =>
+  fc.oneof(fc.constantFrom('', ',', ' , ', 'Queued', 'urgent', `${values[0]},`, `${values[0]},,${values[1]}`), fc.constant([]), fc.array(fc.oneof(fc.string(), fc.integer())));
+const taskType = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,128}$/);
+const nearType = fc.oneof(fc.constantFrom('', 'has space', 'é', 'a'.repeat(129)), fc.string());
+const time = fc.oneof(
+  fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+  fc.stringMatching(new RegExp(TimeSchema.pattern!)),
+  fc.constantFrom('2026-02-29T00:00:00Z', '2024-02-29T00:00:00Z', '2026-12-05T10:00:00', '2026-12-05T24:00:00Z', '2016-12-31T23:59:60Z', '2026-12-05 10:00:00+01:00', '2026-12-05T10:00:00+0100'),
+);
+
+describe('POST /tasks: validateTaskInput and TaskInputSchema', () => {
+  const check = ajv.compile(TaskInputSchema);
+  const body = fc.record(
+    {
+      type: mostly(taskType, nearType),
+      priority: mostly(fc.constantFrom(...PRIORITIES), fc.constantFrom('urgent', 'DEFAULT', '')),
+      payload: fc.oneof(fc.jsonValue(), fc.constant(null)),
+      max_retries: mostly(fc.integer({ min: 0, max: 100 }), fc.integer({ min: -5, max: 110 }), fc.double(), fc.constant('3')),
+      idempotency_key: mostly(fc.stringMatching(/^[\x21-\x7e]{1,255}$/), fc.constantFrom('', 'has space', 'é', 'k'.repeat(256)), fc.string()),
+      extra: sometimes(fc.anything()),
+    },
+    { requiredKeys: ['type'] },
+  );
+  const bodies = fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 });
+
+  it('agree on random bodies, naming the same fields', () => {
+    let valid = 0;
+    fc.assert(
+      fc.property(bodies.map(json), (b) => {
+        const ok = check(b);
+        if (ok) valid++;
+        expect(fastFields(() => validateTaskInput(b, undefined, 3))).toEqual(ok ? [] : ajvFields(check.errors));
+      }),
+      RUNS,
+    );
+    // Both sides of the verdict were tried in earnest.
+    expect(valid).toBeGreaterThan(RUNS.numRuns / 10);
+    expect(valid).toBeLessThan(RUNS.numRuns * 0.9);
+  });
+});
+
+describe('the task filter: parseFilter and filterSchema', () => {
+  const check = ajv.compile(filterSchema());
+  const filter = fc.record(
+    {
+      status: mostly(enumList(STATUSES), nearEnum(STATUSES)),
+      type: mostly(taskType, nearType),
+      priority: mostly(enumList(PRIORITIES), nearEnum(PRIORITIES)),
+      created_after: mostly(time, fc.string()),
+      created_before: mostly(time, fc.string()),
+    },
+    { requiredKeys: [] },
+  );
+
+  it('agree on random filters, naming the same fields', () => {
+    let valid = 0;
+    fc.assert(
+      fc.property(filter.map(json) as fc.Arbitrary<Record<string, unknown>>, (f) => {
+        const ok = check(f);
+        if (ok) valid++;
+        expect(parseFilter(f).problems.map((p) => p.field).sort()).toEqual(ok ? [] : ajvFields(check.errors));
+      }),
+      RUNS,
+    );
+    expect(valid).toBeGreaterThan(RUNS.numRuns / 20);
+  });
+
+  it("parseTime agrees with the standard date-time format (leap seconds aside) and the schema's pattern", () => {
+    const pattern = new RegExp(TimeSchema.pattern!);
+    fc.assert(
+      fc.property(fc.oneof(time, fc.string()), (s) => {
+        expect(parseTime(s) !== null).toBe(pattern.test(s) && standardDateTime(s) && !LEAP.test(s));
+      }),
+      RUNS,
+    );
+    expect(parseTime('2026-12-05 10:00:00+01:00')?.toISOString()).toBe('2026-12-05T09:00:00.000Z');
+  });
+});
+
+describe('POST /tasks/cancel and /tasks/retry: parseBulkBody and bulkBodySchema', () => {
+  const MAX = 50;
+  for (const action of ['cancel', 'retry'] as const) {
+    it(`${action}: agree on random bodies, naming the same fields`, () => {
+      const check = ajv.compile(bulkBodySchema(action, MAX));
+      const filter = fc.record(
+        {
+          status: mostly(enumList(STATUSES), nearEnum(STATUSES)),
+          type: mostly(taskType, nearType),
+          created_after: mostly(time),
+          other: sometimes(fc.constant(1)),
+        },
+        { requiredKeys: [] },
+      );
+      const body = fc.record(
+        {
+          filter: mostly(filter, fc.constant(null), fc.array(fc.anything())),
+          limit: mostly(fc.integer({ min: 1, max: MAX }), fc.integer({ min: -2, max: MAX + 2 }), fc.double()),
+          dry_run: mostly(fc.boolean(), fc.constant('true')),
+          extra: sometimes(fc.anything()),
+        },
+        { requiredKeys: [] },
+      );
+      let valid = 0;
+      fc.assert(
+        fc.property(fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 }).map(json), (b) => {
+          const ok = check(b);
+          if (ok) valid++;
+          expect(fastFields(() => parseBulkBody(action, b, MAX))).toEqual(ok ? [] : ajvFields(check.errors));
+        }),
+        RUNS,
+      );
+      expect(valid).toBeGreaterThan(RUNS.numRuns / 20);
+    });
+  }
+});
