@@ -13,6 +13,7 @@ import { TENANT_PATTERN } from '../../core/tenancy/tenant';
 import { BulkResultSchema } from '../schemas/bulk';
 import { BatchResultSchema, FieldErrorSchema, HealthSchema, ProblemSchema, ReadinessSchema, RunSchema, TaskSchema } from '../schemas/responses';
 import { BatchBodySchema, TaskInputSchema } from '../schemas/task-input';
+import { TaskPageSchema, TaskSummarySchema } from '../schemas/task-list';
 import { Answer, apiRoutes, HeaderName, Route, RouteOptions } from './routes';
 
 export type OpenApiDocument = Record<string, unknown> & { paths: Record<string, Record<string, unknown>> };
@@ -20,6 +21,8 @@ export type OpenApiDocument = Record<string, unknown> & { paths: Record<string, 
 const NAMED: Record<string, TSchema> = {
   Task: TaskSchema,
   Run: RunSchema,
+  TaskSummary: TaskSummarySchema,
+  TaskPage: TaskPageSchema,
   TaskInput: TaskInputSchema,
   BatchBody: BatchBodySchema,
   BatchResult: BatchResultSchema,

@@ -13,6 +13,7 @@ import type { Scope } from '../../core/tenancy/api-key';
 import { BulkResultSchema, bulkBodySchema } from '../schemas/bulk';
 import { BatchResultSchema, HealthSchema, ReadinessSchema, TaskSchema } from '../schemas/responses';
 import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from '../schemas/task-input';
+import { ListQuerySchema, TaskPageSchema } from '../schemas/task-list';
 
 /** Headers the document describes (components.headers); X-Request-Id is on every answer. */
 export type HeaderName = 'Location' | 'Retry-After' | 'RateLimit' | 'RateLimit-Policy' | 'WWW-Authenticate' | 'Allow';
@@ -113,6 +114,17 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       body: { schema: BatchBodySchema, description: 'The tasks.' },
       answers: { 200: { description: 'One result per task, in request order.', schema: BatchResultSchema, headers: rated } },
       problems: { 429: "The tenant's rate limit, burst or max_unfinished quota." },
+    },
+    {
+      method: 'get',
+      path: '/tasks',
+      operationId: 'listTasks',
+      summary: "The tenant's tasks, newest first, a page at a time",
+      description: 'Filters combine. Keyset pages: paging on while tasks are added returns every older task exactly once. status and priority may be repeated or comma-separated.',
+      tag: 'tasks',
+      scope: 'tasks:read',
+      query: ListQuerySchema,
+      answers: { 200: { description: 'A page.', schema: TaskPageSchema } },
     },
     {
       method: 'get',

@@ -8,10 +8,15 @@ import { taskToJson } from '../../core/tasks/task';
 import { parseFilter } from '../../core/tasks/task-filter';
 import { decodeCursor, encodeCursor, listTasks } from '../../core/tasks/task-list';
 import { badRequest, FieldError } from '../problem';
+import { ListQuerySchema } from '../schemas/task-list';
 
-export const LIST_DEFAULT_LIMIT = 50;
-export const LIST_MAX_LIMIT = 500;
-const PARAMS = new Set(['status', 'type', 'priority', 'created_after', 'created_before', 'limit', 'cursor', 'tenant']);
+// The parameters, and limit's bounds, are the schema's (schemas/task-list.ts); `tenant` is every
+// scoped route's (auth/principal.ts).
+const QUERY = ListQuerySchema.properties;
+export const LIST_DEFAULT_LIMIT = QUERY.limit.default as number;
+export const LIST_MAX_LIMIT = QUERY.limit.maximum!;
+const LIST_MIN_LIMIT = QUERY.limit.minimum!;
+const PARAMS = new Set([...Object.keys(QUERY), 'tenant']);
 const LISTS = new Set(['status', 'priority']);
 
 export async function listRoute(pool: Pool, tenant: string, query: Record<string, unknown>): Promise<{ tasks: Record<string, unknown>[]; next_cursor: string | null }> {
@@ -24,8 +29,8 @@ export async function listRoute(pool: Pool, tenant: string, query: Record<string
   errors.push(...problems);
   let limit = LIST_DEFAULT_LIMIT;
   if (query.limit !== undefined && !Array.isArray(query.limit)) {
-    const n = typeof query.limit === 'string' && /^\d{1,4}$/.test(query.limit) ? Number(query.limit) : NaN;
-    if (!(n >= 1 && n <= LIST_MAX_LIMIT)) errors.push({ field: 'limit', message: `must be an integer between 1 and ${LIST_MAX_LIMIT}` });
+    const n = typeof query.limit === 'string' && /^\d{1,9}$/.test(query.limit) ? Number(query.limit) : NaN;
+    if (!(n >= LIST_MIN_LIMIT && n <= LIST_MAX_LIMIT)) errors.push({ field: 'limit', message: `must be an integer between ${LIST_MIN_LIMIT} and ${LIST_MAX_LIMIT}` });
     else limit = n;
   }
   let after = null;
