@@ -9,6 +9,8 @@ import { createKey } from '../../services/core/tenancy/key-store';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
 import { waitFor } from '../support/stack';
 import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
 
 let db: TestDatabase;
 let pool: Pool;

@@ -13,6 +13,10 @@ import type { Worker } from '../../services/worker/worker';
 import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import type { Registry } from 'prom-client';
+import { Authenticator } from '../../services/api/auth/authenticator';
+import { buildOpenApiDocument } from '../../services/api/openapi/document';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
 
 let stack: Stack;
 let api: { url: string; server: RunningServer; registry: Registry };
@@ -305,6 +309,23 @@ describe('GET /tasks/:id', () => {
 });
 
 describe('health', () => {
+  it('GET /openapi.json serves the document without a key, where every other route asks for one', async () => {
+    const auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
+    const keyed = await startApi(stack, stack.queue, auth);
+    try {
+      const res = await fetch(`${keyed.url}/openapi.json`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual(buildOpenApiDocument());
+      expect((await fetch(`${keyed.url}/openapi.json`, { method: 'HEAD' })).status).toBe(200);
+      expect((await fetch(`${keyed.url}/openapi.json`, { method: 'POST' })).status).toBe(405);
+      const refused = await fetch(`${keyed.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
+      expect(refused.status).toBe(401);
+    } finally {
+      await keyed.server.stop();
+      await auth.close();
+    }
+  });
+
   it('healthz is alive and readyz checks both dependencies', async () => {
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${api.url}/readyz`);

@@ -10,6 +10,8 @@ import { apiMetrics, createRegistry } from '../../services/core/observability/me
 import type { Scope } from '../../services/core/tenancy/api-key';
 import { createKey, listKeys, revokeKey } from '../../services/core/tenancy/key-store';
 import { createStack, silentLog, Stack, startApi } from '../support/stack';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
 
 const CACHE_MS = 300;
 let stack: Stack;

@@ -10,6 +10,8 @@ import { Reconciler } from '../../services/worker/reconciler';
 import type { Worker } from '../../services/worker/worker';
 import type { Handler } from '../../services/worker/handlers';
 import { createStack, runsOf, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;

@@ -17,6 +17,8 @@ import { RedisQueue } from '../../services/core/queue/redis-queue';
 import type { TaskQueue } from '../../services/core/queue/queue';
 import { freePort } from '../support/processes';
 import { createStack, silentLog, Stack } from '../support/stack';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
 
 const TIMEOUT_MS = 1000;
 // Scheduling on a shared two-core machine; the checks themselves are bounded by TIMEOUT_MS.

@@ -9,6 +9,8 @@ import { listQuery } from '../../services/core/tasks/task-list';
 import type { TaskFilter } from '../../services/core/tasks/task-filter';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { createStack, silentLog, Stack, startApi } from '../support/stack';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;

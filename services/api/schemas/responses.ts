@@ -22,7 +22,7 @@ export const RunSchema = Type.Object(
     error: Nullable(Type.String()),
     started_at: Time,
     finished_at: TimeOrNull('Null while the attempt runs.'),
-    duration_ms: Nullable(Type.Integer({ minimum: 0 })),
+    duration_ms: Nullable(Type.Number({ minimum: 0, description: 'Milliseconds, fractional; null while the attempt runs.' })),
   },
   { additionalProperties: false },
 );
