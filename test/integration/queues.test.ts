@@ -6,6 +6,8 @@
 import { submitTasks } from '../../services/core/tasks/submit';
 import type { Worker } from '../../services/worker/worker';
 import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;

@@ -11,7 +11,7 @@ import { TObject, TSchema } from '@sinclair/typebox';
 import { PrioritySchema, StatusSchema } from '../../core/tasks/task-fields';
 import { TENANT_PATTERN } from '../../core/tenancy/tenant';
 import { BulkResultSchema } from '../schemas/bulk';
-import { BatchResultSchema, FieldErrorSchema, HealthSchema, ProblemSchema, ReadinessSchema, RunSchema, TaskSchema } from '../schemas/responses';
+import { BatchResultSchema, FieldErrorSchema, HealthSchema, ProblemSchema, QueuesSchema, ReadinessSchema, RunSchema, TaskSchema } from '../schemas/responses';
 import { BatchBodySchema, TaskInputSchema } from '../schemas/task-input';
 import { TaskPageSchema, TaskSummarySchema } from '../schemas/task-list';
 import { Answer, apiRoutes, HeaderName, Route, RouteOptions } from './routes';
@@ -27,6 +27,7 @@ const NAMED: Record<string, TSchema> = {
   BatchBody: BatchBodySchema,
   BatchResult: BatchResultSchema,
   BulkResult: BulkResultSchema,
+  Queues: QueuesSchema,
   Problem: ProblemSchema,
   FieldError: FieldErrorSchema,
   Priority: PrioritySchema,

@@ -11,7 +11,7 @@
 import { TObject, TSchema, Type } from '@sinclair/typebox';
 import type { Scope } from '../../core/tenancy/api-key';
 import { BulkResultSchema, bulkBodySchema } from '../schemas/bulk';
-import { BatchResultSchema, HealthSchema, ReadinessSchema, TaskSchema } from '../schemas/responses';
+import { BatchResultSchema, HealthSchema, QueuesSchema, ReadinessSchema, TaskSchema } from '../schemas/responses';
 import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from '../schemas/task-input';
 import { ListQuerySchema, TaskPageSchema } from '../schemas/task-list';
 
@@ -163,6 +163,16 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       pathParams: TaskId,
       answers: { 200: { description: 'Queued again.', schema: TaskSchema } },
       problems: { 404: 'No such task.', 409: 'The task is neither dead nor cancelled.' },
+    },
+    {
+      method: 'get',
+      path: '/queues',
+      operationId: 'queues',
+      summary: "The tenant's queues per priority, and the live workers",
+      description: 'Counts, the oldest wait and the last minute\'s rates from the service itself; reused for QUEUES_CACHE_MS.',
+      tag: 'operator',
+      scope: 'tasks:read',
+      answers: { 200: { description: 'The queues.', schema: QueuesSchema } },
     },
     ...(['cancel', 'retry'] as const).map(
       (action): Route => ({

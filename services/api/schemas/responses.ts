@@ -95,3 +95,40 @@ export const ReadinessSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const Count = Type.Integer({ minimum: 0 });
+
+/** GET /queues (operator/queues-route.ts). */
+export const QueuesSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    priorities: Type.Unsafe<Record<string, unknown>>({
+      type: 'object',
+      description: 'One entry per priority (critical, high, default, low).',
+      propertyNames: PrioritySchema,
+      additionalProperties: Type.Object(
+        {
+          queued: Type.Integer({ minimum: 0, description: 'Ready to run now.' }),
+          scheduled: Type.Integer({ minimum: 0, description: 'To run later.' }),
+          retrying: Count,
+          running: Count,
+          dead: Count,
+          cancelled: Count,
+          oldest_waiting_seconds: Type.Number({ minimum: 0, description: 'How long the oldest ready task has waited.' }),
+          last_minute: Type.Object(
+            { enqueued: Count, succeeded: Count, retried: Count, dead: Count, cancelled: Count },
+            { additionalProperties: false, description: 'What went through in the last minute.' },
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    }),
+    running_now: Type.Integer({ minimum: 0, description: 'Attempts of the tenant running now (leases held).' }),
+    workers: Type.Array(
+      Type.Object({ id: Type.String(), slots: Nullable(Type.Integer({ minimum: 0 }), { description: 'Tasks it runs at once (null: it did not say).' }) }, { additionalProperties: false }),
+      { description: 'The live workers.' },
+    ),
+    as_of: Time,
+  },
+  { additionalProperties: false },
+);
