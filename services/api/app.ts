@@ -277,8 +277,21 @@ function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
     payloadJson: JSON.stringify(input.payload),
     maxRetries: input.max_retries,
     idempotencyKey: input.idempotency_key,
-    // Only a key's request is hashed (to tell a replay from a conflict).
-    canonical: input.idempotency_key === null ? '' : canonicalJson({ type: input.type, priority: input.priority, payload: input.payload, max_retries: input.max_retries }),
+    retry: input.retry,
+    timeoutMs: input.timeout_ms,
+    // Only a key's request is hashed (to tell a replay from a conflict); the policy only when given,
+    // so keys stored before it existed still replay.
+    canonical:
+      input.idempotency_key === null
+        ? ''
+        : canonicalJson({
+            type: input.type,
+            priority: input.priority,
+            payload: input.payload,
+            max_retries: input.max_retries,
+            ...(input.retry ? { retry: input.retry } : {}),
+            ...(input.timeout_ms ? { timeout_ms: input.timeout_ms } : {}),
+          }),
   };
 }
 

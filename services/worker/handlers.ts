@@ -1,8 +1,12 @@
 /**
  * Task handlers by type. To add one, add an entry to `handlers` (or pass your own registry to
- * the Worker). A handler resolves on success and throws on failure; it should stop when
- * `signal` aborts (lease lost, timeout or shutdown), because its outcome is then discarded.
+ * the Worker). A handler resolves on success (with its result: any JSON value up to 64 KiB, kept
+ * as the task's `result`) and throws on failure; it should stop when `signal` aborts (lease lost,
+ * timeout, cancel or shutdown), because its outcome is then discarded. A handler may carry
+ * defaults for its type (`retry`, `timeoutMs`; see withDefaults), which a task's own override.
  */
+import type { RetryPolicy } from '../core/tasks/backoff';
+
 export interface TaskContext {
   id: string;
   type: string;
@@ -11,7 +15,17 @@ export interface TaskContext {
   signal: AbortSignal;
 }
 
-export type Handler = (ctx: TaskContext) => Promise<void>;
+export type Handler = ((ctx: TaskContext) => Promise<unknown>) & {
+  /** The retry policy of tasks of this type that set none of their own (fields left out: the environment's). */
+  retry?: RetryPolicy;
+  /** Their timeout (TASK_TIMEOUT_MS otherwise). */
+  timeoutMs?: number;
+};
+
+/** `fn` with defaults for its tasks: `withDefaults(async (ctx) => …, { retry: { backoff: 'fixed', base_ms: 500 }, timeoutMs: 5000 })`. */
+export function withDefaults(fn: (ctx: TaskContext) => Promise<unknown>, defaults: { retry?: RetryPolicy; timeoutMs?: number }): Handler {
+  return Object.assign(fn, defaults);
+}
 export type HandlerRegistry = ReadonlyMap<string, Handler>;
 
 function field(payload: unknown, name: string): number {
@@ -64,6 +78,8 @@ export const builtinHandlers: Record<string, Handler> = {
   },
   /** Sleeps `sleep_ms` milliseconds, stopping early when aborted. */
   sleeper: async ({ payload, signal }) => sleep(field(payload, 'sleep_ms'), signal),
+  /** Returns its payload as its result, for demos and checks. */
+  echo: async ({ payload }) => ({ payload }),
 };
 
 import { customHandlers } from "./custom-handlers";
@@ -78,8 +94,14 @@ export function loadHandlersModule(modulePath: string): Record<string, Handler> 
   const mod = require(require('node:path').resolve(modulePath)) as { handlers?: unknown };
   const found = mod.handlers;
   if (!found || typeof found !== 'object') throw new Error(`HANDLERS_MODULE ${modulePath} must export an object named "handlers"`);
-  for (const [name, fn] of Object.entries(found)) {
-    if (typeof fn !== 'function') throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is not a function`);
+  const out: Record<string, Handler> = {};
+  for (const [name, entry] of Object.entries(found)) {
+    // A function, or { handler, retry?, timeoutMs? } for a handler with defaults.
+    if (typeof entry === 'function') out[name] = entry as Handler;
+    else if (entry && typeof entry === 'object' && typeof (entry as { handler?: unknown }).handler === 'function') {
+      const { handler, retry, timeoutMs } = entry as { handler: Handler; retry?: RetryPolicy; timeoutMs?: number };
+      out[name] = withDefaults(handler, { retry, timeoutMs });
+    } else throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is neither a function nor { handler, retry?, timeoutMs? }`);
   }
-  return found as Record<string, Handler>;
+  return out;
 }

@@ -12,11 +12,11 @@ import type { Logger } from '../core/observability/logger';
 import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
 import { markRunning, recordReleased } from '../core/tasks/attempt-store';
-import { BackoffPolicy, backoffDelayMs } from '../core/tasks/backoff';
+import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff';
 import { wallClockAt } from './clock';
 import type { Completer } from './completer';
 import { CancelledError, LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
-import type { HandlerRegistry, TaskContext } from './handlers';
+import type { Handler, HandlerRegistry, TaskContext } from './handlers';
 
 /**
  * One running attempt. Its AbortSignal is created only when the handler reads it: most handlers
@@ -371,15 +371,22 @@ export class Processor {
     const startedAtMs = wallClockAt(t0);
     const attempt = new Running(lease, startedAtMs);
     this.running.set(lease.token, attempt);
-    const timer = setTimeout(() => attempt.abort(new TaskTimeoutError(this.opts.taskTimeoutMs)), this.opts.taskTimeoutMs);
     const handler = this.deps.handlers.get(msg.type);
+    // The task's own timeout, else its handler's, else TASK_TIMEOUT_MS.
+    const timeoutMs = msg.timeoutMs ?? handler?.timeoutMs ?? this.opts.taskTimeoutMs;
+    const timer = setTimeout(() => attempt.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
     const typeLabel = handler ? msg.type : 'unknown';
     let error: string | null = null;
+    let failure: unknown;
+    let result: string | null = null;
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
-      await attempt.race(handler(new AttemptContext(attempt)));
+      const value = await attempt.race(handler(new AttemptContext(attempt)));
+      // Most handlers return nothing: no serialization for them.
+      if (value !== undefined && value !== null) result = resultJson(value);
     } catch (err) {
-      error = errorText(attempt.aborted ? attempt.reason : err);
+      failure = attempt.aborted ? attempt.reason : err;
+      error = errorText(failure);
     } finally {
       clearTimeout(timer);
       attempt.finished = true;
@@ -401,12 +408,13 @@ export class Processor {
       this.outcomes.delete(outcome);
       if (this.wantSlots) this.wake();
     };
-    const outcome = this.writeOutcome(attempt, typeLabel, durationMs, error, handler !== undefined).then(written, written);
+    const outcome = this.writeOutcome(attempt, typeLabel, durationMs, error, handler, { result, failure }).then(written, written);
     this.outcomes.add(outcome);
   }
 
   /** Hands a settled attempt's outcome to the completer; the attempt stays in `running` (its lease heartbeated) until it is written. */
-  private async writeOutcome(attempt: Running, typeLabel: string, durationMs: number, error: string | null, handled: boolean): Promise<void> {
+  private async writeOutcome(attempt: Running, typeLabel: string, durationMs: number, error: string | null, handler: Handler | undefined, ended: { result: string | null; failure: unknown }): Promise<void> {
+    const handled = handler !== undefined;
     const { lease, startedAtMs, reason } = attempt;
     const { message: msg } = lease;
     const { log } = this.deps;
@@ -424,8 +432,11 @@ export class Processor {
         durationMs,
         error,
         dead,
-        delayMs: error !== null && !dead ? backoffDelayMs(this.opts.backoff, lease.attempt) : 0,
+        delayMs: error !== null && !dead ? retryDelayMs(this.opts.backoff, policyOf(handler, msg.retry), lease.attempt) : 0,
         leaseLost: reason instanceof LeaseLostError,
+        result: error === null ? ended.result : null,
+        errorType: error === null ? null : errorTypeOf(ended.failure),
+        errorStack: error === null ? null : stackOf(ended.failure),
       });
       // Not the handler's error text: handlers may quote their payload in it (task_runs keeps it).
       if (log.isLevelEnabled('debug')) log.debug({ taskId: msg.id, attempt: lease.attempt, failed: error !== null, dead, result: res }, 'attempt finished');
@@ -501,6 +512,47 @@ export class Processor {
 
 function held(l: Lease) {
   return { id: l.message.id, token: l.token, priority: l.message.priority };
+}
+
+/** The most a result may be, as JSON text. */
+export const MAX_RESULT_BYTES = 65536;
+const MAX_STACK_CHARS = 16384;
+
+/** A handler's result as JSON text; throws (failing the attempt) when it is not JSON or too large. */
+function resultJson(value: unknown): string | null {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new Error(`result is not JSON-serializable: ${(err as Error).message}`);
+  }
+  if (text === undefined) return null;
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_RESULT_BYTES) throw new Error(`result is ${bytes} bytes; the limit is ${MAX_RESULT_BYTES}`);
+  return text;
+}
+
+/** The task's policy over its handler's, field by field; undefined when neither has one. */
+function policyOf(handler: Handler | undefined, own: RetryPolicy | undefined): RetryPolicy | undefined {
+  if (!handler?.retry) return own;
+  return own ? { ...handler.retry, ...own } : handler.retry;
+}
+
+/** The error's code when it has a textual one (ECONNRESET), else its name (TaskTimeoutError). */
+function errorTypeOf(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.length > 0) return code.slice(0, 200);
+    const name = (err as { name?: unknown }).name;
+    if (typeof name === 'string' && name.length > 0) return name.slice(0, 200);
+  }
+  return typeof err;
+}
+
+function stackOf(err: unknown): string | null {
+  const stack = err instanceof Error ? err.stack : undefined;
+  if (!stack) return null;
+  return stack.length > MAX_STACK_CHARS ? `${stack.slice(0, MAX_STACK_CHARS)}…` : stack;
 }
 
 function errorText(err: unknown): string {

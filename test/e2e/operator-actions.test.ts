@@ -115,3 +115,19 @@ it('two redrives racing on two API replicas: 1,000 dead tasks each run exactly o
   expect(rows).toHaveLength(1000);
   for (const r of rows) expect(r.outcomes).toEqual(['failed', 'succeeded']);
 });
+
+it('per-task policy through the processes: echo’s result, a timeout that stops a sleeper, a fixed backoff', async () => {
+  const { body: echo } = await call('POST', '/tasks', { type: 'echo', payload: { n: 7 } });
+  const { body: slow } = await call('POST', '/tasks', { type: 'sleeper', payload: { sleep_ms: 60_000 }, max_retries: 0, timeout_ms: 300 });
+  const { body: failing } = await call('POST', '/tasks', { type: 'always_fail', max_retries: 1, retry: { backoff: 'fixed', base_ms: 400, jitter: 'none' } });
+  const final = (id: unknown) =>
+    waitFor(async () => {
+      const t = await statusOf(id as string);
+      return ['succeeded', 'dead'].includes(t.status as string) ? t : null;
+    }, 15_000, 'a final status');
+  expect(await final(echo.id)).toMatchObject({ status: 'succeeded', result: { payload: { n: 7 } } });
+  const timedOut = await final(slow.id);
+  expect((timedOut.runs as { error_type: string; error: string }[])[0]).toMatchObject({ error_type: 'TaskTimeoutError', error: 'handler timed out after 300 ms' });
+  const runs = (await final(failing.id)).runs as { started_at: string; finished_at: string }[];
+  expect(Date.parse(runs[1]!.started_at) - Date.parse(runs[0]!.finished_at)).toBeGreaterThanOrEqual(390);
+});

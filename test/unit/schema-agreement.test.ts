@@ -35,7 +35,7 @@ function ajvFields(errors: ErrorObject[] | null | undefined, depth = 1): string[
     if (e.keyword === 'required') parts.push(e.params.missingProperty);
     if (e.keyword === 'additionalProperties') parts.push(e.params.additionalProperty);
     // A problem is named after the body's field, or the filter's (`filter.status`), not what is inside.
-    const named = parts.slice(0, parts[0] === 'filter' ? depth + 1 : depth);
+    const named = parts.slice(0, parts[0] === 'filter' || parts[0] === 'retry' ? depth + 1 : depth);
     fields.add(named.length ? named.join('.') : '(body)');
   }
   return [...fields].sort();
@@ -83,6 +83,23 @@ describe('POST /tasks: validateTaskInput and TaskInputSchema', () => {
       payload: fc.oneof(fc.jsonValue(), fc.constant(null)),
       max_retries: mostly(fc.integer({ min: 0, max: 100 }), fc.integer({ min: -5, max: 110 }), fc.double(), fc.constant('3')),
       idempotency_key: mostly(fc.stringMatching(/^[\x21-\x7e]{1,255}$/), fc.constantFrom('', 'has space', 'é', 'k'.repeat(256)), fc.string()),
+      retry: sometimes(
+        mostly(
+          fc.record(
+            {
+              backoff: mostly(fc.constantFrom('exponential', 'linear', 'fixed'), fc.constantFrom('Linear', '')),
+              base_ms: mostly(fc.integer({ min: 1, max: 86_400_000 }), fc.integer({ min: -5, max: 0 }), fc.constant(86_400_001), fc.double()),
+              max_ms: mostly(fc.integer({ min: 1, max: 604_800_000 }), fc.constant(0), fc.constant(604_800_001)),
+              jitter: mostly(fc.constantFrom('full', 'equal', 'none'), fc.constant('half')),
+              other: sometimes(fc.anything()),
+            },
+            { requiredKeys: [] },
+          ),
+          fc.constant([]),
+          fc.constant('fixed'),
+        ),
+      ),
+      timeout_ms: sometimes(mostly(fc.integer({ min: 1, max: 86_400_000 }), fc.constant(0), fc.constant(86_400_001), fc.constant('5'))),
       extra: sometimes(fc.anything()),
     },
     { requiredKeys: ['type'] },

@@ -14,7 +14,18 @@ function fieldsOf(fn: () => unknown): string[] {
 
 describe('validateTaskInput', () => {
   it('applies defaults', () => {
-    expect(validateTaskInput({ type: 'noop' }, undefined, 5)).toEqual({ type: 'noop', priority: 'default', payload: {}, max_retries: 5, idempotency_key: null });
+    expect(validateTaskInput({ type: 'noop' }, undefined, 5)).toEqual({ type: 'noop', priority: 'default', payload: {}, max_retries: 5, idempotency_key: null, retry: null, timeout_ms: null });
+  });
+
+  it('takes a retry policy and a timeout, naming each bad field', () => {
+    const ok = validateTaskInput({ type: 'noop', retry: { backoff: 'linear', base_ms: 100, max_ms: 1000, jitter: 'equal' }, timeout_ms: 5000 }, undefined, 5);
+    expect(ok).toMatchObject({ retry: { backoff: 'linear', base_ms: 100, max_ms: 1000, jitter: 'equal' }, timeout_ms: 5000 });
+    expect(fieldsOf(() => validateTaskInput({ type: 'noop', retry: { backoff: 'quadratic', base_ms: 0, max_ms: 1e12, jitter: 'half', colour: 1 } }, undefined, 5)).sort()).toEqual(
+      ['retry.backoff', 'retry.base_ms', 'retry.colour', 'retry.jitter', 'retry.max_ms'],
+    );
+    expect(fieldsOf(() => validateTaskInput({ type: 'noop', retry: 'fixed' }, undefined, 5))).toEqual(['retry']);
+    expect(fieldsOf(() => validateTaskInput({ type: 'noop', timeout_ms: 0 }, undefined, 5))).toEqual(['timeout_ms']);
+    expect(fieldsOf(() => validateTaskInput({ type: 'noop', timeout_ms: 86_400_001 }, undefined, 5))).toEqual(['timeout_ms']);
   });
 
   it('takes the idempotency key from the header or the body, and refuses two different ones', () => {

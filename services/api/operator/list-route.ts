@@ -40,9 +40,9 @@ export async function listRoute(pool: Pool, tenant: string, query: Record<string
   }
   if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
   const page = await listTasks(pool, tenant, filter, limit, after);
-  // No payload in a list (see task-list.ts): GET /tasks/:id has it.
+  // No payload or result in a list (see task-list.ts): GET /tasks/:id has them.
   const tasks = page.tasks.map((t) => {
-    const { payload: _payload, ...item } = taskToJson(t);
+    const { payload: _payload, result: _result, ...item } = taskToJson(t);
     return item;
   });
   return { tasks, next_cursor: page.next ? encodeCursor(page.next) : null };

@@ -7,6 +7,7 @@
 import { Type } from '@sinclair/typebox';
 import { Nullable, StringEnum } from '../../core/schema/json-schema';
 import { PrioritySchema, StatusSchema, TaskTypeSchema } from '../../core/tasks/task-fields';
+import { RetryPolicySchema } from './task-input';
 
 const Time = Type.String({ format: 'date-time' });
 const TimeOrNull = (description: string) => Nullable(Time, { description });
@@ -20,6 +21,8 @@ export const RunSchema = Type.Object(
     worker_id: Type.String(),
     outcome: StringEnum(RUN_OUTCOMES, { description: 'expired: the lease ran out; released: handed back at shutdown; discarded: the outcome came after the lease was lost.' }),
     error: Nullable(Type.String()),
+    error_type: Nullable(Type.String({ description: "The error's name, or its code (ECONNRESET)." })),
+    error_stack: Nullable(Type.String({ description: 'Its stack trace, at most 16 KiB.' })),
     started_at: Time,
     finished_at: TimeOrNull('Null while the attempt runs.'),
     duration_ms: Nullable(Type.Number({ minimum: 0, description: 'Milliseconds, fractional; null while the attempt runs.' })),
@@ -45,6 +48,9 @@ export const TaskSchema = Type.Object(
     started_at: TimeOrNull('When its first attempt started.'),
     finished_at: TimeOrNull('When it reached a final status.'),
     cancel_requested_at: TimeOrNull('When an operator asked to cancel it.'),
+    retry: Nullable(RetryPolicySchema, { description: 'Its own retry policy, as submitted (null: its handler\'s or the environment\'s).' }),
+    timeout_ms: Nullable(Type.Integer({ minimum: 1 }), { description: 'Its own timeout (null: its handler\'s or the environment\'s).' }),
+    result: Type.Unknown({ description: 'What its handler returned when it succeeded (JSON, at most 64 KiB); null until then.' }),
     runs: Type.Optional(Type.Array(RunSchema, { description: 'Its attempts, oldest first (GET /tasks/{id} and the single-task actions).' })),
   },
   { additionalProperties: false },

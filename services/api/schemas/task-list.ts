@@ -16,8 +16,8 @@ export const ListQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** A task in a page: no payload (GET /tasks/{id} has it) and no runs. */
-export const TaskSummarySchema = Type.Omit(TaskSchema, ['payload', 'runs'], { additionalProperties: false });
+/** A task in a page: no payload or result (GET /tasks/{id} has them) and no runs. */
+export const TaskSummarySchema = Type.Omit(TaskSchema, ['payload', 'result', 'runs'], { additionalProperties: false });
 
 export const TaskPageSchema = Type.Object(
   {

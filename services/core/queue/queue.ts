@@ -2,6 +2,7 @@
  * The queue as the worker and the maintenance loops see it. Postgres decides what a task's state
  * is; the queue decides who may work on it right now, and proves it with a lease token.
  */
+import type { RetryPolicy } from '../tasks/backoff';
 import type { Priority } from '../tasks/priority';
 
 export interface QueueMessage {
@@ -14,6 +15,9 @@ export interface QueueMessage {
   maxAttempts: number;
   /** When the task was first accepted (ms since epoch); enqueue-to-start is measured from here. */
   createdAtMs: number;
+  /** The task's own retry policy and timeout (POST /tasks `retry`, `timeout_ms`), when it has them. */
+  retry?: RetryPolicy;
+  timeoutMs?: number;
 }
 
 export interface EnqueueItem extends QueueMessage {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Redis from 'ioredis';
+import type { RetryPolicy } from '../tasks/backoff';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
 import type { CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TenantDispatch, TenantStats } from './queue';
@@ -49,12 +50,17 @@ interface WireMessage {
   type: string;
   payload: unknown;
   created_at: number;
+  /** Only for a task with its own policy or timeout: plain tasks' messages stay as small as they were. */
+  retry?: RetryPolicy;
+  timeout_ms?: number;
 }
 
 /** JSON.stringify of the WireMessage; a payload given as JSON text is spliced in unparsed (same message once parsed). */
 function wireMessage(it: EnqueueItem): string {
-  if (it.payloadJson === undefined) return JSON.stringify({ type: it.type, payload: it.payload, created_at: it.createdAtMs } satisfies WireMessage);
-  return `{"type":${JSON.stringify(it.type)},"payload":${it.payloadJson},"created_at":${JSON.stringify(it.createdAtMs)}}`;
+  const policy = (it.retry ? `,"retry":${JSON.stringify(it.retry)}` : '') + (it.timeoutMs ? `,"timeout_ms":${it.timeoutMs}` : '');
+  if (it.payloadJson === undefined && !policy) return JSON.stringify({ type: it.type, payload: it.payload, created_at: it.createdAtMs } satisfies WireMessage);
+  const payload = it.payloadJson ?? JSON.stringify(it.payload === undefined ? {} : it.payload);
+  return `{"type":${JSON.stringify(it.type)},"payload":${payload},"created_at":${JSON.stringify(it.createdAtMs)}${policy}}`;
 }
 
 export class RedisQueue implements TaskQueue {
@@ -122,6 +128,8 @@ export class RedisQueue implements TaskQueue {
         maxAttempts: meta.maxAttempts,
         createdAtMs: wire.created_at,
       };
+      if (wire.retry) message.retry = wire.retry;
+      if (wire.timeout_ms) message.timeoutMs = wire.timeout_ms;
       // As lease.lua makes them.
       leases.push({ message, token: `${tokenBase}:${k}`, attempt: res[i + 1] as number, deadlineMs, readyAtMs: Number(res[i + 4]), leasedAtMs: now });
     }

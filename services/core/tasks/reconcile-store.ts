@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'pg';
 import type { EnqueueItem } from '../queue/queue';
-import { maxAttempts } from './backoff';
+import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority, TaskStatus } from './priority';
 
 export interface UnfinishedTask {
@@ -18,6 +18,9 @@ export interface UnfinishedTask {
   max_retries: number;
   /** Attempts counted before an operator's retry (see backoff.ts maxAttempts). */
   retry_base: number;
+  /** The task's own retry policy and timeout, carried in its Redis message. */
+  retry: RetryPolicy | null;
+  timeout_ms: number | null;
   lease_token: string | null;
   run_after: Date | null;
   created_at: Date;
@@ -26,7 +29,7 @@ export interface UnfinishedTask {
 }
 
 const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
-export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
+export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
 
 export interface Cursor {
   updatedAt: string;
@@ -35,7 +38,7 @@ export interface Cursor {
 
 /** What Redis needs to index a task read as UnfinishedTask, with its payload as JSON text. */
 export function queueItemOf(t: UnfinishedTask, payloadJson: string): EnqueueItem {
-  return {
+  const item: EnqueueItem = {
     id: t.id,
     tenant: t.tenant,
     type: t.type,
@@ -47,6 +50,9 @@ export function queueItemOf(t: UnfinishedTask, payloadJson: string): EnqueueItem
     attempts: t.attempts,
     dueAtMs: t.status === 'retrying' && t.run_after ? t.run_after.getTime() : 0,
   };
+  if (t.retry) item.retry = t.retry;
+  if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
+  return item;
 }
 
 /**

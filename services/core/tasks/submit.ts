@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
-import type { TaskQueue } from '../queue/queue';
-import { maxAttempts } from './backoff';
+import type { EnqueueItem, TaskQueue } from '../queue/queue';
+import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
 import { CreateOutcome, CreateRequest, createTasks, scopedKey } from './task-store';
 import { uuidv7 } from './uuid';
@@ -25,6 +25,9 @@ export interface SubmitRequest {
   canonical: string;
   /** JSON.stringify(payload), when the caller has it already (the API does: it sizes batches by it). */
   payloadJson?: string;
+  /** The task's own retry policy and timeout (absent: the handler's or the environment's). */
+  retry?: RetryPolicy | null;
+  timeoutMs?: number | null;
 }
 
 /** New, replayed (the key's earlier task), or a conflict (the key was used with another request). */
@@ -71,7 +74,7 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
     }
     sent.push(i);
     creates.push({
-      task: { id: uuidv7(), tenant: r.tenant, type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey },
+      task: { id: uuidv7(), tenant: r.tenant, type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey, retry: r.retry ?? null, timeoutMs: r.timeoutMs ?? null },
       requestHash: hashes[i]!,
       payloadJson: r.payloadJson,
     });
@@ -107,7 +110,10 @@ export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], r
     const t = o.task;
     // A created task's payload is the request's: its JSON text is reused rather than built again.
     const payloadJson = o.kind === 'created' ? reqs?.[i]?.payloadJson : undefined;
-    return [{ id: t.id, tenant: t.tenant, type: t.type, priority: t.priority, payload: t.payload, payloadJson, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts }];
+    const item: EnqueueItem = { id: t.id, tenant: t.tenant, type: t.type, priority: t.priority, payload: t.payload, payloadJson, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts };
+    if (t.retry) item.retry = t.retry;
+    if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
+    return [item];
   });
   if (items.length === 0) return;
   try {

@@ -17,11 +17,11 @@ export interface ListCursor {
 
 const FAILED_ONLY = new Set(['dead', 'cancelled']);
 /**
- * A page's rows leave the payload out (GET /tasks/:id has it): payloads may be up to
+ * A page's rows leave the payload and the result out (GET /tasks/:id has them): payloads may be up to
  * MAX_BODY_BYTES each, and a page of them would make what one request costs depend on what
  * clients stored. Without it a row is a few hundred bytes (last_error is bounded too).
  */
-const LIST_COLUMNS = TASK_COLUMNS.replace(/\bpayload\b/, 'NULL::jsonb AS payload');
+const LIST_COLUMNS = TASK_COLUMNS.replace(/\bpayload\b/, 'NULL::jsonb AS payload').replace(/\bresult\b/, 'NULL::jsonb AS result');
 
 /** The page's statement (limit + 1 rows: one more says there is a next page); exported for the plan tests. */
 export function listQuery(tenant: string, filter: TaskFilter, limit: number, after: ListCursor | null): { text: string; values: unknown[] } {

@@ -17,6 +17,9 @@ export interface CreateRequest {
 }
 
 const payloadText = (r: CreateRequest): string => r.payloadJson ?? JSON.stringify(r.task.payload);
+/** The per-task policy columns (NULL for the usual task without one). */
+const retryText = (t: NewTask): string | null => (t.retry ? JSON.stringify(t.retry) : null);
+const timeoutText = (t: NewTask): string | null => (t.timeoutMs ? String(t.timeoutMs) : null);
 
 /**
  * Creates many tasks, all or none: a call that fails has committed nothing, so its callers may
@@ -64,12 +67,12 @@ async function createUnkeyed(pool: Pool, reqs: CreateRequest[], out: (CreateOutc
   const { rows } = await pool.query<{ created_at: Date; n: number }>({
     name: 'create-tasks-unkeyed',
     text: `WITH created AS (
-       INSERT INTO tasks (id, type, priority, payload, max_retries, tenant)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[])
+       INSERT INTO tasks (id, type, priority, payload, max_retries, tenant, retry, timeout_ms)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::jsonb[], $8::int[])
        RETURNING 1
      )
      SELECT now() AS created_at, (SELECT count(*)::int FROM created) AS n`,
-    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(reqs.map(payloadText)), numberArray(t.map((x) => x.maxRetries)), textArray(t.map((x) => x.tenant))],
+    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(reqs.map(payloadText)), numberArray(t.map((x) => x.maxRetries)), textArray(t.map((x) => x.tenant)), textArray(t.map(retryText)), textArray(t.map(timeoutText))],
   });
   const { created_at: createdAt, n } = rows[0]!;
   if (n !== t.length) throw new Error(`inserted ${n} of ${t.length} tasks`);
@@ -86,8 +89,8 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
   const { rows } = await pool.query<{ id: string; created_at: Date }>({
     name: 'create-tasks',
     text: `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[], $9::text[])
-         AS i(id, type, priority, payload, max_retries, key, hash, tenant)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[], $9::text[], $10::jsonb[], $11::int[])
+         AS i(id, type, priority, payload, max_retries, key, hash, tenant, retry, timeout_ms)
      ), claimed AS (
        INSERT INTO idempotency_keys (tenant, key, task_id, request_hash, expires_at)
        SELECT tenant, key, id, hash, now() + $8 * interval '1 millisecond' FROM input WHERE key IS NOT NULL ORDER BY tenant, key
@@ -97,8 +100,8 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
          WHERE idempotency_keys.expires_at <= now()
        RETURNING tenant, key
      )
-     INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key, tenant)
-     SELECT id, type, priority, payload, max_retries, key, tenant FROM input
+     INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key, tenant, retry, timeout_ms)
+     SELECT id, type, priority, payload, max_retries, key, tenant, retry, timeout_ms FROM input
       WHERE key IS NULL OR (tenant, key) IN (SELECT tenant, key FROM claimed)
      RETURNING id, created_at`,
     values: [
@@ -111,6 +114,8 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
       textArray(indexes.map((i) => reqs[i]!.requestHash)),
       ttlMs,
       textArray(t.map((x) => x.tenant)),
+      textArray(t.map(retryText)),
+      textArray(t.map(timeoutText)),
     ],
   });
   const created = new Map(rows.map((r) => [r.id, r.created_at]));
@@ -156,6 +161,9 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
     first_started_at: null,
     finished_at: null,
     cancel_requested_at: null,
+    retry: t.retry ?? null,
+    timeout_ms: t.timeoutMs ?? null,
+    result: null,
   };
 }
 
@@ -181,18 +189,34 @@ export async function createTask(pool: Pool, t: NewTask, requestHash: string | n
   return res!;
 }
 
-/** A task of `tenant` with its runs; null when there is none (another tenant's task is none). */
+/**
+ * A task of `tenant` with its runs; null when there is none (another tenant's task is none). Both
+ * are read in one snapshot: read apart, a task could show its final status while its last run,
+ * committed with that status, was not yet visible to the other read.
+ */
 export async function getTask(pool: Pool, id: string, tenant: string): Promise<{ task: TaskRow; runs: RunRow[] } | null> {
-  const [t, r] = await Promise.all([
-    pool.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 AND tenant = $2`, [id, tenant]),
-    pool.query<RunRow>(
-      `SELECT attempt, worker_id, started_at, finished_at, outcome, error, duration_ms
-         FROM task_runs WHERE task_id = $1 ORDER BY attempt, started_at, finished_at`,
-      [id],
-    ),
-  ]);
-  const task = t.rows[0];
-  return task ? { task, runs: r.rows } : null;
+  const client = await pool.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const t = await client.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 AND tenant = $2`, [id, tenant]);
+    const task = t.rows[0];
+    const r = task
+      ? await client.query<RunRow>(
+          `SELECT attempt, worker_id, started_at, finished_at, outcome, error, error_type, error_stack, duration_ms
+             FROM task_runs WHERE task_id = $1 ORDER BY attempt, started_at, finished_at`,
+          [id],
+        )
+      : null;
+    await client.query('COMMIT');
+    return task ? { task, runs: r!.rows } : null;
+  } catch (err) {
+    failed = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(failed);
+  }
 }
 
 /** Deletes expired idempotency keys in bounded batches; returns how many went. */

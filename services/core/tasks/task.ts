@@ -1,4 +1,5 @@
 /** A task as stored in Postgres and as the API shows it (snake_case, like the Go API). */
+import type { RetryPolicy } from './backoff';
 import type { Priority, TaskStatus } from './priority';
 
 export interface TaskRow {
@@ -19,6 +20,11 @@ export interface TaskRow {
   finished_at: Date | null;
   /** When an operator asked to cancel it (null: nobody did). */
   cancel_requested_at: Date | null;
+  /** Its own retry policy and timeout (null: the handler's or the environment's). */
+  retry: RetryPolicy | null;
+  timeout_ms: number | null;
+  /** What its successful attempt's handler returned (JSON; null until then, or when it returned nothing). */
+  result: unknown;
 }
 
 export interface RunRow {
@@ -28,11 +34,14 @@ export interface RunRow {
   finished_at: Date | null;
   outcome: string;
   error: string | null;
+  /** The failed attempt's error name or code, and its stack (bounded). */
+  error_type: string | null;
+  error_stack: string | null;
   duration_ms: number | null;
 }
 
 export const TASK_COLUMNS =
-  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at, cancel_requested_at';
+  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at, cancel_requested_at, retry, timeout_ms, result';
 
 export interface NewTask {
   id: string;
@@ -42,6 +51,8 @@ export interface NewTask {
   payload: unknown;
   maxRetries: number;
   idempotencyKey: string | null;
+  retry?: RetryPolicy | null;
+  timeoutMs?: number | null;
 }
 
 function iso(d: Date | null): string | null {
@@ -66,6 +77,9 @@ export function taskToJson(t: TaskRow, runs?: RunRow[]): Record<string, unknown>
     started_at: iso(t.first_started_at),
     finished_at: iso(t.finished_at),
     cancel_requested_at: iso(t.cancel_requested_at),
+    retry: t.retry,
+    timeout_ms: t.timeout_ms,
+    result: t.result,
   };
   if (runs) {
     out.runs = runs.map((r) => ({
@@ -73,6 +87,8 @@ export function taskToJson(t: TaskRow, runs?: RunRow[]): Record<string, unknown>
       worker_id: r.worker_id,
       outcome: r.outcome,
       error: r.error,
+      error_type: r.error_type,
+      error_stack: r.error_stack,
       started_at: iso(r.started_at),
       finished_at: iso(r.finished_at),
       duration_ms: r.duration_ms,
