@@ -428,11 +428,11 @@ export async function checkDatabase(pool: Pool, ledger: Ledger): Promise<void> {
 export async function waitForFinal(pool: Pool, timeoutMs: number): Promise<{ unfinished: number; byStatus: Record<string, number>; examples: string[] }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await pool.query<{ status: string; n: number }>("SELECT status::text, count(*)::int AS n FROM tasks WHERE status NOT IN ('succeeded', 'dead') GROUP BY status");
+    const { rows } = await pool.query<{ status: string; n: number }>("SELECT status::text, count(*)::int AS n FROM tasks WHERE status NOT IN ('succeeded', 'dead', 'cancelled') GROUP BY status");
     const unfinished = rows.reduce((s, r) => s + r.n, 0);
     if (unfinished === 0 || Date.now() > deadline) {
       const ex = unfinished
-        ? (await pool.query<{ t: string }>("SELECT id || ' ' || type || ' ' || status || ' attempts=' || attempts || ' max_retries=' || max_retries AS t FROM tasks WHERE status NOT IN ('succeeded', 'dead') LIMIT 5")).rows.map((r) => r.t)
+        ? (await pool.query<{ t: string }>("SELECT id || ' ' || type || ' ' || status || ' attempts=' || attempts || ' max_retries=' || max_retries AS t FROM tasks WHERE status NOT IN ('succeeded', 'dead', 'cancelled') LIMIT 5")).rows.map((r) => r.t)
         : [];
       return { unfinished, byStatus: Object.fromEntries(rows.map((r) => [r.status, r.n])), examples: ex };
     }

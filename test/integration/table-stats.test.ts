@@ -55,8 +55,8 @@ it('the outcome write finds tasks by primary key even when the statistics say no
     await client.query('BEGIN');
     // Named statements run on a generic plan after five executions; ask for it directly.
     await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
-    await client.query(`PREPARE outcome_plan(uuid[], text[], float8[], text[], bool[], int[], int[], text[], float8[], bool[]) AS ${text}`);
-    const { rows } = await client.query(`EXPLAIN EXECUTE outcome_plan('{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')`);
+    await client.query(`PREPARE outcome_plan(uuid[], text[], float8[], text[], bool[], int[], int[], text[], float8[], bool[], jsonb[], text[], text[]) AS ${text}`);
+    const { rows } = await client.query(`EXPLAIN EXECUTE outcome_plan('{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')`);
     const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
     // Scanning the unfinished-tasks index would read every queued task for each write.
     expect(plan).not.toMatch(/tasks_unfinished_idx/);

@@ -18,6 +18,9 @@ const TASK = {
   started_at: null,
   finished_at: null,
   cancel_requested_at: null,
+  retry: null,
+  timeout_ms: null,
+  result: null,
 };
 const json = { 'content-type': 'application/json; charset=utf-8', 'x-request-id': 'r1' };
 const created = { ...json, location: `/tasks/${TASK.id}` };
