@@ -1,0 +1,124 @@
+/**
+ * The typed client of the task-scheduler API. Every method is one call (list: one per page) with
+ * the retries of transport.ts; a submission always carries an idempotency key, generated when the
+ * caller gave none, so a retried submission never creates a second task.
+ */
+import { randomUUID } from 'node:crypto';
+import { ResponseError } from './errors';
+import { Transport, TransportOptions } from './transport';
+import type { BatchResponse, BulkRequest, BulkResult, ListQuery, NewTask, QueuesResponse, Task, TaskFilter, TaskPage } from './types';
+
+export type ClientOptions = TransportOptions;
+
+export interface Submitted {
+  task: Task;
+  /** false: the idempotency key had been used before with the same request, and this is that task. */
+  created: boolean;
+}
+
+/** `tasks:write` calls that change a task answer with the task as it is afterwards. */
+export interface Changed {
+  task: Task;
+  /** 200: done; 202: a running task was asked to stop and becomes cancelled when its attempt ends. */
+  status: number;
+}
+
+const newKey = () => `client-${randomUUID()}`;
+const taskPath = (id: string) => `tasks/${encodeURIComponent(id)}`;
+
+export class TaskSchedulerClient {
+  private readonly http: Transport;
+
+  constructor(opts: ClientOptions) {
+    this.http = new Transport(opts);
+  }
+
+  /** POST /tasks. The key is sent as Idempotency-Key; a replay of the same request answers with the first task. */
+  async submit(task: NewTask, opts: { signal?: AbortSignal } = {}): Promise<Submitted> {
+    const { idempotency_key: given, ...body } = task;
+    const key = given ?? newKey();
+    const a = await this.http.call<Task>('POST', 'tasks', { body, headers: { 'idempotency-key': key }, repeat: 'safe', signal: opts.signal });
+    return { task: expectTask(a.body, a.status, 'POST /tasks'), created: a.status === 201 };
+  }
+
+  /** POST /tasks/batch: each item gets its own result (201, 200 replayed, or its error), in order. */
+  async submitBatch(tasks: NewTask[], opts: { signal?: AbortSignal } = {}): Promise<BatchResponse> {
+    const keyed = tasks.map((t) => ({ ...t, idempotency_key: t.idempotency_key ?? newKey() }));
+    const a = await this.http.call<BatchResponse>('POST', 'tasks/batch', { body: { tasks: keyed }, repeat: 'safe', signal: opts.signal });
+    if (!Array.isArray(a.body?.results) || a.body.results.length !== tasks.length) {
+      throw new ResponseError(`POST /tasks/batch answered without ${tasks.length} results`, a.status, 'POST /tasks/batch');
+    }
+    return a.body;
+  }
+
+  /** GET /tasks/:id, with its runs. */
+  async get(id: string, opts: { signal?: AbortSignal } = {}): Promise<Task> {
+    const a = await this.http.call<Task>('GET', taskPath(id), { repeat: 'safe', signal: opts.signal });
+    return expectTask(a.body, a.status, 'GET /tasks/:id');
+  }
+
+  /** GET /tasks: one page, newest first. */
+  async listPage(query: ListQuery = {}, opts: { signal?: AbortSignal } = {}): Promise<TaskPage> {
+    const a = await this.http.call<TaskPage>('GET', 'tasks', { query: { ...query }, repeat: 'safe', signal: opts.signal });
+    if (!Array.isArray(a.body?.tasks)) throw new ResponseError('GET /tasks answered without a tasks array', a.status, 'GET /tasks');
+    return { tasks: a.body.tasks, next_cursor: a.body.next_cursor ?? null };
+  }
+
+  /** Every page of GET /tasks from `query.cursor` (or the newest) on, following next_cursor. */
+  async *list(query: ListQuery = {}, opts: { signal?: AbortSignal } = {}): AsyncGenerator<TaskPage, void, undefined> {
+    let cursor = query.cursor;
+    for (;;) {
+      const page = await this.listPage({ ...query, cursor }, opts);
+      yield page;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** POST /tasks/:id/cancel. Cancelling twice is harmless, so this call is retried like a read. */
+  async cancel(id: string, opts: { signal?: AbortSignal } = {}): Promise<Changed> {
+    const a = await this.http.call<Task>('POST', `${taskPath(id)}/cancel`, { repeat: 'safe', signal: opts.signal });
+    return { task: expectTask(a.body, a.status, 'POST /tasks/:id/cancel'), status: a.status };
+  }
+
+  /**
+   * POST /tasks/:id/retry. Retried after a 429 only: after a lost answer, sending it again would
+   * answer 409 for a task this very call had queued.
+   */
+  async retry(id: string, opts: { signal?: AbortSignal } = {}): Promise<Changed> {
+    const a = await this.http.call<Task>('POST', `${taskPath(id)}/retry`, { repeat: 'refusals', signal: opts.signal });
+    return { task: expectTask(a.body, a.status, 'POST /tasks/:id/retry'), status: a.status };
+  }
+
+  /** POST /tasks/cancel: cancels up to `limit` tasks matching `filter` (dry_run: only counts them). */
+  bulkCancel(req: BulkRequest, opts: { signal?: AbortSignal } = {}): Promise<BulkResult> {
+    return this.bulk('tasks/cancel', req, opts.signal);
+  }
+
+  /** POST /tasks/retry: the dead-letter redrive (filter e.g. `{ status: 'dead' }`). */
+  bulkRetry(req: BulkRequest, opts: { signal?: AbortSignal } = {}): Promise<BulkResult> {
+    return this.bulk('tasks/retry', req, opts.signal);
+  }
+
+  /** GET /queues: per-priority counts and rates, and the workers. */
+  async queues(opts: { signal?: AbortSignal } = {}): Promise<QueuesResponse> {
+    return (await this.http.call<QueuesResponse>('GET', 'queues', { repeat: 'safe', signal: opts.signal })).body;
+  }
+
+  private async bulk(path: string, req: BulkRequest, signal?: AbortSignal): Promise<BulkResult> {
+    // A change sent again after a lost answer would change up to `limit` more tasks than asked;
+    // a dry run only counts.
+    const a = await this.http.call<BulkResult>('POST', path, { body: { filter: cleanFilter(req.filter), limit: req.limit, dry_run: req.dry_run ?? false }, repeat: req.dry_run ? 'safe' : 'refusals', signal });
+    if (typeof a.body?.matched !== 'number' || typeof a.body?.changed !== 'number') throw new ResponseError(`POST /${path} answered without matched and changed`, a.status, `POST /${path}`);
+    return a.body;
+  }
+}
+
+function cleanFilter(f: TaskFilter): TaskFilter {
+  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as TaskFilter;
+}
+
+function expectTask(body: Task, status: number, request: string): Task {
+  if (typeof body?.id !== 'string' || typeof body?.status !== 'string') throw new ResponseError(`${request} answered ${status} without a task`, status, request);
+  return body;
+}

@@ -1,0 +1,45 @@
+/** What the client throws: the API's refusal (with its problem body) or a failed connection. */
+import type { Problem } from './types';
+
+/** The API answered with an error status; `problem` is its problem+json body. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+
+  constructor(
+    readonly status: number,
+    readonly problem: Problem,
+    /** The request, e.g. `POST /tasks`, for messages and logs. */
+    readonly request: string,
+    /** How many times the request was sent. */
+    readonly attempts: number,
+  ) {
+    super(problem.detail ?? problem.title ?? `HTTP ${status}`);
+  }
+}
+
+/** No answer: refused, reset or timed out connection (after any retries the call allowed). */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+
+  constructor(
+    message: string,
+    readonly request: string,
+    readonly attempts: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The API answered 2xx with a body that is not what the contract says. */
+export class ResponseError extends Error {
+  override name = 'ResponseError';
+
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly request: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * One HTTP call with the client's retries: JSON in, JSON out, problem+json turned into ApiError.
+ * Node's global fetch (undici) keeps connections alive between calls.
+ */
+import { ApiError, ConnectionError, ResponseError } from './errors';
+import { DEFAULT_RETRY, Repeatability, retryDelay, RetryOptions } from './retry-policy';
+import type { Problem } from './types';
+
+export interface TransportOptions {
+  /** The API's base URL, e.g. http://127.0.0.1:8080. */
+  baseUrl: string;
+  /** An API key (sent as `Authorization: Bearer …`). */
+  apiKey?: string;
+  /** With an admin key: act as this tenant (the `Tenant` header). */
+  tenant?: string;
+  retry?: RetryOptions;
+  /** Per send, not per call with its retries. Default 30 s. */
+  timeoutMs?: number;
+  /** Told before each wait for a retry (e.g. to log it). */
+  onRetry?: (info: RetryInfo) => void;
+  /** A fetch to use instead of the global one (e.g. with a custom undici dispatcher). */
+  fetch?: typeof fetch;
+}
+
+export interface RetryInfo {
+  request: string;
+  retry: number;
+  delayMs: number;
+  status: number | null;
+  reason: string;
+}
+
+export interface CallOptions {
+  query?: Record<string, string | number | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
+  repeat: Repeatability;
+  /** Statuses that are answers, not errors (default: any 2xx). */
+  ok?: (status: number) => boolean;
+  signal?: AbortSignal;
+}
+
+export interface Answer<T> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+export class Transport {
+  private readonly base: URL;
+  private readonly retry: Required<RetryOptions>;
+  private readonly timeoutMs: number;
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly opts: TransportOptions) {
+    let base: URL;
+    try {
+      base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`);
+    } catch {
+      throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
+    this.base = base;
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.fetch = opts.fetch ?? globalThis.fetch;
+  }
+
+  async call<T>(method: 'GET' | 'POST', path: string, call: CallOptions): Promise<Answer<T>> {
+    const url = new URL(path.replace(/^\//, ''), this.base);
+    for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const request = `${method} /${path.replace(/^\//, '')}`;
+    const headers: Record<string, string> = { accept: 'application/json, application/problem+json', ...call.headers };
+    if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
+    if (this.opts.tenant) headers.tenant = this.opts.tenant;
+    let body: string | undefined;
+    if (call.body !== undefined) {
+      body = JSON.stringify(call.body);
+      headers['content-type'] = 'application/json';
+    }
+    const ok = call.ok ?? ((s: number) => s >= 200 && s < 300);
+
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      let text: string;
+      try {
+        const timeout = AbortSignal.timeout(this.timeoutMs);
+        res = await this.fetch(url, { method, headers, body, signal: call.signal ? AbortSignal.any([call.signal, timeout]) : timeout });
+        text = await res.text();
+      } catch (err) {
+        if (call.signal?.aborted) throw call.signal.reason;
+        const reason = describeFailure(err, this.timeoutMs);
+        const delay = retryDelay({ status: null, retryAfter: null }, attempt - 1, call.repeat, this.retry);
+        if (delay === null) throw new ConnectionError(`${request} to ${this.base.origin}: ${reason}`, request, attempt, { cause: err });
+        this.opts.onRetry?.({ request, retry: attempt, delayMs: delay, status: null, reason });
+        await sleep(delay, call.signal);
+        continue;
+      }
+      if (ok(res.status)) return { status: res.status, body: parseJson<T>(text, res.status, request), headers: res.headers };
+      const problem = parseProblem(text, res);
+      const delay = retryDelay({ status: res.status, retryAfter: res.headers.get('retry-after') }, attempt - 1, call.repeat, this.retry);
+      if (delay === null) throw new ApiError(res.status, problem, request, attempt);
+      this.opts.onRetry?.({ request, retry: attempt, delayMs: delay, status: res.status, reason: problem.detail ?? `HTTP ${res.status}` });
+      await sleep(delay, call.signal);
+    }
+  }
+}
+
+function parseJson<T>(text: string, status: number, request: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ResponseError(`${request} answered ${status} with a body that is not JSON: ${text.slice(0, 200)}`, status, request);
+  }
+}
+
+/** The problem body, or one made up from the status when the answer carries none (e.g. a proxy's page). */
+function parseProblem(text: string, res: Response): Problem {
+  try {
+    const p = JSON.parse(text) as Problem;
+    if (p && typeof p === 'object' && !Array.isArray(p)) return p;
+  } catch {
+    // not JSON: fall through
+  }
+  const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return { title: res.statusText || `HTTP ${res.status}`, status: res.status, detail: `HTTP ${res.status}${snippet ? `: ${snippet}` : ''}` };
+}
+
+/** undici wraps the socket's error in a TypeError("fetch failed"); the cause says what happened. */
+function describeFailure(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+  const cause = e?.cause;
+  if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? ` (${cause.message})` : ''}`;
+  return cause?.message ?? e?.message ?? String(err);
+}

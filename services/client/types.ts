@@ -1,0 +1,101 @@
+/**
+ * The API's shapes as the client sees them. Hand-written until GET /openapi.json lands; then these
+ * names become aliases of the generated schema (npm run client:types), so callers keep importing
+ * them from here.
+ */
+export type Priority = 'critical' | 'high' | 'default' | 'low';
+export type TaskStatus = 'queued' | 'running' | 'retrying' | 'succeeded' | 'dead' | 'cancelled';
+
+export interface TaskRun {
+  attempt: number;
+  worker_id: string;
+  outcome: string;
+  error: string | null;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+}
+
+export interface Task {
+  id: string;
+  tenant: string;
+  type: string;
+  priority: Priority;
+  payload: unknown;
+  status: TaskStatus;
+  attempts: number;
+  max_retries: number;
+  idempotency_key: string | null;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  cancel_requested_at: string | null;
+  /** Only on GET /tasks/:id and the answers of cancel and retry. */
+  runs?: TaskRun[];
+}
+
+export interface NewTask {
+  type: string;
+  priority?: Priority;
+  payload?: unknown;
+  max_retries?: number;
+  idempotency_key?: string;
+}
+
+export interface BatchItemResult {
+  status: number;
+  task?: Task;
+  error?: Problem;
+}
+
+export interface BatchResponse {
+  results: BatchItemResult[];
+}
+
+export interface TaskFilter {
+  status?: TaskStatus;
+  type?: string;
+  priority?: Priority;
+  /** RFC 3339 times. */
+  created_after?: string;
+  created_before?: string;
+}
+
+export interface ListQuery extends TaskFilter {
+  /** Tasks per page, 1-500 (the API's default is 50). */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface TaskPage {
+  tasks: Task[];
+  next_cursor: string | null;
+}
+
+export interface BulkRequest {
+  filter: TaskFilter;
+  limit?: number;
+  dry_run?: boolean;
+}
+
+export interface BulkResult {
+  matched: number;
+  changed: number;
+}
+
+export interface QueuesResponse {
+  [key: string]: unknown;
+}
+
+/** RFC 9457 problem details, as every error answer of the API carries. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  instance?: string;
+  errors?: { field: string; message: string }[];
+}

@@ -1,0 +1,54 @@
+/**
+ * A TCP proxy in front of a real server that can lose answers: after dropAnswers(n), the next n
+ * answers reach the proxy and are thrown away with the client's connection, as a network fault
+ * after the server acted would. Everything else passes through untouched.
+ */
+import net from 'node:net';
+
+export interface LossyProxy {
+  url: string;
+  /** Loses the next n answers (each: the connection is destroyed when its first bytes arrive). */
+  dropAnswers(n: number): void;
+  dropped(): number;
+  close(): Promise<void>;
+}
+
+export async function startLossyProxy(target: string): Promise<LossyProxy> {
+  const { hostname, port } = new URL(target);
+  let toDrop = 0;
+  let dropped = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    sockets.add(client).add(upstream);
+    client.on('close', () => sockets.delete(client));
+    upstream.on('close', () => sockets.delete(upstream));
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('data', (chunk) => upstream.write(chunk));
+    client.on('end', () => upstream.end());
+    upstream.on('data', (chunk) => {
+      if (toDrop > 0) {
+        toDrop--;
+        dropped++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    upstream.on('end', () => client.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    dropAnswers: (n) => (toDrop = n),
+    dropped: () => dropped,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
