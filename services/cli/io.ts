@@ -2,9 +2,12 @@
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** Both stdout and stderr are terminals: progress may be drawn (on stderr). */
+  tty?: boolean;
 }
 
 export const processIo: Io = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
+  tty: process.stdout.isTTY === true && process.stderr.isTTY === true,
 };

@@ -1,0 +1,51 @@
+/** --status, --type, --priority, --created-after, --created-before: the filters of tasks list, dlq and redrive. */
+import type { TaskFilter } from '../client';
+import { PRIORITIES, STATUSES } from '../core/tasks/priority';
+import { parseDuration, UsageError } from './args';
+
+export const FILTER_OPTIONS = {
+  status: { type: 'string' },
+  type: { type: 'string' },
+  priority: { type: 'string' },
+  'created-after': { type: 'string' },
+  'created-before': { type: 'string' },
+} as const;
+
+export const FILTER_USAGE = '[--status S] [--type T] [--priority P] [--created-after TIME] [--created-before TIME]';
+export const TIME_USAGE = 'TIME: an RFC 3339 time (2026-01-31T22:00:00Z) or an age such as 90m, 12h, 7d (that long ago)';
+
+const TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/i;
+
+export function parseFilter(values: Record<string, string | boolean | undefined>, nowMs = Date.now()): TaskFilter {
+  const f: TaskFilter = {};
+  const status = values.status;
+  if (typeof status === 'string') {
+    if (!(STATUSES as readonly string[]).includes(status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(status)}`);
+    f.status = status as TaskFilter['status'];
+  }
+  if (typeof values.type === 'string') {
+    if (!TYPE_PATTERN.test(values.type)) throw new UsageError(`--type must be 1-128 characters of letters, digits, _ . : -, got ${JSON.stringify(values.type)}`);
+    f.type = values.type;
+  }
+  if (typeof values.priority === 'string') {
+    if (!(PRIORITIES as readonly string[]).includes(values.priority)) throw new UsageError(`--priority must be one of ${PRIORITIES.join(', ')}, got ${JSON.stringify(values.priority)}`);
+    f.priority = values.priority as TaskFilter['priority'];
+  }
+  for (const [option, field] of [['created-after', 'created_after'], ['created-before', 'created_before']] as const) {
+    const v = values[option];
+    if (typeof v === 'string') f[field] = parseTime(v, `--${option}`, nowMs);
+  }
+  if (f.created_after && f.created_before && Date.parse(f.created_after) >= Date.parse(f.created_before)) {
+    throw new UsageError('--created-after must be earlier than --created-before');
+  }
+  return f;
+}
+
+/** An RFC 3339 time (a date alone is midnight UTC), or an age ("12h": twelve hours ago), as RFC 3339 in UTC. */
+export function parseTime(text: string, option: string, nowMs = Date.now()): string {
+  if (/^\d+[smhdw]$/.test(text)) return new Date(nowMs - parseDuration(text, option)).toISOString();
+  const ms = RFC3339.test(text) ? Date.parse(/T/i.test(text) && !/(Z|[+-]\d{2}:\d{2})$/i.test(text) ? `${text}Z` : text) : NaN;
+  if (Number.isNaN(ms)) throw new UsageError(`${option} must be an RFC 3339 time (e.g. 2026-01-31T22:00:00Z) or an age such as 12h or 7d, got ${JSON.stringify(text)}`);
+  return new Date(ms).toISOString();
+}
