@@ -1,22 +1,35 @@
 #!/usr/bin/env node
 /**
- * The operator CLI (`task-scheduler …`, or `npm run -s cli -- …`): API keys and tenants, in the
- * Postgres named by POSTGRES_URL. Exit status: 0 done, 1 failed (e.g. Postgres unreachable, no such
- * key), 2 bad arguments (nothing was written).
+ * The operator CLI (`task-scheduler …`, or `npm run -s cli -- …`): API keys and tenants in the
+ * Postgres named by POSTGRES_URL; tasks, the dead-letter queue and the queues through the API.
+ * Exit status: 0 done, 1 failed (the service refused, e.g. 409, or could not be reached; Postgres
+ * unreachable; no such key), 2 bad arguments (nothing was sent or written). Every failure is one
+ * line on stderr.
  */
 import type { Pool } from 'pg';
+import { ApiError, ConnectionError, ResponseError } from '../client';
 import { SETTINGS } from '../core/config/config';
 import { createPgPool } from '../core/db/postgres';
 import { safeErrorText } from '../core/observability/logger';
+import { API_USAGE } from './api-client';
 import { UsageError } from './args';
+import { DLQ_USAGE, dlqCommand } from './dlq-command';
 import { Io, processIo } from './io';
 import { KEYS_USAGE, keysCommand } from './keys-command';
+import { QUEUES_USAGE, queuesCommand } from './queues-command';
+import { TIME_USAGE } from './task-filter';
+import { TASKS_USAGE, tasksCommand } from './tasks-command';
 import { TENANTS_USAGE, tenantsCommand } from './tenants-command';
 
 const USAGE = `usage: task-scheduler <command>
   ${KEYS_USAGE}
   ${TENANTS_USAGE}
-Postgres: POSTGRES_URL (default ${SETTINGS.POSTGRES_URL.default})
+  ${TASKS_USAGE}
+  ${DLQ_USAGE}
+  ${QUEUES_USAGE}
+keys, tenants: Postgres at POSTGRES_URL (default ${SETTINGS.POSTGRES_URL.default})
+tasks, dlq, queues: ${API_USAGE}
+${TIME_USAGE}
 `;
 
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
@@ -31,18 +44,31 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
     }
     if (command === 'keys') return await keysCommand(rest, getPool, io);
     if (command === 'tenants') return await tenantsCommand(rest, getPool, io);
+    if (command === 'tasks') return await tasksCommand(rest, env, io);
+    if (command === 'dlq') return await dlqCommand(rest, env, io);
+    if (command === 'queues') return await queuesCommand(rest, env, io);
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`task-scheduler: ${err.message}\n${USAGE}`);
+      io.err(`task-scheduler: ${err.message} (usage: task-scheduler help)\n`);
       return 2;
     }
-    io.err(`task-scheduler: ${safeErrorText(err)}\n`);
+    if (err instanceof ApiError) {
+      io.err(`task-scheduler: ${oneLine(err.message)} (HTTP ${err.status})\n`);
+      return 1;
+    }
+    if (err instanceof ConnectionError || err instanceof ResponseError) {
+      io.err(`task-scheduler: ${oneLine(err.message)}\n`);
+      return 1;
+    }
+    io.err(`task-scheduler: ${oneLine(safeErrorText(err))}\n`);
     return 1;
   } finally {
     await pool?.end().catch(() => undefined);
   }
 }
+
+const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ');
 
 if (require.main === module) {
   void runCli(process.argv.slice(2), process.env, processIo).then((code) => process.exit(code));

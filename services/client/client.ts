@@ -59,7 +59,9 @@ export class TaskSchedulerClient {
 
   /** GET /tasks: one page, newest first. */
   async listPage(query: ListQuery = {}, opts: { signal?: AbortSignal } = {}): Promise<TaskPage> {
-    const a = await this.http.call<TaskPage>('GET', 'tasks', { query: { ...query }, repeat: 'safe', signal: opts.signal });
+    // Lists of statuses or priorities go comma-separated in the query.
+    const params = Object.fromEntries(Object.entries(query).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v as string | number | undefined)]));
+    const a = await this.http.call<TaskPage>('GET', 'tasks', { query: params, repeat: 'safe', signal: opts.signal });
     if (!Array.isArray(a.body?.tasks)) throw new ResponseError('GET /tasks answered without a tasks array', a.status, 'GET /tasks');
     return { tasks: a.body.tasks, next_cursor: a.body.next_cursor ?? null };
   }
@@ -109,7 +111,7 @@ export class TaskSchedulerClient {
     // A change sent again after a lost answer would change up to `limit` more tasks than asked;
     // a dry run only counts.
     const a = await this.http.call<BulkResult>('POST', path, { body: { filter: cleanFilter(req.filter), limit: req.limit, dry_run: req.dry_run ?? false }, repeat: req.dry_run ? 'safe' : 'refusals', signal });
-    if (typeof a.body?.matched !== 'number' || typeof a.body?.changed !== 'number') throw new ResponseError(`POST /${path} answered without matched and changed`, a.status, `POST /${path}`);
+    if (typeof a.body?.matched !== 'number' || typeof a.body?.changed !== 'number' || typeof a.body?.has_more !== 'boolean') throw new ResponseError(`POST /${path} answered without matched, changed and has_more`, a.status, `POST /${path}`);
     return a.body;
   }
 }

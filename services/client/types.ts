@@ -56,10 +56,11 @@ export interface BatchResponse {
 }
 
 export interface TaskFilter {
-  status?: TaskStatus;
+  /** One status, or several (a list, or comma-separated). */
+  status?: TaskStatus | TaskStatus[] | string;
   type?: string;
-  priority?: Priority;
-  /** RFC 3339 times. */
+  priority?: Priority | Priority[] | string;
+  /** RFC 3339 times with a zone; both bounds are exclusive. */
   created_after?: string;
   created_before?: string;
 }
@@ -82,8 +83,13 @@ export interface BulkRequest {
 }
 
 export interface BulkResult {
+  /** Tasks that matched, up to `limit`. */
   matched: number;
+  /** Of those, the ones this call changed (a racing call may have changed the others first). */
   changed: number;
+  /** More tasks match beyond `limit`: call again to carry on. */
+  has_more: boolean;
+  dry_run: boolean;
 }
 
 export interface QueuesResponse {
