@@ -35,6 +35,8 @@ export interface SendStats {
   /** Ids of the accepted tasks, with the client clock time (ms) they were accepted. */
   ids: string[];
   acceptedAt: number[];
+  /** The earliest created_at (epoch ms, the API's clock) among the accepted tasks: where reading them back starts. */
+  firstCreatedMs: number | null;
   /** Open loop: arrivals that found -w requests in flight and had to wait, and the longest wait. */
   lateArrivals: number;
   maxLagMs: number;
@@ -60,6 +62,7 @@ export function newStats(runId: string): SendStats {
     latencies: [],
     ids: [],
     acceptedAt: [],
+    firstCreatedMs: null,
     lateArrivals: 0,
     maxLagMs: 0,
     stoppedBy: null,
@@ -228,7 +231,9 @@ export function startSending(opts: LoadOptions, runId: string): Sender {
     stats.latencies.push(performance.now() - t0);
     bump(stats.httpStatus, answer.status);
     const now = Date.now();
-    const accept = (id: string, status: number) => {
+    const accept = (id: string, status: number, createdAt: string | null) => {
+      const created = createdAt === null ? NaN : Date.parse(createdAt);
+      if (created < (stats.firstCreatedMs ?? Infinity)) stats.firstCreatedMs = created;
       stats.accepted++;
       if (status === 201) stats.created++;
       else stats.replayed++;
@@ -250,10 +255,10 @@ export function startSending(opts: LoadOptions, runId: string): Sender {
         sender.stop('fatal');
       }
     } else if (opts.batch === null) {
-      const id = parseId(answer.body);
-      if (id) {
-        accept(id, answer.status);
-        fresh.push(id);
+      const t = parseTask(answer.body);
+      if (t) {
+        accept(t.id, answer.status, t.createdAt);
+        fresh.push(t.id);
       } else {
         stats.rejected += count;
         sample(stats, `HTTP ${answer.status} without a task id: ${answer.body.slice(0, 200)}`);
@@ -267,7 +272,7 @@ export function startSending(opts: LoadOptions, runId: string): Sender {
         for (const r of results) {
           bump(stats.itemStatus, r.status);
           if ((r.status === 201 || r.status === 200) && r.id) {
-            accept(r.id, r.status);
+            accept(r.id, r.status, r.createdAt);
             fresh.push(r.id);
           } else {
             stats.rejected++;
@@ -345,10 +350,10 @@ export function startSending(opts: LoadOptions, runId: string): Sender {
   return sender;
 }
 
-function parseId(body: string): string | null {
+function parseTask(body: string): { id: string; createdAt: string | null } | null {
   try {
-    const t = JSON.parse(body) as { id?: unknown };
-    return typeof t.id === 'string' ? t.id : null;
+    const t = JSON.parse(body) as { id?: unknown; created_at?: unknown };
+    return typeof t.id === 'string' ? { id: t.id, createdAt: typeof t.created_at === 'string' ? t.created_at : null } : null;
   } catch {
     return null;
   }
@@ -357,6 +362,7 @@ function parseId(body: string): string | null {
 interface BatchItem {
   status: number;
   id: string | null;
+  createdAt: string | null;
   detail?: string;
 }
 
@@ -364,9 +370,10 @@ function parseBatch(body: string): BatchItem[] | null {
   try {
     const b = JSON.parse(body) as { results?: unknown };
     if (!Array.isArray(b.results)) return null;
-    return b.results.map((r: { status?: unknown; task?: { id?: unknown }; error?: { detail?: unknown } }) => ({
+    return b.results.map((r: { status?: unknown; task?: { id?: unknown; created_at?: unknown }; error?: { detail?: unknown } }) => ({
       status: typeof r?.status === 'number' ? r.status : 0,
       id: typeof r?.task?.id === 'string' ? r.task.id : null,
+      createdAt: typeof r?.task?.created_at === 'string' ? r.task.created_at : null,
       detail: typeof r?.error?.detail === 'string' ? r.error.detail : undefined,
     }));
   } catch {

@@ -27,7 +27,6 @@ export type PriorityName = (typeof PRIORITY_NAMES)[number];
 
 export const DEFAULT_TASK_MIX: Record<TaskKind, number> = { noop: 80, flaky: 10, fail: 5, sleep: 5 };
 export const DEFAULT_PRIORITY_MIX: Record<PriorityName, number> = { critical: 10, high: 20, default: 50, low: 20 };
-export const DEFAULT_PG_URL = 'postgres://app:app@localhost:5432/app?sslmode=disable';
 
 export interface LoadOptions {
   /** Tasks to send; null = unlimited (only with -duration and no -n). */
@@ -49,7 +48,6 @@ export interface LoadOptions {
   wait: boolean;
   json: boolean;
   report: string | null;
-  pgUrl: string;
   /** Sent as `Authorization: Bearer <key>`; empty: no header (an API with AUTH_MODE=off). */
   apiKey: string;
   timeoutMs: number;
@@ -88,13 +86,12 @@ export const FLAGS: FlagSpec[] = [
   { name: 'duration', kind: 'duration', min: 1, usage: 'stop sending after this long (e.g. 30s, 1m30s); without -n, n is unlimited' },
   { name: 'batch', kind: 'int', min: 1, max: 1000, usage: 'send tasks through POST /tasks/batch, this many per request' },
   { name: 'idempotency', kind: 'bool', def: 'false', usage: 'send an idempotency key per task: load-<run id>-<i>' },
-  { name: 'wait', kind: 'bool', def: 'false', usage: 'after sending, wait (polling Postgres) until every accepted task is succeeded or dead' },
+  { name: 'wait', kind: 'bool', def: 'false', usage: 'after sending, wait (polling GET /tasks) until every accepted task is final: succeeded, dead or cancelled' },
   { name: 'json', kind: 'bool', def: 'false', usage: 'print the result as one JSON object on stdout instead of the table' },
   { name: 'report', kind: 'string', usage: 'write a self-contained HTML report (inline SVG charts) to this file' },
-  { name: 'api-key', kind: 'string', def: '$API_KEY', usage: 'API key sent as Authorization: Bearer (needs the scope tasks:write)' },
-  { name: 'pg', kind: 'string', def: '$POSTGRES_URL, else ' + DEFAULT_PG_URL, usage: 'Postgres URL for the summary and -wait' },
+  { name: 'api-key', kind: 'string', def: '$API_KEY', usage: 'API key sent as Authorization: Bearer (needs the scopes tasks:write and tasks:read)' },
   { name: 'timeout', kind: 'duration', min: 1, def: '10m', usage: 'longest -wait' },
-  { name: 'slots', kind: 'int', min: 1, max: 100000, usage: "task slots per worker (their WORKER_POOL), for the Workers × Slots column; '?' without it" },
+  { name: 'slots', kind: 'int', min: 1, max: 100000, usage: 'task slots per worker, for the Workers × Slots column (default: what GET /queues reports of the workers)' },
   { name: 'seed', kind: 'int', min: 0, max: 2 ** 31 - 1, def: '1', usage: 'seed of the task and priority shuffle (the same seed sends the same sequence)' },
 ];
 
@@ -189,6 +186,8 @@ export function scanFlags(argv: string[]): Map<string, number | string | boolean
     const name = eq >= 0 ? body.slice(0, eq) : body;
     if (name === 'h' || name === 'help') throw new HelpRequested();
     const spec = SPECS.get(name);
+    // -pg is gone: results come through the API, which needs no database credentials.
+    if (!spec && name === 'pg') throw new UsageError('flag -pg is gone: the results are read through the API (GET /tasks) with -api-key, which needs the scope tasks:read');
     if (!spec) throw new UsageError(`flag provided but not defined: -${name}`);
     if (values.has(name)) throw new UsageError(`flag -${name} given more than once`);
     let raw: string;
@@ -258,7 +257,6 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     wait: (v.get('wait') as boolean | undefined) ?? false,
     json: (v.get('json') as boolean | undefined) ?? false,
     report: (v.get('report') as string | undefined) ?? null,
-    pgUrl: (v.get('pg') as string | undefined) ?? (env.POSTGRES_URL || DEFAULT_PG_URL),
     apiKey: (v.get('api-key') as string | undefined) ?? env.API_KEY ?? '',
     timeoutMs: (v.get('timeout') as number | undefined) ?? 600_000,
     slots: (v.get('slots') as number | undefined) ?? null,
@@ -279,7 +277,7 @@ export function usage(): string {
   return lines.join('\n');
 }
 
-/** Postgres URL without its password, for messages. */
+/** A URL without its password, for messages. */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);

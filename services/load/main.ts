@@ -1,17 +1,18 @@
 /**
  * The load generator (`npm run load -- <flags>`): sends a mix of tasks to the API, optionally waits
- * until every accepted task is final, then prints the Go README's table computed from Postgres for
- * exactly the tasks it created (and, with -report, writes an HTML report).
+ * until every accepted task is final, then prints the Go README's table computed from exactly the
+ * tasks it created, read back through the API (and, with -report, writes an HTML report).
  *
- * Exit status: 0 done; 1 the run could not be completed (-wait timed out, Postgres unreachable for
- * -wait, no batch endpoint, the report could not be written); 2 bad flags; 130 Ctrl-C (143 SIGTERM).
+ * Exit status: 0 done; 1 the run could not be completed (-wait timed out, the API refused the reads
+ * -wait needs, no batch endpoint, the report could not be written); 2 bad flags; 130 Ctrl-C (143 SIGTERM).
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import type { Pool } from 'pg';
+import { TaskSchedulerClient } from '../client';
+import { fetchFacts, FinalTracker } from './api-results';
 import { startSending } from './client';
-import { HelpRequested, LoadOptions, parseFlags, redactUrl, usage, UsageError } from './flags';
-import { fetchFacts, FinalTracker, openPool } from './postgres';
+import { HelpRequested, LoadOptions, parseFlags, usage, UsageError } from './flags';
+import { workerSlots } from './worker-slots';
 import { startProgress } from './progress';
 import { renderText } from './render';
 import { renderHtml } from './report';
@@ -39,22 +40,22 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
   }
 
   const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-  let pool: Pool | null = null;
+  // The reads go through the typed client (a few of them, off the hot path); the sending loop keeps
+  // its own lean HTTP (see client.ts).
+  const api = new TaskSchedulerClient({ baseUrl: opts.url, apiKey: opts.apiKey || undefined, retry: { maxRetries: 3 } });
   let tracker: FinalTracker | null = null;
   if (opts.wait) {
-    pool = openPool(opts.pgUrl);
     try {
-      await pool.query('SELECT 1 FROM tasks LIMIT 1');
+      await api.listPage({ limit: 1 });
     } catch (err) {
-      io.err.write(`load: -wait needs Postgres, but ${redactUrl(opts.pgUrl)} could not be read: ${(err as Error).message}\n(set -pg or POSTGRES_URL to the API's database)\n`);
-      await pool.end().catch(() => undefined);
+      io.err.write(`load: -wait reads the tasks through GET /tasks, but ${opts.url} refused: ${(err as Error).message}\n(the key needs the scope tasks:read)\n`);
       return 1;
     }
-    tracker = new FinalTracker(pool);
   }
 
   const sender = startSending(opts, runId);
   const stats = sender.stats;
+  if (opts.wait) tracker = new FinalTracker(api, () => stats.firstCreatedMs);
   sender.onAccepted = (ids) => tracker?.add(ids);
 
   let interrupted: NodeJS.Signals | null = null;
@@ -91,7 +92,8 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
   const pollDuringSend = (async () => {
     while (tracker && sending && !interrupted) {
       await tracker.poll();
-      await sleep(WAIT_POLL_MS * 2);
+      // Each poll lists every task not final yet: with a large backlog, poll less often.
+      await sleep(Math.max(WAIT_POLL_MS * 2, tracker.lastPollMs * 2));
     }
   })();
 
@@ -105,22 +107,13 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
     phase = 'waiting';
     const deadline = Date.now() + opts.timeoutMs;
     await tracker.poll();
-    if (tracker.unfinished > 0 && tracker.final === 0 && stats.accepted > 0 && pool) {
-      // A wrong -pg would make -wait hang until -timeout: check that the tasks are there at all.
-      const sample = stats.ids.slice(0, 1000);
-      const { rows } = await pool.query('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[])', [sample]).catch(() => ({ rows: [{ n: -1 }] }));
-      if (rows[0].n === 0) {
-        io.err.write(`load: none of the accepted tasks is in the database at -pg ${redactUrl(opts.pgUrl)}; not waiting (is it the API's database?)\n`);
-        tracker = null;
-      }
-    }
     while (tracker && tracker.unfinished > 0 && !interrupted) {
       if (Date.now() >= deadline) {
         waitTimedOut = true;
         break;
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now())));
+        const t = setTimeout(resolve, Math.min(Math.max(WAIT_POLL_MS, tracker!.lastPollMs), Math.max(0, deadline - Date.now())));
         wakeWait = () => {
           clearTimeout(t);
           resolve();
@@ -132,25 +125,26 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
   }
   progress.stop();
 
-  // The summary: every row of this run's tasks, read back from Postgres.
+  // The summary: every task of this run and its runs, read back through the API.
   let summary: TableSummary | null = null;
   let timeline: Timeline | null = null;
-  let postgresError: string | null = null;
+  let resultsError: string | null = null;
   if (stats.ids.length === 0) {
     summary = computeSummary([], [], { accepted: 0, slots: opts.slots, nowMs: Date.now() });
+  } else if (stats.firstCreatedMs === null) {
+    resultsError = 'the answers showed no created_at to look the tasks up by';
   } else {
-    pool ??= openPool(opts.pgUrl);
     try {
-      const facts = await fetchFacts(pool, stats.ids);
-      summary = computeSummary(facts.tasks, facts.runs, { accepted: stats.accepted, slots: opts.slots, nowMs: facts.nowMs });
+      const facts = await fetchFacts(api, stats.ids, stats.firstCreatedMs);
+      const slots = opts.slots ?? (await workerSlots(api, facts.runs));
+      summary = computeSummary(facts.tasks, facts.runs, { accepted: stats.accepted, slots, nowMs: facts.nowMs });
       timeline = timelineOf(facts.tasks, facts.runs);
     } catch (err) {
-      postgresError = `${redactUrl(opts.pgUrl)}: ${(err as Error).message}`;
+      resultsError = `${opts.url}: ${(err as Error).message}`;
     }
   }
-  await pool?.end().catch(() => undefined);
 
-  const result = buildResult({ opts, stats, summary, postgresError, interrupted: interrupted !== null, waitTimedOut, endedAt: Date.now() });
+  const result = buildResult({ opts, stats, summary, resultsError, interrupted: interrupted !== null, waitTimedOut, endedAt: Date.now() });
   if (opts.json) io.out.write(`${JSON.stringify(result)}\n`);
   else io.out.write(`${renderText(result)}\n`);
 

@@ -54,7 +54,7 @@ export function renderText(r: LoadResult): string {
   if (r.tasks) {
     out.push(`${label('Tasks')}${r.tasks.accepted} accepted: ${r.tasks.final} final (${r.tasks.succeeded} succeeded, ${r.tasks.dead} dead), ${r.tasks.unfinished} not final`);
   } else {
-    out.push(`${label('Tasks')}${c.accepted} accepted (Postgres not read)`);
+    out.push(`${label('Tasks')}${c.accepted} accepted (the tasks were not read back)`);
   }
   if (r.table) {
     out.push(`${label('Run')}${spreadLine(r.table.run_ms)} (${r.table.runs} attempts: ${counts(r.table.run_outcomes)})`);

@@ -208,7 +208,7 @@ export function renderHtml(r: LoadResult, timeline: Timeline | null): string {
     body.push('<h2>Queue depth</h2>');
     body.push(lineChart('Waiting tasks (accepted − started)', [ts.waiting], 'seconds since the first task was created', 'tasks'));
   } else {
-    body.push('<p>No task rows were read from Postgres, so there is no time series.</p>');
+    body.push('<p>The tasks were not read back, so there is no time series.</p>');
   }
 
   body.push('<h2>Latency percentiles</h2>');

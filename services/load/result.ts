@@ -1,9 +1,9 @@
 /**
  * The result of a run as one JSON-ready object (what -json prints), assembled from the client's
- * counts and, when Postgres answered, the table computed from the rows of this run's tasks.
+ * counts and, when the API answered the reads, the table computed from this run's tasks and runs.
  */
 import type { SendStats } from './client';
-import { LoadOptions, redactUrl } from './flags';
+import type { LoadOptions } from './flags';
 import { round3, spread, Spread } from './stats';
 import type { TableSummary } from './summary';
 
@@ -21,7 +21,7 @@ export interface LoadResult {
   url: string;
   started_at: string;
   ended_at: string;
-  /** True when every accepted task was seen final in Postgres. */
+  /** True when every accepted task was seen final. */
   complete: boolean;
   interrupted: boolean;
   stopped_by: SendStats['stoppedBy'];
@@ -40,7 +40,6 @@ export interface LoadResult {
     flaky_attempts: number;
     task_mix: Record<string, number>;
     priority_mix: Record<string, number>;
-    pg: string;
   };
   client: {
     tasks_sent: number;
@@ -86,7 +85,8 @@ export interface LoadResult {
     runs: number;
     run_outcomes: Record<string, number>;
   } | null;
-  postgres_error: string | null;
+  /** Why the tasks could not be read back (then `tasks` and `table` are null). */
+  results_error: string | null;
 }
 
 function jsonSpread(s: Spread): JsonSpread {
@@ -97,7 +97,7 @@ export function buildResult(args: {
   opts: LoadOptions;
   stats: SendStats;
   summary: TableSummary | null;
-  postgresError: string | null;
+  resultsError: string | null;
   interrupted: boolean;
   waitTimedOut: boolean;
   endedAt: number;
@@ -108,14 +108,14 @@ export function buildResult(args: {
   const notes: string[] = [];
   if (stats.fatal) notes.push(stats.fatal);
   if (args.interrupted) notes.push('interrupted (Ctrl-C): sending stopped early; the numbers cover what was sent so far');
-  if (args.postgresError) notes.push(`Postgres could not be read (${args.postgresError}): only the client's counts are shown`);
+  if (args.resultsError) notes.push(`the tasks could not be read back through the API (${args.resultsError}): only the client's counts are shown`);
   if (summary && !complete) {
     const why = args.waitTimedOut ? `-wait gave up after -timeout ${Math.round(opts.timeoutMs / 1000)}s` : opts.wait ? 'the wait was cut short' : 'run with -wait to wait for them';
     notes.push(`not everything is final: ${summary.unfinished} of ${summary.found} tasks still queued, running or retrying (${why}); Drain Time, Throughput, Fail % and Retries cover the tasks final so far`);
   }
-  if (summary && summary.found < stats.accepted) notes.push(`${stats.accepted - summary.found} accepted task ids were not found in Postgres (is -pg the API's database?)`);
+  if (summary && summary.found < stats.accepted) notes.push(`${stats.accepted - summary.found} accepted task ids were not found by GET /tasks (deleted, or the key sees another tenant?)`);
   if (stats.accepted === 0 && stats.tasksSent > 0) notes.push(`no task was accepted: is the API answering at ${opts.url}? (see the errors)`);
-  if (summary && summary.workers > 0 && opts.slots === null) notes.push(`Workers × Slots: ${summary.workers} worker(s) ran these tasks (distinct task_runs.worker_id); pass -slots N (their WORKER_POOL) to fill in the slots`);
+  if (summary && summary.workers > 0 && summary.slots === null) notes.push(`Workers × Slots: ${summary.workers} worker(s) ran these tasks (distinct worker_id of their runs); GET /queues did not tell their slots alike, so pass -slots N (their WORKER_POOL)`);
   if (stats.lateArrivals > 0) notes.push(`open loop fell behind: ${stats.lateArrivals} arrivals found -w ${opts.workers} requests in flight and waited (up to ${Math.round(stats.maxLagMs)} ms); raise -w or lower -rate`);
   const errTotal = stats.errors.connection + stats.errors.timeout + stats.errors.http4xx + stats.errors.http5xx + stats.errors.unexpected;
   return {
@@ -141,7 +141,6 @@ export function buildResult(args: {
       flaky_attempts: opts.flakyAttempts,
       task_mix: { ...opts.taskMix },
       priority_mix: { ...opts.priorityMix },
-      pg: redactUrl(opts.pgUrl),
     },
     client: {
       tasks_sent: stats.tasksSent,
@@ -187,6 +186,6 @@ export function buildResult(args: {
       runs: summary.runs,
       run_outcomes: summary.runOutcomes,
     },
-    postgres_error: args.postgresError,
+    results_error: args.resultsError,
   };
 }

@@ -1,6 +1,7 @@
 /**
- * The numbers of the final table, computed from the Postgres rows of the tasks this run created
- * (and their task_runs). Pure functions over plain rows, so they are unit-tested without a database.
+ * The numbers of the final table, computed from the tasks this run created and their runs (as the
+ * API shows them; its times are Postgres's clock). Pure functions over plain rows, so they are
+ * unit-tested without a service.
  */
 import { maxConcurrent, spread, Spread } from './stats';
 
@@ -27,7 +28,7 @@ export interface RunFact {
 export interface TableSummary {
   /** Tasks the API accepted in this run (client count). */
   burst: number;
-  /** Of those, found in Postgres. */
+  /** Of those, found when read back. */
   found: number;
   final: number;
   succeeded: number;
@@ -61,7 +62,8 @@ export interface TableSummary {
   lastFinished: number | null;
 }
 
-const FINAL = new Set(['succeeded', 'dead']);
+// An operator may cancel tasks of a run: those are final too (neither succeeded nor dead).
+const FINAL = new Set(['succeeded', 'dead', 'cancelled']);
 
 export function computeSummary(tasks: TaskFact[], runs: RunFact[], opts: { accepted: number; slots: number | null; nowMs: number }): TableSummary {
   const byStatus: Record<string, number> = {};

@@ -1,7 +1,7 @@
 /** The load generator's flags: Go names and syntax, defaults, the remainder rule, and every error naming its flag. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_PG_URL, FLAGS, HelpRequested, parseDuration, parseFlags, redactUrl, usage, UsageError } from '../../services/load/flags';
+import { FLAGS, HelpRequested, parseDuration, parseFlags, redactUrl, usage, UsageError } from '../../services/load/flags';
 
 const parse = (...argv: string[]) => parseFlags(argv, {});
 
@@ -32,7 +32,6 @@ describe('defaults', () => {
       wait: false,
       json: false,
       report: null,
-      pgUrl: DEFAULT_PG_URL,
       apiKey: '',
       timeoutMs: 600_000,
       slots: null,
@@ -45,9 +44,8 @@ describe('defaults', () => {
     expect(parseFlags(['-api-key', 'tsk_flag'], { API_KEY: 'tsk_env' }).apiKey).toBe('tsk_flag');
   });
 
-  it('-pg defaults to POSTGRES_URL when set', () => {
-    expect(parseFlags([], { POSTGRES_URL: 'postgres://x@db/y' }).pgUrl).toBe('postgres://x@db/y');
-    expect(parseFlags(['-pg', 'postgres://a@b/c'], { POSTGRES_URL: 'postgres://x@db/y' }).pgUrl).toBe('postgres://a@b/c');
+  it('-pg is gone, and says where the results come from instead', () => {
+    expect(() => parseFlags(['-pg', 'postgres://a@b/c'], {})).toThrow(/flag -pg is gone: the results are read through the API \(GET \/tasks\)/);
   });
 
   it('-duration without -n means unlimited; with -n both limits apply', () => {
@@ -67,15 +65,15 @@ describe('syntax', () => {
     expect(parse('-wait=false', '--json=true', '-idempotency=0')).toMatchObject({ wait: false, json: true, idempotency: false });
   });
 
-  it('-report, -pg and -timeout', () => {
-    expect(parse('-report', 'out.html', '-pg', 'postgres://u:p@h/d', '-timeout', '1m30s')).toMatchObject({ report: 'out.html', pgUrl: 'postgres://u:p@h/d', timeoutMs: 90_000 });
+  it('-report and -timeout', () => {
+    expect(parse('-report', 'out.html', '-timeout', '1m30s')).toMatchObject({ report: 'out.html', timeoutMs: 90_000 });
   });
 
   it('-h and -help ask for help; the usage names every flag with its default', () => {
     expect(() => parse('-h')).toThrow(HelpRequested);
     expect(() => parse('--help')).toThrow(HelpRequested);
     const text = usage();
-    for (const f of ['-n int', '-w int', '-pct-noop', '-pct-low', '-rate', '-duration', '-batch', '-idempotency', '-wait', '-json', '-report', '-pg', '-timeout', '-slots', '-seed']) {
+    for (const f of ['-n int', '-w int', '-pct-noop', '-pct-low', '-rate', '-duration', '-batch', '-idempotency', '-wait', '-json', '-report', '-timeout', '-slots', '-seed']) {
       expect(text).toContain(f);
     }
     expect(text).toContain('(default 1000)');
@@ -183,7 +181,7 @@ it('the README lists every flag with its default', () => {
   for (const f of FLAGS) {
     const row = section.split('\n').find((l) => l.startsWith(`| \`-${f.name}\` |`));
     expect([f.name, row !== undefined]).toEqual([f.name, true]);
-    const defaults = f.name === 'pg' ? ['POSTGRES_URL', DEFAULT_PG_URL] : f.def !== undefined ? [f.def] : [];
+    const defaults = f.def !== undefined ? [f.def] : [];
     for (const d of defaults) expect([f.name, row!.split('|')[2]!.includes(d)]).toEqual([f.name, true]);
   }
 });

@@ -12,6 +12,7 @@ import type { LoadResult } from '../../services/load/result';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
 import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
 import { AUTH_ENV, TEST_KEY } from '../support/auth';
+import { createKey } from '../../services/core/tenancy/key-store';
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
 const LOAD = path.join(REPO_ROOT, 'dist/services/load/main.js');
@@ -89,7 +90,7 @@ it('a closed-loop run of 300 mixed tasks with -wait: every number follows from t
   const report = path.join(tmp, 'report.html');
   const run = await runLoad([
     '-n', '300', '-w', '8', '-pct-flaky', '10', '-pct-fail', '5', '-pct-sleep', '5', '-sleep-ms', '20',
-    '-wait', '-json', '-url', apiUrl, '-pg', db.url, '-report', report, '-slots', '12',
+    '-wait', '-json', '-url', apiUrl, '-report', report, '-slots', '12',
   ]);
   expect(run.code).toBe(0);
   const r = parseResult(run);
@@ -139,7 +140,7 @@ it('a closed-loop run of 300 mixed tasks with -wait: every number follows from t
 it('an open-loop run (-rate 200 -duration 1s) sends about 200 tasks on schedule', async () => {
   const before = (await pool.query('SELECT count(*)::int AS n FROM tasks')).rows[0].n as number;
   // -w 64: enough connections that the schedule, not the answers, decides when requests start.
-  const run = await runLoad(['-rate', '200', '-duration', '1s', '-w', '64', '-sleep-ms', '20', '-json', '-url', apiUrl, '-pg', db.url]);
+  const run = await runLoad(['-rate', '200', '-duration', '1s', '-w', '64', '-sleep-ms', '20', '-json', '-url', apiUrl]);
   expect(run.code).toBe(0);
   const r = parseResult(run);
   expect(r.options).toMatchObject({ n: null, rate: 200, duration_ms: 1000 });
@@ -155,7 +156,7 @@ it('an open-loop run (-rate 200 -duration 1s) sends about 200 tasks on schedule'
 }, 60_000);
 
 it('Ctrl-C stops sending, prints the summary of what was sent, exits 130', async () => {
-  const run = await runLoad(['-rate', '50', '-duration', '30s', '-sleep-ms', '20', '-json', '-url', apiUrl, '-pg', db.url], {
+  const run = await runLoad(['-rate', '50', '-duration', '30s', '-sleep-ms', '20', '-json', '-url', apiUrl], {
     whileRunning: (pid) => setTimeout(() => process.kill(pid, 'SIGINT'), 1500),
   });
   expect(run.code).toBe(130);
@@ -170,7 +171,7 @@ it('Ctrl-C stops sending, prints the summary of what was sent, exits 130', async
 
 it('connection errors are counted, not fatal', async () => {
   const closed = `http://127.0.0.1:${await freePort()}`;
-  const run = await runLoad(['-n', '20', '-w', '4', '-json', '-url', closed, '-pg', db.url]);
+  const run = await runLoad(['-n', '20', '-w', '4', '-json', '-url', closed]);
   expect(run.code).toBe(0);
   const r = parseResult(run);
   expect(r.client).toMatchObject({ tasks_sent: 20, accepted: 0, rejected: 20 });
@@ -201,15 +202,17 @@ describe('bad flags exit 2 with a message naming the flag, never a stack trace',
   });
 });
 
-it('-wait against an unreachable Postgres exits 1 before sending anything', async () => {
-  const run = await runLoad(['-n', '5', '-wait', '-url', apiUrl, '-pg', `postgres://nobody:secret@127.0.0.1:${await freePort()}/none`]);
+it('-wait with a key that may not read tasks exits 1 before sending anything', async () => {
+  const { key } = await createKey(pool, { tenant: 'writer-only', scopes: ['tasks:write'], expiresInMs: null });
+  const run = await runLoad(['-n', '5', '-wait', '-url', apiUrl, '-api-key', key]);
   expect(run.code).toBe(1);
-  expect(run.stderr).toContain('-wait needs Postgres');
-  expect(run.stderr).not.toContain('secret');
+  expect(run.stderr).toMatch(/-wait reads the tasks through GET \/tasks, but http:\/\/127\.0\.0\.1:\d+ refused: .*tasks:read/);
+  expect(run.stderr).not.toContain(key);
+  expect((await pool.query("SELECT count(*)::int AS n FROM tasks WHERE tenant = 'writer-only'")).rows[0].n).toBe(0);
 });
 
 it('-batch 50 sends through POST /tasks/batch and every item is accounted for', async () => {
-  const run = await runLoad(['-n', '200', '-batch', '50', '-w', '2', '-idempotency', '-pct-fail', '10', '-sleep-ms', '20', '-wait', '-json', '-url', apiUrl, '-pg', db.url]);
+  const run = await runLoad(['-n', '200', '-batch', '50', '-w', '2', '-idempotency', '-pct-fail', '10', '-sleep-ms', '20', '-wait', '-json', '-url', apiUrl]);
   expect(run.code).toBe(0);
   const r = parseResult(run);
   expect(r.client).toMatchObject({ tasks_sent: 200, requests: 4, accepted: 200, created: 200, http_status: { '200': 4 }, item_status: { '201': 200 } });

@@ -174,7 +174,7 @@ describe('rendering', () => {
   const stats = newStats('testrun');
   Object.assign(stats, { tasksSent: 4, requests: 4, accepted: 4, created: 4, httpStatus: { '201': 4 }, latencies: [5, 6, 7, 8], ids: ['a', 'b', 'c', 'd'], endedAt: stats.startedAt + 1000 });
   const summary = computeSummary(tasks, runs, { accepted: 4, slots: 12, nowMs: 2000 });
-  const result = buildResult({ opts, stats, summary, postgresError: null, interrupted: false, waitTimedOut: false, endedAt: stats.startedAt + 1000 });
+  const result = buildResult({ opts, stats, summary, resultsError: null, interrupted: false, waitTimedOut: false, endedAt: stats.startedAt + 1000 });
 
   it('formats durations', () => {
     expect(formatMs(0.344)).toBe('0.34 ms');
@@ -204,10 +204,10 @@ describe('rendering', () => {
     expect(result.complete).toBe(false);
   });
 
-  it('without Postgres the table shows what the client knows', () => {
-    const r = buildResult({ opts, stats, summary: null, postgresError: 'db: connection refused', interrupted: true, waitTimedOut: false, endedAt: stats.startedAt + 1000 });
+  it('without the tasks read back the table shows what the client knows', () => {
+    const r = buildResult({ opts, stats, summary: null, resultsError: 'http://api: connection refused', interrupted: true, waitTimedOut: false, endedAt: stats.startedAt + 1000 });
     expect(tableCells(r)).toEqual(['4', '?', '–', '–', '–', '–', '–', '–', '–', '–']);
-    expect(r.notes.join('\n')).toMatch(/interrupted.*\n.*Postgres could not be read \(db: connection refused\)/);
+    expect(r.notes.join('\n')).toMatch(/interrupted.*\n.*the tasks could not be read back through the API \(http:\/\/api: connection refused\)/);
     expect(r.table).toBeNull();
   });
 
