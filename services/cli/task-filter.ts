@@ -19,19 +19,12 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2
 
 export function parseFilter(values: Record<string, string | boolean | undefined>, nowMs = Date.now()): TaskFilter {
   const f: TaskFilter = {};
-  const status = values.status;
-  if (typeof status === 'string') {
-    if (!(STATUSES as readonly string[]).includes(status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(status)}`);
-    f.status = status as TaskFilter['status'];
-  }
+  if (typeof values.status === 'string') f.status = listOf(values.status, '--status', STATUSES).join(',');
   if (typeof values.type === 'string') {
     if (!TYPE_PATTERN.test(values.type)) throw new UsageError(`--type must be 1-128 characters of letters, digits, _ . : -, got ${JSON.stringify(values.type)}`);
     f.type = values.type;
   }
-  if (typeof values.priority === 'string') {
-    if (!(PRIORITIES as readonly string[]).includes(values.priority)) throw new UsageError(`--priority must be one of ${PRIORITIES.join(', ')}, got ${JSON.stringify(values.priority)}`);
-    f.priority = values.priority as TaskFilter['priority'];
-  }
+  if (typeof values.priority === 'string') f.priority = listOf(values.priority, '--priority', PRIORITIES).join(',');
   for (const [option, field] of [['created-after', 'created_after'], ['created-before', 'created_before']] as const) {
     const v = values[option];
     if (typeof v === 'string') f[field] = parseTime(v, `--${option}`, nowMs);
@@ -40,6 +33,14 @@ export function parseFilter(values: Record<string, string | boolean | undefined>
     throw new UsageError('--created-after must be earlier than --created-before');
   }
   return f;
+}
+
+/** One value or a comma-separated list, each one of `allowed`. */
+function listOf(text: string, option: string, allowed: readonly string[]): string[] {
+  const items = text.split(',').map((x) => x.trim());
+  const bad = items.find((x) => !allowed.includes(x));
+  if (bad !== undefined) throw new UsageError(`${option} must be one of ${allowed.join(', ')} (or a comma-separated list), got ${JSON.stringify(bad)}`);
+  return [...new Set(items)];
 }
 
 /** An RFC 3339 time (a date alone is midnight UTC), or an age ("12h": twelve hours ago), as RFC 3339 in UTC. */
