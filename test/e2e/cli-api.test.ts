@@ -131,3 +131,102 @@ describe('failures and usage', () => {
     expect(await run(['tasks', 'get', 'x'], {})).toMatchObject({ code: 2, stdout: '' });
   });
 });
+
+describe('tasks list', () => {
+  it('pages newest first up to --limit; --cursor carries on; the table says there is more', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await client.submit({ type: 'listme', payload: { i } })).task.id);
+    const first = await cli(['tasks', 'list', '--type', 'listme', '--limit', '5', '--json']);
+    expect(first.code).toBe(0);
+    const page = JSON.parse(first.out) as { tasks: { id: string }[]; next_cursor: string | null };
+    expect(page.tasks.map((t) => t.id)).toEqual(ids.slice(2).reverse());
+    expect(page.next_cursor).toEqual(expect.any(String));
+    const rest = JSON.parse((await cli(['tasks', 'list', '--type', 'listme', '--cursor', page.next_cursor!, '--json'])).out) as typeof page;
+    expect(rest).toEqual({ tasks: [expect.objectContaining({ id: ids[1] }), expect.objectContaining({ id: ids[0] })], next_cursor: null });
+
+    const table = await cli(['tasks', 'list', '--type', 'listme', '--limit', '3']);
+    expect(table.code).toBe(0);
+    const lines = table.out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ID +STATUS +TYPE +PRIORITY +ATTEMPTS +CREATED_AT +FINISHED_AT +LAST_ERROR$/);
+    expect(lines.slice(1).map((l) => l.split(/ +/)[0])).toEqual(ids.slice(4).reverse());
+    expect(table.err).toMatch(/^more tasks: add --cursor \S+\n$/);
+    // Lists of statuses; an age as the time bound.
+    const some = JSON.parse((await cli(['tasks', 'list', '--type', 'listme', '--status', 'queued,running,succeeded', '--created-after', '1h', '--json'])).out) as typeof page;
+    expect(some.tasks).toHaveLength(7);
+    expect(JSON.parse((await cli(['tasks', 'list', '--type', 'listme', '--created-before', '1h', '--json'])).out)).toEqual({ tasks: [], next_cursor: null });
+  });
+});
+
+describe('dlq', () => {
+  const N = 600;
+  let dead: string[];
+  beforeAll(async () => {
+    dead = [];
+    for (let i = 0; i < N; i += 300) {
+      const { results } = await client.submitBatch(Array.from({ length: 300 }, () => ({ type: 'always_fail', max_retries: 0 })));
+      dead.push(...results.map((r) => r.task!.id));
+    }
+    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status = 'dead'")).rows[0].n === N, 30_000, 'dead tasks');
+  }, 60_000);
+  const runsPerTask = async () => (await svc.pool.query<{ runs: number; n: number }>("SELECT runs, count(*)::int AS n FROM (SELECT t.id, count(r.*)::int AS runs FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id WHERE t.type = 'always_fail' GROUP BY t.id) x GROUP BY runs ORDER BY runs")).rows;
+
+  it('list shows only dead tasks', async () => {
+    const r = JSON.parse((await cli(['dlq', 'list', '--limit', '20', '--json'])).out) as { tasks: { status: string; type: string }[] };
+    expect(r.tasks).toHaveLength(20);
+    for (const t of r.tasks) expect(t).toMatchObject({ status: 'dead', type: 'always_fail' });
+  });
+
+  it('redrive --dry-run counts and changes nothing; --limit stops after N', async () => {
+    expect(JSON.parse((await cli(['dlq', 'redrive', '--type', 'always_fail', '--dry-run', '--json'])).out)).toEqual({ matched: N, changed: 0, has_more: false, dry_run: true });
+    expect((await cli(['dlq', 'redrive', '--type', 'always_fail', '--dry-run'])).out).toBe(`${N} dead task(s) match; nothing was changed (--dry-run)\n`);
+    expect(await runsPerTask()).toEqual([{ runs: 1, n: N }]);
+    const limited = await cli(['dlq', 'redrive', '--type', 'always_fail', '--limit', '100', '--json']);
+    expect(limited.code).toBe(0);
+    expect(JSON.parse(limited.out)).toMatchObject({ changed: 100, limited: true });
+    await waitFor(async () => (await runsPerTask()).length === 2 && (await runsPerTask())[1]!.n === 100, 20_000, 'the 100 to run again');
+    expect(await runsPerTask()).toEqual([{ runs: 1, n: N - 100 }, { runs: 2, n: 100 }]);
+  }, 40_000);
+
+  it('redrive of every dead task, which die again at once: each runs exactly once more; a progress bar on a terminal', async () => {
+    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status <> 'dead'")).rows[0].n === 0);
+    const r = await cli(['dlq', 'redrive', '--type', 'always_fail'], {}, true);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^${N} dead task\\(s\\) queued again \\(${N} matched in \\d+ call\\(s\\)\\)\\n$`));
+    expect(r.err).toMatch(/\rredrive \[#*-*\] \d+\/600 \d+% · \d+ queued again/);
+    expect(r.err).toMatch(/\r\x1b\[K$/);
+    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status <> 'dead'")).rows[0].n === 0, 30_000);
+    // The 100 of the --limit run had their second run already: now everyone has had one more.
+    expect(await runsPerTask()).toEqual([{ runs: 2, n: N - 100 }, { runs: 3, n: 100 }]);
+
+    // Not on a terminal: no progress at all.
+    const quiet = await cli(['dlq', 'redrive', '--type', 'always_fail', '--json']);
+    expect(quiet.err).toBe('');
+    expect(JSON.parse(quiet.out)).toMatchObject({ matched: N, changed: N, limited: false });
+  }, 60_000);
+
+  it('the built bin under a real terminal draws the bar', async () => {
+    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status <> 'dead'")).rows[0].n === 0, 30_000);
+    const main = path.resolve(__dirname, '../../dist/services/cli/main.js');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile('script', ['-qefc', `${process.execPath} ${main} dlq redrive --type always_fail --dry-run && ${process.execPath} ${main} dlq redrive --type always_fail`, '/dev/null'], { env: { PATH: process.env.PATH, TASK_SCHEDULER_URL: svc.url, TASK_SCHEDULER_KEY: TEST_KEY } }, (error, stdout) =>
+        error ? reject(error) : resolve(stdout),
+      ),
+    );
+    expect(out).toMatch(/600 dead task\(s\) match/);
+    expect(out).toMatch(/\rredrive \[[#-]+\] \d+\/600/);
+    expect(out).toMatch(/600 dead task\(s\) queued again/);
+  }, 60_000);
+});
+
+describe('queues', () => {
+  it('prints tables of the priorities and the workers, or the API answer with --json', async () => {
+    const j = await cli(['queues', '--json']);
+    expect(j.code).toBe(0);
+    const answer = JSON.parse(j.out) as { workers: { slots: number }[] };
+    expect(answer.workers).toEqual([expect.objectContaining({ slots: 8 })]);
+    const h = await cli(['queues']);
+    expect(h.code).toBe(0);
+    expect(h.out).toMatch(/^PRIORITY/m);
+    expect(h.out).toMatch(/^WORKERS\n/m);
+  });
+});

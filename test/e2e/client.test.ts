@@ -3,6 +3,7 @@
  * retries: a 429 under a tenant's rate limit waited out per Retry-After, a lost answer sent again
  * under the same idempotency key (one task, not two), connection errors retried only where safe.
  */
+import net from 'node:net';
 import { ApiError, ConnectionError, RetryInfo, TaskSchedulerClient } from '../../services/client';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
@@ -119,6 +120,27 @@ it('connection errors: retried for safe calls, not for a retry of a task', async
   expect(got).toMatchObject({ attempts: 3, message: expect.stringMatching(/ECONNREFUSED/) });
   expect(retries).toHaveLength(2);
   await expect(c.retry('00000000-0000-7000-8000-000000000000')).rejects.toMatchObject({ name: 'ConnectionError', attempts: 1 });
+});
+
+it('a server that never answers: each send times out, and the caller may abort', async () => {
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const sockets: net.Socket[] = [];
+  silent.on('connection', (s) => sockets.push(s));
+  try {
+    const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const c = new TaskSchedulerClient({ baseUrl: url, timeoutMs: 200, retry: { maxRetries: 1, baseDelayMs: 10 } });
+    const t0 = Date.now();
+    await expect(c.get('00000000-0000-7000-8000-000000000000')).rejects.toMatchObject({ name: 'ConnectionError', attempts: 2, message: expect.stringMatching(/no answer within 200 ms/) });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    const slow = new TaskSchedulerClient({ baseUrl: url, timeoutMs: 60_000 });
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new Error('caller gave up')), 100);
+    await expect(slow.get('00000000-0000-7000-8000-000000000000', { signal: stop.signal })).rejects.toThrow('caller gave up');
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => silent.close(r));
+  }
 });
 
 it('cancel and retry one task', async () => {
