@@ -1,5 +1,5 @@
 /** `tasks list` and `dlq list`: pages of GET /tasks up to --limit tasks, newest first. */
-import type { TaskFilter, TaskSchedulerClient, Task } from '../client';
+import type { ListedTask, TaskFilter, TaskSchedulerClient } from '../client';
 import type { Io } from './io';
 import { json } from './output';
 import { taskTable } from './task-output';
@@ -8,7 +8,7 @@ export const LIST_MAX = 100_000;
 const PAGE_MAX = 500;
 
 export async function printListing(client: TaskSchedulerClient, filter: TaskFilter, opts: { limit: number; cursor?: string; json: boolean }, io: Io): Promise<number> {
-  const tasks: Task[] = [];
+  const tasks: ListedTask[] = [];
   let cursor = opts.cursor;
   let next: string | null = null;
   // Each page asks for no more than is still wanted, so next_cursor resumes right after the last task shown.

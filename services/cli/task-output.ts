@@ -1,5 +1,5 @@
 /** How tasks are shown: a table of many, the fields and runs of one. --json prints the API's objects instead. */
-import type { Task } from '../client';
+import type { ListedTask, Task } from '../client';
 import { table } from './output';
 
 function short(text: string | null, max = 60): string | null {
@@ -8,7 +8,7 @@ function short(text: string | null, max = 60): string | null {
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }
 
-export function taskTable(tasks: Task[]): string {
+export function taskTable(tasks: ListedTask[]): string {
   const rows = tasks.map((t) => ({ ...t, last_error: t.last_error === null ? null : short(t.last_error) }));
   return table(rows, ['id', 'status', 'type', 'priority', 'attempts', 'created_at', 'finished_at', 'last_error']);
 }

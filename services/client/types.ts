@@ -71,8 +71,11 @@ export interface ListQuery extends TaskFilter {
   cursor?: string;
 }
 
+/** A task as GET /tasks lists it: without its payload and runs (GET /tasks/:id has them). */
+export type ListedTask = Omit<Task, 'payload' | 'runs'>;
+
 export interface TaskPage {
-  tasks: Task[];
+  tasks: ListedTask[];
   next_cursor: string | null;
 }
 

@@ -6,7 +6,7 @@
  * answers showed (GET /tasks is newest first, keyset-paged: every task older than the first page
  * is listed exactly once however many are added meanwhile), and picked out by id.
  */
-import type { Task, TaskSchedulerClient } from '../client';
+import type { ListedTask, Task, TaskSchedulerClient } from '../client';
 import type { RunFact, TaskFact } from './summary';
 
 const PAGE = 500;
@@ -20,7 +20,7 @@ export function justBefore(ms: number): string {
 }
 
 /** Every task of the key's tenant created after `after` (and with `statuses`, when given), page by page. */
-async function* tasksSince(client: TaskSchedulerClient, after: string, statuses?: string[]): AsyncGenerator<Task[]> {
+async function* tasksSince(client: TaskSchedulerClient, after: string, statuses?: string[]): AsyncGenerator<ListedTask[]> {
   for await (const page of client.list({ created_after: after, status: statuses?.join(','), limit: PAGE })) yield page.tasks;
 }
 
@@ -73,7 +73,7 @@ export class FinalTracker {
 /** The run's tasks (by id, among those created since windowStart) and every run of those that ran. */
 export async function fetchFacts(client: TaskSchedulerClient, ids: string[], windowStart: number): Promise<{ tasks: TaskFact[]; runs: RunFact[]; nowMs: number }> {
   const wanted = new Set(ids);
-  const found: Task[] = [];
+  const found: ListedTask[] = [];
   for await (const tasks of tasksSince(client, justBefore(windowStart))) for (const t of tasks) if (wanted.has(t.id)) found.push(t);
   const facts = found.map(toTaskFact);
   const runs: RunFact[] = [];
@@ -92,7 +92,7 @@ export async function fetchFacts(client: TaskSchedulerClient, ids: string[], win
 
 const ms = (iso: string | null) => (iso === null ? null : Date.parse(iso));
 
-function toTaskFact(t: Task): TaskFact {
+function toTaskFact(t: ListedTask): TaskFact {
   return { id: t.id, type: t.type, status: t.status, attempts: t.attempts, created: Date.parse(t.created_at), finished: ms(t.finished_at) };
 }
 

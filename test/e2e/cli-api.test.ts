@@ -151,36 +151,42 @@ describe('tasks list', () => {
     expect(lines.slice(1).map((l) => l.split(/ +/)[0])).toEqual(ids.slice(4).reverse());
     expect(table.err).toMatch(/^more tasks: add --cursor \S+\n$/);
     // Lists of statuses; an age as the time bound.
-    const some = JSON.parse((await cli(['tasks', 'list', '--type', 'listme', '--status', 'queued,running,succeeded', '--created-after', '1h', '--json'])).out) as typeof page;
+    const some = JSON.parse((await cli(['tasks', 'list', '--type', 'listme', '--status', 'queued,dead', '--created-after', '1h', '--json'])).out) as typeof page;
     expect(some.tasks).toHaveLength(7);
     expect(JSON.parse((await cli(['tasks', 'list', '--type', 'listme', '--created-before', '1h', '--json'])).out)).toEqual({ tasks: [], next_cursor: null });
   });
 });
 
 describe('dlq', () => {
+  // Priority low marks this block's tasks (another test above has an always_fail task of its own).
   const N = 600;
+  const mine = ['--type', 'always_fail', '--priority', 'low'];
+  const where = "type = 'always_fail' AND priority = 'low'";
   let dead: string[];
   beforeAll(async () => {
     dead = [];
-    for (let i = 0; i < N; i += 300) {
-      const { results } = await client.submitBatch(Array.from({ length: 300 }, () => ({ type: 'always_fail', max_retries: 0 })));
+    // Batches of 75 share a creation time each: the redrive's pages of 500 end inside one batch
+    // (its other 25 tasks head the next page), so the walk takes two windows.
+    for (let i = 0; i < N; i += 75) {
+      const { results } = await client.submitBatch(Array.from({ length: 75 }, () => ({ type: 'always_fail', priority: 'low' as const, max_retries: 0 })));
       dead.push(...results.map((r) => r.task!.id));
+      await new Promise((r) => setTimeout(r, 3));
     }
-    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status = 'dead'")).rows[0].n === N, 30_000, 'dead tasks');
+    await waitFor(async () => (await svc.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE ${where} AND status = 'dead'`)).rows[0].n === N, 30_000, 'dead tasks');
   }, 60_000);
-  const runsPerTask = async () => (await svc.pool.query<{ runs: number; n: number }>("SELECT runs, count(*)::int AS n FROM (SELECT t.id, count(r.*)::int AS runs FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id WHERE t.type = 'always_fail' GROUP BY t.id) x GROUP BY runs ORDER BY runs")).rows;
+  const runsPerTask = async () => (await svc.pool.query<{ runs: number; n: number }>(`SELECT runs, count(*)::int AS n FROM (SELECT t.id, count(r.*)::int AS runs FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id WHERE t.${where.replace(' AND ', ' AND t.')} GROUP BY t.id) x GROUP BY runs ORDER BY runs`)).rows;
 
   it('list shows only dead tasks', async () => {
-    const r = JSON.parse((await cli(['dlq', 'list', '--limit', '20', '--json'])).out) as { tasks: { status: string; type: string }[] };
+    const r = JSON.parse((await cli(['dlq', 'list', '--priority', 'low', '--limit', '20', '--json'])).out) as { tasks: { status: string; type: string }[] };
     expect(r.tasks).toHaveLength(20);
     for (const t of r.tasks) expect(t).toMatchObject({ status: 'dead', type: 'always_fail' });
   });
 
   it('redrive --dry-run counts and changes nothing; --limit stops after N', async () => {
-    expect(JSON.parse((await cli(['dlq', 'redrive', '--type', 'always_fail', '--dry-run', '--json'])).out)).toEqual({ matched: N, changed: 0, has_more: false, dry_run: true });
-    expect((await cli(['dlq', 'redrive', '--type', 'always_fail', '--dry-run'])).out).toBe(`${N} dead task(s) match; nothing was changed (--dry-run)\n`);
+    expect(JSON.parse((await cli(['dlq', 'redrive', ...mine, '--dry-run', '--json'])).out)).toEqual({ matched: N, changed: 0, has_more: false, dry_run: true });
+    expect((await cli(['dlq', 'redrive', ...mine, '--dry-run'])).out).toBe(`${N} dead task(s) match; nothing was changed (--dry-run)\n`);
     expect(await runsPerTask()).toEqual([{ runs: 1, n: N }]);
-    const limited = await cli(['dlq', 'redrive', '--type', 'always_fail', '--limit', '100', '--json']);
+    const limited = await cli(['dlq', 'redrive', ...mine, '--limit', '100', '--json']);
     expect(limited.code).toBe(0);
     expect(JSON.parse(limited.out)).toMatchObject({ changed: 100, limited: true });
     await waitFor(async () => (await runsPerTask()).length === 2 && (await runsPerTask())[1]!.n === 100, 20_000, 'the 100 to run again');
@@ -188,27 +194,27 @@ describe('dlq', () => {
   }, 40_000);
 
   it('redrive of every dead task, which die again at once: each runs exactly once more; a progress bar on a terminal', async () => {
-    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status <> 'dead'")).rows[0].n === 0);
-    const r = await cli(['dlq', 'redrive', '--type', 'always_fail'], {}, true);
+    await waitFor(async () => (await svc.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE ${where} AND status <> 'dead'`)).rows[0].n === 0);
+    const r = await cli(['dlq', 'redrive', ...mine], {}, true);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(new RegExp(`^${N} dead task\\(s\\) queued again \\(${N} matched in \\d+ call\\(s\\)\\)\\n$`));
     expect(r.err).toMatch(/\rredrive \[#*-*\] \d+\/600 \d+% · \d+ queued again/);
     expect(r.err).toMatch(/\r\x1b\[K$/);
-    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status <> 'dead'")).rows[0].n === 0, 30_000);
+    await waitFor(async () => (await svc.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE ${where} AND status <> 'dead'`)).rows[0].n === 0, 30_000);
     // The 100 of the --limit run had their second run already: now everyone has had one more.
     expect(await runsPerTask()).toEqual([{ runs: 2, n: N - 100 }, { runs: 3, n: 100 }]);
 
     // Not on a terminal: no progress at all.
-    const quiet = await cli(['dlq', 'redrive', '--type', 'always_fail', '--json']);
+    const quiet = await cli(['dlq', 'redrive', ...mine, '--json']);
     expect(quiet.err).toBe('');
-    expect(JSON.parse(quiet.out)).toMatchObject({ matched: N, changed: N, limited: false });
+    expect(JSON.parse(quiet.out)).toEqual({ matched: N, changed: N, calls: 2, limited: false });
   }, 60_000);
 
   it('the built bin under a real terminal draws the bar', async () => {
-    await waitFor(async () => (await svc.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'always_fail' AND status <> 'dead'")).rows[0].n === 0, 30_000);
+    await waitFor(async () => (await svc.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE ${where} AND status <> 'dead'`)).rows[0].n === 0, 30_000);
     const main = path.resolve(__dirname, '../../dist/services/cli/main.js');
     const out = await new Promise<string>((resolve, reject) =>
-      execFile('script', ['-qefc', `${process.execPath} ${main} dlq redrive --type always_fail --dry-run && ${process.execPath} ${main} dlq redrive --type always_fail`, '/dev/null'], { env: { PATH: process.env.PATH, TASK_SCHEDULER_URL: svc.url, TASK_SCHEDULER_KEY: TEST_KEY } }, (error, stdout) =>
+      execFile('script', ['-qefc', `${process.execPath} ${main} dlq redrive ${mine.join(' ')} --dry-run && ${process.execPath} ${main} dlq redrive ${mine.join(' ')}`, '/dev/null'], { env: { PATH: process.env.PATH, TASK_SCHEDULER_URL: svc.url, TASK_SCHEDULER_KEY: TEST_KEY } }, (error, stdout) =>
         error ? reject(error) : resolve(stdout),
       ),
     );
