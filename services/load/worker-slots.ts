@@ -2,7 +2,7 @@
  * The Slots of the Workers × Slots column: GET /queues lists the live workers with their slot counts
  * (WORKER_POOL). The workers that ran this run's tasks are preferred; when none of them is listed
  * any more (they stopped), the live ones stand in. Slots that differ between workers give null (the
- * note asks for -slots), as does an API that does not list workers.
+ * note asks for -slots), as does an API that does not list workers or answer.
  */
 import type { TaskSchedulerClient } from '../client';
 import type { RunFact } from './summary';
@@ -13,7 +13,9 @@ interface WorkerInfo {
 }
 
 export async function workerSlots(client: TaskSchedulerClient, runs: RunFact[]): Promise<number | null> {
-  const workers = listed((await client.queues()).workers);
+  // Only a column of the table: an API that cannot say leaves it '?' (the note says -slots).
+  const answer = await client.queues().catch(() => null);
+  const workers = listed(answer?.workers);
   if (workers.length === 0) return null;
   const ran = new Set(runs.map((r) => r.workerId));
   const relevant = workers.filter((w) => ran.has(w.id));
