@@ -77,7 +77,8 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  let phase: 'sending' | 'waiting' = 'sending';
+  let phase: 'sending' | 'waiting' | 'reading' = 'sending';
+  let read = 0;
   const progress = startProgress(io.err, () => ({
     phase,
     sent: stats.tasksSent,
@@ -85,6 +86,7 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
     rejected: stats.rejected,
     final: tracker ? tracker.final : null,
     inFlight: sender.inFlight(),
+    read,
   }));
 
   // With -wait, finished tasks are counted while sending goes on.
@@ -123,8 +125,6 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
       if (!interrupted) await tracker.poll();
     }
   }
-  progress.stop();
-
   // The summary: every task of this run and its runs, read back through the API.
   let summary: TableSummary | null = null;
   let timeline: Timeline | null = null;
@@ -135,7 +135,8 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
     resultsError = 'the answers showed no created_at to look the tasks up by';
   } else {
     try {
-      const facts = await fetchFacts(api, stats.ids, stats.firstCreatedMs);
+      phase = 'reading';
+      const facts = await fetchFacts(api, stats.ids, stats.firstCreatedMs, (n) => (read = n));
       const slots = opts.slots ?? (await workerSlots(api, facts.runs));
       summary = computeSummary(facts.tasks, facts.runs, { accepted: stats.accepted, slots, nowMs: facts.nowMs });
       timeline = timelineOf(facts.tasks, facts.runs);
@@ -143,6 +144,8 @@ export async function run(argv: string[], io: { out: NodeJS.WritableStream; err:
       resultsError = `${opts.url}: ${(err as Error).message}`;
     }
   }
+
+  progress.stop();
 
   const result = buildResult({ opts, stats, summary, resultsError, interrupted: interrupted !== null, waitTimedOut, endedAt: Date.now() });
   if (opts.json) io.out.write(`${JSON.stringify(result)}\n`);

@@ -3,16 +3,20 @@
  * otherwise one plain line every 10 s, so logs and CI output stay readable.
  */
 export interface ProgressSnapshot {
-  phase: 'sending' | 'waiting';
+  /** reading: the tasks and their runs are read back through the API for the summary. */
+  phase: 'sending' | 'waiting' | 'reading';
   sent: number;
   accepted: number;
   rejected: number;
   /** Final tasks so far; null without -wait. */
   final: number | null;
   inFlight: number;
+  /** Tasks whose runs were read back so far (phase reading). */
+  read?: number;
 }
 
 export function progressLine(s: ProgressSnapshot, ratePerS: number | null): string {
+  if (s.phase === 'reading') return `reading back ${s.read ?? 0}/${s.accepted} tasks with their runs${ratePerS === null ? '' : ` (${Math.round(ratePerS)}/s)`}`;
   const parts = [`sent ${s.sent}`, `accepted ${s.accepted}`, `rejected ${s.rejected}`];
   if (s.final !== null) parts.push(`final ${s.final}/${s.accepted}`);
   if (s.phase === 'sending') {
@@ -32,7 +36,7 @@ export function startProgress(stream: NodeJS.WritableStream & { isTTY?: boolean 
   const timer = setInterval(() => {
     const s = snapshot();
     const now = Date.now();
-    const count = s.phase === 'sending' ? s.accepted : (s.final ?? 0);
+    const count = s.phase === 'sending' ? s.accepted : s.phase === 'reading' ? (s.read ?? 0) : (s.final ?? 0);
     const rate = last.phase === s.phase && now > last.at ? ((count - last.count) * 1000) / (now - last.at) : null;
     last = { at: now, count, phase: s.phase };
     const line = progressLine(s, rate);
