@@ -95,8 +95,25 @@ export interface BulkResult {
   dry_run: boolean;
 }
 
+export interface PriorityQueue {
+  queued: number;
+  scheduled: number;
+  retrying: number;
+  running: number;
+  dead: number;
+  cancelled: number;
+  oldest_waiting_seconds: number;
+  last_minute: { enqueued: number; succeeded: number; retried: number; dead: number; cancelled: number };
+}
+
 export interface QueuesResponse {
-  [key: string]: unknown;
+  tenant: string;
+  priorities: Record<Priority, PriorityQueue>;
+  /** Every lease the tenant holds now. */
+  running_now: number;
+  /** The live workers (any tenant's) with their slots (WORKER_POOL). */
+  workers: { id: string; slots: number }[];
+  as_of: string;
 }
 
 /** RFC 9457 problem details, as every error answer of the API carries. */

@@ -233,6 +233,8 @@ describe('queues', () => {
     const h = await cli(['queues']);
     expect(h.code).toBe(0);
     expect(h.out).toMatch(/^PRIORITY/m);
-    expect(h.out).toMatch(/^WORKERS\n/m);
+    expect(h.out).toMatch(/^tenant default · \d+ running now · as of \S+\n\nPRIORITY +QUEUED +SCHEDULED +RETRYING +RUNNING +DEAD +CANCELLED +OLDEST_WAIT +IN\/MIN/);
+    expect(h.out).toMatch(/^critical +\d+/m);
+    expect(h.out).toMatch(/^WORKERS\nID +SLOTS\n\S+ +8\n$/m);
   });
 });

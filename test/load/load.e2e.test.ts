@@ -218,6 +218,9 @@ it('-batch 50 sends through POST /tasks/batch and every item is accounted for', 
   expect(r.client).toMatchObject({ tasks_sent: 200, requests: 4, accepted: 200, created: 200, http_status: { '200': 4 }, item_status: { '201': 200 } });
   expect(r.tasks).toMatchObject({ final: 200, dead: 20, succeeded: 180 });
   expect(r.table!.retries).toBe(20 * 5);
+  // No -slots: the worker's WORKER_POOL comes from GET /queues.
+  expect(r.table).toMatchObject({ workers: 1, slots: 12 });
+  expect(r.notes.join('\n')).not.toContain('Workers × Slots');
   const keys = await pool.query(`SELECT count(*)::int AS n FROM tasks WHERE idempotency_key LIKE $1`, [`load-${r.run_id}-%`]);
   expect(keys.rows[0].n).toBe(200);
 }, 60_000);
