@@ -41,24 +41,33 @@ export function spread(values: ArrayLike<number>): Spread {
  * The most intervals open at once (sweep line). Intervals are half-open [start, end): one that ends
  * exactly when another starts does not overlap it. An interval with end null is still open (counts
  * until `openUntil`). Intervals with end < start are treated as instants at start.
+ *
+ * With `cap`, intervals of one `group` count at most `cap` at once: a worker never runs more than
+ * its slots, and times known only to the millisecond make its sub-millisecond runs within one
+ * millisecond look simultaneous.
  */
-export function maxConcurrent(intervals: Iterable<{ start: number; end: number | null }>, openUntil = Infinity): number {
+export function maxConcurrent(intervals: Iterable<{ start: number; end: number | null; group?: string }>, openUntil = Infinity, cap = Infinity): number {
   // Event order at one instant: ends of intervals that had length, then starts, then ends of
   // zero-length intervals (so an instant run still counts once, and back-to-back runs do not overlap).
   const END = 0;
   const START = 1;
   const END_INSTANT = 2;
-  const events: [number, number][] = [];
+  const events: [number, number, string][] = [];
   for (const iv of intervals) {
     const end = Math.max(iv.end ?? openUntil, iv.start);
-    events.push([iv.start, START], [end, end === iv.start ? END_INSTANT : END]);
+    const group = iv.group ?? '';
+    events.push([iv.start, START, group], [end, end === iv.start ? END_INSTANT : END, group]);
   }
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let open = 0;
+  const open = new Map<string, number>();
+  let counted = 0;
   let peak = 0;
-  for (const [, kind] of events) {
-    open += kind === START ? 1 : -1;
-    if (open > peak) peak = open;
+  for (const [, kind, group] of events) {
+    const before = open.get(group) ?? 0;
+    const after = before + (kind === START ? 1 : -1);
+    open.set(group, after);
+    counted += Math.min(cap, after) - Math.min(cap, before);
+    if (counted > peak) peak = counted;
   }
   return peak;
 }

@@ -39,7 +39,7 @@ export interface TableSummary {
   /** Distinct task_runs.worker_id. */
   workers: number;
   slots: number | null;
-  /** Most attempts running at once (sweep over task_runs [started_at, finished_at)). */
+  /** Most attempts running at once (sweep over the runs' [started_at, finished_at), at most `slots` per worker). */
   inFlight: number;
   /** Last finished_at of a final task − first created_at; null until a task is final. */
   drainTimeMs: number | null;
@@ -132,7 +132,8 @@ export function computeSummary(tasks: TaskFact[], runs: RunFact[], opts: { accep
     byType,
     workers: workers.size,
     slots: opts.slots,
-    inFlight: maxConcurrent(runs.map((r) => ({ start: r.started, end: r.finished })), opts.nowMs),
+    // Per worker at most its slots (see maxConcurrent): the API shows times to the millisecond.
+    inFlight: maxConcurrent(runs.map((r) => ({ start: r.started, end: r.finished, group: r.workerId })), opts.nowMs, opts.slots ?? Infinity),
     drainTimeMs,
     throughputPerS: drainTimeMs !== null && drainTimeMs > 0 ? final / (drainTimeMs / 1000) : null,
     runMs: spread(durations),

@@ -59,6 +59,15 @@ describe('maxConcurrent (sweep line over [start, end))', () => {
   it('an end before its start counts as an instant', () => {
     expect(maxConcurrent([iv(10, 5), iv(0, 20)])).toBe(2);
   });
+  it('with a cap, a group (worker) counts at most cap at once; groups add up', () => {
+    const w = (group: string, start: number, end: number) => ({ group, start, end });
+    // Five sub-millisecond runs of one 2-slot worker, all shown in millisecond 5.
+    const a = [w('a', 5, 5), w('a', 5, 5), w('a', 5, 5), w('a', 5, 5), w('a', 5, 5)];
+    expect(maxConcurrent(a)).toBe(5);
+    expect(maxConcurrent(a, Infinity, 2)).toBe(2);
+    expect(maxConcurrent([...a, w('b', 0, 10), w('b', 4, 6), w('b', 5, 7)], Infinity, 2)).toBe(4);
+    expect(maxConcurrent([w('a', 0, 10), w('b', 0, 10), w('a', 10, 20)], Infinity, 2)).toBe(2);
+  });
 });
 
 describe('the task plan', () => {
