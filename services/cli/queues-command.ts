@@ -16,9 +16,10 @@ export async function queuesCommand(args: string[], env: NodeJS.ProcessEnv, io: 
 }
 
 export function queuesText(q: QueuesResponse): string {
-  const rows = PRIORITIES.filter((p) => q.priorities?.[p]).map((p) => {
-    const c = q.priorities[p];
-    const m = c.last_minute ?? {};
+  const rows = PRIORITIES.flatMap((p) => {
+    const c = q.priorities?.[p];
+    if (!c) return [];
+    const m = c.last_minute;
     return {
       priority: p,
       queued: c.queued,

@@ -110,7 +110,7 @@ export class TaskSchedulerClient {
   private async bulk(path: string, req: BulkRequest, signal?: AbortSignal): Promise<BulkResult> {
     // A change sent again after a lost answer would change up to `limit` more tasks than asked;
     // a dry run only counts.
-    const a = await this.http.call<BulkResult>('POST', path, { body: { filter: cleanFilter(req.filter), limit: req.limit, dry_run: req.dry_run ?? false }, repeat: req.dry_run ? 'safe' : 'refusals', signal });
+    const a = await this.http.call<BulkResult>('POST', path, { body: { filter: cleanFilter(req.filter ?? {}), limit: req.limit, dry_run: req.dry_run ?? false }, repeat: req.dry_run ? 'safe' : 'refusals', signal });
     if (typeof a.body?.matched !== 'number' || typeof a.body?.changed !== 'number' || typeof a.body?.has_more !== 'boolean') throw new ResponseError(`POST /${path} answered without matched, changed and has_more`, a.status, `POST /${path}`);
     return a.body;
   }

@@ -145,7 +145,7 @@ function parseProblem(text: string, res: Response): Problem {
     // not JSON: fall through
   }
   const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
-  return { title: res.statusText || `HTTP ${res.status}`, status: res.status, detail: `HTTP ${res.status}${snippet ? `: ${snippet}` : ''}` };
+  return { type: 'about:blank', title: res.statusText || `HTTP ${res.status}`, status: res.status, detail: `HTTP ${res.status}${snippet ? `: ${snippet}` : ''}` };
 }
 
 /** undici wraps the socket's error in a TypeError("fetch failed"); the cause says what happened. */
