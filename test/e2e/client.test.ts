@@ -2,12 +2,14 @@
  * The typed client against the built api and worker processes: every method, its errors, and its
  * retries: a 429 under a tenant's rate limit waited out per Retry-After, a lost answer sent again
  * under the same idempotency key (one task, not two), connection errors retried only where safe.
+ * Every answer it receives is checked against the OpenAPI document.
  */
 import net from 'node:net';
 import { ApiError, ConnectionError, RetryInfo, TaskSchedulerClient } from '../../services/client';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { TEST_KEY } from '../support/auth';
+import { fetch as contractFetch } from '../support/contract';
 import { LossyProxy, startLossyProxy } from '../support/lossy-proxy';
 import { freePort } from '../support/processes';
 import { ServiceProcesses, startServiceProcesses } from '../support/service-processes';
@@ -25,7 +27,9 @@ afterAll(async () => {
 });
 
 const fast = { baseDelayMs: 20, maxDelayMs: 5000 };
-const client = (opts: Partial<ConstructorParameters<typeof TaskSchedulerClient>[0]> = {}) => new TaskSchedulerClient({ baseUrl: svc.url, apiKey: TEST_KEY, retry: fast, ...opts });
+// Every answer the client gets is checked against the OpenAPI document (the contract test's fetch).
+const client = (opts: Partial<ConstructorParameters<typeof TaskSchedulerClient>[0]> = {}) =>
+  new TaskSchedulerClient({ baseUrl: svc.url, apiKey: TEST_KEY, retry: fast, fetch: contractFetch as typeof fetch, ...opts });
 const countTasks = async (where: string, params: unknown[] = []) => (await svc.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE ${where}`, params)).rows[0].n as number;
 
 it('submits, reads back with runs, and gives every submission an idempotency key', async () => {
@@ -165,4 +169,49 @@ it('cancel and retry one task', async () => {
   await waitFor(async () => (await c.get(done.id)).status === 'succeeded');
   await expect(c.retry(done.id)).rejects.toMatchObject({ status: 409 });
   await expect(c.cancel(done.id)).rejects.toMatchObject({ status: 409 });
+});
+
+it('list: pages follow next_cursor, exactly once each while tasks are added', async () => {
+  const c = client();
+  // A type no worker knows: each goes straight to the dead-letter queue.
+  const older: string[] = [];
+  for (let i = 0; i < 7; i++) older.push((await c.submit({ type: 'pageme' })).task.id);
+  const pages: string[][] = [];
+  for await (const page of c.list({ type: 'pageme', limit: 3 })) {
+    pages.push(page.tasks.map((t) => t.id));
+    await c.submit({ type: 'pageme' }); // newer than any cursor: never on a later page
+  }
+  expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+  expect(pages.flat()).toEqual([...older].reverse());
+  const first = await c.listPage({ type: 'pageme', status: ['dead', 'queued'], limit: 500 });
+  expect(first).toEqual({ tasks: expect.any(Array), next_cursor: null });
+  expect(first.tasks).toHaveLength(10);
+  await expect(c.listPage({ status: 'lost' })).rejects.toMatchObject({ status: 400, problem: { errors: [expect.objectContaining({ field: 'status' })] } });
+});
+
+it('bulkRetry and bulkCancel: dry runs count, calls change, the filter scopes them', async () => {
+  const c = client();
+  const { results } = await c.submitBatch(Array.from({ length: 5 }, () => ({ type: 'bulkme' })));
+  const ids = results.flatMap((r) => ('task' in r ? [r.task.id] : []));
+  await waitFor(async () => (await countTasks("type = 'bulkme' AND status = 'dead'")) === 5);
+  expect(await c.bulkRetry({ filter: { type: 'bulkme', status: 'dead' }, dry_run: true })).toEqual({ matched: 5, changed: 0, has_more: false, dry_run: true });
+  expect(await c.bulkRetry({ filter: { type: 'bulkme', status: 'dead' }, limit: 2 })).toEqual({ matched: 2, changed: 2, has_more: true, dry_run: false });
+  await waitFor(async () => (await countTasks("type = 'bulkme' AND status = 'dead'")) === 5);
+
+  const after = results[0]!.status === 201 && 'task' in results[0]! ? results[0].task.created_at : '';
+  const sleepers = await c.submitBatch(Array.from({ length: 4 }, () => ({ type: 'sleeper', priority: 'low' as const, payload: { sleep_ms: 60_000 } })));
+  expect(sleepers.results.every((r) => r.status === 201)).toBe(true);
+  const cancelled = await c.bulkCancel({ filter: { type: 'sleeper', priority: 'low', created_after: after } });
+  expect(cancelled).toMatchObject({ matched: 4, changed: 4, has_more: false });
+  await waitFor(async () => (await countTasks("type = 'sleeper' AND priority = 'low' AND status = 'cancelled'")) === 4, 10_000);
+  expect(ids).toHaveLength(5);
+  await expect(c.bulkCancel({ filter: { status: 'dead' } })).rejects.toMatchObject({ status: 400, problem: { errors: [expect.objectContaining({ field: 'filter.status' })] } });
+});
+
+it('queues: per priority, and the worker with its slots', async () => {
+  const q = await client().queues();
+  expect(q.tenant).toBe('default');
+  expect(Object.keys(q.priorities).sort()).toEqual(['critical', 'default', 'high', 'low']);
+  expect(q.priorities.low).toMatchObject({ queued: expect.any(Number), dead: expect.any(Number), last_minute: expect.objectContaining({ enqueued: expect.any(Number) }) });
+  expect(q.workers).toEqual([expect.objectContaining({ slots: 8 })]);
 });
