@@ -27,12 +27,15 @@ export function taskDetail(t: Task): string {
     ['next_attempt_at', t.next_attempt_at],
     ['cancel_requested_at', t.cancel_requested_at],
     ['idempotency_key', t.idempotency_key],
+    ['retry', t.retry ? JSON.stringify(t.retry) : null],
+    ['timeout_ms', t.timeout_ms],
     ['last_error', t.last_error],
     ['payload', JSON.stringify(t.payload)],
+    ['result', t.result === null || t.result === undefined ? null : JSON.stringify(t.result)],
   ];
   const width = Math.max(...fields.map(([k]) => k.length));
   const lines = fields.map(([k, v]) => `${k.padEnd(width)}  ${v === null || v === undefined ? '-' : String(v)}`);
   const runs = t.runs ?? [];
   const runRows = runs.map((r) => ({ ...r, error: r.error === null ? null : short(r.error) }));
-  return `${lines.join('\n')}\n${runs.length ? `\nRUNS\n${table(runRows, ['attempt', 'outcome', 'worker_id', 'started_at', 'duration_ms', 'error'])}` : ''}`;
+  return `${lines.join('\n')}\n${runs.length ? `\nRUNS\n${table(runRows, ['attempt', 'outcome', 'worker_id', 'started_at', 'duration_ms', 'error_type', 'error'])}` : ''}`;
 }

@@ -249,6 +249,27 @@ export interface components {
             finished_at: string | null;
             /** @description When an operator asked to cancel it. */
             cancel_requested_at: string | null;
+            /** @description Its own retry policy, as submitted (null: its handler's or the environment's). */
+            retry: {
+                /**
+                 * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                 * @enum {string}
+                 */
+                backoff?: "exponential" | "linear" | "fixed";
+                /** @description Default RETRY_BASE_MS. */
+                base_ms?: number;
+                /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                max_ms?: number;
+                /**
+                 * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                 * @enum {string}
+                 */
+                jitter?: "full" | "equal" | "none";
+            } | null;
+            /** @description Its own timeout (null: its handler's or the environment's). */
+            timeout_ms: number | null;
+            /** @description What its handler returned when it succeeded (JSON, at most 64 KiB); null until then. */
+            result: unknown;
             /** @description Its attempts, oldest first (GET /tasks/{id} and the single-task actions). */
             runs?: components["schemas"]["Run"][];
         };
@@ -261,6 +282,8 @@ export interface components {
              */
             outcome: "succeeded" | "failed" | "expired" | "released" | "discarded" | "cancelled";
             error: string | null;
+            error_type: string | null;
+            error_stack: string | null;
             /** Format: date-time */
             started_at: string;
             /** @description Null while the attempt runs. */
@@ -297,6 +320,25 @@ export interface components {
             finished_at: string | null;
             /** @description When an operator asked to cancel it. */
             cancel_requested_at: string | null;
+            /** @description Its own retry policy, as submitted (null: its handler's or the environment's). */
+            retry: {
+                /**
+                 * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                 * @enum {string}
+                 */
+                backoff?: "exponential" | "linear" | "fixed";
+                /** @description Default RETRY_BASE_MS. */
+                base_ms?: number;
+                /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                max_ms?: number;
+                /**
+                 * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                 * @enum {string}
+                 */
+                jitter?: "full" | "equal" | "none";
+            } | null;
+            /** @description Its own timeout (null: its handler's or the environment's). */
+            timeout_ms: number | null;
         };
         TaskPage: {
             /** @description Newest first. */
@@ -322,6 +364,25 @@ export interface components {
             max_retries?: number;
             /** @description 1-255 printable ASCII characters. A repeated request with the same key returns the task it created (200); the same key with a different request is a 409. */
             idempotency_key?: string;
+            /** @description How long a failed attempt waits before the next. Precedence: the task's own, then its handler's, then the environment's. */
+            retry?: {
+                /**
+                 * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                 * @enum {string}
+                 */
+                backoff?: "exponential" | "linear" | "fixed";
+                /** @description Default RETRY_BASE_MS. */
+                base_ms?: number;
+                /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                max_ms?: number;
+                /**
+                 * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                 * @enum {string}
+                 */
+                jitter?: "full" | "equal" | "none";
+            };
+            /** @description An attempt running longer is aborted and fails (default: its handler's, else TASK_TIMEOUT_MS). */
+            timeout_ms?: number;
         };
         BatchBody: {
             /** @description Each task is validated and created on its own: an invalid one gets its own 400 in `results`, the others are created. */

@@ -50,7 +50,12 @@ describe('tasks get|cancel|retry', () => {
     expect(h.code).toBe(0);
     expect(h.out).toMatch(new RegExp(`^id +${task.id}$`, 'm'));
     expect(h.out).toMatch(/^status +succeeded$/m);
-    expect(h.out).toMatch(/^RUNS\nATTEMPT +OUTCOME +WORKER_ID/m);
+    expect(h.out).toMatch(/^RUNS\nATTEMPT +OUTCOME +WORKER_ID +STARTED_AT +DURATION_MS +ERROR_TYPE +ERROR$/m);
+    const echoed = (await client.submit({ type: 'echo', payload: { n: 2 }, timeout_ms: 4000 })).task;
+    await waitFor(async () => (await statusOf(echoed.id)) === 'succeeded');
+    const e = await cli(['tasks', 'get', echoed.id]);
+    expect(e.out).toMatch(/^result +\{"payload":\{"n":2\}\}$/m);
+    expect(e.out).toMatch(/^timeout_ms +4000$/m);
     expectOneLine(await cli(['tasks', 'get', '00000000-0000-7000-8000-000000000000']), 1, /no task with id 00000000-0000-7000-8000-000000000000 \(HTTP 404\)/);
   });
 

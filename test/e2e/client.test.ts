@@ -50,6 +50,18 @@ it('submits, reads back with runs, and gives every submission an idempotency key
   expect(replay).toEqual({ task: expect.objectContaining({ id: again.task.id }), created: false });
 });
 
+it('per-task retry policy and timeout go through; the result comes back', async () => {
+  const c = client();
+  const { task } = await c.submit({ type: 'echo', payload: { hi: 1 }, retry: { backoff: 'fixed', base_ms: 100, jitter: 'none' }, timeout_ms: 5000 });
+  expect(task).toMatchObject({ retry: { backoff: 'fixed', base_ms: 100, jitter: 'none' }, timeout_ms: 5000, result: null });
+  const done = await waitFor(async () => {
+    const t = await c.get(task.id);
+    return t.status === 'succeeded' ? t : null;
+  });
+  expect(done.result).toEqual({ payload: { hi: 1 } });
+  await expect(c.submit({ type: 'echo', timeout_ms: -1 })).rejects.toMatchObject({ status: 400, problem: { errors: [expect.objectContaining({ field: 'timeout_ms' })] } });
+});
+
 it('submitBatch keys every item and reports each result in order', async () => {
   const r = await client().submitBatch([{ type: 'noop' }, { type: 'bad type!' }, { type: 'noop', idempotency_key: 'batch-own' }]);
   expect(r.results.map((x) => x.status)).toEqual([201, 400, 201]);
