@@ -454,6 +454,9 @@ function fmt(s: Stat, digits = 0): string {
   return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
 }
 
+/** Where docs/benchmarks.md's hand-kept history starts (kept when the generated part is rewritten). */
+const HISTORY_HEADING = '## Before and after';
+
 async function main(): Promise<void> {
   startServices();
   // BENCH_ONLY=<scenario> runs one scenario once and prints its raw figures (for profiling).
@@ -583,7 +586,11 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    accepted tenant after tenant), drained by one worker process. Both stop the clock when no
    backlog tenant has a task waiting or leased.
 `;
-  writeFileSync(path.join(ROOT, 'docs/benchmarks.md'), doc);
+  // Interleaved before/after measurements of past changes are kept below the generated part.
+  const file = path.join(ROOT, 'docs/benchmarks.md');
+  const previous = readFileSync(file, 'utf8');
+  const kept = previous.indexOf(HISTORY_HEADING);
+  writeFileSync(file, kept >= 0 ? `${doc.trimEnd()}\n\n${previous.slice(kept)}` : doc);
   await killAllChildren();
 }
 
