@@ -38,7 +38,9 @@ beforeAll(async () => {
   );
   const probe = new Redis({ port: readOnlyPort, host: '127.0.0.1', password: REDIS_PASSWORD, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
   probe.on('error', () => undefined);
-  await waitFor(() => probe.connect().then(() => true, () => false), 10_000, 'the read-only Redis');
+  // connect() refuses while a reconnect (retryStrategy) is under way, so a server slow to start is
+  // found by the client's own retries: its status turns ready.
+  await waitFor(async () => probe.status === 'ready' || (probe.status === 'wait' || probe.status === 'end' ? probe.connect().then(() => true, () => false) : false), 10_000, 'the read-only Redis');
   probe.disconnect();
 });
 
