@@ -5,7 +5,8 @@
  */
 import type { Priority } from '../core/tasks/priority';
 import type { RetryPolicy } from '../core/tasks/backoff';
-import { BatchBodySchema, IdempotencyKeySchema, RetryPolicySchema, TaskInputSchema } from './schemas/task-input';
+import { checkRetryPolicy, checkTimeoutMs } from '../core/tasks/policy-check';
+import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from './schemas/task-input';
 import { badRequest, FieldError, ProblemError } from './problem';
 
 export interface TaskInput {
@@ -26,34 +27,6 @@ const KEY_PATTERN = new RegExp(IdempotencyKeySchema.pattern!);
 const PRIORITY_VALUES: readonly string[] = FIELDS.priority.enum;
 const RETRIES_MIN = FIELDS.max_retries.minimum!;
 const RETRIES_MAX = FIELDS.max_retries.maximum!;
-const POLICY = RetryPolicySchema.properties;
-const POLICY_KNOWN = new Set(Object.keys(POLICY));
-const TIMEOUT = FIELDS.timeout_ms;
-
-const isIntIn = (v: unknown, s: { minimum?: number; maximum?: number }): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= s.minimum! && v <= s.maximum!;
-
-/** The `retry` object: each problem named `retry.<field>` (or `retry` when it is not an object). */
-function checkRetryPolicy(v: unknown, errors: FieldError[]): RetryPolicy | null {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    errors.push({ field: 'retry', message: 'must be an object: {"backoff", "base_ms", "max_ms", "jitter"}' });
-    return null;
-  }
-  const r = v as Record<string, unknown>;
-  const before = errors.length;
-  for (const k of Object.keys(r)) if (!POLICY_KNOWN.has(k)) errors.push({ field: `retry.${k}`, message: 'is not a known field' });
-  const enumOf = (name: 'backoff' | 'jitter') => {
-    const allowed = POLICY[name].enum as readonly string[];
-    if (r[name] !== undefined && !(typeof r[name] === 'string' && allowed.includes(r[name] as string))) errors.push({ field: `retry.${name}`, message: `must be one of ${allowed.join(', ')}` });
-  };
-  enumOf('backoff');
-  enumOf('jitter');
-  for (const name of ['base_ms', 'max_ms'] as const) {
-    if (r[name] !== undefined && !isIntIn(r[name], POLICY[name])) errors.push({ field: `retry.${name}`, message: `must be an integer between ${POLICY[name].minimum} and ${POLICY[name].maximum}` });
-  }
-  return errors.length === before ? (r as RetryPolicy) : null;
-}
-
 export function validateTaskInput(body: unknown, headerKey: string | undefined, defaultMaxRetries: number): TaskInput {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw badRequest('the request body must be a JSON object', [{ field: '(body)', message: 'must be a JSON object' }]);
@@ -87,12 +60,13 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
     else if (key !== null && key !== headerKey) errors.push({ field: 'Idempotency-Key', message: 'differs from idempotency_key in the body' });
     else key = headerKey;
   }
+  // The policy's bounds are shared with handlers' defaults (core/tasks/policy-check.ts).
   const retry = b.retry === undefined ? null : checkRetryPolicy(b.retry, errors);
-  if (b.timeout_ms !== undefined && !isIntIn(b.timeout_ms, TIMEOUT)) errors.push({ field: 'timeout_ms', message: `must be an integer between ${TIMEOUT.minimum} and ${TIMEOUT.maximum}` });
+  const timeoutMs = b.timeout_ms === undefined ? null : checkTimeoutMs(b.timeout_ms, errors);
   if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
   return {
     retry,
-    timeout_ms: (b.timeout_ms as number | undefined) ?? null,
+    timeout_ms: timeoutMs,
     type: b.type as string,
     priority: (b.priority as Priority | undefined) ?? 'default',
     payload: b.payload === undefined ? {} : b.payload,

@@ -6,6 +6,7 @@
  * defaults for its type (`retry`, `timeoutMs`; see withDefaults), which a task's own override.
  */
 import type { RetryPolicy } from '../core/tasks/backoff';
+import { checkRetryPolicy, checkTimeoutMs, PolicyProblem } from '../core/tasks/policy-check';
 
 export interface TaskContext {
   id: string;
@@ -22,9 +23,26 @@ export type Handler = ((ctx: TaskContext) => Promise<unknown>) & {
   timeoutMs?: number;
 };
 
-/** `fn` with defaults for its tasks: `withDefaults(async (ctx) => …, { retry: { backoff: 'fixed', base_ms: 500 }, timeoutMs: 5000 })`. */
-export function withDefaults(fn: (ctx: TaskContext) => Promise<unknown>, defaults: { retry?: RetryPolicy; timeoutMs?: number }): Handler {
-  return Object.assign(fn, defaults);
+export interface HandlerDefaults {
+  retry?: RetryPolicy;
+  timeoutMs?: number;
+}
+
+/**
+ * `fn` with defaults for its tasks: `withDefaults(async (ctx) => …, { retry: { backoff: 'fixed', base_ms: 500 }, timeoutMs: 5000 })`.
+ * The defaults are held to a task's own bounds and refused at start-up (a typo would otherwise
+ * quietly fall back to the environment's policy, or make every attempt time out at once). `fn`
+ * is wrapped, not changed, so one function may serve two types with different defaults.
+ */
+export function withDefaults(fn: (ctx: TaskContext) => Promise<unknown>, defaults: HandlerDefaults): Handler {
+  const problems: PolicyProblem[] = [];
+  const retry = defaults.retry === undefined ? undefined : checkRetryPolicy(defaults.retry, problems);
+  const timeoutMs = defaults.timeoutMs === undefined ? undefined : checkTimeoutMs(defaults.timeoutMs, problems, 'timeoutMs');
+  if (problems.length) throw new TypeError(`handler defaults: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`);
+  const handler: Handler = (ctx) => fn(ctx);
+  if (retry) handler.retry = { ...retry };
+  if (timeoutMs !== undefined && timeoutMs !== null) handler.timeoutMs = timeoutMs;
+  return handler;
 }
 export type HandlerRegistry = ReadonlyMap<string, Handler>;
 
@@ -99,8 +117,15 @@ export function loadHandlersModule(modulePath: string): Record<string, Handler> 
     // A function, or { handler, retry?, timeoutMs? } for a handler with defaults.
     if (typeof entry === 'function') out[name] = entry as Handler;
     else if (entry && typeof entry === 'object' && typeof (entry as { handler?: unknown }).handler === 'function') {
-      const { handler, retry, timeoutMs } = entry as { handler: Handler; retry?: RetryPolicy; timeoutMs?: number };
-      out[name] = withDefaults(handler, { retry, timeoutMs });
+      const { handler, retry, timeoutMs, ...unknown } = entry as { handler: Handler } & HandlerDefaults;
+      try {
+        // A misspelt option (`timeout`) would otherwise be ignored without a word.
+        const extra = Object.keys(unknown);
+        if (extra.length) throw new TypeError(`${extra.join(', ')}: not a known option (handler, retry, timeoutMs)`);
+        out[name] = withDefaults(handler, { retry, timeoutMs });
+      } catch (err) {
+        throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}": ${(err as Error).message}`);
+      }
     } else throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is neither a function nor { handler, retry?, timeoutMs? }`);
   }
   return out;

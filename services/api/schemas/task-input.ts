@@ -5,25 +5,14 @@
  * (test/unit/schema-agreement.test.ts) fails until both agree.
  */
 import { Static, Type } from '@sinclair/typebox';
-import { StringEnum } from '../../core/schema/json-schema';
-import { BACKOFFS, JITTERS } from '../../core/tasks/backoff';
-import { PrioritySchema, TaskTypeSchema } from '../../core/tasks/task-fields';
+import { PrioritySchema, RetryPolicySchema, TaskTypeSchema, TimeoutMsSchema } from '../../core/tasks/task-fields';
+
+export { RetryPolicySchema };
 
 export const IdempotencyKeySchema = Type.String({
   pattern: '^[\\x21-\\x7e]{1,255}$',
   description: '1-255 printable ASCII characters. A repeated request with the same key returns the task it created (200); the same key with a different request is a 409.',
 });
-
-/** A task's own retry policy: every field optional, the rest from the handler's or the environment's. */
-export const RetryPolicySchema = Type.Object(
-  {
-    backoff: Type.Optional(StringEnum(BACKOFFS, { description: 'exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.' })),
-    base_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'Default RETRY_BASE_MS.' })),
-    max_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800_000, description: 'The longest delay (at most 7 days). Default RETRY_MAX_MS.' })),
-    jitter: Type.Optional(StringEnum(JITTERS, { description: 'full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.' })),
-  },
-  { additionalProperties: false, description: 'How long a failed attempt waits before the next. Precedence: the task\'s own, then its handler\'s, then the environment\'s.' },
-);
 
 export const TaskInputSchema = Type.Object(
   {
@@ -41,7 +30,7 @@ export const TaskInputSchema = Type.Object(
     max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'Attempts after the first (default MAX_RETRIES).' })),
     idempotency_key: Type.Optional(IdempotencyKeySchema),
     retry: Type.Optional(RetryPolicySchema),
-    timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'An attempt running longer is aborted and fails (default: its handler\'s, else TASK_TIMEOUT_MS).' })),
+    timeout_ms: Type.Optional(TimeoutMsSchema),
   },
   { additionalProperties: false },
 );

@@ -5,6 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { StringEnum } from '../schema/json-schema';
+import { BACKOFFS, JITTERS } from './backoff';
 import { PRIORITIES, STATUSES } from './priority';
 
 export const TaskTypeSchema = Type.String({
@@ -16,6 +17,23 @@ export const TaskTypeSchema = Type.String({
 export const PrioritySchema = StringEnum(PRIORITIES, { description: 'Highest first: critical, high, default, low.' });
 
 export const StatusSchema = StringEnum(STATUSES);
+
+/**
+ * A retry policy: a task's own (POST /tasks `retry`) or a handler's default. Every field optional,
+ * the rest from the handler's or the environment's; policy-check.ts enforces it for both.
+ */
+export const RetryPolicySchema = Type.Object(
+  {
+    backoff: Type.Optional(StringEnum(BACKOFFS, { description: 'exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.' })),
+    base_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'Default RETRY_BASE_MS.' })),
+    max_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800_000, description: 'The longest delay (at most 7 days). Default RETRY_MAX_MS.' })),
+    jitter: Type.Optional(StringEnum(JITTERS, { description: 'full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.' })),
+  },
+  { additionalProperties: false, description: 'How long a failed attempt waits before the next. Precedence: the task\'s own, then its handler\'s, then the environment\'s.' },
+);
+
+/** An attempt's time limit: a task's own (POST /tasks `timeout_ms`) or a handler's default. */
+export const TimeoutMsSchema = Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'An attempt running longer is aborted and fails (default: its handler\'s, else TASK_TIMEOUT_MS).' });
 
 // RFC 3339 with a zone (Z or an offset): a time without one would be read in the server's zone.
 const RFC3339 = '^(\\d{4})-(\\d{2})-(\\d{2})[Tt ](\\d{2}):(\\d{2}):(\\d{2})(?:\\.\\d{1,9})?(?:[Zz]|[+-](\\d{2}):(\\d{2}))$';

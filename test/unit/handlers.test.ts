@@ -1,0 +1,74 @@
+/**
+ * Handlers with defaults for their type: withDefaults and HANDLERS_MODULE's `{ handler, retry?,
+ * timeoutMs? }` entries hold the defaults to a task's own bounds, refuse bad ones at start-up with
+ * the handler and field named, and leave a plain function working as before.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadHandlersModule, TaskContext, withDefaults } from '../../services/worker/handlers';
+
+const ctx = (payload: unknown): TaskContext => ({ id: 't', type: 'x', payload, attempt: 1, signal: new AbortController().signal });
+
+describe('withDefaults', () => {
+  it('carries the defaults and runs the function', async () => {
+    const h = withDefaults(async ({ payload }) => payload, { retry: { backoff: 'fixed', base_ms: 500 }, timeoutMs: 5000 });
+    expect(h.retry).toEqual({ backoff: 'fixed', base_ms: 500 });
+    expect(h.timeoutMs).toBe(5000);
+    await expect(h(ctx({ a: 1 }))).resolves.toEqual({ a: 1 });
+  });
+
+  it('leaves the function as it was: one function may serve two types with different defaults', () => {
+    const fn = async () => undefined;
+    const quick = withDefaults(fn, { timeoutMs: 100 });
+    const slow = withDefaults(fn, { timeoutMs: 60_000, retry: { jitter: 'none' } });
+    expect([quick.timeoutMs, slow.timeoutMs]).toEqual([100, 60_000]);
+    expect(quick.retry).toBeUndefined();
+    expect((fn as { timeoutMs?: number }).timeoutMs).toBeUndefined();
+  });
+
+  it('refuses defaults a task could not ask for, naming each field', () => {
+    const fn = async () => undefined;
+    expect(() => withDefaults(fn, { timeoutMs: 0 })).toThrow('handler defaults: timeoutMs must be an integer between 1 and 86400000');
+    expect(() => withDefaults(fn, { timeoutMs: '5000' as unknown as number })).toThrow(/timeoutMs must be an integer/);
+    expect(() => withDefaults(fn, { retry: { backoff: 'Fixed' as 'fixed', base_ms: 1.5 } })).toThrow(
+      'handler defaults: retry.backoff must be one of exponential, linear, fixed; retry.base_ms must be an integer between 1 and 86400000',
+    );
+    expect(() => withDefaults(fn, { retry: { base: 100 } as never })).toThrow('retry.base is not a known field');
+  });
+});
+
+describe('loadHandlersModule', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'handlers-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const moduleWith = (source: string): string => {
+    const file = path.join(dir, `m${Math.random().toString(36).slice(2)}.js`);
+    writeFileSync(file, source);
+    return file;
+  };
+
+  it('takes plain functions and { handler, retry, timeoutMs } entries', async () => {
+    const file = moduleWith(`exports.handlers = {
+      plain: async ({ payload }) => payload,
+      tuned: { handler: async () => 'ok', retry: { backoff: 'linear', base_ms: 200 }, timeoutMs: 1500 },
+    };`);
+    const found = loadHandlersModule(file);
+    expect(found.plain!.retry).toBeUndefined();
+    await expect(found.plain!(ctx(7))).resolves.toBe(7);
+    expect({ retry: found.tuned!.retry, timeoutMs: found.tuned!.timeoutMs }).toEqual({ retry: { backoff: 'linear', base_ms: 200 }, timeoutMs: 1500 });
+    await expect(found.tuned!(ctx(null))).resolves.toBe('ok');
+  });
+
+  it('refuses bad defaults and unknown options, naming the module, the handler and the field', () => {
+    const bad = moduleWith(`exports.handlers = { report: { handler: async () => {}, retry: { jitter: 'half' } } };`);
+    expect(() => loadHandlersModule(bad)).toThrow(`HANDLERS_MODULE ${bad}: handler "report": handler defaults: retry.jitter must be one of full, equal, none`);
+    const typo = moduleWith(`exports.handlers = { report: { handler: async () => {}, timeout: 5000 } };`);
+    expect(() => loadHandlersModule(typo)).toThrow(`handler "report": timeout: not a known option (handler, retry, timeoutMs)`);
+    const neither = moduleWith(`exports.handlers = { report: 42 };`);
+    expect(() => loadHandlersModule(neither)).toThrow('handler "report" is neither a function nor { handler, retry?, timeoutMs? }');
+  });
+});
