@@ -549,9 +549,10 @@ function errorTypeOf(err: unknown): string {
   return typeof err;
 }
 
+/** The error's stack trace, bounded; null when it has no frames (the demo handlers' planned failures), which would only repeat `error`. */
 function stackOf(err: unknown): string | null {
   const stack = err instanceof Error ? err.stack : undefined;
-  if (!stack) return null;
+  if (!stack || !stack.includes('\n    at ')) return null;
   return stack.length > MAX_STACK_CHARS ? `${stack.slice(0, MAX_STACK_CHARS)}…` : stack;
 }
 

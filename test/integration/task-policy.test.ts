@@ -73,6 +73,17 @@ it('errors are recorded with their type (code or name) and a bounded stack', asy
         }
         throw new QuotaError('over quota');
       },
+      deep: async () => {
+        // A stack longer than the bound: 1,000 frames of about 70 characters.
+        const limit = Error.stackTraceLimit;
+        Error.stackTraceLimit = Infinity;
+        try {
+          const recurse = (n: number): never => (n === 0 ? (() => { throw new RangeError('deep'); })() : recurse(n - 1));
+          recurse(1000);
+        } finally {
+          Error.stackTraceLimit = limit;
+        }
+      },
     },
   }));
   const reset = await finalTask(await submit({ type: 'reset', max_retries: 0 }));
@@ -80,7 +91,14 @@ it('errors are recorded with their type (code or name) and a bounded stack', asy
   expect(reset.runs[0]!.error_stack).toMatch(/^Error: socket hang up\n\s+at /);
   const typed = await finalTask(await submit({ type: 'typed', max_retries: 0 }));
   expect(typed.runs[0]).toMatchObject({ error_type: 'QuotaError' });
-  expect(typed.runs[0]!.error_stack!.length).toBeLessThanOrEqual(16_385);
+  expect(typed.runs[0]!.error_stack).toMatch(/^QuotaError: over quota\n\s+at /);
+  const deep = await finalTask(await submit({ type: 'deep', max_retries: 0 }));
+  expect(deep.runs[0]).toMatchObject({ error: 'deep', error_type: 'RangeError' });
+  expect(deep.runs[0]!.error_stack).toHaveLength(16_385);
+  expect(deep.runs[0]!.error_stack!.endsWith('…')).toBe(true);
+  // The demo handlers' planned failures carry no frames (for speed): no stack, not their message again.
+  const planned = await finalTask(await submit({ type: 'always_fail', max_retries: 0 }));
+  expect(planned.runs[0]).toMatchObject({ error: 'always_fail: attempt 1 failed on purpose', error_type: 'Error', error_stack: null });
 });
 
 it('timeouts: the task’s own over its handler’s over TASK_TIMEOUT_MS; the signal fires and the run says why', async () => {
