@@ -247,9 +247,11 @@ export class RedisQueue implements TaskQueue {
     const sub = this.redis.duplicate({ lazyConnect: false });
     sub.on('error', () => undefined);
     sub.on('message', (_channel: string, id: string) => onCancel(id));
-    await sub.subscribe(this.keys.cancelChannel);
+    // Not awaited: with Redis away at start-up the subscription waits for it (and ioredis renews it
+    // after every reconnect), and a worker stopped meanwhile must not wait for Redis to return.
+    sub.subscribe(this.keys.cancelChannel).catch(() => undefined);
     return async () => {
-      await sub.quit().catch(() => sub.disconnect());
+      sub.disconnect();
     };
   }
 
