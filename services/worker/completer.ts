@@ -22,6 +22,7 @@ export interface CompletedAttempt extends Outcome {
 export type CompletionResult = 'applied' | 'lease-lost' | 'gave-up';
 
 interface Pending {
+  /** Replaced by an unstorable failure when Postgres refuses what it holds. */
   item: CompletedAttempt;
   resolve: (r: CompletionResult) => void;
 }
@@ -160,6 +161,29 @@ export class Completer {
     return batch;
   }
 
+  /**
+   * Writes a batch one outcome at a time; one Postgres still refuses is stored as a failure that
+   * says why (no result, no retry: the same result would be refused again). Other errors are
+   * thrown, and the caller retries the whole batch (outcomes already written are recognised then).
+   */
+  private async writeApart(batch: Pending[], cause: unknown): Promise<OutcomeWrite> {
+    this.deps.log.warn({ err: cause, count: batch.length }, 'Postgres refused an outcome batch; writing its outcomes one by one');
+    const all: OutcomeWrite = { applied: new Set(), final: new Set(), cancelled: new Set() };
+    for (const p of batch) {
+      let one: OutcomeWrite;
+      try {
+        one = await recordOutcomes(this.deps.pool, [p.item]);
+      } catch (err) {
+        if (!refusedData(err)) throw err;
+        this.deps.log.error({ err, taskId: p.item.id, attempt: p.item.attempt }, 'Postgres refused an attempt outcome; recorded as a final failure');
+        p.item = unstorable(p.item, err);
+        one = await recordOutcomes(this.deps.pool, [p.item]);
+      }
+      for (const k of ['applied', 'final', 'cancelled'] as const) for (const id of one[k]) all[k].add(id);
+    }
+    return all;
+  }
+
   private async writeBatch(batch: Pending[]): Promise<void> {
     const started = Date.now();
     let written: OutcomeWrite | null = null;
@@ -170,6 +194,16 @@ export class Completer {
         try {
           written = await recordOutcomes(this.deps.pool, batch.map((p) => p.item));
         } catch (err) {
+          // Postgres refused what an outcome holds: retrying the batch would refuse it forever, and
+          // hold up every other outcome in it. Each is written alone instead.
+          if (refusedData(err)) {
+            try {
+              written = await this.writeApart(batch, err);
+              break;
+            } catch (apart) {
+              err = apart;
+            }
+          }
           if (Date.now() - started + delay > this.opts.giveUpAfterMs) {
             this.deps.log.error({ err, count: batch.length }, 'could not record outcomes in Postgres; leases will expire and the tasks run again');
             for (const p of batch) p.resolve('gave-up');
@@ -232,4 +266,16 @@ export class Completer {
     }
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
   }
+}
+
+/** Postgres refused the data itself (SQLSTATE class 22, data exception, or 54, a program limit): the same write fails again. */
+function refusedData(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
+}
+
+/** The attempt as a failure that ends the task, its error saying what Postgres refused. */
+function unstorable(item: CompletedAttempt, err: unknown): CompletedAttempt {
+  const why = String((err as Error).message ?? err).replace(/\0/g, '\uFFFD').slice(0, 500);
+  return { ...item, error: `the attempt's outcome could not be stored: ${why}`, dead: true, delayMs: 0, result: null, errorType: 'UnstorableOutcome', errorStack: null };
 }

@@ -13,6 +13,7 @@ import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
 import { markRunning, recordReleased } from '../core/tasks/attempt-store';
 import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff';
+import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
 import { wallClockAt } from './clock';
 import type { Completer } from './completer';
 import { CancelledError, LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
@@ -518,7 +519,14 @@ function held(l: Lease) {
 export const MAX_RESULT_BYTES = 65536;
 const MAX_STACK_CHARS = 16384;
 
-/** A handler's result as JSON text; throws (failing the attempt) when it is not JSON or too large. */
+/** How deep a result may nest (as a payload may, by default): Postgres parses jsonb recursively. */
+export const MAX_RESULT_DEPTH = 64;
+
+/**
+ * A handler's result as JSON text; throws (failing the attempt) when it is not JSON, too large, or
+ * holds what Postgres jsonb refuses (a NUL, a lone surrogate, deep nesting): stored as it is, one
+ * such result would fail the write of every outcome batched with it.
+ */
 function resultJson(value: unknown): string | null {
   let text: string | undefined;
   try {
@@ -529,6 +537,15 @@ function resultJson(value: unknown): string | null {
   if (text === undefined) return null;
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_RESULT_BYTES) throw new Error(`result is ${bytes} bytes; the limit is ${MAX_RESULT_BYTES}`);
+  let problem: JsonProblem | null = null;
+  scanJson(text, { maxDepth: MAX_RESULT_DEPTH, depthMessage: `nests more than ${MAX_RESULT_DEPTH} levels of objects and arrays` }, (p) => {
+    problem = p;
+    return false;
+  });
+  if (problem !== null) {
+    const { path, message } = problem as JsonProblem;
+    throw new Error(`result${path.length > 0 ? ` at ${formatPath(path)}` : ''} ${message}`);
+  }
   return text;
 }
 
@@ -542,9 +559,9 @@ function policyOf(handler: Handler | undefined, own: RetryPolicy | undefined): R
 function errorTypeOf(err: unknown): string {
   if (err && typeof err === 'object') {
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && code.length > 0) return code.slice(0, 200);
+    if (typeof code === 'string' && code.length > 0) return storableText(code.slice(0, 200));
     const name = (err as { name?: unknown }).name;
-    if (typeof name === 'string' && name.length > 0) return name.slice(0, 200);
+    if (typeof name === 'string' && name.length > 0) return storableText(name.slice(0, 200));
   }
   return typeof err;
 }
@@ -553,12 +570,17 @@ function errorTypeOf(err: unknown): string {
 function stackOf(err: unknown): string | null {
   const stack = err instanceof Error ? err.stack : undefined;
   if (!stack || !stack.includes('\n    at ')) return null;
-  return stack.length > MAX_STACK_CHARS ? `${stack.slice(0, MAX_STACK_CHARS)}…` : stack;
+  return storableText(stack.length > MAX_STACK_CHARS ? `${stack.slice(0, MAX_STACK_CHARS)}…` : stack);
 }
 
 function errorText(err: unknown): string {
   const text = err instanceof Error ? err.message || err.name : String(err);
-  return text.length > 4000 ? `${text.slice(0, 4000)}…` : text;
+  return storableText(text.length > 4000 ? `${text.slice(0, 4000)}…` : text);
+}
+
+/** Text Postgres can store: a NUL becomes U+FFFD (as a lone surrogate does when encoded as UTF-8). */
+function storableText(text: string): string {
+  return text.includes('\0') ? text.replace(/\0/g, '\uFFFD') : text;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -107,3 +107,25 @@ it('flush() writes what waits for pacing at once, without starving the event loo
   await new Promise((r) => setTimeout(r, 5));
   expect(timerRan).toBe(true);
 });
+
+it('an outcome Postgres refuses is stored as a final failure, and the rest of its batch as they were', async () => {
+  const completer = completerOver(gatedPool(stack.pool, 'record-outcomes'), {}, true);
+  const leases = await leased(4);
+  // Past the worker's own checks (a NUL escape jsonb refuses): the batch must not fail for it.
+  const results = ['{"ok":1}', '"\\u0000"', '[2]', null];
+  const done = leases.map((l, i) => completer.complete({ ...success(l), result: results[i] }));
+  expect(await Promise.all(done)).toEqual(['applied', 'applied', 'applied', 'applied']);
+  const { rows } = await stack.pool.query<{ id: string; status: string; result: unknown; last_error: string | null }>(
+    'SELECT id, status::text, result, last_error FROM tasks WHERE id = ANY($1::uuid[])',
+    [leases.map((l) => l.message.id)],
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  expect(leases.map((l) => byId.get(l.message.id)!.status)).toEqual(['succeeded', 'dead', 'succeeded', 'succeeded']);
+  expect(leases.map((l) => byId.get(l.message.id)!.result)).toEqual([{ ok: 1 }, null, [2], null]);
+  expect(byId.get(leases[1]!.message.id)!.last_error).toMatch(/^the attempt's outcome could not be stored: .*unsupported Unicode escape sequence/);
+  const runs = await stack.pool.query<{ outcome: string; error_type: string }>('SELECT outcome::text, error_type FROM task_runs WHERE task_id = $1', [leases[1]!.message.id]);
+  expect(runs.rows).toEqual([{ outcome: 'failed', error_type: 'UnstorableOutcome' }]);
+  // Redis agrees: the refused one is dead-lettered, nothing is left leased.
+  expect(await stack.queue.deadLetterIds('default')).toContain(leases[1]!.message.id);
+  expect(await stack.queue.lease({ max: 10, visibilityMs: 1000 })).toEqual([]);
+});

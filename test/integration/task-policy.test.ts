@@ -61,6 +61,34 @@ it('a result over 64 KiB, or not JSON, fails the attempt with a clear error', as
   expect(cyclic.runs[0]!.error).toMatch(/^result is not JSON-serializable/);
 });
 
+it('a result Postgres could not store (NUL, lone surrogate, deep nesting) fails only its own attempt; NULs in errors are replaced', async () => {
+  const nested = () => {
+    let v: unknown = 1;
+    for (let i = 0; i < 100; i++) v = [v];
+    return v;
+  };
+  ({ worker } = startWorker(stack, {
+    handlers: {
+      nul: async () => ({ a: 'x\u0000y' }),
+      surrogate: async () => ['\ud800'],
+      nested: async () => nested(),
+      nulError: async () => {
+        throw Object.assign(new Error('bad\u0000byte'), { code: 'E\u0000X' });
+      },
+    },
+  }));
+  // Submitted together so their outcomes share batches with a success.
+  const ids = await Promise.all([submit({ type: 'nul', max_retries: 0 }), submit({ type: 'surrogate', max_retries: 0 }), submit({ type: 'nested', max_retries: 0 }), submit({ type: 'echo', payload: 1 }), submit({ type: 'nulError', max_retries: 0 })]);
+  const [nul, surrogate, deep, echo, nulError] = await Promise.all(ids.map(finalTask));
+  expect(nul!.runs[0]!.error).toBe('result at a must not contain the NUL character (\\u0000), which Postgres cannot store');
+  expect(surrogate!.runs[0]!.error).toBe('result at [0] must not contain a lone UTF-16 surrogate (\\ud800-\\udfff without its pair)');
+  expect(deep!.runs[0]!.error).toMatch(/^result at \[0\]\[0\].* nests more than 64 levels/);
+  for (const t of [nul, surrogate, deep]) expect(t).toMatchObject({ status: 'dead', result: null });
+  expect(echo).toMatchObject({ status: 'succeeded', result: { payload: 1 } });
+  expect(nulError!.runs[0]).toMatchObject({ outcome: 'failed', error: 'bad\ufffdbyte', error_type: 'E\ufffdX' });
+  expect(nulError!.runs[0]!.error_stack).toMatch(/^Error: bad\ufffdbyte\n/);
+});
+
 it('errors are recorded with their type (code or name) and a bounded stack', async () => {
   ({ worker } = startWorker(stack, {
     handlers: {

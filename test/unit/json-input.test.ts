@@ -1,5 +1,5 @@
 /** What the API refuses in a body's JSON text before parsing it, and what it keeps exactly. */
-import { numberProblem } from '../../services/api/input/exact-number';
+import { numberProblem } from '../../services/core/json/exact-number';
 import { parseBatchBody, parseTaskBody } from '../../services/api/input/read-json';
 import { ProblemError } from '../../services/api/problem';
 

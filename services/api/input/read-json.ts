@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { badRequest, FieldError, ProblemError } from '../problem';
-import { formatPath, JsonProblem, scanJson } from './json-scan';
+import { formatPath, JsonProblem, scanJson } from '../../core/json/json-scan';
 
 /** Problems reported per request (or per batch item); a body with more says so in the last one. */
 const MAX_PROBLEMS = 10;
