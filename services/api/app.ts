@@ -55,6 +55,8 @@ export interface AppDeps {
   admission?: RequestAdmission;
   /** QUEUES_CACHE_MS (default 1000). */
   queuesCacheMs?: number;
+  /** LIST_SCAN_ROWS (default 10,000). */
+  listScanRows?: number;
   /** BULK_MAX_LIMIT and BULK_BATCH (defaults 10,000 and 200: DEFAULT_BULK_MAX_LIMIT in schemas/bulk.ts). */
   bulkMaxLimit?: number;
   bulkBatch?: number;
@@ -211,7 +213,7 @@ export function createApp(deps: AppDeps): ApiApp {
   });
 
   app.get('/tasks', authorized('tasks:read'), async (req, res) => {
-    res.json(await listRoute(deps.pool, (res.locals.principal as Principal).tenant, req.query as Record<string, unknown>));
+    res.json(await listRoute(deps.pool, (res.locals.principal as Principal).tenant, req.query as Record<string, unknown>, deps.listScanRows));
   });
 
   // /tasks/batch, /tasks/cancel and /tasks/retry are paths of their own (POST only): a GET there

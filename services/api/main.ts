@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     maxPayloadDepth: cfg.MAX_PAYLOAD_DEPTH,
     maxInflightBodyBytes: cfg.MAX_INFLIGHT_BODY_BYTES,
     submitBatchBytes: cfg.SUBMIT_BATCH_BYTES,
+    listScanRows: cfg.LIST_SCAN_ROWS,
     bulkMaxLimit: cfg.BULK_MAX_LIMIT,
     queuesCacheMs: cfg.QUEUES_CACHE_MS,
     bulkBatch: cfg.BULK_BATCH,

@@ -64,7 +64,7 @@ export interface paths {
         };
         /**
          * The tenant's tasks, newest first, a page at a time
-         * @description Filters combine. Keyset pages: paging on while tasks are added returns every older task exactly once. status and priority may be repeated or comma-separated.
+         * @description Filters combine. Keyset pages: paging on while tasks are added returns every older task exactly once. status and priority may be repeated or comma-separated. A page reads at most LIST_SCAN_ROWS tasks, so a filter that matches few may give a short or empty page that still has a next_cursor: page on until next_cursor is null.
          */
         get: operations["listTasks"];
         put?: never;
@@ -343,7 +343,7 @@ export interface components {
         TaskPage: {
             /** @description Newest first. */
             tasks: components["schemas"]["TaskSummary"][];
-            /** @description The next page, or null at the last one. */
+            /** @description The next page, or null at the last one (a short or empty page may still have one). */
             next_cursor: string | null;
         };
         TaskInput: {

@@ -82,6 +82,7 @@ export async function startApi(stack: Stack, queue = stack.queue, auth?: Authent
     maxBodyBytes: stack.cfg.MAX_BODY_BYTES,
     defaultMaxRetries: stack.cfg.DEFAULT_MAX_RETRIES,
     idempotencyTtlMs: stack.cfg.IDEMPOTENCY_TTL_MS,
+    listScanRows: stack.cfg.LIST_SCAN_ROWS,
   });
   const server = await startServer(app, '127.0.0.1:0');
   return { url: `http://127.0.0.1:${server.address.port}`, server, metrics, registry };

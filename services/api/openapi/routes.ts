@@ -120,7 +120,7 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       path: '/tasks',
       operationId: 'listTasks',
       summary: "The tenant's tasks, newest first, a page at a time",
-      description: 'Filters combine. Keyset pages: paging on while tasks are added returns every older task exactly once. status and priority may be repeated or comma-separated.',
+      description: 'Filters combine. Keyset pages: paging on while tasks are added returns every older task exactly once. status and priority may be repeated or comma-separated. A page reads at most LIST_SCAN_ROWS tasks, so a filter that matches few may give a short or empty page that still has a next_cursor: page on until next_cursor is null.',
       tag: 'tasks',
       scope: 'tasks:read',
       query: ListQuerySchema,

@@ -19,7 +19,7 @@ const LIST_MIN_LIMIT = QUERY.limit.minimum!;
 const PARAMS = new Set([...Object.keys(QUERY), 'tenant']);
 const LISTS = new Set(['status', 'priority']);
 
-export async function listRoute(pool: Pool, tenant: string, query: Record<string, unknown>): Promise<{ tasks: Record<string, unknown>[]; next_cursor: string | null }> {
+export async function listRoute(pool: Pool, tenant: string, query: Record<string, unknown>, scanRows?: number): Promise<{ tasks: Record<string, unknown>[]; next_cursor: string | null }> {
   const errors: FieldError[] = [];
   for (const [k, v] of Object.entries(query)) {
     if (!PARAMS.has(k)) errors.push({ field: k, message: 'is not a known parameter' });
@@ -39,7 +39,7 @@ export async function listRoute(pool: Pool, tenant: string, query: Record<string
     if (!after) errors.push({ field: 'cursor', message: 'is not a cursor this service gave (use next_cursor as it came)' });
   }
   if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
-  const page = await listTasks(pool, tenant, filter, limit, after);
+  const page = await listTasks(pool, tenant, filter, limit, after, scanRows);
   // No payload or result in a list (see task-list.ts): GET /tasks/:id has them.
   const tasks = page.tasks.map((t) => {
     const { payload: _payload, result: _result, ...item } = taskToJson(t);

@@ -22,7 +22,7 @@ export const TaskSummarySchema = Type.Omit(TaskSchema, ['payload', 'result', 'ru
 export const TaskPageSchema = Type.Object(
   {
     tasks: Type.Array(TaskSummarySchema, { description: 'Newest first.' }),
-    next_cursor: Nullable(Type.String(), { description: 'The next page, or null at the last one.' }),
+    next_cursor: Nullable(Type.String(), { description: 'The next page, or null at the last one (a short or empty page may still have one).' }),
   },
   { additionalProperties: false },
 );

@@ -60,6 +60,7 @@ export const SETTINGS = {
   MAX_INFLIGHT_BODY_BYTES: setting('0', parseInteger({ min: 0, max: 4096 * 1048576 }), 'Request body bytes the API holds at once (declared or received); a request beyond it gets 503 with Retry-After before its body is read. 0 means a sixteenth of the V8 heap limit, and never less than MAX_BODY_BYTES.', ['api']),
   SUBMIT_BATCH_BYTES: setting('4194304', parseInteger({ min: 1024, max: 1024 * 1048576 }), 'Payload bytes the API joins into one coalesced insert statement (a single larger request still goes alone).', ['api']),
   QUEUES_CACHE_MS: setting('1000', parseInteger({ min: 0, max: 60_000 }), 'GET /queues answers are reused this long per tenant (one read of Redis and Postgres in flight per tenant).', ['api']),
+  LIST_SCAN_ROWS: setting('10000', parseInteger({ min: 100, max: 1_000_000 }), 'Rows one GET /tasks page reads at most: a filter that matches few tasks may return a short (even empty) page with a next_cursor instead of reading further.', ['api']),
   BULK_MAX_LIMIT: setting('10000', parseInteger({ min: 1, max: 1_000_000 }), 'Most tasks one bulk cancel or retry call may change (its `limit`); a caller carries on with another call while `has_more` is true.', ['api']),
   BULK_BATCH: setting('200', parseInteger({ min: 1, max: 5000 }), 'Tasks a bulk call changes per transaction and Redis call.', ['api']),
   HTTP_HEADERS_TIMEOUT_MS: setting('10000', parseInteger({ min: 100, max: 600_000 }), 'A request\'s headers must arrive within this many milliseconds, or its connection is closed (408).', ['api']),

@@ -3,7 +3,8 @@
  * (created_at, id), kept at Postgres's microsecond precision: a page starts strictly after it, so
  * paging while tasks are added returns every task that existed when paging began exactly once
  * (new ones are newer than any cursor). Pages are read through tasks_tenant_created_idx, or
- * tasks_tenant_failed_idx when only dead and cancelled tasks are asked for (migration 0008).
+ * tasks_tenant_failed_idx when only dead and cancelled tasks are asked for (migration 0008), and
+ * read at most LIST_SCAN_ROWS rows each.
  */
 import type { Pool } from 'pg';
 import { TASK_COLUMNS, TaskRow } from './task';
@@ -23,31 +24,59 @@ const FAILED_ONLY = new Set(['dead', 'cancelled']);
  */
 const LIST_COLUMNS = TASK_COLUMNS.replace(/\bpayload\b/, 'NULL::jsonb AS payload').replace(/\bresult\b/, 'NULL::jsonb AS result');
 
-/** The page's statement (limit + 1 rows: one more says there is a next page); exported for the plan tests. */
-export function listQuery(tenant: string, filter: TaskFilter, limit: number, after: ListCursor | null): { text: string; values: unknown[] } {
-  const where = filterSql(filter, 2);
-  const n = where.values.length + 2;
+/**
+ * The page's statement; exported for the plan tests. Rows are read in order through the index, at
+ * most `scanRows` of them: the filter's other conditions (type, priority, unfinished statuses) are
+ * checked on the rows read, so a filter that matches little costs a bounded read, not the tenant's
+ * whole history. It returns up to limit + 1 matches (one more says there is a next page), and the
+ * last row the read may take (number `scanRows`) if it gets that far: the next page starts after it.
+ */
+export function listQuery(tenant: string, filter: TaskFilter, limit: number, after: ListCursor | null, scanRows = DEFAULT_SCAN_ROWS): { text: string; values: unknown[] } {
+  const { type, priorities, statuses, createdAfter, createdBefore } = filter;
+  const failedOnly = statuses !== undefined && statuses.every((s) => FAILED_ONLY.has(s));
+  // What bounds the index scan (the window; dead or cancelled only: the partial index) goes in its
+  // WHERE; the rest is checked on what it reads.
+  const scan = filterSql({ createdAfter, createdBefore, ...(failedOnly ? { statuses } : {}) }, 2);
+  const hit = filterSql({ type, priorities, ...(failedOnly ? {} : { statuses }) }, 2 + scan.values.length);
+  const n = 2 + scan.values.length + hit.values.length;
   // Spelled out so the planner can prove the partial index's predicate without looking at values.
-  const failedOnly = filter.statuses !== undefined && filter.statuses.every((s) => FAILED_ONLY.has(s)) ? "AND status IN ('dead', 'cancelled')" : '';
+  const partial = failedOnly ? "AND status IN ('dead', 'cancelled')" : '';
   // The cursor condition only when there is one: `$n IS NULL OR …` would keep it from bounding the index scan.
   const cursor = after ? `AND (created_at, id) < ($${n}::timestamptz, $${n + 1}::uuid)` : '';
+  // The outer LIMIT reaches the inner read (the planner plans it for a few rows, in index order), and
+  // the read stops as soon as the page is full: row_number() needs no row after the current one.
   return {
-    text: `SELECT ${LIST_COLUMNS}, created_at::text AS created_at_text FROM tasks
-      WHERE tenant = $1 AND ${where.sql} ${failedOnly} ${cursor}
-      ORDER BY created_at DESC, id DESC
+    text: `SELECT * FROM (
+        SELECT ${LIST_COLUMNS}, created_at::text AS created_at_text, ${hit.sql} AS hit,
+               row_number() OVER (ORDER BY created_at DESC, id DESC) AS read
+          FROM tasks
+         WHERE tenant = $1 AND ${scan.sql} ${partial} ${cursor}
+         ORDER BY created_at DESC, id DESC
+         LIMIT ${scanRows}) r
+      WHERE hit OR read = ${scanRows}
       LIMIT ${limit + 1}`,
-    values: [tenant, ...where.values, ...(after ? [after.createdAt, after.id] : [])],
+    values: [tenant, ...scan.values, ...hit.values, ...(after ? [after.createdAt, after.id] : [])],
   };
 }
 
-export async function listTasks(pool: Pool, tenant: string, filter: TaskFilter, limit: number, after: ListCursor | null): Promise<{ tasks: TaskRow[]; next: ListCursor | null }> {
-  const { rows } = await pool.query<TaskRow & { created_at_text: string }>(listQuery(tenant, filter, limit, after));
-  const more = rows.length > limit;
-  const page = more ? rows.slice(0, limit) : rows;
-  const last = page[page.length - 1];
+/** LIST_SCAN_ROWS' default: rows one page reads at most. */
+export const DEFAULT_SCAN_ROWS = 10_000;
+
+/**
+ * One page: up to `limit` tasks and the cursor after them, or null at the end. A page may hold fewer
+ * than `limit` tasks (none, even) and still have a cursor: its read stopped at `scanRows` rows.
+ */
+export async function listTasks(pool: Pool, tenant: string, filter: TaskFilter, limit: number, after: ListCursor | null, scanRows = DEFAULT_SCAN_ROWS): Promise<{ tasks: TaskRow[]; next: ListCursor | null }> {
+  const { rows } = await pool.query<TaskRow & { created_at_text: string; hit: boolean; read: string }>(listQuery(tenant, filter, limit, after, scanRows));
+  const hits = rows.filter((r) => r.hit);
+  const more = hits.length > limit;
+  const page = more ? hits.slice(0, limit) : hits;
+  // Fewer matches than a page: the read ended, at the table's end or at its bound (then the next
+  // page starts after the last row it read).
+  const last = more ? page[page.length - 1] : rows.find((r) => Number(r.read) === scanRows);
   return {
-    tasks: page.map(({ created_at_text: _t, ...task }) => task as TaskRow),
-    next: more && last ? { createdAt: last.created_at_text, id: last.id } : null,
+    tasks: page.map(({ created_at_text: _t, hit: _h, read: _r, ...task }) => task as TaskRow),
+    next: last ? { createdAt: last.created_at_text, id: last.id } : null,
   };
 }
 
