@@ -17,6 +17,7 @@ import { recordExpired } from '../core/tasks/attempt-store';
 import { Cursor, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 
 const MAX_PAGES_PER_PASS = 100;
+const BUSY_PAGES_PER_PASS = 10;
 const DEFAULT_PAYLOAD_BYTES = 8 * 1048576;
 
 export interface ReconcileResult {
@@ -64,8 +65,10 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     // Keep paging while pages are full, so a Redis that lost everything is rebuilt in one pass
     // rather than one page per interval; bounded so a pass cannot run forever.
     for (let page = 0; page < MAX_PAGES_PER_PASS; page++) {
-      const full = await this.reconcilePage(result);
-      if (!full) break;
+      const { next, settled } = await this.reconcilePage(result);
+      // Past a few pages, one of tasks all still busy (a fresh backlog) ends the pass: the walk
+      // goes on from there next time, without reading the whole backlog every interval.
+      if (!next || (settled === 0 && page >= BUSY_PAGES_PER_PASS)) break;
     }
     const { metrics } = this.deps;
     if (result.requeued > 0) metrics.reconciled.inc({ kind: 'requeued' }, result.requeued);
@@ -92,15 +95,13 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     await this.repair(await unfinishedByIds(this.deps.pool, s.forgotten), result);
   }
 
-  /** Checks one page of unfinished tasks; true when the page was full (more may follow). */
-  private async reconcilePage(result: ReconcileResult): Promise<boolean> {
-    const page = await unfinishedTasks(this.deps.pool, this.opts.graceMs, this.opts.batchSize, this.cursor);
-    const last = page[page.length - 1];
-    const full = page.length === this.opts.batchSize && last !== undefined;
-    this.cursor = full ? { updatedAt: last.updated_at_text, id: last.id } : null;
-    result.checked += page.length;
-    await this.repair(page, result);
-    return full;
+  /** Checks one page of unfinished tasks: whether more follow, and how many it checked (those untouched for the grace period). */
+  private async reconcilePage(result: ReconcileResult): Promise<{ next: boolean; settled: number }> {
+    const { settled, next } = await unfinishedTasks(this.deps.pool, this.opts.graceMs, this.opts.batchSize, this.cursor);
+    this.cursor = next;
+    result.checked += settled.length;
+    await this.repair(settled, result);
+    return { next: next !== null, settled: settled.length };
   }
 
   /** Puts back into Redis those of `page` (unfinished in Postgres) it does not know, and settles those it dead-lettered. */

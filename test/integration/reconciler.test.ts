@@ -48,6 +48,21 @@ it('pages through a backlog larger than one page in a single pass', async () => 
   expect((await stack.queue.stats()).ready.high).toBe(25);
 });
 
+it('a fresh backlog is walked a few pages a pass, not read whole every interval; tasks behind it are reached on later passes', async () => {
+  // Tenant `a`: 150 tasks just submitted (inside the grace period). Tenant `b`: one lost a minute ago.
+  await stack.pool.query(`
+    INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries)
+    SELECT gen_random_uuid(), 'a', 'noop', 'high', '{}', 'queued', 0 FROM generate_series(1, 150)`);
+  const lost = uuidv7();
+  await createTask(stack.pool, { id: lost, type: 'noop', priority: 'high', payload: {}, maxRetries: 0, tenant: 'b', idempotencyKey: null }, null, 1000);
+  await stack.pool.query(`UPDATE tasks SET created_at = now(), updated_at = now() - interval '1 minute' WHERE id = $1`, [lost]);
+  const r = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 30_000, batchSize: 10 }, silentLog);
+  // Eleven pages of busy tasks end the first pass (110 of 150 read); the second reaches `b`.
+  expect(await r.runOnce()).toMatchObject({ checked: 0, requeued: 0 });
+  expect(await r.runOnce()).toMatchObject({ checked: 1, requeued: 1 });
+  expect((await stack.queue.lease({ max: 10, visibilityMs: 1000 })).map((l) => l.message.id)).toEqual([lost]);
+});
+
 it('after Redis lost everything: waiting tasks are re-queued, vanished leases count as attempts', async () => {
   const r = reconciler();
   const lastChance = await storedOnly(0);

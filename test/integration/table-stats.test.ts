@@ -59,7 +59,7 @@ it('the outcome write finds tasks by primary key even when the statistics say no
     const { rows } = await client.query(`EXPLAIN EXECUTE outcome_plan('{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')`);
     const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
     // Scanning the unfinished-tasks index would read every queued task for each write.
-    expect(plan).not.toMatch(/tasks_unfinished_idx/);
+    expect(plan).not.toMatch(/tasks_tenant_unfinished_idx/);
     expect(plan).toMatch(/Index Scan using tasks_pkey on tasks/);
     // Runs are found by their lease token, never by reading all of task_runs.
     expect(plan).not.toMatch(/Seq Scan on task_runs/);

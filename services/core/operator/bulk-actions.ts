@@ -10,6 +10,8 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
 import type { TaskQueue } from '../queue/queue';
+import type { TaskStatus } from '../tasks/priority';
+import { newestFirst } from '../tasks/status-indexes';
 import { cancelTasks } from './cancel-tasks';
 import { retryTasks } from './retry-tasks';
 
@@ -90,14 +92,19 @@ export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: str
 /** The next page of matching tasks after `after`, newest first: ids and created_at at full precision. */
 async function matching(pool: Pool, tenant: string, req: BulkRequest, after: { createdAt: string; id: string } | null, limit: number): Promise<{ id: string; created_at: string }[]> {
   const n = req.where.values.length;
-  const { rows } = await pool.query<{ id: string; created_at: string }>(
-    `SELECT id, created_at::text AS created_at FROM tasks
-      WHERE tenant = $${n + 1} AND status = ANY($${n + 2}::task_status[])
-        ${req.where.sql ? `AND (${req.where.sql})` : ''}
-        AND ($${n + 3}::timestamptz IS NULL OR (created_at, id) < ($${n + 3}::timestamptz, $${n + 4}::uuid))
-      ORDER BY created_at DESC, id DESC
-      LIMIT $${n + 5}`,
-    [...req.where.values, tenant, req.statuses, after?.createdAt ?? null, after?.id ?? null, limit],
+  // The cursor condition only when there is one, so it bounds the index scan.
+  const cursor = after ? `AND (created_at, id) < ($${n + 3}::timestamptz, $${n + 4}::uuid)` : '';
+  const { rows } = await pool.query<{ id: string; created_at_text: string }>(
+    newestFirst(
+      req.statuses as TaskStatus[],
+      (p) => `SELECT id, created_at, created_at::text AS created_at_text FROM tasks
+        WHERE tenant = $${n + 1} AND ${p} AND status = ANY($${n + 2}::task_status[])
+          ${req.where.sql ? `AND (${req.where.sql})` : ''} ${cursor}
+        ORDER BY created_at DESC, id DESC
+        LIMIT ${limit}`,
+      limit,
+    ),
+    [...req.where.values, tenant, req.statuses, ...(after ? [after.createdAt, after.id] : [])],
   );
-  return rows;
+  return rows.map((r) => ({ id: r.id, created_at: r.created_at_text }));
 }

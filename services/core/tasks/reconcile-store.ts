@@ -26,13 +26,17 @@ export interface UnfinishedTask {
   created_at: Date;
   /** updated_at as Postgres prints it: microsecond precision, which a JS Date would truncate. */
   updated_at_text: string;
+  /** created_at so, for the walk's cursor. */
+  created_at_text: string;
 }
 
 const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
-export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, created_at, updated_at::text AS updated_at_text';
+export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, created_at, updated_at::text AS updated_at_text, created_at::text AS created_at_text';
 
+/** Where a walk of the unfinished tasks stopped: they are walked in (tenant, created_at, id) order. */
 export interface Cursor {
-  updatedAt: string;
+  tenant: string;
+  createdAt: string;
   id: string;
 }
 
@@ -56,21 +60,27 @@ export function queueItemOf(t: UnfinishedTask, payloadJson: string): EnqueueItem
 }
 
 /**
- * Unfinished tasks untouched for `graceMs`, in (updated_at, id) order after `after`: the
- * reconciler walks the whole set page by page, so a large backlog costs one bounded page per pass.
+ * The next `limit` unfinished tasks in (tenant, created_at, id) order after `after`, read through
+ * tasks_tenant_unfinished_idx, and of them those untouched for `graceMs` (the others are busy, not
+ * lost): the reconciler walks the whole set a bounded page at a time, however many were just
+ * submitted. Creation order, unlike update order, does not move under the walk.
  */
-export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number, after: Cursor | null): Promise<UnfinishedTask[]> {
-  const { rows } = await pool.query<UnfinishedTask>(
-    `SELECT ${UNFINISHED_COLUMNS}
+export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number, after: Cursor | null): Promise<{ settled: UnfinishedTask[]; next: Cursor | null }> {
+  // The cursor condition only when there is one, so it bounds the index scan.
+  const cursor = after ? 'AND (tenant, created_at, id) > ($3::text, $4::timestamptz, $5::uuid)' : '';
+  const { rows } = await pool.query<UnfinishedTask & { settled: boolean }>(
+    `SELECT ${UNFINISHED_COLUMNS}, updated_at < now() - $1 * interval '1 millisecond' AS settled
        FROM tasks
-      WHERE status IN ('queued', 'running', 'retrying')
-        AND updated_at < now() - $1 * interval '1 millisecond'
-        AND ($2::timestamptz IS NULL OR (updated_at, id) > ($2::timestamptz, $3::uuid))
-      ORDER BY updated_at, id
-      LIMIT $4`,
-    [graceMs, after?.updatedAt ?? null, after?.id ?? null, limit],
+      WHERE ${UNFINISHED} ${cursor}
+      ORDER BY tenant, created_at, id
+      LIMIT $2`,
+    [graceMs, limit, ...(after ? [after.tenant, after.createdAt, after.id] : [])],
   );
-  return rows;
+  const last = rows[rows.length - 1];
+  return {
+    settled: rows.filter((r) => r.settled),
+    next: rows.length === limit && last ? { tenant: last.tenant, createdAt: last.created_at_text, id: last.id } : null,
+  };
 }
 
 /** Those of `ids` that are unfinished, whenever they were last touched. */

@@ -2,12 +2,13 @@
  * A tenant's tasks, newest first, a page at a time (GET /tasks). The cursor is the last row's
  * (created_at, id), kept at Postgres's microsecond precision: a page starts strictly after it, so
  * paging while tasks are added returns every task that existed when paging began exactly once
- * (new ones are newer than any cursor). Pages are read through tasks_tenant_created_idx, or
- * tasks_tenant_failed_idx when only dead and cancelled tasks are asked for (migration 0008), and
- * read at most LIST_SCAN_ROWS rows each.
+ * (new ones are newer than any cursor). Pages are read through the partial indexes on (tenant,
+ * created_at, id) of unfinished, final, or dead and cancelled tasks (status-indexes.ts), and read
+ * at most LIST_SCAN_ROWS rows each.
  */
 import type { Pool } from 'pg';
 import { TASK_COLUMNS, TaskRow } from './task';
+import { newestFirst } from './status-indexes';
 import { filterSql, TaskFilter } from './task-filter';
 
 export interface ListCursor {
@@ -16,7 +17,6 @@ export interface ListCursor {
   id: string;
 }
 
-const FAILED_ONLY = new Set(['dead', 'cancelled']);
 /**
  * A page's rows leave the payload and the result out (GET /tasks/:id has them): payloads may be up to
  * MAX_BODY_BYTES each, and a page of them would make what one request costs depend on what
@@ -25,34 +25,34 @@ const FAILED_ONLY = new Set(['dead', 'cancelled']);
 const LIST_COLUMNS = TASK_COLUMNS.replace(/\bpayload\b/, 'NULL::jsonb AS payload').replace(/\bresult\b/, 'NULL::jsonb AS result');
 
 /**
- * The page's statement; exported for the plan tests. Rows are read in order through the index, at
- * most `scanRows` of them: the filter's other conditions (type, priority, unfinished statuses) are
+ * The page's statement; exported for the plan tests. Rows are read in order through the indexes,
+ * at most `scanRows` of them: the filter's other conditions (type, priority, the statuses) are
  * checked on the rows read, so a filter that matches little costs a bounded read, not the tenant's
  * whole history. It returns up to limit + 1 matches (one more says there is a next page), and the
  * last row the read may take (number `scanRows`) if it gets that far: the next page starts after it.
  */
 export function listQuery(tenant: string, filter: TaskFilter, limit: number, after: ListCursor | null, scanRows = DEFAULT_SCAN_ROWS): { text: string; values: unknown[] } {
-  const { type, priorities, statuses, createdAfter, createdBefore } = filter;
-  const failedOnly = statuses !== undefined && statuses.every((s) => FAILED_ONLY.has(s));
-  // What bounds the index scan (the window; dead or cancelled only: the partial index) goes in its
-  // WHERE; the rest is checked on what it reads.
-  const scan = filterSql({ createdAfter, createdBefore, ...(failedOnly ? { statuses } : {}) }, 2);
-  const hit = filterSql({ type, priorities, ...(failedOnly ? {} : { statuses }) }, 2 + scan.values.length);
+  const { createdAfter, createdBefore, ...checked } = filter;
+  // The window bounds the index scan; the rest is checked on what it reads.
+  const scan = filterSql({ createdAfter, createdBefore }, 2);
+  const hit = filterSql(checked, 2 + scan.values.length);
   const n = 2 + scan.values.length + hit.values.length;
-  // Spelled out so the planner can prove the partial index's predicate without looking at values.
-  const partial = failedOnly ? "AND status IN ('dead', 'cancelled')" : '';
   // The cursor condition only when there is one: `$n IS NULL OR …` would keep it from bounding the index scan.
   const cursor = after ? `AND (created_at, id) < ($${n}::timestamptz, $${n + 1}::uuid)` : '';
+  const read = newestFirst(
+    filter.statuses,
+    (p) => `SELECT ${LIST_COLUMNS}, created_at::text AS created_at_text, ${hit.sql} AS hit FROM tasks
+      WHERE tenant = $1 AND ${scan.sql} AND ${p} ${cursor}
+      ORDER BY created_at DESC, id DESC LIMIT ${scanRows}`,
+    scanRows,
+  );
   // The outer LIMIT reaches the inner read (the planner plans it for a few rows, in index order), and
   // the read stops as soon as the page is full: row_number() needs no row after the current one.
   return {
     text: `SELECT * FROM (
-        SELECT ${LIST_COLUMNS}, created_at::text AS created_at_text, ${hit.sql} AS hit,
-               row_number() OVER (ORDER BY created_at DESC, id DESC) AS read
-          FROM tasks
-         WHERE tenant = $1 AND ${scan.sql} ${partial} ${cursor}
-         ORDER BY created_at DESC, id DESC
-         LIMIT ${scanRows}) r
+        SELECT *, row_number() OVER (ORDER BY created_at DESC, id DESC) AS read FROM (${read}) s
+        ORDER BY created_at DESC, id DESC
+        LIMIT ${scanRows}) r
       WHERE hit OR read = ${scanRows}
       LIMIT ${limit + 1}`,
     values: [tenant, ...scan.values, ...hit.values, ...(after ? [after.createdAt, after.id] : [])],
