@@ -29,6 +29,9 @@ const log = pino({ level: 'silent' });
 // wants more slots than BullMQ's concurrency: several lease batches then overlap their writes.
 const DRAIN_POOL = process.env.BENCH_POOL ?? '1000';
 const DRAIN_LEASE_BATCH = process.env.BENCH_LEASE ?? '250';
+const BULLMQ_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
+/** The pool sizes of scenario 1c: ours and BullMQ at the same concurrency, each with default settings otherwise. */
+const POOL_SIZES = (process.env.BENCH_POOLS ?? '12,100,1000').split(',').map(Number);
 
 let adminUrl = '';
 let redisAddr = '';
@@ -137,7 +140,7 @@ async function drainStores(): Promise<{ dbUrl: string; pool: Pool; redis: Redis;
 }
 
 /** Target 1 and 5: drain a backlog of no-op tasks with one worker process; memory figures. */
-async function drainOurs(): Promise<Record<string, number>> {
+async function drainOurs(slots = DRAIN_POOL, leaseBatch: string | undefined = DRAIN_LEASE_BATCH): Promise<Record<string, number>> {
   const { dbUrl, pool, redis, queue } = await drainStores();
   const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   for (let i = 0; i < BACKLOG; i += 1000) {
@@ -147,7 +150,9 @@ async function drainOurs(): Promise<Record<string, number>> {
     );
   }
   const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
-  const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { WORKER_POOL: DRAIN_POOL, LEASE_BATCH_SIZE: DRAIN_LEASE_BATCH, METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs });
+  const settings: Record<string, string> = { WORKER_POOL: slots, METRICS_ADDR: `127.0.0.1:${await freePort()}` };
+  if (leaseBatch !== undefined) settings.LEASE_BATCH_SIZE = leaseBatch;
+  const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, settings), { nodeArgs });
   const cpu = cpuSince({ worker: () => [worker.pid], postgres: () => withChildren(pgPid), redis: () => [redisPid] });
   const t0 = Date.now();
   let maxRss = 0;
@@ -233,14 +238,14 @@ async function drainTenants(tenants: number, perTenant: number, trickle: boolean
 }
 
 /** Target 1, reference: BullMQ 6, one worker, concurrency 100, no-op processor, removeOnComplete. */
-async function drainBullmq(): Promise<Record<string, number>> {
+async function drainBullmq(concurrency = BULLMQ_CONCURRENCY): Promise<Record<string, number>> {
   await flushRedis();
   const [host, port] = redisAddr.split(':');
   const queue = new Queue('bench', { connection: { host, port: Number(port) } });
   for (let i = 0; i < BACKLOG; i += 1000) {
     await queue.addBulk(Array.from({ length: Math.min(1000, BACKLOG - i) }, (_, j) => ({ name: 'noop', data: { i: i + j }, opts: { removeOnComplete: true } })));
   }
-  const worker = await spawnService('scripts/bench/bullmq-worker.js', { REDIS_ADDR: redisAddr, CONCURRENCY: '100' });
+  const worker = await spawnService('scripts/bench/bullmq-worker.js', { REDIS_ADDR: redisAddr, CONCURRENCY: String(concurrency) });
   const t0 = Date.now();
   let maxRss = 0;
   await until(
@@ -461,8 +466,15 @@ async function main(): Promise<void> {
   startServices();
   // BENCH_ONLY=<scenario> runs one scenario once and prints its raw figures (for profiling).
   const only: Record<string, () => Promise<Record<string, number>>> = {
-    drain: drainOurs,
-    bullmq: drainBullmq,
+    drain: () => drainOurs(),
+    bullmq: () => drainBullmq(),
+    // One pool size of 1c (BENCH_POOLS' first): ours with default lease settings, then BullMQ.
+    pool: async () => {
+      const slots = POOL_SIZES[0]!;
+      const ours = await drainOurs(String(slots), undefined);
+      const bull = await drainBullmq(slots);
+      return { slots, ours: ours.tasksPerSecond!, bullmq: bull.tasksPerSecond!, ratio: ours.tasksPerSecond! / bull.tasksPerSecond!, cpuWorker: ours.cpuWorker!, cpuPostgres: ours.cpuPostgres!, cpuRedis: ours.cpuRedis! };
+    },
     accept,
     burst,
     latency: () => latency(Number(process.env.BENCH_HALF_RATE ?? 350)),
@@ -476,8 +488,12 @@ async function main(): Promise<void> {
     await killAllChildren();
     return;
   }
-  const drain = await repeat('drain ours', drainOurs);
-  const bull = await repeat('drain bullmq', drainBullmq);
+  const drain = await repeat('drain ours', () => drainOurs());
+  const bull = await repeat('drain bullmq', () => drainBullmq());
+  const pools: [number, Record<string, Stat>, Record<string, Stat>][] = [];
+  for (const slots of POOL_SIZES) {
+    pools.push([slots, await repeat(`drain ours, ${slots} slots`, () => drainOurs(String(slots), undefined)), await repeat(`drain bullmq, concurrency ${slots}`, () => drainBullmq(slots))]);
+  }
   const acc = await repeat('accept', accept);
   const b = await repeat('burst', burst);
   // "Maximum load" is what the whole system (api + workers) sustains end to end: the burst's rate.
@@ -489,6 +505,12 @@ async function main(): Promise<void> {
   const ratio = (a: Stat, b: Stat) => (a.median / b.median).toFixed(2);
   const rows = [
     ['1. Drain 100k no-op backlog, 1 worker process (tasks/s)', fmt(drain.tasksPerSecond!), `BullMQ 6: ${fmt(bull.tasksPerSecond!)}`, `${ratio(drain.tasksPerSecond!, bull.tasksPerSecond!)}× BullMQ (target ≥ 1×)`],
+    ...pools.map(([slots, ours, bull]) => [
+      `1c. Drain 100k no-ops, WORKER_POOL=${slots} against BullMQ concurrency ${slots}, both otherwise default (tasks/s)`,
+      fmt(ours.tasksPerSecond!),
+      `BullMQ 6: ${fmt(bull.tasksPerSecond!)}`,
+      `${ratio(ours.tasksPerSecond!, bull.tasksPerSecond!)}× BullMQ (target ≥ 1.5×)`,
+    ]),
     ['2a. POST /tasks, one task per request, 50 connections (req/s)', fmt(acc.singlePerSecond!), `bare express INSERT+LPUSH: ${fmt(acc.bareExpressPerSecond!)}`, `${ratio(acc.singlePerSecond!, acc.bareExpressPerSecond!)}× baseline (target ≥ 1×)`],
     ['2b. POST /tasks/batch, 1,000 per request, 4 connections (tasks/s)', fmt(acc.batchTasksPerSecond!), '', 'target ≥ 30,000'],
     [
@@ -554,6 +576,8 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    BullMQ: the same number of jobs added with \`addBulk\`, one \`Worker\` (concurrency 100, no-op
    processor, \`removeOnComplete\`); the clock runs until no job waits or is active. BullMQ keeps no
    durable record of outcomes.
+   1c: the same drain at ${POOL_SIZES.join(', ')} slots, against BullMQ at the same concurrency; ours
+   with every other setting at its default (LEASE_BATCH_SIZE too), each in its own run.
 2. A closed loop of keep-alive clients posting \`{"type":"noop"}\` for 10 s. The baseline is an
    express route doing one \`INSERT\` and one \`LPUSH\` per request (\`scripts/bench/bare-express.js\`),
    with none of our validation, idempotency or problem handling.
