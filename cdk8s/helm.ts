@@ -2,12 +2,16 @@
  * The Helm chart (charts/task-scheduler/) is the prod environment with its operator-facing
  * settings turned into values. It is synthesized from the same constructs as the plain manifests:
  * the prod settings are given marker values, the chart is synthesized, and every marker in the
- * output becomes a template expression. Objects that exist for one autoscaler kind only are
- * wrapped in an `if` on `.Values.autoscaling.kind`. A test renders the templates with values.yaml
- * and expects exactly the prod manifests back.
+ * output becomes a template expression (numbers inside text too, such as the autoscaler's PromQL).
+ * Objects that exist for one autoscaler kind only are wrapped in an `if` on
+ * `.Values.autoscaling.kind`. A test renders the templates with values.yaml and expects exactly
+ * the prod manifests back. values.schema.json refuses values the templates cannot refuse
+ * (an HPA scaling to zero).
  */
 import { yamlText } from './yaml-text';
 import { synthEnvironment } from './chart';
+import { valuesSchema } from './helm-values-schema';
+import type { SettingName } from '../services/core/config/config';
 import type { AutoscalerKind, EnvironmentSettings } from './settings';
 import { serviceConfig, type Sources } from './sources';
 
@@ -24,6 +28,11 @@ interface Hole {
 /** Markers survive name sanitizing (lowercase alphanumerics) and never occur in real output. */
 const marker = (i: number) => `zzhelm${i}zz`;
 const numberMarker = (i: number) => 9_876_500 + i;
+/**
+ * Markers of numeric service settings stay in the setting's range, so the marked config still
+ * parses; a clash with real output would show as a drift-test failure (rendered ≠ prod).
+ */
+const configNumberMarker = (i: number) => 9_871 + i;
 
 function markers(prod: EnvironmentSettings) {
   const strings: Record<string, Hole> = {
@@ -52,14 +61,23 @@ function markers(prod: EnvironmentSettings) {
     minReplicas: { expr: '.Values.worker.minReplicas', value: prod.worker.minReplicas },
     maxReplicas: { expr: '.Values.worker.maxReplicas', value: prod.worker.maxReplicas },
     tasksPerWorker: { expr: '.Values.autoscaling.tasksPerWorker', value: prod.autoscaling.tasksPerWorker },
+    targetOldestWaitSeconds: { expr: '.Values.autoscaling.targetOldestWaitSeconds', value: prod.autoscaling.targetOldestWaitSeconds },
     postgresPort: { expr: '.Values.egress.postgres.port', value: prod.egress.postgres.port },
     redisPort: { expr: '.Values.egress.redis.port', value: prod.egress.redis.port },
   };
+  // Service settings that shape other objects: WORKER_POOL is in the autoscaler's PromQL.
+  const configNumbers: Partial<Record<SettingName, Hole>> = { WORKER_POOL: { expr: '.Values.config.WORKER_POOL', value: serviceConfig(prod, 'worker').parsed.WORKER_POOL } };
   const stringMarkers = Object.fromEntries(Object.keys(strings).map((k, i) => [k, marker(i)])) as Record<keyof typeof strings, string>;
   const numberMarkers = Object.fromEntries(Object.keys(numbers).map((k, i) => [k, numberMarker(i)])) as Record<keyof typeof numbers, number>;
+  const configMarkers = Object.fromEntries(Object.keys(configNumbers).map((k, i) => [k, String(configNumberMarker(i))])) as Partial<Record<SettingName, string>>;
   const byString = new Map(Object.entries(strings).map(([k, h]) => [stringMarkers[k]!, h]));
-  const byNumber = new Map(Object.entries(numbers).map(([k, h]) => [numberMarkers[k]!, h]));
-  return { stringMarkers, numberMarkers, byString, byNumber };
+  const byNumber = new Map([
+    ...Object.entries(numbers).map(([k, h]) => [numberMarkers[k]!, h] as const),
+    ...Object.entries(configNumbers).map(([k, h]) => [Number(configMarkers[k as SettingName]), h!] as const),
+  ]);
+  // Any marker inside a longer string, a number only where no digit or dot continues it.
+  const inText = new RegExp(`(zzhelm\\d+zz|(?<![\\d.])(?:${[...byNumber.keys()].join('|')})(?![\\d.]))`);
+  return { stringMarkers, numberMarkers, configMarkers, byString, byNumber, inText };
 }
 
 function markedEnvironment(prod: EnvironmentSettings, kind: AutoscalerKind, m: ReturnType<typeof markers>): EnvironmentSettings {
@@ -74,7 +92,7 @@ function markedEnvironment(prod: EnvironmentSettings, kind: AutoscalerKind, m: R
     release: s.release!,
     api: { ...prod.api, replicas: n.apiReplicas! },
     worker: { ...prod.worker, minReplicas: n.minReplicas!, maxReplicas: n.maxReplicas! },
-    autoscaling: { ...prod.autoscaling, kind, prometheusUrl: s.prometheusUrl!, tasksPerWorker: n.tasksPerWorker! },
+    autoscaling: { ...prod.autoscaling, kind, prometheusUrl: s.prometheusUrl!, tasksPerWorker: n.tasksPerWorker!, targetOldestWaitSeconds: n.targetOldestWaitSeconds! },
     ingress: { className: s.ingressClass!, host: s.ingressHost!, tlsSecretName: s.tlsSecret!, controllerNamespace: s.controllerNamespace! },
     monitoring: { ...prod.monitoring, namespace: s.monitoringNamespace!, releaseLabel: s.releaseLabel! },
     credentials: {
@@ -88,6 +106,7 @@ function markedEnvironment(prod: EnvironmentSettings, kind: AutoscalerKind, m: R
       postgres: { cidr: s.postgresCidr!, port: n.postgresPort! },
       redis: { cidr: s.redisCidr!, port: n.redisPort! },
     },
+    config: { ...prod.config, ...m.configMarkers },
   };
 }
 
@@ -111,11 +130,11 @@ function templatize(obj: Json, m: ReturnType<typeof markers>, placeholders: Map<
   const walk = (v: unknown): unknown => {
     // Numbers that had to become strings (KEDA's threshold) are markers too.
     if (typeof v === 'string' && /^\d+$/.test(v) && m.byNumber.has(Number(v))) return placeholder(`{{ ${m.byNumber.get(Number(v))!.expr} | quote }}`);
-    if (typeof v === 'string' && /zzhelm\d+zz/.test(v)) {
+    if (typeof v === 'string' && m.inText.test(v)) {
       const whole = m.byString.get(v);
       if (whole) return placeholder(`{{ ${whole.expr} | quote }}`);
-      const parts = v.split(/(zzhelm\d+zz)/).map((part) => {
-        const hole = m.byString.get(part);
+      const parts = v.split(m.inText).map((part) => {
+        const hole = m.byString.get(part) ?? (/^\d+$/.test(part) ? m.byNumber.get(Number(part)) : undefined);
         return hole ? `{{ ${hole.expr} }}` : escapeForHelm(JSON.stringify(part).slice(1, -1));
       });
       return placeholder(`"${parts.join('')}"`);
@@ -180,7 +199,12 @@ export function helmChart(prod: EnvironmentSettings, sources: Sources, version: 
     image: { registry: prod.imageRegistry, tag: prod.imageTag, pullPolicy: prod.imagePullPolicy },
     api: { replicas: prod.api.replicas },
     worker: { minReplicas: prod.worker.minReplicas, maxReplicas: prod.worker.maxReplicas },
-    autoscaling: { kind: prod.autoscaling.kind, tasksPerWorker: prod.autoscaling.tasksPerWorker, prometheusUrl: prod.autoscaling.prometheusUrl },
+    autoscaling: {
+      kind: prod.autoscaling.kind,
+      tasksPerWorker: prod.autoscaling.tasksPerWorker,
+      targetOldestWaitSeconds: prod.autoscaling.targetOldestWaitSeconds,
+      prometheusUrl: prod.autoscaling.prometheusUrl,
+    },
     ingress: { className: prod.ingress.className, host: prod.ingress.host, tlsSecretName: prod.ingress.tlsSecretName, controllerNamespace: prod.ingress.controllerNamespace },
     monitoring: { namespace: prod.monitoring.namespace, release: prod.monitoring.releaseLabel },
     credentials: {
@@ -194,8 +218,12 @@ export function helmChart(prod: EnvironmentSettings, sources: Sources, version: 
     config: Object.fromEntries(Object.entries(config).sort(([a], [b]) => a.localeCompare(b))),
   };
   files['values.yaml'] =
-    `${header}# autoscaling.kind: keda (ScaledObject; needs KEDA) or hpa (HPA on an External metric; needs
+    `${header}# autoscaling.kind: keda (ScaledObject; needs KEDA) or hpa (HPA on External metrics; needs
 # prometheus-adapter installed with rules.existing=task-scheduler-prometheus-adapter).
+# autoscaling.tasksPerWorker: waiting tasks per worker; autoscaling.targetOldestWaitSeconds: the
+#   oldest waiting task's age above which workers are added in proportion (docs/autoscaling.md).
+# worker.minReplicas: 0 scales the workers to zero while no task waits, runs or waits for a retry
+#   (keda only; the first task then waits for a worker to start).
 # credentials: existing Secrets, created by the operator (docs/security.md): api and worker each with
 #   POSTGRES_URL (its own DML-only login), REDIS_USERNAME and REDIS_PASS (its own Redis ACL user);
 #   migrator with POSTGRES_URL (the schema's owner); bootstrapAdminKey with BOOTSTRAP_ADMIN_KEY
@@ -204,12 +232,13 @@ export function helmChart(prod: EnvironmentSettings, sources: Sources, version: 
 # config: the services' settings (services/core/config/config.ts); ${STRUCTURAL_SETTINGS.join(', ')}
 # shape the manifests and are set in cdk8s/settings.ts instead.
 ` + yamlText(values);
+  files['values.schema.json'] = `${JSON.stringify(valuesSchema(), null, 2)}\n`;
   files['Chart.yaml'] =
     header +
     yamlText({
       apiVersion: 'v2',
       name: 'task-scheduler',
-      description: 'Task scheduler: HTTP API, queue-depth-autoscaled workers and a per-release migrator Job.',
+      description: 'Task scheduler: HTTP API, workers autoscaled on queue depth and wait, and a per-release migrator Job.',
       type: 'application',
       version,
       appVersion: version,

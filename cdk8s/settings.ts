@@ -10,10 +10,10 @@ import { version } from '../package.json';
 export type EnvironmentName = 'dev' | 'prod';
 
 /**
- * How the worker Deployment scales on queue depth.
- * - `keda`: a KEDA ScaledObject with a Prometheus trigger (the default: KEDA queries Prometheus
- *   itself, no metrics adapter needed).
- * - `hpa`: a plain autoscaling/v2 HorizontalPodAutoscaler on an External metric, served by
+ * How the worker Deployment scales on queue depth and on the oldest task's wait (docs/autoscaling.md).
+ * - `keda`: a KEDA ScaledObject with Prometheus triggers (the default: KEDA queries Prometheus
+ *   itself, no metrics adapter needed); the only kind that can scale to zero.
+ * - `hpa`: a plain autoscaling/v2 HorizontalPodAutoscaler on External metrics, served by
  *   prometheus-adapter from the rule ConfigMap this app also renders. Only one of KEDA and
  *   prometheus-adapter can serve external.metrics.k8s.io in a cluster.
  */
@@ -86,16 +86,22 @@ export interface EnvironmentSettings {
   /** Suffix of the migrator Job's name, so every release runs a new Job (Job specs are immutable). */
   release: string;
   api: { replicas: number; resources: ResourceSettings };
+  /** minReplicas 0: scale to zero while no task waits, runs or waits for a retry (`keda` only). */
   worker: { minReplicas: number; maxReplicas: number; resources: ResourceSettings };
   migrator: { resources: ResourceSettings };
   autoscaling: {
     kind: AutoscalerKind;
     /** Waiting tasks per worker replica the autoscaler aims for. */
     tasksPerWorker: number;
+    /** How long the oldest waiting task may wait before the autoscaler adds workers in proportion. */
+    targetOldestWaitSeconds: number;
     /** Prometheus that KEDA queries (unused by the `hpa` kind, whose adapter has its own). */
     prometheusUrl: string;
     pollingIntervalSeconds: number;
-    /** Scale-down looks back this long and removes at most a quarter of the workers a minute. */
+    /**
+     * Scale-down looks back this long and removes at most a quarter of the workers a minute; with
+     * scale to zero, the last worker goes once nothing was active for this long.
+     */
     scaleDownStabilizationSeconds: number;
   };
   ingress: {
@@ -145,7 +151,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, EnvironmentSettings> = {
     api: { replicas: 1, resources: small },
     worker: { minReplicas: 1, maxReplicas: 5, resources: small },
     migrator: { resources: small },
-    autoscaling: { kind: 'keda', tasksPerWorker: 50, prometheusUrl: PROMETHEUS_URL, pollingIntervalSeconds: 15, scaleDownStabilizationSeconds: 120 },
+    autoscaling: { kind: 'keda', tasksPerWorker: 50, targetOldestWaitSeconds: 15, prometheusUrl: PROMETHEUS_URL, pollingIntervalSeconds: 15, scaleDownStabilizationSeconds: 120 },
     ingress: { className: 'traefik', host: '', tlsSecretName: '', controllerNamespace: 'traefik' },
     monitoring: { namespace: 'monitoring', releaseLabel: 'kube-prometheus-stack', scrapeInterval: '15s' },
     datastores: 'in-cluster',
@@ -182,7 +188,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, EnvironmentSettings> = {
     api: { replicas: 3, resources: { cpuRequestMillis: 250, cpuLimitMillis: 1000, memoryRequestMiB: 256, memoryLimitMiB: 512 } },
     worker: { minReplicas: 2, maxReplicas: 20, resources: { cpuRequestMillis: 500, cpuLimitMillis: 2000, memoryRequestMiB: 256, memoryLimitMiB: 768 } },
     migrator: { resources: { cpuRequestMillis: 100, cpuLimitMillis: 500, memoryRequestMiB: 128, memoryLimitMiB: 256 } },
-    autoscaling: { kind: 'keda', tasksPerWorker: 100, prometheusUrl: PROMETHEUS_URL, pollingIntervalSeconds: 15, scaleDownStabilizationSeconds: 300 },
+    autoscaling: { kind: 'keda', tasksPerWorker: 100, targetOldestWaitSeconds: 30, prometheusUrl: PROMETHEUS_URL, pollingIntervalSeconds: 15, scaleDownStabilizationSeconds: 300 },
     ingress: { className: 'traefik', host: 'tasks.example.com', tlsSecretName: 'task-scheduler-tls', controllerNamespace: 'traefik' },
     monitoring: { namespace: 'monitoring', releaseLabel: 'kube-prometheus-stack', scrapeInterval: '15s' },
     datastores: 'managed',

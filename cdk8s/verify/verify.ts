@@ -1,13 +1,14 @@
 /**
  * The checks of `npm run k8s:verify`, on small interfaces so they can be tested against a fake
  * API server: the migrator Job finished, the api and worker rollouts completed, the autoscaler
- * reads the queue-depth metric, and a task submitted through the ingress succeeds.
+ * reads its metrics (queue depth and oldest wait) or idles at zero workers, and a task submitted
+ * through the ingress succeeds (which, at zero workers, shows KEDA starting one).
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { EnvironmentSettings } from '../settings';
 import { nameFragment } from '../settings';
-import { QUEUE_DEPTH_METRIC } from '../lib/names';
+import { KEDA_TRIGGERS, OLDEST_WAIT_METRIC, QUEUE_DEPTH_METRIC } from '../lib/names';
 
 type Json = Record<string, any>;
 
@@ -55,28 +56,57 @@ export function rolloutState(d: Json | undefined): Poll {
   if ((s.updatedReplicas ?? 0) < want) return { state: 'waiting', detail: `${s.updatedReplicas ?? 0} of ${want} replicas updated` };
   if ((s.replicas ?? 0) > (s.updatedReplicas ?? 0)) return { state: 'waiting', detail: `${(s.replicas ?? 0) - (s.updatedReplicas ?? 0)} old replicas pending termination` };
   if ((s.availableReplicas ?? 0) < (s.updatedReplicas ?? 0)) return { state: 'waiting', detail: `${s.availableReplicas ?? 0} of ${s.updatedReplicas} updated replicas available` };
-  return { state: 'done', detail: `${s.availableReplicas} of ${want} replicas available` };
+  // The API server leaves out zero counts (a deployment at zero replicas has none).
+  return { state: 'done', detail: `${s.availableReplicas ?? 0} of ${want} replicas available` };
 }
 
-/** The HPA (KEDA's or ours) has a current value for the queue-depth external metric. */
+/** Metric of the worker's HPA: where to find it in status.currentMetrics and what to call it in the log. */
+interface ExpectedMetric {
+  label: string;
+  matches: (name: string) => boolean;
+}
+
+/** KEDA names trigger i's metric `s<i>-<scaler>`; the adapter serves ours under their own names. */
+function expectedMetrics(kind: EnvironmentSettings['autoscaling']['kind']): ExpectedMetric[] {
+  if (kind === 'keda') return KEDA_TRIGGERS.map((label, i) => ({ label, matches: (name) => name.startsWith(`s${i}-`) }));
+  return [QUEUE_DEPTH_METRIC, OLDEST_WAIT_METRIC].map((label) => ({ label, matches: (name) => name === label }));
+}
+
+/**
+ * The HPA (KEDA's or ours) has a current value for each of its metrics (queue depth, oldest wait,
+ * and KEDA's leases-and-retries), or KEDA holds an idle deployment at zero (it wakes a worker when a
+ * task waits, which the task check then shows).
+ */
 export function autoscalerState(kind: EnvironmentSettings['autoscaling']['kind'], hpa: Json | undefined, scaledObject: Json | undefined): Poll {
   if (kind === 'keda') {
     if (!scaledObject) return { state: 'waiting', detail: 'ScaledObject not created yet' };
     const ready = condition(scaledObject, 'Ready');
     if (ready?.status === 'False') return { state: 'waiting', detail: `ScaledObject not ready: ${ready.reason ?? ''} ${ready.message ?? ''}`.trim() };
     if (ready?.status !== 'True') return { state: 'waiting', detail: 'ScaledObject has no Ready condition yet' };
+    const triggers = (scaledObject.spec?.triggers ?? []).map((t: Json) => t.name);
+    if (triggers.join() !== KEDA_TRIGGERS.join()) return { state: 'waiting', detail: `ScaledObject triggers are [${triggers.join(', ')}], not [${KEDA_TRIGGERS.join(', ')}]` };
   }
   if (!hpa) return { state: 'waiting', detail: 'HorizontalPodAutoscaler not created yet' };
-  const external = (hpa.status?.currentMetrics ?? []).filter((m: Json) => m.type === 'External' && m.external);
-  // KEDA names its metric after the trigger (s0-queue-depth); the adapter serves ours by name.
-  const metric = external.find((m: Json) => (kind === 'hpa' ? m.external.metric?.name === QUEUE_DEPTH_METRIC : true));
-  const current = metric?.external.current?.averageValue ?? metric?.external.current?.value;
   const active = condition(hpa, 'ScalingActive');
-  if (metric && current !== undefined && active?.status !== 'False') {
-    return { state: 'done', detail: `${metric.external.metric?.name} = ${current} per replica, ${hpa.status?.currentReplicas ?? '?'} → ${hpa.status?.desiredReplicas ?? '?'} replicas` };
+  // At zero replicas the HPA is off (ScalingDisabled) and KEDA alone decides when to start a worker.
+  if (kind === 'keda' && scaledObject?.spec?.minReplicaCount === 0 && (hpa.status?.currentReplicas ?? 0) === 0 && active?.reason === 'ScalingDisabled') {
+    const activity = condition(scaledObject, 'Active');
+    return { state: 'done', detail: `idle at zero replicas (Active=${activity?.status ?? '?'}); KEDA starts a worker when a task waits` };
   }
-  const why = active?.status === 'False' ? `ScalingActive=False: ${active.reason ?? ''} ${active.message ?? ''}`.trim() : 'no current value for the queue-depth metric yet';
-  return { state: 'waiting', detail: why };
+  const external = (hpa.status?.currentMetrics ?? []).filter((m: Json) => m.type === 'External' && m.external);
+  const values: string[] = [];
+  for (const want of expectedMetrics(kind)) {
+    const metric = external.find((m: Json) => want.matches(m.external.metric?.name ?? ''));
+    const current = metric?.external.current;
+    if (current?.averageValue !== undefined) values.push(`${want.label} = ${current.averageValue} per replica`);
+    else if (current?.value !== undefined) values.push(`${want.label} = ${current.value}`);
+    else {
+      const why = active?.status === 'False' ? `ScalingActive=False: ${active.reason ?? ''} ${active.message ?? ''}`.trim() : `no current value for ${want.label} yet`;
+      return { state: 'waiting', detail: why };
+    }
+  }
+  if (active?.status === 'False') return { state: 'waiting', detail: `ScalingActive=False: ${active.reason ?? ''} ${active.message ?? ''}`.trim() };
+  return { state: 'done', detail: `${values.join(', ')}; ${hpa.status?.currentReplicas ?? '?'} → ${hpa.status?.desiredReplicas ?? '?'} replicas` };
 }
 
 async function poll(opts: VerifyOptions, what: string, deadline: number, step: () => Promise<Poll>): Promise<boolean> {
@@ -159,7 +189,7 @@ export async function verify(opts: VerifyOptions, cluster: ClusterReader): Promi
   }
   const kind = opts.env.autoscaling.kind;
   results.push(
-    await poll(opts, `${kind === 'keda' ? 'KEDA ScaledObject' : 'HPA'} task-scheduler-worker sees queue depth`, deadline, async () =>
+    await poll(opts, `${kind === 'keda' ? 'KEDA ScaledObject' : 'HPA'} task-scheduler-worker reads queue depth and oldest wait`, deadline, async () =>
       autoscalerState(kind, await cluster.hpa(ns, 'task-scheduler-worker'), kind === 'keda' ? await cluster.scaledObject(ns, 'task-scheduler-worker') : undefined),
     ),
   );

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { SETTINGS, type SettingName } from '../../services/core/config/config';
-import { ADAPTER_CONFIGMAP, QUEUE_DEPTH_METRIC } from '../../cdk8s/lib/autoscaling';
+import { ADAPTER_CONFIGMAP, leasesAndRetriesQuery, OLDEST_WAIT_METRIC, oldestWaitQuery, QUEUE_DEPTH_METRIC, scalingBehaviour } from '../../cdk8s/lib/autoscaling';
+import { KEDA_TRIGGERS } from '../../cdk8s/lib/names';
 import { HEAP_PERCENT } from '../../cdk8s/lib/pods';
 import { API_PRE_STOP_SECONDS } from '../../cdk8s/lib/workloads';
 import { readSources, REPO_ROOT, schemaVersion, SECRET_SETTINGS, serviceConfig } from '../../cdk8s/sources';
@@ -147,17 +148,35 @@ describe.each([
     }
   });
 
-  test('KEDA scales the worker on the summed per-priority max of queue_depth, slowly down', () => {
+  test('KEDA scales the worker on queue depth and on the oldest wait, slowly down', () => {
     const so = find(objects, 'ScaledObject', 'task-scheduler-worker');
     expect(so.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: 'task-scheduler-worker' });
     expect(so.spec).toMatchObject({ minReplicaCount: env.worker.minReplicas, maxReplicaCount: env.worker.maxReplicas });
-    const trigger = so.spec.triggers[0];
-    expect(trigger.type).toBe('prometheus');
-    expect(trigger.metadata).toEqual({
-      serverAddress: env.autoscaling.prometheusUrl,
-      query: `sum(max by (priority) (queue_depth{namespace="${env.namespace}",job="task-scheduler-api"}))`,
-      threshold: String(env.autoscaling.tasksPerWorker),
-    });
+    const selector = `namespace="${env.namespace}",job="task-scheduler-api"`;
+    const slots = serviceConfig(env, 'worker').parsed.WORKER_POOL;
+    const meta = (query: string, threshold: number) => ({ serverAddress: env.autoscaling.prometheusUrl, query, threshold: String(threshold), activationThreshold: '0' });
+    expect(so.spec.triggers).toEqual([
+      {
+        type: 'prometheus',
+        name: 'queue-depth',
+        metricType: 'AverageValue',
+        metadata: meta(`sum(max by (priority) (queue_depth{${selector}}))`, env.autoscaling.tasksPerWorker),
+      },
+      {
+        type: 'prometheus',
+        name: 'oldest-wait',
+        metricType: 'Value',
+        metadata: meta(oldestWaitQuery(selector, { workerSlots: slots, targetOldestWaitSeconds: env.autoscaling.targetOldestWaitSeconds }), env.autoscaling.targetOldestWaitSeconds),
+      },
+      { type: 'prometheus', name: 'leases-and-retries', metricType: 'AverageValue', metadata: meta(leasesAndRetriesQuery(selector), 1) },
+    ]);
+    // The verify tool finds each trigger's metric (s<i>-prometheus) by this order.
+    expect(so.spec.triggers.map((t: { name: string }) => t.name)).toEqual([...KEDA_TRIGGERS]);
+    // WORKER_POOL of the workers' own ConfigMap is in the oldest-wait query.
+    const workerConfig = find(objects, 'ConfigMap', 'task-scheduler-worker-config').data;
+    expect(so.spec.triggers[1].metadata.query).toContain(`>= ${workerConfig.WORKER_POOL} * max(workers_alive{${selector}})`);
+    expect(so.spec.triggers[1].metadata.query).toContain(`scalar(${env.autoscaling.targetOldestWaitSeconds} * (`);
+    expect(so.spec.cooldownPeriod).toBe(env.autoscaling.scaleDownStabilizationSeconds);
     const hpaConfig = so.spec.advanced.horizontalPodAutoscalerConfig;
     expect(hpaConfig.name).toBe('task-scheduler-worker');
     expect(hpaConfig.behavior.scaleDown.stabilizationWindowSeconds).toBeGreaterThanOrEqual(120);
@@ -218,27 +237,31 @@ describe('environment differences', () => {
     expect(prod.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata.name)).not.toContain('task-scheduler-postgres');
   });
 
-  test('the hpa choice renders an External-metric HPA and the prometheus-adapter rule instead of KEDA', () => {
+  test('the hpa choice renders an HPA on two External metrics and their prometheus-adapter rules instead of KEDA', () => {
     const env = environment('prod', 'hpa');
     const objects = synth(env);
     expect(objects.filter((o) => o.kind === 'ScaledObject')).toEqual([]);
     const hpa = find(objects, 'HorizontalPodAutoscaler', 'task-scheduler-worker');
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'task-scheduler-worker' });
+    const metric = { selector: { matchLabels: { job: 'task-scheduler-api' } } };
     expect(hpa.spec.metrics).toEqual([
-      {
-        type: 'External',
-        external: {
-          metric: { name: QUEUE_DEPTH_METRIC, selector: { matchLabels: { job: 'task-scheduler-api' } } },
-          target: { type: 'AverageValue', averageValue: env.autoscaling.tasksPerWorker },
-        },
-      },
+      { type: 'External', external: { metric: { name: QUEUE_DEPTH_METRIC, ...metric }, target: { type: 'AverageValue', averageValue: env.autoscaling.tasksPerWorker } } },
+      { type: 'External', external: { metric: { name: OLDEST_WAIT_METRIC, ...metric }, target: { type: 'Value', value: env.autoscaling.targetOldestWaitSeconds } } },
     ]);
-    expect(hpa.spec.behavior.scaleDown).toMatchObject({ stabilizationWindowSeconds: env.autoscaling.scaleDownStabilizationSeconds });
+    expect(hpa.spec.minReplicas).toBe(env.worker.minReplicas);
+    // The same pace as KEDA's HPA.
+    expect(hpa.spec.behavior).toEqual(scalingBehaviour(env));
     const adapter = find(objects, 'ConfigMap', ADAPTER_CONFIGMAP);
     expect(adapter.metadata.namespace).toBe(env.monitoring.namespace);
-    const rule = parse(adapter.data['config.yaml']).externalRules[0];
-    expect(rule.name.as).toBe(QUEUE_DEPTH_METRIC);
-    expect(rule.metricsQuery).toBe('sum(max by (priority) (<<.Series>>{<<.LabelMatchers>>}))');
+    const rules = parse(adapter.data['config.yaml']).externalRules;
+    expect(rules.map((r: any) => [r.seriesQuery, r.name])).toEqual([
+      ['queue_depth{namespace!="",job="task-scheduler-api"}', { matches: '^queue_depth$', as: QUEUE_DEPTH_METRIC }],
+      ['queue_oldest_task_age_seconds{namespace!="",job="task-scheduler-api"}', { matches: '^queue_oldest_task_age_seconds$', as: OLDEST_WAIT_METRIC }],
+    ]);
+    // With the adapter's LabelMatchers filled in as it fills them, the queries are KEDA's.
+    const kedaTriggers = find(synth(environment('prod')), 'ScaledObject', 'task-scheduler-worker').spec.triggers;
+    const filled = (q: string) => q.split('<<.LabelMatchers>>').join(`namespace="${env.namespace}",job="task-scheduler-api"`);
+    expect(rules.map((r: any) => filled(r.metricsQuery))).toEqual(kedaTriggers.slice(0, 2).map((t: any) => t.metadata.query));
     expect(find(objects, 'Deployment', 'task-scheduler-worker').spec.replicas).toBeUndefined();
   });
 });

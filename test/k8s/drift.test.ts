@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Ajv from 'ajv';
 import { parse, parseAllDocuments } from 'yaml';
 import { synthEnvironment } from '../../cdk8s/chart';
 import { HELM_DIR, MANIFESTS_DIR, renderOutputs, writeOutputs } from '../../cdk8s/synth';
@@ -96,6 +97,43 @@ describe('generated output', () => {
       expect(objects['Ingress/task-scheduler-api']!.spec.rules[0].host).toBe('tasks.internal');
       expect(objects['ConfigMap/task-scheduler-worker-config']!.data.LOG_LEVEL).toBe('debug');
       expect(objects['ScaledObject/task-scheduler-worker']!.spec.triggers[0].metadata.query).toContain('namespace="ts-staging"');
+    });
+
+    test('autoscaling values reach both kinds: the target wait, WORKER_POOL in the PromQL, scale to zero', () => {
+      const prod = environment('prod');
+      const v = values();
+      v.autoscaling.targetOldestWaitSeconds = 45;
+      v.config.WORKER_POOL = '16';
+      v.worker.minReplicas = 0;
+      const env = { ...prod, worker: { ...prod.worker, minReplicas: 0 }, autoscaling: { ...prod.autoscaling, targetOldestWaitSeconds: 45 }, config: { ...prod.config, WORKER_POOL: '16' } };
+      const rendered = render({ Values: v, Release: { Namespace: prod.namespace } });
+      expect(byKey(rendered)).toEqual(byKey(JSON.parse(JSON.stringify(synthEnvironment(env, sources())))));
+      const so = byKey(rendered)['ScaledObject/task-scheduler-worker']!;
+      expect(so.spec.minReplicaCount).toBe(0);
+      expect(so.spec.triggers[1].metadata).toMatchObject({ threshold: '45', query: expect.stringContaining('>= 16 * max(workers_alive{') });
+
+      v.autoscaling.kind = 'hpa';
+      v.worker.minReplicas = 1;
+      const hpaEnv = { ...env, worker: { ...env.worker, minReplicas: 1 }, autoscaling: { ...env.autoscaling, kind: 'hpa' as const } };
+      const hpa = render({ Values: v, Release: { Namespace: prod.namespace } });
+      expect(byKey(hpa)).toEqual(byKey(JSON.parse(JSON.stringify(synthEnvironment(hpaEnv, sources())))));
+      expect(byKey(hpa)['ConfigMap/task-scheduler-prometheus-adapter']!.data['config.yaml']).toContain('>= 16 * max(workers_alive{<<.LabelMatchers>>})');
+    });
+
+    test('values.schema.json accepts the defaults and scale to zero with KEDA, and refuses it with the HPA', () => {
+      const schema = JSON.parse(readFileSync(path.join(out, HELM_DIR, 'values.schema.json'), 'utf8'));
+      const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+      const v = values();
+      expect(validate(v)).toBe(true);
+      v.worker.minReplicas = 0;
+      expect(validate(v)).toBe(true);
+      v.autoscaling.kind = 'hpa';
+      expect(validate(v)).toBe(false);
+      expect(validate.errors).toContainEqual(expect.objectContaining({ instancePath: '/worker/minReplicas', message: 'must be >= 1' }));
+      v.worker.minReplicas = 1;
+      v.autoscaling.targetOldestWaitSeconds = 0;
+      expect(validate(v)).toBe(false);
+      expect(validate.errors).toContainEqual(expect.objectContaining({ instancePath: '/autoscaling/targetOldestWaitSeconds' }));
     });
   });
 });

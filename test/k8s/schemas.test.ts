@@ -3,19 +3,24 @@
  * (prometheus-operator, KEDA), and the PrometheusRule groups pass `promtool check rules`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { REPO_ROOT } from '../../cdk8s/sources';
+import type { EnvironmentSettings } from '../../cdk8s/settings';
 import { environment, synth } from './helpers';
+import { promtool } from './promtool';
 import { validateObject } from './validate-models';
+
+const scaledToZero = (env: EnvironmentSettings): EnvironmentSettings => ({ ...env, worker: { ...env.worker, minReplicas: 0 } });
 
 const variants = [
   ['dev', environment('dev')],
   ['dev with hpa', environment('dev', 'hpa')],
+  ['dev scaling to zero', scaledToZero(environment('dev'))],
   ['prod', environment('prod')],
   ['prod with hpa', environment('prod', 'hpa')],
+  ['prod scaling to zero', scaledToZero(environment('prod'))],
 ] as const;
 
 describe.each(variants)('%s', (_name, env) => {
@@ -34,24 +39,6 @@ test('the validator does reject a broken object (so the test above can fail)', (
     expect.arrayContaining([expect.stringContaining('/spec/minReplicaCount must be integer'), expect.stringContaining('must have required property type')]),
   );
 });
-
-function promtool(): string {
-  const has = () => {
-    try {
-      execFileSync('promtool', ['--version'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (!has()) {
-    // Debian's `prometheus` package; scripts/prometheus-local.sh installs it without starting a server.
-    const installer = path.join(REPO_ROOT, 'scripts/prometheus-local.sh');
-    if (existsSync(installer)) execFileSync('bash', [installer, 'install'], { stdio: 'inherit' });
-    else execFileSync('bash', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus'], { stdio: 'inherit' });
-  }
-  return 'promtool';
-}
 
 test('the PrometheusRule groups pass promtool check rules', () => {
   const rules = synth(environment('prod')).filter((o) => o.kind === 'PrometheusRule');

@@ -104,7 +104,9 @@ test('dev with KEDA: waits for the Job and the rollout, sees the metric, and a t
     expect(output).toContain('✔ migrator Job task-scheduler-migrate-dev: succeeded');
     expect(output).toContain('… rollout of Deployment task-scheduler-worker: 1 old replicas pending termination');
     expect(output).toContain('✔ rollout of Deployment task-scheduler-worker: 2 of 2 replicas available');
-    expect(output).toContain('✔ KEDA ScaledObject task-scheduler-worker sees queue depth: s0-queue-depth = 0 per replica');
+    expect(output).toContain(
+      '✔ KEDA ScaledObject task-scheduler-worker reads queue depth and oldest wait: queue-depth = 0 per replica, oldest-wait = 0, leases-and-retries = 500m per replica; 2 → 2 replicas',
+    );
     expect(output).toContain(`✔ task through the ingress: task ${task('queued').id} succeeded after 1 attempt(s)`);
     // client-node used the kubeconfig's credentials.
     expect(api.seen.filter((s) => s.path.startsWith('/apis/')).every((s) => s.headers.authorization === 'Bearer fake-token')).toBe(true);
@@ -147,8 +149,31 @@ test('prod with the HPA: a metric the adapter does not serve times out with the 
   try {
     const { code, output } = await runVerify(api.url, ['--env', 'prod', '--autoscaler', 'hpa', '--timeout', '3']);
     expect(code).toBe(1);
-    expect(output).toContain('✘ HPA task-scheduler-worker sees queue depth: timed out; last seen: ScalingActive=False: FailedGetExternalMetric');
+    expect(output).toContain('✘ HPA task-scheduler-worker reads queue depth and oldest wait: timed out; last seen: ScalingActive=False: FailedGetExternalMetric');
     expect(api.seen.some((s) => s.path.includes('scaledobjects'))).toBe(false);
+  } finally {
+    await api.close();
+  }
+});
+
+test('dev scaled to zero: the idle autoscaler passes, and the task waits until KEDA starts a worker', async () => {
+  const zero = { ...fixture('scaledobject'), spec: { ...fixture('scaledobject').spec, minReplicaCount: 0 } };
+  const queued = { status: 200, body: task('queued') };
+  const api = await fakeApi({
+    [paths.job('task-scheduler-migrate-dev')]: [ok('job-succeeded')],
+    [paths.api]: [ok('deployment-api')],
+    [paths.worker]: [ok('deployment-worker-zero')],
+    [paths.scaledObject]: [{ status: 200, body: zero }],
+    [paths.hpa]: [ok('hpa-keda-idle')],
+    'POST /tasks': [{ status: 201, body: task('queued') }],
+    [`GET /tasks/${task('queued').id}`]: [queued, queued, { status: 200, body: task('succeeded') }],
+  });
+  try {
+    const { code, output } = await runVerify(api.url, ['--timeout', '20']);
+    expect({ code, output }).toEqual({ code: 0, output: expect.stringContaining('verify: all checks passed') });
+    expect(output).toContain('✔ rollout of Deployment task-scheduler-worker: 0 of 0 replicas available');
+    expect(output).toContain('✔ KEDA ScaledObject task-scheduler-worker reads queue depth and oldest wait: idle at zero replicas (Active=False); KEDA starts a worker when a task waits');
+    expect(output).toContain(`… task through the ingress: task ${task('queued').id} is queued`);
   } finally {
     await api.close();
   }
@@ -193,13 +218,31 @@ describe('status readers', () => {
     expect(rolloutState(stuck).state).toBe('failed');
   });
 
-  test('the autoscaler needs a current value of the queue-depth metric', () => {
+  test('the autoscaler needs a current value of every metric: queue depth, oldest wait (and KEDA\'s leases-and-retries)', () => {
     expect(autoscalerState('keda', fixture('hpa-keda'), fixture('scaledobject')).state).toBe('done');
     expect(autoscalerState('keda', fixture('hpa-keda'), undefined).detail).toBe('ScaledObject not created yet');
+    const oneMissing = fixture('hpa-keda');
+    oneMissing.status.currentMetrics.splice(1, 1);
+    expect(autoscalerState('keda', oneMissing, fixture('scaledobject')).detail).toBe('no current value for oldest-wait yet');
+    const older = fixture('scaledobject');
+    older.spec.triggers = older.spec.triggers.slice(0, 1);
+    expect(autoscalerState('keda', fixture('hpa-keda'), older).detail).toBe('ScaledObject triggers are [queue-depth], not [queue-depth, oldest-wait, leases-and-retries]');
+
     expect(autoscalerState('hpa', fixture('hpa-no-metric'), undefined).detail).toMatch(/^ScalingActive=False: FailedGetExternalMetric/);
     const served = fixture('hpa-no-metric');
     served.status.currentMetrics = [{ type: 'External', external: { metric: { name: 'task_scheduler_queue_depth' }, current: { averageValue: '12' } } }];
     served.status.conditions[1].status = 'True';
-    expect(autoscalerState('hpa', served, undefined).detail).toMatch(/^task_scheduler_queue_depth = 12 per replica/);
+    expect(autoscalerState('hpa', served, undefined).detail).toBe('no current value for task_scheduler_queue_oldest_wait yet');
+    served.status.currentMetrics.push({ type: 'External', external: { metric: { name: 'task_scheduler_queue_oldest_wait' }, current: { value: '45' } } });
+    expect(autoscalerState('hpa', served, undefined).detail).toBe('task_scheduler_queue_depth = 12 per replica, task_scheduler_queue_oldest_wait = 45; 2 → 2 replicas');
+  });
+
+  test('an HPA off at zero replicas passes only when the ScaledObject allows zero', () => {
+    const zero = fixture('scaledobject');
+    zero.spec.minReplicaCount = 0;
+    expect(autoscalerState('keda', fixture('hpa-keda-idle'), zero)).toEqual({ state: 'done', detail: 'idle at zero replicas (Active=False); KEDA starts a worker when a task waits' });
+    // With a floor of 1, zero replicas means something is wrong: wait, and say why.
+    expect(autoscalerState('keda', fixture('hpa-keda-idle'), fixture('scaledobject')).detail).toMatch(/^ScalingActive=False: ScalingDisabled/);
+    expect(autoscalerState('hpa', fixture('hpa-keda-idle'), undefined).state).toBe('waiting');
   });
 });
