@@ -8,6 +8,11 @@
 #   scripts/local-services.sh stop-postgres|stop-redis <name>
 #                                             stop just one (fault tests); `start` brings it back on
 #                                             the same port when that port is still free
+#   scripts/local-services.sh cluster-start|cluster-stop|cluster-status <name>
+#   scripts/local-services.sh cluster-failover <name> <master-index> [kill|manual]
+#                                             a private Redis Cluster (3 masters + 3 replicas) in the
+#                                             same profile, beside or instead of the pair above; see
+#                                             scripts/redis-cluster.sh. `stop` stops it too.
 #
 # Why private instances: tests must not depend on (or pollute) whatever Postgres/Redis the machine
 # happens to run, and two clones of the repo must be able to test at the same time. So every
@@ -24,19 +29,32 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
   echo "usage: $0 start|stop|env|status <profile>   (profile: letters, digits, _ or -)" >&2
+  echo "       $0 cluster-start|cluster-stop|cluster-status <profile>" >&2
+  echo "       $0 cluster-failover <profile> <master-index 0-2> [kill|manual]" >&2
   exit 2
 }
 
-[ $# -eq 2 ] || usage
+[ $# -ge 2 ] || usage
 CMD=$1
 NAME=$2
 [[ $NAME =~ ^[A-Za-z0-9_-]+$ ]] || usage
+# Only cluster-failover takes more: the master's index and the mode.
+if [ "$CMD" = cluster-failover ]; then
+  [ $# -ge 3 ] && [ $# -le 4 ] || usage
+  FAILOVER_INDEX=$3
+  FAILOVER_MODE=${4:-kill}
+else
+  [ $# -eq 2 ] || usage
+fi
 
 DIR="$ROOT/.data/$NAME"
 ENV_FILE="$DIR/env"
 REDIS_DIR="$DIR/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 REDIS_LOG="$DIR/redis.log"
+# The cluster profile's functions (cmd_cluster-*); they use the helpers below.
+# shellcheck source=scripts/redis-cluster.sh
+. "$ROOT/scripts/redis-cluster.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
@@ -334,6 +352,8 @@ write_env() {
     env_line PG_BIN "$PG_BIN"
     env_line PG_LOG "$PG_LOG"
     env_line REDIS_LOG "$REDIS_LOG"
+    # A cluster of this profile (cluster-start) keeps its lines.
+    if [ -f "$CL_ENV" ]; then cat "$CL_ENV"; fi
   } >"$tmp"
   mv "$tmp" "$ENV_FILE"   # atomic: a concurrent reader never sees half a file
 }
@@ -359,6 +379,7 @@ cmd_stop() {
   pg_paths
   [ -n "$PG_BIN" ] && pg_stop
   redis_stop
+  cmd_cluster-stop
   log "profile '$NAME' stopped (data kept in $DIR)"
 }
 
@@ -381,14 +402,18 @@ cmd_status() {
 }
 
 case $CMD in
-  start | stop | stop-postgres | stop-redis)
+  start | stop | stop-postgres | stop-redis | cluster-start | cluster-stop | cluster-failover)
     mkdir -p "$DIR"
     chmod 755 "$ROOT/.data" "$DIR"
     # One start/stop per profile at a time: two test runs starting `test` together must not both
     # initdb or both pick ports. (Servers are launched with 9>&- so they never hold this lock.)
     exec 9>"$DIR/.lock"
     flock -w 120 9 || die "timed out waiting for the lock on $DIR/.lock"
-    "cmd_$CMD"
+    if [ "$CMD" = cluster-failover ]; then
+      cmd_cluster-failover "$FAILOVER_INDEX" "$FAILOVER_MODE"
+    else
+      "cmd_$CMD"
+    fi
     ;;
   env)
     [ -f "$ENV_FILE" ] || die "no env for profile '$NAME'; run: $0 start $NAME"
@@ -396,6 +421,9 @@ case $CMD in
     ;;
   status)
     cmd_status
+    ;;
+  cluster-status)
+    cmd_cluster-status
     ;;
   *) usage ;;
 esac

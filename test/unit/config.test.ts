@@ -56,6 +56,29 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' })).toThrow(/RETRY_MAX_MS=1000: must be at least RETRY_BASE_MS/);
   });
 
+  it('reads REDIS_CLUSTER_NODES as a list of host:port (empty: the single Redis at REDIS_ADDR)', () => {
+    expect(loadConfig({}).REDIS_CLUSTER_NODES).toEqual([]);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: ' redis-0.redis:6379, 10.0.0.7:7001 ' }).REDIS_CLUSTER_NODES).toEqual(['redis-0.redis:6379', '10.0.0.7:7001']);
+    for (const [value, message] of [
+      ['redis-0', /"redis-0" is not host:port/],
+      ['a:1,,b:2', /"" is not host:port/],
+      ['a:0', /port of "a:0" must be between 1 and 65535/],
+      ['a:70000', /must be between 1 and 65535/],
+      ['a:1,a:1', /"a:1" is listed twice/],
+      ['redis://a:1', /is not host:port/],
+    ] as const) {
+      expect(() => loadConfig({ REDIS_CLUSTER_NODES: value })).toThrow(message);
+    }
+  });
+
+  it('the api and worker refuse REDIS_CLUSTER_NODES until the queue is partitioned; tools may use it', () => {
+    for (const service of ['api', 'worker'] as const) {
+      expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, service)).toThrow(/REDIS_CLUSTER_NODES=.*does not run on a Redis Cluster yet/);
+    }
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, 'migrator').REDIS_CLUSTER_NODES).toEqual(['127.0.0.1:7000']);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).REDIS_CLUSTER_NODES).toEqual(['127.0.0.1:7000']);
+  });
+
   it('documents every setting', () => {
     for (const [name, s] of Object.entries(SETTINGS)) {
       expect(s.doc.length).toBeGreaterThan(10);

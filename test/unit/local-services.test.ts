@@ -29,7 +29,8 @@ it('runs the test services privately, on loopback ports other than the system de
 });
 
 it('rejects an unknown command or a profile name that could escape .data/', () => {
-  for (const args of [['restart', 'test'], ['start', '../x'], ['start']]) {
+  const extra = [['start', 'test', 'x'], ['cluster-start', 'test', 'x'], ['cluster-failover', 'test'], ['cluster-failover', 'test', '1', 'kill', 'x'], ['cluster-status', '../x']];
+  for (const args of [['restart', 'test'], ['start', '../x'], ['start'], ...extra]) {
     expect(() => execFileSync('bash', [script, ...args], { stdio: 'ignore' })).toThrow();
   }
 });

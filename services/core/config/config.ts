@@ -3,7 +3,7 @@
  * here with its default, parser and doc line; nothing else reads process.env. The README's
  * configuration table is checked against this table by a test.
  */
-import { ConfigError, parseEnum, parseInteger, parseString, parseWeights, Parser } from './parsers';
+import { ConfigError, parseAddrList, parseEnum, parseInteger, parseString, parseWeights, Parser } from './parsers';
 
 export interface Setting<T> {
   readonly default: string;
@@ -88,6 +88,8 @@ export const SETTINGS = {
   REDIS_USERNAME: setting('', parseString({ pattern: /^[^\s]{1,128}$/, hint: 'an ACL user name without spaces' }), 'Redis ACL user to authenticate as, with REDIS_PASS (`npm run -s redis:acl` prints the user\'s ACL); empty: the `default` user (REDIS_PASS alone, as with `requirepass`).'),
   REDIS_TLS: setting('false', parseEnum(['false', 'true'] as const), '`true`: connect to Redis over TLS (what a `rediss://` URL means) and verify its certificate and host name against REDIS_TLS_CA_FILE, or the CAs Node trusts when that is empty.'),
   REDIS_TLS_CA_FILE: setting('', parseString(), 'PEM file of the CA certificates that may sign the Redis server\'s certificate (needs REDIS_TLS=true); read at start-up.'),
+  // --- Redis Cluster (docs/redis-cluster.md) ---
+  REDIS_CLUSTER_NODES: setting('', parseAddrList, 'Redis Cluster seed nodes, `host:port,host:port,…` (any few of its nodes; the rest are discovered); empty: the single Redis at REDIS_ADDR. Connects with the same REDIS_USERNAME, REDIS_PASS and TLS settings. Not usable yet: the queue is not partitioned across cluster slots (docs/redis-cluster.md), so the api and worker refuse to start when it is set.'),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -121,6 +123,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   }
   if (problems.length === 0 && cfg.REDIS_TLS_CA_FILE !== '' && cfg.REDIS_TLS !== 'true') {
     problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(cfg.REDIS_TLS_CA_FILE)}: needs REDIS_TLS=true (the connection would not use it)`);
+  }
+  if (problems.length === 0 && cfg.REDIS_CLUSTER_NODES.length > 0 && (service === 'api' || service === 'worker')) {
+    // The connection factory exists (db/redis.ts createRedisClient); the queue does not use it yet.
+    problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(cfg.REDIS_CLUSTER_NODES.join(','))}: the ${service} does not run on a Redis Cluster yet (docs/redis-cluster.md); leave it empty and set REDIS_ADDR`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

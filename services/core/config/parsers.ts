@@ -61,3 +61,22 @@ export function splitAddr(addr: string): { host: string | undefined; port: numbe
   const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
   return { host: host === '' ? undefined : host, port: Number(addr.slice(i + 1)) };
 }
+
+/**
+ * `host:port,host:port,…` (spaces around commas allowed); the empty string is the empty list. Each
+ * entry is a host without spaces or colons and a port 1–65535; duplicates are refused.
+ */
+export const parseAddrList: Parser<string[]> = (raw) => {
+  const s = raw.trim();
+  if (s === '') return [];
+  const out: string[] = [];
+  for (const part of s.split(',').map((p) => p.trim())) {
+    const m = /^([^\s:,]+):(\d{1,5})$/.exec(part);
+    if (!m) throw new Error(`"${part}" is not host:port`);
+    const port = Number(m[2]);
+    if (port < 1 || port > 65535) throw new Error(`port of "${part}" must be between 1 and 65535`);
+    if (out.includes(part)) throw new Error(`"${part}" is listed twice`);
+    out.push(part);
+  }
+  return out;
+};

@@ -36,6 +36,12 @@ const CLIENT_COMMANDS = [
   // Workers hear of cancelled tasks (queue/redis-queue.ts onCancel).
   'subscribe',
   'unsubscribe',
+  // A Redis Cluster client (db/redis.ts createRedisCluster, REDIS_CLUSTER_NODES): ioredis reads the
+  // slot map and checks cluster_state on connect and after a MOVED or a failover, and follows an
+  // ASK redirection while a slot moves. Topology only; a single Redis answers them with an error.
+  'cluster|slots',
+  'cluster|info',
+  'asking',
 ] as const;
 
 /** Commands the Lua scripts call (test/unit/redis-acl.test.ts checks the scripts, and the services' direct calls). */
