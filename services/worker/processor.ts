@@ -281,7 +281,9 @@ export class Processor {
    */
   private writesPause(): number {
     const unwritten = this.outcomes.size;
-    if (unwritten < this.opts.maxUnwritten) {
+    // Behind a backlog (the last lease left work behind) only the hard stop holds: pausing there
+    // capped a small pool at its few slots' worth of outcomes per write.
+    if (unwritten < this.opts.maxUnwritten || (this.lastLeaseLeft > 0 && unwritten < this.opts.maxUnwrittenHard)) {
       this.pausedAt = null;
       return 0;
     }

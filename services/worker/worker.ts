@@ -66,7 +66,7 @@ export class Worker {
         slots: cfg.WORKER_POOL,
         maxUnwritten,
         unwrittenPauseMs: 20,
-        maxUnwrittenHard: maxUnwritten + 64,
+        maxUnwrittenHard: Math.max(maxUnwritten + 64, cfg.WORKER_MAX_UNWRITTEN),
         leaseBatch: cfg.LEASE_BATCH_SIZE,
         tenantMaxRunning: cfg.TENANT_MAX_RUNNING,
         leaseGapMs: cfg.LEASE_GAP_MS,

@@ -1,5 +1,5 @@
 /** The worker against real Postgres and Redis: outcomes, retries, dead letters, leases, shutdown. */
-import { submitTask } from '../../services/core/tasks/submit';
+import { submitTask, submitTasks } from '../../services/core/tasks/submit';
 import type { Priority } from '../../services/core/tasks/priority';
 import { Stack, createStack, runsOf, silentLog, startWorker, taskStatus, waitFor } from '../support/stack';
 import type { Worker } from '../../services/worker/worker';
@@ -225,7 +225,7 @@ it('metrics add up: attempts, final failures, retries and acks match what happen
 
 it('a handler that settled frees its slot while its outcome waits to be written; a stalled write pauses leasing only briefly, and 64 outcomes past the pause point stop it', async () => {
   // Outcome writes are held; two slots, so leasing pauses (20 ms) at 2 + 2 unwritten outcomes and
-  // stops at 2 + 2 + 64. A keeps one slot busy; the 68 quick ones finish, each in the slot the one
+  // stops at 2 + 2 + 64 (WORKER_MAX_UNWRITTEN below that). A keeps one slot busy; the 68 quick ones finish, each in the slot the one
   // before freed, although none of their outcomes is written. Then the stop is reached, and the
   // last waits for the writes even though a slot is free.
   const gated = gatedPool(stack.pool, 'record-outcomes');
@@ -237,7 +237,7 @@ it('a handler that settled frees its slot while its outcome waits to be written;
       if (ms > 0) await new Promise((r) => setTimeout(r, ms));
     },
   };
-  ({ worker } = startWorker(stack, { handlers, pool: gated.pool, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 1 } }));
+  ({ worker } = startWorker(stack, { handlers, pool: gated.pool, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 1, WORKER_MAX_UNWRITTEN: 1 } }));
   const quick = Array.from({ length: 68 }, (_, i) => `q${i}`);
   let a: string;
   try {
@@ -252,6 +252,30 @@ it('a handler that settled frees its slot while its outcome waits to be written;
   }
   expect(await waitFor(isFinal(a))).toMatchObject({ status: 'succeeded' });
   await waitFor(async () => ran.includes('last'), 5000, 'the last to run once the outcomes were written');
+});
+
+it('behind a backlog a small pool keeps leasing while outcome writes are on their way, up to WORKER_MAX_UNWRITTEN', async () => {
+  // Two slots, writes held: without a backlog leasing would pause at 2 + 2 unwritten outcomes; with
+  // 150 tasks waiting it goes on, each finished attempt holding its lease, and stops at 100.
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  let ran = 0;
+  const handlers = { count: async () => void ran++ };
+  await submitTasks(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 1000 },
+    Array.from({ length: 150 }, () => ({ type: 'count', priority: 'default' as const, payload: {}, maxRetries: 0, tenant: 'default', idempotencyKey: null, canonical: '' })),
+  );
+  ({ worker } = startWorker(stack, { handlers, pool: gated.pool, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 2, WORKER_MAX_UNWRITTEN: 100 } }));
+  try {
+    await waitFor(async () => ran >= 100, 10_000, '100 attempts to run with none written');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ran).toBe(100);
+    expect((await stack.queue.stats()).processing).toBe(100);
+  } finally {
+    gated.release();
+  }
+  await waitFor(async () => ran === 150 && (await stack.queue.stats()).processing === 0, 10_000, 'the rest once writes land');
+  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE status = 'succeeded'");
+  expect(rows[0].n).toBe(150);
 });
 
 it('recorded times are consistent: an attempt starts after its task was created and ends after it started', async () => {
