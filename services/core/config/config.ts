@@ -82,6 +82,12 @@ export const SETTINGS = {
   RECONCILE_INTERVAL_MS: setting('5000', parseInteger({ min: 50, max: 3_600_000 }), 'Reconciler cadence in milliseconds (one active copy across all workers).', worker),
   RECONCILE_GRACE_MS: setting('15000', parseInteger({ min: 0, max: 86_400_000 }), 'How long Postgres must not have touched an unfinished task before the reconciler treats its absence from Redis as a loss.', worker),
   RECONCILE_BATCH_SIZE: setting('1000', parseInteger({ min: 1, max: 100_000 }), 'Unfinished tasks checked per reconciler pass.', worker),
+  RETENTION_SUCCEEDED_MS: setting('604800000', parseInteger({ min: 0, max: 3650 * 86_400_000 }), 'Succeeded tasks, with their runs, are deleted this many milliseconds after they finished (7 days); 0 keeps them forever. A task whose idempotency key is still live stays until the key expires (docs/retention.md).', worker),
+  RETENTION_DEAD_MS: setting('2592000000', parseInteger({ min: 0, max: 3650 * 86_400_000 }), 'Dead tasks, with their runs and their dead-letter entries in Redis, are deleted this many milliseconds after they died (30 days); 0 keeps them forever.', worker),
+  RETENTION_CANCELLED_MS: setting('2592000000', parseInteger({ min: 0, max: 3650 * 86_400_000 }), 'Cancelled tasks, with their runs, are deleted this many milliseconds after they were cancelled (30 days); 0 keeps them forever.', worker),
+  RETENTION_BATCH: setting('1000', parseInteger({ min: 1, max: 10_000 }), 'Tasks retention deletes per statement (one short transaction, rows held by other transactions skipped), with their runs.', worker),
+  RETENTION_PAUSE_MS: setting('20', parseInteger({ min: 0, max: 60_000 }), 'Pause between two retention batches, in milliseconds: what keeps a large backlog from taking a whole Postgres core.', worker),
+  RETENTION_INTERVAL_MS: setting('60000', parseInteger({ min: 50, max: 86_400_000 }), 'How often retention looks for tasks to delete, in milliseconds (one active copy across all workers); a pass runs until a batch comes back short, at most 1000 batches, then the next follows at once.', worker),
   HANDLERS_MODULE: setting('', parseString(), 'Path of an extra CommonJS module whose `handlers` export adds task handlers at start-up (besides `services/worker/custom-handlers.ts`).', worker),
   MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
   // --- Transport security (Postgres TLS is set in POSTGRES_URL: sslmode, sslrootcert; see docs/security.md) ---
