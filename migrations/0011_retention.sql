@@ -13,8 +13,9 @@ CREATE INDEX IF NOT EXISTS tasks_final_finished_idx ON tasks (status, finished_a
 -- A key's task is deleted by retention only once the key has expired (a live key keeps its task,
 -- so a replay within IDEMPOTENCY_TTL_MS still answers with it), and expired keys are deleted by the
 -- key pruner. The foreign key's ON DELETE CASCADE ran, for every deleted task, a search of
--- idempotency_keys by task_id, which no index serves: a sequential scan per task (1,000 tasks among
--- 75,000 keys: 6.2 s instead of 0.1 s). It also cost every keyed submission a check at commit.
+-- idempotency_keys by task_id, which no index serves: a sequential scan per task (a batch of 1,000
+-- tasks among 50,000 keys: 4.3–5.2 s instead of 5–9 ms, scripts/bench/retention.ts). It also cost
+-- every keyed submission a check at commit.
 -- Without it a key can outlive its task when a task is deleted by hand; a replay then creates a
--- new task (the claim treats such a key as free; services/core/tasks/task-store.ts).
+-- new task (the replay frees such a key and claims it again; services/core/tasks/task-store.ts).
 ALTER TABLE idempotency_keys DROP CONSTRAINT IF EXISTS idempotency_keys_task_id_fkey;

@@ -190,7 +190,9 @@ describe('a dead task being redriven', () => {
     try {
       await c.query('BEGIN');
       await c.query('SELECT id FROM tasks WHERE id = $1 FOR UPDATE', [id]);
-      const res = await Promise.race([s.runOnce(), new Promise<'waited'>((r) => setTimeout(() => r('waited'), 5000))]);
+      let timer: NodeJS.Timeout | undefined;
+      const res = await Promise.race([s.runOnce(), new Promise<'waited'>((r) => (timer = setTimeout(() => r('waited'), 5000)))]);
+      clearTimeout(timer);
       expect(res).toMatchObject({ deleted: { dead: 1 } });
       await c.query(`UPDATE tasks SET status = 'queued', finished_at = NULL, retry_base = attempts WHERE id = $1`, [id]);
       await c.query('COMMIT');
