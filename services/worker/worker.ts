@@ -16,6 +16,7 @@ import { KeyPruner } from './key-pruner';
 import { Processor } from './processor';
 import { Reaper } from './reaper';
 import { Reconciler } from './reconciler';
+import { RetentionSweeper } from './retention';
 import { RetryPump } from './retry-pump';
 import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
@@ -38,6 +39,7 @@ export class Worker {
   readonly retryPump: RetryPump;
   readonly keyPruner: KeyPruner;
   readonly reconciler: Reconciler;
+  readonly retention: RetentionSweeper;
   readonly statsRefresher: StatsRefresher;
   readonly tenantSync: TenantSync;
   private stopped: Promise<{ handedBack: number }> | null = null;
@@ -91,6 +93,16 @@ export class Worker {
       { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE, payloadBytes: cfg.RECONCILE_PAYLOAD_BYTES },
       log,
     );
+    this.retention = new RetentionSweeper(
+      { pool, queue, metrics },
+      {
+        intervalMs: cfg.RETENTION_INTERVAL_MS,
+        policy: { succeeded: cfg.RETENTION_SUCCEEDED_MS, dead: cfg.RETENTION_DEAD_MS, cancelled: cfg.RETENTION_CANCELLED_MS },
+        batch: cfg.RETENTION_BATCH,
+        pauseMs: cfg.RETENTION_PAUSE_MS,
+      },
+      log,
+    );
   }
 
   start(): void {
@@ -112,6 +124,7 @@ export class Worker {
     this.statsRefresher.start();
     this.tenantSync.start();
     this.reconciler.start();
+    if (this.retention.enabled) this.retention.start();
     this.deps.log.info({ workerId: this.id, slots: this.deps.cfg.WORKER_POOL, strategy: this.deps.cfg.QUEUE_STRATEGY }, 'worker started');
   }
 
@@ -129,7 +142,7 @@ export class Worker {
     await this.processor.abortAll();
     await this.completer.flush();
     await (await this.unsubscribe)?.();
-    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop()]);
+    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };

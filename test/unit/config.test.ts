@@ -52,6 +52,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('takes retention ages of 0 (keep forever) or at least a minute', () => {
+    expect(loadConfig({}).RETENTION_SUCCEEDED_MS).toBe(7 * 86_400_000);
+    expect(loadConfig({}).RETENTION_DEAD_MS).toBe(30 * 86_400_000);
+    expect(loadConfig({ RETENTION_CANCELLED_MS: '0', RETENTION_DEAD_MS: '60000' })).toMatchObject({ RETENTION_CANCELLED_MS: 0, RETENTION_DEAD_MS: 60000 });
+    expect(() => loadConfig({ RETENTION_DEAD_MS: '5000' })).toThrow(/RETENTION_DEAD_MS=5000: must be 0 \(keep forever\) or at least 60000/);
+    expect(() => loadConfig({ RETENTION_SUCCEEDED_MS: '-1' })).toThrow(/RETENTION_SUCCEEDED_MS="-1": must be between 0 and/);
+  });
+
   it('rejects a cap below the base', () => {
     expect(() => loadConfig({ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' })).toThrow(/RETRY_MAX_MS=1000: must be at least RETRY_BASE_MS/);
   });

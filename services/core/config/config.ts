@@ -83,6 +83,12 @@ export const SETTINGS = {
   RECONCILE_INTERVAL_MS: setting('5000', parseInteger({ min: 50, max: 3_600_000 }), 'Reconciler cadence in milliseconds (one active copy across all workers).', worker),
   RECONCILE_GRACE_MS: setting('15000', parseInteger({ min: 0, max: 86_400_000 }), 'How long Postgres must not have touched an unfinished task before the reconciler treats its absence from Redis as a loss.', worker),
   RECONCILE_BATCH_SIZE: setting('1000', parseInteger({ min: 1, max: 100_000 }), 'Unfinished tasks checked per reconciler pass.', worker),
+  RETENTION_SUCCEEDED_MS: setting('604800000', parseInteger({ min: 0, max: 3650 * 86_400_000 }), 'Succeeded tasks, with their runs, are deleted this many milliseconds after they finished (7 days); 0 keeps them forever, else at least a minute. A task whose idempotency key is still live stays until the key expires (docs/retention.md).', worker),
+  RETENTION_DEAD_MS: setting('2592000000', parseInteger({ min: 0, max: 3650 * 86_400_000 }), 'Dead tasks, with their runs and their dead-letter entries in Redis, are deleted this many milliseconds after they died (30 days); 0 keeps them forever.', worker),
+  RETENTION_CANCELLED_MS: setting('2592000000', parseInteger({ min: 0, max: 3650 * 86_400_000 }), 'Cancelled tasks, with their runs, are deleted this many milliseconds after they were cancelled (30 days); 0 keeps them forever.', worker),
+  RETENTION_BATCH: setting('1000', parseInteger({ min: 1, max: 10_000 }), 'Tasks retention deletes per statement (one short transaction, rows held by other transactions skipped), with their runs.', worker),
+  RETENTION_PAUSE_MS: setting('20', parseInteger({ min: 0, max: 60_000 }), 'Pause between two retention batches, in milliseconds: it bounds the share of Postgres the sweep takes (under load on 2 cores, 20 ms still deleted about 18,000 tasks/s; docs/retention.md).', worker),
+  RETENTION_INTERVAL_MS: setting('60000', parseInteger({ min: 50, max: 86_400_000 }), 'How often retention looks for tasks to delete, in milliseconds (one active copy across all workers); a pass runs until a batch of each status comes back short, at most 1000 batches (the next pass then follows after RETENTION_PAUSE_MS).', worker),
   HANDLERS_MODULE: setting('', parseString(), 'Path of an extra CommonJS module whose `handlers` export adds task handlers at start-up (besides `services/worker/custom-handlers.ts`).', worker),
   MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
   // --- Transport security (Postgres TLS is set in POSTGRES_URL: sslmode, sslrootcert; see docs/security.md) ---
@@ -128,6 +134,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   if (problems.length === 0 && cfg.REDIS_CLUSTER_NODES.length > 0 && (service === 'api' || service === 'worker')) {
     // The connection factory exists (db/redis.ts createRedisClient); the queue does not use it yet.
     problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(cfg.REDIS_CLUSTER_NODES.join(','))}: the ${service} does not run on a Redis Cluster yet (docs/redis-cluster.md); leave it empty and set REDIS_ADDR`);
+  }
+  if (problems.length === 0) {
+    // A dead task reaches its dead-letter list just after Postgres records it; one deleted before
+    // that would leave the entry behind (services/worker/retention.ts). A minute is far beyond that.
+    for (const name of ['RETENTION_SUCCEEDED_MS', 'RETENTION_DEAD_MS', 'RETENTION_CANCELLED_MS'] as const) {
+      if (cfg[name] > 0 && cfg[name] < 60_000) problems.push(`${name}=${cfg[name]}: must be 0 (keep forever) or at least 60000 (a minute)`);
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

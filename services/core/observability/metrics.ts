@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OTHER_TENANTS } from './tenant-labels';
 import type { QueueStats } from '../queue/queue';
-import { PRIORITIES, Priority } from '../tasks/priority';
+import { FINAL_STATUSES, PRIORITIES, Priority } from '../tasks/priority';
 
 const RUN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 // Waits range from sub-millisecond on an idle system to many minutes behind a backlog or backoff.
@@ -89,6 +89,15 @@ export function workerMetrics(registry: Registry) {
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
     reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), and tasks Redis knew but held nowhere (unheld; each is also requeued).', ['kind']),
     promoted: c('tasks_promoted_total', 'Due retries moved back to their queue by the retry pump, by priority.', ['priority']),
+    deleted: c('tasks_deleted_total', 'Final tasks deleted by retention (with their runs), by the status they had.', ['status']),
+    // Set by the worker whose sweep holds the retention lock, at the end of each of its passes; the
+    // others export nothing. Aggregate with max by (status).
+    oldestFinished: new Gauge({
+      name: 'retention_oldest_finished_age_seconds',
+      help: 'How long ago the oldest task of each final status still stored finished (0 when none is stored), as the last retention pass found.',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
     runSeconds: new Histogram({ name: 'task_run_seconds', help: 'Handler run time per attempt, by type.', labelNames: ['type'], buckets: RUN_BUCKETS, registers: [registry] }),
     enqueueToStart: new Histogram({
       name: 'enqueue_to_start_seconds',
@@ -155,6 +164,7 @@ export function initCounters(m: WorkerMetrics, types: string[]): void {
     }
   }
   for (const kind of ['requeued', 'lease_vanished', 'unheld']) m.reconciled.inc({ kind }, 0);
+  for (const status of FINAL_STATUSES) m.deleted.inc({ status }, 0);
 }
 
 /**

@@ -238,6 +238,11 @@ export interface TaskQueue {
    * earlier sweep reported; an excess of just that many is taken as those. See lua/sweep.lua.
    */
   sweep(limit: number, heldTwiceBefore?: number): Promise<Sweep>;
+  /**
+   * Forgets what Redis still holds of tasks retention deleted from Postgres (a dead task's
+   * dead-letter entry and message); returns how many it held. See lua/purge.lua.
+   */
+  purge(ids: string[]): Promise<number>;
   /** A doorbell, for an idle worker to wait on until tasks become ready (one per waiting worker). */
   doorbell(): Doorbell;
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void>;

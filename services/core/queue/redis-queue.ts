@@ -18,7 +18,7 @@ export interface RedisQueueOptions {
   tenantStatsLimit?: number;
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue', 'overview'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue', 'overview', 'purge'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -338,6 +338,12 @@ export class RedisQueue implements TaskQueue {
     const k = this.keys;
     const res = (await this.run.sweep([k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, ...k.retries, ...k.deadLetters, ...k.tenantBlock], [limit, heldTwiceBefore])) as (number | string)[];
     return { known: Number(res[0]), held: Number(res[1]), orphans: Number(res[2]), heldTwice: Number(res[3]), tenantRepairs: Number(res[4]), forgotten: res.slice(5).map(String) };
+  }
+
+  async purge(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const k = this.keys;
+    return Number(await this.run.purge([k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.deadLetters], ids));
   }
 
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */

@@ -82,7 +82,8 @@ async function createUnkeyed(pool: Pool, reqs: CreateRequest[], out: (CreateOutc
 /**
  * One statement: claim the keys (sorted, so overlapping batches
  * take the key locks in one order and cannot deadlock), then insert the tasks whose key was
- * claimed or who have none. The key's foreign key to its task is checked at commit.
+ * claimed or who have none. A key's task is inserted by the statement that claims it (there is no
+ * foreign key: migration 0011).
  */
 async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: number[], ttlMs: number, out: (CreateOutcome | undefined)[]): Promise<number[]> {
   const t = indexes.map((i) => reqs[i]!.task);
@@ -126,7 +127,8 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
     else unclaimed.push(i);
   }
   if (unclaimed.length === 0) return [];
-  const existing = await existingForKeys(pool, unclaimed.map((i) => reqs[i]!.task));
+  const { existing, orphans } = await existingForKeys(pool, unclaimed.map((i) => reqs[i]!.task));
+  if (orphans.length > 0) await freeOrphanKeys(pool, orphans);
   const retry: number[] = [];
   for (const i of unclaimed) {
     const row = existing.get(scopedKey(reqs[i]!.task));
@@ -172,15 +174,49 @@ export function scopedKey(t: { tenant: string; idempotencyKey: string | null }):
   return `${t.tenant}\u0000${t.idempotencyKey}`;
 }
 
-async function existingForKeys(pool: PoolClient, tasks: NewTask[]): Promise<Map<string, { request_hash: string; task: TaskRow }>> {
-  const { rows } = await pool.query<TaskRow & { request_hash: string }>(
-    `SELECT k.request_hash, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
+/** A live key whose task is gone (deleted by hand; retention keeps the task of a live key). */
+interface OrphanKey {
+  tenant: string;
+  key: string;
+  taskId: string;
+}
+
+/**
+ * The keys of `tasks` with their tasks, read in a snapshot taken after the claim (so a task whose
+ * first use of the key committed while the claim waited for it is seen), and the keys whose task is
+ * gone.
+ */
+async function existingForKeys(pool: PoolClient, tasks: NewTask[]): Promise<{ existing: Map<string, { request_hash: string; task: TaskRow }>; orphans: OrphanKey[] }> {
+  const { rows } = await pool.query<Partial<TaskRow> & { request_hash: string; k_tenant: string; k_key: string; k_task_id: string }>(
+    `SELECT k.request_hash, k.tenant AS k_tenant, k.key AS k_key, k.task_id AS k_task_id, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
        FROM unnest($1::text[], $2::text[]) AS w(tenant, key)
        JOIN idempotency_keys k ON k.tenant = w.tenant AND k.key = w.key
-       JOIN tasks t ON t.id = k.task_id`,
+       LEFT JOIN tasks t ON t.id = k.task_id`,
     [tasks.map((t) => t.tenant), tasks.map((t) => t.idempotencyKey)],
   );
-  return new Map(rows.map(({ request_hash, ...task }) => [scopedKey({ tenant: task.tenant, idempotencyKey: task.idempotency_key }), { request_hash, task }]));
+  const existing = new Map<string, { request_hash: string; task: TaskRow }>();
+  const orphans: OrphanKey[] = [];
+  for (const { request_hash, k_tenant, k_key, k_task_id, ...task } of rows) {
+    if (task.id == null) orphans.push({ tenant: k_tenant, key: k_key, taskId: k_task_id });
+    else existing.set(scopedKey({ tenant: k_tenant, idempotencyKey: k_key }), { request_hash, task: task as TaskRow });
+  }
+  return { existing, orphans };
+}
+
+/**
+ * Frees keys whose task is gone, so the next round claims them for a new task: a replay then
+ * creates the task again rather than failing. Conditional on the task id the key held, so a key
+ * claimed again meanwhile stays its new owner's. (Not done in the claim itself: a condition there
+ * on the task's existence would be read in the claim's snapshot, which may predate the commit of a
+ * concurrent first use of the key it waited for, and would take that key from its task.)
+ */
+async function freeOrphanKeys(pool: PoolClient, orphans: OrphanKey[]): Promise<void> {
+  await pool.query(
+    `DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[], $3::uuid[]) AS o(tenant, key, task_id)
+      WHERE k.tenant = o.tenant AND k.key = o.key AND k.task_id = o.task_id
+        AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = o.task_id)`,
+    [orphans.map((o) => o.tenant), orphans.map((o) => o.key), orphans.map((o) => o.taskId)],
+  );
 }
 
 /** One task; see createTasks. */

@@ -1,0 +1,150 @@
+/**
+ * Retention: deletes final tasks (with their runs) some time after they finished, per final status
+ * (RETENTION_SUCCEEDED_MS, RETENTION_DEAD_MS, RETENTION_CANCELLED_MS; 0 keeps them forever). One
+ * copy runs at a time across all workers (a Redis lock with a TTL, renewed after every batch).
+ *
+ * A pass deletes in batches, each one short statement (services/core/retention), taking the
+ * statuses in turn, with a pause between batches; a status is done for the pass when a batch comes
+ * back short. A pass stops after `maxBatches` and the next one follows after a pause, so a large
+ * backlog (retention switched on over months of tasks) is worked off steadily, never in one long
+ * transaction. Dead tasks deleted are then forgotten in Redis (their dead-letter entries). One
+ * info line per pass that deleted something; nothing otherwise. See docs/retention.md.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import type { Logger } from '../core/observability/logger';
+import type { WorkerMetrics } from '../core/observability/metrics';
+import type { TaskQueue } from '../core/queue/queue';
+import { deleteFinishedBatch, FinalStatus, oldestFinishedAges, RetentionPolicy } from '../core/retention/retention-store';
+import { PeriodicService } from '../core/service';
+import { FINAL_STATUSES } from '../core/tasks/priority';
+
+export interface RetentionOptions {
+  intervalMs: number;
+  policy: RetentionPolicy;
+  /** Tasks deleted per batch (one statement, one transaction). */
+  batch: number;
+  /** Pause between two batches of a pass, in milliseconds. */
+  pauseMs: number;
+  /** Most batches in one pass (default 1000); the next pass follows after a pause. */
+  maxBatches?: number;
+}
+
+export interface RetentionResult {
+  /** Whether this copy held the lock (false: another worker sweeps, or retention is off). */
+  leader: boolean;
+  deleted: Record<FinalStatus, number>;
+  /** Batches (statements, transactions) run, including the last short one of each status. */
+  batches: number;
+  /** The pass stopped at maxBatches (or lost the lock, or the worker is stopping) with work left. */
+  cut: boolean;
+  /** Dead tasks Redis still held (dead-letter entries) and forgot. */
+  purged: number;
+}
+
+const LOCK = 'retention';
+
+export class RetentionSweeper extends PeriodicService<RetentionResult> {
+  private readonly owner = randomUUID();
+  private readonly statuses: FinalStatus[];
+  private stopping = false;
+
+  constructor(
+    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
+    private readonly opts: RetentionOptions,
+    log: Logger,
+  ) {
+    super('retention', opts.intervalMs, log);
+    if (!(opts.batch >= 1)) throw new RangeError(`batch must be at least 1, got ${opts.batch}`);
+    if (!(opts.pauseMs >= 0)) throw new RangeError(`pauseMs must not be negative, got ${opts.pauseMs}`);
+    this.statuses = FINAL_STATUSES.filter((s) => opts.policy[s] > 0);
+  }
+
+  /** Whether any final status has a retention (otherwise the worker need not start the sweep). */
+  get enabled(): boolean {
+    return this.statuses.length > 0;
+  }
+
+  /** The lock outlives a batch and its pause many times over; it is renewed after each. */
+  private get lockTtlMs(): number {
+    return Math.max(this.opts.intervalMs * 3, 60_000) + this.opts.pauseMs;
+  }
+
+  async runOnce(): Promise<RetentionResult> {
+    const deleted = Object.fromEntries(FINAL_STATUSES.map((s) => [s, 0])) as Record<FinalStatus, number>;
+    const result: RetentionResult = { leader: false, deleted, batches: 0, cut: false, purged: 0 };
+    if (!this.enabled) return result;
+    if (!(await this.deps.queue.lock(LOCK, this.owner, this.lockTtlMs))) {
+      // Another worker sweeps: only its gauge is current.
+      this.deps.metrics.oldestFinished.reset();
+      return result;
+    }
+    result.leader = true;
+    const started = performance.now();
+    const maxBatches = this.opts.maxBatches ?? 1000;
+    const pending = [...this.statuses];
+    let next = 0;
+    let lost = false;
+    while (pending.length > 0) {
+      const k = next % pending.length;
+      const status = pending[k]!;
+      const ids = await deleteFinishedBatch(this.deps.pool, status, this.opts.policy[status], this.opts.batch);
+      result.batches++;
+      if (ids.length > 0) {
+        deleted[status] += ids.length;
+        this.deps.metrics.deleted.inc({ status }, ids.length);
+        // Redis still holds dead tasks (dead-letter entries; see lua/purge.lua), and a cancelled
+        // one that was dead-lettered before its cancel; succeeded ones it forgot when they ended.
+        if (status !== 'succeeded') result.purged += await this.purge(ids);
+      }
+      // A short batch: nothing more of this status to delete now. Otherwise the next status's turn.
+      if (ids.length < this.opts.batch) pending.splice(k, 1);
+      else next = k + 1;
+      if (pending.length === 0) break;
+      if (result.batches >= maxBatches || this.stopping) {
+        result.cut = true;
+        break;
+      }
+      if (!(await this.deps.queue.lock(LOCK, this.owner, this.lockTtlMs))) {
+        // Taken by another worker after this one stalled past the TTL: that one carries on.
+        this.log.warn({ batches: result.batches }, 'retention lock lost during a pass; stopping it');
+        result.cut = true;
+        lost = true;
+        break;
+      }
+      await sleep(this.opts.pauseMs);
+    }
+    if (!lost) await this.observeOldest();
+    const total = deleted.succeeded + deleted.dead + deleted.cancelled;
+    if (total > 0) this.log.info({ deleted, batches: result.batches, purged: result.purged, ms: Math.round(performance.now() - started), more: result.cut }, 'retention deleted finished tasks');
+    // Work left: the next pass follows after a pause rather than a whole interval.
+    if (result.cut && !lost && !this.stopping) this.runWithin(this.opts.pauseMs);
+    return result;
+  }
+
+  private async purge(ids: string[]): Promise<number> {
+    try {
+      return await this.deps.queue.purge(ids);
+    } catch (err) {
+      // Postgres has deleted them: their dead-letter entries stay in Redis (a redrive of one finds
+      // no task; dlq_depth counts them) until an operator removes them.
+      this.log.warn({ err, count: ids.length, taskIds: ids.slice(0, 10) }, 'deleted dead tasks not removed from Redis dead-letter lists');
+      return 0;
+    }
+  }
+
+  private async observeOldest(): Promise<void> {
+    const ages = await oldestFinishedAges(this.deps.pool);
+    for (const status of FINAL_STATUSES) this.deps.metrics.oldestFinished.set({ status }, Math.max(0, ages[status] ?? 0));
+  }
+
+  override async stop(): Promise<void> {
+    this.stopping = true;
+    await super.stop();
+    await this.deps.queue.unlock(LOCK, this.owner).catch(() => undefined);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
