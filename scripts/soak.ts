@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     POSTGRES_URL: dbUrl,
     REDIS_ADDR: env.REDIS_ADDR!,
     REDIS_KEY_PREFIX: 'soak',
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info',
     BOOTSTRAP_ADMIN_KEY: KEY,
     RETENTION_SUCCEEDED_MS: String(RETENTION_MS),
     RETENTION_DEAD_MS: String(RETENTION_MS),
