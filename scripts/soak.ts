@@ -9,9 +9,6 @@
  *   SOAK_MINUTES (30)  SOAK_RATE (1400 tasks/s: about half of what api + workers sustain on 2 cores)
  *   SOAK_RETENTION_MS (120000, every final status)  SOAK_SAMPLE_S (30)
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Redis from 'ioredis';
 import { Client } from 'pg';
@@ -19,8 +16,8 @@ import { migrate } from '../services/migrator/migrate';
 import { generateKey } from '../services/core/tenancy/api-key';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../test/support/processes';
 import { poster } from './bench/http-driver';
+import { startLocalServices, stopLocalServices } from './local-services';
 
-const ROOT = path.resolve(__dirname, '..');
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 30);
 const RATE = Number(process.env.SOAK_RATE ?? 1400);
 const RETENTION_MS = Number(process.env.SOAK_RETENTION_MS ?? 120_000);
@@ -37,17 +34,6 @@ interface Sample {
   databaseMb: number;
   redisMb: number;
   deadLetters: number;
-}
-
-function services(): Record<string, string> {
-  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'start', 'soak'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return Object.fromEntries(
-    readFileSync(path.join(ROOT, '.data/soak/env'), 'utf8')
-      .split('\n')
-      .map((l) => /^([A-Z_]+)=(.*)$/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => [m[1], m[2]]),
-  );
 }
 
 async function freshDatabase(adminUrl: string): Promise<string> {
@@ -76,7 +62,7 @@ async function sample(db: Client, redis: Redis, minute: number, sent: number): P
 }
 
 async function main(): Promise<void> {
-  const env = services();
+  const env = startLocalServices('soak');
   const dbUrl = await freshDatabase(env.PG_ADMIN_URL!);
   const app = (extra: Record<string, string>) => ({
     POSTGRES_URL: dbUrl,
@@ -156,13 +142,13 @@ async function main(): Promise<void> {
 
 main().then(
   () => {
-    execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'stop', 'soak'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    stopLocalServices('soak');
     process.exit(0);
   },
   async (err: unknown) => {
     process.stderr.write(`soak failed: ${(err as Error).stack}\n`);
     await killAllChildren();
-    execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'stop', 'soak'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    stopLocalServices('soak');
     process.exit(1);
   },
 );

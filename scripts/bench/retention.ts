@@ -26,17 +26,14 @@
  *      id alone, and by id and created_at), a lookup by id, DETACH + DROP of a day's partition under
  *      load, and the primary key on id that partitioning does not allow.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Client, Pool } from 'pg';
 import { migrate } from '../../services/migrator/migrate';
 import { configWith } from '../../services/core/config/config';
 import { deleteFinishedBatch } from '../../services/core/retention/retention-store';
 import { uuidv7 } from '../../services/core/tasks/uuid';
+import { startLocalServices, stopLocalServices } from '../local-services';
 import { cpuSince, withChildren } from './cpu';
 
-const ROOT = path.resolve(__dirname, '../..');
 const N = Number(process.env.RETENTION_BENCH_N ?? 400_000);
 const LOAD_S = Number(process.env.RETENTION_BENCH_LOAD_S ?? 5);
 const KEYS = Number(process.env.RETENTION_BENCH_KEYS ?? 50_000);
@@ -51,14 +48,7 @@ let adminUrl = '';
 let pgPid = 0;
 
 function startServices(): void {
-  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'start', 'bench'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const env = Object.fromEntries(
-    readFileSync(path.join(ROOT, '.data/bench/env'), 'utf8')
-      .split('\n')
-      .map((l) => /^([A-Z_]+)=(.*)$/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => [m[1], m[2]]),
-  );
+  const env = startLocalServices('bench');
   adminUrl = env.PG_ADMIN_URL!;
   pgPid = Number(env.PG_PID);
 }
@@ -514,7 +504,7 @@ async function main(): Promise<void> {
 
 function stopServices(): void {
   if (process.env.BENCH_KEEP_SERVICES === '1') return;
-  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'stop', 'bench'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  stopLocalServices('bench');
 }
 
 main().then(

@@ -18,6 +18,7 @@ import { submitTasks } from '../../services/core/tasks/submit';
 import { configWith } from '../../services/core/config/config';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../../test/support/processes';
 import { cpuSince, machineSpeedMs, stealSince, withChildren } from './cpu';
+import { startLocalServices, stopLocalServices } from '../local-services';
 import { grownTemplate } from './grown-table';
 import { poster, postLoop } from './http-driver';
 import { generateKey } from '../../services/core/tenancy/api-key';
@@ -40,14 +41,7 @@ let pgPid = 0;
 let redisPid = 0;
 
 function startServices(): void {
-  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'start', 'bench'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const env = Object.fromEntries(
-    readFileSync(path.join(ROOT, '.data/bench/env'), 'utf8')
-      .split('\n')
-      .map((l) => /^([A-Z_]+)=(.*)$/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => [m[1], m[2]]),
-  );
+  const env = startLocalServices('bench');
   adminUrl = env.PG_ADMIN_URL!;
   redisAddr = env.REDIS_ADDR!;
   pgPid = Number(env.PG_PID);
@@ -660,7 +654,7 @@ How each figure is measured (\`scripts/bench/run.ts\`):
  */
 function stopServices(): void {
   if (process.env.BENCH_KEEP_SERVICES === '1') return;
-  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'stop', 'bench'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  stopLocalServices('bench');
 }
 
 main().then(

@@ -1,0 +1,23 @@
+/** The private Postgres and Redis of a profile (scripts/local-services.sh), for scripts that run outside jest. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..');
+
+/** Starts (or reuses) the profile's instances and returns its env file (PG_ADMIN_URL, REDIS_ADDR, PG_PID, …). */
+export function startLocalServices(profile: string): Record<string, string> {
+  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'start', profile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return Object.fromEntries(
+    readFileSync(path.join(ROOT, `.data/${profile}/env`), 'utf8')
+      .split('\n')
+      .map((l) => /^([A-Z_]+)=(.*)$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1], m[2]]),
+  );
+}
+
+/** Stops the profile's instances by process id (their data stays). */
+export function stopLocalServices(profile: string): void {
+  execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'stop', profile], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
