@@ -75,6 +75,9 @@ it('pages newest first, and paging while tasks are added returns every older tas
 it('filters combine: status, type, priority (lists too) and a creation window', async () => {
   await submitMany(5, { type: 'email', priority: 'high' });
   await submitMany(3, { type: 'email', priority: 'low' });
+  // Clear of both sides: created_at has microseconds, a JS time only milliseconds, so a time taken
+  // in the millisecond of the insert may read as before it.
+  await new Promise((r) => setTimeout(r, 20));
   const mid = new Date().toISOString();
   await new Promise((r) => setTimeout(r, 20));
   const late = await submitMany(4, { type: 'sms', priority: 'high' });
