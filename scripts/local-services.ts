@@ -21,3 +21,9 @@ export function startLocalServices(profile: string): Record<string, string> {
 export function stopLocalServices(profile: string): void {
   execFileSync('bash', [path.join(ROOT, 'scripts/local-services.sh'), 'stop', profile], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
+
+/** The bench profile's services stop with a run unless BENCH_KEEP_SERVICES=1 keeps them for a series of runs. */
+export function stopBenchServices(): void {
+  if (process.env.BENCH_KEEP_SERVICES === '1') return;
+  stopLocalServices('bench');
+}

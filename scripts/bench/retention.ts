@@ -31,7 +31,7 @@ import { migrate } from '../../services/migrator/migrate';
 import { configWith } from '../../services/core/config/config';
 import { deleteFinishedBatch } from '../../services/core/retention/retention-store';
 import { uuidv7 } from '../../services/core/tasks/uuid';
-import { startLocalServices, stopLocalServices } from '../local-services';
+import { startLocalServices, stopBenchServices } from '../local-services';
 import { cpuSince, withChildren } from './cpu';
 
 const N = Number(process.env.RETENTION_BENCH_N ?? 400_000);
@@ -502,19 +502,14 @@ async function main(): Promise<void> {
   }
 }
 
-function stopServices(): void {
-  if (process.env.BENCH_KEEP_SERVICES === '1') return;
-  stopLocalServices('bench');
-}
-
 main().then(
   () => {
-    stopServices();
+    stopBenchServices();
     process.exit(0);
   },
   (err: unknown) => {
     process.stderr.write(`retention bench failed: ${(err as Error).stack}\n`);
-    stopServices();
+    stopBenchServices();
     process.exit(1);
   },
 );

@@ -18,7 +18,7 @@ import { submitTasks } from '../../services/core/tasks/submit';
 import { configWith } from '../../services/core/config/config';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../../test/support/processes';
 import { cpuSince, machineSpeedMs, stealSince, withChildren } from './cpu';
-import { startLocalServices, stopLocalServices } from '../local-services';
+import { startLocalServices, stopBenchServices } from '../local-services';
 import { grownTemplate } from './grown-table';
 import { poster, postLoop } from './http-driver';
 import { generateKey } from '../../services/core/tenancy/api-key';
@@ -648,24 +648,15 @@ How each figure is measured (\`scripts/bench/run.ts\`):
   await killAllChildren();
 }
 
-/**
- * The private Postgres and Redis stop with the run (by pid, scripts/local-services.sh), unless
- * BENCH_KEEP_SERVICES=1 keeps them for a series of BENCH_ONLY runs.
- */
-function stopServices(): void {
-  if (process.env.BENCH_KEEP_SERVICES === '1') return;
-  stopLocalServices('bench');
-}
-
 main().then(
   () => {
-    stopServices();
+    stopBenchServices();
     process.exit(0);
   },
   async (err: unknown) => {
     process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
     await killAllChildren();
-    stopServices();
+    stopBenchServices();
     process.exit(1);
   },
 );
