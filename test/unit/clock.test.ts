@@ -3,15 +3,16 @@ import { performance } from 'node:perf_hooks';
 import { wallClockAt } from '../../services/worker/clock';
 
 it('reads the wall clock: never before Date.now(), never a millisecond past it', () => {
-  // Date.now() truncates: the true time is in [Date.now(), Date.now() + 1), give or take the
-  // clocks' own rounding (50 µs allowed). A clock anchored on a truncated Date.now() reads up to
-  // a millisecond early, for a minute at a time.
+  // Date.now() truncates: the true time is in [Date.now(), Date.now() + 1). The monotonic clock
+  // may drift from the wall clock between the minute's checks (NTP slews it by a few ppm), so
+  // 250 µs is allowed either side; a clock anchored on a truncated Date.now() reads up to a
+  // millisecond early, for a minute at a time, and still fails.
   for (let i = 0; i < 2000; i++) {
     const before = Date.now();
     const t = wallClockAt(performance.now());
     const after = Date.now();
-    expect(t).toBeGreaterThanOrEqual(before - 0.05);
-    expect(t).toBeLessThan(after + 1.05);
+    expect(t).toBeGreaterThanOrEqual(before - 0.25);
+    expect(t).toBeLessThan(after + 1.25);
   }
 });
 
