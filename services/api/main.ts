@@ -2,12 +2,13 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
-import { createRedis, redisEndpoint, redisReady } from '../core/db/redis';
+import { createRedisClient, redisEndpoint, redisReady } from '../core/db/redis';
 import { readEvictionPolicy, warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
 import { apiMetrics, createRegistry, evictionPolicyGauge, queueGauges } from '../core/observability/metrics';
 import { startMetricsServer } from '../core/observability/metrics-server';
-import { RedisQueue } from '../core/queue/redis-queue';
+import { createQueue } from '../core/queue/create-queue';
+import { assertLayout } from '../core/queue/partitions';
 import { createApp } from './app';
 import { Authenticator } from './auth/authenticator';
 import { ensureBootstrapKey } from './auth/bootstrap-key';
@@ -26,9 +27,9 @@ async function main(): Promise<void> {
   const metrics = apiMetrics(registry);
   const pool = createPgPool(cfg.POSTGRES_URL, cfg.PGPOOL_MAX_CONNS, 'task-scheduler-api', log);
   // No offline queue: while Redis is away, requests fail fast instead of piling up.
-  const redis = createRedis({ ...redisEndpoint(cfg), name: 'api', offlineQueue: false });
+  const redis = createRedisClient({ ...redisEndpoint(cfg), name: 'api', offlineQueue: false });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const queue = new RedisQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, tenantStatsLimit: cfg.TENANT_METRICS_LIMIT });
+  const queue = createQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, tenantStatsLimit: cfg.TENANT_METRICS_LIMIT, partitions: cfg.REDIS_PARTITIONS });
   queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);
   // The policy rarely changes: read it at most every 30 s.
   evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   if (cfg.BOOTSTRAP_ADMIN_KEY) await ensureBootstrapKey(pool, cfg.BOOTSTRAP_ADMIN_KEY, log);
 
   // Limits apply within a second of `tenants set`; unfinished counts are trued up from Postgres as often.
-  const tenantAdmission = new TenantAdmission(redis, cfg.REDIS_KEY_PREFIX);
+  const tenantAdmission = new TenantAdmission(redis as typeof queue.redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);
   const admission = new RequestAdmission({
     cache: new TenantCache(pool, 1000),
     admission: tenantAdmission,
@@ -73,7 +74,10 @@ async function main(): Promise<void> {
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the
   // reconciler indexes them); a Redis that is merely still connecting is worth a short wait.
   if (!(await redisReady(redis, 5000))) log.warn('Redis is not reachable yet; accepting tasks into Postgres only until it is');
-  else await warnIfEvicting(redis, log);
+  else {
+    await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);
+    await warnIfEvicting(redis, log);
+  }
   const server = await startServer(app, cfg.API_ADDR, {
     headersTimeoutMs: cfg.HTTP_HEADERS_TIMEOUT_MS,
     requestTimeoutMs: cfg.HTTP_REQUEST_TIMEOUT_MS,

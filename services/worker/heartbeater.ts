@@ -37,7 +37,7 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
     });
     // The cancel message is fire-and-forget (a worker reconnecting misses it): the tombstone stays.
     const live = entries.filter((r) => !r.aborted);
-    const cancelled = await this.queue.cancelRequested(live.map((r) => r.lease.message.id));
+    const cancelled = await this.queue.cancelRequested(live.map((r) => ({ id: r.lease.message.id, token: r.lease.token })));
     live.forEach((r, i) => cancelled[i] && r.abort(new CancelledError(r.lease.message.id)));
     return { extended: entries.length - lost, lost };
   }

@@ -2,12 +2,13 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
-import { createRedis, redisEndpoint } from '../core/db/redis';
+import { createRedisClient, redisEndpoint } from '../core/db/redis';
 import { warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
 import { createRegistry, workerMetrics } from '../core/observability/metrics';
 import { dependencyChecks, startMetricsServer } from '../core/observability/metrics-server';
-import { RedisQueue } from '../core/queue/redis-queue';
+import { createQueue } from '../core/queue/create-queue';
+import { assertLayout } from '../core/queue/partitions';
 import { customHandlers } from './custom-handlers';
 import { defaultHandlers, loadHandlersModule } from './handlers';
 import { Worker } from './worker';
@@ -18,13 +19,16 @@ async function main(): Promise<void> {
   const registry = createRegistry('worker');
   const metrics = workerMetrics(registry);
   const pool = createPgPool(cfg.POSTGRES_URL, cfg.PGPOOL_MAX_CONNS, 'task-scheduler-worker', log);
-  const redis = createRedis({ ...redisEndpoint(cfg), name: 'worker', offlineQueue: true });
+  const redis = createRedisClient({ ...redisEndpoint(cfg), name: 'worker', offlineQueue: true });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const queue = new RedisQueue(redis, {
+  // Waits for Redis (offline queue): a worker has nothing to do without it.
+  await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);
+  const queue = createQueue(redis, {
     prefix: cfg.REDIS_KEY_PREFIX,
     strategy: cfg.QUEUE_STRATEGY,
     weights: cfg.QUEUE_WEIGHTS,
     tenantStatsLimit: cfg.TENANT_METRICS_LIMIT,
+    partitions: cfg.REDIS_PARTITIONS,
   });
   const extra = cfg.HANDLERS_MODULE ? loadHandlersModule(cfg.HANDLERS_MODULE) : {};
   const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers({ ...customHandlers, ...extra }), log, metrics });

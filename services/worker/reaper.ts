@@ -71,7 +71,7 @@ export class Reaper extends PeriodicService<ReapResult> {
       const t = pg.get(r.id);
       if (!t) continue;
       const state = t.status === 'succeeded' || t.status === 'dead' ? t.status : 'queued';
-      settle.push({ id: r.id, priority: r.priority, state, attempts: t.attempts });
+      settle.push({ id: r.id, tenant: t.tenant, priority: r.priority, state, attempts: t.attempts });
     }
     await this.deps.queue.settle(settle);
   }

@@ -108,7 +108,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   private async repair(page: UnfinishedTask[], result: ReconcileResult): Promise<void> {
     const { pool, queue } = this.deps;
     if (page.length === 0) return;
-    const entries = await queue.indexed(page.map((t) => t.id));
+    const entries = await queue.indexed(page);
     const deadLettered = page.flatMap((t, i) => {
       const after = entries[i]?.deadLetteredAfter;
       return after == null ? [] : [{ task: t, attempts: after }];

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { TaskQueue } from '../core/queue/queue';
+import type { TaskQueue, TaskRef } from '../core/queue/queue';
 import { deleteFinishedBatch, FinalStatus, oldestFinishedAges, RetentionPolicy } from '../core/retention/retention-store';
 import { PeriodicService } from '../core/service';
 import { FINAL_STATUSES } from '../core/tasks/priority';
@@ -122,7 +122,7 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     return result;
   }
 
-  private async purge(ids: string[]): Promise<number> {
+  private async purge(ids: TaskRef[]): Promise<number> {
     try {
       return await this.deps.queue.purge(ids);
     } catch (err) {

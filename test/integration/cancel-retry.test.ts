@@ -240,7 +240,7 @@ it('a tombstone lapses: a cancel whose transaction failed does not keep the reco
   const id = await submit('noop');
   // What cancel.lua leaves when its Postgres transaction then fails: the task removed, tombstoned
   // eleven minutes ago, while Postgres still shows it queued.
-  expect(await stack.queue.cancel([id])).toEqual(['removed']);
+  expect(await stack.queue.cancel([{ id, tenant: 'default' }])).toEqual(['removed']);
   await stack.inspect.zadd(stack.queue.keys.tombstones, Date.now() - 11 * 60_000, id);
   const pushed = await stack.queue.enqueue([{ id, tenant: 'default', type: 'noop', priority: 'default', payload: {}, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 }]);
   expect(pushed).toEqual([true]);

@@ -341,8 +341,8 @@ describe('retry, bury, reap, promote', () => {
       // had counted already) rings; settling it anywhere else does not.
       const [again] = await q.lease({ max: 1, visibilityMs: 60_000 });
       await q.release([{ id: again!.message.id, token: again!.token, priority: 'default' }]);
-      expect(await rings(() => q.settle([{ id: again!.message.id, priority: 'default', state: 'retrying', attempts: 1, dueAtMs: Date.now() + 60_000 }]))).toBe(false);
-      expect(await rings(() => q.settle([{ id: again!.message.id, priority: 'default', state: 'queued', attempts: 1 }]))).toBe(true);
+      expect(await rings(() => q.settle([{ id: again!.message.id, tenant: 'default', priority: 'default', state: 'retrying', attempts: 1, dueAtMs: Date.now() + 60_000 }]))).toBe(false);
+      expect(await rings(() => q.settle([{ id: again!.message.id, tenant: 'default', priority: 'default', state: 'queued', attempts: 1 }]))).toBe(true);
     } finally {
       bell.close();
     }

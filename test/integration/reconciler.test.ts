@@ -133,7 +133,7 @@ it('leaves alone a task out of attempts that a lease still holds (the reaper is 
   const id = await storedOnly(0);
   await r.runOnce();
   await stack.queue.lease({ max: 1, visibilityMs: 60000 });
-  expect(await stack.queue.indexed([id])).toEqual([{ deadLetteredAfter: null }]);
+  expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([{ deadLetteredAfter: null }]);
   expect(await r.runOnce()).toMatchObject({ requeued: 0, vanishedLeases: 0 });
   expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'queued', attempts: 0 });
 });

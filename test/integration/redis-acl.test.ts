@@ -124,7 +124,7 @@ it('the api and workers run every kind of queue traffic as the ACL user, refused
   const queue = new RedisQueue(limited, { prefix, strategy: 'weighted', weights });
   expect(await queue.deadLetterIds('low')).toContain(dead);
   expect(await queue.deadLetterIds('default')).toContain(lost);
-  await expect(queue.indexed([dead, missing])).resolves.toHaveLength(2);
+  await expect(queue.indexed([dead, missing].map((id) => ({ id, tenant: 'default' })))).resolves.toHaveLength(2);
 
   await worker.stop();
   // The log does see this user: the eviction-policy check asked once per process and was refused.

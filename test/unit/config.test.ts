@@ -79,12 +79,12 @@ describe('loadConfig', () => {
     }
   });
 
-  it('the api and worker refuse REDIS_CLUSTER_NODES until the queue is partitioned; tools may use it', () => {
+  it('the api and worker run on a Redis Cluster; REDIS_PARTITIONS is 1 to 256', () => {
     for (const service of ['api', 'worker'] as const) {
-      expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, service)).toThrow(/REDIS_CLUSTER_NODES=.*does not run on a Redis Cluster yet/);
+      expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_PARTITIONS: '6' }, service)).toMatchObject({ REDIS_CLUSTER_NODES: ['127.0.0.1:7000'], REDIS_PARTITIONS: 6 });
     }
-    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, 'migrator').REDIS_CLUSTER_NODES).toEqual(['127.0.0.1:7000']);
-    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).REDIS_CLUSTER_NODES).toEqual(['127.0.0.1:7000']);
+    expect(loadConfig({}).REDIS_PARTITIONS).toBe(1);
+    for (const bad of ['0', '257', '1.5', 'three']) expect(() => loadConfig({ REDIS_PARTITIONS: bad })).toThrow(/REDIS_PARTITIONS/);
   });
 
   it('documents every setting', () => {

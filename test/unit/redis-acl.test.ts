@@ -45,7 +45,7 @@ test.each(scripts.map((f) => [path.relative(ROOT, f)]))('%s calls only allowed c
 });
 
 /** ioredis methods that send no command of their own, or one named differently. */
-const NOT_COMMANDS = new Set(['defineCommand', 'duplicate', 'on', 'once', 'off', 'disconnect', 'connect', 'call']);
+const NOT_COMMANDS = new Set(['defineCommand', 'duplicate', 'on', 'once', 'off', 'disconnect', 'connect', 'call', 'pipeline']);
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -71,8 +71,8 @@ test('every command the services send through an ioredis connection directly is 
 test('the rules start from nothing and allow only the namespace (keys and channels), the listed commands', () => {
   const hash = createHash('sha256').update('x'.repeat(20)).digest('hex');
   const rules = aclRules('ts', `#${hash}`);
-  expect(rules.slice(0, 7)).toEqual(['reset', 'on', `#${hash}`, 'resetchannels', '&{ts}:*', '~{ts}:*', '-@all']);
-  expect(rules.slice(7)).toEqual(REDIS_ACL_COMMANDS.map((c) => `+${c}`));
+  expect(rules.slice(0, 8)).toEqual(['reset', 'on', `#${hash}`, 'resetchannels', '&{ts}:*', '~{ts}:*', '~{ts:k*', '-@all']);
+  expect(rules.slice(8)).toEqual(REDIS_ACL_COMMANDS.map((c) => `+${c}`));
   expect(REDIS_ACL_COMMANDS).not.toEqual(expect.arrayContaining(['config', 'config|get', 'keys', 'scan', 'flushall', 'flushdb', 'acl', 'debug', 'monitor', 'script']));
   expect(() => aclRules('ts', 'not-a-hash')).toThrow(/password must be/);
   expect(() => aclSetUserLine('bad user', 'ts', hash)).toThrow(/user/);

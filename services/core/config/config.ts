@@ -96,7 +96,8 @@ export const SETTINGS = {
   REDIS_TLS: setting('false', parseEnum(['false', 'true'] as const), '`true`: connect to Redis over TLS (what a `rediss://` URL means) and verify its certificate and host name against REDIS_TLS_CA_FILE, or the CAs Node trusts when that is empty.'),
   REDIS_TLS_CA_FILE: setting('', parseString(), 'PEM file of the CA certificates that may sign the Redis server\'s certificate (needs REDIS_TLS=true); read at start-up.'),
   // --- Redis Cluster (docs/redis-cluster.md) ---
-  REDIS_CLUSTER_NODES: setting('', parseAddrList, 'Redis Cluster seed nodes, `host:port,host:port,…` (any few of its nodes; the rest are discovered); empty: the single Redis at REDIS_ADDR. Connects with the same REDIS_USERNAME, REDIS_PASS and TLS settings. Not usable yet: the queue is not partitioned across cluster slots (docs/redis-cluster.md), so the api and worker refuse to start when it is set.'),
+  REDIS_CLUSTER_NODES: setting('', parseAddrList, 'Redis Cluster seed nodes, `host:port,host:port,…` (any few of its nodes; the rest are discovered); empty: the single Redis at REDIS_ADDR. Connects with the same REDIS_USERNAME, REDIS_PASS and TLS settings. Set REDIS_PARTITIONS too, or the whole queue stays in one slot.'),
+  REDIS_PARTITIONS: setting('1', parseInteger({ min: 1, max: 256 }), 'Partitions of the queue\'s keyspace, each one Cluster hash slot; a tenant and its tasks live in one. 1: one slot, the key names of a single Redis. On a cluster of M masters, a multiple of M (2×M leaves room to add masters). The same in every api and worker: it is recorded in Redis, and a process with another count refuses to start (docs/redis-cluster.md).'),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -130,10 +131,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   }
   if (problems.length === 0 && cfg.REDIS_TLS_CA_FILE !== '' && cfg.REDIS_TLS !== 'true') {
     problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(cfg.REDIS_TLS_CA_FILE)}: needs REDIS_TLS=true (the connection would not use it)`);
-  }
-  if (problems.length === 0 && cfg.REDIS_CLUSTER_NODES.length > 0 && (service === 'api' || service === 'worker')) {
-    // The connection factory exists (db/redis.ts createRedisClient); the queue does not use it yet.
-    problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(cfg.REDIS_CLUSTER_NODES.join(','))}: the ${service} does not run on a Redis Cluster yet (docs/redis-cluster.md); leave it empty and set REDIS_ADDR`);
   }
   if (problems.length === 0) {
     // A dead task reaches its dead-letter list just after Postgres records it; one deleted before

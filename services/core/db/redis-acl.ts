@@ -1,6 +1,7 @@
 /**
  * The least privilege a task-scheduler service needs in Redis, as one ACL: the keys of its own
- * namespace (`{prefix}:*`, every key the queue builds, see queue/keys.ts), the namespace's Pub/Sub
+ * namespace (`{prefix}:*` and its partitions' `{prefix:k*`, every key the queue builds, see
+ * queue/keys.ts), the namespace's Pub/Sub
  * channels (`{prefix}:*`: workers hear of cancelled tasks on `{prefix}:cancel`),
  * and exactly the commands the services send. This list is the one source of the ACL: operators
  * print it with `npm run -s redis:acl`, test/integration/redis-acl.test.ts runs real traffic
@@ -68,13 +69,21 @@ export function aclKeyPattern(prefix: string): string {
 }
 
 /**
+ * The keys of a namespace's partitions (REDIS_PARTITIONS > 1): hash tags `{prefix:k<k>.<salt>}`
+ * (queue/partitions.ts). A prefix holds no `:`, so no other namespace's keys match.
+ */
+export function aclPartitionKeyPattern(prefix: string): string {
+  return `{${prefix}:k*`;
+}
+
+/**
  * The rules after `ACL SETUSER <user>` (or `user <name>` in an ACL file or redis-server's
  * arguments), starting from nothing (`reset`). `password` is ACL syntax: `#<hex sha256>` (what
  * operators keep: the line never holds the password) or `><password>`.
  */
 export function aclRules(prefix: string, password: string): string[] {
   if (!/^(#[0-9a-f]{64}|>\S+)$/.test(password)) throw new Error('password must be #<64 lowercase hex digits of sha256> or ><password>');
-  return ['reset', 'on', password, 'resetchannels', `&${aclKeyPattern(prefix)}`, `~${aclKeyPattern(prefix)}`, '-@all', ...REDIS_ACL_COMMANDS.map((c) => `+${c}`)];
+  return ['reset', 'on', password, 'resetchannels', `&${aclKeyPattern(prefix)}`, `~${aclKeyPattern(prefix)}`, `~${aclPartitionKeyPattern(prefix)}`, '-@all', ...REDIS_ACL_COMMANDS.map((c) => `+${c}`)];
 }
 
 /** The whole `ACL SETUSER …` command as redis-cli takes it (no argument needs quoting). */

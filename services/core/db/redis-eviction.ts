@@ -9,6 +9,7 @@
  * services often forbid CONFIG, so an unreadable policy is reported as `unknown`, not an error.
  */
 import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
 import type { Logger } from '../observability/logger';
 
 export const UNKNOWN_POLICY = 'unknown';
@@ -18,10 +19,11 @@ export const UNKNOWN_POLICY = 'unknown';
  * it out on purpose (CONFIG GET also reads `requirepass` and `masterauth`), and every refusal is
  * an entry in Redis's ACL LOG, where operators look for intruders: ask once, not every scrape.
  */
-const denied = new WeakSet<Redis>();
+const denied = new WeakSet<Redis | Cluster>();
 
 /** Redis's `maxmemory-policy`, or `unknown` when it cannot be read (CONFIG renamed or not permitted, Redis away). */
-export async function readEvictionPolicy(redis: Redis): Promise<string> {
+/** On a cluster, one node answers: they are expected to share one configuration. */
+export async function readEvictionPolicy(redis: Redis | Cluster): Promise<string> {
   if (denied.has(redis)) return UNKNOWN_POLICY;
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
@@ -38,7 +40,7 @@ export function evictsQueueData(policy: string): boolean {
 }
 
 /** Logs an error when Redis may evict queue data (once, at start-up; the API's metrics and an alert cover later changes). */
-export async function warnIfEvicting(redis: Redis, log: Logger): Promise<string> {
+export async function warnIfEvicting(redis: Redis | Cluster, log: Logger): Promise<string> {
   const policy = await readEvictionPolicy(redis);
   if (evictsQueueData(policy)) {
     log.error({ maxmemoryPolicy: policy }, `Redis maxmemory-policy is ${policy}: under memory pressure it may evict queued tasks; set it to noeviction`);

@@ -34,7 +34,7 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
     );
     const found = new Map(rows.map((r) => [r.id, r]));
     const waiting = rows.filter((r) => r.status === 'queued' || r.status === 'retrying' || r.status === 'running');
-    const states = await deps.queue.cancel(waiting.map((r) => r.id));
+    const states = await deps.queue.cancel(waiting.map((r) => ({ id: r.id, tenant })));
     const now: string[] = [];
     const asked: string[] = [];
     waiting.forEach((r, i) => (states[i] === 'leased' ? asked : now).push(r.id));

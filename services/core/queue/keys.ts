@@ -1,6 +1,7 @@
 /**
- * Every Redis key the queue uses, built in one place. All keys share one hash tag `{prefix}` so a
- * whole namespace lives in one Cluster slot and every script may touch all of them; scripts
+ * Every Redis key the queue uses, built in one place. All keys of a partition share its hash tag
+ * (`{prefix}` when there is one partition; see partitions.ts) so the partition lives in one Cluster
+ * slot and every script may touch all of its keys; scripts
  * receive every key they touch in KEYS, except the per-tenant ready lists: there is one per
  * priority and tenant, so scripts build their names from `tenantQueuePrefix` (passed in KEYS; it
  * carries the tag, so the lists share the slot). See docs/fair-dispatch.md.
@@ -47,6 +48,11 @@ export interface QueueKeys {
    * wait on it with BLPOP, so each ring wakes exactly one of them (see lua/includes/doorbell.lua).
    */
   doorbell: string;
+  /**
+   * Where lease.lua rings or clears the doorbell: the doorbell itself in a single partition; in one
+   * of several, a same-slot placeholder (the partitioned queue rings the real one after the round).
+   */
+  leaseDoorbell: string;
   /** Tasks an operator cancelled: id → ms (Redis clock) of the cancel (lua/includes/tombstones.lua). */
   tombstones: string;
   /** workerId → its task slots (WORKER_POOL), beside `workers`. */
@@ -69,8 +75,16 @@ export interface QueueKeys {
   tenantBlock: string[];
 }
 
-export function queueKeys(prefix: string): QueueKeys {
-  const tag = `{${prefix}}`;
+/**
+ * The keys of a queue whose partition has hash tag `tag` (default `{prefix}`: the single partition,
+ * today's names). A partition of several cannot reach the control slot `{prefix}` from its scripts:
+ * its `doorbell` is a same-slot list the adapter reads a ring from and passes on (redis-queue.ts),
+ * its `workers` / `workerSlots` are never written (announcements go to the control slot), and its
+ * locks and cancel channel are the control slot's.
+ */
+export function queueKeys(prefix: string, tag = `{${prefix}}`): QueueKeys {
+  const control = `{${prefix}}`;
+  const partitioned = tag !== control;
   const tenantQueuePrefix = `${tag}:q:`;
   const rings = PRIORITIES.map((p) => `${tag}:ring:${p}`);
   const parked = PRIORITIES.map((p) => `${tag}:parked:${p}`);
@@ -95,12 +109,13 @@ export function queueKeys(prefix: string): QueueKeys {
     readyAt: `${tag}:ready_at`,
     wrr: `${tag}:wrr`,
     workers: `${tag}:workers`,
-    doorbell: `${tag}:doorbell`,
+    doorbell: partitioned ? `${tag}:rang` : `${tag}:doorbell`,
+    leaseDoorbell: partitioned ? `${tag}:lease-rang` : `${tag}:doorbell`,
     tombstones: `${tag}:cancelled`,
     workerSlots: `${tag}:worker_slots`,
     ratesPrefix: `${tag}:rates:`,
-    cancelChannel: `${tag}:cancel`,
-    lock: (name) => `${tag}:lock:${name}`,
+    cancelChannel: `${control}:cancel`,
+    lock: (name) => `${control}:lock:${name}`,
     tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,
     tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, tenants],
   };

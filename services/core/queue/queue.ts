@@ -33,6 +33,12 @@ export interface EnqueueItem extends QueueMessage {
   dueAtMs?: number;
 }
 
+/** A task by id and tenant: the tenant says which partition of the keyspace holds it (partitions.ts). */
+export interface TaskRef {
+  id: string;
+  tenant: string;
+}
+
 export interface Lease {
   message: QueueMessage;
   token: string;
@@ -76,6 +82,7 @@ export type Finished = 'finished' | 'settled' | 'stale';
 
 export interface SettleItem {
   id: string;
+  tenant: string;
   priority: Priority;
   state: 'queued' | 'retrying' | 'succeeded' | 'dead';
   attempts: number;
@@ -147,6 +154,8 @@ export interface LeaseBatch {
   leases: Lease[];
   /** Tasks still ready after this lease that a worker may take now (not those of tenants at their running cap); at least this many. */
   left: number;
+  /** Tenants with ready work in the rings afterwards (a partition of several counts them; else 0). */
+  active?: number;
 }
 
 export interface LeaseOptions {
@@ -219,18 +228,18 @@ export interface TaskQueue {
    * holders of leased ones are told (onCancel), and every id is tombstoned so nothing queues it
    * again until requeue(). See lua/cancel.lua.
    */
-  cancel(ids: string[]): Promise<CancelState[]>;
+  cancel(tasks: TaskRef[]): Promise<CancelState[]>;
   /** Puts dead or cancelled tasks back to work (replacing what Redis holds of them); false for a task leased now. */
   requeue(items: EnqueueItem[]): Promise<boolean[]>;
   /** Per id, whether an operator asked to cancel it (the heartbeat's backstop for a missed message). */
-  cancelRequested(ids: string[]): Promise<boolean[]>;
+  cancelRequested(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]>;
   /** Subscribes to cancels of leased tasks (a connection of its own); resolves to an unsubscribe. */
   onCancel(onCancel: (taskId: string) => void): Promise<() => Promise<void>>;
   /**
    * Per id, what Redis holds of the task: null when it does not know it at all, else whether it has
    * used up its attempts with no lease holding it (Redis dead-lettered it).
    */
-  indexed(ids: string[]): Promise<(IndexEntry | null)[]>;
+  indexed(tasks: TaskRef[]): Promise<(IndexEntry | null)[]>;
   /**
    * Checks that every task Redis knows is held somewhere (ready, leased, retrying or dead-lettered):
    * a count when all is well; when not, forgets up to `limit` tasks held nowhere (they could never
@@ -242,7 +251,7 @@ export interface TaskQueue {
    * Forgets what Redis still holds of tasks retention deleted from Postgres (a dead task's
    * dead-letter entry and message); returns how many it held. See lua/purge.lua.
    */
-  purge(ids: string[]): Promise<number>;
+  purge(tasks: TaskRef[]): Promise<number>;
   /** A doorbell, for an idle worker to wait on until tasks become ready (one per waiting worker). */
   doorbell(): Doorbell;
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void>;

@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import type { RetryPolicy } from '../tasks/backoff';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TenantDispatch, TenantStats } from './queue';
+import type { CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -16,10 +16,17 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
   /** Tenants stats() reports one by one (TENANT_METRICS_LIMIT); the rest are summed. Default 50. */
   tenantStatsLimit?: number;
+  /**
+   * One partition of several (partitioned-queue.ts): its hash tag and index, and where a ring of
+   * its scripts goes (the doorbell is in the control slot, out of the scripts' reach).
+   */
+  partition?: { tag: string; index: number; relayRing: () => void };
 }
 
 const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue', 'overview', 'purge'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
+/** Scripts that may ring the doorbell (includes/doorbell.lua), besides lease. */
+type RingingScript = 'enqueue' | 'finish' | 'release' | 'reap' | 'promote' | 'settle' | 'requeue' | 'dispatch';
 type ScriptFn = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
 function scriptDir(): string {
@@ -66,6 +73,7 @@ function wireMessage(it: EnqueueItem): string {
 export class RedisQueue implements TaskQueue {
   readonly keys: QueueKeys;
   private readonly run: Record<ScriptName, ScriptFn>;
+  private readonly commands: Record<ScriptName, string>;
   /**
    * Lease tokens are this process's random nonce plus a call counter (and the task's place in the
    * call): unique for good (task_runs.lease_token is a unique key) without the 12 fresh random
@@ -78,15 +86,40 @@ export class RedisQueue implements TaskQueue {
     readonly redis: Redis,
     private readonly opts: RedisQueueOptions,
   ) {
-    this.keys = queueKeys(opts.prefix);
+    this.keys = queueKeys(opts.prefix, opts.partition?.tag);
     const run = {} as Record<ScriptName, ScriptFn>;
+    this.commands = {} as Record<ScriptName, string>;
     for (const name of SCRIPTS) {
       const cmd = `ts_${name}`;
       if (!(cmd in redis)) redis.defineCommand(cmd, { lua: loadScript(name) });
       const fn = (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[cmd]!.bind(redis);
       run[name] = (keys, args) => fn(keys.length, ...keys, ...args);
+      this.commands[name] = cmd;
     }
+    if (opts.partition) for (const name of RINGING) run[name] = this.relaying(name);
     this.run = run;
+  }
+
+  /**
+   * A ringing script of one partition of several: the script rings the partition's placeholder
+   * doorbell, and the same round trip takes that ring back (LPOP, same slot, in one pipeline) to
+   * pass it on to the control slot's doorbell, not awaited.
+   */
+  private relaying(name: RingingScript): ScriptFn {
+    const cmd = this.commands[name];
+    const rang = this.keys.doorbell;
+    const relay = this.opts.partition!.relayRing;
+    return async (keys, args) => {
+      const pipe = this.redis.pipeline() as unknown as Record<string, (...a: unknown[]) => unknown> & { lpop(k: string): unknown; exec(): Promise<[Error | null, unknown][] | null> };
+      pipe[cmd]!(keys.length, ...keys, ...args);
+      pipe.lpop(rang);
+      const res = await pipe.exec();
+      if (!res) throw new Error(`${name}: pipeline aborted`);
+      const [[err, value], [, ring]] = res as [[Error | null, unknown], [Error | null, unknown]];
+      if (err) throw err;
+      if (ring != null) relay();
+      return value;
+    };
   }
 
   async enqueue(items: EnqueueItem[]): Promise<boolean[]> {
@@ -107,16 +140,18 @@ export class RedisQueue implements TaskQueue {
   async leaseBatch(opts: LeaseOptions): Promise<LeaseBatch> {
     const k = this.keys;
     const w = this.opts.weights;
-    const call = `${this.tokenNonce}${(this.leaseCalls++).toString(36)}`;
+    // A partition's tokens end in `.<partition>` (before lease.lua's `:k`): finish, extend and
+    // release find a lease's partition from its token (tokenPartition).
+    const call = `${this.tokenNonce}${(this.leaseCalls++).toString(36)}${this.opts.partition ? `.${this.opts.partition.index}` : ''}`;
     const tokenBase = opts.owner ? `${opts.owner}~${call}` : call;
     const res = (await this.run.lease(
-      [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.doorbell, k.tenantDispatch, ...k.tenantBlock],
-      [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low, opts.defaultMaxRunning ?? 0],
+      [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.leaseDoorbell, k.tenantDispatch, ...k.tenantBlock],
+      [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low, opts.defaultMaxRunning ?? 0, this.opts.partition ? 1 : 0],
     )) as (string | number)[];
     const now = Number(res[0]);
     const deadlineMs = now + opts.visibilityMs;
     const leases: Lease[] = [];
-    for (let i = 2, k = 1; i < res.length; i += 5, k++) {
+    for (let i = 3, k = 1; i < res.length; i += 5, k++) {
       const wire = JSON.parse(res[i + 2] as string) as WireMessage;
       const meta = parseMeta(res[i + 3] as string);
       const message: QueueMessage = {
@@ -133,7 +168,7 @@ export class RedisQueue implements TaskQueue {
       // As lease.lua makes them.
       leases.push({ message, token: `${tokenBase}:${k}`, attempt: res[i + 1] as number, deadlineMs, readyAtMs: Number(res[i + 4]), leasedAtMs: now });
     }
-    return { leases, left: Number(res[1]) };
+    return { leases, left: Number(res[1]), active: Number(res[2]) };
   }
 
   async extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]> {
@@ -199,9 +234,9 @@ export class RedisQueue implements TaskQueue {
     return out;
   }
 
-  async cancel(ids: string[]): Promise<CancelState[]> {
-    if (ids.length === 0) return [];
-    const res = (await this.run.cancel([...this.placementKeys(), this.keys.tombstones, this.keys.ratesPrefix], [this.keys.cancelChannel, ...ids])) as number[];
+  async cancel(tasks: TaskRef[]): Promise<CancelState[]> {
+    if (tasks.length === 0) return [];
+    const res = (await this.run.cancel([...this.placementKeys(), this.keys.tombstones, this.keys.ratesPrefix], [this.keys.cancelChannel, ...tasks.map((t) => t.id)])) as number[];
     return res.map((r) => (r === 2 ? 'leased' : r === 1 ? 'removed' : 'absent'));
   }
 
@@ -232,9 +267,9 @@ export class RedisQueue implements TaskQueue {
     return { priorities, running: Number(r[9]), workers };
   }
 
-  async cancelRequested(ids: string[]): Promise<boolean[]> {
-    if (ids.length === 0) return [];
-    const scores = await this.redis.zmscore(this.keys.tombstones, ...ids);
+  async cancelRequested(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
+    if (held.length === 0) return [];
+    const scores = await this.redis.zmscore(this.keys.tombstones, ...held.map((h) => h.id));
     return scores.map((s) => s !== null);
   }
 
@@ -318,9 +353,10 @@ export class RedisQueue implements TaskQueue {
     return this.redis.lrange(this.keys.deadLetters[priorityIndex(priority)]!, 0, limit - 1);
   }
 
-  async indexed(ids: string[]): Promise<(IndexEntry | null)[]> {
-    if (ids.length === 0) return [];
+  async indexed(tasks: TaskRef[]): Promise<(IndexEntry | null)[]> {
+    if (tasks.length === 0) return [];
     const k = this.keys;
+    const ids = tasks.map((t) => t.id);
     // One MULTI: a consistent snapshot of the three structures.
     const res = await this.redis.multi().hmget(k.meta, ...ids).hmget(k.attempts, ...ids).zmscore(k.processing, ...ids).exec();
     const failed = res?.find(([err]) => err);
@@ -340,10 +376,10 @@ export class RedisQueue implements TaskQueue {
     return { known: Number(res[0]), held: Number(res[1]), orphans: Number(res[2]), heldTwice: Number(res[3]), tenantRepairs: Number(res[4]), forgotten: res.slice(5).map(String) };
   }
 
-  async purge(ids: string[]): Promise<number> {
-    if (ids.length === 0) return 0;
+  async purge(tasks: TaskRef[]): Promise<number> {
+    if (tasks.length === 0) return 0;
     const k = this.keys;
-    return Number(await this.run.purge([k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.deadLetters], ids));
+    return Number(await this.run.purge([k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.deadLetters], tasks.map((t) => t.id)));
   }
 
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */
@@ -357,7 +393,12 @@ export class RedisQueue implements TaskQueue {
 
   /** A doorbell of this queue, with its own connection (see RedisDoorbell). */
   doorbell(): Doorbell {
-    return new RedisDoorbell(this.redis, this.keys.doorbell, () => this.run.ring([this.keys.doorbell], []));
+    return new RedisDoorbell(this.redis, this.keys.doorbell, () => this.ringDoorbell());
+  }
+
+  /** Rings the doorbell (wakes one waiting worker). */
+  ringDoorbell(): Promise<unknown> {
+    return this.run.ring([this.keys.doorbell], []);
   }
 
   async ping(): Promise<void> {
@@ -411,6 +452,17 @@ function parseMeta(meta: string): { priority: Priority; maxAttempts: number; ten
     maxAttempts: Number(b < 0 ? meta.slice(a + 1) : meta.slice(a + 1, b)),
     tenant: b < 0 ? 'default' : meta.slice(b + 1),
   };
+}
+
+const RINGING: RingingScript[] = ['enqueue', 'finish', 'release', 'reap', 'promote', 'settle', 'requeue', 'dispatch'];
+
+/** The partition a lease token was made in (see leaseBatch); 0 for a token of an unpartitioned queue. */
+export function tokenPartition(token: string): number {
+  const colon = token.lastIndexOf(':');
+  const dot = token.lastIndexOf('.', colon);
+  if (colon < 0 || dot < 0) return 0;
+  const n = Number(token.slice(dot + 1, colon));
+  return Number.isInteger(n) && n >= 0 ? n : 0;
 }
 
 const OUTCOME_CODE: Record<FinishItem['outcome'], string> = { succeeded: 's', retrying: 'r', dead: 'd' };

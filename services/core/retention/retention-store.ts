@@ -10,6 +10,7 @@
  */
 import type { Pool } from 'pg';
 import { FINAL_STATUSES } from '../tasks/priority';
+import type { TaskRef } from '../queue/queue';
 
 export type FinalStatus = (typeof FINAL_STATUSES)[number];
 
@@ -55,18 +56,18 @@ export function deleteBatchSql(status: FinalStatus): string {
       -- By primary key (an array, so the planner cannot read the old rows by the index instead), and
       -- checked again on the locked row: a task redriven since the snapshot is not final any more.
       WHERE t.id = ANY (ARRAY(SELECT id FROM picked)) AND ${OLD(status)}
-     RETURNING t.id`;
+     RETURNING t.id, t.tenant`;
 }
 
 /**
  * Deletes at most `limit` tasks of `status` that finished more than `ageMs` ago, and their runs,
- * in one statement; returns the ids deleted. Fewer than `limit` means none are left to delete now
+ * in one statement; returns the tasks deleted (id and tenant). Fewer than `limit` means none are left to delete now
  * (or those left are held by other transactions, or kept: see KEEP_CONDITIONS).
  */
-export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, ageMs: number, limit: number): Promise<string[]> {
+export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, ageMs: number, limit: number): Promise<TaskRef[]> {
   if (!(ageMs > 0)) throw new RangeError(`ageMs must be positive, got ${ageMs}`);
-  const { rows } = await pool.query<{ id: string }>({ name: `retention-delete-${status}`, text: deleteBatchSql(status), values: [ageMs, limit] });
-  return rows.map((r) => r.id);
+  const { rows } = await pool.query<TaskRef>({ name: `retention-delete-${status}`, text: deleteBatchSql(status), values: [ageMs, limit] });
+  return rows;
 }
 
 /**

@@ -322,8 +322,8 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
   return new Set(rows.map((r) => r.id));
 }
 
-/** Status and attempts counted in Postgres for those of `ids` that exist. */
-export async function taskStates(pool: Pool, ids: string[]): Promise<Map<string, { status: TaskStatus; attempts: number }>> {
-  const { rows } = await pool.query<{ id: string; status: TaskStatus; attempts: number }>(`SELECT id, status, attempts FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
-  return new Map(rows.map((r) => [r.id, { status: r.status, attempts: r.attempts }]));
+/** Status, attempts counted and tenant in Postgres for those of `ids` that exist. */
+export async function taskStates(pool: Pool, ids: string[]): Promise<Map<string, { status: TaskStatus; attempts: number; tenant: string }>> {
+  const { rows } = await pool.query<{ id: string; status: TaskStatus; attempts: number; tenant: string }>(`SELECT id, status, attempts, tenant FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
+  return new Map(rows.map((r) => [r.id, { status: r.status, attempts: r.attempts, tenant: r.tenant }]));
 }

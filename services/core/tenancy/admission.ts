@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Redis from 'ioredis';
+import { partitionOf, partitionTags } from '../queue/partitions';
 import type { TenantLimits } from './limits';
 
 export type Admission =
@@ -33,17 +34,25 @@ function script(name: string): string {
   throw new Error(`lua script ${name} not found`);
 }
 
+interface AdmissionKeys {
+  buckets: string;
+  admitted: string;
+  base: string;
+  admittedAtBase: string;
+}
+
+/** A tenant's counters live in its queue partition (queue/partitions.ts), so one script touches one slot. */
 export class TenantAdmission {
-  private readonly keys: { buckets: string; admitted: string; base: string; admittedAtBase: string };
+  private readonly parts: AdmissionKeys[];
   private readonly admitFn: Fn;
   private readonly trueUpFn: Fn;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
+    partitions = 1,
   ) {
-    const tag = `{${prefix}}`;
-    this.keys = { buckets: `${tag}:tenant:bucket`, admitted: `${tag}:tenant:admitted`, base: `${tag}:tenant:unfinished`, admittedAtBase: `${tag}:tenant:admitted_at_count` };
+    this.parts = partitionTags(prefix, partitions).map((tag) => ({ buckets: `${tag}:tenant:bucket`, admitted: `${tag}:tenant:admitted`, base: `${tag}:tenant:unfinished`, admittedAtBase: `${tag}:tenant:admitted_at_count` }));
     for (const name of ['admit', 'true-up']) {
       const cmd = `ts_tenant_${name.replace('-', '_')}`;
       if (!(cmd in redis)) redis.defineCommand(cmd, { lua: script(name) });
@@ -53,8 +62,12 @@ export class TenantAdmission {
     this.trueUpFn = r.ts_tenant_true_up!.bind(redis);
   }
 
+  private keysOf(tenant: string): AdmissionKeys {
+    return this.parts[partitionOf(tenant, this.parts.length)]!;
+  }
+
   async admit(tenant: string, n: number, l: TenantLimits): Promise<Admission> {
-    const k = this.keys;
+    const k = this.keysOf(tenant);
     const [ok, reason, a, b] = (await this.admitFn(4, k.buckets, k.admitted, k.base, k.admittedAtBase, tenant, n, l.rate, l.burst, l.maxUnfinished)) as [number, string, number, number];
     if (ok === 1) return { admitted: true, tokensLeft: a, msUntilFull: b };
     if (reason === 'rate') return { admitted: false, reason, tokens: a, retryAfterMs: b };
@@ -64,19 +77,22 @@ export class TenantAdmission {
 
   /** Gives back places under the unfinished cap for admitted tasks that were not created (replays, conflicts, errors). */
   async release(tenant: string, n: number): Promise<void> {
-    if (n > 0) await this.redis.hincrby(this.keys.admitted, tenant, -n);
+    if (n > 0) await this.redis.hincrby(this.keysOf(tenant).admitted, tenant, -n);
   }
 
   /** The admitted counters now (read before Postgres counts; see the class comment). */
   async admittedCounters(): Promise<Map<string, number>> {
-    const all = await this.redis.hgetall(this.keys.admitted);
-    return new Map(Object.entries(all).map(([t, v]) => [t, Number(v)]));
+    const all = await Promise.all(this.parts.map((k) => this.redis.hgetall(k.admitted)));
+    return new Map(all.flatMap((one) => Object.entries(one).map(([t, v]) => [t, Number(v)] as [string, number])));
   }
 
   async trueUp(counts: Map<string, number>, admittedBefore: Map<string, number>): Promise<void> {
     const tenants = new Set([...counts.keys(), ...admittedBefore.keys()]);
-    const args: (string | number)[] = [];
-    for (const t of tenants) args.push(t, counts.get(t) ?? 0, admittedBefore.get(t) ?? 0);
-    for (let i = 0; i < args.length; i += 3000) await this.trueUpFn(2, this.keys.base, this.keys.admittedAtBase, ...args.slice(i, i + 3000));
+    const args = this.parts.map((): (string | number)[] => []);
+    for (const t of tenants) args[partitionOf(t, this.parts.length)]!.push(t, counts.get(t) ?? 0, admittedBefore.get(t) ?? 0);
+    for (const [p, part] of args.entries()) {
+      const k = this.parts[p]!;
+      for (let i = 0; i < part.length; i += 3000) await this.trueUpFn(2, k.base, k.admittedAtBase, ...part.slice(i, i + 3000));
+    }
   }
 }

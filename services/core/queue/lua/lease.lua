@@ -1,12 +1,14 @@
 -- lease: pop up to N ready tasks across priorities and tenants and lease each with a fresh token.
--- KEYS: processing (1), msg (2), meta (3), attempts (4), tokens (5), ready_at (6), wrr (7), doorbell (8),
+-- KEYS: processing (1), msg (2), meta (3), attempts (4), tokens (5), ready_at (6), wrr (7), doorbell (8:
+--       in one partition of several, a placeholder the adapter ignores),
 --       tenant dispatch settings (9), tenant block (10-21)
 -- ARGV: n, visibilityMs, tokenBase, strict (1|0), weightCritical, weightHigh, weightDefault, weightLow,
---       default max running per tenant (0 = unlimited)
--- Returns: { nowMs, tasks left ready, then per task: id, attempt, messageJson, meta, readyAtMs }; the
+--       default max running per tenant (0 = unlimited), count active (1|0)
+-- Returns: { nowMs, tasks left ready, active, then per task: id, attempt, messageJson, meta, readyAtMs }; the
 -- k-th task's token is tokenBase .. ':' .. k and every deadline is nowMs + visibilityMs (the caller
 -- builds them rather than parse them once per task). "Left" counts only tasks this or another
--- worker may lease now (not those of tenants at their running cap).
+-- worker may lease now (not those of tenants at their running cap). "Active": when asked, the
+-- tenants in the rings afterwards (a partitioned queue shares a lease round out by it), else 0.
 -- Priorities first: smooth weighted round-robin over the priorities with leasable work, its state
 -- kept in `wrr`, so a priority with weight w gets at least w/sum(weights) of the leases while it
 -- has work (strict: always the highest). Within a priority, stride scheduling across its ring of
@@ -257,6 +259,12 @@ end
 -- Work left behind wakes another idle worker; a ring no task is left for would only cost the
 -- next waiter an empty lease, so it is taken back.
 if left > 0 then ring(KEYS[8]) else redis.call('DEL', KEYS[8]) end
+local function active()
+  if ARGV[10] ~= '1' then return 0 end
+  local n = 0
+  for p = 1, 4 do n = n + redis.call('ZCARD', TK.ring[p]) end
+  return n
+end
 
 -- The rings as the picks leave them: served tenants at their new pass (or out, when their list is
 -- empty or they are parked), emptied and capped ones out. A tenant alone in its ring keeps its pass:
@@ -287,7 +295,7 @@ for p = 1, 4 do
 end
 bulk('SADD', TK.parkedSet, parkedNames)
 if not strict then redis.call('HSET', KEYS[7], 1, cur[1], 2, cur[2], 3, cur[3], 4, cur[4]) end
-if picked == 0 then return { now, left } end
+if picked == 0 then return { now, left, active() } end
 
 -- Pop each tenant's share at once, then hand ids out in the rotation's order across priorities
 -- and stride order within each.
@@ -318,7 +326,7 @@ for _, p in ipairs(sequence) do
   end
 end
 local msgs, metas, attempts, readyAt = hmget(KEYS[2], ids), hmget(KEYS[3], ids), hmget(KEYS[4], ids), hmget(KEYS[6], ids)
-local out = { now, left }
+local out = { now, left, active() }
 local counted, tokens, leasedAt = {}, {}, {}
 local running = {}
 local leased = 0

@@ -1,0 +1,336 @@
+/**
+ * The queue over several partitions of the keyspace (REDIS_PARTITIONS > 1, docs/redis-cluster.md):
+ * one RedisQueue per partition, each touching only its own hash tag, and the control slot
+ * `{prefix}` for the doorbell, worker announcements and locks. A tenant and all its tasks live in
+ * one partition (partitionOf), so every script stays single-slot and fair dispatch within a
+ * partition is as before; calls about tasks go to their tenant's partition, calls about leases to
+ * the partition their token names, and passes over the whole queue to every partition.
+ */
+import type Redis from 'ioredis';
+import { Priority } from '../tasks/priority';
+import { queueKeys, QueueKeys } from './keys';
+import { partitionOf, partitionTags } from './partitions';
+import type { CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats } from './queue';
+import { RedisQueue, RedisQueueOptions, tokenPartition } from './redis-queue';
+
+export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partition'> {
+  partitions: number;
+  /**
+   * How long a partition found empty is left out of lease rounds, unless this process sees a ring
+   * (the doorbell, or one of its own scripts) first. Default 250 ms.
+   */
+  emptyRecheckMs?: number;
+}
+
+export class PartitionedQueue implements TaskQueue {
+  readonly parts: RedisQueue[];
+  /** The control slot: doorbell, worker announcements, locks (its task keys stay empty). */
+  private readonly control: RedisQueue;
+  /** Per partition: found empty at (ms; 0: not known empty), tenants active at the last lease. */
+  private readonly emptyAt: number[];
+  private readonly active: number[];
+  private cursor: number;
+  private ringQueued = false;
+  /** Per partition, the sweep's last count of ids held twice (see TaskQueue.sweep). */
+  private readonly heldTwice: number[];
+
+  constructor(
+    readonly redis: Redis,
+    private readonly opts: PartitionedQueueOptions,
+  ) {
+    const { partitions: n, ...base } = opts;
+    this.control = new RedisQueue(redis, base);
+    this.parts = partitionTags(opts.prefix, n).map((tag, index) => new RedisQueue(redis, { ...base, partition: { tag, index, relayRing: () => this.relayRing() } }));
+    this.emptyAt = new Array<number>(n).fill(0);
+    this.active = new Array<number>(n).fill(1);
+    this.heldTwice = new Array<number>(n).fill(0);
+    this.cursor = Math.floor(Math.random() * n);
+  }
+
+  /** The keys of the partition holding tenant `default` (tests and benchmarks of one tenant). */
+  get keys(): QueueKeys {
+    return this.partitionFor('default').keys;
+  }
+
+  /** The control slot's keys (doorbell, workers, locks). */
+  get controlKeys(): QueueKeys {
+    return queueKeys(this.opts.prefix);
+  }
+
+  partitionFor(tenant: string): RedisQueue {
+    return this.parts[partitionOf(tenant, this.parts.length)]!;
+  }
+
+  /** Rings the control slot's doorbell for a script of a partition that rang its own (coalesced per tick). */
+  private relayRing(): void {
+    this.emptyAt.fill(0);
+    if (this.ringQueued) return;
+    this.ringQueued = true;
+    queueMicrotask(() => {
+      this.ringQueued = false;
+      this.control.ringDoorbell().catch(() => undefined); // a lost ring costs a poll interval, no more
+    });
+  }
+
+  async enqueue(items: EnqueueItem[]): Promise<boolean[]> {
+    return this.byTenant(items, (q, group) => q.enqueue(group));
+  }
+
+  async requeue(items: EnqueueItem[]): Promise<boolean[]> {
+    return this.byTenant(items, (q, group) => q.requeue(group));
+  }
+
+  async cancel(tasks: TaskRef[]): Promise<CancelState[]> {
+    return this.byTenant(tasks, (q, group) => q.cancel(group));
+  }
+
+  async indexed(tasks: TaskRef[]): Promise<(IndexEntry | null)[]> {
+    return this.byTenant(tasks, (q, group) => q.indexed(group));
+  }
+
+  async settle(items: SettleItem[]): Promise<number> {
+    const moved = await this.eachGroup(this.groupBy(items, (it) => partitionOf(it.tenant, this.parts.length)), (q, group) => q.settle(group));
+    return moved.reduce((a, b) => a + b, 0);
+  }
+
+  async purge(tasks: TaskRef[]): Promise<number> {
+    const held = await this.eachGroup(this.groupBy(tasks, (t) => partitionOf(t.tenant, this.parts.length)), (q, group) => q.purge(group));
+    return held.reduce((a, b) => a + b, 0);
+  }
+
+  async finish(items: FinishItem[]): Promise<Finished[]> {
+    return this.byToken(items, (q, group) => q.finish(group), 'stale');
+  }
+
+  async extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]> {
+    return this.byToken(held, (q, group) => q.extend(group, visibilityMs), false);
+  }
+
+  async release(items: Held[]): Promise<boolean[]> {
+    return this.byToken(items, (q, group) => q.release(group), false);
+  }
+
+  async cancelRequested(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
+    return this.byToken(held, (q, group) => q.cancelRequested(group), false);
+  }
+
+  async lease(opts: LeaseOptions): Promise<Lease[]> {
+    return (await this.leaseBatch(opts)).leases;
+  }
+
+  /**
+   * One lease round (docs/redis-cluster.md §3.3): `max` shared over the partitions not known empty
+   * in proportion to their active tenants (at least one each; when there are more such partitions
+   * than `max`, one each from a cursor that moves every call), asked concurrently; a shortfall is
+   * then asked of the partitions that had work left, one after another. Every partition with work
+   * is served at least once every few rounds, so no tenant waits on another partition's backlog.
+   */
+  async leaseBatch(opts: LeaseOptions): Promise<LeaseBatch> {
+    const n = this.parts.length;
+    const now = Date.now();
+    const recheck = this.opts.emptyRecheckMs ?? 250;
+    const order: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const p = (this.cursor + i) % n;
+      if (this.emptyAt[p] === 0 || now - this.emptyAt[p]! >= recheck) order.push(p);
+    }
+    this.cursor = (this.cursor + 1) % n;
+    if (order.length === 0) return { leases: [], left: 0 };
+    const shares = shareOut(opts.max, order.map((p) => this.active[p]!));
+    const asked = order.map((p, i) => ({ p, share: shares[i]! })).filter((a) => a.share > 0);
+    const leases: Lease[] = [];
+    const left = new Array<number>(n).fill(0);
+    const errors: unknown[] = [];
+    const take = (p: number, batch: LeaseBatch) => {
+      leases.push(...batch.leases);
+      left[p] = batch.left;
+      this.active[p] = Math.max(1, batch.active ?? 1);
+      this.emptyAt[p] = batch.left === 0 ? Date.now() : 0;
+    };
+    const results = await Promise.allSettled(asked.map((a) => this.parts[a.p]!.leaseBatch({ ...opts, max: a.share })));
+    results.forEach((r, i) => (r.status === 'fulfilled' ? take(asked[i]!.p, r.value) : errors.push(r.reason)));
+    // A partition failing over (CLUSTERDOWN, TRYAGAIN) sits this round out; all failing is an outage.
+    if (errors.length === asked.length) throw errors[0];
+    const unasked = order.filter((p) => !asked.some((a) => a.p === p));
+    for (const p of [...asked.map((a) => a.p).filter((p) => left[p]! > 0), ...unasked]) {
+      const want = opts.max - leases.length;
+      if (want <= 0) break;
+      try {
+        take(p, await this.parts[p]!.leaseBatch({ ...opts, max: want }));
+      } catch {
+        /* as above: this partition sits the round out */
+      }
+    }
+    // Partitions not asked this round may have work: the worker should come back at once.
+    const notAsked = order.some((p) => !asked.some((a) => a.p === p) && this.emptyAt[p] === 0 && left[p] === 0) ? 1 : 0;
+    const total = left.reduce((a, b) => a + b, 0) + notAsked;
+    // Work left wakes another idle worker (lease.lua does so in its own slot; here the doorbell is
+    // in the control slot). Never cleared: a ring a partition's enqueue just made must not be lost.
+    if (left.some((l) => l > 0)) this.control.ringDoorbell().catch(() => undefined);
+    return { leases, left: total };
+  }
+
+  async reap(limit: number, holdMs: number): Promise<Reaped[]> {
+    return (await Promise.all(this.parts.map((q) => q.reap(limit, holdMs)))).flat();
+  }
+
+  async promoteDue(limitPerPriority: number): Promise<Promoted> {
+    const all = await Promise.all(this.parts.map((q) => q.promoteDue(limitPerPriority)));
+    const due = all.map((r) => r.nextDueInMs).filter((d): d is number => d !== null);
+    return { moved: sumBy(all.map((r) => r.moved)), nextDueInMs: due.length ? Math.min(...due) : null };
+  }
+
+  async stats(): Promise<QueueStats> {
+    const [all, control] = await Promise.all([Promise.all(this.parts.map((q) => q.stats())), this.control.stats()]);
+    const oldest = {} as Record<Priority, number>;
+    for (const p of Object.keys(control.ready) as Priority[]) oldest[p] = Math.max(...all.map((s) => s.oldestWaitingSeconds[p]));
+    return {
+      ready: sumBy(all.map((s) => s.ready)),
+      retrying: sumBy(all.map((s) => s.retrying)),
+      dead: sumBy(all.map((s) => s.dead)),
+      processing: all.reduce((a, s) => a + s.processing, 0),
+      oldestWaitingSeconds: oldest,
+      liveWorkers: control.liveWorkers,
+      tenants: mergeTenantStats(
+        all.flatMap((s) => s.tenants),
+        this.opts.tenantStatsLimit ?? 50,
+      ),
+    };
+  }
+
+  async overview(tenant: string): Promise<TenantOverview> {
+    const [mine, control] = await Promise.all([this.partitionFor(tenant).overview(tenant), this.control.overview(tenant)]);
+    return { ...mine, workers: control.workers };
+  }
+
+  async configureTenants(defaultMaxRunning: number, tenants: TenantDispatch[]): Promise<{ changed: number; complete: boolean }> {
+    const groups = this.groupBy(tenants, (t) => partitionOf(t.tenant, this.parts.length));
+    // Every partition, with or without tenants of its own: the default cap is stored in each.
+    const all = await Promise.all(this.parts.map((q, p) => q.configureTenants(defaultMaxRunning, groups.get(p)?.items ?? [])));
+    return { changed: all.reduce((a, r) => a + r.changed, 0), complete: all.every((r) => r.complete) };
+  }
+
+  async sweep(limit: number, heldTwiceBefore = 0): Promise<Sweep> {
+    const all = await Promise.all(this.parts.map((q, p) => q.sweep(limit, heldTwiceBefore === 0 ? 0 : this.heldTwice[p])));
+    all.forEach((s, p) => (this.heldTwice[p] = s.heldTwice));
+    return {
+      known: all.reduce((a, s) => a + s.known, 0),
+      held: all.reduce((a, s) => a + s.held, 0),
+      orphans: all.reduce((a, s) => a + s.orphans, 0),
+      heldTwice: all.reduce((a, s) => a + s.heldTwice, 0),
+      tenantRepairs: all.reduce((a, s) => a + s.tenantRepairs, 0),
+      forgotten: all.flatMap((s) => s.forgotten),
+    };
+  }
+
+  async readyIds(priority: Priority): Promise<string[]> {
+    return (await Promise.all(this.parts.map((q) => q.readyIds(priority)))).flat();
+  }
+
+  async deadLetterIds(priority: Priority, limit = 1000): Promise<string[]> {
+    return (await Promise.all(this.parts.map((q) => q.deadLetterIds(priority, limit)))).flat().slice(0, limit);
+  }
+
+  onCancel(onCancel: (taskId: string) => void): Promise<() => Promise<void>> {
+    return this.control.onCancel(onCancel);
+  }
+
+  /** The control slot's doorbell; a wait that ends (rung or timed out) forgets which partitions were empty. */
+  doorbell(): Doorbell {
+    const bell = this.control.doorbell();
+    return {
+      wait: async (timeoutMs) => {
+        const rung = await bell.wait(timeoutMs);
+        this.emptyAt.fill(0);
+        return rung;
+      },
+      ring: () => bell.ring(),
+      close: () => bell.close(),
+    };
+  }
+
+  announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void> {
+    return this.control.announceWorker(workerId, ttlMs, slots);
+  }
+
+  lock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.control.lock(name, owner, ttlMs);
+  }
+
+  unlock(name: string, owner: string): Promise<void> {
+    return this.control.unlock(name, owner);
+  }
+
+  ping(): Promise<void> {
+    return this.control.ping();
+  }
+
+  close(): Promise<void> {
+    return this.control.close();
+  }
+
+  private groupBy<T>(items: T[], partitionOfItem: (item: T) => number): Map<number, { items: T[]; at: number[] }> {
+    const groups = new Map<number, { items: T[]; at: number[] }>();
+    items.forEach((item, i) => {
+      const p = partitionOfItem(item);
+      let g = groups.get(p);
+      if (!g) groups.set(p, (g = { items: [], at: [] }));
+      g.items.push(item);
+      g.at.push(i);
+    });
+    return groups;
+  }
+
+  private async eachGroup<T, R>(groups: Map<number, { items: T[] }>, call: (q: RedisQueue, items: T[]) => Promise<R>): Promise<R[]> {
+    return Promise.all([...groups].map(([p, g]) => call(this.parts[p]!, g.items)));
+  }
+
+  /** Calls `call` once per partition with that partition's items (concurrently); answers in the items' order. */
+  private async scatter<T, R>(items: T[], partitionOfItem: (item: T) => number, call: (q: RedisQueue, items: T[]) => Promise<R[]>, unknown?: R): Promise<R[]> {
+    const out = new Array<R>(items.length);
+    const groups = this.groupBy(items, partitionOfItem);
+    await Promise.all(
+      [...groups].map(async ([p, g]) => {
+        const q = this.parts[p];
+        const res = q ? await call(q, g.items) : g.items.map(() => unknown as R);
+        g.at.forEach((i, j) => (out[i] = res[j]!));
+      }),
+    );
+    return out;
+  }
+
+  private byTenant<T extends { tenant: string }, R>(items: T[], call: (q: RedisQueue, items: T[]) => Promise<R[]>): Promise<R[]> {
+    return this.scatter(items, (it) => partitionOf(it.tenant, this.parts.length), call);
+  }
+
+  /** By the partition the lease token names; a token of no partition here (another layout) is stale. */
+  private byToken<T extends { token: string }, R>(items: T[], call: (q: RedisQueue, items: T[]) => Promise<R[]>, stale: R): Promise<R[]> {
+    return this.scatter(items, (it) => tokenPartition(it.token), call, stale);
+  }
+}
+
+/** `max` split in proportion to `weights`, at least 1 each while it lasts (the first ones first). */
+export function shareOut(max: number, weights: number[]): number[] {
+  const n = weights.length;
+  if (max <= n) return weights.map((_, i) => (i < max ? 1 : 0));
+  const total = weights.reduce((a, b) => a + Math.max(1, b), 0);
+  const shares = weights.map((w) => 1 + Math.floor(((max - n) * Math.max(1, w)) / total));
+  let rest = max - shares.reduce((a, b) => a + b, 0);
+  for (let i = 0; rest > 0; i = (i + 1) % n, rest--) shares[i]!++;
+  return shares;
+}
+
+function sumBy(rows: Record<Priority, number>[]): Record<Priority, number> {
+  const out = { critical: 0, high: 0, default: 0, low: 0 };
+  for (const r of rows) for (const p of Object.keys(out) as Priority[]) out[p] += r[p];
+  return out;
+}
+
+/** The busiest `limit` tenants over all partitions (ordered as stats.lua orders them), the rest summed in one `null` row. */
+export function mergeTenantStats(rows: TenantStats[], limit: number): TenantStats[] {
+  const named = rows.filter((r) => r.tenant !== null).sort((a, b) => b.ready + b.running - (a.ready + a.running) || (a.tenant! < b.tenant! ? -1 : 1));
+  const rest = rows.filter((r) => r.tenant === null).concat(named.slice(limit));
+  const out = named.slice(0, limit);
+  if (rest.length > 0) out.push({ tenant: null, ready: rest.reduce((a, r) => a + r.ready, 0), running: rest.reduce((a, r) => a + r.running, 0) });
+  return out;
+}

@@ -1,0 +1,73 @@
+/**
+ * How the queue's keyspace is split over a Redis Cluster (docs/redis-cluster.md): REDIS_PARTITIONS
+ * partitions, each one hash tag (so every script still touches one slot), a tenant and all its
+ * tasks in one partition, and a control slot for what is about workers rather than tasks.
+ */
+import calculateSlot from 'cluster-key-slot';
+import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
+
+const SLOTS = 16384;
+
+/**
+ * The hash tag of each partition. One partition is today's single tag `{prefix}`. With n > 1,
+ * partition k is `{prefix:k<k>.<salt>}`, the salt the smallest that puts the tag's slot in the
+ * middle half of the k-th of n equal slot ranges: a cluster whose slots are split evenly over m
+ * masters (n a multiple of m) then holds n/m partitions on each master, where plain `{prefix:k<k>}`
+ * tags put 3 partitions on 3 masters only 2 times in 9.
+ */
+export function partitionTags(prefix: string, n: number): string[] {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`partitions must be a positive integer, not ${n}`);
+  if (n === 1) return [`{${prefix}}`];
+  const tags: string[] = [];
+  for (let k = 0; k < n; k++) {
+    const from = (k * SLOTS) / n;
+    const width = SLOTS / n;
+    for (let salt = 0; ; salt++) {
+      const slot = calculateSlot(`${prefix}:k${k}.${salt}`);
+      if (slot >= from + width / 4 && slot < from + (3 * width) / 4) {
+        tags.push(`{${prefix}:k${k}.${salt}}`);
+        break;
+      }
+    }
+  }
+  return tags;
+}
+
+/** The partition of a tenant: FNV-1a (32 bit) of its UTF-8 name, mod n. Every process computes the same. */
+export function partitionOf(tenant: string, n: number): number {
+  if (n === 1) return 0;
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(tenant, 'utf8')) {
+    h ^= byte;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % n;
+}
+
+/** The Redis Cluster slot of a hash tag (for benchmarks and tests that check the spread). */
+export function slotOfTag(tag: string): number {
+  return calculateSlot(tag);
+}
+
+/**
+ * Records the namespace's partition count in the control slot (`{prefix}:layout`) if none is, and
+ * returns the one recorded. Key names depend on it, so a process with another count must not run:
+ * it would lease from and index into keys no one else reads (docs/redis-cluster.md §3.7).
+ */
+export async function claimLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<number> {
+  const key = `{${prefix}}:layout`;
+  await redis.set(key, String(partitions), 'NX');
+  return Number(await redis.get(key));
+}
+
+/** A clear refusal when the recorded layout differs from the setting. */
+export async function assertLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<void> {
+  const recorded = await claimLayout(redis, prefix, partitions);
+  if (recorded !== partitions) {
+    throw new Error(
+      `REDIS_PARTITIONS=${partitions}, but the queue in Redis (prefix ${prefix}) is laid out in ${recorded} partition(s): ` +
+        `run every api and worker with REDIS_PARTITIONS=${recorded}, or repartition (docs/redis-cluster.md)`,
+    );
+  }
+}
