@@ -5,8 +5,10 @@
  * KEEP_TEST_SERVICES is set (handy to keep them warm between runs or to inspect them afterwards).
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
+import { TEST_CLUSTER_PROFILE } from './cluster-mode';
 import { isAlive, REPO_ROOT, STATE_KEY, type TestServicesState } from './global-setup';
 
 export default async function globalTeardown(): Promise<void> {
@@ -28,6 +30,13 @@ export default async function globalTeardown(): Promise<void> {
     await admin.end();
   }
 
+  // The cluster suites' cluster (test/support/cluster-mode.ts), started by the first of them.
+  if (!process.env.KEEP_TEST_SERVICES && !otherRunsActive && existsSync(path.join(REPO_ROOT, '.data', TEST_CLUSTER_PROFILE, 'env'))) {
+    execFileSync('bash', [path.join(REPO_ROOT, 'scripts/local-services.sh'), 'cluster-stop', TEST_CLUSTER_PROFILE], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }
   if (state.startedServices && !process.env.KEEP_TEST_SERVICES && !otherRunsActive) {
     execFileSync('bash', [path.join(REPO_ROOT, 'scripts/local-services.sh'), 'stop', 'test'], {
       cwd: REPO_ROOT,

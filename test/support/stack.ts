@@ -11,7 +11,8 @@ import { createPgPool } from '../../services/core/db/postgres';
 import { createRedis } from '../../services/core/db/redis';
 import type { Logger } from '../../services/core/observability/logger';
 import { apiMetrics, ApiMetrics, createRegistry, workerMetrics, WorkerMetrics } from '../../services/core/observability/metrics';
-import { RedisQueue } from '../../services/core/queue/redis-queue';
+import { AnyQueue, createQueue } from '../../services/core/queue/create-queue';
+import { clusterMode, testCluster, TEST_PARTITIONS } from './cluster-mode';
 import { createApp } from '../../services/api/app';
 import type { Authenticator } from '../../services/api/auth/authenticator';
 import { RunningServer, startServer } from '../../services/api/server';
@@ -26,7 +27,8 @@ export interface Stack {
   dbUrl: string;
   pool: Pool;
   redis: Redis;
-  queue: RedisQueue;
+  /** One partition (a single Redis) or, with TEST_REDIS_MODE=cluster, TEST_PARTITIONS over the test cluster. */
+  queue: AnyQueue;
   /** A second connection for assertions, so test reads never queue behind the worker's traffic. */
   inspect: Redis;
   close(): Promise<void>;
@@ -35,11 +37,15 @@ export interface Stack {
 export async function createStack(overrides: Partial<Record<SettingName, string | number>> = {}): Promise<Stack> {
   const db = await createTestDatabase();
   const prefix = uniqueRedisPrefix();
-  const cfg = configWith({ POSTGRES_URL: db.url, REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: prefix, ...overrides }, 'worker');
+  const cluster = clusterMode() ? testCluster() : null;
+  const redisSettings = cluster ? { REDIS_CLUSTER_NODES: cluster.nodes.join(','), REDIS_PARTITIONS: TEST_PARTITIONS } : {};
+  const cfg = configWith({ POSTGRES_URL: db.url, REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: prefix, ...redisSettings, ...overrides }, 'worker');
   const pool = createPgPool(cfg.POSTGRES_URL, 10, 'test', silentLog);
-  const redis = createRedis({ addr: cfg.REDIS_ADDR, name: 'test', offlineQueue: true });
-  const inspect = createRedis({ addr: cfg.REDIS_ADDR, name: 'test-inspect', offlineQueue: true });
-  const queue = new RedisQueue(redis, { prefix, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS });
+  // A cluster client takes the commands of a single connection for keys of one slot (the tests' too).
+  const connect = (name: string) => (cluster ? (cluster.client(name) as unknown as Redis) : createRedis({ addr: cfg.REDIS_ADDR, name, offlineQueue: true }));
+  const redis = connect('test');
+  const inspect = connect('test-inspect');
+  const queue = createQueue(redis, { prefix, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, partitions: cfg.REDIS_PARTITIONS });
   return {
     cfg,
     dbUrl: db.url,
@@ -48,8 +54,11 @@ export async function createStack(overrides: Partial<Record<SettingName, string 
     queue,
     inspect,
     async close() {
-      const keys = await inspect.keys(`{${prefix}}:*`);
-      if (keys.length) await inspect.del(...keys);
+      if (cluster) await cluster.deleteKeys(prefix);
+      else {
+        const keys = await inspect.keys(`{${prefix}}:*`);
+        if (keys.length) await inspect.del(...keys);
+      }
       await Promise.all([pool.end(), redis.quit(), inspect.quit()]);
       await db.drop();
     },

@@ -102,6 +102,21 @@ export class PartitionedQueue implements TaskQueue {
     return this.byToken(items, (q, group) => q.finish(group), 'stale');
   }
 
+  /** Tasks whose outcome is final, for the current lease holder: forgotten. */
+  async ack(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
+    return this.byToken(held, (q, group) => q.ack(group), false);
+  }
+
+  /** Leased tasks to their retry set, due after delayMs. */
+  async retry(items: (Held & { delayMs: number })[]): Promise<boolean[]> {
+    return this.byToken(items, (q, group) => q.retry(group), false);
+  }
+
+  /** Leased tasks to their dead-letter list. */
+  async bury(items: Held[]): Promise<boolean[]> {
+    return this.byToken(items, (q, group) => q.bury(group), false);
+  }
+
   async extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]> {
     return this.byToken(held, (q, group) => q.extend(group, visibilityMs), false);
   }
