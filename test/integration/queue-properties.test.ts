@@ -97,15 +97,16 @@ async function pgTasks(): Promise<{ id: string; status: string; attempts: number
 
 /** Where each task id sits in Redis: a list of places (more than one is a bug). */
 async function redisPlaces(): Promise<Map<string, string[]>> {
-  const k = stack.queue.keys;
   const places = new Map<string, string[]>();
   const add = (id: string, where: string) => places.set(id, [...(places.get(id) ?? []), where]);
   for (let p = 0; p < 4; p++) {
-    for (const t of TENANTS) for (const id of await stack.inspect.lrange(k.tenantQueue(PRIORITIES[p]!, t), 0, -1)) add(id, 'queue');
-    for (const id of await stack.inspect.zrange(k.retries[p]!, 0, -1)) add(id, 'retry');
-    for (const id of await stack.inspect.lrange(k.deadLetters[p]!, 0, -1)) add(id, 'dlq');
+    for (const t of TENANTS) for (const id of await stack.inspect.lrange(stack.keysOf(t).tenantQueue(PRIORITIES[p]!, t), 0, -1)) add(id, 'queue');
+    for (const k of stack.allKeys()) {
+      for (const id of await stack.inspect.zrange(k.retries[p]!, 0, -1)) add(id, 'retry');
+      for (const id of await stack.inspect.lrange(k.deadLetters[p]!, 0, -1)) add(id, 'dlq');
+    }
   }
-  for (const id of await stack.inspect.zrange(k.processing, 0, -1)) add(id, 'processing');
+  for (const k of stack.allKeys()) for (const id of await stack.inspect.zrange(k.processing, 0, -1)) add(id, 'processing');
   return places;
 }
 
@@ -118,15 +119,18 @@ const expectedPlaces: Record<string, string[]> = {
 
 /** Running counts equal the leases held per tenant; every ready list is in its ring or parked set. */
 async function checkTenantState(): Promise<void> {
-  const k = stack.queue.keys;
-  const leased = await stack.inspect.zrange(k.processing, 0, -1);
-  const metas = leased.length ? await stack.inspect.hmget(k.meta, ...leased) : [];
   const held: Record<string, number> = {};
-  for (const meta of metas) if (meta) held[meta.split(':')[2]!] = (held[meta.split(':')[2]!] ?? 0) + 1;
-  const running = Object.fromEntries(Object.entries(await stack.inspect.hgetall(k.running)).map(([t, n]) => [t, Number(n)]));
+  const running: Record<string, number> = {};
+  for (const k of stack.allKeys()) {
+    const leased = await stack.inspect.zrange(k.processing, 0, -1);
+    const metas = leased.length ? await stack.inspect.hmget(k.meta, ...leased) : [];
+    for (const meta of metas) if (meta) held[meta.split(':')[2]!] = (held[meta.split(':')[2]!] ?? 0) + 1;
+    for (const [t, n] of Object.entries(await stack.inspect.hgetall(k.running))) running[t] = Number(n);
+  }
   expect(running).toEqual(held);
   for (let p = 0; p < 4; p++) {
     for (const t of TENANTS) {
+      const k = stack.keysOf(t);
       if ((await stack.inspect.llen(k.tenantQueue(PRIORITIES[p]!, t))) === 0) continue;
       const named = (await stack.inspect.zscore(k.rings[p]!, t)) !== null || (await stack.inspect.zscore(k.parked[p]!, t)) !== null;
       expect({ tenant: t, priority: PRIORITIES[p], named }).toEqual({ tenant: t, priority: PRIORITIES[p], named: true });
@@ -235,8 +239,7 @@ it('queue invariants hold under random interleavings', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(action, { minLength: 25, maxLength: 60 }), async (actions) => {
       await stack.pool.query('TRUNCATE tasks, task_runs, idempotency_keys');
-      const keys = await stack.inspect.keys(`{${stack.cfg.REDIS_KEY_PREFIX}}:*`);
-      if (keys.length) await stack.inspect.del(...keys);
+      await stack.flushRedis();
       const reconciler = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics }, { intervalMs: 1000, graceMs: 0, batchSize: 50 }, silentLog);
       const m: Model = { held: [[], []], tokens: [], attempts: new Map(), redisLost: false, unstarted: new Set(), recorded: new Set(), spent: new Set(), retired: new Set(), caps: new Map() };
       // The actions are always kept (cheap); the states after each only with PROPERTY_DEBUG=1. A
@@ -261,7 +264,7 @@ it('queue invariants hold under random interleavings', async () => {
               m.caps.set(TENANTS[a.tenant]!, a.max);
               break;
             case 'lease': {
-              const before = await stack.inspect.hgetall(stack.queue.keys.running);
+              const before: Record<string, string> = Object.assign({}, ...(await Promise.all(stack.allKeys().map((k) => stack.inspect.hgetall(k.running)))));
               const leases = await stack.queue.lease({ max: a.n, visibilityMs: 600_000 });
               // A capped tenant gets no more than its room.
               for (const [t, cap] of m.caps) {
@@ -306,7 +309,7 @@ it('queue invariants hold under random interleavings', async () => {
               if (held.length === 0) break;
               // The lease's deadline passes; the worker does not know yet.
               const l = held[a.pick % held.length]!;
-              await stack.inspect.zadd(stack.queue.keys.processing, 'XX', 0, l.message.id);
+              await stack.inspect.zadd(stack.keysOf(l.message.tenant).processing, 'XX', 0, l.message.id);
               break;
             }
             case 'lease-unstarted': {
@@ -317,16 +320,18 @@ it('queue invariants hold under random interleavings', async () => {
             }
             case 'reap': {
               await new Promise((r) => setTimeout(r, 2));
-              const due = new Set(await stack.inspect.zrangebyscore(stack.queue.keys.processing, '-inf', Date.now()));
+              const now = Date.now();
+              const due = new Set((await Promise.all(stack.allKeys().map((k) => stack.inspect.zrangebyscore(k.processing, '-inf', now)))).flat());
               reaped += (await reaper.runOnce()).reaped;
               // The reaped leases' tokens are spent: their late outcomes must change nothing.
               for (const l of m.held.flat()) if (due.has(l.message.id)) m.spent.add(l.token);
               // Every lease past its deadline was reclaimed: nothing is in flux any more.
-              if ((await stack.inspect.zcount(stack.queue.keys.processing, '-inf', Date.now())) === 0) m.unstarted.clear();
+              const overdue = await Promise.all(stack.allKeys().map((k) => stack.inspect.zcount(k.processing, '-inf', Date.now())));
+              if (overdue.every((n) => n === 0)) m.unstarted.clear();
               break;
             }
             case 'promote': {
-              for (const key of stack.queue.keys.retries) {
+              for (const key of stack.allKeys().flatMap((k) => k.retries)) {
                 for (const id of await stack.inspect.zrange(key, 0, -1)) await stack.inspect.zadd(key, 'XX', 0, id);
               }
               await pump.runOnce();
@@ -337,8 +342,7 @@ it('queue invariants hold under random interleavings', async () => {
               m.redisLost = false;
               break;
             case 'lose-redis': {
-              const lost = await stack.inspect.keys(`{${stack.cfg.REDIS_KEY_PREFIX}}:*`);
-              if (lost.length) await stack.inspect.del(...lost);
+              await stack.flushRedis();
               m.redisLost = true;
               m.caps.clear();
               break;

@@ -26,10 +26,7 @@ async function storedOnly(maxRetries = 3): Promise<string> {
   return id;
 }
 
-async function flushNamespace(): Promise<void> {
-  const keys = await stack.inspect.keys(`{${stack.cfg.REDIS_KEY_PREFIX}}:*`);
-  if (keys.length) await stack.inspect.del(...keys);
-}
+const flushNamespace = () => stack.flushRedis();
 
 it('pushes tasks that were committed but never queued, once, with their payload', async () => {
   const ids = [await storedOnly(), await storedOnly()];

@@ -24,10 +24,16 @@ class TestCluster extends LocalRedisCluster {
       const node = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
       try {
         if (!/role:master/.test(await node.info('replication'))) continue;
+        // One DEL per hash tag (keys of different slots cannot share one): a partition loses all
+        // its keys at once, as a single Redis loses the namespace.
+        const byTag = new Map<string, string[]>();
         for (const pattern of [`{${prefix}}:*`, `{${prefix}:k*`]) {
-          // One key per call: keys of different slots cannot share a DEL on a cluster node.
-          for (const key of await node.keys(pattern)) await node.del(key);
+          for (const key of await node.keys(pattern)) {
+            const tag = key.slice(0, key.indexOf('}') + 1);
+            byTag.set(tag, [...(byTag.get(tag) ?? []), key]);
+          }
         }
+        for (const keys of byTag.values()) await node.del(...keys);
       } finally {
         node.disconnect();
       }

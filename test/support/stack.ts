@@ -12,6 +12,8 @@ import { createRedis } from '../../services/core/db/redis';
 import type { Logger } from '../../services/core/observability/logger';
 import { apiMetrics, ApiMetrics, createRegistry, workerMetrics, WorkerMetrics } from '../../services/core/observability/metrics';
 import { AnyQueue, createQueue } from '../../services/core/queue/create-queue';
+import type { QueueKeys } from '../../services/core/queue/keys';
+import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { clusterMode, testCluster, TEST_PARTITIONS } from './cluster-mode';
 import { createApp } from '../../services/api/app';
 import type { Authenticator } from '../../services/api/auth/authenticator';
@@ -31,6 +33,12 @@ export interface Stack {
   queue: AnyQueue;
   /** A second connection for assertions, so test reads never queue behind the worker's traffic. */
   inspect: Redis;
+  /** The keys of the partition holding `tenant` (the one partition of a single Redis). */
+  keysOf(tenant: string): QueueKeys;
+  /** The keys of every partition. */
+  allKeys(): QueueKeys[];
+  /** Deletes every key of the namespace: Redis lost its data. */
+  flushRedis(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,6 +54,11 @@ export async function createStack(overrides: Partial<Record<SettingName, string 
   const redis = connect('test');
   const inspect = connect('test-inspect');
   const queue = createQueue(redis, { prefix, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, partitions: cfg.REDIS_PARTITIONS });
+  async function flushRedis(): Promise<void> {
+    if (cluster) return cluster.deleteKeys(prefix);
+    const keys = await inspect.keys(`{${prefix}}:*`);
+    if (keys.length) await inspect.del(...keys);
+  }
   return {
     cfg,
     dbUrl: db.url,
@@ -53,12 +66,11 @@ export async function createStack(overrides: Partial<Record<SettingName, string 
     redis,
     queue,
     inspect,
+    keysOf: (tenant) => (queue instanceof PartitionedQueue ? queue.partitionFor(tenant).keys : queue.keys),
+    allKeys: () => (queue instanceof PartitionedQueue ? queue.parts.map((q) => q.keys) : [queue.keys]),
+    flushRedis,
     async close() {
-      if (cluster) await cluster.deleteKeys(prefix);
-      else {
-        const keys = await inspect.keys(`{${prefix}}:*`);
-        if (keys.length) await inspect.del(...keys);
-      }
+      await flushRedis();
       await Promise.all([pool.end(), redis.quit(), inspect.quit()]);
       await db.drop();
     },
