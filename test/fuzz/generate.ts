@@ -14,8 +14,8 @@ import fc from 'fast-check';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { asKey, key, withCredential } from './credentials';
 import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec } from './model';
-// A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer.
 import { encodeCursor } from '../../services/core/tasks/task-cursor';
+// A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer.
 import { prng } from '../../services/load/plan';
 
 export interface GenSettings {
