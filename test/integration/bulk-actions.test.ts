@@ -157,8 +157,8 @@ describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROW
   afterEach(async () => {
     await small.server.stop();
   });
-  const postSmall = async (path: string, body: unknown) => {
-    const res = await fetch(`${small.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const postSmall = async (path: string, body: unknown, url = small.url) => {
+    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as { matched: number; changed: number; has_more: boolean; next_cursor: string | null; dry_run: boolean } };
   };
   const statusOf = async (ids: string[]) => (await stack.pool.query<{ id: string; status: string }>('SELECT id, status::text AS status FROM tasks WHERE id = ANY($1::uuid[])', [ids])).rows;
@@ -173,19 +173,29 @@ describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROW
   });
 
   it('a dry run follows the cursor too: every match counted once, in calls of at most 100 rows, nothing changed', async () => {
-    const counts: number[] = [];
-    let cursor: string | undefined;
-    for (let calls = 0; calls < 20; calls++) {
-      const r = await postSmall('/tasks/retry', { filter: { type: 'rare', status: 'cancelled' }, dry_run: true, cursor });
-      expect(r.status).toBe(200);
-      expect(r.body).toMatchObject({ changed: 0, dry_run: true });
-      expect(r.body.has_more).toBe(r.body.next_cursor !== null);
-      counts.push(r.body.matched);
-      if (!r.body.has_more) break;
-      cursor = r.body.next_cursor!;
-    }
+    const countAll = async (url: string) => {
+      const counts: number[] = [];
+      let cursor: string | undefined;
+      for (let calls = 0; calls < 20; calls++) {
+        const r = await postSmall('/tasks/retry', { filter: { type: 'rare', status: 'cancelled' }, dry_run: true, cursor }, url);
+        expect(r.status).toBe(200);
+        expect(r.body).toMatchObject({ changed: 0, dry_run: true });
+        expect(r.body.has_more).toBe(r.body.next_cursor !== null);
+        counts.push(r.body.matched);
+        if (!r.body.has_more) break;
+        cursor = r.body.next_cursor!;
+      }
+      return counts;
+    };
     // 312 rows, 100 a call: rows 1-100 hold 2 rare tasks, 101-200 4, 201-300 4 and 301-312 the last 2.
-    expect(counts).toEqual([2, 4, 4, 2]);
+    expect(await countAll(small.url)).toEqual([2, 4, 4, 2]);
+    // The same when a call reads in pages of 2 matches: the pages share the call's 100 rows.
+    const paged = await startApi({ ...stack, cfg: { ...stack.cfg, BULK_SCAN_ROWS: SCAN, BULK_BATCH: 2 } });
+    try {
+      expect(await countAll(paged.url)).toEqual([2, 4, 4, 2]);
+    } finally {
+      await paged.server.stop();
+    }
     expect((await statusOf(rare)).every((t) => t.status === 'cancelled')).toBe(true);
   });
 
