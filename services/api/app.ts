@@ -31,7 +31,7 @@ import { parseBulkBody, runBulk } from './operator/bulk-routes';
 import { listRoute } from './operator/list-route';
 import { QueuesView } from './operator/queues-route';
 import { buildOpenApiDocument } from './openapi/document';
-import { DEFAULT_BULK_MAX_LIMIT } from './schemas/bulk';
+import { DEFAULT_BULK_MAX_LIMIT, DEFAULT_BULK_SCAN_ROWS } from './schemas/bulk';
 
 export interface AppDeps {
   pool: Pool;
@@ -57,9 +57,10 @@ export interface AppDeps {
   queuesCacheMs?: number;
   /** LIST_SCAN_ROWS (default 10,000). */
   listScanRows?: number;
-  /** BULK_MAX_LIMIT and BULK_BATCH (defaults 10,000 and 200: DEFAULT_BULK_MAX_LIMIT in schemas/bulk.ts). */
+  /** BULK_MAX_LIMIT, BULK_BATCH and BULK_SCAN_ROWS (defaults 10,000, 200 and 100,000: DEFAULT_BULK_MAX_LIMIT in schemas/bulk.ts). */
   bulkMaxLimit?: number;
   bulkBatch?: number;
+  bulkScanRows?: number;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -232,7 +233,7 @@ export function createApp(deps: AppDeps): ApiApp {
   for (const action of ['cancel', 'retry'] as const) {
     app.post(`/tasks/${action}`, authorized('tasks:write'), requireJson, admit, raw, async (req, res) => {
       const parsed = parseBulkBody(action, parseTaskBody(bodyOf(req), limits), deps.bulkMaxLimit ?? DEFAULT_BULK_MAX_LIMIT);
-      res.json(await runBulk({ ...actions, batch: deps.bulkBatch ?? 200 }, (res.locals.principal as Principal).tenant, parsed));
+      res.json(await runBulk({ ...actions, batch: deps.bulkBatch ?? 200, scanRows: deps.bulkScanRows ?? DEFAULT_BULK_SCAN_ROWS }, (res.locals.principal as Principal).tenant, parsed));
     });
   }
   app.post('/tasks/:id/cancel', authorized('tasks:write'), async (req, res) => {

@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     bulkMaxLimit: cfg.BULK_MAX_LIMIT,
     queuesCacheMs: cfg.QUEUES_CACHE_MS,
     bulkBatch: cfg.BULK_BATCH,
+    bulkScanRows: cfg.BULK_SCAN_ROWS,
     readiness,
   });
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the

@@ -4,7 +4,7 @@ import { parse, UsageError } from './args';
 import type { Io } from './io';
 import { json } from './output';
 import { progressBar } from './progress-bar';
-import { BULK_CALL_MAX, redrive } from './redrive';
+import { countDead, redrive } from './redrive';
 import { FILTER_OPTIONS, parseFilter } from './task-filter';
 import { LIST_MAX, printListing } from './task-listing';
 import { cursorOption, parseCount } from './tasks-command';
@@ -14,8 +14,8 @@ export const DLQ_USAGE = `dlq list ${DLQ_FILTER} [--limit N] [--cursor C] [--jso
   dlq redrive ${DLQ_FILTER} [--limit N] [--dry-run] [--json]`;
 
 const { status: _status, ...DEAD_FILTER_OPTIONS } = FILTER_OPTIONS;
-/** Dead tasks listed per step of a redrive: each step is one bulk call of about this many. */
-const REDRIVE_PAGE = 500;
+/** Dead tasks per step of a redrive: each step is one bulk call of at most this many. */
+const REDRIVE_STEP = 500;
 
 export async function dlqCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const [sub, ...rest] = args;
@@ -31,7 +31,7 @@ export async function dlqCommand(args: string[], env: NodeJS.ProcessEnv, io: Io)
       const limit = values.limit === undefined ? null : parseCount(values.limit, '--limit', 0, 1_000_000_000);
       const client = apiClient(values, env);
       // The count first: what --dry-run reports, and the length of the progress bar.
-      const count = await client.bulkRetry({ filter: { ...filter, status: 'dead' }, limit: limit === null ? undefined : Math.min(limit, BULK_CALL_MAX), dry_run: true });
+      const count = await countDead(client, filter, limit);
       const counted = `${count.matched}${count.has_more ? '+' : ''}`;
       if (values['dry-run']) {
         if (values.json) io.out(json({ matched: count.matched, changed: 0, has_more: count.has_more, dry_run: true }));
@@ -43,10 +43,10 @@ export async function dlqCommand(args: string[], env: NodeJS.ProcessEnv, io: Io)
         else io.out('no dead task matches; nothing to redrive\n');
         return 0;
       }
-      const bar = count.matched > REDRIVE_PAGE ? progressBar(io, 'redrive', count.matched, counted) : progressBar({ ...io, tty: false }, '', 0);
+      const bar = count.matched > REDRIVE_STEP ? progressBar(io, 'redrive', count.matched, counted) : progressBar({ ...io, tty: false }, '', 0);
       let result;
       try {
-        result = await redrive(client, filter, { limit, pageSize: REDRIVE_PAGE, progress: bar });
+        result = await redrive(client, filter, { limit, step: REDRIVE_STEP, progress: bar });
       } finally {
         bar.end();
       }

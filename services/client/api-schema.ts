@@ -184,7 +184,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel the tasks a filter matches
-         * @description In committed batches, newest first, at most `limit` tasks per call; carry on with another call while `has_more` is true. Each task changes at most once, even when calls race.
+         * @description In committed batches, newest first, at most `limit` tasks and BULK_SCAN_ROWS rows read per call; while `has_more` is true, carry on with another call that sends `next_cursor` as `cursor` (a filter that matches few tasks may match none in one call and still have more). Following the cursor visits every matching task once, even while tasks are added. Each task changes at most once, even when calls race.
          */
         post: operations["bulkCancel"];
         delete?: never;
@@ -204,7 +204,7 @@ export interface paths {
         put?: never;
         /**
          * Retry the dead or cancelled tasks a filter matches (the dead-letter redrive)
-         * @description In committed batches, newest first, at most `limit` tasks per call; carry on with another call while `has_more` is true. Each task changes at most once, even when calls race.
+         * @description In committed batches, newest first, at most `limit` tasks and BULK_SCAN_ROWS rows read per call; while `has_more` is true, carry on with another call that sends `next_cursor` as `cursor` (a filter that matches few tasks may match none in one call and still have more). Following the cursor visits every matching task once, even while tasks are added. Each task changes at most once, even when calls race.
          */
         post: operations["bulkRetry"];
         delete?: never;
@@ -405,8 +405,10 @@ export interface components {
             matched: number;
             /** @description Tasks this call changed (0 on a dry run; fewer than matched when another call changed some first). */
             changed: number;
-            /** @description More tasks match beyond limit: call again to carry on. */
+            /** @description More tasks may match beyond where this call stopped (at limit, or at BULK_SCAN_ROWS rows read): call again with next_cursor to carry on. */
             has_more: boolean;
+            /** @description Where this call stopped, to send as cursor; null when has_more is false. A filter that matches few tasks may match none in one call and still have one. */
+            next_cursor: string | null;
             dry_run: boolean;
         };
         Queues: {
@@ -1407,7 +1409,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description Which tasks, how many, and whether only to count them. */
+        /** @description Which tasks, how many, whether only to count them, and where to carry on from. */
         requestBody: {
             content: {
                 "application/json": {
@@ -1440,6 +1442,8 @@ export interface operations {
                      * @default false
                      */
                     dry_run?: boolean;
+                    /** @description Carry on where an earlier call with the same filter stopped: its next_cursor, as it came. Without one, the newest matching tasks come first. */
+                    cursor?: string;
                 };
             };
         };
@@ -1543,7 +1547,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description Which tasks, how many, and whether only to count them. */
+        /** @description Which tasks, how many, whether only to count them, and where to carry on from. */
         requestBody: {
             content: {
                 "application/json": {
@@ -1576,6 +1580,8 @@ export interface operations {
                      * @default false
                      */
                     dry_run?: boolean;
+                    /** @description Carry on where an earlier call with the same filter stopped: its next_cursor, as it came. Without one, the newest matching tasks come first. */
+                    cursor?: string;
                 };
             };
         };

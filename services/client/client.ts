@@ -92,7 +92,10 @@ export class TaskSchedulerClient {
     return { task: expectTask(a.body, a.status, 'POST /tasks/:id/retry'), status: a.status };
   }
 
-  /** POST /tasks/cancel: cancels up to `limit` tasks matching `filter` (dry_run: only counts them). */
+  /**
+   * POST /tasks/cancel: cancels up to `limit` tasks matching `filter` (dry_run: only counts them).
+   * One call reads a bounded number of tasks: while `has_more`, call again with `cursor: next_cursor`.
+   */
   bulkCancel(req: BulkRequest, opts: { signal?: AbortSignal } = {}): Promise<BulkResult> {
     return this.bulk('tasks/cancel', req, opts.signal);
   }
@@ -110,8 +113,11 @@ export class TaskSchedulerClient {
   private async bulk(path: string, req: BulkRequest, signal?: AbortSignal): Promise<BulkResult> {
     // A change sent again after a lost answer would change up to `limit` more tasks than asked;
     // a dry run only counts.
-    const a = await this.http.call<BulkResult>('POST', path, { body: { filter: cleanFilter(req.filter ?? {}), limit: req.limit, dry_run: req.dry_run ?? false }, repeat: req.dry_run ? 'safe' : 'refusals', signal });
-    if (typeof a.body?.matched !== 'number' || typeof a.body?.changed !== 'number' || typeof a.body?.has_more !== 'boolean') throw new ResponseError(`POST /${path} answered without matched, changed and has_more`, a.status, `POST /${path}`);
+    const a = await this.http.call<BulkResult>('POST', path, { body: { filter: cleanFilter(req.filter ?? {}), limit: req.limit, dry_run: req.dry_run ?? false, cursor: req.cursor }, repeat: req.dry_run ? 'safe' : 'refusals', signal });
+    const b = a.body;
+    if (typeof b?.matched !== 'number' || typeof b?.changed !== 'number' || typeof b?.has_more !== 'boolean' || !(typeof b?.next_cursor === 'string' || b?.next_cursor === null)) {
+      throw new ResponseError(`POST /${path} answered without matched, changed, has_more and next_cursor`, a.status, `POST /${path}`);
+    }
     return a.body;
   }
 }

@@ -171,8 +171,8 @@ describe('dlq', () => {
   let dead: string[];
   beforeAll(async () => {
     dead = [];
-    // Batches of 75 share a creation time each: the redrive's pages of 500 end inside one batch
-    // (its other 25 tasks head the next page), so the walk takes two windows.
+    // Batches of 75 share a creation time each: the redrive's steps of 500 end inside one batch
+    // (its other 25 tasks head the next step, after the cursor's id), so the walk takes two calls.
     for (let i = 0; i < N; i += 75) {
       const { results } = await client.submitBatch(Array.from({ length: 75 }, () => ({ type: 'always_fail', priority: 'low' as const, max_retries: 0 })));
       dead.push(...results.flatMap((r) => ('task' in r ? [r.task.id] : [])));

@@ -206,9 +206,12 @@ it('bulkRetry and bulkCancel: dry runs count, calls change, the filter scopes th
   const { results } = await c.submitBatch(Array.from({ length: 5 }, () => ({ type: 'bulkme' })));
   const ids = results.flatMap((r) => ('task' in r ? [r.task.id] : []));
   await waitFor(async () => (await countTasks("type = 'bulkme' AND status = 'dead'")) === 5);
-  expect(await c.bulkRetry({ filter: { type: 'bulkme', status: 'dead' }, dry_run: true })).toEqual({ matched: 5, changed: 0, has_more: false, dry_run: true });
-  expect(await c.bulkRetry({ filter: { type: 'bulkme', status: 'dead' }, limit: 2 })).toEqual({ matched: 2, changed: 2, has_more: true, dry_run: false });
+  expect(await c.bulkRetry({ filter: { type: 'bulkme', status: 'dead' }, dry_run: true })).toEqual({ matched: 5, changed: 0, has_more: false, next_cursor: null, dry_run: true });
+  const two = await c.bulkRetry({ filter: { type: 'bulkme', status: 'dead' }, limit: 2 });
+  expect(two).toEqual({ matched: 2, changed: 2, has_more: true, next_cursor: expect.any(String), dry_run: false });
   await waitFor(async () => (await countTasks("type = 'bulkme' AND status = 'dead'")) === 5);
+  // The cursor carries on after those two, though they are dead again: the other three.
+  expect(await c.bulkRetry({ filter: { type: 'bulkme', status: 'dead' }, cursor: two.next_cursor!, dry_run: true })).toMatchObject({ matched: 3, has_more: false, next_cursor: null });
 
   const after = results[0]!.status === 201 && 'task' in results[0]! ? results[0].task.created_at : '';
   const sleepers = await c.submitBatch(Array.from({ length: 4 }, () => ({ type: 'sleeper', priority: 'low' as const, payload: { sleep_ms: 60_000 } })));

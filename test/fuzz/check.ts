@@ -315,6 +315,8 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
   if (s.method === 'POST' && (route === '/tasks/cancel' || route === '/tasks/retry')) {
     const n = (k: string) => (isObject(json) && Number.isInteger(json[k]) && (json[k] as number) >= 0 ? (json[k] as number) : -1);
     if (n('matched') < 0 || n('changed') < 0 || n('changed') > n('matched') || !isObject(json) || typeof json.has_more !== 'boolean') v(`${route} answer is not {matched, changed, has_more}`, snippet(a));
+    // A cursor exactly when there may be more: a caller loops on has_more and sends next_cursor.
+    else if (!(typeof json.next_cursor === 'string' || json.next_cursor === null) || json.has_more !== (json.next_cursor !== null)) v(`${route} answer's next_cursor does not go with has_more`, snippet(a));
     return;
   }
   if (s.method === 'POST') {

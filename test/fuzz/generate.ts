@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { asKey, key, withCredential } from './credentials';
 import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec } from './model';
+import { encodeCursor } from '../../services/core/tasks/task-cursor';
 // A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer.
 import { prng } from '../../services/load/plan';
 
@@ -899,16 +900,21 @@ const filterArb = fc.record(
   { requiredKeys: [] },
 );
 
+/** A position to carry on from, as the service would give one: anywhere in time, any id. */
+const cursorArb = fc
+  .tuple(fc.constantFrom('2020-01-01 00:00:00+00', '2026-12-05 10:00:00.123456+01', '2999-01-01 00:00:00.5-05'), fc.uuid())
+  .map(([createdAt, id]) => encodeCursor({ createdAt, id: id.toLowerCase() }));
+
 /** A valid bulk body for `action` (a status it applies to, small limits: the traffic stays bounded). */
 function bulkBodyArb(action: (typeof ACTIONS)[number]): fc.Arbitrary<Record<string, unknown>> {
   const statuses = action === 'cancel' ? ['queued', 'running', 'retrying'] : ['dead', 'cancelled'];
   return fc
-    .record({ filter: filterArb, status: fc.option(fc.subarray(statuses, { minLength: 1 }), { nil: undefined }), limit: fc.integer({ min: 1, max: 20 }), dry_run: fc.boolean() })
-    .map(({ filter, status, limit, dry_run }) => ({ filter: status ? { ...filter, status } : filter, limit, dry_run }));
+    .record({ filter: filterArb, status: fc.option(fc.subarray(statuses, { minLength: 1 }), { nil: undefined }), limit: fc.integer({ min: 1, max: 20 }), dry_run: fc.boolean(), cursor: fc.option(cursorArb, { nil: undefined }) })
+    .map(({ filter, status, limit, dry_run, cursor }) => ({ filter: status ? { ...filter, status } : filter, limit, dry_run, ...(cursor ? { cursor } : {}) }));
 }
 
 const badBulkArb = fc.oneof(
-  fc.constantFrom('{"filter":{"status":"bogus"}}', '{"filter":{"colour":"red"}}', '{"filter":[]}', '{"limit":0}', '{"limit":1e9}', '{"limit":"5"}', '{"dry_run":"yes"}', '{"extra":1}', '[]', '"dead"', '{"filter":{"created_after":"yesterday"}}', '{"filter":{"priority":["high","urgent"]}}', '{"filter":{"type":""}}'),
+  fc.constantFrom('{"filter":{"status":"bogus"}}', '{"filter":{"colour":"red"}}', '{"filter":[]}', '{"limit":0}', '{"limit":1e9}', '{"limit":"5"}', '{"dry_run":"yes"}', '{"extra":1}', '[]', '"dead"', '{"filter":{"created_after":"yesterday"}}', '{"filter":{"priority":["high","urgent"]}}', '{"filter":{"type":""}}', '{"cursor":"abc"}', '{"cursor":5}', '{"cursor":null}', '{"cursor":"WyIyMDI2IiwieCJd"}'),
   fc.constantFrom(...STATUS_WORDS).map((s) => JSON.stringify({ filter: { status: [s, 'nope'] } })),
 );
 

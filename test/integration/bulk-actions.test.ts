@@ -1,7 +1,7 @@
 /**
  * Bulk cancel and retry (the dead-letter redrive) against real Postgres, Redis, an API and a
  * worker: racing redrives change each task once, filters and limits, dry runs, resuming with
- * has_more, tenant scope, and the 400s.
+ * has_more, a scan bounded by BULK_SCAN_ROWS and resumed with the cursor, tenant scope, and the 400s.
  */
 import { submitTasks } from '../../services/core/tasks/submit';
 import type { Worker } from '../../services/worker/worker';
@@ -77,12 +77,13 @@ it('filters, limits, dry runs and has_more: a redrive can be sized first and car
   await worker!.stop(0);
   worker = null;
   const dry = await post('/tasks/retry', { filter: { status: 'dead', priority: 'low' }, dry_run: true });
-  expect(dry.body).toEqual({ matched: 20, changed: 0, has_more: false, dry_run: true });
+  expect(dry.body).toEqual({ matched: 20, changed: 0, has_more: false, next_cursor: null, dry_run: true });
   expect((await countByStatus()).dead).toBe(50);
   const first = await post('/tasks/retry', { filter: { priority: 'default' }, limit: 12 });
-  expect(first.body).toEqual({ matched: 12, changed: 12, has_more: true, dry_run: false });
+  expect(first.body).toEqual({ matched: 12, changed: 12, has_more: true, next_cursor: expect.any(String), dry_run: false });
+  // Without the cursor a call starts from the newest again: the changed ones no longer match.
   const rest = await post('/tasks/retry', { filter: { priority: 'default' }, limit: 100 });
-  expect(rest.body).toEqual({ matched: 18, changed: 18, has_more: false, dry_run: false });
+  expect(rest.body).toEqual({ matched: 18, changed: 18, has_more: false, next_cursor: null, dry_run: false });
   expect(await countByStatus()).toEqual({ queued: 30, dead: 20 });
   // The other tenant's tasks were never touched.
   expect(await countByStatus('other-team')).toEqual({ dead: 5 });
@@ -95,7 +96,7 @@ it('bulk cancel of waiting tasks: cancelled at once, gone from Redis, and never 
   const ids = await submitMany(300, 'noop');
   await submitMany(10, 'other-type');
   const res = await post('/tasks/cancel', { filter: { type: 'noop' } });
-  expect(res.body).toEqual({ matched: 300, changed: 300, has_more: false, dry_run: false });
+  expect(res.body).toEqual({ matched: 300, changed: 300, has_more: false, next_cursor: null, dry_run: false });
   expect(await countByStatus()).toEqual({ cancelled: 300, queued: 10 });
   const listed = await stack.inspect.lrange(stack.queue.keys.tenantQueue('default', 'default'), 0, -1);
   expect(listed.filter((id) => ids.includes(id))).toEqual([]);
@@ -120,12 +121,113 @@ it('bad bulk bodies are 400s naming the field', async () => {
     ['/tasks/retry', { dry_run: 'yes' }, 'dry_run'],
     ['/tasks/cancel', { everything: true }, 'everything'],
     ['/tasks/cancel', [1, 2], '(body)'],
+    ['/tasks/retry', { cursor: 'abc' }, 'cursor'],
+    ['/tasks/retry', { cursor: 'WyIyMDI2IiwieCJd' }, 'cursor'],
+    ['/tasks/cancel', { cursor: 17 }, 'cursor'],
+    ['/tasks/cancel', { cursor: null }, 'cursor'],
   ];
   for (const [path, body, field] of cases) {
     const res = await post(path, body);
     expect([path, res.status]).toEqual([path, 400]);
     expect((res.body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
   }
+  const res = await fetch(`${api.url}/tasks/retry`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ filter: { status: 'dead' }, cursor: 'not-a-cursor' }) });
+  expect(res.status).toBe(400);
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  expect(await res.json()).toMatchObject({ status: 400, errors: [{ field: 'cursor', message: expect.stringMatching(/next_cursor/) }] });
   const wrongMethod = await fetch(`${api.url}/tasks/retry`);
   expect(wrongMethod.status).toBe(405);
+});
+
+describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROWS rows, and the cursor carries on', () => {
+  // Six rounds, oldest first, of 2 "rare" tasks then 50 "common" ones, all cancelled: 312 rows in the
+  // dead-and-cancelled index, newest first 50 common, 2 rare, 50 common, 2 rare, …
+  const SCAN = 100;
+  let small: Awaited<ReturnType<typeof startApi>>;
+  let rare: string[];
+  beforeEach(async () => {
+    rare = [];
+    for (let round = 0; round < 6; round++) {
+      rare.push(...(await submitMany(2, 'rare')));
+      await submitMany(50, 'common');
+    }
+    expect((await post('/tasks/cancel', {})).body).toMatchObject({ matched: 312, changed: 312, has_more: false });
+    small = await startApi({ ...stack, cfg: { ...stack.cfg, BULK_SCAN_ROWS: SCAN } });
+  });
+  afterEach(async () => {
+    await small.server.stop();
+  });
+  const postSmall = async (path: string, body: unknown, url = small.url) => {
+    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as { matched: number; changed: number; has_more: boolean; next_cursor: string | null; dry_run: boolean } };
+  };
+  const statusOf = async (ids: string[]) => (await stack.pool.query<{ id: string; status: string }>('SELECT id, status::text AS status FROM tasks WHERE id = ANY($1::uuid[])', [ids])).rows;
+
+  it('stops after BULK_SCAN_ROWS rows with has_more and a next_cursor, even having matched nothing', async () => {
+    // The first 100 rows hold the newest round's 2 rare tasks, well short of the limit.
+    const first = await postSmall('/tasks/retry', { filter: { type: 'rare' }, limit: 100 });
+    expect(first).toEqual({ status: 200, body: { matched: 2, changed: 2, has_more: true, next_cursor: expect.any(String), dry_run: false } });
+    const none = await postSmall('/tasks/retry', { filter: { type: 'nothing-like-it' } });
+    expect(none.body).toEqual({ matched: 0, changed: 0, has_more: true, next_cursor: expect.any(String), dry_run: false });
+    expect((await statusOf(rare)).filter((t) => t.status === 'queued')).toHaveLength(2);
+  });
+
+  it('a dry run follows the cursor too: every match counted once, in calls of at most 100 rows, nothing changed', async () => {
+    const countAll = async (url: string) => {
+      const counts: number[] = [];
+      let cursor: string | undefined;
+      for (let calls = 0; calls < 20; calls++) {
+        const r = await postSmall('/tasks/retry', { filter: { type: 'rare', status: 'cancelled' }, dry_run: true, cursor }, url);
+        expect(r.status).toBe(200);
+        expect(r.body).toMatchObject({ changed: 0, dry_run: true });
+        expect(r.body.has_more).toBe(r.body.next_cursor !== null);
+        counts.push(r.body.matched);
+        if (!r.body.has_more) break;
+        cursor = r.body.next_cursor!;
+      }
+      return counts;
+    };
+    // 312 rows, 100 a call: rows 1-100 hold 2 rare tasks, 101-200 4, 201-300 4 and 301-312 the last 2.
+    expect(await countAll(small.url)).toEqual([2, 4, 4, 2]);
+    // The same when a call reads in pages of 2 matches: the pages share the call's 100 rows.
+    const paged = await startApi({ ...stack, cfg: { ...stack.cfg, BULK_SCAN_ROWS: SCAN, BULK_BATCH: 2 } });
+    try {
+      expect(await countAll(paged.url)).toEqual([2, 4, 4, 2]);
+    } finally {
+      await paged.server.stop();
+    }
+    expect((await statusOf(rare)).every((t) => t.status === 'cancelled')).toBe(true);
+  });
+
+  it('looping while has_more with the cursor retries every match exactly once, though each dies again at once and new ones arrive', async () => {
+    const visited: string[] = [];
+    const added: string[] = [];
+    let cursor: string | undefined;
+    let calls = 0;
+    for (; calls < 50; calls++) {
+      // A limit of 3: some calls stop at the limit, others at the scan bound.
+      const r = await postSmall('/tasks/retry', { filter: { type: 'rare' }, limit: 3, cursor });
+      expect(r.status).toBe(200);
+      const queued = (await stack.pool.query<{ id: string }>("SELECT id FROM tasks WHERE type = 'rare' AND status = 'queued'")).rows.map((t) => t.id);
+      expect(queued).toHaveLength(r.body.changed);
+      visited.push(...queued);
+      // What this call queued dies again at once (back among the matches, and into the index the
+      // walk reads), and new matching tasks arrive: the walk must see none of them.
+      expect((await post('/tasks/cancel', { filter: { type: 'rare' } })).body).toMatchObject({ changed: queued.length });
+      const fresh = await submitMany(1, 'rare');
+      added.push(...fresh);
+      expect((await post('/tasks/cancel', { filter: { type: 'rare' } })).body).toMatchObject({ changed: 1 });
+      if (!r.body.has_more) {
+        expect(r.body.next_cursor).toBeNull();
+        break;
+      }
+      cursor = r.body.next_cursor!;
+    }
+    expect(calls).toBeLessThan(50);
+    expect([...visited].sort()).toEqual([...rare].sort());
+    expect(new Set(visited).size).toBe(rare.length);
+    expect(visited.some((id) => added.includes(id))).toBe(false);
+    // Without the cursor the next call starts from the newest again: the newcomers.
+    expect((await postSmall('/tasks/retry', { filter: { type: 'rare' }, dry_run: true })).body.matched).toBeGreaterThanOrEqual(added.length);
+  });
 });

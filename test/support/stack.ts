@@ -104,6 +104,9 @@ export async function startApi(stack: Stack, queue = stack.queue, auth?: Authent
     defaultMaxRetries: stack.cfg.DEFAULT_MAX_RETRIES,
     idempotencyTtlMs: stack.cfg.IDEMPOTENCY_TTL_MS,
     listScanRows: stack.cfg.LIST_SCAN_ROWS,
+    bulkMaxLimit: stack.cfg.BULK_MAX_LIMIT,
+    bulkBatch: stack.cfg.BULK_BATCH,
+    bulkScanRows: stack.cfg.BULK_SCAN_ROWS,
   });
   const server = await startServer(app, '127.0.0.1:0');
   return { url: `http://127.0.0.1:${server.address.port}`, server, metrics, registry };

@@ -15,6 +15,7 @@ import { TaskInputSchema } from '../../services/api/schemas/task-input';
 import { validateTaskInput } from '../../services/api/validation';
 import { PRIORITIES, STATUSES } from '../../services/core/tasks/priority';
 import { parseTime, TimeSchema } from '../../services/core/tasks/task-fields';
+import { encodeCursor } from '../../services/core/tasks/task-cursor';
 import { filterSchema, parseFilter } from '../../services/core/tasks/task-filter';
 
 // A JS Date cannot hold a leap second, so the API refuses 23:59:60 (TimeSchema says so); otherwise
@@ -66,6 +67,9 @@ const enumList = (values: readonly string[]) => {
 };
 const nearEnum = (values: readonly string[]) =>
   fc.oneof(fc.constantFrom('', ',', ' , ', 'Queued', 'urgent', `${values[0]},`, `${values[0]},,${values[1]}`), fc.constant([]), fc.array(fc.oneof(fc.string(), fc.integer())));
+const cursor = fc.tuple(fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2999-12-31T00:00:00Z'), noInvalidDate: true }), fc.uuid()).map(([d, id]) =>
+  encodeCursor({ createdAt: `${d.toISOString().replace('T', ' ').replace('Z', '')}+00`, id }),
+);
 const taskType = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,128}$/);
 const nearType = fc.oneof(fc.constantFrom('', 'has space', 'é', 'a'.repeat(129)), fc.string());
 const time = fc.oneof(
@@ -179,6 +183,9 @@ describe('POST /tasks/cancel and /tasks/retry: parseBulkBody and bulkBodySchema'
           filter: mostly(filter, fc.constant(null), fc.array(fc.anything())),
           limit: mostly(fc.integer({ min: 1, max: MAX }), fc.integer({ min: -2, max: MAX + 2 }), fc.double()),
           dry_run: mostly(fc.boolean(), fc.constant('true')),
+          // A cursor the service gave, or not a string (the schema cannot tell a forged string: the
+          // integration tests show that 400).
+          cursor: sometimes(fc.oneof(cursor, cursor, fc.integer(), fc.constant(null), fc.array(cursor, { maxLength: 1 }))),
           extra: sometimes(fc.anything()),
         },
         { requiredKeys: [] },

@@ -1,14 +1,15 @@
 /**
- * POST /tasks/cancel and POST /tasks/retry: `{"filter": {...}, "limit": N, "dry_run": false}` →
- * `{"matched", "changed", "has_more"}`. The filter is GET /tasks's; a status outside what the
- * action applies to is refused (400) rather than silently matching nothing. `limit` is bounded by
- * BULK_MAX_LIMIT (so is the work of one request); a caller carries on with another call while
- * `has_more` is true.
+ * POST /tasks/cancel and POST /tasks/retry: `{"filter": {...}, "limit": N, "dry_run": false,
+ * "cursor": C}` → `{"matched", "changed", "has_more", "next_cursor", "dry_run"}`. The filter is GET
+ * /tasks's; a status outside what the action applies to is refused (400) rather than silently
+ * matching nothing. `limit` is bounded by BULK_MAX_LIMIT and the rows read by BULK_SCAN_ROWS (so is
+ * the work of one request); a caller carries on from `next_cursor` while `has_more` is true.
  */
 import type { ApiMetrics } from '../../core/observability/metrics';
 import { BulkAction, bulkAction, BulkDeps } from '../../core/operator/bulk-actions';
 import type { TaskStatus } from '../../core/tasks/priority';
-import { FILTER_FIELDS, filterSql, parseFilter } from '../../core/tasks/task-filter';
+import { BAD_CURSOR, decodeCursor, encodeCursor, TaskCursor } from '../../core/tasks/task-cursor';
+import { FILTER_FIELDS, parseFilter, TaskFilter } from '../../core/tasks/task-filter';
 import { badRequest, FieldError } from '../problem';
 import { ACTION_STATUSES, bulkBodySchema } from '../schemas/bulk';
 
@@ -21,10 +22,11 @@ const KNOWN_FILTERS = new Set<string>(FILTER_FIELDS);
 
 export interface BulkBody {
   action: BulkAction;
-  statuses: TaskStatus[];
-  where: { sql: string; values: unknown[] };
+  /** The caller's filter, its statuses those of the action when it named none. */
+  filter: TaskFilter & { statuses: TaskStatus[] };
   limit: number;
   dryRun: boolean;
+  after: TaskCursor | null;
 }
 
 /** Validates a bulk body; every problem is a 400 naming its field. */
@@ -52,23 +54,28 @@ export function parseBulkBody(action: BulkAction, body: unknown, maxLimit: numbe
     else limit = b.limit;
   }
   if (b.dry_run !== undefined && typeof b.dry_run !== 'boolean') errors.push({ field: 'dry_run', message: 'must be true or false' });
+  let after: TaskCursor | null = null;
+  if (b.cursor !== undefined) {
+    after = typeof b.cursor === 'string' ? decodeCursor(b.cursor) : null;
+    if (!after) errors.push({ field: 'cursor', message: typeof b.cursor === 'string' ? BAD_CURSOR : 'must be a string (next_cursor as it came)' });
+  }
   if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
   return {
     action,
-    statuses: filter.statuses ?? [...allowed],
-    where: filterSql({ ...filter, statuses: undefined }),
+    filter: { ...filter, statuses: filter.statuses ?? [...allowed] },
     limit,
     dryRun: b.dry_run === true,
+    after,
   };
 }
 
 /** Runs a parsed bulk call for `tenant`, counting what changed. */
-export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics }, tenant: string, req: BulkBody): Promise<{ matched: number; changed: number; has_more: boolean; dry_run: boolean }> {
-  const { byKind, ...result } = await bulkAction(deps, req.action, tenant, { where: req.where, statuses: req.statuses, limit: req.limit, dryRun: req.dryRun });
+export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics }, tenant: string, req: BulkBody): Promise<{ matched: number; changed: number; has_more: boolean; next_cursor: string | null; dry_run: boolean }> {
+  const { byKind, next, ...result } = await bulkAction(deps, req.action, tenant, { filter: req.filter, limit: req.limit, dryRun: req.dryRun, after: req.after });
   for (const [kind, n] of Object.entries(byKind)) {
     if (req.action === 'cancel') deps.metrics.cancelled.inc({ how: kind }, n);
     else deps.metrics.redriven.inc({ from: kind }, n);
   }
   if (result.changed > 0) deps.log.info({ tenant, action: req.action, matched: result.matched, changed: result.changed }, 'bulk action');
-  return { ...result, dry_run: req.dryRun };
+  return { ...result, next_cursor: next ? encodeCursor(next) : null, dry_run: req.dryRun };
 }

@@ -6,6 +6,7 @@
 import type { Pool } from 'pg';
 import { taskToJson } from '../../core/tasks/task';
 import { parseFilter } from '../../core/tasks/task-filter';
+import { BAD_CURSOR } from '../../core/tasks/task-cursor';
 import { decodeCursor, encodeCursor, listTasks } from '../../core/tasks/task-list';
 import { badRequest, FieldError } from '../problem';
 import { ListQuerySchema } from '../schemas/task-list';
@@ -36,7 +37,7 @@ export async function listRoute(pool: Pool, tenant: string, query: Record<string
   let after = null;
   if (query.cursor !== undefined && !Array.isArray(query.cursor)) {
     after = typeof query.cursor === 'string' ? decodeCursor(query.cursor) : null;
-    if (!after) errors.push({ field: 'cursor', message: 'is not a cursor this service gave (use next_cursor as it came)' });
+    if (!after) errors.push({ field: 'cursor', message: BAD_CURSOR });
   }
   if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
   const page = await listTasks(pool, tenant, filter, limit, after, scanRows);

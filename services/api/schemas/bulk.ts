@@ -5,6 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { SETTINGS } from '../../core/config/config';
+import { Nullable } from '../../core/schema/json-schema';
 import type { BulkAction } from '../../core/operator/bulk-actions';
 import type { TaskStatus } from '../../core/tasks/priority';
 import { filterSchema } from '../../core/tasks/task-filter';
@@ -16,6 +17,7 @@ export const ACTION_STATUSES: Record<BulkAction, readonly TaskStatus[]> = {
 };
 
 export const DEFAULT_BULK_MAX_LIMIT = SETTINGS.BULK_MAX_LIMIT.parse(SETTINGS.BULK_MAX_LIMIT.default);
+export const DEFAULT_BULK_SCAN_ROWS = SETTINGS.BULK_SCAN_ROWS.parse(SETTINGS.BULK_SCAN_ROWS.default);
 
 export function bulkBodySchema(action: BulkAction, maxLimit = DEFAULT_BULK_MAX_LIMIT) {
   return Type.Object(
@@ -26,6 +28,7 @@ export function bulkBodySchema(action: BulkAction, maxLimit = DEFAULT_BULK_MAX_L
       }),
       limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxLimit, description: `At most this many tasks, newest first (default and maximum: BULK_MAX_LIMIT, ${maxLimit} here).` })),
       dry_run: Type.Optional(Type.Boolean({ default: false, description: 'Count the matching tasks without changing them.' })),
+      cursor: Type.Optional(Type.String({ description: 'Carry on where an earlier call with the same filter stopped: its next_cursor, as it came. Without one, the newest matching tasks come first.' })),
     },
     { additionalProperties: false },
   );
@@ -35,7 +38,8 @@ export const BulkResultSchema = Type.Object(
   {
     matched: Type.Integer({ minimum: 0, description: 'Tasks the filter matched (up to limit).' }),
     changed: Type.Integer({ minimum: 0, description: 'Tasks this call changed (0 on a dry run; fewer than matched when another call changed some first).' }),
-    has_more: Type.Boolean({ description: 'More tasks match beyond limit: call again to carry on.' }),
+    has_more: Type.Boolean({ description: 'More tasks may match beyond where this call stopped (at limit, or at BULK_SCAN_ROWS rows read): call again with next_cursor to carry on.' }),
+    next_cursor: Nullable(Type.String(), { description: 'Where this call stopped, to send as cursor; null when has_more is false. A filter that matches few tasks may match none in one call and still have one.' }),
     dry_run: Type.Boolean(),
   },
   { additionalProperties: false },

@@ -1,42 +1,43 @@
 /**
  * Bulk cancel and retry (POST /tasks/cancel, POST /tasks/retry: the dead-letter redrive). The tasks
- * matching a filter are walked newest first in pages of `batch` (a keyset cursor, so the walk ends
- * even when some cannot change), and each page goes through the single-task use cases, which lock
- * and check every row again. So a task is changed at most once however many bulk calls race, each
- * page is committed on its own (a call that fails part way has changed what it reported so far,
- * and calling again carries on with the rest: the changed ones no longer match), and one call
- * changes at most `limit` tasks, which the caller bounds by a setting.
+ * matching a filter are walked newest first from a keyset position (task-cursor.ts) in pages of
+ * `batch`, and each page goes through the single-task use cases, which lock and check every row
+ * again. So a task is changed at most once however many bulk calls race, and each page is committed
+ * on its own (a call that fails part way has changed what it reported so far).
+ *
+ * What one call costs is bounded by settings, not by the table: it changes at most `limit` tasks
+ * (BULK_MAX_LIMIT bounds it) and reads at most `scanRows` rows (BULK_SCAN_ROWS), checking the filter
+ * on the rows it reads, so a filter that matches few tasks among many stops at the bound. It answers
+ * where it stopped (`next`): a walk that carries on from there visits every matching task once,
+ * since a position is a (created_at, id), which a change of status does not move.
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
 import type { TaskQueue } from '../queue/queue';
-import type { TaskStatus } from '../tasks/priority';
-import { newestFirst } from '../tasks/status-indexes';
+import type { TaskCursor } from '../tasks/task-cursor';
+import type { TaskFilter } from '../tasks/task-filter';
+import { scanQuery, ScanRowMarks } from '../tasks/task-scan';
 import { cancelTasks } from './cancel-tasks';
 import { retryTasks } from './retry-tasks';
 
-/** A condition on `tasks` (no tenant, no status: those are added here) and its parameters, numbered from $1. */
-export interface TaskCondition {
-  sql: string;
-  values: unknown[];
-}
-
 export interface BulkRequest {
-  /** The caller's filter besides tenant and status. */
-  where: TaskCondition;
-  /** The statuses to act on (each action allows only some). */
-  statuses: string[];
+  /** The caller's filter, its statuses those the action applies to (the tenant is added here). */
+  filter: TaskFilter;
   limit: number;
   dryRun: boolean;
+  /** Start strictly after this position (a `next` of an earlier call); null: from the newest. */
+  after: TaskCursor | null;
 }
 
 export interface BulkResult {
-  /** Tasks that matched, up to `limit`. */
+  /** Tasks that matched in what this call read, up to `limit`. */
   matched: number;
   /** Of those, the ones this call changed (a racing call may have changed the others first). */
   changed: number;
-  /** More tasks match beyond `limit`: call again to carry on. */
+  /** More tasks may match beyond where this call stopped: call again from `next` to carry on. */
   has_more: boolean;
+  /** Where this call stopped (null when it read to the end). */
+  next: TaskCursor | null;
 }
 
 export interface BulkDeps {
@@ -45,66 +46,62 @@ export interface BulkDeps {
   log: Logger;
   /** Tasks per page (BULK_BATCH): one transaction and one Redis call each. */
   batch: number;
+  /** Rows one call reads at most (BULK_SCAN_ROWS). */
+  scanRows: number;
 }
 
 export type BulkAction = 'cancel' | 'retry';
+
+type Row = { id: string } & ScanRowMarks;
+const position = (r: Row): TaskCursor => ({ createdAt: r.created_at_text, id: r.id });
 
 /** Runs `action` over the tasks of `tenant` that `req` selects. */
 export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: string, req: BulkRequest): Promise<BulkResult & { byKind: Record<string, number> }> {
   const byKind: Record<string, number> = {};
   let matched = 0;
   let changed = 0;
-  let after: { createdAt: string; id: string } | null = null;
+  let after = req.after;
+  // Rows this call may still read: each page's read starts after the last row the page before used.
+  let budget = deps.scanRows;
   for (;;) {
     const want = Math.min(deps.batch, req.limit - matched);
-    if (want <= 0) break;
-    const page = await matching(deps.pool, tenant, req, after, want);
-    if (page.length === 0) break;
+    // The page that reaches the limit looks one match further, to say whether there are more.
+    const last = want === req.limit - matched;
+    const { rows } = await deps.pool.query<Row>(scanQuery('id, created_at', tenant, req.filter, after, last ? want + 1 : want, budget));
+    const hits = rows.filter((r) => r.hit);
+    const page = hits.slice(0, want);
     matched += page.length;
-    const last = page[page.length - 1]!;
-    after = { createdAt: last.created_at, id: last.id };
-    if (req.dryRun) {
-      if (page.length < want) break;
-      continue;
+    if (!req.dryRun && page.length > 0) changed += await change(deps, action, tenant, page.map((r) => r.id), byKind);
+    const end = page[page.length - 1];
+    if (hits.length > want) return { matched, changed, has_more: true, next: position(end!), byKind };
+    if (page.length === want && !last) {
+      // A full page, read up to its last match: carry on after it with what is left of the budget.
+      budget -= Number(end!.read);
+      after = position(end!);
+      if (budget > 0) continue;
+      return { matched, changed, has_more: true, next: after, byKind };
     }
-    const ids = page.map((r) => r.id);
-    if (action === 'cancel') {
-      for (const o of await cancelTasks(deps, tenant, ids)) {
-        if (o.kind === 'cancelled' || o.kind === 'cancelling') {
-          changed++;
-          byKind[o.kind === 'cancelled' ? 'waiting' : 'running'] = (byKind[o.kind === 'cancelled' ? 'waiting' : 'running'] ?? 0) + 1;
-        }
-      }
-    } else {
-      for (const o of await retryTasks(deps, tenant, ids)) {
-        if (o.kind === 'retried') {
-          changed++;
-          byKind[o.from] = (byKind[o.from] ?? 0) + 1;
-        }
-      }
-    }
-    if (page.length < want) break;
+    // Fewer matches than asked for: the read ended at its bound (carry on after the last row it
+    // read) or at the end of the tasks.
+    const bound = rows.find((r) => Number(r.read) === budget);
+    return { matched, changed, has_more: bound !== undefined, next: bound ? position(bound) : null, byKind };
   }
-  const hasMore = matched >= req.limit && after !== null && (await matching(deps.pool, tenant, req, after, 1)).length > 0;
-  return { matched, changed, has_more: hasMore, byKind };
 }
 
-/** The next page of matching tasks after `after`, newest first: ids and created_at at full precision. */
-async function matching(pool: Pool, tenant: string, req: BulkRequest, after: { createdAt: string; id: string } | null, limit: number): Promise<{ id: string; created_at: string }[]> {
-  const n = req.where.values.length;
-  // The cursor condition only when there is one, so it bounds the index scan.
-  const cursor = after ? `AND (created_at, id) < ($${n + 3}::timestamptz, $${n + 4}::uuid)` : '';
-  const { rows } = await pool.query<{ id: string; created_at_text: string }>(
-    newestFirst(
-      req.statuses as TaskStatus[],
-      (p) => `SELECT id, created_at, created_at::text AS created_at_text FROM tasks
-        WHERE tenant = $${n + 1} AND ${p} AND status = ANY($${n + 2}::task_status[])
-          ${req.where.sql ? `AND (${req.where.sql})` : ''} ${cursor}
-        ORDER BY created_at DESC, id DESC
-        LIMIT ${limit}`,
-      limit,
-    ),
-    [...req.where.values, tenant, req.statuses, ...(after ? [after.createdAt, after.id] : [])],
-  );
-  return rows.map((r) => ({ id: r.id, created_at: r.created_at_text }));
+/** Cancels or retries `ids`, counting what changed by kind; how many changed. */
+async function change(deps: BulkDeps, action: BulkAction, tenant: string, ids: string[], byKind: Record<string, number>): Promise<number> {
+  let changed = 0;
+  const count = (kind: string) => {
+    changed++;
+    byKind[kind] = (byKind[kind] ?? 0) + 1;
+  };
+  if (action === 'cancel') {
+    for (const o of await cancelTasks(deps, tenant, ids)) {
+      if (o.kind === 'cancelled') count('waiting');
+      else if (o.kind === 'cancelling') count('running');
+    }
+  } else {
+    for (const o of await retryTasks(deps, tenant, ids)) if (o.kind === 'retried') count(o.from);
+  }
+  return changed;
 }
