@@ -24,6 +24,10 @@ export class FaultServices {
   adminUrl = '';
   redisAddr = '';
 
+  redisEnv(): Record<string, string> {
+    return { REDIS_ADDR: this.redisAddr };
+  }
+
   start(): void {
     services('start');
     const env = parseEnvFile(readFileSync(path.join(ROOT, '.data', PROFILE, 'env'), 'utf8'));
