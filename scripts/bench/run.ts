@@ -18,7 +18,10 @@ import { submitTasks } from '../../services/core/tasks/submit';
 import { configWith } from '../../services/core/config/config';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../../test/support/processes';
 import { cpuSince, machineSpeedMs, stealSince, withChildren } from './cpu';
-import { startLocalServices, stopBenchServices } from '../local-services';
+import { BENCH_CLUSTER, startLocalCluster, startLocalServices, stopBenchServices } from '../local-services';
+import { createRedisCluster } from '../../services/core/db/redis';
+import { createQueue } from '../../services/core/queue/create-queue';
+import { masterLoads, resetCluster, shares } from './cluster-stats';
 import { grownTemplate } from './grown-table';
 import { poster, postLoop } from './http-driver';
 import { generateKey } from '../../services/core/tenancy/api-key';
@@ -282,6 +285,56 @@ async function grown(): Promise<Record<string, number>> {
   return { acceptEmpty, acceptGrown, acceptRatio: acceptGrown / acceptEmpty, drainEmpty, drainGrown, drainRatio: drainGrown / drainEmpty };
 }
 
+const CLUSTER_TENANTS = 300;
+const CLUSTER_PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
+
+/**
+ * Scenario 8: scenario 1's drain on a local Redis Cluster of 3 masters (profile bench-cluster), the
+ * backlog from CLUSTER_TENANTS tenants, the queue in `partitions` partitions. Per master: its share
+ * of the keys (with the backlog accepted), of the script calls and script time, and of the CPU the
+ * drain cost Redis. With one partition one master does everything; with 6, each should take a third.
+ */
+async function drainCluster(partitions: number): Promise<Record<string, number>> {
+  const nodes = startLocalCluster(BENCH_CLUSTER).REDIS_CLUSTER_NODES!.split(',');
+  await resetCluster(nodes);
+  const dbUrl = await freshDatabase();
+  const pool = new Pool({ connectionString: dbUrl, max: 4 });
+  const redis = createRedisCluster({ addr: '', clusterNodes: nodes, name: 'bench', offlineQueue: true });
+  const cfg = configWith({ REDIS_KEY_PREFIX: 'bench' });
+  const queue = createQueue(redis, { prefix: 'bench', strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, partitions });
+  const names = Array.from({ length: BACKLOG }, (_, i) => `t${i % CLUSTER_TENANTS}`);
+  for (let i = 0; i < BACKLOG; i += 1000) {
+    await submitTasks(
+      { pool, queue, log, idempotencyTtlMs: 60_000 },
+      names.slice(i, i + 1000).map((tenant) => ({ type: 'noop', priority: 'default' as const, payload: {}, maxRetries: 5, tenant, idempotencyKey: null, canonical: '' })),
+    );
+  }
+  const accepted = await masterLoads(nodes);
+  const env = appEnv(dbUrl, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_PARTITIONS: String(partitions), WORKER_POOL: DRAIN_POOL, LEASE_BATCH_SIZE: DRAIN_LEASE_BATCH, METRICS_ADDR: `127.0.0.1:${await freePort()}` });
+  const worker = await spawnService('dist/services/worker/main.js', env, { nodeArgs });
+  const t0 = Date.now();
+  await until(async () => {
+    const st = await queue.stats();
+    return st.ready.default + st.processing === 0;
+  });
+  const seconds = (Date.now() - t0) / 1000;
+  const drained = await masterLoads(nodes);
+  const { rows } = await pool.query("SELECT count(*)::int AS n FROM tasks WHERE status = 'succeeded'");
+  if (rows[0].n !== BACKLOG) throw new Error(`only ${rows[0].n} of ${BACKLOG} recorded as succeeded`);
+  await worker.stop();
+  await pool.end();
+  redis.disconnect();
+  const zero = accepted.map((m) => ({ ...m, keys: 0 }));
+  const out: Record<string, number> = { tasksPerSecond: BACKLOG / seconds, seconds };
+  const keyShares = shares(zero, accepted, (m) => m.keys);
+  const callShares = shares(accepted, drained, (m) => m.scriptCalls);
+  const usecShares = shares(accepted, drained, (m) => m.scriptUsec);
+  const cpuShares = shares(accepted, drained, (m) => m.cpuSeconds);
+  accepted.forEach((_, i) => Object.assign(out, { [`keysShare${i}`]: keyShares[i]!, [`scriptCallsShare${i}`]: callShares[i]!, [`scriptTimeShare${i}`]: usecShares[i]!, [`cpuShare${i}`]: cpuShares[i]! }));
+  out.maxScriptTimeShare = Math.max(...usecShares);
+  return out;
+}
+
 /** Target 2: single POST /tasks at 50 connections, against a bare express route; and the batch endpoint. */
 async function accept(): Promise<Record<string, number>> {
   await flushRedis();
@@ -495,6 +548,12 @@ async function main(): Promise<void> {
     fairness: () => drainTenants(1, BACKLOG, true),
     tenants: () => drainTenants(1000, BACKLOG / 1000, false),
     grown,
+    // Scenario 8, BENCH_PARTITIONS (6) partitions, then one.
+    cluster: async () => {
+      const spread = await drainCluster(CLUSTER_PARTITIONS);
+      const one = await drainCluster(1);
+      return { ...Object.fromEntries(Object.entries(spread).map(([k, v]) => [`p${CLUSTER_PARTITIONS}_${k}`, v])), ...Object.fromEntries(Object.entries(one).map(([k, v]) => [`p1_${k}`, v])) };
+    },
   };
   const pick = process.env.BENCH_ONLY;
   if (pick) {
@@ -516,6 +575,9 @@ async function main(): Promise<void> {
   const fair = await repeat('fairness', () => drainTenants(1, BACKLOG, true));
   const many = await repeat('1,000 tenants', () => drainTenants(1000, BACKLOG / 1000, false));
   const big = GROWN_ROWS > 0 ? await repeat(`${GROWN_ROWS.toLocaleString('en-US')} finished tasks`, grown) : null;
+  const spread = await repeat(`cluster, ${CLUSTER_PARTITIONS} partitions`, () => drainCluster(CLUSTER_PARTITIONS));
+  const single = await repeat('cluster, 1 partition', () => drainCluster(1));
+  const perMaster = (r: Record<string, Stat>, key: string) => [0, 1, 2].map((i) => `${((r[`${key}${i}`]?.median ?? 0) * 100).toFixed(0)}`).join(' / ');
   const pctOf = (a: Stat, b: Stat) => `${((a.median / b.median) * 100).toFixed(0)} %`;
   const cores = os.cpus().length;
   const ratio = (a: Stat, b: Stat) => (a.median / b.median).toFixed(2);
@@ -562,6 +624,12 @@ async function main(): Promise<void> {
           ],
         ]
       : []),
+    [
+      `8. Drain 100k no-ops from ${CLUSTER_TENANTS} tenants on a Redis Cluster of 3 masters, REDIS_PARTITIONS=${CLUSTER_PARTITIONS} (tasks/s); per master: keys / script time / Redis CPU (% of all)`,
+      `${fmt(spread.tasksPerSecond!)}; ${perMaster(spread, 'keysShare')} / ${perMaster(spread, 'scriptTimeShare')} / ${perMaster(spread, 'cpuShare')}`,
+      `REDIS_PARTITIONS=1 on the same cluster: ${fmt(single.tasksPerSecond!)}; ${perMaster(single, 'keysShare')} / ${perMaster(single, 'scriptTimeShare')} / ${perMaster(single, 'cpuShare')}`,
+      `busiest master's script time: ${(spread.maxScriptTimeShare!.median * 100).toFixed(0)} % (1 partition: ${(single.maxScriptTimeShare!.median * 100).toFixed(0)} %; even: 33 %)`,
+    ],
   ];
   const table = ['| Scenario | Ours: median (min–max) | Reference | Result |', '|---|---:|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
   const scenarios: [string, Record<string, Stat>][] = [
@@ -573,6 +641,7 @@ async function main(): Promise<void> {
     ['fairness', fair],
     ['1,000 tenants', many],
     ...(big ? ([['grown table', big]] as [string, Record<string, Stat>][]) : []),
+    ['cluster', spread],
   ];
   const machineLine = [
     `The machine while each scenario ran. CPU steal, the share of its CPU time the hypervisor gave to other guests (%): ${scenarios.map(([n, r]) => `${n} ${fmt(r.stealPct!, 1)}`).join(', ')}.`,
@@ -639,6 +708,13 @@ How each figure is measured (\`scripts/bench/run.ts\`):
 7. Scenarios 2a and 1 again, each on an empty database and on a copy of one holding
    ${GROWN_ROWS.toLocaleString('en-US')} finished tasks with a run each (95 % succeeded, 4 % dead, 1 % cancelled, ten
    tenants, created 10 ms apart; \`scripts/bench/grown-table.ts\`, built once and reused).
+8. Scenario 1 (the same worker settings) on a local Redis Cluster of 3 masters with a replica each
+   (\`scripts/local-services.sh cluster-start bench-cluster\`), the ${BACKLOG.toLocaleString('en-US')} tasks from ${CLUSTER_TENANTS} tenants, once
+   with the queue in ${CLUSTER_PARTITIONS} partitions and once in one. Per master (in address order), from
+   \`DBSIZE\` with the backlog accepted, and \`INFO commandstats\` (EVAL and EVALSHA time) and
+   \`used_cpu_user + used_cpu_sys\` over the drain (\`scripts/bench/cluster-stats.ts\`). All of it on
+   this one machine: the spread is the figure, not the rate (six Redis processes, the worker and
+   Postgres share ${cores} cores).
 `;
   // Interleaved before/after measurements of past changes are kept below the generated part.
   const file = path.join(ROOT, 'docs/benchmarks.md');

@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   // reconciler indexes them); a Redis that is merely still connecting is worth a short wait.
   if (!(await redisReady(redis, 5000))) log.warn('Redis is not reachable yet; accepting tasks into Postgres only until it is');
   else {
-    await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);
+    if (!(await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS))) log.warn('could not read the queue layout from Redis (REDIS_PARTITIONS is not checked)');
     await warnIfEvicting(redis, log);
   }
   const server = await startServer(app, cfg.API_ADDR, {

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const redis = createRedisClient({ ...redisEndpoint(cfg), name: 'worker', offlineQueue: true });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   // Waits for Redis (offline queue): a worker has nothing to do without it.
-  await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);
+  if (!(await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS))) log.warn('could not read the queue layout from Redis (REDIS_PARTITIONS is not checked)');
   const queue = createQueue(redis, {
     prefix: cfg.REDIS_KEY_PREFIX,
     strategy: cfg.QUEUE_STRATEGY,

@@ -14,7 +14,8 @@ import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
 import { recordExpired } from '../core/tasks/attempt-store';
-import { Cursor, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+import { Cursor, finishCancelled, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+import { CANCEL_REASON } from '../core/operator/cancel-tasks';
 
 const MAX_PAGES_PER_PASS = 100;
 const BUSY_PAGES_PER_PASS = 10;
@@ -27,6 +28,8 @@ export interface ReconcileResult {
   vanishedLeases: number;
   /** Tasks Redis knew but held nowhere (see lua/sweep.lua); indexed again from Postgres. */
   unheld: number;
+  /** Waiting tasks an operator asked to cancel that Redis holds nowhere: ended `cancelled`. */
+  cancelled: number;
 }
 
 export interface ReconcilerOptions {
@@ -58,7 +61,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   }
 
   async runOnce(): Promise<ReconcileResult> {
-    const result: ReconcileResult = { leader: false, checked: 0, requeued: 0, vanishedLeases: 0, unheld: 0 };
+    const result: ReconcileResult = { leader: false, checked: 0, requeued: 0, vanishedLeases: 0, unheld: 0, cancelled: 0 };
     if (!(await this.deps.queue.lock('reconciler', this.owner, this.opts.intervalMs * 3 + 1000))) return result;
     result.leader = true;
     await this.sweep(result);
@@ -74,7 +77,8 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     if (result.requeued > 0) metrics.reconciled.inc({ kind: 'requeued' }, result.requeued);
     if (result.vanishedLeases > 0) metrics.reconciled.inc({ kind: 'lease_vanished' }, result.vanishedLeases);
     if (result.unheld > 0) metrics.reconciled.inc({ kind: 'unheld' }, result.unheld);
-    if (result.requeued + result.vanishedLeases + result.unheld > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
+    if (result.cancelled > 0) metrics.reconciled.inc({ kind: 'cancelled' }, result.cancelled);
+    if (result.requeued + result.vanishedLeases + result.unheld + result.cancelled > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
     return result;
   }
 
@@ -118,8 +122,14 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const stale = (d: { task: UnfinishedTask; attempts: number }) => d.attempts < maxAttempts(d.task.max_retries, d.task.retry_base);
     await this.recordUnrecordedDeaths(deadLettered.filter((d) => !stale(d)), result);
     await this.requeue(deadLettered.filter(stale).map((d) => d.task), result, true);
-    const missing = page.filter((_, i) => entries[i] === null);
-    if (missing.length === 0) return;
+    const unknown = page.filter((_, i) => entries[i] === null);
+    if (unknown.length === 0) return;
+    // A cancel that met an attempt whose outcome (a retry) Postgres had written but Redis had not
+    // yet applied answered 202 and left the task waiting; the attempt's end then found the
+    // tombstone and forgot it. Queueing it again would run a cancelled task: it ends now.
+    const cancelled = await finishCancelled(pool, unknown.filter((t) => t.status !== 'running' && t.cancel_requested).map((t) => t.id), CANCEL_REASON);
+    result.cancelled += cancelled.size;
+    const missing = unknown.filter((t) => !cancelled.has(t.id));
 
     const running = missing.filter((t) => t.status === 'running' && t.lease_token !== null);
     const expired = await recordExpired(

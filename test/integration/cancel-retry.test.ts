@@ -236,6 +236,28 @@ it('a cancelled task retried while its last attempt’s end is still being writt
   expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['cancelled', 'succeeded']);
 });
 
+it('a cancel meeting a retry Postgres wrote but Redis had not applied (202) ends cancelled: the reconciler finishes it, never runs it again', async () => {
+  const id = await submit('noop');
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  // The attempt failed and its retry is in Postgres; the completer has not ended the lease in Redis yet.
+  const written = await recordOutcomes(stack.pool, [{ id, token: lease!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now() - 5, durationMs: 5, error: 'boom', dead: false, delayMs: 10 }]);
+  expect([...written.applied]).toEqual([id]);
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'retrying' });
+  // Redis still holds the lease: the cancel answers 202 and leaves the task to the attempt's end.
+  expect((await post(`/tasks/${id}/cancel`)).status).toBe(202);
+  // The lease ends as a retry; the tombstone makes Redis forget the task instead.
+  await stack.queue.finish([{ id, token: lease!.token, priority: 'default', outcome: 'retrying', delayMs: 10, settleAttempts: 1 }]);
+  expect(await redisHolds(id)).toBe(false);
+  const reconciler = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
+  expect(await reconciler.runOnce()).toMatchObject({ cancelled: 1, requeued: 0 });
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'cancelled', attempts: 1 });
+  const ran: string[] = [];
+  ({ worker } = startWorker(stack, { handlers: { noop: async (ctx) => void ran.push(ctx.id) } }));
+  await new Promise((r) => setTimeout(r, 300));
+  expect(ran).toEqual([]);
+  expect(await reconciler.runOnce()).toMatchObject({ cancelled: 0, requeued: 0 });
+});
+
 it('a tombstone lapses: a cancel whose transaction failed does not keep the reconciler away for good', async () => {
   const id = await submit('noop');
   // What cancel.lua leaves when its Postgres transaction then fails: the task removed, tombstoned

@@ -87,7 +87,7 @@ export function workerMetrics(registry: Registry) {
     cancelledRuns: c('tasks_cancelled_running_total', 'Running attempts that ended because an operator cancelled their task.'),
     acks: c('acks_total', 'Tasks acknowledged (removed from Redis after a final outcome).'),
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
-    reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), and tasks Redis knew but held nowhere (unheld; each is also requeued).', ['kind']),
+    reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), tasks Redis knew but held nowhere (unheld; each is also requeued), and waiting tasks whose cancel Redis had applied but Postgres had not (cancelled).', ['kind']),
     promoted: c('tasks_promoted_total', 'Due retries moved back to their queue by the retry pump, by priority.', ['priority']),
     deleted: c('tasks_deleted_total', 'Final tasks deleted by retention (with their runs), by the status they had.', ['status']),
     // Set by the worker whose sweep holds the retention lock, at the end of each of its passes; the
@@ -163,7 +163,7 @@ export function initCounters(m: WorkerMetrics, types: string[]): void {
       for (const c of [m.succeeded, m.failed, m.dead]) c.inc({ type, priority }, 0);
     }
   }
-  for (const kind of ['requeued', 'lease_vanished', 'unheld']) m.reconciled.inc({ kind }, 0);
+  for (const kind of ['requeued', 'lease_vanished', 'unheld', 'cancelled']) m.reconciled.inc({ kind }, 0);
   for (const status of FINAL_STATUSES) m.deleted.inc({ status }, 0);
 }
 

@@ -52,22 +52,30 @@ export function slotOfTag(tag: string): number {
 
 /**
  * Records the namespace's partition count in the control slot (`{prefix}:layout`) if none is, and
- * returns the one recorded. Key names depend on it, so a process with another count must not run:
- * it would lease from and index into keys no one else reads (docs/redis-cluster.md §3.7).
+ * returns the one recorded (null when Redis would not say: away, or refusing writes and the key
+ * not there yet). Key names depend on it, so a process with another count must not run: it would
+ * lease from and index into keys no one else reads (docs/redis-cluster.md §3.7).
  */
-export async function claimLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<number> {
+export async function claimLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<number | null> {
   const key = `{${prefix}}:layout`;
-  await redis.set(key, String(partitions), 'NX');
-  return Number(await redis.get(key));
+  // A Redis refusing writes (a read-only replica, out of memory) may still show the recorded count.
+  await redis.set(key, String(partitions), 'NX').catch(() => undefined);
+  const recorded = await redis.get(key).catch(() => null);
+  return recorded === null ? null : Number(recorded);
 }
 
-/** A clear refusal when the recorded layout differs from the setting. */
-export async function assertLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<void> {
+/**
+ * Refuses (throws) when the recorded layout differs from the setting; resolves to false when it
+ * could not be read (the caller carries on: an API accepts into Postgres while Redis is away).
+ */
+export async function assertLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<boolean> {
   const recorded = await claimLayout(redis, prefix, partitions);
+  if (recorded === null) return false;
   if (recorded !== partitions) {
     throw new Error(
       `REDIS_PARTITIONS=${partitions}, but the queue in Redis (prefix ${prefix}) is laid out in ${recorded} partition(s): ` +
         `run every api and worker with REDIS_PARTITIONS=${recorded}, or repartition (docs/redis-cluster.md)`,
     );
   }
+  return true;
 }

@@ -23,6 +23,8 @@ export interface UnfinishedTask {
   timeout_ms: number | null;
   lease_token: string | null;
   run_after: Date | null;
+  /** An operator asked to cancel it (POST /tasks/:id/cancel answered 202). */
+  cancel_requested: boolean;
   created_at: Date;
   /** updated_at as Postgres prints it: microsecond precision, which a JS Date would truncate. */
   updated_at_text: string;
@@ -31,7 +33,7 @@ export interface UnfinishedTask {
 }
 
 const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
-export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, created_at, updated_at::text AS updated_at_text, created_at::text AS created_at_text';
+export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, cancel_requested_at IS NOT NULL AS cancel_requested, created_at, updated_at::text AS updated_at_text, created_at::text AS created_at_text';
 
 /** Where a walk of the unfinished tasks stopped: they are walked in (tenant, created_at, id) order. */
 export interface Cursor {
@@ -118,4 +120,19 @@ export async function payloadTexts(pool: Pool, ids: string[]): Promise<Map<strin
     [ids],
   );
   return new Map(rows.map((r) => [r.id, r.payload]));
+}
+
+/**
+ * Ends waiting tasks (queued, retrying) that an operator asked to cancel as `cancelled`, fenced on
+ * both; returns the ids it ended.
+ */
+export async function finishCancelled(pool: Pool, ids: string[], reason: string): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const { rows } = await pool.query<{ id: string }>(
+    `UPDATE tasks SET status = 'cancelled', finished_at = now(), run_after = NULL, lease_token = NULL, last_error = $2, updated_at = now()
+      WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'retrying') AND cancel_requested_at IS NOT NULL
+      RETURNING id`,
+    [ids, reason],
+  );
+  return new Set(rows.map((r) => r.id));
 }

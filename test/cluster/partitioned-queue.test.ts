@@ -1,0 +1,148 @@
+/**
+ * The partitioned queue on the test profile's Redis Cluster (3 masters): partitions spread two per
+ * master, a lease round reaches every partition with work (a small tenant is not stuck behind
+ * another partition's backlog), rings cross from a partition to the control slot's doorbell,
+ * leases are ended in the partition their token names, and a mismatched layout is refused.
+ */
+import Redis, { Cluster } from 'ioredis';
+import { splitAddr } from '../../services/core/config/parsers';
+import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
+import { assertLayout, partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import type { EnqueueItem } from '../../services/core/queue/queue';
+import { testCluster, TEST_PARTITIONS } from '../support/cluster-mode';
+import { uniqueRedisPrefix } from '../support/test-env';
+
+const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
+let client: Cluster;
+let prefix: string;
+let queue: PartitionedQueue;
+let seq = 0;
+
+beforeAll(() => {
+  client = testCluster().client('partitioned-queue-test');
+}, 120_000);
+afterAll(() => client.disconnect());
+beforeEach(() => {
+  prefix = uniqueRedisPrefix('pq');
+  queue = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS });
+});
+afterEach(() => testCluster().deleteKeys(prefix));
+
+function item(tenant: string): EnqueueItem {
+  return { id: `task-${++seq}`, tenant, type: 'noop', priority: 'default', payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 };
+}
+
+/** Two tenants whose partitions differ. */
+function tenantsInTwoPartitions(): [string, string] {
+  const a = 'tenant-a';
+  for (let i = 0; ; i++) if (partitionOf(`tenant-b${i}`, TEST_PARTITIONS) !== partitionOf(a, TEST_PARTITIONS)) return [a, `tenant-b${i}`];
+}
+
+/** master host:port → keys of this test's namespace it holds. */
+async function keysPerMaster(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const addr of testCluster().nodes) {
+    const { host, port } = splitAddr(addr);
+    const node = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
+    try {
+      if (!/role:master/.test(await node.info('replication'))) continue;
+      out.set(addr, (await node.keys(`{${prefix}:k*`)).length);
+    } finally {
+      node.disconnect();
+    }
+  }
+  return out;
+}
+
+test('the partitions sit two per master, and 24 tenants put keys on every master', async () => {
+  const slots = await client.cluster('SLOTS');
+  const masterOf = (slot: number) => {
+    const master = slots.find(([from, to]) => slot >= from && slot <= to)![2]!;
+    return `${master[0]}:${master[1]}`;
+  };
+  const perMaster = new Map<string, number>();
+  for (const q of queue.parts) {
+    const tag = q.keys.meta.slice(0, q.keys.meta.indexOf('}') + 1);
+    perMaster.set(masterOf(slotOfTag(tag)), (perMaster.get(masterOf(slotOfTag(tag))) ?? 0) + 1);
+  }
+  expect([...perMaster.values()]).toEqual([2, 2, 2]);
+
+  await queue.enqueue(Array.from({ length: 240 }, (_, i) => item(`tenant-${i % 24}`)));
+  const keys = await keysPerMaster();
+  expect(keys.size).toBe(3);
+  for (const n of keys.values()) expect(n).toBeGreaterThan(5);
+  expect((await queue.stats()).ready.default).toBe(240);
+});
+
+test('a lease round reaches every partition with work: one task of a small tenant is not stuck behind another partition backlog', async () => {
+  const [big, small] = tenantsInTwoPartitions();
+  await queue.enqueue(Array.from({ length: 500 }, () => item(big)));
+  // The big partition is leased from first, so its `active` count is known and the small one's is not.
+  await queue.lease({ max: 10, visibilityMs: 60_000 });
+  const smallTask = item(small);
+  await queue.enqueue([smallTask]);
+  const leases = await queue.lease({ max: 10, visibilityMs: 60_000 });
+  expect(leases.map((l) => l.message.id)).toContain(smallTask.id);
+  expect(leases).toHaveLength(10);
+});
+
+test('a round asks the partitions concurrently and tops up a shortfall from those with work left', async () => {
+  const [a, b] = tenantsInTwoPartitions();
+  await queue.enqueue([item(a), ...Array.from({ length: 30 }, () => item(b))]);
+  const { leases, left } = await queue.leaseBatch({ max: 20, visibilityMs: 60_000 });
+  expect(leases).toHaveLength(20);
+  expect(leases.filter((l) => l.message.tenant === a)).toHaveLength(1);
+  expect(left).toBe(11);
+  expect(new Set(leases.map((l) => l.token)).size).toBe(20);
+});
+
+test('an enqueue in any partition rings the control slot doorbell: an idle waiter wakes', async () => {
+  const bell = queue.doorbell();
+  try {
+    expect(await bell.wait(50)).toBe(false);
+    const woken = bell.wait(5000);
+    await new Promise((r) => setTimeout(r, 50));
+    await queue.enqueue([item('tenant-x')]);
+    expect(await woken).toBe(true);
+  } finally {
+    bell.close();
+  }
+});
+
+test('leases end in the partition their token names: finish, extend, release, cancelRequested; a token of another layout is stale', async () => {
+  const [a, b] = tenantsInTwoPartitions();
+  await queue.enqueue([item(a), item(b), item(a), item(b)]);
+  const leases = await queue.lease({ max: 4, visibilityMs: 60_000 });
+  expect(leases).toHaveLength(4);
+  const held = leases.map((l) => ({ id: l.message.id, token: l.token, priority: l.message.priority }));
+  expect(await queue.extend(held, 60_000)).toEqual([true, true, true, true]);
+  expect(await queue.cancelRequested(held)).toEqual([false, false, false, false]);
+  expect(await queue.release([held[0]!])).toEqual([true]);
+  const done = await queue.finish(held.slice(1).map((h) => ({ ...h, outcome: 'succeeded' as const, settleAttempts: 0 })));
+  expect(done).toEqual(['finished', 'finished', 'finished']);
+  expect(await queue.finish([{ ...held[1]!, token: `${held[1]!.token.split('.')[0]}.${TEST_PARTITIONS + 3}:1`, outcome: 'succeeded', settleAttempts: 0 }])).toEqual(['stale']);
+  const stats = await queue.stats();
+  expect({ ready: stats.ready.default, processing: stats.processing }).toEqual({ ready: 1, processing: 0 });
+});
+
+test('cancel and requeue find a task by its tenant; overview reads one tenant partition and the live workers', async () => {
+  const [a, b] = tenantsInTwoPartitions();
+  const ta = item(a);
+  const tb = item(b);
+  await queue.enqueue([ta, tb]);
+  await queue.announceWorker('w1', 60_000, 8);
+  expect(await queue.cancel([{ id: ta.id, tenant: a }, { id: tb.id, tenant: b }])).toEqual(['removed', 'removed']);
+  expect(await queue.requeue([ta])).toEqual([true]);
+  const view = await queue.overview(a);
+  expect(view.priorities.default.ready).toBe(1);
+  expect(view.workers).toEqual([{ id: 'w1', slots: 8 }]);
+  expect((await queue.overview(b)).priorities.default.ready).toBe(0);
+  expect((await queue.stats()).liveWorkers).toBe(1);
+});
+
+test('a process with another partition count is refused: the layout is recorded in the control slot', async () => {
+  await assertLayout(client, prefix, TEST_PARTITIONS);
+  await assertLayout(client, prefix, TEST_PARTITIONS);
+  await expect(assertLayout(client, prefix, 3)).rejects.toThrow(`REDIS_PARTITIONS=3, but the queue in Redis (prefix ${prefix}) is laid out in ${TEST_PARTITIONS} partition(s)`);
+  await expect(assertLayout(client, prefix, 1)).rejects.toThrow(/REDIS_PARTITIONS=1/);
+});

@@ -1,0 +1,68 @@
+/** How the keyspace is split (queue/partitions.ts) and how a lease round is shared (partitioned-queue.ts). */
+import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
+import { mergeTenantStats, shareOut } from '../../services/core/queue/partitioned-queue';
+import { tokenPartition } from '../../services/core/queue/redis-queue';
+
+test('one partition keeps the single tag {prefix}: an upgrade changes no key name', () => {
+  expect(partitionTags('ts', 1)).toEqual(['{ts}']);
+  expect(partitionOf('anyone', 1)).toBe(0);
+});
+
+test.each([2, 3, 6, 12])('%i partitions: each tag lands in the middle half of its own slot range, so M masters holding equal ranges get N/M each', (n) => {
+  const tags = partitionTags('ts', n);
+  expect(new Set(tags).size).toBe(n);
+  tags.forEach((tag, k) => {
+    const width = 16384 / n;
+    const slot = slotOfTag(tag);
+    expect(slot).toBeGreaterThanOrEqual(k * width + width / 4);
+    expect(slot).toBeLessThan(k * width + (3 * width) / 4);
+    expect(tag).toMatch(new RegExp(`^\\{ts:k${k}\\.\\d+\\}$`));
+  });
+  // Stable across processes and versions: these names are in Redis.
+  if (n === 3) expect(tags).toEqual(['{ts:k0.1}', '{ts:k1.0}', '{ts:k2.8}']);
+});
+
+test('a tenant always maps to the same partition (FNV-1a of its UTF-8 name), and tenants spread evenly', () => {
+  expect(partitionOf('default', 6)).toBe(partitionOf('default', 6));
+  expect([partitionOf('acme', 6), partitionOf('beta', 6), partitionOf('ünïcode', 6)]).toEqual([partitionOf('acme', 6), partitionOf('beta', 6), partitionOf('ünïcode', 6)]);
+  const counts = new Array<number>(6).fill(0);
+  for (let i = 0; i < 6000; i++) counts[partitionOf(`tenant-${i}`, 6)]!++;
+  for (const c of counts) expect(Math.abs(c - 1000)).toBeLessThan(150);
+  expect(() => partitionTags('ts', 0)).toThrow(/positive integer/);
+});
+
+test('a lease token names its partition; tokens of a single partition name none (0)', () => {
+  expect(tokenPartition('worker-1.pod~AbC_-xyz12.4:17')).toBe(4);
+  expect(tokenPartition('AbC_-xyz1a.0:1')).toBe(0);
+  expect(tokenPartition('host.example~AbC_-xyz12:3')).toBe(0);
+  expect(tokenPartition('no-colon')).toBe(0);
+});
+
+test('a lease round is shared by active tenants, at least one each, exactly max in all', () => {
+  expect(shareOut(12, [1, 1, 1])).toEqual([4, 4, 4]);
+  expect(shareOut(10, [1, 1, 1])).toEqual([4, 3, 3]);
+  expect(shareOut(100, [90, 9, 1])).toEqual([89, 10, 1]);
+  expect(shareOut(2, [5, 5, 5])).toEqual([1, 1, 0]);
+  expect(shareOut(3, [5, 0, 5])).toEqual([1, 1, 1]);
+  for (const [max, w] of [[7, [3, 1]], [1000, [1, 2, 3, 4, 5, 6]], [6, [100, 1, 1, 1, 1, 1]]] as [number, number[]][]) {
+    const s = shareOut(max, w);
+    expect(s.reduce((a, b) => a + b, 0)).toBe(max);
+    for (const x of s) expect(x).toBeGreaterThanOrEqual(1);
+  }
+});
+
+test('tenant rows of all partitions merge into the busiest few and one row of the rest', () => {
+  const rows = [
+    { tenant: 'a', ready: 5, running: 0 },
+    { tenant: 'b', ready: 1, running: 9 },
+    { tenant: null, ready: 3, running: 1 },
+    { tenant: 'c', ready: 2, running: 0 },
+    { tenant: 'd', ready: 2, running: 0 },
+  ];
+  expect(mergeTenantStats(rows, 2)).toEqual([
+    { tenant: 'b', ready: 1, running: 9 },
+    { tenant: 'a', ready: 5, running: 0 },
+    { tenant: null, ready: 7, running: 1 },
+  ]);
+  expect(mergeTenantStats(rows.slice(0, 2), 5)).toEqual([rows[1], rows[0]]);
+});
