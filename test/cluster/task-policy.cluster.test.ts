@@ -1,3 +1,0 @@
-/** test/integration/task-policy.test.ts on the Redis Cluster, the queue in partitions (test/support/cluster-mode.ts). */
-process.env.TEST_REDIS_MODE = 'cluster';
-require('../integration/task-policy.test');
