@@ -193,7 +193,13 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
      ), ${LOST}, existing AS (
        -- Runs of these leases already written: by the reaper (expired), or by an earlier try of
        -- this write whose answer was lost. Looked up once and used twice.
-       SELECT r.lease_token, r.outcome FROM task_runs r JOIN input i ON r.lease_token = i.token
+       -- One primary-key probe per outcome, whatever the statistics say: as a join, the generic
+       -- plan made while task_runs was small (a new database, until the stats refresher's first
+       -- ANALYZE) hashed the input and seq-scanned every run, each batch, a cost that grew with
+       -- the table (12 of a 31 ms statement at 20k runs). A LATERAL subquery with LIMIT is not
+       -- flattened into a join, and the index is the only cheap way to answer it.
+       SELECT r.lease_token, r.outcome FROM input i
+         CROSS JOIN LATERAL (SELECT lease_token, outcome FROM task_runs WHERE lease_token = i.token LIMIT 1) r
      ), runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error, duration_ms, error_type, error_stack)
        -- The run finished when its handler did (the worker's clock, like started_at); the outcome
