@@ -535,6 +535,8 @@ async function main(): Promise<void> {
   const only: Record<string, () => Promise<Record<string, number>>> = {
     drain: () => drainOurs(),
     bullmq: () => drainBullmq(),
+    // Ours alone at one pool size (BENCH_POOLS' first), default lease settings: for profiling.
+    ours: () => drainOurs(String(POOL_SIZES[0]!), undefined),
     // One pool size of 1c (BENCH_POOLS' first): ours with default lease settings, then BullMQ.
     pool: async () => {
       const slots = POOL_SIZES[0]!;

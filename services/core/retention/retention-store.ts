@@ -6,7 +6,7 @@
  * (an operator's retry or cancel, an outcome being written) is skipped, never waited for, and a
  * task redriven meanwhile (queued again, finished_at cleared) fails the check made again on the
  * locked row and stays. The runs go with their tasks in the same statement (the trigger of
- * migration 0003, through task_runs_task_idx).
+ * migration 0003, through the primary key (task_id, lease_token) since migration 0012).
  */
 import type { Pool } from 'pg';
 import { FINAL_STATUSES } from '../tasks/priority';

@@ -57,7 +57,7 @@ const LOST = `lost AS (
         WHERE i.took
         -- An attempt also in this batch gets its row from the batch (two inserts of one key would fail).
           AND i.token NOT IN (SELECT token FROM input)
-       ON CONFLICT (lease_token) DO NOTHING
+       ON CONFLICT (task_id, lease_token) DO NOTHING
      )`;
 
 export interface StartedAttempt {
@@ -193,7 +193,13 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
      ), ${LOST}, existing AS (
        -- Runs of these leases already written: by the reaper (expired), or by an earlier try of
        -- this write whose answer was lost. Looked up once and used twice.
-       SELECT r.lease_token, r.outcome FROM task_runs r JOIN input i ON r.lease_token = i.token
+       -- One primary-key probe per outcome, whatever the statistics say: as a join, the generic
+       -- plan made while task_runs was small (a new database, until the stats refresher's first
+       -- ANALYZE) hashed the input and seq-scanned every run, each batch, a cost that grew with
+       -- the table (12 of a 31 ms statement at 20k runs). A LATERAL subquery with LIMIT is not
+       -- flattened into a join, and the index is the only cheap way to answer it.
+       SELECT r.lease_token, r.outcome FROM input i
+         CROSS JOIN LATERAL (SELECT lease_token, outcome FROM task_runs WHERE task_id = i.id AND lease_token = i.token LIMIT 1) r
      ), runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error, duration_ms, error_type, error_stack)
        -- The run finished when its handler did (the worker's clock, like started_at); the outcome
@@ -217,7 +223,7 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
        UPDATE task_runs r SET outcome = 'discarded', error = ${LATE_ERROR},
               finished_at = to_timestamp((i.started_ms + i.duration_ms) / 1000.0), duration_ms = i.duration_ms
          FROM input i, existing e
-        WHERE e.lease_token = i.token AND e.outcome = 'expired' AND r.lease_token = i.token
+        WHERE e.lease_token = i.token AND e.outcome = 'expired' AND r.task_id = i.id AND r.lease_token = i.token
      )
      -- Only the outcomes that did not apply come back (usually none): a row per outcome was a
      -- visible share of what the worker parsed and allocated per attempt.
@@ -285,7 +291,7 @@ export async function recordExpired(pool: Pool, items: LostAttempt[], reason = '
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
        SELECT i.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, COALESCE(h.updated_at, now()), now(), 'expired', $5
          FROM input i LEFT JOIN held h ON h.id = i.id
-       ON CONFLICT (lease_token) DO NOTHING
+       ON CONFLICT (task_id, lease_token) DO NOTHING
      )
      SELECT id FROM applied`,
     [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt), items.map((i) => i.dead), reason],
@@ -314,7 +320,7 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
        SELECT a.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, to_timestamp(i.started_ms / 1000.0), now(), 'released', 'handed back at shutdown'
          FROM applied a JOIN input i ON i.id = a.id
-       ON CONFLICT (lease_token) DO NOTHING
+       ON CONFLICT (task_id, lease_token) DO NOTHING
      )
      SELECT id FROM applied`,
     [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt), items.map((i) => i.startedAtMs)],
