@@ -1,6 +1,8 @@
 /** `repartition`: moves the queue in Redis to another REDIS_PARTITIONS (core/queue/repartition.ts), with the api and workers stopped. */
 import { SETTINGS, SettingName } from '../core/config/config';
-import { createRedisClient, redisEndpoint, redisReady } from '../core/db/redis';
+import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { createRedisClient, redisEndpoint } from '../core/db/redis';
 import { repartition, RepartitionRefused, RepartitionSummary } from '../core/queue/repartition';
 import { parse, UsageError } from './args';
 import type { Io } from './io';
@@ -20,10 +22,11 @@ export async function repartitionCommand(args: string[], env: NodeJS.ProcessEnv,
   const from = values.from === undefined ? undefined : partitions(values.from, '--from');
   const cfg = redisSettings(env);
   const redis = createRedisClient({ ...redisEndpoint(cfg), name: 'task-scheduler-cli', offlineQueue: true });
-  redis.on('error', () => undefined); // a failed command says why; the connection's own errors would repeat it
   try {
-    if (!(await redisReady(redis, CONNECT_TIMEOUT_MS))) {
-      io.err(`task-scheduler: Redis at ${cfg.REDIS_CLUSTER_NODES.length ? cfg.REDIS_CLUSTER_NODES.join(',') : cfg.REDIS_ADDR} not reachable within ${CONNECT_TIMEOUT_MS / 1000}s\n`);
+    const problem = await connected(redis);
+    if (problem !== null) {
+      const where = cfg.REDIS_CLUSTER_NODES.length ? cfg.REDIS_CLUSTER_NODES.join(',') : cfg.REDIS_ADDR;
+      io.err(`task-scheduler: Redis at ${where} not reachable: ${problem}\n`);
       return 1;
     }
     let summary: RepartitionSummary;
@@ -37,8 +40,32 @@ export async function repartitionCommand(args: string[], env: NodeJS.ProcessEnv,
     io.out(values.json ? json(summary) : summaryText(summary));
     return 0;
   } finally {
-    await redis.quit().catch(() => redis.disconnect());
+    // QUIT would wait for a connection that never came.
+    if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+    else redis.disconnect();
   }
+}
+
+/**
+ * null once the connection is ready, else why not: a person waits at the terminal, so the first
+ * connection error is the answer rather than a retry loop.
+ */
+function connected(redis: Redis | Cluster): Promise<string | null> {
+  redis.on('error', () => undefined); // a failed command says why; later connection errors would repeat it
+  if (redis.status === 'ready') return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const done = (problem: string | null) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      resolve(problem);
+    };
+    const onReady = () => done(null);
+    const onError = (err: Error) => done(err.message);
+    const timer = setTimeout(() => done(`no answer within ${CONNECT_TIMEOUT_MS / 1000}s`), CONNECT_TIMEOUT_MS);
+    redis.on('ready', onReady);
+    redis.on('error', onError);
+  });
 }
 
 function partitions(text: string | boolean | undefined, option: string): number {
