@@ -4,9 +4,12 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import path from 'node:path';
 import { Pool } from 'pg';
+import Redis from 'ioredis';
 import { runCli } from '../../services/cli/main';
+import { createRedis } from '../../services/core/db/redis';
+import { createQueue } from '../../services/core/queue/create-queue';
 import { hashKey } from '../../services/core/tenancy/api-key';
-import { createTestDatabase, TestDatabase } from '../support/test-env';
+import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
 
 let db: TestDatabase;
 let pool: Pool;
@@ -113,6 +116,76 @@ describe('tenants', () => {
     const code = await runCli(['tenants', 'list'], { POSTGRES_URL: 'postgres://nobody@127.0.0.1:1/none' }, { out: () => undefined, err: (t) => (err += t) });
     expect(code).toBe(1);
     expect(err).toMatch(/ECONNREFUSED|connect/);
+  });
+});
+
+describe('repartition', () => {
+  let redis: Redis;
+  const prefix = uniqueRedisPrefix('clirepart');
+  const env = () => ({ REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: prefix });
+  const run = async (argv: string[], e: NodeJS.ProcessEnv = env()) => {
+    let out = '';
+    let err = '';
+    const code = await runCli(['repartition', ...argv], e, { out: (t) => (out += t), err: (t) => (err += t) });
+    return { code, out, err };
+  };
+  beforeAll(() => {
+    redis = createRedis({ addr: testRedisAddr(), name: 'cli-test', offlineQueue: true });
+  });
+  afterAll(async () => {
+    for (const pattern of [`{${prefix}}:*`, `{${prefix}:k*`]) {
+      const keys = await redis.keys(pattern);
+      if (keys.length) await redis.del(...keys);
+    }
+    await redis.quit();
+  });
+
+  it('bad arguments or settings are usage errors (exit 2), one line, nothing touched', async () => {
+    for (const [argv, message, e] of [
+      [[], /--to is required/],
+      [['--to', '0'], /--to must be a whole number from 1 to 256, got "0"/],
+      [['--to', 'four'], /--to must be a whole number/],
+      [['--to', '4', '--from', '300'], /--from must be a whole number/],
+      [['--to', '4', '--bogus'], /bogus/],
+      [['--to', '4', 'extra'], /unexpected argument "extra"/],
+      [['--to', '4'], /REDIS_KEY_PREFIX="a:b"/, { REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: 'a:b' }],
+    ] as [string[], RegExp, NodeJS.ProcessEnv?][]) {
+      const r = await run(argv, e);
+      expect({ argv, code: r.code }).toEqual({ argv, code: 2 });
+      expect(r.err).toMatch(message);
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+    }
+    expect(await redis.keys(`{${prefix}*`)).toEqual([]);
+  });
+
+  it('moves the queue, prints a summary (or --json), refuses while leases are held', async () => {
+    const q = createQueue(redis, { prefix, strategy: 'weighted', weights: { critical: 8, high: 4, default: 2, low: 1 }, partitions: 1 });
+    await q.enqueue(Array.from({ length: 12 }, (_, i) => ({ id: `cli-${i}`, tenant: `t${i % 4}`, type: 'noop', priority: 'default' as const, payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 })));
+    const r = await run(['--to', '3']);
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out).toMatch(new RegExp(`^repartitioned prefix ${prefix} from 1 to 3 partition\\(s\\) in [\\d.]+s\n`));
+    expect(r.out).toMatch(/tasks moved: 12 \(ready 12, retrying 0, dead 0\); tombstones 0\n {2}tenants: 4 \(4 changed partition\)/);
+    expect(r.out).toMatch(/REDIS_PARTITIONS=3/);
+    expect(await redis.get(`{${prefix}}:layout`)).toBe('3');
+    const again = await run(['--to', '3', '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.out)).toMatchObject({ prefix, from: 3, to: 3, changed: false, tasks: 0 });
+
+    const q3 = createQueue(redis, { prefix, strategy: 'weighted', weights: { critical: 8, high: 4, default: 2, low: 1 }, partitions: 3 });
+    await q3.lease({ max: 2, visibilityMs: 60_000 });
+    const refused = await run(['--to', '1']);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^task-scheduler: refused: (1 lease\(s\) in \{[^}]*\}, )*\d lease\(s\) in \{[^}]*\}; stop every worker.*--force.*\n$/);
+    expect(await redis.get(`{${prefix}}:layout`)).toBe('3');
+    const forced = await run(['--to', '1', '--force', '--json']);
+    expect(forced.code).toBe(0);
+    expect(JSON.parse(forced.out)).toMatchObject({ from: 3, to: 1, changed: true, tasks: 10, ready: 10, leasesDropped: 2 });
+  });
+
+  it('an unreachable Redis is a failure (exit 1)', async () => {
+    const r = await run(['--to', '2'], { REDIS_ADDR: '127.0.0.1:1', REDIS_KEY_PREFIX: prefix });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^task-scheduler: .*(ECONNREFUSED|not reachable|connect).*\n$/);
   });
 });
 

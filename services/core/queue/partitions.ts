@@ -74,7 +74,7 @@ export async function assertLayout(redis: Redis | Cluster, prefix: string, parti
   if (recorded !== partitions) {
     throw new Error(
       `REDIS_PARTITIONS=${partitions}, but the queue in Redis (prefix ${prefix}) is laid out in ${recorded} partition(s): ` +
-        `run every api and worker with REDIS_PARTITIONS=${recorded}, or repartition (docs/redis-cluster.md)`,
+        `run every api and worker with REDIS_PARTITIONS=${recorded}, or stop them all and run "task-scheduler repartition --to ${partitions}" (docs/redis-cluster.md §3.7)`,
     );
   }
   return true;
