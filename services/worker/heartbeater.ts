@@ -19,6 +19,11 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
     super('heartbeater', intervalMs, log);
   }
 
+  /** A heartbeat now (and its check for cancels) rather than at the next interval. */
+  checkNow(): void {
+    this.runWithin(0);
+  }
+
   /** How long an announcement lasts: three missed heartbeats make a worker count as gone. */
   get announceTtlMs(): number {
     return this.intervalMs * 3;

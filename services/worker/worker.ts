@@ -108,11 +108,15 @@ export class Worker {
   start(): void {
     this.deps.queue.announceWorker(this.id, this.heartbeater.announceTtlMs, this.deps.cfg.WORKER_POOL).catch((err: unknown) => this.deps.log.warn({ err }, 'announcing the worker failed'));
     this.processor.start();
-    // Operators' cancels of tasks running here abort their attempts at once (the heartbeat checks too).
+    // Operators' cancels of tasks running here abort their attempts at once (the heartbeat checks
+    // too, and at once whenever the subscription is (re)made: a cancel sent before it was missed).
     this.unsubscribe = this.deps.queue
-      .onCancel((taskId) => {
-        if (this.processor.cancel(taskId) > 0) this.deps.log.info({ taskId }, 'attempt cancelled by an operator');
-      })
+      .onCancel(
+        (taskId) => {
+          if (this.processor.cancel(taskId) > 0) this.deps.log.info({ taskId }, 'attempt cancelled by an operator');
+        },
+        () => this.heartbeater.checkNow(),
+      )
       .catch((err: unknown) => {
         this.deps.log.warn({ err }, 'subscribing to cancels failed; cancelled tasks stop at the next heartbeat');
         return async () => undefined;

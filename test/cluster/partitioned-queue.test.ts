@@ -140,6 +140,29 @@ test('cancel and requeue find a task by its tenant; overview reads one tenant pa
   expect((await queue.stats()).liveWorkers).toBe(1);
 });
 
+test('a cancel of a leased task reaches its holder: the message on the control channel, and the tombstone in its partition', async () => {
+  const [a, b] = tenantsInTwoPartitions();
+  await queue.enqueue([item(a), item(b)]);
+  const heard: string[] = [];
+  let subscribed!: () => void;
+  const ready = new Promise<void>((r) => (subscribed = r));
+  const stop = await queue.onCancel((id) => heard.push(id), () => subscribed());
+  try {
+    // The subscription is made in the background; cancels before it are the heartbeat's to find.
+    await ready;
+    const leases = await queue.lease({ max: 2, visibilityMs: 60_000 });
+    expect(leases).toHaveLength(2);
+    const held = leases.map((l) => ({ id: l.message.id, token: l.token }));
+    expect(await queue.cancelRequested(held)).toEqual([false, false]);
+    expect(await queue.cancel(leases.map((l) => ({ id: l.message.id, tenant: l.message.tenant })))).toEqual(['leased', 'leased']);
+    expect(await queue.cancelRequested(held)).toEqual([true, true]);
+    for (let i = 0; i < 100 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(heard.sort()).toEqual(held.map((h) => h.id).sort());
+  } finally {
+    await stop();
+  }
+});
+
 test('a process with another partition count is refused: the layout is recorded in the control slot', async () => {
   await assertLayout(client, prefix, TEST_PARTITIONS);
   await assertLayout(client, prefix, TEST_PARTITIONS);

@@ -55,8 +55,14 @@ function tsFiles(dir: string): string[] {
   });
 }
 
+/**
+ * Operator tools that talk to Redis themselves, as the operator's Redis user (not the services'
+ * ACL user): `task-scheduler repartition` reads and rewrites every partition (docs/redis-cluster.md).
+ */
+const OPERATOR_TOOLS = new Set(['services/core/queue/repartition.ts']);
+
 test('every command the services send through an ioredis connection directly is allowed', () => {
-  const sent = tsFiles(path.join(ROOT, 'services')).flatMap((file) =>
+  const sent = tsFiles(path.join(ROOT, 'services')).filter((file) => !OPERATOR_TOOLS.has(path.relative(ROOT, file))).flatMap((file) =>
     [...readFileSync(file, 'utf8').matchAll(/\b(?:this\.)?(?:redis|conn)\.([a-zA-Z]+)\(/g)]
       .map((m) => m[1]!)
       .filter((method) => !NOT_COMMANDS.has(method))

@@ -246,8 +246,8 @@ export class PartitionedQueue implements TaskQueue {
     return (await Promise.all(this.parts.map((q) => q.deadLetterIds(priority, limit)))).flat().slice(0, limit);
   }
 
-  onCancel(onCancel: (taskId: string) => void): Promise<() => Promise<void>> {
-    return this.control.onCancel(onCancel);
+  onCancel(onCancel: (taskId: string) => void, onSubscribed?: () => void): Promise<() => Promise<void>> {
+    return this.control.onCancel(onCancel, onSubscribed);
   }
 
   /** The control slot's doorbell; a wait that ends (rung or timed out) forgets which partitions were empty. */

@@ -233,8 +233,11 @@ export interface TaskQueue {
   requeue(items: EnqueueItem[]): Promise<boolean[]>;
   /** Per id, whether an operator asked to cancel it (the heartbeat's backstop for a missed message). */
   cancelRequested(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]>;
-  /** Subscribes to cancels of leased tasks (a connection of its own); resolves to an unsubscribe. */
-  onCancel(onCancel: (taskId: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to cancels of leased tasks (a connection of its own); resolves to an unsubscribe.
+   * `onSubscribed` runs each time the subscription is in place (cancels sent before were missed).
+   */
+  onCancel(onCancel: (taskId: string) => void, onSubscribed?: () => void): Promise<() => Promise<void>>;
   /**
    * Per id, what Redis holds of the task: null when it does not know it at all, else whether it has
    * used up its attempts with no lease holding it (Redis dead-lettered it).

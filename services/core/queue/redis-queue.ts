@@ -276,15 +276,26 @@ export class RedisQueue implements TaskQueue {
   /**
    * Calls `onCancel(taskId)` when an operator cancels a task that is leased (see lua/cancel.lua),
    * on a connection of its own; the returned function ends the subscription. Messages sent while
-   * it is disconnected are lost: the heartbeat's cancelRequested() check covers them.
+   * it is not subscribed are lost: the heartbeat's cancelRequested() check covers them, and
+   * `onSubscribed` is called each time the subscription is (again) in place, so the caller can run
+   * that check at once instead of at the next heartbeat.
    */
-  async onCancel(onCancel: (taskId: string) => void): Promise<() => Promise<void>> {
+  async onCancel(onCancel: (taskId: string) => void, onSubscribed?: () => void): Promise<() => Promise<void>> {
     const sub = this.redis.duplicate({ lazyConnect: false });
     sub.on('error', () => undefined);
     sub.on('message', (_channel: string, id: string) => onCancel(id));
-    // Not awaited: with Redis away at start-up the subscription waits for it (and ioredis renews it
-    // after every reconnect), and a worker stopped meanwhile must not wait for Redis to return.
-    sub.subscribe(this.keys.cancelChannel).catch(() => undefined);
+    // ioredis subscribes again after every reconnect, then emits `ready`.
+    let subscribed = false;
+    sub.on('ready', () => subscribed && onSubscribed?.());
+    // Not awaited: with Redis away at start-up the subscription waits for it, and a worker stopped
+    // meanwhile must not wait for Redis to return.
+    sub.subscribe(this.keys.cancelChannel).then(
+      () => {
+        subscribed = true;
+        onSubscribed?.();
+      },
+      () => undefined,
+    );
     return async () => {
       sub.disconnect();
     };
