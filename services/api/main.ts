@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   if (cfg.BOOTSTRAP_ADMIN_KEY) await ensureBootstrapKey(pool, cfg.BOOTSTRAP_ADMIN_KEY, log);
 
   // Limits apply within a second of `tenants set`; unfinished counts are trued up from Postgres as often.
-  const tenantAdmission = new TenantAdmission(redis as typeof queue.redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);
+  const tenantAdmission = new TenantAdmission(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);
   const admission = new RequestAdmission({
     cache: new TenantCache(pool, 1000),
     admission: tenantAdmission,

@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { partitionOf, partitionTags } from '../queue/partitions';
 import type { TenantLimits } from './limits';
 
@@ -48,7 +49,7 @@ export class TenantAdmission {
   private readonly trueUpFn: Fn;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     prefix: string,
     partitions = 1,
   ) {
