@@ -9,7 +9,7 @@ import { splitAddr } from '../../services/core/config/parsers';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { assertLayout, partitionOf, slotOfTag } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
-import { testCluster, TEST_PARTITIONS } from '../support/cluster-mode';
+import { testCluster, testClusterReady, TEST_PARTITIONS } from '../support/cluster-mode';
 import { uniqueRedisPrefix } from '../support/test-env';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
@@ -18,8 +18,8 @@ let prefix: string;
 let queue: PartitionedQueue;
 let seq = 0;
 
-beforeAll(() => {
-  client = testCluster().client('partitioned-queue-test');
+beforeAll(async () => {
+  client = (await testClusterReady()).client('partitioned-queue-test');
 }, 120_000);
 afterAll(() => client.disconnect());
 beforeEach(() => {

@@ -42,9 +42,40 @@ class TestCluster extends LocalRedisCluster {
 }
 
 let shared: TestCluster | null = null;
+let serving: Promise<void> | null = null;
 
 /** The test profile's cluster, started (or reused) once per test process; global-teardown stops it. */
 export function testCluster(): TestCluster {
   if (!shared) shared = new TestCluster(TEST_CLUSTER_PROFILE).start();
   return shared;
+}
+
+/**
+ * testCluster(), once a client has written to every master three rounds in a row: a cluster just
+ * created can still change the slot map its first clients read, and a client that reconnects then
+ * fails the commands in flight ("Connection is closed").
+ */
+export async function testClusterReady(): Promise<TestCluster> {
+  const cluster = testCluster();
+  serving ??= (async () => {
+    const probe = cluster.client('test-cluster-probe');
+    try {
+      const deadline = Date.now() + 30_000;
+      for (let good = 0; good < 3; ) {
+        try {
+          // 48 tags land on every master of three (each holds a third of the slots).
+          await Promise.all(Array.from({ length: 48 }, (_, i) => probe.set(`{probe-${i}}:ready`, '1', 'PX', 5000)));
+          good++;
+        } catch (err) {
+          good = 0;
+          if (Date.now() > deadline) throw err;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      probe.disconnect();
+    }
+  })();
+  await serving;
+  return cluster;
 }

@@ -14,7 +14,7 @@ import { apiMetrics, ApiMetrics, createRegistry, workerMetrics, WorkerMetrics } 
 import { AnyQueue, createQueue } from '../../services/core/queue/create-queue';
 import type { QueueKeys } from '../../services/core/queue/keys';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { clusterMode, testCluster, TEST_PARTITIONS } from './cluster-mode';
+import { clusterMode, testClusterReady, TEST_PARTITIONS } from './cluster-mode';
 import { createApp } from '../../services/api/app';
 import type { Authenticator } from '../../services/api/auth/authenticator';
 import { RunningServer, startServer } from '../../services/api/server';
@@ -45,7 +45,7 @@ export interface Stack {
 export async function createStack(overrides: Partial<Record<SettingName, string | number>> = {}): Promise<Stack> {
   const db = await createTestDatabase();
   const prefix = uniqueRedisPrefix();
-  const cluster = clusterMode() ? testCluster() : null;
+  const cluster = clusterMode() ? await testClusterReady() : null;
   const redisSettings = cluster ? { REDIS_CLUSTER_NODES: cluster.nodes.join(','), REDIS_PARTITIONS: TEST_PARTITIONS } : {};
   const cfg = configWith({ POSTGRES_URL: db.url, REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: prefix, ...redisSettings, ...overrides }, 'worker');
   const pool = createPgPool(cfg.POSTGRES_URL, 10, 'test', silentLog);
