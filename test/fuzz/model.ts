@@ -5,6 +5,7 @@
  * printed request never holds a secret.
  */
 import querystring from 'node:querystring';
+import { ListQuerySchema } from '../../services/api/schemas/task-list';
 
 /** The task the API must answer with (201 or 200) for a valid body, as the client meant it. */
 export interface ExpectedTask {
@@ -219,6 +220,19 @@ export function scopeOf(method: string, path: string): Scope | null {
   return null;
 }
 
+const LIST_PARAMS = new Set(Object.keys(ListQuerySchema.properties));
+
+function listsTasks(s: Spec): boolean {
+  const p = s.path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase().replace(/(.)\/$/, '$1');
+  return (s.method === 'GET' || s.method === 'HEAD') && p === '/tasks';
+}
+
+function unknownListParams(s: Spec): boolean {
+  const q = s.path.indexOf('?');
+  if (q < 0) return false;
+  return Object.keys(querystring.parse(s.path.slice(q + 1).split('#')[0]!)).some((k) => !LIST_PARAMS.has(k));
+}
+
 interface Named {
   value: string;
   valid: boolean;
@@ -268,6 +282,9 @@ export function authVerdict(s: Spec): Verdict | null {
   if (!admin && !k.scopes.includes(scope)) return refuse([403]);
   // Named both ways, differently: the query decides, or the API refuses the ambiguity.
   if (query && header && query.value !== header.value) extra.push(400, 403);
+  // GET /tasks validates its whole query: a parameter it does not know (`tenant[]`, which the
+  // simple query parser keeps as its own key) is a 400 there, where other routes ignore it.
+  if (listsTasks(s) && unknownListParams(s)) extra.push(400);
   return { tenant, refusals: uniq(extra) };
 }
 
