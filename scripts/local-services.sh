@@ -126,6 +126,9 @@ redis_ping() {
 }
 
 tail_log() { [ -f "$1" ] && tail -n 20 "$1" | sed 's/^/    | /' >&2 || true; }
+# Whether a Redis log, from byte $2 on, says the server could not bind its port (it exits then,
+# often before writing its pid file: stop waiting for it).
+redis_bind_failed() { tail -c +"$2" "$1" 2>/dev/null | grep -qE 'Address already in use|Failed listening|Could not create server'; }
 
 # ---------------------------------------------------------------------------------------------
 # Binaries (installed on demand, only when missing)
@@ -291,7 +294,7 @@ redis_start() {
       # A failed bind ends the daemon before it writes its pidfile; its log says why. Stop
       # waiting then instead of running into the timeout.
       if [ -n "$pid" ] && ! pid_alive "$pid"; then break; fi
-      if tail -c +"$log_start" "$REDIS_LOG" 2>/dev/null | grep -qE 'Address already in use|Failed listening|Could not create server'; then break; fi
+      if redis_bind_failed "$REDIS_LOG" "$log_start"; then break; fi
       sleep 0.5
     done
     log "Redis did not answer on port $port (attempt $attempt); last log lines:"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # A private Redis Cluster per profile: 3 masters + 3 replicas on free loopback ports, for the tests
 # and benchmarks that need a real cluster. Sourced by scripts/local-services.sh (which supplies
-# log/die, pid_is, free_port, env_line, the profile lock and $DIR/$ENV_FILE); run it through there:
+# log/die, pid_is, free_port, env_line, redis_bind_failed, the profile lock and $DIR/$ENV_FILE); run it through there:
 #
 #   scripts/local-services.sh cluster-start    <name>   start (or reuse) the 6 nodes, create the cluster
 #                                                       once, bring back any node that is down (a
@@ -200,8 +200,7 @@ cl_await() {
     pid=$(cl_pid "$i")
     if [ -n "$pid" ] && [ "$(cl_cli "$port" ping)" = PONG ]; then return 0; fi
     if [ -n "$pid" ] && ! pid_alive "$pid"; then break; fi
-    # A failed bind ends the daemon, often before it writes its pid file; its log says why.
-    if tail -c +"${CL_LOG_START[$i]:-1}" "$nd/redis.log" 2>/dev/null | grep -qE 'Address already in use|Failed listening|Could not create server'; then break; fi
+    if redis_bind_failed "$nd/redis.log" "${CL_LOG_START[$i]:-1}"; then break; fi
     sleep 0.25
   done
   log "cluster node $i did not answer on 127.0.0.1:$port; last log lines:"

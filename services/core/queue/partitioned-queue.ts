@@ -8,7 +8,7 @@
  */
 import type Redis from 'ioredis';
 import { Priority } from '../tasks/priority';
-import { queueKeys, QueueKeys } from './keys';
+import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
 import type { CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats } from './queue';
 import { RedisQueue, RedisQueueOptions, tokenPartition } from './redis-queue';
@@ -50,11 +50,6 @@ export class PartitionedQueue implements TaskQueue {
   /** The keys of the partition holding tenant `default` (tests and benchmarks of one tenant). */
   get keys(): QueueKeys {
     return this.partitionFor('default').keys;
-  }
-
-  /** The control slot's keys (doorbell, workers, locks). */
-  get controlKeys(): QueueKeys {
-    return queueKeys(this.opts.prefix);
   }
 
   partitionFor(tenant: string): RedisQueue {

@@ -56,7 +56,7 @@ export function slotOfTag(tag: string): number {
  * not there yet). Key names depend on it, so a process with another count must not run: it would
  * lease from and index into keys no one else reads (docs/redis-cluster.md §3.7).
  */
-export async function claimLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<number | null> {
+async function claimLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<number | null> {
   const key = `{${prefix}}:layout`;
   // A Redis refusing writes (a read-only replica, out of memory) may still show the recorded count.
   await redis.set(key, String(partitions), 'NX').catch(() => undefined);
