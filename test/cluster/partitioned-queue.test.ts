@@ -9,7 +9,7 @@ import { splitAddr } from '../../services/core/config/parsers';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { assertLayout, partitionOf, slotOfTag } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
-import { testCluster, testClusterReady, TEST_PARTITIONS } from '../support/cluster-mode';
+import { testCluster, readyClient, TEST_PARTITIONS } from '../support/cluster-mode';
 import { uniqueRedisPrefix } from '../support/test-env';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
@@ -19,7 +19,7 @@ let queue: PartitionedQueue;
 let seq = 0;
 
 beforeAll(async () => {
-  client = (await testClusterReady()).client('partitioned-queue-test');
+  client = await readyClient('partitioned-queue-test');
 }, 120_000);
 afterAll(() => client.disconnect());
 beforeEach(() => {

@@ -7,7 +7,7 @@ import { createQueue, AnyQueue } from '../../services/core/queue/create-queue';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { repartition } from '../../services/core/queue/repartition';
 import { PRIORITIES } from '../../services/core/tasks/priority';
-import { TEST_PARTITIONS, testCluster, testClusterReady } from '../support/cluster-mode';
+import { TEST_PARTITIONS, testCluster, readyClient } from '../support/cluster-mode';
 import { uniqueRedisPrefix } from '../support/test-env';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
@@ -15,7 +15,7 @@ let client: Cluster;
 const prefix = uniqueRedisPrefix('repartcl');
 
 beforeAll(async () => {
-  client = (await testClusterReady()).client('repartition-test');
+  client = await readyClient('repartition-test');
 }, 120_000);
 afterAll(async () => {
   await testCluster().deleteKeys(prefix);

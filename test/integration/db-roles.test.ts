@@ -42,7 +42,9 @@ beforeAll(async () => {
   owner = new Client({ connectionString: db.url });
   await owner.connect();
   for (const user of [apiUser, workerUser]) await owner.query(`CREATE ROLE ${user} LOGIN IN ROLE task_scheduler_app`);
-  // Enough rows that the stats refresher finds `tasks` stale at once (finished: nothing to run).
+  // Enough rows that the stats refresher finds `tasks` stale at once (finished: nothing to run),
+  // and no autovacuum on it: an autovacuum ANALYZE first would leave nothing stale to warn about.
+  await owner.query('ALTER TABLE tasks SET (autovacuum_enabled = false)');
   await owner.query(`INSERT INTO tasks (id, type, priority, max_retries, status)
                      SELECT gen_random_uuid(), 'noop', 'low', 0, 'succeeded' FROM generate_series(1, 1500)`);
   const env = { REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: uniqueRedisPrefix('roles'), RETRY_BASE_MS: '10', RETRY_MAX_MS: '20', RETRY_JITTER_MS: '0', LOG_LEVEL: 'info' };

@@ -3,7 +3,7 @@
  * Cluster (3 masters, 3 replicas) with the queue in TEST_PARTITIONS partitions. The cluster suites
  * (test/cluster/) set it and require an integration suite, so the same tests run on both.
  */
-import Redis from 'ioredis';
+import Redis, { type Cluster } from 'ioredis';
 import { splitAddr } from '../../services/core/config/parsers';
 import { LocalRedisCluster } from './redis-cluster';
 
@@ -51,31 +51,48 @@ export function testCluster(): TestCluster {
 }
 
 /**
- * testCluster(), once a client has written to every master three rounds in a row: a cluster just
- * created can still change the slot map its first clients read, and a client that reconnects then
- * fails the commands in flight ("Connection is closed").
+ * Resolves once `client` has written to every master `rounds` rounds in a row (48 tags land on
+ * every master of three, each holding a third of the slots). A just-created cluster can still
+ * change the slot map its first clients read, and a new client's node connections come up lazily:
+ * a command in flight when either happens fails with "Connection is closed".
  */
+async function settle(client: Cluster, rounds: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (let good = 0; good < rounds; ) {
+    try {
+      await Promise.all(Array.from({ length: 48 }, (_, i) => client.set(`{probe-${i}}:ready`, '1', 'PX', 5000)));
+      good++;
+    } catch (err) {
+      good = 0;
+      if (Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** testCluster(), once a probe client has written to every master three rounds in a row. */
 export async function testClusterReady(): Promise<TestCluster> {
   const cluster = testCluster();
   serving ??= (async () => {
     const probe = cluster.client('test-cluster-probe');
     try {
-      const deadline = Date.now() + 30_000;
-      for (let good = 0; good < 3; ) {
-        try {
-          // 48 tags land on every master of three (each holds a third of the slots).
-          await Promise.all(Array.from({ length: 48 }, (_, i) => probe.set(`{probe-${i}}:ready`, '1', 'PX', 5000)));
-          good++;
-        } catch (err) {
-          good = 0;
-          if (Date.now() > deadline) throw err;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await settle(probe, 3);
     } finally {
       probe.disconnect();
     }
   })();
   await serving;
   return cluster;
+}
+
+/** A client of the ready test cluster whose own connections to every master are up and answering. */
+export async function readyClient(name: string): Promise<Cluster> {
+  const client = (await testClusterReady()).client(name);
+  try {
+    await settle(client, 2);
+  } catch (err) {
+    client.disconnect();
+    throw err;
+  }
+  return client;
 }

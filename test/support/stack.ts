@@ -14,7 +14,7 @@ import { apiMetrics, ApiMetrics, createRegistry, workerMetrics, WorkerMetrics } 
 import { AnyQueue, createQueue } from '../../services/core/queue/create-queue';
 import type { QueueKeys } from '../../services/core/queue/keys';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { clusterMode, testClusterReady, TEST_PARTITIONS } from './cluster-mode';
+import { clusterMode, readyClient, testClusterReady, TEST_PARTITIONS } from './cluster-mode';
 import { createApp } from '../../services/api/app';
 import type { Authenticator } from '../../services/api/auth/authenticator';
 import { RunningServer, startServer } from '../../services/api/server';
@@ -50,9 +50,8 @@ export async function createStack(overrides: Partial<Record<SettingName, string 
   const cfg = configWith({ POSTGRES_URL: db.url, REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: prefix, ...redisSettings, ...overrides }, 'worker');
   const pool = createPgPool(cfg.POSTGRES_URL, 10, 'test', silentLog);
   // A cluster client takes the commands of a single connection for keys of one slot (the tests' too).
-  const connect = (name: string) => (cluster ? (cluster.client(name) as unknown as Redis) : createRedis({ addr: cfg.REDIS_ADDR, name, offlineQueue: true }));
-  const redis = connect('test');
-  const inspect = connect('test-inspect');
+  const connect = async (name: string) => (cluster ? ((await readyClient(name)) as unknown as Redis) : createRedis({ addr: cfg.REDIS_ADDR, name, offlineQueue: true }));
+  const [redis, inspect] = await Promise.all([connect('test'), connect('test-inspect')]);
   const queue = createQueue(redis, { prefix, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, partitions: cfg.REDIS_PARTITIONS });
   async function flushRedis(): Promise<void> {
     if (cluster) return cluster.deleteKeys(prefix);
