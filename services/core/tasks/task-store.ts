@@ -20,6 +20,9 @@ const payloadText = (r: CreateRequest): string => r.payloadJson ?? JSON.stringif
 /** The per-task policy columns (NULL for the usual task without one). */
 const retryText = (t: NewTask): string | null => (t.retry ? JSON.stringify(t.retry) : null);
 const timeoutText = (t: NewTask): string | null => (t.timeoutMs ? String(t.timeoutMs) : null);
+/** A delayed task's due time (NULL: queued at once; such a task is `scheduled` until then). */
+const runAtText = (t: NewTask): string | null => (t.runAt ? t.runAt.toISOString() : null);
+const STATUS_OF_RUN_AT = "CASE WHEN run_at IS NULL THEN 'queued' ELSE 'scheduled' END::task_status";
 
 /**
  * Creates many tasks, all or none: a call that fails has committed nothing, so its callers may
@@ -67,12 +70,14 @@ async function createUnkeyed(pool: Pool, reqs: CreateRequest[], out: (CreateOutc
   const { rows } = await pool.query<{ created_at: Date; n: number }>({
     name: 'create-tasks-unkeyed',
     text: `WITH created AS (
-       INSERT INTO tasks (id, type, priority, payload, max_retries, tenant, retry, timeout_ms)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::jsonb[], $8::int[])
+       INSERT INTO tasks (id, type, priority, payload, max_retries, tenant, retry, timeout_ms, run_at, status)
+       SELECT *, ${STATUS_OF_RUN_AT}
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::jsonb[], $8::int[], $9::timestamptz[])
+           AS i(id, type, priority, payload, max_retries, tenant, retry, timeout_ms, run_at)
        RETURNING 1
      )
      SELECT now() AS created_at, (SELECT count(*)::int FROM created) AS n`,
-    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(reqs.map(payloadText)), numberArray(t.map((x) => x.maxRetries)), textArray(t.map((x) => x.tenant)), textArray(t.map(retryText)), textArray(t.map(timeoutText))],
+    values: [textArray(t.map((x) => x.id)), textArray(t.map((x) => x.type)), textArray(t.map((x) => x.priority)), textArray(reqs.map(payloadText)), numberArray(t.map((x) => x.maxRetries)), textArray(t.map((x) => x.tenant)), textArray(t.map(retryText)), textArray(t.map(timeoutText)), textArray(t.map(runAtText))],
   });
   const { created_at: createdAt, n } = rows[0]!;
   if (n !== t.length) throw new Error(`inserted ${n} of ${t.length} tasks`);
@@ -90,8 +95,8 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
   const { rows } = await pool.query<{ id: string; created_at: Date }>({
     name: 'create-tasks',
     text: `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[], $9::text[], $10::jsonb[], $11::int[])
-         AS i(id, type, priority, payload, max_retries, key, hash, tenant, retry, timeout_ms)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::text[], $9::text[], $10::jsonb[], $11::int[], $12::timestamptz[])
+         AS i(id, type, priority, payload, max_retries, key, hash, tenant, retry, timeout_ms, run_at)
      ), claimed AS (
        INSERT INTO idempotency_keys (tenant, key, task_id, request_hash, expires_at)
        SELECT tenant, key, id, hash, now() + $8 * interval '1 millisecond' FROM input WHERE key IS NOT NULL ORDER BY tenant, key
@@ -101,8 +106,8 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
          WHERE idempotency_keys.expires_at <= now()
        RETURNING tenant, key
      )
-     INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key, tenant, retry, timeout_ms)
-     SELECT id, type, priority, payload, max_retries, key, tenant, retry, timeout_ms FROM input
+     INSERT INTO tasks (id, type, priority, payload, max_retries, idempotency_key, tenant, retry, timeout_ms, run_at, status)
+     SELECT id, type, priority, payload, max_retries, key, tenant, retry, timeout_ms, run_at, ${STATUS_OF_RUN_AT} FROM input
       WHERE key IS NULL OR (tenant, key) IN (SELECT tenant, key FROM claimed)
      RETURNING id, created_at`,
     values: [
@@ -117,6 +122,7 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
       textArray(t.map((x) => x.tenant)),
       textArray(t.map(retryText)),
       textArray(t.map(timeoutText)),
+      textArray(t.map(runAtText)),
     ],
   });
   const created = new Map(rows.map((r) => [r.id, r.created_at]));
@@ -151,7 +157,7 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
     type: t.type,
     priority: t.priority,
     payload: t.payload,
-    status: 'queued',
+    status: t.runAt ? 'scheduled' : 'queued',
     attempts: 0,
     max_retries: t.maxRetries,
     idempotency_key: t.idempotencyKey,
@@ -166,6 +172,9 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
     retry: t.retry ?? null,
     timeout_ms: t.timeoutMs ?? null,
     result: null,
+    run_at: t.runAt ?? null,
+    schedule: null,
+    scheduled_for: null,
   };
 }
 

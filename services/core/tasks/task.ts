@@ -25,6 +25,11 @@ export interface TaskRow {
   timeout_ms: number | null;
   /** What its successful attempt's handler returned (JSON; null until then, or when it returned nothing). */
   result: unknown;
+  /** When a delayed task is due (null: it was queued at once). */
+  run_at: Date | null;
+  /** The schedule that created it, and the tick it was created for (null for a manual trigger). */
+  schedule: string | null;
+  scheduled_for: Date | null;
 }
 
 export interface RunRow {
@@ -41,7 +46,7 @@ export interface RunRow {
 }
 
 export const TASK_COLUMNS =
-  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at, cancel_requested_at, retry, timeout_ms, result';
+  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at, cancel_requested_at, retry, timeout_ms, result, run_at, schedule, scheduled_for';
 
 export interface NewTask {
   id: string;
@@ -53,6 +58,8 @@ export interface NewTask {
   idempotencyKey: string | null;
   retry?: RetryPolicy | null;
   timeoutMs?: number | null;
+  /** A delayed task's due time: it is `scheduled` until then (absent: queued at once). */
+  runAt?: Date | null;
 }
 
 function iso(d: Date | null): string | null {
@@ -80,6 +87,9 @@ export function taskToJson(t: TaskRow, runs?: RunRow[]): Record<string, unknown>
     retry: t.retry,
     timeout_ms: t.timeout_ms,
     result: t.result,
+    run_at: iso(t.run_at),
+    schedule: t.schedule,
+    scheduled_for: iso(t.scheduled_for),
   };
   if (runs) {
     out.runs = runs.map((r) => ({
