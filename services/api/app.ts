@@ -41,6 +41,8 @@ export interface AppDeps {
   maxBodyBytes: number;
   defaultMaxRetries: number;
   idempotencyTtlMs: number;
+  /** DELAYED_HORIZON_MS (default 5 min): delayed tasks due sooner go to Redis at once. */
+  delayedHorizonMs?: number;
   /** MAX_PAYLOAD_DEPTH (default 64). */
   maxPayloadDepth?: number;
   /** MAX_INFLIGHT_BODY_BYTES (default 0: a sixteenth of the heap limit). */
@@ -282,6 +284,7 @@ function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
     idempotencyKey: input.idempotency_key,
     retry: input.retry,
     timeoutMs: input.timeout_ms,
+    runAt: input.run_at,
     // Only a key's request is hashed (to tell a replay from a conflict); the policy only when given,
     // so keys stored before it existed still replay.
     canonical:
@@ -294,6 +297,7 @@ function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
             max_retries: input.max_retries,
             ...(input.retry ? { retry: input.retry } : {}),
             ...(input.timeout_ms ? { timeout_ms: input.timeout_ms } : {}),
+            ...(input.delay ?? {}),
           }),
   };
 }

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     maxBodyBytes: cfg.MAX_BODY_BYTES,
     defaultMaxRetries: cfg.DEFAULT_MAX_RETRIES,
     idempotencyTtlMs: cfg.IDEMPOTENCY_TTL_MS,
+    delayedHorizonMs: cfg.DELAYED_HORIZON_MS,
     maxPayloadDepth: cfg.MAX_PAYLOAD_DEPTH,
     maxInflightBodyBytes: cfg.MAX_INFLIGHT_BODY_BYTES,
     submitBatchBytes: cfg.SUBMIT_BATCH_BYTES,

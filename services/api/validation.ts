@@ -6,7 +6,8 @@
 import type { Priority } from '../core/tasks/priority';
 import type { RetryPolicy } from '../core/tasks/backoff';
 import { checkRetryPolicy, checkTimeoutMs } from '../core/tasks/policy-check';
-import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from './schemas/task-input';
+import { parseTime } from '../core/tasks/task-fields';
+import { BatchBodySchema, IdempotencyKeySchema, MAX_DELAY_MS, TaskInputSchema } from './schemas/task-input';
 import { badRequest, FieldError, ProblemError } from './problem';
 
 export interface TaskInput {
@@ -18,6 +19,10 @@ export interface TaskInput {
   /** The task's own retry policy and timeout, when it gave them. */
   retry: RetryPolicy | null;
   timeout_ms: number | null;
+  /** When it is due, if that is later than now (null: queued at once). */
+  run_at: Date | null;
+  /** `run_at` or `delay_ms` as given, for the idempotency hash (a replay gives the same). */
+  delay: { run_at: string } | { delay_ms: number } | null;
 }
 
 const FIELDS = TaskInputSchema.properties;
@@ -63,6 +68,7 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
   // The policy's bounds are shared with handlers' defaults (core/tasks/policy-check.ts).
   const retry = b.retry === undefined ? null : checkRetryPolicy(b.retry, errors);
   const timeoutMs = b.timeout_ms === undefined ? null : checkTimeoutMs(b.timeout_ms, errors);
+  const { runAt, delay } = checkDelay(b, errors);
   if (errors.length) throw badRequest(errors.map((e) => `${e.field} ${e.message}`).join('; '), errors);
   return {
     retry,
@@ -72,7 +78,33 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
     payload: b.payload === undefined ? {} : b.payload,
     max_retries: (b.max_retries as number | undefined) ?? defaultMaxRetries,
     idempotency_key: key,
+    run_at: runAt,
+    delay,
   };
+}
+
+/** `run_at` or `delay_ms` (not both): the due time when it is in the future. */
+function checkDelay(b: Record<string, unknown>, errors: FieldError[]): Pick<TaskInput, 'delay'> & { runAt: Date | null } {
+  const now = Date.now();
+  if (b.run_at !== undefined && b.delay_ms !== undefined) {
+    errors.push({ field: 'delay_ms', message: 'must not be given with run_at (give one of them)' });
+    return { runAt: null, delay: null };
+  }
+  if (b.delay_ms !== undefined) {
+    const ms = b.delay_ms;
+    if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_DELAY_MS) {
+      errors.push({ field: 'delay_ms', message: `must be an integer between 0 and ${MAX_DELAY_MS} (366 days)` });
+      return { runAt: null, delay: null };
+    }
+    return { runAt: ms > 0 ? new Date(now + ms) : null, delay: { delay_ms: ms } };
+  }
+  if (b.run_at !== undefined) {
+    const at = typeof b.run_at === 'string' ? parseTime(b.run_at) : null;
+    if (!at) errors.push({ field: 'run_at', message: 'must be an RFC 3339 time with a zone, e.g. 2026-12-05T10:00:00Z' });
+    else if (at.getTime() - now > MAX_DELAY_MS) errors.push({ field: 'run_at', message: 'must be at most 366 days ahead' });
+    else return { runAt: at.getTime() > now ? at : null, delay: { run_at: b.run_at as string } };
+  }
+  return { runAt: null, delay: null };
 }
 
 export const MAX_BATCH = BatchBodySchema.properties.tasks.maxItems!;

@@ -156,7 +156,7 @@ export class Processor {
   private recording: Promise<void> | null = null;
   private recordFailing = false;
   /** Labelled metric children (see perKey). */
-  private readonly byPriority: (p: string) => { dequeued: { inc(): void }; wait: { observe(v: number): void }; toStart: { observe(v: number): void } };
+  private readonly byPriority: (p: string) => { dequeued: { inc(): void }; wait: { observe(v: number): void }; toStart: { observe(v: number): void }; lateness: { observe(v: number): void } };
   private readonly runSeconds: (type: string) => { observe(v: number): void };
 
   constructor(
@@ -166,7 +166,7 @@ export class Processor {
     this.doorbell = deps.queue.doorbell();
     const m = deps.metrics;
     m.countInflight(() => this.running.size);
-    this.byPriority = perKey((p) => ({ dequeued: m.dequeued.labels(p), wait: m.attemptWait.labels(p), toStart: m.enqueueToStart.labels(p) }));
+    this.byPriority = perKey((p) => ({ dequeued: m.dequeued.labels(p), wait: m.attemptWait.labels(p), toStart: m.enqueueToStart.labels(p), lateness: m.startLateness.labels(p) }));
     this.runSeconds = perKey((type) => m.runSeconds.labels(type));
   }
 
@@ -308,7 +308,11 @@ export class Processor {
       const m = this.byPriority(l.message.priority);
       m.dequeued.inc();
       m.wait.observe(Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
-      if (l.attempt === 1) m.toStart.observe(Math.max(0, l.leasedAtMs - l.message.createdAtMs) / 1000);
+      // A delayed task's wait is measured from when it was due.
+      if (l.attempt === 1) {
+        if (l.message.runAtMs) m.lateness.observe(Math.max(0, l.leasedAtMs - l.message.runAtMs) / 1000);
+        else m.toStart.observe(Math.max(0, l.leasedAtMs - l.message.createdAtMs) / 1000);
+      }
       // then(done, done), not finally(): run() never rejects, and finally() costs two more closures and a promise.
       const done = () => {
         this.attempts.delete(attempt);

@@ -18,6 +18,7 @@ import { Reaper } from './reaper';
 import { Reconciler } from './reconciler';
 import { RetentionSweeper } from './retention';
 import { RetryPump } from './retry-pump';
+import { DelayedLoader } from './delayed-loader';
 import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
 
@@ -42,8 +43,10 @@ export class Worker {
   readonly retention: RetentionSweeper;
   readonly statsRefresher: StatsRefresher;
   readonly tenantSync: TenantSync;
+  readonly delayedLoader: DelayedLoader;
   private stopped: Promise<{ handedBack: number }> | null = null;
   private unsubscribe: Promise<() => Promise<void>> | null = null;
+  private unsubscribeDue: Promise<() => Promise<void>> | null = null;
 
   constructor(private readonly deps: WorkerDeps) {
     const { cfg, pool, queue, log, metrics } = deps;
@@ -93,6 +96,11 @@ export class Worker {
       { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE, payloadBytes: cfg.RECONCILE_PAYLOAD_BYTES },
       log,
     );
+    this.delayedLoader = new DelayedLoader(
+      { pool, queue, metrics },
+      { intervalMs: cfg.DELAYED_LOAD_INTERVAL_MS, horizonMs: cfg.DELAYED_HORIZON_MS, batch: 1000, maxPages: 20, countEveryMs: 15_000 },
+      log,
+    );
     this.retention = new RetentionSweeper(
       { pool, queue, metrics },
       {
@@ -121,8 +129,16 @@ export class Worker {
         this.deps.log.warn({ err }, 'subscribing to cancels failed; cancelled tasks stop at the next heartbeat');
         return async () => undefined;
       });
+    // A delayed task due sooner than any other waiting one is promoted on time (the pump's scan is the fallback).
+    this.unsubscribeDue = this.deps.queue
+      .onDue((dueAtMs) => this.retryPump.retryScheduled(Math.max(0, dueAtMs - Date.now())))
+      .catch((err: unknown) => {
+        this.deps.log.warn({ err }, 'subscribing to delayed-task announcements failed; the retry pump\'s scan promotes them');
+        return async () => undefined;
+      });
     this.heartbeater.start();
     this.reaper.start();
+    this.delayedLoader.start();
     this.retryPump.start();
     this.keyPruner.start();
     this.statsRefresher.start();
@@ -146,7 +162,8 @@ export class Worker {
     await this.processor.abortAll();
     await this.completer.flush();
     await (await this.unsubscribe)?.();
-    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop()]);
+    await (await this.unsubscribeDue)?.();
+    await Promise.all([this.delayedLoader.stop(), this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };

@@ -102,6 +102,7 @@ export async function startApi(stack: Stack, queue = stack.queue, auth?: Authent
     maxBodyBytes: stack.cfg.MAX_BODY_BYTES,
     defaultMaxRetries: stack.cfg.DEFAULT_MAX_RETRIES,
     idempotencyTtlMs: stack.cfg.IDEMPOTENCY_TTL_MS,
+    delayedHorizonMs: stack.cfg.DELAYED_HORIZON_MS,
     listScanRows: stack.cfg.LIST_SCAN_ROWS,
     bulkMaxLimit: stack.cfg.BULK_MAX_LIMIT,
     bulkBatch: stack.cfg.BULK_BATCH,

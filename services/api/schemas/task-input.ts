@@ -5,7 +5,10 @@
  * (test/unit/schema-agreement.test.ts) fails until both agree.
  */
 import { Static, Type } from '@sinclair/typebox';
-import { PrioritySchema, RetryPolicySchema, TaskTypeSchema, TimeoutMsSchema } from '../../core/tasks/task-fields';
+import { PrioritySchema, RetryPolicySchema, TaskTypeSchema, TimeoutMsSchema, TimeSchema } from '../../core/tasks/task-fields';
+
+/** How far ahead a delayed task may be due: 366 days. */
+export const MAX_DELAY_MS = 366 * 86_400_000;
 
 export { RetryPolicySchema };
 
@@ -31,6 +34,13 @@ export const TaskInputSchema = Type.Object(
     idempotency_key: Type.Optional(IdempotencyKeySchema),
     retry: Type.Optional(RetryPolicySchema),
     timeout_ms: Type.Optional(TimeoutMsSchema),
+    run_at: Type.Optional(
+      Type.Unsafe<string>({
+        ...TimeSchema,
+        description: `Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is \`scheduled\`. Not with delay_ms. ${TimeSchema.description}`,
+      }),
+    ),
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DELAY_MS, description: 'Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at.' })),
   },
   { additionalProperties: false },
 );

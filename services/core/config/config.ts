@@ -81,6 +81,8 @@ export const SETTINGS = {
   TENANT_MAX_RUNNING: setting('0', parseInteger({ min: 0, max: 1_000_000 }), 'Attempts of one tenant running at once across all workers, for tenants without their own `--max-running`; 0: unlimited.', runtime),
   TENANT_METRICS_LIMIT: setting('50', parseInteger({ min: 0, max: 10_000 }), 'Tenants that get their own label in per-tenant metrics (the first seen by each process); the rest are counted under `tenant="_other"`.', runtime),
   WORKER_ID: setting('', parseString({ pattern: /^[A-Za-z0-9_.:-]{0,128}$/, hint: 'letters, digits, _ . : -' }), 'Worker identity recorded in task_runs; empty means hostname-pid.', worker),
+  DELAYED_HORIZON_MS: setting('300000', parseInteger({ min: 10_000, max: 86_400_000 }), 'Delayed tasks (`run_at`, `delay_ms`) due within this many milliseconds are held in Redis, by due time; later ones wait in Postgres only, until the workers\' loader brings them in ahead of time (docs/scheduling.md).', runtime),
+  DELAYED_LOAD_INTERVAL_MS: setting('1000', parseInteger({ min: 50, max: 60_000 }), 'How often a worker brings delayed tasks that came within DELAYED_HORIZON_MS from Postgres into Redis, and marks those due over a second ago and not yet started as `queued`.', worker),
   RECONCILE_INTERVAL_MS: setting('5000', parseInteger({ min: 50, max: 3_600_000 }), 'Reconciler cadence in milliseconds (one active copy across all workers).', worker),
   RECONCILE_GRACE_MS: setting('15000', parseInteger({ min: 0, max: 86_400_000 }), 'How long Postgres must not have touched an unfinished task before the reconciler treats its absence from Redis as a loss.', worker),
   RECONCILE_BATCH_SIZE: setting('1000', parseInteger({ min: 1, max: 100_000 }), 'Unfinished tasks checked per reconciler pass.', worker),

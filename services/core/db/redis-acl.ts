@@ -2,7 +2,7 @@
  * The least privilege a task-scheduler service needs in Redis, as one ACL: the keys of its own
  * namespace (`{prefix}:*` and its partitions' `{prefix:k*`, every key the queue builds, see
  * queue/keys.ts), the namespace's Pub/Sub
- * channels (`{prefix}:*`: workers hear of cancelled tasks on `{prefix}:cancel`),
+ * channels (`{prefix}:*`: workers hear of cancelled tasks on `{prefix}:cancel`, of delayed tasks on `{prefix}:due`),
  * and exactly the commands the services send. This list is the one source of the ACL: operators
  * print it with `npm run -s redis:acl`, test/integration/redis-acl.test.ts runs real traffic
  * through it, and test/unit/redis-acl.test.ts fails when a Lua script calls a command missing here.
@@ -34,7 +34,7 @@ const CLIENT_COMMANDS = [
   // Tenant admission (tenancy/admission.ts): a place given back, and the true-up's read of the counts.
   'hincrby',
   'hgetall',
-  // Workers hear of cancelled tasks (queue/redis-queue.ts onCancel).
+  // Workers hear of cancelled tasks (queue/redis-queue.ts onCancel) and of delayed tasks due soon (onDue).
   'subscribe',
   'unsubscribe',
   // A Redis Cluster client (db/redis.ts createRedisCluster, REDIS_CLUSTER_NODES): ioredis reads the
@@ -56,7 +56,7 @@ const SCRIPT_COMMANDS = [
   // The last minute's counts of GET /queues expire with their bucket (queue/lua/includes/rates.lua).
   'pexpire',
   'time',
-  // cancel.lua tells the worker holding a cancelled task.
+  // cancel.lua tells the worker holding a cancelled task; enqueue's caller announces a delayed task due soonest.
   'publish',
 ] as const;
 

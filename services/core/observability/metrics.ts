@@ -88,7 +88,22 @@ export function workerMetrics(registry: Registry) {
     acks: c('acks_total', 'Tasks acknowledged (removed from Redis after a final outcome).'),
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
     reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), tasks Redis knew but held nowhere (unheld; each is also requeued), and waiting tasks whose cancel Redis had applied but Postgres had not (cancelled).', ['kind']),
-    promoted: c('tasks_promoted_total', 'Due retries moved back to their queue by the retry pump, by priority.', ['priority']),
+    promoted: c('tasks_promoted_total', 'Due retries and delayed tasks moved to their queue by the retry pump, by priority.', ['priority']),
+    delayedLoaded: c('delayed_tasks_loaded_total', 'Delayed tasks the loader brought from Postgres into Redis ahead of their due time (they were due beyond the horizon when submitted).'),
+    // Set by the worker whose loader holds its lock, every 15 s; the others export nothing. Aggregate with max by (priority).
+    scheduledWaiting: new Gauge({
+      name: 'tasks_scheduled_waiting',
+      help: 'Delayed tasks (run_at, delay_ms) not yet due and not yet started, by priority, as the loader last counted them in Postgres.',
+      labelNames: ['priority'],
+      registers: [registry],
+    }),
+    startLateness: new Histogram({
+      name: 'task_start_lateness_seconds',
+      help: 'How late a delayed task\'s first attempt started after its run_at (start - run_at), by priority.',
+      labelNames: ['priority'],
+      buckets: WAIT_BUCKETS,
+      registers: [registry],
+    }),
     deleted: c('tasks_deleted_total', 'Final tasks deleted by retention (with their runs), by the status they had.', ['status']),
     // Set by the worker whose sweep holds the retention lock, at the end of each of its passes; the
     // others export nothing. Aggregate with max by (status).

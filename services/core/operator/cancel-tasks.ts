@@ -19,6 +19,9 @@ export type CancelOutcome =
 
 export const CANCEL_REASON = 'cancelled by an operator';
 
+/** Statuses a cancel applies to: waiting (scheduled, queued, retrying) ones end now, running ones are asked to stop. */
+const WAITING_OR_RUNNING = new Set(['scheduled', 'queued', 'retrying', 'running']);
+
 /** Cancels tasks of `tenant`; per id (in order) what happened. Ids should be few (a bulk call sends batches). */
 export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[]): Promise<CancelOutcome[]> {
   if (ids.length === 0) return [];
@@ -33,7 +36,7 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
       [ids, tenant],
     );
     const found = new Map(rows.map((r) => [r.id, r]));
-    const waiting = rows.filter((r) => r.status === 'queued' || r.status === 'retrying' || r.status === 'running');
+    const waiting = rows.filter((r) => WAITING_OR_RUNNING.has(r.status));
     const states = await deps.queue.cancel(waiting.map((r) => ({ id: r.id, tenant })));
     const now: string[] = [];
     const asked: string[] = [];
@@ -55,7 +58,7 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
       const r = found.get(id);
       if (!r) return { kind: 'missing' };
       if (cancelledNow.has(id)) return { kind: 'cancelled' };
-      if (r.status === 'queued' || r.status === 'retrying' || r.status === 'running') return { kind: 'cancelling' };
+      if (WAITING_OR_RUNNING.has(r.status)) return { kind: 'cancelling' };
       return { kind: 'final', status: r.status as 'succeeded' | 'dead' | 'cancelled' };
     });
   } catch (err) {

@@ -64,6 +64,10 @@ export interface QueueKeys {
   ratesPrefix: string;
   /** Pub/Sub channel on which workers hear that a task they run was cancelled (its id). */
   cancelChannel: string;
+  /** Announces a delayed task due sooner than any its due-time set held (the due time, ms): retry pumps wake for it. */
+  dueChannel: string;
+  /** The delayed-task loader's mark: due times up to it are loaded into this keyspace (ms). */
+  delayedMark: string;
   /** Leader locks of single-copy services (the reconciler). */
   lock(name: string): string;
   /** The ready list of one tenant at one priority (for tests and operators). */
@@ -115,6 +119,8 @@ export function queueKeys(prefix: string, tag = `{${prefix}}`): QueueKeys {
     workerSlots: `${tag}:worker_slots`,
     ratesPrefix: `${tag}:rates:`,
     cancelChannel: `${control}:cancel`,
+    dueChannel: `${control}:due`,
+    delayedMark: `${tag}:delayed:loaded`,
     lock: (name) => `${control}:lock:${name}`,
     tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,
     tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, tenants],

@@ -10,7 +10,7 @@ import type Redis from 'ioredis';
 import { Priority } from '../tasks/priority';
 import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
-import type { CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats } from './queue';
+import type { CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark } from './queue';
 import { RedisQueue, RedisQueueOptions, tokenPartition } from './redis-queue';
 
 export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partition'> {
@@ -245,6 +245,10 @@ export class PartitionedQueue implements TaskQueue {
     return this.control.onCancel(onCancel, onSubscribed);
   }
 
+  onDue(onDue: (dueAtMs: number) => void): Promise<() => Promise<void>> {
+    return this.control.onDue(onDue);
+  }
+
   /** The control slot's doorbell; a wait that ends (rung or timed out) forgets which partitions were empty. */
   doorbell(): Doorbell {
     const bell = this.control.doorbell();
@@ -261,6 +265,18 @@ export class PartitionedQueue implements TaskQueue {
 
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void> {
     return this.control.announceWorker(workerId, ttlMs, slots);
+  }
+
+  /** The lowest mark of the partitions; null when any has none (a partition that lost its data loads from the start). */
+  async delayedMark(): Promise<DelayedMark> {
+    const marks = await Promise.all(this.parts.map((q) => q.delayedMark()));
+    const seen = marks.map((m) => m.seen[0]!);
+    return { at: marks.some((m) => m.at === null) ? null : Math.min(...marks.map((m) => m.at!)), seen };
+  }
+
+  async setDelayedMark(seen: string[], atMs: number): Promise<boolean> {
+    const set = await Promise.all(this.parts.map((q, i) => q.setDelayedMark([seen[i] ?? ''], atMs)));
+    return set.every(Boolean);
   }
 
   lock(name: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -18,6 +18,8 @@ export interface QueueMessage {
   /** The task's own retry policy and timeout (POST /tasks `retry`, `timeout_ms`), when it has them. */
   retry?: RetryPolicy;
   timeoutMs?: number;
+  /** A delayed task's due time (ms since epoch): its start lateness is measured from here. */
+  runAtMs?: number;
 }
 
 export interface EnqueueItem extends QueueMessage {
@@ -191,6 +193,13 @@ export interface TenantOverview {
   workers: { id: string; slots: number | null }[];
 }
 
+/** How far ahead delayed tasks have been loaded from Postgres (null: not known, load from the start). */
+export interface DelayedMark {
+  at: number | null;
+  /** What each partition held, for the compare-and-set. */
+  seen: string[];
+}
+
 export interface TaskQueue {
   /** Indexes tasks as ready; returns, per item, whether it was newly pushed (false = already indexed). */
   enqueue(items: EnqueueItem[]): Promise<boolean[]>;
@@ -239,6 +248,11 @@ export interface TaskQueue {
    */
   onCancel(onCancel: (taskId: string) => void, onSubscribed?: () => void): Promise<() => Promise<void>>;
   /**
+   * Subscribes to announcements of delayed tasks due sooner than any other waiting one (their due
+   * time, ms since epoch), so a retry pump promotes them on time; resolves to an unsubscribe.
+   */
+  onDue(onDue: (dueAtMs: number) => void): Promise<() => Promise<void>>;
+  /**
    * Per id, what Redis holds of the task: null when it does not know it at all, else whether it has
    * used up its attempts with no lease holding it (Redis dead-lettered it).
    */
@@ -260,6 +274,10 @@ export interface TaskQueue {
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void>;
   /** One tenant's queues as Redis holds them, and the live workers (see lua/overview.lua). */
   overview(tenant: string): Promise<TenantOverview>;
+  /** The delayed-task loader's mark: due times up to `at` (ms) are loaded into every partition. */
+  delayedMark(): Promise<DelayedMark>;
+  /** Moves the mark to `atMs` where it still holds what delayedMark() saw; false if any had changed (lost, or moved by another loader). */
+  setDelayedMark(seen: string[], atMs: number): Promise<boolean>;
   lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
   ping(): Promise<void>;

@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import type { RetryPolicy } from '../tasks/backoff';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats } from './queue';
+import type { CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -23,7 +23,7 @@ export interface RedisQueueOptions {
   partition?: { tag: string; index: number; relayRing: () => void };
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue', 'overview', 'purge'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue', 'overview', 'purge', 'mark'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 /** Scripts that may ring the doorbell (includes/doorbell.lua), besides lease. */
 type RingingScript = 'enqueue' | 'finish' | 'release' | 'reap' | 'promote' | 'settle' | 'requeue' | 'dispatch';
@@ -60,11 +60,14 @@ interface WireMessage {
   /** Only for a task with its own policy or timeout: plain tasks' messages stay as small as they were. */
   retry?: RetryPolicy;
   timeout_ms?: number;
+  /** Only for a delayed task: its due time (ms). */
+  run_at?: number;
 }
 
 /** JSON.stringify of the WireMessage; a payload given as JSON text is spliced in unparsed (same message once parsed). */
 function wireMessage(it: EnqueueItem): string {
-  const policy = (it.retry ? `,"retry":${JSON.stringify(it.retry)}` : '') + (it.timeoutMs ? `,"timeout_ms":${it.timeoutMs}` : '');
+  const policy =
+    (it.retry ? `,"retry":${JSON.stringify(it.retry)}` : '') + (it.timeoutMs ? `,"timeout_ms":${it.timeoutMs}` : '') + (it.runAtMs ? `,"run_at":${it.runAtMs}` : '');
   if (it.payloadJson === undefined && !policy) return JSON.stringify({ type: it.type, payload: it.payload, created_at: it.createdAtMs } satisfies WireMessage);
   const payload = it.payloadJson ?? JSON.stringify(it.payload === undefined ? {} : it.payload);
   return `{"type":${JSON.stringify(it.type)},"payload":${payload},"created_at":${JSON.stringify(it.createdAtMs)}${policy}}`;
@@ -130,6 +133,10 @@ export class RedisQueue implements TaskQueue {
       args.push(it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.dueAtMs ?? 0, it.tenant);
     }
     const res = (await this.run.enqueue([k.messages, k.meta, k.attempts, k.readyAt, ...k.retries, k.doorbell, ...k.tenantBlock, k.tombstones, k.ratesPrefix], args)) as number[];
+    // The last element: the due time of a task now earliest in its due-time set (0: none). A hint
+    // for the retry pumps (onDue); one missed is promoted by their fallback scan.
+    const earliest = res.pop()!;
+    if (earliest > 0) this.redis.publish(k.dueChannel, String(earliest)).catch(() => undefined);
     return res.map((r) => r === 1);
   }
 
@@ -165,6 +172,7 @@ export class RedisQueue implements TaskQueue {
       };
       if (wire.retry) message.retry = wire.retry;
       if (wire.timeout_ms) message.timeoutMs = wire.timeout_ms;
+      if (wire.run_at) message.runAtMs = wire.run_at;
       // As lease.lua makes them.
       leases.push({ message, token: `${tokenBase}:${k}`, attempt: res[i + 1] as number, deadlineMs, readyAtMs: Number(res[i + 4]), leasedAtMs: now });
     }
@@ -281,15 +289,24 @@ export class RedisQueue implements TaskQueue {
    * that check at once instead of at the next heartbeat.
    */
   async onCancel(onCancel: (taskId: string) => void, onSubscribed?: () => void): Promise<() => Promise<void>> {
+    return this.subscribe(this.keys.cancelChannel, onCancel, onSubscribed);
+  }
+
+  /** Calls `onDue(dueAtMs)` when a delayed task due sooner than any other waiting one is enqueued (see lua/enqueue.lua). */
+  async onDue(onDue: (dueAtMs: number) => void): Promise<() => Promise<void>> {
+    return this.subscribe(this.keys.dueChannel, (ms) => onDue(Number(ms)));
+  }
+
+  private async subscribe(channel: string, onMessage: (message: string) => void, onSubscribed?: () => void): Promise<() => Promise<void>> {
     const sub = this.redis.duplicate({ lazyConnect: false });
     sub.on('error', () => undefined);
-    sub.on('message', (_channel: string, id: string) => onCancel(id));
+    sub.on('message', (_channel: string, message: string) => onMessage(message));
     // ioredis subscribes again after every reconnect, then emits `ready`.
     let subscribed = false;
     sub.on('ready', () => subscribed && onSubscribed?.());
     // Not awaited: with Redis away at start-up the subscription waits for it, and a worker stopped
     // meanwhile must not wait for Redis to return.
-    sub.subscribe(this.keys.cancelChannel).then(
+    sub.subscribe(channel).then(
       () => {
         subscribed = true;
         onSubscribed?.();
@@ -391,6 +408,16 @@ export class RedisQueue implements TaskQueue {
     if (tasks.length === 0) return 0;
     const k = this.keys;
     return Number(await this.run.purge([k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, ...k.deadLetters], tasks.map((t) => t.id)));
+  }
+
+  /** The delayed-task loader's mark (see lua/mark.lua); `seen` is handed back to setDelayedMark. */
+  async delayedMark(): Promise<DelayedMark> {
+    const v = await this.redis.get(this.keys.delayedMark);
+    return { at: v === null ? null : Number(v), seen: [v ?? ''] };
+  }
+
+  async setDelayedMark(seen: string[], atMs: number): Promise<boolean> {
+    return (await this.run.mark([this.keys.delayedMark], [seen[0] ?? '', String(atMs)])) === 1;
   }
 
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */

@@ -35,7 +35,7 @@ const STATUS = 't.status::text';
 
 /** The fence every attempt write shares: `t` is the task row, `i` the attempt (token, attempt). */
 const CURRENT_ATTEMPT = `((${STATUS} = 'running' AND t.lease_token = i.token)
-         OR (${STATUS} IN ('queued', 'retrying', 'running') AND t.attempts < i.attempt))`;
+         OR (${STATUS} IN ('scheduled', 'queued', 'retrying', 'running') AND t.attempts < i.attempt))`;
 
 /**
  * A task `running` under an older token whose loss was never recorded (its worker died after the
@@ -314,7 +314,7 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
          FROM input i
         -- Running under this token, or never recorded as started (then there is nothing to un-count).
         WHERE t.id = i.id AND ((${STATUS} = 'running' AND t.lease_token = i.token)
-                            OR (${STATUS} IN ('queued', 'retrying') AND t.attempts < i.attempt))
+                            OR (${STATUS} IN ('scheduled', 'queued', 'retrying') AND t.attempts < i.attempt))
        RETURNING t.id
      ), runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)

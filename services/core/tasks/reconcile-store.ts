@@ -130,7 +130,7 @@ export async function finishCancelled(pool: Pool, ids: string[], reason: string)
   if (ids.length === 0) return new Set();
   const { rows } = await pool.query<{ id: string }>(
     `UPDATE tasks SET status = 'cancelled', finished_at = now(), run_after = NULL, lease_token = NULL, last_error = $2, updated_at = now()
-      WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'retrying') AND cancel_requested_at IS NOT NULL
+      WHERE id = ANY($1::uuid[]) AND status IN ('scheduled', 'queued', 'retrying') AND cancel_requested_at IS NOT NULL
       RETURNING id`,
     [ids, reason],
   );

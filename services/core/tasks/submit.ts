@@ -12,6 +12,8 @@ import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
 import { CreateOutcome, CreateRequest, createTasks, scopedKey } from './task-store';
 import { uuidv7 } from './uuid';
+import { SETTINGS } from '../config/config';
+import type { TaskRow } from './task';
 
 export interface SubmitRequest {
   /** The tenant the task belongs to; idempotency keys are unique per tenant. */
@@ -28,6 +30,8 @@ export interface SubmitRequest {
   /** The task's own retry policy and timeout (absent: the handler's or the environment's). */
   retry?: RetryPolicy | null;
   timeoutMs?: number | null;
+  /** A delayed task's due time (absent or null: queued at once). */
+  runAt?: Date | null;
 }
 
 /** New, replayed (the key's earlier task), or a conflict (the key was used with another request). */
@@ -38,7 +42,11 @@ export interface SubmitDeps {
   queue: TaskQueue;
   log: Logger;
   idempotencyTtlMs: number;
+  /** Delayed tasks due within this long are indexed in Redis at once; later ones are left to the loader (DELAYED_HORIZON_MS). */
+  delayedHorizonMs?: number;
 }
+
+const DEFAULT_HORIZON_MS = SETTINGS.DELAYED_HORIZON_MS.parse(SETTINGS.DELAYED_HORIZON_MS.default);
 
 export async function submitTask(deps: SubmitDeps, req: SubmitRequest): Promise<SubmitResult> {
   const [res] = await submitTasks(deps, [req]);
@@ -74,7 +82,7 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
     }
     sent.push(i);
     creates.push({
-      task: { id: uuidv7(), tenant: r.tenant, type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey, retry: r.retry ?? null, timeoutMs: r.timeoutMs ?? null },
+      task: { id: uuidv7(), tenant: r.tenant, type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey, retry: r.retry ?? null, timeoutMs: r.timeoutMs ?? null, runAt: r.runAt ?? null },
       requestHash: hashes[i]!,
       payloadJson: r.payloadJson,
     });
@@ -103,17 +111,15 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
 export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], reqs?: SubmitRequest[]): Promise<void> {
   // A task answered twice in one call (a key repeated in a batch) is pushed once.
   const seen = new Set<string>();
+  const horizon = Date.now() + (deps.delayedHorizonMs ?? DEFAULT_HORIZON_MS);
   const items = outcomes.flatMap((o, i) => {
-    const push = o.kind === 'created' || (o.kind === 'replayed' && o.task.status === 'queued' && o.task.attempts === 0);
-    if (!push || seen.has(o.task.id)) return [];
-    seen.add(o.task.id);
     const t = o.task;
+    const waiting = o.kind === 'created' || (o.kind === 'replayed' && (t.status === 'queued' || t.status === 'scheduled') && t.attempts === 0);
+    // A delayed task due beyond the horizon waits in Postgres; the workers' loader brings it in.
+    if (!waiting || seen.has(t.id) || (t.status === 'scheduled' && t.run_at!.getTime() > horizon)) return [];
+    seen.add(t.id);
     // A created task's payload is the request's: its JSON text is reused rather than built again.
-    const payloadJson = o.kind === 'created' ? reqs?.[i]?.payloadJson : undefined;
-    const item: EnqueueItem = { id: t.id, tenant: t.tenant, type: t.type, priority: t.priority, payload: t.payload, payloadJson, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts };
-    if (t.retry) item.retry = t.retry;
-    if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
-    return [item];
+    return [enqueueItem(t, o.kind === 'created' ? reqs?.[i]?.payloadJson : undefined)];
   });
   if (items.length === 0) return;
   try {
@@ -121,4 +127,13 @@ export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], r
   } catch (err) {
     deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
   }
+}
+
+/** What the queue holds of a waiting task (a scheduled one goes in by its due time). */
+export function enqueueItem(t: TaskRow, payloadJson?: string): EnqueueItem {
+  const item: EnqueueItem = { id: t.id, tenant: t.tenant, type: t.type, priority: t.priority, payload: t.payload, payloadJson, maxAttempts: maxAttempts(t.max_retries), createdAtMs: t.created_at.getTime(), attempts: t.attempts };
+  if (t.retry) item.retry = t.retry;
+  if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
+  if (t.status === 'scheduled' && t.run_at) item.dueAtMs = item.runAtMs = t.run_at.getTime();
+  return item;
 }

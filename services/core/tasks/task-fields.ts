@@ -18,6 +18,12 @@ export const PrioritySchema = StringEnum(PRIORITIES, { description: 'Highest fir
 
 export const StatusSchema = StringEnum(STATUSES);
 
+export const ScheduleNameSchema = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$',
+  description: 'A schedule name: 1-128 letters, digits, . _ - (starting with a letter or digit), unique per tenant.',
+  examples: ['nightly-report'],
+});
+
 /**
  * A retry policy: a task's own (POST /tasks `retry`) or a handler's default. Every field optional,
  * the rest from the handler's or the environment's; policy-check.ts enforces it for both.

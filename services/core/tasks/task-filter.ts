@@ -1,13 +1,13 @@
 /**
  * The task filter shared by GET /tasks (query parameters) and the bulk routes (`{"filter": {...}}`):
- * status, type, priority, created_after, created_before. Statuses and priorities may be lists
+ * status, type, priority, created_after, created_before, schedule. Statuses and priorities may be lists
  * (comma-separated in a query, an array or a comma-separated string in JSON). Parsing reports every
  * problem with the field it concerns; the SQL it makes is parameterized, never spliced.
  */
 import { Static, Type } from '@sinclair/typebox';
 import { EnumList } from '../schema/json-schema';
 import { Priority, PRIORITIES, STATUSES, TaskStatus } from './priority';
-import { parseTime, TaskTypeSchema, TimeSchema } from './task-fields';
+import { parseTime, ScheduleNameSchema, TaskTypeSchema, TimeSchema } from './task-fields';
 
 /**
  * The filter as JSON Schema (for the bulk bodies and GET /tasks's query), its statuses narrowed to
@@ -21,6 +21,7 @@ export function filterSchema(statuses: readonly TaskStatus[] = STATUSES) {
       priority: Type.Optional(EnumList(PRIORITIES, { description: 'Tasks of any of these priorities.' })),
       created_after: Type.Optional(Type.Unsafe<string>({ ...TimeSchema, description: `Created strictly after this time. ${TimeSchema.description}` })),
       created_before: Type.Optional(Type.Unsafe<string>({ ...TimeSchema, description: `Created strictly before this time. ${TimeSchema.description}` })),
+      schedule: Type.Optional(Type.Unsafe<string>({ ...ScheduleNameSchema, description: 'Tasks created by this schedule (its ticks and manual triggers).' })),
     },
     { additionalProperties: false },
   );
@@ -33,6 +34,7 @@ export interface TaskFilter {
   priorities?: Priority[];
   createdAfter?: Date;
   createdBefore?: Date;
+  schedule?: string;
 }
 
 export interface FilterProblem {
@@ -42,6 +44,7 @@ export interface FilterProblem {
 
 export const FILTER_FIELDS = Object.keys(filterSchema().properties) as (keyof FilterInput)[];
 const TYPE_PATTERN = new RegExp(TaskTypeSchema.pattern!);
+const SCHEDULE_PATTERN = new RegExp(ScheduleNameSchema.pattern!);
 
 /** Parses the filter fields of `input` (a query object or a JSON object); other keys are left to the caller. */
 export function parseFilter(input: Record<string, unknown>, prefix = ''): { filter: TaskFilter; problems: FilterProblem[] } {
@@ -77,6 +80,10 @@ export function parseFilter(input: Record<string, unknown>, prefix = ''): { filt
     if (typeof input.type !== 'string' || !TYPE_PATTERN.test(input.type)) problems.push({ field: name('type'), message: 'must be 1-128 characters of letters, digits, _ . : -' });
     else filter.type = input.type;
   }
+  if (input.schedule !== undefined) {
+    if (typeof input.schedule !== 'string' || !SCHEDULE_PATTERN.test(input.schedule)) problems.push({ field: name('schedule'), message: 'must be a schedule name: 1-128 letters, digits, . _ - starting with a letter or digit' });
+    else filter.schedule = input.schedule;
+  }
   for (const [f, key] of [['created_after', 'createdAfter'], ['created_before', 'createdBefore']] as const) {
     const v = input[f];
     if (v === undefined) continue;
@@ -103,5 +110,6 @@ export function filterSql(filter: TaskFilter, first = 1): { sql: string; values:
   if (filter.priorities) parts.push(`priority = ANY(${param(filter.priorities)}::text[])`);
   if (filter.createdAfter) parts.push(`created_at > ${param(filter.createdAfter.toISOString())}::timestamptz`);
   if (filter.createdBefore) parts.push(`created_at < ${param(filter.createdBefore.toISOString())}::timestamptz`);
+  if (filter.schedule !== undefined) parts.push(`schedule = ${param(filter.schedule)}`);
   return { sql: parts.length ? parts.join(' AND ') : 'TRUE', values };
 }

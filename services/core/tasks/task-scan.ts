@@ -26,20 +26,19 @@ export interface ScanRowMarks {
  * created_at (the order is on them).
  */
 export function scanQuery(columns: string, tenant: string, filter: TaskFilter, after: TaskCursor | null, hits: number, scanRows: number): { text: string; values: unknown[] } {
-  const { createdAfter, createdBefore, ...checked } = filter;
-  // The window bounds the index scan; the rest is checked on what it reads.
-  const scan = filterSql({ createdAfter, createdBefore }, 2);
+  const { createdAfter, createdBefore, schedule, ...checked } = filter;
+  // The window (and a schedule: tasks_tenant_schedule_idx) bounds the index scan; the rest is checked on what it reads.
+  const scan = filterSql({ createdAfter, createdBefore, schedule }, 2);
   const hit = filterSql(checked, 2 + scan.values.length);
   const n = 2 + scan.values.length + hit.values.length;
   // The cursor condition only when there is one: `$n IS NULL OR …` would keep it from bounding the index scan.
   const cursor = after ? `AND (created_at, id) < ($${n}::timestamptz, $${n + 1}::uuid)` : '';
-  const read = newestFirst(
-    filter.statuses,
-    (p) => `SELECT ${columns}, created_at::text AS created_at_text, ${hit.sql} AS hit FROM tasks
+  const indexRead = (p: string) => `SELECT ${columns}, created_at::text AS created_at_text, ${hit.sql} AS hit FROM tasks
       WHERE tenant = $1 AND ${scan.sql} AND ${p} ${cursor}
-      ORDER BY created_at DESC, id DESC LIMIT ${scanRows}`,
-    scanRows,
-  );
+      ORDER BY created_at DESC, id DESC LIMIT ${scanRows}`;
+  // A schedule's tasks are read from its own index (tasks_tenant_schedule_idx), whatever their
+  // status (checked on the rows): no status predicate could steer the planner to another index.
+  const read = schedule === undefined ? newestFirst(filter.statuses, indexRead, scanRows) : indexRead('TRUE');
   // The outer LIMIT reaches the inner read (the planner plans it for a few rows, in index order), and
   // the read stops as soon as enough match: row_number() needs no row after the current one.
   return {

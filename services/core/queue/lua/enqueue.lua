@@ -5,7 +5,9 @@
 --       tenant block (10-21), tombstones (22), rates prefix (23)
 -- ARGV: groups of 7: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now), tenant
 -- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call, or
--- tombstoned: an operator cancelled it, see includes/tombstones.lua)
+-- tombstoned: an operator cancelled it, see includes/tombstones.lua); then one more: the due time
+-- of a task due later that is now the earliest of its retry set (0: none), for the caller to
+-- announce to the retry pumps (they would otherwise learn of it at their next scan).
 -- Rings the doorbell when tasks a worker may lease now became ready, so an idle worker wakes at once.
 -- @include bulk
 -- @include doorbell
@@ -63,11 +65,22 @@ bulk('HSET', KEYS[1], msg)
 bulk('HSET', KEYS[2], meta)
 bulk('HSET', KEYS[3], attempts)
 bulk('HSET', KEYS[4], readyAt)
-for p = 1, 4 do bulk('ZADD', KEYS[4 + p], later[p]) end
+local earliest = 0
+for p = 1, 4 do
+  local z = later[p]
+  if #z > 0 then
+    local soonest = z[1]
+    for i = 3, #z, 2 do if z[i] < soonest then soonest = z[i] end end
+    local head = redis.call('ZRANGE', KEYS[4 + p], 0, 0, 'WITHSCORES')
+    if (not head[2] or soonest < tonumber(head[2])) and (earliest == 0 or soonest < earliest) then earliest = soonest end
+    bulk('ZADD', KEYS[4 + p], z)
+  end
+end
 local leasable = false
 for _, g in ipairs(groups) do
   if pushReady(g.p, g.tenant, g.ids, false) then leasable = true end
 end
 if leasable then ring(KEYS[9]) end
 flushRates(KEYS[23], now)
+out[#out + 1] = earliest
 return out

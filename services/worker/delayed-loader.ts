@@ -1,0 +1,97 @@
+/**
+ * Brings delayed tasks from Postgres into Redis ahead of time. Redis holds only the tasks due within
+ * the horizon (the API indexes those at once, by due time); the rest wait in Postgres, and this loop
+ * loads each one about half a horizon before it is due, so a million far-future tasks take no Redis
+ * memory. How far it has loaded is a mark in Redis: a Redis that lost its data lost the mark with
+ * the tasks, and the next pass loads from the start again. It also marks tasks due over a second
+ * ago that no worker has started as `queued`, and counts the scheduled ones (a gauge). One copy
+ * runs at a time across all workers (a Redis lock with a TTL).
+ */
+import type { Pool } from 'pg';
+import type { Logger } from '../core/observability/logger';
+import type { WorkerMetrics } from '../core/observability/metrics';
+import type { TaskQueue } from '../core/queue/queue';
+import { PeriodicService } from '../core/service';
+import { countScheduled, DueCursor, markDueQueued, scheduledDueSoon } from '../core/tasks/delayed-store';
+import { PRIORITIES } from '../core/tasks/priority';
+import { enqueueItem } from '../core/tasks/submit';
+
+export interface DelayedLoaderOptions {
+  intervalMs: number;
+  /** DELAYED_HORIZON_MS: the API indexes tasks due within it; this loop loads them within half of it. */
+  horizonMs: number;
+  /** Tasks per page, and pages per pass (the rest waits for the next pass). */
+  batch: number;
+  maxPages: number;
+  /** How often the scheduled tasks are counted (a count walks them all). */
+  countEveryMs: number;
+}
+
+/** Tasks due sooner than this are not loaded (see scheduledDueSoon); those overdue by it are marked queued. */
+const LEAD_MS = 1000;
+const MAX_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+
+export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueued: number }> {
+  private readonly owner = `delayed-loader-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  private lastCount = -Infinity;
+
+  constructor(
+    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
+    private readonly opts: DelayedLoaderOptions,
+    log: Logger,
+  ) {
+    super('delayed-loader', opts.intervalMs, log);
+  }
+
+  async runOnce(): Promise<{ loaded: number; markedQueued: number }> {
+    const { pool, queue } = this.deps;
+    if (!(await queue.lock('delayed-loader', this.owner, this.opts.intervalMs * 3 + 5000))) return { loaded: 0, markedQueued: 0 };
+    try {
+      const loaded = await this.load();
+      const markedQueued = await markDueQueued(pool, LEAD_MS, this.opts.batch);
+      if (markedQueued > 0) this.log.debug({ count: markedQueued }, 'due delayed tasks not started yet marked queued');
+      await this.count();
+      return { loaded, markedQueued };
+    } finally {
+      await queue.unlock('delayed-loader', this.owner).catch(() => undefined);
+    }
+  }
+
+  /** One pass of loading: from the mark up to half a horizon ahead, at most maxPages pages. */
+  private async load(): Promise<number> {
+    const { pool, queue, metrics } = this.deps;
+    const mark = await queue.delayedMark();
+    let after: DueCursor | null = mark.at === null ? null : { runAt: new Date(mark.at), id: MAX_ID };
+    let loaded = 0;
+    for (let page = 0; page < this.opts.maxPages; page++) {
+      const { tasks, until } = await scheduledDueSoon(pool, after, this.opts.horizonMs / 2, LEAD_MS, this.opts.batch);
+      if (tasks.length > 0) {
+        const pushed = await queue.enqueue(tasks.map((t) => enqueueItem(t, t.payload_json)));
+        const n = pushed.filter(Boolean).length;
+        loaded += n;
+        if (n > 0) metrics.delayedLoaded.inc(n);
+      }
+      if (tasks.length < this.opts.batch) {
+        await queue.setDelayedMark(mark.seen, until.getTime());
+        return loaded;
+      }
+      const last = tasks[tasks.length - 1]!;
+      after = { runAt: last.run_at!, id: last.id };
+    }
+    // Not done within this pass: the mark moves to just before the last due time loaded (tasks
+    // sharing it are sent again, and found indexed).
+    await queue.setDelayedMark(mark.seen, after!.runAt.getTime() - 1);
+    return loaded;
+  }
+
+  private async count(): Promise<void> {
+    if (performance.now() - this.lastCount < this.opts.countEveryMs) return;
+    this.lastCount = performance.now();
+    const counts = await countScheduled(this.deps.pool, 2000);
+    if (!counts) {
+      this.log.debug('counting scheduled tasks took over 2 s; the gauge keeps its last values');
+      return;
+    }
+    for (const p of PRIORITIES) this.deps.metrics.scheduledWaiting.set({ priority: p }, counts[p]);
+  }
+}

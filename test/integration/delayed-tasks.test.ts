@@ -1,0 +1,183 @@
+/**
+ * Delayed tasks (`run_at`, `delay_ms`) against real Postgres, Redis, an API and a worker: a task is
+ * `scheduled` until due and starts no earlier; a batch of mixed delays; cancel before due; a task
+ * due beyond the horizon waits in Postgres only, until the loader brings it in; Redis losing its
+ * data while thousands are scheduled (all still run, none twice); bad input.
+ */
+import { createHash } from 'node:crypto';
+import type { Worker } from '../../services/worker/worker';
+import { createStack, Stack, startApi, startWorker, waitFor } from '../support/stack';
+// Every answer is checked against the OpenAPI document (the contract test).
+import { fetch } from '../support/contract';
+
+let stack: Stack;
+let api: Awaited<ReturnType<typeof startApi>>;
+let worker: Worker | null = null;
+const started = new Map<string, number[]>();
+
+async function setUp(overrides: Record<string, string | number> = {}): Promise<void> {
+  stack = await createStack({ RETRY_SCAN_INTERVAL_MS: 500, POLL_INTERVAL_MS: 50, DELAYED_LOAD_INTERVAL_MS: 100, ...overrides });
+  api = await startApi(stack);
+}
+afterEach(async () => {
+  await worker?.stop(0);
+  worker = null;
+  await api?.server.stop();
+  await stack?.close();
+  started.clear();
+});
+
+function run(): ReturnType<typeof startWorker> {
+  const w = startWorker(stack, {
+    handlers: {
+      stamp: async (ctx) => {
+        const at = started.get(ctx.id) ?? [];
+        at.push(Date.now());
+        started.set(ctx.id, at);
+      },
+    },
+  });
+  worker = w.worker;
+  return w;
+}
+
+async function post(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function task(id: string): Promise<Record<string, unknown>> {
+  return (await (await fetch(`${api.url}/tasks/${id}`)).json()) as Record<string, unknown>;
+}
+
+const succeeded = (id: string) => async () => ((await task(id)).status === 'succeeded' ? true : null);
+
+it('a task with delay_ms is scheduled until due, then runs no earlier than run_at', async () => {
+  await setUp();
+  const { registry } = run();
+  const before = Date.now();
+  const res = await post('/tasks', { type: 'stamp', delay_ms: 400 });
+  expect(res.status).toBe(201);
+  expect(res.body.status).toBe('scheduled');
+  const runAt = Date.parse(res.body.run_at as string);
+  expect(runAt).toBeGreaterThanOrEqual(before + 400);
+  expect((await task(res.body.id as string)).status).toBe('scheduled');
+  await waitFor(succeeded(res.body.id as string), 10_000, 'the delayed task to succeed');
+  expect(started.get(res.body.id as string)![0]).toBeGreaterThanOrEqual(runAt);
+  const t = await task(res.body.id as string);
+  expect(Date.parse(t.started_at as string)).toBeGreaterThanOrEqual(runAt);
+  expect(t.run_at).toBe(res.body.run_at);
+  const lateness = await registry.getSingleMetric('task_start_lateness_seconds')!.get();
+  expect(lateness.values.find((v) => (v as { metricName?: string }).metricName === 'task_start_lateness_seconds_count' && v.labels.priority === 'default')?.value).toBe(1);
+});
+
+it('a batch of mixed delays: each task starts no earlier than it is due, in due order', async () => {
+  await setUp();
+  run();
+  const now = Date.now();
+  const res = await post('/tasks/batch', {
+    tasks: [
+      { type: 'stamp', delay_ms: 900 },
+      { type: 'stamp' },
+      { type: 'stamp', run_at: new Date(now + 600).toISOString() },
+      { type: 'stamp', run_at: new Date(now - 60_000).toISOString() },
+      { type: 'stamp', delay_ms: 0 },
+      { type: 'stamp', delay_ms: 300, priority: 'low' },
+    ],
+  });
+  expect(res.status).toBe(200);
+  const results = res.body.results as { status: number; task: { id: string; status: string; run_at: string | null } }[];
+  expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201, 201, 201]);
+  expect(results.map((r) => r.task.status)).toEqual(['scheduled', 'queued', 'scheduled', 'queued', 'queued', 'scheduled']);
+  // A time in the past (or no delay) runs now: no run_at.
+  expect(results[3]!.task.run_at).toBeNull();
+  const ids = results.map((r) => r.task.id);
+  await waitFor(async () => ((await Promise.all(ids.map((id) => task(id)))).every((t) => t.status === 'succeeded') ? true : null), 10_000, 'the batch to succeed');
+  for (const r of results) if (r.task.run_at) expect(started.get(r.task.id)![0]).toBeGreaterThanOrEqual(Date.parse(r.task.run_at));
+  const order = [5, 2, 0].map((i) => started.get(ids[i]!)![0]!);
+  expect(order).toEqual([...order].sort((a, b) => a - b));
+  for (const id of ids) expect(started.get(id)).toHaveLength(1);
+});
+
+it('a scheduled task cancelled before it is due never runs, and GET /tasks?status=scheduled lists the waiting ones', async () => {
+  await setUp();
+  run();
+  const a = await post('/tasks', { type: 'stamp', delay_ms: 1500 });
+  const b = await post('/tasks', { type: 'stamp', delay_ms: 60_000 });
+  const listed = await fetch(`${api.url}/tasks?status=scheduled`);
+  expect(((await listed.json()) as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toEqual([b.body.id, a.body.id]);
+  const cancelled = await post(`/tasks/${a.body.id as string}/cancel`, {});
+  expect(cancelled.status).toBe(200);
+  expect(cancelled.body.status).toBe('cancelled');
+  await new Promise((r) => setTimeout(r, 2000));
+  expect(started.has(a.body.id as string)).toBe(false);
+  expect((await task(a.body.id as string)).status).toBe('cancelled');
+  // The other one is still waiting.
+  expect((await task(b.body.id as string)).status).toBe('scheduled');
+});
+
+it('a task due beyond the horizon waits in Postgres only; the loader brings it into Redis ahead of time and it runs on time', async () => {
+  await setUp({ DELAYED_HORIZON_MS: 10_000 });
+  run();
+  const res = await post('/tasks', { type: 'stamp', delay_ms: 11_000 });
+  const id = res.body.id as string;
+  const keys = stack.keysOf('default');
+  expect(await stack.inspect.hexists(keys.meta, id)).toBe(0);
+  // Loaded half a horizon (5 s) before it is due.
+  await waitFor(async () => (await stack.inspect.hexists(keys.meta, id)) === 1, 10_000, 'the loader to index the task');
+  expect(Date.now()).toBeLessThan(Date.parse(res.body.run_at as string));
+  await waitFor(succeeded(id), 10_000, 'the task to succeed');
+  const startedAt = started.get(id)![0]!;
+  expect(startedAt).toBeGreaterThanOrEqual(Date.parse(res.body.run_at as string));
+}, 30_000);
+
+it('Redis losing its data while 10,000 tasks are scheduled: every one still runs, and none twice', async () => {
+  await setUp({ DELAYED_HORIZON_MS: 10_000, RECONCILE_INTERVAL_MS: 200, RECONCILE_GRACE_MS: 500 });
+  const ids: string[] = [];
+  for (let b = 0; b < 10; b++) {
+    const res = await post('/tasks/batch', { tasks: Array.from({ length: 1000 }, (_, i) => ({ type: 'stamp', delay_ms: 1000 + ((b * 1000 + i) % 8000) })) });
+    ids.push(...(res.body.results as { task: { id: string } }[]).map((r) => r.task.id));
+  }
+  await stack.flushRedis();
+  run();
+  await waitFor(
+    async () => {
+      const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'succeeded'`, [ids]);
+      return rows[0]!.n === ids.length ? true : null;
+    },
+    60_000,
+    'every scheduled task to succeed',
+  );
+  expect([...started.values()].filter((s) => s.length > 1)).toEqual([]);
+  expect(started.size).toBe(ids.length);
+  const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_runs WHERE task_id = ANY($1::uuid[])`, [ids]);
+  expect(rows[0]!.n).toBe(ids.length);
+}, 90_000);
+
+it('bad run_at and delay_ms get a 400 naming the field', async () => {
+  await setUp();
+  for (const [body, field] of [
+    [{ type: 'stamp', run_at: '2026-12-05T10:00:00Z', delay_ms: 5 }, 'delay_ms'],
+    [{ type: 'stamp', delay_ms: -1 }, 'delay_ms'],
+    [{ type: 'stamp', delay_ms: 1.5 }, 'delay_ms'],
+    [{ type: 'stamp', delay_ms: '100' }, 'delay_ms'],
+    [{ type: 'stamp', run_at: '2026-12-05T10:00:00' }, 'run_at'],
+    [{ type: 'stamp', run_at: 'tomorrow' }, 'run_at'],
+    [{ type: 'stamp', run_at: new Date(Date.now() + 400 * 86_400_000).toISOString() }, 'run_at'],
+  ] as const) {
+    const res = await post('/tasks', body);
+    expect(res.status).toBe(400);
+    expect((res.body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
+  }
+});
+
+it('an idempotent replay of a delayed request returns the same task', async () => {
+  await setUp();
+  const key = createHash('sha1').update(String(Math.random())).digest('hex');
+  const first = await post('/tasks', { type: 'stamp', delay_ms: 5000, idempotency_key: key });
+  const again = await post('/tasks', { type: 'stamp', delay_ms: 5000, idempotency_key: key });
+  expect(again.status).toBe(200);
+  expect(again.body.id).toBe(first.body.id);
+  const other = await post('/tasks', { type: 'stamp', delay_ms: 6000, idempotency_key: key });
+  expect(other.status).toBe(409);
+});
