@@ -270,6 +270,12 @@ export interface components {
             timeout_ms: number | null;
             /** @description What its handler returned when it succeeded (JSON, at most 64 KiB); null until then. */
             result: unknown;
+            /** @description When a delayed task is due (run_at or delay_ms); it is `scheduled` until then. Null: it was queued at once. */
+            run_at: string | null;
+            /** @description The schedule that created it (null: none). */
+            schedule: string | null;
+            /** @description The schedule tick it was created for (null: not created by a tick, e.g. a manual trigger). */
+            scheduled_for: string | null;
             /** @description Its attempts, oldest first (GET /tasks/{id} and the single-task actions). */
             runs?: components["schemas"]["Run"][];
         };
@@ -339,6 +345,12 @@ export interface components {
             } | null;
             /** @description Its own timeout (null: its handler's or the environment's). */
             timeout_ms: number | null;
+            /** @description When a delayed task is due (run_at or delay_ms); it is `scheduled` until then. Null: it was queued at once. */
+            run_at: string | null;
+            /** @description The schedule that created it (null: none). */
+            schedule: string | null;
+            /** @description The schedule tick it was created for (null: not created by a tick, e.g. a manual trigger). */
+            scheduled_for: string | null;
         };
         TaskPage: {
             /** @description Newest first. */
@@ -383,6 +395,13 @@ export interface components {
             };
             /** @description An attempt running longer is aborted and fails (default: its handler's, else TASK_TIMEOUT_MS). */
             timeout_ms?: number;
+            /**
+             * Format: date-time
+             * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+             */
+            run_at?: string;
+            /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
+            delay_ms?: number;
         };
         BatchBody: {
             /** @description Each task is validated and created on its own: an invalid one gets its own 400 in `results`, the others are created. */
@@ -468,7 +487,7 @@ export interface components {
          */
         Priority: "critical" | "high" | "default" | "low";
         /** @enum {string} */
-        TaskStatus: "queued" | "running" | "retrying" | "succeeded" | "dead" | "cancelled";
+        TaskStatus: "scheduled" | "queued" | "running" | "retrying" | "succeeded" | "dead" | "cancelled";
         Health: {
             /** @constant */
             status: "ok";
@@ -641,7 +660,7 @@ export interface operations {
     listTasks: {
         parameters: {
             query?: {
-                /** @description Tasks in any of these statuses. One or more of queued, running, retrying, succeeded, dead, cancelled: comma-separated, or as a list. */
+                /** @description Tasks in any of these statuses. One or more of scheduled, queued, running, retrying, succeeded, dead, cancelled: comma-separated, or as a list. */
                 status?: string | string[];
                 /** @description The handler that runs the task: 1-128 characters of letters, digits, _ . : - */
                 type?: string;
@@ -651,6 +670,8 @@ export interface operations {
                 created_after?: string;
                 /** @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds. */
                 created_before?: string;
+                /** @description Tasks created by this schedule (its ticks and manual triggers). */
+                schedule?: string;
                 /** @description Tasks per page. */
                 limit?: number;
                 /** @description next_cursor of the page before, as it came. */
@@ -1413,9 +1434,9 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Which tasks; a status must be one cancel applies to (the default: all of queued, retrying, running). */
+                    /** @description Which tasks; a status must be one cancel applies to (the default: all of scheduled, queued, retrying, running). */
                     filter?: {
-                        /** @description Tasks in any of these statuses. One or more of queued, retrying, running: comma-separated, or as a list. */
+                        /** @description Tasks in any of these statuses. One or more of scheduled, queued, retrying, running: comma-separated, or as a list. */
                         status?: string | string[];
                         /**
                          * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
@@ -1434,6 +1455,11 @@ export interface operations {
                          * @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
                          */
                         created_before?: string;
+                        /**
+                         * @description Tasks created by this schedule (its ticks and manual triggers).
+                         * @example nightly-report
+                         */
+                        schedule?: string;
                     };
                     /** @description At most this many tasks, newest first (default and maximum: BULK_MAX_LIMIT, 10000 here). */
                     limit?: number;
@@ -1572,6 +1598,11 @@ export interface operations {
                          * @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
                          */
                         created_before?: string;
+                        /**
+                         * @description Tasks created by this schedule (its ticks and manual triggers).
+                         * @example nightly-report
+                         */
+                        schedule?: string;
                     };
                     /** @description At most this many tasks, newest first (default and maximum: BULK_MAX_LIMIT, 10000 here). */
                     limit?: number;

@@ -350,6 +350,8 @@ const invalidFieldsArb: fc.Arbitrary<Body> = (() => {
     ['max_retries', [-1, 101, 1.5, '3', null, true, [], {}, 1e3, -0.5, 1000000, 100.5, '']],
     ['payload', [null]],
     ['idempotency_key', ['', 'x'.repeat(256), 'a b', 'é', 'k\t', ' k', 1, null, true, [], {}]],
+    ['delay_ms', [-1, 1.5, '100', null, true, [], {}, 367 * 86_400_000, 1e300]],
+    ['run_at', ['', 'tomorrow', '2026-12-05T10:00:00', '2026-02-30T10:00:00Z', '2026-12-05T24:00:00Z', 1, null, true, [], {}, '9999-12-31T23:59:59Z']],
   ];
   const unknown = ['Type', 'prio', 'extra', 'constructor', 'tasks', 'id', 'status', 'maxRetries', ''];
   return fc.oneof(
@@ -365,6 +367,8 @@ const invalidFieldsArb: fc.Arbitrary<Body> = (() => {
       body: Buffer.from(render({ ...o, [field]: v }, prng(l.seed), l.spacing)),
       expect: [400],
     })),
+    // A delay given twice over.
+    taskObjArb.map((o): Body => ({ kind: 'field.delay-twice', body: Buffer.from(JSON.stringify({ ...o, delay_ms: 10, run_at: '2026-01-01T00:00:00Z' })), expect: [400] })),
     // `__proto__` as a field name (JSON.parse makes it an own key).
     taskObjArb.map((o): Body => ({ kind: 'field.proto', body: Buffer.from(`${JSON.stringify(o).slice(0, -1)},"__proto__":{"type":"x"}}`), expect: [400] })),
     fc.constantFrom<Record<string, unknown>>(
@@ -379,6 +383,12 @@ const invalidFieldsArb: fc.Arbitrary<Body> = (() => {
       { type: 'noop', payload: 0 },
       { type: 'noop', payload: '' },
       { type: 'noop', payload: false },
+      // Delays short enough that every task still ends soon; a time in the past runs now.
+      { type: 'noop', delay_ms: 0 },
+      { type: 'noop', delay_ms: 30 },
+      { type: 'noop', priority: 'high', delay_ms: 1 },
+      { type: 'noop', run_at: '2000-01-01T00:00:00Z' },
+      { type: 'noop', run_at: '1999-12-31T23:00:00-01:00' },
     ).map((o): Body => ({ kind: 'field.edge-valid', body: Buffer.from(JSON.stringify(o)), expect: VALID, valid: true })),
     // Numbers written oddly are still integers: 1e1 is 10, 2.0 is 2.
     fc.constantFrom('{"type":"noop","max_retries":1e1}', '{"type":"noop","max_retries":2.0}', '{"type":"noop","max_retries":-0}').map(
