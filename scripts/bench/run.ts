@@ -504,6 +504,77 @@ function stat(xs: number[]): Stat {
   return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
 }
 
+/** Start lateness (first_started_at - run_at, ms) of the tasks created since `since`: p50/p99/max, and p99 per priority. */
+async function lateness(pool: Pool, since: Date): Promise<Record<string, number>> {
+  const { rows } = await pool.query<Record<string, number>>(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max, count(*)::int AS n,
+            percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FILTER (WHERE priority = 'critical') AS p99critical,
+            percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FILTER (WHERE priority = 'low') AS p99low,
+            count(*) FILTER (WHERE ms < 0)::int AS early
+       FROM (SELECT priority, extract(epoch FROM first_started_at - run_at) * 1000 AS ms FROM tasks WHERE created_at >= $1 AND run_at IS NOT NULL) s`,
+    [since],
+  );
+  return Object.fromEntries(Object.entries(rows[0]!).map(([k, v]) => [k, Number(v)]));
+}
+
+/**
+ * Scenario 9 (issue 19): how late delayed tasks start. 9a, idle: one worker process with default
+ * settings, tasks submitted one at a time (20 a second) with delays of 50-500 ms, each due alone.
+ * 9b: 100,000 tasks of mixed priorities due within one minute (evenly spread), submitted before
+ * the minute starts, with DELAYED_HORIZON_MS=10 s so that the workers' loader brings every one of
+ * them from Postgres into Redis ahead of time; one worker process, default settings otherwise.
+ */
+async function delayedIdle(): Promise<Record<string, number>> {
+  const { pool, redis, queue } = await drainStores();
+  const worker = await spawnService('dist/services/worker/main.js', appEnv(poolUrl(pool), { METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs });
+  const since = (await pool.query<{ t: Date }>('SELECT now() AS t')).rows[0]!.t;
+  const n = Number(process.env.BENCH_DELAYED_IDLE ?? 400);
+  for (let i = 0; i < n; i++) {
+    const delay = 50 + ((i * 7919) % 451);
+    await submitTasks({ pool, queue, log, idempotencyTtlMs: 60_000 }, [{ type: 'noop', priority: 'default', payload: {}, maxRetries: 5, tenant: 'default', idempotencyKey: null, canonical: '', runAt: new Date(Date.now() + delay) }]);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await until(async () => (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE status = 'succeeded' AND created_at >= $1", [since])).rows[0]!.n === n);
+  const out = await lateness(pool, since);
+  await worker.stop();
+  await pool.end();
+  await redis.quit();
+  return out;
+}
+
+async function delayedMinute(): Promise<Record<string, number>> {
+  const { pool, redis, queue } = await drainStores();
+  const total = Number(process.env.BENCH_DELAYED_TASKS ?? 100_000);
+  const since = (await pool.query<{ t: Date }>('SELECT now() AS t')).rows[0]!.t;
+  // Due from 30 s from now (after the submissions) for one minute, priorities interleaved.
+  const start = Date.now() + 30_000;
+  const priorities = ['critical', 'high', 'default', 'low'] as const;
+  for (let i = 0; i < total; i += 1000) {
+    await submitTasks(
+      { pool, queue, log, idempotencyTtlMs: 60_000, delayedHorizonMs: 10_000 },
+      Array.from({ length: Math.min(1000, total - i) }, (_, j) => ({
+        type: 'noop', priority: priorities[(i + j) % 4]!, payload: {}, maxRetries: 5, tenant: 'default', idempotencyKey: null, canonical: '',
+        runAt: new Date(start + Math.floor(((i + j) * 60_000) / total)),
+      })),
+    );
+  }
+  if (Date.now() > start - 12_000) throw new Error('submitting took too long: the first tasks are due within the horizon already');
+  const worker = await spawnService('dist/services/worker/main.js', appEnv(poolUrl(pool), { DELAYED_HORIZON_MS: '10000', METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs });
+  const cpu = cpuSince({ worker: () => [worker.pid], postgres: () => withChildren(pgPid), redis: () => [redisPid] });
+  await until(async () => (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE status = 'succeeded' AND created_at >= $1", [since])).rows[0]!.n === total, undefined, 300_000, 1000);
+  const used = cpu();
+  const out = await lateness(pool, since);
+  await worker.stop();
+  await pool.end();
+  await redis.quit();
+  return { ...out, cpuWorker: used.worker!, cpuPostgres: used.postgres!, cpuRedis: used.redis! };
+}
+
+/** The connection string a pool was made with. */
+function poolUrl(pool: Pool): string {
+  return (pool as unknown as { options: { connectionString: string } }).options.connectionString;
+}
+
 /** A scenario's figures, with the machine's speed just before it and the CPU steal during it. */
 async function withMachineState(fn: () => Promise<Record<string, number>>): Promise<Record<string, number>> {
   const speedMs = machineSpeedMs();
@@ -550,6 +621,8 @@ async function main(): Promise<void> {
     fairness: () => drainTenants(1, BACKLOG, true),
     tenants: () => drainTenants(1000, BACKLOG / 1000, false),
     grown,
+    delayed: delayedIdle,
+    'delayed-minute': delayedMinute,
     // Scenario 8, BENCH_PARTITIONS (6) partitions, then one.
     cluster: async () => {
       const spread = await drainCluster(CLUSTER_PARTITIONS);
@@ -577,6 +650,8 @@ async function main(): Promise<void> {
   const fair = await repeat('fairness', () => drainTenants(1, BACKLOG, true));
   const many = await repeat('1,000 tenants', () => drainTenants(1000, BACKLOG / 1000, false));
   const big = GROWN_ROWS > 0 ? await repeat(`${GROWN_ROWS.toLocaleString('en-US')} finished tasks`, grown) : null;
+  const idleDelay = await repeat('delayed, idle', delayedIdle);
+  const minute = await repeat('delayed, 100k in a minute', delayedMinute);
   const spread = await repeat(`cluster, ${CLUSTER_PARTITIONS} partitions`, () => drainCluster(CLUSTER_PARTITIONS));
   const single = await repeat('cluster, 1 partition', () => drainCluster(1));
   const perMaster = (r: Record<string, Stat>, key: string) => [0, 1, 2].map((i) => `${((r[`${key}${i}`]?.median ?? 0) * 100).toFixed(0)}`).join(' / ');
@@ -633,6 +708,15 @@ async function main(): Promise<void> {
       `busiest master's script time: ${(spread.maxScriptTimeShare!.median * 100).toFixed(0)} % (1 partition: ${(single.maxScriptTimeShare!.median * 100).toFixed(0)} %; even: 33 %)`,
     ],
   ];
+  rows.push(
+    ['9a. Delayed tasks, idle: start lateness (started_at − run_at) p99 (ms)', fmt(idleDelay.p99!, 1), `p50 ${fmt(idleDelay.p50!, 1)}, max ${fmt(idleDelay.max!, 1)}; started early: ${fmt(idleDelay.early!)}`, 'target < 10 ms'],
+    [
+      `9b. ${(Number(process.env.BENCH_DELAYED_TASKS ?? 100_000)).toLocaleString('en-US')} delayed tasks due within one minute, loaded from Postgres ahead of time: start lateness p99 (ms)`,
+      fmt(minute.p99!, 1),
+      `p50 ${fmt(minute.p50!, 1)}, max ${fmt(minute.max!, 1)}; p99 critical ${fmt(minute.p99critical!, 1)} / low ${fmt(minute.p99low!, 1)}; started early: ${fmt(minute.early!)}`,
+      'target < 250 ms, priority order kept',
+    ],
+  );
   const table = ['| Scenario | Ours: median (min–max) | Reference | Result |', '|---|---:|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
   const scenarios: [string, Record<string, Stat>][] = [
     ['drain', drain],
@@ -643,6 +727,8 @@ async function main(): Promise<void> {
     ['fairness', fair],
     ['1,000 tenants', many],
     ...(big ? ([['grown table', big]] as [string, Record<string, Stat>][]) : []),
+    ['delayed idle', idleDelay],
+    ['delayed minute', minute],
     ['cluster', spread],
   ];
   const machineLine = [
@@ -717,6 +803,11 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    \`used_cpu_user + used_cpu_sys\` over the drain (\`scripts/bench/cluster-stats.ts\`). All of it on
    this one machine: the spread is the figure, not the rate (six Redis processes, the worker and
    Postgres share ${cores} cores).
+9. Delayed tasks (issue 19), start lateness = started_at − run_at from Postgres. 9a: one worker
+   process with default settings; tasks submitted one at a time, 20 a second, with delays of
+   50–500 ms. 9b: ${(Number(process.env.BENCH_DELAYED_TASKS ?? 100_000)).toLocaleString('en-US')} tasks, the four priorities interleaved, due evenly over one
+   minute, all submitted before it starts with DELAYED_HORIZON_MS=10 s, so the workers' loader brings
+   each one from Postgres into Redis ahead of time; one worker process, default settings otherwise.
 `;
   // Interleaved before/after measurements of past changes are kept below the generated part.
   const file = path.join(ROOT, 'docs/benchmarks.md');
