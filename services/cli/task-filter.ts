@@ -1,6 +1,7 @@
-/** --status, --type, --priority, --created-after, --created-before: the filters of tasks list, dlq and redrive. */
+/** --status, --type, --priority, --created-after, --created-before, --schedule: the filters of tasks list, dlq and redrive. */
 import type { TaskFilter } from '../client';
 import { PRIORITIES, STATUSES } from '../core/tasks/priority';
+import { ScheduleNameSchema } from '../core/tasks/task-fields';
 import { parseDuration, UsageError } from './args';
 
 export const FILTER_OPTIONS = {
@@ -9,12 +10,14 @@ export const FILTER_OPTIONS = {
   priority: { type: 'string' },
   'created-after': { type: 'string' },
   'created-before': { type: 'string' },
+  schedule: { type: 'string' },
 } as const;
 
-export const FILTER_USAGE = '[--status S] [--type T] [--priority P] [--created-after TIME] [--created-before TIME]';
+export const FILTER_USAGE = '[--status S] [--type T] [--priority P] [--created-after TIME] [--created-before TIME] [--schedule NAME]';
 export const TIME_USAGE = 'TIME: an RFC 3339 time (2026-01-31T22:00:00Z) or an age such as 90m, 12h, 7d (that long ago)';
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+const SCHEDULE_PATTERN = new RegExp(ScheduleNameSchema.pattern!);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/i;
 
 export function parseFilter(values: Record<string, string | boolean | undefined>, nowMs = Date.now()): TaskFilter {
@@ -23,6 +26,10 @@ export function parseFilter(values: Record<string, string | boolean | undefined>
   if (typeof values.type === 'string') {
     if (!TYPE_PATTERN.test(values.type)) throw new UsageError(`--type must be 1-128 characters of letters, digits, _ . : -, got ${JSON.stringify(values.type)}`);
     f.type = values.type;
+  }
+  if (typeof values.schedule === 'string') {
+    if (!SCHEDULE_PATTERN.test(values.schedule)) throw new UsageError(`--schedule must be a schedule name (1-128 letters, digits, . _ - starting with a letter or digit), got ${JSON.stringify(values.schedule)}`);
+    f.schedule = values.schedule;
   }
   if (typeof values.priority === 'string') f.priority = listOf(values.priority, '--priority', PRIORITIES).join(',');
   for (const [option, field] of [['created-after', 'created_after'], ['created-before', 'created_before']] as const) {
