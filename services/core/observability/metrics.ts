@@ -89,11 +89,7 @@ export function workerMetrics(registry: Registry) {
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
     reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), tasks Redis knew but held nowhere (unheld; each is also requeued), and waiting tasks whose cancel Redis had applied but Postgres had not (cancelled).', ['kind']),
     promoted: c('tasks_promoted_total', 'Due retries moved back to their queue by the retry pump, by priority.', ['priority']),
-    scheduleTicks: c(
-      'schedule_ticks_total',
-      'Cron schedule ticks by outcome: fired (its task was created), skipped_misfire (missed by more than SCHEDULE_MISFIRE_GRACE_MS and dropped by the misfire policy; at most 200 counted per schedule and pass), skipped_overlap (overlap skip while the schedule\'s previous task was unfinished).',
-      ['outcome'],
-    ),
+    scheduleTicks: c('schedule_ticks_total', 'Cron schedule ticks by outcome: fired (its task was created), skipped_misfire (missed by more than SCHEDULE_MISFIRE_GRACE_MS and dropped by the misfire policy; at most 200 counted per schedule and pass), skipped_overlap (overlap skip while the schedule\'s previous task was unfinished).', ['outcome']),
     // Set by every worker's ticker after each pass: aggregate with max.
     scheduleLag: new Gauge({
       name: 'schedule_tick_lag_seconds',
