@@ -234,6 +234,9 @@ it('the ticker wakes for the next tick (not its poll), counts ticks and reports 
   // Pretend its firing keeps failing: excluded schedules still count in the lag.
   await stack.pool.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
     CREATE TRIGGER refuse_all BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION refuse();`);
-  await lagTicker.runOnce();
+  expect((await lagTicker.runOnce()).failed).toHaveLength(1);
+  expect(Number(/schedule_tick_lag_seconds\{service="worker"\} ([\d.e+-]+)/.exec(await registry.metrics())?.[1])).toBeGreaterThanOrEqual(3600);
+  // The failed schedule backs off: the next pass leaves it out (and so could fire the others).
+  expect(await lagTicker.runOnce()).toMatchObject({ schedules: 0, failed: [] });
   expect(Number(/schedule_tick_lag_seconds\{service="worker"\} ([\d.e+-]+)/.exec(await registry.metrics())?.[1])).toBeGreaterThanOrEqual(3600);
 });
