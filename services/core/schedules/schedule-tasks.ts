@@ -1,0 +1,94 @@
+/**
+ * The tasks a schedule creates: one per tick (scheduled_for = the tick), inserted inside the
+ * caller's transaction so the schedule's own update commits with them or not at all, and manual
+ * runs (scheduled_for = NULL) outside the schedule's ticks.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from '../observability/logger';
+import type { TaskQueue } from '../queue/queue';
+import { indexStored } from '../tasks/submit';
+import { TASK_COLUMNS, TaskRow } from '../tasks/task';
+import { uuidv7 } from '../tasks/uuid';
+import type { ScheduleTask } from './schedule';
+
+/** What a schedule's tasks are made from: its key and the task each tick creates. */
+export interface ScheduleSource {
+  tenant: string;
+  name: string;
+  task: ScheduleTask;
+}
+
+/**
+ * Inserts one `queued` task per entry of `ticks` (null: a manual run) for `schedule`, in the
+ * caller's transaction. A tick that already has its task is skipped by the unique index
+ * tasks_schedule_tick_key (ON CONFLICT DO NOTHING), so however many workers fire the same tick,
+ * it creates at most one task. Returns the rows actually inserted.
+ */
+export async function insertScheduleTasks(client: PoolClient, schedule: ScheduleSource, ticks: (Date | null)[]): Promise<TaskRow[]> {
+  if (ticks.length === 0) return [];
+  const t = schedule.task;
+  const { rows } = await client.query<TaskRow>({
+    name: 'insert-schedule-tasks',
+    text: `INSERT INTO tasks (id, tenant, type, priority, payload, max_retries, retry, timeout_ms, schedule, scheduled_for, status)
+           SELECT i.id, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, i.scheduled_for, 'queued'
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS i(id, scheduled_for)
+           ON CONFLICT (tenant, schedule, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING
+           RETURNING ${TASK_COLUMNS}`,
+    values: [
+      ticks.map(() => uuidv7()),
+      ticks.map((d) => (d ? d.toISOString() : null)),
+      schedule.tenant,
+      t.type,
+      t.priority,
+      JSON.stringify(t.payload ?? null),
+      t.max_retries,
+      t.retry ? JSON.stringify(t.retry) : null,
+      t.timeout_ms ?? null,
+      schedule.name,
+    ],
+  });
+  return rows;
+}
+
+export interface ScheduleTaskDeps {
+  pool: Pool;
+  queue: TaskQueue;
+  log: Logger;
+}
+
+/**
+ * Indexes tasks committed in Postgres in Redis. Never throws: a failed push leaves them `queued`
+ * in Postgres, and the reconciler queues them.
+ */
+export async function indexScheduleTasks(deps: ScheduleTaskDeps, tasks: TaskRow[]): Promise<void> {
+  if (tasks.length === 0) return;
+  await indexStored(
+    { ...deps, idempotencyTtlMs: 0 },
+    tasks.map((task) => ({ kind: 'created' as const, task })),
+  );
+}
+
+/**
+ * Runs a schedule now, outside its ticks (POST /schedules/:name/trigger): one task with
+ * `schedule = name` and `scheduled_for = NULL`, so it never takes the place of a tick's task. A
+ * paused schedule may be triggered too. Returns null when `tenant` has no schedule `name`.
+ */
+export async function triggerSchedule(deps: ScheduleTaskDeps, tenant: string, name: string): Promise<TaskRow | null> {
+  const client = await deps.pool.connect();
+  let task: TaskRow | null = null;
+  try {
+    await client.query('BEGIN');
+    // FOR KEY SHARE: a concurrent delete of the schedule waits for this run's commit (or the run sees no schedule).
+    const { rows } = await client.query<ScheduleSource>('SELECT tenant, name, task FROM schedules WHERE tenant = $1 AND name = $2 FOR KEY SHARE', [tenant, name]);
+    const schedule = rows[0];
+    if (schedule) task = (await insertScheduleTasks(client, schedule, [null]))[0] ?? null;
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release(err as Error);
+    throw err;
+  }
+  client.release();
+  if (task) await indexScheduleTasks(deps, [task]);
+  return task;
+}
