@@ -33,7 +33,7 @@ import { QueuesView } from './operator/queues-route';
 import { buildOpenApiDocument } from './openapi/document';
 import { DEFAULT_BULK_MAX_LIMIT, DEFAULT_BULK_SCAN_ROWS } from './schemas/bulk';
 import { addScheduleRoutes, DEFAULT_MAX_SCHEDULES_PER_TENANT } from './schedules/schedule-routes';
-import { triggerSchedule } from '../core/schedules/trigger';
+import { triggerSchedule } from '../core/schedules/schedule-tasks';
 
 export interface AppDeps {
   pool: Pool;
