@@ -21,6 +21,9 @@ const TASK = {
   retry: null,
   timeout_ms: null,
   result: null,
+  run_at: null,
+  schedule: null,
+  scheduled_for: null,
 };
 const json = { 'content-type': 'application/json; charset=utf-8', 'x-request-id': 'r1' };
 const created = { ...json, location: `/tasks/${TASK.id}` };
