@@ -241,3 +241,10 @@ it('answers 405 with Allow for the methods a schedule path lacks', async () => {
   expect((await fetch(`${api.url}/schedules/x/trigger`, { method: 'GET' })).headers.get('allow')).toBe('POST');
   expect((await fetch(`${api.url}/schedules`, { method: 'DELETE' })).headers.get('allow')).toBe('GET, HEAD, POST');
 });
+
+it('refuses a bad expression or zone in a patch with a 400 even when there is no such schedule', async () => {
+  const r = await call('PATCH', '/schedules/none', { cron: '0 0 30 2 *' });
+  expect(r.status).toBe(400);
+  expect(fields(r.body)).toEqual(['cron']);
+  expect(fields((await call('PATCH', '/schedules/none', { timezone: 'Mars/Olympus' })).body)).toEqual(['timezone']);
+});

@@ -7,7 +7,7 @@
  */
 import type { Express, Request, RequestHandler, Response } from 'express';
 import type { Pool } from 'pg';
-import { CronError, inZone, nextTicks } from '../../core/schedules/cron';
+import { CronError, inZone, nextTicks, validateCron } from '../../core/schedules/cron';
 import type { ScheduleRow } from '../../core/schedules/schedule';
 import { createSchedule, deleteSchedule, getSchedule, lastRuns, listSchedules, ScheduleRun, updateSchedule } from '../../core/schedules/schedule-store';
 import type { Scope } from '../../core/tenancy/api-key';
@@ -167,6 +167,15 @@ export function addScheduleRoutes(app: Express, deps: ScheduleRouteDeps, kit: Ro
   app.patch('/schedules/:name', authorized('tasks:write'), ...jsonBody, async (req, res) => {
     const name = scheduleNameParam(String(req.params.name));
     const patch = validateSchedulePatch(parseBody(req), deps.defaultMaxRetries);
+    // A bad expression or zone is a 400 whether or not the schedule exists (the store checks the
+    // two together again, with the schedule's own for the one not given).
+    if (patch.cron !== undefined || patch.timezone !== undefined) {
+      try {
+        validateCron({ cron: patch.cron ?? '@yearly', timezone: patch.timezone ?? 'UTC' });
+      } catch (err) {
+        throw cronProblem(err);
+      }
+    }
     const updated = await updateSchedule(deps.pool, tenantOf(res), name, patch).catch((err) => {
       throw cronProblem(err);
     });
