@@ -18,6 +18,7 @@ import { Reaper } from './reaper';
 import { Reconciler } from './reconciler';
 import { RetentionSweeper } from './retention';
 import { RetryPump } from './retry-pump';
+import { ScheduleTicker } from './schedule-ticker';
 import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
 
@@ -42,6 +43,7 @@ export class Worker {
   readonly retention: RetentionSweeper;
   readonly statsRefresher: StatsRefresher;
   readonly tenantSync: TenantSync;
+  readonly scheduleTicker: ScheduleTicker;
   private stopped: Promise<{ handedBack: number }> | null = null;
   private unsubscribe: Promise<() => Promise<void>> | null = null;
 
@@ -88,6 +90,7 @@ export class Worker {
     this.keyPruner = new KeyPruner(pool, 60_000, log);
     this.statsRefresher = new StatsRefresher(pool, 2000, log);
     this.tenantSync = new TenantSync({ pool, queue }, cfg.TENANT_MAX_RUNNING, 1000, log);
+    this.scheduleTicker = new ScheduleTicker({ pool, queue, metrics }, { pollMs: cfg.SCHEDULE_POLL_MS, graceMs: cfg.SCHEDULE_MISFIRE_GRACE_MS }, log);
     this.reconciler = new Reconciler(
       { pool, queue, metrics },
       { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE, payloadBytes: cfg.RECONCILE_PAYLOAD_BYTES },
@@ -128,6 +131,7 @@ export class Worker {
     this.statsRefresher.start();
     this.tenantSync.start();
     this.reconciler.start();
+    this.scheduleTicker.start();
     if (this.retention.enabled) this.retention.start();
     this.deps.log.info({ workerId: this.id, slots: this.deps.cfg.WORKER_POOL, strategy: this.deps.cfg.QUEUE_STRATEGY }, 'worker started');
   }
@@ -146,7 +150,7 @@ export class Worker {
     await this.processor.abortAll();
     await this.completer.flush();
     await (await this.unsubscribe)?.();
-    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop()]);
+    await Promise.all([this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop(), this.scheduleTicker.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };

@@ -54,6 +54,7 @@ describe('every alert', () => {
         'ReaperReclaimSpike',
         'RedisMayEvictQueueData',
         'RetrySurge',
+        'ScheduleTickLate',
         'TenantHeldAtLimit',
       ].sort(),
     );

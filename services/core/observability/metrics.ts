@@ -89,6 +89,13 @@ export function workerMetrics(registry: Registry) {
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
     reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), tasks Redis knew but held nowhere (unheld; each is also requeued), and waiting tasks whose cancel Redis had applied but Postgres had not (cancelled).', ['kind']),
     promoted: c('tasks_promoted_total', 'Due retries moved back to their queue by the retry pump, by priority.', ['priority']),
+    scheduleTicks: c('schedule_ticks_total', 'Cron schedule ticks by outcome: fired (its task was created), skipped_misfire (missed by more than SCHEDULE_MISFIRE_GRACE_MS and dropped by the misfire policy; at most 200 counted per schedule and pass), skipped_overlap (overlap skip while the schedule\'s previous task was unfinished).', ['outcome']),
+    // Set by every worker's ticker after each pass: aggregate with max.
+    scheduleLag: new Gauge({
+      name: 'schedule_tick_lag_seconds',
+      help: 'How late the most overdue tick of an unpaused schedule is (database clock: now minus the earliest next_tick; 0 when none is due), as this worker\'s ticker last read it.',
+      registers: [registry],
+    }),
     deleted: c('tasks_deleted_total', 'Final tasks deleted by retention (with their runs), by the status they had.', ['status']),
     // Set by the worker whose sweep holds the retention lock, at the end of each of its passes; the
     // others export nothing. Aggregate with max by (status).
@@ -165,6 +172,7 @@ export function initCounters(m: WorkerMetrics, types: string[]): void {
   }
   for (const kind of ['requeued', 'lease_vanished', 'unheld', 'cancelled']) m.reconciled.inc({ kind }, 0);
   for (const status of FINAL_STATUSES) m.deleted.inc({ status }, 0);
+  for (const outcome of ['fired', 'skipped_misfire', 'skipped_overlap']) m.scheduleTicks.inc({ outcome }, 0);
 }
 
 /**
