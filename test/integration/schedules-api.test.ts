@@ -5,6 +5,7 @@
  * answer is checked against the OpenAPI document (the contract test).
  */
 import { Authenticator } from '../../services/api/auth/authenticator';
+import { ApiError, TaskSchedulerClient } from '../../services/client';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { createStack, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
 import { fetch } from '../support/contract';
@@ -247,4 +248,25 @@ it('refuses a bad expression or zone in a patch with a 400 even when there is no
   expect(r.status).toBe(400);
   expect(fields(r.body)).toEqual(['cron']);
   expect(fields((await call('PATCH', '/schedules/none', { timezone: 'Mars/Olympus' })).body)).toEqual(['timezone']);
+});
+
+it('the typed client: create, page through, preview, change, trigger, delete, and ApiError on a refusal', async () => {
+  const client = new TaskSchedulerClient({ baseUrl: api.url });
+  for (const n of ['k1', 'k2', 'k3']) await client.createSchedule({ name: n, cron: '@hourly', timezone: 'Asia/Kolkata', task: { type: 'noop' } });
+  expect((await client.listSchedules({ pageSize: 2 })).map((s) => s.name)).toEqual(['k1', 'k2', 'k3']);
+  const ticks = await client.previewSchedule('k1', 3);
+  expect(ticks).toHaveLength(3);
+  // On the hour in Kolkata, half past in UTC.
+  for (const t of ticks) {
+    expect(t.local).toMatch(/:00:00\+05:30$/);
+    expect(t.at).toMatch(/:30:00\.000Z$/);
+  }
+  expect((await client.updateSchedule('k1', { paused: true })).paused).toBe(true);
+  const task = await client.triggerSchedule('k1');
+  expect(task).toMatchObject({ schedule: 'k1', scheduled_for: null, status: 'queued' });
+  expect((await client.getSchedule('k1')).last_runs.map((r) => r.id)).toEqual([task.id]);
+  const refused = await client.createSchedule({ name: 'k1', cron: '@hourly', task: { type: 'noop' } }).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(ApiError);
+  expect((refused as ApiError).status).toBe(409);
+  for (const n of ['k1', 'k2', 'k3']) expect((await client.deleteSchedule(n)).name).toBe(n);
 });
