@@ -32,6 +32,8 @@ import { listRoute } from './operator/list-route';
 import { QueuesView } from './operator/queues-route';
 import { buildOpenApiDocument } from './openapi/document';
 import { DEFAULT_BULK_MAX_LIMIT, DEFAULT_BULK_SCAN_ROWS } from './schemas/bulk';
+import { addScheduleRoutes, DEFAULT_MAX_SCHEDULES_PER_TENANT } from './schedules/schedule-routes';
+import { triggerSchedule } from '../core/schedules/schedule-tasks';
 
 export interface AppDeps {
   pool: Pool;
@@ -63,6 +65,8 @@ export interface AppDeps {
   bulkMaxLimit?: number;
   bulkBatch?: number;
   bulkScanRows?: number;
+  /** MAX_SCHEDULES_PER_TENANT (default 1000). */
+  maxSchedulesPerTenant?: number;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -246,6 +250,24 @@ export function createApp(deps: AppDeps): ApiApp {
     const answer = await retryOne(actions, (res.locals.principal as Principal).tenant, String(req.params.id));
     res.status(answer.status).json(answer.body);
   });
+
+  addScheduleRoutes(
+    app,
+    {
+      pool: deps.pool,
+      defaultMaxRetries: deps.defaultMaxRetries,
+      maxSchedulesPerTenant: deps.maxSchedulesPerTenant ?? DEFAULT_MAX_SCHEDULES_PER_TENANT,
+      // A triggered task is a task like a submitted one: under the tenant's limits, and counted.
+      trigger: async (tenant, name) => {
+        const admitted = await admitTasks(tenant, 1);
+        const task = await settled(admitted, triggerSchedule(deps, tenant, name), (t) => (t ? 1 : 0));
+        if (task) deps.metrics.enqueued.inc();
+        return task;
+      },
+    },
+    // Schedule bodies are read like task bodies; a payload sits one level deeper (under `task`).
+    { authorized, jsonBody: [requireJson, admit, raw], parseBody: (req) => parseTaskBody(bodyOf(req), { maxPayloadDepth: limits.maxPayloadDepth + 1 }) },
+  );
 
   app.use(methodNotAllowed);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));

@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     queuesCacheMs: cfg.QUEUES_CACHE_MS,
     bulkBatch: cfg.BULK_BATCH,
     bulkScanRows: cfg.BULK_SCAN_ROWS,
+    maxSchedulesPerTenant: cfg.MAX_SCHEDULES_PER_TENANT,
     readiness,
   });
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the

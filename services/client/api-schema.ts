@@ -213,6 +213,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's schedules, by name, a page at a time */
+        get: operations["listSchedules"];
+        put?: never;
+        /**
+         * Create a cron schedule
+         * @description Each tick of the expression, in its time zone, creates the task. The next tick is the first after now (on the database's clock). A task body is held to the rules of POST /tasks.
+         */
+        post: operations["createSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/schedules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A schedule, its next fire times and its latest tasks
+         * @description next_ticks lists the next ?preview=N fire times (1-100, default 5) in UTC and in the schedule's zone with its offset; last_runs its latest tasks, ticks and triggers.
+         */
+        get: operations["getSchedule"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule (its tasks stay) */
+        delete: operations["deleteSchedule"];
+        options?: never;
+        head?: never;
+        /**
+         * Change, pause or resume a schedule
+         * @description Fields left out are kept; `task` is replaced whole. A new cron or timezone, or resuming a paused schedule, sets the next tick to the first after now: ticks missed while paused never run.
+         */
+        patch: operations["updateSchedule"];
+        trace?: never;
+    };
+    "/schedules/{name}/trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a schedule's task now, outside its ticks
+         * @description Creates one task (schedule set, scheduled_for null), paused schedule or not; it counts against the tenant's limits like a submission.
+         */
+        post: operations["triggerSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -499,6 +565,301 @@ export interface components {
             checks: {
                 [key: string]: string;
             };
+        };
+        Schedule: {
+            tenant: string;
+            name: string;
+            cron: string;
+            timezone: string;
+            task: {
+                /**
+                 * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
+                 * @example email.send
+                 */
+                type: string;
+                priority: components["schemas"]["Priority"];
+                payload: unknown;
+                max_retries: number;
+                retry: {
+                    /**
+                     * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                     * @enum {string}
+                     */
+                    backoff?: "exponential" | "linear" | "fixed";
+                    /** @description Default RETRY_BASE_MS. */
+                    base_ms?: number;
+                    /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                    max_ms?: number;
+                    /**
+                     * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                     * @enum {string}
+                     */
+                    jitter?: "full" | "equal" | "none";
+                } | null;
+                timeout_ms: number | null;
+            };
+            /**
+             * @description Ticks missed while no worker could fire them (not while paused): skip them, run_once (one task for all of them), or catch_up (one per missed tick, at most catch_up_limit). Default run_once.
+             * @enum {string}
+             */
+            misfire: "skip" | "run_once" | "catch_up";
+            catch_up_limit: number;
+            /**
+             * @description allow: a tick fires whatever its earlier tasks are doing; skip: a tick is skipped while the schedule's previous task is unfinished. Default allow.
+             * @enum {string}
+             */
+            overlap: "allow" | "skip";
+            paused: boolean;
+            /** @description The earliest tick not fired or skipped yet (UTC; null: the expression fires no more). */
+            next_tick: string | null;
+            /** @description The latest tick fired or skipped. */
+            last_tick: string | null;
+            /** @description What became of last_tick. */
+            last_outcome: ("fired" | "skipped_misfire" | "skipped_overlap") | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ScheduleDetail: {
+            tenant: string;
+            name: string;
+            cron: string;
+            timezone: string;
+            task: {
+                /**
+                 * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
+                 * @example email.send
+                 */
+                type: string;
+                priority: components["schemas"]["Priority"];
+                payload: unknown;
+                max_retries: number;
+                retry: {
+                    /**
+                     * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                     * @enum {string}
+                     */
+                    backoff?: "exponential" | "linear" | "fixed";
+                    /** @description Default RETRY_BASE_MS. */
+                    base_ms?: number;
+                    /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                    max_ms?: number;
+                    /**
+                     * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                     * @enum {string}
+                     */
+                    jitter?: "full" | "equal" | "none";
+                } | null;
+                timeout_ms: number | null;
+            };
+            /**
+             * @description Ticks missed while no worker could fire them (not while paused): skip them, run_once (one task for all of them), or catch_up (one per missed tick, at most catch_up_limit). Default run_once.
+             * @enum {string}
+             */
+            misfire: "skip" | "run_once" | "catch_up";
+            catch_up_limit: number;
+            /**
+             * @description allow: a tick fires whatever its earlier tasks are doing; skip: a tick is skipped while the schedule's previous task is unfinished. Default allow.
+             * @enum {string}
+             */
+            overlap: "allow" | "skip";
+            paused: boolean;
+            /** @description The earliest tick not fired or skipped yet (UTC; null: the expression fires no more). */
+            next_tick: string | null;
+            /** @description The latest tick fired or skipped. */
+            last_tick: string | null;
+            /** @description What became of last_tick. */
+            last_outcome: ("fired" | "skipped_misfire" | "skipped_overlap") | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description The next fire times (?preview=N of them, default 5): from next_tick on, or for a paused schedule from now (what resuming would give). Fewer when the expression runs out. */
+            next_ticks: components["schemas"]["ScheduleTick"][];
+            /** @description The schedule's latest tasks, newest first (at most 10). */
+            last_runs: components["schemas"]["ScheduleRun"][];
+        };
+        SchedulePage: {
+            /** @description By name. */
+            schedules: components["schemas"]["Schedule"][];
+            /** @description The next page, or null at the last one. */
+            next_cursor: string | null;
+        };
+        ScheduleInput: {
+            /** @description 1-128 characters of letters, digits, . _ - (starting with a letter or digit); unique per tenant. */
+            name: string;
+            /**
+             * @description 5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or a nickname (@hourly, @daily, @weekly, @monthly, @yearly). An expression that never fires (30 February) is refused.
+             * @example *\/15 * * * *
+             * @example 0 30 2 * * *
+             * @example @daily
+             */
+            cron: string;
+            /**
+             * @description An IANA time zone the expression is read in (default UTC).
+             * @default UTC
+             * @example UTC
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+            task: components["schemas"]["ScheduleTask"];
+            /**
+             * @description Ticks missed while no worker could fire them (not while paused): skip them, run_once (one task for all of them), or catch_up (one per missed tick, at most catch_up_limit). Default run_once.
+             * @default run_once
+             * @enum {string}
+             */
+            misfire?: "skip" | "run_once" | "catch_up";
+            /**
+             * @description Most missed ticks catch_up fires at once (default 10).
+             * @default 10
+             */
+            catch_up_limit?: number;
+            /**
+             * @description allow: a tick fires whatever its earlier tasks are doing; skip: a tick is skipped while the schedule's previous task is unfinished. Default allow.
+             * @default allow
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+            /**
+             * @description A paused schedule fires nothing; resuming it starts from the next tick after now (ticks missed while paused never run). Default false.
+             * @default false
+             */
+            paused?: boolean;
+        };
+        /** @description The fields to change; the others are kept. A new cron or timezone, or paused: false on a paused schedule, sets the next tick to the first one after now. */
+        SchedulePatch: {
+            /**
+             * @description 5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or a nickname (@hourly, @daily, @weekly, @monthly, @yearly). An expression that never fires (30 February) is refused.
+             * @example *\/15 * * * *
+             * @example 0 30 2 * * *
+             * @example @daily
+             */
+            cron?: string;
+            /**
+             * @description An IANA time zone the expression is read in (default UTC).
+             * @example UTC
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+            /** @description Replaces the task whole (fields left out take their defaults). */
+            task?: {
+                /**
+                 * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
+                 * @example email.send
+                 */
+                type: string;
+                /**
+                 * @description Highest first: critical, high, default, low.
+                 * @default default
+                 * @enum {string}
+                 */
+                priority?: "critical" | "high" | "default" | "low";
+                /** @description Any JSON value but null, handed to the handler (default {}). No NUL characters or lone surrogates, numbers exactly representable, nested at most MAX_PAYLOAD_DEPTH deep. */
+                payload?: unknown;
+                /** @description Attempts after the first (default MAX_RETRIES). */
+                max_retries?: number;
+                /** @description How long a failed attempt waits before the next. Precedence: the task's own, then its handler's, then the environment's. */
+                retry?: {
+                    /**
+                     * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                     * @enum {string}
+                     */
+                    backoff?: "exponential" | "linear" | "fixed";
+                    /** @description Default RETRY_BASE_MS. */
+                    base_ms?: number;
+                    /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                    max_ms?: number;
+                    /**
+                     * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                     * @enum {string}
+                     */
+                    jitter?: "full" | "equal" | "none";
+                };
+                /** @description An attempt running longer is aborted and fails (default: its handler's, else TASK_TIMEOUT_MS). */
+                timeout_ms?: number;
+                /**
+                 * Format: date-time
+                 * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+                 */
+                run_at?: string;
+                /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
+                delay_ms?: number;
+            };
+            /**
+             * @description Ticks missed while no worker could fire them (not while paused): skip them, run_once (one task for all of them), or catch_up (one per missed tick, at most catch_up_limit). Default run_once.
+             * @enum {string}
+             */
+            misfire?: "skip" | "run_once" | "catch_up";
+            /** @description Most missed ticks catch_up fires at once (default 10). */
+            catch_up_limit?: number;
+            /**
+             * @description allow: a tick fires whatever its earlier tasks are doing; skip: a tick is skipped while the schedule's previous task is unfinished. Default allow.
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+            /** @description A paused schedule fires nothing; resuming it starts from the next tick after now (ticks missed while paused never run). Default false. */
+            paused?: boolean;
+        };
+        /** @description The task each tick (and each trigger) creates, with the rules of POST /tasks (no idempotency_key: a tick is created at most once by itself). */
+        ScheduleTask: {
+            /**
+             * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
+             * @example email.send
+             */
+            type: string;
+            /**
+             * @description Highest first: critical, high, default, low.
+             * @default default
+             * @enum {string}
+             */
+            priority?: "critical" | "high" | "default" | "low";
+            /** @description Any JSON value but null, handed to the handler (default {}). No NUL characters or lone surrogates, numbers exactly representable, nested at most MAX_PAYLOAD_DEPTH deep. */
+            payload?: unknown;
+            /** @description Attempts after the first (default MAX_RETRIES). */
+            max_retries?: number;
+            /** @description How long a failed attempt waits before the next. Precedence: the task's own, then its handler's, then the environment's. */
+            retry?: {
+                /**
+                 * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                 * @enum {string}
+                 */
+                backoff?: "exponential" | "linear" | "fixed";
+                /** @description Default RETRY_BASE_MS. */
+                base_ms?: number;
+                /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                max_ms?: number;
+                /**
+                 * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                 * @enum {string}
+                 */
+                jitter?: "full" | "equal" | "none";
+            };
+            /** @description An attempt running longer is aborted and fails (default: its handler's, else TASK_TIMEOUT_MS). */
+            timeout_ms?: number;
+            /**
+             * Format: date-time
+             * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+             */
+            run_at?: string;
+            /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
+            delay_ms?: number;
+        };
+        ScheduleTick: {
+            /** Format: date-time */
+            at: string;
+            /** @description The same instant in the schedule's time zone, RFC 3339 with its UTC offset (2026-03-29T03:00:00+02:00). */
+            local: string;
+        };
+        ScheduleRun: {
+            /** Format: uuid */
+            id: string;
+            status: components["schemas"]["TaskStatus"];
+            /** @description The tick it was created for (null: a manual trigger). */
+            scheduled_for: string | null;
+            /** Format: date-time */
+            created_at: string;
+            finished_at: string | null;
         };
     };
     responses: {
@@ -1673,6 +2034,625 @@ export interface operations {
             415: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSchedules: {
+        parameters: {
+            query?: {
+                /** @description Schedules per page. */
+                limit?: number;
+                /** @description next_cursor of the page before, as it came. */
+                cursor?: string;
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePage"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createSchedule: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The schedule. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleInput"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant has a schedule of that name, or MAX_SCHEDULES_PER_TENANT schedules already. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than MAX_BODY_BYTES. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json in UTF-8 (or its encoding is not supported). */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSchedule: {
+        parameters: {
+            query?: {
+                /** @description How many next fire times to list. */
+                preview?: number;
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path: {
+                /** @description The schedule (a 400 when it cannot be a name). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedule. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleDetail"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such schedule (another tenant's schedule is not found either). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteSchedule: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path: {
+                /** @description The schedule (a 400 when it cannot be a name). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted: the schedule as it was. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such schedule (another tenant's schedule is not found either). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateSchedule: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path: {
+                /** @description The schedule (a 400 when it cannot be a name). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** @description What to change. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchedulePatch"];
+            };
+        };
+        responses: {
+            /** @description The schedule as it is now. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such schedule (another tenant's schedule is not found either). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than MAX_BODY_BYTES. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json in UTF-8 (or its encoding is not supported). */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    triggerSchedule: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path: {
+                /** @description The schedule (a 400 when it cannot be a name). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task created. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description The task: /tasks/{id}. */
+                    Location: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such schedule (another tenant's schedule is not found either). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit, burst or max_unfinished quota. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { ResponseError } from './errors';
 import { Transport, TransportOptions } from './transport';
-import type { BatchResponse, BulkRequest, BulkResult, ListQuery, NewTask, QueuesResponse, Task, TaskFilter, TaskPage } from './types';
+import type { BatchResponse, BulkRequest, BulkResult, ListQuery, NewSchedule, NewTask, QueuesResponse, Schedule, ScheduleChanges, ScheduleDetail, ScheduleListQuery, SchedulePage, ScheduleTick, Task, TaskFilter, TaskPage } from './types';
 
 export type ClientOptions = TransportOptions;
 
@@ -25,6 +25,7 @@ export interface Changed {
 
 const newKey = () => `client-${randomUUID()}`;
 const taskPath = (id: string) => `tasks/${encodeURIComponent(id)}`;
+const schedulePath = (name: string) => `schedules/${encodeURIComponent(name)}`;
 
 export class TaskSchedulerClient {
   private readonly http: Transport;
@@ -110,6 +111,63 @@ export class TaskSchedulerClient {
     return (await this.http.call<QueuesResponse>('GET', 'queues', { repeat: 'safe', signal: opts.signal })).body;
   }
 
+  /**
+   * POST /schedules. Retried after a 429 only: after a lost answer, sending it again would answer
+   * 409 for the schedule this very call created.
+   */
+  async createSchedule(schedule: NewSchedule, opts: { signal?: AbortSignal } = {}): Promise<Schedule> {
+    const a = await this.http.call<Schedule>('POST', 'schedules', { body: schedule, repeat: 'refusals', signal: opts.signal });
+    return expectSchedule(a.body, a.status, 'POST /schedules');
+  }
+
+  /** GET /schedules: one page, by name. */
+  async listSchedulesPage(query: ScheduleListQuery = {}, opts: { signal?: AbortSignal } = {}): Promise<SchedulePage> {
+    const a = await this.http.call<SchedulePage>('GET', 'schedules', { query: { ...query }, repeat: 'safe', signal: opts.signal });
+    if (!Array.isArray(a.body?.schedules)) throw new ResponseError('GET /schedules answered without a schedules array', a.status, 'GET /schedules');
+    return { schedules: a.body.schedules, next_cursor: a.body.next_cursor ?? null };
+  }
+
+  /** Every schedule of the tenant, by name (following next_cursor). */
+  async listSchedules(opts: { signal?: AbortSignal; pageSize?: number } = {}): Promise<Schedule[]> {
+    const out: Schedule[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.listSchedulesPage({ limit: opts.pageSize, cursor }, opts);
+      out.push(...page.schedules);
+      if (page.next_cursor === null) return out;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** GET /schedules/{name}: with its next `preview` fire times (default 5, at most 100) and its latest tasks. */
+  async getSchedule(name: string, opts: { signal?: AbortSignal; preview?: number } = {}): Promise<ScheduleDetail> {
+    const a = await this.http.call<ScheduleDetail>('GET', schedulePath(name), { query: { preview: opts.preview }, repeat: 'safe', signal: opts.signal });
+    return expectSchedule(a.body, a.status, 'GET /schedules/:name');
+  }
+
+  /** The next `n` fire times (1-100) of a schedule, in UTC and in its zone with the offset. */
+  async previewSchedule(name: string, n: number, opts: { signal?: AbortSignal } = {}): Promise<ScheduleTick[]> {
+    return (await this.getSchedule(name, { ...opts, preview: n })).next_ticks;
+  }
+
+  /** PATCH /schedules/{name}: the fields given change (`paused: true` pauses, `paused: false` resumes). Setting the same fields twice is harmless, so it is retried like a read. */
+  async updateSchedule(name: string, changes: ScheduleChanges, opts: { signal?: AbortSignal } = {}): Promise<Schedule> {
+    const a = await this.http.call<Schedule>('PATCH', schedulePath(name), { body: changes, repeat: 'safe', signal: opts.signal });
+    return expectSchedule(a.body, a.status, 'PATCH /schedules/:name');
+  }
+
+  /** DELETE /schedules/{name}: the schedule as it was (its tasks stay). Retried after a 429 only (a second delete is a 404). */
+  async deleteSchedule(name: string, opts: { signal?: AbortSignal } = {}): Promise<Schedule> {
+    const a = await this.http.call<Schedule>('DELETE', schedulePath(name), { repeat: 'refusals', signal: opts.signal });
+    return expectSchedule(a.body, a.status, 'DELETE /schedules/:name');
+  }
+
+  /** POST /schedules/{name}/trigger: one task of the schedule's, now. Retried after a 429 only: sent again, it would create a second task. */
+  async triggerSchedule(name: string, opts: { signal?: AbortSignal } = {}): Promise<Task> {
+    const a = await this.http.call<Task>('POST', `${schedulePath(name)}/trigger`, { repeat: 'refusals', signal: opts.signal });
+    return expectTask(a.body, a.status, 'POST /schedules/:name/trigger');
+  }
+
   private async bulk(path: string, req: BulkRequest, signal?: AbortSignal): Promise<BulkResult> {
     // A change sent again after a lost answer would change up to `limit` more tasks than asked;
     // a dry run only counts.
@@ -128,5 +186,10 @@ function cleanFilter(f: TaskFilter): TaskFilter {
 
 function expectTask(body: Task, status: number, request: string): Task {
   if (typeof body?.id !== 'string' || typeof body?.status !== 'string') throw new ResponseError(`${request} answered ${status} without a task`, status, request);
+  return body;
+}
+
+function expectSchedule<T extends Schedule>(body: T, status: number, request: string): T {
+  if (typeof body?.name !== 'string' || typeof body?.cron !== 'string') throw new ResponseError(`${request} answered ${status} without a schedule`, status, request);
   return body;
 }

@@ -80,7 +80,7 @@ export class Transport {
     this.fetch = opts.fetch ?? globalThis.fetch;
   }
 
-  async call<T>(method: 'GET' | 'POST', path: string, call: CallOptions): Promise<Answer<T>> {
+  async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, call: CallOptions): Promise<Answer<T>> {
     const url = new URL(path.replace(/^\//, ''), this.base);
     for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const request = `${method} /${path.replace(/^\//, '')}`;

@@ -30,3 +30,17 @@ export type ListQuery = Omit<NonNullable<operations['listTasks']['parameters']['
 export type TaskFilter = Omit<ListQuery, 'limit' | 'cursor'>;
 /** POST /tasks/cancel's and POST /tasks/retry's body. */
 export type BulkRequest = operations['bulkRetry']['requestBody']['content']['application/json'];
+
+/** A cron schedule (GET /schedules lists these). */
+export type Schedule = Schemas['Schedule'];
+/** GET /schedules/{name}: the schedule, its next fire times and its latest tasks. */
+export type ScheduleDetail = Schemas['ScheduleDetail'];
+export type SchedulePage = Schemas['SchedulePage'];
+/** POST /schedules's body. */
+export type NewSchedule = Schemas['ScheduleInput'];
+/** PATCH /schedules/{name}'s body: the fields to change. */
+export type ScheduleChanges = Schemas['SchedulePatch'];
+export type ScheduleTick = Schemas['ScheduleTick'];
+export type ScheduleRun = Schemas['ScheduleRun'];
+/** GET /schedules's query: limit (1-500) and cursor. */
+export type ScheduleListQuery = Omit<NonNullable<operations['listSchedules']['parameters']['query']>, 'tenant'>;

@@ -312,6 +312,10 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     // (Its status is not checked: a concurrent retry or cancel of the same task may follow at once.)
     return;
   }
+  if (route === '/schedules' || route === '/schedules/:name') {
+    checkSchedules(s, path, route, json, verdict?.tenant ?? null, v);
+    return;
+  }
   if (s.method === 'POST' && (route === '/tasks/cancel' || route === '/tasks/retry')) {
     const n = (k: string) => (isObject(json) && Number.isInteger(json[k]) && (json[k] as number) >= 0 ? (json[k] as number) : -1);
     if (n('matched') < 0 || n('changed') < 0 || n('changed') > n('matched') || !isObject(json) || typeof json.has_more !== 'boolean') v(`${route} answer is not {matched, changed, has_more}`, snippet(a));
@@ -358,6 +362,32 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     }
   }
   if (route === '/healthz' && s.method === 'GET' && !(isObject(json) && json.status === 'ok')) v('healthz body', snippet(a));
+}
+
+/** A schedule answer names the tenant acting and the schedule asked for; a page lists only the tenant's. */
+function checkSchedules(s: Spec, path: string, route: string, json: unknown, tenant: string | null, v: (reason: string, detail: string) => void): void {
+  const isSchedule = (x: unknown): x is Record<string, unknown> => isObject(x) && typeof x.name === 'string' && typeof x.cron === 'string' && typeof x.tenant === 'string' && isObject(x.task);
+  const text = JSON.stringify(json).slice(0, 300);
+  if (route === '/schedules' && s.method === 'GET') {
+    if (!isObject(json) || !Array.isArray(json.schedules) || !('next_cursor' in json)) return v('GET /schedules answer is not {schedules, next_cursor}', text);
+    for (const x of json.schedules as unknown[]) {
+      if (!isSchedule(x)) v('GET /schedules listed something that is not a schedule', JSON.stringify(x).slice(0, 300));
+      else if (tenant && x.tenant !== tenant) v("GET /schedules listed another tenant's schedule", `acting on ${tenant}, a schedule says ${JSON.stringify(x.tenant)}`);
+    }
+    return;
+  }
+  if (!isSchedule(json)) return v(`${s.method} ${route} answered without a schedule`, text);
+  if (tenant && json.tenant !== tenant) v(`${s.method} ${route} answered another tenant's schedule`, `acting on ${tenant}, the schedule says ${JSON.stringify(json.tenant)}`);
+  if (route === '/schedules/:name') {
+    let want = path.split('?')[0]!.replace(/\/+$/, '').split('/').pop() ?? '';
+    try {
+      want = decodeURIComponent(want);
+    } catch {
+      // Not a name; the comparison below says so.
+    }
+    if (json.name !== want) v(`${s.method} ${route} answered another schedule`, `asked ${want}: ${text}`);
+    if (s.method === 'GET' && !(Array.isArray(json.next_ticks) && Array.isArray(json.last_runs))) v('GET /schedules/:name without next_ticks and last_runs', text);
+  }
 }
 
 function checkBatch(ledger: Ledger, s: Spec, results: unknown[], tenant: string | null, v: (reason: string, detail: string) => void): void {

@@ -965,6 +965,97 @@ function operatorArb(): fc.Arbitrary<FuzzRequest> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Schedules
+// ---------------------------------------------------------------------------------------------
+
+/** A few names, so creations collide (409), and reads, changes and triggers find them (or not: 404). */
+const SCHEDULE_NAMES = ['nightly', 'hourly.report', 'a', 'Z-9_x.y', 'n'.repeat(128)];
+/**
+ * Expressions that fire nowhere near a fuzz run (1 January, 29 February, a year from now at the
+ * soonest but for a run across New Year), so no tick makes a task no answer told of.
+ */
+const QUIET_CRONS = ['0 0 1 1 *', '30 4 29 2 *', '0 0 0 1 1 *', '@yearly', '15 6 2 1 *'];
+const ZONES = ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Australia/Lord_Howe'];
+
+const scheduleTaskArb = fc.record(
+  {
+    // noop: a triggered task ends at once, so the run drains.
+    type: fc.constant('noop'),
+    payload: payloadArb,
+    priority: fc.constantFrom(...PRIORITIES),
+    max_retries: fc.integer({ min: 0, max: 3 }),
+    retry: fc.record({ backoff: fc.constantFrom('exponential', 'linear', 'fixed'), base_ms: fc.integer({ min: 1, max: 1000 }), jitter: fc.constantFrom('full', 'none') }, { requiredKeys: [] }),
+    timeout_ms: fc.integer({ min: 1, max: 86_400_000 }),
+  },
+  { requiredKeys: ['type'] },
+);
+
+const scheduleFieldsArb = fc.record(
+  {
+    cron: fc.constantFrom(...QUIET_CRONS),
+    timezone: fc.constantFrom(...ZONES),
+    task: scheduleTaskArb,
+    misfire: fc.constantFrom('skip', 'run_once', 'catch_up'),
+    catch_up_limit: fc.integer({ min: 1, max: 1000 }),
+    overlap: fc.constantFrom('allow', 'skip'),
+    paused: fc.boolean(),
+  },
+  { requiredKeys: [] },
+);
+
+/** Bodies the schedule routes must refuse (400), whether the schedule exists or not. */
+const BAD_SCHEDULE_FIELDS: Record<string, unknown>[] = [
+  { cron: '61 * * * *' },
+  { cron: '* * *' },
+  { cron: '0 0 30 2 *' },
+  { cron: '' },
+  { cron: 5 },
+  { timezone: 'Mars/Olympus' },
+  { timezone: '' },
+  { task: { type: 'no op' } },
+  { task: { type: 'noop', idempotency_key: 'k' } },
+  { task: { type: 'noop', retry: { base_ms: 0 } } },
+  { task: { type: 'noop', payload: null } },
+  { task: 'noop' },
+  { misfire: 'later' },
+  { catch_up_limit: 0 },
+  { catch_up_limit: 1001 },
+  { overlap: 'never' },
+  { paused: 'yes' },
+  { colour: 'red' },
+];
+
+function schedulesArb(): fc.Arbitrary<FuzzRequest> {
+  const name = fc.constantFrom(...SCHEDULE_NAMES);
+  const at = (n: string) => `/schedules/${n}`;
+  const body = (o: unknown, l: { seed: number; spacing: number }) => Buffer.from(render(o, prng(l.seed), l.spacing));
+  const badName = fc.constantFrom('-x', 'a%20b', '%C3%A9', 'n'.repeat(129), '.hidden', '%zz');
+  return fc.oneof(
+    // Create: a name of the pool (taken, by now, or not), or one the API must refuse.
+    fc.tuple(name, fc.constantFrom(...QUIET_CRONS), scheduleTaskArb, scheduleFieldsArb, layoutArb).map(([n, cron, task, extra, l]) => request('sched.create', 'POST', '/schedules', [201, 409], {}, body({ ...extra, name: n, cron, task }, l))),
+    fc.tuple(name, fc.constantFrom(...BAD_SCHEDULE_FIELDS), layoutArb).map(([n, bad, l]) => request('sched.create-invalid', 'POST', '/schedules', [400], {}, body({ name: n, cron: '@yearly', task: { type: 'noop' }, ...bad }, l))),
+    fc.tuple(fc.constantFrom('-x', 'a b', 'é', 'n'.repeat(129), '.hidden', '', 'a/b', 5, null), layoutArb).map(([n, l]) => request('sched.create-bad-name', 'POST', '/schedules', [400], {}, body({ name: n, cron: '@yearly', task: { type: 'noop' } }, l))),
+    fc.constantFrom('{}', '[]', '"x"', 'null', '{"name":"a"}', '{"name":"a","cron":"@yearly"}').map((b) => request('sched.create-malformed', 'POST', '/schedules', [400], {}, Buffer.from(b))),
+    // Reads: the list (with its query), one schedule with a preview, and what they refuse.
+    fc.tuple(fc.option(fc.integer({ min: 1, max: 500 }), { nil: undefined }), fc.constantFrom('GET', 'HEAD')).map(([limit, m]) => request('sched.list', m, `/schedules${limit ? `?limit=${limit}` : ''}`, [200])),
+    fc.constantFrom('limit=0', 'limit=501', 'limit=x', 'cursor=abc!', 'cursor=', 'colour=red', 'limit=1&limit=2').map((q) => request('sched.list-invalid', 'GET', `/schedules?${q}`, [400])),
+    fc.tuple(name, fc.option(fc.integer({ min: 1, max: 100 }), { nil: undefined }), fc.constantFrom('GET', 'HEAD')).map(([n, preview, m]) => request('sched.get', m, `${at(n)}${preview ? `?preview=${preview}` : ''}`, [200, 404])),
+    fc.tuple(name, fc.constantFrom('preview=0', 'preview=101', 'preview=x', 'preview=1&preview=2', 'other=1')).map(([n, q]) => request('sched.get-invalid', 'GET', `${at(n)}?${q}`, [400])),
+    fc.tuple(badName, fc.constantFrom('GET', 'DELETE', 'PATCH')).map(([n, m]) => request('sched.bad-name', m, at(n), [400], {}, m === 'PATCH' ? Buffer.from('{"paused":true}') : undefined)),
+    // Changes: a patch, pause and resume, delete, trigger; and patches the API must refuse.
+    fc.tuple(name, scheduleFieldsArb, layoutArb).map(([n, f, l]) => request('sched.patch', 'PATCH', at(n), Object.keys(f).length ? [200, 404] : [400], {}, body(f, l))),
+    fc.tuple(name, fc.boolean()).map(([n, paused]) => request('sched.pause', 'PATCH', at(n), [200, 404], {}, Buffer.from(JSON.stringify({ paused })))),
+    fc.tuple(name, fc.constantFrom(...BAD_SCHEDULE_FIELDS, { name: 'renamed' }), layoutArb).map(([n, bad, l]) => request('sched.patch-invalid', 'PATCH', at(n), [400], {}, body(bad, l))),
+    name.map((n) => request('sched.delete', 'DELETE', at(n), [200, 404])),
+    name.map((n) => request('sched.trigger', 'POST', `${at(n)}/trigger`, [201, 404])),
+    // Methods a schedule path does not take.
+    fc.tuple(name, fc.constantFrom('PUT', 'POST', 'OPTIONS')).map(([n, m]) => request('sched.method-wrong', m, at(n), [405], { allow: 'GET, HEAD, PATCH, DELETE' })),
+    fc.tuple(name, fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH')).map(([n, m]) => request('sched.method-wrong', m, `${at(n)}/trigger`, [405], { allow: 'POST' })),
+    fc.constantFrom('PUT', 'DELETE', 'PATCH').map((m) => request('sched.method-wrong', m, '/schedules', [405], { allow: 'GET, HEAD, POST' })),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Everything
 // ---------------------------------------------------------------------------------------------
 
@@ -987,6 +1078,7 @@ export function requestArb(g: GenSettings = DEFAULT_GEN): fc.Arbitrary<FuzzReque
       { weight: 4, arbitrary: burstArb(g) },
       { weight: 10, arbitrary: authArb(g) },
       { weight: 6, arbitrary: operatorArb() },
+      { weight: 6, arbitrary: schedulesArb() },
     ),
   ));
 }

@@ -50,3 +50,17 @@ it('lets only what comes before the credential replace a refusal', () => {
   expect(expectedStatuses({ ...spec('GET', '/tasks/zz', undefined), expect: [400] }, refused)).toEqual([401]);
   expect(expectedStatuses({ ...spec('POST', '/tasks', undefined), expect: [201] }, { tenant: 'alpha', refusals: [401] })).toEqual([201, 401]);
 });
+
+it('knows the schedule routes and their scopes', () => {
+  expect(scopeOf('POST', '/schedules')).toBe('tasks:write');
+  expect(scopeOf('GET', '/schedules?limit=5')).toBe('tasks:read');
+  expect(scopeOf('HEAD', '/Schedules/nightly')).toBe('tasks:read');
+  expect(scopeOf('PATCH', '/schedules/nightly')).toBe('tasks:write');
+  expect(scopeOf('DELETE', '/schedules/nightly/')).toBe('tasks:write');
+  expect(scopeOf('POST', '/schedules/nightly/trigger')).toBe('tasks:write');
+  expect(scopeOf('PUT', '/schedules/nightly')).toBeNull();
+  expect(scopeOf('GET', '/schedules/nightly/trigger')).toBeNull();
+  expect(authVerdict(spec('PATCH', '/schedules/x', as('alpha-r')))).toEqual({ tenant: null, refusals: [403] });
+  expect(authVerdict(spec('GET', '/schedules/x?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [400] });
+  expect(authVerdict(spec('POST', '/schedules/x/trigger?tenant[]=a', as('alpha-w')))).toEqual({ tenant: 'alpha', refusals: [] });
+});

@@ -5,6 +5,7 @@
  * printed request never holds a secret.
  */
 import querystring from 'node:querystring';
+import { ScheduleGetQuerySchema, ScheduleListQuerySchema } from '../../services/api/schemas/schedules';
 import { ListQuerySchema } from '../../services/api/schemas/task-list';
 
 /** The task the API must answer with (201 or 200) for a valid body, as the client meant it. */
@@ -101,6 +102,9 @@ export function routeOf(path: string): string {
   if (action) return `/tasks/:id/${action[1]}`;
   if (/^\/tasks\/[^/]+$/.test(p)) return '/tasks/:id';
   if (p === '/healthz' || p === '/readyz' || p === '/queues') return p;
+  if (p === '/schedules') return '/schedules';
+  if (/^\/schedules\/[^/]+\/trigger$/.test(p)) return '/schedules/:name/trigger';
+  if (/^\/schedules\/[^/]+$/.test(p)) return '/schedules/:name';
   return '(other)';
 }
 
@@ -215,22 +219,33 @@ export function scopeOf(method: string, path: string): Scope | null {
   if ((method === 'GET' || method === 'HEAD') && (p === '/tasks' || p === '/queues')) return 'tasks:read';
   // Operators' actions: cancel and retry, one task or in bulk.
   if (method === 'POST' && (p === '/tasks/cancel' || p === '/tasks/retry' || /^\/tasks\/[^/]+\/(cancel|retry)$/.test(p))) return 'tasks:write';
+  // Schedules: reads need tasks:read, changes tasks:write.
+  if ((method === 'GET' || method === 'HEAD') && (p === '/schedules' || /^\/schedules\/[^/]+$/.test(p))) return 'tasks:read';
+  if (method === 'POST' && (p === '/schedules' || /^\/schedules\/[^/]+\/trigger$/.test(p))) return 'tasks:write';
+  if ((method === 'PATCH' || method === 'DELETE') && /^\/schedules\/[^/]+$/.test(p)) return 'tasks:write';
   const m = /^\/tasks\/([^/]+)$/.exec(p);
   if ((method === 'GET' || method === 'HEAD') && m && !['batch', 'cancel', 'retry'].includes(m[1]!)) return 'tasks:read';
   return null;
 }
 
 const LIST_PARAMS = new Set(Object.keys(ListQuerySchema.properties));
+const SCHEDULE_LIST_PARAMS = new Set([...Object.keys(ScheduleListQuerySchema.properties), 'tenant']);
+const SCHEDULE_GET_PARAMS = new Set([...Object.keys(ScheduleGetQuerySchema.properties), 'tenant']);
 
-function listsTasks(s: Spec): boolean {
+/** The parameters a GET route validates whole (any other is a 400 there), or null for routes that ignore what they do not know. */
+function validatedParams(s: Spec): Set<string> | null {
+  if (s.method !== 'GET' && s.method !== 'HEAD') return null;
   const p = s.path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase().replace(/(.)\/$/, '$1');
-  return (s.method === 'GET' || s.method === 'HEAD') && p === '/tasks';
+  if (p === '/tasks') return LIST_PARAMS;
+  if (p === '/schedules') return SCHEDULE_LIST_PARAMS;
+  if (/^\/schedules\/[^/]+$/.test(p)) return SCHEDULE_GET_PARAMS;
+  return null;
 }
 
-function unknownListParams(s: Spec): boolean {
+function unknownParams(s: Spec, known: Set<string>): boolean {
   const q = s.path.indexOf('?');
   if (q < 0) return false;
-  return Object.keys(querystring.parse(s.path.slice(q + 1).split('#')[0]!)).some((k) => !LIST_PARAMS.has(k));
+  return Object.keys(querystring.parse(s.path.slice(q + 1).split('#')[0]!)).some((k) => !known.has(k));
 }
 
 interface Named {
@@ -282,9 +297,11 @@ export function authVerdict(s: Spec): Verdict | null {
   if (!admin && !k.scopes.includes(scope)) return refuse([403]);
   // Named both ways, differently: the query decides, or the API refuses the ambiguity.
   if (query && header && query.value !== header.value) extra.push(400, 403);
-  // GET /tasks validates its whole query: a parameter it does not know (`tenant[]`, which the
-  // simple query parser keeps as its own key) is a 400 there, where other routes ignore it.
-  if (listsTasks(s) && unknownListParams(s)) extra.push(400);
+  // GET /tasks and the schedule reads validate their whole query: a parameter they do not know
+  // (`tenant[]`, which the simple query parser keeps as its own key) is a 400 there, where other
+  // routes ignore it.
+  const validated = validatedParams(s);
+  if (validated && unknownParams(s, validated)) extra.push(400);
   return { tenant, refusals: uniq(extra) };
 }
 

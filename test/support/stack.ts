@@ -107,6 +107,7 @@ export async function startApi(stack: Stack, queue = stack.queue, auth?: Authent
     bulkMaxLimit: stack.cfg.BULK_MAX_LIMIT,
     bulkBatch: stack.cfg.BULK_BATCH,
     bulkScanRows: stack.cfg.BULK_SCAN_ROWS,
+    maxSchedulesPerTenant: stack.cfg.MAX_SCHEDULES_PER_TENANT,
   });
   const server = await startServer(app, '127.0.0.1:0');
   return { url: `http://127.0.0.1:${server.address.port}`, server, metrics, registry };

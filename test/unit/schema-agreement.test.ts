@@ -2,7 +2,7 @@
  * The hand-written validators (kept for speed on the hot path) and the schemas the OpenAPI document
  * shows must agree: random valid and invalid inputs get the same verdict, and the same fields named,
  * from ajv on the schema and from the validator. POST /tasks's body, the bulk body, the task filter,
- * and the filter's times against the standard `date-time` format.
+ * the schedule bodies, and the filter's times against the standard `date-time` format.
  */
 import Ajv2020, { ErrorObject } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
@@ -11,6 +11,8 @@ import fc from 'fast-check';
 import { parseBulkBody } from '../../services/api/operator/bulk-routes';
 import { ProblemError } from '../../services/api/problem';
 import { bulkBodySchema } from '../../services/api/schemas/bulk';
+import { validateScheduleInput, validateSchedulePatch } from '../../services/api/schedules/schedule-input';
+import { ScheduleInputSchema, SchedulePatchSchema } from '../../services/api/schemas/schedules';
 import { TaskInputSchema } from '../../services/api/schemas/task-input';
 import { validateTaskInput } from '../../services/api/validation';
 import { PRIORITIES, STATUSES } from '../../services/core/tasks/priority';
@@ -202,4 +204,74 @@ describe('POST /tasks/cancel and /tasks/retry: parseBulkBody and bulkBodySchema'
       expect(valid).toBeGreaterThan(RUNS.numRuns / 20);
     });
   }
+});
+
+describe('POST /schedules and PATCH /schedules/{name}: the schedule validators and their schemas', () => {
+  /** A schedule's task is named down to its field (`task.type`, `task.retry.base_ms`), as POST /tasks names them. */
+  function scheduleFields(errors: ErrorObject[] | null | undefined): string[] {
+    const fields = new Set<string>();
+    for (const e of errors ?? []) {
+      const parts = e.instancePath.split('/').slice(1);
+      if (e.keyword === 'required') parts.push(e.params.missingProperty);
+      if (e.keyword === 'additionalProperties') parts.push(e.params.additionalProperty);
+      const depth = parts[0] !== 'task' ? 1 : parts[1] === 'retry' ? 3 : 2;
+      const named = parts.slice(0, depth);
+      fields.add(named.length ? named.join('.') : '(body)');
+    }
+    return [...fields].sort();
+  }
+  const task = fc.record(
+    {
+      type: mostly(taskType, nearType),
+      priority: sometimes(mostly(fc.constantFrom(...PRIORITIES), fc.constant('urgent'))),
+      payload: sometimes(fc.oneof(fc.jsonValue(), fc.constant(null))),
+      max_retries: sometimes(mostly(fc.integer({ min: 0, max: 100 }), fc.integer({ min: -5, max: 110 }))),
+      retry: sometimes(mostly(fc.record({ backoff: mostly(fc.constantFrom('fixed', 'linear')), base_ms: mostly(fc.integer({ min: 1, max: 1000 }), fc.constant(0)) }, { requiredKeys: [] }), fc.constant([]))),
+      timeout_ms: sometimes(mostly(fc.integer({ min: 1, max: 86_400_000 }), fc.constant(0))),
+      idempotency_key: sometimes(fc.constant('k')),
+    },
+    { requiredKeys: ['type'] },
+  );
+  const fieldsArb = {
+    name: mostly(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/), fc.constantFrom('', '-x', 'a b', 'é', 'a'.repeat(129)), fc.integer()),
+    cron: mostly(fc.constantFrom('* * * * *', '0 3 * * *', '@daily'), fc.constantFrom('', 'x'.repeat(257)), fc.integer()),
+    timezone: sometimes(mostly(fc.constantFrom('UTC', 'Europe/Berlin'), fc.constantFrom('', 'x'.repeat(65)), fc.constant(null))),
+    task: mostly(task, fc.constant('noop'), fc.constant(null)),
+    misfire: sometimes(mostly(fc.constantFrom('skip', 'run_once', 'catch_up'), fc.constant('later'))),
+    catch_up_limit: sometimes(mostly(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: -1, max: 1002 }), fc.double())),
+    overlap: sometimes(mostly(fc.constantFrom('allow', 'skip'), fc.constant('never'))),
+    paused: sometimes(mostly(fc.boolean(), fc.constant('true'))),
+    extra: sometimes(fc.anything()),
+  };
+
+  it('create: agree on random bodies, naming the same fields', () => {
+    const check = ajv.compile(ScheduleInputSchema);
+    const body = fc.record(fieldsArb, { requiredKeys: ['name', 'cron', 'task'] });
+    let valid = 0;
+    fc.assert(
+      fc.property(fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 }).map(json), (b) => {
+        const ok = check(b);
+        if (ok) valid++;
+        expect(fastFields(() => validateScheduleInput(b, 3))).toEqual(ok ? [] : scheduleFields(check.errors));
+      }),
+      RUNS,
+    );
+    expect(valid).toBeGreaterThan(RUNS.numRuns / 20);
+  });
+
+  it('patch: agree on random bodies, naming the same fields', () => {
+    const check = ajv.compile(SchedulePatchSchema);
+    const { name: _name, ...patchFields } = fieldsArb;
+    const body = fc.record({ ...patchFields, name: sometimes(fc.constant('renamed')) }, { requiredKeys: [] });
+    let valid = 0;
+    fc.assert(
+      fc.property(fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 }).map(json), (b) => {
+        const ok = check(b);
+        if (ok) valid++;
+        expect(fastFields(() => validateSchedulePatch(b, 3))).toEqual(ok ? [] : scheduleFields(check.errors));
+      }),
+      RUNS,
+    );
+    expect(valid).toBeGreaterThan(RUNS.numRuns / 20);
+  });
 });

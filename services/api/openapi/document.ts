@@ -14,6 +14,7 @@ import { BulkResultSchema } from '../schemas/bulk';
 import { BatchResultSchema, FieldErrorSchema, HealthSchema, ProblemSchema, QueuesSchema, ReadinessSchema, RunSchema, TaskSchema } from '../schemas/responses';
 import { BatchBodySchema, TaskInputSchema } from '../schemas/task-input';
 import { TaskPageSchema, TaskSummarySchema } from '../schemas/task-list';
+import { ScheduleDetailSchema, ScheduleInputSchema, SchedulePageSchema, SchedulePatchSchema, ScheduleRunSchema, ScheduleSchema, ScheduleTaskSchema, ScheduleTickSchema } from '../schemas/schedules';
 import { Answer, apiRoutes, HeaderName, Route, RouteOptions } from './routes';
 
 export type OpenApiDocument = Record<string, unknown> & { paths: Record<string, Record<string, unknown>> };
@@ -34,6 +35,14 @@ const NAMED: Record<string, TSchema> = {
   TaskStatus: StatusSchema,
   Health: HealthSchema,
   Readiness: ReadinessSchema,
+  Schedule: ScheduleSchema,
+  ScheduleDetail: ScheduleDetailSchema,
+  SchedulePage: SchedulePageSchema,
+  ScheduleInput: ScheduleInputSchema,
+  SchedulePatch: SchedulePatchSchema,
+  ScheduleTask: ScheduleTaskSchema,
+  ScheduleTick: ScheduleTickSchema,
+  ScheduleRun: ScheduleRunSchema,
 };
 
 /** What each problem status means wherever it occurs; a route's own `problems` say more. */
@@ -82,7 +91,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
       title: 'task-scheduler',
       version: '1',
       description: [
-        'Submit tasks, read them, and act on them as an operator (cancel, retry, the dead-letter redrive).',
+        'Submit tasks, read them, act on them as an operator (cancel, retry, the dead-letter redrive), and schedule them with cron expressions.',
         'Errors are RFC 9457 problem details (application/problem+json). Every answer carries X-Request-Id.',
         'A route asked with a method it does not have answers 405 (components.responses.MethodNotAllowed); an unknown path 404 (components.responses.NotFound).',
         'Authentication: Authorization: Bearer <API key> (tsk_…) when the service runs with AUTH_MODE=keys; with AUTH_MODE=off every request acts as the tenant `default` with every scope.',
@@ -92,6 +101,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
     tags: [
       { name: 'tasks', description: 'Submit and read tasks.' },
       { name: 'operator', description: 'Cancel and retry tasks, one or many.' },
+      { name: 'schedules', description: 'Cron schedules: tasks created on the ticks of an expression.' },
       { name: 'service', description: 'Health, readiness and this document.' },
     ],
     paths,

@@ -14,6 +14,7 @@ import { BulkResultSchema, bulkBodySchema } from '../schemas/bulk';
 import { BatchResultSchema, HealthSchema, QueuesSchema, ReadinessSchema, TaskSchema } from '../schemas/responses';
 import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from '../schemas/task-input';
 import { ListQuerySchema, TaskPageSchema } from '../schemas/task-list';
+import { ScheduleDetailSchema, ScheduleGetQuerySchema, ScheduleInputSchema, ScheduleListQuerySchema, ScheduleNameSchema, SchedulePageSchema, SchedulePatchSchema, ScheduleSchema } from '../schemas/schedules';
 
 /** Headers the document describes (components.headers); X-Request-Id is on every answer. */
 export type HeaderName = 'Location' | 'Retry-After' | 'RateLimit' | 'RateLimit-Policy' | 'WWW-Authenticate' | 'Allow';
@@ -27,13 +28,13 @@ export interface Answer {
 }
 
 export interface Route {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** An OpenAPI path template: /tasks/{id}. */
   path: string;
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'tasks' | 'operator' | 'service';
+  tag: 'tasks' | 'operator' | 'schedules' | 'service';
   /** The scope a key needs; absent: no key needed. */
   scope?: Scope;
   pathParams?: TObject;
@@ -55,6 +56,8 @@ export interface RouteOptions {
 
 const TaskId = Type.Object({ id: Type.String({ format: 'uuid', description: 'The task id (a 400 when it is not a UUID).' }) });
 const rated: NonNullable<Answer['headers']> = ['RateLimit?', 'RateLimit-Policy?'];
+const ScheduleName = Type.Object({ name: { ...ScheduleNameSchema, description: 'The schedule (a 400 when it cannot be a name).' } });
+const NO_SCHEDULE = "No such schedule (another tenant's schedule is not found either).";
 
 export function apiRoutes(opts: RouteOptions = {}): Route[] {
   return [
@@ -187,5 +190,76 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
         answers: { 200: { description: 'What matched and what changed.', schema: BulkResultSchema } },
       }),
     ),
+    {
+      method: 'post',
+      path: '/schedules',
+      operationId: 'createSchedule',
+      summary: 'Create a cron schedule',
+      description: 'Each tick of the expression, in its time zone, creates the task. The next tick is the first after now (on the database\'s clock). A task body is held to the rules of POST /tasks.',
+      tag: 'schedules',
+      scope: 'tasks:write',
+      body: { schema: ScheduleInputSchema, description: 'The schedule.' },
+      answers: { 201: { description: 'Created.', schema: ScheduleSchema } },
+      problems: { 409: 'The tenant has a schedule of that name, or MAX_SCHEDULES_PER_TENANT schedules already.' },
+    },
+    {
+      method: 'get',
+      path: '/schedules',
+      operationId: 'listSchedules',
+      summary: "The tenant's schedules, by name, a page at a time",
+      tag: 'schedules',
+      scope: 'tasks:read',
+      query: ScheduleListQuerySchema,
+      answers: { 200: { description: 'A page.', schema: SchedulePageSchema } },
+    },
+    {
+      method: 'get',
+      path: '/schedules/{name}',
+      operationId: 'getSchedule',
+      summary: 'A schedule, its next fire times and its latest tasks',
+      description: 'next_ticks lists the next ?preview=N fire times (1-100, default 5) in UTC and in the schedule\'s zone with its offset; last_runs its latest tasks, ticks and triggers.',
+      tag: 'schedules',
+      scope: 'tasks:read',
+      pathParams: ScheduleName,
+      query: ScheduleGetQuerySchema,
+      answers: { 200: { description: 'The schedule.', schema: ScheduleDetailSchema } },
+      problems: { 404: NO_SCHEDULE },
+    },
+    {
+      method: 'patch',
+      path: '/schedules/{name}',
+      operationId: 'updateSchedule',
+      summary: 'Change, pause or resume a schedule',
+      description: 'Fields left out are kept; `task` is replaced whole. A new cron or timezone, or resuming a paused schedule, sets the next tick to the first after now: ticks missed while paused never run.',
+      tag: 'schedules',
+      scope: 'tasks:write',
+      pathParams: ScheduleName,
+      body: { schema: SchedulePatchSchema, description: 'What to change.' },
+      answers: { 200: { description: 'The schedule as it is now.', schema: ScheduleSchema } },
+      problems: { 404: NO_SCHEDULE },
+    },
+    {
+      method: 'delete',
+      path: '/schedules/{name}',
+      operationId: 'deleteSchedule',
+      summary: 'Delete a schedule (its tasks stay)',
+      tag: 'schedules',
+      scope: 'tasks:write',
+      pathParams: ScheduleName,
+      answers: { 200: { description: 'Deleted: the schedule as it was.', schema: ScheduleSchema } },
+      problems: { 404: NO_SCHEDULE },
+    },
+    {
+      method: 'post',
+      path: '/schedules/{name}/trigger',
+      operationId: 'triggerSchedule',
+      summary: "Run a schedule's task now, outside its ticks",
+      description: 'Creates one task (schedule set, scheduled_for null), paused schedule or not; it counts against the tenant\'s limits like a submission.',
+      tag: 'schedules',
+      scope: 'tasks:write',
+      pathParams: ScheduleName,
+      answers: { 201: { description: 'The task created.', schema: TaskSchema, headers: ['Location'] } },
+      problems: { 404: NO_SCHEDULE, 429: "The tenant's rate limit, burst or max_unfinished quota." },
+    },
   ];
 }
