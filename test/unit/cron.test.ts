@@ -34,13 +34,13 @@ describe('daylight saving in America/New_York (2026: forward on 8 March at 02:00
     expect(ticks.map((d) => inZone(d, NY))).toEqual(['2026-03-08T01:00:00-05:00', '2026-03-08T03:00:00-04:00', '2026-03-08T04:00:00-04:00']);
   });
 
-  // Known gaps of croner 11 against the rule (docs/scheduling.md lists them): minutes stepping
-  // inside a fixed hour. Marked failing so that a parser that follows the rule shows up here.
-  it.failing('fires */15 within a 02:00 hour that does not exist once at the transition', () => {
+  // Minutes stepping inside a fixed hour: croner 11 alone skips them in a nonexistent hour and
+  // fires them in both occurrences of a repeated one; cron.ts applies the rule over it.
+  it('fires */15 within a 02:00 hour that does not exist once at the transition', () => {
     const ticks = nextTicks({ cron: '*/15 2 * * *', timezone: NY }, at('2026-03-08T00:00:00Z'), 1);
     expect(ticks.map((d) => inZone(d, NY))).toEqual(['2026-03-08T03:00:00-04:00']);
   });
-  it.failing('fires */20 within a repeated 01:00 hour only in its first occurrence', () => {
+  it('fires */20 within a repeated 01:00 hour only in its first occurrence', () => {
     const ticks = nextTicks({ cron: '*/20 1 * * *', timezone: NY }, at('2026-11-01T04:30:00Z'), 4);
     expect(ticks.map((d) => inZone(d, NY))).toEqual(['2026-11-01T01:00:00-04:00', '2026-11-01T01:20:00-04:00', '2026-11-01T01:40:00-04:00', '2026-11-02T01:00:00-05:00']);
   });
@@ -90,6 +90,9 @@ describe('walking back (the misfire planner) agrees with walking forward', () =>
     ['0 * * * *', NY, '2026-10-31T22:00:00Z'],
     ['0 * * * *', NY, '2026-03-07T22:00:00Z'],
     ['*/7 * * * *', 'Europe/Berlin', '2026-10-25T00:00:00Z'],
+    ['*/15 2 * * *', NY, '2026-03-06T00:00:00Z'],
+    ['*/20 1 * * *', NY, '2026-10-31T00:00:00Z'],
+    ['*/10 2 * * *', 'Europe/Berlin', '2026-03-28T00:00:00Z'],
     ['*/5 * * * * *', 'UTC', '2026-12-06T00:00:00Z'],
   ])('%s in %s from %s', (cron, timezone, from) => {
     const c = compileCron({ cron, timezone });

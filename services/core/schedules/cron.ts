@@ -59,11 +59,11 @@ export function validateCron(spec: CronSpec, now = new Date()): void {
 
 /** The next `n` fire times strictly after `after` (fewer when the expression runs out). */
 export function nextTicks(spec: CronSpec, after: Date, n: number): Date[] {
-  const cron = parse(spec);
+  const cron = compileCron(spec);
   const out: Date[] = [];
   let from = after;
   while (out.length < n) {
-    const next = cron.nextRun(from);
+    const next = cron.next(from);
     if (!next) break;
     out.push(next);
     from = next;
@@ -81,8 +81,123 @@ export interface CompiledCron {
 
 /** Throws CronError like validateCron, except for an expression that never fires. */
 export function compileCron(spec: CronSpec): CompiledCron {
-  const cron = parse(spec);
-  return { next: (after) => cron.nextRun(after), previous: (n, before) => cron.previousRuns(n, before) };
+  return new ZonedCron(spec, parse(spec));
+}
+
+/** How far a search for a tick or a daylight-saving change looks (a yearly expression's span, and more). */
+const HORIZON_MS = 400 * 86_400_000;
+const DAY_MS = 86_400_000;
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** The zone's UTC offset at `t`, in minutes (east positive). */
+function offsetMinutes(tz: string, t: number): number {
+  let f = offsetFormats.get(tz);
+  if (!f) offsetFormats.set(tz, (f = new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' })));
+  const name = f.formatToParts(t).find((p) => p.type === 'timeZoneName')!.value;
+  const m = /GMT([+-])(\d{2}):(\d{2})/.exec(name);
+  return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
+}
+
+/**
+ * croner's ticks with the daylight-saving rule of this file's header made whole: croner moves a
+ * fixed time that does not exist to the transition, but skips minutes stepping inside an hour that
+ * does not exist (`*\/15 2 * * *`) and fires such minutes in both occurrences of a repeated hour
+ * (`*\/20 1 * * *`). Here a nonexistent hour the expression matches fires once at the transition,
+ * and a repeated wall-clock time fires only at its first occurrence unless the hour field steps
+ * through every hour. Forward and backward walks apply the same rule, so they agree.
+ */
+class ZonedCron implements CompiledCron {
+  private readonly everyHour: boolean;
+  private readonly zone: string;
+  private readonly fixedByOffset = new Map<number, Cron>();
+
+  constructor(
+    private readonly spec: CronSpec,
+    private readonly cron: Cron,
+  ) {
+    this.zone = spec.timezone;
+    const f = spec.cron.trim().split(/\s+/);
+    const hour = spec.cron.trim().startsWith('@') ? (/^@(hourly|minutely|secondly)/i.test(spec.cron.trim()) ? '*' : '0') : f[f.length === 6 ? 2 : 1]!;
+    this.everyHour = /^(\*|\*\/1|0-23)$/.test(hour);
+  }
+
+  next(after: Date): Date | null {
+    let from = after.getTime();
+    for (;;) {
+      const raw = this.cron.nextRun(new Date(from));
+      const c = raw ? raw.getTime() : null;
+      const gap = this.gapFire(from, c ?? from + HORIZON_MS, 'first');
+      if (gap !== null && (c === null || gap < c)) return new Date(gap);
+      if (c === null) return null;
+      if (!this.repeated(c)) return new Date(c);
+      from = c;
+    }
+  }
+
+  previous(n: number, before: Date): Date[] {
+    const out: Date[] = [];
+    let to = before.getTime();
+    while (out.length < n) {
+      const raw = this.cron.previousRuns(1, new Date(to))[0];
+      const c = raw ? raw.getTime() : null;
+      const gap = this.gapFire(c ?? to - HORIZON_MS, to, 'last');
+      if (gap !== null && (c === null || gap > c)) {
+        out.push(new Date(gap));
+        to = gap;
+        continue;
+      }
+      if (c === null) break;
+      if (!this.repeated(c)) out.push(new Date(c));
+      to = c;
+    }
+    return out;
+  }
+
+  /** `t` shows a wall-clock time the zone already showed (the second pass through a repeated hour), and the hour field does not step through every hour. */
+  private repeated(t: number): boolean {
+    if (this.everyHour) return false;
+    const off = offsetMinutes(this.zone, t);
+    for (const d of [60, 30, 120]) if (offsetMinutes(this.zone, t - d * 60_000) - off === d) return true;
+    return false;
+  }
+
+  /**
+   * The instant of a forward change of the zone's offset strictly between `a` and `b` (the first
+   * or the last) at which the expression would have fired within the skipped wall-clock time;
+   * null when there is none.
+   */
+  private gapFire(a: number, b: number, which: 'first' | 'last'): number | null {
+    const found: number[] = [];
+    for (let x = a; x < b; x += DAY_MS) {
+      const y = Math.min(b, x + DAY_MS);
+      const before = offsetMinutes(this.zone, x);
+      const after = offsetMinutes(this.zone, y);
+      if (after <= before) continue;
+      // The first second with the new offset.
+      let lo = x;
+      let hi = y;
+      while (hi - lo > 1000) {
+        const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+        if (offsetMinutes(this.zone, mid) === before) lo = mid;
+        else hi = mid;
+      }
+      const t = hi - (hi % 1000);
+      if (t <= a || t >= b) continue;
+      if (this.matchesWithin(before, t, (after - before) * 60_000)) {
+        found.push(t);
+        if (which === 'first') break;
+      }
+    }
+    return found.length ? found[found.length - 1]! : null;
+  }
+
+  /** The expression matches a wall-clock time of [wall(t) at `offset`, + skippedMs): the time the change at `t` skipped. */
+  private matchesWithin(offset: number, t: number, skippedMs: number): boolean {
+    let fixed = this.fixedByOffset.get(offset);
+    if (!fixed) this.fixedByOffset.set(offset, (fixed = new Cron(this.spec.cron.trim(), { utcOffset: offset, paused: true })));
+    const r = fixed.nextRun(new Date(t - 1));
+    return r !== null && r.getTime() < t + skippedMs;
+  }
 }
 
 /** The first fire time strictly after `after`, or null when there is none. */
