@@ -446,7 +446,7 @@ export class Repartitioner {
     const keys = [
       k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, k.wrr, k.tenantDispatch, k.tombstones, k.running,
       ...k.retries, ...k.deadLetters, ...k.parked, k.parkedTenants, ...k.rings, k.tenants,
-      ...Object.values(old.admission), old.copiedDead,
+      ...Object.values(old.admission), old.copiedDead, k.delayedMark,
       // A partition of several has its own placeholders; the single one's are the control slot's.
       ...(control ? [] : [k.doorbell, k.leaseDoorbell, k.workers, k.workerSlots]),
       ...(await this.rateBuckets(k)),
@@ -467,6 +467,8 @@ export class Repartitioner {
    */
   private async keepStaying(old: Part): Promise<void> {
     const k = old.keys;
+    // The delayed-task loader's mark goes: the next pass loads from the start (what is indexed already is skipped).
+    await this.redis.unlink(k.delayedMark);
     const stays = (tenant: string) => this.target(tenant, old) === null;
     const staysById = async (ids: string[]) => (await this.redis.hmget(k.meta, ...ids)).map((m) => m != null && stays(tenantOfMeta(m)));
     // Dead letters first, while meta still names every tenant: rebuilt without those that moved
