@@ -687,7 +687,10 @@ export interface components {
             next_cursor: string | null;
         };
         ScheduleInput: {
-            /** @description 1-128 characters of letters, digits, . _ - (starting with a letter or digit); unique per tenant. */
+            /**
+             * @description A schedule name: 1-128 letters, digits, . _ - (starting with a letter or digit), unique per tenant.
+             * @example nightly-report
+             */
             name: string;
             /**
              * @description 5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or a nickname (@hourly, @daily, @weekly, @monthly, @yearly). An expression that never fires (30 February) is refused.

@@ -5,21 +5,12 @@
  * can hold no task that POST /tasks would refuse. Whether the expression and the zone mean anything
  * is cron.ts's to say (validateCron), once both are known.
  */
-import { MisfirePolicy, OverlapPolicy, ScheduleTask } from '../../core/schedules/schedule';
+import { MisfirePolicy, OverlapPolicy, ScheduleSpec, ScheduleTask } from '../../core/schedules/schedule';
 import { badRequest, FieldError, ProblemError } from '../problem';
 import { ScheduleInputSchema, SCHEDULE_NAME_PATTERN, SchedulePatchSchema } from '../schemas/schedules';
 import { prefixFields, validateTaskInput } from '../validation';
 
-export interface ScheduleInput {
-  name: string;
-  cron: string;
-  timezone: string;
-  task: ScheduleTask;
-  misfire: MisfirePolicy;
-  catch_up_limit: number;
-  overlap: OverlapPolicy;
-  paused: boolean;
-}
+export type ScheduleInput = ScheduleSpec;
 
 export type SchedulePatch = Partial<Omit<ScheduleInput, 'name'>>;
 

@@ -7,13 +7,14 @@
 import { Type } from '@sinclair/typebox';
 import { MISFIRE_POLICIES, OVERLAP_POLICIES } from '../../core/schedules/schedule';
 import { Nullable, StringEnum } from '../../core/schema/json-schema';
-import { PrioritySchema, StatusSchema, TaskTypeSchema } from '../../core/tasks/task-fields';
+import { PrioritySchema, ScheduleNameSchema, StatusSchema, TaskTypeSchema } from '../../core/tasks/task-fields';
 import { RetryPolicySchema, TaskInputSchema } from './task-input';
 
 const Time = Type.String({ format: 'date-time' });
 
-export const SCHEDULE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
-export const ScheduleNameSchema = Type.String({ pattern: SCHEDULE_NAME_PATTERN, description: '1-128 characters of letters, digits, . _ - (starting with a letter or digit); unique per tenant.' });
+// One name rule for schedules, shared with the task filter (`?schedule=`).
+export { ScheduleNameSchema };
+export const SCHEDULE_NAME_PATTERN = ScheduleNameSchema.pattern!;
 
 /** The task each tick creates: POST /tasks's fields without an idempotency key (a tick is its own key). */
 export const ScheduleTaskSchema = Type.Omit(TaskInputSchema, ['idempotency_key'], {

@@ -9,20 +9,11 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { CronSpec, nextTick, validateCron } from './cron';
-import { MisfirePolicy, OverlapPolicy, SCHEDULE_COLUMNS, ScheduleRow, ScheduleTask } from './schedule';
+import { SCHEDULE_COLUMNS, ScheduleRow, ScheduleSpec } from './schedule';
 import type { TaskStatus } from '../tasks/priority';
 
 /** A schedule as created (defaults filled in by the caller). */
-export interface NewSchedule {
-  name: string;
-  cron: string;
-  timezone: string;
-  task: ScheduleTask;
-  misfire: MisfirePolicy;
-  catch_up_limit: number;
-  overlap: OverlapPolicy;
-  paused: boolean;
-}
+export type NewSchedule = ScheduleSpec;
 
 /** The fields a change may set; an absent one is kept. */
 export type ScheduleChanges = Partial<Omit<NewSchedule, 'name'>>;

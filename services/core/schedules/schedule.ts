@@ -21,8 +21,8 @@ export interface ScheduleTask {
   timeout_ms: number | null;
 }
 
-export interface ScheduleRow {
-  tenant: string;
+/** What a schedule's owner sets: the body of POST /schedules with its defaults filled in. */
+export interface ScheduleSpec {
   name: string;
   cron: string;
   timezone: string;
@@ -31,6 +31,10 @@ export interface ScheduleRow {
   catch_up_limit: number;
   overlap: OverlapPolicy;
   paused: boolean;
+}
+
+export interface ScheduleRow extends ScheduleSpec {
+  tenant: string;
   /** The earliest tick neither fired nor skipped (null: the expression has no more). */
   next_tick: Date | null;
   last_tick: Date | null;
