@@ -316,6 +316,7 @@ export class Processor {
       m.wait.observe(Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
       // A delayed task's wait is measured from when it was due.
       if (l.attempt === 1) {
+        if (l.message.stepKey !== undefined) this.deps.metrics.stepWait.observe({ priority: l.message.priority }, Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
         if (l.message.runAtMs) m.lateness.observe(Math.max(0, l.leasedAtMs - l.message.runAtMs) / 1000);
         else m.toStart.observe(Math.max(0, l.leasedAtMs - l.message.createdAtMs) / 1000);
       }
