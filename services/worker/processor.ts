@@ -448,7 +448,7 @@ export class Processor {
         durationMs,
         error,
         dead,
-        delayMs: error !== null && !dead ? retryDelayMs(this.opts.backoff, policyOf(handler, msg.retry), lease.attempt) : 0,
+        delayMs: error !== null && !dead ? retryDelayMs(this.opts.backoff, policyOf(handler, msg.retry), lease.attempt - (msg.retryBase ?? 0)) : 0,
         leaseLost: reason instanceof LeaseLostError,
         result: error === null ? ended.result : null,
         errorType: error === null ? null : errorTypeOf(ended.failure),
