@@ -159,3 +159,21 @@ DROP TRIGGER IF EXISTS tasks_workflow_step_changed ON tasks;
 CREATE TRIGGER tasks_workflow_step_changed AFTER UPDATE OF status ON tasks
   FOR EACH ROW WHEN (NEW.workflow_id IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
   EXECUTE FUNCTION workflow_step_changed();
+
+-- Retention deletes a workflow's steps as it deletes any final task (KEEP_CONDITIONS keeps them
+-- while their workflow runs): their edges go with them, and the workflow with its last step.
+CREATE OR REPLACE FUNCTION workflow_step_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM workflow_edges WHERE child = OLD.id;
+  DELETE FROM workflow_edges WHERE parent = OLD.id;
+  DELETE FROM workflows w WHERE w.id = OLD.workflow_id AND w.finished_at IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflow_id = OLD.workflow_id);
+  RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS tasks_workflow_step_deleted ON tasks;
+CREATE TRIGGER tasks_workflow_step_deleted AFTER DELETE ON tasks
+  FOR EACH ROW WHEN (OLD.workflow_id IS NOT NULL)
+  EXECUTE FUNCTION workflow_step_deleted();

@@ -403,6 +403,10 @@ export interface components {
             schedule: string | null;
             /** @description The schedule tick it was created for (null: not created by a tick, e.g. a manual trigger). */
             scheduled_for: string | null;
+            /** @description The workflow it is a step of (null: none). */
+            workflow_id: string | null;
+            /** @description Its key in that workflow (null: not a step). */
+            step_key: string | null;
             /** @description Its attempts, oldest first (GET /tasks/{id} and the single-task actions). */
             runs?: components["schemas"]["Run"][];
         };
@@ -478,6 +482,10 @@ export interface components {
             schedule: string | null;
             /** @description The schedule tick it was created for (null: not created by a tick, e.g. a manual trigger). */
             scheduled_for: string | null;
+            /** @description The workflow it is a step of (null: none). */
+            workflow_id: string | null;
+            /** @description Its key in that workflow (null: not a step). */
+            step_key: string | null;
         };
         TaskPage: {
             /** @description Newest first. */
@@ -614,7 +622,7 @@ export interface components {
          */
         Priority: "critical" | "high" | "default" | "low";
         /** @enum {string} */
-        TaskStatus: "scheduled" | "queued" | "running" | "retrying" | "succeeded" | "dead" | "cancelled";
+        TaskStatus: "waiting" | "scheduled" | "queued" | "running" | "retrying" | "succeeded" | "dead" | "cancelled";
         Health: {
             /** @constant */
             status: "ok";
@@ -1259,7 +1267,7 @@ export interface operations {
     listTasks: {
         parameters: {
             query?: {
-                /** @description Tasks in any of these statuses. One or more of scheduled, queued, running, retrying, succeeded, dead, cancelled: comma-separated, or as a list. */
+                /** @description Tasks in any of these statuses. One or more of waiting, scheduled, queued, running, retrying, succeeded, dead, cancelled: comma-separated, or as a list. */
                 status?: string | string[];
                 /** @description The handler that runs the task: 1-128 characters of letters, digits, _ . : - */
                 type?: string;
@@ -2033,9 +2041,9 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Which tasks; a status must be one cancel applies to (the default: all of scheduled, queued, retrying, running). */
+                    /** @description Which tasks; a status must be one cancel applies to (the default: all of waiting, scheduled, queued, retrying, running). */
                     filter?: {
-                        /** @description Tasks in any of these statuses. One or more of scheduled, queued, retrying, running: comma-separated, or as a list. */
+                        /** @description Tasks in any of these statuses. One or more of waiting, scheduled, queued, retrying, running: comma-separated, or as a list. */
                         status?: string | string[];
                         /**
                          * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -

@@ -10,7 +10,7 @@ import type { ListedTask, Task, TaskSchedulerClient } from '../client';
 import type { RunFact, TaskFact } from './summary';
 
 const PAGE = 500;
-const NOT_FINAL = ['scheduled', 'queued', 'running', 'retrying'];
+const NOT_FINAL = ['waiting', 'scheduled', 'queued', 'running', 'retrying'];
 /** GET /tasks/:id requests in flight while reading runs. */
 const RUN_READS = 16;
 

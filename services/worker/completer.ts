@@ -9,7 +9,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import { outcomeCounters, WorkerMetrics } from '../core/observability/metrics';
-import type { FinishItem, TaskQueue } from '../core/queue/queue';
+import type { EnqueueItem, FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
 
@@ -168,7 +168,7 @@ export class Completer {
    */
   private async writeApart(batch: Pending[], cause: unknown): Promise<OutcomeWrite> {
     this.deps.log.warn({ err: cause, count: batch.length }, 'Postgres refused an outcome batch; writing its outcomes one by one');
-    const all: OutcomeWrite = { applied: new Set(), final: new Set(), cancelled: new Set() };
+    const all: OutcomeWrite = { applied: new Set(), final: new Set(), cancelled: new Set(), released: [] };
     for (const p of batch) {
       let one: OutcomeWrite;
       try {
@@ -180,6 +180,7 @@ export class Completer {
         one = await recordOutcomes(this.deps.pool, [p.item]);
       }
       for (const k of ['applied', 'final', 'cancelled'] as const) for (const id of one[k]) all[k].add(id);
+      all.released.push(...one.released);
     }
     return all;
   }
@@ -218,7 +219,9 @@ export class Completer {
     } finally {
       if (failed) this.failures--;
     }
-    const { applied, final, cancelled } = written;
+    const { applied, final, cancelled, released } = written;
+    // Steps whose last dependency just succeeded: Postgres queued them with the success.
+    if (released.length > 0) await this.pushReleased(released);
     const m = this.deps.metrics;
     const finish: FinishItem[] = [];
     for (const p of batch) {
@@ -265,6 +268,15 @@ export class Completer {
       this.deps.log.warn({ err }, 'updating Redis after recording outcomes failed');
     }
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
+  }
+
+  /** A failed push leaves the steps queued in Postgres only: the reconciler pushes them. */
+  private async pushReleased(items: EnqueueItem[]): Promise<void> {
+    try {
+      await this.deps.queue.enqueue(items);
+    } catch (err) {
+      this.deps.log.warn({ err, count: items.length, taskIds: items.slice(0, 10).map((i) => i.id) }, 'workflow steps queued in Postgres but not pushed to Redis; the reconciler will queue them');
+    }
   }
 }
 

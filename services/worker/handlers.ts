@@ -14,6 +14,8 @@ export interface TaskContext {
   payload: unknown;
   attempt: number;
   signal: AbortSignal;
+  /** For a workflow step: the results of the steps it depends on, by step key (null where a step returned nothing). */
+  parents?: Record<string, unknown>;
 }
 
 export type Handler = ((ctx: TaskContext) => Promise<unknown>) & {
@@ -96,8 +98,8 @@ export const builtinHandlers: Record<string, Handler> = {
   },
   /** Sleeps `sleep_ms` milliseconds, stopping early when aborted. */
   sleeper: async ({ payload, signal }) => sleep(field(payload, 'sleep_ms'), signal),
-  /** Returns its payload as its result, for demos and checks. */
-  echo: async ({ payload }) => ({ payload }),
+  /** Returns its payload as its result (and, for a workflow step, its dependencies' results), for demos and checks. */
+  echo: async ({ payload, parents }) => (parents === undefined ? { payload } : { payload, parents }),
 };
 
 import { customHandlers } from "./custom-handlers";

@@ -16,6 +16,7 @@ import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff'
 import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
 import { wallClockAt } from './clock';
 import type { Completer } from './completer';
+import type { ParentResults } from './parent-results';
 import { CancelledError, LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
 import type { Handler, HandlerRegistry, TaskContext } from './handlers';
 
@@ -74,13 +75,18 @@ class AttemptContext implements TaskContext {
   readonly type: string;
   readonly payload: unknown;
   readonly attempt: number;
+  readonly parents?: Record<string, unknown>;
 
-  constructor(private readonly running: Running) {
+  constructor(
+    private readonly running: Running,
+    parents: Record<string, unknown> | undefined,
+  ) {
     const { message, attempt } = running.lease;
     this.id = message.id;
     this.type = message.type;
     this.payload = message.payload;
     this.attempt = attempt;
+    if (parents) this.parents = parents;
   }
 
   get signal(): AbortSignal {
@@ -160,7 +166,7 @@ export class Processor {
   private readonly runSeconds: (type: string) => { observe(v: number): void };
 
   constructor(
-    private readonly deps: { pool: Pool; queue: TaskQueue; completer: Completer; handlers: HandlerRegistry; log: Logger; metrics: WorkerMetrics },
+    private readonly deps: { pool: Pool; queue: TaskQueue; completer: Completer; handlers: HandlerRegistry; log: Logger; metrics: WorkerMetrics; parentResults: ParentResults },
     private readonly opts: ProcessorOptions,
   ) {
     this.doorbell = deps.queue.doorbell();
@@ -388,7 +394,9 @@ export class Processor {
     let result: string | null = null;
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
-      const value = await attempt.race(handler(new AttemptContext(attempt)));
+      // A workflow step's handler gets the results of the steps it depends on.
+      const parents = msg.stepKey === undefined ? undefined : await attempt.race<Record<string, unknown>>(this.deps.parentResults.load(msg.id));
+      const value = await attempt.race(handler(new AttemptContext(attempt, parents)));
       // Most handlers return nothing: no serialization for them.
       if (value !== undefined && value !== null) result = resultJson(value);
     } catch (err) {
@@ -444,6 +452,7 @@ export class Processor {
         result: error === null ? ended.result : null,
         errorType: error === null ? null : errorTypeOf(ended.failure),
         errorStack: error === null ? null : stackOf(ended.failure),
+        step: msg.stepKey !== undefined,
       });
       // Not the handler's error text: handlers may quote their payload in it (task_runs keeps it).
       if (log.isLevelEnabled('debug')) log.debug({ taskId: msg.id, attempt: lease.attempt, failed: error !== null, dead, result: res }, 'attempt finished');

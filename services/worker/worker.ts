@@ -13,6 +13,7 @@ import { Completer } from './completer';
 import type { HandlerRegistry } from './handlers';
 import { Heartbeater } from './heartbeater';
 import { KeyPruner } from './key-pruner';
+import { ParentResults } from './parent-results';
 import { Processor } from './processor';
 import { Reaper } from './reaper';
 import { Reconciler } from './reconciler';
@@ -67,7 +68,7 @@ export class Worker {
       { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 8, eagerAt, flushAt: maxUnwritten, giveUpAfterMs: cfg.VIS_TIMEOUT_MS },
     );
     this.processor = new Processor(
-      { pool, queue, completer: this.completer, handlers: deps.handlers, log, metrics },
+      { pool, queue, completer: this.completer, handlers: deps.handlers, log, metrics, parentResults: new ParentResults(pool, cfg.WORKFLOW_PARENT_RESULTS_MAX_BYTES) },
       {
         workerId: this.id,
         slots: cfg.WORKER_POOL,

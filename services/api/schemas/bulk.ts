@@ -12,7 +12,7 @@ import { filterSchema } from '../../core/tasks/task-filter';
 
 /** The statuses each action applies to; also the default when the filter names none. */
 export const ACTION_STATUSES: Record<BulkAction, readonly TaskStatus[]> = {
-  cancel: ['scheduled', 'queued', 'retrying', 'running'],
+  cancel: ['waiting', 'scheduled', 'queued', 'retrying', 'running'],
   retry: ['dead', 'cancelled'],
 };
 

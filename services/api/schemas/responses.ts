@@ -54,6 +54,8 @@ export const TaskSchema = Type.Object(
     run_at: TimeOrNull('When a delayed task is due (run_at or delay_ms); it is `scheduled` until then. Null: it was queued at once.'),
     schedule: Nullable(Type.String(), { description: 'The schedule that created it (null: none).' }),
     scheduled_for: TimeOrNull('The schedule tick it was created for (null: not created by a tick, e.g. a manual trigger).'),
+    workflow_id: Nullable(Type.String({ format: 'uuid' }), { description: 'The workflow it is a step of (null: none).' }),
+    step_key: Nullable(Type.String(), { description: 'Its key in that workflow (null: not a step).' }),
     runs: Type.Optional(Type.Array(RunSchema, { description: 'Its attempts, oldest first (GET /tasks/{id} and the single-task actions).' })),
   },
   { additionalProperties: false },

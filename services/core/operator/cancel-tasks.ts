@@ -19,8 +19,8 @@ export type CancelOutcome =
 
 export const CANCEL_REASON = 'cancelled by an operator';
 
-/** Statuses a cancel applies to: waiting (scheduled, queued, retrying) ones end now, running ones are asked to stop. */
-const WAITING_OR_RUNNING = new Set(['scheduled', 'queued', 'retrying', 'running']);
+/** Statuses a cancel applies to: waiting (a workflow step's waiting, scheduled, queued, retrying) ones end now, running ones are asked to stop. */
+const WAITING_OR_RUNNING = new Set(['waiting', 'scheduled', 'queued', 'retrying', 'running']);
 
 /** Cancels tasks of `tenant`; per id (in order) what happened. Ids should be few (a bulk call sends batches). */
 export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[]): Promise<CancelOutcome[]> {

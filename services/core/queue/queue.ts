@@ -20,6 +20,8 @@ export interface QueueMessage {
   timeoutMs?: number;
   /** A delayed task's due time (ms since epoch): its start lateness is measured from here. */
   runAtMs?: number;
+  /** A workflow step's key (its handler gets the results of the steps it depends on). */
+  stepKey?: string;
 }
 
 export interface EnqueueItem extends QueueMessage {

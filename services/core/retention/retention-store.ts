@@ -20,8 +20,8 @@ export type RetentionPolicy = Record<FinalStatus, number>;
 /**
  * Why an old final task stays, each a condition on the task `t` (true: keep it). A task whose
  * idempotency key is still live stays until the key expires, so a replay within the key's TTL
- * still answers with the task instead of creating another. Later conditions (the tasks of an
- * unfinished workflow) are one more entry here; each is read in the statement's snapshot, so a
+ * still answers with the task instead of creating another; a step of an unfinished workflow
+ * stays too. Each is read in the statement's snapshot, so a
  * condition that can turn true again for a task already final must be set by a writer that locks
  * the task's row (the sweep skips locked rows).
  */
@@ -30,6 +30,10 @@ export const KEEP_CONDITIONS: readonly string[] = [
   // planner may join it instead, against every live key.
   `t.idempotency_key IS NOT NULL AND COALESCE((SELECT k.expires_at > now() FROM idempotency_keys k
      WHERE k.tenant = t.tenant AND k.key = t.idempotency_key AND k.task_id = t.id), false)`,
+  // A step of a workflow that still runs: retrying one of its steps may need the others' results,
+  // and the workflow's graph stays whole. (A retry that reopens a finished workflow locks only the
+  // retried step: a step deleted just then leaves its dependents without that parent's result.)
+  `t.workflow_id IS NOT NULL AND COALESCE((SELECT w.finished_at IS NULL FROM workflows w WHERE w.id = t.workflow_id), false)`,
 ];
 
 const statusLiteral = (status: FinalStatus): string => {

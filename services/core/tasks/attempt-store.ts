@@ -16,8 +16,10 @@
  * expired, released); an outcome that arrives after its lease was lost is kept as `discarded`,
  * so a duplicate execution stays visible.
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { boolArray, numberArray, textArray } from '../db/pg-arrays';
+import type { EnqueueItem } from '../queue/queue';
+import { stepsQueuedHere } from '../workflows/queued-here';
 import type { TaskStatus } from './priority';
 
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
@@ -125,6 +127,8 @@ export interface Outcome {
   /** A failure's error name or code, and its stack (bounded). */
   errorType?: string | null;
   errorStack?: string | null;
+  /** The task is a workflow step: its success may queue the steps that depend on it. */
+  step?: boolean;
 }
 
 export interface OutcomeWrite {
@@ -134,6 +138,8 @@ export interface OutcomeWrite {
   final: Set<string>;
   /** Applied, and the task ended `cancelled` (an operator asked while it ran): Redis forgets it. */
   cancelled: Set<string>;
+  /** Workflow steps these successes queued (their last dependency succeeded): Redis needs them. */
+  released: EnqueueItem[];
 }
 
 /**
@@ -142,10 +148,12 @@ export interface OutcomeWrite {
  * attempt (Redis holds the newer lease: leave it alone) or are final already (`final`).
  */
 export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
-  if (outcomes.length === 0) return { applied: new Set(), final: new Set(), cancelled: new Set() };
+  if (outcomes.length === 0) return { applied: new Set(), final: new Set(), cancelled: new Set(), released: [] };
+  const parents = outcomes.flatMap((o) => (o.step && o.error === null ? [o.id] : []));
   for (let attempt = 1; ; attempt++) {
     try {
-      return await writeOutcomes(pool, outcomes);
+      // Plain tasks' outcomes stay one statement; a step's success also reads what it queued.
+      return parents.length === 0 ? await writeOutcomes(pool, outcomes) : await writeReleasing(pool, outcomes, parents);
     } catch (err) {
       // The reaper recorded one of these attempts as expired between this statement's check and
       // its insert: run it again, and it sees that run. (Twice in a row would take another reap
@@ -155,7 +163,26 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
   }
 }
 
-async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
+/** The outcomes, and the steps the trigger queued meanwhile, in one transaction. */
+async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
+  const client = await pool.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const write = await writeOutcomes(client, outcomes);
+    write.released = await stepsQueuedHere(client, { parents });
+    await client.query('COMMIT');
+    return write;
+  } catch (err) {
+    failed = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(failed);
+  }
+}
+
+async function writeOutcomes(pool: Pool | PoolClient, outcomes: Outcome[]): Promise<OutcomeWrite> {
   const { rows } = await pool.query<{ id: string; final: boolean; cancelled: boolean }>({
     name: 'record-outcomes',
     text: `WITH input AS (
@@ -246,7 +273,7 @@ async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWr
       textArray(outcomes.map((o) => o.errorStack ?? null)),
     ],
   });
-  const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Set(), cancelled: new Set() };
+  const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Set(), cancelled: new Set(), released: [] };
   for (const r of rows) {
     if (r.cancelled) {
       write.cancelled.add(r.id);

@@ -10,7 +10,7 @@ export function priorityIndex(p: Priority): number {
   return PRIORITIES.indexOf(p);
 }
 
-export const STATUSES = ['scheduled', 'queued', 'running', 'retrying', 'succeeded', 'dead', 'cancelled'] as const;
+export const STATUSES = ['waiting', 'scheduled', 'queued', 'running', 'retrying', 'succeeded', 'dead', 'cancelled'] as const;
 /** Statuses a task never leaves on its own (an operator may retry a dead or cancelled one). */
 export const FINAL_STATUSES = ['succeeded', 'dead', 'cancelled'] as const;
 export type TaskStatus = (typeof STATUSES)[number];

@@ -30,10 +30,12 @@ export interface UnfinishedTask {
   updated_at_text: string;
   /** created_at so, for the walk's cursor. */
   created_at_text: string;
+  /** A workflow step's key (null: not a step). */
+  step_key: string | null;
 }
 
 const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
-export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, cancel_requested_at IS NOT NULL AS cancel_requested, created_at, updated_at::text AS updated_at_text, created_at::text AS created_at_text';
+export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, cancel_requested_at IS NOT NULL AS cancel_requested, created_at, updated_at::text AS updated_at_text, created_at::text AS created_at_text, step_key';
 
 /** Where a walk of the unfinished tasks stopped: they are walked in (tenant, created_at, id) order. */
 export interface Cursor {
@@ -58,6 +60,7 @@ export function queueItemOf(t: UnfinishedTask, payloadJson: string): EnqueueItem
   };
   if (t.retry) item.retry = t.retry;
   if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
+  if (t.step_key) item.stepKey = t.step_key;
   return item;
 }
 

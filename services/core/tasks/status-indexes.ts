@@ -12,6 +12,8 @@ const UNFINISHED_STATUSES: readonly TaskStatus[] = ['queued', 'running', 'retryi
 // tasks do not sit in the unfinished index the reconciler walks.
 const SCHEDULED_STATUSES: readonly TaskStatus[] = ['scheduled'];
 const FAILED_STATUSES: readonly TaskStatus[] = ['dead', 'cancelled'];
+// Workflow steps waiting for their dependencies (migration 0016), likewise kept out of the unfinished index.
+const WAITING_STATUSES: readonly TaskStatus[] = ['waiting'];
 
 const predicate = (set: readonly TaskStatus[]) => `status IN (${set.map((s) => `'${s}'`).join(', ')})`;
 const within = (statuses: readonly TaskStatus[], set: readonly TaskStatus[]) => statuses.every((s) => set.includes(s));
@@ -22,10 +24,10 @@ const within = (statuses: readonly TaskStatus[], set: readonly TaskStatus[]) => 
  */
 export function statusPredicates(statuses: readonly TaskStatus[] | undefined): string[] {
   if (statuses) {
-    for (const set of [SCHEDULED_STATUSES, FAILED_STATUSES, UNFINISHED_STATUSES, FINAL_STATUSES] as const) if (within(statuses, set)) return [predicate(set)];
-    return [SCHEDULED_STATUSES, UNFINISHED_STATUSES, FINAL_STATUSES].filter((set) => set.some((s) => statuses.includes(s))).map(predicate);
+    for (const set of [WAITING_STATUSES, SCHEDULED_STATUSES, FAILED_STATUSES, UNFINISHED_STATUSES, FINAL_STATUSES] as const) if (within(statuses, set)) return [predicate(set)];
+    return [WAITING_STATUSES, SCHEDULED_STATUSES, UNFINISHED_STATUSES, FINAL_STATUSES].filter((set) => set.some((s) => statuses.includes(s))).map(predicate);
   }
-  return [predicate(SCHEDULED_STATUSES), predicate(UNFINISHED_STATUSES), predicate(FINAL_STATUSES)];
+  return [predicate(WAITING_STATUSES), predicate(SCHEDULED_STATUSES), predicate(UNFINISHED_STATUSES), predicate(FINAL_STATUSES)];
 }
 
 /**

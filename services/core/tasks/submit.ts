@@ -135,5 +135,6 @@ export function enqueueItem(t: TaskRow, payloadJson?: string): EnqueueItem {
   if (t.retry) item.retry = t.retry;
   if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
   if (t.status === 'scheduled' && t.run_at) item.dueAtMs = item.runAtMs = t.run_at.getTime();
+  if (t.step_key) item.stepKey = t.step_key;
   return item;
 }

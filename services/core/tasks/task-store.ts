@@ -175,6 +175,8 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
     run_at: t.runAt ?? null,
     schedule: null,
     scheduled_for: null,
+    workflow_id: null,
+    step_key: null,
   };
 }
 

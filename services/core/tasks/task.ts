@@ -30,6 +30,9 @@ export interface TaskRow {
   /** The schedule that created it, and the tick it was created for (null for a manual trigger). */
   schedule: string | null;
   scheduled_for: Date | null;
+  /** The workflow it is a step of, and its key there (null: not a step). */
+  workflow_id: string | null;
+  step_key: string | null;
 }
 
 export interface RunRow {
@@ -46,7 +49,7 @@ export interface RunRow {
 }
 
 export const TASK_COLUMNS =
-  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at, cancel_requested_at, retry, timeout_ms, result, run_at, schedule, scheduled_for';
+  'id, tenant, type, priority, payload, status, attempts, max_retries, idempotency_key, last_error, run_after, created_at, updated_at, first_started_at, finished_at, cancel_requested_at, retry, timeout_ms, result, run_at, schedule, scheduled_for, workflow_id, step_key';
 
 export interface NewTask {
   id: string;
@@ -90,6 +93,8 @@ export function taskToJson(t: TaskRow, runs?: RunRow[]): Record<string, unknown>
     run_at: iso(t.run_at),
     schedule: t.schedule,
     scheduled_for: iso(t.scheduled_for),
+    workflow_id: t.workflow_id ?? null,
+    step_key: t.step_key ?? null,
   };
   if (runs) {
     out.runs = runs.map((r) => ({

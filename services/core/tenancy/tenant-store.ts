@@ -36,7 +36,7 @@ export async function getTenants(db: Pool | PoolClient, names: string[]): Promis
 /** Unfinished tasks per tenant (tenants with none are absent), scheduled ones included; walks the unfinished and scheduled indexes. */
 export async function countUnfinished(db: Pool | PoolClient): Promise<Map<string, number>> {
   const { rows } = await db.query<{ tenant: string; n: number }>(
-    `SELECT tenant, count(*)::int AS n FROM tasks WHERE status IN ('scheduled', 'queued', 'running', 'retrying') GROUP BY tenant`,
+    `SELECT tenant, count(*)::int AS n FROM tasks WHERE status IN ('waiting', 'scheduled', 'queued', 'running', 'retrying') GROUP BY tenant`,
   );
   return new Map(rows.map((r) => [r.tenant, r.n]));
 }

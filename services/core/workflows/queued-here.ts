@@ -1,0 +1,23 @@
+/** Workflow steps a transaction queued, which Redis needs once it commits. */
+import type { PoolClient } from 'pg';
+import { textArray } from '../db/pg-arrays';
+import type { EnqueueItem } from '../queue/queue';
+import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
+
+/**
+ * Steps this transaction queued (a dependency's success or an operator's retry did, through the
+ * trigger), among the children of `parents` or the steps of `workflows`: Redis needs them once the
+ * transaction commits. Rows this transaction wrote carry its id as xmin, so concurrent writers never
+ * push each other's steps (two would push a step twice; a late push could run it again).
+ */
+export async function stepsQueuedHere(client: PoolClient, by: { parents: string[] } | { workflows: string[] }): Promise<EnqueueItem[]> {
+  const scope = 'parents' in by ? `id IN (SELECT child FROM workflow_edges WHERE parent = ANY($1::uuid[]))` : `workflow_id = ANY($1::uuid[])`;
+  const ids = 'parents' in by ? by.parents : by.workflows;
+  if (ids.length === 0) return [];
+  const { rows } = await client.query<UnfinishedTask & { payload_json: string }>(
+    `SELECT ${UNFINISHED_COLUMNS}, payload::text AS payload_json FROM tasks
+      WHERE ${scope} AND status = 'queued' AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
+    [textArray(ids)],
+  );
+  return rows.map((r) => queueItemOf(r, r.payload_json));
+}

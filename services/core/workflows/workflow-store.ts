@@ -1,0 +1,247 @@
+/**
+ * Workflows in Postgres (migration 0016; docs/workflows.md). A workflow is accepted all or nothing:
+ * its row, a task per step and the edges are inserted in one transaction; steps without
+ * dependencies are queued (and pushed to Redis after the commit, as POST /tasks does), the others
+ * are `waiting`. From then on the trigger `tasks_workflow_step_changed` moves steps along in the
+ * transaction of whatever changes a step's status.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { numberArray, textArray } from '../db/pg-arrays';
+import type { Logger } from '../observability/logger';
+import { cancelTasks } from '../operator/cancel-tasks';
+import type { TaskQueue } from '../queue/queue';
+import { enqueueItem } from '../tasks/submit';
+import { TASK_COLUMNS, TaskRow } from '../tasks/task';
+import type { TaskCursor } from '../tasks/task-cursor';
+import { uuidv7 } from '../tasks/uuid';
+import type { StepRow, WorkflowRow, WorkflowSpec, WorkflowStatus } from './workflow';
+
+export type CreateWorkflowOutcome =
+  | { kind: 'created' | 'replayed'; workflow: WorkflowRow; steps: { key: string; task_id: string }[] }
+  | { kind: 'conflict'; workflow: WorkflowRow };
+
+const WORKFLOW_COLUMNS = 'id, tenant, name, status, on_failure, steps, unfinished, failed, idempotency_key, cancel_requested_at, created_at, updated_at, finished_at';
+
+/**
+ * Ids for `n` steps in submission order: UUIDv7 whose 12-bit rand_a field counts (RFC 9562's
+ * method 1), so steps list in the order they were given.
+ */
+export function stepIds(n: number, nowMs = Date.now()): string[] {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = uuidv7(nowMs + Math.floor(i / 4096));
+    ids.push(`${id.slice(0, 15)}${(i % 4096).toString(16).padStart(3, '0')}${id.slice(18)}`);
+  }
+  return ids;
+}
+
+export async function createWorkflow(
+  deps: { pool: Pool; queue: TaskQueue; log: Logger },
+  tenant: string,
+  spec: WorkflowSpec,
+  idem: { key: string; hash: string } | null,
+): Promise<CreateWorkflowOutcome> {
+  const id = uuidv7();
+  const ids = stepIds(spec.steps.length);
+  const idOf = new Map(spec.steps.map((s, i) => [s.key, ids[i]!]));
+  const client = await deps.pool.connect();
+  let failed: Error | undefined;
+  let roots: TaskRow[];
+  let workflow: WorkflowRow;
+  try {
+    await client.query('BEGIN');
+    const inserted = await client.query<WorkflowRow>(
+      `INSERT INTO workflows (id, tenant, name, on_failure, steps, unfinished, idempotency_key, request_hash)
+       VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+       ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING ${WORKFLOW_COLUMNS}`,
+      [id, tenant, spec.name, spec.on_failure, spec.steps.length, idem?.key ?? null, idem?.hash ?? null],
+    );
+    if (inserted.rows.length === 0) {
+      // The key was used before (a concurrent first use waited for the other's commit).
+      const { rows } = await client.query<WorkflowRow & { request_hash: string }>(`SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows WHERE tenant = $1 AND idempotency_key = $2`, [tenant, idem!.key]);
+      await client.query('ROLLBACK');
+      const { request_hash, ...prior } = rows[0]!;
+      if (request_hash !== idem!.hash) return { kind: 'conflict', workflow: prior };
+      return { kind: 'replayed', workflow: prior, steps: await stepIdsOf(deps.pool, prior.id) };
+    }
+    workflow = inserted.rows[0]!;
+    const s = spec.steps;
+    const res = await client.query<TaskRow>(
+      `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, retry, timeout_ms, workflow_id, step_key, deps_waiting, created_at, updated_at)
+       SELECT i.id, $1, i.type, i.priority, i.payload::jsonb,
+              CASE WHEN i.deps = 0 THEN 'queued' ELSE 'waiting' END::task_status,
+              i.max_retries, i.retry::jsonb, i.timeout_ms, $2, i.key, i.deps, $3, $3
+         FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::int[], $11::text[], $12::int[])
+           AS i(id, type, priority, payload, max_retries, retry, timeout_ms, key, deps)
+       RETURNING ${TASK_COLUMNS.split(', ').map((c) => (c === 'payload' ? `CASE WHEN deps_waiting = 0 THEN payload END AS payload` : c)).join(', ')}`,
+      [
+        tenant,
+        id,
+        workflow.created_at,
+        textArray(ids),
+        textArray(s.map((x) => x.type)),
+        textArray(s.map((x) => x.priority)),
+        textArray(s.map((x) => JSON.stringify(x.payload === undefined ? {} : x.payload))),
+        numberArray(s.map((x) => x.max_retries)),
+        textArray(s.map((x) => (x.retry ? JSON.stringify(x.retry) : null))),
+        textArray(s.map((x) => (x.timeout_ms ? String(x.timeout_ms) : null))),
+        textArray(s.map((x) => x.key)),
+        numberArray(s.map((x) => x.depends_on.length)),
+      ],
+    );
+    const parents: string[] = [];
+    const children: string[] = [];
+    for (const step of s) for (const d of step.depends_on) (parents.push(idOf.get(d)!), children.push(idOf.get(step.key)!));
+    if (parents.length > 0) {
+      await client.query(`INSERT INTO workflow_edges (parent, child) SELECT * FROM unnest($1::uuid[], $2::uuid[])`, [textArray(parents), textArray(children)]);
+    }
+    await client.query('COMMIT');
+    roots = res.rows.filter((t) => t.status === 'queued');
+  } catch (err) {
+    failed = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(failed);
+  }
+  await pushSteps(deps, roots);
+  return { kind: 'created', workflow, steps: spec.steps.map((x) => ({ key: x.key, task_id: idOf.get(x.key)! })) };
+}
+
+/** Pushes queued steps to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
+export async function pushSteps(deps: { queue: TaskQueue; log: Logger }, steps: TaskRow[]): Promise<void> {
+  if (steps.length === 0) return;
+  try {
+    await deps.queue.enqueue(steps.map((t) => enqueueItem(t)));
+  } catch (err) {
+    deps.log.error({ err, count: steps.length, taskIds: steps.slice(0, 10).map((t) => t.id) }, 'workflow steps queued in Postgres but not in Redis; the reconciler will queue them');
+  }
+}
+
+async function stepIdsOf(db: Pool | PoolClient, workflowId: string): Promise<{ key: string; task_id: string }[]> {
+  const { rows } = await db.query<{ key: string; task_id: string }>(`SELECT step_key AS key, id AS task_id FROM tasks WHERE workflow_id = $1 ORDER BY id`, [workflowId]);
+  return rows;
+}
+
+export async function getWorkflow(pool: Pool, tenant: string, id: string): Promise<{ workflow: WorkflowRow; steps: StepRow[] } | null> {
+  const client = await pool.connect();
+  try {
+    // One snapshot for the workflow and its steps, so the counts and the steps agree.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
+    if (wf.rows.length === 0) {
+      await client.query('COMMIT');
+      return null;
+    }
+    const steps = await client.query<StepRow>(
+      `SELECT t.step_key AS key, t.id AS task_id, t.type, t.priority, t.status::text AS status, t.attempts, t.deps_waiting,
+              cb.step_key AS cancelled_by, t.last_error, t.created_at, t.first_started_at, t.finished_at,
+              ARRAY(SELECT p.step_key FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = t.id ORDER BY p.id) AS depends_on
+         FROM tasks t LEFT JOIN tasks cb ON cb.id = t.cancelled_by
+        WHERE t.workflow_id = $1
+        ORDER BY t.id`,
+      [id],
+    );
+    await client.query('COMMIT');
+    return { workflow: wf.rows[0]!, steps: steps.rows };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export interface WorkflowListQuery {
+  statuses?: WorkflowStatus[];
+  name?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  limit: number;
+  cursor?: TaskCursor;
+}
+
+/** A tenant's workflows, newest first, a keyset page at a time (like GET /tasks). */
+export async function listWorkflows(pool: Pool, tenant: string, q: WorkflowListQuery): Promise<{ workflows: WorkflowRow[]; next: TaskCursor | null }> {
+  const values: unknown[] = [tenant];
+  const where = ['tenant = $1'];
+  const add = (cond: (n: number) => string, v: unknown) => (values.push(v), where.push(cond(values.length)));
+  if (q.statuses?.length) add((n) => `status = ANY($${n}::text[])`, q.statuses);
+  if (q.name !== undefined) add((n) => `name = $${n}`, q.name);
+  if (q.createdAfter) add((n) => `created_at > $${n}`, q.createdAfter);
+  if (q.createdBefore) add((n) => `created_at < $${n}`, q.createdBefore);
+  if (q.cursor) {
+    values.push(q.cursor.createdAt, q.cursor.id);
+    where.push(`(created_at, id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
+  }
+  values.push(q.limit + 1);
+  const { rows } = await pool.query<WorkflowRow & { created_at_text: string }>(
+    `SELECT ${WORKFLOW_COLUMNS}, created_at::text AS created_at_text FROM workflows
+      WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
+  );
+  const more = rows.length > q.limit;
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return {
+    workflows: page.map(({ created_at_text: _, ...w }) => w),
+    next: more && last ? { createdAt: last.created_at_text, id: last.id } : null,
+  };
+}
+
+export type CancelWorkflowOutcome = { kind: 'missing' } | { kind: 'final'; workflow: WorkflowRow } | { kind: 'cancelled'; workflow: WorkflowRow; cancelled: number; cancelling: number };
+
+export const WORKFLOW_CANCEL_REASON = 'cancelled with its workflow';
+
+/**
+ * Cancels every unfinished step: the waiting ones (never in Redis) in one statement, then the
+ * queued and running ones as POST /tasks/{id}/cancel does, in batches (running ones are asked to
+ * stop; the workflow ends `cancelled` once they have).
+ */
+export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, tenant: string, id: string): Promise<CancelWorkflowOutcome> {
+  const client = await deps.pool.connect();
+  let failed: Error | undefined;
+  let cancelled = 0;
+  try {
+    await client.query('BEGIN');
+    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2 FOR UPDATE`, [id, tenant]);
+    const row = wf.rows[0];
+    if (!row || row.status !== 'running') {
+      await client.query('COMMIT');
+      return row ? { kind: 'final', workflow: row } : { kind: 'missing' };
+    }
+    await client.query(`UPDATE workflows SET cancel_requested_at = now(), updated_at = now() WHERE id = $1`, [id]);
+    const res = await client.query(
+      `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now()
+        WHERE workflow_id = $1 AND status = 'waiting'`,
+      [id, WORKFLOW_CANCEL_REASON],
+    );
+    cancelled = res.rowCount ?? 0;
+    await client.query('COMMIT');
+  } catch (err) {
+    failed = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(failed);
+  }
+  let cancelling = 0;
+  // Steps past waiting: far fewer than the workflow's steps (at most those queued or running).
+  for (;;) {
+    const { rows } = await deps.pool.query<{ id: string }>(
+      `SELECT id FROM tasks WHERE workflow_id = $1 AND status IN ('queued', 'retrying', 'running', 'scheduled') AND cancel_requested_at IS NULL ORDER BY id LIMIT 500`,
+      [id],
+    );
+    if (rows.length === 0) break;
+    const outcomes = await cancelTasks(deps, tenant, rows.map((r) => r.id));
+    for (const o of outcomes) {
+      if (o.kind === 'cancelled') cancelled++;
+      else if (o.kind === 'cancelling') cancelling++;
+    }
+    if (rows.length < 500) break;
+  }
+  const after = await deps.pool.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1`, [id]);
+  return { kind: 'cancelled', workflow: after.rows[0]!, cancelled, cancelling };
+}
+

@@ -1,0 +1,224 @@
+/**
+ * Workflows against real Postgres and Redis with in-process workers: results flow along a diamond;
+ * a wide fan-out/fan-in whose fan-in runs exactly once (also with two workers finishing parents at
+ * once); each failure policy; resuming by retrying a dead step; cancelling a workflow; Redis
+ * losing its data mid-workflow (the reconciler queues the lost steps again).
+ */
+import type { TaskContext } from '../../services/worker/handlers';
+import type { Worker } from '../../services/worker/worker';
+import { retryTasks } from '../../services/core/operator/retry-tasks';
+import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workflow';
+import { cancelWorkflow, createWorkflow, getWorkflow } from '../../services/core/workflows/workflow-store';
+import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
+
+const TENANT = 'default';
+let stack: Stack;
+let workers: Worker[] = [];
+const runs = new Map<string, number>();
+let hold: Promise<void> = Promise.resolve();
+
+afterEach(async () => {
+  await Promise.all(workers.map((w) => w.stop(0)));
+  workers = [];
+  await stack?.close();
+  runs.clear();
+});
+
+async function setUp(overrides: Record<string, string | number> = {}, count = 1): Promise<void> {
+  stack = await createStack({ RETRY_SCAN_INTERVAL_MS: 100, POLL_INTERVAL_MS: 50, RETRY_BASE_MS: 10, RETRY_JITTER_MS: 0, ...overrides });
+  for (let i = 0; i < count; i++) {
+    const { worker } = startWorker(stack, {
+      handlers: {
+        // Counts runs per step key; waits for `hold` (so a test can line steps up).
+        count: async (ctx: TaskContext) => {
+          const key = (ctx.payload as { key: string }).key;
+          runs.set(key, (runs.get(key) ?? 0) + 1);
+          await hold;
+          return { key, parents: Object.keys(ctx.parents ?? {}).length };
+        },
+      },
+    });
+    workers.push(worker);
+  }
+}
+
+function step(key: string, depends_on: string[] = [], over: Partial<StepSpec> = {}): StepSpec {
+  return { key, type: 'count', payload: { key }, priority: 'default', max_retries: 0, retry: null, timeout_ms: null, depends_on, ...over };
+}
+
+async function submit(steps: StepSpec[], on_failure: WorkflowSpec['on_failure'] = 'cancel_dependents') {
+  const out = await createWorkflow({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, { name: 'test', on_failure, steps }, null);
+  if (out.kind !== 'created') throw new Error(out.kind);
+  return out;
+}
+
+async function finished(id: string) {
+  return waitFor(async () => {
+    const w = await getWorkflow(stack.pool, TENANT, id);
+    return w && w.workflow.status !== 'running' ? w : null;
+  }, 20_000, `workflow ${id} to finish`);
+}
+
+const byKey = (w: NonNullable<Awaited<ReturnType<typeof getWorkflow>>>) => new Map(w.steps.map((s) => [s.key, s]));
+
+async function resultOf(taskId: string): Promise<unknown> {
+  const { rows } = await stack.pool.query<{ result: unknown }>('SELECT result FROM tasks WHERE id = $1', [taskId]);
+  return rows[0]!.result;
+}
+
+it('a diamond: each step runs once after its dependencies, and echo passes their results along', async () => {
+  await setUp();
+  const echo = (key: string, deps: string[] = []) => step(key, deps, { type: 'echo', payload: { n: key } });
+  const wf = await submit([echo('extract'), echo('left', ['extract']), echo('right', ['extract']), echo('load', ['left', 'right'])]);
+  expect(wf.steps.map((s) => s.key)).toEqual(['extract', 'left', 'right', 'load']);
+  const w = await finished(wf.workflow.id);
+  expect(w.workflow).toMatchObject({ status: 'succeeded', unfinished: 0, failed: 0 });
+  const steps = byKey(w);
+  expect(steps.get('load')!.depends_on).toEqual(['left', 'right']);
+  const extract = { payload: { n: 'extract' }, parents: {} };
+  const left = { payload: { n: 'left' }, parents: { extract } };
+  const right = { payload: { n: 'right' }, parents: { extract } };
+  expect(await resultOf(steps.get('load')!.task_id)).toEqual({ payload: { n: 'load' }, parents: { left, right } });
+  // Each started only after its dependencies finished.
+  const at = (k: string) => steps.get(k)!;
+  expect(at('left').first_started_at!.getTime()).toBeGreaterThanOrEqual(at('extract').finished_at!.getTime());
+  expect(at('load').first_started_at!.getTime()).toBeGreaterThanOrEqual(Math.max(at('left').finished_at!.getTime(), at('right').finished_at!.getTime()));
+});
+
+it('fan-out 1 -> 300 -> fan-in 1 across two workers: the fan-in runs exactly once, after every parent', async () => {
+  await setUp({}, 2);
+  const middle = Array.from({ length: 300 }, (_, i) => step(`m${i}`, ['root']));
+  const wf = await submit([step('root'), ...middle, step('sink', middle.map((m) => m.key))]);
+  const w = await finished(wf.workflow.id);
+  expect(w.workflow.status).toBe('succeeded');
+  expect(runs.get('sink')).toBe(1);
+  expect(runs.size).toBe(302);
+  expect([...runs.values()].every((n) => n === 1)).toBe(true);
+  const sink = byKey(w).get('sink')!;
+  expect(await resultOf(sink.task_id)).toEqual({ key: 'sink', parents: 300 });
+  const lastParent = Math.max(...w.steps.filter((s) => s.key.startsWith('m')).map((s) => s.finished_at!.getTime()));
+  expect(sink.first_started_at!.getTime()).toBeGreaterThanOrEqual(lastParent);
+});
+
+it('parents finishing in concurrent transactions queue their dependent exactly once (the row lock)', async () => {
+  await setUp();
+  await Promise.all(workers.map((w) => w.stop(0)));
+  workers = [];
+  const parents = Array.from({ length: 40 }, (_, i) => step(`p${i}`));
+  const wf = await submit([...parents, step('join', parents.map((p) => p.key))]);
+  // Each parent succeeds in its own transaction, all at once.
+  await Promise.all(
+    wf.steps.slice(0, 40).map(async (s) => {
+      const c = await stack.pool.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query(`UPDATE tasks SET status = 'succeeded', finished_at = now() WHERE id = $1`, [s.task_id]);
+        await c.query('COMMIT');
+      } finally {
+        c.release();
+      }
+    }),
+  );
+  const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+  expect(w.get('join')).toMatchObject({ status: 'queued', deps_waiting: 0 });
+});
+
+it('cancel_dependents: a dead step cancels its dependents transitively and every waiting step; the workflow ends failed', async () => {
+  let release!: () => void;
+  hold = new Promise((r) => (release = r));
+  await setUp();
+  const wf = await submit([step('a', [], { type: 'always_fail' }), step('b', ['a']), step('c', ['b']), step('x'), step('y', ['x'])]);
+  await waitFor(async () => ((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!.steps.find((s) => s.key === 'b')!.status === 'cancelled' ? true : null), 10_000, 'b cancelled');
+  release();
+  const w = await finished(wf.workflow.id);
+  const s = byKey(w);
+  expect(w.workflow.status).toBe('failed');
+  expect(s.get('a')!.status).toBe('dead');
+  expect(s.get('b')).toMatchObject({ status: 'cancelled', cancelled_by: 'a', last_error: 'not run: it depends on step a, which ended dead' });
+  expect(s.get('c')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+  // x was queued already and runs; y was waiting and does not start.
+  expect(s.get('x')!.status).toBe('succeeded');
+  expect(s.get('y')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+  expect(s.get('y')!.last_error).toMatch(/workflow stops/);
+  hold = Promise.resolve();
+});
+
+it('continue: dependents of a dead step are cancelled, independent branches run on; the workflow ends failed', async () => {
+  await setUp();
+  const wf = await submit([step('a', [], { type: 'always_fail' }), step('b', ['a']), step('x'), step('y', ['x']), step('z', ['y', 'b'])], 'continue');
+  const w = await finished(wf.workflow.id);
+  const s = byKey(w);
+  expect(w.workflow).toMatchObject({ status: 'failed', failed: 3, unfinished: 0 });
+  expect(s.get('b')!.status).toBe('cancelled');
+  expect(s.get('z')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+  expect(s.get('x')!.status).toBe('succeeded');
+  expect(s.get('y')!.status).toBe('succeeded');
+  expect(runs.has('z')).toBe(false);
+});
+
+it('retrying a dead step resumes the workflow: it runs again, its cancelled dependents wait and then run', async () => {
+  await setUp();
+  // flaky fails its first attempt (max_retries 0: it dies), and succeeds when retried.
+  const wf = await submit([step('a'), step('b', ['a'], { type: 'flaky', payload: { fail_attempts: 1 } }), step('c', ['b']), step('d', ['a'])]);
+  let w = await finished(wf.workflow.id);
+  expect(w.workflow.status).toBe('failed');
+  expect(byKey(w).get('c')!.status).toBe('cancelled');
+  const b = byKey(w).get('b')!;
+  const out = await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [b.task_id]);
+  expect(out).toEqual([{ kind: 'retried', from: 'dead' }]);
+  // c is not retryable on its own while b has not succeeded.
+  w = await finished(wf.workflow.id);
+  const s = byKey(w);
+  expect(w.workflow).toMatchObject({ status: 'succeeded', failed: 0 });
+  expect(s.get('b')).toMatchObject({ status: 'succeeded', attempts: 2 });
+  expect(s.get('c')).toMatchObject({ status: 'succeeded', cancelled_by: null });
+  // What had succeeded did not run again.
+  expect(runs.get('a')).toBe(1);
+  expect(runs.get('d')).toBe(1);
+  expect(runs.get('c')).toBe(1);
+});
+
+it('a step cancelled because a dependency failed cannot be retried before that dependency', async () => {
+  await setUp();
+  const wf = await submit([step('a', [], { type: 'always_fail' }), step('b', ['a'])]);
+  const w = await finished(wf.workflow.id);
+  const out = await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [byKey(w).get('b')!.task_id]);
+  expect(out).toEqual([{ kind: 'not_retryable', status: 'cancelled' }]);
+});
+
+it('cancelling a workflow cancels its waiting steps at once and stops its running one', async () => {
+  await setUp();
+  const wf = await submit([step('slow', [], { type: 'sleeper', payload: { sleep_ms: 30_000 } }), step('next', ['slow']), step('last', ['next'])]);
+  const slow = wf.steps[0]!.task_id;
+  await waitFor(async () => ((await stack.pool.query(`SELECT 1 FROM tasks WHERE id = $1 AND status = 'running'`, [slow])).rowCount ? true : null), 10_000, 'slow running');
+  const out = await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id);
+  expect(out).toMatchObject({ kind: 'cancelled', cancelled: 2, cancelling: 1 });
+  const w = await finished(wf.workflow.id);
+  expect(w.workflow.status).toBe('cancelled');
+  expect(w.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id)).toMatchObject({ kind: 'final' });
+  expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, 'other-tenant', wf.workflow.id)).toEqual({ kind: 'missing' });
+});
+
+it('Redis losing its data mid-workflow: the reconciler queues the lost steps again and the workflow completes', async () => {
+  let release!: () => void;
+  hold = new Promise((r) => (release = r));
+  await setUp({ RECONCILE_INTERVAL_MS: 200, RECONCILE_GRACE_MS: 500 });
+  const middle = Array.from({ length: 50 }, (_, i) => step(`m${i}`, ['root']));
+  const wf = await submit([step('root', [], { type: 'noop' }), ...middle, step('sink', middle.map((m) => m.key), { type: 'noop' })]);
+  // The fan-out is queued (in Redis) while every handler is held; then Redis forgets everything.
+  await waitFor(async () => (runs.size > 0 ? true : null), 10_000, 'a middle step to start');
+  await stack.flushRedis();
+  release();
+  const w = await finished(wf.workflow.id);
+  expect(w.workflow.status).toBe('succeeded');
+  // The sink ran once; middle steps may have run twice (at least once, as the runs record).
+  expect(byKey(w).get('sink')!.status).toBe('succeeded');
+  const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id WHERE t.workflow_id = $1 AND t.step_key = 'sink'`, [wf.workflow.id]);
+  expect(rows[0]!.n).toBe(1);
+  for (const [key, n] of runs) {
+    const { rows: r } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id WHERE t.workflow_id = $1 AND t.step_key = $2`, [wf.workflow.id, key]);
+    expect(r[0]!.n).toBeGreaterThanOrEqual(n);
+  }
+  hold = Promise.resolve();
+}, 60_000);
