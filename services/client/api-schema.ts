@@ -1074,8 +1074,7 @@ export interface components {
              */
             type: string;
             priority: components["schemas"]["Priority"];
-            /** @enum {string} */
-            status: "scheduled" | "queued" | "running" | "retrying" | "succeeded" | "dead" | "cancelled" | "waiting";
+            status: components["schemas"]["TaskStatus"];
             attempts: number;
             /** @description Keys of the steps it waits for. */
             depends_on: string[];

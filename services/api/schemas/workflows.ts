@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { EnumList, Nullable, StringEnum } from '../../core/schema/json-schema';
 import { STATUSES } from '../../core/tasks/priority';
-import { PrioritySchema, TaskTypeSchema, TimeSchema } from '../../core/tasks/task-fields';
+import { PrioritySchema, StatusSchema, TaskTypeSchema, TimeSchema } from '../../core/tasks/task-fields';
 import { FAILURE_POLICIES, MAX_STEP_DEPENDENCIES, MAX_WORKFLOW_STEPS, STEP_KEY_PATTERN, WORKFLOW_STATUSES } from '../../core/workflows/workflow';
 import { TaskInputSchema } from './task-input';
 
@@ -14,7 +14,7 @@ const Time = Type.String({ format: 'date-time' });
 const Count = Type.Integer({ minimum: 0 });
 
 /** A step's status is its task's; `waiting` until its dependencies have succeeded. */
-export const STEP_STATUSES = [...new Set([...STATUSES, 'waiting'] as const)];
+export const STEP_STATUSES = STATUSES;
 
 export const WorkflowNameSchema = Type.String({
   pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$',
@@ -94,7 +94,7 @@ export const WorkflowStepSchema = Type.Object(
     task_id: Type.String({ format: 'uuid', description: 'The step\'s task (GET /tasks/{id} has its payload and runs).' }),
     type: TaskTypeSchema,
     priority: PrioritySchema,
-    status: StringEnum(STEP_STATUSES),
+    status: StatusSchema,
     attempts: Count,
     depends_on: Type.Array(Type.String(), { description: 'Keys of the steps it waits for.' }),
     deps_waiting: Count,
@@ -114,7 +114,7 @@ export const WorkflowDetailSchema = Type.Object(
         ...WorkflowSchema.properties,
         counts: Type.Unsafe<Record<string, number>>({
           type: 'object',
-          propertyNames: StringEnum(STEP_STATUSES),
+          propertyNames: StatusSchema,
           additionalProperties: { type: 'integer', minimum: 0 },
           description: 'Steps per status (each status, 0 when none).',
         }),
