@@ -34,6 +34,7 @@ import { buildOpenApiDocument } from './openapi/document';
 import { DEFAULT_BULK_MAX_LIMIT, DEFAULT_BULK_SCAN_ROWS } from './schemas/bulk';
 import { addScheduleRoutes, DEFAULT_MAX_SCHEDULES_PER_TENANT } from './schedules/schedule-routes';
 import { triggerSchedule } from '../core/schedules/schedule-tasks';
+import { addWorkflowRoutes } from './workflows/workflow-routes';
 
 export interface AppDeps {
   pool: Pool;
@@ -67,6 +68,8 @@ export interface AppDeps {
   bulkScanRows?: number;
   /** MAX_SCHEDULES_PER_TENANT (default 1000). */
   maxSchedulesPerTenant?: number;
+  /** MAX_WORKFLOW_BODY_BYTES (default 4 MiB, and never below maxBodyBytes). */
+  maxWorkflowBodyBytes?: number;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -104,17 +107,19 @@ export function createApp(deps: AppDeps): ApiApp {
   // burst a third fewer statements and scripts per task (each batch also wakes every idle worker).
   const coalescer = new SubmitCoalescer(deps, { maxBatch: 500, maxBatchBytes: deps.submitBatchBytes ?? 4 * 1048576, maxConcurrent: 1, isOutage: isDependencyOutage });
   const limits: JsonLimits = { maxPayloadDepth: deps.maxPayloadDepth ?? 64 };
-  const budget = BodyBudget.fromSettings(deps.maxInflightBodyBytes ?? 0, deps.maxBodyBytes);
+  const workflowBodyBytes = Math.max(deps.maxWorkflowBodyBytes ?? DEFAULT_WORKFLOW_BODY_BYTES, deps.maxBodyBytes);
+  const budget = BodyBudget.fromSettings(deps.maxInflightBodyBytes ?? 0, workflowBodyBytes);
   // Bodies are read as bytes (inflated when compressed) and parsed by read-json, as on the fast path.
   const raw = express.raw({ type: () => true, limit: deps.maxBodyBytes });
-  const admit = (req: Request, res: Response, next: NextFunction) => {
-    if (budget.admit(req, res, deps.maxBodyBytes)) next();
+  const admitUpTo = (maxBytes: number) => (req: Request, res: Response, next: NextFunction) => {
+    if (budget.admit(req, res, maxBytes)) next();
     else {
       // The body is read and dropped (it holds no memory), so the answer is not lost to a reset.
       req.on('end', () => next(busy()));
       req.resume();
     }
   };
+  const admit = admitUpTo(deps.maxBodyBytes);
   const bodyOf = (req: Request): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
   const auth = deps.auth ?? new Authenticator(deps.pool, { mode: 'off', cacheMs: 0, log: deps.log });
   /** The principal a request acts as, holding `scope`; throws 401/403/400 (see auth/). */
@@ -269,6 +274,24 @@ export function createApp(deps: AppDeps): ApiApp {
     { authorized, jsonBody: [requireJson, admit, raw], parseBody: (req) => parseTaskBody(bodyOf(req), { maxPayloadDepth: limits.maxPayloadDepth + 1 }) },
   );
 
+  addWorkflowRoutes(
+    app,
+    {
+      ...deps,
+      // A workflow is a batch of as many tasks as it has steps: admitted whole or refused whole.
+      underLimits: async (tenant, n, work, created) => {
+        const admitted = await admitTasks(tenant, n);
+        return { result: await settled(admitted, work(), created), headers: admitted?.headers ?? {} };
+      },
+    },
+    // Up to MAX_WORKFLOW_STEPS steps in one body; a payload sits three levels down (tasks[i].payload).
+    {
+      authorized,
+      jsonBody: [requireJson, admitUpTo(workflowBodyBytes), express.raw({ type: () => true, limit: workflowBodyBytes })],
+      parseBody: (req) => parseTaskBody(bodyOf(req), { maxPayloadDepth: limits.maxPayloadDepth + 2 }),
+    },
+  );
+
   app.use(methodNotAllowed);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
@@ -294,6 +317,8 @@ function afterBody(req: IncomingMessage, fn: () => void): void {
   req.on('error', () => undefined);
   req.resume();
 }
+
+const DEFAULT_WORKFLOW_BODY_BYTES = 4 * 1048576;
 
 function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
   return {

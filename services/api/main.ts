@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     bulkBatch: cfg.BULK_BATCH,
     bulkScanRows: cfg.BULK_SCAN_ROWS,
     maxSchedulesPerTenant: cfg.MAX_SCHEDULES_PER_TENANT,
+    maxWorkflowBodyBytes: cfg.MAX_WORKFLOW_BODY_BYTES,
     readiness,
   });
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the

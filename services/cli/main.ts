@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The operator CLI (`task-scheduler …`, or `npm run -s cli -- …`): API keys and tenants in the
- * Postgres named by POSTGRES_URL; tasks, the dead-letter queue, the queues and schedules through the API;
+ * Postgres named by POSTGRES_URL; tasks, the dead-letter queue, the queues, schedules and workflows through the API;
  * repartition on Redis itself (services stopped).
  * Exit status: 0 done, 1 failed (the service refused, e.g. 409, or could not be reached; Postgres
  * or Redis unreachable; no such key; repartition refused), 2 bad arguments (nothing was sent or written). Every failure is one
@@ -23,6 +23,7 @@ import { TIME_USAGE } from './task-filter';
 import { SCHEDULES_USAGE, schedulesCommand } from './schedules-command';
 import { TASKS_USAGE, tasksCommand } from './tasks-command';
 import { TENANTS_USAGE, tenantsCommand } from './tenants-command';
+import { WORKFLOWS_USAGE, workflowsCommand } from './workflows-command';
 
 const USAGE = `usage: task-scheduler <command>
   ${KEYS_USAGE}
@@ -31,9 +32,10 @@ const USAGE = `usage: task-scheduler <command>
   ${DLQ_USAGE}
   ${QUEUES_USAGE}
   ${SCHEDULES_USAGE}
+  ${WORKFLOWS_USAGE}
   ${REPARTITION_USAGE}
 keys, tenants: Postgres at POSTGRES_URL (default ${SETTINGS.POSTGRES_URL.default})
-tasks, dlq, queues, schedules: ${API_USAGE}
+tasks, dlq, queues, schedules, workflows: ${API_USAGE}
 ${REPARTITION_ENV}
 ${TIME_USAGE}
 `;
@@ -54,6 +56,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
     if (command === 'dlq') return await dlqCommand(rest, env, io);
     if (command === 'queues') return await queuesCommand(rest, env, io);
     if (command === 'schedules') return await schedulesCommand(rest, env, io);
+    if (command === 'workflows') return await workflowsCommand(rest, env, io);
     if (command === 'repartition') return await repartitionCommand(rest, env, io);
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (err) {

@@ -279,6 +279,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/workflows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's workflows, newest first, a page at a time
+         * @description Filters combine; status may be repeated or comma-separated. Keyset pages, as GET /tasks.
+         */
+        get: operations["listWorkflows"];
+        put?: never;
+        /**
+         * Submit a workflow: up to 10,000 tasks and their dependencies
+         * @description Every step is created in one transaction, or none is. Steps without dependencies are queued at once, the others wait until every step they depend on has succeeded. Admitted whole or refused whole (429) under the tenant's limits, as a batch of as many tasks as it has steps. An unknown, repeated or self dependency, a repeated key or a cycle is a 400 naming the step.
+         */
+        post: operations["submitWorkflow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/workflows/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workflow, its steps per status, and every step with its dependencies */
+        get: operations["getWorkflow"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/workflows/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a running workflow
+         * @description Steps not started are cancelled at once and never run; running steps have their attempts asked to stop, as POST /tasks/{id}/cancel does.
+         */
+        post: operations["cancelWorkflow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -872,6 +933,179 @@ export interface components {
             created_at: string;
             finished_at: string | null;
         };
+        Workflow: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            name: string;
+            /**
+             * @description running until every step is final; then succeeded (all succeeded), failed (one ended dead or cancelled) or cancelled (by POST /workflows/{id}/cancel).
+             * @enum {string}
+             */
+            status: "running" | "succeeded" | "failed" | "cancelled";
+            on_failure: components["schemas"]["FailurePolicy"];
+            steps_total: number;
+            /** @description Steps not final yet. */
+            steps_unfinished: number;
+            /** @description Steps that ended dead or cancelled. */
+            steps_failed: number;
+            idempotency_key: string | null;
+            /** @description When it was cancelled. */
+            cancel_requested_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description When its last step became final. */
+            finished_at: string | null;
+        };
+        WorkflowInput: {
+            /**
+             * @description A name for people and filters (not unique): 1-200 letters, digits, . _ : - starting with a letter or digit.
+             * @example nightly-etl
+             */
+            name: string;
+            /**
+             * @description When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet (the workflow stops), continue lets independent branches run on. Default cancel_dependents.
+             * @default cancel_dependents
+             * @enum {string}
+             */
+            on_failure?: "cancel_dependents" | "continue";
+            /** @description The steps, in any order; their dependencies must form no cycle. All are created together or none is. */
+            tasks: components["schemas"]["WorkflowStepInput"][];
+        };
+        /** @description A step: a task with the rules of POST /tasks (no idempotency_key, run_at or delay_ms), its key and its dependencies. */
+        WorkflowStepInput: {
+            /**
+             * @description The step, unique in its workflow: 1-128 letters, digits, . _ : - starting with a letter or digit.
+             * @example extract
+             */
+            key: string;
+            /**
+             * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
+             * @example email.send
+             */
+            type: string;
+            /**
+             * @description Highest first: critical, high, default, low.
+             * @default default
+             * @enum {string}
+             */
+            priority?: "critical" | "high" | "default" | "low";
+            /** @description Any JSON value but null, handed to the handler (default {}). No NUL characters or lone surrogates, numbers exactly representable, nested at most MAX_PAYLOAD_DEPTH deep. */
+            payload?: unknown;
+            /** @description Attempts after the first (default MAX_RETRIES). */
+            max_retries?: number;
+            /** @description How long a failed attempt waits before the next. Precedence: the task's own, then its handler's, then the environment's. */
+            retry?: {
+                /**
+                 * @description exponential: base_ms·2^(n-1); linear: base_ms·n; fixed: base_ms (n: the failed attempt). Default exponential.
+                 * @enum {string}
+                 */
+                backoff?: "exponential" | "linear" | "fixed";
+                /** @description Default RETRY_BASE_MS. */
+                base_ms?: number;
+                /** @description The longest delay (at most 7 days). Default RETRY_MAX_MS. */
+                max_ms?: number;
+                /**
+                 * @description full: a random delay up to the computed one; equal: half of it plus a random half; none. Default: up to RETRY_JITTER_MS added.
+                 * @enum {string}
+                 */
+                jitter?: "full" | "equal" | "none";
+            };
+            /** @description An attempt running longer is aborted and fails (default: its handler's, else TASK_TIMEOUT_MS). */
+            timeout_ms?: number;
+            /** @description Keys of the steps that must succeed before this one is queued (other steps of this workflow, not itself, each once). Default none: it is queued at once. */
+            depends_on?: string[];
+        };
+        WorkflowCreated: {
+            workflow: components["schemas"]["Workflow"];
+            /** @description Each step's task, in the order submitted. */
+            steps: {
+                key: string;
+                /** Format: uuid */
+                task_id: string;
+            }[];
+        };
+        WorkflowDetail: {
+            workflow: {
+                /** Format: uuid */
+                id: string;
+                tenant: string;
+                name: string;
+                /**
+                 * @description running until every step is final; then succeeded (all succeeded), failed (one ended dead or cancelled) or cancelled (by POST /workflows/{id}/cancel).
+                 * @enum {string}
+                 */
+                status: "running" | "succeeded" | "failed" | "cancelled";
+                on_failure: components["schemas"]["FailurePolicy"];
+                steps_total: number;
+                /** @description Steps not final yet. */
+                steps_unfinished: number;
+                /** @description Steps that ended dead or cancelled. */
+                steps_failed: number;
+                idempotency_key: string | null;
+                /** @description When it was cancelled. */
+                cancel_requested_at: string | null;
+                /** Format: date-time */
+                created_at: string;
+                /** Format: date-time */
+                updated_at: string;
+                /** @description When its last step became final. */
+                finished_at: string | null;
+                /** @description Steps per status (each status, 0 when none). */
+                counts: {
+                    [key: string]: number;
+                };
+            };
+            /** @description Every step, in the order submitted. */
+            steps: components["schemas"]["WorkflowStep"][];
+        };
+        WorkflowStep: {
+            key: string;
+            /**
+             * Format: uuid
+             * @description The step's task (GET /tasks/{id} has its payload and runs).
+             */
+            task_id: string;
+            /**
+             * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
+             * @example email.send
+             */
+            type: string;
+            priority: components["schemas"]["Priority"];
+            status: components["schemas"]["TaskStatus"];
+            attempts: number;
+            /** @description Keys of the steps it waits for. */
+            depends_on: string[];
+            deps_waiting: number;
+            /** @description The key of the step whose failure cancelled it. */
+            cancelled_by: string | null;
+            last_error: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** @description When its first attempt started. */
+            started_at: string | null;
+            finished_at: string | null;
+        };
+        WorkflowPage: {
+            /** @description Newest first. */
+            workflows: components["schemas"]["Workflow"][];
+            /** @description The next page, or null at the last one. */
+            next_cursor: string | null;
+        };
+        WorkflowCancelled: {
+            workflow: components["schemas"]["Workflow"];
+            /** @description Steps cancelled at once (waiting or queued). */
+            cancelled: number;
+            /** @description Running steps asked to stop; each becomes cancelled when its attempt ends (unless it succeeds first). */
+            cancelling: number;
+        };
+        /**
+         * @description When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet (the workflow stops), continue lets independent branches run on. Default cancel_dependents.
+         * @enum {string}
+         */
+        FailurePolicy: "cancel_dependents" | "continue";
     };
     responses: {
         /** @description No such resource, or no route with this path. */
@@ -907,7 +1141,7 @@ export interface components {
     headers: {
         /** @description The request id (the one sent, when it is sane, or a new one); in the logs too. */
         "X-Request-Id": string;
-        /** @description The task: /tasks/{id}. */
+        /** @description What was created: /tasks/{id}, or /workflows/{id}. */
         Location: string;
         /** @description Seconds to wait before trying again. */
         "Retry-After": string;
@@ -1152,7 +1386,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
-                    /** @description The task: /tasks/{id}. */
+                    /** @description What was created: /tasks/{id}, or /workflows/{id}. */
                     Location: string;
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -1166,7 +1400,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
-                    /** @description The task: /tasks/{id}. */
+                    /** @description What was created: /tasks/{id}, or /workflows/{id}. */
                     Location: string;
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -2607,7 +2841,7 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
-                    /** @description The task: /tasks/{id}. */
+                    /** @description What was created: /tasks/{id}, or /workflows/{id}. */
                     Location: string;
                     [name: string]: unknown;
                 };
@@ -2664,6 +2898,446 @@ export interface operations {
                     "Retry-After": components["headers"]["Retry-After"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWorkflows: {
+        parameters: {
+            query?: {
+                /** @description Workflows in any of these statuses. One or more of running, succeeded, failed, cancelled: comma-separated, or as a list. */
+                status?: string | string[];
+                /** @description A name for people and filters (not unique): 1-200 letters, digits, . _ : - starting with a letter or digit. */
+                name?: string;
+                /** @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds. */
+                created_after?: string;
+                /** @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds. */
+                created_before?: string;
+                /** @description Workflows per page. */
+                limit?: number;
+                /** @description next_cursor of the page before, as it came. */
+                cursor?: string;
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowPage"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    submitWorkflow: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description 1-255 printable ASCII characters. The same request again with the same key answers with the workflow it created (200); the same key with a different request is a 409. */
+                "Idempotency-Key"?: string;
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The workflow. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkflowInput"];
+            };
+        };
+        responses: {
+            /** @description An idempotent replay: the workflow this key created before. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description What was created: /tasks/{id}, or /workflows/{id}. */
+                    Location: string;
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowCreated"];
+                };
+            };
+            /** @description Created: the workflow and the task of each step. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description What was created: /tasks/{id}, or /workflows/{id}. */
+                    Location: string;
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowCreated"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The idempotency key was used with a different request. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than MAX_WORKFLOW_BODY_BYTES. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json in UTF-8 (or its encoding is not supported). */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit, burst or max_unfinished quota. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWorkflow: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path: {
+                /** @description The workflow id (a 400 when it is not a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The workflow and its steps. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowDetail"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workflow (another tenant's workflow is not found either). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelWorkflow: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path: {
+                /** @description The workflow id (a 400 when it is not a UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled: how many steps ended at once, and how many running ones were asked to stop. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowCancelled"];
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workflow (another tenant's workflow is not found either). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The workflow is final already (succeeded, failed or cancelled). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {

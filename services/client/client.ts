@@ -6,7 +6,30 @@
 import { randomUUID } from 'node:crypto';
 import { ResponseError } from './errors';
 import { Transport, TransportOptions } from './transport';
-import type { BatchResponse, BulkRequest, BulkResult, ListQuery, NewSchedule, NewTask, QueuesResponse, Schedule, ScheduleChanges, ScheduleDetail, ScheduleListQuery, SchedulePage, ScheduleTick, Task, TaskFilter, TaskPage } from './types';
+import type {
+  BatchResponse,
+  BulkRequest,
+  BulkResult,
+  ListQuery,
+  NewSchedule,
+  NewTask,
+  NewWorkflow,
+  QueuesResponse,
+  Schedule,
+  ScheduleChanges,
+  ScheduleDetail,
+  ScheduleListQuery,
+  SchedulePage,
+  ScheduleTick,
+  Task,
+  TaskFilter,
+  TaskPage,
+  WorkflowCancelled,
+  WorkflowCreated,
+  WorkflowDetail,
+  WorkflowListQuery,
+  WorkflowPage,
+} from './types';
 
 export type ClientOptions = TransportOptions;
 
@@ -26,6 +49,12 @@ export interface Changed {
 const newKey = () => `client-${randomUUID()}`;
 const taskPath = (id: string) => `tasks/${encodeURIComponent(id)}`;
 const schedulePath = (name: string) => `schedules/${encodeURIComponent(name)}`;
+const workflowPath = (id: string) => `workflows/${encodeURIComponent(id)}`;
+
+export interface SubmittedWorkflow extends WorkflowCreated {
+  /** false: the idempotency key had been used before with the same request, and this is that workflow. */
+  created: boolean;
+}
 
 export class TaskSchedulerClient {
   private readonly http: Transport;
@@ -166,6 +195,53 @@ export class TaskSchedulerClient {
   async triggerSchedule(name: string, opts: { signal?: AbortSignal } = {}): Promise<Task> {
     const a = await this.http.call<Task>('POST', `${schedulePath(name)}/trigger`, { repeat: 'refusals', signal: opts.signal });
     return expectTask(a.body, a.status, 'POST /schedules/:name/trigger');
+  }
+
+  /**
+   * POST /workflows: every step created together, or none. The key (the caller's or a generated
+   * one) is sent as Idempotency-Key, so a submission sent again after a lost answer is answered
+   * with the workflow the first one created (created: false) instead of creating another.
+   */
+  async submitWorkflow(workflow: NewWorkflow, opts: { signal?: AbortSignal; idempotencyKey?: string } = {}): Promise<SubmittedWorkflow> {
+    const a = await this.http.call<WorkflowCreated>('POST', 'workflows', { body: workflow, headers: { 'idempotency-key': opts.idempotencyKey ?? newKey() }, repeat: 'safe', signal: opts.signal });
+    if (typeof a.body?.workflow?.id !== 'string' || !Array.isArray(a.body?.steps)) throw new ResponseError(`POST /workflows answered ${a.status} without a workflow and its steps`, a.status, 'POST /workflows');
+    return { ...a.body, created: a.status === 201 };
+  }
+
+  /** GET /workflows/{id}: the workflow, its steps per status, and every step with its dependencies. */
+  async getWorkflow(id: string, opts: { signal?: AbortSignal } = {}): Promise<WorkflowDetail> {
+    const a = await this.http.call<WorkflowDetail>('GET', workflowPath(id), { repeat: 'safe', signal: opts.signal });
+    if (typeof a.body?.workflow?.id !== 'string' || !Array.isArray(a.body?.steps)) throw new ResponseError(`GET /workflows/:id answered ${a.status} without a workflow`, a.status, 'GET /workflows/:id');
+    return a.body;
+  }
+
+  /** GET /workflows: one page, newest first. */
+  async listWorkflowsPage(query: WorkflowListQuery = {}, opts: { signal?: AbortSignal } = {}): Promise<WorkflowPage> {
+    const params = Object.fromEntries(Object.entries(query).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v as string | number | undefined)]));
+    const a = await this.http.call<WorkflowPage>('GET', 'workflows', { query: params, repeat: 'safe', signal: opts.signal });
+    if (!Array.isArray(a.body?.workflows)) throw new ResponseError('GET /workflows answered without a workflows array', a.status, 'GET /workflows');
+    return { workflows: a.body.workflows, next_cursor: a.body.next_cursor ?? null };
+  }
+
+  /** Every page of GET /workflows from `query.cursor` (or the newest) on, following next_cursor. */
+  async *listWorkflows(query: WorkflowListQuery = {}, opts: { signal?: AbortSignal } = {}): AsyncGenerator<WorkflowPage, void, undefined> {
+    let cursor = query.cursor;
+    for (;;) {
+      const page = await this.listWorkflowsPage({ ...query, cursor }, opts);
+      yield page;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /**
+   * POST /workflows/{id}/cancel. Retried after a 429 only: after a lost answer, sending it again
+   * would answer 409 for the workflow this very call had cancelled.
+   */
+  async cancelWorkflow(id: string, opts: { signal?: AbortSignal } = {}): Promise<WorkflowCancelled> {
+    const a = await this.http.call<WorkflowCancelled>('POST', `${workflowPath(id)}/cancel`, { repeat: 'refusals', signal: opts.signal });
+    if (typeof a.body?.workflow?.id !== 'string' || typeof a.body?.cancelled !== 'number') throw new ResponseError(`POST /workflows/:id/cancel answered ${a.status} without a workflow`, a.status, 'POST /workflows/:id/cancel');
+    return a.body;
   }
 
   private async bulk(path: string, req: BulkRequest, signal?: AbortSignal): Promise<BulkResult> {

@@ -44,3 +44,19 @@ export type ScheduleTick = Schemas['ScheduleTick'];
 export type ScheduleRun = Schemas['ScheduleRun'];
 /** GET /schedules's query: limit (1-500) and cursor. */
 export type ScheduleListQuery = Omit<NonNullable<operations['listSchedules']['parameters']['query']>, 'tenant'>;
+
+/** POST /workflows's body: a name, the failure policy and the steps (tasks with a key and depends_on). */
+export type NewWorkflow = Schemas['WorkflowInput'];
+export type NewWorkflowStep = Schemas['WorkflowStepInput'];
+/** A workflow as POST /workflows, GET /workflows and the cancel answer it. */
+export type Workflow = Schemas['Workflow'];
+/** POST /workflows's answer: the workflow and each step's task id. */
+export type WorkflowCreated = Schemas['WorkflowCreated'];
+/** GET /workflows/{id}: the workflow with its steps counted per status, and every step. */
+export type WorkflowDetail = Schemas['WorkflowDetail'];
+export type WorkflowStep = Schemas['WorkflowStep'];
+export type WorkflowPage = Schemas['WorkflowPage'];
+export type WorkflowCancelled = Schemas['WorkflowCancelled'];
+export type FailurePolicy = Schemas['FailurePolicy'];
+/** GET /workflows's query: status (one, a list, or comma-separated), name, created_after, created_before, limit and cursor. */
+export type WorkflowListQuery = Omit<NonNullable<operations['listWorkflows']['parameters']['query']>, 'tenant'>;

@@ -62,6 +62,11 @@ const KNOWN: [string, string[]][] = [
   ['/healthz/', ['GET', 'HEAD']],
   ['/readyz', ['GET', 'HEAD']],
   ['/readyz/', ['GET', 'HEAD']],
+  ['/workflows', ['GET', 'HEAD', 'POST']],
+  ['/Workflows/', ['GET', 'HEAD', 'POST']],
+  [`/workflows/${UUID}`, ['GET', 'HEAD']],
+  [`/workflows/${UUID}/cancel`, ['POST']],
+  [`/workflows/${UUID}/cancel/`, ['POST']],
 ];
 const cases = KNOWN.flatMap(([path, allowed]) => METHODS.filter((m) => !allowed.includes(m)).map((method) => [method, path, allowed.join(', ')] as const));
 

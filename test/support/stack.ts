@@ -108,6 +108,7 @@ export async function startApi(stack: Stack, queue = stack.queue, auth?: Authent
     bulkBatch: stack.cfg.BULK_BATCH,
     bulkScanRows: stack.cfg.BULK_SCAN_ROWS,
     maxSchedulesPerTenant: stack.cfg.MAX_SCHEDULES_PER_TENANT,
+    maxWorkflowBodyBytes: stack.cfg.MAX_WORKFLOW_BODY_BYTES,
   });
   const server = await startServer(app, '127.0.0.1:0');
   return { url: `http://127.0.0.1:${server.address.port}`, server, metrics, registry };

@@ -15,6 +15,7 @@ import { BatchResultSchema, FieldErrorSchema, HealthSchema, ProblemSchema, Queue
 import { BatchBodySchema, TaskInputSchema } from '../schemas/task-input';
 import { TaskPageSchema, TaskSummarySchema } from '../schemas/task-list';
 import { ScheduleDetailSchema, ScheduleInputSchema, SchedulePageSchema, SchedulePatchSchema, ScheduleRunSchema, ScheduleSchema, ScheduleTaskSchema, ScheduleTickSchema } from '../schemas/schedules';
+import { FailurePolicySchema, WorkflowCancelledSchema, WorkflowCreatedSchema, WorkflowDetailSchema, WorkflowInputSchema, WorkflowPageSchema, WorkflowSchema, WorkflowStepInputSchema, WorkflowStepSchema } from '../schemas/workflows';
 import { Answer, apiRoutes, HeaderName, Route, RouteOptions } from './routes';
 
 export type OpenApiDocument = Record<string, unknown> & { paths: Record<string, Record<string, unknown>> };
@@ -43,6 +44,15 @@ const NAMED: Record<string, TSchema> = {
   ScheduleTask: ScheduleTaskSchema,
   ScheduleTick: ScheduleTickSchema,
   ScheduleRun: ScheduleRunSchema,
+  Workflow: WorkflowSchema,
+  WorkflowInput: WorkflowInputSchema,
+  WorkflowStepInput: WorkflowStepInputSchema,
+  WorkflowCreated: WorkflowCreatedSchema,
+  WorkflowDetail: WorkflowDetailSchema,
+  WorkflowStep: WorkflowStepSchema,
+  WorkflowPage: WorkflowPageSchema,
+  WorkflowCancelled: WorkflowCancelledSchema,
+  FailurePolicy: FailurePolicySchema,
 };
 
 /** What each problem status means wherever it occurs; a route's own `problems` say more. */
@@ -62,7 +72,7 @@ const PROBLEMS: Record<number, { description: string; headers?: Answer['headers'
 
 const HEADERS: Record<HeaderName | 'X-Request-Id', { description: string; schema: Record<string, unknown> }> = {
   'X-Request-Id': { description: 'The request id (the one sent, when it is sane, or a new one); in the logs too.', schema: { type: 'string' } },
-  Location: { description: 'The task: /tasks/{id}.', schema: { type: 'string', pattern: '^/tasks/[0-9a-f-]{36}$' } },
+  Location: { description: 'What was created: /tasks/{id}, or /workflows/{id}.', schema: { type: 'string', pattern: '^/(tasks|workflows)/[0-9a-f-]{36}$' } },
   'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'string', pattern: '^[0-9]+$' } },
   RateLimit: { description: 'draft-ietf-httpapi-ratelimit-headers-08: tasks left (r) and seconds until the bucket is full (t).', schema: { type: 'string' } },
   'RateLimit-Policy': { description: "draft-ietf-httpapi-ratelimit-headers-08: the tenant's burst (q) and window (w).", schema: { type: 'string' } },
@@ -91,7 +101,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
       title: 'task-scheduler',
       version: '1',
       description: [
-        'Submit tasks, read them, act on them as an operator (cancel, retry, the dead-letter redrive), and schedule them with cron expressions.',
+        'Submit tasks, read them, act on them as an operator (cancel, retry, the dead-letter redrive), schedule them with cron expressions, and submit workflows of tasks that depend on each other.',
         'Errors are RFC 9457 problem details (application/problem+json). Every answer carries X-Request-Id.',
         'A route asked with a method it does not have answers 405 (components.responses.MethodNotAllowed); an unknown path 404 (components.responses.NotFound).',
         'Authentication: Authorization: Bearer <API key> (tsk_…) when the service runs with AUTH_MODE=keys; with AUTH_MODE=off every request acts as the tenant `default` with every scope.',
@@ -102,6 +112,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
       { name: 'tasks', description: 'Submit and read tasks.' },
       { name: 'operator', description: 'Cancel and retry tasks, one or many.' },
       { name: 'schedules', description: 'Cron schedules: tasks created on the ticks of an expression.' },
+      { name: 'workflows', description: 'Workflows: tasks that run when the tasks they depend on have succeeded.' },
       { name: 'service', description: 'Health, readiness and this document.' },
     ],
     paths,

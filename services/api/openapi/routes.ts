@@ -14,6 +14,7 @@ import { BulkResultSchema, bulkBodySchema } from '../schemas/bulk';
 import { BatchResultSchema, HealthSchema, QueuesSchema, ReadinessSchema, TaskSchema } from '../schemas/responses';
 import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from '../schemas/task-input';
 import { ListQuerySchema, TaskPageSchema } from '../schemas/task-list';
+import { WorkflowCancelledSchema, WorkflowCreatedSchema, WorkflowDetailSchema, WorkflowInputSchema, WorkflowListQuerySchema, WorkflowPageSchema } from '../schemas/workflows';
 import { ScheduleDetailSchema, ScheduleGetQuerySchema, ScheduleInputSchema, ScheduleListQuerySchema, ScheduleNameSchema, SchedulePageSchema, SchedulePatchSchema, ScheduleSchema } from '../schemas/schedules';
 
 /** Headers the document describes (components.headers); X-Request-Id is on every answer. */
@@ -34,7 +35,7 @@ export interface Route {
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'tasks' | 'operator' | 'schedules' | 'service';
+  tag: 'tasks' | 'operator' | 'schedules' | 'workflows' | 'service';
   /** The scope a key needs; absent: no key needed. */
   scope?: Scope;
   pathParams?: TObject;
@@ -58,6 +59,8 @@ const TaskId = Type.Object({ id: Type.String({ format: 'uuid', description: 'The
 const rated: NonNullable<Answer['headers']> = ['RateLimit?', 'RateLimit-Policy?'];
 const ScheduleName = Type.Object({ name: { ...ScheduleNameSchema, description: 'The schedule (a 400 when it cannot be a name).' } });
 const NO_SCHEDULE = "No such schedule (another tenant's schedule is not found either).";
+const WorkflowId = Type.Object({ id: Type.String({ format: 'uuid', description: 'The workflow id (a 400 when it is not a UUID).' }) });
+const NO_WORKFLOW = "No such workflow (another tenant's workflow is not found either).";
 
 export function apiRoutes(opts: RouteOptions = {}): Route[] {
   return [
@@ -260,6 +263,61 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       pathParams: ScheduleName,
       answers: { 201: { description: 'The task created.', schema: TaskSchema, headers: ['Location'] } },
       problems: { 404: NO_SCHEDULE, 429: "The tenant's rate limit, burst or max_unfinished quota." },
+    },
+    {
+      method: 'post',
+      path: '/workflows',
+      operationId: 'submitWorkflow',
+      summary: 'Submit a workflow: up to 10,000 tasks and their dependencies',
+      description:
+        'Every step is created in one transaction, or none is. Steps without dependencies are queued at once, the others wait until every step they depend on has succeeded. Admitted whole or refused whole (429) under the tenant\'s limits, as a batch of as many tasks as it has steps. An unknown, repeated or self dependency, a repeated key or a cycle is a 400 naming the step.',
+      tag: 'workflows',
+      scope: 'tasks:write',
+      headers: Type.Object({ 'Idempotency-Key': Type.Optional({ ...IdempotencyKeySchema, description: '1-255 printable ASCII characters. The same request again with the same key answers with the workflow it created (200); the same key with a different request is a 409.' }) }),
+      body: { schema: WorkflowInputSchema, description: 'The workflow.' },
+      answers: {
+        201: { description: 'Created: the workflow and the task of each step.', schema: WorkflowCreatedSchema, headers: ['Location', ...rated] },
+        200: { description: 'An idempotent replay: the workflow this key created before.', schema: WorkflowCreatedSchema, headers: ['Location', ...rated] },
+      },
+      problems: {
+        409: 'The idempotency key was used with a different request.',
+        413: 'The body is larger than MAX_WORKFLOW_BODY_BYTES.',
+        429: "The tenant's rate limit, burst or max_unfinished quota.",
+      },
+    },
+    {
+      method: 'get',
+      path: '/workflows',
+      operationId: 'listWorkflows',
+      summary: "The tenant's workflows, newest first, a page at a time",
+      description: 'Filters combine; status may be repeated or comma-separated. Keyset pages, as GET /tasks.',
+      tag: 'workflows',
+      scope: 'tasks:read',
+      query: WorkflowListQuerySchema,
+      answers: { 200: { description: 'A page.', schema: WorkflowPageSchema } },
+    },
+    {
+      method: 'get',
+      path: '/workflows/{id}',
+      operationId: 'getWorkflow',
+      summary: 'A workflow, its steps per status, and every step with its dependencies',
+      tag: 'workflows',
+      scope: 'tasks:read',
+      pathParams: WorkflowId,
+      answers: { 200: { description: 'The workflow and its steps.', schema: WorkflowDetailSchema } },
+      problems: { 404: NO_WORKFLOW },
+    },
+    {
+      method: 'post',
+      path: '/workflows/{id}/cancel',
+      operationId: 'cancelWorkflow',
+      summary: 'Cancel a running workflow',
+      description: 'Steps not started are cancelled at once and never run; running steps have their attempts asked to stop, as POST /tasks/{id}/cancel does.',
+      tag: 'workflows',
+      scope: 'tasks:write',
+      pathParams: WorkflowId,
+      answers: { 200: { description: 'Cancelled: how many steps ended at once, and how many running ones were asked to stop.', schema: WorkflowCancelledSchema } },
+      problems: { 404: NO_WORKFLOW, 409: 'The workflow is final already (succeeded, failed or cancelled).' },
     },
   ];
 }

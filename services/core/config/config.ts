@@ -57,6 +57,7 @@ export const SETTINGS = {
   DEFAULT_MAX_RETRIES: setting('5', parseInteger({ min: 0, max: 100 }), 'max_retries of a task that does not set it.', ['api']),
   IDEMPOTENCY_TTL_MS: setting('86400000', parseInteger({ min: 1000, max: 31 * 86_400_000 }), 'How long an idempotency key is remembered.', ['api']),
   MAX_BODY_BYTES: setting('1048576', parseInteger({ min: 1024, max: 64 * 1048576 }), 'Largest accepted request body; larger ones get 413.', ['api']),
+  MAX_WORKFLOW_BODY_BYTES: setting('4194304', parseInteger({ min: 1024, max: 64 * 1048576 }), 'Largest accepted POST /workflows body (up to 10,000 steps); larger ones get 413. It counts against MAX_INFLIGHT_BODY_BYTES like any body.', ['api']),
   MAX_PAYLOAD_DEPTH: setting('64', parseInteger({ min: 1, max: 512 }), 'Deepest nesting of objects and arrays a task payload may have (`{}` is 1); deeper ones get 400. Found by an iterative scan, before anything is parsed into objects.', ['api']),
   MAX_INFLIGHT_BODY_BYTES: setting('0', parseInteger({ min: 0, max: 4096 * 1048576 }), 'Request body bytes the API holds at once (declared or received); a request beyond it gets 503 with Retry-After before its body is read. 0 means a sixteenth of the V8 heap limit, and never less than MAX_BODY_BYTES.', ['api']),
   SUBMIT_BATCH_BYTES: setting('4194304', parseInteger({ min: 1024, max: 1024 * 1048576 }), 'Payload bytes the API joins into one coalesced insert statement (a single larger request still goes alone).', ['api']),

@@ -47,6 +47,7 @@ export function apiMetrics(registry: Registry) {
       labelNames: ['from'] as const,
       registers: [registry],
     }),
+    workflowsStarted: new Counter({ name: 'workflows_started_total', help: 'Workflows created by POST /workflows (idempotent replays not counted); their steps count in tasks_enqueued_total.', registers: [registry] }),
     authFailures: new Counter({
       name: 'auth_failures_total',
       help: 'Requests refused with 401, by reason: missing (no bearer key), malformed, unknown, revoked_or_expired.',

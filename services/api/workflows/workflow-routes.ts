@@ -1,0 +1,98 @@
+/**
+ * The workflow routes (issue 20), each scoped to the caller's tenant (an admin's: `?tenant=`):
+ * `tasks:write` to submit and cancel, `tasks:read` to read. Another tenant's workflow is not
+ * found, like one that does not exist. A workflow is admitted under the tenant's limits as a batch
+ * of as many tasks as it has steps, whole or not at all.
+ */
+import type { Express, Request, Response } from 'express';
+import type { Pool } from 'pg';
+import type { Logger } from '../../core/observability/logger';
+import type { ApiMetrics } from '../../core/observability/metrics';
+import type { TaskQueue } from '../../core/queue/queue';
+import { encodeCursor } from '../../core/tasks/task-cursor';
+import { UUID_PATTERN } from '../../core/tasks/uuid';
+import { cancelWorkflow, createWorkflow, CreateWorkflowOutcome, getWorkflow, listWorkflows } from '../../core/workflows/workflow-store';
+import type { Principal } from '../auth/principal';
+import { badRequest, notFound, ProblemError } from '../problem';
+import type { RouteKit } from '../schedules/schedule-routes';
+import { validateWorkflowInput } from './workflow-input';
+import { workflowDetailToJson, workflowToJson } from './workflow-json';
+import { parseWorkflowQuery } from './workflow-query';
+
+export interface WorkflowRouteDeps {
+  pool: Pool;
+  queue: TaskQueue;
+  log: Logger;
+  metrics: Pick<ApiMetrics, 'workflowsStarted' | 'enqueued'>;
+  defaultMaxRetries: number;
+  /**
+   * Runs `work` once `n` tasks of `tenant` are admitted under its limits (429 otherwise), giving
+   * back what `created` says was not used; the answer's RateLimit headers come with the result.
+   */
+  underLimits<T>(tenant: string, n: number, work: () => Promise<T>, created: (r: T) => number): Promise<{ result: T; headers: Record<string, string> }>;
+}
+
+const tenantOf = (res: Response): string => (res.locals.principal as Principal).tenant;
+
+/** The id in a path: a 400 naming `id` when it is not a UUID (as GET /tasks/{id}). */
+function workflowId(raw: string): string {
+  if (!UUID_PATTERN.test(raw)) throw badRequest('id must be a UUID', [{ field: 'id', message: 'must be a UUID' }]);
+  return raw.toLowerCase();
+}
+
+const missing = (id: string) => notFound(`no workflow with id ${id}`);
+
+function created(res: Response, r: Exclude<CreateWorkflowOutcome, { kind: 'conflict' }>, headers: Record<string, string>): void {
+  res
+    .status(r.kind === 'created' ? 201 : 200)
+    .set(headers)
+    .location(`/workflows/${r.workflow.id}`)
+    .json({ workflow: workflowToJson(r.workflow), steps: r.steps.map((s) => ({ key: s.key, task_id: s.task_id })) });
+}
+
+export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: RouteKit): void {
+  const { authorized, jsonBody, parseBody } = kit;
+
+  app.post('/workflows', authorized('tasks:write'), ...jsonBody, async (req: Request, res: Response) => {
+    const tenant = tenantOf(res);
+    const { spec, idem } = validateWorkflowInput(parseBody(req), req.get('Idempotency-Key'), deps.defaultMaxRetries);
+    const n = spec.steps.length;
+    const { result, headers } = await deps.underLimits(tenant, n, () => createWorkflow(deps, tenant, spec, idem), (r) => (r.kind === 'created' ? n : 0));
+    if (result.kind === 'conflict') {
+      throw new ProblemError(409, 'Idempotency key conflict', `idempotency key was already used with a different request (workflow ${result.workflow.id})`, [
+        { field: 'Idempotency-Key', message: 'already used with a different request body' },
+      ]);
+    }
+    if (result.kind === 'created') {
+      deps.metrics.workflowsStarted.inc();
+      deps.metrics.enqueued.inc(n);
+    }
+    created(res, result, headers);
+  });
+
+  app.get('/workflows', authorized('tasks:read'), async (req, res) => {
+    const q = parseWorkflowQuery(req.query as Record<string, unknown>);
+    const page = await listWorkflows(deps.pool, tenantOf(res), q);
+    res.json({ workflows: page.workflows.map(workflowToJson), next_cursor: page.next ? encodeCursor(page.next) : null });
+  });
+
+  app.get('/workflows/:id', authorized('tasks:read'), async (req, res) => {
+    const id = workflowId(String(req.params.id));
+    const found = await getWorkflow(deps.pool, tenantOf(res), id);
+    if (!found) throw missing(id);
+    res.json(workflowDetailToJson(found.workflow, found.steps));
+  });
+
+  app.post('/workflows/:id/cancel', authorized('tasks:write'), async (req, res) => {
+    const id = workflowId(String(req.params.id));
+    const outcome = await cancelWorkflow(deps, tenantOf(res), id);
+    switch (outcome.kind) {
+      case 'missing':
+        throw missing(id);
+      case 'final':
+        throw new ProblemError(409, 'Conflict with the workflow status', `workflow ${id} is ${outcome.workflow.status} already; only a running workflow can be cancelled`, [{ field: 'status', message: `is ${outcome.workflow.status}` }]);
+      case 'cancelled':
+        res.json({ workflow: workflowToJson(outcome.workflow), cancelled: outcome.cancelled, cancelling: outcome.cancelling });
+    }
+  });
+}

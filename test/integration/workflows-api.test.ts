@@ -1,0 +1,268 @@
+/**
+ * The workflow routes against real Postgres and Redis: create (201, ids, Location, the metric),
+ * every bad body a 400 naming the step and field with nothing created, idempotent replay and
+ * conflict, the detail's shape, paging and filters, cancel (200, 409, 404), tenants kept apart,
+ * 10,000 steps in one body, and admission as a batch of N tasks. Every answer is checked against
+ * the OpenAPI document (the contract test).
+ */
+import type { Registry } from 'prom-client';
+import { createApp } from '../../services/api/app';
+import { RequestAdmission } from '../../services/api/limits/request-admission';
+import { RunningServer, startServer } from '../../services/api/server';
+import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
+import { TenantLabels } from '../../services/core/observability/tenant-labels';
+import { TenantAdmission } from '../../services/core/tenancy/admission';
+import { TenantCache } from '../../services/core/tenancy/tenant-cache';
+import { setTenant } from '../../services/core/tenancy/tenant-store';
+import { MAX_WORKFLOW_STEPS } from '../../services/core/workflows/workflow';
+import type { Worker } from '../../services/worker/worker';
+import { fetch } from '../support/contract';
+import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+
+let stack: Stack;
+let api: Awaited<ReturnType<typeof startApi>>;
+
+beforeAll(async () => {
+  stack = await createStack({ POLL_INTERVAL_MS: 10 });
+  api = await startApi(stack);
+});
+afterAll(async () => {
+  await api.server.stop();
+  await stack.close();
+});
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, url = api.url): Promise<{ status: number; body: Json; headers: Headers }> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {}, headers: res.headers };
+}
+
+const fields = (b: Json): string[] => (b.errors as { field: string }[]).map((e) => e.field).sort();
+const count = async (table: 'workflows' | 'tasks') => (await stack.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+/** A diamond: extract, then clean and stats, then load. */
+const diamond = (name = 'etl', type = 'sleeper') => ({
+  name,
+  tasks: [
+    { key: 'extract', type, payload: { sleep_ms: 1 } },
+    { key: 'clean', type: 'noop', depends_on: ['extract'], max_retries: 2 },
+    { key: 'stats', type: 'noop', depends_on: ['extract'], priority: 'low' },
+    { key: 'load', type: 'noop', depends_on: ['clean', 'stats'], timeout_ms: 60_000 },
+  ],
+});
+
+it('creates a workflow: 201, Location, each step\'s task, roots queued and the others waiting, the metric counted', async () => {
+  const made = await call('POST', '/workflows', diamond());
+  expect(made.status).toBe(201);
+  const w = made.body.workflow;
+  expect(made.headers.get('location')).toBe(`/workflows/${w.id}`);
+  expect(w).toMatchObject({ tenant: 'default', name: 'etl', status: 'running', on_failure: 'cancel_dependents', steps_total: 4, steps_unfinished: 4, steps_failed: 0, idempotency_key: null, finished_at: null });
+  expect(made.body.steps.map((s: Json) => s.key)).toEqual(['extract', 'clean', 'stats', 'load']);
+  const { rows } = await stack.pool.query('SELECT id::text, step_key, status::text, workflow_id::text, max_retries, priority, timeout_ms FROM tasks WHERE workflow_id = $1 ORDER BY id', [w.id]);
+  expect(rows.map((r) => [r.id, r.step_key])).toEqual(made.body.steps.map((s: Json) => [s.task_id, s.key]));
+  expect(rows.map((r) => r.status)).toEqual(['queued', 'waiting', 'waiting', 'waiting']);
+  expect(rows[1]).toMatchObject({ max_retries: 2 });
+  expect(rows[2]).toMatchObject({ priority: 'low', max_retries: stack.cfg.DEFAULT_MAX_RETRIES });
+  expect(rows[3]).toMatchObject({ timeout_ms: 60_000 });
+  expect(await api.registry.getSingleMetricAsString('workflows_started_total')).toMatch(/^workflows_started_total\{service="api"\} 1$/m);
+
+  const got = await call('GET', `/workflows/${w.id.toUpperCase()}`);
+  expect(got.status).toBe(200);
+  expect(got.body.workflow).toMatchObject({ id: w.id, status: 'running', counts: { queued: 1, waiting: 3, running: 0, succeeded: 0, dead: 0, cancelled: 0 } });
+  expect(got.body.steps).toMatchObject([
+    { key: 'extract', task_id: made.body.steps[0].task_id, type: 'sleeper', status: 'queued', depends_on: [], deps_waiting: 0, attempts: 0, cancelled_by: null, started_at: null },
+    { key: 'clean', status: 'waiting', depends_on: ['extract'], deps_waiting: 1 },
+    { key: 'stats', status: 'waiting', depends_on: ['extract'], priority: 'low' },
+    { key: 'load', status: 'waiting', depends_on: ['clean', 'stats'], deps_waiting: 2 },
+  ]);
+  // Its steps are tasks like any other.
+  expect((await call('GET', `/tasks/${made.body.steps[3].task_id}`)).body).toMatchObject({ status: 'waiting', type: 'noop' });
+  expect((await call('POST', `/workflows/${w.id}/cancel`)).status).toBe(200);
+});
+
+it.each([
+  [{ tasks: [{ key: 'a', type: 'noop' }] }, ['name']],
+  [{ name: 'x', tasks: [] }, ['tasks']],
+  [{ name: 'x', on_failure: 'explode', tasks: [{ key: 'a', type: 'noop' }] }, ['on_failure']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'no op', priority: 'urgent' }] }, ['tasks[1].priority', 'tasks[1].type']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop', retry: { base_ms: 0 } }] }, ['tasks[0].retry.base_ms']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop', delay_ms: 5 }] }, ['tasks[0].delay_ms']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['ghost'] }] }, ['tasks[1].depends_on']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop' }, { key: 'a', type: 'noop' }] }, ['tasks[1].key']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop', depends_on: ['a'] }] }, ['tasks[0].depends_on']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop', depends_on: ['b'] }, { key: 'b', type: 'noop', depends_on: ['a'] }] }, ['tasks[0].depends_on']],
+  [{ name: 'x', tasks: [{ key: 'a', type: 'noop', payload: null }] }, ['tasks[0].payload']],
+])('refuses %j with a 400 naming %j, creating nothing', async (body, named) => {
+  const before = [await count('workflows'), await count('tasks')];
+  const r = await call('POST', '/workflows', body);
+  expect(r.status).toBe(400);
+  expect(fields(r.body)).toEqual(named);
+  expect([await count('workflows'), await count('tasks')]).toEqual(before);
+});
+
+it('names the steps of a cycle, refuses what a payload may not hold, and bodies that are not workflows', async () => {
+  const cycle = await call('POST', '/workflows', { name: 'x', tasks: [{ key: 'a', type: 'noop', depends_on: ['c'] }, { key: 'b', type: 'noop', depends_on: ['a'] }, { key: 'c', type: 'noop', depends_on: ['b'] }, { key: 'd', type: 'noop' }] });
+  expect(cycle.status).toBe(400);
+  expect(cycle.body.detail).toBe('tasks[0].depends_on forms a cycle: a -> c -> b -> a');
+  const nul = await call('POST', '/workflows', '{"name":"x","tasks":[{"key":"a","type":"noop"},{"key":"b","type":"noop","payload":{"s":"\\u0000"}}]}');
+  expect(fields(nul.body)).toEqual(['tasks[1].payload.s']);
+  expect((await call('POST', '/workflows', '[]')).status).toBe(400);
+  expect((await call('POST', '/workflows', 'not json')).status).toBe(400);
+  expect((await call('POST', '/workflows', { name: 'x', tasks: [{ key: 'a', type: 'noop' }] }, { 'content-type': 'text/plain' })).status).toBe(415);
+  expect(fields((await call('POST', '/workflows', diamond(), { 'Idempotency-Key': 'has space' })).body)).toEqual(['Idempotency-Key']);
+});
+
+it('replays a repeated Idempotency-Key and body (200, the same workflow), refuses it with another body (409), per tenant', async () => {
+  const key = { 'Idempotency-Key': 'etl-2026-12-06' };
+  const first = await call('POST', '/workflows', diamond('keyed'), key);
+  expect(first.status).toBe(201);
+  expect(first.body.workflow.idempotency_key).toBe('etl-2026-12-06');
+  // The same request with its defaults written out is the same request.
+  const same = diamond('keyed') as Json;
+  same.on_failure = 'cancel_dependents';
+  same.tasks[0].priority = 'default';
+  const again = await call('POST', '/workflows', same, key);
+  expect(again.status).toBe(200);
+  expect(again.body).toEqual(first.body);
+  expect(again.headers.get('location')).toBe(`/workflows/${first.body.workflow.id}`);
+  const other = await call('POST', '/workflows', diamond('other'), key);
+  expect(other.status).toBe(409);
+  expect(fields(other.body)).toEqual(['Idempotency-Key']);
+  expect(other.body.detail).toContain(first.body.workflow.id);
+  expect((await stack.pool.query('SELECT count(*)::int AS n FROM workflows WHERE idempotency_key = $1', ['etl-2026-12-06'])).rows[0].n).toBe(1);
+  expect((await call('POST', '/workflows?tenant=beta', diamond('keyed'), key)).status).toBe(201);
+  expect(await api.registry.getSingleMetricAsString('workflows_started_total')).toMatch(/\} 3$/m);
+  for (const tenant of ['default', 'beta']) expect((await call('POST', `/workflows/${(await call('GET', `/workflows?name=keyed&tenant=${tenant}`)).body.workflows[0].id}/cancel?tenant=${tenant}`)).status).toBe(200);
+});
+
+it('lists newest first a page at a time, filtered by status, name and creation time', async () => {
+  const made: string[] = [];
+  for (const name of ['p-a', 'p-b', 'p-c', 'p-d', 'p-e']) made.push((await call('POST', '/workflows', { name, tasks: [{ key: 'only', type: 'sleeper', payload: { sleep_ms: 1 } }] })).body.workflow.id);
+  expect((await call('POST', `/workflows/${made[1]}/cancel`)).status).toBe(200);
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { status: number; body: Json } = await call('GET', `/workflows?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+    expect(page.status).toBe(200);
+    expect(page.body.workflows.length).toBeLessThanOrEqual(2);
+    seen.push(...page.body.workflows.map((w: Json) => w.id));
+    cursor = page.body.next_cursor;
+  } while (cursor);
+  expect(seen.slice(0, 5)).toEqual([...made].reverse());
+  expect(new Set(seen).size).toBe(seen.length);
+
+  expect((await call('GET', '/workflows?name=p-c')).body.workflows.map((w: Json) => w.id)).toEqual([made[2]]);
+  expect((await call('GET', '/workflows?status=cancelled&name=p-b')).body.workflows.map((w: Json) => w.id)).toEqual([made[1]]);
+  expect((await call('GET', '/workflows?status=running,failed&name=p-b')).body.workflows).toEqual([]);
+  expect((await call('GET', '/workflows?status=running&status=cancelled&name=p-b')).body.workflows).toHaveLength(1);
+  // Times are given to the millisecond and stored to the microsecond: a millisecond later is after made[2].
+  const third = Date.parse((await call('GET', `/workflows/${made[2]}`)).body.workflow.created_at);
+  const after = (await call('GET', `/workflows?created_after=${new Date(third + 1).toISOString()}`)).body.workflows;
+  expect(after.map((w: Json) => w.id)).toEqual([made[4], made[3]]);
+  for (const q of ['status=done', 'limit=0', 'limit=501', 'cursor=abc!', 'colour=red', 'limit=1&limit=2', 'name=has%20space', 'created_after=yesterday']) {
+    const r = await call('GET', `/workflows?${q}`);
+    expect(r.status).toBe(400);
+    expect(fields(r.body)).toEqual([q.split('=')[0]]);
+  }
+  for (const id of made) await call('POST', `/workflows/${id}/cancel`);
+});
+
+it('cancels a running workflow (200), not a final one (409); an unknown id is a 404, a malformed one a 400', async () => {
+  const made = await call('POST', '/workflows', diamond('to-cancel'));
+  const id = made.body.workflow.id;
+  const cancelled = await call('POST', `/workflows/${id}/cancel`);
+  expect(cancelled.status).toBe(200);
+  expect(cancelled.body).toMatchObject({ workflow: { id, status: 'cancelled', steps_unfinished: 0 }, cancelled: 4, cancelling: 0 });
+  expect(cancelled.body.workflow.cancel_requested_at).not.toBeNull();
+  const again = await call('POST', `/workflows/${id}/cancel`);
+  expect(again.status).toBe(409);
+  expect(again.body.detail).toBe(`workflow ${id} is cancelled already; only a running workflow can be cancelled`);
+  expect((await call('GET', `/workflows/${id}`)).body.workflow.counts).toMatchObject({ cancelled: 4, waiting: 0, queued: 0 });
+  const unknown = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
+  expect((await call('POST', `/workflows/${unknown}/cancel`)).status).toBe(404);
+  expect((await call('GET', `/workflows/${unknown}`)).status).toBe(404);
+  expect(fields((await call('GET', '/workflows/not-an-id')).body)).toEqual(['id']);
+  expect((await call('POST', '/workflows/not-an-id/cancel')).status).toBe(400);
+});
+
+it("keeps tenants apart: another tenant's workflow is a 404 to read or cancel, and never listed", async () => {
+  const theirs = await call('POST', '/workflows?tenant=gamma', diamond('theirs'));
+  expect(theirs.status).toBe(201);
+  expect(theirs.body.workflow.tenant).toBe('gamma');
+  const id = theirs.body.workflow.id;
+  expect((await call('GET', `/workflows/${id}`)).status).toBe(404);
+  expect((await call('POST', `/workflows/${id}/cancel`)).status).toBe(404);
+  expect((await call('GET', '/workflows?name=theirs')).body.workflows).toEqual([]);
+  expect((await call('GET', `/workflows/${id}?tenant=gamma`)).body.workflow.tenant).toBe('gamma');
+  expect((await call('POST', `/workflows/${id}/cancel?tenant=gamma`)).status).toBe(200);
+});
+
+it('runs to the end with a worker: succeeded, every step counted, finished_at set', async () => {
+  const { worker } = startWorker(stack);
+  try {
+    const id = (await call('POST', '/workflows', diamond('runs'))).body.workflow.id;
+    const done = await waitFor(async () => {
+      const r = await call('GET', `/workflows/${id}`);
+      return r.body.workflow.status === 'running' ? null : r.body;
+    }, 20_000, 'the workflow to finish');
+    expect(done.workflow).toMatchObject({ status: 'succeeded', steps_unfinished: 0, steps_failed: 0, counts: { succeeded: 4, waiting: 0 } });
+    expect(done.workflow.finished_at).not.toBeNull();
+    expect(done.steps.every((s: Json) => s.status === 'succeeded' && s.attempts === 1 && s.started_at && s.finished_at)).toBe(true);
+    expect((await call('POST', `/workflows/${id}/cancel`)).status).toBe(409);
+  } finally {
+    await (worker as Worker).stop(0);
+  }
+});
+
+it(`takes ${MAX_WORKFLOW_STEPS} steps in one body (a chain), and refuses a body over MAX_WORKFLOW_BODY_BYTES with a 413`, async () => {
+  const tasks = Array.from({ length: MAX_WORKFLOW_STEPS }, (_, i) => ({ key: `step-${i}`, type: 'noop', ...(i ? { depends_on: [`step-${i - 1}`] } : {}) }));
+  const made = await call('POST', '/workflows', { name: 'long', tasks });
+  expect(made.status).toBe(201);
+  expect(made.body.steps).toHaveLength(MAX_WORKFLOW_STEPS);
+  expect((await stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1', [made.body.workflow.id])).rows[0].n).toBe(MAX_WORKFLOW_STEPS);
+  const got = await call('GET', `/workflows/${made.body.workflow.id}`);
+  expect(got.body.workflow.counts).toMatchObject({ queued: 1, waiting: MAX_WORKFLOW_STEPS - 1 });
+  expect(got.body.steps[MAX_WORKFLOW_STEPS - 1]).toMatchObject({ key: `step-${MAX_WORKFLOW_STEPS - 1}`, depends_on: [`step-${MAX_WORKFLOW_STEPS - 2}`] });
+  const big = { name: 'big', tasks: [{ key: 'a', type: 'noop', payload: { text: 'x'.repeat(stack.cfg.MAX_WORKFLOW_BODY_BYTES) } }] };
+  expect((await call('POST', '/workflows', big)).status).toBe(413);
+}, 120_000);
+
+describe('under tenant limits', () => {
+  let server: RunningServer;
+  let url: string;
+  let registry: Registry;
+  beforeAll(async () => {
+    registry = createRegistry('api');
+    const metrics = apiMetrics(registry);
+    const admission = new RequestAdmission({
+      cache: new TenantCache(stack.pool, 0),
+      admission: new TenantAdmission(stack.redis, stack.cfg.REDIS_KEY_PREFIX),
+      env: { TENANT_RATE_LIMIT: 0, TENANT_BURST: 0, TENANT_MAX_UNFINISHED: 0 },
+      log: silentLog,
+      metrics,
+      tenantLabels: new TenantLabels(2),
+    });
+    server = await startServer(createApp({ pool: stack.pool, queue: stack.queue, log: silentLog, metrics, maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000, admission }), '127.0.0.1:0');
+    url = `http://127.0.0.1:${server.address.port}`;
+  });
+  afterAll(async () => server.stop());
+
+  it('admits a workflow as a batch of as many tasks as it has steps: whole, or refused whole with a 429', async () => {
+    await setTenant(stack.pool, 'limited', { rate_limit: 1, burst: 5 });
+    const tooBig = await call('POST', '/workflows?tenant=limited', { name: 'six', tasks: Array.from({ length: 6 }, (_, i) => ({ key: `s${i}`, type: 'noop' })) }, {}, url);
+    expect(tooBig.status).toBe(429);
+    expect(fields(tooBig.body)).toEqual(['burst']);
+    const fits = await call('POST', '/workflows?tenant=limited', diamond('fits'), {}, url);
+    expect(fits.status).toBe(201);
+    expect(fits.headers.get('ratelimit')).toMatch(/^"tasks";r=1;/);
+    const over = await call('POST', '/workflows?tenant=limited', diamond('over'), {}, url);
+    expect(over.status).toBe(429);
+    expect(over.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect((await stack.pool.query("SELECT count(*)::int AS n FROM workflows WHERE tenant = 'limited'")).rows[0].n).toBe(1);
+  });
+});
