@@ -109,11 +109,12 @@ export async function createWorkflow(
   return { kind: 'created', workflow, steps: spec.steps.map((x) => ({ key: x.key, task_id: idOf.get(x.key)! })) };
 }
 
-/** Pushes queued steps to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
+/** Pushes a new workflow's steps without dependencies to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
 export async function pushSteps(deps: { queue: TaskQueue; log: Logger }, steps: TaskRow[]): Promise<void> {
   if (steps.length === 0) return;
   try {
-    await deps.queue.enqueue(steps.map((t) => enqueueItem(t)));
+    // Steps without dependencies: nothing to read before they start.
+    await deps.queue.enqueue(steps.map((t) => ({ ...enqueueItem(t), parentsJson: '{}' })));
   } catch (err) {
     deps.log.error({ err, count: steps.length, taskIds: steps.slice(0, 10).map((t) => t.id) }, 'workflow steps queued in Postgres but not in Redis; the reconciler will queue them');
   }
