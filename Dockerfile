@@ -16,7 +16,7 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.console.json ./
 COPY services ./services
 RUN npm run build
 
@@ -38,6 +38,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
+# dist/services (the services) and dist/console (the web console's files, served by the api).
 COPY --from=build /app/dist ./dist
 # Lua scripts are read at run time from beside the adapter's source path.
 COPY services/core/queue/lua ./services/core/queue/lua

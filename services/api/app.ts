@@ -35,6 +35,7 @@ import { DEFAULT_BULK_MAX_LIMIT, DEFAULT_BULK_SCAN_ROWS } from './schemas/bulk';
 import { addScheduleRoutes, DEFAULT_MAX_SCHEDULES_PER_TENANT } from './schedules/schedule-routes';
 import { triggerSchedule } from '../core/schedules/schedule-tasks';
 import { addWorkflowRoutes } from './workflows/workflow-routes';
+import { addConsoleRoutes, ConsoleOptions } from './console/console-routes';
 
 export interface AppDeps {
   pool: Pool;
@@ -70,6 +71,8 @@ export interface AppDeps {
   maxSchedulesPerTenant?: number;
   /** MAX_WORKFLOW_BODY_BYTES (default 4 MiB, and never below maxBodyBytes). */
   maxWorkflowBodyBytes?: number;
+  /** The web console (UI_ENABLED, UI_BASE_PATH); default: not served. */
+  console?: ConsoleOptions;
 }
 
 /** The API's request listener, and a wait for the Redis pushes still in flight (for shutdown). */
@@ -94,6 +97,8 @@ export function createApp(deps: AppDeps): ApiApp {
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(openapi);
   });
+
+  if (deps.console) addConsoleRoutes(app, deps.console);
 
   // Ready while Postgres answers: with Redis away tasks are still accepted (see readiness.ts).
   const readiness = deps.readiness ?? apiReadiness({ pool: deps.pool, queue: deps.queue, timeoutMs: 1000 });

@@ -61,8 +61,16 @@ function replay(stage: Stage, dir: string): void {
           : from === 'build' ? path.join(REPO_ROOT, src.replace(/^\/app\/dist$/, 'dist/services').replace(/^\/app\//, ''))
           : path.join(root, `stage-${from}`, src.replace(/^\/app\//, ''));
         if (from === 'deps' && !existsSync(origin)) replay(all.get('deps')!, path.join(root, 'stage-deps'));
-        // The build stage's dist holds only what tsconfig.build.json compiles: dist/services.
-        const target = from === 'build' ? path.join(dir, dest, 'services') : dest.endsWith('/') ? path.join(dir, dest, path.basename(src)) : path.join(dir, dest);
+        // The build stage's dist holds only what npm run build makes: dist/services and dist/console.
+        if (from === 'build' && src === '/app/dist') {
+          for (const part of ['services', 'console']) {
+            const built = path.join(REPO_ROOT, 'dist', part);
+            if (!existsSync(built)) throw new Error(`COPY ${src}: ${built} does not exist (run npm run build first)`);
+            cpSync(built, path.join(dir, dest, part), { recursive: true });
+          }
+          continue;
+        }
+        const target = dest.endsWith('/') ? path.join(dir, dest, path.basename(src)) : path.join(dir, dest);
         if (!existsSync(origin)) throw new Error(`COPY ${src}: ${origin} does not exist (run npm run build first)`);
         cpSync(origin, target, { recursive: true });
       }
@@ -144,6 +152,12 @@ describe('entrypoints started from the image layout', () => {
     try {
       await waitForLine(r, /"msg":"listening"/);
       expect(nodeFlags(r.pid)).toEqual([`--max-old-space-size=${Math.floor((limitMiB * 75) / 100)}`]);
+      // The web console's files ship in the api image (dist/console) and are served from there.
+      if (target === 'api') {
+        const page = await fetch(`http://${env.API_ADDR}/ui/`);
+        expect({ status: page.status, csp: page.headers.get('content-security-policy') }).toEqual({ status: 200, csp: expect.stringContaining("script-src 'self'") });
+        expect((await fetch(`http://${env.API_ADDR}/ui/main.js`)).status).toBe(200);
+      }
     } catch (err) {
       r.kill('SIGKILL');
       throw err;
