@@ -1,0 +1,86 @@
+/**
+ * Dead letters: dead tasks, filtered; retry (or cancel) the ones selected, or every task matching
+ * the filter through the bulk routes, after a confirmation that says how many.
+ */
+import { call, get } from '../api.js';
+import { fill, h } from '../dom.js';
+import { confirmDialog, countMatching, runBulk } from '../bulk.js';
+import { hrefFor, PageContext } from '../router.js';
+import { filterForm, filterFrom } from '../task-filter.js';
+import { errorText, heading, link, notice, table } from '../ui.js';
+import { TASK_HEADERS, taskCells, TaskRow } from './tasks.js';
+
+export async function deadLettersPage(ctx: PageContext): Promise<void> {
+  const filter = { ...filterFrom(ctx.query), status: 'dead' };
+  const cursor = ctx.query.get('cursor') ?? '';
+  const form = filterForm(filter, { withStatus: false, submitLabel: 'Show dead tasks' }, (f) => {
+    location.hash = hrefFor('dead', [], { ...f, status: '' });
+  });
+  const page = await get<{ tasks: TaskRow[]; next_cursor: string | null }>('/tasks', { ...filter, cursor, limit: 100 });
+  const msg = notice();
+  const progress = h('progress', { id: 'bulk-progress', max: 1, value: 0, hidden: true, 'aria-label': 'Bulk progress' });
+  const boxes = page.tasks.map((t) => h('input', { type: 'checkbox', class: 'pick', value: t.id, 'aria-label': `Select task ${t.id}` }));
+  const all = h('input', { type: 'checkbox', id: 'pick-all', 'aria-label': 'Select every task on this page' });
+  all.addEventListener('change', () => boxes.forEach((b) => (b.checked = all.checked)));
+  const picked = () => boxes.filter((b) => b.checked).map((b) => b.value);
+
+  const filterNoStatus = { type: filter.type, priority: filter.priority, created_after: filter.created_after, created_before: filter.created_before, status: 'dead' };
+  const busy = (on: boolean) => buttons.forEach((b) => (b.disabled = on));
+
+  const onSelected = async (action: 'retry' | 'cancel') => {
+    const ids = picked();
+    if (ids.length === 0) return msg.say('Select at least one task first.', 'error');
+    if (!(await confirmDialog(`${action === 'retry' ? 'Retry' : 'Cancel'} ${ids.length} selected task(s)?`, `${action === 'retry' ? 'Retry' : 'Cancel'} ${ids.length}`))) return;
+    busy(true);
+    progress.hidden = false;
+    progress.max = ids.length;
+    let done = 0;
+    let failed = 0;
+    for (const id of ids) {
+      await call('POST', `/tasks/${encodeURIComponent(id)}/${action}`).catch(() => (failed += 1));
+      done += 1;
+      progress.value = done;
+      msg.say(`${done} of ${ids.length} done…`);
+    }
+    msg.say(`${ids.length - failed} task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}${failed ? `, ${failed} refused` : ''}.`, failed ? 'error' : 'ok');
+    busy(false);
+  };
+
+  const onMatching = async (action: 'retry' | 'cancel') => {
+    busy(true);
+    try {
+      msg.say('Counting the tasks that match…');
+      const n = await countMatching(action, filterNoStatus);
+      if (n === 0) return msg.say('No dead task matches the filter.', 'info');
+      if (!(await confirmDialog(`${action === 'retry' ? 'Retry' : 'Cancel'} all ${n} dead task(s) matching the filter?`, `${action === 'retry' ? 'Retry' : 'Cancel'} ${n}`))) return msg.say('Nothing was changed.');
+      progress.hidden = false;
+      progress.max = n;
+      const changed = await runBulk(action, filterNoStatus, (c, calls) => {
+        progress.value = Math.min(c, n);
+        msg.say(`${c} of ${n} ${action === 'retry' ? 'queued again' : 'cancelled'} (${calls} call(s))…`);
+      });
+      msg.say(`${changed} of ${n} dead task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}.`, 'ok');
+    } catch (err) {
+      msg.say(`Stopped: ${errorText(err)}`, 'error');
+    } finally {
+      busy(false);
+    }
+  };
+
+  const buttons = [
+    h('button', { type: 'button', id: 'retry-selected', onclick: () => void onSelected('retry') }, 'Retry selected'),
+    h('button', { type: 'button', id: 'retry-matching', class: 'primary', onclick: () => void onMatching('retry') }, 'Retry all matching'),
+  ];
+  const rows = page.tasks.map((t, i) => [boxes[i]!, ...taskCells(t)]);
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of dead tasks' }, page.next_cursor ? link(hrefFor('dead', [], { ...filter, status: '', cursor: page.next_cursor }), 'Next page', { rel: 'next' }) : null);
+  fill(
+    ctx.main,
+    heading('Dead letters'),
+    h('p', { class: 'help' }, 'Tasks that used up their retries. Retrying queues them again with a fresh budget; their earlier attempts stay in their history.'),
+    form,
+    h('div', { class: 'toolbar' }, h('label', { class: 'check' }, all, 'Select page'), ...buttons, progress),
+    msg.el,
+    table('Dead tasks, newest first', ['Select', ...TASK_HEADERS], rows, 'No dead task matches.'),
+    pager,
+  );
+}

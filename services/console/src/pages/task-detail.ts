@@ -1,0 +1,149 @@
+/**
+ * One task: payload, result, retry policy, and every attempt (worker, outcome including the
+ * fencing outcomes `expired` and `discarded`, error, duration); cancel or retry it. While the task
+ * is not final the page refreshes every 2 s, so a cancel or retry is seen to take effect.
+ */
+import { ApiError, call, get } from '../api.js';
+import { fill, h } from '../dom.js';
+import { badge, duration, FINAL, json, time } from '../format.js';
+import { hrefFor, PageContext, poll } from '../router.js';
+import { dl, errorText, heading, link, notice } from '../ui.js';
+
+interface Run {
+  attempt: number;
+  worker_id: string | null;
+  outcome: string;
+  error: string | null;
+  error_type: string | null;
+  error_stack: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_ms: number | null;
+}
+interface Task {
+  id: string;
+  tenant: string;
+  type: string;
+  priority: string;
+  payload: unknown;
+  status: string;
+  attempts: number;
+  max_retries: number;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  cancel_requested_at: string | null;
+  retry: unknown;
+  timeout_ms: number | null;
+  result: unknown;
+  run_at: string | null;
+  schedule: string | null;
+  scheduled_for: string | null;
+  workflow_id: string | null;
+  step_key: string | null;
+  runs: Run[];
+}
+
+const OUTCOME_NOTES: Record<string, string> = {
+  expired: 'its lease ran out (the worker stopped answering); the attempt was taken back',
+  discarded: 'finished after its lease had passed to another attempt; its result was not used',
+};
+
+function timeline(runs: Run[]): HTMLElement {
+  if (runs.length === 0) return h('p', { class: 'empty' }, 'No attempt yet.');
+  return h(
+    'ol',
+    { class: 'timeline', 'aria-label': 'Attempts' },
+    ...runs.map((r) =>
+      h(
+        'li',
+        { class: 'run', 'data-outcome': r.outcome },
+        h('div', { class: 'run-head' }, h('strong', {}, `Attempt ${r.attempt}`), badge(r.outcome), h('span', {}, duration(r.duration_ms))),
+        OUTCOME_NOTES[r.outcome] ? h('p', { class: 'help' }, OUTCOME_NOTES[r.outcome]) : null,
+        dl([
+          ['Worker', r.worker_id ?? '–'],
+          ['Started', time(r.started_at)],
+          ['Finished', time(r.finished_at)],
+          ...(r.error ? ([['Error', h('span', { class: 'error-text' }, `${r.error_type ? `${r.error_type}: ` : ''}${r.error}`)]] as [string, Node][]) : []),
+        ]),
+        r.error_stack ? h('details', {}, h('summary', {}, 'Stack'), h('pre', {}, r.error_stack)) : null,
+      ),
+    ),
+  );
+}
+
+export async function taskPage(ctx: PageContext): Promise<void> {
+  const id = ctx.params[0]!;
+  const msg = notice();
+  const body = h('div', { id: 'task-body' });
+  const title = heading(`Task ${id}`);
+  fill(ctx.main, h('p', {}, link(hrefFor('tasks'), '← Tasks')), title, msg.el, body);
+  let current: Task | null = null;
+
+  const act = async (action: 'cancel' | 'retry') => {
+    try {
+      const res = await call<Task>('POST', `/tasks/${encodeURIComponent(id)}/${action}`);
+      msg.say(action === 'retry' ? 'Queued again.' : res.status === 202 ? 'Cancel requested: the running attempt is being stopped.' : 'Cancelled.', 'ok');
+    } catch (err) {
+      msg.say(`Could not ${action}: ${errorText(err)}`, 'error');
+    }
+    await load();
+  };
+
+  const load = async () => {
+    let t: Task;
+    try {
+      t = await get<Task>(`/tasks/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        fill(body, h('p', { class: 'notice error', role: 'alert' }, `No task ${id} (404): it does not exist, or belongs to another tenant.`));
+        current = null;
+        return;
+      }
+      throw err;
+    }
+    current = t;
+    const canCancel = !FINAL.has(t.status);
+    const canRetry = t.status === 'dead' || t.status === 'cancelled';
+    const focused = document.activeElement?.id;
+    fill(
+      body,
+      h(
+        'div',
+        { class: 'toolbar' },
+        h('span', { class: 'status-line' }, 'Status ', badge(t.status)),
+        canCancel ? h('button', { type: 'button', id: 'cancel-task', onclick: () => void act('cancel') }, t.cancel_requested_at ? 'Cancel (requested)' : 'Cancel') : null,
+        canRetry ? h('button', { type: 'button', id: 'retry-task', class: 'primary', onclick: () => void act('retry') }, 'Retry') : null,
+      ),
+      dl([
+        ['Type', t.type],
+        ['Priority', t.priority],
+        ['Attempts', `${t.attempts} (max retries ${t.max_retries})`],
+        ['Created', time(t.created_at)],
+        ['Started', time(t.started_at)],
+        ['Finished', time(t.finished_at)],
+        ['Next attempt', time(t.next_attempt_at)],
+        ['Timeout', t.timeout_ms ? duration(t.timeout_ms) : 'handler default'],
+        ['Retry policy', t.retry ? json(t.retry) : 'handler / environment default'],
+        ...(t.schedule ? ([['Schedule', link(hrefFor('schedules', [t.schedule]), t.schedule)]] as [string, Node][]) : []),
+        ...(t.workflow_id ? ([['Workflow', link(hrefFor('workflows', [t.workflow_id]), `${t.step_key ?? ''} in ${t.workflow_id}`)]] as [string, Node][]) : []),
+        ...(t.last_error ? ([['Last error', h('span', { class: 'error-text' }, t.last_error)]] as [string, Node][]) : []),
+      ]),
+      h('h2', {}, 'Payload'),
+      h('pre', { class: 'json', tabindex: 0, 'aria-label': 'Payload' }, json(t.payload)),
+      h('h2', {}, 'Result'),
+      h('pre', { class: 'json', tabindex: 0, 'aria-label': 'Result' }, t.result === null ? '–' : json(t.result)),
+      h('h2', {}, 'Attempts'),
+      timeline(t.runs),
+    );
+    // A refresh must not take the keyboard focus away from the button the user is on.
+    if (focused) document.getElementById(focused)?.focus();
+  };
+
+  await load();
+  poll(ctx, 2000, async () => {
+    if (current && !FINAL.has(current.status)) await load();
+  });
+}

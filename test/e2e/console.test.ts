@@ -1,0 +1,179 @@
+/**
+ * The web console in headless Chromium against the built api and worker processes: sign in (a
+ * wrong key is refused), live counts, a dead task retried until it succeeds, a bulk redrive, a
+ * running task cancelled, a workflow's graph, another tenant's task not found, no serious
+ * accessibility violation on any page, and nothing fetched from any host but the API's.
+ * One browser for the file; each page is also photographed at laptop and phone width for the README.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { createKey } from '../../services/core/tenancy/key-store';
+import { accessibilityViolations, launchBrowser, TestBrowser } from '../support/browser';
+import { startServiceProcesses, ServiceProcesses } from '../support/service-processes';
+import { waitFor } from '../support/stack';
+
+const SCREENSHOTS = path.resolve(__dirname, '../../docs/screenshots');
+let svc: ServiceProcesses;
+let b: TestBrowser;
+let page: Page;
+let key = '';
+let otherKey = '';
+
+beforeAll(async () => {
+  [svc, b] = await Promise.all([startServiceProcesses({ label: 'console', env: { QUEUES_CACHE_MS: '200' } }), launchBrowser()]);
+  page = b.page;
+  key = (await createKey(svc.pool, { tenant: 'ops', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
+  otherKey = (await createKey(svc.pool, { tenant: 'elsewhere', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
+}, 120_000);
+
+afterAll(async () => {
+  await b?.close();
+  await svc?.stop();
+});
+
+async function api<T = Record<string, unknown>>(method: string, p: string, body?: unknown, as = key): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${svc.url}${p}`, { method, headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as T };
+}
+const taskOf = async (id: string) => (await api<{ status: string; attempts: number; runs: { outcome: string }[] }>('GET', `/tasks/${id}`)).body;
+const until = (id: string, status: string) => waitFor(async () => (await taskOf(id)).status === status, 20_000, `task ${id} to be ${status}`);
+
+async function signIn(withKey: string): Promise<void> {
+  await page.goto(`${svc.url}/ui/`);
+  await page.getByLabel('API key').fill(withKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function go(hash: string): Promise<void> {
+  // Strings, not functions: the browser's globals are not in this (node) program's types.
+  await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+}
+
+it('serves the console with a strict CSP, and refuses a wrong key', async () => {
+  const res = await page.goto(`${svc.url}/ui`);
+  // /ui redirects to /ui/ (relative, so an ingress prefix survives).
+  expect(new URL(page.url()).pathname).toBe('/ui/');
+  const headers = res!.headers();
+  expect(headers['content-security-policy']).toContain("default-src 'none'");
+  expect(headers['content-security-policy']).toContain("script-src 'self'");
+  expect(headers['x-content-type-options']).toBe('nosniff');
+  expect(headers['referrer-policy']).toBe('no-referrer');
+  await signIn('tsk_not-a-real-key');
+  await page.getByText('The API refused this key (401)').waitFor();
+  expect(await page.evaluate('sessionStorage.length')).toBe(0);
+});
+
+it('signs in and shows live counts changing as tasks are posted', async () => {
+  await signIn(key);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  // The key is in sessionStorage only: never in the URL.
+  expect(page.url()).not.toContain(key);
+  expect(await page.evaluate('Object.values(sessionStorage)')).toContain(key);
+  const cell = page.locator('[data-priority="low"][data-field="last_minute.enqueued"]');
+  // Locators, not waitForFunction: that evaluates a string in the page, which the CSP forbids.
+  await waitFor(async () => (await cell.textContent()) === '0', 10_000, 'the first counts');
+  for (let i = 0; i < 3; i++) expect((await api('POST', '/tasks', { type: 'noop', priority: 'low' })).status).toBe(201);
+  await waitFor(async () => Number(await cell.textContent()) >= 3, 10_000, 'the posted tasks to be counted');
+  expect(Number(await cell.textContent())).toBe(3);
+  await page.locator('#workers li', { hasText: 'slots' }).first().waitFor();
+});
+
+it('finds a dead task, retries it and sees it succeed', async () => {
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'flaky', payload: { fail_attempts: 1 }, max_retries: 0 });
+  await until(t.id, 'dead');
+  await go('#/dead');
+  await page.getByRole('link', { name: `Task ${t.id}` }).click();
+  await page.getByRole('heading', { name: `Task ${t.id}` }).waitFor();
+  await page.getByRole('button', { name: 'Retry' }).click();
+  await page.locator('.status-line .badge', { hasText: 'succeeded' }).waitFor({ timeout: 15_000 });
+  // The timeline shows both attempts: the planned failure, then the success.
+  await page.locator('.timeline .run[data-outcome="succeeded"]').waitFor();
+  expect(await page.locator('.timeline .run').evaluateAll((els) => els.map((e) => e.getAttribute('data-outcome')))).toEqual(['failed', 'succeeded']);
+});
+
+it('bulk-retries every dead task matching a filter, after a confirmation that says how many', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', max_retries: 0 })).body.id);
+  for (const id of ids) await until(id, 'dead');
+  await go('#/dead?type=always_fail');
+  await page.getByRole('button', { name: 'Retry all matching' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByText('Retry all 3 dead task(s) matching the filter?').waitFor();
+  await dialog.getByRole('button', { name: 'Retry 3' }).click();
+  await page.getByText('3 of 3 dead task(s) queued again.').waitFor();
+  // Each ran once more (and, being always_fail, died again).
+  for (const id of ids) await waitFor(async () => (await taskOf(id)).attempts === 2 && (await taskOf(id)).status === 'dead', 15_000, `task ${id} to run again`);
+});
+
+it('cancels a running task', async () => {
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'sleeper', payload: { sleep_ms: 60_000 } });
+  await until(t.id, 'running');
+  await go(`#/tasks/${t.id}`);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('.status-line .badge', { hasText: 'cancelled' }).waitFor({ timeout: 10_000 });
+  expect((await taskOf(t.id)).runs.map((r) => r.outcome)).toEqual(['cancelled']);
+});
+
+it('draws a workflow graph whose nodes open their steps', async () => {
+  const { body } = await api<{ workflow: { id: string }; steps: { key: string; task_id: string }[] }>('POST', '/workflows', {
+    name: 'console-diamond',
+    tasks: [
+      { key: 'extract', type: 'noop' },
+      { key: 'clean', type: 'noop', depends_on: ['extract'] },
+      { key: 'stats', type: 'noop', depends_on: ['extract'] },
+      { key: 'load', type: 'noop', depends_on: ['clean', 'stats'] },
+    ],
+  });
+  await go(`#/workflows/${body.workflow.id}`);
+  await page.locator('svg.dag a.node[data-step="load"]', { hasText: 'succeeded' }).waitFor({ timeout: 15_000 });
+  expect(await page.locator('svg.dag a.node').count()).toBe(4);
+  expect(await page.locator('svg.dag path.edge').count()).toBe(4);
+  // Layers by longest path: extract left of clean and stats, which are left of load.
+  const x = async (k: string) => Number(await page.locator(`a.node[data-step="${k}"] rect`).getAttribute('x'));
+  expect(await x('extract')).toBeLessThan(await x('clean'));
+  expect(await x('clean')).toBe(await x('stats'));
+  expect(await x('stats')).toBeLessThan(await x('load'));
+  expect(await page.getByRole('link', { name: 'stats succeeded' }).count()).toBe(1);
+  await page.locator(`a.node[data-step="stats"]`).click();
+  const stats = body.steps.find((s) => s.key === 'stats')!;
+  await page.getByRole('heading', { name: `Task ${stats.task_id}` }).waitFor();
+});
+
+it("does not show another tenant's task", async () => {
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'noop' }, otherKey);
+  await go(`#/tasks/${t.id}`);
+  await page.getByText(`No task ${t.id} (404)`).waitFor();
+});
+
+it('has no serious accessibility violation on any page, at laptop and phone width (screenshots for the README)', async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const { body: dead } = await api<{ tasks: { id: string }[] }>('GET', '/tasks?status=dead&limit=1');
+  const { body: wfs } = await api<{ workflows: { id: string }[] }>('GET', '/workflows?limit=1');
+  const pages: [string, string][] = [
+    ['overview', '#/overview'],
+    ['tasks', '#/tasks'],
+    ['task', `#/tasks/${dead.tasks[0]!.id}`],
+    ['dead-letters', '#/dead'],
+    ['workflow', `#/workflows/${wfs.workflows[0]!.id}`],
+    ['schedules', '#/schedules'],
+  ];
+  for (const [width, height, label] of [[1280, 800, 'laptop'], [390, 844, 'phone']] as const) {
+    await page.setViewportSize({ width, height });
+    for (const [name, hash] of pages) {
+      await go(hash);
+      await page.locator('#page-title').waitFor();
+      await page.waitForLoadState('networkidle');
+      expect({ page: name, width, violations: await accessibilityViolations(page) }).toEqual({ page: name, width, violations: [] });
+      await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${label}.png`) });
+    }
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+}, 120_000);
+
+it('fetched nothing from any other host, broke no CSP rule, and logged no key', () => {
+  expect(b.offHost).toEqual([]);
+  expect(b.pageProblems).toEqual([]);
+  expect(svc.api.output()).not.toContain(key);
+  expect(svc.api.output()).not.toContain(otherKey);
+});
