@@ -117,6 +117,18 @@ it('names the steps of a cycle, refuses what a payload may not hold, and bodies 
   expect(fields((await call('POST', '/workflows', diamond(), { 'Idempotency-Key': 'has space' })).body)).toEqual(['Idempotency-Key']);
 });
 
+it('holds step payloads to MAX_PAYLOAD_DEPTH, as POST /tasks does', async () => {
+  const nested = (depth: number): unknown => (depth === 1 ? {} : { a: nested(depth - 1) });
+  const at = (depth: number) => ({ name: 'deep', tasks: [{ key: 'a', type: 'noop', payload: nested(depth) }] });
+  const ok = await call('POST', '/workflows', at(stack.cfg.MAX_PAYLOAD_DEPTH));
+  expect(ok.status).toBe(201);
+  const deep = await call('POST', '/workflows', at(stack.cfg.MAX_PAYLOAD_DEPTH + 1));
+  expect(deep.status).toBe(400);
+  expect(deep.body.errors[0].field).toMatch(/^tasks\[0\]\.payload\.a/);
+  expect(deep.body.detail).toContain(`a payload may nest ${stack.cfg.MAX_PAYLOAD_DEPTH} levels`);
+  expect((await call('POST', `/workflows/${ok.body.workflow.id}/cancel`)).status).toBe(200);
+});
+
 it('replays a repeated Idempotency-Key and body (200, the same workflow), refuses it with another body (409), per tenant', async () => {
   const key = { 'Idempotency-Key': 'etl-2026-12-06' };
   const first = await call('POST', '/workflows', diamond('keyed'), key);
