@@ -18,7 +18,10 @@ CREATE TABLE IF NOT EXISTS workflows (
   cancel_requested_at timestamptz,
   created_at          timestamptz NOT NULL DEFAULT now(),
   updated_at          timestamptz NOT NULL DEFAULT now(),
-  finished_at         timestamptz
+  finished_at         timestamptz,
+  -- Counted in workflows_finished_total (by whichever worker claimed it); a retry that reopens
+  -- the workflow clears it, so its next end counts again.
+  reported            boolean     NOT NULL DEFAULT false
 );
 -- GET /workflows, newest first, per tenant.
 CREATE INDEX IF NOT EXISTS workflows_tenant_created_idx ON workflows (tenant, created_at, id);
@@ -26,6 +29,9 @@ CREATE INDEX IF NOT EXISTS workflows_tenant_created_idx ON workflows (tenant, cr
 CREATE UNIQUE INDEX IF NOT EXISTS workflows_idempotency_key ON workflows (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- Retention: finished workflows, oldest first.
 CREATE INDEX IF NOT EXISTS workflows_finished_idx ON workflows (finished_at) WHERE finished_at IS NOT NULL;
+-- The metrics: workflows running, and finished ones not counted yet.
+CREATE INDEX IF NOT EXISTS workflows_running_idx ON workflows (created_at) WHERE finished_at IS NULL;
+CREATE INDEX IF NOT EXISTS workflows_unreported_idx ON workflows (id) WHERE finished_at IS NOT NULL AND NOT reported;
 
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS workflow_id uuid;
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS step_key text;
@@ -135,6 +141,7 @@ BEGIN
                        WHEN w.cancel_requested_at IS NOT NULL THEN 'cancelled'
                        WHEN w.failed + d_failed > 0 THEN 'failed' ELSE 'succeeded' END,
          finished_at = CASE WHEN w.unfinished + d_unfinished > 0 THEN NULL ELSE now() END,
+         reported = CASE WHEN w.unfinished + d_unfinished > 0 THEN false ELSE w.reported END,
          updated_at = now()
    WHERE w.id = NEW.workflow_id
   RETURNING w.on_failure INTO policy;

@@ -17,6 +17,7 @@ import { RedisQueue } from '../../services/core/queue/redis-queue';
 import { submitTasks } from '../../services/core/tasks/submit';
 import { configWith } from '../../services/core/config/config';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../../test/support/processes';
+import { BenchKit, chain, diamonds, fanOut } from './workflows';
 import { cpuSince, machineSpeedMs, stealSince, withChildren } from './cpu';
 import { BENCH_CLUSTER, startLocalCluster, startLocalServices, stopBenchServices } from '../local-services';
 import { createRedisCluster } from '../../services/core/db/redis';
@@ -570,6 +571,24 @@ async function delayedMinute(): Promise<Record<string, number>> {
   return { ...out, cpuWorker: used.worker!, cpuPostgres: used.postgres!, cpuRedis: used.redis! };
 }
 
+/** Scenario 10's services: a fresh database, one API and `workers` worker processes with default settings. */
+const workflowKit: BenchKit = {
+  headers: AUTH,
+  async withServices(workers, fn) {
+    await flushRedis();
+    const dbUrl = await freshDatabase();
+    const procs = [];
+    for (let i = 0; i < workers; i++) procs.push(await spawnService('dist/services/worker/main.js', appEnv(dbUrl, { METRICS_ADDR: `127.0.0.1:${await freePort()}` }), { nodeArgs }));
+    const pool = new Pool({ connectionString: dbUrl, max: 2 });
+    try {
+      return await withApi(dbUrl, (url) => fn(url, pool));
+    } finally {
+      for (const w of procs) await w.stop();
+      await pool.end();
+    }
+  },
+};
+
 /** The connection string a pool was made with. */
 function poolUrl(pool: Pool): string {
   return (pool as unknown as { options: { connectionString: string } }).options.connectionString;
@@ -623,6 +642,9 @@ async function main(): Promise<void> {
     grown,
     delayed: delayedIdle,
     'delayed-minute': delayedMinute,
+    'workflow-fanout': () => fanOut(workflowKit),
+    'workflow-chain': () => chain(workflowKit),
+    'workflow-diamonds': () => diamonds(workflowKit),
     // Scenario 8, BENCH_PARTITIONS (6) partitions, then one.
     cluster: async () => {
       const spread = await drainCluster(CLUSTER_PARTITIONS);
@@ -652,6 +674,10 @@ async function main(): Promise<void> {
   const big = GROWN_ROWS > 0 ? await repeat(`${GROWN_ROWS.toLocaleString('en-US')} finished tasks`, grown) : null;
   const idleDelay = await repeat('delayed, idle', delayedIdle);
   const minute = await repeat('delayed, 100k in a minute', delayedMinute);
+  // Each alternates workflow and plain rounds itself (5 and 3 rounds): one run each.
+  const wfFan = await repeat('workflow fan-out', () => fanOut(workflowKit));
+  const wfChain = await repeat('workflow chain', () => chain(workflowKit));
+  const wfDiamond = await repeat('workflow diamonds', () => diamonds(workflowKit));
   const spread = await repeat(`cluster, ${CLUSTER_PARTITIONS} partitions`, () => drainCluster(CLUSTER_PARTITIONS));
   const single = await repeat('cluster, 1 partition', () => drainCluster(1));
   const perMaster = (r: Record<string, Stat>, key: string) => [0, 1, 2].map((i) => `${((r[`${key}${i}`]?.median ?? 0) * 100).toFixed(0)}`).join(' / ');
@@ -716,6 +742,19 @@ async function main(): Promise<void> {
       `p50 ${fmt(minute.p50!, 1)}, max ${fmt(minute.max!, 1)}; p99 critical ${fmt(minute.p99critical!, 1)} / low ${fmt(minute.p99low!, 1)}; started early: ${fmt(minute.early!)}`,
       'target < 250 ms, priority order kept',
     ],
+    [
+      '10a. Workflow fan-out 1 → 1,000 → 1 of no-op steps, 1 worker: posted to all done (s)',
+      fmt(wfFan.workflowSeconds!, 3),
+      `the same 1,002 tasks as a flat batch: ${fmt(wfFan.flatSeconds!, 3)}`,
+      `${wfFan.ratio!.median.toFixed(2)}× flat (target ≤ 1.3×)`,
+    ],
+    ['10b. Workflow chain of 100 no-op steps, idle: per-step overhead p50 (ms)', fmt(wfChain.p50Ms!, 2), `p90 ${fmt(wfChain.p90Ms!, 2)}, max ${fmt(wfChain.maxMs!, 1)}`, 'target < 5 ms'],
+    [
+      '10c. Diamonds (4 no-op steps) posted one per request, 16 connections, 2 workers: steps/s end to end',
+      fmt(wfDiamond.diamondStepsPerSecond!),
+      `plain no-op tasks, one per request: ${fmt(wfDiamond.plainTasksPerSecond!)}`,
+      `${(wfDiamond.ratio!.median * 100).toFixed(0)} % of plain (target ≥ 50 %)`,
+    ],
   );
   const table = ['| Scenario | Ours: median (min–max) | Reference | Result |', '|---|---:|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
   const scenarios: [string, Record<string, Stat>][] = [
@@ -729,6 +768,9 @@ async function main(): Promise<void> {
     ...(big ? ([['grown table', big]] as [string, Record<string, Stat>][]) : []),
     ['delayed idle', idleDelay],
     ['delayed minute', minute],
+    ['workflow fan-out', wfFan],
+    ['workflow chain', wfChain],
+    ['workflow diamonds', wfDiamond],
     ['cluster', spread],
   ];
   const machineLine = [
@@ -808,6 +850,14 @@ How each figure is measured (\`scripts/bench/run.ts\`):
    50–500 ms. 9b: ${(Number(process.env.BENCH_DELAYED_TASKS ?? 100_000)).toLocaleString('en-US')} tasks, the four priorities interleaved, due evenly over one
    minute, all submitted before it starts with DELAYED_HORIZON_MS=10 s, so the workers' loader brings
    each one from Postgres into Redis ahead of time; one worker process, default settings otherwise.
+10. Workflows (issue 20), through one API and worker processes with default settings
+   (\`scripts/bench/workflows.ts\`). 10a: a workflow root → 1,000 → sink of no-op steps against the
+   same 1,002 no-op tasks posted flat (two POST /tasks/batch), one worker, each from the first
+   request until all are final; one warm-up each, then 5 rounds alternating which goes first. 10b: a
+   chain of 100 no-op steps at idle (after one warm-up chain): each step's overhead is its
+   dependency's handler end → its own handler start (task_runs.finished_at → started_at, both on the
+   worker's clock). 10c: 2,500 diamonds (a → b, c → d) posted one workflow per request against
+   10,000 no-op tasks posted one per request, 16 connections, two workers, 3 rounds alternating.
 `;
   // Interleaved before/after measurements of past changes are kept below the generated part.
   const file = path.join(ROOT, 'docs/benchmarks.md');

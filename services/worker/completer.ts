@@ -111,7 +111,7 @@ export class Completer {
    */
   private schedule(): void {
     // A paced write that enough outcomes have piled up for (or that flush() waits for) goes now.
-    if (this.paced && (this.pending.length >= this.opts.flushAt || this.flushingAll)) {
+    if (this.paced && (this.pending.length >= this.opts.flushAt || this.flushingAll || this.stepWaiting())) {
       clearTimeout(this.paced);
       this.paced = null;
       this.scheduled = false;
@@ -131,8 +131,13 @@ export class Completer {
       }
     };
     const wait = this.opts.minGapMs - (performance.now() - this.lastStart);
-    if (wait > 0 && this.pending.length < this.opts.eagerAt && !this.flushingAll) this.paced = setTimeout(start, wait);
+    if (wait > 0 && this.pending.length < this.opts.eagerAt && !this.flushingAll && !this.stepWaiting()) this.paced = setTimeout(start, wait);
     else setImmediate(start);
+  }
+
+  /** A workflow step's outcome waits: it is not paced, since the steps that depend on it wait for its write. */
+  private stepWaiting(): boolean {
+    return this.pending.some((p) => p.item.step);
   }
 
   private mayStartWrite(): boolean {

@@ -316,6 +316,7 @@ export class Processor {
       m.wait.observe(Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
       // A delayed task's wait is measured from when it was due.
       if (l.attempt === 1) {
+        if (l.message.stepKey !== undefined) this.deps.metrics.stepWait.observe({ priority: l.message.priority }, Math.max(0, l.leasedAtMs - l.readyAtMs) / 1000);
         if (l.message.runAtMs) m.lateness.observe(Math.max(0, l.leasedAtMs - l.message.runAtMs) / 1000);
         else m.toStart.observe(Math.max(0, l.leasedAtMs - l.message.createdAtMs) / 1000);
       }
@@ -447,7 +448,7 @@ export class Processor {
         durationMs,
         error,
         dead,
-        delayMs: error !== null && !dead ? retryDelayMs(this.opts.backoff, policyOf(handler, msg.retry), lease.attempt) : 0,
+        delayMs: error !== null && !dead ? retryDelayMs(this.opts.backoff, policyOf(handler, msg.retry), lease.attempt - (msg.retryBase ?? 0)) : 0,
         leaseLost: reason instanceof LeaseLostError,
         result: error === null ? ended.result : null,
         errorType: error === null ? null : errorTypeOf(ended.failure),

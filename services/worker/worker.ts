@@ -20,6 +20,7 @@ import { Reconciler } from './reconciler';
 import { RetentionSweeper } from './retention';
 import { RetryPump } from './retry-pump';
 import { DelayedLoader } from './delayed-loader';
+import { WorkflowStats } from './workflow-stats';
 import { ScheduleTicker } from './schedule-ticker';
 import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
@@ -46,6 +47,7 @@ export class Worker {
   readonly statsRefresher: StatsRefresher;
   readonly tenantSync: TenantSync;
   readonly delayedLoader: DelayedLoader;
+  readonly workflowStats: WorkflowStats;
   readonly scheduleTicker: ScheduleTicker;
   private stopped: Promise<{ handedBack: number }> | null = null;
   private unsubscribe: Promise<() => Promise<void>> | null = null;
@@ -100,6 +102,7 @@ export class Worker {
       { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE, payloadBytes: cfg.RECONCILE_PAYLOAD_BYTES },
       log,
     );
+    this.workflowStats = new WorkflowStats({ pool, metrics }, 1000, log);
     this.delayedLoader = new DelayedLoader(
       { pool, queue, metrics },
       { intervalMs: cfg.DELAYED_LOAD_INTERVAL_MS, horizonMs: cfg.DELAYED_HORIZON_MS, batch: 1000, maxPages: 20, countEveryMs: 15_000 },
@@ -143,6 +146,7 @@ export class Worker {
     this.heartbeater.start();
     this.reaper.start();
     this.delayedLoader.start();
+    this.workflowStats.start();
     this.retryPump.start();
     this.keyPruner.start();
     this.statsRefresher.start();
@@ -168,7 +172,7 @@ export class Worker {
     await this.completer.flush();
     await (await this.unsubscribe)?.();
     await (await this.unsubscribeDue)?.();
-    await Promise.all([this.delayedLoader.stop(), this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop(), this.scheduleTicker.stop()]);
+    await Promise.all([this.delayedLoader.stop(), this.workflowStats.stop(), this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop(), this.scheduleTicker.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };

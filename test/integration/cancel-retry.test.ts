@@ -181,6 +181,28 @@ it('a dead task retried gets a fresh budget of max_retries + 1 attempts, its his
   expect(res.body.detail).toMatch(/is queued; only a dead or cancelled task can be retried/);
 });
 
+it('after an operator retry, backoff counts the fresh budget’s attempts from 1 again', async () => {
+  ({ worker } = startWorker(stack));
+  const body = { type: 'always_fail', max_retries: 1, retry: { backoff: 'linear', base_ms: 100, jitter: 'none' } };
+  const created = await fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const id = ((await created.json()) as { id: string }).id;
+  await waitFor(statusIs(id, 'dead'));
+  await worker!.stop(0);
+  ({ worker } = startWorker(stack));
+  expect((await post(`/tasks/${id}/retry`)).status).toBe(200);
+  // Attempt 3 is the first of the new budget: its retry waits base_ms × 1, not × 3.
+  const delay = await waitFor(async () => {
+    const { rows } = await stack.pool.query<{ status: string; attempts: number; ms: number }>(
+      `SELECT status::text AS status, attempts, extract(epoch FROM run_after - updated_at) * 1000 AS ms FROM tasks WHERE id = $1`,
+      [id],
+    );
+    const r = rows[0]!;
+    return r.attempts >= 3 && (r.status === 'retrying' || r.status === 'dead') ? r : null;
+  });
+  expect(delay).toMatchObject({ status: 'retrying', attempts: 3 });
+  expect(Math.round(Number(delay.ms))).toBe(100);
+});
+
 it('a cancelled task retried runs and succeeds', async () => {
   const id = await submit('noop');
   expect((await post(`/tasks/${id}/cancel`)).status).toBe(200);

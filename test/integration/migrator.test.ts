@@ -35,7 +35,7 @@ async function tables(): Promise<string[]> {
 it('applies every migration once, records checksums, and is a no-op afterwards', async () => {
   const first = await migrate({ databaseUrl: db.url });
   expect(first.applied).toEqual(readdirSync(DEFAULT_MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort());
-  expect(await tables()).toEqual(['api_keys', 'idempotency_keys', 'schedules', 'schema_migrations', 'task_runs', 'tasks', 'tenants']);
+  expect(await tables()).toEqual(['api_keys', 'idempotency_keys', 'schedules', 'schema_migrations', 'task_runs', 'tasks', 'tenants', 'workflow_edges', 'workflows']);
   const second = await migrate({ databaseUrl: db.url });
   expect(second.applied).toEqual([]);
   expect(second.version).toBe(first.version);

@@ -215,10 +215,11 @@ describe('plans on 200k tasks', () => {
         FROM generate_series(1, 200000) AS i`);
     await stack.pool.query('ANALYZE tasks');
     const cases: [string, TaskFilter, boolean, ...string[]][] = [
-      // All statuses: the scheduled, unfinished and final tasks' indexes, merged in order.
-      ['no filter', {}, false, 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
-      ['a later page', {}, true, 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
+      // All statuses: the waiting, scheduled, unfinished and final tasks' indexes, merged in order.
+      ['no filter', {}, false, 'tasks_tenant_waiting_idx', 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
+      ['a later page', {}, true, 'tasks_tenant_waiting_idx', 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
       ['scheduled', { statuses: ['scheduled'] }, false, 'tasks_tenant_scheduled_idx'],
+      ['waiting', { statuses: ['waiting'] }, false, 'tasks_tenant_waiting_idx'],
       // A schedule's tasks, whatever their status, from its own index.
       ['a schedule', { schedule: 'nightly' }, false, 'tasks_tenant_schedule_idx'],
       ['a schedule, dead ones, a later page', { schedule: 'nightly', statuses: ['dead'] }, true, 'tasks_tenant_schedule_idx'],
@@ -226,8 +227,8 @@ describe('plans on 200k tasks', () => {
       ['dead and cancelled, a later page', { statuses: ['dead', 'cancelled'] }, true, 'tasks_tenant_failed_idx'],
       ['dead of one type', { statuses: ['dead'], type: 'sms' }, false, 'tasks_tenant_failed_idx'],
       ['succeeded', { statuses: ['succeeded'] }, false, 'tasks_tenant_finished_idx'],
-      ['type', { type: 'sms' }, false, 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
-      ['priority', { priorities: ['high', 'low'] }, false, 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
+      ['type', { type: 'sms' }, false, 'tasks_tenant_waiting_idx', 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
+      ['priority', { priorities: ['high', 'low'] }, false, 'tasks_tenant_waiting_idx', 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
       // (A few hundred unfinished tasks in the window: the planner may read them all through the
       // index and sort them, which costs no more. With many, the ordered read wins.)
       ['queued in a window', { statuses: ['queued'], createdAfter: new Date(Date.now() - 3_600_000) }, false, 'tasks_tenant_unfinished_idx'],

@@ -6,7 +6,10 @@
  */
 import type { TaskContext } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
+import { cancelTasks } from '../../services/core/operator/cancel-tasks';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import { WorkflowStats } from '../../services/worker/workflow-stats';
 import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workflow';
 import { cancelWorkflow, createWorkflow, getWorkflow } from '../../services/core/workflows/workflow-store';
 import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
@@ -222,3 +225,31 @@ it('Redis losing its data mid-workflow: the reconciler queues the lost steps aga
   }
   hold = Promise.resolve();
 }, 60_000);
+
+it('an operator cancelling a waiting step cancels what depends on it; the workflow’s end is counted once', async () => {
+  await setUp();
+  await Promise.all(workers.map((w) => w.stop(0)));
+  workers = [];
+  const wf = await submit([step('a'), step('b', ['a']), step('c', ['b'])], 'continue');
+  const out = await cancelTasks({ pool: stack.pool, queue: stack.queue }, TENANT, [wf.steps[1]!.task_id]);
+  expect(out).toEqual([{ kind: 'cancelled' }]);
+  const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+  expect(w.get('b')!.status).toBe('cancelled');
+  expect(w.get('c')).toMatchObject({ status: 'cancelled', cancelled_by: 'b' });
+  // a runs on (continue); then the workflow ends failed.
+  const { worker, registry } = startWorker(stack, { handlers: { count: async () => undefined } });
+  workers.push(worker);
+  const done = await finished(wf.workflow.id);
+  expect(done.workflow).toMatchObject({ status: 'failed', failed: 2, unfinished: 0 });
+  expect(byKey(done).get('a')!.status).toBe('succeeded');
+  // The worker's stats and a second counter race for it: counted once between them.
+  const reg = createRegistry('worker');
+  const other = new WorkflowStats({ pool: stack.pool, metrics: workerMetrics(reg) }, 1000, silentLog);
+  const failedCount = async (r: typeof reg) => (await r.getSingleMetric('workflows_finished_total')!.get()).values.find((v) => v.labels.status === 'failed')?.value ?? 0;
+  await other.runOnce();
+  await waitFor(async () => ((await failedCount(registry)) + (await failedCount(reg)) >= 1 ? true : null), 5000, 'the end counted');
+  await worker.stop(0);
+  workers = [];
+  await other.runOnce();
+  expect((await failedCount(registry)) + (await failedCount(reg))).toBe(1);
+});

@@ -24,6 +24,8 @@ const TASK = {
   run_at: null,
   schedule: null,
   scheduled_for: null,
+  workflow_id: null,
+  step_key: null,
 };
 const json = { 'content-type': 'application/json; charset=utf-8', 'x-request-id': 'r1' };
 const created = { ...json, location: `/tasks/${TASK.id}` };

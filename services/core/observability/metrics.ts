@@ -90,6 +90,16 @@ export function workerMetrics(registry: Registry) {
     leasesLost: c('leases_lost_total', 'Attempts whose lease was lost before their outcome was recorded; the outcome was discarded.'),
     reconciled: c('reconciler_repairs_total', 'Repairs made by the reconciler: tasks re-indexed in Redis (requeued), vanished leases expired (lease_vanished), tasks Redis knew but held nowhere (unheld; each is also requeued), and waiting tasks whose cancel Redis had applied but Postgres had not (cancelled).', ['kind']),
     promoted: c('tasks_promoted_total', 'Due retries and delayed tasks moved to their queue by the retry pump, by priority.', ['priority']),
+    workflowsFinished: c('workflows_finished_total', 'Workflows that ended, by status (succeeded, failed, cancelled); each end is counted once across all workers (a workflow resumed by a retry counts again when it ends again).', ['status']),
+    // Set by every worker every 15 s: aggregate with max.
+    workflowsRunning: new Gauge({ name: 'workflows_running', help: 'Workflows not finished yet, as a worker last counted them in Postgres.', registers: [registry] }),
+    stepWait: new Histogram({
+      name: 'workflow_step_wait_seconds',
+      help: 'How long a workflow step waited from being queued (its last dependency succeeded, or the workflow was created for a step without any) to its first start, by priority.',
+      labelNames: ['priority'],
+      buckets: WAIT_BUCKETS,
+      registers: [registry],
+    }),
     delayedLoaded: c('delayed_tasks_loaded_total', 'Delayed tasks the loader brought from Postgres into Redis ahead of their due time (they were due beyond the horizon when submitted).'),
     // Set by the worker whose loader holds its lock, every 15 s; the others export nothing. Aggregate with max by (priority).
     scheduledWaiting: new Gauge({

@@ -22,6 +22,8 @@ export interface QueueMessage {
   runAtMs?: number;
   /** A workflow step's key (its handler gets the results of the steps it depends on). */
   stepKey?: string;
+  /** Attempts counted before an operator's retry: backoff counts this budget's attempts from 1 again. */
+  retryBase?: number;
 }
 
 export interface EnqueueItem extends QueueMessage {

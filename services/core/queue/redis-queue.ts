@@ -64,13 +64,16 @@ interface WireMessage {
   run_at?: number;
   /** Only for a workflow step: its key. */
   step?: string;
+  /** Only for a task an operator retried: the attempts counted before. */
+  retry_base?: number;
 }
 
 /** JSON.stringify of the WireMessage; a payload given as JSON text is spliced in unparsed (same message once parsed). */
 function wireMessage(it: EnqueueItem): string {
   const policy =
     (it.retry ? `,"retry":${JSON.stringify(it.retry)}` : '') + (it.timeoutMs ? `,"timeout_ms":${it.timeoutMs}` : '') + (it.runAtMs ? `,"run_at":${it.runAtMs}` : '') +
-    (it.stepKey !== undefined ? `,"step":${JSON.stringify(it.stepKey)}` : '');
+    (it.stepKey !== undefined ? `,"step":${JSON.stringify(it.stepKey)}` : '') +
+    (it.retryBase ? `,"retry_base":${it.retryBase}` : '');
   if (it.payloadJson === undefined && !policy) return JSON.stringify({ type: it.type, payload: it.payload, created_at: it.createdAtMs } satisfies WireMessage);
   const payload = it.payloadJson ?? JSON.stringify(it.payload === undefined ? {} : it.payload);
   return `{"type":${JSON.stringify(it.type)},"payload":${payload},"created_at":${JSON.stringify(it.createdAtMs)}${policy}}`;
@@ -177,6 +180,7 @@ export class RedisQueue implements TaskQueue {
       if (wire.timeout_ms) message.timeoutMs = wire.timeout_ms;
       if (wire.run_at) message.runAtMs = wire.run_at;
       if (wire.step !== undefined) message.stepKey = wire.step;
+      if (wire.retry_base) message.retryBase = wire.retry_base;
       // As lease.lua makes them.
       leases.push({ message, token: `${tokenBase}:${k}`, attempt: res[i + 1] as number, deadlineMs, readyAtMs: Number(res[i + 4]), leasedAtMs: now });
     }

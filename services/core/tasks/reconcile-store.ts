@@ -61,6 +61,7 @@ export function queueItemOf(t: UnfinishedTask, payloadJson: string): EnqueueItem
   if (t.retry) item.retry = t.retry;
   if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
   if (t.step_key) item.stepKey = t.step_key;
+  if (t.retry_base > 0) item.retryBase = t.retry_base;
   return item;
 }
 
