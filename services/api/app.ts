@@ -276,7 +276,7 @@ export function createApp(deps: AppDeps): ApiApp {
       },
     },
     // Schedule bodies are read like task bodies; a payload sits one level deeper (under `task`).
-    { authorized, jsonBody: [requireJson, admit, raw], parseBody: (req) => parseTaskBody(bodyOf(req), { maxPayloadDepth: limits.maxPayloadDepth + 1 }) },
+    { authorized, jsonBody: [requireJson, admit, raw], parseBody: (req) => parseTaskBody(bodyOf(req), { ...limits, payloadAt: 1 }) },
   );
 
   addWorkflowRoutes(
@@ -293,7 +293,7 @@ export function createApp(deps: AppDeps): ApiApp {
     {
       authorized,
       jsonBody: [requireJson, admitUpTo(workflowBodyBytes), express.raw({ type: () => true, limit: workflowBodyBytes })],
-      parseBody: (req) => parseTaskBody(bodyOf(req), { maxPayloadDepth: limits.maxPayloadDepth + 2 }),
+      parseBody: (req) => parseTaskBody(bodyOf(req), { ...limits, payloadAt: 2 }),
     },
   );
 

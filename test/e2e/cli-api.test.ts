@@ -1,5 +1,5 @@
 /**
- * The CLI's API commands (tasks, dlq, queues) against the built api and worker processes: output
+ * The CLI's API commands (tasks, dlq, queues, workflows) against the built api and worker processes: output
  * (tables, --json), exit statuses (0 done, 1 refused or failed, 2 bad usage) and one-line messages.
  */
 import { execFile } from 'node:child_process';
@@ -242,5 +242,27 @@ describe('queues', () => {
     expect(h.out).toMatch(/^tenant default · \d+ running now · as of \S+\n\nPRIORITY +QUEUED +SCHEDULED +RETRYING +RUNNING +DEAD +CANCELLED +OLDEST_WAIT +IN\/MIN/);
     expect(h.out).toMatch(/^critical +\d+/m);
     expect(h.out).toMatch(/^WORKERS\nID +SLOTS\n\S+ +8\n$/m);
+  });
+});
+
+describe('workflows', () => {
+  it('the built bin submits a workflow from stdin; the worker runs it; get shows every step succeeded', async () => {
+    const main = path.resolve(__dirname, '../../dist/services/cli/main.js');
+    const env = { PATH: process.env.PATH, TASK_SCHEDULER_URL: svc.url, TASK_SCHEDULER_KEY: TEST_KEY };
+    const body = JSON.stringify({ name: 'piped', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'echo', depends_on: ['a'] }, { key: 'c', type: 'noop', depends_on: ['a', 'b'] }] });
+    const made = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, [main, 'workflows', 'submit', '-'], { env }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
+      child.stdin!.end(body);
+    });
+    expect(made).toMatchObject({ code: 0, stderr: '' });
+    expect(made.stdout).toMatch(/^[0-9a-f-]{36} piped created: 3 step\(s\)\nKEY +TASK_ID\na +[0-9a-f-]{36}\nb +[0-9a-f-]{36}\nc +[0-9a-f-]{36}\n$/);
+    const id = made.stdout.split(' ')[0]!;
+    await waitFor(async () => (await client.getWorkflow(id)).workflow.status === 'succeeded', 20_000, 'the workflow to succeed');
+    const shown = await cli(['workflows', 'get', id]);
+    expect(shown.code).toBe(0);
+    expect(shown.out).toMatch(/^c +succeeded +a,b +[0-9a-f-]{36} +noop +1/m);
+    const listed = await cli(['workflows', 'list', '--status', 'succeeded', '--name', 'piped']);
+    expect(listed.out).toMatch(new RegExp(`^${id} +piped +succeeded +3/3 +cancel_dependents`, 'm'));
+    expectOneLine(await cli(['workflows', 'cancel', id]), 1, /is succeeded already.*\(HTTP 409\)/);
   });
 });

@@ -42,6 +42,10 @@ export class Ledger {
   readonly tenantOf = new Map<string, string>();
   /** Ids to ask GET /tasks/:id for, per tenant (a bounded sample). */
   readonly seen = new Map<string, string[]>();
+  /** Workflow id → how many 201s named it; ids to ask GET /workflows/:id for, per tenant; tenant and key → the workflow its answers named. */
+  readonly workflowsCreated = new Map<string, number>();
+  readonly seenWorkflows = new Map<string, string[]>();
+  readonly workflowKeys = new Map<string, string>();
   readonly statuses = new Map<string, number>();
   /** Generator kind → status → count: what each kind of request actually met. */
   readonly byKind = new Map<string, Map<string, number>>();
@@ -91,22 +95,55 @@ export class Ledger {
    * An id answered 201 earlier: of `tenant` (`own`), of another tenant (not `own`), or of any
    * tenant (`tenant` null); undefined when there is none.
    */
-  pickSeen(n: number, tenant: string | null, own: boolean): string | undefined {
-    const lists = tenant === null ? [...this.seen.values()] : own ? [this.seen.get(tenant) ?? []] : [...this.seen].filter(([t]) => t !== tenant).map(([, l]) => l);
+  pickSeen(n: number, tenant: string | null, own: boolean, from: Map<string, string[]> = this.seen): string | undefined {
+    const lists = tenant === null ? [...from.values()] : own ? [from.get(tenant) ?? []] : [...from].filter(([t]) => t !== tenant).map(([, l]) => l);
     const ids = lists.filter((l) => l.length > 0);
     if (ids.length === 0) return undefined;
     const l = ids[n % ids.length]!;
     return l[Math.floor(n / ids.length) % l.length];
   }
 
-  private noteCreated(id: string, tenant: string): void {
-    this.created.set(id, (this.created.get(id) ?? 0) + 1);
+  private noteCreated(id: string, tenant: string, created = this.created, seen = this.seen): void {
+    created.set(id, (created.get(id) ?? 0) + 1);
     // A task created where the model says nothing may be is reported, not asked for again.
     if (tenant === NO_TENANT) return;
-    let l = this.seen.get(tenant);
-    if (!l) this.seen.set(tenant, (l = []));
+    let l = seen.get(tenant);
+    if (!l) seen.set(tenant, (l = []));
     if (l.length < SEEN_PER_TENANT) l.push(id);
-    else l[this.created.size % SEEN_PER_TENANT] = id;
+    else l[created.size % SEEN_PER_TENANT] = id;
+  }
+
+  /**
+   * A POST /workflows answer (201 or 200) to a request acting on `tenant`: the workflow is the
+   * tenant's, and so is each step's task, which a 201 creates (and a 200 replays).
+   */
+  noteWorkflow(status: number, json: Record<string, unknown>, tenant: string | null, v: (reason: string, detail: string) => void): void {
+    const w = json.workflow as Record<string, unknown> | undefined;
+    const steps = json.steps;
+    if (!w || typeof w.id !== 'string' || !UUID.test(w.id) || !Array.isArray(steps)) {
+      v('a workflow answer without a workflow id and its steps', JSON.stringify(json).slice(0, 300));
+      return;
+    }
+    const t = tenant ?? NO_TENANT;
+    if (tenant !== null && w.tenant !== tenant) v("a workflow answered with another tenant's name", `acting on ${tenant}, the workflow says ${JSON.stringify(w.tenant)}`);
+    if (steps.length !== w.steps_total) v('a workflow answered with another number of steps than it has', `steps_total ${JSON.stringify(w.steps_total)}, ${steps.length} steps listed`);
+    if (status === 201) this.noteCreated(w.id, t, this.workflowsCreated, this.seenWorkflows);
+    this.claim(`workflow ${w.id}`, t, status === 201 ? 'created' : 'replayed', v);
+    for (const s of steps as Record<string, unknown>[]) {
+      if (typeof s?.task_id !== 'string' || !UUID.test(s.task_id)) {
+        v('a workflow step without a task id', JSON.stringify(s).slice(0, 200));
+        continue;
+      }
+      if (status === 201) this.noteCreated(s.task_id, t);
+      else this.replays.add(s.task_id);
+      this.claim(s.task_id, t, status === 201 ? 'created in a workflow' : 'replayed in a workflow', v);
+    }
+    if (typeof w.idempotency_key === 'string') {
+      const k = `${t}\n${w.idempotency_key}`;
+      const before = this.workflowKeys.get(k);
+      if (before === undefined) this.workflowKeys.set(k, w.id);
+      else if (before !== w.id) v('one idempotency key answered with two workflows in one tenant', `tenant ${t}, key ${JSON.stringify(w.idempotency_key)}: ${before} and now ${w.id} (${status})`);
+    }
   }
 
   /** An answer to `tenant` named task `id` (`how`: created, replayed, read, conflicted with). */
@@ -316,6 +353,10 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     checkSchedules(s, path, route, json, verdict?.tenant ?? null, v);
     return;
   }
+  if (route === '/workflows' || route === '/workflows/:id' || route === '/workflows/:id/cancel') {
+    checkWorkflows(ledger, s, path, route, a.status, json, verdict?.tenant ?? null, v);
+    return;
+  }
   if (s.method === 'POST' && (route === '/tasks/cancel' || route === '/tasks/retry')) {
     const n = (k: string) => (isObject(json) && Number.isInteger(json[k]) && (json[k] as number) >= 0 ? (json[k] as number) : -1);
     if (n('matched') < 0 || n('changed') < 0 || n('changed') > n('matched') || !isObject(json) || typeof json.has_more !== 'boolean') v(`${route} answer is not {matched, changed, has_more}`, snippet(a));
@@ -390,6 +431,41 @@ function checkSchedules(s: Spec, path: string, route: string, json: unknown, ten
   }
 }
 
+/**
+ * A workflow answer names the tenant acting and the workflow asked for; a page lists only the
+ * tenant's; a detail's steps are the tenant's tasks.
+ */
+function checkWorkflows(ledger: Ledger, s: Spec, path: string, route: string, status: number, json: unknown, tenant: string | null, v: (reason: string, detail: string) => void): void {
+  const text = JSON.stringify(json).slice(0, 300);
+  const isWorkflow = (x: unknown): x is Record<string, unknown> => isObject(x) && typeof x.id === 'string' && typeof x.tenant === 'string' && typeof x.status === 'string';
+  const own = (w: Record<string, unknown>, what: string) => {
+    if (tenant && w.tenant !== tenant) v(`${what} answered another tenant's workflow`, `acting on ${tenant}, the workflow says ${JSON.stringify(w.tenant)}`);
+    if (tenant) ledger.claim(`workflow ${String(w.id)}`, tenant, 'read', v);
+  };
+  if (route === '/workflows' && s.method === 'POST') {
+    if (!isObject(json)) return v('POST /workflows answered without a workflow', text);
+    ledger.noteWorkflow(status, json, tenant, v);
+    return;
+  }
+  if (route === '/workflows') {
+    if (!isObject(json) || !Array.isArray(json.workflows) || !('next_cursor' in json)) return v('GET /workflows answer is not {workflows, next_cursor}', text);
+    for (const w of json.workflows as unknown[]) {
+      if (!isWorkflow(w)) v('GET /workflows listed something that is not a workflow', JSON.stringify(w).slice(0, 300));
+      else own(w, 'GET /workflows');
+    }
+    return;
+  }
+  const segments = path.split('?')[0]!.replace(/\/+$/, '').split('/');
+  const want = (route === '/workflows/:id/cancel' ? segments.at(-2) : segments.at(-1))!.toLowerCase();
+  const w = isObject(json) ? json.workflow : undefined;
+  if (!isWorkflow(w) || w.id !== want) return v(`${s.method} ${route} answered another workflow`, `asked ${want}: ${text}`);
+  own(w, `${s.method} ${route}`);
+  if (route === '/workflows/:id' && isObject(json)) {
+    if (!Array.isArray(json.steps) || json.steps.length !== w.steps_total) return v('GET /workflows/:id without its steps', text);
+    for (const step of json.steps as Record<string, unknown>[]) if (tenant && typeof step.task_id === 'string') ledger.claim(step.task_id, tenant, 'read in a workflow', v);
+  }
+}
+
 function checkBatch(ledger: Ledger, s: Spec, results: unknown[], tenant: string | null, v: (reason: string, detail: string) => void): void {
   if (s.batch && results.length !== s.batch.length) {
     v('batch results do not match its tasks', `${s.batch.length} tasks sent, ${results.length} results`);
@@ -454,6 +530,13 @@ export async function checkDatabase(pool: Pool, ledger: Ledger): Promise<void> {
     if (!ids.has(id)) v('a 201 for a task that is not in Postgres', id);
   }
   for (const id of ledger.replays) if (!ids.has(id)) v('a 200 replay of a task that is not in Postgres', id);
+  const workflows = await pool.query<{ id: string; tenant: string; name: string }>('SELECT id::text, tenant, name FROM workflows');
+  for (const w of workflows.rows) {
+    if (!ledger.workflowsCreated.has(w.id)) v('a workflow no answer created (never answered 201)', `${w.id} ${w.tenant} ${w.name}`);
+    const answered = ledger.tenantOf.get(`workflow ${w.id}`);
+    if (answered !== undefined && answered !== w.tenant) v("a workflow answered to one tenant is another tenant's", `${w.id} answered to ${answered}, owned by ${w.tenant} in Postgres`);
+  }
+  for (const [id, n] of ledger.workflowsCreated) if (n > 1) v('one workflow answered 201 more than once', `${id} answered 201 ${n} times`);
 }
 
 /** Waits until no task is queued, running or retrying; returns the unfinished count at the end. */

@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { asKey, key, withCredential } from './credentials';
-import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec } from './model';
+import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec, WF_SEEN } from './model';
 import { encodeCursor } from '../../services/core/tasks/task-cursor';
 // A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer.
 import { prng } from '../../services/load/plan';
@@ -1056,6 +1056,113 @@ function schedulesArb(): fc.Arbitrary<FuzzRequest> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Workflows
+// ---------------------------------------------------------------------------------------------
+
+/** Step types that end soon: at once, after a failure or two, or dead (cancelling their dependents). */
+const STEP_TYPES = ['noop', 'noop', 'noop', 'echo', 'flaky', 'always_fail', 'sleeper'];
+
+/**
+ * A valid workflow of 1-6 steps from a seed: each step depends on some earlier ones (so there is no
+ * cycle), listed in a shuffled order (the order does not matter), with task fields now and then.
+ */
+export function workflowBody(seed: number, name: string, onFailure?: string): Record<string, unknown> {
+  const rnd = prng(seed);
+  const n = 1 + Math.floor(rnd() * 6);
+  const keys = Array.from({ length: n }, (_, i) => pick(rnd, ['s', 'step.', 'k:', 'A_', 'x-']) + i);
+  const steps = keys.map((key, i) => {
+    const o: Record<string, unknown> = { key, type: pick(rnd, STEP_TYPES) };
+    if (o.type === 'flaky') o.payload = { fail_attempts: 1 };
+    else if (o.type === 'sleeper') o.payload = { sleep_ms: Math.floor(rnd() * 4) };
+    else if (rnd() < 0.3) o.payload = { i, note: 'é😀' };
+    const deps = keys.slice(0, i).filter(() => rnd() < 0.5);
+    if (deps.length || rnd() < 0.3) o.depends_on = deps;
+    if (rnd() < 0.3) o.priority = pick(rnd, PRIORITIES);
+    o.max_retries = Math.floor(rnd() * 3);
+    if (rnd() < 0.2) o.retry = { backoff: 'fixed', base_ms: 1 };
+    if (rnd() < 0.2) o.timeout_ms = 60_000;
+    return o;
+  });
+  for (let i = steps.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [steps[i], steps[j]] = [steps[j]!, steps[i]!];
+  }
+  return { name, ...(onFailure ? { on_failure: onFailure } : {}), tasks: steps };
+}
+
+const WF_NAMES = ['etl', 'nightly.report', 'a', 'Z-9_x:y'];
+const WF_KEYS = Array.from({ length: 12 }, (_, i) => `wf-k${i}`);
+
+/** Bodies POST /workflows must refuse (400), each for one reason. */
+const BAD_WORKFLOWS: unknown[] = [
+  {},
+  { name: 'x' },
+  { name: 'x', tasks: [] },
+  { name: 'x', tasks: {} },
+  { name: 'has space', tasks: [{ key: 'a', type: 'noop' }] },
+  { name: 'x', on_failure: 'explode', tasks: [{ key: 'a', type: 'noop' }] },
+  { name: 'x', colour: 'red', tasks: [{ key: 'a', type: 'noop' }] },
+  { name: 'x', tasks: ['noop'] },
+  { name: 'x', tasks: [{ type: 'noop' }] },
+  { name: 'x', tasks: [{ key: '-a', type: 'noop' }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'no op' }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop', priority: 'urgent' }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop', payload: null }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop', delay_ms: 5 }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop', idempotency_key: 'k' }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop', depends_on: 'b' }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop', depends_on: ['a'] }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop' }, { key: 'a', type: 'noop' }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a', 'a'] }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['ghost'] }] },
+  { name: 'x', tasks: [{ key: 'a', type: 'noop', depends_on: ['c'] }, { key: 'b', type: 'noop', depends_on: ['a'] }, { key: 'c', type: 'noop', depends_on: ['b'] }] },
+  [],
+  'etl',
+  null,
+];
+
+const workflowQueryArb = fc
+  .record(
+    {
+      status: fc.subarray(['running', 'succeeded', 'failed', 'cancelled'], { minLength: 1 }).map((s) => s.join(',')),
+      name: fc.constantFrom(...WF_NAMES),
+      created_after: fc.constantFrom('2020-01-01T00:00:00Z', '2026-12-05T10:00:00.5%2B01:00'),
+      created_before: fc.constantFrom('2999-01-01T00:00:00Z'),
+      limit: fc.integer({ min: 1, max: 500 }).map(String),
+      cursor: cursorArb,
+    },
+    { requiredKeys: [] },
+  )
+  .map((q) => Object.entries(q).map(([k, v]) => `${k}=${v}`).join('&'));
+
+function workflowsArb(): fc.Arbitrary<FuzzRequest> {
+  const body = (o: unknown, l: { seed: number; spacing: number }) => Buffer.from(render(o, prng(l.seed), l.spacing));
+  const badId = fc.constantFrom('x', '123', 'null', '%zz', 'f'.repeat(40), '00000000-0000-0000-0000-00000000000g');
+  return fc.oneof(
+    fc.tuple(fc.integer(), fc.constantFrom(...WF_NAMES), fc.constantFrom(undefined, 'cancel_dependents', 'continue'), layoutArb).map(([seed, name, policy, l]) => request('wf.create', 'POST', '/workflows', [201], {}, body(workflowBody(seed, name, policy), l))),
+    // A key from a small pool with one of two bodies: a replay (200) or a conflict (409) once used.
+    fc.tuple(fc.constantFrom(...WF_KEYS), fc.integer({ min: 0, max: 1 }), layoutArb).map(([key, variant, l]) => {
+      const r = request('wf.create-keyed', 'POST', '/workflows', [201, 200, 409], {}, body(workflowBody(hash(key) + variant, WF_NAMES[variant]!), l));
+      r.spec.headers.push(['Idempotency-Key', key]);
+      return r;
+    }),
+    fc.tuple(fc.constantFrom(...BAD_WORKFLOWS), layoutArb).map(([b, l]) => request('wf.create-invalid', 'POST', '/workflows', [400], {}, body(b, l))),
+    fc.constantFrom('{"name":', 'not json', '{"name":"x","tasks":[{"key":"a","type":"noop","payload":{"s":"\\u0000"}}]}').map((b) => request('wf.create-malformed', 'POST', '/workflows', [400], {}, Buffer.from(b))),
+    fc.tuple(workflowQueryArb, fc.constantFrom('GET', 'HEAD')).map(([q, m]) => request('wf.list', m, `/workflows${q ? `?${q}` : ''}`, [200])),
+    fc.constantFrom('status=done', 'limit=0', 'limit=501', 'limit=x', 'cursor=abc', 'name=a%20b', 'name=a&name=b', 'colour=red', 'created_after=today', 'status=').map((q) => request('wf.list-invalid', 'GET', `/workflows?${q}`, [400])),
+    fc.tuple(fc.nat(), fc.constantFrom('GET', 'HEAD'), fc.boolean()).map(([seen, m, upper]) => request('wf.get', m, `/workflows/${upper ? WF_SEEN.toUpperCase() : WF_SEEN}`, [200], { seen })),
+    fc.tuple(fc.nat(), fc.constantFrom('GET', 'HEAD')).map(([seen, m]) => request('wf.get-other', m, `/workflows/${WF_SEEN}`, [404], { seen, seenFrom: 'other' })),
+    fc.nat().map((seen) => request('wf.cancel', 'POST', `/workflows/${WF_SEEN}/cancel`, [200, 409], { seen })),
+    fc.nat().map((seen) => request('wf.cancel-other', 'POST', `/workflows/${WF_SEEN}/cancel`, [404], { seen, seenFrom: 'other' })),
+    fc.tuple(fc.uuid(), fc.boolean()).map(([id, cancel]) => request('wf.unknown', cancel ? 'POST' : 'GET', `/workflows/${id}${cancel ? '/cancel' : ''}`, [404])),
+    fc.tuple(badId, fc.boolean()).map(([id, cancel]) => request('wf.not-an-id', cancel ? 'POST' : 'GET', `/workflows/${id}${cancel ? '/cancel' : ''}`, [400])),
+    fc.constantFrom('PUT', 'DELETE', 'PATCH', 'OPTIONS').map((m) => request('wf.method-wrong', m, '/workflows', [405], { allow: 'GET, HEAD, POST' })),
+    fc.tuple(fc.constantFrom('POST', 'PUT', 'DELETE', 'PATCH'), fc.uuid()).map(([m, id]) => request('wf.method-wrong', m, `/workflows/${id}`, [405], { allow: 'GET, HEAD' })),
+    fc.tuple(fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH'), fc.uuid()).map(([m, id]) => request('wf.method-wrong', m, `/workflows/${id}/cancel`, [405], { allow: 'POST' })),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Everything
 // ---------------------------------------------------------------------------------------------
 
@@ -1079,6 +1186,7 @@ export function requestArb(g: GenSettings = DEFAULT_GEN): fc.Arbitrary<FuzzReque
       { weight: 10, arbitrary: authArb(g) },
       { weight: 6, arbitrary: operatorArb() },
       { weight: 6, arbitrary: schedulesArb() },
+      { weight: 6, arbitrary: workflowsArb() },
     ),
   ));
 }

@@ -64,3 +64,15 @@ it('knows the schedule routes and their scopes', () => {
   expect(authVerdict(spec('GET', '/schedules/x?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [400] });
   expect(authVerdict(spec('POST', '/schedules/x/trigger?tenant[]=a', as('alpha-w')))).toEqual({ tenant: 'alpha', refusals: [] });
 });
+
+it('knows the workflow routes and their scopes', () => {
+  expect(scopeOf('POST', '/workflows')).toBe('tasks:write');
+  expect(scopeOf('GET', '/Workflows/?status=running')).toBe('tasks:read');
+  expect(scopeOf('HEAD', '/workflows/abc')).toBe('tasks:read');
+  expect(scopeOf('POST', '/workflows/abc/cancel/')).toBe('tasks:write');
+  expect(scopeOf('POST', '/workflows/abc')).toBeNull();
+  expect(scopeOf('GET', '/workflows/abc/cancel')).toBeNull();
+  expect(authVerdict(spec('POST', '/workflows', as('alpha-r')))).toEqual({ tenant: null, refusals: [403] });
+  expect(authVerdict(spec('GET', '/workflows?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [400] });
+  expect(authVerdict(spec('GET', '/workflows/x?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [] });
+});

@@ -7,6 +7,7 @@
 import querystring from 'node:querystring';
 import { ScheduleGetQuerySchema, ScheduleListQuerySchema } from '../../services/api/schemas/schedules';
 import { ListQuerySchema } from '../../services/api/schemas/task-list';
+import { WorkflowListQuerySchema } from '../../services/api/schemas/workflows';
 
 /** The task the API must answer with (201 or 200) for a valid body, as the client meant it. */
 export interface ExpectedTask {
@@ -28,7 +29,10 @@ export interface Spec {
   /** Generator category, e.g. `hostile.surrogate`; violations are grouped by it. */
   kind: string;
   method: string;
-  /** May hold `{seen}` / `{SEEN}`: an id answered 201 earlier (lower / upper case), filled in when sent. */
+  /**
+   * May hold `{seen}` / `{SEEN}`: an id answered 201 earlier (lower / upper case), or `{wf}`: a
+   * workflow's id answered 201 earlier, filled in when sent.
+   */
   path: string;
   /** Which of the ids answered so far fills `{seen}` (taken modulo their number). */
   seen?: number;
@@ -91,6 +95,7 @@ export type HttpRequest = Extract<FuzzRequest, { transport: 'http' }>;
 
 export const SEEN = '{seen}';
 export const SEEN_UPPER = '{SEEN}';
+export const WF_SEEN = '{wf}';
 
 /** Which route of the API a path names (for grouping violations), as the router would see it. */
 export function routeOf(path: string): string {
@@ -105,6 +110,9 @@ export function routeOf(path: string): string {
   if (p === '/schedules') return '/schedules';
   if (/^\/schedules\/[^/]+\/trigger$/.test(p)) return '/schedules/:name/trigger';
   if (/^\/schedules\/[^/]+$/.test(p)) return '/schedules/:name';
+  if (p === '/workflows') return '/workflows';
+  if (/^\/workflows\/[^/]+\/cancel$/.test(p)) return '/workflows/:id/cancel';
+  if (/^\/workflows\/[^/]+$/.test(p)) return '/workflows/:id';
   return '(other)';
 }
 
@@ -223,6 +231,9 @@ export function scopeOf(method: string, path: string): Scope | null {
   if ((method === 'GET' || method === 'HEAD') && (p === '/schedules' || /^\/schedules\/[^/]+$/.test(p))) return 'tasks:read';
   if (method === 'POST' && (p === '/schedules' || /^\/schedules\/[^/]+\/trigger$/.test(p))) return 'tasks:write';
   if ((method === 'PATCH' || method === 'DELETE') && /^\/schedules\/[^/]+$/.test(p)) return 'tasks:write';
+  // Workflows: reads need tasks:read, submitting and cancelling tasks:write.
+  if ((method === 'GET' || method === 'HEAD') && (p === '/workflows' || /^\/workflows\/[^/]+$/.test(p))) return 'tasks:read';
+  if (method === 'POST' && (p === '/workflows' || /^\/workflows\/[^/]+\/cancel$/.test(p))) return 'tasks:write';
   const m = /^\/tasks\/([^/]+)$/.exec(p);
   if ((method === 'GET' || method === 'HEAD') && m && !['batch', 'cancel', 'retry'].includes(m[1]!)) return 'tasks:read';
   return null;
@@ -231,6 +242,7 @@ export function scopeOf(method: string, path: string): Scope | null {
 const LIST_PARAMS = new Set(Object.keys(ListQuerySchema.properties));
 const SCHEDULE_LIST_PARAMS = new Set([...Object.keys(ScheduleListQuerySchema.properties), 'tenant']);
 const SCHEDULE_GET_PARAMS = new Set([...Object.keys(ScheduleGetQuerySchema.properties), 'tenant']);
+const WORKFLOW_LIST_PARAMS = new Set([...Object.keys(WorkflowListQuerySchema.properties), 'tenant']);
 
 /** The parameters a GET route validates whole (any other is a 400 there), or null for routes that ignore what they do not know. */
 function validatedParams(s: Spec): Set<string> | null {
@@ -239,6 +251,7 @@ function validatedParams(s: Spec): Set<string> | null {
   if (p === '/tasks') return LIST_PARAMS;
   if (p === '/schedules') return SCHEDULE_LIST_PARAMS;
   if (/^\/schedules\/[^/]+$/.test(p)) return SCHEDULE_GET_PARAMS;
+  if (p === '/workflows') return WORKFLOW_LIST_PARAMS;
   return null;
 }
 
@@ -297,7 +310,7 @@ export function authVerdict(s: Spec): Verdict | null {
   if (!admin && !k.scopes.includes(scope)) return refuse([403]);
   // Named both ways, differently: the query decides, or the API refuses the ambiguity.
   if (query && header && query.value !== header.value) extra.push(400, 403);
-  // GET /tasks and the schedule reads validate their whole query: a parameter they do not know
+  // GET /tasks, GET /workflows and the schedule reads validate their whole query: a parameter they do not know
   // (`tenant[]`, which the simple query parser keeps as its own key) is a 400 there, where other
   // routes ignore it.
   const validated = validatedParams(s);

@@ -11,7 +11,7 @@ import { ChildHandle, freePort, spawnService } from '../support/processes';
 import { checkAnswer, checkDatabase, EARLY_ANSWER_BYTES, Ledger, NO_TENANT, specText, waitForFinal } from './check';
 import { DEFAULT_GEN, RequestSource } from './generate';
 import { createKeys, KeyRing } from './keyring';
-import { authVerdict, describeRequest, FuzzRequest, HEAD_LIMIT_BYTES, routeOf, SEEN, SEEN_UPPER, Spec } from './model';
+import { authVerdict, describeRequest, FuzzRequest, HEAD_LIMIT_BYTES, routeOf, SEEN, SEEN_UPPER, Spec, WF_SEEN } from './model';
 import { parseAnswers, sendHttp, sendRaw, Target } from './send';
 
 export interface FuzzOptions {
@@ -200,13 +200,14 @@ function sortedCounts(m: Map<string, Map<string, number>>): [string, [string, nu
  * of another tenant with `seenFrom: 'other'` (then 404); without one, an unknown id (then 404).
  */
 function resolveSpec(s: Spec, ledger: Ledger): Spec {
-  if (!s.path.includes(SEEN) && !s.path.includes(SEEN_UPPER)) return s;
+  const workflow = s.path.toLowerCase().includes(WF_SEEN);
+  if (!s.path.includes(SEEN) && !s.path.includes(SEEN_UPPER) && !workflow) return s;
   const seen = s.seen ?? 0;
   const tenant = authVerdict(s)?.tenant ?? null;
   const own = s.seenFrom !== 'other';
-  const id = ledger.pickSeen(seen, tenant, own);
+  const id = workflow ? ledger.pickSeen(seen, tenant, own, ledger.seenWorkflows) : ledger.pickSeen(seen, tenant, own);
   const fill = id ?? `00000000-0000-4000-8000-${seen.toString(16).padStart(12, '0').slice(-12)}`;
-  const path = s.path.replace(SEEN, fill).replace(SEEN_UPPER, fill.toUpperCase());
+  const path = s.path.replace(SEEN, fill).replace(SEEN_UPPER, fill.toUpperCase()).replace(WF_SEEN, fill).replace(WF_SEEN.toUpperCase(), fill.toUpperCase());
   const found = id !== undefined && own;
   // A request that expects an answer about a found task (2xx) is a 404 when there is none.
   const expect = !found && s.expect?.some((x) => x >= 200 && x < 300) ? [404] : s.expect;

@@ -7,6 +7,7 @@
  */
 import type { Registry } from 'prom-client';
 import { createApp } from '../../services/api/app';
+import { ApiError, NewWorkflow, TaskSchedulerClient } from '../../services/client';
 import { RequestAdmission } from '../../services/api/limits/request-admission';
 import { RunningServer, startServer } from '../../services/api/server';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
@@ -43,10 +44,11 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
   return { status: res.status, body: text ? (JSON.parse(text) as Json) : {}, headers: res.headers };
 }
 
+const started = async () => Number(/\} (\d+)$/m.exec(await api.registry.getSingleMetricAsString('workflows_started_total'))![1]);
 const fields = (b: Json): string[] => (b.errors as { field: string }[]).map((e) => e.field).sort();
 const count = async (table: 'workflows' | 'tasks') => (await stack.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 /** A diamond: extract, then clean and stats, then load. */
-const diamond = (name = 'etl', type = 'sleeper') => ({
+const diamond = (name = 'etl', type = 'sleeper'): NewWorkflow => ({
   name,
   tasks: [
     { key: 'extract', type, payload: { sleep_ms: 1 } },
@@ -69,7 +71,7 @@ it('creates a workflow: 201, Location, each step\'s task, roots queued and the o
   expect(rows[1]).toMatchObject({ max_retries: 2 });
   expect(rows[2]).toMatchObject({ priority: 'low', max_retries: stack.cfg.DEFAULT_MAX_RETRIES });
   expect(rows[3]).toMatchObject({ timeout_ms: 60_000 });
-  expect(await api.registry.getSingleMetricAsString('workflows_started_total')).toMatch(/^workflows_started_total\{service="api"\} 1$/m);
+  expect(await started()).toBe(1);
 
   const got = await call('GET', `/workflows/${w.id.toUpperCase()}`);
   expect(got.status).toBe(200);
@@ -117,8 +119,21 @@ it('names the steps of a cycle, refuses what a payload may not hold, and bodies 
   expect(fields((await call('POST', '/workflows', diamond(), { 'Idempotency-Key': 'has space' })).body)).toEqual(['Idempotency-Key']);
 });
 
+it('holds step payloads to MAX_PAYLOAD_DEPTH, as POST /tasks does', async () => {
+  const nested = (depth: number): unknown => (depth === 1 ? {} : { a: nested(depth - 1) });
+  const at = (depth: number) => ({ name: 'deep', tasks: [{ key: 'a', type: 'noop', payload: nested(depth) }] });
+  const ok = await call('POST', '/workflows', at(stack.cfg.MAX_PAYLOAD_DEPTH));
+  expect(ok.status).toBe(201);
+  const deep = await call('POST', '/workflows', at(stack.cfg.MAX_PAYLOAD_DEPTH + 1));
+  expect(deep.status).toBe(400);
+  expect(deep.body.errors[0].field).toMatch(/^tasks\[0\]\.payload\.a/);
+  expect(deep.body.detail).toContain(`a payload may nest ${stack.cfg.MAX_PAYLOAD_DEPTH} levels`);
+  expect((await call('POST', `/workflows/${ok.body.workflow.id}/cancel`)).status).toBe(200);
+});
+
 it('replays a repeated Idempotency-Key and body (200, the same workflow), refuses it with another body (409), per tenant', async () => {
   const key = { 'Idempotency-Key': 'etl-2026-12-06' };
+  const before = await started();
   const first = await call('POST', '/workflows', diamond('keyed'), key);
   expect(first.status).toBe(201);
   expect(first.body.workflow.idempotency_key).toBe('etl-2026-12-06');
@@ -136,7 +151,8 @@ it('replays a repeated Idempotency-Key and body (200, the same workflow), refuse
   expect(other.body.detail).toContain(first.body.workflow.id);
   expect((await stack.pool.query('SELECT count(*)::int AS n FROM workflows WHERE idempotency_key = $1', ['etl-2026-12-06'])).rows[0].n).toBe(1);
   expect((await call('POST', '/workflows?tenant=beta', diamond('keyed'), key)).status).toBe(201);
-  expect(await api.registry.getSingleMetricAsString('workflows_started_total')).toMatch(/\} 3$/m);
+  // Replays and conflicts start nothing.
+  expect(await started()).toBe(before + 2);
   for (const tenant of ['default', 'beta']) expect((await call('POST', `/workflows/${(await call('GET', `/workflows?name=keyed&tenant=${tenant}`)).body.workflows[0].id}/cancel?tenant=${tenant}`)).status).toBe(200);
 });
 
@@ -231,6 +247,35 @@ it(`takes ${MAX_WORKFLOW_STEPS} steps in one body (a chain), and refuses a body 
   const big = { name: 'big', tasks: [{ key: 'a', type: 'noop', payload: { text: 'x'.repeat(stack.cfg.MAX_WORKFLOW_BODY_BYTES) } }] };
   expect((await call('POST', '/workflows', big)).status).toBe(413);
 }, 120_000);
+
+it('the typed client: submit with a generated idempotency key (sent again: the same workflow), get, list every page, cancel', async () => {
+  const client = new TaskSchedulerClient({ baseUrl: api.url, tenant: 'client-t' });
+  const first = await client.submitWorkflow(diamond('by-client'));
+  expect(first.created).toBe(true);
+  expect(first.workflow.idempotency_key).toMatch(/^client-[0-9a-f-]{36}$/);
+  expect(first.steps.map((s) => s.key)).toEqual(['extract', 'clean', 'stats', 'load']);
+  const again = await client.submitWorkflow(diamond('by-client'), { idempotencyKey: first.workflow.idempotency_key! });
+  expect(again).toEqual({ ...first, created: false });
+  for (const name of ['by-client-2', 'by-client-3']) await client.submitWorkflow(diamond(name));
+
+  const detail = await client.getWorkflow(first.workflow.id);
+  expect(detail.workflow.counts.waiting).toBe(3);
+  expect(detail.steps[3]!.depends_on).toEqual(['clean', 'stats']);
+  const pages: number[] = [];
+  const names: string[] = [];
+  for await (const page of client.listWorkflows({ limit: 1, status: ['running'] })) {
+    pages.push(page.workflows.length);
+    names.push(...page.workflows.map((w) => w.name));
+  }
+  expect(names).toEqual(['by-client-3', 'by-client-2', 'by-client']);
+  expect(pages.length).toBeGreaterThanOrEqual(3);
+
+  const cancelled = await client.cancelWorkflow(first.workflow.id);
+  expect(cancelled).toMatchObject({ workflow: { status: 'cancelled' }, cancelled: 4, cancelling: 0 });
+  const refused = await client.cancelWorkflow(first.workflow.id).catch((err: unknown) => err);
+  expect(refused).toBeInstanceOf(ApiError);
+  expect((refused as ApiError).status).toBe(409);
+});
 
 describe('under tenant limits', () => {
   let server: RunningServer;

@@ -2,7 +2,7 @@
  * The hand-written validators (kept for speed on the hot path) and the schemas the OpenAPI document
  * shows must agree: random valid and invalid inputs get the same verdict, and the same fields named,
  * from ajv on the schema and from the validator. POST /tasks's body, the bulk body, the task filter,
- * the schedule bodies, and the filter's times against the standard `date-time` format.
+ * the schedule bodies, the workflow body, and the filter's times against the standard `date-time` format.
  */
 import Ajv2020, { ErrorObject } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
@@ -13,6 +13,8 @@ import { ProblemError } from '../../services/api/problem';
 import { bulkBodySchema } from '../../services/api/schemas/bulk';
 import { validateScheduleInput, validateSchedulePatch } from '../../services/api/schedules/schedule-input';
 import { ScheduleInputSchema, SchedulePatchSchema } from '../../services/api/schemas/schedules';
+import { WorkflowInputSchema } from '../../services/api/schemas/workflows';
+import { validateWorkflowInput } from '../../services/api/workflows/workflow-input';
 import { TaskInputSchema } from '../../services/api/schemas/task-input';
 import { validateTaskInput } from '../../services/api/validation';
 import { PRIORITIES, STATUSES } from '../../services/core/tasks/priority';
@@ -269,6 +271,75 @@ describe('POST /schedules and PATCH /schedules/{name}: the schedule validators a
         const ok = check(b);
         if (ok) valid++;
         expect(fastFields(() => validateSchedulePatch(b, 3))).toEqual(ok ? [] : scheduleFields(check.errors));
+      }),
+      RUNS,
+    );
+    expect(valid).toBeGreaterThan(RUNS.numRuns / 20);
+  });
+});
+
+describe('POST /workflows: the workflow validator and its schema', () => {
+  /** A step's problem is named down to its field (`tasks[0].retry.base_ms`, `tasks[1].depends_on[0]`). */
+  function workflowFields(errors: ErrorObject[] | null | undefined): string[] {
+    const fields = new Set<string>();
+    for (const e of errors ?? []) {
+      const parts = e.instancePath.split('/').slice(1);
+      if (e.keyword === 'required') parts.push(e.params.missingProperty);
+      if (e.keyword === 'additionalProperties') parts.push(e.params.additionalProperty);
+      if (parts.length === 0) fields.add('(body)');
+      else if (parts[0] !== 'tasks' || parts.length === 1) fields.add(parts[0]!);
+      else {
+        const [, i, field, sub] = parts;
+        const inner = field === undefined ? '' : field === 'retry' && sub !== undefined ? `.retry.${sub}` : field === 'depends_on' && sub !== undefined ? `.depends_on[${sub}]` : `.${field}`;
+        fields.add(`tasks[${i}]${inner}`);
+      }
+    }
+    return [...fields].sort();
+  }
+  const stepFields = {
+    type: mostly(taskType, nearType),
+    priority: sometimes(mostly(fc.constantFrom(...PRIORITIES), fc.constant('urgent'))),
+    payload: sometimes(fc.oneof(fc.jsonValue(), fc.constant(null))),
+    max_retries: sometimes(mostly(fc.integer({ min: 0, max: 100 }), fc.integer({ min: -5, max: 110 }))),
+    retry: sometimes(mostly(fc.record({ backoff: mostly(fc.constantFrom('fixed', 'linear')), base_ms: mostly(fc.integer({ min: 1, max: 1000 }), fc.constant(0)) }, { requiredKeys: [] }), fc.constant([]))),
+    timeout_ms: sometimes(mostly(fc.integer({ min: 1, max: 86_400_000 }), fc.constant(0))),
+    idempotency_key: sometimes(fc.constant('k')),
+    run_at: sometimes(fc.constant('2030-01-01T00:00:00Z')),
+  };
+  // Keys unique by construction and dependencies on earlier steps only, each once: what is left to
+  // disagree on is what JSON Schema can say (the graph is graph.ts's, tested on its own). Steps are
+  // few, so a body stays under the 20 problems the validator lists.
+  const steps = fc
+    .array(fc.tuple(fc.record(stepFields, { requiredKeys: ['type'] }), mostly(fc.constant('ok'), fc.constant('bad-key'), fc.constant('no-key')), fc.array(fc.nat(), { maxLength: 3 }), sometimes(fc.constant('not-a-list'))), { minLength: 1, maxLength: 3 })
+    .map((items) => {
+      const keys = items.map(([, k], i) => (k === 'bad-key' ? `-${i}` : `s${i}`));
+      return items.map(([fields, k, deps, notList], i) => {
+        const earlier = [...new Set(deps.filter((d) => d < i))].map((d) => keys[d]!);
+        return { ...fields, ...(k === 'no-key' ? {} : { key: keys[i] }), ...(notList ? { depends_on: notList } : earlier.length ? { depends_on: earlier } : {}) };
+      });
+    });
+  const body = fc.record(
+    {
+      name: mostly(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/), fc.constantFrom('', '-x', 'a b', 'é', 'a'.repeat(201)), fc.integer()),
+      on_failure: sometimes(mostly(fc.constantFrom('cancel_dependents', 'continue'), fc.constant('explode'))),
+      tasks: mostly(steps, fc.constant([]), fc.constant('noop'), fc.array(fc.oneof(fc.constant(null), fc.string(), fc.integer(), fc.array(fc.integer())), { minLength: 1, maxLength: 2 })),
+      extra: sometimes(fc.anything()),
+    },
+    { requiredKeys: ['name', 'tasks'] },
+  );
+
+  it('agree on random bodies, naming the same fields', () => {
+    const check = ajv.compile(WorkflowInputSchema);
+    let valid = 0;
+    fc.assert(
+      fc.property(fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 }).map(json), (b) => {
+        const ok = check(b);
+        if (ok) valid++;
+        const fast = fastFields(() => validateWorkflowInput(b, undefined, 3));
+        const expected = ok ? [] : workflowFields(check.errors);
+        // A body with more than 20 problems gets the first 19 and a count (`(body)`).
+        if (fast.length >= 20) expect(fast.filter((f) => f !== '(body)').every((f) => expected.includes(f)) && expected.length >= 19).toBe(true);
+        else expect(fast).toEqual(expected);
       }),
       RUNS,
     );

@@ -13,6 +13,8 @@ const MAX_PROBLEMS = 10;
 export interface JsonLimits {
   /** Deepest nesting of a task's payload (`{}` is 1). */
   maxPayloadDepth: number;
+  /** Levels of the body around a payload beyond POST /tasks's one (a schedule's `task`: 1; a workflow's `tasks[i]`: 2). */
+  payloadAt?: number;
 }
 
 function depthMessage(limits: JsonLimits): string {
@@ -42,7 +44,7 @@ export function parseTaskBody(raw: Buffer, limits: JsonLimits): unknown {
   const text = bodyText(raw);
   const errors: FieldError[] = [];
   let deep = false;
-  scanJson(text, { maxDepth: limits.maxPayloadDepth + 1, depthMessage: depthMessage(limits) }, (p) => {
+  scanJson(text, { maxDepth: limits.maxPayloadDepth + 1 + (limits.payloadAt ?? 0), depthMessage: depthMessage(limits) }, (p) => {
     deep ||= p.span !== undefined;
     errors.push({ field: toField(p.path), message: p.message });
     return errors.length < MAX_PROBLEMS && !deep;

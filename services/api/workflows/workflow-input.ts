@@ -102,10 +102,11 @@ function checkDependsOn(v: unknown, field: string, errors: FieldError[]): string
     errors.push({ field, message: `must be an array of at most ${MAX_DEPS} step keys` });
     return null;
   }
-  const bad = v.findIndex((d) => typeof d !== 'string' || !KEY.test(d));
-  if (bad >= 0) {
-    errors.push({ field: `${field}[${bad}]`, message: 'must be a step key: 1-128 letters, digits, . _ : - starting with a letter or digit' });
-    return null;
-  }
-  return v as string[];
+  let ok = true;
+  v.forEach((d, i) => {
+    if (typeof d === 'string' && KEY.test(d)) return;
+    errors.push({ field: `${field}[${i}]`, message: 'must be a step key: 1-128 letters, digits, . _ : - starting with a letter or digit' });
+    ok = false;
+  });
+  return ok ? (v as string[]) : null;
 }
