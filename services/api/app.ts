@@ -36,6 +36,8 @@ import { addScheduleRoutes, DEFAULT_MAX_SCHEDULES_PER_TENANT } from './schedules
 import { triggerSchedule } from '../core/schedules/schedule-tasks';
 import { addWorkflowRoutes } from './workflows/workflow-routes';
 import { addConsoleRoutes, ConsoleOptions } from './console/console-routes';
+import { addAdminRoutes } from './admin/admin-routes';
+import type { LimitDefaults } from '../core/tenancy/limits';
 
 export interface AppDeps {
   pool: Pool;
@@ -71,6 +73,8 @@ export interface AppDeps {
   maxSchedulesPerTenant?: number;
   /** MAX_WORKFLOW_BODY_BYTES (default 4 MiB, and never below maxBodyBytes). */
   maxWorkflowBodyBytes?: number;
+  /** TENANT_RATE_LIMIT, TENANT_BURST, TENANT_MAX_UNFINISHED, for GET /admin/tenants (default: 0, unlimited). */
+  tenantDefaults?: LimitDefaults;
   /** The web console (UI_ENABLED, UI_BASE_PATH); default: not served. */
   console?: ConsoleOptions;
 }
@@ -295,6 +299,12 @@ export function createApp(deps: AppDeps): ApiApp {
       jsonBody: [requireJson, admitUpTo(workflowBodyBytes), express.raw({ type: () => true, limit: workflowBodyBytes })],
       parseBody: (req) => parseTaskBody(bodyOf(req), { ...limits, payloadAt: 2 }),
     },
+  );
+
+  addAdminRoutes(
+    app,
+    { pool: deps.pool, tenantDefaults: deps.tenantDefaults ?? { TENANT_RATE_LIMIT: 0, TENANT_BURST: 0, TENANT_MAX_UNFINISHED: 0 } },
+    { authorized, jsonBody: [requireJson, admit, raw], parseBody: (req) => parseTaskBody(bodyOf(req), limits) },
   );
 
   app.use(methodNotAllowed);

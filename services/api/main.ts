@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     maxSchedulesPerTenant: cfg.MAX_SCHEDULES_PER_TENANT,
     maxWorkflowBodyBytes: cfg.MAX_WORKFLOW_BODY_BYTES,
     readiness,
+    tenantDefaults: cfg,
     console: cfg.UI_ENABLED === 'true' ? { basePath: cfg.UI_BASE_PATH } : undefined,
   });
   // Redis away at start-up is an outage like any other (tasks are accepted into Postgres and the

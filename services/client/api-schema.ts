@@ -340,6 +340,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/tenants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every tenant with its limits and its unfinished tasks
+         * @description Its own settings (null: the TENANT_* setting applies), the limits in effect, and how many of its tasks are not final now.
+         */
+        get: operations["listTenants"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every API key (never a key's text), or one tenant's with ?tenant= */
+        get: operations["listKeys"];
+        put?: never;
+        /** Create an API key for a tenant; its text is in this answer only */
+        post: operations["createKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/keys/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke an API key
+         * @description Every API replica refuses it within AUTH_CACHE_MS. Revoking twice keeps the first time.
+         */
+        post: operations["revokeKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3336,6 +3394,441 @@ export interface operations {
             };
             /** @description The workflow is final already (succeeded, failed or cancelled). */
             409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTenants: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenants by name. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tenants: {
+                            name: string;
+                            /** @description Its own rate limit, tasks per second (0: none). Null: the environment's setting. */
+                            rate_limit: number | null;
+                            /** @description Its own burst. Null: the environment's setting. */
+                            burst: number | null;
+                            /** @description Its own cap on unfinished tasks (0: none). Null: the environment's setting. */
+                            max_unfinished: number | null;
+                            /** @description Its own cap on running tasks (0: none). Null: the environment's setting. */
+                            max_running: number | null;
+                            /** @description Its own share of the workers. Null: the environment's setting. */
+                            weight: number | null;
+                            /** @description The limits that apply: its own, else the TENANT_* settings (0: unlimited). */
+                            effective: {
+                                rate_limit: number;
+                                burst: number;
+                                max_unfinished: number;
+                            };
+                            /** @description Its tasks not yet final now (waiting, scheduled, queued, running, retrying). */
+                            unfinished: number;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listKeys: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys by tenant and creation. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keys: {
+                            /** @description The public id of a key (16 hex digits; the key text is tsk_<id>_<secret>). */
+                            id: string;
+                            tenant: string;
+                            scopes: ("tasks:write" | "tasks:read" | "admin")[];
+                            description: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            expires_at: string | null;
+                            revoked_at: string | null;
+                            /** @description To within a few seconds. */
+                            last_used_at: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createKey: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The tenant (created when missing), the scopes, and optionally when it expires and a description. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The tenant the key acts on (created when missing). */
+                    tenant: string;
+                    scopes: ("tasks:write" | "tasks:read" | "admin")[];
+                    /** @description Milliseconds from now; absent or null: never. */
+                    expires_in_ms?: number | null;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created: the key, with its text (key) shown this once. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The public id of a key (16 hex digits; the key text is tsk_<id>_<secret>). */
+                        id: string;
+                        tenant: string;
+                        scopes: ("tasks:write" | "tasks:read" | "admin")[];
+                        description: string;
+                        /** Format: date-time */
+                        created_at: string;
+                        expires_at: string | null;
+                        revoked_at: string | null;
+                        /** @description To within a few seconds. */
+                        last_used_at: string | null;
+                        /** @description The key: shown in this answer only (only its hash is stored). */
+                        key: string;
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than MAX_BODY_BYTES. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json in UTF-8 (or its encoding is not supported). */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error; it has been logged. */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeKey: {
+        parameters: {
+            query?: {
+                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                tenant?: components["parameters"]["tenantQuery"];
+            };
+            header?: {
+                /** @description As ?tenant= (which wins when both are given). */
+                Tenant?: components["parameters"]["tenantHeader"];
+            };
+            path: {
+                /** @description The public id of a key (16 hex digits; the key text is tsk_<id>_<secret>). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key, revoked. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The public id of a key (16 hex digits; the key text is tsk_<id>_<secret>). */
+                        id: string;
+                        tenant: string;
+                        scopes: ("tasks:write" | "tasks:read" | "admin")[];
+                        description: string;
+                        /** Format: date-time */
+                        created_at: string;
+                        expires_at: string | null;
+                        revoked_at: string | null;
+                        /** @description To within a few seconds. */
+                        last_used_at: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field (body fields, path and query parameters, headers, `tenant`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown, malformed, revoked or expired. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 6750 Bearer challenge. */
+                    "WWW-Authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope, or names another tenant without being an admin key. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key with this id. */
+            404: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;

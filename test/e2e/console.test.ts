@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { createKey } from '../../services/core/tenancy/key-store';
+import { TEST_KEY } from '../support/auth';
 import { accessibilityViolations, launchBrowser, TestBrowser } from '../support/browser';
 import { startServiceProcesses, ServiceProcesses } from '../support/service-processes';
 import { waitFor } from '../support/stack';
@@ -140,6 +141,25 @@ it('draws a workflow graph whose nodes open their steps', async () => {
   await page.getByRole('heading', { name: `Task ${stats.task_id}` }).waitFor();
 });
 
+it('shows a schedule\'s next ticks, pauses, resumes and triggers it', async () => {
+  expect((await api('POST', '/schedules', { name: 'nightly-report', cron: '30 2 * * *', timezone: 'Europe/Berlin', task: { type: 'noop' } })).status).toBe(201);
+  await go('#/schedules');
+  await page.getByRole('link', { name: 'nightly-report' }).click();
+  await page.getByRole('heading', { name: 'Schedule nightly-report' }).waitFor();
+  // Five next ticks, each at 02:30 Berlin time.
+  await page.getByRole('region', { name: 'Next fire times' }).locator('tbody tr').nth(4).waitFor();
+  expect(await page.getByRole('region', { name: 'Next fire times' }).locator('tbody tr').count()).toBe(5);
+  expect(await page.getByRole('region', { name: 'Next fire times' }).locator('tbody tr').first().textContent()).toMatch(/T02:30:00\+0[12]:00/);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.locator('.status-line .badge', { hasText: 'paused' }).waitFor();
+  expect((await api<{ paused: boolean }>('GET', '/schedules/nightly-report')).body.paused).toBe(true);
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.locator('.status-line .badge', { hasText: 'active' }).waitFor();
+  await page.getByRole('button', { name: 'Trigger now' }).click();
+  await page.getByText(/Triggered: task [0-9a-f-]{36} created/).waitFor();
+  await page.getByRole('region', { name: 'Latest tasks of this schedule' }).getByText('triggered').waitFor();
+});
+
 it("does not show another tenant's task", async () => {
   const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'noop' }, otherKey);
   await go(`#/tasks/${t.id}`);
@@ -157,6 +177,7 @@ it('has no serious accessibility violation on any page, at laptop and phone widt
     ['dead-letters', '#/dead'],
     ['workflow', `#/workflows/${wfs.workflows[0]!.id}`],
     ['schedules', '#/schedules'],
+    ['schedule', '#/schedules/nightly-report'],
   ];
   for (const [width, height, label] of [[1280, 800, 'laptop'], [390, 844, 'phone']] as const) {
     await page.setViewportSize({ width, height });
@@ -171,9 +192,40 @@ it('has no serious accessibility violation on any page, at laptop and phone widt
   await page.setViewportSize({ width: 1280, height: 800 });
 }, 120_000);
 
+it('lets an admin key see tenants with their usage, create a key (shown once) and revoke it; other keys see no Admin page', async () => {
+  expect(await page.getByRole('link', { name: 'Admin' }).count()).toBe(0);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  expect(await page.evaluate('sessionStorage.length')).toBe(0);
+  await page.getByLabel('API key').fill(TEST_KEY);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('link', { name: 'Admin' }).click();
+  const tenants = page.getByRole('region', { name: 'Tenants' });
+  await tenants.getByRole('row').filter({ hasText: 'elsewhere' }).waitFor();
+  await tenants.getByRole('row').filter({ hasText: 'ops' }).first().waitFor();
+  const form = page.getByRole('form', { name: 'Create a key' });
+  await form.getByLabel('Tenant').fill('console-made');
+  await form.getByLabel('Description').fill('made in the console');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const text = (await page.locator('#new-key-text').textContent())!;
+  expect(text).toMatch(/^tsk_[0-9a-f]{16}_/);
+  expect((await api('GET', '/queues', undefined, text)).status).toBe(200);
+  const id = text.slice(4, 20);
+  await page.getByRole('button', { name: `Revoke key ${id}` }).click();
+  await page.getByText(`Key ${id} revoked`).waitFor();
+  // Refused within AUTH_CACHE_MS (the API trusted the key it had just checked for that long).
+  await waitFor(async () => (await api('GET', '/queues', undefined, text)).status === 401, 5_000, 'the revoked key to be refused');
+  expect({ violations: await accessibilityViolations(page) }).toEqual({ violations: [] });
+  for (const [width, height, label] of [[1280, 800, 'laptop'], [390, 844, 'phone']] as const) {
+    await page.setViewportSize({ width, height });
+    await page.screenshot({ path: path.join(SCREENSHOTS, `admin-${label}.png`) });
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
 it('fetched nothing from any other host, broke no CSP rule, and logged no key', () => {
   expect(b.offHost).toEqual([]);
   expect(b.pageProblems).toEqual([]);
   expect(svc.api.output()).not.toContain(key);
   expect(svc.api.output()).not.toContain(otherKey);
+  expect(svc.api.output()).not.toContain(TEST_KEY);
 });

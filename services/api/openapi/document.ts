@@ -113,6 +113,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
       { name: 'operator', description: 'Cancel and retry tasks, one or many.' },
       { name: 'schedules', description: 'Cron schedules: tasks created on the ticks of an expression.' },
       { name: 'workflows', description: 'Workflows: tasks that run when the tasks they depend on have succeeded.' },
+      { name: 'admin', description: 'Tenants and API keys (admin keys only): what the CLI\'s tenants and keys commands show.' },
       { name: 'service', description: 'Health, readiness and this document.' },
     ],
     paths,

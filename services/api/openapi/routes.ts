@@ -15,6 +15,7 @@ import { BatchResultSchema, HealthSchema, QueuesSchema, ReadinessSchema, TaskSch
 import { BatchBodySchema, IdempotencyKeySchema, TaskInputSchema } from '../schemas/task-input';
 import { ListQuerySchema, TaskPageSchema } from '../schemas/task-list';
 import { WorkflowCancelledSchema, WorkflowCreatedSchema, WorkflowDetailSchema, WorkflowInputSchema, WorkflowListQuerySchema, WorkflowPageSchema } from '../schemas/workflows';
+import { CreatedKeySchema, KeyIdSchema, KeyInputSchema, KeyListSchema, KeySchema, TenantListSchema } from '../schemas/admin';
 import { ScheduleDetailSchema, ScheduleGetQuerySchema, ScheduleInputSchema, ScheduleListQuerySchema, ScheduleNameSchema, SchedulePageSchema, SchedulePatchSchema, ScheduleSchema } from '../schemas/schedules';
 
 /** Headers the document describes (components.headers); X-Request-Id is on every answer. */
@@ -35,7 +36,7 @@ export interface Route {
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'tasks' | 'operator' | 'schedules' | 'workflows' | 'service';
+  tag: 'tasks' | 'operator' | 'schedules' | 'workflows' | 'admin' | 'service';
   /** The scope a key needs; absent: no key needed. */
   scope?: Scope;
   pathParams?: TObject;
@@ -318,6 +319,47 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       pathParams: WorkflowId,
       answers: { 200: { description: 'Cancelled: how many steps ended at once, and how many running ones were asked to stop.', schema: WorkflowCancelledSchema } },
       problems: { 404: NO_WORKFLOW, 409: 'The workflow is final already (succeeded, failed or cancelled).' },
+    },
+    {
+      method: 'get',
+      path: '/admin/tenants',
+      operationId: 'listTenants',
+      summary: 'Every tenant with its limits and its unfinished tasks',
+      description: 'Its own settings (null: the TENANT_* setting applies), the limits in effect, and how many of its tasks are not final now.',
+      tag: 'admin',
+      scope: 'admin',
+      answers: { 200: { description: 'The tenants by name.', schema: TenantListSchema } },
+    },
+    {
+      method: 'get',
+      path: '/admin/keys',
+      operationId: 'listKeys',
+      summary: "Every API key (never a key's text), or one tenant's with ?tenant=",
+      tag: 'admin',
+      scope: 'admin',
+      answers: { 200: { description: 'The keys by tenant and creation.', schema: KeyListSchema } },
+    },
+    {
+      method: 'post',
+      path: '/admin/keys',
+      operationId: 'createKey',
+      summary: 'Create an API key for a tenant; its text is in this answer only',
+      tag: 'admin',
+      scope: 'admin',
+      body: { schema: KeyInputSchema, description: 'The tenant (created when missing), the scopes, and optionally when it expires and a description.' },
+      answers: { 201: { description: 'Created: the key, with its text (key) shown this once.', schema: CreatedKeySchema } },
+    },
+    {
+      method: 'post',
+      path: '/admin/keys/{id}/revoke',
+      operationId: 'revokeKey',
+      summary: 'Revoke an API key',
+      description: 'Every API replica refuses it within AUTH_CACHE_MS. Revoking twice keeps the first time.',
+      tag: 'admin',
+      scope: 'admin',
+      pathParams: Type.Object({ id: KeyIdSchema }),
+      answers: { 200: { description: 'The key, revoked.', schema: KeySchema } },
+      problems: { 404: 'No key with this id.' },
     },
   ];
 }

@@ -51,7 +51,7 @@ function header(page: string): void {
       session.setTenant(input.value.trim());
       route();
     });
-    tenant = h('div', { class: 'tenant' }, h('label', { for: 'acting-tenant' }, 'Tenant'), input);
+    tenant = h('div', { class: 'tenant' }, h('label', { for: 'acting-tenant' }, 'Acting on tenant'), input);
   }
   fill(top, h('span', { class: 'brand' }, 'task-scheduler'), h('nav', { 'aria-label': 'Pages' }, h('ul', {}, ...links)), tenant, signOut);
 }
