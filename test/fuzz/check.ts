@@ -357,6 +357,10 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     checkWorkflows(ledger, s, path, route, a.status, json, verdict?.tenant ?? null, v);
     return;
   }
+  if (route.startsWith('/admin/')) {
+    checkAdmin(s, route, a.status, json, v);
+    return;
+  }
   if (s.method === 'POST' && (route === '/tasks/cancel' || route === '/tasks/retry')) {
     const n = (k: string) => (isObject(json) && Number.isInteger(json[k]) && (json[k] as number) >= 0 ? (json[k] as number) : -1);
     if (n('matched') < 0 || n('changed') < 0 || n('changed') > n('matched') || !isObject(json) || typeof json.has_more !== 'boolean') v(`${route} answer is not {matched, changed, has_more}`, snippet(a));
@@ -552,5 +556,20 @@ export async function waitForFinal(pool: Pool, timeoutMs: number): Promise<{ unf
       return { unfinished, byStatus: Object.fromEntries(rows.map((r) => [r.status, r.n])), examples: ex };
     }
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The admin routes' answers: lists without any key's text; a created key with its text, for the tenant asked. */
+function checkAdmin(s: Spec, route: string, status: number, json: unknown, v: (reason: string, detail: string) => void): void {
+  const text = JSON.stringify(json).slice(0, 300);
+  if (route === '/admin/tenants') {
+    if (!isObject(json) || !Array.isArray(json.tenants) || !json.tenants.every((t) => isObject(t) && typeof t.name === 'string' && Number.isInteger(t.unfinished))) v('GET /admin/tenants answer is not {tenants: [{name, unfinished, …}]}', text);
+  } else if (route === '/admin/keys' && s.method !== 'POST') {
+    if (!isObject(json) || !Array.isArray(json.keys)) v('GET /admin/keys answer is not {keys}', text);
+    else if (json.keys.some((k) => !isObject(k) || 'key' in k)) v("GET /admin/keys shows a key's text", text);
+  } else if (route === '/admin/keys') {
+    const asked = JSON.parse(s.body.toString('utf8')) as { tenant: string; scopes: string[] };
+    if (status !== 201 || !isObject(json) || typeof json.key !== 'string' || !json.key.startsWith('tsk_')) v('POST /admin/keys answered without the new key', text);
+    else if (json.tenant !== asked.tenant || JSON.stringify(json.scopes) !== JSON.stringify(asked.scopes)) v('POST /admin/keys made a key other than the one asked for', text);
   }
 }

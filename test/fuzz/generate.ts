@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { asKey, key, withCredential } from './credentials';
-import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec, WF_SEEN } from './model';
+import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec, TENANTS, WF_SEEN } from './model';
 import { encodeCursor } from '../../services/core/tasks/task-cursor';
 // A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer.
 import { prng } from '../../services/load/plan';
@@ -1162,6 +1162,31 @@ function workflowsArb(): fc.Arbitrary<FuzzRequest> {
   );
 }
 
+/**
+ * The admin routes: reads, keys created for the run's tenants (never revoked: a revoke names an
+ * unknown id, so the run's own keys keep working), bodies and ids refused with a 400, other methods.
+ */
+function adminArb(): fc.Arbitrary<FuzzRequest> {
+  const scopes = fc.subarray(['tasks:read', 'tasks:write', 'admin'], { minLength: 1 });
+  const body = (o: unknown, l: { seed: number; spacing: number }) => Buffer.from(render(o, prng(l.seed), l.spacing));
+  return fc.oneof(
+    fc.tuple(fc.constantFrom('/admin/tenants', '/admin/keys'), fc.constantFrom('GET', 'HEAD')).map(([p, m]) => request('admin.read', m, p, [200])),
+    fc.tuple(fc.constantFrom(...TENANTS), scopes, fc.option(fc.integer({ min: 1, max: 86_400_000 }), { nil: undefined }), layoutArb).map(([tenant, sc, exp, l]) =>
+      request('admin.key-create', 'POST', '/admin/keys', [201], {}, body({ tenant, scopes: sc, ...(exp ? { expires_in_ms: exp } : {}), description: 'fuzz' }, l)),
+    ),
+    fc.constantFrom(
+      '{}', '[]', 'null', '"x"', '{"tenant":"alpha"}', '{"tenant":"Alpha","scopes":["admin"]}', '{"tenant":"alpha","scopes":[]}', '{"tenant":"alpha","scopes":["root"]}',
+      '{"tenant":"alpha","scopes":["admin","admin"]}', '{"tenant":"alpha","scopes":["admin"],"expires_in_ms":0}', '{"tenant":"alpha","scopes":["admin"],"expires_in_ms":1.5}',
+      '{"tenant":"alpha","scopes":["admin"],"owner":"me"}', `{"tenant":"alpha","scopes":["admin"],"description":"${'d'.repeat(201)}"}`,
+    ).map((b) => request('admin.key-create-invalid', 'POST', '/admin/keys', [400], {}, Buffer.from(b))),
+    fc.stringMatching(/^[0-9a-f]{16}$/).map((id) => request('admin.revoke-unknown', 'POST', `/admin/keys/${id}/revoke`, [404])),
+    fc.constantFrom('x', '0123', 'F'.repeat(16), 'g'.repeat(16), '%zz').map((id) => request('admin.revoke-not-an-id', 'POST', `/admin/keys/${id}/revoke`, [400])),
+    fc.constantFrom('POST', 'PUT', 'DELETE').map((m) => request('admin.method-wrong', m, '/admin/tenants', [405], { allow: 'GET, HEAD' })),
+    fc.constantFrom('PUT', 'DELETE', 'PATCH').map((m) => request('admin.method-wrong', m, '/admin/keys', [405], { allow: 'GET, HEAD, POST' })),
+    fc.constantFrom('GET', 'PUT', 'DELETE').map((m) => request('admin.method-wrong', m, '/admin/keys/0123456789abcdef/revoke', [405], { allow: 'POST' })),
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Everything
 // ---------------------------------------------------------------------------------------------
@@ -1187,6 +1212,7 @@ export function requestArb(g: GenSettings = DEFAULT_GEN): fc.Arbitrary<FuzzReque
       { weight: 6, arbitrary: operatorArb() },
       { weight: 6, arbitrary: schedulesArb() },
       { weight: 6, arbitrary: workflowsArb() },
+      { weight: 3, arbitrary: adminArb() },
     ),
   ));
 }

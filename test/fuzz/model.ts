@@ -113,6 +113,8 @@ export function routeOf(path: string): string {
   if (p === '/workflows') return '/workflows';
   if (/^\/workflows\/[^/]+\/cancel$/.test(p)) return '/workflows/:id/cancel';
   if (/^\/workflows\/[^/]+$/.test(p)) return '/workflows/:id';
+  if (p === '/admin/tenants' || p === '/admin/keys') return p;
+  if (/^\/admin\/keys\/[^/]+\/revoke$/.test(p)) return '/admin/keys/:id/revoke';
   return '(other)';
 }
 
@@ -234,6 +236,9 @@ export function scopeOf(method: string, path: string): Scope | null {
   // Workflows: reads need tasks:read, submitting and cancelling tasks:write.
   if ((method === 'GET' || method === 'HEAD') && (p === '/workflows' || /^\/workflows\/[^/]+$/.test(p))) return 'tasks:read';
   if (method === 'POST' && (p === '/workflows' || /^\/workflows\/[^/]+\/cancel$/.test(p))) return 'tasks:write';
+  // Tenants and keys: admin keys only.
+  if ((method === 'GET' || method === 'HEAD') && (p === '/admin/tenants' || p === '/admin/keys')) return 'admin';
+  if (method === 'POST' && (p === '/admin/keys' || /^\/admin\/keys\/[^/]+\/revoke$/.test(p))) return 'admin';
   const m = /^\/tasks\/([^/]+)$/.exec(p);
   if ((method === 'GET' || method === 'HEAD') && m && !['batch', 'cancel', 'retry'].includes(m[1]!)) return 'tasks:read';
   return null;
