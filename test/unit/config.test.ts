@@ -60,6 +60,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RETENTION_SUCCEEDED_MS: '-1' })).toThrow(/RETENTION_SUCCEEDED_MS="-1": must be between 0 and/);
   });
 
+  it('serves the console at /ui unless told otherwise, never under an API path', () => {
+    expect(loadConfig({})).toMatchObject({ UI_BASE_PATH: '/ui', UI_ENABLED: 'true' });
+    expect(loadConfig({ UI_BASE_PATH: '/ops/console', UI_ENABLED: 'false' })).toMatchObject({ UI_BASE_PATH: '/ops/console', UI_ENABLED: 'false' });
+    for (const bad of ['ui', '/ui/', '/', '/a b', '/ui?x', '/../ui']) expect(() => loadConfig({ UI_BASE_PATH: bad })).toThrow(/UI_BASE_PATH=/);
+    for (const taken of ['/tasks', '/Tasks/ui', '/admin/console', '/openapi.json']) expect(() => loadConfig({ UI_BASE_PATH: taken })).toThrow(/must not be under an API path/);
+    expect(() => loadConfig({ UI_ENABLED: 'yes' })).toThrow(/UI_ENABLED=/);
+  });
+
   it('rejects a cap below the base', () => {
     expect(() => loadConfig({ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' })).toThrow(/RETRY_MAX_MS=1000: must be at least RETRY_BASE_MS/);
   });

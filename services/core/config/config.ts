@@ -59,7 +59,7 @@ export const SETTINGS = {
   MAX_BODY_BYTES: setting('1048576', parseInteger({ min: 1024, max: 64 * 1048576 }), 'Largest accepted request body; larger ones get 413.', ['api']),
   MAX_WORKFLOW_BODY_BYTES: setting('4194304', parseInteger({ min: 1024, max: 64 * 1048576 }), 'Largest accepted POST /workflows body (up to 10,000 steps); larger ones get 413. It counts against MAX_INFLIGHT_BODY_BYTES like any body.', ['api']),
   UI_ENABLED: setting('true', parseEnum(['true', 'false'] as const), '`true`: the API serves the web console (read-only assets; it speaks the public API with the operator\'s key) under UI_BASE_PATH; `false`: those paths are 404.', ['api']),
-  UI_BASE_PATH: setting('/ui', parseString({ pattern: /^(\/[A-Za-z0-9._~-]+)+$/, hint: 'a path like /ui or /ops/console' }), 'Path the web console is served at (`GET /ui`); the console finds the API relative to it, so it works behind an ingress sub-path.', ['api']),
+  UI_BASE_PATH: setting('/ui', parseString({ pattern: /^(\/(?!\.\.?(\/|$))[A-Za-z0-9._~-]+)+$/, hint: 'a path like /ui or /ops/console (no . or .. segment, no trailing /)' }), 'Path the web console is served at (`GET /ui`); the console finds the API relative to it, so it works behind an ingress sub-path.', ['api']),
   MAX_PAYLOAD_DEPTH: setting('64', parseInteger({ min: 1, max: 512 }), 'Deepest nesting of objects and arrays a task payload may have (`{}` is 1); deeper ones get 400. Found by an iterative scan, before anything is parsed into objects.', ['api']),
   MAX_INFLIGHT_BODY_BYTES: setting('0', parseInteger({ min: 0, max: 4096 * 1048576 }), 'Request body bytes the API holds at once (declared or received); a request beyond it gets 503 with Retry-After before its body is read. 0 means a sixteenth of the V8 heap limit, and never less than MAX_BODY_BYTES.', ['api']),
   SUBMIT_BATCH_BYTES: setting('4194304', parseInteger({ min: 1024, max: 1024 * 1048576 }), 'Payload bytes the API joins into one coalesced insert statement (a single larger request still goes alone).', ['api']),
@@ -124,6 +124,9 @@ const SERVICE_DEFAULTS: Partial<Record<ServiceName, Partial<Record<SettingName, 
  * Parses every setting; collects all problems so one start-up reports them together.
  * Throws ConfigError naming each offending variable.
  */
+/** The API's first path segments, which UI_BASE_PATH may not take. */
+const API_ROOTS = ['tasks', 'queues', 'schedules', 'workflows', 'admin', 'healthz', 'readyz', 'openapi.json'];
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: ServiceName): Config {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
@@ -148,6 +151,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
     for (const name of ['RETENTION_SUCCEEDED_MS', 'RETENTION_DEAD_MS', 'RETENTION_CANCELLED_MS'] as const) {
       if (cfg[name] > 0 && cfg[name] < 60_000) problems.push(`${name}=${cfg[name]}: must be 0 (keep forever) or at least 60000 (a minute)`);
     }
+  }
+  // The console is mounted before the API's routes: a path under one of them would hide it.
+  const uiRoot = cfg.UI_BASE_PATH?.split('/')[1]?.toLowerCase();
+  if (problems.length === 0 && uiRoot !== undefined && API_ROOTS.includes(uiRoot)) {
+    problems.push(`UI_BASE_PATH=${JSON.stringify(cfg.UI_BASE_PATH)}: must not be under an API path (/${API_ROOTS.join(', /')})`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
