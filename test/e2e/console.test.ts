@@ -65,8 +65,11 @@ it('serves the console with a strict CSP, and refuses a wrong key', async () => 
   expect(await page.evaluate('sessionStorage.length')).toBe(0);
 });
 
-it('signs in and shows live counts changing as tasks are posted', async () => {
-  await signIn(key);
+it('signs in from the keyboard and shows live counts changing as tasks are posted', async () => {
+  await page.goto(`${svc.url}/ui/`);
+  // The key field has the focus; Enter submits.
+  await page.keyboard.type(key);
+  await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
   // The key is in sessionStorage only: never in the URL.
   expect(page.url()).not.toContain(key);
@@ -105,6 +108,19 @@ it('bulk-retries every dead task matching a filter, after a confirmation that sa
   await page.getByText('3 of 3 dead task(s) queued again.').waitFor();
   // Each ran once more (and, being always_fail, died again).
   for (const id of ids) await waitFor(async () => (await taskOf(id)).attempts === 2 && (await taskOf(id)).status === 'dead', 15_000, `task ${id} to run again`);
+});
+
+it('cancels every unfinished task matching a filter, after a confirmation that says how many', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'later.report', delay_ms: 3_600_000 })).body.id);
+  await go('#/tasks?type=later.report');
+  await page.getByRole('link', { name: `Task ${ids[0]}` }).waitFor();
+  await page.getByRole('button', { name: 'Cancel all matching' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByText('Cancel all 3 unfinished task(s) matching the filter?').waitFor();
+  await dialog.getByRole('button', { name: 'Cancel 3' }).click();
+  await page.getByText('3 of 3 task(s) cancelled.').waitFor();
+  for (const id of ids) expect((await taskOf(id)).status).toBe('cancelled');
 });
 
 it('cancels a running task', async () => {
@@ -185,6 +201,13 @@ it('has no serious accessibility violation on any page, at laptop and phone widt
       await go(hash);
       await page.locator('#page-title').waitFor();
       await page.waitForLoadState('networkidle');
+      if (name === 'overview' && label === 'laptop') {
+        // Some work in flight, and a few samples of it, so the picture shows the live counts and sparklines.
+        for (const [priority, n] of [['high', 6], ['default', 12], ['low', 3]] as const) {
+          await api('POST', '/tasks/batch', { tasks: Array.from({ length: n }, () => ({ type: 'sleeper', priority, payload: { sleep_ms: 3000 } })) });
+        }
+        await page.waitForTimeout(5000);
+      }
       expect({ page: name, width, violations: await accessibilityViolations(page) }).toEqual({ page: name, width, violations: [] });
       await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${label}.png`) });
     }

@@ -1,10 +1,11 @@
 /** Tasks: GET /tasks filtered, a page at a time (next_cursor); each row opens the task. */
 import { get } from '../api.js';
+import { confirmDialog, countMatching, runBulk } from '../bulk.js';
 import { fill, h } from '../dom.js';
 import { badge, time } from '../format.js';
 import { hrefFor, PageContext } from '../router.js';
 import { filterForm, filterFrom, TaskFilter } from '../task-filter.js';
-import { heading, link, table } from '../ui.js';
+import { errorText, heading, link, notice, table } from '../ui.js';
 
 export interface TaskRow {
   id: string;
@@ -45,5 +46,31 @@ export async function tasksPage(ctx: PageContext): Promise<void> {
     page.next_cursor ? link(hrefFor('tasks', [], { ...filter, cursor: page.next_cursor }), 'Next page', { rel: 'next' }) : null,
   );
   const shown = page.tasks.length === 0 && page.next_cursor ? 'No task in this stretch; the next page carries on the search.' : 'No task matches.';
-  fill(ctx.main, heading('Tasks'), form, table('Tasks, newest first', TASK_HEADERS, page.tasks.map(taskCells), shown), pager);
+  const msg = notice();
+  const progress = h('progress', { max: 1, value: 0, hidden: true, 'aria-label': 'Cancel progress' });
+  const cancelAll = h('button', { type: 'button', id: 'cancel-matching', onclick: () => void cancelMatching(filter, cancelAll, progress, msg) }, 'Cancel all matching');
+  fill(ctx.main, heading('Tasks'), form, h('div', { class: 'toolbar' }, cancelAll, progress), msg.el, table('Tasks, newest first', TASK_HEADERS, page.tasks.map(taskCells), shown), pager);
+}
+
+/** Cancels every unfinished task the filter matches (POST /tasks/cancel), after confirming how many. */
+async function cancelMatching(filter: TaskFilter, button: HTMLButtonElement, progress: HTMLProgressElement, msg: ReturnType<typeof notice>): Promise<void> {
+  button.disabled = true;
+  try {
+    msg.say('Counting the unfinished tasks that match…');
+    const bulkFilter = { ...filter };
+    const n = await countMatching('cancel', bulkFilter);
+    if (n === 0) return msg.say('No unfinished task matches the filter.');
+    if (!(await confirmDialog(`Cancel all ${n} unfinished task(s) matching the filter? Running ones are asked to stop.`, `Cancel ${n}`))) return msg.say('Nothing was changed.');
+    progress.hidden = false;
+    progress.max = n;
+    const changed = await runBulk('cancel', bulkFilter, (c, calls) => {
+      progress.value = Math.min(c, n);
+      msg.say(`${c} of ${n} cancelled (${calls} call(s))…`);
+    });
+    msg.say(`${changed} of ${n} task(s) cancelled.`, 'ok');
+  } catch (err) {
+    msg.say(`Stopped: ${errorText(err)}`, 'error');
+  } finally {
+    button.disabled = false;
+  }
 }
