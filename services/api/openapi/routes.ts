@@ -312,12 +312,12 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       path: '/workflows/{id}/cancel',
       operationId: 'cancelWorkflow',
       summary: 'Cancel a running workflow',
-      description: 'Steps not started are cancelled at once and never run; running steps have their attempts asked to stop, as POST /tasks/{id}/cancel does.',
+      description: 'Steps not started are cancelled at once and never run; running steps have their attempts asked to stop, as POST /tasks/{id}/cancel does. Cancelling a cancelled workflow again is harmless (200, nothing more cancelled).',
       tag: 'workflows',
       scope: 'tasks:write',
       pathParams: WorkflowId,
-      answers: { 200: { description: 'Cancelled: how many steps ended at once, and how many running ones were asked to stop.', schema: WorkflowCancelledSchema } },
-      problems: { 404: NO_WORKFLOW, 409: 'The workflow is final already (succeeded, failed or cancelled).' },
+      answers: { 200: { description: 'Cancelled (now or before): how many steps ended at once, and how many running ones were asked to stop.', schema: WorkflowCancelledSchema } },
+      problems: { 404: NO_WORKFLOW, 409: 'The workflow ended otherwise (succeeded or failed).' },
     },
   ];
 }
