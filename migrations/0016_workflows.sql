@@ -126,6 +126,14 @@ $$;
 -- (one row version of a fan-in per batch, not one per parent); the trigger calls it for one.
 CREATE OR REPLACE FUNCTION workflow_steps_succeeded(ids uuid[]) RETURNS void
 LANGUAGE sql AS $$
+  -- Locks in one order everywhere, tasks before their workflow and each kind by id, so that
+  -- workers, the reaper and operators changing steps of the same workflows never deadlock.
+  SELECT 1 FROM tasks WHERE id IN (SELECT child FROM workflow_edges WHERE parent = ANY(ids)) AND status = 'waiting' ORDER BY id FOR UPDATE;
+  UPDATE tasks c SET deps_waiting = c.deps_waiting - x.k,
+         status = CASE WHEN c.deps_waiting - x.k <= 0 THEN 'queued'::task_status ELSE c.status END, updated_at = now()
+    FROM (SELECT child, count(*)::int AS k FROM workflow_edges WHERE parent = ANY(ids) GROUP BY child) x
+   WHERE c.id = x.child AND c.status = 'waiting';
+  SELECT 1 FROM workflows WHERE id IN (SELECT workflow_id FROM tasks WHERE id = ANY(ids)) ORDER BY id FOR UPDATE;
   UPDATE workflows w SET
          unfinished = w.unfinished - x.n,
          status = CASE WHEN w.unfinished - x.n > 0 THEN 'running'
@@ -136,10 +144,6 @@ LANGUAGE sql AS $$
          updated_at = now()
     FROM (SELECT workflow_id, count(*)::int AS n FROM tasks WHERE id = ANY(ids) AND workflow_id IS NOT NULL GROUP BY workflow_id) x
    WHERE w.id = x.workflow_id;
-  UPDATE tasks c SET deps_waiting = c.deps_waiting - x.k,
-         status = CASE WHEN c.deps_waiting - x.k <= 0 THEN 'queued'::task_status ELSE c.status END, updated_at = now()
-    FROM (SELECT child, count(*)::int AS k FROM workflow_edges WHERE parent = ANY(ids) GROUP BY child) x
-   WHERE c.id = x.child AND c.status = 'waiting';
 $$;
 
 CREATE OR REPLACE FUNCTION workflow_step_changed() RETURNS trigger
@@ -161,6 +165,14 @@ BEGIN
     END IF;
     RETURN NULL;
   END IF;
+  SELECT on_failure INTO policy FROM workflows WHERE id = NEW.workflow_id;
+  -- Cascades walk the graph themselves: the changes they make (one trigger level down) only count.
+  -- They come before the workflow's row is locked (tasks before their workflow, as everywhere).
+  IF is_failed AND NOT was_failed AND pg_trigger_depth() = 1 THEN
+    PERFORM workflow_step_failed(NEW.workflow_id, NEW.id, COALESCE(NEW.cancelled_by, NEW.id), policy);
+  ELSIF was_failed AND NOT is_final AND pg_trigger_depth() = 1 THEN
+    PERFORM workflow_step_reopened(NEW.workflow_id, NEW.id, policy);
+  END IF;
   -- One row version per change; the status follows from the counters as they become.
   UPDATE workflows w SET
          unfinished = w.unfinished + d_unfinished,
@@ -173,14 +185,7 @@ BEGIN
          finished_at = CASE WHEN w.unfinished + d_unfinished > 0 THEN NULL ELSE now() END,
          reported = CASE WHEN w.unfinished + d_unfinished > 0 THEN false ELSE w.reported END,
          updated_at = now()
-   WHERE w.id = NEW.workflow_id
-  RETURNING w.on_failure INTO policy;
-  -- Cascades walk the graph themselves: the changes they make (one trigger level down) only count.
-  IF is_failed AND NOT was_failed AND pg_trigger_depth() = 1 THEN
-    PERFORM workflow_step_failed(NEW.workflow_id, NEW.id, COALESCE(NEW.cancelled_by, NEW.id), policy);
-  ELSIF was_failed AND NOT is_final AND pg_trigger_depth() = 1 THEN
-    PERFORM workflow_step_reopened(NEW.workflow_id, NEW.id, policy);
-  END IF;
+   WHERE w.id = NEW.workflow_id;
   RETURN NULL;
 END;
 $$;

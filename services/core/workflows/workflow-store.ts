@@ -206,19 +206,26 @@ export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, ten
   let cancelled = 0;
   try {
     await client.query('BEGIN');
-    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2 FOR UPDATE`, [id, tenant]);
+    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
     const row = wf.rows[0];
     if (!row || row.status !== 'running') {
       await client.query('COMMIT');
       return row ? { kind: 'final', workflow: row } : { kind: 'missing' };
     }
-    await client.query(`UPDATE workflows SET cancel_requested_at = now(), updated_at = now() WHERE id = $1`, [id]);
+    // The steps' rows before the workflow's (the trigger locks it for each), as every writer does.
     const res = await client.query(
       `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now()
-        WHERE workflow_id = $1 AND status = 'waiting'`,
+        WHERE id IN (SELECT id FROM tasks WHERE workflow_id = $1 AND status = 'waiting' ORDER BY id FOR UPDATE) AND status = 'waiting'`,
       [id, WORKFLOW_CANCEL_REASON],
     );
     cancelled = res.rowCount ?? 0;
+    // Asked for: the workflow ends `cancelled` (now, if that was its last step).
+    await client.query(
+      `UPDATE workflows SET cancel_requested_at = now(), updated_at = now(),
+              status = CASE WHEN unfinished > 0 THEN 'running' ELSE 'cancelled' END
+        WHERE id = $1`,
+      [id],
+    );
     await client.query('COMMIT');
   } catch (err) {
     failed = err as Error;
