@@ -119,6 +119,33 @@ BEGIN
 END;
 $$;
 
+-- Steps `ids` just succeeded (each from a status that was not final): their workflows' counters
+-- and status, and their waiting dependents' counts, set-wise. Row locks on the dependents serialize
+-- parents finishing at once in different transactions: exactly one takes a dependent's count to
+-- zero and queues it. A worker's batch of outcomes calls this once for all its steps' successes
+-- (one row version of a fan-in per batch, not one per parent); the trigger calls it for one.
+CREATE OR REPLACE FUNCTION workflow_steps_succeeded(ids uuid[]) RETURNS void
+LANGUAGE sql AS $$
+  -- Locks in one order everywhere, tasks before their workflow and each kind by id, so that
+  -- workers, the reaper and operators changing steps of the same workflows never deadlock.
+  SELECT 1 FROM tasks WHERE id IN (SELECT child FROM workflow_edges WHERE parent = ANY(ids)) AND status = 'waiting' ORDER BY id FOR UPDATE;
+  UPDATE tasks c SET deps_waiting = c.deps_waiting - x.k,
+         status = CASE WHEN c.deps_waiting - x.k <= 0 THEN 'queued'::task_status ELSE c.status END, updated_at = now()
+    FROM (SELECT child, count(*)::int AS k FROM workflow_edges WHERE parent = ANY(ids) GROUP BY child) x
+   WHERE c.id = x.child AND c.status = 'waiting';
+  SELECT 1 FROM workflows WHERE id IN (SELECT workflow_id FROM tasks WHERE id = ANY(ids)) ORDER BY id FOR UPDATE;
+  UPDATE workflows w SET
+         unfinished = w.unfinished - x.n,
+         status = CASE WHEN w.unfinished - x.n > 0 THEN 'running'
+                       WHEN w.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                       WHEN w.failed > 0 THEN 'failed' ELSE 'succeeded' END,
+         finished_at = CASE WHEN w.unfinished - x.n > 0 THEN NULL ELSE now() END,
+         reported = CASE WHEN w.unfinished - x.n > 0 THEN false ELSE w.reported END,
+         updated_at = now()
+    FROM (SELECT workflow_id, count(*)::int AS n FROM tasks WHERE id = ANY(ids) AND workflow_id IS NOT NULL GROUP BY workflow_id) x
+   WHERE w.id = x.workflow_id;
+$$;
+
 CREATE OR REPLACE FUNCTION workflow_step_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -131,6 +158,21 @@ DECLARE
   policy text;
 BEGIN
   IF d_unfinished = 0 AND d_failed = 0 THEN RETURN NULL; END IF;
+  IF NEW.status = 'succeeded' THEN
+    -- A worker writing a batch of outcomes does this for all of them at once (see above).
+    IF current_setting('task_scheduler.batch_successes', true) IS DISTINCT FROM 'on' THEN
+      PERFORM workflow_steps_succeeded(ARRAY[NEW.id]);
+    END IF;
+    RETURN NULL;
+  END IF;
+  SELECT on_failure INTO policy FROM workflows WHERE id = NEW.workflow_id;
+  -- Cascades walk the graph themselves: the changes they make (one trigger level down) only count.
+  -- They come before the workflow's row is locked (tasks before their workflow, as everywhere).
+  IF is_failed AND NOT was_failed AND pg_trigger_depth() = 1 THEN
+    PERFORM workflow_step_failed(NEW.workflow_id, NEW.id, COALESCE(NEW.cancelled_by, NEW.id), policy);
+  ELSIF was_failed AND NOT is_final AND pg_trigger_depth() = 1 THEN
+    PERFORM workflow_step_reopened(NEW.workflow_id, NEW.id, policy);
+  END IF;
   -- One row version per change; the status follows from the counters as they become.
   UPDATE workflows w SET
          unfinished = w.unfinished + d_unfinished,
@@ -143,21 +185,7 @@ BEGIN
          finished_at = CASE WHEN w.unfinished + d_unfinished > 0 THEN NULL ELSE now() END,
          reported = CASE WHEN w.unfinished + d_unfinished > 0 THEN false ELSE w.reported END,
          updated_at = now()
-   WHERE w.id = NEW.workflow_id
-  RETURNING w.on_failure INTO policy;
-  IF NEW.status = 'succeeded' THEN
-    -- Row locks on the dependents serialize parents finishing at once: exactly one takes a
-    -- dependent's count to zero and queues it.
-    UPDATE tasks c SET deps_waiting = c.deps_waiting - 1,
-           status = CASE WHEN c.deps_waiting <= 1 THEN 'queued'::task_status ELSE c.status END, updated_at = now()
-      FROM workflow_edges e
-     WHERE e.parent = NEW.id AND c.id = e.child AND c.status = 'waiting';
-  -- Cascades walk the graph themselves: the changes they make (one trigger level down) only count.
-  ELSIF is_failed AND NOT was_failed AND pg_trigger_depth() = 1 THEN
-    PERFORM workflow_step_failed(NEW.workflow_id, NEW.id, COALESCE(NEW.cancelled_by, NEW.id), policy);
-  ELSIF was_failed AND NOT is_final AND pg_trigger_depth() = 1 THEN
-    PERFORM workflow_step_reopened(NEW.workflow_id, NEW.id, policy);
-  END IF;
+   WHERE w.id = NEW.workflow_id;
   RETURN NULL;
 END;
 $$;

@@ -55,7 +55,19 @@ export async function fanOut(kit: BenchKit, rounds = Number(process.env.BENCH_WO
       const wf = (await postJson(`${url}/workflows`, kit.headers, { name: 'fan-out', tasks: [{ key: 'root', type: 'noop' }, ...middle, { key: 'sink', type: 'noop', depends_on: middle.map((m) => m.key) }] })) as {
         workflow: { id: string };
       };
+      const posted = performance.now();
       await until(async () => (await pool.query<{ status: string }>('SELECT status FROM workflows WHERE id = $1', [wf.workflow.id])).rows[0]!.status !== 'running');
+      if (process.env.BENCH_WORKFLOW_PHASES === '1') {
+        const { rows } = await pool.query(
+          `SELECT w.created_at, max(t.finished_at) FILTER (WHERE t.step_key = 'root') AS root_done, min(t.first_started_at) FILTER (WHERE t.step_key LIKE 'm%') AS mid_first,
+                  max(t.finished_at) FILTER (WHERE t.step_key LIKE 'm%') AS mid_done, max(t.first_started_at) FILTER (WHERE t.step_key = 'sink') AS sink_start, w.finished_at
+             FROM workflows w JOIN tasks t ON t.workflow_id = w.id WHERE w.id = $1 GROUP BY w.id`,
+          [wf.workflow.id],
+        );
+        const r = rows[0] as Record<string, Date>;
+        const ms = (a: string, b: string) => r[b]!.getTime() - r[a]!.getTime();
+        process.stderr.write(`phases: post ${(posted - t0).toFixed(0)} ms; root ${ms('created_at', 'root_done')}, first middle start ${ms('root_done', 'mid_first')}, middles ${ms('mid_first', 'mid_done')}, sink start ${ms('mid_done', 'sink_start')}, end ${ms('sink_start', 'finished_at')} ms\n`);
+      }
       return (performance.now() - t0) / 1000;
     };
     // One of each to warm the processes up, then rounds alternating which goes first.

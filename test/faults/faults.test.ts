@@ -116,6 +116,65 @@ it('operators cancel 300 tasks while a worker is SIGKILLed, then redrive them: e
   expect(row.lost).toBe(0);
 });
 
+it('workflows while a worker is SIGKILLed and Redis is flushed: every workflow completes, each fan-in runs once after all its parents', async () => {
+  const workflows: string[] = [];
+  let dbUrl = '';
+  const row = await scenario(
+    'workflows, worker SIGKILL + FLUSHALL',
+    async ({ set, svc: s }) => {
+      dbUrl = set.env.POSTGRES_URL!;
+      const post = async (body: unknown) => {
+        const res = await fetch(`http://127.0.0.1:${set.apiPort}/workflows`, { method: 'POST', headers: { ...AUTH_HEADER, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        expect(res.status).toBe(201);
+        workflows.push(((await res.json()) as { workflow: { id: string } }).workflow.id);
+      };
+      // Diamonds with slow middles, and fan-outs of 30 whose fan-in depends on all of them.
+      for (let i = 0; i < 10; i++) {
+        await post({
+          name: `diamond-${i}`,
+          tasks: [
+            { key: 'a', type: 'echo', payload: { i } },
+            { key: 'b', type: 'sleeper', payload: { sleep_ms: 300 }, depends_on: ['a'] },
+            { key: 'c', type: 'echo', depends_on: ['a'] },
+            { key: 'd', type: 'echo', depends_on: ['b', 'c'] },
+          ],
+        });
+        const middle = Array.from({ length: 30 }, (_, j) => ({ key: `m${j}`, type: j % 3 === 0 ? 'sleeper' : 'noop', payload: { sleep_ms: 200 }, depends_on: ['root'] }));
+        await post({ name: `fan-${i}`, tasks: [{ key: 'root', type: 'noop' }, ...middle, { key: 'sink', type: 'echo', depends_on: middle.map((m) => m.key) }] });
+      }
+      await sleep(200);
+      set.workers[0]!.kill();
+      await set.workers[0]!.exited;
+      const [host, port] = s.redisAddr.split(':');
+      execFileSync('redis-cli', ['-h', host!, '-p', port!, 'FLUSHALL']);
+    },
+    {
+      check: async () => {
+        const pool = new Pool({ connectionString: dbUrl, max: 2 });
+        try {
+          const { rows: ws } = await pool.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM workflows GROUP BY status`);
+          expect(ws).toEqual([{ status: 'succeeded', n: workflows.length }]);
+          // Every step succeeded with one successful run; runs beyond it were recorded (expired or discarded).
+          const { rows: steps } = await pool.query<{ key: string; status: string; ok: number; started: Date; deps_done: Date | null }>(
+            `SELECT t.step_key AS key, t.status::text AS status,
+                    (SELECT count(*)::int FROM task_runs r WHERE r.task_id = t.id AND r.outcome = 'succeeded') AS ok,
+                    (SELECT min(r.started_at) FROM task_runs r WHERE r.task_id = t.id) AS started,
+                    (SELECT max(p.finished_at) FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = t.id) AS deps_done
+               FROM tasks t WHERE t.workflow_id IS NOT NULL`,
+          );
+          expect(steps.length).toBe(10 * 4 + 10 * 32);
+          expect(steps.filter((x) => x.status !== 'succeeded' || x.ok !== 1)).toEqual([]);
+          // No step started before its dependencies had finished.
+          expect(steps.filter((x) => x.deps_done && x.started < x.deps_done)).toEqual([]);
+        } finally {
+          await pool.end();
+        }
+      },
+    },
+  );
+  expect(row.lost).toBe(0);
+});
+
 it('Redis restarted without persistence mid-run: the reconciler rebuilds it from Postgres', async () => {
   const row = await scenario('Redis restart (no persistence)', async ({ svc: s }) => {
     s.stopRedis();

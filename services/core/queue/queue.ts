@@ -24,6 +24,8 @@ export interface QueueMessage {
   stepKey?: string;
   /** Attempts counted before an operator's retry: backoff counts this budget's attempts from 1 again. */
   retryBase?: number;
+  /** A step's dependencies' results, when they came with the message (else its worker reads them). */
+  parents?: Record<string, unknown>;
 }
 
 export interface EnqueueItem extends QueueMessage {
@@ -33,6 +35,8 @@ export interface EnqueueItem extends QueueMessage {
    * valid JSON value; workers get JSON.parse of it.
    */
   payloadJson?: string;
+  /** A step's dependencies' results as JSON text (an object by step key), to send along. */
+  parentsJson?: string;
   /** Attempts already started (0 for a new task; more when the reconciler re-indexes). */
   attempts: number;
   /** Ms since epoch when a retry is due; absent or past means ready now. */

@@ -66,6 +66,8 @@ interface WireMessage {
   step?: string;
   /** Only for a task an operator retried: the attempts counted before. */
   retry_base?: number;
+  /** Only for a workflow step whose dependencies' results are small: those results. */
+  parents?: Record<string, unknown>;
 }
 
 /** JSON.stringify of the WireMessage; a payload given as JSON text is spliced in unparsed (same message once parsed). */
@@ -73,7 +75,8 @@ function wireMessage(it: EnqueueItem): string {
   const policy =
     (it.retry ? `,"retry":${JSON.stringify(it.retry)}` : '') + (it.timeoutMs ? `,"timeout_ms":${it.timeoutMs}` : '') + (it.runAtMs ? `,"run_at":${it.runAtMs}` : '') +
     (it.stepKey !== undefined ? `,"step":${JSON.stringify(it.stepKey)}` : '') +
-    (it.retryBase ? `,"retry_base":${it.retryBase}` : '');
+    (it.retryBase ? `,"retry_base":${it.retryBase}` : '') +
+    (it.parentsJson !== undefined ? `,"parents":${it.parentsJson}` : '');
   if (it.payloadJson === undefined && !policy) return JSON.stringify({ type: it.type, payload: it.payload, created_at: it.createdAtMs } satisfies WireMessage);
   const payload = it.payloadJson ?? JSON.stringify(it.payload === undefined ? {} : it.payload);
   return `{"type":${JSON.stringify(it.type)},"payload":${payload},"created_at":${JSON.stringify(it.createdAtMs)}${policy}}`;
@@ -181,6 +184,7 @@ export class RedisQueue implements TaskQueue {
       if (wire.run_at) message.runAtMs = wire.run_at;
       if (wire.step !== undefined) message.stepKey = wire.step;
       if (wire.retry_base) message.retryBase = wire.retry_base;
+      if (wire.parents) message.parents = wire.parents;
       // As lease.lua makes them.
       leases.push({ message, token: `${tokenBase}:${k}`, attempt: res[i + 1] as number, deadlineMs, readyAtMs: Number(res[i + 4]), leasedAtMs: now });
     }

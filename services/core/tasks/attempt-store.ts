@@ -163,14 +163,25 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
   }
 }
 
-/** The outcomes, and the steps the trigger queued meanwhile, in one transaction. */
+/**
+ * The outcomes, the successes' effect on their workflows, and the steps that queued, in one
+ * transaction. The trigger leaves the successes to this transaction (task_scheduler.batch_successes),
+ * which applies them together: a fan-in's count and its workflow's counters change once per batch,
+ * not once per parent.
+ */
 async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
   const client = await pool.connect();
   let failed: Error | undefined;
   try {
     await client.query('BEGIN');
+    await client.query(`SELECT set_config('task_scheduler.batch_successes', 'on', true)`);
     const write = await writeOutcomes(client, outcomes);
-    write.released = await stepsQueuedHere(client, { parents });
+    // Those this statement took to succeeded (a cancelled one applied as cancelled).
+    const succeeded = parents.filter((id) => write.applied.has(id) && !write.cancelled.has(id));
+    if (succeeded.length > 0) {
+      await client.query(`SELECT workflow_steps_succeeded($1::uuid[])`, [textArray(succeeded)]);
+      write.released = await stepsQueuedHere(client, { parents: succeeded });
+    }
     await client.query('COMMIT');
     return write;
   } catch (err) {

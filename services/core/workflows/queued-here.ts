@@ -14,10 +14,24 @@ export async function stepsQueuedHere(client: PoolClient, by: { parents: string[
   const scope = 'parents' in by ? `id IN (SELECT child FROM workflow_edges WHERE parent = ANY($1::uuid[]))` : `workflow_id = ANY($1::uuid[])`;
   const ids = 'parents' in by ? by.parents : by.workflows;
   if (ids.length === 0) return [];
-  const { rows } = await client.query<UnfinishedTask & { payload_json: string }>(
-    `SELECT ${UNFINISHED_COLUMNS}, payload::text AS payload_json FROM tasks
+  const { rows } = await client.query<UnfinishedTask & { payload_json: string; parents_json: string | null }>(
+    `SELECT ${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${INLINE_PARENTS} AS parents_json FROM tasks
       WHERE ${scope} AND status = 'queued' AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
-    [textArray(ids)],
+    [textArray(ids), INLINE_PARENTS_BYTES],
   );
-  return rows.map((r) => queueItemOf(r, r.payload_json));
+  return rows.map((r) => {
+    const item = queueItemOf(r, r.payload_json);
+    if (r.parents_json !== null) item.parentsJson = r.parents_json;
+    return item;
+  });
 }
+
+/**
+ * Dependencies' results small enough to travel in the step's Redis message, so its worker need not
+ * read them from Postgres before it starts the step (a round trip on every step of a chain or a
+ * fan-out). Larger ones are read by the worker (services/worker/parent-results.ts).
+ */
+export const INLINE_PARENTS_BYTES = 4096;
+const INLINE_PARENTS = `(SELECT CASE WHEN octet_length(o::text) <= $2 THEN o::text END
+    FROM (SELECT COALESCE(jsonb_object_agg(p.step_key, p.result), '{}'::jsonb) AS o
+            FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id) a)`;

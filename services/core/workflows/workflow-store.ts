@@ -109,11 +109,12 @@ export async function createWorkflow(
   return { kind: 'created', workflow, steps: spec.steps.map((x) => ({ key: x.key, task_id: idOf.get(x.key)! })) };
 }
 
-/** Pushes queued steps to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
+/** Pushes a new workflow's steps without dependencies to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
 export async function pushSteps(deps: { queue: TaskQueue; log: Logger }, steps: TaskRow[]): Promise<void> {
   if (steps.length === 0) return;
   try {
-    await deps.queue.enqueue(steps.map((t) => enqueueItem(t)));
+    // Steps without dependencies: nothing to read before they start.
+    await deps.queue.enqueue(steps.map((t) => ({ ...enqueueItem(t), parentsJson: '{}' })));
   } catch (err) {
     deps.log.error({ err, count: steps.length, taskIds: steps.slice(0, 10).map((t) => t.id) }, 'workflow steps queued in Postgres but not in Redis; the reconciler will queue them');
   }
@@ -205,19 +206,26 @@ export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, ten
   let cancelled = 0;
   try {
     await client.query('BEGIN');
-    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2 FOR UPDATE`, [id, tenant]);
+    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
     const row = wf.rows[0];
     if (!row || row.status !== 'running') {
       await client.query('COMMIT');
       return row ? { kind: 'final', workflow: row } : { kind: 'missing' };
     }
-    await client.query(`UPDATE workflows SET cancel_requested_at = now(), updated_at = now() WHERE id = $1`, [id]);
+    // The steps' rows before the workflow's (the trigger locks it for each), as every writer does.
     const res = await client.query(
       `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now()
-        WHERE workflow_id = $1 AND status = 'waiting'`,
+        WHERE id IN (SELECT id FROM tasks WHERE workflow_id = $1 AND status = 'waiting' ORDER BY id FOR UPDATE) AND status = 'waiting'`,
       [id, WORKFLOW_CANCEL_REASON],
     );
     cancelled = res.rowCount ?? 0;
+    // Asked for: the workflow ends `cancelled` (now, if that was its last step).
+    await client.query(
+      `UPDATE workflows SET cancel_requested_at = now(), updated_at = now(),
+              status = CASE WHEN unfinished > 0 THEN 'running' ELSE 'cancelled' END
+        WHERE id = $1`,
+      [id],
+    );
     await client.query('COMMIT');
   } catch (err) {
     failed = err as Error;
