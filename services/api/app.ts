@@ -71,7 +71,7 @@ export interface AppDeps {
   bulkScanRows?: number;
   /** MAX_SCHEDULES_PER_TENANT (default 1000). */
   maxSchedulesPerTenant?: number;
-  /** MAX_WORKFLOW_BODY_BYTES (default 4 MiB, and never below maxBodyBytes). */
+  /** MAX_WORKFLOW_BODY_BYTES (default 2 MiB, and never below maxBodyBytes). */
   maxWorkflowBodyBytes?: number;
   /** TENANT_RATE_LIMIT, TENANT_BURST, TENANT_MAX_UNFINISHED, for GET /admin/tenants (default: 0, unlimited). */
   tenantDefaults?: LimitDefaults;
@@ -333,7 +333,7 @@ function afterBody(req: IncomingMessage, fn: () => void): void {
   req.resume();
 }
 
-const DEFAULT_WORKFLOW_BODY_BYTES = 4 * 1048576;
+const DEFAULT_WORKFLOW_BODY_BYTES = 2 * 1048576;
 
 function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
   return {

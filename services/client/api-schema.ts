@@ -331,7 +331,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a running workflow
-         * @description Steps not started are cancelled at once and never run; running steps have their attempts asked to stop, as POST /tasks/{id}/cancel does.
+         * @description Steps not started are cancelled at once and never run; running steps have their attempts asked to stop, as POST /tasks/{id}/cancel does. Cancelling a cancelled workflow again is harmless (200, nothing more cancelled).
          */
         post: operations["cancelWorkflow"];
         delete?: never;
@@ -3340,7 +3340,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Cancelled: how many steps ended at once, and how many running ones were asked to stop. */
+            /** @description Cancelled (now or before): how many steps ended at once, and how many running ones were asked to stop. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3392,7 +3392,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The workflow is final already (succeeded, failed or cancelled). */
+            /** @description The workflow ended otherwise (succeeded or failed). */
             409: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

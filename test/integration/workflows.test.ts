@@ -253,3 +253,27 @@ it('an operator cancelling a waiting step cancels what depends on it; the workfl
   await other.runOnce();
   expect((await failedCount(registry)) + (await failedCount(reg))).toBe(1);
 });
+
+it('10,000 steps: a failure cascades over all of them and a retry reopens them; a workflow cancel cancels all of them; each counted once', async () => {
+  await setUp();
+  await Promise.all(workers.map((w) => w.stop(0)));
+  workers = [];
+  const chain = Array.from({ length: 10_000 }, (_, i) => step(`s${i}`, i > 0 ? [`s${i - 1}`] : []));
+  const a = await submit(chain);
+  const b = await submit(chain.map((s) => ({ ...s })));
+  // The first step of `a` dies: 9,999 steps are cancelled by the cascade, in one transaction.
+  await stack.pool.query(`UPDATE tasks SET status = 'dead', finished_at = now() WHERE id = $1`, [a.steps[0]!.task_id]);
+  const wa = (await getWorkflow(stack.pool, TENANT, a.workflow.id))!;
+  expect(wa.workflow).toMatchObject({ status: 'failed', unfinished: 0, failed: 10_000 });
+  expect(wa.steps[9_999]).toMatchObject({ status: 'cancelled', cancelled_by: 's0' });
+  // Retrying that step reopens all of them: the chain waits again behind it.
+  expect(await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [a.steps[0]!.task_id])).toEqual([{ kind: 'retried', from: 'dead' }]);
+  const again = (await getWorkflow(stack.pool, TENANT, a.workflow.id))!;
+  expect(again.workflow).toMatchObject({ status: 'running', unfinished: 10_000, failed: 0 });
+  expect(again.steps[9_999]).toMatchObject({ status: 'waiting', deps_waiting: 1, cancelled_by: null });
+  // `b` is cancelled whole: its waiting steps at once, its queued first step as a task.
+  const out = await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, b.workflow.id);
+  expect(out).toMatchObject({ kind: 'cancelled', cancelled: 10_000, cancelling: 0 });
+  const wb = (await getWorkflow(stack.pool, TENANT, b.workflow.id))!;
+  expect(wb.workflow).toMatchObject({ status: 'cancelled', unfinished: 0, failed: 10_000 });
+}, 120_000);

@@ -90,6 +90,11 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
       case 'missing':
         throw missing(id);
       case 'final':
+        // As for a task: cancelling twice is harmless, cancelling what ended otherwise is a conflict.
+        if (outcome.workflow.status === 'cancelled') {
+          res.json({ workflow: workflowToJson(outcome.workflow), cancelled: 0, cancelling: 0 });
+          return;
+        }
         throw new ProblemError(409, 'Conflict with the workflow status', `workflow ${id} is ${outcome.workflow.status} already; only a running workflow can be cancelled`, [{ field: 'status', message: `is ${outcome.workflow.status}` }]);
       case 'cancelled':
         res.json({ workflow: workflowToJson(outcome.workflow), cancelled: outcome.cancelled, cancelling: outcome.cancelling });

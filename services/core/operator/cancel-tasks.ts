@@ -8,6 +8,7 @@
  * waiting and the reconciler indexes it again (after the tombstone lapses): nothing is lost.
  */
 import type { Pool } from 'pg';
+import { inTransaction } from '../db/transaction';
 import type { TaskQueue } from '../queue/queue';
 
 /** Per task: cancelled now, cancelling (its attempt was asked to stop), already final (its status), or not found. */
@@ -25,10 +26,7 @@ const WAITING_OR_RUNNING = new Set(['waiting', 'scheduled', 'queued', 'retrying'
 /** Cancels tasks of `tenant`; per id (in order) what happened. Ids should be few (a bulk call sends batches). */
 export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[]): Promise<CancelOutcome[]> {
   if (ids.length === 0) return [];
-  const client = await deps.pool.connect();
-  let failed: Error | undefined;
-  try {
-    await client.query('BEGIN');
+  return inTransaction(deps.pool, async (client) => {
     // Rows locked in id order, so two overlapping calls cannot deadlock.
     const { rows } = await client.query<{ id: string; status: string; cancel_requested_at: Date | null }>(
       `SELECT id, status::text AS status, cancel_requested_at FROM tasks
@@ -52,7 +50,6 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
     if (asked.length > 0) {
       await client.query(`UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now() WHERE id = ANY($1::uuid[])`, [asked]);
     }
-    await client.query('COMMIT');
     const cancelledNow = new Set(now);
     return ids.map((id): CancelOutcome => {
       const r = found.get(id);
@@ -61,12 +58,5 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
       if (WAITING_OR_RUNNING.has(r.status)) return { kind: 'cancelling' };
       return { kind: 'final', status: r.status as 'succeeded' | 'dead' | 'cancelled' };
     });
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    // A connection whose transaction failed is closed rather than reused.
-    client.release(failed);
-  }
+  });
 }

@@ -7,6 +7,7 @@
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
+import { inTransaction } from '../db/transaction';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
 import { stepsQueuedHere } from '../workflows/queued-here';
@@ -19,16 +20,13 @@ const RETRYABLE = "('dead', 'cancelled')";
 export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[]): Promise<RetryOutcome[]> {
   if (ids.length === 0) return [];
   const cols = UNFINISHED_COLUMNS.split(', ').map((c) => (c.includes(' AS ') ? c.replace(/^(\w+)/, 't.$1') : `t.${c}`)).join(', ');
-  const client = await deps.pool.connect();
-  let failed: Error | undefined;
-  let rows: (UnfinishedTask & { payload_json: string; was: 'dead' | 'cancelled'; workflow_id: string | null })[];
-  let released: EnqueueItem[] = [];
-  try {
-    await client.query('BEGIN');
-    ({ rows } = await client.query(
+  type Retried = UnfinishedTask & { payload_json: string; was: 'dead' | 'cancelled'; workflow_id: string | null };
+  const { rows, released } = await inTransaction(deps.pool, async (client) => {
+    const { rows } = await client.query<Retried>(
       `WITH picked AS (
          SELECT id, status::text AS was FROM tasks
-          WHERE id = ANY($1::uuid[]) AND tenant = $2 AND status IN ${RETRYABLE}
+          -- The status as text: reached by id, not through the partial index of final tasks.
+          WHERE id = ANY($1::uuid[]) AND tenant = $2 AND status::text IN ${RETRYABLE}
             -- A workflow step runs only after its dependencies: one that has not succeeded is retried first.
             AND (workflow_id IS NULL OR NOT EXISTS (SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id AND p.status <> 'succeeded'))
           ORDER BY id FOR UPDATE
@@ -40,22 +38,14 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
         WHERE t.id = p.id AND t.status IN ${RETRYABLE}
        RETURNING ${cols}, t.payload::text AS payload_json, p.was, t.workflow_id`,
       [ids, tenant],
-    ));
+    );
     // A retried step's dependents that its failure had cancelled wait again (the trigger); those
     // whose dependencies have all succeeded are queued and go to Redis with it.
     const workflows = [...new Set(rows.flatMap((r) => (r.workflow_id ? [r.workflow_id] : [])))];
-    if (workflows.length > 0) {
-      const retriedIds = new Set(rows.map((r) => r.id));
-      released = (await stepsQueuedHere(client, { workflows })).filter((i) => !retriedIds.has(i.id));
-    }
-    await client.query('COMMIT');
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(failed);
-  }
+    const retriedIds = new Set(rows.map((r) => r.id));
+    const released: EnqueueItem[] = workflows.length > 0 ? (await stepsQueuedHere(client, { workflows })).filter((i) => !retriedIds.has(i.id)) : [];
+    return { rows, released };
+  });
   if (rows.length > 0) {
     try {
       await deps.queue.requeue([...rows.map((r) => queueItemOf(r, r.payload_json)), ...released]);

@@ -3,6 +3,7 @@
  * caller's transaction so the schedule's own update commits with them or not at all, and manual
  * runs (scheduled_for = NULL) outside the schedule's ticks.
  */
+import { inTransaction } from '../db/transaction';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../observability/logger';
 import type { TaskQueue } from '../queue/queue';
@@ -74,21 +75,12 @@ export async function indexScheduleTasks(deps: ScheduleTaskDeps, tasks: TaskRow[
  * paused schedule may be triggered too. Returns null when `tenant` has no schedule `name`.
  */
 export async function triggerSchedule(deps: ScheduleTaskDeps, tenant: string, name: string): Promise<TaskRow | null> {
-  const client = await deps.pool.connect();
-  let task: TaskRow | null = null;
-  try {
-    await client.query('BEGIN');
+  const task = await inTransaction(deps.pool, async (client) => {
     // FOR KEY SHARE: a concurrent delete of the schedule waits for this run's commit (or the run sees no schedule).
     const { rows } = await client.query<ScheduleSource>('SELECT tenant, name, task FROM schedules WHERE tenant = $1 AND name = $2 FOR KEY SHARE', [tenant, name]);
     const schedule = rows[0];
-    if (schedule) task = (await insertScheduleTasks(client, schedule, [null]))[0] ?? null;
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release(err as Error);
-    throw err;
-  }
-  client.release();
+    return schedule ? ((await insertScheduleTasks(client, schedule, [null]))[0] ?? null) : null;
+  });
   if (task) await indexScheduleTasks(deps, [task]);
   return task;
 }

@@ -18,6 +18,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { boolArray, numberArray, textArray } from '../db/pg-arrays';
+import { inTransaction } from '../db/transaction';
 import type { EnqueueItem } from '../queue/queue';
 import { stepsQueuedHere } from '../workflows/queued-here';
 import type { TaskStatus } from './priority';
@@ -170,10 +171,7 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
  * not once per parent.
  */
 async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query(`SELECT set_config('task_scheduler.batch_successes', 'on', true)`);
     const write = await writeOutcomes(client, outcomes);
     // Those this statement took to succeeded (a cancelled one applied as cancelled).
@@ -182,15 +180,8 @@ async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]
       await client.query(`SELECT workflow_steps_succeeded($1::uuid[])`, [textArray(succeeded)]);
       write.released = await stepsQueuedHere(client, { parents: succeeded });
     }
-    await client.query('COMMIT');
     return write;
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(failed);
-  }
+  });
 }
 
 async function writeOutcomes(pool: Pool | PoolClient, outcomes: Outcome[]): Promise<OutcomeWrite> {

@@ -1,6 +1,7 @@
 /** Postgres queries that create and read tasks (the API's side). */
 import type { Pool, PoolClient } from 'pg';
 import { numberArray, textArray } from '../db/pg-arrays';
+import { inTransaction, READ_SNAPSHOT } from '../db/transaction';
 import { NewTask, RunRow, TASK_COLUMNS, TaskRow } from './task';
 
 export type CreateOutcome =
@@ -242,10 +243,7 @@ export async function createTask(pool: Pool, t: NewTask, requestHash: string | n
  * committed with that status, was not yet visible to the other read.
  */
 export async function getTask(pool: Pool, id: string, tenant: string): Promise<{ task: TaskRow; runs: RunRow[] } | null> {
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  return inTransaction(pool, async (client) => {
     const t = await client.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 AND tenant = $2`, [id, tenant]);
     const task = t.rows[0];
     const r = task
@@ -255,15 +253,8 @@ export async function getTask(pool: Pool, id: string, tenant: string): Promise<{
           [id],
         )
       : null;
-    await client.query('COMMIT');
     return task ? { task, runs: r!.rows } : null;
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(failed);
-  }
+  }, READ_SNAPSHOT);
 }
 
 /** Deletes expired idempotency keys in bounded batches; returns how many went. */

@@ -16,7 +16,7 @@ export async function stepsQueuedHere(client: PoolClient, by: { parents: string[
   if (ids.length === 0) return [];
   const { rows } = await client.query<UnfinishedTask & { payload_json: string; parents_json: string | null }>(
     `SELECT ${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${INLINE_PARENTS} AS parents_json FROM tasks
-      WHERE ${scope} AND status = 'queued' AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
+      WHERE ${scope} AND status::text = 'queued' AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
     [textArray(ids), INLINE_PARENTS_BYTES],
   );
   return rows.map((r) => {

@@ -7,6 +7,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { numberArray, textArray } from '../db/pg-arrays';
+import { inTransaction, READ_SNAPSHOT } from '../db/transaction';
 import type { Logger } from '../observability/logger';
 import { cancelTasks } from '../operator/cancel-tasks';
 import type { TaskQueue } from '../queue/queue';
@@ -44,12 +45,7 @@ export async function createWorkflow(
   const id = uuidv7();
   const ids = stepIds(spec.steps.length);
   const idOf = new Map(spec.steps.map((s, i) => [s.key, ids[i]!]));
-  const client = await deps.pool.connect();
-  let failed: Error | undefined;
-  let roots: TaskRow[];
-  let workflow: WorkflowRow;
-  try {
-    await client.query('BEGIN');
+  const made = await inTransaction(deps.pool, async (client): Promise<CreateWorkflowOutcome | { kind: 'new'; workflow: WorkflowRow; roots: TaskRow[] }> => {
     const inserted = await client.query<WorkflowRow>(
       `INSERT INTO workflows (id, tenant, name, on_failure, steps, unfinished, idempotency_key, request_hash)
        VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
@@ -60,12 +56,11 @@ export async function createWorkflow(
     if (inserted.rows.length === 0) {
       // The key was used before (a concurrent first use waited for the other's commit).
       const { rows } = await client.query<WorkflowRow & { request_hash: string }>(`SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows WHERE tenant = $1 AND idempotency_key = $2`, [tenant, idem!.key]);
-      await client.query('ROLLBACK');
       const { request_hash, ...prior } = rows[0]!;
       if (request_hash !== idem!.hash) return { kind: 'conflict', workflow: prior };
-      return { kind: 'replayed', workflow: prior, steps: await stepIdsOf(deps.pool, prior.id) };
+      return { kind: 'replayed', workflow: prior, steps: await stepIdsOf(client, prior.id) };
     }
-    workflow = inserted.rows[0]!;
+    const workflow = inserted.rows[0]!;
     const s = spec.steps;
     const res = await client.query<TaskRow>(
       `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, retry, timeout_ms, workflow_id, step_key, deps_waiting, created_at, updated_at)
@@ -96,15 +91,10 @@ export async function createWorkflow(
     if (parents.length > 0) {
       await client.query(`INSERT INTO workflow_edges (parent, child) SELECT * FROM unnest($1::uuid[], $2::uuid[])`, [textArray(parents), textArray(children)]);
     }
-    await client.query('COMMIT');
-    roots = res.rows.filter((t) => t.status === 'queued');
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(failed);
-  }
+    return { kind: 'new', workflow, roots: res.rows.filter((t) => t.status === 'queued') };
+  });
+  if (made.kind !== 'new') return made;
+  const { workflow, roots } = made;
   await pushSteps(deps, roots);
   return { kind: 'created', workflow, steps: spec.steps.map((x) => ({ key: x.key, task_id: idOf.get(x.key)! })) };
 }
@@ -126,32 +116,32 @@ async function stepIdsOf(db: Pool | PoolClient, workflowId: string): Promise<{ k
 }
 
 export async function getWorkflow(pool: Pool, tenant: string, id: string): Promise<{ workflow: WorkflowRow; steps: StepRow[] } | null> {
-  const client = await pool.connect();
-  try {
-    // One snapshot for the workflow and its steps, so the counts and the steps agree.
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
-    if (wf.rows.length === 0) {
-      await client.query('COMMIT');
-      return null;
-    }
-    const steps = await client.query<StepRow>(
-      `SELECT t.step_key AS key, t.id AS task_id, t.type, t.priority, t.status::text AS status, t.attempts, t.deps_waiting,
-              cb.step_key AS cancelled_by, t.last_error, t.created_at, t.first_started_at, t.finished_at,
-              ARRAY(SELECT p.step_key FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = t.id ORDER BY p.id) AS depends_on
-         FROM tasks t LEFT JOIN tasks cb ON cb.id = t.cancelled_by
-        WHERE t.workflow_id = $1
-        ORDER BY t.id`,
-      [id],
-    );
-    await client.query('COMMIT');
-    return { workflow: wf.rows[0]!, steps: steps.rows };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  // One snapshot for the workflow and its steps, so the counts and the steps agree.
+  return inTransaction(
+    pool,
+    async (client) => {
+      const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
+      if (wf.rows.length === 0) return null;
+      // Dependencies and causes are steps of the same workflow: joined among its steps, not read from
+      // tasks once per step (a plan that, on a new table's missing statistics, scanned tasks per step).
+      const steps = await client.query<StepRow>(
+        `WITH s AS (
+           SELECT id, step_key, type, priority, status::text AS status, attempts, deps_waiting, cancelled_by, last_error, created_at, first_started_at, finished_at
+             FROM tasks WHERE workflow_id = $1
+         ), d AS (
+           SELECT e.child, array_agg(p.step_key ORDER BY p.id) AS keys FROM s p JOIN workflow_edges e ON e.parent = p.id GROUP BY e.child
+         )
+         SELECT s.step_key AS key, s.id AS task_id, s.type, s.priority, s.status, s.attempts, s.deps_waiting,
+                cb.step_key AS cancelled_by, s.last_error, s.created_at, s.first_started_at, s.finished_at,
+                COALESCE(d.keys, '{}') AS depends_on
+           FROM s LEFT JOIN d ON d.child = s.id LEFT JOIN s cb ON cb.id = s.cancelled_by
+          ORDER BY s.id`,
+        [id],
+      );
+      return { workflow: wf.rows[0]!, steps: steps.rows };
+    },
+    READ_SNAPSHOT,
+  );
 }
 
 export interface WorkflowListQuery {
@@ -201,32 +191,27 @@ export const WORKFLOW_CANCEL_REASON = 'cancelled with its workflow';
  * stop; the workflow ends `cancelled` once they have).
  */
 export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, tenant: string, id: string): Promise<CancelWorkflowOutcome> {
-  const client = await deps.pool.connect();
-  let failed: Error | undefined;
-  let cancelled = 0;
-  try {
-    await client.query('BEGIN');
-    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2 FOR UPDATE`, [id, tenant]);
+  const first = await inTransaction(deps.pool, async (client) => {
+    const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
     const row = wf.rows[0];
-    if (!row || row.status !== 'running') {
-      await client.query('COMMIT');
-      return row ? { kind: 'final', workflow: row } : { kind: 'missing' };
-    }
-    await client.query(`UPDATE workflows SET cancel_requested_at = now(), updated_at = now() WHERE id = $1`, [id]);
+    if (!row || row.status !== 'running') return row ? ({ kind: 'final', workflow: row } as const) : ({ kind: 'missing' } as const);
+    // The steps' rows before the workflow's, as every writer locks them; counted once for all of
+    // them (workflow_quiet: the trigger leaves these rows alone).
+    await client.query('SELECT workflow_quiet(true)');
     const res = await client.query(
       `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now()
-        WHERE workflow_id = $1 AND status = 'waiting'`,
+        WHERE id IN (SELECT id FROM tasks WHERE workflow_id = $1 AND status = 'waiting' ORDER BY id FOR UPDATE) AND status = 'waiting'`,
       [id, WORKFLOW_CANCEL_REASON],
     );
-    cancelled = res.rowCount ?? 0;
-    await client.query('COMMIT');
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(failed);
-  }
+    await client.query('SELECT workflow_quiet(false)');
+    const n = res.rowCount ?? 0;
+    // Asked for: the workflow ends `cancelled` (now, if those were its last steps).
+    await client.query(`UPDATE workflows SET cancel_requested_at = now(), updated_at = now() WHERE id = $1`, [id]);
+    await client.query('SELECT workflow_counted($1, $2, $3)', [id, -n, n]);
+    return { kind: 'cancelling', cancelled: n } as const;
+  });
+  if (first.kind !== 'cancelling') return first;
+  let cancelled = first.cancelled;
   let cancelling = 0;
   // Steps past waiting: far fewer than the workflow's steps (at most those queued or running).
   for (;;) {

@@ -1,0 +1,27 @@
+/** One Postgres transaction on a connection of its own. */
+import type { Pool, PoolClient } from 'pg';
+
+/**
+ * Runs `work` between `begin` (BEGIN, or BEGIN with an isolation level) and COMMIT, and rolls back
+ * if it throws. A connection whose transaction failed is closed rather than reused (it may be in
+ * any state); work that returns normally gives it back to the pool.
+ */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  const client = await pool.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query(begin);
+    const out = await work(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    failed = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(failed);
+  }
+}
+
+/** A read-only transaction on one snapshot: reads that must agree with each other. */
+export const READ_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
