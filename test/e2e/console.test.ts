@@ -5,7 +5,8 @@
  * accessibility violation on any page, and nothing fetched from any host but the API's.
  * One browser for the file; each page is also photographed at laptop and phone width for the README.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { createKey } from '../../services/core/tenancy/key-store';
@@ -14,7 +15,8 @@ import { accessibilityViolations, launchBrowser, TestBrowser } from '../support/
 import { startServiceProcesses, ServiceProcesses } from '../support/service-processes';
 import { waitFor } from '../support/stack';
 
-const SCREENSHOTS = path.resolve(__dirname, '../../docs/screenshots');
+// Screenshots are always taken; UPDATE_DOCS=1 writes them over the README's (as the fault suite does docs/reliability.md).
+const SCREENSHOTS = process.env.UPDATE_DOCS === '1' ? path.resolve(__dirname, '../../docs/screenshots') : mkdtempSync(path.join(os.tmpdir(), 'console-screenshots-'));
 let svc: ServiceProcesses;
 let b: TestBrowser;
 let page: Page;
@@ -31,6 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await b?.close();
   await svc?.stop();
+  if (process.env.UPDATE_DOCS !== '1') rmSync(SCREENSHOTS, { recursive: true, force: true });
 });
 
 async function api<T = Record<string, unknown>>(method: string, p: string, body?: unknown, as = key): Promise<{ status: number; body: T }> {
