@@ -113,6 +113,19 @@ it('bulk-retries every dead task matching a filter, after a confirmation that sa
   for (const id of ids) await waitFor(async () => (await taskOf(id)).attempts === 2 && (await taskOf(id)).status === 'dead', 15_000, `task ${id} to run again`);
 });
 
+it('retries the dead tasks selected on the page', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'flaky', priority: 'low', payload: { fail_attempts: 1 }, max_retries: 0 })).body.id);
+  for (const id of ids) await until(id, 'dead');
+  await go('#/dead?priority=low');
+  await page.getByRole('checkbox', { name: `Select task ${ids[1]}` }).check();
+  await page.getByRole('button', { name: 'Retry selected' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Retry 1' }).click();
+  await page.getByText('1 task(s) queued again.').waitFor();
+  await until(ids[1]!, 'succeeded');
+  expect((await taskOf(ids[0]!)).status).toBe('dead');
+});
+
 it('cancels every unfinished task matching a filter, after a confirmation that says how many', async () => {
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'later.report', delay_ms: 3_600_000 })).body.id);
