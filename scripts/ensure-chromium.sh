@@ -8,4 +8,5 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
-/usr/bin/chromium --version
+# (Debian's wrapper script prints a harmless shell warning on stderr.)
+/usr/bin/chromium --version 2>/dev/null || true

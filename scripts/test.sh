@@ -14,5 +14,9 @@ npx tsc -p tsconfig.json --noEmit
 # End-to-end tests start the compiled entrypoints under dist/, which must match the sources.
 npm run build
 
+# The web console's browser tests drive Debian's Chromium; installed here (once) rather than inside a
+# test's time limit. A no-op when /usr/bin/chromium is there.
+bash scripts/ensure-chromium.sh
+
 # exec: jest's exit code is the script's exit code.
 exec npx jest "$@"

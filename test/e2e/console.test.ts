@@ -28,7 +28,8 @@ beforeAll(async () => {
   page = b.page;
   key = (await createKey(svc.pool, { tenant: 'ops', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
   otherKey = (await createKey(svc.pool, { tenant: 'elsewhere', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
-}, 120_000);
+  // Minutes only when Chromium has to be installed first (npm test installs it before jest).
+}, 600_000);
 
 afterAll(async () => {
   await b?.close();
