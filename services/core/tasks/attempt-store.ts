@@ -171,8 +171,8 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
  * not once per parent.
  */
 async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
+  // The setting goes with BEGIN (one round trip: this transaction is on a chain's critical path).
   return inTransaction(pool, async (client) => {
-    await client.query(`SELECT set_config('task_scheduler.batch_successes', 'on', true)`);
     const write = await writeOutcomes(client, outcomes);
     // Those this statement took to succeeded (a cancelled one applied as cancelled).
     const succeeded = parents.filter((id) => write.applied.has(id) && !write.cancelled.has(id));
@@ -181,7 +181,7 @@ async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]
       write.released = await stepsQueuedHere(client, { parents: succeeded });
     }
     return write;
-  });
+  }, `BEGIN; SELECT set_config('task_scheduler.batch_successes', 'on', true)`);
 }
 
 async function writeOutcomes(pool: Pool | PoolClient, outcomes: Outcome[]): Promise<OutcomeWrite> {

@@ -27,7 +27,7 @@ const WORKFLOW_COLUMNS = 'id, tenant, name, status, on_failure, steps, unfinishe
  * Ids for `n` steps in submission order: UUIDv7 whose 12-bit rand_a field counts (RFC 9562's
  * method 1), so steps list in the order they were given.
  */
-export function stepIds(n: number, nowMs = Date.now()): string[] {
+function stepIds(n: number, nowMs = Date.now()): string[] {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const id = uuidv7(nowMs + Math.floor(i / 4096));
@@ -100,7 +100,7 @@ export async function createWorkflow(
 }
 
 /** Pushes a new workflow's steps without dependencies to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
-export async function pushSteps(deps: { queue: TaskQueue; log: Logger }, steps: TaskRow[]): Promise<void> {
+async function pushSteps(deps: { queue: TaskQueue; log: Logger }, steps: TaskRow[]): Promise<void> {
   if (steps.length === 0) return;
   try {
     // Steps without dependencies: nothing to read before they start.
