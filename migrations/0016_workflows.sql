@@ -244,8 +244,12 @@ END;
 $$;
 
 DROP TRIGGER IF EXISTS tasks_workflow_step_changed ON tasks;
+-- Only changes into or out of a final status, or between success and failure, call the function:
+-- a step's other moves (waiting -> queued -> running -> retrying) change nothing it keeps.
 CREATE TRIGGER tasks_workflow_step_changed AFTER UPDATE OF status ON tasks
-  FOR EACH ROW WHEN (NEW.workflow_id IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
+  FOR EACH ROW WHEN (NEW.workflow_id IS NOT NULL AND (
+    (OLD.status IN ('succeeded', 'dead', 'cancelled')) IS DISTINCT FROM (NEW.status IN ('succeeded', 'dead', 'cancelled'))
+    OR (OLD.status IN ('dead', 'cancelled')) IS DISTINCT FROM (NEW.status IN ('dead', 'cancelled'))))
   EXECUTE FUNCTION workflow_step_changed();
 
 -- Retention deletes a workflow's steps as it deletes any final task (KEEP_CONDITIONS keeps them

@@ -45,56 +45,61 @@ export async function createWorkflow(
   const id = uuidv7();
   const ids = stepIds(spec.steps.length);
   const idOf = new Map(spec.steps.map((s, i) => [s.key, ids[i]!]));
-  const made = await inTransaction(deps.pool, async (client): Promise<CreateWorkflowOutcome | { kind: 'new'; workflow: WorkflowRow; roots: TaskRow[] }> => {
-    const inserted = await client.query<WorkflowRow>(
-      `INSERT INTO workflows (id, tenant, name, on_failure, steps, unfinished, idempotency_key, request_hash)
-       VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+  const s = spec.steps;
+  const parents: string[] = [];
+  const children: string[] = [];
+  for (const step of s) for (const d of step.depends_on) (parents.push(idOf.get(d)!), children.push(idOf.get(step.key)!));
+  // One statement, so one round trip and atomic on its own: the workflow, its steps and its edges,
+  // or (a key used before) none of them. It answers with the workflow beside each step to push now.
+  const { rows } = await deps.pool.query<Record<string, unknown>>(
+    `WITH w AS (
+       INSERT INTO workflows (id, tenant, name, on_failure, steps, unfinished, idempotency_key, request_hash)
+       VALUES ($2, $1, $13, $14, $15, $15, $16, $17)
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING ${WORKFLOW_COLUMNS}`,
-      [id, tenant, spec.name, spec.on_failure, spec.steps.length, idem?.key ?? null, idem?.hash ?? null],
-    );
-    if (inserted.rows.length === 0) {
-      // The key was used before (a concurrent first use waited for the other's commit).
-      const { rows } = await client.query<WorkflowRow & { request_hash: string }>(`SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows WHERE tenant = $1 AND idempotency_key = $2`, [tenant, idem!.key]);
-      const { request_hash, ...prior } = rows[0]!;
-      if (request_hash !== idem!.hash) return { kind: 'conflict', workflow: prior };
-      return { kind: 'replayed', workflow: prior, steps: await stepIdsOf(client, prior.id) };
-    }
-    const workflow = inserted.rows[0]!;
-    const s = spec.steps;
-    const res = await client.query<TaskRow>(
-      `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, retry, timeout_ms, workflow_id, step_key, deps_waiting, created_at, updated_at)
+       RETURNING ${WORKFLOW_COLUMNS}
+     ), t AS (
+       INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, retry, timeout_ms, workflow_id, step_key, deps_waiting, created_at, updated_at)
        SELECT i.id, $1, i.type, i.priority, i.payload::jsonb,
               CASE WHEN i.deps = 0 THEN 'queued' ELSE 'waiting' END::task_status,
-              i.max_retries, i.retry::jsonb, i.timeout_ms, $2, i.key, i.deps, $3, $3
-         FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::int[], $11::text[], $12::int[])
-           AS i(id, type, priority, payload, max_retries, retry, timeout_ms, key, deps)
-       RETURNING ${TASK_COLUMNS.split(', ').map((c) => (c === 'payload' ? `CASE WHEN deps_waiting = 0 THEN payload END AS payload` : c)).join(', ')}`,
-      [
-        tenant,
-        id,
-        workflow.created_at,
-        textArray(ids),
-        textArray(s.map((x) => x.type)),
-        textArray(s.map((x) => x.priority)),
-        textArray(s.map((x) => JSON.stringify(x.payload === undefined ? {} : x.payload))),
-        numberArray(s.map((x) => x.max_retries)),
-        textArray(s.map((x) => (x.retry ? JSON.stringify(x.retry) : null))),
-        textArray(s.map((x) => (x.timeout_ms ? String(x.timeout_ms) : null))),
-        textArray(s.map((x) => x.key)),
-        numberArray(s.map((x) => x.depends_on.length)),
-      ],
-    );
-    const parents: string[] = [];
-    const children: string[] = [];
-    for (const step of s) for (const d of step.depends_on) (parents.push(idOf.get(d)!), children.push(idOf.get(step.key)!));
-    if (parents.length > 0) {
-      await client.query(`INSERT INTO workflow_edges (parent, child) SELECT * FROM unnest($1::uuid[], $2::uuid[])`, [textArray(parents), textArray(children)]);
-    }
-    return { kind: 'new', workflow, roots: res.rows.filter((t) => t.status === 'queued') };
-  });
-  if (made.kind !== 'new') return made;
-  const { workflow, roots } = made;
+              i.max_retries, i.retry::jsonb, i.timeout_ms, $2, i.key, i.deps, w.created_at, w.created_at
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::int[], $10::text[], $11::int[])
+           AS i(id, type, priority, payload, max_retries, retry, timeout_ms, key, deps), w
+       RETURNING ${TASK_COLUMNS}
+     ), e AS (
+       INSERT INTO workflow_edges (parent, child) SELECT p, c FROM unnest($12::uuid[], $18::uuid[]) AS x(p, c) WHERE EXISTS (SELECT 1 FROM w)
+     )
+     SELECT ${WORKFLOW_COLUMNS.split(', ').map((c) => `w.${c} AS w_${c}`).join(', ')}, r.*
+       FROM w LEFT JOIN (SELECT * FROM t WHERE status = 'queued') r ON true`,
+    [
+      tenant,
+      id,
+      textArray(ids),
+      textArray(s.map((x) => x.type)),
+      textArray(s.map((x) => x.priority)),
+      textArray(s.map((x) => JSON.stringify(x.payload === undefined ? {} : x.payload))),
+      numberArray(s.map((x) => x.max_retries)),
+      textArray(s.map((x) => (x.retry ? JSON.stringify(x.retry) : null))),
+      textArray(s.map((x) => (x.timeout_ms ? String(x.timeout_ms) : null))),
+      textArray(s.map((x) => x.key)),
+      numberArray(s.map((x) => x.depends_on.length)),
+      textArray(parents),
+      spec.name,
+      spec.on_failure,
+      s.length,
+      idem?.key ?? null,
+      idem?.hash ?? null,
+      textArray(children),
+    ],
+  );
+  if (rows.length === 0) {
+    // The key was used before (a concurrent first use waited for the other's commit).
+    const prior = await deps.pool.query<WorkflowRow & { request_hash: string }>(`SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows WHERE tenant = $1 AND idempotency_key = $2`, [tenant, idem!.key]);
+    const { request_hash, ...row } = prior.rows[0]!;
+    if (request_hash !== idem!.hash) return { kind: 'conflict', workflow: row };
+    return { kind: 'replayed', workflow: row, steps: await stepIdsOf(deps.pool, row.id) };
+  }
+  const workflow = Object.fromEntries(WORKFLOW_COLUMNS.split(', ').map((c) => [c, rows[0]![`w_${c}`]])) as unknown as WorkflowRow;
+  const roots = rows.filter((r) => r.id !== null) as unknown as TaskRow[];
   await pushSteps(deps, roots);
   return { kind: 'created', workflow, steps: spec.steps.map((x) => ({ key: x.key, task_id: idOf.get(x.key)! })) };
 }
