@@ -20,7 +20,7 @@ import type { Pool, PoolClient } from 'pg';
 import { boolArray, numberArray, textArray } from '../db/pg-arrays';
 import { inTransaction } from '../db/transaction';
 import type { EnqueueItem } from '../queue/queue';
-import { stepsQueuedHere } from '../workflows/queued-here';
+import { stepsReleasedBy } from '../workflows/queued-here';
 import type { TaskStatus } from './priority';
 
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
@@ -177,8 +177,7 @@ async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]
     // Those this statement took to succeeded (a cancelled one applied as cancelled).
     const succeeded = parents.filter((id) => write.applied.has(id) && !write.cancelled.has(id));
     if (succeeded.length > 0) {
-      await client.query(`SELECT workflow_steps_succeeded($1::uuid[])`, [textArray(succeeded)]);
-      write.released = await stepsQueuedHere(client, { parents: succeeded });
+      write.released = await stepsReleasedBy(client, succeeded);
     }
     return write;
   }, `BEGIN; SELECT set_config('task_scheduler.batch_successes', 'on', true)`);

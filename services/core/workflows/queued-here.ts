@@ -14,16 +14,34 @@ export async function stepsQueuedHere(client: PoolClient, by: { parents: string[
   const scope = 'parents' in by ? `id IN (SELECT child FROM workflow_edges WHERE parent = ANY($1::uuid[]))` : `workflow_id = ANY($1::uuid[])`;
   const ids = 'parents' in by ? by.parents : by.workflows;
   if (ids.length === 0) return [];
-  const { rows } = await client.query<UnfinishedTask & { payload_json: string; parents_json: string | null }>(
-    `SELECT ${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${INLINE_PARENTS} AS parents_json FROM tasks
+  const { rows } = await client.query<QueuedStep>(
+    `SELECT ${STEP_COLUMNS} FROM tasks
       WHERE ${scope} AND status::text = 'queued' AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
     [textArray(ids), INLINE_PARENTS_BYTES],
   );
-  return rows.map((r) => {
-    const item = queueItemOf(r, r.payload_json);
-    if (r.parents_json !== null) item.parentsJson = r.parents_json;
-    return item;
+  return rows.map(queuedStepItem);
+}
+
+/**
+ * Applies a worker's batch of step successes (their dependents count down; the workflows count
+ * them) and answers with the steps that queued, in one statement: the function returns them as it
+ * wrote them. Run in the transaction that wrote the successes (whose results the steps carry).
+ */
+export async function stepsReleasedBy(client: PoolClient, succeeded: string[]): Promise<EnqueueItem[]> {
+  const { rows } = await client.query<QueuedStep>({
+    name: 'workflow-steps-released',
+    text: `SELECT ${STEP_COLUMNS} FROM workflow_steps_released($1::uuid[]) AS tasks`,
+    values: [textArray(succeeded), INLINE_PARENTS_BYTES],
   });
+  return rows.map(queuedStepItem);
+}
+
+type QueuedStep = UnfinishedTask & { payload_json: string; parents_json: string | null };
+
+function queuedStepItem(r: QueuedStep): EnqueueItem {
+  const item = queueItemOf(r, r.payload_json);
+  if (r.parents_json !== null) item.parentsJson = r.parents_json;
+  return item;
 }
 
 /**
@@ -35,3 +53,5 @@ export const INLINE_PARENTS_BYTES = 4096;
 const INLINE_PARENTS = `(SELECT CASE WHEN octet_length(o::text) <= $2 THEN o::text END
     FROM (SELECT COALESCE(jsonb_object_agg(p.step_key, p.result), '{}'::jsonb) AS o
             FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id) a)`;
+/** A queued step as Redis needs it, from a row (or function result) named `tasks`. */
+const STEP_COLUMNS = `${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${INLINE_PARENTS} AS parents_json`;
