@@ -4,58 +4,22 @@
  * racing redrives sent to two API replicas run each dead task exactly once more, and another
  * tenant's key can touch none of it.
  */
-import { Pool } from 'pg';
-import { createKey } from '../../services/core/tenancy/key-store';
-import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
+import type { Pool } from 'pg';
+import { ProcessWorld, startProcessWorld } from '../support/process-world';
 import { waitFor } from '../support/stack';
-import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
-// Every answer is checked against the OpenAPI document (the contract test).
-import { fetch } from '../support/contract';
 
-let db: TestDatabase;
+let world: ProcessWorld;
 let pool: Pool;
-let worker: ChildHandle;
-const apis: { url: string; child: ChildHandle }[] = [];
 let key = '';
 let otherKey = '';
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  pool = new Pool({ connectionString: db.url, max: 4 });
-  const env = {
-    POSTGRES_URL: db.url,
-    REDIS_ADDR: testRedisAddr(),
-    REDIS_KEY_PREFIX: uniqueRedisPrefix('operator'),
-    LOG_LEVEL: 'info',
-    RETRY_BASE_MS: '10',
-    RETRY_MAX_MS: '20',
-    RETRY_JITTER_MS: '5',
-    RETRY_SCAN_INTERVAL_MS: '20',
-  };
-  for (let i = 0; i < 2; i++) {
-    const port = await freePort();
-    apis.push({ url: `http://127.0.0.1:${port}`, child: await spawnService('dist/services/api/main.js', { ...env, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }) });
-  }
-  worker = await spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '64', METRICS_ADDR: `127.0.0.1:${await freePort()}` });
-  key = (await createKey(pool, { tenant: 'ops', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
-  otherKey = (await createKey(pool, { tenant: 'elsewhere', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
+  world = await startProcessWorld({ label: 'operator', tenant: 'ops', apis: 2, workers: 1, workerPool: 64 });
+  ({ pool, key, otherKey } = world);
 }, 60_000);
-afterAll(async () => {
-  await worker?.stop('SIGTERM', 10_000).catch(() => worker.kill());
-  for (const a of apis) await a.child.stop('SIGTERM', 10_000).catch(() => a.child.kill());
-  await killAllChildren();
-  await pool.end();
-  await db.drop();
-});
+afterAll(() => world?.stop());
 
-async function call(method: string, path: string, body?: unknown, as = key, api = 0): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${apis[api]!.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = (...args: Parameters<ProcessWorld['call']>) => world.call(...args);
 
 const statusOf = async (id: string) => (await call('GET', `/tasks/${id}`)).body;
 

@@ -4,58 +4,22 @@
  * the dead step, cancelling a workflow, cycles and unknown dependencies refused, and another
  * tenant's key finding none of it.
  */
-import { Pool } from 'pg';
-import { createKey } from '../../services/core/tenancy/key-store';
-import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
+import type { Pool } from 'pg';
+import { ProcessWorld, startProcessWorld } from '../support/process-world';
 import { waitFor } from '../support/stack';
-import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
-// Every answer is checked against the OpenAPI document (the contract test).
-import { fetch } from '../support/contract';
 
-let db: TestDatabase;
+let world: ProcessWorld;
 let pool: Pool;
-let api: ChildHandle;
-let url = '';
-const workers: ChildHandle[] = [];
 let key = '';
 let otherKey = '';
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  pool = new Pool({ connectionString: db.url, max: 4 });
-  const env = {
-    POSTGRES_URL: db.url,
-    REDIS_ADDR: testRedisAddr(),
-    REDIS_KEY_PREFIX: uniqueRedisPrefix('workflows'),
-    LOG_LEVEL: 'info',
-    RETRY_BASE_MS: '10',
-    RETRY_MAX_MS: '20',
-    RETRY_JITTER_MS: '5',
-    RETRY_SCAN_INTERVAL_MS: '20',
-  };
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  api = await spawnService('dist/services/api/main.js', { ...env, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` });
-  for (let i = 0; i < 2; i++) workers.push(await spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '32', METRICS_ADDR: `127.0.0.1:${await freePort()}` }));
-  key = (await createKey(pool, { tenant: 'flows', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
-  otherKey = (await createKey(pool, { tenant: 'elsewhere', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
+  world = await startProcessWorld({ label: 'workflows', tenant: 'flows', apis: 1, workers: 2, workerPool: 32 });
+  ({ pool, key, otherKey } = world);
 }, 60_000);
-afterAll(async () => {
-  for (const w of workers) await w.stop('SIGTERM', 10_000).catch(() => w.kill());
-  await api?.stop('SIGTERM', 10_000).catch(() => api.kill());
-  await killAllChildren();
-  await pool.end();
-  await db.drop();
-});
+afterAll(() => world?.stop());
 
-async function call(method: string, path: string, body?: unknown, as = key): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = (...args: Parameters<ProcessWorld['call']>) => world.call(...args);
 
 interface Step {
   key: string;

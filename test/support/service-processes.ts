@@ -8,16 +8,29 @@ import { ChildHandle, freePort, killAllChildren, spawnService } from './processe
 import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from './test-env';
 
 export interface ServiceProcesses {
+  /** The first API's. */
   url: string;
   db: TestDatabase;
   /** For the test's own reads and set-up (superuser). */
   pool: Pool;
+  /** The first API and worker (null: no worker). */
   api: ChildHandle;
   worker: ChildHandle | null;
+  /** Every API with its URL, and every worker. */
+  apis: { url: string; child: ChildHandle }[];
+  workers: ChildHandle[];
   stop(): Promise<void>;
 }
 
-export async function startServiceProcesses(opts: { label: string; worker?: boolean; env?: Record<string, string>; workerEnv?: Record<string, string> }): Promise<ServiceProcesses> {
+/** One API and one worker (WORKER_POOL=8) by default; `worker: false` for none. */
+export async function startServiceProcesses(opts: {
+  label: string;
+  worker?: boolean;
+  apis?: number;
+  workers?: number;
+  env?: Record<string, string>;
+  workerEnv?: Record<string, string>;
+}): Promise<ServiceProcesses> {
   const db = await createTestDatabase();
   const pool = new Pool({ connectionString: db.url, max: 4 });
   const env = {
@@ -31,7 +44,6 @@ export async function startServiceProcesses(opts: { label: string; worker?: bool
     RETRY_SCAN_INTERVAL_MS: '25',
     ...opts.env,
   };
-  const port = await freePort();
   const children: ChildHandle[] = [];
   const stop = async () => {
     for (const c of children) await c.stop('SIGTERM', 10_000).catch(() => c.kill());
@@ -40,13 +52,19 @@ export async function startServiceProcesses(opts: { label: string; worker?: bool
     await db.drop();
   };
   try {
-    const [api, worker] = await Promise.all([
-      spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }),
-      opts.worker === false ? null : spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '8', METRICS_ADDR: `127.0.0.1:${await freePort()}`, ...opts.workerEnv }),
+    const startApi = async () => {
+      const port = await freePort();
+      return { url: `http://127.0.0.1:${port}`, child: await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }) };
+    };
+    const startWorker = async () => spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '8', METRICS_ADDR: `127.0.0.1:${await freePort()}`, ...opts.workerEnv });
+    const workerCount = opts.worker === false ? 0 : (opts.workers ?? 1);
+    const [apis, workers] = await Promise.all([
+      Promise.all(Array.from({ length: opts.apis ?? 1 }, startApi)),
+      Promise.all(Array.from({ length: workerCount }, startWorker)),
     ]);
-    children.push(api);
-    if (worker) children.push(worker);
-    return { url: `http://127.0.0.1:${port}`, db, pool, api, worker, stop };
+    // Workers stop first: an API outliving them answers nothing a test still waits for.
+    children.push(...workers, ...apis.map((a) => a.child));
+    return { url: apis[0]!.url, db, pool, api: apis[0]!.child, worker: workers[0] ?? null, apis, workers, stop };
   } catch (err) {
     await stop();
     throw err;
