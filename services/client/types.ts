@@ -60,3 +60,8 @@ export type WorkflowCancelled = Schemas['WorkflowCancelled'];
 export type FailurePolicy = Schemas['FailurePolicy'];
 /** GET /workflows's query: status (one, a list, or comma-separated), name, created_after, created_before, limit and cursor. */
 export type WorkflowListQuery = Omit<NonNullable<operations['listWorkflows']['parameters']['query']>, 'tenant'>;
+
+/** GET /admin/tenants: a tenant with its limits and usage (admin keys). */
+export type AdminTenant = operations['listTenants']['responses']['200']['content']['application/json']['tenants'][number];
+/** GET /admin/keys: a key as listed (never its secret). */
+export type ApiKeyInfo = operations['listKeys']['responses']['200']['content']['application/json']['keys'][number];

@@ -4,14 +4,9 @@
  */
 import { post } from './api.js';
 import { h } from './dom.js';
+import type { BulkResult } from '../../client/types';
 
-export interface BulkAnswer {
-  matched: number;
-  changed: number;
-  has_more: boolean;
-  next_cursor: string | null;
-  dry_run: boolean;
-}
+export type BulkAnswer = BulkResult;
 type Filter = Record<string, string>;
 
 const clean = (f: Filter): Filter => Object.fromEntries(Object.entries(f).filter(([, v]) => v !== ''));

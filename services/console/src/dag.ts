@@ -5,13 +5,9 @@
  */
 import { s } from './dom.js';
 import { hrefFor } from './router.js';
+import type { WorkflowStep } from '../../client/types';
 
-export interface Step {
-  key: string;
-  task_id: string;
-  status: string;
-  depends_on: string[];
-}
+export type Step = Pick<WorkflowStep, 'key' | 'task_id' | 'status' | 'depends_on'>;
 
 const NODE_W = 150;
 const NODE_H = 44;

@@ -4,24 +4,10 @@ import { fill, h } from '../dom.js';
 import { badge, time } from '../format.js';
 import { PageContext } from '../router.js';
 import { errorText, field, heading, notice, table } from '../ui.js';
+import type { AdminTenant, ApiKeyInfo } from '../../../client/types';
 
-interface Tenant {
-  name: string;
-  max_running: number | null;
-  weight: number | null;
-  effective: { rate_limit: number; burst: number; max_unfinished: number };
-  unfinished: number;
-}
-interface Key {
-  id: string;
-  tenant: string;
-  scopes: string[];
-  description: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}
+type Tenant = AdminTenant;
+type Key = ApiKeyInfo;
 
 const limit = (n: number | null | undefined) => (n === null || n === undefined ? 'default' : n === 0 ? 'unlimited' : String(n));
 

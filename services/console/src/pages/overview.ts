@@ -5,24 +5,10 @@ import { PRIORITIES } from '../format.js';
 import { PageContext, poll } from '../router.js';
 import { sparkline } from '../sparkline.js';
 import { errorText, heading, notice } from '../ui.js';
+import type { QueuesResponse } from '../../../client/types';
 
-interface PriorityStats {
-  queued: number;
-  scheduled: number;
-  retrying: number;
-  running: number;
-  dead: number;
-  cancelled: number;
-  oldest_waiting_seconds: number;
-  last_minute: { enqueued: number; succeeded: number; retried: number; dead: number; cancelled: number };
-}
-interface Queues {
-  tenant: string;
-  priorities: Record<string, PriorityStats>;
-  running_now: number;
-  workers: { id: string; slots: number }[];
-  as_of: string;
-}
+type PriorityStats = QueuesResponse['priorities'][string];
+type Queues = QueuesResponse;
 
 const COUNTS = ['queued', 'scheduled', 'retrying', 'running', 'dead'] as const;
 const RATES = ['enqueued', 'succeeded', 'retried', 'dead'] as const;
@@ -78,8 +64,8 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
       if (hist.length > HISTORY) hist.shift();
       fill(sparks.get(p)!, sparkline(hist, `${p} waiting and running`));
     }
-    const slots = q.workers.reduce((n, w) => n + w.slots, 0);
+    const slots = q.workers.reduce((n, w) => n + (w.slots ?? 0), 0);
     summary.textContent = `Tenant ${q.tenant} · ${q.running_now} running now · ${q.workers.length} worker(s), ${slots} slots · as of ${q.as_of.slice(11, 19)} UTC`;
-    fill(workers, ...(q.workers.length ? q.workers.map((w) => h('li', {}, `${w.id} (${w.slots} slots)`)) : [h('li', {}, 'No worker is alive.')]));
+    fill(workers, ...(q.workers.length ? q.workers.map((w) => h('li', {}, w.slots === null ? w.id : `${w.id} (${w.slots} slots)`)) : [h('li', {}, 'No worker is alive.')]));
   });
 }

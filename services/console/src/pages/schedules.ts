@@ -4,21 +4,9 @@ import { fill, h } from '../dom.js';
 import { badge, json, time } from '../format.js';
 import { hrefFor, PageContext } from '../router.js';
 import { dl, errorText, heading, link, notice, table } from '../ui.js';
+import type { ScheduleDetail } from '../../../client/types';
 
-interface Schedule {
-  name: string;
-  cron: string;
-  timezone: string;
-  paused: boolean;
-  next_tick: string | null;
-  last_tick: string | null;
-  last_outcome: string | null;
-  task: { type: string; priority?: string };
-  misfire: string;
-  overlap: string;
-  next_ticks?: { at: string; local: string }[];
-  last_runs?: { id: string; status: string; scheduled_for: string | null; created_at: string }[];
-}
+type Schedule = ScheduleDetail;
 
 export async function schedulesPage(ctx: PageContext): Promise<void> {
   if (ctx.params[0]) return schedulePage(ctx, ctx.params[0]);

@@ -8,43 +8,10 @@ import { fill, h } from '../dom.js';
 import { badge, duration, FINAL, json, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
 import { dl, errorText, heading, link, notice } from '../ui.js';
+import type { Task as TaskWithRuns, TaskRun } from '../../../client/types';
 
-interface Run {
-  attempt: number;
-  worker_id: string | null;
-  outcome: string;
-  error: string | null;
-  error_type: string | null;
-  error_stack: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  duration_ms: number | null;
-}
-interface Task {
-  id: string;
-  tenant: string;
-  type: string;
-  priority: string;
-  payload: unknown;
-  status: string;
-  attempts: number;
-  max_retries: number;
-  last_error: string | null;
-  next_attempt_at: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  cancel_requested_at: string | null;
-  retry: unknown;
-  timeout_ms: number | null;
-  result: unknown;
-  run_at: string | null;
-  schedule: string | null;
-  scheduled_for: string | null;
-  workflow_id: string | null;
-  step_key: string | null;
-  runs: Run[];
-}
+type Run = TaskRun;
+type Task = TaskWithRuns;
 
 const OUTCOME_NOTES: Record<string, string> = {
   expired: 'its lease ran out (the worker stopped answering); the attempt was taken back',
@@ -136,7 +103,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
       h('h2', {}, 'Result'),
       h('pre', { class: 'json', tabindex: 0, 'aria-label': 'Result' }, t.result === null ? '–' : json(t.result)),
       h('h2', {}, 'Attempts'),
-      timeline(t.runs),
+      timeline(t.runs ?? []),
     );
     // A refresh must not take the keyboard focus away from the button the user is on.
     if (focused) document.getElementById(focused)?.focus();

@@ -6,18 +6,9 @@ import { badge, time } from '../format.js';
 import { hrefFor, PageContext } from '../router.js';
 import { filterForm, filterFrom, TaskFilter } from '../task-filter.js';
 import { errorText, heading, link, notice, table } from '../ui.js';
+import type { ListedTask } from '../../../client/types';
 
-export interface TaskRow {
-  id: string;
-  type: string;
-  priority: string;
-  status: string;
-  attempts: number;
-  max_retries: number;
-  last_error: string | null;
-  created_at: string;
-  finished_at: string | null;
-}
+export type TaskRow = ListedTask;
 
 export function taskCells(t: TaskRow): Node[] {
   return [

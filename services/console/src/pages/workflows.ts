@@ -1,23 +1,13 @@
 /** Workflows: the list, and one workflow's graph (each node links to its step's task); cancel it. */
 import { call, get } from '../api.js';
 import { fill, h } from '../dom.js';
-import { dagSvg, Step } from '../dag.js';
+import { dagSvg } from '../dag.js';
 import { badge, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
 import { dl, errorText, heading, link, notice, select, field, table } from '../ui.js';
+import type { Workflow as WorkflowSummary, WorkflowDetail } from '../../../client/types';
 
-interface Workflow {
-  id: string;
-  name: string;
-  status: string;
-  on_failure: string;
-  steps_total: number;
-  steps_unfinished: number;
-  steps_failed: number;
-  created_at: string;
-  finished_at: string | null;
-  counts?: Record<string, number>;
-}
+type Workflow = WorkflowSummary;
 
 // Beyond this many steps a drawing says little; the table lists them all.
 const MAX_DRAWN = 400;
@@ -51,10 +41,10 @@ async function workflowPage(ctx: PageContext, id: string): Promise<void> {
   fill(ctx.main, h('p', {}, link(hrefFor('workflows'), '← Workflows')), heading(`Workflow ${id}`), msg.el, body);
   let final = false;
   const load = async () => {
-    const { workflow: w, steps } = await get<{ workflow: Workflow; steps: (Step & { type: string; attempts: number; last_error: string | null; cancelled_by: string | null })[] }>(`/workflows/${encodeURIComponent(id)}`);
+    const { workflow: w, steps } = await get<WorkflowDetail>(`/workflows/${encodeURIComponent(id)}`);
     final = w.status !== 'running';
     const cancel = h('button', { type: 'button', id: 'cancel-workflow', onclick: () => void onCancel() }, 'Cancel workflow');
-    const counts = Object.entries(w.counts ?? {}).filter(([, n]) => n > 0).map(([st, n]) => `${n} ${st}`).join(', ');
+    const counts = Object.entries(w.counts).filter(([, n]) => n > 0).map(([st, n]) => `${n} ${st}`).join(', ');
     const focused = document.activeElement?.id;
     fill(
       body,
