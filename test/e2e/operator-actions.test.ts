@@ -4,22 +4,11 @@
  * racing redrives sent to two API replicas run each dead task exactly once more, and another
  * tenant's key can touch none of it.
  */
-import type { Pool } from 'pg';
-import { ProcessWorld, startProcessWorld } from '../support/process-world';
+import { processWorldForSuite } from '../support/process-world';
 import { waitFor } from '../support/stack';
 
-let world: ProcessWorld;
-let pool: Pool;
-let key = '';
-let otherKey = '';
-
-beforeAll(async () => {
-  world = await startProcessWorld({ label: 'operator', tenant: 'ops', apis: 2, workers: 1, workerPool: 64 });
-  ({ pool, key, otherKey } = world);
-}, 60_000);
-afterAll(() => world?.stop());
-
-const call = (...args: Parameters<ProcessWorld['call']>) => world.call(...args);
+const world = processWorldForSuite({ label: 'operator', tenant: 'ops', apis: 2, workers: 1, workerPool: 64 });
+const { call } = world;
 
 const statusOf = async (id: string) => (await call('GET', `/tasks/${id}`)).body;
 
@@ -27,7 +16,7 @@ it('a running sleeper is stopped within a second of its cancel; its run says can
   const { body: task } = await call('POST', '/tasks', { type: 'sleeper', payload: { sleep_ms: 60_000 } });
   const id = task.id as string;
   await waitFor(async () => (await statusOf(id)).status === 'running', 10_000, 'the sleeper to be running');
-  expect((await call('POST', `/tasks/${id}/cancel`, undefined, otherKey)).status).toBe(404);
+  expect((await call('POST', `/tasks/${id}/cancel`, undefined, world.otherKey)).status).toBe(404);
   const res = await call('POST', `/tasks/${id}/cancel`);
   expect(res.status).toBe(202);
   const final = await waitFor(async () => {
@@ -46,7 +35,7 @@ it('a dead task retried runs again with a fresh budget; a queued one cannot be r
   const { body: task } = await call('POST', '/tasks', { type: 'always_fail', max_retries: 1 });
   const id = task.id as string;
   await waitFor(async () => (await statusOf(id)).status === 'dead', 10_000, 'dead');
-  expect((await call('POST', `/tasks/${id}/retry`, undefined, otherKey)).status).toBe(404);
+  expect((await call('POST', `/tasks/${id}/retry`, undefined, world.otherKey)).status).toBe(404);
   expect((await call('POST', `/tasks/${id}/retry`)).status).toBe(200);
   await waitFor(async () => {
     const t = await statusOf(id);
@@ -60,19 +49,19 @@ it('two redrives racing on two API replicas: 1,000 dead tasks each run exactly o
   const { body } = await call('POST', '/tasks/batch', { tasks });
   const ids = (body.results as { task: { id: string } }[]).map((r) => r.task.id);
   await waitFor(async () => {
-    const { rows } = await pool.query("SELECT count(*)::int AS n FROM tasks WHERE tenant = 'ops' AND status = 'dead' AND type = 'flaky'");
+    const { rows } = await world.pool.query("SELECT count(*)::int AS n FROM tasks WHERE tenant = 'ops' AND status = 'dead' AND type = 'flaky'");
     return rows[0].n === 1000;
   }, 30_000, '1,000 dead tasks');
   // The other tenant's redrive finds none of them.
-  expect((await call('POST', '/tasks/retry', { filter: { type: 'flaky' } }, otherKey)).body).toMatchObject({ matched: 0, changed: 0 });
-  const [a, b] = await Promise.all([0, 1].map((api) => call('POST', '/tasks/retry', { filter: { status: 'dead', type: 'flaky' } }, key, api)));
+  expect((await call('POST', '/tasks/retry', { filter: { type: 'flaky' } }, world.otherKey)).body).toMatchObject({ matched: 0, changed: 0 });
+  const [a, b] = await Promise.all([0, 1].map((api) => call('POST', '/tasks/retry', { filter: { status: 'dead', type: 'flaky' } }, world.key, api)));
   expect([a!.status, b!.status]).toEqual([200, 200]);
   expect((a!.body.changed as number) + (b!.body.changed as number)).toBe(1000);
   await waitFor(async () => {
-    const { rows } = await pool.query("SELECT count(*)::int AS n FROM tasks WHERE tenant = 'ops' AND status = 'succeeded' AND type = 'flaky'");
+    const { rows } = await world.pool.query("SELECT count(*)::int AS n FROM tasks WHERE tenant = 'ops' AND status = 'succeeded' AND type = 'flaky'");
     return rows[0].n === 1000;
   }, 30_000, 'every redriven task to succeed');
-  const { rows } = await pool.query<{ outcomes: string[] }>(
+  const { rows } = await world.pool.query<{ outcomes: string[] }>(
     'SELECT array_agg(outcome ORDER BY attempt) AS outcomes FROM task_runs WHERE task_id = ANY($1::uuid[]) GROUP BY task_id',
     [ids],
   );

@@ -4,22 +4,11 @@
  * the dead step, cancelling a workflow, cycles and unknown dependencies refused, and another
  * tenant's key finding none of it.
  */
-import type { Pool } from 'pg';
-import { ProcessWorld, startProcessWorld } from '../support/process-world';
+import { processWorldForSuite } from '../support/process-world';
 import { waitFor } from '../support/stack';
 
-let world: ProcessWorld;
-let pool: Pool;
-let key = '';
-let otherKey = '';
-
-beforeAll(async () => {
-  world = await startProcessWorld({ label: 'workflows', tenant: 'flows', apis: 1, workers: 2, workerPool: 32 });
-  ({ pool, key, otherKey } = world);
-}, 60_000);
-afterAll(() => world?.stop());
-
-const call = (...args: Parameters<ProcessWorld['call']>) => world.call(...args);
+const world = processWorldForSuite({ label: 'workflows', tenant: 'flows', apis: 1, workers: 2, workerPool: 32 });
+const { call } = world;
 
 interface Step {
   key: string;
@@ -71,7 +60,7 @@ it('a fan-out of 200 across two workers: the fan-in runs exactly once, after eve
   const w = await ended(id);
   expect(w.workflow.status).toBe('succeeded');
   const sink = stepOf(w, 'sink');
-  const { rows } = await pool.query<{ runs: number; started: Date; last_parent: Date }>(
+  const { rows } = await world.pool.query<{ runs: number; started: Date; last_parent: Date }>(
     `SELECT (SELECT count(*)::int FROM task_runs r WHERE r.task_id = $1) AS runs, (SELECT first_started_at FROM tasks WHERE id = $1) AS started,
             (SELECT max(finished_at) FROM tasks WHERE workflow_id = $2 AND step_key LIKE 'm%') AS last_parent`,
     [sink.task_id, id],
@@ -104,7 +93,7 @@ it('cancel_dependents and continue; then retrying the dead step resumes the work
   const resumed = await ended(strict.workflow.id);
   expect(resumed.workflow.status).toBe('succeeded');
   expect(resumed.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']);
-  const { rows } = await pool.query<{ key: string; n: number }>(
+  const { rows } = await world.pool.query<{ key: string; n: number }>(
     `SELECT t.step_key AS key, count(r.*)::int AS n FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id WHERE t.workflow_id = $1 GROUP BY t.step_key ORDER BY t.step_key`,
     [strict.workflow.id],
   );
@@ -128,9 +117,9 @@ it('cancelling a workflow stops its running step and cancels the rest; cycles an
   const unknown = await call('POST', '/workflows', { name: 'lost', tasks: [{ key: 'a', type: 'noop', depends_on: ['ghost'] }] });
   expect(unknown.status).toBe(400);
   expect(unknown.body.detail).toMatch(/ghost/);
-  expect((await pool.query(`SELECT count(*)::int AS n FROM workflows WHERE name IN ('loop', 'lost')`)).rows[0].n).toBe(0);
+  expect((await world.pool.query(`SELECT count(*)::int AS n FROM workflows WHERE name IN ('loop', 'lost')`)).rows[0].n).toBe(0);
 
-  expect((await call('GET', `/workflows/${id}`, undefined, otherKey)).status).toBe(404);
-  expect((await call('POST', `/workflows/${id}/cancel`, undefined, otherKey)).status).toBe(404);
-  expect(((await call('GET', '/workflows', undefined, otherKey)).body.workflows as unknown[]).length).toBe(0);
+  expect((await call('GET', `/workflows/${id}`, undefined, world.otherKey)).status).toBe(404);
+  expect((await call('POST', `/workflows/${id}/cancel`, undefined, world.otherKey)).status).toBe(404);
+  expect(((await call('GET', '/workflows', undefined, world.otherKey)).body.workflows as unknown[]).length).toBe(0);
 });

@@ -40,3 +40,31 @@ export async function startProcessWorld(opts: { label: string; tenant: string; a
     },
   };
 }
+
+/**
+ * A suite's world: started before its tests and stopped after them (jest hooks). The fields are
+ * read through it once beforeAll has run.
+ */
+export function processWorldForSuite(opts: Parameters<typeof startProcessWorld>[0]): Pick<ProcessWorld, 'pool' | 'key' | 'otherKey' | 'call'> {
+  let world: ProcessWorld | undefined;
+  beforeAll(async () => {
+    world = await startProcessWorld(opts);
+  }, 60_000);
+  afterAll(() => world?.stop());
+  const started = () => {
+    if (!world) throw new Error('the process world is used before beforeAll started it');
+    return world;
+  };
+  return {
+    get pool() {
+      return started().pool;
+    },
+    get key() {
+      return started().key;
+    },
+    get otherKey() {
+      return started().otherKey;
+    },
+    call: (...args) => started().call(...args),
+  };
+}

@@ -43,7 +43,7 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
     // whose dependencies have all succeeded are queued and go to Redis with it.
     const workflows = [...new Set(rows.flatMap((r) => (r.workflow_id ? [r.workflow_id] : [])))];
     const retriedIds = new Set(rows.map((r) => r.id));
-    const released: EnqueueItem[] = workflows.length > 0 ? (await stepsQueuedHere(client, { workflows })).filter((i) => !retriedIds.has(i.id)) : [];
+    const released: EnqueueItem[] = workflows.length > 0 ? (await stepsQueuedHere(client, workflows)).filter((i) => !retriedIds.has(i.id)) : [];
     return { rows, released };
   });
   if (rows.length > 0) {

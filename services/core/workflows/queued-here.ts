@@ -5,19 +5,17 @@ import type { EnqueueItem } from '../queue/queue';
 import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
 
 /**
- * Steps this transaction queued (a dependency's success or an operator's retry did, through the
- * trigger), among the children of `parents` or the steps of `workflows`: Redis needs them once the
- * transaction commits. Rows this transaction wrote carry its id as xmin, so concurrent writers never
- * push each other's steps (two would push a step twice; a late push could run it again).
+ * Steps this transaction queued among the steps of `workflows` (an operator's retry did, through the
+ * trigger): Redis needs them once the transaction commits. Rows this transaction wrote carry its id
+ * as xmin, so concurrent writers never push each other's steps (two would push a step twice; a late
+ * push could run it again).
  */
-export async function stepsQueuedHere(client: PoolClient, by: { parents: string[] } | { workflows: string[] }): Promise<EnqueueItem[]> {
-  const scope = 'parents' in by ? `id IN (SELECT child FROM workflow_edges WHERE parent = ANY($1::uuid[]))` : `workflow_id = ANY($1::uuid[])`;
-  const ids = 'parents' in by ? by.parents : by.workflows;
-  if (ids.length === 0) return [];
+export async function stepsQueuedHere(client: PoolClient, workflows: string[]): Promise<EnqueueItem[]> {
+  if (workflows.length === 0) return [];
   const { rows } = await client.query<QueuedStep>(
     `SELECT ${STEP_COLUMNS} FROM tasks
-      WHERE ${scope} AND status::text = 'queued' AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
-    [textArray(ids), INLINE_PARENTS_BYTES],
+      WHERE workflow_id = ANY($1::uuid[]) AND status::text = 'queued' AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
+    [textArray(workflows), INLINE_PARENTS_BYTES],
   );
   return rows.map(queuedStepItem);
 }
