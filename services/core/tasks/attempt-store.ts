@@ -16,11 +16,10 @@
  * expired, released); an outcome that arrives after its lease was lost is kept as `discarded`,
  * so a duplicate execution stays visible.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { boolArray, numberArray, textArray } from '../db/pg-arrays';
-import { inTransaction } from '../db/transaction';
 import type { EnqueueItem } from '../queue/queue';
-import { stepsReleasedBy } from '../workflows/queued-here';
+import { INLINE_PARENTS_BYTES, QueuedStep, queuedStepItem, releasedStepColumns } from '../workflows/queued-here';
 import type { TaskStatus } from './priority';
 
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
@@ -166,27 +165,35 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
 
 /**
  * The outcomes, the successes' effect on their workflows, and the steps that queued, in one
- * transaction. The trigger leaves the successes to this transaction (task_scheduler.batch_successes),
- * which applies them together: a fan-in's count and its workflow's counters change once per batch,
- * not once per parent.
+ * statement (so one transaction, and no round trips for BEGIN and COMMIT: it is on a chain's
+ * critical path, and a fan-in's row stays locked only while the statement runs). The trigger leaves
+ * the successes to this statement (task_scheduler.batch_successes, read when the trigger fires at
+ * the statement's end), which applies them together: a fan-in's count and its workflow's counters
+ * change once per batch, not once per parent. `workflow_steps_released` runs after `applied` has
+ * (the ARRAY reads it), and sees its rows: a function's statements take snapshots of their own.
  */
 async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
-  // The setting goes with BEGIN (one round trip: this transaction is on a chain's critical path).
-  return inTransaction(pool, async (client) => {
-    const write = await writeOutcomes(client, outcomes);
-    // Those this statement took to succeeded (a cancelled one applied as cancelled).
-    const succeeded = parents.filter((id) => write.applied.has(id) && !write.cancelled.has(id));
-    if (succeeded.length > 0) {
-      write.released = await stepsReleasedBy(client, succeeded);
-    }
-    return write;
-  }, `BEGIN; SELECT set_config('task_scheduler.batch_successes', 'on', true)`);
+  const { rows } = await pool.query<{ outcome_id: string | null; final: boolean; cancelled: boolean } & QueuedStep>({
+    name: 'record-outcomes-releasing',
+    text: `${OUTCOME_CTES}, released AS (
+       -- The successes this statement applied (a cancelled one applied as cancelled) among the steps'.
+       SELECT r.* FROM (SELECT set_config('task_scheduler.batch_successes', 'on', true)) batch,
+              workflow_steps_released(ARRAY(SELECT a.id FROM applied a WHERE NOT a.cancelled AND a.id = ANY($14::uuid[]))) r
+     )
+     SELECT o.id AS outcome_id, o.final, o.cancelled, s.*
+       FROM (${UNAPPLIED}) o FULL JOIN (SELECT ${releasedStepColumns('$15')} FROM released AS tasks) s ON s.id = o.id`,
+    values: [...outcomeValues(outcomes), textArray(parents), INLINE_PARENTS_BYTES],
+  });
+  const write = outcomeWrite(
+    outcomes,
+    rows.flatMap((r) => (r.outcome_id === null ? [] : [{ id: r.outcome_id, final: r.final, cancelled: r.cancelled }])),
+  );
+  write.released = rows.flatMap((r) => (r.outcome_id === null ? [queuedStepItem(r)] : []));
+  return write;
 }
 
-async function writeOutcomes(pool: Pool | PoolClient, outcomes: Outcome[]): Promise<OutcomeWrite> {
-  const { rows } = await pool.query<{ id: string; final: boolean; cancelled: boolean }>({
-    name: 'record-outcomes',
-    text: `WITH input AS (
+/** The outcome write's CTEs (input … late), shared by both statements below; $1–$13 are outcomeValues(). */
+const OUTCOME_CTES = `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[], $10::bool[], $11::jsonb[], $12::text[], $13::text[])
          AS i(id, token, duration_ms, error, dead, delay_ms, attempt, worker_id, started_ms, lease_lost, result, error_type, error_stack)
      ), cur AS (
@@ -252,28 +259,36 @@ async function writeOutcomes(pool: Pool | PoolClient, outcomes: Outcome[]): Prom
               finished_at = to_timestamp((i.started_ms + i.duration_ms) / 1000.0), duration_ms = i.duration_ms
          FROM input i, existing e
         WHERE e.lease_token = i.token AND e.outcome = 'expired' AND r.task_id = i.id AND r.lease_token = i.token
-     )
-     -- Only the outcomes that did not apply come back (usually none): a row per outcome was a
-     -- visible share of what the worker parsed and allocated per attempt.
-     -- Cancelled ones come back too (their Redis lease ends as final, not as a retry).
-     SELECT id, id IN (SELECT id FROM final) AS final, id IN (SELECT id FROM applied WHERE cancelled) AS cancelled
-       FROM input WHERE id NOT IN (SELECT id FROM applied WHERE NOT cancelled)`,
-    values: [
-      textArray(outcomes.map((o) => o.id)),
-      textArray(outcomes.map((o) => o.token)),
-      numberArray(outcomes.map((o) => o.durationMs)),
-      textArray(outcomes.map((o) => o.error)),
-      boolArray(outcomes.map((o) => o.dead)),
-      numberArray(outcomes.map((o) => Math.round(o.delayMs))),
-      numberArray(outcomes.map((o) => o.attempt)),
-      textArray(outcomes.map((o) => o.workerId)),
-      numberArray(outcomes.map((o) => o.startedAtMs)),
-      boolArray(outcomes.map((o) => o.leaseLost === true)),
-      textArray(outcomes.map((o) => o.result ?? null)),
-      textArray(outcomes.map((o) => o.errorType ?? null)),
-      textArray(outcomes.map((o) => o.errorStack ?? null)),
-    ],
-  });
+     )`;
+
+/**
+ * Only the outcomes that did not apply come back (usually none): a row per outcome was a visible
+ * share of what the worker parsed and allocated per attempt. Cancelled ones come back too (their
+ * Redis lease ends as final, not as a retry).
+ */
+const UNAPPLIED = `SELECT id, id IN (SELECT id FROM final) AS final, id IN (SELECT id FROM applied WHERE cancelled) AS cancelled
+       FROM input WHERE id NOT IN (SELECT id FROM applied WHERE NOT cancelled)`;
+
+function outcomeValues(outcomes: Outcome[]): unknown[] {
+  return [
+    textArray(outcomes.map((o) => o.id)),
+    textArray(outcomes.map((o) => o.token)),
+    numberArray(outcomes.map((o) => o.durationMs)),
+    textArray(outcomes.map((o) => o.error)),
+    boolArray(outcomes.map((o) => o.dead)),
+    numberArray(outcomes.map((o) => Math.round(o.delayMs))),
+    numberArray(outcomes.map((o) => o.attempt)),
+    textArray(outcomes.map((o) => o.workerId)),
+    numberArray(outcomes.map((o) => o.startedAtMs)),
+    boolArray(outcomes.map((o) => o.leaseLost === true)),
+    textArray(outcomes.map((o) => o.result ?? null)),
+    textArray(outcomes.map((o) => o.errorType ?? null)),
+    textArray(outcomes.map((o) => o.errorStack ?? null)),
+  ];
+}
+
+/** What the statement's UNAPPLIED rows say about the batch. */
+function outcomeWrite(outcomes: Outcome[], rows: { id: string; final: boolean; cancelled: boolean }[]): OutcomeWrite {
   const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Set(), cancelled: new Set(), released: [] };
   for (const r of rows) {
     if (r.cancelled) {
@@ -284,6 +299,16 @@ async function writeOutcomes(pool: Pool | PoolClient, outcomes: Outcome[]): Prom
     if (r.final) write.final.add(r.id);
   }
   return write;
+}
+
+async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
+  const { rows } = await pool.query<{ id: string; final: boolean; cancelled: boolean }>({
+    name: 'record-outcomes',
+    text: `${OUTCOME_CTES}
+     ${UNAPPLIED}`,
+    values: outcomeValues(outcomes),
+  });
+  return outcomeWrite(outcomes, rows);
 }
 
 export interface LostAttempt {

@@ -20,23 +20,9 @@ export async function stepsQueuedHere(client: PoolClient, workflows: string[]): 
   return rows.map(queuedStepItem);
 }
 
-/**
- * Applies a worker's batch of step successes (their dependents count down; the workflows count
- * them) and answers with the steps that queued, in one statement: the function returns them as it
- * wrote them. Run in the transaction that wrote the successes (whose results the steps carry).
- */
-export async function stepsReleasedBy(client: PoolClient, succeeded: string[]): Promise<EnqueueItem[]> {
-  const { rows } = await client.query<QueuedStep>({
-    name: 'workflow-steps-released',
-    text: `SELECT ${STEP_COLUMNS} FROM workflow_steps_released($1::uuid[]) AS tasks`,
-    values: [textArray(succeeded), INLINE_PARENTS_BYTES],
-  });
-  return rows.map(queuedStepItem);
-}
+export type QueuedStep = UnfinishedTask & { payload_json: string; parents_json: string | null };
 
-type QueuedStep = UnfinishedTask & { payload_json: string; parents_json: string | null };
-
-function queuedStepItem(r: QueuedStep): EnqueueItem {
+export function queuedStepItem(r: QueuedStep): EnqueueItem {
   const item = queueItemOf(r, r.payload_json);
   if (r.parents_json !== null) item.parentsJson = r.parents_json;
   return item;
@@ -51,9 +37,23 @@ export const INLINE_PARENTS_BYTES = 4096;
 // Each parent is reached by id, whatever the statistics say: as a join, a new database's plan (no
 // statistics yet) hashed a sequential scan of every task once per released step (a fan-out's
 // release took 250 ms instead of 25). A LATERAL subquery with LIMIT is not flattened into a join.
-const INLINE_PARENTS = `(SELECT CASE WHEN octet_length(o::text) <= $2 THEN o::text END
+function inlineParents(parent: string, bytes: string): string {
+  return `(SELECT CASE WHEN octet_length(o::text) <= ${bytes} THEN o::text END
     FROM (SELECT COALESCE(jsonb_object_agg(p.step_key, p.result), '{}'::jsonb) AS o
-            FROM workflow_edges e CROSS JOIN LATERAL (SELECT step_key, result FROM tasks WHERE id = e.parent LIMIT 1) p
+            FROM workflow_edges e CROSS JOIN LATERAL ${parent} p
            WHERE e.child = tasks.id) a)`;
+}
+
 /** A queued step as Redis needs it, from a row (or function result) named `tasks`. */
-const STEP_COLUMNS = `${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${INLINE_PARENTS} AS parents_json`;
+const STEP_COLUMNS = `${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${inlineParents('(SELECT step_key, result FROM tasks WHERE id = e.parent LIMIT 1)', '$2')} AS parents_json`;
+
+/**
+ * STEP_COLUMNS for the steps released by the outcome statement that wrote their parents' successes
+ * (its CTEs `input` and `applied`): that statement reads the parents' rows as it found them, so a
+ * result it is writing comes from its input.
+ */
+export function releasedStepColumns(bytes: string): string {
+  const parent = `(SELECT t.step_key, CASE WHEN t.id IN (SELECT id FROM applied) THEN (SELECT i.result FROM input i WHERE i.id = t.id) ELSE t.result END AS result
+      FROM tasks t WHERE t.id = e.parent LIMIT 1)`;
+  return `${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${inlineParents(parent, bytes)} AS parents_json`;
+}
