@@ -7,6 +7,7 @@
 import type { TaskContext } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import { cancelTasks } from '../../services/core/operator/cancel-tasks';
+import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { WorkflowStats } from '../../services/worker/workflow-stats';
@@ -122,6 +123,28 @@ it('parents finishing in concurrent transactions queue their dependent exactly o
       }
     }),
   );
+  const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+  expect(w.get('join')).toMatchObject({ status: 'queued', deps_waiting: 0 });
+});
+
+it('workers writing parents’ successes in concurrent batches: exactly one batch returns the dependent, carrying every parent’s result', async () => {
+  await setUp();
+  await Promise.all(workers.map((w) => w.stop(0)));
+  workers = [];
+  const parents = Array.from({ length: 40 }, (_, i) => step(`p${i}`));
+  const wf = await submit([...parents, step('join', parents.map((p) => p.key))]);
+  const success = (s: { key: string; task_id: string }) => ({
+    id: s.task_id, token: `${s.task_id}:t`, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1,
+    error: null, dead: false, delayMs: 0, step: true, result: JSON.stringify({ from: s.key }),
+  });
+  // Eight batches of five, each one statement, all at once: the last to lock the join releases it,
+  // reading the other batches' results from their rows and its own from its input.
+  const batches = Array.from({ length: 8 }, (_, b) => wf.steps.slice(b * 5, b * 5 + 5).map(success));
+  const writes = await Promise.all(batches.map((batch) => recordOutcomes(stack.pool, batch)));
+  const released = writes.flatMap((w) => w.released);
+  expect(writes.every((w, i) => w.applied.size === batches[i]!.length)).toBe(true);
+  expect(released.map((r) => r.stepKey)).toEqual(['join']);
+  expect(JSON.parse(released[0]!.parentsJson!)).toEqual(Object.fromEntries(parents.map((p) => [p.key, { from: p.key }])));
   const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
   expect(w.get('join')).toMatchObject({ status: 'queued', deps_waiting: 0 });
 });

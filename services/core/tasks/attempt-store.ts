@@ -19,7 +19,7 @@
 import type { Pool } from 'pg';
 import { boolArray, numberArray, textArray } from '../db/pg-arrays';
 import type { EnqueueItem } from '../queue/queue';
-import { INLINE_PARENTS_BYTES, QueuedStep, queuedStepItem, releasedStepColumns } from '../workflows/queued-here';
+import { INLINE_PARENTS_BYTES, QueuedStep, queuedStepItem, releasedSteps } from '../workflows/queued-here';
 import type { TaskStatus } from './priority';
 
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
@@ -170,18 +170,20 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
  * the successes to this statement (task_scheduler.batch_successes, read when the trigger fires at
  * the statement's end), which applies them together: a fan-in's count and its workflow's counters
  * change once per batch, not once per parent. `workflow_steps_released` runs after `applied` has
- * (the ARRAY reads it), and sees its rows: a function's statements take snapshots of their own.
+ * (the ARRAY reads it), and sees its rows: a function's statements take snapshots of their own
+ * (this statement's query does not: see releasedSteps).
  */
 async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
+  const steps = releasedSteps('$15');
   const { rows } = await pool.query<{ outcome_id: string | null; final: boolean; cancelled: boolean } & QueuedStep>({
     name: 'record-outcomes-releasing',
     text: `${OUTCOME_CTES}, released AS (
-       -- The successes this statement applied (a cancelled one applied as cancelled) among the steps'.
+       -- The steps' successes this statement applied (not those it applied as cancelled), released together.
        SELECT r.* FROM (SELECT set_config('task_scheduler.batch_successes', 'on', true)) batch,
               workflow_steps_released(ARRAY(SELECT a.id FROM applied a WHERE NOT a.cancelled AND a.id = ANY($14::uuid[]))) r
-     )
+     ), ${steps.cte}
      SELECT o.id AS outcome_id, o.final, o.cancelled, s.*
-       FROM (${UNAPPLIED}) o FULL JOIN (SELECT ${releasedStepColumns('$15')} FROM released AS tasks) s ON s.id = o.id`,
+       FROM (${UNAPPLIED}) o FULL JOIN (${steps.select}) s ON s.id = o.id`,
     values: [...outcomeValues(outcomes), textArray(parents), INLINE_PARENTS_BYTES],
   });
   const write = outcomeWrite(

@@ -37,23 +37,25 @@ export const INLINE_PARENTS_BYTES = 4096;
 // Each parent is reached by id, whatever the statistics say: as a join, a new database's plan (no
 // statistics yet) hashed a sequential scan of every task once per released step (a fan-out's
 // release took 250 ms instead of 25). A LATERAL subquery with LIMIT is not flattened into a join.
-function inlineParents(parent: string, bytes: string): string {
-  return `(SELECT CASE WHEN octet_length(o::text) <= ${bytes} THEN o::text END
+const INLINE_PARENTS = `(SELECT CASE WHEN octet_length(o::text) <= $2 THEN o::text END
     FROM (SELECT COALESCE(jsonb_object_agg(p.step_key, p.result), '{}'::jsonb) AS o
-            FROM workflow_edges e CROSS JOIN LATERAL ${parent} p
+            FROM workflow_edges e CROSS JOIN LATERAL (SELECT step_key, result FROM tasks WHERE id = e.parent LIMIT 1) p
            WHERE e.child = tasks.id) a)`;
-}
-
 /** A queued step as Redis needs it, from a row (or function result) named `tasks`. */
-const STEP_COLUMNS = `${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${inlineParents('(SELECT step_key, result FROM tasks WHERE id = e.parent LIMIT 1)', '$2')} AS parents_json`;
+const STEP_COLUMNS = `${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${INLINE_PARENTS} AS parents_json`;
 
 /**
- * STEP_COLUMNS for the steps released by the outcome statement that wrote their parents' successes
- * (its CTEs `input` and `applied`): that statement reads the parents' rows as it found them, so a
- * result it is writing comes from its input.
+ * The steps a worker's outcome statement released (its CTE `released`, rows of
+ * `workflow_steps_released`), as Redis needs them: a CTE to add after `released`, and the select.
+ * Their inline parent results come from `workflow_released_parents` (migration 0018), whose query
+ * has a snapshot of its own: the statement's, taken before it waited for a fan-in's row lock, misses
+ * parents whose successes other batches committed meanwhile. `bytes`: the parameter holding
+ * INLINE_PARENTS_BYTES.
  */
-export function releasedStepColumns(bytes: string): string {
-  const parent = `(SELECT t.step_key, CASE WHEN t.id IN (SELECT id FROM applied) THEN (SELECT i.result FROM input i WHERE i.id = t.id) ELSE t.result END AS result
-      FROM tasks t WHERE t.id = e.parent LIMIT 1)`;
-  return `${UNFINISHED_COLUMNS}, payload::text AS payload_json, ${inlineParents(parent, bytes)} AS parents_json`;
+export function releasedSteps(bytes: string): { cte: string; select: string } {
+  return {
+    cte: `released_parents AS (SELECT * FROM workflow_released_parents(ARRAY(SELECT id FROM released), ${bytes}))`,
+    select: `SELECT ${UNFINISHED_COLUMNS}, payload::text AS payload_json, rp.parents_json
+       FROM released AS tasks LEFT JOIN released_parents rp ON rp.child = tasks.id`,
+  };
 }
