@@ -194,7 +194,7 @@ async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]
   return write;
 }
 
-/** The outcome write's CTEs (input … late), shared by both statements below; $1–$13 are outcomeValues(). */
+/** The outcome write's CTEs (input … late), shared by writeOutcomes and writeReleasing; $1–$13 are outcomeValues(). */
 const OUTCOME_CTES = `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::text[], $9::float8[], $10::bool[], $11::jsonb[], $12::text[], $13::text[])
          AS i(id, token, duration_ms, error, dead, delay_ms, attempt, worker_id, started_ms, lease_lost, result, error_type, error_stack)
