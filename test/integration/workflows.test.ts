@@ -149,6 +149,22 @@ it('workers writing parents’ successes in concurrent batches: exactly one batc
   expect(w.get('join')).toMatchObject({ status: 'queued', deps_waiting: 0 });
 });
 
+it('one batch with a success and a death (cancel_dependents): the success releases its dependent first; the death cancels what still waits', async () => {
+  await setUp();
+  await Promise.all(workers.map((w) => w.stop(0)));
+  workers = [];
+  const wf = await submit([step('a'), step('b'), step('c', ['a']), step('d', ['b']), step('e', ['c'])]);
+  const id = (key: string) => wf.steps.find((s) => s.key === key)!.task_id;
+  const base = { attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, delayMs: 0, step: true };
+  const write = await recordOutcomes(stack.pool, [
+    { ...base, id: id('a'), token: 'a:t', error: null, dead: false, result: JSON.stringify({ rows: 1 }) },
+    { ...base, id: id('b'), token: 'b:t', error: 'boom', dead: true },
+  ]);
+  expect(write.released.map((r) => [r.stepKey, JSON.parse(r.parentsJson!)])).toEqual([['c', { a: { rows: 1 } }]]);
+  const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+  expect([...w].map(([k, s]) => [k, s.status])).toEqual([['a', 'succeeded'], ['b', 'dead'], ['c', 'queued'], ['d', 'cancelled'], ['e', 'cancelled']]);
+});
+
 it('cancel_dependents: a dead step cancels its dependents transitively and every waiting step; the workflow ends failed', async () => {
   let release!: () => void;
   hold = new Promise((r) => (release = r));
