@@ -46,6 +46,13 @@ async function setUp(overrides: Record<string, string | number> = {}, count = 1)
   }
 }
 
+/** The stack without workers: the test writes the steps' outcomes itself. */
+async function setUpWithoutWorkers(): Promise<void> {
+  await setUp();
+  await Promise.all(workers.map((w) => w.stop(0)));
+  workers = [];
+}
+
 function step(key: string, depends_on: string[] = [], over: Partial<StepSpec> = {}): StepSpec {
   return { key, type: 'count', payload: { key }, priority: 'default', max_retries: 0, retry: null, timeout_ms: null, depends_on, ...over };
 }
@@ -105,9 +112,7 @@ it('fan-out 1 -> 300 -> fan-in 1 across two workers: the fan-in runs exactly onc
 });
 
 it('parents finishing in concurrent transactions queue their dependent exactly once (the row lock)', async () => {
-  await setUp();
-  await Promise.all(workers.map((w) => w.stop(0)));
-  workers = [];
+  await setUpWithoutWorkers();
   const parents = Array.from({ length: 40 }, (_, i) => step(`p${i}`));
   const wf = await submit([...parents, step('join', parents.map((p) => p.key))]);
   // Each parent succeeds in its own transaction, all at once.
@@ -128,9 +133,7 @@ it('parents finishing in concurrent transactions queue their dependent exactly o
 });
 
 it('workers writing parents’ successes in concurrent batches: exactly one batch returns the dependent, carrying every parent’s result', async () => {
-  await setUp();
-  await Promise.all(workers.map((w) => w.stop(0)));
-  workers = [];
+  await setUpWithoutWorkers();
   const parents = Array.from({ length: 40 }, (_, i) => step(`p${i}`));
   const wf = await submit([...parents, step('join', parents.map((p) => p.key))]);
   const success = (s: { key: string; task_id: string }) => ({
@@ -138,7 +141,7 @@ it('workers writing parents’ successes in concurrent batches: exactly one batc
     error: null, dead: false, delayMs: 0, step: true, result: JSON.stringify({ from: s.key }),
   });
   // Eight batches of five, each one statement, all at once: the last to lock the join releases it,
-  // reading the other batches' results from their rows and its own from its input.
+  // and reads every parent's result after it got the lock (the others committed meanwhile).
   const batches = Array.from({ length: 8 }, (_, b) => wf.steps.slice(b * 5, b * 5 + 5).map(success));
   const writes = await Promise.all(batches.map((batch) => recordOutcomes(stack.pool, batch)));
   const released = writes.flatMap((w) => w.released);
@@ -150,9 +153,7 @@ it('workers writing parents’ successes in concurrent batches: exactly one batc
 });
 
 it('one batch with a success and a death (cancel_dependents): the success releases its dependent first; the death cancels what still waits', async () => {
-  await setUp();
-  await Promise.all(workers.map((w) => w.stop(0)));
-  workers = [];
+  await setUpWithoutWorkers();
   const wf = await submit([step('a'), step('b'), step('c', ['a']), step('d', ['b']), step('e', ['c'])]);
   const id = (key: string) => wf.steps.find((s) => s.key === key)!.task_id;
   const base = { attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, delayMs: 0, step: true };
@@ -266,9 +267,7 @@ it('Redis losing its data mid-workflow: the reconciler queues the lost steps aga
 }, 60_000);
 
 it('an operator cancelling a waiting step cancels what depends on it; the workflow’s end is counted once', async () => {
-  await setUp();
-  await Promise.all(workers.map((w) => w.stop(0)));
-  workers = [];
+  await setUpWithoutWorkers();
   const wf = await submit([step('a'), step('b', ['a']), step('c', ['b'])], 'continue');
   const out = await cancelTasks({ pool: stack.pool, queue: stack.queue }, TENANT, [wf.steps[1]!.task_id]);
   expect(out).toEqual([{ kind: 'cancelled' }]);
@@ -294,9 +293,7 @@ it('an operator cancelling a waiting step cancels what depends on it; the workfl
 });
 
 it('10,000 steps: a failure cascades over all of them and a retry reopens them; a workflow cancel cancels all of them; each counted once', async () => {
-  await setUp();
-  await Promise.all(workers.map((w) => w.stop(0)));
-  workers = [];
+  await setUpWithoutWorkers();
   const chain = Array.from({ length: 10_000 }, (_, i) => step(`s${i}`, i > 0 ? [`s${i - 1}`] : []));
   const a = await submit(chain);
   const b = await submit(chain.map((s) => ({ ...s })));
