@@ -166,6 +166,105 @@ it('one batch with a success and a death (cancel_dependents): the success releas
   expect([...w].map(([k, s]) => [k, s.status])).toEqual([['a', 'succeeded'], ['b', 'dead'], ['c', 'queued'], ['d', 'cancelled'], ['e', 'cancelled']]);
 });
 
+describe('an operator retrying a dead step while another dependency of its dependent ends', () => {
+  // x dies and cancels c (c depends on x and p, on_failure continue); then x is retried while p's
+  // outcome is written. The retry makes c wait again, counting the dependencies not succeeded; p's
+  // success counts down (its death cancels) only steps it sees waiting. Each must see the other's
+  // write, whichever commits first, or c waits forever and the workflow never ends.
+  const base = { workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, delayMs: 0, step: true, dead: false, result: null };
+  const ok = (id: string, attempt: number) => ({ ...base, id, token: `${id}:${attempt}`, attempt, error: null });
+  const dies = (id: string, attempt: number) => ({ ...ok(id, attempt), error: 'boom', dead: true });
+  async function xDeadPRunning() {
+    await setUpWithoutWorkers();
+    const wf = await submit([step('x'), step('p'), step('c', ['x', 'p'])], 'continue');
+    const id = (key: string) => wf.steps.find((s) => s.key === key)!.task_id;
+    await recordOutcomes(stack.pool, [dies(id('x'), 1)]);
+    expect(byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('c')!.status).toBe('cancelled');
+    return { wf, id };
+  }
+  /** After x's retry succeeds: c ran (p succeeded) or stayed cancelled (p died), and the workflow ended. */
+  async function expectEnd(wfId: string, id: (key: string) => string, pSucceeded: boolean) {
+    const c = byKey((await getWorkflow(stack.pool, TENANT, wfId))!).get('c')!;
+    expect(c).toMatchObject(pSucceeded ? { status: 'waiting', deps_waiting: 1 } : { status: 'cancelled', cancelled_by: 'p' });
+    const write = await recordOutcomes(stack.pool, [ok(id('x'), 2)]);
+    expect(write.released.map((r) => r.stepKey)).toEqual(pSucceeded ? ['c'] : []);
+    if (pSucceeded) await recordOutcomes(stack.pool, [ok(id('c'), 1)]);
+    const w = await getWorkflow(stack.pool, TENANT, wfId);
+    expect(w!.workflow).toMatchObject(pSucceeded ? { status: 'succeeded', unfinished: 0, failed: 0 } : { status: 'failed', unfinished: 0, failed: 2 });
+  }
+
+  for (const [what, outcome] of [['succeeds', ok], ['dies', dies]] as const) {
+    it(`p ${what}; the retry commits last`, async () => {
+      const { wf, id } = await xDeadPRunning();
+      const p = await stack.pool.connect();
+      try {
+        // p's outcome, in a worker's statement whose transaction is held open.
+        await p.query('BEGIN');
+        const write = await recordOutcomes(p as unknown as typeof stack.pool, [outcome(id('p'), 1)]);
+        expect(write.released).toEqual([]);
+        const retry = retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [id('x')]);
+        await new Promise((r) => setTimeout(r, 300));
+        await p.query('COMMIT');
+        expect(await retry).toEqual([{ kind: 'retried', from: 'dead' }]);
+      } finally {
+        p.release();
+      }
+      await expectEnd(wf.workflow.id, id, outcome === ok);
+    });
+
+    it(`p ${what}; the retry commits first`, async () => {
+      const { wf, id } = await xDeadPRunning();
+      const r = await stack.pool.connect();
+      try {
+        // The retry's statement (as retryTasks makes it), its transaction held open: c waits again in it.
+        await r.query('BEGIN');
+        await r.query(`UPDATE tasks SET status = 'queued', retry_base = attempts, finished_at = NULL, lease_token = NULL, updated_at = now() WHERE id = $1`, [id('x')]);
+        const write = recordOutcomes(stack.pool, [outcome(id('p'), 1)]);
+        await new Promise((res) => setTimeout(res, 300));
+        await r.query('COMMIT');
+        expect((await write).released).toEqual([]);
+      } finally {
+        r.release();
+      }
+      await expectEnd(wf.workflow.id, id, outcome === ok);
+    });
+  }
+});
+
+it('an operator retry deadlocked with a worker’s write is run again: both take effect', async () => {
+  await setUpWithoutWorkers();
+  // x1 and x2 die (c1, c2 cancelled); p is still to succeed, and d waits for it alone.
+  const wf = await submit([step('x1'), step('x2'), step('p'), step('c1', ['x1']), step('c2', ['x2', 'p']), step('d', ['p'])], 'continue');
+  const id = (key: string) => wf.steps.find((s) => s.key === key)!.task_id;
+  const base = { workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, delayMs: 0, step: true, result: null };
+  await recordOutcomes(stack.pool, ['x1', 'x2'].map((k) => ({ ...base, id: id(k), token: `${k}:1`, attempt: 1, error: 'boom', dead: true })));
+  const blocker = await stack.pool.connect();
+  try {
+    // The worker's write of p's success holds p and waits for d (held here).
+    await blocker.query('BEGIN');
+    await blocker.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [id('d')]);
+    const write = recordOutcomes(stack.pool, [{ ...base, id: id('p'), token: 'p:1', attempt: 1, error: null, dead: false }]);
+    await new Promise((r) => setTimeout(r, 200));
+    // The retry: x1's trigger locks the workflow's row, x2's waits for p (to read it for c2).
+    const retry = retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [id('x1'), id('x2')]);
+    await new Promise((r) => setTimeout(r, 200));
+    // The write goes on to the workflow's row: a deadlock. The retry waited first, so Postgres
+    // aborts it (deadlock_timeout later), and retryTasks runs it again after the write.
+    await blocker.query('COMMIT');
+    expect((await write).released.map((r) => r.stepKey)).toEqual(['d']);
+    expect(await retry).toEqual([
+      { kind: 'retried', from: 'dead' },
+      { kind: 'retried', from: 'dead' },
+    ]);
+  } finally {
+    blocker.release();
+  }
+  const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+  expect([...w].map(([k, s]) => [k, s.status, s.deps_waiting])).toEqual([
+    ['x1', 'queued', 0], ['x2', 'queued', 0], ['p', 'succeeded', 0], ['c1', 'waiting', 1], ['c2', 'waiting', 1], ['d', 'queued', 0],
+  ]);
+});
+
 it('cancel_dependents: a dead step cancels its dependents transitively and every waiting step; the workflow ends failed', async () => {
   let release!: () => void;
   hold = new Promise((r) => (release = r));

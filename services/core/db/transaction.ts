@@ -25,3 +25,18 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
 
 /** A read-only transaction on one snapshot: reads that must agree with each other. */
 export const READ_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+
+/**
+ * Runs `transaction` again (up to `attempts` times in all) when Postgres aborted it to break a
+ * deadlock (SQLSTATE 40P01): the other transaction goes on, and a second run then finds its rows
+ * free. Only for work whose effects are all in that transaction.
+ */
+export async function retryingDeadlocks<T>(transaction: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code !== '40P01' || n >= attempts) throw err;
+    }
+  }
+}

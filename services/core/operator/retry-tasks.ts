@@ -7,7 +7,7 @@
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
-import { inTransaction } from '../db/transaction';
+import { inTransaction, retryingDeadlocks } from '../db/transaction';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
 import { stepsQueuedHere } from '../workflows/queued-here';
@@ -21,7 +21,10 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
   if (ids.length === 0) return [];
   const cols = UNFINISHED_COLUMNS.split(', ').map((c) => (c.includes(' AS ') ? c.replace(/^(\w+)/, 't.$1') : `t.${c}`)).join(', ');
   type Retried = UnfinishedTask & { payload_json: string; was: 'dead' | 'cancelled'; workflow_id: string | null };
-  const { rows, released } = await inTransaction(deps.pool, async (client) => {
+  // A retried step's trigger locks its workflow's row, then (for the next retried step of that
+  // workflow) the dependencies of the steps that wait again: a worker writing one of those
+  // dependencies' outcomes, which locks the workflow's row after it, can deadlock with it.
+  const { rows, released } = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
     const { rows } = await client.query<Retried>(
       `WITH picked AS (
          SELECT id, status::text AS was FROM tasks
@@ -45,7 +48,7 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
     const retriedIds = new Set(rows.map((r) => r.id));
     const released: EnqueueItem[] = workflows.length > 0 ? (await stepsQueuedHere(client, workflows)).filter((i) => !retriedIds.has(i.id)) : [];
     return { rows, released };
-  });
+  }));
   if (rows.length > 0) {
     try {
       await deps.queue.requeue([...rows.map((r) => queueItemOf(r, r.payload_json)), ...released]);
