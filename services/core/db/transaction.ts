@@ -29,7 +29,7 @@ export const READ_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 /**
  * Runs `transaction` again (up to `attempts` times in all) when Postgres aborted it to break a
  * deadlock (SQLSTATE 40P01): the other transaction goes on, and a second run then finds its rows
- * free. Only for work whose effects are all in that transaction.
+ * free. Only for work whose effects outside that transaction can be repeated.
  */
 export async function retryingDeadlocks<T>(transaction: () => Promise<T>, attempts = 3): Promise<T> {
   for (let n = 1; ; n++) {

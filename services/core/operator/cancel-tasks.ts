@@ -8,7 +8,7 @@
  * waiting and the reconciler indexes it again (after the tombstone lapses): nothing is lost.
  */
 import type { Pool } from 'pg';
-import { inTransaction } from '../db/transaction';
+import { inTransaction, retryingDeadlocks } from '../db/transaction';
 import type { TaskQueue } from '../queue/queue';
 
 /** Per task: cancelled now, cancelling (its attempt was asked to stop), already final (its status), or not found. */
@@ -26,7 +26,10 @@ const WAITING_OR_RUNNING = new Set(['waiting', 'scheduled', 'queued', 'retrying'
 /** Cancels tasks of `tenant`; per id (in order) what happened. Ids should be few (a bulk call sends batches). */
 export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[]): Promise<CancelOutcome[]> {
   if (ids.length === 0) return [];
-  return inTransaction(deps.pool, async (client) => {
+  // A workflow step's cancel cascades under its workflow's lock (migration 0019), which a worker's
+  // or an operator's write holding other steps' rows may be waiting for: after a deadlock the call
+  // runs again (Redis's cancel too, which repeats: a task it removed is then one it does not hold).
+  return retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
     // Rows locked in id order, so two overlapping calls cannot deadlock.
     const { rows } = await client.query<{ id: string; status: string; cancel_requested_at: Date | null }>(
       `SELECT id, status::text AS status, cancel_requested_at FROM tasks
@@ -58,5 +61,5 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
       if (WAITING_OR_RUNNING.has(r.status)) return { kind: 'cancelling' };
       return { kind: 'final', status: r.status as 'succeeded' | 'dead' | 'cancelled' };
     });
-  });
+  }));
 }

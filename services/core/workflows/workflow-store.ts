@@ -7,7 +7,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { numberArray, textArray } from '../db/pg-arrays';
-import { inTransaction, READ_SNAPSHOT } from '../db/transaction';
+import { inTransaction, READ_SNAPSHOT, retryingDeadlocks } from '../db/transaction';
 import type { Logger } from '../observability/logger';
 import { cancelTasks } from '../operator/cancel-tasks';
 import type { TaskQueue } from '../queue/queue';
@@ -196,10 +196,13 @@ export const WORKFLOW_CANCEL_REASON = 'cancelled with its workflow';
  * stop; the workflow ends `cancelled` once they have).
  */
 export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, tenant: string, id: string): Promise<CancelWorkflowOutcome> {
-  const first = await inTransaction(deps.pool, async (client) => {
+  const first = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
     const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
     const row = wf.rows[0];
     if (!row || row.status !== 'running') return row ? ({ kind: 'final', workflow: row } as const) : ({ kind: 'missing' } as const);
+    // After a failure's cascade or a retry's reopening of this workflow, not beside it (migration
+    // 0019): it cancels the steps it sees waiting, which one of those may be changing.
+    await client.query('SELECT workflow_lock($1)', [id]);
     // The steps' rows before the workflow's, as every writer locks them; counted once for all of
     // them (workflow_quiet: the trigger leaves these rows alone).
     await client.query('SELECT workflow_quiet(true)');
@@ -214,7 +217,7 @@ export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, ten
     await client.query(`UPDATE workflows SET cancel_requested_at = now(), updated_at = now() WHERE id = $1`, [id]);
     await client.query('SELECT workflow_counted($1, $2, $3)', [id, -n, n]);
     return { kind: 'cancelling', cancelled: n } as const;
-  });
+  }));
   if (first.kind !== 'cancelling') return first;
   let cancelled = first.cancelled;
   let cancelling = 0;
