@@ -39,6 +39,8 @@ const LOAD_S = Number(process.env.RETENTION_BENCH_LOAD_S ?? 5);
 const KEYS = Number(process.env.RETENTION_BENCH_KEYS ?? 50_000);
 const DAYS = 40;
 const DAY_MS = 86_400_000;
+/** The default settings (RETENTION_*_MS). */
+const POLICY = { succeeded: 7 * DAY_MS, dead: 30 * DAY_MS, cancelled: 30 * DAY_MS };
 const CLIENTS = 4;
 const LOAD_BATCH = 50;
 const BATCH = 1000;
@@ -255,7 +257,7 @@ async function deleteLoop(pool: Pool, pauseMs: number, stop: () => boolean = () 
   const t0 = performance.now();
   while (!stop()) {
     const b0 = performance.now();
-    const ids = await deleteFinishedBatch(pool, 'succeeded', 7 * DAY_MS, BATCH);
+    const ids = await deleteFinishedBatch(pool, 'succeeded', POLICY, BATCH);
     lat.push(performance.now() - b0);
     tasks += ids.length;
     if (ids.length < BATCH) break;
@@ -412,7 +414,7 @@ async function main(): Promise<void> {
     // Whatever succeeded is left older than 7 days goes too (as a steady state would have it).
     t0 = performance.now();
     let rest = 0;
-    for (let n = BATCH; n === BATCH; rest += n) n = (await deleteFinishedBatch(pool, 'succeeded', 7 * DAY_MS, BATCH)).length;
+    for (let n = BATCH; n === BATCH; rest += n) n = (await deleteFinishedBatch(pool, 'succeeded', POLICY, BATCH)).length;
     say(`  the other ${fmt(rest)} old succeeded tasks deleted in ${fmt((performance.now() - t0) / 1000, 1)} s`);
     const dead = await pool.query<{ n_dead_tup: string; n_live_tup: string }>(`SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relname = 'tasks'`);
     const before = await count(pool, `SELECT pg_total_relation_size('tasks') AS n`);

@@ -88,7 +88,7 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     while (pending.length > 0) {
       const k = next % pending.length;
       const status = pending[k]!;
-      const ids = await deleteFinishedBatch(this.deps.pool, status, this.opts.policy[status], this.opts.batch);
+      const ids = await deleteFinishedBatch(this.deps.pool, status, this.opts.policy, this.opts.batch);
       result.batches++;
       if (ids.length > 0) {
         deleted[status] += ids.length;

@@ -2,13 +2,16 @@
  * Retention against real Postgres and Redis: final tasks and their runs are deleted per their own
  * status's age, young and unfinished ones never; a dead task being redriven is not deleted under
  * the redrive; batches are bounded; one sweep at a time; deleted dead tasks leave Redis's
- * dead-letter lists; a replay of a deleted task's idempotency key; the metrics.
+ * dead-letter lists; a replay of a deleted task's idempotency key; a workflow's steps kept while
+ * it runs and, once it ended, for its own status's retention; the metrics.
  */
 import { Client } from 'pg';
 import { createRegistry, workerMetrics, WorkerMetrics } from '../../services/core/observability/metrics';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
 import type { RetentionPolicy } from '../../services/core/retention/retention-store';
 import { submitTasks } from '../../services/core/tasks/submit';
+import type { StepSpec } from '../../services/core/workflows/workflow';
+import { createWorkflow } from '../../services/core/workflows/workflow-store';
 import { RetentionOptions, RetentionSweeper } from '../../services/worker/retention';
 import type { Worker } from '../../services/worker/worker';
 import { createStack, runsOf, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
@@ -177,6 +180,70 @@ it('the oldest finished go first', async () => {
   expect(res).toMatchObject({ deleted: { succeeded: 5 }, cut: true });
   expect(await present(older)).toEqual([]);
   expect(await present(newer)).toEqual([...newer].sort());
+});
+
+describe('workflows', () => {
+  const step = (key: string, depends_on: string[] = []): StepSpec => ({ key, type: 'noop', payload: {}, priority: 'default', max_retries: 0, retry: null, timeout_ms: null, depends_on });
+
+  /**
+   * A workflow of three steps: `a`, then `b` after it, and `c` after `b`. `a` succeeds; then `b`
+   * succeeds too (and `c` after it) or dies (and `c` is cancelled by the cascade). Its steps and
+   * the workflow are then dated as if they had finished `agoMs` ago; `a` a day before.
+   */
+  async function workflow(b: 'succeeded' | 'dead' | 'running', agoMs: number): Promise<{ id: string; steps: Record<string, string> }> {
+    const out = await createWorkflow(deps(), 'default', { name: 'r', on_failure: 'continue', steps: [step('a'), step('b', ['a']), step('c', ['b'])] }, null);
+    if (out.kind !== 'created') throw new Error(out.kind);
+    const ids = Object.fromEntries(out.steps.map((x) => [x.key, x.task_id]));
+    const set = (key: string, status: string) => stack.pool.query(`UPDATE tasks SET status = $2::task_status, finished_at = now() WHERE id = $1`, [ids[key], status]);
+    await set('a', 'succeeded');
+    if (b !== 'running') {
+      await set('b', b);
+      if (b === 'succeeded') await set('c', 'succeeded');
+      await stack.pool.query(`UPDATE tasks SET finished_at = now() - $2 * interval '1 millisecond' WHERE workflow_id = $1 AND finished_at IS NOT NULL`, [out.workflow.id, agoMs]);
+      await stack.pool.query(`UPDATE workflows SET finished_at = now() - $2 * interval '1 millisecond' WHERE id = $1`, [out.workflow.id, agoMs]);
+    } else {
+      await stack.pool.query(`UPDATE tasks SET finished_at = now() - $2 * interval '1 millisecond' WHERE id = $1`, [ids.a, agoMs]);
+    }
+    await stack.pool.query(`UPDATE tasks SET finished_at = finished_at - interval '1 day' WHERE id = $1`, [ids.a]);
+    return { id: out.workflow.id, steps: ids };
+  }
+
+  const stored = async (wf: { id: string; steps: Record<string, string> }) => ({
+    steps: (await present(Object.values(wf.steps))).length,
+    workflow: ((await stack.pool.query('SELECT 1 FROM workflows WHERE id = $1', [wf.id])).rowCount ?? 0) > 0,
+  });
+
+  it('a workflow is kept whole while it runs, and after it ended for its own status’s retention; then its steps and it go', async () => {
+    const running = await workflow('running', 60 * DAY);
+    const failedRecently = await workflow('dead', 8 * DAY);
+    const succeededLongAgo = await workflow('succeeded', 8 * DAY);
+    const failedLongAgo = await workflow('dead', 31 * DAY);
+    const { rows } = await stack.pool.query(`SELECT status FROM workflows WHERE id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], id)`, [
+      [running.id, failedRecently.id, succeededLongAgo.id, failedLongAgo.id],
+    ]);
+    expect(rows.map((r) => r.status)).toEqual(['running', 'failed', 'succeeded', 'failed']);
+
+    await sweeper().runOnce();
+    // Running: its step that succeeded 61 days ago stays. Failed 8 days ago: kept (30 days), its
+    // succeeded step too (9 days, past its own 7). Succeeded 8 days ago, failed 31 days ago: gone.
+    expect(await stored(running)).toEqual({ steps: 3, workflow: true });
+    expect(await stored(failedRecently)).toEqual({ steps: 3, workflow: true });
+    expect(await stored(succeededLongAgo)).toEqual({ steps: 0, workflow: false });
+    expect(await stored(failedLongAgo)).toEqual({ steps: 0, workflow: false });
+
+    // The failed workflow resumes whole: its dead step retried, c waits for it with a's result at hand.
+    const [out] = await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, 'default', [failedRecently.steps.b!]);
+    expect(out).toEqual({ kind: 'retried', from: 'dead' });
+    expect((await taskStatus(stack.pool, failedRecently.steps.c!)).status).toBe('waiting');
+    expect((await sweeper().runOnce()).deleted).toEqual({ succeeded: 0, dead: 0, cancelled: 0 });
+    expect(await stored(failedRecently)).toEqual({ steps: 3, workflow: true });
+  });
+
+  it('0 keeps a workflow of that status (and so its steps) forever', async () => {
+    const failed = await workflow('dead', 400 * DAY);
+    await sweeper({ policy: { succeeded: 7 * DAY, dead: 0, cancelled: 30 * DAY } }).runOnce();
+    expect(await stored(failed)).toEqual({ steps: 3, workflow: true });
+  });
 });
 
 describe('a dead task being redriven', () => {

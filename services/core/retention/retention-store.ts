@@ -25,15 +25,19 @@ export type RetentionPolicy = Record<FinalStatus, number>;
  * condition that can turn true again for a task already final must be set by a writer that locks
  * the task's row (the sweep skips locked rows).
  */
+const WORKFLOW_AGE = `(CASE w.status WHEN 'succeeded' THEN $3::bigint WHEN 'failed' THEN $4::bigint ELSE $5::bigint END)`;
+
 export const KEEP_CONDITIONS: readonly string[] = [
   // A scalar subquery, so a probe of the key's primary key per task that has a key: as EXISTS the
   // planner may join it instead, against every live key.
   `t.idempotency_key IS NOT NULL AND COALESCE((SELECT k.expires_at > now() FROM idempotency_keys k
      WHERE k.tenant = t.tenant AND k.key = t.idempotency_key AND k.task_id = t.id), false)`,
-  // A step of a workflow that still runs: retrying one of its steps may need the others' results,
-  // and the workflow's graph stays whole. (A retry that reopens a finished workflow locks only the
-  // retried step: a step deleted just then leaves its dependents without that parent's result.)
-  `t.workflow_id IS NOT NULL AND COALESCE((SELECT w.finished_at IS NULL FROM workflows w WHERE w.id = t.workflow_id), false)`,
+  // A step of a workflow that still runs, or that ended less than its own status's retention ago
+  // (succeeded: the succeeded tasks' setting; failed: the dead tasks'; cancelled: the cancelled
+  // tasks'; $3-$5): a workflow is kept whole, so that retrying a dead step of a failed workflow,
+  // until the workflow itself is due, finds every result its dependents read and the whole graph.
+  `t.workflow_id IS NOT NULL AND COALESCE((SELECT w.finished_at IS NULL OR ${WORKFLOW_AGE} = 0 OR w.finished_at >= now() - ${WORKFLOW_AGE} * interval '1 millisecond'
+     FROM workflows w WHERE w.id = t.workflow_id), false)`,
 ];
 
 const statusLiteral = (status: FinalStatus): string => {
@@ -64,13 +68,19 @@ export function deleteBatchSql(status: FinalStatus): string {
 }
 
 /**
- * Deletes at most `limit` tasks of `status` that finished more than `ageMs` ago, and their runs,
- * in one statement; returns the tasks deleted (id and tenant). Fewer than `limit` means none are left to delete now
- * (or those left are held by other transactions, or kept: see KEEP_CONDITIONS).
+ * Deletes at most `limit` tasks of `status` that finished more than `policy[status]` ago (and are
+ * not kept: KEEP_CONDITIONS, which read the rest of the policy for workflows' steps), and their
+ * runs, in one statement; returns the tasks deleted (id and tenant). Fewer than `limit` means none
+ * are left to delete now (or those left are held by other transactions, or kept).
  */
-export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, ageMs: number, limit: number): Promise<TaskRef[]> {
+export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, policy: RetentionPolicy, limit: number): Promise<TaskRef[]> {
+  const ageMs = policy[status];
   if (!(ageMs > 0)) throw new RangeError(`ageMs must be positive, got ${ageMs}`);
-  const { rows } = await pool.query<TaskRef>({ name: `retention-delete-${status}`, text: deleteBatchSql(status), values: [ageMs, limit] });
+  const { rows } = await pool.query<TaskRef>({
+    name: `retention-delete-${status}`,
+    text: deleteBatchSql(status),
+    values: [ageMs, limit, policy.succeeded, policy.dead, policy.cancelled],
+  });
   return rows;
 }
 
