@@ -46,7 +46,9 @@ export async function fanOut(kit: BenchKit, rounds = Number(process.env.BENCH_WO
       const t0 = performance.now();
       const tasks = Array.from({ length: width + 2 }, () => ({ type: 'noop' }));
       await Promise.all([postJson(`${url}/tasks/batch`, kit.headers, { tasks: tasks.slice(0, 1000) }), postJson(`${url}/tasks/batch`, kit.headers, { tasks: tasks.slice(1000) })]);
+      const posted = performance.now();
       await until(async () => (await unfinished(pool)) === 0);
+      if (process.env.BENCH_WORKFLOW_PHASES === '1') process.stderr.write(`flat: post ${(posted - t0).toFixed(0)} ms; drain ${(performance.now() - posted).toFixed(0)} ms\n`);
       return (performance.now() - t0) / 1000;
     };
     const workflow = async () => {
