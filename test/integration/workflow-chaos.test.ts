@@ -11,6 +11,7 @@ import type { Worker } from '../../services/worker/worker';
 import { READ_SNAPSHOT, inTransaction } from '../../services/core/db/transaction';
 import { cancelTasks } from '../../services/core/operator/cancel-tasks';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
+import { prng as random } from '../../services/load/plan';
 import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workflow';
 import { cancelWorkflow, createWorkflow } from '../../services/core/workflows/workflow-store';
 import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
@@ -25,18 +26,6 @@ afterEach(async () => {
   workers = [];
   await stack?.close();
 });
-
-/** mulberry32: a small seeded generator, so a failing run's graphs and choices can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function graph(rnd: () => number, n: number): StepSpec[] {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
