@@ -111,36 +111,38 @@ it(`plain tasks under concurrent cancels, retries, redrives and retention: Redis
   // Quiet: every task final in Postgres, and Redis holding no lease.
   await waitFor(async () => {
     const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE status NOT IN ('succeeded', 'dead', 'cancelled')`);
-    return rows[0]!.n === 0 && (await stack.inspect.zcard(stack.queue.keys.processing)) === 0;
+    let leased = 0;
+    for (const k of stack.allKeys()) leased += await stack.inspect.zcard(k.processing);
+    return rows[0]!.n === 0 && leased === 0;
   }, 30_000, 'every task final');
   await Promise.all(workers.map((w) => w.stop(0)));
   workers = [];
 
-  const k = stack.queue.keys;
   const { rows: tasks } = await stack.pool.query<{ id: string; status: string; priority: string; ok: number }>(
     `SELECT t.id, t.status::text AS status, t.priority, (SELECT count(*) FROM task_runs r WHERE r.task_id = t.id AND r.outcome = 'succeeded')::int AS ok FROM tasks t`,
   );
   const byId = new Map(tasks.map((t) => [t.id, t]));
   expect(tasks.filter((t) => t.ok > 1 || (t.status === 'succeeded' && t.ok !== 1))).toEqual([]);
-  // Nothing leased, running, ready or due.
-  expect(Object.entries(await stack.inspect.hgetall(k.running)).filter(([, n]) => n !== '0')).toEqual([]);
-  for (let p = 0; p < 4; p++) {
-    expect(await stack.inspect.zcard(k.retries[p]!)).toBe(0);
-    for (const t of TENANTS) expect(await stack.inspect.llen(k.tenantQueue(PRIORITIES[p]!, t))).toBe(0);
-  }
-  // Every dead task in its priority's dead-letter list once, with its message; nothing else there.
+  // In every partition: nothing leased, running, ready or due; every dead task in its priority's
+  // dead-letter list once, with its message, and nothing else there; messages exactly the dead
+  // tasks' (a final task is forgotten, a deleted one too).
   const listed = new Map<string, number>();
-  for (let p = 0; p < 4; p++) {
-    for (const id of await stack.inspect.lrange(k.deadLetters[p]!, 0, -1)) {
-      listed.set(id, (listed.get(id) ?? 0) + 1);
-      const t = byId.get(id);
-      expect({ id, status: t?.status, priority: t?.priority }).toEqual({ id, status: 'dead', priority: PRIORITIES[p] });
+  const messages: string[] = [];
+  for (const k of stack.allKeys()) {
+    expect(Object.entries(await stack.inspect.hgetall(k.running)).filter(([, n]) => n !== '0')).toEqual([]);
+    for (let p = 0; p < 4; p++) {
+      expect(await stack.inspect.zcard(k.retries[p]!)).toBe(0);
+      for (const id of await stack.inspect.lrange(k.deadLetters[p]!, 0, -1)) {
+        listed.set(id, (listed.get(id) ?? 0) + 1);
+        const t = byId.get(id);
+        expect({ id, status: t?.status, priority: t?.priority }).toEqual({ id, status: 'dead', priority: PRIORITIES[p] });
+      }
     }
+    messages.push(...(await stack.inspect.hkeys(k.messages)));
   }
+  for (const t of TENANTS) for (const p of PRIORITIES) expect(await stack.inspect.llen(stack.keysOf(t).tenantQueue(p, t))).toBe(0);
   const dead = tasks.filter((t) => t.status === 'dead');
   expect(dead.filter((t) => listed.get(t.id) !== 1).map((t) => ({ id: t.id, listed: listed.get(t.id) ?? 0 }))).toEqual([]);
-  // Messages: exactly the dead tasks' (a final task is forgotten; a deleted one too).
-  const messages = await stack.inspect.hkeys(k.messages);
   expect(messages.filter((id) => byId.get(id)?.status !== 'dead')).toEqual([]);
   expect(dead.filter((t) => !messages.includes(t.id)).map((t) => t.id)).toEqual([]);
   if (process.env.CHAOS_VERBOSE === '1') console.log({ seed: SEED, ...done, tasks: tasks.length, dead: dead.length });
