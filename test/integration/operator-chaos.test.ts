@@ -1,12 +1,12 @@
 /**
- * Plain tasks under concurrent operators: flaky tasks of three tenants run on two in-process
- * workers while three operators cancel, retry and redrive at random, more tasks arrive, and the
- * retention sweep deletes finished tasks with ages of a few hundred milliseconds, against real
- * Postgres and Redis, with the reconciler off (it would repair what this test looks for). Once all
- * is quiet, Redis must agree with Postgres by the normal paths alone: nothing leased or counted as
- * running, nothing ready or due, every dead task in its dead-letter list once with its message, no
- * message for a task that is final otherwise or was deleted; and no task succeeded twice.
- * CHAOS_SEED=… replays the operators' choices (not the timing).
+ * Plain tasks under concurrent operators: flaky tasks of three tenants, a quarter of them delayed,
+ * run on two in-process workers while three operators cancel, retry and redrive at random, more
+ * tasks arrive, and the retention sweep deletes finished tasks with ages of a few hundred
+ * milliseconds, against real Postgres and Redis, with the reconciler off (it would repair what this
+ * test looks for). Once all is quiet, Redis must agree with Postgres by the normal paths alone:
+ * nothing leased or counted as running, nothing ready or due, every dead task in its dead-letter
+ * list once with its message, no message for a task that is final otherwise or was deleted; and no
+ * task succeeded twice. CHAOS_SEED=… replays the operators' choices (not the timing).
  */
 import type { TaskContext } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
@@ -61,6 +61,8 @@ it(`plain tasks under concurrent cancels, retries, redrives and retention: Redis
       maxRetries: pick([0, 1, 2]),
       idempotencyKey: null,
       canonical: '',
+      // A quarter delayed by up to half a second: cancels and retries meet them scheduled too.
+      runAt: r() < 0.25 ? new Date(Date.now() + 50 + Math.floor(r() * 450)) : null,
     }));
     await submitTasks(deps, reqs);
   };
@@ -83,8 +85,8 @@ it(`plain tasks under concurrent cancels, retries, redrives and retention: Redis
     while (Date.now() < until) {
       const roll = r();
       if (roll < 0.35) {
-        // Cancels: waiting, queued, running or retrying tasks of one tenant.
-        const picked = await some(r, `SELECT id, tenant FROM tasks WHERE status IN ('queued', 'running', 'retrying')`, 1 + Math.floor(r() * 4));
+        // Cancels: scheduled, queued, running or retrying tasks.
+        const picked = await some(r, `SELECT id, tenant FROM tasks WHERE status IN ('scheduled', 'queued', 'running', 'retrying')`, 1 + Math.floor(r() * 4));
         for (const t of TENANTS) {
           const ids = picked.filter((x) => x.tenant === t).map((x) => x.id);
           if (ids.length > 0) done.cancelled += (await cancelTasks(deps, t, ids)).filter((o) => o.kind === 'cancelled' || o.kind === 'cancelling').length;
