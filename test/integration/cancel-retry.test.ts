@@ -280,6 +280,37 @@ it('a cancel meeting a retry Postgres wrote but Redis had not applied (202) ends
   expect(await reconciler.runOnce()).toMatchObject({ cancelled: 0, requeued: 0 });
 });
 
+it('a cancel landing between a retry’s commit and its push: the task stays cancelled and never runs', async () => {
+  const id = await submit('noop');
+  expect((await post(`/tasks/${id}/cancel`)).status).toBe(200);
+  // The retry's transaction as retryTasks makes it: the task queued, its tombstone lifted while
+  // the row is held; committed. Its push to Redis has not happened yet.
+  const c = await stack.pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query(`UPDATE tasks SET status = 'queued', retry_base = attempts, cancel_requested_at = NULL, finished_at = NULL, updated_at = now() WHERE id = $1`, [id]);
+    await stack.queue.liftTombstones([{ id, tenant: 'default' }]);
+    await c.query('COMMIT');
+  } finally {
+    c.release();
+  }
+  // Another operator cancels it now: Redis does not hold it yet, so it is cancelled at once (200).
+  expect((await post(`/tasks/${id}/cancel`)).status).toBe(200);
+  // The retry's push arrives late: the task is tombstoned again, so it is left out.
+  const item = { id, tenant: 'default', type: 'noop', priority: 'default' as const, payload: {}, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 };
+  expect(await stack.queue.requeue([item])).toEqual([false]);
+  expect(await redisHolds(id)).toBe(false);
+  const ran: string[] = [];
+  ({ worker } = startWorker(stack, { handlers: { noop: async (ctx) => void ran.push(ctx.id) } }));
+  await new Promise((r) => setTimeout(r, 300));
+  expect(ran).toEqual([]);
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'cancelled' });
+  // A retry after that works as always: it lifts the new tombstone, and the task runs.
+  expect((await post(`/tasks/${id}/retry`)).status).toBe(200);
+  await waitFor(statusIs(id, 'succeeded'));
+  expect(ran).toEqual([id]);
+});
+
 it('a tombstone lapses: a cancel whose transaction failed does not keep the reconciler away for good', async () => {
   const id = await submit('noop');
   // What cancel.lua leaves when its Postgres transaction then fails: the task removed, tombstoned

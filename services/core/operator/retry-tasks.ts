@@ -47,6 +47,9 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
     const workflows = [...new Set(rows.flatMap((r) => (r.workflow_id ? [r.workflow_id] : [])))];
     const retriedIds = new Set(rows.map((r) => r.id));
     const released: EnqueueItem[] = workflows.length > 0 ? (await stepsQueuedHere(client, workflows)).filter((i) => !retriedIds.has(i.id)) : [];
+    // Their tombstones go while these rows are held: a cancel that locks one after this commits
+    // tombstones it again, and the push below then leaves it out (it would run a cancelled task).
+    await deps.queue.liftTombstones([...rows, ...released]);
     return { rows, released };
   }));
   if (rows.length > 0) {

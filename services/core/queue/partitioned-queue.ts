@@ -79,6 +79,13 @@ export class PartitionedQueue implements TaskQueue {
     return this.byTenant(tasks, (q, group) => q.cancel(group));
   }
 
+  async liftTombstones(tasks: TaskRef[]): Promise<void> {
+    await this.byTenant(tasks, async (q, group) => {
+      await q.liftTombstones(group);
+      return group.map(() => undefined);
+    });
+  }
+
   async indexed(tasks: TaskRef[]): Promise<(IndexEntry | null)[]> {
     return this.byTenant(tasks, (q, group) => q.indexed(group));
   }

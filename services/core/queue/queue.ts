@@ -243,10 +243,18 @@ export interface TaskQueue {
   /**
    * An operator cancels tasks (the caller holds their Postgres rows): waiting ones are removed, the
    * holders of leased ones are told (onCancel), and every id is tombstoned so nothing queues it
-   * again until requeue(). See lua/cancel.lua.
+   * again until an operator's retry lifts the tombstone (liftTombstones). See lua/cancel.lua.
    */
   cancel(tasks: TaskRef[]): Promise<CancelState[]>;
-  /** Puts dead or cancelled tasks back to work (replacing what Redis holds of them); false for a task leased now. */
+  /**
+   * An operator's retry lifts the tasks' tombstones while it holds their Postgres rows, before it
+   * commits: a tombstone found by requeue() afterwards is a cancel that came after the retry.
+   */
+  liftTombstones(tasks: TaskRef[]): Promise<void>;
+  /**
+   * Puts dead or cancelled tasks back to work (replacing what Redis holds of them); false for a task
+   * leased now, or tombstoned (cancelled since its retry lifted the tombstone: it stays out).
+   */
   requeue(items: EnqueueItem[]): Promise<boolean[]>;
   /** Per id, whether an operator asked to cancel it (the heartbeat's backstop for a missed message). */
   cancelRequested(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]>;

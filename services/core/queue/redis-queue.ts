@@ -260,6 +260,10 @@ export class RedisQueue implements TaskQueue {
     return res.map((r) => (r === 2 ? 'leased' : r === 1 ? 'removed' : 'absent'));
   }
 
+  async liftTombstones(tasks: TaskRef[]): Promise<void> {
+    if (tasks.length > 0) await this.redis.zrem(this.keys.tombstones, ...tasks.map((t) => t.id));
+  }
+
   async requeue(items: EnqueueItem[]): Promise<boolean[]> {
     if (items.length === 0) return [];
     const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.tenant]);

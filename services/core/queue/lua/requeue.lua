@@ -2,24 +2,25 @@
 -- (Postgres has committed it). Whatever Redis still holds of a task (its dead-letter entry, a
 -- tombstone, an old message) is replaced, and the task joins the tail of its tenant's ready list.
 -- A task leased right now is left alone (its last attempt's end is being written; the reconciler
--- queues it once that is done).
+-- queues it once that is done). So is a tombstoned one: the retry lifted its tombstone before it
+-- committed (liftTombstones), so this one is a cancel that came after the retry, and Postgres has
+-- the task cancelled again.
 -- KEYS: as in placement (1-26), tombstones (27), doorbell (28)
 -- ARGV: groups of 6: id, priorityIndex, maxAttempts, messageJson, attemptsSoFar, tenant
--- Returns: one integer per task: 1 = queued, 0 = leased (nothing changed)
+-- Returns: one integer per task: 1 = queued, 0 = leased or tombstoned (nothing changed)
 -- @include bulk
 -- @include doorbell
 -- @include tenants
 -- @include placement
+-- @include tombstones
+useTombstones(KEYS[27])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local groups, groupOf = {}, {}
 local out = {}
 for i = 1, #ARGV, 6 do
   local id = ARGV[i]
-  -- Lifted even when a lease still holds the task (its last attempt's end is being written): that
-  -- end then forgets the task, and the reconciler queues it from Postgres.
-  redis.call('ZREM', KEYS[27], id)
-  if redis.call('ZSCORE', KEYS[1], id) then
+  if tombstoned(id) or redis.call('ZSCORE', KEYS[1], id) then
     out[#out + 1] = 0
   else
     local old = redis.call('HGET', KEYS[3], id)

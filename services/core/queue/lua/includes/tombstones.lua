@@ -1,7 +1,8 @@
 -- tombstones (include): tasks an operator cancelled, id → ms (Redis clock) of the cancel. A
 -- tombstoned task is never made ready again by enqueue (a reconciler that read it as waiting just
 -- before the cancel committed), and a lease that ends on it forgets the task instead of queueing,
--- retrying or burying it. An operator's retry lifts it (requeue). A tombstone lapses after
+-- retrying or burying it. An operator's retry lifts it while it holds the task's row in Postgres
+-- (liftTombstones), and requeue then leaves alone a task tombstoned again. A tombstone lapses after
 -- TOMBSTONE_MS (cancel prunes old ones): the races it guards last milliseconds, and a cancel whose
 -- Postgres transaction failed must not keep the reconciler from its task for longer.
 local TOMBSTONE_MS = 600000
