@@ -10,7 +10,6 @@
  * deleted; and no task succeeded twice. CHAOS_SEED=… replays the operators' choices (not the
  * timing).
  */
-import type { TaskContext } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { cancelTasks } from '../../services/core/operator/cancel-tasks';
@@ -21,9 +20,10 @@ import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { prng } from '../../services/load/plan';
 import { Reconciler } from '../../services/worker/reconciler';
 import { RetentionSweeper } from '../../services/worker/retention';
-import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
+import { chaosSeed, chaosWorkers } from '../support/chaos';
+import { createStack, silentLog, Stack, waitFor } from '../support/stack';
 
-const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
+const SEED = chaosSeed();
 const TENANTS = ['a', 'b', 'c'];
 let stack: Stack;
 let workers: Worker[] = [];
@@ -41,19 +41,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 it(`plain tasks under concurrent cancels, retries, redrives and retention: Redis agrees with Postgres once quiet (seed ${SEED})`, async () => {
   const rnd = prng(SEED);
   stack = await createStack({ RETRY_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 50, RETRY_BASE_MS: 5, RETRY_JITTER_MS: 0, RECONCILE_INTERVAL_MS: 3_600_000 });
-  for (let i = 0; i < 2; i++) {
-    const { worker } = startWorker(stack, {
-      handlers: {
-        chaos: async (ctx: TaskContext) => {
-          const p = ctx.payload as { fail: number; sleep_ms: number };
-          if (p.sleep_ms > 0) await sleep(p.sleep_ms);
-          if (ctx.attempt <= p.fail) throw new Error(`planned failure ${ctx.attempt} of ${p.fail}`);
-          return null;
-        },
-      },
-    });
-    workers.push(worker);
-  }
+  workers = chaosWorkers(stack, 2);
   const deps = { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60_000 };
   const submit = async (r: () => number, n: number) => {
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;

@@ -6,7 +6,6 @@
  * step ran before its dependencies or succeeded twice. The seed is printed on a failure
  * (CHAOS_SEED=… replays the graphs and the operators' choices, not the timing).
  */
-import type { TaskContext } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import { READ_SNAPSHOT, inTransaction } from '../../services/core/db/transaction';
 import { cancelTasks } from '../../services/core/operator/cancel-tasks';
@@ -14,10 +13,11 @@ import { retryTasks } from '../../services/core/operator/retry-tasks';
 import { prng as random } from '../../services/load/plan';
 import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workflow';
 import { cancelWorkflow, createWorkflow } from '../../services/core/workflows/workflow-store';
-import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
+import { chaosSeed, chaosWorkers } from '../support/chaos';
+import { createStack, silentLog, Stack, waitFor } from '../support/stack';
 
 const TENANT = 'default';
-const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
+const SEED = chaosSeed();
 let stack: Stack;
 let workers: Worker[] = [];
 
@@ -89,19 +89,7 @@ it(`random workflows under concurrent retries and cancels: every state consisten
   const rnd = random(SEED);
   stack = await createStack({ RETRY_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 50, RETRY_BASE_MS: 5, RETRY_JITTER_MS: 0, RECONCILE_INTERVAL_MS: 1000 });
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  for (let i = 0; i < 2; i++) {
-    const { worker } = startWorker(stack, {
-      handlers: {
-        chaos: async (ctx: TaskContext) => {
-          const p = ctx.payload as { fail: number; sleep_ms: number };
-          if (p.sleep_ms > 0) await sleep(p.sleep_ms);
-          if (ctx.attempt <= p.fail) throw new Error(`planned failure ${ctx.attempt} of ${p.fail}`);
-          return { attempt: ctx.attempt };
-        },
-      },
-    });
-    workers.push(worker);
-  }
+  workers = chaosWorkers(stack, 2);
   const deps = { pool: stack.pool, queue: stack.queue, log: silentLog };
   const ids: string[] = [];
   for (let i = 0; i < 14; i++) {
