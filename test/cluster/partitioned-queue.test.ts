@@ -125,14 +125,17 @@ test('leases end in the partition their token names: finish, extend, release, ca
   expect({ ready: stats.ready.default, processing: stats.processing }).toEqual({ ready: 1, processing: 0 });
 });
 
-test('cancel and requeue find a task by its tenant; overview reads one tenant partition and the live workers', async () => {
+test('cancel, lifting tombstones and requeue find a task by its tenant; overview reads one tenant partition and the live workers', async () => {
   const [a, b] = tenantsInTwoPartitions();
   const ta = item(a);
   const tb = item(b);
   await queue.enqueue([ta, tb]);
   await queue.announceWorker('w1', 60_000, 8);
   expect(await queue.cancel([{ id: ta.id, tenant: a }, { id: tb.id, tenant: b }])).toEqual(['removed', 'removed']);
-  expect(await queue.requeue([ta])).toEqual([true]);
+  // Tombstoned, both stay out of a requeue until a retry lifts their tombstones (each in its partition).
+  expect(await queue.requeue([ta, tb])).toEqual([false, false]);
+  await queue.liftTombstones([{ id: ta.id, tenant: a }]);
+  expect(await queue.requeue([ta, tb])).toEqual([true, false]);
   const view = await queue.overview(a);
   expect(view.priorities.default.ready).toBe(1);
   expect(view.workers).toEqual([{ id: 'w1', slots: 8 }]);
