@@ -17,16 +17,17 @@ export type FinalStatus = (typeof FINAL_STATUSES)[number];
 /** How long tasks of each final status are kept after they finished, in milliseconds; 0 keeps them forever. */
 export type RetentionPolicy = Record<FinalStatus, number>;
 
+/** A finished workflow's retention, by its status: the setting of its steps' matching final status ($3-$5). */
+const WORKFLOW_AGE = `(CASE w.status WHEN 'succeeded' THEN $3::bigint WHEN 'failed' THEN $4::bigint ELSE $5::bigint END)`;
+
 /**
  * Why an old final task stays, each a condition on the task `t` (true: keep it). A task whose
  * idempotency key is still live stays until the key expires, so a replay within the key's TTL
- * still answers with the task instead of creating another; a step of an unfinished workflow
- * stays too. Each is read in the statement's snapshot, so a
- * condition that can turn true again for a task already final must be set by a writer that locks
- * the task's row (the sweep skips locked rows).
+ * still answers with the task instead of creating another; a workflow's step stays while its
+ * workflow is kept. Each is read in the statement's snapshot, so a condition that can turn true
+ * again for a task already final must be set by a writer that locks the task's row (the sweep
+ * skips locked rows).
  */
-const WORKFLOW_AGE = `(CASE w.status WHEN 'succeeded' THEN $3::bigint WHEN 'failed' THEN $4::bigint ELSE $5::bigint END)`;
-
 export const KEEP_CONDITIONS: readonly string[] = [
   // A scalar subquery, so a probe of the key's primary key per task that has a key: as EXISTS the
   // planner may join it instead, against every live key.

@@ -1,6 +1,6 @@
 -- requeue: an operator puts dead or cancelled tasks back to work with a fresh attempt budget
--- (Postgres has committed it). Whatever Redis still holds of a task (its dead-letter entry, a
--- tombstone, an old message) is replaced, and the task joins the tail of its tenant's ready list.
+-- (Postgres has committed it). Whatever Redis still holds of a task (its dead-letter entry, an old
+-- message) is replaced, and the task joins the tail of its tenant's ready list.
 -- A task leased right now is left alone (its last attempt's end is being written; the reconciler
 -- queues it once that is done). So is a tombstoned one: the retry lifted its tombstone before it
 -- committed (liftTombstones), so this one is a cancel that came after the retry, and Postgres has
