@@ -90,7 +90,7 @@ cl_snapshot() {
 #   new=<port>      every node checked sees this node as a master ...
 #   old=<port> oldflag=fail|slave   ... and this one as failed / as a replica
 # Always: 3 masters serve slots in every node's view, and a replica's link to its master is up (so
-# a write acknowledged by WAIT survives a failover).
+# a write acknowledged by WAIT survives a failover). With mode=all, every node also sees 3 replicas.
 CL_JUDGE='
   function has(node, port, re,   k) { for (k = 1; k <= nl[node]; k++) if (index(addr[node, k], ":" port "@") && flags[node, k] ~ re) return 1; return 0 }
   { sub(/\r$/, "") }
@@ -104,6 +104,7 @@ CL_JUDGE='
     if ($3 ~ /myself/ && $3 ~ /slave/) replica[cur] = 1
     if ($3 ~ /fail|handshake|noaddr/) bad[cur] = 1
     if ($3 ~ /master/ && $3 !~ /fail/ && NF > 8) masters[cur]++
+    if ($3 ~ /slave/ && $3 !~ /fail/) replicas[cur]++
   }
   END {
     for (i = 0; i < n; i++) {
@@ -111,6 +112,8 @@ CL_JUDGE='
       if (!alive[i] || !pong[i]) { if (mode == "live-only") continue; exit 1 }
       if (state[i] != "ok" || known[i] != n || masters[i] != 3) exit 1
       if (mode == "all" && bad[i]) exit 1
+      # Each node also sees every replica as one (gossip spreads that after the slots).
+      if (mode == "all" && replicas[i] != n / 2) exit 1
       if (replica[i] && link[i] != "up") exit 1
       if (new != "" && !has(i, new, "master") ) exit 1
       if (new != "" && has(i, new, "fail")) exit 1
