@@ -1,14 +1,14 @@
 /**
  * Plain tasks under concurrent operators: flaky tasks of three tenants, a quarter of them
- * delayed, run on two in-process workers while three operators cancel, retry and redrive at
- * random, set and lift tenants' caps on running tasks, more tasks arrive, and the retention
- * sweep deletes finished tasks with ages of a few hundred milliseconds, against real Postgres
- * and Redis, with the reconciler off (it would repair what this test looks for). Once all is
- * quiet, one reconciler pass may only end cancels it is meant to end, and Redis must agree with
- * Postgres: nothing leased or counted as running, nothing ready or due, every dead task in its
- * dead-letter list once with its message, no message for a task that is final otherwise or was
- * deleted; and no task succeeded twice. CHAOS_SEED=… replays the operators' choices (not the
- * timing).
+ * delayed, run on two in-process workers (one stopped at once and replaced every second or so)
+ * while three operators cancel, retry and redrive at random, set and lift tenants' caps on
+ * running tasks, more tasks arrive, and the retention sweep deletes finished tasks with ages of
+ * a few hundred milliseconds, against real Postgres and Redis, with the reconciler off (it would
+ * repair what this test looks for). Once all is quiet, one reconciler pass may only end cancels
+ * it is meant to end, and Redis must agree with Postgres: nothing leased or counted as running,
+ * nothing ready or due, every dead task in its dead-letter list once with its message, no
+ * message for a task that is final otherwise or was deleted; and no task succeeded twice.
+ * CHAOS_SEED=… replays the operators' choices (not the timing).
  */
 import type { Worker } from '../../services/worker/worker';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
@@ -68,7 +68,7 @@ it(`plain tasks under concurrent cancels, retries, redrives and retention: Redis
   );
   sweeper.start();
 
-  const done = { cancelled: 0, retried: 0, capped: 0 };
+  const done = { cancelled: 0, retried: 0, capped: 0, restarts: 0 };
   const some = async (r: () => number, sql: string, n: number) => {
     const { rows } = await stack.pool.query<{ id: string; tenant: string }>(sql);
     return Array.from({ length: Math.min(n, rows.length) }, () => rows[Math.floor(r() * rows.length)]!);
@@ -102,7 +102,17 @@ it(`plain tasks under concurrent cancels, retries, redrives and retention: Redis
       await sleep(5 + Math.floor(r() * 25));
     }
   };
-  await Promise.all([1, 2, 3].map((k) => operator(prng(SEED * 7 + k))));
+  // Workers come and go: one stops at once (its running attempts handed back unfinished) and a
+  // fresh one takes its place, every second or so.
+  const restarts = async (r: () => number) => {
+    while (Date.now() < until) {
+      await sleep(700 + Math.floor(r() * 800));
+      const [gone] = workers.splice(Math.floor(r() * workers.length), 1, ...chaosWorkers(stack, 1));
+      await gone!.stop(0);
+      done.restarts++;
+    }
+  };
+  await Promise.all([...[1, 2, 3].map((k) => operator(prng(SEED * 7 + k))), restarts(prng(SEED * 7 + 4))]);
   expect(done.cancelled).toBeGreaterThan(0);
   expect(done.retried).toBeGreaterThan(0);
   await sweeper.stop();

@@ -1,8 +1,9 @@
 /**
- * Workflows under concurrent operators: random graphs of flaky steps run on two in-process workers
- * while three operators retry dead steps, cancel steps and cancel workflows at random, against real
- * Postgres and Redis. Every committed state is checked as it goes (counters, waiting counts, no step
- * past waiting before its dependencies succeeded), and at the end every workflow has ended and no
+ * Workflows under concurrent operators: random graphs of flaky steps run on two in-process
+ * workers (one of them stopped at once and replaced every second or so) while three operators
+ * retry dead steps, cancel steps and cancel workflows at random, against real Postgres and
+ * Redis. Every committed state is checked as it goes (counters, waiting counts, no step past
+ * waiting before its dependencies succeeded), and at the end every workflow has ended and no
  * step ran before its dependencies or succeeded twice. The seed is printed on a failure
  * (CHAOS_SEED=… replays the graphs and the operators' choices, not the timing).
  */
@@ -100,7 +101,7 @@ it(`random workflows under concurrent retries and cancels: every state consisten
   }
 
   const seen: unknown[] = [];
-  const actions = { retried: 0, cancelled: 0, workflowsCancelled: 0, checks: 0 };
+  const actions = { retried: 0, cancelled: 0, workflowsCancelled: 0, checks: 0, restarts: 0 };
   const until = Date.now() + 6000;
   const operator = async (r: () => number) => {
     while (Date.now() < until) {
@@ -127,7 +128,18 @@ it(`random workflows under concurrent retries and cancels: every state consisten
       await sleep(5 + Math.floor(r() * 30));
     }
   };
-  await Promise.all([1, 2, 3].map((k) => operator(random(SEED * 7 + k))));
+  // Workers come and go: one stops at once (its running steps handed back unfinished, released in
+  // Postgres and Redis) and a fresh one takes its place, every second or so.
+  const restarts = async (r: () => number) => {
+    while (Date.now() < until) {
+      await sleep(700 + Math.floor(r() * 800));
+      const i = Math.floor(r() * workers.length);
+      const [gone] = workers.splice(i, 1, ...chaosWorkers(stack, 1));
+      await gone!.stop(0);
+      actions.restarts++;
+    }
+  };
+  await Promise.all([...[1, 2, 3].map((k) => operator(random(SEED * 7 + k))), restarts(random(SEED * 7 + 4))]);
   if (seen.length > 0) {
     const wfIds = [...new Set(seen.map((v) => (v as { workflow_id?: string; id?: string }).workflow_id ?? (v as { id: string }).id))];
     const { rows } = await stack.pool.query(`SELECT id, on_failure, status, cancel_requested_at IS NOT NULL AS cancel_requested FROM workflows WHERE id = ANY($1::uuid[])`, [wfIds]);
