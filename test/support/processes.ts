@@ -123,14 +123,41 @@ export async function killAllChildren(): Promise<void> {
   await Promise.all(waits);
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+/** Ports freePort() handed out in this process: the kernel may offer a closed one again at once. */
+const handedOut = new Set<number>();
+
+/**
+ * A port that was free a moment ago on 127.0.0.1, and not handed out before by this process (two
+ * services started side by side would otherwise be offered the same one). Another process may
+ * still take it first: startWithFreePort() retries that.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+/**
+ * Starts a service on ports from freePort(), again on fresh ones (up to `attempts` times in all)
+ * when it exits because another process took one of them in between (EADDRINUSE).
+ */
+export async function startWithFreePort<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (n >= attempts || !/EADDRINUSE/.test(String((err as Error).message))) throw err;
+    }
+  }
 }

@@ -4,7 +4,7 @@
  */
 import { Pool } from 'pg';
 import { AUTH_ENV } from './auth';
-import { ChildHandle, freePort, killAllChildren, spawnService } from './processes';
+import { ChildHandle, freePort, killAllChildren, spawnService, startWithFreePort } from './processes';
 import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from './test-env';
 
 export interface ServiceProcesses {
@@ -52,11 +52,12 @@ export async function startServiceProcesses(opts: {
     await db.drop();
   };
   try {
-    const startApi = async () => {
-      const port = await freePort();
-      return { url: `http://127.0.0.1:${port}`, child: await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }) };
-    };
-    const startWorker = async () => spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '8', METRICS_ADDR: `127.0.0.1:${await freePort()}`, ...opts.workerEnv });
+    const startApi = () =>
+      startWithFreePort(async () => {
+        const port = await freePort();
+        return { url: `http://127.0.0.1:${port}`, child: await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: `127.0.0.1:${await freePort()}` }) };
+      });
+    const startWorker = () => startWithFreePort(async () => spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: '8', METRICS_ADDR: `127.0.0.1:${await freePort()}`, ...opts.workerEnv }));
     const workerCount = opts.worker === false ? 0 : (opts.workers ?? 1);
     const [apis, workers] = await Promise.all([
       Promise.all(Array.from({ length: opts.apis ?? 1 }, startApi)),
