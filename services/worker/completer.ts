@@ -12,6 +12,7 @@ import { outcomeCounters, WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
+import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
 
 export interface CompletedAttempt extends Outcome {
   priority: Priority;
@@ -273,6 +274,17 @@ export class Completer {
       this.deps.log.warn({ err }, 'updating Redis after recording outcomes failed');
     }
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
+    const failedSteps = batch.filter((p) => p.item.step && applied.has(p.item.id) && (p.item.dead || cancelled.has(p.item.id))).map((p) => p.item.id);
+    if (failedSteps.length > 0) await this.stopWorkflows(failedSteps);
+  }
+
+  /** Steps that ended dead or cancelled: their workflows stop where the policy says so (the worker's sweep repairs a miss). */
+  private async stopWorkflows(stepIds: string[]): Promise<void> {
+    try {
+      await stopAfterFailedSteps(this.deps, stepIds);
+    } catch (err) {
+      this.deps.log.warn({ err, taskIds: stepIds.slice(0, 10) }, 'stopping workflows after failed steps failed; the sweep will stop them');
+    }
   }
 
   /** A failed push leaves the steps queued in Postgres only: the reconciler pushes them. */

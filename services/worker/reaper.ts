@@ -9,6 +9,7 @@ import type { WorkerMetrics } from '../core/observability/metrics';
 import type { Reaped, SettleItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { recordExpired, taskStates } from '../core/tasks/attempt-store';
+import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
 
 export interface ReapResult {
   reaped: number;
@@ -44,7 +45,10 @@ export class Reaper extends PeriodicService<ReapResult> {
     );
     await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const counted = reaped.filter((r) => applied.has(r.id));
-    const dead = counted.filter((r) => r.destination === 'dead').length;
+    const deadIds = counted.filter((r) => r.destination === 'dead').map((r) => r.id);
+    const dead = deadIds.length;
+    // Dead workflow steps stop their workflows where the policy says so (the sweep repairs a miss).
+    if (dead > 0) await stopAfterFailedSteps(this.deps, deadIds).catch((err: unknown) => this.log.warn({ err }, 'stopping workflows after dead steps failed; the sweep will stop them'));
     const m = this.deps.metrics;
     m.reaped.inc(reaped.length);
     // A lost attempt is a failed attempt; the last one is also a final failure.

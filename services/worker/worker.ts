@@ -21,6 +21,7 @@ import { RetentionSweeper } from './retention';
 import { RetryPump } from './retry-pump';
 import { DelayedLoader } from './delayed-loader';
 import { WorkflowStats } from './workflow-stats';
+import { WorkflowStopper } from './workflow-stopper';
 import { ScheduleTicker } from './schedule-ticker';
 import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
@@ -48,6 +49,7 @@ export class Worker {
   readonly tenantSync: TenantSync;
   readonly delayedLoader: DelayedLoader;
   readonly workflowStats: WorkflowStats;
+  readonly workflowStopper: WorkflowStopper;
   readonly scheduleTicker: ScheduleTicker;
   private stopped: Promise<{ handedBack: number }> | null = null;
   private unsubscribe: Promise<() => Promise<void>> | null = null;
@@ -103,6 +105,7 @@ export class Worker {
       log,
     );
     this.workflowStats = new WorkflowStats({ pool, metrics }, 1000, log);
+    this.workflowStopper = new WorkflowStopper({ pool, queue }, 1000, log);
     this.delayedLoader = new DelayedLoader(
       { pool, queue, metrics },
       { intervalMs: cfg.DELAYED_LOAD_INTERVAL_MS, horizonMs: cfg.DELAYED_HORIZON_MS, batch: 1000, maxPages: 20, countEveryMs: 15_000 },
@@ -147,6 +150,7 @@ export class Worker {
     this.reaper.start();
     this.delayedLoader.start();
     this.workflowStats.start();
+    this.workflowStopper.start();
     this.retryPump.start();
     this.keyPruner.start();
     this.statsRefresher.start();
@@ -172,7 +176,7 @@ export class Worker {
     await this.completer.flush();
     await (await this.unsubscribe)?.();
     await (await this.unsubscribeDue)?.();
-    await Promise.all([this.delayedLoader.stop(), this.workflowStats.stop(), this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop(), this.scheduleTicker.stop()]);
+    await Promise.all([this.delayedLoader.stop(), this.workflowStats.stop(), this.workflowStopper.stop(), this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop(), this.scheduleTicker.stop()]);
     await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };

@@ -320,3 +320,25 @@ it('a tombstone lapses: a cancel whose transaction failed does not keep the reco
   const pushed = await stack.queue.enqueue([{ id, tenant: 'default', type: 'noop', priority: 'default', payload: {}, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 }]);
   expect(pushed).toEqual([true]);
 });
+
+it('a cancel that leaves leased tasks alone (a workflow stopping): the waiting task is removed and tombstoned, the leased one keeps its lease untold', async () => {
+  const first = await submit('noop');
+  const second = await submit('noop');
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  expect(lease!.message.id).toBe(first);
+  const told: string[] = [];
+  const unsubscribe = await stack.queue.onCancel((id) => told.push(id));
+  try {
+    expect(await stack.queue.cancel([{ id: first, tenant: 'default' }, { id: second, tenant: 'default' }], { abortLeased: false })).toEqual(['leased', 'removed']);
+    // Not tombstoned (the heartbeat would abort it) and still leased: its outcome ends it as usual.
+    expect(await stack.queue.cancelRequested([{ id: first, token: lease!.token }])).toEqual([false]);
+    expect(await stack.queue.finish([{ id: first, token: lease!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }])).toEqual(['finished']);
+    // The waiting one is gone, and a late push of it is refused.
+    expect(await redisHolds(second)).toBe(false);
+    expect(await stack.queue.enqueue([{ id: second, tenant: 'default', type: 'noop', priority: 'default', payload: {}, maxAttempts: 4, createdAtMs: Date.now(), attempts: 0 }])).toEqual([false]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(told).toEqual([]);
+  } finally {
+    await unsubscribe();
+  }
+});

@@ -13,6 +13,7 @@ import { createRegistry, workerMetrics } from '../../services/core/observability
 import { WorkflowStats } from '../../services/worker/workflow-stats';
 import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workflow';
 import { cancelWorkflow, createWorkflow, getWorkflow } from '../../services/core/workflows/workflow-store';
+import { stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
 import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
 
 const TENANT = 'default';
@@ -47,8 +48,8 @@ async function setUp(overrides: Record<string, string | number> = {}, count = 1)
 }
 
 /** The stack without workers: the test writes the steps' outcomes itself. */
-async function setUpWithoutWorkers(): Promise<void> {
-  await setUp();
+async function setUpWithoutWorkers(overrides: Record<string, string | number> = {}): Promise<void> {
+  await setUp(overrides);
   await Promise.all(workers.map((w) => w.stop(0)));
   workers = [];
 }
@@ -278,7 +279,7 @@ it('cancel_dependents: a dead step cancels its dependents transitively and every
   expect(s.get('a')!.status).toBe('dead');
   expect(s.get('b')).toMatchObject({ status: 'cancelled', cancelled_by: 'a', last_error: 'not run: it depends on step a, which ended dead' });
   expect(s.get('c')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
-  // x was queued already and runs; y was waiting and does not start.
+  // x was running already (held) and finishes; y was waiting and does not start.
   expect(s.get('x')!.status).toBe('succeeded');
   expect(s.get('y')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
   expect(s.get('y')!.last_error).toMatch(/workflow stops/);
@@ -296,6 +297,88 @@ it('continue: dependents of a dead step are cancelled, independent branches run 
   expect(s.get('x')!.status).toBe('succeeded');
   expect(s.get('y')!.status).toBe('succeeded');
   expect(runs.has('z')).toBe(false);
+});
+
+describe('cancel_dependents stops the workflow: steps queued in Redis when a step dies are cancelled, not run', () => {
+  const queued = ['q1', 'q2', 'q3', 'q4', 'q5'];
+  /** a dies at once while r (held) runs beside it; q1–q5 wait in Redis behind them (one may take a's slot first). */
+  async function failWhileRunning(a: Partial<StepSpec>) {
+    let release!: () => void;
+    hold = new Promise((r) => (release = r));
+    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict' });
+    const wf = await submit([step('a', [], { priority: 'critical', ...a }), step('r', [], { priority: 'critical' }), ...queued.map((k) => step(k)), step('after', ['r'])]);
+    await waitFor(async () => {
+      const s = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+      return queued.filter((k) => s.get(k)!.status === 'cancelled').length >= 4 ? true : null;
+    }, 10_000, 'the queued steps stopped');
+    release();
+    const w = await finished(wf.workflow.id);
+    hold = Promise.resolve();
+    return { wf, w };
+  }
+
+  it('they end cancelled by the dead step without running and leave Redis; the step already running finishes', async () => {
+    const { w } = await failWhileRunning({ type: 'always_fail' });
+    const s = byKey(w);
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
+    expect(s.get('a')!.status).toBe('dead');
+    expect(s.get('r')!.status).toBe('succeeded');
+    expect(s.get('after')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+    const stopped = queued.filter((k) => s.get(k)!.status === 'cancelled');
+    expect(stopped.length).toBeGreaterThanOrEqual(4);
+    for (const k of stopped) {
+      expect(s.get(k)).toMatchObject({ cancelled_by: 'a', last_error: 'not run: step a ended dead and the workflow stops (on_failure cancel_dependents)' });
+      expect(runs.has(k)).toBe(false);
+      expect(await stack.inspect.hexists(stack.queue.keys.messages, s.get(k)!.task_id)).toBe(0);
+    }
+    // One that a worker took before the stop ran to its end.
+    for (const k of queued.filter((x) => !stopped.includes(x))) expect(s.get(k)!.status).toBe('succeeded');
+    expect(w.workflow.failed).toBe(2 + stopped.length);
+  });
+
+  it('retrying the dead step resumes it: the stopped steps are queued again and run once', async () => {
+    const { wf, w } = await failWhileRunning({ type: 'flaky', payload: { fail_attempts: 1 } });
+    expect(w.workflow.status).toBe('failed');
+    const out = await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [byKey(w).get('a')!.task_id]);
+    expect(out).toEqual([{ kind: 'retried', from: 'dead' }]);
+    const again = await finished(wf.workflow.id);
+    expect(again.workflow).toMatchObject({ status: 'succeeded', failed: 0, unfinished: 0 });
+    for (const k of queued) expect(runs.get(k)).toBe(1);
+    expect(runs.get('after')).toBe(1);
+  });
+
+  it('a failure whose writer did not stop the workflow (it died first): the workers’ sweep does; under continue it does nothing', async () => {
+    await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const failed = async (steps: StepSpec[], policy: WorkflowSpec['on_failure']) => {
+      const wf = await submit(steps, policy);
+      // a leased and its death written as a worker writes it, without the stop that follows.
+      const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'gone' });
+      expect(lease!.message.id).toBe(wf.steps[0]!.task_id);
+      await recordOutcomes(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt, workerId: 'gone', startedAtMs: Date.now(), durationMs: 1, error: 'boom', dead: true, delayMs: 0, step: true }]);
+      return wf;
+    };
+    const a = step('a', [], { priority: 'critical' });
+    const stops = await failed([a, step('q1'), step('q2')], 'cancel_dependents');
+    const runsOn = await failed([a, step('q1')], 'continue');
+    expect(await stopFailedWorkflows(deps)).toBe(2);
+    const s = byKey((await getWorkflow(stack.pool, TENANT, stops.workflow.id))!);
+    expect(s.get('q1')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+    expect(s.get('q2')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+    expect((await getWorkflow(stack.pool, TENANT, stops.workflow.id))!.workflow).toMatchObject({ status: 'failed', unfinished: 0, failed: 3 });
+    expect(byKey((await getWorkflow(stack.pool, TENANT, runsOn.workflow.id))!).get('q1')!.status).toBe('queued');
+    expect(await stopFailedWorkflows(deps)).toBe(0);
+  });
+
+  it('an operator cancelling a queued step stops the rest at once', async () => {
+    await setUpWithoutWorkers();
+    const wf = await submit([step('a'), step('b'), step('c', ['a'])]);
+    expect(await cancelTasks({ pool: stack.pool, queue: stack.queue }, TENANT, [wf.steps[1]!.task_id])).toEqual([{ kind: 'cancelled' }]);
+    const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
+    expect(byKey(w).get('a')).toMatchObject({ status: 'cancelled', cancelled_by: 'b' });
+    expect(byKey(w).get('c')).toMatchObject({ status: 'cancelled', cancelled_by: 'b' });
+  });
 });
 
 it('retrying a dead step resumes the workflow: it runs again, its cancelled dependents wait and then run', async () => {

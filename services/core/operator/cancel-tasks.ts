@@ -10,6 +10,7 @@
 import type { Pool } from 'pg';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
 import type { TaskQueue } from '../queue/queue';
+import { stopAfterFailedSteps } from '../workflows/stop-on-failure';
 
 /** Per task: cancelled now, cancelling (its attempt was asked to stop), already final (its status), or not found. */
 export type CancelOutcome =
@@ -29,7 +30,7 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
   // A workflow step's cancel cascades under its workflow's lock (migration 0019), which a worker's
   // or an operator's write holding other steps' rows may be waiting for: after a deadlock the call
   // runs again (Redis's cancel too, which repeats: a task it removed is then one it does not hold).
-  return retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
+  const outcomes = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
     // Rows locked in id order, so two overlapping calls cannot deadlock.
     const { rows } = await client.query<{ id: string; status: string; cancel_requested_at: Date | null }>(
       `SELECT id, status::text AS status, cancel_requested_at FROM tasks
@@ -62,4 +63,9 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
       return { kind: 'final', status: r.status as 'succeeded' | 'dead' | 'cancelled' };
     });
   }));
+  // A workflow step cancelled now stops its workflow where the policy says so (the workers' sweep
+  // repairs a miss); ids that are no steps cost one indexed lookup.
+  const now = ids.filter((_, i) => outcomes[i]!.kind === 'cancelled');
+  if (now.length > 0) await stopAfterFailedSteps(deps, now).catch(() => undefined);
+  return outcomes;
 }

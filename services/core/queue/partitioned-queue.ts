@@ -10,7 +10,7 @@ import type Redis from 'ioredis';
 import { Priority } from '../tasks/priority';
 import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
-import type { CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark } from './queue';
 import { RedisQueue, RedisQueueOptions, tokenPartition } from './redis-queue';
 
 export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partition'> {
@@ -75,8 +75,8 @@ export class PartitionedQueue implements TaskQueue {
     return this.byTenant(items, (q, group) => q.requeue(group));
   }
 
-  async cancel(tasks: TaskRef[]): Promise<CancelState[]> {
-    return this.byTenant(tasks, (q, group) => q.cancel(group));
+  async cancel(tasks: TaskRef[], opts: CancelOptions = {}): Promise<CancelState[]> {
+    return this.byTenant(tasks, (q, group) => q.cancel(group, opts));
   }
 
   async liftTombstones(tasks: TaskRef[]): Promise<void> {

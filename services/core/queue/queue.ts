@@ -189,8 +189,16 @@ export interface Doorbell {
   close(): void;
 }
 
-/** What cancel() found: a lease holds the task (its holder was told), it was waiting and is removed, or Redis did not hold it. */
+/** What cancel() found: a lease holds the task (its holder was told, unless abortLeased is false), it was waiting and is removed, or Redis did not hold it. */
 export type CancelState = 'leased' | 'removed' | 'absent';
+
+export interface CancelOptions {
+  /**
+   * Default true (an operator's cancel): a leased task's holder is told to abort it, and it is
+   * tombstoned. False (a workflow stopping after a failure): a leased task is left alone.
+   */
+  abortLeased?: boolean;
+}
 
 /** What Redis knows of one tenant's queues right now (GET /queues). */
 export interface TenantOverview {
@@ -245,7 +253,7 @@ export interface TaskQueue {
    * holders of leased ones are told (onCancel), and every id is tombstoned so nothing queues it
    * again until an operator's retry lifts the tombstone (liftTombstones). See lua/cancel.lua.
    */
-  cancel(tasks: TaskRef[]): Promise<CancelState[]>;
+  cancel(tasks: TaskRef[], opts?: CancelOptions): Promise<CancelState[]>;
   /**
    * An operator's retry lifts the tasks' tombstones while it holds their Postgres rows, before it
    * commits: a tombstone found by requeue() afterwards is a cancel that came after the retry.

@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import type { RetryPolicy } from '../tasks/backoff';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -254,9 +254,10 @@ export class RedisQueue implements TaskQueue {
     return out;
   }
 
-  async cancel(tasks: TaskRef[]): Promise<CancelState[]> {
+  async cancel(tasks: TaskRef[], opts: CancelOptions = {}): Promise<CancelState[]> {
     if (tasks.length === 0) return [];
-    const res = (await this.run.cancel([...this.placementKeys(), this.keys.tombstones, this.keys.ratesPrefix], [this.keys.cancelChannel, ...tasks.map((t) => t.id)])) as number[];
+    const abortLeased = opts.abortLeased === false ? 0 : 1;
+    const res = (await this.run.cancel([...this.placementKeys(), this.keys.tombstones, this.keys.ratesPrefix], [this.keys.cancelChannel, abortLeased, ...tasks.map((t) => t.id)])) as number[];
     return res.map((r) => (r === 2 ? 'leased' : r === 1 ? 'removed' : 'absent'));
   }
 

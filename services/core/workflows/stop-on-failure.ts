@@ -1,0 +1,102 @@
+/**
+ * Under on_failure `cancel_dependents`, a workflow stops when a step fails: no new step starts. The
+ * trigger (migration 0016) cancels the steps that wait in Postgres; steps already queued in Redis
+ * (or due there for a retry) are out of its reach, so whoever wrote the failure (a worker, the
+ * reaper, an operator's cancel), and a periodic sweep behind them, cancel those here. Steps a
+ * worker holds run on, and their outcomes count.
+ */
+import type { Pool } from 'pg';
+import { inTransaction, retryingDeadlocks } from '../db/transaction';
+import type { TaskQueue } from '../queue/queue';
+
+type Deps = { pool: Pool; queue: TaskQueue };
+type Target = { id: string; tenant: string };
+
+/** Steps a stop cancels: not running in Postgres's view (Redis says whether a worker holds one). */
+const STOPPABLE = "('queued', 'retrying', 'scheduled')";
+/** Steps cancelled per transaction. */
+const BATCH = 500;
+
+/** Stops the workflows these steps (which just ended dead or cancelled) belong to, where the policy says so; steps cancelled. */
+export async function stopAfterFailedSteps(deps: Deps, stepIds: string[]): Promise<number> {
+  if (stepIds.length === 0) return 0;
+  const { rows } = await deps.pool.query<Target>(
+    `SELECT w.id, w.tenant FROM workflows w
+      WHERE w.id IN (SELECT workflow_id FROM tasks WHERE id = ANY($1::uuid[]) AND workflow_id IS NOT NULL)
+        AND w.on_failure = 'cancel_dependents' AND w.finished_at IS NULL AND w.failed > 0 AND w.cancel_requested_at IS NULL`,
+    [stepIds],
+  );
+  return stopAll(deps, rows);
+}
+
+/** The sweep behind the writers (one that died between its commit and its stop): up to `limit` workflows that should have stopped. */
+export async function stopFailedWorkflows(deps: Deps, limit = 100): Promise<number> {
+  const { rows } = await deps.pool.query<Target>(
+    `SELECT w.id, w.tenant FROM workflows w
+      WHERE w.finished_at IS NULL AND w.on_failure = 'cancel_dependents' AND w.failed > 0 AND w.cancel_requested_at IS NULL
+        AND EXISTS (SELECT 1 FROM tasks t WHERE t.workflow_id = w.id AND t.status IN ${STOPPABLE})
+      LIMIT $1`,
+    [limit],
+  );
+  return stopAll(deps, rows);
+}
+
+async function stopAll(deps: Deps, workflows: Target[]): Promise<number> {
+  let n = 0;
+  for (const w of workflows) {
+    for (;;) {
+      const { cancelled, more } = await retryingDeadlocks(() => stopBatch(deps, w));
+      n += cancelled;
+      if (!more) break;
+    }
+  }
+  return n;
+}
+
+/**
+ * One transaction: under the workflow's lock (migration 0019: a retry resuming the workflow runs
+ * before or after it, never beside it), the failure that stops it is read, its stoppable steps are
+ * locked (those a writer holds are skipped: it is writing their outcomes, so they ran), Redis
+ * removes those no worker holds and tombstones them (a push of a step released just now is then
+ * refused), and Postgres cancels them, as caused by that failure: a retry of it reopens them.
+ */
+async function stopBatch(deps: Deps, w: Target): Promise<{ cancelled: number; more: boolean }> {
+  return inTransaction(deps.pool, async (client) => {
+    await client.query('SELECT workflow_lock($1)', [w.id]);
+    const failure = await client.query<{ id: string; step_key: string; status: string }>(
+      `SELECT id, step_key, status::text AS status FROM tasks
+        WHERE workflow_id = $1 AND status IN ('dead', 'cancelled') AND cancelled_by IS NULL
+          AND EXISTS (SELECT 1 FROM workflows WHERE id = $1 AND finished_at IS NULL AND cancel_requested_at IS NULL)
+        ORDER BY finished_at, id LIMIT 1`,
+      [w.id],
+    );
+    const f = failure.rows[0];
+    // Resumed since (the failure was retried), ended, or being cancelled by an operator.
+    if (!f) return { cancelled: 0, more: false };
+    const { rows } = await client.query<{ id: string }>(
+      `SELECT id FROM tasks WHERE workflow_id = $1 AND status IN ${STOPPABLE} ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
+      [w.id],
+    );
+    if (rows.length === 0) return { cancelled: 0, more: false };
+    const states = await deps.queue.cancel(
+      rows.map((r) => ({ id: r.id, tenant: w.tenant })),
+      { abortLeased: false },
+    );
+    const gone = rows.filter((_, i) => states[i] !== 'leased').map((r) => r.id);
+    const reason = `not run: step ${f.step_key} ended ${f.status} and the workflow stops (on_failure cancel_dependents)`;
+    // Counted here, once (workflow_quiet: the trigger leaves these rows alone). Their dependents
+    // waited, so the failure's trigger cancelled them already; what a retry reopened since is
+    // cancelled with them.
+    await client.query('SELECT workflow_quiet(true)');
+    const res = await client.query(
+      `UPDATE tasks SET status = 'cancelled', cancelled_by = $2, finished_at = now(), lease_token = NULL, run_after = NULL, last_error = $3, updated_at = now()
+        WHERE id = ANY($1::uuid[])`,
+      [gone, f.id, reason],
+    );
+    await client.query('SELECT workflow_quiet(false)');
+    const waited = await client.query<{ n: number }>('SELECT workflow_stop_waiting($1, $2, $3) AS n', [w.id, f.id, reason]);
+    const n = (res.rowCount ?? 0) + waited.rows[0]!.n;
+    if (n > 0) await client.query('SELECT workflow_counted($1, $2, $3)', [w.id, -n, n]);
+    return { cancelled: n, more: rows.length === BATCH && gone.length > 0 };
+  });
+}
