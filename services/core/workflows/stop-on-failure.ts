@@ -32,9 +32,11 @@ export async function stopAfterFailedSteps(deps: Deps, stepIds: string[]): Promi
 /** The sweep behind the writers (one that died between its commit and its stop): up to `limit` workflows that should have stopped. */
 export async function stopFailedWorkflows(deps: Deps, limit = 100): Promise<number> {
   const { rows } = await deps.pool.query<Target>(
+    // Each workflow's steps probed by its id (LATERAL with LIMIT, which is not turned into a join):
+    // as a semi join, a plan could read every queued task of a large backlog instead.
     `SELECT w.id, w.tenant FROM workflows w
+       CROSS JOIN LATERAL (SELECT 1 FROM tasks t WHERE t.workflow_id = w.id AND t.status IN ${STOPPABLE} LIMIT 1) q
       WHERE w.finished_at IS NULL AND w.on_failure = 'cancel_dependents' AND w.failed > 0 AND w.cancel_requested_at IS NULL
-        AND EXISTS (SELECT 1 FROM tasks t WHERE t.workflow_id = w.id AND t.status IN ${STOPPABLE})
       LIMIT $1`,
     [limit],
   );
