@@ -58,9 +58,12 @@ async function stopAll(deps: Deps, workflows: Target[]): Promise<number> {
 /**
  * One transaction: under the workflow's lock (migration 0019: a retry resuming the workflow runs
  * before or after it, never beside it), the failure that stops it is read, its stoppable steps are
- * locked (those a writer holds are skipped: it is writing their outcomes, so they ran), Redis
- * removes those no worker holds and tombstones them (a push of a step released just now is then
- * refused), and Postgres cancels them, as caused by that failure: a retry of it reopens them.
+ * locked (those a writer holds are skipped: it is writing their outcomes, so they ran), then every
+ * other row it changes (steps still waiting, the workflow's row, tasks before their workflow as
+ * everywhere), so that nothing after Redis's part waits for a lock (a deadlock there would roll
+ * back a cancel Redis has made). Redis removes the steps no worker holds and tombstones them (a
+ * push of a step released just now is then refused), and Postgres cancels them, as caused by that
+ * failure: a retry of it reopens them.
  */
 async function stopBatch(deps: Deps, w: Target): Promise<{ cancelled: number; more: boolean }> {
   return inTransaction(deps.pool, async (client) => {
@@ -80,15 +83,17 @@ async function stopBatch(deps: Deps, w: Target): Promise<{ cancelled: number; mo
       [w.id],
     );
     if (rows.length === 0) return { cancelled: 0, more: false };
+    const reason = `not run: step ${f.step_key} ended ${f.status} and the workflow stops (on_failure cancel_dependents)`;
+    // Steps still waiting: the failure's trigger cancelled them already, but a retry may have
+    // reopened some since (its own trigger cancels them again only if it sees this failure).
+    const waited = await client.query<{ n: number }>('SELECT workflow_stop_waiting($1, $2, $3) AS n', [w.id, f.id, reason]);
+    await client.query('SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE', [w.id]);
     const states = await deps.queue.cancel(
       rows.map((r) => ({ id: r.id, tenant: w.tenant })),
       { abortLeased: false },
     );
     const gone = rows.filter((_, i) => states[i] !== 'leased').map((r) => r.id);
-    const reason = `not run: step ${f.step_key} ended ${f.status} and the workflow stops (on_failure cancel_dependents)`;
-    // Counted here, once (workflow_quiet: the trigger leaves these rows alone). Their dependents
-    // waited, so the failure's trigger cancelled them already; what a retry reopened since is
-    // cancelled with them.
+    // Counted here, once (workflow_quiet: the trigger leaves these rows alone).
     await client.query('SELECT workflow_quiet(true)');
     const res = await client.query(
       `UPDATE tasks SET status = 'cancelled', cancelled_by = $2, finished_at = now(), lease_token = NULL, run_after = NULL, last_error = $3, updated_at = now()
@@ -96,7 +101,6 @@ async function stopBatch(deps: Deps, w: Target): Promise<{ cancelled: number; mo
       [gone, f.id, reason],
     );
     await client.query('SELECT workflow_quiet(false)');
-    const waited = await client.query<{ n: number }>('SELECT workflow_stop_waiting($1, $2, $3) AS n', [w.id, f.id, reason]);
     const n = (res.rowCount ?? 0) + waited.rows[0]!.n;
     if (n > 0) await client.query('SELECT workflow_counted($1, $2, $3)', [w.id, -n, n]);
     return { cancelled: n, more: rows.length === BATCH && gone.length > 0 };
