@@ -49,7 +49,7 @@ const statusIs = (id: string, ...want: string[]) => async () => {
 
 /** Whether Redis holds anything of the task besides its tombstone. */
 async function redisHolds(id: string): Promise<boolean> {
-  const k = stack.queue.keys;
+  const k = stack.keysOf('default');
   const [msg, meta, leased, retry] = await Promise.all([stack.inspect.hexists(k.messages, id), stack.inspect.hexists(k.meta, id), stack.inspect.zscore(k.processing, id), stack.inspect.zscore(k.retries[2]!, id)]);
   const listed = (await stack.inspect.lrange(k.tenantQueue('default', 'default'), 0, -1)).includes(id);
   return msg === 1 || meta === 1 || leased !== null || retry !== null || listed;

@@ -329,7 +329,7 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     for (const k of stopped) {
       expect(s.get(k)).toMatchObject({ cancelled_by: 'a', last_error: 'not run: step a ended dead and the workflow stops (on_failure cancel_dependents)' });
       expect(runs.has(k)).toBe(false);
-      expect(await stack.inspect.hexists(stack.queue.keys.messages, s.get(k)!.task_id)).toBe(0);
+      expect(await stack.inspect.hexists(stack.keysOf(TENANT).messages, s.get(k)!.task_id)).toBe(0);
     }
     // One that a worker took before the stop ran to its end.
     for (const k of queued.filter((x) => !stopped.includes(x))) expect(s.get(k)!.status).toBe('succeeded');
@@ -345,6 +345,19 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(again.workflow).toMatchObject({ status: 'succeeded', failed: 0, unfinished: 0 });
     for (const k of queued) expect(runs.get(k)).toBe(1);
     expect(runs.get('after')).toBe(1);
+  });
+
+  it('a step waiting in Redis for its retry is stopped too: it does not run again', async () => {
+    await setUp({ RETRY_BASE_MS: 60_000, RETRY_MAX_MS: 60_000 });
+    const wf = await submit([step('b', [], { type: 'flaky', payload: { fail_attempts: 1 }, max_retries: 3 }), step('a', [], { type: 'always_fail' })]);
+    // b fails once and waits a minute for its retry; a dies meanwhile, and the workflow ends now.
+    const w = await finished(wf.workflow.id);
+    const b = byKey(w).get('b')!;
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
+    expect(b).toMatchObject({ status: 'cancelled', cancelled_by: 'a', attempts: 1 });
+    const keys = stack.keysOf(TENANT);
+    expect(await stack.inspect.zscore(keys.retries[2]!, b.task_id)).toBeNull();
+    expect(await stack.inspect.hexists(keys.messages, b.task_id)).toBe(0);
   });
 
   it('a failure whose writer did not stop the workflow (it died first): the workers’ sweep does; under continue it does nothing', async () => {
