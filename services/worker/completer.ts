@@ -274,11 +274,13 @@ export class Completer {
       this.deps.log.warn({ err }, 'updating Redis after recording outcomes failed');
     }
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
-    const failedSteps = batch.filter((p) => p.item.step && applied.has(p.item.id) && (p.item.dead || cancelled.has(p.item.id))).map((p) => p.item.id);
+    // Failed steps: those that ended stop their workflows where the policy says so, and one due for
+    // a retry in a workflow that stopped while it ran is stopped before it runs again.
+    const failedSteps = batch.filter((p) => p.item.step && applied.has(p.item.id) && (p.item.error !== null || cancelled.has(p.item.id))).map((p) => p.item.id);
     if (failedSteps.length > 0) await this.stopWorkflows(failedSteps);
   }
 
-  /** Steps that ended dead or cancelled: their workflows stop where the policy says so (the worker's sweep repairs a miss). */
+  /** Failed steps: their workflows stop where the policy says so (the worker's sweep repairs a miss). */
   private async stopWorkflows(stepIds: string[]): Promise<void> {
     try {
       await stopAfterFailedSteps(this.deps, stepIds);

@@ -35,6 +35,13 @@ async function setUp(overrides: Record<string, string | number> = {}, count = 1)
     const { worker } = startWorker(stack, {
       handlers: {
         // Counts runs per step key; waits for `hold` (so a test can line steps up).
+        // Fails (and is retried) once `hold` lets it, counted like `count`.
+        fail_held: async (ctx: TaskContext) => {
+          const key = (ctx.payload as { key: string }).key;
+          runs.set(key, (runs.get(key) ?? 0) + 1);
+          await hold;
+          throw new Error('planned failure');
+        },
         count: async (ctx: TaskContext) => {
           const key = (ctx.payload as { key: string }).key;
           runs.set(key, (runs.get(key) ?? 0) + 1);
@@ -302,11 +309,11 @@ it('continue: dependents of a dead step are cancelled, independent branches run 
 describe('cancel_dependents stops the workflow: steps queued in Redis when a step dies are cancelled, not run', () => {
   const queued = ['q1', 'q2', 'q3', 'q4', 'q5'];
   /** a dies at once while r (held) runs beside it; q1–q5 wait in Redis behind them (one may take a's slot first). */
-  async function failWhileRunning(a: Partial<StepSpec>) {
+  async function failWhileRunning(a: Partial<StepSpec>, r: Partial<StepSpec> = {}) {
     let release!: () => void;
     hold = new Promise((r) => (release = r));
     await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict' });
-    const wf = await submit([step('a', [], { priority: 'critical', ...a }), step('r', [], { priority: 'critical' }), ...queued.map((k) => step(k)), step('after', ['r'])]);
+    const wf = await submit([step('a', [], { priority: 'critical', ...a }), step('r', [], { priority: 'critical', ...r }), ...queued.map((k) => step(k)), step('after', ['r'])]);
     await waitFor(async () => {
       const s = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
       return queued.filter((k) => s.get(k)!.status === 'cancelled').length >= 4 ? true : null;
@@ -358,6 +365,13 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     const keys = stack.keysOf(TENANT);
     expect(await stack.inspect.zscore(keys.retries[2]!, b.task_id)).toBeNull();
     expect(await stack.inspect.hexists(keys.messages, b.task_id)).toBe(0);
+  });
+
+  it('a step running when the workflow stopped, failing afterwards with retries left, is not run again', async () => {
+    const { w } = await failWhileRunning({ type: 'always_fail' }, { type: 'fail_held', max_retries: 3 });
+    const s = byKey(w);
+    expect(s.get('r')).toMatchObject({ status: 'cancelled', cancelled_by: 'a', attempts: 1 });
+    expect(runs.get('r')).toBe(1);
   });
 
   it('a failure whose writer did not stop the workflow (it died first): the workers’ sweep does; under continue it does nothing', async () => {

@@ -17,7 +17,10 @@ const STOPPABLE = "('queued', 'retrying', 'scheduled')";
 /** Steps cancelled per transaction. */
 const BATCH = 500;
 
-/** Stops the workflows these steps (which just ended dead or cancelled) belong to, where the policy says so; steps cancelled. */
+/**
+ * Stops the workflows these steps (which just failed: ended dead or cancelled, or wait for a retry)
+ * belong to, where the policy says so and a step has ended failed; steps cancelled.
+ */
 export async function stopAfterFailedSteps(deps: Deps, stepIds: string[]): Promise<number> {
   if (stepIds.length === 0) return 0;
   const { rows } = await deps.pool.query<Target>(
