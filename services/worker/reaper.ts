@@ -45,10 +45,12 @@ export class Reaper extends PeriodicService<ReapResult> {
     );
     await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const counted = reaped.filter((r) => applied.has(r.id));
-    const deadIds = counted.filter((r) => r.destination === 'dead').map((r) => r.id);
-    const dead = deadIds.length;
-    // Dead workflow steps stop their workflows where the policy says so (the sweep repairs a miss).
-    if (dead > 0) await stopAfterFailedSteps(this.deps, deadIds).catch((err: unknown) => this.log.warn({ err }, 'stopping workflows after dead steps failed; the sweep will stop them'));
+    const dead = counted.filter((r) => r.destination === 'dead').length;
+    // A lost attempt is a failure: a step's stops its workflow where the policy says so, and one
+    // queued again in a workflow that stopped meanwhile does not run again (the sweep repairs a miss).
+    if (counted.length > 0) {
+      await stopAfterFailedSteps(this.deps, counted.map((r) => r.id)).catch((err: unknown) => this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them'));
+    }
     const m = this.deps.metrics;
     m.reaped.inc(reaped.length);
     // A lost attempt is a failed attempt; the last one is also a final failure.

@@ -13,7 +13,8 @@ import { createRegistry, workerMetrics } from '../../services/core/observability
 import { WorkflowStats } from '../../services/worker/workflow-stats';
 import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workflow';
 import { cancelWorkflow, createWorkflow, getWorkflow } from '../../services/core/workflows/workflow-store';
-import { stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
+import { stopAfterFailedSteps, stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
+import { Reaper } from '../../services/worker/reaper';
 import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
 
 const TENANT = 'default';
@@ -395,6 +396,26 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect((await getWorkflow(stack.pool, TENANT, stops.workflow.id))!.workflow).toMatchObject({ status: 'failed', unfinished: 0, failed: 3 });
     expect(byKey((await getWorkflow(stack.pool, TENANT, runsOn.workflow.id))!).get('q1')!.status).toBe('queued');
     expect(await stopFailedWorkflows(deps)).toBe(0);
+  });
+
+  it('a step whose worker died while its workflow stopped is not queued again by the reaper', async () => {
+    await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('a', [], { priority: 'critical', type: 'always_fail' }), step('r', [], { priority: 'critical', max_retries: 3 }), step('q')]);
+    const [a] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    // r's worker dies: its lease lapses in 100 ms.
+    const [r] = await stack.queue.lease({ max: 1, visibilityMs: 100, owner: 'gone' });
+    expect([a!.message.id, r!.message.id]).toEqual([wf.steps[0]!.task_id, wf.steps[1]!.task_id]);
+    await recordOutcomes(stack.pool, [{ id: a!.message.id, token: a!.token, attempt: a!.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'boom', dead: true, delayMs: 0, step: true }]);
+    // The writer's stop: q goes, r (leased) is left to its worker.
+    expect(await stopAfterFailedSteps(deps, [a!.message.id])).toBe(1);
+    await new Promise((res) => setTimeout(res, 150));
+    const reaper = new Reaper({ ...deps, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 1000, silentLog);
+    expect(await reaper.runOnce()).toMatchObject({ reaped: 1, requeued: 1 });
+    const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
+    expect(byKey(w).get('r')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+    expect(await stack.inspect.hexists(stack.keysOf(TENANT).messages, r!.message.id)).toBe(0);
   });
 
   it('an operator cancelling a queued step stops the rest at once', async () => {
