@@ -12,6 +12,7 @@ import type { Logger } from '../core/observability/logger';
 import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
 import { markRunning, recordReleased } from '../core/tasks/attempt-store';
+import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
 import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff';
 import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
 import { wallClockAt } from './clock';
@@ -469,6 +470,10 @@ export class Processor {
       log.warn({ err, taskId: lease.message.id }, 'could not record the hand-back in Postgres'),
     );
     await queue.release([held(lease)]).catch((err: unknown) => log.warn({ err, taskId: lease.message.id }, 'hand-back to Redis failed; the reaper will reclaim'));
+    // A step handed back in a workflow that stopped while it ran does not start again.
+    if (lease.message.stepKey !== undefined) {
+      await stopAfterFailedSteps(this.deps, [lease.message.id]).catch((err: unknown) => log.warn({ err, taskId: lease.message.id }, 'stopping the workflow of a handed-back step failed; the step may run again'));
+    }
   }
 
   /**

@@ -418,6 +418,41 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(await stack.inspect.hexists(stack.keysOf(TENANT).messages, r!.message.id)).toBe(0);
   });
 
+  it('a step handed back at shutdown after its workflow stopped does not start again', async () => {
+    let release!: () => void;
+    hold = new Promise((r) => (release = r));
+    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict' });
+    const wf = await submit([step('a', [], { priority: 'critical', type: 'always_fail' }), step('r', [], { priority: 'critical', max_retries: 3 })]);
+    await waitFor(async () => (byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('a')!.status === 'dead' ? true : null), 10_000, 'a dead');
+    // r runs on (a worker holds it), then its worker stops at once and hands it back.
+    await Promise.all(workers.map((x) => x.stop(0)));
+    workers = [];
+    release();
+    hold = Promise.resolve();
+    const w = await finished(wf.workflow.id);
+    expect(byKey(w).get('r')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+    expect(runs.get('r')).toBe(1);
+  });
+
+  it('a step an operator retries while the failure stands runs: neither the sweep nor a later stop takes it back', async () => {
+    await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('a', [], { priority: 'critical' }), step('q')]);
+    const [a] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    await recordOutcomes(stack.pool, [{ id: a!.message.id, token: a!.token, attempt: a!.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'boom', dead: true, delayMs: 0, step: true }]);
+    expect(await stopAfterFailedSteps(deps, [a!.message.id])).toBe(1);
+    const q = wf.steps[1]!.task_id;
+    expect(await retryTasks({ ...deps, log: silentLog }, TENANT, [q])).toEqual([{ kind: 'retried', from: 'cancelled' }]);
+    expect(await stopFailedWorkflows(deps)).toBe(0);
+    expect(await stopAfterFailedSteps(deps, [a!.message.id])).toBe(0);
+    expect(byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('q')).toMatchObject({ status: 'queued', cancelled_by: null });
+    const { worker } = startWorker(stack, { handlers: { count: async () => undefined } });
+    workers.push(worker);
+    const w = await finished(wf.workflow.id);
+    expect(w.workflow).toMatchObject({ status: 'failed', failed: 1 });
+    expect(byKey(w).get('q')!.status).toBe('succeeded');
+  });
+
   it('an operator cancelling a queued step stops the rest at once', async () => {
     await setUpWithoutWorkers();
     const wf = await submit([step('a'), step('b'), step('c', ['a'])]);

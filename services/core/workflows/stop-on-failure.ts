@@ -29,7 +29,7 @@ export async function stopAfterFailedSteps(deps: Deps, stepIds: string[]): Promi
         AND w.on_failure = 'cancel_dependents' AND w.finished_at IS NULL AND w.failed > 0 AND w.cancel_requested_at IS NULL`,
     [stepIds],
   );
-  return stopAll(deps, rows);
+  return stopAll(deps, rows, stepIds);
 }
 
 /** The sweep behind the writers (one that died between its commit and its stop): up to `limit` workflows that should have stopped. */
@@ -43,14 +43,14 @@ export async function stopFailedWorkflows(deps: Deps, limit = 100): Promise<numb
       LIMIT $1`,
     [limit],
   );
-  return stopAll(deps, rows);
+  return stopAll(deps, rows, []);
 }
 
-async function stopAll(deps: Deps, workflows: Target[]): Promise<number> {
+async function stopAll(deps: Deps, workflows: Target[], stepIds: string[]): Promise<number> {
   let n = 0;
   for (const w of workflows) {
     for (;;) {
-      const { cancelled, more } = await retryingDeadlocks(() => stopBatch(deps, w));
+      const { cancelled, more } = await retryingDeadlocks(() => stopBatch(deps, w, stepIds));
       n += cancelled;
       if (!more) break;
     }
@@ -67,8 +67,11 @@ async function stopAll(deps: Deps, workflows: Target[]): Promise<number> {
  * back a cancel Redis has made). Redis removes the steps no worker holds and tombstones them (a
  * push of a step released just now is then refused), and Postgres cancels them, as caused by that
  * failure: a retry of it reopens them.
+ * Which steps: those queued before the failure ended, those due for a retry, and `stepIds` (the
+ * writer's own, queued again after a lost attempt or a hand-back). A step an operator retried
+ * after the failure runs: the retry asked for it (migration 0016 lets it, under any policy).
  */
-async function stopBatch(deps: Deps, w: Target): Promise<{ cancelled: number; more: boolean }> {
+async function stopBatch(deps: Deps, w: Target, stepIds: string[]): Promise<{ cancelled: number; more: boolean }> {
   return inTransaction(deps.pool, async (client) => {
     await client.query('SELECT workflow_lock($1)', [w.id]);
     const failure = await client.query<{ id: string; step_key: string; status: string }>(
@@ -82,8 +85,11 @@ async function stopBatch(deps: Deps, w: Target): Promise<{ cancelled: number; mo
     // Resumed since (the failure was retried), ended, or being cancelled by an operator.
     if (!f) return { cancelled: 0, more: false };
     const { rows } = await client.query<{ id: string }>(
-      `SELECT id FROM tasks WHERE workflow_id = $1 AND status IN ${STOPPABLE} ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
-      [w.id],
+      `SELECT id FROM tasks
+        WHERE workflow_id = $1 AND status IN ${STOPPABLE}
+          AND (status::text = 'retrying' OR updated_at <= (SELECT finished_at FROM tasks WHERE id = $2) OR id = ANY($3::uuid[]))
+        ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
+      [w.id, f.id, stepIds],
     );
     if (rows.length === 0) return { cancelled: 0, more: false };
     const reason = `not run: step ${f.step_key} ended ${f.status} and the workflow stops (on_failure cancel_dependents)`;
