@@ -3,7 +3,8 @@
  * trigger (migration 0016) cancels the steps that wait in Postgres; steps already queued in Redis
  * (or due there for a retry) are out of its reach, so whoever wrote the failure (a worker, the
  * reaper, an operator's cancel), and a periodic sweep behind them, cancel those here. Steps a
- * worker holds run on, and their outcomes count.
+ * worker holds run on, and their outcomes count; one of them that fails with retries left, loses
+ * its lease or is handed back at a shutdown is stopped by whoever writes that.
  */
 import type { Pool } from 'pg';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
