@@ -46,8 +46,8 @@ export class Reaper extends PeriodicService<ReapResult> {
     await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const counted = reaped.filter((r) => applied.has(r.id));
     const dead = counted.filter((r) => r.destination === 'dead').length;
-    // A lost attempt is a failure: a step's stops its workflow where the policy says so, and one
-    // queued again in a workflow that stopped meanwhile does not run again (the sweep repairs a miss).
+    // A lost attempt is a failure: a step that lost one stops its workflow where the policy says so,
+    // and is not run again if that workflow stopped meanwhile (the sweep repairs a miss).
     if (counted.length > 0) {
       await stopAfterFailedSteps(this.deps, counted.map((r) => r.id)).catch((err: unknown) => this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them'));
     }

@@ -325,6 +325,13 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     return { wf, w };
   }
 
+  /** Leases the next step and writes its death as its worker would, without the stop that follows; its id. */
+  async function leasedAndDead(): Promise<string> {
+    const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    await recordOutcomes(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'boom', dead: true, delayMs: 0, step: true }]);
+    return lease!.message.id;
+  }
+
   it('they end cancelled by the dead step without running and leave Redis; the step already running finishes', async () => {
     const { w } = await failWhileRunning({ type: 'always_fail' });
     const s = byKey(w);
@@ -380,10 +387,7 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     const deps = { pool: stack.pool, queue: stack.queue };
     const failed = async (steps: StepSpec[], policy: WorkflowSpec['on_failure']) => {
       const wf = await submit(steps, policy);
-      // a leased and its death written as a worker writes it, without the stop that follows.
-      const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'gone' });
-      expect(lease!.message.id).toBe(wf.steps[0]!.task_id);
-      await recordOutcomes(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt, workerId: 'gone', startedAtMs: Date.now(), durationMs: 1, error: 'boom', dead: true, delayMs: 0, step: true }]);
+      expect(await leasedAndDead()).toBe(wf.steps[0]!.task_id);
       return wf;
     };
     const a = step('a', [], { priority: 'critical' });
@@ -402,13 +406,12 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
     const deps = { pool: stack.pool, queue: stack.queue };
     const wf = await submit([step('a', [], { priority: 'critical', type: 'always_fail' }), step('r', [], { priority: 'critical', max_retries: 3 }), step('q')]);
-    const [a] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    const a = await leasedAndDead();
     // r's worker dies: its lease lapses in 100 ms.
     const [r] = await stack.queue.lease({ max: 1, visibilityMs: 100, owner: 'gone' });
-    expect([a!.message.id, r!.message.id]).toEqual([wf.steps[0]!.task_id, wf.steps[1]!.task_id]);
-    await recordOutcomes(stack.pool, [{ id: a!.message.id, token: a!.token, attempt: a!.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'boom', dead: true, delayMs: 0, step: true }]);
+    expect([a, r!.message.id]).toEqual([wf.steps[0]!.task_id, wf.steps[1]!.task_id]);
     // The writer's stop: q goes, r (leased) is left to its worker.
-    expect(await stopAfterFailedSteps(deps, [a!.message.id])).toBe(1);
+    expect(await stopAfterFailedSteps(deps, [a])).toBe(1);
     await new Promise((res) => setTimeout(res, 150));
     const reaper = new Reaper({ ...deps, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 1000, silentLog);
     expect(await reaper.runOnce()).toMatchObject({ reaped: 1, requeued: 1 });
@@ -438,13 +441,13 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
     const deps = { pool: stack.pool, queue: stack.queue };
     const wf = await submit([step('a', [], { priority: 'critical' }), step('q')]);
-    const [a] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
-    await recordOutcomes(stack.pool, [{ id: a!.message.id, token: a!.token, attempt: a!.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'boom', dead: true, delayMs: 0, step: true }]);
-    expect(await stopAfterFailedSteps(deps, [a!.message.id])).toBe(1);
+    const a = await leasedAndDead();
+    expect(a).toBe(wf.steps[0]!.task_id);
+    expect(await stopAfterFailedSteps(deps, [a])).toBe(1);
     const q = wf.steps[1]!.task_id;
     expect(await retryTasks({ ...deps, log: silentLog }, TENANT, [q])).toEqual([{ kind: 'retried', from: 'cancelled' }]);
     expect(await stopFailedWorkflows(deps)).toBe(0);
-    expect(await stopAfterFailedSteps(deps, [a!.message.id])).toBe(0);
+    expect(await stopAfterFailedSteps(deps, [a])).toBe(0);
     expect(byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('q')).toMatchObject({ status: 'queued', cancelled_by: null });
     const { worker } = startWorker(stack, { handlers: { count: async () => undefined } });
     workers.push(worker);
