@@ -12,7 +12,7 @@ import { outcomeCounters, WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
-import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
+import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
 
 export interface CompletedAttempt extends Outcome {
   priority: Priority;
@@ -228,6 +228,11 @@ export class Completer {
     const { applied, final, cancelled, released } = written;
     // Steps whose last dependency just succeeded: Postgres queued them with the success.
     if (released.length > 0) await this.pushReleased(released);
+    // Failed steps stop their workflows where the policy says so; before Redis hears of the
+    // retries, so that a step due for one in a workflow stopped while it ran cannot start again.
+    const failedSteps = batch.filter((p) => p.item.step && applied.has(p.item.id) && (p.item.error !== null || cancelled.has(p.item.id)));
+    const retrying = new Set(failedSteps.filter((p) => !p.item.dead && !cancelled.has(p.item.id)).map((p) => p.item.id));
+    const stopped = failedSteps.length > 0 ? await this.stopWorkflows(failedSteps.map((p) => p.item.id), retrying) : new Set<string>();
     const m = this.deps.metrics;
     const finish: FinishItem[] = [];
     for (const p of batch) {
@@ -253,7 +258,8 @@ export class Completer {
         if (it.dead) {
           c.dead.inc();
           outcome = 'dead';
-        } else {
+        } else if (!stopped.has(it.id)) {
+          // Unless its workflow stopped it (cancelled in Postgres: final, so Redis forgets it).
           m.retried.inc();
           outcome = 'retrying';
         }
@@ -274,18 +280,18 @@ export class Completer {
       this.deps.log.warn({ err }, 'updating Redis after recording outcomes failed');
     }
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
-    // Failed steps: those that ended stop their workflows where the policy says so, and one due for
-    // a retry in a workflow that stopped while it ran is stopped before it runs again.
-    const failedSteps = batch.filter((p) => p.item.step && applied.has(p.item.id) && (p.item.error !== null || cancelled.has(p.item.id))).map((p) => p.item.id);
-    if (failedSteps.length > 0) await this.stopWorkflows(failedSteps);
   }
 
-  /** Failed steps: their workflows stop where the policy says so (the worker's sweep repairs a miss). */
-  private async stopWorkflows(stepIds: string[]): Promise<void> {
+  /**
+   * Failed steps: their workflows stop where the policy says so (the worker's sweep repairs a miss);
+   * the ones of `retrying` (still leased by this worker) that were stopped with them.
+   */
+  private async stopWorkflows(stepIds: string[], retrying: ReadonlySet<string>): Promise<Set<string>> {
     try {
-      await stopAfterFailedSteps(this.deps, stepIds);
+      return await stopHoldingLeases(this.deps, stepIds, retrying);
     } catch (err) {
       this.deps.log.warn({ err, taskIds: stepIds.slice(0, 10) }, 'stopping workflows after failed steps failed; the sweep will stop them');
+      return new Set();
     }
   }
 

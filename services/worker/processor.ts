@@ -12,7 +12,7 @@ import type { Logger } from '../core/observability/logger';
 import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
 import { markRunning, recordReleased } from '../core/tasks/attempt-store';
-import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
+import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
 import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff';
 import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
 import { wallClockAt } from './clock';
@@ -469,11 +469,18 @@ export class Processor {
     await recordReleased(this.deps.pool, [{ id: lease.message.id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) =>
       log.warn({ err, taskId: lease.message.id }, 'could not record the hand-back in Postgres'),
     );
-    await queue.release([held(lease)]).catch((err: unknown) => log.warn({ err, taskId: lease.message.id }, 'hand-back to Redis failed; the reaper will reclaim'));
-    // A step handed back in a workflow that stopped while it ran does not start again.
-    if (lease.message.stepKey !== undefined) {
-      await stopAfterFailedSteps(this.deps, [lease.message.id]).catch((err: unknown) => log.warn({ err, taskId: lease.message.id }, 'stopping the workflow of a handed-back step failed; the step may run again'));
-    }
+    // A step handed back in a workflow that stopped while it ran does not start again: stopped
+    // while this worker still holds it, it is forgotten in Redis instead of handed back.
+    const id = lease.message.id;
+    const stopped =
+      lease.message.stepKey === undefined
+        ? false
+        : await stopHoldingLeases(this.deps, [id], new Set([id])).then(
+            (s) => s.has(id),
+            (err: unknown) => (log.warn({ err, taskId: id }, 'stopping the workflow of a handed-back step failed; the step may run again'), false),
+          );
+    const redis = stopped ? queue.finish([{ ...held(lease), outcome: 'succeeded', settleAttempts: 0 }]) : queue.release([held(lease)]);
+    await redis.catch((err: unknown) => log.warn({ err, taskId: id }, 'hand-back to Redis failed; the reaper will reclaim'));
   }
 
   /**

@@ -32,27 +32,30 @@ afterEach(async () => {
 
 async function setUp(overrides: Record<string, string | number> = {}, count = 1): Promise<void> {
   stack = await createStack({ RETRY_SCAN_INTERVAL_MS: 100, POLL_INTERVAL_MS: 50, RETRY_BASE_MS: 10, RETRY_JITTER_MS: 0, ...overrides });
-  for (let i = 0; i < count; i++) {
-    const { worker } = startWorker(stack, {
-      handlers: {
-        // Counts runs per step key; waits for `hold` (so a test can line steps up).
-        // Fails (and is retried) once `hold` lets it, counted like `count`.
-        fail_held: async (ctx: TaskContext) => {
-          const key = (ctx.payload as { key: string }).key;
-          runs.set(key, (runs.get(key) ?? 0) + 1);
-          await hold;
-          throw new Error('planned failure');
-        },
-        count: async (ctx: TaskContext) => {
-          const key = (ctx.payload as { key: string }).key;
-          runs.set(key, (runs.get(key) ?? 0) + 1);
-          await hold;
-          return { key, parents: Object.keys(ctx.parents ?? {}).length };
-        },
+  for (let i = 0; i < count; i++) addWorker();
+}
+
+/** Another worker on the stack, with the test handlers. */
+function addWorker(): void {
+  const { worker } = startWorker(stack, {
+    handlers: {
+      // Counts runs per step key; waits for `hold` (so a test can line steps up).
+      // Fails (and is retried) once `hold` lets it, counted like `count`.
+      fail_held: async (ctx: TaskContext) => {
+        const key = (ctx.payload as { key: string }).key;
+        runs.set(key, (runs.get(key) ?? 0) + 1);
+        await hold;
+        throw new Error('planned failure');
       },
-    });
-    workers.push(worker);
-  }
+      count: async (ctx: TaskContext) => {
+        const key = (ctx.payload as { key: string }).key;
+        runs.set(key, (runs.get(key) ?? 0) + 1);
+        await hold;
+        return { key, parents: Object.keys(ctx.parents ?? {}).length };
+      },
+    },
+  });
+  workers.push(worker);
 }
 
 /** The stack without workers: the test writes the steps' outcomes itself. */
@@ -310,10 +313,10 @@ it('continue: dependents of a dead step are cancelled, independent branches run 
 describe('cancel_dependents stops the workflow: steps queued in Redis when a step dies are cancelled, not run', () => {
   const queued = ['q1', 'q2', 'q3', 'q4', 'q5'];
   /** a dies at once while r (held) runs beside it; q1–q5 wait in Redis behind them (one may take a's slot first). */
-  async function failWhileRunning(a: Partial<StepSpec>, r: Partial<StepSpec> = {}) {
+  async function failWhileRunning(a: Partial<StepSpec>, r: Partial<StepSpec> = {}, settings: Record<string, number> = {}) {
     let release!: () => void;
     hold = new Promise((r) => (release = r));
-    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict' });
+    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict', ...settings });
     const wf = await submit([step('a', [], { priority: 'critical', ...a }), step('r', [], { priority: 'critical', ...r }), ...queued.map((k) => step(k)), step('after', ['r'])]);
     await waitFor(async () => {
       const s = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
@@ -376,7 +379,8 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
   });
 
   it('a step running when the workflow stopped, failing afterwards with retries left, is not run again', async () => {
-    const { w } = await failWhileRunning({ type: 'always_fail' }, { type: 'fail_held', max_retries: 3 });
+    // Its retry is due at once, and a slot is free: Redis must not hear of it before the stop.
+    const { w } = await failWhileRunning({ type: 'always_fail' }, { type: 'fail_held', max_retries: 3 }, { RETRY_BASE_MS: 0 });
     const s = byKey(w);
     expect(s.get('r')).toMatchObject({ status: 'cancelled', cancelled_by: 'a', attempts: 1 });
     expect(runs.get('r')).toBe(1);
@@ -427,9 +431,12 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict' });
     const wf = await submit([step('a', [], { priority: 'critical', type: 'always_fail' }), step('r', [], { priority: 'critical', max_retries: 3 })]);
     await waitFor(async () => (byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('a')!.status === 'dead' ? true : null), 10_000, 'a dead');
-    // r runs on (a worker holds it), then its worker stops at once and hands it back.
-    await Promise.all(workers.map((x) => x.stop(0)));
-    workers = [];
+    // r runs on (a worker holds it), then its worker stops at once and hands it back, while an idle
+    // worker waits for work: Redis must not hear of r before the stop.
+    const [holder] = workers;
+    addWorker();
+    await holder!.stop(0);
+    workers = workers.filter((x) => x !== holder);
     release();
     hold = Promise.resolve();
     const w = await finished(wf.workflow.id);

@@ -4,7 +4,8 @@
  * (or due there for a retry) are out of its reach, so whoever wrote the failure (a worker, the
  * reaper, an operator's cancel), and a periodic sweep behind them, cancel those here. Steps a
  * worker holds run on, and their outcomes count; one of them that fails with retries left, loses
- * its lease or is handed back at a shutdown is stopped by whoever writes that.
+ * its lease or is handed back at a shutdown is stopped by whoever writes that (a worker does so
+ * while it still holds the lease, before Redis can hand the step out again).
  */
 import type { Pool } from 'pg';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
@@ -23,14 +24,30 @@ const BATCH = 500;
  * belong to, where the policy says so and a step has ended failed; steps cancelled.
  */
 export async function stopAfterFailedSteps(deps: Deps, stepIds: string[]): Promise<number> {
-  if (stepIds.length === 0) return 0;
+  return (await stopSteps(deps, stepIds, new Set())).cancelled;
+}
+
+/**
+ * As stopAfterFailedSteps, for a writer that still holds the leases of `held` (its steps due to be
+ * retried or handed back, not yet given to Redis, so no other worker can start them meanwhile):
+ * those are stopped too, although Redis shows them leased; the ones stopped, which the writer then
+ * forgets in Redis instead.
+ */
+export async function stopHoldingLeases(deps: Deps, stepIds: string[], held: ReadonlySet<string>): Promise<Set<string>> {
+  return (await stopSteps(deps, stepIds, held)).held;
+}
+
+type Stopped = { cancelled: number; held: Set<string> };
+
+async function stopSteps(deps: Deps, stepIds: string[], held: ReadonlySet<string>): Promise<Stopped> {
+  if (stepIds.length === 0) return { cancelled: 0, held: new Set() };
   const { rows } = await deps.pool.query<Target>(
     `SELECT w.id, w.tenant FROM workflows w
       WHERE w.id IN (SELECT workflow_id FROM tasks WHERE id = ANY($1::uuid[]) AND workflow_id IS NOT NULL)
         AND w.on_failure = 'cancel_dependents' AND w.finished_at IS NULL AND w.failed > 0 AND w.cancel_requested_at IS NULL`,
     [stepIds],
   );
-  return stopAll(deps, rows, stepIds);
+  return stopAll(deps, rows, stepIds, held);
 }
 
 /** The sweep behind the writers (one that died between its commit and its stop): up to `limit` workflows that should have stopped. */
@@ -44,19 +61,20 @@ export async function stopFailedWorkflows(deps: Deps, limit = 100): Promise<numb
       LIMIT $1`,
     [limit],
   );
-  return stopAll(deps, rows, []);
+  return (await stopAll(deps, rows, [], new Set())).cancelled;
 }
 
-async function stopAll(deps: Deps, workflows: Target[], stepIds: string[]): Promise<number> {
-  let n = 0;
+async function stopAll(deps: Deps, workflows: Target[], stepIds: string[], held: ReadonlySet<string>): Promise<Stopped> {
+  const out: Stopped = { cancelled: 0, held: new Set() };
   for (const w of workflows) {
     for (;;) {
-      const { cancelled, more } = await retryingDeadlocks(() => stopBatch(deps, w, stepIds));
-      n += cancelled;
-      if (!more) break;
+      const batch = await retryingDeadlocks(() => stopBatch(deps, w, stepIds, held));
+      out.cancelled += batch.cancelled;
+      for (const id of batch.held) out.held.add(id);
+      if (!batch.more) break;
     }
   }
-  return n;
+  return out;
 }
 
 /**
@@ -72,7 +90,7 @@ async function stopAll(deps: Deps, workflows: Target[], stepIds: string[]): Prom
  * writer's own, queued again after a lost attempt or a hand-back). A step an operator retried
  * after the failure runs: the retry asked for it (migration 0016 lets it, under any policy).
  */
-async function stopBatch(deps: Deps, w: Target, stepIds: string[]): Promise<{ cancelled: number; more: boolean }> {
+async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: ReadonlySet<string>): Promise<Stopped & { more: boolean }> {
   return inTransaction(deps.pool, async (client) => {
     await client.query('SELECT workflow_lock($1)', [w.id]);
     const failure = await client.query<{ id: string; step_key: string; status: string }>(
@@ -84,7 +102,7 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[]): Promise<{ ca
     );
     const f = failure.rows[0];
     // Resumed since (the failure was retried), ended, or being cancelled by an operator.
-    if (!f) return { cancelled: 0, more: false };
+    if (!f) return { cancelled: 0, held: new Set(), more: false };
     const { rows } = await client.query<{ id: string }>(
       `SELECT id FROM tasks
         WHERE workflow_id = $1 AND status IN ${STOPPABLE}
@@ -92,7 +110,7 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[]): Promise<{ ca
         ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
       [w.id, f.id, stepIds],
     );
-    if (rows.length === 0) return { cancelled: 0, more: false };
+    if (rows.length === 0) return { cancelled: 0, held: new Set(), more: false };
     const reason = `not run: step ${f.step_key} ended ${f.status} and the workflow stops (on_failure cancel_dependents)`;
     // Steps still waiting: the failure's trigger cancelled them already, but a retry may have
     // reopened some since (its own trigger cancels them again only if it sees this failure).
@@ -102,7 +120,8 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[]): Promise<{ ca
       rows.map((r) => ({ id: r.id, tenant: w.tenant })),
       { abortLeased: false },
     );
-    const gone = rows.filter((_, i) => states[i] !== 'leased').map((r) => r.id);
+    // Leased: a worker runs it, and its outcome counts; unless the lease is the writer's own.
+    const gone = rows.filter((r, i) => states[i] !== 'leased' || held.has(r.id)).map((r) => r.id);
     // Counted here, once (workflow_quiet: the trigger leaves these rows alone).
     await client.query('SELECT workflow_quiet(true)');
     const res = await client.query(
@@ -113,6 +132,6 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[]): Promise<{ ca
     await client.query('SELECT workflow_quiet(false)');
     const n = (res.rowCount ?? 0) + waited.rows[0]!.n;
     if (n > 0) await client.query('SELECT workflow_counted($1, $2, $3)', [w.id, -n, n]);
-    return { cancelled: n, more: rows.length === BATCH && gone.length > 0 };
+    return { cancelled: n, held: new Set(gone.filter((id) => held.has(id))), more: rows.length === BATCH && gone.length > 0 };
   });
 }
