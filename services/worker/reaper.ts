@@ -1,7 +1,8 @@
 /**
  * Reclaims expired leases (Redis decides atomically: back to the queue, or to the dead-letter list
  * when the lost attempt was the last), then records each lost attempt in Postgres, fenced by the
- * expired token so a late outcome written first is never overwritten.
+ * expired token so a late outcome written first is never overwritten. Workflow steps with attempts
+ * left are held until then, and queued again only if their workflow has not stopped.
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
@@ -9,7 +10,7 @@ import type { WorkerMetrics } from '../core/observability/metrics';
 import type { Reaped, SettleItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { recordExpired, taskStates } from '../core/tasks/attempt-store';
-import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
+import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
 
 export interface ReapResult {
   reaped: number;
@@ -36,21 +37,30 @@ export class Reaper extends PeriodicService<ReapResult> {
       this.deps.pool,
       reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
     );
-    // Out of attempts: buried only now that Postgres has the lost attempt. A reaper that dies
-    // before this leaves them leased until holdMs passes, and the next pass takes them again.
-    await this.deps.queue.finish(
-      reaped
-        .filter((r) => r.destination === 'dead')
-        .map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: 'dead' as const, settleAttempts: 0 })),
-    );
-    await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const counted = reaped.filter((r) => applied.has(r.id));
     const dead = counted.filter((r) => r.destination === 'dead').length;
-    // A lost attempt is a failure: a step that lost one stops its workflow where the policy says so,
-    // and is not run again if that workflow stopped meanwhile (the sweep repairs a miss).
-    if (counted.length > 0) {
-      await stopAfterFailedSteps(this.deps, counted.map((r) => r.id)).catch((err: unknown) => this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them'));
-    }
+    // A lost attempt is a failure: a step that lost one stops its workflow where the policy says so.
+    // Steps with attempts left are still held, so one whose workflow stopped meanwhile is stopped
+    // before a worker can start it again (the sweep repairs a miss).
+    const held = reaped.filter((r) => r.destination === 'held');
+    const steps = [...new Set([...counted.map((r) => r.id), ...held.map((r) => r.id)])];
+    const stopped =
+      steps.length === 0
+        ? new Set<string>()
+        : await stopHoldingLeases(this.deps, steps, new Set(held.map((r) => r.id))).catch((err: unknown) => {
+            this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them');
+            return new Set<string>();
+          });
+    // Out of attempts (or stopped): ended only now that Postgres has the lost attempt. A reaper that
+    // dies before this leaves them leased until holdMs passes, and the next pass takes them again.
+    const ending = reaped.filter((r) => r.destination === 'dead' || stopped.has(r.id));
+    await this.deps.queue.finish(
+      ending.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: r.destination === 'dead' ? ('dead' as const) : ('succeeded' as const), settleAttempts: 0 })),
+    );
+    await this.deps.queue.release(
+      held.filter((r) => !stopped.has(r.id)).map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, attemptCounted: true })),
+    );
+    await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const m = this.deps.metrics;
     m.reaped.inc(reaped.length);
     // A lost attempt is a failed attempt; the last one is also a final failure.
@@ -60,7 +70,7 @@ export class Reaper extends PeriodicService<ReapResult> {
       if (r.destination === 'dead') m.dead.inc(labels);
     }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
-    return { reaped: reaped.length, requeued: counted.length - dead, dead };
+    return { reaped: reaped.length, requeued: counted.filter((r) => r.destination !== 'dead' && !stopped.has(r.id)).length, dead };
   }
 
   /**

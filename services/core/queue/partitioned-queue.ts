@@ -10,7 +10,7 @@ import type Redis from 'ioredis';
 import { Priority } from '../tasks/priority';
 import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
-import type { CancelOptions, CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark } from './queue';
 import { RedisQueue, RedisQueueOptions, tokenPartition } from './redis-queue';
 
 export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partition'> {
@@ -123,7 +123,7 @@ export class PartitionedQueue implements TaskQueue {
     return this.byToken(held, (q, group) => q.extend(group, visibilityMs), false);
   }
 
-  async release(items: Held[]): Promise<boolean[]> {
+  async release(items: Released[]): Promise<boolean[]> {
     return this.byToken(items, (q, group) => q.release(group), false);
   }
 

@@ -65,12 +65,18 @@ export interface Held {
   priority: Priority;
 }
 
+/** A lease handed back; `attemptCounted`: the attempt counts (one lost, recorded by the reaper). */
+export interface Released extends Held {
+  attemptCounted?: boolean;
+}
+
 export interface Reaped {
   id: string;
-  /** The lease's token (a `dead` one is still held by it until buried). */
+  /** The lease's token (a `dead` or `held` one is still held by it, for holdMs). */
   expiredToken: string;
   attempt: number;
-  destination: 'queued' | 'dead';
+  /** `held`: a workflow step with attempts left, queued again by the reaper once Postgres has the lost attempt. */
+  destination: 'queued' | 'dead' | 'held';
   priority: Priority;
   type: string;
 }
@@ -226,11 +232,12 @@ export interface TaskQueue {
   extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]>;
   /** Ends leases with their outcomes (mixed in one call, fenced by token); see FinishItem. */
   finish(items: FinishItem[]): Promise<Finished[]>;
-  release(items: Held[]): Promise<boolean[]>;
+  release(items: Released[]): Promise<boolean[]>;
   /**
    * Reclaims expired leases: a task with attempts left is queued again at once; one out of
    * attempts (destination `dead`) stays leased under its token for `holdMs`, to be buried with
-   * finish() once Postgres has the lost attempt.
+   * finish() once Postgres has the lost attempt. So does a workflow step with attempts left
+   * (`held`), released (attempt counted) or, if its workflow stopped, finished, once Postgres has it.
    */
   reap(limit: number, holdMs: number): Promise<Reaped[]>;
   /**

@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import type { RetryPolicy } from '../tasks/backoff';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { CancelOptions, CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -226,10 +226,10 @@ export class RedisQueue implements TaskQueue {
     return (await this.finish(items)).map((r) => r === 'finished');
   }
 
-  async release(items: Held[]): Promise<boolean[]> {
+  async release(items: Released[]): Promise<boolean[]> {
     if (items.length === 0) return [];
     const k = this.keys;
-    const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority)]);
+    const args = items.flatMap((h) => [h.id, h.token, priorityIndex(h.priority), h.attemptCounted ? 1 : 0]);
     const res = (await this.run.release([k.processing, k.tokens, k.attempts, k.meta, k.doorbell, ...k.tenantBlock, k.tombstones, k.messages, k.readyAt], args)) as number[];
     return res.map((r) => r === 1);
   }
@@ -246,7 +246,7 @@ export class RedisQueue implements TaskQueue {
         id: String(res[i]),
         expiredToken: String(res[i + 1]),
         attempt: Number(res[i + 2]),
-        destination: res[i + 3] === 'dead' ? 'dead' : 'queued',
+        destination: res[i + 3] === 'dead' ? 'dead' : res[i + 3] === 'held' ? 'held' : 'queued',
         priority: PRIORITIES[Number(res[i + 4])] ?? 'default',
         type: (JSON.parse(String(res[i + 5])) as Partial<WireMessage>).type ?? 'unknown',
       });

@@ -4,12 +4,14 @@
 -- never hear of the lost attempt, the task simply runs again). One out of attempts stays leased
 -- under its token for holdMs more: the reaper records the lost attempt in Postgres first and buries
 -- it only then (finish), so a reaper that dies in between leaves it to the next pass instead of
--- leaving Redis with a dead task that Postgres still shows as waiting. A lease that ends here
--- counts off its tenant's running attempts.
+-- leaving Redis with a dead task that Postgres still shows as waiting. So is a workflow step with
+-- attempts left ('held'): its workflow may have stopped while it ran, and the reaper stops it
+-- before any worker can start it again (or releases it). A lease that ends here counts off its
+-- tenant's running attempts.
 -- KEYS: processing (1), meta (2), attempts (3), tokens (4), ready_at (5), dlq:critical..dlq:low (6-9),
 --       msg (10), doorbell (11), tenant block (12-23), tombstones (24)
 -- ARGV: limit, holdMs
--- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'), priorityIndex, messageJson
+-- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'|'held'), priorityIndex, messageJson
 -- @include doorbell
 -- @include bulk
 -- @include tenants
@@ -22,10 +24,17 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumb
 local out = {}
 local ended = {}
 local requeued = 0
+-- A workflow step's message names its step (a payload's text can too: decoded to be sure).
+local function isStep(message)
+  if not string.find(message, '"step":', 1, true) then return false end
+  local ok, decoded = pcall(cjson.decode, message)
+  return ok and type(decoded) == 'table' and decoded.step ~= nil
+end
 for _, id in ipairs(ids) do
   local meta = redis.call('HGET', KEYS[2], id)
   local token = redis.call('HGET', KEYS[4], id) or ''
   local attempt = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+  local message = redis.call('HGET', KEYS[10], id) or '{}'
   if meta then
     local dest
     local p, maxAttempts, tenant = parseMeta(meta)
@@ -34,6 +43,9 @@ for _, id in ipairs(ids) do
     if attempt >= maxAttempts and token ~= '' then
       redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
       dest = 'dead'
+    elseif token ~= '' and isStep(message) then
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+      dest = 'held'
     elseif attempt >= maxAttempts then
       -- No token to hold it by (no script leaves a lease without one): buried at once.
       redis.call('ZREM', KEYS[1], id)
@@ -54,7 +66,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = attempt
     out[#out + 1] = dest
     out[#out + 1] = p
-    out[#out + 1] = redis.call('HGET', KEYS[10], id) or '{}'
+    out[#out + 1] = message
   else
     -- Its tenant is unknown: the sweep's recount of running attempts corrects the count.
     redis.call('ZREM', KEYS[1], id)

@@ -1,8 +1,9 @@
 -- release: hand leased tasks back to the head of their tenant's list without counting the attempt
--- (graceful shutdown, or Postgres unavailable when the lease was taken).
+-- (graceful shutdown, or Postgres unavailable when the lease was taken), or counting it (a lost
+-- attempt the reaper held until Postgres recorded it).
 -- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-17),
 --       tombstones (18), msg (19), ready_at (20)
--- ARGV: groups of 3: id, token, priorityIndex
+-- ARGV: groups of 4: id, token, priorityIndex, counted (1: the attempt counts)
 -- Returns: one integer per task: 1 = released, 0 = stale token (nothing changed)
 -- @include fenced
 -- @include doorbell
@@ -12,8 +13,8 @@
 tenantKeys(6)
 useTombstones(KEYS[18])
 local ended = {}
-local out = forEachHeld(KEYS[1], KEYS[2], 3, function(id, i)
-  redis.call('HINCRBY', KEYS[3], id, -1)
+local out = forEachHeld(KEYS[1], KEYS[2], 4, function(id, i)
+  if ARGV[i + 3] ~= '1' then redis.call('HINCRBY', KEYS[3], id, -1) end
   local meta = redis.call('HGET', KEYS[4], id)
   local tenant = 'default'
   if meta then
