@@ -232,7 +232,8 @@ export class Completer {
     // retries, so that a step due for one in a workflow stopped while it ran cannot start again.
     const failedSteps = batch.filter((p) => p.item.step && applied.has(p.item.id) && (p.item.error !== null || cancelled.has(p.item.id)));
     const retrying = new Set(failedSteps.filter((p) => !p.item.dead && !cancelled.has(p.item.id)).map((p) => p.item.id));
-    const stopped = failedSteps.length > 0 ? await this.stopWorkflows(failedSteps.map((p) => p.item.id), retrying) : new Set<string>();
+    const stop = failedSteps.length > 0 ? await this.stopWorkflows(failedSteps.map((p) => p.item.id), retrying) : { stopped: new Set<string>(), unknown: false };
+    const stopped = stop.stopped;
     const m = this.deps.metrics;
     const finish: FinishItem[] = [];
     for (const p of batch) {
@@ -262,6 +263,9 @@ export class Completer {
           // Unless its workflow stopped it (cancelled in Postgres: final, so Redis forgets it).
           m.retried.inc();
           outcome = 'retrying';
+          // The stop failed: whether it should run again is unknown, so its lease is left to expire
+          // (the reaper holds the step and stops it then).
+          if (stop.unknown && retrying.has(it.id)) continue;
         }
       }
       finish.push({ id: it.id, token: it.token, priority: it.priority, outcome, delayMs: it.delayMs, settleAttempts });
@@ -284,14 +288,14 @@ export class Completer {
 
   /**
    * Failed steps: their workflows stop where the policy says so (the worker's sweep repairs a miss);
-   * the ones of `retrying` (still leased by this worker) that were stopped with them.
+   * the ones of `retrying` (still leased by this worker) that were stopped with them, or `unknown`.
    */
-  private async stopWorkflows(stepIds: string[], retrying: ReadonlySet<string>): Promise<Set<string>> {
+  private async stopWorkflows(stepIds: string[], retrying: ReadonlySet<string>): Promise<{ stopped: Set<string>; unknown: boolean }> {
     try {
-      return await stopHoldingLeases(this.deps, stepIds, retrying);
+      return { stopped: await stopHoldingLeases(this.deps, stepIds, retrying), unknown: false };
     } catch (err) {
-      this.deps.log.warn({ err, taskIds: stepIds.slice(0, 10) }, 'stopping workflows after failed steps failed; the sweep will stop them');
-      return new Set();
+      this.deps.log.warn({ err, taskIds: stepIds.slice(0, 10) }, 'stopping workflows after failed steps failed; the sweep will stop them, and the reaper the steps due for a retry');
+      return { stopped: new Set(), unknown: true };
     }
   }
 

@@ -470,17 +470,20 @@ export class Processor {
       log.warn({ err, taskId: lease.message.id }, 'could not record the hand-back in Postgres'),
     );
     // A step handed back in a workflow that stopped while it ran does not start again: stopped
-    // while this worker still holds it, it is forgotten in Redis instead of handed back.
+    // while this worker still holds it, it is forgotten in Redis instead of handed back. Should the
+    // stop fail, the lease is left to expire: the reaper holds the step and stops it then.
     const id = lease.message.id;
-    const stopped =
-      lease.message.stepKey === undefined
-        ? false
-        : await stopHoldingLeases(this.deps, [id], new Set([id])).then(
-            (s) => s.has(id),
-            (err: unknown) => (log.warn({ err, taskId: id }, 'stopping the workflow of a handed-back step failed; the step may run again'), false),
-          );
-    const redis = stopped ? queue.finish([{ ...held(lease), outcome: 'succeeded', settleAttempts: 0 }]) : queue.release([held(lease)]);
-    await redis.catch((err: unknown) => log.warn({ err, taskId: id }, 'hand-back to Redis failed; the reaper will reclaim'));
+    let stopped = false;
+    if (lease.message.stepKey !== undefined) {
+      try {
+        stopped = (await stopHoldingLeases(this.deps, [id], new Set([id]))).has(id);
+      } catch (err) {
+        log.warn({ err, taskId: id }, 'stopping the workflow of a handed-back step failed; its lease is left to the reaper');
+        return;
+      }
+    }
+    const ended = stopped ? queue.finish([{ ...held(lease), outcome: 'succeeded', settleAttempts: 0 }]) : queue.release([held(lease)]);
+    await ended.catch((err: unknown) => log.warn({ err, taskId: id }, 'hand-back to Redis failed; the reaper will reclaim'));
   }
 
   /**

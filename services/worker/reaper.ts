@@ -44,21 +44,22 @@ export class Reaper extends PeriodicService<ReapResult> {
     // before a worker can start it again (the sweep repairs a miss).
     const held = reaped.filter((r) => r.destination === 'held');
     const steps = [...new Set([...counted.map((r) => r.id), ...held.map((r) => r.id)])];
+    // Should the stop fail, the held steps stay held until holdMs passes, and the next pass tries again.
     const stopped =
       steps.length === 0
         ? new Set<string>()
         : await stopHoldingLeases(this.deps, steps, new Set(held.map((r) => r.id))).catch((err: unknown) => {
-            this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them');
-            return new Set<string>();
+            this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them, and the next pass the steps held');
+            return null;
           });
     // Out of attempts (or stopped): ended only now that Postgres has the lost attempt. A reaper that
     // dies before this leaves them leased until holdMs passes, and the next pass takes them again.
-    const ending = reaped.filter((r) => r.destination === 'dead' || stopped.has(r.id));
+    const ending = reaped.filter((r) => r.destination === 'dead' || stopped?.has(r.id));
     await this.deps.queue.finish(
       ending.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: r.destination === 'dead' ? ('dead' as const) : ('succeeded' as const), settleAttempts: 0 })),
     );
     await this.deps.queue.release(
-      held.filter((r) => !stopped.has(r.id)).map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, attemptCounted: true })),
+      (stopped ? held.filter((r) => !stopped.has(r.id)) : []).map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, attemptCounted: true })),
     );
     await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const m = this.deps.metrics;
@@ -70,7 +71,7 @@ export class Reaper extends PeriodicService<ReapResult> {
       if (r.destination === 'dead') m.dead.inc(labels);
     }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
-    return { reaped: reaped.length, requeued: counted.filter((r) => r.destination !== 'dead' && !stopped.has(r.id)).length, dead };
+    return { reaped: reaped.length, requeued: counted.filter((r) => r.destination === 'queued' || (r.destination === 'held' && stopped?.has(r.id) === false)).length, dead };
   }
 
   /**

@@ -313,7 +313,7 @@ it('continue: dependents of a dead step are cancelled, independent branches run 
 describe('cancel_dependents stops the workflow: steps queued in Redis when a step dies are cancelled, not run', () => {
   const queued = ['q1', 'q2', 'q3', 'q4', 'q5'];
   /** a dies at once while r (held) runs beside it; q1–q5 wait in Redis behind them (one may take a's slot first). */
-  async function failWhileRunning(a: Partial<StepSpec>, r: Partial<StepSpec> = {}, settings: Record<string, number> = {}) {
+  async function failWhileRunning(a: Partial<StepSpec>, r: Partial<StepSpec> = {}, settings: Record<string, number> = {}, beforeRelease = async () => {}) {
     let release!: () => void;
     hold = new Promise((r) => (release = r));
     await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict', ...settings });
@@ -322,10 +322,28 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
       const s = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
       return queued.filter((k) => s.get(k)!.status === 'cancelled').length >= 4 ? true : null;
     }, 10_000, 'the queued steps stopped');
+    await beforeRelease();
     release();
     const w = await finished(wf.workflow.id);
     hold = Promise.resolve();
     return { wf, w };
+  }
+
+  /**
+   * Makes every stop fail in Postgres (a trigger refuses the cancel it writes) until removed;
+   * `failures` counts the refusals (a sequence: its count survives the rollback).
+   */
+  async function failStops() {
+    await stack.pool.query(`
+      CREATE SEQUENCE stop_refusals;
+      CREATE FUNCTION refuse_stop() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM nextval('stop_refusals'); RAISE EXCEPTION 'stop refused by the test'; END $$;
+      CREATE TRIGGER refuse_stop BEFORE UPDATE ON tasks FOR EACH ROW
+        WHEN (NEW.status = 'cancelled' AND NEW.cancelled_by IS NOT NULL AND OLD.status <> 'cancelled') EXECUTE FUNCTION refuse_stop();`);
+    return {
+      failures: async () => Number((await stack.pool.query<{ n: string }>('SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM stop_refusals')).rows[0]!.n),
+      remove: async () => void (await stack.pool.query('DROP TRIGGER refuse_stop ON tasks')),
+    };
   }
 
   /** Leases the next step and writes its death as its worker would, without the stop that follows; its id. */
@@ -386,6 +404,21 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(runs.get('r')).toBe(1);
   });
 
+  it('a step failing with retries left whose stop fails is left to the reaper, which stops it: it does not run again', async () => {
+    let refusal!: Awaited<ReturnType<typeof failStops>>;
+    const waitRefused = async () => {
+      await waitFor(async () => ((await refusal.failures()) > 0 ? true : null), 10_000, 'a stop refused');
+      await refusal.remove();
+    };
+    const failing = failWhileRunning({ type: 'always_fail' }, { type: 'fail_held', max_retries: 3 }, { RETRY_BASE_MS: 0, VIS_TIMEOUT_MS: 1000, REAPER_SCAN_INTERVAL_MS: 100 }, async () => {
+      refusal = await failStops();
+      void waitRefused();
+    });
+    const { w } = await failing;
+    expect(byKey(w).get('r')).toMatchObject({ status: 'cancelled', cancelled_by: 'a', attempts: 1 });
+    expect(runs.get('r')).toBe(1);
+  });
+
   it('a failure whose writer did not stop the workflow (it died first): the workers’ sweep does; under continue it does nothing', async () => {
     await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
     const deps = { pool: stack.pool, queue: stack.queue };
@@ -417,7 +450,14 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     // The writer's stop: q goes, r (leased) is left to its worker.
     expect(await stopAfterFailedSteps(deps, [a])).toBe(1);
     await new Promise((res) => setTimeout(res, 150));
-    const reaper = new Reaper({ ...deps, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 1000, silentLog);
+    // The reaper's first stop fails: r stays held (no worker can take it) until the next pass.
+    const reaper = new Reaper({ ...deps, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 1000, silentLog, 100);
+    const refusal = await failStops();
+    expect(await reaper.runOnce()).toMatchObject({ reaped: 1, requeued: 0 });
+    expect(await refusal.failures()).toBe(1);
+    expect(await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w' })).toEqual([]);
+    await refusal.remove();
+    await new Promise((res) => setTimeout(res, 150));
     expect(await reaper.runOnce()).toMatchObject({ reaped: 1, requeued: 0 });
     const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
     expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
@@ -425,18 +465,26 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(await stack.inspect.hexists(stack.keysOf(TENANT).messages, r!.message.id)).toBe(0);
   });
 
-  it('a step handed back at shutdown after its workflow stopped does not start again', async () => {
+  it.each([
+    ['', false],
+    [', its stop failing (the reaper stops it then)', true],
+  ])('a step handed back at shutdown after its workflow stopped does not start again%s', async (_, stopFails) => {
     let release!: () => void;
     hold = new Promise((r) => (release = r));
-    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict' });
+    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict', VIS_TIMEOUT_MS: 1000, REAPER_SCAN_INTERVAL_MS: 100 });
     const wf = await submit([step('a', [], { priority: 'critical', type: 'always_fail' }), step('r', [], { priority: 'critical', max_retries: 3 })]);
     await waitFor(async () => (byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('a')!.status === 'dead' ? true : null), 10_000, 'a dead');
     // r runs on (a worker holds it), then its worker stops at once and hands it back, while an idle
     // worker waits for work: Redis must not hear of r before the stop.
     const [holder] = workers;
     addWorker();
+    const refusal = stopFails ? await failStops() : null;
     await holder!.stop(0);
     workers = workers.filter((x) => x !== holder);
+    if (refusal) {
+      expect(await refusal.failures()).toBeGreaterThan(0);
+      await refusal.remove();
+    }
     release();
     hold = Promise.resolve();
     const w = await finished(wf.workflow.id);
