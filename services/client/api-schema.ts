@@ -1024,7 +1024,7 @@ export interface components {
              */
             name: string;
             /**
-             * @description When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet, queued ones included (the workflow stops; running ones finish), continue lets independent branches run on. Default cancel_dependents.
+             * @description When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet, queued ones included (the workflow stops; running ones finish, and are not retried), continue lets independent branches run on. Default cancel_dependents.
              * @default cancel_dependents
              * @enum {string}
              */
@@ -1160,7 +1160,7 @@ export interface components {
             cancelling: number;
         };
         /**
-         * @description When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet, queued ones included (the workflow stops; running ones finish), continue lets independent branches run on. Default cancel_dependents.
+         * @description When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet, queued ones included (the workflow stops; running ones finish, and are not retried), continue lets independent branches run on. Default cancel_dependents.
          * @enum {string}
          */
         FailurePolicy: "cancel_dependents" | "continue";

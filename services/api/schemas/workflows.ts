@@ -25,7 +25,7 @@ export const WorkflowNameSchema = Type.String({
 export const StepKeySchema = Type.String({ pattern: STEP_KEY_PATTERN, description: 'The step, unique in its workflow: 1-128 letters, digits, . _ : - starting with a letter or digit.', examples: ['extract'] });
 
 export const FailurePolicySchema = StringEnum(FAILURE_POLICIES, {
-  description: 'When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet, queued ones included (the workflow stops; running ones finish), continue lets independent branches run on. Default cancel_dependents.',
+  description: 'When a step ends dead or cancelled, the steps that depend on it are cancelled either way; cancel_dependents also cancels every other step not started yet, queued ones included (the workflow stops; running ones finish, and are not retried), continue lets independent branches run on. Default cancel_dependents.',
 });
 
 /** A step: POST /tasks's fields without an idempotency key or a delay, plus its key and dependencies. */
