@@ -58,9 +58,8 @@ export class Reaper extends PeriodicService<ReapResult> {
     await this.deps.queue.finish(
       ending.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: r.destination === 'dead' ? ('dead' as const) : ('succeeded' as const), settleAttempts: 0 })),
     );
-    await this.deps.queue.release(
-      (stopped ? held.filter((r) => !stopped.has(r.id)) : []).map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, attemptCounted: true })),
-    );
+    const requeue = stopped ? held.filter((r) => !stopped.has(r.id)) : [];
+    await this.deps.queue.release(requeue.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, attemptCounted: true })));
     await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id)));
     const m = this.deps.metrics;
     m.reaped.inc(reaped.length);
@@ -71,7 +70,7 @@ export class Reaper extends PeriodicService<ReapResult> {
       if (r.destination === 'dead') m.dead.inc(labels);
     }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
-    return { reaped: reaped.length, requeued: counted.filter((r) => r.destination === 'queued' || (r.destination === 'held' && stopped?.has(r.id) === false)).length, dead };
+    return { reaped: reaped.length, requeued: counted.filter((r) => r.destination === 'queued' || requeue.includes(r)).length, dead };
   }
 
   /**
