@@ -3,12 +3,14 @@
  * for another tenant, idempotency keys per tenant, revocation and expiry within AUTH_CACHE_MS, and
  * keys never echoed in answers.
  */
+import { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import { Authenticator } from '../../services/api/auth/authenticator';
 import type { RunningServer } from '../../services/api/server';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import type { Scope } from '../../services/core/tenancy/api-key';
-import { createKey, listKeys, revokeKey } from '../../services/core/tenancy/key-store';
+import { generateKey, hashKey, keyId } from '../../services/core/tenancy/api-key';
+import { createKey, ensureKey, listKeys, revokeKey } from '../../services/core/tenancy/key-store';
 import { createStack, silentLog, Stack, startApi } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
@@ -111,6 +113,27 @@ describe('authentication', () => {
     await post('/tasks', { type: 'noop' }, {});
     const after = (await failures.get()).values.find((v) => v.labels.reason === 'missing')?.value ?? 0;
     expect(after).toBe(before + 1);
+  });
+});
+
+describe('the bootstrap admin key', () => {
+  const ensure = (pool: Pool, k: string) => ensureKey(pool, keyId(k)!, hashKey(k), 'default', ['admin']);
+
+  it('API replicas starting together with the same key all start; a different secret under that id is refused', async () => {
+    // One pool per replica, so the inserts really race on separate connections.
+    const replicas = Array.from({ length: 4 }, () => new Pool({ connectionString: stack.dbUrl, max: 1 }));
+    try {
+      for (let round = 0; round < 25; round++) {
+        const k = generateKey().key;
+        const results = await Promise.all(replicas.map((p) => ensure(p, k)));
+        expect(results.filter((r) => r === 'created')).toHaveLength(1);
+        expect(results.filter((r) => r === 'exists')).toHaveLength(replicas.length - 1);
+        const forged = `${k.slice(0, 21)}${'Z'.repeat(43)}`;
+        await expect(ensure(replicas[0]!, forged)).rejects.toThrow(/exists with another secret/);
+      }
+    } finally {
+      await Promise.all(replicas.map((p) => p.end()));
+    }
   });
 });
 

@@ -58,21 +58,19 @@ export async function createKey(pool: Pool, input: CreateKeyInput): Promise<KeyR
 
 /**
  * Makes sure a key given in configuration (BOOTSTRAP_ADMIN_KEY) exists with its hash; a different
- * key already stored under the same id is an error, never overwritten.
+ * key already stored under the same id is an error, never overwritten. The comparison is a second
+ * statement: one statement's snapshot cannot see the row a replica starting beside it just committed.
  */
 export async function ensureKey(pool: Pool, id: string, hash: Buffer, tenant: string, scopes: Scope[]): Promise<'created' | 'exists'> {
   await ensureTenant(pool, tenant);
-  const { rows } = await pool.query<{ inserted: boolean; same: boolean }>(
-    `WITH ins AS (
-       INSERT INTO api_keys (id, tenant, secret_hash, scopes, description) VALUES ($1, $2, $3, $4::text[], 'bootstrap admin key')
-       ON CONFLICT (id) DO NOTHING RETURNING 1)
-     SELECT EXISTS (SELECT 1 FROM ins) AS inserted,
-            EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND secret_hash = $3) AS same`,
+  const inserted = await pool.query(
+    `INSERT INTO api_keys (id, tenant, secret_hash, scopes, description) VALUES ($1, $2, $3, $4::text[], 'bootstrap admin key')
+     ON CONFLICT (id) DO NOTHING`,
     [id, tenant, hash, scopes],
   );
-  const r = rows[0]!;
-  if (r.inserted) return 'created';
-  if (!r.same) throw new Error(`an API key with id ${id} exists with another secret`);
+  if (inserted.rowCount === 1) return 'created';
+  const { rows } = await pool.query<{ same: boolean }>('SELECT secret_hash = $2 AS same FROM api_keys WHERE id = $1', [id, hash]);
+  if (rows[0]?.same !== true) throw new Error(`an API key with id ${id} exists with another secret`);
   return 'exists';
 }
 
