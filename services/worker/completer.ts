@@ -12,7 +12,7 @@ import { outcomeCounters, WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
-import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
+import { reclaimSoon, stopHoldingLeases } from '../core/workflows/stop-on-failure';
 
 export interface CompletedAttempt extends Outcome {
   priority: Priority;
@@ -69,6 +69,8 @@ export class Completer {
        */
       flushAt: number;
       giveUpAfterMs: number;
+      /** A step whose workflow's stop failed: its lease runs out this soon, for the reaper to stop it. */
+      reclaimAfterMs: number;
     },
   ) {
     this.counters = outcomeCounters(deps.metrics);
@@ -236,6 +238,7 @@ export class Completer {
     const stopped = stop.stopped;
     const m = this.deps.metrics;
     const finish: FinishItem[] = [];
+    const leftToReaper: CompletedAttempt[] = [];
     for (const p of batch) {
       const it = p.item;
       if (!applied.has(it.id)) {
@@ -264,8 +267,11 @@ export class Completer {
           m.retried.inc();
           outcome = 'retrying';
           // The stop failed: whether it should run again is unknown, so its lease is left to expire
-          // (the reaper holds the step and stops it then).
-          if (stop.unknown && retrying.has(it.id)) continue;
+          // soon (the reaper holds the step and stops it then).
+          if (stop.unknown && retrying.has(it.id)) {
+            leftToReaper.push(it);
+            continue;
+          }
         }
       }
       finish.push({ id: it.id, token: it.token, priority: it.priority, outcome, delayMs: it.delayMs, settleAttempts });
@@ -283,6 +289,7 @@ export class Completer {
       // reaper settles them with what Postgres says.
       this.deps.log.warn({ err }, 'updating Redis after recording outcomes failed');
     }
+    await reclaimSoon(this.deps.queue, leftToReaper, this.opts.reclaimAfterMs, this.deps.log);
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
   }
 

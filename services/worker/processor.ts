@@ -12,7 +12,7 @@ import type { Logger } from '../core/observability/logger';
 import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
 import { markRunning, recordReleased } from '../core/tasks/attempt-store';
-import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
+import { reclaimSoon, stopHoldingLeases } from '../core/workflows/stop-on-failure';
 import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff';
 import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
 import { wallClockAt } from './clock';
@@ -119,6 +119,8 @@ export interface ProcessorOptions {
    */
   leaseGapMs: number;
   visibilityMs: number;
+  /** A step handed back whose workflow's stop failed: its lease runs out this soon, for the reaper to stop it. */
+  reclaimAfterMs: number;
   pollIntervalMs: number;
   taskTimeoutMs: number;
   startRecordDelayMs: number;
@@ -471,7 +473,7 @@ export class Processor {
     );
     // A step handed back in a workflow that stopped while it ran does not start again: stopped
     // while this worker still holds it, it is forgotten in Redis instead of handed back. Should the
-    // stop fail, the lease is left to expire: the reaper holds the step and stops it then.
+    // stop fail, the lease is left to expire soon: the reaper holds the step and stops it then.
     const id = lease.message.id;
     let stopped = false;
     if (lease.message.stepKey !== undefined) {
@@ -479,6 +481,7 @@ export class Processor {
         stopped = (await stopHoldingLeases(this.deps, [id], new Set([id]))).has(id);
       } catch (err) {
         log.warn({ err, taskId: id }, 'stopping the workflow of a handed-back step failed; its lease is left to the reaper');
+        await reclaimSoon(queue, [held(lease)], this.opts.reclaimAfterMs, log);
         return;
       }
     }

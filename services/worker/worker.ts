@@ -69,7 +69,7 @@ export class Worker {
     this.completer = new Completer(
       // The pump exists by the time an outcome is written.
       { pool, queue, log, metrics, onRetryScheduled: (ms) => this.retryPump.retryScheduled(ms) },
-      { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 8, eagerAt, flushAt: maxUnwritten, giveUpAfterMs: cfg.VIS_TIMEOUT_MS },
+      { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 8, eagerAt, flushAt: maxUnwritten, giveUpAfterMs: cfg.VIS_TIMEOUT_MS, reclaimAfterMs: cfg.REAPER_SCAN_INTERVAL_MS },
     );
     this.processor = new Processor(
       { pool, queue, completer: this.completer, handlers: deps.handlers, log, metrics, parentResults: new ParentResults(pool, cfg.WORKFLOW_PARENT_RESULTS_MAX_BYTES) },
@@ -83,6 +83,7 @@ export class Worker {
         tenantMaxRunning: cfg.TENANT_MAX_RUNNING,
         leaseGapMs: cfg.LEASE_GAP_MS,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
+        reclaimAfterMs: cfg.REAPER_SCAN_INTERVAL_MS,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,
         taskTimeoutMs: cfg.TASK_TIMEOUT_MS,
         startRecordDelayMs: cfg.START_RECORD_DELAY_MS,

@@ -46,7 +46,7 @@ function completerOver(gated: GatedPool, opts: Partial<Options>, open = false): 
   if (open) gated.release();
   return new Completer(
     { pool: gated.pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
-    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 10_000, ...opts },
+    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 10_000, reclaimAfterMs: 1000, ...opts },
   );
 }
 

@@ -233,7 +233,7 @@ const flat = (l: Lease) => ({ id: l.message.id, token: l.token, attempt: l.attem
 
 it('queue invariants hold under random interleavings', async () => {
   const metrics = workerMetrics(createRegistry('worker'));
-  completer = new Completer({ pool: stack.pool, queue: stack.queue, log: silentLog, metrics }, { maxBatch: 100, maxConcurrent: 1, overlapAt: 1, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 1000 });
+  completer = new Completer({ pool: stack.pool, queue: stack.queue, log: silentLog, metrics }, { maxBatch: 100, maxConcurrent: 1, overlapAt: 1, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 1000, reclaimAfterMs: 1000 });
   const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics, typeLabel: (t) => t }, 100, 1000, silentLog);
   const pump = new RetryPump({ queue: stack.queue, metrics }, 100, 1000, silentLog);
   const sample = () => fc.assert(

@@ -404,10 +404,10 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(runs.get('r')).toBe(1);
   });
 
-  it('a step failing with retries left whose stop fails is left to the reaper, which stops it: it does not run again', async () => {
+  it('a step failing with retries left whose stop fails is left to the reaper within its interval (not the visibility timeout), which stops it: it does not run again', async () => {
     // The stops fail until one has been refused (the worker's, once r fails); then they work again.
     let refused: Promise<void> = Promise.resolve();
-    const { w } = await failWhileRunning({ type: 'always_fail' }, { type: 'fail_held', max_retries: 3 }, { RETRY_BASE_MS: 0, VIS_TIMEOUT_MS: 1000, REAPER_SCAN_INTERVAL_MS: 100 }, async () => {
+    const { w } = await failWhileRunning({ type: 'always_fail' }, { type: 'fail_held', max_retries: 3 }, { RETRY_BASE_MS: 0, VIS_TIMEOUT_MS: 60_000, REAPER_SCAN_INTERVAL_MS: 100 }, async () => {
       const refusal = await failStops();
       refused = waitFor(async () => ((await refusal.failures()) > 0 ? true : null), 10_000, 'a stop refused').then(refusal.remove);
       refused.catch(() => undefined);
@@ -448,8 +448,9 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     // The writer's stop: q goes, r (leased) is left to its worker.
     expect(await stopAfterFailedSteps(deps, [a])).toBe(1);
     await new Promise((res) => setTimeout(res, 150));
-    // The reaper's first stop fails: r stays held (no worker can take it) until the next pass.
-    const reaper = new Reaper({ ...deps, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 1000, silentLog, 100);
+    // The reaper's first stop fails: r stays held (no worker can take it) until the next pass, one
+    // interval (100 ms) later rather than the hold (a minute).
+    const reaper = new Reaper({ ...deps, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 100, silentLog, 60_000);
     const refusal = await failStops();
     expect(await reaper.runOnce()).toMatchObject({ reaped: 1, requeued: 0 });
     expect(await refusal.failures()).toBe(1);
@@ -465,11 +466,11 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
 
   it.each([
     ['', false],
-    [', its stop failing (the reaper stops it then)', true],
+    [', its stop failing (the reaper stops it within its interval, not the visibility timeout)', true],
   ])('a step handed back at shutdown after its workflow stopped does not start again%s', async (_, stopFails) => {
     let release!: () => void;
     hold = new Promise((r) => (release = r));
-    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict', VIS_TIMEOUT_MS: 1000, REAPER_SCAN_INTERVAL_MS: 100 });
+    await setUp({ WORKER_POOL: 2, QUEUE_STRATEGY: 'strict', VIS_TIMEOUT_MS: 60_000, REAPER_SCAN_INTERVAL_MS: 100 });
     const wf = await submit([step('a', [], { priority: 'critical', type: 'always_fail' }), step('r', [], { priority: 'critical', max_retries: 3 })]);
     await waitFor(async () => (byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('a')!.status === 'dead' ? true : null), 10_000, 'a dead');
     // r runs on (a worker holds it), then its worker stops at once and hands it back, while an idle

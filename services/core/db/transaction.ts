@@ -31,12 +31,14 @@ export const READ_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
  * deadlock (SQLSTATE 40P01): the other transaction goes on, and a second run then finds its rows
  * free. Only for work whose effects outside that transaction can be repeated.
  */
-export async function retryingDeadlocks<T>(transaction: () => Promise<T>, attempts = 3): Promise<T> {
+export async function retryingDeadlocks<T>(transaction: () => Promise<T>, attempts = 5): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await transaction();
     } catch (err) {
       if ((err as { code?: unknown } | null)?.code !== '40P01' || n >= attempts) throw err;
+      // A short random pause, growing: under contention a run at once can meet the next writer.
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * n));
     }
   }
 }

@@ -9,7 +9,8 @@
  */
 import type { Pool } from 'pg';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
-import type { TaskQueue } from '../queue/queue';
+import type { Logger } from '../observability/logger';
+import type { Held, TaskQueue } from '../queue/queue';
 
 type Deps = { pool: Pool; queue: TaskQueue };
 type Target = { id: string; tenant: string };
@@ -35,6 +36,17 @@ export async function stopAfterFailedSteps(deps: Deps, stepIds: string[]): Promi
  */
 export async function stopHoldingLeases(deps: Deps, stepIds: string[], held: ReadonlySet<string>): Promise<Set<string>> {
   return (await stopSteps(deps, stepIds, held)).held;
+}
+
+/**
+ * After a stop that failed, for the steps its writer holds: their leases run out in `ms` instead of
+ * the visibility timeout, so the reaper soon holds them and runs the stop again.
+ */
+export async function reclaimSoon(queue: TaskQueue, held: Pick<Held, 'id' | 'token'>[], ms: number, log: Logger): Promise<void> {
+  if (held.length === 0) return;
+  await queue.extend(held, ms).catch((err: unknown) =>
+    log.warn({ err, taskIds: held.slice(0, 10).map((h) => h.id) }, 'shortening the leases of steps whose stop failed failed; they run out with the visibility timeout'),
+  );
 }
 
 type Stopped = { cancelled: number; held: Set<string> };
