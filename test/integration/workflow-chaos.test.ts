@@ -86,6 +86,26 @@ async function violations(ids: string[]): Promise<unknown[]> {
   );
 }
 
+/** For a timeout's report: the steps not ended, as Postgres and Redis (its lease deadline) hold them. */
+async function unfinishedSteps(ids: string[]): Promise<unknown[]> {
+  const { rows } = await stack.pool.query<{ id: string }>(
+    `SELECT id, step_key, status::text AS status, attempts, max_retries, deps_waiting, lease_token IS NOT NULL AS leased, updated_at, run_after
+       FROM tasks WHERE workflow_id = ANY($1::uuid[]) AND status NOT IN ('succeeded', 'dead', 'cancelled') ORDER BY updated_at LIMIT 20`,
+    [ids],
+  );
+  const keys = stack.keysOf(TENANT);
+  return Promise.all(
+    rows.map(async (r) => ({
+      ...r,
+      redis: {
+        message: (await stack.inspect.hexists(keys.messages, r.id)) === 1,
+        token: await stack.inspect.hget(keys.tokens, r.id),
+        leaseDeadlineInMs: await stack.inspect.zscore(keys.processing, r.id).then((d) => (d === null ? null : Number(d) - Date.now())),
+      },
+    })),
+  );
+}
+
 it(`random workflows under concurrent retries and cancels: every state consistent, every workflow ends (seed ${SEED})`, async () => {
   const rnd = random(SEED);
   stack = await createStack({ RETRY_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 50, RETRY_BASE_MS: 5, RETRY_JITTER_MS: 0, RECONCILE_INTERVAL_MS: 1000 });
@@ -156,7 +176,10 @@ it(`random workflows under concurrent retries and cancels: every state consisten
   await waitFor(async () => {
     const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM workflows WHERE id = ANY($1::uuid[]) AND status = 'running'`, [ids]);
     return rows[0]!.n === 0;
-  }, 30_000, 'every workflow to end');
+  }, 30_000, 'every workflow to end').catch(async (err: unknown) => {
+    console.log(JSON.stringify({ seed: SEED, actions, unfinished: await unfinishedSteps(ids) }, null, 1));
+    throw err;
+  });
   expect(await violations(ids)).toEqual([]);
   const { rows: ends } = await stack.pool.query<{ status: string; cancel_requested: boolean; failed: number; unfinished: number }>(
     `SELECT status, cancel_requested_at IS NOT NULL AS cancel_requested, failed, unfinished FROM workflows WHERE id = ANY($1::uuid[])`,
