@@ -52,7 +52,7 @@ export class Reaper extends PeriodicService<ReapResult> {
             this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them, and the next pass the steps held');
             return null;
           });
-    if (stopped === null) await reclaimSoon(this.deps.queue, held.map((r) => ({ id: r.id, token: r.expiredToken })), this.intervalMs, this.log);
+    if (stopped === null) await reclaimSoon(this.deps.queue, held.map((r) => ({ id: r.id, token: r.expiredToken })), Math.min(this.intervalMs, this.holdMs), this.log);
     // Out of attempts (or stopped): ended only now that Postgres has the lost attempt. A reaper that
     // dies before this leaves them leased until holdMs passes, and the next pass takes them again.
     const ending = reaped.filter((r) => r.destination === 'dead' || stopped?.has(r.id));

@@ -65,11 +65,13 @@ export class Worker {
     // With one such batch beyond the slots unwritten, leasing pauses until a write lands, for at
     // most 20 ms; past 64 more it stops (see Processor.writesPause).
     const eagerAt = Math.min(64, cfg.WORKER_POOL);
+    // A step whose workflow's stop failed is left to the reaper's next pass, never beyond its lease.
+    const reclaimAfterMs = Math.min(cfg.REAPER_SCAN_INTERVAL_MS, cfg.VIS_TIMEOUT_MS);
     const maxUnwritten = cfg.WORKER_POOL + eagerAt;
     this.completer = new Completer(
       // The pump exists by the time an outcome is written.
       { pool, queue, log, metrics, onRetryScheduled: (ms) => this.retryPump.retryScheduled(ms) },
-      { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 8, eagerAt, flushAt: maxUnwritten, giveUpAfterMs: cfg.VIS_TIMEOUT_MS, reclaimAfterMs: cfg.REAPER_SCAN_INTERVAL_MS },
+      { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 8, eagerAt, flushAt: maxUnwritten, giveUpAfterMs: cfg.VIS_TIMEOUT_MS, reclaimAfterMs },
     );
     this.processor = new Processor(
       { pool, queue, completer: this.completer, handlers: deps.handlers, log, metrics, parentResults: new ParentResults(pool, cfg.WORKFLOW_PARENT_RESULTS_MAX_BYTES) },
@@ -83,7 +85,7 @@ export class Worker {
         tenantMaxRunning: cfg.TENANT_MAX_RUNNING,
         leaseGapMs: cfg.LEASE_GAP_MS,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
-        reclaimAfterMs: cfg.REAPER_SCAN_INTERVAL_MS,
+        reclaimAfterMs,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,
         taskTimeoutMs: cfg.TASK_TIMEOUT_MS,
         startRecordDelayMs: cfg.START_RECORD_DELAY_MS,
