@@ -57,7 +57,8 @@ CMD ["node", "dist/services/api/main.js"]
 
 FROM runtime AS worker
 EXPOSE 2113
-CMD ["node", "dist/services/worker/main.js"]
+# Node flags: services/worker/node-flags.ts.
+CMD ["node", "--max-semi-space-size=8", "dist/services/worker/main.js"]
 
 FROM runtime AS migrator
 CMD ["node", "dist/services/migrator/main.js"]

@@ -112,7 +112,8 @@ fi
 
 METRICS_ADDR=$API_METRICS_ADDR node dist/services/api/main.js &
 API_PID=$!
-METRICS_ADDR=$WORKER_METRICS_ADDR node dist/services/worker/main.js &
+# Node flags: services/worker/node-flags.ts.
+METRICS_ADDR=$WORKER_METRICS_ADDR node --max-semi-space-size=8 dist/services/worker/main.js &
 WORKER_PID=$!
 
 # ":8080" and "0.0.0.0:8080" both mean "reachable on localhost".

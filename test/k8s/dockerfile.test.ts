@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { validate } from 'dockerfile-utils';
 import { REPO_ROOT } from '../../cdk8s/sources';
+import { WORKER_NODE_FLAGS } from '../../services/worker/node-flags';
 import { copyArgs, last, readDockerfile, stageChain, stages } from './dockerfile-model';
 
 const all = stages();
@@ -17,7 +18,7 @@ describe.each(['api', 'worker', 'migrator'])('target %s', (target) => {
   test('runs node under tini, through the heap entrypoint, as the numeric non-root user 10001', () => {
     expect(last(chain, 'USER')).toBe('10001:10001');
     expect(JSON.parse(last(chain, 'ENTRYPOINT')!)).toEqual(['/usr/bin/tini', '--', '/bin/sh', '/app/scripts/node-heap-entrypoint.sh']);
-    expect(JSON.parse(last(chain, 'CMD')!)).toEqual(['node', `dist/services/${target}/main.js`]);
+    expect(JSON.parse(last(chain, 'CMD')!)).toEqual(['node', ...(target === 'worker' ? WORKER_NODE_FLAGS : []), `dist/services/${target}/main.js`]);
     expect(last(chain, 'STOPSIGNAL')).toBe('SIGTERM');
     expect(last(chain, 'WORKDIR')).toBe('/app');
   });

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { ENVIRONMENTS } from '../../cdk8s/settings';
 import { readSources, REPO_ROOT, schemaVersion } from '../../cdk8s/sources';
+import { WORKER_NODE_FLAGS } from '../../services/worker/node-flags';
 import { freePort } from '../support/processes';
 import { createEmptyDatabase, createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { copyArgs, last, stageChain, stages, type Stage } from './dockerfile-model';
@@ -151,7 +152,7 @@ describe('entrypoints started from the image layout', () => {
     const r = runImage(target, env, cgroupWithLimit(limitMiB));
     try {
       await waitForLine(r, /"msg":"listening"/);
-      expect(nodeFlags(r.pid)).toEqual([`--max-old-space-size=${Math.floor((limitMiB * 75) / 100)}`]);
+      expect(nodeFlags(r.pid)).toEqual([`--max-old-space-size=${Math.floor((limitMiB * 75) / 100)}`, ...(target === 'worker' ? WORKER_NODE_FLAGS : [])]);
       // The web console's files ship in the api image (dist/console) and are served from there.
       if (target === 'api') {
         const page = await fetch(`http://${env.API_ADDR}/ui/`);

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { WORKER_NODE_FLAGS, WORKER_SCRIPT } from '../../services/worker/node-flags';
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
 const OUTPUT_LIMIT = 200 * 1024;
@@ -41,7 +42,9 @@ export function spawnService(script: string, env: Record<string, string>, opts: 
   const timeoutMs = opts.timeoutMs ?? 20_000;
   // A minimal base environment: the child sees exactly what the test passes, not the developer's shell.
   const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), path.resolve(REPO_ROOT, script)], {
+  // A service runs with the node flags it ships with (the worker's: services/worker/node-flags.ts).
+  const flags = script === WORKER_SCRIPT ? WORKER_NODE_FLAGS : [];
+  const child = spawn(process.execPath, [...flags, ...(opts.nodeArgs ?? []), path.resolve(REPO_ROOT, script)], {
     cwd: REPO_ROOT,
     env: { ...baseEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
