@@ -7,6 +7,7 @@
  * step ran before its dependencies or succeeded twice. The seed is printed on a failure
  * (CHAOS_SEED=… replays the graphs and the operators' choices, not the timing).
  */
+import pino from 'pino';
 import type { Worker } from '../../services/worker/worker';
 import { READ_SNAPSHOT, inTransaction } from '../../services/core/db/transaction';
 import { cancelTasks } from '../../services/core/operator/cancel-tasks';
@@ -19,6 +20,17 @@ import { createStack, silentLog, Stack, waitFor } from '../support/stack';
 
 const TENANT = 'default';
 const SEED = chaosSeed();
+// The workers' warnings and errors (the last 200), printed if a workflow never ends.
+const warnings: string[] = [];
+const log = pino(
+  { level: 'warn' },
+  {
+    write(line: string) {
+      warnings.push(line.trimEnd().slice(0, 2000));
+      if (warnings.length > 200) warnings.shift();
+    },
+  },
+);
 let stack: Stack;
 let workers: Worker[] = [];
 
@@ -110,7 +122,7 @@ it(`random workflows under concurrent retries and cancels: every state consisten
   const rnd = random(SEED);
   stack = await createStack({ RETRY_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 50, RETRY_BASE_MS: 5, RETRY_JITTER_MS: 0, RECONCILE_INTERVAL_MS: 1000 });
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  workers = chaosWorkers(stack, 2);
+  workers = chaosWorkers(stack, 2, log);
   const deps = { pool: stack.pool, queue: stack.queue, log: silentLog };
   const ids: string[] = [];
   for (let i = 0; i < 14; i++) {
@@ -154,7 +166,7 @@ it(`random workflows under concurrent retries and cancels: every state consisten
     while (Date.now() < until) {
       await sleep(700 + Math.floor(r() * 800));
       const i = Math.floor(r() * workers.length);
-      const [gone] = workers.splice(i, 1, ...chaosWorkers(stack, 1));
+      const [gone] = workers.splice(i, 1, ...chaosWorkers(stack, 1, log));
       await gone!.stop(0);
       actions.restarts++;
     }
@@ -177,7 +189,7 @@ it(`random workflows under concurrent retries and cancels: every state consisten
     const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM workflows WHERE id = ANY($1::uuid[]) AND status = 'running'`, [ids]);
     return rows[0]!.n === 0;
   }, 30_000, 'every workflow to end').catch(async (err: unknown) => {
-    console.log(JSON.stringify({ seed: SEED, actions, unfinished: await unfinishedSteps(ids) }, null, 1));
+    console.log(JSON.stringify({ seed: SEED, actions, unfinished: await unfinishedSteps(ids) }, null, 1), `\nworkers' warnings:\n${warnings.join('\n')}`);
     throw err;
   });
   expect(await violations(ids)).toEqual([]);

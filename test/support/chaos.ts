@@ -1,5 +1,6 @@
 /** What the chaos tests share (test/integration/*-chaos.test.ts). */
 import type { TaskContext } from '../../services/worker/handlers';
+import type { Logger } from '../../services/core/observability/logger';
 import type { Worker } from '../../services/worker/worker';
 import { startWorker, Stack } from './stack';
 
@@ -10,9 +11,10 @@ export const chaosSeed = (): number => Number(process.env.CHAOS_SEED ?? Date.now
  * `count` in-process workers running `chaos` tasks: payload `{ fail, sleep_ms }`, each attempt
  * takes sleep_ms and the first `fail` attempts fail. Returns `{ attempt }` on success.
  */
-export function chaosWorkers(stack: Stack, count: number): Worker[] {
+export function chaosWorkers(stack: Stack, count: number, log?: Logger): Worker[] {
   return Array.from({ length: count }, () =>
     startWorker(stack, {
+      log,
       handlers: {
         chaos: async (ctx: TaskContext) => {
           const p = ctx.payload as { fail: number; sleep_ms: number };

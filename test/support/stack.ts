@@ -76,7 +76,7 @@ export async function createStack(overrides: Partial<Record<SettingName, string 
   };
 }
 
-export function startWorker(stack: Stack, opts: { handlers?: Record<string, Handler>; cfg?: Partial<Config>; pool?: Pool } = {}): {
+export function startWorker(stack: Stack, opts: { handlers?: Record<string, Handler>; cfg?: Partial<Config>; pool?: Pool; log?: Logger } = {}): {
   worker: Worker;
   metrics: WorkerMetrics;
   registry: Registry;
@@ -84,7 +84,7 @@ export function startWorker(stack: Stack, opts: { handlers?: Record<string, Hand
   const registry = createRegistry('worker');
   const metrics = workerMetrics(registry);
   const cfg = { ...stack.cfg, ...opts.cfg };
-  const worker = new Worker({ cfg, pool: opts.pool ?? stack.pool, queue: stack.queue, handlers: defaultHandlers(opts.handlers ?? {}), log: silentLog, metrics });
+  const worker = new Worker({ cfg, pool: opts.pool ?? stack.pool, queue: stack.queue, handlers: defaultHandlers(opts.handlers ?? {}), log: opts.log ?? silentLog, metrics });
   worker.start();
   return { worker, metrics, registry };
 }
