@@ -40,12 +40,13 @@ export async function stopHoldingLeases(deps: Deps, stepIds: string[], held: Rea
 
 /**
  * After a stop that failed, for the steps its writer holds: their leases run out in `ms` instead of
- * the visibility timeout, so the reaper soon holds them and runs the stop again.
+ * the visibility timeout, so the reaper soon holds them and runs the stop again. (A heartbeat
+ * already on its way can restore the full lease: the cost before this, nothing worse.)
  */
 export async function reclaimSoon(queue: TaskQueue, held: Pick<Held, 'id' | 'token'>[], ms: number, log: Logger): Promise<void> {
   if (held.length === 0) return;
   await queue.extend(held, ms).catch((err: unknown) =>
-    log.warn({ err, taskIds: held.slice(0, 10).map((h) => h.id) }, 'shortening the leases of steps whose stop failed failed; they run out with the visibility timeout'),
+    log.warn({ err, taskIds: held.slice(0, 10).map((h) => h.id) }, 'could not shorten the leases of steps whose stop failed; they run out with the visibility timeout'),
   );
 }
 
