@@ -262,6 +262,27 @@ it('lets an admin key see tenants with their usage, create a key (shown once) an
   await page.setViewportSize({ width: 1280, height: 800 });
 });
 
+it('a page left before its data arrived does not draw over the page that followed it', async () => {
+  // Signed in with the admin key (the test above). The schedules' list answers 1.5 s late.
+  const late = (route: { continue(): Promise<void> }) => new Promise<void>((r) => setTimeout(r, 1500)).then(() => route.continue());
+  await page.route('**/schedules?**', late);
+  try {
+    await go('#/schedules');
+    await page.getByText('Loading…').waitFor();
+    await go('#/admin');
+    const tenants = page.getByRole('region', { name: 'Tenants' });
+    await tenants.getByRole('row').filter({ hasText: 'elsewhere' }).waitFor();
+    // The schedules' answer arrives, and the Admin page stays.
+    await page.waitForResponse('**/schedules?**');
+    await page.waitForTimeout(200);
+    expect(await page.getByRole('heading', { name: 'Admin' }).count()).toBe(1);
+    expect(await page.getByRole('heading', { name: 'Schedules' }).count()).toBe(0);
+    expect(await tenants.getByRole('row').filter({ hasText: 'elsewhere' }).count()).toBe(1);
+  } finally {
+    await page.unroute('**/schedules?**', late);
+  }
+});
+
 it('fetched nothing from any other host, broke no CSP rule, and logged no key', () => {
   expect(b.offHost).toEqual([]);
   expect(b.pageProblems).toEqual([]);

@@ -33,6 +33,8 @@ const main = document.getElementById('main') as HTMLElement;
 const top = document.getElementById('top') as HTMLElement;
 let leaving: (() => void)[] = [];
 let isAdmin = false;
+/** Routes rendered so far: the latest is the page shown. */
+let routes = 0;
 
 function leave(): void {
   for (const fn of leaving) fn();
@@ -58,6 +60,7 @@ function header(page: string): void {
 
 function signOutNow(reason: string): void {
   leave();
+  routes++;
   session.signOut();
   isAdmin = false;
   fill(top, h('span', { class: 'brand' }, 'task-scheduler'));
@@ -66,16 +69,21 @@ function signOutNow(reason: string): void {
 
 async function route(): Promise<void> {
   leave();
+  const shown = ++routes;
   const { page, params, query } = parseHash(location.hash);
   header(page);
   const render = PAGES[page];
-  const ctx: PageContext = { main, params, query, isAdmin, onLeave: (fn) => leaving.push(fn) };
-  fill(main, h('p', {}, 'Loading…'));
+  // Each page draws into a view of its own: one left while it still waited for its data draws into
+  // a view no longer shown, never over the page that followed it, and its polls stop at once.
+  const view = h('div', { class: 'view' });
+  fill(main, view);
+  const ctx: PageContext = { main: view, params, query, isAdmin, onLeave: (fn) => (shown === routes ? leaving.push(fn) : fn()) };
+  fill(view, h('p', {}, 'Loading…'));
   try {
     if (!render) throw new Error(`There is no page "${page}".`);
     await render(ctx);
   } catch (err) {
-    fill(main, h('h1', { id: 'page-title' }, 'Something went wrong'), h('p', { class: 'notice error', role: 'alert' }, errorText(err)));
+    fill(view, h('h1', { id: 'page-title' }, 'Something went wrong'), h('p', { class: 'notice error', role: 'alert' }, errorText(err)));
   }
 }
 
