@@ -12,7 +12,7 @@ import { outcomeCounters, WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
-import { reclaimSoon, stopHoldingLeases } from '../core/workflows/stop-on-failure';
+import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
 
 export interface CompletedAttempt extends Outcome {
   priority: Priority;
@@ -232,13 +232,12 @@ export class Completer {
     if (released.length > 0) await this.pushReleased(released);
     // Failed steps stop their workflows where the policy says so; before Redis hears of the
     // retries, so that a step due for one in a workflow stopped while it ran cannot start again.
+    // Should the stop fail (null), the steps due for a retry are left to the reaper, their leases cut short.
     const failedSteps = batch.filter((p) => p.item.step && applied.has(p.item.id) && (p.item.error !== null || cancelled.has(p.item.id)));
-    const retrying = new Set(failedSteps.filter((p) => !p.item.dead && !cancelled.has(p.item.id)).map((p) => p.item.id));
-    const stop = failedSteps.length > 0 ? await this.stopWorkflows(failedSteps.map((p) => p.item.id), retrying) : { stopped: new Set<string>(), unknown: false };
-    const stopped = stop.stopped;
+    const retrying = new Map(failedSteps.filter((p) => !p.item.dead && !cancelled.has(p.item.id)).map((p) => [p.item.id, p.item.token]));
+    const stopped = failedSteps.length > 0 ? await stopHoldingLeases(this.deps, failedSteps.map((p) => p.item.id), retrying, this.opts.reclaimAfterMs) : new Set<string>();
     const m = this.deps.metrics;
     const finish: FinishItem[] = [];
-    const leftToReaper: CompletedAttempt[] = [];
     for (const p of batch) {
       const it = p.item;
       if (!applied.has(it.id)) {
@@ -262,16 +261,12 @@ export class Completer {
         if (it.dead) {
           c.dead.inc();
           outcome = 'dead';
-        } else if (!stopped.has(it.id)) {
+        } else if (!stopped?.has(it.id)) {
           // Unless its workflow stopped it (cancelled in Postgres: final, so Redis forgets it).
           m.retried.inc();
           outcome = 'retrying';
-          // The stop failed: whether it should run again is unknown, so its lease is left to expire
-          // soon (the reaper holds the step and stops it then).
-          if (stop.unknown && retrying.has(it.id)) {
-            leftToReaper.push(it);
-            continue;
-          }
+          // The stop failed: whether it should run again is unknown, so the reaper decides.
+          if (stopped === null && retrying.has(it.id)) continue;
         }
       }
       finish.push({ id: it.id, token: it.token, priority: it.priority, outcome, delayMs: it.delayMs, settleAttempts });
@@ -289,21 +284,7 @@ export class Completer {
       // reaper settles them with what Postgres says.
       this.deps.log.warn({ err }, 'updating Redis after recording outcomes failed');
     }
-    await reclaimSoon(this.deps.queue, leftToReaper, this.opts.reclaimAfterMs, this.deps.log);
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
-  }
-
-  /**
-   * Failed steps: their workflows stop where the policy says so (the worker's sweep repairs a miss);
-   * the ones of `retrying` (still leased by this worker) that were stopped with them, or `unknown`.
-   */
-  private async stopWorkflows(stepIds: string[], retrying: ReadonlySet<string>): Promise<{ stopped: Set<string>; unknown: boolean }> {
-    try {
-      return { stopped: await stopHoldingLeases(this.deps, stepIds, retrying), unknown: false };
-    } catch (err) {
-      this.deps.log.warn({ err, taskIds: stepIds.slice(0, 10) }, 'stopping workflows after failed steps failed; the sweep will stop them, and the reaper the steps due for a retry');
-      return { stopped: new Set(), unknown: true };
-    }
   }
 
   /** A failed push leaves the steps queued in Postgres only: the reconciler pushes them. */

@@ -12,7 +12,7 @@ import type { Logger } from '../core/observability/logger';
 import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
 import { markRunning, recordReleased } from '../core/tasks/attempt-store';
-import { reclaimSoon, stopHoldingLeases } from '../core/workflows/stop-on-failure';
+import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
 import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff';
 import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
 import { wallClockAt } from './clock';
@@ -477,13 +477,9 @@ export class Processor {
     const id = lease.message.id;
     let stopped = false;
     if (lease.message.stepKey !== undefined) {
-      try {
-        stopped = (await stopHoldingLeases(this.deps, [id], new Set([id]))).has(id);
-      } catch (err) {
-        log.warn({ err, taskId: id }, 'stopping the workflow of a handed-back step failed; its lease is left to the reaper');
-        await reclaimSoon(queue, [held(lease)], this.opts.reclaimAfterMs, log);
-        return;
-      }
+      const s = await stopHoldingLeases(this.deps, [id], new Map([[id, lease.token]]), this.opts.reclaimAfterMs);
+      if (s === null) return;
+      stopped = s.has(id);
     }
     const ended = stopped ? queue.finish([{ ...held(lease), outcome: 'succeeded', settleAttempts: 0 }]) : queue.release([held(lease)]);
     await ended.catch((err: unknown) => log.warn({ err, taskId: id }, 'hand-back to Redis failed; the reaper will reclaim'));

@@ -10,7 +10,7 @@ import type { WorkerMetrics } from '../core/observability/metrics';
 import type { Reaped, SettleItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { recordExpired, taskStates } from '../core/tasks/attempt-store';
-import { reclaimSoon, stopHoldingLeases } from '../core/workflows/stop-on-failure';
+import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
 
 export interface ReapResult {
   reaped: number;
@@ -44,15 +44,11 @@ export class Reaper extends PeriodicService<ReapResult> {
     // before a worker can start it again (the sweep repairs a miss).
     const held = reaped.filter((r) => r.destination === 'held');
     const steps = [...new Set([...counted.map((r) => r.id), ...held.map((r) => r.id)])];
-    // Should the stop fail, the held steps stay held for one more interval, and the next pass tries again.
+    // Should the stop fail (null), the held steps stay held for one more interval, and the next pass tries again.
     const stopped =
       steps.length === 0
         ? new Set<string>()
-        : await stopHoldingLeases(this.deps, steps, new Set(held.map((r) => r.id))).catch((err: unknown) => {
-            this.log.warn({ err }, 'stopping workflows after lost attempts failed; the sweep will stop them, and the next pass the steps held');
-            return null;
-          });
-    if (stopped === null) await reclaimSoon(this.deps.queue, held.map((r) => ({ id: r.id, token: r.expiredToken })), Math.min(this.intervalMs, this.holdMs), this.log);
+        : await stopHoldingLeases({ ...this.deps, log: this.log }, steps, new Map(held.map((r) => [r.id, r.expiredToken])), Math.min(this.intervalMs, this.holdMs));
     // Out of attempts (or stopped): ended only now that Postgres has the lost attempt. A reaper that
     // dies before this leaves them leased until holdMs passes, and the next pass takes them again.
     const ending = reaped.filter((r) => r.destination === 'dead' || stopped?.has(r.id));

@@ -10,7 +10,7 @@
 import type { Pool } from 'pg';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
 import type { Logger } from '../observability/logger';
-import type { Held, TaskQueue } from '../queue/queue';
+import type { TaskQueue } from '../queue/queue';
 
 type Deps = { pool: Pool; queue: TaskQueue };
 type Target = { id: string; tenant: string };
@@ -25,34 +25,41 @@ const BATCH = 500;
  * belong to, where the policy says so and a step has ended failed; steps cancelled.
  */
 export async function stopAfterFailedSteps(deps: Deps, stepIds: string[]): Promise<number> {
-  return (await stopSteps(deps, stepIds, new Set())).cancelled;
+  return (await stopSteps(deps, stepIds, new Map())).cancelled;
 }
 
 /**
- * As stopAfterFailedSteps, for a writer that still holds the leases of `held` (its steps due to be
- * retried or handed back, not yet given to Redis, so no other worker can start them meanwhile):
- * those are stopped too, although Redis shows them leased; the ones stopped, which the writer then
- * forgets in Redis instead.
+ * As stopAfterFailedSteps, for a writer that still holds the leases of `held` (id → token: its
+ * steps due to be retried or handed back, not yet given to Redis, so no other worker can start them
+ * meanwhile): those are stopped too, although Redis shows them leased. Returns the ones stopped,
+ * which the writer then forgets in Redis instead; or null when the stop failed: their leases are
+ * then cut to run out in `reclaimAfterMs` (not the visibility timeout), and the writer neither
+ * retries nor hands them back, so the reaper soon holds them and runs the stop again. (A heartbeat
+ * already on its way can restore the full lease: the cost before the cut, nothing worse.)
  */
-export async function stopHoldingLeases(deps: Deps, stepIds: string[], held: ReadonlySet<string>): Promise<Set<string>> {
-  return (await stopSteps(deps, stepIds, held)).held;
-}
-
-/**
- * After a stop that failed, for the steps its writer holds: their leases run out in `ms` instead of
- * the visibility timeout, so the reaper soon holds them and runs the stop again. (A heartbeat
- * already on its way can restore the full lease: the cost before this, nothing worse.)
- */
-export async function reclaimSoon(queue: TaskQueue, held: Pick<Held, 'id' | 'token'>[], ms: number, log: Logger): Promise<void> {
-  if (held.length === 0) return;
-  await queue.extend(held, ms).catch((err: unknown) =>
-    log.warn({ err, taskIds: held.slice(0, 10).map((h) => h.id) }, 'could not shorten the leases of steps whose stop failed; they run out with the visibility timeout'),
-  );
+export async function stopHoldingLeases(
+  deps: Deps & { log: Logger },
+  stepIds: string[],
+  held: ReadonlyMap<string, string>,
+  reclaimAfterMs: number,
+): Promise<Set<string> | null> {
+  try {
+    return (await stopSteps(deps, stepIds, held)).held;
+  } catch (err) {
+    deps.log.warn({ err, taskIds: stepIds.slice(0, 10) }, 'stopping workflows after failed steps failed; the sweep will stop them, and the reaper the steps held');
+    const leases = [...held].map(([id, token]) => ({ id, token }));
+    if (leases.length > 0) {
+      await deps.queue.extend(leases, reclaimAfterMs).catch((e: unknown) =>
+        deps.log.warn({ err: e, taskIds: leases.slice(0, 10).map((l) => l.id) }, 'could not shorten the leases of steps whose stop failed; they run out with the visibility timeout'),
+      );
+    }
+    return null;
+  }
 }
 
 type Stopped = { cancelled: number; held: Set<string> };
 
-async function stopSteps(deps: Deps, stepIds: string[], held: ReadonlySet<string>): Promise<Stopped> {
+async function stopSteps(deps: Deps, stepIds: string[], held: ReadonlyMap<string, string>): Promise<Stopped> {
   if (stepIds.length === 0) return { cancelled: 0, held: new Set() };
   const { rows } = await deps.pool.query<Target>(
     `SELECT w.id, w.tenant FROM workflows w
@@ -74,10 +81,10 @@ export async function stopFailedWorkflows(deps: Deps, limit = 100): Promise<numb
       LIMIT $1`,
     [limit],
   );
-  return (await stopAll(deps, rows, [], new Set())).cancelled;
+  return (await stopAll(deps, rows, [], new Map())).cancelled;
 }
 
-async function stopAll(deps: Deps, workflows: Target[], stepIds: string[], held: ReadonlySet<string>): Promise<Stopped> {
+async function stopAll(deps: Deps, workflows: Target[], stepIds: string[], held: ReadonlyMap<string, string>): Promise<Stopped> {
   const out: Stopped = { cancelled: 0, held: new Set() };
   for (const w of workflows) {
     for (;;) {
@@ -103,7 +110,7 @@ async function stopAll(deps: Deps, workflows: Target[], stepIds: string[], held:
  * writer's own, queued again after a lost attempt or a hand-back). A step an operator retried
  * after the failure runs: the retry asked for it (migration 0016 lets it, under any policy).
  */
-async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: ReadonlySet<string>): Promise<Stopped & { more: boolean }> {
+async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: ReadonlyMap<string, string>): Promise<Stopped & { more: boolean }> {
   return inTransaction(deps.pool, async (client) => {
     await client.query('SELECT workflow_lock($1)', [w.id]);
     const failure = await client.query<{ id: string; step_key: string; status: string }>(
