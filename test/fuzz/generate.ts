@@ -310,6 +310,14 @@ function hostileBodyArb(g: GenSettings): fc.Arbitrary<Body> {
       (s): Body => ({ kind: 'hostile.not-a-task', body: Buffer.from(s), expect: [400] }),
     ),
     invalidFieldsArb.map((b) => ({ ...b, kind: `hostile.${b.kind}` })),
+    // Up to the size limit, built to make a naive read quadratic: a string of escapes with no quote
+    // in it (stored as sent), a number with a run of zeros inside (refused: no double holds it).
+    fc.tuple(fc.constantFrom('escapes', 'zeros'), fc.integer({ min: 1, max: 8 })).map(([shape, eighths]): Body => {
+      const room = Math.floor((g.maxBodyBytes * eighths) / 8) - 64;
+      return shape === 'escapes'
+        ? { kind: 'hostile.costly-escapes', body: Buffer.from(`{"type":"noop","payload":{"s":"${'a\\n'.repeat(Math.floor(room / 3))}"}}`), expect: VALID, valid: true }
+        : { kind: 'hostile.costly-zeros', body: Buffer.from(`{"type":"noop","payload":{"n":1.${'0'.repeat(room)}1}}`), expect: [400] };
+    }),
   );
 }
 

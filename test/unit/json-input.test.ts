@@ -65,6 +65,11 @@ describe('parseTaskBody', () => {
     expect(parseTaskBody(body('\ufeff{"type":"x"}'), limits)).toEqual({ type: 'x' });
   });
 
+  it('finds where strings end among escaped quotes and backslashes, and the problems after them', () => {
+    const text = `{"type":"x","payload":{"a":"${'\\"\\\\'.repeat(1000)}","b":"\\\\\\"","c":"x\\u0000"}}`;
+    expect(problemOf(() => parseTaskBody(body(text), limits)).errors).toEqual([{ field: 'payload.c', message: expect.stringMatching(/NUL/) }]);
+  });
+
   it('scans a string-heavy 1 MiB body without recursion', () => {
     const big = JSON.stringify({ type: 'x', payload: Array.from({ length: 20_000 }, (_, i) => ({ s: `é\\"${i}`, n: i / 3 })) });
     expect((parseTaskBody(body(big), limits) as { payload: unknown[] }).payload).toHaveLength(20_000);
@@ -81,6 +86,16 @@ describe('parseBatchBody', () => {
     expect([...itemProblems.keys()]).toEqual([1, 2, 3]);
     expect(itemProblems.get(2)!.errors).toEqual([{ field: 'payload', message: expect.stringMatching(/lone UTF-16 surrogate/) }]);
     expect(itemProblems.get(3)!.errors[0]!.field).toBe('payload.n');
+  });
+
+  it('names the first ten of a task\'s thousands of problems by their whole path, and leaves the next task alone', () => {
+    const many = Array.from({ length: 5000 }, () => '"\\ud800"').join(',');
+    const text = `{"tasks":[{"type":"a","payload":{"x y":{"k":[${many}]}}},{"type":"b","payload":{"z":["\\udc00"]}},{"type":"c"}]}`;
+    const { body: parsed, itemProblems } = parseBatchBody(body(text), limits);
+    expect((parsed as { tasks: unknown[] }).tasks).toHaveLength(3);
+    expect(itemProblems.get(0)!.errors.map((e) => e.field)).toEqual(Array.from({ length: 10 }, (_, i) => `payload["x y"].k[${i}]`));
+    expect(itemProblems.get(1)!.errors.map((e) => e.field)).toEqual(['payload.z[0]']);
+    expect(itemProblems.has(2)).toBe(false);
   });
 
   it('refuses the whole request for a problem outside the tasks', () => {

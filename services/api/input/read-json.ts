@@ -73,7 +73,8 @@ export function parseBatchBody(raw: Buffer, limits: JsonLimits): ParsedBatch {
   const cuts: [number, number][] = [];
   scanJson(text, { maxDepth: limits.maxPayloadDepth + 3, depthMessage: depthMessage(limits) }, (p) => {
     if (p.span) cuts.push(p.span);
-    const [first, i] = p.path;
+    // Only the first two segments decide whose problem it is; the rest is decoded only if kept.
+    const [first, i] = p.pathHead(2);
     if (first === 'tasks' && typeof i === 'number') {
       const list = items.get(i) ?? [];
       if (list.length < MAX_PROBLEMS) list.push({ field: toField(p.path.slice(2)), message: p.message });

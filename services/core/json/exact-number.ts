@@ -38,10 +38,14 @@ function decimalOf(text: string): Decimal {
     exponent -= s.length - dot - 1;
     s = s.slice(0, dot) + s.slice(dot + 1);
   }
-  s = s.replace(/^0+/, '');
-  const trimmed = s.replace(/0+$/, '');
-  exponent += s.length - trimmed.length;
-  return { negative, digits: trimmed, exponent };
+  // Loops, not /^0+/ and /0+$/: the unanchored end of the second made a long run of zeros inside
+  // the digits cost its length squared (40,000 zeros: 0.75 s).
+  let first = 0;
+  while (first < s.length && s.charCodeAt(first) === 0x30) first++;
+  let end = s.length;
+  while (end > first && s.charCodeAt(end - 1) === 0x30) end--;
+  exponent += s.length - end;
+  return { negative, digits: s.slice(first, end), exponent };
 }
 
 function sameDecimal(a: string, b: string): boolean {

@@ -10,7 +10,10 @@ import { numberProblem } from './exact-number';
 export type PathSegment = string | number;
 
 export interface JsonProblem {
-  path: PathSegment[];
+  /** Where the problem is; built when read (keys are decoded then), so a caller that skips a problem pays nothing for it. */
+  readonly path: PathSegment[];
+  /** The first `n` segments of `path`, without building the rest. */
+  pathHead(n: number): PathSegment[];
   message: string;
   /** For a value nested too deep: where it starts and ends in the text (it was not scanned inside). */
   span?: [number, number];
@@ -33,8 +36,18 @@ export function scanJson(text: string, limits: { maxDepth: number; depthMessage:
   const n = text.length;
   const strings = new StringScanner(text);
 
-  // Built only for a problem. A key's segment is the last key read in its object.
-  const path = (): PathSegment[] => kinds.map((k, d) => (k === ARRAY ? index[d]! : keyAt(text, keyStart[d]!, keyEnd[d]!)));
+  // The scan moves on after report() returns: a problem keeps a copy of where it was (three numbers
+  // a level); its path is decoded from that only as deep as it is read.
+  const problem = (message: string, depth = kinds.length, span?: [number, number]): JsonProblem => {
+    const at = new Array<number>(depth * 3);
+    for (let d = 0; d < depth; d++) {
+      const inArray = kinds[d] === ARRAY;
+      at[d * 3] = kinds[d]!;
+      at[d * 3 + 1] = inArray ? index[d]! : keyStart[d]!;
+      at[d * 3 + 2] = inArray ? 0 : keyEnd[d]!;
+    }
+    return new ScanProblem(text, at, depth, message, span);
+  };
 
   let i = 0;
   while (i < n) {
@@ -45,7 +58,7 @@ export function scanJson(text: string, limits: { maxDepth: number; depthMessage:
       const isKey = expectKey && top >= 0 && kinds[top] === OBJECT;
       const end = strings.scan(i);
       if (strings.problem !== null) {
-        const ok = isKey ? report({ path: path().slice(0, -1), message: `has a key that ${strings.problem}` }) : report({ path: path(), message: strings.problem });
+        const ok = isKey ? report(problem(`has a key that ${strings.problem}`, top)) : report(problem(strings.problem));
         if (!ok) return;
       }
       if (isKey) {
@@ -65,15 +78,15 @@ export function scanJson(text: string, limits: { maxDepth: number; depthMessage:
       }
       // Up to 15 significant digits and no exponent always round-trip (DBL_DIG is 15).
       if (exponent || end - i > 15) {
-        const problem = numberProblem(text.slice(i, end));
-        if (problem && !report({ path: path(), message: problem })) return;
+        const inexact = numberProblem(text.slice(i, end));
+        if (inexact && !report(problem(inexact))) return;
       }
       i = end;
     } else if (c === 0x7b || c === 0x5b) {
       // { [
       if (kinds.length >= maxDepth) {
         const end = skipValue(text, i);
-        if (!report({ path: path(), message: depthMessage, span: [i, end] })) return;
+        if (!report(problem(depthMessage, kinds.length, [i, end]))) return;
         i = end;
         continue;
       }
@@ -102,17 +115,46 @@ export function scanJson(text: string, limits: { maxDepth: number; depthMessage:
   }
 }
 
+/** A problem found by scanJson; `at` holds three numbers a level: ARRAY, its index, 0; or OBJECT, its last key's start and end. */
+class ScanProblem implements JsonProblem {
+  private built: PathSegment[] | null = null;
+
+  constructor(
+    private readonly text: string,
+    private readonly at: number[],
+    private readonly depth: number,
+    readonly message: string,
+    readonly span?: [number, number],
+  ) {}
+
+  get path(): PathSegment[] {
+    return (this.built ??= this.pathHead(this.depth));
+  }
+
+  pathHead(n: number): PathSegment[] {
+    if (this.built) return this.built.slice(0, n);
+    const out: PathSegment[] = [];
+    for (let d = 0; d < Math.min(n, this.depth); d++) {
+      const a = this.at[d * 3 + 1]!;
+      out.push(this.at[d * 3] === ARRAY ? a : keyAt(this.text, a, this.at[d * 3 + 2]!));
+    }
+    return out;
+  }
+}
+
 const LONE_SURROGATE = 'must not contain a lone UTF-16 surrogate (\\ud800-\\udfff without its pair)';
 const NUL = 'must not contain the NUL character (\\u0000), which Postgres cannot store';
 
 /**
  * Finds the end of each string, and the first unstorable escape in it. Strings without a backslash
- * (most) cost one indexOf: the next backslash of the text is found once and reused.
+ * (most) cost one indexOf. The next quote and the next backslash of the text are each found once and
+ * reused, so the whole text is searched for each at most once: searching again for the quote after
+ * every escape made a string of many escapes cost its length squared (1 MiB of "\n": seconds).
  */
 class StringScanner {
   problem: string | null = null;
-  private nextBackslash = -1;
-  private backslashFrom = -1;
+  private readonly quotes = new NextOf('"');
+  private readonly backslashes = new NextOf('\\');
 
   constructor(private readonly text: string) {}
 
@@ -122,9 +164,9 @@ class StringScanner {
     this.problem = null;
     let j = start + 1;
     for (;;) {
-      const quote = text.indexOf('"', j);
+      const quote = this.quotes.after(text, j);
       if (quote < 0) return text.length;
-      const slash = this.backslashAfter(j);
+      const slash = this.backslashes.after(text, j);
       if (slash < 0 || slash > quote) return quote + 1;
       j = slash + 2;
       if (text.charCodeAt(slash + 1) !== 0x75) continue;
@@ -140,13 +182,21 @@ class StringScanner {
       } else if (unit >= 0xdc00 && unit <= 0xdfff) this.problem = LONE_SURROGATE;
     }
   }
+}
 
-  private backslashAfter(from: number): number {
-    if (this.backslashFrom < 0 || (this.nextBackslash >= 0 && this.nextBackslash < from) || from < this.backslashFrom) {
-      this.nextBackslash = this.text.indexOf('\\', from);
-      this.backslashFrom = from;
+/** The next occurrence of one character at or after a position, searched again only once passed. */
+class NextOf {
+  private next = -1;
+  private from = -1;
+
+  constructor(private readonly char: string) {}
+
+  after(text: string, from: number): number {
+    if (this.from < 0 || from < this.from || (this.next >= 0 && this.next < from)) {
+      this.next = text.indexOf(this.char, from);
+      this.from = from;
     }
-    return this.nextBackslash;
+    return this.next;
   }
 }
 
