@@ -2,7 +2,9 @@
  * Cron expressions and their ticks, at fixed dates in New York and Berlin: the daylight-saving
  * rule of cron.ts (a time that does not exist fires once at the transition, a repeated one once at
  * its first occurrence, hour steps every real hour), seconds, refused expressions and zones, and the
- * backward walk the misfire planner uses agreeing with the forward one.
+ * backward walk the misfire planner uses agreeing with the forward one; then walks of four centuries,
+ * and zones whose clocks move by half an hour, two hours, or twice a month apart, against the rule
+ * applied one minute at a time.
  */
 import { compileCron, CronError, inZone, nextTick, nextTicks, validateCron } from '../../services/core/schedules/cron';
 
@@ -101,5 +103,60 @@ describe('walking back (the misfire planner) agrees with walking forward', () =>
     expect(iso(c.previous(12, end).reverse())).toEqual(iso(forward));
     // Strictly before: a tick at the reference itself is not one of them.
     expect(iso(c.previous(1, forward[5]!))).toEqual(iso([forward[4]!]));
+  });
+});
+
+describe('long walks and other zones, against the rule applied minute by minute', () => {
+  it('lists a hundred leap days (four centuries) in order, skipping 2100, 2200 and 2300', () => {
+    const ticks = nextTicks({ cron: '0 0 29 2 *', timezone: 'UTC' }, at('2026-12-06T00:00:00Z'), 100);
+    const leap = (y: number) => y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+    const years: number[] = [];
+    for (let y = 2027; years.length < 100; y++) if (leap(y)) years.push(y);
+    expect(iso(ticks)).toEqual(years.map((y) => `${y}-02-29T00:00:00.000Z`));
+    // The backward walk meets the same days.
+    expect(iso(compileCron({ cron: '0 0 29 2 *', timezone: 'UTC' }).previous(100, new Date(ticks[99]!.getTime() + 1)).reverse())).toEqual(iso(ticks));
+  });
+
+  /**
+   * The documented rule, checked one real minute at a time through the zone's wall clock: each
+   * wall-clock time of `times` fires at its first occurrence on each local date; clocks jumping over
+   * some of them fire once, at the jump.
+   */
+  function byMinutes(times: string[], timezone: string, from: string, to: string): string[] {
+    const f = new Intl.DateTimeFormat('en-US', { timeZone: timezone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
+    const wallAt = (t: number) => {
+      const p = Object.fromEntries(f.formatToParts(t).map((x) => [x.type, x.value]));
+      return { date: `${p.year}-${p.month}-${p.day}`, time: `${p.hour}:${p.minute}` };
+    };
+    const out: string[] = [];
+    const fired = new Set<string>();
+    let prev: { date: string; time: string } | null = null;
+    for (let t = at(from).getTime() + 60_000; t <= at(to).getTime(); t += 60_000) {
+      const { date, time } = wallAt(t);
+      const skipped = prev !== null && prev.date === date ? times.filter((x) => prev!.time < x && x < time) : [];
+      const due = [...skipped, ...(times.includes(time) ? [time] : [])].filter((x) => !fired.has(`${date} ${x}`));
+      if (due.length > 0) out.push(new Date(t).toISOString());
+      for (const x of [...skipped, time]) fired.add(`${date} ${x}`);
+      prev = { date, time };
+    }
+    return out;
+  }
+
+  const everyMinutes = (hours: number[], step: number) => hours.flatMap((h) => Array.from({ length: 60 / step }, (_, i) => `${String(h).padStart(2, '0')}:${String(i * step).padStart(2, '0')}`));
+
+  it.each([
+    // Morocco leaves summer time for Ramadan: back on 15 February, forward on 22 March (2026).
+    ['*/20 2 * * *', 'Africa/Casablanca', everyMinutes([2], 20), '2026-02-13T00:00:00Z', '2026-02-17T00:00:00Z'],
+    ['*/20 2 * * *', 'Africa/Casablanca', everyMinutes([2], 20), '2026-03-20T00:00:00Z', '2026-03-24T00:00:00Z'],
+    ['0 3 * * *', 'Africa/Casablanca', ['03:00'], '2026-03-20T00:00:00Z', '2026-03-24T00:00:00Z'],
+    // Lord Howe moves its clocks by half an hour: forward on 4 October, back on 5 April.
+    ['*/10 2 * * *', 'Australia/Lord_Howe', everyMinutes([2], 10), '2026-10-02T00:00:00Z', '2026-10-06T00:00:00Z'],
+    ['*/10 1 * * *', 'Australia/Lord_Howe', everyMinutes([1], 10), '2026-04-03T00:00:00Z', '2026-04-07T00:00:00Z'],
+    // Troll (Antarctica) moves them by two hours.
+    ['*/30 1,2 * * *', 'Antarctica/Troll', everyMinutes([1, 2], 30), '2026-03-27T00:00:00Z', '2026-03-31T00:00:00Z'],
+  ])('%s in %s', (cron, timezone, times, from, to) => {
+    const expected = byMinutes(times as string[], timezone as string, from as string, to as string);
+    const ticks = nextTicks({ cron: cron as string, timezone: timezone as string }, at(from as string), expected.length + 1).filter((d) => d <= at(to as string));
+    expect(iso(ticks)).toEqual(expected);
   });
 });

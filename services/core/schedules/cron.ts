@@ -98,6 +98,56 @@ function offsetMinutes(tz: string, t: number): number {
   return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
 }
 
+interface ForwardChange {
+  /** The first second with the new offset. */
+  t: number;
+  before: number;
+  after: number;
+}
+
+/** Zone-years whose forward changes are kept (a few entries each). */
+const MAX_CACHED_YEARS = 4096;
+const forwardChangeCache = new Map<string, ForwardChange[]>();
+/** No zone changes its offset twice within a week (Ramadan's suspensions of summer time last a month): a change and its undoing inside one step would go unseen. */
+const CHANGE_STRIDE_MS = 7 * DAY_MS;
+
+/**
+ * The forward changes of the zone's offset in a UTC year, found once per zone and year, so a walk
+ * across a long stretch without ticks (29 February: four years; a preview lists up to 100) costs a
+ * lookup a year rather than a search of every day in it, each time.
+ */
+function forwardChanges(zone: string, year: number): ForwardChange[] {
+  const key = `${zone} ${year}`;
+  const cached = forwardChangeCache.get(key);
+  if (cached) return cached;
+  const changes: ForwardChange[] = [];
+  const end = Date.UTC(year + 1, 0, 1);
+  let x = Date.UTC(year, 0, 1);
+  let before = offsetMinutes(zone, x);
+  while (x < end) {
+    const y = Math.min(end, x + CHANGE_STRIDE_MS);
+    if (offsetMinutes(zone, y) === before) {
+      x = y;
+      continue;
+    }
+    // The first second in (x, y] with another offset; the walk goes on from there.
+    let lo = x;
+    let hi = y;
+    while (hi - lo > 1000) {
+      const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+      if (offsetMinutes(zone, mid) === before) lo = mid;
+      else hi = mid;
+    }
+    const after = offsetMinutes(zone, hi);
+    if (after > before) changes.push({ t: hi, before, after });
+    x = hi;
+    before = after;
+  }
+  if (forwardChangeCache.size >= MAX_CACHED_YEARS) forwardChangeCache.delete(forwardChangeCache.keys().next().value!);
+  forwardChangeCache.set(key, changes);
+  return changes;
+}
+
 /**
  * croner's ticks with the daylight-saving rule of this file's header made whole: croner moves a
  * fixed time that does not exist to the transition, but skips minutes stepping inside an hour that
@@ -167,28 +217,15 @@ class ZonedCron implements CompiledCron {
    * null when there is none.
    */
   private gapFire(a: number, b: number, which: 'first' | 'last'): number | null {
-    const found: number[] = [];
-    for (let x = a; x < b; x += DAY_MS) {
-      const y = Math.min(b, x + DAY_MS);
-      const before = offsetMinutes(this.zone, x);
-      const after = offsetMinutes(this.zone, y);
-      if (after <= before) continue;
-      // The first second with the new offset.
-      let lo = x;
-      let hi = y;
-      while (hi - lo > 1000) {
-        const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
-        if (offsetMinutes(this.zone, mid) === before) lo = mid;
-        else hi = mid;
-      }
-      const t = hi - (hi % 1000);
-      if (t <= a || t >= b) continue;
-      if (this.matchesWithin(before, t, (after - before) * 60_000)) {
-        found.push(t);
-        if (which === 'first') break;
+    let found: number | null = null;
+    for (let year = new Date(a).getUTCFullYear(); year <= new Date(b).getUTCFullYear(); year++) {
+      for (const c of forwardChanges(this.zone, year)) {
+        if (c.t <= a || c.t >= b || !this.matchesWithin(c.before, c.t, (c.after - c.before) * 60_000)) continue;
+        if (which === 'first') return c.t;
+        found = c.t;
       }
     }
-    return found.length ? found[found.length - 1]! : null;
+    return found;
   }
 
   /** The expression matches a wall-clock time of [wall(t) at `offset`, + skippedMs): the time the change at `t` skipped. */
