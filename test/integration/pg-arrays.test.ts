@@ -15,7 +15,7 @@ async function roundTrip(literal: string, type: string): Promise<unknown[]> {
 }
 
 it('text: any characters survive, null stays NULL, "NULL" stays a string', async () => {
-  const values = ['plain', '', ' spaced ', 'a,b', '{braces}', 'quote " inside', 'back\\slash', '\\"both\\"', 'NULL', 'null', 'ünïcödé ✓', 'line\nbreak\ttab', null, '"'];
+  const values = ['plain', '', ' spaced ', 'a,b', '{braces}', 'quote " inside', 'back\\slash', '\\"both\\"', 'NULL', 'null', 'ünïcödé ✓', 'line\nbreak\ttab', null, '"', '\\\\"\\"""\\', JSON.stringify({ s: 'a\n"\\'.repeat(50_000) })];
   expect(await roundTrip(textArray(values), 'text[]')).toEqual(values);
   expect(await roundTrip(textArray([]), 'text[]')).toEqual([]);
   expect(await roundTrip(textArray([undefined as unknown as string]), 'text[]')).toEqual([null]);

@@ -6,9 +6,13 @@
  * on the server. These build the same literal directly; the SQL casts it as before.
  */
 
-/** Quoted and escaped, as array_in reads it: any text is safe inside double quotes with `\` and `"` escaped. */
+/**
+ * Quoted and escaped, as array_in reads it: any text is safe inside double quotes with `\` and `"`
+ * escaped (backslashes first). Literal replaceAll, not a regex with `$&`, which costs several times as
+ * much per match: a JSON payload is full of quotes.
+ */
 function quoted(s: string): string {
-  return s.indexOf('"') < 0 && s.indexOf('\\') < 0 ? `"${s}"` : `"${s.replace(/[\\"]/g, '\\$&')}"`;
+  return s.indexOf('"') < 0 && s.indexOf('\\') < 0 ? `"${s}"` : `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
 
 /** text[] (or any type read from text: uuid[], jsonb[]); null (or undefined) elements are SQL NULL. */
