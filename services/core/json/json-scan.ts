@@ -149,7 +149,7 @@ const NUL = 'must not contain the NUL character (\\u0000), which Postgres cannot
  * Finds the end of each string, and the first unstorable escape in it. Strings without a backslash
  * (most) cost one indexOf. The next quote and the next backslash of the text are each found once and
  * reused, so the whole text is searched for each at most once: searching again for the quote after
- * every escape made a string of many escapes cost its length squared (1 MiB of "\n": seconds).
+ * every escape would make a string of many escapes cost its length squared.
  */
 class StringScanner {
   problem: string | null = null;
