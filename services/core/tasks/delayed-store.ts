@@ -29,21 +29,22 @@ export interface DueCursor {
  */
 export async function scheduledDueSoon(pool: Pool, after: DueCursor | null, horizonMs: number, leadMs: number, limit: number): Promise<DueSoon> {
   const cols = TASK_COLUMNS.split(', ').filter((c) => c !== 'payload');
-  const { rows } = await pool.query<TaskRow & { payload_json: string; until: Date }>({
+  // One statement, one now(): `until` must be the bound this read used, also when it found nothing.
+  // (Read again afterwards, it moved on: a task due in between lay behind the loader's mark, unread.)
+  const { rows } = await pool.query<(TaskRow & { payload_json: string }) | { id: null }>({
     name: after ? 'delayed-due-soon-after' : 'delayed-due-soon',
-    text: `SELECT ${cols.join(', ')}, NULL AS payload, payload::text AS payload_json, now() + $1 * interval '1 millisecond' AS until
-             FROM tasks
-            WHERE status = 'scheduled' AND run_at <= now() + $1 * interval '1 millisecond'
-              AND run_at > now() + $2 * interval '1 millisecond'
-              ${after ? 'AND (run_at, id) > ($4::timestamptz, $5::uuid)' : ''}
-            ORDER BY run_at, id LIMIT $3`,
+    text: `SELECT t.*, w.until
+             FROM (SELECT now() + $1 * interval '1 millisecond' AS until, now() + $2 * interval '1 millisecond' AS lead) w
+             LEFT JOIN LATERAL (
+               SELECT ${cols.join(', ')}, NULL AS payload, payload::text AS payload_json
+                 FROM tasks
+                WHERE status = 'scheduled' AND run_at <= w.until AND run_at > w.lead
+                  ${after ? 'AND (run_at, id) > ($4::timestamptz, $5::uuid)' : ''}
+                ORDER BY run_at, id LIMIT $3) t ON true`,
     values: after ? [horizonMs, leadMs, limit, after.runAt.toISOString(), after.id] : [horizonMs, leadMs, limit],
   });
-  if (rows.length === 0) {
-    const { rows: r } = await pool.query<{ until: Date }>(`SELECT now() + $1 * interval '1 millisecond' AS until`, [horizonMs]);
-    return { tasks: [], until: r[0]!.until };
-  }
-  return { tasks: rows, until: rows[0]!.until };
+  const until = (rows[0] as unknown as { until: Date }).until;
+  return { tasks: rows.filter((r): r is TaskRow & { payload_json: string } => r.id !== null), until };
 }
 
 /**
