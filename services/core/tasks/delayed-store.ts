@@ -31,7 +31,8 @@ export async function scheduledDueSoon(pool: Pool, after: DueCursor | null, hori
   const cols = TASK_COLUMNS.split(', ').filter((c) => c !== 'payload');
   // One statement, one now(): `until` must be the bound this read used, also when it found nothing.
   // (Read again afterwards, it moved on: a task due in between lay behind the loader's mark, unread.)
-  const { rows } = await pool.query<(TaskRow & { payload_json: string }) | { id: null }>({
+  type Due = TaskRow & { payload_json: string };
+  const { rows } = await pool.query<(Due | { id: null }) & { until: Date }>({
     name: after ? 'delayed-due-soon-after' : 'delayed-due-soon',
     text: `SELECT t.*, w.until
              FROM (SELECT now() + $1 * interval '1 millisecond' AS until, now() + $2 * interval '1 millisecond' AS lead) w
@@ -43,8 +44,7 @@ export async function scheduledDueSoon(pool: Pool, after: DueCursor | null, hori
                 ORDER BY run_at, id LIMIT $3) t ON true`,
     values: after ? [horizonMs, leadMs, limit, after.runAt.toISOString(), after.id] : [horizonMs, leadMs, limit],
   });
-  const until = (rows[0] as unknown as { until: Date }).until;
-  return { tasks: rows.filter((r): r is TaskRow & { payload_json: string } => r.id !== null), until };
+  return { tasks: rows.filter((r): r is Due & { until: Date } => r.id !== null), until: rows[0]!.until };
 }
 
 /**
