@@ -12,12 +12,12 @@ const Sequencer = require('@jest/test-sequencer').default;
 const SLOWEST_FIRST = [
   'test/faults/faults.test.ts',
   'test/cluster/cluster-faults.test.ts',
-  'test/cluster/queue-properties.cluster.test.ts',
   'test/e2e/console.test.ts',
   'test/observability/prometheus-live.test.ts',
   'test/cluster/delayed-tasks.cluster.test.ts',
   'test/fuzz/api-fuzz.test.ts',
   'test/cluster/worker.cluster.test.ts',
+  'test/cluster/workflows.cluster.test.ts',
 ];
 
 class SlowestFirstSequencer extends Sequencer {
