@@ -81,9 +81,9 @@ it('a batch of mixed delays: each task starts no earlier than it is due, in due 
   const now = Date.now();
   const res = await post('/tasks/batch', {
     tasks: [
-      { type: 'stamp', delay_ms: 900 },
+      { type: 'stamp', delay_ms: 2500 },
       { type: 'stamp' },
-      { type: 'stamp', run_at: new Date(now + 600).toISOString() },
+      { type: 'stamp', run_at: new Date(now + 1500).toISOString() },
       { type: 'stamp', run_at: new Date(now - 60_000).toISOString() },
       { type: 'stamp', delay_ms: 0 },
       { type: 'stamp', delay_ms: 300, priority: 'low' },
@@ -106,14 +106,15 @@ it('a batch of mixed delays: each task starts no earlier than it is due, in due 
 it('a scheduled task cancelled before it is due never runs, and GET /tasks?status=scheduled lists the waiting ones', async () => {
   await setUp();
   run();
-  const a = await post('/tasks', { type: 'stamp', delay_ms: 1500 });
+  // Due late enough that the list and the cancel come first, also on a starved machine.
+  const a = await post('/tasks', { type: 'stamp', delay_ms: 3000 });
   const b = await post('/tasks', { type: 'stamp', delay_ms: 60_000 });
   const listed = await fetch(`${api.url}/tasks?status=scheduled`);
   expect(((await listed.json()) as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toEqual([b.body.id, a.body.id]);
   const cancelled = await post(`/tasks/${a.body.id as string}/cancel`, {});
   expect(cancelled.status).toBe(200);
   expect(cancelled.body.status).toBe('cancelled');
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(a.body.run_at as string) + 500 - Date.now())));
   expect(started.has(a.body.id as string)).toBe(false);
   expect((await task(a.body.id as string)).status).toBe('cancelled');
   // The other one is still waiting.
