@@ -2,7 +2,8 @@
  * Cron expressions and their ticks, at fixed dates in New York and Berlin: the daylight-saving
  * rule of cron.ts (a time that does not exist fires once at the transition, a repeated one once at
  * its first occurrence, hour steps every real hour), seconds, refused expressions and zones, and the
- * backward walk the misfire planner uses agreeing with the forward one; then walks of four centuries,
+ * backward walk the misfire planner uses agreeing with the forward one; yearly expressions on a day
+ * whose clocks jump (Samoa skipped a whole one); then walks of four centuries,
  * and zones whose clocks move by half an hour, two hours, or twice a month apart, against the rule
  * applied one minute at a time.
  */
@@ -103,6 +104,20 @@ describe('walking back (the misfire planner) agrees with walking forward', () =>
     expect(iso(c.previous(12, end).reverse())).toEqual(iso(forward));
     // Strictly before: a tick at the reference itself is not one of them.
     expect(iso(c.previous(1, forward[5]!))).toEqual(iso([forward[4]!]));
+  });
+});
+
+describe('ticks a year apart on a day whose clocks jump (the change is searched near the runs, not year by year)', () => {
+  it.each([
+    // Minutes stepping through 02:00-03:00 on 8 March 2026, which New York skips: once, at 03:00 EDT.
+    ['*/20 2 8 3 *', NY, '2025-04-01T00:00:00Z', ['2026-03-08T07:00:00.000Z', '2027-03-08T07:00:00.000Z', '2027-03-08T07:20:00.000Z', '2027-03-08T07:40:00.000Z']],
+    ['*/10 2 29 3 *', 'Europe/Berlin', '2025-04-01T00:00:00Z', ['2026-03-29T01:00:00.000Z', '2027-03-29T00:00:00.000Z', '2027-03-29T00:10:00.000Z', '2027-03-29T00:20:00.000Z']],
+    // Samoa skipped 30 December 2011 (UTC-10 to UTC+14): noon that day fires at the jump, 31 December 00:00 local.
+    ['0 12 30 12 *', 'Pacific/Apia', '2010-06-01T00:00:00Z', ['2010-12-30T22:00:00.000Z', '2011-12-30T10:00:00.000Z', '2012-12-29T22:00:00.000Z', '2013-12-29T22:00:00.000Z']],
+  ])('%s in %s', (cron, timezone, from, expected) => {
+    const ticks = nextTicks({ cron: cron as string, timezone: timezone as string }, at(from as string), 4);
+    expect(iso(ticks)).toEqual(expected);
+    expect(iso(compileCron({ cron: cron as string, timezone: timezone as string }).previous(4, new Date(ticks[3]!.getTime() + 1)).reverse())).toEqual(expected);
   });
 });
 

@@ -111,18 +111,12 @@ const forwardChangeCache = new Map<string, ForwardChange[]>();
 /** No zone changes its offset twice within a week (Ramadan's suspensions of summer time last a month): a change and its undoing inside one step would go unseen. */
 const CHANGE_STRIDE_MS = 7 * DAY_MS;
 
-/**
- * The forward changes of the zone's offset in a UTC year, found once per zone and year, so a walk
- * across a long stretch without ticks (29 February: four years; a preview lists up to 100) costs a
- * lookup a year rather than a search of every day in it, each time.
- */
-function forwardChanges(zone: string, year: number): ForwardChange[] {
-  const key = `${zone} ${year}`;
-  const cached = forwardChangeCache.get(key);
-  if (cached) return cached;
+/** The forward changes of the zone's offset in (from, to], each found to the second. */
+function forwardChangesIn(zone: string, from: number, to: number): ForwardChange[] {
   const changes: ForwardChange[] = [];
-  const end = Date.UTC(year + 1, 0, 1);
-  let x = Date.UTC(year, 0, 1);
+  // Offsets change on whole seconds: the search moves in whole seconds from one.
+  let x = Math.floor(from / 1000) * 1000;
+  const end = Math.ceil(to / 1000) * 1000;
   let before = offsetMinutes(zone, x);
   while (x < end) {
     const y = Math.min(end, x + CHANGE_STRIDE_MS);
@@ -130,7 +124,7 @@ function forwardChanges(zone: string, year: number): ForwardChange[] {
       x = y;
       continue;
     }
-    // The first second in (x, y] with another offset; the walk goes on from there.
+    // The first second in (x, y] with another offset; the search goes on from there.
     let lo = x;
     let hi = y;
     while (hi - lo > 1000) {
@@ -143,10 +137,30 @@ function forwardChanges(zone: string, year: number): ForwardChange[] {
     x = hi;
     before = after;
   }
+  return changes;
+}
+
+/** The forward changes of the zone's offset in a UTC year, found once per zone and year (see gapFire). */
+function forwardChanges(zone: string, year: number): ForwardChange[] {
+  const key = `${zone} ${year}`;
+  const cached = forwardChangeCache.get(key);
+  if (cached) return cached;
+  const changes = forwardChangesIn(zone, Date.UTC(year, 0, 1), Date.UTC(year + 1, 0, 1));
   if (forwardChangeCache.size >= MAX_CACHED_YEARS) forwardChangeCache.delete(forwardChangeCache.keys().next().value!);
   forwardChangeCache.set(key, changes);
   return changes;
 }
+
+/**
+ * How far from a run of the expression at one of the zone's offsets a change that skipped a
+ * matching wall-clock time can lie: the time skipped plus the difference of the two offsets
+ * (Samoa skipped a whole day in 2011). Three days leave room.
+ */
+const NEAR_RUN_MS = 3 * DAY_MS;
+/** Windows around runs one search looks at before it reads whole years instead (an expression firing every few days across a long stretch). */
+const MAX_WINDOWS = 64;
+/** Ticks closer than this are searched through the cached zone-years, cheaper for an expression that fires often. */
+const WINDOWED_SPAN_MS = 45 * DAY_MS;
 
 /**
  * croner's ticks with the daylight-saving rule of this file's header made whole: croner moves a
@@ -214,13 +228,40 @@ class ZonedCron implements CompiledCron {
   /**
    * The instant of a forward change of the zone's offset strictly between `a` and `b` (the first
    * or the last) at which the expression would have fired within the skipped wall-clock time;
-   * null when there is none.
+   * null when there is none. Such a change lies near a run of the expression read at a fixed
+   * offset, so between ticks far apart only the days around those runs are searched: a preview
+   * of 100 ticks of `0 0 29 2 *` looks at 200 windows rather than four centuries of changes.
    */
   private gapFire(a: number, b: number, which: 'first' | 'last'): number | null {
+    if (b - a <= WINDOWED_SPAN_MS) return this.gapFireByYears(a, b, which, null);
+    const probe = this.fixedAt(offsetMinutes(this.zone, a));
     let found: number | null = null;
+    // Changes in (a, done] have been looked at.
+    let done = a;
+    let from = a - NEAR_RUN_MS;
+    for (let windows = 0; done < b; windows++) {
+      if (windows === MAX_WINDOWS) return this.gapFireByYears(done, b, which, found);
+      const run = probe.nextRun(new Date(from));
+      if (run === null || run.getTime() - NEAR_RUN_MS >= b) break;
+      const r = run.getTime();
+      // Runs in (r, r + NEAR] are skipped below: their windows end by r + 2 NEAR, covered here.
+      const end = Math.min(b, r + 2 * NEAR_RUN_MS);
+      for (const c of forwardChangesIn(this.zone, Math.max(done, r - NEAR_RUN_MS), end)) {
+        if (!this.firesAt(c, done, b)) continue;
+        if (which === 'first') return c.t;
+        found = c.t;
+      }
+      done = Math.max(done, end);
+      from = r + NEAR_RUN_MS;
+    }
+    return found;
+  }
+
+  /** gapFire's search of (a, b) through the zone's cached years. */
+  private gapFireByYears(a: number, b: number, which: 'first' | 'last', found: number | null): number | null {
     for (let year = new Date(a).getUTCFullYear(); year <= new Date(b).getUTCFullYear(); year++) {
       for (const c of forwardChanges(this.zone, year)) {
-        if (c.t <= a || c.t >= b || !this.matchesWithin(c.before, c.t, (c.after - c.before) * 60_000)) continue;
+        if (!this.firesAt(c, a, b)) continue;
         if (which === 'first') return c.t;
         found = c.t;
       }
@@ -228,12 +269,18 @@ class ZonedCron implements CompiledCron {
     return found;
   }
 
-  /** The expression matches a wall-clock time of [wall(t) at `offset`, + skippedMs): the time the change at `t` skipped. */
-  private matchesWithin(offset: number, t: number, skippedMs: number): boolean {
+  /** The expression read at a fixed UTC offset (minutes), where every wall-clock time exists once. */
+  private fixedAt(offset: number): Cron {
     let fixed = this.fixedByOffset.get(offset);
     if (!fixed) this.fixedByOffset.set(offset, (fixed = new Cron(this.spec.cron.trim(), { utcOffset: offset, paused: true })));
-    const r = fixed.nextRun(new Date(t - 1));
-    return r !== null && r.getTime() < t + skippedMs;
+    return fixed;
+  }
+
+  /** The change lies in (a, b) and skipped a wall-clock time the expression matches: [wall(c.t) at c.before, + the change). */
+  private firesAt(c: ForwardChange, a: number, b: number): boolean {
+    if (c.t <= a || c.t >= b) return false;
+    const r = this.fixedAt(c.before).nextRun(new Date(c.t - 1));
+    return r !== null && r.getTime() < c.t + (c.after - c.before) * 60_000;
   }
 }
 
