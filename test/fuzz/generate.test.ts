@@ -2,9 +2,10 @@
  * The fuzzer's raw requests with a wrong Content-Length: the length declared is measured against
  * the bytes sent. A run (seed 1317448085) once sent a body in latin1 whose characters past U+00FF
  * had lost a byte each, so its "shorter" length covered the whole body: the API created the task,
- * correctly, and the run reported it as a task no answer created.
+ * correctly, and the run reported it as a task no answer created (the generator has changed since,
+ * so that seed no longer draws the request).
  */
-import { RequestSource } from './generate';
+import { rawBytes, RequestSource } from './generate';
 
 function declared(bytes: Buffer): { length: number; body: number } {
   const end = bytes.indexOf('\r\n\r\n');
@@ -12,9 +13,17 @@ function declared(bytes: Buffer): { length: number; body: number } {
   return { length: Number(m![1]), body: bytes.length - end - 4 };
 }
 
+it('sends a raw body as UTF-8, the bytes its declared length counts', () => {
+  const body = '{"payload":{"\u0127\u012e":[]},"type":"noop"}';
+  const bytes = rawBytes('POST /tasks HTTP/1.1\r\nContent-Length: 40\r\n\r\n', body);
+  expect(declared(bytes)).toEqual({ length: 40, body: Buffer.byteLength(body) });
+  expect(bytes.subarray(bytes.length - Buffer.byteLength(body)).toString('utf8')).toBe(body);
+});
+
 it('declares a raw request body shorter or longer than the bytes it sends, as its kind says', () => {
   const seen = { short: 0, long: 0 };
-  const check = (source: RequestSource, index: number) => {
+  const source = new RequestSource(20261207);
+  const check = (index: number) => {
     const r = source.at(index);
     if (r.transport !== 'raw' || (r.kind !== 'raw.short-length' && r.kind !== 'raw.long-length')) return;
     const { length, body } = declared(r.bytes);
@@ -28,9 +37,7 @@ it('declares a raw request body shorter or longer than the bytes it sends, as it
       expect({ index, length, longer: length > body }).toEqual({ index, length, longer: true });
     }
   };
-  check(new RequestSource(1317448085), 8558);
-  const source = new RequestSource(20261207);
-  for (let i = 0; i < 6000; i++) check(source, i);
+  for (let i = 0; i < 6000; i++) check(i);
   expect(seen.short).toBeGreaterThan(10);
   expect(seen.long).toBeGreaterThan(10);
 });

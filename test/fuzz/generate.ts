@@ -808,15 +808,21 @@ export function serialize(s: Spec, opts: { version?: string; close?: boolean; ho
   return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), s.body]);
 }
 
+/**
+ * Raw request bytes: the head (and any framing after the body) byte for byte, the body as UTF-8, as
+ * its declared length counts it. In latin1, characters past U+00FF would lose their high byte (U+0127
+ * becomes an apostrophe), and a length declared shorter than the body could cover all of it.
+ */
+export function rawBytes(before: string, body: string, after = ''): Buffer {
+  return Buffer.concat([Buffer.from(before, 'latin1'), Buffer.from(body), Buffer.from(after, 'latin1')]);
+}
+
 /** Well-framed raw requests end in a close; they wait for it as long as node:http requests wait for answers. */
 const WELL_FRAMED_WAIT_MS = 30_000;
 
 function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
   // Broken POSTs carry a good key, so the server gets as far as it can; a task it reports is alpha's.
   const broken = (kind: string, bytes: Buffer | string, halfClose = true, waitMs = 2000): FuzzRequest => ({ transport: 'raw', kind, bytes: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1'), halfClose, waitMs, parts: null, tenant: 'alpha' });
-  // A body is sent as UTF-8, as its declared length counts it: in latin1, characters past U+00FF
-  // lose their high byte (U+0127 becomes an apostrophe) and a "shorter" length can cover it all.
-  const utf8 = (before: string, body: string, after = '') => Buffer.concat([Buffer.from(before, 'latin1'), Buffer.from(body), Buffer.from(after, 'latin1')]);
   const head = (cl: string, extra = '') => `POST /tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key('alpha-rw')}\r\nContent-Type: application/json\r\n${cl ? `Content-Length: ${cl}\r\n` : ''}${extra}\r\n`;
   const unkeyed = fc.oneof(
     fc.tuple(validBodyArb).map(([t]) => ({ kind: 'raw.post', method: 'POST', path: '/tasks', headers: [JSON_CT], body: Buffer.from(t), framing: 'length', expect: VALID, task: expectedTask(t, undefined, g) } as Spec)),
@@ -830,14 +836,14 @@ function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
   const wellFramed = fc.tuple(unkeyed, fc.integer()).map(([s, seed]) => withCredential(s, prng(seed)));
   return fc.oneof(
     // Declared shorter than sent: the server reads a prefix (never valid JSON) and the rest as garbage.
-    fc.tuple(validBodyArb, fc.nat()).map(([t, n]) => broken('raw.short-length', utf8(head(String(n % Buffer.byteLength(t))), t))),
+    fc.tuple(validBodyArb, fc.nat()).map(([t, n]) => broken('raw.short-length', rawBytes(head(String(n % Buffer.byteLength(t))), t))),
     // Declared longer than sent, then EOF (or, without EOF, the client gives up).
-    fc.tuple(validBodyArb, fc.integer({ min: 1, max: 5000 }), fc.boolean()).map(([t, extra, half]) => broken('raw.long-length', utf8(head(String(Buffer.byteLength(t) + extra)), t), half, half ? 2000 : 400)),
-    fc.tuple(validBodyArb, fc.constantFrom('abc', '-1', '1.5', '0x10', '', ' ', '1 1', '99999999999999999999', '+15', '15, 16')).map(([t, cl]) => broken('raw.bad-length', utf8(`${head('')}`.replace('\r\n\r\n', `\r\nContent-Length: ${cl}\r\n\r\n`), t))),
-    fc.tuple(validBodyArb).map(([t]) => broken('raw.two-lengths', utf8(head(String(Buffer.byteLength(t)), `Content-Length: ${Buffer.byteLength(t) + 1}\r\n`), t))),
-    fc.tuple(validBodyArb).map(([t]) => broken('raw.length-and-chunked', utf8(head(String(Buffer.byteLength(t)), 'Transfer-Encoding: chunked\r\n') + `${Buffer.byteLength(t).toString(16)}\r\n`, t, '\r\n0\r\n\r\n'))),
-    fc.tuple(validBodyArb, fc.constantFrom('zz', '-1', 'ffffffffffffffffff', '1;', '')).map(([t, size]) => broken('raw.bad-chunk', utf8(head('', 'Transfer-Encoding: chunked\r\n') + `${size}\r\n`, t, '\r\n0\r\n\r\n'))),
-    fc.tuple(validBodyArb, fc.constantFrom('gzip', 'chunked, gzip', 'identity', 'chunked, chunked', 'xchunked')).map(([t, te]) => broken('raw.transfer-encoding', utf8(head('', `Transfer-Encoding: ${te}\r\n`) + `${Buffer.byteLength(t).toString(16)}\r\n`, t, '\r\n0\r\n\r\n'))),
+    fc.tuple(validBodyArb, fc.integer({ min: 1, max: 5000 }), fc.boolean()).map(([t, extra, half]) => broken('raw.long-length', rawBytes(head(String(Buffer.byteLength(t) + extra)), t), half, half ? 2000 : 400)),
+    fc.tuple(validBodyArb, fc.constantFrom('abc', '-1', '1.5', '0x10', '', ' ', '1 1', '99999999999999999999', '+15', '15, 16')).map(([t, cl]) => broken('raw.bad-length', rawBytes(`${head('')}`.replace('\r\n\r\n', `\r\nContent-Length: ${cl}\r\n\r\n`), t))),
+    fc.tuple(validBodyArb).map(([t]) => broken('raw.two-lengths', rawBytes(head(String(Buffer.byteLength(t)), `Content-Length: ${Buffer.byteLength(t) + 1}\r\n`), t))),
+    fc.tuple(validBodyArb).map(([t]) => broken('raw.length-and-chunked', rawBytes(head(String(Buffer.byteLength(t)), 'Transfer-Encoding: chunked\r\n') + `${Buffer.byteLength(t).toString(16)}\r\n`, t, '\r\n0\r\n\r\n'))),
+    fc.tuple(validBodyArb, fc.constantFrom('zz', '-1', 'ffffffffffffffffff', '1;', '')).map(([t, size]) => broken('raw.bad-chunk', rawBytes(head('', 'Transfer-Encoding: chunked\r\n') + `${size}\r\n`, t, '\r\n0\r\n\r\n'))),
+    fc.tuple(validBodyArb, fc.constantFrom('gzip', 'chunked, gzip', 'identity', 'chunked, chunked', 'xchunked')).map(([t, te]) => broken('raw.transfer-encoding', rawBytes(head('', `Transfer-Encoding: ${te}\r\n`) + `${Buffer.byteLength(t).toString(16)}\r\n`, t, '\r\n0\r\n\r\n'))),
     fc.constantFrom(
       'GET /healthz HTTP/1.1\r\n\r\n',
       'GET /healthz HTTP/1.1\nHost: x\n\n',
