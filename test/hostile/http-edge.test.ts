@@ -1,7 +1,7 @@
 /**
- * Wrong methods on known paths get 405 with Allow; a client that closes its sending side after a
- * request still gets the answer; slow clients are cut off by the header and request timeouts, and
- * 2,000 of them do not keep /healthz or a POST /tasks from answering.
+ * Wrong methods on known paths get 405 with Allow; a body cut short by the client's close creates
+ * nothing; slow clients are cut off by the header and request timeouts, and 2,000 of them do not
+ * keep /healthz or a POST /tasks from answering.
  */
 import net from 'node:net';
 import { createApp } from '../../services/api/app';
@@ -74,21 +74,14 @@ async function halfClosed(raw: string): Promise<string> {
   return data;
 }
 
-describe('a client that closes its sending side after the request', () => {
-  const post = (body: string, length = Buffer.byteLength(body)) => `POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n${body}`;
-  const rows = async (marker: string) => (await stack.pool.query<{ id: string }>("SELECT id::text FROM tasks WHERE payload->>'marker' = $1", [marker])).rows.map((r) => r.id);
-
-  it('still gets the answer to a whole request: the task it created is not one it never heard of', async () => {
-    const answer = await halfClosed(post(JSON.stringify({ type: 'noop', payload: { marker: 'half-closed' } })));
-    expect(answer).toMatch(/^HTTP\/1\.1 201 /);
-    expect(await rows('half-closed')).toEqual([/"id":"([0-9a-f-]{36})"/.exec(answer)![1]]);
-  });
+describe('a client that closes its sending side during the request', () => {
+  const post = (body: string, length: number) => `POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n${body}`;
 
   it('creates nothing from a body cut short by the close', async () => {
     const body = JSON.stringify({ type: 'noop', payload: { marker: 'cut-short' } });
     const answer = await halfClosed(post(body, Buffer.byteLength(body) + 10));
     expect(answer).not.toMatch(/^HTTP\/1\.1 2/);
-    expect(await rows('cut-short')).toEqual([]);
+    expect((await stack.pool.query("SELECT id FROM tasks WHERE payload->>'marker' = 'cut-short'")).rows).toEqual([]);
   });
 });
 
