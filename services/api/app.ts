@@ -21,6 +21,7 @@ import { apiReadiness, ReadinessCheck } from './readiness';
 import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
 import { BodyBudget, busy } from './input/body-budget';
 import { JsonLimits, parseBatchBody, parseTaskBody } from './input/read-json';
+import { readBody } from './input/read-body';
 import type { IncomingMessage } from 'node:http';
 import type { Scope } from '../core/tenancy/api-key';
 import { Authenticator } from './auth/authenticator';
@@ -119,7 +120,7 @@ export function createApp(deps: AppDeps): ApiApp {
   const workflowBodyBytes = Math.max(deps.maxWorkflowBodyBytes ?? DEFAULT_WORKFLOW_BODY_BYTES, deps.maxBodyBytes);
   const budget = BodyBudget.fromSettings(deps.maxInflightBodyBytes ?? 0, workflowBodyBytes);
   // Bodies are read as bytes (inflated when compressed) and parsed by read-json, as on the fast path.
-  const raw = express.raw({ type: () => true, limit: deps.maxBodyBytes });
+  const raw = readBody(deps.maxBodyBytes);
   const admitUpTo = (maxBytes: number) => (req: Request, res: Response, next: NextFunction) => {
     if (budget.admit(req, res, maxBytes)) next();
     else {
@@ -296,7 +297,7 @@ export function createApp(deps: AppDeps): ApiApp {
     // Up to MAX_WORKFLOW_STEPS steps in one body; a payload sits three levels down (tasks[i].payload).
     {
       authorized,
-      jsonBody: [requireJson, admitUpTo(workflowBodyBytes), express.raw({ type: () => true, limit: workflowBodyBytes })],
+      jsonBody: [requireJson, admitUpTo(workflowBodyBytes), readBody(workflowBodyBytes)],
       parseBody: (req) => parseTaskBody(bodyOf(req), { ...limits, payloadAt: 2 }),
     },
   );

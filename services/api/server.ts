@@ -31,6 +31,9 @@ export async function startServer(app: http.RequestListener, addr: string, limit
   server.requestTimeout = limits.requestTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.maxConnections = limits.maxConnections;
+  // A client may close its sending side once its request is out and wait for the answer. Node's
+  // default drops such a connection unanswered, after the request may have created a task.
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   // Node answers these itself, with an empty body; every error of the API is a problem body.
   server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const body = problemBody(417, 'Expectation failed', 'only Expect: 100-continue is supported');

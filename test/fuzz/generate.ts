@@ -865,13 +865,22 @@ function rawArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
       'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
     ).map((s) => broken('raw.bad-head', s)),
     fc.uint8Array({ minLength: 1, maxLength: 400 }).map((b) => broken('raw.garbage', Buffer.from(b))),
-    // Well framed, so every answer is checked like any other: HTTP/1.0, and pipelining.
+    // Well framed, so every answer is checked like any other: HTTP/1.0, pipelining, and a half-close.
     wellFramed.map((s): FuzzRequest => ({ transport: 'raw', kind: 'raw.http10', bytes: serialize(s, { version: '1.0', host: false }), halfClose: false, waitMs: WELL_FRAMED_WAIT_MS, parts: [s] })),
     fc.array(wellFramed, { minLength: 2, maxLength: 4 }).map((parts): FuzzRequest => ({
       transport: 'raw',
       kind: 'raw.pipelined',
       bytes: Buffer.concat(parts.map((p, i) => serialize(p, { close: i === parts.length - 1 }))),
       halfClose: false,
+      waitMs: WELL_FRAMED_WAIT_MS,
+      parts,
+    })),
+    // Sent whole, then the sending side closed: each request is still answered (none makes an untold task).
+    fc.array(wellFramed, { minLength: 1, maxLength: 3 }).map((parts): FuzzRequest => ({
+      transport: 'raw',
+      kind: 'raw.half-closed',
+      bytes: Buffer.concat(parts.map((p) => serialize(p))),
+      halfClose: true,
       waitMs: WELL_FRAMED_WAIT_MS,
       parts,
     })),
