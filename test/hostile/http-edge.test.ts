@@ -120,6 +120,9 @@ describe('a client that closes its sending side once its request is out', () => 
       const answer = await halfClosed(post(path, body, '', body.length + 10));
       expect(answer).not.toMatch(/^HTTP\/1\.1 2/);
     }
+    const gz = gzipSync(body);
+    const answer = await halfClosed(post('/tasks', gz, `${bearer}Content-Encoding: gzip\r\n`, gz.length + 10), keyed.address.port);
+    expect(answer).not.toMatch(/^HTTP\/1\.1 2/);
     expect(await rows('cut-short')).toEqual([]);
   });
 });

@@ -85,7 +85,11 @@ export function readBody(limit: number) {
       next(bodyError(415, `unsupported content encoding "${coding}"`, 'encoding.unsupported'));
       return;
     }
-    if (inflate) req.pipe(inflate);
+    if (inflate) {
+      req.pipe(inflate);
+      // A pipe does not pass on the request's end when the client goes away mid-body.
+      req.once('aborted', () => inflate.destroy(bodyError(400, 'request aborted', 'request.aborted')));
+    }
     collect(inflate ?? req, limit, inflate ? undefined : declared === undefined ? undefined : Number(declared), (err, body) => {
       if (inflate) {
         req.unpipe(inflate);
