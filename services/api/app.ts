@@ -21,7 +21,7 @@ import { apiReadiness, ReadinessCheck } from './readiness';
 import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
 import { BodyBudget, busy } from './input/body-budget';
 import { JsonLimits, parseBatchBody, parseTaskBody } from './input/read-json';
-import { readBody } from './input/read-body';
+import { afterBody, readBody } from './input/read-body';
 import type { IncomingMessage } from 'node:http';
 import type { Scope } from '../core/tenancy/api-key';
 import { Authenticator } from './auth/authenticator';
@@ -321,17 +321,6 @@ export function createApp(deps: AppDeps): ApiApp {
 /** A header given once; a repeated one is joined (and then refused as a tenant name). */
 function headerValue(h: string | string[] | undefined): string | undefined {
   return Array.isArray(h) ? h.join(', ') : h;
-}
-
-/** Runs `fn` once the request's body has been read and dropped, so an early answer is not lost to a reset. */
-function afterBody(req: IncomingMessage, fn: () => void): void {
-  if (req.readableEnded) {
-    fn();
-    return;
-  }
-  req.on('end', fn);
-  req.on('error', () => undefined);
-  req.resume();
 }
 
 const DEFAULT_WORKFLOW_BODY_BYTES = 2 * 1048576;

@@ -25,15 +25,15 @@ function decoder(coding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecomp
   return null;
 }
 
-/** Calls `done` once the rest of the request has been read and dropped (or the client is gone). */
-function drain(req: IncomingMessage, done: () => void): void {
+/** Runs `fn` once the request's body has been read and dropped (or the client is gone), so an early answer is not lost to a reset. */
+export function afterBody(req: IncomingMessage, fn: () => void): void {
   if (req.readableEnded || req.destroyed) {
-    done();
+    fn();
     return;
   }
   let called = false;
   const once = () => {
-    if (!called) (called = true), done();
+    if (!called) (called = true), fn();
   };
   req.once('end', once);
   req.once('close', once);
@@ -66,7 +66,6 @@ function collect(stream: Readable, limit: number, length: number | undefined, do
     if (length !== undefined && size !== length) finish(bodyError(400, 'request size did not match content length', 'request.size.invalid'));
     else finish(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
   });
-  stream.once('aborted', () => finish(bodyError(400, 'request aborted', 'request.aborted')));
   stream.once('close', () => finish(bodyError(400, 'request aborted', 'request.aborted')));
   stream.on('error', (err: Error & { status?: number }) => finish(Object.assign(err, { status: typeof err.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 400 })));
 }
@@ -88,7 +87,9 @@ export function readBody(limit: number) {
     if (inflate) {
       req.pipe(inflate);
       // A pipe does not pass on the request's end when the client goes away mid-body.
-      req.once('aborted', () => inflate.destroy(bodyError(400, 'request aborted', 'request.aborted')));
+      req.once('close', () => {
+        if (!req.complete) inflate.destroy(bodyError(400, 'request aborted', 'request.aborted'));
+      });
     }
     collect(inflate ?? req, limit, inflate ? undefined : declared === undefined ? undefined : Number(declared), (err, body) => {
       if (inflate) {
@@ -97,7 +98,7 @@ export function readBody(limit: number) {
         inflate.destroy();
       }
       if (err) {
-        drain(req, () => next(err));
+        afterBody(req, () => next(err));
         return;
       }
       req.body = body;
