@@ -590,7 +590,7 @@ export interface components {
             timeout_ms?: number;
             /**
              * Format: date-time
-             * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+             * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
              */
             run_at?: string;
             /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
@@ -910,7 +910,7 @@ export interface components {
                 timeout_ms?: number;
                 /**
                  * Format: date-time
-                 * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+                 * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
                  */
                 run_at?: string;
                 /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
@@ -969,7 +969,7 @@ export interface components {
             timeout_ms?: number;
             /**
              * Format: date-time
-             * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+             * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
              */
             run_at?: string;
             /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
@@ -1330,9 +1330,9 @@ export interface operations {
                 type?: string;
                 /** @description Tasks of any of these priorities. One or more of critical, high, default, low: comma-separated, or as a list. */
                 priority?: string | string[];
-                /** @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds. */
+                /** @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. */
                 created_after?: string;
-                /** @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds. */
+                /** @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. */
                 created_before?: string;
                 /** @description Tasks created by this schedule (its ticks and manual triggers). */
                 schedule?: string;
@@ -2111,12 +2111,12 @@ export interface operations {
                         priority?: string | string[];
                         /**
                          * Format: date-time
-                         * @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+                         * @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
                          */
                         created_after?: string;
                         /**
                          * Format: date-time
-                         * @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+                         * @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
                          */
                         created_before?: string;
                         /**
@@ -2254,12 +2254,12 @@ export interface operations {
                         priority?: string | string[];
                         /**
                          * Format: date-time
-                         * @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+                         * @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
                          */
                         created_after?: string;
                         /**
                          * Format: date-time
-                         * @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.
+                         * @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
                          */
                         created_before?: string;
                         /**
@@ -2993,9 +2993,9 @@ export interface operations {
                 status?: string | string[];
                 /** @description A name for people and filters (not unique): 1-200 letters, digits, . _ : - starting with a letter or digit. */
                 name?: string;
-                /** @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds. */
+                /** @description Created strictly after this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. */
                 created_after?: string;
-                /** @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds. */
+                /** @description Created strictly before this time. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. */
                 created_before?: string;
                 /** @description Workflows per page. */
                 limit?: number;

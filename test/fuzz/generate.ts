@@ -953,7 +953,7 @@ function bulkBodyArb(action: (typeof ACTIONS)[number]): fc.Arbitrary<Record<stri
 }
 
 const badBulkArb = fc.oneof(
-  fc.constantFrom('{"filter":{"status":"bogus"}}', '{"filter":{"colour":"red"}}', '{"filter":[]}', '{"limit":0}', '{"limit":1e9}', '{"limit":"5"}', '{"dry_run":"yes"}', '{"extra":1}', '[]', '"dead"', '{"filter":{"created_after":"yesterday"}}', '{"filter":{"priority":["high","urgent"]}}', '{"filter":{"type":""}}', '{"cursor":"abc"}', '{"cursor":5}', '{"cursor":null}', '{"cursor":"WyIyMDI2IiwieCJd"}'),
+  fc.constantFrom('{"filter":{"status":"bogus"}}', '{"filter":{"colour":"red"}}', '{"filter":[]}', '{"limit":0}', '{"limit":1e9}', '{"limit":"5"}', '{"dry_run":"yes"}', '{"extra":1}', '[]', '"dead"', '{"filter":{"created_after":"yesterday"}}', '{"filter":{"priority":["high","urgent"]}}', '{"filter":{"type":""}}', '{"cursor":"abc"}', '{"cursor":5}', '{"cursor":null}', '{"cursor":"WyIyMDI2IiwieCJd"}', '{"filter":{"created_before":"9999-12-31T23:59:59-23:59"}}', `{"cursor":"${Buffer.from('["2026-02-30 00:00:00+00","01234567-89ab-7def-8123-456789abcdef"]').toString('base64url')}"}`),
   fc.constantFrom(...STATUS_WORDS).map((s) => JSON.stringify({ filter: { status: [s, 'nope'] } })),
 );
 
@@ -970,7 +970,7 @@ const listQueryArb = fc
     { requiredKeys: [] },
   )
   .map((q) => Object.entries(q).map(([k, v]) => `${k}=${v}`).join('&'));
-const badListQueryArb = fc.constantFrom('status=bogus', 'priority=urgent', 'limit=0', 'limit=501', 'limit=x', 'cursor=abc', 'type=a%20b', 'type=a&type=b', 'colour=red', 'created_after=today', 'status=', 'cursor=WyIyMDI2IiwieCJd');
+const badListQueryArb = fc.constantFrom('status=bogus', 'priority=urgent', 'limit=0', 'limit=501', 'limit=x', 'cursor=abc', 'type=a%20b', 'type=a&type=b', 'colour=red', 'created_after=today', 'status=', 'cursor=WyIyMDI2IiwieCJd', 'created_after=0000-01-01T00:00:00Z', 'created_before=9999-12-31T23:59:59-23:59', `cursor=${Buffer.from('["2026-02-30 00:00:00+00","01234567-89ab-7def-8123-456789abcdef"]').toString('base64url')}`);
 
 function operatorArb(): fc.Arbitrary<FuzzRequest> {
   return fc.oneof(

@@ -123,6 +123,8 @@ it('bad bulk bodies are 400s naming the field', async () => {
     ['/tasks/cancel', [1, 2], '(body)'],
     ['/tasks/retry', { cursor: 'abc' }, 'cursor'],
     ['/tasks/retry', { cursor: 'WyIyMDI2IiwieCJd' }, 'cursor'],
+    ['/tasks/retry', { cursor: Buffer.from('["2026-02-30 00:00:00+00","01234567-89ab-7def-8123-456789abcdef"]').toString('base64url'), dry_run: true }, 'cursor'],
+    ['/tasks/cancel', { filter: { created_before: '9999-12-31T23:59:59-23:59' }, dry_run: true }, 'filter.created_before'],
     ['/tasks/cancel', { cursor: 17 }, 'cursor'],
     ['/tasks/cancel', { cursor: null }, 'cursor'],
   ];

@@ -110,7 +110,14 @@ it('bad parameters are 400s naming them', async () => {
     ['?limit=1&limit=2', 'limit'],
     ['?cursor=nope', 'cursor'],
     [`?cursor=${Buffer.from('["2026-01-01 00:00:00+00","x"]').toString('base64url')}`, 'cursor'],
+    // Well formed, but no time Postgres could read: 30 February, hour 25, year 0.
+    [`?cursor=${Buffer.from('["2026-02-30 00:00:00+00","01234567-89ab-7def-8123-456789abcdef"]').toString('base64url')}`, 'cursor'],
+    [`?cursor=${Buffer.from('["2026-01-01 25:00:00+00","01234567-89ab-7def-8123-456789abcdef"]').toString('base64url')}`, 'cursor'],
+    [`?cursor=${Buffer.from('["0000-01-01 00:00:00+00","01234567-89ab-7def-8123-456789abcdef"]').toString('base64url')}`, 'cursor'],
     ['?created_after=yesterday', 'created_after'],
+    ['?created_after=0000-01-01T00:00:00Z', 'created_after'],
+    ['?created_before=9999-12-31T23:59:59-23:59', 'created_before'],
+    ['?created_after=0001-01-01T00:00:00%2B01:00', 'created_after'],
     ['?created_before=2026-12-05T10:00:00', 'created_before'],
     ['?colour=red', 'colour'],
   ];

@@ -180,7 +180,7 @@ it('lists newest first a page at a time, filtered by status, name and creation t
   const third = Date.parse((await call('GET', `/workflows/${made[2]}`)).body.workflow.created_at);
   const after = (await call('GET', `/workflows?created_after=${new Date(third + 1).toISOString()}`)).body.workflows;
   expect(after.map((w: Json) => w.id)).toEqual([made[4], made[3]]);
-  for (const q of ['status=done', 'limit=0', 'limit=501', 'cursor=abc!', 'colour=red', 'limit=1&limit=2', 'name=has%20space', 'created_after=yesterday']) {
+  for (const q of ['status=done', 'limit=0', 'limit=501', 'cursor=abc!', 'colour=red', 'limit=1&limit=2', 'name=has%20space', 'created_after=yesterday', 'created_after=0000-01-01T00:00:00Z', 'created_before=9999-12-31T23:59:59-23:59', `cursor=${Buffer.from('["2026-02-30 00:00:00+00","01234567-89ab-7def-8123-456789abcdef"]').toString('base64url')}`]) {
     const r = await call('GET', `/workflows?${q}`);
     expect(r.status).toBe(400);
     expect(fields(r.body)).toEqual([q.split('=')[0]]);

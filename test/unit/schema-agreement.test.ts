@@ -22,13 +22,18 @@ import { parseTime, TimeSchema } from '../../services/core/tasks/task-fields';
 import { encodeCursor } from '../../services/core/tasks/task-cursor';
 import { filterSchema, parseFilter } from '../../services/core/tasks/task-filter';
 
-// A JS Date cannot hold a leap second, so the API refuses 23:59:60 (TimeSchema says so); otherwise
-// the standard date-time format decides.
+// A JS Date cannot hold a leap second, so the API refuses 23:59:60, and Postgres no year 0 or past
+// 9999 (TimeSchema says both); otherwise the standard date-time format decides.
 const standardDateTime = (fullFormats['date-time'] as { validate: (s: string) => boolean }).validate;
 const LEAP = /:60(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/;
+const inYears = (s: string) => {
+  const ms = Date.parse(s.replace(' ', 'T'));
+  return ms >= Date.parse('0001-01-01T00:00:00Z') && ms <= Date.parse('9999-12-31T23:59:59.999Z');
+};
+const apiDateTime = (s: string) => standardDateTime(s) && !LEAP.test(s) && inYears(s);
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
-ajv.addFormat('date-time', (s: string) => standardDateTime(s) && !LEAP.test(s));
+ajv.addFormat('date-time', apiDateTime);
 
 const RUNS = { numRuns: 3000, seed: Number(process.env.FC_SEED ?? 17) };
 
@@ -79,7 +84,10 @@ const nearType = fc.oneof(fc.constantFrom('', 'has space', 'é', 'a'.repeat(129)
 const time = fc.oneof(
   fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map((d) => d.toISOString()),
   fc.stringMatching(new RegExp(TimeSchema.pattern!)),
-  fc.constantFrom('2026-02-29T00:00:00Z', '2024-02-29T00:00:00Z', '2026-12-05T10:00:00', '2026-12-05T24:00:00Z', '2016-12-31T23:59:60Z', '2026-12-05 10:00:00+01:00', '2026-12-05T10:00:00+0100'),
+  fc.constantFrom(
+    '2026-02-29T00:00:00Z', '2024-02-29T00:00:00Z', '2026-12-05T10:00:00', '2026-12-05T24:00:00Z', '2016-12-31T23:59:60Z', '2026-12-05 10:00:00+01:00', '2026-12-05T10:00:00+0100',
+    '0000-12-31T23:59:59Z', '0001-01-01T00:00:00Z', '0001-01-01T00:30:00+01:00', '9999-12-31T23:59:59Z', '9999-12-31T23:59:59-00:01', '9999-12-31T22:00:00-01:00',
+  ),
 );
 
 describe('POST /tasks: validateTaskInput and TaskInputSchema', () => {
@@ -160,11 +168,16 @@ describe('the task filter: parseFilter and filterSchema', () => {
     const pattern = new RegExp(TimeSchema.pattern!);
     fc.assert(
       fc.property(fc.oneof(time, fc.string()), (s) => {
-        expect(parseTime(s) !== null).toBe(pattern.test(s) && standardDateTime(s) && !LEAP.test(s));
+        expect(parseTime(s) !== null).toBe(pattern.test(s) && apiDateTime(s));
       }),
       RUNS,
     );
     expect(parseTime('2026-12-05 10:00:00+01:00')?.toISOString()).toBe('2026-12-05T09:00:00.000Z');
+    // Within the years 1 to 9999 once in UTC, as Postgres stores them.
+    expect(parseTime('0001-01-01T00:00:00Z')?.toISOString()).toBe('0001-01-01T00:00:00.000Z');
+    expect(parseTime('0001-01-01T00:30:00+01:00')).toBeNull();
+    expect(parseTime('9999-12-31T23:59:59-00:01')).toBeNull();
+    expect(parseTime('0000-06-01T00:00:00Z')).toBeNull();
   });
 });
 

@@ -5,6 +5,7 @@
  * and tasks added meanwhile (newer than any position) never join it. Callers get it as an opaque
  * token and give it back as it came.
  */
+import { parseTime } from './task-fields';
 
 export interface TaskCursor {
   /** created_at as Postgres prints it (microseconds). */
@@ -27,6 +28,8 @@ export function decodeCursor(token: string): TaskCursor | null {
     const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as unknown;
     if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string' || typeof v[1] !== 'string') return null;
     if (!CURSOR_TIME.test(v[0]) || !UUID.test(v[1])) return null;
+    // A real time Postgres can read back (no 30 February, no year 0): its offset as parseTime takes it.
+    if (!parseTime(/[+-]\d{2}$/.test(v[0]) ? `${v[0]}:00` : v[0])) return null;
     return { createdAt: v[0], id: v[1] };
   } catch {
     return null;

@@ -47,14 +47,19 @@ const RFC3339 = '^(\\d{4})-(\\d{2})-(\\d{2})[Tt ](\\d{2}):(\\d{2}):(\\d{2})(?:\\
 export const TimeSchema = Type.String({
   format: 'date-time',
   pattern: RFC3339,
-  description: 'An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds.',
+  description: 'An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.',
 });
+
+// The times Postgres's timestamptz takes as an ISO string (year 0 and years past 9999 it refuses).
+const MIN_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
+const MAX_TIME_MS = Date.parse('9999-12-31T23:59:59.999Z');
 
 const TIME = new RegExp(RFC3339);
 
 /**
  * The time a TimeSchema string names, or null: the pattern, and a real calendar date and time (as
- * the `date-time` format asks: no 30 February, no hour 24), which `new Date` alone would roll over.
+ * the `date-time` format asks: no 30 February, no hour 24), which `new Date` alone would roll over;
+ * within the years 1 to 9999 once in UTC, which Postgres stores.
  */
 export function parseTime(s: string): Date | null {
   const m = TIME.exec(s);
@@ -64,5 +69,6 @@ export function parseTime(s: string): Date | null {
   const days = mo === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(mo!) ? 30 : 31;
   if (mo! < 1 || mo! > 12 || d! < 1 || d! > days || h! > 23 || mi! > 59 || sec! > 59 || oh! > 23 || om! > 59) return null;
   const t = new Date(s.replace(' ', 'T'));
-  return Number.isNaN(t.getTime()) ? null : t;
+  const ms = t.getTime();
+  return Number.isNaN(ms) || ms < MIN_TIME_MS || ms > MAX_TIME_MS ? null : t;
 }
