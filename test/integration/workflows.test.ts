@@ -565,6 +565,27 @@ it('cancelling a workflow cancels its waiting steps at once and stops its runnin
   expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, 'other-tenant', wf.workflow.id)).toEqual({ kind: 'missing' });
 });
 
+it('a cancel that finds the workflow running, while its last step succeeds, leaves it succeeded (409, not a cancelled success)', async () => {
+  await setUpWithoutWorkers();
+  const wf = await submit([step('only')]);
+  const holder = await stack.pool.connect();
+  try {
+    // The cancel reads the workflow running, then waits for the workflow's lock held here.
+    await holder.query('BEGIN');
+    await holder.query('SELECT workflow_lock($1)', [wf.workflow.id]);
+    const cancel = cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id);
+    await waitFor(async () => ((await stack.pool.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)).rowCount ? true : null), 10_000, 'cancel waiting');
+    // Meanwhile the last step succeeds (a success takes no workflow lock).
+    await stack.pool.query(`UPDATE tasks SET status = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1`, [wf.steps[0]!.task_id]);
+    await holder.query('COMMIT');
+    expect(await cancel).toMatchObject({ kind: 'final', workflow: { status: 'succeeded' } });
+  } finally {
+    holder.release();
+  }
+  const w = await getWorkflow(stack.pool, TENANT, wf.workflow.id);
+  expect(w?.workflow).toMatchObject({ status: 'succeeded', cancel_requested_at: null });
+});
+
 it('Redis losing its data mid-workflow: the reconciler queues the lost steps again and the workflow completes', async () => {
   let release!: () => void;
   hold = new Promise((r) => (release = r));
