@@ -908,13 +908,6 @@ export interface components {
                 };
                 /** @description An attempt running longer is aborted and fails (default: its handler's, else TASK_TIMEOUT_MS). */
                 timeout_ms?: number;
-                /**
-                 * Format: date-time
-                 * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
-                 */
-                run_at?: string;
-                /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
-                delay_ms?: number;
             };
             /**
              * @description Ticks missed while no worker could fire them (not while paused): skip them, run_once (one task for all of them), or catch_up (one per missed tick, at most catch_up_limit). Default run_once.
@@ -931,7 +924,7 @@ export interface components {
             /** @description A paused schedule fires nothing; resuming it starts from the next tick after now (ticks missed while paused never run). Default false. */
             paused?: boolean;
         };
-        /** @description The task each tick (and each trigger) creates, with the rules of POST /tasks (no idempotency_key: a tick is created at most once by itself). */
+        /** @description The task each tick (and each trigger) creates, with the rules of POST /tasks; no idempotency_key (a tick is created at most once by itself), no run_at or delay_ms (a tick runs at its time: shift the expression instead). */
         ScheduleTask: {
             /**
              * @description The handler that runs the task: 1-128 characters of letters, digits, _ . : -
@@ -967,13 +960,6 @@ export interface components {
             };
             /** @description An attempt running longer is aborted and fails (default: its handler's, else TASK_TIMEOUT_MS). */
             timeout_ms?: number;
-            /**
-             * Format: date-time
-             * @description Run it no earlier than this time (at most 366 days ahead; a time in the past runs it now). Until then the task is `scheduled`. Not with delay_ms. An RFC 3339 time with a zone (Z or an offset), e.g. 2026-12-05T10:00:00Z; no leap seconds; from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
-             */
-            run_at?: string;
-            /** @description Run it no earlier than this many milliseconds from now (at most 366 days; 0 runs it now). Not with run_at. */
-            delay_ms?: number;
         };
         ScheduleTick: {
             /** Format: date-time */

@@ -1043,6 +1043,8 @@ const BAD_SCHEDULE_FIELDS: Record<string, unknown>[] = [
   { timezone: '' },
   { task: { type: 'no op' } },
   { task: { type: 'noop', idempotency_key: 'k' } },
+  { task: { type: 'noop', delay_ms: 1000 } },
+  { task: { type: 'noop', run_at: '2030-01-01T00:00:00Z' } },
   { task: { type: 'noop', retry: { base_ms: 0 } } },
   { task: { type: 'noop', payload: null } },
   { task: 'noop' },

@@ -75,6 +75,9 @@ it.each([
   [{ timezone: 'Mars/Olympus' }, ['timezone']],
   [{ task: { type: 'noop', retry: { base_ms: 0 } } }, ['task.retry.base_ms']],
   [{ task: { type: 'noop', idempotency_key: 'k' } }, ['task.idempotency_key']],
+  // A tick runs at its time: a delay would be taken and then dropped.
+  [{ task: { type: 'noop', delay_ms: 3_600_000 } }, ['task.delay_ms']],
+  [{ task: { type: 'noop', run_at: '2030-01-01T00:00:00Z' } }, ['task.run_at']],
   [{ task: { type: 'no op', priority: 'urgent' } }, ['task.priority', 'task.type']],
   [{ task: { type: 'noop', timeout_ms: 0 } }, ['task.timeout_ms']],
   [{ task: 'noop' }, ['task']],

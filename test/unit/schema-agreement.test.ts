@@ -244,6 +244,8 @@ describe('POST /schedules and PATCH /schedules/{name}: the schedule validators a
       retry: sometimes(mostly(fc.record({ backoff: mostly(fc.constantFrom('fixed', 'linear')), base_ms: mostly(fc.integer({ min: 1, max: 1000 }), fc.constant(0)) }, { requiredKeys: [] }), fc.constant([]))),
       timeout_ms: sometimes(mostly(fc.integer({ min: 1, max: 86_400_000 }), fc.constant(0))),
       idempotency_key: sometimes(fc.constant('k')),
+      delay_ms: sometimes(fc.constant(1000)),
+      run_at: sometimes(fc.constant('2030-01-01T00:00:00Z')),
     },
     { requiredKeys: ['type'] },
   );

@@ -7,7 +7,7 @@
  */
 import { MisfirePolicy, OverlapPolicy, ScheduleSpec, ScheduleTask } from '../../core/schedules/schedule';
 import { badRequest, FieldError, ProblemError } from '../problem';
-import { ScheduleInputSchema, SCHEDULE_NAME_PATTERN, SchedulePatchSchema } from '../schemas/schedules';
+import { ScheduleInputSchema, SCHEDULE_NAME_PATTERN, SCHEDULE_TASK_OMITS, SchedulePatchSchema } from '../schemas/schedules';
 import { prefixFields, validateTaskInput } from '../validation';
 
 export type ScheduleInput = ScheduleSpec;
@@ -83,8 +83,12 @@ function scheduleTask(v: unknown, errors: FieldError[], defaultMaxRetries: numbe
     return null;
   }
   const found: FieldError[] = [];
-  if ('idempotency_key' in v) found.push({ field: 'task.idempotency_key', message: 'is not a known field' });
-  const { idempotency_key: _key, ...rest } = v as Record<string, unknown>;
+  const rest: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+  for (const k of SCHEDULE_TASK_OMITS) {
+    if (!(k in rest)) continue;
+    found.push({ field: `task.${k}`, message: k === 'idempotency_key' ? 'is not a known field' : 'is not a known field (a tick runs at its time: shift the expression instead)' });
+    delete rest[k];
+  }
   try {
     const t = validateTaskInput(rest, undefined, defaultMaxRetries);
     if (found.length === 0) return { type: t.type, payload: t.payload, priority: t.priority, max_retries: t.max_retries, retry: t.retry, timeout_ms: t.timeout_ms };

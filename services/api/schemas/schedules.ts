@@ -16,10 +16,14 @@ const Time = Type.String({ format: 'date-time' });
 export { ScheduleNameSchema };
 export const SCHEDULE_NAME_PATTERN = ScheduleNameSchema.pattern!;
 
-/** The task each tick creates: POST /tasks's fields without an idempotency key (a tick is its own key). */
-export const ScheduleTaskSchema = Type.Omit(TaskInputSchema, ['idempotency_key'], {
+/**
+ * The task each tick creates: POST /tasks's fields without an idempotency key (a tick is its own
+ * key) and without run_at or delay_ms (a tick's time is when it runs).
+ */
+export const SCHEDULE_TASK_OMITS = ['idempotency_key', 'run_at', 'delay_ms'] as const;
+export const ScheduleTaskSchema = Type.Omit(TaskInputSchema, [...SCHEDULE_TASK_OMITS], {
   additionalProperties: false,
-  description: 'The task each tick (and each trigger) creates, with the rules of POST /tasks (no idempotency_key: a tick is created at most once by itself).',
+  description: 'The task each tick (and each trigger) creates, with the rules of POST /tasks; no idempotency_key (a tick is created at most once by itself), no run_at or delay_ms (a tick runs at its time: shift the expression instead).',
 });
 
 const cronField = Type.String({
