@@ -24,6 +24,7 @@ import { JsonLimits, parseBatchBody, parseTaskBody } from './input/read-json';
 import { afterBody, readBody } from './input/read-body';
 import type { IncomingMessage } from 'node:http';
 import type { Scope } from '../core/tenancy/api-key';
+import { TenantDirectory } from './auth/tenant-directory';
 import { Authenticator } from './auth/authenticator';
 import { actingAs, Principal, requireScope } from './auth/principal';
 import type { Admitted, RequestAdmission } from './limits/request-admission';
@@ -132,14 +133,16 @@ export function createApp(deps: AppDeps): ApiApp {
   const admit = admitUpTo(deps.maxBodyBytes);
   const bodyOf = (req: Request): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
   const auth = deps.auth ?? new Authenticator(deps.pool, { mode: 'off', cacheMs: 0, log: deps.log });
+  const tenants = new TenantDirectory(deps.pool);
   /** The principal a request acts as, holding `scope`; throws 401/403/400 (see auth/). */
   const authorize = (req: IncomingMessage, scope: Scope, queryTenant?: unknown): Principal | Promise<Principal> => {
     // ?tenant= given twice is joined like a repeated header, and so refused: never silently ignored.
     const requested = typeof queryTenant === 'string' ? queryTenant : Array.isArray(queryTenant) ? queryTenant.join(', ') : headerValue(req.headers.tenant);
-    const decide = (p: Principal): Principal => {
+    const decide = (p: Principal): Principal | Promise<Principal> => {
       const acting = actingAs(p, requested);
       requireScope(acting, scope);
-      return acting;
+      // A key's own tenant exists; one an admin key names is checked (a typo is refused).
+      return acting.tenant === p.keyTenant ? acting : tenants.require(acting.tenant).then(() => acting);
     };
     const p = auth.authenticate(req.headers.authorization);
     return p instanceof Promise ? p.then(decide) : decide(p);

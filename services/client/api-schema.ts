@@ -1176,7 +1176,7 @@ export interface components {
         };
     };
     parameters: {
-        /** @description Act on this tenant (admin keys only; a key may always name its own). */
+        /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
         tenantQuery: string;
         /** @description As ?tenant= (which wins when both are given). */
         tenantHeader: string;
@@ -1326,7 +1326,7 @@ export interface operations {
                 limit?: number;
                 /** @description next_cursor of the page before, as it came. */
                 cursor?: string;
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -1407,7 +1407,7 @@ export interface operations {
     submitTask: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -1556,7 +1556,7 @@ export interface operations {
     submitBatch: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -1677,7 +1677,7 @@ export interface operations {
     getTask: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -1771,7 +1771,7 @@ export interface operations {
     cancelTask: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -1885,7 +1885,7 @@ export interface operations {
     retryTask: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -1989,7 +1989,7 @@ export interface operations {
     queues: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2070,7 +2070,7 @@ export interface operations {
     bulkCancel: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2213,7 +2213,7 @@ export interface operations {
     bulkRetry: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2360,7 +2360,7 @@ export interface operations {
                 limit?: number;
                 /** @description next_cursor of the page before, as it came. */
                 cursor?: string;
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2441,7 +2441,7 @@ export interface operations {
     createSchedule: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2559,7 +2559,7 @@ export interface operations {
             query?: {
                 /** @description How many next fire times to list. */
                 preview?: number;
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2653,7 +2653,7 @@ export interface operations {
     deleteSchedule: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2747,7 +2747,7 @@ export interface operations {
     updateSchedule: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2866,7 +2866,7 @@ export interface operations {
     triggerSchedule: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -2987,7 +2987,7 @@ export interface operations {
                 limit?: number;
                 /** @description next_cursor of the page before, as it came. */
                 cursor?: string;
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -3068,7 +3068,7 @@ export interface operations {
     submitWorkflow: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -3217,7 +3217,7 @@ export interface operations {
     getWorkflow: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -3311,7 +3311,7 @@ export interface operations {
     cancelWorkflow: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -3415,7 +3415,7 @@ export interface operations {
     listTenants: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -3522,7 +3522,7 @@ export interface operations {
     listKeys: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -3617,7 +3617,7 @@ export interface operations {
     createKey: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {
@@ -3744,7 +3744,7 @@ export interface operations {
     revokeKey: {
         parameters: {
             query?: {
-                /** @description Act on this tenant (admin keys only; a key may always name its own). */
+                /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
                 tenant?: components["parameters"]["tenantQuery"];
             };
             header?: {

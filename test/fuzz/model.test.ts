@@ -32,6 +32,9 @@ it('follows the README: 401 without a valid key, 403 without the scope or for an
   expect(post(as('admin'), '/tasks', [['tenant', ' beta\t']])).toEqual({ tenant: 'beta', refusals: [] });
   expect(post(as('admin'), '/tasks?tenant=%62eta#x')).toEqual({ tenant: 'beta', refusals: [] });
   expect(post(as('admin'), `/tasks?tenant=${'a'.repeat(64)}`)).toEqual({ tenant: null, refusals: [400] });
+  // A valid name of a tenant that does not exist.
+  expect(post(as('admin'), `/tasks?tenant=${'a'.repeat(63)}`)).toEqual({ tenant: null, refusals: [400] });
+  expect(post(as('alpha-w'), `/tasks?tenant=${'a'.repeat(63)}`)).toEqual({ tenant: null, refusals: [403] });
   // Named twice (header or query), a tenant is never valid; named both ways, the query decides or the API refuses.
   expect(post(as('admin'), '/tasks?tenant=beta&tenant=beta')).toEqual({ tenant: null, refusals: [400] });
   expect(post(as('admin'), '/tasks', [['Tenant', 'beta'], ['Tenant', 'beta']])).toEqual({ tenant: null, refusals: [400] });

@@ -186,8 +186,10 @@ export const KEYS: readonly KeyDef[] = [
   { name: 'expired', tenant: 'beta', scopes: ['tasks:write', 'tasks:read'], state: 'expired' },
 ];
 
-/** Tenants requests act on: those of the keys, and one only an admin key names (no key, no row). */
+/** Tenants requests act on: those of the keys, and one only an admin key names (no key: made by `tenants set`). */
 export const TENANTS = ['alpha', 'beta', 'ops', 'gamma'] as const;
+/** The tenants that exist (`default` from the first migration): an admin naming another gets a 400. */
+const EXISTING_TENANTS = new Set<string>([...TENANTS, 'default']);
 
 export function keyDef(name: string): KeyDef {
   const k = KEYS.find((x) => x.name === name);
@@ -310,6 +312,7 @@ export function authVerdict(s: Spec): Verdict | null {
     // Which of the two refusals a bad name from a key that may not name tenants anyway gets is open.
     if (!named.valid) return refuse(admin ? [400] : [400, 403]);
     if (!admin) return refuse([403]);
+    if (!EXISTING_TENANTS.has(named.value)) return refuse([400]);
     tenant = named.value;
   }
   if (!admin && !k.scopes.includes(scope)) return refuse([403]);

@@ -210,4 +210,25 @@ describe('tenant isolation', () => {
     expect((await post('/tasks?tenant=team-b&tenant=team-b', { type: 'noop' }, bearer(admin))).status).toBe(400);
     expect((await get(`/tasks/${task.id}?tenant=team-a&tenant=team-a`, bearer(a))).status).toBe(400);
   });
+
+  it('an admin key naming a tenant that does not exist gets a 400 naming tenant, and makes nothing; once the tenant has a key, it may act on it', async () => {
+    const count = async () => (await stack.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE tenant = 'team-typo'`)).rows[0].n as number;
+    const refusals = [
+      await post('/tasks', { type: 'noop' }, { ...bearer(admin), tenant: 'team-typo' }),
+      await post('/tasks?tenant=team-typo', { type: 'noop' }, bearer(admin)),
+      await post('/tasks/batch?tenant=team-typo', { tasks: [{ type: 'noop' }] }, bearer(admin)),
+      await post('/schedules?tenant=team-typo', { name: 'n', cron: '@yearly', task: { type: 'noop' } }, bearer(admin)),
+      await post('/workflows?tenant=team-typo', { name: 'w', tasks: [{ key: 'a', type: 'noop' }] }, bearer(admin)),
+      await get('/tasks?tenant=team-typo', bearer(admin)),
+    ];
+    for (const r of refusals) {
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['tenant']);
+    }
+    expect(await count()).toBe(0);
+    expect((await stack.pool.query(`SELECT count(*)::int AS n FROM schedules WHERE tenant = 'team-typo'`)).rows[0].n).toBe(0);
+    await key('team-typo', ['tasks:read']);
+    expect((await post('/tasks', { type: 'noop' }, { ...bearer(admin), tenant: 'team-typo' })).status).toBe(201);
+    expect(await count()).toBe(1);
+  });
 });

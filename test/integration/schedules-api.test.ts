@@ -7,6 +7,7 @@
 import { Authenticator } from '../../services/api/auth/authenticator';
 import { ApiError, TaskSchedulerClient } from '../../services/client';
 import { createKey } from '../../services/core/tenancy/key-store';
+import { ensureTenant } from '../../services/core/tenancy/tenant-store';
 import { createStack, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
 import { fetch } from '../support/contract';
 
@@ -15,6 +16,8 @@ let api: Awaited<ReturnType<typeof startApi>>;
 
 beforeAll(async () => {
   stack = await createStack({ MAX_SCHEDULES_PER_TENANT: 5, POLL_INTERVAL_MS: 10 });
+  // The tenants the open API (an admin) acts on here.
+  for (const t of ['beta', 'gamma']) await ensureTenant(stack.pool, t);
   api = await startApi(stack);
 });
 afterAll(async () => {

@@ -8,6 +8,7 @@ import { submitTasks } from '../../services/core/tasks/submit';
 import { ListCursor, listQuery, listTasks } from '../../services/core/tasks/task-list';
 import type { TaskFilter } from '../../services/core/tasks/task-filter';
 import { createKey } from '../../services/core/tenancy/key-store';
+import { ensureTenant } from '../../services/core/tenancy/tenant-store';
 import { createStack, silentLog, Stack, startApi } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
@@ -134,6 +135,7 @@ it('a tenant lists only its own tasks; an admin lists another tenant’s with ?t
   try {
     const mine = await submitMany(3, { tenant: 'team-a' });
     await submitMany(2, { tenant: 'team-b' });
+    await ensureTenant(stack.pool, 'team-b');
     const a = await createKey(stack.pool, { tenant: 'team-a', scopes: ['tasks:read'], expiresInMs: null });
     const admin = await createKey(stack.pool, { tenant: 'ops', scopes: ['admin'], expiresInMs: null });
     const w = await createKey(stack.pool, { tenant: 'team-a', scopes: ['tasks:write'], expiresInMs: null });

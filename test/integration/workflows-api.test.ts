@@ -18,6 +18,7 @@ import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { MAX_WORKFLOW_STEPS } from '../../services/core/workflows/workflow';
 import type { Worker } from '../../services/worker/worker';
 import { fetch } from '../support/contract';
+import { ensureTenant } from '../../services/core/tenancy/tenant-store';
 import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
 
 let stack: Stack;
@@ -25,6 +26,8 @@ let api: Awaited<ReturnType<typeof startApi>>;
 
 beforeAll(async () => {
   stack = await createStack({ POLL_INTERVAL_MS: 10 });
+  // The tenants the open API (an admin) acts on here.
+  for (const t of ['beta', 'gamma', 'client-t']) await ensureTenant(stack.pool, t);
   api = await startApi(stack);
 });
 afterAll(async () => {

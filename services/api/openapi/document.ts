@@ -128,7 +128,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
         },
       },
       parameters: {
-        tenantQuery: { name: 'tenant', in: 'query', required: false, description: 'Act on this tenant (admin keys only; a key may always name its own).', schema: { type: 'string', pattern: TENANT_PATTERN.source } },
+        tenantQuery: { name: 'tenant', in: 'query', required: false, description: 'Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI\'s tenants set) is a 400.', schema: { type: 'string', pattern: TENANT_PATTERN.source } },
         tenantHeader: { name: 'Tenant', in: 'header', required: false, description: 'As ?tenant= (which wins when both are given).', schema: { type: 'string', pattern: TENANT_PATTERN.source } },
       },
       headers: Object.fromEntries(Object.entries(HEADERS).map(([name, h]) => [name, { description: h.description, schema: h.schema }])),
