@@ -291,7 +291,7 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       path: '/workflows',
       operationId: 'listWorkflows',
       summary: "The tenant's workflows, newest first, a page at a time",
-      description: 'Filters combine; status may be repeated or comma-separated. Keyset pages, as GET /tasks.',
+      description: 'Filters combine; status may be repeated or comma-separated. Keyset pages, as GET /tasks: a page reads at most LIST_SCAN_ROWS workflows, so a filter that matches few may give a short or empty page that still has a next_cursor: page on until next_cursor is null.',
       tag: 'workflows',
       scope: 'tasks:read',
       query: WorkflowListQuerySchema,

@@ -25,6 +25,8 @@ export interface WorkflowRouteDeps {
   log: Logger;
   metrics: Pick<ApiMetrics, 'workflowsStarted' | 'enqueued'>;
   defaultMaxRetries: number;
+  /** LIST_SCAN_ROWS: workflows one GET /workflows page reads at most. */
+  listScanRows?: number;
   /**
    * Runs `work` once `n` tasks of `tenant` are admitted under its limits (429 otherwise), giving
    * back what `created` says was not used; the answer's RateLimit headers come with the result.
@@ -72,7 +74,7 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
 
   app.get('/workflows', authorized('tasks:read'), async (req, res) => {
     const q = parseWorkflowQuery(req.query as Record<string, unknown>);
-    const page = await listWorkflows(deps.pool, tenantOf(res), q);
+    const page = await listWorkflows(deps.pool, tenantOf(res), q, deps.listScanRows);
     res.json({ workflows: page.workflows.map(workflowToJson), next_cursor: page.next ? encodeCursor(page.next) : null });
   });
 

@@ -14,6 +14,7 @@ import type { TaskQueue } from '../queue/queue';
 import { enqueueItem } from '../tasks/submit';
 import { TASK_COLUMNS, TaskRow } from '../tasks/task';
 import type { TaskCursor } from '../tasks/task-cursor';
+import { DEFAULT_SCAN_ROWS } from '../tasks/task-list';
 import { uuidv7 } from '../tasks/uuid';
 import type { StepRow, WorkflowRow, WorkflowSpec, WorkflowStatus } from './workflow';
 
@@ -158,31 +159,42 @@ export interface WorkflowListQuery {
   cursor?: TaskCursor;
 }
 
-/** A tenant's workflows, newest first, a keyset page at a time (like GET /tasks). */
-export async function listWorkflows(pool: Pool, tenant: string, q: WorkflowListQuery): Promise<{ workflows: WorkflowRow[]; next: TaskCursor | null }> {
+/**
+ * A tenant's workflows, newest first, a keyset page at a time (like GET /tasks): the page reads at
+ * most `scanRows` of the tenant's workflows in (created_at, id) order (workflows_tenant_created_idx)
+ * and checks the name and status on them, so a filter that matches few costs a bounded read, not
+ * the tenant's whole history; such a page may come short (even empty) with a cursor to go on from.
+ */
+export async function listWorkflows(pool: Pool, tenant: string, q: WorkflowListQuery, scanRows = DEFAULT_SCAN_ROWS): Promise<{ workflows: WorkflowRow[]; next: TaskCursor | null }> {
   const values: unknown[] = [tenant];
-  const where = ['tenant = $1'];
-  const add = (cond: (n: number) => string, v: unknown) => (values.push(v), where.push(cond(values.length)));
-  if (q.statuses?.length) add((n) => `status = ANY($${n}::text[])`, q.statuses);
-  if (q.name !== undefined) add((n) => `name = $${n}`, q.name);
-  if (q.createdAfter) add((n) => `created_at > $${n}`, q.createdAfter);
-  if (q.createdBefore) add((n) => `created_at < $${n}`, q.createdBefore);
-  if (q.cursor) {
-    values.push(q.cursor.createdAt, q.cursor.id);
-    where.push(`(created_at, id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
-  }
-  values.push(q.limit + 1);
-  const { rows } = await pool.query<WorkflowRow & { created_at_text: string }>(
-    `SELECT ${WORKFLOW_COLUMNS}, created_at::text AS created_at_text FROM workflows
-      WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+  const param = (v: unknown) => (values.push(v), `$${values.length}`);
+  // The creation window and the cursor bound the index scan; the rest is checked on the rows read.
+  const window = ['tenant = $1'];
+  if (q.createdAfter) window.push(`created_at > ${param(q.createdAfter)}`);
+  if (q.createdBefore) window.push(`created_at < ${param(q.createdBefore)}`);
+  if (q.cursor) window.push(`(created_at, id) < (${param(q.cursor.createdAt)}::timestamptz, ${param(q.cursor.id)}::uuid)`);
+  const checked = ['TRUE'];
+  if (q.statuses?.length) checked.push(`status = ANY(${param(q.statuses)}::text[])`);
+  if (q.name !== undefined) checked.push(`name = ${param(q.name)}`);
+  const { rows } = await pool.query<WorkflowRow & { created_at_text: string; hit: boolean; read: string }>(
+    `SELECT * FROM (
+       SELECT *, row_number() OVER (ORDER BY created_at DESC, id DESC) AS read FROM (
+         SELECT ${WORKFLOW_COLUMNS}, created_at::text AS created_at_text, (${checked.join(' AND ')}) AS hit FROM workflows
+          WHERE ${window.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${scanRows}) s
+       ORDER BY created_at DESC, id DESC LIMIT ${scanRows}) r
+      WHERE hit OR read = ${scanRows}
+      LIMIT ${q.limit + 1}`,
     values,
   );
-  const more = rows.length > q.limit;
-  const page = rows.slice(0, q.limit);
-  const last = page[page.length - 1];
+  const hits = rows.filter((r) => r.hit);
+  const more = hits.length > q.limit;
+  const page = more ? hits.slice(0, q.limit) : hits;
+  // Fewer matches than a page: the read ended, at the tenant's oldest or at its bound (then the next
+  // page starts after the last row it read).
+  const last = more ? page[page.length - 1] : rows.find((r) => Number(r.read) === scanRows);
   return {
-    workflows: page.map(({ created_at_text: _, ...w }) => w),
-    next: more && last ? { createdAt: last.created_at_text, id: last.id } : null,
+    workflows: page.map(({ created_at_text: _t, hit: _h, read: _r, ...w }) => w),
+    next: last ? { createdAt: last.created_at_text, id: last.id } : null,
   };
 }
 

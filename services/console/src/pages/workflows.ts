@@ -32,7 +32,9 @@ export async function workflowsPage(ctx: PageContext): Promise<void> {
     h('span', { class: 'mono' }, w.id),
   ]);
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of workflows' }, page.next_cursor ? link(hrefFor('workflows', [], { status, cursor: page.next_cursor }), 'Next page', { rel: 'next' }) : null);
-  fill(ctx.main, heading('Workflows'), form, table('Workflows, newest first', ['Name', 'Status', 'Steps done', 'On failure', 'Created', 'ID'], rows, 'No workflow yet.'), pager);
+  // A page reads a bounded stretch of workflows: an empty one with a cursor has more to search.
+  const shown = rows.length === 0 && page.next_cursor ? 'No workflow in this stretch; the next page carries on the search.' : 'No workflow yet.';
+  fill(ctx.main, heading('Workflows'), form, table('Workflows, newest first', ['Name', 'Status', 'Steps done', 'On failure', 'Created', 'ID'], rows, shown), pager);
 }
 
 async function workflowPage(ctx: PageContext, id: string): Promise<void> {
