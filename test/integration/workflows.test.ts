@@ -510,6 +510,35 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(byKey(w).get('q')!.status).toBe('succeeded');
   });
 
+  it('a step released by a success that began after the failure but committed before it is stopped too (commit order, not start times)', async () => {
+    await setUpWithoutWorkers();
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('f'), step('p'), step('c', ['p']), step('idle')]);
+    const [f, p, c] = wf.steps.map((x) => x.task_id);
+    const failing = await stack.pool.connect();
+    try {
+      // The failure's transaction begins (its finished_at is this moment) …
+      await failing.query('BEGIN');
+      await failing.query('SELECT now()');
+      await new Promise((r) => setTimeout(r, 20));
+      // … p's success releases c and commits first …
+      await stack.pool.query(`UPDATE tasks SET status = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1`, [p]);
+      expect((await stack.pool.query('SELECT status FROM tasks WHERE id = $1', [c])).rows[0].status).toBe('queued');
+      // … then f dies.
+      await failing.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [f]);
+      await failing.query('COMMIT');
+    } finally {
+      failing.release();
+    }
+    // c was queued before the failure committed: the stop takes it (and the idle root).
+    expect(await stopAfterFailedSteps(deps, [f!])).toBe(2);
+    const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
+    expect(byKey(w).get('c')).toMatchObject({ status: 'cancelled', cancelled_by: 'f' });
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
+    // Nothing left for the sweep.
+    expect(await stopFailedWorkflows(deps)).toBe(0);
+  });
+
   it('an operator cancelling a queued step stops the rest at once', async () => {
     await setUpWithoutWorkers();
     const wf = await submit([step('a'), step('b'), step('c', ['a'])]);

@@ -35,7 +35,9 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
           ORDER BY id FOR UPDATE
        )
        UPDATE tasks t SET status = 'queued', retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
-              run_after = NULL, lease_token = NULL, cancelled_by = NULL, updated_at = now()
+              run_after = NULL, lease_token = NULL, cancelled_by = NULL, updated_at = now(),
+              -- Asked for now: a stop after an earlier failure leaves it be (stop-on-failure.ts).
+              reopened_at = CASE WHEN t.workflow_id IS NOT NULL THEN clock_timestamp() END
          FROM picked p
         -- Checked again on the locked row: a call that waited for another's retry finds it queued.
         WHERE t.id = p.id AND t.status IN ${RETRYABLE}

@@ -19,6 +19,13 @@ type Target = { id: string; tenant: string };
 const STOPPABLE = "('queued', 'retrying', 'scheduled')";
 /** Steps cancelled per transaction. */
 const BATCH = 500;
+/**
+ * A stoppable step (of `tasks`, its workflow `$1`) that no operator asked for after the workflow's
+ * latest failure: due for a retry, or never reopened by a retry since that failure (reopened_at,
+ * migration 0024, is taken under the workflow's lock, so after any failure committed before it).
+ */
+const NOT_ASKED_FOR = `(status::text = 'retrying' OR reopened_at IS NULL OR reopened_at <= (
+  SELECT max(finished_at) FROM tasks f WHERE f.workflow_id = $1 AND f.status IN ('dead', 'cancelled') AND f.cancelled_by IS NULL))`;
 
 /**
  * Stops the workflows these steps (which just failed: ended dead or cancelled, or wait for a retry)
@@ -75,8 +82,10 @@ export async function stopFailedWorkflows(deps: Deps, limit = 100): Promise<numb
   const { rows } = await deps.pool.query<Target>(
     // Each workflow's steps probed by its id (LATERAL with LIMIT, which is not turned into a join):
     // as a semi join, a plan could read every queued task of a large backlog instead.
+    // Only workflows with a step the stop would take: one whose stoppable steps an operator asked
+    // for would be picked again every pass, ahead of those that need it.
     `SELECT w.id, w.tenant FROM workflows w
-       CROSS JOIN LATERAL (SELECT 1 FROM tasks t WHERE t.workflow_id = w.id AND t.status IN ${STOPPABLE} LIMIT 1) q
+       CROSS JOIN LATERAL (SELECT 1 FROM tasks WHERE workflow_id = w.id AND status IN ${STOPPABLE} AND ${NOT_ASKED_FOR.replace(/\$1/g, 'w.id')} LIMIT 1) q
       WHERE w.finished_at IS NULL AND w.on_failure = 'cancel_dependents' AND w.failed > 0 AND w.cancel_requested_at IS NULL
       LIMIT $1`,
     [limit],
@@ -106,9 +115,10 @@ async function stopAll(deps: Deps, workflows: Target[], stepIds: string[], held:
  * back a cancel Redis has made). Redis removes the steps no worker holds and tombstones them (a
  * push of a step released just now is then refused), and Postgres cancels them, as caused by that
  * failure: a retry of it reopens them.
- * Which steps: those queued before the failure ended, those due for a retry, and `stepIds` (the
- * writer's own, queued again after a lost attempt or a hand-back). A step an operator retried
- * after the failure runs: the retry asked for it (migration 0016 lets it, under any policy).
+ * Which steps: those no operator's retry reopened after the workflow's latest failure, those due
+ * for a retry, and `stepIds` (the writer's own, queued again after a lost attempt or a hand-back).
+ * A step an operator retried after the failure runs: the retry asked for it (migration 0016 lets
+ * it, under any policy).
  */
 async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: ReadonlyMap<string, string>): Promise<Stopped & { more: boolean }> {
   return inTransaction(deps.pool, async (client) => {
@@ -125,10 +135,9 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: Readonl
     if (!f) return { cancelled: 0, held: new Set(), more: false };
     const { rows } = await client.query<{ id: string }>(
       `SELECT id FROM tasks
-        WHERE workflow_id = $1 AND status IN ${STOPPABLE}
-          AND (status::text = 'retrying' OR updated_at <= (SELECT finished_at FROM tasks WHERE id = $2) OR id = ANY($3::uuid[]))
+        WHERE workflow_id = $1 AND status IN ${STOPPABLE} AND (${NOT_ASKED_FOR} OR id = ANY($2::uuid[]))
         ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
-      [w.id, f.id, stepIds],
+      [w.id, stepIds],
     );
     if (rows.length === 0) return { cancelled: 0, held: new Set(), more: false };
     const reason = `not run: step ${f.step_key} ended ${f.status} and the workflow stops (on_failure cancel_dependents)`;
