@@ -383,8 +383,19 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
   return new Set(rows.map((r) => r.id));
 }
 
-/** Status, attempts counted and tenant in Postgres for those of `ids` that exist. */
-export async function taskStates(pool: Pool, ids: string[]): Promise<Map<string, { status: TaskStatus; attempts: number; tenant: string }>> {
-  const { rows } = await pool.query<{ id: string; status: TaskStatus; attempts: number; tenant: string }>(`SELECT id, status, attempts, tenant FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
-  return new Map(rows.map((r) => [r.id, { status: r.status, attempts: r.attempts, tenant: r.tenant }]));
+export interface TaskState {
+  status: TaskStatus;
+  attempts: number;
+  tenant: string;
+  /** When a retry (or a delayed task) is due, ms since epoch; null when it waits for nothing. */
+  runAfterMs: number | null;
+}
+
+/** Status, attempts counted, tenant and due time in Postgres for those of `ids` that exist. */
+export async function taskStates(pool: Pool, ids: string[]): Promise<Map<string, TaskState>> {
+  const { rows } = await pool.query<{ id: string; status: TaskStatus; attempts: number; tenant: string; run_after_ms: number | null }>(
+    `SELECT id, status, attempts, tenant, (extract(epoch FROM run_after) * 1000)::float8 AS run_after_ms FROM tasks WHERE id = ANY($1::uuid[])`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, { status: r.status, attempts: r.attempts, tenant: r.tenant, runAfterMs: r.run_after_ms }]));
 }
