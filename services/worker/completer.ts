@@ -176,7 +176,7 @@ export class Completer {
    */
   private async writeApart(batch: Pending[], cause: unknown): Promise<OutcomeWrite> {
     this.deps.log.warn({ err: cause, count: batch.length }, 'Postgres refused an outcome batch; writing its outcomes one by one');
-    const all: OutcomeWrite = { applied: new Set(), final: new Set(), cancelled: new Set(), released: [] };
+    const all: OutcomeWrite = { applied: new Set(), final: new Map(), cancelled: new Set(), released: [] };
     for (const p of batch) {
       let one: OutcomeWrite;
       try {
@@ -187,7 +187,8 @@ export class Completer {
         p.item = unstorable(p.item, err);
         one = await recordOutcomes(this.deps.pool, [p.item]);
       }
-      for (const k of ['applied', 'final', 'cancelled'] as const) for (const id of one[k]) all[k].add(id);
+      for (const k of ['applied', 'cancelled'] as const) for (const id of one[k]) all[k].add(id);
+      for (const [id, status] of one.final) all.final.set(id, status);
       all.released.push(...one.released);
     }
     return all;
@@ -243,8 +244,10 @@ export class Completer {
       if (!applied.has(it.id)) {
         m.leasesLost.inc();
         // Redis handed out a task Postgres already finished (its earlier outcome was committed but
-        // Redis never heard, or Redis was rebuilt): forget it there too, if this lease still holds it.
-        if (final.has(it.id)) finish.push({ id: it.id, token: it.token, priority: it.priority, outcome: 'succeeded', settleAttempts: 0 });
+        // Redis never heard, or Redis was rebuilt): if this lease still holds it, it ends there as in
+        // Postgres (a dead one dead-lettered, for the DLQ and its gauge; others forgotten).
+        const status = final.get(it.id);
+        if (status) finish.push({ id: it.id, token: it.token, priority: it.priority, outcome: status === 'dead' ? 'dead' : 'succeeded', settleAttempts: 0 });
         continue;
       }
       // Postgres took the outcome: should Redis no longer have this lease (it lost data and rebuilt

@@ -129,3 +129,36 @@ it('an outcome Postgres refuses is stored as a final failure, and the rest of it
   expect(await stack.queue.deadLetterIds('default')).toContain(leases[1]!.message.id);
   expect(await stack.queue.lease({ max: 10, visibilityMs: 1000 })).toEqual([]);
 });
+
+it('an outcome written again after its answer was lost, of a task it killed, leaves the task dead-lettered in Redis', async () => {
+  // The first write commits, and its answer is lost (the connection dropped): the completer writes
+  // the batch again and finds the task final already.
+  let lost = false;
+  const pool = new Proxy(stack.pool, {
+    get(target, prop) {
+      if (prop !== 'query') return Reflect.get(target, prop);
+      return async (config: { name?: string }, values?: unknown[]) => {
+        const res = await target.query(config as never, values as never);
+        if (config.name === 'record-outcomes' && !lost) {
+          lost = true;
+          throw new Error('Connection terminated unexpectedly');
+        }
+        return res;
+      };
+    },
+  });
+  const completer = new Completer(
+    { pool, queue: stack.queue, log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
+    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 10_000, reclaimAfterMs: 1000 },
+  );
+  const [lease] = await leased(1);
+  const id = lease!.message.id;
+  expect(await completer.complete({ ...success(lease!), error: 'boom', dead: true })).toBe('lease-lost');
+  expect(lost).toBe(true);
+  const { rows } = await stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [id]);
+  expect(rows[0].status).toBe('dead');
+  // Redis agrees: dead-lettered (in the DLQ listing and its gauge), not leased, not forgotten.
+  expect(await stack.queue.deadLetterIds('default')).toContain(id);
+  expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([{ deadLetteredAfter: 1 }]);
+  expect(await stack.inspect.zscore(stack.keysOf('default').processing, id)).toBeNull();
+});

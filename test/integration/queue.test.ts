@@ -228,6 +228,32 @@ describe('finish', () => {
     expect(await q.finish([{ ...held('b'), outcome: 'succeeded', settleAttempts: 1 }])).toEqual(['stale']);
     expect(await snapshot()).toEqual(leasedB);
   });
+
+  it('settle ends a lease still held under the given token as it moves the task, leaves other leases alone, and never queues a tombstoned task', async () => {
+    const q = queue();
+    const k = q.keys;
+    await q.enqueue([item('a'), item('b'), item('c'), item('d')]);
+    const leases = await q.lease({ max: 4, visibilityMs: 60_000 });
+    const tokenOf = (id: string) => leases.find((l) => l.message.id === id)!.token;
+    // An operator cancelled d while it ran.
+    await q.cancel([{ id: 'd', tenant: 'default' }]);
+    const at = { tenant: 'default', priority: 'default' as Priority, attempts: 1 };
+    const dueAtMs = Date.now() + 60_000;
+    expect(
+      await q.settle([
+        { id: 'a', ...at, state: 'cancelled', token: tokenOf('a') },
+        { id: 'b', ...at, state: 'retrying', dueAtMs, token: tokenOf('b') },
+        { id: 'c', ...at, state: 'queued', token: 'stale' },
+        { id: 'd', ...at, state: 'queued', token: tokenOf('d') },
+      ]),
+    ).toBe(3);
+    expect(await redis.zrange(k.processing, 0, -1)).toEqual(['c']);
+    expect(await redis.hget(k.running, 'default')).toBe('1');
+    expect(await redis.zrange(k.retries[2]!, 0, -1, 'WITHSCORES')).toEqual(['b', String(dueAtMs)]);
+    expect(await q.readyIds('default')).toEqual([]);
+    // a (cancelled in Postgres) and d (tombstoned) are forgotten.
+    expect(await q.indexed(['a', 'b', 'c', 'd'].map((id) => ({ id, tenant: 'default' })))).toEqual([null, { deadLetteredAfter: null }, { deadLetteredAfter: null }, null]);
+  });
 });
 
 describe('retry, bury, reap, promote', () => {

@@ -1,11 +1,14 @@
 /**
  * The reaper against real Postgres and Redis, when the reaper itself dies mid-pass: a task out of
  * attempts must not end dead in Redis while Postgres still shows it waiting (nothing would ever
- * run or repair it).
+ * run or repair it). And when Redis missed an outcome Postgres committed: the reclaimed lease goes
+ * where Postgres says, never back to a ready list for a task that is final or waits for a retry.
  */
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import type { Lease, TaskQueue } from '../../services/core/queue/queue';
 import { submitTask } from '../../services/core/tasks/submit';
 import { createWorkflow } from '../../services/core/workflows/workflow-store';
+import { Completer, CompletedAttempt } from '../../services/worker/completer';
 import { Reaper } from '../../services/worker/reaper';
 import { createStack, runsOf, silentLog, Stack, taskStatus } from '../support/stack';
 
@@ -65,4 +68,96 @@ it('a workflow step that lost an attempt is held until Postgres has it, then que
   expect(await taskStatus(stack.pool, step)).toMatchObject({ status: 'queued', attempts: 1 });
   const [again] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w' });
   expect(again).toMatchObject({ message: { id: step }, attempt: 2 });
+});
+
+/** The real queue, except that finish() fails: Redis went away right after Postgres committed the outcomes. */
+function finishFails(queue: TaskQueue): TaskQueue {
+  return new Proxy(queue, {
+    get(target, prop) {
+      if (prop === 'finish') return () => Promise.reject(new Error('Redis unreachable'));
+      const v: unknown = Reflect.get(target, prop);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+/** Writes these failures in one completer batch whose Redis update fails. */
+async function failWhileRedisAway(failures: { lease: Lease; dead: boolean }[]): Promise<void> {
+  const completer = new Completer(
+    { pool: stack.pool, queue: finishFails(stack.queue), log: silentLog, metrics: workerMetrics(createRegistry('worker')) },
+    { maxBatch: 500, maxConcurrent: 2, overlapAt: 64, minGapMs: 0, eagerAt: 1, flushAt: 1, giveUpAfterMs: 10_000, reclaimAfterMs: 1000 },
+  );
+  const attempt = ({ lease, dead }: { lease: Lease; dead: boolean }): CompletedAttempt => ({
+    id: lease.message.id,
+    token: lease.token,
+    attempt: lease.attempt,
+    workerId: 'gone',
+    startedAtMs: Date.now(),
+    durationMs: 1,
+    error: 'boom',
+    dead,
+    delayMs: 60_000,
+    step: lease.message.stepKey !== undefined,
+    priority: lease.message.priority,
+    typeLabel: lease.message.type,
+  });
+  expect(await Promise.all(failures.map((f) => completer.complete(attempt(f))))).toEqual(failures.map(() => 'applied'));
+}
+
+const stepSpec = (key: string, maxRetries: number) => ({ key, type: 'noop', payload: {}, priority: 'high' as const, max_retries: maxRetries, retry: null, timeout_ms: null, depends_on: [] });
+
+it('a step its workflow stopped while Redis missed the outcomes is forgotten when its lease is reclaimed, never leased again', async () => {
+  const deps = { pool: stack.pool, queue: stack.queue, log: silentLog };
+  const wf = await createWorkflow(deps, 'default', { name: 'w', on_failure: 'cancel_dependents', steps: [stepSpec('a', 0), stepSpec('b', 2)] }, null);
+  if (wf.kind !== 'created') throw new Error(wf.kind);
+  const id = (key: string) => wf.steps.find((s) => s.key === key)!.task_id;
+  const leases = await stack.queue.lease({ max: 2, visibilityMs: 1, owner: 'gone' });
+  const leaseOf = (key: string) => leases.find((l) => l.message.id === id(key))!;
+  // In one batch: a fails for good, b with retries left. The workflow's stop cancels b (its lease
+  // the completer's own), then Redis hears of neither.
+  await failWhileRedisAway([
+    { lease: leaseOf('a'), dead: true },
+    { lease: leaseOf('b'), dead: false },
+  ]);
+  expect(await taskStatus(stack.pool, id('a'))).toMatchObject({ status: 'dead', attempts: 1 });
+  expect(await taskStatus(stack.pool, id('b'))).toMatchObject({ status: 'cancelled', attempts: 1 });
+  await sleep(5);
+  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 60_000, silentLog, 50);
+  expect(await reaper.runOnce()).toEqual({ reaped: 2, requeued: 0, dead: 0 });
+  expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w' })).toEqual([]);
+  // Postgres and Redis agree: a dead-lettered, b forgotten, nothing leased or held.
+  expect(await taskStatus(stack.pool, id('a'))).toMatchObject({ status: 'dead', attempts: 1 });
+  expect(await taskStatus(stack.pool, id('b'))).toMatchObject({ status: 'cancelled', attempts: 1 });
+  expect(await stack.queue.deadLetterIds('high')).toEqual([id('a')]);
+  expect(await stack.queue.indexed([id('a'), id('b')].map((i) => ({ id: i, tenant: 'default' })))).toEqual([{ deadLetteredAfter: 1 }, null]);
+  expect(await stack.inspect.zcard(stack.keysOf('default').processing)).toBe(0);
+  await sleep(60);
+  expect(await reaper.runOnce()).toEqual({ reaped: 0, requeued: 0, dead: 0 });
+  expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w' })).toEqual([]);
+});
+
+it('a reclaimed lease of a task Postgres has retrying waits in the retry set until its run_after, step or not', async () => {
+  const deps = { pool: stack.pool, queue: stack.queue, log: silentLog };
+  const wf = await createWorkflow(deps, 'default', { name: 'w', on_failure: 'cancel_dependents', steps: [stepSpec('s', 2)] }, null);
+  if (wf.kind !== 'created') throw new Error(wf.kind);
+  const plain = await submitTask({ ...deps, idempotencyTtlMs: 60_000 }, { type: 'noop', priority: 'high', payload: {}, maxRetries: 2, tenant: 'default', idempotencyKey: null, canonical: '' });
+  if (plain.kind === 'conflict') throw new Error('unexpected conflict');
+  const ids = [wf.steps[0]!.task_id, plain.task.id];
+  const leases = await stack.queue.lease({ max: 2, visibilityMs: 1, owner: 'gone' });
+  expect(leases.map((l) => l.message.id).sort()).toEqual([...ids].sort());
+  await failWhileRedisAway(leases.map((lease) => ({ lease, dead: false })));
+  await sleep(5);
+  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 60_000, silentLog, 50);
+  expect((await reaper.runOnce()).reaped).toBe(2);
+  expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w' })).toEqual([]);
+  const { rows } = await stack.pool.query<{ id: string; status: string; attempts: number; due: number }>(
+    `SELECT id, status::text, attempts, extract(epoch FROM run_after) * 1000 AS due FROM tasks WHERE id = ANY($1::uuid[])`,
+    [ids],
+  );
+  const retries = stack.keysOf('default').retries[1]!;
+  for (const r of rows) {
+    expect(r).toMatchObject({ status: 'retrying', attempts: 1 });
+    expect(Math.abs(Number(await stack.inspect.zscore(retries, r.id)) - Number(r.due))).toBeLessThan(2);
+  }
+  expect(await stack.queue.stats()).toMatchObject({ ready: { high: 0 }, retrying: { high: 2 }, processing: 0 });
 });

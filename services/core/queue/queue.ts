@@ -100,10 +100,16 @@ export interface SettleItem {
   id: string;
   tenant: string;
   priority: Priority;
-  state: 'queued' | 'retrying' | 'succeeded' | 'dead';
+  /**
+   * The task's status in Postgres: queued → ready; retrying → the retry set; dead → the dead-letter
+   * list; succeeded, cancelled (final) and waiting (a step its dependencies' success will push) → forgotten.
+   */
+  state: 'queued' | 'retrying' | 'dead' | 'succeeded' | 'cancelled' | 'waiting';
   attempts: number;
   /** For `retrying`: when the retry is due (ms since epoch). */
   dueAtMs?: number;
+  /** A lease that still holds the task (the reaper's hold of an expired one): ended, if still current. */
+  token?: string;
 }
 
 export interface Promoted {
@@ -242,7 +248,8 @@ export interface TaskQueue {
   reap(limit: number, holdMs: number): Promise<Reaped[]>;
   /**
    * Puts tasks no lease holds where Postgres says they are (state and attempt counter), for when
-   * the fenced path could not; leased tasks are left to their holder. Returns how many moved.
+   * the fenced path could not; leased tasks are left to their holder, unless it is the item's
+   * `token` (that lease ends, in the same step). A tombstoned task is forgotten. Returns how many moved.
    */
   settle(items: SettleItem[]): Promise<number>;
   /** Moves due retries to their queues; says how many, and how soon the next waiting one is due. */

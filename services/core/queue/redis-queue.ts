@@ -343,8 +343,8 @@ export class RedisQueue implements TaskQueue {
 
   async settle(items: SettleItem[]): Promise<number> {
     if (items.length === 0) return 0;
-    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.state, it.attempts, Math.round(it.dueAtMs ?? 0)]);
-    return Number(await this.run.settle([...this.placementKeys(), this.keys.doorbell], args));
+    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.state, it.attempts, Math.round(it.dueAtMs ?? 0), it.token ?? '']);
+    return Number(await this.run.settle([...this.placementKeys(), this.keys.doorbell, this.keys.tombstones], args));
   }
 
   async promoteDue(limitPerPriority: number): Promise<Promoted> {

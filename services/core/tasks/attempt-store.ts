@@ -20,7 +20,7 @@ import type { Pool } from 'pg';
 import { boolArray, numberArray, textArray } from '../db/pg-arrays';
 import type { EnqueueItem } from '../queue/queue';
 import { INLINE_PARENTS_BYTES, QueuedStep, queuedStepItem, releasedSteps } from '../workflows/queued-here';
-import type { TaskStatus } from './priority';
+import type { FINAL_STATUSES, TaskStatus } from './priority';
 
 /** Lease tokens start with the leasing worker's id and `~`, so any process can name the worker. */
 export const WORKER_OF_TOKEN = "split_part(i.token, '~', 1)";
@@ -131,11 +131,13 @@ export interface Outcome {
   step?: boolean;
 }
 
+type FinalStatus = (typeof FINAL_STATUSES)[number];
+
 export interface OutcomeWrite {
   /** Outcomes written to the task (their attempt was current). */
   applied: Set<string>;
-  /** Not applied because the task was already final: Redis should forget the lease. */
-  final: Set<string>;
+  /** Not applied because the task was already final, with its status: Redis should end the lease the same way. */
+  final: Map<string, FinalStatus>;
   /** Applied, and the task ended `cancelled` (an operator asked while it ran): Redis forgets it. */
   cancelled: Set<string>;
   /** Workflow steps these successes queued (their last dependency succeeded): Redis needs them. */
@@ -148,7 +150,7 @@ export interface OutcomeWrite {
  * attempt (Redis holds the newer lease: leave it alone) or are final already (`final`).
  */
 export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
-  if (outcomes.length === 0) return { applied: new Set(), final: new Set(), cancelled: new Set(), released: [] };
+  if (outcomes.length === 0) return { applied: new Set(), final: new Map(), cancelled: new Set(), released: [] };
   const parents = outcomes.flatMap((o) => (o.step && o.error === null ? [o.id] : []));
   for (let attempt = 1; ; attempt++) {
     try {
@@ -175,7 +177,7 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
  */
 async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
   const steps = releasedSteps('$15');
-  const { rows } = await pool.query<{ outcome_id: string | null; final: boolean; cancelled: boolean } & QueuedStep>({
+  const { rows } = await pool.query<{ outcome_id: string | null; final: FinalStatus | null; cancelled: boolean } & QueuedStep>({
     name: 'record-outcomes-releasing',
     text: `${OUTCOME_CTES}, released AS (
        -- The steps' successes this statement applied (not those it applied as cancelled), released together.
@@ -207,7 +209,7 @@ const OUTCOME_CTES = `WITH input AS (
        SELECT id, lease_token AS token, attempts AS attempt, updated_at FROM cur
         WHERE status::text = 'running' AND lease_token <> in_token AND attempts < in_attempt
      ), final AS (
-       SELECT id FROM cur WHERE status IN ('succeeded', 'dead', 'cancelled')
+       SELECT id, status::text AS status FROM cur WHERE status IN ('succeeded', 'dead', 'cancelled')
      ), applied AS (
        UPDATE tasks t SET
               -- An operator's cancel wins over a retry or a death, not over a success (both are final).
@@ -266,9 +268,14 @@ const OUTCOME_CTES = `WITH input AS (
 /**
  * Only the outcomes that did not apply come back (usually none): a row per outcome was a visible
  * share of what the worker parsed and allocated per attempt. Cancelled ones come back too (their
- * Redis lease ends as final, not as a retry).
+ * Redis lease ends as final, not as a retry). A final task's status by set lookups, not a
+ * subquery per row: that read all of `final` once per row (a stale batch of 500: 30 ms, not 1).
  */
-const UNAPPLIED = `SELECT id, id IN (SELECT id FROM final) AS final, id IN (SELECT id FROM applied WHERE cancelled) AS cancelled
+const UNAPPLIED = `SELECT id,
+              CASE WHEN id IN (SELECT id FROM final WHERE status = 'dead') THEN 'dead'
+                   WHEN id IN (SELECT id FROM final WHERE status = 'cancelled') THEN 'cancelled'
+                   WHEN id IN (SELECT id FROM final) THEN 'succeeded' END AS final,
+              id IN (SELECT id FROM applied WHERE cancelled) AS cancelled
        FROM input WHERE id NOT IN (SELECT id FROM applied WHERE NOT cancelled)`;
 
 function outcomeValues(outcomes: Outcome[]): unknown[] {
@@ -290,21 +297,21 @@ function outcomeValues(outcomes: Outcome[]): unknown[] {
 }
 
 /** What the statement's UNAPPLIED rows say about the batch. */
-function outcomeWrite(outcomes: Outcome[], rows: { id: string; final: boolean; cancelled: boolean }[]): OutcomeWrite {
-  const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Set(), cancelled: new Set(), released: [] };
+function outcomeWrite(outcomes: Outcome[], rows: { id: string; final: FinalStatus | null; cancelled: boolean }[]): OutcomeWrite {
+  const write: OutcomeWrite = { applied: new Set(outcomes.map((o) => o.id)), final: new Map(), cancelled: new Set(), released: [] };
   for (const r of rows) {
     if (r.cancelled) {
       write.cancelled.add(r.id);
       continue;
     }
     write.applied.delete(r.id);
-    if (r.final) write.final.add(r.id);
+    if (r.final) write.final.set(r.id, r.final);
   }
   return write;
 }
 
 async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
-  const { rows } = await pool.query<{ id: string; final: boolean; cancelled: boolean }>({
+  const { rows } = await pool.query<{ id: string; final: FinalStatus | null; cancelled: boolean }>({
     name: 'record-outcomes',
     text: `${OUTCOME_CTES}
      ${UNAPPLIED}`,
@@ -383,8 +390,19 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
   return new Set(rows.map((r) => r.id));
 }
 
-/** Status, attempts counted and tenant in Postgres for those of `ids` that exist. */
-export async function taskStates(pool: Pool, ids: string[]): Promise<Map<string, { status: TaskStatus; attempts: number; tenant: string }>> {
-  const { rows } = await pool.query<{ id: string; status: TaskStatus; attempts: number; tenant: string }>(`SELECT id, status, attempts, tenant FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
-  return new Map(rows.map((r) => [r.id, { status: r.status, attempts: r.attempts, tenant: r.tenant }]));
+export interface TaskState {
+  status: TaskStatus;
+  attempts: number;
+  tenant: string;
+  /** When a retry (or a delayed task) is due, ms since epoch; null when it waits for nothing. */
+  runAfterMs: number | null;
+}
+
+/** Status, attempts counted, tenant and due time in Postgres for those of `ids` that exist. */
+export async function taskStates(pool: Pool, ids: string[]): Promise<Map<string, TaskState>> {
+  const { rows } = await pool.query<{ id: string; status: TaskStatus; attempts: number; tenant: string; run_after_ms: number | null }>(
+    `SELECT id, status, attempts, tenant, (extract(epoch FROM run_after) * 1000)::float8 AS run_after_ms FROM tasks WHERE id = ANY($1::uuid[])`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, { status: r.status, attempts: r.attempts, tenant: r.tenant, runAfterMs: r.run_after_ms }]));
 }

@@ -1,25 +1,44 @@
--- settle: put tasks that no lease holds where Postgres says they are, when the normal fenced path
--- could not (a reclaimed lease whose attempt Postgres had already counted).
--- A task currently leased is left alone: its holder settles it. One Redis does not know is left
--- to the reconciler.
+-- settle: put tasks where Postgres says they are, when the normal fenced path could not (a
+-- reclaimed lease whose attempt Postgres had already counted, or whose task it had finished).
+-- An item with a token is a lease the reaper still holds (a task out of attempts, or a workflow
+-- step): if that token is still current, the lease ends here, in the same step as the task moves.
+-- Any other lease is left to its holder, and a task Redis does not know to the reconciler. A
+-- tombstoned task is forgotten whatever Postgres said when it was read: an operator cancelled it.
 -- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
---       tenant block (15-26); doorbell (27)
--- ARGV: groups of 5: id, priorityIndex, state (queued|retrying|succeeded|dead), attempts, dueAtMs
+--       tenant block (15-26); doorbell (27), tombstones (28)
+-- ARGV: groups of 6: id, priorityIndex, state (a Postgres status, see placement's settle), attempts,
+--       dueAtMs, token of the lease to end ('' = none)
 -- Returns: how many tasks were settled
--- Rings the doorbell when it queued any, so an idle worker takes them at once.
+-- Rings the doorbell when it queued any, or a tenant parked at its cap has room again.
 -- @include doorbell
 -- @include bulk
 -- @include tenants
 -- @include placement
+-- @include tombstones
+useTombstones(KEYS[28])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local settled, queued = 0, 0
-for i = 1, #ARGV, 5 do
-  local res = settle(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), now)
+local ended = {}
+for i = 1, #ARGV, 6 do
+  local id, state, token = ARGV[i], ARGV[i + 2], ARGV[i + 5]
+  if token ~= '' and redis.call('HGET', KEYS[5], id) == token then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[5], id)
+    local meta = redis.call('HGET', KEYS[3], id)
+    local tenant = 'default'
+    if meta then
+      local _, _, owner = parseMeta(meta)
+      tenant = owner
+    end
+    ended[tenant] = (ended[tenant] or 0) + 1
+  end
+  if tombstoned(id) then state = 'cancelled' end
+  local res = settle(id, tonumber(ARGV[i + 1]), state, ARGV[i + 3], tonumber(ARGV[i + 4]), now)
   if res then
     settled = settled + 1
     if res == 'leasable' then queued = queued + 1 end
   end
 end
-if queued > 0 then ring(KEYS[27]) end
+if endLeases(ended) or queued > 0 then ring(KEYS[27]) end
 return settled

@@ -11,10 +11,12 @@ local function forget(id)
   redis.call('HDEL', KEYS[6], id)
 end
 
--- Moves a task no lease holds to `state` (queued|retrying|succeeded|dead) with `attempts` counted,
--- for when the fenced path could not. A task leased now is left to its holder, and one Redis does
--- not know at all to the reconciler: both return false. Returns 'leasable' when it queued the
--- task where a worker may lease it now.
+-- Moves a task no lease holds to where Postgres says it is, `state` being its status there: queued
+-- (ready), retrying (the retry set, due at dueAtMs), dead (the dead-letter list), with `attempts`
+-- counted; succeeded and cancelled (final) or waiting (a step whose dependencies' success pushes
+-- it) are forgotten. For when the fenced path could not. A task leased now is left to its holder,
+-- and one Redis does not know at all to the reconciler: both return false. Returns 'leasable' when
+-- it queued the task where a worker may lease it now.
 local function settle(id, p, state, attempts, dueAtMs, now)
   if redis.call('ZSCORE', KEYS[1], id) or redis.call('HEXISTS', KEYS[2], id) == 0 then return false end
   local meta = redis.call('HGET', KEYS[3], id)
@@ -28,18 +30,18 @@ local function settle(id, p, state, attempts, dueAtMs, now)
   redis.call('ZREM', KEYS[7 + p], id)
   redis.call('LREM', KEYS[11 + p], 0, id)
   redis.call('HDEL', KEYS[5], id)
-  if state == 'succeeded' then
+  if state ~= 'queued' and state ~= 'retrying' and state ~= 'dead' then
     forget(id)
+    return true
+  end
+  redis.call('HSET', KEYS[4], id, attempts)
+  if state == 'queued' then
+    redis.call('HSET', KEYS[6], id, now)
+    return pushReady(p + 1, tenant, { id }, true) and 'leasable' or true
+  elseif state == 'retrying' then
+    redis.call('ZADD', KEYS[7 + p], dueAtMs, id)
   else
-    redis.call('HSET', KEYS[4], id, attempts)
-    if state == 'queued' then
-      redis.call('HSET', KEYS[6], id, now)
-      return pushReady(p + 1, tenant, { id }, true) and 'leasable' or true
-    elseif state == 'retrying' then
-      redis.call('ZADD', KEYS[7 + p], dueAtMs, id)
-    else
-      redis.call('RPUSH', KEYS[11 + p], id)
-    end
+    redis.call('RPUSH', KEYS[11 + p], id)
   end
   return true
 end
