@@ -178,6 +178,36 @@ it('one batch with a success and a death (cancel_dependents): the success releas
   expect([...w].map(([k, s]) => [k, s.status])).toEqual([['a', 'succeeded'], ['b', 'dead'], ['c', 'queued'], ['d', 'cancelled'], ['e', 'cancelled']]);
 });
 
+it('a batch with a success and a death, while another failure of the workflow is written: no deadlock (both take the workflow lock first)', async () => {
+  await setUpWithoutWorkers();
+  const wf = await submit([step('s'), step('f1'), step('f2'), step('c', ['s'])]);
+  const id = (key: string) => wf.steps.find((x) => x.key === key)!.task_id;
+  const base = { attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, delayMs: 0, step: true, result: null };
+  const other = await stack.pool.connect();
+  try {
+    // Another writer of a failure holds the workflow's lock …
+    await other.query('BEGIN');
+    await other.query('SELECT workflow_lock($1)', [wf.workflow.id]);
+    // … while a worker writes s's success (which releases c) and f1's death in one batch …
+    const batch = recordOutcomes(stack.pool, [
+      { ...base, id: id('s'), token: `${id('s')}:t`, error: null, dead: false },
+      { ...base, id: id('f1'), token: `${id('f1')}:t`, error: 'boom', dead: true },
+    ]);
+    await waitFor(async () => ((await stack.pool.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)).rowCount ? true : null), 10_000, 'the batch waiting');
+    // … and the other writer's failure cancels what waits: c, unless the batch holds it.
+    await other.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [id('f2')]);
+    await other.query('COMMIT');
+    const write = await batch;
+    expect([...write.applied].sort()).toEqual([id('s'), id('f1')].sort());
+    expect(write.released).toEqual([]);
+  } finally {
+    other.release();
+  }
+  const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
+  expect(byKey(w).get('c')).toMatchObject({ status: 'cancelled', cancelled_by: 'f2' });
+  expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
+});
+
 describe('an operator retrying a dead step while another dependency of its dependent ends', () => {
   // x dies and cancels c (c depends on x and p, on_failure continue); then x is retried while p's
   // outcome is written. The retry makes c wait again, counting the dependencies not succeeded; p's

@@ -16,7 +16,8 @@
  * expired, released); an outcome that arrives after its lease was lost is kept as `discarded`,
  * so a duplicate execution stays visible.
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from '../db/transaction';
 import { boolArray, numberArray, textArray } from '../db/pg-arrays';
 import type { EnqueueItem } from '../queue/queue';
 import { INLINE_PARENTS_BYTES, QueuedStep, queuedStepItem, releasedSteps } from '../workflows/queued-here';
@@ -152,10 +153,19 @@ export interface OutcomeWrite {
 export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
   if (outcomes.length === 0) return { applied: new Set(), final: new Map(), cancelled: new Set(), released: [] };
   const parents = outcomes.flatMap((o) => (o.step && o.error === null ? [o.id] : []));
+  const failing = outcomes.flatMap((o) => (o.step && o.error !== null ? [o.id] : []));
+  // Plain tasks' outcomes stay one statement; a step's success also reads what it queued.
+  const write = (db: Pool | PoolClient) => (parents.length === 0 ? writeOutcomes(db, outcomes) : writeReleasing(db, outcomes, parents));
   for (let attempt = 1; ; attempt++) {
     try {
-      // Plain tasks' outcomes stay one statement; a step's success also reads what it queued.
-      return parents.length === 0 ? await writeOutcomes(pool, outcomes) : await writeReleasing(pool, outcomes, parents);
+      if (failing.length === 0) return await write(pool);
+      // A step's failure takes its workflow's lock (its trigger, at the statement's end) after the
+      // statement has locked rows (released steps, the workflow's row), where every other writer of
+      // a failure takes that lock first: taken first here too, in id order, the two cannot deadlock.
+      return await inTransaction(pool, async (client) => {
+        await client.query(LOCK_FAILING_WORKFLOWS, [textArray(failing)]);
+        return write(client);
+      });
     } catch (err) {
       // The reaper recorded one of these attempts as expired between this statement's check and
       // its insert: run it again, and it sees that run. (Twice in a row would take another reap
@@ -164,6 +174,9 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
     }
   }
 }
+
+/** The advisory locks (workflow_lock, migration 0019) of the workflows of steps `$1`, in id order. */
+const LOCK_FAILING_WORKFLOWS = `SELECT workflow_lock(w) FROM (SELECT DISTINCT workflow_id FROM tasks WHERE id = ANY($1::uuid[]) AND workflow_id IS NOT NULL ORDER BY 1) x(w)`;
 
 /**
  * The outcomes, the successes' effect on their workflows, and the steps that queued, in one
@@ -175,7 +188,7 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
  * (the ARRAY reads it), and sees its rows: a function's statements take snapshots of their own
  * (this statement's query does not: see releasedSteps).
  */
-async function writeReleasing(pool: Pool, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
+async function writeReleasing(pool: Pool | PoolClient, outcomes: Outcome[], parents: string[]): Promise<OutcomeWrite> {
   const steps = releasedSteps('$15');
   const { rows } = await pool.query<{ outcome_id: string | null; final: FinalStatus | null; cancelled: boolean } & QueuedStep>({
     name: 'record-outcomes-releasing',
@@ -310,7 +323,7 @@ function outcomeWrite(outcomes: Outcome[], rows: { id: string; final: FinalStatu
   return write;
 }
 
-async function writeOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
+async function writeOutcomes(pool: Pool | PoolClient, outcomes: Outcome[]): Promise<OutcomeWrite> {
   const { rows } = await pool.query<{ id: string; final: FinalStatus | null; cancelled: boolean }>({
     name: 'record-outcomes',
     text: `${OUTCOME_CTES}
