@@ -242,7 +242,7 @@ describe('an operator retrying a dead step while another dependency of its depen
       try {
         // p's outcome, in a worker's statement whose transaction is held open.
         await p.query('BEGIN');
-        const write = await recordOutcomes(p as unknown as typeof stack.pool, [outcome(id('p'), 1)]);
+        const write = await recordOutcomes(p, [outcome(id('p'), 1)]);
         expect(write.released).toEqual([]);
         const retry = retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [id('x')]);
         await new Promise((r) => setTimeout(r, 300));

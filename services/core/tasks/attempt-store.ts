@@ -148,9 +148,10 @@ export interface OutcomeWrite {
 /**
  * Writes attempt outcomes (and, for attempts whose start was never recorded, the start with them).
  * Outcomes not applied are kept as `discarded` runs; their tasks either lost the lease to another
- * attempt (Redis holds the newer lease: leave it alone) or are final already (`final`).
+ * attempt (Redis holds the newer lease: leave it alone) or are final already (`final`). Given a
+ * client rather than the pool, it writes in that client's transaction.
  */
-export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<OutcomeWrite> {
+export async function recordOutcomes(db: Pool | PoolClient, outcomes: Outcome[]): Promise<OutcomeWrite> {
   if (outcomes.length === 0) return { applied: new Set(), final: new Map(), cancelled: new Set(), released: [] };
   const parents = outcomes.flatMap((o) => (o.step && o.error === null ? [o.id] : []));
   const failing = outcomes.flatMap((o) => (o.step && o.error !== null ? [o.id] : []));
@@ -158,14 +159,15 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
   const write = (db: Pool | PoolClient) => (parents.length === 0 ? writeOutcomes(db, outcomes) : writeReleasing(db, outcomes, parents));
   for (let attempt = 1; ; attempt++) {
     try {
-      if (failing.length === 0) return await write(pool);
+      if (failing.length === 0) return await write(db);
       // A step's failure takes its workflow's lock (its trigger, at the statement's end) after the
       // statement has locked rows (released steps, the workflow's row), where every other writer of
       // a failure takes that lock first: taken first here too, in id order, the two cannot deadlock.
-      return await inTransaction(pool, async (client) => {
+      const locked = async (client: PoolClient) => {
         await client.query(LOCK_FAILING_WORKFLOWS, [textArray(failing)]);
         return write(client);
-      });
+      };
+      return await (isClient(db) ? locked(db) : inTransaction(db, locked));
     } catch (err) {
       // The reaper recorded one of these attempts as expired between this statement's check and
       // its insert: run it again, and it sees that run. (Twice in a row would take another reap
@@ -174,6 +176,9 @@ export async function recordOutcomes(pool: Pool, outcomes: Outcome[]): Promise<O
     }
   }
 }
+
+/** A client (in its caller's transaction, if any), not the pool. */
+const isClient = (db: Pool | PoolClient): db is PoolClient => typeof (db as PoolClient).release === 'function';
 
 /** The advisory locks (workflow_lock, migration 0019) of the workflows of steps `$1`, in id order. */
 const LOCK_FAILING_WORKFLOWS = `SELECT workflow_lock(w) FROM (SELECT DISTINCT workflow_id FROM tasks WHERE id = ANY($1::uuid[]) AND workflow_id IS NOT NULL ORDER BY 1) x(w)`;
