@@ -6,6 +6,7 @@ import { createRedis } from '../../services/core/db/redis';
 import { queueKeys } from '../../services/core/queue/keys';
 import { testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
 import Redis from 'ioredis';
+import { AddressInfo, connect, createServer, Socket } from 'node:net';
 
 const weights = { critical: 8, high: 4, default: 2, low: 1 };
 let redis: Redis;
@@ -162,10 +163,11 @@ describe('fencing', () => {
     expect(await q.extend([stale], 10000)).toEqual([false]);
     expect(await snapshot()).toEqual(before);
     expect(await q.ack([{ id: 'a', token: l!.token }])).toEqual([true]);
-    // Only the round-robin state, the tenant (until a sweep) and the last minute's counts (until
-    // their bucket expires) are left: the acked task is gone from every structure, and its tenant
-    // runs nothing.
-    expect(Object.keys(await snapshot()).filter((k) => !k.startsWith(q.keys.ratesPrefix))).toEqual([q.keys.tenants, q.keys.wrr]);
+    // Only the round-robin state, the tenant (until a sweep), the last minute's counts (until
+    // their bucket expires) and the lease call's record (until the next call) are left: the acked
+    // task is gone from every structure, and its tenant runs nothing.
+    const left = Object.keys(await snapshot()).filter((k) => !k.startsWith(q.keys.ratesPrefix) && !k.startsWith(q.keys.leaseCallPrefix));
+    expect(left).toEqual([q.keys.tenants, q.keys.wrr]);
   });
 
   it('a token is dead once its lease was reaped and the task leased again', async () => {
@@ -451,3 +453,120 @@ describe('retry, bury, reap, promote', () => {
     expect((await q.stats()).liveWorkers).toBe(0);
   });
 });
+
+describe('a lease call whose answer is lost', () => {
+  const leaseOpts = { max: 2, visibilityMs: 30_000 };
+  const ends = (leases: Lease[]) => leases.map((l) => ({ id: l.message.id, token: l.token, priority: 'default' as const, outcome: 'succeeded' as const, settleAttempts: 0 }));
+  const leased = () => redis.zrange(`{${prefix}}:processing`, 0, -1);
+
+  it('made again by the worker (same token base): answers with the leases it made, not others under the same tokens', async () => {
+    const q = queue();
+    await q.enqueue(['a', 'b', 'c', 'd'].map((id) => item(id)));
+    const run = (q as unknown as { run: { lease: (...a: unknown[]) => Promise<unknown> } }).run;
+    const real = run.lease;
+    // The script runs; its answer never arrives.
+    run.lease = async (...a: unknown[]) => {
+      run.lease = real;
+      await real(...a);
+      throw new Error('connection lost');
+    };
+    await expect(q.leaseBatch(leaseOpts)).rejects.toThrow('connection lost');
+    expect((await leased()).sort()).toEqual(['a', 'b']);
+    const again = await q.leaseBatch(leaseOpts);
+    expect(again.leases.map((l) => l.message.id)).toEqual(['a', 'b']);
+    expect(again.leases.map((l) => l.attempt)).toEqual([1, 1]);
+    expect((await leased()).sort()).toEqual(['a', 'b']);
+    // Its tokens are the ones Redis holds.
+    expect(await q.finish(ends(again.leases))).toEqual(['finished', 'finished']);
+    const next = await q.leaseBatch({ ...leaseOpts, max: 5 });
+    expect(next.leases.map((l) => l.message.id)).toEqual(['c', 'd']);
+    // A call's record goes with the next call, once its answer arrived; one that leased nothing leaves none.
+    expect(await redis.keys(`{${prefix}}:lease-call:*`)).toHaveLength(1);
+    expect((await q.leaseBatch(leaseOpts)).leases).toEqual([]);
+    expect(await redis.keys(`{${prefix}}:lease-call:*`)).toEqual([]);
+  });
+
+  it('a lease of the repeated call that ended meanwhile is left out, the others keep their tokens', async () => {
+    const q = queue();
+    await q.enqueue(['a', 'b'].map((id) => item(id)));
+    const run = (q as unknown as { run: { lease: (...a: unknown[]) => Promise<unknown> } }).run;
+    const real = run.lease;
+    let first: (string | number)[] = [];
+    run.lease = async (...a: unknown[]) => {
+      run.lease = real;
+      first = (await real(...a)) as (string | number)[];
+      throw new Error('connection lost');
+    };
+    await expect(q.leaseBatch(leaseOpts)).rejects.toThrow('connection lost');
+    // The reaper took a's lease meanwhile (here: it ends as the first answer's token says).
+    const tokenOfA = (await redis.hget(`{${prefix}}:tokens`, 'a'))!;
+    expect(first[3]).toBe('a');
+    expect(await q.finish([{ id: 'a', token: tokenOfA, priority: 'default', outcome: 'succeeded', settleAttempts: 0 }])).toEqual(['finished']);
+    const again = await q.leaseBatch(leaseOpts);
+    expect(again.leases.map((l) => [l.message.id, l.token])).toEqual([['b', await redis.hget(`{${prefix}}:tokens`, 'b')]]);
+  });
+
+  it('sent again by the client after the connection dropped before the answer: the same leases', async () => {
+    const proxy = await replyDroppingProxy(testRedisAddr());
+    const via = createRedis({ addr: `127.0.0.1:${proxy.port}`, name: 'queue-test-proxied', offlineQueue: true });
+    try {
+      const q = new RedisQueue(via, { prefix, strategy: 'weighted', weights });
+      // Loads the script on this connection first.
+      expect((await q.leaseBatch(leaseOpts)).leases).toEqual([]);
+      await queue().enqueue(['a', 'b', 'c', 'd'].map((id) => item(id)));
+      proxy.dropNextAnswer();
+      const got = await q.leaseBatch(leaseOpts);
+      expect(proxy.dropped()).toBe(1);
+      expect(got.leases.map((l) => l.message.id)).toEqual(['a', 'b']);
+      expect((await leased()).sort()).toEqual(['a', 'b']);
+      expect(await q.finish(ends(got.leases))).toEqual(['finished', 'finished']);
+    } finally {
+      via.disconnect();
+      await proxy.close();
+    }
+  });
+});
+
+/** A TCP proxy to Redis that can drop the connection right after the server answered a command (the answer lost). */
+async function replyDroppingProxy(addr: string): Promise<{ port: number; dropNextAnswer: () => void; dropped: () => number; close: () => Promise<void> }> {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')) || '127.0.0.1', Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  let armed = false;
+  let dropped = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, host);
+    sockets.add(client).add(upstream);
+    let dropping = false;
+    client.on('data', (d) => {
+      if (armed) {
+        armed = false;
+        dropping = true;
+      }
+      upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      if (!dropping) return void client.write(d);
+      dropped++;
+      client.destroy();
+      upstream.destroy();
+    });
+    for (const s of [client, upstream]) {
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    dropNextAnswer: () => (armed = true),
+    dropped: () => dropped,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}

@@ -62,6 +62,11 @@ export interface QueueKeys {
    * (lua/includes/rates.lua). Carries the hash tag, so the buckets share the slot.
    */
   ratesPrefix: string;
+  /**
+   * `${leaseCallPrefix}<token base>`: a lease call's time and ids, until its caller has the answer
+   * (lua/lease.lua: the call made again answers with the same leases). Carries the hash tag.
+   */
+  leaseCallPrefix: string;
   /** Pub/Sub channel on which workers hear that a task they run was cancelled (its id). */
   cancelChannel: string;
   /** Announces a delayed task due sooner than any its due-time set held (the due time, ms): retry pumps wake for it. */
@@ -118,6 +123,7 @@ export function queueKeys(prefix: string, tag = `{${prefix}}`): QueueKeys {
     tombstones: `${tag}:cancelled`,
     workerSlots: `${tag}:worker_slots`,
     ratesPrefix: `${tag}:rates:`,
+    leaseCallPrefix: `${tag}:lease-call:`,
     cancelChannel: `${control}:cancel`,
     dueChannel: `${control}:due`,
     delayedMark: `${tag}:delayed:loaded`,

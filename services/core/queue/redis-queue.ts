@@ -82,6 +82,9 @@ function wireMessage(it: EnqueueItem): string {
   return `{"type":${JSON.stringify(it.type)},"payload":${payload},"created_at":${JSON.stringify(it.createdAtMs)}${policy}}`;
 }
 
+/** Lost lease answers remembered (older ones' leases wait out their lease, as before). */
+const MAX_UNANSWERED = 8;
+
 export class RedisQueue implements TaskQueue {
   readonly keys: QueueKeys;
   private readonly run: Record<ScriptName, ScriptFn>;
@@ -93,6 +96,11 @@ export class RedisQueue implements TaskQueue {
    */
   private readonly tokenNonce = randomBytes(12).toString('base64url');
   private leaseCalls = 0;
+  /** Lease calls whose answer was lost (their leases may have been made): made again, one at a time. */
+  private unanswered: string[] = [];
+  /** The last lease call answered: its record goes with the next call. */
+  private answered = '';
+  private leasesInFlight = 0;
 
   constructor(
     readonly redis: Redis,
@@ -159,15 +167,33 @@ export class RedisQueue implements TaskQueue {
     // A partition's tokens end in `.<partition>` (before lease.lua's `:k`): finish, extend and
     // release find a lease's partition from its token (tokenPartition).
     const call = `${this.tokenNonce}${(this.leaseCalls++).toString(36)}${this.opts.partition ? `.${this.opts.partition.index}` : ''}`;
-    const tokenBase = opts.owner ? `${opts.owner}~${call}` : call;
-    const res = (await this.run.lease(
-      [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.leaseDoorbell, k.tenantDispatch, ...k.tenantBlock],
-      [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low, opts.defaultMaxRunning ?? 0, this.opts.partition ? 1 : 0],
-    )) as (string | number)[];
+    // A call whose answer was lost is made again (alone, so no other caller can get its leases):
+    // lease.lua then answers with the leases it made, which would otherwise wait out their lease.
+    const again = this.leasesInFlight === 0 ? this.unanswered.pop() : undefined;
+    const tokenBase = again ?? (opts.owner ? `${opts.owner}~${call}` : call);
+    const answered = this.answered;
+    this.answered = '';
+    this.leasesInFlight++;
+    let res: (string | number)[];
+    try {
+      res = (await this.run.lease(
+        [k.processing, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.wrr, k.leaseDoorbell, k.tenantDispatch, ...k.tenantBlock, k.leaseCallPrefix],
+        [opts.max, opts.visibilityMs, tokenBase, this.opts.strategy === 'strict' ? 1 : 0, w.critical, w.high, w.default, w.low, opts.defaultMaxRunning ?? 0, this.opts.partition ? 1 : 0, answered],
+      )) as (string | number)[];
+    } catch (err) {
+      this.unanswered = [...this.unanswered.slice(-(MAX_UNANSWERED - 1)), tokenBase];
+      this.answered ||= answered;
+      throw err;
+    } finally {
+      this.leasesInFlight--;
+    }
+    this.answered = tokenBase;
     const now = Number(res[0]);
     const deadlineMs = now + opts.visibilityMs;
     const leases: Lease[] = [];
     for (let i = 3, k = 1; i < res.length; i += 5, k++) {
+      // A lease of the call made again that has ended since.
+      if (res[i] === '') continue;
       const wire = JSON.parse(res[i + 2] as string) as WireMessage;
       const meta = parseMeta(res[i + 3] as string);
       const message: QueueMessage = {

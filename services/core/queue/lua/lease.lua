@@ -1,9 +1,10 @@
 -- lease: pop up to N ready tasks across priorities and tenants and lease each with a fresh token.
 -- KEYS: processing (1), msg (2), meta (3), attempts (4), tokens (5), ready_at (6), wrr (7), doorbell (8:
 --       in one partition of several, a placeholder the adapter ignores),
---       tenant dispatch settings (9), tenant block (10-21)
+--       tenant dispatch settings (9), tenant block (10-21), lease-call prefix (22)
 -- ARGV: n, visibilityMs, tokenBase, strict (1|0), weightCritical, weightHigh, weightDefault, weightLow,
---       default max running per tenant (0 = unlimited), count active (1|0)
+--       default max running per tenant (0 = unlimited), count active (1|0), the token base of a call
+--       whose answer arrived ('' if none)
 -- Returns: { nowMs, tasks left ready, active, then per task: id, attempt, messageJson, meta, readyAtMs }; the
 -- k-th task's token is tokenBase .. ':' .. k and every deadline is nowMs + visibilityMs (the caller
 -- builds them rather than parse them once per task). "Left" counts only tasks this or another
@@ -25,11 +26,44 @@
 -- @include tenants
 -- @include heap
 tenantKeys(10)
+local base = ARGV[3]
+-- A call is recorded (its time and ids) until its caller has its answer (it names the call in its
+-- next one) or the leases run out: the same call made again (a client resending it after a lost
+-- answer, or the caller retrying it) answers with those leases instead of leasing other tasks
+-- under the same tokens, so a lost answer strands no task. A lease ended since is left out (an
+-- empty id keeps the others' places: the k-th is still token k).
+if ARGV[11] ~= '' then redis.call('DEL', KEYS[22] .. ARGV[11]) end
+local call = KEYS[22] .. base
+local made = redis.call('GET', call)
+if made then
+  local at = string.find(made, ';', 1, true)
+  local out = { tonumber(string.sub(made, 1, at - 1)), 0, 0 }
+  local k = 0
+  for id in string.gmatch(string.sub(made, at + 1), '[^,]+') do
+    k = k + 1
+    local held = redis.call('HGET', KEYS[5], id) == base .. ':' .. k and redis.call('ZSCORE', KEYS[1], id)
+    local msg = held and redis.call('HGET', KEYS[2], id)
+    local meta = msg and redis.call('HGET', KEYS[3], id)
+    if meta then
+      out[#out + 1] = id
+      out[#out + 1] = tonumber(redis.call('HGET', KEYS[4], id) or '1')
+      out[#out + 1] = msg
+      out[#out + 1] = meta
+      out[#out + 1] = redis.call('HGET', KEYS[6], id) or out[1]
+    else
+      out[#out + 1] = ''
+      out[#out + 1] = 0
+      out[#out + 1] = ''
+      out[#out + 1] = ''
+      out[#out + 1] = 0
+    end
+  end
+  return out
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[1])
 local deadline = now + tonumber(ARGV[2])
-local base = ARGV[3]
 local strict = ARGV[4] == '1'
 local defaultCap = tonumber(ARGV[9])
 -- `custom`: how many tenants have settings of their own (dispatch.lua counts them).
@@ -354,6 +388,11 @@ end
 bulk('HSET', KEYS[4], counted)
 bulk('HSET', KEYS[5], tokens)
 bulk('ZADD', KEYS[1], leasedAt)
+if leased > 0 then
+  local leasedIds = {}
+  for i = 1, #counted, 2 do leasedIds[#leasedIds + 1] = counted[i] end
+  redis.call('SET', call, now .. ';' .. table.concat(leasedIds, ','), 'PX', ARGV[2])
+end
 -- Running counts: the counts read plus these leases, in one command; when none were read (plain),
 -- one increment per tenant served (a few per call, turns being several tasks).
 local counts = {}
