@@ -226,6 +226,24 @@ it('an unfinished workflow keeps every step, however old and whatever the settin
   expect(await stored(failedRecently)).toEqual({ workflow: 'running', steps: 3, runs: 2, edges: 2 });
 });
 
+it('a workflow left without some steps (by the retention before migration 0022, or by hand) cannot be resumed (409); retention then deletes the rest whole', async () => {
+  const wf = await workflow('failed', 31 * DAY);
+  await stack.pool.query('DELETE FROM tasks WHERE id = $1', [wf.steps.a]);
+  expect(await stored(wf)).toEqual({ workflow: 'failed', steps: 2, runs: 1, edges: 1 });
+  const api = await startApi(stack);
+  try {
+    const res = await fetch(`${api.url}/tasks/${wf.steps.b}/retry`, { method: 'POST' });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { detail: string }).detail).toBe(`task ${wf.steps.b} is a step of workflow ${wf.id}, of which only 2 of 3 steps are stored (the others were deleted); it cannot be resumed`);
+  } finally {
+    await api.server.stop();
+  }
+  expect(await retry(wf.steps.b!)).toEqual({ kind: 'incomplete_workflow', workflowId: wf.id, stored: 2, steps: 3 });
+  expect((await taskStatus(stack.pool, wf.steps.b!)).status).toBe('dead');
+  expect(await pass()).toMatchObject({ workflows: 1, deleted: { succeeded: 0, dead: 1, cancelled: 1 } });
+  expect(await stored(wf)).toEqual(GONE);
+});
+
 describe('when a finished workflow is due', () => {
   it('succeeded: after the succeeded setting; failed or cancelled: after the longest setting, so none of its steps goes before its own', async () => {
     const policy = { succeeded: 40 * DAY, dead: 10 * DAY, cancelled: 20 * DAY };
