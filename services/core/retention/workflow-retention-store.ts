@@ -6,8 +6,9 @@
  *
  * A retry that reopens a workflow locks the retried step's row first and updates the workflow's row
  * in the same transaction (the trigger of migration 0016), so the statement serializes with it on
- * those locks without ever waiting: it locks the workflow's row, checks again on that row's newest
- * version that the workflow is finished and due, then locks every step, skipping rows others hold.
+ * those locks without waiting for them: it locks the workflow's row, checks again on that row's
+ * newest version that the workflow is finished and due, then locks every step, skipping rows
+ * others hold.
  * A workflow whose row or any step is held (a retry under way) is left whole for a later batch; a
  * retry that comes after the statement locked it waits for it and finds the step gone (404).
  */
