@@ -3,12 +3,13 @@
  * (RETENTION_SUCCEEDED_MS, RETENTION_DEAD_MS, RETENTION_CANCELLED_MS; 0 keeps them forever). One
  * copy runs at a time across all workers (a Redis lock with a TTL, renewed after every batch).
  *
- * A pass deletes in batches, each one short statement (services/core/retention), taking the
- * statuses in turn, with a pause between batches; a status is done for the pass when a batch comes
- * back short. A pass stops after `maxBatches` and the next one follows after a pause, so a large
- * backlog (retention switched on over months of tasks) is worked off steadily, never in one long
- * transaction. Dead tasks deleted are then forgotten in Redis (their dead-letter entries). One
- * info line per pass that deleted something; nothing otherwise. See docs/retention.md.
+ * A pass deletes in batches, each one short statement (services/core/retention): finished
+ * workflows first (each whole, with its steps), then the statuses of other tasks in turn, with a
+ * pause between batches; each is done for the pass when a batch comes back short. A pass stops
+ * after `maxBatches` and the next one follows after a pause, so a large backlog (retention
+ * switched on over months of tasks) is worked off steadily, never in one long transaction. Dead
+ * tasks deleted are then forgotten in Redis (their dead-letter entries). One info line per pass
+ * that deleted something; nothing otherwise. See docs/retention.md.
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -16,13 +17,14 @@ import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { TaskQueue, TaskRef } from '../core/queue/queue';
 import { deleteFinishedBatch, FinalStatus, oldestFinishedAges, RetentionPolicy } from '../core/retention/retention-store';
+import { deleteFinishedWorkflows, workflowAges } from '../core/retention/workflow-retention-store';
 import { PeriodicService } from '../core/service';
 import { FINAL_STATUSES } from '../core/tasks/priority';
 
 export interface RetentionOptions {
   intervalMs: number;
   policy: RetentionPolicy;
-  /** Tasks deleted per batch (one statement, one transaction). */
+  /** Tasks deleted per batch (one statement, one transaction); a workflow bigger than this goes whole in one. */
   batch: number;
   /** Pause between two batches of a pass, in milliseconds. */
   pauseMs: number;
@@ -33,7 +35,10 @@ export interface RetentionOptions {
 export interface RetentionResult {
   /** Whether this copy held the lock (false: another worker sweeps, or retention is off). */
   leader: boolean;
+  /** Tasks deleted, by their status, steps of the workflows deleted included. */
   deleted: Record<FinalStatus, number>;
+  /** Finished workflows deleted, each whole. */
+  workflows: number;
   /** Batches (statements, transactions) run, including the last short one of each status. */
   batches: number;
   /** The pass stopped at maxBatches (or lost the lock, or the worker is stopping) with work left. */
@@ -44,9 +49,12 @@ export interface RetentionResult {
 
 const LOCK = 'retention';
 
+/** What one batch deletes: finished workflows, whole, or other final tasks of one status. */
+type Phase = 'workflows' | FinalStatus;
+
 export class RetentionSweeper extends PeriodicService<RetentionResult> {
   private readonly owner = randomUUID();
-  private readonly statuses: FinalStatus[];
+  private readonly phases: Phase[];
   private stopping = false;
 
   constructor(
@@ -57,12 +65,15 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     super('retention', opts.intervalMs, log);
     if (!(opts.batch >= 1)) throw new RangeError(`batch must be at least 1, got ${opts.batch}`);
     if (!(opts.pauseMs >= 0)) throw new RangeError(`pauseMs must not be negative, got ${opts.pauseMs}`);
-    this.statuses = FINAL_STATUSES.filter((s) => opts.policy[s] > 0);
+    // Workflows first, until none is due: each batch of a status reads past the steps of stored
+    // workflows (it leaves them to the workflows' batches), so due ones are better gone by then.
+    const workflows = Object.values(workflowAges(opts.policy)).some((ms) => ms > 0);
+    this.phases = [...(workflows ? (['workflows'] as const) : []), ...FINAL_STATUSES.filter((s) => opts.policy[s] > 0)];
   }
 
   /** Whether any final status has a retention (otherwise the worker need not start the sweep). */
   get enabled(): boolean {
-    return this.statuses.length > 0;
+    return this.phases.length > 0;
   }
 
   /** The lock outlives a batch and its pause many times over; it is renewed after each. */
@@ -72,7 +83,7 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
 
   async runOnce(): Promise<RetentionResult> {
     const deleted = Object.fromEntries(FINAL_STATUSES.map((s) => [s, 0])) as Record<FinalStatus, number>;
-    const result: RetentionResult = { leader: false, deleted, batches: 0, cut: false, purged: 0 };
+    const result: RetentionResult = { leader: false, deleted, workflows: 0, batches: 0, cut: false, purged: 0 };
     if (!this.enabled) return result;
     if (!(await this.deps.queue.lock(LOCK, this.owner, this.lockTtlMs))) {
       // Another worker sweeps: only its gauge is current.
@@ -82,24 +93,17 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     result.leader = true;
     const started = performance.now();
     const maxBatches = this.opts.maxBatches ?? 1000;
-    const pending = [...this.statuses];
+    const pending = [...this.phases];
     let next = 0;
     let lost = false;
     while (pending.length > 0) {
       const k = next % pending.length;
-      const status = pending[k]!;
-      const ids = await deleteFinishedBatch(this.deps.pool, status, this.opts.policy, this.opts.batch);
+      const more = await this.batch(pending[k]!, result);
       result.batches++;
-      if (ids.length > 0) {
-        deleted[status] += ids.length;
-        this.deps.metrics.deleted.inc({ status }, ids.length);
-        // Redis still holds dead tasks (dead-letter entries; see lua/purge.lua), and a cancelled
-        // one that was dead-lettered before its cancel; succeeded ones it forgot when they ended.
-        if (status !== 'succeeded') result.purged += await this.purge(ids);
-      }
-      // A short batch: nothing more of this status to delete now. Otherwise the next status's turn.
-      if (ids.length < this.opts.batch) pending.splice(k, 1);
-      else next = k + 1;
+      // A short batch: nothing more of this kind to delete now. Otherwise the next status's turn
+      // (workflows keep theirs).
+      if (!more) pending.splice(k, 1);
+      else if (pending[k] !== 'workflows') next = k + 1;
       if (pending.length === 0) break;
       if (result.batches >= maxBatches || this.stopping) {
         result.cut = true;
@@ -116,10 +120,33 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     }
     if (!lost) await this.observeOldest();
     const total = deleted.succeeded + deleted.dead + deleted.cancelled;
-    if (total > 0) this.log.info({ deleted, batches: result.batches, purged: result.purged, ms: Math.round(performance.now() - started), more: result.cut }, 'retention deleted finished tasks');
+    if (total > 0) this.log.info({ deleted, workflows: result.workflows, batches: result.batches, purged: result.purged, ms: Math.round(performance.now() - started), more: result.cut }, 'retention deleted finished tasks');
     // Work left: the next pass follows after a pause rather than a whole interval.
     if (result.cut && !lost && !this.stopping) this.runWithin(this.opts.pauseMs);
     return result;
+  }
+
+  /** Runs one batch of `phase`, counting what it deleted; whether it left more to delete now. */
+  private async batch(phase: Phase, result: RetentionResult): Promise<boolean> {
+    if (phase === 'workflows') {
+      const b = await deleteFinishedWorkflows(this.deps.pool, this.opts.policy, this.opts.batch);
+      result.workflows += b.workflows;
+      for (const status of FINAL_STATUSES) await this.count(status, b.tasks.filter((t) => t.status === status), result);
+      // Nothing deleted (the due ones held by other transactions): the next pass tries them again.
+      return b.more && b.workflows > 0;
+    }
+    const ids = await deleteFinishedBatch(this.deps.pool, phase, this.opts.policy, this.opts.batch);
+    await this.count(phase, ids, result);
+    return ids.length >= this.opts.batch;
+  }
+
+  private async count(status: FinalStatus, ids: TaskRef[], result: RetentionResult): Promise<void> {
+    if (ids.length === 0) return;
+    result.deleted[status] += ids.length;
+    this.deps.metrics.deleted.inc({ status }, ids.length);
+    // Redis still holds dead tasks (dead-letter entries; see lua/purge.lua), and a cancelled one
+    // that was dead-lettered before its cancel; succeeded ones it forgot when they ended.
+    if (status !== 'succeeded') result.purged += await this.purge(ids.map(({ id, tenant }) => ({ id, tenant })));
   }
 
   private async purge(ids: TaskRef[]): Promise<number> {

@@ -2,16 +2,14 @@
  * Retention against real Postgres and Redis: final tasks and their runs are deleted per their own
  * status's age, young and unfinished ones never; a dead task being redriven is not deleted under
  * the redrive; batches are bounded; one sweep at a time; deleted dead tasks leave Redis's
- * dead-letter lists; a replay of a deleted task's idempotency key; a workflow's steps kept while
- * it runs and, once it ended, for its own status's retention; the metrics.
+ * dead-letter lists; a replay of a deleted task's idempotency key; the metrics. Workflows (deleted
+ * whole): test/integration/workflow-retention.test.ts.
  */
 import { Client } from 'pg';
 import { createRegistry, workerMetrics, WorkerMetrics } from '../../services/core/observability/metrics';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
 import type { RetentionPolicy } from '../../services/core/retention/retention-store';
 import { submitTasks } from '../../services/core/tasks/submit';
-import type { StepSpec } from '../../services/core/workflows/workflow';
-import { createWorkflow } from '../../services/core/workflows/workflow-store';
 import { RetentionOptions, RetentionSweeper } from '../../services/worker/retention';
 import type { Worker } from '../../services/worker/worker';
 import { createStack, runsOf, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
@@ -130,8 +128,8 @@ it('deletes old finished tasks and their runs per their own status age; young an
   expect(ages.dead).toBeCloseTo(8, 1);
   expect(ages.cancelled).toBeCloseTo(8, 1);
 
-  // Nothing left to do: a second pass deletes nothing, in one short batch per status.
-  expect(await s.runOnce()).toMatchObject({ deleted: { succeeded: 0, dead: 0, cancelled: 0 }, batches: 3 });
+  // Nothing left to do: a second pass deletes nothing, in one short batch for workflows and one per status.
+  expect(await s.runOnce()).toMatchObject({ deleted: { succeeded: 0, dead: 0, cancelled: 0 }, batches: 4 });
 });
 
 it('takes each status at its own setting; 0 keeps a status forever', async () => {
@@ -142,8 +140,8 @@ it('takes each status at its own setting; 0 keeps a status forever', async () =>
   const oldCancelled = await made('cancelled', 3 * 3_600_000);
   const res = await sweeper({ policy }).runOnce();
   expect(res.deleted).toEqual({ succeeded: 1, dead: 0, cancelled: 1 });
-  // The dead status is not even read: two statuses, one batch each.
-  expect(res.batches).toBe(2);
+  // The dead status is not even read: two statuses and the (succeeded) workflows, one batch each.
+  expect(res.batches).toBe(3);
   expect(await present([...succeeded, ...oldCancelled])).toEqual([]);
   expect(await present([...cancelled, ...ancientDead])).toEqual([...cancelled, ...ancientDead].sort());
 });
@@ -160,90 +158,28 @@ it('with every status kept forever the sweep does nothing, not even take the loc
 it('deletes in bounded batches: 35 old tasks with batches of 10 take four statements; a pass stops at its batch bound', async () => {
   const ids = await made('succeeded', 8 * DAY, 35);
   const first = sweeper({ batch: 10, policy: { succeeded: 7 * DAY, dead: 0, cancelled: 0 } });
-  expect(await first.runOnce()).toMatchObject({ deleted: { succeeded: 35 }, batches: 4, cut: false });
+  // And one first for workflows (none here).
+  expect(await first.runOnce()).toMatchObject({ deleted: { succeeded: 35 }, batches: 5, cut: false });
   expect(await present(ids)).toEqual([]);
   // (It holds the lock until it stops.)
   await first.stop();
 
-  // With at most two batches a pass, 25 tasks take two passes, the first cut short.
+  // With at most three batches a pass (the workflows' and two), 25 tasks take two passes, the first cut short.
   const more = await made('succeeded', 8 * DAY, 25);
-  const bounded = sweeper({ batch: 10, maxBatches: 2, policy: { succeeded: 7 * DAY, dead: 0, cancelled: 0 } });
-  expect(await bounded.runOnce()).toMatchObject({ deleted: { succeeded: 20 }, batches: 2, cut: true });
+  const bounded = sweeper({ batch: 10, maxBatches: 3, policy: { succeeded: 7 * DAY, dead: 0, cancelled: 0 } });
+  expect(await bounded.runOnce()).toMatchObject({ deleted: { succeeded: 20 }, batches: 3, cut: true });
   expect((await present(more)).length).toBe(5);
-  expect(await bounded.runOnce()).toMatchObject({ deleted: { succeeded: 5 }, batches: 1, cut: false });
+  expect(await bounded.runOnce()).toMatchObject({ deleted: { succeeded: 5 }, batches: 2, cut: false });
 });
 
 it('the oldest finished go first', async () => {
   const older = await made('succeeded', 20 * DAY, 5);
   const newer = await made('succeeded', 10 * DAY, 5);
-  const res = await sweeper({ batch: 5, maxBatches: 1, policy: { succeeded: 7 * DAY, dead: 0, cancelled: 0 } }).runOnce();
+  // Two batches: the workflows' (none here) and one of 5 tasks.
+  const res = await sweeper({ batch: 5, maxBatches: 2, policy: { succeeded: 7 * DAY, dead: 0, cancelled: 0 } }).runOnce();
   expect(res).toMatchObject({ deleted: { succeeded: 5 }, cut: true });
   expect(await present(older)).toEqual([]);
   expect(await present(newer)).toEqual([...newer].sort());
-});
-
-describe('workflows', () => {
-  const step = (key: string, depends_on: string[] = []): StepSpec => ({ key, type: 'noop', payload: {}, priority: 'default', max_retries: 0, retry: null, timeout_ms: null, depends_on });
-
-  /**
-   * A workflow of three steps: `a`, then `b` after it, and `c` after `b`. `a` succeeds; then `b`
-   * succeeds too (and `c` after it) or dies (and `c` is cancelled by the cascade). Its steps and
-   * the workflow are then dated as if they had finished `agoMs` ago; `a` a day before.
-   */
-  async function workflow(b: 'succeeded' | 'dead' | 'running', agoMs: number): Promise<{ id: string; steps: Record<string, string> }> {
-    const out = await createWorkflow(deps(), 'default', { name: 'r', on_failure: 'continue', steps: [step('a'), step('b', ['a']), step('c', ['b'])] }, null);
-    if (out.kind !== 'created') throw new Error(out.kind);
-    const ids = Object.fromEntries(out.steps.map((x) => [x.key, x.task_id]));
-    const set = (key: string, status: string) => stack.pool.query(`UPDATE tasks SET status = $2::task_status, finished_at = now() WHERE id = $1`, [ids[key], status]);
-    await set('a', 'succeeded');
-    if (b !== 'running') {
-      await set('b', b);
-      if (b === 'succeeded') await set('c', 'succeeded');
-      await stack.pool.query(`UPDATE tasks SET finished_at = now() - $2 * interval '1 millisecond' WHERE workflow_id = $1 AND finished_at IS NOT NULL`, [out.workflow.id, agoMs]);
-      await stack.pool.query(`UPDATE workflows SET finished_at = now() - $2 * interval '1 millisecond' WHERE id = $1`, [out.workflow.id, agoMs]);
-    } else {
-      await stack.pool.query(`UPDATE tasks SET finished_at = now() - $2 * interval '1 millisecond' WHERE id = $1`, [ids.a, agoMs]);
-    }
-    await stack.pool.query(`UPDATE tasks SET finished_at = finished_at - interval '1 day' WHERE id = $1`, [ids.a]);
-    return { id: out.workflow.id, steps: ids };
-  }
-
-  const stored = async (wf: { id: string; steps: Record<string, string> }) => ({
-    steps: (await present(Object.values(wf.steps))).length,
-    workflow: ((await stack.pool.query('SELECT 1 FROM workflows WHERE id = $1', [wf.id])).rowCount ?? 0) > 0,
-  });
-
-  it('a workflow is kept whole while it runs, and after it ended for its own status’s retention; then its steps and it go', async () => {
-    const running = await workflow('running', 60 * DAY);
-    const failedRecently = await workflow('dead', 8 * DAY);
-    const succeededLongAgo = await workflow('succeeded', 8 * DAY);
-    const failedLongAgo = await workflow('dead', 31 * DAY);
-    const { rows } = await stack.pool.query(`SELECT status FROM workflows WHERE id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], id)`, [
-      [running.id, failedRecently.id, succeededLongAgo.id, failedLongAgo.id],
-    ]);
-    expect(rows.map((r) => r.status)).toEqual(['running', 'failed', 'succeeded', 'failed']);
-
-    await sweeper().runOnce();
-    // Running: its step that succeeded 61 days ago stays. Failed 8 days ago: kept (30 days), its
-    // succeeded step too (9 days, past its own 7). Succeeded 8 days ago, failed 31 days ago: gone.
-    expect(await stored(running)).toEqual({ steps: 3, workflow: true });
-    expect(await stored(failedRecently)).toEqual({ steps: 3, workflow: true });
-    expect(await stored(succeededLongAgo)).toEqual({ steps: 0, workflow: false });
-    expect(await stored(failedLongAgo)).toEqual({ steps: 0, workflow: false });
-
-    // The failed workflow resumes whole: its dead step retried, c waits for it with a's result at hand.
-    const [out] = await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, 'default', [failedRecently.steps.b!]);
-    expect(out).toEqual({ kind: 'retried', from: 'dead' });
-    expect((await taskStatus(stack.pool, failedRecently.steps.c!)).status).toBe('waiting');
-    expect((await sweeper().runOnce()).deleted).toEqual({ succeeded: 0, dead: 0, cancelled: 0 });
-    expect(await stored(failedRecently)).toEqual({ steps: 3, workflow: true });
-  });
-
-  it('0 keeps a workflow of that status (and so its steps) forever', async () => {
-    const failed = await workflow('dead', 400 * DAY);
-    await sweeper({ policy: { succeeded: 7 * DAY, dead: 0, cancelled: 30 * DAY } }).runOnce();
-    expect(await stored(failed)).toEqual({ steps: 3, workflow: true });
-  });
 });
 
 describe('a dead task being redriven', () => {

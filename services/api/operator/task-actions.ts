@@ -55,7 +55,7 @@ export async function cancelOne(deps: ActionDeps, tenant: string, rawId: string)
   }
 }
 
-/** 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled. */
+/** 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled, or a step of a workflow not stored whole. */
 export async function retryOne(deps: ActionDeps, tenant: string, rawId: string): Promise<ActionAnswer> {
   const id = taskIdParam(rawId);
   const [outcome] = await retryTasks(deps, tenant, [id]);
@@ -64,6 +64,12 @@ export async function retryOne(deps: ActionDeps, tenant: string, rawId: string):
       throw notFound(`no task with id ${id}`);
     case 'not_retryable':
       throw wrongState(`task ${id} is ${outcome!.status}; only a dead or cancelled task can be retried`, [{ field: 'status', message: `is ${outcome!.status}` }]);
+    case 'incomplete_workflow': {
+      const { workflowId, stored, steps } = outcome!;
+      throw wrongState(`task ${id} is a step of workflow ${workflowId}, of which only ${stored} of ${steps} steps are stored (the others were deleted); it cannot be resumed`, [
+        { field: 'workflow_id', message: `has ${stored} of ${steps} steps stored` },
+      ]);
+    }
     case 'retried':
       deps.metrics.redriven.inc({ from: outcome!.from });
       return { status: 200, body: await current(deps, tenant, id) };

@@ -12,9 +12,24 @@ import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
 import { stepsQueuedHere } from '../workflows/queued-here';
 
-export type RetryOutcome = { kind: 'retried'; from: 'dead' | 'cancelled' } | { kind: 'not_retryable'; status: string } | { kind: 'missing' };
+export type RetryOutcome =
+  | { kind: 'retried'; from: 'dead' | 'cancelled' }
+  | { kind: 'not_retryable'; status: string }
+  /** A step of a workflow of which fewer than all steps are stored (see INCOMPLETE_WORKFLOWS). */
+  | { kind: 'incomplete_workflow'; workflowId: string; stored: number; steps: number }
+  | { kind: 'missing' };
 
 const RETRYABLE = "('dead', 'cancelled')";
+
+/**
+ * The workflows of the tasks $1 (of tenant $2) not stored whole. Retention deletes a workflow whole
+ * since migration 0022; before, it deleted steps one status at a time, and a workflow could be left
+ * without some (or its row deleted by hand). Resuming one would run steps without the results of
+ * dependencies whose rows, and edges, are gone: the dependency check cannot see them. One count of
+ * a workflow's steps per workflow retried, not per step.
+ */
+const INCOMPLETE_WORKFLOWS = `SELECT x.id FROM (SELECT DISTINCT workflow_id AS id FROM tasks WHERE id = ANY($1::uuid[]) AND tenant = $2 AND workflow_id IS NOT NULL) x
+   WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.id AND w.steps = (SELECT count(*) FROM tasks s WHERE s.workflow_id = x.id))`;
 
 /** Retries tasks of `tenant`; per id (in order) what happened. */
 export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[]): Promise<RetryOutcome[]> {
@@ -30,8 +45,10 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
          SELECT id, status::text AS was FROM tasks
           -- The status as text: reached by id, not through the partial index of final tasks.
           WHERE id = ANY($1::uuid[]) AND tenant = $2 AND status::text IN ${RETRYABLE}
-            -- A workflow step runs only after its dependencies: one that has not succeeded is retried first.
-            AND (workflow_id IS NULL OR NOT EXISTS (SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id AND p.status <> 'succeeded'))
+            -- A workflow step runs only after its dependencies: one that has not succeeded is retried
+            -- first; and only in a workflow stored whole.
+            AND (workflow_id IS NULL OR (NOT EXISTS (SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id AND p.status <> 'succeeded')
+                                         AND workflow_id NOT IN (${INCOMPLETE_WORKFLOWS})))
           ORDER BY id FOR UPDATE
        )
        UPDATE tasks t SET status = 'queued', retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
@@ -63,15 +80,24 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
   }
   const retried = new Map(rows.map((r) => [r.id, r.was]));
   const others = ids.filter((id) => !retried.has(id));
-  const statuses = new Map<string, string>();
+  type Other = { id: string; status: string; workflow_id: string | null; incomplete: boolean; stored: number; steps: number | null };
+  const found = new Map<string, Other>();
   if (others.length > 0) {
-    const res = await deps.pool.query<{ id: string; status: string }>(`SELECT id, status::text AS status FROM tasks WHERE id = ANY($1::uuid[]) AND tenant = $2`, [others, tenant]);
-    for (const r of res.rows) statuses.set(r.id, r.status);
+    const res = await deps.pool.query<Other>(
+      `SELECT t.id, t.status::text AS status, t.workflow_id, t.workflow_id IN (${INCOMPLETE_WORKFLOWS}) AS incomplete,
+              CASE WHEN t.workflow_id IS NOT NULL THEN (SELECT count(*)::int FROM tasks s WHERE s.workflow_id = t.workflow_id) END AS stored,
+              (SELECT w.steps FROM workflows w WHERE w.id = t.workflow_id) AS steps
+         FROM tasks t WHERE t.id = ANY($1::uuid[]) AND t.tenant = $2`,
+      [others, tenant],
+    );
+    for (const r of res.rows) found.set(r.id, r);
   }
   return ids.map((id): RetryOutcome => {
     const was = retried.get(id);
     if (was) return { kind: 'retried', from: was };
-    const status = statuses.get(id);
-    return status === undefined ? { kind: 'missing' } : { kind: 'not_retryable', status };
+    const t = found.get(id);
+    if (t === undefined) return { kind: 'missing' };
+    if (t.incomplete && ['dead', 'cancelled'].includes(t.status)) return { kind: 'incomplete_workflow', workflowId: t.workflow_id!, stored: t.stored, steps: t.steps ?? 0 };
+    return { kind: 'not_retryable', status: t.status };
   });
 }

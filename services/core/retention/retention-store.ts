@@ -17,28 +17,25 @@ export type FinalStatus = (typeof FINAL_STATUSES)[number];
 /** How long tasks of each final status are kept after they finished, in milliseconds; 0 keeps them forever. */
 export type RetentionPolicy = Record<FinalStatus, number>;
 
-/** A finished workflow's retention, by its status: the setting of its steps' matching final status ($3-$5). */
-const WORKFLOW_AGE = `(CASE w.status WHEN 'succeeded' THEN $3::bigint WHEN 'failed' THEN $4::bigint ELSE $5::bigint END)`;
-
 /**
  * Why an old final task stays, each a condition on the task `t` (true: keep it). A task whose
  * idempotency key is still live stays until the key expires, so a replay within the key's TTL
- * still answers with the task instead of creating another; a workflow's step stays while its
- * workflow is kept. Each is read in the statement's snapshot, so a condition that can turn true
- * again for a task already final must be set by a writer that locks the task's row (the sweep
- * skips locked rows).
+ * still answers with the task instead of creating another. A step of a stored workflow is never
+ * deleted here: its workflow goes whole, with every step, once it is due
+ * (workflow-retention-store.ts); one step at a time, a pass left workflows half deleted between
+ * its batches. Each is read in the statement's snapshot, so a condition that can turn true again
+ * for a task already final must be set by a writer that locks the task's row (the sweep skips
+ * locked rows).
  */
 export const KEEP_CONDITIONS: readonly string[] = [
   // A scalar subquery, so a probe of the key's primary key per task that has a key: as EXISTS the
   // planner may join it instead, against every live key.
   `t.idempotency_key IS NOT NULL AND COALESCE((SELECT k.expires_at > now() FROM idempotency_keys k
      WHERE k.tenant = t.tenant AND k.key = t.idempotency_key AND k.task_id = t.id), false)`,
-  // A step of a workflow that still runs, or that ended less than its own status's retention ago
-  // (succeeded: the succeeded tasks' setting; failed: the dead tasks'; cancelled: the cancelled
-  // tasks'; $3-$5): a workflow is kept whole, so that retrying a dead step of a failed workflow,
-  // until the workflow itself is due, finds every result its dependents read and the whole graph.
-  `t.workflow_id IS NOT NULL AND COALESCE((SELECT w.finished_at IS NULL OR ${WORKFLOW_AGE} = 0 OR w.finished_at >= now() - ${WORKFLOW_AGE} * interval '1 millisecond'
-     FROM workflows w WHERE w.id = t.workflow_id), false)`,
+  // A probe of the workflow's primary key (a scalar subquery, as above). A workflow's row is deleted
+  // only with all its steps, in one transaction: a step whose workflow is not in the snapshot has
+  // none (its row deleted by hand), and goes like any task.
+  `t.workflow_id IS NOT NULL AND COALESCE((SELECT true FROM workflows w WHERE w.id = t.workflow_id), false)`,
 ];
 
 const statusLiteral = (status: FinalStatus): string => {
@@ -70,9 +67,9 @@ export function deleteBatchSql(status: FinalStatus): string {
 
 /**
  * Deletes at most `limit` tasks of `status` that finished more than `policy[status]` ago (and are
- * not kept: KEEP_CONDITIONS, which read the rest of the policy for workflows' steps), and their
- * runs, in one statement; returns the tasks deleted (id and tenant). Fewer than `limit` means none
- * are left to delete now (or those left are held by other transactions, or kept).
+ * not kept: KEEP_CONDITIONS), and their runs, in one statement; returns the tasks deleted (id and
+ * tenant). Fewer than `limit` means none are left to delete now (or those left are held by other
+ * transactions, or kept).
  */
 export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, policy: RetentionPolicy, limit: number): Promise<TaskRef[]> {
   const ageMs = policy[status];
@@ -80,7 +77,7 @@ export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, polic
   const { rows } = await pool.query<TaskRef>({
     name: `retention-delete-${status}`,
     text: deleteBatchSql(status),
-    values: [ageMs, limit, policy.succeeded, policy.dead, policy.cancelled],
+    values: [ageMs, limit],
   });
   return rows;
 }

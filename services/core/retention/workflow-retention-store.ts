@@ -1,0 +1,113 @@
+/**
+ * Postgres side of retention for workflows (docs/retention.md): a finished workflow goes whole, its
+ * row, every step, their runs and edges, in one statement, or not at all. Deleted step by step, in
+ * each status's own batch, a workflow could be left half deleted between two batches, and a retry
+ * of its dead step then resumed it without the steps already gone.
+ *
+ * A retry that reopens a workflow locks the retried step's row first and updates the workflow's row
+ * in the same transaction (the trigger of migration 0016), so the statement serializes with it on
+ * those locks without waiting for them: it locks the workflow's row, checks again on that row's
+ * newest version that the workflow is finished and due, then locks every step, skipping rows
+ * others hold.
+ * A workflow whose row or any step is held (a retry under way) is left whole for a later batch; a
+ * retry that comes after the statement locked it waits for it and finds the step gone (404).
+ */
+import type { Pool } from 'pg';
+import type { TaskRef } from '../queue/queue';
+import type { FinalStatus, RetentionPolicy } from './retention-store';
+
+export const WORKFLOW_FINAL_STATUSES = ['succeeded', 'failed', 'cancelled'] as const;
+export type WorkflowFinalStatus = (typeof WORKFLOW_FINAL_STATUSES)[number];
+
+/**
+ * How long a finished workflow of each status is kept, in milliseconds (0: forever). It goes whole,
+ * so no step may go before its own status's retention: a succeeded workflow's steps all succeeded;
+ * a failed or cancelled one's may have ended in any final status (its row does not tell which), so
+ * it is kept for the longest of the three, and forever if any of them is 0.
+ */
+export function workflowAges(policy: RetentionPolicy): Record<WorkflowFinalStatus, number> {
+  const all = [policy.succeeded, policy.dead, policy.cancelled];
+  const longest = all.every((ms) => ms > 0) ? Math.max(...all) : 0;
+  return { succeeded: policy.succeeded > 0 ? policy.succeeded : 0, failed: longest, cancelled: longest };
+}
+
+const AGE_PARAM: Record<WorkflowFinalStatus, string> = { succeeded: '$1', failed: '$2', cancelled: '$3' };
+
+/**
+ * The statement deleting the oldest due workflows of `statuses`, whole, up to $4 steps (at least
+ * one workflow, however big: it cannot go in parts). The statuses are literals, so each range is
+ * read from workflows_final_finished_idx (status, finished_at), oldest first; ages are $1-$3.
+ */
+export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): string {
+  if (statuses.length === 0 || statuses.some((s) => !WORKFLOW_FINAL_STATUSES.includes(s))) throw new Error(`not workflow final statuses: ${statuses.join(', ')}`);
+  const ranges = statuses.map(
+    (s) => `(SELECT id, steps, finished_at FROM workflows
+              WHERE status = '${s}' AND finished_at < now() - ${AGE_PARAM[s]} * interval '1 millisecond'
+              ORDER BY finished_at LIMIT $4)`,
+  );
+  return `WITH due AS (
+       SELECT d.id, d.steps, sum(d.steps) OVER (ORDER BY d.finished_at, d.id) AS upto
+         FROM (SELECT * FROM (${ranges.join(' UNION ALL ')}) r ORDER BY finished_at, id LIMIT $4) d
+     ),
+     budgeted AS (SELECT id FROM due WHERE upto <= $4 OR upto = steps),
+     -- Locked, and checked again on the locked row's newest version: a workflow that a retry
+     -- reopened since this statement's snapshot is running now, or ended again only just.
+     picked AS (
+       SELECT w.id FROM workflows w
+        WHERE w.id = ANY (ARRAY(SELECT id FROM budgeted))
+          AND w.finished_at < now() - NULLIF(CASE w.status WHEN 'succeeded' THEN $1::bigint WHEN 'failed' THEN $2::bigint WHEN 'cancelled' THEN $3::bigint END, 0) * interval '1 millisecond'
+        ORDER BY w.id
+        FOR UPDATE SKIP LOCKED
+     ),
+     -- Every step, and those this statement could lock (final ones; a step held by a retry is not).
+     -- The status as text: steps reached by workflow, not through the partial index of final tasks.
+     seen AS (SELECT workflow_id, count(*) AS n FROM tasks WHERE workflow_id = ANY (ARRAY(SELECT id FROM picked)) GROUP BY workflow_id),
+     held AS (
+       SELECT t.id, t.workflow_id FROM tasks t
+        WHERE t.workflow_id = ANY (ARRAY(SELECT id FROM picked)) AND t.status::text IN ('succeeded', 'dead', 'cancelled')
+        ORDER BY t.id
+        FOR UPDATE SKIP LOCKED
+     ),
+     whole AS (
+       SELECT p.id FROM picked p
+         LEFT JOIN seen s ON s.workflow_id = p.id
+         LEFT JOIN (SELECT workflow_id, count(*) AS n FROM held GROUP BY workflow_id) h ON h.workflow_id = p.id
+        WHERE COALESCE(s.n, 0) = COALESCE(h.n, 0)
+     ),
+     -- Every step of those is held by this statement. Their runs and edges go with them (the
+     -- delete triggers of migrations 0003 and 0022).
+     gone AS (
+       DELETE FROM tasks t WHERE t.workflow_id = ANY (ARRAY(SELECT id FROM whole))
+       RETURNING t.id, t.tenant, t.status::text AS status
+     ),
+     dropped AS (DELETE FROM workflows w WHERE w.id = ANY (ARRAY(SELECT id FROM whole)) RETURNING w.id)
+     SELECT (SELECT count(*) FROM dropped)::int AS workflows,
+            COALESCE((SELECT json_agg(json_build_object('id', id, 'tenant', tenant, 'status', status)) FROM gone), '[]'::json) AS tasks,
+            (SELECT count(*) FROM due) > (SELECT count(*) FROM budgeted) OR (SELECT count(*) FROM due) >= $4 AS more`;
+}
+
+export interface WorkflowBatch {
+  /** Workflows deleted. */
+  workflows: number;
+  /** Their steps, deleted with them. */
+  tasks: (TaskRef & { status: FinalStatus })[];
+  /** Due workflows were left for another batch (the step budget, or the batch's bound). */
+  more: boolean;
+}
+
+/**
+ * Deletes the oldest finished workflows due by `policy` (workflowAges), whole, up to about `limit`
+ * steps (the oldest always, however many steps it has), in one statement. A workflow that another
+ * transaction holds (its row, or any step) is skipped, never waited for.
+ */
+export async function deleteFinishedWorkflows(pool: Pool, policy: RetentionPolicy, limit: number): Promise<WorkflowBatch> {
+  const ages = workflowAges(policy);
+  const statuses = WORKFLOW_FINAL_STATUSES.filter((s) => ages[s] > 0);
+  if (statuses.length === 0) return { workflows: 0, tasks: [], more: false };
+  const { rows } = await pool.query<WorkflowBatch>({
+    name: `retention-delete-workflows-${statuses.join('-')}`,
+    text: deleteWorkflowsSql(statuses),
+    values: [ages.succeeded, ages.failed, ages.cancelled, limit],
+  });
+  return rows[0]!;
+}
