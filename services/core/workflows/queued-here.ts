@@ -41,10 +41,11 @@ export const INLINE_PARENTS_BYTES = 4096;
 
 /**
  * Steps (the rows of the CTE named `source`) as Redis needs them: a CTE to add after `source`, and
- * the select. Their inline parent results come from `workflow_released_parents` (migration 0018),
- * whose query has a snapshot of its own: a statement's, taken before it waited for a fan-in's row
- * lock, misses parents whose successes other batches committed meanwhile. `bytes`: the parameter
- * holding INLINE_PARENTS_BYTES.
+ * the select. Their inline parent results come from `workflow_released_parents` (migrations 0018
+ * and 0021), whose query has a snapshot of its own: a statement's, taken before it waited for a
+ * fan-in's row lock, misses parents whose successes other batches committed meanwhile. It stops
+ * reading a step's parents once they pass the limit, so a wide fan-in costs about the limit here,
+ * not the sum of its parents' results. `bytes`: the parameter holding INLINE_PARENTS_BYTES.
  */
 function withParents(source: string, bytes: string): { cte: string; select: string } {
   return {
