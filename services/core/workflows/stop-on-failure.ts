@@ -22,7 +22,7 @@ const BATCH = 500;
 /**
  * A stoppable step (of `tasks`, its workflow `$1`) that no operator asked for after the workflow's
  * latest failure: due for a retry, or never reopened by a retry since that failure (reopened_at,
- * migration 0024, is taken under the workflow's lock, so after any failure committed before it).
+ * migration 0023, is taken under the workflow's lock, so after any failure committed before it).
  */
 const NOT_ASKED_FOR = `(status::text = 'retrying' OR reopened_at IS NULL OR reopened_at <= (
   SELECT max(finished_at) FROM tasks f WHERE f.workflow_id = $1 AND f.status IN ('dead', 'cancelled') AND f.cancelled_by IS NULL))`;
