@@ -188,6 +188,20 @@ it('a filter that matches few reads a bounded number of workflows per page, and 
   await stack.pool.query("DELETE FROM workflows WHERE tenant = 'scan-wf'");
 });
 
+it('retrying a step whose dependency has not succeeded is a 409 naming that dependency; retrying the dependency resumes both', async () => {
+  const made = await call('POST', '/workflows', { name: 'blocked-retry', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a'] }] });
+  const [a, b] = made.body.steps.map((s: Json) => s.task_id as string);
+  expect((await call('POST', `/tasks/${a}/cancel`)).status).toBe(200);
+  expect((await call('GET', `/tasks/${b}`)).body.status).toBe('cancelled');
+  const refused = await call('POST', `/tasks/${b}/retry`);
+  expect(refused.status).toBe(409);
+  expect(refused.body.detail).toContain('depends on steps that have not succeeded: a (cancelled); retry those first');
+  expect(fields(refused.body)).toEqual(['depends_on']);
+  expect((await call('POST', `/tasks/${a}/retry`)).status).toBe(200);
+  expect((await call('GET', `/tasks/${b}`)).body.status).toBe('waiting');
+  await call('POST', `/workflows/${made.body.workflow.id}/cancel`);
+});
+
 it('lists newest first a page at a time, filtered by status, name and creation time', async () => {
   const made: string[] = [];
   for (const name of ['p-a', 'p-b', 'p-c', 'p-d', 'p-e']) made.push((await call('POST', '/workflows', { name, tasks: [{ key: 'only', type: 'sleeper', payload: { sleep_ms: 1 } }] })).body.workflow.id);

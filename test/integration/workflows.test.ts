@@ -607,7 +607,7 @@ it('a step cancelled because a dependency failed cannot be retried before that d
   const wf = await submit([step('a', [], { type: 'always_fail' }), step('b', ['a'])]);
   const w = await finished(wf.workflow.id);
   const out = await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [byKey(w).get('b')!.task_id]);
-  expect(out).toEqual([{ kind: 'not_retryable', status: 'cancelled' }]);
+  expect(out).toEqual([{ kind: 'dependencies_unfinished', workflowId: wf.workflow.id, stepKey: 'b', dependencies: [{ key: 'a', status: 'dead' }] }]);
 });
 
 it('cancelling a workflow cancels its waiting steps at once and stops its running one', async () => {

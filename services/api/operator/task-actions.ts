@@ -55,7 +55,7 @@ export async function cancelOne(deps: ActionDeps, tenant: string, rawId: string)
   }
 }
 
-/** 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled, or a step of a workflow not stored whole. */
+/** 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled, a step whose dependencies have not all succeeded, or one of a workflow not stored whole. */
 export async function retryOne(deps: ActionDeps, tenant: string, rawId: string): Promise<ActionAnswer> {
   const id = taskIdParam(rawId);
   const [outcome] = await retryTasks(deps, tenant, [id]);
@@ -64,6 +64,13 @@ export async function retryOne(deps: ActionDeps, tenant: string, rawId: string):
       throw notFound(`no task with id ${id}`);
     case 'not_retryable':
       throw wrongState(`task ${id} is ${outcome!.status}; only a dead or cancelled task can be retried`, [{ field: 'status', message: `is ${outcome!.status}` }]);
+    case 'dependencies_unfinished': {
+      const { workflowId, stepKey, dependencies } = outcome!;
+      const named = dependencies.map((d) => `${d.key} (${d.status})`).join(', ');
+      throw wrongState(`task ${id} is step ${stepKey} of workflow ${workflowId}, which depends on steps that have not succeeded: ${named}; retry those first, and it waits for them again`, [
+        { field: 'depends_on', message: `has steps that have not succeeded: ${named}` },
+      ]);
+    }
     case 'incomplete_workflow': {
       const { workflowId, stored, steps } = outcome!;
       throw wrongState(`task ${id} is a step of workflow ${workflowId}, of which only ${stored} of ${steps} steps are stored (the others were deleted); it cannot be resumed`, [

@@ -15,6 +15,8 @@ import { stepsQueuedHere } from '../workflows/queued-here';
 export type RetryOutcome =
   | { kind: 'retried'; from: 'dead' | 'cancelled' }
   | { kind: 'not_retryable'; status: string }
+  /** A dead or cancelled step whose dependencies have not all succeeded: those are retried first (some named). */
+  | { kind: 'dependencies_unfinished'; workflowId: string; stepKey: string; dependencies: { key: string; status: string }[] }
   /** A step of a workflow of which fewer than all steps are stored (see INCOMPLETE_WORKFLOWS). */
   | { kind: 'incomplete_workflow'; workflowId: string; stored: number; steps: number }
   | { kind: 'missing' };
@@ -80,13 +82,20 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
   }
   const retried = new Map(rows.map((r) => [r.id, r.was]));
   const others = ids.filter((id) => !retried.has(id));
-  type Other = { id: string; status: string; workflow_id: string | null; incomplete: boolean; stored: number; steps: number | null };
+  type Other = {
+    id: string; status: string; workflow_id: string | null; step_key: string | null; incomplete: boolean; stored: number; steps: number | null;
+    blocking: { key: string; status: string }[] | null;
+  };
   const found = new Map<string, Other>();
   if (others.length > 0) {
     const res = await deps.pool.query<Other>(
       `SELECT t.id, t.status::text AS status, t.workflow_id, t.workflow_id IN (${INCOMPLETE_WORKFLOWS}) AS incomplete,
               CASE WHEN t.workflow_id IS NOT NULL THEN (SELECT count(*)::int FROM tasks s WHERE s.workflow_id = t.workflow_id) END AS stored,
-              (SELECT w.steps FROM workflows w WHERE w.id = t.workflow_id) AS steps
+              (SELECT w.steps FROM workflows w WHERE w.id = t.workflow_id) AS steps, t.step_key,
+              -- A few of the dependencies that have not succeeded, to name in the answer.
+              (SELECT json_agg(json_build_object('key', p.step_key, 'status', p.status) ORDER BY p.step_key)
+                 FROM (SELECT p.step_key, p.status::text AS status FROM workflow_edges e JOIN tasks p ON p.id = e.parent
+                        WHERE e.child = t.id AND p.status <> 'succeeded' ORDER BY p.step_key LIMIT 5) p) AS blocking
          FROM tasks t WHERE t.id = ANY($1::uuid[]) AND t.tenant = $2`,
       [others, tenant],
     );
@@ -97,7 +106,9 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
     if (was) return { kind: 'retried', from: was };
     const t = found.get(id);
     if (t === undefined) return { kind: 'missing' };
-    if (t.incomplete && ['dead', 'cancelled'].includes(t.status)) return { kind: 'incomplete_workflow', workflowId: t.workflow_id!, stored: t.stored, steps: t.steps ?? 0 };
+    const final = ['dead', 'cancelled'].includes(t.status);
+    if (t.incomplete && final) return { kind: 'incomplete_workflow', workflowId: t.workflow_id!, stored: t.stored, steps: t.steps ?? 0 };
+    if (t.blocking && final) return { kind: 'dependencies_unfinished', workflowId: t.workflow_id!, stepKey: t.step_key!, dependencies: t.blocking };
     return { kind: 'not_retryable', status: t.status };
   });
 }
