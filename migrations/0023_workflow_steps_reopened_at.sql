@@ -7,6 +7,9 @@
 -- Now a step records when a retry reopened it (reopened_at: the retried step itself and the
 -- dependents it reopens), taken after the workflow's lock, so after any failure committed before
 -- it; a stop spares only steps reopened after its failure.
+-- Also: retrying a step of a workflow its user cancelled reopens the steps downstream of it that the
+-- cancel stopped, as a failed step's retry reopens what its failure cancelled (before, they stayed
+-- cancelled and the resumed workflow ended `failed` with no step failed).
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS reopened_at timestamptz;
 
 CREATE OR REPLACE FUNCTION workflow_step_reopened(wf uuid, step uuid, policy text, OUT du integer, OUT df integer)
@@ -18,7 +21,22 @@ DECLARE
 BEGIN
   du := 0;
   df := 0;
-  reopened := ARRAY(SELECT id FROM tasks WHERE cancelled_by = step AND status::text = 'cancelled' ORDER BY id FOR UPDATE);
+  -- What the step's failure cancelled; and in a workflow its user cancelled, the steps downstream of
+  -- it that the cancel stopped (cancelled by no step), so that retrying a step resumes what follows
+  -- it there too.
+  reopened := ARRAY(
+    SELECT id FROM tasks
+     WHERE status::text = 'cancelled'
+       AND (cancelled_by = step
+            OR (cancelled_by IS NULL AND id = ANY(ARRAY(
+                  WITH RECURSIVE down(id) AS (
+                    SELECT e.child FROM workflow_edges e
+                     WHERE e.parent = step AND EXISTS (SELECT 1 FROM workflows w WHERE w.id = wf AND w.cancel_requested_at IS NOT NULL)
+                    UNION
+                    SELECT e.child FROM down JOIN tasks c ON c.id = down.id AND c.status::text = 'cancelled' AND c.cancelled_by IS NULL
+                      JOIN workflow_edges e ON e.parent = down.id)
+                  SELECT id FROM down))))
+     ORDER BY id FOR UPDATE);
   IF cardinality(reopened) = 0 THEN RETURN; END IF;
   -- Their dependencies share-locked (by id) before their statuses are read below: a dependency's
   -- success or failure being written now (which counts down or cancels only steps it sees waiting)

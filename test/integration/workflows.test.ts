@@ -645,6 +645,29 @@ it('a cancel that finds the workflow running, while its last step succeeds, leav
   expect(w?.workflow).toMatchObject({ status: 'succeeded', cancel_requested_at: null });
 });
 
+it('retrying a step of a workflow its user cancelled resumes what the cancel stopped downstream of it', async () => {
+  let release!: () => void;
+  hold = new Promise((r) => (release = r));
+  await setUp();
+  const wf = await submit([step('a'), step('b', ['a']), step('c', ['b'])]);
+  const [a, b] = wf.steps.map((s) => s.task_id);
+  await waitFor(async () => (runs.get('a') ? true : null), 10_000, 'a running');
+  expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id)).toMatchObject({ kind: 'cancelled', cancelled: 2, cancelling: 1 });
+  // a is stopped while it runs; b and c never started.
+  release();
+  let w = await finished(wf.workflow.id);
+  hold = Promise.resolve();
+  expect(w.workflow.status).toBe('cancelled');
+  expect(w.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  // b depends on a, which has not succeeded: a first.
+  expect(await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [b!])).toMatchObject([{ kind: 'dependencies_unfinished' }]);
+  expect(await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [a!])).toEqual([{ kind: 'retried', from: 'cancelled' }]);
+  w = await finished(wf.workflow.id);
+  expect(w.workflow).toMatchObject({ status: 'succeeded', failed: 0 });
+  expect(w.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+  expect([runs.get('a'), runs.get('b'), runs.get('c')]).toEqual([2, 1, 1]);
+});
+
 it('Redis losing its data mid-workflow: the reconciler queues the lost steps again and the workflow completes', async () => {
   let release!: () => void;
   hold = new Promise((r) => (release = r));
