@@ -103,6 +103,16 @@ export async function runScenario<S extends ScenarioServices>(
   const restarting = superviseWorkers(ctx);
 
   const plan = opts.plan ?? mixedPlan(TASKS, name);
+  // The tenants the plan names exist first, as `tenants set` makes them (an admin key acts only on tenants that exist).
+  const named = [...new Set(plan.flatMap((p) => (p.tenant ? [p.tenant] : [])))];
+  if (named.length > 0) {
+    const setup = new Pool({ connectionString: dbUrl, max: 1 });
+    try {
+      await setup.query('INSERT INTO tenants (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING', [named]);
+    } finally {
+      await setup.end();
+    }
+  }
   const faultAfter = Math.floor(plan.length * (opts.faultAt ?? 0.3));
   let faultStarted = 0;
   let faultDone: Promise<void> | null = null;
