@@ -118,7 +118,10 @@ describe('rate limit', () => {
   });
 
   it('the environment default applies to tenants without their own; "default" (NULL) returns to it', async () => {
-    env.TENANT_RATE_LIMIT = 2;
+    // One token a second, two at once: a refill takes a second, longer than these calls take on a
+    // busy machine (with 2 a second, half a second between two calls let a third through).
+    env.TENANT_RATE_LIMIT = 1;
+    env.TENANT_BURST = 2;
     try {
       await keyOf('rl-env');
       const statuses = [];
@@ -130,6 +133,7 @@ describe('rate limit', () => {
       expect((await post('rl-env', { type: 'noop' })).status).toBe(429);
     } finally {
       env.TENANT_RATE_LIMIT = 0;
+      env.TENANT_BURST = 0;
     }
   });
 
@@ -174,6 +178,18 @@ describe('max_unfinished', () => {
     expect((await post('q', { type: 'noop' })).status).toBe(201);
     expect((await post('q', { type: 'noop' })).status).toBe(429);
     expect(await registry.metrics()).toMatch(/tasks_quota_refused_total\{tenant="_other",quota="max_unfinished",service="api"\} \d+/);
+  });
+
+  it('a tenant whose unfinished tasks all ended counts 0 at the next true-up, though it was never admitted under a cap', async () => {
+    // Another tenant's cap makes the true-up count everyone.
+    await setTenant(stack.pool, 'cap-holder', { max_unfinished: 100 });
+    for (let i = 0; i < 5; i++) expect((await post('stale', { type: 'noop' })).status).toBe(201);
+    await trueUp.runOnce();
+    await stack.pool.query("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE tenant = 'stale'");
+    await trueUp.runOnce();
+    await setTenant(stack.pool, 'stale', { max_unfinished: 3 });
+    for (let i = 0; i < 3; i++) expect((await post('stale', { type: 'noop' })).status).toBe(201);
+    expect((await post('stale', { type: 'noop' })).status).toBe(429);
   });
 
   it('a tenant without limits costs no Redis key', async () => {

@@ -88,7 +88,10 @@ export class TenantAdmission {
   }
 
   async trueUp(counts: Map<string, number>, admittedBefore: Map<string, number>): Promise<void> {
-    const tenants = new Set([...counts.keys(), ...admittedBefore.keys()]);
+    // Tenants with a count stored but none now (their unfinished tasks all ended, and Postgres's
+    // count leaves out tenants with none) are set to 0 too: else their last count stays forever.
+    const stored = await Promise.all(this.parts.map((k) => this.redis.hgetall(k.base)));
+    const tenants = new Set([...counts.keys(), ...admittedBefore.keys(), ...stored.flatMap((b) => Object.keys(b))]);
     const args = this.parts.map((): (string | number)[] => []);
     for (const t of tenants) args[partitionOf(t, this.parts.length)]!.push(t, counts.get(t) ?? 0, admittedBefore.get(t) ?? 0);
     for (const [p, part] of args.entries()) {
