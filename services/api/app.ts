@@ -8,7 +8,7 @@ import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { ApiMetrics } from '../core/observability/metrics';
 import type { TaskQueue } from '../core/queue/queue';
-import { SubmitRequest, submitTasks } from '../core/tasks/submit';
+import { replaysOf, SubmitRequest, SubmitResult, submitTasks } from '../core/tasks/submit';
 import { SubmitCoalescer } from '../core/tasks/submit-coalescer';
 import { taskToJson } from '../core/tasks/task';
 import { getTask } from '../core/tasks/task-store';
@@ -178,12 +178,27 @@ export function createApp(deps: AppDeps): ApiApp {
       throw err;
     }
   };
+  /**
+   * A replay takes no place: when the tenant's limits refuse `reqs` (a 429) and every one of them
+   * repeats a live idempotency key, the answers they would get as replays (else null: the refusal stands).
+   */
+  const replaysUnderLimits = async (err: unknown, reqs: SubmitRequest[]) =>
+    err instanceof ProblemError && err.status === 429 ? replaysOf(deps.pool, reqs) : null;
   /** POST /tasks after its body was parsed: validate, create (or replay), count. */
   const accept = async (principal: Principal, body: unknown, idempotencyKey: string | undefined): Promise<Accepted> => {
     const input = validateTaskInput(body, idempotencyKey, deps.defaultMaxRetries);
-    let admitted = deps.admission?.admit(principal.tenant, 1);
-    if (admitted instanceof Promise) admitted = await admitted;
-    const submitted = coalescer.submit(toSubmitRequest(principal.tenant, input));
+    const request = toSubmitRequest(principal.tenant, input);
+    let admitted: Awaited<ReturnType<NonNullable<AppDeps['admission']>['admit']>> | undefined;
+    try {
+      const admitting = deps.admission?.admit(principal.tenant, 1);
+      admitted = admitting instanceof Promise ? await admitting : admitting;
+    } catch (err) {
+      const [replay] = (await replaysUnderLimits(err, [request])) ?? [];
+      if (!replay) throw err;
+      if (replay.kind === 'conflict') throw conflictFor(replay.taskId);
+      return { status: 200, task: replay.task };
+    }
+    const submitted = coalescer.submit(request);
     // Only a place taken under a quota has to be given back when no task was created.
     const result = admitted && admitted.counted > 0 ? await settled(admitted, submitted, (r) => (r.kind === 'created' ? 1 : 0)) : await submitted;
     if (result.kind === 'conflict') throw conflictFor(result.taskId);
@@ -214,10 +229,18 @@ export function createApp(deps: AppDeps): ApiApp {
       }
     });
     const valid = parsed.flatMap((p) => (p.input ? [p.input] : []));
-    // A batch is admitted whole or refused whole (429) under the tenant's limits.
-    const admitted = valid.length > 0 ? await admitTasks(principal.tenant, valid.length) : undefined;
-    const submitted =
-      valid.length > 0 ? await settled(admitted, submitTasks(deps, valid.map((v) => toSubmitRequest(principal.tenant, v))), (rs) => rs.filter((r) => r.kind === 'created').length) : [];
+    const requests = valid.map((v) => toSubmitRequest(principal.tenant, v));
+    // A batch is admitted whole or refused whole (429) under the tenant's limits; one that only
+    // repeats requests already made is answered as their replays.
+    let admitted: Admitted | undefined;
+    let replays: SubmitResult[] | null = null;
+    try {
+      admitted = valid.length > 0 ? await admitTasks(principal.tenant, valid.length) : undefined;
+    } catch (err) {
+      replays = await replaysUnderLimits(err, requests);
+      if (!replays) throw err;
+    }
+    const submitted = replays ?? (valid.length > 0 ? await settled(admitted, submitTasks(deps, requests), (rs) => rs.filter((r) => r.kind === 'created').length) : []);
     let next = 0;
     const results = parsed.map((p) => {
       if (p.error) return { status: p.error.status, error: p.error.body() };

@@ -170,6 +170,43 @@ describe('max_unfinished', () => {
     expect(await tasksOf('q')).toBe(5);
   });
 
+  it('a replay is answered at the cap (200, the same task; a changed body 409); a new request is refused', async () => {
+    await keyOf('rq');
+    await setTenant(stack.pool, 'rq', { max_unfinished: 2 });
+    await trueUp.runOnce();
+    const first = await post('rq', { type: 'noop', payload: { n: 1 } }, '/tasks', { 'idempotency-key': 'rq-1' });
+    const batch = await post('rq', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }] }, '/tasks/batch');
+    expect([first.status, batch.status]).toEqual([201, 200]);
+    const wfTenant = await post('rq', { name: 'w', tasks: [{ key: 'a', type: 'noop' }] }, '/workflows', { 'idempotency-key': 'rq-wf' });
+    expect(wfTenant.status).toBe(429);
+    // At the cap: the same requests again are their replays.
+    const again = await post('rq', { type: 'noop', payload: { n: 1 } }, '/tasks', { 'idempotency-key': 'rq-1' });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(((await first.json()) as { id: string }).id);
+    const batchAgain = await post('rq', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }, { type: 'noop', idempotency_key: 'rq-1', payload: { n: 1 } }] }, '/tasks/batch');
+    expect(batchAgain.status).toBe(200);
+    expect(((await batchAgain.json()) as { results: { status: number }[] }).results.map((r) => r.status)).toEqual([200, 200]);
+    expect((await post('rq', { type: 'noop', payload: { n: 2 } }, '/tasks', { 'idempotency-key': 'rq-1' })).status).toBe(409);
+    // Anything new is refused: a new key, no key, or a batch holding one new request among replays.
+    expect((await post('rq', { type: 'noop' }, '/tasks', { 'idempotency-key': 'rq-3' })).status).toBe(429);
+    expect((await post('rq', { type: 'noop' })).status).toBe(429);
+    expect((await post('rq', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }, { type: 'noop', idempotency_key: 'rq-4' }] }, '/tasks/batch')).status).toBe(429);
+    expect(await tasksOf('rq')).toBe(2);
+  });
+
+  it('a workflow replay is answered at the cap', async () => {
+    await keyOf('rw');
+    await setTenant(stack.pool, 'rw', { max_unfinished: 2 });
+    await trueUp.runOnce();
+    const body = { name: 'w', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a'] }] };
+    const made = await post('rw', body, '/workflows', { 'idempotency-key': 'rw-1' });
+    expect(made.status).toBe(201);
+    const again = await post('rw', body, '/workflows', { 'idempotency-key': 'rw-1' });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { workflow: { id: string } }).workflow.id).toBe(((await made.json()) as { workflow: { id: string } }).workflow.id);
+    expect((await post('rw', body, '/workflows', { 'idempotency-key': 'rw-2' })).status).toBe(429);
+  });
+
   it('finished tasks free their places at the next true-up', async () => {
     await stack.pool.query("UPDATE tasks SET status = 'succeeded', finished_at = now() WHERE tenant = 'q' AND id IN (SELECT id FROM tasks WHERE tenant = 'q' LIMIT 2)");
     expect((await post('q', { type: 'noop' })).status).toBe(429);

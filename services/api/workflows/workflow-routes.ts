@@ -11,7 +11,7 @@ import type { ApiMetrics } from '../../core/observability/metrics';
 import type { TaskQueue } from '../../core/queue/queue';
 import { encodeCursor } from '../../core/tasks/task-cursor';
 import { UUID_PATTERN } from '../../core/tasks/uuid';
-import { cancelWorkflow, createWorkflow, CreateWorkflowOutcome, getWorkflow, listWorkflows } from '../../core/workflows/workflow-store';
+import { cancelWorkflow, createWorkflow, priorWorkflow, CreateWorkflowOutcome, getWorkflow, listWorkflows } from '../../core/workflows/workflow-store';
 import type { Principal } from '../auth/principal';
 import { badRequest, notFound, ProblemError } from '../problem';
 import type { RouteKit } from '../schedules/schedule-routes';
@@ -59,7 +59,12 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
     const tenant = tenantOf(res);
     const { spec, idem } = validateWorkflowInput(parseBody(req), req.get('Idempotency-Key'), deps.defaultMaxRetries);
     const n = spec.steps.length;
-    const { result, headers } = await deps.underLimits(tenant, n, () => createWorkflow(deps, tenant, spec, idem), (r) => (r.kind === 'created' ? n : 0));
+    const { result, headers } = await deps.underLimits(tenant, n, () => createWorkflow(deps, tenant, spec, idem), (r) => (r.kind === 'created' ? n : 0)).catch(async (err: unknown) => {
+      // A replay takes no place: answered even when the tenant's limits refuse a new workflow.
+      const prior = err instanceof ProblemError && err.status === 429 && idem ? await priorWorkflow(deps.pool, tenant, idem) : null;
+      if (!prior) throw err;
+      return { result: prior, headers: {} };
+    });
     if (result.kind === 'conflict') {
       throw new ProblemError(409, 'Idempotency key conflict', `idempotency key was already used with a different request (workflow ${result.workflow.id})`, [
         { field: 'Idempotency-Key', message: 'already used with a different request body' },

@@ -10,7 +10,7 @@ import type { Logger } from '../observability/logger';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
-import { CreateOutcome, CreateRequest, createTasks, scopedKey } from './task-store';
+import { CreateOutcome, CreateRequest, createTasks, priorOutcomes, scopedKey } from './task-store';
 import { uuidv7 } from './uuid';
 import { SETTINGS } from '../config/config';
 import type { TaskRow } from './task';
@@ -101,6 +101,19 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
     });
   }
   return outcomes;
+}
+
+/**
+ * The answers these requests would get as replays (see priorOutcomes), or null when one of them
+ * would create a task (it has no key, or its key is not in use).
+ */
+export async function replaysOf(pool: Pool, reqs: SubmitRequest[]): Promise<CreateOutcome[] | null> {
+  if (reqs.length === 0 || reqs.some((r) => r.idempotencyKey === null)) return null;
+  const prior = await priorOutcomes(
+    pool,
+    reqs.map((r) => ({ tenant: r.tenant, idempotencyKey: r.idempotencyKey!, requestHash: createHash('sha256').update(r.canonical).digest('hex') })),
+  );
+  return prior.every((o) => o !== null) ? (prior as CreateOutcome[]) : null;
 }
 
 /**

@@ -181,6 +181,28 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
   };
 }
 
+/**
+ * What submitting these keyed requests again would answer without creating anything: a live key's
+ * task (`replayed` when the request hash is the one stored with it, else `conflict`), or null for
+ * a request whose key is not in use (it would create a task). For answering replays where a
+ * creation is refused (a tenant at its limits): a replay takes no place.
+ */
+export async function priorOutcomes(pool: Pool, reqs: { tenant: string; idempotencyKey: string; requestHash: string }[]): Promise<(CreateOutcome | null)[]> {
+  const { rows } = await pool.query<Partial<TaskRow> & { request_hash: string; k_tenant: string; k_key: string }>(
+    `SELECT k.request_hash, k.tenant AS k_tenant, k.key AS k_key, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
+       FROM unnest($1::text[], $2::text[]) AS w(tenant, key)
+       JOIN idempotency_keys k ON k.tenant = w.tenant AND k.key = w.key AND k.expires_at > now()
+       JOIN tasks t ON t.id = k.task_id`,
+    [reqs.map((r) => r.tenant), reqs.map((r) => r.idempotencyKey)],
+  );
+  const found = new Map(rows.map(({ request_hash, k_tenant, k_key, ...task }) => [scopedKey({ tenant: k_tenant, idempotencyKey: k_key }), { request_hash, task: task as TaskRow }]));
+  return reqs.map((r): CreateOutcome | null => {
+    const row = found.get(scopedKey(r));
+    if (!row) return null;
+    return row.request_hash === r.requestHash ? { kind: 'replayed', task: row.task } : { kind: 'conflict', taskId: row.task.id, task: row.task, requestHash: row.request_hash };
+  });
+}
+
 /** A key is unique per tenant: `tenant NUL key` names it across tenants. */
 export function scopedKey(t: { tenant: string; idempotencyKey: string | null }): string {
   return `${t.tenant}\u0000${t.idempotencyKey}`;

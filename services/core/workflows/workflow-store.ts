@@ -92,17 +92,21 @@ export async function createWorkflow(
       textArray(children),
     ],
   );
-  if (rows.length === 0) {
-    // The key was used before (a concurrent first use waited for the other's commit).
-    const prior = await deps.pool.query<WorkflowRow & { request_hash: string }>(`SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows WHERE tenant = $1 AND idempotency_key = $2`, [tenant, idem!.key]);
-    const { request_hash, ...row } = prior.rows[0]!;
-    if (request_hash !== idem!.hash) return { kind: 'conflict', workflow: row };
-    return { kind: 'replayed', workflow: row, steps: await stepIdsOf(deps.pool, row.id) };
-  }
+  // The key was used before (a concurrent first use waited for the other's commit).
+  if (rows.length === 0) return (await priorWorkflow(deps.pool, tenant, idem!))!;
   const workflow = Object.fromEntries(WORKFLOW_COLUMNS.split(', ').map((c) => [c, rows[0]![`w_${c}`]])) as unknown as WorkflowRow;
   const roots = rows.filter((r) => r.id !== null) as unknown as TaskRow[];
   await pushSteps(deps, roots);
   return { kind: 'created', workflow, steps: spec.steps.map((x) => ({ key: x.key, task_id: idOf.get(x.key)! })) };
+}
+
+/** What POST /workflows with this key answers without creating anything (a replay, or a conflict), or null when the key is not in use. */
+export async function priorWorkflow(pool: Pool, tenant: string, idem: { key: string; hash: string }): Promise<CreateWorkflowOutcome | null> {
+  const prior = await pool.query<WorkflowRow & { request_hash: string }>(`SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows WHERE tenant = $1 AND idempotency_key = $2`, [tenant, idem.key]);
+  if (prior.rows.length === 0) return null;
+  const { request_hash, ...row } = prior.rows[0]!;
+  if (request_hash !== idem.hash) return { kind: 'conflict', workflow: row };
+  return { kind: 'replayed', workflow: row, steps: await stepIdsOf(pool, row.id) };
 }
 
 /** Pushes a new workflow's steps without dependencies to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
