@@ -8,6 +8,7 @@ import { createPgPool } from '../../services/core/db/postgres';
 import { createRegistry, initCounters, workerMetrics } from '../../services/core/observability/metrics';
 import { fireDueSchedules, FireResult } from '../../services/core/schedules/fire-due';
 import type { ScheduleTask } from '../../services/core/schedules/schedule';
+import { updateSchedule } from '../../services/core/schedules/schedule-store';
 import { ScheduleTicker } from '../../services/worker/schedule-ticker';
 import { createStack, silentLog, Stack, waitFor } from '../support/stack';
 
@@ -192,6 +193,40 @@ it('overlap skip: no tick fires while the previous task is unfinished, and the s
   res = await fireDueSchedules(deps(), { batch: 10, graceMs: 60_000 });
   expect(res.fired).toBe(1);
   expect((await scheduleRow('exclusive')).last_outcome).toBe('fired');
+});
+
+it('overlap skip: an earlier task still running holds the next tick, though a later manual run has finished', async () => {
+  await createSchedule({ name: 'exclusive-2', overlap: 'skip', nextTick: "date_trunc('second', now()) - interval '1 second'" });
+  expect((await fireDueSchedules(deps(), { batch: 10, graceMs: 60_000 })).fired).toBe(1);
+  await stack.pool.query(`UPDATE tasks SET status = 'running' WHERE schedule = 'exclusive-2'`);
+  // A manual run (the newest task of the schedule) that has finished already.
+  await stack.pool.query(
+    `INSERT INTO tasks (id, tenant, type, priority, payload, status, attempts, max_retries, schedule, finished_at)
+     VALUES (gen_random_uuid(), 'acme', 'noop', 'default', '{}', 'succeeded', 1, 0, 'exclusive-2', now())`,
+  );
+  await nextSecondDue('exclusive-2');
+  const res = await fireDueSchedules(deps(), { batch: 10, graceMs: 60_000 });
+  expect(res.fired).toBe(0);
+  expect(res.skippedOverlap).toBeGreaterThanOrEqual(1);
+  expect((await stack.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE schedule = 'exclusive-2' AND scheduled_for IS NOT NULL`)).rows[0].n).toBe(1);
+});
+
+it('a schedule resumed while a ticker pass holds it starts from after the wait, so no tick of the pause fires', async () => {
+  await createSchedule({ name: 'held', paused: true, nextTick: "date_trunc('second', now()) - interval '20 seconds'" });
+  const holder = await stack.pool.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM schedules WHERE tenant = 'acme' AND name = 'held' FOR UPDATE`);
+    const resuming = updateSchedule(stack.pool, 'acme', 'held', { paused: false });
+    await sleep(1500);
+    const released = Date.now();
+    await holder.query('COMMIT');
+    const row = await resuming;
+    // Every second fires: the first tick is after the wait, not a second after the resume began.
+    expect(row!.next_tick!.getTime()).toBeGreaterThan(released - 100);
+  } finally {
+    holder.release();
+  }
 });
 
 it('a paused schedule never fires; resumed with a next_tick from now, it fires from there', async () => {

@@ -45,8 +45,6 @@ export interface FireResult {
 
 export const scheduleKey = (s: { tenant: string; name: string }): string => `${s.tenant}\u0000${s.name}`;
 
-const FINISHED = ['succeeded', 'dead', 'cancelled'];
-
 export async function fireDueSchedules(deps: ScheduleTaskDeps, opts: FireOptions): Promise<FireResult> {
   const excluded = [...(opts.exclude ?? [])].map((k) => k.split('\u0000'));
   const res: FireResult = { schedules: 0, fired: 0, skippedMisfire: 0, skippedOverlap: 0, existing: 0, failed: [], more: false, tasks: [] };
@@ -107,7 +105,7 @@ async function fireOne(client: PoolClient, s: ScheduleRow, now: Date, graceMs: n
   let skippedOverlap = 0;
   if (s.overlap === 'skip' && fire.length > 0) {
     // Ticks after the first would overlap the task it creates: a pass fires at most one, its latest.
-    if (await latestTaskUnfinished(client, s)) {
+    if (await anyTaskUnfinished(client, s)) {
       skippedOverlap = fire.length;
       fire = [];
       if (lastOutcome === 'fired') lastOutcome = 'skipped_overlap';
@@ -125,14 +123,17 @@ async function fireOne(client: PoolClient, s: ScheduleRow, now: Date, graceMs: n
   return { tasks, existing: fire.length - tasks.length, skippedMisfire: plan.missed, skippedOverlap };
 }
 
-/** The schedule's latest task (a tick's or a manual run's) has not finished; read in the firing transaction. */
-async function latestTaskUnfinished(client: PoolClient, s: ScheduleRow): Promise<boolean> {
-  const { rows } = await client.query<{ status: string }>({
-    name: 'schedule-latest-task',
-    text: `SELECT status::text FROM tasks WHERE tenant = $1 AND schedule = $2 ORDER BY created_at DESC, id DESC LIMIT 1`,
+/**
+ * A task of the schedule (a tick's or a manual run's, however old) has not finished; read in the
+ * firing transaction through tasks_schedule_unfinished_idx (migration 0024).
+ */
+async function anyTaskUnfinished(client: PoolClient, s: ScheduleRow): Promise<boolean> {
+  const { rows } = await client.query({
+    name: 'schedule-unfinished-task',
+    text: `SELECT 1 FROM tasks WHERE tenant = $1 AND schedule = $2 AND status IN ('scheduled', 'queued', 'running', 'retrying') LIMIT 1`,
     values: [s.tenant, s.name],
   });
-  return rows.length > 0 && !FINISHED.includes(rows[0]!.status);
+  return rows.length > 0;
 }
 
 /** When the earliest unpaused schedule is due, on the database's clock, for the ticker's sleep and lag gauge. */

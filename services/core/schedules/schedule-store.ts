@@ -44,8 +44,13 @@ async function inTransaction<T>(pool: Pool, work: (c: PoolClient) => Promise<T>)
   }
 }
 
+/**
+ * The database's clock now, not at the transaction's start (now()): read after the row or lock a
+ * change waited for, so a schedule resumed or changed while the ticker held it starts after the
+ * wait, not at a time the wait has passed (whose ticks would then fire within the grace).
+ */
 async function dbNow(c: PoolClient): Promise<Date> {
-  return (await c.query<{ now: Date }>('SELECT now() AS now')).rows[0]!.now;
+  return (await c.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now;
 }
 
 /** The first tick after `now`, having checked the expression and zone (CronError names the one at fault). */
@@ -60,10 +65,10 @@ function firstTickAfter(spec: CronSpec, now: Date): Date | null {
  */
 export async function createSchedule(pool: Pool, tenant: string, s: NewSchedule, maxPerTenant: number): Promise<CreateScheduleOutcome> {
   return inTransaction(pool, async (c) => {
-    const now = await dbNow(c);
-    const next = firstTickAfter(s, now);
     // Creations of one tenant take turns, so two at once cannot both pass the count at its bound.
     await c.query({ name: 'lock-tenant-schedules', text: "SELECT pg_advisory_xact_lock(hashtextextended('schedules:' || $1, 0))", values: [tenant] });
+    const now = await dbNow(c);
+    const next = firstTickAfter(s, now);
     const { rows: counted } = await c.query<{ n: number; taken: boolean }>({
       name: 'count-tenant-schedules',
       text: 'SELECT count(*)::int AS n, bool_or(name = $2) AS taken FROM schedules WHERE tenant = $1',
