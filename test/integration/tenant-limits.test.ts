@@ -183,3 +183,109 @@ describe('max_unfinished', () => {
     expect([bucket, admitted]).toEqual([null, null]);
   });
 });
+
+describe('retries are admitted like submissions', () => {
+  type Json = Record<string, unknown>;
+  const statusOf = async (id: string) => (await stack.pool.query('SELECT status::text AS s FROM tasks WHERE id = $1', [id])).rows[0].s as string;
+  const unfinishedOf = async (tenant: string) => (await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE tenant = $1 AND status IN ('waiting', 'queued', 'running', 'retrying', 'scheduled')", [tenant])).rows[0].n as number;
+  /** The places admission counts as taken (admission.ts: the count at the last true-up + admitted since). */
+  const placesOf = async (tenant: string) => {
+    const tag = `{${stack.cfg.REDIS_KEY_PREFIX}}`;
+    const [admitted, base, atBase] = await Promise.all(['admitted', 'unfinished', 'admitted_at_count'].map((k) => stack.inspect.hget(`${tag}:tenant:${k}`, tenant)));
+    return Number(base ?? 0) + Number(admitted ?? 0) - Number(atBase ?? 0);
+  };
+  const created = async (tenant: string, type = 'noop') => ((await (await post(tenant, { type })).json()) as Json).id as string;
+  const cancelled: string[] = [];
+
+  it('at the cap: a single and a bulk retry answer 429 as a submission does, and change nothing', async () => {
+    await keyOf('rq');
+    await setTenant(stack.pool, 'rq', { max_unfinished: 2 });
+    await trueUp.runOnce();
+    for (let i = 0; i < 2; i++) cancelled.push(await created('rq'));
+    for (const id of cancelled) expect((await post('rq', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    await trueUp.runOnce();
+    expect((await post('rq', { type: 'noop' })).status).toBe(201);
+    expect((await post('rq', { type: 'noop' })).status).toBe(201);
+    expect((await post('rq', { type: 'noop' })).status).toBe(429);
+
+    const one = await post('rq', {}, `/tasks/${cancelled[0]}/retry`);
+    expect(one.status).toBe(429);
+    expect(one.headers.get('retry-after')).toBe('1');
+    expect(one.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const problem = (await one.json()) as { title: string; errors: { field: string }[] };
+    expect(problem.title).toBe('Quota exceeded');
+    expect(problem.errors[0]!.field).toBe('max_unfinished');
+
+    const bulk = await post('rq', { filter: { status: 'cancelled' } }, '/tasks/retry');
+    expect(bulk.status).toBe(429);
+    expect(((await bulk.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('max_unfinished');
+    // A dry run changes nothing and needs no admission.
+    const dry = await post('rq', { filter: { status: 'cancelled' }, dry_run: true }, '/tasks/retry');
+    expect(dry.status).toBe(200);
+    expect(await dry.json()).toMatchObject({ matched: 2, changed: 0, dry_run: true });
+
+    expect(await Promise.all(cancelled.map(statusOf))).toEqual(['cancelled', 'cancelled']);
+    expect(await unfinishedOf('rq')).toBe(2);
+    expect(await placesOf('rq')).toBe(2);
+  });
+
+  it('within the cap a retry succeeds and takes its place; a cancel needs none', async () => {
+    // Cancelling the two unfinished ones frees their places at the true-up.
+    const { rows } = await stack.pool.query<{ id: string }>("SELECT id::text FROM tasks WHERE tenant = 'rq' AND status = 'queued'");
+    for (const { id } of rows) expect((await post('rq', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    await trueUp.runOnce();
+    expect(await placesOf('rq')).toBe(0);
+    expect((await post('rq', {}, `/tasks/${cancelled[0]}/retry`)).status).toBe(200);
+    expect(await statusOf(cancelled[0]!)).toBe('queued');
+    expect(await placesOf('rq')).toBe(1);
+    const bulk = await post('rq', { filter: { status: 'cancelled' }, limit: 1 }, '/tasks/retry');
+    expect(bulk.status).toBe(200);
+    expect(await bulk.json()).toMatchObject({ changed: 1, has_more: true });
+    expect(await placesOf('rq')).toBe(2);
+    expect(await unfinishedOf('rq')).toBe(2);
+    expect((await post('rq', { type: 'noop' })).status).toBe(429);
+    // A retry of a task that cannot be retried needs no place: its 409 is answered at the cap too.
+    expect((await post('rq', {}, `/tasks/${cancelled[0]}/retry`)).status).toBe(409);
+  });
+
+  it('under a rate limit a bulk retry costs a token per task it would retry', async () => {
+    await keyOf('rr');
+    await setTenant(stack.pool, 'rr', { rate_limit: 1, burst: 3 });
+    const ids = [await created('rr'), await created('rr'), await created('rr')];
+    for (const id of ids) expect((await post('rr', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    const refused = await post('rr', { filter: { status: 'cancelled' } }, '/tasks/retry');
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('ratelimit')).toMatch(/^"tasks";r=0;t=\d+$/);
+    expect(await Promise.all(ids.map(statusOf))).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  });
+
+  it("a step's retry counts the steps it reopens, and gives back those it cancels again", async () => {
+    await keyOf('rw');
+    await setTenant(stack.pool, 'rw', { max_unfinished: 3 });
+    // c depends on a and b; with on_failure continue, cancelling a cancels c (by a) and cancelling b leaves c so.
+    const made = (await (await post('rw', { name: 'r', on_failure: 'continue', tasks: [{ key: 'a', type: 'wa' }, { key: 'b', type: 'wb' }, { key: 'c', type: 'noop', depends_on: ['a', 'b'] }] }, '/workflows')).json()) as { steps: { task_id: string }[] };
+    const [a, b, c] = made.steps.map((s) => s.task_id);
+    for (const id of [a, b]) expect((await post('rw', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    expect(await statusOf(c!)).toBe('cancelled');
+    await trueUp.runOnce();
+    for (let i = 0; i < 2; i++) expect((await post('rw', { type: 'noop' })).status).toBe(201);
+    // a and the c its retry would reopen: two places, one free.
+    expect((await post('rw', {}, `/tasks/${a}/retry`)).status).toBe(429);
+    expect(await statusOf(a!)).toBe('cancelled');
+    const { rows } = await stack.pool.query<{ id: string }>("SELECT id::text FROM tasks WHERE tenant = 'rw' AND type = 'noop' AND workflow_id IS NULL");
+    for (const { id } of rows) expect((await post('rw', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    await trueUp.runOnce();
+    // Admitted for a and c (2); c is cancelled again (b still is): one place given back.
+    const bulk = await post('rw', { filter: { status: 'cancelled', type: 'wa' } }, '/tasks/retry');
+    expect(bulk.status).toBe(200);
+    expect(await bulk.json()).toMatchObject({ matched: 1, changed: 1 });
+    expect([await statusOf(a!), await statusOf(c!)]).toEqual(['queued', 'cancelled']);
+    expect(await placesOf('rw')).toBe(1);
+    // Retrying b reopens c (both dependencies now retried): two places, which fit.
+    expect((await post('rw', {}, `/tasks/${b}/retry`)).status).toBe(200);
+    expect(await statusOf(c!)).toBe('waiting');
+    expect(await placesOf('rw')).toBe(3);
+    expect(await unfinishedOf('rw')).toBe(3);
+    expect((await post('rw', { type: 'noop' })).status).toBe(429);
+  });
+});
