@@ -27,7 +27,7 @@ import type { Scope } from '../core/tenancy/api-key';
 import { TenantDirectory } from './auth/tenant-directory';
 import { Authenticator } from './auth/authenticator';
 import { actingAs, Principal, requireScope } from './auth/principal';
-import type { Admitted, RequestAdmission } from './limits/request-admission';
+import type { Admitted, RequestAdmission, UnderLimits } from './limits/request-admission';
 import { cancelOne, retryOne } from './operator/task-actions';
 import { parseBulkBody, runBulk } from './operator/bulk-routes';
 import { listRoute } from './operator/list-route';
@@ -167,14 +167,18 @@ export function createApp(deps: AppDeps): ApiApp {
   };
   /** Admits n tasks of a tenant under its limits (429 otherwise); nothing to do without limits. */
   const admitTasks = async (tenant: string, n: number): Promise<Admitted | undefined> => deps.admission?.admit(tenant, n);
-  /** Gives back, once the tasks are stored (or not), what those not created took from the tenant's quota. */
-  const settled = async <T>(admitted: Admitted | undefined, work: Promise<T>, created: (r: T) => number): Promise<T> => {
+  /**
+   * Gives back, once the tasks are stored (or not), what those not created took from the tenant's
+   * quota: once, whether the work succeeds or fails (`createdOnFailure`: what a failed work made
+   * unfinished before it failed; none unless said).
+   */
+  const settled = async <T>(admitted: Admitted | undefined, work: Promise<T>, created: (r: T) => number, createdOnFailure = () => 0): Promise<T> => {
     try {
       const r = await work;
       if (admitted) deps.admission!.settle(admitted, created(r));
       return r;
     } catch (err) {
-      if (admitted) deps.admission!.settle(admitted, 0);
+      if (admitted) deps.admission!.settle(admitted, createdOnFailure());
       throw err;
     }
   };
@@ -184,6 +188,11 @@ export function createApp(deps: AppDeps): ApiApp {
    */
   const replaysUnderLimits = async (err: unknown, reqs: SubmitRequest[]) =>
     err instanceof ProblemError && err.status === 429 ? replaysOf(deps.pool, reqs) : null;
+  /** Admits n tasks, runs the work that creates or reopens them, and settles (request-admission.ts). */
+  const underLimits: UnderLimits = async (tenant, n, work, used, usedOnFailure) => {
+    const admitted = await admitTasks(tenant, n);
+    return { result: await settled(admitted, work(), used, usedOnFailure), headers: admitted?.headers ?? {} };
+  };
   /** POST /tasks after its body was parsed: validate, create (or replay), count. */
   const accept = async (principal: Principal, body: unknown, idempotencyKey: string | undefined): Promise<Accepted> => {
     const input = validateTaskInput(body, idempotencyKey, deps.defaultMaxRetries);
@@ -276,11 +285,14 @@ export function createApp(deps: AppDeps): ApiApp {
     res.json(taskToJson(found.task, found.runs));
   });
 
-  const actions = { pool: deps.pool, queue: deps.queue, log: deps.log, metrics: deps.metrics };
+  // A retry makes tasks unfinished again: it is admitted under the tenant's limits as a submission
+  // is (the acting tenant's, for an admin key too). A cancel frees places and needs no admission.
+  const actions = { pool: deps.pool, queue: deps.queue, log: deps.log, metrics: deps.metrics, underLimits };
   for (const action of ['cancel', 'retry'] as const) {
     app.post(`/tasks/${action}`, authorized('tasks:write'), requireJson, admit, raw, async (req, res) => {
       const parsed = parseBulkBody(action, parseTaskBody(bodyOf(req), limits), deps.bulkMaxLimit ?? DEFAULT_BULK_MAX_LIMIT);
-      res.json(await runBulk({ ...actions, batch: deps.bulkBatch ?? 200, scanRows: deps.bulkScanRows ?? DEFAULT_BULK_SCAN_ROWS }, (res.locals.principal as Principal).tenant, parsed));
+      const answer = await runBulk({ ...actions, batch: deps.bulkBatch ?? 200, scanRows: deps.bulkScanRows ?? DEFAULT_BULK_SCAN_ROWS }, (res.locals.principal as Principal).tenant, parsed);
+      res.set(answer.headers).json(answer.body);
     });
   }
   app.post('/tasks/:id/cancel', authorized('tasks:write'), async (req, res) => {
@@ -289,7 +301,7 @@ export function createApp(deps: AppDeps): ApiApp {
   });
   app.post('/tasks/:id/retry', authorized('tasks:write'), async (req, res) => {
     const answer = await retryOne(actions, (res.locals.principal as Principal).tenant, String(req.params.id));
-    res.status(answer.status).json(answer.body);
+    res.status(answer.status).set(answer.headers ?? {}).json(answer.body);
   });
 
   addScheduleRoutes(
@@ -315,10 +327,7 @@ export function createApp(deps: AppDeps): ApiApp {
     {
       ...deps,
       // A workflow is a batch of as many tasks as it has steps: admitted whole or refused whole.
-      underLimits: async (tenant, n, work, created) => {
-        const admitted = await admitTasks(tenant, n);
-        return { result: await settled(admitted, work(), created), headers: admitted?.headers ?? {} };
-      },
+      underLimits,
     },
     // Up to MAX_WORKFLOW_STEPS steps in one body; a payload sits three levels down (tasks[i].payload).
     {

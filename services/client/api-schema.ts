@@ -144,7 +144,7 @@ export interface paths {
         put?: never;
         /**
          * Retry a dead or cancelled task
-         * @description Queued again with a fresh budget of max_retries + 1 attempts; its runs are kept.
+         * @description Queued again with a fresh budget of max_retries + 1 attempts; its runs are kept. The task is unfinished again, so the retry is admitted under the tenant's limits like a submission: it counts against the rate limit and max_unfinished, and so do the steps downstream that a workflow step's retry reopens (they wait again, as a new workflow's waiting steps count). A task that cannot be retried (404, 409) needs no admission.
          */
         post: operations["retryTask"];
         delete?: never;
@@ -204,7 +204,7 @@ export interface paths {
         put?: never;
         /**
          * Retry the dead or cancelled tasks a filter matches (the dead-letter redrive)
-         * @description In committed batches, newest first, at most `limit` tasks and BULK_SCAN_ROWS rows read per call; while `has_more` is true, carry on with another call that sends `next_cursor` as `cursor` (a filter that matches few tasks may match none in one call and still have more). Following the cursor visits every matching task once, even while tasks are added. Each task changes at most once, even when calls race.
+         * @description In committed batches, newest first, at most `limit` tasks and BULK_SCAN_ROWS rows read per call; while `has_more` is true, carry on with another call that sends `next_cursor` as `cursor` (a filter that matches few tasks may match none in one call and still have more). Following the cursor visits every matching task once, even while tasks are added. Each task changes at most once, even when calls race. A retry (not a dry run) is admitted under the tenant's limits like a batch submission: the tasks it matches, and the workflow steps downstream their retry would reopen, are admitted whole or refused whole (429, nothing changed); places of tasks it then did not change are given back. A call refused for its size (burst) or the quota succeeds with a smaller `limit`.
          */
         post: operations["bulkRetry"];
         delete?: never;
@@ -1904,6 +1904,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1956,6 +1958,19 @@ export interface operations {
             409: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit, burst or max_unfinished quota; nothing changed. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2271,6 +2286,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2323,6 +2340,19 @@ export interface operations {
             415: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit, burst or max_unfinished quota; nothing changed. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -171,40 +171,40 @@ describe('max_unfinished', () => {
   });
 
   it('a replay is answered at the cap (200, the same task; a changed body 409); a new request is refused', async () => {
-    await keyOf('rq');
-    await setTenant(stack.pool, 'rq', { max_unfinished: 2 });
+    await keyOf('replay-t');
+    await setTenant(stack.pool, 'replay-t', { max_unfinished: 2 });
     await trueUp.runOnce();
-    const first = await post('rq', { type: 'noop', payload: { n: 1 } }, '/tasks', { 'idempotency-key': 'rq-1' });
-    const batch = await post('rq', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }] }, '/tasks/batch');
+    const first = await post('replay-t', { type: 'noop', payload: { n: 1 } }, '/tasks', { 'idempotency-key': 'rq-1' });
+    const batch = await post('replay-t', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }] }, '/tasks/batch');
     expect([first.status, batch.status]).toEqual([201, 200]);
-    const wfTenant = await post('rq', { name: 'w', tasks: [{ key: 'a', type: 'noop' }] }, '/workflows', { 'idempotency-key': 'rq-wf' });
+    const wfTenant = await post('replay-t', { name: 'w', tasks: [{ key: 'a', type: 'noop' }] }, '/workflows', { 'idempotency-key': 'rq-wf' });
     expect(wfTenant.status).toBe(429);
     // At the cap: the same requests again are their replays.
-    const again = await post('rq', { type: 'noop', payload: { n: 1 } }, '/tasks', { 'idempotency-key': 'rq-1' });
+    const again = await post('replay-t', { type: 'noop', payload: { n: 1 } }, '/tasks', { 'idempotency-key': 'rq-1' });
     expect(again.status).toBe(200);
     expect(((await again.json()) as { id: string }).id).toBe(((await first.json()) as { id: string }).id);
-    const batchAgain = await post('rq', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }, { type: 'noop', idempotency_key: 'rq-1', payload: { n: 1 } }] }, '/tasks/batch');
+    const batchAgain = await post('replay-t', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }, { type: 'noop', idempotency_key: 'rq-1', payload: { n: 1 } }] }, '/tasks/batch');
     expect(batchAgain.status).toBe(200);
     expect(((await batchAgain.json()) as { results: { status: number }[] }).results.map((r) => r.status)).toEqual([200, 200]);
-    expect((await post('rq', { type: 'noop', payload: { n: 2 } }, '/tasks', { 'idempotency-key': 'rq-1' })).status).toBe(409);
+    expect((await post('replay-t', { type: 'noop', payload: { n: 2 } }, '/tasks', { 'idempotency-key': 'rq-1' })).status).toBe(409);
     // Anything new is refused: a new key, no key, or a batch holding one new request among replays.
-    expect((await post('rq', { type: 'noop' }, '/tasks', { 'idempotency-key': 'rq-3' })).status).toBe(429);
-    expect((await post('rq', { type: 'noop' })).status).toBe(429);
-    expect((await post('rq', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }, { type: 'noop', idempotency_key: 'rq-4' }] }, '/tasks/batch')).status).toBe(429);
-    expect(await tasksOf('rq')).toBe(2);
+    expect((await post('replay-t', { type: 'noop' }, '/tasks', { 'idempotency-key': 'rq-3' })).status).toBe(429);
+    expect((await post('replay-t', { type: 'noop' })).status).toBe(429);
+    expect((await post('replay-t', { tasks: [{ type: 'noop', idempotency_key: 'rq-2' }, { type: 'noop', idempotency_key: 'rq-4' }] }, '/tasks/batch')).status).toBe(429);
+    expect(await tasksOf('replay-t')).toBe(2);
   });
 
   it('a workflow replay is answered at the cap', async () => {
-    await keyOf('rw');
-    await setTenant(stack.pool, 'rw', { max_unfinished: 2 });
+    await keyOf('replay-w');
+    await setTenant(stack.pool, 'replay-w', { max_unfinished: 2 });
     await trueUp.runOnce();
     const body = { name: 'w', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a'] }] };
-    const made = await post('rw', body, '/workflows', { 'idempotency-key': 'rw-1' });
+    const made = await post('replay-w', body, '/workflows', { 'idempotency-key': 'rw-1' });
     expect(made.status).toBe(201);
-    const again = await post('rw', body, '/workflows', { 'idempotency-key': 'rw-1' });
+    const again = await post('replay-w', body, '/workflows', { 'idempotency-key': 'rw-1' });
     expect(again.status).toBe(200);
     expect(((await again.json()) as { workflow: { id: string } }).workflow.id).toBe(((await made.json()) as { workflow: { id: string } }).workflow.id);
-    expect((await post('rw', body, '/workflows', { 'idempotency-key': 'rw-2' })).status).toBe(429);
+    expect((await post('replay-w', body, '/workflows', { 'idempotency-key': 'rw-2' })).status).toBe(429);
   });
 
   it('finished tasks free their places at the next true-up', async () => {
@@ -234,5 +234,111 @@ describe('max_unfinished', () => {
     const bucket = await stack.inspect.hget(`{${stack.cfg.REDIS_KEY_PREFIX}}:tenant:bucket`, 'free:t');
     const admitted = await stack.inspect.hget(`{${stack.cfg.REDIS_KEY_PREFIX}}:tenant:admitted`, 'free');
     expect([bucket, admitted]).toEqual([null, null]);
+  });
+});
+
+describe('retries are admitted like submissions', () => {
+  type Json = Record<string, unknown>;
+  const statusOf = async (id: string) => (await stack.pool.query('SELECT status::text AS s FROM tasks WHERE id = $1', [id])).rows[0].s as string;
+  const unfinishedOf = async (tenant: string) => (await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE tenant = $1 AND status IN ('waiting', 'queued', 'running', 'retrying', 'scheduled')", [tenant])).rows[0].n as number;
+  /** The places admission counts as taken (admission.ts: the count at the last true-up + admitted since). */
+  const placesOf = async (tenant: string) => {
+    const tag = `{${stack.cfg.REDIS_KEY_PREFIX}}`;
+    const [admitted, base, atBase] = await Promise.all(['admitted', 'unfinished', 'admitted_at_count'].map((k) => stack.inspect.hget(`${tag}:tenant:${k}`, tenant)));
+    return Number(base ?? 0) + Number(admitted ?? 0) - Number(atBase ?? 0);
+  };
+  const created = async (tenant: string, type = 'noop') => ((await (await post(tenant, { type })).json()) as Json).id as string;
+  const cancelled: string[] = [];
+
+  it('at the cap: a single and a bulk retry answer 429 as a submission does, and change nothing', async () => {
+    await keyOf('rq');
+    await setTenant(stack.pool, 'rq', { max_unfinished: 2 });
+    await trueUp.runOnce();
+    for (let i = 0; i < 2; i++) cancelled.push(await created('rq'));
+    for (const id of cancelled) expect((await post('rq', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    await trueUp.runOnce();
+    expect((await post('rq', { type: 'noop' })).status).toBe(201);
+    expect((await post('rq', { type: 'noop' })).status).toBe(201);
+    expect((await post('rq', { type: 'noop' })).status).toBe(429);
+
+    const one = await post('rq', {}, `/tasks/${cancelled[0]}/retry`);
+    expect(one.status).toBe(429);
+    expect(one.headers.get('retry-after')).toBe('1');
+    expect(one.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const problem = (await one.json()) as { title: string; errors: { field: string }[] };
+    expect(problem.title).toBe('Quota exceeded');
+    expect(problem.errors[0]!.field).toBe('max_unfinished');
+
+    const bulk = await post('rq', { filter: { status: 'cancelled' } }, '/tasks/retry');
+    expect(bulk.status).toBe(429);
+    expect(((await bulk.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('max_unfinished');
+    // A dry run changes nothing and needs no admission.
+    const dry = await post('rq', { filter: { status: 'cancelled' }, dry_run: true }, '/tasks/retry');
+    expect(dry.status).toBe(200);
+    expect(await dry.json()).toMatchObject({ matched: 2, changed: 0, dry_run: true });
+
+    expect(await Promise.all(cancelled.map(statusOf))).toEqual(['cancelled', 'cancelled']);
+    expect(await unfinishedOf('rq')).toBe(2);
+    expect(await placesOf('rq')).toBe(2);
+  });
+
+  it('within the cap a retry succeeds and takes its place; a cancel needs none', async () => {
+    // Cancelling the two unfinished ones frees their places at the true-up.
+    const { rows } = await stack.pool.query<{ id: string }>("SELECT id::text FROM tasks WHERE tenant = 'rq' AND status = 'queued'");
+    for (const { id } of rows) expect((await post('rq', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    await trueUp.runOnce();
+    expect(await placesOf('rq')).toBe(0);
+    expect((await post('rq', {}, `/tasks/${cancelled[0]}/retry`)).status).toBe(200);
+    expect(await statusOf(cancelled[0]!)).toBe('queued');
+    expect(await placesOf('rq')).toBe(1);
+    const bulk = await post('rq', { filter: { status: 'cancelled' }, limit: 1 }, '/tasks/retry');
+    expect(bulk.status).toBe(200);
+    expect(await bulk.json()).toMatchObject({ changed: 1, has_more: true });
+    expect(await placesOf('rq')).toBe(2);
+    expect(await unfinishedOf('rq')).toBe(2);
+    expect((await post('rq', { type: 'noop' })).status).toBe(429);
+    // A retry of a task that cannot be retried needs no place: its 409 is answered at the cap too.
+    expect((await post('rq', {}, `/tasks/${cancelled[0]}/retry`)).status).toBe(409);
+  });
+
+  it('under a rate limit a bulk retry costs a token per task it would retry', async () => {
+    await keyOf('rr');
+    await setTenant(stack.pool, 'rr', { rate_limit: 1, burst: 3 });
+    const ids = [await created('rr'), await created('rr'), await created('rr')];
+    for (const id of ids) expect((await post('rr', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    const refused = await post('rr', { filter: { status: 'cancelled' } }, '/tasks/retry');
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('ratelimit')).toMatch(/^"tasks";r=0;t=\d+$/);
+    expect(await Promise.all(ids.map(statusOf))).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  });
+
+  it("a step's retry counts the steps it reopens, and gives back those it cancels again", async () => {
+    await keyOf('rw');
+    await setTenant(stack.pool, 'rw', { max_unfinished: 3 });
+    // c depends on a and b; with on_failure continue, cancelling a cancels c (by a) and cancelling b leaves c so.
+    const made = (await (await post('rw', { name: 'r', on_failure: 'continue', tasks: [{ key: 'a', type: 'wa' }, { key: 'b', type: 'wb' }, { key: 'c', type: 'noop', depends_on: ['a', 'b'] }] }, '/workflows')).json()) as { steps: { task_id: string }[] };
+    const [a, b, c] = made.steps.map((s) => s.task_id);
+    for (const id of [a, b]) expect((await post('rw', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    expect(await statusOf(c!)).toBe('cancelled');
+    await trueUp.runOnce();
+    for (let i = 0; i < 2; i++) expect((await post('rw', { type: 'noop' })).status).toBe(201);
+    // a and the c its retry would reopen: two places, one free.
+    expect((await post('rw', {}, `/tasks/${a}/retry`)).status).toBe(429);
+    expect(await statusOf(a!)).toBe('cancelled');
+    const { rows } = await stack.pool.query<{ id: string }>("SELECT id::text FROM tasks WHERE tenant = 'rw' AND type = 'noop' AND workflow_id IS NULL");
+    for (const { id } of rows) expect((await post('rw', {}, `/tasks/${id}/cancel`)).status).toBe(200);
+    await trueUp.runOnce();
+    // Admitted for a and c (2); c is cancelled again (b still is): one place given back.
+    const bulk = await post('rw', { filter: { status: 'cancelled', type: 'wa' } }, '/tasks/retry');
+    expect(bulk.status).toBe(200);
+    expect(await bulk.json()).toMatchObject({ matched: 1, changed: 1 });
+    expect([await statusOf(a!), await statusOf(c!)]).toEqual(['queued', 'cancelled']);
+    expect(await placesOf('rw')).toBe(1);
+    // Retrying b reopens c (both dependencies now retried): two places, which fit.
+    expect((await post('rw', {}, `/tasks/${b}/retry`)).status).toBe(200);
+    expect(await statusOf(c!)).toBe('waiting');
+    expect(await placesOf('rw')).toBe(3);
+    expect(await unfinishedOf('rw')).toBe(3);
+    expect((await post('rw', { type: 'noop' })).status).toBe(429);
   });
 });

@@ -22,6 +22,19 @@ export interface Admitted {
   tenant: string;
 }
 
+/**
+ * Runs `work` with `n` tasks of `tenant` admitted under its limits (429 otherwise, and `work` is not
+ * run), then gives back the places of those it did not make unfinished: `used` of its result, or
+ * `usedOnFailure` (default none) when it fails. What routes that create or reopen tasks go through.
+ */
+export type UnderLimits = <T>(
+  tenant: string,
+  n: number,
+  work: () => Promise<T>,
+  used: (r: T) => number,
+  usedOnFailure?: () => number,
+) => Promise<{ result: T; headers: Record<string, string> }>;
+
 const FREE: Admitted = { headers: {}, counted: 0, tenant: '' };
 
 export interface RequestAdmissionDeps {

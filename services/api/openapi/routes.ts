@@ -164,12 +164,13 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       path: '/tasks/{id}/retry',
       operationId: 'retryTask',
       summary: 'Retry a dead or cancelled task',
-      description: 'Queued again with a fresh budget of max_retries + 1 attempts; its runs are kept.',
+      description:
+        "Queued again with a fresh budget of max_retries + 1 attempts; its runs are kept. The task is unfinished again, so the retry is admitted under the tenant's limits like a submission: it counts against the rate limit and max_unfinished, and so do the steps downstream that a workflow step's retry reopens (they wait again, as a new workflow's waiting steps count). A task that cannot be retried (404, 409) needs no admission.",
       tag: 'operator',
       scope: 'tasks:write',
       pathParams: TaskId,
-      answers: { 200: { description: 'Queued again.', schema: TaskSchema } },
-      problems: { 404: 'No such task.', 409: 'The task is neither dead nor cancelled.' },
+      answers: { 200: { description: 'Queued again.', schema: TaskSchema, headers: rated } },
+      problems: { 404: 'No such task.', 409: 'The task is neither dead nor cancelled.', 429: "The tenant's rate limit, burst or max_unfinished quota; nothing changed." },
     },
     {
       method: 'get',
@@ -187,11 +188,16 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
         path: `/tasks/${action}`,
         operationId: `bulk${action === 'cancel' ? 'Cancel' : 'Retry'}`,
         summary: action === 'cancel' ? 'Cancel the tasks a filter matches' : 'Retry the dead or cancelled tasks a filter matches (the dead-letter redrive)',
-        description: 'In committed batches, newest first, at most `limit` tasks and BULK_SCAN_ROWS rows read per call; while `has_more` is true, carry on with another call that sends `next_cursor` as `cursor` (a filter that matches few tasks may match none in one call and still have more). Following the cursor visits every matching task once, even while tasks are added. Each task changes at most once, even when calls race.',
+        description:
+          'In committed batches, newest first, at most `limit` tasks and BULK_SCAN_ROWS rows read per call; while `has_more` is true, carry on with another call that sends `next_cursor` as `cursor` (a filter that matches few tasks may match none in one call and still have more). Following the cursor visits every matching task once, even while tasks are added. Each task changes at most once, even when calls race.' +
+          (action === 'retry'
+            ? " A retry (not a dry run) is admitted under the tenant's limits like a batch submission: the tasks it matches, and the workflow steps downstream their retry would reopen, are admitted whole or refused whole (429, nothing changed); places of tasks it then did not change are given back. A call refused for its size (burst) or the quota succeeds with a smaller `limit`."
+            : ''),
         tag: 'operator',
         scope: 'tasks:write',
         body: { schema: bulkBodySchema(action, opts.bulkMaxLimit), description: 'Which tasks, how many, whether only to count them, and where to carry on from.' },
-        answers: { 200: { description: 'What matched and what changed.', schema: BulkResultSchema } },
+        answers: { 200: { description: 'What matched and what changed.', schema: BulkResultSchema, ...(action === 'retry' ? { headers: rated } : {}) } },
+        ...(action === 'retry' ? { problems: { 429: "The tenant's rate limit, burst or max_unfinished quota; nothing changed." } } : {}),
       }),
     ),
     {

@@ -4,12 +4,21 @@
  * /tasks's; a status outside what the action applies to is refused (400) rather than silently
  * matching nothing. `limit` is bounded by BULK_MAX_LIMIT and the rows read by BULK_SCAN_ROWS (so is
  * the work of one request); a caller carries on from `next_cursor` while `has_more` is true.
+ *
+ * A retry (not a dry run) makes tasks unfinished again, so it is admitted under the tenant's limits
+ * as a batch submission is, whole or refused whole (429, nothing changed): it first reads what it
+ * matches (as a dry run would), admits those tasks and the steps downstream their retry would
+ * reopen, retries exactly those, and gives back the places of what it did not change. An operator
+ * whose call is refused asks for fewer (`limit`) or waits: a partial retry would leave the answer's
+ * cursor meaning less than it says.
  */
 import type { ApiMetrics } from '../../core/observability/metrics';
-import { BulkAction, bulkAction, BulkDeps } from '../../core/operator/bulk-actions';
+import { BulkAction, bulkAction, BulkDeps, BulkDetail, retryMatched } from '../../core/operator/bulk-actions';
+import { retryCost } from '../../core/operator/retry-tasks';
 import type { TaskStatus } from '../../core/tasks/priority';
 import { BAD_CURSOR, decodeCursor, encodeCursor, TaskCursor } from '../../core/tasks/task-cursor';
 import { FILTER_FIELDS, parseFilter, TaskFilter } from '../../core/tasks/task-filter';
+import type { UnderLimits } from '../limits/request-admission';
 import { badRequest, FieldError } from '../problem';
 import { ACTION_STATUSES, bulkBodySchema } from '../schemas/bulk';
 
@@ -69,13 +78,34 @@ export function parseBulkBody(action: BulkAction, body: unknown, maxLimit: numbe
   };
 }
 
+export interface BulkAnswer {
+  body: { matched: number; changed: number; has_more: boolean; next_cursor: string | null; dry_run: boolean };
+  /** A retry's RateLimit headers (request-admission.ts). */
+  headers: Record<string, string>;
+}
+
 /** Runs a parsed bulk call for `tenant`, counting what changed. */
-export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics }, tenant: string, req: BulkBody): Promise<{ matched: number; changed: number; has_more: boolean; next_cursor: string | null; dry_run: boolean }> {
-  const { byKind, next, ...result } = await bulkAction(deps, req.action, tenant, { filter: req.filter, limit: req.limit, dryRun: req.dryRun, after: req.after });
-  for (const [kind, n] of Object.entries(byKind)) {
+export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics; underLimits: UnderLimits }, tenant: string, req: BulkBody): Promise<BulkAnswer> {
+  const request = { filter: req.filter, limit: req.limit, dryRun: req.dryRun, after: req.after };
+  const r = req.action === 'retry' && !req.dryRun ? await admittedRetry(deps, tenant, request) : { ...(await bulkAction(deps, req.action, tenant, request)), headers: {} };
+  for (const [kind, n] of Object.entries(r.byKind)) {
     if (req.action === 'cancel') deps.metrics.cancelled.inc({ how: kind }, n);
     else deps.metrics.redriven.inc({ from: kind }, n);
   }
-  if (result.changed > 0) deps.log.info({ tenant, action: req.action, matched: result.matched, changed: result.changed }, 'bulk action');
-  return { ...result, next_cursor: next ? encodeCursor(next) : null, dry_run: req.dryRun };
+  if (r.changed > 0) deps.log.info({ tenant, action: req.action, matched: r.matched, changed: r.changed }, 'bulk action');
+  return { body: { matched: r.matched, changed: r.changed, has_more: r.has_more, next_cursor: r.next ? encodeCursor(r.next) : null, dry_run: req.dryRun }, headers: r.headers };
+}
+
+/** A bulk retry admitted under the tenant's limits (see the file comment). */
+async function admittedRetry(deps: BulkDeps & { underLimits: UnderLimits }, tenant: string, request: Parameters<typeof bulkAction>[3]) {
+  const scan = await bulkAction(deps, 'retry', tenant, { ...request, dryRun: true });
+  const cost = await retryCost(deps.pool, tenant, scan.ids);
+  const done: Pick<BulkDetail, 'byKind' | 'reopened'> & { changed: number } = { changed: 0, byKind: {}, reopened: 0 };
+  const retry = () => retryMatched(deps, tenant, scan.ids, done);
+  // What the pages committed before a failure changed keeps its places; the rest are given back.
+  const used = () => done.changed + done.reopened;
+  let headers: Record<string, string> = {};
+  if (cost > 0) ({ headers } = await deps.underLimits(tenant, cost, retry, used, used));
+  else await retry();
+  return { ...scan, ...done, headers };
 }

@@ -1,16 +1,18 @@
 /**
  * POST /tasks/:id/cancel and POST /tasks/:id/retry: one task, scoped to the caller's tenant (another
- * tenant's task is not found). The answer carries the task as it is afterwards.
+ * tenant's task is not found). The answer carries the task as it is afterwards. A retry makes tasks
+ * unfinished again, so it is admitted under the tenant's limits like a submission (429 otherwise).
  */
 import type { Pool } from 'pg';
 import type { Logger } from '../../core/observability/logger';
 import type { ApiMetrics } from '../../core/observability/metrics';
 import { cancelTasks } from '../../core/operator/cancel-tasks';
-import { retryTasks } from '../../core/operator/retry-tasks';
+import { retryCost, retryTasksCounted } from '../../core/operator/retry-tasks';
 import type { TaskQueue } from '../../core/queue/queue';
 import { taskToJson } from '../../core/tasks/task';
 import { getTask } from '../../core/tasks/task-store';
 import { UUID_PATTERN } from '../../core/tasks/uuid';
+import type { UnderLimits } from '../limits/request-admission';
 import { badRequest, notFound, wrongState } from '../problem';
 
 export interface ActionDeps {
@@ -23,6 +25,8 @@ export interface ActionDeps {
 export interface ActionAnswer {
   status: 200 | 202;
   body: Record<string, unknown>;
+  /** A retry's RateLimit headers (request-admission.ts). */
+  headers?: Record<string, string>;
 }
 
 export function taskIdParam(id: string): string {
@@ -55,10 +59,20 @@ export async function cancelOne(deps: ActionDeps, tenant: string, rawId: string)
   }
 }
 
-/** 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled, a step whose dependencies have not all succeeded, or one of a workflow not stored whole. */
-export async function retryOne(deps: ActionDeps, tenant: string, rawId: string): Promise<ActionAnswer> {
+/**
+ * 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled, a step whose
+ * dependencies have not all succeeded, or one of a workflow not stored whole; 429: the tenant's
+ * limits refuse the task and the steps downstream that its retry would reopen (they wait again, and
+ * count as a new workflow's waiting steps do). A task that cannot be retried needs no admission, so
+ * its 404 or 409 is answered at the cap too.
+ */
+export async function retryOne(deps: ActionDeps & { underLimits: UnderLimits }, tenant: string, rawId: string): Promise<ActionAnswer> {
   const id = taskIdParam(rawId);
-  const [outcome] = await retryTasks(deps, tenant, [id]);
+  const cost = await retryCost(deps.pool, tenant, [id]);
+  const retry = () => retryTasksCounted(deps, tenant, [id]);
+  const used = (r: { outcomes: { kind: string }[]; reopened: number }) => r.outcomes.filter((o) => o.kind === 'retried').length + r.reopened;
+  const { result, headers } = cost > 0 ? await deps.underLimits(tenant, cost, retry, used) : { result: await retry(), headers: {} };
+  const [outcome] = result.outcomes;
   switch (outcome!.kind) {
     case 'missing':
       throw notFound(`no task with id ${id}`);
@@ -79,6 +93,6 @@ export async function retryOne(deps: ActionDeps, tenant: string, rawId: string):
     }
     case 'retried':
       deps.metrics.redriven.inc({ from: outcome!.from });
-      return { status: 200, body: await current(deps, tenant, id) };
+      return { status: 200, body: await current(deps, tenant, id), headers };
   }
 }

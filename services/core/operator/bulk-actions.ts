@@ -18,7 +18,7 @@ import type { TaskCursor } from '../tasks/task-cursor';
 import type { TaskFilter } from '../tasks/task-filter';
 import { scanQuery, ScanRowMarks } from '../tasks/task-scan';
 import { cancelTasks } from './cancel-tasks';
-import { retryTasks } from './retry-tasks';
+import { retryTasksCounted } from './retry-tasks';
 
 export interface BulkRequest {
   /** The caller's filter, its statuses those the action applies to (the tenant is added here). */
@@ -55,9 +55,18 @@ export type BulkAction = 'cancel' | 'retry';
 type Row = { id: string } & ScanRowMarks;
 const position = (r: Row): TaskCursor => ({ createdAt: r.created_at_text, id: r.id });
 
+/** What a call did beyond its answer: changes by kind, and for a dry run the ids it matched. */
+export interface BulkDetail {
+  byKind: Record<string, number>;
+  /** Steps downstream that retried steps reopened (unfinished again, like the tasks changed). */
+  reopened: number;
+  /** A dry run's matches, newest first (at most `limit`): what the same call would go on to change. */
+  ids: string[];
+}
+
 /** Runs `action` over the tasks of `tenant` that `req` selects. */
-export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: string, req: BulkRequest): Promise<BulkResult & { byKind: Record<string, number> }> {
-  const byKind: Record<string, number> = {};
+export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: string, req: BulkRequest): Promise<BulkResult & BulkDetail> {
+  const d: BulkDetail = { byKind: {}, reopened: 0, ids: [] };
   let matched = 0;
   let changed = 0;
   let after = req.after;
@@ -71,29 +80,39 @@ export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: str
     const hits = rows.filter((r) => r.hit);
     const page = hits.slice(0, want);
     matched += page.length;
-    if (!req.dryRun && page.length > 0) changed += await change(deps, action, tenant, page.map((r) => r.id), byKind);
+    if (req.dryRun) d.ids.push(...page.map((r) => r.id));
+    else if (page.length > 0) changed += await change(deps, action, tenant, page.map((r) => r.id), d);
     const end = page[page.length - 1];
-    if (hits.length > want) return { matched, changed, has_more: true, next: position(end!), byKind };
+    if (hits.length > want) return { matched, changed, has_more: true, next: position(end!), ...d };
     if (page.length === want && !last) {
       // A full page, read up to its last match: carry on after it with what is left of the budget.
       budget -= Number(end!.read);
       after = position(end!);
       if (budget > 0) continue;
-      return { matched, changed, has_more: true, next: after, byKind };
+      return { matched, changed, has_more: true, next: after, ...d };
     }
     // Fewer matches than asked for: the read ended at its bound (carry on after the last row it
     // read) or at the end of the tasks.
     const bound = rows.find((r) => Number(r.read) === budget);
-    return { matched, changed, has_more: bound !== undefined, next: bound ? position(bound) : null, byKind };
+    return { matched, changed, has_more: bound !== undefined, next: bound ? position(bound) : null, ...d };
   }
 }
 
-/** Cancels or retries `ids`, counting what changed by kind; how many changed. */
-async function change(deps: BulkDeps, action: BulkAction, tenant: string, ids: string[], byKind: Record<string, number>): Promise<number> {
+/**
+ * Retries `ids` (a dry run's matches) in pages of `batch`, as a call without dry_run would have:
+ * for a caller that admits them under the tenant's limits between the dry run and the change.
+ * `done` is kept up to date page by page, so a caller whose call fails part way knows what changed.
+ */
+export async function retryMatched(deps: BulkDeps, tenant: string, ids: string[], done: { changed: number } & Pick<BulkDetail, 'byKind' | 'reopened'>): Promise<void> {
+  for (let i = 0; i < ids.length; i += deps.batch) done.changed += await change(deps, 'retry', tenant, ids.slice(i, i + deps.batch), done);
+}
+
+/** Cancels or retries `ids`, counting what changed by kind (and the steps reopened); how many changed. */
+async function change(deps: BulkDeps, action: BulkAction, tenant: string, ids: string[], d: Pick<BulkDetail, 'byKind' | 'reopened'>): Promise<number> {
   let changed = 0;
   const count = (kind: string) => {
     changed++;
-    byKind[kind] = (byKind[kind] ?? 0) + 1;
+    d.byKind[kind] = (d.byKind[kind] ?? 0) + 1;
   };
   if (action === 'cancel') {
     for (const o of await cancelTasks(deps, tenant, ids)) {
@@ -101,7 +120,9 @@ async function change(deps: BulkDeps, action: BulkAction, tenant: string, ids: s
       else if (o.kind === 'cancelling') count('running');
     }
   } else {
-    for (const o of await retryTasks(deps, tenant, ids)) if (o.kind === 'retried') count(o.from);
+    const { outcomes, reopened } = await retryTasksCounted(deps, tenant, ids);
+    d.reopened += reopened;
+    for (const o of outcomes) if (o.kind === 'retried') count(o.from);
   }
   return changed;
 }

@@ -5,7 +5,8 @@
  * gets a fresh budget of max_retries + 1 attempts (retry_base), its runs are kept, and it is then
  * pushed to Redis; should that push fail, the reconciler queues it from Postgres.
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import { textArray } from '../db/pg-arrays';
 import type { Logger } from '../observability/logger';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
@@ -33,24 +34,69 @@ const RETRYABLE = "('dead', 'cancelled')";
 const INCOMPLETE_WORKFLOWS = `SELECT x.id FROM (SELECT DISTINCT workflow_id AS id FROM tasks WHERE id = ANY($1::uuid[]) AND tenant = $2 AND workflow_id IS NOT NULL) x
    WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.id AND w.steps = (SELECT count(*) FROM tasks s WHERE s.workflow_id = x.id))`;
 
+/**
+ * Which of the tasks $1 (of tenant $2) a retry would change now: dead or cancelled, and a workflow
+ * step only when its dependencies have all succeeded and its workflow is stored whole. `tasks` is
+ * the row checked.
+ */
+const RETRYABLE_NOW = `tasks.id = ANY($1::uuid[]) AND tasks.tenant = $2 AND tasks.status::text IN ${RETRYABLE}
+   AND (tasks.workflow_id IS NULL OR (NOT EXISTS (SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id AND p.status <> 'succeeded')
+                                      AND tasks.workflow_id NOT IN (${INCOMPLETE_WORKFLOWS})))`;
+
+/**
+ * How many tasks retrying `ids` would make unfinished, for admission under the tenant's limits:
+ * those retryable now, and the cancelled steps downstream that their retry reopens (waiting, and
+ * unfinished as a workflow's waiting steps are): the candidates of workflow_step_reopened
+ * (migration 0023), what a step's failure cancelled and, in a workflow its user cancelled, what
+ * the cancel stopped below it. An upper bound: the retry cancels again a reopened step that still
+ * depends on another dead or cancelled step.
+ */
+export async function retryCost(pool: Pool, tenant: string, ids: string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const { rows } = await pool.query<{ n: number }>(
+    `WITH RECURSIVE retried AS (
+       SELECT tasks.id, tasks.workflow_id FROM tasks WHERE ${RETRYABLE_NOW}
+     ), down(id) AS (
+       SELECT e.child FROM retried r JOIN workflows w ON w.id = r.workflow_id AND w.cancel_requested_at IS NOT NULL JOIN workflow_edges e ON e.parent = r.id
+       UNION
+       SELECT e.child FROM down JOIN tasks c ON c.id = down.id AND c.status::text = 'cancelled' AND c.cancelled_by IS NULL JOIN workflow_edges e ON e.parent = down.id
+     )
+     SELECT count(*)::int AS n FROM (
+       SELECT id FROM retried
+       UNION
+       SELECT c.id FROM tasks c
+        WHERE c.status::text = 'cancelled'
+          AND (c.cancelled_by IN (SELECT id FROM retried WHERE workflow_id IS NOT NULL) OR (c.cancelled_by IS NULL AND c.id IN (SELECT id FROM down)))
+     ) x`,
+    [ids, tenant],
+  );
+  return rows[0]!.n;
+}
+
 /** Retries tasks of `tenant`; per id (in order) what happened. */
 export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[]): Promise<RetryOutcome[]> {
-  if (ids.length === 0) return [];
+  return (await retryTasksCounted(deps, tenant, ids)).outcomes;
+}
+
+/**
+ * Retries tasks of `tenant`: per id (in order) what happened, and how many steps downstream their
+ * retry reopened (waiting or queued again; the retried tasks themselves not counted), which take
+ * places under the tenant's unfinished cap as the retried tasks do.
+ */
+export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[]): Promise<{ outcomes: RetryOutcome[]; reopened: number }> {
+  if (ids.length === 0) return { outcomes: [], reopened: 0 };
   const cols = UNFINISHED_COLUMNS.split(', ').map((c) => (c.includes(' AS ') ? c.replace(/^(\w+)/, 't.$1') : `t.${c}`)).join(', ');
   type Retried = UnfinishedTask & { payload_json: string; was: 'dead' | 'cancelled'; workflow_id: string | null };
   // A retried step's trigger locks its workflow's row, then (for the next retried step of that
   // workflow) the dependencies of the steps that wait again: a worker writing one of those
   // dependencies' outcomes, which locks the workflow's row after it, can deadlock with it.
-  const { rows, released } = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
+  const { rows, released, reopened } = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
     const { rows } = await client.query<Retried>(
       `WITH picked AS (
-         SELECT id, status::text AS was FROM tasks
-          -- The status as text: reached by id, not through the partial index of final tasks.
-          WHERE id = ANY($1::uuid[]) AND tenant = $2 AND status::text IN ${RETRYABLE}
-            -- A workflow step runs only after its dependencies: one that has not succeeded is retried
-            -- first; and only in a workflow stored whole.
-            AND (workflow_id IS NULL OR (NOT EXISTS (SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id AND p.status <> 'succeeded')
-                                         AND workflow_id NOT IN (${INCOMPLETE_WORKFLOWS})))
+         -- The status as text: reached by id, not through the partial index of final tasks. A
+         -- workflow step runs only after its dependencies: one that has not succeeded is retried
+         -- first; and only in a workflow stored whole.
+         SELECT id, status::text AS was FROM tasks WHERE ${RETRYABLE_NOW}
           ORDER BY id FOR UPDATE
        )
        UPDATE tasks t SET status = 'queued', retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
@@ -71,7 +117,7 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
     // Their tombstones go while these rows are held: a cancel that locks one after this commits
     // tombstones it again, and the push below then leaves it out (it would run a cancelled task).
     await deps.queue.liftTombstones([...rows, ...released]);
-    return { rows, released };
+    return { rows, released, reopened: workflows.length > 0 ? await stepsReopenedHere(client, workflows, [...retriedIds]) : 0 };
   }));
   if (rows.length > 0) {
     try {
@@ -101,7 +147,7 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
     );
     for (const r of res.rows) found.set(r.id, r);
   }
-  return ids.map((id): RetryOutcome => {
+  const outcomes = ids.map((id): RetryOutcome => {
     const was = retried.get(id);
     if (was) return { kind: 'retried', from: was };
     const t = found.get(id);
@@ -111,4 +157,19 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
     if (t.blocking && final) return { kind: 'dependencies_unfinished', workflowId: t.workflow_id!, stepKey: t.step_key!, dependencies: t.blocking };
     return { kind: 'not_retryable', status: t.status };
   });
+  return { outcomes, reopened };
+}
+
+/**
+ * Steps of `workflows` this transaction made unfinished besides `retried`: those the trigger
+ * reopened and left waiting or queued (rows it wrote carry its id as xmin, as in queued-here.ts).
+ */
+async function stepsReopenedHere(client: PoolClient, workflows: string[], retried: string[]): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM tasks
+      WHERE workflow_id = ANY($1::uuid[]) AND status::text IN ('waiting', 'queued') AND id <> ALL($2::uuid[])
+        AND xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`,
+    [textArray(workflows), retried],
+  );
+  return rows[0]!.n;
 }
