@@ -137,6 +137,32 @@ describe('the bootstrap admin key', () => {
   });
 });
 
+it('a key revoked while its lookup was slow is trusted no longer than AUTH_CACHE_MS from when the lookup began', async () => {
+  const k = await key('acme', ['tasks:write']);
+  let slow = true;
+  // The first lookup's answer takes 600 ms to come back (a busy Postgres or network).
+  const delayed = new Proxy(stack.pool, {
+    get(target, prop, receiver) {
+      if (prop !== 'query') return Reflect.get(target, prop, receiver);
+      return async (...args: unknown[]) => {
+        const out = await (target.query as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (slow) await sleep(600);
+        return out;
+      };
+    },
+  });
+  const a = new Authenticator(delayed, { mode: 'keys', cacheMs: 400, log: silentLog });
+  try {
+    expect((await a.authenticate(`Bearer ${k}`)).tenant).toBe('acme');
+    slow = false;
+    await revokeKey(stack.pool, k.slice(4, 20));
+    // The answer is already older than AUTH_CACHE_MS: looked up again, and refused.
+    await expect(Promise.resolve().then(() => a.authenticate(`Bearer ${k}`))).rejects.toMatchObject({ status: 401 });
+  } finally {
+    await a.close();
+  }
+});
+
 it('a flood of random keys costs Postgres a query per batch, not per request', async () => {
   let queries = 0;
   const counting = new Proxy(stack.pool, {

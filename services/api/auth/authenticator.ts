@@ -118,13 +118,16 @@ export class Authenticator {
     if (this.querying || this.waiting.length === 0) return;
     this.querying = true;
     const batch = this.waiting.splice(0, LOOKUP_BATCH);
+    // An answer is as old as the query's start: a key revoked while it ran is trusted at most
+    // AUTH_CACHE_MS from then, not from when the answer came back.
+    const asked = Date.now();
     findCredentials(this.pool, batch.map((w) => w.id))
       .then(
         (found) => {
           for (const w of batch) {
             const cred = found.get(w.id) ?? null;
             const principal: Principal | null = cred ? { tenant: cred.tenant, keyTenant: cred.tenant, scopes: new Set(cred.scopes), keyId: cred.id } : null;
-            const entry: Entry = { at: Date.now(), cred, principal };
+            const entry: Entry = { at: asked, cred, principal };
             this.remember(w.id, entry);
             w.resolve(entry);
           }
