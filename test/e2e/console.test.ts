@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { createKey } from '../../services/core/tenancy/key-store';
+import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { TEST_KEY } from '../support/auth';
 import { accessibilityViolations, launchBrowser, TestBrowser } from '../support/browser';
 import { startServiceProcesses, ServiceProcesses } from '../support/service-processes';
@@ -100,16 +101,24 @@ it('finds a dead task, retries it and sees it succeed', async () => {
   expect(await page.locator('.timeline .run').evaluateAll((els) => els.map((e) => e.getAttribute('data-outcome')))).toEqual(['failed', 'succeeded']);
 });
 
-it('bulk-retries every dead task matching a filter, after a confirmation that says how many', async () => {
+it('bulk-retries every dead task matching a filter, after a confirmation that says how many, in calls within the tenant\'s burst', async () => {
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', max_retries: 0 })).body.id);
   for (const id of ids) await until(id, 'dead');
-  await go('#/dead?type=always_fail');
-  await page.getByRole('button', { name: 'Retry all matching' }).click();
-  const dialog = page.getByRole('dialog');
-  await dialog.getByText('Retry all 3 dead task(s) matching the filter?').waitFor();
-  await dialog.getByRole('button', { name: 'Retry 3' }).click();
-  await page.getByText('3 of 3 dead task(s) queued again.').waitFor();
+  // A burst of 2: a retry is admitted like a submission, so the console sends calls no larger.
+  await setTenant(svc.pool, 'ops', { rate_limit: 1000, burst: 2 });
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    await go('#/dead?type=always_fail');
+    await page.getByRole('button', { name: 'Retry all matching' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('Retry all 3 dead task(s) matching the filter?').waitFor();
+    await dialog.getByRole('button', { name: 'Retry 3' }).click();
+    await page.getByText('3 of 3 dead task(s) queued again.').waitFor();
+  } finally {
+    await setTenant(svc.pool, 'ops', { rate_limit: null, burst: null });
+    await new Promise((r) => setTimeout(r, 1500));
+  }
   // Each ran once more (and, being always_fail, died again).
   for (const id of ids) await waitFor(async () => (await taskOf(id)).attempts === 2 && (await taskOf(id)).status === 'dead', 15_000, `task ${id} to run again`);
 });

@@ -10,6 +10,12 @@ export class ApiError extends Error {
     readonly status: number,
     readonly title: string,
     readonly detail: string,
+    /** The fields the problem names (`errors[].field`). */
+    readonly fields: string[] = [],
+    /** Retry-After, in milliseconds, when the answer carried one. */
+    readonly retryAfterMs: number | null = null,
+    /** The tenant's burst (RateLimit-Policy `q`), when the answer carried it. */
+    readonly burst: number | null = null,
   ) {
     super(detail || title || `HTTP ${status}`);
   }
@@ -73,9 +79,12 @@ export async function call<T>(method: string, path: string, opts: { query?: Quer
     body = null;
   }
   if (!res.ok) {
-    const p = (body ?? {}) as { title?: string; detail?: string };
+    const p = (body ?? {}) as { title?: string; detail?: string; errors?: { field?: string }[] };
     if (res.status === 401 && opts.key === undefined) onUnauthorized();
-    throw new ApiError(res.status, p.title ?? res.statusText, p.detail ?? '');
+    const retryAfter = Number(res.headers.get('retry-after'));
+    const burst = /;q=(\d+)/.exec(res.headers.get('ratelimit-policy') ?? '');
+    const fields = Array.isArray(p.errors) ? p.errors.flatMap((e) => (typeof e?.field === 'string' ? [e.field] : [])) : [];
+    throw new ApiError(res.status, p.title ?? res.statusText, p.detail ?? '', fields, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null, burst ? Number(burst[1]) : null);
   }
   return { status: res.status, body: body as T };
 }
