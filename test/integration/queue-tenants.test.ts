@@ -79,8 +79,12 @@ describe('round-robin across tenants', () => {
     // …when another tenant's task arrives: the next pick is it, whether a worker takes one or many.
     await q.enqueue([item('small-0', 'small')]);
     expect(tenantsOf(await q.lease({ max: 1, visibilityMs: 60_000 }))).toEqual(['small']);
-    await q.enqueue([item('small-1', 'small'), item('small-2', 'small')]);
-    expect(tenantsOf(await q.lease({ max: 100, visibilityMs: 60_000 })).slice(0, 3)).toEqual(['small', 'small', 'big']);
+    // small, served just now, comes back behind big's turn (test/integration/queue-tenants-rejoin.test.ts)…
+    await q.enqueue([item('small-1', 'small')]);
+    expect(tenantsOf(await q.lease({ max: 16, visibilityMs: 60_000 }))).toEqual(['big', 'small', ...Array(14).fill('big')]);
+    // …while a tenant new to the ring is the next pick of a big lease too.
+    await q.enqueue([item('other-0', 'other'), item('other-1', 'other')]);
+    expect(tenantsOf(await q.lease({ max: 100, visibilityMs: 60_000 })).slice(0, 3)).toEqual(['other', 'other', 'big']);
   });
 
   it('with many tenants backlogged, a newcomer is served before any of them gets a second turn', async () => {

@@ -15,6 +15,11 @@ export interface QueueKeys {
   rings: string[];
   /** Per priority, tenants with ready work held back at their running cap, scored by their pass. */
   parked: string[];
+  /**
+   * Per priority, tenants that left its ring (their list emptied) scored by the pass they left
+   * with, until the ring's lowest pass reaches it: one joining again starts there (includes/tenants.lua).
+   */
+  leftPasses: string[];
   /** Tenants parked in any priority. */
   parkedTenants: string;
   /** tenant → leases held (attempts running), kept with `processing` by every script. */
@@ -97,6 +102,7 @@ export function queueKeys(prefix: string, tag = `{${prefix}}`): QueueKeys {
   const tenantQueuePrefix = `${tag}:q:`;
   const rings = PRIORITIES.map((p) => `${tag}:ring:${p}`);
   const parked = PRIORITIES.map((p) => `${tag}:parked:${p}`);
+  const leftPasses = PRIORITIES.map((p) => `${tag}:left:${p}`);
   const parkedTenants = `${tag}:parked`;
   const running = `${tag}:running`;
   const tenants = `${tag}:tenants`;
@@ -104,6 +110,7 @@ export function queueKeys(prefix: string, tag = `{${prefix}}`): QueueKeys {
     tenantQueuePrefix,
     rings,
     parked,
+    leftPasses,
     parkedTenants,
     running,
     tenants,
@@ -129,6 +136,6 @@ export function queueKeys(prefix: string, tag = `{${prefix}}`): QueueKeys {
     delayedMark: `${tag}:delayed:loaded`,
     lock: (name) => `${control}:lock:${name}`,
     tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,
-    tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, tenants],
+    tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, tenants, ...leftPasses],
   };
 }

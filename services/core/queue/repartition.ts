@@ -92,6 +92,7 @@ function tenantOfBucketField(field: string): string {
 }
 
 // A tenant joining a ring gets the pass includes/tenants.lua's joinPass gives: just below the lowest.
+// The pass it left its old partition's ring with is not carried: passes only compare within a ring.
 const JOIN_RING = `
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local pass = (head[2] and tonumber(head[2]) or 1) - 1
@@ -445,7 +446,7 @@ export class Repartitioner {
     const control = old.tag === this.control;
     const keys = [
       k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, k.wrr, k.tenantDispatch, k.tombstones, k.running,
-      ...k.retries, ...k.deadLetters, ...k.parked, k.parkedTenants, ...k.rings, k.tenants,
+      ...k.retries, ...k.deadLetters, ...k.parked, k.parkedTenants, ...k.rings, k.tenants, ...k.leftPasses,
       ...Object.values(old.admission), old.copiedDead, k.delayedMark,
       // A partition of several has its own placeholders; the single one's are the control slot's.
       ...(control ? [] : [k.doorbell, k.leaseDoorbell, k.workers, k.workerSlots]),
@@ -504,7 +505,7 @@ export class Repartitioner {
       if (stays(t)) continue;
       const pipe = this.pipe();
       pipe.unlink(...PRIORITIES.map((p) => k.tenantQueue(p, t)));
-      for (const z of [...k.rings, ...k.parked]) pipe.zrem(z, t);
+      for (const z of [...k.rings, ...k.parked, ...k.leftPasses]) pipe.zrem(z, t);
       pipe.srem(k.parkedTenants, t).srem(k.tenants, t).hdel(k.running, t);
       await this.exec(pipe);
     }

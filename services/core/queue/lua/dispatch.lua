@@ -1,7 +1,7 @@
 -- dispatch: store tenants' dispatch settings (weight and running cap) as Postgres has them, for
 -- lease.lua. A changed setting may give a parked tenant room, so every parked tenant is put back
 -- in its rings then (the next lease parks again those still at their cap).
--- KEYS: tenant dispatch settings (1), doorbell (2), tenant block (3-14), wrr (15)
+-- KEYS: tenant dispatch settings (1), doorbell (2), tenant block (3-18), wrr (19)
 -- ARGV: default max running (0 = unlimited), then groups of 3: tenant, weight, maxRunning (-1 = the default)
 -- Returns: { settings changed, 1 if the settings were there before this call (0: Redis lost them or
 --            never had them, so the caller sends every tenant) }
@@ -36,5 +36,5 @@ local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if all[i] ~= '*' and all[i + 1] ~= '1:-1' then custom = custom + 1 end
 end
-redis.call('HSET', KEYS[15], 'custom', custom)
+redis.call('HSET', KEYS[19], 'custom', custom)
 return { changed, had }

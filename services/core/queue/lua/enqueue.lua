@@ -2,7 +2,7 @@
 -- a repeated push (API replay, reconciler) never duplicates a task. A ready task joins its
 -- tenant's list at its priority (see includes/tenants.lua).
 -- KEYS: msg (1), meta (2), attempts (3), ready_at (4), retry:critical..retry:low (5-8), doorbell (9),
---       tenant block (10-21), tombstones (22), rates prefix (23)
+--       tenant block (10-25), tombstones (26), rates prefix (27)
 -- ARGV: groups of 7: id, priorityIndex (0-3), maxAttempts, messageJson, attemptsSoFar, dueAtMs (0 = now), tenant
 -- Returns: one integer per task: 1 = indexed, 0 = already indexed (or earlier in this call, or
 -- tombstoned: an operator cancelled it, see includes/tombstones.lua); then one more: the due time
@@ -15,7 +15,7 @@
 -- @include tombstones
 -- @include rates
 tenantKeys(10)
-useTombstones(KEYS[22])
+useTombstones(KEYS[26])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = argvIds(7)
@@ -81,6 +81,6 @@ for _, g in ipairs(groups) do
   if pushReady(g.p, g.tenant, g.ids, false) then leasable = true end
 end
 if leasable then ring(KEYS[9]) end
-flushRates(KEYS[23], now)
+flushRates(KEYS[27], now)
 out[#out + 1] = earliest
 return out

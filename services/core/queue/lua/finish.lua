@@ -6,7 +6,7 @@
 -- rebuilt copy waits again), that copy is moved where Postgres says, unless a lease holds it now.
 -- Each lease ended counts off its tenant's running attempts (a tenant parked at its cap returns).
 -- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
---       tenant block (15-26); doorbell (27), tombstones (28), rates prefix (29)
+--       tenant block (15-30); doorbell (31), tombstones (32), rates prefix (33)
 -- ARGV: groups of 6: id, token, outcome (s|r|d), priorityIndex, delayMs, settle (attempts Postgres counted; 0 = do not settle)
 -- Returns: one integer per item: 1 = finished under its lease, 2 = lease gone but settled, 0 = nothing changed
 -- @include bulk
@@ -15,7 +15,7 @@
 -- @include placement
 -- @include tombstones
 -- @include rates
-useTombstones(KEYS[28])
+useTombstones(KEYS[32])
 local STATE = { s = 'succeeded', r = 'retrying', d = 'dead' }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -74,6 +74,6 @@ for p = 1, 4 do
   bulk('ZADD', KEYS[6 + p], retry[p])
   bulk('RPUSH', KEYS[10 + p], dead[p])
 end
-if endLeases(byTenant) then ring(KEYS[27]) end
-flushRates(KEYS[29], now)
+if endLeases(byTenant) then ring(KEYS[31]) end
+flushRates(KEYS[33], now)
 return out

@@ -1,7 +1,7 @@
 -- lease: pop up to N ready tasks across priorities and tenants and lease each with a fresh token.
 -- KEYS: processing (1), msg (2), meta (3), attempts (4), tokens (5), ready_at (6), wrr (7), doorbell (8:
 --       in one partition of several, a placeholder the adapter ignores),
---       tenant dispatch settings (9), tenant block (10-21), lease-call prefix (22)
+--       tenant dispatch settings (9), tenant block (10-25), lease-call prefix (26)
 -- ARGV: n, visibilityMs, tokenBase, strict (1|0), weightCritical, weightHigh, weightDefault, weightLow,
 --       default max running per tenant (0 = unlimited), count active (1|0), the token base of a call
 --       whose answer arrived ('' if none)
@@ -16,7 +16,8 @@
 -- tenants: the tenant with the lowest pass is served a turn (up to QUANTUM tasks) and its pass
 -- grows by 1e6/weight per task, so tenants share leases in proportion to their weights, and one
 -- joining the ring (just below its lowest pass, includes/tenants.lua) is served before any tenant
--- in it gets another turn. A tenant at its running cap is moved to the
+-- in it gets another turn; one that emptied its list and joins again soon gets back the pass it
+-- left with. A tenant at its running cap is moved to the
 -- priority's parked set; the end of one of its leases brings it back (includes/tenants.lua).
 -- The picks are computed first, on as much of each ring as they need; then each tenant's share is
 -- popped with one LPOP, so a single tenant costs about what a single list did. docs/fair-dispatch.md
@@ -32,8 +33,8 @@ local base = ARGV[3]
 -- answer, or the caller retrying it) answers with those leases instead of leasing other tasks
 -- under the same tokens, so a lost answer strands no task. A lease ended since is left out (an
 -- empty id keeps the others' places: the k-th is still token k).
-if ARGV[11] ~= '' then redis.call('DEL', KEYS[22] .. ARGV[11]) end
-local call = KEYS[22] .. base
+if ARGV[11] ~= '' then redis.call('DEL', KEYS[26] .. ARGV[11]) end
+local call = KEYS[26] .. base
 local made = redis.call('GET', call)
 if made then
   local at = string.find(made, ';', 1, true)
@@ -141,6 +142,7 @@ local function fetch(p)
     local tt = tenants[name]
     if len == 0 then
       -- Its list was emptied by another path (settle, sweep): it leaves the ring.
+      q.gone[#q.gone + 1] = pass
       q.gone[#q.gone + 1] = name
     elseif tt.room <= 0 then
       q.park[name] = pass
@@ -301,22 +303,32 @@ local function active()
 end
 
 -- The rings as the picks leave them: served tenants at their new pass (or out, when their list is
--- empty or they are parked), emptied and capped ones out. A tenant alone in its ring keeps its pass:
--- passes only order tenants, and a tenant joining starts below the lowest anyway.
+-- empty or they are parked), emptied and capped ones out, remembering the passes emptied ones left
+-- with. A tenant alone in its ring keeps its pass (passes only order tenants, and a tenant joining
+-- starts below the lowest anyway) unless a tenant that left is remembered: its pass must then grow,
+-- so that one comes back no later than it would have been served had it stayed.
 local parkedNames = {}
 for p = 1, 4 do
   local q = Q[p]
   local add, rem, parked = {}, {}, {}
+  -- Tenants leaving the ring with their pass: those whose list another path emptied, then those
+  -- served to the end of their list.
+  local gone = q.gone
+  for i = 2, #gone, 2 do rem[#rem + 1] = gone[i] end
   local alone = q.exhausted and q.read == 1
+  local catchUp = alone and #q.served == 1 and q.served[1].avail > 0 and not q.park[q.served[1].tenant]
+    and redis.call('EXISTS', TK.left[p]) == 1
+  if catchUp then alone = false end
   for _, e in ipairs(q.served) do
     if e.avail == 0 then
       rem[#rem + 1] = e.tenant
+      gone[#gone + 1] = e.pass
+      gone[#gone + 1] = e.tenant
     elseif not q.park[e.tenant] and not alone then
       add[#add + 1] = e.pass
       add[#add + 1] = e.tenant
     end
   end
-  for _, name in ipairs(q.gone) do rem[#rem + 1] = name end
   for name, pass in pairs(q.park) do
     rem[#rem + 1] = name
     parked[#parked + 1] = pass
@@ -326,6 +338,7 @@ for p = 1, 4 do
   bulk('ZADD', TK.ring[p], add)
   bulk('ZREM', TK.ring[p], rem)
   bulk('ZADD', TK.parked[p], parked)
+  if #gone > 0 or catchUp then rememberLeft(p, gone) end
 end
 bulk('SADD', TK.parkedSet, parkedNames)
 if not strict then redis.call('HSET', KEYS[7], 1, cur[1], 2, cur[2], 3, cur[3], 4, cur[4]) end

@@ -1,7 +1,7 @@
 -- overview: what GET /queues reports from Redis for one tenant, in one step: per priority its
 -- ready tasks and when the oldest became ready, its leases held, the last minute's counts, and the
 -- live workers with their slots.
--- KEYS: workers (1), worker slots (2), ready_at (3), tenant block (4-15), rates prefix (16)
+-- KEYS: workers (1), worker slots (2), ready_at (3), tenant block (4-19), rates prefix (20)
 -- ARGV: tenant
 -- Returns: { nowMs, ready×4, oldestReadyAtMs×4 (0 = none), running, then per priority 1..4 the
 --            counts of enqueued, succeeded, retried, dead, cancelled (20 numbers), then the
@@ -33,7 +33,7 @@ local sums = {}
 for i = 1, #fields do sums[i] = 0 end
 local bucket = math.floor(now / 10000)
 for b = bucket - 5, bucket do
-  local got = redis.call('HMGET', KEYS[16] .. b, unpack(fields))
+  local got = redis.call('HMGET', KEYS[20] .. b, unpack(fields))
   for i = 1, #fields do sums[i] = sums[i] + tonumber(got[i] or '0') end
 end
 for i = 1, #sums do out[#out + 1] = sums[i] end

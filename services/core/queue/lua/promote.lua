@@ -1,6 +1,6 @@
 -- promote: move retries whose due time (Redis clock) has come back to the tail of their tenant's
 -- list at their priority.
--- KEYS: retry:critical..retry:low (1-4), ready_at (5), doorbell (6), meta (7), tenant block (8-19)
+-- KEYS: retry:critical..retry:low (1-4), ready_at (5), doorbell (6), meta (7), tenant block (8-23)
 -- ARGV: limit per priority
 -- Returns: { moved per priority (critical, high, default, low), ms until the next retry still
 --           waiting is due (-1 = none) }, so the caller can come back exactly then.

@@ -9,7 +9,7 @@
 -- before any worker can start it again (or releases it). A lease that ends here counts off its
 -- tenant's running attempts.
 -- KEYS: processing (1), meta (2), attempts (3), tokens (4), ready_at (5), dlq:critical..dlq:low (6-9),
---       msg (10), doorbell (11), tenant block (12-23), tombstones (24)
+--       msg (10), doorbell (11), tenant block (12-27), tombstones (28)
 -- ARGV: limit, holdMs
 -- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'|'held'), priorityIndex, messageJson
 -- @include doorbell
@@ -17,7 +17,7 @@
 -- @include tenants
 -- @include tombstones
 tenantKeys(12)
-useTombstones(KEYS[24])
+useTombstones(KEYS[28])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))

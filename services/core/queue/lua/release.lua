@@ -1,8 +1,8 @@
 -- release: hand leased tasks back to the head of their tenant's list without counting the attempt
 -- (graceful shutdown, or Postgres unavailable when the lease was taken), or counting it (a lost
 -- attempt the reaper held until Postgres recorded it).
--- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-17),
---       tombstones (18), msg (19), ready_at (20)
+-- KEYS: processing (1), tokens (2), attempts (3), meta (4), doorbell (5), tenant block (6-21),
+--       tombstones (22), msg (23), ready_at (24)
 -- ARGV: groups of 4: id, token, priorityIndex, counted (1: the attempt counts)
 -- Returns: one integer per task: 1 = released, 0 = stale token (nothing changed)
 -- @include fenced
@@ -11,7 +11,7 @@
 -- @include tenants
 -- @include tombstones
 tenantKeys(6)
-useTombstones(KEYS[18])
+useTombstones(KEYS[22])
 local ended = {}
 local out = forEachHeld(KEYS[1], KEYS[2], 4, function(id, i)
   if ARGV[i + 3] ~= '1' then redis.call('HINCRBY', KEYS[3], id, -1) end
@@ -23,7 +23,7 @@ local out = forEachHeld(KEYS[1], KEYS[2], 4, function(id, i)
   end
   if tombstoned(id) then
     -- Cancelled by an operator while it ran: Postgres ends it `cancelled`; nothing runs it again.
-    for _, key in ipairs({ KEYS[19], KEYS[4], KEYS[3], KEYS[20] }) do redis.call('HDEL', key, id) end
+    for _, key in ipairs({ KEYS[23], KEYS[4], KEYS[3], KEYS[24] }) do redis.call('HDEL', key, id) end
   else
     pushReady(tonumber(ARGV[i + 2]) + 1, tenant, { id }, true)
   end

@@ -5,7 +5,7 @@
 -- queues it once that is done). So is a tombstoned one: the retry lifted its tombstone before it
 -- committed (liftTombstones), so this one is a cancel that came after the retry, and Postgres has
 -- the task cancelled again.
--- KEYS: as in placement (1-26), tombstones (27), doorbell (28)
+-- KEYS: as in placement (1-30), tombstones (31), doorbell (32)
 -- ARGV: groups of 6: id, priorityIndex, maxAttempts, messageJson, attemptsSoFar, tenant
 -- Returns: one integer per task: 1 = queued, 0 = leased or tombstoned (nothing changed)
 -- @include bulk
@@ -13,7 +13,7 @@
 -- @include tenants
 -- @include placement
 -- @include tombstones
-useTombstones(KEYS[27])
+useTombstones(KEYS[31])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local groups, groupOf = {}, {}
@@ -50,5 +50,5 @@ local leasable = false
 for _, g in ipairs(groups) do
   if pushReady(g.p, g.tenant, g.ids, false) then leasable = true end
 end
-if leasable then ring(KEYS[28]) end
+if leasable then ring(KEYS[32]) end
 return out

@@ -5,7 +5,7 @@
 -- Any other lease is left to its holder, and a task Redis does not know to the reconciler. A
 -- tombstoned task is forgotten whatever Postgres said when it was read: an operator cancelled it.
 -- KEYS: as in placement: processing, msg, meta, attempts, tokens, ready_at, retry (7-10), dlq (11-14),
---       tenant block (15-26); doorbell (27), tombstones (28)
+--       tenant block (15-30); doorbell (31), tombstones (32)
 -- ARGV: groups of 6: id, priorityIndex, state (a Postgres status, see placement's settle), attempts,
 --       dueAtMs, token of the lease to end ('' = none)
 -- Returns: how many tasks were settled
@@ -15,7 +15,7 @@
 -- @include tenants
 -- @include placement
 -- @include tombstones
-useTombstones(KEYS[28])
+useTombstones(KEYS[32])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local settled, queued = 0, 0
@@ -40,5 +40,5 @@ for i = 1, #ARGV, 6 do
     if res == 'leasable' then queued = queued + 1 end
   end
 end
-if endLeases(ended) or queued > 0 then ring(KEYS[27]) end
+if endLeases(ended) or queued > 0 then ring(KEYS[31]) end
 return settled

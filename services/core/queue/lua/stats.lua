@@ -2,7 +2,7 @@
 -- over every tenant with ready work (in a ring or parked), so this costs a few commands per such
 -- tenant and priority; the oldest waiting task of a priority is the oldest head among its tenants.
 -- KEYS: retry:critical..retry:low (1-4), dlq:critical..dlq:low (5-8), processing (9), ready_at (10),
---       workers (11), tenant block (12-23)
+--       workers (11), tenant block (12-27)
 -- ARGV: tenantLimit: tenants reported one by one (those with most tasks ready and running); the rest summed
 -- Returns: { nowMs, ready×4, retrying×4, dead×4, processing, oldestReadyAtMs×4 (0 = empty), liveWorkers,
 --            tenants reported, then groups of 3: tenant, ready, running; the last group, when

@@ -10,11 +10,12 @@
 -- back how many it was told of, and an excess of exactly that many is not searched again (so a
 -- duplicate costs one search, not one per pass).
 -- It also keeps the fair-dispatch state true to the lists: a ready list that no ring (or parked
--- set) names is put back in its ring, entries of emptied lists are dropped, and when the running
+-- set) names is put back in its ring, entries of emptied lists are dropped (their passes remembered
+-- as lease.lua does; remembered passes a ring's lowest has reached are forgotten), and when the running
 -- counts do not add up to the leases held they are recounted from the leases (and parked tenants
 -- reconsidered), so a count Redis lost or kept too long cannot hold a tenant back.
 -- KEYS: msg (1), meta (2), attempts (3), tokens (4), ready_at (5), processing (6),
---       retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-26)
+--       retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-30)
 -- ARGV: the most known-but-unheld tasks to forget in this call, ids held twice known already
 -- Returns: { known, held, orphans removed, ids held twice, tenant repairs, forgotten ids... }
 -- @include bulk
@@ -34,9 +35,10 @@ for _, name in ipairs(redis.call('SMEMBERS', TK.tenants)) do addTenant(name) end
 local inRing, inParked = {}, {}
 for p = 1, 4 do
   inRing[p], inParked[p] = {}, {}
-  for _, name in ipairs(redis.call('ZRANGE', TK.ring[p], 0, -1)) do
-    inRing[p][name] = true
-    addTenant(name)
+  local ring = redis.call('ZRANGE', TK.ring[p], 0, -1, 'WITHSCORES')
+  for i = 1, #ring, 2 do
+    inRing[p][ring[i]] = tonumber(ring[i + 1])
+    addTenant(ring[i])
   end
   for _, name in ipairs(redis.call('ZRANGE', TK.parked[p], 0, -1)) do
     inParked[p][name] = true
@@ -48,6 +50,7 @@ for _, name in ipairs(redis.call('SMEMBERS', TK.parkedSet)) do isParked[name] = 
 
 local held, repairs = 0, 0
 local lists = {}
+local left = { {}, {}, {}, {} }
 for _, name in ipairs(tenantList) do
   local any = false
   for p = 1, 4 do
@@ -58,16 +61,21 @@ for _, name in ipairs(tenantList) do
       held = held + len
       lists[#lists + 1] = key
       if not inRing[p][name] and not inParked[p][name] then
-        redis.call('ZADD', isParked[name] and TK.parked[p] or TK.ring[p], 'NX', joinPass(p), name)
+        redis.call('ZADD', isParked[name] and TK.parked[p] or TK.ring[p], 'NX', rejoinPass(p, name), name)
         repairs = repairs + 1
       end
     else
-      if inRing[p][name] then redis.call('ZREM', TK.ring[p], name) end
+      if inRing[p][name] then
+        redis.call('ZREM', TK.ring[p], name)
+        left[p][#left[p] + 1] = inRing[p][name]
+        left[p][#left[p] + 1] = name
+      end
       if inParked[p][name] then redis.call('ZREM', TK.parked[p], name) end
     end
   end
   if not any then redis.call('SREM', TK.tenants, name) end
 end
+for p = 1, 4 do rememberLeft(p, left[p]) end
 for k = 11, 14 do lists[#lists + 1] = KEYS[k] end
 local zsets = { KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10] }
 for k = 11, 14 do held = held + redis.call('LLEN', KEYS[k]) end

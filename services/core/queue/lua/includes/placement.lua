@@ -1,6 +1,6 @@
 -- placement (include, after tenants): put a task where Postgres says it is. Scripts that include it
 -- take the KEYS layout: processing (1), msg (2), meta (3), attempts (4), tokens (5), ready_at (6),
--- retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-26).
+-- retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-30).
 tenantKeys(15)
 
 -- Forgets every trace of a task whose outcome is final and whose lease has ended.

@@ -2,12 +2,13 @@
 -- Ready tasks wait in one list per priority and tenant, `<list prefix><priority>:<tenant>`. Those
 -- names are built here from the prefix passed in KEYS: it carries the namespace's hash tag, so on
 -- Redis Cluster every list built from it lives in the slot the script was routed to.
--- A script passes its tenant block of 12 KEYS starting at `at` and calls tenantKeys(at) first:
+-- A script passes its tenant block of 16 KEYS starting at `at` and calls tenantKeys(at) first:
 --   list prefix (+0), ring:critical..ring:low (+1..+4), parked:critical..parked:low (+5..+8),
---   parked tenants (+9), running (+10), tenants (+11)
+--   parked tenants (+9), running (+10), tenants (+11), left:critical..left:low (+12..+15)
 -- ring:<p>: tenants with ready work at p, scored by their pass (stride scheduling); parked:<p>: the
 -- same for tenants held at their running cap; running: tenant → leases held; tenants: every tenant
--- that may have a ready list (for the sweep, which cannot list keys).
+-- that may have a ready list (for the sweep, which cannot list keys); left:<p>: tenants that left
+-- ring p, scored by the pass they left with, until the ring's lowest pass reaches it.
 local PRIORITY_NAMES = { 'critical', 'high', 'default', 'low' }
 local TK
 
@@ -19,6 +20,7 @@ local function tenantKeys(at)
     parkedSet = KEYS[at + 9],
     running = KEYS[at + 10],
     tenants = KEYS[at + 11],
+    left = { KEYS[at + 12], KEYS[at + 13], KEYS[at + 14], KEYS[at + 15] },
   }
 end
 
@@ -45,12 +47,47 @@ local function ringMin(p)
   return head[2] and tonumber(head[2]) or nil
 end
 
--- The pass a tenant joining ring p starts at: just below every tenant in it, so it is served before
+-- The pass a tenant new to ring p starts at: just below every tenant in it, so it is served before
 -- any of them gets another turn (a joiner is not backlogged: it waited for nothing). Tenants that
--- join in one call start level.
+-- join in one call start level. Passes only compare within a ring that stays non-empty, so an
+-- empty ring forgets the passes tenants left it with: a new round starts level.
 local function joinPass(p)
-  if joinCache[p] == nil then joinCache[p] = (ringMin(p) or 1) - 1 end
+  if joinCache[p] == nil then
+    local low = ringMin(p)
+    if not low then redis.call('DEL', TK.left[p]) end
+    joinCache[p] = (low or 1) - 1
+  end
   return joinCache[p]
+end
+
+-- The pass `tenant` (re)joins ring p at: the pass it left with, when the ring's lowest has not
+-- reached it yet, else joinPass. So a tenant gains nothing by emptying its list (it comes back
+-- where it would have stood), while one idle for long joins at the front.
+local function rejoinPass(p, tenant)
+  local pass = joinPass(p)
+  local left = redis.call('ZSCORE', TK.left[p], tenant)
+  if left and tonumber(left) > pass then return tonumber(left) end
+  return pass
+end
+
+-- Records the passes tenants left ring p with (`gone`: pass, tenant, … after the ring's own writes)
+-- and forgets those the ring's lowest pass has reached, which no longer matter: at most one entry
+-- per tenant, and only while it is ahead of every tenant with work.
+local function rememberLeft(p, gone)
+  local low = ringMin(p)
+  if not low then
+    redis.call('DEL', TK.left[p])
+    return
+  end
+  local keep = {}
+  for i = 1, #gone, 2 do
+    if gone[i] > low then
+      keep[#keep + 1] = gone[i]
+      keep[#keep + 1] = gone[i + 1]
+    end
+  end
+  bulk('ZADD', TK.left[p], keep)
+  redis.call('ZREMRANGEBYSCORE', TK.left[p], '-inf', low)
 end
 
 local function anyParked()
@@ -64,7 +101,8 @@ end
 
 -- Makes ids ready for `tenant` at priority `p` (1-based), at the tail or (front) the head of its
 -- list. A tenant new to the ring joins just below every tenant in it (joinPass), so it is served
--- before any of them gets another turn whatever they hold; one parked at its running cap stays parked. A list that was
+-- before any of them gets another turn whatever they hold, unless it left the ring lately
+-- (rejoinPass); one parked at its running cap stays parked. A list that was
 -- not empty has its tenant in the ring or parked set already (the sweep repairs a loss), so a
 -- tenant with a backlog costs one push. Returns true when a worker may lease them now (the tenant
 -- is not parked), so the caller rings the doorbell.
@@ -81,10 +119,10 @@ local function pushReady(p, tenant, ids, front)
   end
   if len > #ids then return not isParked(tenant) end
   if isParked(tenant) then
-    redis.call('ZADD', TK.parked[p], 'NX', joinPass(p), tenant)
+    redis.call('ZADD', TK.parked[p], 'NX', rejoinPass(p, tenant), tenant)
     return false
   end
-  if redis.call('ZADD', TK.ring[p], 'NX', joinPass(p), tenant) == 1 and not registered[tenant] then
+  if redis.call('ZADD', TK.ring[p], 'NX', rejoinPass(p, tenant), tenant) == 1 and not registered[tenant] then
     redis.call('SADD', TK.tenants, tenant)
     registered[tenant] = true
   end
