@@ -350,7 +350,6 @@ export function dueMarkBefore(a: DueMark, b: DueMark): boolean {
 }
 
 /** `max` split in proportion to `weights`, at least 1 each while it lasts (the first ones first). */
-
 export function shareOut(max: number, weights: number[]): number[] {
   const n = weights.length;
   if (max <= n) return weights.map((_, i) => (i < max ? 1 : 0));

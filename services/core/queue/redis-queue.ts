@@ -537,8 +537,8 @@ function parseMeta(meta: string): { priority: Priority; maxAttempts: number; ten
 
 /**
  * The loader's mark is "ms" (every task due up to then) or "ms:id" (a pass stopped inside the tasks
- * due at ms). Only the second form is new, so a mark written by a complete pass reads the same to
- * an older worker.
+ * due at ms). Complete passes write the plain number, so during a rolling upgrade a worker that reads
+ * only numbers fails just the passes that follow a stopped one.
  */
 function parseDueMark(v: string): DueMark {
   const i = v.indexOf(':');
