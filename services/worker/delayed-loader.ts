@@ -61,7 +61,7 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
   private async load(): Promise<number> {
     const { pool, queue, metrics } = this.deps;
     const mark = await queue.delayedMark();
-    let after: DueCursor | null = mark.at === null ? null : { runAt: new Date(mark.at), id: MAX_ID };
+    let after: DueCursor | null = mark.at === null ? null : { runAt: new Date(mark.at.ms), id: mark.at.id ?? MAX_ID };
     let loaded = 0;
     for (let page = 0; page < this.opts.maxPages; page++) {
       const { tasks, until } = await scheduledDueSoon(pool, after, this.opts.horizonMs / 2, LEAD_MS, this.opts.batch);
@@ -72,15 +72,15 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
         if (n > 0) metrics.delayedLoaded.inc(n);
       }
       if (tasks.length < this.opts.batch) {
-        await queue.setDelayedMark(mark.seen, until.getTime());
+        await queue.setDelayedMark(mark.seen, { ms: until.getTime(), id: null });
         return loaded;
       }
       const last = tasks[tasks.length - 1]!;
       after = { runAt: last.run_at!, id: last.id };
     }
-    // Not done within this pass: the mark moves to just before the last due time loaded (tasks
-    // sharing it are sent again, and found indexed).
-    await queue.setDelayedMark(mark.seen, after!.runAt.getTime() - 1);
+    // Not done within this pass: the mark moves to the last task loaded, id included, so the next
+    // pass goes on after it however many tasks share its due time.
+    await queue.setDelayedMark(mark.seen, { ms: after!.runAt.getTime(), id: after!.id });
     return loaded;
   }
 

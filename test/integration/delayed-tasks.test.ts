@@ -2,13 +2,17 @@
  * Delayed tasks (`run_at`, `delay_ms`) against real Postgres, Redis, an API and a worker: a task is
  * `scheduled` until due and starts no earlier; a batch of mixed delays; cancel before due; a task
  * due beyond the horizon waits in Postgres only, until the loader brings it in; Redis losing its
- * data while thousands are scheduled (all still run, none twice); bad input.
+ * data while thousands are scheduled (all still run, none twice); the loader paging through many
+ * tasks sharing one due time; bad input.
  */
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import type { EnqueueItem } from '../../services/core/queue/queue';
 import { scheduledDueSoon } from '../../services/core/tasks/delayed-store';
+import { DelayedLoader } from '../../services/worker/delayed-loader';
 import type { Worker } from '../../services/worker/worker';
-import { createStack, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 
@@ -22,6 +26,7 @@ async function setUp(overrides: Record<string, string | number> = {}): Promise<v
   api = await startApi(stack);
 }
 afterEach(async () => {
+  jest.restoreAllMocks();
   await worker?.stop(0);
   worker = null;
   await api?.server.stop();
@@ -149,6 +154,86 @@ it('the loader reads up to the bound its own read used: a task due just past it 
   const soon = await scheduledDueSoon(slow, null, 5_000, 1_000, 100);
   // Read now, or beyond the bound (so beyond the mark the loader sets): never skipped.
   expect(soon.tasks.some((t) => t.id === id) || soon.until.getTime() < runAt).toBe(true);
+});
+
+/** `n` scheduled tasks due at `runAt` (random ids, so their id order is not their insert order). */
+async function scheduledAt(runAt: Date, n: number): Promise<string[]> {
+  const { rows } = await stack.pool.query<{ id: string }>(
+    `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, run_at)
+     SELECT gen_random_uuid(), 'default', 'stamp', 'default', '{}', 'scheduled', 0, $1 FROM generate_series(1, $2) RETURNING id`,
+    [runAt, n],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** A loader with small pages, and every id it sends to Redis (a spy that passes each call on). */
+function smallLoader(batch: number, maxPages: number): { loader: DelayedLoader; sent: string[] } {
+  const sent: string[] = [];
+  const enqueue = stack.queue.enqueue.bind(stack.queue);
+  jest.spyOn(stack.queue, 'enqueue').mockImplementation((items: EnqueueItem[]) => {
+    sent.push(...items.map((it) => it.id));
+    return enqueue(items);
+  });
+  const loader = new DelayedLoader(
+    { pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) },
+    { intervalMs: 1000, horizonMs: 10_000, batch, maxPages, countEveryMs: 60_000 },
+    silentLog,
+  );
+  return { loader, sent };
+}
+
+async function indexed(ids: string[]): Promise<number> {
+  const keys = stack.keysOf('default');
+  return (await Promise.all(ids.map((id) => stack.inspect.hexists(keys.meta, id)))).filter((n) => n === 1).length;
+}
+
+it('the loader gets past more tasks sharing one due time than a pass loads: each pass goes on where the last stopped, each task sent once', async () => {
+  await setUp();
+  // Due within the loader's half horizon (5 s) and beyond its lead (1 s) while the passes run.
+  const ids = await scheduledAt(new Date(Date.now() + 4000), 1200);
+  const { loader, sent } = smallLoader(100, 5);
+  const perPass: number[] = [];
+  for (let pass = 0; pass < 4; pass++) perPass.push((await loader.runOnce()).loaded);
+  expect(perPass).toEqual([500, 500, 200, 0]);
+  expect(await indexed(ids)).toBe(1200);
+  expect(sent.length).toBe(1200);
+  expect(new Set(sent).size).toBe(1200);
+});
+
+it('the loader pages through ties across page and pass boundaries in (run_at, id) order, and a pass that found the end marks it', async () => {
+  await setUp();
+  const t = Date.now() + 4000;
+  // 37 at one time, 3 at the next, 25 at a third: pages of 10 and passes of 2 pages stop inside each run.
+  const ids = [...(await scheduledAt(new Date(t), 37)), ...(await scheduledAt(new Date(t + 1), 3)), ...(await scheduledAt(new Date(t + 2), 25))];
+  const { loader, sent } = smallLoader(10, 2);
+  const perPass: number[] = [];
+  for (let pass = 0; pass < 5; pass++) perPass.push((await loader.runOnce()).loaded);
+  expect(perPass).toEqual([20, 20, 20, 5, 0]);
+  const { rows } = await stack.pool.query<{ id: string }>(`SELECT id FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY run_at, id`, [ids]);
+  expect(sent).toEqual(rows.map((r) => r.id));
+  expect(await indexed(ids)).toBe(ids.length);
+  // The last pass reached the end of what is due within the horizon: its mark has no id.
+  expect((await stack.queue.delayedMark()).at).toMatchObject({ id: null });
+});
+
+it('Redis losing its data during a pass that stopped inside a run of ties: the mark stays lost, and the next passes load every task again', async () => {
+  await setUp();
+  const ids = await scheduledAt(new Date(Date.now() + 4000), 60);
+  const { loader } = smallLoader(10, 2);
+  expect((await loader.runOnce()).loaded).toBe(20);
+  // The flush lands between the pass reading the mark and setting it.
+  const setMark = stack.queue.setDelayedMark.bind(stack.queue);
+  const spy = jest.spyOn(stack.queue, 'setDelayedMark').mockImplementationOnce(async (seen, at) => {
+    await stack.flushRedis();
+    return setMark(seen, at);
+  });
+  expect((await loader.runOnce()).loaded).toBe(20);
+  expect(spy).toHaveBeenCalledTimes(1);
+  expect((await stack.queue.delayedMark()).at).toBeNull();
+  const perPass: number[] = [];
+  for (let pass = 0; pass < 4; pass++) perPass.push((await loader.runOnce()).loaded);
+  expect(perPass).toEqual([20, 20, 20, 0]);
+  expect(await indexed(ids)).toBe(60);
 });
 
 it('Redis losing its data while 10,000 tasks are scheduled: every one still runs, and none twice', async () => {

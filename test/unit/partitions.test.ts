@@ -1,6 +1,6 @@
 /** How the keyspace is split (queue/partitions.ts) and how a lease round is shared (partitioned-queue.ts). */
 import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
-import { mergeTenantStats, shareOut } from '../../services/core/queue/partitioned-queue';
+import { dueMarkBefore, mergeTenantStats, shareOut } from '../../services/core/queue/partitioned-queue';
 import { tokenPartition } from '../../services/core/queue/redis-queue';
 
 test('one partition keeps the single tag {prefix}: an upgrade changes no key name', () => {
@@ -65,4 +65,15 @@ test('tenant rows of all partitions merge into the busiest few and one row of th
     { tenant: null, ready: 7, running: 1 },
   ]);
   expect(mergeTenantStats(rows.slice(0, 2), 5)).toEqual([rows[1], rows[0]]);
+});
+
+test('the delayed loader\'s marks order by due time, then id; a mark without an id covers every id of its time', () => {
+  const a = '0190a000-0000-7000-8000-000000000001';
+  const b = '0190a000-0000-7000-8000-000000000002';
+  expect(dueMarkBefore({ ms: 1, id: null }, { ms: 2, id: a })).toBe(true);
+  expect(dueMarkBefore({ ms: 2, id: a }, { ms: 2, id: b })).toBe(true);
+  expect(dueMarkBefore({ ms: 2, id: b }, { ms: 2, id: a })).toBe(false);
+  expect(dueMarkBefore({ ms: 2, id: b }, { ms: 2, id: null })).toBe(true);
+  expect(dueMarkBefore({ ms: 2, id: null }, { ms: 2, id: b })).toBe(false);
+  expect(dueMarkBefore({ ms: 2, id: null }, { ms: 2, id: null })).toBe(false);
 });

@@ -10,7 +10,7 @@ import type Redis from 'ioredis';
 import { Priority } from '../tasks/priority';
 import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
-import type { CancelOptions, CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark, DueMark } from './queue';
 import { RedisQueue, RedisQueueOptions, tokenPartition } from './redis-queue';
 
 export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partition'> {
@@ -278,11 +278,12 @@ export class PartitionedQueue implements TaskQueue {
   async delayedMark(): Promise<DelayedMark> {
     const marks = await Promise.all(this.parts.map((q) => q.delayedMark()));
     const seen = marks.map((m) => m.seen[0]!);
-    return { at: marks.some((m) => m.at === null) ? null : Math.min(...marks.map((m) => m.at!)), seen };
+    if (marks.some((m) => m.at === null)) return { at: null, seen };
+    return { at: marks.map((m) => m.at!).reduce((low, at) => (dueMarkBefore(at, low) ? at : low)), seen };
   }
 
-  async setDelayedMark(seen: string[], atMs: number): Promise<boolean> {
-    const set = await Promise.all(this.parts.map((q, i) => q.setDelayedMark([seen[i] ?? ''], atMs)));
+  async setDelayedMark(seen: string[], at: DueMark): Promise<boolean> {
+    const set = await Promise.all(this.parts.map((q, i) => q.setDelayedMark([seen[i] ?? ''], at)));
     return set.every(Boolean);
   }
 
@@ -340,6 +341,12 @@ export class PartitionedQueue implements TaskQueue {
   private byToken<T extends { token: string }, R>(items: T[], call: (q: RedisQueue, items: T[]) => Promise<R[]>, stale: R): Promise<R[]> {
     return this.scatter(items, (it) => tokenPartition(it.token), call, stale);
   }
+}
+
+/** Whether `a` comes before `b` in (run_at, id) order; a mark without an id covers all ids of its time. */
+export function dueMarkBefore(a: DueMark, b: DueMark): boolean {
+  if (a.ms !== b.ms) return a.ms < b.ms;
+  return a.id !== null && (b.id === null || a.id < b.id);
 }
 
 /** `max` split in proportion to `weights`, at least 1 each while it lasts (the first ones first). */

@@ -221,9 +221,19 @@ export interface TenantOverview {
   workers: { id: string; slots: number | null }[];
 }
 
+/**
+ * A point in the delayed tasks' order (run_at, id): every task due before `ms`, and those due at
+ * `ms` with an id up to `id` (null: all of them). A pass that stops inside a run of tasks sharing a
+ * due time keeps the id, so the next goes on after it rather than from the start of the run.
+ */
+export interface DueMark {
+  ms: number;
+  id: string | null;
+}
+
 /** How far ahead delayed tasks have been loaded from Postgres (null: not known, load from the start). */
 export interface DelayedMark {
-  at: number | null;
+  at: DueMark | null;
   /** What each partition held, for the compare-and-set. */
   seen: string[];
 }
@@ -312,10 +322,10 @@ export interface TaskQueue {
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void>;
   /** One tenant's queues as Redis holds them, and the live workers (see lua/overview.lua). */
   overview(tenant: string): Promise<TenantOverview>;
-  /** The delayed-task loader's mark: due times up to `at` (ms) are loaded into every partition. */
+  /** The delayed-task loader's mark: tasks up to `at` are loaded into every partition. */
   delayedMark(): Promise<DelayedMark>;
-  /** Moves the mark to `atMs` where it still holds what delayedMark() saw; false if any had changed (lost, or moved by another loader). */
-  setDelayedMark(seen: string[], atMs: number): Promise<boolean>;
+  /** Moves the mark to `at` where it still holds what delayedMark() saw; false if any had changed (lost, or moved by another loader). */
+  setDelayedMark(seen: string[], at: DueMark): Promise<boolean>;
   lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
   ping(): Promise<void>;

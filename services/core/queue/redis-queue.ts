@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import type { RetryPolicy } from '../tasks/backoff';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { CancelOptions, CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark, DueMark } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -456,11 +456,11 @@ export class RedisQueue implements TaskQueue {
   /** The delayed-task loader's mark (see lua/mark.lua); `seen` is handed back to setDelayedMark. */
   async delayedMark(): Promise<DelayedMark> {
     const v = await this.redis.get(this.keys.delayedMark);
-    return { at: v === null ? null : Number(v), seen: [v ?? ''] };
+    return { at: v === null ? null : parseDueMark(v), seen: [v ?? ''] };
   }
 
-  async setDelayedMark(seen: string[], atMs: number): Promise<boolean> {
-    return (await this.run.mark([this.keys.delayedMark], [seen[0] ?? '', String(atMs)])) === 1;
+  async setDelayedMark(seen: string[], at: DueMark): Promise<boolean> {
+    return (await this.run.mark([this.keys.delayedMark], [seen[0] ?? '', formatDueMark(at)])) === 1;
   }
 
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */
@@ -533,6 +533,20 @@ function parseMeta(meta: string): { priority: Priority; maxAttempts: number; ten
     maxAttempts: Number(b < 0 ? meta.slice(a + 1) : meta.slice(a + 1, b)),
     tenant: b < 0 ? 'default' : meta.slice(b + 1),
   };
+}
+
+/**
+ * The loader's mark is "ms" (every task due up to then) or "ms:id" (a pass stopped inside the tasks
+ * due at ms). Complete passes write the plain number, so during a rolling upgrade a worker that reads
+ * only numbers fails just the passes that follow a stopped one.
+ */
+function parseDueMark(v: string): DueMark {
+  const i = v.indexOf(':');
+  return i < 0 ? { ms: Number(v), id: null } : { ms: Number(v.slice(0, i)), id: v.slice(i + 1) };
+}
+
+function formatDueMark(at: DueMark): string {
+  return at.id === null ? String(at.ms) : `${at.ms}:${at.id}`;
 }
 
 const RINGING: RingingScript[] = ['enqueue', 'finish', 'release', 'reap', 'promote', 'settle', 'requeue', 'dispatch'];

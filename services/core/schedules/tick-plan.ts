@@ -9,9 +9,10 @@
  * ends with an unbroken run of ticks up to now rather than a gap in the middle.
  *
  * The work is bounded whatever the downtime: a `* * * * * *` schedule down for a month has 2.6
- * million missed ticks, and one step of the cron parser costs ~50 µs. The kept ones are found by
- * walking back from the grace's edge (croner's previousRuns), and dropped ones are counted by
- * walking forward at most MISSED_COUNT_CAP steps.
+ * million missed ticks, and one step of the cron parser costs ~50 µs (a yearly one in a zone with
+ * daylight saving, ~0.5 ms). The kept ones are found by walking back from the grace's edge, at
+ * most the number kept and stopping at next_tick, so a short outage costs a few steps whatever
+ * catch_up_limit is; dropped ones are counted by walking forward at most MISSED_COUNT_CAP steps.
  */
 import { compileCron, CompiledCron, CronSpec } from './cron';
 import type { MisfirePolicy } from './schedule';
@@ -47,6 +48,22 @@ function walk(cron: CompiledCron, first: Date | null, to: Date, max: number): Da
   return out;
 }
 
+/**
+ * The latest `max` ticks in [from, before), oldest first, walking back one tick at a time: the walk
+ * ends at `from` rather than after `max` steps (walking a thousand ticks back for one missed tick
+ * of a yearly expression reaches the eleventh century).
+ */
+function latestTicks(cron: CompiledCron, from: Date, before: Date, max: number): Date[] {
+  const out: Date[] = [];
+  for (let to = before; out.length < max; ) {
+    const t = cron.previous(1, to)[0];
+    if (!t || t < from) break;
+    out.push(t);
+    to = t;
+  }
+  return out.reverse();
+}
+
 /** How many ticks lie in [from, before), walking at most MISSED_COUNT_CAP of them. */
 function countTicks(cron: CompiledCron, from: Date, before: Date): number {
   let n = 0;
@@ -65,10 +82,7 @@ export function planTicks(s: TickPlanInput, now: Date, graceMs: number): TickPla
   let latestMissed: Date | null = null;
   let missed = 0;
   if (s.next_tick < cutoff) {
-    const latest = cron
-      .previous(Math.max(keep, 1), cutoff)
-      .filter((t) => t >= s.next_tick)
-      .reverse();
+    const latest = latestTicks(cron, s.next_tick, cutoff, Math.max(keep, 1));
     // next_tick is a tick, so at least it lies in the range (previousRuns may stop short near the expression's start).
     if (latest.length === 0) latest.push(s.next_tick);
     latestMissed = latest[latest.length - 1]!;
