@@ -15,12 +15,7 @@ useTombstones(KEYS[22])
 local ended = {}
 local out = forEachHeld(KEYS[1], KEYS[2], 4, function(id, i)
   if ARGV[i + 3] ~= '1' then redis.call('HINCRBY', KEYS[3], id, -1) end
-  local meta = redis.call('HGET', KEYS[4], id)
-  local tenant = 'default'
-  if meta then
-    local _, _, owner = parseMeta(meta)
-    tenant = owner
-  end
+  local tenant = tenantOfTask(KEYS[4], id)
   if tombstoned(id) then
     -- Cancelled by an operator while it ran: Postgres ends it `cancelled`; nothing runs it again.
     for _, key in ipairs({ KEYS[23], KEYS[4], KEYS[3], KEYS[24] }) do redis.call('HDEL', key, id) end

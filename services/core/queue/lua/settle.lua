@@ -25,12 +25,7 @@ for i = 1, #ARGV, 6 do
   if token ~= '' and redis.call('HGET', KEYS[5], id) == token then
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[5], id)
-    local meta = redis.call('HGET', KEYS[3], id)
-    local tenant = 'default'
-    if meta then
-      local _, _, owner = parseMeta(meta)
-      tenant = owner
-    end
+    local tenant = tenantOfTask(KEYS[3], id)
     ended[tenant] = (ended[tenant] or 0) + 1
   end
   if tombstoned(id) then state = 'cancelled' end

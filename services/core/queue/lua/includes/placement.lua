@@ -19,12 +19,7 @@ end
 -- it queued the task where a worker may lease it now.
 local function settle(id, p, state, attempts, dueAtMs, now)
   if redis.call('ZSCORE', KEYS[1], id) or redis.call('HEXISTS', KEYS[2], id) == 0 then return false end
-  local meta = redis.call('HGET', KEYS[3], id)
-  local tenant = 'default'
-  if meta then
-    local _, _, owner = parseMeta(meta)
-    tenant = owner
-  end
+  local tenant = tenantOfTask(KEYS[3], id)
   -- A tenant whose list this empties stays in its ring until a lease finds the list empty.
   redis.call('LREM', listKey(p + 1, tenant), 0, id)
   redis.call('ZREM', KEYS[7 + p], id)

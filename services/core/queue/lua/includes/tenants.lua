@@ -37,6 +37,14 @@ local function parseMeta(meta)
   return tonumber(string.sub(meta, 1, a - 1)), tonumber(string.sub(meta, a + 1, b - 1)), string.sub(meta, b + 1)
 end
 
+-- The tenant of task `id` by its meta in hash `metaKey` (`default` when Redis has no meta for it).
+local function tenantOfTask(metaKey, id)
+  local meta = redis.call('HGET', metaKey, id)
+  if not meta then return 'default' end
+  local _, _, owner = parseMeta(meta)
+  return owner
+end
+
 local joinCache = {}
 -- Tenants added to the registry in this call, and whether any tenant is parked (read once: no
 -- script parks a tenant and then pushes).
