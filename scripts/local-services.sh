@@ -383,6 +383,14 @@ cmd_stop() {
   [ -n "$PG_BIN" ] && pg_stop
   redis_stop
   cmd_cluster-stop
+  # Postgres's files outside the clone (the root fallback under /var/tmp) would outlive it, one set
+  # per clone: a throwaway profile's go with it. `dev` keeps its database between starts.
+  if [ "$PG_HOME" != "$DIR" ] && [ "$NAME" != dev ] && [ -z "$(pg_running_pid)" ]; then
+    rm -rf "$PG_HOME"
+    rmdir "$(dirname "$PG_HOME")" 2>/dev/null || true
+    log "profile '$NAME' stopped (data kept in $DIR; its Postgres files under $PG_HOME removed)"
+    return
+  fi
   log "profile '$NAME' stopped (data kept in $DIR)"
 }
 
