@@ -12,6 +12,25 @@
 -- cancelled and the resumed workflow ended `failed` with no step failed).
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS reopened_at timestamptz;
 
+-- The steps a retry of `step` (of workflow `wf`) reopens: what its failure cancelled; and in a
+-- workflow its user cancelled, the steps downstream of it that the cancel stopped (cancelled by no
+-- step), so that retrying a step resumes what follows it there too. Read unlocked (the reopening
+-- locks them; admission counts them before a retry).
+CREATE OR REPLACE FUNCTION workflow_step_reopen_candidates(wf uuid, step uuid) RETURNS SETOF uuid
+LANGUAGE sql STABLE SET enable_seqscan = off AS $$
+  SELECT id FROM tasks
+   WHERE status::text = 'cancelled'
+     AND (cancelled_by = step
+          OR (cancelled_by IS NULL AND id = ANY(ARRAY(
+                WITH RECURSIVE down(id) AS (
+                  SELECT e.child FROM workflow_edges e
+                   WHERE e.parent = step AND EXISTS (SELECT 1 FROM workflows w WHERE w.id = wf AND w.cancel_requested_at IS NOT NULL)
+                  UNION
+                  SELECT e.child FROM down JOIN tasks c ON c.id = down.id AND c.status::text = 'cancelled' AND c.cancelled_by IS NULL
+                    JOIN workflow_edges e ON e.parent = down.id)
+                SELECT id FROM down))));
+$$;
+
 CREATE OR REPLACE FUNCTION workflow_step_reopened(wf uuid, step uuid, policy text, OUT du integer, OUT df integer)
 LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
@@ -21,21 +40,8 @@ DECLARE
 BEGIN
   du := 0;
   df := 0;
-  -- What the step's failure cancelled; and in a workflow its user cancelled, the steps downstream of
-  -- it that the cancel stopped (cancelled by no step), so that retrying a step resumes what follows
-  -- it there too.
   reopened := ARRAY(
-    SELECT id FROM tasks
-     WHERE status::text = 'cancelled'
-       AND (cancelled_by = step
-            OR (cancelled_by IS NULL AND id = ANY(ARRAY(
-                  WITH RECURSIVE down(id) AS (
-                    SELECT e.child FROM workflow_edges e
-                     WHERE e.parent = step AND EXISTS (SELECT 1 FROM workflows w WHERE w.id = wf AND w.cancel_requested_at IS NOT NULL)
-                    UNION
-                    SELECT e.child FROM down JOIN tasks c ON c.id = down.id AND c.status::text = 'cancelled' AND c.cancelled_by IS NULL
-                      JOIN workflow_edges e ON e.parent = down.id)
-                  SELECT id FROM down))))
+    SELECT id FROM tasks WHERE id IN (SELECT workflow_step_reopen_candidates(wf, step)) AND status::text = 'cancelled'
      ORDER BY id FOR UPDATE);
   IF cardinality(reopened) = 0 THEN RETURN; END IF;
   -- Their dependencies share-locked (by id) before their statuses are read below: a dependency's

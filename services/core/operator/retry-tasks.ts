@@ -46,27 +46,18 @@ const RETRYABLE_NOW = `tasks.id = ANY($1::uuid[]) AND tasks.tenant = $2 AND task
 /**
  * How many tasks retrying `ids` would make unfinished, for admission under the tenant's limits:
  * those retryable now, and the cancelled steps downstream that their retry reopens (waiting, and
- * unfinished as a workflow's waiting steps are): the candidates of workflow_step_reopened
- * (migration 0023), what a step's failure cancelled and, in a workflow its user cancelled, what
- * the cancel stopped below it. An upper bound: the retry cancels again a reopened step that still
+ * unfinished as a workflow's waiting steps are): workflow_step_reopen_candidates (migration
+ * 0023), which the reopening itself reads. An upper bound: the retry cancels again a reopened step that still
  * depends on another dead or cancelled step.
  */
 export async function retryCost(pool: Pool, tenant: string, ids: string[]): Promise<number> {
   if (ids.length === 0) return 0;
   const { rows } = await pool.query<{ n: number }>(
-    `WITH RECURSIVE retried AS (
-       SELECT tasks.id, tasks.workflow_id FROM tasks WHERE ${RETRYABLE_NOW}
-     ), down(id) AS (
-       SELECT e.child FROM retried r JOIN workflows w ON w.id = r.workflow_id AND w.cancel_requested_at IS NOT NULL JOIN workflow_edges e ON e.parent = r.id
-       UNION
-       SELECT e.child FROM down JOIN tasks c ON c.id = down.id AND c.status::text = 'cancelled' AND c.cancelled_by IS NULL JOIN workflow_edges e ON e.parent = down.id
-     )
+    `WITH retried AS (SELECT tasks.id, tasks.workflow_id FROM tasks WHERE ${RETRYABLE_NOW})
      SELECT count(*)::int AS n FROM (
        SELECT id FROM retried
        UNION
-       SELECT c.id FROM tasks c
-        WHERE c.status::text = 'cancelled'
-          AND (c.cancelled_by IN (SELECT id FROM retried WHERE workflow_id IS NOT NULL) OR (c.cancelled_by IS NULL AND c.id IN (SELECT id FROM down)))
+       SELECT c FROM retried r, workflow_step_reopen_candidates(r.workflow_id, r.id) c WHERE r.workflow_id IS NOT NULL
      ) x`,
     [ids, tenant],
   );
