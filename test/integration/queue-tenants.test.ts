@@ -185,6 +185,32 @@ describe('running caps', () => {
     expect(tenantsOf(leases).filter((t) => t === 'y')).toHaveLength(10);
   });
 
+  it('a tenant parked while its ring empties and others join is served in turn once unparked, not after their backlog', async () => {
+    await q.configureTenants(0, [{ tenant: 'capped', weight: 1, maxRunning: 1 }]);
+    await q.enqueue([...items('capped', 200), ...items('other', 100)]);
+    // 100 turns each: capped's pass grows with other's.
+    for (let i = 0; i < 100; i++) {
+      const got = await q.lease({ max: 2, visibilityMs: 60_000 });
+      expect(tenantsOf(got).sort()).toEqual(['capped', 'other']);
+      await q.ack(got.map(held));
+    }
+    // capped is parked holding its one lease; other has nothing left: the ring is empty.
+    const [hold] = await q.lease({ max: 1, visibilityMs: 60_000 });
+    expect(hold!.message.tenant).toBe('capped');
+    expect(await redis.zcard(q.keys.rings[2]!)).toBe(0);
+    // A tenant joins with a backlog while capped is parked, then capped's lease ends.
+    await q.enqueue(items('fresh', 300));
+    await q.ack([held(hold!)]);
+    const order: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const got = await q.lease({ max: 1, visibilityMs: 60_000 });
+      order.push(...tenantsOf(got));
+      await q.ack(got.map(held));
+    }
+    // Level turns from here (which goes first is the join's rule), not 100 of fresh's first.
+    expect(order.filter((t) => t === 'capped').length).toBeGreaterThanOrEqual(2);
+  });
+
   it('a parked tenant\'s new tasks wait without waking workers; the end of one of its leases rings', async () => {
     await q.configureTenants(0, [{ tenant: 'capped', weight: 1, maxRunning: 1 }]);
     await q.enqueue(items('capped', 2));

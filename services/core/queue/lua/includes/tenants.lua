@@ -8,7 +8,7 @@
 -- ring:<p>: tenants with ready work at p, scored by their pass (stride scheduling); parked:<p>: the
 -- same for tenants held at their running cap; running: tenant → leases held; tenants: every tenant
 -- that may have a ready list (for the sweep, which cannot list keys); left:<p>: tenants that left
--- ring p, scored by the pass they left with, until the ring's lowest pass reaches it.
+-- ring p, scored by the pass they left with, until the round's lowest pass (roundMin) reaches it.
 local PRIORITY_NAMES = { 'critical', 'high', 'default', 'low' }
 local TK
 
@@ -55,13 +55,23 @@ local function ringMin(p)
   return head[2] and tonumber(head[2]) or nil
 end
 
+-- The lowest pass of the round at p: the ring's, else (only parked tenants left) the parked
+-- set's, since a parked tenant comes back at its pass and must not find a new round far below it.
+local function roundMin(p)
+  local low = ringMin(p)
+  if low then return low end
+  local head = redis.call('ZRANGE', TK.parked[p], 0, 0, 'WITHSCORES')
+  return head[2] and tonumber(head[2]) or nil
+end
+
 -- The pass a tenant new to ring p starts at: just below every tenant in it, so it is served before
 -- any of them gets another turn (a joiner is not backlogged: it waited for nothing). Tenants that
--- join in one call start level. Passes only compare within a ring that stays non-empty, so an
--- empty ring forgets the passes tenants left it with: a new round starts level.
+-- join in one call start level. Passes only compare within a round (a ring with its parked set)
+-- that stays non-empty, so an empty one forgets the passes tenants left it with: a new round
+-- starts level.
 local function joinPass(p)
   if joinCache[p] == nil then
-    local low = ringMin(p)
+    local low = roundMin(p)
     if not low then redis.call('DEL', TK.left[p]) end
     joinCache[p] = (low or 1) - 1
   end
@@ -79,10 +89,10 @@ local function rejoinPass(p, tenant)
 end
 
 -- Records the passes tenants left ring p with (`gone`: pass, tenant, … after the ring's own writes)
--- and forgets those the ring's lowest pass has reached, which no longer matter: at most one entry
+-- and forgets those the round's lowest pass has reached, which no longer matter: at most one entry
 -- per tenant, and only while it is ahead of every tenant with work.
 local function rememberLeft(p, gone)
-  local low = ringMin(p)
+  local low = roundMin(p)
   if not low then
     redis.call('DEL', TK.left[p])
     return
