@@ -39,7 +39,12 @@ export class Reaper extends PeriodicService<ReapResult> {
       reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
     );
     const counted = reaped.filter((r) => applied.has(r.id));
-    const dead = counted.filter((r) => r.destination === 'dead').length;
+    // An operator asked to cancel these while they ran, so Postgres ended them `cancelled`: final,
+    // and not a failure. Redis queued one with attempts left already (it knows of the cancel only
+    // by a tombstone, which lapses after 10 minutes, sooner than a long lease can run out): it is
+    // forgotten below, not left for a worker to run.
+    const cancelled = new Set(counted.filter((r) => applied.get(r.id) === 'cancelled').map((r) => r.id));
+    const dead = counted.filter((r) => applied.get(r.id) === 'dead').length;
     // A lost attempt is a failure: a step that lost one stops its workflow where the policy says so.
     // Steps with attempts left are still held, so one whose workflow stopped meanwhile is stopped
     // before a worker can start it again (the sweep repairs a miss).
@@ -50,28 +55,36 @@ export class Reaper extends PeriodicService<ReapResult> {
       steps.length === 0
         ? new Set<string>()
         : await stopHoldingLeases({ ...this.deps, log: this.log }, steps, new Map(held.map((r) => [r.id, r.expiredToken])), Math.min(this.intervalMs, this.holdMs));
-    // Out of attempts (or stopped): ended only now that Postgres has the lost attempt. A reaper that
-    // dies before this leaves them leased until holdMs passes, and the next pass takes them again.
-    const ending = reaped.filter((r) => (r.destination === 'dead' && applied.has(r.id)) || stopped?.has(r.id));
+    // Out of attempts, cancelled (or stopped): ended only now that Postgres has the lost attempt. A
+    // reaper that dies before this leaves them leased until holdMs passes, and the next pass takes them again.
+    const ending = reaped.filter((r) => (applied.has(r.id) && (r.destination === 'dead' || (r.destination === 'held' && cancelled.has(r.id)))) || stopped?.has(r.id));
     await this.deps.queue.finish(
-      ending.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: r.destination === 'dead' ? ('dead' as const) : ('succeeded' as const), settleAttempts: 0 })),
+      ending.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: applied.get(r.id) === 'dead' ? ('dead' as const) : ('succeeded' as const), settleAttempts: 0 })),
     );
     // Queued again (the lost attempt counted) only where Postgres took that attempt just now, so the
     // step waits there, and its workflow did not stop.
-    const requeue = stopped ? held.filter((r) => applied.has(r.id) && !stopped.has(r.id)) : [];
+    const requeue = stopped ? held.filter((r) => applied.has(r.id) && !cancelled.has(r.id) && !stopped.has(r.id)) : [];
     await this.deps.queue.release(requeue.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, attemptCounted: true })));
     // Steps held while their stop failed wait for the next pass, whatever Postgres has them as.
-    await this.settleWithPostgres(reaped.filter((r) => !applied.has(r.id) && !stopped?.has(r.id) && (stopped !== null || r.destination !== 'held')));
+    // Cancelled ones Redis queued again go where Postgres has them: forgotten.
+    await this.settleWithPostgres(
+      reaped.filter((r) => (!applied.has(r.id) && !stopped?.has(r.id) && (stopped !== null || r.destination !== 'held')) || (r.destination === 'queued' && cancelled.has(r.id))),
+    );
     const m = this.deps.metrics;
     m.reaped.inc(reaped.length);
-    // A lost attempt is a failed attempt; the last one is also a final failure.
+    // A lost attempt is a failed attempt; the last one is also a final failure. One an operator's
+    // cancel ended counts as a cancelled run, as when its worker writes it.
     for (const r of counted) {
+      if (cancelled.has(r.id)) {
+        m.cancelledRuns.inc();
+        continue;
+      }
       const labels = { type: this.deps.typeLabel(r.type), priority: r.priority };
       m.failed.inc(labels);
-      if (r.destination === 'dead') m.dead.inc(labels);
+      if (applied.get(r.id) === 'dead') m.dead.inc(labels);
     }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
-    return { reaped: reaped.length, requeued: counted.filter((r) => r.destination === 'queued' || requeue.includes(r)).length, dead };
+    return { reaped: reaped.length, requeued: counted.filter((r) => !cancelled.has(r.id) && (r.destination === 'queued' || requeue.includes(r))).length, dead };
   }
 
   /**

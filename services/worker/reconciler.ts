@@ -138,8 +138,9 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
       'lease vanished from Redis',
     );
     result.vanishedLeases += expired.size;
-    // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone.
-    const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries, t.retry_base) : true));
+    // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone; one
+    // it ended (dead, or cancelled as an operator asked) stays out of Redis.
+    const toIndex = missing.filter((t) => (t.status === 'running' ? expired.get(t.id) === 'queued' : true));
     await this.requeue(toIndex, result);
   }
 

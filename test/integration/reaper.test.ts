@@ -10,6 +10,7 @@ import { submitTask } from '../../services/core/tasks/submit';
 import { createWorkflow } from '../../services/core/workflows/workflow-store';
 import { Completer, CompletedAttempt } from '../../services/worker/completer';
 import { Reaper } from '../../services/worker/reaper';
+import { cancelTasks } from '../../services/core/operator/cancel-tasks';
 import { createStack, runsOf, silentLog, Stack, taskStatus } from '../support/stack';
 
 let stack: Stack;
@@ -160,4 +161,47 @@ it('a reclaimed lease of a task Postgres has retrying waits in the retry set unt
     expect(Math.abs(Number(await stack.inspect.zscore(retries, r.id)) - Number(r.due))).toBeLessThan(2);
   }
   expect(await stack.queue.stats()).toMatchObject({ ready: { high: 0 }, retrying: { high: 2 }, processing: 0 });
+});
+
+it('a task cancelled while it ran, whose worker died and whose tombstone lapsed before its lease ran out, is not queued again (Postgres ends it cancelled) nor counted dead', async () => {
+  const deps = { pool: stack.pool, queue: stack.queue, log: silentLog };
+  const plain = await submitTask({ ...deps, idempotencyTtlMs: 60_000 }, { type: 'noop', priority: 'high', payload: {}, maxRetries: 2, tenant: 'default', idempotencyKey: null, canonical: '' });
+  if (plain.kind === 'conflict') throw new Error('unexpected conflict');
+  const id = plain.task.id;
+  // A worker leases it (with a lease longer than a tombstone lasts: VIS_TIMEOUT_MS above 10 min) and dies.
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 200, owner: 'gone' });
+  expect(lease!.message.id).toBe(id);
+  expect(await cancelTasks(deps, 'default', [id])).toEqual([{ kind: 'cancelling' }]);
+  // The lease runs out more than TOMBSTONE_MS (10 min) after the cancel: its tombstone has lapsed.
+  await stack.inspect.zadd(stack.keysOf('default').tombstones, Date.now() - 601_000, id);
+  await sleep(250);
+  const metrics = workerMetrics(createRegistry('worker'));
+  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics, typeLabel: (t) => t }, 100, 60_000, silentLog, 50);
+  expect(await reaper.runOnce()).toMatchObject({ reaped: 1, dead: 0 });
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'cancelled', attempts: 1 });
+  // Postgres has it final: no worker may lease it again, and Redis forgot it.
+  expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w' })).toEqual([]);
+  expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([null]);
+  const total = async (c: { get(): Promise<{ values: { value: number }[] }> }) => (await c.get()).values.reduce((s, v) => s + v.value, 0);
+  expect(await total(metrics.dead)).toBe(0);
+  expect(await total(metrics.cancelledRuns)).toBe(1);
+});
+
+it('a task cancelled while it ran, whose worker died, ends cancelled and is counted as a cancelled run, not as dead', async () => {
+  const deps = { pool: stack.pool, queue: stack.queue, log: silentLog };
+  const plain = await submitTask({ ...deps, idempotencyTtlMs: 60_000 }, { type: 'noop', priority: 'high', payload: {}, maxRetries: 2, tenant: 'default', idempotencyKey: null, canonical: '' });
+  if (plain.kind === 'conflict') throw new Error('unexpected conflict');
+  const id = plain.task.id;
+  await stack.queue.lease({ max: 1, visibilityMs: 50, owner: 'gone' });
+  expect(await cancelTasks(deps, 'default', [id])).toEqual([{ kind: 'cancelling' }]);
+  await sleep(100);
+  const metrics = workerMetrics(createRegistry('worker'));
+  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics, typeLabel: (t) => t }, 100, 60_000, silentLog, 50);
+  expect(await reaper.runOnce()).toEqual({ reaped: 1, requeued: 0, dead: 0 });
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'cancelled', attempts: 1 });
+  expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([null]);
+  expect(await stack.queue.deadLetterIds('high')).toEqual([]);
+  const total = async (c: { get(): Promise<{ values: { value: number }[] }> }) => (await c.get()).values.reduce((s, v) => s + v.value, 0);
+  expect(await total(metrics.dead)).toBe(0);
+  expect(await total(metrics.cancelledRuns)).toBe(1);
 });
