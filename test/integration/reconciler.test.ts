@@ -1,6 +1,7 @@
 /** The reconciler rebuilds Redis from Postgres: lost pushes, flushed data, vanished leases. */
 import { markRunning, recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { createTask } from '../../services/core/tasks/task-store';
+import { submitTask } from '../../services/core/tasks/submit';
 import { uuidv7 } from '../../services/core/tasks/uuid';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { chunksWithin, Reconciler } from '../../services/worker/reconciler';
@@ -204,6 +205,29 @@ describe('tasks Redis knows but holds nowhere', () => {
     await stack.inspect.zadd(stack.queue.keys.retries[1]!, 0, id!);
     await stack.queue.promoteDue(10);
     expect((await stack.queue.lease({ max: 1, visibilityMs: 60000 })).map((x) => x.attempt)).toEqual([2]);
+  });
+
+  it('a delayed task that lost its due-time entry goes back to it in the same pass, due at its run_at', async () => {
+    const runAt = new Date(Date.now() + 60_000);
+    const res = await submitTask(
+      { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60_000 },
+      { type: 'noop', priority: 'high', payload: { k: 'later' }, maxRetries: 3, tenant: 'default', idempotencyKey: null, canonical: '', runAt },
+    );
+    if (res.kind === 'conflict') throw new Error('unexpected conflict');
+    const id = res.task.id;
+    const due = stack.queue.keys.retries[1]!;
+    expect(Number(await stack.inspect.zscore(due, id))).toBe(runAt.getTime());
+    // Within the horizon the API indexed it by due time; the loader's mark is past it, so only the
+    // sweep can see that entry go.
+    expect(await stack.inspect.zrem(due, id)).toBe(1);
+    expect(await r.runOnce()).toMatchObject({ unheld: 1, requeued: 1 });
+    expect(Number(await stack.inspect.zscore(due, id))).toBe(runAt.getTime());
+    expect(await stack.queue.sweep(100)).toMatchObject({ known: 1, held: 1, forgotten: [] });
+    // Due, it runs with its payload, as a delayed task (its lateness measured from run_at).
+    await stack.inspect.zadd(due, 0, id);
+    await stack.queue.promoteDue(10);
+    const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+    expect([l!.message.id, l!.attempt, l!.message.payload, l!.message.runAtMs]).toEqual([id, 1, { k: 'later' }, runAt.getTime()]);
   });
 
   it('removes held entries of tasks Redis does not know, and counts ids held twice without touching them', async () => {

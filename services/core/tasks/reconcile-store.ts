@@ -23,6 +23,8 @@ export interface UnfinishedTask {
   timeout_ms: number | null;
   lease_token: string | null;
   run_after: Date | null;
+  /** A delayed task's due time (`scheduled`: it waits in its due-time set until then). */
+  run_at: Date | null;
   /** An operator asked to cancel it (POST /tasks/:id/cancel answered 202). */
   cancel_requested: boolean;
   created_at: Date;
@@ -35,7 +37,13 @@ export interface UnfinishedTask {
 }
 
 const UNFINISHED = "status IN ('queued', 'running', 'retrying')";
-export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, cancel_requested_at IS NOT NULL AS cancel_requested, created_at, updated_at::text AS updated_at_text, created_at::text AS created_at_text, step_key';
+/**
+ * Read by id, a delayed task (`scheduled`) counts too: Redis holds one due within the horizon, and
+ * one the sweep found held nowhere is indexed again by due time (the walk by page leaves them to
+ * the delayed loader, whose mark is past it).
+ */
+const UNFINISHED_OR_SCHEDULED = "status IN ('scheduled', 'queued', 'running', 'retrying')";
+export const UNFINISHED_COLUMNS = 'id, tenant, type, priority, status, attempts, max_retries, retry_base, retry, timeout_ms, lease_token, run_after, run_at, cancel_requested_at IS NOT NULL AS cancel_requested, created_at, updated_at::text AS updated_at_text, created_at::text AS created_at_text, step_key';
 
 /** Where a walk of the unfinished tasks stopped: they are walked in (tenant, created_at, id) order. */
 export interface Cursor {
@@ -58,6 +66,7 @@ export function queueItemOf(t: UnfinishedTask, payloadJson: string): EnqueueItem
     attempts: t.attempts,
     dueAtMs: t.status === 'retrying' && t.run_after ? t.run_after.getTime() : 0,
   };
+  if (t.status === 'scheduled' && t.run_at) item.dueAtMs = item.runAtMs = t.run_at.getTime();
   if (t.retry) item.retry = t.retry;
   if (t.timeout_ms) item.timeoutMs = t.timeout_ms;
   if (t.step_key) item.stepKey = t.step_key;
@@ -89,11 +98,11 @@ export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number
   };
 }
 
-/** Those of `ids` that are unfinished, whenever they were last touched. */
+/** Those of `ids` that are unfinished (delayed ones too), whenever they were last touched. */
 export async function unfinishedByIds(pool: Pool, ids: string[]): Promise<UnfinishedTask[]> {
   if (ids.length === 0) return [];
   const { rows } = await pool.query<UnfinishedTask>(
-    `SELECT ${UNFINISHED_COLUMNS} FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'running', 'retrying')`,
+    `SELECT ${UNFINISHED_COLUMNS} FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}`,
     [ids],
   );
   return rows;
@@ -107,7 +116,7 @@ export async function unfinishedByIds(pool: Pool, ids: string[]): Promise<Unfini
 export async function payloadSizes(pool: Pool, ids: string[]): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map();
   const { rows } = await pool.query<{ id: string; bytes: number }>(
-    `SELECT id, octet_length(payload::text) AS bytes FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED}`,
+    `SELECT id, octet_length(payload::text) AS bytes FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}`,
     [ids],
   );
   return new Map(rows.map((r) => [r.id, Number(r.bytes)]));
@@ -120,7 +129,7 @@ export async function payloadSizes(pool: Pool, ids: string[]): Promise<Map<strin
 export async function payloadTexts(pool: Pool, ids: string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
   const { rows } = await pool.query<{ id: string; payload: string }>(
-    `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED}`,
+    `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}`,
     [ids],
   );
   return new Map(rows.map((r) => [r.id, r.payload]));
