@@ -50,6 +50,8 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   private cursor: Cursor | null = null;
   /** Ids Redis holds twice, as the last sweep found (they are reported once, not searched every pass). */
   private heldTwice = 0;
+  /** This pass found its lock taken by another worker: it pushes nothing more. */
+  private lost = false;
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
@@ -62,12 +64,14 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
 
   async runOnce(): Promise<ReconcileResult> {
     const result: ReconcileResult = { leader: false, checked: 0, requeued: 0, vanishedLeases: 0, unheld: 0, cancelled: 0 };
-    if (!(await this.deps.queue.lock('reconciler', this.owner, this.opts.intervalMs * 3 + 1000))) return result;
+    this.lost = false;
+    if (!(await this.deps.queue.lock('reconciler', this.owner, this.lockTtlMs))) return result;
     result.leader = true;
     await this.sweep(result);
     // Keep paging while pages are full, so a Redis that lost everything is rebuilt in one pass
     // rather than one page per interval; bounded so a pass cannot run forever.
     for (let page = 0; page < MAX_PAGES_PER_PASS; page++) {
+      if (!(await this.stillLeading())) break;
       const { next, settled } = await this.reconcilePage(result);
       // Past a few pages, one of tasks all still busy (a fresh backlog) ends the pass: the walk
       // goes on from there next time, without reading the whole backlog every interval.
@@ -80,6 +84,25 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     if (result.cancelled > 0) metrics.reconciled.inc({ kind: 'cancelled' }, result.cancelled);
     if (result.requeued + result.vanishedLeases + result.unheld + result.cancelled > 0) this.log.warn(result, 'reconciler repaired Redis from Postgres');
     return result;
+  }
+
+  private get lockTtlMs(): number {
+    return this.opts.intervalMs * 3 + 1000;
+  }
+
+  /**
+   * Renews the lock; false once another worker holds it. A pass can outlive the lock's TTL (a
+   * rebuild of a large backlog, a stalled read): another worker's reconciler then walks the same
+   * tasks, and a push of what this one read before could put back a task that ran and ended in
+   * between (Redis had forgotten it, so enqueue took it as new). Checked before every page and
+   * every push, so a pass that lost the lock stops within one round trip of finding out.
+   */
+  private async stillLeading(): Promise<boolean> {
+    if (!this.lost && !(await this.deps.queue.lock('reconciler', this.owner, this.lockTtlMs))) {
+      this.lost = true;
+      this.log.warn('reconciler lock taken by another worker during a pass; stopping the pass');
+    }
+    return !this.lost;
   }
 
   /**
@@ -160,6 +183,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
         const payloadJson = texts.get(t.id);
         return payloadJson === undefined ? [] : [indexItem(t, payloadJson)];
       });
+      if (!(await this.stillLeading())) return;
       // `replace`: what Redis holds of them is out of date (requeue replaces it; enqueue keeps it).
       const pushed = replace ? await queue.requeue(items) : await queue.enqueue(items);
       result.requeued += pushed.filter(Boolean).length;

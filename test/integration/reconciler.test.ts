@@ -146,6 +146,42 @@ it('runs as one copy at a time', async () => {
   expect((await b.runOnce()).leader).toBe(true);
 });
 
+it('a pass that outlives its lock (another worker took over) stops before pushing what it read: a task that ran and ended meanwhile is not queued again', async () => {
+  const id = await storedOnly();
+  // This worker's payload read answers only after the lock's TTL (3 intervals + 1 s) has passed.
+  let stall = true;
+  const slow = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? async (...args: unknown[]) => {
+            const res = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
+            if (stall && typeof args[0] === 'string' && args[0].includes('payload::text AS payload')) {
+              stall = false;
+              await new Promise((r) => setTimeout(r, 1500));
+            }
+            return res;
+          }
+        : Reflect.get(target, prop, receiver),
+  }) as Pool;
+  const metrics = () => workerMetrics(createRegistry('worker'));
+  const a = new Reconciler({ pool: slow, queue: stack.queue, metrics: metrics() }, { intervalMs: 100, graceMs: 0, batchSize: 100 }, silentLog);
+  const b = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: metrics() }, { intervalMs: 100, graceMs: 0, batchSize: 100 }, silentLog);
+  const passA = a.runOnce();
+  await new Promise((r) => setTimeout(r, 1400));
+  // The lock lapsed: another worker's reconciler leads now and pushes the task; a worker runs it.
+  expect(await b.runOnce()).toMatchObject({ leader: true, requeued: 1 });
+  const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000, owner: 'w1' });
+  expect(l!.message.id).toBe(id);
+  await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+  await stack.queue.finish([{ id, token: l!.token, priority: 'high', outcome: 'succeeded', settleAttempts: 1 }]);
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
+  // The first pass goes on with what it read before: it must not push the finished task again.
+  await passA;
+  expect(await stack.queue.lease({ max: 10, visibilityMs: 60000, owner: 'w2' })).toEqual([]);
+  expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([null]);
+  await b.stop();
+});
+
 describe('tasks Redis knows but holds nowhere', () => {
   // One reconciler per test: a second would not be the leader.
   let r: Reconciler;
