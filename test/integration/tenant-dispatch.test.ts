@@ -69,6 +69,41 @@ it('tenant settings reach Redis from Postgres, changes within a pass, all of the
   expect(await settings()).toEqual({ '*': '7', acme: '5:-1', beta: '1:0', default: '1:-1' });
 });
 
+it('a sync pass costs Redis what it sends, not a read of every tenant\'s settings; the count of tenants with settings of their own stays exact', async () => {
+  const custom = async () => (await Promise.all(stack.allKeys().map((k) => stack.inspect.hget(k.wrr, 'custom')))).reduce((a, n) => a + Number(n), 0);
+  /** Redis's own time in scripts (EVALSHA) per call of `calls` passes with nothing to change, in µs. */
+  async function quietPassUsec(calls: number): Promise<number> {
+    const usec = async () => Number(/cmdstat_evalsha:calls=\d+,usec=(\d+)/.exec(await stack.inspect.info('commandstats'))?.[1] ?? 0);
+    const before = await usec();
+    for (let i = 0; i < calls; i++) await stack.queue.configureTenants(0, []);
+    return (await usec()) - before;
+  }
+  await stack.queue.configureTenants(0, [{ tenant: 'a', weight: 3, maxRunning: null }]);
+  const few = await quietPassUsec(20);
+  // 30,000 tenants, every third with settings of its own.
+  const many = Array.from({ length: 30_000 }, (_, i) => ({ tenant: `t${i}`, weight: i % 3 === 0 ? 2 : 1, maxRunning: null }));
+  for (let i = 0; i < many.length; i += 5000) await stack.queue.configureTenants(0, many.slice(i, i + 5000));
+  expect(await custom()).toBe(10_001);
+  const lots = await quietPassUsec(20);
+  // Every worker makes such a pass every second: before, each read all 30,000 settings (about 30 ms).
+  expect(lots).toBeLessThan(Math.max(5 * few, 20 * 1000));
+  // Changes keep the count: one loses its own settings, one gains them, one changes them.
+  await stack.queue.configureTenants(0, [
+    { tenant: 't0', weight: 1, maxRunning: null },
+    { tenant: 't1', weight: 1, maxRunning: 4 },
+    { tenant: 't3', weight: 5, maxRunning: null },
+    { tenant: 'new', weight: 1, maxRunning: null },
+  ]);
+  expect(await custom()).toBe(10_001);
+  // Counted afresh when the settings were lost, or the count was.
+  for (const k of stack.allKeys()) await stack.inspect.hdel(k.wrr, 'custom');
+  await stack.queue.configureTenants(0, []);
+  expect(await custom()).toBe(10_001);
+  for (const k of stack.allKeys()) await stack.inspect.del(k.tenantDispatch);
+  expect(await stack.queue.configureTenants(0, [{ tenant: 'b', weight: 2, maxRunning: 1 }])).toMatchObject({ complete: false });
+  expect(await custom()).toBe(1);
+});
+
 it('max_running holds across two workers while other tenants use the free slots; counts end at zero', async () => {
   await setTenant(stack.pool, 'capped', { max_running: 3 });
   const { handler, peak } = gauge(30);
