@@ -45,7 +45,7 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
 
   async runOnce(): Promise<{ loaded: number; markedQueued: number }> {
     const { pool, queue } = this.deps;
-    if (!(await queue.lock('delayed-loader', this.owner, this.opts.intervalMs * 3 + 5000))) return { loaded: 0, markedQueued: 0 };
+    if (!(await queue.lock('delayed-loader', this.owner, this.lockTtlMs))) return { loaded: 0, markedQueued: 0 };
     try {
       const loaded = await this.load();
       const markedQueued = await markDueQueued(pool, LEAD_MS, this.opts.batch);
@@ -57,6 +57,18 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
     }
   }
 
+  private get lockTtlMs(): number {
+    return this.opts.intervalMs * 3 + 5000;
+  }
+
+  /** This pass still holds the lock (renewed), and no other pass moved the mark since it was read as `seen`. */
+  private async stillLeading(seen: string[]): Promise<boolean> {
+    const { queue } = this.deps;
+    if (!(await queue.lock('delayed-loader', this.owner, this.lockTtlMs))) return false;
+    const now = (await queue.delayedMark()).seen;
+    return now.length === seen.length && now.every((v, i) => v === seen[i]);
+  }
+
   /** One pass of loading: from the mark up to half a horizon ahead, at most maxPages pages. */
   private async load(): Promise<number> {
     const { pool, queue, metrics } = this.deps;
@@ -65,6 +77,14 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
     let loaded = 0;
     for (let page = 0; page < this.opts.maxPages; page++) {
       const { tasks, until } = await scheduledDueSoon(pool, after, this.opts.horizonMs / 2, LEAD_MS, this.opts.batch);
+      // A pass that outlived its lock (a stalled read) stops: another worker's loader went on from
+      // the mark (it holds the lock, or its pass moved the mark and ended), and a task it loaded
+      // may have run and ended since this page was read, which a push now would index (and run)
+      // again. The mark stays as the other pass set it.
+      if (!(await this.stillLeading(mark.seen))) {
+        this.log.warn({ loaded }, 'another worker\'s delayed loader ran during this pass; stopping it');
+        return loaded;
+      }
       if (tasks.length > 0) {
         const pushed = await queue.enqueue(tasks.map((t) => enqueueItem(t, t.payload_json)));
         const n = pushed.filter(Boolean).length;

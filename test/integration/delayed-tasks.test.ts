@@ -10,6 +10,7 @@ import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { scheduledDueSoon } from '../../services/core/tasks/delayed-store';
+import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { DelayedLoader } from '../../services/worker/delayed-loader';
 import type { Worker } from '../../services/worker/worker';
 import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
@@ -286,3 +287,38 @@ it('an idempotent replay of a delayed request returns the same task', async () =
   const other = await post('/tasks', { type: 'stamp', delay_ms: 6000, idempotency_key: key });
   expect(other.status).toBe(409);
 });
+
+it('a loader pass that outlives its lock (another worker\'s loader took over) stops before pushing what it read: a task loaded, run and ended meanwhile is not indexed again', async () => {
+  await setUp();
+  const [id] = await scheduledAt(new Date(Date.now() + 7000), 1);
+  // This loader's read of the due tasks answers after its lock's TTL (3 intervals + 5 s) has passed.
+  let stall = true;
+  const query = async (config: unknown, values?: unknown[]) => {
+    const res = await stack.pool.query(config as never, values as never);
+    if (stall && (config as { name?: string }).name?.startsWith('delayed-due-soon')) {
+      stall = false;
+      await new Promise((r) => setTimeout(r, 5400));
+    }
+    return res;
+  };
+  const slow = new Proxy(stack.pool, { get: (target, prop, receiver) => (prop === 'query' ? query : Reflect.get(target, prop, receiver)) }) as Pool;
+  const opts = { intervalMs: 50, horizonMs: 300_000, batch: 100, maxPages: 5, countEveryMs: 60_000 };
+  const metrics = () => workerMetrics(createRegistry('worker'));
+  const a = new DelayedLoader({ pool: slow, queue: stack.queue, metrics: metrics() }, opts, silentLog);
+  const b = new DelayedLoader({ pool: stack.pool, queue: stack.queue, metrics: metrics() }, opts, silentLog);
+  const passA = a.runOnce();
+  await new Promise((r) => setTimeout(r, 5250));
+  // The other worker's loader leads now and loads the task; it comes due (moved up here) and a worker runs it.
+  expect(await b.runOnce()).toMatchObject({ loaded: 1 });
+  const keys = stack.keysOf('default');
+  await stack.inspect.zadd(keys.retries[2]!, 0, id!);
+  await stack.queue.promoteDue(10);
+  const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  expect(l!.message.id).toBe(id);
+  await recordOutcomes(stack.pool, [{ id: id!, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+  await stack.queue.finish([{ id: id!, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+  expect((await task(id!)).status).toBe('succeeded');
+  // The first pass goes on with what it read before: it must not index the finished task again.
+  await passA;
+  expect(await indexed([id!])).toBe(0);
+}, 20_000);
