@@ -6,6 +6,7 @@
 import { Pool, type PoolClient } from 'pg';
 import type { Registry } from 'prom-client';
 import { postgresConnection } from '../core/db/postgres-connection';
+import { survivesLostConnections } from '../core/db/postgres';
 import type { Logger } from '../core/observability/logger';
 import { dependencyGauge, type DependencyGauge } from '../core/observability/metrics';
 import { runChecks } from '../core/observability/metrics-server';
@@ -49,6 +50,7 @@ export function apiReadiness(o: ReadinessOptions): ReadinessCheck {
 export function createReadinessPool(url: string, timeoutMs: number, log?: Logger): Pool {
   const pool = new Pool({ ...postgresConnection(url), max: 1, application_name: 'task-scheduler-api-readiness', connectionTimeoutMillis: timeoutMs });
   pool.on('error', (err) => log?.warn({ err }, 'idle readiness connection failed'));
+  survivesLostConnections(pool);
   return pool;
 }
 

@@ -23,5 +23,18 @@ export function createPgPool(url: string, max: number, name: string, log?: Logge
     },
   });
   pool.on('error', (err) => log?.warn({ err }, 'idle postgres client failed'));
+  survivesLostConnections(pool);
   return pool;
+}
+
+/**
+ * pg reports a connection Postgres ended (a restart, a failover, pg_terminate_backend) as an
+ * `error` event on its client, and a pool listens only while the client is idle: one checked out
+ * (a transaction, the stats refresher's ANALYZE, a readiness ping) had no listener, and the event
+ * killed the process. The caller learns of the loss from its statement (or its next one: "not
+ * queryable"), and the pool drops the connection when it comes back; idle ones the pool's own
+ * `error` event reports.
+ */
+export function survivesLostConnections(pool: Pool): void {
+  pool.on('connect', (client) => client.on('error', () => undefined));
 }
