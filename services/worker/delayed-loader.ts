@@ -64,7 +64,7 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
   /** This pass still holds the lock (renewed), and no other pass moved the mark since it was read as `seen`. */
   private async stillLeading(seen: string[]): Promise<boolean> {
     const { queue } = this.deps;
-    if (!(await queue.lock('delayed-loader', this.owner, this.lockTtlMs))) return false;
+    if (!(await queue.lock('delayed-loader', this.owner, this.lockTtlMs, { renewOnly: true }))) return false;
     const now = (await queue.delayedMark()).seen;
     return now.length === seen.length && now.every((v, i) => v === seen[i]);
   }

@@ -91,16 +91,17 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   }
 
   /**
-   * Renews the lock; false once another worker holds it. A pass can outlive the lock's TTL (a
-   * rebuild of a large backlog, a stalled read): another worker's reconciler then walks the same
-   * tasks, and a push of what this one read before could put back a task that ran and ended in
-   * between (Redis had forgotten it, so enqueue took it as new). Checked before every page and
-   * every push, so a pass that lost the lock stops within one round trip of finding out.
+   * Renews the lock; false once it lapsed (whether or not another worker holds it now). A pass can
+   * outlive the lock's TTL (a rebuild of a large backlog, a stalled read): another worker's
+   * reconciler then walks the same tasks, and a push of what this one read before could put back
+   * a task that ran and ended in between (Redis had forgotten it, so enqueue took it as new).
+   * Checked before every page and every push, so a pass that lost the lock stops within one round
+   * trip of finding out.
    */
   private async stillLeading(): Promise<boolean> {
-    if (!this.lost && !(await this.deps.queue.lock('reconciler', this.owner, this.lockTtlMs))) {
+    if (!this.lost && !(await this.deps.queue.lock('reconciler', this.owner, this.lockTtlMs, { renewOnly: true }))) {
       this.lost = true;
-      this.log.warn('reconciler lock taken by another worker during a pass; stopping the pass');
+      this.log.warn('reconciler lock lapsed during a pass (another worker may have led meanwhile); stopping the pass');
     }
     return !this.lost;
   }

@@ -146,7 +146,10 @@ it('runs as one copy at a time', async () => {
   expect((await b.runOnce()).leader).toBe(true);
 });
 
-it('a pass that outlives its lock (another worker took over) stops before pushing what it read: a task that ran and ended meanwhile is not queued again', async () => {
+it.each([
+  ['still leads', false],
+  ['has stopped and given the lock back', true],
+])('a pass that outlives its lock stops before pushing what it read (the worker that took over %s): a task that ran and ended meanwhile is not queued again', async (_, otherStops) => {
   const id = await storedOnly();
   // This worker's payload read answers only after the lock's TTL (3 intervals + 1 s) has passed.
   let stall = true;
@@ -175,6 +178,7 @@ it('a pass that outlives its lock (another worker took over) stops before pushin
   await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
   await stack.queue.finish([{ id, token: l!.token, priority: 'high', outcome: 'succeeded', settleAttempts: 1 }]);
   expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
+  if (otherStops) await b.stop();
   // The first pass goes on with what it read before: it must not push the finished task again.
   await passA;
   expect(await stack.queue.lease({ max: 10, visibilityMs: 60000, owner: 'w2' })).toEqual([]);

@@ -10,7 +10,7 @@ import type Redis from 'ioredis';
 import { Priority } from '../tasks/priority';
 import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
-import type { CancelOptions, CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark, DueMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantOverview, TenantStats, DelayedMark, DueMark, LockOptions } from './queue';
 import { RedisQueue, RedisQueueOptions, tokenPartition } from './redis-queue';
 
 export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partition'> {
@@ -287,8 +287,8 @@ export class PartitionedQueue implements TaskQueue {
     return set.every(Boolean);
   }
 
-  lock(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    return this.control.lock(name, owner, ttlMs);
+  lock(name: string, owner: string, ttlMs: number, opts?: LockOptions): Promise<boolean> {
+    return this.control.lock(name, owner, ttlMs, opts);
   }
 
   unlock(name: string, owner: string): Promise<void> {

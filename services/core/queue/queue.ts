@@ -238,6 +238,14 @@ export interface DelayedMark {
   seen: string[];
 }
 
+export interface LockOptions {
+  /**
+   * Only renew a lock the owner still holds: a pass that checks it mid-way stops if it lapsed,
+   * since another copy may have led (and ended) meanwhile.
+   */
+  renewOnly?: boolean;
+}
+
 export interface TaskQueue {
   /** Indexes tasks as ready; returns, per item, whether it was newly pushed (false = already indexed). */
   enqueue(items: EnqueueItem[]): Promise<boolean[]>;
@@ -326,7 +334,8 @@ export interface TaskQueue {
   delayedMark(): Promise<DelayedMark>;
   /** Moves the mark to `at` where it still holds what delayedMark() saw; false if any had changed (lost, or moved by another loader). */
   setDelayedMark(seen: string[], at: DueMark): Promise<boolean>;
-  lock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Takes or renews the named lock for `owner` (with `renewOnly`, only renews it); true while `owner` holds it. */
+  lock(name: string, owner: string, ttlMs: number, opts?: LockOptions): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import type { RetryPolicy } from '../tasks/backoff';
 import { PRIORITIES, Priority, priorityIndex } from '../tasks/priority';
 import { queueKeys, QueueKeys } from './keys';
-import type { CancelOptions, CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark, DueMark } from './queue';
+import type { CancelOptions, CancelState, Doorbell, EnqueueItem, TenantOverview, Finished, FinishItem, Held, IndexEntry, Lease, LeaseBatch, LeaseOptions, Promoted, QueueMessage, QueueStats, Reaped, Released, SettleItem, Sweep, TaskQueue, TaskRef, TenantDispatch, TenantStats, DelayedMark, DueMark, LockOptions } from './queue';
 
 export type Strategy = 'weighted' | 'strict';
 
@@ -464,8 +464,8 @@ export class RedisQueue implements TaskQueue {
   }
 
   /** Takes or renews the named lock for `owner`; true while `owner` holds it. */
-  async lock(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await this.run.lock([this.keys.lock(name)], [owner, ttlMs])) === 1;
+  async lock(name: string, owner: string, ttlMs: number, opts: LockOptions = {}): Promise<boolean> {
+    return (await this.run.lock([this.keys.lock(name)], [owner, ttlMs, opts.renewOnly ? 1 : 0])) === 1;
   }
 
   async unlock(name: string, owner: string): Promise<void> {
