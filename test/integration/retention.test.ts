@@ -270,6 +270,31 @@ it('a dead task that went through a worker leaves Redis too: its dead-letter ent
   expect(await runsOf(stack.pool, id)).toEqual([]);
 });
 
+it('purging dead tasks behind dead-letter entries that retention keeps reads the list once, not once per task', async () => {
+  // Entries retention keeps (a live idempotency key, a workflow not due) can sit at the head of a
+  // dead-letter list, or ones a failed purge left behind: every deleted task behind them was
+  // searched for from the head, one full scan each (1,000 behind 50,000: about a second of Redis).
+  const k = stack.queue.keys;
+  const list = k.deadLetters[2]!;
+  const kept = Array.from({ length: 50_000 }, (_, i) => `kept-${i}`);
+  for (let i = 0; i < kept.length; i += 10_000) await stack.inspect.rpush(list, ...kept.slice(i, i + 10_000));
+  const gone = Array.from({ length: 1000 }, (_, i) => `gone-${i}`);
+  await stack.inspect.rpush(list, ...gone.slice(0, 500), 'kept-tail', ...gone.slice(500));
+  for (const id of [...gone, 'leased', 'elsewhere']) await stack.inspect.hset(k.meta, id, '2:1:default');
+  await stack.inspect.hset(k.messages, ...gone.flatMap((id) => [id, '{}']));
+  // One a lease holds, and one in no dead-letter list, are left alone.
+  await stack.inspect.rpush(list, 'leased');
+  await stack.inspect.zadd(k.processing, Date.now() + 60_000, 'leased');
+  // Redis's own time in scripts (EVAL, EVALSHA), in µs.
+  const usec = async () => [...(await stack.inspect.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=\d+,usec=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+  const before = await usec();
+  expect(await stack.queue.purge([...gone, 'leased', 'elsewhere', 'unknown'].map((id) => ({ id, tenant: 'default' })))).toBe(1000);
+  expect((await usec()) - before).toBeLessThan(250_000);
+  expect(await stack.inspect.lrange(list, 0, -1)).toEqual([...kept, 'kept-tail', 'leased']);
+  expect(await stack.inspect.hmget(k.meta, 'gone-0', 'gone-999', 'leased', 'elsewhere')).toEqual([null, null, '2:1:default', '2:1:default']);
+  expect(await stack.inspect.hexists(k.messages, 'gone-500')).toBe(0);
+}, 60_000);
+
 it('the running worker sweeps on its own (RETENTION_* settings)', async () => {
   const ids = await made('succeeded', 2 * 3_600_000, 3);
   const young = await made('succeeded', 10 * 60_000);
