@@ -8,7 +8,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { FinishItem, Reaped, SettleItem, TaskQueue } from '../core/queue/queue';
+import type { Reaped, SettleItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { recordExpired, TaskState, taskStates } from '../core/tasks/attempt-store';
 import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
@@ -97,15 +97,16 @@ export class Reaper extends PeriodicService<ReapResult> {
     if (items.length === 0) return;
     const pg = await taskStates(this.deps.pool, items.map((r) => r.id));
     const settle: SettleItem[] = [];
-    // No longer in Postgres: a lease still held ends (else every pass would take it again), and Redis forgets the task.
-    const gone: FinishItem[] = [];
     for (const r of items) {
       const t = pg.get(r.id);
-      if (!t) gone.push({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: 'succeeded', settleAttempts: 0 });
+      // No longer in Postgres (deleted by hand, or by retention behind a long lease): Redis forgets
+      // it, ending a lease still held (dead or held; else every pass would take it again), and
+      // taking it off the ready list reap.lua put one with attempts left on (ending only the
+      // lease, as before, left that one to run again, a lease at a time, until out of attempts).
+      if (!t) settle.push({ id: r.id, tenant: r.tenant, priority: r.priority, state: 'succeeded', attempts: 0, token: r.expiredToken });
       else settle.push({ id: r.id, tenant: t.tenant, priority: r.priority, ...placement(t), attempts: t.attempts, token: r.expiredToken });
     }
     await this.deps.queue.settle(settle);
-    await this.deps.queue.finish(gone);
   }
 }
 

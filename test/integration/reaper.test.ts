@@ -205,3 +205,18 @@ it('a task cancelled while it ran, whose worker died, ends cancelled and is coun
   expect(await total(metrics.dead)).toBe(0);
   expect(await total(metrics.cancelledRuns)).toBe(1);
 });
+
+it('a reclaimed lease of a task no longer in Postgres (deleted by hand, or by retention behind a long lease) is forgotten, not queued to run again', async () => {
+  const deps = { pool: stack.pool, queue: stack.queue, log: silentLog };
+  const plain = await submitTask({ ...deps, idempotencyTtlMs: 60_000 }, { type: 'noop', priority: 'high', payload: {}, maxRetries: 2, tenant: 'default', idempotencyKey: null, canonical: '' });
+  if (plain.kind === 'conflict') throw new Error('unexpected conflict');
+  const id = plain.task.id;
+  await stack.queue.lease({ max: 1, visibilityMs: 50, owner: 'gone' });
+  await stack.pool.query('DELETE FROM tasks WHERE id = $1', [id]);
+  await sleep(100);
+  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')), typeLabel: (t) => t }, 100, 60_000, silentLog, 50);
+  expect(await reaper.runOnce()).toMatchObject({ reaped: 1 });
+  expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w' })).toEqual([]);
+  expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([null]);
+  expect(await stack.queue.stats()).toMatchObject({ ready: { high: 0 }, processing: 0 });
+});

@@ -79,6 +79,7 @@ export interface Reaped {
   destination: 'queued' | 'dead' | 'held';
   priority: Priority;
   type: string;
+  tenant: string;
 }
 
 /** An attempt's outcome as Postgres recorded it, for ending its lease in Redis. */

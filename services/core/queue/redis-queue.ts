@@ -267,7 +267,7 @@ export class RedisQueue implements TaskQueue {
       [limit, holdMs],
     )) as (string | number)[];
     const out: Reaped[] = [];
-    for (let i = 0; i < res.length; i += 6) {
+    for (let i = 0; i < res.length; i += 7) {
       out.push({
         id: String(res[i]),
         expiredToken: String(res[i + 1]),
@@ -275,6 +275,7 @@ export class RedisQueue implements TaskQueue {
         destination: res[i + 3] === 'dead' ? 'dead' : res[i + 3] === 'held' ? 'held' : 'queued',
         priority: PRIORITIES[Number(res[i + 4])] ?? 'default',
         type: (JSON.parse(String(res[i + 5])) as Partial<WireMessage>).type ?? 'unknown',
+        tenant: String(res[i + 6]),
       });
     }
     return out;

@@ -11,7 +11,7 @@
 -- KEYS: processing (1), meta (2), attempts (3), tokens (4), ready_at (5), dlq:critical..dlq:low (6-9),
 --       msg (10), doorbell (11), tenant block (12-27), tombstones (28)
 -- ARGV: limit, holdMs
--- Returns: flat groups of 6: id, token, attempt, destination ('queued'|'dead'|'held'), priorityIndex, messageJson
+-- Returns: flat groups of 7: id, token, attempt, destination ('queued'|'dead'|'held'), priorityIndex, messageJson, tenant
 -- @include doorbell
 -- @include bulk
 -- @include tenants
@@ -67,6 +67,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = dest
     out[#out + 1] = p
     out[#out + 1] = message
+    out[#out + 1] = tenant
   else
     -- Its tenant is unknown: the sweep's recount of running attempts corrects the count.
     redis.call('ZREM', KEYS[1], id)
