@@ -12,7 +12,7 @@ import type { RetentionPolicy } from '../../services/core/retention/retention-st
 import { submitTasks } from '../../services/core/tasks/submit';
 import { RetentionOptions, RetentionSweeper } from '../../services/worker/retention';
 import type { Worker } from '../../services/worker/worker';
-import { createStack, runsOf, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+import { createStack, runsOf, scriptUsec, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
 
 const DAY = 86_400_000;
 const DEFAULTS: RetentionPolicy = { succeeded: 7 * DAY, dead: 30 * DAY, cancelled: 30 * DAY };
@@ -285,11 +285,9 @@ it('purging dead tasks behind dead-letter entries that retention keeps reads the
   // One a lease holds, and one in no dead-letter list, are left alone.
   await stack.inspect.rpush(list, 'leased');
   await stack.inspect.zadd(k.processing, Date.now() + 60_000, 'leased');
-  // Redis's own time in scripts (EVAL, EVALSHA), in µs.
-  const usec = async () => [...(await stack.inspect.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=\d+,usec=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
-  const before = await usec();
+  const before = await scriptUsec(stack);
   expect(await stack.queue.purge([...gone, 'leased', 'elsewhere', 'unknown'].map((id) => ({ id, tenant: 'default' })))).toBe(1000);
-  expect((await usec()) - before).toBeLessThan(250_000);
+  expect((await scriptUsec(stack)) - before).toBeLessThan(250_000);
   expect(await stack.inspect.lrange(list, 0, -1)).toEqual([...kept, 'kept-tail', 'leased']);
   expect(await stack.inspect.hmget(k.meta, 'gone-0', 'gone-999', 'leased', 'elsewhere')).toEqual([null, null, '2:1:default', '2:1:default']);
   expect(await stack.inspect.hexists(k.messages, 'gone-500')).toBe(0);

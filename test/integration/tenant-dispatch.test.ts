@@ -9,7 +9,7 @@ import { TenantSync } from '../../services/worker/tenant-sync';
 import type { Handler } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import type { QueueKeys } from '../../services/core/queue/keys';
-import { Stack, createStack, silentLog, startWorker, waitFor } from '../support/stack';
+import { Stack, createStack, scriptUsec, silentLog, startWorker, waitFor } from '../support/stack';
 
 let stack: Stack;
 let workers: Worker[] = [];
@@ -73,10 +73,9 @@ it('a sync pass costs Redis what it sends, not a read of every tenant\'s setting
   const custom = async () => (await Promise.all(stack.allKeys().map((k) => stack.inspect.hget(k.wrr, 'custom')))).reduce((a, n) => a + Number(n), 0);
   /** Redis's own time in scripts (EVALSHA) per call of `calls` passes with nothing to change, in µs. */
   async function quietPassUsec(calls: number): Promise<number> {
-    const usec = async () => [...(await stack.inspect.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=\d+,usec=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
-    const before = await usec();
+    const before = await scriptUsec(stack);
     for (let i = 0; i < calls; i++) await stack.queue.configureTenants(0, []);
-    return (await usec()) - before;
+    return (await scriptUsec(stack)) - before;
   }
   await stack.queue.configureTenants(0, [{ tenant: 'a', weight: 3, maxRunning: null }]);
   const few = await quietPassUsec(20);

@@ -134,3 +134,14 @@ export async function runsOf(pool: Pool, id: string): Promise<{ attempt: number;
   const { rows } = await pool.query('SELECT attempt, outcome, error, lease_token FROM task_runs WHERE task_id = $1 ORDER BY attempt, started_at, finished_at', [id]);
   return rows;
 }
+
+/**
+ * Redis's own time in scripts (EVAL, EVALSHA) so far, in µs, over every master (INFO commandstats):
+ * what a script costs Redis, apart from the test's clock and the network.
+ */
+export async function scriptUsec(stack: Stack): Promise<number> {
+  const inspect = stack.inspect as unknown as { nodes?: (role: 'master') => Redis[] };
+  const nodes = clusterMode() && inspect.nodes ? inspect.nodes('master') : [stack.inspect];
+  const infos = await Promise.all(nodes.map((n) => n.info('commandstats')));
+  return infos.flatMap((i) => [...i.matchAll(/cmdstat_eval(?:sha)?:calls=\d+,usec=(\d+)/g)]).reduce((a, m) => a + Number(m[1]), 0);
+}
