@@ -43,7 +43,10 @@ export class TenantSync extends PeriodicService<{ sent: number; changed: number 
     let rows = await this.read(this.since);
     let res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
     if (!res.complete && this.since !== null) {
-      // Redis lost the settings (restarted, flushed): every row again, now.
+      // Redis lost the settings (restarted, flushed): every row again, now. Forgotten first: the
+      // call above made Redis look complete again, so should this resend fail, only `since` being
+      // null makes the next pass send every row (else the rows not changed lately stay lost).
+      this.since = null;
       rows = await this.read(null);
       res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
     }

@@ -69,6 +69,39 @@ it('tenant settings reach Redis from Postgres, changes within a pass, all of the
   expect(await settings()).toEqual({ '*': '7', acme: '5:-1', beta: '1:0', default: '1:-1' });
 });
 
+it('after Redis lost the settings, a pass whose resend of every row fails leaves the resend to the next pass', async () => {
+  await setTenant(stack.pool, 'acme', { max_running: 2, weight: 5 });
+  const settings = () => hashOverPartitions((k) => k.tenantDispatch);
+  await new TenantSync({ pool: stack.pool, queue: stack.queue }, 0, 1000, silentLog).runOnce();
+  await setTenant(stack.pool, 'gamma', { weight: 2 });
+  // The rows were written long ago: a pass reads only those changed since the newest it sent (with
+  // 5 s of overlap), here gamma's.
+  await stack.pool.query(`UPDATE tenants SET updated_at = now() - CASE name WHEN 'gamma' THEN interval '1 hour' ELSE interval '2 hours' END`);
+  let failNext = false;
+  const flaky = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? (config: { values?: unknown[] }, ...rest: unknown[]) => {
+            // The read of every row (no `since`) fails once: Postgres went away for a moment.
+            if (failNext && config.values?.[0] === null) {
+              failNext = false;
+              return Promise.reject(new Error('Connection terminated unexpectedly'));
+            }
+            return (target.query as (...a: unknown[]) => Promise<unknown>)(config, ...rest);
+          }
+        : Reflect.get(target, prop, receiver),
+  }) as typeof stack.pool;
+  const sync = new TenantSync({ pool: flaky, queue: stack.queue }, 0, 1000, silentLog);
+  await sync.runOnce();
+  await setTenant(stack.pool, 'beta', { weight: 3 });
+  for (const k of stack.allKeys()) await stack.inspect.del(k.tenantDispatch);
+  failNext = true;
+  await expect(sync.runOnce()).rejects.toThrow('Connection terminated unexpectedly');
+  // Postgres is back: the next pass sends every row, acme's too.
+  await sync.runOnce();
+  expect(await settings()).toMatchObject({ acme: '5:2', beta: '3:-1', gamma: '2:-1' });
+});
+
 it('a sync pass costs Redis what it sends, not a read of every tenant\'s settings; the count of tenants with settings of their own stays exact', async () => {
   const custom = async () => (await Promise.all(stack.allKeys().map((k) => stack.inspect.hget(k.wrr, 'custom')))).reduce((a, n) => a + Number(n), 0);
   /** Redis's own time in scripts (EVALSHA) per call of `calls` passes with nothing to change, in µs. */
