@@ -126,9 +126,11 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   /** Checks one page of unfinished tasks: whether more follow, and how many it checked (those untouched for the grace period). */
   private async reconcilePage(result: ReconcileResult): Promise<{ next: boolean; settled: number }> {
     const { settled, next } = await unfinishedTasks(this.deps.pool, this.opts.graceMs, this.opts.batchSize, this.cursor);
-    this.cursor = next;
     result.checked += settled.length;
     await this.repair(settled, result);
+    // Moved on only once the page is repaired: a page whose repair failed (Redis or Postgres away
+    // for a moment) is walked again next pass, not after the walk has gone round the whole backlog.
+    this.cursor = next;
     return { next: next !== null, settled: settled.length };
   }
 

@@ -61,6 +61,21 @@ it('a fresh backlog is walked a few pages a pass, not read whole every interval;
   expect((await stack.queue.lease({ max: 10, visibilityMs: 1000 })).map((l) => l.message.id)).toEqual([lost]);
 });
 
+it('a page whose repair failed (Redis away for a moment) is walked again by the next pass, not left for the walk to come round', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 150; i++) ids.push(await storedOnly());
+  const r = reconciler(100);
+  const enqueue = stack.queue.enqueue.bind(stack.queue);
+  const spy = jest.spyOn(stack.queue, 'enqueue').mockImplementationOnce(async () => {
+    throw new Error('Connection is closed.');
+  });
+  await expect(r.runOnce()).rejects.toThrow('Connection is closed.');
+  spy.mockImplementation(enqueue);
+  expect(await r.runOnce()).toMatchObject({ requeued: 150 });
+  expect((await stack.queue.stats()).ready.high).toBe(150);
+  spy.mockRestore();
+});
+
 it('after Redis lost everything: waiting tasks are re-queued, vanished leases count as attempts', async () => {
   const r = reconciler();
   const lastChance = await storedOnly(0);
