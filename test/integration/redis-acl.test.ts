@@ -149,3 +149,26 @@ it('refuses what the services do not need: other keys, CONFIG, KEYS, FLUSHALL, s
   expect(await limited.eval("return redis.call('SET', KEYS[1], 'ok')", 1, `{${prefix}}:probe`)).toBe('OK');
   expect(aclKeyPattern(prefix)).toBe(`{${prefix}}:*`);
 });
+
+it('an ACL made before purge.lua needed LSET still lets retention forget deleted dead tasks (an LREM each)', async () => {
+  const older = `${user}-nolset`;
+  const pw = randomBytes(24).toString('hex');
+  const olderPrefix = `${prefix}-nolset`;
+  await admin.call('ACL', 'SETUSER', older, ...aclRules(olderPrefix, `>${pw}`), '-lset');
+  const conn = createRedis({ addr: testRedisAddr(), username: older, password: pw, name: 'acl-nolset', offlineQueue: true });
+  try {
+    const q = new RedisQueue(conn, { prefix: olderPrefix, strategy: 'weighted', weights });
+    const list = q.keys.deadLetters[2]!;
+    const gone = Array.from({ length: 5 }, () => randomUUID());
+    await admin.rpush(list, 'kept-0', ...gone.slice(0, 2), 'kept-1', ...gone.slice(2));
+    for (const id of [...gone, 'kept-0', 'kept-1']) await admin.hset(q.keys.meta, id, '2:1:default');
+    expect(await q.purge(gone.map((id) => ({ id, tenant: 'default' })))).toBe(5);
+    expect(await admin.lrange(list, 0, -1)).toEqual(['kept-0', 'kept-1']);
+    expect(await admin.hmget(q.keys.meta, gone[0]!, gone[4]!, 'kept-0')).toEqual([null, null, '2:1:default']);
+  } finally {
+    conn.disconnect();
+    const keys = await admin.keys(`{${olderPrefix}}:*`);
+    if (keys.length) await admin.del(...keys);
+    await admin.call('ACL', 'DELUSER', older);
+  }
+});

@@ -27,17 +27,27 @@ for i = 1, #ARGV do
     end
   end
 end
+-- An ACL from before LSET was needed refuses it (before any write of the call): the rest is then
+-- removed an LREM per id, as before, so an upgrade does not wait for the operator's new ACL.
+local lsetRefused = false
+local function forget(v)
+  for k = 2, 6 do redis.call('HDEL', KEYS[k], v) end
+end
 local n = 0
 for p = 1, 4 do
   local key, want = KEYS[6 + p], sought[p]
   local left, found, at = counts[p], 0, 0
   local len = left > 0 and redis.call('LLEN', key) or 0
-  while left > 0 and at < len do
+  while left > 0 and at < len and not lsetRefused do
     for j, v in ipairs(redis.call('LRANGE', key, at, at + CHUNK - 1)) do
       if want[v] then
+        local set = redis.pcall('LSET', key, at + j - 1, PLACEHOLDER)
+        if type(set) == 'table' and set.err then
+          lsetRefused = true
+          break
+        end
         want[v] = nil
-        redis.call('LSET', key, at + j - 1, PLACEHOLDER)
-        for k = 2, 6 do redis.call('HDEL', KEYS[k], v) end
+        forget(v)
         found = found + 1
         left = left - 1
       end
@@ -45,6 +55,14 @@ for p = 1, 4 do
     at = at + CHUNK
   end
   if found > 0 then redis.call('LREM', key, found, PLACEHOLDER) end
+  if lsetRefused then
+    for v in pairs(want) do
+      if redis.call('LREM', key, 1, v) > 0 then
+        forget(v)
+        found = found + 1
+      end
+    end
+  end
   n = n + found
 end
 return n
