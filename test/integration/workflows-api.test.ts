@@ -252,6 +252,22 @@ it('cancels a running workflow (200; again: 200, nothing more), not one that end
   expect((await call('POST', '/workflows/not-an-id/cancel')).status).toBe(400);
 });
 
+it('counts the steps a workflow cancel ends in tasks_cancelled_total, as a task cancel counts its task, once', async () => {
+  const cancelledTotal = async (how: string) => {
+    const m = (await api.registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_cancelled_total');
+    return (m?.values ?? []).filter((v) => v.labels.how === how).reduce((n, v) => n + v.value, 0);
+  };
+  const before = await cancelledTotal('waiting');
+  const id = (await call('POST', '/workflows', diamond('counted-cancel'))).body.workflow.id;
+  expect((await call('POST', `/workflows/${id}/cancel`)).body).toMatchObject({ cancelled: 4, cancelling: 0 });
+  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
+  expect(rows[0].n).toBe(4);
+  expect((await cancelledTotal('waiting')) - before).toBe(4);
+  // Cancelling it again changes nothing, and counts nothing.
+  await call('POST', `/workflows/${id}/cancel`);
+  expect((await cancelledTotal('waiting')) - before).toBe(4);
+});
+
 it("keeps tenants apart: another tenant's workflow is a 404 to read or cancel, and never listed", async () => {
   const theirs = await call('POST', '/workflows?tenant=gamma', diamond('theirs'));
   expect(theirs.status).toBe(201);

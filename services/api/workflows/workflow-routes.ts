@@ -23,7 +23,7 @@ export interface WorkflowRouteDeps {
   pool: Pool;
   queue: TaskQueue;
   log: Logger;
-  metrics: Pick<ApiMetrics, 'workflowsStarted' | 'enqueued'>;
+  metrics: Pick<ApiMetrics, 'workflowsStarted' | 'enqueued' | 'cancelled'>;
   defaultMaxRetries: number;
   /** LIST_SCAN_ROWS: workflows one GET /workflows page reads at most. */
   listScanRows?: number;
@@ -104,6 +104,10 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
         }
         throw new ProblemError(409, 'Conflict with the workflow status', `workflow ${id} is ${outcome.workflow.status} already; only a running workflow can be cancelled`, [{ field: 'status', message: `is ${outcome.workflow.status}` }]);
       case 'cancelled':
+        // Its steps are tasks an operator cancelled, counted as POST /tasks/{id}/cancel counts one
+        // (else tasks_cancelled_running_total outgrew tasks_cancelled_total{how="running"}).
+        deps.metrics.cancelled.inc({ how: 'waiting' }, outcome.cancelled);
+        deps.metrics.cancelled.inc({ how: 'running' }, outcome.cancelling);
         res.json({ workflow: workflowToJson(outcome.workflow), cancelled: outcome.cancelled, cancelling: outcome.cancelling });
     }
   });
