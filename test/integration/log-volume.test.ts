@@ -1,0 +1,52 @@
+/**
+ * Logs stay quiet under load whatever fails: while Redis is away the API goes on accepting tasks
+ * into Postgres (the reconciler queues them later), and says so in a bounded number of lines, not
+ * one per request.
+ */
+import { createApp } from '../../services/api/app';
+import { startServer } from '../../services/api/server';
+import { createRedis } from '../../services/core/db/redis';
+import { createLogger } from '../../services/core/observability/logger';
+import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
+import { RedisQueue } from '../../services/core/queue/redis-queue';
+import { freePort } from '../support/processes';
+import { createStack, Stack } from '../support/stack';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await createStack();
+});
+afterAll(async () => {
+  await stack.close();
+});
+
+it('while Redis is away, 200 accepted tasks log their failed push a few times, with how many were left to the reconciler', async () => {
+  const redis = createRedis({ addr: `127.0.0.1:${await freePort()}`, name: 'log-volume-dead', offlineQueue: false });
+  redis.on('error', () => undefined);
+  redis.disconnect();
+  const queue = new RedisQueue(redis, { prefix: 'log-volume', strategy: stack.cfg.QUEUE_STRATEGY, weights: stack.cfg.QUEUE_WEIGHTS });
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger('api', 'info', { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const app = createApp({ pool: stack.pool, queue, log, metrics: apiMetrics(createRegistry('api')), maxBodyBytes: 1 << 20, defaultMaxRetries: 3, idempotencyTtlMs: 60_000 });
+  const server = await startServer(app, '127.0.0.1:0');
+  try {
+    const url = `http://127.0.0.1:${server.address.port}`;
+    // One client after another: each request is its own batch, the worst case for a line per push.
+    for (let i = 0; i < 200; i++) {
+      const res = await fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop' }) });
+      expect(res.status).toBe(201);
+    }
+    await app.settled();
+    const { rows } = await stack.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE status = 'queued'");
+    expect(rows[0]!.n).toBe(200);
+    const pushes = lines.filter((l) => String(l.msg).includes('not queued in Redis'));
+    // The first failure is told at once, with task ids; the rest are summed up, not repeated.
+    expect(pushes.length).toBeGreaterThanOrEqual(1);
+    expect(pushes.length).toBeLessThanOrEqual(3);
+    expect(pushes[0]).toMatchObject({ level: 'error', count: 1 });
+    expect(pushes[0]!.taskIds).toHaveLength(1);
+    expect(lines.length).toBeLessThanOrEqual(5);
+  } finally {
+    await server.stop();
+  }
+});
