@@ -21,7 +21,7 @@ export function createRegistry(service: string): Registry {
 
 export type ApiMetrics = ReturnType<typeof apiMetrics>;
 export function apiMetrics(registry: Registry) {
-  return {
+  const m = {
     enqueued: new Counter({ name: 'tasks_enqueued_total', help: 'Tasks accepted and queued (idempotent replays not counted).', registers: [registry] }),
     rateLimited: new Counter({
       name: 'tasks_rate_limited_total',
@@ -68,6 +68,13 @@ export function apiMetrics(registry: Registry) {
       registers: [registry],
     }),
   };
+  // Known label values start at 0 (as initCounters does for the worker's): a series that first
+  // appears at its first event's value hides that event from rate() and increase(). Per-tenant
+  // counters cannot, their label values being unknown until then.
+  for (const reason of ['missing', 'malformed', 'unknown', 'revoked_or_expired']) m.authFailures.inc({ reason }, 0);
+  for (const how of ['waiting', 'running']) m.cancelled.inc({ how }, 0);
+  for (const from of ['dead', 'cancelled']) m.redriven.inc({ from }, 0);
+  return m;
 }
 
 export type WorkerMetrics = ReturnType<typeof workerMetrics>;
