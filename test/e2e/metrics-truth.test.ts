@@ -183,6 +183,8 @@ it('after a mixed run, a worker SIGKILLed and Redis losing its data, the counter
   // The workflow counter is claimed from Postgres once a second.
   await waitFor(async () => sum([await scrape(w3.url)], 'workflows_finished_total') + sum(workerScrapes, 'workflows_finished_total') === (await count('SELECT count(*) FROM workflows WHERE finished_at IS NOT NULL')), 10_000, 'the finished workflows to be counted');
   workerScrapes.push(await scrape(w3.url));
+  // Work due later in Postgres (a delayed task an hour away), so the api exports when it is due.
+  await post({ type: 'noop', delay_ms: 3_600_000 });
   apiScrape = await scrape(apiMetricsUrl);
   await w3.child.stop('SIGTERM', 10_000);
 

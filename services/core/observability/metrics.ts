@@ -311,6 +311,29 @@ export function evictionPolicyGauge(registry: Registry, read: () => Promise<stri
   });
 }
 
+/**
+ * `work_next_due_seconds{kind}`: seconds until the next cron tick (`schedule`) or delayed task in
+ * Postgres (`delayed`) is due, negative when overdue, absent when there is none (see
+ * schedules/due-work.ts). Read from Postgres at scrape time (cached for `sampleMs`); exported by
+ * the API, which runs at zero workers, so aggregate with min by (kind).
+ */
+export function dueWorkGauge(registry: Registry, read: () => Promise<{ schedule: number | null; delayed: number | null }>, sampleMs: number): void {
+  const current = sampled(read, sampleMs);
+  new Gauge({
+    name: 'work_next_due_seconds',
+    help: 'Seconds until the next tick of an unpaused cron schedule (kind="schedule") or the next delayed task waiting in Postgres (kind="delayed") is due; negative when overdue, absent when there is none. Only workers start them: at zero workers the autoscaler wakes one for them.',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      const due = await current();
+      if (!due) return;
+      this.reset();
+      if (due.schedule !== null) this.set({ kind: 'schedule' }, due.schedule);
+      if (due.delayed !== null) this.set({ kind: 'delayed' }, due.delayed);
+    },
+  });
+}
+
 export type DependencyGauge = Gauge<'dependency'>;
 
 /**
