@@ -39,7 +39,9 @@ export class Reaper extends PeriodicService<ReapResult> {
       reaped.map((r) => ({ id: r.id, token: r.expiredToken, attempt: r.attempt, dead: r.destination === 'dead' })),
     );
     const counted = reaped.filter((r) => applied.has(r.id));
-    const dead = counted.filter((r) => r.destination === 'dead').length;
+    // Dead as Postgres has it: a last attempt whose task an operator cancelled while it ran ends cancelled.
+    const endedDead = (r: Reaped) => applied.get(r.id) === 'dead';
+    const dead = counted.filter(endedDead).length;
     // A lost attempt is a failure: a step that lost one stops its workflow where the policy says so.
     // Steps with attempts left are still held, so one whose workflow stopped meanwhile is stopped
     // before a worker can start it again (the sweep repairs a miss).
@@ -52,9 +54,10 @@ export class Reaper extends PeriodicService<ReapResult> {
         : await stopHoldingLeases({ ...this.deps, log: this.log }, steps, new Map(held.map((r) => [r.id, r.expiredToken])), Math.min(this.intervalMs, this.holdMs));
     // Out of attempts (or stopped): ended only now that Postgres has the lost attempt. A reaper that
     // dies before this leaves them leased until holdMs passes, and the next pass takes them again.
+    // One Postgres ended cancelled is forgotten, as a cancelled run's (not dead-lettered).
     const ending = reaped.filter((r) => (r.destination === 'dead' && applied.has(r.id)) || stopped?.has(r.id));
     await this.deps.queue.finish(
-      ending.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: r.destination === 'dead' ? ('dead' as const) : ('succeeded' as const), settleAttempts: 0 })),
+      ending.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, outcome: r.destination === 'dead' && endedDead(r) ? ('dead' as const) : ('succeeded' as const), settleAttempts: 0 })),
     );
     // Queued again (the lost attempt counted) only where Postgres took that attempt just now, so the
     // step waits there, and its workflow did not stop.
@@ -68,7 +71,7 @@ export class Reaper extends PeriodicService<ReapResult> {
     for (const r of counted) {
       const labels = { type: this.deps.typeLabel(r.type), priority: r.priority };
       m.failed.inc(labels);
-      if (r.destination === 'dead') m.dead.inc(labels);
+      if (endedDead(r)) m.dead.inc(labels);
     }
     this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
     return { reaped: reaped.length, requeued: counted.filter((r) => r.destination === 'queued' || requeue.includes(r)).length, dead };

@@ -139,7 +139,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
       'lease vanished from Redis',
     );
     result.vanishedLeases += expired.size;
-    this.countLost(running.filter((t) => expired.has(t.id)).map((t) => ({ task: t, dead: t.attempts >= maxAttempts(t.max_retries, t.retry_base) })));
+    this.countLost(running.filter((t) => expired.has(t.id)).map((t) => ({ task: t, dead: expired.get(t.id) === 'dead' })));
     // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone.
     const toIndex = missing.filter((t) => (t.status === 'running' ? expired.has(t.id) && t.attempts < maxAttempts(t.max_retries, t.retry_base) : true));
     await this.requeue(toIndex, result);
@@ -183,21 +183,21 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     );
     const recorded = await recordExpired(this.deps.pool, lost, 'lease lost and its expiry never recorded');
     result.vanishedLeases += recorded.size;
-    this.countLost(dead.filter((d) => recorded.has(d.task.id)).map((d) => ({ task: d.task, dead: true })));
+    this.countLost(dead.filter((d) => recorded.has(d.task.id)).map((d) => ({ task: d.task, dead: recorded.get(d.task.id) === 'dead' })));
   }
 
   /**
    * Lost attempts this pass recorded in Postgres count as the reaper counts them: a failed attempt,
-   * and a final failure when it was the last (a cancel asked for meanwhile ends it cancelled
-   * instead). Only the fenced write that applied counts, so an attempt is counted once whoever
-   * records it; without this, the failures of a Redis loss were missing from the counters.
+   * and a final failure when Postgres ended the task dead (not when a cancel was waiting). Only
+   * the fenced write that applied counts, so an attempt is counted once whoever records it;
+   * without this, the failures of a Redis loss were missing from the counters.
    */
   private countLost(lost: { task: UnfinishedTask; dead: boolean }[]): void {
     const { metrics, typeLabel } = this.deps;
     for (const { task: t, dead } of lost) {
       const labels = { type: typeLabel ? typeLabel(t.type) : 'unknown', priority: t.priority };
       metrics.failed.inc(labels);
-      if (dead && !t.cancel_requested) metrics.dead.inc(labels);
+      if (dead) metrics.dead.inc(labels);
     }
   }
 

@@ -349,11 +349,13 @@ export interface LostAttempt {
  * Records attempts whose lease was lost (expired and reaped, or vanished with Redis data): the
  * attempt counts, its run is `expired`, the task waits again or is dead. This includes attempts
  * whose start Postgres never saw (the worker died before anything was written): Redis counted them
- * when it leased them, and they may have run.
+ * when it leased them, and they may have run. Returns the tasks it applied to, each with the
+ * status it left them in: `queued`, `dead`, or `cancelled` (an operator's cancel was waiting for
+ * the attempt), which the caller counts and tells Redis.
  */
-export async function recordExpired(pool: Pool, items: LostAttempt[], reason = 'lease expired'): Promise<Set<string>> {
-  if (items.length === 0) return new Set();
-  const { rows } = await pool.query<{ id: string }>(
+export async function recordExpired(pool: Pool, items: LostAttempt[], reason = 'lease expired'): Promise<Map<string, 'queued' | 'dead' | 'cancelled'>> {
+  if (items.length === 0) return new Map();
+  const { rows } = await pool.query<{ id: string; status: 'queued' | 'dead' | 'cancelled' }>(
     `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[]) AS i(id, token, attempt, dead)
      ), ${SUPERSEDED}, held AS (
@@ -366,17 +368,17 @@ export async function recordExpired(pool: Pool, items: LostAttempt[], reason = '
               finished_at = CASE WHEN i.dead OR t.cancel_requested_at IS NOT NULL THEN now() END, run_after = NULL, lease_token = NULL, updated_at = now()
          FROM input i
         WHERE t.id = i.id AND ${CURRENT_ATTEMPT}
-       RETURNING t.id
+       RETURNING t.id, t.status
      ), ${LOST}, runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
        SELECT i.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, COALESCE(h.updated_at, now()), now(), 'expired', $5
          FROM input i LEFT JOIN held h ON h.id = i.id
        ON CONFLICT (task_id, lease_token) DO NOTHING
      )
-     SELECT id FROM applied`,
+     SELECT id, status::text AS status FROM applied`,
     [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt), items.map((i) => i.dead), reason],
   );
-  return new Set(rows.map((r) => r.id));
+  return new Map(rows.map((r) => [r.id, r.status]));
 }
 
 /** Records attempts handed back unfinished at shutdown: they do not count. */
