@@ -268,6 +268,33 @@ it('counts the steps a workflow cancel ends in tasks_cancelled_total, as a task 
   expect((await cancelledTotal('waiting')) - before).toBe(4);
 });
 
+it('a workflow cancel that fails part way counts the steps it cancelled before the failure', async () => {
+  const id = (await call('POST', '/workflows', { name: 'half-cancelled', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a'] }] })).body.workflow.id;
+  // An api whose read of the queued and running steps fails, as a Postgres blip would, after the
+  // waiting step's cancel committed.
+  const pool = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? (config: unknown, values?: unknown[]) =>
+            typeof config === 'string' && config.includes('cancel_requested_at IS NULL ORDER BY id LIMIT')
+              ? Promise.reject(Object.assign(new Error('connection terminated'), { code: '57P01' }))
+              : target.query(config as never, values as never)
+        : Reflect.get(target, prop, receiver),
+  });
+  const registry = createRegistry('api');
+  const app = createApp({ pool, queue: stack.queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 3, idempotencyTtlMs: 60_000 });
+  const server = await startServer(app, '127.0.0.1:0');
+  try {
+    expect((await call('POST', `/workflows/${id}/cancel`, undefined, {}, `http://127.0.0.1:${server.address.port}`)).status).toBe(503);
+  } finally {
+    await server.stop();
+  }
+  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
+  expect(rows[0].n).toBe(1);
+  const counted = (await registry.getMetricsAsJSON()).find((m) => m.name === 'tasks_cancelled_total')!.values.reduce((n, v) => n + v.value, 0);
+  expect(counted).toBe(1);
+});
+
 it("keeps tenants apart: another tenant's workflow is a 404 to read or cancel, and never listed", async () => {
   const theirs = await call('POST', '/workflows?tenant=gamma', diamond('theirs'));
   expect(theirs.status).toBe(201);

@@ -92,7 +92,17 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
 
   app.post('/workflows/:id/cancel', authorized('tasks:write'), async (req, res) => {
     const id = workflowId(String(req.params.id));
-    const outcome = await cancelWorkflow(deps, tenantOf(res), id);
+    // Its steps are tasks an operator cancelled, counted as POST /tasks/{id}/cancel counts one
+    // (else tasks_cancelled_running_total outgrew tasks_cancelled_total{how="running"}); counted
+    // as they commit, so a call that fails part way counts what it cancelled.
+    const done = { cancelled: 0, cancelling: 0 };
+    let outcome;
+    try {
+      outcome = await cancelWorkflow(deps, tenantOf(res), id, done);
+    } finally {
+      deps.metrics.cancelled.inc({ how: 'waiting' }, done.cancelled);
+      deps.metrics.cancelled.inc({ how: 'running' }, done.cancelling);
+    }
     switch (outcome.kind) {
       case 'missing':
         throw missing(id);
@@ -104,10 +114,6 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
         }
         throw new ProblemError(409, 'Conflict with the workflow status', `workflow ${id} is ${outcome.workflow.status} already; only a running workflow can be cancelled`, [{ field: 'status', message: `is ${outcome.workflow.status}` }]);
       case 'cancelled':
-        // Its steps are tasks an operator cancelled, counted as POST /tasks/{id}/cancel counts one
-        // (else tasks_cancelled_running_total outgrew tasks_cancelled_total{how="running"}).
-        deps.metrics.cancelled.inc({ how: 'waiting' }, outcome.cancelled);
-        deps.metrics.cancelled.inc({ how: 'running' }, outcome.cancelling);
         res.json({ workflow: workflowToJson(outcome.workflow), cancelled: outcome.cancelled, cancelling: outcome.cancelling });
     }
   });
