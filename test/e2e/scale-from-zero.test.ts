@@ -122,3 +122,36 @@ it('a cron schedule whose tick is due wakes a worker (only workers fire ticks)',
   await new Promise((r) => setTimeout(r, 300));
   expect(await active()).not.toEqual([]);
 }, 60_000);
+
+it('a Postgres that does not answer holds no scrape: /metrics answers within READINESS_TIMEOUT_MS', async () => {
+  // Accepts connections and never answers, as a frozen Postgres or a partition would.
+  const sockets = new Set<import('node:net').Socket>();
+  const net = await import('node:net');
+  const silent = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = await freePort();
+  const hung = await spawnService('dist/services/api/main.js', {
+    POSTGRES_URL: `postgres://postgres@127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}/none`,
+    REDIS_ADDR: testRedisAddr(),
+    REDIS_KEY_PREFIX: uniqueRedisPrefix('zero-hung'),
+    API_ADDR: `127.0.0.1:${await freePort()}`,
+    METRICS_ADDR: `127.0.0.1:${port}`,
+    READINESS_TIMEOUT_MS: '500',
+  });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const t0 = Date.now();
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('dependency_up{dependency="postgres",service="api"} 0');
+      expect(Date.now() - t0).toBeLessThan(2000);
+    }
+  } finally {
+    await hung.stop('SIGTERM', 10_000);
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => silent.close(r));
+  }
+}, 60_000);
