@@ -11,7 +11,9 @@ import Redis from 'ioredis';
 import { Pool } from 'pg';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
+import { environment, find, synth } from '../k8s/helpers';
+import { ADAPTER_CONFIGMAP } from '../../cdk8s/lib/names';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
@@ -284,6 +286,11 @@ function shippedExpressions(): { where: string; expr: string }[] {
   for (const envName of ['dev', 'prod']) {
     const docs = parseAllDocuments(readFileSync(path.join(__dirname, `../../charts/manifests/${envName}.yaml`), 'utf8')).map((d) => d.toJS() as any); // eslint-disable-line @typescript-eslint/no-explicit-any
     for (const so of docs.filter((d) => d?.kind === 'ScaledObject')) for (const t of so.spec.triggers) list.push({ where: `${envName} ScaledObject ${t.name}`, expr: t.metadata.query });
+    // The `hpa` kind's prometheus-adapter rules, with the matchers the adapter fills in.
+    const adapter = find(synth(environment(envName as 'dev' | 'prod', 'hpa')), 'ConfigMap', ADAPTER_CONFIGMAP);
+    for (const r of (parse(adapter.data['config.yaml']) as { externalRules: { name: { as: string }; metricsQuery: string }[] }).externalRules) {
+      list.push({ where: `${envName} prometheus-adapter ${r.name.as}`, expr: r.metricsQuery.replaceAll('<<.LabelMatchers>>', 'namespace="task-scheduler",job="task-scheduler-api"') });
+    }
   }
   return list;
 }
@@ -301,6 +308,7 @@ it('every series a rule, dashboard panel or autoscaler query names is exported, 
   const problems: string[] = [];
   const exprs = shippedExpressions();
   expect(exprs.some((e) => e.where.includes('ScaledObject'))).toBe(true);
+  expect(exprs.some((e) => e.where.includes('prometheus-adapter'))).toBe(true);
   for (const { where, expr } of exprs) {
     const u = uses(expr);
     const inExpr = new Set<string>();
