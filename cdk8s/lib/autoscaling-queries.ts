@@ -38,9 +38,20 @@ export function oldestWaitQuery(selector: string, p: OldestWaitParams): string {
 }
 
 /**
- * 1 while any task is leased or waits for a retry, else 0: with scale to zero it keeps one worker
- * for the running attempts and for the retry pump, which only workers run.
+ * How far ahead of a cron tick, or of a delayed task waiting in Postgres, a worker is woken from
+ * zero: KEDA's poll and the api's scrape (15 s each) plus a pod's start-up, so the worker runs by
+ * the time the work is due (docs/autoscaling.md).
+ */
+export const WAKE_AHEAD_SECONDS = 60;
+
+/**
+ * 1 while any task is leased or waits for a retry, or a cron tick or a delayed task in Postgres is
+ * due within WAKE_AHEAD_SECONDS (or overdue), else 0: with scale to zero it keeps one worker for
+ * the running attempts and for the retry pump, and wakes one for the schedule ticker and the
+ * delayed loader, all of which only workers run. (Scheduled work alone never reaches the queue
+ * gauges: without the last part, schedules did not fire at zero workers.)
  */
 export function leasesAndRetriesQuery(selector: string): string {
-  return `clamp_max(max(tasks_leased{${selector}}) + sum(max by (priority) (retry_set_depth{${selector}})), 1)`;
+  const due = `count(min by (kind) (work_next_due_seconds{${selector}}) < ${WAKE_AHEAD_SECONDS}) or on() vector(0)`;
+  return `clamp_max(max(tasks_leased{${selector}}) + sum(max by (priority) (retry_set_depth{${selector}})) + (${due}), 1)`;
 }

@@ -13,7 +13,7 @@ import { SubmitCoalescer } from '../core/tasks/submit-coalescer';
 import { taskToJson } from '../core/tasks/task';
 import { getTask } from '../core/tasks/task-store';
 import { UUID_PATTERN } from '../core/tasks/uuid';
-import { badRequest, conflict, isDependencyOutage, notFound, ProblemError, toProblem } from './problem';
+import { badRequest, conflict, isDependencyOutage, logRequestFailure, notFound, ProblemError, toProblem } from './problem';
 import { requestIdFor } from './request-id';
 import { Accepted, fastSubmit } from './fast-submit';
 import { methodNotAllowed } from './method-not-allowed';
@@ -429,7 +429,7 @@ function requestContext(deps: AppDeps) {
 function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const problem = toProblem(err);
-    if (problem.status >= 500) log.error({ err, requestId: res.locals.requestId, path: req.path }, 'request failed');
+    logRequestFailure(log, problem, { err, requestId: res.locals.requestId, path: req.path });
     if (res.headersSent) return;
     res.status(problem.status).set(problem.headers).type('application/problem+json').send(JSON.stringify(problem.body(req.originalUrl)));
   };

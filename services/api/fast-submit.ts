@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/observability/logger';
 import type { ApiMetrics } from '../core/observability/metrics';
 import { TaskRow, taskToJson } from '../core/tasks/task';
-import { ProblemError, toProblem } from './problem';
+import { logRequestFailure, ProblemError, toProblem } from './problem';
 import { BodyBudget, busy } from './input/body-budget';
 import { requestIdFor } from './request-id';
 import type { Principal } from './auth/principal';
@@ -70,7 +70,7 @@ export function fastSubmit(deps: FastSubmitDeps): (req: IncomingMessage, res: Se
     };
     const fail = (err: unknown) => {
       const problem = toProblem(err);
-      if (problem.status >= 500) deps.log.error({ err, requestId, path: ROUTE }, 'request failed');
+      logRequestFailure(deps.log, problem, { err, requestId, path: ROUTE });
       // A body left unread (too large) would otherwise be parsed as the next request.
       const headers: Record<string, string> = { ...problem.headers, 'Content-Type': PROBLEM_TYPE };
       if (problem.status === 413) headers.Connection = 'close';

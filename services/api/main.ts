@@ -5,8 +5,9 @@ import { createPgPool } from '../core/db/postgres';
 import { createRedisClient, redisEndpoint, redisReady } from '../core/db/redis';
 import { readEvictionPolicy, warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
-import { apiMetrics, createRegistry, evictionPolicyGauge, queueGauges } from '../core/observability/metrics';
-import { startMetricsServer } from '../core/observability/metrics-server';
+import { apiMetrics, createRegistry, dueWorkGauge, evictionPolicyGauge, queueGauges } from '../core/observability/metrics';
+import { nextDueWork } from '../core/schedules/due-work';
+import { startMetricsServer, withTimeout } from '../core/observability/metrics-server';
 import { createQueue } from '../core/queue/create-queue';
 import { assertLayout } from '../core/queue/partitions';
 import { createApp } from './app';
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queue = createQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, tenantStatsLimit: cfg.TENANT_METRICS_LIMIT, partitions: cfg.REDIS_PARTITIONS });
   queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);
+  // Bounded, so a Postgres that does not answer holds no scrape (the gauge keeps its last values).
+  dueWorkGauge(registry, () => withTimeout(nextDueWork(pool), cfg.READINESS_TIMEOUT_MS), cfg.METRICS_SAMPLE_MS);
   // The policy rarely changes: read it at most every 30 s.
   evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);

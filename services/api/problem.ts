@@ -1,4 +1,6 @@
 /** RFC 9457 problem details: every error response of the API is one of these. */
+import type { Logger } from '../core/observability/logger';
+import { throttleFor } from '../core/observability/log-throttle';
 export interface FieldError {
   field: string;
   message: string;
@@ -51,4 +53,16 @@ export function isDependencyOutage(err: unknown): boolean {
   const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006'];
   if (e.code && codes.includes(e.code)) return true;
   return /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(e.message ?? '');
+}
+
+/**
+ * Logs a request answered 5xx. A 500 is a fault: every one is logged. A 503 (a dependency away,
+ * load shed) is met by every request while it lasts, so it is logged at once and then at most
+ * every 10 s, saying how many were held back: a line per request would flood the logs, and spend
+ * CPU, exactly when the API is overloaded or Postgres is down.
+ */
+export function logRequestFailure(log: Logger, problem: ProblemError, fields: { err: unknown; requestId: unknown; path: string }): void {
+  if (problem.status < 500) return;
+  const held = problem.status === 503 ? throttleFor(log, 'request-unavailable').take() : {};
+  if (held) log.error({ ...fields, ...held }, 'request failed');
 }

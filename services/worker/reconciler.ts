@@ -13,7 +13,7 @@ import type { WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
-import { recordExpired } from '../core/tasks/attempt-store';
+import { ExpiredStatus, recordExpired } from '../core/tasks/attempt-store';
 import { Cursor, finishCancelled, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 import { CANCEL_REASON } from '../core/operator/cancel-tasks';
 
@@ -54,7 +54,8 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   private lost = false;
 
   constructor(
-    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics },
+    /** typeLabel: a task type as the `type` label (the worker's handlers, else `unknown`; all `unknown` when absent). */
+    private readonly deps: { pool: Pool; queue: TaskQueue; metrics: WorkerMetrics; typeLabel?: (type: string) => string },
     private readonly opts: ReconcilerOptions,
     log: Logger,
   ) {
@@ -164,6 +165,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
       'lease vanished from Redis',
     );
     result.vanishedLeases += expired.size;
+    this.countLost(running.filter((t) => expired.has(t.id)).map((t) => ({ task: t, status: expired.get(t.id)! })));
     // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone; one
     // it ended (dead, or cancelled as an operator asked) stays out of Redis.
     const toIndex = missing.filter((t) => (t.status === 'running' ? expired.get(t.id) === 'queued' : true));
@@ -209,6 +211,26 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     );
     const recorded = await recordExpired(this.deps.pool, lost, 'lease lost and its expiry never recorded');
     result.vanishedLeases += recorded.size;
+    this.countLost(dead.filter((d) => recorded.has(d.task.id)).map((d) => ({ task: d.task, status: recorded.get(d.task.id)! })));
+  }
+
+  /**
+   * Lost attempts this pass recorded in Postgres count as the reaper counts them: a failed attempt,
+   * and a final failure when Postgres ended the task dead; one whose task an operator's cancel
+   * ended counts as a cancelled run. Only the fenced write that applied counts, so an attempt is
+   * counted once whoever records it; without this, the failures of a Redis loss were missing.
+   */
+  private countLost(lost: { task: UnfinishedTask; status: ExpiredStatus }[]): void {
+    const { metrics, typeLabel } = this.deps;
+    for (const { task: t, status } of lost) {
+      if (status === 'cancelled') {
+        metrics.cancelledRuns.inc();
+        continue;
+      }
+      const labels = { type: typeLabel ? typeLabel(t.type) : 'unknown', priority: t.priority };
+      metrics.failed.inc(labels);
+      if (status === 'dead') metrics.dead.inc(labels);
+    }
   }
 
   override async stop(): Promise<void> {

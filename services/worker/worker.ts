@@ -103,7 +103,7 @@ export class Worker {
     this.tenantSync = new TenantSync({ pool, queue }, cfg.TENANT_MAX_RUNNING, 1000, log);
     this.scheduleTicker = new ScheduleTicker({ pool, queue, metrics }, { pollMs: cfg.SCHEDULE_POLL_MS, graceMs: cfg.SCHEDULE_MISFIRE_GRACE_MS }, log);
     this.reconciler = new Reconciler(
-      { pool, queue, metrics },
+      { pool, queue, metrics, typeLabel },
       { intervalMs: cfg.RECONCILE_INTERVAL_MS, graceMs: cfg.RECONCILE_GRACE_MS, batchSize: cfg.RECONCILE_BATCH_SIZE, payloadBytes: cfg.RECONCILE_PAYLOAD_BYTES },
       log,
     );

@@ -9,11 +9,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { Pool } from 'pg';
-import { killAllChildren } from '../support/processes';
+import { freePort, killAllChildren, spawnService } from '../support/processes';
 import { FaultServices, ServiceSet } from '../support/fault-cluster';
 import { Ctx, outcomes, Row, runScenario, ScenarioOptions, TASKS, VIS_MS } from '../support/fault-scenario';
 import { mixedPlan } from '../support/load-driver';
-import { AUTH_HEADER } from '../support/auth';
+import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -325,6 +325,52 @@ it('poison tasks (a handler that kills its worker, one that hangs) end dead with
     { plan, faultAt: 0 },
   );
   expect(row.lost).toBe(0);
+});
+
+it("readiness follows the dependencies: the api's /readyz fails without Postgres (not Redis), the worker's without either, dependency_up says which, and all recover when they return", async () => {
+  const db = await svc.createDatabase();
+  const env = { POSTGRES_URL: db, ...svc.redisEnv(), REDIS_KEY_PREFIX: `ready${Date.now()}`, READINESS_TIMEOUT_MS: '500', LOG_LEVEL: 'info' };
+  const [apiPort, apiMetrics, workerMetrics] = [await freePort(), await freePort(), await freePort()];
+  const api = await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${apiMetrics}` });
+  const worker = await spawnService('dist/services/worker/main.js', { ...env, METRICS_ADDR: `127.0.0.1:${workerMetrics}` });
+  const readyz = async (port: number) => {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(3000) });
+    const body = (await res.json()) as { checks?: Record<string, string> };
+    return { status: res.status, postgres: body.checks?.postgres === 'ok', redis: body.checks?.redis === 'ok' };
+  };
+  const dependencyUp = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${apiMetrics}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+    return Object.fromEntries([...text.matchAll(/^dependency_up\{[^}]*dependency="(\w+)"[^}]*\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  };
+  /** Polls until the api, the worker and dependency_up all say `want` (bounded: no timing assertion). */
+  const settles = async (what: string, want: { api: number; worker: number; up: Record<string, number> }) => {
+    const deadline = Date.now() + 30_000;
+    let last: unknown;
+    for (;;) {
+      try {
+        last = { api: await readyz(apiPort), worker: await readyz(workerMetrics), up: await dependencyUp() };
+        const l = last as { api: { status: number }; worker: { status: number }; up: Record<string, number> };
+        if (l.api.status === want.api && l.worker.status === want.worker && JSON.stringify(l.up) === JSON.stringify(want.up)) return;
+      } catch (err) {
+        last = String(err);
+      }
+      if (Date.now() > deadline) throw new Error(`${what}: last ${JSON.stringify(last)}`);
+      await sleep(250);
+    }
+  };
+  try {
+    await settles('both up', { api: 200, worker: 200, up: { postgres: 1, redis: 1 } });
+    svc.stopPostgres();
+    await settles('Postgres down', { api: 503, worker: 503, up: { postgres: 0, redis: 1 } });
+    svc.restart();
+    await settles('Postgres back', { api: 200, worker: 200, up: { postgres: 1, redis: 1 } });
+    svc.stopRedis();
+    await settles('Redis down', { api: 200, worker: 503, up: { postgres: 1, redis: 0 } });
+    svc.restart();
+    await settles('Redis back', { api: 200, worker: 200, up: { postgres: 1, redis: 1 } });
+  } finally {
+    await Promise.all([api.stop('SIGTERM', 10_000), worker.stop('SIGTERM', 10_000)]);
+  }
 });
 
 function writeReport(measured: Row[]): void {

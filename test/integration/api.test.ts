@@ -372,3 +372,15 @@ describe('health', () => {
     }
   });
 });
+
+it("exports the api's counters with known label values at 0 before their first event, so rate() sees that event", async () => {
+  const registry = createRegistry('api');
+  apiMetrics(registry);
+  const zeros = async (name: string, label: string) => {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name)!;
+    return Object.fromEntries(m.values.map((v) => [v.labels[label], v.value]));
+  };
+  expect(await zeros('auth_failures_total', 'reason')).toEqual({ missing: 0, malformed: 0, unknown: 0, revoked_or_expired: 0 });
+  expect(await zeros('tasks_cancelled_total', 'how')).toEqual({ waiting: 0, running: 0 });
+  expect(await zeros('tasks_redriven_total', 'from')).toEqual({ dead: 0, cancelled: 0 });
+});

@@ -4,6 +4,8 @@
  * has_more, a scan bounded by BULK_SCAN_ROWS and resumed with the cursor, tenant scope, and the 400s.
  */
 import { submitTasks } from '../../services/core/tasks/submit';
+import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
+import { runBulk } from '../../services/api/operator/bulk-routes';
 import type { Worker } from '../../services/worker/worker';
 import { createStack, runsOf, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
@@ -232,4 +234,26 @@ describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROW
     // Without the cursor the next call starts from the newest again: the newcomers.
     expect((await postSmall('/tasks/retry', { filter: { type: 'rare' }, dry_run: true })).body.matched).toBeGreaterThanOrEqual(added.length);
   });
+});
+
+it('a bulk cancel that fails part way counts in tasks_cancelled_total the pages it committed', async () => {
+  await submitMany(5, 'noop');
+  // The scan of the third page fails, as a Postgres blip would: two pages of two were cancelled.
+  let scans = 0;
+  const pool = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? (config: { text?: string }, values?: unknown[]) => {
+            if (typeof config === 'object' && config.text?.includes('row_number() OVER') && ++scans === 3) return Promise.reject(Object.assign(new Error('connection terminated'), { code: '57P01' }));
+            return target.query(config as never, values as never);
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+  const registry = createRegistry('api');
+  const metrics = apiMetrics(registry);
+  const deps = { pool, queue: stack.queue, log: silentLog, batch: 2, scanRows: 1000, metrics, underLimits: (() => Promise.reject(new Error('not admitted here'))) as never };
+  await expect(runBulk(deps, 'default', { action: 'cancel', filter: { statuses: ['queued'] }, limit: 100, dryRun: false, after: null })).rejects.toThrow('connection terminated');
+  expect((await countByStatus()).cancelled).toBe(4);
+  const counted = (await registry.getMetricsAsJSON()).find((m) => m.name === 'tasks_cancelled_total')!.values.reduce((n, v) => n + v.value, 0);
+  expect(counted).toBe(4);
 });

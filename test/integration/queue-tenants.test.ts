@@ -230,6 +230,28 @@ describe('running caps', () => {
 });
 
 describe('stats and the sweep', () => {
+  it("the oldest waiting task leaves out tenants held at their running cap: more workers would not start theirs (a cap is not a queue nobody serves)", async () => {
+    await q.configureTenants(0, [{ tenant: 'capped', weight: 1, maxRunning: 1 }]);
+    await q.enqueue(items('capped', 3));
+    const [l] = await q.lease({ max: 5, visibilityMs: 60_000 });
+    expect(l!.message.tenant).toBe('capped');
+    await new Promise((r) => setTimeout(r, 1100));
+    let s = await q.stats();
+    // Its two tasks wait (and are counted), but only because of its cap.
+    expect(s.ready.default).toBe(2);
+    expect(s.oldestWaitingSeconds.default).toBe(0);
+    // A tenant a worker may serve now is measured as before.
+    await q.enqueue([item('free-0', 'free')]);
+    await new Promise((r) => setTimeout(r, 200));
+    s = await q.stats();
+    expect(s.oldestWaitingSeconds.default).toBeGreaterThanOrEqual(0.15);
+    expect(s.oldestWaitingSeconds.default).toBeLessThan(1);
+    // Once its lease ends it may be served again, and its head counts with its whole wait.
+    await q.ack([held(l!)]);
+    s = await q.stats();
+    expect(s.oldestWaitingSeconds.default).toBeGreaterThanOrEqual(1.1);
+  });
+
   it('stats count every tenant\'s list, report the busiest tenants one by one and sum the rest', async () => {
     const few = new RedisQueue(redis, { prefix, strategy: 'weighted', weights: { critical: 8, high: 4, default: 2, low: 1 }, tenantStatsLimit: 2 });
     await q.enqueue([...items('a', 5), ...items('b', 3, 'high'), ...items('c', 1), ...items('d', 1, 'low')]);

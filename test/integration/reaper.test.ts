@@ -7,10 +7,11 @@
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import type { Lease, TaskQueue } from '../../services/core/queue/queue';
 import { submitTask } from '../../services/core/tasks/submit';
+import { markRunning } from '../../services/core/tasks/attempt-store';
+import { cancelTasks } from '../../services/core/operator/cancel-tasks';
 import { createWorkflow } from '../../services/core/workflows/workflow-store';
 import { Completer, CompletedAttempt } from '../../services/worker/completer';
 import { Reaper } from '../../services/worker/reaper';
-import { cancelTasks } from '../../services/core/operator/cancel-tasks';
 import { createStack, runsOf, silentLog, Stack, taskStatus } from '../support/stack';
 
 let stack: Stack;
@@ -219,4 +220,30 @@ it('a reclaimed lease of a task no longer in Postgres (deleted by hand, or by re
   expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w' })).toEqual([]);
   expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([null]);
   expect(await stack.queue.stats()).toMatchObject({ ready: { high: 0 }, processing: 0 });
+});
+
+it('the last attempt of a task cancelled while it ran, reclaimed after its worker died, ends cancelled: not counted dead, not in a dead-letter queue', async () => {
+  const res = await submitTask(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60_000 },
+    { type: 'noop', priority: 'high', payload: {}, maxRetries: 0, tenant: 'default', idempotencyKey: null, canonical: '' },
+  );
+  if (res.kind === 'conflict') throw new Error('unexpected conflict');
+  const id = res.task.id;
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 1, owner: 'gone' });
+  await markRunning(stack.pool, [{ id, token: lease!.token, attempt: lease!.attempt }]);
+  // An operator cancels it while it runs (202), and its worker dies before it hears.
+  expect((await cancelTasks(stack, 'default', [id])).map((o) => o.kind)).toEqual(['cancelling']);
+  await sleep(5);
+  const registry = createRegistry('worker');
+  const reaper = new Reaper({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(registry), typeLabel: (t) => t }, 100, 60_000, silentLog);
+  await reaper.runOnce();
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'cancelled' });
+  const value = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)!.values.reduce((n, v) => n + v.value, 0);
+  // A cancelled run, as when its worker writes it: not a failure.
+  expect(await value('tasks_failed_total')).toBe(0);
+  expect(await value('tasks_cancelled_running_total')).toBe(1);
+  expect(await value('tasks_dead_total')).toBe(0);
+  expect(await stack.queue.deadLetterIds('high')).toEqual([]);
+  expect((await stack.queue.stats()).dead.high).toBe(0);
+  expect(await stack.inspect.zcard(stack.queue.keys.processing)).toBe(0);
 });

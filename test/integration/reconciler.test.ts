@@ -388,3 +388,47 @@ describe('payloads are read only for the tasks re-queued, a bounded number of by
     expect(() => new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 1, payloadBytes: 0 }, silentLog)).toThrow(RangeError);
   });
 });
+
+describe('the lost attempts it records count as the reaper counts them', () => {
+  /** The sum of a worker counter's series matching `labels`. */
+  async function counted(registry: ReturnType<typeof createRegistry>, name: string, labels: Record<string, string> = {}): Promise<number> {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+    return (m?.values ?? []).filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((n, v) => n + v.value, 0);
+  }
+
+  it('after Redis lost everything: each vanished lease is a failed attempt, the last one also a final failure', async () => {
+    const registry = createRegistry('worker');
+    const r = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(registry), typeLabel: (t) => t }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
+    const lastChance = await storedOnly(0);
+    const leased = await storedOnly(5);
+    await r.runOnce();
+    const leases = await stack.queue.lease({ max: 2, visibilityMs: 60000 });
+    await markRunning(stack.pool, leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt })));
+    await flushNamespace();
+    expect(await r.runOnce()).toMatchObject({ vanishedLeases: 2 });
+    // Postgres's truth: two expired attempts, one task dead.
+    const { rows } = await stack.pool.query<{ runs: number; dead: number }>(
+      `SELECT (SELECT count(*)::int FROM task_runs WHERE outcome = 'expired') AS runs, (SELECT count(*)::int FROM tasks WHERE status = 'dead') AS dead`,
+    );
+    expect(rows[0]).toEqual({ runs: 2, dead: 1 });
+    expect(await taskStatus(stack.pool, lastChance)).toMatchObject({ status: 'dead' });
+    expect(await taskStatus(stack.pool, leased)).toMatchObject({ status: 'queued' });
+    expect(await counted(registry, 'tasks_failed_total', { type: 'noop', priority: 'high' })).toBe(2);
+    expect(await counted(registry, 'tasks_dead_total', { type: 'noop', priority: 'high' })).toBe(1);
+    // A pass that records nothing counts nothing.
+    expect(await r.runOnce()).toMatchObject({ vanishedLeases: 0 });
+    expect(await counted(registry, 'tasks_failed_total')).toBe(2);
+  });
+
+  it('a death Redis decided and Postgres never heard of counts once it is recorded', async () => {
+    const registry = createRegistry('worker');
+    const r = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(registry), typeLabel: () => 'unknown' }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
+    const id = await storedOnly(0);
+    await r.runOnce();
+    const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+    expect(await stack.queue.bury([{ id, token: l!.token, priority: 'high' }])).toEqual([true]);
+    expect(await r.runOnce()).toMatchObject({ vanishedLeases: 1 });
+    expect(await counted(registry, 'tasks_failed_total', { type: 'unknown', priority: 'high' })).toBe(1);
+    expect(await counted(registry, 'tasks_dead_total', { type: 'unknown', priority: 'high' })).toBe(1);
+  });
+});

@@ -252,6 +252,49 @@ it('cancels a running workflow (200; again: 200, nothing more), not one that end
   expect((await call('POST', '/workflows/not-an-id/cancel')).status).toBe(400);
 });
 
+it('counts the steps a workflow cancel ends in tasks_cancelled_total, as a task cancel counts its task, once', async () => {
+  const cancelledTotal = async (how: string) => {
+    const m = (await api.registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_cancelled_total');
+    return (m?.values ?? []).filter((v) => v.labels.how === how).reduce((n, v) => n + v.value, 0);
+  };
+  const before = await cancelledTotal('waiting');
+  const id = (await call('POST', '/workflows', diamond('counted-cancel'))).body.workflow.id;
+  expect((await call('POST', `/workflows/${id}/cancel`)).body).toMatchObject({ cancelled: 4, cancelling: 0 });
+  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
+  expect(rows[0].n).toBe(4);
+  expect((await cancelledTotal('waiting')) - before).toBe(4);
+  // Cancelling it again changes nothing, and counts nothing.
+  await call('POST', `/workflows/${id}/cancel`);
+  expect((await cancelledTotal('waiting')) - before).toBe(4);
+});
+
+it('a workflow cancel that fails part way counts the steps it cancelled before the failure', async () => {
+  const id = (await call('POST', '/workflows', { name: 'half-cancelled', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a'] }] })).body.workflow.id;
+  // An api whose read of the queued and running steps fails, as a Postgres blip would, after the
+  // waiting step's cancel committed.
+  const pool = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? (config: unknown, values?: unknown[]) =>
+            typeof config === 'string' && config.includes('cancel_requested_at IS NULL ORDER BY id LIMIT')
+              ? Promise.reject(Object.assign(new Error('connection terminated'), { code: '57P01' }))
+              : target.query(config as never, values as never)
+        : Reflect.get(target, prop, receiver),
+  });
+  const registry = createRegistry('api');
+  const app = createApp({ pool, queue: stack.queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 3, idempotencyTtlMs: 60_000 });
+  const server = await startServer(app, '127.0.0.1:0');
+  try {
+    expect((await call('POST', `/workflows/${id}/cancel`, undefined, {}, `http://127.0.0.1:${server.address.port}`)).status).toBe(503);
+  } finally {
+    await server.stop();
+  }
+  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
+  expect(rows[0].n).toBe(1);
+  const counted = (await registry.getMetricsAsJSON()).find((m) => m.name === 'tasks_cancelled_total')!.values.reduce((n, v) => n + v.value, 0);
+  expect(counted).toBe(1);
+});
+
 it("keeps tenants apart: another tenant's workflow is a 404 to read or cancel, and never listed", async () => {
   const theirs = await call('POST', '/workflows?tenant=gamma', diamond('theirs'));
   expect(theirs.status).toBe(201);

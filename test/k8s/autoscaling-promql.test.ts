@@ -25,6 +25,8 @@ interface Scrape {
   retrying?: number;
   leased?: number;
   workers?: number;
+  /** work_next_due_seconds by kind (absent: no such work). */
+  due?: Partial<Record<'schedule' | 'delayed', number>>;
 }
 
 function series(s: Scrape) {
@@ -36,6 +38,7 @@ function series(s: Scrape) {
     if (s.retrying !== undefined) out.push({ series: `retry_set_depth${labels(',priority="default"')}`, values: String(s.retrying) });
     if (s.leased !== undefined) out.push({ series: `tasks_leased${labels()}`, values: String(s.leased) });
     if (s.workers !== undefined) out.push({ series: `workers_alive${labels()}`, values: String(s.workers) });
+    for (const [kind, v] of Object.entries(s.due ?? {})) out.push({ series: `work_next_due_seconds${labels(`,kind="${kind}"`)}`, values: String(v) });
   }
   return out;
 }
@@ -105,6 +108,14 @@ describe('leases and retries', () => {
     expectValue(leasesAndRetriesQuery(selector), { leased: 0, retrying: 0 }, 0);
     expectValue(leasesAndRetriesQuery(selector), { leased: 0, retrying: 3 }, 1);
     expectValue(leasesAndRetriesQuery(selector), { leased: 5, retrying: 0 }, 1);
+  });
+
+  test('1 while a cron tick or a delayed task in Postgres is due within a minute or overdue (nothing in Redis yet), else 0', () => {
+    expectValue(leasesAndRetriesQuery(selector), { leased: 0, retrying: 0, due: { schedule: 45 } }, 1);
+    expectValue(leasesAndRetriesQuery(selector), { leased: 0, retrying: 0, due: { delayed: -3 } }, 1);
+    expectValue(leasesAndRetriesQuery(selector), { leased: 0, retrying: 0, due: { schedule: 30, delayed: 10 } }, 1);
+    expectValue(leasesAndRetriesQuery(selector), { leased: 0, retrying: 0, due: { schedule: 3600, delayed: 600 } }, 0);
+    expectValue(leasesAndRetriesQuery(selector), { leased: 2, retrying: 0, due: { schedule: 5 } }, 1);
   });
 });
 

@@ -36,10 +36,10 @@ describe.each(['dev', 'prod'] as const)('%s with worker.minReplicas 0', (name) =
     expect(so.spec.cooldownPeriod).toBe(env.autoscaling.scaleDownStabilizationSeconds);
   });
 
-  test('the last worker stays while a task is leased or waits for a retry (only workers run the retry pump)', () => {
+  test('the last worker stays while a task is leased or waits for a retry, and one wakes for a cron tick or delayed task due soon (only workers run the retry pump, the ticker and the loader)', () => {
     const keep = so.spec.triggers.find((t: any) => t.name === 'leases-and-retries');
     expect(keep).toMatchObject({ metricType: 'AverageValue', metadata: { threshold: '1', activationThreshold: '0' } });
-    expect(keep.metadata.query).toMatch(/^clamp_max\(max\(tasks_leased\{.*\}\) \+ sum\(max by \(priority\) \(retry_set_depth\{.*\}\)\), 1\)$/);
+    expect(keep.metadata.query).toMatch(/^clamp_max\(max\(tasks_leased\{.*\}\) \+ sum\(max by \(priority\) \(retry_set_depth\{.*\}\)\) \+ \(count\(min by \(kind\) \(work_next_due_seconds\{.*\}\) < 60\) or on\(\) vector\(0\)\), 1\)$/);
   });
 
   test('only the floor differs from the default ScaledObject (so the Helm chart switches it with one value)', () => {

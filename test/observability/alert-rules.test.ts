@@ -44,6 +44,7 @@ describe('every alert', () => {
       [
         'ApiErrorRateHigh',
         'DeadLetterQueueGrowing',
+        'DependencyDown',
         'EnqueueToStartOverObjective',
         'FinalFailureRateHigh',
         'HandlerLatencyHigh',

@@ -87,20 +87,26 @@ export interface BulkAnswer {
 /** Runs a parsed bulk call for `tenant`, counting what changed. */
 export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics; underLimits: UnderLimits }, tenant: string, req: BulkBody): Promise<BulkAnswer> {
   const request = { filter: req.filter, limit: req.limit, dryRun: req.dryRun, after: req.after };
-  const r = req.action === 'retry' && !req.dryRun ? await admittedRetry(deps, tenant, request) : { ...(await bulkAction(deps, req.action, tenant, request)), headers: {} };
-  for (const [kind, n] of Object.entries(r.byKind)) {
-    if (req.action === 'cancel') deps.metrics.cancelled.inc({ how: kind }, n);
-    else deps.metrics.redriven.inc({ from: kind }, n);
+  // Kept up to date page by page: what the pages committed before a failure changed counts too.
+  const changes: BulkDetail = { byKind: {}, reopened: 0, ids: [] };
+  let r;
+  try {
+    r = req.action === 'retry' && !req.dryRun ? await admittedRetry(deps, tenant, request, changes) : { ...(await bulkAction(deps, req.action, tenant, request, changes)), headers: {} };
+  } finally {
+    for (const [kind, n] of Object.entries(changes.byKind)) {
+      if (req.action === 'cancel') deps.metrics.cancelled.inc({ how: kind }, n);
+      else deps.metrics.redriven.inc({ from: kind }, n);
+    }
   }
   if (r.changed > 0) deps.log.info({ tenant, action: req.action, matched: r.matched, changed: r.changed }, 'bulk action');
   return { body: { matched: r.matched, changed: r.changed, has_more: r.has_more, next_cursor: r.next ? encodeCursor(r.next) : null, dry_run: req.dryRun }, headers: r.headers };
 }
 
 /** A bulk retry admitted under the tenant's limits (see the file comment). */
-async function admittedRetry(deps: BulkDeps & { underLimits: UnderLimits }, tenant: string, request: Parameters<typeof bulkAction>[3]) {
+async function admittedRetry(deps: BulkDeps & { underLimits: UnderLimits }, tenant: string, request: Parameters<typeof bulkAction>[3], changes: Pick<BulkDetail, 'byKind' | 'reopened'>) {
   const scan = await bulkAction(deps, 'retry', tenant, { ...request, dryRun: true });
   const cost = await retryCost(deps.pool, tenant, scan.ids);
-  const done: Pick<BulkDetail, 'byKind' | 'reopened'> & { changed: number } = { changed: 0, byKind: {}, reopened: 0 };
+  const done = Object.assign(changes, { changed: 0 });
   const retry = () => retryMatched(deps, tenant, scan.ids, done);
   // What the pages committed before a failure changed keeps its places; the rest are given back.
   const used = () => done.changed + done.reopened;

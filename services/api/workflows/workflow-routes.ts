@@ -23,7 +23,7 @@ export interface WorkflowRouteDeps {
   pool: Pool;
   queue: TaskQueue;
   log: Logger;
-  metrics: Pick<ApiMetrics, 'workflowsStarted' | 'enqueued'>;
+  metrics: Pick<ApiMetrics, 'workflowsStarted' | 'enqueued' | 'cancelled'>;
   defaultMaxRetries: number;
   /** LIST_SCAN_ROWS: workflows one GET /workflows page reads at most. */
   listScanRows?: number;
@@ -92,7 +92,17 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
 
   app.post('/workflows/:id/cancel', authorized('tasks:write'), async (req, res) => {
     const id = workflowId(String(req.params.id));
-    const outcome = await cancelWorkflow(deps, tenantOf(res), id);
+    // Its steps are tasks an operator cancelled, counted as POST /tasks/{id}/cancel counts one
+    // (else tasks_cancelled_running_total outgrew tasks_cancelled_total{how="running"}); counted
+    // as they commit, so a call that fails part way counts what it cancelled.
+    const done = { cancelled: 0, cancelling: 0 };
+    let outcome;
+    try {
+      outcome = await cancelWorkflow(deps, tenantOf(res), id, done);
+    } finally {
+      deps.metrics.cancelled.inc({ how: 'waiting' }, done.cancelled);
+      deps.metrics.cancelled.inc({ how: 'running' }, done.cancelling);
+    }
     switch (outcome.kind) {
       case 'missing':
         throw missing(id);

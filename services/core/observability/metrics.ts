@@ -21,7 +21,7 @@ export function createRegistry(service: string): Registry {
 
 export type ApiMetrics = ReturnType<typeof apiMetrics>;
 export function apiMetrics(registry: Registry) {
-  return {
+  const m = {
     enqueued: new Counter({ name: 'tasks_enqueued_total', help: 'Tasks accepted and queued (idempotent replays not counted).', registers: [registry] }),
     rateLimited: new Counter({
       name: 'tasks_rate_limited_total',
@@ -68,6 +68,13 @@ export function apiMetrics(registry: Registry) {
       registers: [registry],
     }),
   };
+  // Known label values start at 0 (as initCounters does for the worker's): a series that first
+  // appears at its first event's value hides that event from rate() and increase(). Per-tenant
+  // counters cannot, their label values being unknown until then.
+  for (const reason of ['missing', 'malformed', 'unknown', 'revoked_or_expired']) m.authFailures.inc({ reason }, 0);
+  for (const how of ['waiting', 'running']) m.cancelled.inc({ how }, 0);
+  for (const from of ['dead', 'cancelled']) m.redriven.inc({ from }, 0);
+  return m;
 }
 
 export type WorkerMetrics = ReturnType<typeof workerMetrics>;
@@ -261,7 +268,7 @@ export function queueGauges(registry: Registry, read: () => Promise<QueueStats>,
   perPriority('queue_depth', 'Tasks waiting in each priority queue (Redis).', (s) => s.ready);
   perPriority('retry_set_depth', 'Tasks waiting for a retry, per priority (Redis).', (s) => s.retrying);
   perPriority('dlq_depth', 'Tasks in each dead-letter queue (Redis).', (s) => s.dead);
-  perPriority('queue_oldest_task_age_seconds', 'How long the task at the head of each queue has been waiting (0 when empty).', (s) => s.oldestWaitingSeconds);
+  perPriority('queue_oldest_task_age_seconds', 'How long the task at the head of each queue has been waiting, leaving out tenants held at their running cap (0 when none).', (s) => s.oldestWaitingSeconds);
   single('tasks_leased', 'Tasks currently leased by any worker (Redis processing set).', (s) => s.processing);
   single('workers_alive', 'Worker processes whose heartbeat announcement has not lapsed.', (s) => s.liveWorkers);
   // Per tenant: the busiest TENANT_METRICS_LIMIT (chosen by the stats script at each read), the
@@ -300,6 +307,29 @@ export function evictionPolicyGauge(registry: Registry, read: () => Promise<stri
       if (policy === null) return;
       this.reset();
       this.set({ policy }, 1);
+    },
+  });
+}
+
+/**
+ * `work_next_due_seconds{kind}`: seconds until the next cron tick (`schedule`) or delayed task in
+ * Postgres (`delayed`) is due, negative when overdue, absent when there is none (see
+ * schedules/due-work.ts). Read from Postgres at scrape time (cached for `sampleMs`); exported by
+ * the API, which runs at zero workers, so aggregate with min by (kind).
+ */
+export function dueWorkGauge(registry: Registry, read: () => Promise<{ schedule: number | null; delayed: number | null }>, sampleMs: number): void {
+  const current = sampled(read, sampleMs);
+  new Gauge({
+    name: 'work_next_due_seconds',
+    help: 'Seconds until the next tick of an unpaused cron schedule (kind="schedule") or the next delayed task waiting in Postgres (kind="delayed") is due; negative when overdue, absent when there is none. Only workers start them: at zero workers the autoscaler wakes one for them.',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      const due = await current();
+      if (!due) return;
+      this.reset();
+      if (due.schedule !== null) this.set({ kind: 'schedule' }, due.schedule);
+      if (due.delayed !== null) this.set({ kind: 'delayed' }, due.delayed);
     },
   });
 }

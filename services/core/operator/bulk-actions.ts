@@ -64,9 +64,11 @@ export interface BulkDetail {
   ids: string[];
 }
 
-/** Runs `action` over the tasks of `tenant` that `req` selects. */
-export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: string, req: BulkRequest): Promise<BulkResult & BulkDetail> {
-  const d: BulkDetail = { byKind: {}, reopened: 0, ids: [] };
+/**
+ * Runs `action` over the tasks of `tenant` that `req` selects. `d`, when given, is kept up to date
+ * page by page (as retryMatched's `done`), so a caller whose call fails part way knows what changed.
+ */
+export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: string, req: BulkRequest, d: BulkDetail = { byKind: {}, reopened: 0, ids: [] }): Promise<BulkResult & BulkDetail> {
   let matched = 0;
   let changed = 0;
   let after = req.after;

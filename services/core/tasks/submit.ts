@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
+import { throttleFor } from '../observability/log-throttle';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
@@ -138,7 +139,9 @@ export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], r
   try {
     await deps.queue.enqueue(items);
   } catch (err) {
-    deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
+    // While Redis is away every request meets this: told once per interval, not per request.
+    const held = throttleFor(deps.log, 'push-failed').take(items.length);
+    if (held) deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id), ...held }, 'tasks stored but not queued in Redis; the reconciler will queue them');
   }
 }
 

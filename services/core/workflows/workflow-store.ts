@@ -209,9 +209,15 @@ export const WORKFLOW_CANCEL_REASON = 'cancelled with its workflow';
 /**
  * Cancels every unfinished step: the waiting ones (never in Redis) in one statement, then the
  * queued and running ones as POST /tasks/{id}/cancel does, in batches (running ones are asked to
- * stop; the workflow ends `cancelled` once they have).
+ * stop; the workflow ends `cancelled` once they have). `done`, when given, is kept up to date as
+ * each statement commits, so a caller whose call fails part way knows what it cancelled.
  */
-export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, tenant: string, id: string): Promise<CancelWorkflowOutcome> {
+export async function cancelWorkflow(
+  deps: { pool: Pool; queue: TaskQueue },
+  tenant: string,
+  id: string,
+  done: { cancelled: number; cancelling: number } = { cancelled: 0, cancelling: 0 },
+): Promise<CancelWorkflowOutcome> {
   const first = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
     const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
     const row = wf.rows[0];
@@ -241,8 +247,7 @@ export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, ten
     return { kind: 'cancelling', cancelled: n } as const;
   }));
   if (first.kind !== 'cancelling') return first;
-  let cancelled = first.cancelled;
-  let cancelling = 0;
+  done.cancelled += first.cancelled;
   // Steps past waiting: far fewer than the workflow's steps (at most those queued or running).
   for (;;) {
     const { rows } = await deps.pool.query<{ id: string }>(
@@ -252,12 +257,12 @@ export async function cancelWorkflow(deps: { pool: Pool; queue: TaskQueue }, ten
     if (rows.length === 0) break;
     const outcomes = await cancelTasks(deps, tenant, rows.map((r) => r.id));
     for (const o of outcomes) {
-      if (o.kind === 'cancelled') cancelled++;
-      else if (o.kind === 'cancelling') cancelling++;
+      if (o.kind === 'cancelled') done.cancelled++;
+      else if (o.kind === 'cancelling') done.cancelling++;
     }
     if (rows.length < 500) break;
   }
   const after = await deps.pool.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1`, [id]);
-  return { kind: 'cancelled', workflow: after.rows[0]!, cancelled, cancelling };
+  return { kind: 'cancelled', workflow: after.rows[0]!, cancelled: done.cancelled, cancelling: done.cancelling };
 }
 

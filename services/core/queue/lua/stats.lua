@@ -1,6 +1,8 @@
 -- stats: a consistent snapshot of the queue for metrics, read in one step. Ready tasks are counted
 -- over every tenant with ready work (in a ring or parked), so this costs a few commands per such
--- tenant and priority; the oldest waiting task of a priority is the oldest head among its tenants.
+-- tenant and priority; the oldest waiting task of a priority is the oldest head among the tenants
+-- in its ring. A parked tenant's tasks wait for its own running cap, which no worker can lift: its
+-- head would page OldestWaitingTaskTooOld and ask the autoscaler for workers that stay idle.
 -- KEYS: retry:critical..retry:low (1-4), dlq:critical..dlq:low (5-8), processing (9), ready_at (10),
 --       workers (11), tenant block (12-27)
 -- ARGV: tenantLimit: tenants reported one by one (those with most tasks ready and running); the rest summed
@@ -15,11 +17,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ready, oldest = {}, {}
 local readyOf = {}
 for p = 1, 4 do
+  -- listed[name]: true for a tenant in the ring, false for one only parked.
   local names, listed = {}, {}
-  for _, key in ipairs({ TK.ring[p], TK.parked[p] }) do
+  for i, key in ipairs({ TK.ring[p], TK.parked[p] }) do
     for _, name in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-      if not listed[name] then
-        listed[name] = true
+      if listed[name] == nil then
+        listed[name] = i == 1
         names[#names + 1] = name
       end
     end
@@ -31,7 +34,7 @@ for p = 1, 4 do
     if len > 0 then
       total = total + len
       readyOf[name] = (readyOf[name] or 0) + len
-      heads[#heads + 1] = redis.call('LINDEX', key, 0)
+      if listed[name] then heads[#heads + 1] = redis.call('LINDEX', key, 0) end
     end
   end
   ready[p] = total
