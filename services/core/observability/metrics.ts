@@ -108,7 +108,8 @@ export function workerMetrics(registry: Registry) {
       registers: [registry],
     }),
     delayedLoaded: c('delayed_tasks_loaded_total', 'Delayed tasks the loader brought from Postgres into Redis ahead of their due time (they were due beyond the horizon when submitted).'),
-    // Set by the worker whose loader holds its lock, every 15 s; the others export nothing. Aggregate with max by (priority).
+    // Set by each worker's loader when it takes the lock for a pass, at most every 15 s (the lock is
+    // released after each pass, so every worker exports a count, up to 15 s old). Aggregate with max by (priority).
     scheduledWaiting: new Gauge({
       name: 'tasks_scheduled_waiting',
       help: 'Delayed tasks (run_at, delay_ms) not yet due and not yet started, by priority, as the loader last counted them in Postgres.',
