@@ -202,6 +202,14 @@ it('shows a schedule\'s next ticks, pauses, resumes and triggers it', async () =
   await page.getByRole('region', { name: 'Latest tasks of this schedule' }).getByText('triggered').waitFor();
 });
 
+it('a link whose path is not valid percent-encoding shows an error instead of leaving the page before it up', async () => {
+  await go('#/schedules');
+  await page.getByRole('heading', { name: 'Schedules' }).waitFor();
+  await go('#/tasks/%E0%A4%A');
+  await page.getByRole('heading', { name: 'Something went wrong' }).waitFor({ timeout: 5_000 });
+  expect(await page.getByRole('heading', { name: 'Schedules' }).count()).toBe(0);
+});
+
 it("does not show another tenant's task", async () => {
   const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'noop' }, otherKey);
   await go(`#/tasks/${t.id}`);
