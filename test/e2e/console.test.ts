@@ -136,6 +136,60 @@ it('retries the dead tasks selected on the page', async () => {
   expect((await taskOf(ids[0]!)).status).toBe('dead');
 });
 
+it('retries selected dead tasks under a rate limit by waiting as the 429 says, and says why one was refused', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 4; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'flaky', priority: 'critical', payload: { fail_attempts: 1 }, max_retries: 0 })).body.id);
+  for (const id of ids) await until(id, 'dead');
+  await go('#/dead?priority=critical');
+  for (const id of ids) await page.getByRole('checkbox', { name: `Select task ${id}` }).check();
+  // Retried behind the console's back: its retry there is refused (409), for a reason it names.
+  expect((await api('POST', `/tasks/${ids[3]}/retry`)).status).toBe(200);
+  // One retry a second: each after the first is refused (429, Retry-After: 1) until its turn.
+  await setTenant(svc.pool, 'ops', { rate_limit: 1, burst: 1 });
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.getByRole('button', { name: 'Retry selected' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Retry 4' }).click();
+    await page.getByText(/^3 task\(s\) queued again, 1 refused: 409 Conflict[^:]*: task [0-9a-f-]{36} is (queued|running|succeeded)/).waitFor({ timeout: 15_000 });
+  } finally {
+    await setTenant(svc.pool, 'ops', { rate_limit: null, burst: null });
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  for (const id of ids) await until(id, 'succeeded');
+});
+
+it('a bulk redrive stopped part way says how many tasks it had already changed', async () => {
+  const since = new Date(Date.now() - 1000).toISOString();
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', max_retries: 0 })).body.id);
+  for (const id of ids) await until(id, 'dead');
+  // A burst of 1: one task per call; the second of those calls fails (503) after the first changed one.
+  await setTenant(svc.pool, 'ops', { rate_limit: 1000, burst: 1 });
+  let sent = 0;
+  const failSecond = (route: { request(): { postDataJSON(): { dry_run?: boolean; limit?: number } }; continue(): Promise<void>; fulfill(r: { status: number; contentType: string; body: string }): Promise<void> }) => {
+    const body = route.request().postDataJSON();
+    if (!body.dry_run && body.limit && ++sent === 2) {
+      return route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the API is restarting' }) });
+    }
+    return route.continue();
+  };
+  await page.route('**/tasks/retry*', failSecond);
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    await go(`#/dead?type=always_fail&created_after=${encodeURIComponent(since)}`);
+    await page.getByRole('button', { name: 'Retry all matching' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Retry 3' }).click();
+    await page.getByText('Stopped after 1 of 3 dead task(s) queued again: 503 Service Unavailable: the API is restarting').waitFor();
+  } finally {
+    await page.unroute('**/tasks/retry*', failSecond);
+    await setTenant(svc.pool, 'ops', { rate_limit: null, burst: null });
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  // And so it was: one of the three ran again.
+  await waitFor(async () => (await Promise.all(ids.map(taskOf))).filter((t) => t.attempts === 2 && t.status === 'dead').length === 1, 15_000, 'one task to run again');
+  expect((await Promise.all(ids.map(taskOf))).filter((t) => t.attempts === 1).length).toBe(2);
+});
+
 it('cancels every unfinished task matching a filter, after a confirmation that says how many', async () => {
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'later.report', delay_ms: 3_600_000 })).body.id);

@@ -2,9 +2,9 @@
  * Dead letters: dead tasks, filtered; retry (or cancel) the ones selected, or every task matching
  * the filter through the bulk routes, after a confirmation that says how many.
  */
-import { call, get } from '../api.js';
+import { ApiError, call, get } from '../api.js';
 import { fill, h } from '../dom.js';
-import { confirmDialog, countMatching, runBulk } from '../bulk.js';
+import { BulkStopped, confirmDialog, countMatching, runBulk, underRateLimit } from '../bulk.js';
 import { hrefFor, PageContext } from '../router.js';
 import { filterForm, filterFrom } from '../task-filter.js';
 import { errorText, heading, link, notice, table } from '../ui.js';
@@ -22,7 +22,8 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
   const boxes = page.tasks.map((t) => h('input', { type: 'checkbox', class: 'pick', value: t.id, 'aria-label': `Select task ${t.id}` }));
   const all = h('input', { type: 'checkbox', id: 'pick-all', 'aria-label': 'Select every task on this page' });
   all.addEventListener('change', () => boxes.forEach((b) => (b.checked = all.checked)));
-  const picked = () => boxes.filter((b) => b.checked).map((b) => b.value);
+  // A box is disabled once its task was acted on: "Select page" may tick it, but it is not sent again.
+  const picked = () => boxes.filter((b) => b.checked && !b.disabled).map((b) => b.value);
 
   const filterNoStatus = { type: filter.type, priority: filter.priority, created_after: filter.created_after, created_before: filter.created_before, status: 'dead' };
   const busy = (on: boolean) => buttons.forEach((b) => (b.disabled = on));
@@ -35,22 +36,39 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
     progress.hidden = false;
     progress.max = ids.length;
     let done = 0;
-    let failed = 0;
-    for (const id of ids) {
-      await call('POST', `/tasks/${encodeURIComponent(id)}/${action}`).catch(() => (failed += 1));
-      done += 1;
-      progress.value = done;
-      msg.say(`${done} of ${ids.length} done…`);
+    const refused: string[] = [];
+    try {
+      for (const [i, id] of ids.entries()) {
+        try {
+          // A 429 of the tenant's rate limit says when to come back: this task waits its turn.
+          await underRateLimit(() => call('POST', `/tasks/${encodeURIComponent(id)}/${action}`));
+          const box = boxes.find((b) => b.value === id);
+          if (box) {
+            box.checked = false;
+            box.disabled = true;
+          }
+        } catch (err) {
+          // The key was refused: the console has signed out, and every call left would be refused too.
+          if (err instanceof ApiError && err.status === 401) return;
+          refused.push(errorText(err));
+        }
+        done = i + 1;
+        progress.value = done;
+        msg.say(`${done} of ${ids.length} done…`);
+      }
+      const why = refused.length === 0 ? '' : refused.length === 1 ? `, 1 refused: ${refused[0]}` : `, ${refused.length} refused (the first: ${refused[0]})`;
+      msg.say(`${ids.length - refused.length} task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}${why}.`, refused.length ? 'error' : 'ok');
+    } finally {
+      busy(false);
     }
-    msg.say(`${ids.length - failed} task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}${failed ? `, ${failed} refused` : ''}.`, failed ? 'error' : 'ok');
-    busy(false);
   };
 
   const onMatching = async (action: 'retry' | 'cancel') => {
     busy(true);
+    let n = 0;
     try {
       msg.say('Counting the tasks that match…');
-      const n = await countMatching(action, filterNoStatus);
+      n = await countMatching(action, filterNoStatus);
       if (n === 0) return msg.say('No dead task matches the filter.', 'info');
       if (!(await confirmDialog(`${action === 'retry' ? 'Retry' : 'Cancel'} all ${n} dead task(s) matching the filter?`, `${action === 'retry' ? 'Retry' : 'Cancel'} ${n}`))) return msg.say('Nothing was changed.');
       progress.hidden = false;
@@ -61,7 +79,8 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
       });
       msg.say(`${changed} of ${n} dead task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}.`, 'ok');
     } catch (err) {
-      msg.say(`Stopped: ${errorText(err)}`, 'error');
+      if (err instanceof BulkStopped) msg.say(`Stopped after ${err.changed} of ${n} dead task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}: ${errorText(err.reason)}`, 'error');
+      else msg.say(`Stopped: ${errorText(err)}`, 'error');
     } finally {
       busy(false);
     }

@@ -1,6 +1,6 @@
 /** Tasks: GET /tasks filtered, a page at a time (next_cursor); each row opens the task. */
 import { get } from '../api.js';
-import { confirmDialog, countMatching, runBulk } from '../bulk.js';
+import { BulkStopped, confirmDialog, countMatching, runBulk } from '../bulk.js';
 import { fill, h } from '../dom.js';
 import { badge, time } from '../format.js';
 import { hrefFor, PageContext } from '../router.js';
@@ -46,10 +46,11 @@ export async function tasksPage(ctx: PageContext): Promise<void> {
 /** Cancels every unfinished task the filter matches (POST /tasks/cancel), after confirming how many. */
 async function cancelMatching(filter: TaskFilter, button: HTMLButtonElement, progress: HTMLProgressElement, msg: ReturnType<typeof notice>): Promise<void> {
   button.disabled = true;
+  let n = 0;
   try {
     msg.say('Counting the unfinished tasks that match…');
     const bulkFilter = { ...filter };
-    const n = await countMatching('cancel', bulkFilter);
+    n = await countMatching('cancel', bulkFilter);
     if (n === 0) return msg.say('No unfinished task matches the filter.');
     if (!(await confirmDialog(`Cancel all ${n} unfinished task(s) matching the filter? Running ones are asked to stop.`, `Cancel ${n}`))) return msg.say('Nothing was changed.');
     progress.hidden = false;
@@ -60,7 +61,8 @@ async function cancelMatching(filter: TaskFilter, button: HTMLButtonElement, pro
     });
     msg.say(`${changed} of ${n} task(s) cancelled.`, 'ok');
   } catch (err) {
-    msg.say(`Stopped: ${errorText(err)}`, 'error');
+    if (err instanceof BulkStopped) msg.say(`Stopped after ${err.changed} of ${n} task(s) cancelled: ${errorText(err.reason)}`, 'error');
+    else msg.say(`Stopped: ${errorText(err)}`, 'error');
   } finally {
     button.disabled = false;
   }
