@@ -25,7 +25,7 @@ let key = '';
 let otherKey = '';
 
 beforeAll(async () => {
-  [svc, b] = await Promise.all([startServiceProcesses({ label: 'console', env: { QUEUES_CACHE_MS: '200' } }), launchBrowser()]);
+  [svc, b] = await Promise.all([startServiceProcesses({ label: 'console', env: { QUEUES_CACHE_MS: '200', LIST_SCAN_ROWS: '100' } }), launchBrowser()]);
   page = b.page;
   key = (await createKey(svc.pool, { tenant: 'ops', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
   otherKey = (await createKey(svc.pool, { tenant: 'elsewhere', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
@@ -353,6 +353,24 @@ it('a page left before its data arrived does not draw over the page that followe
   } finally {
     await page.unroute('**/schedules?**', late);
   }
+});
+
+it('a page of dead letters that read its whole stretch without a match says the next page carries on, not that none matches', async () => {
+  // A tenant of its own: one dead always_fail task, then 100 newer dead flaky ones, one page's
+  // whole read (LIST_SCAN_ROWS=100 here).
+  const stretchKey = (await createKey(svc.pool, { tenant: 'stretch', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
+  const { body: old } = await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', max_retries: 0 }, stretchKey);
+  await waitFor(async () => (await api<{ status: string }>('GET', `/tasks/${old.id}`, undefined, stretchKey)).body.status === 'dead', 15_000, 'the old task to die');
+  expect((await api('POST', '/tasks/batch', { tasks: Array.from({ length: 100 }, () => ({ type: 'flaky', payload: { fail_attempts: 1 }, max_retries: 0 })) }, stretchKey)).status).toBe(200);
+  await waitFor(async () => (await api<{ tasks: unknown[] }>('GET', '/tasks?status=dead&type=flaky&limit=100', undefined, stretchKey)).body.tasks.length === 100, 30_000, 'the flaky tasks to die');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(stretchKey);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await go('#/dead?type=always_fail');
+  await page.getByText('No dead task in this stretch; the next page carries on the search.').waitFor();
+  expect(await page.getByText('No dead task matches.').count()).toBe(0);
+  await page.getByRole('link', { name: 'Next page' }).click();
+  await page.getByRole('link', { name: `Task ${old.id}` }).waitFor();
 });
 
 it('fetched nothing from any other host, broke no CSP rule, and logged no key', () => {

@@ -92,6 +92,8 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
   ];
   const rows = page.tasks.map((t, i) => [boxes[i]!, ...taskCells(t)]);
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of dead tasks' }, page.next_cursor ? link(hrefFor('dead', [], { ...filter, status: '', cursor: page.next_cursor }), 'Next page', { rel: 'next' }) : null);
+  // A page reads a bounded stretch of tasks (LIST_SCAN_ROWS): an empty one with a cursor has more to search.
+  const empty = page.next_cursor ? 'No dead task in this stretch; the next page carries on the search.' : 'No dead task matches.';
   fill(
     ctx.main,
     heading('Dead letters'),
@@ -99,7 +101,7 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
     form,
     h('div', { class: 'toolbar' }, h('label', { class: 'check' }, all, 'Select page'), ...buttons, progress),
     msg.el,
-    table('Dead tasks, newest first', ['Select', ...TASK_HEADERS], rows, 'No dead task matches.'),
+    table('Dead tasks, newest first', ['Select', ...TASK_HEADERS], rows, empty),
     pager,
   );
 }
