@@ -212,6 +212,24 @@ it('cancels a running task', async () => {
   expect((await taskOf(t.id)).runs.map((r) => r.outcome)).toEqual(['cancelled']);
 });
 
+it("says when a task's page cannot refresh, instead of showing the last answer as current", async () => {
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'sleeper', payload: { sleep_ms: 60_000 } });
+  await until(t.id, 'running');
+  await go(`#/tasks/${t.id}`);
+  await page.locator('.status-line .badge', { hasText: 'running' }).waitFor();
+  const down = (route: { fulfill(r: { status: number; contentType: string; body: string }): Promise<void> }) =>
+    route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the API is restarting' }) });
+  await page.route(`**/tasks/${t.id}`, down);
+  try {
+    await page.getByText(/^Could not refresh: 503 Service Unavailable: the API is restarting/).waitFor({ timeout: 5_000 });
+  } finally {
+    await page.unroute(`**/tasks/${t.id}`, down);
+  }
+  // Once the API answers again, the warning goes.
+  await waitFor(async () => (await page.getByText(/^Could not refresh/).count()) === 0, 5_000, 'the warning to go');
+  expect((await api('POST', `/tasks/${t.id}/cancel`)).status).toBe(202);
+});
+
 it('draws a workflow graph whose nodes open their steps', async () => {
   const { body } = await api<{ workflow: { id: string }; steps: { key: string; task_id: string }[] }>('POST', '/workflows', {
     name: 'console-diamond',

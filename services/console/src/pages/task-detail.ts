@@ -7,7 +7,7 @@ import { ApiError, call, get } from '../api.js';
 import { fill, h } from '../dom.js';
 import { badge, duration, FINAL, json, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
-import { dl, errorText, heading, link, notice } from '../ui.js';
+import { dl, errorText, heading, link, notice, refresher } from '../ui.js';
 import type { Task as TaskWithRuns, TaskRun } from '../../../client/types';
 
 type Run = TaskRun;
@@ -44,9 +44,11 @@ function timeline(runs: Run[]): HTMLElement {
 export async function taskPage(ctx: PageContext): Promise<void> {
   const id = ctx.params[0]!;
   const msg = notice();
+  // Apart from msg, so a refresh does not erase what an action said.
+  const stale = refresher();
   const body = h('div', { id: 'task-body' });
   const title = heading(`Task ${id}`);
-  fill(ctx.main, h('p', {}, link(hrefFor('tasks'), '← Tasks')), title, msg.el, body);
+  fill(ctx.main, h('p', {}, link(hrefFor('tasks'), '← Tasks')), title, msg.el, stale.el, body);
   let current: Task | null = null;
 
   const act = async (action: 'cancel' | 'retry') => {
@@ -56,7 +58,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
     } catch (err) {
       msg.say(`Could not ${action}: ${errorText(err)}`, 'error');
     }
-    await load();
+    await stale.run(load);
   };
 
   const load = async () => {
@@ -111,6 +113,6 @@ export async function taskPage(ctx: PageContext): Promise<void> {
 
   await load();
   poll(ctx, 2000, async () => {
-    if (current && !FINAL.has(current.status)) await load();
+    if (current && !FINAL.has(current.status)) await stale.run(load);
   });
 }

@@ -4,7 +4,7 @@ import { fill, h } from '../dom.js';
 import { dagSvg } from '../dag.js';
 import { badge, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
-import { dl, errorText, heading, link, notice, select, field, table } from '../ui.js';
+import { dl, errorText, heading, link, notice, refresher, select, field, table } from '../ui.js';
 import type { Workflow as WorkflowSummary, WorkflowDetail } from '../../../client/types';
 
 type Workflow = WorkflowSummary;
@@ -39,8 +39,9 @@ export async function workflowsPage(ctx: PageContext): Promise<void> {
 
 async function workflowPage(ctx: PageContext, id: string): Promise<void> {
   const msg = notice();
+  const stale = refresher();
   const body = h('div', {});
-  fill(ctx.main, h('p', {}, link(hrefFor('workflows'), '← Workflows')), heading(`Workflow ${id}`), msg.el, body);
+  fill(ctx.main, h('p', {}, link(hrefFor('workflows'), '← Workflows')), heading(`Workflow ${id}`), msg.el, stale.el, body);
   let final = false;
   const load = async () => {
     const { workflow: w, steps } = await get<WorkflowDetail>(`/workflows/${encodeURIComponent(id)}`);
@@ -79,10 +80,10 @@ async function workflowPage(ctx: PageContext, id: string): Promise<void> {
     } catch (err) {
       msg.say(`Could not cancel: ${errorText(err)}`, 'error');
     }
-    await load();
+    await stale.run(load);
   };
   await load();
   poll(ctx, 2000, async () => {
-    if (!final) await load();
+    if (!final) await stale.run(load);
   });
 }
