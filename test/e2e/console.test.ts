@@ -274,6 +274,25 @@ it('shows a schedule\'s next ticks, pauses, resumes and triggers it', async () =
   await page.getByRole('region', { name: 'Latest tasks of this schedule' }).getByText('triggered').waitFor();
 });
 
+it('a double click on an action sends it once: one task per Trigger now, no 409 after a Retry', async () => {
+  const triggered = async () => (await api<{ tasks: unknown[] }>('GET', '/tasks?schedule=nightly-report&limit=100')).body.tasks.length;
+  const before = await triggered();
+  await go('#/schedules/nightly-report');
+  await page.getByRole('button', { name: 'Trigger now' }).dblclick();
+  await page.getByText(/Triggered: task [0-9a-f-]{36} created/).waitFor();
+  await page.waitForTimeout(1000);
+  expect(await triggered()).toBe(before + 1);
+
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'flaky', payload: { fail_attempts: 1 }, max_retries: 0 });
+  await until(t.id, 'dead');
+  await go(`#/tasks/${t.id}`);
+  await page.locator('.status-line .badge', { hasText: 'dead' }).waitFor();
+  await page.getByRole('button', { name: 'Retry' }).dblclick();
+  await until(t.id, 'succeeded');
+  await page.waitForTimeout(1000);
+  expect(await page.locator('.notice').first().textContent()).toBe('Queued again.');
+});
+
 it('a link whose path is not valid percent-encoding shows an error instead of leaving the page before it up', async () => {
   await go('#/schedules');
   await page.getByRole('heading', { name: 'Schedules' }).waitFor();
@@ -350,6 +369,18 @@ it('lets an admin key see tenants with their usage, create a key (shown once) an
     await page.screenshot({ path: path.join(SCREENSHOTS, `admin-${label}.png`) });
   }
   await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+it('a double click on Create key makes one key, not a second one whose text is never shown', async () => {
+  // Signed in with the admin key (the test above).
+  await go('#/admin');
+  const form = page.getByRole('form', { name: 'Create a key' });
+  await form.getByLabel('Tenant').fill('double-click');
+  await page.getByRole('button', { name: 'Create key' }).dblclick();
+  await page.locator('#new-key-text').waitFor();
+  await page.waitForTimeout(1000);
+  const { body } = await api<{ keys: { tenant: string }[] }>('GET', '/admin/keys', undefined, TEST_KEY);
+  expect(body.keys.filter((k) => k.tenant === 'double-click')).toHaveLength(1);
 });
 
 it('a page left before its data arrived does not draw over the page that followed it', async () => {

@@ -39,6 +39,23 @@ export function refresher(): { el: HTMLElement; run(load: () => Promise<void>): 
   };
 }
 
+/**
+ * `fn`, but a call while an earlier one is still running does nothing: a double click sends an
+ * action once (a second Trigger now would make a second task, a second Create key a key never shown).
+ */
+export function oneAtATime<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  let running = false;
+  return async (...args) => {
+    if (running) return;
+    running = true;
+    try {
+      await fn(...args);
+    } finally {
+      running = false;
+    }
+  };
+}
+
 export function errorText(err: unknown): string {
   if (err instanceof ApiError) return `${err.status} ${err.title}${err.detail ? `: ${err.detail}` : ''}`;
   return err instanceof Error ? err.message : String(err);

@@ -3,7 +3,7 @@ import { call, get } from '../api.js';
 import { fill, h } from '../dom.js';
 import { badge, json, time } from '../format.js';
 import { hrefFor, PageContext } from '../router.js';
-import { dl, errorText, heading, link, notice, table } from '../ui.js';
+import { dl, errorText, heading, link, notice, oneAtATime, table } from '../ui.js';
 import type { ScheduleDetail } from '../../../client/types';
 
 type Schedule = ScheduleDetail;
@@ -30,7 +30,7 @@ async function schedulePage(ctx: PageContext, name: string): Promise<void> {
   const body = h('div', {});
   fill(ctx.main, h('p', {}, link(hrefFor('schedules'), '← Schedules')), heading(`Schedule ${name}`), msg.el, body);
   const path = `/schedules/${encodeURIComponent(name)}`;
-  const act = async (what: 'pause' | 'resume' | 'trigger') => {
+  const act = oneAtATime(async (what: 'pause' | 'resume' | 'trigger') => {
     try {
       if (what === 'trigger') {
         const r = await call<{ id: string }>('POST', `${path}/trigger`);
@@ -43,7 +43,7 @@ async function schedulePage(ctx: PageContext, name: string): Promise<void> {
       msg.say(`Could not ${what}: ${errorText(err)}`, 'error');
     }
     await load();
-  };
+  });
   const load = async () => {
     const sc = await get<Schedule>(path, { preview: 5 });
     fill(

@@ -7,7 +7,7 @@ import { ApiError, call, get } from '../api.js';
 import { fill, h } from '../dom.js';
 import { badge, duration, FINAL, json, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
-import { dl, errorText, heading, link, notice, refresher } from '../ui.js';
+import { dl, errorText, heading, link, notice, oneAtATime, refresher } from '../ui.js';
 import type { Task as TaskWithRuns, TaskRun } from '../../../client/types';
 
 type Run = TaskRun;
@@ -51,7 +51,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
   fill(ctx.main, h('p', {}, link(hrefFor('tasks'), '← Tasks')), title, msg.el, stale.el, body);
   let current: Task | null = null;
 
-  const act = async (action: 'cancel' | 'retry') => {
+  const act = oneAtATime(async (action: 'cancel' | 'retry') => {
     try {
       const res = await call<Task>('POST', `/tasks/${encodeURIComponent(id)}/${action}`);
       msg.say(action === 'retry' ? 'Queued again.' : res.status === 202 ? 'Cancel requested: the running attempt is being stopped.' : 'Cancelled.', 'ok');
@@ -59,7 +59,7 @@ export async function taskPage(ctx: PageContext): Promise<void> {
       msg.say(`Could not ${action}: ${errorText(err)}`, 'error');
     }
     await stale.run(load);
-  };
+  });
 
   const load = async () => {
     let t: Task;

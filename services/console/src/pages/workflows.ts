@@ -4,7 +4,7 @@ import { fill, h } from '../dom.js';
 import { dagSvg } from '../dag.js';
 import { badge, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
-import { dl, errorText, heading, link, notice, refresher, select, field, table } from '../ui.js';
+import { dl, errorText, heading, link, notice, oneAtATime, refresher, select, field, table } from '../ui.js';
 import type { Workflow as WorkflowSummary, WorkflowDetail } from '../../../client/types';
 
 type Workflow = WorkflowSummary;
@@ -73,7 +73,7 @@ async function workflowPage(ctx: PageContext, id: string): Promise<void> {
     );
     if (focused) document.getElementById(focused)?.focus();
   };
-  const onCancel = async () => {
+  const onCancel = oneAtATime(async () => {
     try {
       const r = await call<{ cancelled: number; cancelling: number }>('POST', `/workflows/${encodeURIComponent(id)}/cancel`);
       msg.say(`Workflow cancelled: ${r.body.cancelled} step(s) cancelled, ${r.body.cancelling} being stopped.`, 'ok');
@@ -81,7 +81,7 @@ async function workflowPage(ctx: PageContext, id: string): Promise<void> {
       msg.say(`Could not cancel: ${errorText(err)}`, 'error');
     }
     await stale.run(load);
-  };
+  });
   await load();
   poll(ctx, 2000, async () => {
     if (!final) await stale.run(load);
