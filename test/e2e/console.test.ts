@@ -132,6 +132,9 @@ it('retries the dead tasks selected on the page', async () => {
   await page.getByRole('button', { name: 'Retry selected' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Retry 1' }).click();
   await page.getByText('1 task(s) queued again.').waitFor();
+  // The list of dead tasks is read again: the one retried is no longer on it; the other still is.
+  await waitFor(async () => (await page.getByRole('checkbox', { name: `Select task ${ids[1]}` }).count()) === 0, 5_000, 'the retried task to leave the list');
+  expect(await page.getByRole('checkbox', { name: `Select task ${ids[0]}` }).count()).toBe(1);
   await until(ids[1]!, 'succeeded');
   expect((await taskOf(ids[0]!)).status).toBe('dead');
 });
@@ -201,6 +204,8 @@ it('cancels every unfinished task matching a filter, after a confirmation that s
   await dialog.getByRole('button', { name: 'Cancel 3' }).click();
   await page.getByText('3 of 3 task(s) cancelled.').waitFor();
   for (const id of ids) expect((await taskOf(id)).status).toBe('cancelled');
+  // The list beside the message is read again: it shows them cancelled, not as they were.
+  for (const id of ids) await page.getByRole('row').filter({ hasText: id }).locator('.badge', { hasText: 'cancelled' }).waitFor({ timeout: 5_000 });
 });
 
 it('cancels a running task', async () => {
