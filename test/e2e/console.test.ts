@@ -193,6 +193,20 @@ it('a bulk redrive stopped part way says how many tasks it had already changed',
   expect((await Promise.all(ids.map(taskOf))).filter((t) => t.attempts === 1).length).toBe(2);
 });
 
+it('a confirmation left open when the page changes goes with its page, and changes nothing', async () => {
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', priority: 'high', max_retries: 0 });
+  await until(t.id, 'dead');
+  await go('#/dead?priority=high');
+  await page.getByRole('button', { name: 'Retry all matching' }).click();
+  await page.getByRole('dialog').getByText(/Retry all \d+ dead task\(s\) matching the filter\?/).waitFor();
+  // Back, or a link typed: the page the dialog belongs to is gone.
+  await go('#/overview');
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  expect(await page.getByRole('dialog').count()).toBe(0);
+  await page.waitForTimeout(500);
+  expect((await taskOf(t.id)).attempts).toBe(1);
+});
+
 it('cancels every unfinished task matching a filter, after a confirmation that says how many', async () => {
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'later.report', delay_ms: 3_600_000 })).body.id);

@@ -82,6 +82,18 @@ export async function runBulk(action: 'retry' | 'cancel', filter: Filter, progre
   }
 }
 
+/** The confirmations open now: each answered 'no' by dismissDialogs. */
+const open = new Set<() => void>();
+
+/**
+ * Answers every open confirmation 'no' and removes it: called when the page changes, since a
+ * modal <dialog> lives in <body>, outside the page, and would stay over the next one, blocking it,
+ * asking about tasks no longer shown.
+ */
+export function dismissDialogs(): void {
+  for (const no of [...open]) no();
+}
+
 /** A modal confirmation (a real <dialog>: focus is trapped and Escape cancels); resolves to the choice. */
 export function confirmDialog(question: string, confirmLabel: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -89,10 +101,13 @@ export function confirmDialog(question: string, confirmLabel: string): Promise<b
     const no = h('button', { type: 'button', id: 'confirm-no' }, 'Keep them');
     const dialog = h('dialog', { 'aria-labelledby': 'confirm-q', class: 'confirm' }, h('p', { id: 'confirm-q' }, question), h('div', { class: 'toolbar' }, yes, no));
     const done = (v: boolean) => {
+      open.delete(dismiss);
       dialog.close();
       dialog.remove();
       resolve(v);
     };
+    const dismiss = () => done(false);
+    open.add(dismiss);
     yes.addEventListener('click', () => done(true));
     no.addEventListener('click', () => done(false));
     dialog.addEventListener('cancel', (ev) => {
