@@ -249,6 +249,20 @@ it("says when a task's page cannot refresh, instead of showing the last answer a
   expect((await api('POST', `/tasks/${t.id}/cancel`)).status).toBe(202);
 });
 
+it("keeps a task page as the operator left it between refreshes: an opened Stack stays open", async () => {
+  // Retrying for a minute after its first failure (a real Error, with a stack): the page refreshes all that time.
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'flaky', payload: { fail_attempts: 'not a number' }, max_retries: 1, retry: { backoff: 'fixed', base_ms: 60_000, jitter: 'none' } });
+  await until(t.id, 'retrying');
+  await go(`#/tasks/${t.id}`);
+  await page.locator('.status-line .badge', { hasText: 'retrying' }).waitFor();
+  await page.locator('.timeline details summary').first().click();
+  expect(await page.locator('.timeline details[open]').count()).toBe(1);
+  // Two refreshes later.
+  await page.waitForTimeout(4_500);
+  expect(await page.locator('.timeline details[open]').count()).toBe(1);
+  expect((await api('POST', `/tasks/${t.id}/cancel`)).status).toBe(200);
+});
+
 it('draws a workflow graph whose nodes open their steps', async () => {
   const { body } = await api<{ workflow: { id: string }; steps: { key: string; task_id: string }[] }>('POST', '/workflows', {
     name: 'console-diamond',

@@ -43,9 +43,15 @@ async function workflowPage(ctx: PageContext, id: string): Promise<void> {
   const body = h('div', {});
   fill(ctx.main, h('p', {}, link(hrefFor('workflows'), '← Workflows')), heading(`Workflow ${id}`), msg.el, stale.el, body);
   let final = false;
+  /** The answer drawn last: an unchanged one is not drawn again (a big workflow's table is costly, and a selection would go). */
+  let drawn = '';
   const load = async () => {
-    const { workflow: w, steps } = await get<WorkflowDetail>(`/workflows/${encodeURIComponent(id)}`);
+    const detail = await get<WorkflowDetail>(`/workflows/${encodeURIComponent(id)}`);
+    const { workflow: w, steps } = detail;
     final = w.status !== 'running';
+    const text = JSON.stringify(detail);
+    if (text === drawn) return;
+    drawn = text;
     const cancel = h('button', { type: 'button', id: 'cancel-workflow', onclick: () => void onCancel() }, 'Cancel workflow');
     const counts = Object.entries(w.counts).filter(([, n]) => n > 0).map(([st, n]) => `${n} ${st}`).join(', ');
     const focused = document.activeElement?.id;
