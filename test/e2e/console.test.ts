@@ -307,6 +307,28 @@ it('shows a schedule\'s next ticks, pauses, resumes and triggers it', async () =
   await page.getByRole('region', { name: 'Latest tasks of this schedule' }).getByText('triggered').waitFor();
 });
 
+it("says when a schedule's page cannot show what Pause did, instead of still showing it active", async () => {
+  await go('#/schedules/nightly-report');
+  await page.locator('.status-line .badge', { hasText: 'active' }).waitFor();
+  const down = (route: { request(): { method(): string }; fallback(): Promise<void>; fulfill(r: { status: number; contentType: string; body: string }): Promise<void> }) =>
+    route.request().method() === 'GET'
+      ? route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the API is restarting' }) })
+      : route.fallback();
+  await page.route('**/schedules/nightly-report?**', down);
+  try {
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByText(/^Could not refresh: 503 Service Unavailable: the API is restarting/).waitFor({ timeout: 5_000 });
+  } finally {
+    await page.unroute('**/schedules/nightly-report?**', down);
+  }
+  expect((await api<{ paused: boolean }>('GET', '/schedules/nightly-report')).body.paused).toBe(true);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.locator('.status-line .badge', { hasText: 'paused' }).waitFor();
+  expect(await page.getByText(/^Could not refresh/).count()).toBe(0);
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.locator('.status-line .badge', { hasText: 'active' }).waitFor();
+});
+
 it('a double click on an action sends it once: one task per Trigger now, no 409 after a Retry', async () => {
   const triggered = async () => (await api<{ tasks: unknown[] }>('GET', '/tasks?schedule=nightly-report&limit=100')).body.tasks.length;
   const before = await triggered();
