@@ -7,7 +7,7 @@
 import { Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import type { ServiceName } from '../../services/core/config/config';
+import { PUBLIC_API_ROOTS, type ServiceName } from '../../services/core/config/config';
 import { imageOf, nameFragment, type EnvironmentSettings } from '../settings';
 import { portOf, serviceConfig, type ServiceConfig, type Sources } from '../sources';
 import {
@@ -142,15 +142,14 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
     new kplus.Ingress(this, 'api-ingress', {
       metadata: { name: `${APP}-api`, labels: labels('api') },
       className: env.ingress.className,
-      rules: [
-        {
-          host: env.ingress.host || undefined,
-          // POST /tasks and GET /tasks/:id; health and metrics stay inside the cluster.
-          path: '/tasks',
-          pathType: kplus.HttpIngressPathType.PREFIX,
-          backend: kplus.IngressBackend.fromService(this.apiService, { port: this.ports.api }),
-        },
-      ],
+      // Every public API path and the web console (UI_BASE_PATH, which speaks them all); health
+      // checks and metrics stay inside the cluster.
+      rules: [...PUBLIC_API_ROOTS.map((root) => `/${root}`), api.parsed.UI_BASE_PATH].map((path) => ({
+        host: env.ingress.host || undefined,
+        path,
+        pathType: kplus.HttpIngressPathType.PREFIX,
+        backend: kplus.IngressBackend.fromService(this.apiService, { port: this.ports.api }),
+      })),
       tls: env.ingress.tlsSecretName
         ? [{ hosts: env.ingress.host ? [env.ingress.host] : undefined, secret: kplus.Secret.fromSecretName(this, 'tls-ref', env.ingress.tlsSecretName) }]
         : undefined,

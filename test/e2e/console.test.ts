@@ -25,7 +25,7 @@ let key = '';
 let otherKey = '';
 
 beforeAll(async () => {
-  [svc, b] = await Promise.all([startServiceProcesses({ label: 'console', env: { QUEUES_CACHE_MS: '200' } }), launchBrowser()]);
+  [svc, b] = await Promise.all([startServiceProcesses({ label: 'console', env: { QUEUES_CACHE_MS: '200', LIST_SCAN_ROWS: '100' } }), launchBrowser()]);
   page = b.page;
   key = (await createKey(svc.pool, { tenant: 'ops', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
   otherKey = (await createKey(svc.pool, { tenant: 'elsewhere', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
@@ -132,8 +132,79 @@ it('retries the dead tasks selected on the page', async () => {
   await page.getByRole('button', { name: 'Retry selected' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Retry 1' }).click();
   await page.getByText('1 task(s) queued again.').waitFor();
+  // The list of dead tasks is read again: the one retried is no longer on it; the other still is.
+  await waitFor(async () => (await page.getByRole('checkbox', { name: `Select task ${ids[1]}` }).count()) === 0, 5_000, 'the retried task to leave the list');
+  expect(await page.getByRole('checkbox', { name: `Select task ${ids[0]}` }).count()).toBe(1);
   await until(ids[1]!, 'succeeded');
   expect((await taskOf(ids[0]!)).status).toBe('dead');
+});
+
+it('retries selected dead tasks under a rate limit by waiting as the 429 says, and says why one was refused', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 4; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'flaky', priority: 'critical', payload: { fail_attempts: 1 }, max_retries: 0 })).body.id);
+  for (const id of ids) await until(id, 'dead');
+  await go('#/dead?priority=critical');
+  for (const id of ids) await page.getByRole('checkbox', { name: `Select task ${id}` }).check();
+  // Retried behind the console's back: its retry there is refused (409), for a reason it names.
+  expect((await api('POST', `/tasks/${ids[3]}/retry`)).status).toBe(200);
+  // One retry a second: each after the first is refused (429, Retry-After: 1) until its turn.
+  await setTenant(svc.pool, 'ops', { rate_limit: 1, burst: 1 });
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.getByRole('button', { name: 'Retry selected' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Retry 4' }).click();
+    await page.getByText(/^3 task\(s\) queued again, 1 refused: 409 Conflict[^:]*: task [0-9a-f-]{36} is (queued|running|succeeded)/).waitFor({ timeout: 15_000 });
+  } finally {
+    await setTenant(svc.pool, 'ops', { rate_limit: null, burst: null });
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  for (const id of ids) await until(id, 'succeeded');
+});
+
+it('a bulk redrive stopped part way says how many tasks it had already changed', async () => {
+  const since = new Date(Date.now() - 1000).toISOString();
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', max_retries: 0 })).body.id);
+  for (const id of ids) await until(id, 'dead');
+  // A burst of 1: one task per call; the second of those calls fails (503) after the first changed one.
+  await setTenant(svc.pool, 'ops', { rate_limit: 1000, burst: 1 });
+  let sent = 0;
+  const failSecond = (route: { request(): { postDataJSON(): { dry_run?: boolean; limit?: number } }; continue(): Promise<void>; fulfill(r: { status: number; contentType: string; body: string }): Promise<void> }) => {
+    const body = route.request().postDataJSON();
+    if (!body.dry_run && body.limit && ++sent === 2) {
+      return route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the API is restarting' }) });
+    }
+    return route.continue();
+  };
+  await page.route('**/tasks/retry*', failSecond);
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    await go(`#/dead?type=always_fail&created_after=${encodeURIComponent(since)}`);
+    await page.getByRole('button', { name: 'Retry all matching' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Retry 3' }).click();
+    await page.getByText('Stopped after 1 of 3 dead task(s) queued again: 503 Service Unavailable: the API is restarting').waitFor();
+  } finally {
+    await page.unroute('**/tasks/retry*', failSecond);
+    await setTenant(svc.pool, 'ops', { rate_limit: null, burst: null });
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  // And so it was: one of the three ran again.
+  await waitFor(async () => (await Promise.all(ids.map(taskOf))).filter((t) => t.attempts === 2 && t.status === 'dead').length === 1, 15_000, 'one task to run again');
+  expect((await Promise.all(ids.map(taskOf))).filter((t) => t.attempts === 1).length).toBe(2);
+});
+
+it('a confirmation left open when the page changes goes with its page, and changes nothing', async () => {
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', priority: 'high', max_retries: 0 });
+  await until(t.id, 'dead');
+  await go('#/dead?priority=high');
+  await page.getByRole('button', { name: 'Retry all matching' }).click();
+  await page.getByRole('dialog').getByText(/Retry all \d+ dead task\(s\) matching the filter\?/).waitFor();
+  // Back, or a link typed: the page the dialog belongs to is gone.
+  await go('#/overview');
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  expect(await page.getByRole('dialog').count()).toBe(0);
+  await page.waitForTimeout(500);
+  expect((await taskOf(t.id)).attempts).toBe(1);
 });
 
 it('cancels every unfinished task matching a filter, after a confirmation that says how many', async () => {
@@ -147,6 +218,8 @@ it('cancels every unfinished task matching a filter, after a confirmation that s
   await dialog.getByRole('button', { name: 'Cancel 3' }).click();
   await page.getByText('3 of 3 task(s) cancelled.').waitFor();
   for (const id of ids) expect((await taskOf(id)).status).toBe('cancelled');
+  // The list beside the message is read again: it shows them cancelled, not as they were.
+  for (const id of ids) await page.getByRole('row').filter({ hasText: id }).locator('.badge', { hasText: 'cancelled' }).waitFor({ timeout: 5_000 });
 });
 
 it('cancels a running task', async () => {
@@ -156,6 +229,38 @@ it('cancels a running task', async () => {
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.locator('.status-line .badge', { hasText: 'cancelled' }).waitFor({ timeout: 10_000 });
   expect((await taskOf(t.id)).runs.map((r) => r.outcome)).toEqual(['cancelled']);
+});
+
+it("says when a task's page cannot refresh, instead of showing the last answer as current", async () => {
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'sleeper', payload: { sleep_ms: 60_000 } });
+  await until(t.id, 'running');
+  await go(`#/tasks/${t.id}`);
+  await page.locator('.status-line .badge', { hasText: 'running' }).waitFor();
+  const down = (route: { fulfill(r: { status: number; contentType: string; body: string }): Promise<void> }) =>
+    route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the API is restarting' }) });
+  await page.route(`**/tasks/${t.id}`, down);
+  try {
+    await page.getByText(/^Could not refresh: 503 Service Unavailable: the API is restarting/).waitFor({ timeout: 5_000 });
+  } finally {
+    await page.unroute(`**/tasks/${t.id}`, down);
+  }
+  // Once the API answers again, the warning goes.
+  await waitFor(async () => (await page.getByText(/^Could not refresh/).count()) === 0, 5_000, 'the warning to go');
+  expect((await api('POST', `/tasks/${t.id}/cancel`)).status).toBe(202);
+});
+
+it("keeps a task page as the operator left it between refreshes: an opened Stack stays open", async () => {
+  // Retrying for a minute after its first failure (a real Error, with a stack): the page refreshes all that time.
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'flaky', payload: { fail_attempts: 'not a number' }, max_retries: 1, retry: { backoff: 'fixed', base_ms: 60_000, jitter: 'none' } });
+  await until(t.id, 'retrying');
+  await go(`#/tasks/${t.id}`);
+  await page.locator('.status-line .badge', { hasText: 'retrying' }).waitFor();
+  await page.locator('.timeline details summary').first().click();
+  expect(await page.locator('.timeline details[open]').count()).toBe(1);
+  // Two refreshes later.
+  await page.waitForTimeout(4_500);
+  expect(await page.locator('.timeline details[open]').count()).toBe(1);
+  expect((await api('POST', `/tasks/${t.id}/cancel`)).status).toBe(200);
 });
 
 it('draws a workflow graph whose nodes open their steps', async () => {
@@ -200,6 +305,55 @@ it('shows a schedule\'s next ticks, pauses, resumes and triggers it', async () =
   await page.getByRole('button', { name: 'Trigger now' }).click();
   await page.getByText(/Triggered: task [0-9a-f-]{36} created/).waitFor();
   await page.getByRole('region', { name: 'Latest tasks of this schedule' }).getByText('triggered').waitFor();
+});
+
+it("says when a schedule's page cannot show what Pause did, instead of still showing it active", async () => {
+  await go('#/schedules/nightly-report');
+  await page.locator('.status-line .badge', { hasText: 'active' }).waitFor();
+  const down = (route: { request(): { method(): string }; fallback(): Promise<void>; fulfill(r: { status: number; contentType: string; body: string }): Promise<void> }) =>
+    route.request().method() === 'GET'
+      ? route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the API is restarting' }) })
+      : route.fallback();
+  await page.route('**/schedules/nightly-report?**', down);
+  try {
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByText(/^Could not refresh: 503 Service Unavailable: the API is restarting/).waitFor({ timeout: 5_000 });
+  } finally {
+    await page.unroute('**/schedules/nightly-report?**', down);
+  }
+  expect((await api<{ paused: boolean }>('GET', '/schedules/nightly-report')).body.paused).toBe(true);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.locator('.status-line .badge', { hasText: 'paused' }).waitFor();
+  expect(await page.getByText(/^Could not refresh/).count()).toBe(0);
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.locator('.status-line .badge', { hasText: 'active' }).waitFor();
+});
+
+it('a double click on an action sends it once: one task per Trigger now, no 409 after a Retry', async () => {
+  const triggered = async () => (await api<{ tasks: unknown[] }>('GET', '/tasks?schedule=nightly-report&limit=100')).body.tasks.length;
+  const before = await triggered();
+  await go('#/schedules/nightly-report');
+  await page.getByRole('button', { name: 'Trigger now' }).dblclick();
+  await page.getByText(/Triggered: task [0-9a-f-]{36} created/).waitFor();
+  await page.waitForTimeout(1000);
+  expect(await triggered()).toBe(before + 1);
+
+  const { body: t } = await api<{ id: string }>('POST', '/tasks', { type: 'flaky', payload: { fail_attempts: 1 }, max_retries: 0 });
+  await until(t.id, 'dead');
+  await go(`#/tasks/${t.id}`);
+  await page.locator('.status-line .badge', { hasText: 'dead' }).waitFor();
+  await page.getByRole('button', { name: 'Retry' }).dblclick();
+  await until(t.id, 'succeeded');
+  await page.waitForTimeout(1000);
+  expect(await page.locator('.notice').first().textContent()).toBe('Queued again.');
+});
+
+it('a link whose path is not valid percent-encoding shows an error instead of leaving the page before it up', async () => {
+  await go('#/schedules');
+  await page.getByRole('heading', { name: 'Schedules' }).waitFor();
+  await go('#/tasks/%E0%A4%A');
+  await page.getByRole('heading', { name: 'Something went wrong' }).waitFor({ timeout: 5_000 });
+  expect(await page.getByRole('heading', { name: 'Schedules' }).count()).toBe(0);
 });
 
 it("does not show another tenant's task", async () => {
@@ -272,6 +426,18 @@ it('lets an admin key see tenants with their usage, create a key (shown once) an
   await page.setViewportSize({ width: 1280, height: 800 });
 });
 
+it('a double click on Create key makes one key, not a second one whose text is never shown', async () => {
+  // Signed in with the admin key (the test above).
+  await go('#/admin');
+  const form = page.getByRole('form', { name: 'Create a key' });
+  await form.getByLabel('Tenant').fill('double-click');
+  await page.getByRole('button', { name: 'Create key' }).dblclick();
+  await page.locator('#new-key-text').waitFor();
+  await page.waitForTimeout(1000);
+  const { body } = await api<{ keys: { tenant: string }[] }>('GET', '/admin/keys', undefined, TEST_KEY);
+  expect(body.keys.filter((k) => k.tenant === 'double-click')).toHaveLength(1);
+});
+
 it('a page left before its data arrived does not draw over the page that followed it', async () => {
   // Signed in with the admin key (the test above). The schedules' list answers 1.5 s late.
   const late = (route: { continue(): Promise<void> }) => new Promise<void>((r) => setTimeout(r, 1500)).then(() => route.continue());
@@ -291,6 +457,24 @@ it('a page left before its data arrived does not draw over the page that followe
   } finally {
     await page.unroute('**/schedules?**', late);
   }
+});
+
+it('a page of dead letters that read its whole stretch without a match says the next page carries on, not that none matches', async () => {
+  // A tenant of its own: one dead always_fail task, then 100 newer dead flaky ones, one page's
+  // whole read (LIST_SCAN_ROWS=100 here).
+  const stretchKey = (await createKey(svc.pool, { tenant: 'stretch', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null })).key;
+  const { body: old } = await api<{ id: string }>('POST', '/tasks', { type: 'always_fail', max_retries: 0 }, stretchKey);
+  await waitFor(async () => (await api<{ status: string }>('GET', `/tasks/${old.id}`, undefined, stretchKey)).body.status === 'dead', 15_000, 'the old task to die');
+  expect((await api('POST', '/tasks/batch', { tasks: Array.from({ length: 100 }, () => ({ type: 'flaky', payload: { fail_attempts: 1 }, max_retries: 0 })) }, stretchKey)).status).toBe(200);
+  await waitFor(async () => (await api<{ tasks: unknown[] }>('GET', '/tasks?status=dead&type=flaky&limit=100', undefined, stretchKey)).body.tasks.length === 100, 30_000, 'the flaky tasks to die');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(stretchKey);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await go('#/dead?type=always_fail');
+  await page.getByText('No dead task in this stretch; the next page carries on the search.').waitFor();
+  expect(await page.getByText('No dead task matches.').count()).toBe(0);
+  await page.getByRole('link', { name: 'Next page' }).click();
+  await page.getByRole('link', { name: `Task ${old.id}` }).waitFor();
 });
 
 it('fetched nothing from any other host, broke no CSP rule, and logged no key', () => {

@@ -67,6 +67,12 @@ it('serves under a deeper UI_BASE_PATH, with the API found two levels up; nothin
   expect((await fetch(`${deep}/ui/`)).status).toBe(404);
   const html = await (await fetch(`${deep}/ops/console/`)).text();
   expect(html).toContain('<meta name="api-base" content="../../">');
+  // The page differs by where it is served (its api-base), so its ETag does too: a browser holding
+  // the /ui page must not be told 304 for the same URL once UI_BASE_PATH (and the page) changed.
+  const ui = await api({ basePath: '/ui' });
+  const [deepPage, uiPage] = await Promise.all([fetch(`${deep}/ops/console/`), fetch(`${ui}/ui/`)]);
+  expect(deepPage.headers.get('etag')).not.toBe(uiPage.headers.get('etag'));
+  expect((await fetch(`${deep}/ops/console/`, { headers: { 'if-none-match': uiPage.headers.get('etag')! } })).status).toBe(200);
   const off = await api(undefined);
   expect((await fetch(`${off}/ui/`)).status).toBe(404);
   // The API itself is unchanged.

@@ -76,3 +76,13 @@ it('shows only the caller’s tenant', async () => {
   for (const p of Object.values(q.priorities)) expect([p.queued, p.last_minute.enqueued]).toEqual([0, 0]);
   expect((await fetch(`${api.url}/queues`, { method: 'POST' })).status).toBe(405);
 });
+
+it('counts delayed tasks not yet due as scheduled, per priority', async () => {
+  for (let i = 0; i < 3; i++) {
+    const res = await fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', priority: 'high', delay_ms: 3_600_000 }) });
+    expect(res.status).toBe(201);
+  }
+  const q = await queues();
+  expect(q.priorities.high).toMatchObject({ scheduled: 3, queued: 0, running: 0 });
+  expect(q.priorities.low).toMatchObject({ scheduled: 0 });
+});

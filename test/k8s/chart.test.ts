@@ -134,11 +134,16 @@ describe.each([
     expect(find(objects, 'Namespace', env.namespace).metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
   });
 
-  test('the ingress routes /tasks to the api with the configured class', () => {
+  test('the ingress routes every public API path and the web console to the api with the configured class; health stays inside', () => {
     const ing = find(objects, 'Ingress', 'task-scheduler-api');
     expect(ing.spec.ingressClassName).toBe(env.ingress.className);
     const rule = ing.spec.rules[0];
-    expect(rule.http.paths).toEqual([{ path: '/tasks', pathType: 'Prefix', backend: { service: { name: 'task-scheduler-api', port: { number: 8080 } } } }]);
+    const backend = { service: { name: 'task-scheduler-api', port: { number: 8080 } } };
+    // What the console (and the client, the CLI) call: it is served at UI_BASE_PATH and speaks these.
+    const paths = ['/tasks', '/queues', '/schedules', '/workflows', '/admin', '/openapi.json', serviceConfig(env, 'api').parsed.UI_BASE_PATH];
+    expect([...rule.http.paths].sort((a: { path: string }, b: { path: string }) => a.path.localeCompare(b.path))).toEqual([...paths].sort().map((p) => ({ path: p, pathType: 'Prefix', backend })));
+    expect(paths).not.toContain('/healthz');
+    expect(paths).not.toContain('/readyz');
     if (env.ingress.host) {
       expect(rule.host).toBe(env.ingress.host);
       expect(ing.spec.tls).toEqual([{ hosts: [env.ingress.host], secretName: env.ingress.tlsSecretName }]);

@@ -22,6 +22,11 @@ const TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
 };
 
+/** A file's body and type, with an ETag of that body (so one rewritten, like index.html's api-base, gets its own). */
+export function consoleAsset(body: Buffer, contentType: string): ConsoleAsset {
+  return { body, contentType, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+}
+
 /** dist/console beside the compiled API (dist/services/api/console), or under dist/ when run from source (ts-jest). */
 export function defaultConsoleDir(): string {
   const candidates = [path.resolve(__dirname, '../../../console'), path.resolve(__dirname, '../../../dist/console')];
@@ -41,8 +46,7 @@ export function loadConsoleAssets(dir: string): Map<string, ConsoleAsset> {
         const type = TYPES[path.extname(name)];
         // Source maps and anything unexpected stay private.
         if (!type) continue;
-        const body = readFileSync(full);
-        assets.set(rel, { body, contentType: type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+        assets.set(rel, consoleAsset(readFileSync(full), type));
       }
     }
   };

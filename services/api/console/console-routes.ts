@@ -5,7 +5,7 @@
  */
 import type { Express, NextFunction, Request, Response } from 'express';
 import { notFound, ProblemError } from '../problem';
-import { ConsoleAsset, defaultConsoleDir, loadConsoleAssets } from './console-assets';
+import { ConsoleAsset, consoleAsset, defaultConsoleDir, loadConsoleAssets } from './console-assets';
 
 export interface ConsoleOptions {
   /** UI_BASE_PATH, e.g. '/ui'. */
@@ -27,8 +27,8 @@ export function addConsoleRoutes(app: Express, opts: ConsoleOptions): void {
   if (index) {
     // The API's root relative to the console's (behind an ingress sub-path both move together).
     const apiBase = '../'.repeat(base.split('/').length - 1);
-    const body = Buffer.from(index.body.toString('utf8').replace(API_BASE_MARKER, apiBase));
-    assets.set('index.html', { ...index, body });
+    // Its ETag is of the page as served: one page per base path, where the file's ETag was shared by all.
+    assets.set('index.html', consoleAsset(Buffer.from(index.body.toString('utf8').replace(API_BASE_MARKER, apiBase)), index.contentType));
   }
   const lastSegment = base.slice(base.lastIndexOf('/') + 1);
 

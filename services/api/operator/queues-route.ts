@@ -2,9 +2,9 @@
  * GET /queues: the caller's tenant's queues per priority (queued, scheduled, retrying, running,
  * dead, cancelled, the oldest waiting task's age, and the last minute's counts) and the live
  * workers with their slots. Redis answers for what waits and what went through; Postgres for what
- * is retrying, running longer than START_RECORD_DELAY_MS, dead or cancelled. An answer is reused
- * for QUEUES_CACHE_MS per tenant (one read in flight each), so dashboards polling it cost the
- * databases the same however many watch.
+ * is scheduled (delayed, not yet due), retrying, running longer than START_RECORD_DELAY_MS, dead or
+ * cancelled. An answer is reused for QUEUES_CACHE_MS per tenant (one read in flight each), so
+ * dashboards polling it cost the databases the same however many watch.
  */
 import type { Pool } from 'pg';
 import type { TaskQueue } from '../../core/queue/queue';
@@ -42,7 +42,7 @@ export class QueuesView {
       const c = counts[p];
       priorities[p] = {
         queued: r.ready,
-        scheduled: 0,
+        scheduled: c.scheduled,
         retrying: c.retrying,
         running: c.running,
         dead: c.dead,

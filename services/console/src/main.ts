@@ -1,5 +1,6 @@
 /** Entry: sign in, then the page the hash names; pages are left (their polls stopped) on every change. */
 import { call, session, whenUnauthorized } from './api.js';
+import { dismissDialogs } from './bulk.js';
 import { fill, h } from './dom.js';
 import { Page, PageContext, parseHash } from './router.js';
 import { renderSignIn } from './sign-in.js';
@@ -39,6 +40,7 @@ let routes = 0;
 function leave(): void {
   for (const fn of leaving) fn();
   leaving = [];
+  dismissDialogs();
 }
 
 function header(page: string): void {

@@ -14,8 +14,18 @@ export type Page = (ctx: PageContext) => void | Promise<void>;
 export function parseHash(hash: string): { page: string; params: string[]; query: URLSearchParams } {
   const raw = hash.replace(/^#\/?/, '');
   const [path = '', search = ''] = raw.split('?', 2);
-  const parts = path.split('/').filter(Boolean).map((p) => decodeURIComponent(p));
+  // A part that is not valid percent-encoding (a mistyped or cut link) is kept as it is: the page
+  // then answers for it, where decodeURIComponent's URIError left the page before it up.
+  const parts = path.split('/').filter(Boolean).map(decodePart);
   return { page: parts[0] ?? 'overview', params: parts.slice(1), query: new URLSearchParams(search) };
+}
+
+function decodePart(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p;
+  }
 }
 
 export function hrefFor(page: string, params: string[] = [], query: Record<string, string> = {}): string {

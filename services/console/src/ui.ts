@@ -18,6 +18,44 @@ export function notice(): { el: HTMLElement; say(text: string, kind?: 'ok' | 'er
   };
 }
 
+/**
+ * A page's periodic refresh: one that fails says so, and how old what is shown is, so the last
+ * answer is not taken for the current state; the next that works clears it.
+ */
+export function refresher(): { el: HTMLElement; run(load: () => Promise<void>): Promise<void> } {
+  const n = notice();
+  let lastGood = new Date();
+  return {
+    el: n.el,
+    async run(load) {
+      try {
+        await load();
+        lastGood = new Date();
+        n.say('');
+      } catch (err) {
+        n.say(`Could not refresh: ${errorText(err)}. What is shown is as of ${lastGood.toISOString().slice(11, 19)} UTC.`, 'error');
+      }
+    },
+  };
+}
+
+/**
+ * `fn`, but a call while an earlier one is still running does nothing: a double click sends an
+ * action once (a second Trigger now would make a second task, a second Create key a key never shown).
+ */
+export function oneAtATime<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  let running = false;
+  return async (...args) => {
+    if (running) return;
+    running = true;
+    try {
+      await fn(...args);
+    } finally {
+      running = false;
+    }
+  };
+}
+
 export function errorText(err: unknown): string {
   if (err instanceof ApiError) return `${err.status} ${err.title}${err.detail ? `: ${err.detail}` : ''}`;
   return err instanceof Error ? err.message : String(err);

@@ -124,8 +124,10 @@ const SERVICE_DEFAULTS: Partial<Record<ServiceName, Partial<Record<SettingName, 
  * Parses every setting; collects all problems so one start-up reports them together.
  * Throws ConfigError naming each offending variable.
  */
+/** The API's first path segments that clients (the console, the client, the CLI) call: what the ingress routes. */
+export const PUBLIC_API_ROOTS = ['tasks', 'queues', 'schedules', 'workflows', 'admin', 'openapi.json'] as const;
 /** The API's first path segments, which UI_BASE_PATH may not take. */
-const API_ROOTS = ['tasks', 'queues', 'schedules', 'workflows', 'admin', 'healthz', 'readyz', 'openapi.json'];
+const API_ROOTS: readonly string[] = [...PUBLIC_API_ROOTS, 'healthz', 'readyz'];
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: ServiceName): Config {
   const out: Record<string, unknown> = {};

@@ -3,7 +3,7 @@ import { call, get } from '../api.js';
 import { fill, h } from '../dom.js';
 import { badge, time } from '../format.js';
 import { PageContext } from '../router.js';
-import { errorText, field, heading, notice, table } from '../ui.js';
+import { errorText, field, heading, notice, oneAtATime, table } from '../ui.js';
 import type { AdminTenant, ApiKeyInfo } from '../../../client/types';
 
 type Tenant = AdminTenant;
@@ -31,20 +31,25 @@ export async function adminPage(ctx: PageContext): Promise<void> {
     h('fieldset', { class: 'scopes' }, h('legend', {}, 'Scopes'), ...scopeBoxes.map(({ sc, box }) => h('label', { class: 'check' }, box, sc))),
     h('div', { class: 'field actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create key')),
   );
+  const create = oneAtATime(async () => {
+    const scopes = scopeBoxes.filter((s) => s.box.checked).map((s) => s.sc);
+    let k: Key & { key: string };
+    try {
+      k = (await call<Key & { key: string }>('POST', '/admin/keys', { body: { tenant: tenantIn.value.trim(), scopes, description: descIn.value } })).body;
+    } catch (err) {
+      msg.say(`Could not create the key: ${errorText(err)}`, 'error');
+      return;
+    }
+    fill(secret, h('p', {}, `Key ${k.id} for tenant ${k.tenant} created. Copy it now: it is not shown again.`), h('code', { class: 'secret', id: 'new-key-text' }, k.key));
+    msg.say('');
+    await load();
+  });
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const scopes = scopeBoxes.filter((s) => s.box.checked).map((s) => s.sc);
-    call<Key & { key: string }>('POST', '/admin/keys', { body: { tenant: tenantIn.value.trim(), scopes, description: descIn.value } }).then(
-      async ({ body: k }) => {
-        fill(secret, h('p', {}, `Key ${k.id} for tenant ${k.tenant} created. Copy it now: it is not shown again.`), h('code', { class: 'secret', id: 'new-key-text' }, k.key));
-        msg.say('');
-        await load();
-      },
-      (err: unknown) => msg.say(`Could not create the key: ${errorText(err)}`, 'error'),
-    );
+    void create();
   });
 
-  const revoke = async (k: Key) => {
+  const revoke = oneAtATime(async (k: Key) => {
     try {
       await call('POST', `/admin/keys/${k.id}/revoke`);
       msg.say(`Key ${k.id} revoked: every API replica refuses it within a second.`, 'ok');
@@ -52,7 +57,7 @@ export async function adminPage(ctx: PageContext): Promise<void> {
       msg.say(`Could not revoke: ${errorText(err)}`, 'error');
     }
     await load();
-  };
+  });
 
   const load = async () => {
     const [t, k] = await Promise.all([get<{ tenants: Tenant[] }>('/admin/tenants'), get<{ keys: Key[] }>('/admin/keys')]);

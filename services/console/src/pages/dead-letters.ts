@@ -2,12 +2,12 @@
  * Dead letters: dead tasks, filtered; retry (or cancel) the ones selected, or every task matching
  * the filter through the bulk routes, after a confirmation that says how many.
  */
-import { call, get } from '../api.js';
+import { ApiError, call, get } from '../api.js';
 import { fill, h } from '../dom.js';
-import { confirmDialog, countMatching, runBulk } from '../bulk.js';
+import { BulkStopped, confirmDialog, countMatching, runBulk, underRateLimit } from '../bulk.js';
 import { hrefFor, PageContext } from '../router.js';
 import { filterForm, filterFrom } from '../task-filter.js';
-import { errorText, heading, link, notice, table } from '../ui.js';
+import { errorText, heading, link, notice, refresher, table } from '../ui.js';
 import { TASK_HEADERS, taskCells, TaskRow } from './tasks.js';
 
 export async function deadLettersPage(ctx: PageContext): Promise<void> {
@@ -16,13 +16,27 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
   const form = filterForm(filter, { withStatus: false, submitLabel: 'Show dead tasks' }, (f) => {
     location.hash = hrefFor('dead', [], { ...f, status: '' });
   });
-  const page = await get<{ tasks: TaskRow[]; next_cursor: string | null }>('/tasks', { ...filter, cursor, limit: 100 });
   const msg = notice();
+  const stale = refresher();
   const progress = h('progress', { id: 'bulk-progress', max: 1, value: 0, hidden: true, 'aria-label': 'Bulk progress' });
-  const boxes = page.tasks.map((t) => h('input', { type: 'checkbox', class: 'pick', value: t.id, 'aria-label': `Select task ${t.id}` }));
   const all = h('input', { type: 'checkbox', id: 'pick-all', 'aria-label': 'Select every task on this page' });
+  const listing = h('div', {});
+  let boxes: HTMLInputElement[] = [];
+  // The list is read again after an action, so it shows what the action did.
+  const showList = async () => {
+    const page = await get<{ tasks: TaskRow[]; next_cursor: string | null }>('/tasks', { ...filter, cursor, limit: 100 });
+    boxes = page.tasks.map((t) => h('input', { type: 'checkbox', class: 'pick', value: t.id, 'aria-label': `Select task ${t.id}` }));
+    all.checked = false;
+    const rows = page.tasks.map((t, i) => [boxes[i]!, ...taskCells(t)]);
+    const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of dead tasks' }, page.next_cursor ? link(hrefFor('dead', [], { ...filter, status: '', cursor: page.next_cursor }), 'Next page', { rel: 'next' }) : null);
+    // A page reads a bounded stretch of tasks (LIST_SCAN_ROWS): an empty one with a cursor has more to search.
+    const empty = page.next_cursor ? 'No dead task in this stretch; the next page carries on the search.' : 'No dead task matches.';
+    fill(listing, table('Dead tasks, newest first', ['Select', ...TASK_HEADERS], rows, empty), pager);
+  };
+  await showList();
   all.addEventListener('change', () => boxes.forEach((b) => (b.checked = all.checked)));
-  const picked = () => boxes.filter((b) => b.checked).map((b) => b.value);
+  // A box is disabled once its task was acted on: "Select page" may tick it, but it is not sent again.
+  const picked = () => boxes.filter((b) => b.checked && !b.disabled).map((b) => b.value);
 
   const filterNoStatus = { type: filter.type, priority: filter.priority, created_after: filter.created_after, created_before: filter.created_before, status: 'dead' };
   const busy = (on: boolean) => buttons.forEach((b) => (b.disabled = on));
@@ -35,22 +49,40 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
     progress.hidden = false;
     progress.max = ids.length;
     let done = 0;
-    let failed = 0;
-    for (const id of ids) {
-      await call('POST', `/tasks/${encodeURIComponent(id)}/${action}`).catch(() => (failed += 1));
-      done += 1;
-      progress.value = done;
-      msg.say(`${done} of ${ids.length} done…`);
+    const refused: string[] = [];
+    try {
+      for (const [i, id] of ids.entries()) {
+        try {
+          // A 429 of the tenant's rate limit says when to come back: this task waits its turn.
+          await underRateLimit(() => call('POST', `/tasks/${encodeURIComponent(id)}/${action}`));
+          const box = boxes.find((b) => b.value === id);
+          if (box) {
+            box.checked = false;
+            box.disabled = true;
+          }
+        } catch (err) {
+          // The key was refused: the console has signed out, and every call left would be refused too.
+          if (err instanceof ApiError && err.status === 401) return;
+          refused.push(errorText(err));
+        }
+        done = i + 1;
+        progress.value = done;
+        msg.say(`${done} of ${ids.length} done…`);
+      }
+      const why = refused.length === 0 ? '' : refused.length === 1 ? `, 1 refused: ${refused[0]}` : `, ${refused.length} refused (the first: ${refused[0]})`;
+      msg.say(`${ids.length - refused.length} task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}${why}.`, refused.length ? 'error' : 'ok');
+      await stale.run(showList);
+    } finally {
+      busy(false);
     }
-    msg.say(`${ids.length - failed} task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}${failed ? `, ${failed} refused` : ''}.`, failed ? 'error' : 'ok');
-    busy(false);
   };
 
   const onMatching = async (action: 'retry' | 'cancel') => {
     busy(true);
+    let n = 0;
     try {
       msg.say('Counting the tasks that match…');
-      const n = await countMatching(action, filterNoStatus);
+      n = await countMatching(action, filterNoStatus);
       if (n === 0) return msg.say('No dead task matches the filter.', 'info');
       if (!(await confirmDialog(`${action === 'retry' ? 'Retry' : 'Cancel'} all ${n} dead task(s) matching the filter?`, `${action === 'retry' ? 'Retry' : 'Cancel'} ${n}`))) return msg.say('Nothing was changed.');
       progress.hidden = false;
@@ -61,8 +93,10 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
       });
       msg.say(`${changed} of ${n} dead task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}.`, 'ok');
     } catch (err) {
-      msg.say(`Stopped: ${errorText(err)}`, 'error');
+      if (err instanceof BulkStopped) msg.say(`Stopped after ${err.changed} of ${n} dead task(s) ${action === 'retry' ? 'queued again' : 'cancelled'}: ${errorText(err.reason)}`, 'error');
+      else msg.say(`Stopped: ${errorText(err)}`, 'error');
     } finally {
+      await stale.run(showList);
       busy(false);
     }
   };
@@ -71,8 +105,6 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
     h('button', { type: 'button', id: 'retry-selected', onclick: () => void onSelected('retry') }, 'Retry selected'),
     h('button', { type: 'button', id: 'retry-matching', class: 'primary', onclick: () => void onMatching('retry') }, 'Retry all matching'),
   ];
-  const rows = page.tasks.map((t, i) => [boxes[i]!, ...taskCells(t)]);
-  const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of dead tasks' }, page.next_cursor ? link(hrefFor('dead', [], { ...filter, status: '', cursor: page.next_cursor }), 'Next page', { rel: 'next' }) : null);
   fill(
     ctx.main,
     heading('Dead letters'),
@@ -80,7 +112,7 @@ export async function deadLettersPage(ctx: PageContext): Promise<void> {
     form,
     h('div', { class: 'toolbar' }, h('label', { class: 'check' }, all, 'Select page'), ...buttons, progress),
     msg.el,
-    table('Dead tasks, newest first', ['Select', ...TASK_HEADERS], rows, 'No dead task matches.'),
-    pager,
+    stale.el,
+    listing,
   );
 }

@@ -3,7 +3,7 @@ import { call, get } from '../api.js';
 import { fill, h } from '../dom.js';
 import { badge, json, time } from '../format.js';
 import { hrefFor, PageContext } from '../router.js';
-import { dl, errorText, heading, link, notice, table } from '../ui.js';
+import { dl, errorText, heading, link, notice, oneAtATime, refresher, table } from '../ui.js';
 import type { ScheduleDetail } from '../../../client/types';
 
 type Schedule = ScheduleDetail;
@@ -27,10 +27,11 @@ export async function schedulesPage(ctx: PageContext): Promise<void> {
 
 async function schedulePage(ctx: PageContext, name: string): Promise<void> {
   const msg = notice();
+  const stale = refresher();
   const body = h('div', {});
-  fill(ctx.main, h('p', {}, link(hrefFor('schedules'), '← Schedules')), heading(`Schedule ${name}`), msg.el, body);
+  fill(ctx.main, h('p', {}, link(hrefFor('schedules'), '← Schedules')), heading(`Schedule ${name}`), msg.el, stale.el, body);
   const path = `/schedules/${encodeURIComponent(name)}`;
-  const act = async (what: 'pause' | 'resume' | 'trigger') => {
+  const act = oneAtATime(async (what: 'pause' | 'resume' | 'trigger') => {
     try {
       if (what === 'trigger') {
         const r = await call<{ id: string }>('POST', `${path}/trigger`);
@@ -42,8 +43,9 @@ async function schedulePage(ctx: PageContext, name: string): Promise<void> {
     } catch (err) {
       msg.say(`Could not ${what}: ${errorText(err)}`, 'error');
     }
-    await load();
-  };
+    // Read again to show what the action did; a read that fails says so rather than leave the state before it.
+    await stale.run(load);
+  });
   const load = async () => {
     const sc = await get<Schedule>(path, { preview: 5 });
     fill(

@@ -7,7 +7,7 @@ import { ApiError, call, get } from '../api.js';
 import { fill, h } from '../dom.js';
 import { badge, duration, FINAL, json, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
-import { dl, errorText, heading, link, notice } from '../ui.js';
+import { dl, errorText, heading, link, notice, oneAtATime, refresher } from '../ui.js';
 import type { Task as TaskWithRuns, TaskRun } from '../../../client/types';
 
 type Run = TaskRun;
@@ -35,7 +35,7 @@ function timeline(runs: Run[]): HTMLElement {
           ['Finished', time(r.finished_at)],
           ...(r.error ? ([['Error', h('span', { class: 'error-text' }, `${r.error_type ? `${r.error_type}: ` : ''}${r.error}`)]] as [string, Node][]) : []),
         ]),
-        r.error_stack ? h('details', {}, h('summary', {}, 'Stack'), h('pre', {}, r.error_stack)) : null,
+        r.error_stack ? h('details', { 'data-attempt': r.attempt }, h('summary', {}, 'Stack'), h('pre', {}, r.error_stack)) : null,
       ),
     ),
   );
@@ -44,20 +44,24 @@ function timeline(runs: Run[]): HTMLElement {
 export async function taskPage(ctx: PageContext): Promise<void> {
   const id = ctx.params[0]!;
   const msg = notice();
+  // Apart from msg, so a refresh does not erase what an action said.
+  const stale = refresher();
   const body = h('div', { id: 'task-body' });
   const title = heading(`Task ${id}`);
-  fill(ctx.main, h('p', {}, link(hrefFor('tasks'), '← Tasks')), title, msg.el, body);
+  fill(ctx.main, h('p', {}, link(hrefFor('tasks'), '← Tasks')), title, msg.el, stale.el, body);
   let current: Task | null = null;
+  /** The answer drawn last: an unchanged one is not drawn again. */
+  let drawn = '';
 
-  const act = async (action: 'cancel' | 'retry') => {
+  const act = oneAtATime(async (action: 'cancel' | 'retry') => {
     try {
       const res = await call<Task>('POST', `/tasks/${encodeURIComponent(id)}/${action}`);
       msg.say(action === 'retry' ? 'Queued again.' : res.status === 202 ? 'Cancel requested: the running attempt is being stopped.' : 'Cancelled.', 'ok');
     } catch (err) {
       msg.say(`Could not ${action}: ${errorText(err)}`, 'error');
     }
-    await load();
-  };
+    await stale.run(load);
+  });
 
   const load = async () => {
     let t: Task;
@@ -67,11 +71,18 @@ export async function taskPage(ctx: PageContext): Promise<void> {
       if (err instanceof ApiError && err.status === 404) {
         fill(body, h('p', { class: 'notice error', role: 'alert' }, `No task ${id} (404): it does not exist, or belongs to another tenant.`));
         current = null;
+        drawn = '';
         return;
       }
       throw err;
     }
     current = t;
+    // Drawn again only when it changed, so a refresh leaves the page as the operator left it (a
+    // Stack opened, text selected); when it did change, the Stacks open stay open.
+    const text = JSON.stringify(t);
+    if (text === drawn) return;
+    drawn = text;
+    const opened = new Set([...body.querySelectorAll('details[open]')].map((d) => d.getAttribute('data-attempt')));
     const canCancel = !FINAL.has(t.status);
     const canRetry = t.status === 'dead' || t.status === 'cancelled';
     const focused = document.activeElement?.id;
@@ -105,12 +116,13 @@ export async function taskPage(ctx: PageContext): Promise<void> {
       h('h2', {}, 'Attempts'),
       timeline(t.runs ?? []),
     );
+    for (const d of body.querySelectorAll('details')) if (opened.has(d.getAttribute('data-attempt'))) d.open = true;
     // A refresh must not take the keyboard focus away from the button the user is on.
     if (focused) document.getElementById(focused)?.focus();
   };
 
   await load();
   poll(ctx, 2000, async () => {
-    if (current && !FINAL.has(current.status)) await load();
+    if (current && !FINAL.has(current.status)) await stale.run(load);
   });
 }

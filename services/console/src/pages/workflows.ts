@@ -4,7 +4,7 @@ import { fill, h } from '../dom.js';
 import { dagSvg } from '../dag.js';
 import { badge, time } from '../format.js';
 import { hrefFor, PageContext, poll } from '../router.js';
-import { dl, errorText, heading, link, notice, select, field, table } from '../ui.js';
+import { dl, errorText, heading, link, notice, oneAtATime, refresher, select, field, table } from '../ui.js';
 import type { Workflow as WorkflowSummary, WorkflowDetail } from '../../../client/types';
 
 type Workflow = WorkflowSummary;
@@ -39,12 +39,19 @@ export async function workflowsPage(ctx: PageContext): Promise<void> {
 
 async function workflowPage(ctx: PageContext, id: string): Promise<void> {
   const msg = notice();
+  const stale = refresher();
   const body = h('div', {});
-  fill(ctx.main, h('p', {}, link(hrefFor('workflows'), '← Workflows')), heading(`Workflow ${id}`), msg.el, body);
+  fill(ctx.main, h('p', {}, link(hrefFor('workflows'), '← Workflows')), heading(`Workflow ${id}`), msg.el, stale.el, body);
   let final = false;
+  /** The answer drawn last: an unchanged one is not drawn again (a big workflow's table is costly, and a selection would go). */
+  let drawn = '';
   const load = async () => {
-    const { workflow: w, steps } = await get<WorkflowDetail>(`/workflows/${encodeURIComponent(id)}`);
+    const detail = await get<WorkflowDetail>(`/workflows/${encodeURIComponent(id)}`);
+    const { workflow: w, steps } = detail;
     final = w.status !== 'running';
+    const text = JSON.stringify(detail);
+    if (text === drawn) return;
+    drawn = text;
     const cancel = h('button', { type: 'button', id: 'cancel-workflow', onclick: () => void onCancel() }, 'Cancel workflow');
     const counts = Object.entries(w.counts).filter(([, n]) => n > 0).map(([st, n]) => `${n} ${st}`).join(', ');
     const focused = document.activeElement?.id;
@@ -72,17 +79,17 @@ async function workflowPage(ctx: PageContext, id: string): Promise<void> {
     );
     if (focused) document.getElementById(focused)?.focus();
   };
-  const onCancel = async () => {
+  const onCancel = oneAtATime(async () => {
     try {
       const r = await call<{ cancelled: number; cancelling: number }>('POST', `/workflows/${encodeURIComponent(id)}/cancel`);
       msg.say(`Workflow cancelled: ${r.body.cancelled} step(s) cancelled, ${r.body.cancelling} being stopped.`, 'ok');
     } catch (err) {
       msg.say(`Could not cancel: ${errorText(err)}`, 'error');
     }
-    await load();
-  };
+    await stale.run(load);
+  });
   await load();
   poll(ctx, 2000, async () => {
-    if (!final) await load();
+    if (!final) await stale.run(load);
   });
 }
