@@ -1,6 +1,6 @@
 /** Process entrypoint plumbing shared by the services: start-up failures and signal-driven shutdown. */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { ConfigError } from '../config/config';
 import { splitAddr } from '../config/parsers';
 import { safeError, safeErrorText, type Logger } from '../observability/logger';
@@ -43,9 +43,18 @@ export function exitOnSignals(log: Logger, stop: () => Promise<unknown>, forceAf
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+/** The open connections of each server started by listen(), for close(). */
+const connections = new WeakMap<http.Server, Set<Socket>>();
+
 /** Listens on `[host]:port` and resolves with the bound address (port 0 picks a free one). */
 export async function listen(server: http.Server, addr: string): Promise<AddressInfo> {
   const { host, port } = splitAddr(addr);
+  const open = new Set<Socket>();
+  connections.set(server, open);
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -53,10 +62,32 @@ export async function listen(server: http.Server, addr: string): Promise<Address
   return server.address() as AddressInfo;
 }
 
-/** Stops accepting connections, closes idle keep-alive ones, and resolves when in-flight requests are done. */
+type Busy = Socket & { _httpMessage?: http.ServerResponse | null };
+
+/**
+ * Stops accepting connections, closes idle keep-alive ones, and resolves when in-flight requests
+ * are done. Node closes only idle connections: one busy with a request at the time stayed open
+ * after its answer until its keep-alive timeout (65 s), beyond SHUTDOWN_GRACE_MS, so the API was
+ * killed instead of stopping (cutting off requests sent on it meanwhile). Such an answer says
+ * `Connection: close` and ends its connection.
+ */
 export function close(server: http.Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
+    // Requests that begin from now on (a client's next one on a busy connection, pipelined ones).
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => endAfter(server, res));
+    for (const socket of connections.get(server) ?? []) {
+      const res = (socket as Busy)._httpMessage;
+      if (res) endAfter(server, res);
+    }
     server.closeIdleConnections();
   });
+}
+
+/** Ends the response's connection once it is answered. */
+function endAfter(server: http.Server, res: http.ServerResponse): void {
+  // Answered with `Connection: close` when its headers are not out yet; Node then ends the connection.
+  if (!res.headersSent) res.shouldKeepAlive = false;
+  // Otherwise (a streamed answer) its connection is idle once the answer is out.
+  else res.once('finish', () => setImmediate(() => server.closeIdleConnections()));
 }
