@@ -225,7 +225,9 @@ export class Processor {
 
   /** Aborts what is still running with a shutdown reason (they are handed back) and waits for them. */
   async abortAll(): Promise<void> {
-    for (const r of this.running.values()) r.abort(new ShutdownError());
+    // Not the finished ones waiting for their outcome writes: an aborted attempt's lease is no
+    // longer extended, and one that ran out before its write landed was reaped and ran again.
+    for (const r of this.running.values()) if (!r.finished) r.abort(new ShutdownError());
     await Promise.allSettled([...this.attempts]);
     await Promise.allSettled([...this.outcomes]);
     if (this.recordTimer) clearInterval(this.recordTimer);

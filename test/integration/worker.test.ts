@@ -198,6 +198,29 @@ it('shutdown past the grace period hands unfinished attempts back without counti
   for (const id of ids) expect(await waitFor(isFinal(id))).toMatchObject({ status: 'succeeded', attempts: 1 });
 });
 
+it('shutdown keeps extending the leases of finished attempts whose outcomes are still being written', async () => {
+  // The outcome write is held past the visibility timeout while the worker stops: the attempt has
+  // finished, so the shutdown must not treat it as one to abandon (its lease would run out, the
+  // reaper would count the attempt as lost and its outcome be discarded: the task runs again).
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  let w: Worker;
+  ({ worker: w } = startWorker(stack, { pool: gated.pool, cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200 } }));
+  const id = await submit('noop');
+  await waitFor(async () => gated.stats.running > 0 || null, 5000, 'the outcome write');
+  const stopped = w.stop(5000);
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+  } finally {
+    gated.release();
+  }
+  expect((await stopped).handedBack).toBe(0);
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+  const s = await stack.queue.stats();
+  expect(s.processing).toBe(0);
+  expect(s.ready.default).toBe(0);
+});
+
 it('metrics add up: attempts, final failures, retries and acks match what happened', async () => {
   const started = startWorker(stack);
   worker = started.worker;
