@@ -417,7 +417,7 @@ export class Processor {
     const reason: unknown = attempt.reason;
     if (reason instanceof ShutdownError) {
       try {
-        await this.handBack(lease, startedAtMs);
+        await this.handBack(lease, startedAtMs, attempt.recorded);
       } finally {
         this.running.delete(lease.token);
       }
@@ -467,16 +467,26 @@ export class Processor {
     }
   }
 
-  private async handBack(lease: Lease, startedAtMs: number): Promise<void> {
+  private async handBack(lease: Lease, startedAtMs: number, recorded: boolean): Promise<void> {
     const { log, queue } = this.deps;
     await this.recording;
-    await recordReleased(this.deps.pool, [{ id: lease.message.id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) =>
-      log.warn({ err, taskId: lease.message.id }, 'could not record the hand-back in Postgres'),
-    );
+    const id = lease.message.id;
+    let unrecorded = false;
+    await recordReleased(this.deps.pool, [{ id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) => {
+      log.warn({ err, taskId: id }, 'could not record the hand-back in Postgres');
+      unrecorded = true;
+    });
+    // Postgres still runs the task under this lease and counts the attempt. Handed back in Redis
+    // alone (uncounted), the next lease would repeat that attempt number, which is not current in
+    // Postgres: it would run for nothing and wait out its lease. The reaper counts it as lost
+    // instead (as for a worker that died), once this lease runs out: soon.
+    if (unrecorded && recorded) {
+      await queue.extend([{ id, token: lease.token }], this.opts.reclaimAfterMs).catch((err: unknown) => log.warn({ err, taskId: id }, 'shortening the lease failed; the reaper will reclaim it when it expires'));
+      return;
+    }
     // A step handed back in a workflow that stopped while it ran does not start again: stopped
     // while this worker still holds it, it is forgotten in Redis instead of handed back. Should the
     // stop fail, the lease is left to expire soon: the reaper holds the step and stops it then.
-    const id = lease.message.id;
     let stopped = false;
     if (lease.message.stepKey !== undefined) {
       const s = await stopHoldingLeases(this.deps, [id], new Map([[id, lease.token]]), this.opts.reclaimAfterMs);

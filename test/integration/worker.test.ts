@@ -221,6 +221,34 @@ it('shutdown keeps extending the leases of finished attempts whose outcomes are 
   expect(s.ready.default).toBe(0);
 });
 
+it('an attempt Postgres shows running whose hand-back it could not record is left to the reaper, not run again behind its back', async () => {
+  // Handed back in Redis alone, the next worker's lease repeated the attempt number Postgres had
+  // counted: not current there, its run was discarded whatever it did, the task waited out that
+  // lease too, and then ran a third time.
+  const failing = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? async (config: unknown, values?: unknown[]) => {
+            const text = typeof config === 'string' ? config : (config as { text: string }).text;
+            if (text.includes('handed back at shutdown')) throw Object.assign(new Error('terminating connection (test)'), { code: '57P01' });
+            return target.query(config as never, values as never);
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+  let runs = 0;
+  const handlers = { slow: async () => void (runs++, await new Promise((r) => setTimeout(r, 1500))) };
+  const cfg = { START_RECORD_DELAY_MS: 50, VIS_TIMEOUT_MS: 2000 };
+  const id = await submit('slow', {}, 1);
+  const { worker: w } = startWorker(stack, { handlers, pool: failing, cfg });
+  await waitFor(async () => (await taskStatus(stack.pool, id)).status === 'running' || null);
+  expect((await w.stop(0)).handedBack).toBe(1);
+  ({ worker } = startWorker(stack, { handlers, cfg }));
+  expect(await waitFor(isFinal(id), 20_000)).toMatchObject({ status: 'succeeded', attempts: 2 });
+  // The attempt handed back counts as lost (as when a worker dies): Postgres had it running.
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['expired', 'succeeded']);
+  expect(runs).toBe(2);
+});
+
 it('metrics add up: attempts, final failures, retries and acks match what happened', async () => {
   const started = startWorker(stack);
   worker = started.worker;
