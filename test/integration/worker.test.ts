@@ -2,7 +2,9 @@
 import { submitTask, submitTasks } from '../../services/core/tasks/submit';
 import type { Priority } from '../../services/core/tasks/priority';
 import { Stack, createStack, runsOf, silentLog, startWorker, taskStatus, waitFor } from '../support/stack';
-import type { Worker } from '../../services/worker/worker';
+import { Worker } from '../../services/worker/worker';
+import { defaultHandlers } from '../../services/worker/handlers';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { gatedPool } from '../support/gated-pool';
 
 let stack: Stack;
@@ -149,6 +151,20 @@ it('an attempt whose lease Redis lost is aborted, not recorded as running, and i
 
 it('heartbeats keep a long task leased past the visibility timeout', async () => {
   ({ worker } = startWorker(stack, { cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200 } }));
+  const id = await submit('sleeper', { sleep_ms: 2500 });
+  expect(await waitFor(isFinal(id), 15000)).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+});
+
+it('heartbeats extend leases even while the worker cannot announce itself', async () => {
+  // On a Redis Cluster the announcement goes to the control slot; its master failing over must not
+  // cost the leases held on every other partition.
+  const queue = new Proxy(stack.queue, {
+    get: (target, prop, receiver) => (prop === 'announceWorker' ? async () => Promise.reject(new Error('CLUSTERDOWN (test)')) : Reflect.get(target, prop, receiver)),
+  });
+  const cfg = { ...stack.cfg, VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200 };
+  worker = new Worker({ cfg, pool: stack.pool, queue, handlers: defaultHandlers({}), log: silentLog, metrics: workerMetrics(createRegistry('worker')) });
+  worker.start();
   const id = await submit('sleeper', { sleep_ms: 2500 });
   expect(await waitFor(isFinal(id), 15000)).toMatchObject({ status: 'succeeded', attempts: 1 });
   expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
