@@ -2,6 +2,8 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
+import { assertSchema } from '../core/db/schema-version';
+import { bundledSchemaVersion } from '../migrator/migrate';
 import { createRedisClient, redisEndpoint, redisReady } from '../core/db/redis';
 import { readEvictionPolicy, warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
@@ -33,6 +35,7 @@ async function main(): Promise<void> {
   queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);
   // The policy rarely changes: read it at most every 30 s.
   evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
+  if (!(await assertSchema(pool, bundledSchemaVersion()))) log.warn('could not read the schema version from Postgres (not checked)');
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
   const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry });
 

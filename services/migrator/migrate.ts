@@ -46,6 +46,15 @@ export function bundledMigrationsDir(): string {
   throw new MigrationError(`no migrations found in ${BUNDLED_DIRS.join(' or ')}`);
 }
 
+/** The schema version this build needs: its newest bundled migration. */
+export function bundledSchemaVersion(): number {
+  const versions = readdirSync(bundledMigrationsDir())
+    .map((f) => FILE_PATTERN.exec(f)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .map(Number);
+  return Math.max(...versions);
+}
+
 export function readMigrations(dir: string): MigrationFile[] {
   const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
   const seen = new Set<number>();
