@@ -87,15 +87,16 @@ async function main(): Promise<void> {
     if (!(await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS))) log.warn('could not read the queue layout from Redis (REDIS_PARTITIONS is not checked)');
     await warnIfEvicting(redis, log);
   }
+  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
+  // Nothing is awaited from here until the signals are handled: a SIGTERM in between would kill
+  // the process with the default action, dropping requests already taken. The ready line comes last.
   const server = await startServer(app, cfg.API_ADDR, {
     headersTimeoutMs: cfg.HTTP_HEADERS_TIMEOUT_MS,
     requestTimeoutMs: cfg.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: cfg.HTTP_KEEPALIVE_TIMEOUT_MS,
     maxConnections: cfg.HTTP_MAX_CONNECTIONS,
   });
-  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
   trueUp.start();
-  log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 
   exitOnSignals(
     log,
@@ -109,6 +110,7 @@ async function main(): Promise<void> {
     },
     cfg.SHUTDOWN_GRACE_MS,
   );
+  log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 }
 
 runMain('api', main);

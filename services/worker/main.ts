@@ -38,12 +38,12 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue, cfg.READINESS_TIMEOUT_MS));
   worker.start();
   void warnIfEvicting(redis, log);
-  log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
-
   exitOnSignals(log, async () => {
     await worker.stop();
     await Promise.all([metricsServer.close(), pool.end(), queue.close()]);
   });
+  // Only once SIGTERM drains: whoever waits for this line may stop the worker at once.
+  log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 }
 
 runMain('worker', main);
