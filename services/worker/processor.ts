@@ -28,6 +28,8 @@ import type { Handler, HandlerRegistry, TaskContext } from './handlers';
 export class Running {
   /** Postgres shows this attempt as running (only attempts outliving the start-record delay are). */
   recorded = false;
+  /** A start record was sent but its answer never came: Postgres may show it as running. */
+  maybeRecorded = false;
   /** The handler has settled; only its outcome write is pending, which records the start itself. */
   finished = false;
   aborted = false;
@@ -360,6 +362,7 @@ export class Processor {
 
   private async record(batch: Running[]): Promise<void> {
     const lost = (r: Running) => r.abort(new LeaseLostError(r.lease.message.id));
+    let sent: Running[] = [];
     try {
       const held = await this.deps.queue.extend(
         batch.map((r) => ({ id: r.lease.message.id, token: r.lease.token })),
@@ -367,6 +370,7 @@ export class Processor {
       );
       const live = batch.filter((_, i) => held[i]);
       batch.forEach((r, i) => held[i] || lost(r));
+      sent = live;
       const { started } = await markRunning(
         this.deps.pool,
         live.map((r) => ({ id: r.lease.message.id, token: r.lease.token, attempt: r.lease.attempt, startedAtMs: r.startedAtMs })),
@@ -378,6 +382,8 @@ export class Processor {
         else lost(r);
       }
     } catch (err) {
+      // The statement may have committed without its answer arriving.
+      for (const r of sent) r.maybeRecorded = true;
       // Retried on the next tick; an outcome that comes first records the start with it.
       if (!this.recordFailing) this.deps.log.warn({ err }, 'could not record running attempts; retrying');
       this.recordFailing = true;
@@ -417,7 +423,7 @@ export class Processor {
     const reason: unknown = attempt.reason;
     if (reason instanceof ShutdownError) {
       try {
-        await this.handBack(lease, startedAtMs, attempt.recorded);
+        await this.handBack(lease, startedAtMs, attempt.recorded || attempt.maybeRecorded);
       } finally {
         this.running.delete(lease.token);
       }
@@ -467,6 +473,7 @@ export class Processor {
     }
   }
 
+  /** `recorded`: Postgres shows (or may show) the attempt as running under this lease. */
   private async handBack(lease: Lease, startedAtMs: number, recorded: boolean): Promise<void> {
     const { log, queue } = this.deps;
     await this.recording;

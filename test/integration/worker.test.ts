@@ -237,7 +237,10 @@ it('shutdown keeps extending the leases of finished attempts whose outcomes are 
   expect(s.ready.default).toBe(0);
 });
 
-it('an attempt Postgres shows running whose hand-back it could not record is left to the reaper, not run again behind its back', async () => {
+it.each([
+  ['recorded as running', false],
+  ['recorded as running, the answer lost', true],
+])('an attempt Postgres shows running (%s) whose hand-back it could not record is left to the reaper, not run again behind its back', async (_name, answerLost) => {
   // Handed back in Redis alone, the next worker's lease repeated the attempt number Postgres had
   // counted: not current there, its run was discarded whatever it did, the task waited out that
   // lease too, and then ran a third time.
@@ -245,9 +248,13 @@ it('an attempt Postgres shows running whose hand-back it could not record is lef
     get: (target, prop, receiver) =>
       prop === 'query'
         ? async (config: unknown, values?: unknown[]) => {
-            const text = typeof config === 'string' ? config : (config as { text: string }).text;
-            if (text.includes('handed back at shutdown')) throw Object.assign(new Error('terminating connection (test)'), { code: '57P01' });
-            return target.query(config as never, values as never);
+            const text = typeof config === 'string' ? config : (config as { text: string; name?: string }).text;
+            const lost = () => Object.assign(new Error('terminating connection (test)'), { code: '57P01' });
+            if (text.includes('handed back at shutdown')) throw lost();
+            const res = await target.query(config as never, values as never);
+            // The start was committed, but its answer never reached the worker.
+            if (answerLost && (config as { name?: string }).name === 'mark-running') throw lost();
+            return res;
           }
         : Reflect.get(target, prop, receiver),
   });
