@@ -1,5 +1,6 @@
 /** close() (services/core/process/lifecycle.ts): busy keep-alive connections end once answered. */
 import http from 'node:http';
+import net from 'node:net';
 import { close, listen } from '../../services/core/process/lifecycle';
 
 function get(port: number, agent: http.Agent, path: string): Promise<{ status: number; connection: string | undefined }> {
@@ -39,6 +40,30 @@ it.each([
     expect(Date.now() - t0).toBeLessThan(2000);
   } finally {
     agent.destroy();
+    server.closeAllConnections();
+  }
+});
+
+it('pipelined requests taken before close are all answered; the last answer closes the connection', async () => {
+  const server = http.createServer((_req, res) => void setTimeout(() => res.end('ok'), 300));
+  server.keepAliveTimeout = 60_000;
+  const { port } = await listen(server, '127.0.0.1:0');
+  const socket = net.connect(port, '127.0.0.1');
+  try {
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (data += d));
+    const ended = new Promise((r) => socket.once('close', r));
+    socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await close(server);
+    await ended;
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const answers = data.split('HTTP/1.1 ').slice(1);
+    expect(answers.map((a) => /Connection: (\S+)/.exec(a)?.[1])).toEqual(['keep-alive', 'close']);
+  } finally {
+    socket.destroy();
     server.closeAllConnections();
   }
 });
