@@ -2,6 +2,8 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
+import { assertSchema } from '../core/db/schema-version';
+import { bundledSchemaVersion } from '../migrator/migrate';
 import { createRedisClient, redisEndpoint, redisReady } from '../core/db/redis';
 import { readEvictionPolicy, warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
   dueWorkGauge(registry, () => withTimeout(nextDueWork(pool), cfg.READINESS_TIMEOUT_MS), cfg.METRICS_SAMPLE_MS);
   // The policy rarely changes: read it at most every 30 s.
   evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
+  if (!(await assertSchema(pool, bundledSchemaVersion()))) log.warn('could not read the schema version from Postgres (not checked)');
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
   const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry });
 
@@ -87,15 +90,16 @@ async function main(): Promise<void> {
     if (!(await assertLayout(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS))) log.warn('could not read the queue layout from Redis (REDIS_PARTITIONS is not checked)');
     await warnIfEvicting(redis, log);
   }
+  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
+  // Nothing is awaited from here until the signals are handled: a SIGTERM in between would kill
+  // the process with the default action, dropping requests already taken. The ready line comes last.
   const server = await startServer(app, cfg.API_ADDR, {
     headersTimeoutMs: cfg.HTTP_HEADERS_TIMEOUT_MS,
     requestTimeoutMs: cfg.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: cfg.HTTP_KEEPALIVE_TIMEOUT_MS,
     maxConnections: cfg.HTTP_MAX_CONNECTIONS,
   });
-  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR);
   trueUp.start();
-  log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 
   exitOnSignals(
     log,
@@ -109,6 +113,7 @@ async function main(): Promise<void> {
     },
     cfg.SHUTDOWN_GRACE_MS,
   );
+  log.info({ api: `${server.address.address}:${server.address.port}`, metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 }
 
 runMain('api', main);

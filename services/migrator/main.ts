@@ -6,7 +6,7 @@ import { migrate } from './migrate';
 async function main(): Promise<void> {
   const cfg = loadConfig(process.env, 'migrator');
   const log = createLogger('migrator', cfg.LOG_LEVEL);
-  const result = await migrate({ databaseUrl: cfg.POSTGRES_URL, dir: cfg.MIGRATIONS_DIR || undefined, log });
+  const result = await migrate({ databaseUrl: cfg.POSTGRES_URL, dir: cfg.MIGRATIONS_DIR || undefined, log, lockTimeoutMs: cfg.MIGRATION_LOCK_TIMEOUT_MS });
   log.info({ applied: result.applied, version: result.version }, result.applied.length ? 'migrations applied' : 'schema up to date');
 }
 

@@ -46,6 +46,15 @@ export function bundledMigrationsDir(): string {
   throw new MigrationError(`no migrations found in ${BUNDLED_DIRS.join(' or ')}`);
 }
 
+/** The schema version this build needs: its newest bundled migration. */
+export function bundledSchemaVersion(): number {
+  const versions = readdirSync(bundledMigrationsDir())
+    .map((f) => FILE_PATTERN.exec(f)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .map(Number);
+  return Math.max(...versions);
+}
+
 export function readMigrations(dir: string): MigrationFile[] {
   const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
   const seen = new Set<number>();
@@ -60,7 +69,12 @@ export function readMigrations(dir: string): MigrationFile[] {
   });
 }
 
-export async function migrate(opts: { databaseUrl: string; dir?: string; log?: Logger }): Promise<MigrateResult> {
+/** MIGRATION_LOCK_TIMEOUT_MS's default; 0 waits for locks as long as it takes. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
+/** How long a migration that keeps running into its lock timeout is tried again before the run fails. */
+const LOCK_RETRY_FOR_MS = 10 * 60_000;
+
+export async function migrate(opts: { databaseUrl: string; dir?: string; log?: Logger; lockTimeoutMs?: number }): Promise<MigrateResult> {
   const files = readMigrations(opts.dir || bundledMigrationsDir());
   const client = new Client({ ...postgresConnection(opts.databaseUrl), application_name: 'task-scheduler-migrator' });
   await client.connect();
@@ -87,19 +101,7 @@ export async function migrate(opts: { databaseUrl: string; dir?: string; log?: L
     const applied: string[] = [];
     for (const f of files) {
       if (done.has(f.version)) continue;
-      await client.query('BEGIN');
-      try {
-        await client.query(f.sql);
-        await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-          f.version,
-          f.name,
-          f.checksum,
-        ]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw new MigrationError(`${f.name} failed: ${(err as Error).message}`);
-      }
+      await applyOne(client, f, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, opts.log);
       applied.push(f.name);
       opts.log?.info({ migration: f.name }, 'migration applied');
     }
@@ -108,5 +110,32 @@ export async function migrate(opts: { databaseUrl: string; dir?: string; log?: L
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEY]).catch(() => undefined);
     await client.end();
+  }
+}
+
+/**
+ * Applies one migration in a transaction. Its lock requests give up after `lockTimeoutMs`: one
+ * waiting for a lock that a long transaction holds would otherwise queue every later statement on
+ * that table behind it (the api's and the workers' too) for as long as that transaction runs. It is
+ * tried again, after a pause that lets the queued statements through, for up to LOCK_RETRY_FOR_MS.
+ */
+async function applyOne(client: Client, f: MigrationFile, lockTimeoutMs: number, log?: Logger): Promise<void> {
+  const started = Date.now();
+  for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
+    await client.query('BEGIN');
+    try {
+      if (lockTimeoutMs > 0) await client.query(`SET LOCAL lock_timeout = ${Math.floor(lockTimeoutMs)}`);
+      await client.query(f.sql);
+      await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [f.version, f.name, f.checksum]);
+      await client.query('COMMIT');
+      return;
+    } catch (err) {
+      await client.query('ROLLBACK');
+      // 55P03 lock_not_available: the lock timeout passed.
+      const lockBusy = (err as { code?: unknown }).code === '55P03';
+      if (!lockBusy || Date.now() - started + delay > LOCK_RETRY_FOR_MS) throw new MigrationError(`${f.name} failed: ${(err as Error).message}`);
+      log?.warn({ migration: f.name, retryInMs: delay }, 'migration waited longer than MIGRATION_LOCK_TIMEOUT_MS for a lock; trying again');
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }

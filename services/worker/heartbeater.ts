@@ -30,7 +30,15 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
   }
 
   async runOnce(): Promise<{ extended: number; lost: number }> {
-    await this.queue.announceWorker(this.workerId, this.announceTtlMs, this.slots);
+    // The leases do not wait for the announcement, nor depend on it: on a Redis Cluster it goes to
+    // the control slot, and that master failing over must not cost every partition its leases.
+    const [extended, announced] = await Promise.allSettled([this.extendHeld(), this.queue.announceWorker(this.workerId, this.announceTtlMs, this.slots)]);
+    if (extended.status === 'rejected') throw extended.reason;
+    if (announced.status === 'rejected') throw announced.reason;
+    return extended.value;
+  }
+
+  private async extendHeld(): Promise<{ extended: number; lost: number }> {
     const entries = [...this.running.values()].filter((r) => !r.aborted);
     if (entries.length === 0) return { extended: 0, lost: 0 };
     const ok = await this.queue.extend(entries.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs);

@@ -2,6 +2,8 @@
 import { loadConfig } from '../core/config/config';
 import { exitOnSignals, runMain } from '../core/process/lifecycle';
 import { createPgPool } from '../core/db/postgres';
+import { assertSchema } from '../core/db/schema-version';
+import { bundledSchemaVersion } from '../migrator/migrate';
 import { createRedisClient, redisEndpoint } from '../core/db/redis';
 import { warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
@@ -19,6 +21,7 @@ async function main(): Promise<void> {
   const registry = createRegistry('worker');
   const metrics = workerMetrics(registry);
   const pool = createPgPool(cfg.POSTGRES_URL, cfg.PGPOOL_MAX_CONNS, 'task-scheduler-worker', log);
+  if (!(await assertSchema(pool, bundledSchemaVersion()))) log.warn('could not read the schema version from Postgres (not checked)');
   const redis = createRedisClient({ ...redisEndpoint(cfg), name: 'worker', offlineQueue: true });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   // Waits for Redis (offline queue): a worker has nothing to do without it.
@@ -35,12 +38,12 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue, cfg.READINESS_TIMEOUT_MS));
   worker.start();
   void warnIfEvicting(redis, log);
-  log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
-
   exitOnSignals(log, async () => {
     await worker.stop();
     await Promise.all([metricsServer.close(), pool.end(), queue.close()]);
   });
+  // Only once SIGTERM drains: whoever waits for this line may stop the worker at once.
+  log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 }
 
 runMain('worker', main);

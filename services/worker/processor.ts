@@ -28,6 +28,8 @@ import type { Handler, HandlerRegistry, TaskContext } from './handlers';
 export class Running {
   /** Postgres shows this attempt as running (only attempts outliving the start-record delay are). */
   recorded = false;
+  /** A start record was sent but its answer never came: Postgres may show it as running. */
+  maybeRecorded = false;
   /** The handler has settled; only its outcome write is pending, which records the start itself. */
   finished = false;
   aborted = false;
@@ -225,7 +227,9 @@ export class Processor {
 
   /** Aborts what is still running with a shutdown reason (they are handed back) and waits for them. */
   async abortAll(): Promise<void> {
-    for (const r of this.running.values()) r.abort(new ShutdownError());
+    // Not the finished ones waiting for their outcome writes: an aborted attempt's lease is no
+    // longer extended, and one that ran out before its write landed was reaped and ran again.
+    for (const r of this.running.values()) if (!r.finished) r.abort(new ShutdownError());
     await Promise.allSettled([...this.attempts]);
     await Promise.allSettled([...this.outcomes]);
     if (this.recordTimer) clearInterval(this.recordTimer);
@@ -358,6 +362,7 @@ export class Processor {
 
   private async record(batch: Running[]): Promise<void> {
     const lost = (r: Running) => r.abort(new LeaseLostError(r.lease.message.id));
+    let sent: Running[] = [];
     try {
       const held = await this.deps.queue.extend(
         batch.map((r) => ({ id: r.lease.message.id, token: r.lease.token })),
@@ -365,6 +370,7 @@ export class Processor {
       );
       const live = batch.filter((_, i) => held[i]);
       batch.forEach((r, i) => held[i] || lost(r));
+      sent = live;
       const { started } = await markRunning(
         this.deps.pool,
         live.map((r) => ({ id: r.lease.message.id, token: r.lease.token, attempt: r.lease.attempt, startedAtMs: r.startedAtMs })),
@@ -376,6 +382,8 @@ export class Processor {
         else lost(r);
       }
     } catch (err) {
+      // The statement may have committed without its answer arriving.
+      for (const r of sent) r.maybeRecorded = true;
       // Retried on the next tick; an outcome that comes first records the start with it.
       if (!this.recordFailing) this.deps.log.warn({ err }, 'could not record running attempts; retrying');
       this.recordFailing = true;
@@ -415,7 +423,7 @@ export class Processor {
     const reason: unknown = attempt.reason;
     if (reason instanceof ShutdownError) {
       try {
-        await this.handBack(lease, startedAtMs);
+        await this.handBack(lease, startedAtMs, attempt.recorded || attempt.maybeRecorded);
       } finally {
         this.running.delete(lease.token);
       }
@@ -465,16 +473,27 @@ export class Processor {
     }
   }
 
-  private async handBack(lease: Lease, startedAtMs: number): Promise<void> {
+  /** `recorded`: Postgres shows (or may show) the attempt as running under this lease. */
+  private async handBack(lease: Lease, startedAtMs: number, recorded: boolean): Promise<void> {
     const { log, queue } = this.deps;
     await this.recording;
-    await recordReleased(this.deps.pool, [{ id: lease.message.id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) =>
-      log.warn({ err, taskId: lease.message.id }, 'could not record the hand-back in Postgres'),
-    );
+    const id = lease.message.id;
+    let unrecorded = false;
+    await recordReleased(this.deps.pool, [{ id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) => {
+      log.warn({ err, taskId: id }, 'could not record the hand-back in Postgres');
+      unrecorded = true;
+    });
+    // Postgres still runs the task under this lease and counts the attempt. Handed back in Redis
+    // alone (uncounted), the next lease would repeat that attempt number, which is not current in
+    // Postgres: it would run for nothing and wait out its lease. The reaper counts it as lost
+    // instead (as for a worker that died), once this lease runs out: soon.
+    if (unrecorded && recorded) {
+      await queue.extend([{ id, token: lease.token }], this.opts.reclaimAfterMs).catch((err: unknown) => log.warn({ err, taskId: id }, 'shortening the lease failed; the reaper will reclaim it when it expires'));
+      return;
+    }
     // A step handed back in a workflow that stopped while it ran does not start again: stopped
     // while this worker still holds it, it is forgotten in Redis instead of handed back. Should the
     // stop fail, the lease is left to expire soon: the reaper holds the step and stops it then.
-    const id = lease.message.id;
     let stopped = false;
     if (lease.message.stepKey !== undefined) {
       const s = await stopHoldingLeases(this.deps, [id], new Map([[id, lease.token]]), this.opts.reclaimAfterMs);

@@ -75,3 +75,30 @@ it('is safe when several copies start at once', async () => {
   await c.end();
   expect(rows[0].n).toBe(appliedCounts[4]);
 });
+
+it('a migration that waits for a lock a long transaction holds gives way to the traffic queued behind it, and applies once it can', async () => {
+  const dir = copyOfMigrations();
+  await migrate({ databaseUrl: db.url, dir });
+  writeFileSync(path.join(dir, '0900_add_column.sql'), 'ALTER TABLE tasks ADD COLUMN note text;\n');
+  // A long transaction that read tasks (a report, an operator's psql session) holds its lock.
+  const reader = new Client({ connectionString: db.url });
+  const other = new Client({ connectionString: db.url });
+  await Promise.all([reader.connect(), other.connect()]);
+  try {
+    await reader.query('BEGIN');
+    await reader.query('SELECT count(*) FROM tasks');
+    const migrating = migrate({ databaseUrl: db.url, dir, lockTimeoutMs: 300 });
+    await new Promise((r) => setTimeout(r, 100));
+    // Every statement on tasks queues behind the migration's ACCESS EXCLUSIVE request while it waits:
+    // the API's and the workers' too. It waits at most the lock timeout, then retries later.
+    await other.query('SET statement_timeout = 3000');
+    const t0 = Date.now();
+    await other.query('SELECT count(*) FROM tasks');
+    expect(Date.now() - t0).toBeLessThan(1500);
+    await reader.query('COMMIT');
+    expect((await migrating).applied).toEqual(['0900_add_column.sql']);
+    await other.query('SELECT note FROM tasks LIMIT 1');
+  } finally {
+    await Promise.all([reader.end(), other.end()]);
+  }
+});

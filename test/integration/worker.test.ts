@@ -2,7 +2,9 @@
 import { submitTask, submitTasks } from '../../services/core/tasks/submit';
 import type { Priority } from '../../services/core/tasks/priority';
 import { Stack, createStack, runsOf, silentLog, startWorker, taskStatus, waitFor } from '../support/stack';
-import type { Worker } from '../../services/worker/worker';
+import { Worker } from '../../services/worker/worker';
+import { defaultHandlers } from '../../services/worker/handlers';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { gatedPool } from '../support/gated-pool';
 
 let stack: Stack;
@@ -154,6 +156,20 @@ it('heartbeats keep a long task leased past the visibility timeout', async () =>
   expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
 });
 
+it('heartbeats extend leases even while the worker cannot announce itself', async () => {
+  // On a Redis Cluster the announcement goes to the control slot; its master failing over must not
+  // cost the leases held on every other partition.
+  const queue = new Proxy(stack.queue, {
+    get: (target, prop, receiver) => (prop === 'announceWorker' ? async () => Promise.reject(new Error('CLUSTERDOWN (test)')) : Reflect.get(target, prop, receiver)),
+  });
+  const cfg = { ...stack.cfg, VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200 };
+  worker = new Worker({ cfg, pool: stack.pool, queue, handlers: defaultHandlers({}), log: silentLog, metrics: workerMetrics(createRegistry('worker')) });
+  worker.start();
+  const id = await submit('sleeper', { sleep_ms: 2500 });
+  expect(await waitFor(isFinal(id), 15000)).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+});
+
 it('a handler past TASK_TIMEOUT_MS is aborted and its attempt fails', async () => {
   let sawAbort = false;
   const handlers = {
@@ -196,6 +212,64 @@ it('shutdown past the grace period hands unfinished attempts back without counti
   // A new worker picks them up as first attempts.
   ({ worker } = startWorker(stack, { handlers: { sleeper: async () => undefined } }));
   for (const id of ids) expect(await waitFor(isFinal(id))).toMatchObject({ status: 'succeeded', attempts: 1 });
+});
+
+it('shutdown keeps extending the leases of finished attempts whose outcomes are still being written', async () => {
+  // The outcome write is held past the visibility timeout while the worker stops: the attempt has
+  // finished, so the shutdown must not treat it as one to abandon (its lease would run out, the
+  // reaper would count the attempt as lost and its outcome be discarded: the task runs again).
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  let w: Worker;
+  ({ worker: w } = startWorker(stack, { pool: gated.pool, cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200 } }));
+  const id = await submit('noop');
+  await waitFor(async () => gated.stats.running > 0 || null, 5000, 'the outcome write');
+  const stopped = w.stop(5000);
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+  } finally {
+    gated.release();
+  }
+  expect((await stopped).handedBack).toBe(0);
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+  const s = await stack.queue.stats();
+  expect(s.processing).toBe(0);
+  expect(s.ready.default).toBe(0);
+});
+
+it.each([
+  ['recorded as running', false],
+  ['recorded as running, the answer lost', true],
+])('an attempt Postgres shows running (%s) whose hand-back it could not record is left to the reaper, not run again behind its back', async (_name, answerLost) => {
+  // Handed back in Redis alone, the next worker's lease repeated the attempt number Postgres had
+  // counted: not current there, its run was discarded whatever it did, the task waited out that
+  // lease too, and then ran a third time.
+  const failing = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? async (config: unknown, values?: unknown[]) => {
+            const text = typeof config === 'string' ? config : (config as { text: string; name?: string }).text;
+            const lost = () => Object.assign(new Error('terminating connection (test)'), { code: '57P01' });
+            if (text.includes('handed back at shutdown')) throw lost();
+            const res = await target.query(config as never, values as never);
+            // The start was committed, but its answer never reached the worker.
+            if (answerLost && (config as { name?: string }).name === 'mark-running') throw lost();
+            return res;
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+  let runs = 0;
+  const handlers = { slow: async () => void (runs++, await new Promise((r) => setTimeout(r, 1500))) };
+  const cfg = { START_RECORD_DELAY_MS: 50, VIS_TIMEOUT_MS: 2000 };
+  const id = await submit('slow', {}, 1);
+  const { worker: w } = startWorker(stack, { handlers, pool: failing, cfg });
+  await waitFor(async () => (await taskStatus(stack.pool, id)).status === 'running' || null);
+  expect((await w.stop(0)).handedBack).toBe(1);
+  ({ worker } = startWorker(stack, { handlers, cfg }));
+  expect(await waitFor(isFinal(id), 20_000)).toMatchObject({ status: 'succeeded', attempts: 2 });
+  // The attempt handed back counts as lost (as when a worker dies): Postgres had it running.
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['expired', 'succeeded']);
+  expect(runs).toBe(2);
 });
 
 it('metrics add up: attempts, final failures, retries and acks match what happened', async () => {

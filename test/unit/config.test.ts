@@ -72,6 +72,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' })).toThrow(/RETRY_MAX_MS=1000: must be at least RETRY_BASE_MS/);
   });
 
+  it('rejects heartbeats too slow to keep a lease', () => {
+    expect(() => loadConfig({ VIS_TIMEOUT_MS: '60000', HEARTBEAT_INTERVAL_MS: '60000' })).toThrow(/HEARTBEAT_INTERVAL_MS=60000: must be at most half of VIS_TIMEOUT_MS/);
+    expect(() => loadConfig({ HEARTBEAT_INTERVAL_MS: '30001' })).toThrow(/HEARTBEAT_INTERVAL_MS=30001/);
+    expect(loadConfig({ HEARTBEAT_INTERVAL_MS: '30000' }).HEARTBEAT_INTERVAL_MS).toBe(30000);
+    expect(loadConfig({ VIS_TIMEOUT_MS: '1000' }).HEARTBEAT_INTERVAL_MS).toBe(0);
+  });
+
   it('reads REDIS_CLUSTER_NODES as a list of host:port (empty: the single Redis at REDIS_ADDR)', () => {
     expect(loadConfig({}).REDIS_CLUSTER_NODES).toEqual([]);
     expect(loadConfig({ REDIS_CLUSTER_NODES: ' redis-0.redis:6379, 10.0.0.7:7001 ' }).REDIS_CLUSTER_NODES).toEqual(['redis-0.redis:6379', '10.0.0.7:7001']);

@@ -50,7 +50,7 @@ export const SETTINGS = {
   LEASE_BATCH_SIZE: setting('32', parseInteger({ min: 1, max: 1000 }), 'Most tasks leased in one Redis call (bounded by free slots).', worker),
   LEASE_GAP_MS: setting('2', parseInteger({ min: 0, max: 1000 }), 'A worker with attempts running or being written, whose last lease left no task behind, leases again at most this often (milliseconds), so each lease takes what several submissions queued; an idle worker, or one behind a backlog, leases at once. 0 turns it off.', worker),
   POLL_INTERVAL_MS: setting('250', parseInteger({ min: 1, max: 600_000 }), 'How long an idle worker waits before asking for work again, in milliseconds; new tasks also wake an idle worker at once (each batch rings a Redis doorbell that one waiting worker answers), so this is only the fallback.', worker),
-  HEARTBEAT_INTERVAL_MS: setting('0', parseInteger({ min: 0, max: 3_600_000 }), 'Lease extension cadence in milliseconds; 0 means VIS_TIMEOUT_MS/3.', worker),
+  HEARTBEAT_INTERVAL_MS: setting('0', parseInteger({ min: 0, max: 3_600_000 }), 'Lease extension cadence in milliseconds, at most half of VIS_TIMEOUT_MS; 0 means VIS_TIMEOUT_MS/3.', worker),
   START_RECORD_DELAY_MS: setting('100', parseInteger({ min: 1, max: 600_000 }), 'An attempt still running after this many milliseconds is marked `running` in Postgres; faster ones are written once, start and outcome together (the Redis lease counts the attempt either way).', worker),
   TASK_TIMEOUT_MS: setting('300000', parseInteger({ min: 1, max: 86_400_000 }), 'A handler running longer is aborted and its attempt fails with a timeout error.', worker),
   SHUTDOWN_GRACE_MS: setting('25000', parseInteger({ min: 0, max: 3_600_000 }), 'On SIGTERM, how long running handlers may finish before they are aborted and handed back.', runtime),
@@ -100,6 +100,7 @@ export const SETTINGS = {
   SCHEDULE_POLL_MS: setting('1000', parseInteger({ min: 50, max: 60_000 }), 'Longest sleep of each worker\'s schedule ticker, in milliseconds: it wakes at the earliest next tick of any schedule (read from Postgres after each pass), so this only bounds how late a schedule created or resumed meanwhile is seen.', worker),
   SCHEDULE_MISFIRE_GRACE_MS: setting('60000', parseInteger({ min: 500, max: 3_600_000 }), 'A cron tick later than this when the ticker reaches it (all workers down, stalled or behind) is missed: its schedule\'s misfire policy drops it (`skip`), fires the latest missed one (`run_once`) or up to `catch_up_limit` of them (`catch_up`). Ticks within it always fire (docs/scheduling.md).', worker),
   HANDLERS_MODULE: setting('', parseString(), 'Path of an extra CommonJS module whose `handlers` export adds task handlers at start-up (besides `services/worker/custom-handlers.ts`).', worker),
+  MIGRATION_LOCK_TIMEOUT_MS: setting('5000', parseInteger({ min: 0, max: 3_600_000 }), 'How long a migration waits for a table lock before it gives way and is tried again (after 1 s, doubling to 30 s, for up to 10 minutes): while it waits, every other statement on that table waits behind it. 0 waits as long as it takes.', ['migrator']),
   MIGRATIONS_DIR: setting('', parseString(), 'Directory of numbered SQL migrations; empty means the bundled `migrations/`.', ['migrator']),
   // --- Transport security (Postgres TLS is set in POSTGRES_URL: sslmode, sslrootcert; see docs/security.md) ---
   REDIS_USERNAME: setting('', parseString({ pattern: /^[^\s]{1,128}$/, hint: 'an ACL user name without spaces' }), 'Redis ACL user to authenticate as, with REDIS_PASS (`npm run -s redis:acl` prints the user\'s ACL); empty: the `default` user (REDIS_PASS alone, as with `requirepass`).'),
@@ -143,6 +144,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   const cfg = out as Config;
   if (problems.length === 0 && cfg.RETRY_MAX_MS < cfg.RETRY_BASE_MS) {
     problems.push(`RETRY_MAX_MS=${cfg.RETRY_MAX_MS}: must be at least RETRY_BASE_MS (${cfg.RETRY_BASE_MS})`);
+  }
+  // Slower heartbeats than that let a lease run out between two of them (or after one missed):
+  // every task longer than the lease would run again and again, then end dead.
+  if (problems.length === 0 && cfg.HEARTBEAT_INTERVAL_MS * 2 > cfg.VIS_TIMEOUT_MS) {
+    problems.push(`HEARTBEAT_INTERVAL_MS=${cfg.HEARTBEAT_INTERVAL_MS}: must be at most half of VIS_TIMEOUT_MS (${cfg.VIS_TIMEOUT_MS}), or 0 for a third of it`);
   }
   if (problems.length === 0 && cfg.REDIS_TLS_CA_FILE !== '' && cfg.REDIS_TLS !== 'true') {
     problems.push(`REDIS_TLS_CA_FILE=${JSON.stringify(cfg.REDIS_TLS_CA_FILE)}: needs REDIS_TLS=true (the connection would not use it)`);
