@@ -62,3 +62,27 @@ it('an api stopped while a keep-alive request is in flight answers it with Conne
     agent.destroy();
   }
 });
+
+it('an api whose stop outlasts SHUTDOWN_GRACE_MS says so and exits 1, not silently 0', async () => {
+  const s = (svc = await startServiceProcesses({ label: 'stop-api-grace', worker: false, env: { SHUTDOWN_GRACE_MS: '1000' } }));
+  const locker = new Client({ connectionString: s.db.url });
+  await locker.connect();
+  const agent = new http.Agent({ keepAlive: false });
+  try {
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE');
+    const answer = post(s.url, agent).catch((err: Error) => err);
+    await waitFor(async () => {
+      const { rows } = await locker.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+      return rows.length > 0;
+    }, 10_000, 'the insert to wait on the lock');
+    // The request stays stuck past the grace: the stop is cut short.
+    expect(await s.api.stop('SIGTERM', 30_000)).toBe(1);
+    expect(s.api.output()).toContain('stopping took longer than SHUTDOWN_GRACE_MS');
+    await locker.query('ROLLBACK');
+    await answer;
+  } finally {
+    await locker.end().catch(() => undefined);
+    agent.destroy();
+  }
+});

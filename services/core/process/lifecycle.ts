@@ -22,7 +22,8 @@ function startFailure(err: unknown): string {
 
 /**
  * On the first SIGTERM or SIGINT runs `stop` once and exits 0 (1 if stopping failed). With
- * `forceAfterMs`, exits 0 anyway when stopping takes longer.
+ * `forceAfterMs`, exits 1 anyway when stopping takes longer, saying so: what was still in flight
+ * (a slow request, a push to Redis) was cut off, which an operator must be able to see.
  */
 export function exitOnSignals(log: Logger, stop: () => Promise<unknown>, forceAfterMs?: number): void {
   let stopping = false;
@@ -30,7 +31,12 @@ export function exitOnSignals(log: Logger, stop: () => Promise<unknown>, forceAf
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    if (forceAfterMs !== undefined) setTimeout(() => process.exit(0), forceAfterMs).unref();
+    if (forceAfterMs !== undefined) {
+      setTimeout(() => {
+        log.warn({ graceMs: forceAfterMs }, 'stopping took longer than SHUTDOWN_GRACE_MS: exiting with work still in flight');
+        process.exit(1);
+      }, forceAfterMs).unref();
+    }
     stop().then(
       () => process.exit(0),
       (err: unknown) => {
