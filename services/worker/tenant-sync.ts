@@ -12,6 +12,8 @@ import { PeriodicService } from '../core/service';
 
 /** Rows updated up to this long before the newest one seen are read again (commit order ≠ updated_at order). */
 const OVERLAP_MS = 5000;
+/** Rows per query and per script call (every row is sent at start and after Redis lost them). */
+const SEND_PAGE = 1000;
 
 interface Row {
   name: string;
@@ -40,29 +42,53 @@ export class TenantSync extends PeriodicService<{ sent: number; changed: number 
   }
 
   async runOnce(): Promise<{ sent: number; changed: number }> {
-    let rows = await this.read(this.since);
-    let res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
-    if (!res.complete && this.since !== null) {
+    if (this.since === null) return this.send(null);
+    const rows = await this.read(this.since, null);
+    const res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
+    if (!res.complete) {
       // Redis lost the settings (restarted, flushed): every row again, now. Forgotten first: the
       // call above made Redis look complete again, so should this resend fail, only `since` being
       // null makes the next pass send every row (else the rows not changed lately stay lost).
       this.since = null;
-      rows = await this.read(null);
-      res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
+      return this.send(null);
     }
-    // Ordered by updated_at: the last row is the newest.
-    this.since = rows[rows.length - 1]?.updated_at_text ?? this.since;
-    if (res.changed > 0) this.log.info({ changed: res.changed }, 'tenant dispatch settings applied');
-    return { sent: rows.length, changed: res.changed };
+    return this.send(this.since, rows, res.changed);
   }
 
-  private async read(since: string | null): Promise<Row[]> {
+  /**
+   * The rows changed since `since` (null: every row), in pages of SEND_PAGE (one query and one
+   * script call each, `first` already sent), so neither the worker's memory nor a script's time
+   * on Redis grows with the number of tenants. `since` moves only once the last page is in: a
+   * failure part way makes the next pass start again from where it did.
+   */
+  private async send(since: string | null, first: Row[] | null = null, firstChanged = 0): Promise<{ sent: number; changed: number }> {
+    let rows = first;
+    let changed = firstChanged;
+    let sent = first?.length ?? 0;
+    let last: Row | null = first?.[first.length - 1] ?? null;
+    while (rows === null || rows.length === SEND_PAGE) {
+      rows = await this.read(since, last);
+      // Sent even when empty the first time: the default cap goes with it.
+      if (rows.length > 0 || last === null) changed += (await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf))).changed;
+      sent += rows.length;
+      last = rows[rows.length - 1] ?? last;
+    }
+    // Ordered by updated_at: the last row is the newest.
+    this.since = last?.updated_at_text ?? this.since;
+    if (changed > 0) this.log.info({ changed }, 'tenant dispatch settings applied');
+    return { sent, changed };
+  }
+
+  /** A page of the rows changed since `since` (null: every row), after `after` in (updated_at, name) order. */
+  private async read(since: string | null, after: Row | null): Promise<Row[]> {
     const { rows } = await this.deps.pool.query<Row>({
       name: 'tenant-dispatch-settings',
       text: `SELECT name, weight, max_running, updated_at::text AS updated_at_text FROM tenants
-              WHERE $1::timestamptz IS NULL OR updated_at > $1::timestamptz - $2 * interval '1 millisecond'
-              ORDER BY updated_at`,
-      values: [since, OVERLAP_MS],
+              WHERE ($1::timestamptz IS NULL OR updated_at > $1::timestamptz - $2 * interval '1 millisecond')
+                AND ($3::timestamptz IS NULL OR (updated_at, name) > ($3::timestamptz, $4::text))
+              ORDER BY updated_at, name
+              LIMIT $5`,
+      values: [since, OVERLAP_MS, after?.updated_at_text ?? null, after?.name ?? null, SEND_PAGE],
     });
     return rows;
   }

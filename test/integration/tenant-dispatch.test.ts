@@ -102,6 +102,38 @@ it('after Redis lost the settings, a pass whose resend of every row fails leaves
   expect(await settings()).toMatchObject({ acme: '5:2', beta: '3:-1', gamma: '2:-1' });
 });
 
+it('every row is sent in pages of at most 1,000 (one query and one script call each), however many tenants; changes made meanwhile too', async () => {
+  // 2,500 tenants, all committed at one moment (one updated_at): pages must not skip or repeat any.
+  await stack.pool.query(`INSERT INTO tenants (name, weight, max_running, updated_at)
+    SELECT 'p' || lpad(i::text, 4, '0'), 1 + i % 5, i % 7, '2026-01-01T00:00:00Z' FROM generate_series(1, 2500) i`);
+  const sizes: number[] = [];
+  const queue = new Proxy(stack.queue, {
+    get: (target, prop, receiver) =>
+      prop === 'configureTenants'
+        ? (d: number, tenants: unknown[]) => {
+            sizes.push(tenants.length);
+            return target.configureTenants(d, tenants as never);
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+  const sync = new TenantSync({ pool: stack.pool, queue }, 0, 1000, silentLog);
+  expect(await sync.runOnce()).toMatchObject({ sent: 2501 });
+  expect(Math.max(...sizes)).toBeLessThanOrEqual(1000);
+  const settings = await hashOverPartitions((k) => k.tenantDispatch);
+  expect(Object.keys(settings).filter((n) => n.startsWith('p'))).toHaveLength(2500);
+  expect(settings.p0007).toBe('3:0');
+  expect(settings.p2500).toBe(`${1 + (2500 % 5)}:${2500 % 7}`);
+  // A change of many rows at once is paged too, and the next pass sends only later changes.
+  sizes.length = 0;
+  await stack.pool.query(`UPDATE tenants SET weight = 9, updated_at = now() WHERE name LIKE 'p%'`);
+  // (`default`, from the migration, may be within the 5 s overlap and sent again.)
+  const again = await sync.runOnce();
+  expect(again.changed).toBe(2500);
+  expect(again.sent - 2500).toBeLessThanOrEqual(1);
+  expect(Math.max(...sizes)).toBeLessThanOrEqual(1000);
+  expect((await hashOverPartitions((k) => k.tenantDispatch)).p1234).toBe(`9:${1234 % 7}`);
+}, 60_000);
+
 it('a sync pass costs Redis what it sends, not a read of every tenant\'s settings; the count of tenants with settings of their own stays exact', async () => {
   const custom = async () => (await Promise.all(stack.allKeys().map((k) => stack.inspect.hget(k.wrr, 'custom')))).reduce((a, n) => a + Number(n), 0);
   /** Redis's own time in scripts (EVALSHA) per call of `calls` passes with nothing to change, in µs. */
