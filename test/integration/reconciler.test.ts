@@ -6,7 +6,7 @@ import { uuidv7 } from '../../services/core/tasks/uuid';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { chunksWithin, Reconciler } from '../../services/worker/reconciler';
 import type { Pool } from 'pg';
-import { Stack, createStack, runsOf, silentLog, taskStatus } from '../support/stack';
+import { Stack, createStack, runsOf, silentLog, taskStatus, waitFor } from '../support/stack';
 
 let stack: Stack;
 beforeEach(async () => {
@@ -166,8 +166,12 @@ it.each([
   ['has stopped and given the lock back', true],
 ])('a pass that outlives its lock stops before pushing what it read (the worker that took over %s): a task that ran and ended meanwhile is not queued again', async (_, otherStops) => {
   const id = await storedOnly();
-  // This worker's payload read answers only after the lock's TTL (3 intervals + 1 s) has passed.
+  // This worker's payload read answers only when the test lets it, after the lock's TTL (3
+  // intervals + 1 s) has passed and another worker took over.
   let stall = true;
+  let stalled = false;
+  let resume!: () => void;
+  const gate = new Promise<void>((r) => (resume = r));
   const slow = new Proxy(stack.pool, {
     get: (target, prop, receiver) =>
       prop === 'query'
@@ -175,7 +179,8 @@ it.each([
             const res = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
             if (stall && typeof args[0] === 'string' && args[0].includes('payload::text AS payload')) {
               stall = false;
-              await new Promise((r) => setTimeout(r, 1500));
+              stalled = true;
+              await gate;
             }
             return res;
           }
@@ -185,9 +190,11 @@ it.each([
   const a = new Reconciler({ pool: slow, queue: stack.queue, metrics: metrics() }, { intervalMs: 100, graceMs: 0, batchSize: 100 }, silentLog);
   const b = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: metrics() }, { intervalMs: 100, graceMs: 0, batchSize: 100 }, silentLog);
   const passA = a.runOnce();
-  await new Promise((r) => setTimeout(r, 1400));
-  // The lock lapsed: another worker's reconciler leads now and pushes the task; a worker runs it.
-  expect(await b.runOnce()).toMatchObject({ leader: true, requeued: 1 });
+  await waitFor(async () => stalled, 10_000, 'the first pass to read the payloads');
+  // Once the lock lapses, another worker's reconciler leads and pushes the task; a worker runs it.
+  let passB: { leader: boolean; requeued: number } = { leader: false, requeued: 0 };
+  await waitFor(async () => (passB = await b.runOnce()).leader, 10_000, 'the lock to lapse');
+  expect(passB).toMatchObject({ leader: true, requeued: 1 });
   const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000, owner: 'w1' });
   expect(l!.message.id).toBe(id);
   await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
@@ -195,6 +202,7 @@ it.each([
   expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
   if (otherStops) await b.stop();
   // The first pass goes on with what it read before: it must not push the finished task again.
+  resume();
   await passA;
   expect(await stack.queue.lease({ max: 10, visibilityMs: 60000, owner: 'w2' })).toEqual([]);
   expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([null]);
