@@ -291,13 +291,18 @@ it('an idempotent replay of a delayed request returns the same task', async () =
 it('a loader pass that outlives its lock (another worker\'s loader took over) stops before pushing what it read: a task loaded, run and ended meanwhile is not indexed again', async () => {
   await setUp();
   const [id] = await scheduledAt(new Date(Date.now() + 7000), 1);
-  // This loader's read of the due tasks answers after its lock's TTL (3 intervals + 5 s) has passed.
+  // This loader's read of the due tasks answers only when the test lets it, after its lock's TTL
+  // (3 intervals + 5 s) has passed and another worker's loader took over.
   let stall = true;
+  let stalled = false;
+  let resume!: () => void;
+  const gate = new Promise<void>((r) => (resume = r));
   const query = async (config: unknown, values?: unknown[]) => {
     const res = await stack.pool.query(config as never, values as never);
     if (stall && (config as { name?: string }).name?.startsWith('delayed-due-soon')) {
       stall = false;
-      await new Promise((r) => setTimeout(r, 5400));
+      stalled = true;
+      await gate;
     }
     return res;
   };
@@ -307,9 +312,10 @@ it('a loader pass that outlives its lock (another worker\'s loader took over) st
   const a = new DelayedLoader({ pool: slow, queue: stack.queue, metrics: metrics() }, opts, silentLog);
   const b = new DelayedLoader({ pool: stack.pool, queue: stack.queue, metrics: metrics() }, opts, silentLog);
   const passA = a.runOnce();
-  await new Promise((r) => setTimeout(r, 5250));
-  // The other worker's loader leads now and loads the task; it comes due (moved up here) and a worker runs it.
-  expect(await b.runOnce()).toMatchObject({ loaded: 1 });
+  await waitFor(async () => stalled, 10_000, 'the first pass to read the due tasks');
+  // Once the lock lapses, the other worker's loader leads and loads the task; it comes due (moved
+  // up here) and a worker runs it.
+  await waitFor(async () => (await b.runOnce()).loaded === 1, 15_000, 'the other loader to take over');
   const keys = stack.keysOf('default');
   await stack.inspect.zadd(keys.retries[2]!, 0, id!);
   await stack.queue.promoteDue(10);
@@ -319,6 +325,7 @@ it('a loader pass that outlives its lock (another worker\'s loader took over) st
   await stack.queue.finish([{ id: id!, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
   expect((await task(id!)).status).toBe('succeeded');
   // The first pass goes on with what it read before: it must not index the finished task again.
+  resume();
   await passA;
   expect(await indexed([id!])).toBe(0);
-}, 20_000);
+}, 30_000);
