@@ -18,8 +18,7 @@ import { ChildHandle, freePort, killAllChildren, spawnService } from '../support
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
 import { waitFor } from '../support/stack';
-import { createKey } from '../../services/core/tenancy/key-store';
-import { setTenant } from '../../services/core/tenancy/tenant-store';
+import { limitsAtWork } from '../support/limits-at-work';
 import { allRules, dashboardExprs, substituteVariables } from '../observability/observability-support';
 
 /** One scrape: each series as its name, labels and value. */
@@ -148,15 +147,7 @@ it('after a mixed run, a worker SIGKILLed and Redis losing its data, the counter
   await waitFor(async () => (await count('SELECT count(*) FROM tasks WHERE scheduled_for IS NOT NULL')) >= 3, 15_000, 'three ticks');
   expect((await call('PATCH', '/schedules/every-second', { paused: true })).status).toBe(200);
   // Authentication and tenant limits at work: no key, then a rate limit and a quota refusing tasks.
-  const send = (key: string | null, body: Record<string, unknown>) =>
-    fetch(`${apiUrl}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify(body) }).then((r) => r.status);
-  expect(await send(null, { type: 'noop' })).toBe(401);
-  const rated = (await createKey(pool, { tenant: 'rated', scopes: ['tasks:write'], expiresInMs: null })).key;
-  await setTenant(pool, 'rated', { rate_limit: 1, burst: 1 });
-  const capped = (await createKey(pool, { tenant: 'capped', scopes: ['tasks:write'], expiresInMs: null })).key;
-  await setTenant(pool, 'capped', { max_unfinished: 1 });
-  const limited = [];
-  for (let i = 0; i < 3; i++) limited.push(await send(rated, { type: 'noop' }), await send(capped, { type: 'sleeper', payload: { sleep_ms: 1000 } }));
+  const limited = await limitsAtWork(apiUrl, pool, 1000);
   expect(limited.filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
   await allFinal();
   // Redrives: the dead always_fail tasks in bulk, the unknown type alone; each dies again.

@@ -14,6 +14,7 @@ import { stringify } from 'yaml';
 import { ChildHandle, freePort, killAllChildren, spawnService } from '../support/processes';
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
+import { waitFor } from '../support/stack';
 import { environment, find, synth } from '../k8s/helpers';
 import { promtool } from '../k8s/promtool';
 
@@ -88,13 +89,17 @@ function evaluate(queries: string[], input: { series: string; values: string }[]
   });
 }
 
-it('with no worker, a delayed task due beyond the horizon makes a trigger active once it is due within a minute', async () => {
+/** The names of prod's worker ScaledObject triggers (scale to zero) active on the api's metrics now. */
+async function active(): Promise<string[]> {
   const so = find(synth({ ...environment('prod'), worker: { ...environment('prod').worker, minReplicas: 0 } }), 'ScaledObject', 'task-scheduler-worker');
   const triggers = so.spec.triggers as { name: string; metadata: { query: string; activationThreshold: string } }[];
-  const active = async () => {
-    const values = evaluate(triggers.map((t) => t.metadata.query), await scrapedSeries());
-    return triggers.filter((t, i) => values[i]! > Number(t.metadata.activationThreshold)).map((t) => t.name);
-  };
+  const values = evaluate(triggers.map((t) => t.metadata.query), await scrapedSeries());
+  return triggers.filter((t, i) => values[i]! > Number(t.metadata.activationThreshold)).map((t) => t.name);
+}
+
+const someActive = () => waitFor(async () => (await active()).length > 0, 15_000, 'a trigger to become active');
+
+it('with no worker, a delayed task due beyond the horizon makes a trigger active once it is due within a minute', async () => {
   // Nothing to do: no trigger active, so KEDA may keep the workers at zero.
   expect(await active()).toEqual([]);
 
@@ -104,23 +109,15 @@ it('with no worker, a delayed task due beyond the horizon makes a trigger active
   await new Promise((r) => setTimeout(r, 300));
   expect(await active()).toEqual([]);
   expect(await call('POST', '/tasks', { type: 'noop', delay_ms: 30_000 })).toBe(201);
-  await new Promise((r) => setTimeout(r, 300));
-  expect(await active()).not.toEqual([]);
+  await someActive();
 }, 60_000);
 
 it('a cron schedule whose tick is due wakes a worker (only workers fire ticks)', async () => {
   // The same api: the delayed task above is cancelled first, so only the schedule is due.
   expect(await call('POST', '/tasks/cancel', { filter: { status: 'scheduled' } })).toBe(200);
-  const so = find(synth({ ...environment('prod'), worker: { ...environment('prod').worker, minReplicas: 0 } }), 'ScaledObject', 'task-scheduler-worker');
-  const triggers = so.spec.triggers as { name: string; metadata: { query: string; activationThreshold: string } }[];
-  const active = async () => {
-    const values = evaluate(triggers.map((t) => t.metadata.query), await scrapedSeries());
-    return triggers.filter((t, i) => values[i]! > Number(t.metadata.activationThreshold)).map((t) => t.name);
-  };
   expect(await active()).toEqual([]);
   expect(await call('POST', '/schedules', { name: 'every-minute', cron: '* * * * *', task: { type: 'noop' } })).toBe(201);
-  await new Promise((r) => setTimeout(r, 300));
-  expect(await active()).not.toEqual([]);
+  await someActive();
 }, 60_000);
 
 it('a Postgres that does not answer holds no scrape: /metrics answers within READINESS_TIMEOUT_MS', async () => {

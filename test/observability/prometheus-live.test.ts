@@ -22,8 +22,7 @@ import { ChildHandle, freePort, killAllChildren, spawnService } from '../support
 import { createTestDatabase, testRedisAddr, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { allRules, dashboardExprs, ensurePrometheusTools, ruleFiles, substituteVariables } from './observability-support';
 import { AUTH_ENV, AUTH_HEADER } from '../support/auth';
-import { createKey } from '../../services/core/tenancy/key-store';
-import { setTenant } from '../../services/core/tenancy/tenant-store';
+import { limitsAtWork } from '../support/limits-at-work';
 
 const WORKER_POOL = 4;
 const WORKERS = 2;
@@ -84,17 +83,8 @@ async function postTask(body: Record<string, unknown>): Promise<string> {
 }
 
 /** Authentication and tenant limits at work, for their panels: no key, a rate limit and a quota hit. */
-async function limitsAtWork(): Promise<void> {
-  const send = (key: string | null, body: Record<string, unknown>) =>
-    fetch(`${apiUrl}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify(body) }).then((r) => r.status);
-  expect(await send(null, { type: 'noop' })).toBe(401);
-  const rated = (await createKey(pool, { tenant: 'rated', scopes: ['tasks:write'], expiresInMs: null })).key;
-  await setTenant(pool, 'rated', { rate_limit: 1, burst: 1 });
-  const capped = (await createKey(pool, { tenant: 'capped', scopes: ['tasks:write'], expiresInMs: null })).key;
-  await setTenant(pool, 'capped', { max_unfinished: 1 });
-  const statuses = [];
-  for (let i = 0; i < 3; i++) statuses.push(await send(rated, { type: 'noop' }), await send(capped, { type: 'sleeper', payload: { sleep_ms: 3000 } }));
-  expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
+async function limitsAtWorkHere(): Promise<void> {
+  expect((await limitsAtWork(apiUrl, pool, 3000)).filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
 }
 
 async function postAll(bodies: Record<string, unknown>[], concurrency = 8): Promise<string[]> {
@@ -258,7 +248,7 @@ it('runs a mixed workload, then leaves tasks waiting behind busy workers', async
   // Shuffled, so the priorities and types interleave.
   bodies.sort(() => Math.random() - 0.5);
   await postAll(bodies);
-  await limitsAtWork();
+  await limitsAtWorkHere();
   await eventually(
     'every task of the mixed workload to finish',
     async () => {
