@@ -51,3 +51,10 @@ BEGIN
   RETURN NULL;
 END;
 $$;
+
+-- A workflow submitted with an Idempotency-Key is kept while its key is live, as a task is (its
+-- idempotency_keys row's expires_at, IDEMPOTENCY_TTL_MS): retention deleted a finished workflow by
+-- its status's age alone, so with a retention shorter than the key's life a client's repeat of the
+-- POST found no workflow and ran the whole workflow again. The api sets this when it inserts the
+-- workflow; retention skips the workflow until then.
+ALTER TABLE workflows ADD COLUMN IF NOT EXISTS idempotency_expires_at timestamptz;
