@@ -698,6 +698,31 @@ it('retrying a step of a workflow its user cancelled resumes what the cancel sto
   expect([runs.get('a'), runs.get('b'), runs.get('c')]).toEqual([2, 1, 1]);
 });
 
+it('cancel_dependents: retrying one branch of a cancelled workflow resumes what the cancel stopped downstream of it, though other branches stay cancelled', async () => {
+  let release!: () => void;
+  hold = new Promise((r) => (release = r));
+  await setUp({ WORKER_POOL: 2 });
+  const wf = await submit([step('a'), step('b'), step('a2', ['a']), step('b2', ['b'])]);
+  const [a, b] = wf.steps.map((s) => s.task_id);
+  await waitFor(async () => (runs.get('a') && runs.get('b') ? true : null), 10_000, 'a and b running');
+  expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id)).toMatchObject({ kind: 'cancelled', cancelled: 2, cancelling: 2 });
+  release();
+  let w = await finished(wf.workflow.id);
+  hold = Promise.resolve();
+  expect(w.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+  // The user's cancel is no step's failure: a2 waits again for a, and runs.
+  expect(await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [a!])).toEqual([{ kind: 'retried', from: 'cancelled' }]);
+  w = await finished(wf.workflow.id);
+  expect(byKey(w).get('a2')).toMatchObject({ status: 'succeeded', cancelled_by: null });
+  expect(byKey(w).get('b2')!.status).toBe('cancelled');
+  expect(w.workflow).toMatchObject({ status: 'failed', failed: 2 });
+  // Retrying b too resumes the rest: the workflow succeeds.
+  expect(await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [b!])).toEqual([{ kind: 'retried', from: 'cancelled' }]);
+  w = await finished(wf.workflow.id);
+  expect(w.workflow).toMatchObject({ status: 'succeeded', failed: 0 });
+  expect([runs.get('a'), runs.get('b'), runs.get('a2'), runs.get('b2')]).toEqual([2, 2, 1, 1]);
+});
+
 it('Redis losing its data mid-workflow: the reconciler queues the lost steps again and the workflow completes', async () => {
   let release!: () => void;
   hold = new Promise((r) => (release = r));

@@ -235,7 +235,7 @@ export async function cancelWorkflow(
     // them (workflow_quiet: the trigger leaves these rows alone).
     await client.query('SELECT workflow_quiet(true)');
     const res = await client.query(
-      `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now()
+      `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now(), cancelled_with_workflow = true
         WHERE id IN (SELECT id FROM tasks WHERE workflow_id = $1 AND status = 'waiting' ORDER BY id FOR UPDATE) AND status = 'waiting'`,
       [id, WORKFLOW_CANCEL_REASON],
     );
@@ -261,7 +261,7 @@ export async function cancelWorkflow(
       [id],
     );
     if (rows.length === 0) break;
-    const outcomes = await cancelTasks(deps, tenant, rows.map((r) => r.id));
+    const outcomes = await cancelTasks(deps, tenant, rows.map((r) => r.id), { withWorkflow: true });
     for (const o of outcomes) {
       if (o.kind === 'cancelled') done.cancelled++;
       else if (o.kind === 'cancelling') done.cancelling++;
