@@ -7,6 +7,7 @@
  */
 import type { Pool } from 'pg';
 import { textArray } from '../core/db/pg-arrays';
+import { INLINE_PARENTS_BYTES } from '../core/workflows/queued-here';
 
 /** Steps read per query: with the byte bound per step, this bounds what one query brings in. */
 const BATCH = 16;
@@ -34,6 +35,16 @@ export class ParentResults {
     private readonly pool: Pool,
     private readonly maxBytes: number,
   ) {}
+
+  /**
+   * The parents a step's message carried inline, when this worker may use them without measuring:
+   * inline objects are at most INLINE_PARENTS_BYTES of JSON text, at least their results' sum, so
+   * under a bound of that or more they fit it. Under a smaller bound they are read (and measured)
+   * here instead, or a step released with its parents inline ran with more than the bound allows.
+   */
+  inline(parents: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+    return this.maxBytes >= INLINE_PARENTS_BYTES ? parents : undefined;
+  }
 
   /** Step key → result (null when that step's handler returned nothing) of every step `id` depends on. */
   load(id: string): Promise<Record<string, unknown>> {

@@ -407,7 +407,7 @@ export class Processor {
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
       // A workflow step's handler gets the results of the steps it depends on.
-      const parents = msg.stepKey === undefined ? undefined : (msg.parents ?? (await attempt.race<Record<string, unknown>>(this.deps.parentResults.load(msg.id))));
+      const parents = msg.stepKey === undefined ? undefined : (this.deps.parentResults.inline(msg.parents) ?? (await attempt.race<Record<string, unknown>>(this.deps.parentResults.load(msg.id))));
       const value = await attempt.race(handler(new AttemptContext(attempt, parents)));
       // Most handlers return nothing: no serialization for them.
       if (value !== undefined && value !== null) result = resultJson(value);

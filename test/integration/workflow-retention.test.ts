@@ -290,3 +290,21 @@ describe('when a finished workflow is due', () => {
     expect(await stored(wfs[2]!)).toEqual(GONE);
   });
 });
+
+it('a finished workflow submitted with an Idempotency-Key stays while the key is live: a replay answers with it instead of running it again', async () => {
+  // Retention shorter than the key's life (IDEMPOTENCY_TTL_MS is 24 h by default, up to 31 days).
+  const policy: RetentionPolicy = { succeeded: 60_000, dead: 60_000, cancelled: 60_000 };
+  const idem = { key: 'etl-2026-12-07', hash: 'h1' };
+  const spec = { name: 'r', on_failure: 'continue' as const, steps: [step('a')] };
+  const out = await createWorkflow({ ...deps(), idempotencyTtlMs: DAY }, 'default', spec, idem);
+  if (out.kind !== 'created') throw new Error(out.kind);
+  await stack.pool.query(`UPDATE tasks SET status = 'succeeded', finished_at = now() - interval '2 hours' WHERE workflow_id = $1`, [out.workflow.id]);
+  await stack.pool.query(`UPDATE workflows SET finished_at = now() - interval '2 hours' WHERE id = $1`, [out.workflow.id]);
+  await pass({ policy });
+  const again = await createWorkflow({ ...deps(), idempotencyTtlMs: DAY }, 'default', spec, idem);
+  expect(again).toMatchObject({ kind: 'replayed', workflow: { id: out.workflow.id, status: 'succeeded' } });
+  // Once the key has expired, the workflow goes like any other.
+  await stack.pool.query(`UPDATE workflows SET idempotency_expires_at = now() - interval '1 second' WHERE id = $1`, [out.workflow.id]);
+  await pass({ policy });
+  expect((await stack.pool.query('SELECT 1 FROM workflows WHERE id = $1', [out.workflow.id])).rowCount).toBe(0);
+});

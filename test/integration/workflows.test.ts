@@ -569,6 +569,36 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(await stopFailedWorkflows(deps)).toBe(0);
   });
 
+  it('a step an operator retried before a failure committed is stopped by it, although the failure’s transaction began before the retry', async () => {
+    await setUpWithoutWorkers();
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('a'), step('f')]);
+    const [a, f] = wf.steps.map((x) => x.task_id);
+    // a died earlier (its stop did not matter: f was running then).
+    await stack.pool.query(`UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1`, [f]);
+    await stack.pool.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [a]);
+    const failing = await stack.pool.connect();
+    try {
+      // f's failure begins (a worker waiting for the workflow's lock, say) …
+      await failing.query('BEGIN');
+      await failing.query('SELECT now()');
+      await new Promise((r) => setTimeout(r, 20));
+      // … an operator's retry of a commits first …
+      expect(await retryTasks({ ...deps, log: silentLog }, TENANT, [a!])).toEqual([{ kind: 'retried', from: 'dead' }]);
+      // … then f dies: a was queued before this failure, so the workflow's stop takes it.
+      await failing.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [f]);
+      await failing.query('COMMIT');
+    } finally {
+      failing.release();
+    }
+    expect(await stopAfterFailedSteps(deps, [f!])).toBe(1);
+    const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
+    expect(byKey(w).get('a')).toMatchObject({ status: 'cancelled', cancelled_by: 'f' });
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0 });
+    // Gone from Redis too (f, set running above behind Redis's back, is still there).
+    expect((await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w1' })).map((l) => l.message.id)).not.toContain(a);
+  });
+
   it('an operator cancelling a queued step stops the rest at once', async () => {
     await setUpWithoutWorkers();
     const wf = await submit([step('a'), step('b'), step('c', ['a'])]);
@@ -666,6 +696,31 @@ it('retrying a step of a workflow its user cancelled resumes what the cancel sto
   expect(w.workflow).toMatchObject({ status: 'succeeded', failed: 0 });
   expect(w.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
   expect([runs.get('a'), runs.get('b'), runs.get('c')]).toEqual([2, 1, 1]);
+});
+
+it('cancel_dependents: retrying one branch of a cancelled workflow resumes what the cancel stopped downstream of it, though other branches stay cancelled', async () => {
+  let release!: () => void;
+  hold = new Promise((r) => (release = r));
+  await setUp({ WORKER_POOL: 2 });
+  const wf = await submit([step('a'), step('b'), step('a2', ['a']), step('b2', ['b'])]);
+  const [a, b] = wf.steps.map((s) => s.task_id);
+  await waitFor(async () => (runs.get('a') && runs.get('b') ? true : null), 10_000, 'a and b running');
+  expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id)).toMatchObject({ kind: 'cancelled', cancelled: 2, cancelling: 2 });
+  release();
+  let w = await finished(wf.workflow.id);
+  hold = Promise.resolve();
+  expect(w.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+  // The user's cancel is no step's failure: a2 waits again for a, and runs.
+  expect(await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [a!])).toEqual([{ kind: 'retried', from: 'cancelled' }]);
+  w = await finished(wf.workflow.id);
+  expect(byKey(w).get('a2')).toMatchObject({ status: 'succeeded', cancelled_by: null });
+  expect(byKey(w).get('b2')!.status).toBe('cancelled');
+  expect(w.workflow).toMatchObject({ status: 'failed', failed: 2 });
+  // Retrying b too resumes the rest: the workflow succeeds.
+  expect(await retryTasks({ pool: stack.pool, queue: stack.queue, log: silentLog }, TENANT, [b!])).toEqual([{ kind: 'retried', from: 'cancelled' }]);
+  w = await finished(wf.workflow.id);
+  expect(w.workflow).toMatchObject({ status: 'succeeded', failed: 0 });
+  expect([runs.get('a'), runs.get('b'), runs.get('a2'), runs.get('b2')]).toEqual([2, 2, 1, 1]);
 });
 
 it('Redis losing its data mid-workflow: the reconciler queues the lost steps again and the workflow completes', async () => {

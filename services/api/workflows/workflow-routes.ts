@@ -25,6 +25,8 @@ export interface WorkflowRouteDeps {
   log: Logger;
   metrics: Pick<ApiMetrics, 'workflowsStarted' | 'enqueued' | 'cancelled'>;
   defaultMaxRetries: number;
+  /** IDEMPOTENCY_TTL_MS: a workflow submitted with a key is kept (not deleted by retention) this long. */
+  idempotencyTtlMs: number;
   /** LIST_SCAN_ROWS: workflows one GET /workflows page reads at most. */
   listScanRows?: number;
   /**

@@ -25,7 +25,13 @@ export const CANCEL_REASON = 'cancelled by an operator';
 const WAITING_OR_RUNNING = new Set(['waiting', 'scheduled', 'queued', 'retrying', 'running']);
 
 /** Cancels tasks of `tenant`; per id (in order) what happened. Ids should be few (a bulk call sends batches). */
-export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[]): Promise<CancelOutcome[]> {
+/**
+ * `withWorkflow`: the steps' workflow is being cancelled (POST /workflows/:id/cancel). They are
+ * marked (cancelled_with_workflow, migration 0031): the user's cancel is no failure that stops a
+ * workflow a retry resumes later, and that retry reopens the marked steps downstream of it.
+ */
+export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[], opts: { withWorkflow?: boolean } = {}): Promise<CancelOutcome[]> {
+  const mark = opts.withWorkflow === true;
   if (ids.length === 0) return [];
   // A workflow step's cancel cascades under its workflow's lock (migration 0019), which a worker's
   // or an operator's write holding other steps' rows may be waiting for: after a deadlock the call
@@ -46,13 +52,19 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
     if (now.length > 0) {
       await client.query(
         `UPDATE tasks SET status = 'cancelled', cancel_requested_at = COALESCE(cancel_requested_at, now()), finished_at = now(),
-                lease_token = NULL, run_after = NULL, last_error = $2, updated_at = now()
+                lease_token = NULL, run_after = NULL, last_error = $2, updated_at = now(),
+                cancelled_with_workflow = CASE WHEN $3 THEN true ELSE cancelled_with_workflow END
           WHERE id = ANY($1::uuid[])`,
-        [now, CANCEL_REASON],
+        [now, CANCEL_REASON, mark],
       );
     }
     if (asked.length > 0) {
-      await client.query(`UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now() WHERE id = ANY($1::uuid[])`, [asked]);
+      await client.query(
+        `UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now(),
+                cancelled_with_workflow = CASE WHEN $2 THEN true ELSE cancelled_with_workflow END
+          WHERE id = ANY($1::uuid[])`,
+        [asked, mark],
+      );
     }
     const cancelledNow = new Set(now);
     return ids.map((id): CancelOutcome => {

@@ -91,7 +91,7 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
           ORDER BY id FOR UPDATE
        )
        UPDATE tasks t SET status = 'queued', retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
-              run_after = NULL, lease_token = NULL, cancelled_by = NULL, updated_at = now(),
+              run_after = NULL, lease_token = NULL, cancelled_by = NULL, cancelled_with_workflow = NULL, updated_at = now(),
               -- Asked for now: a stop after an earlier failure leaves it be (stop-on-failure.ts).
               reopened_at = CASE WHEN t.workflow_id IS NOT NULL THEN clock_timestamp() END
          FROM picked p

@@ -31,6 +31,12 @@ export function workflowAges(policy: RetentionPolicy): Record<WorkflowFinalStatu
   return { succeeded: policy.succeeded > 0 ? policy.succeeded : 0, failed: longest, cancelled: longest };
 }
 
+/**
+ * A workflow submitted with an Idempotency-Key stays while the key is live (migration 0031), as a
+ * task does: a repeat of the POST within the key's life answers with it instead of running it again.
+ */
+const KEY_EXPIRED = `(idempotency_expires_at IS NULL OR idempotency_expires_at <= now())`;
+
 const AGE_PARAM: Record<WorkflowFinalStatus, string> = { succeeded: '$1', failed: '$2', cancelled: '$3' };
 
 /**
@@ -42,7 +48,7 @@ export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): st
   if (statuses.length === 0 || statuses.some((s) => !WORKFLOW_FINAL_STATUSES.includes(s))) throw new Error(`not workflow final statuses: ${statuses.join(', ')}`);
   const ranges = statuses.map(
     (s) => `(SELECT id, steps, finished_at FROM workflows
-              WHERE status = '${s}' AND finished_at < now() - ${AGE_PARAM[s]} * interval '1 millisecond'
+              WHERE status = '${s}' AND finished_at < now() - ${AGE_PARAM[s]} * interval '1 millisecond' AND ${KEY_EXPIRED}
               ORDER BY finished_at LIMIT $4)`,
   );
   return `WITH due AS (
@@ -55,6 +61,7 @@ export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): st
      picked AS (
        SELECT w.id FROM workflows w
         WHERE w.id = ANY (ARRAY(SELECT id FROM budgeted))
+          AND ${KEY_EXPIRED.replace(/idempotency/g, 'w.idempotency')}
           AND w.finished_at < now() - NULLIF(CASE w.status WHEN 'succeeded' THEN $1::bigint WHEN 'failed' THEN $2::bigint WHEN 'cancelled' THEN $3::bigint END, 0) * interval '1 millisecond'
         ORDER BY w.id
         FOR UPDATE SKIP LOCKED

@@ -25,7 +25,8 @@ const BATCH = 500;
  * migration 0023, is taken under the workflow's lock, so after any failure committed before it).
  */
 const NOT_ASKED_FOR = `(status::text = 'retrying' OR reopened_at IS NULL OR reopened_at <= (
-  SELECT max(finished_at) FROM tasks f WHERE f.workflow_id = $1 AND f.status IN ('dead', 'cancelled') AND f.cancelled_by IS NULL))`;
+  SELECT max(finished_at) FROM tasks f WHERE f.workflow_id = $1 AND f.status IN ('dead', 'cancelled') AND f.cancelled_by IS NULL
+     AND f.cancelled_with_workflow IS NOT TRUE))`;
 
 /**
  * Stops the workflows these steps (which just failed: ended dead or cancelled, or wait for a retry)
@@ -126,6 +127,8 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: Readonl
     const failure = await client.query<{ id: string; step_key: string; status: string }>(
       `SELECT id, step_key, status::text AS status FROM tasks
         WHERE workflow_id = $1 AND status IN ('dead', 'cancelled') AND cancelled_by IS NULL
+          -- The user's cancel of the workflow stops nothing once a retry has resumed it (migration 0031).
+          AND cancelled_with_workflow IS NOT TRUE
           AND EXISTS (SELECT 1 FROM workflows WHERE id = $1 AND finished_at IS NULL AND cancel_requested_at IS NULL)
         ORDER BY finished_at, id LIMIT 1`,
       [w.id],

@@ -37,8 +37,13 @@ function stepIds(n: number, nowMs = Date.now()): string[] {
   return ids;
 }
 
+/** IDEMPOTENCY_TTL_MS's default: how long a workflow's key is kept live when the caller does not say. */
+const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
+
 export async function createWorkflow(
-  deps: { pool: Pool; queue: TaskQueue; log: Logger },
+  // idempotencyTtlMs: IDEMPOTENCY_TTL_MS. Retention keeps a workflow submitted with a key until
+  // then, as it keeps a task, so a repeat within the key's life is answered with it.
+  deps: { pool: Pool; queue: TaskQueue; log: Logger; idempotencyTtlMs?: number },
   tenant: string,
   spec: WorkflowSpec,
   idem: { key: string; hash: string } | null,
@@ -54,8 +59,8 @@ export async function createWorkflow(
   // or (a key used before) none of them. It answers with the workflow beside each step to push now.
   const { rows } = await deps.pool.query<Record<string, unknown>>(
     `WITH w AS (
-       INSERT INTO workflows (id, tenant, name, on_failure, steps, unfinished, idempotency_key, request_hash)
-       VALUES ($2, $1, $13, $14, $15, $15, $16, $17)
+       INSERT INTO workflows (id, tenant, name, on_failure, steps, unfinished, idempotency_key, request_hash, idempotency_expires_at)
+       VALUES ($2, $1, $13, $14, $15, $15, $16, $17, CASE WHEN $16::text IS NOT NULL THEN now() + $19::bigint * interval '1 millisecond' END)
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING ${WORKFLOW_COLUMNS}
      ), t AS (
@@ -90,6 +95,7 @@ export async function createWorkflow(
       idem?.key ?? null,
       idem?.hash ?? null,
       textArray(children),
+      deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS,
     ],
   );
   // The key was used before (a concurrent first use waited for the other's commit).
@@ -229,7 +235,7 @@ export async function cancelWorkflow(
     // them (workflow_quiet: the trigger leaves these rows alone).
     await client.query('SELECT workflow_quiet(true)');
     const res = await client.query(
-      `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now()
+      `UPDATE tasks SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), last_error = $2, updated_at = now(), cancelled_with_workflow = true
         WHERE id IN (SELECT id FROM tasks WHERE workflow_id = $1 AND status = 'waiting' ORDER BY id FOR UPDATE) AND status = 'waiting'`,
       [id, WORKFLOW_CANCEL_REASON],
     );
@@ -255,7 +261,7 @@ export async function cancelWorkflow(
       [id],
     );
     if (rows.length === 0) break;
-    const outcomes = await cancelTasks(deps, tenant, rows.map((r) => r.id));
+    const outcomes = await cancelTasks(deps, tenant, rows.map((r) => r.id), { withWorkflow: true });
     for (const o of outcomes) {
       if (o.kind === 'cancelled') done.cancelled++;
       else if (o.kind === 'cancelling') done.cancelling++;
