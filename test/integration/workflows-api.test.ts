@@ -134,6 +134,23 @@ it('holds step payloads to MAX_PAYLOAD_DEPTH, as POST /tasks does', async () => 
   expect((await call('POST', `/workflows/${ok.body.workflow.id}/cancel`)).status).toBe(200);
 });
 
+it('a workflow\'s Idempotency-Key is free again once its life (IDEMPOTENCY_TTL_MS) is over, as a task\'s is', async () => {
+  const key = { 'Idempotency-Key': 'nightly-expiring' };
+  const first = await call('POST', '/workflows', diamond('keyed-old'), key);
+  expect(first.status).toBe(201);
+  expect((await call('POST', '/workflows', diamond('keyed-new'), key)).status).toBe(409);
+  await stack.pool.query(`UPDATE workflows SET idempotency_expires_at = now() - interval '1 second' WHERE id = $1`, [first.body.workflow.id]);
+  // Another body with the key after its life: a new workflow (it was a 409 for as long as the row lived).
+  const next = await call('POST', '/workflows', diamond('keyed-new'), key);
+  expect(next.status).toBe(201);
+  expect(next.body.workflow.id).not.toBe(first.body.workflow.id);
+  expect(next.body.workflow.idempotency_key).toBe('nightly-expiring');
+  // The key now names the new one; the old workflow let go of it.
+  expect((await call('POST', '/workflows', diamond('keyed-new'), key)).body.workflow.id).toBe(next.body.workflow.id);
+  expect((await call('GET', `/workflows/${first.body.workflow.id}`)).body.workflow.idempotency_key).toBeNull();
+  for (const w of [first, next]) expect((await call('POST', `/workflows/${w.body.workflow.id}/cancel`)).status).toBe(200);
+});
+
 it('replays a repeated Idempotency-Key and body (200, the same workflow), refuses it with another body (409), per tenant', async () => {
   const key = { 'Idempotency-Key': 'etl-2026-12-06' };
   const before = await started();

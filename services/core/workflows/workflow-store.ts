@@ -98,17 +98,31 @@ export async function createWorkflow(
       deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS,
     ],
   );
-  // The key was used before (a concurrent first use waited for the other's commit).
-  if (rows.length === 0) return (await priorWorkflow(deps.pool, tenant, idem!))!;
+  // The key was used before (a concurrent first use waited for the other's commit). Once its life
+  // (IDEMPOTENCY_TTL_MS) is over it is free again, as a task's is: the old workflow lets go of it.
+  if (rows.length === 0) {
+    const prior = await priorWorkflow(deps.pool, tenant, idem!);
+    if (prior) return prior;
+    await deps.pool.query(`UPDATE workflows SET idempotency_key = NULL WHERE tenant = $1 AND idempotency_key = $2 AND idempotency_expires_at <= now()`, [tenant, idem!.key]);
+    return createWorkflow(deps, tenant, spec, idem);
+  }
   const workflow = Object.fromEntries(WORKFLOW_COLUMNS.split(', ').map((c) => [c, rows[0]![`w_${c}`]])) as unknown as WorkflowRow;
   const roots = rows.filter((r) => r.id !== null) as unknown as TaskRow[];
   await pushSteps(deps, roots);
   return { kind: 'created', workflow, steps: spec.steps.map((x) => ({ key: x.key, task_id: idOf.get(x.key)! })) };
 }
 
-/** What POST /workflows with this key answers without creating anything (a replay, or a conflict), or null when the key is not in use. */
+/**
+ * What POST /workflows with this key answers without creating anything (a replay, or a conflict),
+ * or null when the key is not in use, or no longer (its life ended; workflows from before keys
+ * had one, migration 0031, keep theirs).
+ */
 export async function priorWorkflow(pool: Pool, tenant: string, idem: { key: string; hash: string }): Promise<CreateWorkflowOutcome | null> {
-  const prior = await pool.query<WorkflowRow & { request_hash: string }>(`SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows WHERE tenant = $1 AND idempotency_key = $2`, [tenant, idem.key]);
+  const prior = await pool.query<WorkflowRow & { request_hash: string }>(
+    `SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows
+      WHERE tenant = $1 AND idempotency_key = $2 AND (idempotency_expires_at IS NULL OR idempotency_expires_at > now())`,
+    [tenant, idem.key],
+  );
   if (prior.rows.length === 0) return null;
   const { request_hash, ...row } = prior.rows[0]!;
   if (request_hash !== idem.hash) return { kind: 'conflict', workflow: row };
