@@ -290,11 +290,17 @@ export async function getTask(pool: Pool, id: string, tenant: string): Promise<{
   }, READ_SNAPSHOT);
 }
 
-/** Deletes expired idempotency keys in bounded batches; returns how many went. */
+/**
+ * Deletes expired idempotency keys in bounded batches; returns how many went. The expiry is checked
+ * again on the row deleted: a key claimed again by a new request (createRound) while this statement
+ * waited for its row lock is live, and Postgres rechecks only the outer condition on the row's new
+ * version, not the subquery's; without it the new task lost its key, and a replay made a second task.
+ */
 export async function pruneIdempotencyKeys(pool: Pool, limit: number): Promise<number> {
   const res = await pool.query(
     `DELETE FROM idempotency_keys WHERE (tenant, key) IN (
-       SELECT tenant, key FROM idempotency_keys WHERE expires_at <= now() ORDER BY expires_at LIMIT $1)`,
+       SELECT tenant, key FROM idempotency_keys WHERE expires_at <= now() ORDER BY expires_at LIMIT $1)
+       AND expires_at <= now()`,
     [limit],
   );
   return res.rowCount ?? 0;
