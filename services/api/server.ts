@@ -29,11 +29,15 @@ export async function startServer(app: http.RequestListener, addr: string, limit
   // Responses not yet written, so stop() can close their connections once they are answered (below).
   const unanswered = new Set<http.ServerResponse>();
   let stopping = false;
+  // One listener for every response (called with the response as `this`): no closure per request.
+  function forget(this: http.ServerResponse): void {
+    unanswered.delete(this);
+  }
   const listener: http.RequestListener = (req, res) => {
     if (stopping) res.setHeader('Connection', 'close');
     else {
       unanswered.add(res);
-      res.once('close', () => unanswered.delete(res));
+      res.once('close', forget);
     }
     app(req, res);
   };
