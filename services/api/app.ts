@@ -361,6 +361,18 @@ function headerValue(h: string | string[] | undefined): string | undefined {
 const DEFAULT_WORKFLOW_BODY_BYTES = 2 * 1048576;
 
 function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
+  // Only a key's request is hashed (to tell a replay from a conflict); the policy only when given,
+  // so keys stored before it existed still replay. max_retries is hashed as the task got it.
+  const canonicalWith = (maxRetries: number) =>
+    canonicalJson({
+      type: input.type,
+      priority: input.priority,
+      payload: input.payload,
+      max_retries: maxRetries,
+      ...(input.retry ? { retry: input.retry } : {}),
+      ...(input.timeout_ms ? { timeout_ms: input.timeout_ms } : {}),
+      ...(input.delay ?? {}),
+    });
   return {
     tenant,
     type: input.type,
@@ -372,20 +384,10 @@ function toSubmitRequest(tenant: string, input: TaskInput): SubmitRequest {
     retry: input.retry,
     timeoutMs: input.timeout_ms,
     runAt: input.run_at,
-    // Only a key's request is hashed (to tell a replay from a conflict); the policy only when given,
-    // so keys stored before it existed still replay.
-    canonical:
-      input.idempotency_key === null
-        ? ''
-        : canonicalJson({
-            type: input.type,
-            priority: input.priority,
-            payload: input.payload,
-            max_retries: input.max_retries,
-            ...(input.retry ? { retry: input.retry } : {}),
-            ...(input.timeout_ms ? { timeout_ms: input.timeout_ms } : {}),
-            ...(input.delay ?? {}),
-          }),
+    canonical: input.idempotency_key === null ? '' : canonicalWith(input.max_retries),
+    // Left out, max_retries is the default of the API that took the request: a replay answered by
+    // an API with another default (changed since, or another replica's) is the same request.
+    canonicalWith: input.idempotency_key === null || input.max_retries_given ? undefined : canonicalWith,
   };
 }
 

@@ -15,6 +15,8 @@ export interface TaskInput {
   priority: Priority;
   payload: unknown;
   max_retries: number;
+  /** Whether the client gave max_retries (else it is DEFAULT_MAX_RETRIES, which may differ at a replay). */
+  max_retries_given: boolean;
   idempotency_key: string | null;
   /** The task's own retry policy and timeout, when it gave them. */
   retry: RetryPolicy | null;
@@ -77,6 +79,7 @@ export function validateTaskInput(body: unknown, headerKey: string | undefined, 
     priority: (b.priority as Priority | undefined) ?? 'default',
     payload: b.payload === undefined ? {} : b.payload,
     max_retries: (b.max_retries as number | undefined) ?? defaultMaxRetries,
+    max_retries_given: b.max_retries !== undefined,
     idempotency_key: key,
     run_at: runAt,
     delay,

@@ -14,7 +14,7 @@ function fieldsOf(fn: () => unknown): string[] {
 
 describe('validateTaskInput', () => {
   it('applies defaults', () => {
-    expect(validateTaskInput({ type: 'noop' }, undefined, 5)).toEqual({ type: 'noop', priority: 'default', payload: {}, max_retries: 5, idempotency_key: null, retry: null, timeout_ms: null, run_at: null, delay: null });
+    expect(validateTaskInput({ type: 'noop' }, undefined, 5)).toEqual({ type: 'noop', priority: 'default', payload: {}, max_retries: 5, max_retries_given: false, idempotency_key: null, retry: null, timeout_ms: null, run_at: null, delay: null });
   });
 
   it('takes a retry policy and a timeout, naming each bad field', () => {

@@ -20,6 +20,8 @@ export interface Admitted {
   /** Places taken under the unfinished cap (to give back for tasks not created). */
   counted: number;
   tenant: string;
+  /** The admission in flight under the cap until settled (see TenantAdmission.settle). */
+  reservation?: string | null;
 }
 
 /**
@@ -60,8 +62,8 @@ export class RequestAdmission {
 
   /** Gives back what tasks that were not created took (replays, conflicts, failures). */
   settle(a: Admitted, created: number): void {
-    const unused = a.counted > 0 ? a.counted - created : 0;
-    if (unused > 0) this.deps.admission.release(a.tenant, unused).catch((err: unknown) => this.warn(err));
+    if (!a.reservation) return;
+    this.deps.admission.settle(a.tenant, a.reservation, Math.max(0, a.counted - created)).catch((err: unknown) => this.warn(err));
   }
 
   private admitWith(tenant: string, n: number, row: TenantRow | undefined): Admitted | Promise<Admitted> {
@@ -81,7 +83,7 @@ export class RequestAdmission {
     if (l.rate > 0) headers['RateLimit-Policy'] = `"tasks";q=${l.burst};w=${Math.max(1, Math.ceil(l.burst / l.rate))}`;
     if (a.admitted) {
       if (l.rate > 0) headers.RateLimit = `"tasks";r=${a.tokensLeft};t=${Math.ceil(a.msUntilFull / 1000)}`;
-      return { headers, counted: l.maxUnfinished > 0 ? n : 0, tenant };
+      return { headers, counted: l.maxUnfinished > 0 ? n : 0, tenant, reservation: a.reservation };
     }
     const label = this.deps.tenantLabels.of(tenant);
     switch (a.reason) {

@@ -32,9 +32,11 @@ export class UnfinishedTrueUp extends PeriodicService<{ tenants: number } | null
     if (!(await this.deps.lock.lock('unfinished-true-up', this.owner, this.intervalMs * 3))) return null;
     if (this.deps.envCap === 0 && !(await anyUnfinishedCap(this.deps.pool))) return null;
     const t0 = Date.now();
-    const before = await this.deps.admission.admittedCounters();
+    const before = await this.deps.admission.snapshot();
     const counts = await countUnfinished(this.deps.pool);
-    await this.deps.admission.trueUp(counts, before);
+    // Admissions in flight at the read may commit after the count: they are part of the base (see admission.ts).
+    for (const [tenant, n] of before.inFlight) counts.set(tenant, (counts.get(tenant) ?? 0) + n);
+    await this.deps.admission.trueUp(counts, before.admitted);
     const took = Date.now() - t0;
     if (took * 5 > this.intervalMs) this.pausedUntil = Date.now() + took * 4;
     return { tenants: counts.size };

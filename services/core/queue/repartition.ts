@@ -64,7 +64,8 @@ interface Part {
   tag: string;
   keys: QueueKeys;
   /** Admission counters (tenancy/admission.ts). */
-  admission: { buckets: string; admitted: string; base: string; admittedAtBase: string };
+  /** inFlight is not moved: its entries live at most IN_FLIGHT_TTL_MS, and the true-up reads every partition's. */
+  admission: { buckets: string; admitted: string; base: string; admittedAtBase: string; inFlight: string };
   /** Dead-letter ids copied into this partition by the run (so a rerun does not push them twice). */
   copiedDead: string;
 }
@@ -73,7 +74,7 @@ function part(prefix: string, tag: string): Part {
   return {
     tag,
     keys: queueKeys(prefix, tag),
-    admission: { buckets: `${tag}:tenant:bucket`, admitted: `${tag}:tenant:admitted`, base: `${tag}:tenant:unfinished`, admittedAtBase: `${tag}:tenant:admitted_at_count` },
+    admission: { buckets: `${tag}:tenant:bucket`, admitted: `${tag}:tenant:admitted`, base: `${tag}:tenant:unfinished`, admittedAtBase: `${tag}:tenant:admitted_at_count`, inFlight: `${tag}:tenant:in_flight` },
     copiedDead: `${tag}:repartition:dead`,
   };
 }

@@ -11,7 +11,7 @@ import { throttleFor } from '../observability/log-throttle';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
-import { CreateOutcome, CreateRequest, createTasks, priorOutcomes, scopedKey } from './task-store';
+import { CreateOutcome, CreateRequest, createTasks, priorOutcomes, sameRequest, scopedKey } from './task-store';
 import { uuidv7 } from './uuid';
 import { SETTINGS } from '../config/config';
 import type { TaskRow } from './task';
@@ -26,6 +26,11 @@ export interface SubmitRequest {
   idempotencyKey: string | null;
   /** Canonical JSON of the request, hashed to tell a replay from a conflict. */
   canonical: string;
+  /**
+   * The canonical JSON with another max_retries, when the request left it out (it then took the
+   * API's default): the same request, whatever default the key's task was made with.
+   */
+  canonicalWith?: (maxRetries: number) => string;
   /** JSON.stringify(payload), when the caller has it already (the API does: it sizes batches by it). */
   payloadJson?: string;
   /** The task's own retry policy and timeout (absent: the handler's or the environment's). */
@@ -69,8 +74,13 @@ export async function submitTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Prom
  * Postgres, and each later use is answered as the next request with that key would be (the same
  * request replays the task, another one conflicts).
  */
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+/** What a key's stored hash is compared with (see sameRequest). */
+const hashesOf = (r: SubmitRequest) => ({ requestHash: sha256(r.canonical), hashWith: r.canonicalWith ? (m: number) => sha256(r.canonicalWith!(m)) : undefined });
+
 export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promise<CreateOutcome[]> {
-  const hashes = reqs.map((r) => (r.idempotencyKey === null ? null : createHash('sha256').update(r.canonical).digest('hex')));
+  const hashed = reqs.map((r) => (r.idempotencyKey === null ? null : hashesOf(r)));
+  const hashes = hashed.map((h) => h?.requestHash ?? null);
   const firstUse = new Map<string, number>();
   const sent: number[] = [];
   const creates: CreateRequest[] = [];
@@ -85,6 +95,7 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
     creates.push({
       task: { id: uuidv7(), tenant: r.tenant, type: r.type, priority: r.priority, payload: r.payload, maxRetries: r.maxRetries, idempotencyKey: r.idempotencyKey, retry: r.retry ?? null, timeoutMs: r.timeoutMs ?? null, runAt: r.runAt ?? null },
       requestHash: hashes[i]!,
+      hashWith: hashed[i]?.hashWith,
       payloadJson: r.payloadJson,
     });
   });
@@ -97,8 +108,11 @@ export async function storeTasks(deps: SubmitDeps, reqs: SubmitRequest[]): Promi
       const firstIndex = firstUse.get(keys[i]!)!;
       const first = outcomes[firstIndex]!;
       // The request the key is stored with: the first use's, unless that one conflicted.
-      const [storedHash, task] = first.kind === 'conflict' ? [first.requestHash, first.task] : [hashes[firstIndex], first.task];
-      outcomes[i] = hashes[i] === storedHash ? { kind: 'replayed', task } : { kind: 'conflict', taskId: task.id, task, requestHash: storedHash! };
+      // (A replay of a request that left max_retries out matched the hash with its task's max_retries.)
+      const firstWith = hashed[firstIndex]!.hashWith;
+      const task = first.task;
+      const storedHash = first.kind === 'conflict' ? first.requestHash : first.kind === 'replayed' && firstWith ? firstWith(task.max_retries) : hashes[firstIndex];
+      outcomes[i] = sameRequest(hashed[i]!, storedHash!, task) ? { kind: 'replayed', task } : { kind: 'conflict', taskId: task.id, task, requestHash: storedHash! };
     });
   }
   return outcomes;
@@ -112,7 +126,7 @@ export async function replaysOf(pool: Pool, reqs: SubmitRequest[]): Promise<Crea
   if (reqs.length === 0 || reqs.some((r) => r.idempotencyKey === null)) return null;
   const prior = await priorOutcomes(
     pool,
-    reqs.map((r) => ({ tenant: r.tenant, idempotencyKey: r.idempotencyKey!, requestHash: createHash('sha256').update(r.canonical).digest('hex') })),
+    reqs.map((r) => ({ tenant: r.tenant, idempotencyKey: r.idempotencyKey!, ...hashesOf(r) })),
   );
   return prior.every((o) => o !== null) ? (prior as CreateOutcome[]) : null;
 }

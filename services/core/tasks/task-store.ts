@@ -13,6 +13,8 @@ export interface CreateRequest {
   task: NewTask;
   /** sha256 of the canonical request; required with an idempotency key. */
   requestHash: string | null;
+  /** The request's hash with another max_retries, when it left max_retries out (see sameRequest). */
+  hashWith?: (maxRetries: number) => string;
   /** JSON.stringify(task.payload), when the caller has it already. */
   payloadJson?: string;
 }
@@ -140,7 +142,7 @@ async function createRound(pool: PoolClient, reqs: CreateRequest[], indexes: num
   for (const i of unclaimed) {
     const row = existing.get(scopedKey(reqs[i]!.task));
     if (!row) retry.push(i);
-    else if (row.request_hash !== reqs[i]!.requestHash) out[i] = { kind: 'conflict', taskId: row.task.id, task: row.task, requestHash: row.request_hash };
+    else if (!sameRequest(reqs[i] as { requestHash: string }, row.request_hash, row.task)) out[i] = { kind: 'conflict', taskId: row.task.id, task: row.task, requestHash: row.request_hash };
     else out[i] = { kind: 'replayed', task: row.task };
   }
   return retry;
@@ -187,7 +189,16 @@ function newTaskRow(t: NewTask, createdAt: Date): TaskRow {
  * a request whose key is not in use (it would create a task). For answering replays where a
  * creation is refused (a tenant at its limits): a replay takes no place.
  */
-export async function priorOutcomes(pool: Pool, reqs: { tenant: string; idempotencyKey: string; requestHash: string }[]): Promise<(CreateOutcome | null)[]> {
+/**
+ * Whether a request is the one a key was stored with: the same hash, or, for a request that left
+ * max_retries out, the same hash with the max_retries the key's task was made with (the default it
+ * took may have changed since, or been another API replica's).
+ */
+export function sameRequest(req: { requestHash: string; hashWith?: (maxRetries: number) => string }, storedHash: string, task: Pick<TaskRow, 'max_retries'>): boolean {
+  return req.requestHash === storedHash || (req.hashWith !== undefined && req.hashWith(task.max_retries) === storedHash);
+}
+
+export async function priorOutcomes(pool: Pool, reqs: { tenant: string; idempotencyKey: string; requestHash: string; hashWith?: (maxRetries: number) => string }[]): Promise<(CreateOutcome | null)[]> {
   const { rows } = await pool.query<Partial<TaskRow> & { request_hash: string; k_tenant: string; k_key: string }>(
     `SELECT k.request_hash, k.tenant AS k_tenant, k.key AS k_key, ${TASK_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
        FROM unnest($1::text[], $2::text[]) AS w(tenant, key)
@@ -199,7 +210,7 @@ export async function priorOutcomes(pool: Pool, reqs: { tenant: string; idempote
   return reqs.map((r): CreateOutcome | null => {
     const row = found.get(scopedKey(r));
     if (!row) return null;
-    return row.request_hash === r.requestHash ? { kind: 'replayed', task: row.task } : { kind: 'conflict', taskId: row.task.id, task: row.task, requestHash: row.request_hash };
+    return sameRequest(r, row.request_hash, row.task) ? { kind: 'replayed', task: row.task } : { kind: 'conflict', taskId: row.task.id, task: row.task, requestHash: row.request_hash };
   });
 }
 
@@ -279,11 +290,17 @@ export async function getTask(pool: Pool, id: string, tenant: string): Promise<{
   }, READ_SNAPSHOT);
 }
 
-/** Deletes expired idempotency keys in bounded batches; returns how many went. */
+/**
+ * Deletes expired idempotency keys in bounded batches; returns how many went. The expiry is checked
+ * again on the row deleted: a key claimed again by a new request (createRound) while this statement
+ * waited for its row lock is live, and Postgres rechecks only the outer condition on the row's new
+ * version, not the subquery's; without it the new task lost its key, and a replay made a second task.
+ */
 export async function pruneIdempotencyKeys(pool: Pool, limit: number): Promise<number> {
   const res = await pool.query(
     `DELETE FROM idempotency_keys WHERE (tenant, key) IN (
-       SELECT tenant, key FROM idempotency_keys WHERE expires_at <= now() ORDER BY expires_at LIMIT $1)`,
+       SELECT tenant, key FROM idempotency_keys WHERE expires_at <= now() ORDER BY expires_at LIMIT $1)
+       AND expires_at <= now()`,
     [limit],
   );
   return res.rowCount ?? 0;

@@ -3,12 +3,17 @@
  * request (lua/admit.lua), so every API replica shares them.
  *
  * Unfinished tasks are counted as Postgres's count at the last true-up plus the tasks admitted
- * since. A true-up reads the admitted counters first, then counts in Postgres, then stores both:
- * a task admitted between the two reads is counted twice until the next true-up (the cap errs on
- * the side of refusing), and one admitted before but not yet committed when Postgres counted is
- * missed (at most the requests in flight at that moment). Finished tasks free their place at the
+ * since. A true-up reads the admitted counters and the admissions in flight (admitted, not yet
+ * settled by their request) in one step, then counts in Postgres, then stores the count plus those
+ * in flight as the base. An admission in flight at the read is thus never missed, whether its task
+ * commits after the count (it is in the base) or it gives its place back later (the release
+ * cancels its share of the base). One that commits between the read and the count, like one
+ * admitted between them, is counted twice until the next true-up (the cap errs on the side of
+ * refusing). An admission stays in flight until settled, at most IN_FLIGHT_TTL_MS (an API that
+ * stopped before settling holds its places that long). Finished tasks free their place at the
  * next true-up (UNFINISHED_TRUE_UP_MS).
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Redis from 'ioredis';
@@ -17,7 +22,8 @@ import { partitionOf, partitionTags } from '../queue/partitions';
 import type { TenantLimits } from './limits';
 
 export type Admission =
-  | { admitted: true; tokensLeft: number; msUntilFull: number }
+  /** `reservation`: the admission in flight under a cap, for settle (null without a cap). */
+  | { admitted: true; tokensLeft: number; msUntilFull: number; reservation: string | null }
   | { admitted: false; reason: 'rate'; tokens: number; retryAfterMs: number }
   | { admitted: false; reason: 'burst'; burst: number }
   | { admitted: false; reason: 'quota'; unfinished: number };
@@ -40,6 +46,16 @@ interface AdmissionKeys {
   admitted: string;
   base: string;
   admittedAtBase: string;
+  inFlight: string;
+}
+
+/** How long an admission counts as in flight without being settled (its request outlived this, or its API stopped). */
+export const IN_FLIGHT_TTL_MS = 60_000;
+
+/** The admitted counters and the places in flight, per tenant, read together. */
+export interface AdmissionSnapshot {
+  admitted: Map<string, number>;
+  inFlight: Map<string, number>;
 }
 
 /** A tenant's counters live in its queue partition (queue/partitions.ts), so one script touches one slot. */
@@ -47,20 +63,22 @@ export class TenantAdmission {
   private readonly parts: AdmissionKeys[];
   private readonly admitFn: Fn;
   private readonly trueUpFn: Fn;
+  private readonly inFlightFn: Fn;
 
   constructor(
     private readonly redis: Redis | Cluster,
     prefix: string,
     partitions = 1,
   ) {
-    this.parts = partitionTags(prefix, partitions).map((tag) => ({ buckets: `${tag}:tenant:bucket`, admitted: `${tag}:tenant:admitted`, base: `${tag}:tenant:unfinished`, admittedAtBase: `${tag}:tenant:admitted_at_count` }));
-    for (const name of ['admit', 'true-up']) {
+    this.parts = partitionTags(prefix, partitions).map((tag) => ({ buckets: `${tag}:tenant:bucket`, admitted: `${tag}:tenant:admitted`, base: `${tag}:tenant:unfinished`, admittedAtBase: `${tag}:tenant:admitted_at_count`, inFlight: `${tag}:tenant:in_flight` }));
+    for (const name of ['admit', 'true-up', 'in-flight']) {
       const cmd = `ts_tenant_${name.replace('-', '_')}`;
       if (!(cmd in redis)) redis.defineCommand(cmd, { lua: script(name) });
     }
     const r = redis as unknown as Record<string, Fn>;
     this.admitFn = r.ts_tenant_admit!.bind(redis);
     this.trueUpFn = r.ts_tenant_true_up!.bind(redis);
+    this.inFlightFn = r.ts_tenant_in_flight!.bind(redis);
   }
 
   private keysOf(tenant: string): AdmissionKeys {
@@ -69,22 +87,40 @@ export class TenantAdmission {
 
   async admit(tenant: string, n: number, l: TenantLimits): Promise<Admission> {
     const k = this.keysOf(tenant);
-    const [ok, reason, a, b] = (await this.admitFn(4, k.buckets, k.admitted, k.base, k.admittedAtBase, tenant, n, l.rate, l.burst, l.maxUnfinished)) as [number, string, number, number];
-    if (ok === 1) return { admitted: true, tokensLeft: a, msUntilFull: b };
+    const id = randomBytes(9).toString('base64url');
+    const [ok, reason, a, b] = (await this.admitFn(5, k.buckets, k.admitted, k.base, k.admittedAtBase, k.inFlight, tenant, n, l.rate, l.burst, l.maxUnfinished, id, IN_FLIGHT_TTL_MS)) as [number, string, number, number];
+    if (ok === 1) return { admitted: true, tokensLeft: a, msUntilFull: b, reservation: l.maxUnfinished > 0 ? `${tenant} ${n} ${id}` : null };
     if (reason === 'rate') return { admitted: false, reason, tokens: a, retryAfterMs: b };
     if (reason === 'burst') return { admitted: false, reason, burst: a };
     return { admitted: false, reason: 'quota', unfinished: a };
   }
 
-  /** Gives back places under the unfinished cap for admitted tasks that were not created (replays, conflicts, errors). */
-  async release(tenant: string, n: number): Promise<void> {
-    if (n > 0) await this.redis.hincrby(this.keysOf(tenant).admitted, tenant, -n);
+  /**
+   * Settles an admission under a cap once its request is done: no longer in flight, and the places
+   * of the `unused` admitted tasks that were not created (replays, conflicts, errors) given back.
+   */
+  async settle(tenant: string, reservation: string, unused: number): Promise<void> {
+    const k = this.keysOf(tenant);
+    const tx = this.redis.multi().zrem(k.inFlight, reservation);
+    if (unused > 0) tx.hincrby(k.admitted, tenant, -unused);
+    const res = await tx.exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0];
   }
 
-  /** The admitted counters now (read before Postgres counts; see the class comment). */
-  async admittedCounters(): Promise<Map<string, number>> {
-    const all = await Promise.all(this.parts.map((k) => this.redis.hgetall(k.admitted)));
-    return new Map(all.flatMap((one) => Object.entries(one).map(([t, v]) => [t, Number(v)] as [string, number])));
+  /** The admitted counters and the places in flight now (read before Postgres counts; see the class comment). */
+  async snapshot(): Promise<AdmissionSnapshot> {
+    const all = (await Promise.all(this.parts.map((k) => this.inFlightFn(2, k.admitted, k.inFlight)))) as [string[], string[]][];
+    const admitted = new Map<string, number>();
+    const inFlight = new Map<string, number>();
+    for (const [flat, members] of all) {
+      for (let i = 0; i < flat.length; i += 2) admitted.set(flat[i]!, Number(flat[i + 1]));
+      for (const m of members) {
+        const [tenant, n] = m.split(' ');
+        inFlight.set(tenant!, (inFlight.get(tenant!) ?? 0) + Number(n));
+      }
+    }
+    return { admitted, inFlight };
   }
 
   async trueUp(counts: Map<string, number>, admittedBefore: Map<string, number>): Promise<void> {

@@ -1,8 +1,10 @@
 -- admit: admit n tasks of a tenant, or none: a token bucket (tasks per second, with a burst) and
 -- a cap on unfinished tasks, checked and consumed together so any number of API replicas share them.
 -- KEYS: buckets (hash: <tenant>:t tokens, <tenant>:at ms), admitted (hash), unfinished base (hash),
---       admitted at base (hash)
--- ARGV: tenant, n, rate (per s, 0 = none), burst, maxUnfinished (0 = none)
+--       admitted at base (hash), in flight (zset: '<tenant> <n> <reservation>' scored by expiry ms)
+-- ARGV: tenant, n, rate (per s, 0 = none), burst, maxUnfinished (0 = none), reservation id, reservation ttl ms
+-- Under a cap the admission is also recorded as in flight until its request settles (or the ttl
+-- passes): a true-up counts it, as Postgres may not hold its task yet (see admission.ts).
 -- Returns: { 1, '', tokensLeft, msUntilFull } admitted;
 --          { 0, 'rate', tokens, msUntilEnough } / { 0, 'burst', burst, 0 } / { 0, 'quota', unfinished, 0 } refused.
 local t = redis.call('TIME')
@@ -24,6 +26,7 @@ if maxUnfinished > 0 then
   local unfinished = math.max(0, base + admitted - admittedAtBase)
   if unfinished + n > maxUnfinished then return { 0, 'quota', unfinished, 0 } end
   redis.call('HINCRBY', KEYS[2], tenant, n)
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[7]), tenant .. ' ' .. n .. ' ' .. ARGV[6])
 end
 if rate > 0 then
   tokens = tokens - n
