@@ -26,22 +26,7 @@ export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, requestT
 export async function startServer(app: http.RequestListener, addr: string, limits: ServerLimits = DEFAULT_LIMITS): Promise<RunningServer> {
   // Node checks the header and request timeouts on this cadence; its 30 s default let a slow
   // header hold a socket for up to 30 s past its timeout.
-  // Responses not yet written, so stop() can close their connections once they are answered (below).
-  const unanswered = new Set<http.ServerResponse>();
-  let stopping = false;
-  // One listener for every response (called with the response as `this`): no closure per request.
-  function forget(this: http.ServerResponse): void {
-    unanswered.delete(this);
-  }
-  const listener: http.RequestListener = (req, res) => {
-    if (stopping) res.setHeader('Connection', 'close');
-    else {
-      unanswered.add(res);
-      res.once('close', forget);
-    }
-    app(req, res);
-  };
-  const server = http.createServer({ connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 2))) }, listener);
+  const server = http.createServer({ connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 2))) }, app);
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
@@ -75,20 +60,8 @@ export async function startServer(app: http.RequestListener, addr: string, limit
     else socket.once('finish', () => socket.destroy());
   });
   const address = await listen(server, addr);
-  // server.close() closes idle connections only: a keep-alive connection busy with a request stays
-  // open after its answer (Node keeps it alive), taking more requests from its client while the
-  // API stops and holding stop() until HTTP_KEEPALIVE_TIMEOUT_MS (65 s), past the shutdown grace,
-  // whose forced exit then cut requests mid-flight. Each such answer now says Connection: close.
-  const stop = () => {
-    stopping = true;
-    for (const res of unanswered) {
-      if (!res.headersSent) res.setHeader('Connection', 'close');
-      // Too late for the header: its connection is closed once idle after the answer.
-      else if (res.writableFinished) setImmediate(() => server.closeIdleConnections());
-      else res.once('finish', () => setImmediate(() => server.closeIdleConnections()));
-    }
-    return close(server);
-  };
+  // close() ends busy keep-alive connections after their newest answer (core/process/lifecycle.ts).
+  const stop = () => close(server);
   return { address, stop };
 }
 
