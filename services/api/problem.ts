@@ -44,6 +44,9 @@ export function toProblem(err: unknown): ProblemError {
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return new ProblemError(415, 'Unsupported media type', e.message ?? 'unsupported encoding');
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new ProblemError(e.status, 'Bad request', e.message ?? 'bad request');
   if (isDependencyOutage(e)) return unavailable('a dependency (Postgres or Redis) is unavailable; retry shortly', 2);
+  // Postgres cancelled the statement at its statement_timeout (a lock held long elsewhere, an
+  // overloaded server): its transaction wrote nothing, so the request may be sent again.
+  if (e.code === '57014') return unavailable('Postgres cancelled the statement at its statement_timeout; nothing was written; retry shortly', 1);
   return new ProblemError(500, 'Internal error', 'an unexpected error occurred; it has been logged');
 }
 
