@@ -37,6 +37,44 @@ const STATUS_OF_RUN_AT = "CASE WHEN run_at IS NULL THEN 'queued' ELSE 'scheduled
  * Keys must be unique within one call (the caller resolves repeats inside a batch).
  */
 export async function createTasks(pool: Pool, reqs: CreateRequest[], idempotencyTtlMs: number): Promise<CreateOutcome[]> {
+  try {
+    return await createTasksOnce(pool, reqs, idempotencyTtlMs);
+  } catch (err) {
+    const committed = await committedDespite(pool, reqs).catch(() => null);
+    if (committed === null) throw err;
+    return committed;
+  }
+}
+
+/**
+ * After a failed create: the outcomes, when the write committed although its answer was lost (the
+ * connection ended after Postgres committed), else null. Answering an error then would leave
+ * tasks nobody was told about, and a client retrying without a key would make them twice. The ids
+ * are new, so any of them stored means the statement (or transaction) committed whole: those are
+ * created; the rest are keyed requests that found their key in use, answered as a replay or a
+ * conflict would be. Null also when Postgres cannot be asked (the caller answers the error).
+ */
+async function committedDespite(pool: Pool, reqs: CreateRequest[]): Promise<CreateOutcome[] | null> {
+  const { rows } = await pool.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::uuid[])`, [textArray(reqs.map((r) => r.task.id))]);
+  if (rows.length === 0) return null;
+  const stored = new Map(rows.map((r) => [r.id, r]));
+  const rest = reqs.filter((r) => !stored.has(r.task.id) && r.task.idempotencyKey !== null && r.requestHash !== null);
+  const prior = await priorOutcomes(
+    pool,
+    rest.map((r) => ({ tenant: r.task.tenant, idempotencyKey: r.task.idempotencyKey!, requestHash: r.requestHash!, hashWith: r.hashWith })),
+  );
+  const byReq = new Map(rest.map((r, i) => [r, prior[i] ?? null]));
+  const out: CreateOutcome[] = [];
+  for (const r of reqs) {
+    const task = stored.get(r.task.id);
+    const outcome = task ? ({ kind: 'created', task } as const) : byReq.get(r);
+    if (!outcome) return null;
+    out.push(outcome);
+  }
+  return out;
+}
+
+async function createTasksOnce(pool: Pool, reqs: CreateRequest[], idempotencyTtlMs: number): Promise<CreateOutcome[]> {
   const out: (CreateOutcome | undefined)[] = new Array(reqs.length);
   if (reqs.every((r) => r.task.idempotencyKey === null)) {
     await createUnkeyed(pool, reqs, out);
