@@ -50,3 +50,28 @@ it('a replay leaving out max_retries replays the task after DEFAULT_MAX_RETRIES 
   expect((mixed.body.results as { status: number }[]).map((r) => r.status)).toEqual([200, 200, 409]);
   expect((await stack.pool.query('SELECT count(*)::int AS n FROM tasks')).rows[0].n).toBe(1);
 });
+
+it('a POST /workflows replay whose steps leave out max_retries replays the workflow after DEFAULT_MAX_RETRIES changed; another request still conflicts', async () => {
+  const [before, after] = [await api(5), await api(3)];
+  const body = (third: Record<string, unknown> = {}) => ({
+    name: 'defaults',
+    tasks: [
+      { key: 'a', type: 'noop' },
+      { key: 'b', type: 'noop', max_retries: 1, depends_on: ['a'] },
+      { key: 'c', type: 'noop', depends_on: ['a'], ...third },
+    ],
+  });
+  const key = { 'idempotency-key': 'wf-defaults-1' };
+  const first = await post(before, '/workflows', body(), key);
+  expect(first.status).toBe(201);
+  const id = (first.body.workflow as { id: string }).id;
+  const again = await post(after, '/workflows', body(), key);
+  expect(again.status).toBe(200);
+  expect((again.body.workflow as { id: string }).id).toBe(id);
+  // Stated as the steps have it: the same request. Another value: a conflict.
+  expect((await post(after, '/workflows', body({ max_retries: 5 }), key)).status).toBe(200);
+  expect((await post(after, '/workflows', body({ max_retries: 3 }), key)).status).toBe(409);
+  expect((await post(after, '/workflows', { ...body(), name: 'other' }, key)).status).toBe(409);
+  expect((await stack.pool.query('SELECT count(*)::int AS n FROM workflows')).rows[0].n).toBe(1);
+  expect((await post(after, `/workflows/${id}/cancel`, {})).status).toBe(200);
+});

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { checkGraph, GraphStep } from '../../core/workflows/graph';
-import { FailurePolicy, StepSpec, WorkflowSpec } from '../../core/workflows/workflow';
+import { FailurePolicy, StepSpec, WorkflowIdempotency, WorkflowSpec } from '../../core/workflows/workflow';
 import { badRequest, FieldError, ProblemError } from '../problem';
 import { IdempotencyKeySchema } from '../schemas/task-input';
 import { WorkflowInputSchema, WorkflowStepInputSchema } from '../schemas/workflows';
@@ -27,8 +27,11 @@ const MAX_PROBLEMS = 20;
 
 export interface WorkflowRequest {
   spec: WorkflowSpec;
-  /** The Idempotency-Key header and the sha256 of the request with its defaults filled in. */
-  idem: { key: string; hash: string } | null;
+  /**
+   * The Idempotency-Key header and the sha256 of the request with its defaults filled in; with
+   * `hashWith` when a step left max_retries out (see WorkflowIdempotency).
+   */
+  idem: WorkflowIdempotency | null;
 }
 
 function refuse(errors: FieldError[]): never {
@@ -57,8 +60,16 @@ export function validateWorkflowInput(body: unknown, headerKey: string | undefin
 
   const spec: WorkflowSpec = { name: b.name as string, on_failure: (b.on_failure as FailurePolicy | undefined) ?? (FIELDS.on_failure.default as FailurePolicy), steps };
   // Defaults are filled in first, so leaving one out and sending it are the same request.
-  const idem = headerKey === undefined ? null : { key: headerKey, hash: createHash('sha256').update(canonicalJson(spec)).digest('hex') };
-  return { spec, idem };
+  const hashOf = (x: WorkflowSpec) => createHash('sha256').update(canonicalJson(x)).digest('hex');
+  if (headerKey === undefined) return { spec, idem: null };
+  // Steps that left max_retries out took DEFAULT_MAX_RETRIES, which may have changed since the key's
+  // first use (or differ on another replica): such a request also matches with the stored steps' own.
+  const omitted = new Set((b.tasks as Record<string, unknown>[]).filter((t) => t.max_retries === undefined).map((t) => t.key as string));
+  const hashWith =
+    omitted.size === 0
+      ? undefined
+      : (maxRetriesByKey: Map<string, number>) => hashOf({ ...spec, steps: spec.steps.map((st) => (omitted.has(st.key) && maxRetriesByKey.has(st.key) ? { ...st, max_retries: maxRetriesByKey.get(st.key)! } : st)) });
+  return { spec, idem: { key: headerKey, hash: hashOf(spec), hashWith } };
 }
 
 /** Every step checked; the graph only once every key and dependency list is well formed. */

@@ -16,7 +16,7 @@ import { TASK_COLUMNS, TaskRow } from '../tasks/task';
 import type { TaskCursor } from '../tasks/task-cursor';
 import { DEFAULT_SCAN_ROWS } from '../tasks/task-list';
 import { uuidv7 } from '../tasks/uuid';
-import type { StepRow, WorkflowRow, WorkflowSpec, WorkflowStatus } from './workflow';
+import type { StepRow, WorkflowIdempotency, WorkflowRow, WorkflowSpec, WorkflowStatus } from './workflow';
 
 export type CreateWorkflowOutcome =
   | { kind: 'created' | 'replayed'; workflow: WorkflowRow; steps: { key: string; task_id: string }[] }
@@ -46,7 +46,7 @@ export async function createWorkflow(
   deps: { pool: Pool; queue: TaskQueue; log: Logger; idempotencyTtlMs?: number },
   tenant: string,
   spec: WorkflowSpec,
-  idem: { key: string; hash: string } | null,
+  idem: WorkflowIdempotency | null,
 ): Promise<CreateWorkflowOutcome> {
   const id = uuidv7();
   const ids = stepIds(spec.steps.length);
@@ -117,7 +117,7 @@ export async function createWorkflow(
  * or null when the key is not in use, or no longer (its life ended; workflows from before keys
  * had one, migration 0031, keep theirs).
  */
-export async function priorWorkflow(pool: Pool, tenant: string, idem: { key: string; hash: string }): Promise<CreateWorkflowOutcome | null> {
+export async function priorWorkflow(pool: Pool, tenant: string, idem: WorkflowIdempotency): Promise<CreateWorkflowOutcome | null> {
   const prior = await pool.query<WorkflowRow & { request_hash: string }>(
     `SELECT ${WORKFLOW_COLUMNS}, request_hash FROM workflows
       WHERE tenant = $1 AND idempotency_key = $2 AND (idempotency_expires_at IS NULL OR idempotency_expires_at > now())`,
@@ -125,7 +125,7 @@ export async function priorWorkflow(pool: Pool, tenant: string, idem: { key: str
   );
   if (prior.rows.length === 0) return null;
   const { request_hash, ...row } = prior.rows[0]!;
-  if (request_hash !== idem.hash) return { kind: 'conflict', workflow: row };
+  if (request_hash !== idem.hash && !(idem.hashWith && idem.hashWith(await stepMaxRetries(pool, row.id)) === request_hash)) return { kind: 'conflict', workflow: row };
   return { kind: 'replayed', workflow: row, steps: await stepIdsOf(pool, row.id) };
 }
 
@@ -138,6 +138,12 @@ async function pushSteps(deps: { queue: TaskQueue; log: Logger }, steps: TaskRow
   } catch (err) {
     deps.log.error({ err, count: steps.length, taskIds: steps.slice(0, 10).map((t) => t.id) }, 'workflow steps queued in Postgres but not in Redis; the reconciler will queue them');
   }
+}
+
+/** Each step's max_retries as stored, by step key. */
+async function stepMaxRetries(pool: Pool, workflowId: string): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ key: string; max_retries: number }>(`SELECT step_key AS key, max_retries FROM tasks WHERE workflow_id = $1`, [workflowId]);
+  return new Map(rows.map((r) => [r.key, r.max_retries]));
 }
 
 async function stepIdsOf(db: Pool | PoolClient, workflowId: string): Promise<{ key: string; task_id: string }[]> {

@@ -31,6 +31,14 @@ export interface WorkflowSpec {
   steps: StepSpec[];
 }
 
+/** A POST /workflows Idempotency-Key with the request's hash. */
+export interface WorkflowIdempotency {
+  key: string;
+  hash: string;
+  /** The hash with these max_retries (by step key) for the steps that left it out; absent when none did. */
+  hashWith?: (maxRetriesByKey: Map<string, number>) => string;
+}
+
 export interface WorkflowRow {
   id: string;
   tenant: string;
