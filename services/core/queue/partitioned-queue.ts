@@ -188,11 +188,11 @@ export class PartitionedQueue implements TaskQueue {
   }
 
   async reap(limit: number, holdMs: number): Promise<Reaped[]> {
-    return (await Promise.all(this.parts.map((q) => q.reap(limit, holdMs)))).flat();
+    return (await this.everyPartition((q) => q.reap(limit, holdMs))).flatMap((r) => r ?? []);
   }
 
   async promoteDue(limitPerPriority: number): Promise<Promoted> {
-    const all = await Promise.all(this.parts.map((q) => q.promoteDue(limitPerPriority)));
+    const all = (await this.everyPartition((q) => q.promoteDue(limitPerPriority))).filter((r): r is Promoted => r !== undefined);
     const due = all.map((r) => r.nextDueInMs).filter((d): d is number => d !== null);
     return { moved: sumBy(all.map((r) => r.moved)), nextDueInMs: due.length ? Math.min(...due) : null };
   }
@@ -228,13 +228,15 @@ export class PartitionedQueue implements TaskQueue {
   }
 
   async sweep(limit: number, heldTwiceBefore = 0): Promise<Sweep> {
-    const all = await Promise.all(this.parts.map((q, p) => q.sweep(limit, heldTwiceBefore === 0 ? 0 : this.heldTwice[p])));
-    all.forEach((s, p) => (this.heldTwice[p] = s.heldTwice));
+    const each = await this.everyPartition((q, p) => q.sweep(limit, heldTwiceBefore === 0 ? 0 : this.heldTwice[p]));
+    each.forEach((s, p) => s && (this.heldTwice[p] = s.heldTwice));
+    const all = each.filter((s): s is Sweep => s !== undefined);
     return {
       known: all.reduce((a, s) => a + s.known, 0),
       held: all.reduce((a, s) => a + s.held, 0),
       orphans: all.reduce((a, s) => a + s.orphans, 0),
-      heldTwice: all.reduce((a, s) => a + s.heldTwice, 0),
+      // A partition that did not answer keeps its last count (not a duplicate gone away).
+      heldTwice: this.heldTwice.reduce((a, b) => a + b, 0),
       tenantRepairs: all.reduce((a, s) => a + s.tenantRepairs, 0),
       forgotten: all.flatMap((s) => s.forgotten),
     };
@@ -301,6 +303,20 @@ export class PartitionedQueue implements TaskQueue {
 
   close(): Promise<void> {
     return this.control.close();
+  }
+
+  /**
+   * `call` on every partition, concurrently; the answers in partition order, undefined where a
+   * partition failed. Used by the passes whose scripts change Redis (reap, promote, sweep): a
+   * partition failing over (CLUSTERDOWN, TRYAGAIN) or away sits the pass out, as in a lease round,
+   * and the next pass tries it again; the others' scripts have run, so their answers must reach
+   * the caller (a reaped lease not handed back is never recorded in Postgres). All failing is an outage.
+   */
+  private async everyPartition<R>(call: (q: RedisQueue, p: number) => Promise<R>): Promise<(R | undefined)[]> {
+    const results = await Promise.allSettled(this.parts.map((q, p) => call(q, p)));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length === results.length) throw failed[0]!.reason;
+    return results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
   }
 
   private groupBy<T>(items: T[], partitionOfItem: (item: T) => number): Map<number, { items: T[]; at: number[] }> {
