@@ -96,6 +96,24 @@ test('a round asks the partitions concurrently and tops up a shortfall from thos
   expect(new Set(leases.map((l) => l.token)).size).toBe(20);
 });
 
+test('priorities hold across partitions: a worker leasing one task at a time takes critical work of one partition before (strict) or 8:1 against (weighted) low work of another', async () => {
+  const [a, b] = tenantsInTwoPartitions();
+  const count = async (q: PartitionedQueue) => {
+    await q.enqueue([...Array.from({ length: 100 }, () => ({ ...item(a), priority: 'critical' as const })), ...Array.from({ length: 100 }, () => ({ ...item(b), priority: 'low' as const }))]);
+    const got = { critical: 0, low: 0 } as Record<string, number>;
+    // The first round knows neither partition's work yet: it may take one of either.
+    for (let i = 0; i < 37; i++) for (const l of await q.lease({ max: 1, visibilityMs: 60_000 })) got[l.message.priority]!++;
+    return got;
+  };
+  // One Redis: 36 critical, 0 low (strict); 32, 4 (weighted). Served in turn, both were 18 and 18.
+  const strict = await count(new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'strict', weights: WEIGHTS, partitions: TEST_PARTITIONS }));
+  expect(strict.low).toBeLessThanOrEqual(1);
+  await testCluster().deleteKeys(prefix);
+  const weighted = await count(queue);
+  expect(weighted.critical).toBeGreaterThanOrEqual(31);
+  expect(weighted.low).toBeGreaterThanOrEqual(3);
+});
+
 test('an enqueue in any partition rings the control slot doorbell: an idle waiter wakes', async () => {
   const bell = queue.doorbell();
   try {

@@ -26,9 +26,11 @@ export class PartitionedQueue implements TaskQueue {
   readonly parts: RedisQueue[];
   /** The control slot: doorbell, worker announcements, locks (its task keys stay empty). */
   private readonly control: RedisQueue;
-  /** Per partition: found empty at (ms; 0: not known empty), tenants active at the last lease. */
+  /** Per partition: found empty at (ms; 0: not known empty), tenants active per priority at the last lease (null: not known). */
   private readonly emptyAt: number[];
-  private readonly active: number[];
+  private readonly active: (Record<Priority, number> | null)[];
+  /** The lease rounds' rotation over priorities, and per priority over partitions (see leaseShares). */
+  private readonly credit: LeaseCredit;
   private cursor: number;
   private ringQueued = false;
   /** Per partition, the sweep's last count of ids held twice (see TaskQueue.sweep). */
@@ -42,7 +44,8 @@ export class PartitionedQueue implements TaskQueue {
     this.control = new RedisQueue(redis, base);
     this.parts = partitionTags(opts.prefix, n).map((tag, index) => new RedisQueue(redis, { ...base, partition: { tag, index, relayRing: () => this.relayRing() } }));
     this.emptyAt = new Array<number>(n).fill(0);
-    this.active = new Array<number>(n).fill(1);
+    this.active = new Array<Record<Priority, number> | null>(n).fill(null);
+    this.credit = { priority: [0, 0, 0, 0], partition: PRIORITY_ORDER.map(() => new Array<number>(n).fill(0)) };
     this.heldTwice = new Array<number>(n).fill(0);
     this.cursor = Math.floor(Math.random() * n);
   }
@@ -153,7 +156,7 @@ export class PartitionedQueue implements TaskQueue {
     }
     this.cursor = (this.cursor + 1) % n;
     if (order.length === 0) return { leases: [], left: 0 };
-    const shares = shareOut(opts.max, order.map((p) => this.active[p]!));
+    const shares = leaseShares(opts.max, order, this.active, this.opts.weights, this.opts.strategy === 'strict', this.credit);
     const asked = order.map((p, i) => ({ p, share: shares[i]! })).filter((a) => a.share > 0);
     const leases: Lease[] = [];
     const left = new Array<number>(n).fill(0);
@@ -161,15 +164,18 @@ export class PartitionedQueue implements TaskQueue {
     const take = (p: number, batch: LeaseBatch) => {
       leases.push(...batch.leases);
       left[p] = batch.left;
-      this.active[p] = Math.max(1, batch.active ?? 1);
+      this.active[p] = batch.left === 0 ? null : (batch.active ?? null);
       this.emptyAt[p] = batch.left === 0 ? Date.now() : 0;
     };
     const results = await Promise.allSettled(asked.map((a) => this.parts[a.p]!.leaseBatch({ ...opts, max: a.share })));
     results.forEach((r, i) => (r.status === 'fulfilled' ? take(asked[i]!.p, r.value) : errors.push(r.reason)));
     // A partition failing over (CLUSTERDOWN, TRYAGAIN) sits this round out; all failing is an outage.
     if (errors.length === asked.length) throw errors[0];
+    // The shortfall from the highest priority known down (strict: a lower one only once the higher ones are out).
     const unasked = order.filter((p) => !asked.some((a) => a.p === p));
-    for (const p of [...asked.map((a) => a.p).filter((p) => left[p]! > 0), ...unasked]) {
+    const topUp = [...asked.map((a) => a.p).filter((p) => left[p]! > 0), ...unasked];
+    topUp.sort((a, b) => topPriority(this.active[a] ?? null) - topPriority(this.active[b] ?? null));
+    for (const p of topUp) {
       const want = opts.max - leases.length;
       if (want <= 0) break;
       try {
@@ -363,6 +369,61 @@ export class PartitionedQueue implements TaskQueue {
 export function dueMarkBefore(a: DueMark, b: DueMark): boolean {
   if (a.ms !== b.ms) return a.ms < b.ms;
   return a.id !== null && (b.id === null || a.id < b.id);
+}
+
+const PRIORITY_ORDER: Priority[] = ['critical', 'high', 'default', 'low'];
+
+/** Smooth weighted round-robin state of a partitioned queue's lease rounds. */
+export interface LeaseCredit {
+  priority: number[];
+  /** Per priority, per partition. */
+  partition: number[][];
+}
+
+/** The highest priority (index, 0 = critical) with tenants in its ring; 0 when not known. */
+function topPriority(active: Record<Priority, number> | null): number {
+  const i = active ? PRIORITY_ORDER.findIndex((p) => active[p] > 0) : -1;
+  return i < 0 ? 0 : i;
+}
+
+/** One pick of the smooth weighted round-robin over `weights` (> 0 where eligible), ties to the first. */
+function pick(credit: number[], candidates: number[], weight: (c: number) => number): number {
+  let total = 0;
+  let best = -1;
+  for (const c of candidates) {
+    const w = weight(c);
+    if (w <= 0) continue;
+    credit[c]! += w;
+    total += w;
+    if (best < 0 || credit[c]! > credit[best]!) best = c;
+  }
+  if (best >= 0) credit[best]! -= total;
+  return best;
+}
+
+/**
+ * A lease round's share of each partition in `order` (the partitions not known empty, from the
+ * cursor): what one queue's lease.lua does across priorities and tenants, done across partitions
+ * from the counts their last lease reported (`active`). Partitions whose work is not known get one
+ * each first (they may hold any priority). The rest goes task by task: a priority by the smooth
+ * weighted round-robin of QUEUE_STRATEGY over the priorities some partition has work at (strict:
+ * always the highest), then a partition by its tenants at that priority. Without this, a worker
+ * asking for a task or two served the partitions in turn: low tasks in one partition ran while
+ * critical ones waited in another.
+ */
+export function leaseShares(max: number, order: number[], active: (Record<Priority, number> | null)[], weights: Record<Priority, number>, strict: boolean, credit: LeaseCredit): number[] {
+  const known = order.filter((p) => active[p] && PRIORITY_ORDER.some((pr) => active[p]![pr] > 0));
+  if (known.length === 0) return shareOut(max, order.map(() => 1));
+  let given = 0;
+  const shares = order.map((p) => (known.includes(p) || given >= max ? 0 : (given++, 1)));
+  const at = (pr: number) => known.reduce((a, p) => a + active[p]![PRIORITY_ORDER[pr]!], 0);
+  const present = [0, 1, 2, 3].filter((pr) => at(pr) > 0);
+  for (; given < max; given++) {
+    const pr = strict ? present[0]! : pick(credit.priority, present, (i) => weights[PRIORITY_ORDER[i]!]);
+    const p = pick(credit.partition[pr]!, known, (q) => active[q]![PRIORITY_ORDER[pr]!]);
+    shares[order.indexOf(p)]!++;
+  }
+  return shares;
 }
 
 /** `max` split in proportion to `weights`, at least 1 each while it lasts (the first ones first). */
