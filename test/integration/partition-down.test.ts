@@ -98,6 +98,34 @@ test('a sweep with one partition down reports the tasks it forgot in the others'
   expect(swept.forgotten.sort()).toEqual(items.filter((it) => partitionOf(it.tenant, N) !== DOWN).map((it) => it.id).sort());
 });
 
+test('a lease round with the partition of the critical work down leases the others\' work instead of failing', async () => {
+  // The user may reach every partition at first: the queue learns where the critical work is.
+  const tags = partitionTags(prefix, N);
+  const setKeys = (down: number | null) =>
+    admin.call('ACL', 'SETUSER', user, 'resetkeys', `~{${prefix}}:*`, ...tags.filter((_, p) => p !== down).map((t) => `~${t}:*`));
+  await setKeys(null);
+  try {
+    const q = new PartitionedQueue(limited, { prefix, strategy: 'strict', weights: WEIGHTS, partitions: N });
+    const critical = Array.from({ length: 20 }, () => ({ ...item(tenants[DOWN]!), priority: 'critical' as const }));
+    const low = tenants.filter((_, p) => p !== DOWN).flatMap((t) => Array.from({ length: 20 }, () => ({ ...item(t), priority: 'low' as const })));
+    await queue.enqueue([...critical, ...low]);
+    for (let i = 0; i < 3; i++) await q.lease({ max: 1, visibilityMs: 60_000 });
+    await setKeys(DOWN);
+    let leased = 0;
+    let failed = 0;
+    for (let i = 0; i < 20; i++) {
+      try {
+        leased += (await q.lease({ max: 1, visibilityMs: 60_000 })).length;
+      } catch {
+        failed++;
+      }
+    }
+    expect({ leased, failed }).toEqual({ leased: 20, failed: 0 });
+  } finally {
+    await setKeys(DOWN);
+  }
+});
+
 test('every partition down is an outage: the pass fails', async () => {
   const none = createRedis({ addr: '127.0.0.1:1', name: 'partition-down-none', offlineQueue: false });
   none.on('error', () => undefined);

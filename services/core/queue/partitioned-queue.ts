@@ -28,6 +28,8 @@ export class PartitionedQueue implements TaskQueue {
   private readonly control: RedisQueue;
   /** Per partition: found empty at (ms; 0: not known empty), tenants active per priority at the last lease (null: not known). */
   private readonly emptyAt: number[];
+  /** Per partition: when its last lease call failed (ms; 0: it answered). */
+  private readonly failedAt: number[];
   private readonly active: (Record<Priority, number> | null)[];
   /** The lease rounds' rotation over priorities, and per priority over partitions (see leaseShares). */
   private readonly credit: LeaseCredit;
@@ -44,6 +46,7 @@ export class PartitionedQueue implements TaskQueue {
     this.control = new RedisQueue(redis, base);
     this.parts = partitionTags(opts.prefix, n).map((tag, index) => new RedisQueue(redis, { ...base, partition: { tag, index, relayRing: () => this.relayRing() } }));
     this.emptyAt = new Array<number>(n).fill(0);
+    this.failedAt = new Array<number>(n).fill(0);
     this.active = new Array<Record<Priority, number> | null>(n).fill(null);
     this.credit = { priority: [0, 0, 0, 0], partition: PRIORITY_ORDER.map(() => new Array<number>(n).fill(0)) };
     this.heldTwice = new Array<number>(n).fill(0);
@@ -150,10 +153,14 @@ export class PartitionedQueue implements TaskQueue {
     const now = Date.now();
     const recheck = this.opts.emptyRecheckMs ?? 250;
     const order: number[] = [];
+    const down: number[] = [];
     for (let i = 0; i < n; i++) {
       const p = (this.cursor + i) % n;
-      if (this.emptyAt[p] === 0 || now - this.emptyAt[p]! >= recheck) order.push(p);
+      if (now - this.failedAt[p]! < FAILED_RECHECK_MS) down.push(p);
+      else if (this.emptyAt[p] === 0 || now - this.emptyAt[p]! >= recheck) order.push(p);
     }
+    // Every partition failed just now: asked again, so that an outage stays an error.
+    if (down.length === n) order.push(...down);
     this.cursor = (this.cursor + 1) % n;
     if (order.length === 0) return { leases: [], left: 0 };
     const shares = leaseShares(opts.max, order, this.active, this.opts.weights, this.opts.strategy === 'strict', this.credit);
@@ -166,11 +173,18 @@ export class PartitionedQueue implements TaskQueue {
       left[p] = batch.left;
       this.active[p] = batch.left === 0 ? null : (batch.active ?? null);
       this.emptyAt[p] = batch.left === 0 ? Date.now() : 0;
+      this.failedAt[p] = 0;
+    };
+    // A partition failing over (CLUSTERDOWN, TRYAGAIN) or away sits this round out, and the next
+    // rounds for a second (each failure can take ioredis's retries, 1.6 s, to come): its share goes
+    // to the others in the top-up. All failing is an outage.
+    let answered = 0;
+    const failed = (p: number, err: unknown) => {
+      errors.push(err);
+      this.failedAt[p] = Date.now();
     };
     const results = await Promise.allSettled(asked.map((a) => this.parts[a.p]!.leaseBatch({ ...opts, max: a.share })));
-    results.forEach((r, i) => (r.status === 'fulfilled' ? take(asked[i]!.p, r.value) : errors.push(r.reason)));
-    // A partition failing over (CLUSTERDOWN, TRYAGAIN) sits this round out; all failing is an outage.
-    if (errors.length === asked.length) throw errors[0];
+    results.forEach((r, i) => (r.status === 'fulfilled' ? (answered++, take(asked[i]!.p, r.value)) : failed(asked[i]!.p, r.reason)));
     // The shortfall from the highest priority known down (strict: a lower one only once the higher ones are out).
     const unasked = order.filter((p) => !asked.some((a) => a.p === p));
     const topUp = [...asked.map((a) => a.p).filter((p) => left[p]! > 0), ...unasked];
@@ -180,10 +194,12 @@ export class PartitionedQueue implements TaskQueue {
       if (want <= 0) break;
       try {
         take(p, await this.parts[p]!.leaseBatch({ ...opts, max: want }));
-      } catch {
-        /* as above: this partition sits the round out */
+        answered++;
+      } catch (err) {
+        failed(p, err);
       }
     }
+    if (answered === 0 && errors.length > 0) throw errors[0];
     // Partitions not asked this round may have work: the worker should come back at once.
     const notAsked = order.some((p) => !asked.some((a) => a.p === p) && this.emptyAt[p] === 0 && left[p] === 0) ? 1 : 0;
     const total = left.reduce((a, b) => a + b, 0) + notAsked;
@@ -372,6 +388,9 @@ export function dueMarkBefore(a: DueMark, b: DueMark): boolean {
 }
 
 const PRIORITY_ORDER: Priority[] = ['critical', 'high', 'default', 'low'];
+
+/** How long a partition whose lease call failed is left out of lease rounds. */
+const FAILED_RECHECK_MS = 1000;
 
 /** Smooth weighted round-robin state of a partitioned queue's lease rounds. */
 export interface LeaseCredit {
