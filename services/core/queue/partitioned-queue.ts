@@ -20,6 +20,12 @@ export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partit
    * (the doorbell, or one of its own scripts) first. Default 250 ms.
    */
   emptyRecheckMs?: number;
+  /**
+   * How long a lease round waits for one partition (default 1000 ms). One that has not answered by
+   * then (a master stalled, or unreachable without a reset) sits the round out like one that
+   * failed; leases its late answer brings are handed back, uncounted.
+   */
+  leaseWaitMs?: number;
 }
 
 export class PartitionedQueue implements TaskQueue {
@@ -183,7 +189,7 @@ export class PartitionedQueue implements TaskQueue {
       errors.push(err);
       this.failedAt[p] = Date.now();
     };
-    const results = await Promise.allSettled(asked.map((a) => this.parts[a.p]!.leaseBatch({ ...opts, max: a.share })));
+    const results = await Promise.allSettled(asked.map((a) => this.leaseFrom(a.p, { ...opts, max: a.share })));
     results.forEach((r, i) => (r.status === 'fulfilled' ? (answered++, take(asked[i]!.p, r.value)) : failed(asked[i]!.p, r.reason)));
     // The shortfall from the highest priority known down (strict: a lower one only once the higher ones are out).
     const unasked = order.filter((p) => !asked.some((a) => a.p === p));
@@ -193,7 +199,7 @@ export class PartitionedQueue implements TaskQueue {
       const want = opts.max - leases.length;
       if (want <= 0) break;
       try {
-        take(p, await this.parts[p]!.leaseBatch({ ...opts, max: want }));
+        take(p, await this.leaseFrom(p, { ...opts, max: want }));
         answered++;
       } catch (err) {
         failed(p, err);
@@ -207,6 +213,32 @@ export class PartitionedQueue implements TaskQueue {
     // in the control slot). Never cleared: a ring a partition's enqueue just made must not be lost.
     if (left.some((l) => l > 0)) this.control.ringDoorbell().catch(() => undefined);
     return { leases, left: total };
+  }
+
+  /** One partition's lease call, bounded by leaseWaitMs: a late answer's leases go back to their lists. */
+  private leaseFrom(p: number, opts: LeaseOptions): Promise<LeaseBatch> {
+    const call = this.parts[p]!.leaseBatch(opts);
+    const waitMs = this.opts.leaseWaitMs ?? 1000;
+    return new Promise<LeaseBatch>((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(new Error(`partition ${p} did not answer a lease call within ${waitMs} ms`));
+      }, waitMs);
+      call.then(
+        (batch) => {
+          clearTimeout(timer);
+          if (!late) return resolve(batch);
+          const held = batch.leases.map((l) => ({ id: l.message.id, token: l.token, priority: l.message.priority }));
+          // Not handed back (Redis away again): they wait out their lease, and the reaper queues them.
+          this.parts[p]!.release(held).catch(() => undefined);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   async reap(limit: number, holdMs: number): Promise<Reaped[]> {
