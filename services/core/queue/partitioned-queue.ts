@@ -149,10 +149,11 @@ export class PartitionedQueue implements TaskQueue {
 
   /**
    * One lease round (docs/redis-cluster.md §3.3): `max` shared over the partitions not known empty
-   * in proportion to their active tenants (at least one each; when there are more such partitions
-   * than `max`, one each from a cursor that moves every call), asked concurrently; a shortfall is
-   * then asked of the partitions that had work left, one after another. Every partition with work
-   * is served at least once every few rounds, so no tenant waits on another partition's backlog.
+   * (nor failed just now) by priority, then by tenants at that priority (leaseShares), asked
+   * concurrently, each for at most leaseWaitMs; a shortfall is then asked of the partitions that
+   * had work left, highest priority first, one after another. A partition whose work is not known
+   * gets a share at once, and one with work at a priority gets its turns at that priority, so no
+   * tenant waits on another partition's backlog of the same or a lower priority.
    */
   async leaseBatch(opts: LeaseOptions): Promise<LeaseBatch> {
     const n = this.parts.length;
