@@ -96,6 +96,50 @@ test('a round asks the partitions concurrently and tops up a shortfall from thos
   expect(new Set(leases.map((l) => l.token)).size).toBe(20);
 });
 
+test('priorities hold across partitions: a worker leasing one task at a time takes critical work of one partition before (strict) or 8:1 against (weighted) low work of another', async () => {
+  const [a, b] = tenantsInTwoPartitions();
+  const count = async (q: PartitionedQueue) => {
+    await q.enqueue([...Array.from({ length: 100 }, () => ({ ...item(a), priority: 'critical' as const })), ...Array.from({ length: 100 }, () => ({ ...item(b), priority: 'low' as const }))]);
+    const got = { critical: 0, low: 0 } as Record<string, number>;
+    // The first round knows neither partition's work yet: it may take one of either.
+    for (let i = 0; i < 37; i++) for (const l of await q.lease({ max: 1, visibilityMs: 60_000 })) got[l.message.priority]!++;
+    return got;
+  };
+  // One Redis: 36 critical, 0 low (strict); 32, 4 (weighted). Served in turn, both were 18 and 18.
+  const strict = await count(new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'strict', weights: WEIGHTS, partitions: TEST_PARTITIONS }));
+  expect(strict.low).toBeLessThanOrEqual(1);
+  await testCluster().deleteKeys(prefix);
+  const weighted = await count(queue);
+  expect(weighted.critical).toBeGreaterThanOrEqual(31);
+  expect(weighted.low).toBeGreaterThanOrEqual(3);
+});
+
+test('a lease round does not wait on a stalled master: the other partitions\' tasks come within leaseWaitMs, and the late answer\'s leases go back', async () => {
+  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, leaseWaitMs: 300 });
+  await q.enqueue(Array.from({ length: 60 }, (_, i) => item(`tenant-${i % 24}`)));
+  const slots = await client.cluster('SLOTS');
+  const tag = q.parts[0]!.keys.meta.slice(0, q.parts[0]!.keys.meta.indexOf('}') + 1);
+  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
+  const master = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
+  try {
+    // The master of partition 0 (and of another) runs no write for 2 s: lease.lua waits there.
+    await master.client('PAUSE', 2000, 'WRITE');
+    const started = Date.now();
+    const leases = await q.lease({ max: 12, visibilityMs: 60_000 });
+    // Before: the round waited for the paused master (about 2 s).
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(leases.length).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 2200));
+    // The late answer's leases were handed back: only the round's own leases are held.
+    const stats = await q.stats();
+    expect(stats.processing).toBe(leases.length);
+    expect(stats.ready.default).toBe(60 - leases.length);
+  } finally {
+    await master.client('UNPAUSE').catch(() => undefined);
+    master.disconnect();
+  }
+});
+
 test('an enqueue in any partition rings the control slot doorbell: an idle waiter wakes', async () => {
   const bell = queue.doorbell();
   try {

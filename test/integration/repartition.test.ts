@@ -8,7 +8,7 @@ import Redis from 'ioredis';
 import { createRedis } from '../../services/core/db/redis';
 import { createQueue, AnyQueue } from '../../services/core/queue/create-queue';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf, partitionTags } from '../../services/core/queue/partitions';
+import { assertLayout, partitionOf, partitionTags } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { RedisQueue } from '../../services/core/queue/redis-queue';
 import { repartition, RepartitionRefused } from '../../services/core/queue/repartition';
@@ -232,6 +232,26 @@ test('leases refuse the move (nothing changed) unless --force, which drops them'
   expect(Object.values(st.ready).reduce((a, b) => a + b, 0)).toBe(6);
   // The dropped tasks are unknown to Redis: the reconciler indexes them again from Postgres.
   expect(await q3.indexed(leases.map((l) => ({ id: l.message.id, tenant: l.message.tenant })))).toEqual([null, null, null, null]);
+});
+
+test('while an interrupted run is pending, an api or worker is refused with either count: one on the old layout would change what the rerun resumes from', async () => {
+  prefix = uniqueRedisPrefix('repartpending');
+  const q1 = queue(1);
+  await q1.enqueue(['a', 'b', 'c', 'd'].map((id) => item(id, 'acme', 'default')));
+  // As if a run to 4 stopped after the ready lists: hashes and acme's list copied, the rest not.
+  await redis.hset(`{${prefix}}:repartition`, 'from', 1, 'to', 4, 'phase', 'copy');
+  await redis.set(`{${prefix}}:layout`, '1');
+  const tag = partitionTags(prefix, 4)[partitionOf('acme', 4)]!;
+  const src = (q1 as RedisQueue).keys;
+  for (const h of ['msg', 'meta', 'attempts', 'ready_at']) await redis.hset(`${tag}:${h}`, await redis.hgetall(`{${prefix}}:${h}`));
+  await redis.rpush(`${tag}:q:default:acme`, ...(await redis.lrange(src.tenantQueue('default', 'acme'), 0, -1)));
+  // Before, the old count passed: its worker ran b and c, and the rerun (resuming acme's list at
+  // its copied length) left them in the new layout's list, to be leased and run again.
+  await expect(assertLayout(redis, prefix, 1)).rejects.toThrow(/being repartitioned from 1 to 4.*--to 4/);
+  await expect(assertLayout(redis, prefix, 4)).rejects.toThrow(/being repartitioned from 1 to 4/);
+  await repartition(redis, { prefix, to: 4 });
+  await expect(assertLayout(redis, prefix, 4)).resolves.toBe(true);
+  expect((await queue(4).lease({ max: 10, visibilityMs: 60_000 })).map((l) => l.message.id)).toEqual(['a', 'b', 'c', 'd']);
 });
 
 test('an interrupted run is finished by running it again; another --to is refused meanwhile', async () => {

@@ -1,6 +1,6 @@
 /** How the keyspace is split (queue/partitions.ts) and how a lease round is shared (partitioned-queue.ts). */
 import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
-import { dueMarkBefore, mergeTenantStats, shareOut } from '../../services/core/queue/partitioned-queue';
+import { dueMarkBefore, leaseShares, mergeTenantStats, shareOut } from '../../services/core/queue/partitioned-queue';
 import { tokenPartition } from '../../services/core/queue/redis-queue';
 
 test('one partition keeps the single tag {prefix}: an upgrade changes no key name', () => {
@@ -49,6 +49,26 @@ test('a lease round is shared by active tenants, at least one each, exactly max 
     expect(s.reduce((a, b) => a + b, 0)).toBe(max);
     for (const x of s) expect(x).toBeGreaterThanOrEqual(1);
   }
+});
+
+test('a lease round follows the priorities across partitions: strict serves the highest only, weighted 8:4:2:1, then tenants at that priority', () => {
+  const W = { critical: 8, high: 4, default: 2, low: 1 };
+  const counts = (critical: number, high: number, def: number, low: number) => ({ critical, high, default: def, low });
+  const credit = () => ({ priority: [0, 0, 0, 0], partition: [0, 1, 2, 3].map(() => [0, 0, 0]) });
+  const rounds = (active: Parameters<typeof leaseShares>[2], strict: boolean, max: number, n: number) => {
+    const c = credit();
+    const total = [0, 0, 0];
+    for (let i = 0; i < n; i++) leaseShares(max, [0, 1, 2], active, W, strict, c).forEach((s, p) => (total[p]! += s));
+    return total;
+  };
+  // Partition 0 has critical work, 1 low work, 2 is not known (one share each round, to find out).
+  const active = [counts(1, 0, 0, 0), counts(0, 0, 0, 1), null];
+  expect(rounds(active, true, 2, 90)).toEqual([90, 0, 90]);
+  expect(rounds(active, false, 2, 90)).toEqual([80, 10, 90]);
+  // Tenants at a priority share it (3 tenants against 1); partition 2 had nothing left (not known: one share).
+  expect(rounds([counts(0, 0, 3, 0), counts(0, 0, 1, 0), counts(0, 0, 0, 0)], false, 2, 80)).toEqual([60, 20, 80]);
+  // Nothing known: shared evenly, as before.
+  expect(leaseShares(10, [0, 1, 2], [null, null, null], W, false, credit())).toEqual([4, 3, 3]);
 });
 
 test('tenant rows of all partitions merge into the busiest few and one row of the rest', () => {

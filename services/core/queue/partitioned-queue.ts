@@ -20,15 +20,25 @@ export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partit
    * (the doorbell, or one of its own scripts) first. Default 250 ms.
    */
   emptyRecheckMs?: number;
+  /**
+   * How long a lease round waits for one partition (default 1000 ms). One that has not answered by
+   * then (a master stalled, or unreachable without a reset) sits the round out like one that
+   * failed; leases its late answer brings are handed back, uncounted.
+   */
+  leaseWaitMs?: number;
 }
 
 export class PartitionedQueue implements TaskQueue {
   readonly parts: RedisQueue[];
   /** The control slot: doorbell, worker announcements, locks (its task keys stay empty). */
   private readonly control: RedisQueue;
-  /** Per partition: found empty at (ms; 0: not known empty), tenants active at the last lease. */
+  /** Per partition: found empty at (ms; 0: not known empty), tenants active per priority at the last lease (null: not known). */
   private readonly emptyAt: number[];
-  private readonly active: number[];
+  /** Per partition: when its last lease call failed (ms; 0: it answered). */
+  private readonly failedAt: number[];
+  private readonly active: (Record<Priority, number> | null)[];
+  /** The lease rounds' rotation over priorities, and per priority over partitions (see leaseShares). */
+  private readonly credit: LeaseCredit;
   private cursor: number;
   private ringQueued = false;
   /** Per partition, the sweep's last count of ids held twice (see TaskQueue.sweep). */
@@ -42,7 +52,9 @@ export class PartitionedQueue implements TaskQueue {
     this.control = new RedisQueue(redis, base);
     this.parts = partitionTags(opts.prefix, n).map((tag, index) => new RedisQueue(redis, { ...base, partition: { tag, index, relayRing: () => this.relayRing() } }));
     this.emptyAt = new Array<number>(n).fill(0);
-    this.active = new Array<number>(n).fill(1);
+    this.failedAt = new Array<number>(n).fill(0);
+    this.active = new Array<Record<Priority, number> | null>(n).fill(null);
+    this.credit = { priority: [0, 0, 0, 0], partition: PRIORITY_ORDER.map(() => new Array<number>(n).fill(0)) };
     this.heldTwice = new Array<number>(n).fill(0);
     this.cursor = Math.floor(Math.random() * n);
   }
@@ -137,23 +149,28 @@ export class PartitionedQueue implements TaskQueue {
 
   /**
    * One lease round (docs/redis-cluster.md §3.3): `max` shared over the partitions not known empty
-   * in proportion to their active tenants (at least one each; when there are more such partitions
-   * than `max`, one each from a cursor that moves every call), asked concurrently; a shortfall is
-   * then asked of the partitions that had work left, one after another. Every partition with work
-   * is served at least once every few rounds, so no tenant waits on another partition's backlog.
+   * (nor failed just now) by priority, then by tenants at that priority (leaseShares), asked
+   * concurrently, each for at most leaseWaitMs; a shortfall is then asked of the partitions that
+   * had work left, highest priority first, one after another. A partition whose work is not known
+   * gets a share at once, and one with work at a priority gets its turns at that priority, so no
+   * tenant waits on another partition's backlog of the same or a lower priority.
    */
   async leaseBatch(opts: LeaseOptions): Promise<LeaseBatch> {
     const n = this.parts.length;
     const now = Date.now();
     const recheck = this.opts.emptyRecheckMs ?? 250;
     const order: number[] = [];
+    const down: number[] = [];
     for (let i = 0; i < n; i++) {
       const p = (this.cursor + i) % n;
-      if (this.emptyAt[p] === 0 || now - this.emptyAt[p]! >= recheck) order.push(p);
+      if (now - this.failedAt[p]! < FAILED_RECHECK_MS) down.push(p);
+      else if (this.emptyAt[p] === 0 || now - this.emptyAt[p]! >= recheck) order.push(p);
     }
+    // Every partition failed just now: asked again, so that an outage stays an error.
+    if (down.length === n) order.push(...down);
     this.cursor = (this.cursor + 1) % n;
     if (order.length === 0) return { leases: [], left: 0 };
-    const shares = shareOut(opts.max, order.map((p) => this.active[p]!));
+    const shares = leaseShares(opts.max, order, this.active, this.opts.weights, this.opts.strategy === 'strict', this.credit);
     const asked = order.map((p, i) => ({ p, share: shares[i]! })).filter((a) => a.share > 0);
     const leases: Lease[] = [];
     const left = new Array<number>(n).fill(0);
@@ -161,23 +178,35 @@ export class PartitionedQueue implements TaskQueue {
     const take = (p: number, batch: LeaseBatch) => {
       leases.push(...batch.leases);
       left[p] = batch.left;
-      this.active[p] = Math.max(1, batch.active ?? 1);
+      this.active[p] = batch.left === 0 ? null : (batch.active ?? null);
       this.emptyAt[p] = batch.left === 0 ? Date.now() : 0;
+      this.failedAt[p] = 0;
     };
-    const results = await Promise.allSettled(asked.map((a) => this.parts[a.p]!.leaseBatch({ ...opts, max: a.share })));
-    results.forEach((r, i) => (r.status === 'fulfilled' ? take(asked[i]!.p, r.value) : errors.push(r.reason)));
-    // A partition failing over (CLUSTERDOWN, TRYAGAIN) sits this round out; all failing is an outage.
-    if (errors.length === asked.length) throw errors[0];
+    // A partition failing over (CLUSTERDOWN, TRYAGAIN) or away sits this round out, and the next
+    // rounds for a second (each failure can take ioredis's retries, 1.6 s, to come): its share goes
+    // to the others in the top-up. All failing is an outage.
+    let answered = 0;
+    const failed = (p: number, err: unknown) => {
+      errors.push(err);
+      this.failedAt[p] = Date.now();
+    };
+    const results = await Promise.allSettled(asked.map((a) => this.leaseFrom(a.p, { ...opts, max: a.share })));
+    results.forEach((r, i) => (r.status === 'fulfilled' ? (answered++, take(asked[i]!.p, r.value)) : failed(asked[i]!.p, r.reason)));
+    // The shortfall from the highest priority known down (strict: a lower one only once the higher ones are out).
     const unasked = order.filter((p) => !asked.some((a) => a.p === p));
-    for (const p of [...asked.map((a) => a.p).filter((p) => left[p]! > 0), ...unasked]) {
+    const topUp = [...asked.map((a) => a.p).filter((p) => left[p]! > 0), ...unasked];
+    topUp.sort((a, b) => topPriority(this.active[a] ?? null) - topPriority(this.active[b] ?? null));
+    for (const p of topUp) {
       const want = opts.max - leases.length;
       if (want <= 0) break;
       try {
-        take(p, await this.parts[p]!.leaseBatch({ ...opts, max: want }));
-      } catch {
-        /* as above: this partition sits the round out */
+        take(p, await this.leaseFrom(p, { ...opts, max: want }));
+        answered++;
+      } catch (err) {
+        failed(p, err);
       }
     }
+    if (answered === 0 && errors.length > 0) throw errors[0];
     // Partitions not asked this round may have work: the worker should come back at once.
     const notAsked = order.some((p) => !asked.some((a) => a.p === p) && this.emptyAt[p] === 0 && left[p] === 0) ? 1 : 0;
     const total = left.reduce((a, b) => a + b, 0) + notAsked;
@@ -187,12 +216,38 @@ export class PartitionedQueue implements TaskQueue {
     return { leases, left: total };
   }
 
+  /** One partition's lease call, bounded by leaseWaitMs: a late answer's leases go back to their lists. */
+  private leaseFrom(p: number, opts: LeaseOptions): Promise<LeaseBatch> {
+    const call = this.parts[p]!.leaseBatch(opts);
+    const waitMs = this.opts.leaseWaitMs ?? 1000;
+    return new Promise<LeaseBatch>((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(new Error(`partition ${p} did not answer a lease call within ${waitMs} ms`));
+      }, waitMs);
+      call.then(
+        (batch) => {
+          clearTimeout(timer);
+          if (!late) return resolve(batch);
+          const held = batch.leases.map((l) => ({ id: l.message.id, token: l.token, priority: l.message.priority }));
+          // Not handed back (Redis away again): they wait out their lease, and the reaper queues them.
+          this.parts[p]!.release(held).catch(() => undefined);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
   async reap(limit: number, holdMs: number): Promise<Reaped[]> {
-    return (await Promise.all(this.parts.map((q) => q.reap(limit, holdMs)))).flat();
+    return (await this.everyPartition((q) => q.reap(limit, holdMs))).flatMap((r) => r ?? []);
   }
 
   async promoteDue(limitPerPriority: number): Promise<Promoted> {
-    const all = await Promise.all(this.parts.map((q) => q.promoteDue(limitPerPriority)));
+    const all = (await this.everyPartition((q) => q.promoteDue(limitPerPriority))).filter((r): r is Promoted => r !== undefined);
     const due = all.map((r) => r.nextDueInMs).filter((d): d is number => d !== null);
     return { moved: sumBy(all.map((r) => r.moved)), nextDueInMs: due.length ? Math.min(...due) : null };
   }
@@ -228,13 +283,15 @@ export class PartitionedQueue implements TaskQueue {
   }
 
   async sweep(limit: number, heldTwiceBefore = 0): Promise<Sweep> {
-    const all = await Promise.all(this.parts.map((q, p) => q.sweep(limit, heldTwiceBefore === 0 ? 0 : this.heldTwice[p])));
-    all.forEach((s, p) => (this.heldTwice[p] = s.heldTwice));
+    const each = await this.everyPartition((q, p) => q.sweep(limit, heldTwiceBefore === 0 ? 0 : this.heldTwice[p]));
+    each.forEach((s, p) => s && (this.heldTwice[p] = s.heldTwice));
+    const all = each.filter((s): s is Sweep => s !== undefined);
     return {
       known: all.reduce((a, s) => a + s.known, 0),
       held: all.reduce((a, s) => a + s.held, 0),
       orphans: all.reduce((a, s) => a + s.orphans, 0),
-      heldTwice: all.reduce((a, s) => a + s.heldTwice, 0),
+      // A partition that did not answer keeps its last count (not a duplicate gone away).
+      heldTwice: this.heldTwice.reduce((a, b) => a + b, 0),
       tenantRepairs: all.reduce((a, s) => a + s.tenantRepairs, 0),
       forgotten: all.flatMap((s) => s.forgotten),
     };
@@ -303,6 +360,20 @@ export class PartitionedQueue implements TaskQueue {
     return this.control.close();
   }
 
+  /**
+   * `call` on every partition, concurrently; the answers in partition order, undefined where a
+   * partition failed. Used by the passes whose scripts change Redis (reap, promote, sweep): a
+   * partition failing over (CLUSTERDOWN, TRYAGAIN) or away sits the pass out, as in a lease round,
+   * and the next pass tries it again; the others' scripts have run, so their answers must reach
+   * the caller (a reaped lease not handed back is never recorded in Postgres). All failing is an outage.
+   */
+  private async everyPartition<R>(call: (q: RedisQueue, p: number) => Promise<R>): Promise<(R | undefined)[]> {
+    const results = await Promise.allSettled(this.parts.map((q, p) => call(q, p)));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length === results.length) throw failed[0]!.reason;
+    return results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+  }
+
   private groupBy<T>(items: T[], partitionOfItem: (item: T) => number): Map<number, { items: T[]; at: number[] }> {
     const groups = new Map<number, { items: T[]; at: number[] }>();
     items.forEach((item, i) => {
@@ -347,6 +418,64 @@ export class PartitionedQueue implements TaskQueue {
 export function dueMarkBefore(a: DueMark, b: DueMark): boolean {
   if (a.ms !== b.ms) return a.ms < b.ms;
   return a.id !== null && (b.id === null || a.id < b.id);
+}
+
+const PRIORITY_ORDER: Priority[] = ['critical', 'high', 'default', 'low'];
+
+/** How long a partition whose lease call failed is left out of lease rounds. */
+const FAILED_RECHECK_MS = 1000;
+
+/** Smooth weighted round-robin state of a partitioned queue's lease rounds. */
+export interface LeaseCredit {
+  priority: number[];
+  /** Per priority, per partition. */
+  partition: number[][];
+}
+
+/** The highest priority (index, 0 = critical) with tenants in its ring; 0 when not known. */
+function topPriority(active: Record<Priority, number> | null): number {
+  const i = active ? PRIORITY_ORDER.findIndex((p) => active[p] > 0) : -1;
+  return i < 0 ? 0 : i;
+}
+
+/** One pick of the smooth weighted round-robin over `weights` (> 0 where eligible), ties to the first. */
+function pick(credit: number[], candidates: number[], weight: (c: number) => number): number {
+  let total = 0;
+  let best = -1;
+  for (const c of candidates) {
+    const w = weight(c);
+    if (w <= 0) continue;
+    credit[c]! += w;
+    total += w;
+    if (best < 0 || credit[c]! > credit[best]!) best = c;
+  }
+  if (best >= 0) credit[best]! -= total;
+  return best;
+}
+
+/**
+ * A lease round's share of each partition in `order` (the partitions not known empty, from the
+ * cursor): what one queue's lease.lua does across priorities and tenants, done across partitions
+ * from the counts their last lease reported (`active`). Partitions whose work is not known get one
+ * each first (they may hold any priority). The rest goes task by task: a priority by the smooth
+ * weighted round-robin of QUEUE_STRATEGY over the priorities some partition has work at (strict:
+ * always the highest), then a partition by its tenants at that priority. Without this, a worker
+ * asking for a task or two served the partitions in turn: low tasks in one partition ran while
+ * critical ones waited in another.
+ */
+export function leaseShares(max: number, order: number[], active: (Record<Priority, number> | null)[], weights: Record<Priority, number>, strict: boolean, credit: LeaseCredit): number[] {
+  const known = order.filter((p) => active[p] && PRIORITY_ORDER.some((pr) => active[p]![pr] > 0));
+  if (known.length === 0) return shareOut(max, order.map(() => 1));
+  let given = 0;
+  const shares = order.map((p) => (known.includes(p) || given >= max ? 0 : (given++, 1)));
+  const at = (pr: number) => known.reduce((a, p) => a + active[p]![PRIORITY_ORDER[pr]!], 0);
+  const present = [0, 1, 2, 3].filter((pr) => at(pr) > 0);
+  for (; given < max; given++) {
+    const pr = strict ? present[0]! : pick(credit.priority, present, (i) => weights[PRIORITY_ORDER[i]!]);
+    const p = pick(credit.partition[pr]!, known, (q) => active[q]![PRIORITY_ORDER[pr]!]);
+    shares[order.indexOf(p)]!++;
+  }
+  return shares;
 }
 
 /** `max` split in proportion to `weights`, at least 1 each while it lasts (the first ones first). */

@@ -69,6 +69,16 @@ async function claimLayout(redis: Redis | Cluster, prefix: string, partitions: n
  * could not be read (the caller carries on: an API accepts into Postgres while Redis is away).
  */
 export async function assertLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<boolean> {
+  // A repartition that stopped midway is finished by running it again, which resumes from the old
+  // layout's keys as it left them: a process running meanwhile (with either count) would change
+  // them under it, and the rerun would skip or copy again what moved (tasks run twice).
+  const pending = await redis.hmget(`{${prefix}}:repartition`, 'from', 'to').catch(() => null);
+  if (pending && pending[0] !== null) {
+    throw new Error(
+      `the queue in Redis (prefix ${prefix}) is being repartitioned from ${pending[0]} to ${pending[1]} partition(s), and that run has not finished: ` +
+        `run "task-scheduler repartition --to ${pending[1]}" again to finish it, then start every api and worker with REDIS_PARTITIONS=${pending[1]} (docs/redis-cluster.md §3.7)`,
+    );
+  }
   const recorded = await claimLayout(redis, prefix, partitions);
   if (recorded === null) return false;
   if (recorded !== partitions) {

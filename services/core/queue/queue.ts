@@ -177,8 +177,8 @@ export interface LeaseBatch {
   leases: Lease[];
   /** Tasks still ready after this lease that a worker may take now (not those of tenants at their running cap); at least this many. */
   left: number;
-  /** Tenants with ready work in the rings afterwards (a partition of several counts them; else 0). */
-  active?: number;
+  /** Tenants with ready work in each priority's ring afterwards (a partition of several counts them; else absent). */
+  active?: Record<Priority, number>;
 }
 
 export interface LeaseOptions {

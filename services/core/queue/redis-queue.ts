@@ -214,7 +214,8 @@ export class RedisQueue implements TaskQueue {
       // As lease.lua makes them.
       leases.push({ message, token: `${tokenBase}:${k}`, attempt: res[i + 1] as number, deadlineMs, readyAtMs: Number(res[i + 4]), leasedAtMs: now });
     }
-    return { leases, left: Number(res[1]), active: Number(res[2]) };
+    const active = res[2] as unknown;
+    return { leases, left: Number(res[1]), ...(Array.isArray(active) ? { active: byPriority((i) => Number(active[i] ?? 0)) } : {}) };
   }
 
   async extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]> {

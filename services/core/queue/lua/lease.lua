@@ -9,7 +9,8 @@
 -- k-th task's token is tokenBase .. ':' .. k and every deadline is nowMs + visibilityMs (the caller
 -- builds them rather than parse them once per task). "Left" counts only tasks this or another
 -- worker may lease now (not those of tenants at their running cap). "Active": when asked, the
--- tenants in the rings afterwards (a partitioned queue shares a lease round out by it), else 0.
+-- tenants in each priority's ring afterwards ({critical, high, default, low}: a partitioned queue
+-- shares a lease round out by them), else 0.
 -- Priorities first: smooth weighted round-robin over the priorities with leasable work, its state
 -- kept in `wrr`, so a priority with weight w gets at least w/sum(weights) of the leases while it
 -- has work (strict: always the highest). Within a priority, stride scheduling across its ring of
@@ -297,8 +298,8 @@ end
 if left > 0 then ring(KEYS[8]) else redis.call('DEL', KEYS[8]) end
 local function active()
   if ARGV[10] ~= '1' then return 0 end
-  local n = 0
-  for p = 1, 4 do n = n + redis.call('ZCARD', TK.ring[p]) end
+  local n = {}
+  for p = 1, 4 do n[p] = redis.call('ZCARD', TK.ring[p]) end
   return n
 end
 
