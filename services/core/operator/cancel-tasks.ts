@@ -27,7 +27,7 @@ const WAITING_OR_RUNNING = new Set(['waiting', 'scheduled', 'queued', 'retrying'
 /** Cancels tasks of `tenant`; per id (in order) what happened. Ids should be few (a bulk call sends batches). */
 /**
  * `withWorkflow`: the steps' workflow is being cancelled (POST /workflows/:id/cancel). They are
- * marked (cancelled_with_workflow, migration 0031): the user's cancel is no failure that stops a
+ * marked (cancelled_with_workflow, migration 0025): the user's cancel is no failure that stops a
  * workflow a retry resumes later, and that retry reopens the marked steps downstream of it.
  */
 export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[], opts: { withWorkflow?: boolean } = {}): Promise<CancelOutcome[]> {

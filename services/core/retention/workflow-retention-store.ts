@@ -32,7 +32,7 @@ export function workflowAges(policy: RetentionPolicy): Record<WorkflowFinalStatu
 }
 
 /**
- * A workflow submitted with an Idempotency-Key stays while the key is live (migration 0031), as a
+ * A workflow submitted with an Idempotency-Key stays while the key is live (migration 0025), as a
  * task does: a repeat of the POST within the key's life answers with it instead of running it again.
  */
 const KEY_EXPIRED = `(idempotency_expires_at IS NULL OR idempotency_expires_at <= now())`;

@@ -127,7 +127,7 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: Readonl
     const failure = await client.query<{ id: string; step_key: string; status: string }>(
       `SELECT id, step_key, status::text AS status FROM tasks
         WHERE workflow_id = $1 AND status IN ('dead', 'cancelled') AND cancelled_by IS NULL
-          -- The user's cancel of the workflow stops nothing once a retry has resumed it (migration 0031).
+          -- The user's cancel of the workflow stops nothing once a retry has resumed it (migration 0025).
           AND cancelled_with_workflow IS NOT TRUE
           AND EXISTS (SELECT 1 FROM workflows WHERE id = $1 AND finished_at IS NULL AND cancel_requested_at IS NULL)
         ORDER BY finished_at, id LIMIT 1`,

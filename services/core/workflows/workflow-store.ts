@@ -115,7 +115,7 @@ export async function createWorkflow(
 /**
  * What POST /workflows with this key answers without creating anything (a replay, or a conflict),
  * or null when the key is not in use, or no longer (its life ended; workflows from before keys
- * had one, migration 0031, keep theirs).
+ * had one, migration 0025, keep theirs).
  */
 export async function priorWorkflow(pool: Pool, tenant: string, idem: WorkflowIdempotency): Promise<CreateWorkflowOutcome | null> {
   const prior = await pool.query<WorkflowRow & { request_hash: string }>(
