@@ -15,8 +15,17 @@ export interface Parsed {
 export function parse(args: string[], options: OptionSpec, positionals: { min: number; max: number; names: string }): Parsed {
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: true }) as Parsed;
+    const { values, positionals: given, tokens } = parseArgs({ args, options, strict: true, allowPositionals: true, tokens: true });
+    // parseArgs keeps the last of a repeated option: `--scopes tasks:read --scopes admin` would make an admin key.
+    const seen = new Set<string>();
+    for (const t of tokens) {
+      if (t.kind !== 'option') continue;
+      if (seen.has(t.name)) throw new UsageError(`--${t.name} is given more than once`);
+      seen.add(t.name);
+    }
+    parsed = { values, positionals: given } as Parsed;
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message.replace(/^.*?: /, '').split('\n')[0]!);
   }
   for (const [name, spec] of Object.entries(options)) {

@@ -6,8 +6,11 @@
  * one run, and tasks that die meanwhile are newer than the walk and wait for the next run. A step
  * may match none and still have more: the API reads a bounded number of tasks per call.
  */
-import type { TaskFilter, TaskSchedulerClient } from '../client';
+import { ApiError, BulkResult, TaskFilter, TaskSchedulerClient } from '../client';
 import type { ProgressBar } from './progress-bar';
+
+/** Waits for the tenant's rate limit, in a row, before a step's refusal stands. */
+const MAX_RATE_WAITS = 30;
 
 export interface RedriveResult {
   /** Dead tasks the walk came across. */
@@ -27,10 +30,25 @@ export async function redrive(client: TaskSchedulerClient, filter: TaskFilter, o
   const dead = { ...filter, status: 'dead' };
   const result: RedriveResult = { matched: 0, changed: 0, calls: 0, limited: false };
   let cursor: string | undefined;
+  let step = opts.step;
+  let waits = 0;
   for (;;) {
     // Within --limit: a call changes at most what it matches.
-    const limit = opts.limit === null ? opts.step : Math.min(opts.step, opts.limit - result.changed);
-    const r = await client.bulkRetry({ filter: dead, limit, cursor });
+    const limit = opts.limit === null ? step : Math.min(step, opts.limit - result.changed);
+    let r: BulkResult;
+    try {
+      r = await client.bulkRetry({ filter: dead, limit, cursor });
+    } catch (err) {
+      // A retry is admitted under the tenant's limits, a call whole or not at all: one larger than
+      // the burst is sent again no larger; one over the rate waits for Retry-After (after the
+      // client's own short retries).
+      const refusal = limitRefusal(err);
+      if (refusal?.burst !== undefined && refusal.burst > 0 && refusal.burst < limit) step = refusal.burst;
+      else if (refusal?.retryAfterMs !== undefined && waits++ < MAX_RATE_WAITS) await new Promise((res) => setTimeout(res, refusal.retryAfterMs));
+      else throw err;
+      continue;
+    }
+    waits = 0;
     result.calls++;
     result.matched += r.matched;
     result.changed += r.changed;
@@ -58,4 +76,16 @@ export async function countDead(client: TaskSchedulerClient, filter: TaskFilter,
     if (limit !== null && matched >= limit) return { matched, has_more: true };
     cursor = r.next_cursor;
   }
+}
+
+/** A 429 of the tenant's limits: the burst a call was larger than, or how long to wait for the rate. */
+function limitRefusal(err: unknown): { burst?: number; retryAfterMs?: number } | null {
+  if (!(err instanceof ApiError) || err.status !== 429) return null;
+  const fields = (err.problem.errors ?? []).map((e) => e.field);
+  if (fields.includes('burst')) {
+    const q = /;\s*q=(\d+)/.exec(err.headers.get('ratelimit-policy') ?? '');
+    return q ? { burst: Number(q[1]) } : null;
+  }
+  const after = Number(err.headers.get('retry-after'));
+  return fields.includes('rate_limit') && Number.isInteger(after) && after > 0 ? { retryAfterMs: after * 1000 } : null;
 }

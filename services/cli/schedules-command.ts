@@ -1,4 +1,6 @@
 /** `schedules list|get|create|pause|resume|trigger|delete`: cron schedules through the API, scoped to the key's tenant. */
+import { parseTaskBody } from '../api/input/read-json';
+import { ProblemError } from '../api/problem';
 import type { NewSchedule, Schedule, ScheduleDetail } from '../client';
 import { CronError, validateCron } from '../core/schedules/cron';
 import { MISFIRE_POLICIES, OVERLAP_POLICIES } from '../core/schedules/schedule';
@@ -67,9 +69,16 @@ function newSchedule(name: string, v: Record<string, string | boolean | undefine
   let payload: unknown;
   if (typeof v.payload === 'string') {
     try {
-      payload = JSON.parse(v.payload);
+      JSON.parse(v.payload);
     } catch {
       throw new UsageError(`--payload must be JSON (e.g. '{"to": "a@b.c"}'), got ${JSON.stringify(v.payload)}`);
+    }
+    try {
+      // As the API reads it: JSON.parse would send 1e400 as null and 12345678901234567890 rounded.
+      payload = parseTaskBody(Buffer.from(v.payload, 'utf8'), { maxPayloadDepth: 512 }); // depth: the API checks its own MAX_PAYLOAD_DEPTH
+    } catch (err) {
+      if (err instanceof ProblemError) throw new UsageError(`--payload: ${err.message}`);
+      throw err;
     }
     if (payload === null) throw new UsageError('--payload must not be null (leave it out for {})');
   }

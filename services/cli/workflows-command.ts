@@ -1,6 +1,7 @@
 /** `workflows submit|list|get|cancel`: workflows (DAGs of tasks) through the API, scoped to the key's tenant. */
 import { readFile } from 'node:fs/promises';
 import type { NewWorkflow, Workflow, WorkflowListQuery } from '../client';
+import { parseTaskBody } from '../api/input/read-json';
 import { ProblemError } from '../api/problem';
 import { validateWorkflowInput } from '../api/workflows/workflow-input';
 import { WORKFLOW_STATUSES } from '../core/workflows/workflow';
@@ -11,6 +12,9 @@ import { json } from './output';
 import { parseTime } from './task-filter';
 import { cursorOption, parseCount } from './tasks-command';
 import { workflowCreated, workflowDetail, workflowTable } from './workflow-output';
+
+/** The deepest payload any API may take (MAX_PAYLOAD_DEPTH's bound): the API checks its own setting. */
+const MAX_PAYLOAD_DEPTH = 512;
 
 export const WORKFLOWS_USAGE = `workflows submit FILE|- [--idempotency-key K] [--json]      (FILE: the POST /workflows body as JSON)
   workflows list [--status S] [--name N] [--created-after TIME] [--created-before TIME] [--limit N] [--cursor C] [--json]
@@ -28,31 +32,33 @@ function workflowId(text: string): string {
 
 /** The file (or stdin) as a workflow, checked by the API's own validator first: a bad one exits 2 and nothing is sent. */
 async function readWorkflow(source: string, key: string | undefined, io: Io): Promise<NewWorkflow> {
-  let text: string;
+  let raw: Buffer;
   if (source === '-') {
     if (!io.stdin) throw new UsageError('cannot read a workflow from stdin here');
-    text = await io.stdin();
+    raw = Buffer.from(await io.stdin(), 'utf8');
   } else {
     try {
-      text = await readFile(source, 'utf8');
+      raw = await readFile(source);
     } catch (err) {
       throw new UsageError(`cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
   const where = source === '-' ? 'stdin' : source;
-  let body: unknown;
   try {
-    body = JSON.parse(text);
+    JSON.parse(raw.toString('utf8'));
   } catch (err) {
     throw new UsageError(`${where} is not JSON: ${(err as Error).message}`);
   }
   try {
+    // Read as the API reads it: a payload it could not hold exactly (1e400, an integer past 2^53,
+    // NUL) is refused here, where JSON.parse would turn it into null or another number and send that.
+    const body = parseTaskBody(raw, { maxPayloadDepth: MAX_PAYLOAD_DEPTH, payloadAt: 2 });
     validateWorkflowInput(body, key, 0);
+    return body as NewWorkflow;
   } catch (err) {
     if (err instanceof ProblemError) throw new UsageError(`${where}: ${err.message}`);
     throw err;
   }
-  return body as NewWorkflow;
 }
 
 function listQuery(v: Record<string, string | boolean | undefined>): WorkflowListQuery {

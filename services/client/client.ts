@@ -137,7 +137,12 @@ export class TaskSchedulerClient {
 
   /** GET /queues: per-priority counts and rates, and the workers. */
   async queues(opts: { signal?: AbortSignal } = {}): Promise<QueuesResponse> {
-    return (await this.http.call<QueuesResponse>('GET', 'queues', { repeat: 'safe', signal: opts.signal })).body;
+    const a = await this.http.call<QueuesResponse>('GET', 'queues', { repeat: 'safe', signal: opts.signal });
+    const b = a.body as Partial<QueuesResponse> | null;
+    if (typeof b?.tenant !== 'string' || typeof b.priorities !== 'object' || b.priorities === null || !Array.isArray(b.workers)) {
+      throw new ResponseError(`GET /queues answered ${a.status} without a tenant, its priorities and the workers`, a.status, 'GET /queues');
+    }
+    return a.body;
   }
 
   /**

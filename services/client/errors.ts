@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly request: string,
     /** How many times the request was sent. */
     readonly attempts: number,
+    /** The answer's headers (Retry-After, RateLimit-Policy, …). */
+    readonly headers: Headers = new Headers(),
   ) {
     super(problem.detail ?? problem.title ?? `HTTP ${status}`);
   }

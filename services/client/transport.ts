@@ -121,7 +121,7 @@ export class Transport {
       if (ok(res.status)) return { status: res.status, body: parseJson<T>(text, res.status, request), headers: res.headers };
       const problem = parseProblem(text, res);
       const delay = retryDelay({ status: res.status, retryAfter: res.headers.get('retry-after') }, attempt - 1, call.repeat, this.retry);
-      if (delay === null) throw new ApiError(res.status, problem, request, attempt);
+      if (delay === null) throw new ApiError(res.status, problem, request, attempt, res.headers);
       this.opts.onRetry?.({ request, retry: attempt, delayMs: delay, status: res.status, reason: problem.detail ?? `HTTP ${res.status}` });
       await sleep(delay, call.signal);
     }

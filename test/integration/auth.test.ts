@@ -163,6 +163,38 @@ it('a key revoked while its lookup was slow is trusted no longer than AUTH_CACHE
   }
 });
 
+it('a request arriving after a key was revoked does not wait on a lookup begun more than AUTH_CACHE_MS before it', async () => {
+  const k = await key('acme', ['tasks:write']);
+  let slow = true;
+  // The first lookup reads the key (still valid), then its answer takes 900 ms to come back.
+  const delayed = new Proxy(stack.pool, {
+    get(target, prop, receiver) {
+      if (prop !== 'query') return Reflect.get(target, prop, receiver);
+      return async (...args: unknown[]) => {
+        const wasSlow = slow;
+        const out = await (target.query as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (wasSlow) await sleep(900);
+        return out;
+      };
+    },
+  });
+  const a = new Authenticator(delayed, { mode: 'keys', cacheMs: 300, log: silentLog });
+  try {
+    const first = Promise.resolve().then(() => a.authenticate(`Bearer ${k}`));
+    await sleep(100);
+    slow = false;
+    await revokeKey(stack.pool, k.slice(4, 20));
+    // Revoked more than AUTH_CACHE_MS ago, while the first lookup (begun before) is still out.
+    await sleep(400);
+    const later = Promise.resolve().then(() => a.authenticate(`Bearer ${k}`));
+    // The first request came before the revocation: its lookup's answer stands for it.
+    expect((await first).tenant).toBe('acme');
+    await expect(later).rejects.toMatchObject({ status: 401 });
+  } finally {
+    await a.close();
+  }
+});
+
 it('a flood of random keys costs Postgres a query per batch, not per request', async () => {
   let queries = 0;
   const counting = new Proxy(stack.pool, {

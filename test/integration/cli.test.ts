@@ -74,6 +74,10 @@ describe('keys', () => {
     [['keys', 'create', '--tenant', 'x', '--scopes', 'tasks:read,root'], /unknown scope "root"/],
     [['keys', 'create', '--tenant', 'x', '--scopes', 'tasks:read', '--expires-in', '30 days'], /--expires-in must be/],
     [['keys', 'create', '--tenant', 'x', '--scopes', 'tasks:read', '--bogus'], /bogus/],
+    // A repeated option is refused, not taken at its last value (here: a read-only key turned admin).
+    [['keys', 'create', '--tenant', 'x', '--scopes', 'tasks:read', '--scopes', 'admin'], /--scopes is given more than once/],
+    [['keys', 'create', '--tenant', 'x', '--tenant=y', '--scopes', 'tasks:read'], /--tenant is given more than once/],
+    [['tenants', 'set', 'x', '--max-running', '5', '--max-running', '0'], /--max-running is given more than once/],
     [['keys', 'revoke'], /missing the key ID/],
     [['keys', 'revoke', 'nope'], /ID must be a key id/],
     [['keys', 'rotate'], /unknown keys subcommand "rotate"/],

@@ -70,6 +70,7 @@ it.each([
   [['create', 'x', '--cron', '61 * * * *', '--type', 'noop'], /^task-scheduler: --cron: cron '61 \* \* \* \*' is not valid/],
   [['create', 'x', '--cron', '* * * * *', '--timezone', 'Mars/Base', '--type', 'noop'], /--timezone: timezone 'Mars\/Base' is not an IANA/],
   [['create', 'x', '--cron', '* * * * *', '--type', 'noop', '--payload', '{bad'], /--payload must be JSON/],
+  [['create', 'x', '--cron', '* * * * *', '--type', 'noop', '--payload', '{"n":12345678901234567890}'], /--payload: n .*(?:integer|precision|2\^53)/],
   [['create', 'x', '--cron', '* * * * *', '--type', 'noop', '--misfire', 'later'], /--misfire must be one of skip, run_once, catch_up/],
   [['create', 'x', '--cron', '* * * * *', '--type', 'noop', '--catch-up-limit', '0'], /--catch-up-limit must be a whole number from 1 to 1000/],
   [['create', 'has space', '--cron', '* * * * *', '--type', 'noop'], /NAME must be 1-128/],

@@ -125,6 +125,9 @@ it.each([
   [['submit', 'BAD_JSON'], /is not JSON/],
   [['submit', 'CYCLE'], /cycle.json: tasks\[0\]\.depends_on forms a cycle: a -> b -> a \(usage/],
   [['submit', 'UNKNOWN_DEP'], /tasks\[1\]\.depends_on step "b" depends on "ghost", which is not a step of the workflow/],
+  // Payloads the API refuses for what it could not hold exactly, named as the API names them.
+  [['submit', 'HUGE_NUMBER'], /huge.json: tasks\[0\]\.payload\.n .*(?:number|precision|range)/],
+  [['submit', 'NUL'], /nul.json: tasks\[0\]\.payload\.s /],
   [['submit', 'ETL', '--idempotency-key', 'has space'], /Idempotency-Key must be 1-255 printable ASCII characters/],
   [['list', '--status', 'done'], /--status must be one of running, succeeded, failed, cancelled/],
   [['list', '--name', 'a b'], /--name must be a workflow name/],
@@ -139,6 +142,8 @@ it.each([
     CYCLE: file('cycle.json', { name: 'c', tasks: [{ key: 'a', type: 'noop', depends_on: ['b'] }, { key: 'b', type: 'noop', depends_on: ['a'] }] }),
     UNKNOWN_DEP: file('unknown.json', { name: 'u', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['ghost'] }] }),
     ETL: file('etl2.json', ETL),
+    HUGE_NUMBER: file('huge.json', '{"name":"h","tasks":[{"key":"a","type":"noop","payload":{"n":1e400}}]}'),
+    NUL: file('nul.json', '{"name":"z","tasks":[{"key":"a","type":"noop","payload":{"s":"a\\u0000b"}}]}'),
   };
   const before = await workflows();
   expectOneLine(await cli(argv.map((a) => files[a] ?? a)), 2, message);

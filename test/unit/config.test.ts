@@ -43,6 +43,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 
+  it('never prints a secret setting it refuses (a bootstrap key with a trailing newline)', () => {
+    const key = `tsk_0123456789abcdef_${'S3cr3t'.repeat(7)}x`;
+    let message = '';
+    try {
+      loadConfig({ BOOTSTRAP_ADMIN_KEY: `${key}\n` });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/BOOTSTRAP_ADMIN_KEY \(not shown: 65 characters, with whitespace\): must look like a key/);
+    expect(message).not.toContain('S3cr3t');
+  });
+
   it('reports every invalid variable at once', () => {
     try {
       loadConfig({ WORKER_POOL: 'x', RETRY_BASE_MS: '-1' });

@@ -38,10 +38,16 @@ const LAST_USED_FLUSH_MS = 5000;
 const LOOKUP_BATCH = 500;
 const MAX_WAITING = 5000;
 
+/** A lookup of one id: waiting for its batch (asked null), or its query begun at `asked`. */
+interface Pending {
+  entry: Promise<Entry>;
+  asked: number | null;
+}
+
 export class Authenticator {
   private readonly cache = new Map<string, Entry>();
-  private readonly pending = new Map<string, Promise<Entry>>();
-  private readonly waiting: { id: string; resolve: (e: Entry) => void; reject: (err: unknown) => void }[] = [];
+  private readonly pending = new Map<string, Pending>();
+  private readonly waiting: { id: string; lookup: Pending; resolve: (e: Entry) => void; reject: (err: unknown) => void }[] = [];
   private querying = false;
   private readonly used = new Set<string>();
   private readonly flushTimer: NodeJS.Timeout | null;
@@ -104,14 +110,16 @@ export class Authenticator {
    * answered 503 at once instead of queueing without bound.
    */
   private lookup(id: string): Promise<Entry> {
-    let p = this.pending.get(id);
-    if (!p) {
-      if (this.waiting.length >= MAX_WAITING) return Promise.reject(unavailable('too many API keys are being checked at once; retry shortly', 1));
-      p = new Promise<Entry>((resolve, reject) => this.waiting.push({ id, resolve, reject }));
-      this.pending.set(id, p);
-      this.pump();
-    }
-    return p;
+    const p = this.pending.get(id);
+    // A query begun AUTH_CACHE_MS or more ago may have read the key before a revocation this
+    // request came after: the request waits for a query of its own instead.
+    if (p && (p.asked === null || Date.now() - p.asked < this.opts.cacheMs)) return p.entry;
+    if (this.waiting.length >= MAX_WAITING) return Promise.reject(unavailable('too many API keys are being checked at once; retry shortly', 1));
+    const lookup: Pending = { entry: undefined as unknown as Promise<Entry>, asked: null };
+    lookup.entry = new Promise<Entry>((resolve, reject) => this.waiting.push({ id, lookup, resolve, reject }));
+    this.pending.set(id, lookup);
+    this.pump();
+    return lookup.entry;
   }
 
   private pump(): void {
@@ -121,6 +129,7 @@ export class Authenticator {
     // An answer is as old as the query's start: a key revoked while it ran is trusted at most
     // AUTH_CACHE_MS from then, not from when the answer came back.
     const asked = Date.now();
+    for (const w of batch) w.lookup.asked = asked;
     findCredentials(this.pool, batch.map((w) => w.id))
       .then(
         (found) => {
@@ -135,7 +144,7 @@ export class Authenticator {
         (err: unknown) => batch.forEach((w) => w.reject(err)),
       )
       .finally(() => {
-        for (const w of batch) this.pending.delete(w.id);
+        for (const w of batch) if (this.pending.get(w.id) === w.lookup) this.pending.delete(w.id);
         this.querying = false;
         this.pump();
       });

@@ -11,6 +11,8 @@ export interface Setting<T> {
   readonly parse: Parser<T>;
   /** Which services read it, for the README and the manifests. */
   readonly usedBy: readonly ('api' | 'worker' | 'migrator')[];
+  /** A credential: a refused value is described, never printed (start-up errors go to the logs). */
+  readonly secret?: boolean;
 }
 
 const all = ['api', 'worker', 'migrator'] as const;
@@ -21,11 +23,15 @@ function setting<T>(def: string, parse: Parser<T>, doc: string, usedBy: Setting<
   return { default: def, parse, doc, usedBy };
 }
 
+function secret<T>(s: Setting<T>): Setting<T> {
+  return { ...s, secret: true };
+}
+
 export const SETTINGS = {
   // --- The Go system's table, same names and defaults ---
   POSTGRES_URL: setting('postgres://app:app@localhost:5432/app?sslmode=disable', parseString({ minLength: 1 }), 'Postgres connection URL. TLS: `sslmode=verify-full` (or `verify-ca`) with `sslrootcert=<PEM CA bundle>`; `require` is verified like `verify-full`, and modes that may skip TLS or verification are refused (docs/security.md).', all),
   REDIS_ADDR: setting('localhost:6379', parseString({ minLength: 1, pattern: /^[^\s:]+:\d{1,5}$/, hint: 'host:port' }), 'Redis address (host:port).'),
-  REDIS_PASS: setting('', parseString(), 'Redis password, if required.'),
+  REDIS_PASS: secret(setting('', parseString(), 'Redis password, if required.')),
   METRICS_ADDR: setting(':2112', parseString({ pattern: /^[^\s]*:\d{1,5}$/, hint: '[host]:port' }), 'Prometheus metrics bind address. The worker defaults to `:2113` when unset.'),
   WORKER_POOL: setting('12', parseInteger({ min: 1, max: 10000 }), 'Concurrent task slots (running handlers) per worker process; with as many finished attempts (plus up to 64) waiting for their outcome to be written, leasing pauses (for at most 20 ms, and not while a backlog waits); WORKER_MAX_UNWRITTEN stops it.', worker),
   PGPOOL_MAX_CONNS: setting('20', parseInteger({ min: 1, max: 1000 }), 'Maximum Postgres connections per process.'),
@@ -78,7 +84,7 @@ export const SETTINGS = {
   // --- Tenants, keys and limits ---
   AUTH_MODE: setting('keys', parseEnum(['keys', 'off'] as const), '`keys`: every request needs `Authorization: Bearer <key>` (see the CLI); `off`: every request is the tenant `default` with every scope (laptops only; never expose it).', ['api']),
   AUTH_CACHE_MS: setting('500', parseInteger({ min: 0, max: 1000 }), 'How long an API replica trusts a key it has checked before reading it from Postgres again, in milliseconds: the bound on how long a revoked or expired key keeps working.', ['api']),
-  BOOTSTRAP_ADMIN_KEY: setting('', parseString({ pattern: /^(|tsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43})$/, hint: 'a key printed by `keys create`, or empty' }), 'An admin key of the tenant `default` that the API makes sure exists at start (from a Kubernetes Secret); empty: none. Only its hash is stored.', ['api']),
+  BOOTSTRAP_ADMIN_KEY: secret(setting('', parseString({ pattern: /^(|tsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43})$/, hint: 'a key printed by `keys create`, or empty' }), 'An admin key of the tenant `default` that the API makes sure exists at start (from a Kubernetes Secret); empty: none. Only its hash is stored.', ['api'])),
   TENANT_RATE_LIMIT: setting('0', parseInteger({ min: 0, max: 10_000_000 }), 'Tasks per second a tenant without its own `--rate-limit` may submit (a token bucket kept in Redis, shared by every API replica); 0: unlimited.', ['api']),
   TENANT_BURST: setting('0', parseInteger({ min: 0, max: 100_000_000 }), 'Bucket size of the default rate limit (tasks a tenant may send at once); 0: one second of TENANT_RATE_LIMIT.', ['api']),
   TENANT_MAX_UNFINISHED: setting('0', parseInteger({ min: 0, max: 1_000_000_000 }), 'Unfinished tasks a tenant without its own `--max-unfinished` may have; 0: unlimited.', ['api']),
@@ -138,7 +144,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
     try {
       out[name] = s.parse(raw);
     } catch (err) {
-      problems.push(`${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
+      // A nearly right key (a trailing newline from a Secret made --from-file) is still the key.
+      const shown = s.secret ? ` (not shown: ${raw.length} characters${/\s/.test(raw) ? ', with whitespace' : ''})` : `=${JSON.stringify(raw)}`;
+      problems.push(`${name}${shown}: ${(err as Error).message}`);
     }
   }
   const cfg = out as Config;

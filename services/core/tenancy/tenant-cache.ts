@@ -13,7 +13,8 @@ interface Entry {
 
 export class TenantCache {
   private readonly rows = new Map<string, Entry>();
-  private readonly pending = new Map<string, Promise<TenantRow | undefined>>();
+  /** Reads out, by when each began. */
+  private readonly pending = new Map<string, { at: number; row: Promise<TenantRow | undefined> }>();
 
   constructor(
     private readonly pool: Pool,
@@ -23,23 +24,30 @@ export class TenantCache {
 
   /** The tenant's row (undefined: no row, so every setting is the default); synchronous when cached. */
   get(name: string): TenantRow | undefined | Promise<TenantRow | undefined> {
+    const now = Date.now();
     const e = this.rows.get(name);
-    if (e && Date.now() - e.at < this.ttlMs) return e.row;
-    let p = this.pending.get(name);
-    if (!p) {
-      p = getTenants(this.pool, [name])
-        .then(([row]) => {
+    if (e && now - e.at < this.ttlMs) return e.row;
+    // A read is as old as its start: one begun ttlMs or more ago may predate a change this caller
+    // came after, so the caller reads again rather than share it.
+    const out = this.pending.get(name);
+    if (out && now - out.at < this.ttlMs) return out.row;
+    const row = getTenants(this.pool, [name])
+      .then(([found]) => {
+        // Reads may overlap: a newer one that answered first stays.
+        if (!((this.rows.get(name)?.at ?? -Infinity) > now)) {
           this.rows.delete(name);
-          this.rows.set(name, { at: Date.now(), row });
-          for (const old of this.rows.keys()) {
-            if (this.rows.size <= this.maxEntries) break;
-            this.rows.delete(old);
-          }
-          return row;
-        })
-        .finally(() => this.pending.delete(name));
-      this.pending.set(name, p);
-    }
-    return p;
+          this.rows.set(name, { at: now, row: found });
+        }
+        for (const old of this.rows.keys()) {
+          if (this.rows.size <= this.maxEntries) break;
+          this.rows.delete(old);
+        }
+        return found;
+      })
+      .finally(() => {
+        if (this.pending.get(name)?.row === row) this.pending.delete(name);
+      });
+    this.pending.set(name, { at: now, row });
+    return row;
   }
 }
