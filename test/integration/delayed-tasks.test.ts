@@ -346,3 +346,16 @@ it('a scheduled task cancelled and then retried before it is due still starts no
   expect(started.get(a.body.id as string)![0]).toBeGreaterThanOrEqual(runAt);
   expect((await task(a.body.id as string)).run_at).toBe(a.body.run_at);
 });
+
+it('a loader mark ahead of the database clock (set while the clock ran a day ahead, then set back) does not hide the tasks due before it', async () => {
+  await setUp();
+  // As a pass leaves it while the database's clock is a day ahead.
+  const { seen } = await stack.queue.delayedMark();
+  expect(await stack.queue.setDelayedMark(seen, { ms: Date.now() + 86_400_000, id: null })).toBe(true);
+  const ids = await scheduledAt(new Date(Date.now() + 3000), 3);
+  const { loader } = smallLoader(10, 2);
+  expect((await loader.runOnce()).loaded).toBe(3);
+  expect(await indexed(ids)).toBe(3);
+  // The mark is back within the clock's half horizon.
+  expect((await stack.queue.delayedMark()).at!.ms).toBeLessThan(Date.now() + 10_000);
+});
