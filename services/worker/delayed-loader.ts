@@ -76,7 +76,14 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
     let after: DueCursor | null = mark.at === null ? null : { runAt: new Date(mark.at.ms), id: mark.at.id ?? MAX_ID };
     let loaded = 0;
     for (let page = 0; page < this.opts.maxPages; page++) {
-      const { tasks, until } = await scheduledDueSoon(pool, after, this.opts.horizonMs / 2, LEAD_MS, this.opts.batch);
+      let { tasks, until } = await scheduledDueSoon(pool, after, this.opts.horizonMs / 2, LEAD_MS, this.opts.batch);
+      // A mark beyond what this read could reach: a pass set it while the database's clock ran
+      // ahead, and the clock was set back. Tasks due before it were never loaded: start over (what
+      // is indexed already is skipped), else they would wait for markDueQueued and the reconciler.
+      if (page === 0 && after !== null && after.runAt.getTime() > until.getTime()) {
+        after = null;
+        ({ tasks, until } = await scheduledDueSoon(pool, null, this.opts.horizonMs / 2, LEAD_MS, this.opts.batch));
+      }
       // A pass that outlived its lock (a stalled read) stops: another worker's loader went on from
       // the mark (it holds the lock, or its pass moved the mark and ended), and a task it loaded
       // may have run and ended since this page was read, which a push now would index (and run)

@@ -329,3 +329,33 @@ it('a loader pass that outlives its lock (another worker\'s loader took over) st
   await passA;
   expect(await indexed([id!])).toBe(0);
 }, 30_000);
+
+it('a scheduled task cancelled and then retried before it is due still starts no earlier than its run_at', async () => {
+  await setUp();
+  run();
+  const a = await post('/tasks', { type: 'stamp', delay_ms: 3000 });
+  const runAt = Date.parse(a.body.run_at as string);
+  expect((await post(`/tasks/${a.body.id as string}/cancel`, {})).status).toBe(200);
+  const retried = await post(`/tasks/${a.body.id as string}/retry`, {});
+  expect(retried.status).toBe(200);
+  // Read before it is due (a starved test process may read it only after): still waiting for its time.
+  const read = await task(a.body.id as string);
+  if (Date.now() < runAt) expect(read.status).toBe('scheduled');
+  await waitFor(succeeded(a.body.id as string), 10_000, 'the retried delayed task to succeed');
+  expect(started.get(a.body.id as string)).toHaveLength(1);
+  expect(started.get(a.body.id as string)![0]).toBeGreaterThanOrEqual(runAt);
+  expect((await task(a.body.id as string)).run_at).toBe(a.body.run_at);
+});
+
+it('a loader mark ahead of the database clock (set while the clock ran a day ahead, then set back) does not hide the tasks due before it', async () => {
+  await setUp();
+  // As a pass leaves it while the database's clock is a day ahead.
+  const { seen } = await stack.queue.delayedMark();
+  expect(await stack.queue.setDelayedMark(seen, { ms: Date.now() + 86_400_000, id: null })).toBe(true);
+  const ids = await scheduledAt(new Date(Date.now() + 3000), 3);
+  const { loader } = smallLoader(10, 2);
+  expect((await loader.runOnce()).loaded).toBe(3);
+  expect(await indexed(ids)).toBe(3);
+  // The mark is back within the clock's half horizon.
+  expect((await stack.queue.delayedMark()).at!.ms).toBeLessThan(Date.now() + 10_000);
+});

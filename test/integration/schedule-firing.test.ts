@@ -281,3 +281,24 @@ it('the ticker wakes for the next tick (not its poll), counts ticks and reports 
   expect(await lagTicker.runOnce()).toMatchObject({ schedules: 0, failed: [] });
   expect(Number(/schedule_tick_lag_seconds\{service="worker"\} ([\d.e+-]+)/.exec(await registry.metrics())?.[1])).toBeGreaterThanOrEqual(3600);
 });
+
+it('a database clock set back (a forward step corrected) does not leave a schedule silent until the clock catches up with what a pass decided meanwhile', async () => {
+  // What a pass leaves behind while the clock ran a day ahead: the tick it fired, and the next one, a day away.
+  await createSchedule({ name: 'stepped', nextTick: "date_trunc('second', now()) + interval '1 day 1 second'" });
+  await stack.pool.query(`UPDATE schedules SET last_tick = date_trunc('second', now()) + interval '1 day', last_outcome = 'fired' WHERE name = 'stepped'`);
+  const { rows } = await stack.pool.query(
+    `INSERT INTO tasks (id, tenant, type, priority, payload, max_retries, schedule, scheduled_for, status)
+     VALUES (gen_random_uuid(), 'acme', 'noop', 'default', '{}', 0, 'stepped', date_trunc('second', now()) + interval '1 day', 'succeeded') RETURNING scheduled_for`,
+  );
+  const fired = (rows[0] as { scheduled_for: Date }).scheduled_for.getTime();
+  const start = Date.now();
+  await fireDueSchedules(deps(), { batch: 100, graceMs: 5000 });
+  // The schedule goes on from the clock as it is now: its next tick is a second away, not a day.
+  expect((await scheduleRow('stepped')).next_tick!.getTime()).toBeLessThan(start + 5000);
+  await sleep(2100);
+  await fireDueSchedules(deps(), { batch: 100, graceMs: 5000 });
+  const ticks = await ticksOf('stepped');
+  expect(ticks.filter((t) => t < fired).length).toBeGreaterThanOrEqual(1);
+  // Each tick still has one task: the one fired ahead of time is not fired again.
+  expect(new Set(ticks).size).toBe(ticks.length);
+});

@@ -55,4 +55,10 @@ describe('retryDelayMs: a task’s or handler’s policy', () => {
     expect(retryDelayMs(policy, { backoff: 'linear' }, 2, () => 0.5)).toBe(500 * 2 + 250);
     expect(retryDelayMs(policy, { base_ms: 10 }, 1, () => 0)).toBe(10);
   });
+
+  it('max_ms bounds the delay also with the environment\'s jitter added (no delay is longer)', () => {
+    expect(retryDelayMs(policy, { base_ms: 1000, max_ms: 1000 }, 3, () => 0.999)).toBe(1000);
+    expect(retryDelayMs(policy, { backoff: 'fixed', base_ms: 800, max_ms: 1000 }, 1, () => 0.999)).toBe(1000);
+    expect(retryDelayMs(policy, { backoff: 'fixed', base_ms: 800, max_ms: 1000 }, 1, () => 0)).toBe(800);
+  });
 });

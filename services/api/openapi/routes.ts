@@ -165,7 +165,7 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       operationId: 'retryTask',
       summary: 'Retry a dead or cancelled task',
       description:
-        "Queued again with a fresh budget of max_retries + 1 attempts; its runs are kept. The task is unfinished again, so the retry is admitted under the tenant's limits like a submission: it counts against the rate limit and max_unfinished, and so do the steps downstream that a workflow step's retry reopens (they wait again, as a new workflow's waiting steps count). A task that cannot be retried (404, 409) needs no admission.",
+        "Queued again with a fresh budget of max_retries + 1 attempts; its runs are kept. A delayed task retried before its run_at is scheduled again, and starts no earlier. The task is unfinished again, so the retry is admitted under the tenant's limits like a submission: it counts against the rate limit and max_unfinished, and so do the steps downstream that a workflow step's retry reopens (they wait again, as a new workflow's waiting steps count). A task that cannot be retried (404, 409) needs no admission.",
       tag: 'operator',
       scope: 'tasks:write',
       pathParams: TaskId,

@@ -90,7 +90,9 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
          SELECT id, status::text AS was FROM tasks WHERE ${RETRYABLE_NOW}
           ORDER BY id FOR UPDATE
        )
-       UPDATE tasks t SET status = 'queued', retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
+       -- A delayed task cancelled before its run_at and retried before it waits for it again: it
+       -- starts no earlier (run_at is the owner's word), as it would have without the cancel.
+       UPDATE tasks t SET status = CASE WHEN t.run_at > now() THEN 'scheduled'::task_status ELSE 'queued'::task_status END, retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
               run_after = NULL, lease_token = NULL, cancelled_by = NULL, cancelled_with_workflow = NULL, updated_at = now(),
               -- Asked for now: a stop after an earlier failure leaves it be (stop-on-failure.ts).
               reopened_at = CASE WHEN t.workflow_id IS NOT NULL THEN clock_timestamp() END

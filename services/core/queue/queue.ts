@@ -293,8 +293,9 @@ export interface TaskQueue {
    */
   liftTombstones(tasks: TaskRef[]): Promise<void>;
   /**
-   * Puts dead or cancelled tasks back to work (replacing what Redis holds of them); false for a task
-   * leased now, or tombstoned (cancelled since its retry lifted the tombstone: it stays out).
+   * Puts dead or cancelled tasks back to work (replacing what Redis holds of them): ready, or in
+   * their due-time set when `dueAtMs` is ahead (a delayed task retried before its run_at); false
+   * for a task leased now, or tombstoned (cancelled since its retry lifted the tombstone: it stays out).
    */
   requeue(items: EnqueueItem[]): Promise<boolean[]>;
   /** Per id, whether an operator asked to cancel it (the heartbeat's backstop for a missed message). */

@@ -295,8 +295,12 @@ export class RedisQueue implements TaskQueue {
 
   async requeue(items: EnqueueItem[]): Promise<boolean[]> {
     if (items.length === 0) return [];
-    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.tenant]);
+    const args = items.flatMap((it) => [it.id, priorityIndex(it.priority), it.maxAttempts, wireMessage(it), it.attempts, it.tenant, it.dueAtMs ?? 0]);
     const res = (await this.run.requeue([...this.placementKeys(), this.keys.tombstones, this.keys.doorbell], args)) as number[];
+    // A delayed task put back before its run_at waits in its due-time set: the retry pumps are told
+    // when, as for an enqueue (one missed is promoted by their fallback scan).
+    const due = Math.min(...items.flatMap((it, i) => (res[i] === 1 && (it.dueAtMs ?? 0) > 0 ? [it.dueAtMs!] : [])));
+    if (Number.isFinite(due)) this.redis.publish(this.keys.dueChannel, String(due)).catch(() => undefined);
     return res.map((r) => r === 1);
   }
 

@@ -13,6 +13,7 @@
  * API submissions.
  */
 import type { PoolClient } from 'pg';
+import { nextTick } from './cron';
 import { planTicks } from './tick-plan';
 import { SCHEDULE_COLUMNS, ScheduleRow, TickOutcome } from './schedule';
 import { indexScheduleTasks, insertScheduleTasks, ScheduleTaskDeps } from './schedule-tasks';
@@ -51,6 +52,7 @@ export async function fireDueSchedules(deps: ScheduleTaskDeps, opts: FireOptions
   const client = await deps.pool.connect();
   try {
     await client.query('BEGIN');
+    await rewindAhead(client, opts.batch, excluded);
     // now(): the transaction's start, the one clock every decision of this pass uses.
     const { rows } = await client.query<ScheduleRow & { db_now: Date }>({
       name: 'lock-due-schedules',
@@ -88,6 +90,39 @@ export async function fireDueSchedules(deps: ScheduleTaskDeps, opts: FireOptions
   client.release();
   await indexScheduleTasks(deps, res.tasks);
   return res;
+}
+
+/**
+ * Schedules whose last decided tick lies ahead of the database's clock: it was set back after a
+ * pass fired by it (a forward step of hours, corrected), leaving next_tick as far ahead, and the
+ * schedule would fire nothing until the clock caught up (the lag gauge reads 0 meanwhile). Their
+ * next_tick goes back to the first tick after now; a tick fired already keeps its one task (the
+ * unique index), and last_tick is set again by the next firing. Read through
+ * schedules_last_tick_idx (migration 0026): normally an empty range.
+ */
+async function rewindAhead(client: PoolClient, batch: number, excluded: string[][]): Promise<void> {
+  const { rows } = await client.query<Pick<ScheduleRow, 'tenant' | 'name' | 'cron' | 'timezone' | 'next_tick'> & { db_now: Date }>({
+    name: 'lock-schedules-ahead',
+    text: `SELECT tenant, name, cron, timezone, next_tick, now() AS db_now FROM schedules
+            WHERE NOT paused AND last_tick IS NOT NULL AND last_tick > now()
+              AND (tenant, name) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))
+            LIMIT $1 FOR UPDATE SKIP LOCKED`,
+    values: [batch, excluded.map((k) => k[0]), excluded.map((k) => k[1])],
+  });
+  for (const s of rows) {
+    let next: Date | null;
+    try {
+      next = nextTick(s, s.db_now);
+    } catch {
+      continue; // An expression this runtime cannot read: its firing fails and is logged as such.
+    }
+    if (next === null || (s.next_tick !== null && next >= s.next_tick)) continue;
+    await client.query({
+      name: 'rewind-schedule',
+      text: 'UPDATE schedules SET next_tick = $3, updated_at = now() WHERE tenant = $1 AND name = $2',
+      values: [s.tenant, s.name, next],
+    });
+  }
 }
 
 interface OneResult {

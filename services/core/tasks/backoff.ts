@@ -45,8 +45,8 @@ export function retryDelayMs(env: BackoffPolicy, policy: RetryPolicy | undefined
     case 'none':
       return Math.floor(d);
     default:
-      // Not set: the environment's jitter, added.
-      return Math.floor(d + random() * env.jitterMs);
+      // Not set: the environment's jitter, added, within max_ms (the README: no delay is longer).
+      return Math.floor(Math.min(max, d + random() * env.jitterMs));
   }
 }
 

@@ -1,13 +1,14 @@
 -- requeue: an operator puts dead or cancelled tasks back to work with a fresh attempt budget
 -- (Postgres has committed it). Whatever Redis still holds of a task (its dead-letter entry, an old
--- message) is replaced, and the task joins the tail of its tenant's ready list.
+-- message) is replaced, and the task joins the tail of its tenant's ready list, or, a delayed task
+-- retried before its run_at, its priority's due-time set at run_at (it starts no earlier).
 -- A task leased right now is left alone (its last attempt's end is being written; the reconciler
 -- queues it once that is done). So is a tombstoned one: the retry lifted its tombstone before it
 -- committed (liftTombstones), so this one is a cancel that came after the retry, and Postgres has
 -- the task cancelled again.
 -- KEYS: as in placement (1-30), tombstones (31), doorbell (32)
--- ARGV: groups of 6: id, priorityIndex, maxAttempts, messageJson, attemptsSoFar, tenant
--- Returns: one integer per task: 1 = queued, 0 = leased or tombstoned (nothing changed)
+-- ARGV: groups of 7: id, priorityIndex, maxAttempts, messageJson, attemptsSoFar, tenant, dueAtMs (0 = now)
+-- Returns: one integer per task: 1 = queued (or due later), 0 = leased or tombstoned (nothing changed)
 -- @include bulk
 -- @include doorbell
 -- @include tenants
@@ -18,7 +19,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local groups, groupOf = {}, {}
 local out = {}
-for i = 1, #ARGV, 6 do
+for i = 1, #ARGV, 7 do
   local id = ARGV[i]
   if tombstoned(id) or redis.call('ZSCORE', KEYS[1], id) then
     out[#out + 1] = 0
@@ -35,14 +36,19 @@ for i = 1, #ARGV, 6 do
     redis.call('HSET', KEYS[2], id, ARGV[i + 3])
     redis.call('HSET', KEYS[3], id, p .. ':' .. ARGV[i + 2] .. ':' .. tenant)
     redis.call('HSET', KEYS[4], id, ARGV[i + 4])
-    redis.call('HSET', KEYS[6], id, now)
-    local g = (p + 1) .. ':' .. tenant
-    if not groupOf[g] then
-      groupOf[g] = { p = p + 1, tenant = tenant, ids = {} }
-      groups[#groups + 1] = groupOf[g]
+    local due = tonumber(ARGV[i + 6]) or 0
+    if due > now then
+      redis.call('ZADD', KEYS[7 + p], due, id)
+    else
+      redis.call('HSET', KEYS[6], id, now)
+      local g = (p + 1) .. ':' .. tenant
+      if not groupOf[g] then
+        groupOf[g] = { p = p + 1, tenant = tenant, ids = {} }
+        groups[#groups + 1] = groupOf[g]
+      end
+      local list = groupOf[g].ids
+      list[#list + 1] = id
     end
-    local list = groupOf[g].ids
-    list[#list + 1] = id
     out[#out + 1] = 1
   end
 end
