@@ -24,7 +24,7 @@ export interface RepartitionOptions {
   to: number;
   /** The layout to read from; default the one recorded in `{prefix}:layout` (1 when none is). */
   from?: number;
-  /** Drop leases (and live worker announcements) instead of refusing: the reconciler recovers their tasks from Postgres. */
+  /** Go on despite live workers and leases, dropping the leases (announcements are left to expire): the reconciler recovers their tasks from Postgres. */
   force?: boolean;
   /** Entries per command (default 1000). */
   chunk?: number;
