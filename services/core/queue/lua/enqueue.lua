@@ -24,7 +24,7 @@ local seen = {}
 local msg, meta, attempts, readyAt = {}, {}, {}, {}
 local later = { {}, {}, {}, {} }
 -- Ready ids per (priority, tenant), in first-seen order so each tenant's list stays FIFO.
-local groups, groupOf = {}, {}
+local groups, addReady = readyGroups()
 local out = {}
 for j, id in ipairs(ids) do
   if known[j] or seen[id] or tombstoned(id) then
@@ -48,13 +48,7 @@ for j, id in ipairs(ids) do
     else
       readyAt[#readyAt + 1] = id
       readyAt[#readyAt + 1] = now
-      local g = (p + 1) .. ':' .. tenant
-      if not groupOf[g] then
-        groupOf[g] = { p = p + 1, tenant = tenant, ids = {} }
-        groups[#groups + 1] = groupOf[g]
-      end
-      local list = groupOf[g].ids
-      list[#list + 1] = id
+      addReady(p + 1, tenant, id)
     end
     out[j] = 1
     -- A new task (a re-index of one that ran before is not a new arrival).

@@ -17,7 +17,7 @@
 useTombstones(KEYS[31])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local groups, groupOf = {}, {}
+local groups, addReady = readyGroups()
 local out = {}
 for i = 1, #ARGV, 7 do
   local id = ARGV[i]
@@ -41,13 +41,7 @@ for i = 1, #ARGV, 7 do
       redis.call('ZADD', KEYS[7 + p], due, id)
     else
       redis.call('HSET', KEYS[6], id, now)
-      local g = (p + 1) .. ':' .. tenant
-      if not groupOf[g] then
-        groupOf[g] = { p = p + 1, tenant = tenant, ids = {} }
-        groups[#groups + 1] = groupOf[g]
-      end
-      local list = groupOf[g].ids
-      list[#list + 1] = id
+      addReady(p + 1, tenant, id)
     end
     out[#out + 1] = 1
   end

@@ -147,6 +147,23 @@ local function pushReady(p, tenant, ids, front)
   return true
 end
 
+-- Ready ids gathered per priority (1-based) and tenant, in arrival order, so each group costs one
+-- pushReady: returns the groups ({ p, tenant, ids }, in first-arrival order) and the adder.
+local function readyGroups()
+  local groups, byKey = {}, {}
+  local function add(p, tenant, id)
+    local key = p .. ':' .. tenant
+    local g = byKey[key]
+    if not g then
+      g = { p = p, tenant = tenant, ids = {} }
+      byKey[key] = g
+      groups[#groups + 1] = g
+    end
+    g.ids[#g.ids + 1] = id
+  end
+  return groups, add
+end
+
 -- Puts a parked tenant back into the rings it left (at its pass, or the ring's lowest if that is
 -- later: being held at its cap earns it no credit). Returns true when it was parked.
 local function unpark(tenant)
