@@ -71,4 +71,25 @@ describe('loadHandlersModule', () => {
     const neither = moduleWith(`exports.handlers = { report: 42 };`);
     expect(() => loadHandlersModule(neither)).toThrow('handler "report" is neither a function nor { handler, retry?, timeoutMs? }');
   });
+
+  it('refuses a handler that would shadow a built-in one, naming it', () => {
+    const file = moduleWith(`exports.handlers = { mine: async () => 1, echo: async () => 'not echo' };`);
+    expect(() => loadHandlersModule(file)).toThrow(`HANDLERS_MODULE ${file}: handler "echo" would replace the built-in handler of that name`);
+  });
+
+  it('says which setting failed when the module cannot be loaded', () => {
+    const missing = path.join(dir, 'nope.js');
+    expect(() => loadHandlersModule(missing)).toThrow(`HANDLERS_MODULE ${missing} could not be loaded:`);
+    const syntax = moduleWith(`exports.handlers = {`);
+    expect(() => loadHandlersModule(syntax)).toThrow(/could not be loaded: .*SyntaxError/);
+    const throws = moduleWith(`throw 'no database';`);
+    expect(() => loadHandlersModule(throws)).toThrow(`HANDLERS_MODULE ${throws} could not be loaded: no database`);
+  });
+
+  it('refuses a handlers export that is not a plain object of handlers', () => {
+    const arr = moduleWith(`exports.handlers = [async () => 1];`);
+    expect(() => loadHandlersModule(arr)).toThrow(`HANDLERS_MODULE ${arr} must export an object named "handlers"`);
+    const map = moduleWith(`exports.handlers = new Map([['a', async () => 1]]);`);
+    expect(() => loadHandlersModule(map)).toThrow(`HANDLERS_MODULE ${map} must export an object named "handlers"`);
+  });
 });
