@@ -2,7 +2,7 @@
 import { submitTask } from '../../services/core/tasks/submit';
 import { Stack, createStack, runsOf, silentLog, startWorker, taskStatus, waitFor } from '../support/stack';
 import { Worker } from '../../services/worker/worker';
-import type { Handler } from '../../services/worker/handlers';
+import { withDefaults, type Handler } from '../../services/worker/handlers';
 
 let stack: Stack;
 let worker: Worker | null = null;
@@ -79,4 +79,25 @@ it.each([
   const t = await waitFor(isFinal(id), 8000);
   expect(t).toMatchObject({ status: 'dead', attempts: 1 });
   expect(t.last_error).toMatch(message);
+});
+
+it('a handler that throws synchronously fails its attempt with its message', async () => {
+  const handlers = { sync_throw: (() => { throw new Error('thrown at once'); }) as unknown as Handler };
+  ({ worker } = startWorker(stack, { handlers }));
+  const id = await submit('sync_throw', 0);
+  const t = await waitFor(isFinal(id), 8000);
+  expect(t).toMatchObject({ status: 'dead', attempts: 1 });
+  expect(t.last_error).toBe('thrown at once');
+});
+
+it('a handler that never settles, or settles after its timeout, fails with a timeout and frees its slot', async () => {
+  const late = withDefaults(() => new Promise((r) => setTimeout(() => r({ late: true }), 400)), { timeoutMs: 100 });
+  const never = withDefaults(() => new Promise(() => undefined), { timeoutMs: 100 });
+  ({ worker } = startWorker(stack, { handlers: { late, never }, cfg: { WORKER_POOL: 1 } }));
+  const ids = [await submit('never', 1), await submit('late', 1), await submit('noop', 0)];
+  const ts = await Promise.all(ids.map((id) => waitFor(isFinal(id), 10000)));
+  expect(ts.map((t) => [t.status, t.attempts])).toEqual([['dead', 2], ['dead', 2], ['succeeded', 1]]);
+  for (const t of ts.slice(0, 2)) expect(t.last_error).toMatch(/timed out after 100 ms/);
+  const { rows } = await stack.pool.query('SELECT result FROM tasks WHERE id = $1', [ids[1]]);
+  expect(rows[0].result).toBeNull();
 });
