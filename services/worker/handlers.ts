@@ -127,17 +127,20 @@ export function loadHandlersModule(modulePath: string): Record<string, Handler> 
     // Replacing `echo` or `sleeper` would change what tasks of that type do without a word.
     if (Object.prototype.hasOwnProperty.call(builtinHandlers, name)) throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" would replace the built-in handler of that name`);
     // A function, or { handler, retry?, timeoutMs? } for a handler with defaults.
-    if (typeof entry === 'function') out[name] = entry as Handler;
-    else if (entry && typeof entry === 'object' && typeof (entry as { handler?: unknown }).handler === 'function') {
+    if (typeof entry === 'function') {
+      const { retry, timeoutMs } = entry as Handler;
+      // Defaults set as the function's own properties are held to the same bounds: a timeoutMs past
+      // 2^31 - 1 ms made setTimeout fire at once, failing every attempt as timed out.
+      if (retry === undefined && timeoutMs === undefined) out[name] = entry as Handler;
+      else out[name] = checked(modulePath, name, () => withDefaults(entry as Handler, { retry, timeoutMs }));
+    } else if (entry && typeof entry === 'object' && typeof (entry as { handler?: unknown }).handler === 'function') {
       const { handler, retry, timeoutMs, ...unknown } = entry as { handler: Handler } & HandlerDefaults;
-      try {
+      out[name] = checked(modulePath, name, () => {
         // A misspelt option (`timeout`) would otherwise be ignored without a word.
         const extra = Object.keys(unknown);
         if (extra.length) throw new TypeError(`${extra.join(', ')}: not a known option (handler, retry, timeoutMs)`);
-        out[name] = withDefaults(handler, { retry, timeoutMs });
-      } catch (err) {
-        throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}": ${(err as Error).message}`);
-      }
+        return withDefaults(handler, { retry, timeoutMs });
+      });
     } else throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is neither a function nor { handler, retry?, timeoutMs? }`);
   }
   return out;
@@ -148,5 +151,13 @@ function safeText(value: unknown): string {
     return String(value);
   } catch {
     return typeof value;
+  }
+}
+
+function checked(modulePath: string, name: string, make: () => Handler): Handler {
+  try {
+    return make();
+  } catch (err) {
+    throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}": ${(err as Error).message}`);
   }
 }

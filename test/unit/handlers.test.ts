@@ -92,4 +92,12 @@ describe('loadHandlersModule', () => {
     const map = moduleWith(`exports.handlers = new Map([['a', async () => 1]]);`);
     expect(() => loadHandlersModule(map)).toThrow(`HANDLERS_MODULE ${map} must export an object named "handlers"`);
   });
+
+  it('holds defaults set as properties of a plain function to the same bounds', () => {
+    const huge = moduleWith(`const f = async () => 1; f.timeoutMs = 3e9; exports.handlers = { report: f };`);
+    expect(() => loadHandlersModule(huge)).toThrow(`HANDLERS_MODULE ${huge}: handler "report": handler defaults: timeoutMs must be an integer between 1 and 86400000`);
+    const ok = moduleWith(`const f = async () => 1; f.timeoutMs = 500; f.retry = { backoff: 'fixed', base_ms: 100 }; exports.handlers = { report: f };`);
+    const found = loadHandlersModule(ok);
+    expect({ retry: found.report!.retry, timeoutMs: found.report!.timeoutMs }).toEqual({ retry: { backoff: 'fixed', base_ms: 100 }, timeoutMs: 500 });
+  });
 });
