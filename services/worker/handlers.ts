@@ -126,6 +126,7 @@ export function loadHandlersModule(modulePath: string): Record<string, Handler> 
   for (const [name, entry] of Object.entries(found)) {
     // Replacing `echo` or `sleeper` would change what tasks of that type do without a word.
     if (Object.prototype.hasOwnProperty.call(builtinHandlers, name)) throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" would replace the built-in handler of that name`);
+    if (Object.prototype.hasOwnProperty.call(customHandlers, name)) throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" would replace the one of that name in custom-handlers.ts`);
     // A function, or { handler, retry?, timeoutMs? } for a handler with defaults.
     if (typeof entry === 'function') {
       const { retry, timeoutMs } = entry as Handler;

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadHandlersModule, TaskContext, withDefaults } from '../../services/worker/handlers';
+import { customHandlers } from '../../services/worker/custom-handlers';
 
 const ctx = (payload: unknown): TaskContext => ({ id: 't', type: 'x', payload, attempt: 1, signal: new AbortController().signal });
 
@@ -75,6 +76,13 @@ describe('loadHandlersModule', () => {
   it('refuses a handler that would shadow a built-in one, naming it', () => {
     const file = moduleWith(`exports.handlers = { mine: async () => 1, echo: async () => 'not echo' };`);
     expect(() => loadHandlersModule(file)).toThrow(`HANDLERS_MODULE ${file}: handler "echo" would replace the built-in handler of that name`);
+    customHandlers.mine = async () => 2;
+    try {
+      const own = moduleWith(`exports.handlers = { mine: async () => 1 };`);
+      expect(() => loadHandlersModule(own)).toThrow(`HANDLERS_MODULE ${own}: handler "mine" would replace the one of that name in custom-handlers.ts`);
+    } finally {
+      delete customHandlers.mine;
+    }
   });
 
   it('says which setting failed when the module cannot be loaded', () => {
