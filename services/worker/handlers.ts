@@ -110,25 +110,55 @@ export function defaultHandlers(extra: Record<string, Handler> = customHandlers)
 
 /** Loads `handlers` from a module named by HANDLERS_MODULE; a bad module stops start-up with a clear message. */
 export function loadHandlersModule(modulePath: string): Record<string, Handler> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(require('node:path').resolve(modulePath)) as { handlers?: unknown };
-  const found = mod.handlers;
-  if (!found || typeof found !== 'object') throw new Error(`HANDLERS_MODULE ${modulePath} must export an object named "handlers"`);
+  let mod: { handlers?: unknown } | null | undefined;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(require('node:path').resolve(modulePath)) as { handlers?: unknown };
+  } catch (err) {
+    // The bare error (a module's own throw, a SyntaxError) would not say which setting caused it.
+    const text = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : safeText(err);
+    throw new Error(`HANDLERS_MODULE ${modulePath} could not be loaded: ${text}`);
+  }
+  const found = mod?.handlers;
+  // An array or a Map would pass as an object and register nothing, or types named "0", "1"…
+  if (!found || typeof found !== 'object' || Array.isArray(found) || found instanceof Map) throw new Error(`HANDLERS_MODULE ${modulePath} must export an object named "handlers"`);
   const out: Record<string, Handler> = {};
   for (const [name, entry] of Object.entries(found)) {
+    // Replacing `echo` or `sleeper` would change what tasks of that type do without a word.
+    if (Object.prototype.hasOwnProperty.call(builtinHandlers, name)) throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" would replace the built-in handler of that name`);
+    if (Object.prototype.hasOwnProperty.call(customHandlers, name)) throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" would replace the one of that name in custom-handlers.ts`);
     // A function, or { handler, retry?, timeoutMs? } for a handler with defaults.
-    if (typeof entry === 'function') out[name] = entry as Handler;
-    else if (entry && typeof entry === 'object' && typeof (entry as { handler?: unknown }).handler === 'function') {
+    if (typeof entry === 'function') {
+      const { retry, timeoutMs } = entry as Handler;
+      // Defaults set as the function's own properties are held to the same bounds: a timeoutMs past
+      // 2^31 - 1 ms made setTimeout fire at once, failing every attempt as timed out.
+      if (retry === undefined && timeoutMs === undefined) out[name] = entry as Handler;
+      else out[name] = checked(modulePath, name, () => withDefaults(entry as Handler, { retry, timeoutMs }));
+    } else if (entry && typeof entry === 'object' && typeof (entry as { handler?: unknown }).handler === 'function') {
       const { handler, retry, timeoutMs, ...unknown } = entry as { handler: Handler } & HandlerDefaults;
-      try {
+      out[name] = checked(modulePath, name, () => {
         // A misspelt option (`timeout`) would otherwise be ignored without a word.
         const extra = Object.keys(unknown);
         if (extra.length) throw new TypeError(`${extra.join(', ')}: not a known option (handler, retry, timeoutMs)`);
-        out[name] = withDefaults(handler, { retry, timeoutMs });
-      } catch (err) {
-        throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}": ${(err as Error).message}`);
-      }
+        return withDefaults(handler, { retry, timeoutMs });
+      });
     } else throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is neither a function nor { handler, retry?, timeoutMs? }`);
   }
   return out;
+}
+
+function safeText(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return typeof value;
+  }
+}
+
+function checked(modulePath: string, name: string, make: () => Handler): Handler {
+  try {
+    return make();
+  } catch (err) {
+    throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}": ${(err as Error).message}`);
+  }
 }

@@ -67,7 +67,9 @@ export class Running {
     if (this.aborted) return Promise.reject(this.reason);
     return new Promise<T>((resolve, reject) => {
       this.rejectRace = reject;
-      work.then(resolve, reject);
+      // Promise.resolve: a handler from HANDLERS_MODULE may return a plain value (or a thenable);
+      // for a native promise it is the promise itself, so no allocation.
+      Promise.resolve(work).then(resolve, reject);
     });
   }
 }
@@ -581,7 +583,7 @@ function resultJson(value: unknown): string | null {
   try {
     text = JSON.stringify(value);
   } catch (err) {
-    throw new Error(`result is not JSON-serializable: ${(err as Error).message}`);
+    throw new Error(`result is not JSON-serializable: ${errorText(err)}`);
   }
   if (text === undefined) return null;
   const bytes = Buffer.byteLength(text);
@@ -604,26 +606,45 @@ function policyOf(handler: Handler | undefined, own: RetryPolicy | undefined): R
   return own ? { ...handler.retry, ...own } : handler.retry;
 }
 
-/** The error's code when it has a textual one (ECONNRESET), else its name (TaskTimeoutError). */
+/**
+ * The error's code when it has a textual one (ECONNRESET), else its name (TaskTimeoutError).
+ * A handler may throw anything (a getter that throws, a null-prototype object): describing it
+ * must not throw, or the outcome would never be written and the task would stay leased for good.
+ */
 function errorTypeOf(err: unknown): string {
-  if (err && typeof err === 'object') {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && code.length > 0) return storableText(code.slice(0, 200));
-    const name = (err as { name?: unknown }).name;
-    if (typeof name === 'string' && name.length > 0) return storableText(name.slice(0, 200));
+  try {
+    if (err && typeof err === 'object') {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code.length > 0) return storableText(code.slice(0, 200));
+      const name = (err as { name?: unknown }).name;
+      if (typeof name === 'string' && name.length > 0) return storableText(name.slice(0, 200));
+    }
+  } catch {
+    // Falls back to its type below.
   }
   return typeof err;
 }
 
 /** The error's stack trace, bounded; null when it has no frames (the demo handlers' planned failures), which would only repeat `error`. */
 function stackOf(err: unknown): string | null {
-  const stack = err instanceof Error ? err.stack : undefined;
-  if (!stack || !stack.includes('\n    at ')) return null;
+  let stack: unknown;
+  try {
+    stack = err instanceof Error ? err.stack : undefined;
+  } catch {
+    return null;
+  }
+  if (typeof stack !== 'string' || !stack.includes('\n    at ')) return null;
   return storableText(stack.length > MAX_STACK_CHARS ? `${stack.slice(0, MAX_STACK_CHARS)}…` : stack);
 }
 
 function errorText(err: unknown): string {
-  const text = err instanceof Error ? err.message || err.name : String(err);
+  let text: string;
+  try {
+    text = err instanceof Error ? String(err.message || err.name) : String(err);
+  } catch {
+    // String() throws for a null-prototype object, a toString that throws, a message getter that throws.
+    text = `handler threw a${typeof err === 'object' ? 'n object' : ` ${typeof err}`} that cannot be shown as text`;
+  }
   return storableText(text.length > 4000 ? `${text.slice(0, 4000)}…` : text);
 }
 

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadHandlersModule, TaskContext, withDefaults } from '../../services/worker/handlers';
+import { customHandlers } from '../../services/worker/custom-handlers';
 
 const ctx = (payload: unknown): TaskContext => ({ id: 't', type: 'x', payload, attempt: 1, signal: new AbortController().signal });
 
@@ -70,5 +71,41 @@ describe('loadHandlersModule', () => {
     expect(() => loadHandlersModule(typo)).toThrow(`handler "report": timeout: not a known option (handler, retry, timeoutMs)`);
     const neither = moduleWith(`exports.handlers = { report: 42 };`);
     expect(() => loadHandlersModule(neither)).toThrow('handler "report" is neither a function nor { handler, retry?, timeoutMs? }');
+  });
+
+  it('refuses a handler that would shadow a built-in one, naming it', () => {
+    const file = moduleWith(`exports.handlers = { mine: async () => 1, echo: async () => 'not echo' };`);
+    expect(() => loadHandlersModule(file)).toThrow(`HANDLERS_MODULE ${file}: handler "echo" would replace the built-in handler of that name`);
+    customHandlers.mine = async () => 2;
+    try {
+      const own = moduleWith(`exports.handlers = { mine: async () => 1 };`);
+      expect(() => loadHandlersModule(own)).toThrow(`HANDLERS_MODULE ${own}: handler "mine" would replace the one of that name in custom-handlers.ts`);
+    } finally {
+      delete customHandlers.mine;
+    }
+  });
+
+  it('says which setting failed when the module cannot be loaded', () => {
+    const missing = path.join(dir, 'nope.js');
+    expect(() => loadHandlersModule(missing)).toThrow(`HANDLERS_MODULE ${missing} could not be loaded:`);
+    const syntax = moduleWith(`exports.handlers = {`);
+    expect(() => loadHandlersModule(syntax)).toThrow(/could not be loaded: .*SyntaxError/);
+    const throws = moduleWith(`throw 'no database';`);
+    expect(() => loadHandlersModule(throws)).toThrow(`HANDLERS_MODULE ${throws} could not be loaded: no database`);
+  });
+
+  it('refuses a handlers export that is not a plain object of handlers', () => {
+    const arr = moduleWith(`exports.handlers = [async () => 1];`);
+    expect(() => loadHandlersModule(arr)).toThrow(`HANDLERS_MODULE ${arr} must export an object named "handlers"`);
+    const map = moduleWith(`exports.handlers = new Map([['a', async () => 1]]);`);
+    expect(() => loadHandlersModule(map)).toThrow(`HANDLERS_MODULE ${map} must export an object named "handlers"`);
+  });
+
+  it('holds defaults set as properties of a plain function to the same bounds', () => {
+    const huge = moduleWith(`const f = async () => 1; f.timeoutMs = 3e9; exports.handlers = { report: f };`);
+    expect(() => loadHandlersModule(huge)).toThrow(`HANDLERS_MODULE ${huge}: handler "report": handler defaults: timeoutMs must be an integer between 1 and 86400000`);
+    const ok = moduleWith(`const f = async () => 1; f.timeoutMs = 500; f.retry = { backoff: 'fixed', base_ms: 100 }; exports.handlers = { report: f };`);
+    const found = loadHandlersModule(ok);
+    expect({ retry: found.report!.retry, timeoutMs: found.report!.timeoutMs }).toEqual({ retry: { backoff: 'fixed', base_ms: 100 }, timeoutMs: 500 });
   });
 });
