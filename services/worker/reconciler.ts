@@ -14,12 +14,14 @@ import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { maxAttempts } from '../core/tasks/backoff';
 import { ExpiredStatus, recordExpired } from '../core/tasks/attempt-store';
-import { Cursor, finishCancelled, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
+import { Cursor, finishCancelled, settledByIds, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 import { CANCEL_REASON } from '../core/operator/cancel-tasks';
 
 const MAX_PAGES_PER_PASS = 100;
 const BUSY_PAGES_PER_PASS = 10;
 const DEFAULT_PAYLOAD_BYTES = 8 * 1048576;
+/** Ids of unanswering partitions kept for the next pass (beyond it the walk reaches them). */
+const MAX_DEFERRED = 10_000;
 
 export interface ReconcileResult {
   leader: boolean;
@@ -52,6 +54,8 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
   private heldTwice = 0;
   /** This pass found its lock taken by another worker: it pushes nothing more. */
   private lost = false;
+  /** Ids whose partition did not answer in a page's repair: checked again at the next pass's start. */
+  private readonly deferred = new Set<string>();
 
   constructor(
     /** typeLabel: a task type as the `type` label (the worker's handlers, else `unknown`; all `unknown` when absent). */
@@ -69,6 +73,15 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     if (!(await this.deps.queue.lock('reconciler', this.owner, this.lockTtlMs))) return result;
     result.leader = true;
     await this.sweep(result);
+    // Tasks of a partition that did not answer last pass, not left for the walk to come round to.
+    if (this.deferred.size > 0) {
+      const ids = [...this.deferred];
+      this.deferred.clear();
+      await this.repair(await settledByIds(this.deps.pool, ids, this.opts.graceMs), result).catch((err: unknown) => {
+        this.defer(ids);
+        throw err;
+      });
+    }
     // Keep paging while pages are full, so a Redis that lost everything is rebuilt in one pass
     // rather than one page per interval; bounded so a pass cannot run forever.
     for (let page = 0; page < MAX_PAGES_PER_PASS; page++) {
@@ -149,6 +162,9 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const stale = (d: { task: UnfinishedTask; attempts: number }) => d.attempts < maxAttempts(d.task.max_retries, d.task.retry_base);
     await this.recordUnrecordedDeaths(deadLettered.filter((d) => !stale(d)), result);
     await this.requeue(deadLettered.filter(stale).map((d) => d.task), result, true);
+    // undefined: the task's partition did not answer (a master failing over or stalled). Not
+    // unknown (queueing it would hold it twice): it is left for the next pass.
+    this.defer(page.filter((_, i) => entries[i] === undefined).map((t) => t.id));
     const unknown = page.filter((_, i) => entries[i] === null);
     if (unknown.length === 0) return;
     // A cancel that met an attempt whose outcome (a retry) Postgres had written but Redis had not
@@ -172,6 +188,13 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     await this.requeue(toIndex, result);
   }
 
+  private defer(ids: string[]): void {
+    for (const id of ids) {
+      if (this.deferred.size >= MAX_DEFERRED) return;
+      this.deferred.add(id);
+    }
+  }
+
   /**
    * Pushes `tasks` with their payloads, read in chunks of at most payloadBytes (sizes first), each
    * pushed before the next is read, so a pass holds one chunk of payloads at a time. A task that
@@ -190,8 +213,10 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
       });
       if (!(await this.stillLeading())) return;
       // `replace`: what Redis holds of them is out of date (requeue replaces it; enqueue keeps it).
-      const pushed = replace ? await queue.requeue(items) : await queue.enqueue(items);
+      const pushed = queue.pushAnswering ? await queue.pushAnswering(items, replace) : replace ? await queue.requeue(items) : await queue.enqueue(items);
       result.requeued += pushed.filter(Boolean).length;
+      // A partition that did not answer the push: checked again next pass.
+      this.defer(items.filter((_, i) => pushed[i] === undefined).map((it) => it.id));
     }
   }
 

@@ -12,7 +12,13 @@ import { createRedis } from '../../services/core/db/redis';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { partitionOf, partitionTags } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
-import { testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
+import { createTestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
+import { Pool } from 'pg';
+import { createTask } from '../../services/core/tasks/task-store';
+import { uuidv7 } from '../../services/core/tasks/uuid';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import { Reconciler } from '../../services/worker/reconciler';
+import { silentLog } from '../support/stack';
 
 const N = 3;
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
@@ -124,6 +130,69 @@ test('a lease round with the partition of the critical work down leases the othe
   } finally {
     await setKeys(DOWN);
   }
+});
+
+/** Lets the limited user reach every partition (null) or all but `down`. */
+const setKeys = (down: number | null) => {
+  const tags = partitionTags(prefix, N);
+  return admin.call('ACL', 'SETUSER', user, 'resetkeys', `~{${prefix}}:*`, ...tags.filter((_, p) => p !== down).map((t) => `~${t}:*`));
+};
+
+describe('the reconciler with one partition down', () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let pool: Pool;
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    pool = new Pool({ connectionString: db.url });
+  });
+  afterEach(async () => {
+    await setKeys(DOWN);
+    await pool.end();
+    await db.drop();
+  });
+  const reconcilerOn = (redis: Redis, batchSize = 100) =>
+    new Reconciler({ pool, queue: queueOn(redis), metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize }, silentLog);
+  /** A task committed in Postgres whose push to Redis never happened. */
+  const storedOnly = async (tenant: string) => {
+    const id = uuidv7();
+    await createTask(pool, { id, type: 'noop', priority: 'default', payload: {}, maxRetries: 3, tenant, idempotencyKey: null }, null, 1000);
+    return id;
+  };
+
+  test('repairs the tasks of the partitions that answer; the down one\'s are left alone, then repaired once it answers', async () => {
+    const lost = await Promise.all(tenants.map(storedOnly));
+    // A task of the down partition Redis holds (leased): it must not be queued a second time.
+    const held = await storedOnly(tenants[DOWN]!);
+    await queue.enqueue([{ ...item(tenants[DOWN]!), id: held }]);
+    expect(await queue.lease({ max: 1, visibilityMs: 60_000 })).toHaveLength(1);
+    const r = reconcilerOn(limited);
+    // Before: the pass threw (NOPERM from the down partition) and repaired nothing anywhere.
+    expect(await r.runOnce()).toMatchObject({ leader: true, requeued: N - 1, vanishedLeases: 0 });
+    expect((await queue.indexed(tenants.map((tenant, p) => ({ id: lost[p]!, tenant })))).map((e) => e !== null)).toEqual(tenants.map((_, p) => p !== DOWN));
+    await setKeys(null);
+    expect(await r.runOnce()).toMatchObject({ requeued: 1, vanishedLeases: 0 });
+    const stats = await queue.stats();
+    expect({ ready: stats.ready.default, processing: stats.processing }).toEqual({ ready: N, processing: 1 });
+  });
+
+  test('a task of the down partition is checked again at the start of the next pass, not when the walk comes round', async () => {
+    // The down partition's task sorts first (tenant order); 101 tasks of a tenant of another
+    // partition after it make the walk stop (100 pages of one) before it goes round.
+    let other = '';
+    for (let i = 0; !other; i++) if (`zz${i}` > tenants[DOWN]! && partitionOf(`zz${i}`, N) !== DOWN) other = `zz${i}`;
+    const down = await storedOnly(tenants[DOWN]!);
+    await pool.query(
+      `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, updated_at)
+       SELECT gen_random_uuid(), $1, 'noop', 'default', '{}', 'queued', 3, now() - interval '1 minute' FROM generate_series(1, 101)`,
+      [other],
+    );
+    const r = reconcilerOn(limited, 1);
+    expect(await r.runOnce()).toMatchObject({ requeued: 99 });
+    await setKeys(null);
+    // Before (the walk going on from its cursor): only the 2 left of the other tenant.
+    expect(await r.runOnce()).toMatchObject({ requeued: 3 });
+    expect(await queue.indexed([{ id: down, tenant: tenants[DOWN]! }])).toEqual([{ deadLetteredAfter: null }]);
+  });
 });
 
 test('every partition down is an outage: the pass fails', async () => {

@@ -65,12 +65,12 @@ it('a page whose repair failed (Redis away for a moment) is walked again by the 
   const ids: string[] = [];
   for (let i = 0; i < 150; i++) ids.push(await storedOnly());
   const r = reconciler(100);
-  const enqueue = stack.queue.enqueue.bind(stack.queue);
-  const spy = jest.spyOn(stack.queue, 'enqueue').mockImplementationOnce(async () => {
+  // The push the reconciler makes (a partitioned queue: pushAnswering, which throws when no partition answered).
+  const q = stack.queue as { enqueue: (...a: unknown[]) => Promise<unknown>; pushAnswering?: (...a: unknown[]) => Promise<unknown> };
+  const spy = (q.pushAnswering ? jest.spyOn(q as Required<typeof q>, 'pushAnswering') : jest.spyOn(q, 'enqueue')).mockImplementationOnce(async () => {
     throw new Error('Connection is closed.');
   });
   await expect(r.runOnce()).rejects.toThrow('Connection is closed.');
-  spy.mockImplementation(enqueue);
   expect(await r.runOnce()).toMatchObject({ requeued: 150 });
   expect((await stack.queue.stats()).ready.high).toBe(150);
   spy.mockRestore();

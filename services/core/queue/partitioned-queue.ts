@@ -26,6 +26,12 @@ export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partit
    * failed; leases its late answer brings are handed back, uncounted.
    */
   leaseWaitMs?: number;
+  /**
+   * How long a pass over the whole queue (reap, promote, sweep, indexed) waits for one partition
+   * (default 2000 ms). One that has not answered sits the pass out like one that failed; what its
+   * late answer did (reaped leases, promoted retries, forgotten tasks) is handed to the next pass.
+   */
+  passWaitMs?: number;
 }
 
 export class PartitionedQueue implements TaskQueue {
@@ -43,6 +49,10 @@ export class PartitionedQueue implements TaskQueue {
   private ringQueued = false;
   /** Per partition, the sweep's last count of ids held twice (see TaskQueue.sweep). */
   private readonly heldTwice: number[];
+  /** What passes that had stopped waiting for a partition were told by its late answer: handed to the next pass of their kind. */
+  private lateReaped: Reaped[] = [];
+  private latePromoted: Promoted[] = [];
+  private lateForgotten: string[] = [];
 
   constructor(
     readonly redis: Redis,
@@ -98,8 +108,31 @@ export class PartitionedQueue implements TaskQueue {
     });
   }
 
-  async indexed(tasks: TaskRef[]): Promise<(IndexEntry | null)[]> {
-    return this.byTenant(tasks, (q, group) => q.indexed(group));
+  /**
+   * undefined for the tasks of a partition that failed or did not answer within passWaitMs (not
+   * known either way: the caller must not take them for unknown to Redis); throws when every
+   * partition was asked and failed (an outage).
+   */
+  indexed(tasks: TaskRef[]): Promise<(IndexEntry | null | undefined)[]> {
+    return this.answeringByTenant('indexed', tasks, (q, group) => q.indexed(group));
+  }
+
+  /** enqueue (requeue when `replace`) in the partitions that answer: undefined for the items of the others (see indexed). */
+  pushAnswering(items: EnqueueItem[], replace: boolean): Promise<(boolean | undefined)[]> {
+    return this.answeringByTenant(replace ? 'requeue' : 'enqueue', items, (q, group) => (replace ? q.requeue(group) : q.enqueue(group)));
+  }
+
+  /** `call` per partition of the items' tenants, each bounded by passWaitMs; undefined for the items of one that failed or is late (its late answer dropped). */
+  private async answeringByTenant<T extends { tenant: string }, R>(what: string, items: T[], call: (q: RedisQueue, group: T[]) => Promise<R[]>): Promise<(R | undefined)[]> {
+    const out = new Array<R | undefined>(items.length).fill(undefined);
+    const groups = [...this.groupBy(items, (t) => partitionOf(t.tenant, this.parts.length))];
+    const results = await Promise.allSettled(groups.map(([p, g]) => this.bounded(p, what, call(this.parts[p]!, g.items), () => undefined)));
+    // Throws only when every partition was asked and none answered (an outage); tasks all in one
+    // partition that is down are undefined, like the tasks of one down partition among others.
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length === this.parts.length) throw failed[0]!.reason;
+    results.forEach((r, i) => r.status === 'fulfilled' && groups[i]![1].at.forEach((at, j) => (out[at] = r.value[j]!)));
+    return out;
   }
 
   async settle(items: SettleItem[]): Promise<number> {
@@ -243,11 +276,22 @@ export class PartitionedQueue implements TaskQueue {
   }
 
   async reap(limit: number, holdMs: number): Promise<Reaped[]> {
-    return (await this.everyPartition((q) => q.reap(limit, holdMs))).flatMap((r) => r ?? []);
+    const late = this.lateReaped.splice(0);
+    const now = await this.everyPartition('reap', (q) => q.reap(limit, holdMs), (r) => this.lateReaped.push(...r)).catch((err: unknown) => {
+      this.lateReaped.unshift(...late); // kept for the next pass
+      throw err;
+    });
+    return [...late, ...now.flatMap((r) => r ?? [])];
   }
 
   async promoteDue(limitPerPriority: number): Promise<Promoted> {
-    const all = (await this.everyPartition((q) => q.promoteDue(limitPerPriority))).filter((r): r is Promoted => r !== undefined);
+    const late = this.latePromoted.splice(0);
+    const each = await this.everyPartition('promote', (q) => q.promoteDue(limitPerPriority), (r) => this.latePromoted.push(r)).catch((err: unknown) => {
+      this.latePromoted.unshift(...late);
+      throw err;
+    });
+    // A late answer's retries are counted; its next due time is stale (the retry pump's next pass reads it again).
+    const all = [...each.filter((r): r is Promoted => r !== undefined), ...late.map((r) => ({ ...r, nextDueInMs: null }))];
     const due = all.map((r) => r.nextDueInMs).filter((d): d is number => d !== null);
     return { moved: sumBy(all.map((r) => r.moved)), nextDueInMs: due.length ? Math.min(...due) : null };
   }
@@ -283,7 +327,18 @@ export class PartitionedQueue implements TaskQueue {
   }
 
   async sweep(limit: number, heldTwiceBefore = 0): Promise<Sweep> {
-    const each = await this.everyPartition((q, p) => q.sweep(limit, heldTwiceBefore === 0 ? 0 : this.heldTwice[p]));
+    const late = this.lateForgotten.splice(0);
+    const each = await this.everyPartition(
+      'sweep',
+      (q, p) => q.sweep(limit, heldTwiceBefore === 0 ? 0 : this.heldTwice[p]),
+      (s, p) => {
+        this.heldTwice[p] = s.heldTwice;
+        this.lateForgotten.push(...s.forgotten);
+      },
+    ).catch((err: unknown) => {
+      this.lateForgotten.unshift(...late);
+      throw err;
+    });
     each.forEach((s, p) => s && (this.heldTwice[p] = s.heldTwice));
     const all = each.filter((s): s is Sweep => s !== undefined);
     return {
@@ -293,7 +348,7 @@ export class PartitionedQueue implements TaskQueue {
       // A partition that did not answer keeps its last count (not a duplicate gone away).
       heldTwice: this.heldTwice.reduce((a, b) => a + b, 0),
       tenantRepairs: all.reduce((a, s) => a + s.tenantRepairs, 0),
-      forgotten: all.flatMap((s) => s.forgotten),
+      forgotten: [...late, ...all.flatMap((s) => s.forgotten)],
     };
   }
 
@@ -366,12 +421,43 @@ export class PartitionedQueue implements TaskQueue {
    * partition failing over (CLUSTERDOWN, TRYAGAIN) or away sits the pass out, as in a lease round,
    * and the next pass tries it again; the others' scripts have run, so their answers must reach
    * the caller (a reaped lease not handed back is never recorded in Postgres). All failing is an outage.
+   * Each partition is waited for at most passWaitMs; a late answer goes to `lateAnswer`.
    */
-  private async everyPartition<R>(call: (q: RedisQueue, p: number) => Promise<R>): Promise<(R | undefined)[]> {
-    const results = await Promise.allSettled(this.parts.map((q, p) => call(q, p)));
+  private async everyPartition<R>(what: string, call: (q: RedisQueue, p: number) => Promise<R>, lateAnswer: (r: R, p: number) => void): Promise<(R | undefined)[]> {
+    // One partition: as before, unbounded (nothing else to go on with).
+    if (this.parts.length === 1) return [await call(this.parts[0]!, 0)];
+    const results = await Promise.allSettled(this.parts.map((q, p) => this.bounded(p, what, call(q, p), (r) => lateAnswer(r, p))));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length === results.length) throw failed[0]!.reason;
     return results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+  }
+
+  /**
+   * `call` (one partition's) waited for at most passWaitMs: one not answered by then (a master
+   * stalled, or unreachable without a reset) is an error to the pass, and its answer, if it comes,
+   * goes to `late`, so what its script did is not lost. One partition: not bounded.
+   */
+  private bounded<R>(p: number, what: string, call: Promise<R>, late: (r: R) => void): Promise<R> {
+    if (this.parts.length === 1) return call;
+    const waitMs = this.opts.passWaitMs ?? 2000;
+    return new Promise<R>((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(new Error(`partition ${p} did not answer a ${what} call within ${waitMs} ms`));
+      }, waitMs);
+      call.then(
+        (r) => {
+          clearTimeout(timer);
+          if (timedOut) late(r);
+          else resolve(r);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   private groupBy<T>(items: T[], partitionOfItem: (item: T) => number): Map<number, { items: T[]; at: number[] }> {

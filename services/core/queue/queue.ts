@@ -312,9 +312,16 @@ export interface TaskQueue {
   onDue(onDue: (dueAtMs: number) => void): Promise<() => Promise<void>>;
   /**
    * Per id, what Redis holds of the task: null when it does not know it at all, else whether it has
-   * used up its attempts with no lease holding it (Redis dead-lettered it).
+   * used up its attempts with no lease holding it (Redis dead-lettered it); undefined when its
+   * partition did not answer (partitioned queue, others answering): not known either way.
    */
-  indexed(tasks: TaskRef[]): Promise<(IndexEntry | null)[]>;
+  indexed(tasks: TaskRef[]): Promise<(IndexEntry | null | undefined)[]>;
+  /**
+   * enqueue (requeue when `replace`) for the reconciler's repairs, in the partitions that answer
+   * (partitioned queue only): undefined for the items of one that failed or did not answer in time
+   * (pushed or not: not known); throws only when none answered.
+   */
+  pushAnswering?(items: EnqueueItem[], replace: boolean): Promise<(boolean | undefined)[]>;
   /**
    * Checks that every task Redis knows is held somewhere (ready, leased, retrying or dead-lettered):
    * a count when all is well; when not, forgets up to `limit` tasks held nowhere (they could never

@@ -98,6 +98,16 @@ export async function unfinishedTasks(pool: Pool, graceMs: number, limit: number
   };
 }
 
+/** Those of `ids` a page of unfinishedTasks would check now: unfinished, untouched for graceMs. */
+export async function settledByIds(pool: Pool, ids: string[], graceMs: number): Promise<UnfinishedTask[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await pool.query<UnfinishedTask>(
+    `SELECT ${UNFINISHED_COLUMNS} FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED} AND updated_at < now() - $2 * interval '1 millisecond'`,
+    [ids, graceMs],
+  );
+  return rows;
+}
+
 /** Those of `ids` that are unfinished (delayed ones too), whenever they were last touched. */
 export async function unfinishedByIds(pool: Pool, ids: string[]): Promise<UnfinishedTask[]> {
   if (ids.length === 0) return [];
