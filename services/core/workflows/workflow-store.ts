@@ -47,6 +47,8 @@ export async function createWorkflow(
   tenant: string,
   spec: WorkflowSpec,
   idem: WorkflowIdempotency | null,
+  // The key's expired holder was let go once already (see below): a second conflict is an error.
+  keyFreed = false,
 ): Promise<CreateWorkflowOutcome> {
   const id = uuidv7();
   const ids = stepIds(spec.steps.length);
@@ -103,8 +105,9 @@ export async function createWorkflow(
   if (rows.length === 0) {
     const prior = await priorWorkflow(deps.pool, tenant, idem!);
     if (prior) return prior;
+    if (keyFreed) throw new Error(`idempotency key of tenant ${tenant} kept conflicting after its expired holder let go of it`);
     await deps.pool.query(`UPDATE workflows SET idempotency_key = NULL WHERE tenant = $1 AND idempotency_key = $2 AND idempotency_expires_at <= now()`, [tenant, idem!.key]);
-    return createWorkflow(deps, tenant, spec, idem);
+    return createWorkflow(deps, tenant, spec, idem, true);
   }
   const workflow = Object.fromEntries(WORKFLOW_COLUMNS.split(', ').map((c) => [c, rows[0]![`w_${c}`]])) as unknown as WorkflowRow;
   const roots = rows.filter((r) => r.id !== null) as unknown as TaskRow[];
