@@ -3,7 +3,9 @@
  * consumed in Redis before anything is written (a batch is admitted whole or refused whole), with
  * the draft IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers-08) on the answer. A tenant
  * without limits costs no Redis call. While Redis is unreachable limits are not enforced (tasks
- * are still accepted into Postgres, as without limits): logged, at most every 10 s.
+ * are still accepted into Postgres, as without limits): logged, at most every 10 s. So is a Redis
+ * that does not answer within `waitMs` (writes paused by a failover, a stalled server): a request
+ * never waits on it longer, and an admission it runs late gives its places back at once.
  */
 import type { Logger } from '../../core/observability/logger';
 import type { ApiMetrics } from '../../core/observability/metrics';
@@ -39,6 +41,9 @@ export type UnderLimits = <T>(
 
 const FREE: Admitted = { headers: {}, counted: 0, tenant: '' };
 
+/** How long a request waits for Redis's answer on its admission before going on without limits. */
+export const DEFAULT_ADMIT_WAIT_MS = 2000;
+
 export interface RequestAdmissionDeps {
   cache: TenantCache;
   admission: TenantAdmission;
@@ -46,6 +51,8 @@ export interface RequestAdmissionDeps {
   log: Logger;
   metrics: Pick<ApiMetrics, 'rateLimited' | 'quotaRefused'>;
   tenantLabels: TenantLabels;
+  /** DEFAULT_ADMIT_WAIT_MS unless given (tests). */
+  waitMs?: number;
 }
 
 export class RequestAdmission {
@@ -69,13 +76,39 @@ export class RequestAdmission {
   private admitWith(tenant: string, n: number, row: TenantRow | undefined): Admitted | Promise<Admitted> {
     const limits = effectiveLimits(row, this.deps.env);
     if (isUnlimited(limits)) return FREE;
-    return this.deps.admission.admit(tenant, n, limits).then(
+    return this.withinWait(tenant, n, this.deps.admission.admit(tenant, n, limits)).then(
       (a) => this.answer(tenant, n, limits, a),
       (err: unknown) => {
         this.warn(err);
         return FREE;
       },
     );
+  }
+
+  /**
+   * Redis's answer, or an error once it has not come within waitMs. Should the script run after
+   * all, the request went on without limits: the places it took are given back (its tasks are
+   * counted from Postgres at the next true-up), else they stayed in flight for IN_FLIGHT_TTL_MS.
+   */
+  private withinWait(tenant: string, n: number, admitting: Promise<Admission>): Promise<Admission> {
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(new Error(`Redis did not answer a tenant admission within ${this.deps.waitMs ?? DEFAULT_ADMIT_WAIT_MS} ms`));
+      }, this.deps.waitMs ?? DEFAULT_ADMIT_WAIT_MS);
+      admitting.then(
+        (a) => {
+          clearTimeout(timer);
+          if (!late) resolve(a);
+          else if (a.admitted && a.reservation) this.deps.admission.settle(tenant, a.reservation, n).catch((err: unknown) => this.warn(err));
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (!late) reject(err);
+        },
+      );
+    });
   }
 
   private answer(tenant: string, n: number, l: TenantLimits, a: Admission): Admitted {
