@@ -36,6 +36,7 @@ import { buildOpenApiDocument } from './openapi/document';
 import { DEFAULT_BULK_MAX_LIMIT, DEFAULT_BULK_SCAN_ROWS } from './schemas/bulk';
 import { addScheduleRoutes, DEFAULT_MAX_SCHEDULES_PER_TENANT } from './schedules/schedule-routes';
 import { triggerSchedule } from '../core/schedules/schedule-tasks';
+import { getSchedule } from '../core/schedules/schedule-store';
 import { addWorkflowRoutes } from './workflows/workflow-routes';
 import { addConsoleRoutes, ConsoleOptions } from './console/console-routes';
 import { addAdminRoutes } from './admin/admin-routes';
@@ -310,8 +311,11 @@ export function createApp(deps: AppDeps): ApiApp {
       pool: deps.pool,
       defaultMaxRetries: deps.defaultMaxRetries,
       maxSchedulesPerTenant: deps.maxSchedulesPerTenant ?? DEFAULT_MAX_SCHEDULES_PER_TENANT,
-      // A triggered task is a task like a submitted one: under the tenant's limits, and counted.
+      // A triggered task is a task like a submitted one: under the tenant's limits, and counted. A
+      // schedule the tenant does not have makes no task, so it costs nothing (its 404 is answered
+      // at the limits too, as a retry's), as a submission refused for its body costs nothing.
       trigger: async (tenant, name) => {
+        if (!(await getSchedule(deps.pool, tenant, name))) return null;
         const admitted = await admitTasks(tenant, 1);
         const task = await settled(admitted, triggerSchedule(deps, tenant, name), (t) => (t ? 1 : 0));
         if (task) deps.metrics.enqueued.inc();

@@ -342,3 +342,21 @@ describe('retries are admitted like submissions', () => {
     expect((await post('rw', { type: 'noop' })).status).toBe(429);
   });
 });
+
+describe('schedule triggers are admitted like submissions', () => {
+  it('a trigger of a schedule the tenant does not have is a 404 at its limits too, and takes nothing from them', async () => {
+    await keyOf('trig');
+    await setTenant(stack.pool, 'trig', { rate_limit: 1, burst: 1, max_unfinished: 1 });
+    await trueUp.runOnce();
+    expect((await post('trig', { name: 'real', cron: '@yearly', task: { type: 'noop' } }, '/schedules')).status).toBe(201);
+    // Before: the missing schedule's trigger took the bucket's one token (its answer a 404 all the same)...
+    expect((await post('trig', {}, '/schedules/nope/trigger')).status).toBe(404);
+    expect((await post('trig', {}, '/schedules/real/trigger')).status).toBe(201);
+    // ...and at the limits it was refused 429 (no token, no place) for a schedule that does not exist.
+    const missing = await post('trig', {}, '/schedules/nope/trigger');
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { detail: string }).detail).toBe('no schedule named nope');
+    expect((await post('trig', {}, '/schedules/real/trigger')).status).toBe(429);
+    expect(await tasksOf('trig')).toBe(1);
+  });
+});
