@@ -3,6 +3,8 @@
  * (a Redis leader lock) counts unfinished tasks per tenant every interval, while any tenant has a
  * cap (TENANT_MAX_UNFINISHED or its own --max-unfinished). The count walks the unfinished-tasks
  * index, so its cost grows with the backlog; the pass waits at least five times its own duration.
+ * The lock is held through that wait (and, taken, for as long as the last pass and its wait took),
+ * so the wait holds for every replica: another one taking a lapsed lock would count meanwhile.
  */
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -18,6 +20,8 @@ export interface LeaderLock {
 export class UnfinishedTrueUp extends PeriodicService<{ tenants: number } | null> {
   private readonly owner = `api-${randomBytes(6).toString('hex')}`;
   private pausedUntil = 0;
+  /** How long the last pass took (its count); the lock is taken to cover a pass as long and its wait. */
+  private lastTookMs = 0;
 
   constructor(
     private readonly deps: { pool: Pool; admission: TenantAdmission; lock: LeaderLock; envCap: number },
@@ -29,7 +33,7 @@ export class UnfinishedTrueUp extends PeriodicService<{ tenants: number } | null
 
   async runOnce(): Promise<{ tenants: number } | null> {
     if (Date.now() < this.pausedUntil) return null;
-    if (!(await this.deps.lock.lock('unfinished-true-up', this.owner, this.intervalMs * 3))) return null;
+    if (!(await this.deps.lock.lock('unfinished-true-up', this.owner, this.intervalMs * 3 + this.lastTookMs * 5))) return null;
     if (this.deps.envCap === 0 && !(await anyUnfinishedCap(this.deps.pool))) return null;
     const t0 = Date.now();
     const before = await this.deps.admission.snapshot();
@@ -38,7 +42,12 @@ export class UnfinishedTrueUp extends PeriodicService<{ tenants: number } | null
     for (const [tenant, n] of before.inFlight) counts.set(tenant, (counts.get(tenant) ?? 0) + n);
     await this.deps.admission.trueUp(counts, before.admitted);
     const took = Date.now() - t0;
-    if (took * 5 > this.intervalMs) this.pausedUntil = Date.now() + took * 4;
+    this.lastTookMs = took;
+    if (took * 5 > this.intervalMs) {
+      this.pausedUntil = Date.now() + took * 4;
+      // Kept (or taken again, when it lapsed during the pass and no other replica holds it) for the wait.
+      await this.deps.lock.lock('unfinished-true-up', this.owner, took * 4 + this.intervalMs * 3);
+    }
     return { tenants: counts.size };
   }
 }
