@@ -82,6 +82,10 @@ it('refuses keys without the admin scope (403), and bad bodies with a 400 naming
     [{ tenant: 'x', scopes: ['admin'], expires_in_ms: 0 }, 'expires_in_ms'],
     [{ tenant: 'x', scopes: ['admin'], description: 'd'.repeat(201) }, 'description'],
     [{ tenant: 'x', scopes: ['admin'], owner: 'me' }, 'owner'],
+    // Names an object has by its prototype are no fields of a key either (before: silently ignored, 201).
+    [{ tenant: 'x', scopes: ['admin'], constructor: 'me' }, 'constructor'],
+    [{ tenant: 'x', scopes: ['admin'], toString: 'me' }, 'toString'],
+    [JSON.parse('{"tenant": "x", "scopes": ["admin"], "__proto__": {"tenant": "y"}}'), '__proto__'],
     [[1], 'body'],
   ];
   for (const [body, field] of cases) {

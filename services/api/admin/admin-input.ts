@@ -12,11 +12,13 @@ export interface KeyInput {
 }
 
 const invalid = (field: string, message: string) => badRequest(`${field} ${message}`, [{ field, message }]);
+/** A Set, not `in`: `constructor`, `toString` or `__proto__` (an object's by its prototype) are no fields either. */
+const KNOWN = new Set(Object.keys(KeyInputSchema.properties));
 
 export function validateKeyInput(body: unknown): KeyInput {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('the body must be a JSON object', [{ field: 'body', message: 'must be a JSON object' }]);
   const b = body as Record<string, unknown>;
-  for (const k of Object.keys(b)) if (!(k in KeyInputSchema.properties)) throw invalid(k, 'is not a field of a key');
+  for (const k of Object.keys(b)) if (!KNOWN.has(k)) throw invalid(k, 'is not a field of a key');
   if (typeof b.tenant !== 'string' || !isTenantName(b.tenant)) throw invalid('tenant', 'must be 1-63 characters of a-z 0-9 _ . - starting with a letter or digit');
   if (!Array.isArray(b.scopes) || b.scopes.length === 0) throw invalid('scopes', 'must be a non-empty list of tasks:write, tasks:read, admin');
   const scopes = b.scopes as unknown[];
