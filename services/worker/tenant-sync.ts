@@ -79,12 +79,16 @@ export class TenantSync extends PeriodicService<{ sent: number; changed: number 
     return { sent, changed };
   }
 
-  /** A page of the rows changed since `since` (null: every row), after `after` in (updated_at, name) order. */
+  /**
+   * A page of the rows changed since `since` (null: every row), after `after` in (updated_at, name)
+   * order. `since` counts no later than the database's clock now: a row written while that clock ran
+   * ahead (a forward step, corrected since) must not hide the rows written after it, dated earlier.
+   */
   private async read(since: string | null, after: Row | null): Promise<Row[]> {
     const { rows } = await this.deps.pool.query<Row>({
       name: 'tenant-dispatch-settings',
       text: `SELECT name, weight, max_running, updated_at::text AS updated_at_text FROM tenants
-              WHERE ($1::timestamptz IS NULL OR updated_at > $1::timestamptz - $2 * interval '1 millisecond')
+              WHERE ($1::timestamptz IS NULL OR updated_at > LEAST($1::timestamptz, now()) - $2 * interval '1 millisecond')
                 AND ($3::timestamptz IS NULL OR (updated_at, name) > ($3::timestamptz, $4::text))
               ORDER BY updated_at, name
               LIMIT $5`,

@@ -69,6 +69,26 @@ it('tenant settings reach Redis from Postgres, changes within a pass, all of the
   expect(await settings()).toEqual({ '*': '7', acme: '5:-1', beta: '1:0', default: '1:-1' });
 });
 
+it('a row written while the database clock ran ahead (a forward step, corrected) does not hide the changes made after it', async () => {
+  const sync = new TenantSync({ pool: stack.pool, queue: stack.queue }, 0, 1000, silentLog);
+  await sync.runOnce();
+  // Set during the step: its updated_at lies a day ahead of the corrected clock.
+  await stack.pool.query(`INSERT INTO tenants (name, weight, updated_at) VALUES ('ahead', 4, now() + interval '1 day')`);
+  await sync.runOnce();
+  const settings = () => hashOverPartitions((k) => k.tenantDispatch);
+  expect((await settings()).ahead).toBe('4:-1');
+  // Changes on the corrected clock: before, each pass read only rows after the newest it had sent
+  // (a day ahead), so these never reached Redis (until a worker restarted or Redis lost them).
+  await setTenant(stack.pool, 'later', { max_running: 3 });
+  await setTenant(stack.pool, 'ahead', { weight: 6 });
+  await sync.runOnce();
+  expect(await settings()).toMatchObject({ later: '1:3', ahead: '6:-1' });
+  // And the next change on a pass of its own.
+  await setTenant(stack.pool, 'later', { max_running: 4 });
+  await sync.runOnce();
+  expect((await settings()).later).toBe('1:4');
+});
+
 it('after Redis lost the settings, a pass whose resend of every row fails leaves the resend to the next pass', async () => {
   await setTenant(stack.pool, 'acme', { max_running: 2, weight: 5 });
   const settings = () => hashOverPartitions((k) => k.tenantDispatch);
