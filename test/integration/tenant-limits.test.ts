@@ -17,7 +17,7 @@ import { createApp } from '../../services/api/app';
 import { startServer } from '../../services/api/server';
 import { Authenticator } from '../../services/api/auth/authenticator';
 import { createKey } from '../../services/core/tenancy/key-store';
-import { createStack, silentLog, Stack } from '../support/stack';
+import { createStack, silentLog, Stack, waitFor } from '../support/stack';
 
 let stack: Stack;
 let server: RunningServer;
@@ -145,6 +145,20 @@ describe('rate limit', () => {
     // TenantLabels(2): later tenants with refusals are counted as _other.
     expect(text).toMatch(/tasks_rate_limited_total\{tenant="_other",service="api"\} \d+/);
     expect(text).not.toMatch(/tenant="rl-noisy"/);
+  });
+});
+
+describe('rate limit and the clock of Redis', () => {
+  it("a bucket dated ahead of Redis's clock (it ran ahead, and was set back) refills from now, not once the clock catches up", async () => {
+    await keyOf('rl-clock');
+    await setTenant(stack.pool, 'rl-clock', { rate_limit: 20, burst: 1 });
+    expect((await post('rl-clock', { type: 'noop' })).status).toBe(201);
+    // As an admission left it while Redis's clock ran a day ahead (or on a master failed over from):
+    // no token left, dated a day from now.
+    const [sec] = await stack.inspect.time();
+    await stack.inspect.hset(`{${stack.cfg.REDIS_KEY_PREFIX}}:tenant:bucket`, 'rl-clock:t', '0', 'rl-clock:at', String((Number(sec) + 86_400) * 1000));
+    // Before: nothing refilled until the clock reached that date (a day of 429s); now a token comes within 1/20 s.
+    await waitFor(async () => (await post('rl-clock', { type: 'noop' })).status === 201, 10_000, 'a token to refill');
   });
 });
 

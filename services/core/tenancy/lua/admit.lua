@@ -15,7 +15,16 @@ local tokens = burst
 if rate > 0 then
   if n > burst then return { 0, 'burst', burst, 0 } end
   local st = redis.call('HMGET', KEYS[1], tenant .. ':t', tenant .. ':at')
-  if st[1] then tokens = math.min(burst, tonumber(st[1]) + math.max(0, now - tonumber(st[2])) * rate / 1000) end
+  if st[1] then
+    local at = tonumber(st[2])
+    -- Dated ahead of this clock (it ran ahead and was set back, or another master's was ahead):
+    -- the bucket refills from now on, where nothing refilled until the clock caught up with it.
+    if at > now then
+      at = now
+      redis.call('HSET', KEYS[1], tenant .. ':at', now)
+    end
+    tokens = math.min(burst, tonumber(st[1]) + (now - at) * rate / 1000)
+  end
   if tokens < n then return { 0, 'rate', math.floor(tokens), math.ceil((n - tokens) * 1000 / rate) } end
 end
 if maxUnfinished > 0 then
