@@ -7,6 +7,7 @@
  * last_used_at is written in batches (every 5 s).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
 import type { Logger } from '../../core/observability/logger';
 import { keyId, keyMatches } from '../../core/tenancy/api-key';
@@ -27,6 +28,7 @@ export interface AuthenticatorOptions {
 }
 
 interface Entry {
+  /** When its lookup began (performance.now(): a wall clock set back must not stretch the trust). */
   at: number;
   cred: KeyCredential | null;
   principal: Principal | null;
@@ -67,7 +69,7 @@ export class Authenticator {
     const id = keyId(key);
     if (id === null) throw this.fail('malformed', 'the API key is not a valid key');
     const entry = this.cache.get(id);
-    if (entry && Date.now() - entry.at < this.opts.cacheMs) return this.verify(entry, key);
+    if (entry && performance.now() - entry.at < this.opts.cacheMs) return this.verify(entry, key);
     return this.lookup(id).then((e) => this.verify(e, key));
   }
 
@@ -113,7 +115,7 @@ export class Authenticator {
     const p = this.pending.get(id);
     // A query begun AUTH_CACHE_MS or more ago may have read the key before a revocation this
     // request came after: the request waits for a query of its own instead.
-    if (p && (p.asked === null || Date.now() - p.asked < this.opts.cacheMs)) return p.entry;
+    if (p && (p.asked === null || performance.now() - p.asked < this.opts.cacheMs)) return p.entry;
     if (this.waiting.length >= MAX_WAITING) return Promise.reject(unavailable('too many API keys are being checked at once; retry shortly', 1));
     const lookup: Pending = { entry: undefined as unknown as Promise<Entry>, asked: null };
     lookup.entry = new Promise<Entry>((resolve, reject) => this.waiting.push({ id, lookup, resolve, reject }));
@@ -128,7 +130,7 @@ export class Authenticator {
     const batch = this.waiting.splice(0, LOOKUP_BATCH);
     // An answer is as old as the query's start: a key revoked while it ran is trusted at most
     // AUTH_CACHE_MS from then, not from when the answer came back.
-    const asked = Date.now();
+    const asked = performance.now();
     for (const w of batch) w.lookup.asked = asked;
     findCredentials(this.pool, batch.map((w) => w.id))
       .then(

@@ -7,6 +7,7 @@
  * so the wait holds for every replica: another one taking a lapsed lock would count meanwhile.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
 import type { Logger } from '../../core/observability/logger';
 import { PeriodicService } from '../../core/service';
@@ -32,19 +33,20 @@ export class UnfinishedTrueUp extends PeriodicService<{ tenants: number } | null
   }
 
   async runOnce(): Promise<{ tenants: number } | null> {
-    if (Date.now() < this.pausedUntil) return null;
+    if (performance.now() < this.pausedUntil) return null;
     if (!(await this.deps.lock.lock('unfinished-true-up', this.owner, this.intervalMs * 3 + this.lastTookMs * 5))) return null;
     if (this.deps.envCap === 0 && !(await anyUnfinishedCap(this.deps.pool))) return null;
-    const t0 = Date.now();
+    const t0 = performance.now();
     const before = await this.deps.admission.snapshot();
     const counts = await countUnfinished(this.deps.pool);
     // Admissions in flight at the read may commit after the count: they are part of the base (see admission.ts).
     for (const [tenant, n] of before.inFlight) counts.set(tenant, (counts.get(tenant) ?? 0) + n);
     await this.deps.admission.trueUp(counts, before.admitted);
-    const took = Date.now() - t0;
+    const took = Math.ceil(performance.now() - t0);
     this.lastTookMs = took;
     if (took * 5 > this.intervalMs) {
-      this.pausedUntil = Date.now() + took * 4;
+      // On the monotonic clock: a wall clock set back must not stretch the wait.
+      this.pausedUntil = performance.now() + took * 4;
       // Kept (or taken again, when it lapsed during the pass and no other replica holds it) for the wait.
       await this.deps.lock.lock('unfinished-true-up', this.owner, took * 4 + this.intervalMs * 3);
     }

@@ -2,11 +2,13 @@
  * Tenant rows as the API needs them on every request: each is read from Postgres at most once per
  * `ttlMs` (and concurrent misses share one query), so a changed limit applies within that time.
  */
+import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
 import type { TenantRow } from './tenant';
 import { getTenants } from './tenant-store';
 
 interface Entry {
+  /** When its read began, on the monotonic clock (a wall clock set back must not keep an old row). */
   at: number;
   row: TenantRow | undefined;
 }
@@ -24,7 +26,7 @@ export class TenantCache {
 
   /** The tenant's row (undefined: no row, so every setting is the default); synchronous when cached. */
   get(name: string): TenantRow | undefined | Promise<TenantRow | undefined> {
-    const now = Date.now();
+    const now = performance.now();
     const e = this.rows.get(name);
     if (e && now - e.at < this.ttlMs) return e.row;
     // A read is as old as its start: one begun ttlMs or more ago may predate a change this caller
