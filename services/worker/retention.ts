@@ -8,7 +8,8 @@
  * pause between batches; each is done for the pass when a batch comes back short. A pass stops
  * after `maxBatches` and the next one follows after a pause, so a large backlog (retention
  * switched on over months of tasks) is worked off steadily, never in one long transaction. Dead
- * tasks deleted are then forgotten in Redis (their dead-letter entries). One info line per pass
+ * tasks deleted are forgotten in Redis (their dead-letter entries) before their batch commits, so
+ * a failed purge deletes nothing. One info line per pass
  * that deleted something; nothing otherwise. See docs/retention.md.
  */
 import { randomUUID } from 'node:crypto';
@@ -18,6 +19,7 @@ import type { WorkerMetrics } from '../core/observability/metrics';
 import type { TaskQueue, TaskRef } from '../core/queue/queue';
 import { deleteFinishedBatch, FinalStatus, oldestFinishedAges, RetentionPolicy } from '../core/retention/retention-store';
 import { deleteFinishedWorkflows, workflowAges } from '../core/retention/workflow-retention-store';
+import { inTransaction } from '../core/db/transaction';
 import { PeriodicService } from '../core/service';
 import { FINAL_STATUSES } from '../core/tasks/priority';
 
@@ -128,35 +130,52 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
 
   /** Runs one batch of `phase`, counting what it deleted; whether it left more to delete now. */
   private async batch(phase: Phase, result: RetentionResult): Promise<boolean> {
-    if (phase === 'workflows') {
-      const b = await deleteFinishedWorkflows(this.deps.pool, this.opts.policy, this.opts.batch);
-      result.workflows += b.workflows;
-      for (const status of FINAL_STATUSES) await this.count(status, b.tasks.filter((t) => t.status === status), result);
-      // Nothing deleted (the due ones held by other transactions): the next pass tries them again.
-      return b.more && b.workflows > 0;
+    // Succeeded tasks left Redis when they ended: one statement. Otherwise Redis still holds dead
+    // ones (their dead-letter entries, see lua/purge.lua; and a cancelled one dead-lettered before
+    // its cancel), forgotten before the delete commits: a purge that fails rolls the batch back and
+    // a later pass deletes both. Purged after the commit, a failed purge left the entries for good.
+    if (phase === 'succeeded') {
+      const ids = await deleteFinishedBatch(this.deps.pool, phase, this.opts.policy, this.opts.batch);
+      this.count(phase, ids, result);
+      return ids.length >= this.opts.batch;
     }
-    const ids = await deleteFinishedBatch(this.deps.pool, phase, this.opts.policy, this.opts.batch);
-    await this.count(phase, ids, result);
-    return ids.length >= this.opts.batch;
+    let done: { tasks: (TaskRef & { status: FinalStatus })[]; workflows: number; more: boolean; purged: number };
+    try {
+      done = await inTransaction(this.deps.pool, async (client) => {
+        const b =
+          phase === 'workflows'
+            ? await deleteFinishedWorkflows(client, this.opts.policy, this.opts.batch)
+            : { workflows: 0, tasks: (await deleteFinishedBatch(client, phase, this.opts.policy, this.opts.batch)).map((t) => ({ ...t, status: phase })), more: false };
+        const held = b.tasks.filter((t) => t.status !== 'succeeded').map(({ id, tenant }) => ({ id, tenant }));
+        return { ...b, purged: held.length > 0 ? await this.purge(held) : 0 };
+      });
+    } catch (err) {
+      if (!(err instanceof PurgeFailed)) throw err;
+      // Nothing deleted: the next pass tries these again.
+      this.log.warn({ err: err.cause, phase, count: err.ids.length, taskIds: err.ids.slice(0, 10) }, 'dead tasks not removed from Redis dead-letter lists; their batch was rolled back');
+      return false;
+    }
+    result.purged += done.purged;
+    for (const status of FINAL_STATUSES) this.count(status, done.tasks.filter((t) => t.status === status), result);
+    if (phase === 'workflows') {
+      result.workflows += done.workflows;
+      // Nothing deleted (the due ones held by other transactions): the next pass tries them again.
+      return done.more && done.workflows > 0;
+    }
+    return done.tasks.length >= this.opts.batch;
   }
 
-  private async count(status: FinalStatus, ids: TaskRef[], result: RetentionResult): Promise<void> {
+  private count(status: FinalStatus, ids: TaskRef[], result: RetentionResult): void {
     if (ids.length === 0) return;
     result.deleted[status] += ids.length;
     this.deps.metrics.deleted.inc({ status }, ids.length);
-    // Redis still holds dead tasks (dead-letter entries; see lua/purge.lua), and a cancelled one
-    // that was dead-lettered before its cancel; succeeded ones it forgot when they ended.
-    if (status !== 'succeeded') result.purged += await this.purge(ids.map(({ id, tenant }) => ({ id, tenant })));
   }
 
   private async purge(ids: TaskRef[]): Promise<number> {
     try {
       return await this.deps.queue.purge(ids);
     } catch (err) {
-      // Postgres has deleted them: their dead-letter entries stay in Redis (a redrive of one finds
-      // no task; dlq_depth counts them) until an operator removes them.
-      this.log.warn({ err, count: ids.length, taskIds: ids.slice(0, 10) }, 'deleted dead tasks not removed from Redis dead-letter lists');
-      return 0;
+      throw new PurgeFailed(err, ids);
     }
   }
 
@@ -169,6 +188,16 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     this.stopping = true;
     await super.stop();
     await this.deps.queue.unlock(LOCK, this.owner).catch(() => undefined);
+  }
+}
+
+/** The Redis side of a batch failed: its Postgres side is rolled back. */
+class PurgeFailed extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly ids: TaskRef[],
+  ) {
+    super('purge failed');
   }
 }
 

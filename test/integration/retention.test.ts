@@ -353,3 +353,33 @@ describe('idempotency keys', () => {
     }
   });
 });
+
+it('a purge that Redis fails leaves neither side behind: the dead task stays until a later pass deletes it with its dead-letter entry', async () => {
+  ({ worker } = startWorker(stack));
+  const [submitted] = await submitTasks(deps(), [{ tenant: 'default', type: 'always_fail', priority: 'high', payload: {}, maxRetries: 0, idempotencyKey: null, canonical: '' }]);
+  const id = submitted!.task.id;
+  const k = stack.keysOf('default');
+  await waitFor(async () => (await stack.inspect.lrange(k.deadLetters[1]!, 0, -1)).includes(id), 15000, 'the task in the dead-letter list');
+  await waitFor(async () => (await taskStatus(stack.pool, id)).status === 'dead');
+  await worker!.stop(0);
+  worker = null;
+  await stack.pool.query(`UPDATE tasks SET finished_at = now() - interval '31 days' WHERE id = $1`, [id]);
+  // Redis refuses the purge (as in a failover or a dropped connection): its tasks' meta hash is,
+  // for this pass, a key of another type, so the script fails at its first read, writing nothing.
+  const saved = `${k.meta}:saved`;
+  await stack.inspect.rename(k.meta, saved);
+  await stack.inspect.set(k.meta, 'not a hash');
+  const s = sweeper({ policy: { succeeded: 0, dead: 30 * DAY, cancelled: 0 } });
+  const failed = await s.runOnce();
+  await stack.inspect.del(k.meta);
+  await stack.inspect.rename(saved, k.meta);
+  expect(failed.purged).toBe(0);
+  // Whatever that pass did, the next one (Redis answering again) leaves Postgres and Redis agreeing:
+  // the task and its dead-letter entry both gone.
+  await s.runOnce();
+  expect(await present([id])).toEqual([]);
+  expect(await stack.inspect.lrange(k.deadLetters[1]!, 0, -1)).not.toContain(id);
+  expect(await stack.inspect.hexists(k.messages, id)).toBe(0);
+  expect(await stack.inspect.hexists(k.meta, id)).toBe(0);
+  expect((await stack.queue.stats()).dead.high).toBe(0);
+});

@@ -197,6 +197,12 @@ it('a sweep whose snapshot predates a retry’s commit deletes none of the workf
         throw err;
       }
     },
+    // A batch that may purge Redis runs in a transaction: one of those begun before the retry.
+    async connect() {
+      const c = old.shift()!;
+      const query = (...a: unknown[]) => (a[0] === 'BEGIN' ? Promise.resolve() : (c.query as (...b: unknown[]) => Promise<unknown>)(...a));
+      return { query, release: () => undefined };
+    },
   } as unknown as Pool;
   // Locking the reopened workflow's row fails in that snapshot (could not serialize); under READ
   // COMMITTED Postgres reads the row's newest version instead, and finds it running.

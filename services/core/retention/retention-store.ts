@@ -8,7 +8,7 @@
  * locked row and stays. The runs go with their tasks in the same statement (the trigger of
  * migration 0003, through the primary key (task_id, lease_token) since migration 0012).
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { FINAL_STATUSES } from '../tasks/priority';
 import type { TaskRef } from '../queue/queue';
 
@@ -69,9 +69,9 @@ export function deleteBatchSql(status: FinalStatus): string {
  * Deletes at most `limit` tasks of `status` that finished more than `policy[status]` ago (and are
  * not kept: KEEP_CONDITIONS), and their runs, in one statement; returns the tasks deleted (id and
  * tenant). Fewer than `limit` means none are left to delete now (or those left are held by other
- * transactions, or kept).
+ * transactions, or kept). Given a client, it deletes in that client's transaction.
  */
-export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, policy: RetentionPolicy, limit: number): Promise<TaskRef[]> {
+export async function deleteFinishedBatch(pool: Pool | PoolClient, status: FinalStatus, policy: RetentionPolicy, limit: number): Promise<TaskRef[]> {
   const ageMs = policy[status];
   if (!(ageMs > 0)) throw new RangeError(`ageMs must be positive, got ${ageMs}`);
   const { rows } = await pool.query<TaskRef>({

@@ -12,7 +12,7 @@
  * A workflow whose row or any step is held (a retry under way) is left whole for a later batch; a
  * retry that comes after the statement locked it waits for it and finds the step gone (404).
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { TaskRef } from '../queue/queue';
 import type { FinalStatus, RetentionPolicy } from './retention-store';
 
@@ -105,9 +105,10 @@ export interface WorkflowBatch {
 /**
  * Deletes the oldest finished workflows due by `policy` (workflowAges), whole, up to about `limit`
  * steps (the oldest always, however many steps it has), in one statement. A workflow that another
- * transaction holds (its row, or any step) is skipped, never waited for.
+ * transaction holds (its row, or any step) is skipped, never waited for. Given a client, it deletes
+ * in that client's transaction.
  */
-export async function deleteFinishedWorkflows(pool: Pool, policy: RetentionPolicy, limit: number): Promise<WorkflowBatch> {
+export async function deleteFinishedWorkflows(pool: Pool | PoolClient, policy: RetentionPolicy, limit: number): Promise<WorkflowBatch> {
   const ages = workflowAges(policy);
   const statuses = WORKFLOW_FINAL_STATUSES.filter((s) => ages[s] > 0);
   if (statuses.length === 0) return { workflows: 0, tasks: [], more: false };
