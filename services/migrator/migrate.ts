@@ -113,6 +113,31 @@ export async function migrate(opts: { databaseUrl: string; dir?: string; log?: L
   }
 }
 
+/** Indexes a migration builds only if none has the name: `CREATE [UNIQUE] INDEX IF NOT EXISTS name`. */
+const INDEX_IF_NOT_EXISTS = /CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?IF\s+NOT\s+EXISTS\s+"?([A-Za-z_][A-Za-z0-9_$]*)"?/gi;
+
+/**
+ * Fails the migration when an index it builds "if not exists" exists under that name but invalid.
+ * Its file says to build such an index first with CREATE INDEX CONCURRENTLY on a big table; one
+ * interrupted (a timeout, a cancel, a deadlock) leaves an invalid index under the name, which the
+ * migration then skipped and recorded as done, while no query could ever use the index.
+ */
+async function refuseInvalidIndexes(client: Client, f: MigrationFile): Promise<void> {
+  const names = [...f.sql.matchAll(INDEX_IF_NOT_EXISTS)].map((m) => m[1]!);
+  if (names.length === 0) return;
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT n AS name FROM unnest($1::text[]) n JOIN pg_index i ON i.indexrelid = to_regclass(n) WHERE NOT i.indisvalid`,
+    [names],
+  );
+  if (rows.length > 0) {
+    const list = rows.map((r) => r.name).join(', ');
+    throw new Error(
+      `index ${list} exists but is invalid (an interrupted CREATE INDEX CONCURRENTLY?), so this migration would skip it: ` +
+        `DROP INDEX CONCURRENTLY ${rows[0]!.name}; then build it again as the migration defines it (CONCURRENTLY on a big table) and run the migrator again`,
+    );
+  }
+}
+
 /**
  * Applies one migration in a transaction. Its lock requests give up after `lockTimeoutMs`: one
  * waiting for a lock that a long transaction holds would otherwise queue every later statement on
@@ -126,6 +151,7 @@ async function applyOne(client: Client, f: MigrationFile, lockTimeoutMs: number,
     try {
       if (lockTimeoutMs > 0) await client.query(`SET LOCAL lock_timeout = ${Math.floor(lockTimeoutMs)}`);
       await client.query(f.sql);
+      await refuseInvalidIndexes(client, f);
       await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [f.version, f.name, f.checksum]);
       await client.query('COMMIT');
       return;

@@ -8,16 +8,18 @@
  * pause between batches; each is done for the pass when a batch comes back short. A pass stops
  * after `maxBatches` and the next one follows after a pause, so a large backlog (retention
  * switched on over months of tasks) is worked off steadily, never in one long transaction. Dead
- * tasks deleted are then forgotten in Redis (their dead-letter entries). One info line per pass
+ * tasks deleted are forgotten in Redis (their dead-letter entries) before their batch commits, so
+ * a failed purge deletes nothing. One info line per pass
  * that deleted something; nothing otherwise. See docs/retention.md.
  */
 import { randomUUID } from 'node:crypto';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { TaskQueue, TaskRef } from '../core/queue/queue';
-import { deleteFinishedBatch, FinalStatus, oldestFinishedAges, RetentionPolicy } from '../core/retention/retention-store';
+import { deleteFinishedWindow, FinalStatus, oldestFinishedAges, RangeCursor, RetentionPolicy } from '../core/retention/retention-store';
 import { deleteFinishedWorkflows, workflowAges } from '../core/retention/workflow-retention-store';
+import { inTransaction } from '../core/db/transaction';
 import { PeriodicService } from '../core/service';
 import { FINAL_STATUSES } from '../core/tasks/priority';
 
@@ -30,6 +32,11 @@ export interface RetentionOptions {
   pauseMs: number;
   /** Most batches in one pass (default 1000); the next pass follows after a pause. */
   maxBatches?: number;
+  /**
+   * How often a status's walk through its due range starts again from the oldest task, at the
+   * earliest (default an hour): between, each pass reads on from where the last one ended.
+   */
+  rescanMs?: number;
 }
 
 export interface RetentionResult {
@@ -48,6 +55,23 @@ export interface RetentionResult {
 }
 
 const LOCK = 'retention';
+const RESCAN_MS = 3_600_000;
+
+/**
+ * A status's walk through its due range, oldest first, a window of `batch` tasks per batch. Kept
+ * tasks (a workflow's steps until the workflow goes whole, keyed tasks while the key lives) are
+ * passed over, not read again by every batch and pass: they can sit ahead of the due ones by the
+ * million (a failed workflow's succeeded steps, kept 30 days against 7). A walk that reached the
+ * range's end goes on from there at the next pass (the tasks due since); once `rescanMs` has
+ * passed it starts again from the oldest, for what became deletable behind it (a key that
+ * expired, a row that was locked).
+ */
+interface Walk {
+  after: RangeCursor | null;
+  startedAt: number;
+  /** Its last window was short: it is at the range's end (and may start again). */
+  atEnd: boolean;
+}
 
 /** What one batch deletes: finished workflows, whole, or other final tasks of one status. */
 type Phase = 'workflows' | FinalStatus;
@@ -55,6 +79,7 @@ type Phase = 'workflows' | FinalStatus;
 export class RetentionSweeper extends PeriodicService<RetentionResult> {
   private readonly owner = randomUUID();
   private readonly phases: Phase[];
+  private readonly walks = new Map<FinalStatus, Walk>();
   private stopping = false;
 
   constructor(
@@ -92,6 +117,7 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     }
     result.leader = true;
     const started = performance.now();
+    for (const [status, walk] of this.walks) if (walk.atEnd && started - walk.startedAt >= (this.opts.rescanMs ?? RESCAN_MS)) this.walks.delete(status);
     const maxBatches = this.opts.maxBatches ?? 1000;
     const pending = [...this.phases];
     let next = 0;
@@ -128,35 +154,63 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
 
   /** Runs one batch of `phase`, counting what it deleted; whether it left more to delete now. */
   private async batch(phase: Phase, result: RetentionResult): Promise<boolean> {
-    if (phase === 'workflows') {
-      const b = await deleteFinishedWorkflows(this.deps.pool, this.opts.policy, this.opts.batch);
-      result.workflows += b.workflows;
-      for (const status of FINAL_STATUSES) await this.count(status, b.tasks.filter((t) => t.status === status), result);
-      // Nothing deleted (the due ones held by other transactions): the next pass tries them again.
-      return b.more && b.workflows > 0;
+    // Succeeded tasks left Redis when they ended: one statement. Otherwise Redis still holds dead
+    // ones (their dead-letter entries, see lua/purge.lua; and a cancelled one dead-lettered before
+    // its cancel), forgotten before the delete commits: a purge that fails rolls the batch back and
+    // a later pass deletes both. Purged after the commit, a failed purge left the entries for good.
+    if (phase === 'succeeded') {
+      const { tasks, walk } = await this.window(this.deps.pool, phase);
+      this.walks.set(phase, walk);
+      this.count(phase, tasks, result);
+      return !walk.atEnd;
     }
-    const ids = await deleteFinishedBatch(this.deps.pool, phase, this.opts.policy, this.opts.batch);
-    await this.count(phase, ids, result);
-    return ids.length >= this.opts.batch;
+    let done: { tasks: (TaskRef & { status: FinalStatus })[]; workflows: number; more: boolean; purged: number; walk?: Walk };
+    try {
+      done = await inTransaction(this.deps.pool, async (client) => {
+        let b: { tasks: (TaskRef & { status: FinalStatus })[]; workflows: number; more: boolean; walk?: Walk };
+        if (phase === 'workflows') b = await deleteFinishedWorkflows(client, this.opts.policy, this.opts.batch);
+        else {
+          const w = await this.window(client, phase);
+          b = { workflows: 0, tasks: w.tasks.map((t) => ({ ...t, status: phase })), more: false, walk: w.walk };
+        }
+        const held = b.tasks.filter((t) => t.status !== 'succeeded').map(({ id, tenant }) => ({ id, tenant }));
+        return { ...b, purged: held.length > 0 ? await this.purge(held) : 0 };
+      });
+    } catch (err) {
+      if (!(err instanceof PurgeFailed)) throw err;
+      // Nothing deleted (the walk stays where it was): the next pass tries these again.
+      this.log.warn({ err: err.cause, phase, count: err.ids.length, taskIds: err.ids.slice(0, 10) }, 'dead tasks not removed from Redis dead-letter lists; their batch was rolled back');
+      return false;
+    }
+    result.purged += done.purged;
+    for (const status of FINAL_STATUSES) this.count(status, done.tasks.filter((t) => t.status === status), result);
+    if (phase === 'workflows') {
+      result.workflows += done.workflows;
+      // Nothing deleted (the due ones held by other transactions): the next pass tries them again.
+      return done.more && done.workflows > 0;
+    }
+    this.walks.set(phase, done.walk!);
+    return !done.walk!.atEnd;
   }
 
-  private async count(status: FinalStatus, ids: TaskRef[], result: RetentionResult): Promise<void> {
+  /** The next window of `status`'s walk (see Walk): the tasks it deleted, and the walk moved on (kept once its transaction commits). */
+  private async window(db: Pool | PoolClient, status: FinalStatus): Promise<{ tasks: TaskRef[]; walk: Walk }> {
+    const walk = this.walks.get(status) ?? { after: null, startedAt: performance.now(), atEnd: false };
+    const b = await deleteFinishedWindow(db, status, this.opts.policy, this.opts.batch, walk.after);
+    return { tasks: b.tasks, walk: { ...walk, after: b.last ?? walk.after, atEnd: b.seen < this.opts.batch } };
+  }
+
+  private count(status: FinalStatus, ids: TaskRef[], result: RetentionResult): void {
     if (ids.length === 0) return;
     result.deleted[status] += ids.length;
     this.deps.metrics.deleted.inc({ status }, ids.length);
-    // Redis still holds dead tasks (dead-letter entries; see lua/purge.lua), and a cancelled one
-    // that was dead-lettered before its cancel; succeeded ones it forgot when they ended.
-    if (status !== 'succeeded') result.purged += await this.purge(ids.map(({ id, tenant }) => ({ id, tenant })));
   }
 
   private async purge(ids: TaskRef[]): Promise<number> {
     try {
       return await this.deps.queue.purge(ids);
     } catch (err) {
-      // Postgres has deleted them: their dead-letter entries stay in Redis (a redrive of one finds
-      // no task; dlq_depth counts them) until an operator removes them.
-      this.log.warn({ err, count: ids.length, taskIds: ids.slice(0, 10) }, 'deleted dead tasks not removed from Redis dead-letter lists');
-      return 0;
+      throw new PurgeFailed(err, ids);
     }
   }
 
@@ -169,6 +223,16 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     this.stopping = true;
     await super.stop();
     await this.deps.queue.unlock(LOCK, this.owner).catch(() => undefined);
+  }
+}
+
+/** The Redis side of a batch failed: its Postgres side is rolled back. */
+class PurgeFailed extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly ids: TaskRef[],
+  ) {
+    super('purge failed');
   }
 }
 

@@ -102,3 +102,37 @@ it('a migration that waits for a lock a long transaction holds gives way to the 
     await Promise.all([reader.end(), other.end()]);
   }
 });
+
+it('refuses to record a migration whose index exists under its name but invalid (an interrupted CREATE INDEX CONCURRENTLY), naming it', async () => {
+  // An installation at migration 0010 about to take 0011, whose index the file says to build first
+  // with CREATE INDEX CONCURRENTLY under its name on a big table (the migration then skips it).
+  const before = mkdtempSync(path.join(tmpdir(), 'migrations-'));
+  for (const f of readdirSync(DEFAULT_MIGRATIONS_DIR).filter((f) => f < '0011')) copyFileSync(path.join(DEFAULT_MIGRATIONS_DIR, f), path.join(before, f));
+  await migrate({ databaseUrl: db.url, dir: before });
+  // The build is interrupted (here: a lock timeout while it waits for an older snapshot to end),
+  // which leaves the index in the catalog, invalid: never used by a query.
+  const holder = new Client({ connectionString: db.url });
+  const builder = new Client({ connectionString: db.url });
+  await Promise.all([holder.connect(), builder.connect()]);
+  try {
+    await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await holder.query('SELECT count(*) FROM tasks');
+    await builder.query(`SET lock_timeout = 200`);
+    await expect(
+      builder.query(`CREATE INDEX CONCURRENTLY tasks_final_finished_idx ON tasks (status, finished_at) WHERE status IN ('succeeded', 'dead', 'cancelled')`),
+    ).rejects.toThrow(/lock timeout/);
+    await holder.query('COMMIT');
+    const valid = async () => (await builder.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('tasks_final_finished_idx')`)).rows[0]?.indisvalid;
+    expect(await valid()).toBe(false);
+    await expect(migrate({ databaseUrl: db.url })).rejects.toThrow(/0011_retention\.sql.*tasks_final_finished_idx.*invalid/s);
+    const { rows } = await builder.query('SELECT max(version)::int AS v FROM schema_migrations');
+    expect(rows[0].v).toBe(10);
+    // Built again as the message says, the migration goes through.
+    await builder.query('DROP INDEX CONCURRENTLY tasks_final_finished_idx');
+    await builder.query(`CREATE INDEX CONCURRENTLY tasks_final_finished_idx ON tasks (status, finished_at) WHERE status IN ('succeeded', 'dead', 'cancelled')`);
+    expect((await migrate({ databaseUrl: db.url })).applied[0]).toBe('0011_retention.sql');
+    expect(await valid()).toBe(true);
+  } finally {
+    await Promise.all([holder.end(), builder.end()]);
+  }
+});

@@ -5,7 +5,7 @@
  * dead-letter lists; a replay of a deleted task's idempotency key; the metrics. Workflows (deleted
  * whole): test/integration/workflow-retention.test.ts.
  */
-import { Client } from 'pg';
+import { Client, Pool } from 'pg';
 import { createRegistry, workerMetrics, WorkerMetrics } from '../../services/core/observability/metrics';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
 import type { RetentionPolicy } from '../../services/core/retention/retention-store';
@@ -33,8 +33,8 @@ afterEach(async () => {
   await stack.close();
 });
 
-function sweeper(opts: Partial<RetentionOptions> = {}, m: WorkerMetrics = metrics): RetentionSweeper {
-  const s = new RetentionSweeper({ pool: stack.pool, queue: stack.queue, metrics: m }, { intervalMs: 60_000, policy: DEFAULTS, batch: 1000, pauseMs: 0, ...opts }, silentLog);
+function sweeper(opts: Partial<RetentionOptions> = {}, m: WorkerMetrics = metrics, pool: Pool = stack.pool): RetentionSweeper {
+  const s = new RetentionSweeper({ pool, queue: stack.queue, metrics: m }, { intervalMs: 60_000, policy: DEFAULTS, batch: 1000, pauseMs: 0, ...opts }, silentLog);
   sweepers.push(s);
   return s;
 }
@@ -182,6 +182,56 @@ it('the oldest finished go first', async () => {
   expect(await present(newer)).toEqual([...newer].sort());
 });
 
+describe('what a pass reads', () => {
+  /** Entries of tasks_final_finished_idx read so far (idx_tup_read), after `p`'s one connection reported its counts. */
+  async function indexReads(p: Pool): Promise<number> {
+    // Postgres 15+: the connection reports its counts before it answers (when idle, forced).
+    await p.query('SELECT pg_stat_force_next_flush()');
+    const { rows } = await stack.pool.query<{ n: number }>(`SELECT idx_tup_read::int AS n FROM pg_stat_user_indexes WHERE indexrelname = 'tasks_final_finished_idx'`);
+    return rows[0]!.n;
+  }
+
+  it('each task of a due range a few times a pass at most, however many are kept ahead of the due ones; the next pass only what became due since', async () => {
+    // A failed workflow, kept 30 days (the longest setting), whose 1,000 succeeded steps finished
+    // 10 days ago: in the succeeded range ahead of 100 plain tasks due (8 days).
+    const { rows: [wf] } = await stack.pool.query<{ id: string }>(
+      `INSERT INTO workflows (id, tenant, name, on_failure, steps, unfinished, failed, status, finished_at, created_at)
+       VALUES (gen_random_uuid(), 'default', 'kept', 'continue', 1001, 0, 1, 'failed', now() - interval '10 days', now() - interval '10 days') RETURNING id`,
+    );
+    await stack.pool.query(
+      `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, workflow_id, step_key, finished_at, created_at, updated_at)
+       SELECT gen_random_uuid(), 'default', 'noop', 'default', '{}'::jsonb, 'succeeded'::task_status, 0, $1::uuid, 's' || g, now() - interval '10 days' + g * interval '1 ms', now() - interval '11 days', now()
+         FROM generate_series(1, 1000) g
+       UNION ALL
+       SELECT gen_random_uuid(), 'default', 'noop', 'default', '{}'::jsonb, 'dead'::task_status, 0, $1::uuid, 'dead', now() - interval '10 days', now() - interval '11 days', now()`,
+      [wf!.id],
+    );
+    const due = await made('succeeded', 8 * DAY, 100);
+    // Each at its own time (tasks ended by one statement share one: a window reads such a group whole).
+    await stack.pool.query(`UPDATE tasks t SET finished_at = t.finished_at + o.n * interval '1 ms' FROM unnest($1::uuid[]) WITH ORDINALITY AS o(id, n) WHERE t.id = o.id`, [due]);
+    const one = new Pool({ connectionString: stack.dbUrl, max: 1 });
+    try {
+      const s = sweeper({ batch: 10 }, metrics, one);
+      const before = await indexReads(one);
+      expect(await s.runOnce()).toMatchObject({ deleted: { succeeded: 100, dead: 0 }, cut: false });
+      const first = (await indexReads(one)) - before;
+      expect(await present(due)).toEqual([]);
+      // 1,101 in the ranges: each read about twice (a window's end is found first), and the last
+      // windows a little more (2,621 here). Each batch of 10 read all 1,000 kept steps again
+      // before: 23,332 entries for the pass.
+      expect(first).toBeLessThan(4 * 1101);
+      const { rows } = await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1', [wf!.id]);
+      expect(rows[0]!.n).toBe(1001);
+      // Nothing became due since: the next pass reads no kept step again (3 here; 2,062 before).
+      expect(await s.runOnce()).toMatchObject({ deleted: { succeeded: 0 } });
+      expect((await indexReads(one)) - before - first).toBeLessThan(30);
+    } finally {
+      await Promise.all(sweepers.splice(0).map((x) => x.stop()));
+      await one.end();
+    }
+  });
+});
+
 describe('a dead task being redriven', () => {
   it('is skipped while another transaction holds its row (not waited for), and ends queued', async () => {
     const [id] = await made('dead', 31 * DAY);
@@ -317,8 +367,10 @@ describe('idempotency keys', () => {
       expect(first.status).toBe(201);
       const id = first.body.id;
       await age([id], 'succeeded', 8 * DAY);
-      // The key was given 24 h (IDEMPOTENCY_TTL_MS): the task outlives its own retention.
-      const s = sweeper();
+      // The key was given 24 h (IDEMPOTENCY_TTL_MS): the task outlives its own retention. (Passed
+      // over by the walk, it goes once the walk starts again from the oldest: at every pass here,
+      // within an hour by default.)
+      const s = sweeper({ rescanMs: 0 });
       expect(await s.runOnce()).toMatchObject({ deleted: { succeeded: 0 } });
       const replay = await post(api.url, body);
       expect(replay).toMatchObject({ status: 200, body: { id, status: 'succeeded' } });
@@ -352,4 +404,34 @@ describe('idempotency keys', () => {
       await api.server.stop();
     }
   });
+});
+
+it('a purge that Redis fails leaves neither side behind: the dead task stays until a later pass deletes it with its dead-letter entry', async () => {
+  ({ worker } = startWorker(stack));
+  const [submitted] = await submitTasks(deps(), [{ tenant: 'default', type: 'always_fail', priority: 'high', payload: {}, maxRetries: 0, idempotencyKey: null, canonical: '' }]);
+  const id = submitted!.task.id;
+  const k = stack.keysOf('default');
+  await waitFor(async () => (await stack.inspect.lrange(k.deadLetters[1]!, 0, -1)).includes(id), 15000, 'the task in the dead-letter list');
+  await waitFor(async () => (await taskStatus(stack.pool, id)).status === 'dead');
+  await worker!.stop(0);
+  worker = null;
+  await stack.pool.query(`UPDATE tasks SET finished_at = now() - interval '31 days' WHERE id = $1`, [id]);
+  // Redis refuses the purge (as in a failover or a dropped connection): its tasks' meta hash is,
+  // for this pass, a key of another type, so the script fails at its first read, writing nothing.
+  const saved = `${k.meta}:saved`;
+  await stack.inspect.rename(k.meta, saved);
+  await stack.inspect.set(k.meta, 'not a hash');
+  const s = sweeper({ policy: { succeeded: 0, dead: 30 * DAY, cancelled: 0 } });
+  const failed = await s.runOnce();
+  await stack.inspect.del(k.meta);
+  await stack.inspect.rename(saved, k.meta);
+  expect(failed.purged).toBe(0);
+  // Whatever that pass did, the next one (Redis answering again) leaves Postgres and Redis agreeing:
+  // the task and its dead-letter entry both gone.
+  await s.runOnce();
+  expect(await present([id])).toEqual([]);
+  expect(await stack.inspect.lrange(k.deadLetters[1]!, 0, -1)).not.toContain(id);
+  expect(await stack.inspect.hexists(k.messages, id)).toBe(0);
+  expect(await stack.inspect.hexists(k.meta, id)).toBe(0);
+  expect((await stack.queue.stats()).dead.high).toBe(0);
 });

@@ -197,6 +197,12 @@ it('a sweep whose snapshot predates a retry’s commit deletes none of the workf
         throw err;
       }
     },
+    // A batch that may purge Redis runs in a transaction: one of those begun before the retry.
+    async connect() {
+      const c = old.shift()!;
+      const query = (...a: unknown[]) => (a[0] === 'BEGIN' ? Promise.resolve() : (c.query as (...b: unknown[]) => Promise<unknown>)(...a));
+      return { query, release: () => undefined };
+    },
   } as unknown as Pool;
   // Locking the reopened workflow's row fails in that snapshot (could not serialize); under READ
   // COMMITTED Postgres reads the row's newest version instead, and finds it running.
@@ -305,6 +311,26 @@ it('a finished workflow submitted with an Idempotency-Key stays while the key is
   expect(again).toMatchObject({ kind: 'replayed', workflow: { id: out.workflow.id, status: 'succeeded' } });
   // Once the key has expired, the workflow goes like any other.
   await stack.pool.query(`UPDATE workflows SET idempotency_expires_at = now() - interval '1 second' WHERE id = $1`, [out.workflow.id]);
+  await pass({ policy });
+  expect((await stack.pool.query('SELECT 1 FROM workflows WHERE id = $1', [out.workflow.id])).rowCount).toBe(0);
+});
+
+it('a keyed workflow without a key expiry (written before migration 0025, or by the previous release during the upgrade) stays while its key may be live: for the longest key life, 31 days', async () => {
+  const policy: RetentionPolicy = { succeeded: 60_000, dead: 60_000, cancelled: 60_000 };
+  const idem = { key: 'etl-2026-12-06', hash: 'h1' };
+  const spec = { name: 'r', on_failure: 'continue' as const, steps: [step('a')] };
+  const out = await createWorkflow({ ...deps(), idempotencyTtlMs: DAY }, 'default', spec, idem);
+  if (out.kind !== 'created') throw new Error(out.kind);
+  // As that release wrote it: no idempotency_expires_at, its key's life (IDEMPOTENCY_TTL_MS, 24 h
+  // by default, up to 31 days) known only to the api that took it.
+  await stack.pool.query(`UPDATE tasks SET status = 'succeeded', finished_at = now() - interval '2 hours' WHERE workflow_id = $1`, [out.workflow.id]);
+  await stack.pool.query(`UPDATE workflows SET finished_at = now() - interval '2 hours', created_at = now() - interval '3 hours', idempotency_expires_at = NULL WHERE id = $1`, [out.workflow.id]);
+  await pass({ policy });
+  // Deleted by its status's age alone, a repeat within the key's life ran the workflow again.
+  const again = await createWorkflow({ ...deps(), idempotencyTtlMs: DAY }, 'default', spec, idem);
+  expect(again).toMatchObject({ kind: 'replayed', workflow: { id: out.workflow.id } });
+  // Past the longest key life it goes like any other.
+  await stack.pool.query(`UPDATE workflows SET created_at = now() - interval '32 days' WHERE id = $1`, [out.workflow.id]);
   await pass({ policy });
   expect((await stack.pool.query('SELECT 1 FROM workflows WHERE id = $1', [out.workflow.id])).rowCount).toBe(0);
 });

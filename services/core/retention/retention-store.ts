@@ -1,14 +1,15 @@
 /**
  * Postgres side of retention: deleting final tasks, with their runs, some time after they finished
- * (docs/retention.md). Each call is one statement, so one short transaction: it picks at most
- * `limit` tasks through tasks_final_finished_idx (status, finished_at), oldest first, locking them
- * with SKIP LOCKED, and deletes those still final and old enough. A row another transaction holds
+ * (docs/retention.md). Each call is one statement, so one short transaction: it reads the next
+ * `limit` tasks of a status's due range through tasks_final_finished_idx (status, finished_at),
+ * oldest first, after a cursor, locks those not kept with SKIP LOCKED, and deletes those still
+ * final and old enough. A row another transaction holds
  * (an operator's retry or cancel, an outcome being written) is skipped, never waited for, and a
  * task redriven meanwhile (queued again, finished_at cleared) fails the check made again on the
  * locked row and stays. The runs go with their tasks in the same statement (the trigger of
  * migration 0003, through the primary key (task_id, lease_token) since migration 0012).
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { FINAL_STATUSES } from '../tasks/priority';
 import type { TaskRef } from '../queue/queue';
 
@@ -44,42 +45,90 @@ const statusLiteral = (status: FinalStatus): string => {
 };
 
 const OLD = (status: FinalStatus) => `t.status = ${statusLiteral(status)} AND t.finished_at < now() - $1 * interval '1 millisecond'`;
+/** OLD for a row reached by id: the status as text, so the planner cannot read the partial index's whole range instead. */
+const OLD_BY_ID = (status: FinalStatus) => `t.status::text = ${statusLiteral(status)} AND t.finished_at < now() - $1 * interval '1 millisecond'`;
+
+/** How far a walk through a status's due range has got: the last task it looked at. */
+export interface RangeCursor {
+  /** Its finished_at in ISO 8601, UTC, to the microsecond (a Date would lose those), whatever the session's DateStyle. */
+  finishedAt: string;
+  id: string;
+}
+
+/** Where a walk starts: before every task. */
+const START: RangeCursor = { finishedAt: '-infinity', id: '00000000-0000-0000-0000-000000000000' };
 
 /**
- * The delete statement of one batch. The status is a literal (the planner proves the partial index
- * usable from literals only), the age and the limit are parameters.
+ * The delete statement of one batch: the next `$2` tasks of the status's due range after the
+ * cursor ($3, $4), oldest first, of which it deletes those not kept. A batch reads that window and
+ * no more: picked among all due tasks, `LIMIT` counted only deletable ones, so every batch read again
+ * every task kept ahead of them (steps of workflows not due, keyed tasks), and a pass as many
+ * times as it had batches. The status is a literal (the planner proves the partial index usable
+ * from literals only); the age, the limit and the cursor are parameters.
  */
 export function deleteBatchSql(status: FinalStatus): string {
-  return `WITH picked AS (
-       SELECT t.id FROM tasks t
-        WHERE ${OLD(status)}
-          AND NOT (${KEEP_CONDITIONS.map((c) => `(${c})`).join(' OR ')})
+  return `WITH head AS MATERIALIZED (
+       -- The window's last finish time: read in the index's order, which stops after $2 entries
+       -- whatever the planner thinks of the range (a sort by (finished_at, id) over the whole range
+       -- would read all of it).
+       SELECT t.finished_at FROM tasks t
+        WHERE ${OLD(status)} AND t.finished_at >= $3::timestamptz AND (t.finished_at, t.id) > ($3::timestamptz, $4::uuid)
         ORDER BY t.finished_at
         LIMIT $2
+     ), seen AS MATERIALIZED (
+       -- The window: the range after the cursor up to that time, the ties there ordered by id.
+       SELECT t.id, t.finished_at FROM tasks t
+        WHERE ${OLD(status)} AND t.finished_at >= $3::timestamptz AND t.finished_at <= (SELECT max(finished_at) FROM head)
+          AND (t.finished_at, t.id) > ($3::timestamptz, $4::uuid)
+        ORDER BY t.finished_at, t.id
+        LIMIT $2
+     ), picked AS (
+       SELECT t.id FROM tasks t
+        WHERE t.id = ANY (ARRAY(SELECT id FROM seen)) AND ${OLD_BY_ID(status)}
+          AND NOT (${KEEP_CONDITIONS.map((c) => `(${c})`).join(' OR ')})
         FOR UPDATE SKIP LOCKED
-     )
-     DELETE FROM tasks t
-      -- By primary key (an array, so the planner cannot read the old rows by the index instead), and
-      -- checked again on the locked row: a task redriven since the snapshot is not final any more.
-      WHERE t.id = ANY (ARRAY(SELECT id FROM picked)) AND ${OLD(status)}
-     RETURNING t.id, t.tenant`;
+     ), gone AS (
+       DELETE FROM tasks t
+        -- By primary key, and checked again on the locked row: a task redriven since the snapshot is
+        -- not final any more.
+        WHERE t.id = ANY (ARRAY(SELECT id FROM picked)) AND ${OLD_BY_ID(status)}
+       RETURNING t.id, t.tenant
+     ), last AS (SELECT finished_at, id FROM seen ORDER BY finished_at DESC, id DESC LIMIT 1)
+     SELECT COALESCE((SELECT json_agg(json_build_object('id', id, 'tenant', tenant)) FROM gone), '[]'::json) AS tasks,
+            (SELECT count(*) FROM seen)::int AS seen, (SELECT to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM last) AS last_at, (SELECT id FROM last) AS last_id`;
+}
+
+export interface WindowBatch {
+  /** The tasks deleted. */
+  tasks: TaskRef[];
+  /** How many tasks of the range it looked at: fewer than the limit, it reached the range's end. */
+  seen: number;
+  /** The last task it looked at (the cursor's next position); null when it looked at none. */
+  last: RangeCursor | null;
 }
 
 /**
- * Deletes at most `limit` tasks of `status` that finished more than `policy[status]` ago (and are
- * not kept: KEEP_CONDITIONS), and their runs, in one statement; returns the tasks deleted (id and
- * tenant). Fewer than `limit` means none are left to delete now (or those left are held by other
- * transactions, or kept).
+ * Deletes the tasks of `status` that finished more than `policy[status]` ago (and are not kept:
+ * KEEP_CONDITIONS), with their runs, among the next `limit` of them after `after` (null: from the
+ * oldest), in one statement. Given a client, it deletes in that client's transaction.
  */
-export async function deleteFinishedBatch(pool: Pool, status: FinalStatus, policy: RetentionPolicy, limit: number): Promise<TaskRef[]> {
+export async function deleteFinishedWindow(db: Pool | PoolClient, status: FinalStatus, policy: RetentionPolicy, limit: number, after: RangeCursor | null): Promise<WindowBatch> {
   const ageMs = policy[status];
   if (!(ageMs > 0)) throw new RangeError(`ageMs must be positive, got ${ageMs}`);
-  const { rows } = await pool.query<TaskRef>({
-    name: `retention-delete-${status}`,
-    text: deleteBatchSql(status),
-    values: [ageMs, limit],
-  });
-  return rows;
+  const from = after ?? START;
+  // Unnamed, so planned for each cursor: a generic plan, estimating the range after "some" cursor
+  // as small, read all of it and sorted it to find the window's end.
+  const { rows } = await db.query<{ tasks: TaskRef[]; seen: number; last_at: string | null; last_id: string | null }>(deleteBatchSql(status), [ageMs, limit, from.finishedAt, from.id]);
+  const r = rows[0]!;
+  return { tasks: r.tasks, seen: r.seen, last: r.last_at === null ? null : { finishedAt: r.last_at, id: r.last_id! } };
+}
+
+/**
+ * Deletes at most `limit` tasks of `status` due (see deleteFinishedWindow) among the oldest
+ * `limit`, from the start of the range; returns the tasks deleted (id and tenant).
+ */
+export async function deleteFinishedBatch(db: Pool | PoolClient, status: FinalStatus, policy: RetentionPolicy, limit: number): Promise<TaskRef[]> {
+  return (await deleteFinishedWindow(db, status, policy, limit, null)).tasks;
 }
 
 /**

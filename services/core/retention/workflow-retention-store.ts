@@ -12,7 +12,7 @@
  * A workflow whose row or any step is held (a retry under way) is left whole for a later batch; a
  * retry that comes after the statement locked it waits for it and finds the step gone (404).
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { TaskRef } from '../queue/queue';
 import type { FinalStatus, RetentionPolicy } from './retention-store';
 
@@ -34,8 +34,13 @@ export function workflowAges(policy: RetentionPolicy): Record<WorkflowFinalStatu
 /**
  * A workflow submitted with an Idempotency-Key stays while the key is live (migration 0025), as a
  * task does: a repeat of the POST within the key's life answers with it instead of running it again.
+ * One keyed but without the key's expiry (written before migration 0025, or by the previous release
+ * during the upgrade: the api that took it knew its life, IDEMPOTENCY_TTL_MS) stays for the longest
+ * life a key may have, 31 days (the setting's bound, config.ts); taken as expired, it went by its
+ * status's age alone, and a repeat within the key's life ran the workflow again. `w` names the row.
  */
-const KEY_EXPIRED = `(idempotency_expires_at IS NULL OR idempotency_expires_at <= now())`;
+const keyExpired = (w: string): string =>
+  `(${w}idempotency_key IS NULL OR COALESCE(${w}idempotency_expires_at, ${w}created_at + interval '31 days') <= now())`;
 
 const AGE_PARAM: Record<WorkflowFinalStatus, string> = { succeeded: '$1', failed: '$2', cancelled: '$3' };
 
@@ -48,7 +53,7 @@ export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): st
   if (statuses.length === 0 || statuses.some((s) => !WORKFLOW_FINAL_STATUSES.includes(s))) throw new Error(`not workflow final statuses: ${statuses.join(', ')}`);
   const ranges = statuses.map(
     (s) => `(SELECT id, steps, finished_at FROM workflows
-              WHERE status = '${s}' AND finished_at < now() - ${AGE_PARAM[s]} * interval '1 millisecond' AND ${KEY_EXPIRED}
+              WHERE status = '${s}' AND finished_at < now() - ${AGE_PARAM[s]} * interval '1 millisecond' AND ${keyExpired('')}
               ORDER BY finished_at LIMIT $4)`,
   );
   return `WITH due AS (
@@ -61,7 +66,7 @@ export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): st
      picked AS (
        SELECT w.id FROM workflows w
         WHERE w.id = ANY (ARRAY(SELECT id FROM budgeted))
-          AND ${KEY_EXPIRED.replace(/idempotency/g, 'w.idempotency')}
+          AND ${keyExpired('w.')}
           AND w.finished_at < now() - NULLIF(CASE w.status WHEN 'succeeded' THEN $1::bigint WHEN 'failed' THEN $2::bigint WHEN 'cancelled' THEN $3::bigint END, 0) * interval '1 millisecond'
         ORDER BY w.id
         FOR UPDATE SKIP LOCKED
@@ -105,9 +110,10 @@ export interface WorkflowBatch {
 /**
  * Deletes the oldest finished workflows due by `policy` (workflowAges), whole, up to about `limit`
  * steps (the oldest always, however many steps it has), in one statement. A workflow that another
- * transaction holds (its row, or any step) is skipped, never waited for.
+ * transaction holds (its row, or any step) is skipped, never waited for. Given a client, it deletes
+ * in that client's transaction.
  */
-export async function deleteFinishedWorkflows(pool: Pool, policy: RetentionPolicy, limit: number): Promise<WorkflowBatch> {
+export async function deleteFinishedWorkflows(pool: Pool | PoolClient, policy: RetentionPolicy, limit: number): Promise<WorkflowBatch> {
   const ages = workflowAges(policy);
   const statuses = WORKFLOW_FINAL_STATUSES.filter((s) => ages[s] > 0);
   if (statuses.length === 0) return { workflows: 0, tasks: [], more: false };
