@@ -142,7 +142,8 @@ async function refuseInvalidIndexes(client: Client, f: MigrationFile): Promise<v
  * Applies one migration in a transaction. Its lock requests give up after `lockTimeoutMs`: one
  * waiting for a lock that a long transaction holds would otherwise queue every later statement on
  * that table behind it (the api's and the workers' too) for as long as that transaction runs. It is
- * tried again, after a pause that lets the queued statements through, for up to LOCK_RETRY_FOR_MS.
+ * tried again, after a pause that lets the queued statements through, for up to LOCK_RETRY_FOR_MS;
+ * so is one rolled back by a deadlock with live traffic.
  */
 async function applyOne(client: Client, f: MigrationFile, lockTimeoutMs: number, log?: Logger): Promise<void> {
   const started = Date.now();
@@ -157,10 +158,14 @@ async function applyOne(client: Client, f: MigrationFile, lockTimeoutMs: number,
       return;
     } catch (err) {
       await client.query('ROLLBACK');
-      // 55P03 lock_not_available: the lock timeout passed.
-      const lockBusy = (err as { code?: unknown }).code === '55P03';
+      // 55P03 lock_not_available: the lock timeout passed. 40P01 deadlock_detected: the migration
+      // took its locks in another order than live traffic (0025 locks tasks, then workflows; a
+      // workflow's create the other way round) and was chosen to give way; nothing of it remains.
+      const code = (err as { code?: unknown }).code;
+      const lockBusy = code === '55P03' || code === '40P01';
       if (!lockBusy || Date.now() - started + delay > LOCK_RETRY_FOR_MS) throw new MigrationError(`${f.name} failed: ${(err as Error).message}`);
-      log?.warn({ migration: f.name, retryInMs: delay }, 'migration waited longer than MIGRATION_LOCK_TIMEOUT_MS for a lock; trying again');
+      const why = code === '40P01' ? 'migration was rolled back to end a deadlock with live traffic' : 'migration waited longer than MIGRATION_LOCK_TIMEOUT_MS for a lock';
+      log?.warn({ migration: f.name, retryInMs: delay }, `${why}; trying again`);
       await new Promise((r) => setTimeout(r, delay));
     }
   }

@@ -103,6 +103,32 @@ it('a migration that waits for a lock a long transaction holds gives way to the 
   }
 });
 
+it('a migration rolled back to end a deadlock with live traffic is tried again, and applies', async () => {
+  const dir = copyOfMigrations();
+  await migrate({ databaseUrl: db.url, dir });
+  // Locks taken in the opposite order to a live transaction (as 0025 does against a workflow's create).
+  writeFileSync(path.join(dir, '0900_two_locks.sql'), 'LOCK TABLE schedules IN ACCESS EXCLUSIVE MODE;\nLOCK TABLE tenants IN ACCESS EXCLUSIVE MODE;\n');
+  const live = new Client({ connectionString: db.url });
+  await live.connect();
+  try {
+    // The migration's wait is checked for deadlocks first (1 s), so it is the one rolled back.
+    await live.query("SET deadlock_timeout = '10s'");
+    await live.query('BEGIN');
+    await live.query('LOCK TABLE tenants IN ROW EXCLUSIVE MODE');
+    const migrating = migrate({ databaseUrl: db.url, dir, lockTimeoutMs: 0 });
+    for (;;) {
+      const { rows } = await live.query("SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'tenants' AND NOT l.granted");
+      if (rows.length > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await live.query('LOCK TABLE schedules IN ROW EXCLUSIVE MODE');
+    await live.query('COMMIT');
+    expect((await migrating).applied).toEqual(['0900_two_locks.sql']);
+  } finally {
+    await live.end();
+  }
+});
+
 it('refuses to record a migration whose index exists under its name but invalid (an interrupted CREATE INDEX CONCURRENTLY), naming it', async () => {
   // An installation at migration 0010 about to take 0011, whose index the file says to build first
   // with CREATE INDEX CONCURRENTLY under its name on a big table (the migration then skips it).
