@@ -407,6 +407,7 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     }
   }
   if (route === '/healthz' && s.method === 'GET' && !(isObject(json) && json.status === 'ok')) v('healthz body', snippet(a));
+  if (route === '/openapi.json' && s.method === 'GET' && !(isObject(json) && json.openapi === '3.1.0' && isObject(json.paths) && isObject(json.paths['/tasks']))) v('openapi.json is not the OpenAPI document', snippet(a));
 }
 
 /** A schedule answer names the tenant acting and the schedule asked for; a page lists only the tenant's. */
