@@ -61,11 +61,14 @@ const PROBLEMS: Record<number, { description: string; headers?: Answer['headers'
   401: { description: 'No API key, or one that is unknown, malformed, revoked or expired.', headers: ['WWW-Authenticate'] },
   403: { description: 'The key lacks the scope, or names another tenant without being an admin key.' },
   404: { description: 'No such resource, or no route with this path.' },
+  408: { description: 'The request line and headers did not arrive within HTTP_HEADERS_TIMEOUT_MS, or the whole request within HTTP_REQUEST_TIMEOUT_MS; the connection is closed.' },
   405: { description: 'The path exists, with other methods (listed in Allow).', headers: ['Allow'] },
   409: { description: 'The request conflicts with the state of the resource.' },
   413: { description: 'The body is larger than MAX_BODY_BYTES.' },
   415: { description: 'The body is not application/json in UTF-8 (or its encoding is not supported).' },
+  417: { description: 'An Expect header other than 100-continue; the connection is closed.' },
   429: { description: "The tenant's limits refused the tasks.", headers: ['Retry-After?', 'RateLimit?', 'RateLimit-Policy?'] },
+  431: { description: 'The request line and headers are larger than 16 KiB; the connection is closed.' },
   500: { description: 'An unexpected error; it has been logged.' },
   503: { description: 'Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After.', headers: ['Retry-After'] },
 };
@@ -157,8 +160,9 @@ function operation(route: Route, json: (s: unknown) => unknown): Record<string, 
   for (const [status, answer] of Object.entries(route.answers)) {
     responses[status] = { description: answer.description, headers: headers(answer.headers), content: { 'application/json': { schema: json(answer.schema) } } };
   }
-  // The problems a route of its kind can give, then its own.
-  const statuses = new Set<number>([500]);
+  // The problems a route of its kind can give, then its own. The HTTP server answers 408, 417 and
+  // 431 itself (server.ts), before any route, so every route may get them.
+  const statuses = new Set<number>([408, 417, 431, 500]);
   if (route.scope) [400, 401, 403, 503].forEach((s) => statuses.add(s));
   if (route.body) [400, 413, 415, 503].forEach((s) => statuses.add(s));
   if (route.pathParams || route.query || route.headers) statuses.add(400);
