@@ -6,6 +6,7 @@
 import type { Pool } from 'pg';
 import { authVerdict, describeSpec, ExpectedTask, expectedStatuses, HEAD_LIMIT_BYTES, headBytes, routeOf, Spec } from './model';
 import { Answer, headerValue } from './send';
+import { expectContract } from '../support/contract';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -263,6 +264,14 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
   const json = head ? undefined : parseJson(a.body);
   const verdict = authVerdict({ ...s, path });
   ledger.count(String(a.status), s.kind, s.auth?.label);
+
+  // Every answer, error or not, is one the OpenAPI document describes for its route (the contract
+  // test's rules): its status, media type, headers and body.
+  try {
+    expectContract(s.method, path, { status: a.status, headers: a.headers, body: a.body.toString('utf8') });
+  } catch (err) {
+    v('answer not as the OpenAPI document says', (err as Error).message.slice(0, 500));
+  }
 
   const leaked = leakedSecret(ledger, s, a);
   if (leaked !== undefined) v('an answer repeats a key or credential', leaked);

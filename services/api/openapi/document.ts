@@ -83,6 +83,9 @@ const HEADERS: Record<HeaderName | 'X-Request-Id', { description: string; schema
   Allow: { description: 'The methods the path allows.', schema: { type: 'string' } },
 };
 
+/** What the HTTP server answers itself (server.ts), before routing: on any path, with any method. */
+const SERVER_RESPONSES = { RequestTimeout: 408, ExpectationFailed: 417, HeadersTooLarge: 431 } as const;
+
 /** The document, as GET /openapi.json serves it. */
 export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
   const refs = new Map(Object.entries(NAMED).map(([name, s]) => [JSON.stringify(s), name]));
@@ -95,6 +98,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
     return Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, json(v)]));
   };
 
+  const SERVER_ANSWERS = Object.fromEntries(Object.entries(SERVER_RESPONSES).map(([name, status]) => [name, problem(status)]));
   const paths: OpenApiDocument['paths'] = {};
   for (const route of apiRoutes(opts)) (paths[route.path] ??= {})[route.method] = operation(route, json);
 
@@ -107,6 +111,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
         'Submit tasks, read them, act on them as an operator (cancel, retry, the dead-letter redrive), schedule them with cron expressions, and submit workflows of tasks that depend on each other.',
         'Errors are RFC 9457 problem details (application/problem+json). Every answer carries X-Request-Id.',
         'A route asked with a method it does not have answers 405 (components.responses.MethodNotAllowed); an unknown path 404 (components.responses.NotFound).',
+        'The HTTP server itself answers, before any route and whatever the path: 408 to a request that does not arrive in time, 417 to an Expect other than 100-continue, 431 to headers over 16 KiB (components.responses.RequestTimeout, ExpectationFailed, HeadersTooLarge; every operation lists them too).',
         'Authentication: Authorization: Bearer <API key> (tsk_…) when the service runs with AUTH_MODE=keys; with AUTH_MODE=off every request acts as the tenant `default` with every scope.',
         'A key acts on its own tenant; an admin key may name another with ?tenant= or the Tenant header.',
       ].join('\n\n'),
@@ -138,6 +143,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
       responses: {
         NotFound: problem(404),
         MethodNotAllowed: problem(405),
+        ...SERVER_ANSWERS,
       },
     },
   };
