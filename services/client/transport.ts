@@ -93,6 +93,13 @@ export class Transport {
       headers['content-type'] = 'application/json';
     }
     const ok = call.ok ?? ((s: number) => s >= 200 && s < 300);
+    // A value no header may carry (a line break in a key or a tenant) is the caller's mistake: fetch
+    // would refuse it on every send, and the call be retried and thrown as a lost connection.
+    try {
+      new Headers(headers);
+    } catch (err) {
+      throw new TypeError(`${request}: ${(err as Error).message}`, { cause: err });
+    }
 
     for (let attempt = 1; ; attempt++) {
       let res: Response;

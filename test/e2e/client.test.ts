@@ -140,6 +140,17 @@ it('connection errors: retried for safe calls, not for a retry of a task', async
   await expect(c.retry('00000000-0000-7000-8000-000000000000')).rejects.toMatchObject({ name: 'ConnectionError', attempts: 1 });
 });
 
+it('a request no HTTP header can carry (a line break in a key or a tenant) is a TypeError at once: not sent, not retried as a lost connection', async () => {
+  const retries: RetryInfo[] = [];
+  const c = client({ onRetry: (i) => retries.push(i) });
+  const keyed = await c.submit({ type: 'noop', idempotency_key: 'line\nbreak' }).catch((x: unknown) => x);
+  expect(keyed).toBeInstanceOf(TypeError);
+  expect((keyed as Error).message).toMatch(/^POST \/tasks: /);
+  const tenanted = await client({ tenant: 'a\r\nX-Other: 1', onRetry: (i) => retries.push(i) }).queues().catch((x: unknown) => x);
+  expect(tenanted).toBeInstanceOf(TypeError);
+  expect(retries).toEqual([]);
+});
+
 it('a server that never answers: each send times out, and the caller may abort', async () => {
   const silent = net.createServer(() => undefined);
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));

@@ -6,6 +6,7 @@
 import type { Pool } from 'pg';
 import { authVerdict, describeSpec, ExpectedTask, expectedStatuses, HEAD_LIMIT_BYTES, headBytes, routeOf, Spec } from './model';
 import { Answer, headerValue } from './send';
+import { expectContract } from '../support/contract';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -264,6 +265,14 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
   const verdict = authVerdict({ ...s, path });
   ledger.count(String(a.status), s.kind, s.auth?.label);
 
+  // Every answer, error or not, is one the OpenAPI document describes for its route (the contract
+  // test's rules): its status, media type, headers and body.
+  try {
+    expectContract(s.method, path, { status: a.status, headers: a.headers, body: a.body.toString('utf8') });
+  } catch (err) {
+    v('answer not as the OpenAPI document says', (err as Error).message.slice(0, 500));
+  }
+
   const leaked = leakedSecret(ledger, s, a);
   if (leaked !== undefined) v('an answer repeats a key or credential', leaked);
   if (a.status === 401 && !/^bearer\b/i.test(headerValue(a.headers, 'www-authenticate') ?? '')) v('401 without WWW-Authenticate: Bearer', `WWW-Authenticate ${JSON.stringify(headerValue(a.headers, 'www-authenticate'))}`);
@@ -407,6 +416,7 @@ export function checkAnswer(ledger: Ledger, s: Spec, path: string, a: Answer, re
     }
   }
   if (route === '/healthz' && s.method === 'GET' && !(isObject(json) && json.status === 'ok')) v('healthz body', snippet(a));
+  if (route === '/openapi.json' && s.method === 'GET' && !(isObject(json) && json.openapi === '3.1.0' && isObject(json.paths) && isObject(json.paths['/tasks']))) v('openapi.json is not the OpenAPI document', snippet(a));
 }
 
 /** A schedule answer names the tenant acting and the schedule asked for; a page lists only the tenant's. */

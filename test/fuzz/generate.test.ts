@@ -5,7 +5,11 @@
  * correctly, and the run reported it as a task no answer created (the generator has changed since,
  * so that seed no longer draws the request).
  */
+import { apiRoutes } from '../../services/api/openapi/routes';
+import { FILTER_FIELDS } from '../../services/core/tasks/task-filter';
+import { ListQuerySchema } from '../../services/api/schemas/task-list';
 import { rawBytes, RequestSource } from './generate';
+import { routeOf } from './model';
 
 function declared(bytes: Buffer): { length: number; body: number } {
   const end = bytes.indexOf('\r\n\r\n');
@@ -40,4 +44,23 @@ it('declares a raw request body shorter or longer than the bytes it sends, as it
   for (let i = 0; i < 6000; i++) check(i);
   expect(seen.short).toBeGreaterThan(10);
   expect(seen.long).toBeGreaterThan(10);
+});
+
+it('draws requests for every route of the OpenAPI document, and GET /tasks and the bulk calls with each filter', () => {
+  const source = new RequestSource(20261207);
+  const routes = new Set<string>();
+  const listParams = new Set<string>();
+  const bulkFilters = new Set<string>();
+  for (let i = 0; i < 30000; i++) {
+    const r = source.at(i);
+    if (r.transport !== 'http') continue;
+    const { method, path } = r.spec;
+    routes.add(`${method} ${routeOf(path)}`);
+    if (method === 'GET' && routeOf(path) === '/tasks' && r.spec.expect?.includes(200)) for (const k of new URLSearchParams(path.split('?')[1] ?? '').keys()) listParams.add(k);
+    if (r.spec.kind === 'op.bulk-cancel' || r.spec.kind === 'op.bulk-retry') for (const k of Object.keys((JSON.parse(r.spec.body.toString()) as { filter: object }).filter)) bulkFilters.add(k);
+  }
+  const documented = apiRoutes().map((r) => `${r.method.toUpperCase()} ${r.path.replace(/\{(\w+)\}/g, ':$1')}`);
+  expect(documented.filter((r) => !routes.has(r))).toEqual([]);
+  expect(Object.keys(ListQuerySchema.properties).filter((k) => !listParams.has(k))).toEqual([]);
+  expect(FILTER_FIELDS.filter((k) => !bulkFilters.has(k))).toEqual([]);
 });

@@ -15,6 +15,8 @@ import { brotliCompressSync, constants as zlibConstants, deflateSync, gzipSync }
 import { asKey, key, withCredential } from './credentials';
 import { ExpectedTask, FuzzRequest, HttpRequest, ItemExpect, SEEN, SEEN_UPPER, Spec, TENANTS, WF_SEEN } from './model';
 import { encodeCursor } from '../../services/core/tasks/task-cursor';
+import { STATUSES } from '../../services/core/tasks/priority';
+import { ACTION_STATUSES } from '../../services/api/schemas/bulk';
 // A PRNG for layout choices (whitespace, key order, byte edits), seeded by a generated integer.
 import { prng } from '../../services/load/plan';
 
@@ -672,7 +674,7 @@ function batchArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
 const POST_PATHS = ['/tasks/batch', '/tasks/batch/'];
 /** GET lists tasks, POST creates one. */
 const LIST_PATHS = ['/tasks', '/tasks/'];
-const GET_PATHS = ['/tasks/{uuid}', `/tasks/${SEEN}`, '/healthz', '/readyz', '/healthz/', '/readyz/'];
+const GET_PATHS = ['/tasks/{uuid}', `/tasks/${SEEN}`, '/healthz', '/readyz', '/healthz/', '/readyz/', '/openapi.json', '/openapi.json/'];
 const OTHER_METHODS = ['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'PURGE', 'SEARCH', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'MKCOL', 'REPORT', 'LINK', 'UNLINK'];
 const NO_BODY = new Set(['GET', 'HEAD', 'TRACE']);
 
@@ -721,6 +723,8 @@ function methodsArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
       request('get.not-an-id', 'GET', `/tasks/${id}`, id === 'batch' ? [405] : [400]),
     ),
     fc.tuple(fc.constantFrom('/healthz', '/readyz', '/healthz/', '/HEALTHZ', '/readyz/'), fc.option(queryArb, { nil: '' }), fc.constantFrom('GET', 'HEAD')).map(([path, q, m]) => request('health', m, path + q, path === '/HEALTHZ' ? undefined : [200])),
+    // The document needs no key either, whatever credential comes with it.
+    fc.tuple(fc.constantFrom('/openapi.json', '/openapi.json/', '/OPENAPI.json'), fc.option(queryArb, { nil: '' }), fc.constantFrom('GET', 'HEAD')).map(([path, q, m]) => request('openapi', m, path + q, [200])),
     // Decorated but valid: a query string or a trailing slash does not change POST /tasks.
     fc.tuple(validBodyArb, fc.constantFrom('/tasks?', '/tasks/'), fc.option(queryArb, { nil: '' })).map(([text, path, q]) =>
       request('path.decorated', 'POST', path === '/tasks?' ? `/tasks${q || '?'}` : `/tasks/${q}`, VALID, { task: expectedTask(text, undefined, g) }, Buffer.from(text)),
@@ -928,10 +932,12 @@ function authArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
 // ---------------------------------------------------------------------------------------------
 
 const ACTIONS = ['cancel', 'retry'] as const;
-const STATUS_WORDS = ['queued', 'running', 'retrying', 'succeeded', 'dead', 'cancelled'];
+const STATUS_WORDS = [...STATUSES];
 const filterArb = fc.record(
   {
     type: fc.constantFrom('noop', 'flaky', 'always_fail', 'sleeper', 'x.y:z'),
+    // Names of schedulesArb's pool (a triggered task carries one), and one no schedule has.
+    schedule: fc.constantFrom('nightly', 'a', 'no-such-schedule'),
     priority: fc.oneof(fc.constantFrom(...PRIORITIES), fc.subarray(PRIORITIES, { minLength: 1 })),
     created_after: fc.constantFrom('2020-01-01T00:00:00Z', '2026-12-05T10:00:00+01:00', '2999-01-01T00:00:00.123Z'),
     created_before: fc.constantFrom('2999-01-01T00:00:00Z', '2020-01-01T00:00:00-05:00'),
@@ -946,7 +952,7 @@ const cursorArb = fc
 
 /** A valid bulk body for `action` (a status it applies to, small limits: the traffic stays bounded). */
 function bulkBodyArb(action: (typeof ACTIONS)[number]): fc.Arbitrary<Record<string, unknown>> {
-  const statuses = action === 'cancel' ? ['queued', 'running', 'retrying'] : ['dead', 'cancelled'];
+  const statuses = [...ACTION_STATUSES[action]];
   return fc
     .record({ filter: filterArb, status: fc.option(fc.subarray(statuses, { minLength: 1 }), { nil: undefined }), limit: fc.integer({ min: 1, max: 20 }), dry_run: fc.boolean(), cursor: fc.option(cursorArb, { nil: undefined }) })
     .map(({ filter, status, limit, dry_run, cursor }) => ({ filter: status ? { ...filter, status } : filter, limit, dry_run, ...(cursor ? { cursor } : {}) }));
@@ -965,7 +971,9 @@ const listQueryArb = fc
       priority: fc.constantFrom(...PRIORITIES),
       created_after: fc.constantFrom('2020-01-01T00:00:00Z', '2026-12-05T10:00:00.5%2B01:00'),
       created_before: fc.constantFrom('2999-01-01T00:00:00Z'),
+      schedule: fc.constantFrom('nightly', 'a', 'no-such-schedule'),
       limit: fc.integer({ min: 1, max: 500 }).map(String),
+      cursor: cursorArb,
     },
     { requiredKeys: [] },
   )

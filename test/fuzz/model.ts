@@ -106,7 +106,7 @@ export function routeOf(path: string): string {
   const action = /^\/tasks\/[^/]+\/(cancel|retry)$/.exec(p);
   if (action) return `/tasks/:id/${action[1]}`;
   if (/^\/tasks\/[^/]+$/.test(p)) return '/tasks/:id';
-  if (p === '/healthz' || p === '/readyz' || p === '/queues') return p;
+  if (p === '/healthz' || p === '/readyz' || p === '/queues' || p === '/openapi.json') return p;
   if (p === '/schedules') return '/schedules';
   if (/^\/schedules\/[^/]+\/trigger$/.test(p)) return '/schedules/:name/trigger';
   if (/^\/schedules\/[^/]+$/.test(p)) return '/schedules/:name';

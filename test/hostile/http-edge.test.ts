@@ -12,6 +12,7 @@ import { createKey } from '../../services/core/tenancy/key-store';
 import { RunningServer, startServer } from '../../services/api/server';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import { createStack, silentLog, Stack } from '../support/stack';
+import { expectContract } from '../support/contract';
 
 let stack: Stack;
 let server: RunningServer;
@@ -163,5 +164,33 @@ describe('slow clients', () => {
     } finally {
       for (const s of sockets) s.destroy();
     }
+  });
+});
+
+describe('the answers the HTTP server gives itself are in the OpenAPI document', () => {
+  /** Writes `raw` (closing the sending side when `end`) and reads the answer until the server closes. */
+  async function answerTo(raw: string, end: boolean): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+    const s = await openSocket();
+    let data = '';
+    s.on('data', (d: Buffer) => (data += d.toString('utf8')));
+    const done = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    s.on('error', () => undefined);
+    if (end) s.end(raw);
+    else s.write(raw);
+    await done;
+    const [head, body] = [data.slice(0, data.indexOf('\r\n\r\n')), data.slice(data.indexOf('\r\n\r\n') + 4)];
+    const [line, ...lines] = head.split('\r\n');
+    const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    return { status: Number(line!.split(' ')[1]), headers, body };
+  }
+
+  it.each([
+    ['417: an Expect other than 100-continue', 'POST', '/tasks', 'POST /tasks HTTP/1.1\r\nHost: x\r\nExpect: 100-wait\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}', true, 417],
+    ['431: headers over 16 KiB', 'GET', '/tasks', `GET /tasks HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20000)}\r\n\r\n`, true, 431],
+    ['408: headers that never finish', 'GET', '/queues', 'GET /queues HTTP/1.1\r\nHost: x\r\n', false, 408],
+  ])('%s', async (_what, method, path, raw, end, status) => {
+    const answer = await answerTo(raw, end);
+    expect(answer.status).toBe(status);
+    expect(() => expectContract(method, path, answer)).not.toThrow();
   });
 });

@@ -93,3 +93,12 @@ it('refuses keys without the admin scope (403), and bad bodies with a 400 naming
     expect({ body, status: r.status, field: r.body.errors?.[0]?.field }).toEqual({ body, status: 400, field });
   }
 });
+
+it("a key's description is at most 200 characters as the document (maxLength) and Postgres (length()) count them: code points, not UTF-16 units", async () => {
+  // 150 characters outside the Basic Multilingual Plane: 300 UTF-16 units, 150 characters.
+  const description = '🔑'.repeat(150);
+  const created = await call('POST', '/admin/keys', admin, { tenant: 'emoji', scopes: ['tasks:read'], description });
+  expect({ status: created.status, description: created.body.description }).toEqual({ status: 201, description });
+  const over = await call('POST', '/admin/keys', admin, { tenant: 'emoji', scopes: ['tasks:read'], description: '🔑'.repeat(201) });
+  expect({ status: over.status, field: over.body.errors?.[0]?.field }).toEqual({ status: 400, field: 'description' });
+});

@@ -6,6 +6,7 @@
 import { submitTasks } from '../../services/core/tasks/submit';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import { runBulk } from '../../services/api/operator/bulk-routes';
+import { markRunning } from '../../services/core/tasks/attempt-store';
 import type { Worker } from '../../services/worker/worker';
 import { createStack, runsOf, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
@@ -256,4 +257,67 @@ it('a bulk cancel that fails part way counts in tasks_cancelled_total the pages 
   expect((await countByStatus()).cancelled).toBe(4);
   const counted = (await registry.getMetricsAsJSON()).find((m) => m.name === 'tasks_cancelled_total')!.values.reduce((n, v) => n + v.value, 0);
   expect(counted).toBe(4);
+});
+
+/** stack.pool, but `hook` runs once, right after the first page's read of a bulk call answers. */
+function afterFirstScan(hook: () => Promise<void>) {
+  let done = false;
+  return new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? async (config: { text?: string }, values?: unknown[]) => {
+            const res = await target.query(config as never, values as never);
+            if (!done && typeof config === 'object' && config.text?.includes('row_number() OVER')) {
+              done = true;
+              await hook();
+            }
+            return res;
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+}
+
+const bulkDeps = (pool: typeof stack.pool) => ({
+  pool,
+  queue: stack.queue,
+  log: silentLog,
+  batch: 200,
+  scanRows: 1000,
+  metrics: apiMetrics(createRegistry('api')),
+  underLimits: (async (_tenant: string, _n: number, work: () => Promise<unknown>) => ({ result: await work(), headers: {} })) as never,
+});
+
+it("a bulk cancel changes only tasks still in the filter's statuses: one that started running after the page was read is not asked to stop", async () => {
+  const ids = await submitMany(5, 'noop');
+  // Between the page's read and its cancel a worker leases one of the tasks and records its start,
+  // as one does under load: the operator asked for queued tasks only, and this one runs now.
+  let started: string | null = null;
+  const pool = afterFirstScan(async () => {
+    const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+    started = lease!.message.id;
+    expect((await markRunning(stack.pool, [{ id: started, token: lease!.token, attempt: lease!.attempt }])).started.has(started)).toBe(true);
+  });
+  const answer = await runBulk(bulkDeps(pool), 'default', { action: 'cancel', filter: { statuses: ['queued'] }, limit: 100, dryRun: false, after: null });
+  expect(ids).toContain(started);
+  expect(answer.body).toMatchObject({ matched: 5, changed: 4 });
+  const { rows } = await stack.pool.query<{ status: string; cancel_requested_at: Date | null }>('SELECT status::text AS status, cancel_requested_at FROM tasks WHERE id = $1', [started]);
+  expect(rows[0]).toEqual({ status: 'running', cancel_requested_at: null });
+  expect(await countByStatus()).toEqual({ cancelled: 4, running: 1 });
+});
+
+it("a bulk retry of cancelled tasks leaves one that died meanwhile dead: it changes only tasks still in the filter's statuses", async () => {
+  const ids = await submitMany(5, 'always_fail');
+  expect((await post('/tasks/cancel', {})).body).toMatchObject({ changed: 5 });
+  // After the redrive's read, another operator retries one of them alone, and it fails for good.
+  const pool = afterFirstScan(async () => {
+    expect((await post(`/tasks/${ids[0]}/retry`, {})).status).toBe(200);
+    ({ worker } = startWorker(stack));
+    await waitFor(async () => (await stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'dead'", [ids[0]])).rowCount === 1, 15000, 'the task to die');
+    await worker!.stop(0);
+    worker = null;
+  });
+  const answer = await runBulk(bulkDeps(pool), 'default', { action: 'retry', filter: { statuses: ['cancelled'] }, limit: 100, dryRun: false, after: null });
+  expect(answer.body).toMatchObject({ matched: 5, changed: 4 });
+  expect((await stack.pool.query<{ status: string }>('SELECT status::text AS status FROM tasks WHERE id = $1', [ids[0]])).rows[0]!.status).toBe('dead');
+  expect(await countByStatus()).toEqual({ queued: 4, dead: 1 });
 });

@@ -5,6 +5,7 @@
  */
 import { submitTasks } from '../../services/core/tasks/submit';
 import type { Worker } from '../../services/worker/worker';
+import { QueuesView } from '../../services/api/operator/queues-route';
 import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
@@ -85,4 +86,38 @@ it('counts delayed tasks not yet due as scheduled, per priority', async () => {
   const q = await queues();
   expect(q.priorities.high).toMatchObject({ scheduled: 3, queued: 0, running: 0 });
   expect(q.priorities.low).toMatchObject({ scheduled: 0 });
+});
+
+it('one read in flight per tenant: a slow read is shared, not joined by another every QUEUES_CACHE_MS', async () => {
+  // The Postgres half of each read waits until the test lets it go, as on a loaded database.
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let counts = 0;
+  const pool = new Proxy(stack.pool, {
+    get: (target, prop, receiver) =>
+      prop === 'query'
+        ? async (config: unknown, values?: unknown[]) => {
+            if (typeof config === 'string' && config.includes("status IN ('dead', 'cancelled')")) {
+              counts++;
+              await gate;
+            }
+            return target.query(config as never, values as never);
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+  // QUEUES_CACHE_MS 0: any answer is stale at once, so only a read in flight may be shared.
+  const view = new QueuesView({ pool, queue: stack.queue }, 0);
+  const first = view.get('default');
+  await waitFor(async () => counts === 1, 5000, 'the first read');
+  const second = view.get('default');
+  const other = view.get('other-tenant');
+  await waitFor(async () => counts >= 2, 5000, "the other tenant's read");
+  expect(counts).toBe(2);
+  open();
+  const [a, b] = await Promise.all([first, second, other]);
+  expect(b).toBe(a);
+  expect(counts).toBe(2);
+  // Once it has answered, the next caller reads again.
+  await view.get('default');
+  expect(counts).toBe(3);
 });

@@ -98,6 +98,23 @@ it('filters combine: status, type, priority (lists too) and a creation window', 
   expect((await count('?limit=1'))[0]).not.toHaveProperty('payload');
 });
 
+it('a creation window is exact to the microsecond, as created_at is: a bound finer than a millisecond is not rounded to one', async () => {
+  const ids = await submitMany(4, { type: 'window' });
+  // Four tasks within one millisecond (as a batch, or a busy second, gives): .123100, .123456, .123457, .123900.
+  const at = ['2026-12-05 10:00:00.1231+00', '2026-12-05 10:00:00.123456+00', '2026-12-05 10:00:00.123457+00', '2026-12-05 10:00:00.1239+00'];
+  for (const [i, id] of ids.entries()) await stack.pool.query('UPDATE tasks SET created_at = $2 WHERE id = $1', [id, at[i]]);
+  const window = async (q: string) => ((await get(`?type=window&${q}`)).body.tasks as { id: string }[]).map((t) => ids.indexOf(t.id)).sort();
+  expect(await window(`created_after=${encodeURIComponent('2026-12-05T10:00:00.123456Z')}`)).toEqual([2, 3]);
+  expect(await window(`created_before=${encodeURIComponent('2026-12-05T10:00:00.123456Z')}`)).toEqual([0]);
+  expect(await window(`created_after=${encodeURIComponent('2026-12-05T11:00:00.1231+01:00')}&created_before=${encodeURIComponent('2026-12-05T10:00:00.1239Z')}`)).toEqual([1, 2]);
+  // Finer than a microsecond: strictly after .1234565 is .123457 on; strictly before it, .123456 and earlier.
+  expect(await window(`created_after=${encodeURIComponent('2026-12-05T10:00:00.1234565Z')}`)).toEqual([2, 3]);
+  expect(await window(`created_before=${encodeURIComponent('2026-12-05T10:00:00.1234565Z')}`)).toEqual([0, 1]);
+  expect(await window(`created_before=${encodeURIComponent('2026-12-05T10:00:00.123456001Z')}`)).toEqual([0, 1]);
+  // The latest time there is, rounded up, is in the year 10000: still a bound Postgres reads.
+  expect(await window(`created_before=${encodeURIComponent('9999-12-31T23:59:59.999999999Z')}&created_after=${encodeURIComponent('0001-01-01T00:00:00.0000001Z')}`)).toEqual([0, 1, 2, 3]);
+});
+
 it('bad parameters are 400s naming them', async () => {
   const cases: [string, string][] = [
     ['?status=bogus', 'status'],
@@ -240,7 +257,7 @@ describe('plans on 200k tasks', () => {
       ['priority', { priorities: ['high', 'low'] }, false, 'tasks_tenant_waiting_idx', 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
       // (A few hundred unfinished tasks in the window: the planner may read them all through the
       // index and sort them, which costs no more. With many, the ordered read wins.)
-      ['queued in a window', { statuses: ['queued'], createdAfter: new Date(Date.now() - 3_600_000) }, false, 'tasks_tenant_unfinished_idx'],
+      ['queued in a window', { statuses: ['queued'], createdAfter: new Date(Date.now() - 3_600_000).toISOString() }, false, 'tasks_tenant_unfinished_idx'],
       ['running or succeeded', { statuses: ['running', 'succeeded'] }, true, 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],
     ];
     for (const [name, filter, cursor, ...indexes] of cases) {

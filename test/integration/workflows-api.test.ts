@@ -251,6 +251,20 @@ it('lists newest first a page at a time, filtered by status, name and creation t
   for (const id of made) await call('POST', `/workflows/${id}/cancel`);
 });
 
+it('a creation window of GET /workflows is exact to the microsecond, as created_at is', async () => {
+  const made: string[] = [];
+  for (const name of ['w-a', 'w-b', 'w-c']) made.push((await call('POST', '/workflows', { name, tasks: [{ key: 'only', type: 'sleeper', payload: { sleep_ms: 1 } }] })).body.workflow.id);
+  // Three workflows within one millisecond: .123100, .123456, .123900.
+  const at = ['2026-12-05 10:00:00.1231+00', '2026-12-05 10:00:00.123456+00', '2026-12-05 10:00:00.1239+00'];
+  for (const [i, id] of made.entries()) await stack.pool.query('UPDATE workflows SET created_at = $2 WHERE id = $1', [id, at[i]]);
+  // Workflows of the tests before are newer: only these three are counted.
+  const window = async (q: string) => ((await call('GET', `/workflows?${q}`)).body.workflows as Json[]).map((w) => made.indexOf(w.id)).filter((i) => i >= 0).sort();
+  expect(await window(`created_after=${encodeURIComponent('2026-12-05T10:00:00.123456Z')}`)).toEqual([2]);
+  expect(await window(`created_before=${encodeURIComponent('2026-12-05T10:00:00.123456Z')}`)).toEqual([0]);
+  expect(await window(`created_before=${encodeURIComponent('2026-12-05T10:00:00.1234561Z')}&created_after=${encodeURIComponent('2026-12-05T10:00:00.1231Z')}`)).toEqual([1]);
+  for (const id of made) await call('POST', `/workflows/${id}/cancel`);
+});
+
 it('cancels a running workflow (200; again: 200, nothing more), not one that ended otherwise (409); an unknown id is a 404, a malformed one a 400', async () => {
   const made = await call('POST', '/workflows', diamond('to-cancel'));
   const id = made.body.workflow.id;

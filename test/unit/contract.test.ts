@@ -36,6 +36,11 @@ it('accepts what the document describes', () => {
   expect(() => expectContract('GET', `/tasks/${TASK.id}`, { status: 200, headers: json, body: JSON.stringify({ ...TASK, runs: [] }) })).not.toThrow();
   expect(() => expectContract('GET', '/nothing', { status: 404, headers: { 'content-type': 'application/problem+json' }, body: problem(404) })).not.toThrow();
   expect(() => expectContract('DELETE', '/tasks', { status: 405, headers: { 'content-type': 'application/problem+json', allow: 'GET, HEAD, POST' }, body: problem(405) })).not.toThrow();
+  // The HTTP server's own answers come before routing: on a path or a method no route has too.
+  expect(() => expectContract('POST', `/tasks/${'a'.repeat(20000)}`, { status: 431, headers: { 'content-type': 'application/problem+json' }, body: problem(431) })).not.toThrow();
+  expect(() => expectContract('PUT', '/nothing', { status: 417, headers: { 'content-type': 'application/problem+json' }, body: problem(417) })).not.toThrow();
+  // Dot segments are routed as sent (express does not resolve them): /tasks/./batch is no /tasks/batch.
+  expect(() => expectContract('POST', '/tasks/./batch', { status: 404, headers: { 'content-type': 'application/problem+json' }, body: problem(404) })).not.toThrow();
 });
 
 it.each([

@@ -61,8 +61,8 @@ it("names each operation's scope, and its problems", () => {
   expect(op('/tasks/{id}', 'get').security).toEqual([{ apiKey: ['tasks:read'] }]);
   expect(op('/healthz', 'get').security).toEqual([]);
   expect(op('/openapi.json', 'get').security).toEqual([]);
-  expect(Object.keys(op('/tasks', 'post').responses).sort()).toEqual(['200', '201', '400', '401', '403', '409', '413', '415', '429', '500', '503']);
-  expect(Object.keys(op('/tasks/{id}/cancel', 'post').responses).sort()).toEqual(['200', '202', '400', '401', '403', '404', '409', '500', '503']);
+  expect(Object.keys(op('/tasks', 'post').responses).sort()).toEqual(['200', '201', '400', '401', '403', '408', '409', '413', '415', '417', '429', '431', '500', '503']);
+  expect(Object.keys(op('/tasks/{id}/cancel', 'post').responses).sort()).toEqual(['200', '202', '400', '401', '403', '404', '408', '409', '417', '431', '500', '503']);
   expect(op('/tasks', 'post').responses['401'].headers['WWW-Authenticate'].required).toBe(true);
   expect(op('/tasks', 'post').responses['201'].headers.Location.required).toBe(true);
   expect(op('/tasks/retry', 'post').requestBody.content['application/json'].schema.properties.limit.maximum).toBe(123);

@@ -29,6 +29,7 @@ export function validateKeyInput(body: unknown): KeyInput {
   const exp = b.expires_in_ms;
   if (exp !== undefined && exp !== null && (typeof exp !== 'number' || !Number.isInteger(exp) || exp < 1 || exp > MAX_KEY_EXPIRY_MS)) throw invalid('expires_in_ms', `must be an integer from 1 to ${MAX_KEY_EXPIRY_MS}, or null`);
   const description = b.description ?? '';
-  if (typeof description !== 'string' || description.length > MAX_KEY_DESCRIPTION) throw invalid('description', `must be a string of at most ${MAX_KEY_DESCRIPTION} characters`);
+  // Characters as the schema's maxLength and Postgres's length() count them (code points, not UTF-16 units).
+  if (typeof description !== 'string' || [...description].length > MAX_KEY_DESCRIPTION) throw invalid('description', `must be a string of at most ${MAX_KEY_DESCRIPTION} characters`);
   return { tenant: b.tenant, scopes: scopes as Scope[], expiresInMs: (exp as number | null | undefined) ?? null, description };
 }

@@ -61,11 +61,14 @@ const PROBLEMS: Record<number, { description: string; headers?: Answer['headers'
   401: { description: 'No API key, or one that is unknown, malformed, revoked or expired.', headers: ['WWW-Authenticate'] },
   403: { description: 'The key lacks the scope, or names another tenant without being an admin key.' },
   404: { description: 'No such resource, or no route with this path.' },
+  408: { description: 'The request line and headers did not arrive within HTTP_HEADERS_TIMEOUT_MS, or the whole request within HTTP_REQUEST_TIMEOUT_MS; the connection is closed.' },
   405: { description: 'The path exists, with other methods (listed in Allow).', headers: ['Allow'] },
   409: { description: 'The request conflicts with the state of the resource.' },
   413: { description: 'The body is larger than MAX_BODY_BYTES.' },
   415: { description: 'The body is not application/json in UTF-8 (or its encoding is not supported).' },
+  417: { description: 'An Expect header other than 100-continue; the connection is closed.' },
   429: { description: "The tenant's limits refused the tasks.", headers: ['Retry-After?', 'RateLimit?', 'RateLimit-Policy?'] },
+  431: { description: 'The request line and headers are larger than 16 KiB; the connection is closed.' },
   500: { description: 'An unexpected error; it has been logged.' },
   503: { description: 'Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After.', headers: ['Retry-After'] },
 };
@@ -80,6 +83,9 @@ const HEADERS: Record<HeaderName | 'X-Request-Id', { description: string; schema
   Allow: { description: 'The methods the path allows.', schema: { type: 'string' } },
 };
 
+/** What the HTTP server answers itself (server.ts), before routing: on any path, with any method. */
+const SERVER_RESPONSES = { RequestTimeout: 408, ExpectationFailed: 417, HeadersTooLarge: 431 } as const;
+
 /** The document, as GET /openapi.json serves it. */
 export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
   const refs = new Map(Object.entries(NAMED).map(([name, s]) => [JSON.stringify(s), name]));
@@ -92,6 +98,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
     return Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, json(v)]));
   };
 
+  const SERVER_ANSWERS = Object.fromEntries(Object.entries(SERVER_RESPONSES).map(([name, status]) => [name, problem(status)]));
   const paths: OpenApiDocument['paths'] = {};
   for (const route of apiRoutes(opts)) (paths[route.path] ??= {})[route.method] = operation(route, json);
 
@@ -104,6 +111,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
         'Submit tasks, read them, act on them as an operator (cancel, retry, the dead-letter redrive), schedule them with cron expressions, and submit workflows of tasks that depend on each other.',
         'Errors are RFC 9457 problem details (application/problem+json). Every answer carries X-Request-Id.',
         'A route asked with a method it does not have answers 405 (components.responses.MethodNotAllowed); an unknown path 404 (components.responses.NotFound).',
+        'The HTTP server itself answers, before any route and whatever the path: 408 to a request that does not arrive in time, 417 to an Expect other than 100-continue, 431 to headers over 16 KiB (components.responses.RequestTimeout, ExpectationFailed, HeadersTooLarge; every operation lists them too).',
         'Authentication: Authorization: Bearer <API key> (tsk_…) when the service runs with AUTH_MODE=keys; with AUTH_MODE=off every request acts as the tenant `default` with every scope.',
         'A key acts on its own tenant; an admin key may name another with ?tenant= or the Tenant header.',
       ].join('\n\n'),
@@ -135,6 +143,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
       responses: {
         NotFound: problem(404),
         MethodNotAllowed: problem(405),
+        ...SERVER_ANSWERS,
       },
     },
   };
@@ -157,8 +166,9 @@ function operation(route: Route, json: (s: unknown) => unknown): Record<string, 
   for (const [status, answer] of Object.entries(route.answers)) {
     responses[status] = { description: answer.description, headers: headers(answer.headers), content: { 'application/json': { schema: json(answer.schema) } } };
   }
-  // The problems a route of its kind can give, then its own.
-  const statuses = new Set<number>([500]);
+  // The problems a route of its kind can give, then its own. The HTTP server answers 408, 417 and
+  // 431 itself (server.ts), before any route, so every route may get them.
+  const statuses = new Set<number>([408, 417, 431, 500]);
   if (route.scope) [400, 401, 403, 503].forEach((s) => statuses.add(s));
   if (route.body) [400, 413, 415, 503].forEach((s) => statuses.add(s));
   if (route.pathParams || route.query || route.headers) statuses.add(400);

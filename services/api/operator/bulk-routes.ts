@@ -105,9 +105,9 @@ export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics; underLimit
 /** A bulk retry admitted under the tenant's limits (see the file comment). */
 async function admittedRetry(deps: BulkDeps & { underLimits: UnderLimits }, tenant: string, request: Parameters<typeof bulkAction>[3], changes: Pick<BulkDetail, 'byKind' | 'reopened'>) {
   const scan = await bulkAction(deps, 'retry', tenant, { ...request, dryRun: true });
-  const cost = await retryCost(deps.pool, tenant, scan.ids);
+  const cost = await retryCost(deps.pool, tenant, scan.ids, request.filter.statuses ?? null);
   const done = Object.assign(changes, { changed: 0 });
-  const retry = () => retryMatched(deps, tenant, scan.ids, done);
+  const retry = () => retryMatched(deps, tenant, scan.ids, done, request.filter.statuses);
   // What the pages committed before a failure changed keeps its places; the rest are given back.
   const used = () => done.changed + done.reopened;
   let headers: Record<string, string> = {};

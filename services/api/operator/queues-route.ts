@@ -12,7 +12,7 @@ import { PRIORITIES } from '../../core/tasks/priority';
 import { tenantTaskCounts } from '../../core/tasks/queue-counts';
 
 export class QueuesView {
-  private readonly cache = new Map<string, { at: number; answer: Promise<Record<string, unknown>> }>();
+  private readonly cache = new Map<string, { at: number; answer: Promise<Record<string, unknown>>; pending: boolean }>();
 
   constructor(
     private readonly deps: { pool: Pool; queue: TaskQueue },
@@ -24,14 +24,19 @@ export class QueuesView {
   get(tenant: string): Promise<Record<string, unknown>> {
     const now = Date.now();
     const hit = this.cache.get(tenant);
-    if (hit && now - hit.at < this.cacheMs) return hit.answer;
-    const answer = this.read(tenant);
+    // A read still in flight is shared however long it takes: a slow one (Postgres loaded, a
+    // tenant with many dead tasks to count) is not joined by another every cacheMs.
+    if (hit && (hit.pending || now - hit.at < this.cacheMs)) return hit.answer;
+    const entry = { at: now, answer: this.read(tenant), pending: true };
     this.cache.delete(tenant);
-    this.cache.set(tenant, { at: now, answer });
+    this.cache.set(tenant, entry);
     if (this.cache.size > this.maxTenants) this.cache.delete(this.cache.keys().next().value!);
     // A failed read is not kept.
-    answer.catch(() => this.cache.get(tenant)?.answer === answer && this.cache.delete(tenant));
-    return answer;
+    entry.answer.then(
+      () => (entry.pending = false),
+      () => this.cache.get(tenant) === entry && this.cache.delete(tenant),
+    );
+    return entry.answer;
   }
 
   private async read(tenant: string): Promise<Record<string, unknown>> {

@@ -56,6 +56,9 @@ export async function cancelOne(deps: ActionDeps, tenant: string, rawId: string)
     case 'cancelling':
       deps.metrics.cancelled.inc({ how: 'running' });
       return { status: 202, body: await current(deps, tenant, id) };
+    case 'unmatched':
+      // Only a call that names statuses gets it, and this one names none.
+      throw new Error(`task ${id} was left ${outcome!.status} by a cancel without a status filter`);
   }
 }
 

@@ -4,7 +4,7 @@
  * anything else is a 400 naming it. Names and bounds come from schemas/workflows.ts.
  */
 import { BAD_CURSOR, decodeCursor } from '../../core/tasks/task-cursor';
-import { parseTime } from '../../core/tasks/task-fields';
+import { microsecondTime, parseTime } from '../../core/tasks/task-fields';
 import type { WorkflowListQuery } from '../../core/workflows/workflow-store';
 import { WORKFLOW_STATUSES, WorkflowStatus } from '../../core/workflows/workflow';
 import { badRequest, FieldError } from '../problem';
@@ -41,7 +41,7 @@ export function parseWorkflowQuery(query: Record<string, unknown>): WorkflowList
     if (v === undefined) continue;
     const d = typeof v === 'string' ? parseTime(v) : null;
     if (!d) errors.push({ field: f, message: TIME_MESSAGE });
-    else q[key] = d;
+    else q[key] = microsecondTime(v as string, key === 'createdAfter' ? 'down' : 'up');
   }
   const limit = one('limit');
   if (limit !== undefined) {

@@ -83,7 +83,7 @@ export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: str
     const page = hits.slice(0, want);
     matched += page.length;
     if (req.dryRun) d.ids.push(...page.map((r) => r.id));
-    else if (page.length > 0) changed += await change(deps, action, tenant, page.map((r) => r.id), d);
+    else if (page.length > 0) changed += await change(deps, action, tenant, page.map((r) => r.id), d, req.filter.statuses);
     const end = page[page.length - 1];
     if (hits.length > want) return { matched, changed, has_more: true, next: position(end!), ...d };
     if (page.length === want && !last) {
@@ -105,24 +105,28 @@ export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: str
  * for a caller that admits them under the tenant's limits between the dry run and the change.
  * `done` is kept up to date page by page, so a caller whose call fails part way knows what changed.
  */
-export async function retryMatched(deps: BulkDeps, tenant: string, ids: string[], done: { changed: number } & Pick<BulkDetail, 'byKind' | 'reopened'>): Promise<void> {
-  for (let i = 0; i < ids.length; i += deps.batch) done.changed += await change(deps, 'retry', tenant, ids.slice(i, i + deps.batch), done);
+export async function retryMatched(deps: BulkDeps, tenant: string, ids: string[], done: { changed: number } & Pick<BulkDetail, 'byKind' | 'reopened'>, statuses?: readonly string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += deps.batch) done.changed += await change(deps, 'retry', tenant, ids.slice(i, i + deps.batch), done, statuses);
 }
 
-/** Cancels or retries `ids`, counting what changed by kind (and the steps reopened); how many changed. */
-async function change(deps: BulkDeps, action: BulkAction, tenant: string, ids: string[], d: Pick<BulkDetail, 'byKind' | 'reopened'>): Promise<number> {
+/**
+ * Cancels or retries `ids`, counting what changed by kind (and the steps reopened); how many changed.
+ * Only tasks still in `statuses` (the filter's) change: a status is the one thing a page's read
+ * checked that may have changed before the rows are locked.
+ */
+async function change(deps: BulkDeps, action: BulkAction, tenant: string, ids: string[], d: Pick<BulkDetail, 'byKind' | 'reopened'>, statuses?: readonly string[]): Promise<number> {
   let changed = 0;
   const count = (kind: string) => {
     changed++;
     d.byKind[kind] = (d.byKind[kind] ?? 0) + 1;
   };
   if (action === 'cancel') {
-    for (const o of await cancelTasks(deps, tenant, ids)) {
+    for (const o of await cancelTasks(deps, tenant, ids, { statuses })) {
       if (o.kind === 'cancelled') count('waiting');
       else if (o.kind === 'cancelling') count('running');
     }
   } else {
-    const { outcomes, reopened } = await retryTasksCounted(deps, tenant, ids);
+    const { outcomes, reopened } = await retryTasksCounted(deps, tenant, ids, statuses ?? null);
     d.reopened += reopened;
     for (const o of outcomes) if (o.kind === 'retried') count(o.from);
   }

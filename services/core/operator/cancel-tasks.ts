@@ -17,6 +17,8 @@ export type CancelOutcome =
   | { kind: 'cancelled' }
   | { kind: 'cancelling' }
   | { kind: 'final'; status: 'succeeded' | 'dead' | 'cancelled' }
+  /** Unfinished, but in a status the caller's `statuses` leave out (it changed since the caller read it): left alone. */
+  | { kind: 'unmatched'; status: string }
   | { kind: 'missing' };
 
 export const CANCEL_REASON = 'cancelled by an operator';
@@ -30,8 +32,13 @@ const WAITING_OR_RUNNING = new Set(['waiting', 'scheduled', 'queued', 'retrying'
  * marked (cancelled_with_workflow, migration 0025): the user's cancel is no failure that stops a
  * workflow a retry resumes later, and that retry reopens the marked steps downstream of it.
  */
-export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[], opts: { withWorkflow?: boolean } = {}): Promise<CancelOutcome[]> {
+/**
+ * `statuses`: cancel only tasks in these (a bulk call's filter), checked on the locked rows: a task
+ * its page read as queued may have started running, or a scheduled one been queued, since.
+ */
+export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant: string, ids: string[], opts: { withWorkflow?: boolean; statuses?: readonly string[] } = {}): Promise<CancelOutcome[]> {
   const mark = opts.withWorkflow === true;
+  const wanted = (status: string) => WAITING_OR_RUNNING.has(status) && (opts.statuses === undefined || opts.statuses.includes(status));
   if (ids.length === 0) return [];
   // A workflow step's cancel cascades under its workflow's lock (migration 0019), which a worker's
   // or an operator's write holding other steps' rows may be waiting for: after a deadlock the call
@@ -44,7 +51,7 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
       [ids, tenant],
     );
     const found = new Map(rows.map((r) => [r.id, r]));
-    const waiting = rows.filter((r) => WAITING_OR_RUNNING.has(r.status));
+    const waiting = rows.filter((r) => wanted(r.status));
     const states = await deps.queue.cancel(waiting.map((r) => ({ id: r.id, tenant })));
     const now: string[] = [];
     const asked: string[] = [];
@@ -71,7 +78,8 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
       const r = found.get(id);
       if (!r) return { kind: 'missing' };
       if (cancelledNow.has(id)) return { kind: 'cancelled' };
-      if (WAITING_OR_RUNNING.has(r.status)) return { kind: 'cancelling' };
+      if (wanted(r.status)) return { kind: 'cancelling' };
+      if (WAITING_OR_RUNNING.has(r.status)) return { kind: 'unmatched', status: r.status };
       return { kind: 'final', status: r.status as 'succeeded' | 'dead' | 'cancelled' };
     });
   }));

@@ -35,11 +35,17 @@ const INCOMPLETE_WORKFLOWS = `SELECT x.id FROM (SELECT DISTINCT workflow_id AS i
    WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.id AND w.steps = (SELECT count(*) FROM tasks s WHERE s.workflow_id = x.id))`;
 
 /**
- * Which of the tasks $1 (of tenant $2) a retry would change now: dead or cancelled, and a workflow
- * step only when its dependencies have all succeeded and its workflow is stored whole. `tasks` is
- * the row checked.
+ * A bulk call's statuses ($3, null: any retryable one), checked on the row `t` it changes: a task
+ * its page read as cancelled may be dead by now (retried by another call, and failed again).
  */
-const RETRYABLE_NOW = `tasks.id = ANY($1::uuid[]) AND tasks.tenant = $2 AND tasks.status::text IN ${RETRYABLE}
+const IN_FILTER = (t: string) => `($3::text[] IS NULL OR ${t}.status::text = ANY($3::text[]))`;
+
+/**
+ * Which of the tasks $1 (of tenant $2) a retry would change now: dead or cancelled (and in $3's
+ * statuses), and a workflow step only when its dependencies have all succeeded and its workflow is
+ * stored whole. `tasks` is the row checked.
+ */
+const RETRYABLE_NOW = `tasks.id = ANY($1::uuid[]) AND tasks.tenant = $2 AND tasks.status::text IN ${RETRYABLE} AND ${IN_FILTER('tasks')}
    AND (tasks.workflow_id IS NULL OR (NOT EXISTS (SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id AND p.status <> 'succeeded')
                                       AND tasks.workflow_id NOT IN (${INCOMPLETE_WORKFLOWS})))`;
 
@@ -50,7 +56,7 @@ const RETRYABLE_NOW = `tasks.id = ANY($1::uuid[]) AND tasks.tenant = $2 AND task
  * 0023), which the reopening itself reads. An upper bound: the retry cancels again a reopened step that still
  * depends on another dead or cancelled step.
  */
-export async function retryCost(pool: Pool, tenant: string, ids: string[]): Promise<number> {
+export async function retryCost(pool: Pool, tenant: string, ids: string[], statuses: readonly string[] | null = null): Promise<number> {
   if (ids.length === 0) return 0;
   const { rows } = await pool.query<{ n: number }>(
     `WITH retried AS (SELECT tasks.id, tasks.workflow_id FROM tasks WHERE ${RETRYABLE_NOW})
@@ -59,7 +65,7 @@ export async function retryCost(pool: Pool, tenant: string, ids: string[]): Prom
        UNION
        SELECT c FROM retried r, workflow_step_reopen_candidates(r.workflow_id, r.id) c WHERE r.workflow_id IS NOT NULL
      ) x`,
-    [ids, tenant],
+    [ids, tenant, statuses],
   );
   return rows[0]!.n;
 }
@@ -72,9 +78,10 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
 /**
  * Retries tasks of `tenant`: per id (in order) what happened, and how many steps downstream their
  * retry reopened (waiting or queued again; the retried tasks themselves not counted), which take
- * places under the tenant's unfinished cap as the retried tasks do.
+ * places under the tenant's unfinished cap as the retried tasks do. `statuses` (a bulk call's
+ * filter) limits it to tasks still in those; one that left them is not_retryable.
  */
-export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[]): Promise<{ outcomes: RetryOutcome[]; reopened: number }> {
+export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[], statuses: readonly string[] | null = null): Promise<{ outcomes: RetryOutcome[]; reopened: number }> {
   if (ids.length === 0) return { outcomes: [], reopened: 0 };
   const cols = UNFINISHED_COLUMNS.split(', ').map((c) => (c.includes(' AS ') ? c.replace(/^(\w+)/, 't.$1') : `t.${c}`)).join(', ');
   type Retried = UnfinishedTask & { payload_json: string; was: 'dead' | 'cancelled'; workflow_id: string | null };
@@ -98,9 +105,9 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
               reopened_at = CASE WHEN t.workflow_id IS NOT NULL THEN clock_timestamp() END
          FROM picked p
         -- Checked again on the locked row: a call that waited for another's retry finds it queued.
-        WHERE t.id = p.id AND t.status IN ${RETRYABLE}
+        WHERE t.id = p.id AND t.status IN ${RETRYABLE} AND ${IN_FILTER('t')}
        RETURNING ${cols}, t.payload::text AS payload_json, p.was, t.workflow_id`,
-      [ids, tenant],
+      [ids, tenant, statuses],
     );
     // A retried step's dependents that its failure had cancelled wait again (the trigger); those
     // whose dependencies have all succeeded are queued and go to Redis with it.

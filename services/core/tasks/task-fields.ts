@@ -72,3 +72,22 @@ export function parseTime(s: string): Date | null {
   const ms = t.getTime();
   return Number.isNaN(ms) || ms < MIN_TIME_MS || ms > MAX_TIME_MS ? null : t;
 }
+
+/**
+ * A TimeSchema string parseTime took, at timestamptz's precision: whole microseconds in UTC,
+ * rounded down or up when it is finer (it may go to nanoseconds). Through a Date it would be cut
+ * to milliseconds, and a bound of .123456 would take in a task created at .123100. For a strict
+ * bound: created_at > t is created_at > t rounded down, created_at < t is created_at < t rounded up.
+ */
+export function microsecondTime(s: string, round: 'down' | 'up'): string {
+  const digits = (/^\.(\d{1,9})/.exec(s.slice(19))?.[1] ?? '').padEnd(9, '0');
+  // The time to the millisecond (parseTime cuts the rest), then the microseconds and what is finer.
+  let ms = parseTime(s)!.getTime();
+  let us = Number(digits.slice(3, 6));
+  if (round === 'up' && Number(digits.slice(6)) > 0 && ++us === 1000) {
+    us = 0;
+    ms += 1;
+  }
+  // Rounded up past 9999 the year has five digits, which toISOString signs (+010000) and Postgres does not take.
+  return `${new Date(ms).toISOString().replace(/^\+0*/, '').slice(0, -1)}${String(us).padStart(3, '0')}Z`;
+}

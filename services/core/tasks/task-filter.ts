@@ -7,7 +7,7 @@
 import { Static, Type } from '@sinclair/typebox';
 import { EnumList } from '../schema/json-schema';
 import { Priority, PRIORITIES, STATUSES, TaskStatus } from './priority';
-import { parseTime, ScheduleNameSchema, TaskTypeSchema, TimeSchema } from './task-fields';
+import { microsecondTime, parseTime, ScheduleNameSchema, TaskTypeSchema, TimeSchema } from './task-fields';
 
 /**
  * The filter as JSON Schema (for the bulk bodies and GET /tasks's query), its statuses narrowed to
@@ -32,8 +32,9 @@ export interface TaskFilter {
   statuses?: TaskStatus[];
   type?: string;
   priorities?: Priority[];
-  createdAfter?: Date;
-  createdBefore?: Date;
+  /** Strict bounds on created_at, to the microsecond (microsecondTime: created_after rounded down, created_before up). */
+  createdAfter?: string;
+  createdBefore?: string;
   schedule?: string;
 }
 
@@ -89,7 +90,7 @@ export function parseFilter(input: Record<string, unknown>, prefix = ''): { filt
     if (v === undefined) continue;
     const d = typeof v === 'string' ? parseTime(v) : null;
     if (!d) problems.push({ field: name(f), message: 'must be an RFC 3339 time with a zone, e.g. 2026-12-05T10:00:00Z' });
-    else filter[key] = d;
+    else filter[key] = microsecondTime(v as string, key === 'createdAfter' ? 'down' : 'up');
   }
   return { filter, problems };
 }
@@ -108,8 +109,8 @@ export function filterSql(filter: TaskFilter, first = 1): { sql: string; values:
   if (filter.statuses) parts.push(`status = ANY(${param(filter.statuses)}::task_status[])`);
   if (filter.type !== undefined) parts.push(`type = ${param(filter.type)}`);
   if (filter.priorities) parts.push(`priority = ANY(${param(filter.priorities)}::text[])`);
-  if (filter.createdAfter) parts.push(`created_at > ${param(filter.createdAfter.toISOString())}::timestamptz`);
-  if (filter.createdBefore) parts.push(`created_at < ${param(filter.createdBefore.toISOString())}::timestamptz`);
+  if (filter.createdAfter) parts.push(`created_at > ${param(filter.createdAfter)}::timestamptz`);
+  if (filter.createdBefore) parts.push(`created_at < ${param(filter.createdBefore)}::timestamptz`);
   if (filter.schedule !== undefined) parts.push(`schedule = ${param(filter.schedule)}`);
   return { sql: parts.length ? parts.join(' AND ') : 'TRUE', values };
 }

@@ -186,8 +186,9 @@ export async function getWorkflow(pool: Pool, tenant: string, id: string): Promi
 export interface WorkflowListQuery {
   statuses?: WorkflowStatus[];
   name?: string;
-  createdAfter?: Date;
-  createdBefore?: Date;
+  /** Strict bounds on created_at, to the microsecond (microsecondTime in task-fields.ts). */
+  createdAfter?: string;
+  createdBefore?: string;
   limit: number;
   cursor?: TaskCursor;
 }
@@ -203,8 +204,8 @@ export async function listWorkflows(pool: Pool, tenant: string, q: WorkflowListQ
   const param = (v: unknown) => (values.push(v), `$${values.length}`);
   // The creation window and the cursor bound the index scan; the rest is checked on the rows read.
   const window = ['tenant = $1'];
-  if (q.createdAfter) window.push(`created_at > ${param(q.createdAfter)}`);
-  if (q.createdBefore) window.push(`created_at < ${param(q.createdBefore)}`);
+  if (q.createdAfter) window.push(`created_at > ${param(q.createdAfter)}::timestamptz`);
+  if (q.createdBefore) window.push(`created_at < ${param(q.createdBefore)}::timestamptz`);
   if (q.cursor) window.push(`(created_at, id) < (${param(q.cursor.createdAt)}::timestamptz, ${param(q.cursor.id)}::uuid)`);
   const checked = ['TRUE'];
   if (q.statuses?.length) checked.push(`status = ANY(${param(q.statuses)}::text[])`);
