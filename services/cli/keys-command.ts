@@ -1,5 +1,6 @@
 /** `keys create|list|revoke`: API keys in Postgres. A key's text is printed once, at creation. */
 import type { Pool } from 'pg';
+import { MAX_KEY_DESCRIPTION } from '../api/schemas/admin';
 import { isScope, Scope } from '../core/tenancy/api-key';
 import { createKey, KeyRow, listKeys, revokeKey } from '../core/tenancy/key-store';
 import { isTenantName } from '../core/tenancy/tenant';
@@ -25,7 +26,8 @@ export async function keysCommand(args: string[], pool: () => Pool, io: Io): Pro
       if (bad.length > 0 || scopes.length === 0) throw new UsageError(`--scopes: unknown scope ${JSON.stringify(bad[0] ?? '')}; use tasks:write, tasks:read, admin`);
       const expiresInMs = typeof values['expires-in'] === 'string' ? parseDuration(values['expires-in'], '--expires-in') : null;
       const description = typeof values.description === 'string' ? values.description : '';
-      if (description.length > 200) throw new UsageError('--description must be at most 200 characters');
+      // Characters as the API and Postgres count them (code points, not UTF-16 units).
+      if ([...description].length > MAX_KEY_DESCRIPTION) throw new UsageError(`--description must be at most ${MAX_KEY_DESCRIPTION} characters`);
       const created = await createKey(pool(), { tenant, scopes: scopes as Scope[], expiresInMs, description });
       if (values.json) io.out(json({ ...publicKey(created), key: created.key }));
       else {

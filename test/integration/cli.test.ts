@@ -50,6 +50,17 @@ describe('keys', () => {
     expect(plain.err).toMatch(/shown only this once/);
   });
 
+  it('create counts a description in characters, as the API and Postgres do', async () => {
+    const emoji = '\u{1F511}';
+    const made = await cli('keys', 'create', '--tenant', 'acme', '--scopes', 'tasks:read', '--description', emoji.repeat(150), '--json');
+    expect(made.code).toBe(0);
+    const { id } = JSON.parse(made.out) as { id: string };
+    expect((await pool.query('SELECT description FROM api_keys WHERE id = $1', [id])).rows[0].description).toBe(emoji.repeat(150));
+    const long = await cli('keys', 'create', '--tenant', 'acme', '--scopes', 'tasks:read', '--description', emoji.repeat(201));
+    expect(long.code).not.toBe(0);
+    expect(long.err).toMatch(/--description must be at most 200 characters/);
+  });
+
   it('list shows keys without secrets, by tenant; revoke is idempotent', async () => {
     const made = JSON.parse((await cli('keys', 'create', '--tenant', 'listing', '--scopes', 'tasks:read', '--json')).out) as { id: string; key: string };
     const listed = JSON.parse((await cli('keys', 'list', '--tenant', 'listing', '--json')).out) as { id: string; revoked_at: string | null }[];
