@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { scheduledDueSoon } from '../../services/core/tasks/delayed-store';
 import { recordOutcomes } from '../../services/core/tasks/attempt-store';
@@ -175,6 +176,14 @@ function smallLoader(batch: number, maxPages: number): { loader: DelayedLoader; 
     sent.push(...items.map((it) => it.id));
     return enqueue(items);
   });
+  // A partitioned queue's loader pushes through pushAnswering (each partition waited for at most passWaitMs).
+  if (stack.queue instanceof PartitionedQueue) {
+    const push = stack.queue.pushAnswering.bind(stack.queue);
+    jest.spyOn(stack.queue, 'pushAnswering').mockImplementation((items: EnqueueItem[], replace: boolean) => {
+      sent.push(...items.map((it) => it.id));
+      return push(items, replace);
+    });
+  }
   const loader = new DelayedLoader(
     { pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) },
     { intervalMs: 1000, horizonMs: 10_000, batch, maxPages, countEveryMs: 60_000 },
@@ -224,9 +233,9 @@ it('Redis losing its data during a pass that stopped inside a run of ties: the m
   expect((await loader.runOnce()).loaded).toBe(20);
   // The flush lands between the pass reading the mark and setting it.
   const setMark = stack.queue.setDelayedMark.bind(stack.queue);
-  const spy = jest.spyOn(stack.queue, 'setDelayedMark').mockImplementationOnce(async (seen, at) => {
+  const spy = jest.spyOn(stack.queue, 'setDelayedMark').mockImplementationOnce(async (seen, at, unpushed?) => {
     await stack.flushRedis();
-    return setMark(seen, at);
+    return setMark(seen, at, unpushed);
   });
   expect((await loader.runOnce()).loaded).toBe(20);
   expect(spy).toHaveBeenCalledTimes(1);

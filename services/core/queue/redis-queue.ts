@@ -465,7 +465,8 @@ export class RedisQueue implements TaskQueue {
     return { at: v === null ? null : parseDueMark(v), seen: [v ?? ''] };
   }
 
-  async setDelayedMark(seen: string[], at: DueMark): Promise<boolean> {
+  /** (`unpushed`: an unanswered push makes enqueue throw here, so a pass with one never gets this far.) */
+  async setDelayedMark(seen: (string | null)[], at: DueMark, _unpushed?: TaskRef[]): Promise<boolean> {
     return (await this.run.mark([this.keys.delayedMark], [seen[0] ?? '', formatDueMark(at)])) === 1;
   }
 
