@@ -246,6 +246,26 @@ it('Redis losing its data during a pass that stopped inside a run of ties: the m
   expect(await indexed(ids)).toBe(60);
 });
 
+it('a worker from before the mark kept an id (a rolling upgrade, or a rollback) reads the mark of a stopped pass as a time before the tasks not loaded yet, and its pass loads them', async () => {
+  await setUp();
+  const runAt = new Date(Date.now() + 4000);
+  const ids = await scheduledAt(runAt, 60);
+  const { loader } = smallLoader(10, 2);
+  expect((await loader.runOnce()).loaded).toBe(20);
+  // As that worker's delayedMark and load() read it (git show 7f32444^): Number(v), then a read
+  // after (that time, the highest id). "ms:id" was NaN there: every such pass threw (RangeError)
+  // before loading anything or marking overdue tasks queued.
+  const v = await stack.inspect.get(stack.keysOf('default').delayedMark);
+  const oldAt = Number(v);
+  expect(Number.isFinite(oldAt)).toBe(true);
+  const { tasks } = await scheduledDueSoon(stack.pool, { runAt: new Date(oldAt), id: 'ffffffff-ffff-ffff-ffff-ffffffffffff' }, 5_000, 1_000, 100);
+  expect(tasks.map((t) => t.id).sort()).toEqual([...ids].sort());
+  // This version reads the same mark as the place the pass stopped: it goes on after it.
+  expect((await loader.runOnce()).loaded).toBe(20);
+  expect((await loader.runOnce()).loaded).toBe(20);
+  expect(await indexed(ids)).toBe(60);
+});
+
 it('Redis losing its data while 10,000 tasks are scheduled: every one still runs, and none twice', async () => {
   await setUp({ DELAYED_HORIZON_MS: 10_000, RECONCILE_INTERVAL_MS: 200, RECONCILE_GRACE_MS: 500 });
   const ids: string[] = [];

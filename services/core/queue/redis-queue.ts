@@ -600,17 +600,29 @@ function parseMeta(meta: string): { priority: Priority; maxAttempts: number; ten
 }
 
 /**
- * The loader's mark is "ms" (every task due up to then) or "ms:id" (a pass stopped inside the tasks
- * due at ms). Complete passes write the plain number, so during a rolling upgrade a worker that reads
- * only numbers fails just the passes that follow a stopped one.
+ * The loader's mark: "ms" (every task due up to then), or after a pass that stopped inside the
+ * tasks due at ms, the last id it loaded as well, written "<ms - 1>.<the id as 39 decimal digits>".
+ * A worker from before the id was kept reads that with Number() as ms - 1 (its Date drops the
+ * fraction) and loads the tasks due at ms from the start again, as it always did: it neither fails
+ * nor skips any. ("ms:id", which such a worker read as NaN, failing every pass until a newer worker
+ * moved the mark, and every pass when none was left, is still read.)
  */
-function parseDueMark(v: string): DueMark {
-  const i = v.indexOf(':');
-  return i < 0 ? { ms: Number(v), id: null } : { ms: Number(v.slice(0, i)), id: v.slice(i + 1) };
+export function parseDueMark(v: string): DueMark {
+  const colon = v.indexOf(':');
+  if (colon >= 0) return { ms: Number(v.slice(0, colon)), id: v.slice(colon + 1) };
+  const dot = v.indexOf('.');
+  if (dot < 0) return { ms: Number(v), id: null };
+  const hex = BigInt(v.slice(dot + 1)).toString(16).padStart(32, '0');
+  return { ms: Number(v.slice(0, dot)) + 1, id: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` };
 }
 
-function formatDueMark(at: DueMark): string {
-  return at.id === null ? String(at.ms) : `${at.ms}:${at.id}`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function formatDueMark(at: DueMark): string {
+  if (at.id === null) return String(at.ms);
+  // Task ids are uuids as Postgres prints them; anything else keeps the "ms:id" form.
+  if (!UUID.test(at.id)) return `${at.ms}:${at.id}`;
+  return `${at.ms - 1}.${BigInt(`0x${at.id.replace(/-/g, '')}`).toString().padStart(39, '0')}`;
 }
 
 const RINGING: RingingScript[] = ['enqueue', 'finish', 'release', 'reap', 'promote', 'settle', 'requeue', 'dispatch'];
