@@ -10,7 +10,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { TaskQueue } from '../core/queue/queue';
+import type { TaskQueue, TaskRef } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { countScheduled, DueCursor, markDueQueued, scheduledDueSoon } from '../core/tasks/delayed-store';
 import { PRIORITIES } from '../core/tasks/priority';
@@ -61,12 +61,15 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
     return this.opts.intervalMs * 3 + 5000;
   }
 
-  /** This pass still holds the lock (renewed), and no other pass moved the mark since it was read as `seen`. */
-  private async stillLeading(seen: string[]): Promise<boolean> {
+  /**
+   * This pass still holds the lock (renewed), and no other pass moved the mark since it was read as
+   * `seen` (in the partitions that answer both reads: one failing or stalled is not waited for).
+   */
+  private async stillLeading(seen: (string | null)[]): Promise<boolean> {
     const { queue } = this.deps;
     if (!(await queue.lock('delayed-loader', this.owner, this.lockTtlMs, { renewOnly: true }))) return false;
     const now = (await queue.delayedMark()).seen;
-    return now.length === seen.length && now.every((v, i) => v === seen[i]);
+    return now.length === seen.length && now.every((v, i) => v === null || seen[i] === null || v === seen[i]);
   }
 
   /** One pass of loading: from the mark up to half a horizon ahead, at most maxPages pages. */
@@ -75,6 +78,8 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
     const mark = await queue.delayedMark();
     let after: DueCursor | null = mark.at === null ? null : { runAt: new Date(mark.at.ms), id: mark.at.id ?? MAX_ID };
     let loaded = 0;
+    // Tasks whose partition did not answer their push: that partition's mark is not moved.
+    const unpushed: TaskRef[] = [];
     for (let page = 0; page < this.opts.maxPages; page++) {
       let { tasks, until } = await scheduledDueSoon(pool, after, this.opts.horizonMs / 2, LEAD_MS, this.opts.batch);
       // A mark beyond what this read could reach: a pass set it while the database's clock ran
@@ -93,13 +98,18 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
         return loaded;
       }
       if (tasks.length > 0) {
-        const pushed = await queue.enqueue(tasks.map((t) => enqueueItem(t, t.payload_json)));
+        const items = tasks.map((t) => enqueueItem(t, t.payload_json));
+        // A partitioned queue waits for each partition at most passWaitMs: one failing or stalled
+        // holds up neither the others' tasks nor the pass.
+        const pushed = queue.pushAnswering ? await queue.pushAnswering(items, false) : await queue.enqueue(items);
+        // Id and tenant only: the payloads are not kept past their page.
+        items.forEach((it, i) => pushed[i] === undefined && unpushed.push({ id: it.id, tenant: it.tenant }));
         const n = pushed.filter(Boolean).length;
         loaded += n;
         if (n > 0) metrics.delayedLoaded.inc(n);
       }
       if (tasks.length < this.opts.batch) {
-        await queue.setDelayedMark(mark.seen, { ms: until.getTime(), id: null });
+        await queue.setDelayedMark(mark.seen, { ms: until.getTime(), id: null }, unpushed);
         return loaded;
       }
       const last = tasks[tasks.length - 1]!;
@@ -107,7 +117,7 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
     }
     // Not done within this pass: the mark moves to the last task loaded, id included, so the next
     // pass goes on after it however many tasks share its due time.
-    await queue.setDelayedMark(mark.seen, { ms: after!.runAt.getTime(), id: after!.id });
+    await queue.setDelayedMark(mark.seen, { ms: after!.runAt.getTime(), id: after!.id }, unpushed);
     return loaded;
   }
 

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { scheduledDueSoon } from '../../services/core/tasks/delayed-store';
 import { recordOutcomes } from '../../services/core/tasks/attempt-store';
@@ -175,6 +176,14 @@ function smallLoader(batch: number, maxPages: number): { loader: DelayedLoader; 
     sent.push(...items.map((it) => it.id));
     return enqueue(items);
   });
+  // A partitioned queue's loader pushes through pushAnswering (each partition waited for at most passWaitMs).
+  if (stack.queue instanceof PartitionedQueue) {
+    const push = stack.queue.pushAnswering.bind(stack.queue);
+    jest.spyOn(stack.queue, 'pushAnswering').mockImplementation((items: EnqueueItem[], replace: boolean) => {
+      sent.push(...items.map((it) => it.id));
+      return push(items, replace);
+    });
+  }
   const loader = new DelayedLoader(
     { pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) },
     { intervalMs: 1000, horizonMs: 10_000, batch, maxPages, countEveryMs: 60_000 },
@@ -224,9 +233,9 @@ it('Redis losing its data during a pass that stopped inside a run of ties: the m
   expect((await loader.runOnce()).loaded).toBe(20);
   // The flush lands between the pass reading the mark and setting it.
   const setMark = stack.queue.setDelayedMark.bind(stack.queue);
-  const spy = jest.spyOn(stack.queue, 'setDelayedMark').mockImplementationOnce(async (seen, at) => {
+  const spy = jest.spyOn(stack.queue, 'setDelayedMark').mockImplementationOnce(async (seen, at, unpushed?) => {
     await stack.flushRedis();
-    return setMark(seen, at);
+    return setMark(seen, at, unpushed);
   });
   expect((await loader.runOnce()).loaded).toBe(20);
   expect(spy).toHaveBeenCalledTimes(1);
@@ -234,6 +243,26 @@ it('Redis losing its data during a pass that stopped inside a run of ties: the m
   const perPass: number[] = [];
   for (let pass = 0; pass < 4; pass++) perPass.push((await loader.runOnce()).loaded);
   expect(perPass).toEqual([20, 20, 20, 0]);
+  expect(await indexed(ids)).toBe(60);
+});
+
+it('a worker from before the mark kept an id (a rolling upgrade, or a rollback) reads the mark of a stopped pass as a time before the tasks not loaded yet, and its pass loads them', async () => {
+  await setUp();
+  const runAt = new Date(Date.now() + 4000);
+  const ids = await scheduledAt(runAt, 60);
+  const { loader } = smallLoader(10, 2);
+  expect((await loader.runOnce()).loaded).toBe(20);
+  // As that worker's delayedMark and load() read it (git show 7f32444^): Number(v), then a read
+  // after (that time, the highest id). "ms:id" was NaN there: every such pass threw (RangeError)
+  // before loading anything or marking overdue tasks queued.
+  const v = await stack.inspect.get(stack.keysOf('default').delayedMark);
+  const oldAt = Number(v);
+  expect(Number.isFinite(oldAt)).toBe(true);
+  const { tasks } = await scheduledDueSoon(stack.pool, { runAt: new Date(oldAt), id: 'ffffffff-ffff-ffff-ffff-ffffffffffff' }, 5_000, 1_000, 100);
+  expect(tasks.map((t) => t.id).sort()).toEqual([...ids].sort());
+  // This version reads the same mark as the place the pass stopped: it goes on after it.
+  expect((await loader.runOnce()).loaded).toBe(20);
+  expect((await loader.runOnce()).loaded).toBe(20);
   expect(await indexed(ids)).toBe(60);
 });
 

@@ -1,7 +1,7 @@
 /** How the keyspace is split (queue/partitions.ts) and how a lease round is shared (partitioned-queue.ts). */
 import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
 import { dueMarkBefore, leaseShares, mergeTenantStats, shareOut } from '../../services/core/queue/partitioned-queue';
-import { tokenPartition } from '../../services/core/queue/redis-queue';
+import { formatDueMark, parseDueMark, tokenPartition } from '../../services/core/queue/redis-queue';
 
 test('one partition keeps the single tag {prefix}: an upgrade changes no key name', () => {
   expect(partitionTags('ts', 1)).toEqual(['{ts}']);
@@ -96,4 +96,18 @@ test('the delayed loader\'s marks order by due time, then id; a mark without an 
   expect(dueMarkBefore({ ms: 2, id: b }, { ms: 2, id: null })).toBe(true);
   expect(dueMarkBefore({ ms: 2, id: null }, { ms: 2, id: b })).toBe(false);
   expect(dueMarkBefore({ ms: 2, id: null }, { ms: 2, id: null })).toBe(false);
+});
+
+test('a mark with an id is written as a number to a worker that reads Number(v) (ms - 1, its fraction dropped), and read back exactly', () => {
+  const ms = 1_796_637_301_933;
+  for (const id of ['00000000-0000-0000-0000-000000000000', '0190a000-0000-7000-8000-000000000001', '2a468173-307b-4bcb-b413-c85940ef0feb', 'ffffffff-ffff-ffff-ffff-ffffffffffff']) {
+    const v = formatDueMark({ ms, id });
+    expect(new Date(Number(v)).getTime()).toBe(ms - 1);
+    expect(parseDueMark(v)).toEqual({ ms, id });
+  }
+  expect(formatDueMark({ ms, id: null })).toBe(String(ms));
+  expect(parseDueMark(String(ms))).toEqual({ ms, id: null });
+  // The form this version wrote before, and a non-uuid id, are still read.
+  expect(parseDueMark(`${ms}:2a468173-307b-4bcb-b413-c85940ef0feb`)).toEqual({ ms, id: '2a468173-307b-4bcb-b413-c85940ef0feb' });
+  expect(parseDueMark(formatDueMark({ ms, id: 'task-1' }))).toEqual({ ms, id: 'task-1' });
 });

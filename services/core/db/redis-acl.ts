@@ -49,7 +49,7 @@ const CLIENT_COMMANDS = [
 const SCRIPT_COMMANDS = [
   'del', 'get', 'set',
   'hdel', 'hexists', 'hget', 'hincrby', 'hlen', 'hmget', 'hscan', 'hset',
-  'lindex', 'llen', 'lpop', 'lpush', 'lrange', 'lrem', 'lset', 'rpush',
+  'lindex', 'llen', 'lpop', 'lpos', 'lpush', 'lrange', 'lrem', 'lset', 'rpush',
   // Fair dispatch (queue/lua/includes/tenants.lua): the parked tenants and the tenant registry.
   'exists', 'sadd', 'scard', 'sismember', 'smembers', 'smismember', 'srem',
   'zadd', 'zcard', 'zrange', 'zrangebyscore', 'zrem', 'zremrangebyscore', 'zscore',

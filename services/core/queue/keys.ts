@@ -78,6 +78,8 @@ export interface QueueKeys {
   dueChannel: string;
   /** The delayed-task loader's mark: due times up to it are loaded into this keyspace (ms). */
   delayedMark: string;
+  /** A sweep repair's ids its pages found held, one set per repair (dropped at its end; see lua/sweep-held.lua). */
+  sweepHeld(pass: string): string;
   /** Leader locks of single-copy services (the reconciler). */
   lock(name: string): string;
   /** The ready list of one tenant at one priority (for tests and operators). */
@@ -134,6 +136,7 @@ export function queueKeys(prefix: string, tag = `{${prefix}}`): QueueKeys {
     cancelChannel: `${control}:cancel`,
     dueChannel: `${control}:due`,
     delayedMark: `${tag}:delayed:loaded`,
+    sweepHeld: (pass) => `${tag}:sweep:held:${pass}`,
     lock: (name) => `${control}:lock:${name}`,
     tenantQueue: (priority, tenant) => `${tenantQueuePrefix}${priority}:${tenant}`,
     tenantBlock: [tenantQueuePrefix, ...rings, ...parked, parkedTenants, running, tenants, ...leftPasses],

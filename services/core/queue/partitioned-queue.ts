@@ -27,7 +27,7 @@ export interface PartitionedQueueOptions extends Omit<RedisQueueOptions, 'partit
    */
   leaseWaitMs?: number;
   /**
-   * How long a pass over the whole queue (reap, promote, sweep, indexed) waits for one partition
+   * How long a pass over the whole queue (reap, promote, sweep, indexed, the delayed loader's mark) waits for one partition
    * (default 2000 ms). One that has not answered sits the pass out like one that failed; what its
    * late answer did (reaped leases, promoted retries, forgotten tasks) is handed to the next pass.
    */
@@ -386,17 +386,29 @@ export class PartitionedQueue implements TaskQueue {
     return this.control.announceWorker(workerId, ttlMs, slots);
   }
 
-  /** The lowest mark of the partitions; null when any has none (a partition that lost its data loads from the start). */
+  /**
+   * The lowest mark of the partitions that answer (each waited for at most passWaitMs); null when
+   * any of them has none (a partition that lost its data loads from the start). One failing or
+   * stalled has `seen` null: its mark stays where it is (setDelayedMark), so loading goes on from
+   * there once it answers, and the other partitions' loading does not wait for it.
+   */
   async delayedMark(): Promise<DelayedMark> {
-    const marks = await Promise.all(this.parts.map((q) => q.delayedMark()));
-    const seen = marks.map((m) => m.seen[0]!);
-    if (marks.some((m) => m.at === null)) return { at: null, seen };
-    return { at: marks.map((m) => m.at!).reduce((low, at) => (dueMarkBefore(at, low) ? at : low)), seen };
+    const marks = await this.everyPartition('delayed mark', (q) => q.delayedMark(), () => undefined);
+    const seen = marks.map((m) => (m ? m.seen[0]! : null));
+    const answered = marks.filter((m): m is DelayedMark => m !== undefined);
+    if (answered.some((m) => m.at === null)) return { at: null, seen };
+    return { at: answered.map((m) => m.at!).reduce((low, at) => (dueMarkBefore(at, low) ? at : low)), seen };
   }
 
-  async setDelayedMark(seen: string[], at: DueMark): Promise<boolean> {
-    const set = await Promise.all(this.parts.map((q, i) => q.setDelayedMark([seen[i] ?? ''], at)));
-    return set.every(Boolean);
+  async setDelayedMark(seen: (string | null)[], at: DueMark, unpushed: TaskRef[] = []): Promise<boolean> {
+    // A partition that missed a push of this pass keeps its mark: the pass did not load all of it.
+    const missed = new Set(unpushed.map((t) => partitionOf(t.tenant, this.parts.length)));
+    const set = await this.everyPartition(
+      'delayed mark',
+      (q, p) => (seen[p] == null || missed.has(p) ? Promise.resolve(false) : q.setDelayedMark([seen[p]!], at)),
+      () => undefined,
+    );
+    return set.every((s) => s === true);
   }
 
   lock(name: string, owner: string, ttlMs: number, opts?: LockOptions): Promise<boolean> {
@@ -417,7 +429,8 @@ export class PartitionedQueue implements TaskQueue {
 
   /**
    * `call` on every partition, concurrently; the answers in partition order, undefined where a
-   * partition failed. Used by the passes whose scripts change Redis (reap, promote, sweep): a
+   * partition failed. Used by the passes whose scripts change Redis (reap, promote, sweep, and the
+   * delayed loader's mark): a
    * partition failing over (CLUSTERDOWN, TRYAGAIN) or away sits the pass out, as in a lease round,
    * and the next pass tries it again; the others' scripts have run, so their answers must reach
    * the caller (a reaped lease not handed back is never recorded in Postgres). All failing is an outage.

@@ -235,8 +235,11 @@ export interface DueMark {
 /** How far ahead delayed tasks have been loaded from Postgres (null: not known, load from the start). */
 export interface DelayedMark {
   at: DueMark | null;
-  /** What each partition held, for the compare-and-set. */
-  seen: string[];
+  /**
+   * What each partition held, for the compare-and-set; null for a partition that failed or did not
+   * answer in time (partitioned queue): `at` leaves it out, and its mark is not moved.
+   */
+  seen: (string | null)[];
 }
 
 export interface LockOptions {
@@ -339,10 +342,14 @@ export interface TaskQueue {
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void>;
   /** One tenant's queues as Redis holds them, and the live workers (see lua/overview.lua). */
   overview(tenant: string): Promise<TenantOverview>;
-  /** The delayed-task loader's mark: tasks up to `at` are loaded into every partition. */
+  /** The delayed-task loader's mark: tasks up to `at` are loaded into every partition that answered. */
   delayedMark(): Promise<DelayedMark>;
-  /** Moves the mark to `at` where it still holds what delayedMark() saw; false if any had changed (lost, or moved by another loader). */
-  setDelayedMark(seen: string[], at: DueMark): Promise<boolean>;
+  /**
+   * Moves the mark to `at` where it still holds what delayedMark() saw; false if any had changed
+   * (lost, or moved by another loader) or was not moved. Not moved: a partition `seen` has no
+   * value for, or one holding any of `unpushed` (tasks of the pass whose push got no answer).
+   */
+  setDelayedMark(seen: (string | null)[], at: DueMark, unpushed?: TaskRef[]): Promise<boolean>;
   /** Takes or renews the named lock for `owner` (with `renewOnly`, only renews it); true while `owner` holds it. */
   lock(name: string, owner: string, ttlMs: number, opts?: LockOptions): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;

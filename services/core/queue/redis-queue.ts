@@ -16,6 +16,8 @@ export interface RedisQueueOptions {
   weights: Record<Priority, number>;
   /** Tenants stats() reports one by one (TENANT_METRICS_LIMIT); the rest are summed. Default 50. */
   tenantStatsLimit?: number;
+  /** Ids one script of the sweep's repair reads at most (see sweep()). Default 1000. */
+  sweepPageSize?: number;
   /**
    * One partition of several (partitioned-queue.ts): its hash tag and index, and where a ring of
    * its scripts goes (the doorbell is in the control slot, out of the scripts' reach).
@@ -23,7 +25,7 @@ export interface RedisQueueOptions {
   partition?: { tag: string; index: number; relayRing: () => void };
 }
 
-const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'dispatch', 'cancel', 'requeue', 'overview', 'purge', 'mark'] as const;
+const SCRIPTS = ['enqueue', 'lease', 'extend', 'finish', 'release', 'reap', 'promote', 'lock', 'unlock', 'stats', 'announce', 'settle', 'ring', 'sweep', 'sweep-held', 'sweep-unheld', 'dispatch', 'cancel', 'requeue', 'overview', 'purge', 'mark'] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 /** Scripts that may ring the doorbell (includes/doorbell.lua), besides lease. */
 type RingingScript = 'enqueue' | 'finish' | 'release' | 'reap' | 'promote' | 'settle' | 'requeue' | 'dispatch';
@@ -82,6 +84,9 @@ function wireMessage(it: EnqueueItem): string {
   return `{"type":${JSON.stringify(it.type)},"payload":${payload},"created_at":${JSON.stringify(it.createdAtMs)}${policy}}`;
 }
 
+/** How long a sweep's set of held ids outlives its last page, should the pass stop half way. */
+const SWEEP_HELD_TTL_MS = 600_000;
+
 /** Lost lease answers remembered (older ones' leases wait out their lease, as before). */
 const MAX_UNANSWERED = 8;
 
@@ -101,6 +106,8 @@ export class RedisQueue implements TaskQueue {
   /** The last lease call answered: its record goes with the next call. */
   private answered = '';
   private leasesInFlight = 0;
+  /** A sweep's repair is running (see sweep()). */
+  private repairing = false;
 
   constructor(
     readonly redis: Redis,
@@ -447,10 +454,60 @@ export class RedisQueue implements TaskQueue {
     });
   }
 
+  /**
+   * The count (sweep.lua), and when it disagrees the repair, in pages of at most sweepPageSize ids
+   * a script: every held structure read into a set of held ids (orphans removed on the way), then
+   * the known tasks walked against it (sweep-unheld.lua checks an id it would forget against every
+   * place itself, so a task that moved between pages is not forgotten), then a count again.
+   */
   async sweep(limit: number, heldTwiceBefore = 0): Promise<Sweep> {
     const k = this.keys;
-    const res = (await this.run.sweep([k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, ...k.retries, ...k.deadLetters, ...k.tenantBlock], [limit, heldTwiceBefore])) as (number | string)[];
-    return { known: Number(res[0]), held: Number(res[1]), orphans: Number(res[2]), heldTwice: Number(res[3]), tenantRepairs: Number(res[4]), forgotten: res.slice(5).map(String) };
+    const count = async (listsToo: boolean) =>
+      (await this.run.sweep([k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, ...k.retries, ...k.deadLetters, ...k.tenantBlock], [listsToo ? 0 : 1, heldTwiceBefore])) as (number | string)[];
+    const res = await count(true);
+    const out: Sweep = { known: Number(res[0]), held: Number(res[1]), orphans: 0, heldTwice: heldTwiceBefore, tenantRepairs: Number(res[2]), forgotten: [] };
+    // One repair at a time in this process: a pass over a partition whose last repair outlived
+    // passWaitMs only counts (two would each read everything, for nothing).
+    if (Number(res[3]) !== 1 || this.repairing) return out;
+    this.repairing = true;
+    try {
+      await this.repair(res.slice(4).map(String), limit, out);
+    } finally {
+      this.repairing = false;
+    }
+    // Ids held twice, counted in one script once the repair is done (each known task held once
+    // but those): an id seen on two pages may only have moved between them, and counting those
+    // made every later pass under load search again.
+    const after = await count(false);
+    out.heldTwice = Math.max(0, Number(after[1]) - Number(after[0]));
+    return out;
+  }
+
+  /** The sweep's repair over `lists` (and the sets), adding to `out`; see sweep(). */
+  private async repair(lists: string[], limit: number, out: Sweep): Promise<void> {
+    const k = this.keys;
+    const page = this.opts.sweepPageSize ?? 1000;
+    // A set of this pass's own: another process's repair (a reconciler pass that outlived its
+    // lock) cannot empty it half way, which would leave every id to sweep-unheld's checks.
+    const held = k.sweepHeld(randomBytes(9).toString('base64url'));
+    const structures: [string, boolean][] = [...lists.map((key): [string, boolean] => [key, false]), [k.processing, true], ...k.retries.map((key): [string, boolean] => [key, true])];
+    for (const [key, isZset] of structures) {
+      for (let offset = 0; ; ) {
+        const [read, orphans, next] = (await this.run['sweep-held']([held, key, k.meta, k.tokens], [isZset ? 1 : 0, offset, page, SWEEP_HELD_TTL_MS])) as number[];
+        out.orphans += orphans!;
+        if (read! < page) break;
+        offset = next!;
+      }
+    }
+    let cursor = '0';
+    do {
+      const [next, ...gone] = (await this.run['sweep-unheld'](
+        [held, k.messages, k.meta, k.attempts, k.tokens, k.readyAt, k.processing, ...k.retries, ...k.deadLetters, ...k.tenantBlock],
+        [cursor, page, limit - out.forgotten.length],
+      )) as string[];
+      cursor = String(next);
+      out.forgotten.push(...gone.map(String));
+    } while (cursor !== '0' && out.forgotten.length < limit);
   }
 
   async purge(tasks: TaskRef[]): Promise<number> {
@@ -465,7 +522,8 @@ export class RedisQueue implements TaskQueue {
     return { at: v === null ? null : parseDueMark(v), seen: [v ?? ''] };
   }
 
-  async setDelayedMark(seen: string[], at: DueMark): Promise<boolean> {
+  /** (`unpushed`: an unanswered push makes enqueue throw here, so a pass with one never gets this far.) */
+  async setDelayedMark(seen: (string | null)[], at: DueMark, _unpushed?: TaskRef[]): Promise<boolean> {
     return (await this.run.mark([this.keys.delayedMark], [seen[0] ?? '', formatDueMark(at)])) === 1;
   }
 
@@ -542,17 +600,29 @@ function parseMeta(meta: string): { priority: Priority; maxAttempts: number; ten
 }
 
 /**
- * The loader's mark is "ms" (every task due up to then) or "ms:id" (a pass stopped inside the tasks
- * due at ms). Complete passes write the plain number, so during a rolling upgrade a worker that reads
- * only numbers fails just the passes that follow a stopped one.
+ * The loader's mark: "ms" (every task due up to then), or after a pass that stopped inside the
+ * tasks due at ms, the last id it loaded as well, written "<ms - 1>.<the id as 39 decimal digits>".
+ * A worker from before the id was kept reads that with Number() as ms - 1 (its Date drops the
+ * fraction) and loads the tasks due at ms from the start again, as it always did: it neither fails
+ * nor skips any. ("ms:id", which such a worker read as NaN, failing every pass until a newer worker
+ * moved the mark, and every pass when none was left, is still read.)
  */
-function parseDueMark(v: string): DueMark {
-  const i = v.indexOf(':');
-  return i < 0 ? { ms: Number(v), id: null } : { ms: Number(v.slice(0, i)), id: v.slice(i + 1) };
+export function parseDueMark(v: string): DueMark {
+  const colon = v.indexOf(':');
+  if (colon >= 0) return { ms: Number(v.slice(0, colon)), id: v.slice(colon + 1) };
+  const dot = v.indexOf('.');
+  if (dot < 0) return { ms: Number(v), id: null };
+  const hex = BigInt(v.slice(dot + 1)).toString(16).padStart(32, '0');
+  return { ms: Number(v.slice(0, dot)) + 1, id: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` };
 }
 
-function formatDueMark(at: DueMark): string {
-  return at.id === null ? String(at.ms) : `${at.ms}:${at.id}`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function formatDueMark(at: DueMark): string {
+  if (at.id === null) return String(at.ms);
+  // Task ids are uuids as Postgres prints them; anything else keeps the "ms:id" form.
+  if (!UUID.test(at.id)) return `${at.ms}:${at.id}`;
+  return `${at.ms - 1}.${BigInt(`0x${at.id.replace(/-/g, '')}`).toString().padStart(39, '0')}`;
 }
 
 const RINGING: RingingScript[] = ['enqueue', 'finish', 'release', 'reap', 'promote', 'settle', 'requeue', 'dispatch'];

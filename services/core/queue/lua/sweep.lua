@@ -2,10 +2,11 @@
 -- the processing set, a retry set or a dead-letter list; every script moves tasks between them in
 -- one step. A known task in none of them would never be leased again while the reconciler, which
 -- only asks whether Redis knows a task, saw nothing wrong. This checks the invariant by counting
--- (a few commands per tenant with ready work, every reconciler pass) and only when the counts
--- disagree looks for the culprits (O(tasks held), a repair path): known tasks held nowhere are
--- forgotten, so the reconciler indexes them again from Postgres; entries without `meta` (they can
--- never run) are removed so the counts meet again.
+-- (a few commands per tenant with ready work, every reconciler pass); only when the counts
+-- disagree does the caller look for the culprits, in pages of a bounded number of ids
+-- (sweep-held.lua, sweep-unheld.lua; one script reading every held id held Redis for as long as
+-- the backlog was long): known tasks held nowhere are forgotten, so the reconciler indexes them
+-- again from Postgres; entries without `meta` (they can never run) are removed so the counts meet again.
 -- Ids held twice are only counted: which copy is right is not Redis's to say. The caller passes
 -- back how many it was told of, and an excess of exactly that many is not searched again (so a
 -- duplicate costs one search, not one per pass).
@@ -16,12 +17,12 @@
 -- reconsidered), so a count Redis lost or kept too long cannot hold a tenant back.
 -- KEYS: msg (1), meta (2), attempts (3), tokens (4), ready_at (5), processing (6),
 --       retry:critical..retry:low (7-10), dlq:critical..dlq:low (11-14), tenant block (15-30)
--- ARGV: the most known-but-unheld tasks to forget in this call, ids held twice known already
--- Returns: { known, held, orphans removed, ids held twice, tenant repairs, forgotten ids... }
+-- ARGV: '1' to leave the lists out of the reply (a count after a repair), ids held twice known already
+-- Returns: { known, held, tenant repairs, 1 when the counts disagree (then the ready and dead-letter
+--   lists holding entries follow: the pages' lists to read) }
 -- @include bulk
 -- @include tenants
 tenantKeys(15)
-local CHUNK = 1000
 
 -- The tenants that may hold ready lists: the registry, and whoever a ring or parked set names.
 local tenantList, tenantSeen = {}, {}
@@ -83,54 +84,9 @@ for _, key in ipairs(zsets) do held = held + redis.call('ZCARD', key) end
 local known = redis.call('HLEN', KEYS[2])
 local twiceBefore = tonumber(ARGV[2])
 
-local orphans, twice = 0, twiceBefore
-local forgotten = {}
-if held ~= known + twiceBefore then
-  -- Where each held id is (its key), read in chunks so no single reply is huge.
-  local where, isZset = {}, {}
-  twice = 0
-  local function note(ids, key)
-    for _, id in ipairs(ids) do
-      if where[id] then twice = twice + 1 else where[id] = key end
-    end
-  end
-  for _, key in ipairs(lists) do
-    local n = redis.call('LLEN', key)
-    for i = 0, n - 1, CHUNK do note(redis.call('LRANGE', key, i, i + CHUNK - 1), key) end
-  end
-  for _, key in ipairs(zsets) do
-    isZset[key] = true
-    local n = redis.call('ZCARD', key)
-    for i = 0, n - 1, CHUNK do note(redis.call('ZRANGE', key, i, i + CHUNK - 1), key) end
-  end
-
-  for id, key in pairs(where) do
-    if redis.call('HEXISTS', KEYS[2], id) == 0 then
-      if isZset[key] then redis.call('ZREM', key, id) else redis.call('LREM', key, 0, id) end
-      redis.call('HDEL', KEYS[4], id)
-      orphans = orphans + 1
-    end
-  end
-
-  local limit = tonumber(ARGV[1])
-  local gone = {}
-  local cursor = '0'
-  repeat
-    local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', CHUNK)
-    cursor = page[1]
-    local fields = page[2]
-    for i = 1, #fields, 2 do
-      local id = fields[i]
-      -- (HSCAN may return a field twice.)
-      if not where[id] and not gone[id] and #forgotten < limit then
-        for k = 1, 5 do redis.call('HDEL', KEYS[k], id) end
-        gone[id] = true
-        forgotten[#forgotten + 1] = id
-      end
-    end
-  until cursor == '0' or #forgotten >= limit
-end
-
+-- Counts that disagree: the caller repairs in pages (sweep-held.lua, then sweep-unheld.lua), each
+-- script reading a bounded number of ids, from the keys returned here (lists holding entries).
+local repair = held ~= known + twiceBefore
 -- Running attempts per tenant must add up to the leases held; if not, recount them from the leases.
 local counted, sum = redis.call('HGETALL', TK.running), 0
 for i = 2, #counted, 2 do sum = sum + tonumber(counted[i]) end
@@ -153,6 +109,8 @@ if sum ~= redis.call('ZCARD', KEYS[6]) then
   repairs = repairs + 1
 end
 
-local out = { known, held, orphans, twice, repairs }
-for _, id in ipairs(forgotten) do out[#out + 1] = id end
+local out = { known, held, repairs, repair and 1 or 0 }
+if repair and ARGV[1] ~= '1' then
+  for _, key in ipairs(lists) do out[#out + 1] = key end
+end
 return out

@@ -1,0 +1,97 @@
+/**
+ * The delayed loader on the test profile's Redis Cluster with one master stalled (CLIENT PAUSE ALL):
+ * its mark read, pushes and mark writes wait for each partition at most passWaitMs, so the other
+ * partitions' tasks are loaded and their marks move while the stalled ones keep theirs, and load
+ * from there once they answer. Before, the mark read (and the push, and the mark write) waited on
+ * every partition: a stalled master stopped delayed loading in every partition.
+ */
+process.env.TEST_REDIS_MODE = 'cluster';
+import Redis from 'ioredis';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
+import { partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import type { EnqueueItem } from '../../services/core/queue/queue';
+import { DelayedLoader } from '../../services/worker/delayed-loader';
+import { TEST_PARTITIONS } from '../support/cluster-mode';
+import { createStack, silentLog, Stack } from '../support/stack';
+
+let stack: Stack;
+beforeEach(async () => {
+  stack = await createStack();
+}, 120_000);
+afterEach(async () => {
+  jest.restoreAllMocks();
+  await stack?.close();
+});
+
+/** host:port of the master serving `tag`'s slot. */
+async function masterOf(tag: string): Promise<{ host: string; port: number }> {
+  const slots = await stack.redis.cluster('SLOTS');
+  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
+  return { host, port };
+}
+
+const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+
+it('a stalled master holds up neither the other partitions\' delayed loading nor the pass; its own partitions load from their unmoved marks once it answers', async () => {
+  const prefix = stack.cfg.REDIS_KEY_PREFIX;
+  const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  // A master that does not serve the control slot (the loader's lock): the partitions it serves stall.
+  const control = await masterOf(`{${prefix}}`);
+  const masters = await Promise.all(queue.parts.map((q) => masterOf(tagOf(q.keys.meta))));
+  const stalled = masters.find((m) => m.host !== control.host || m.port !== control.port)!;
+  const isStalled = (p: number) => masters[p]!.host === stalled.host && masters[p]!.port === stalled.port;
+  // One tenant per partition, and two scheduled tasks of each, due within the loader's half horizon.
+  const tenants: string[] = [];
+  for (let i = 0; tenants.length < TEST_PARTITIONS; i++) if (partitionOf(`t${i}`, TEST_PARTITIONS) === tenants.length) tenants.push(`t${i}`);
+  await stack.pool.query('INSERT INTO tenants (name) SELECT unnest($1::text[])', [tenants]);
+  const { rows } = await stack.pool.query<{ id: string; tenant: string }>(
+    `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, run_at)
+     SELECT gen_random_uuid(), t, 'noop', 'default', '{}', 'scheduled', 0, now() + interval '20 seconds' FROM unnest($1::text[]) t, generate_series(1, 2)
+     RETURNING id, tenant`,
+    [tenants],
+  );
+  const loader = new DelayedLoader(
+    { pool: stack.pool, queue, metrics: workerMetrics(createRegistry('worker')) },
+    { intervalMs: 1000, horizonMs: 60_000, batch: 100, maxPages: 5, countEveryMs: 60_000 },
+    silentLog,
+  );
+  const sent: string[] = [];
+  const push = queue.pushAnswering.bind(queue);
+  jest.spyOn(queue, 'pushAnswering').mockImplementation((items: EnqueueItem[], replace: boolean) => {
+    sent.push(...items.map((it) => it.id));
+    return push(items, replace);
+  });
+  const indexed = async () => (await queue.indexed(rows.map((r) => ({ id: r.id, tenant: r.tenant })))).map((e, i) => (e ? rows[i]!.id : null)).filter((id): id is string => id !== null);
+
+  const pauser = new Redis({ ...stalled, lazyConnect: false, maxRetriesPerRequest: 1 });
+  const probe = new Redis({ ...stalled, lazyConnect: false, maxRetriesPerRequest: 1 });
+  try {
+    await probe.ping();
+    // Nothing the master serves answers for 8 s (reads too): this pass's first call there waits.
+    await pauser.client('PAUSE', 8000, 'ALL');
+    let pauseOver = false;
+    const probed = probe.ping().then(() => (pauseOver = true));
+    const first = await loader.runOnce();
+    // The pass ended while the master still answered nothing (before: it ended only after the pause).
+    expect(pauseOver).toBe(false);
+    const others = rows.filter((r) => !isStalled(partitionOf(r.tenant, TEST_PARTITIONS)));
+    expect(first.loaded).toBe(others.length);
+    expect(await indexed()).toEqual(expect.arrayContaining(others.map((r) => r.id)));
+    await probed;
+    // The stalled partitions' marks were not moved (their push may have run late: not known); the others' were.
+    const marks = await Promise.all(queue.parts.map((q) => q.delayedMark()));
+    marks.forEach((m, p) => expect(m.at === null).toBe(isStalled(p)));
+    // Answering again, they are loaded from their marks; the others' tasks are found indexed.
+    await loader.runOnce();
+    expect((await indexed()).sort()).toEqual(rows.map((r) => r.id).sort());
+    for (const q of queue.parts) expect((await q.delayedMark()).at).not.toBeNull();
+    expect((await loader.runOnce()).loaded).toBe(0);
+    // Each task is held once.
+    expect((await queue.stats()).retrying.default).toBe(rows.length);
+    expect(new Set(sent)).toEqual(new Set(rows.map((r) => r.id)));
+  } finally {
+    pauser.disconnect();
+    probe.disconnect();
+  }
+}, 60_000);
