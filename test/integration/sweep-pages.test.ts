@@ -171,6 +171,39 @@ it('tasks leased, handed back and sent to a retry between the pages are neither 
   }
 });
 
+it('leases popping a ready list between pages make no entry of it a whole-list search: only the ids held nowhere are searched for', async () => {
+  const { q, conn } = await sweepingQueue();
+  const mover = new RedisQueue(other, { prefix, strategy: 'weighted', weights: WEIGHTS });
+  try {
+    await q.enqueue(items('a', 3000));
+    const lost = ['a-1500', 'a-2900'];
+    await breakInvariant(q, lost);
+    // Workers drain the list from its head while the repair reads it.
+    const run = (q as unknown as { run: Record<string, (keys: string[], args: (string | number)[]) => Promise<unknown>> }).run;
+    const page = run['sweep-held']!;
+    jest.spyOn(run, 'sweep-held').mockImplementation(async (keys, args) => {
+      const res = await page(keys, args);
+      await mover.lease({ max: 5, visibilityMs: 60_000 });
+      return res;
+    });
+    const watch = await monitor();
+    let searches = 0;
+    watch.on('monitor', (args: string[], source: string) => {
+      // LPOS key id, with no MAXLEN: a search of the whole list.
+      if (source === 'lua' && /^lpos$/i.test(args[0] ?? '') && args.length === 3 && args[1]!.includes(prefix)) searches++;
+    });
+    const s = await q.sweep(100);
+    await conn.echo('done');
+    await redis.echo('flush');
+    watch.disconnect();
+    expect(s.forgotten.sort()).toEqual(lost);
+    // A lost id is searched for in each of its tenant's ready lists and each dead-letter list.
+    expect(searches).toBeLessThanOrEqual(8 * lost.length);
+  } finally {
+    conn.disconnect();
+  }
+});
+
 it('overlapping sweeps: one process runs one repair at a time (a second call only counts), and another process\'s repair neither spoils its held ids nor costs it a page\'s worth of checks per id', async () => {
   const { q, conn, addr } = await sweepingQueue();
   const other2 = createRedis({ addr: testRedisAddr(), name: 'sweep-pages-other-process', offlineQueue: true });

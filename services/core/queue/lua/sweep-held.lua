@@ -15,9 +15,13 @@ local ids
 if isZset then
   ids = redis.call('ZRANGE', KEYS[2], offset, offset + count - 1)
 else
-  ids = redis.call('LRANGE', KEYS[2], offset, offset + count - 1)
+  -- From the tail: leases pop ready lists at the head, which shifts every index counted from the
+  -- head, so pages counted from it skip entries (each then a whole-list LPOS in sweep-unheld);
+  -- counted from the tail, a pop or a push at the head moves nothing, and a push at the tail only
+  -- makes an entry read twice.
+  ids = redis.call('LRANGE', KEYS[2], -(offset + count), -(offset + 1))
 end
-if #ids == 0 then return { 0, 0, 0, offset } end
+if #ids == 0 then return { 0, 0, offset } end
 
 local metas = redis.call('HMGET', KEYS[3], unpack(ids))
 local orphans, removed, known = 0, 0, {}
