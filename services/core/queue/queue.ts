@@ -147,7 +147,7 @@ export interface QueueStats {
   retrying: Record<Priority, number>;
   dead: Record<Priority, number>;
   processing: number;
-  /** Age of the task at the head of each queue (how long the oldest waiting task has waited); 0 when empty. */
+  /** How long the longest-waiting ready task of each queue has waited since it last became ready (not always a list's head: lua/includes/oldest.lua); 0 when empty. */
   oldestWaitingSeconds: Record<Priority, number>;
   /** Workers whose announcement has not lapsed. */
   liveWorkers: number;
