@@ -492,6 +492,27 @@ describe('the oldest waiting task after a reap', () => {
     expect(next!.readyAtMs).toBe(back);
     expect((await q.stats()).oldestWaitingSeconds.default).toBeGreaterThanOrEqual(waited);
   });
+
+  it('a workflow step the reaper held and then handed back waits from then on, not from before its lost attempt', async () => {
+    const q = queue();
+    await q.enqueue([{ ...item('s'), stepKey: 'build' }]);
+    const before = await readyAt('s');
+    await until(async () => ((await redisMs()) > before + 50 ? true : undefined));
+    const [lost] = await q.lease({ max: 1, visibilityMs: 1 });
+    const [held] = await until(async () => {
+      const r = await q.reap(10, 60_000);
+      return r.length > 0 ? r : undefined;
+    });
+    expect(held!.destination).toBe('held');
+    // Postgres took the lost attempt; the step's workflow goes on: the reaper hands it back.
+    expect(await q.release([{ id: 's', token: lost!.token, priority: 'default', attemptCounted: true }])).toEqual([true]);
+    const back = await readyAt('s');
+    expect(back - before).toBeGreaterThan(50);
+    expect((await q.stats()).oldestWaitingSeconds.default).toBeLessThan((back - before) / 1000);
+    const [next] = await q.lease({ max: 1, visibilityMs: 60_000 });
+    expect(next!.attempt).toBe(2);
+    expect(next!.readyAtMs).toBe(back);
+  });
 });
 
 describe('a lease call whose answer is lost', () => {

@@ -1,9 +1,10 @@
 -- oldest (include, after bulk): when the longest-waiting task of a ready list became ready (ms,
 -- Redis clock; 0 = none known). A list is FIFO by ready time except at its head: a task put back
--- there (reap, settle) is ready since it went back, later than the tasks behind it, so its head
--- is not the oldest. Ready times fall from the head to the first task queued at the tail end, then
--- rise: the walk follows them down and stops at the first rise. A run of equal times (one batch)
--- is walked through, up to OLDEST_WALK tasks per list, which bounds the cost of a scrape.
+-- there (reap, settle, a counted release) is ready since it went back, later than the tasks
+-- behind it, so its head is not the oldest. Ready times fall from the head to the first task
+-- queued at the tail end, then rise: the walk follows them down and stops at the first rise. A run
+-- of equal times (one batch) is walked through, up to OLDEST_WALK tasks per list, which bounds the
+-- cost of a scrape.
 local OLDEST_WALK = 64
 
 local function oldestReady(list, readyAtKey)
