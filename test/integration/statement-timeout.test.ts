@@ -90,3 +90,42 @@ it('a bulk cancel or retry cut short by statement_timeout after a committed batc
     await pool.end();
   }
 });
+
+it('a workflow cancel cut short by statement_timeout after its first commit says the cancel was recorded and what it cancelled', async () => {
+  const db = new URL(stack.dbUrl).pathname.slice(1);
+  await stack.pool.query(`ALTER DATABASE "${db}" SET statement_timeout = 300`);
+  const pool = createPgPool(stack.dbUrl, 2, 'statement-timeout-test', silentLog);
+  const api = await startApi({ ...stack, pool });
+  const post = async (path: string, body?: unknown) => {
+    const res = await contractFetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const made = await post('/workflows', { name: 'etl', tasks: [{ key: 'extract', type: 'noop' }, { key: 'clean', type: 'noop', depends_on: ['extract'] }, { key: 'load', type: 'noop', depends_on: ['clean'] }] });
+  expect(made.status).toBe(201);
+  const w = made.body.workflow as { id: string };
+  const steps = async () => (await stack.pool.query<{ step_key: string; status: string }>('SELECT step_key, status::text AS status FROM tasks WHERE workflow_id = $1 ORDER BY step_key', [w.id])).rows;
+  const root = (await stack.pool.query<{ id: string }>("SELECT id FROM tasks WHERE workflow_id = $1 AND step_key = 'extract'", [w.id])).rows[0]!.id;
+  const locker = new Client({ connectionString: stack.dbUrl });
+  await locker.connect();
+  try {
+    await locker.query('SET statement_timeout = 0');
+    await locker.query('BEGIN');
+    // The queued root's row is held: the waiting steps' statement commits, the root's cancel times out.
+    await locker.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [root]);
+    const cut = await post(`/workflows/${w.id}/cancel`);
+    expect(cut.status).toBe(503);
+    expect(await steps()).toEqual([{ step_key: 'clean', status: 'cancelled' }, { step_key: 'extract', status: 'queued' }, { step_key: 'load', status: 'cancelled' }]);
+    expect(cut.body).toMatchObject({ changed: 2 });
+    expect(cut.body.detail).not.toMatch(/nothing was written/);
+    await locker.query('ROLLBACK');
+    // Sent again, it cancels the rest.
+    const again = await post(`/workflows/${w.id}/cancel`);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ cancelled: 1, cancelling: 0 });
+    expect((await steps()).map((s) => s.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  } finally {
+    await locker.end();
+    await api.server.stop();
+    await pool.end();
+  }
+});

@@ -327,7 +327,11 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       scope: 'tasks:write',
       pathParams: WorkflowId,
       answers: { 200: { description: 'Cancelled (now or before): how many steps ended at once, and how many running ones were asked to stop.', schema: WorkflowCancelledSchema } },
-      problems: { 404: NO_WORKFLOW, 409: 'The workflow ended otherwise (succeeded or failed).' },
+      problems: {
+        404: NO_WORKFLOW,
+        409: 'The workflow ended otherwise (succeeded or failed).',
+        503: "Postgres or Redis is unreachable, or a statement was cancelled at its statement_timeout; retry after Retry-After. When the workflow's cancel was recorded before the failure, the detail says so and `changed` counts the steps cancelled or asked to stop; sent again, the call cancels the rest.",
+      },
     },
     {
       method: 'get',
