@@ -144,6 +144,11 @@ export interface Sweep {
 
 export interface QueueStats {
   ready: Record<Priority, number>;
+  /**
+   * Of those, the ones a worker may lease now: tenants parked at their running cap left out (more
+   * workers cannot start those). What the autoscaler's depth trigger counts.
+   */
+  leasable: Record<Priority, number>;
   retrying: Record<Priority, number>;
   dead: Record<Priority, number>;
   processing: number;
