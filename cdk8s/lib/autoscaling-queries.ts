@@ -18,9 +18,13 @@ export function apiSelector(namespace: string, apiJob: string): string {
   return `namespace="${namespace}",job="${apiJob}"`;
 }
 
-/** Tasks waiting, over all priorities. */
+/**
+ * Tasks waiting that a worker may lease now, over all priorities: a tenant's backlog held at its
+ * running cap is left out, since more workers cannot start it (it pinned them at maxReplicas).
+ * An api from before that gauge (a rolling upgrade) exports only queue_depth: read then.
+ */
 export function queueDepthQuery(selector: string): string {
-  return `sum(max by (priority) (queue_depth{${selector}}))`;
+  return `(sum(max by (priority) (queue_depth_leasable{${selector}})) or sum(max by (priority) (queue_depth{${selector}})))`;
 }
 
 /**

@@ -13,6 +13,8 @@ export class ProblemError extends Error {
     detail: string,
     readonly errors: FieldError[] = [],
     readonly headers: Record<string, string> = {},
+    /** Members of the body beyond RFC 9457's (ProblemSchema lists them). */
+    readonly members: Record<string, unknown> = {},
   ) {
     super(detail);
     this.name = 'ProblemError';
@@ -23,7 +25,7 @@ export class ProblemError extends Error {
     const out: Record<string, unknown> = { type: `urn:task-scheduler:problem:${slug}`, title: this.title, status: this.status, detail: this.message };
     if (instance) out.instance = instance;
     if (this.errors.length) out.errors = this.errors;
-    return out;
+    return { ...out, ...this.members };
   }
 }
 

@@ -669,6 +669,10 @@ export interface components {
             instance?: string;
             /** @description Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`). */
             errors?: components["schemas"]["FieldError"][];
+            /** @description A call that commits in parts (a bulk cancel or retry, a workflow cancel) and failed part way: the tasks its committed parts changed. */
+            changed?: number;
+            /** @description A bulk cancel or retry that failed part way: send it as `cursor` to carry on; every matching task before it was handled, none after it changed (null: from the newest). */
+            next_cursor?: string | null;
         };
         FieldError: {
             field: string;
@@ -2571,7 +2575,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, or a statement was cancelled at its statement_timeout; retry after Retry-After. Batches committed before the failure stay done: `changed` says how many tasks they changed and `next_cursor` where to carry on. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -2759,7 +2763,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, or a statement was cancelled at its statement_timeout; retry after Retry-After. Batches committed before the failure stay done: `changed` says how many tasks they changed and `next_cursor` where to carry on. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -4118,7 +4122,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, or a statement was cancelled at its statement_timeout; retry after Retry-After. When the workflow's cancel was recorded before the failure, the detail says so and `changed` counts the steps cancelled or asked to stop; sent again, the call cancels the rest. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -253,7 +253,12 @@ it('a bulk cancel that fails part way counts in tasks_cancelled_total the pages 
   const registry = createRegistry('api');
   const metrics = apiMetrics(registry);
   const deps = { pool, queue: stack.queue, log: silentLog, batch: 2, scanRows: 1000, metrics, underLimits: (() => Promise.reject(new Error('not admitted here'))) as never };
-  await expect(runBulk(deps, 'default', { action: 'cancel', filter: { statuses: ['queued'] }, limit: 100, dryRun: false, after: null })).rejects.toThrow('connection terminated');
+  // The answer says so, and where to carry on.
+  await expect(runBulk(deps, 'default', { action: 'cancel', filter: { statuses: ['queued'] }, limit: 100, dryRun: false, after: null })).rejects.toMatchObject({
+    status: 503,
+    members: { changed: 4, next_cursor: expect.any(String) },
+    cause: expect.objectContaining({ message: 'connection terminated' }),
+  });
   expect((await countByStatus()).cancelled).toBe(4);
   const counted = (await registry.getMetricsAsJSON()).find((m) => m.name === 'tasks_cancelled_total')!.values.reduce((n, v) => n + v.value, 0);
   expect(counted).toBe(4);

@@ -6,6 +6,8 @@
  * tasks sharing one due time; bad input.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
@@ -224,6 +226,44 @@ it('the loader pages through ties across page and pass boundaries in (run_at, id
   expect(await indexed(ids)).toBe(ids.length);
   // The last pass reached the end of what is due within the horizon: its mark has no id.
   expect((await stack.queue.delayedMark()).at).toMatchObject({ id: null });
+});
+
+it('tasks whose run_at has microseconds (written by SQL: an operator, a migration) do not stall the loader: each pass goes on where the last stopped', async () => {
+  await setUp();
+  // now() keeps microseconds; three sub-millisecond times among the 60, so ties and order both count.
+  const { rows } = await stack.pool.query<{ id: string }>(
+    `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, run_at)
+     SELECT gen_random_uuid(), 'default', 'stamp', 'default', '{}', 'scheduled', 0,
+            now() + interval '4 seconds' + (i % 3) * interval '1 microsecond'
+       FROM generate_series(1, 60) i RETURNING id`,
+  );
+  const ids = rows.map((r) => r.id);
+  const { loader, sent } = smallLoader(10, 2);
+  const perPass: number[] = [];
+  for (let pass = 0; pass < 4; pass++) perPass.push((await loader.runOnce()).loaded);
+  expect(perPass).toEqual([20, 20, 20, 0]);
+  expect(await indexed(ids)).toBe(60);
+  expect(new Set(sent).size).toBe(60);
+  // Stored to the millisecond, never before the time asked for.
+  const { rows: times } = await stack.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND run_at = date_trunc('milliseconds', run_at) AND run_at >= created_at + interval '4 seconds'`,
+    [ids],
+  );
+  expect(times[0]!.n).toBe(60);
+});
+
+it('migration 0031 rounds up the run_at of scheduled tasks written with microseconds before it', async () => {
+  await setUp();
+  await stack.pool.query('ALTER TABLE tasks DISABLE TRIGGER tasks_run_at_ms');
+  const { rows } = await stack.pool.query<{ id: string; us: string }>(
+    `INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, run_at)
+     VALUES (gen_random_uuid(), 'default', 'stamp', 'default', '{}', 'scheduled', 0, '2030-01-01T00:00:00.123456Z') RETURNING id`,
+  );
+  await stack.pool.query('ALTER TABLE tasks ENABLE TRIGGER tasks_run_at_ms');
+  // The migration run again (it is idempotent): it finds the row.
+  await stack.pool.query(readFileSync(path.join(__dirname, '../../migrations/0031_tasks_run_at_milliseconds.sql'), 'utf8'));
+  const { rows: after } = await stack.pool.query<{ run_at: string }>(`SELECT to_char(run_at AT TIME ZONE 'UTC', 'HH24:MI:SS.US') AS run_at FROM tasks WHERE id = $1`, [rows[0]!.id]);
+  expect(after[0]!.run_at).toBe('00:00:00.124000');
 });
 
 it('Redis losing its data during a pass that stopped inside a run of ties: the mark stays lost, and the next passes load every task again', async () => {

@@ -142,6 +142,11 @@ describe('running caps', () => {
     expect(await running()).toEqual({ capped: 2, free: 6 });
     expect(await q.lease({ max: 20, visibilityMs: 60_000 })).toEqual([]);
     expect((await q.stats()).ready.default).toBe(4);
+    // None of them a worker may take: the autoscaler's depth (queue_depth_leasable) leaves them out.
+    expect((await q.stats()).leasable).toEqual({ critical: 0, high: 0, default: 0, low: 0 });
+    await q.enqueue(items('late', 3, 'low'));
+    expect((await q.stats()).leasable).toEqual({ critical: 0, high: 0, default: 0, low: 3 });
+    expect(tenantsOf(await q.lease({ max: 20, visibilityMs: 60_000 }))).toEqual(['late', 'late', 'late']);
 
     const capped = batch.leases.filter((l) => l.message.tenant === 'capped');
     // An outcome ends a lease: one more may start, and no more.

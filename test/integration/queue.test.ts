@@ -454,6 +454,67 @@ describe('retry, bury, reap, promote', () => {
   });
 });
 
+describe('the oldest waiting task after a reap', () => {
+  const readyAt = async (id: string) => Number(await redis.hget(`{${prefix}}:ready_at`, id));
+  const redisMs = async () => {
+    const [sec, usec] = await redis.time();
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  };
+  async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {
+    for (;;) {
+      const got = await probe();
+      if (got !== undefined) return got;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  it('is the task waiting longest, not the reaped task put back at the head (stats and overview)', async () => {
+    const q = queue();
+    await q.enqueue(['a', 'b', 'c', 'd'].map((id) => item(id)));
+    const since = await readyAt('c');
+    // Redis's clock moves on, then the leases of a and b (one call, one reap: equal ready times) run out.
+    await until(async () => ((await redisMs()) > since + 50 ? true : undefined));
+    expect((await q.lease({ max: 2, visibilityMs: 1 })).map((l) => l.message.id).sort()).toEqual(['a', 'b']);
+    const reaped = await until(async () => {
+      const r = await q.reap(10, 60_000);
+      return r.length > 0 ? r : undefined;
+    });
+    expect(reaped.map((r) => [r.id, r.destination]).sort()).toEqual([['a', 'queued'], ['b', 'queued']]);
+    const back = await readyAt('a');
+    expect(back - since).toBeGreaterThan(50);
+    // c and d have waited since `since`; a and b only since the reap.
+    const waited = (back - since) / 1000;
+    expect((await q.stats()).oldestWaitingSeconds.default).toBeGreaterThanOrEqual(waited);
+    expect((await q.overview('default')).priorities.default.oldestWaitingSeconds).toBeGreaterThanOrEqual(waited);
+    // The next attempt's wait counts from the reap (its lost attempt ran meanwhile), not from its enqueue.
+    const [next] = await q.lease({ max: 1, visibilityMs: 60_000 });
+    expect(['a', 'b']).toContain(next!.message.id);
+    expect(next!.readyAtMs).toBe(back);
+    expect((await q.stats()).oldestWaitingSeconds.default).toBeGreaterThanOrEqual(waited);
+  });
+
+  it('a workflow step the reaper held and then handed back waits from then on, not from before its lost attempt', async () => {
+    const q = queue();
+    await q.enqueue([{ ...item('s'), stepKey: 'build' }]);
+    const before = await readyAt('s');
+    await until(async () => ((await redisMs()) > before + 50 ? true : undefined));
+    const [lost] = await q.lease({ max: 1, visibilityMs: 1 });
+    const [held] = await until(async () => {
+      const r = await q.reap(10, 60_000);
+      return r.length > 0 ? r : undefined;
+    });
+    expect(held!.destination).toBe('held');
+    // Postgres took the lost attempt; the step's workflow goes on: the reaper hands it back.
+    expect(await q.release([{ id: 's', token: lost!.token, priority: 'default', attemptCounted: true }])).toEqual([true]);
+    const back = await readyAt('s');
+    expect(back - before).toBeGreaterThan(50);
+    expect((await q.stats()).oldestWaitingSeconds.default).toBeLessThan((back - before) / 1000);
+    const [next] = await q.lease({ max: 1, visibilityMs: 60_000 });
+    expect(next!.attempt).toBe(2);
+    expect(next!.readyAtMs).toBe(back);
+  });
+});
+
 describe('a lease call whose answer is lost', () => {
   const leaseOpts = { max: 2, visibilityMs: 30_000 };
   const ends = (leases: Lease[]) => leases.map((l) => ({ id: l.message.id, token: l.token, priority: 'default' as const, outcome: 'succeeded' as const, settleAttempts: 0 }));

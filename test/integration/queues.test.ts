@@ -121,3 +121,21 @@ it('one read in flight per tenant: a slow read is shared, not joined by another 
   await view.get('default');
   expect(counts).toBe(3);
 });
+
+it('the oldest wait after a reap is the task waiting longest, not the reaped one put back at the head (GET /queues and the gauge)', async () => {
+  await submitMany(3, 'noop', { maxRetries: 2 });
+  const submitted = Date.now();
+  // The wall clock moves on (Redis's is the same machine's), then the head's lease runs out at once.
+  await waitFor(async () => Date.now() > submitted + 150, 5000, 'time to pass');
+  expect(await stack.queue.lease({ max: 1, visibilityMs: 1 })).toHaveLength(1);
+  const reaped = await waitFor(async () => {
+    const r = await stack.queue.reap(10, 60_000);
+    return r.length > 0 ? r : null;
+  }, 5000, 'the lease to be reaped');
+  expect(reaped.map((r) => r.destination)).toEqual(['queued']);
+  const asked = Date.now();
+  // The two tasks behind it have waited since they were submitted (ms rounding aside).
+  const waited = (asked - submitted) / 1000 - 0.01;
+  expect((await stack.queue.stats()).oldestWaitingSeconds.default).toBeGreaterThanOrEqual(waited);
+  expect((await queues()).priorities.default!.oldest_waiting_seconds).toBeGreaterThanOrEqual(waited);
+});

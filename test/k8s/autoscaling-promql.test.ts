@@ -21,6 +21,8 @@ const params = { workerSlots: 8, targetOldestWaitSeconds: 15 };
 /** What the api exports (per priority where the gauge has priorities); unset gauges are absent. */
 interface Scrape {
   depth?: Partial<Record<'critical' | 'high' | 'default' | 'low', number>>;
+  /** queue_depth_leasable: of those, not held at a tenant's running cap (absent: an api from before it). */
+  leasable?: Partial<Record<'critical' | 'high' | 'default' | 'low', number>>;
   oldest?: Partial<Record<'critical' | 'high' | 'default' | 'low', number>>;
   retrying?: number;
   leased?: number;
@@ -34,6 +36,7 @@ function series(s: Scrape) {
   for (const instance of ['api-1:2112', 'api-2:2112']) {
     const labels = (extra = '') => `{namespace="${NS}",job="${JOB}",instance="${instance}"${extra}}`;
     for (const [p, v] of Object.entries(s.depth ?? {})) out.push({ series: `queue_depth${labels(`,priority="${p}"`)}`, values: String(v) });
+    for (const [p, v] of Object.entries(s.leasable ?? {})) out.push({ series: `queue_depth_leasable${labels(`,priority="${p}"`)}`, values: String(v) });
     for (const [p, v] of Object.entries(s.oldest ?? {})) out.push({ series: `queue_oldest_task_age_seconds${labels(`,priority="${p}"`)}`, values: String(v) });
     if (s.retrying !== undefined) out.push({ series: `retry_set_depth${labels(',priority="default"')}`, values: String(s.retrying) });
     if (s.leased !== undefined) out.push({ series: `tasks_leased${labels()}`, values: String(s.leased) });
@@ -69,7 +72,16 @@ const byAge = (ready: number, metric: number) => Math.ceil((ready * metric) / pa
 
 describe('queue depth', () => {
   test('waiting tasks summed over priorities, each counted once however many api replicas export it', () => {
-    expectValue(queueDepthQuery(selector), { depth: { critical: 400, high: 1000, default: 900, low: 100 } }, 2400);
+    const depth = { critical: 400, high: 1000, default: 900, low: 100 };
+    expectValue(queueDepthQuery(selector), { depth, leasable: depth }, 2400);
+    // An api from before queue_depth_leasable (a rolling upgrade): queue_depth.
+    expectValue(queueDepthQuery(selector), { depth }, 2400);
+  });
+
+  test("a tenant's backlog held at its running cap is left out: more workers would not start it", () => {
+    // 10,000 waiting, all but 50 a capped tenant's: 50 (asking for 1 worker at 100 a worker, not maxReplicas).
+    expectValue(queueDepthQuery(selector), { depth: { default: 10_000 }, leasable: { default: 50 } }, 50);
+    expectValue(queueDepthQuery(selector), { depth: { default: 10_000 }, leasable: { default: 0 } }, 0);
   });
 });
 

@@ -32,7 +32,7 @@ describe.each(['dev', 'prod'] as const)('%s with worker.minReplicas 0', (name) =
     const depth = so.spec.triggers.find((t: any) => t.name === 'queue-depth');
     // Active above 0 waiting tasks: one task is enough to start a worker.
     expect(depth.metadata).toMatchObject({ activationThreshold: '0', threshold: String(env.autoscaling.tasksPerWorker) });
-    expect(depth.metadata.query).toContain('queue_depth{');
+    expect(depth.metadata.query).toContain('queue_depth_leasable{');
     expect(so.spec.cooldownPeriod).toBe(env.autoscaling.scaleDownStabilizationSeconds);
   });
 

@@ -165,7 +165,7 @@ describe.each([
         type: 'prometheus',
         name: 'queue-depth',
         metricType: 'AverageValue',
-        metadata: meta(`sum(max by (priority) (queue_depth{${selector}}))`, env.autoscaling.tasksPerWorker),
+        metadata: meta(`(sum(max by (priority) (queue_depth_leasable{${selector}})) or sum(max by (priority) (queue_depth{${selector}})))`, env.autoscaling.tasksPerWorker),
       },
       {
         type: 'prometheus',

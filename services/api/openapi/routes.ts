@@ -197,7 +197,10 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
         scope: 'tasks:write',
         body: { schema: bulkBodySchema(action, opts.bulkMaxLimit), description: 'Which tasks, how many, whether only to count them, and where to carry on from.' },
         answers: { 200: { description: 'What matched and what changed.', schema: BulkResultSchema, ...(action === 'retry' ? { headers: rated } : {}) } },
-        ...(action === 'retry' ? { problems: { 429: "The tenant's rate limit, burst or max_unfinished quota; nothing changed." } } : {}),
+        problems: {
+          ...(action === 'retry' ? { 429: "The tenant's rate limit, burst or max_unfinished quota; nothing changed." } : ({} as Record<number, string>)),
+          503: 'Postgres or Redis is unreachable, or a statement was cancelled at its statement_timeout; retry after Retry-After. Batches committed before the failure stay done: `changed` says how many tasks they changed and `next_cursor` where to carry on.',
+        },
       }),
     ),
     {
@@ -324,7 +327,11 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       scope: 'tasks:write',
       pathParams: WorkflowId,
       answers: { 200: { description: 'Cancelled (now or before): how many steps ended at once, and how many running ones were asked to stop.', schema: WorkflowCancelledSchema } },
-      problems: { 404: NO_WORKFLOW, 409: 'The workflow ended otherwise (succeeded or failed).' },
+      problems: {
+        404: NO_WORKFLOW,
+        409: 'The workflow ended otherwise (succeeded or failed).',
+        503: "Postgres or Redis is unreachable, or a statement was cancelled at its statement_timeout; retry after Retry-After. When the workflow's cancel was recorded before the failure, the detail says so and `changed` counts the steps cancelled or asked to stop; sent again, the call cancels the rest.",
+      },
     },
     {
       method: 'get',

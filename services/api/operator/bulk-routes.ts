@@ -19,7 +19,7 @@ import type { TaskStatus } from '../../core/tasks/priority';
 import { BAD_CURSOR, decodeCursor, encodeCursor, TaskCursor } from '../../core/tasks/task-cursor';
 import { FILTER_FIELDS, parseFilter, TaskFilter } from '../../core/tasks/task-filter';
 import type { UnderLimits } from '../limits/request-admission';
-import { badRequest, FieldError } from '../problem';
+import { badRequest, FieldError, ProblemError, toProblem } from '../problem';
 import { ACTION_STATUSES, bulkBodySchema } from '../schemas/bulk';
 
 // What the body may hold and limit's lower bound come from the schema (schemas/bulk.ts); the upper
@@ -92,6 +92,8 @@ export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics; underLimit
   let r;
   try {
     r = req.action === 'retry' && !req.dryRun ? await admittedRetry(deps, tenant, request, changes) : { ...(await bulkAction(deps, req.action, tenant, request, changes)), headers: {} };
+  } catch (err) {
+    throw stoppedPartWay(err, req, changes);
   } finally {
     for (const [kind, n] of Object.entries(changes.byKind)) {
       if (req.action === 'cancel') deps.metrics.cancelled.inc({ how: kind }, n);
@@ -102,12 +104,28 @@ export async function runBulk(deps: BulkDeps & { metrics: ApiMetrics; underLimit
   return { body: { matched: r.matched, changed: r.changed, has_more: r.has_more, next_cursor: r.next ? encodeCursor(r.next) : null, dry_run: req.dryRun }, headers: r.headers };
 }
 
+/**
+ * The problem of a call that failed (a statement cancelled at its statement_timeout, Postgres or
+ * Redis away) after some of its batches committed: how many tasks they changed and where to carry
+ * on (the failing batch, and those after it, changed nothing), not "nothing was written".
+ */
+function stoppedPartWay(err: unknown, req: BulkBody, changes: BulkDetail): unknown {
+  const problem = toProblem(err);
+  if (problem.status < 500 || req.dryRun) return err;
+  const changed = Object.values(changes.byKind).reduce((n, k) => n + k, 0);
+  const from = changes.through ?? req.after;
+  const cause = problem.message.split(';')[0];
+  const detail = `${cause}. The batches committed before it changed ${changed} task(s), those after it none: send the call again with next_cursor as cursor to carry on`;
+  // The cause stays with it for the request's log line.
+  return Object.assign(new ProblemError(problem.status, problem.title, detail, [], problem.headers, { changed, next_cursor: from ? encodeCursor(from) : null }), { cause: err });
+}
+
 /** A bulk retry admitted under the tenant's limits (see the file comment). */
-async function admittedRetry(deps: BulkDeps & { underLimits: UnderLimits }, tenant: string, request: Parameters<typeof bulkAction>[3], changes: Pick<BulkDetail, 'byKind' | 'reopened'>) {
-  const scan = await bulkAction(deps, 'retry', tenant, { ...request, dryRun: true });
+async function admittedRetry(deps: BulkDeps & { underLimits: UnderLimits }, tenant: string, request: Parameters<typeof bulkAction>[3], changes: Pick<BulkDetail, 'byKind' | 'reopened' | 'through'>) {
+  const scan = await bulkAction(deps, 'retry', tenant, { ...request, dryRun: true }, { byKind: {}, reopened: 0, ids: [], places: [] });
   const cost = await retryCost(deps.pool, tenant, scan.ids, request.filter.statuses ?? null);
   const done = Object.assign(changes, { changed: 0 });
-  const retry = () => retryMatched(deps, tenant, scan.ids, done, request.filter.statuses);
+  const retry = () => retryMatched(deps, tenant, scan.ids, done, request.filter.statuses, scan.places);
   // What the pages committed before a failure changed keeps its places; the rest are given back.
   const used = () => done.changed + done.reopened;
   let headers: Record<string, string> = {};

@@ -72,6 +72,12 @@ export const ProblemSchema = Type.Object(
     detail: Type.String(),
     instance: Type.Optional(Type.String({ description: 'The path asked for.' })),
     errors: Type.Optional(Type.Array(FieldErrorSchema, { description: 'Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`).' })),
+    changed: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'A call that commits in parts (a bulk cancel or retry, a workflow cancel) and failed part way: the tasks its committed parts changed.' }),
+    ),
+    next_cursor: Type.Optional(
+      Nullable(Type.String(), { description: 'A bulk cancel or retry that failed part way: send it as `cursor` to carry on; every matching task before it was handled, none after it changed (null: from the newest).' }),
+    ),
   },
   { additionalProperties: false },
 );

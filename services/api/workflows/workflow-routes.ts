@@ -13,7 +13,7 @@ import { encodeCursor } from '../../core/tasks/task-cursor';
 import { UUID_PATTERN } from '../../core/tasks/uuid';
 import { cancelWorkflow, createWorkflow, priorWorkflow, CreateWorkflowOutcome, getWorkflow, listWorkflows } from '../../core/workflows/workflow-store';
 import type { Principal } from '../auth/principal';
-import { badRequest, notFound, ProblemError } from '../problem';
+import { badRequest, notFound, ProblemError, toProblem } from '../problem';
 import type { RouteKit } from '../schedules/schedule-routes';
 import { validateWorkflowInput } from './workflow-input';
 import { workflowDetailToJson, workflowToJson } from './workflow-json';
@@ -97,10 +97,17 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
     // Its steps are tasks an operator cancelled, counted as POST /tasks/{id}/cancel counts one
     // (else tasks_cancelled_running_total outgrew tasks_cancelled_total{how="running"}); counted
     // as they commit, so a call that fails part way counts what it cancelled.
-    const done = { cancelled: 0, cancelling: 0 };
+    const done: { cancelled: number; cancelling: number; recorded?: boolean } = { cancelled: 0, cancelling: 0 };
     let outcome;
     try {
       outcome = await cancelWorkflow(deps, tenantOf(res), id, done);
+    } catch (err) {
+      // Its first statement committed: the problem says so (not "nothing was written"), and what
+      // the statements before the failure cancelled; sent again, the call cancels the rest.
+      const problem = toProblem(err);
+      if (problem.status < 500 || !done.recorded) throw err;
+      const detail = `${problem.message.split(';')[0]}. The workflow's cancel was recorded before it: ${done.cancelled} step(s) cancelled, ${done.cancelling} asked to stop; send the call again to cancel the rest`;
+      throw Object.assign(new ProblemError(problem.status, problem.title, detail, [], problem.headers, { changed: done.cancelled + done.cancelling }), { cause: err });
     } finally {
       deps.metrics.cancelled.inc({ how: 'waiting' }, done.cancelled);
       deps.metrics.cancelled.inc({ how: 'running' }, done.cancelling);

@@ -267,9 +267,10 @@ export function queueGauges(registry: Registry, read: () => Promise<QueueStats>,
       },
     });
   perPriority('queue_depth', 'Tasks waiting in each priority queue (Redis).', (s) => s.ready);
+  perPriority('queue_depth_leasable', 'Of the tasks waiting in each priority queue, those a worker may lease now: tenants held at their running cap left out (Redis; the autoscaler counts these).', (s) => s.leasable);
   perPriority('retry_set_depth', 'Tasks waiting for a retry, per priority (Redis).', (s) => s.retrying);
   perPriority('dlq_depth', 'Tasks in each dead-letter queue (Redis).', (s) => s.dead);
-  perPriority('queue_oldest_task_age_seconds', 'How long the task at the head of each queue has been waiting, leaving out tenants held at their running cap (0 when none).', (s) => s.oldestWaitingSeconds);
+  perPriority('queue_oldest_task_age_seconds', 'How long the longest-waiting ready task of each queue has waited since it last became ready (a task put back at the head after a lost lease counts from then), leaving out tenants held at their running cap (0 when none).', (s) => s.oldestWaitingSeconds);
   single('tasks_leased', 'Tasks currently leased by any worker (Redis processing set).', (s) => s.processing);
   single('workers_alive', 'Worker processes whose heartbeat announcement has not lapsed.', (s) => s.liveWorkers);
   // Per tenant: the busiest TENANT_METRICS_LIMIT (chosen by the stats script at each read), the

@@ -62,6 +62,13 @@ export interface BulkDetail {
   reopened: number;
   /** A dry run's matches, newest first (at most `limit`): what the same call would go on to change. */
   ids: string[];
+  /** Their places, one per id. */
+  places?: TaskCursor[];
+  /**
+   * Set once a page's change committed: every matching task up to this place (newest first) was
+   * handled, none after it changed. A call that fails part way carries on from here.
+   */
+  through?: TaskCursor;
 }
 
 /**
@@ -82,9 +89,14 @@ export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: str
     const hits = rows.filter((r) => r.hit);
     const page = hits.slice(0, want);
     matched += page.length;
-    if (req.dryRun) d.ids.push(...page.map((r) => r.id));
-    else if (page.length > 0) changed += await change(deps, action, tenant, page.map((r) => r.id), d, req.filter.statuses);
     const end = page[page.length - 1];
+    if (req.dryRun) {
+      d.ids.push(...page.map((r) => r.id));
+      d.places?.push(...page.map(position));
+    } else if (page.length > 0) {
+      changed += await change(deps, action, tenant, page.map((r) => r.id), d, req.filter.statuses);
+      d.through = position(end!);
+    }
     if (hits.length > want) return { matched, changed, has_more: true, next: position(end!), ...d };
     if (page.length === want && !last) {
       // A full page, read up to its last match: carry on after it with what is left of the budget.
@@ -103,10 +115,16 @@ export async function bulkAction(deps: BulkDeps, action: BulkAction, tenant: str
 /**
  * Retries `ids` (a dry run's matches) in pages of `batch`, as a call without dry_run would have:
  * for a caller that admits them under the tenant's limits between the dry run and the change.
- * `done` is kept up to date page by page, so a caller whose call fails part way knows what changed.
+ * `done` is kept up to date page by page (`through` from `places`, the ids' places), so a caller
+ * whose call fails part way knows what changed and where to carry on.
  */
-export async function retryMatched(deps: BulkDeps, tenant: string, ids: string[], done: { changed: number } & Pick<BulkDetail, 'byKind' | 'reopened'>, statuses?: readonly string[]): Promise<void> {
-  for (let i = 0; i < ids.length; i += deps.batch) done.changed += await change(deps, 'retry', tenant, ids.slice(i, i + deps.batch), done, statuses);
+export async function retryMatched(deps: BulkDeps, tenant: string, ids: string[], done: { changed: number } & Pick<BulkDetail, 'byKind' | 'reopened' | 'through'>, statuses?: readonly string[], places?: TaskCursor[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += deps.batch) {
+    const page = ids.slice(i, i + deps.batch);
+    done.changed += await change(deps, 'retry', tenant, page, done, statuses);
+    const end = places?.[i + page.length - 1];
+    if (end) done.through = end;
+  }
 }
 
 /**
@@ -126,7 +144,7 @@ async function change(deps: BulkDeps, action: BulkAction, tenant: string, ids: s
       else if (o.kind === 'cancelling') count('running');
     }
   } else {
-    const { outcomes, reopened } = await retryTasksCounted(deps, tenant, ids, statuses ?? null);
+    const { outcomes, reopened } = await retryTasksCounted(deps, tenant, ids, statuses ?? null, false);
     d.reopened += reopened;
     for (const o of outcomes) if (o.kind === 'retried') count(o.from);
   }

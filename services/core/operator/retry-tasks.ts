@@ -81,7 +81,7 @@ export async function retryTasks(deps: { pool: Pool; queue: TaskQueue; log: Logg
  * places under the tenant's unfinished cap as the retried tasks do. `statuses` (a bulk call's
  * filter) limits it to tasks still in those; one that left them is not_retryable.
  */
-export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[], statuses: readonly string[] | null = null): Promise<{ outcomes: RetryOutcome[]; reopened: number }> {
+export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; log: Logger }, tenant: string, ids: string[], statuses: readonly string[] | null = null, explain = true): Promise<{ outcomes: RetryOutcome[]; reopened: number }> {
   if (ids.length === 0) return { outcomes: [], reopened: 0 };
   const cols = UNFINISHED_COLUMNS.split(', ').map((c) => (c.includes(' AS ') ? c.replace(/^(\w+)/, 't.$1') : `t.${c}`)).join(', ');
   type Retried = UnfinishedTask & { payload_json: string; was: 'dead' | 'cancelled'; workflow_id: string | null };
@@ -133,7 +133,9 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
     blocking: { key: string; status: string }[] | null;
   };
   const found = new Map<string, Other>();
-  if (others.length > 0) {
+  // Why the others were not retried (a single task's 404 or 409). A bulk call counts only what it
+  // retried, and reads nothing after its commit: a read failing there would hide what it changed.
+  if (others.length > 0 && explain) {
     const res = await deps.pool.query<Other>(
       `SELECT t.id, t.status::text AS status, t.workflow_id, t.workflow_id IN (${INCOMPLETE_WORKFLOWS}) AS incomplete,
               CASE WHEN t.workflow_id IS NOT NULL THEN (SELECT count(*)::int FROM tasks s WHERE s.workflow_id = t.workflow_id) END AS stored,

@@ -302,6 +302,7 @@ export class PartitionedQueue implements TaskQueue {
     for (const p of Object.keys(control.ready) as Priority[]) oldest[p] = Math.max(...all.map((s) => s.oldestWaitingSeconds[p]));
     return {
       ready: sumBy(all.map((s) => s.ready)),
+      leasable: sumBy(all.map((s) => s.leasable)),
       retrying: sumBy(all.map((s) => s.retrying)),
       dead: sumBy(all.map((s) => s.dead)),
       processing: all.reduce((a, s) => a + s.processing, 0),

@@ -144,10 +144,15 @@ export interface Sweep {
 
 export interface QueueStats {
   ready: Record<Priority, number>;
+  /**
+   * Of those, the ones a worker may lease now: tenants parked at their running cap left out (more
+   * workers cannot start those). What the autoscaler's depth trigger counts.
+   */
+  leasable: Record<Priority, number>;
   retrying: Record<Priority, number>;
   dead: Record<Priority, number>;
   processing: number;
-  /** Age of the task at the head of each queue (how long the oldest waiting task has waited); 0 when empty. */
+  /** How long the longest-waiting ready task of each queue has waited since it last became ready (not always a list's head: lua/includes/oldest.lua); 0 when empty. */
   oldestWaitingSeconds: Record<Priority, number>;
   /** Workers whose announcement has not lapsed. */
   liveWorkers: number;

@@ -396,13 +396,14 @@ export class RedisQueue implements TaskQueue {
   async stats(): Promise<QueueStats> {
     const k = this.keys;
     const raw = (await this.run.stats([...k.retries, ...k.deadLetters, k.processing, k.readyAt, k.workers, ...k.tenantBlock], [this.opts.tenantStatsLimit ?? 50])) as (number | string)[];
-    const r = raw.slice(0, 20).map(Number);
+    const r = raw.slice(0, 24).map(Number);
     const now = r[0]!;
     const at = (i: number) => r[i] ?? 0;
     const tenants: TenantStats[] = [];
-    for (let i = 20; i + 2 < raw.length; i += 3) tenants.push({ tenant: raw[i] === '' ? null : String(raw[i]), ready: Number(raw[i + 1]), running: Number(raw[i + 2]) });
+    for (let i = 24; i + 2 < raw.length; i += 3) tenants.push({ tenant: raw[i] === '' ? null : String(raw[i]), ready: Number(raw[i + 1]), running: Number(raw[i + 2]) });
     return {
       ready: byPriority((i) => at(1 + i)),
+      leasable: byPriority((i) => at(19 + i)),
       retrying: byPriority((i) => at(5 + i)),
       dead: byPriority((i) => at(9 + i)),
       processing: at(13),

@@ -240,13 +240,14 @@ export const WORKFLOW_CANCEL_REASON = 'cancelled with its workflow';
  * Cancels every unfinished step: the waiting ones (never in Redis) in one statement, then the
  * queued and running ones as POST /tasks/{id}/cancel does, in batches (running ones are asked to
  * stop; the workflow ends `cancelled` once they have). `done`, when given, is kept up to date as
- * each statement commits, so a caller whose call fails part way knows what it cancelled.
+ * each statement commits (`recorded`: the workflow's cancel), so a caller whose call fails part way
+ * knows what it cancelled.
  */
 export async function cancelWorkflow(
   deps: { pool: Pool; queue: TaskQueue },
   tenant: string,
   id: string,
-  done: { cancelled: number; cancelling: number } = { cancelled: 0, cancelling: 0 },
+  done: { cancelled: number; cancelling: number; recorded?: boolean } = { cancelled: 0, cancelling: 0 },
 ): Promise<CancelWorkflowOutcome> {
   const first = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
     const wf = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1 AND tenant = $2`, [id, tenant]);
@@ -277,6 +278,8 @@ export async function cancelWorkflow(
     return { kind: 'cancelling', cancelled: n } as const;
   }));
   if (first.kind !== 'cancelling') return first;
+  // The workflow's cancel is committed: it ends `cancelled` once its steps have.
+  done.recorded = true;
   done.cancelled += first.cancelled;
   // Steps past waiting: far fewer than the workflow's steps (at most those queued or running).
   for (;;) {

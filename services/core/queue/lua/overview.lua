@@ -8,21 +8,14 @@
 --            live workers: their count, and groups of 2: id, slots (0 = not told) }
 -- @include bulk
 -- @include tenants
+-- @include oldest
 tenantKeys(4)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local tenant = ARGV[1]
 local out = { now }
-local heads = {}
-for p = 1, 4 do
-  local key = listKey(p, tenant)
-  out[#out + 1] = redis.call('LLEN', key)
-  heads[p] = redis.call('LINDEX', key, 0)
-end
-for p = 1, 4 do
-  local at = heads[p] and redis.call('HGET', KEYS[3], heads[p])
-  out[#out + 1] = tonumber(at or '0') or 0
-end
+for p = 1, 4 do out[#out + 1] = redis.call('LLEN', listKey(p, tenant)) end
+for p = 1, 4 do out[#out + 1] = oldestReady(listKey(p, tenant), KEYS[3]) end
 out[#out + 1] = tonumber(redis.call('HGET', TK.running, tenant) or '0')
 local KINDS = { 'enqueued', 'succeeded', 'retried', 'dead', 'cancelled' }
 local fields = {}
