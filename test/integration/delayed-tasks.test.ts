@@ -252,7 +252,7 @@ it('tasks whose run_at has microseconds (written by SQL: an operator, a migratio
   expect(times[0]!.n).toBe(60);
 });
 
-it('migration 0031 rounds up the run_at of scheduled tasks written with microseconds before it', async () => {
+it('migration 0027 rounds up the run_at of scheduled tasks written with microseconds before it', async () => {
   await setUp();
   await stack.pool.query('ALTER TABLE tasks DISABLE TRIGGER tasks_run_at_ms');
   const { rows } = await stack.pool.query<{ id: string; us: string }>(
@@ -261,7 +261,7 @@ it('migration 0031 rounds up the run_at of scheduled tasks written with microsec
   );
   await stack.pool.query('ALTER TABLE tasks ENABLE TRIGGER tasks_run_at_ms');
   // The migration run again (it is idempotent): it finds the row.
-  await stack.pool.query(readFileSync(path.join(__dirname, '../../migrations/0031_tasks_run_at_milliseconds.sql'), 'utf8'));
+  await stack.pool.query(readFileSync(path.join(__dirname, '../../migrations/0027_tasks_run_at_milliseconds.sql'), 'utf8'));
   const { rows: after } = await stack.pool.query<{ run_at: string }>(`SELECT to_char(run_at AT TIME ZONE 'UTC', 'HH24:MI:SS.US') AS run_at FROM tasks WHERE id = $1`, [rows[0]!.id]);
   expect(after[0]!.run_at).toBe('00:00:00.124000');
 });
