@@ -53,24 +53,6 @@ redis_answers() {
 # Only stop the private services on exit if this script started them; a `dev` pair that was
 # already running belongs to whoever started it.
 STARTED_PRIVATE=0
-PRIVATE=0
-if pg_answers "$POSTGRES_URL" && redis_answers "$REDIS_ADDR"; then
-  say "using Postgres at $(masked "$POSTGRES_URL") and Redis at $REDIS_ADDR"
-else
-  say "no answer from Postgres at $(masked "$POSTGRES_URL") and/or Redis at $REDIS_ADDR; using the private 'dev' services"
-  bash scripts/local-services.sh status dev 2>/dev/null || STARTED_PRIVATE=1
-  bash scripts/local-services.sh start dev
-  # Read just the two URLs; the rest of the env file is for the scripts, not the services.
-  POSTGRES_URL=$(. .data/dev/env && echo "$POSTGRES_URL")
-  REDIS_ADDR=$(. .data/dev/env && echo "$REDIS_ADDR")
-  unset REDIS_PASS   # the private Redis has no password
-  PRIVATE=1
-fi
-export POSTGRES_URL REDIS_ADDR
-export API_ADDR=${API_ADDR:-:8080}
-API_METRICS_ADDR=${API_METRICS_ADDR:-${METRICS_ADDR:-:2112}}
-WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-:2113}
-
 API_PID=
 WORKER_PID=
 PROM_PID=
@@ -90,8 +72,28 @@ cleanup() {
   done
   if [ $STARTED_PRIVATE = 1 ]; then bash scripts/local-services.sh stop dev || true; fi
 }
+# Set before the private services start: a signal while they start (bash runs the trap once
+# local-services.sh returns) must stop them too, not leave them running with nobody to stop them.
 trap cleanup EXIT
 trap 'say "stopping"; cleanup; exit 0' INT TERM
+
+PRIVATE=0
+if pg_answers "$POSTGRES_URL" && redis_answers "$REDIS_ADDR"; then
+  say "using Postgres at $(masked "$POSTGRES_URL") and Redis at $REDIS_ADDR"
+else
+  say "no answer from Postgres at $(masked "$POSTGRES_URL") and/or Redis at $REDIS_ADDR; using the private 'dev' services"
+  bash scripts/local-services.sh status dev 2>/dev/null || STARTED_PRIVATE=1
+  bash scripts/local-services.sh start dev
+  # Read just the two URLs; the rest of the env file is for the scripts, not the services.
+  POSTGRES_URL=$(. .data/dev/env && echo "$POSTGRES_URL")
+  REDIS_ADDR=$(. .data/dev/env && echo "$REDIS_ADDR")
+  unset REDIS_PASS   # the private Redis has no password
+  PRIVATE=1
+fi
+export POSTGRES_URL REDIS_ADDR
+export API_ADDR=${API_ADDR:-:8080}
+API_METRICS_ADDR=${API_METRICS_ADDR:-${METRICS_ADDR:-:2112}}
+WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-:2113}
 
 # Migrate first: neither service should ever see an older schema than its code expects.
 node dist/services/migrator/main.js

@@ -1,0 +1,107 @@
+/**
+ * scripts/start.sh (`npm start`) stopped while it starts its private `dev` Postgres and Redis: it
+ * stops them again and exits, instead of dying with them running (or going on to start the api).
+ * It runs from a temporary root (the scripts linked in, dist/ and node_modules/ linked, npm a stub
+ * so it does not rebuild), so its `dev` profile is its own, not this clone's.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from '../support/global-setup';
+import { freePort } from '../support/processes';
+
+let root: string;
+const held: ChildProcess[] = [];
+
+beforeEach(() => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'ts-npm-start-'));
+  // As root, Postgres runs as `postgres`, which must reach its data dir under here.
+  chmodSync(root, 0o755);
+  mkdirSync(path.join(root, 'scripts'));
+  for (const f of ['start.sh', 'local-services.sh', 'redis-cluster.sh', 'prometheus-local.sh']) symlinkSync(path.join(REPO_ROOT, 'scripts', f), path.join(root, 'scripts', f));
+  for (const d of ['dist', 'node_modules']) symlinkSync(path.join(REPO_ROOT, d), path.join(root, d));
+  mkdirSync(path.join(root, 'bin'));
+  writeFileSync(path.join(root, 'bin/npm'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+});
+
+afterEach(() => {
+  for (const c of held.splice(0)) c.kill('SIGKILL');
+  spawnSync('bash', [path.join(root, 'scripts/local-services.sh'), 'stop', 'dev'], { stdio: 'ignore' });
+  rmSync(root, { recursive: true, force: true });
+});
+
+const localServices = (...args: string[]) => spawnSync('bash', [path.join(root, 'scripts/local-services.sh'), ...args], { encoding: 'utf8' });
+
+/** Polls until `check` holds; fails with `what` (no timing assertions). */
+async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Pids of the processes whose parent is `pid`, with their command lines. */
+function childrenOf(pid: number): { pid: number; args: string }[] {
+  const out = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .map((l) => l.trim().match(/^(\d+)\s+(.*)$/))
+    .filter((m): m is RegExpMatchArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), args: m[2]! }));
+}
+
+test.each(['SIGTERM', 'SIGINT'] as const)('%s while the private services start: both are stopped again and npm start exits without starting the api', async (signal) => {
+  // Nothing answers at these addresses, so start.sh starts the private `dev` pair.
+  const env = {
+    ...process.env,
+    PATH: `${path.join(root, 'bin')}:${process.env.PATH}`,
+    POSTGRES_URL: `postgres://app:app@127.0.0.1:${await freePort()}/app?sslmode=disable`,
+    REDIS_ADDR: `127.0.0.1:${await freePort()}`,
+    API_ADDR: `127.0.0.1:${await freePort()}`,
+    API_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+    WORKER_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+  };
+  // Hold the profile's lock, so `local-services.sh start dev` is certainly under way (waiting for
+  // it) when the signal arrives; released after the signal.
+  mkdirSync(path.join(root, '.data/dev'), { recursive: true });
+  const lockFile = path.join(root, '.data/dev/.lock');
+  openSync(lockFile, 'a');
+  const lock = spawn('flock', [lockFile, 'cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  held.push(lock);
+  await until('the test to hold the lock', () => childrenOf(lock.pid!).some((c) => c.args === 'cat'));
+
+  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  held.push(start);
+  let output = '';
+  start.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  start.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  let hasExited = false;
+  const exited = new Promise<void>((resolve) => start.on('exit', () => resolve(void (hasExited = true))));
+  let starter: number | undefined;
+  await until('local-services.sh start dev', () => (starter = childrenOf(start.pid!).find((c) => /local-services\.sh start dev$/.test(c.args))?.pid) !== undefined);
+
+  // As `kill` sends it (TERM) or as a terminal would send Ctrl-C to start.sh (INT).
+  start.kill(signal);
+  lock.stdin!.end();
+  // The banner means start.sh went on after the signal; an exit ends the wait too.
+  await until('start.sh to exit or print its banner', () => hasExited || /is running/.test(output), 180_000);
+  const startedAnyway = /is running/.test(output);
+  if (startedAnyway) start.kill('SIGTERM');
+  await exited;
+  // `local-services.sh start dev` has finished, whatever start.sh did meanwhile.
+  await until('local-services.sh start dev to end', () => !alive(starter!));
+
+  expect({ startedAnyway, devProfileUp: localServices('status', 'dev').status === 0 }).toEqual({ startedAnyway: false, devProfileUp: false });
+  expect(output).toContain("local-services: profile 'dev' stopped");
+}, 240_000);
