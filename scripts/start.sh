@@ -62,11 +62,14 @@ CLEANED=0
 cleanup() {
   [ $CLEANED = 0 ] || return 0
   CLEANED=1
-  local pid i
+  local pid i grace_ms=25000
   for pid in $API_PID $WORKER_PID $PROM_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-  # The services drain in-flight work on SIGTERM; give them a bounded grace period.
+  # The services drain in-flight work on SIGTERM for up to SHUTDOWN_GRACE_MS (their default: 25 s),
+  # then hand the rest back, record outcomes and close pools: wait that long plus 15 s, as the
+  # manifests' grace periods do, before killing them.
+  [[ ${SHUTDOWN_GRACE_MS:-} =~ ^[0-9]{1,7}$ ]] && grace_ms=$SHUTDOWN_GRACE_MS
   for pid in $API_PID $WORKER_PID $PROM_PID; do
-    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for i in $(seq 1 $(((grace_ms / 1000 + 15) * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done

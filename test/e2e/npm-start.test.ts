@@ -1,14 +1,16 @@
 /**
  * scripts/start.sh (`npm start`) stopped while it starts its private `dev` Postgres and Redis: it
  * stops them again and exits, instead of dying with them running (or going on to start the api).
+ * Stopped while a task runs: it gives the services their SHUTDOWN_GRACE_MS to finish it.
  * It runs from a temporary root (the scripts linked in, dist/ and node_modules/ linked, npm a stub
  * so it does not rebuild), so its `dev` profile is its own, not this clone's.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT } from '../support/global-setup';
+import { Client } from 'pg';
+import { parseEnvFile, REPO_ROOT } from '../support/global-setup';
 import { freePort } from '../support/processes';
 
 let root: string;
@@ -105,3 +107,47 @@ test.each(['SIGTERM', 'SIGINT'] as const)('%s while the private services start: 
   expect({ startedAnyway, devProfileUp: localServices('status', 'dev').status === 0 }).toEqual({ startedAnyway: false, devProfileUp: false });
   expect(output).toContain("local-services: profile 'dev' stopped");
 }, 240_000);
+
+test('a stop while a task runs waits out SHUTDOWN_GRACE_MS (here past 30 s): the worker finishes the task before it is killed', async () => {
+  // A dev pair of its own, so start.sh leaves it running on exit and the task can be read after.
+  expect(localServices('start', 'dev').status).toBe(0);
+  const dev = parseEnvFile(readFileSync(path.join(root, '.data/dev/env'), 'utf8'));
+  const apiAddr = `127.0.0.1:${await freePort()}`;
+  const env = {
+    ...process.env,
+    PATH: `${path.join(root, 'bin')}:${process.env.PATH}`,
+    POSTGRES_URL: `postgres://app:app@127.0.0.1:${await freePort()}/app?sslmode=disable`,
+    REDIS_ADDR: `127.0.0.1:${await freePort()}`,
+    API_ADDR: apiAddr,
+    API_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+    WORKER_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+    AUTH_MODE: 'off',
+    SHUTDOWN_GRACE_MS: '45000',
+  };
+  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  held.push(start);
+  let output = '';
+  start.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  start.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  let hasExited = false;
+  const exited = new Promise<void>((resolve) => start.on('exit', () => resolve(void (hasExited = true))));
+  await until('the banner', () => /is running/.test(output) || hasExited, 180_000);
+  expect(hasExited).toBe(false);
+
+  // Runs 35 s: past a fixed 30 s wait, within the 45 s grace.
+  const res = await fetch(`http://${apiAddr}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'sleeper', payload: { sleep_ms: 35_000 } }) });
+  const { id } = (await res.json()) as { id: string };
+  const status = async () => ((await (await fetch(`http://${apiAddr}/tasks/${id}`)).json()) as { status: string }).status;
+  for (let s = await status(); s !== 'running'; s = await status()) await new Promise((r) => setTimeout(r, 100));
+
+  start.kill('SIGTERM');
+  await exited;
+  const pg = new Client({ connectionString: dev.POSTGRES_URL });
+  await pg.connect();
+  try {
+    expect((await pg.query<{ status: string }>('SELECT status FROM tasks WHERE id = $1', [id])).rows[0]?.status).toBe('succeeded');
+  } finally {
+    await pg.end();
+  }
+  expect(output).toMatch(/"msg":"worker stopped"/);
+}, 300_000);
