@@ -57,11 +57,15 @@ API_PID=
 WORKER_PID=
 PROM_PID=
 CLEANED=0
+HURRY=0
 
 # Idempotent: reached from the signal trap, from a child's death and from the EXIT trap.
 cleanup() {
   [ $CLEANED = 0 ] || return 0
   CLEANED=1
+  # A second Ctrl-C (or TERM) while this runs ends the wait for the services (they are killed) but
+  # not the cleanup: the private services are still stopped.
+  trap 'HURRY=1' INT TERM
   local pid i grace_ms=25000
   for pid in $API_PID $WORKER_PID $PROM_PID; do kill -TERM "$pid" 2>/dev/null || true; done
   # The services drain in-flight work on SIGTERM for up to SHUTDOWN_GRACE_MS (their default: 25 s),
@@ -69,11 +73,11 @@ cleanup() {
   # manifests' grace periods do, before killing them.
   [[ ${SHUTDOWN_GRACE_MS:-} =~ ^[0-9]{1,7}$ ]] && grace_ms=$SHUTDOWN_GRACE_MS
   for pid in $API_PID $WORKER_PID $PROM_PID; do
-    for i in $(seq 1 $(((grace_ms / 1000 + 15) * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for i in $(seq 1 $(((grace_ms / 1000 + 15) * 10))); do [ $HURRY = 0 ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  if [ $STARTED_PRIVATE = 1 ]; then bash scripts/local-services.sh stop dev || true; fi
+  if [ $STARTED_PRIVATE = 1 ]; then (trap '' INT && bash scripts/local-services.sh stop dev) || true; fi
 }
 # Set before the private services start: a signal while they start (bash runs the trap once
 # local-services.sh returns) must stop them too, not leave them running with nobody to stop them.

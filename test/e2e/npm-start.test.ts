@@ -1,7 +1,8 @@
 /**
  * scripts/start.sh (`npm start`) stopped while it starts its private `dev` Postgres and Redis: it
  * stops them again and exits, instead of dying with them running (or going on to start the api).
- * Stopped while a task runs: it gives the services their SHUTDOWN_GRACE_MS to finish it.
+ * Stopped while a task runs: it gives the services their SHUTDOWN_GRACE_MS to finish it, unless a
+ * second signal comes, and either way stops the private services.
  * It runs from a temporary root (the scripts linked in, dist/ and node_modules/ linked, npm a stub
  * so it does not rebuild), so its `dev` profile is its own, not this clone's.
  */
@@ -15,6 +16,8 @@ import { freePort } from '../support/processes';
 
 let root: string;
 const held: ChildProcess[] = [];
+/** Service pids a failed test may leave behind. */
+const strays: number[] = [];
 
 beforeEach(() => {
   root = mkdtempSync(path.join(os.tmpdir(), 'ts-npm-start-'));
@@ -29,6 +32,7 @@ beforeEach(() => {
 
 afterEach(() => {
   for (const c of held.splice(0)) c.kill('SIGKILL');
+  for (const pid of strays.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
   spawnSync('bash', [path.join(root, 'scripts/local-services.sh'), 'stop', 'dev'], { stdio: 'ignore' });
   rmSync(root, { recursive: true, force: true });
 });
@@ -150,4 +154,43 @@ test('a stop while a task runs waits out SHUTDOWN_GRACE_MS (here past 30 s): the
     await pg.end();
   }
   expect(output).toMatch(/"msg":"worker stopped"/);
+}, 300_000);
+
+test('a second signal while npm start stops ends the wait for the services, and the private services are still stopped', async () => {
+  const apiAddr = `127.0.0.1:${await freePort()}`;
+  const env = {
+    ...process.env,
+    PATH: `${path.join(root, 'bin')}:${process.env.PATH}`,
+    POSTGRES_URL: `postgres://app:app@127.0.0.1:${await freePort()}/app?sslmode=disable`,
+    REDIS_ADDR: `127.0.0.1:${await freePort()}`,
+    API_ADDR: apiAddr,
+    API_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+    WORKER_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+    AUTH_MODE: 'off',
+    // The first signal waits this out while the task below runs.
+    SHUTDOWN_GRACE_MS: '600000',
+  };
+  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  held.push(start);
+  let output = '';
+  start.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  start.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  let hasExited = false;
+  const exited = new Promise<void>((resolve) => start.on('exit', () => resolve(void (hasExited = true))));
+  await until('the banner', () => /is running/.test(output) || hasExited, 180_000);
+  expect(hasExited).toBe(false);
+  const workerPid = Number(/"service":"worker","pid":(\d+)/.exec(output)![1]);
+  strays.push(workerPid);
+
+  const res = await fetch(`http://${apiAddr}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'sleeper', payload: { sleep_ms: 600_000 } }) });
+  const { id } = (await res.json()) as { id: string };
+  const status = async () => ((await (await fetch(`http://${apiAddr}/tasks/${id}`)).json()) as { status: string }).status;
+  for (let s = await status(); s !== 'running'; s = await status()) await new Promise((r) => setTimeout(r, 100));
+
+  start.kill('SIGTERM');
+  await until('start.sh to begin stopping', () => /start: stopping/.test(output));
+  // The impatient second Ctrl-C (or TERM).
+  start.kill('SIGTERM');
+  await exited;
+  expect({ workerAlive: alive(workerPid), devProfileUp: localServices('status', 'dev').status === 0 }).toEqual({ workerAlive: false, devProfileUp: false });
 }, 300_000);
