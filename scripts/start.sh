@@ -133,16 +133,42 @@ http_url() {
 }
 API_URL=$(http_url "$API_ADDR")
 
-# Print the banner once the API answers, so the curl example works when it is shown.
+# Whichever child exits first ends the session: stop the other and report failure.
+finish() {
+  local rc who
+  set +e
+  # wait -n does not return for a child that had already exited and was reaped: wait for that one.
+  if ! kill -0 "$API_PID" 2>/dev/null; then
+    who=api
+    wait "$API_PID"
+  elif ! kill -0 "$WORKER_PID" 2>/dev/null; then
+    who=worker
+    wait "$WORKER_PID"
+  else
+    wait -n "$API_PID" "$WORKER_PID"
+  fi
+  rc=$?
+  set -e
+  [ -n "${who:-}" ] || { kill -0 "$API_PID" 2>/dev/null && who=worker || who=api; }
+  say "$who exited (status $rc); stopping"
+  cleanup
+  exit $((rc == 0 ? 1 : rc))
+}
+
+# Print the banner once the API answers, so the curl example works when it is shown. Each ask is
+# bounded: whatever else holds the port may accept and never answer.
 for _ in $(seq 1 100); do
-  node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$API_URL/healthz" && break
+  node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$API_URL/healthz" && break
   kill -0 "$API_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null || break
   sleep 0.2
 done
+# One that did not come up (its port taken, a bad setting) ends the session here: no banner saying
+# the system runs, no Prometheus started for it.
+kill -0 "$API_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null || finish
 
 # The stored key may belong to another database (POSTGRES_URL changed) or have been revoked.
 if [ -n "$DEV_KEY" ] && ! node -e '
-  fetch(process.argv[1] + "/tasks/00000000-0000-0000-0000-000000000000", { headers: { authorization: "Bearer " + process.argv[2] } })
+  fetch(process.argv[1] + "/tasks/00000000-0000-0000-0000-000000000000", { headers: { authorization: "Bearer " + process.argv[2] }, signal: AbortSignal.timeout(5000) })
     .then((r) => process.exit(r.status === 401 ? 1 : 0), () => process.exit(0))' "$API_URL" "$DEV_KEY"; then
   say "the stored development key is not valid here; creating a new one"
   new_dev_key
@@ -185,7 +211,7 @@ start_prometheus() {
       PROM_PID=
       return 0
     fi
-    node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:$port/-/ready" && break
+    node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:$port/-/ready" && break
     sleep 0.2
   done
   PROM_URL="http://127.0.0.1:$port"
@@ -234,12 +260,4 @@ $KEY_LINES
 
 EOF
 
-# Whichever child exits first ends the session: stop the other and report failure.
-set +e
-wait -n "$API_PID" "$WORKER_PID"
-rc=$?
-set -e
-kill -0 "$API_PID" 2>/dev/null && who=worker || who=api
-say "$who exited (status $rc); stopping"
-cleanup
-exit $((rc == 0 ? 1 : rc))
+finish

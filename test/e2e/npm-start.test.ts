@@ -8,6 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
@@ -31,7 +32,14 @@ beforeEach(() => {
 });
 
 afterEach(() => {
-  for (const c of held.splice(0)) c.kill('SIGKILL');
+  // start.sh runs in a process group of its own (detached): whatever it left running goes with it.
+  for (const c of held.splice(0)) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      c.kill('SIGKILL');
+    }
+  }
   for (const pid of strays.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
   spawnSync('bash', [path.join(root, 'scripts/local-services.sh'), 'stop', 'dev'], { stdio: 'ignore' });
   rmSync(root, { recursive: true, force: true });
@@ -87,7 +95,7 @@ test.each(['SIGTERM', 'SIGINT'] as const)('%s while the private services start: 
   held.push(lock);
   await until('the test to hold the lock', () => childrenOf(lock.pid!).some((c) => c.args === 'cat'));
 
-  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   held.push(start);
   let output = '';
   start.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -128,7 +136,7 @@ test('a stop while a task runs waits out SHUTDOWN_GRACE_MS (here past 30 s): the
     AUTH_MODE: 'off',
     SHUTDOWN_GRACE_MS: '45000',
   };
-  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   held.push(start);
   let output = '';
   start.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -170,7 +178,7 @@ test('a second signal while npm start stops ends the wait for the services, and 
     // The first signal waits this out while the task below runs.
     SHUTDOWN_GRACE_MS: '600000',
   };
-  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   held.push(start);
   let output = '';
   start.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -193,4 +201,39 @@ test('a second signal while npm start stops ends the wait for the services, and 
   start.kill('SIGTERM');
   await exited;
   expect({ workerAlive: alive(workerPid), devProfileUp: localServices('status', 'dev').status === 0 }).toEqual({ workerAlive: false, devProfileUp: false });
+}, 300_000);
+
+test("the api's port taken by something that never answers: npm start says the api exited and exits 1, without the banner, its private services stopped", async () => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  try {
+    const env = {
+      ...process.env,
+      PATH: `${path.join(root, 'bin')}:${process.env.PATH}`,
+      POSTGRES_URL: `postgres://app:app@127.0.0.1:${await freePort()}/app?sslmode=disable`,
+      REDIS_ADDR: `127.0.0.1:${await freePort()}`,
+      API_ADDR: `127.0.0.1:${(taken.address() as net.AddressInfo).port}`,
+      API_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      WORKER_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      AUTH_MODE: 'off',
+    };
+    const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    held.push(start);
+    let output = '';
+    start.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    start.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    let code: number | null | undefined;
+    start.on('exit', (c) => (code = c));
+    // The worker comes up; a failed test must not leave it behind.
+    await until('the worker to start', () => /"service":"worker","pid":\d+/.test(output) || code !== undefined, 180_000);
+    const worker = /"service":"worker","pid":(\d+)/.exec(output);
+    if (worker) strays.push(Number(worker[1]));
+    // The port's holder accepts connections and never answers; start.sh must not wait on it.
+    await until('start.sh to exit', () => code !== undefined, 120_000).catch(() => undefined);
+    expect({ code, banner: /is running/.test(output) }).toEqual({ code: 1, banner: false });
+    expect(output).toMatch(/start: api exited \(status 1\); stopping/);
+    expect(localServices('status', 'dev').status).not.toBe(0);
+  } finally {
+    taken.close();
+  }
 }, 300_000);
