@@ -34,19 +34,21 @@ pg_answers() {
   fi
 }
 
+# As the services log in: REDIS_PASS, as the ACL user REDIS_USERNAME when that is set.
 redis_answers() {
   local host=${1%:*} port=${1##*:}
   if command -v redis-cli >/dev/null 2>&1; then
     # REDISCLI_AUTH only when a password is configured: an empty AUTH would fail on its own.
-    [ "$(${REDIS_PASS:+env REDISCLI_AUTH="$REDIS_PASS"} timeout 3 redis-cli -h "$host" -p "$port" ping 2>/dev/null)" = PONG ]
+    [ "$(${REDIS_PASS:+env REDISCLI_AUTH="$REDIS_PASS"} timeout 3 redis-cli -h "$host" -p "$port" ${REDIS_USERNAME:+--user "$REDIS_USERNAME"} ping 2>/dev/null)" = PONG ]
   else
     node -e '
-      const s = require("net").connect(Number(process.argv[2]), process.argv[1]);
+      const [host, port, user, pass] = process.argv.slice(1);
+      const s = require("net").connect(Number(port), host);
       s.setTimeout(3000, () => process.exit(1));
       s.on("error", () => process.exit(1));
-      s.on("connect", () => s.write(process.argv[3] ? `AUTH ${process.argv[3]}\r\nPING\r\n` : "PING\r\n"));
+      s.on("connect", () => s.write(pass ? `AUTH ${user ? `${user} ` : ""}${pass}\r\nPING\r\n` : "PING\r\n"));
       s.on("data", (d) => process.exit(d.toString().includes("+PONG") ? 0 : 1));
-    ' "$host" "$port" "${REDIS_PASS:-}"
+    ' "$host" "$port" "${REDIS_USERNAME:-}" "${REDIS_PASS:-}"
   fi
 }
 
@@ -94,7 +96,7 @@ else
   # Read just the two URLs; the rest of the env file is for the scripts, not the services.
   POSTGRES_URL=$(. .data/dev/env && echo "$POSTGRES_URL")
   REDIS_ADDR=$(. .data/dev/env && echo "$REDIS_ADDR")
-  unset REDIS_PASS   # the private Redis has no password
+  unset REDIS_PASS REDIS_USERNAME   # the private Redis has no password, nor ACL users
   PRIVATE=1
 fi
 export POSTGRES_URL REDIS_ADDR

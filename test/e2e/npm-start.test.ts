@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { parseEnvFile, REPO_ROOT } from '../support/global-setup';
 import { freePort } from '../support/processes';
+import { createTestDatabase } from '../support/test-env';
 
 let root: string;
 const held: ChildProcess[] = [];
@@ -235,5 +236,44 @@ test("the api's port taken by something that never answers: npm start says the a
     expect(localServices('status', 'dev').status).not.toBe(0);
   } finally {
     taken.close();
+  }
+}, 300_000);
+
+test('a Redis that answers the ACL user REDIS_USERNAME is used, not replaced by the private pair', async () => {
+  const db = await createTestDatabase();
+  const redisPort = await freePort();
+  mkdirSync(path.join(root, 'acl-redis'));
+  // Only the ACL user may log in, as on a Redis set up with `npm run -s redis:acl`.
+  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', path.join(root, 'acl-redis'), '--user', 'default', 'off', '--user', 'scheduler', 'on', '>s3cret', '~*', '&*', '+@all'], { stdio: 'ignore' });
+  try {
+    const env = {
+      ...process.env,
+      PATH: `${path.join(root, 'bin')}:${process.env.PATH}`,
+      POSTGRES_URL: db.url,
+      REDIS_ADDR: `127.0.0.1:${redisPort}`,
+      REDIS_USERNAME: 'scheduler',
+      REDIS_PASS: 's3cret',
+      API_ADDR: `127.0.0.1:${await freePort()}`,
+      API_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      WORKER_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      AUTH_MODE: 'off',
+    };
+    await until('redis-server to answer', () => spawnSync('redis-cli', ['-p', String(redisPort), '--user', 'scheduler', '--pass', 's3cret', '--no-auth-warning', 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG');
+    const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    held.push(start);
+    let output = '';
+    start.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    start.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    let hasExited = false;
+    const exited = new Promise<void>((resolve) => start.on('exit', () => resolve(void (hasExited = true))));
+    await until('the banner', () => /is running/.test(output) || hasExited, 180_000);
+    start.kill('SIGTERM');
+    await exited;
+    expect(output).toContain(`start: using Postgres at`);
+    expect(output).toContain(`and Redis at 127.0.0.1:${redisPort}\n`);
+    expect(output).not.toContain("using the private 'dev' services");
+  } finally {
+    redis.kill('SIGKILL');
+    await db.drop();
   }
 }, 300_000);
