@@ -34,21 +34,25 @@ pg_answers() {
   fi
 }
 
-# As the services log in: REDIS_PASS, as the ACL user REDIS_USERNAME when that is set.
+# As the services log in: REDIS_PASS, as the ACL user REDIS_USERNAME when that is set, over TLS
+# (verified against REDIS_TLS_CA_FILE when given) when REDIS_TLS is true.
 redis_answers() {
-  local host=${1%:*} port=${1##*:}
+  local host=${1%:*} port=${1##*:} tls=()
   if command -v redis-cli >/dev/null 2>&1; then
+    [ "${REDIS_TLS:-}" != true ] || tls=(--tls --sni "$host" ${REDIS_TLS_CA_FILE:+--cacert "$REDIS_TLS_CA_FILE"})
     # REDISCLI_AUTH only when a password is configured: an empty AUTH would fail on its own.
-    [ "$(${REDIS_PASS:+env REDISCLI_AUTH="$REDIS_PASS"} timeout 3 redis-cli -h "$host" -p "$port" ${REDIS_USERNAME:+--user "$REDIS_USERNAME"} ping 2>/dev/null)" = PONG ]
+    [ "$(${REDIS_PASS:+env REDISCLI_AUTH="$REDIS_PASS"} timeout 3 redis-cli -h "$host" -p "$port" ${REDIS_USERNAME:+--user "$REDIS_USERNAME"} "${tls[@]}" ping 2>/dev/null)" = PONG ]
   else
     node -e '
-      const [host, port, user, pass] = process.argv.slice(1);
-      const s = require("net").connect(Number(port), host);
+      const [host, port, user, pass, tls, caFile] = process.argv.slice(1);
+      const s = tls === "true"
+        ? require("tls").connect({ host, port: Number(port), ca: caFile ? require("fs").readFileSync(caFile) : undefined, servername: require("net").isIP(host) ? undefined : host })
+        : require("net").connect(Number(port), host);
       s.setTimeout(3000, () => process.exit(1));
       s.on("error", () => process.exit(1));
-      s.on("connect", () => s.write(pass ? `AUTH ${user ? `${user} ` : ""}${pass}\r\nPING\r\n` : "PING\r\n"));
+      s.on(tls === "true" ? "secureConnect" : "connect", () => s.write(pass ? `AUTH ${user ? `${user} ` : ""}${pass}\r\nPING\r\n` : "PING\r\n"));
       s.on("data", (d) => process.exit(d.toString().includes("+PONG") ? 0 : 1));
-    ' "$host" "$port" "${REDIS_USERNAME:-}" "${REDIS_PASS:-}"
+    ' "$host" "$port" "${REDIS_USERNAME:-}" "${REDIS_PASS:-}" "${REDIS_TLS:-}" "${REDIS_TLS_CA_FILE:-}"
   fi
 }
 
@@ -96,7 +100,8 @@ else
   # Read just the two URLs; the rest of the env file is for the scripts, not the services.
   POSTGRES_URL=$(. .data/dev/env && echo "$POSTGRES_URL")
   REDIS_ADDR=$(. .data/dev/env && echo "$REDIS_ADDR")
-  unset REDIS_PASS REDIS_USERNAME   # the private Redis has no password, nor ACL users
+  # The private Redis has no password, no ACL users and no TLS.
+  unset REDIS_PASS REDIS_USERNAME REDIS_TLS REDIS_TLS_CA_FILE
   PRIVATE=1
 fi
 export POSTGRES_URL REDIS_ADDR

@@ -15,6 +15,7 @@ import { Client } from 'pg';
 import { parseEnvFile, REPO_ROOT } from '../support/global-setup';
 import { freePort } from '../support/processes';
 import { createTestDatabase } from '../support/test-env';
+import { makeCertificates, startTlsRedis } from '../support/tls-servers';
 
 let root: string;
 const held: ChildProcess[] = [];
@@ -274,6 +275,41 @@ test('a Redis that answers the ACL user REDIS_USERNAME is used, not replaced by 
     expect(output).not.toContain("using the private 'dev' services");
   } finally {
     redis.kill('SIGKILL');
+    await db.drop();
+  }
+}, 300_000);
+
+test('a Redis that answers over TLS (REDIS_TLS, REDIS_TLS_CA_FILE) is used, not replaced by the private pair', async () => {
+  const db = await createTestDatabase();
+  const redis = await startTlsRedis(makeCertificates(path.join(root, 'certs')));
+  try {
+    const env = {
+      ...process.env,
+      PATH: `${path.join(root, 'bin')}:${process.env.PATH}`,
+      POSTGRES_URL: db.url,
+      // The certificate names localhost.
+      REDIS_ADDR: `localhost:${redis.port}`,
+      REDIS_TLS: 'true',
+      REDIS_TLS_CA_FILE: path.join(root, 'certs/ca.crt'),
+      API_ADDR: `127.0.0.1:${await freePort()}`,
+      API_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      WORKER_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      AUTH_MODE: 'off',
+    };
+    const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    held.push(start);
+    let output = '';
+    start.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    start.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    let hasExited = false;
+    const exited = new Promise<void>((resolve) => start.on('exit', () => resolve(void (hasExited = true))));
+    await until('the banner', () => /is running/.test(output) || hasExited, 180_000);
+    start.kill('SIGTERM');
+    await exited;
+    expect(output).toContain(`and Redis at localhost:${redis.port}\n`);
+    expect(output).not.toContain("using the private 'dev' services");
+  } finally {
+    await redis.stop();
     await db.drop();
   }
 }, 300_000);
