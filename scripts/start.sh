@@ -21,6 +21,8 @@ npm run build
 
 POSTGRES_URL=${POSTGRES_URL:-postgres://app:app@localhost:5432/app?sslmode=disable}
 REDIS_ADDR=${REDIS_ADDR:-localhost:6379}
+# With REDIS_CLUSTER_NODES the services use the cluster and not REDIS_ADDR: ask its first seed node.
+REDIS_AT=${REDIS_CLUSTER_NODES:-$REDIS_ADDR}
 
 pg_answers() {
   if command -v psql >/dev/null 2>&1; then
@@ -91,17 +93,18 @@ trap cleanup EXIT
 trap 'say "stopping"; cleanup; exit 0' INT TERM
 
 PRIVATE=0
-if pg_answers "$POSTGRES_URL" && redis_answers "$REDIS_ADDR"; then
-  say "using Postgres at $(masked "$POSTGRES_URL") and Redis at $REDIS_ADDR"
+if pg_answers "$POSTGRES_URL" && redis_answers "${REDIS_AT%%,*}"; then
+  say "using Postgres at $(masked "$POSTGRES_URL") and Redis at $REDIS_AT"
 else
-  say "no answer from Postgres at $(masked "$POSTGRES_URL") and/or Redis at $REDIS_ADDR; using the private 'dev' services"
+  say "no answer from Postgres at $(masked "$POSTGRES_URL") and/or Redis at ${REDIS_AT%%,*}; using the private 'dev' services"
   bash scripts/local-services.sh status dev 2>/dev/null || STARTED_PRIVATE=1
   bash scripts/local-services.sh start dev
   # Read just the two URLs; the rest of the env file is for the scripts, not the services.
   POSTGRES_URL=$(. .data/dev/env && echo "$POSTGRES_URL")
   REDIS_ADDR=$(. .data/dev/env && echo "$REDIS_ADDR")
-  # The private Redis has no password, no ACL users and no TLS.
-  unset REDIS_PASS REDIS_USERNAME REDIS_TLS REDIS_TLS_CA_FILE
+  REDIS_AT=$REDIS_ADDR
+  # The private Redis is one instance, without password, ACL users or TLS.
+  unset REDIS_PASS REDIS_USERNAME REDIS_TLS REDIS_TLS_CA_FILE REDIS_CLUSTER_NODES
   PRIVATE=1
 fi
 export POSTGRES_URL REDIS_ADDR
@@ -258,7 +261,7 @@ cat <<EOF
     worker metrics  $(http_url "$WORKER_METRICS_ADDR")/metrics
     Prometheus      $PROM_LINE
     Postgres        $SHOWN_PG_URL
-    Redis           $REDIS_ADDR
+    Redis           $REDIS_AT
 
 $KEY_LINES
   Try:

@@ -313,3 +313,39 @@ test('a Redis that answers over TLS (REDIS_TLS, REDIS_TLS_CA_FILE) is used, not 
     await db.drop();
   }
 }, 300_000);
+
+test('with REDIS_CLUSTER_NODES, the cluster is what is asked and used, not REDIS_ADDR (which the services do not use then)', async () => {
+  const db = await createTestDatabase();
+  try {
+    expect(localServices('cluster-start', 'cluster').status).toBe(0);
+    const nodes = parseEnvFile(readFileSync(path.join(root, '.data/cluster/env'), 'utf8')).REDIS_CLUSTER_NODES!;
+    const env = {
+      ...process.env,
+      PATH: `${path.join(root, 'bin')}:${process.env.PATH}`,
+      POSTGRES_URL: db.url,
+      // Nothing answers there, as at the default localhost:6379 of a machine without a Redis.
+      REDIS_ADDR: `127.0.0.1:${await freePort()}`,
+      REDIS_CLUSTER_NODES: nodes,
+      API_ADDR: `127.0.0.1:${await freePort()}`,
+      API_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      WORKER_METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      AUTH_MODE: 'off',
+    };
+    const start = spawn('bash', [path.join(root, 'scripts/start.sh')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    held.push(start);
+    let output = '';
+    start.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    start.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    let hasExited = false;
+    const exited = new Promise<void>((resolve) => start.on('exit', () => resolve(void (hasExited = true))));
+    await until('the banner', () => /is running/.test(output) || hasExited, 180_000);
+    start.kill('SIGTERM');
+    await exited;
+    expect(output).toContain(`and Redis at ${nodes}\n`);
+    expect(output).toMatch(new RegExp(`Redis {11}${nodes}\\n`));
+    expect(output).not.toContain("using the private 'dev' services");
+  } finally {
+    localServices('stop', 'cluster');
+    await db.drop();
+  }
+}, 300_000);
