@@ -1,7 +1,8 @@
 /**
  * scripts/local-services.sh with pid files left behind (a crash, a container restart) whose pids
- * have since been reused by another profile's Postgres and Redis: `start` must take them for
- * stale, start its own servers, and leave the other profile's alone.
+ * have since been reused by another profile's Postgres and Redis (or Redis Cluster nodes): `start`
+ * (`cluster-start`) must take them for stale, start its own servers, and leave the other profile's
+ * alone.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,4 +49,17 @@ test("start takes pid files naming another profile's servers for stale and stops
   expect(env(victim)).toMatchObject({ PG_PID: other.PG_PID, REDIS_PID: other.REDIS_PID });
   expect(env(stale).PG_PID).not.toBe(other.PG_PID);
   expect(env(stale).REDIS_PID).not.toBe(other.REDIS_PID);
+}, 300_000);
+
+test("cluster-start takes node pid files naming another profile's cluster nodes for stale and stops none of those", () => {
+  for (const args of [['cluster-start', victim], ['cluster-start', stale], ['cluster-stop', stale]]) expect(run(...args)).toMatchObject({ status: 0 });
+  const otherPids = env(victim).REDIS_CLUSTER_PIDS!.split(',');
+  // What a crash leaves: each node's redis.pid, its pid now one of the other cluster's nodes.
+  otherPids.forEach((pid, i) => writeFileSync(path.join(dir(stale), `cluster/node${i}/redis.pid`), `${pid}\n`));
+
+  const started = run('cluster-start', stale);
+  expect(started).toMatchObject({ status: 0 });
+  expect(started.output).not.toMatch(/stopping cluster node/);
+  expect({ victim: run('cluster-status', victim).status, stale: run('cluster-status', stale).status }).toEqual({ victim: 0, stale: 0 });
+  expect(env(victim).REDIS_CLUSTER_PIDS).toBe(otherPids.join(','));
 }, 300_000);
