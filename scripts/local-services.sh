@@ -81,6 +81,17 @@ pid_is() {
   [[ $comm == "$2"* ]]
 }
 
+# True if the pid is one of this profile's servers: pid_is "$1" "$2", and it runs in directory $3
+# (Postgres chdirs to its data dir, Redis to its --dir). A pid file left by a crash or a container
+# restart may name a pid since reused by another server, which the name alone would take for ours
+# (and stop).
+pid_is_ours() {
+  local cwd
+  pid_is "$1" "$2" || return 1
+  cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
+  [ "$cwd" = "$(cd "$3" 2>/dev/null && pwd -P)" ]
+}
+
 # Read KEY from an env file written by this script (values may be single-quoted).
 env_get() {
   local file=$1 key=$2 line
@@ -221,7 +232,7 @@ pg_start() {
   pg_init
   # A leftover postmaster.pid whose process is gone (or is now something else) would make the
   # new postmaster refuse to start.
-  if [ -f "$PG_DATA/postmaster.pid" ] && ! pid_is "$(pg_running_pid)" postgres; then
+  if [ -f "$PG_DATA/postmaster.pid" ] && ! pid_is_ours "$(pg_running_pid)" postgres "$PG_DATA"; then
     log "removing stale $PG_DATA/postmaster.pid"
     rm -f "$PG_DATA/postmaster.pid"
   fi
@@ -259,7 +270,7 @@ SQL
 pg_stop() {
   local pid
   pid=$(pg_running_pid)
-  if pid_is "$pid" postgres; then
+  if pid_is_ours "$pid" postgres "$PG_DATA"; then
     log "stopping Postgres (pid $pid)"
     as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -w -t 30 </dev/null >/dev/null 2>&1 9>&- ||
       { log "fast stop timed out; killing pid $pid"; kill -KILL "$pid" 2>/dev/null || true; }
@@ -309,7 +320,7 @@ redis_start() {
 redis_stop() {
   local pid i
   pid=$(redis_pid)
-  if pid_is "$pid" redis-server; then
+  if pid_is_ours "$pid" redis-server "$REDIS_DIR"; then
     log "stopping Redis (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 1 100); do pid_alive "$pid" || break; sleep 0.1; done
@@ -326,12 +337,12 @@ redis_stop() {
 pg_up() {
   PG_PID=$(pg_running_pid)
   PG_PORT=$(pg_running_port)
-  pid_is "$PG_PID" postgres && [ -n "$PG_PORT" ] && pg_ready "$PG_PORT"
+  pid_is_ours "$PG_PID" postgres "$PG_DATA" && [ -n "$PG_PORT" ] && pg_ready "$PG_PORT"
 }
 redis_up() {
   REDIS_PID=$(redis_pid)
   REDIS_PORT=$(env_get "$ENV_FILE" REDIS_PORT)
-  pid_is "$REDIS_PID" redis-server && [ -n "$REDIS_PORT" ] && redis_ping "$REDIS_PORT"
+  pid_is_ours "$REDIS_PID" redis-server "$REDIS_DIR" && [ -n "$REDIS_PORT" ] && redis_ping "$REDIS_PORT"
 }
 
 # Quote a value only when it needs it, so the file stays readable and works as a dotenv file.

@@ -15,9 +15,23 @@ set -eu
 psql -X -q -v ON_ERROR_STOP=1 \
   --username "${PGUSER:-${POSTGRES_USER:-postgres}}" --dbname "${PGDATABASE:-${POSTGRES_DB:-postgres}}" \
   -v api_password="$API_DB_PASSWORD" -v worker_password="$WORKER_DB_PASSWORD" <<'SQL'
-SELECT 'CREATE ROLE task_scheduler_app NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'task_scheduler_app') \gexec
-SELECT 'CREATE ROLE task_scheduler_api' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'task_scheduler_api') \gexec
-SELECT 'CREATE ROLE task_scheduler_worker' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'task_scheduler_worker') \gexec
+-- A role created meanwhile (the migrator's migration 0006 runs beside this under docker-compose)
+-- is one that exists: not an error.
+DO $$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['task_scheduler_app', 'task_scheduler_api', 'task_scheduler_worker'] LOOP
+    BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+      END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;
+    END;
+  END LOOP;
+END
+$$;
 ALTER ROLE task_scheduler_api LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'api_password';
 ALTER ROLE task_scheduler_worker LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'worker_password';
 GRANT task_scheduler_app TO task_scheduler_api, task_scheduler_worker;

@@ -39,7 +39,9 @@ cl_pid() { cl_read "$CL_DIR/node$1/redis.pid"; }
 cl_port() { cl_read "$CL_DIR/node$1/port"; }
 cl_bus_port() { cl_read "$CL_DIR/node$1/bus_port"; }
 
-# pid_is "$1" redis-server, from /proc without forking ps (falls back to pid_is elsewhere).
+# pid_is "$1" redis-server, from /proc without forking ps (falls back to pid_is elsewhere), and
+# running in node $2's directory (its --dir): a pid file left by a crash may name a pid since
+# reused by another Redis, which must not be taken for this node (and stopped).
 cl_pid_ok() {
   local pid=$1 comm='' stat=''
   [[ $pid =~ ^[0-9]+$ ]] || return 1
@@ -48,7 +50,8 @@ cl_pid_ok() {
   [[ $comm == redis-server* ]] || return 1
   read -r stat <"/proc/$pid/stat" 2>/dev/null || return 1
   stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
+  [ "${stat%% *}" != Z ] || return 1
+  [ "/proc/$pid/cwd" -ef "$CL_DIR/node$2" ]
 }
 
 # redis-cli against one node; no output (and a failure) when it does not answer.
@@ -62,7 +65,7 @@ cl_cli() {
 cl_alive() {
   local port
   port=$(cl_port "$1")
-  cl_pid_ok "$(cl_pid "$1")" && [ -n "$port" ] && [ "$(cl_cli "$port" ping)" = PONG ]
+  cl_pid_ok "$(cl_pid "$1")" "$1" && [ -n "$port" ] && [ "$(cl_cli "$port" ping)" = PONG ]
 }
 
 # The node index listening on a port (empty if none of ours).
@@ -80,7 +83,7 @@ cl_snapshot() {
   for i in $(seq 0 $((CL_NODES - 1))); do
     port=$(cl_port "$i")
     alive=0
-    cl_pid_ok "$(cl_pid "$i")" && [ -n "$port" ] && alive=1
+    cl_pid_ok "$(cl_pid "$i")" "$i" && [ -n "$port" ] && alive=1
     echo "@node $i ${port:-0} $alive"
     [ $alive = 1 ] && printf 'PING\nCLUSTER INFO\nCLUSTER NODES\nINFO replication\n' | cl_cli "$port" || true
   done
@@ -212,7 +215,7 @@ cl_await() {
   log "cluster node $i did not answer on 127.0.0.1:$port; last log lines:"
   tail_log "$nd/redis.log"
   pid=$(cl_pid "$i")
-  cl_pid_ok "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  cl_pid_ok "$pid" "$i" && kill -KILL "$pid" 2>/dev/null || true
   rm -f "$nd/redis.pid"
   return 1
 }
@@ -249,7 +252,7 @@ cl_start_nodes() {
 cl_stop_node() {
   local i=$1 pid k
   pid=$(cl_pid "$i")
-  if cl_pid_ok "$pid"; then
+  if cl_pid_ok "$pid" "$i"; then
     log "stopping cluster node $i (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for k in $(seq 1 100); do pid_alive "$pid" || break; sleep 0.1; done
@@ -280,7 +283,7 @@ cl_write_env() {
   local i nodes=() pids=() tmp
   for i in $(seq 0 $((CL_NODES - 1))); do
     nodes+=("127.0.0.1:$(cl_port "$i")")
-    if cl_pid_ok "$(cl_pid "$i")"; then pids+=("$(cl_pid "$i")"); else pids+=(""); fi
+    if cl_pid_ok "$(cl_pid "$i")" "$i"; then pids+=("$(cl_pid "$i")"); else pids+=(""); fi
   done
   {
     env_line REDIS_CLUSTER_NODES "$(IFS=,; echo "${nodes[*]}")"
@@ -374,7 +377,7 @@ cmd_cluster-failover() {
   if [ "$mode" = kill ]; then
     pid=$(cl_pid "$mi")
     log "failover: killing master $k (node $mi, 127.0.0.1:$mport, pid $pid); replica node $ri (127.0.0.1:$rport) takes over"
-    cl_pid_ok "$pid" && kill -KILL "$pid"
+    cl_pid_ok "$pid" "$mi" && kill -KILL "$pid"
     for i in $(seq 1 100); do pid_alive "$pid" || break; sleep 0.05; done
     rm -f "$(cl_node_dir "$mi")/redis.pid"
   else

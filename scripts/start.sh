@@ -21,6 +21,8 @@ npm run build
 
 POSTGRES_URL=${POSTGRES_URL:-postgres://app:app@localhost:5432/app?sslmode=disable}
 REDIS_ADDR=${REDIS_ADDR:-localhost:6379}
+# With REDIS_CLUSTER_NODES the services use the cluster and not REDIS_ADDR: ask its first seed node.
+REDIS_AT=${REDIS_CLUSTER_NODES:-$REDIS_ADDR}
 
 pg_answers() {
   if command -v psql >/dev/null 2>&1; then
@@ -34,64 +36,81 @@ pg_answers() {
   fi
 }
 
+# As the services log in: REDIS_PASS, as the ACL user REDIS_USERNAME when that is set, over TLS
+# (verified against REDIS_TLS_CA_FILE when given) when REDIS_TLS is true.
 redis_answers() {
-  local host=${1%:*} port=${1##*:}
+  local host=${1%:*} port=${1##*:} tls=()
   if command -v redis-cli >/dev/null 2>&1; then
+    [ "${REDIS_TLS:-}" != true ] || tls=(--tls --sni "$host" ${REDIS_TLS_CA_FILE:+--cacert "$REDIS_TLS_CA_FILE"})
     # REDISCLI_AUTH only when a password is configured: an empty AUTH would fail on its own.
-    [ "$(${REDIS_PASS:+env REDISCLI_AUTH="$REDIS_PASS"} timeout 3 redis-cli -h "$host" -p "$port" ping 2>/dev/null)" = PONG ]
+    [ "$(${REDIS_PASS:+env REDISCLI_AUTH="$REDIS_PASS"} timeout 3 redis-cli -h "$host" -p "$port" ${REDIS_USERNAME:+--user "$REDIS_USERNAME"} "${tls[@]}" ping 2>/dev/null)" = PONG ]
   else
     node -e '
-      const s = require("net").connect(Number(process.argv[2]), process.argv[1]);
+      const [host, port, user, pass, tls, caFile] = process.argv.slice(1);
+      const s = tls === "true"
+        ? require("tls").connect({ host, port: Number(port), ca: caFile ? require("fs").readFileSync(caFile) : undefined, servername: require("net").isIP(host) ? undefined : host })
+        : require("net").connect(Number(port), host);
       s.setTimeout(3000, () => process.exit(1));
       s.on("error", () => process.exit(1));
-      s.on("connect", () => s.write(process.argv[3] ? `AUTH ${process.argv[3]}\r\nPING\r\n` : "PING\r\n"));
+      s.on(tls === "true" ? "secureConnect" : "connect", () => s.write(pass ? `AUTH ${user ? `${user} ` : ""}${pass}\r\nPING\r\n` : "PING\r\n"));
       s.on("data", (d) => process.exit(d.toString().includes("+PONG") ? 0 : 1));
-    ' "$host" "$port" "${REDIS_PASS:-}"
+    ' "$host" "$port" "${REDIS_USERNAME:-}" "${REDIS_PASS:-}" "${REDIS_TLS:-}" "${REDIS_TLS_CA_FILE:-}"
   fi
 }
 
 # Only stop the private services on exit if this script started them; a `dev` pair that was
 # already running belongs to whoever started it.
 STARTED_PRIVATE=0
+API_PID=
+WORKER_PID=
+PROM_PID=
+CLEANED=0
+HURRY=0
+
+# Idempotent: reached from the signal trap, from a child's death and from the EXIT trap.
+cleanup() {
+  [ $CLEANED = 0 ] || return 0
+  CLEANED=1
+  # A second Ctrl-C (or TERM) while this runs ends the wait for the services (they are killed) but
+  # not the cleanup: the private services are still stopped.
+  trap 'HURRY=1' INT TERM
+  local pid i grace_ms=25000
+  for pid in $API_PID $WORKER_PID $PROM_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+  # The services drain in-flight work on SIGTERM for up to SHUTDOWN_GRACE_MS (their default: 25 s),
+  # then hand the rest back, record outcomes and close pools: wait that long plus 15 s, as the
+  # manifests' grace periods do, before killing them.
+  [[ ${SHUTDOWN_GRACE_MS:-} =~ ^[0-9]{1,7}$ ]] && grace_ms=$SHUTDOWN_GRACE_MS
+  for pid in $API_PID $WORKER_PID $PROM_PID; do
+    for i in $(seq 1 $(((grace_ms / 1000 + 15) * 10))); do [ $HURRY = 0 ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ $STARTED_PRIVATE = 1 ]; then (trap '' INT && bash scripts/local-services.sh stop dev) || true; fi
+}
+# Set before the private services start: a signal while they start (bash runs the trap once
+# local-services.sh returns) must stop them too, not leave them running with nobody to stop them.
+trap cleanup EXIT
+trap 'say "stopping"; cleanup; exit 0' INT TERM
+
 PRIVATE=0
-if pg_answers "$POSTGRES_URL" && redis_answers "$REDIS_ADDR"; then
-  say "using Postgres at $(masked "$POSTGRES_URL") and Redis at $REDIS_ADDR"
+if pg_answers "$POSTGRES_URL" && redis_answers "${REDIS_AT%%,*}"; then
+  say "using Postgres at $(masked "$POSTGRES_URL") and Redis at $REDIS_AT"
 else
-  say "no answer from Postgres at $(masked "$POSTGRES_URL") and/or Redis at $REDIS_ADDR; using the private 'dev' services"
+  say "no answer from Postgres at $(masked "$POSTGRES_URL") and/or Redis at ${REDIS_AT%%,*}; using the private 'dev' services"
   bash scripts/local-services.sh status dev 2>/dev/null || STARTED_PRIVATE=1
   bash scripts/local-services.sh start dev
   # Read just the two URLs; the rest of the env file is for the scripts, not the services.
   POSTGRES_URL=$(. .data/dev/env && echo "$POSTGRES_URL")
   REDIS_ADDR=$(. .data/dev/env && echo "$REDIS_ADDR")
-  unset REDIS_PASS   # the private Redis has no password
+  REDIS_AT=$REDIS_ADDR
+  # The private Redis is one instance, without password, ACL users or TLS.
+  unset REDIS_PASS REDIS_USERNAME REDIS_TLS REDIS_TLS_CA_FILE REDIS_CLUSTER_NODES
   PRIVATE=1
 fi
 export POSTGRES_URL REDIS_ADDR
 export API_ADDR=${API_ADDR:-:8080}
 API_METRICS_ADDR=${API_METRICS_ADDR:-${METRICS_ADDR:-:2112}}
 WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-:2113}
-
-API_PID=
-WORKER_PID=
-PROM_PID=
-CLEANED=0
-
-# Idempotent: reached from the signal trap, from a child's death and from the EXIT trap.
-cleanup() {
-  [ $CLEANED = 0 ] || return 0
-  CLEANED=1
-  local pid i
-  for pid in $API_PID $WORKER_PID $PROM_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-  # The services drain in-flight work on SIGTERM; give them a bounded grace period.
-  for pid in $API_PID $WORKER_PID $PROM_PID; do
-    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ $STARTED_PRIVATE = 1 ]; then bash scripts/local-services.sh stop dev || true; fi
-}
-trap cleanup EXIT
-trap 'say "stopping"; cleanup; exit 0' INT TERM
 
 # Migrate first: neither service should ever see an older schema than its code expects.
 node dist/services/migrator/main.js
@@ -124,16 +143,42 @@ http_url() {
 }
 API_URL=$(http_url "$API_ADDR")
 
-# Print the banner once the API answers, so the curl example works when it is shown.
+# Whichever child exits first ends the session: stop the other and report failure.
+finish() {
+  local rc who
+  set +e
+  # wait -n does not return for a child that had already exited and was reaped: wait for that one.
+  if ! kill -0 "$API_PID" 2>/dev/null; then
+    who=api
+    wait "$API_PID"
+  elif ! kill -0 "$WORKER_PID" 2>/dev/null; then
+    who=worker
+    wait "$WORKER_PID"
+  else
+    wait -n "$API_PID" "$WORKER_PID"
+  fi
+  rc=$?
+  set -e
+  [ -n "${who:-}" ] || { kill -0 "$API_PID" 2>/dev/null && who=worker || who=api; }
+  say "$who exited (status $rc); stopping"
+  cleanup
+  exit $((rc == 0 ? 1 : rc))
+}
+
+# Print the banner once the API answers, so the curl example works when it is shown. Each ask is
+# bounded: whatever else holds the port may accept and never answer.
 for _ in $(seq 1 100); do
-  node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$API_URL/healthz" && break
+  node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$API_URL/healthz" && break
   kill -0 "$API_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null || break
   sleep 0.2
 done
+# One that did not come up (its port taken, a bad setting) ends the session here: no banner saying
+# the system runs, no Prometheus started for it.
+kill -0 "$API_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null || finish
 
 # The stored key may belong to another database (POSTGRES_URL changed) or have been revoked.
 if [ -n "$DEV_KEY" ] && ! node -e '
-  fetch(process.argv[1] + "/tasks/00000000-0000-0000-0000-000000000000", { headers: { authorization: "Bearer " + process.argv[2] } })
+  fetch(process.argv[1] + "/tasks/00000000-0000-0000-0000-000000000000", { headers: { authorization: "Bearer " + process.argv[2] }, signal: AbortSignal.timeout(5000) })
     .then((r) => process.exit(r.status === 401 ? 1 : 0), () => process.exit(0))' "$API_URL" "$DEV_KEY"; then
   say "the stored development key is not valid here; creating a new one"
   new_dev_key
@@ -176,7 +221,7 @@ start_prometheus() {
       PROM_PID=
       return 0
     fi
-    node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:$port/-/ready" && break
+    node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:$port/-/ready" && break
     sleep 0.2
   done
   PROM_URL="http://127.0.0.1:$port"
@@ -216,7 +261,7 @@ cat <<EOF
     worker metrics  $(http_url "$WORKER_METRICS_ADDR")/metrics
     Prometheus      $PROM_LINE
     Postgres        $SHOWN_PG_URL
-    Redis           $REDIS_ADDR
+    Redis           $REDIS_AT
 
 $KEY_LINES
   Try:
@@ -225,12 +270,4 @@ $KEY_LINES
 
 EOF
 
-# Whichever child exits first ends the session: stop the other and report failure.
-set +e
-wait -n "$API_PID" "$WORKER_PID"
-rc=$?
-set -e
-kill -0 "$API_PID" 2>/dev/null && who=worker || who=api
-say "$who exited (status $rc); stopping"
-cleanup
-exit $((rc == 0 ? 1 : rc))
+finish

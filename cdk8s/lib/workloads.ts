@@ -116,9 +116,11 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
           envFrom: [kplus.Env.fromConfigMap(apiConfig)],
           envVariables: { ...credentials('api', api), ...nodeHeapEnv(env.api.resources) },
           // /readyz while Postgres answers (within READINESS_TIMEOUT_MS, under the probe's 3 s): with
-          // Redis away the api still accepts tasks, so it stays in rotation. /healthz while it lives.
+          // Redis away the api still accepts tasks, so it stays in rotation. /healthz while it lives,
+          // asked on the metrics server: at HTTP_MAX_CONNECTIONS the api port refuses new
+          // connections, which takes the pod out of rotation but must not get it restarted.
           readiness: httpProbe('/readyz', this.ports.api, 5),
-          liveness: httpProbe('/healthz', this.ports.api, 10),
+          liveness: httpProbe('/healthz', this.ports.apiMetrics, 10),
           // The endpoint controller and ingress need a moment to stop routing to a terminating pod.
           lifecycle: { preStop: kplus.Handler.fromCommand(['sleep', String(API_PRE_STOP_SECONDS)]) },
           securityContext: containerSecurityContext(),

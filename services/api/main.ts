@@ -33,11 +33,12 @@ async function main(): Promise<void> {
   const redis = createRedisClient({ ...redisEndpoint(cfg), name: 'api', offlineQueue: false });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queue = createQueue(redis, { prefix: cfg.REDIS_KEY_PREFIX, strategy: cfg.QUEUE_STRATEGY, weights: cfg.QUEUE_WEIGHTS, tenantStatsLimit: cfg.TENANT_METRICS_LIMIT, partitions: cfg.REDIS_PARTITIONS });
-  queueGauges(registry, () => queue.stats(), cfg.METRICS_SAMPLE_MS);
-  // Bounded, so a Postgres that does not answer holds no scrape (the gauge keeps its last values).
+  // Every read at scrape time is bounded, so a Redis or Postgres that is connected but does not
+  // answer holds no scrape (the gauges keep their last values, and dependency_up still reports it).
+  queueGauges(registry, () => withTimeout(queue.stats(), cfg.READINESS_TIMEOUT_MS), cfg.METRICS_SAMPLE_MS);
   dueWorkGauge(registry, () => withTimeout(nextDueWork(pool), cfg.READINESS_TIMEOUT_MS), cfg.METRICS_SAMPLE_MS);
   // The policy rarely changes: read it at most every 30 s.
-  evictionPolicyGauge(registry, () => readEvictionPolicy(redis), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
+  evictionPolicyGauge(registry, () => withTimeout(readEvictionPolicy(redis), cfg.READINESS_TIMEOUT_MS), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
   if (!(await assertSchema(pool, bundledSchemaVersion()))) log.warn('could not read the schema version from Postgres (not checked)');
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
   const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry });

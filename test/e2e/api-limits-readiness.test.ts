@@ -1,7 +1,8 @@
 /**
  * The built api applies what its settings say: HTTP_HEADERS_TIMEOUT_MS and HTTP_MAX_CONNECTIONS
  * reach the server, and /readyz runs on a connection of its own with Redis reported (body and
- * dependency_up on the metrics port) rather than required. Run `npm run build` first.
+ * dependency_up on the metrics port) rather than required; at HTTP_MAX_CONNECTIONS the manifests'
+ * liveness probe still answers. Run `npm run build` first.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -11,6 +12,7 @@ import { freePort, killAllChildren, spawnService, type ChildHandle } from '../su
 import { silentLog, waitFor } from '../support/stack';
 import { createTestDatabase, uniqueRedisPrefix, type TestDatabase } from '../support/test-env';
 import { headersIn } from '../support/raw-http';
+import { container, environment, find, synth } from '../k8s/helpers';
 
 let db: TestDatabase;
 let pool: Pool;
@@ -118,6 +120,26 @@ it('serves HTTP_MAX_CONNECTIONS connections at once and closes the next', async 
   for (const s of sockets) s.destroy();
   // Once those are gone the api answers again.
   await waitFor(async () => (await get('/healthz').then((r) => r.status, () => 0)) === 200, 5000, 'the api to admit connections again');
+});
+
+it("the api Deployment's liveness probe is answered while HTTP_MAX_CONNECTIONS are open (only readiness fails)", async () => {
+  const c = container(find(synth(environment('prod')), 'Deployment', 'task-scheduler-api'), 'api');
+  // The probe's port in this process: the container port of that number is named http or metrics.
+  const probePort = (probe: { httpGet: { path: string; port: number } }) => {
+    const name = (c.ports as { name: string; containerPort: number }[]).find((p) => p.containerPort === probe.httpGet.port)?.name;
+    return { path: probe.httpGet.path, port: ({ http: port, metrics: metricsPort } as Record<string, number>)[name ?? '']! };
+  };
+  const liveness = probePort(c.livenessProbe);
+  const readiness = probePort(c.readinessProbe);
+  // Fill the api port as the test above does.
+  for (;;) {
+    const k = await connect();
+    k.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    if (!(await Promise.race([k.closed.then(() => false), headersIn(k.socket)]))) break;
+  }
+  // The kubelet opens a connection per probe.
+  expect(await get(liveness.path, liveness.port).then((r) => r.status, (e: NodeJS.ErrnoException) => e.code)).toBe(200);
+  expect(await get(readiness.path, readiness.port).then((r) => r.status, (e: NodeJS.ErrnoException) => e.code)).not.toBe(200);
 });
 
 it('stops on SIGTERM with exit code 0 and leaves no Postgres connection behind', async () => {

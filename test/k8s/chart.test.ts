@@ -42,7 +42,7 @@ describe.each([
       { name: 'metrics', containerPort: Number(cfg.METRICS_ADDR.split(':').pop()) },
     ]);
     expect(c.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 8080 });
-    expect(c.livenessProbe.httpGet).toMatchObject({ path: '/healthz', port: 8080 });
+    expect(c.livenessProbe.httpGet).toMatchObject({ path: '/healthz', port: 2112 });
     expect(c.lifecycle.preStop.exec.command).toEqual(['sleep', String(API_PRE_STOP_SECONDS)]);
     const svc = find(objects, 'Service', 'task-scheduler-api');
     expect(svc.spec.ports.map((p: { name: string; port: number }) => [p.name, p.port])).toEqual([['http', 8080], ['metrics', 2112]]);
