@@ -320,3 +320,13 @@ test("docker-compose's api and worker have the prod memory limits (the entrypoin
     expect(compose.services[service]!.environment?.NODE_OPTIONS).toBeUndefined();
   }
 });
+
+test("docker-compose stops the api and worker with the prod chart's grace, and a worker publishes no fixed host port (it scales)", () => {
+  const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { stop_grace_period?: string; ports?: string[] }> };
+  const objects = synth(environment('prod'));
+  for (const service of ['api', 'worker'] as const) {
+    const seconds = find(objects, 'Deployment', `task-scheduler-${service}`).spec.template.spec.terminationGracePeriodSeconds as number;
+    expect({ service, grace: compose.services[service]!.stop_grace_period }).toEqual({ service, grace: `${seconds}s` });
+  }
+  for (const port of compose.services.worker!.ports ?? []) expect(String(port)).not.toContain(':');
+});
