@@ -13,34 +13,53 @@ import type { Socket } from 'node:net';
 /** Requests of one connection parsed while another of its requests is handled. */
 export const MAX_WAITING = 32;
 
-const TURNS = Symbol('pipelined requests');
+const CONN = Symbol('pipelined requests');
 
-interface Turns {
-  busy: boolean;
+interface Conn {
+  /** The response of the request being handled. */
+  current: ServerResponse | null;
   waiting: [IncomingMessage, ServerResponse][];
+  /** Every response of the connection not closed yet (handled, waiting or refused). */
+  open: Set<ServerResponse>;
+  /** Set once the connection failed (afterAnswered): what is still owed an answer, and what then. */
+  failed?: { owed: Set<ServerResponse>; then: () => void };
 }
 
-type WithTurns = Socket & { [TURNS]?: Turns };
+type WithConn = Socket & { [CONN]?: Conn };
 
 /** `listener`, called for one request of a connection at a time; `refuse` answers one beyond MAX_WAITING. */
 export function oneAtATime(listener: RequestListener, refuse: (req: IncomingMessage, res: ServerResponse) => void, maxWaiting = MAX_WAITING): RequestListener {
-  const run = (socket: WithTurns, turns: Turns, req: IncomingMessage, res: ServerResponse): void => {
-    turns.busy = true;
-    // 'close' comes once the answer is out, or when the connection is gone.
-    res.once('close', () => {
-      turns.busy = false;
-      const next = turns.waiting.shift();
+  const closed = (socket: WithConn, conn: Conn, res: ServerResponse): void => {
+    conn.open.delete(res);
+    if (conn.current === res) {
+      conn.current = null;
       // A connection that is gone takes the requests still waiting with it: none of them runs unheard.
-      if (socket.destroyed) turns.waiting.length = 0;
-      else if (next) run(socket, turns, next[0], next[1]);
-    });
-    listener(req, res);
+      if (socket.destroyed) conn.waiting.length = 0;
+      let next = conn.waiting.shift();
+      // Once the connection failed, only the requests it owes an answer run.
+      while (next && conn.failed && !conn.failed.owed.has(next[1])) next = conn.waiting.shift();
+      if (next) {
+        conn.current = next[1];
+        listener(next[0], next[1]);
+      }
+    }
+    if (conn.failed?.owed.delete(res) && conn.failed.owed.size === 0) conn.failed.then();
   };
   return (req, res) => {
-    const socket = req.socket as WithTurns;
-    const turns = (socket[TURNS] ??= { busy: false, waiting: [] });
-    if (!turns.busy) run(socket, turns, req, res);
-    else if (turns.waiting.length < maxWaiting) turns.waiting.push([req, res]);
+    const socket = req.socket as WithConn;
+    const conn = (socket[CONN] ??= { current: null, waiting: [], open: new Set() });
+    // Parsed after the connection failed: never handled (its answer is the failure's), and no more is read.
+    if (conn.failed) {
+      socket.pause();
+      return;
+    }
+    conn.open.add(res);
+    // 'close' comes once the answer is out, or when the connection is gone.
+    res.once('close', () => closed(socket, conn, res));
+    if (conn.current === null) {
+      conn.current = res;
+      listener(req, res);
+    } else if (conn.waiting.length < maxWaiting) conn.waiting.push([req, res]);
     else {
       // Its body is read and dropped, so the requests after it can be parsed.
       req.on('error', () => undefined);
@@ -48,4 +67,21 @@ export function oneAtATime(listener: RequestListener, refuse: (req: IncomingMess
       refuse(req, res);
     }
   };
+}
+
+/**
+ * For a connection that failed (bad bytes, headers too large, a request too slow): runs `then`
+ * once every request it received whole has been answered, so the failure's answer comes after
+ * theirs instead of being taken for the answer to one of them (whose task was created all the
+ * same). A request not received whole is not waited for (nor run, if it was still waiting), and
+ * no request parsed from now on is handled.
+ * Returns false, and does nothing, when the connection had failed already.
+ */
+export function afterAnswered(socket: Socket, then: () => void): boolean {
+  const conn = ((socket as WithConn)[CONN] ??= { current: null, waiting: [], open: new Set() });
+  if (conn.failed) return false;
+  const owed = new Set([...conn.open].filter((res) => res.req.complete));
+  conn.failed = { owed, then };
+  if (owed.size === 0) then();
+  return true;
 }

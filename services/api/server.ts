@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError } from './problem';
 import { requestIdFor } from './request-id';
 import { close, listen } from '../core/process/lifecycle';
-import { oneAtATime } from './pipelining';
+import { afterAnswered, oneAtATime } from './pipelining';
 
 export interface RunningServer {
   address: AddressInfo;
@@ -54,11 +54,23 @@ export async function startServer(app: http.RequestListener, addr: string, limit
           ? [408, 'Request timeout', 'the request did not arrive in time']
           : [400, 'Bad request', 'the request is not valid HTTP/1.1'];
     const body = problemBody(status, title, detail);
-    socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
-    // Closed once the answer is out, so nothing more is read: a request that timed out must not
-    // complete behind its 408 (the fuzz test saw tasks created for requests answered 408).
-    if (socket instanceof Socket) socket.destroySoon();
-    else socket.once('finish', () => socket.destroy());
+    const answer = () => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+      // Closed once the answer is out, so nothing more is read: a request that timed out must not
+      // complete behind its 408 (the fuzz test saw tasks created for requests answered 408).
+      if (socket instanceof Socket) socket.destroySoon();
+      else socket.once('finish', () => socket.destroy());
+    };
+    // Requests pipelined ahead of the bad one are answered first: written at once, this answer was
+    // read as theirs (a 400 for a POST /tasks whose task was created). Nothing more is read meanwhile.
+    if (socket instanceof Socket) {
+      socket.pause();
+      afterAnswered(socket, answer);
+    } else answer();
   });
   const address = await listen(server, addr);
   // close() ends busy keep-alive connections after their newest answer (core/process/lifecycle.ts).

@@ -106,3 +106,32 @@ it('of 100 pipelined submissions, each 201 is exactly one task and each 503 made
   const { rows } = await stack.pool.query<{ row: string }>("SELECT (payload->>'i') || ':' || id::text AS row FROM tasks WHERE payload->>'marker' = 'pipelined'");
   expect(rows.map((r) => r.row).sort()).toEqual(told.sort());
 });
+
+describe('a broken request pipelined behind whole ones', () => {
+  /** Writes `raw` and reads until the server closes the connection. */
+  const exchange = (raw: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      let data = '';
+      const s = net.connect(server.address.port, '127.0.0.1', () => s.write(raw));
+      s.on('data', (d: Buffer) => (data += d.toString('utf8')));
+      s.on('error', reject);
+      s.on('close', () => resolve(data));
+    });
+  const post = (marker: string) => {
+    const body = JSON.stringify({ type: 'noop', payload: { marker } });
+    return `POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  };
+
+  it.each([
+    ['bytes that are not HTTP', 'GARBAGE\r\n\r\n', 400],
+    ['headers over 16 KiB', `GET /tasks HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ])('%s: the whole ones are answered first, each 201 is its task, then the failure, then the connection closes', async (_what, bad, status) => {
+    const marker = `broken-behind-${status}`;
+    const data = await exchange(post(marker) + post(marker) + bad);
+    const statuses = [...data.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([201, 201, status]);
+    const told = [...data.matchAll(/"id":"([0-9a-f-]{36})"/g)].map((m) => m[1]);
+    const { rows } = await stack.pool.query<{ id: string }>("SELECT id::text FROM tasks WHERE payload->>'marker' = $1", [marker]);
+    expect(rows.map((r) => r.id).sort()).toEqual(told.sort());
+  });
+});
