@@ -667,7 +667,7 @@ export interface components {
             detail: string;
             /** @description The path asked for. */
             instance?: string;
-            /** @description Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`). */
+            /** @description Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`); at most 20, the last then saying how many more there were. */
             errors?: components["schemas"]["FieldError"][];
         };
         FieldError: {
