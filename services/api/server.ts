@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError } from './problem';
 import { requestIdFor } from './request-id';
 import { close, listen } from '../core/process/lifecycle';
+import { afterAnswered, oneAtATime } from './pipelining';
 
 export interface RunningServer {
   address: AddressInfo;
@@ -26,7 +27,7 @@ export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, requestT
 export async function startServer(app: http.RequestListener, addr: string, limits: ServerLimits = DEFAULT_LIMITS): Promise<RunningServer> {
   // Node checks the header and request timeouts on this cadence; its 30 s default let a slow
   // header hold a socket for up to 30 s past its timeout.
-  const server = http.createServer({ connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 2))) }, app);
+  const server = http.createServer({ connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 2))) }, oneAtATime(app, refusePipelined));
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
@@ -53,16 +54,36 @@ export async function startServer(app: http.RequestListener, addr: string, limit
           ? [408, 'Request timeout', 'the request did not arrive in time']
           : [400, 'Bad request', 'the request is not valid HTTP/1.1'];
     const body = problemBody(status, title, detail);
-    socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
-    // Closed once the answer is out, so nothing more is read: a request that timed out must not
-    // complete behind its 408 (the fuzz test saw tasks created for requests answered 408).
-    if (socket instanceof Socket) socket.destroySoon();
-    else socket.once('finish', () => socket.destroy());
+    const answer = () => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+      // Closed once the answer is out, so nothing more is read: a request that timed out must not
+      // complete behind its 408 (the fuzz test saw tasks created for requests answered 408).
+      if (socket instanceof Socket) socket.destroySoon();
+      else socket.once('finish', () => socket.destroy());
+    };
+    // Requests pipelined ahead of the bad one are answered first: written at once, this answer was
+    // read as theirs (a 400 for a POST /tasks whose task was created). Nothing more is read meanwhile.
+    if (socket instanceof Socket) {
+      socket.pause();
+      afterAnswered(socket, answer);
+    } else answer();
   });
   const address = await listen(server, addr);
   // close() ends busy keep-alive connections after their newest answer (core/process/lifecycle.ts).
   const stop = () => close(server);
   return { address, stop };
+}
+
+/** A request pipelined beyond what a connection may have waiting (pipelining.ts): nothing was done. */
+function refusePipelined(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const body = problemBody(503, 'Service unavailable', 'too many requests are pipelined on this connection; read the answers, then send the rest');
+  res
+    .writeHead(503, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1', 'X-Request-Id': requestIdFor(req.headers['x-request-id']) })
+    .end(body);
 }
 
 function problemBody(status: number, title: string, detail: string): string {

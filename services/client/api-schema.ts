@@ -667,7 +667,7 @@ export interface components {
             detail: string;
             /** @description The path asked for. */
             instance?: string;
-            /** @description Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`). */
+            /** @description Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`); at most 20, the last then saying how many more there were. */
             errors?: components["schemas"]["FieldError"][];
             /** @description A call that commits in parts (a bulk cancel or retry, a workflow cancel) and failed part way: the tasks its committed parts changed. */
             changed?: number;
@@ -1208,6 +1208,18 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
+        PipelineFull: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         /** @description Act on this tenant (admin keys only; a key may always name its own). A tenant that does not exist (made with its first API key, or by the CLI's tenants set) is a 400. */
@@ -1289,6 +1301,18 @@ export interface operations {
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1429,6 +1453,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listTasks: {
@@ -1544,7 +1580,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1723,7 +1759,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1874,7 +1910,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1998,7 +2034,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -2142,7 +2178,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -2291,7 +2327,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -2402,7 +2438,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -2878,7 +2914,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3024,7 +3060,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3150,7 +3186,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3274,7 +3310,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3423,7 +3459,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3562,7 +3598,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3685,7 +3721,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3864,7 +3900,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3988,7 +4024,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -4259,7 +4295,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -4384,7 +4420,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -4541,7 +4577,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -4677,7 +4713,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After. */
+            /** @description Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -441,7 +441,11 @@ JavaScript handler could not hold exactly (invalid UTF-8, NUL or lone surrogates
 keys, inexact numbers, nesting beyond \`MAX_PAYLOAD_DEPTH\`) is refused with \`400\` before anything
 is written. Memory is bounded by settings (bodies in flight, bytes per statement, the reconciler's
 payload reads, heap limits from the container), and slow clients by timeouts and a connection
-cap. \`test/hostile/\` and the fuzz test (\`test/fuzz/\`, \`npm run fuzz\`) check all of this.
+cap. Requests pipelined on one connection are handled one at a time, in order (up to 32 wait
+their turn; one beyond gets \`503\` with \`Retry-After\` and did nothing), and a broken request among
+them is answered (\`400\`, \`408\`, \`431\`, then the connection closes) only after those before it.
+A \`400\` lists at most 20 field problems. \`test/hostile/\` and the fuzz test (\`test/fuzz/\`,
+\`npm run fuzz\`) check all of this.
 
 ## What a handler should do
 

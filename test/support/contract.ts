@@ -64,7 +64,7 @@ function header(h: Received['headers'], name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-const SERVER_RESPONSES: Record<number, string> = { 408: 'RequestTimeout', 417: 'ExpectationFailed', 431: 'HeadersTooLarge' };
+const SERVER_RESPONSES: Record<number, string> = { 408: 'RequestTimeout', 417: 'ExpectationFailed', 431: 'HeadersTooLarge', 503: 'PipelineFull' };
 
 /** Throws, saying what differs, unless the answer to `method path` is one the document describes. */
 export function expectContract(method: string, pathOrUrl: string, received: Received): void {

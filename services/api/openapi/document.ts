@@ -17,6 +17,7 @@ import { TaskPageSchema, TaskSummarySchema } from '../schemas/task-list';
 import { ScheduleDetailSchema, ScheduleInputSchema, SchedulePageSchema, SchedulePatchSchema, ScheduleRunSchema, ScheduleSchema, ScheduleTaskSchema, ScheduleTickSchema } from '../schemas/schedules';
 import { FailurePolicySchema, WorkflowCancelledSchema, WorkflowCreatedSchema, WorkflowDetailSchema, WorkflowInputSchema, WorkflowPageSchema, WorkflowSchema, WorkflowStepInputSchema, WorkflowStepSchema } from '../schemas/workflows';
 import { Answer, apiRoutes, HeaderName, Route, RouteOptions } from './routes';
+import { MAX_WAITING } from '../pipelining';
 
 export type OpenApiDocument = Record<string, unknown> & { paths: Record<string, Record<string, unknown>> };
 
@@ -70,7 +71,7 @@ const PROBLEMS: Record<number, { description: string; headers?: Answer['headers'
   429: { description: "The tenant's limits refused the tasks.", headers: ['Retry-After?', 'RateLimit?', 'RateLimit-Policy?'] },
   431: { description: 'The request line and headers are larger than 16 KiB; the connection is closed.' },
   500: { description: 'An unexpected error; it has been logged.' },
-  503: { description: 'Postgres or Redis is unreachable, or the API holds as many request bodies as it may; retry after Retry-After.', headers: ['Retry-After'] },
+  503: { description: 'Postgres or Redis is unreachable, the API holds as many request bodies as it may, or too many requests are pipelined on the connection; retry after Retry-After.', headers: ['Retry-After'] },
 };
 
 const HEADERS: Record<HeaderName | 'X-Request-Id', { description: string; schema: Record<string, unknown> }> = {
@@ -84,7 +85,7 @@ const HEADERS: Record<HeaderName | 'X-Request-Id', { description: string; schema
 };
 
 /** What the HTTP server answers itself (server.ts), before routing: on any path, with any method. */
-const SERVER_RESPONSES = { RequestTimeout: 408, ExpectationFailed: 417, HeadersTooLarge: 431 } as const;
+const SERVER_RESPONSES = { RequestTimeout: 408, ExpectationFailed: 417, HeadersTooLarge: 431, PipelineFull: 503 } as const;
 
 /** The document, as GET /openapi.json serves it. */
 export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
@@ -111,7 +112,7 @@ export function buildOpenApiDocument(opts: RouteOptions = {}): OpenApiDocument {
         'Submit tasks, read them, act on them as an operator (cancel, retry, the dead-letter redrive), schedule them with cron expressions, and submit workflows of tasks that depend on each other.',
         'Errors are RFC 9457 problem details (application/problem+json). Every answer carries X-Request-Id.',
         'A route asked with a method it does not have answers 405 (components.responses.MethodNotAllowed); an unknown path 404 (components.responses.NotFound).',
-        'The HTTP server itself answers, before any route and whatever the path: 408 to a request that does not arrive in time, 417 to an Expect other than 100-continue, 431 to headers over 16 KiB (components.responses.RequestTimeout, ExpectationFailed, HeadersTooLarge; every operation lists them too).',
+        `The HTTP server itself answers, before any route and whatever the path: 408 to a request that does not arrive in time, 417 to an Expect other than 100-continue, 431 to headers over 16 KiB, 503 to a request pipelined on a connection where ${MAX_WAITING} already wait their turn (pipelined requests are handled one at a time) (components.responses.RequestTimeout, ExpectationFailed, HeadersTooLarge, PipelineFull; every operation lists them too).`,
         'Authentication: Authorization: Bearer <API key> (tsk_…) when the service runs with AUTH_MODE=keys; with AUTH_MODE=off every request acts as the tenant `default` with every scope.',
         'A key acts on its own tenant; an admin key may name another with ?tenant= or the Tenant header.',
       ].join('\n\n'),
@@ -166,9 +167,9 @@ function operation(route: Route, json: (s: unknown) => unknown): Record<string, 
   for (const [status, answer] of Object.entries(route.answers)) {
     responses[status] = { description: answer.description, headers: headers(answer.headers), content: { 'application/json': { schema: json(answer.schema) } } };
   }
-  // The problems a route of its kind can give, then its own. The HTTP server answers 408, 417 and
-  // 431 itself (server.ts), before any route, so every route may get them.
-  const statuses = new Set<number>([408, 417, 431, 500]);
+  // The problems a route of its kind can give, then its own. The HTTP server answers 408, 417, 431
+  // and 503 itself (server.ts), before any route, so every route may get them.
+  const statuses = new Set<number>([408, 417, 431, 500, 503]);
   if (route.scope) [400, 401, 403, 503].forEach((s) => statuses.add(s));
   if (route.body) [400, 413, 415, 503].forEach((s) => statuses.add(s));
   if (route.pathParams || route.query || route.headers) statuses.add(400);

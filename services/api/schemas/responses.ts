@@ -8,6 +8,7 @@ import { Type } from '@sinclair/typebox';
 import { Nullable, StringEnum } from '../../core/schema/json-schema';
 import { PrioritySchema, StatusSchema, TaskTypeSchema } from '../../core/tasks/task-fields';
 import { RetryPolicySchema } from './task-input';
+import { MAX_FIELD_ERRORS } from '../problem';
 
 const Time = Type.String({ format: 'date-time' });
 const TimeOrNull = (description: string) => Nullable(Time, { description });
@@ -71,7 +72,12 @@ export const ProblemSchema = Type.Object(
     status: Type.Integer({ minimum: 400, maximum: 599 }),
     detail: Type.String(),
     instance: Type.Optional(Type.String({ description: 'The path asked for.' })),
-    errors: Type.Optional(Type.Array(FieldErrorSchema, { description: 'Each problem with the field it concerns (body fields, `tasks[3].priority`, `filter.status`, headers, `id`, `tenant`).' })),
+    errors: Type.Optional(
+      Type.Array(FieldErrorSchema, {
+        maxItems: MAX_FIELD_ERRORS,
+        description: `Each problem with the field it concerns (body fields, \`tasks[3].priority\`, \`filter.status\`, headers, \`id\`, \`tenant\`); at most ${MAX_FIELD_ERRORS}, the last then saying how many more there were.`,
+      }),
+    ),
     changed: Type.Optional(
       Type.Integer({ minimum: 0, description: 'A call that commits in parts (a bulk cancel or retry, a workflow cancel) and failed part way: the tasks its committed parts changed.' }),
     ),
