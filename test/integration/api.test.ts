@@ -228,7 +228,8 @@ describe('idempotency', () => {
       const { id } = (await res.json()) as { id: string };
       expect(await stack.inspect.hexists(stack.queue.keys.meta, id)).toBe(0);
       expect((await post({ type: 'noop', idempotency_key: 'push-1' })).status).toBe(200);
-      expect(await stack.inspect.hexists(stack.queue.keys.meta, id)).toBe(1);
+      // The replay's push follows its answer (under a share lock on the task: replay-push-race.test.ts).
+      await waitFor(async () => (await stack.inspect.hexists(stack.queue.keys.meta, id)) === 1, 10_000, 'the replay to push the task');
     } finally {
       await broken.server.stop();
       deadRedis.disconnect();

@@ -140,23 +140,73 @@ export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], r
   // A task answered twice in one call (a key repeated in a batch) is pushed once.
   const seen = new Set<string>();
   const horizon = Date.now() + (deps.delayedHorizonMs ?? DEFAULT_HORIZON_MS);
-  const items = outcomes.flatMap((o, i) => {
+  const created: EnqueueItem[] = [];
+  const replayed: EnqueueItem[] = [];
+  outcomes.forEach((o, i) => {
     const t = o.task;
     const waiting = o.kind === 'created' || (o.kind === 'replayed' && (t.status === 'queued' || t.status === 'scheduled') && t.attempts === 0);
     // A delayed task due beyond the horizon waits in Postgres; the workers' loader brings it in.
-    if (!waiting || seen.has(t.id) || (t.status === 'scheduled' && t.run_at!.getTime() > horizon)) return [];
+    if (!waiting || seen.has(t.id) || (t.status === 'scheduled' && t.run_at!.getTime() > horizon)) return;
     seen.add(t.id);
     // A created task's payload is the request's: its JSON text is reused rather than built again.
-    return [enqueueItem(t, o.kind === 'created' ? reqs?.[i]?.payloadJson : undefined)];
+    if (o.kind === 'created') created.push(enqueueItem(t, reqs?.[i]?.payloadJson));
+    else replayed.push(enqueueItem(t));
   });
-  if (items.length === 0) return;
+  await Promise.all([created.length > 0 && pushStored(deps, created), replayed.length > 0 && pushReplayed(deps, replayed)]);
+}
+
+/** How long a replay's push may hold its share locks (see pushReplayed). */
+const REPLAY_PUSH_TIMEOUT_MS = 2000;
+
+/**
+ * A replay read its task waiting, but a worker may have run it since (its start is recorded late),
+ * written its outcome and made Redis forget it: pushed then, it would run a second time. So the
+ * push holds a share lock on each task still waiting: a worker's outcome write (which Redis's
+ * forgetting follows) waits for it, so Redis still knows a task being run and the push leaves it
+ * alone. A row locked already (an outcome or a cancel being written) is skipped, not waited for:
+ * whoever holds it has the task, and the reconciler backs up a push skipped wrongly.
+ */
+async function pushReplayed(deps: SubmitDeps, items: EnqueueItem[]): Promise<void> {
+  let client;
+  try {
+    client = await deps.pool.connect();
+  } catch (err) {
+    return logPushFailed(deps, err, items);
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query<{ id: string }>(
+      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') AND attempts = 0 ORDER BY id FOR SHARE SKIP LOCKED`,
+      [items.map((it) => it.id)],
+    );
+    const still = new Set(rows.map((r) => r.id));
+    const push = items.filter((it) => still.has(it.id));
+    // Bounded: a stalled Redis must not hold the locks a worker's outcome batch waits for.
+    if (push.length > 0) await Promise.race([pushStored(deps, push), new Promise((r) => (timer = setTimeout(r, REPLAY_PUSH_TIMEOUT_MS)))]);
+    await client.query('COMMIT');
+    client.release();
+  } catch (err) {
+    client.release(true);
+    logPushFailed(deps, err, items);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One Redis call; never throws. */
+async function pushStored(deps: SubmitDeps, items: EnqueueItem[]): Promise<void> {
   try {
     await deps.queue.enqueue(items);
   } catch (err) {
-    // While Redis is away every request meets this: told once per interval, not per request.
-    const held = throttleFor(deps.log, 'push-failed').take(items.length);
-    if (held) deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id), ...held }, 'tasks stored but not queued in Redis; the reconciler will queue them');
+    logPushFailed(deps, err, items);
   }
+}
+
+function logPushFailed(deps: SubmitDeps, err: unknown, items: EnqueueItem[]): void {
+  // While Redis is away every request meets this: told once per interval, not per request.
+  const held = throttleFor(deps.log, 'push-failed').take(items.length);
+  if (held) deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id), ...held }, 'tasks stored but not queued in Redis; the reconciler will queue them');
 }
 
 /** What the queue holds of a waiting task (a scheduled one goes in by its due time). */
