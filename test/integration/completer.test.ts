@@ -7,7 +7,7 @@ import type { Lease } from '../../services/core/queue/queue';
 import { submitTasks } from '../../services/core/tasks/submit';
 import { Completer } from '../../services/worker/completer';
 import { GatedPool, gatedPool } from '../support/gated-pool';
-import { Stack, createStack, silentLog } from '../support/stack';
+import { Stack, createStack, silentLog, waitFor } from '../support/stack';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -77,7 +77,9 @@ it('a second write runs beside the first once enough outcomes wait', async () =>
 
 it('a trickle is written at most every minGapMs, unless eagerAt outcomes wait', async () => {
   const gated = gatedPool(stack.pool, 'record-outcomes');
-  const completer = completerOver(gated, { minGapMs: 400, eagerAt: 3, flushAt: 3 }, true);
+  // A gap far longer than anything here waits: the gap runs from the first write's start, so with
+  // 400 ms a first write slowed past 250 ms (a loaded Postgres) let the second go out on its own.
+  const completer = completerOver(gated, { minGapMs: 60_000, eagerAt: 3, flushAt: 3 }, true);
   const leases = await leased(4);
   // The first write goes at once: nothing was written for longer than the gap.
   await completer.complete(success(leases[0]!));
@@ -85,10 +87,10 @@ it('a trickle is written at most every minGapMs, unless eagerAt outcomes wait', 
   const second = completer.complete(success(leases[1]!));
   await new Promise((r) => setTimeout(r, 150));
   expect(gated.stats.sizes).toEqual([1]);
-  // …unless enough outcomes pile up meanwhile: then they go at once, together, well before the
-  // gap (400 ms after the first write) is over.
+  // …unless enough outcomes pile up meanwhile: then they go at once, together, long before the
+  // gap (a minute after the first write) is over.
   const rest = leases.slice(2).map((l) => completer.complete(success(l)));
-  await new Promise((r) => setTimeout(r, 100));
+  await waitFor(async () => gated.stats.sizes.length > 1, 10_000, 'the eager write');
   expect(gated.stats.sizes).toEqual([1, 3]);
   expect(await Promise.all([second, ...rest])).toEqual(['applied', 'applied', 'applied']);
 });

@@ -21,11 +21,17 @@ async function withAdmin<T>(fn: (admin: Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** How long drop() lets a database's sessions close by themselves before it terminates them. */
+const DROP_GRACE_MS = 5000;
+
+const clientSessions = async (admin: Client, db: string): Promise<number> =>
+  (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", [db])).rows[0]!.n;
+
 export interface TestDatabase {
   /** Superuser URL of the new database, e.g. postgres://postgres@127.0.0.1:<port>/ts_t_… */
   url: string;
   name: string;
-  /** Terminates its connections and drops it; calling it again is a no-op. */
+  /** Drops it once its sessions have closed (those left after DROP_GRACE_MS are terminated); calling it again is a no-op. */
   drop(): Promise<void>;
 }
 
@@ -64,7 +70,15 @@ async function createDatabase(template: string): Promise<TestDatabase> {
     async drop() {
       if (dropped) return;
       dropped = true;
-      await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+      await withAdmin(async (admin) => {
+        // Sessions closing on their own go first: pool.end() resolves before its connections have
+        // closed, and FORCE then terminated one that had not read its Terminate; the FATAL reached
+        // the ended pool, which has no 'error' listener left (an uncaught error in the test file).
+        // Still there after the wait (a child's pool, a stuck session): terminated as before.
+        const deadline = Date.now() + DROP_GRACE_MS;
+        while (Date.now() < deadline && (await clientSessions(admin, name)) > 0) await new Promise((r) => setTimeout(r, 20));
+        await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      });
     },
   };
 }
