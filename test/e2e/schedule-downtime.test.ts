@@ -27,9 +27,17 @@ it('after all workers were down for five seconds, each misfire policy keeps what
   expect(await stopWorkers(w)).toEqual([0, 0, 0]);
   const last = new Map<string, number>();
   for (const p of Object.keys(POLICIES)) last.set(p, Math.max(...(await tickTasks(w.pg, p)).map((t) => t.tick)));
+  // Down until the database's clock is 6 s past the latest tick fired (at least 5 s): the first
+  // pass after the restart then finds at least four ticks older than the grace (1.5 s). A fixed 5 s
+  // sleep found three when the last tick fired just before the stop and the workers came back fast.
+  const downUntil = Math.max(...last.values()) + 6000;
   await new Promise((r) => setTimeout(r, 5000));
-  const { rows } = await w.pg.query<{ now: Date }>('SELECT now()');
-  const restartedAt = rows[0]!.now.getTime();
+  let restartedAt = 0;
+  await waitFor(async () => {
+    const { rows } = await w.pg.query<{ now: Date }>('SELECT now()');
+    restartedAt = rows[0]!.now.getTime();
+    return restartedAt >= downUntil;
+  }, 10_000, 'the downtime to pass');
   await startWorkers(w, 3);
   await waitFor(async () => {
     for (const p of Object.keys(POLICIES)) if ((await tickTasks(w.pg, p)).filter((t) => t.createdAt >= restartedAt).length < 4) return false;
