@@ -10,7 +10,8 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import type { TaskQueue, TaskRef } from '../core/queue/queue';
+import { inTransaction } from '../core/db/transaction';
+import type { EnqueueItem, TaskQueue, TaskRef } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { countScheduled, DueCursor, markDueQueued, scheduledDueSoon } from '../core/tasks/delayed-store';
 import { PRIORITIES } from '../core/tasks/priority';
@@ -30,6 +31,8 @@ export interface DelayedLoaderOptions {
 /** Tasks due sooner than this are not loaded (see scheduledDueSoon); those overdue by it are marked queued. */
 const LEAD_MS = 1000;
 const MAX_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+/** How long a page's push may hold its share locks (see pushStillScheduled). */
+const PUSH_TIMEOUT_MS = 2000;
 
 export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueued: number }> {
   private readonly owner = `delayed-loader-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -99,9 +102,7 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
       }
       if (tasks.length > 0) {
         const items = tasks.map((t) => enqueueItem(t, t.payload_json));
-        // A partitioned queue waits for each partition at most passWaitMs: one failing or stalled
-        // holds up neither the others' tasks nor the pass.
-        const pushed = queue.pushAnswering ? await queue.pushAnswering(items, false) : await queue.enqueue(items);
+        const pushed = await this.pushStillScheduled(items);
         // Id and tenant only: the payloads are not kept past their page.
         items.forEach((it, i) => pushed[i] === undefined && unpushed.push({ id: it.id, tenant: it.tenant }));
         const n = pushed.filter(Boolean).length;
@@ -119,6 +120,38 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
     // pass goes on after it however many tasks share its due time.
     await queue.setDelayedMark(mark.seen, { ms: after!.runAt.getTime(), id: after!.id }, unpushed);
     return loaded;
+  }
+
+  /**
+   * A task read here may have come due, run and ended since (the API indexed it at once): Redis has
+   * forgotten it, and a push would index it afresh, to run again. So the push holds a share lock on
+   * the rows still scheduled and pushes only those: a worker's outcome write (which Redis forgetting
+   * follows) waits for it. A row locked already (an outcome, cancel or retry being written) is left
+   * out (false): whoever holds it has the task, and markDueQueued and the reconciler back up a miss.
+   */
+  private async pushStillScheduled(items: EnqueueItem[]): Promise<(boolean | undefined)[]> {
+    const { pool, queue } = this.deps;
+    return inTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'scheduled' ORDER BY id FOR SHARE SKIP LOCKED`,
+        [items.map((it) => it.id)],
+      );
+      const still = new Set(rows.map((r) => r.id));
+      const push = items.filter((it) => still.has(it.id));
+      if (push.length === 0) return items.map(() => false);
+      // A partitioned queue waits for each partition at most passWaitMs: one failing or stalled
+      // holds up neither the others' tasks nor the pass. Bounded anyway: a stalled Redis must not
+      // hold the locks a worker's outcome batch waits for (the pass fails; its mark stays).
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`pushing delayed tasks took over ${PUSH_TIMEOUT_MS} ms`)), PUSH_TIMEOUT_MS)));
+      try {
+        const answered = await Promise.race([queue.pushAnswering ? queue.pushAnswering(push, false) : queue.enqueue(push), late]);
+        const byId = new Map(push.map((it, i) => [it.id, answered[i]]));
+        return items.map((it) => (still.has(it.id) ? byId.get(it.id) : false));
+      } finally {
+        clearTimeout(timer);
+      }
+    });
   }
 
   private async count(): Promise<void> {

@@ -12,6 +12,7 @@ import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
+import { inTransaction } from '../core/db/transaction';
 import { maxAttempts } from '../core/tasks/backoff';
 import { ExpiredStatus, recordExpired } from '../core/tasks/attempt-store';
 import { Cursor, finishCancelled, settledByIds, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
@@ -22,6 +23,8 @@ const BUSY_PAGES_PER_PASS = 10;
 const DEFAULT_PAYLOAD_BYTES = 8 * 1048576;
 /** Ids of unanswering partitions kept for the next pass (beyond it the walk reaches them). */
 const MAX_DEFERRED = 10_000;
+/** How long a push may hold the share locks on its tasks' rows (see requeue). */
+const PUSH_TIMEOUT_MS = 5000;
 
 export interface ReconcileResult {
   leader: boolean;
@@ -206,17 +209,32 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const sizes = await payloadSizes(pool, tasks.map((t) => t.id));
     const present = tasks.filter((t) => sizes.has(t.id));
     for (const chunk of chunksWithin(present, (t) => sizes.get(t.id)!, this.opts.payloadBytes ?? DEFAULT_PAYLOAD_BYTES)) {
-      const texts = await payloadTexts(pool, chunk.map((t) => t.id));
-      const items = chunk.flatMap((t) => {
-        const payloadJson = texts.get(t.id);
-        return payloadJson === undefined ? [] : [indexItem(t, payloadJson)];
+      // Another push (a replay's, a late one) may index a task after it was found missing, and a
+      // worker run and end it before this push: Redis has forgotten it then, and the push would
+      // index it afresh, to run again. So the push holds a share lock on the rows still unfinished:
+      // a worker's outcome write (which Redis forgetting follows) waits for it. A row locked
+      // already (an outcome or a cancel being written) is left out: whoever holds it has the task.
+      const go = await inTransaction(pool, async (client) => {
+        const texts = await payloadTexts(client, chunk.map((t) => t.id), true);
+        const items = chunk.flatMap((t) => {
+          const payloadJson = texts.get(t.id);
+          return payloadJson === undefined ? [] : [indexItem(t, payloadJson)];
+        });
+        if (!(await this.stillLeading())) return false;
+        if (items.length === 0) return true;
+        // `replace`: what Redis holds of them is out of date (requeue replaces it; enqueue keeps it).
+        const push = queue.pushAnswering ? queue.pushAnswering(items, replace) : replace ? queue.requeue(items) : queue.enqueue(items);
+        // Bounded: a stalled Redis must not hold the locks workers' outcome writes wait for (the
+        // page fails, and is walked again).
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`reconciler push took over ${PUSH_TIMEOUT_MS} ms`)), PUSH_TIMEOUT_MS)));
+        const pushed = await Promise.race([push, late]).finally(() => clearTimeout(timer));
+        result.requeued += pushed.filter(Boolean).length;
+        // A partition that did not answer the push: checked again next pass.
+        this.defer(items.filter((_, i) => pushed[i] === undefined).map((it) => it.id));
+        return true;
       });
-      if (!(await this.stillLeading())) return;
-      // `replace`: what Redis holds of them is out of date (requeue replaces it; enqueue keeps it).
-      const pushed = queue.pushAnswering ? await queue.pushAnswering(items, replace) : replace ? await queue.requeue(items) : await queue.enqueue(items);
-      result.requeued += pushed.filter(Boolean).length;
-      // A partition that did not answer the push: checked again next pass.
-      this.defer(items.filter((_, i) => pushed[i] === undefined).map((it) => it.id));
+      if (!go) return;
     }
   }
 

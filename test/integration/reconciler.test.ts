@@ -172,20 +172,25 @@ it.each([
   let stalled = false;
   let resume!: () => void;
   const gate = new Promise<void>((r) => (resume = r));
-  const slow = new Proxy(stack.pool, {
-    get: (target, prop, receiver) =>
-      prop === 'query'
-        ? async (...args: unknown[]) => {
-            const res = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
-            if (stall && typeof args[0] === 'string' && args[0].includes('payload::text AS payload')) {
-              stall = false;
-              stalled = true;
-              await gate;
+  // (The payloads are read on a connection of the push's own, in its transaction.)
+  const stalling = <T extends object>(on: T): T =>
+    new Proxy(on, {
+      get: (target, prop, receiver) =>
+        prop === 'query'
+          ? async (...args: unknown[]) => {
+              const res = await ((target as { query: (...a: unknown[]) => Promise<unknown> }).query.bind(target))(...args);
+              if (stall && typeof args[0] === 'string' && args[0].includes('payload::text AS payload')) {
+                stall = false;
+                stalled = true;
+                await gate;
+              }
+              return res;
             }
-            return res;
-          }
-        : Reflect.get(target, prop, receiver),
-  }) as Pool;
+          : prop === 'connect'
+            ? async () => stalling(await stack.pool.connect())
+            : Reflect.get(target, prop, receiver),
+    });
+  const slow = stalling(stack.pool);
   const metrics = () => workerMetrics(createRegistry('worker'));
   const a = new Reconciler({ pool: slow, queue: stack.queue, metrics: metrics() }, { intervalMs: 100, graceMs: 0, batchSize: 100 }, silentLog);
   const b = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: metrics() }, { intervalMs: 100, graceMs: 0, batchSize: 100 }, silentLog);
@@ -197,13 +202,25 @@ it.each([
   expect(passB).toMatchObject({ leader: true, requeued: 1 });
   const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60000, owner: 'w1' });
   expect(l!.message.id).toBe(id);
-  await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
-  await stack.queue.finish([{ id, token: l!.token, priority: 'high', outcome: 'succeeded', settleAttempts: 1 }]);
-  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
+  // Its outcome is written all the way (Redis forgets it), or until the write waits for the share
+  // lock the first pass's push holds.
+  const ran = (async () => {
+    await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+    await stack.queue.finish([{ id, token: l!.token, priority: 'high', outcome: 'succeeded', settleAttempts: 1 }]);
+  })();
+  await waitFor(
+    async () =>
+      ((await taskStatus(stack.pool, id)).status === 'succeeded' && (await stack.queue.indexed([{ id, tenant: 'default' }]))[0] === null) ||
+      (await stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
+    10_000,
+    'the task to be run and forgotten, or its outcome write to wait',
+  );
   if (otherStops) await b.stop();
   // The first pass goes on with what it read before: it must not push the finished task again.
   resume();
   await passA;
+  await ran;
+  expect(await taskStatus(stack.pool, id)).toMatchObject({ status: 'succeeded' });
   expect(await stack.queue.lease({ max: 10, visibilityMs: 60000, owner: 'w2' })).toEqual([]);
   expect(await stack.queue.indexed([{ id, tenant: 'default' }])).toEqual([null]);
   await b.stop();
@@ -325,8 +342,8 @@ describe('payloads are read only for the tasks re-queued, a bounded number of by
   /** The real pool, recording per statement how many rows came back with a payload and its bytes. */
   function payloadLog(real: Pool): { pool: Pool; reads: { rows: number; bytes: number }[] } {
     const reads: { rows: number; bytes: number }[] = [];
-    const query = async (...args: unknown[]) => {
-      const res = await (real.query as (...a: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>)(...args);
+    const logging = (run: (...a: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>) => async (...args: unknown[]) => {
+      const res = await run(...args);
       const withPayload = (res.rows ?? []).filter((r) => r !== null && typeof r === 'object' && 'payload' in r);
       if (withPayload.length > 0) {
         const bytes = withPayload.reduce((sum, r) => sum + Buffer.byteLength(typeof r.payload === 'string' ? r.payload : JSON.stringify(r.payload)), 0);
@@ -334,7 +351,21 @@ describe('payloads are read only for the tasks re-queued, a bounded number of by
       }
       return res;
     };
-    const pool = new Proxy(real, { get: (target, prop, receiver) => (prop === 'query' ? query : Reflect.get(target, prop, receiver)) });
+    const query = logging((...a: unknown[]) => (real.query as (...x: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>).apply(real, a));
+    // (The payloads are read on a connection of the push's own, in its transaction.)
+    const logged = <T extends object>(on: T, q: (...args: unknown[]) => Promise<unknown>): T =>
+      new Proxy(on, {
+        get: (target, prop, receiver) =>
+          prop === 'query'
+            ? q
+            : prop === 'connect'
+              ? async () => {
+                  const client = await real.connect();
+                  return logged(client, logging((...a: unknown[]) => (client.query as (...x: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>).apply(client, a)));
+                }
+              : Reflect.get(target, prop, receiver),
+      });
+    const pool = logged(real, query);
     return { pool, reads };
   }
 

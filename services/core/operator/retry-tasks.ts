@@ -121,7 +121,7 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
   }));
   if (rows.length > 0) {
     try {
-      await deps.queue.requeue([...rows.map((r) => queueItemOf(r, r.payload_json)), ...released]);
+      await pushRetried(deps.pool, deps.queue, [...rows.map((r) => queueItemOf(r, r.payload_json)), ...released]);
     } catch (err) {
       deps.log.warn({ err, count: rows.length, taskIds: rows.slice(0, 10).map((r) => r.id) }, 'retried tasks not pushed to Redis; the reconciler will queue them');
     }
@@ -160,6 +160,32 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
     return { kind: 'not_retryable', status: t.status };
   });
   return { outcomes, reopened };
+}
+
+/** How long a retry's push may hold its share locks (see pushRetried). */
+const PUSH_TIMEOUT_MS = 2000;
+
+/**
+ * Once the retry committed, another push may index a task (an idempotent replay's), and a worker
+ * run and end it before this push lands: Redis has forgotten it then, and the push would index it
+ * afresh, to run again. So the push holds a share lock on the tasks still waiting: a worker's
+ * outcome write (which Redis forgetting follows) waits for it. A row locked already (an outcome or
+ * a cancel being written) is left out: whoever holds it has the task.
+ */
+async function pushRetried(pool: Pool, queue: TaskQueue, items: EnqueueItem[]): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ id: string }>(
+      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') ORDER BY id FOR SHARE SKIP LOCKED`,
+      [items.map((it) => it.id)],
+    );
+    const still = new Set(rows.map((r) => r.id));
+    const push = items.filter((it) => still.has(it.id));
+    if (push.length === 0) return;
+    // Bounded: a stalled Redis must not hold the locks a worker's outcome batch waits for.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`pushing retried tasks took over ${PUSH_TIMEOUT_MS} ms`)), PUSH_TIMEOUT_MS)));
+    await Promise.race([queue.requeue(push), late]).finally(() => clearTimeout(timer));
+  });
 }
 
 /**

@@ -3,7 +3,7 @@
  * re-queues. Pages carry no payloads (up to 1 MiB each, a page of them could outgrow the worker's
  * heap); payloads are read for the tasks actually re-queued, a bounded number of bytes at a time.
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { EnqueueItem } from '../queue/queue';
 import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority, TaskStatus } from './priority';
@@ -136,10 +136,11 @@ export async function payloadSizes(pool: Pool, ids: string[]): Promise<Map<strin
  * Per id still unfinished, its payload as JSON text, unparsed: the queue sends it on as is
  * (EnqueueItem.payloadJson), so it is held once, as a string, and never as an object tree.
  */
-export async function payloadTexts(pool: Pool, ids: string[]): Promise<Map<string, string>> {
+export async function payloadTexts(pool: Pool | PoolClient, ids: string[], share = false): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
+  // `share`: the rows stay share-locked for the caller's transaction (a row locked already is left out).
   const { rows } = await pool.query<{ id: string; payload: string }>(
-    `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}`,
+    `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}${share ? ' ORDER BY id FOR SHARE SKIP LOCKED' : ''}`,
     [ids],
   );
   return new Map(rows.map((r) => [r.id, r.payload]));

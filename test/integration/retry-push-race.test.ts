@@ -1,0 +1,63 @@
+/**
+ * An operator's retry commits the task waiting again, then pushes it to Redis. Another push may
+ * index it in between (an idempotent replay of its request, which reads it queued with no attempt),
+ * and a worker run and end it before the retry's push lands: Redis has forgotten it then, and the
+ * push would index it afresh, to run a second time. The push holds a share lock on the rows still
+ * waiting since the retry, so a worker's outcome write waits for it.
+ */
+import type { TaskQueue } from '../../services/core/queue/queue';
+import { recordOutcomes } from '../../services/core/tasks/attempt-store';
+import { createStack, Stack, startApi, waitFor } from '../support/stack';
+
+let stack: Stack;
+let api: Awaited<ReturnType<typeof startApi>>;
+beforeAll(async () => {
+  stack = await createStack();
+  api = await startApi(stack);
+});
+afterAll(async () => {
+  jest.restoreAllMocks();
+  await api.server.stop();
+  await stack.close();
+});
+const post = (path: string, body: unknown = {}) => fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+it('a retry whose push comes after a replay indexed the task and a worker ran and ended it does not index it again', async () => {
+  const first = await post('/tasks', { type: 'noop', idempotency_key: 'retry-race' });
+  expect(first.status).toBe(201);
+  const { id } = (await first.json()) as { id: string };
+  // Cancelled while waiting: no attempt.
+  expect((await post(`/tasks/${id}/cancel`)).status).toBeLessThan(300);
+  expect((await stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [id])).rows[0].status).toBe('cancelled');
+  const keys = stack.keysOf('default');
+  const queue = stack.queue as TaskQueue;
+  const requeue = queue.requeue.bind(queue);
+  let ran: Promise<void> | undefined;
+  jest.spyOn(queue, 'requeue').mockImplementationOnce(async (items) => {
+    // The retry has committed; before its push lands, a replay indexes the task and a worker runs it.
+    const replay = await post('/tasks', { type: 'noop', idempotency_key: 'retry-race' });
+    expect(replay.status).toBe(200);
+    await waitFor(async () => (await stack.inspect.hexists(keys.meta, id)) === 1, 10_000, 'the replay to index the task');
+    const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    expect(l!.message.id).toBe(id);
+    ran = (async () => {
+      await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+      await stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+    })();
+    // Its outcome is written all the way (Redis forgets it), or until the write waits for a lock.
+    await waitFor(
+      async () =>
+        ((await stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await stack.inspect.hexists(keys.meta, id)) === 0) ||
+        (await stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
+      10_000,
+      'the task to be run and forgotten, or its outcome write to wait',
+    );
+    return requeue(items);
+  });
+  const retried = await post(`/tasks/${id}/retry`);
+  expect(retried.status).toBe(200);
+  await ran;
+  expect((await stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [id])).rows[0].status).toBe('succeeded');
+  expect(await stack.inspect.hexists(keys.meta, id)).toBe(0);
+  expect(await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
+}, 30_000);
