@@ -10,7 +10,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import { inTransaction } from '../core/db/transaction';
+import { inTransaction, SHARE_LOCK_TIMEOUT } from '../core/db/transaction';
 import type { EnqueueItem, TaskQueue, TaskRef } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { countScheduled, DueCursor, markDueQueued, scheduledDueSoon } from '../core/tasks/delayed-store';
@@ -126,14 +126,15 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
    * A task read here may have come due, run and ended since (the API indexed it at once): Redis has
    * forgotten it, and a push would index it afresh, to run again. So the push holds a share lock on
    * the rows still scheduled and pushes only those: a worker's outcome write (which Redis forgetting
-   * follows) waits for it. A row locked already (an outcome, cancel or retry being written) is left
-   * out (false): whoever holds it has the task, and markDueQueued and the reconciler back up a miss.
+   * follows) waits for it. A row locked already (an outcome, cancel or retry being written) is waited
+   * for and read again (SHARE_LOCK_TIMEOUT); one no longer scheduled is left out (false).
    */
   private async pushStillScheduled(items: EnqueueItem[]): Promise<(boolean | undefined)[]> {
     const { pool, queue } = this.deps;
     return inTransaction(pool, async (client) => {
+      await client.query(SHARE_LOCK_TIMEOUT);
       const { rows } = await client.query<{ id: string }>(
-        `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'scheduled' ORDER BY id FOR SHARE SKIP LOCKED`,
+        `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'scheduled' ORDER BY id FOR SHARE`,
         [items.map((it) => it.id)],
       );
       const still = new Set(rows.map((r) => r.id));

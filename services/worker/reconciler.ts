@@ -12,7 +12,7 @@ import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
-import { inTransaction } from '../core/db/transaction';
+import { inTransaction, SHARE_LOCK_TIMEOUT } from '../core/db/transaction';
 import { maxAttempts } from '../core/tasks/backoff';
 import { ExpiredStatus, recordExpired } from '../core/tasks/attempt-store';
 import { Cursor, finishCancelled, settledByIds, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
@@ -213,8 +213,9 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
       // worker run and end it before this push: Redis has forgotten it then, and the push would
       // index it afresh, to run again. So the push holds a share lock on the rows still unfinished:
       // a worker's outcome write (which Redis forgetting follows) waits for it. A row locked
-      // already (an outcome or a cancel being written) is left out: whoever holds it has the task.
+      // already (an outcome or a cancel being written) is waited for and read again (SHARE_LOCK_TIMEOUT).
       const go = await inTransaction(pool, async (client) => {
+        await client.query(SHARE_LOCK_TIMEOUT);
         const texts = await payloadTexts(client, chunk.map((t) => t.id), true);
         const items = chunk.flatMap((t) => {
           const payloadJson = texts.get(t.id);

@@ -8,7 +8,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { textArray } from '../db/pg-arrays';
 import type { Logger } from '../observability/logger';
-import { inTransaction, retryingDeadlocks } from '../db/transaction';
+import { inTransaction, retryingDeadlocks, SHARE_LOCK_TIMEOUT } from '../db/transaction';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
 import { stepsQueuedHere } from '../workflows/queued-here';
@@ -170,12 +170,13 @@ const PUSH_TIMEOUT_MS = 2000;
  * run and end it before this push lands: Redis has forgotten it then, and the push would index it
  * afresh, to run again. So the push holds a share lock on the tasks still waiting: a worker's
  * outcome write (which Redis forgetting follows) waits for it. A row locked already (an outcome or
- * a cancel being written) is left out: whoever holds it has the task.
+ * a cancel being written) is waited for and read again (SHARE_LOCK_TIMEOUT).
  */
 async function pushRetried(pool: Pool, queue: TaskQueue, items: EnqueueItem[]): Promise<void> {
   await inTransaction(pool, async (client) => {
+    await client.query(SHARE_LOCK_TIMEOUT);
     const { rows } = await client.query<{ id: string }>(
-      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') ORDER BY id FOR SHARE SKIP LOCKED`,
+      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') ORDER BY id FOR SHARE`,
       [items.map((it) => it.id)],
     );
     const still = new Set(rows.map((r) => r.id));

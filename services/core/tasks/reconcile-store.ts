@@ -140,7 +140,7 @@ export async function payloadTexts(pool: Pool | PoolClient, ids: string[], share
   if (ids.length === 0) return new Map();
   // `share`: the rows stay share-locked for the caller's transaction (a row locked already is left out).
   const { rows } = await pool.query<{ id: string; payload: string }>(
-    `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}${share ? ' ORDER BY id FOR SHARE SKIP LOCKED' : ''}`,
+    `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}${share ? ' ORDER BY id FOR SHARE' : ''}`,
     [ids],
   );
   return new Map(rows.map((r) => [r.id, r.payload]));

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
 import { throttleFor } from '../observability/log-throttle';
+import { SHARE_LOCK_TIMEOUT } from '../db/transaction';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
@@ -163,8 +164,8 @@ const REPLAY_PUSH_TIMEOUT_MS = 2000;
  * written its outcome and made Redis forget it: pushed then, it would run a second time. So the
  * push holds a share lock on each task still waiting: a worker's outcome write (which Redis's
  * forgetting follows) waits for it, so Redis still knows a task being run and the push leaves it
- * alone. A row locked already (an outcome or a cancel being written) is skipped, not waited for:
- * whoever holds it has the task, and the reconciler backs up a push skipped wrongly.
+ * alone. A row locked already is waited for (SHARE_LOCK_TIMEOUT) and read again (an outcome
+ * written meanwhile leaves it out); past the timeout the reconciler backs up the push.
  */
 async function pushReplayed(deps: SubmitDeps, items: EnqueueItem[]): Promise<void> {
   let client;
@@ -176,8 +177,9 @@ async function pushReplayed(deps: SubmitDeps, items: EnqueueItem[]): Promise<voi
   let timer: NodeJS.Timeout | undefined;
   try {
     await client.query('BEGIN');
+    await client.query(SHARE_LOCK_TIMEOUT);
     const { rows } = await client.query<{ id: string }>(
-      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') AND attempts = 0 ORDER BY id FOR SHARE SKIP LOCKED`,
+      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') AND attempts = 0 ORDER BY id FOR SHARE`,
       [items.map((it) => it.id)],
     );
     const still = new Set(rows.map((r) => r.id));
