@@ -10,7 +10,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
-import { inTransaction, SHARE_LOCK_TIMEOUT } from '../core/db/transaction';
+import { pushUnderShareLocks } from '../core/db/share-locked-push';
 import type { EnqueueItem, TaskQueue, TaskRef } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { countScheduled, DueCursor, markDueQueued, scheduledDueSoon } from '../core/tasks/delayed-store';
@@ -31,8 +31,6 @@ export interface DelayedLoaderOptions {
 /** Tasks due sooner than this are not loaded (see scheduledDueSoon); those overdue by it are marked queued. */
 const LEAD_MS = 1000;
 const MAX_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
-/** How long a page's push may hold its share locks (see pushStillScheduled). */
-const PUSH_TIMEOUT_MS = 2000;
 
 export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueued: number }> {
   private readonly owner = `delayed-loader-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -123,35 +121,25 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
   }
 
   /**
-   * A task read here may have come due, run and ended since (the API indexed it at once): Redis has
-   * forgotten it, and a push would index it afresh, to run again. So the push holds a share lock on
-   * the rows still scheduled and pushes only those: a worker's outcome write (which Redis forgetting
-   * follows) waits for it. A row locked already (an outcome, cancel or retry being written) is waited
-   * for and read again (SHARE_LOCK_TIMEOUT); one no longer scheduled is left out (false).
+   * A task read here may have come due, run and ended since (the API indexed it at once): the push
+   * holds share locks on the rows still scheduled and pushes only those (pushUnderShareLocks); one
+   * no longer scheduled is left out (false). A push that fails or takes too long fails the pass,
+   * and its mark stays.
    */
-  private async pushStillScheduled(items: EnqueueItem[]): Promise<(boolean | undefined)[]> {
+  private pushStillScheduled(items: EnqueueItem[]): Promise<(boolean | undefined)[]> {
     const { pool, queue } = this.deps;
-    return inTransaction(pool, async (client) => {
-      await client.query(SHARE_LOCK_TIMEOUT);
-      const { rows } = await client.query<{ id: string }>(
-        `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'scheduled' ORDER BY id FOR SHARE`,
-        [items.map((it) => it.id)],
+    return pushUnderShareLocks(pool, 'pushing delayed tasks', async (tx) => {
+      const still = await tx.lockStill(
+        items.map((it) => it.id),
+        `status = 'scheduled'`,
       );
-      const still = new Set(rows.map((r) => r.id));
       const push = items.filter((it) => still.has(it.id));
       if (push.length === 0) return items.map(() => false);
       // A partitioned queue waits for each partition at most passWaitMs: one failing or stalled
-      // holds up neither the others' tasks nor the pass. Bounded anyway: a stalled Redis must not
-      // hold the locks a worker's outcome batch waits for (the pass fails; its mark stays).
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`pushing delayed tasks took over ${PUSH_TIMEOUT_MS} ms`)), PUSH_TIMEOUT_MS)));
-      try {
-        const answered = await Promise.race([queue.pushAnswering ? queue.pushAnswering(push, false) : queue.enqueue(push), late]);
-        const byId = new Map(push.map((it, i) => [it.id, answered[i]]));
-        return items.map((it) => (still.has(it.id) ? byId.get(it.id) : false));
-      } finally {
-        clearTimeout(timer);
-      }
+      // holds up neither the others' tasks nor the pass.
+      const answered = await tx.bounded(queue.pushAnswering ? queue.pushAnswering(push, false) : queue.enqueue(push));
+      const byId = new Map(push.map((it, i) => [it.id, answered[i]]));
+      return items.map((it) => (still.has(it.id) ? byId.get(it.id) : false));
     });
   }
 

@@ -12,7 +12,7 @@ import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { EnqueueItem, TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
-import { inTransaction, SHARE_LOCK_TIMEOUT } from '../core/db/transaction';
+import { pushUnderShareLocks } from '../core/db/share-locked-push';
 import { maxAttempts } from '../core/tasks/backoff';
 import { ExpiredStatus, recordExpired } from '../core/tasks/attempt-store';
 import { Cursor, finishCancelled, settledByIds, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
@@ -210,31 +210,28 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     const present = tasks.filter((t) => sizes.has(t.id));
     for (const chunk of chunksWithin(present, (t) => sizes.get(t.id)!, this.opts.payloadBytes ?? DEFAULT_PAYLOAD_BYTES)) {
       // Another push (a replay's, a late one) may index a task after it was found missing, and a
-      // worker run and end it before this push: Redis has forgotten it then, and the push would
-      // index it afresh, to run again. So the push holds a share lock on the rows still unfinished:
-      // a worker's outcome write (which Redis forgetting follows) waits for it. A row locked
-      // already (an outcome or a cancel being written) is waited for and read again (SHARE_LOCK_TIMEOUT).
-      const go = await inTransaction(pool, async (client) => {
-        await client.query(SHARE_LOCK_TIMEOUT);
-        const texts = await payloadTexts(client, chunk.map((t) => t.id), true);
-        const items = chunk.flatMap((t) => {
-          const payloadJson = texts.get(t.id);
-          return payloadJson === undefined ? [] : [indexItem(t, payloadJson)];
-        });
-        if (!(await this.stillLeading())) return false;
-        if (items.length === 0) return true;
-        // `replace`: what Redis holds of them is out of date (requeue replaces it; enqueue keeps it).
-        const push = queue.pushAnswering ? queue.pushAnswering(items, replace) : replace ? queue.requeue(items) : queue.enqueue(items);
-        // Bounded: a stalled Redis must not hold the locks workers' outcome writes wait for (the
-        // page fails, and is walked again).
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`reconciler push took over ${PUSH_TIMEOUT_MS} ms`)), PUSH_TIMEOUT_MS)));
-        const pushed = await Promise.race([push, late]).finally(() => clearTimeout(timer));
-        result.requeued += pushed.filter(Boolean).length;
-        // A partition that did not answer the push: checked again next pass.
-        this.defer(items.filter((_, i) => pushed[i] === undefined).map((it) => it.id));
-        return true;
-      });
+      // worker run and end it before this push: the push holds share locks on the rows still
+      // unfinished (pushUnderShareLocks). A push past the timeout fails the page, walked again.
+      const go = await pushUnderShareLocks(
+        pool,
+        'reconciler push',
+        async (tx) => {
+          const texts = await payloadTexts(tx.client, chunk.map((t) => t.id), true);
+          const items = chunk.flatMap((t) => {
+            const payloadJson = texts.get(t.id);
+            return payloadJson === undefined ? [] : [indexItem(t, payloadJson)];
+          });
+          if (!(await this.stillLeading())) return false;
+          if (items.length === 0) return true;
+          // `replace`: what Redis holds of them is out of date (requeue replaces it; enqueue keeps it).
+          const pushed = await tx.bounded(queue.pushAnswering ? queue.pushAnswering(items, replace) : replace ? queue.requeue(items) : queue.enqueue(items));
+          result.requeued += pushed.filter(Boolean).length;
+          // A partition that did not answer the push: checked again next pass.
+          this.defer(items.filter((_, i) => pushed[i] === undefined).map((it) => it.id));
+          return true;
+        },
+        PUSH_TIMEOUT_MS,
+      );
       if (!go) return;
     }
   }

@@ -9,26 +9,17 @@ import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { DelayedLoader } from '../../services/worker/delayed-loader';
-import { createStack, silentLog, Stack, startApi } from '../support/stack';
+import { silentLog, stackWithApi } from '../support/stack';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi();
 
 it('a loader pass that read a task due soon does not index it again once it ran and ended before the push', async () => {
   // Due within the API's horizon: indexed in Redis at once, by due time.
-  const res = await fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', delay_ms: 60_000 }) });
+  const res = await fetch(`${fx.api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', delay_ms: 60_000 }) });
   expect(res.status).toBe(201);
   const { id } = (await res.json()) as { id: string };
-  const keys = stack.keysOf('default');
-  expect(await stack.inspect.hexists(keys.meta, id)).toBe(1);
+  const keys = fx.stack.keysOf('default');
+  expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(1);
   // The loader's read of the due tasks answers once the task has run and ended (well within the
   // pass's lock: no other loader takes over).
   let read: string[] = [];
@@ -37,7 +28,7 @@ it('a loader pass that read a task due soon does not index it again once it ran 
   let resume!: () => void;
   const gate = new Promise<void>((r) => (resume = r));
   const query = async (config: unknown, values?: unknown[]) => {
-    const r = await stack.pool.query(config as never, values as never);
+    const r = await fx.stack.pool.query(config as never, values as never);
     if ((config as { name?: string }).name?.startsWith('delayed-due-soon') && read.length === 0) {
       read = (r.rows as unknown as { id: string | null }[]).flatMap((x) => (x.id ? [x.id] : []));
       stalled();
@@ -45,9 +36,9 @@ it('a loader pass that read a task due soon does not index it again once it ran 
     }
     return r;
   };
-  const slow = new Proxy(stack.pool, { get: (target, prop, receiver) => (prop === 'query' ? query : Reflect.get(target, prop, receiver)) }) as Pool;
+  const slow = new Proxy(fx.stack.pool, { get: (target, prop, receiver) => (prop === 'query' ? query : Reflect.get(target, prop, receiver)) }) as Pool;
   const loader = new DelayedLoader(
-    { pool: slow, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) },
+    { pool: slow, queue: fx.stack.queue, metrics: workerMetrics(createRegistry('worker')) },
     { intervalMs: 10_000, horizonMs: 300_000, batch: 100, maxPages: 5, countEveryMs: 60_000 },
     silentLog,
   );
@@ -55,16 +46,16 @@ it('a loader pass that read a task due soon does not index it again once it ran 
   await stalledNow;
   expect(read).toEqual([id]);
   // Meanwhile it comes due (moved up here), a worker runs it, records its outcome and Redis forgets it.
-  await stack.inspect.zadd(keys.retries[2]!, 0, id);
-  await stack.queue.promoteDue(10);
-  const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  await fx.stack.inspect.zadd(keys.retries[2]!, 0, id);
+  await fx.stack.queue.promoteDue(10);
+  const [l] = await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
   expect(l!.message.id).toBe(id);
-  await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
-  await stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
-  expect(await stack.inspect.hexists(keys.meta, id)).toBe(0);
+  await recordOutcomes(fx.stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+  await fx.stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+  expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(0);
   // The pass goes on with what it read: it must not index the ended task again.
   resume();
   await pass;
-  expect(await stack.inspect.hexists(keys.meta, id)).toBe(0);
-  expect(await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
+  expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(0);
+  expect(await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
 }, 30_000);

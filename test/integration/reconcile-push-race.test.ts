@@ -10,32 +10,23 @@ import { createRegistry, workerMetrics } from '../../services/core/observability
 import type { TaskQueue } from '../../services/core/queue/queue';
 import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { Reconciler } from '../../services/worker/reconciler';
-import { createStack, silentLog, Stack, startApi, waitFor } from '../support/stack';
+import { silentLog, stackWithApi, waitFor } from '../support/stack';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  jest.restoreAllMocks();
-  await api.server.stop();
-  await stack.close();
-});
-const post = (body: unknown) => fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const fx = stackWithApi();
+afterAll(() => jest.restoreAllMocks());
+const post = (body: unknown) => fx.post('/tasks', body);
 
 it('a reconciler push of a task found missing does not index it again once another push indexed it and a worker ran and ended it meanwhile', async () => {
   // The first push is lost: the task is queued in Postgres only, and settled past the grace period.
-  const lost = jest.spyOn(stack.queue, 'enqueue').mockImplementationOnce(async (items) => items.map(() => false));
+  const lost = jest.spyOn(fx.stack.queue, 'enqueue').mockImplementationOnce(async (items) => items.map(() => false));
   const first = await post({ type: 'noop', idempotency_key: 'reconcile-race' });
   expect(first.status).toBe(201);
   const { id } = (await first.json()) as { id: string };
   expect(lost).toHaveBeenCalledTimes(1);
   lost.mockRestore();
-  await stack.pool.query(`UPDATE tasks SET updated_at = now() - interval '1 minute' WHERE id = $1`, [id]);
-  const keys = stack.keysOf('default');
-  expect(await stack.inspect.hexists(keys.meta, id)).toBe(0);
+  await fx.stack.pool.query(`UPDATE tasks SET updated_at = now() - interval '1 minute' WHERE id = $1`, [id]);
+  const keys = fx.stack.keysOf('default');
+  expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(0);
   // The reconciler found the task missing and read it unfinished again; its push waits (at the
   // lock renewal before it) until the task has been indexed by a replay and a worker has run it.
   let stalled!: () => void;
@@ -45,12 +36,12 @@ it('a reconciler push of a task found missing does not index it again once anoth
   let reread = false;
   let stall = true;
   const query = async (config: unknown, values?: unknown[]) => {
-    const r = await stack.pool.query(config as never, values as never);
+    const r = await fx.stack.pool.query(config as never, values as never);
     if (typeof config === 'string' && config.includes('octet_length(payload::text) AS bytes')) reread = true;
     return r;
   };
-  const slow = new Proxy(stack.pool, { get: (target, prop, receiver) => (prop === 'query' ? query : Reflect.get(target, prop, receiver)) }) as Pool;
-  const queue = stack.queue as TaskQueue;
+  const slow = new Proxy(fx.stack.pool, { get: (target, prop, receiver) => (prop === 'query' ? query : Reflect.get(target, prop, receiver)) }) as Pool;
+  const queue = fx.stack.queue as TaskQueue;
   const lock = queue.lock.bind(queue);
   jest.spyOn(queue, 'lock').mockImplementation(async (...args: Parameters<typeof lock>) => {
     const held = await lock(...args);
@@ -61,10 +52,10 @@ it('a reconciler push of a task found missing does not index it again once anoth
     }
     return held;
   });
-  const reconciler = new Reconciler({ pool: slow, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 10_000, graceMs: 1000, batchSize: 100 }, silentLog);
+  const reconciler = new Reconciler({ pool: slow, queue: fx.stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 10_000, graceMs: 1000, batchSize: 100 }, silentLog);
   const pass = reconciler.runOnce();
   await stalledNow;
-  const pushed = jest.spyOn(stack.queue, 'enqueue');
+  const pushed = jest.spyOn(fx.stack.queue, 'enqueue');
   const replay = await post({ type: 'noop', idempotency_key: 'reconcile-race' });
   expect(replay.status).toBe(200);
   // (The replay's push follows its answer.)
@@ -75,25 +66,25 @@ it('a reconciler push of a task found missing does not index it again once anoth
     };
     void check();
   });
-  expect(await stack.inspect.hexists(keys.meta, id)).toBe(1);
-  const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(1);
+  const [l] = await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
   expect(l!.message.id).toBe(id);
   // A worker runs it and writes its outcome: all the way (Redis forgets it), or until that write waits.
   const ran = (async () => {
-    await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
-    await stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+    await recordOutcomes(fx.stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+    await fx.stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
   })();
   await waitFor(
     async () =>
-      ((await stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await stack.inspect.hexists(keys.meta, id)) === 0) ||
-      (await stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
+      ((await fx.stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await fx.stack.inspect.hexists(keys.meta, id)) === 0) ||
+      (await fx.stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
     10_000,
     'the task to be run and forgotten, or its outcome write to wait',
   );
   resume();
   await pass;
   await ran;
-  expect((await stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount).toBe(1);
-  expect(await stack.inspect.hexists(keys.meta, id)).toBe(0);
-  expect(await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
+  expect((await fx.stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount).toBe(1);
+  expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(0);
+  expect(await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
 }, 30_000);

@@ -7,20 +7,11 @@
  */
 import type { TaskQueue } from '../../services/core/queue/queue';
 import { recordOutcomes } from '../../services/core/tasks/attempt-store';
-import { createStack, Stack, startApi, waitFor } from '../support/stack';
+import { stackWithApi, waitFor } from '../support/stack';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  jest.restoreAllMocks();
-  await api.server.stop();
-  await stack.close();
-});
-const post = (path: string, body: unknown = {}) => fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const fx = stackWithApi();
+afterAll(() => jest.restoreAllMocks());
+const post = fx.post;
 
 it('a retry whose push comes after a replay indexed the task and a worker ran and ended it does not index it again', async () => {
   const first = await post('/tasks', { type: 'noop', idempotency_key: 'retry-race' });
@@ -28,27 +19,27 @@ it('a retry whose push comes after a replay indexed the task and a worker ran an
   const { id } = (await first.json()) as { id: string };
   // Cancelled while waiting: no attempt.
   expect((await post(`/tasks/${id}/cancel`)).status).toBeLessThan(300);
-  expect((await stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [id])).rows[0].status).toBe('cancelled');
-  const keys = stack.keysOf('default');
-  const queue = stack.queue as TaskQueue;
+  expect((await fx.stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [id])).rows[0].status).toBe('cancelled');
+  const keys = fx.stack.keysOf('default');
+  const queue = fx.stack.queue as TaskQueue;
   const requeue = queue.requeue.bind(queue);
   let ran: Promise<void> | undefined;
   jest.spyOn(queue, 'requeue').mockImplementationOnce(async (items) => {
     // The retry has committed; before its push lands, a replay indexes the task and a worker runs it.
     const replay = await post('/tasks', { type: 'noop', idempotency_key: 'retry-race' });
     expect(replay.status).toBe(200);
-    await waitFor(async () => (await stack.inspect.hexists(keys.meta, id)) === 1, 10_000, 'the replay to index the task');
-    const [l] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    await waitFor(async () => (await fx.stack.inspect.hexists(keys.meta, id)) === 1, 10_000, 'the replay to index the task');
+    const [l] = await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
     expect(l!.message.id).toBe(id);
     ran = (async () => {
-      await recordOutcomes(stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
-      await stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+      await recordOutcomes(fx.stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
+      await fx.stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
     })();
     // Its outcome is written all the way (Redis forgets it), or until the write waits for a lock.
     await waitFor(
       async () =>
-        ((await stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await stack.inspect.hexists(keys.meta, id)) === 0) ||
-        (await stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
+        ((await fx.stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await fx.stack.inspect.hexists(keys.meta, id)) === 0) ||
+        (await fx.stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
       10_000,
       'the task to be run and forgotten, or its outcome write to wait',
     );
@@ -57,7 +48,7 @@ it('a retry whose push comes after a replay indexed the task and a worker ran an
   const retried = await post(`/tasks/${id}/retry`);
   expect(retried.status).toBe(200);
   await ran;
-  expect((await stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [id])).rows[0].status).toBe('succeeded');
-  expect(await stack.inspect.hexists(keys.meta, id)).toBe(0);
-  expect(await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
+  expect((await fx.stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [id])).rows[0].status).toBe('succeeded');
+  expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(0);
+  expect(await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
 }, 30_000);

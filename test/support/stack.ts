@@ -145,3 +145,33 @@ export async function scriptUsec(stack: Stack): Promise<number> {
   const infos = await Promise.all(nodes.map((n) => n.info('commandstats')));
   return infos.flatMap((i) => [...i.matchAll(/cmdstat_eval(?:sha)?:calls=\d+,usec=(\d+)/g)]).reduce((a, m) => a + Number(m[1]), 0);
 }
+
+/**
+ * A stack and an API on it for one test file: started before its tests and stopped after them
+ * (read `stack` and `api` inside a test, not at the file's top level), with a JSON POST to the API.
+ */
+export function stackWithApi(overrides: Partial<Record<SettingName, string | number>> = {}): {
+  readonly stack: Stack;
+  readonly api: Awaited<ReturnType<typeof startApi>>;
+  post(path: string, body?: unknown): Promise<Response>;
+} {
+  let stack: Stack | undefined;
+  let api: Awaited<ReturnType<typeof startApi>> | undefined;
+  beforeAll(async () => {
+    stack = await createStack(overrides);
+    api = await startApi(stack);
+  });
+  afterAll(async () => {
+    await api?.server.stop();
+    await stack?.close();
+  });
+  return {
+    get stack() {
+      return stack!;
+    },
+    get api() {
+      return api!;
+    },
+    post: (path, body = {}) => fetch(`${api!.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  };
+}

@@ -42,12 +42,3 @@ export async function retryingDeadlocks<T>(transaction: () => Promise<T>, attemp
     }
   }
 }
-
-/**
- * Before a push that holds share locks on the rows it pushes (a row read waiting, pushed while a
- * worker may run it): a lock held by someone else is waited for, then the row's status read again
- * (an outcome written meanwhile leaves it out), but not for longer than this. Skipping locked rows
- * instead left a task unpushed whenever a check that changes nothing (a retry of a task queued
- * already, the retention sweep) held its lock for a moment.
- */
-export const SHARE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'";

@@ -8,6 +8,7 @@ import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import type { DependencyGauge } from './metrics';
 import { close, listen } from '../process/lifecycle';
+import { withTimeout } from '../process/with-timeout';
 
 export interface MetricsServer {
   address: AddressInfo;
@@ -64,19 +65,3 @@ function reason(e: unknown): string {
   return err.message || err.code || String(e);
 }
 
-/** `p`, or a rejection once `ms` pass without its answer. */
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e as Error);
-      },
-    );
-  });
-}

@@ -8,7 +8,8 @@
 import type { Pool, PoolClient } from 'pg';
 import { textArray } from '../db/pg-arrays';
 import type { Logger } from '../observability/logger';
-import { inTransaction, retryingDeadlocks, SHARE_LOCK_TIMEOUT } from '../db/transaction';
+import { inTransaction, retryingDeadlocks } from '../db/transaction';
+import { pushUnderShareLocks } from '../db/share-locked-push';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
 import { stepsQueuedHere } from '../workflows/queued-here';
@@ -162,30 +163,19 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
   return { outcomes, reopened };
 }
 
-/** How long a retry's push may hold its share locks (see pushRetried). */
-const PUSH_TIMEOUT_MS = 2000;
-
 /**
  * Once the retry committed, another push may index a task (an idempotent replay's), and a worker
- * run and end it before this push lands: Redis has forgotten it then, and the push would index it
- * afresh, to run again. So the push holds a share lock on the tasks still waiting: a worker's
- * outcome write (which Redis forgetting follows) waits for it. A row locked already (an outcome or
- * a cancel being written) is waited for and read again (SHARE_LOCK_TIMEOUT).
+ * run and end it before this push lands: the push holds share locks on the tasks still waiting
+ * (pushUnderShareLocks).
  */
 async function pushRetried(pool: Pool, queue: TaskQueue, items: EnqueueItem[]): Promise<void> {
-  await inTransaction(pool, async (client) => {
-    await client.query(SHARE_LOCK_TIMEOUT);
-    const { rows } = await client.query<{ id: string }>(
-      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') ORDER BY id FOR SHARE`,
-      [items.map((it) => it.id)],
+  await pushUnderShareLocks(pool, 'pushing retried tasks', async (tx) => {
+    const still = await tx.lockStill(
+      items.map((it) => it.id),
+      `status IN ('queued', 'scheduled')`,
     );
-    const still = new Set(rows.map((r) => r.id));
     const push = items.filter((it) => still.has(it.id));
-    if (push.length === 0) return;
-    // Bounded: a stalled Redis must not hold the locks a worker's outcome batch waits for.
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`pushing retried tasks took over ${PUSH_TIMEOUT_MS} ms`)), PUSH_TIMEOUT_MS)));
-    await Promise.race([queue.requeue(push), late]).finally(() => clearTimeout(timer));
+    if (push.length > 0) await tx.bounded(queue.requeue(push));
   });
 }
 

@@ -138,7 +138,7 @@ export async function payloadSizes(pool: Pool, ids: string[]): Promise<Map<strin
  */
 export async function payloadTexts(pool: Pool | PoolClient, ids: string[], share = false): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
-  // `share`: the rows stay share-locked for the caller's transaction (a row locked already is left out).
+  // `share`: the rows stay share-locked for the caller's transaction (see pushUnderShareLocks).
   const { rows } = await pool.query<{ id: string; payload: string }>(
     `SELECT id, payload::text AS payload FROM tasks WHERE id = ANY($1::uuid[]) AND ${UNFINISHED_OR_SCHEDULED}${share ? ' ORDER BY id FOR SHARE' : ''}`,
     [ids],

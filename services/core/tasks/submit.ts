@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
 import { throttleFor } from '../observability/log-throttle';
-import { SHARE_LOCK_TIMEOUT } from '../db/transaction';
+import { pushUnderShareLocks } from '../db/share-locked-push';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
@@ -156,43 +156,23 @@ export async function indexStored(deps: SubmitDeps, outcomes: CreateOutcome[], r
   await Promise.all([created.length > 0 && pushStored(deps, created), replayed.length > 0 && pushReplayed(deps, replayed)]);
 }
 
-/** How long a replay's push may hold its share locks (see pushReplayed). */
-const REPLAY_PUSH_TIMEOUT_MS = 2000;
-
 /**
- * A replay read its task waiting, but a worker may have run it since (its start is recorded late),
- * written its outcome and made Redis forget it: pushed then, it would run a second time. So the
- * push holds a share lock on each task still waiting: a worker's outcome write (which Redis's
- * forgetting follows) waits for it, so Redis still knows a task being run and the push leaves it
- * alone. A row locked already is waited for (SHARE_LOCK_TIMEOUT) and read again (an outcome
- * written meanwhile leaves it out); past the timeout the reconciler backs up the push.
+ * A replay read its task waiting, but a worker may have run it since (its start is recorded late):
+ * the push holds share locks on the tasks still waiting and never started (pushUnderShareLocks).
+ * A push that failed or took too long is left to the reconciler.
  */
 async function pushReplayed(deps: SubmitDeps, items: EnqueueItem[]): Promise<void> {
-  let client;
   try {
-    client = await deps.pool.connect();
+    await pushUnderShareLocks(deps.pool, 'pushing replayed tasks', async (tx) => {
+      const still = await tx.lockStill(
+        items.map((it) => it.id),
+        `status IN ('queued', 'scheduled') AND attempts = 0`,
+      );
+      const push = items.filter((it) => still.has(it.id));
+      if (push.length > 0) await tx.bounded(deps.queue.enqueue(push));
+    });
   } catch (err) {
-    return logPushFailed(deps, err, items);
-  }
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await client.query('BEGIN');
-    await client.query(SHARE_LOCK_TIMEOUT);
-    const { rows } = await client.query<{ id: string }>(
-      `SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled') AND attempts = 0 ORDER BY id FOR SHARE`,
-      [items.map((it) => it.id)],
-    );
-    const still = new Set(rows.map((r) => r.id));
-    const push = items.filter((it) => still.has(it.id));
-    // Bounded: a stalled Redis must not hold the locks a worker's outcome batch waits for.
-    if (push.length > 0) await Promise.race([pushStored(deps, push), new Promise((r) => (timer = setTimeout(r, REPLAY_PUSH_TIMEOUT_MS)))]);
-    await client.query('COMMIT');
-    client.release();
-  } catch (err) {
-    client.release(true);
     logPushFailed(deps, err, items);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
