@@ -167,7 +167,7 @@ export function createApp(deps: AppDeps): ApiApp {
     }
   };
   /** Admits n tasks of a tenant under its limits (429 otherwise); nothing to do without limits. */
-  const admitTasks = async (tenant: string, n: number): Promise<Admitted | undefined> => deps.admission?.admit(tenant, n);
+  const admitTasks = async (tenant: string, n: number, indivisible = false): Promise<Admitted | undefined> => deps.admission?.admit(tenant, n, indivisible);
   /**
    * Gives back, once the tasks are stored (or not), what those not created took from the tenant's
    * quota: once, whether the work succeeds or fails (`createdOnFailure`: what a failed work made
@@ -190,8 +190,8 @@ export function createApp(deps: AppDeps): ApiApp {
   const replaysUnderLimits = async (err: unknown, reqs: SubmitRequest[]) =>
     err instanceof ProblemError && err.status === 429 ? replaysOf(deps.pool, reqs) : null;
   /** Admits n tasks, runs the work that creates or reopens them, and settles (request-admission.ts). */
-  const underLimits: UnderLimits = async (tenant, n, work, used, usedOnFailure) => {
-    const admitted = await admitTasks(tenant, n);
+  const underLimits: UnderLimits = async (tenant, n, work, used, usedOnFailure, indivisible) => {
+    const admitted = await admitTasks(tenant, n, indivisible);
     return { result: await settled(admitted, work(), used, usedOnFailure), headers: admitted?.headers ?? {} };
   };
   /** POST /tasks after its body was parsed: validate, create (or replay), count. */

@@ -107,6 +107,34 @@ describe('rate limit', () => {
     expect(await tasksOf('rlb')).toBe(3);
   });
 
+  it('a workflow larger than the burst is admitted on a full bucket and leaves it owing; one on a bucket not full waits', async () => {
+    await keyOf('rlw');
+    await setTenant(stack.pool, 'rlw', { rate_limit: 1, burst: 3 });
+    const steps = (n: number, name: string) => ({ name, tasks: Array.from({ length: n }, (_, i) => ({ key: `s${i}`, type: 'noop' })) });
+    const big = await post('rlw', steps(5, 'big'), '/workflows');
+    expect(big.status).toBe(201);
+    // The bucket owes 2: nothing passes until it has refilled past zero, and Retry-After says so.
+    const next = await post('rlw', { type: 'noop' });
+    expect(next.status).toBe(429);
+    expect(Number(next.headers.get('retry-after'))).toBeGreaterThanOrEqual(3);
+    const again = await post('rlw', steps(5, 'again'), '/workflows');
+    expect(again.status).toBe(429);
+    expect(((await again.json()) as { errors: { field: string }[] }).errors[0]!.field).toBe('rate_limit');
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(4);
+    expect(await tasksOf('rlw')).toBe(5);
+  });
+
+  it('more tasks than max_unfinished can never pass: 429 without Retry-After', async () => {
+    await keyOf('qw');
+    await setTenant(stack.pool, 'qw', { max_unfinished: 2 });
+    await trueUp.runOnce();
+    const res = await post('qw', { name: 'w', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop' }, { key: 'c', type: 'noop' }] }, '/workflows');
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBeNull();
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/can never be admitted/);
+    expect((await post('qw', { tasks: [{ type: 'noop' }, { type: 'noop' }] }, '/tasks/batch')).status).toBe(200);
+  });
+
   it("one tenant's limit does not touch another tenant", async () => {
     await keyOf('rl-noisy');
     await setTenant(stack.pool, 'rl-noisy', { rate_limit: 1, burst: 1 });

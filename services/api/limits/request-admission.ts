@@ -30,6 +30,8 @@ export interface Admitted {
  * Runs `work` with `n` tasks of `tenant` admitted under its limits (429 otherwise, and `work` is not
  * run), then gives back the places of those it did not make unfinished: `used` of its result, or
  * `usedOnFailure` (default none) when it fails. What routes that create or reopen tasks go through.
+ * `indivisible`: the n tasks cannot be sent apart (a workflow's steps): past the burst, they are
+ * admitted once the bucket is full (see admit.lua) rather than never.
  */
 export type UnderLimits = <T>(
   tenant: string,
@@ -37,6 +39,7 @@ export type UnderLimits = <T>(
   work: () => Promise<T>,
   used: (r: T) => number,
   usedOnFailure?: () => number,
+  indivisible?: boolean,
 ) => Promise<{ result: T; headers: Record<string, string> }>;
 
 const FREE: Admitted = { headers: {}, counted: 0, tenant: '' };
@@ -61,10 +64,10 @@ export class RequestAdmission {
   constructor(private readonly deps: RequestAdmissionDeps) {}
 
   /** Admits `n` tasks of `tenant`, or throws 429; synchronous for a tenant without limits (cached). */
-  admit(tenant: string, n: number): Admitted | Promise<Admitted> {
+  admit(tenant: string, n: number, indivisible = false): Admitted | Promise<Admitted> {
     const row = this.deps.cache.get(tenant);
-    if (row instanceof Promise) return row.then((r) => this.admitWith(tenant, n, r));
-    return this.admitWith(tenant, n, row);
+    if (row instanceof Promise) return row.then((r) => this.admitWith(tenant, n, r, indivisible));
+    return this.admitWith(tenant, n, row, indivisible);
   }
 
   /** Gives back what tasks that were not created took (replays, conflicts, failures). */
@@ -73,10 +76,10 @@ export class RequestAdmission {
     this.deps.admission.settle(a.tenant, a.reservation, Math.max(0, a.counted - created)).catch((err: unknown) => this.warn(err));
   }
 
-  private admitWith(tenant: string, n: number, row: TenantRow | undefined): Admitted | Promise<Admitted> {
+  private admitWith(tenant: string, n: number, row: TenantRow | undefined, indivisible: boolean): Admitted | Promise<Admitted> {
     const limits = effectiveLimits(row, this.deps.env);
     if (isUnlimited(limits)) return FREE;
-    return this.withinWait(tenant, n, this.deps.admission.admit(tenant, n, limits)).then(
+    return this.withinWait(tenant, n, this.deps.admission.admit(tenant, n, limits, indivisible)).then(
       (a) => this.answer(tenant, n, limits, a),
       (err: unknown) => {
         this.warn(err);
@@ -132,6 +135,8 @@ export class RequestAdmission {
         throw new ProblemError(429, 'Too many requests', `a request of ${n} tasks exceeds tenant ${tenant}'s burst of ${a.burst}; send at most ${a.burst} tasks per request`, [{ field: 'burst', message: `at most ${a.burst} tasks per request` }], headers);
       case 'quota':
         this.deps.metrics.quotaRefused.inc({ tenant: label, quota: 'max_unfinished' }, n);
+        // More than the cap can never pass: no Retry-After, so that a client does not wait for it.
+        if (n > l.maxUnfinished) throw new ProblemError(429, 'Quota exceeded', `a request of ${n} tasks exceeds tenant ${tenant}'s max_unfinished of ${l.maxUnfinished}; it can never be admitted`, [{ field: 'max_unfinished', message: `at most ${l.maxUnfinished} unfinished tasks` }], headers);
         throw new ProblemError(429, 'Quota exceeded', `tenant ${tenant} has ${a.unfinished} unfinished tasks; max_unfinished is ${l.maxUnfinished}`, [{ field: 'max_unfinished', message: `at most ${l.maxUnfinished} unfinished tasks` }], { ...headers, 'Retry-After': '1' });
     }
   }

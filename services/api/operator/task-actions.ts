@@ -74,7 +74,7 @@ export async function retryOne(deps: ActionDeps & { underLimits: UnderLimits }, 
   const cost = await retryCost(deps.pool, tenant, [id]);
   const retry = () => retryTasksCounted(deps, tenant, [id]);
   const used = (r: { outcomes: { kind: string }[]; reopened: number }) => r.outcomes.filter((o) => o.kind === 'retried').length + r.reopened;
-  const { result, headers } = cost > 0 ? await deps.underLimits(tenant, cost, retry, used) : { result: await retry(), headers: {} };
+  const { result, headers } = cost > 0 ? await deps.underLimits(tenant, cost, retry, used, undefined, true) : { result: await retry(), headers: {} };
   const [outcome] = result.outcomes;
   switch (outcome!.kind) {
     case 'missing':

@@ -33,7 +33,7 @@ export interface WorkflowRouteDeps {
    * Runs `work` once `n` tasks of `tenant` are admitted under its limits (429 otherwise), giving
    * back what `created` says was not used; the answer's RateLimit headers come with the result.
    */
-  underLimits<T>(tenant: string, n: number, work: () => Promise<T>, created: (r: T) => number): Promise<{ result: T; headers: Record<string, string> }>;
+  underLimits<T>(tenant: string, n: number, work: () => Promise<T>, created: (r: T) => number, onFailure?: () => number, indivisible?: boolean): Promise<{ result: T; headers: Record<string, string> }>;
 }
 
 const tenantOf = (res: Response): string => (res.locals.principal as Principal).tenant;
@@ -61,7 +61,7 @@ export function addWorkflowRoutes(app: Express, deps: WorkflowRouteDeps, kit: Ro
     const tenant = tenantOf(res);
     const { spec, idem } = validateWorkflowInput(parseBody(req), req.get('Idempotency-Key'), deps.defaultMaxRetries);
     const n = spec.steps.length;
-    const { result, headers } = await deps.underLimits(tenant, n, () => createWorkflow(deps, tenant, spec, idem), (r) => (r.kind === 'created' ? n : 0)).catch(async (err: unknown) => {
+    const { result, headers } = await deps.underLimits(tenant, n, () => createWorkflow(deps, tenant, spec, idem), (r) => (r.kind === 'created' ? n : 0), undefined, true).catch(async (err: unknown) => {
       // A replay takes no place: answered even when the tenant's limits refuse a new workflow.
       const prior = err instanceof ProblemError && err.status === 429 && idem ? await priorWorkflow(deps.pool, tenant, idem) : null;
       if (!prior) throw err;

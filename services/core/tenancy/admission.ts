@@ -85,10 +85,11 @@ export class TenantAdmission {
     return this.parts[partitionOf(tenant, this.parts.length)]!;
   }
 
-  async admit(tenant: string, n: number, l: TenantLimits): Promise<Admission> {
+  /** `indivisible`: n tasks that cannot be sent apart (see admit.lua): past the burst, admitted on a full bucket. */
+  async admit(tenant: string, n: number, l: TenantLimits, indivisible = false): Promise<Admission> {
     const k = this.keysOf(tenant);
     const id = randomBytes(9).toString('base64url');
-    const [ok, reason, a, b] = (await this.admitFn(5, k.buckets, k.admitted, k.base, k.admittedAtBase, k.inFlight, tenant, n, l.rate, l.burst, l.maxUnfinished, id, IN_FLIGHT_TTL_MS)) as [number, string, number, number];
+    const [ok, reason, a, b] = (await this.admitFn(5, k.buckets, k.admitted, k.base, k.admittedAtBase, k.inFlight, tenant, n, l.rate, l.burst, l.maxUnfinished, id, IN_FLIGHT_TTL_MS, indivisible ? '1' : '0')) as [number, string, number, number];
     if (ok === 1) return { admitted: true, tokensLeft: a, msUntilFull: b, reservation: l.maxUnfinished > 0 ? `${tenant} ${n} ${id}` : null };
     if (reason === 'rate') return { admitted: false, reason, tokens: a, retryAfterMs: b };
     if (reason === 'burst') return { admitted: false, reason, burst: a };

@@ -2,7 +2,10 @@
 -- a cap on unfinished tasks, checked and consumed together so any number of API replicas share them.
 -- KEYS: buckets (hash: <tenant>:t tokens, <tenant>:at ms), admitted (hash), unfinished base (hash),
 --       admitted at base (hash), in flight (zset: '<tenant> <n> <reservation>' scored by expiry ms)
--- ARGV: tenant, n, rate (per s, 0 = none), burst, maxUnfinished (0 = none), reservation id, reservation ttl ms
+-- ARGV: tenant, n, rate (per s, 0 = none), burst, maxUnfinished (0 = none), reservation id, reservation ttl ms,
+--       indivisible ('1': n tasks that cannot be sent apart, such as a workflow's steps)
+-- An indivisible request larger than the burst is admitted once the bucket is full, and leaves it
+-- owing (tokens below zero): the tenant's rate over time holds, and such a request can pass at all.
 -- Under a cap the admission is also recorded as in flight until its request settles (or the ttl
 -- passes): a true-up counts it, as Postgres may not hold its task yet (see admission.ts).
 -- Returns: { 1, '', tokensLeft, msUntilFull } admitted;
@@ -13,7 +16,11 @@ local tenant, n = ARGV[1], tonumber(ARGV[2])
 local rate, burst, maxUnfinished = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tokens = burst
 if rate > 0 then
-  if n > burst then return { 0, 'burst', burst, 0 } end
+  local need = n
+  if n > burst then
+    if ARGV[8] ~= '1' then return { 0, 'burst', burst, 0 } end
+    need = burst
+  end
   local st = redis.call('HMGET', KEYS[1], tenant .. ':t', tenant .. ':at')
   if st[1] then
     local at = tonumber(st[2])
@@ -25,7 +32,7 @@ if rate > 0 then
     end
     tokens = math.min(burst, tonumber(st[1]) + (now - at) * rate / 1000)
   end
-  if tokens < n then return { 0, 'rate', math.floor(tokens), math.ceil((n - tokens) * 1000 / rate) } end
+  if tokens < need then return { 0, 'rate', math.max(0, math.floor(tokens)), math.ceil((need - tokens) * 1000 / rate) } end
 end
 if maxUnfinished > 0 then
   -- Unfinished = Postgres's count at the last true-up + what was admitted since (see admission.ts).
@@ -40,6 +47,6 @@ end
 if rate > 0 then
   tokens = tokens - n
   redis.call('HSET', KEYS[1], tenant .. ':t', tostring(tokens), tenant .. ':at', now)
-  return { 1, '', math.floor(tokens), math.ceil((burst - tokens) * 1000 / rate) }
+  return { 1, '', math.max(0, math.floor(tokens)), math.ceil((burst - tokens) * 1000 / rate) }
 end
 return { 1, '', 0, 0 }
