@@ -16,6 +16,7 @@ import { UUID_PATTERN } from '../core/tasks/uuid';
 import { badRequest, conflict, isDependencyOutage, logRequestFailure, notFound, ProblemError, toProblem } from './problem';
 import { requestIdFor } from './request-id';
 import { Accepted, fastSubmit } from './fast-submit';
+import { refuseUnknownQuery } from './openapi/known-query';
 import { methodNotAllowed } from './method-not-allowed';
 import { apiReadiness, ReadinessCheck } from './readiness';
 import { canonicalJson, prefixFields, TaskInput, validateBatch, validateTaskInput } from './validation';
@@ -151,17 +152,20 @@ export function createApp(deps: AppDeps): ApiApp {
   /** Express middleware: res.locals.principal, or the refusal once the body was read and dropped. */
   const authorized = (scope: Scope) => (req: Request, res: Response, next: NextFunction) => {
     const refuse = (err: unknown) => afterBody(req, () => next(err));
+    const admitted = (principal: Principal) => {
+      res.locals.principal = principal;
+      try {
+        refuseUnknownQuery(req);
+      } catch (err) {
+        refuse(err);
+        return;
+      }
+      next();
+    };
     try {
       const p = authorize(req, scope, req.query.tenant);
-      if (p instanceof Promise) {
-        p.then((principal) => {
-          res.locals.principal = principal;
-          next();
-        }, refuse);
-      } else {
-        res.locals.principal = p;
-        next();
-      }
+      if (p instanceof Promise) p.then(admitted, refuse);
+      else admitted(p);
     } catch (err) {
       refuse(err);
     }

@@ -65,7 +65,9 @@ it('knows the schedule routes and their scopes', () => {
   expect(scopeOf('GET', '/schedules/nightly/trigger')).toBeNull();
   expect(authVerdict(spec('PATCH', '/schedules/x', as('alpha-r')))).toEqual({ tenant: null, refusals: [403] });
   expect(authVerdict(spec('GET', '/schedules/x?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [400] });
-  expect(authVerdict(spec('POST', '/schedules/x/trigger?tenant[]=a', as('alpha-w')))).toEqual({ tenant: 'alpha', refusals: [] });
+  // Every route with a scope refuses a query parameter it does not know.
+  expect(authVerdict(spec('POST', '/schedules/x/trigger?tenant[]=a', as('alpha-w')))).toEqual({ tenant: 'alpha', refusals: [400] });
+  expect(authVerdict(spec('POST', '/schedules/x/trigger?tenant=alpha', as('alpha-w')))).toEqual({ tenant: 'alpha', refusals: [] });
 });
 
 it('knows the workflow routes and their scopes', () => {
@@ -77,5 +79,6 @@ it('knows the workflow routes and their scopes', () => {
   expect(scopeOf('GET', '/workflows/abc/cancel')).toBeNull();
   expect(authVerdict(spec('POST', '/workflows', as('alpha-r')))).toEqual({ tenant: null, refusals: [403] });
   expect(authVerdict(spec('GET', '/workflows?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [400] });
-  expect(authVerdict(spec('GET', '/workflows/x?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [] });
+  expect(authVerdict(spec('GET', '/workflows/x?tenant[]=a', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [400] });
+  expect(authVerdict(spec('GET', '/workflows/x', as('alpha-r')))).toEqual({ tenant: 'alpha', refusals: [] });
 });

@@ -252,15 +252,17 @@ const SCHEDULE_GET_PARAMS = new Set([...Object.keys(ScheduleGetQuerySchema.prope
 const WORKFLOW_LIST_PARAMS = new Set([...Object.keys(WorkflowListQuerySchema.properties), 'tenant']);
 
 /** The parameters a GET route validates whole (any other is a 400 there), or null for routes that ignore what they do not know. */
-function validatedParams(s: Spec): Set<string> | null {
-  if (s.method !== 'GET' && s.method !== 'HEAD') return null;
+/** The query parameters a route with a scope knows: its own list's, else only `tenant`. */
+function validatedParams(s: Spec): Set<string> {
+  if (s.method !== 'GET' && s.method !== 'HEAD') return TENANT_ONLY;
   const p = s.path.split('?')[0]!.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').toLowerCase().replace(/(.)\/$/, '$1');
   if (p === '/tasks') return LIST_PARAMS;
   if (p === '/schedules') return SCHEDULE_LIST_PARAMS;
   if (/^\/schedules\/[^/]+$/.test(p)) return SCHEDULE_GET_PARAMS;
   if (p === '/workflows') return WORKFLOW_LIST_PARAMS;
-  return null;
+  return TENANT_ONLY;
 }
+const TENANT_ONLY = new Set(['tenant']);
 
 function unknownParams(s: Spec, known: Set<string>): boolean {
   const q = s.path.indexOf('?');
@@ -318,11 +320,9 @@ export function authVerdict(s: Spec): Verdict | null {
   if (!admin && !k.scopes.includes(scope)) return refuse([403]);
   // Named both ways, differently: the query decides, or the API refuses the ambiguity.
   if (query && header && query.value !== header.value) extra.push(400, 403);
-  // GET /tasks, GET /workflows and the schedule reads validate their whole query: a parameter they do not know
-  // (`tenant[]`, which the simple query parser keeps as its own key) is a 400 there, where other
-  // routes ignore it.
-  const validated = validatedParams(s);
-  if (validated && unknownParams(s, validated)) extra.push(400);
+  // Every route with a scope validates its whole query: a parameter it does not know (`tenant[]`,
+  // which the simple query parser keeps as its own key) is a 400.
+  if (unknownParams(s, validatedParams(s))) extra.push(400);
   return { tenant, refusals: uniq(extra) };
 }
 

@@ -162,7 +162,7 @@ describe('POST /tasks, beside the plain case', () => {
   });
 
   it('a query string takes the express route and answers the same', async () => {
-    const res = await fetch(`${api.url}/tasks?source=test`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
+    const res = await fetch(`${api.url}/tasks?tenant=default`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
     expect(res.status).toBe(201);
     expect(res.headers.get('location')).toMatch(/^\/tasks\/[0-9a-f-]{36}$/);
   });
