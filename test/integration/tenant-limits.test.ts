@@ -124,6 +124,24 @@ describe('rate limit', () => {
     expect(await tasksOf('rlw')).toBe(5);
   });
 
+  it("a step's retry that reopens more steps than the burst passes on a full bucket, alone or as a bulk retry of one", async () => {
+    await keyOf('rlr');
+    await setTenant(stack.pool, 'rlr', { rate_limit: 0 });
+    const made = (await (await post('rlr', { name: 'r', tasks: [{ key: 'a', type: 'wa' }, ...['b', 'c', 'd'].map((key) => ({ key, type: 'noop', depends_on: ['a'] }))] }, '/workflows')).json()) as { steps: { task_id: string }[] };
+    const a = made.steps[0]!.task_id;
+    const statusOfA = async () => (await stack.pool.query('SELECT status::text FROM tasks WHERE id = $1', [a])).rows[0].status as string;
+    expect((await post('rlr', {}, `/tasks/${a}/cancel`)).status).toBe(200);
+    await setTenant(stack.pool, 'rlr', { rate_limit: 10, burst: 2 });
+    // a and the three steps it reopens: four, past the burst of two.
+    expect((await post('rlr', {}, `/tasks/${a}/retry`)).status).toBe(200);
+    expect(await statusOfA()).toBe('queued');
+    expect((await post('rlr', {}, `/tasks/${a}/cancel`)).status).toBe(200);
+    await sleep(700);
+    const bulk = await post('rlr', { filter: { status: 'cancelled', type: 'wa' }, limit: 1 }, '/tasks/retry');
+    expect(bulk.status).toBe(200);
+    expect(await statusOfA()).toBe('queued');
+  });
+
   it('more tasks than max_unfinished can never pass: 429 without Retry-After', async () => {
     await keyOf('qw');
     await setTenant(stack.pool, 'qw', { max_unfinished: 2 });

@@ -191,7 +191,7 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
         description:
           'In committed batches, newest first, at most `limit` tasks and BULK_SCAN_ROWS rows read per call; while `has_more` is true, carry on with another call that sends `next_cursor` as `cursor` (a filter that matches few tasks may match none in one call and still have more). Following the cursor visits every matching task once, even while tasks are added. Each task changes at most once, even when calls race.' +
           (action === 'retry'
-            ? " A retry (not a dry run) is admitted under the tenant's limits like a batch submission: the tasks it matches, and the workflow steps downstream their retry would reopen, are admitted whole or refused whole (429, nothing changed); places of tasks it then did not change are given back. A call refused for its size (burst) or the quota succeeds with a smaller `limit`."
+            ? " A retry (not a dry run) is admitted under the tenant's limits like a batch submission: the tasks it matches, and the workflow steps downstream their retry would reopen, are admitted whole or refused whole (429, nothing changed); places of tasks it then did not change are given back. A call refused for its size (burst) or the quota succeeds with a smaller `limit`; a call that matches one task (with the steps its retry reopens) is admitted past the burst once the tenant's bucket is full, and leaves it owing."
             : ''),
         tag: 'operator',
         scope: 'tasks:write',

@@ -129,7 +129,8 @@ async function admittedRetry(deps: BulkDeps & { underLimits: UnderLimits }, tena
   // What the pages committed before a failure changed keeps its places; the rest are given back.
   const used = () => done.changed + done.reopened;
   let headers: Record<string, string> = {};
-  if (cost > 0) ({ headers } = await deps.underLimits(tenant, cost, retry, used, used));
+  // One task (and the steps it reopens) cannot be sent apart with a smaller `limit`.
+  if (cost > 0) ({ headers } = await deps.underLimits(tenant, cost, retry, used, used, scan.ids.length === 1));
   else await retry();
   return { ...scan, ...done, headers };
 }
