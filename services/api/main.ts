@@ -12,7 +12,7 @@ import { nextDueWork } from '../core/schedules/due-work';
 import { startMetricsServer } from '../core/observability/metrics-server';
 import { withTimeout } from '../core/process/with-timeout';
 import { createQueue } from '../core/queue/create-queue';
-import { assertLayout } from '../core/queue/partitions';
+import { assertLayout, layoutProblem } from '../core/queue/partitions';
 import { createApp } from './app';
 import { Authenticator } from './auth/authenticator';
 import { ensureBootstrapKey } from './auth/bootstrap-key';
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   evictionPolicyGauge(registry, () => withTimeout(readEvictionPolicy(redis), cfg.READINESS_TIMEOUT_MS), Math.max(cfg.METRICS_SAMPLE_MS, 30_000));
   if (!(await assertSchema(pool, bundledSchemaVersion()))) log.warn('could not read the schema version from Postgres (not checked)');
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
-  const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry });
+  const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry, layout: () => layoutProblem(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS) });
 
   const auth = new Authenticator(pool, { mode: cfg.AUTH_MODE, cacheMs: cfg.AUTH_CACHE_MS, log, onFailure: (reason) => metrics.authFailures.inc({ reason }) });
   if (cfg.AUTH_MODE === 'off') log.warn('AUTH_MODE=off: every request acts as the tenant "default" with every scope; do not expose this API');

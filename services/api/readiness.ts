@@ -1,7 +1,8 @@
 /**
  * The API's /readyz: ready while Postgres answers. While Redis is away the API still accepts tasks
  * into Postgres (the reconciler queues them later), so Redis is reported, and counted in
- * dependency_up, but does not make the API unready.
+ * dependency_up, but does not make the API unready. A queue repartitioned under a running API
+ * does (`layout`): it would index tasks into keys no worker reads.
  */
 import { Pool, type PoolClient } from 'pg';
 import type { Registry } from 'prom-client';
@@ -10,6 +11,7 @@ import { survivesLostConnections } from '../core/db/postgres';
 import type { Logger } from '../core/observability/logger';
 import { dependencyGauge, type DependencyGauge } from '../core/observability/metrics';
 import { runChecks } from '../core/observability/metrics-server';
+import { withTimeout } from '../core/process/with-timeout';
 
 export interface Readiness {
   ready: boolean;
@@ -27,13 +29,20 @@ export interface ReadinessOptions {
   timeoutMs: number;
   /** Where dependency_up is registered (and refreshed at scrape time). */
   registry?: Registry;
+  /** Why this process's REDIS_PARTITIONS no longer fits the queue (layoutProblem), else null. */
+  layout?: () => Promise<string | null>;
 }
 
 export function apiReadiness(o: ReadinessOptions): ReadinessCheck {
   let inflight: Promise<Readiness> | null = null;
   let up: DependencyGauge | undefined;
   const once = async (): Promise<Readiness> => {
-    const checks = await runChecks({ postgres: () => pingPostgres(o.pool, o.timeoutMs), redis: () => o.queue.ping() }, o.timeoutMs, up);
+    // The layout is not a dependency (no dependency_up): unreadable, it is not held against the API.
+    const [checks, layout] = await Promise.all([
+      runChecks({ postgres: () => pingPostgres(o.pool, o.timeoutMs), redis: () => o.queue.ping() }, o.timeoutMs, up),
+      o.layout ? withTimeout(o.layout(), o.timeoutMs).catch(() => null) : null,
+    ]);
+    if (layout) return { ready: false, checks: { ...checks, layout } };
     return { ready: checks.postgres === 'ok', checks };
   };
   // Probes, scrapes and clients asking at the same time share one check, so /readyz cannot queue

@@ -692,7 +692,7 @@ export interface components {
         Readiness: {
             /** @enum {string} */
             status: "ready" | "unavailable";
-            /** @description Each dependency (postgres, redis): 'ok' or why its check failed. Only Postgres decides readiness. */
+            /** @description Each dependency (postgres, redis): 'ok' or why its check failed. Postgres decides readiness; so does `layout`, present only when the queue in Redis was repartitioned (or is being) under this API, which must then be restarted with the new REDIS_PARTITIONS. */
             checks: {
                 [key: string]: string;
             };

@@ -13,6 +13,7 @@ import { RunningServer, startServer } from '../../services/api/server';
 import { createRedis } from '../../services/core/db/redis';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import { dependencyChecks, startMetricsServer } from '../../services/core/observability/metrics-server';
+import { layoutProblem } from '../../services/core/queue/partitions';
 import { RedisQueue } from '../../services/core/queue/redis-queue';
 import type { TaskQueue } from '../../services/core/queue/queue';
 import { freePort } from '../support/processes';
@@ -39,11 +40,11 @@ interface Api {
 }
 
 /** An API as main.ts builds it: /readyz on a one-connection pool of its own to `readinessUrl`. */
-async function startApi(opts: { queue?: TaskQueue; readinessUrl?: string } = {}): Promise<Api> {
+async function startApi(opts: { queue?: TaskQueue; readinessUrl?: string; layout?: () => Promise<string | null> } = {}): Promise<Api> {
   const registry = createRegistry('api');
   const readinessPool = createReadinessPool(opts.readinessUrl ?? stack.dbUrl, TIMEOUT_MS, silentLog);
   const queue = opts.queue ?? stack.queue;
-  const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: stack.cfg.READINESS_TIMEOUT_MS, registry });
+  const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: stack.cfg.READINESS_TIMEOUT_MS, registry, layout: opts.layout });
   const app = createApp({ pool: stack.pool, queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000, readiness });
   const server: RunningServer = await startServer(app, '127.0.0.1:0');
   return {
@@ -189,4 +190,28 @@ describe("the worker's /readyz (metrics server)", () => {
       await metrics.close();
       }
   });
+});
+
+it('is unready while the queue is repartitioned under it, or laid out in another count, naming why', async () => {
+  const { REDIS_KEY_PREFIX: prefix, REDIS_PARTITIONS: partitions } = stack.cfg;
+  const api = await startApi({ layout: () => layoutProblem(stack.redis, prefix, partitions) });
+  try {
+    expect((await readyz(api.url)).status).toBe(200);
+    await stack.redis.hset(`{${prefix}}:repartition`, 'from', String(partitions), 'to', String(partitions + 2), 'phase', 'copy');
+    let r = await readyz(api.url);
+    expect([r.status, r.body.status]).toEqual([503, 'unavailable']);
+    expect(r.body.checks.layout).toMatch(/being repartitioned from \d+ to \d+/);
+    await stack.redis.del(`{${prefix}}:repartition`);
+    await stack.redis.set(`{${prefix}}:layout`, String(partitions + 2));
+    r = await readyz(api.url);
+    expect(r.status).toBe(503);
+    expect(r.body.checks.layout).toMatch(new RegExp(`REDIS_PARTITIONS=${partitions}, but .* laid out in ${partitions + 2}`));
+    // Not a dependency: dependency_up does not count it.
+    expect(Object.keys(await dependencyUp(api.registry)).sort()).toEqual(['postgres', 'redis']);
+    await stack.redis.set(`{${prefix}}:layout`, String(partitions));
+    expect((await readyz(api.url)).status).toBe(200);
+  } finally {
+    await stack.redis.del(`{${prefix}}:layout`, `{${prefix}}:repartition`).catch(() => undefined);
+    await api.stop();
+  }
 });

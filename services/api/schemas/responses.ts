@@ -113,7 +113,7 @@ export const ReadinessSchema = Type.Object(
     checks: Type.Unsafe<Record<string, string>>({
       type: 'object',
       additionalProperties: { type: 'string' },
-      description: "Each dependency (postgres, redis): 'ok' or why its check failed. Only Postgres decides readiness.",
+      description: "Each dependency (postgres, redis): 'ok' or why its check failed. Postgres decides readiness; so does `layout`, present only when the queue in Redis was repartitioned (or is being) under this API, which must then be restarted with the new REDIS_PARTITIONS.",
     }),
   },
   { additionalProperties: false },

@@ -69,23 +69,45 @@ async function claimLayout(redis: Redis | Cluster, prefix: string, partitions: n
  * could not be read (the caller carries on: an API accepts into Postgres while Redis is away).
  */
 export async function assertLayout(redis: Redis | Cluster, prefix: string, partitions: number): Promise<boolean> {
-  // A repartition that stopped midway is finished by running it again, which resumes from the old
-  // layout's keys as it left them: a process running meanwhile (with either count) would change
-  // them under it, and the rerun would skip or copy again what moved (tasks run twice).
-  const pending = await redis.hmget(`{${prefix}}:repartition`, 'from', 'to').catch(() => null);
-  if (pending && pending[0] !== null) {
-    throw new Error(
-      `the queue in Redis (prefix ${prefix}) is being repartitioned from ${pending[0]} to ${pending[1]} partition(s), and that run has not finished: ` +
-        `run "task-scheduler repartition --to ${pending[1]}" again to finish it, then start every api and worker with REDIS_PARTITIONS=${pending[1]} (docs/redis-cluster.md §3.7)`,
-    );
-  }
+  const pending = await pendingRepartition(redis, prefix);
+  if (pending) throw new Error(pendingMessage(prefix, pending));
   const recorded = await claimLayout(redis, prefix, partitions);
   if (recorded === null) return false;
-  if (recorded !== partitions) {
-    throw new Error(
-      `REDIS_PARTITIONS=${partitions}, but the queue in Redis (prefix ${prefix}) is laid out in ${recorded} partition(s): ` +
-        `run every api and worker with REDIS_PARTITIONS=${recorded}, or stop them all and run "task-scheduler repartition --to ${partitions}" (docs/redis-cluster.md §3.7)`,
-    );
-  }
+  if (recorded !== partitions) throw new Error(mismatchMessage(prefix, partitions, recorded));
   return true;
+}
+
+/**
+ * What stops a running process from using the queue now (a repartition begun, or another layout
+ * recorded since it started), else null; null too when Redis would not say. For readiness: an api
+ * left running through a repartition is taken out of rotation rather than indexing into old keys.
+ */
+export async function layoutProblem(redis: Redis | Cluster, prefix: string, partitions: number): Promise<string | null> {
+  const pending = await pendingRepartition(redis, prefix);
+  if (pending) return pendingMessage(prefix, pending);
+  const recorded = await redis.get(`{${prefix}}:layout`).catch(() => null);
+  return recorded !== null && Number(recorded) !== partitions ? mismatchMessage(prefix, partitions, Number(recorded)) : null;
+}
+
+// A repartition that stopped midway is finished by running it again, which resumes from the old
+// layout's keys as it left them: a process running meanwhile (with either count) would change
+// them under it, and the rerun would skip or copy again what moved (tasks run twice).
+async function pendingRepartition(redis: Redis | Cluster, prefix: string): Promise<{ from: string; to: string | null } | null> {
+  const pending = await redis.hmget(`{${prefix}}:repartition`, 'from', 'to').catch(() => null);
+  const [from, to] = pending ?? [];
+  return typeof from === 'string' ? { from, to: to ?? null } : null;
+}
+
+function pendingMessage(prefix: string, p: { from: string; to: string | null }): string {
+  return (
+    `the queue in Redis (prefix ${prefix}) is being repartitioned from ${p.from} to ${p.to} partition(s), and that run has not finished: ` +
+    `run "task-scheduler repartition --to ${p.to}" again to finish it, then start every api and worker with REDIS_PARTITIONS=${p.to} (docs/redis-cluster.md §3.7)`
+  );
+}
+
+function mismatchMessage(prefix: string, partitions: number, recorded: number): string {
+  return (
+    `REDIS_PARTITIONS=${partitions}, but the queue in Redis (prefix ${prefix}) is laid out in ${recorded} partition(s): ` +
+    `run every api and worker with REDIS_PARTITIONS=${recorded}, or stop them all and run "task-scheduler repartition --to ${partitions}" (docs/redis-cluster.md §3.7)`
+  );
 }
