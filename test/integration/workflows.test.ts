@@ -7,7 +7,7 @@
 import type { TaskContext } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import { cancelTasks } from '../../services/core/operator/cancel-tasks';
-import { recordOutcomes } from '../../services/core/tasks/attempt-store';
+import { markRunning, recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { WorkflowStats } from '../../services/worker/workflow-stats';
@@ -15,6 +15,7 @@ import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workf
 import { cancelWorkflow, createWorkflow, getWorkflow } from '../../services/core/workflows/workflow-store';
 import { stopAfterFailedSteps, stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
 import { Reaper } from '../../services/worker/reaper';
+import { Reconciler } from '../../services/worker/reconciler';
 import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
 
 const TENANT = 'default';
@@ -491,6 +492,28 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     // The resumed ones run on: nothing of theirs was stopped.
     const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'retrying'`, [as]);
     expect(rows[0]!.n).toBe(100);
+  });
+
+  it('a step running when its workflow stopped, whose lease Redis then lost, is not queued again by the reconciler', async () => {
+    await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('r', [], { priority: 'critical', max_retries: 3 }), step('a', [], { priority: 'high' }), step('q')]);
+    const [r, a] = wf.steps.map((s) => s.task_id);
+    // r runs (its start recorded); a dies and the workflow stops: q is cancelled, r runs on.
+    const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    expect(lease!.message.id).toBe(r);
+    expect((await markRunning(stack.pool, [{ id: r!, token: lease!.token, attempt: lease!.attempt }])).started.has(r!)).toBe(true);
+    expect(await leasedAndDead()).toBe(a);
+    expect(await stopAfterFailedSteps(deps, [a!])).toBe(1);
+    // Redis loses its data, r's lease with it: the reconciler counts r's attempt as lost.
+    await stack.flushRedis();
+    const reconciler = new Reconciler({ ...deps, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
+    expect(await reconciler.runOnce()).toMatchObject({ leader: true, vanishedLeases: 1 });
+    // Its workflow has stopped: r is stopped too, not queued for a worker to start again.
+    expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
+    const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
+    expect(byKey(w).get('r')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0, failed: 3 });
   });
 
   it('a step whose worker died while its workflow stopped is not queued again by the reaper', async () => {
