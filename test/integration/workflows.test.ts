@@ -648,6 +648,40 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect((await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w1' })).map((l) => l.message.id)).not.toContain(a);
   });
 
+  it('a step an operator retried after a failure committed runs, although the retry began before that failure took the workflow’s lock', async () => {
+    await setUpWithoutWorkers();
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('a'), step('f'), step('q')]);
+    const [a, f] = wf.steps.map((x) => x.task_id);
+    // a died earlier (its writer's stop did not run).
+    await stack.pool.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [a]);
+    const failing = await stack.pool.connect();
+    let retry: Promise<unknown> | undefined;
+    try {
+      // f's writer holds the workflow's lock (a worker's batch with a failure takes it first) …
+      await failing.query('BEGIN');
+      await failing.query('SELECT workflow_lock($1)', [wf.workflow.id]);
+      // … an operator's retry of a writes a's row and waits for that lock …
+      retry = retryTasks({ ...deps, log: silentLog }, TENANT, [a!]);
+      await waitFor(async () => {
+        const { rows } = await stack.pool.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
+        return rows.length > 0 ? true : null;
+      }, 5_000, 'the retry waiting for the workflow’s lock');
+      // … f dies and commits first; the retry commits after it.
+      await failing.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [f]);
+      await failing.query('COMMIT');
+    } finally {
+      failing.release();
+    }
+    expect(await retry).toEqual([{ kind: 'retried', from: 'dead' }]);
+    // The retry came after the failure: a runs; the stop takes only q.
+    expect(await stopAfterFailedSteps(deps, [f!])).toBe(1);
+    const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+    expect(w.get('a')).toMatchObject({ status: 'queued', cancelled_by: null });
+    expect(w.get('q')).toMatchObject({ status: 'cancelled', cancelled_by: 'f' });
+    expect(await stopFailedWorkflows(deps)).toBe(0);
+  });
+
   it('an operator cancelling a queued step stops the rest at once', async () => {
     await setUpWithoutWorkers();
     const wf = await submit([step('a'), step('b'), step('c', ['a'])]);
