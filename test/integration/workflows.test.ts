@@ -471,27 +471,27 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
   it('the sweep skips a workflow its user cancelled and a retry resumed (no failure stands), so such workflows do not crowd out one that must stop', async () => {
     await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
     const deps = { pool: stack.pool, queue: stack.queue };
-    // As many resumed workflows as one sweep takes: b stays cancelled with its workflow (failed 1),
-    // and a, retried, failed once and waits for its next attempt.
+    // As many resumed workflows as one sweep takes (10 here): b stays cancelled with its workflow
+    // (failed 1), and a, retried, failed once and waits for its next attempt.
     const resumed = [];
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 10; i++) {
       const wf = await submit([step('a', [], { max_retries: 3 }), step('b')]);
       expect(await cancelWorkflow(deps, TENANT, wf.workflow.id)).toMatchObject({ kind: 'cancelled', cancelled: 2 });
       resumed.push(wf);
     }
     const as = resumed.map((wf) => wf.steps[0]!.task_id);
     expect((await retryTasks({ ...deps, log: silentLog }, TENANT, as)).every((o) => o.kind === 'retried')).toBe(true);
-    const leases = await stack.queue.lease({ max: 100, visibilityMs: 60_000, owner: 'w1' });
+    const leases = await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w1' });
     expect(leases.map((l) => l.message.id).sort()).toEqual([...as].sort());
     await recordOutcomes(stack.pool, leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'once', dead: false, delayMs: 3_600_000, step: true })));
     // Then a workflow whose failure's writer died before its stop.
     const wf = await submit([step('f', [], { priority: 'critical' }), step('q')]);
     expect(await leasedAndDead()).toBe(wf.steps[0]!.task_id);
-    expect(await stopFailedWorkflows(deps)).toBe(1);
+    expect(await stopFailedWorkflows(deps, 10)).toBe(1);
     expect(byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('q')).toMatchObject({ status: 'cancelled', cancelled_by: 'f' });
     // The resumed ones run on: nothing of theirs was stopped.
     const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'retrying'`, [as]);
-    expect(rows[0]!.n).toBe(100);
+    expect(rows[0]!.n).toBe(10);
   });
 
   it('a step running when its workflow stopped, whose lease Redis then lost, is not queued again by the reconciler', async () => {
