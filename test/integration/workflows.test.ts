@@ -737,6 +737,25 @@ it('cancelling a workflow cancels its waiting steps at once and stops its runnin
   expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, 'other-tenant', wf.workflow.id)).toEqual({ kind: 'missing' });
 });
 
+it('cancelling a workflow again while its running step stops changes nothing: it keeps when it was cancelled', async () => {
+  await setUpWithoutWorkers();
+  const wf = await submit([step('slow'), step('next', ['slow'])]);
+  // slow runs (its worker slow to stop: the test holds the lease).
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  expect((await markRunning(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt }])).started.size).toBe(1);
+  const first = await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id);
+  expect(first).toMatchObject({ kind: 'cancelled', cancelled: 1, cancelling: 1, workflow: { status: 'running' } });
+  await new Promise((r) => setTimeout(r, 20));
+  // Sent again (a client that lost the answer, or told to by a 503 part way).
+  const again = await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id);
+  expect(again).toMatchObject({ kind: 'cancelled', cancelled: 0, cancelling: 0 });
+  const at = (o: typeof first) => (o.kind === 'cancelled' ? o.workflow.cancel_requested_at : null);
+  expect(at(again)).toEqual(at(first));
+  expect(again.kind === 'cancelled' && first.kind === 'cancelled' && again.workflow.updated_at).toEqual(first.kind === 'cancelled' && first.workflow.updated_at);
+  await recordOutcomes(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'aborted', dead: false, delayMs: 0, step: true }]);
+  expect((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!.workflow).toMatchObject({ status: 'cancelled', cancel_requested_at: at(first) });
+});
+
 it('a cancel that finds the workflow running, while its last step succeeds, leaves it succeeded (409, not a cancelled success)', async () => {
   await setUpWithoutWorkers();
   const wf = await submit([step('only')]);
