@@ -17,7 +17,7 @@ import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff'
 import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
 import { wallClockAt } from './clock';
 import type { Completer } from './completer';
-import type { ParentResults } from './parent-results';
+import { type ParentResults, ParentResultsTooLarge } from './parent-results';
 import { CancelledError, LeaseLostError, ShutdownError, TaskTimeoutError } from './errors';
 import type { Handler, HandlerRegistry, TaskContext } from './handlers';
 
@@ -409,7 +409,7 @@ export class Processor {
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
       // A workflow step's handler gets the results of the steps it depends on.
-      const parents = msg.stepKey === undefined ? undefined : (this.deps.parentResults.inline(msg.parents) ?? (await attempt.race<Record<string, unknown>>(this.deps.parentResults.load(msg.id))));
+      const parents = msg.stepKey === undefined ? undefined : (this.deps.parentResults.inline(msg.parents) ?? (await this.parentsOf(attempt, msg.id)));
       const value = await attempt.race(handler(new AttemptContext(attempt, parents)));
       // Most handlers return nothing: no serialization for them.
       if (value !== undefined && value !== null) result = resultJson(value);
@@ -439,6 +439,24 @@ export class Processor {
     };
     const outcome = this.writeOutcome(attempt, typeLabel, durationMs, error, handler, { result, failure }).then(written, written);
     this.outcomes.add(outcome);
+  }
+
+  /**
+   * A step's parents as read from Postgres. A read that fails (Postgres away a moment: a lost
+   * connection, a failover) is tried again for as long as the attempt runs, its timeout bounding
+   * it: failed, the attempt was charged to the step although its handler never ran, and a step
+   * without retries left ended dead, cancelling what depends on it.
+   */
+  private async parentsOf(attempt: Running, id: string): Promise<Record<string, unknown>> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await attempt.race(this.deps.parentResults.load(id));
+      } catch (err) {
+        if (attempt.aborted || err instanceof ParentResultsTooLarge) throw err;
+        this.deps.log.warn({ err, taskId: id, retryInMs: delay }, 'reading a step’s parent results failed; trying again');
+        await attempt.race(new Promise((r) => setTimeout(r, delay)));
+      }
+    }
   }
 
   /** Hands a settled attempt's outcome to the completer; the attempt stays in `running` (its lease heartbeated) until it is written. */

@@ -17,6 +17,7 @@ import { maxAttempts } from '../core/tasks/backoff';
 import { ExpiredStatus, recordExpired } from '../core/tasks/attempt-store';
 import { Cursor, finishCancelled, settledByIds, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 import { CANCEL_REASON } from '../core/operator/cancel-tasks';
+import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
 
 const MAX_PAGES_PER_PASS = 100;
 const BUSY_PAGES_PER_PASS = 10;
@@ -185,10 +186,22 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
     );
     result.vanishedLeases += expired.size;
     this.countLost(running.filter((t) => expired.has(t.id)).map((t) => ({ task: t, status: expired.get(t.id)! })));
+    // A lost attempt is a failure, as the reaper's are: steps whose workflow stopped (a step of it
+    // failed while they ran) are stopped before they are queued again, or a worker could start one.
+    // (Steps cancelled just above stop theirs too.)
+    await this.stopWorkflows(unknown.filter((t) => t.step_key !== null && (expired.has(t.id) || cancelled.has(t.id))).map((t) => t.id));
     // A running task whose fenced write did not apply got an outcome meanwhile: leave it alone; one
     // it ended (dead, or cancelled as an operator asked) stays out of Redis.
     const toIndex = missing.filter((t) => (t.status === 'running' ? expired.get(t.id) === 'queued' : true));
     await this.requeue(toIndex, result);
+  }
+
+  /** Stops the workflows of `stepIds` where the policy says so; a miss is the workers' sweep's to repair. */
+  private async stopWorkflows(stepIds: string[]): Promise<void> {
+    if (stepIds.length === 0) return;
+    await stopAfterFailedSteps(this.deps, stepIds).catch((err: unknown) =>
+      this.log.warn({ err, taskIds: stepIds.slice(0, 10) }, 'stopping the workflows of steps whose leases vanished failed; the sweep will stop them'),
+    );
   }
 
   private defer(ids: string[]): void {

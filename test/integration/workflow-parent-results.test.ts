@@ -154,3 +154,45 @@ it('WORKFLOW_PARENT_RESULTS_MAX_BYTES below the inline limit holds for steps rel
   expect(sink.status).toBe('dead');
   expect(sink.last_error).toMatch(/WORKFLOW_PARENT_RESULTS_MAX_BYTES \(2048\)/);
 });
+
+it('a read of the parents that fails (its connection lost) is tried again, not charged to the step as a failed attempt', async () => {
+  // A bound below the inline limit: the step's parents are read from Postgres when it starts.
+  stack = await createStack({ POLL_INTERVAL_MS: 50, WORKFLOW_PARENT_RESULTS_MAX_BYTES: 2048 });
+  const wf = await submit([step('a'), step('sink', ['a'], 'gather')]);
+  // a succeeds (written as its worker would), which queues sink.
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w0' });
+  expect(lease!.message.stepKey).toBe('a');
+  const written = await recordOutcomes(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt, workerId: 'w0', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0, result: '{"a":1}', step: true }]);
+  await stack.queue.finish([{ id: lease!.message.id, token: lease!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+  await stack.queue.enqueue(written.released);
+  // The read of sink's parents waits behind a lock, and its connection is then lost.
+  const blocker = await stack.pool.connect();
+  let got: Record<string, unknown> | undefined;
+  try {
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE workflow_edges IN ACCESS EXCLUSIVE MODE');
+    ({ worker } = startWorker(stack, {
+      handlers: {
+        gather: async (ctx: TaskContext) => {
+          got = ctx.parents;
+          return null;
+        },
+      },
+    }));
+    const pid = await waitFor(async () => {
+      const { rows } = await stack.pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%unnest($1::uuid[]) c(child)%'`);
+      return rows[0]?.pid ?? null;
+    }, 10_000, 'the parents’ read waiting');
+    await stack.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    await blocker.query('ROLLBACK');
+    blocker.release();
+  }
+  const w = await waitFor(async () => {
+    const w = await getWorkflow(stack.pool, TENANT, wf.workflow.id);
+    return w && w.workflow.status !== 'running' ? w : null;
+  }, 30_000, 'the workflow to finish');
+  expect(w.steps.find((s) => s.key === 'sink')).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect(got).toEqual({ a: { a: 1 } });
+});

@@ -7,7 +7,7 @@
 import type { TaskContext } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import { cancelTasks } from '../../services/core/operator/cancel-tasks';
-import { recordOutcomes } from '../../services/core/tasks/attempt-store';
+import { markRunning, recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { retryTasks } from '../../services/core/operator/retry-tasks';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { WorkflowStats } from '../../services/worker/workflow-stats';
@@ -15,6 +15,7 @@ import type { StepSpec, WorkflowSpec } from '../../services/core/workflows/workf
 import { cancelWorkflow, createWorkflow, getWorkflow } from '../../services/core/workflows/workflow-store';
 import { stopAfterFailedSteps, stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
 import { Reaper } from '../../services/worker/reaper';
+import { Reconciler } from '../../services/worker/reconciler';
 import { createStack, silentLog, Stack, startWorker, waitFor } from '../support/stack';
 
 const TENANT = 'default';
@@ -467,6 +468,54 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect(await stopFailedWorkflows(deps)).toBe(0);
   });
 
+  it('the sweep skips a workflow its user cancelled and a retry resumed (no failure stands), so such workflows do not crowd out one that must stop', async () => {
+    await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
+    const deps = { pool: stack.pool, queue: stack.queue };
+    // As many resumed workflows as one sweep takes (10 here): b stays cancelled with its workflow
+    // (failed 1), and a, retried, failed once and waits for its next attempt.
+    const resumed = [];
+    for (let i = 0; i < 10; i++) {
+      const wf = await submit([step('a', [], { max_retries: 3 }), step('b')]);
+      expect(await cancelWorkflow(deps, TENANT, wf.workflow.id)).toMatchObject({ kind: 'cancelled', cancelled: 2 });
+      resumed.push(wf);
+    }
+    const as = resumed.map((wf) => wf.steps[0]!.task_id);
+    expect((await retryTasks({ ...deps, log: silentLog }, TENANT, as)).every((o) => o.kind === 'retried')).toBe(true);
+    const leases = await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w1' });
+    expect(leases.map((l) => l.message.id).sort()).toEqual([...as].sort());
+    await recordOutcomes(stack.pool, leases.map((l) => ({ id: l.message.id, token: l.token, attempt: l.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'once', dead: false, delayMs: 3_600_000, step: true })));
+    // Then a workflow whose failure's writer died before its stop.
+    const wf = await submit([step('f', [], { priority: 'critical' }), step('q')]);
+    expect(await leasedAndDead()).toBe(wf.steps[0]!.task_id);
+    expect(await stopFailedWorkflows(deps, 10)).toBe(1);
+    expect(byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!).get('q')).toMatchObject({ status: 'cancelled', cancelled_by: 'f' });
+    // The resumed ones run on: nothing of theirs was stopped.
+    const { rows } = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'retrying'`, [as]);
+    expect(rows[0]!.n).toBe(10);
+  });
+
+  it('a step running when its workflow stopped, whose lease Redis then lost, is not queued again by the reconciler', async () => {
+    await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('r', [], { priority: 'critical', max_retries: 3 }), step('a', [], { priority: 'high' }), step('q')]);
+    const [r, a] = wf.steps.map((s) => s.task_id);
+    // r runs (its start recorded); a dies and the workflow stops: q is cancelled, r runs on.
+    const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+    expect(lease!.message.id).toBe(r);
+    expect((await markRunning(stack.pool, [{ id: r!, token: lease!.token, attempt: lease!.attempt }])).started.has(r!)).toBe(true);
+    expect(await leasedAndDead()).toBe(a);
+    expect(await stopAfterFailedSteps(deps, [a!])).toBe(1);
+    // Redis loses its data, r's lease with it: the reconciler counts r's attempt as lost.
+    await stack.flushRedis();
+    const reconciler = new Reconciler({ ...deps, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
+    expect(await reconciler.runOnce()).toMatchObject({ leader: true, vanishedLeases: 1 });
+    // Its workflow has stopped: r is stopped too, not queued for a worker to start again.
+    expect(await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w2' })).toEqual([]);
+    const w = (await getWorkflow(stack.pool, TENANT, wf.workflow.id))!;
+    expect(byKey(w).get('r')).toMatchObject({ status: 'cancelled', cancelled_by: 'a' });
+    expect(w.workflow).toMatchObject({ status: 'failed', unfinished: 0, failed: 3 });
+  });
+
   it('a step whose worker died while its workflow stopped is not queued again by the reaper', async () => {
     await setUpWithoutWorkers({ QUEUE_STRATEGY: 'strict' });
     const deps = { pool: stack.pool, queue: stack.queue };
@@ -599,6 +648,40 @@ describe('cancel_dependents stops the workflow: steps queued in Redis when a ste
     expect((await stack.queue.lease({ max: 10, visibilityMs: 60_000, owner: 'w1' })).map((l) => l.message.id)).not.toContain(a);
   });
 
+  it('a step an operator retried after a failure committed runs, although the retry began before that failure took the workflow’s lock', async () => {
+    await setUpWithoutWorkers();
+    const deps = { pool: stack.pool, queue: stack.queue };
+    const wf = await submit([step('a'), step('f'), step('q')]);
+    const [a, f] = wf.steps.map((x) => x.task_id);
+    // a died earlier (its writer's stop did not run).
+    await stack.pool.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [a]);
+    const failing = await stack.pool.connect();
+    let retry: Promise<unknown> | undefined;
+    try {
+      // f's writer holds the workflow's lock (a worker's batch with a failure takes it first) …
+      await failing.query('BEGIN');
+      await failing.query('SELECT workflow_lock($1)', [wf.workflow.id]);
+      // … an operator's retry of a writes a's row and waits for that lock …
+      retry = retryTasks({ ...deps, log: silentLog }, TENANT, [a!]);
+      await waitFor(async () => {
+        const { rows } = await stack.pool.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
+        return rows.length > 0 ? true : null;
+      }, 5_000, 'the retry waiting for the workflow’s lock');
+      // … f dies and commits first; the retry commits after it.
+      await failing.query(`UPDATE tasks SET status = 'dead', finished_at = now(), last_error = 'planned', updated_at = now() WHERE id = $1`, [f]);
+      await failing.query('COMMIT');
+    } finally {
+      failing.release();
+    }
+    expect(await retry).toEqual([{ kind: 'retried', from: 'dead' }]);
+    // The retry came after the failure: a runs; the stop takes only q.
+    expect(await stopAfterFailedSteps(deps, [f!])).toBe(1);
+    const w = byKey((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!);
+    expect(w.get('a')).toMatchObject({ status: 'queued', cancelled_by: null });
+    expect(w.get('q')).toMatchObject({ status: 'cancelled', cancelled_by: 'f' });
+    expect(await stopFailedWorkflows(deps)).toBe(0);
+  });
+
   it('an operator cancelling a queued step stops the rest at once', async () => {
     await setUpWithoutWorkers();
     const wf = await submit([step('a'), step('b'), step('c', ['a'])]);
@@ -652,6 +735,25 @@ it('cancelling a workflow cancels its waiting steps at once and stops its runnin
   expect(w.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
   expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id)).toMatchObject({ kind: 'final' });
   expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, 'other-tenant', wf.workflow.id)).toEqual({ kind: 'missing' });
+});
+
+it('cancelling a workflow again while its running step stops changes nothing: it keeps when it was cancelled', async () => {
+  await setUpWithoutWorkers();
+  const wf = await submit([step('slow'), step('next', ['slow'])]);
+  // slow runs (its worker slow to stop: the test holds the lease).
+  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
+  expect((await markRunning(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt }])).started.size).toBe(1);
+  const first = await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id);
+  expect(first).toMatchObject({ kind: 'cancelled', cancelled: 1, cancelling: 1, workflow: { status: 'running' } });
+  await new Promise((r) => setTimeout(r, 20));
+  // Sent again (a client that lost the answer, or told to by a 503 part way).
+  const again = await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id);
+  expect(again).toMatchObject({ kind: 'cancelled', cancelled: 0, cancelling: 0 });
+  const at = (o: typeof first) => (o.kind === 'cancelled' ? o.workflow.cancel_requested_at : null);
+  expect(at(again)).toEqual(at(first));
+  expect(again.kind === 'cancelled' && first.kind === 'cancelled' && again.workflow.updated_at).toEqual(first.kind === 'cancelled' && first.workflow.updated_at);
+  await recordOutcomes(stack.pool, [{ id: lease!.message.id, token: lease!.token, attempt: lease!.attempt, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: 'aborted', dead: false, delayMs: 0, step: true }]);
+  expect((await getWorkflow(stack.pool, TENANT, wf.workflow.id))!.workflow).toMatchObject({ status: 'cancelled', cancel_requested_at: at(first) });
 });
 
 it('a cancel that finds the workflow running, while its last step succeeds, leaves it succeeded (409, not a cancelled success)', async () => {

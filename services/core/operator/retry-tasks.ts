@@ -101,15 +101,19 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
        -- A delayed task cancelled before its run_at and retried before it waits for it again: it
        -- starts no earlier (run_at is the owner's word), as it would have without the cancel.
        UPDATE tasks t SET status = CASE WHEN t.run_at > now() THEN 'scheduled'::task_status ELSE 'queued'::task_status END, retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
-              run_after = NULL, lease_token = NULL, cancelled_by = NULL, cancelled_with_workflow = NULL, updated_at = now(),
-              -- Asked for now: a stop after an earlier failure leaves it be (stop-on-failure.ts).
-              reopened_at = CASE WHEN t.workflow_id IS NOT NULL THEN clock_timestamp() END
+              run_after = NULL, lease_token = NULL, cancelled_by = NULL, cancelled_with_workflow = NULL, updated_at = now()
          FROM picked p
         -- Checked again on the locked row: a call that waited for another's retry finds it queued.
         WHERE t.id = p.id AND t.status IN ${RETRYABLE} AND ${IN_FILTER('t')}
        RETURNING ${cols}, t.payload::text AS payload_json, p.was, t.workflow_id`,
       [ids, tenant, statuses],
     );
+    // Asked for now: a stop after an earlier failure leaves a retried step be (stop-on-failure.ts).
+    // Taken once the trigger holds its workflow's lock (as for the steps it reopens), so after any
+    // failure that committed before this retry: taken in the UPDATE, before that lock, it could
+    // precede such a failure's end, and that failure's stop took back the step asked for.
+    const steps = rows.flatMap((r) => (r.workflow_id ? [r.id] : []));
+    if (steps.length > 0) await client.query(`UPDATE tasks SET reopened_at = clock_timestamp() WHERE id = ANY($1::uuid[])`, [textArray(steps)]);
     // A retried step's dependents that its failure had cancelled wait again (the trigger); those
     // whose dependencies have all succeeded are queued and go to Redis with it.
     const workflows = [...new Set(rows.flatMap((r) => (r.workflow_id ? [r.workflow_id] : [])))];

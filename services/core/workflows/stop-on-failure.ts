@@ -17,6 +17,12 @@ type Target = { id: string; tenant: string };
 
 /** Steps a stop cancels: not running in Postgres's view (Redis says whether a worker holds one). */
 const STOPPABLE = "('queued', 'retrying', 'scheduled')";
+/**
+ * A step (of `tasks` named `t`) whose failure stops its workflow: it ended dead or cancelled itself,
+ * not in a cascade, and not by its workflow's cancel (migration 0025).
+ */
+const STANDING_FAILURE = (t: string) =>
+  `${t}.status IN ('dead', 'cancelled') AND ${t}.cancelled_by IS NULL AND ${t}.cancelled_with_workflow IS NOT TRUE`;
 /** Steps cancelled per transaction. */
 const BATCH = 500;
 /**
@@ -25,8 +31,7 @@ const BATCH = 500;
  * migration 0023, is taken under the workflow's lock, so after any failure committed before it).
  */
 const NOT_ASKED_FOR = `(status::text = 'retrying' OR reopened_at IS NULL OR reopened_at <= (
-  SELECT max(finished_at) FROM tasks f WHERE f.workflow_id = $1 AND f.status IN ('dead', 'cancelled') AND f.cancelled_by IS NULL
-     AND f.cancelled_with_workflow IS NOT TRUE))`;
+  SELECT max(finished_at) FROM tasks f WHERE f.workflow_id = $1 AND ${STANDING_FAILURE('f')}))`;
 
 /**
  * Stops the workflows these steps (which just failed: ended dead or cancelled, or wait for a retry)
@@ -83,11 +88,13 @@ export async function stopFailedWorkflows(deps: Deps, limit = 100): Promise<numb
   const { rows } = await deps.pool.query<Target>(
     // Each workflow's steps probed by its id (LATERAL with LIMIT, which is not turned into a join):
     // as a semi join, a plan could read every queued task of a large backlog instead.
-    // Only workflows with a step the stop would take: one whose stoppable steps an operator asked
-    // for would be picked again every pass, ahead of those that need it.
+    // Only workflows with a failure that stops them and a step the stop would take: any other would
+    // be picked again every pass, ahead of those that need it (one whose stoppable steps an operator
+    // asked for; one its user cancelled and a retry resumed, its failed count being that cancel's).
     `SELECT w.id, w.tenant FROM workflows w
        CROSS JOIN LATERAL (SELECT 1 FROM tasks WHERE workflow_id = w.id AND status IN ${STOPPABLE} AND ${NOT_ASKED_FOR.replace(/\$1/g, 'w.id')} LIMIT 1) q
       WHERE w.finished_at IS NULL AND w.on_failure = 'cancel_dependents' AND w.failed > 0 AND w.cancel_requested_at IS NULL
+        AND EXISTS (SELECT 1 FROM tasks f WHERE f.workflow_id = w.id AND ${STANDING_FAILURE('f')})
       LIMIT $1`,
     [limit],
   );
@@ -126,9 +133,7 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: Readonl
     await client.query('SELECT workflow_lock($1)', [w.id]);
     const failure = await client.query<{ id: string; step_key: string; status: string }>(
       `SELECT id, step_key, status::text AS status FROM tasks
-        WHERE workflow_id = $1 AND status IN ('dead', 'cancelled') AND cancelled_by IS NULL
-          -- The user's cancel of the workflow stops nothing once a retry has resumed it (migration 0025).
-          AND cancelled_with_workflow IS NOT TRUE
+        WHERE workflow_id = $1 AND ${STANDING_FAILURE('tasks')}
           AND EXISTS (SELECT 1 FROM workflows WHERE id = $1 AND finished_at IS NULL AND cancel_requested_at IS NULL)
         ORDER BY finished_at, id LIMIT 1`,
       [w.id],

@@ -268,13 +268,14 @@ export async function cancelWorkflow(
     const n = res.rowCount ?? 0;
     // Asked for: the workflow ends `cancelled` (now, if those were its last steps). Unless its last
     // step's success committed since the read above (successes take no workflow_lock): then it
-    // has no waiting steps either, and it stays as it ended.
-    const asked = await client.query(`UPDATE workflows SET cancel_requested_at = now(), updated_at = now() WHERE id = $1 AND finished_at IS NULL`, [id]);
+    // has no waiting steps either, and it stays as it ended. Asked again (a repeat, or the rest of
+    // a call that failed part way), it keeps when it was first asked.
+    const asked = await client.query(`UPDATE workflows SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = CASE WHEN cancel_requested_at IS NULL THEN now() ELSE updated_at END WHERE id = $1 AND finished_at IS NULL`, [id]);
     if (asked.rowCount === 0) {
       const ended = await client.query<WorkflowRow>(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE id = $1`, [id]);
       return { kind: 'final', workflow: ended.rows[0]! } as const;
     }
-    await client.query('SELECT workflow_counted($1, $2, $3)', [id, -n, n]);
+    if (n > 0) await client.query('SELECT workflow_counted($1, $2, $3)', [id, -n, n]);
     return { kind: 'cancelling', cancelled: n } as const;
   }));
   if (first.kind !== 'cancelling') return first;
