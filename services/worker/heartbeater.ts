@@ -1,4 +1,7 @@
-/** Extends the leases of running attempts; aborts the ones whose lease was lost (reaped or taken over). */
+/**
+ * Extends the leases of running attempts; aborts the ones whose lease was lost (reaped or taken
+ * over), and the ones whose lease may have run out because no extension reached Redis in time.
+ */
 import type { Logger } from '../core/observability/logger';
 import type { TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
@@ -6,6 +9,10 @@ import { CancelledError, LeaseLostError } from './errors';
 import type { Running } from './processor';
 
 export class Heartbeater extends PeriodicService<{ extended: number; lost: number }> {
+  private expiryTimer: NodeJS.Timeout | null = null;
+  /** How often leases are checked for having run out, and how long before then an attempt is aborted. */
+  private readonly expiryCheckMs: number;
+
   constructor(
     private readonly workerId: string,
     private readonly running: ReadonlyMap<string, Running>,
@@ -17,6 +24,36 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
     private readonly slots = 0,
   ) {
     super('heartbeater', intervalMs, log);
+    this.expiryCheckMs = Math.max(10, Math.min(1000, Math.floor(visibilityMs / 10)));
+  }
+
+  override start(): void {
+    super.start();
+    // Its own timer: a pass stuck on an extend that never answers (a partition) holds up the next pass.
+    this.expiryTimer ??= setInterval(() => this.abortExpiring(), this.expiryCheckMs);
+    this.expiryTimer.unref?.();
+  }
+
+  override async stop(): Promise<void> {
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = null;
+    await super.stop();
+  }
+
+  /**
+   * Aborts running attempts whose lease Redis may no longer hold: no extension it confirmed keeps
+   * it past the next check. Redis then lets the reaper hand the task to another worker, whatever
+   * this one hears (extends that fail or never answer); the handler must stop before that happens.
+   */
+  abortExpiring(now = performance.now()): number {
+    const ids: string[] = [];
+    for (const r of this.running.values()) {
+      if (r.finished || r.aborted || r.heldUntil - this.expiryCheckMs > now) continue;
+      r.abort(new LeaseLostError(r.lease.message.id));
+      ids.push(r.lease.message.id);
+    }
+    if (ids.length > 0) this.log.warn({ count: ids.length, taskIds: ids.slice(0, 10) }, 'leases not extended in time (Redis did not answer); attempts aborted');
+    return ids.length;
   }
 
   /** A heartbeat now (and its check for cancels) rather than at the next interval. */
@@ -41,10 +78,14 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
   private async extendHeld(): Promise<{ extended: number; lost: number }> {
     const entries = [...this.running.values()].filter((r) => !r.aborted);
     if (entries.length === 0) return { extended: 0, lost: 0 };
+    const sentAt = performance.now();
     const ok = await this.queue.extend(entries.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs);
     let lost = 0;
     entries.forEach((r, i) => {
-      if (ok[i]) return;
+      if (ok[i]) {
+        r.heldUntil = Math.max(r.heldUntil, sentAt + this.visibilityMs);
+        return;
+      }
       lost++;
       r.abort(new LeaseLostError(r.lease.message.id));
     });
