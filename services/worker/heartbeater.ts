@@ -5,6 +5,7 @@
 import type { Logger } from '../core/observability/logger';
 import type { TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
+import { tokenPartition } from '../core/queue/redis-queue';
 import { CancelledError, LeaseLostError } from './errors';
 import type { Running } from './processor';
 
@@ -78,21 +79,43 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
   private async extendHeld(): Promise<{ extended: number; lost: number }> {
     const entries = [...this.running.values()].filter((r) => !r.aborted);
     if (entries.length === 0) return { extended: 0, lost: 0 };
+    // One call per partition: on a Redis Cluster, a partition that does not answer must not leave
+    // the leases the others extended looking unconfirmed (abortExpiring would abort them).
+    const groups = new Map<number, Running[]>();
+    for (const r of entries) {
+      const p = tokenPartition(r.lease.token);
+      const g = groups.get(p);
+      if (g) g.push(r);
+      else groups.set(p, [r]);
+    }
     const sentAt = performance.now();
-    const ok = await this.queue.extend(entries.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs);
+    const answers = await Promise.allSettled([...groups.values()].map((g) => this.queue.extend(g.map((r) => ({ id: r.lease.message.id, token: r.lease.token })), this.visibilityMs)));
+    let extended = 0;
     let lost = 0;
-    entries.forEach((r, i) => {
-      if (ok[i]) {
-        r.heldUntil = Math.max(r.heldUntil, sentAt + this.visibilityMs);
+    const answered: Running[] = [];
+    let failure: PromiseRejectedResult | undefined;
+    [...groups.values()].forEach((g, j) => {
+      const a = answers[j]!;
+      if (a.status === 'rejected') {
+        failure ??= a;
         return;
       }
-      lost++;
-      r.abort(new LeaseLostError(r.lease.message.id));
+      g.forEach((r, i) => {
+        answered.push(r);
+        if (a.value[i]) {
+          extended++;
+          r.heldUntil = Math.max(r.heldUntil, sentAt + this.visibilityMs);
+          return;
+        }
+        lost++;
+        r.abort(new LeaseLostError(r.lease.message.id));
+      });
     });
+    if (failure) throw failure.reason;
     // The cancel message is fire-and-forget (a worker reconnecting misses it): the tombstone stays.
-    const live = entries.filter((r) => !r.aborted);
+    const live = answered.filter((r) => !r.aborted);
     const cancelled = await this.queue.cancelRequested(live.map((r) => ({ id: r.lease.message.id, token: r.lease.token })));
     live.forEach((r, i) => cancelled[i] && r.abort(new CancelledError(r.lease.message.id)));
-    return { extended: entries.length - lost, lost };
+    return { extended, lost };
   }
 }

@@ -7,6 +7,7 @@
 import { createRedis } from '../../services/core/db/redis';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { createQueue } from '../../services/core/queue/create-queue';
+import { partitionOf, partitionTags } from '../../services/core/queue/partitions';
 import { submitTask } from '../../services/core/tasks/submit';
 import { defaultHandlers } from '../../services/worker/handlers';
 import { LeaseLostError } from '../../services/worker/errors';
@@ -16,6 +17,7 @@ import { Stack, createStack, silentLog, startWorker, taskStatus, waitFor } from 
 import { startStallProxy, StallProxy } from '../support/stall-proxy';
 
 let stack: Stack;
+let user: string | null = null;
 let proxy: StallProxy | null = null;
 const workers: Worker[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -29,6 +31,8 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close().catch(() => undefined);
   await proxy?.close();
   proxy = null;
+  if (user) await stack.inspect.call('ACL', 'DELUSER', user);
+  user = null;
   await stack.close();
 });
 
@@ -83,4 +87,53 @@ single('a handler whose lease could not be extended is aborted before its lease 
   expect(got.at).toBeLessThanOrEqual(secondAt);
   proxy.resume();
   expect(await waitFor(async () => ((await taskStatus(stack.pool, id)).status === 'succeeded' ? taskStatus(stack.pool, id) : null))).toMatchObject({ status: 'succeeded' });
+});
+
+single('on a partitioned keyspace, a partition that refuses the extend does not get the leases the others extended aborted', async () => {
+  // Two partitions on one Redis; the worker's user loses access to one of them mid-run, as when
+  // that partition's master is gone: its calls fail, the other partition's go through.
+  await stack.close();
+  stack = await createStack({ REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10, REDIS_PARTITIONS: 2 });
+  const prefix = stack.cfg.REDIS_KEY_PREFIX;
+  const [tag0] = partitionTags(prefix, 2);
+  user = `lease-deadline-${prefix}`;
+  await stack.inspect.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+  const redis = createRedis({ addr: stack.cfg.REDIS_ADDR, username: user, password: 'pw', name: 'partition-worker', offlineQueue: true });
+  closers.push(() => redis.quit());
+  const queue = createQueue(redis, { prefix, strategy: stack.cfg.QUEUE_STRATEGY, weights: stack.cfg.QUEUE_WEIGHTS, partitions: 2 });
+  const cfg = { ...stack.cfg, VIS_TIMEOUT_MS: 1500, HEARTBEAT_INTERVAL_MS: 300, TASK_TIMEOUT_MS: 60_000, START_RECORD_DELAY_MS: 100 };
+  const aborted = new Map<string, unknown>();
+  const started = new Set<string>();
+  const handlers = {
+    long: ({ id, signal }: { id: string; signal: AbortSignal }) =>
+      new Promise<void>((_, reject) => {
+        started.add(id);
+        signal.addEventListener('abort', () => {
+          aborted.set(id, signal.reason);
+          reject(signal.reason);
+        });
+      }),
+  };
+  const w = new Worker({ cfg, pool: stack.pool, queue, handlers: defaultHandlers(handlers), log: silentLog, metrics: workerMetrics(createRegistry('worker')) });
+  workers.push(w);
+  w.start();
+  const ids: Record<number, string> = {};
+  for (const tenant of ['default', 'acme']) {
+    const res = await submitTask(
+      { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+      { type: 'long', priority: 'default', payload: {}, maxRetries: 3, tenant, idempotencyKey: null, canonical: '' },
+    );
+    if (res.kind === 'conflict') throw new Error('unexpected conflict');
+    ids[partitionOf(tenant, 2)] = res.task.id;
+  }
+  expect(Object.keys(ids).sort()).toEqual(['0', '1']);
+  await waitFor(async () => started.size === 2 || null, 10_000, 'both handlers to start');
+  // Partition 1 goes away for this worker: only partition 0's keys and the control keys are left.
+  await stack.inspect.call('ACL', 'SETUSER', user, 'resetkeys', `~${tag0}:*`, `~{${prefix}}:*`);
+  await new Promise((r) => setTimeout(r, 3000));
+  // Partition 0 extended its lease all along: its handler runs on.
+  expect(aborted.has(ids[0]!)).toBe(false);
+  expect(await taskStatus(stack.pool, ids[0]!)).toMatchObject({ status: 'running' });
+  // Partition 1's lease could not be extended: its handler was stopped before it could run out.
+  expect(aborted.get(ids[1]!)).toBeInstanceOf(LeaseLostError);
 });
