@@ -113,7 +113,9 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
     });
     if (failure) throw failure.reason;
     // The cancel message is fire-and-forget (a worker reconnecting misses it): the tombstone stays.
-    const live = answered.filter((r) => !r.aborted);
+    // Not the finished attempts: aborted, their leases would no longer be extended while their
+    // outcomes are written, and a success written after its lease ran out is lost (see Processor.cancel).
+    const live = answered.filter((r) => !r.aborted && !r.finished);
     const cancelled = await this.queue.cancelRequested(live.map((r) => ({ id: r.lease.message.id, token: r.lease.token })));
     live.forEach((r, i) => cancelled[i] && r.abort(new CancelledError(r.lease.message.id)));
     return { extended, lost };
