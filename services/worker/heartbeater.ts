@@ -6,7 +6,7 @@ import type { Logger } from '../core/observability/logger';
 import type { TaskQueue } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
 import { tokenPartition } from '../core/queue/redis-queue';
-import { CancelledError, LeaseLostError } from './errors';
+import { CancelledError, LeaseLostError, TaskTimeoutError } from './errors';
 import type { Running } from './processor';
 
 export class Heartbeater extends PeriodicService<{ extended: number; lost: number }> {
@@ -77,7 +77,9 @@ export class Heartbeater extends PeriodicService<{ extended: number; lost: numbe
   }
 
   private async extendHeld(): Promise<{ extended: number; lost: number }> {
-    const entries = [...this.running.values()].filter((r) => !r.aborted);
+    // An attempt aborted at its timeout or by a cancel has ended too: its outcome is being written,
+    // and its lease must outlast that write, or the reaper counts it lost and runs it again at once.
+    const entries = [...this.running.values()].filter((r) => !r.aborted || (r.finished && (r.reason instanceof TaskTimeoutError || r.reason instanceof CancelledError)));
     if (entries.length === 0) return { extended: 0, lost: 0 };
     // One call per partition: on a Redis Cluster, a partition that does not answer must not leave
     // the leases the others extended looking unconfirmed (abortExpiring would abort them).

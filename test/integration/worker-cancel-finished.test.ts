@@ -1,7 +1,7 @@
 /**
- * An operator's cancel that arrives after a handler succeeded, while its outcome is still being
- * written: the success stands (a cancel does not win over a success). The attempt's lease must be
- * extended until that write lands, whichever way the worker hears of the cancel.
+ * Attempts that ended while their outcome is still being written keep their leases until it
+ * lands: one whose cancel arrives after its handler succeeded (the success stands: a cancel does
+ * not win over a success), and one aborted at its timeout (its failure, not a lost lease, counts).
  */
 import { submitTask } from '../../services/core/tasks/submit';
 import type { Worker } from '../../services/worker/worker';
@@ -50,4 +50,33 @@ it('a cancel of a task whose handler succeeded while its outcome waits to be wri
   });
   expect(t).toMatchObject({ status: 'succeeded', attempts: 1 });
   expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['succeeded']);
+});
+
+it('an attempt aborted at its timeout keeps its lease while its failure is written, and the failure is what counts', async () => {
+  const gated = gatedPool(stack.pool, 'record-outcomes');
+  // A handler that stops when told (the timeout fires its signal).
+  const handlers = {
+    stuck: ({ signal }: { signal: AbortSignal }) => new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+  };
+  ({ worker } = startWorker(stack, { handlers, pool: gated.pool, cfg: { VIS_TIMEOUT_MS: 1000, HEARTBEAT_INTERVAL_MS: 200, TASK_TIMEOUT_MS: 100, RETRY_BASE_MS: 60_000, RETRY_MAX_MS: 60_000 } }));
+  const res = await submitTask(
+    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    { type: 'stuck', priority: 'default', payload: {}, maxRetries: 3, tenant: 'default', idempotencyKey: null, canonical: '' },
+  );
+  if (res.kind === 'conflict') throw new Error('unexpected conflict');
+  const id = res.task.id;
+  await waitFor(async () => gated.stats.running > 0 || null, 5000, 'the outcome write');
+  try {
+    await new Promise((r) => setTimeout(r, 2500));
+  } finally {
+    gated.release();
+  }
+  const t = await waitFor(async () => {
+    const s = await taskStatus(stack.pool, id);
+    return s.status === 'retrying' ? s : null;
+  });
+  // Waiting out its backoff, the timeout recorded; not reaped and run again at once as a lost lease.
+  expect(t).toMatchObject({ status: 'retrying', attempts: 1 });
+  expect(t.last_error).toMatch(/timed out after 100 ms/);
+  expect((await runsOf(stack.pool, id)).map((r) => r.outcome)).toEqual(['failed']);
 });
