@@ -428,6 +428,10 @@ export class Processor {
     } finally {
       clearTimeout(timer);
       attempt.finished = true;
+      // The attempt stays in `running` until its outcome is written (up to WORKER_MAX_UNWRITTEN of
+      // them): it must not hold the payload and inline parents, which nothing reads from here on.
+      msg.payload = undefined;
+      delete msg.parents;
     }
     const durationMs = performance.now() - t0;
     this.runSeconds(typeLabel).observe(durationMs / 1000);
