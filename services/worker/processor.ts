@@ -40,6 +40,11 @@ export class Running {
   constructor(
     readonly lease: Lease,
     readonly startedAtMs: number,
+    /**
+     * Until when (performance.now()) the lease is surely held: a visibility timeout after the send
+     * of the last lease or extend call Redis confirmed. Past it the lease may have been reaped.
+     */
+    public heldUntil: number,
   ) {}
 
   get signal(): AbortSignal {
@@ -264,10 +269,12 @@ export class Processor {
         continue;
       }
       let batch: LeaseBatch;
+      let leasedFrom = 0;
       // Past the pause point, no further than the stop.
       const max = Math.min(free, this.opts.leaseBatch, this.opts.maxUnwrittenHard - this.outcomes.size);
       try {
         this.lastLease = performance.now();
+        leasedFrom = this.lastLease;
         batch = await this.deps.queue.leaseBatch({ max, visibilityMs: this.opts.visibilityMs, owner: this.opts.workerId, defaultMaxRunning: this.opts.tenantMaxRunning });
         this.wantSlots = batch.left > 0;
         this.lastLeaseLeft = batch.left;
@@ -278,7 +285,7 @@ export class Processor {
         errorDelay = Math.min(errorDelay * 2, 5000);
         continue;
       }
-      this.launch(batch.leases);
+      this.launch(batch.leases, leasedFrom + this.opts.visibilityMs);
       // Nothing left behind: wait for the doorbell rather than lease again at once or when a slot
       // frees (those calls, with pub/sub waking every worker, made 57 % of the burst's leases come
       // back empty). Work that arrives meanwhile rings it; a ring left while nobody waited stays.
@@ -318,7 +325,7 @@ export class Processor {
     return this.opts.slots > this.attempts.size && this.writesPause() === 0 && !this.deps.completer.failing;
   }
 
-  private launch(leases: Lease[]): void {
+  private launch(leases: Lease[], heldUntil: number): void {
     for (const l of leases) {
       const m = this.byPriority(l.message.priority);
       m.dequeued.inc();
@@ -334,7 +341,7 @@ export class Processor {
         this.attempts.delete(attempt);
         if (this.wantSlots) this.wake();
       };
-      const attempt = this.run(l).then(done, done);
+      const attempt = this.run(l, heldUntil).then(done, done);
       this.attempts.add(attempt);
     }
   }
@@ -366,11 +373,13 @@ export class Processor {
     const lost = (r: Running) => r.abort(new LeaseLostError(r.lease.message.id));
     let sent: Running[] = [];
     try {
+      const sentAt = performance.now();
       const held = await this.deps.queue.extend(
         batch.map((r) => ({ id: r.lease.message.id, token: r.lease.token })),
         this.opts.visibilityMs,
       );
       const live = batch.filter((_, i) => held[i]);
+      for (const r of live) r.heldUntil = Math.max(r.heldUntil, sentAt + this.opts.visibilityMs);
       batch.forEach((r, i) => held[i] || lost(r));
       sent = live;
       const { started } = await markRunning(
@@ -392,11 +401,11 @@ export class Processor {
     }
   }
 
-  private async run(lease: Lease): Promise<void> {
+  private async run(lease: Lease, heldUntil: number): Promise<void> {
     const { message: msg } = lease;
     const t0 = performance.now();
     const startedAtMs = wallClockAt(t0);
-    const attempt = new Running(lease, startedAtMs);
+    const attempt = new Running(lease, startedAtMs, heldUntil);
     this.running.set(lease.token, attempt);
     const handler = this.deps.handlers.get(msg.type);
     // The task's own timeout, else its handler's, else TASK_TIMEOUT_MS.
@@ -419,6 +428,10 @@ export class Processor {
     } finally {
       clearTimeout(timer);
       attempt.finished = true;
+      // The attempt stays in `running` until its outcome is written (up to WORKER_MAX_UNWRITTEN of
+      // them): it must not hold the payload and inline parents, which nothing reads from here on.
+      msg.payload = undefined;
+      delete msg.parents;
     }
     const durationMs = performance.now() - t0;
     this.runSeconds(typeLabel).observe(durationMs / 1000);

@@ -94,6 +94,21 @@ it('no panel double-counts: queue gauges are aggregated with max (by priority), 
   expect(bad).toEqual([]);
 });
 
+it('a panel in requests per second reads only counters of requests (tasks refused in a batch count one each)', () => {
+  const requestCounters = new Set(['http_requests_total', 'auth_failures_total']);
+  const bad: string[] = [];
+  for (const d of Object.values(byName)) {
+    for (const p of allPanels(d)) {
+      if (p.fieldConfig?.defaults?.unit !== 'reqps') continue;
+      for (const t of p.targets ?? []) {
+        const names = [...(t.expr ?? '').matchAll(/\b([a-z_]+_total)\b/g)].map((m) => m[1]!);
+        for (const n of names) if (!requestCounters.has(n)) bad.push(`"${p.title}": ${n}`);
+      }
+    }
+  }
+  expect(bad).toEqual([]);
+});
+
 it('panels use only recording rules that exist in alerts/', () => {
   const recorded = new Set(allRules().flatMap((r) => (r.record ? [r.record] : [])));
   const used = dashboardExprs().flatMap((e) => [...e.expr.matchAll(/\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b/g)].map((m) => m[0]));

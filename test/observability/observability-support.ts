@@ -86,6 +86,7 @@ export interface Panel {
   datasource?: { type?: string; uid?: string };
   targets?: Target[];
   gridPos?: { x: number; y: number; w: number; h: number };
+  fieldConfig?: { defaults?: { unit?: string } };
   panels?: Panel[];
 }
 export interface Dashboard {
