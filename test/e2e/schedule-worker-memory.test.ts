@@ -76,3 +76,19 @@ it(`a worker with a 160 MiB heap loads ${TASKS} delayed tasks of a 512 KiB paylo
   expect(await worker.stop('SIGTERM', 20_000)).toBe(0);
   expect((await read()).filter((t) => t.runs !== 1 || t.early !== 0)).toEqual([]);
 }, 150_000);
+
+it('a worker with a 160 MiB heap fires 150 schedules of a 1000 KiB payload due at the same tick, each once', async () => {
+  const task = { type: 'noop', payload: { blob: 'x'.repeat(1000 * 1024) }, priority: 'default', max_retries: 0, retry: null, timeout_ms: null };
+  // A yearly expression whose next tick is now: each schedule fires one tick, in the first pass.
+  await w.pg.query(
+    `INSERT INTO schedules (tenant, name, cron, task, next_tick)
+     SELECT 'default', 's' || n, '0 0 1 1 *', $1, date_trunc('second', now()) FROM generate_series(1, 150) n`,
+    [JSON.stringify(task)],
+  );
+  const worker = await startSmallWorker();
+  const read = async () => (await w.pg.query<{ status: string; runs: number }>(`SELECT t.status::text AS status, (SELECT count(*)::int FROM task_runs r WHERE r.task_id = t.id) AS runs FROM tasks t WHERE t.schedule IS NOT NULL`)).rows;
+  await whileAlive(worker, async () => (await read()).filter((t) => t.status === 'succeeded').length >= 150, 'every schedule to fire');
+  expect(await worker.stop('SIGTERM', 20_000)).toBe(0);
+  const tasks = await read();
+  expect([tasks.length, tasks.filter((t) => t.runs !== 1)]).toEqual([150, []]);
+}, 150_000);
