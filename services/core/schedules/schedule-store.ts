@@ -112,7 +112,11 @@ export const SCHEDULE_PAGE_BYTES = 8 * 1048576;
 export async function listSchedules(pool: Pool, tenant: string, limit: number, after: string | null): Promise<{ schedules: ScheduleRow[]; next: string | null }> {
   const { rows: sizes } = await pool.query<{ name: string; bytes: number }>({
     name: 'list-schedule-sizes',
-    text: `SELECT name, octet_length(task::text) AS bytes FROM schedules WHERE tenant = $1 AND ($2::text IS NULL OR name > $2 COLLATE "C") ORDER BY name COLLATE "C" LIMIT $3`,
+    // Measured after the limit: a sort by name (where the index's collation is not "C") would
+    // otherwise render every schedule of the tenant to measure it.
+    text: `SELECT name, octet_length(task::text) AS bytes
+             FROM (SELECT name, task FROM schedules WHERE tenant = $1 AND ($2::text IS NULL OR name > $2 COLLATE "C") ORDER BY name COLLATE "C" LIMIT $3) p
+            ORDER BY name COLLATE "C"`,
     values: [tenant, after, limit + 1],
   });
   const names: string[] = [];
