@@ -2816,7 +2816,7 @@ export interface operations {
     listSchedules: {
         parameters: {
             query?: {
-                /** @description Schedules per page. */
+                /** @description Schedules per page at most; a page also ends before 8 MiB of schedules (their tasks as JSON), so one of large payloads holds fewer, with next_cursor set. */
                 limit?: number;
                 /** @description next_cursor of the page before, as it came. */
                 cursor?: string;

@@ -11,11 +11,13 @@ import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import { pushUnderShareLocks } from '../core/db/share-locked-push';
-import type { EnqueueItem, TaskQueue, TaskRef } from '../core/queue/queue';
+import type { TaskQueue, TaskRef } from '../core/queue/queue';
 import { PeriodicService } from '../core/service';
-import { countScheduled, DueCursor, markDueQueued, scheduledDueSoon } from '../core/tasks/delayed-store';
+import { countScheduled, DueCursor, DueTask, markDueQueued, scheduledDueSoon } from '../core/tasks/delayed-store';
 import { PRIORITIES } from '../core/tasks/priority';
+import { payloadTexts } from '../core/tasks/reconcile-store';
 import { enqueueItem } from '../core/tasks/submit';
+import { chunksWithin } from './reconciler';
 
 export interface DelayedLoaderOptions {
   intervalMs: number;
@@ -31,6 +33,8 @@ export interface DelayedLoaderOptions {
 /** Tasks due sooner than this are not loaded (see scheduledDueSoon); those overdue by it are marked queued. */
 const LEAD_MS = 1000;
 const MAX_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+/** Payload bytes read and pushed at once (a single larger payload goes alone), as the reconciler's default. */
+const PAYLOAD_BYTES = 8 * 1048576;
 
 export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueued: number }> {
   private readonly owner = `delayed-loader-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -99,10 +103,13 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
         return loaded;
       }
       if (tasks.length > 0) {
-        const items = tasks.map((t) => enqueueItem(t, t.payload_json));
-        const pushed = await this.pushStillScheduled(items);
-        // Id and tenant only: the payloads are not kept past their page.
-        items.forEach((it, i) => pushed[i] === undefined && unpushed.push({ id: it.id, tenant: it.tenant }));
+        const pushed = await this.pushStillScheduled(tasks, mark.seen);
+        if (pushed === null) {
+          this.log.warn({ loaded }, 'another worker\'s delayed loader ran during this pass; stopping it');
+          return loaded;
+        }
+        // Id and tenant only: the payloads are not kept past their chunk.
+        tasks.forEach((t, i) => pushed[i] === undefined && unpushed.push({ id: t.id, tenant: t.tenant }));
         const n = pushed.filter(Boolean).length;
         loaded += n;
         if (n > 0) metrics.delayedLoaded.inc(n);
@@ -124,23 +131,35 @@ export class DelayedLoader extends PeriodicService<{ loaded: number; markedQueue
    * A task read here may have come due, run and ended since (the API indexed it at once): the push
    * holds share locks on the rows still scheduled and pushes only those (pushUnderShareLocks); one
    * no longer scheduled is left out (false). A push that fails or takes too long fails the pass,
-   * and its mark stays.
+   * and its mark stays. Payloads are read under those locks, PAYLOAD_BYTES at a time, each chunk
+   * pushed before the next is read; before each chunk after the first the pass checks that it
+   * still leads (null when it does not: it stops, as before a page).
    */
-  private pushStillScheduled(items: EnqueueItem[]): Promise<(boolean | undefined)[]> {
+  private async pushStillScheduled(tasks: DueTask[], seen: (string | null)[]): Promise<(boolean | undefined)[] | null> {
     const { pool, queue } = this.deps;
-    return pushUnderShareLocks(pool, 'pushing delayed tasks', async (tx) => {
-      const still = await tx.lockStill(
-        items.map((it) => it.id),
-        `status = 'scheduled'`,
-      );
-      const push = items.filter((it) => still.has(it.id));
-      if (push.length === 0) return items.map(() => false);
-      // A partitioned queue waits for each partition at most passWaitMs: one failing or stalled
-      // holds up neither the others' tasks nor the pass.
-      const answered = await tx.bounded(queue.pushAnswering ? queue.pushAnswering(push, false) : queue.enqueue(push));
-      const byId = new Map(push.map((it, i) => [it.id, answered[i]]));
-      return items.map((it) => (still.has(it.id) ? byId.get(it.id) : false));
-    });
+    const out: (boolean | undefined)[] = [];
+    for (const [n, chunk] of chunksWithin(tasks, (t) => t.payload_bytes, PAYLOAD_BYTES).entries()) {
+      if (n > 0 && !(await this.stillLeading(seen))) return null;
+      const pushed = await pushUnderShareLocks(pool, 'pushing delayed tasks', async (tx) => {
+        const still = await tx.lockStill(
+          chunk.map((t) => t.id),
+          `status = 'scheduled'`,
+        );
+        if (still.size === 0) return chunk.map(() => false);
+        const texts = await payloadTexts(tx.client, [...still]);
+        const push = chunk.flatMap((t) => {
+          const text = texts.get(t.id);
+          return still.has(t.id) && text !== undefined ? [enqueueItem(t, text)] : [];
+        });
+        // A partitioned queue waits for each partition at most passWaitMs: one failing or stalled
+        // holds up neither the others' tasks nor the pass.
+        const answered = await tx.bounded(queue.pushAnswering ? queue.pushAnswering(push, false) : queue.enqueue(push));
+        const byId = new Map(push.map((it, i) => [it.id, answered[i]]));
+        return chunk.map((t) => (byId.has(t.id) ? byId.get(t.id) : false));
+      });
+      out.push(...pushed);
+    }
+    return out;
   }
 
   private async count(): Promise<void> {

@@ -179,6 +179,18 @@ it('previews the next fire times with their offsets across a daylight-saving cha
   await call('DELETE', '/schedules/dst');
 });
 
+it('an hour field naming every hour however it is written fires every real hour through a fall-back, as * does', async () => {
+  // New York goes back on 2026-11-01 (02:00 EDT → 01:00 EST): an hourly schedule fires at both 01:00s.
+  const hourly = ['2026-11-01T00:00:00-04:00', '2026-11-01T01:00:00-04:00', '2026-11-01T01:00:00-05:00', '2026-11-01T02:00:00-05:00', '2026-11-01T03:00:00-05:00'];
+  for (const [name, cron] of [['h-star', '0 * * * *'], ['h-question', '0 ? * * *'], ['h-range-step', '0 0-23/1 * * *'], ['h-halves', '0 0-11,12-23 * * *'], ['h-seconds', '0 0 ? * * *']]) {
+    expect((await call('POST', '/schedules', { name, cron, timezone: 'America/New_York', task: { type: 'noop' } })).status).toBe(201);
+    await stack.pool.query("UPDATE schedules SET next_tick = '2026-11-01T04:00:00Z' WHERE name = $1", [name]);
+    const got = await call('GET', `/schedules/${name}?preview=5`);
+    expect([cron, got.body.next_ticks.map((t: { local: string }) => t.local)]).toEqual([cron, hourly]);
+    await call('DELETE', `/schedules/${name}`);
+  }
+});
+
 it('changes a schedule; a new cron or zone, and a resume, take the next tick from now; pausing keeps it', async () => {
   expect((await call('POST', '/schedules', nightly('edit'))).status).toBe(201);
   await stack.pool.query("UPDATE schedules SET next_tick = '2020-01-01T03:00:00Z', last_tick = '2019-12-31T03:00:00Z', last_outcome = 'fired' WHERE name = 'edit'");

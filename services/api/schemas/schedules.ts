@@ -73,7 +73,7 @@ export const SchedulePatchSchema = Type.Object(
 
 export const ScheduleListQuerySchema = Type.Object(
   {
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Schedules per page.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Schedules per page at most; a page also ends before 8 MiB of schedules (their tasks as JSON), so one of large payloads holds fewer, with next_cursor set.' })),
     cursor: Type.Optional(Type.String({ description: 'next_cursor of the page before, as it came.' })),
   },
   { additionalProperties: false },

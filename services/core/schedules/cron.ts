@@ -163,6 +163,24 @@ const MAX_WINDOWS = 64;
 const WINDOWED_SPAN_MS = 45 * DAY_MS;
 
 /**
+ * How many of the 24 hours an hour field names (`*`, `?`, `*\/1`, `0-23/1`, `0-11,12-23`: all of
+ * them); 0 for a field it cannot read, which croner has accepted or refused already.
+ */
+function hoursOf(field: string): number {
+  const hours = new Set<number>();
+  for (const part of field.split(',')) {
+    const m = /^(?:(\*|\?)|(\d{1,2})(?:-(\d{1,2}))?)(?:\/(\d{1,2}))?$/.exec(part);
+    if (!m) return 0;
+    const from = m[1] ? 0 : Number(m[2]);
+    const to = m[1] ? 23 : m[3] !== undefined ? Number(m[3]) : m[4] !== undefined ? 23 : from;
+    const step = m[4] !== undefined ? Number(m[4]) : 1;
+    if (step < 1) return 0;
+    for (let h = from; h <= Math.min(to, 23); h += step) hours.add(h);
+  }
+  return hours.size;
+}
+
+/**
  * croner's ticks with the daylight-saving rule of this file's header made whole: croner moves a
  * fixed time that does not exist to the transition, but skips minutes stepping inside an hour that
  * does not exist (`*\/15 2 * * *`) and fires such minutes in both occurrences of a repeated hour
@@ -182,7 +200,7 @@ class ZonedCron implements CompiledCron {
     this.zone = spec.timezone;
     const f = spec.cron.trim().split(/\s+/);
     const hour = spec.cron.trim().startsWith('@') ? (/^@(hourly|minutely|secondly)/i.test(spec.cron.trim()) ? '*' : '0') : f[f.length === 6 ? 2 : 1]!;
-    this.everyHour = /^(\*|\*\/1|0-23)$/.test(hour);
+    this.everyHour = hoursOf(hour) === 24;
   }
 
   next(after: Date): Date | null {

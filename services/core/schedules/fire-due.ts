@@ -29,7 +29,7 @@ export interface FireOptions {
 }
 
 export interface FireResult {
-  /** Schedules locked and handled (failed ones included). */
+  /** Schedules handled (failed ones included); ones locked after FIRE_BYTES of tasks were read are left due. */
   schedules: number;
   /** Ticks whose task was created, dropped as missed, and skipped while the previous task ran. */
   fired: number;
@@ -39,12 +39,25 @@ export interface FireResult {
   existing: number;
   /** Schedules whose firing failed: left unchanged, with the error. */
   failed: { key: string; err: Error }[];
-  /** The batch was full: more schedules may be due. */
+  /** The batch was full, or stopped at FIRE_BYTES: more schedules may be due. */
   more: boolean;
   tasks: TaskRow[];
 }
 
 export const scheduleKey = (s: { tenant: string; name: string }): string => `${s.tenant}\u0000${s.name}`;
+
+/**
+ * Bytes of tasks (as JSON text) a pass reads before it stops taking schedules: a task's payload may
+ * be up to MAX_BODY_BYTES, and a batch of them read at once (their tasks held until indexed after
+ * the commit) could outgrow the worker's heap. Schedules locked past it stay due for the next pass.
+ */
+const FIRE_BYTES = 8 * 1048576;
+
+/** A locked schedule without its task, read only when a tick fires. */
+type LockedSchedule = Omit<ScheduleRow, 'task'> & { db_now: Date };
+const LOCK_COLUMNS = SCHEDULE_COLUMNS.split(', ')
+  .filter((c) => c !== 'task')
+  .join(', ');
 
 export async function fireDueSchedules(deps: ScheduleTaskDeps, opts: FireOptions): Promise<FireResult> {
   const excluded = [...(opts.exclude ?? [])].map((k) => k.split('\u0000'));
@@ -54,22 +67,28 @@ export async function fireDueSchedules(deps: ScheduleTaskDeps, opts: FireOptions
     await client.query('BEGIN');
     await rewindAhead(client, opts.batch, excluded);
     // now(): the transaction's start, the one clock every decision of this pass uses.
-    const { rows } = await client.query<ScheduleRow & { db_now: Date }>({
+    const { rows } = await client.query<LockedSchedule>({
       name: 'lock-due-schedules',
-      text: `SELECT ${SCHEDULE_COLUMNS}, now() AS db_now FROM schedules
+      text: `SELECT ${LOCK_COLUMNS}, now() AS db_now FROM schedules
               WHERE NOT paused AND next_tick IS NOT NULL AND next_tick <= now()
                 AND (tenant, name) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))
               ORDER BY next_tick LIMIT $1 FOR UPDATE SKIP LOCKED`,
       values: [opts.batch, excluded.map((k) => k[0]), excluded.map((k) => k[1])],
     });
-    res.schedules = rows.length;
     res.more = rows.length === opts.batch;
+    let bytes = 0;
     for (const s of rows) {
+      if (bytes >= FIRE_BYTES) {
+        res.more = true;
+        break;
+      }
+      res.schedules++;
       // One schedule's failure (a bad row, a refused insert) is rolled back alone; the others still fire.
       await client.query('SAVEPOINT fire_schedule');
       try {
         const r = await fireOne(client, s, s.db_now, opts.graceMs);
         await client.query('RELEASE SAVEPOINT fire_schedule');
+        bytes += r.taskBytes;
         res.fired += r.tasks.length;
         res.existing += r.existing;
         res.skippedMisfire += r.skippedMisfire;
@@ -127,13 +146,15 @@ async function rewindAhead(client: PoolClient, batch: number, excluded: string[]
 
 interface OneResult {
   tasks: TaskRow[];
+  /** Size of the task read (0: none fired, none read). */
+  taskBytes: number;
   existing: number;
   skippedMisfire: number;
   skippedOverlap: number;
 }
 
 /** One locked, due schedule: plan its ticks, apply the overlap policy, insert, advance. */
-async function fireOne(client: PoolClient, s: ScheduleRow, now: Date, graceMs: number): Promise<OneResult> {
+async function fireOne(client: PoolClient, s: LockedSchedule, now: Date, graceMs: number): Promise<OneResult> {
   const plan = planTicks({ cron: s.cron, timezone: s.timezone, next_tick: s.next_tick!, misfire: s.misfire, catch_up_limit: s.catch_up_limit }, now, graceMs);
   let fire = plan.fire;
   let lastOutcome: TickOutcome = plan.lastOutcome;
@@ -149,20 +170,28 @@ async function fireOne(client: PoolClient, s: ScheduleRow, now: Date, graceMs: n
       fire = fire.slice(-1);
     }
   }
-  const tasks = await insertScheduleTasks(client, s, fire);
+  const task = fire.length > 0 ? await scheduleTask(client, s) : null;
+  const tasks = task ? await insertScheduleTasks(client, { tenant: s.tenant, name: s.name, task: task.task }, fire) : [];
   await client.query({
     name: 'advance-schedule',
     text: `UPDATE schedules SET next_tick = $3, last_tick = $4, last_outcome = $5, updated_at = now() WHERE tenant = $1 AND name = $2`,
     values: [s.tenant, s.name, plan.nextTick, plan.lastTick, lastOutcome],
   });
-  return { tasks, existing: fire.length - tasks.length, skippedMisfire: plan.missed, skippedOverlap };
+  return { tasks, taskBytes: task?.bytes ?? 0, existing: fire.length - tasks.length, skippedMisfire: plan.missed, skippedOverlap };
+}
+
+/** The task of a schedule this transaction holds locked, and its size as JSON text. */
+async function scheduleTask(client: PoolClient, s: Pick<ScheduleRow, 'tenant' | 'name'>): Promise<{ task: ScheduleRow['task']; bytes: number }> {
+  const { rows } = await client.query<{ task: string }>({ name: 'schedule-task', text: 'SELECT task::text AS task FROM schedules WHERE tenant = $1 AND name = $2', values: [s.tenant, s.name] });
+  const text = rows[0]!.task;
+  return { task: JSON.parse(text) as ScheduleRow['task'], bytes: text.length };
 }
 
 /**
  * A task of the schedule (a tick's or a manual run's, however old) has not finished; read in the
  * firing transaction through tasks_schedule_unfinished_idx (migration 0024).
  */
-async function anyTaskUnfinished(client: PoolClient, s: ScheduleRow): Promise<boolean> {
+async function anyTaskUnfinished(client: PoolClient, s: Pick<ScheduleRow, 'tenant' | 'name'>): Promise<boolean> {
   const { rows } = await client.query({
     name: 'schedule-unfinished-task',
     text: `SELECT 1 FROM tasks WHERE tenant = $1 AND schedule = $2 AND status IN ('scheduled', 'queued', 'running', 'retrying') LIMIT 1`,

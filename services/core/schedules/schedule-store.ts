@@ -100,16 +100,40 @@ export async function getSchedule(pool: Pool, tenant: string, name: string): Pro
   return { schedule, now };
 }
 
-/** A page of the tenant's schedules by name, strictly after `after`; `next` when more may follow. */
+/** Bytes of schedules (their tasks as JSON text) a page holds at most, past its first schedule. */
+export const SCHEDULE_PAGE_BYTES = 8 * 1048576;
+
+/**
+ * A page of the tenant's schedules by name, strictly after `after`; `next` when more may follow.
+ * A task's payload may be up to MAX_BODY_BYTES: the page also ends before SCHEDULE_PAGE_BYTES of
+ * tasks (sizes read first, rendered by Postgres), so what a page costs does not depend on `limit`
+ * times what was stored.
+ */
 export async function listSchedules(pool: Pool, tenant: string, limit: number, after: string | null): Promise<{ schedules: ScheduleRow[]; next: string | null }> {
-  const { rows } = await pool.query<ScheduleRow>({
-    name: 'list-schedules',
-    text: `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE tenant = $1 AND ($2::text IS NULL OR name > $2 COLLATE "C") ORDER BY name COLLATE "C" LIMIT $3`,
+  const { rows: sizes } = await pool.query<{ name: string; bytes: number }>({
+    name: 'list-schedule-sizes',
+    // Measured after the limit: a sort by name (where the index's collation is not "C") would
+    // otherwise render every schedule of the tenant to measure it.
+    text: `SELECT name, octet_length(task::text) AS bytes
+             FROM (SELECT name, task FROM schedules WHERE tenant = $1 AND ($2::text IS NULL OR name > $2 COLLATE "C") ORDER BY name COLLATE "C" LIMIT $3) p
+            ORDER BY name COLLATE "C"`,
     values: [tenant, after, limit + 1],
   });
-  const more = rows.length > limit;
-  const schedules = more ? rows.slice(0, limit) : rows;
-  return { schedules, next: more ? schedules[schedules.length - 1]!.name : null };
+  const names: string[] = [];
+  let bytes = 0;
+  for (const r of sizes) {
+    if (names.length === limit || (names.length > 0 && bytes + r.bytes > SCHEDULE_PAGE_BYTES)) break;
+    names.push(r.name);
+    bytes += r.bytes;
+  }
+  const more = names.length < sizes.length;
+  // A schedule deleted since its size was read is left out; the page still ends at the last name read.
+  const { rows: schedules } = await pool.query<ScheduleRow>({
+    name: 'list-schedules',
+    text: `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE tenant = $1 AND name = ANY($2::text[]) ORDER BY name COLLATE "C"`,
+    values: [tenant, names],
+  });
+  return { schedules, next: more ? names[names.length - 1]! : null };
 }
 
 /** The schedule's latest tasks, newest first (through tasks_tenant_schedule_idx). */

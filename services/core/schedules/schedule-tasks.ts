@@ -7,7 +7,8 @@ import { inTransaction } from '../db/transaction';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../observability/logger';
 import type { TaskQueue } from '../queue/queue';
-import { indexStored } from '../tasks/submit';
+import type { EnqueueItem } from '../queue/queue';
+import { enqueueItem } from '../tasks/submit';
 import { TASK_COLUMNS, TaskRow } from '../tasks/task';
 import { uuidv7 } from '../tasks/uuid';
 import type { ScheduleTask } from './schedule';
@@ -24,32 +25,44 @@ export interface ScheduleSource {
  * caller's transaction. A tick that already has its task is skipped by the unique index
  * tasks_schedule_tick_key (ON CONFLICT DO NOTHING), so however many workers fire the same tick,
  * it creates at most one task. Returns the rows actually inserted.
+ *
+ * The rows share the schedule's payload object rather than each reading its copy back: a catch-up
+ * of a thousand ticks of a large payload would otherwise hold a thousand copies at once.
  */
 export async function insertScheduleTasks(client: PoolClient, schedule: ScheduleSource, ticks: (Date | null)[]): Promise<TaskRow[]> {
   if (ticks.length === 0) return [];
   const t = schedule.task;
+  const payload = t.payload ?? null;
   const { rows } = await client.query<TaskRow>({
     name: 'insert-schedule-tasks',
     text: `INSERT INTO tasks (id, tenant, type, priority, payload, max_retries, retry, timeout_ms, schedule, scheduled_for, status)
            SELECT i.id, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, i.scheduled_for, 'queued'
              FROM unnest($1::uuid[], $2::timestamptz[]) AS i(id, scheduled_for)
            ON CONFLICT (tenant, schedule, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING
-           RETURNING ${TASK_COLUMNS}`,
+           RETURNING ${COLUMNS_BUT_PAYLOAD}`,
     values: [
       ticks.map(() => uuidv7()),
       ticks.map((d) => (d ? d.toISOString() : null)),
       schedule.tenant,
       t.type,
       t.priority,
-      JSON.stringify(t.payload ?? null),
+      JSON.stringify(payload),
       t.max_retries,
       t.retry ? JSON.stringify(t.retry) : null,
       t.timeout_ms ?? null,
       schedule.name,
     ],
   });
+  for (const row of rows) row.payload = payload;
   return rows;
 }
+
+const COLUMNS_BUT_PAYLOAD = TASK_COLUMNS.split(', ')
+  .filter((c) => c !== 'payload')
+  .join(', ');
+
+/** Payload bytes pushed to Redis in one call while indexing a pass's tasks. */
+const PUSH_BYTES = 8 * 1048576;
 
 export interface ScheduleTaskDeps {
   pool: Pool;
@@ -58,15 +71,35 @@ export interface ScheduleTaskDeps {
 }
 
 /**
- * Indexes tasks committed in Postgres in Redis. Never throws: a failed push leaves them `queued`
- * in Postgres, and the reconciler queues them.
+ * Indexes tasks committed in Postgres in Redis, a bounded number of payload bytes per call, each
+ * payload written out once however many ticks share it. Never throws: a failed push leaves them
+ * `queued` in Postgres, and the reconciler queues them.
  */
 export async function indexScheduleTasks(deps: ScheduleTaskDeps, tasks: TaskRow[]): Promise<void> {
-  if (tasks.length === 0) return;
-  await indexStored(
-    { ...deps, idempotencyTtlMs: 0 },
-    tasks.map((task) => ({ kind: 'created' as const, task })),
-  );
+  const texts = new Map<unknown, string>();
+  let items: EnqueueItem[] = [];
+  let bytes = 0;
+  for (const task of tasks) {
+    let text = texts.get(task.payload);
+    if (text === undefined) texts.set(task.payload, (text = JSON.stringify(task.payload)));
+    items.push(enqueueItem(task, text));
+    bytes += text.length;
+    if (bytes >= PUSH_BYTES) {
+      await push(deps, items);
+      items = [];
+      bytes = 0;
+    }
+  }
+  await push(deps, items);
+}
+
+async function push(deps: ScheduleTaskDeps, items: EnqueueItem[]): Promise<void> {
+  if (items.length === 0) return;
+  try {
+    await deps.queue.enqueue(items);
+  } catch (err) {
+    deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
+  }
 }
 
 /**

@@ -8,8 +8,11 @@ import type { Pool } from 'pg';
 import { PRIORITIES, Priority } from './priority';
 import { TASK_COLUMNS, TaskRow } from './task';
 
+/** A task read without its payload (up to 1 MiB each, a page of them could outgrow a worker's heap), with the payload's size as JSON text. */
+export type DueTask = TaskRow & { payload_bytes: number };
+
 export interface DueSoon {
-  tasks: (TaskRow & { payload_json: string })[];
+  tasks: DueTask[];
   /** The database's now() + horizon: everything due up to here was read, unless the page was full. */
   until: Date;
 }
@@ -25,19 +28,20 @@ export interface DueCursor {
  * start) and more than `leadMs` from now, in due order, at most `limit` (payloads as JSON text).
  * Tasks due sooner are left alone: they may be leased already (the API indexes a task due within
  * its horizon at once), and a task due but not in Redis is marked `queued` (markDueQueued) and
- * then indexed by the reconciler, which checks that it is still waiting.
+ * then indexed by the reconciler, which checks that it is still waiting. Payloads are not read
+ * here: the loader reads them a bounded number of bytes at a time (reconcile-store's payloadTexts).
  */
 export async function scheduledDueSoon(pool: Pool, after: DueCursor | null, horizonMs: number, leadMs: number, limit: number): Promise<DueSoon> {
   const cols = TASK_COLUMNS.split(', ').filter((c) => c !== 'payload');
   // One statement, one now(): `until` must be the bound this read used, also when it found nothing.
   // (Read again afterwards, it moved on: a task due in between lay behind the loader's mark, unread.)
-  type Due = TaskRow & { payload_json: string };
+  type Due = DueTask;
   const { rows } = await pool.query<(Due | { id: null }) & { until: Date }>({
     name: after ? 'delayed-due-soon-after' : 'delayed-due-soon',
     text: `SELECT t.*, w.until
              FROM (SELECT now() + $1 * interval '1 millisecond' AS until, now() + $2 * interval '1 millisecond' AS lead) w
              LEFT JOIN LATERAL (
-               SELECT ${cols.join(', ')}, NULL AS payload, payload::text AS payload_json
+               SELECT ${cols.join(', ')}, NULL AS payload, octet_length(payload::text) AS payload_bytes
                  FROM tasks
                 WHERE status = 'scheduled' AND run_at <= w.until AND run_at > w.lead
                   ${after ? 'AND (run_at, id) > ($4::timestamptz, $5::uuid)' : ''}
