@@ -3,7 +3,7 @@
  * Node's global fetch (undici) keeps connections alive between calls.
  */
 import { ApiError, ConnectionError, ResponseError } from './errors';
-import { DEFAULT_RETRY, Repeatability, retryDelay, RetryOptions } from './retry-policy';
+import { Repeatability, retryDelay, retryOptions, RetryOptions } from './retry-policy';
 import type { Problem } from './types';
 
 export interface TransportOptions {
@@ -75,7 +75,9 @@ export class Transport {
     }
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
     this.base = base;
-    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.retry = retryOptions(opts.retry);
+    // NaN or 0 would time out every send at once (a timer of NaN ms fires at once).
+    if (opts.timeoutMs !== undefined && !(Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0)) throw new TypeError(`timeoutMs must be a number of milliseconds above 0, got ${String(opts.timeoutMs)}`);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.fetch = opts.fetch ?? globalThis.fetch;
   }
