@@ -74,6 +74,8 @@ export class Transport {
       throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
     }
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
+    // fetch refuses every request to such a URL, and its error would repeat the password.
+    if (base.username || base.password) throw new TypeError(`baseUrl must not carry a user or password (${base.origin}); the API key goes in apiKey`);
     this.base = base;
     this.retry = retryOptions(opts.retry);
     // NaN or 0 would time out every send at once (a timer of NaN ms fires at once).
