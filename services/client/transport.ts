@@ -119,9 +119,10 @@ export class Transport {
         text = await res.text();
       } catch (err) {
         if (call.signal?.aborted) throw call.signal.reason;
-        const reason = describeFailure(abort.signal.aborted ? abort.signal.reason : err, this.timeoutMs);
+        const failure = abort.signal.aborted ? abort.signal.reason : err;
+        const reason = describeFailure(failure, this.timeoutMs);
         const delay = retryDelay({ status: null, retryAfter: null }, attempt - 1, call.repeat, this.retry);
-        if (delay === null) throw new ConnectionError(`${request} to ${this.base.origin}: ${reason}`, request, attempt, { cause: err });
+        if (delay === null) throw new ConnectionError(`${request} to ${this.base.origin}: ${reason}`, request, attempt, { cause: socketError(failure) });
         this.opts.onRetry?.({ request, retry: attempt, delayMs: delay, status: null, reason });
         await sleep(delay, call.signal);
         continue;
@@ -157,6 +158,12 @@ function parseProblem(text: string, res: Response): Problem {
   }
   const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
   return { type: 'about:blank', title: res.statusText || `HTTP ${res.status}`, status: res.status, detail: `HTTP ${res.status}${snippet ? `: ${snippet}` : ''}` };
+}
+
+/** The socket's error (its `code`, e.g. ECONNREFUSED) out of undici's TypeError("fetch failed"); a timeout as it is. */
+function socketError(failure: unknown): unknown {
+  const cause = (failure as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause === 'object' && cause !== null && typeof cause.code === 'string' ? cause : failure;
 }
 
 /** undici wraps the socket's error in a TypeError("fetch failed"); the cause says what happened. */
