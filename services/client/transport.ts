@@ -3,7 +3,7 @@
  * Node's global fetch (undici) keeps connections alive between calls.
  */
 import { ApiError, ConnectionError, ResponseError } from './errors';
-import { Repeatability, retryDelay, retryOptions, RetryOptions } from './retry-policy';
+import { MAX_TIMER_MS, Repeatability, retryDelay, retryOptions, RetryOptions } from './retry-policy';
 import type { Problem } from './types';
 
 export interface TransportOptions {
@@ -78,8 +78,8 @@ export class Transport {
     if (base.username || base.password) throw new TypeError(`baseUrl must not carry a user or password (${base.origin}); the API key goes in apiKey`);
     this.base = base;
     this.retry = retryOptions(opts.retry);
-    // NaN or 0 would time out every send at once (a timer of NaN ms fires at once).
-    if (opts.timeoutMs !== undefined && !(Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0)) throw new TypeError(`timeoutMs must be a number of milliseconds above 0, got ${String(opts.timeoutMs)}`);
+    // NaN, 0 or past a timer's range would time out every send at once (such a timer fires at once).
+    if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0 && opts.timeoutMs <= MAX_TIMER_MS)) throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${String(opts.timeoutMs)}`);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.fetch = opts.fetch ?? globalThis.fetch;
   }

@@ -39,8 +39,11 @@ it.each([
   [{ retry: { maxRetries: Infinity } }, /retry\.maxRetries/],
   [{ retry: { baseDelayMs: NaN } }, /retry\.baseDelayMs must be a number of milliseconds/],
   [{ retry: { maxDelayMs: -5 } }, /retry\.maxDelayMs/],
-  [{ timeoutMs: NaN }, /timeoutMs must be a number of milliseconds above 0/],
+  [{ retry: { maxDelayMs: 3e9 } }, /retry\.maxDelayMs must be a number of milliseconds from 0 to 2147483647/],
+  [{ timeoutMs: NaN }, /timeoutMs must be a number of milliseconds from 1 to 2147483647/],
   [{ timeoutMs: 0 }, /timeoutMs/],
+  // A timer past 2^31 - 1 ms fires at once: every send would time out.
+  [{ timeoutMs: 3e9 }, /timeoutMs/],
 ])('%p is refused at construction', (opts, message) => {
   expect(() => new TaskSchedulerClient({ baseUrl: 'http://127.0.0.1:1', ...opts })).toThrow(message);
 });
