@@ -17,6 +17,10 @@ export function apiClient(values: Record<string, string | boolean | undefined>, 
   if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
     throw new UsageError(`${typeof values.api === 'string' ? '--api' : 'TASK_SCHEDULER_URL'} must be an http(s) URL, got ${JSON.stringify(url)}`);
   }
+  if (parsed.username || parsed.password) {
+    // Not echoed: the password would land in a terminal's scrollback or a CI log.
+    throw new UsageError(`${typeof values.api === 'string' ? '--api' : 'TASK_SCHEDULER_URL'} must not carry a user or password (${parsed.origin}); the API key goes in --key or TASK_SCHEDULER_KEY`);
+  }
   const key = typeof values.key === 'string' ? values.key : env.TASK_SCHEDULER_KEY || undefined;
   if (key !== undefined && !/^[\x21-\x7e]+$/.test(key)) throw new UsageError(`${typeof values.key === 'string' ? '--key' : 'TASK_SCHEDULER_KEY'} must be an API key (printable characters, no spaces)`);
   // A person waits at the terminal: a few quick retries, never a long wait.

@@ -82,5 +82,13 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ');
 
 if (require.main === module) {
+  // A reader that stops early (`| head`, a failed `| jq`) closes the pipe: what is left is not
+  // wanted, which is no crash with a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
   void runCli(process.argv.slice(2), process.env, processIo).then((code) => process.exit(code));
 }

@@ -43,7 +43,9 @@ export async function redrive(client: TaskSchedulerClient, filter: TaskFilter, o
       // the burst is sent again no larger; one over the rate waits for Retry-After (after the
       // client's own short retries).
       const refusal = limitRefusal(err);
-      if (refusal?.burst !== undefined && refusal.burst > 0 && refusal.burst < limit) step = refusal.burst;
+      const max = callMax(err);
+      if (max !== null && max < limit) step = max;
+      else if (refusal?.burst !== undefined && refusal.burst > 0 && refusal.burst < limit) step = refusal.burst;
       else if (refusal?.retryAfterMs !== undefined && waits++ < MAX_RATE_WAITS) await new Promise((res) => setTimeout(res, refusal.retryAfterMs));
       else throw err;
       continue;
@@ -69,13 +71,34 @@ export async function redrive(client: TaskSchedulerClient, filter: TaskFilter, o
 export async function countDead(client: TaskSchedulerClient, filter: TaskFilter, limit: number | null): Promise<{ matched: number; has_more: boolean }> {
   let matched = 0;
   let cursor: string | undefined;
+  let most = BULK_CALL_MAX;
   for (;;) {
-    const r = await client.bulkRetry({ filter: { ...filter, status: 'dead' }, limit: limit === null ? undefined : Math.min(BULK_CALL_MAX, limit - matched), dry_run: true, cursor });
+    const ask = limit === null ? undefined : Math.min(most, limit - matched);
+    let r: BulkResult;
+    try {
+      r = await client.bulkRetry({ filter: { ...filter, status: 'dead' }, limit: ask, dry_run: true, cursor });
+    } catch (err) {
+      const max = callMax(err);
+      if (ask === undefined || max === null || max >= ask) throw err;
+      most = max;
+      continue;
+    }
     matched += r.matched;
     if (r.next_cursor === null) return { matched, has_more: false };
     if (limit !== null && matched >= limit) return { matched, has_more: true };
     cursor = r.next_cursor;
   }
+}
+
+/**
+ * The API's BULK_MAX_LIMIT when `err` is its refusal of a larger `limit` (a deployment may set it
+ * below a redrive step or BULK_CALL_MAX), else null: the call is sent again no larger.
+ */
+function callMax(err: unknown): number | null {
+  if (!(err instanceof ApiError) || err.status !== 400) return null;
+  const refusal = (err.problem.errors ?? []).find((e) => e.field === 'limit');
+  const m = refusal ? /^must be an integer between 1 and (\d+)$/.exec(refusal.message) : null;
+  return m ? Number(m[1]) : null;
 }
 
 /** A 429 of the tenant's limits: the burst a call was larger than, or how long to wait for the rate. */

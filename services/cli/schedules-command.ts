@@ -8,7 +8,7 @@ import { PRIORITIES } from '../core/tasks/priority';
 import { API_OPTIONS, apiClient } from './api-client';
 import { parse, UsageError } from './args';
 import type { Io } from './io';
-import { json, table } from './output';
+import { fields as showFields, json, table } from './output';
 import { parseCount } from './tasks-command';
 
 export const SCHEDULES_USAGE = `schedules list [--json]
@@ -121,11 +121,9 @@ function scheduleDetail(s: ScheduleDetail): string {
     ['created_at', s.created_at],
     ['updated_at', s.updated_at],
   ];
-  const width = Math.max(...fields.map(([k]) => k.length));
-  const lines = fields.map(([k, v]) => `${k.padEnd(width)}  ${v === null || v === undefined ? '-' : String(v)}`);
   const ticks = s.next_ticks.length ? `\nNEXT TICKS${s.paused ? ' (if resumed now)' : ''}\n${table(s.next_ticks, ['at', 'local'])}` : '\nNEXT TICKS\nnone: the expression fires no more\n';
   const runs = s.last_runs.length ? `\nLAST RUNS\n${table(s.last_runs.map((r) => ({ ...r, scheduled_for: r.scheduled_for ?? '(trigger)' })), ['id', 'status', 'scheduled_for', 'created_at', 'finished_at'])}` : '';
-  return `${lines.join('\n')}\n${ticks}${runs}`;
+  return `${showFields(fields)}\n${ticks}${runs}`;
 }
 
 export async function schedulesCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {

@@ -1,7 +1,7 @@
 /** --status, --type, --priority, --created-after, --created-before, --schedule: the filters of tasks list, dlq and redrive. */
 import type { TaskFilter } from '../client';
 import { PRIORITIES, STATUSES } from '../core/tasks/priority';
-import { ScheduleNameSchema } from '../core/tasks/task-fields';
+import { microsecondTime, parseTime as apiTime, ScheduleNameSchema } from '../core/tasks/task-fields';
 import { parseDuration, UsageError } from './args';
 
 export const FILTER_OPTIONS = {
@@ -18,7 +18,7 @@ export const TIME_USAGE = 'TIME: an RFC 3339 time (2026-01-31T22:00:00Z) or an a
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 const SCHEDULE_PATTERN = new RegExp(ScheduleNameSchema.pattern!);
-const RFC3339 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/i;
+const RFC3339 = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2})(?:(:\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/i;
 
 export function parseFilter(values: Record<string, string | boolean | undefined>, nowMs = Date.now()): TaskFilter {
   const f: TaskFilter = {};
@@ -36,7 +36,8 @@ export function parseFilter(values: Record<string, string | boolean | undefined>
     const v = values[option];
     if (typeof v === 'string') f[field] = parseTime(v, `--${option}`, nowMs);
   }
-  if (f.created_after && f.created_before && Date.parse(f.created_after) >= Date.parse(f.created_before)) {
+  // To the microsecond, as the API compares them (Date.parse would cut both to the millisecond).
+  if (f.created_after && f.created_before && microsecondTime(f.created_after, 'down') >= microsecondTime(f.created_before, 'up')) {
     throw new UsageError('--created-after must be earlier than --created-before');
   }
   return f;
@@ -50,10 +51,16 @@ function listOf(text: string, option: string, allowed: readonly string[]): strin
   return [...new Set(items)];
 }
 
-/** An RFC 3339 time (a date alone is midnight UTC), or an age ("12h": twelve hours ago), as RFC 3339 in UTC. */
+/**
+ * An RFC 3339 time (a date alone is midnight UTC, a time without a zone UTC), or an age ("12h":
+ * twelve hours ago), as the API takes it. A time is completed (seconds, a zone) and sent as written,
+ * checked as the API checks it: through a Date, 30 February would become 2 March and a bound lose
+ * its microseconds.
+ */
 export function parseTime(text: string, option: string, nowMs = Date.now()): string {
   if (/^\d+[smhdw]$/.test(text)) return new Date(nowMs - parseDuration(text, option)).toISOString();
-  const ms = RFC3339.test(text) ? Date.parse(/T/i.test(text) && !/(Z|[+-]\d{2}:\d{2})$/i.test(text) ? `${text}Z` : text) : NaN;
-  if (Number.isNaN(ms)) throw new UsageError(`${option} must be an RFC 3339 time (e.g. 2026-01-31T22:00:00Z) or an age such as 12h or 7d, got ${JSON.stringify(text)}`);
-  return new Date(ms).toISOString();
+  const m = RFC3339.exec(text);
+  const full = m ? `${m[1]}T${m[2] ?? '00:00'}${m[3] ?? ':00'}${m[4] ?? ''}${m[5] ?? 'Z'}` : null;
+  if (full === null || apiTime(full) === null) throw new UsageError(`${option} must be an RFC 3339 time (e.g. 2026-01-31T22:00:00Z) or an age such as 12h or 7d, got ${JSON.stringify(text)}`);
+  return full;
 }

@@ -1,6 +1,6 @@
 /** How tasks are shown: a table of many, the fields and runs of one. --json prints the API's objects instead. */
 import type { ListedTask, Task } from '../client';
-import { table } from './output';
+import { fields as showFields, table } from './output';
 
 function short(text: string | null, max = 60): string | null {
   if (text === null) return null;
@@ -33,9 +33,7 @@ export function taskDetail(t: Task): string {
     ['payload', JSON.stringify(t.payload)],
     ['result', t.result === null || t.result === undefined ? null : JSON.stringify(t.result)],
   ];
-  const width = Math.max(...fields.map(([k]) => k.length));
-  const lines = fields.map(([k, v]) => `${k.padEnd(width)}  ${v === null || v === undefined ? '-' : String(v)}`);
   const runs = t.runs ?? [];
   const runRows = runs.map((r) => ({ ...r, error: r.error === null ? null : short(r.error) }));
-  return `${lines.join('\n')}\n${runs.length ? `\nRUNS\n${table(runRows, ['attempt', 'outcome', 'worker_id', 'started_at', 'duration_ms', 'error_type', 'error'])}` : ''}`;
+  return `${showFields(fields)}\n${runs.length ? `\nRUNS\n${table(runRows, ['attempt', 'outcome', 'worker_id', 'started_at', 'duration_ms', 'error_type', 'error'])}` : ''}`;
 }

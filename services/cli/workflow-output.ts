@@ -1,6 +1,6 @@
 /** How workflows are shown: a table of many, the fields and step table of one. --json prints the API's objects instead. */
 import type { Workflow, WorkflowCreated, WorkflowDetail } from '../client';
-import { table } from './output';
+import { fields as showFields, table } from './output';
 
 function short(text: string | null, max = 60): string | null {
   if (text === null) return null;
@@ -42,8 +42,6 @@ export function workflowDetail(d: WorkflowDetail): string {
     ['cancel_requested_at', w.cancel_requested_at],
     ['idempotency_key', w.idempotency_key],
   ];
-  const width = Math.max(...fields.map(([k]) => k.length));
-  const lines = fields.map(([k, v]) => `${k.padEnd(width)}  ${v === null || v === undefined ? '-' : String(v)}`);
   const steps = d.steps.map((s) => ({ ...s, depends_on: s.depends_on.length ? s.depends_on : null, last_error: short(s.last_error) }));
-  return `${lines.join('\n')}\n\nSTEPS\n${table(steps, ['key', 'status', 'depends_on', 'task_id', 'type', 'attempts', 'cancelled_by', 'last_error'])}`;
+  return `${showFields(fields)}\n\nSTEPS\n${table(steps, ['key', 'status', 'depends_on', 'task_id', 'type', 'attempts', 'cancelled_by', 'last_error'])}`;
 }

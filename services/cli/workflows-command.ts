@@ -1,5 +1,7 @@
 /** `workflows submit|list|get|cancel`: workflows (DAGs of tasks) through the API, scoped to the key's tenant. */
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { ApiError, ConnectionError } from '../client';
 import type { NewWorkflow, Workflow, WorkflowListQuery } from '../client';
 import { parseTaskBody } from '../api/input/read-json';
 import { ProblemError } from '../api/problem';
@@ -84,10 +86,21 @@ export async function workflowsCommand(args: string[], env: NodeJS.ProcessEnv, i
   switch (sub) {
     case 'submit': {
       const { values, positionals } = parse(rest, { ...API_OPTIONS, 'idempotency-key': { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1, names: 'the workflow FILE (or - for stdin)' });
-      const key = typeof values['idempotency-key'] === 'string' ? values['idempotency-key'] : undefined;
+      const given = typeof values['idempotency-key'] === 'string' ? values['idempotency-key'] : undefined;
       const client = apiClient(values, env);
-      const body = await readWorkflow(positionals[0]!, key, io);
-      const submitted = await client.submitWorkflow(body, { idempotencyKey: key });
+      const body = await readWorkflow(positionals[0]!, given, io);
+      const key = given ?? `cli-${randomUUID()}`;
+      let submitted;
+      try {
+        submitted = await client.submitWorkflow(body, { idempotencyKey: key });
+      } catch (err) {
+        // No answer, or a failure after the API may have acted: the workflow may exist. Run again
+        // without the key, the CLI would make a second one; with it, the API answers with the first.
+        if (given === undefined && (err instanceof ConnectionError || (err instanceof ApiError && err.status >= 500))) {
+          err.message += `; it may have been created: run again with --idempotency-key ${key} to submit it at most once`;
+        }
+        throw err;
+      }
       io.out(values.json ? json({ workflow: submitted.workflow, steps: submitted.steps }) : workflowCreated(submitted));
       return 0;
     }

@@ -14,6 +14,27 @@ export interface RetryOptions {
 
 export const DEFAULT_RETRY: Required<RetryOptions> = { maxRetries: 4, baseDelayMs: 250, maxDelayMs: 30_000 };
 
+/** The longest timer Node keeps: a longer one fires at once (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * The caller's options over the defaults. An option given as undefined takes its default (a spread
+ * would keep the undefined, and `retry >= undefined` never ends the retries); a value that is no
+ * count or duration is refused, not left to retry without end or without a pause.
+ */
+export function retryOptions(given: RetryOptions = {}): Required<RetryOptions> {
+  const out = { ...DEFAULT_RETRY };
+  for (const name of Object.keys(DEFAULT_RETRY) as (keyof RetryOptions)[]) {
+    const v = given[name];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_TIMER_MS || (name === 'maxRetries' && !Number.isInteger(v))) {
+      throw new TypeError(`retry.${name} must be a ${name === 'maxRetries' ? 'whole number' : 'number of milliseconds'} from 0 to ${MAX_TIMER_MS}, got ${String(v)}`);
+    }
+    out[name] = v;
+  }
+  return out;
+}
+
 /** How a call may be repeated: `safe` after any failure, `refusals` only after a 429 (nothing was done). */
 export type Repeatability = 'safe' | 'refusals';
 

@@ -3,7 +3,7 @@
  * Node's global fetch (undici) keeps connections alive between calls.
  */
 import { ApiError, ConnectionError, ResponseError } from './errors';
-import { DEFAULT_RETRY, Repeatability, retryDelay, RetryOptions } from './retry-policy';
+import { MAX_TIMER_MS, Repeatability, retryDelay, retryOptions, RetryOptions } from './retry-policy';
 import type { Problem } from './types';
 
 export interface TransportOptions {
@@ -74,8 +74,12 @@ export class Transport {
       throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
     }
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
+    // fetch refuses every request to such a URL, and its error would repeat the password.
+    if (base.username || base.password) throw new TypeError(`baseUrl must not carry a user or password (${base.origin}); the API key goes in apiKey`);
     this.base = base;
-    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.retry = retryOptions(opts.retry);
+    // NaN, 0 or past a timer's range would time out every send at once (such a timer fires at once).
+    if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0 && opts.timeoutMs <= MAX_TIMER_MS)) throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${String(opts.timeoutMs)}`);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.fetch = opts.fetch ?? globalThis.fetch;
   }
@@ -115,9 +119,10 @@ export class Transport {
         text = await res.text();
       } catch (err) {
         if (call.signal?.aborted) throw call.signal.reason;
-        const reason = describeFailure(abort.signal.aborted ? abort.signal.reason : err, this.timeoutMs);
+        const failure = abort.signal.aborted ? abort.signal.reason : err;
+        const reason = describeFailure(failure, this.timeoutMs);
         const delay = retryDelay({ status: null, retryAfter: null }, attempt - 1, call.repeat, this.retry);
-        if (delay === null) throw new ConnectionError(`${request} to ${this.base.origin}: ${reason}`, request, attempt, { cause: err });
+        if (delay === null) throw new ConnectionError(`${request} to ${this.base.origin}: ${reason}`, request, attempt, { cause: socketError(failure) });
         this.opts.onRetry?.({ request, retry: attempt, delayMs: delay, status: null, reason });
         await sleep(delay, call.signal);
         continue;
@@ -153,6 +158,12 @@ function parseProblem(text: string, res: Response): Problem {
   }
   const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
   return { type: 'about:blank', title: res.statusText || `HTTP ${res.status}`, status: res.status, detail: `HTTP ${res.status}${snippet ? `: ${snippet}` : ''}` };
+}
+
+/** The socket's error (its `code`, e.g. ECONNREFUSED) out of undici's TypeError("fetch failed"); a timeout as it is. */
+function socketError(failure: unknown): unknown {
+  const cause = (failure as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause === 'object' && cause !== null && typeof cause.code === 'string' ? cause : failure;
 }
 
 /** undici wraps the socket's error in a TypeError("fetch failed"); the cause says what happened. */
