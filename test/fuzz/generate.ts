@@ -717,7 +717,9 @@ function methodsArb(g: GenSettings): fc.Arbitrary<FuzzRequest> {
     // Past node's 16 KiB head limit: refused, but still as a problem the client can read.
     fc.tuple(fc.integer({ min: 17000, max: 40000 }), fc.constantFrom('GET', 'POST')).map(([n, m]) => request('path.too-long', m, `/tasks/${'a'.repeat(n)}`, [408, 414, 431])),
     // GET /tasks/:id: ids answered 201 earlier, unknown ids, and things that are not ids.
-    fc.tuple(fc.constantFrom(`/tasks/${SEEN}`, `/tasks/${SEEN_UPPER}`, `/tasks/${SEEN}?x=1`, `/tasks/${SEEN}/`), fc.constantFrom('GET', 'HEAD'), fc.nat()).map(([path, m, seen]) => request('get.seen', m, path, [200], { seen })),
+    fc.tuple(fc.constantFrom(`/tasks/${SEEN}`, `/tasks/${SEEN_UPPER}`, `/tasks/${SEEN}/`), fc.constantFrom('GET', 'HEAD'), fc.nat()).map(([path, m, seen]) => request('get.seen', m, path, [200], { seen })),
+    // A query parameter the route does not know is refused, not ignored.
+    fc.tuple(fc.constantFrom('GET', 'HEAD'), fc.nat()).map(([m, seen]) => request('get.unknown-param', m, `/tasks/${SEEN}?x=1`, [400], { seen })),
     fc.tuple(fc.uuid(), fc.boolean(), fc.constantFrom('GET', 'HEAD')).map(([id, upper, m]) => request('get.unknown', m, `/tasks/${upper ? id.toUpperCase() : id}`, [404])),
     fc.tuple(fc.oneof(segArb, fc.constantFrom('%zz', '%00', '%', 'a%2Fb', '00000000-0000-0000-0000-00000000000g', '0190a1b2c3d47e5f8a9b0c1d2e3f4a5b', '{0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b}', 'null', 'undefined', '-1', '0'), fc.integer({ min: 200, max: 8000 }).map((n) => 'f'.repeat(n)))).map(([id]) =>
       request('get.not-an-id', 'GET', `/tasks/${id}`, id === 'batch' ? [405] : [400]),
