@@ -17,6 +17,7 @@ import type { ApiMetrics } from '../core/observability/metrics';
 import { TaskRow, taskToJson } from '../core/tasks/task';
 import { logRequestFailure, ProblemError, toProblem } from './problem';
 import { BodyBudget, busy } from './input/body-budget';
+import { afterBody } from './input/read-body';
 import { requestIdFor } from './request-id';
 import type { Principal } from './auth/principal';
 
@@ -77,56 +78,56 @@ export function fastSubmit(deps: FastSubmitDeps): (req: IncomingMessage, res: Se
       finish(problem.status, headers, JSON.stringify(problem.body(ROUTE)));
     };
 
-    if (!deps.budget.admit(req, res, deps.maxBodyBytes)) {
-      // The body is read and dropped (it holds no memory), so the answer is not lost to a reset.
-      req.on('error', () => undefined);
-      req.on('end', () => fail(busy()));
-      req.resume();
-      return true;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size <= deps.maxBodyBytes) {
-        chunks.push(chunk);
-        return;
-      }
-      // Only a body without a declared length can get here (a longer declared one went to express).
-      tooLarge = true;
-      fail(new ProblemError(413, 'Payload too large', 'request entity too large'));
-    });
     req.on('error', () => undefined); // the client went away; there is no one to answer
-    // Checked while the body arrives (a cached key answers at once); refused requests are answered
-    // once their body is read, and their body is never parsed.
+    // The key is checked before the body is admitted, as on the express routes: a request refused
+    // for its key takes no body budget and no memory, so clients without a valid key trickling
+    // bodies cannot make real submissions 503. An uncached key's body waits unread for its lookup.
     let principal: Principal | Promise<Principal>;
     try {
       principal = deps.authorize(req);
     } catch (err) {
-      principal = Promise.reject(err);
+      afterBody(req, () => fail(err));
+      return true;
     }
-    if (principal instanceof Promise) principal.catch(() => undefined);
-    req.on('end', () => {
-      if (tooLarge) return;
-      const submit = (p: Principal) => {
-        const key = req.headers['idempotency-key'];
-        return deps.accept(p, deps.parse(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)), Array.isArray(key) ? key.join(', ') : key);
-      };
-      // A cached key's principal is known at once: no extra promise turn for it.
-      let accepted: Promise<Accepted>;
-      try {
-        accepted = principal instanceof Promise ? principal.then(submit) : submit(principal);
-      } catch (err) {
-        accepted = Promise.reject(err);
-      }
-      accepted.then(
-        (a) => finish(a.status, { ...a.headers, 'Content-Type': JSON_TYPE, Location: `/tasks/${a.task.id}` }, JSON.stringify(taskToJson(a.task))),
-        fail,
-      );
-    });
+    if (principal instanceof Promise) principal.then(receive, (err: unknown) => afterBody(req, () => fail(err)));
+    else receive(principal);
     return true;
+
+    function receive(p: Principal): void {
+      if (!deps.budget.admit(req, res, deps.maxBodyBytes)) {
+        // The body is read and dropped (it holds no memory), so the answer is not lost to a reset.
+        afterBody(req, () => fail(busy()));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooLarge = false;
+      req.on('data', (chunk: Buffer) => {
+        if (tooLarge) return;
+        size += chunk.length;
+        if (size <= deps.maxBodyBytes) {
+          chunks.push(chunk);
+          return;
+        }
+        // Only a body without a declared length can get here (a longer declared one went to express).
+        tooLarge = true;
+        fail(new ProblemError(413, 'Payload too large', 'request entity too large'));
+      });
+      req.on('end', () => {
+        if (tooLarge) return;
+        let accepted: Promise<Accepted>;
+        try {
+          const key = req.headers['idempotency-key'];
+          accepted = deps.accept(p, deps.parse(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)), Array.isArray(key) ? key.join(', ') : key);
+        } catch (err) {
+          accepted = Promise.reject(err);
+        }
+        accepted.then(
+          (a) => finish(a.status, { ...a.headers, 'Content-Type': JSON_TYPE, Location: `/tasks/${a.task.id}` }, JSON.stringify(taskToJson(a.task))),
+          fail,
+        );
+      });
+    }
   };
 }
 

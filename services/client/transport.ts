@@ -99,10 +99,13 @@ export class Transport {
     const ok = call.ok ?? ((s: number) => s >= 200 && s < 300);
     // A value no header may carry (a line break in a key or a tenant) is the caller's mistake: fetch
     // would refuse it on every send, and the call be retried and thrown as a lost connection.
-    try {
-      new Headers(headers);
-    } catch (err) {
-      throw new TypeError(`${request}: ${(err as Error).message}`, { cause: err });
+    // fetch's own error quotes the value, and the value may be the API key: name the header only.
+    for (const [name, value] of Object.entries(headers)) {
+      try {
+        new Headers([[name, value]]);
+      } catch {
+        throw new TypeError(`${request}: the ${name} header cannot carry its value (a line break, a NUL or a character beyond Latin-1)`);
+      }
     }
 
     for (let attempt = 1; ; attempt++) {

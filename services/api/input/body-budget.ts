@@ -30,7 +30,9 @@ export class BodyBudget {
    */
   admit(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
     const bytes = reservation(req, maxBodyBytes);
-    if (bytes === 0) return true;
+    // A client gone while its key was looked up: its 'close' has passed and would never give the
+    // bytes back, and no body will be read.
+    if (bytes === 0 || res.closed || res.destroyed) return true;
     if (this.used + bytes > this.limit) return false;
     this.used += bytes;
     res.once('close', () => (this.used -= bytes));
