@@ -315,9 +315,17 @@ export class PartitionedQueue implements TaskQueue {
     };
   }
 
+  /**
+   * The tenant's partition, and the live workers from the control slot: that slot failing or not
+   * answering within passWaitMs leaves workers null, as every tenant's answer would otherwise
+   * fail (or wait) with one master.
+   */
   async overview(tenant: string): Promise<TenantOverview> {
-    const [mine, control] = await Promise.all([this.partitionFor(tenant).overview(tenant), this.control.overview(tenant)]);
-    return { ...mine, workers: control.workers };
+    const [mine, control] = await Promise.all([
+      this.partitionFor(tenant).overview(tenant),
+      this.bounded('control', 'overview', this.control.overview(tenant), () => undefined).catch(() => null),
+    ]);
+    return { ...mine, workers: control ? control.workers : null };
   }
 
   async configureTenants(defaultMaxRunning: number, tenants: TenantDispatch[]): Promise<{ changed: number; complete: boolean }> {
