@@ -38,6 +38,6 @@ export function queuesText(q: QueuesResponse): string {
     };
   });
   const head = `tenant ${q.tenant} · ${q.running_now} running now · as of ${q.as_of}\n`;
-  const workers = q.workers?.length ? table(q.workers, ['id', 'slots']) : '(none alive)\n';
+  const workers = q.workers === null ? '(not known: Redis did not answer)\n' : q.workers?.length ? table(q.workers, ['id', 'slots']) : '(none alive)\n';
   return `${head}\n${table(rows, Object.keys(rows[0] ?? { priority: '' }))}\nWORKERS\n${workers}`;
 }

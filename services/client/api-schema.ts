@@ -650,12 +650,12 @@ export interface components {
             };
             /** @description Attempts of the tenant running now (leases held). */
             running_now: number;
-            /** @description The live workers. */
+            /** @description The live workers; null when not known (on a Redis Cluster, the master holding their announcements did not answer). */
             workers: {
                 id: string;
                 /** @description Tasks it runs at once (null: it did not say). */
                 slots: number | null;
-            }[];
+            }[] | null;
             /** Format: date-time */
             as_of: string;
         };

@@ -41,7 +41,7 @@ export class UnfinishedTrueUp extends PeriodicService<{ tenants: number } | null
     const counts = await countUnfinished(this.deps.pool);
     // Admissions in flight at the read may commit after the count: they are part of the base (see admission.ts).
     for (const [tenant, n] of before.inFlight) counts.set(tenant, (counts.get(tenant) ?? 0) + n);
-    await this.deps.admission.trueUp(counts, before.admitted);
+    await this.deps.admission.trueUp(counts, before.admitted, before.partitions);
     const took = Math.ceil(performance.now() - t0);
     this.lastTookMs = took;
     if (took * 5 > this.intervalMs) {

@@ -60,7 +60,7 @@ export class QueuesView {
       tenant,
       priorities,
       running_now: redis.running,
-      workers: redis.workers.map((w) => ({ id: w.id, slots: w.slots })),
+      workers: redis.workers && redis.workers.map((w) => ({ id: w.id, slots: w.slots })),
       as_of: new Date().toISOString(),
     };
   }

@@ -147,9 +147,9 @@ export const QueuesSchema = Type.Object(
       ),
     }),
     running_now: Type.Integer({ minimum: 0, description: 'Attempts of the tenant running now (leases held).' }),
-    workers: Type.Array(
-      Type.Object({ id: Type.String(), slots: Nullable(Type.Integer({ minimum: 0 }), { description: 'Tasks it runs at once (null: it did not say).' }) }, { additionalProperties: false }),
-      { description: 'The live workers.' },
+    workers: Nullable(
+      Type.Array(Type.Object({ id: Type.String(), slots: Nullable(Type.Integer({ minimum: 0 }), { description: 'Tasks it runs at once (null: it did not say).' }) }, { additionalProperties: false })),
+      { description: 'The live workers; null when not known (on a Redis Cluster, the master holding their announcements did not answer).' },
     ),
     as_of: Time,
   },

@@ -146,34 +146,34 @@ export class PartitionedQueue implements TaskQueue {
   }
 
   async finish(items: FinishItem[]): Promise<Finished[]> {
-    return this.byToken(items, (q, group) => q.finish(group), 'stale');
+    return this.byToken('finish', items, (q, group) => q.finish(group), 'stale');
   }
 
   /** Tasks whose outcome is final, for the current lease holder: forgotten. */
   async ack(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
-    return this.byToken(held, (q, group) => q.ack(group), false);
+    return this.byToken('ack', held, (q, group) => q.ack(group), false);
   }
 
   /** Leased tasks to their retry set, due after delayMs. */
   async retry(items: (Held & { delayMs: number })[]): Promise<boolean[]> {
-    return this.byToken(items, (q, group) => q.retry(group), false);
+    return this.byToken('retry', items, (q, group) => q.retry(group), false);
   }
 
   /** Leased tasks to their dead-letter list. */
   async bury(items: Held[]): Promise<boolean[]> {
-    return this.byToken(items, (q, group) => q.bury(group), false);
+    return this.byToken('bury', items, (q, group) => q.bury(group), false);
   }
 
   async extend(held: Pick<Held, 'id' | 'token'>[], visibilityMs: number): Promise<boolean[]> {
-    return this.byToken(held, (q, group) => q.extend(group, visibilityMs), false);
+    return this.byToken('extend', held, (q, group) => q.extend(group, visibilityMs), false);
   }
 
   async release(items: Released[]): Promise<boolean[]> {
-    return this.byToken(items, (q, group) => q.release(group), false);
+    return this.byToken('release', items, (q, group) => q.release(group), false);
   }
 
   async cancelRequested(held: Pick<Held, 'id' | 'token'>[]): Promise<boolean[]> {
-    return this.byToken(held, (q, group) => q.cancelRequested(group), false);
+    return this.byToken('cancelRequested', held, (q, group) => q.cancelRequested(group), false);
   }
 
   async lease(opts: LeaseOptions): Promise<Lease[]> {
@@ -315,9 +315,17 @@ export class PartitionedQueue implements TaskQueue {
     };
   }
 
+  /**
+   * The tenant's partition, and the live workers from the control slot: that slot failing or not
+   * answering within passWaitMs leaves workers null, as every tenant's answer would otherwise
+   * fail (or wait) with one master.
+   */
   async overview(tenant: string): Promise<TenantOverview> {
-    const [mine, control] = await Promise.all([this.partitionFor(tenant).overview(tenant), this.control.overview(tenant)]);
-    return { ...mine, workers: control.workers };
+    const [mine, control] = await Promise.all([
+      this.partitionFor(tenant).overview(tenant),
+      this.bounded('control', 'overview', this.control.overview(tenant), () => undefined).catch(() => null),
+    ]);
+    return { ...mine, workers: control ? control.workers : null };
   }
 
   async configureTenants(defaultMaxRunning: number, tenants: TenantDispatch[]): Promise<{ changed: number; complete: boolean }> {
@@ -383,8 +391,9 @@ export class PartitionedQueue implements TaskQueue {
     };
   }
 
+  /** Bounded by passWaitMs: the heartbeat waits for it, and a stalled control slot must not stop the partitions' extends. */
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void> {
-    return this.control.announceWorker(workerId, ttlMs, slots);
+    return this.bounded('control', 'announce', this.control.announceWorker(workerId, ttlMs, slots), () => undefined);
   }
 
   /**
@@ -451,7 +460,7 @@ export class PartitionedQueue implements TaskQueue {
    * stalled, or unreachable without a reset) is an error to the pass, and its answer, if it comes,
    * goes to `late`, so what its script did is not lost. One partition: not bounded.
    */
-  private bounded<R>(p: number, what: string, call: Promise<R>, late: (r: R) => void): Promise<R> {
+  private bounded<R>(p: number | 'control', what: string, call: Promise<R>, late: (r: R) => void): Promise<R> {
     if (this.parts.length === 1) return call;
     const waitMs = this.opts.passWaitMs ?? 2000;
     return new Promise<R>((resolve, reject) => {
@@ -490,14 +499,17 @@ export class PartitionedQueue implements TaskQueue {
     return Promise.all([...groups].map(([p, g]) => call(this.parts[p]!, g.items)));
   }
 
-  /** Calls `call` once per partition with that partition's items (concurrently); answers in the items' order. */
-  private async scatter<T, R>(items: T[], partitionOfItem: (item: T) => number, call: (q: RedisQueue, items: T[]) => Promise<R[]>, unknown?: R): Promise<R[]> {
+  /**
+   * Calls `call` once per partition with that partition's items (concurrently); answers in the items' order.
+   * `bound`: each partition is waited for at most passWaitMs (its late answer dropped).
+   */
+  private async scatter<T, R>(items: T[], partitionOfItem: (item: T) => number, call: (q: RedisQueue, items: T[]) => Promise<R[]>, unknown?: R, bound?: string): Promise<R[]> {
     const out = new Array<R>(items.length);
     const groups = this.groupBy(items, partitionOfItem);
     await Promise.all(
       [...groups].map(async ([p, g]) => {
         const q = this.parts[p];
-        const res = q ? await call(q, g.items) : g.items.map(() => unknown as R);
+        const res = q ? await (bound ? this.bounded(p, bound, call(q, g.items), () => undefined) : call(q, g.items)) : g.items.map(() => unknown as R);
         g.at.forEach((i, j) => (out[i] = res[j]!));
       }),
     );
@@ -508,9 +520,13 @@ export class PartitionedQueue implements TaskQueue {
     return this.scatter(items, (it) => partitionOf(it.tenant, this.parts.length), call);
   }
 
-  /** By the partition the lease token names; a token of no partition here (another layout) is stale. */
-  private byToken<T extends { token: string }, R>(items: T[], call: (q: RedisQueue, items: T[]) => Promise<R[]>, stale: R): Promise<R[]> {
-    return this.scatter(items, (it) => tokenPartition(it.token), call, stale);
+  /**
+   * By the partition the lease token names; a token of no partition here (another layout) is stale.
+   * Bounded: heartbeats, outcome writes and the reaper wait on these, and one stalled master must
+   * not hold the leases of every other partition.
+   */
+  private byToken<T extends { token: string }, R>(what: string, items: T[], call: (q: RedisQueue, items: T[]) => Promise<R[]>, stale: R): Promise<R[]> {
+    return this.scatter(items, (it) => tokenPartition(it.token), call, stale, what);
   }
 }
 

@@ -223,8 +223,11 @@ export interface TenantOverview {
   priorities: Record<Priority, { ready: number; oldestWaitingSeconds: number; lastMinute: { enqueued: number; succeeded: number; retried: number; dead: number; cancelled: number } }>;
   /** Leases the tenant holds (attempts running), all priorities. */
   running: number;
-  /** Live workers and their task slots (null: the worker did not say). */
-  workers: { id: string; slots: number | null }[];
+  /**
+   * Live workers and their task slots (slots null: the worker did not say). null: not known (on a
+   * Redis Cluster, the master holding the announcements did not answer in time).
+   */
+  workers: { id: string; slots: number | null }[] | null;
 }
 
 /**

@@ -96,7 +96,11 @@ export async function indexScheduleTasks(deps: ScheduleTaskDeps, tasks: TaskRow[
 async function push(deps: ScheduleTaskDeps, items: EnqueueItem[]): Promise<void> {
   if (items.length === 0) return;
   try {
-    await deps.queue.enqueue(items);
+    // On a Redis Cluster, each partition within its bound: a stalled master must not hold the
+    // pass, and every tenant's schedules with it (its tasks are the reconciler's, as below).
+    const pushed = deps.queue.pushAnswering ? await deps.queue.pushAnswering(items, false) : await deps.queue.enqueue(items);
+    const missed = items.filter((_, i) => pushed[i] === undefined);
+    if (missed.length > 0) deps.log.warn({ count: missed.length, taskIds: missed.slice(0, 10).map((t) => t.id) }, 'tasks stored but their Redis partition did not answer; the reconciler will queue them');
   } catch (err) {
     deps.log.error({ err, count: items.length, taskIds: items.slice(0, 10).map((t) => t.id) }, 'tasks stored but not queued in Redis; the reconciler will queue them');
   }

@@ -56,6 +56,8 @@ export const IN_FLIGHT_TTL_MS = 60_000;
 export interface AdmissionSnapshot {
   admitted: Map<string, number>;
   inFlight: Map<string, number>;
+  /** The partitions read: only their tenants may be trued up (see trueUp). */
+  partitions: Set<number>;
 }
 
 /** A tenant's counters live in its queue partition (queue/partitions.ts), so one script touches one slot. */
@@ -69,6 +71,8 @@ export class TenantAdmission {
     private readonly redis: Redis | Cluster,
     prefix: string,
     partitions = 1,
+    /** With several partitions, how long the true-up waits for one (a stalled master must not hold the others'). */
+    private readonly waitMs = 2000,
   ) {
     this.parts = partitionTags(prefix, partitions).map((tag) => ({ buckets: `${tag}:tenant:bucket`, admitted: `${tag}:tenant:admitted`, base: `${tag}:tenant:unfinished`, admittedAtBase: `${tag}:tenant:admitted_at_count`, inFlight: `${tag}:tenant:in_flight` }));
     for (const name of ['admit', 'true-up', 'in-flight']) {
@@ -109,31 +113,60 @@ export class TenantAdmission {
     if (failed) throw failed[0];
   }
 
-  /** The admitted counters and the places in flight now (read before Postgres counts; see the class comment). */
+  /**
+   * The admitted counters and the places in flight now (read before Postgres counts; see the class
+   * comment), of the partitions that answer within waitMs; throws when none does.
+   */
   async snapshot(): Promise<AdmissionSnapshot> {
-    const all = (await Promise.all(this.parts.map((k) => this.inFlightFn(2, k.admitted, k.inFlight)))) as [string[], string[]][];
+    const all = await Promise.allSettled(this.parts.map((k) => this.within(this.inFlightFn(2, k.admitted, k.inFlight) as Promise<[string[], string[]]>)));
+    const partitions = new Set(all.flatMap((r, p) => (r.status === 'fulfilled' ? [p] : [])));
+    if (partitions.size === 0) throw (all[0] as PromiseRejectedResult).reason;
     const admitted = new Map<string, number>();
     const inFlight = new Map<string, number>();
-    for (const [flat, members] of all) {
+    for (const r of all) {
+      if (r.status !== 'fulfilled') continue;
+      const [flat, members] = r.value;
       for (let i = 0; i < flat.length; i += 2) admitted.set(flat[i]!, Number(flat[i + 1]));
       for (const m of members) {
         const [tenant, n] = m.split(' ');
         inFlight.set(tenant!, (inFlight.get(tenant!) ?? 0) + Number(n));
       }
     }
-    return { admitted, inFlight };
+    return { admitted, inFlight, partitions };
   }
 
-  async trueUp(counts: Map<string, number>, admittedBefore: Map<string, number>): Promise<void> {
-    // Tenants with a count stored but none now (their unfinished tasks all ended, and Postgres's
-    // count leaves out tenants with none) are set to 0 too: else their last count stays forever.
-    const stored = await Promise.all(this.parts.map((k) => this.redis.hgetall(k.base)));
-    const tenants = new Set([...counts.keys(), ...admittedBefore.keys(), ...stored.flatMap((b) => Object.keys(b))]);
-    const args = this.parts.map((): (string | number)[] => []);
-    for (const t of tenants) args[partitionOf(t, this.parts.length)]!.push(t, counts.get(t) ?? 0, admittedBefore.get(t) ?? 0);
-    for (const [p, part] of args.entries()) {
-      const k = this.parts[p]!;
-      for (let i = 0; i < part.length; i += 3000) await this.trueUpFn(2, k.base, k.admittedAtBase, ...part.slice(i, i + 3000));
-    }
+  /**
+   * Sets the bases of the tenants of `partitions` (default all; a snapshot's: a partition not read
+   * has no admitted counters to go with the count). Each partition goes on its own, waited for at
+   * most waitMs: one failing or stalled keeps its bases, and throws once the others are done.
+   */
+  async trueUp(counts: Map<string, number>, admittedBefore: Map<string, number>, partitions?: Set<number>): Promise<void> {
+    const done = await Promise.allSettled(
+      this.parts.map(async (k, p) => {
+        if (partitions && !partitions.has(p)) return;
+        // Tenants with a count stored but none now (their unfinished tasks all ended, and Postgres's
+        // count leaves out tenants with none) are set to 0 too: else their last count stays forever.
+        const stored = await this.within(this.redis.hgetall(k.base));
+        const mine = (t: string) => partitionOf(t, this.parts.length) === p;
+        const tenants = new Set([...[...counts.keys(), ...admittedBefore.keys()].filter(mine), ...Object.keys(stored)]);
+        const part: (string | number)[] = [];
+        for (const t of tenants) part.push(t, counts.get(t) ?? 0, admittedBefore.get(t) ?? 0);
+        for (let i = 0; i < part.length; i += 3000) await this.within(this.trueUpFn(2, k.base, k.admittedAtBase, ...part.slice(i, i + 3000)));
+      }),
+    );
+    const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** One partition's call, waited for at most waitMs when there are several (its late answer dropped). */
+  private within<R>(call: Promise<R>): Promise<R> {
+    if (this.parts.length === 1) return call;
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`a Redis partition did not answer the unfinished true-up within ${this.waitMs} ms`)), this.waitMs);
+      call.then(
+        (r) => (clearTimeout(timer), resolve(r)),
+        (err: unknown) => (clearTimeout(timer), reject(err)),
+      );
+    });
   }
 }

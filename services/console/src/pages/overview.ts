@@ -64,8 +64,12 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
       if (hist.length > HISTORY) hist.shift();
       fill(sparks.get(p)!, sparkline(hist, `${p} waiting and running`));
     }
-    const slots = q.workers.reduce((n, w) => n + (w.slots ?? 0), 0);
-    summary.textContent = `Tenant ${q.tenant} · ${q.running_now} running now · ${q.workers.length} worker(s), ${slots} slots · as of ${q.as_of.slice(11, 19)} UTC`;
-    fill(workers, ...(q.workers.length ? q.workers.map((w) => h('li', {}, w.slots === null ? w.id : `${w.id} (${w.slots} slots)`)) : [h('li', {}, 'No worker is alive.')]));
+    // null: Redis did not answer for the workers (a Redis Cluster master); the queues still show.
+    const alive = q.workers ?? [];
+    const slots = alive.reduce((n, w) => n + (w.slots ?? 0), 0);
+    const seen = q.workers ? `${alive.length} worker(s), ${slots} slots` : 'workers not known';
+    summary.textContent = `Tenant ${q.tenant} · ${q.running_now} running now · ${seen} · as of ${q.as_of.slice(11, 19)} UTC`;
+    const none = q.workers ? 'No worker is alive.' : 'Not known: Redis did not answer.';
+    fill(workers, ...(alive.length ? alive.map((w) => h('li', {}, w.slots === null ? w.id : `${w.id} (${w.slots} slots)`)) : [h('li', {}, none)]));
   });
 }

@@ -1,0 +1,67 @@
+/**
+ * The unfinished-task true-up on the test profile's Redis Cluster with one master stalled (CLIENT
+ * PAUSE WRITE; not the control slot's, which holds the leader lock): the tenants of the other
+ * masters' partitions are trued up within the wait, so their finished tasks free their places.
+ * Before, the pass waited for every partition (and failed with any one down): while one master
+ * stalled, a capped tenant of any partition was refused once it had submitted its cap.
+ */
+process.env.TEST_REDIS_MODE = 'cluster';
+import Redis from 'ioredis';
+import { UnfinishedTrueUp } from '../../services/api/limits/unfinished-true-up';
+import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
+import { TenantAdmission } from '../../services/core/tenancy/admission';
+import { setTenant } from '../../services/core/tenancy/tenant-store';
+import { TEST_PARTITIONS } from '../support/cluster-mode';
+import { createStack, silentLog, Stack } from '../support/stack';
+
+let stack: Stack;
+beforeEach(async () => {
+  stack = await createStack();
+}, 120_000);
+afterEach(async () => {
+  await stack?.close();
+});
+
+async function masterOf(tag: string): Promise<string> {
+  const slots = await stack.redis.cluster('SLOTS');
+  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
+  return `${host}:${port}`;
+}
+
+it('a stalled master holds up neither the pass nor the other partitions\' true-up', async () => {
+  const prefix = stack.cfg.REDIS_KEY_PREFIX;
+  const tags = partitionTags(prefix, TEST_PARTITIONS);
+  const control = await masterOf(`{${prefix}}`);
+  const masters = await Promise.all(tags.map((t) => masterOf(t)));
+  const stalled = masters.find((m) => m !== control)!;
+  const tenantWhere = async (wanted: (m: string) => boolean) => {
+    for (let i = 0; ; i++) if (wanted(masters[partitionOf(`cap${i}`, TEST_PARTITIONS)]!)) return `cap${i}`;
+  };
+  const healthy = await tenantWhere((m) => m !== stalled);
+  const other = await tenantWhere((m) => m === stalled);
+  const limits = { rate: 0, burst: 0, maxUnfinished: 3 };
+  for (const t of [healthy, other]) await setTenant(stack.pool, t, { max_unfinished: 3 });
+  const admission = new TenantAdmission(stack.redis, prefix, TEST_PARTITIONS, 300);
+  // Each takes its cap; none of those tasks is unfinished in Postgres (they ran and ended).
+  for (const t of [healthy, other]) {
+    const a = await admission.admit(t, 3, limits);
+    expect(a.admitted).toBe(true);
+    if (a.admitted) await admission.settle(t, a.reservation!, 0);
+    expect((await admission.admit(t, 1, limits)).admitted).toBe(false);
+  }
+  const trueUp = new UnfinishedTrueUp({ pool: stack.pool, admission, lock: stack.queue, envCap: 0 }, 60_000, silentLog);
+  const [host, port] = stalled.split(':');
+  const pauser = new Redis({ host, port: Number(port), lazyConnect: false, maxRetriesPerRequest: 1 });
+  try {
+    await pauser.client('PAUSE', 4000, 'WRITE');
+    const started = Date.now();
+    await trueUp.runOnce().catch(() => undefined);
+    // Before: the pass waited for the pause to end (about 4 s).
+    expect(Date.now() - started).toBeLessThan(2500);
+    // The healthy partition's tenant has its places back while the master still stalls.
+    expect((await admission.admit(healthy, 1, limits)).admitted).toBe(true);
+  } finally {
+    await pauser.client('UNPAUSE').catch(() => undefined);
+    pauser.disconnect();
+  }
+}, 60_000);
