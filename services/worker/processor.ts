@@ -221,6 +221,16 @@ export class Processor {
     return this.attempts.size;
   }
 
+  /** The task ids of up to `max` attempts whose handlers still run (for the shutdown's log line). */
+  unfinishedIds(max: number): string[] {
+    const ids: string[] = [];
+    for (const r of this.running.values()) {
+      if (ids.length >= max) break;
+      if (!r.finished) ids.push(r.lease.message.id);
+    }
+    return ids;
+  }
+
   /** Aborts the running attempts of a task an operator cancelled; returns how many there were. */
   cancel(taskId: string): number {
     let n = 0;

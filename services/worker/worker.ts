@@ -180,7 +180,8 @@ export class Worker {
     const { log } = this.deps;
     await this.processor.stopLeasing();
     const left = await this.processor.drain(graceMs);
-    if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
+    // Bounded: a pool of thousands of slots would make one line of every id.
+    if (left > 0) log.warn({ count: left, taskIds: this.processor.unfinishedIds(20) }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();
     await this.completer.flush();
     await (await this.unsubscribe)?.();
