@@ -88,6 +88,7 @@ export class Worker {
         unwrittenPauseMs: 20,
         maxUnwrittenHard: Math.max(maxUnwritten + 64, cfg.WORKER_MAX_UNWRITTEN),
         leaseBatch: cfg.LEASE_BATCH_SIZE,
+        maxAbandoned: cfg.WORKER_MAX_ABANDONED,
         tenantMaxRunning: cfg.TENANT_MAX_RUNNING,
         leaseGapMs: cfg.LEASE_GAP_MS,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
