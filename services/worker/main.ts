@@ -13,6 +13,7 @@ import { createQueue } from '../core/queue/create-queue';
 import { assertLayout } from '../core/queue/partitions';
 import { customHandlers } from './custom-handlers';
 import { defaultHandlers, loadHandlersModule } from './handlers';
+import { goodbye } from './goodbye';
 import { STOP_MARGIN_MS, Worker } from './worker';
 
 async function main(): Promise<void> {
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
     log,
     async () => {
       await worker.stop();
-      await Promise.all([metricsServer.close(), pool.end(), queue.close()]);
+      await Promise.all([metricsServer.close(), pool.end(), goodbye(queue.close())]);
     },
     cfg.SHUTDOWN_GRACE_MS + STOP_MARGIN_MS,
     `SHUTDOWN_GRACE_MS + ${STOP_MARGIN_MS / 1000} s`,

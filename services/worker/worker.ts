@@ -25,6 +25,7 @@ import { WorkflowStopper } from './workflow-stopper';
 import { ScheduleTicker } from './schedule-ticker';
 import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
+import { goodbye } from './goodbye';
 
 /**
  * How long past SHUTDOWN_GRACE_MS a stop may take to hand back, flush outcomes and close before the
@@ -188,7 +189,7 @@ export class Worker {
     await (await this.unsubscribe)?.();
     await (await this.unsubscribeDue)?.();
     await Promise.all([this.delayedLoader.stop(), this.workflowStats.stop(), this.workflowStopper.stop(), this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop(), this.scheduleTicker.stop()]);
-    await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
+    await goodbye(this.deps.queue.announceWorker(this.id, 0));
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };
   }

@@ -134,3 +134,18 @@ describe.each([
     }
   }, 90_000);
 });
+
+it('a worker with nothing running stops within seconds, exit 0, while Redis is down (its goodbyes to Redis are not waited out)', async () => {
+  const prefix = uniqueRedisPrefix('stop-down');
+  const s = (svc = await startServiceProcesses({ label: 'stop-down', worker: false, env: { REDIS_KEY_PREFIX: prefix } }));
+  const proxy = await startStallProxy(testRedisAddr());
+  const w = await spawnService(WORKER_SCRIPT, { POSTGRES_URL: s.db.url, REDIS_ADDR: proxy.addr, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', METRICS_ADDR: '127.0.0.1:0', SHUTDOWN_GRACE_MS: '0' });
+  // Redis goes away: connections are refused from now on.
+  await proxy.close();
+  await new Promise((r) => setTimeout(r, 2000));
+  const t0 = Date.now();
+  expect(await w.stop('SIGTERM', 30_000)).toBe(0);
+  // Its unlocks, its last announcement and its quit are bounded (a second each), not each waiting
+  // out the client's reconnect attempts one after the other (12 s with a grace of 0).
+  expect(Date.now() - t0).toBeLessThan(6000);
+}, 60_000);
