@@ -28,7 +28,7 @@ import {
 
 /** Seconds the api keeps serving after it is taken out of the Service, so no request hits a closed port. */
 export const API_PRE_STOP_SECONDS = 5;
-/** Margin past SHUTDOWN_GRACE_MS for flushing outcomes and closing pools before SIGKILL. */
+/** Margin past SHUTDOWN_GRACE_MS for flushing outcomes and closing pools before SIGKILL (a worker exits by its own STOP_MARGIN_MS, within it). */
 export const SHUTDOWN_MARGIN_SECONDS = 15;
 
 export interface Workloads {

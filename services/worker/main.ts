@@ -13,7 +13,8 @@ import { createQueue } from '../core/queue/create-queue';
 import { assertLayout } from '../core/queue/partitions';
 import { customHandlers } from './custom-handlers';
 import { defaultHandlers, loadHandlersModule } from './handlers';
-import { Worker } from './worker';
+import { goodbye } from './goodbye';
+import { STOP_MARGIN_MS, Worker } from './worker';
 
 async function main(): Promise<void> {
   const cfg = loadConfig(process.env, 'worker');
@@ -38,10 +39,17 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue, cfg.READINESS_TIMEOUT_MS));
   worker.start();
   void warnIfEvicting(redis, log);
-  exitOnSignals(log, async () => {
-    await worker.stop();
-    await Promise.all([metricsServer.close(), pool.end(), queue.close()]);
-  });
+  // A call to Redis or Postgres that never answers (a partition) must not hold the stop until
+  // SIGKILL: what was not handed back by then is the reaper's and the reconciler's, as for a crash.
+  exitOnSignals(
+    log,
+    async () => {
+      await worker.stop();
+      await Promise.all([metricsServer.close(), pool.end(), goodbye(queue.close())]);
+    },
+    cfg.SHUTDOWN_GRACE_MS + STOP_MARGIN_MS,
+    `SHUTDOWN_GRACE_MS + ${STOP_MARGIN_MS / 1000} s`,
+  );
   // Only once SIGTERM drains: whoever waits for this line may stop the worker at once.
   log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');
 }

@@ -116,6 +116,8 @@ export interface ProcessorOptions {
   /** …and at which it stops until they are written, however long that takes. */
   maxUnwrittenHard: number;
   leaseBatch: number;
+  /** Handlers running on past their attempts (see Processor.abandoned) beyond which leasing waits. */
+  maxAbandoned: number;
   /** Running cap of tenants without their own (TENANT_MAX_RUNNING; 0 unlimited), enforced by the lease. */
   tenantMaxRunning: number;
   /**
@@ -161,6 +163,11 @@ export class Processor {
   private lastLeaseLeft = 0;
   /** When leasing began to pause for outcome writes (performance.now()); null when it is not. */
   private pausedAt: number | null = null;
+  /**
+   * Handlers still running after their attempts ended (they ignore their abort). They hold no
+   * slot, so they are bounded apart: past `maxAbandoned` leasing waits for them (see the loop).
+   */
+  private readonly abandoned = new Set<Promise<void>>();
   /** Handlers running: each holds one of the WORKER_POOL slots until it settles. */
   private readonly attempts = new Set<Promise<void>>();
   /**
@@ -184,6 +191,7 @@ export class Processor {
     this.doorbell = deps.queue.doorbell();
     const m = deps.metrics;
     m.countInflight(() => this.running.size);
+    m.countAbandoned(() => this.abandoned.size);
     this.byPriority = perKey((p) => ({ dequeued: m.dequeued.labels(p), wait: m.attemptWait.labels(p), toStart: m.enqueueToStart.labels(p), lateness: m.startLateness.labels(p) }));
     this.runSeconds = perKey((type) => m.runSeconds.labels(type));
   }
@@ -221,6 +229,16 @@ export class Processor {
     return this.attempts.size;
   }
 
+  /** The task ids of up to `max` attempts whose handlers still run (for the shutdown's log line). */
+  unfinishedIds(max: number): string[] {
+    const ids: string[] = [];
+    for (const r of this.running.values()) {
+      if (ids.length >= max) break;
+      if (!r.finished) ids.push(r.lease.message.id);
+    }
+    return ids;
+  }
+
   /** Aborts the running attempts of a task an operator cancelled; returns how many there were. */
   cancel(taskId: string): number {
     let n = 0;
@@ -256,7 +274,9 @@ export class Processor {
         errorDelay = Math.min(errorDelay * 2, 5000);
         continue;
       }
-      const free = this.opts.slots - this.attempts.size;
+      // Abandoned handlers take the room of slots beyond WORKER_MAX_ABANDONED: handlers that
+      // ignore their abort (a call with no timeout) would otherwise pile up without bound.
+      const free = Math.min(this.opts.slots, this.opts.slots + this.opts.maxAbandoned - this.abandoned.size) - this.attempts.size;
       const pause = this.writesPause();
       if (free <= 0 || pause > 0) {
         this.wantSlots = true;
@@ -415,14 +435,18 @@ export class Processor {
     let error: string | null = null;
     let failure: unknown;
     let result: string | null = null;
+    let work: Promise<unknown> | undefined;
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
       // A workflow step's handler gets the results of the steps it depends on.
       const parents = msg.stepKey === undefined ? undefined : (this.deps.parentResults.inline(msg.parents) ?? (await this.parentsOf(attempt, msg.id)));
-      const value = await attempt.race(handler(new AttemptContext(attempt, parents)));
+      work = handler(new AttemptContext(attempt, parents));
+      const value = await attempt.race(work);
       // Most handlers return nothing: no serialization for them.
       if (value !== undefined && value !== null) result = resultJson(value);
     } catch (err) {
+      // The race ended at the abort: the handler may run on (settled already, it leaves the set at once).
+      if (attempt.aborted && work !== undefined) this.abandon(work);
       failure = attempt.aborted ? attempt.reason : err;
       error = errorText(failure);
     } finally {
@@ -452,6 +476,15 @@ export class Processor {
     };
     const outcome = this.writeOutcome(attempt, typeLabel, durationMs, error, handler, { result, failure }).then(written, written);
     this.outcomes.add(outcome);
+  }
+
+  private abandon(work: unknown): void {
+    const ended = () => {
+      this.abandoned.delete(left);
+      if (this.wantSlots) this.wake();
+    };
+    const left = Promise.resolve(work).then(ended, ended);
+    this.abandoned.add(left);
   }
 
   /**

@@ -18,6 +18,7 @@ import { ExpiredStatus, recordExpired } from '../core/tasks/attempt-store';
 import { Cursor, finishCancelled, settledByIds, payloadSizes, payloadTexts, queueItemOf, unfinishedByIds, unfinishedTasks, UnfinishedTask } from '../core/tasks/reconcile-store';
 import { CANCEL_REASON } from '../core/operator/cancel-tasks';
 import { stopAfterFailedSteps } from '../core/workflows/stop-on-failure';
+import { goodbye } from './goodbye';
 
 const MAX_PAGES_PER_PASS = 100;
 const BUSY_PAGES_PER_PASS = 10;
@@ -289,7 +290,7 @@ export class Reconciler extends PeriodicService<ReconcileResult> {
 
   override async stop(): Promise<void> {
     await super.stop();
-    await this.deps.queue.unlock('reconciler', this.owner).catch(() => undefined);
+    await goodbye(this.deps.queue.unlock('reconciler', this.owner));
   }
 }
 

@@ -22,6 +22,7 @@ import { deleteFinishedWorkflows, workflowAges } from '../core/retention/workflo
 import { inTransaction } from '../core/db/transaction';
 import { PeriodicService } from '../core/service';
 import { FINAL_STATUSES } from '../core/tasks/priority';
+import { goodbye } from './goodbye';
 
 export interface RetentionOptions {
   intervalMs: number;
@@ -222,7 +223,7 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
   override async stop(): Promise<void> {
     this.stopping = true;
     await super.stop();
-    await this.deps.queue.unlock(LOCK, this.owner).catch(() => undefined);
+    await goodbye(this.deps.queue.unlock(LOCK, this.owner));
   }
 }
 

@@ -25,6 +25,13 @@ import { WorkflowStopper } from './workflow-stopper';
 import { ScheduleTicker } from './schedule-ticker';
 import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
+import { goodbye } from './goodbye';
+
+/**
+ * How long past SHUTDOWN_GRACE_MS a stop may take to hand back, flush outcomes and close before the
+ * process exits anyway: under the 15 s the manifests and docker-compose allow past the grace.
+ */
+export const STOP_MARGIN_MS = 10_000;
 
 export interface WorkerDeps {
   cfg: Config;
@@ -82,6 +89,7 @@ export class Worker {
         unwrittenPauseMs: 20,
         maxUnwrittenHard: Math.max(maxUnwritten + 64, cfg.WORKER_MAX_UNWRITTEN),
         leaseBatch: cfg.LEASE_BATCH_SIZE,
+        maxAbandoned: cfg.WORKER_MAX_ABANDONED,
         tenantMaxRunning: cfg.TENANT_MAX_RUNNING,
         leaseGapMs: cfg.LEASE_GAP_MS,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
@@ -174,13 +182,14 @@ export class Worker {
     const { log } = this.deps;
     await this.processor.stopLeasing();
     const left = await this.processor.drain(graceMs);
-    if (left > 0) log.warn({ count: left }, 'grace period over; handing unfinished attempts back');
+    // Bounded: a pool of thousands of slots would make one line of every id.
+    if (left > 0) log.warn({ count: left, taskIds: this.processor.unfinishedIds(20) }, 'grace period over; handing unfinished attempts back');
     await this.processor.abortAll();
     await this.completer.flush();
     await (await this.unsubscribe)?.();
     await (await this.unsubscribeDue)?.();
     await Promise.all([this.delayedLoader.stop(), this.workflowStats.stop(), this.workflowStopper.stop(), this.heartbeater.stop(), this.reaper.stop(), this.retryPump.stop(), this.keyPruner.stop(), this.statsRefresher.stop(), this.tenantSync.stop(), this.reconciler.stop(), this.retention.stop(), this.scheduleTicker.stop()]);
-    await this.deps.queue.announceWorker(this.id, 0).catch(() => undefined);
+    await goodbye(this.deps.queue.announceWorker(this.id, 0));
     log.info({ handedBack: left }, 'worker stopped');
     return { handedBack: left };
   }

@@ -7,6 +7,10 @@ import { Client } from 'pg';
 import { AUTH_HEADER } from '../support/auth';
 import { ServiceProcesses, startServiceProcesses } from '../support/service-processes';
 import { waitFor } from '../support/stack';
+import { ChildHandle, spawnService } from '../support/processes';
+import { startStallProxy } from '../support/stall-proxy';
+import { testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
+import { WORKER_SCRIPT } from '../../services/worker/node-flags';
 
 let svc: ServiceProcesses | null = null;
 afterEach(async () => {
@@ -86,3 +90,62 @@ it('an api whose stop outlasts SHUTDOWN_GRACE_MS says so and exits 1, not silent
     agent.destroy();
   }
 });
+
+async function submit(url: string, body: unknown): Promise<string> {
+  const res = await fetch(`${url}/tasks`, { method: 'POST', headers: { ...AUTH_HEADER, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+// A partition: the worker's calls to one store neither answer nor fail. It exits anyway by
+// SHUTDOWN_GRACE_MS + WORKER_STOP_MARGIN_MS (inside the manifests' terminationGracePeriodSeconds),
+// and the attempt it could not hand back is recovered by another worker: the task still succeeds.
+describe.each([
+  ['Redis', 'REDIS_ADDR'],
+  ['Postgres', 'POSTGRES_URL'],
+])('a worker whose %s stops answering during SIGTERM', (store, setting) => {
+  it('exits 1 within its grace plus the stop margin, saying so, and the task it held still runs to success', async () => {
+    const prefix = uniqueRedisPrefix('stop-stall');
+    const shared = { REDIS_KEY_PREFIX: prefix, VIS_TIMEOUT_MS: '3000', REAPER_SCAN_INTERVAL_MS: '200', RECONCILE_INTERVAL_MS: '500', RECONCILE_GRACE_MS: '2000' };
+    const s = (svc = await startServiceProcesses({ label: 'stop-stall', worker: false, env: shared }));
+    const pgUrl = new URL(s.db.url);
+    const proxy = await startStallProxy(setting === 'REDIS_ADDR' ? testRedisAddr() : `${pgUrl.hostname}:${pgUrl.port}`);
+    let second: ChildHandle | null = null;
+    try {
+      const viaProxy = setting === 'REDIS_ADDR' ? { REDIS_ADDR: proxy.addr } : { POSTGRES_URL: Object.assign(new URL(s.db.url), { host: proxy.addr }).toString() };
+      const env = { POSTGRES_URL: s.db.url, REDIS_ADDR: testRedisAddr(), LOG_LEVEL: 'info', METRICS_ADDR: '127.0.0.1:0', WORKER_POOL: '4', ...shared };
+      const first = await spawnService(WORKER_SCRIPT, { ...env, ...viaProxy, SHUTDOWN_GRACE_MS: '1000' });
+      const id = await submit(s.url, { type: 'sleeper', payload: { sleep_ms: 4000 } });
+      await waitFor(async () => (await s.pool.query('SELECT status FROM tasks WHERE id = $1', [id])).rows[0]?.status === 'running', 10_000, `the ${store} task to run`);
+      proxy.stall();
+      const t0 = Date.now();
+      const code = await first.stop('SIGTERM', 30_000);
+      const took = Date.now() - t0;
+      expect(code).toBe(1);
+      expect(first.output()).toContain('stopping took longer than');
+      // SHUTDOWN_GRACE_MS (1 s) + the margin (10 s), well inside the 15 s the manifests add.
+      expect(took).toBeLessThan(12_500);
+      second = await spawnService(WORKER_SCRIPT, { ...env, SHUTDOWN_GRACE_MS: '1000' });
+      await waitFor(async () => (await s.pool.query('SELECT status FROM tasks WHERE id = $1', [id])).rows[0]?.status === 'succeeded', 30_000, 'the task to succeed on the second worker');
+    } finally {
+      await second?.stop('SIGTERM', 10_000);
+      proxy.resume();
+      await proxy.close();
+    }
+  }, 90_000);
+});
+
+it('a worker with nothing running stops within seconds, exit 0, while Redis is down (its goodbyes to Redis are not waited out)', async () => {
+  const prefix = uniqueRedisPrefix('stop-down');
+  const s = (svc = await startServiceProcesses({ label: 'stop-down', worker: false, env: { REDIS_KEY_PREFIX: prefix } }));
+  const proxy = await startStallProxy(testRedisAddr());
+  const w = await spawnService(WORKER_SCRIPT, { POSTGRES_URL: s.db.url, REDIS_ADDR: proxy.addr, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', METRICS_ADDR: '127.0.0.1:0', SHUTDOWN_GRACE_MS: '0' });
+  // Redis goes away: connections are refused from now on.
+  await proxy.close();
+  await new Promise((r) => setTimeout(r, 2000));
+  const t0 = Date.now();
+  expect(await w.stop('SIGTERM', 30_000)).toBe(0);
+  // Its unlocks, its last announcement and its quit are bounded (a second each), not each waiting
+  // out the client's reconnect attempts one after the other (12 s with a grace of 0).
+  expect(Date.now() - t0).toBeLessThan(6000);
+}, 60_000);

@@ -6,6 +6,7 @@ import { Worker } from '../../services/worker/worker';
 import { defaultHandlers } from '../../services/worker/handlers';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { gatedPool } from '../support/gated-pool';
+import { createLogger } from '../../services/core/observability/logger';
 
 let stack: Stack;
 let worker: Worker | null = null;
@@ -212,6 +213,21 @@ it('shutdown past the grace period hands unfinished attempts back without counti
   // A new worker picks them up as first attempts.
   ({ worker } = startWorker(stack, { handlers: { sleeper: async () => undefined } }));
   for (const id of ids) expect(await waitFor(isFinal(id))).toMatchObject({ status: 'succeeded', attempts: 1 });
+});
+
+it('the shutdown line of attempts handed back names their tasks, at most 20 of them', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger('worker', 'info', { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  let w: Worker;
+  ({ worker: w } = startWorker(stack, { cfg: { WORKER_POOL: 25 }, log }));
+  const ids = await Promise.all(Array.from({ length: 25 }, () => submit('sleeper', { sleep_ms: 30_000 })));
+  await waitFor(async () => (await stack.queue.stats()).processing === 25 || null);
+  expect((await w.stop(50)).handedBack).toBe(25);
+  const line = lines.find((l) => l.msg === 'grace period over; handing unfinished attempts back');
+  expect(line).toMatchObject({ count: 25 });
+  const named = line!.taskIds as string[];
+  expect(named).toHaveLength(20);
+  for (const id of named) expect(ids).toContain(id);
 });
 
 it('shutdown keeps extending the leases of finished attempts whose outcomes are still being written', async () => {

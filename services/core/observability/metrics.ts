@@ -81,10 +81,15 @@ export type WorkerMetrics = ReturnType<typeof workerMetrics>;
 export function workerMetrics(registry: Registry) {
   const c = (name: string, help: string, labelNames: readonly string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   let inflightNow = () => 0;
+  let abandonedNow = () => 0;
   return {
     /** Where processing_inflight is read from at scrape time (the processor's map of attempts). */
     countInflight(read: () => number): void {
       inflightNow = read;
+    },
+    /** Where handlers_abandoned is read from at scrape time. */
+    countAbandoned(read: () => number): void {
+      abandonedNow = read;
     },
     dequeued: c('tasks_dequeued_total', 'Attempts leased from the queue, by priority.', ['priority']),
     succeeded: c('tasks_succeeded_total', 'Attempts that succeeded (recorded in Postgres), by type and priority.', ['type', 'priority']),
@@ -162,6 +167,14 @@ export function workerMetrics(registry: Registry) {
       registers: [registry],
       collect() {
         this.set(inflightNow());
+      },
+    }),
+    abandoned: new Gauge({
+      name: 'handlers_abandoned',
+      help: 'Handlers still running after their attempts ended, because they ignore their abort signal (at most WORKER_MAX_ABANDONED hold up leasing).',
+      registers: [registry],
+      collect() {
+        this.set(abandonedNow());
       },
     }),
   };

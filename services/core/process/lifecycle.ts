@@ -23,9 +23,10 @@ function startFailure(err: unknown): string {
 /**
  * On the first SIGTERM or SIGINT runs `stop` once and exits 0 (1 if stopping failed). With
  * `forceAfterMs`, exits 1 anyway when stopping takes longer, saying so: what was still in flight
- * (a slow request, a push to Redis) was cut off, which an operator must be able to see.
+ * (a slow request, a push to Redis) was cut off, which an operator must be able to see. `limit`
+ * names that bound in the warning.
  */
-export function exitOnSignals(log: Logger, stop: () => Promise<unknown>, forceAfterMs?: number): void {
+export function exitOnSignals(log: Logger, stop: () => Promise<unknown>, forceAfterMs?: number, limit = 'SHUTDOWN_GRACE_MS'): void {
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -33,7 +34,7 @@ export function exitOnSignals(log: Logger, stop: () => Promise<unknown>, forceAf
     log.info({ signal }, 'shutting down');
     if (forceAfterMs !== undefined) {
       setTimeout(() => {
-        log.warn({ graceMs: forceAfterMs }, 'stopping took longer than SHUTDOWN_GRACE_MS: exiting with work still in flight');
+        log.warn({ graceMs: forceAfterMs }, `stopping took longer than ${limit}: exiting with work still in flight`);
         process.exit(1);
       }, forceAfterMs).unref();
     }
