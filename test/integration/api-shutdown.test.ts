@@ -40,7 +40,7 @@ async function until(check: () => boolean, what: string): Promise<void> {
 // The fast path (exactly /tasks) and express's (a query string, which the fast path leaves to it).
 it.each([
   ['the fast path', '/tasks'],
-  ["express's route", '/tasks?from=test'],
+  ["express's route", '/tasks?tenant=default'],
 ])('a request in flight on a keep-alive connection at stop is answered, its connection closed, and stop() resolves at once (%s)', async (_name, path) => {
   const gated = gatedPool(stack.pool, 'create-tasks-unkeyed');
   const app = createApp({ pool: gated.pool, queue: stack.queue, log: silentLog, metrics: apiMetrics(createRegistry('api')), maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000 });
