@@ -9,7 +9,7 @@ import { FILTER_OPTIONS, parseFilter } from './task-filter';
 import { LIST_MAX, printListing } from './task-listing';
 import { cursorOption, parseCount } from './tasks-command';
 
-const DLQ_FILTER = '[--type T] [--priority P] [--created-after TIME] [--created-before TIME]';
+const DLQ_FILTER = '[--type T] [--priority P] [--created-after TIME] [--created-before TIME] [--schedule NAME]';
 export const DLQ_USAGE = `dlq list ${DLQ_FILTER} [--limit N] [--cursor C] [--json]
   dlq redrive ${DLQ_FILTER} [--limit N] [--dry-run] [--json]`;
 
