@@ -5,6 +5,7 @@ import type { NewWorkflow, Workflow, WorkflowListQuery } from '../client';
 import { parseTaskBody } from '../api/input/read-json';
 import { ProblemError } from '../api/problem';
 import { validateWorkflowInput } from '../api/workflows/workflow-input';
+import { microsecondTime } from '../core/tasks/task-fields';
 import { WORKFLOW_STATUSES } from '../core/workflows/workflow';
 import { API_OPTIONS, apiClient } from './api-client';
 import { parse, UsageError } from './args';
@@ -69,6 +70,10 @@ function listQuery(v: Record<string, string | boolean | undefined>): WorkflowLis
   }
   if (typeof v['created-after'] === 'string') q.created_after = parseTime(v['created-after'], '--created-after');
   if (typeof v['created-before'] === 'string') q.created_before = parseTime(v['created-before'], '--created-before');
+  // As tasks list and dlq refuse it: the API would answer an empty list, as if none matched.
+  if (q.created_after && q.created_before && microsecondTime(q.created_after, 'down') >= microsecondTime(q.created_before, 'up')) {
+    throw new UsageError('--created-after must be earlier than --created-before');
+  }
   return q;
 }
 
