@@ -60,3 +60,18 @@ it('tasks retry: a lost answer says the task may have been queued again', async 
   expect(retried.err).toMatch(new RegExp(`; it may have been queued again: see tasks get ${task.id} before retrying again\\n$`));
   expect((await client.get(task.id)).status).not.toBe('cancelled');
 });
+
+it('dlq redrive: a lost answer says dead tasks may have been queued again', async () => {
+  const client = new TaskSchedulerClient({ baseUrl: api.url });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await client.submit({ type: 'lost-redrive' })).task.id);
+  await client.bulkCancel({ filter: { type: 'lost-redrive' } });
+  await stack.pool.query("UPDATE tasks SET status = 'dead' WHERE type = 'lost-redrive'");
+  // The count (a dry run) is answered; the redrive's answer is lost.
+  proxy.dropAnswers(1, 1);
+  const r = await cli('dlq', 'redrive', '--type', 'lost-redrive');
+  expect(r).toMatchObject({ code: 1, out: '' });
+  expect(r.err).toMatch(/^task-scheduler: POST \/tasks\/retry to .*; dead tasks may have been queued again before it failed: see dlq list, and run redrive again to carry on \(it takes only tasks still dead\)\n$/);
+  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'lost-redrive' AND status = 'queued'");
+  expect(rows[0].n).toBe(3);
+});
