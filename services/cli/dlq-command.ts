@@ -2,6 +2,7 @@
 import { API_OPTIONS, apiClient } from './api-client';
 import { parse, UsageError } from './args';
 import type { Io } from './io';
+import { mayHaveHappened } from './lost-answer';
 import { json } from './output';
 import { progressBar } from './progress-bar';
 import { countDead, redrive } from './redrive';
@@ -9,7 +10,7 @@ import { FILTER_OPTIONS, parseFilter } from './task-filter';
 import { LIST_MAX, printListing } from './task-listing';
 import { cursorOption, parseCount } from './tasks-command';
 
-const DLQ_FILTER = '[--type T] [--priority P] [--created-after TIME] [--created-before TIME]';
+const DLQ_FILTER = '[--type T] [--priority P] [--created-after TIME] [--created-before TIME] [--schedule NAME]';
 export const DLQ_USAGE = `dlq list ${DLQ_FILTER} [--limit N] [--cursor C] [--json]
   dlq redrive ${DLQ_FILTER} [--limit N] [--dry-run] [--json]`;
 
@@ -47,6 +48,8 @@ export async function dlqCommand(args: string[], env: NodeJS.ProcessEnv, io: Io)
       let result;
       try {
         result = await redrive(client, filter, { limit, step: REDRIVE_STEP, progress: bar });
+      } catch (err) {
+        mayHaveHappened(err, 'dead tasks may have been queued again before it failed: see dlq list, and run redrive again to carry on (it takes only tasks still dead)');
       } finally {
         bar.end();
       }

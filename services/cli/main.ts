@@ -17,6 +17,7 @@ import { UsageError } from './args';
 import { DLQ_USAGE, dlqCommand } from './dlq-command';
 import { Io, processIo } from './io';
 import { KEYS_USAGE, keysCommand } from './keys-command';
+import { printable } from './output';
 import { QUEUES_USAGE, queuesCommand } from './queues-command';
 import { REPARTITION_ENV, REPARTITION_USAGE, repartitionCommand } from './repartition-command';
 import { TIME_USAGE } from './task-filter';
@@ -61,7 +62,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`task-scheduler: ${err.message} (usage: task-scheduler help)\n`);
+      io.err(`task-scheduler: ${oneLine(err.message)} (usage: task-scheduler help)\n`);
       return 2;
     }
     if (err instanceof ApiError) {
@@ -79,7 +80,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
   }
 }
 
-const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ');
+// A proxy's page, a file's name or a snippet of a bad file may hold control characters: escaped as the tables do.
+const oneLine = (text: string) => printable(text.replace(/\s*\n\s*/g, ' '));
 
 if (require.main === module) {
   // A reader that stops early (`| head`, a failed `| jq`) closes the pipe: what is left is not

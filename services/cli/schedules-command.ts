@@ -9,6 +9,7 @@ import { API_OPTIONS, apiClient } from './api-client';
 import { parse, UsageError } from './args';
 import type { Io } from './io';
 import { fields as showFields, json, table } from './output';
+import { mayHaveHappened } from './lost-answer';
 import { parseCount } from './tasks-command';
 
 export const SCHEDULES_USAGE = `schedules list [--json]
@@ -147,7 +148,7 @@ export async function schedulesCommand(args: string[], env: NodeJS.ProcessEnv, i
     case 'create': {
       const { values, positionals } = parse(rest, CREATE_OPTIONS, one);
       const body = newSchedule(scheduleName(positionals[0]!), values);
-      const s = await apiClient(values, env).createSchedule(body);
+      const s = await apiClient(values, env).createSchedule(body).catch((err) => mayHaveHappened(err, `it may have been created: see schedules get ${body.name} before running create again`));
       io.out(values.json ? json(s) : `${s.name} created; next tick ${s.paused ? '(paused)' : s.next_tick ?? 'none'}\n`);
       return 0;
     }
@@ -160,13 +161,16 @@ export async function schedulesCommand(args: string[], env: NodeJS.ProcessEnv, i
     }
     case 'trigger': {
       const { values, positionals } = parse(rest, { ...API_OPTIONS, json: { type: 'boolean' } }, one);
-      const task = await apiClient(values, env).triggerSchedule(scheduleName(positionals[0]!));
+      const name = scheduleName(positionals[0]!);
+      // The API takes no idempotency key here: run again, a trigger that had worked makes a second task.
+      const task = await apiClient(values, env).triggerSchedule(name).catch((err) => mayHaveHappened(err, `a task may have been created: see LAST RUNS of schedules get ${name} before triggering again`));
       io.out(values.json ? json(task) : `${task.id} ${task.status}\n`);
       return 0;
     }
     case 'delete': {
       const { values, positionals } = parse(rest, { ...API_OPTIONS, json: { type: 'boolean' } }, one);
-      const s = await apiClient(values, env).deleteSchedule(scheduleName(positionals[0]!));
+      const name = scheduleName(positionals[0]!);
+      const s = await apiClient(values, env).deleteSchedule(name).catch((err) => mayHaveHappened(err, `it may have been deleted: see schedules get ${name}`));
       io.out(values.json ? json(s) : `${s.name} deleted (its tasks stay)\n`);
       return 0;
     }

@@ -3,6 +3,7 @@ import type { Changed } from '../client';
 import { API_OPTIONS, apiClient } from './api-client';
 import { parse, UsageError } from './args';
 import type { Io } from './io';
+import { mayHaveHappened } from './lost-answer';
 import { json } from './output';
 import { FILTER_OPTIONS, FILTER_USAGE, parseFilter } from './task-filter';
 import { LIST_MAX, printListing } from './task-listing';
@@ -35,7 +36,7 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv, io: I
       const { values, positionals } = parse(rest, { ...API_OPTIONS, json: { type: 'boolean' } }, { min: 1, max: 1, names: 'the task ID' });
       const id = taskId(positionals[0]!);
       const client = apiClient(values, env);
-      const changed = sub === 'cancel' ? await client.cancel(id) : await client.retry(id);
+      const changed = sub === 'cancel' ? await client.cancel(id) : await client.retry(id).catch((err) => mayHaveHappened(err, `it may have been queued again: see tasks get ${id} before retrying again`));
       io.out(values.json ? json(changed.task) : `${changed.task.id} ${changed.task.status}\n`);
       if (!values.json) io.err(`${explain(sub, changed)}\n`);
       return 0;

@@ -1,22 +1,25 @@
 /** `workflows submit|list|get|cancel`: workflows (DAGs of tasks) through the API, scoped to the key's tenant. */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { ApiError, ConnectionError } from '../client';
 import type { NewWorkflow, Workflow, WorkflowListQuery } from '../client';
 import { parseTaskBody } from '../api/input/read-json';
 import { ProblemError } from '../api/problem';
 import { validateWorkflowInput } from '../api/workflows/workflow-input';
+import { microsecondTime } from '../core/tasks/task-fields';
 import { WORKFLOW_STATUSES } from '../core/workflows/workflow';
 import { API_OPTIONS, apiClient } from './api-client';
 import { parse, UsageError } from './args';
 import type { Io } from './io';
 import { json } from './output';
+import { readBounded } from './read-input';
 import { parseTime } from './task-filter';
 import { cursorOption, parseCount } from './tasks-command';
 import { workflowCreated, workflowDetail, workflowTable } from './workflow-output';
 
 /** The deepest payload any API may take (MAX_PAYLOAD_DEPTH's bound): the API checks its own setting. */
 const MAX_PAYLOAD_DEPTH = 512;
+/** The largest body any API may take (MAX_WORKFLOW_BODY_BYTES' bound): a larger file is refused unread. */
+const MAX_WORKFLOW_FILE_BYTES = 64 * 1048576;
 
 export const WORKFLOWS_USAGE = `workflows submit FILE|- [--idempotency-key K] [--json]      (FILE: the POST /workflows body as JSON)
   workflows list [--status S] [--name N] [--created-after TIME] [--created-before TIME] [--limit N] [--cursor C] [--json]
@@ -34,17 +37,7 @@ function workflowId(text: string): string {
 
 /** The file (or stdin) as a workflow, checked by the API's own validator first: a bad one exits 2 and nothing is sent. */
 async function readWorkflow(source: string, key: string | undefined, io: Io): Promise<NewWorkflow> {
-  let raw: Buffer;
-  if (source === '-') {
-    if (!io.stdin) throw new UsageError('cannot read a workflow from stdin here');
-    raw = Buffer.from(await io.stdin(), 'utf8');
-  } else {
-    try {
-      raw = await readFile(source);
-    } catch (err) {
-      throw new UsageError(`cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  }
+  const raw = await readBounded(source, MAX_WORKFLOW_FILE_BYTES, io, 'a workflow');
   const where = source === '-' ? 'stdin' : source;
   try {
     JSON.parse(raw.toString('utf8'));
@@ -77,6 +70,10 @@ function listQuery(v: Record<string, string | boolean | undefined>): WorkflowLis
   }
   if (typeof v['created-after'] === 'string') q.created_after = parseTime(v['created-after'], '--created-after');
   if (typeof v['created-before'] === 'string') q.created_before = parseTime(v['created-before'], '--created-before');
+  // As tasks list and dlq refuse it: the API would answer an empty list, as if none matched.
+  if (q.created_after && q.created_before && microsecondTime(q.created_after, 'down') >= microsecondTime(q.created_before, 'up')) {
+    throw new UsageError('--created-after must be earlier than --created-before');
+  }
   return q;
 }
 

@@ -4,7 +4,7 @@
  * caller gave none, so a retried submission never creates a second task.
  */
 import { randomUUID } from 'node:crypto';
-import { ResponseError } from './errors';
+import { ApiError, ConnectionError, ResponseError } from './errors';
 import { Transport, TransportOptions } from './transport';
 import type {
   BatchResponse,
@@ -67,14 +67,14 @@ export class TaskSchedulerClient {
   async submit(task: NewTask, opts: { signal?: AbortSignal } = {}): Promise<Submitted> {
     const { idempotency_key: given, ...body } = task;
     const key = given ?? newKey();
-    const a = await this.http.call<Task>('POST', 'tasks', { body, headers: { 'idempotency-key': key }, repeat: 'safe', signal: opts.signal });
+    const a = await this.http.call<Task>('POST', 'tasks', { body, headers: { 'idempotency-key': key }, repeat: 'safe', signal: opts.signal }).catch(withKeys(key));
     return { task: expectTask(a.body, a.status, 'POST /tasks'), created: a.status === 201 };
   }
 
   /** POST /tasks/batch: each item gets its own result (201, 200 replayed, or its error), in order. */
   async submitBatch(tasks: NewTask[], opts: { signal?: AbortSignal } = {}): Promise<BatchResponse> {
     const keyed = tasks.map((t) => ({ ...t, idempotency_key: t.idempotency_key ?? newKey() }));
-    const a = await this.http.call<BatchResponse>('POST', 'tasks/batch', { body: { tasks: keyed }, repeat: 'safe', signal: opts.signal });
+    const a = await this.http.call<BatchResponse>('POST', 'tasks/batch', { body: { tasks: keyed }, repeat: 'safe', signal: opts.signal }).catch(withKeys(keyed.map((t) => t.idempotency_key)));
     if (!Array.isArray(a.body?.results) || a.body.results.length !== tasks.length) {
       throw new ResponseError(`POST /tasks/batch answered without ${tasks.length} results`, a.status, 'POST /tasks/batch');
     }
@@ -208,7 +208,8 @@ export class TaskSchedulerClient {
    * with the workflow the first one created (created: false) instead of creating another.
    */
   async submitWorkflow(workflow: NewWorkflow, opts: { signal?: AbortSignal; idempotencyKey?: string } = {}): Promise<SubmittedWorkflow> {
-    const a = await this.http.call<WorkflowCreated>('POST', 'workflows', { body: workflow, headers: { 'idempotency-key': opts.idempotencyKey ?? newKey() }, repeat: 'safe', signal: opts.signal });
+    const key = opts.idempotencyKey ?? newKey();
+    const a = await this.http.call<WorkflowCreated>('POST', 'workflows', { body: workflow, headers: { 'idempotency-key': key }, repeat: 'safe', signal: opts.signal }).catch(withKeys(key));
     if (typeof a.body?.workflow?.id !== 'string' || !Array.isArray(a.body?.steps)) throw new ResponseError(`POST /workflows answered ${a.status} without a workflow and its steps`, a.status, 'POST /workflows');
     return { ...a.body, created: a.status === 201 };
   }
@@ -256,6 +257,17 @@ export class TaskSchedulerClient {
     }
     return a.body;
   }
+}
+
+/** A failed submission's error carries the key(s) it was sent with: without them, sending it again safely is impossible. */
+function withKeys(keys: string | string[]) {
+  return (err: unknown): never => {
+    if (err instanceof ConnectionError || err instanceof ApiError) {
+      if (typeof keys === 'string') err.idempotencyKey = keys;
+      else err.idempotencyKeys = keys;
+    }
+    throw err;
+  };
 }
 
 function cleanFilter(f: TaskFilter): TaskFilter {

@@ -17,6 +17,11 @@ export class ApiError extends Error {
   ) {
     super(problem.detail ?? problem.title ?? `HTTP ${status}`);
   }
+
+  /** A submission's Idempotency-Key (the caller's or generated): a 5xx may come after the API acted, and a send with it again is safe. */
+  idempotencyKey?: string;
+  /** submitBatch: each item's idempotency_key, in order. */
+  idempotencyKeys?: string[];
 }
 
 /** No answer: refused, reset or timed out connection (after any retries the call allowed). */
@@ -31,6 +36,14 @@ export class ConnectionError extends Error {
   ) {
     super(message, options);
   }
+
+  /**
+   * A submission's Idempotency-Key (the caller's or generated): the API may have created it, so
+   * send it again with this key (`idempotency_key`, or submitWorkflow's `idempotencyKey`), not without.
+   */
+  idempotencyKey?: string;
+  /** submitBatch: each item's idempotency_key, in order. */
+  idempotencyKeys?: string[];
 }
 
 /** The API answered 2xx with a body that is not what the contract says. */

@@ -62,3 +62,16 @@ it('a bound keeps its microseconds: --created-after a task\'s own creation time 
   expect((await cli('tasks', 'list', '--created-after', '2026-03-01T10:00:00.123452Z', '--created-before', '2026-03-01T10:00:00.123452Z')).code).toBe(2);
   expect((await cli('tasks', 'list', '--created-after', '2026-03-01T10:00:00.123451Z', '--created-before', '2026-03-01T10:00:00.123453Z')).code).toBe(0);
 });
+
+it.each([
+  ['tasks', 'list'],
+  ['dlq', 'list'],
+  ['dlq', 'redrive', '--dry-run'],
+  ['workflows', 'list'],
+])('%s %s: --created-after not earlier than --created-before exits 2, nothing sent (not an empty list)', async (...argv) => {
+  await client.submitWorkflow({ name: 'in-range', tasks: [{ key: 'a', type: 'noop' }] });
+  for (const [after, before] of [['1d', '2d'], ['2026-03-01T10:00:00.123456Z', '2026-03-01T10:00:00.123456Z']]) {
+    const r = await cli(...argv, '--created-after', after!, '--created-before', before!);
+    expect(r).toEqual({ code: 2, out: '', err: 'task-scheduler: --created-after must be earlier than --created-before (usage: task-scheduler help)\n' });
+  }
+});

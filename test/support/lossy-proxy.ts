@@ -7,8 +7,8 @@ import net from 'node:net';
 
 export interface LossyProxy {
   url: string;
-  /** Loses the next n answers (each: the connection is destroyed when its first bytes arrive). */
-  dropAnswers(n: number): void;
+  /** Loses the next n answers (each: the connection is destroyed when its first bytes arrive), after letting `pass` through. */
+  dropAnswers(n: number, pass?: number): void;
   dropped(): number;
   close(): Promise<void>;
 }
@@ -16,7 +16,10 @@ export interface LossyProxy {
 export async function startLossyProxy(target: string): Promise<LossyProxy> {
   const { hostname, port } = new URL(target);
   let toDrop = 0;
+  let toPass = 0;
   let dropped = 0;
+  // An answer may come in several chunks: one passed is followed to its end before counting the next.
+  const passing = new WeakSet<net.Socket>();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(port), hostname);
@@ -27,7 +30,16 @@ export async function startLossyProxy(target: string): Promise<LossyProxy> {
     upstream.on('error', () => client.destroy());
     client.on('data', (chunk) => upstream.write(chunk));
     client.on('end', () => upstream.end());
+    client.on('data', () => passing.delete(upstream));
     upstream.on('data', (chunk) => {
+      if (toPass > 0 && !passing.has(upstream)) {
+        toPass--;
+        passing.add(upstream);
+      }
+      if (passing.has(upstream)) {
+        client.write(chunk);
+        return;
+      }
       if (toDrop > 0) {
         toDrop--;
         dropped++;
@@ -43,7 +55,10 @@ export async function startLossyProxy(target: string): Promise<LossyProxy> {
   const addr = server.address() as net.AddressInfo;
   return {
     url: `http://127.0.0.1:${addr.port}`,
-    dropAnswers: (n) => (toDrop = n),
+    dropAnswers: (n, pass = 0) => {
+      toDrop = n;
+      toPass = pass;
+    },
     dropped: () => dropped,
     close: () =>
       new Promise<void>((resolve) => {
