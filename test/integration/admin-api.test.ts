@@ -32,7 +32,7 @@ afterAll(async () => {
 
 const call = async (method: string, path: string, as: string, body?: unknown) => {
   const res = await fetch(`${api.url}${path}`, { method, headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 };
 
 it('lists tenants with their own limits, those in effect, and their unfinished tasks', async () => {
@@ -48,6 +48,8 @@ it('lists tenants with their own limits, those in effect, and their unfinished t
 it('creates a key (its text once, and it works), lists keys without their text, and revokes one', async () => {
   const created = await call('POST', '/admin/keys', admin, { tenant: 'newteam', scopes: ['tasks:read'], description: 'dashboards' });
   expect(created.status).toBe(201);
+  // The one answer holding a key's text is kept by no cache.
+  expect(created.headers.get('cache-control')).toBe('no-store');
   expect(created.body).toMatchObject({ tenant: 'newteam', scopes: ['tasks:read'], description: 'dashboards', revoked_at: null });
   const text = created.body.key as string;
   expect((await call('GET', '/queues', text)).status).toBe(200);

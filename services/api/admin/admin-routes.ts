@@ -59,7 +59,8 @@ export function addAdminRoutes(app: Express, deps: AdminRouteDeps, kit: RouteKit
   app.post('/admin/keys', authorized('admin'), ...jsonBody, async (req: Request, res: Response) => {
     const input = validateKeyInput(parseBody(req));
     const created = await createKey(deps.pool, input);
-    res.status(201).json({ ...keyToJson(created), key: created.key });
+    // The only answer that holds a key's text: no cache on the way may keep it.
+    res.set('Cache-Control', 'no-store').status(201).json({ ...keyToJson(created), key: created.key });
   });
 
   app.post('/admin/keys/:id/revoke', authorized('admin'), async (req, res) => {
