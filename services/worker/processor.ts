@@ -462,7 +462,7 @@ export class Processor {
     const reason: unknown = attempt.reason;
     if (reason instanceof ShutdownError) {
       try {
-        await this.handBack(lease, startedAtMs, attempt.recorded || attempt.maybeRecorded);
+        await this.handBack(attempt);
       } finally {
         this.running.delete(lease.token);
       }
@@ -539,10 +539,12 @@ export class Processor {
     }
   }
 
-  /** `recorded`: Postgres shows (or may show) the attempt as running under this lease. */
-  private async handBack(lease: Lease, startedAtMs: number, recorded: boolean): Promise<void> {
+  private async handBack(attempt: Running): Promise<void> {
     const { log, queue } = this.deps;
+    const { lease, startedAtMs } = attempt;
     await this.recording;
+    // Read after the start record in flight has settled: its answer may be what says so.
+    const recorded = attempt.recorded || attempt.maybeRecorded;
     const id = lease.message.id;
     let unrecorded = false;
     await recordReleased(this.deps.pool, [{ id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) => {

@@ -259,7 +259,10 @@ it.each([
 ])('an attempt Postgres shows running (%s) whose hand-back it could not record is left to the reaper, not run again behind its back', async (_name, answerLost) => {
   // Handed back in Redis alone, the next worker's lease repeated the attempt number Postgres had
   // counted: not current there, its run was discarded whatever it did, the task waited out that
-  // lease too, and then ran a third time.
+  // lease too, and then ran a third time. The lost answer arrives only after the stop has begun:
+  // the hand-back must go by what the start record says once it has settled.
+  let answer!: () => void;
+  const answered = new Promise<void>((r) => (answer = r));
   const failing = new Proxy(stack.pool, {
     get: (target, prop, receiver) =>
       prop === 'query'
@@ -269,7 +272,10 @@ it.each([
             if (text.includes('handed back at shutdown')) throw lost();
             const res = await target.query(config as never, values as never);
             // The start was committed, but its answer never reached the worker.
-            if (answerLost && (config as { name?: string }).name === 'mark-running') throw lost();
+            if (answerLost && (config as { name?: string }).name === 'mark-running') {
+              await answered;
+              throw lost();
+            }
             return res;
           }
         : Reflect.get(target, prop, receiver),
@@ -280,7 +286,9 @@ it.each([
   const id = await submit('slow', {}, 1);
   const { worker: w } = startWorker(stack, { handlers, pool: failing, cfg });
   await waitFor(async () => (await taskStatus(stack.pool, id)).status === 'running' || null);
-  expect((await w.stop(0)).handedBack).toBe(1);
+  const stopped = w.stop(0);
+  setTimeout(answer, 200);
+  expect((await stopped).handedBack).toBe(1);
   ({ worker } = startWorker(stack, { handlers, cfg }));
   expect(await waitFor(isFinal(id), 20_000)).toMatchObject({ status: 'succeeded', attempts: 2 });
   // The attempt handed back counts as lost (as when a worker dies): Postgres had it running.
@@ -451,19 +459,21 @@ describe('lease pacing (LEASE_GAP_MS)', () => {
   }
 
   it('an idle worker leases at once; a busy one that keeps up waits out the gap after its last lease', async () => {
-    ({ worker } = startWorker(stack, { cfg: { LEASE_GAP_MS: 400, POLL_INTERVAL_MS: 600_000 } }));
+    // A gap long enough that a test process starved for a while (a loaded machine) cannot pass
+    // for a worker that waited it out, nor the reverse.
+    ({ worker } = startWorker(stack, { cfg: { LEASE_GAP_MS: 2000, POLL_INTERVAL_MS: 600_000 } }));
     await new Promise((r) => setTimeout(r, 300));
     // Idle: the sleeper starts without waiting for the gap.
-    const sleeper = await submit('sleeper', { sleep_ms: 1500 });
+    const sleeper = await submit('sleeper', { sleep_ms: 2500 });
     const { rows } = await stack.pool.query('SELECT created_at FROM tasks WHERE id = $1', [sleeper]);
     await waitFor(async () => (await stack.inspect.zcard(stack.queue.keys.processing)) === 1, 5_000, 'the sleeper to be leased');
     const noop = await submit('noop');
     await waitFor(isFinal(noop), 10_000, 'the noop');
     const [sleeperStart, noopStart] = await startedAt(sleeper, noop);
-    expect(sleeperStart - rows[0].created_at.getTime()).toBeLessThan(300);
-    // Busy (the sleeper runs) and its last lease left nothing: the noop waited for the gap (400 ms
+    expect(sleeperStart - rows[0].created_at.getTime()).toBeLessThan(1500);
+    // Busy (the sleeper runs) and its last lease left nothing: the noop waited for the gap (2 s
     // from the start of the lease that took the sleeper; without pacing it would start within ms).
-    expect(noopStart - sleeperStart).toBeGreaterThanOrEqual(300);
+    expect(noopStart - sleeperStart).toBeGreaterThanOrEqual(1500);
   });
 
   it('a worker behind a backlog leases again at once', async () => {
