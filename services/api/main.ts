@@ -44,7 +44,14 @@ async function main(): Promise<void> {
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
   const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry, layout: () => layoutProblem(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS) });
 
-  const auth = new Authenticator(pool, { mode: cfg.AUTH_MODE, cacheMs: cfg.AUTH_CACHE_MS, log, onFailure: (reason) => metrics.authFailures.inc({ reason }) });
+  const auth = new Authenticator(pool, {
+    mode: cfg.AUTH_MODE,
+    cacheMs: cfg.AUTH_CACHE_MS,
+    maxEntries: cfg.AUTH_CACHE_KEYS,
+    log,
+    onFailure: (reason) => metrics.authFailures.inc({ reason }),
+    onLookup: (result) => metrics.authKeyLookups.inc({ result }),
+  });
   if (cfg.AUTH_MODE === 'off') log.warn('AUTH_MODE=off: every request acts as the tenant "default" with every scope; do not expose this API');
   if (cfg.BOOTSTRAP_ADMIN_KEY) await ensureBootstrapKey(pool, cfg.BOOTSTRAP_ADMIN_KEY, log);
 

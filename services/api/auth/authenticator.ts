@@ -26,7 +26,6 @@ export type AuthFailure = 'missing' | 'malformed' | 'unknown' | 'revoked_or_expi
  * refused with 503 because too many unknown ids were waiting (`refused`).
  */
 export type KeyLookup = 'verified' | 'found' | 'not_found' | 'refused';
-export const KEY_LOOKUPS: readonly KeyLookup[] = ['verified', 'found', 'not_found', 'refused'];
 
 export interface AuthenticatorOptions {
   mode: 'keys' | 'off';
