@@ -54,6 +54,8 @@ async function main(): Promise<void> {
   });
   if (cfg.AUTH_MODE === 'off') log.warn('AUTH_MODE=off: every request acts as the tenant "default" with every scope; do not expose this API');
   if (cfg.BOOTSTRAP_ADMIN_KEY) await ensureBootstrapKey(pool, cfg.BOOTSTRAP_ADMIN_KEY, log);
+  // Not fatal: without it, a key's first lookup on this replica waits with unknown ones.
+  await auth.preload().catch((err: unknown) => log.warn({ err }, 'could not read the API keys in use'));
 
   // Limits apply within a second of `tenants set`; unfinished counts are trued up from Postgres as often.
   const tenantAdmission = new TenantAdmission(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);

@@ -5,7 +5,7 @@
 import type { Pool } from 'pg';
 import { Authenticator, KeyLookup } from '../../services/api/auth/authenticator';
 import { generateKey } from '../../services/core/tenancy/api-key';
-import { createKey } from '../../services/core/tenancy/key-store';
+import { createKey, markKeysUsed } from '../../services/core/tenancy/key-store';
 import { gatedPool } from '../support/gated-pool';
 import { createStack, silentLog, Stack } from '../support/stack';
 
@@ -81,6 +81,26 @@ it("a valid key's lookup neither waits behind random keys' lookups nor is refuse
     expect(count.not_found).toBe(statuses.filter((s) => s === 401).length);
     expect(count.verified).toBe(1);
     expect(count.found).toBe(1);
+  } finally {
+    gated.release();
+    await a.close();
+  }
+});
+
+it('after a restart, the first lookups of keys in use are not held up or refused by random keys', async () => {
+  const k = (await createKey(stack.pool, { tenant: 'acme', scopes: ['tasks:write'], expiresInMs: null })).key;
+  const id = k.slice(4, 20);
+  await markKeysUsed(stack.pool, [id]);
+  const gated = gatedPool(stack.pool, 'find-key-credentials', (values) => !idsOf(values).includes(id));
+  // A replica that has never seen the key presented: it knows only that it was in use.
+  const a = new Authenticator(gated.pool, { mode: 'keys', cacheMs: 500, log: silentLog, maxEntries: 100 });
+  try {
+    expect(await a.preload()).toBeGreaterThanOrEqual(1);
+    const flood = Promise.allSettled(Array.from({ length: 5600 }, () => Promise.resolve(a.authenticate(bearer(generateKey().key)))));
+    await expect(Promise.resolve().then(() => a.authenticate(bearer(k)))).resolves.toMatchObject({ tenant: 'acme' });
+    expect(gated.stats.running).toBe(1);
+    gated.release();
+    await flood;
   } finally {
     gated.release();
     await a.close();

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
 import type { Logger } from '../../core/observability/logger';
 import { keyId, keyMatches } from '../../core/tenancy/api-key';
-import { findCredentials, KeyCredential, markKeysUsed } from '../../core/tenancy/key-store';
+import { findCredentials, KeyCredential, markKeysUsed, recentKeyIds } from '../../core/tenancy/key-store';
 import { ProblemError, unavailable } from '../problem';
 import { LookupLane, Ticket } from './lookup-lane';
 import { OPEN_PRINCIPAL, Principal } from './principal';
@@ -60,6 +60,8 @@ export class Authenticator {
   private readonly verified = new Map<string, Entry>();
   /** Every other id looked up: unknown, or not yet matched. */
   private readonly unverified = new Map<string, Entry>();
+  /** Ids of keys in use when this replica started (preload), until one is presented with its secret. */
+  private readonly expected = new Set<string>();
   private readonly pending = new Map<string, Ticket<Entry>>();
   private readonly knownLane: LookupLane<Entry>;
   private readonly unknownLane: LookupLane<Entry>;
@@ -73,8 +75,8 @@ export class Authenticator {
   ) {
     this.maxVerified = opts.maxEntries ?? 10_000;
     const answer = (ids: string[], asked: number) => this.answer(ids, asked);
-    // The known lane holds at most one waiting lookup per id of the valid keys' cache.
-    this.knownLane = new LookupLane(answer, this.maxVerified, LOOKUP_BATCH);
+    // The known lane holds at most one waiting lookup per id of `verified` and `expected`.
+    this.knownLane = new LookupLane(answer, 2 * this.maxVerified, LOOKUP_BATCH);
     this.unknownLane = new LookupLane(answer, MAX_WAITING, LOOKUP_BATCH);
     this.flushTimer = opts.mode === 'keys' ? setInterval(() => void this.flushUsed(), LAST_USED_FLUSH_MS).unref() : null;
   }
@@ -89,6 +91,16 @@ export class Authenticator {
     const entry = this.verified.get(id) ?? this.unverified.get(id);
     if (entry && performance.now() - entry.at < this.opts.cacheMs) return this.verify(id, entry, key);
     return this.lookup(id).then((e) => this.verify(id, e, key));
+  }
+
+  /**
+   * Reads the ids of the keys most recently used (AUTH_CACHE_KEYS at most), so that after a
+   * restart their first lookups take the known keys' lane too, not the one a flood fills.
+   */
+  async preload(): Promise<number> {
+    if (this.opts.mode === 'off') return 0;
+    for (const id of await recentKeyIds(this.pool, this.maxVerified)) this.expected.add(id);
+    return this.expected.size;
   }
 
   /** Writes the pending last_used_at updates (also called at shutdown). */
@@ -123,21 +135,23 @@ export class Authenticator {
     entry.matched = presented;
     if (this.unverified.get(id) === entry) {
       this.unverified.delete(id);
+      this.expected.delete(id);
       this.keep(this.verified, id, entry, this.maxVerified);
     }
     return true;
   }
 
   /**
-   * Ids not in the cache are looked up in batches. Those of keys seen valid here go in their own
-   * lane, so the unknown ids of a flood (5,000 waiting at most, then 503) cannot hold them up.
+   * Ids not in the cache are looked up in batches. Those of keys seen valid here (or in use when it
+   * started) go in their own lane, so the unknown ids of a flood (5,000 waiting at most, then 503)
+   * cannot hold them up.
    */
   private lookup(id: string): Promise<Entry> {
     const p = this.pending.get(id);
     // A query begun AUTH_CACHE_MS or more ago may have read the key before a revocation this
     // request came after: the request waits for a query of its own instead.
     if (p && (p.asked === null || performance.now() - p.asked < this.opts.cacheMs)) return p.result;
-    const ticket = (this.verified.has(id) ? this.knownLane : this.unknownLane).enqueue(id);
+    const ticket = (this.verified.has(id) || this.expected.has(id) ? this.knownLane : this.unknownLane).enqueue(id);
     if (ticket === null) {
       this.opts.onLookup?.('refused');
       return Promise.reject(unavailable('too many API keys are being checked at once; retry shortly', 1));
@@ -164,6 +178,7 @@ export class Authenticator {
   private remember(id: string, cred: KeyCredential | null, at: number): Entry {
     const principal: Principal | null = cred ? { tenant: cred.tenant, keyTenant: cred.tenant, scopes: new Set(cred.scopes), keyId: cred.id } : null;
     const entry: Entry = { at, cred, principal };
+    if (cred === null) this.expected.delete(id);
     const known = this.verified.get(id);
     this.opts.onLookup?.(known ? 'verified' : cred ? 'found' : 'not_found');
     // Lookups of one id may overlap: a newer answer that came first stays.
