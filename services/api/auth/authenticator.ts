@@ -99,7 +99,9 @@ export class Authenticator {
    */
   async preload(): Promise<number> {
     if (this.opts.mode === 'off') return 0;
-    for (const id of await recentKeyIds(this.pool, this.maxVerified)) this.expected.add(id);
+    const ids = await recentKeyIds(this.pool, this.maxVerified);
+    this.expected.clear();
+    for (const id of ids) this.expected.add(id);
     return this.expected.size;
   }
 
