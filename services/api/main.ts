@@ -44,9 +44,18 @@ async function main(): Promise<void> {
   const readinessPool = createReadinessPool(cfg.POSTGRES_URL, cfg.READINESS_TIMEOUT_MS, log);
   const readiness = apiReadiness({ pool: readinessPool, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, registry, layout: () => layoutProblem(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS) });
 
-  const auth = new Authenticator(pool, { mode: cfg.AUTH_MODE, cacheMs: cfg.AUTH_CACHE_MS, log, onFailure: (reason) => metrics.authFailures.inc({ reason }) });
+  const auth = new Authenticator(pool, {
+    mode: cfg.AUTH_MODE,
+    cacheMs: cfg.AUTH_CACHE_MS,
+    maxEntries: cfg.AUTH_CACHE_KEYS,
+    log,
+    onFailure: (reason) => metrics.authFailures.inc({ reason }),
+    onLookup: (result) => metrics.authKeyLookups.inc({ result }),
+  });
   if (cfg.AUTH_MODE === 'off') log.warn('AUTH_MODE=off: every request acts as the tenant "default" with every scope; do not expose this API');
   if (cfg.BOOTSTRAP_ADMIN_KEY) await ensureBootstrapKey(pool, cfg.BOOTSTRAP_ADMIN_KEY, log);
+  // Not fatal: without it, a key's first lookup on this replica waits with unknown ones.
+  await auth.preload().catch((err: unknown) => log.warn({ err }, 'could not read the API keys in use'));
 
   // Limits apply within a second of `tenants set`; unfinished counts are trued up from Postgres as often.
   const tenantAdmission = new TenantAdmission(redis, cfg.REDIS_KEY_PREFIX, cfg.REDIS_PARTITIONS);

@@ -382,6 +382,7 @@ it("exports the api's counters with known label values at 0 before their first e
     return Object.fromEntries(m.values.map((v) => [v.labels[label], v.value]));
   };
   expect(await zeros('auth_failures_total', 'reason')).toEqual({ missing: 0, malformed: 0, unknown: 0, revoked_or_expired: 0 });
+  expect(await zeros('auth_key_lookups_total', 'result')).toEqual({ verified: 0, found: 0, not_found: 0, refused: 0 });
   expect(await zeros('tasks_cancelled_total', 'how')).toEqual({ waiting: 0, running: 0 });
   expect(await zeros('tasks_redriven_total', 'from')).toEqual({ dead: 0, cancelled: 0 });
 });

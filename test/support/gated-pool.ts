@@ -1,7 +1,7 @@
 /**
  * A real pool whose writes of one named statement are held at a gate until the test opens it,
  * and counted (how many ran, how many at once at most, how many rows each carried). Everything
- * else goes straight to Postgres.
+ * else goes straight to Postgres, and so do the statement's calls `holds` declines.
  */
 import type { Pool, QueryConfig } from 'pg';
 
@@ -11,12 +11,12 @@ export interface GatedPool {
   release(): void;
 }
 
-export function gatedPool(real: Pool, statement: string): GatedPool {
+export function gatedPool(real: Pool, statement: string, holds: (values: unknown[]) => boolean = () => true): GatedPool {
   let open: () => void = () => undefined;
   let gate = new Promise<void>((r) => (open = r));
   const stats = { running: 0, maxRunning: 0, sizes: [] as number[] };
   const query = async (config: QueryConfig | string, values?: unknown[]) => {
-    if (typeof config === 'string' || config.name !== statement) return real.query(config as never, values as never);
+    if (typeof config === 'string' || config.name !== statement || !holds(config.values ?? [])) return real.query(config as never, values as never);
     stats.sizes.push(rows(config.values![0]));
     stats.running++;
     stats.maxRunning = Math.max(stats.maxRunning, stats.running);

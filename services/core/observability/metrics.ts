@@ -54,6 +54,12 @@ export function apiMetrics(registry: Registry) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    authKeyLookups: new Counter({
+      name: 'auth_key_lookups_total',
+      help: 'API key ids looked up in Postgres (keys not in the cache), by result: verified (a key seen valid on this replica, read again), found (an id that exists, not yet presented with its secret here), not_found, refused (503: too many unknown ids waiting).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     httpRequests: new Counter({
       name: 'http_requests_total',
       help: 'HTTP requests served, by route template, method and status code.',
@@ -72,6 +78,7 @@ export function apiMetrics(registry: Registry) {
   // appears at its first event's value hides that event from rate() and increase(). Per-tenant
   // counters cannot, their label values being unknown until then.
   for (const reason of ['missing', 'malformed', 'unknown', 'revoked_or_expired']) m.authFailures.inc({ reason }, 0);
+  for (const result of ['verified', 'found', 'not_found', 'refused']) m.authKeyLookups.inc({ result }, 0);
   for (const how of ['waiting', 'running']) m.cancelled.inc({ how }, 0);
   for (const from of ['dead', 'cancelled']) m.redriven.inc({ from }, 0);
   return m;

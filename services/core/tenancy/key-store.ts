@@ -99,6 +99,16 @@ export async function findCredentials(pool: Pool, ids: string[]): Promise<Map<st
   return new Map(rows.map((r) => [r.id, r]));
 }
 
+/** Ids of up to `limit` active keys, the most recently used first (never used ones last). */
+export async function recentKeyIds(pool: Pool, limit: number): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string }>(
+    `SELECT id FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+      ORDER BY last_used_at DESC NULLS LAST, created_at DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => r.id);
+}
+
 /** Records that these keys were used now (batched by the API, so at most one write per key per flush). */
 export async function markKeysUsed(pool: Pool, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
