@@ -9,7 +9,8 @@
  * after `maxBatches` and the next one follows after a pause, so a large backlog (retention
  * switched on over months of tasks) is worked off steadily, never in one long transaction. Dead
  * tasks deleted are forgotten in Redis (their dead-letter entries) before their batch commits, so
- * a failed purge deletes nothing. One info line per pass
+ * a failed purge deletes nothing; over partitions, only the tasks of those that answered are
+ * deleted, and the rest are tried again at a later pass. One info line per pass
  * that deleted something; nothing otherwise. See docs/retention.md.
  */
 import { randomUUID } from 'node:crypto';
