@@ -8,7 +8,7 @@ import { retryTasks } from '../../services/core/operator/retry-tasks';
 import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import type { StepSpec } from '../../services/core/workflows/workflow';
 import { cancelWorkflow, createWorkflow, getWorkflow } from '../../services/core/workflows/workflow-store';
-import { createStack, silentLog, Stack, waitFor } from '../support/stack';
+import { createStack, silentLog, Stack, startApi, waitFor } from '../support/stack';
 import { statementGate } from '../support/statement-gate';
 
 const TENANT = 'default';
@@ -69,10 +69,50 @@ describe.each([
   });
 });
 
+it('over HTTP: POST /tasks/{id}/retry of a step of a workflow whose cancel is under way answers 409, naming the workflow', async () => {
+  const wf = await workflowWithDeadStep();
+  const api = await startApi(stack);
+  const gate = statementGate(stack.pool, STEPS_PAST_WAITING);
+  try {
+    const cancel = cancelWorkflow({ pool: gate.pool, queue: stack.queue }, TENANT, wf.id);
+    await gate.reached;
+    const res = await fetch(`${api.url}/tasks/${wf.a}/retry`, { method: 'POST' });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { detail: string }).detail).toContain(`workflow ${wf.id}, whose cancel is under way`);
+    gate.open();
+    await cancel;
+  } finally {
+    await api.server.stop();
+  }
+  await expectCancelledForGood(wf.id);
+});
+
+/** Transactions of this database waiting for an advisory lock (a workflow's). */
+const waiters = async () =>
+  (await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)).rows[0]!.n;
+
+it('a retry that read the workflow before the cancel recorded itself, and takes the workflow’s lock after it, is refused', async () => {
+  const wf = await workflowWithDeadStep();
+  const holder = await stack.pool.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT workflow_lock($1)', [wf.id]);
+    // The cancel queues for the workflow's lock first, the retry (its step's row locked) behind it.
+    const cancel = cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.id);
+    await waitFor(async () => (await waiters()) === 1, 10_000, 'the cancel waiting for the lock');
+    const retry = retryTasks(deps(), TENANT, [wf.a]);
+    await waitFor(async () => (await waiters()) === 2, 10_000, 'the retry waiting for the lock');
+    await holder.query('COMMIT');
+    expect(await retry).toEqual([{ kind: 'workflow_cancelling', workflowId: wf.id }]);
+    expect(await cancel).toMatchObject({ kind: 'cancelled', cancelled: 1 });
+  } finally {
+    holder.release();
+  }
+  await expectCancelledForGood(wf.id);
+});
+
 it('a retry that commits before the cancel takes the workflow’s lock is cancelled by it: the reopened steps too', async () => {
   const wf = await workflowWithDeadStep();
-  const waiters = async () =>
-    (await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)).rows[0]!.n;
   const holder = await stack.pool.connect();
   try {
     await holder.query('BEGIN');
