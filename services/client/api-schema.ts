@@ -2274,7 +2274,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The task is neither dead nor cancelled. */
+            /** @description The task is neither dead nor cancelled; or it is a workflow step whose dependencies have not all succeeded, of a workflow not stored whole, or of a workflow whose cancel is under way (retry once the workflow has ended). */
             409: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

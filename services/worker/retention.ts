@@ -9,7 +9,8 @@
  * after `maxBatches` and the next one follows after a pause, so a large backlog (retention
  * switched on over months of tasks) is worked off steadily, never in one long transaction. Dead
  * tasks deleted are forgotten in Redis (their dead-letter entries) before their batch commits, so
- * a failed purge deletes nothing. One info line per pass
+ * a failed purge deletes nothing; over partitions, only the tasks of those that answered are
+ * deleted, and the rest are tried again at a later pass. One info line per pass
  * that deleted something; nothing otherwise. See docs/retention.md.
  */
 import { randomUUID } from 'node:crypto';
@@ -17,8 +18,8 @@ import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { WorkerMetrics } from '../core/observability/metrics';
 import type { TaskQueue, TaskRef } from '../core/queue/queue';
-import { deleteFinishedWindow, FinalStatus, oldestFinishedAges, RangeCursor, RetentionPolicy } from '../core/retention/retention-store';
-import { deleteFinishedWorkflows, workflowAges } from '../core/retention/workflow-retention-store';
+import { deleteFinishedWindow, deleteLocked, FinalStatus, lockFinishedWindow, oldestFinishedAges, RangeCursor, RetentionPolicy } from '../core/retention/retention-store';
+import { deleteLockedWorkflows, lockFinishedWorkflows, workflowAges } from '../core/retention/workflow-retention-store';
 import { inTransaction } from '../core/db/transaction';
 import { PeriodicService } from '../core/service';
 import { FINAL_STATUSES } from '../core/tasks/priority';
@@ -53,6 +54,11 @@ export interface RetentionResult {
   cut: boolean;
   /** Dead tasks Redis still held (dead-letter entries) and forgot. */
   purged: number;
+  /**
+   * Tasks due but left in place (and their workflows) because their partition of Redis failed or
+   * did not answer in time: a later pass tries them again.
+   */
+  unanswered: number;
 }
 
 const LOCK = 'retention';
@@ -72,6 +78,11 @@ interface Walk {
   startedAt: number;
   /** Its last window was short: it is at the range's end (and may start again). */
   atEnd: boolean;
+  /**
+   * Where it first passed over due tasks whose partition of Redis did not answer (`from`: the
+   * cursor before that window): once at the end, the next pass goes on from there, to try them again.
+   */
+  missed?: { from: RangeCursor | null };
 }
 
 /** What one batch deletes: finished workflows, whole, or other final tasks of one status. */
@@ -81,6 +92,10 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
   private readonly owner = randomUUID();
   private readonly phases: Phase[];
   private readonly walks = new Map<FinalStatus, Walk>();
+  /** This pass: tenants whose partition of Redis did not answer a purge (not asked again until the next pass). */
+  private unansweredTenants = new Set<string>();
+  /** This pass: workflows left in place for that reason (passed over by its later batches). */
+  private passedOver = new Set<string>();
   private stopping = false;
 
   constructor(
@@ -109,7 +124,7 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
 
   async runOnce(): Promise<RetentionResult> {
     const deleted = Object.fromEntries(FINAL_STATUSES.map((s) => [s, 0])) as Record<FinalStatus, number>;
-    const result: RetentionResult = { leader: false, deleted, workflows: 0, batches: 0, cut: false, purged: 0 };
+    const result: RetentionResult = { leader: false, deleted, workflows: 0, batches: 0, cut: false, purged: 0, unanswered: 0 };
     if (!this.enabled) return result;
     if (!(await this.deps.queue.lock(LOCK, this.owner, this.lockTtlMs))) {
       // Another worker sweeps: only its gauge is current.
@@ -118,7 +133,13 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     }
     result.leader = true;
     const started = performance.now();
-    for (const [status, walk] of this.walks) if (walk.atEnd && started - walk.startedAt >= (this.opts.rescanMs ?? RESCAN_MS)) this.walks.delete(status);
+    for (const [status, walk] of this.walks) {
+      if (!walk.atEnd) continue;
+      if (started - walk.startedAt >= (this.opts.rescanMs ?? RESCAN_MS)) this.walks.delete(status);
+      else if (walk.missed) this.walks.set(status, { after: walk.missed.from, startedAt: walk.startedAt, atEnd: false });
+    }
+    this.unansweredTenants = new Set();
+    this.passedOver = new Set();
     const maxBatches = this.opts.maxBatches ?? 1000;
     const pending = [...this.phases];
     let next = 0;
@@ -148,6 +169,7 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     if (!lost) await this.observeOldest();
     const total = deleted.succeeded + deleted.dead + deleted.cancelled;
     if (total > 0) this.log.info({ deleted, workflows: result.workflows, batches: result.batches, purged: result.purged, ms: Math.round(performance.now() - started), more: result.cut }, 'retention deleted finished tasks');
+    if (result.unanswered > 0) this.log.warn({ count: result.unanswered, tenants: [...this.unansweredTenants].slice(0, 10) }, 'due tasks kept: their partition of Redis did not answer the purge of their dead-letter entries; a later pass tries them again');
     // Work left: the next pass follows after a pause rather than a whole interval.
     if (result.cut && !lost && !this.stopping) this.runWithin(this.opts.pauseMs);
     return result;
@@ -165,18 +187,9 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
       this.count(phase, tasks, result);
       return !walk.atEnd;
     }
-    let done: { tasks: (TaskRef & { status: FinalStatus })[]; workflows: number; more: boolean; purged: number; walk?: Walk };
+    let done: Batch;
     try {
-      done = await inTransaction(this.deps.pool, async (client) => {
-        let b: { tasks: (TaskRef & { status: FinalStatus })[]; workflows: number; more: boolean; walk?: Walk };
-        if (phase === 'workflows') b = await deleteFinishedWorkflows(client, this.opts.policy, this.opts.batch);
-        else {
-          const w = await this.window(client, phase);
-          b = { workflows: 0, tasks: w.tasks.map((t) => ({ ...t, status: phase })), more: false, walk: w.walk };
-        }
-        const held = b.tasks.filter((t) => t.status !== 'succeeded').map(({ id, tenant }) => ({ id, tenant }));
-        return { ...b, purged: held.length > 0 ? await this.purge(held) : 0 };
-      });
+      done = await inTransaction(this.deps.pool, (client) => (phase === 'workflows' ? this.workflowsBatch(client) : this.statusBatch(client, phase)));
     } catch (err) {
       if (!(err instanceof PurgeFailed)) throw err;
       // Nothing deleted (the walk stays where it was): the next pass tries these again.
@@ -184,14 +197,48 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
       return false;
     }
     result.purged += done.purged;
+    result.unanswered += done.unanswered;
     for (const status of FINAL_STATUSES) this.count(status, done.tasks.filter((t) => t.status === status), result);
     if (phase === 'workflows') {
       result.workflows += done.workflows;
-      // Nothing deleted (the due ones held by other transactions): the next pass tries them again.
-      return done.more && done.workflows > 0;
+      // Nothing deleted nor passed over (the due ones held by other transactions): the next pass tries them again.
+      return done.more && (done.workflows > 0 || done.unanswered > 0);
     }
     this.walks.set(phase, done.walk!);
     return !done.walk!.atEnd;
+  }
+
+  /**
+   * The next window of a status's walk, locked; Redis forgets its tasks, and those of the
+   * partitions that answered are deleted. The others stay in Postgres as they are (the walk
+   * comes back for them: Walk.missed), so one partition down holds up no other's tenants.
+   */
+  private async statusBatch(client: PoolClient, status: FinalStatus): Promise<Batch> {
+    const walk = this.walks.get(status) ?? { after: null, startedAt: performance.now(), atEnd: false };
+    const b = await lockFinishedWindow(client, status, this.opts.policy, this.opts.batch, walk.after);
+    const { purged, unanswered } = await this.purge(b.tasks);
+    const left = new Set(unanswered.map((t) => t.id));
+    const gone = await deleteLocked(client, status, this.opts.policy, b.tasks.filter((t) => !left.has(t.id)));
+    const missed = walk.missed ?? (left.size > 0 ? { from: walk.after } : undefined);
+    return {
+      tasks: gone.map((t) => ({ ...t, status })),
+      workflows: 0,
+      more: false,
+      purged,
+      unanswered: left.size,
+      walk: { ...walk, after: b.last ?? walk.after, atEnd: b.seen < this.opts.batch, ...(missed ? { missed } : {}) },
+    };
+  }
+
+  /** The next due workflows, locked whole; those with a step whose partition did not answer the purge stay (passed over for the rest of the pass). */
+  private async workflowsBatch(client: PoolClient): Promise<Batch> {
+    const b = await lockFinishedWorkflows(client, this.opts.policy, this.opts.batch, [...this.passedOver]);
+    const { purged, unanswered } = await this.purge(b.tasks.filter((t) => t.status !== 'succeeded'));
+    const workflowOf = new Map(b.tasks.map((t) => [t.id, t.workflow_id]));
+    const left = new Set(unanswered.map((t) => workflowOf.get(t.id)!));
+    for (const id of left) this.passedOver.add(id);
+    const gone = await deleteLockedWorkflows(client, b.workflows.filter((w) => !left.has(w.id)).map((w) => w.id));
+    return { ...gone, more: b.more, purged, unanswered: b.tasks.filter((t) => left.has(t.workflow_id)).length };
   }
 
   /** The next window of `status`'s walk (see Walk): the tasks it deleted, and the walk moved on (kept once its transaction commits). */
@@ -207,11 +254,23 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     this.deps.metrics.deleted.inc({ status }, ids.length);
   }
 
-  private async purge(ids: TaskRef[]): Promise<number> {
+  /**
+   * Redis forgets `tasks` (their dead-letter entries): how many it held, and those it could not be
+   * asked about (their partition failed or did not answer in time, now or earlier in this pass).
+   * Throws PurgeFailed when no partition answered (one Redis, or all of them down).
+   */
+  private async purge(tasks: TaskRef[]): Promise<{ purged: number; unanswered: TaskRef[] }> {
+    const known = tasks.filter((t) => this.unansweredTenants.has(t.tenant));
+    const ask = tasks.filter((t) => !this.unansweredTenants.has(t.tenant)).map(({ id, tenant }) => ({ id, tenant }));
+    if (ask.length === 0) return { purged: 0, unanswered: known };
     try {
-      return await this.deps.queue.purge(ids);
+      const queue = this.deps.queue;
+      const { held, unanswered } = queue.purgeAnswering ? await queue.purgeAnswering(ask) : { held: await queue.purge(ask), unanswered: [] };
+      for (const t of unanswered) this.unansweredTenants.add(t.tenant);
+      const left = new Set(unanswered.map((t) => t.id));
+      return { purged: held, unanswered: [...known, ...tasks.filter((t) => left.has(t.id))] };
     } catch (err) {
-      throw new PurgeFailed(err, ids);
+      throw new PurgeFailed(err, ask);
     }
   }
 
@@ -225,6 +284,16 @@ export class RetentionSweeper extends PeriodicService<RetentionResult> {
     await super.stop();
     await goodbye(this.deps.queue.unlock(LOCK, this.owner));
   }
+}
+
+/** What one batch of a phase did (its transaction committed). */
+interface Batch {
+  tasks: (TaskRef & { status: FinalStatus })[];
+  workflows: number;
+  more: boolean;
+  purged: number;
+  unanswered: number;
+  walk?: Walk;
 }
 
 /** The Redis side of a batch failed: its Postgres side is rolled back. */

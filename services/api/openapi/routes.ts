@@ -170,7 +170,7 @@ export function apiRoutes(opts: RouteOptions = {}): Route[] {
       scope: 'tasks:write',
       pathParams: TaskId,
       answers: { 200: { description: 'Queued again.', schema: TaskSchema, headers: rated } },
-      problems: { 404: 'No such task.', 409: 'The task is neither dead nor cancelled.', 429: "The tenant's rate limit, burst or max_unfinished quota; nothing changed." },
+      problems: { 404: 'No such task.', 409: 'The task is neither dead nor cancelled; or it is a workflow step whose dependencies have not all succeeded, of a workflow not stored whole, or of a workflow whose cancel is under way (retry once the workflow has ended).', 429: "The tenant's rate limit, burst or max_unfinished quota; nothing changed." },
     },
     {
       method: 'get',

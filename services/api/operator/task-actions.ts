@@ -64,7 +64,8 @@ export async function cancelOne(deps: ActionDeps, tenant: string, rawId: string)
 
 /**
  * 200: queued again with a fresh attempt budget; 409: it is not dead or cancelled, a step whose
- * dependencies have not all succeeded, or one of a workflow not stored whole; 429: the tenant's
+ * dependencies have not all succeeded, one of a workflow not stored whole, or one of a workflow
+ * whose cancel is under way (a recorded cancel wins over a later retry); 429: the tenant's
  * limits refuse the task and the steps downstream that its retry would reopen (they wait again, and
  * count as a new workflow's waiting steps do). A task that cannot be retried needs no admission, so
  * its 404 or 409 is answered at the cap too.
@@ -94,6 +95,10 @@ export async function retryOne(deps: ActionDeps & { underLimits: UnderLimits }, 
         { field: 'workflow_id', message: `has ${stored} of ${steps} steps stored` },
       ]);
     }
+    case 'workflow_cancelling':
+      throw wrongState(`task ${id} is a step of workflow ${outcome!.workflowId}, whose cancel is under way; once the workflow has ended cancelled, a retry resumes it`, [
+        { field: 'workflow_id', message: 'is being cancelled' },
+      ]);
     case 'retried':
       deps.metrics.redriven.inc({ from: outcome!.from });
       return { status: 200, body: await current(deps, tenant, id), headers };

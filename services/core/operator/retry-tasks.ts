@@ -21,6 +21,8 @@ export type RetryOutcome =
   | { kind: 'dependencies_unfinished'; workflowId: string; stepKey: string; dependencies: { key: string; status: string }[] }
   /** A step of a workflow of which fewer than all steps are stored (see INCOMPLETE_WORKFLOWS). */
   | { kind: 'incomplete_workflow'; workflowId: string; stored: number; steps: number }
+  /** A step of a workflow whose cancel is recorded and still under way (CANCELLING): the cancel wins. */
+  | { kind: 'workflow_cancelling'; workflowId: string }
   | { kind: 'missing' };
 
 const RETRYABLE = "('dead', 'cancelled')";
@@ -42,13 +44,23 @@ const INCOMPLETE_WORKFLOWS = `SELECT x.id FROM (SELECT DISTINCT workflow_id AS i
 const IN_FILTER = (t: string) => `($3::text[] IS NULL OR ${t}.status::text = ANY($3::text[]))`;
 
 /**
+ * A workflow (`w`) whose cancel is recorded but has not ended: POST /workflows/:id/cancel is still
+ * cancelling its steps past waiting, in batches after the statement that recorded it. A retry then
+ * would reopen steps that cancel no longer looks at (and clear its record), so it is refused until
+ * the workflow has ended; a retry of a step of a cancelled workflow resumes it, as before.
+ */
+const CANCELLING = (w: string) => `${w}.cancel_requested_at IS NOT NULL AND ${w}.finished_at IS NULL`;
+
+/**
  * Which of the tasks $1 (of tenant $2) a retry would change now: dead or cancelled (and in $3's
  * statuses), and a workflow step only when its dependencies have all succeeded and its workflow is
- * stored whole. `tasks` is the row checked.
+ * stored whole and not being cancelled. `tasks` is the row checked. A read, not a lock: the retry
+ * checks the workflow's cancel again under the workflow's lock.
  */
 const RETRYABLE_NOW = `tasks.id = ANY($1::uuid[]) AND tasks.tenant = $2 AND tasks.status::text IN ${RETRYABLE} AND ${IN_FILTER('tasks')}
    AND (tasks.workflow_id IS NULL OR (NOT EXISTS (SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent WHERE e.child = tasks.id AND p.status <> 'succeeded')
-                                      AND tasks.workflow_id NOT IN (${INCOMPLETE_WORKFLOWS})))`;
+                                      AND tasks.workflow_id NOT IN (${INCOMPLETE_WORKFLOWS})
+                                      AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = tasks.workflow_id AND ${CANCELLING('w')})))`;
 
 /**
  * How many tasks retrying `ids` would make unfinished, for admission under the tenant's limits:
@@ -89,25 +101,30 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
   // A retried step's trigger locks its workflow's row, then (for the next retried step of that
   // workflow) the dependencies of the steps that wait again: a worker writing one of those
   // dependencies' outcomes, which locks the workflow's row after it, can deadlock with it.
-  const { rows, released, reopened } = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
-    const { rows } = await client.query<Retried>(
-      `WITH picked AS (
-         -- The status as text: reached by id, not through the partial index of final tasks. A
-         -- workflow step runs only after its dependencies: one that has not succeeded is retried
-         -- first; and only in a workflow stored whole.
-         SELECT id, status::text AS was FROM tasks WHERE ${RETRYABLE_NOW}
-          ORDER BY id FOR UPDATE
-       )
-       -- A delayed task cancelled before its run_at and retried before it waits for it again: it
-       -- starts no earlier (run_at is the owner's word), as it would have without the cancel.
-       UPDATE tasks t SET status = CASE WHEN t.run_at > now() THEN 'scheduled'::task_status ELSE 'queued'::task_status END, retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
-              run_after = NULL, lease_token = NULL, cancelled_by = NULL, cancelled_with_workflow = NULL, updated_at = now()
-         FROM picked p
-        -- Checked again on the locked row: a call that waited for another's retry finds it queued.
-        WHERE t.id = p.id AND t.status IN ${RETRYABLE} AND ${IN_FILTER('t')}
-       RETURNING ${cols}, t.payload::text AS payload_json, p.was, t.workflow_id`,
+  const { rows, released, reopened, refused } = await retryingDeadlocks(() => inTransaction(deps.pool, async (client) => {
+    // The status as text: reached by id, not through the partial index of final tasks. A workflow
+    // step runs only after its dependencies: one that has not succeeded is retried first; and only
+    // in a workflow stored whole. A call that waited for another's retry finds the task queued.
+    const picked = await client.query<{ id: string; was: 'dead' | 'cancelled'; workflow_id: string | null }>(
+      `SELECT id, status::text AS was, workflow_id FROM tasks WHERE ${RETRYABLE_NOW} ORDER BY id FOR UPDATE`,
       [ids, tenant, statuses],
     );
+    // Under the workflows' locks (after the steps' rows, as the trigger takes them; in id order),
+    // a workflow's cancel has either committed, and refuses the retry, or comes after it and
+    // cancels what it reopens: never between the cancel's statements.
+    const refused = await workflowsCancelling(client, picked.rows);
+    const kept = picked.rows.filter((r) => !refused.has(r.id));
+    const was = new Map(kept.map((r) => [r.id, r.was]));
+    const { rows } = kept.length === 0 ? { rows: [] as Retried[] } : await client.query<Retried>(
+      // A delayed task cancelled before its run_at and retried before it waits for it again: it
+      // starts no earlier (run_at is the owner's word), as it would have without the cancel.
+      `UPDATE tasks t SET status = CASE WHEN t.run_at > now() THEN 'scheduled'::task_status ELSE 'queued'::task_status END, retry_base = t.attempts, cancel_requested_at = NULL, finished_at = NULL,
+              run_after = NULL, lease_token = NULL, cancelled_by = NULL, cancelled_with_workflow = NULL, updated_at = now()
+        WHERE t.id = ANY($1::uuid[]) AND t.status IN ${RETRYABLE}
+       RETURNING ${cols}, t.payload::text AS payload_json, t.workflow_id`,
+      [textArray(kept.map((r) => r.id))],
+    );
+    for (const r of rows) r.was = was.get(r.id)!;
     // Asked for now: a stop after an earlier failure leaves a retried step be (stop-on-failure.ts).
     // Taken once the trigger holds its workflow's lock (as for the steps it reopens), so after any
     // failure that committed before this retry: taken in the UPDATE, before that lock, it could
@@ -122,7 +139,7 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
     // Their tombstones go while these rows are held: a cancel that locks one after this commits
     // tombstones it again, and the push below then leaves it out (it would run a cancelled task).
     await deps.queue.liftTombstones([...rows, ...released]);
-    return { rows, released, reopened: workflows.length > 0 ? await stepsReopenedHere(client, workflows, [...retriedIds]) : 0 };
+    return { rows, released, refused, reopened: workflows.length > 0 ? await stepsReopenedHere(client, workflows, [...retriedIds]) : 0 };
   }));
   if (rows.length > 0) {
     try {
@@ -132,9 +149,9 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
     }
   }
   const retried = new Map(rows.map((r) => [r.id, r.was]));
-  const others = ids.filter((id) => !retried.has(id));
+  const others = ids.filter((id) => !retried.has(id) && !refused.has(id));
   type Other = {
-    id: string; status: string; workflow_id: string | null; step_key: string | null; incomplete: boolean; stored: number; steps: number | null;
+    id: string; status: string; workflow_id: string | null; step_key: string | null; incomplete: boolean; cancelling: boolean | null; stored: number; steps: number | null;
     blocking: { key: string; status: string }[] | null;
   };
   const found = new Map<string, Other>();
@@ -145,6 +162,7 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
       `SELECT t.id, t.status::text AS status, t.workflow_id, t.workflow_id IN (${INCOMPLETE_WORKFLOWS}) AS incomplete,
               CASE WHEN t.workflow_id IS NOT NULL THEN (SELECT count(*)::int FROM tasks s WHERE s.workflow_id = t.workflow_id) END AS stored,
               (SELECT w.steps FROM workflows w WHERE w.id = t.workflow_id) AS steps, t.step_key,
+              (SELECT ${CANCELLING('w')} FROM workflows w WHERE w.id = t.workflow_id) AS cancelling,
               -- A few of the dependencies that have not succeeded, to name in the answer.
               (SELECT json_agg(json_build_object('key', p.step_key, 'status', p.status) ORDER BY p.step_key)
                  FROM (SELECT p.step_key, p.status::text AS status FROM workflow_edges e JOIN tasks p ON p.id = e.parent
@@ -157,14 +175,31 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
   const outcomes = ids.map((id): RetryOutcome => {
     const was = retried.get(id);
     if (was) return { kind: 'retried', from: was };
+    const cancelling = refused.get(id);
+    if (cancelling) return { kind: 'workflow_cancelling', workflowId: cancelling };
     const t = found.get(id);
     if (t === undefined) return { kind: 'missing' };
     const final = ['dead', 'cancelled'].includes(t.status);
     if (t.incomplete && final) return { kind: 'incomplete_workflow', workflowId: t.workflow_id!, stored: t.stored, steps: t.steps ?? 0 };
+    if (t.cancelling && final) return { kind: 'workflow_cancelling', workflowId: t.workflow_id! };
     if (t.blocking && final) return { kind: 'dependencies_unfinished', workflowId: t.workflow_id!, stepKey: t.step_key!, dependencies: t.blocking };
     return { kind: 'not_retryable', status: t.status };
   });
   return { outcomes, reopened };
+}
+
+/**
+ * Takes the workflows' locks of the `picked` steps (locked already) and answers which of them are
+ * steps of a workflow being cancelled (task id → workflow id), which the retry leaves alone.
+ */
+async function workflowsCancelling(client: PoolClient, picked: { id: string; workflow_id: string | null }[]): Promise<Map<string, string>> {
+  const workflows = [...new Set(picked.flatMap((r) => (r.workflow_id ? [r.workflow_id] : [])))];
+  if (workflows.length === 0) return new Map();
+  // Sorted inside the subquery (OFFSET 0 keeps it apart), so the locks are taken in that order.
+  await client.query(`SELECT workflow_lock(id) FROM (SELECT id FROM unnest($1::uuid[]) AS x(id) ORDER BY id OFFSET 0) s`, [textArray(workflows)]);
+  const { rows } = await client.query<{ id: string }>(`SELECT id FROM workflows w WHERE id = ANY($1::uuid[]) AND ${CANCELLING('w')}`, [textArray(workflows)]);
+  const cancelling = new Set(rows.map((r) => r.id));
+  return new Map(picked.flatMap((r) => (r.workflow_id && cancelling.has(r.workflow_id) ? [[r.id, r.workflow_id] as const] : [])));
 }
 
 /**

@@ -145,6 +145,20 @@ export class PartitionedQueue implements TaskQueue {
     return held.reduce((a, b) => a + b, 0);
   }
 
+  /**
+   * A partition that did not answer in time may still run the purge: its tasks, which the caller
+   * keeps in Postgres (as dead), then have no dead-letter entry; a later purge of them finds
+   * nothing to forget, and a redrive queues them from Postgres.
+   */
+  async purgeAnswering(tasks: TaskRef[]): Promise<{ held: number; unanswered: TaskRef[] }> {
+    // Each partition's count on its first task (the rest 0), so a partition's tasks are undefined together.
+    const answers = await this.answeringByTenant('purge', tasks, async (q, group) => {
+      const n = await q.purge(group);
+      return group.map((_, i) => (i === 0 ? n : 0));
+    });
+    return { held: answers.reduce<number>((sum, n) => sum + (n ?? 0), 0), unanswered: tasks.filter((_, i) => answers[i] === undefined) };
+  }
+
   async finish(items: FinishItem[]): Promise<Finished[]> {
     return this.byToken('finish', items, (q, group) => q.finish(group), 'stale');
   }

@@ -345,6 +345,12 @@ export interface TaskQueue {
    * dead-letter entry and message); returns how many it held. See lua/purge.lua.
    */
   purge(tasks: TaskRef[]): Promise<number>;
+  /**
+   * purge in the partitions that answer, each waited for at most passWaitMs (partitioned queue
+   * only): how many tasks they held, and the tasks of the partitions that failed or did not answer
+   * in time, which Redis may still hold. Throws when every partition was asked and failed.
+   */
+  purgeAnswering?(tasks: TaskRef[]): Promise<{ held: number; unanswered: TaskRef[] }>;
   /** A doorbell, for an idle worker to wait on until tasks become ready (one per waiting worker). */
   doorbell(): Doorbell;
   announceWorker(workerId: string, ttlMs: number, slots?: number): Promise<void>;

@@ -67,6 +67,32 @@ const START: RangeCursor = { finishedAt: '-infinity', id: '00000000-0000-0000-00
  * from literals only); the age, the limit and the cursor are parameters.
  */
 export function deleteBatchSql(status: FinalStatus): string {
+  return windowSql(
+    status,
+    `DELETE FROM tasks t
+        -- By primary key, and checked again on the locked row: a task redriven since the snapshot is
+        -- not final any more.
+        WHERE t.id = ANY (ARRAY(SELECT id FROM picked)) AND ${OLD_BY_ID(status)}
+       RETURNING t.id, t.tenant`,
+  );
+}
+
+/**
+ * deleteBatchSql without the delete: the window's deletable tasks are locked (and answered with
+ * their tenants), for a caller that deletes them (deleteLockedSql) once Redis has forgotten them,
+ * in the same transaction: those Redis could not be asked about stay, untouched.
+ */
+export function lockBatchSql(status: FinalStatus): string {
+  return windowSql(status, 'SELECT id, tenant FROM picked');
+}
+
+/** Deletes tasks ($2) of the status that this transaction locked (lockBatchSql), checked again. */
+export function deleteLockedSql(status: FinalStatus): string {
+  return `DELETE FROM tasks t WHERE t.id = ANY ($2::uuid[]) AND ${OLD_BY_ID(status)} RETURNING t.id, t.tenant`;
+}
+
+/** The window's statement, `gone` being the tasks it answers with (deleted, or only locked). */
+function windowSql(status: FinalStatus, gone: string): string {
   return `WITH head AS MATERIALIZED (
        -- The window's last finish time: read in the index's order, which stops after $2 entries
        -- whatever the planner thinks of the range (a sort by (finished_at, id) over the whole range
@@ -83,23 +109,19 @@ export function deleteBatchSql(status: FinalStatus): string {
         ORDER BY t.finished_at, t.id
         LIMIT $2
      ), picked AS (
-       SELECT t.id FROM tasks t
+       SELECT t.id, t.tenant FROM tasks t
         WHERE t.id = ANY (ARRAY(SELECT id FROM seen)) AND ${OLD_BY_ID(status)}
           AND NOT (${KEEP_CONDITIONS.map((c) => `(${c})`).join(' OR ')})
         FOR UPDATE SKIP LOCKED
      ), gone AS (
-       DELETE FROM tasks t
-        -- By primary key, and checked again on the locked row: a task redriven since the snapshot is
-        -- not final any more.
-        WHERE t.id = ANY (ARRAY(SELECT id FROM picked)) AND ${OLD_BY_ID(status)}
-       RETURNING t.id, t.tenant
+       ${gone}
      ), last AS (SELECT finished_at, id FROM seen ORDER BY finished_at DESC, id DESC LIMIT 1)
      SELECT COALESCE((SELECT json_agg(json_build_object('id', id, 'tenant', tenant)) FROM gone), '[]'::json) AS tasks,
             (SELECT count(*) FROM seen)::int AS seen, (SELECT to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM last) AS last_at, (SELECT id FROM last) AS last_id`;
 }
 
 export interface WindowBatch {
-  /** The tasks deleted. */
+  /** The tasks deleted (lockFinishedWindow: locked, to delete). */
   tasks: TaskRef[];
   /** How many tasks of the range it looked at: fewer than the limit, it reached the range's end. */
   seen: number;
@@ -113,12 +135,31 @@ export interface WindowBatch {
  * oldest), in one statement. Given a client, it deletes in that client's transaction.
  */
 export async function deleteFinishedWindow(db: Pool | PoolClient, status: FinalStatus, policy: RetentionPolicy, limit: number, after: RangeCursor | null): Promise<WindowBatch> {
+  return runWindow(db, deleteBatchSql(status), status, policy, limit, after);
+}
+
+/**
+ * deleteFinishedWindow's next window, its deletable tasks locked in `client`'s transaction but not
+ * deleted (`tasks`): deleteLocked deletes those the caller chooses, before that transaction ends.
+ */
+export async function lockFinishedWindow(client: PoolClient, status: FinalStatus, policy: RetentionPolicy, limit: number, after: RangeCursor | null): Promise<WindowBatch> {
+  return runWindow(client, lockBatchSql(status), status, policy, limit, after);
+}
+
+/** Deletes `tasks` of `status` that lockFinishedWindow locked in `client`'s transaction; the tasks deleted. */
+export async function deleteLocked(client: PoolClient, status: FinalStatus, policy: RetentionPolicy, tasks: TaskRef[]): Promise<TaskRef[]> {
+  if (tasks.length === 0) return [];
+  const { rows } = await client.query<TaskRef>(deleteLockedSql(status), [policy[status], tasks.map((t) => t.id)]);
+  return rows;
+}
+
+async function runWindow(db: Pool | PoolClient, sql: string, status: FinalStatus, policy: RetentionPolicy, limit: number, after: RangeCursor | null): Promise<WindowBatch> {
   const ageMs = policy[status];
   if (!(ageMs > 0)) throw new RangeError(`ageMs must be positive, got ${ageMs}`);
   const from = after ?? START;
   // Unnamed, so planned for each cursor: a generic plan, estimating the range after "some" cursor
   // as small, read all of it and sorted it to find the window's end.
-  const { rows } = await db.query<{ tasks: TaskRef[]; seen: number; last_at: string | null; last_id: string | null }>(deleteBatchSql(status), [ageMs, limit, from.finishedAt, from.id]);
+  const { rows } = await db.query<{ tasks: TaskRef[]; seen: number; last_at: string | null; last_id: string | null }>(sql, [ageMs, limit, from.finishedAt, from.id]);
   const r = rows[0]!;
   return { tasks: r.tasks, seen: r.seen, last: r.last_at === null ? null : { finishedAt: r.last_at, id: r.last_id! } };
 }

@@ -13,6 +13,7 @@
  * retry that comes after the statement locked it waits for it and finds the step gone (404).
  */
 import type { Pool, PoolClient } from 'pg';
+import { textArray } from '../db/pg-arrays';
 import type { TaskRef } from '../queue/queue';
 import type { FinalStatus, RetentionPolicy } from './retention-store';
 
@@ -46,14 +47,54 @@ const AGE_PARAM: Record<WorkflowFinalStatus, string> = { succeeded: '$1', failed
 
 /**
  * The statement deleting the oldest due workflows of `statuses`, whole, up to $4 steps (at least
- * one workflow, however big: it cannot go in parts). The statuses are literals, so each range is
- * read from workflows_final_finished_idx (status, finished_at), oldest first; ages are $1-$3.
+ * one workflow, however big: it cannot go in parts), passing over the workflows $5. The statuses
+ * are literals, so each range is read from workflows_final_finished_idx (status, finished_at),
+ * oldest first; ages are $1-$3.
  */
 export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): string {
+  return workflowsSql(
+    statuses,
+    // Every step of those is held by this statement. Their runs and edges go with them (the
+    // delete triggers of migrations 0003 and 0022).
+    `gone AS (
+       DELETE FROM tasks t WHERE t.workflow_id = ANY (ARRAY(SELECT id FROM whole))
+       RETURNING t.id, t.tenant, t.status::text AS status
+     ),
+     dropped AS (DELETE FROM workflows w WHERE w.id = ANY (ARRAY(SELECT id FROM whole)) RETURNING w.id)
+     SELECT (SELECT count(*) FROM dropped)::int AS workflows,
+            COALESCE((SELECT json_agg(json_build_object('id', id, 'tenant', tenant, 'status', status)) FROM gone), '[]'::json) AS tasks,`,
+  );
+}
+
+/**
+ * deleteWorkflowsSql without the deletes: the due workflows are locked whole and answered with
+ * their steps, for a caller that deletes them (deleteLockedWorkflowsSql) once Redis has forgotten
+ * their steps, in the same transaction: those Redis could not be asked about stay, untouched.
+ */
+export function lockWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): string {
+  return workflowsSql(
+    statuses,
+    `gone AS (SELECT h.id, h.tenant, h.status, h.workflow_id FROM held h WHERE h.workflow_id = ANY (ARRAY(SELECT id FROM whole)))
+     SELECT COALESCE((SELECT json_agg(json_build_object('id', w.id, 'tenant', w.tenant)) FROM workflows w WHERE w.id = ANY (ARRAY(SELECT id FROM whole))), '[]'::json) AS workflows,
+            COALESCE((SELECT json_agg(json_build_object('id', id, 'tenant', tenant, 'status', status, 'workflow_id', workflow_id)) FROM gone), '[]'::json) AS tasks,`,
+  );
+}
+
+/** Deletes the workflows $1 that this transaction locked whole (lockWorkflowsSql), with their steps. */
+export const DELETE_LOCKED_WORKFLOWS_SQL = `WITH gone AS (
+       DELETE FROM tasks t WHERE t.workflow_id = ANY ($1::uuid[]) RETURNING t.id, t.tenant, t.status::text AS status
+     ),
+     dropped AS (DELETE FROM workflows w WHERE w.id = ANY ($1::uuid[]) RETURNING w.id)
+     SELECT (SELECT count(*) FROM dropped)::int AS workflows,
+            COALESCE((SELECT json_agg(json_build_object('id', id, 'tenant', tenant, 'status', status)) FROM gone), '[]'::json) AS tasks`;
+
+/** The workflows' statement, `answer` its end: CTEs after `whole`, and the select's columns but `more`. */
+function workflowsSql(statuses: readonly WorkflowFinalStatus[], answer: string): string {
   if (statuses.length === 0 || statuses.some((s) => !WORKFLOW_FINAL_STATUSES.includes(s))) throw new Error(`not workflow final statuses: ${statuses.join(', ')}`);
   const ranges = statuses.map(
     (s) => `(SELECT id, steps, finished_at FROM workflows
               WHERE status = '${s}' AND finished_at < now() - ${AGE_PARAM[s]} * interval '1 millisecond' AND ${keyExpired('')}
+                AND id <> ALL ($5::uuid[])
               ORDER BY finished_at LIMIT $4)`,
   );
   return `WITH due AS (
@@ -75,7 +116,7 @@ export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): st
      -- The status as text: steps reached by workflow, not through the partial index of final tasks.
      seen AS (SELECT workflow_id, count(*) AS n FROM tasks WHERE workflow_id = ANY (ARRAY(SELECT id FROM picked)) GROUP BY workflow_id),
      held AS (
-       SELECT t.id, t.workflow_id FROM tasks t
+       SELECT t.id, t.workflow_id, t.tenant, t.status::text AS status FROM tasks t
         WHERE t.workflow_id = ANY (ARRAY(SELECT id FROM picked)) AND t.status::text IN ('succeeded', 'dead', 'cancelled')
         ORDER BY t.id
         FOR UPDATE SKIP LOCKED
@@ -86,15 +127,7 @@ export function deleteWorkflowsSql(statuses: readonly WorkflowFinalStatus[]): st
          LEFT JOIN (SELECT workflow_id, count(*) AS n FROM held GROUP BY workflow_id) h ON h.workflow_id = p.id
         WHERE COALESCE(s.n, 0) = COALESCE(h.n, 0)
      ),
-     -- Every step of those is held by this statement. Their runs and edges go with them (the
-     -- delete triggers of migrations 0003 and 0022).
-     gone AS (
-       DELETE FROM tasks t WHERE t.workflow_id = ANY (ARRAY(SELECT id FROM whole))
-       RETURNING t.id, t.tenant, t.status::text AS status
-     ),
-     dropped AS (DELETE FROM workflows w WHERE w.id = ANY (ARRAY(SELECT id FROM whole)) RETURNING w.id)
-     SELECT (SELECT count(*) FROM dropped)::int AS workflows,
-            COALESCE((SELECT json_agg(json_build_object('id', id, 'tenant', tenant, 'status', status)) FROM gone), '[]'::json) AS tasks,
+     ${answer}
             (SELECT count(*) FROM due) > (SELECT count(*) FROM budgeted) OR (SELECT count(*) FROM due) >= $4 AS more`;
 }
 
@@ -120,7 +153,40 @@ export async function deleteFinishedWorkflows(pool: Pool | PoolClient, policy: R
   const { rows } = await pool.query<WorkflowBatch>({
     name: `retention-delete-workflows-${statuses.join('-')}`,
     text: deleteWorkflowsSql(statuses),
-    values: [ages.succeeded, ages.failed, ages.cancelled, limit],
+    values: [ages.succeeded, ages.failed, ages.cancelled, limit, '{}'],
   });
+  return rows[0]!;
+}
+
+export interface LockedWorkflows {
+  /** Workflows locked whole (their row and every step), to delete. */
+  workflows: { id: string; tenant: string }[];
+  /** Their steps. */
+  tasks: (TaskRef & { status: FinalStatus; workflow_id: string })[];
+  /** Due workflows were left for another batch (the step budget, or the batch's bound). */
+  more: boolean;
+}
+
+/**
+ * deleteFinishedWorkflows's next batch, locked whole in `client`'s transaction but not deleted,
+ * passing over the workflows `passedOver`: deleteLockedWorkflows deletes those the caller chooses,
+ * before that transaction ends.
+ */
+export async function lockFinishedWorkflows(client: PoolClient, policy: RetentionPolicy, limit: number, passedOver: readonly string[] = []): Promise<LockedWorkflows> {
+  const ages = workflowAges(policy);
+  const statuses = WORKFLOW_FINAL_STATUSES.filter((s) => ages[s] > 0);
+  if (statuses.length === 0) return { workflows: [], tasks: [], more: false };
+  const { rows } = await client.query<LockedWorkflows>({
+    name: `retention-lock-workflows-${statuses.join('-')}`,
+    text: lockWorkflowsSql(statuses),
+    values: [ages.succeeded, ages.failed, ages.cancelled, limit, textArray(passedOver)],
+  });
+  return rows[0]!;
+}
+
+/** Deletes the workflows `ids` that lockFinishedWorkflows locked in `client`'s transaction, whole. */
+export async function deleteLockedWorkflows(client: PoolClient, ids: string[]): Promise<Omit<WorkflowBatch, 'more'>> {
+  if (ids.length === 0) return { workflows: 0, tasks: [] };
+  const { rows } = await client.query<Omit<WorkflowBatch, 'more'>>(DELETE_LOCKED_WORKFLOWS_SQL, [textArray(ids)]);
   return rows[0]!;
 }
