@@ -7,6 +7,7 @@
  * the partition their token names, and passes over the whole queue to every partition.
  */
 import type Redis from 'ioredis';
+import { DependencyTimeoutError } from '../process/with-timeout';
 import { Priority } from '../tasks/priority';
 import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
@@ -257,7 +258,7 @@ export class PartitionedQueue implements TaskQueue {
       let late = false;
       const timer = setTimeout(() => {
         late = true;
-        reject(new Error(`partition ${p} did not answer a lease call within ${waitMs} ms`));
+        reject(new DependencyTimeoutError(`partition ${p} did not answer a lease call within ${waitMs} ms`));
       }, waitMs);
       call.then(
         (batch) => {
@@ -467,7 +468,7 @@ export class PartitionedQueue implements TaskQueue {
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
-        reject(new Error(`partition ${p} did not answer a ${what} call within ${waitMs} ms`));
+        reject(new DependencyTimeoutError(`partition ${p} did not answer a ${what} call within ${waitMs} ms`));
       }, waitMs);
       call.then(
         (r) => {
