@@ -62,17 +62,23 @@ it('GET /queues of a tenant on the stalled master answers 503 with Retry-After; 
   }
 }, 30_000);
 
-it('POST /tasks/batch of a tenant on the stalled master answers once Postgres has the tasks; Redis gets them once the master answers', async () => {
+it('POST /tasks, /tasks/batch and /workflows of a tenant on the stalled master answer once Postgres has the tasks, another tenant\'s too; Redis gets them once the master answers', async () => {
   const { url, server } = await startApi(stack, queue);
   const post = (path: string, tenant: string, body: unknown) =>
     within(fetch(`${url}${path}`, { method: 'POST', headers: { tenant, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> })));
   const unpause = await pauseMaster(stalledMaster);
   let id: string;
   try {
-    const [batch, single] = await Promise.all([post('/tasks/batch', stalled, { tasks: [{ type: 'noop' }] }), post('/tasks', healthy, { type: 'noop' })]);
-    expect(batch).not.toBe('no answer');
-    expect(single).not.toBe('no answer');
-    expect((single as { status: number }).status).toBe(201);
+    const [batch, mine, other, workflow] = await Promise.all([
+      post('/tasks/batch', stalled, { tasks: [{ type: 'noop' }] }),
+      post('/tasks', stalled, { type: 'noop' }),
+      post('/tasks', healthy, { type: 'noop' }),
+      post('/workflows', stalled, { name: 'stall', tasks: [{ key: 'a', type: 'noop' }] }),
+    ]);
+    expect([batch, mine, other, workflow]).not.toContain('no answer');
+    expect((workflow as { status: number }).status).toBe(201);
+    expect((mine as { status: number }).status).toBe(201);
+    expect((other as { status: number }).status).toBe(201);
     const { status, body } = batch as { status: number; body: Record<string, any> };
     expect(status).toBe(200);
     id = body.results[0].task.id;
