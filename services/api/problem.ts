@@ -1,6 +1,7 @@
 /** RFC 9457 problem details: every error response of the API is one of these. */
 import type { Logger } from '../core/observability/logger';
 import { throttleFor } from '../core/observability/log-throttle';
+import { DependencyTimeoutError } from '../core/process/with-timeout';
 export interface FieldError {
   field: string;
   message: string;
@@ -61,12 +62,27 @@ export function toProblem(err: unknown): ProblemError {
   return new ProblemError(500, 'Internal error', 'an unexpected error occurred; it has been logged');
 }
 
-/** Connection-level failures of pg or ioredis, as opposed to bugs. */
+/**
+ * A Redis reply a failover or a cluster in motion gives (slots unserved, a master being elected, a
+ * replica loading or not yet promoted): the same command answers once it is over.
+ */
+const TRANSIENT_REPLY = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY)\b/;
+/** ioredis's own errors for a server or cluster it cannot reach or that does not answer. */
+const CLIENT_GAVE_UP =
+  /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|Command timed out|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready|Cluster is disconnected|Node is disconnected|Command aborted due to connection close|Socket timeout/i;
+const OUTAGE_NAMES = ['DependencyTimeoutError', 'MaxRetriesPerRequestError', 'ClusterAllFailedError'];
+
+/**
+ * Failures of pg or ioredis that pass (connections, failovers, a dependency that did not answer
+ * within a bound the code sets), as opposed to bugs (CROSSSLOT, a script error, bad SQL).
+ */
 export function isDependencyOutage(err: unknown): boolean {
-  const e = (err ?? {}) as { code?: string; message?: string };
+  const e = (err ?? {}) as { code?: string; message?: string; name?: string };
   const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006'];
   if (e.code && codes.includes(e.code)) return true;
-  return /Connection terminated|timeout exceeded when trying to connect|Stream isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(e.message ?? '');
+  if (err instanceof DependencyTimeoutError || (e.name && OUTAGE_NAMES.includes(e.name))) return true;
+  const message = typeof e.message === 'string' ? e.message : '';
+  return TRANSIENT_REPLY.test(message) || CLIENT_GAVE_UP.test(message);
 }
 
 /**

@@ -11,7 +11,7 @@ import { survivesLostConnections } from '../core/db/postgres';
 import type { Logger } from '../core/observability/logger';
 import { dependencyGauge, type DependencyGauge } from '../core/observability/metrics';
 import { runChecks } from '../core/observability/metrics-server';
-import { withTimeout } from '../core/process/with-timeout';
+import { DependencyTimeoutError, withTimeout } from '../core/process/with-timeout';
 
 export interface Readiness {
   ready: boolean;
@@ -70,7 +70,7 @@ async function pingPostgres(pool: Pool, timeoutMs: number): Promise<void> {
   try {
     await Promise.race([
       client.query('SELECT 1'),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new DependencyTimeoutError(`no answer within ${timeoutMs} ms`)), timeoutMs))),
     ]);
     client.release();
   } catch (err) {

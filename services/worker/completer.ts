@@ -13,6 +13,8 @@ import type { EnqueueItem, FinishItem, TaskQueue } from '../core/queue/queue';
 import { Outcome, OutcomeWrite, recordOutcomes } from '../core/tasks/attempt-store';
 import type { Priority } from '../core/tasks/priority';
 import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
+import { LOCKED_PUSH_TIMEOUT_MS } from '../core/db/share-locked-push';
+import { withTimeout } from '../core/process/with-timeout';
 
 export interface CompletedAttempt extends Outcome {
   priority: Priority;
@@ -290,10 +292,13 @@ export class Completer {
     for (const p of batch) p.resolve(applied.has(p.item.id) ? 'applied' : 'lease-lost');
   }
 
-  /** A failed push leaves the steps queued in Postgres only: the reconciler pushes them. */
+  /**
+   * A failed or late push leaves the steps queued in Postgres only: the reconciler pushes them.
+   * Bounded: the batch's other leases (and the next batches) must not wait on a stalled partition.
+   */
   private async pushReleased(items: EnqueueItem[]): Promise<void> {
     try {
-      await this.deps.queue.enqueue(items);
+      await withTimeout(this.deps.queue.enqueue(items), LOCKED_PUSH_TIMEOUT_MS, 'pushing released workflow steps: no answer');
     } catch (err) {
       this.deps.log.warn({ err, count: items.length, taskIds: items.slice(0, 10).map((i) => i.id) }, 'workflow steps queued in Postgres but not pushed to Redis; the reconciler will queue them');
     }

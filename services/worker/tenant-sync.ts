@@ -8,12 +8,18 @@
 import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import type { TaskQueue, TenantDispatch } from '../core/queue/queue';
+import { withTimeout } from '../core/process/with-timeout';
 import { PeriodicService } from '../core/service';
 
 /** Rows updated up to this long before the newest one seen are read again (commit order ≠ updated_at order). */
 const OVERLAP_MS = 5000;
 /** Rows per query and per script call (every row is sent at start and after Redis lost them). */
 const SEND_PAGE = 1000;
+/**
+ * A script call not answered by then fails the pass (`since` stays, so the next pass sends the rows
+ * again): a stalled master must not stop every later pass, and with them every other partition's settings.
+ */
+const SEND_TIMEOUT_MS = 5000;
 
 interface Row {
   name: string;
@@ -31,6 +37,7 @@ export class TenantSync extends PeriodicService<{ sent: number; changed: number 
     private readonly defaultMaxRunning: number,
     intervalMs: number,
     log: Logger,
+    private readonly sendTimeoutMs = SEND_TIMEOUT_MS,
   ) {
     super('tenant-sync', intervalMs, log);
   }
@@ -44,7 +51,7 @@ export class TenantSync extends PeriodicService<{ sent: number; changed: number 
   async runOnce(): Promise<{ sent: number; changed: number }> {
     if (this.since === null) return this.send(null);
     const rows = await this.read(this.since, null);
-    const res = await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf));
+    const res = await this.configure(rows);
     if (!res.complete) {
       // Redis lost the settings (restarted, flushed): every row again, now. Forgotten first: the
       // call above made Redis look complete again, so should this resend fail, only `since` being
@@ -69,7 +76,7 @@ export class TenantSync extends PeriodicService<{ sent: number; changed: number 
     while (rows === null || rows.length === SEND_PAGE) {
       rows = await this.read(since, last);
       // Sent even when empty the first time: the default cap goes with it.
-      if (rows.length > 0 || last === null) changed += (await this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf))).changed;
+      if (rows.length > 0 || last === null) changed += (await this.configure(rows)).changed;
       sent += rows.length;
       last = rows[rows.length - 1] ?? last;
     }
@@ -77,6 +84,10 @@ export class TenantSync extends PeriodicService<{ sent: number; changed: number 
     this.since = last?.updated_at_text ?? this.since;
     if (changed > 0) this.log.info({ changed }, 'tenant dispatch settings applied');
     return { sent, changed };
+  }
+
+  private configure(rows: Row[]): Promise<{ changed: number; complete: boolean }> {
+    return withTimeout(this.deps.queue.configureTenants(this.defaultMaxRunning, rows.map(dispatchOf)), this.sendTimeoutMs, 'tenant settings: no answer');
   }
 
   /**

@@ -15,6 +15,7 @@ import { effectiveLimits, isUnlimited, LimitDefaults, TenantLimits } from '../..
 import type { TenantCache } from '../../core/tenancy/tenant-cache';
 import type { TenantRow } from '../../core/tenancy/tenant';
 import { ProblemError } from '../problem';
+import { DependencyTimeoutError } from '../../core/process/with-timeout';
 
 /** An admission to report on the answer, and to settle once the tasks are stored. */
 export interface Admitted {
@@ -98,7 +99,7 @@ export class RequestAdmission {
       let late = false;
       const timer = setTimeout(() => {
         late = true;
-        reject(new Error(`Redis did not answer a tenant admission within ${this.deps.waitMs ?? DEFAULT_ADMIT_WAIT_MS} ms`));
+        reject(new DependencyTimeoutError(`Redis did not answer a tenant admission within ${this.deps.waitMs ?? DEFAULT_ADMIT_WAIT_MS} ms`));
       }, this.deps.waitMs ?? DEFAULT_ADMIT_WAIT_MS);
       admitting.then(
         (a) => {

@@ -7,6 +7,7 @@
  * the partition their token names, and passes over the whole queue to every partition.
  */
 import type Redis from 'ioredis';
+import { DependencyTimeoutError } from '../process/with-timeout';
 import { Priority } from '../tasks/priority';
 import type { QueueKeys } from './keys';
 import { partitionOf, partitionTags } from './partitions';
@@ -136,7 +137,10 @@ export class PartitionedQueue implements TaskQueue {
   }
 
   async settle(items: SettleItem[]): Promise<number> {
-    const moved = await this.eachGroup(this.groupBy(items, (it) => partitionOf(it.tenant, this.parts.length)), (q, group) => q.settle(group));
+    // Bounded: the reaper waits on it, and one stalled master must not stop its passes (a settle
+    // not made leaves Redis's own decision, taken again at the next reap).
+    const groups = [...this.groupBy(items, (it) => partitionOf(it.tenant, this.parts.length))];
+    const moved = await Promise.all(groups.map(([p, g]) => this.bounded(p, 'settle', this.parts[p]!.settle(g.items), () => undefined)));
     return moved.reduce((a, b) => a + b, 0);
   }
 
@@ -271,7 +275,7 @@ export class PartitionedQueue implements TaskQueue {
       let late = false;
       const timer = setTimeout(() => {
         late = true;
-        reject(new Error(`partition ${p} did not answer a lease call within ${waitMs} ms`));
+        reject(new DependencyTimeoutError(`partition ${p} did not answer a lease call within ${waitMs} ms`));
       }, waitMs);
       call.then(
         (batch) => {
@@ -336,7 +340,8 @@ export class PartitionedQueue implements TaskQueue {
    */
   async overview(tenant: string): Promise<TenantOverview> {
     const [mine, control] = await Promise.all([
-      this.partitionFor(tenant).overview(tenant),
+      // Bounded: a tenant's GET /queues answers 503 while its partition's master is stalled.
+      this.bounded(partitionOf(tenant, this.parts.length), 'overview', this.partitionFor(tenant).overview(tenant), () => undefined),
       this.bounded('control', 'overview', this.control.overview(tenant), () => undefined).catch(() => null),
     ]);
     return { ...mine, workers: control ? control.workers : null };
@@ -481,7 +486,7 @@ export class PartitionedQueue implements TaskQueue {
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
-        reject(new Error(`partition ${p} did not answer a ${what} call within ${waitMs} ms`));
+        reject(new DependencyTimeoutError(`partition ${p} did not answer a ${what} call within ${waitMs} ms`));
       }, waitMs);
       call.then(
         (r) => {

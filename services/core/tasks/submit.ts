@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from '../observability/logger';
 import { throttleFor } from '../observability/log-throttle';
-import { pushUnderShareLocks } from '../db/share-locked-push';
+import { LOCKED_PUSH_TIMEOUT_MS, pushUnderShareLocks } from '../db/share-locked-push';
+import { withTimeout } from '../process/with-timeout';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { maxAttempts, RetryPolicy } from './backoff';
 import type { Priority } from './priority';
@@ -176,10 +177,13 @@ async function pushReplayed(deps: SubmitDeps, items: EnqueueItem[]): Promise<voi
   }
 }
 
-/** One Redis call; never throws. */
+/**
+ * One Redis call; never throws. Bounded as the replays' push is: a batch request (and shutdown,
+ * which waits for pushes) must not wait on a stalled partition; the reconciler queues what is late.
+ */
 async function pushStored(deps: SubmitDeps, items: EnqueueItem[]): Promise<void> {
   try {
-    await deps.queue.enqueue(items);
+    await withTimeout(deps.queue.enqueue(items), LOCKED_PUSH_TIMEOUT_MS, 'pushing stored tasks: no answer');
   } catch (err) {
     logPushFailed(deps, err, items);
   }

@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
+import { DependencyTimeoutError } from '../process/with-timeout';
 import { partitionOf, partitionTags } from '../queue/partitions';
 import type { TenantLimits } from './limits';
 
@@ -162,7 +163,7 @@ export class TenantAdmission {
   private within<R>(call: Promise<R>): Promise<R> {
     if (this.parts.length === 1) return call;
     return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`a Redis partition did not answer the unfinished true-up within ${this.waitMs} ms`)), this.waitMs);
+      const timer = setTimeout(() => reject(new DependencyTimeoutError(`a Redis partition did not answer the unfinished true-up within ${this.waitMs} ms`)), this.waitMs);
       call.then(
         (r) => (clearTimeout(timer), resolve(r)),
         (err: unknown) => (clearTimeout(timer), reject(err)),

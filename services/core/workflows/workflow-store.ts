@@ -7,9 +7,11 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { numberArray, textArray } from '../db/pg-arrays';
+import { LOCKED_PUSH_TIMEOUT_MS } from '../db/share-locked-push';
 import { inTransaction, READ_SNAPSHOT, retryingDeadlocks } from '../db/transaction';
 import type { Logger } from '../observability/logger';
 import { cancelTasks } from '../operator/cancel-tasks';
+import { withTimeout } from '../process/with-timeout';
 import type { TaskQueue } from '../queue/queue';
 import { enqueueItem } from '../tasks/submit';
 import { TASK_COLUMNS, TaskRow } from '../tasks/task';
@@ -132,12 +134,16 @@ export async function priorWorkflow(pool: Pool, tenant: string, idem: WorkflowId
   return { kind: 'replayed', workflow: row, steps: await stepIdsOf(pool, row.id) };
 }
 
-/** Pushes a new workflow's steps without dependencies to Redis; a failed push leaves them to the reconciler, which finds them queued in Postgres. */
+/**
+ * Pushes a new workflow's steps without dependencies to Redis; a failed or late push (bounded as
+ * POST /tasks's is: the answer must not wait on a stalled partition) leaves them to the reconciler,
+ * which finds them queued in Postgres.
+ */
 async function pushSteps(deps: { queue: TaskQueue; log: Logger }, steps: TaskRow[]): Promise<void> {
   if (steps.length === 0) return;
   try {
     // Steps without dependencies: nothing to read before they start.
-    await deps.queue.enqueue(steps.map((t) => ({ ...enqueueItem(t), parentsJson: '{}' })));
+    await withTimeout(deps.queue.enqueue(steps.map((t) => ({ ...enqueueItem(t), parentsJson: '{}' }))), LOCKED_PUSH_TIMEOUT_MS, 'pushing workflow steps: no answer');
   } catch (err) {
     deps.log.error({ err, count: steps.length, taskIds: steps.slice(0, 10).map((t) => t.id) }, 'workflow steps queued in Postgres but not in Redis; the reconciler will queue them');
   }
