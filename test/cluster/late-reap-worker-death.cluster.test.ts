@@ -7,9 +7,10 @@
  */
 import Redis, { type Cluster } from 'ioredis';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import { partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { readyClient, testCluster, TEST_PARTITIONS } from '../support/cluster-mode';
+import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
 import { uniqueRedisPrefix } from '../support/test-env';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
@@ -39,19 +40,11 @@ test('the late answer of a worker that died is not lost: queued ones are on thei
   expect(await dying.lease({ max: 8, visibilityMs: 50 })).toHaveLength(8);
   await sleep(100);
 
-  const slots = await client.cluster('SLOTS');
-  const tag = dying.parts[0]!.keys.meta.slice(0, dying.parts[0]!.keys.meta.indexOf('}') + 1);
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  const master = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
-  try {
-    await master.client('PAUSE', 1000, 'WRITE');
+  await whilePaused(await masterOf(client, tagOf(dying.parts[0]!.keys.meta)), 1000, 'WRITE', async () => {
     // The pass stops waiting for partition 0; its script runs once the pause ends.
     expect(await dying.reap(1000, 1500)).toEqual([]);
     await sleep(1200);
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
   // The reaping worker dies with the late answer unhandled; another worker goes on.
   const other = new PartitionedQueue(client as unknown as Redis, opts);
   expect((await other.readyIds('default')).sort()).toEqual(again.map((t) => t.id).sort());

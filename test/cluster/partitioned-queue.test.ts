@@ -7,9 +7,10 @@
 import Redis, { Cluster } from 'ioredis';
 import { splitAddr } from '../../services/core/config/parsers';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { assertLayout, partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import { assertLayout, partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { testCluster, readyClient, TEST_PARTITIONS } from '../support/cluster-mode';
+import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
 import { uniqueRedisPrefix } from '../support/test-env';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
@@ -54,16 +55,14 @@ async function keysPerMaster(): Promise<Map<string, number>> {
   return out;
 }
 
+/** host:port of the master holding partition `p` of `q`. */
+const masterOfPartition = (q: PartitionedQueue, p: number) => masterOf(client, tagOf(q.parts[p]!.keys.meta));
+
 test('the partitions sit two per master, and 24 tenants put keys on every master', async () => {
-  const slots = await client.cluster('SLOTS');
-  const masterOf = (slot: number) => {
-    const master = slots.find(([from, to]) => slot >= from && slot <= to)![2]!;
-    return `${master[0]}:${master[1]}`;
-  };
   const perMaster = new Map<string, number>();
   for (const q of queue.parts) {
-    const tag = q.keys.meta.slice(0, q.keys.meta.indexOf('}') + 1);
-    perMaster.set(masterOf(slotOfTag(tag)), (perMaster.get(masterOf(slotOfTag(tag))) ?? 0) + 1);
+    const master = await masterOf(client, tagOf(q.keys.meta));
+    perMaster.set(master, (perMaster.get(master) ?? 0) + 1);
   }
   expect([...perMaster.values()]).toEqual([2, 2, 2]);
 
@@ -117,13 +116,8 @@ test('priorities hold across partitions: a worker leasing one task at a time tak
 test('a lease round does not wait on a stalled master: the other partitions\' tasks come within leaseWaitMs, and the late answer\'s leases go back', async () => {
   const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, leaseWaitMs: 300 });
   await q.enqueue(Array.from({ length: 60 }, (_, i) => item(`tenant-${i % 24}`)));
-  const slots = await client.cluster('SLOTS');
-  const tag = q.parts[0]!.keys.meta.slice(0, q.parts[0]!.keys.meta.indexOf('}') + 1);
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  const master = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
-  try {
-    // The master of partition 0 (and of another) runs no write for 2 s: lease.lua waits there.
-    await master.client('PAUSE', 2000, 'WRITE');
+  // The master of partition 0 (and of another) runs no write for 2 s: lease.lua waits there.
+  await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
     const started = Date.now();
     const leases = await q.lease({ max: 12, visibilityMs: 60_000 });
     // Before: the round waited for the paused master (about 2 s).
@@ -134,19 +128,8 @@ test('a lease round does not wait on a stalled master: the other partitions\' ta
     const stats = await q.stats();
     expect(stats.processing).toBe(leases.length);
     expect(stats.ready.default).toBe(60 - leases.length);
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
 });
-
-/** A client of the master holding partition `p` of `q`. */
-async function masterOfPartition(q: PartitionedQueue, p: number): Promise<Redis> {
-  const slots = await client.cluster('SLOTS');
-  const tag = q.parts[p]!.keys.meta.slice(0, q.parts[p]!.keys.meta.indexOf('}') + 1);
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  return new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
-}
 
 test('a reap does not wait on a stalled master: the other partitions\' expired leases come within passWaitMs, and the late answer\'s come with the next reap', async () => {
   const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
@@ -154,10 +137,8 @@ test('a reap does not wait on a stalled master: the other partitions\' expired l
   await q.enqueue(items);
   expect(await q.lease({ max: 48, visibilityMs: 50 })).toHaveLength(48);
   await new Promise((r) => setTimeout(r, 100));
-  const master = await masterOfPartition(q, 0);
-  try {
-    // The master of partition 0 (and of another) runs no write for 2 s: reap.lua waits there.
-    await master.client('PAUSE', 2000, 'WRITE');
+  // The master of partition 0 (and of another) runs no write for 2 s: reap.lua waits there.
+  await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
     const started = Date.now();
     const first = await q.reap(1000, 30_000);
     // Before: the pass waited for the paused master (about 2 s).
@@ -170,10 +151,7 @@ test('a reap does not wait on a stalled master: the other partitions\' expired l
     const second = await q.reap(1000, 30_000);
     expect([...first, ...second].map((r) => r.id).sort()).toEqual(items.map((it) => it.id).sort());
     expect(await q.reap(1000, 30_000)).toEqual([]);
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
 });
 
 test('a sweep and a promote do not wait on a stalled master; what the late answers did comes with the next pass', async () => {
@@ -182,9 +160,7 @@ test('a sweep and a promote do not wait on a stalled master; what the late answe
   await q.enqueue(items);
   // Each task loses its ready-list entry (as after a partial write): known, held nowhere.
   for (const it of items) await client.del(q.partitionFor(it.tenant).keys.tenantQueue('default', it.tenant));
-  const master = await masterOfPartition(q, 0);
-  try {
-    await master.client('PAUSE', 2000, 'WRITE');
+  await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
     let started = Date.now();
     const first = await q.sweep(1000);
     expect(Date.now() - started).toBeLessThan(1500);
@@ -195,10 +171,7 @@ test('a sweep and a promote do not wait on a stalled master; what the late answe
     await new Promise((r) => setTimeout(r, 2200));
     const second = await q.sweep(1000);
     expect([...first.forgotten, ...second.forgotten].sort()).toEqual(items.map((it) => it.id).sort());
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
 });
 
 test('an enqueue in any partition rings the control slot doorbell: an idle waiter wakes', async () => {

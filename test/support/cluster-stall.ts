@@ -1,0 +1,29 @@
+/**
+ * One master of the test profile's Redis Cluster stalled (CLIENT PAUSE), for the tests of passes
+ * that must not wait on it: which master serves a slot, and a pause held while the pass runs.
+ */
+import Redis, { type Cluster } from 'ioredis';
+import { slotOfTag } from '../../services/core/queue/partitions';
+
+/** host:port of the master serving `tag`'s slot, as `client` reads the slot map. */
+export async function masterOf(client: Redis | Cluster, tag: string): Promise<string> {
+  const slots = await client.cluster('SLOTS');
+  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
+  return `${host}:${port}`;
+}
+
+/** The hash tag a key starts with (`{…}`): what places it on a slot. */
+export const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+
+/** Runs `during` while the master at `addr` (host:port) is paused for `ms` (CLIENT PAUSE), and unpauses it after. */
+export async function whilePaused<T>(addr: string, ms: number, mode: 'ALL' | 'WRITE', during: () => Promise<T>): Promise<T> {
+  const [host, port] = addr.split(':');
+  const pauser = new Redis({ host, port: Number(port), lazyConnect: false, maxRetriesPerRequest: 1 });
+  try {
+    await (mode === 'ALL' ? pauser.client('PAUSE', ms, 'ALL') : pauser.client('PAUSE', ms, 'WRITE'));
+    return await during();
+  } finally {
+    await pauser.client('UNPAUSE').catch(() => undefined);
+    pauser.disconnect();
+  }
+}
