@@ -3,10 +3,10 @@
  * operator's terminal through the CLI's tables and fields: control characters in it are shown
  * escaped, never drawn (no cursor moves, retitled windows or rewritten lines); --json keeps it exact.
  */
-import { runCli } from '../../services/cli/main';
 import { TaskSchedulerClient } from '../../services/client';
 import type { Worker } from '../../services/worker/worker';
 import { createStack, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 // OSC retitles the window, CSI clears the screen, \r rewrites the line, U+009B is an 8-bit CSI, U+202E reverses what follows.
 const HOSTILE = 'upstream said: \x1b]0;owned\x07\x1b[2J\rall good\u009b31m \u202Edesrever\nsecond line';
@@ -32,12 +32,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: api.url, POSTGRES_URL: stack.dbUrl }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: api.url, POSTGRES_URL: stack.dbUrl });
 
 it("a handler's error with control characters is shown escaped by tasks get and tasks list, exact with --json", async () => {
   const client = new TaskSchedulerClient({ baseUrl: api.url });

@@ -5,9 +5,9 @@
  * trigger makes a second task).
  */
 import { TaskSchedulerClient } from '../../services/client';
-import { runCli } from '../../services/cli/main';
 import { LossyProxy, startLossyProxy } from '../support/lossy-proxy';
 import { createStack, Stack, startApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;
@@ -23,12 +23,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: proxy.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: proxy.url });
 const scheduleTasks = async (name: string) => (await stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE schedule = $1', [name])).rows[0].n as number;
 
 it('schedules create, trigger and delete: a lost answer says it may have happened', async () => {

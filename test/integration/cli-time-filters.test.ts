@@ -3,9 +3,9 @@
  * Postgres: a date that does not exist is refused (exit 2), not rolled over to another, and a bound
  * keeps its microseconds (creation times are stored to the microsecond and both bounds are exclusive).
  */
-import { runCli } from '../../services/cli/main';
 import { TaskSchedulerClient } from '../../services/client';
 import { createStack, Stack, startApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;
@@ -20,12 +20,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: api.url });
 
 it.each([
   ['tasks', 'list', '--created-after', '2026-02-30'],

@@ -3,9 +3,9 @@
  * counting calls (10,000), on real Postgres and Redis: the calls are sent again within the API's
  * bound, and every dead task is redriven (or counted) once.
  */
-import { runCli } from '../../services/cli/main';
 import { TaskSchedulerClient } from '../../services/client';
 import { createStack, Stack, startApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 const BULK_MAX = 40;
 const DEAD = 130;
@@ -31,12 +31,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: api.url });
 const statuses = async () => Object.fromEntries((await stack.pool.query('SELECT status, count(*)::int AS n FROM tasks GROUP BY status')).rows.map((r) => [r.status, r.n]));
 
 it('--dry-run with a --limit above BULK_MAX_LIMIT counts up to it', async () => {

@@ -3,8 +3,8 @@
  * preview, pause, resume, trigger, delete; bad input exits 2 with one line and sends nothing, the
  * service's refusals exit 1 with the problem's detail.
  */
-import { runCli } from '../../services/cli/main';
 import { createStack, Stack, startApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;
@@ -18,12 +18,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(['schedules', ...argv], { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(['schedules', ...argv], { TASK_SCHEDULER_URL: api.url });
 const schedules = async () => (await stack.pool.query('SELECT name, paused FROM schedules ORDER BY name')).rows as { name: string; paused: boolean }[];
 
 it('creates, lists, shows, pauses, resumes, triggers and deletes a schedule', async () => {

@@ -6,9 +6,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../services/cli/main';
 import { LossyProxy, startLossyProxy } from '../support/lossy-proxy';
 import { createStack, Stack, startApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;
@@ -24,12 +24,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(['workflows', ...argv], { TASK_SCHEDULER_URL: proxy.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(['workflows', ...argv], { TASK_SCHEDULER_URL: proxy.url });
 const workflows = async () => (await stack.pool.query('SELECT count(*)::int AS n FROM workflows')).rows[0].n as number;
 
 it('names the key it sent when no answer came, and a run with that key makes no second workflow', async () => {

@@ -7,9 +7,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../services/cli/main';
 import { createStack, Stack, startApi, startWorker, waitFor } from '../support/stack';
 import type { Worker } from '../../services/worker/worker';
+import { CliRun, runCliCaptured } from '../support/cli-run';
 
 let stack: Stack;
 let api: Awaited<ReturnType<typeof startApi>>;
@@ -24,24 +24,14 @@ afterAll(async () => {
   await stack.close();
 });
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-async function cli(argv: string[], stdin?: string): Promise<Run> {
-  let out = '';
-  let err = '';
-  const code = await runCli(['workflows', ...argv], { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t), stdin: async () => stdin ?? '' });
-  return { code, out, err };
-}
+const cli = (argv: string[], stdin?: string) => runCliCaptured(['workflows', ...argv], { TASK_SCHEDULER_URL: api.url }, { stdin: stdin ?? '' });
 function file(name: string, body: unknown): string {
   const p = path.join(dir, name);
   writeFileSync(p, typeof body === 'string' ? body : JSON.stringify(body));
   return p;
 }
 /** A failure is one line on stderr and nothing on stdout. */
-function expectOneLine(r: Run, code: number, message: RegExp): void {
+function expectOneLine(r: CliRun, code: number, message: RegExp): void {
   expect({ code: r.code, out: r.out }).toEqual({ code, out: '' });
   expect(r.err).toMatch(/^task-scheduler: [^\n]*\n$/);
   expect(r.err).toMatch(message);
