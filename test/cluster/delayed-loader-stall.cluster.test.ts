@@ -13,7 +13,7 @@ import { partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { DelayedLoader } from '../../services/worker/delayed-loader';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { masterOf, tagOf } from '../support/cluster-stall';
+import { partitionMasters } from '../support/cluster-stall';
 import { silentLog, stackFixture } from '../support/stack';
 
 const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
@@ -24,9 +24,7 @@ it('a stalled master holds up neither the other partitions\' delayed loading nor
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
   const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
   // A master that does not serve the control slot (the loader's lock): the partitions it serves stall.
-  const control = await masterOf(stack.redis, `{${prefix}}`);
-  const masters = await Promise.all(queue.parts.map((q) => masterOf(stack.redis, tagOf(q.keys.meta))));
-  const stalled = masters.find((m) => m !== control)!;
+  const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
   const isStalled = (p: number) => masters[p] === stalled;
   // One tenant per partition, and two scheduled tasks of each, due within the loader's half horizon.
   const tenants: string[] = [];

@@ -7,9 +7,8 @@
 process.env.TEST_REDIS_MODE = 'cluster';
 import { QueuesView } from '../../services/api/operator/queues-route';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf } from '../../services/core/queue/partitions';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
+import { partitionMasters, tenantWhere, whilePaused } from '../support/cluster-stall';
 import { stackFixture } from '../support/stack';
 
 const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
@@ -18,9 +17,8 @@ it('a stalled control slot leaves the other masters\' tenants their queues, work
   const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
   const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
-  const control = await masterOf(stack.redis, `{${prefix}}`);
-  let tenant = '';
-  for (let i = 0; !tenant; i++) if ((await masterOf(stack.redis, tagOf(queue.parts[partitionOf(`t${i}`, TEST_PARTITIONS)]!.keys.meta))) !== control) tenant = `t${i}`;
+  const { control, masters } = await partitionMasters(stack.redis, prefix);
+  const tenant = tenantWhere(masters, (m) => m !== control, 't');
   await queue.enqueue([{ id: '00000000-0000-4000-8000-000000000001', tenant, type: 'noop', priority: 'default', payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 }]);
   await queue.announceWorker('worker-q', 60_000, 4);
   const view = new QueuesView({ pool: stack.pool, queue }, 0);

@@ -7,10 +7,9 @@
  */
 process.env.TEST_REDIS_MODE = 'cluster';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf } from '../../services/core/queue/partitions';
 import { fireDueSchedules } from '../../services/core/schedules/fire-due';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
+import { partitionMasters, tenantWhere, whilePaused } from '../support/cluster-stall';
 import { silentLog, stackFixture } from '../support/stack';
 
 const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
@@ -19,14 +18,9 @@ it('a stalled master holds up neither the pass nor the other partitions\' schedu
   const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
   const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
-  const control = await masterOf(stack.redis, `{${prefix}}`);
-  const masters = await Promise.all(queue.parts.map((q) => masterOf(stack.redis, tagOf(q.keys.meta))));
-  const stalled = masters.find((m) => m !== control)!;
-  const tenantWhere = (wanted: (m: string) => boolean) => {
-    for (let i = 0; ; i++) if (wanted(masters[partitionOf(`s${i}`, TEST_PARTITIONS)]!)) return `s${i}`;
-  };
-  const healthy = tenantWhere((m) => m !== stalled);
-  const other = tenantWhere((m) => m === stalled);
+  const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
+  const healthy = tenantWhere(masters, (m) => m !== stalled, 's');
+  const other = tenantWhere(masters, (m) => m === stalled, 's');
   await stack.pool.query('INSERT INTO tenants (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [[healthy, other]]);
   const task = { type: 'noop', payload: {}, priority: 'default', max_retries: 0, retry: null, timeout_ms: null };
   for (const t of [healthy, other]) {

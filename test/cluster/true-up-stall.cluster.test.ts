@@ -7,11 +7,10 @@
  */
 process.env.TEST_REDIS_MODE = 'cluster';
 import { UnfinishedTrueUp } from '../../services/api/limits/unfinished-true-up';
-import { partitionOf, partitionTags } from '../../services/core/queue/partitions';
 import { TenantAdmission } from '../../services/core/tenancy/admission';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { masterOf, whilePaused } from '../support/cluster-stall';
+import { partitionMasters, tenantWhere, whilePaused } from '../support/cluster-stall';
 import { silentLog, stackFixture } from '../support/stack';
 
 const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
@@ -19,15 +18,9 @@ const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
 it('a stalled master holds up neither the pass nor the other partitions\' true-up', async () => {
   const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
-  const tags = partitionTags(prefix, TEST_PARTITIONS);
-  const control = await masterOf(stack.redis, `{${prefix}}`);
-  const masters = await Promise.all(tags.map((t) => masterOf(stack.redis, t)));
-  const stalled = masters.find((m) => m !== control)!;
-  const tenantWhere = async (wanted: (m: string) => boolean) => {
-    for (let i = 0; ; i++) if (wanted(masters[partitionOf(`cap${i}`, TEST_PARTITIONS)]!)) return `cap${i}`;
-  };
-  const healthy = await tenantWhere((m) => m !== stalled);
-  const other = await tenantWhere((m) => m === stalled);
+  const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
+  const healthy = tenantWhere(masters, (m) => m !== stalled, 'cap');
+  const other = tenantWhere(masters, (m) => m === stalled, 'cap');
   const limits = { rate: 0, burst: 0, maxUnfinished: 3 };
   for (const t of [healthy, other]) await setTenant(stack.pool, t, { max_unfinished: 3 });
   const admission = new TenantAdmission(stack.redis, prefix, TEST_PARTITIONS, 300);

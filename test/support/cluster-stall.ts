@@ -3,7 +3,8 @@
  * that must not wait on it: which master serves a slot, and a pause held while the pass runs.
  */
 import Redis, { type Cluster } from 'ioredis';
-import { slotOfTag } from '../../services/core/queue/partitions';
+import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
+import { TEST_PARTITIONS } from './cluster-mode';
 
 /** host:port of the master serving `tag`'s slot, as `client` reads the slot map. */
 export async function masterOf(client: Redis | Cluster, tag: string): Promise<string> {
@@ -14,6 +15,22 @@ export async function masterOf(client: Redis | Cluster, tag: string): Promise<st
 
 /** The hash tag a key starts with (`{…}`): what places it on a slot. */
 export const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+
+/**
+ * The master of each of the TEST_PARTITIONS partitions of `prefix` (by index), the control slot's,
+ * and `other`: the first partition master that does not serve the control slot (the one to stall,
+ * leaving locks and announcements alone).
+ */
+export async function partitionMasters(client: Redis | Cluster, prefix: string): Promise<{ control: string; masters: string[]; other: string }> {
+  const control = await masterOf(client, `{${prefix}}`);
+  const masters = await Promise.all(partitionTags(prefix, TEST_PARTITIONS).map((tag) => masterOf(client, tag)));
+  return { control, masters, other: masters.find((m) => m !== control)! };
+}
+
+/** The first tenant `${stem}0`, `${stem}1`, … whose partition's master `wanted` accepts. */
+export function tenantWhere(masters: string[], wanted: (master: string) => boolean, stem: string): string {
+  for (let i = 0; ; i++) if (wanted(masters[partitionOf(`${stem}${i}`, TEST_PARTITIONS)]!)) return `${stem}${i}`;
+}
 
 /** Runs `during` while the master at `addr` (host:port) is paused for `ms` (CLIENT PAUSE), and unpauses it after. */
 export async function whilePaused<T>(addr: string, ms: number, mode: 'ALL' | 'WRITE', during: () => Promise<T>): Promise<T> {
