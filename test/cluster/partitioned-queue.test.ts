@@ -4,30 +4,22 @@
  * another partition's backlog), rings cross from a partition to the control slot's doorbell,
  * leases are ended in the partition their token names, and a mismatched layout is refused.
  */
-import Redis, { Cluster } from 'ioredis';
+import Redis from 'ioredis';
 import { splitAddr } from '../../services/core/config/parsers';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { assertLayout, partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
-import { testCluster, readyClient, TEST_PARTITIONS } from '../support/cluster-mode';
+import { clusterClientFixture, testCluster, TEST_PARTITIONS } from '../support/cluster-mode';
 import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
-import { uniqueRedisPrefix } from '../support/test-env';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
-let client: Cluster;
-let prefix: string;
 let queue: PartitionedQueue;
 let seq = 0;
 
-beforeAll(async () => {
-  client = await readyClient('partitioned-queue-test');
-}, 120_000);
-afterAll(() => client.disconnect());
+const fx = clusterClientFixture('partitioned-queue-test', 'pq');
 beforeEach(() => {
-  prefix = uniqueRedisPrefix('pq');
-  queue = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS });
+  queue = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS });
 });
-afterEach(() => testCluster().deleteKeys(prefix));
 
 function item(tenant: string): EnqueueItem {
   return { id: `task-${++seq}`, tenant, type: 'noop', priority: 'default', payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 };
@@ -47,7 +39,7 @@ async function keysPerMaster(): Promise<Map<string, number>> {
     const node = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
     try {
       if (!/role:master/.test(await node.info('replication'))) continue;
-      out.set(addr, (await node.keys(`{${prefix}:k*`)).length);
+      out.set(addr, (await node.keys(`{${fx.prefix}:k*`)).length);
     } finally {
       node.disconnect();
     }
@@ -56,12 +48,12 @@ async function keysPerMaster(): Promise<Map<string, number>> {
 }
 
 /** host:port of the master holding partition `p` of `q`. */
-const masterOfPartition = (q: PartitionedQueue, p: number) => masterOf(client, tagOf(q.parts[p]!.keys.meta));
+const masterOfPartition = (q: PartitionedQueue, p: number) => masterOf(fx.client, tagOf(q.parts[p]!.keys.meta));
 
 test('the partitions sit two per master, and 24 tenants put keys on every master', async () => {
   const perMaster = new Map<string, number>();
   for (const q of queue.parts) {
-    const master = await masterOf(client, tagOf(q.keys.meta));
+    const master = await masterOf(fx.client, tagOf(q.keys.meta));
     perMaster.set(master, (perMaster.get(master) ?? 0) + 1);
   }
   expect([...perMaster.values()]).toEqual([2, 2, 2]);
@@ -105,16 +97,16 @@ test('priorities hold across partitions: a worker leasing one task at a time tak
     return got;
   };
   // One Redis: 36 critical, 0 low (strict); 32, 4 (weighted). Served in turn, both were 18 and 18.
-  const strict = await count(new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'strict', weights: WEIGHTS, partitions: TEST_PARTITIONS }));
+  const strict = await count(new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'strict', weights: WEIGHTS, partitions: TEST_PARTITIONS }));
   expect(strict.low).toBeLessThanOrEqual(1);
-  await testCluster().deleteKeys(prefix);
+  await testCluster().deleteKeys(fx.prefix);
   const weighted = await count(queue);
   expect(weighted.critical).toBeGreaterThanOrEqual(31);
   expect(weighted.low).toBeGreaterThanOrEqual(3);
 });
 
 test('a lease round does not wait on a stalled master: the other partitions\' tasks come within leaseWaitMs, and the late answer\'s leases go back', async () => {
-  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, leaseWaitMs: 300 });
+  const q = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, leaseWaitMs: 300 });
   await q.enqueue(Array.from({ length: 60 }, (_, i) => item(`tenant-${i % 24}`)));
   // The master of partition 0 (and of another) runs no write for 2 s: lease.lua waits there.
   await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
@@ -132,7 +124,7 @@ test('a lease round does not wait on a stalled master: the other partitions\' ta
 });
 
 test('a reap does not wait on a stalled master: the other partitions\' expired leases come within passWaitMs, and the late answer\'s come with the next reap', async () => {
-  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const q = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
   const items = Array.from({ length: 48 }, (_, i) => item(`tenant-${i % 24}`));
   await q.enqueue(items);
   expect(await q.lease({ max: 48, visibilityMs: 50 })).toHaveLength(48);
@@ -155,11 +147,11 @@ test('a reap does not wait on a stalled master: the other partitions\' expired l
 });
 
 test('a sweep and a promote do not wait on a stalled master; what the late answers did comes with the next pass', async () => {
-  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const q = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
   const items = Array.from({ length: 24 }, (_, i) => item(`tenant-${i}`));
   await q.enqueue(items);
   // Each task loses its ready-list entry (as after a partial write): known, held nowhere.
-  for (const it of items) await client.del(q.partitionFor(it.tenant).keys.tenantQueue('default', it.tenant));
+  for (const it of items) await fx.client.del(q.partitionFor(it.tenant).keys.tenantQueue('default', it.tenant));
   await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
     let started = Date.now();
     const first = await q.sweep(1000);
@@ -245,8 +237,8 @@ test('a cancel of a leased task reaches its holder: the message on the control c
 });
 
 test('a process with another partition count is refused: the layout is recorded in the control slot', async () => {
-  await assertLayout(client, prefix, TEST_PARTITIONS);
-  await assertLayout(client, prefix, TEST_PARTITIONS);
-  await expect(assertLayout(client, prefix, 3)).rejects.toThrow(`REDIS_PARTITIONS=3, but the queue in Redis (prefix ${prefix}) is laid out in ${TEST_PARTITIONS} partition(s)`);
-  await expect(assertLayout(client, prefix, 1)).rejects.toThrow(/REDIS_PARTITIONS=1/);
+  await assertLayout(fx.client, fx.prefix, TEST_PARTITIONS);
+  await assertLayout(fx.client, fx.prefix, TEST_PARTITIONS);
+  await expect(assertLayout(fx.client, fx.prefix, 3)).rejects.toThrow(`REDIS_PARTITIONS=3, but the queue in Redis (prefix ${fx.prefix}) is laid out in ${TEST_PARTITIONS} partition(s)`);
+  await expect(assertLayout(fx.client, fx.prefix, 1)).rejects.toThrow(/REDIS_PARTITIONS=1/);
 });
