@@ -8,12 +8,11 @@
 process.env.TEST_REDIS_MODE = 'cluster';
 import Redis from 'ioredis';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
-import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { DelayedLoader } from '../../services/worker/delayed-loader';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { partitionMasters } from '../support/cluster-stall';
+import { partitionMasters, passWaitQueue } from '../support/cluster-stall';
 import { silentLog, stackFixture } from '../support/stack';
 
 const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
@@ -22,7 +21,7 @@ afterEach(() => jest.restoreAllMocks());
 it('a stalled master holds up neither the other partitions\' delayed loading nor the pass; its own partitions load from their unmoved marks once it answers', async () => {
   const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
-  const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const queue = passWaitQueue(stack);
   // A master that does not serve the control slot (the loader's lock): the partitions it serves stall.
   const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
   const isStalled = (p: number) => masters[p] === stalled;

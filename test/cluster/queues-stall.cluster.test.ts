@@ -6,9 +6,7 @@
  */
 process.env.TEST_REDIS_MODE = 'cluster';
 import { QueuesView } from '../../services/api/operator/queues-route';
-import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { partitionMasters, tenantWhere, whilePaused } from '../support/cluster-stall';
+import { partitionMasters, passWaitQueue, tenantWhere, whilePaused } from '../support/cluster-stall';
 import { stackFixture } from '../support/stack';
 
 const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
@@ -16,7 +14,7 @@ const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
 it('a stalled control slot leaves the other masters\' tenants their queues, workers not known', async () => {
   const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
-  const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const queue = passWaitQueue(stack);
   const { control, masters } = await partitionMasters(stack.redis, prefix);
   const tenant = tenantWhere(masters, (m) => m !== control, 't');
   await queue.enqueue([{ id: '00000000-0000-4000-8000-000000000001', tenant, type: 'noop', priority: 'default', payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 }]);

@@ -6,10 +6,8 @@
  * any tenant fired meanwhile.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
-import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { fireDueSchedules } from '../../services/core/schedules/fire-due';
-import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { partitionMasters, tenantWhere, whilePaused } from '../support/cluster-stall';
+import { partitionMasters, passWaitQueue, tenantWhere, whilePaused } from '../support/cluster-stall';
 import { silentLog, stackFixture } from '../support/stack';
 
 const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
@@ -17,7 +15,7 @@ const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
 it('a stalled master holds up neither the pass nor the other partitions\' scheduled tasks', async () => {
   const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
-  const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const queue = passWaitQueue(stack);
   const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
   const healthy = tenantWhere(masters, (m) => m !== stalled, 's');
   const other = tenantWhere(masters, (m) => m === stalled, 's');

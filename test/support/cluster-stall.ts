@@ -3,8 +3,10 @@
  * that must not wait on it: which master serves a slot, and a pause held while the pass runs.
  */
 import Redis, { type Cluster } from 'ioredis';
+import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
 import { TEST_PARTITIONS } from './cluster-mode';
+import type { Stack } from './stack';
 
 /** host:port of the master serving `tag`'s slot, as `client` reads the slot map. */
 export async function masterOf(client: Redis | Cluster, tag: string): Promise<string> {
@@ -15,6 +17,12 @@ export async function masterOf(client: Redis | Cluster, tag: string): Promise<st
 
 /** The hash tag a key starts with (`{…}`): what places it on a slot. */
 export const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+
+/** A queue over `stack`'s partitions whose passes wait at most 300 ms for any one of them (passWaitMs). */
+export function passWaitQueue(stack: Stack): PartitionedQueue {
+  const { REDIS_KEY_PREFIX: prefix, QUEUE_WEIGHTS: weights } = stack.cfg;
+  return new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+}
 
 /**
  * The master of each of the TEST_PARTITIONS partitions of `prefix` (by index), the control slot's,
