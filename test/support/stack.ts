@@ -193,34 +193,32 @@ export function stackWithApi(
   post(path: string, body?: unknown): Promise<Response>;
   startWorker(opts?: Parameters<typeof startWorker>[1]): ReturnType<typeof startWorker>;
 } {
-  let stack: Stack | undefined;
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
   let auth: Authenticator | undefined;
   const workers: Worker[] = [];
   const [before, after] = opts.each ? [beforeEach, afterEach] : [beforeAll, afterAll];
-  before(async () => {
-    stack = await createStack(overrides);
-    await opts.prepare?.(stack);
-    auth = opts.auth?.(stack);
-    api = await startApi(stack, stack.queue, auth);
-  }, opts.timeoutMs);
+  // Declared before the stack's hooks, so it runs before the stack closes.
   after(async () => {
     for (const w of workers.splice(0)) await w.stop(0);
     await api?.server.stop();
     await auth?.close();
-    await stack?.close();
-    stack = api = auth = undefined;
+    api = auth = undefined;
   });
+  const fx = stackFixture(overrides, opts);
+  before(async () => {
+    auth = opts.auth?.(fx.stack);
+    api = await startApi(fx.stack, fx.stack.queue, auth);
+  }, opts.timeoutMs);
   return {
     get stack() {
-      return stack!;
+      return fx.stack;
     },
     get api() {
       return api!;
     },
     post: (path, body = {}) => fetch(`${api!.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     startWorker(workerOpts) {
-      const started = startWorker(stack!, workerOpts);
+      const started = startWorker(fx.stack, workerOpts);
       workers.push(started.worker);
       return started;
     },
