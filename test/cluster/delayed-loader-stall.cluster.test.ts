@@ -8,39 +8,23 @@
 process.env.TEST_REDIS_MODE = 'cluster';
 import Redis from 'ioredis';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
-import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import { partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
 import { DelayedLoader } from '../../services/worker/delayed-loader';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { createStack, silentLog, Stack } from '../support/stack';
+import { partitionMasters, passWaitQueue } from '../support/cluster-stall';
+import { silentLog, stackFixture } from '../support/stack';
 
-let stack: Stack;
-beforeEach(async () => {
-  stack = await createStack();
-}, 120_000);
-afterEach(async () => {
-  jest.restoreAllMocks();
-  await stack?.close();
-});
-
-/** host:port of the master serving `tag`'s slot. */
-async function masterOf(tag: string): Promise<{ host: string; port: number }> {
-  const slots = await stack.redis.cluster('SLOTS');
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  return { host, port };
-}
-
-const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
+afterEach(() => jest.restoreAllMocks());
 
 it('a stalled master holds up neither the other partitions\' delayed loading nor the pass; its own partitions load from their unmoved marks once it answers', async () => {
+  const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
-  const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const queue = passWaitQueue(stack);
   // A master that does not serve the control slot (the loader's lock): the partitions it serves stall.
-  const control = await masterOf(`{${prefix}}`);
-  const masters = await Promise.all(queue.parts.map((q) => masterOf(tagOf(q.keys.meta))));
-  const stalled = masters.find((m) => m.host !== control.host || m.port !== control.port)!;
-  const isStalled = (p: number) => masters[p]!.host === stalled.host && masters[p]!.port === stalled.port;
+  const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
+  const isStalled = (p: number) => masters[p] === stalled;
   // One tenant per partition, and two scheduled tasks of each, due within the loader's half horizon.
   const tenants: string[] = [];
   for (let i = 0; tenants.length < TEST_PARTITIONS; i++) if (partitionOf(`t${i}`, TEST_PARTITIONS) === tenants.length) tenants.push(`t${i}`);
@@ -64,8 +48,9 @@ it('a stalled master holds up neither the other partitions\' delayed loading nor
   });
   const indexed = async () => (await queue.indexed(rows.map((r) => ({ id: r.id, tenant: r.tenant })))).map((e, i) => (e ? rows[i]!.id : null)).filter((id): id is string => id !== null);
 
-  const pauser = new Redis({ ...stalled, lazyConnect: false, maxRetriesPerRequest: 1 });
-  const probe = new Redis({ ...stalled, lazyConnect: false, maxRetriesPerRequest: 1 });
+  const at = { host: stalled.split(':')[0], port: Number(stalled.split(':')[1]) };
+  const pauser = new Redis({ ...at, lazyConnect: false, maxRetriesPerRequest: 1 });
+  const probe = new Redis({ ...at, lazyConnect: false, maxRetriesPerRequest: 1 });
   try {
     await probe.ping();
     // Nothing the master serves answers for 8 s (reads too): this pass's first call there waits.

@@ -5,44 +5,27 @@
  * for the stalled master (its extend, or the announcement in the control slot), no pass followed,
  * and every running attempt of every tenant was aborted at its lease's end.
  */
-import Redis, { type Cluster } from 'ioredis';
+import Redis from 'ioredis';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import { partitionOf } from '../../services/core/queue/partitions';
 import type { Lease } from '../../services/core/queue/queue';
 import { Heartbeater } from '../../services/worker/heartbeater';
 import { Running } from '../../services/worker/processor';
-import { readyClient, testCluster, TEST_PARTITIONS } from '../support/cluster-mode';
+import { clusterClientFixture, TEST_PARTITIONS } from '../support/cluster-mode';
+import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
 import { silentLog } from '../support/stack';
-import { uniqueRedisPrefix } from '../support/test-env';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
 const VIS_MS = 1500;
-let client: Cluster;
-let prefix: string;
 let seq = 0;
 
-beforeAll(async () => {
-  client = await readyClient('heartbeat-stall-test');
-}, 120_000);
-afterAll(() => client.disconnect());
-beforeEach(() => {
-  prefix = uniqueRedisPrefix('hb');
-});
-afterEach(() => testCluster().deleteKeys(prefix));
-
-async function masterOf(tag: string): Promise<string> {
-  const slots = await client.cluster('SLOTS');
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  return `${host}:${port}`;
-}
-
-const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+const fx = clusterClientFixture('heartbeat-stall-test', 'hb');
 
 /** A tenant whose partition is served by a master `wanted` accepts. */
 async function tenantOn(q: PartitionedQueue, wanted: (master: string) => boolean): Promise<string> {
   for (let i = 0; ; i++) {
     const t = `tenant-${i}`;
-    if (wanted(await masterOf(tagOf(q.parts[partitionOf(t, TEST_PARTITIONS)]!.keys.meta)))) return t;
+    if (wanted(await masterOf(fx.client, tagOf(q.parts[partitionOf(t, TEST_PARTITIONS)]!.keys.meta)))) return t;
   }
 }
 
@@ -57,9 +40,9 @@ async function leaseOne(q: PartitionedQueue, tenant: string): Promise<Lease> {
 
 /** Runs a heartbeat over a lease of a healthy and of a stalled master while that master is paused. */
 async function heartbeatThroughStall(stallControl: boolean): Promise<{ healthy: Running; stalled: Running }> {
-  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
-  const control = await masterOf(`{${prefix}}`);
-  const masters = [...new Set(await Promise.all(q.parts.map((p) => masterOf(tagOf(p.keys.meta)))))];
+  const q = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const control = await masterOf(fx.client, `{${fx.prefix}}`);
+  const masters = [...new Set(await Promise.all(q.parts.map((p) => masterOf(fx.client, tagOf(p.keys.meta)))))];
   const stalledMaster = stallControl ? control : masters.find((m) => m !== control)!;
   const healthyTenant = await tenantOn(q, (m) => m !== stalledMaster);
   const stalledTenant = await tenantOn(q, (m) => m === stalledMaster);
@@ -71,18 +54,13 @@ async function heartbeatThroughStall(stallControl: boolean): Promise<{ healthy: 
     ['b', stalled],
   ]);
   const hb = new Heartbeater('worker-hb', running, q, VIS_MS, 300, silentLog);
-  const [host, port] = stalledMaster.split(':');
-  const pauser = new Redis({ host, port: Number(port), lazyConnect: false, maxRetriesPerRequest: 1 });
   try {
     hb.start();
     await new Promise((r) => setTimeout(r, 300));
-    await pauser.client('PAUSE', 4000, 'WRITE');
     // Twice the lease: a lease not extended meanwhile has surely run out.
-    await new Promise((r) => setTimeout(r, 2 * VIS_MS));
+    await whilePaused(stalledMaster, 4000, 'WRITE', () => new Promise((r) => setTimeout(r, 2 * VIS_MS)));
     return { healthy, stalled };
   } finally {
-    await pauser.client('UNPAUSE').catch(() => undefined);
-    pauser.disconnect();
     await hb.stop();
   }
 }

@@ -5,31 +5,22 @@
  * lost one in Postgres), and held those out of attempts under their tokens for holdMs, after
  * which any worker's reaper takes them again.
  */
-import Redis, { type Cluster } from 'ioredis';
+import Redis from 'ioredis';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import { partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
-import { readyClient, testCluster, TEST_PARTITIONS } from '../support/cluster-mode';
-import { uniqueRedisPrefix } from '../support/test-env';
+import { clusterClientFixture, TEST_PARTITIONS } from '../support/cluster-mode';
+import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
-let client: Cluster;
-let prefix: string;
 
-beforeAll(async () => {
-  client = await readyClient('late-reap-test');
-}, 120_000);
-afterAll(() => client.disconnect());
-beforeEach(() => {
-  prefix = uniqueRedisPrefix('lr');
-});
-afterEach(() => testCluster().deleteKeys(prefix));
+const fx = clusterClientFixture('late-reap-test', 'lr');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('the late answer of a worker that died is not lost: queued ones are on their lists, dead ones come to another worker\'s reap after holdMs', async () => {
-  const opts = { prefix, strategy: 'weighted' as const, weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 };
-  const dying = new PartitionedQueue(client as unknown as Redis, opts);
+  const opts = { prefix: fx.prefix, strategy: 'weighted' as const, weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 };
+  const dying = new PartitionedQueue(fx.client as unknown as Redis, opts);
   let tenant = '';
   for (let i = 0; !tenant; i++) if (partitionOf(`t${i}`, TEST_PARTITIONS) === 0) tenant = `t${i}`;
   const item = (id: string, maxAttempts: number): EnqueueItem => ({ id, tenant, type: 'noop', priority: 'default', payload: {}, maxAttempts, createdAtMs: Date.now(), attempts: 0 });
@@ -39,21 +30,13 @@ test('the late answer of a worker that died is not lost: queued ones are on thei
   expect(await dying.lease({ max: 8, visibilityMs: 50 })).toHaveLength(8);
   await sleep(100);
 
-  const slots = await client.cluster('SLOTS');
-  const tag = dying.parts[0]!.keys.meta.slice(0, dying.parts[0]!.keys.meta.indexOf('}') + 1);
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  const master = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
-  try {
-    await master.client('PAUSE', 1000, 'WRITE');
+  await whilePaused(await masterOf(fx.client, tagOf(dying.parts[0]!.keys.meta)), 1000, 'WRITE', async () => {
     // The pass stops waiting for partition 0; its script runs once the pause ends.
     expect(await dying.reap(1000, 1500)).toEqual([]);
     await sleep(1200);
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
   // The reaping worker dies with the late answer unhandled; another worker goes on.
-  const other = new PartitionedQueue(client as unknown as Redis, opts);
+  const other = new PartitionedQueue(fx.client as unknown as Redis, opts);
   expect((await other.readyIds('default')).sort()).toEqual(again.map((t) => t.id).sort());
   const leased = await other.lease({ max: 8, visibilityMs: 60_000 });
   expect(leased.map((l) => [l.message.id, l.attempt]).sort()).toEqual(again.map((t) => [t.id, 2]).sort());

@@ -4,29 +4,22 @@
  * another partition's backlog), rings cross from a partition to the control slot's doorbell,
  * leases are ended in the partition their token names, and a mismatched layout is refused.
  */
-import Redis, { Cluster } from 'ioredis';
+import Redis from 'ioredis';
 import { splitAddr } from '../../services/core/config/parsers';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { assertLayout, partitionOf, slotOfTag } from '../../services/core/queue/partitions';
+import { assertLayout, partitionOf } from '../../services/core/queue/partitions';
 import type { EnqueueItem } from '../../services/core/queue/queue';
-import { testCluster, readyClient, TEST_PARTITIONS } from '../support/cluster-mode';
-import { uniqueRedisPrefix } from '../support/test-env';
+import { clusterClientFixture, testCluster, TEST_PARTITIONS } from '../support/cluster-mode';
+import { masterOf, tagOf, whilePaused } from '../support/cluster-stall';
 
 const WEIGHTS = { critical: 8, high: 4, default: 2, low: 1 };
-let client: Cluster;
-let prefix: string;
 let queue: PartitionedQueue;
 let seq = 0;
 
-beforeAll(async () => {
-  client = await readyClient('partitioned-queue-test');
-}, 120_000);
-afterAll(() => client.disconnect());
+const fx = clusterClientFixture('partitioned-queue-test', 'pq');
 beforeEach(() => {
-  prefix = uniqueRedisPrefix('pq');
-  queue = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS });
+  queue = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS });
 });
-afterEach(() => testCluster().deleteKeys(prefix));
 
 function item(tenant: string): EnqueueItem {
   return { id: `task-${++seq}`, tenant, type: 'noop', priority: 'default', payload: {}, maxAttempts: 3, createdAtMs: Date.now(), attempts: 0 };
@@ -46,7 +39,7 @@ async function keysPerMaster(): Promise<Map<string, number>> {
     const node = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
     try {
       if (!/role:master/.test(await node.info('replication'))) continue;
-      out.set(addr, (await node.keys(`{${prefix}:k*`)).length);
+      out.set(addr, (await node.keys(`{${fx.prefix}:k*`)).length);
     } finally {
       node.disconnect();
     }
@@ -54,16 +47,14 @@ async function keysPerMaster(): Promise<Map<string, number>> {
   return out;
 }
 
+/** host:port of the master holding partition `p` of `q`. */
+const masterOfPartition = (q: PartitionedQueue, p: number) => masterOf(fx.client, tagOf(q.parts[p]!.keys.meta));
+
 test('the partitions sit two per master, and 24 tenants put keys on every master', async () => {
-  const slots = await client.cluster('SLOTS');
-  const masterOf = (slot: number) => {
-    const master = slots.find(([from, to]) => slot >= from && slot <= to)![2]!;
-    return `${master[0]}:${master[1]}`;
-  };
   const perMaster = new Map<string, number>();
   for (const q of queue.parts) {
-    const tag = q.keys.meta.slice(0, q.keys.meta.indexOf('}') + 1);
-    perMaster.set(masterOf(slotOfTag(tag)), (perMaster.get(masterOf(slotOfTag(tag))) ?? 0) + 1);
+    const master = await masterOf(fx.client, tagOf(q.keys.meta));
+    perMaster.set(master, (perMaster.get(master) ?? 0) + 1);
   }
   expect([...perMaster.values()]).toEqual([2, 2, 2]);
 
@@ -106,24 +97,19 @@ test('priorities hold across partitions: a worker leasing one task at a time tak
     return got;
   };
   // One Redis: 36 critical, 0 low (strict); 32, 4 (weighted). Served in turn, both were 18 and 18.
-  const strict = await count(new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'strict', weights: WEIGHTS, partitions: TEST_PARTITIONS }));
+  const strict = await count(new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'strict', weights: WEIGHTS, partitions: TEST_PARTITIONS }));
   expect(strict.low).toBeLessThanOrEqual(1);
-  await testCluster().deleteKeys(prefix);
+  await testCluster().deleteKeys(fx.prefix);
   const weighted = await count(queue);
   expect(weighted.critical).toBeGreaterThanOrEqual(31);
   expect(weighted.low).toBeGreaterThanOrEqual(3);
 });
 
 test('a lease round does not wait on a stalled master: the other partitions\' tasks come within leaseWaitMs, and the late answer\'s leases go back', async () => {
-  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, leaseWaitMs: 300 });
+  const q = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, leaseWaitMs: 300 });
   await q.enqueue(Array.from({ length: 60 }, (_, i) => item(`tenant-${i % 24}`)));
-  const slots = await client.cluster('SLOTS');
-  const tag = q.parts[0]!.keys.meta.slice(0, q.parts[0]!.keys.meta.indexOf('}') + 1);
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  const master = new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
-  try {
-    // The master of partition 0 (and of another) runs no write for 2 s: lease.lua waits there.
-    await master.client('PAUSE', 2000, 'WRITE');
+  // The master of partition 0 (and of another) runs no write for 2 s: lease.lua waits there.
+  await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
     const started = Date.now();
     const leases = await q.lease({ max: 12, visibilityMs: 60_000 });
     // Before: the round waited for the paused master (about 2 s).
@@ -134,30 +120,17 @@ test('a lease round does not wait on a stalled master: the other partitions\' ta
     const stats = await q.stats();
     expect(stats.processing).toBe(leases.length);
     expect(stats.ready.default).toBe(60 - leases.length);
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
 });
 
-/** A client of the master holding partition `p` of `q`. */
-async function masterOfPartition(q: PartitionedQueue, p: number): Promise<Redis> {
-  const slots = await client.cluster('SLOTS');
-  const tag = q.parts[p]!.keys.meta.slice(0, q.parts[p]!.keys.meta.indexOf('}') + 1);
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  return new Redis({ host, port, lazyConnect: false, maxRetriesPerRequest: 1 });
-}
-
 test('a reap does not wait on a stalled master: the other partitions\' expired leases come within passWaitMs, and the late answer\'s come with the next reap', async () => {
-  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const q = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
   const items = Array.from({ length: 48 }, (_, i) => item(`tenant-${i % 24}`));
   await q.enqueue(items);
   expect(await q.lease({ max: 48, visibilityMs: 50 })).toHaveLength(48);
   await new Promise((r) => setTimeout(r, 100));
-  const master = await masterOfPartition(q, 0);
-  try {
-    // The master of partition 0 (and of another) runs no write for 2 s: reap.lua waits there.
-    await master.client('PAUSE', 2000, 'WRITE');
+  // The master of partition 0 (and of another) runs no write for 2 s: reap.lua waits there.
+  await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
     const started = Date.now();
     const first = await q.reap(1000, 30_000);
     // Before: the pass waited for the paused master (about 2 s).
@@ -170,21 +143,16 @@ test('a reap does not wait on a stalled master: the other partitions\' expired l
     const second = await q.reap(1000, 30_000);
     expect([...first, ...second].map((r) => r.id).sort()).toEqual(items.map((it) => it.id).sort());
     expect(await q.reap(1000, 30_000)).toEqual([]);
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
 });
 
 test('a sweep and a promote do not wait on a stalled master; what the late answers did comes with the next pass', async () => {
-  const q = new PartitionedQueue(client as unknown as Redis, { prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+  const q = new PartitionedQueue(fx.client as unknown as Redis, { prefix: fx.prefix, strategy: 'weighted', weights: WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
   const items = Array.from({ length: 24 }, (_, i) => item(`tenant-${i}`));
   await q.enqueue(items);
   // Each task loses its ready-list entry (as after a partial write): known, held nowhere.
-  for (const it of items) await client.del(q.partitionFor(it.tenant).keys.tenantQueue('default', it.tenant));
-  const master = await masterOfPartition(q, 0);
-  try {
-    await master.client('PAUSE', 2000, 'WRITE');
+  for (const it of items) await fx.client.del(q.partitionFor(it.tenant).keys.tenantQueue('default', it.tenant));
+  await whilePaused(await masterOfPartition(q, 0), 2000, 'WRITE', async () => {
     let started = Date.now();
     const first = await q.sweep(1000);
     expect(Date.now() - started).toBeLessThan(1500);
@@ -195,10 +163,7 @@ test('a sweep and a promote do not wait on a stalled master; what the late answe
     await new Promise((r) => setTimeout(r, 2200));
     const second = await q.sweep(1000);
     expect([...first.forgotten, ...second.forgotten].sort()).toEqual(items.map((it) => it.id).sort());
-  } finally {
-    await master.client('UNPAUSE').catch(() => undefined);
-    master.disconnect();
-  }
+  });
 });
 
 test('an enqueue in any partition rings the control slot doorbell: an idle waiter wakes', async () => {
@@ -272,8 +237,8 @@ test('a cancel of a leased task reaches its holder: the message on the control c
 });
 
 test('a process with another partition count is refused: the layout is recorded in the control slot', async () => {
-  await assertLayout(client, prefix, TEST_PARTITIONS);
-  await assertLayout(client, prefix, TEST_PARTITIONS);
-  await expect(assertLayout(client, prefix, 3)).rejects.toThrow(`REDIS_PARTITIONS=3, but the queue in Redis (prefix ${prefix}) is laid out in ${TEST_PARTITIONS} partition(s)`);
-  await expect(assertLayout(client, prefix, 1)).rejects.toThrow(/REDIS_PARTITIONS=1/);
+  await assertLayout(fx.client, fx.prefix, TEST_PARTITIONS);
+  await assertLayout(fx.client, fx.prefix, TEST_PARTITIONS);
+  await expect(assertLayout(fx.client, fx.prefix, 3)).rejects.toThrow(`REDIS_PARTITIONS=3, but the queue in Redis (prefix ${fx.prefix}) is laid out in ${TEST_PARTITIONS} partition(s)`);
+  await expect(assertLayout(fx.client, fx.prefix, 1)).rejects.toThrow(/REDIS_PARTITIONS=1/);
 });

@@ -6,40 +6,19 @@
  * any tenant fired meanwhile.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
-import Redis from 'ioredis';
-import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
-import { partitionOf, slotOfTag } from '../../services/core/queue/partitions';
 import { fireDueSchedules } from '../../services/core/schedules/fire-due';
-import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { createStack, silentLog, Stack } from '../support/stack';
+import { partitionMasters, passWaitQueue, tenantWhere, whilePaused } from '../support/cluster-stall';
+import { silentLog, stackFixture } from '../support/stack';
 
-let stack: Stack;
-beforeEach(async () => {
-  stack = await createStack();
-}, 120_000);
-afterEach(async () => {
-  await stack?.close();
-});
-
-async function masterOf(tag: string): Promise<string> {
-  const slots = await stack.redis.cluster('SLOTS');
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  return `${host}:${port}`;
-}
-
-const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
 
 it('a stalled master holds up neither the pass nor the other partitions\' scheduled tasks', async () => {
+  const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
-  const queue = new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
-  const control = await masterOf(`{${prefix}}`);
-  const masters = await Promise.all(queue.parts.map((q) => masterOf(tagOf(q.keys.meta))));
-  const stalled = masters.find((m) => m !== control)!;
-  const tenantWhere = (wanted: (m: string) => boolean) => {
-    for (let i = 0; ; i++) if (wanted(masters[partitionOf(`s${i}`, TEST_PARTITIONS)]!)) return `s${i}`;
-  };
-  const healthy = tenantWhere((m) => m !== stalled);
-  const other = tenantWhere((m) => m === stalled);
+  const queue = passWaitQueue(stack);
+  const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
+  const healthy = tenantWhere(masters, (m) => m !== stalled, 's');
+  const other = tenantWhere(masters, (m) => m === stalled, 's');
   await stack.pool.query('INSERT INTO tenants (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [[healthy, other]]);
   const task = { type: 'noop', payload: {}, priority: 'default', max_retries: 0, retry: null, timeout_ms: null };
   for (const t of [healthy, other]) {
@@ -49,10 +28,7 @@ it('a stalled master holds up neither the pass nor the other partitions\' schedu
       [t, JSON.stringify(task)],
     );
   }
-  const [host, port] = stalled.split(':');
-  const pauser = new Redis({ host, port: Number(port), lazyConnect: false, maxRetriesPerRequest: 1 });
-  try {
-    await pauser.client('PAUSE', 4000, 'WRITE');
+  await whilePaused(stalled, 4000, 'WRITE', async () => {
     const started = Date.now();
     const res = await fireDueSchedules({ pool: stack.pool, queue, log: silentLog }, { batch: 10, graceMs: 60_000 });
     // Before: the pass waited for the pause to end (about 4 s).
@@ -61,8 +37,5 @@ it('a stalled master holds up neither the pass nor the other partitions\' schedu
     const { rows } = await stack.pool.query<{ id: string; tenant: string }>('SELECT id, tenant FROM tasks WHERE schedule = $1', ['tick']);
     const mine = rows.find((r) => r.tenant === healthy)!;
     expect(await queue.indexed([mine])).toEqual([{ deadLetteredAfter: null }]);
-  } finally {
-    await pauser.client('UNPAUSE').catch(() => undefined);
-    pauser.disconnect();
-  }
+  });
 }, 60_000);

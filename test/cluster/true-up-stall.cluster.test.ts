@@ -6,39 +6,21 @@
  * stalled, a capped tenant of any partition was refused once it had submitted its cap.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
-import Redis from 'ioredis';
 import { UnfinishedTrueUp } from '../../services/api/limits/unfinished-true-up';
-import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
 import { TenantAdmission } from '../../services/core/tenancy/admission';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { createStack, silentLog, Stack } from '../support/stack';
+import { partitionMasters, tenantWhere, whilePaused } from '../support/cluster-stall';
+import { silentLog, stackFixture } from '../support/stack';
 
-let stack: Stack;
-beforeEach(async () => {
-  stack = await createStack();
-}, 120_000);
-afterEach(async () => {
-  await stack?.close();
-});
-
-async function masterOf(tag: string): Promise<string> {
-  const slots = await stack.redis.cluster('SLOTS');
-  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
-  return `${host}:${port}`;
-}
+const fx = stackFixture({}, { each: true, timeoutMs: 120_000 });
 
 it('a stalled master holds up neither the pass nor the other partitions\' true-up', async () => {
+  const { stack } = fx;
   const prefix = stack.cfg.REDIS_KEY_PREFIX;
-  const tags = partitionTags(prefix, TEST_PARTITIONS);
-  const control = await masterOf(`{${prefix}}`);
-  const masters = await Promise.all(tags.map((t) => masterOf(t)));
-  const stalled = masters.find((m) => m !== control)!;
-  const tenantWhere = async (wanted: (m: string) => boolean) => {
-    for (let i = 0; ; i++) if (wanted(masters[partitionOf(`cap${i}`, TEST_PARTITIONS)]!)) return `cap${i}`;
-  };
-  const healthy = await tenantWhere((m) => m !== stalled);
-  const other = await tenantWhere((m) => m === stalled);
+  const { masters, other: stalled } = await partitionMasters(stack.redis, prefix);
+  const healthy = tenantWhere(masters, (m) => m !== stalled, 'cap');
+  const other = tenantWhere(masters, (m) => m === stalled, 'cap');
   const limits = { rate: 0, burst: 0, maxUnfinished: 3 };
   for (const t of [healthy, other]) await setTenant(stack.pool, t, { max_unfinished: 3 });
   const admission = new TenantAdmission(stack.redis, prefix, TEST_PARTITIONS, 300);
@@ -50,18 +32,12 @@ it('a stalled master holds up neither the pass nor the other partitions\' true-u
     expect((await admission.admit(t, 1, limits)).admitted).toBe(false);
   }
   const trueUp = new UnfinishedTrueUp({ pool: stack.pool, admission, lock: stack.queue, envCap: 0 }, 60_000, silentLog);
-  const [host, port] = stalled.split(':');
-  const pauser = new Redis({ host, port: Number(port), lazyConnect: false, maxRetriesPerRequest: 1 });
-  try {
-    await pauser.client('PAUSE', 4000, 'WRITE');
+  await whilePaused(stalled, 4000, 'WRITE', async () => {
     const started = Date.now();
     await trueUp.runOnce().catch(() => undefined);
     // Before: the pass waited for the pause to end (about 4 s).
     expect(Date.now() - started).toBeLessThan(2500);
     // The healthy partition's tenant has its places back while the master still stalls.
     expect((await admission.admit(healthy, 1, limits)).admitted).toBe(true);
-  } finally {
-    await pauser.client('UNPAUSE').catch(() => undefined);
-    pauser.disconnect();
-  }
+  });
 }, 60_000);

@@ -5,9 +5,9 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { TaskSchedulerClient } from '../../services/client';
-import { runCli } from '../../services/cli/main';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { TEST_KEY } from '../support/auth';
+import { CliRun, runCliCaptured } from '../support/cli-run';
 import { freePort } from '../support/processes';
 import { ServiceProcesses, startServiceProcesses } from '../support/service-processes';
 import { waitFor } from '../support/stack';
@@ -20,19 +20,9 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => svc?.stop());
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-async function cli(argv: string[], env: Record<string, string> = {}, tty = false): Promise<Run> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: svc.url, TASK_SCHEDULER_KEY: TEST_KEY, ...env }, { out: (t) => (out += t), err: (t) => (err += t), tty });
-  return { code, out, err };
-}
+const cli = (argv: string[], env: Record<string, string> = {}, tty = false) => runCliCaptured(argv, { TASK_SCHEDULER_URL: svc.url, TASK_SCHEDULER_KEY: TEST_KEY, ...env }, { tty });
 /** A failure is one line on stderr and nothing on stdout. */
-function expectOneLine(r: Run, code: number, message: RegExp): void {
+function expectOneLine(r: CliRun, code: number, message: RegExp): void {
   expect({ code: r.code, out: r.out }).toEqual({ code, out: '' });
   expect(r.err).toMatch(/^task-scheduler: [^\n]*\n$/);
   expect(r.err).toMatch(message);

@@ -4,24 +4,14 @@
  * input it can store comes back exactly as sent.
  */
 import { gzipSync } from 'node:zlib';
-import type { RunningServer } from '../../services/api/server';
-import { createStack, Stack, startApi } from '../support/stack';
+import { stackWithApi } from '../support/stack';
 
-let stack: Stack;
-let api: { url: string; server: RunningServer };
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi();
 
-const tasks = async () => (await stack.pool.query('SELECT count(*)::int AS n FROM tasks')).rows[0].n as number;
+const tasks = async () => (await fx.stack.pool.query('SELECT count(*)::int AS n FROM tasks')).rows[0].n as number;
 
 function post(path: string, text: string | Buffer, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: text });
+  return fetch(`${fx.api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: text });
 }
 
 async function fieldsOf(res: Response, status = 400): Promise<string[]> {
@@ -51,10 +41,10 @@ describe.each([
     const res = await send(text);
     expect(res.status).toBe(201);
     const { id } = (await res.json()) as { id: string };
-    const { payload } = (await (await fetch(`${api.url}/tasks/${id}`)).json()) as { payload: unknown };
+    const { payload } = (await (await fetch(`${fx.api.url}/tasks/${id}`)).json()) as { payload: unknown };
     expect(payload).toEqual(JSON.parse(text).payload);
     expect((payload as { s: string }).s).toBe('\\u0000');
-    const stored = await stack.pool.query("SELECT payload->>'s' AS s, (payload->>'big')::numeric::text AS big FROM tasks WHERE id = $1", [id]);
+    const stored = await fx.stack.pool.query("SELECT payload->>'s' AS s, (payload->>'big')::numeric::text AS big FROM tasks WHERE id = $1", [id]);
     expect(stored.rows[0]).toEqual({ s: '\\u0000', big: '9007199254740992' });
   });
 });

@@ -8,35 +8,24 @@ import type { Scope } from '../../services/core/tenancy/api-key';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { fetch } from '../support/contract';
-import { createStack, silentLog, Stack, startApi } from '../support/stack';
+import { silentLog, stackWithApi } from '../support/stack';
 
-let stack: Stack;
-let auth: Authenticator;
-let api: Awaited<ReturnType<typeof startApi>>;
+const fx = stackWithApi({}, { auth: (stack) => new Authenticator(stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog }) });
 let admin = '';
 let ops = '';
-
 beforeAll(async () => {
-  stack = await createStack();
-  auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
-  api = await startApi(stack, stack.queue, auth);
-  const key = async (tenant: string, scopes: Scope[]) => (await createKey(stack.pool, { tenant, scopes, expiresInMs: null })).key;
+  const key = async (tenant: string, scopes: Scope[]) => (await createKey(fx.stack.pool, { tenant, scopes, expiresInMs: null })).key;
   admin = await key('root', ['admin']);
   ops = await key('ops', ['tasks:read', 'tasks:write']);
 });
-afterAll(async () => {
-  await api.server.stop();
-  await auth.close();
-  await stack.close();
-});
 
 const call = async (method: string, path: string, as: string, body?: unknown) => {
-  const res = await fetch(`${api.url}${path}`, { method, headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${fx.api.url}${path}`, { method, headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 };
 
 it('lists tenants with their own limits, those in effect, and their unfinished tasks', async () => {
-  await setTenant(stack.pool, 'ops', { max_unfinished: 50, rate_limit: 0 });
+  await setTenant(fx.stack.pool, 'ops', { max_unfinished: 50, rate_limit: 0 });
   for (let i = 0; i < 3; i++) expect((await call('POST', '/tasks', ops, { type: 'noop' })).status).toBe(201);
   const { status, body } = await call('GET', '/admin/tenants', admin);
   expect(status).toBe(200);

@@ -4,34 +4,22 @@ import { RedisQueue } from '../../services/core/queue/redis-queue';
 import { createPgPool } from '../../services/core/db/postgres';
 import { createTasks } from '../../services/core/tasks/task-store';
 import { uuidv7 } from '../../services/core/tasks/uuid';
-import { Stack, createStack, silentLog, startApi, startWorker, waitFor } from '../support/stack';
+import { silentLog, stackWithApi, startApi, startWorker, waitFor } from '../support/stack';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import { createApp } from '../../services/api/app';
 import { startServer } from '../../services/api/server';
-import type { RunningServer } from '../../services/api/server';
 import type { Worker } from '../../services/worker/worker';
 import http from 'node:http';
 import { gzipSync } from 'node:zlib';
-import type { Registry } from 'prom-client';
 import { Authenticator } from '../../services/api/auth/authenticator';
 import { buildOpenApiDocument } from '../../services/api/openapi/document';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 
-let stack: Stack;
-let api: { url: string; server: RunningServer; registry: Registry };
-
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi();
 
 function post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${api.url}/tasks`, {
+  return fetch(`${fx.api.url}/tasks`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -55,7 +43,7 @@ describe('POST /tasks', () => {
     expect(body).toMatchObject({ type: 'noop', priority: 'default', payload: {}, status: 'queued', attempts: 0, max_retries: 5, idempotency_key: null, last_error: null });
     expect(res.headers.get('location')).toBe(`/tasks/${body.id}`);
     expect(typeof body.created_at).toBe('string');
-    expect((await stack.queue.stats()).ready.default).toBeGreaterThanOrEqual(1);
+    expect((await fx.stack.queue.stats()).ready.default).toBeGreaterThanOrEqual(1);
   });
 
   it.each([
@@ -66,7 +54,7 @@ describe('POST /tasks', () => {
     expect(res.status).toBe(201);
     const answered = (await res.json()) as Record<string, unknown>;
     // Only the GET of a task lists its runs.
-    const { runs, ...stored } = (await (await fetch(`${api.url}/tasks/${answered.id}`)).json()) as Record<string, unknown>;
+    const { runs, ...stored } = (await (await fetch(`${fx.api.url}/tasks/${answered.id}`)).json()) as Record<string, unknown>;
     expect(runs).toEqual([]);
     expect(answered).toEqual(stored);
   });
@@ -94,7 +82,7 @@ describe('POST /tasks', () => {
   });
 
   it('rejects a non-JSON content type with 415', async () => {
-    const res = await fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'type=noop' });
+    const res = await fetch(`${fx.api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'type=noop' });
     await expectProblem(res, 415, 'Content-Type');
   });
 });
@@ -106,7 +94,7 @@ describe('POST /tasks', () => {
 describe('POST /tasks, beside the plain case', () => {
   /** A raw request, so headers and body framing are exactly as given. */
   function raw(headers: Record<string, string>, chunks: (string | Buffer)[]): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-    const u = new URL(`${api.url}/tasks`);
+    const u = new URL(`${fx.api.url}/tasks`);
     return new Promise((resolve, reject) => {
       const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers }, (res) => {
         let body = '';
@@ -155,14 +143,14 @@ describe('POST /tasks, beside the plain case', () => {
     expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     const bad = await post({ type: 'noop', priority: 'urgent' });
     expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    const counts = (await api.registry.getSingleMetric('http_requests_total')!.get()).values;
+    const counts = (await fx.api.registry.getSingleMetric('http_requests_total')!.get()).values;
     const of = (status: string) => counts.find((v) => v.labels.route === '/tasks' && v.labels.method === 'POST' && v.labels.status === status)?.value ?? 0;
     expect(of('201')).toBeGreaterThanOrEqual(2);
     expect(of('400')).toBeGreaterThanOrEqual(1);
   });
 
   it('a query string takes the express route and answers the same', async () => {
-    const res = await fetch(`${api.url}/tasks?tenant=default`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
+    const res = await fetch(`${fx.api.url}/tasks?tenant=default`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
     expect(res.status).toBe(201);
     expect(res.headers.get('location')).toMatch(/^\/tasks\/[0-9a-f-]{36}$/);
   });
@@ -179,7 +167,7 @@ describe('idempotency', () => {
     expect(((await again.json()) as { id: string }).id).toBe(original.id);
     const different = await post({ type: 'noop', payload: { a: 2 }, idempotency_key: 'order-1' });
     await expectProblem(different, 409, 'idempotency_key');
-    const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = 'order-1'");
+    const { rows } = await fx.stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = 'order-1'");
     expect(rows[0].n).toBe(1);
   });
 
@@ -190,19 +178,19 @@ describe('idempotency', () => {
     expect(statuses.filter((s) => s === 200)).toHaveLength(19);
     const ids = new Set(await Promise.all(responses.map(async (r) => ((await r.json()) as { id: string }).id)));
     expect(ids.size).toBe(1);
-    const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = 'race-1'");
+    const { rows } = await fx.stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = 'race-1'");
     expect(rows[0].n).toBe(1);
   });
 
   it('two API replicas racing on one new key create exactly one task', async () => {
-    const other = createPgPool(stack.dbUrl, 5, 'replica-2');
+    const other = createPgPool(fx.stack.dbUrl, 5, 'replica-2');
     try {
       const req = (n: number) => ({ task: { id: uuidv7(), tenant: 'default', type: 'noop', priority: 'default' as const, payload: { n: 1 }, maxRetries: 5, idempotencyKey: `replicas-${n}` }, requestHash: 'h' });
       for (let n = 0; n < 20; n++) {
-        const [a, b] = await Promise.all([createTasks(stack.pool, [req(n)], 60000), createTasks(other, [req(n)], 60000)]);
+        const [a, b] = await Promise.all([createTasks(fx.stack.pool, [req(n)], 60000), createTasks(other, [req(n)], 60000)]);
         expect([a[0]!.kind, b[0]!.kind].sort()).toEqual(['created', 'replayed']);
       }
-      const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key LIKE 'replicas-%'");
+      const { rows } = await fx.stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE idempotency_key LIKE 'replicas-%'");
       expect(rows[0].n).toBe(20);
     } finally {
       await other.end();
@@ -211,7 +199,7 @@ describe('idempotency', () => {
 
   it('an expired key can be used for a new task', async () => {
     const first = (await (await post({ type: 'noop', idempotency_key: 'exp-1' })).json()) as { id: string };
-    await stack.pool.query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'exp-1'");
+    await fx.stack.pool.query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'exp-1'");
     const second = await post({ type: 'noop', payload: { other: true }, idempotency_key: 'exp-1' });
     expect(second.status).toBe(201);
     expect(((await second.json()) as { id: string }).id).not.toBe(first.id);
@@ -220,16 +208,16 @@ describe('idempotency', () => {
   it('a replay re-queues a task whose first push to Redis failed', async () => {
     const deadRedis = createRedis({ addr: '127.0.0.1:1', name: 'dead', offlineQueue: false });
     deadRedis.on('error', () => undefined);
-    const brokenQueue = new RedisQueue(deadRedis, { prefix: stack.cfg.REDIS_KEY_PREFIX, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS });
-    const broken = await startApi(stack, brokenQueue);
+    const brokenQueue = new RedisQueue(deadRedis, { prefix: fx.stack.cfg.REDIS_KEY_PREFIX, strategy: 'weighted', weights: fx.stack.cfg.QUEUE_WEIGHTS });
+    const broken = await startApi(fx.stack, brokenQueue);
     try {
       const res = await fetch(`${broken.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', idempotency_key: 'push-1' }) });
       expect(res.status).toBe(201);
       const { id } = (await res.json()) as { id: string };
-      expect(await stack.inspect.hexists(stack.queue.keys.meta, id)).toBe(0);
+      expect(await fx.stack.inspect.hexists(fx.stack.queue.keys.meta, id)).toBe(0);
       expect((await post({ type: 'noop', idempotency_key: 'push-1' })).status).toBe(200);
       // The replay's push follows its answer (under a share lock on the task: replay-push-race.test.ts).
-      await waitFor(async () => (await stack.inspect.hexists(stack.queue.keys.meta, id)) === 1, 10_000, 'the replay to push the task');
+      await waitFor(async () => (await fx.stack.inspect.hexists(fx.stack.queue.keys.meta, id)) === 1, 10_000, 'the replay to push the task');
     } finally {
       await broken.server.stop();
       deadRedis.disconnect();
@@ -239,7 +227,7 @@ describe('idempotency', () => {
 
 describe('POST /tasks/batch', () => {
   function batch(body: unknown): Promise<Response> {
-    return fetch(`${api.url}/tasks/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return fetch(`${fx.api.url}/tasks/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   }
 
   it('creates each valid task and reports each invalid one, in request order', async () => {
@@ -257,9 +245,9 @@ describe('POST /tasks/batch', () => {
     expect(results.map((r) => r.status)).toEqual([201, 400, 201, 409, 200]);
     expect(results[1]!.error!.errors.map((e) => e.field)).toEqual(['tasks[1].priority']);
     expect(results[4]!.task!.id).toBe(results[2]!.task!.id);
-    const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[])', [[results[0]!.task!.id, results[2]!.task!.id]]);
+    const { rows } = await fx.stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[])', [[results[0]!.task!.id, results[2]!.task!.id]]);
     expect(rows[0].n).toBe(2);
-    expect(await stack.inspect.hexists(stack.queue.keys.meta, results[0]!.task!.id)).toBe(1);
+    expect(await fx.stack.inspect.hexists(fx.stack.queue.keys.meta, results[0]!.task!.id)).toBe(1);
   });
 
   it('accepts 1,000 tasks in one request', async () => {
@@ -268,7 +256,7 @@ describe('POST /tasks/batch', () => {
     expect(results).toHaveLength(1000);
     expect(results.every((r) => r.status === 201)).toBe(true);
     // Each answer is its own row, as stored.
-    const { rows } = await stack.pool.query('SELECT id, created_at, payload FROM tasks WHERE id = ANY($1::uuid[])', [results.map((r) => r.task.id)]);
+    const { rows } = await fx.stack.pool.query('SELECT id, created_at, payload FROM tasks WHERE id = ANY($1::uuid[])', [results.map((r) => r.task.id)]);
     const stored = new Map(rows.map((r: { id: string; created_at: Date; payload: unknown }) => [r.id, r]));
     expect(results.every((r, i) => stored.get(r.task.id)?.created_at.toISOString() === r.task.created_at && (r.task.payload as { i: number }).i === i)).toBe(true);
   });
@@ -287,10 +275,10 @@ describe('GET /tasks/:id', () => {
   it('returns the task with its runs once a worker ran it', async () => {
     let worker: Worker | null = null;
     try {
-      ({ worker } = startWorker(stack, { cfg: { ...stack.cfg, RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 0, RETRY_SCAN_INTERVAL_MS: 20, POLL_INTERVAL_MS: 10 } }));
+      ({ worker } = startWorker(fx.stack, { cfg: { ...fx.stack.cfg, RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 0, RETRY_SCAN_INTERVAL_MS: 20, POLL_INTERVAL_MS: 10 } }));
       const { id } = (await (await post({ type: 'flaky', payload: { fail_attempts: 1 }, priority: 'critical' })).json()) as { id: string };
       const task = await waitFor(async () => {
-        const body = (await (await fetch(`${api.url}/tasks/${id}`)).json()) as Record<string, unknown>;
+        const body = (await (await fetch(`${fx.api.url}/tasks/${id}`)).json()) as Record<string, unknown>;
         return body.status === 'succeeded' ? body : null;
       });
       expect(task).toMatchObject({ id, status: 'succeeded', attempts: 2, last_error: expect.stringMatching(/flaky/) });
@@ -303,16 +291,16 @@ describe('GET /tasks/:id', () => {
   });
 
   it('answers 404 for an unknown id and 400 for a malformed one', async () => {
-    await expectProblem(await fetch(`${api.url}/tasks/01a22612-3814-77a3-b56a-d007e5a4999a`), 404);
-    await expectProblem(await fetch(`${api.url}/tasks/not-a-uuid`), 400, 'id');
-    await expectProblem(await fetch(`${api.url}/nothing-here`), 404);
+    await expectProblem(await fetch(`${fx.api.url}/tasks/01a22612-3814-77a3-b56a-d007e5a4999a`), 404);
+    await expectProblem(await fetch(`${fx.api.url}/tasks/not-a-uuid`), 400, 'id');
+    await expectProblem(await fetch(`${fx.api.url}/nothing-here`), 404);
   });
 });
 
 describe('health', () => {
   it('GET /openapi.json serves the document without a key, where every other route asks for one', async () => {
-    const auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
-    const keyed = await startApi(stack, stack.queue, auth);
+    const auth = new Authenticator(fx.stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
+    const keyed = await startApi(fx.stack, fx.stack.queue, auth);
     try {
       const res = await fetch(`${keyed.url}/openapi.json`);
       expect(res.status).toBe(200);
@@ -328,8 +316,8 @@ describe('health', () => {
   });
 
   it('healthz is alive and readyz checks both dependencies', async () => {
-    expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
-    const ready = await fetch(`${api.url}/readyz`);
+    expect((await fetch(`${fx.api.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${fx.api.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', redis: 'ok' } });
   });
@@ -337,16 +325,16 @@ describe('health', () => {
   it('with Postgres down, POST /tasks answers 503 with Retry-After and creates nothing', async () => {
     const deadPool = createPgPool('postgres://postgres@127.0.0.1:1/none', 2, 'dead');
     const registry = createRegistry('api');
-    const app = createApp({ pool: deadPool, queue: stack.queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60000 });
+    const app = createApp({ pool: deadPool, queue: fx.stack.queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60000 });
     const server = await startServer(app, '127.0.0.1:0');
     const url = `http://127.0.0.1:${server.address.port}`;
     try {
-      const before = (await stack.queue.stats()).ready.default;
+      const before = (await fx.stack.queue.stats()).ready.default;
       const res = await fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"noop"}' });
       const body = await expectProblem(res, 503);
       expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(String(body.detail)).toMatch(/unavailable/);
-      expect((await stack.queue.stats()).ready.default).toBe(before);
+      expect((await fx.stack.queue.stats()).ready.default).toBe(before);
       const ready = await fetch(`${url}/readyz`);
       expect(ready.status).toBe(503);
       expect(((await ready.json()) as { checks: { redis: string } }).checks.redis).toBe('ok');
@@ -359,7 +347,7 @@ describe('health', () => {
   it('readyz stays 200 when Redis does not answer, and reports it', async () => {
     const deadRedis = createRedis({ addr: '127.0.0.1:1', name: 'dead', offlineQueue: false });
     deadRedis.on('error', () => undefined);
-    const broken = await startApi(stack, new RedisQueue(deadRedis, { prefix: 'x', strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS }));
+    const broken = await startApi(fx.stack, new RedisQueue(deadRedis, { prefix: 'x', strategy: 'weighted', weights: fx.stack.cfg.QUEUE_WEIGHTS }));
     try {
       const res = await fetch(`${broken.url}/readyz`);
       // The API still accepts tasks into Postgres while Redis is away (see readiness.test.ts).

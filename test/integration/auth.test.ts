@@ -4,42 +4,28 @@
  * keys never echoed in answers.
  */
 import { Pool } from 'pg';
-import type { Registry } from 'prom-client';
 import { Authenticator } from '../../services/api/auth/authenticator';
-import type { RunningServer } from '../../services/api/server';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import type { Scope } from '../../services/core/tenancy/api-key';
 import { generateKey, hashKey, keyId } from '../../services/core/tenancy/api-key';
 import { createKey, ensureKey, listKeys, revokeKey } from '../../services/core/tenancy/key-store';
-import { createStack, silentLog, Stack, startApi } from '../support/stack';
+import { silentLog, stackWithApi } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 
 const CACHE_MS = 300;
-let stack: Stack;
-let api: { url: string; server: RunningServer; registry: Registry };
 let auth: Authenticator;
 const failures = apiMetrics(createRegistry('api')).authFailures;
+const fx = stackWithApi({}, { auth: (stack) => (auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: CACHE_MS, log: silentLog, onFailure: (reason) => failures.inc({ reason }) })) });
 
-beforeAll(async () => {
-  stack = await createStack();
-  auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: CACHE_MS, log: silentLog, onFailure: (reason) => failures.inc({ reason }) });
-  api = await startApi(stack, stack.queue, auth);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await auth.close();
-  await stack.close();
-});
-
-const key = async (tenant: string, scopes: Scope[], expiresInMs: number | null = null) => (await createKey(stack.pool, { tenant, scopes, expiresInMs })).key;
+const key = async (tenant: string, scopes: Scope[], expiresInMs: number | null = null) => (await createKey(fx.stack.pool, { tenant, scopes, expiresInMs })).key;
 const bearer = (k: string) => ({ authorization: `Bearer ${k}` });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function post(path: string, body: unknown, headers: Record<string, string>): Promise<Response> {
-  return fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return fetch(`${fx.api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 }
-const get = (path: string, headers: Record<string, string>) => fetch(`${api.url}${path}`, { headers });
+const get = (path: string, headers: Record<string, string>) => fetch(`${fx.api.url}${path}`, { headers });
 
 async function expectUnauthorized(res: Response, secret?: string): Promise<void> {
   expect(res.status).toBe(401);
@@ -63,7 +49,7 @@ describe('authentication', () => {
     }
     const missing = await post('/tasks', { type: 'noop' }, {});
     expect(missing.headers.get('www-authenticate')).toBe('Bearer realm="task-scheduler"');
-    expect((await stack.pool.query('SELECT count(*)::int AS n FROM tasks')).rows[0].n).toBe(0);
+    expect((await fx.stack.pool.query('SELECT count(*)::int AS n FROM tasks')).rows[0].n).toBe(0);
   });
 
   it('accepts a valid key, on the fast path and through express (gzip, batch), and records its last use', async () => {
@@ -77,7 +63,7 @@ describe('authentication', () => {
     const read = await get(`/tasks/${task.id}`, bearer(k));
     expect(read.status).toBe(200);
     await auth.flushUsed();
-    const [row] = (await listKeys(stack.pool, 'acme')).filter((r) => k.includes(r.id));
+    const [row] = (await listKeys(fx.stack.pool, 'acme')).filter((r) => k.includes(r.id));
     expect(row!.last_used_at).not.toBeNull();
   });
 
@@ -99,7 +85,7 @@ describe('authentication', () => {
     const k = await key('acme', ['tasks:write', 'tasks:read']);
     const id = k.slice(4, 20);
     expect((await post('/tasks', { type: 'noop' }, bearer(k))).status).toBe(201);
-    await revokeKey(stack.pool, id);
+    await revokeKey(fx.stack.pool, id);
     await sleep(CACHE_MS + 50);
     for (let i = 0; i < 5; i++) await expectUnauthorized(await post('/tasks', { type: 'noop' }, bearer(k)), k);
     const shortLived = await key('acme', ['tasks:write'], 200);
@@ -121,7 +107,7 @@ describe('the bootstrap admin key', () => {
 
   it('API replicas starting together with the same key all start; a different secret under that id is refused', async () => {
     // One pool per replica, so the inserts really race on separate connections.
-    const replicas = Array.from({ length: 4 }, () => new Pool({ connectionString: stack.dbUrl, max: 1 }));
+    const replicas = Array.from({ length: 4 }, () => new Pool({ connectionString: fx.stack.dbUrl, max: 1 }));
     try {
       for (let round = 0; round < 25; round++) {
         const k = generateKey().key;
@@ -141,7 +127,7 @@ it('a key revoked while its lookup was slow is trusted no longer than AUTH_CACHE
   const k = await key('acme', ['tasks:write']);
   let slow = true;
   // The first lookup's answer takes 600 ms to come back (a busy Postgres or network).
-  const delayed = new Proxy(stack.pool, {
+  const delayed = new Proxy(fx.stack.pool, {
     get(target, prop, receiver) {
       if (prop !== 'query') return Reflect.get(target, prop, receiver);
       return async (...args: unknown[]) => {
@@ -155,7 +141,7 @@ it('a key revoked while its lookup was slow is trusted no longer than AUTH_CACHE
   try {
     expect((await a.authenticate(`Bearer ${k}`)).tenant).toBe('acme');
     slow = false;
-    await revokeKey(stack.pool, k.slice(4, 20));
+    await revokeKey(fx.stack.pool, k.slice(4, 20));
     // The answer is already older than AUTH_CACHE_MS: looked up again, and refused.
     await expect(Promise.resolve().then(() => a.authenticate(`Bearer ${k}`))).rejects.toMatchObject({ status: 401 });
   } finally {
@@ -167,7 +153,7 @@ it('a request arriving after a key was revoked does not wait on a lookup begun m
   const k = await key('acme', ['tasks:write']);
   let slow = true;
   // The first lookup reads the key (still valid), then its answer takes 900 ms to come back.
-  const delayed = new Proxy(stack.pool, {
+  const delayed = new Proxy(fx.stack.pool, {
     get(target, prop, receiver) {
       if (prop !== 'query') return Reflect.get(target, prop, receiver);
       return async (...args: unknown[]) => {
@@ -183,7 +169,7 @@ it('a request arriving after a key was revoked does not wait on a lookup begun m
     const first = Promise.resolve().then(() => a.authenticate(`Bearer ${k}`));
     await sleep(100);
     slow = false;
-    await revokeKey(stack.pool, k.slice(4, 20));
+    await revokeKey(fx.stack.pool, k.slice(4, 20));
     // Revoked more than AUTH_CACHE_MS ago, while the first lookup (begun before) is still out.
     await sleep(400);
     const later = Promise.resolve().then(() => a.authenticate(`Bearer ${k}`));
@@ -197,7 +183,7 @@ it('a request arriving after a key was revoked does not wait on a lookup begun m
 
 it('a flood of random keys costs Postgres a query per batch, not per request', async () => {
   let queries = 0;
-  const counting = new Proxy(stack.pool, {
+  const counting = new Proxy(fx.stack.pool, {
     get(target, prop, receiver) {
       if (prop === 'query') return (...args: unknown[]) => (queries++, (target.query as (...a: unknown[]) => unknown).apply(target, args));
       return Reflect.get(target, prop, receiver);
@@ -270,7 +256,7 @@ describe('tenant isolation', () => {
   });
 
   it('an admin key naming a tenant that does not exist gets a 400 naming tenant, and makes nothing; once the tenant has a key, it may act on it', async () => {
-    const count = async () => (await stack.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE tenant = 'team-typo'`)).rows[0].n as number;
+    const count = async () => (await fx.stack.pool.query(`SELECT count(*)::int AS n FROM tasks WHERE tenant = 'team-typo'`)).rows[0].n as number;
     const refusals = [
       await post('/tasks', { type: 'noop' }, { ...bearer(admin), tenant: 'team-typo' }),
       await post('/tasks?tenant=team-typo', { type: 'noop' }, bearer(admin)),
@@ -284,7 +270,7 @@ describe('tenant isolation', () => {
       expect(((await r.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['tenant']);
     }
     expect(await count()).toBe(0);
-    expect((await stack.pool.query(`SELECT count(*)::int AS n FROM schedules WHERE tenant = 'team-typo'`)).rows[0].n).toBe(0);
+    expect((await fx.stack.pool.query(`SELECT count(*)::int AS n FROM schedules WHERE tenant = 'team-typo'`)).rows[0].n).toBe(0);
     await key('team-typo', ['tasks:read']);
     expect((await post('/tasks', { type: 'noop' }, { ...bearer(admin), tenant: 'team-typo' })).status).toBe(201);
     expect(await count()).toBe(1);

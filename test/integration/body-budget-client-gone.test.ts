@@ -4,13 +4,11 @@
  * made then would wait for a 'close' that never comes, and a few such requests (clients timing out
  * while Postgres is slow) made every later request with a body a 503 until the API restarted.
  */
-import net from 'node:net';
 import { Pool } from 'pg';
 import { Authenticator } from '../../services/api/auth/authenticator';
-import { createApp } from '../../services/api/app';
-import { RunningServer, startServer } from '../../services/api/server';
-import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
+import type { RunningServer } from '../../services/api/server';
 import { createKey } from '../../services/core/tenancy/key-store';
+import { startBodyBudgetApi, trickleBody } from '../support/body-budget';
 import { createStack, silentLog, Stack } from '../support/stack';
 
 const BODY = 64 * 1024;
@@ -37,21 +35,7 @@ beforeAll(async () => {
     },
   }) as Pool;
   auth = new Authenticator(slow, { mode: 'keys', cacheMs: 100, log: silentLog });
-  const app = createApp({
-    auth,
-    pool: stack.pool,
-    queue: stack.queue,
-    log: silentLog,
-    metrics: apiMetrics(createRegistry('api')),
-    maxBodyBytes: BODY,
-    maxWorkflowBodyBytes: BODY,
-    // Room for two bodies at once.
-    maxInflightBodyBytes: 2 * BODY,
-    defaultMaxRetries: stack.cfg.DEFAULT_MAX_RETRIES,
-    idempotencyTtlMs: stack.cfg.IDEMPOTENCY_TTL_MS,
-  });
-  server = await startServer(app, '127.0.0.1:0');
-  url = `http://127.0.0.1:${server.address.port}`;
+  ({ url, server } = await startBodyBudgetApi(stack, auth, BODY));
   key = (await createKey(stack.pool, { tenant: 'gone', scopes: ['tasks:write'], expiresInMs: null })).key;
 });
 afterAll(async () => {
@@ -61,17 +45,8 @@ afterAll(async () => {
 });
 
 /** Sends a request's head declaring a full-size body, then hangs up before its key is looked up. */
-function leave(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(server.address.port, '127.0.0.1', () => {
-      s.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${BODY}\r\nAuthorization: Bearer ${key}\r\n\r\n{"t`);
-      setTimeout(() => {
-        s.destroy();
-        resolve();
-      }, LOOKUP_MS / 4);
-    });
-    s.on('error', reject);
-  });
+async function leave(path: string): Promise<void> {
+  (await trickleBody(server.address.port, path, { length: BODY, first: '{"t', authorization: `Bearer ${key}`, holdMs: LOOKUP_MS / 4 })).destroy();
 }
 
 async function submit(path: string, body: unknown): Promise<number> {

@@ -8,47 +8,35 @@ import { apiMetrics, createRegistry } from '../../services/core/observability/me
 import { runBulk } from '../../services/api/operator/bulk-routes';
 import { markRunning } from '../../services/core/tasks/attempt-store';
 import type { Worker } from '../../services/worker/worker';
-import { createStack, runsOf, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { runsOf, silentLog, stackWithApi, startApi, waitFor } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
+const fx = stackWithApi({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 }, { each: true });
 let worker: Worker | null = null;
-
-beforeEach(async () => {
-  stack = await createStack({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 });
-  api = await startApi(stack);
-});
-afterEach(async () => {
-  await worker?.stop(0);
-  worker = null;
-  await api.server.stop();
-  await stack.close();
-});
 
 async function submitMany(n: number, type: string, payload: unknown = {}, opts: { maxRetries?: number; tenant?: string; priority?: 'default' | 'low' } = {}): Promise<string[]> {
   const res = await submitTasks(
-    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    { pool: fx.stack.pool, queue: fx.stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
     Array.from({ length: n }, () => ({ type, priority: opts.priority ?? 'default', payload, maxRetries: opts.maxRetries ?? 0, tenant: opts.tenant ?? 'default', idempotencyKey: null, canonical: '' })),
   );
   return res.map((r) => r.task.id);
 }
 
 async function post(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${api.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${fx.api.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 async function countByStatus(tenant = 'default'): Promise<Record<string, number>> {
-  const { rows } = await stack.pool.query<{ status: string; n: number }>('SELECT status::text AS status, count(*)::int AS n FROM tasks WHERE tenant = $1 GROUP BY status', [tenant]);
+  const { rows } = await fx.stack.pool.query<{ status: string; n: number }>('SELECT status::text AS status, count(*)::int AS n FROM tasks WHERE tenant = $1 GROUP BY status', [tenant]);
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 }
 
 const allDead = (n: number, tenant = 'default') => async () => ((await countByStatus(tenant)).dead ?? 0) === n;
 
 it('two racing redrives of 1,000 dead tasks: each task runs exactly once more', async () => {
-  ({ worker } = startWorker(stack));
+  ({ worker } = fx.startWorker());
   // flaky with one planned failure and no retries: dead after attempt 1, and a redrive succeeds.
   const ids = await submitMany(1000, 'flaky', { fail_attempts: 1 });
   await waitFor(allDead(1000), 30000, '1,000 dead tasks');
@@ -60,9 +48,9 @@ it('two racing redrives of 1,000 dead tasks: each task runs exactly once more', 
   expect((a.body.changed as number) + (b.body.changed as number)).toBe(1000);
   expect(a.body.has_more).toBe(false);
   expect(await countByStatus()).toEqual({ queued: 1000 });
-  ({ worker } = startWorker(stack));
+  ({ worker } = fx.startWorker());
   await waitFor(async () => (await countByStatus()).succeeded === 1000, 30000, 'every redriven task to succeed');
-  const { rows } = await stack.pool.query<{ task_id: string; outcomes: string[] }>(
+  const { rows } = await fx.stack.pool.query<{ task_id: string; outcomes: string[] }>(
     `SELECT task_id, array_agg(outcome ORDER BY attempt) AS outcomes FROM task_runs WHERE task_id = ANY($1::uuid[]) GROUP BY task_id`,
     [ids],
   );
@@ -71,7 +59,7 @@ it('two racing redrives of 1,000 dead tasks: each task runs exactly once more', 
 });
 
 it('filters, limits, dry runs and has_more: a redrive can be sized first and carried on', async () => {
-  ({ worker } = startWorker(stack));
+  ({ worker } = fx.startWorker());
   await submitMany(30, 'always_fail');
   await submitMany(20, 'always_fail', {}, { priority: 'low' });
   await submitMany(5, 'always_fail', {}, { tenant: 'other-team' });
@@ -101,12 +89,12 @@ it('bulk cancel of waiting tasks: cancelled at once, gone from Redis, and never 
   const res = await post('/tasks/cancel', { filter: { type: 'noop' } });
   expect(res.body).toEqual({ matched: 300, changed: 300, has_more: false, next_cursor: null, dry_run: false });
   expect(await countByStatus()).toEqual({ cancelled: 300, queued: 10 });
-  const listed = await stack.inspect.lrange(stack.queue.keys.tenantQueue('default', 'default'), 0, -1);
+  const listed = await fx.stack.inspect.lrange(fx.stack.queue.keys.tenantQueue('default', 'default'), 0, -1);
   expect(listed.filter((id) => ids.includes(id))).toEqual([]);
   expect(listed).toHaveLength(10);
-  ({ worker } = startWorker(stack, { handlers: { 'other-type': async () => undefined } }));
+  ({ worker } = fx.startWorker({ handlers: { 'other-type': async () => undefined } }));
   await waitFor(async () => (await countByStatus()).succeeded === 10, 10000, 'the others to run');
-  for (const id of ids.slice(0, 20)) expect(await runsOf(stack.pool, id)).toEqual([]);
+  for (const id of ids.slice(0, 20)) expect(await runsOf(fx.stack.pool, id)).toEqual([]);
   // Cancelling again matches nothing: every one is final.
   expect((await post('/tasks/cancel', { filter: { type: 'noop' } })).body).toMatchObject({ matched: 0, changed: 0 });
 });
@@ -136,11 +124,11 @@ it('bad bulk bodies are 400s naming the field', async () => {
     expect([path, res.status]).toEqual([path, 400]);
     expect((res.body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
   }
-  const res = await fetch(`${api.url}/tasks/retry`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ filter: { status: 'dead' }, cursor: 'not-a-cursor' }) });
+  const res = await fetch(`${fx.api.url}/tasks/retry`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ filter: { status: 'dead' }, cursor: 'not-a-cursor' }) });
   expect(res.status).toBe(400);
   expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
   expect(await res.json()).toMatchObject({ status: 400, errors: [{ field: 'cursor', message: expect.stringMatching(/next_cursor/) }] });
-  const wrongMethod = await fetch(`${api.url}/tasks/retry`);
+  const wrongMethod = await fetch(`${fx.api.url}/tasks/retry`);
   expect(wrongMethod.status).toBe(405);
 });
 
@@ -157,7 +145,7 @@ describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROW
       await submitMany(50, 'common');
     }
     expect((await post('/tasks/cancel', {})).body).toMatchObject({ matched: 312, changed: 312, has_more: false });
-    small = await startApi({ ...stack, cfg: { ...stack.cfg, BULK_SCAN_ROWS: SCAN } });
+    small = await startApi({ ...fx.stack, cfg: { ...fx.stack.cfg, BULK_SCAN_ROWS: SCAN } });
   });
   afterEach(async () => {
     await small.server.stop();
@@ -166,7 +154,7 @@ describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROW
     const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as { matched: number; changed: number; has_more: boolean; next_cursor: string | null; dry_run: boolean } };
   };
-  const statusOf = async (ids: string[]) => (await stack.pool.query<{ id: string; status: string }>('SELECT id, status::text AS status FROM tasks WHERE id = ANY($1::uuid[])', [ids])).rows;
+  const statusOf = async (ids: string[]) => (await fx.stack.pool.query<{ id: string; status: string }>('SELECT id, status::text AS status FROM tasks WHERE id = ANY($1::uuid[])', [ids])).rows;
 
   it('stops after BULK_SCAN_ROWS rows with has_more and a next_cursor, even having matched nothing', async () => {
     // The first 100 rows hold the newest round's 2 rare tasks, well short of the limit.
@@ -195,7 +183,7 @@ describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROW
     // 312 rows, 100 a call: rows 1-100 hold 2 rare tasks, 101-200 4, 201-300 4 and 301-312 the last 2.
     expect(await countAll(small.url)).toEqual([2, 4, 4, 2]);
     // The same when a call reads in pages of 2 matches: the pages share the call's 100 rows.
-    const paged = await startApi({ ...stack, cfg: { ...stack.cfg, BULK_SCAN_ROWS: SCAN, BULK_BATCH: 2 } });
+    const paged = await startApi({ ...fx.stack, cfg: { ...fx.stack.cfg, BULK_SCAN_ROWS: SCAN, BULK_BATCH: 2 } });
     try {
       expect(await countAll(paged.url)).toEqual([2, 4, 4, 2]);
     } finally {
@@ -213,7 +201,7 @@ describe('a filter that matches few tasks: each call reads at most BULK_SCAN_ROW
       // A limit of 3: some calls stop at the limit, others at the scan bound.
       const r = await postSmall('/tasks/retry', { filter: { type: 'rare' }, limit: 3, cursor });
       expect(r.status).toBe(200);
-      const queued = (await stack.pool.query<{ id: string }>("SELECT id FROM tasks WHERE type = 'rare' AND status = 'queued'")).rows.map((t) => t.id);
+      const queued = (await fx.stack.pool.query<{ id: string }>("SELECT id FROM tasks WHERE type = 'rare' AND status = 'queued'")).rows.map((t) => t.id);
       expect(queued).toHaveLength(r.body.changed);
       visited.push(...queued);
       // What this call queued dies again at once (back among the matches, and into the index the
@@ -241,7 +229,7 @@ it('a bulk cancel that fails part way counts in tasks_cancelled_total the pages 
   await submitMany(5, 'noop');
   // The scan of the third page fails, as a Postgres blip would: two pages of two were cancelled.
   let scans = 0;
-  const pool = new Proxy(stack.pool, {
+  const pool = new Proxy(fx.stack.pool, {
     get: (target, prop, receiver) =>
       prop === 'query'
         ? (config: { text?: string }, values?: unknown[]) => {
@@ -252,7 +240,7 @@ it('a bulk cancel that fails part way counts in tasks_cancelled_total the pages 
   });
   const registry = createRegistry('api');
   const metrics = apiMetrics(registry);
-  const deps = { pool, queue: stack.queue, log: silentLog, batch: 2, scanRows: 1000, metrics, underLimits: (() => Promise.reject(new Error('not admitted here'))) as never };
+  const deps = { pool, queue: fx.stack.queue, log: silentLog, batch: 2, scanRows: 1000, metrics, underLimits: (() => Promise.reject(new Error('not admitted here'))) as never };
   // The answer says so, and where to carry on.
   await expect(runBulk(deps, 'default', { action: 'cancel', filter: { statuses: ['queued'] }, limit: 100, dryRun: false, after: null })).rejects.toMatchObject({
     status: 503,
@@ -264,10 +252,10 @@ it('a bulk cancel that fails part way counts in tasks_cancelled_total the pages 
   expect(counted).toBe(4);
 });
 
-/** stack.pool, but `hook` runs once, right after the first page's read of a bulk call answers. */
+/** fx.stack.pool, but `hook` runs once, right after the first page's read of a bulk call answers. */
 function afterFirstScan(hook: () => Promise<void>) {
   let done = false;
-  return new Proxy(stack.pool, {
+  return new Proxy(fx.stack.pool, {
     get: (target, prop, receiver) =>
       prop === 'query'
         ? async (config: { text?: string }, values?: unknown[]) => {
@@ -282,9 +270,9 @@ function afterFirstScan(hook: () => Promise<void>) {
   });
 }
 
-const bulkDeps = (pool: typeof stack.pool) => ({
+const bulkDeps = (pool: typeof fx.stack.pool) => ({
   pool,
-  queue: stack.queue,
+  queue: fx.stack.queue,
   log: silentLog,
   batch: 200,
   scanRows: 1000,
@@ -298,14 +286,14 @@ it("a bulk cancel changes only tasks still in the filter's statuses: one that st
   // as one does under load: the operator asked for queued tasks only, and this one runs now.
   let started: string | null = null;
   const pool = afterFirstScan(async () => {
-    const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 60000 });
+    const [lease] = await fx.stack.queue.lease({ max: 1, visibilityMs: 60000 });
     started = lease!.message.id;
-    expect((await markRunning(stack.pool, [{ id: started, token: lease!.token, attempt: lease!.attempt }])).started.has(started)).toBe(true);
+    expect((await markRunning(fx.stack.pool, [{ id: started, token: lease!.token, attempt: lease!.attempt }])).started.has(started)).toBe(true);
   });
   const answer = await runBulk(bulkDeps(pool), 'default', { action: 'cancel', filter: { statuses: ['queued'] }, limit: 100, dryRun: false, after: null });
   expect(ids).toContain(started);
   expect(answer.body).toMatchObject({ matched: 5, changed: 4 });
-  const { rows } = await stack.pool.query<{ status: string; cancel_requested_at: Date | null }>('SELECT status::text AS status, cancel_requested_at FROM tasks WHERE id = $1', [started]);
+  const { rows } = await fx.stack.pool.query<{ status: string; cancel_requested_at: Date | null }>('SELECT status::text AS status, cancel_requested_at FROM tasks WHERE id = $1', [started]);
   expect(rows[0]).toEqual({ status: 'running', cancel_requested_at: null });
   expect(await countByStatus()).toEqual({ cancelled: 4, running: 1 });
 });
@@ -316,13 +304,13 @@ it("a bulk retry of cancelled tasks leaves one that died meanwhile dead: it chan
   // After the redrive's read, another operator retries one of them alone, and it fails for good.
   const pool = afterFirstScan(async () => {
     expect((await post(`/tasks/${ids[0]}/retry`, {})).status).toBe(200);
-    ({ worker } = startWorker(stack));
-    await waitFor(async () => (await stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'dead'", [ids[0]])).rowCount === 1, 15000, 'the task to die');
+    ({ worker } = fx.startWorker());
+    await waitFor(async () => (await fx.stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'dead'", [ids[0]])).rowCount === 1, 15000, 'the task to die');
     await worker!.stop(0);
     worker = null;
   });
   const answer = await runBulk(bulkDeps(pool), 'default', { action: 'retry', filter: { statuses: ['cancelled'] }, limit: 100, dryRun: false, after: null });
   expect(answer.body).toMatchObject({ matched: 5, changed: 4 });
-  expect((await stack.pool.query<{ status: string }>('SELECT status::text AS status FROM tasks WHERE id = $1', [ids[0]])).rows[0]!.status).toBe('dead');
+  expect((await fx.stack.pool.query<{ status: string }>('SELECT status::text AS status FROM tasks WHERE id = $1', [ids[0]])).rows[0]!.status).toBe('dead');
   expect(await countByStatus()).toEqual({ queued: 4, dead: 1 });
 });

@@ -8,18 +8,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../services/cli/main';
+import { runCliCaptured } from '../support/cli-run';
 
 // OSC retitles the window, CSI clears the screen, \r rewrites the line, U+009B is an 8-bit CSI, U+202E reverses what follows.
 const HOSTILE = '\x1b]0;owned\x07\x1b[2J\rall good\u009b31m \u202Edesrever';
 const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/;
 
-async function cli(env: NodeJS.ProcessEnv, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, env, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (env: NodeJS.ProcessEnv, ...argv: string[]) => runCliCaptured(argv, env);
 
 function expectEscaped(err: string): void {
   expect(err).toMatch(/^task-scheduler: .*\n$/);

@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { runCli } from '../../services/cli/main';
+import { runCliCaptured } from '../support/cli-run';
 
 // Answers every request at once: an accepted option whose command is sent gets a 404, not a wait.
 let api: http.Server;
@@ -20,12 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((r) => api.close(r)));
 
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: url });
 
 const ID = '00000000-0000-7000-8000-000000000000';
 /** Each API subcommand, with the positionals it needs. */

@@ -3,44 +3,29 @@
  * operator's terminal through the CLI's tables and fields: control characters in it are shown
  * escaped, never drawn (no cursor moves, retitled windows or rewritten lines); --json keeps it exact.
  */
-import { runCli } from '../../services/cli/main';
 import { TaskSchedulerClient } from '../../services/client';
-import type { Worker } from '../../services/worker/worker';
-import { createStack, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { stackWithApi, waitFor } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 // OSC retitles the window, CSI clears the screen, \r rewrites the line, U+009B is an 8-bit CSI, U+202E reverses what follows.
 const HOSTILE = 'upstream said: \x1b]0;owned\x07\x1b[2J\rall good\u009b31m \u202Edesrever\nsecond line';
 const RAW = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/;
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-let worker: Worker;
-beforeAll(async () => {
-  stack = await createStack({ POLL_INTERVAL_MS: 10 });
-  api = await startApi(stack);
-  worker = startWorker(stack, {
+const fx = stackWithApi({ POLL_INTERVAL_MS: 10 });
+beforeAll(() => {
+  fx.startWorker({
     handlers: {
       hostile: async () => {
         throw new Error(HOSTILE);
       },
     },
-  }).worker;
-});
-afterAll(async () => {
-  await worker.stop(0);
-  await api.server.stop();
-  await stack.close();
+  });
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: api.url, POSTGRES_URL: stack.dbUrl }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: fx.api.url, POSTGRES_URL: fx.stack.dbUrl });
 
 it("a handler's error with control characters is shown escaped by tasks get and tasks list, exact with --json", async () => {
-  const client = new TaskSchedulerClient({ baseUrl: api.url });
+  const client = new TaskSchedulerClient({ baseUrl: fx.api.url });
   const { task } = await client.submit({ type: 'hostile', max_retries: 0 });
   await waitFor(async () => (await client.get(task.id)).status === 'dead', 15_000, 'the task to die');
 

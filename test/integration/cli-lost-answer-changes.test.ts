@@ -5,56 +5,38 @@
  * trigger makes a second task).
  */
 import { TaskSchedulerClient } from '../../services/client';
-import { runCli } from '../../services/cli/main';
-import { LossyProxy, startLossyProxy } from '../support/lossy-proxy';
-import { createStack, Stack, startApi } from '../support/stack';
+import { apiBehindLossyProxy } from '../support/lossy-proxy';
+import { runCliCaptured } from '../support/cli-run';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-let proxy: LossyProxy;
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-  proxy = await startLossyProxy(api.url);
-});
-afterAll(async () => {
-  await proxy.close();
-  await api.server.stop();
-  await stack.close();
-});
+const fx = apiBehindLossyProxy();
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: proxy.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
-const scheduleTasks = async (name: string) => (await stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE schedule = $1', [name])).rows[0].n as number;
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: fx.proxy.url });
+const scheduleTasks = async (name: string) => (await fx.stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE schedule = $1', [name])).rows[0].n as number;
 
 it('schedules create, trigger and delete: a lost answer says it may have happened', async () => {
-  proxy.dropAnswers(1);
+  fx.proxy.dropAnswers(1);
   const created = await cli('schedules', 'create', 'lost-1', '--cron', '0 0 1 1 *', '--type', 'noop');
-  expect(proxy.dropped()).toBe(1);
+  expect(fx.proxy.dropped()).toBe(1);
   expect(created).toMatchObject({ code: 1, out: '' });
   expect(created.err).toMatch(/^task-scheduler: POST \/schedules to .*; it may have been created: see schedules get lost-1 before running create again\n$/);
 
-  proxy.dropAnswers(1);
+  fx.proxy.dropAnswers(1);
   const triggered = await cli('schedules', 'trigger', 'lost-1');
   expect(triggered).toMatchObject({ code: 1, out: '' });
   expect(triggered.err).toMatch(/; a task may have been created: see LAST RUNS of schedules get lost-1 before triggering again\n$/);
   expect(await scheduleTasks('lost-1')).toBe(1);
 
-  proxy.dropAnswers(1);
+  fx.proxy.dropAnswers(1);
   const deleted = await cli('schedules', 'delete', 'lost-1');
   expect(deleted).toMatchObject({ code: 1, out: '' });
   expect(deleted.err).toMatch(/; it may have been deleted: see schedules get lost-1\n$/);
 });
 
 it('tasks retry: a lost answer says the task may have been queued again', async () => {
-  const client = new TaskSchedulerClient({ baseUrl: api.url });
+  const client = new TaskSchedulerClient({ baseUrl: fx.api.url });
   const { task } = await client.submit({ type: 'noop', delay_ms: 3_600_000 });
   await client.cancel(task.id);
-  proxy.dropAnswers(1);
+  fx.proxy.dropAnswers(1);
   const retried = await cli('tasks', 'retry', task.id);
   expect(retried).toMatchObject({ code: 1, out: '' });
   expect(retried.err).toMatch(new RegExp(`; it may have been queued again: see tasks get ${task.id} before retrying again\\n$`));
@@ -62,16 +44,16 @@ it('tasks retry: a lost answer says the task may have been queued again', async 
 });
 
 it('dlq redrive: a lost answer says dead tasks may have been queued again', async () => {
-  const client = new TaskSchedulerClient({ baseUrl: api.url });
+  const client = new TaskSchedulerClient({ baseUrl: fx.api.url });
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await client.submit({ type: 'lost-redrive' })).task.id);
   await client.bulkCancel({ filter: { type: 'lost-redrive' } });
-  await stack.pool.query("UPDATE tasks SET status = 'dead' WHERE type = 'lost-redrive'");
+  await fx.stack.pool.query("UPDATE tasks SET status = 'dead' WHERE type = 'lost-redrive'");
   // The count (a dry run) is answered; the redrive's answer is lost.
-  proxy.dropAnswers(1, 1);
+  fx.proxy.dropAnswers(1, 1);
   const r = await cli('dlq', 'redrive', '--type', 'lost-redrive');
   expect(r).toMatchObject({ code: 1, out: '' });
   expect(r.err).toMatch(/^task-scheduler: POST \/tasks\/retry to .*; dead tasks may have been queued again before it failed: see dlq list, and run redrive again to carry on \(it takes only tasks still dead\)\n$/);
-  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'lost-redrive' AND status = 'queued'");
+  const { rows } = await fx.stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE type = 'lost-redrive' AND status = 'queued'");
   expect(rows[0].n).toBe(3);
 });

@@ -3,29 +3,17 @@
  * Postgres: a date that does not exist is refused (exit 2), not rolled over to another, and a bound
  * keeps its microseconds (creation times are stored to the microsecond and both bounds are exclusive).
  */
-import { runCli } from '../../services/cli/main';
 import { TaskSchedulerClient } from '../../services/client';
-import { createStack, Stack, startApi } from '../support/stack';
+import { stackWithApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
+const fx = stackWithApi();
 let client: TaskSchedulerClient;
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-  client = new TaskSchedulerClient({ baseUrl: api.url });
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
+beforeAll(() => {
+  client = new TaskSchedulerClient({ baseUrl: fx.api.url });
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: fx.api.url });
 
 it.each([
   ['tasks', 'list', '--created-after', '2026-02-30'],
@@ -45,7 +33,7 @@ it('a bound keeps its microseconds: --created-after a task\'s own creation time 
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await client.submit({ type: 'microtimed' })).task.id);
   // Three tasks within one millisecond, as a busy API creates them.
-  for (const [i, id] of ids.entries()) await stack.pool.query('UPDATE tasks SET created_at = $2 WHERE id = $1', [id, `2026-03-01T10:00:00.12345${i + 1}Z`]);
+  for (const [i, id] of ids.entries()) await fx.stack.pool.query('UPDATE tasks SET created_at = $2 WHERE id = $1', [id, `2026-03-01T10:00:00.12345${i + 1}Z`]);
   const listed = async (...filters: string[]) => {
     const r = await cli('tasks', 'list', '--type', 'microtimed', ...filters, '--json');
     expect(r).toMatchObject({ code: 0, err: '' });

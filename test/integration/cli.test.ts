@@ -5,10 +5,10 @@ import { parse } from 'yaml';
 import path from 'node:path';
 import { Pool } from 'pg';
 import Redis from 'ioredis';
-import { runCli } from '../../services/cli/main';
 import { createRedis } from '../../services/core/db/redis';
 import { createQueue } from '../../services/core/queue/create-queue';
 import { hashKey } from '../../services/core/tenancy/api-key';
+import { runCliCaptured } from '../support/cli-run';
 import { createTestDatabase, TestDatabase, testRedisAddr, uniqueRedisPrefix } from '../support/test-env';
 
 let db: TestDatabase;
@@ -22,12 +22,7 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { POSTGRES_URL: db.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { POSTGRES_URL: db.url });
 const count = async (table: string) => (await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 
 describe('keys', () => {
@@ -127,8 +122,7 @@ describe('tenants', () => {
   });
 
   it('an unreachable Postgres is a failure (exit 1) naming the problem', async () => {
-    let err = '';
-    const code = await runCli(['tenants', 'list'], { POSTGRES_URL: 'postgres://nobody@127.0.0.1:1/none' }, { out: () => undefined, err: (t) => (err += t) });
+    const { code, err } = await runCliCaptured(['tenants', 'list'], { POSTGRES_URL: 'postgres://nobody@127.0.0.1:1/none' });
     expect(code).toBe(1);
     expect(err).toMatch(/ECONNREFUSED|connect/);
   });
@@ -138,12 +132,7 @@ describe('repartition', () => {
   let redis: Redis;
   const prefix = uniqueRedisPrefix('clirepart');
   const env = () => ({ REDIS_ADDR: testRedisAddr(), REDIS_KEY_PREFIX: prefix });
-  const run = async (argv: string[], e: NodeJS.ProcessEnv = env()) => {
-    let out = '';
-    let err = '';
-    const code = await runCli(['repartition', ...argv], e, { out: (t) => (out += t), err: (t) => (err += t) });
-    return { code, out, err };
-  };
+  const run = (argv: string[], e: NodeJS.ProcessEnv = env()) => runCliCaptured(['repartition', ...argv], e);
   beforeAll(() => {
     redis = createRedis({ addr: testRedisAddr(), name: 'cli-test', offlineQueue: true });
   });

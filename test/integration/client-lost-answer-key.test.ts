@@ -4,28 +4,15 @@
  * again with that key and get the first task or workflow back instead of creating a second.
  */
 import { ConnectionError, TaskSchedulerClient } from '../../services/client';
-import { LossyProxy, startLossyProxy } from '../support/lossy-proxy';
-import { createStack, Stack, startApi } from '../support/stack';
+import { apiBehindLossyProxy } from '../support/lossy-proxy';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-let proxy: LossyProxy;
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-  proxy = await startLossyProxy(api.url);
-});
-afterAll(async () => {
-  await proxy.close();
-  await api.server.stop();
-  await stack.close();
-});
+const fx = apiBehindLossyProxy();
 
-const count = async (table: string) => (await stack.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
-const client = () => new TaskSchedulerClient({ baseUrl: proxy.url, retry: { maxRetries: 1, baseDelayMs: 10 } });
+const count = async (table: string) => (await fx.stack.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+const client = () => new TaskSchedulerClient({ baseUrl: fx.proxy.url, retry: { maxRetries: 1, baseDelayMs: 10 } });
 
 it('submit: the ConnectionError names the generated key, and a send with it makes no second task', async () => {
-  proxy.dropAnswers(2);
+  fx.proxy.dropAnswers(2);
   const err = await client().submit({ type: 'noop' }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ConnectionError);
   expect(await count('tasks')).toBe(1);
@@ -38,7 +25,7 @@ it('submit: the ConnectionError names the generated key, and a send with it make
 
 it('submitBatch: the ConnectionError names each item\'s key, in order', async () => {
   const before = await count('tasks');
-  proxy.dropAnswers(2);
+  fx.proxy.dropAnswers(2);
   const err = await client().submitBatch([{ type: 'noop' }, { type: 'noop', idempotency_key: 'mine-1' }]).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ConnectionError);
   const keys = (err as ConnectionError).idempotencyKeys!;
@@ -50,7 +37,7 @@ it('submitBatch: the ConnectionError names each item\'s key, in order', async ()
 
 it('submitWorkflow: the ConnectionError names the generated key, and a send with it makes no second workflow', async () => {
   const wf = { name: 'lost', tasks: [{ key: 'a', type: 'noop' }] };
-  proxy.dropAnswers(2);
+  fx.proxy.dropAnswers(2);
   const err = await client().submitWorkflow(wf).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ConnectionError);
   expect(await count('workflows')).toBe(1);

@@ -7,8 +7,8 @@
  */
 import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
-import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { DelayedLoader } from '../../services/worker/delayed-loader';
+import { leaseAndRun } from '../support/push-race';
 import { silentLog, stackWithApi } from '../support/stack';
 
 const fx = stackWithApi();
@@ -48,10 +48,7 @@ it('a loader pass that read a task due soon does not index it again once it ran 
   // Meanwhile it comes due (moved up here), a worker runs it, records its outcome and Redis forgets it.
   await fx.stack.inspect.zadd(keys.retries[2]!, 0, id);
   await fx.stack.queue.promoteDue(10);
-  const [l] = await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
-  expect(l!.message.id).toBe(id);
-  await recordOutcomes(fx.stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
-  await fx.stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
+  await (await leaseAndRun(fx.stack, id)).ran;
   expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(0);
   // The pass goes on with what it read: it must not index the ended task again.
   resume();

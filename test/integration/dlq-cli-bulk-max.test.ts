@@ -3,19 +3,16 @@
  * counting calls (10,000), on real Postgres and Redis: the calls are sent again within the API's
  * bound, and every dead task is redriven (or counted) once.
  */
-import { runCli } from '../../services/cli/main';
 import { TaskSchedulerClient } from '../../services/client';
-import { createStack, Stack, startApi } from '../support/stack';
+import { stackWithApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 const BULK_MAX = 40;
 const DEAD = 130;
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
+const fx = stackWithApi({ BULK_MAX_LIMIT: BULK_MAX });
 beforeAll(async () => {
-  stack = await createStack({ BULK_MAX_LIMIT: BULK_MAX });
-  api = await startApi(stack);
-  const client = new TaskSchedulerClient({ baseUrl: api.url });
+  const client = new TaskSchedulerClient({ baseUrl: fx.api.url });
   for (let i = 0; i < DEAD; i += 10) await client.submitBatch(Array.from({ length: 10 }, () => ({ type: 'noop' })));
   // Out of the queue (cancelled), then recorded dead: a dead-letter queue of DEAD tasks.
   let cursor: string | undefined;
@@ -24,20 +21,11 @@ beforeAll(async () => {
     if (!r.has_more) break;
     cursor = r.next_cursor ?? undefined;
   }
-  await stack.pool.query("UPDATE tasks SET status = 'dead'");
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
+  await fx.stack.pool.query("UPDATE tasks SET status = 'dead'");
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
-const statuses = async () => Object.fromEntries((await stack.pool.query('SELECT status, count(*)::int AS n FROM tasks GROUP BY status')).rows.map((r) => [r.status, r.n]));
+const cli = (...argv: string[]) => runCliCaptured(argv, { TASK_SCHEDULER_URL: fx.api.url });
+const statuses = async () => Object.fromEntries((await fx.stack.pool.query('SELECT status, count(*)::int AS n FROM tasks GROUP BY status')).rows.map((r) => [r.status, r.n]));
 
 it('--dry-run with a --limit above BULK_MAX_LIMIT counts up to it', async () => {
   const r = await cli('dlq', 'redrive', '--limit', '100', '--dry-run', '--json');

@@ -6,7 +6,6 @@ import { Authenticator } from '../../services/api/auth/authenticator';
 import { createApp } from '../../services/api/app';
 import { RequestAdmission } from '../../services/api/limits/request-admission';
 import { RunningServer, startServer } from '../../services/api/server';
-import { runCli } from '../../services/cli/main';
 import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
 import { TenantLabels } from '../../services/core/observability/tenant-labels';
 import { TenantAdmission } from '../../services/core/tenancy/admission';
@@ -14,6 +13,7 @@ import { createKey } from '../../services/core/tenancy/key-store';
 import { TenantCache } from '../../services/core/tenancy/tenant-cache';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { createStack, silentLog, Stack } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
 let stack: Stack;
 let server: RunningServer;
@@ -35,12 +35,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, {}, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, {});
 
 it('redrives every dead task of a tenant whose burst is below a redrive step, in steps within the burst', async () => {
   const { key } = await createKey(stack.pool, { tenant: 'small-burst', scopes: ['tasks:write', 'tasks:read'], expiresInMs: null });

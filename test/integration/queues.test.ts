@@ -4,37 +4,23 @@
  * with their slots, and only the caller's tenant's tasks.
  */
 import { submitTasks } from '../../services/core/tasks/submit';
-import type { Worker } from '../../services/worker/worker';
 import { QueuesView } from '../../services/api/operator/queues-route';
-import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { silentLog, stackWithApi, waitFor } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-let worker: Worker | null = null;
-
-beforeEach(async () => {
-  stack = await createStack({ RETRY_BASE_MS: 60_000, RETRY_MAX_MS: 60_000, RETRY_JITTER_MS: 5, POLL_INTERVAL_MS: 10, WORKER_POOL: 24, START_RECORD_DELAY_MS: 20 });
-  api = await startApi(stack);
-});
-afterEach(async () => {
-  await worker?.stop(0);
-  worker = null;
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi({ RETRY_BASE_MS: 60_000, RETRY_MAX_MS: 60_000, RETRY_JITTER_MS: 5, POLL_INTERVAL_MS: 10, WORKER_POOL: 24, START_RECORD_DELAY_MS: 20 }, { each: true });
 
 async function submitMany(n: number, type: string, opts: { priority?: 'critical' | 'high' | 'default' | 'low'; maxRetries?: number; tenant?: string; payload?: unknown } = {}): Promise<string[]> {
   const res = await submitTasks(
-    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    { pool: fx.stack.pool, queue: fx.stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
     Array.from({ length: n }, () => ({ type, priority: opts.priority ?? 'default', payload: opts.payload ?? {}, maxRetries: opts.maxRetries ?? 0, tenant: opts.tenant ?? 'default', idempotencyKey: null, canonical: '' })),
   );
   return res.map((r) => r.task.id);
 }
 
 type Queues = { tenant: string; priorities: Record<string, Record<string, number> & { last_minute: Record<string, number> }>; running_now: number; workers: { id: string; slots: number }[] };
-const queues = async (): Promise<Queues> => (await (await fetch(`${api.url}/queues`)).json()) as Queues;
+const queues = async (): Promise<Queues> => (await (await fetch(`${fx.api.url}/queues`)).json()) as Queues;
 
 it('counts each state per priority, the oldest wait, the last minute, and the workers with their slots', async () => {
   // Waiting before any worker runs: 5 low tasks, the oldest of them a few hundred ms old.
@@ -47,14 +33,14 @@ it('counts each state per priority, the oldest wait, the last minute, and the wo
   expect(waiting.priorities.low!.last_minute).toMatchObject({ enqueued: 5, succeeded: 0 });
   expect(waiting.workers).toEqual([]);
 
-  ({ worker } = startWorker(stack));
+  fx.startWorker();
   await submitMany(10, 'noop', { priority: 'high' });
   await submitMany(3, 'always_fail', { priority: 'high' });
   await submitMany(2, 'always_fail', { priority: 'critical', maxRetries: 3 });
   const sleepers = await submitMany(4, 'sleeper', { payload: { sleep_ms: 30_000 } });
   const cancelled = await submitMany(2, 'noop', { priority: 'low', tenant: 'default' });
-  await fetch(`${api.url}/tasks/${sleepers[0]}/cancel`, { method: 'POST' });
-  await stack.pool.query("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = ANY($1::uuid[]) AND status <> 'succeeded'", [cancelled]);
+  await fetch(`${fx.api.url}/tasks/${sleepers[0]}/cancel`, { method: 'POST' });
+  await fx.stack.pool.query("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = ANY($1::uuid[]) AND status <> 'succeeded'", [cancelled]);
   const q = await waitFor(async () => {
     const v = await queues();
     const high = v.priorities.high!;
@@ -75,12 +61,12 @@ it('shows only the caller’s tenant', async () => {
   await submitMany(7, 'noop', { tenant: 'someone-else' });
   const q = await queues();
   for (const p of Object.values(q.priorities)) expect([p.queued, p.last_minute.enqueued]).toEqual([0, 0]);
-  expect((await fetch(`${api.url}/queues`, { method: 'POST' })).status).toBe(405);
+  expect((await fetch(`${fx.api.url}/queues`, { method: 'POST' })).status).toBe(405);
 });
 
 it('counts delayed tasks not yet due as scheduled, per priority', async () => {
   for (let i = 0; i < 3; i++) {
-    const res = await fetch(`${api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', priority: 'high', delay_ms: 3_600_000 }) });
+    const res = await fetch(`${fx.api.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'noop', priority: 'high', delay_ms: 3_600_000 }) });
     expect(res.status).toBe(201);
   }
   const q = await queues();
@@ -93,7 +79,7 @@ it('one read in flight per tenant: a slow read is shared, not joined by another 
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
   let counts = 0;
-  const pool = new Proxy(stack.pool, {
+  const pool = new Proxy(fx.stack.pool, {
     get: (target, prop, receiver) =>
       prop === 'query'
         ? async (config: unknown, values?: unknown[]) => {
@@ -106,7 +92,7 @@ it('one read in flight per tenant: a slow read is shared, not joined by another 
         : Reflect.get(target, prop, receiver),
   });
   // QUEUES_CACHE_MS 0: any answer is stale at once, so only a read in flight may be shared.
-  const view = new QueuesView({ pool, queue: stack.queue }, 0);
+  const view = new QueuesView({ pool, queue: fx.stack.queue }, 0);
   const first = view.get('default');
   await waitFor(async () => counts === 1, 5000, 'the first read');
   const second = view.get('default');
@@ -127,15 +113,15 @@ it('the oldest wait after a reap is the task waiting longest, not the reaped one
   const submitted = Date.now();
   // The wall clock moves on (Redis's is the same machine's), then the head's lease runs out at once.
   await waitFor(async () => Date.now() > submitted + 150, 5000, 'time to pass');
-  expect(await stack.queue.lease({ max: 1, visibilityMs: 1 })).toHaveLength(1);
+  expect(await fx.stack.queue.lease({ max: 1, visibilityMs: 1 })).toHaveLength(1);
   const reaped = await waitFor(async () => {
-    const r = await stack.queue.reap(10, 60_000);
+    const r = await fx.stack.queue.reap(10, 60_000);
     return r.length > 0 ? r : null;
   }, 5000, 'the lease to be reaped');
   expect(reaped.map((r) => r.destination)).toEqual(['queued']);
   const asked = Date.now();
   // The two tasks behind it have waited since they were submitted (ms rounding aside).
   const waited = (asked - submitted) / 1000 - 0.01;
-  expect((await stack.queue.stats()).oldestWaitingSeconds.default).toBeGreaterThanOrEqual(waited);
+  expect((await fx.stack.queue.stats()).oldestWaitingSeconds.default).toBeGreaterThanOrEqual(waited);
   expect((await queues()).priorities.default!.oldest_waiting_seconds).toBeGreaterThanOrEqual(waited);
 });

@@ -8,9 +8,9 @@
 import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import type { TaskQueue } from '../../services/core/queue/queue';
-import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import { Reconciler } from '../../services/worker/reconciler';
-import { silentLog, stackWithApi, waitFor } from '../support/stack';
+import { endedOrWaiting, leaseAndRun } from '../support/push-race';
+import { silentLog, stackWithApi } from '../support/stack';
 
 const fx = stackWithApi();
 afterAll(() => jest.restoreAllMocks());
@@ -67,20 +67,9 @@ it('a reconciler push of a task found missing does not index it again once anoth
     void check();
   });
   expect(await fx.stack.inspect.hexists(keys.meta, id)).toBe(1);
-  const [l] = await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
-  expect(l!.message.id).toBe(id);
   // A worker runs it and writes its outcome: all the way (Redis forgets it), or until that write waits.
-  const ran = (async () => {
-    await recordOutcomes(fx.stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
-    await fx.stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
-  })();
-  await waitFor(
-    async () =>
-      ((await fx.stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await fx.stack.inspect.hexists(keys.meta, id)) === 0) ||
-      (await fx.stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
-    10_000,
-    'the task to be run and forgotten, or its outcome write to wait',
-  );
+  const { ran } = await leaseAndRun(fx.stack, id);
+  await endedOrWaiting(fx.stack, id);
   resume();
   await pass;
   await ran;

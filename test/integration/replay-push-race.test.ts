@@ -4,6 +4,7 @@
  * has forgotten it by then, so the push would run it a second time. The push holds a share lock on
  * the task's row, so the worker's outcome write, and Redis forgetting the task after it, wait.
  */
+import { endedOrWaiting } from '../support/push-race';
 import { stackWithApi, startWorker, waitFor } from '../support/stack';
 import type { Worker } from '../../services/worker/worker';
 
@@ -26,13 +27,7 @@ it('a replay that read the task waiting does not run it again once a worker has 
   // runs it and writes its outcome: either all the way (Redis forgets it) or until that write waits.
   const spy = jest.spyOn(fx.stack.queue, 'enqueue').mockImplementationOnce(async (items) => {
     ({ worker } = startWorker(fx.stack, { handlers: { noop: async (ctx) => void ran.push(ctx.id) } }));
-    await waitFor(
-      async () =>
-        ((await fx.stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await fx.stack.inspect.hexists(fx.stack.queue.keys.meta, id)) === 0) ||
-        (await fx.stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
-      10_000,
-      'the task to be run and forgotten, or its outcome write to wait',
-    );
+    await endedOrWaiting(fx.stack, id);
     const res = await real(items);
     pushed(res);
     return res;

@@ -6,7 +6,7 @@
  * waiting since the retry, so a worker's outcome write waits for it.
  */
 import type { TaskQueue } from '../../services/core/queue/queue';
-import { recordOutcomes } from '../../services/core/tasks/attempt-store';
+import { endedOrWaiting, leaseAndRun } from '../support/push-race';
 import { stackWithApi, waitFor } from '../support/stack';
 
 const fx = stackWithApi();
@@ -29,20 +29,9 @@ it('a retry whose push comes after a replay indexed the task and a worker ran an
     const replay = await post('/tasks', { type: 'noop', idempotency_key: 'retry-race' });
     expect(replay.status).toBe(200);
     await waitFor(async () => (await fx.stack.inspect.hexists(keys.meta, id)) === 1, 10_000, 'the replay to index the task');
-    const [l] = await fx.stack.queue.lease({ max: 1, visibilityMs: 60_000, owner: 'w1' });
-    expect(l!.message.id).toBe(id);
-    ran = (async () => {
-      await recordOutcomes(fx.stack.pool, [{ id, token: l!.token, attempt: 1, workerId: 'w1', startedAtMs: Date.now(), durationMs: 1, error: null, dead: false, delayMs: 0 }]);
-      await fx.stack.queue.finish([{ id, token: l!.token, priority: 'default', outcome: 'succeeded', settleAttempts: 1 }]);
-    })();
+    ({ ran } = await leaseAndRun(fx.stack, id));
     // Its outcome is written all the way (Redis forgets it), or until the write waits for a lock.
-    await waitFor(
-      async () =>
-        ((await fx.stack.pool.query("SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", [id])).rowCount === 1 && (await fx.stack.inspect.hexists(keys.meta, id)) === 0) ||
-        (await fx.stack.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0,
-      10_000,
-      'the task to be run and forgotten, or its outcome write to wait',
-    );
+    await endedOrWaiting(fx.stack, id);
     return requeue(items);
   });
   const retried = await post(`/tasks/${id}/retry`);

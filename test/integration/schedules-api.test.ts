@@ -8,26 +8,22 @@ import { Authenticator } from '../../services/api/auth/authenticator';
 import { ApiError, TaskSchedulerClient } from '../../services/client';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { ensureTenant } from '../../services/core/tenancy/tenant-store';
-import { createStack, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+import { silentLog, stackWithApi, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
 import { fetch } from '../support/contract';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-
-beforeAll(async () => {
-  stack = await createStack({ MAX_SCHEDULES_PER_TENANT: 5, POLL_INTERVAL_MS: 10 });
-  // The tenants the open API (an admin) acts on here.
-  for (const t of ['beta', 'gamma']) await ensureTenant(stack.pool, t);
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi(
+  { MAX_SCHEDULES_PER_TENANT: 5, POLL_INTERVAL_MS: 10 },
+  {
+    // The tenants the open API (an admin) acts on here.
+    prepare: async (stack) => {
+      for (const t of ['beta', 'gamma']) await ensureTenant(stack.pool, t);
+    },
+  },
+);
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, url = api.url): Promise<{ status: number; body: Json }> {
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, url = fx.api.url): Promise<{ status: number; body: Json }> {
   const res = await fetch(`${url}${path}`, {
     method,
     headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
@@ -49,7 +45,7 @@ it('creates a schedule with its defaults and its next tick on the database clock
     name: 'nightly',
     cron: '0 3 * * *',
     timezone: 'Europe/Berlin',
-    task: { type: 'report.build', payload: { scope: 'all' }, priority: 'high', max_retries: stack.cfg.DEFAULT_MAX_RETRIES, retry: null, timeout_ms: null },
+    task: { type: 'report.build', payload: { scope: 'all' }, priority: 'high', max_retries: fx.stack.cfg.DEFAULT_MAX_RETRIES, retry: null, timeout_ms: null },
     misfire: 'run_once',
     catch_up_limit: 10,
     overlap: 'allow',
@@ -62,7 +58,7 @@ it('creates a schedule with its defaults and its next tick on the database clock
   expect(next - before).toBeLessThanOrEqual(86_400_000 + 3_600_000);
   // 03:00 in Berlin is 02:00 UTC in winter.
   expect(made.body.next_tick).toMatch(/T02:00:00\.000Z$/);
-  const { rows } = await stack.pool.query('SELECT next_tick, created_at FROM schedules WHERE name = $1', ['nightly']);
+  const { rows } = await fx.stack.pool.query('SELECT next_tick, created_at FROM schedules WHERE name = $1', ['nightly']);
   expect(rows[0].next_tick.toISOString()).toBe(made.body.next_tick);
 
   const again = await call('POST', '/schedules', nightly('nightly'));
@@ -92,7 +88,7 @@ it.each([
   const r = await call('POST', '/schedules', { ...nightly('bad'), ...change });
   expect(r.status).toBe(400);
   expect(fields(r.body)).toEqual(named);
-  expect((await stack.pool.query('SELECT count(*)::int AS n FROM schedules')).rows[0].n).toBe(0);
+  expect((await fx.stack.pool.query('SELECT count(*)::int AS n FROM schedules')).rows[0].n).toBe(0);
 });
 
 it('refuses a payload POST /tasks would refuse, and bodies that are not objects', async () => {
@@ -134,11 +130,11 @@ it('keeps tenants apart: another tenant\'s schedule is a 404, and the same name 
 });
 
 it('asks tasks:read to read and tasks:write to change, with keys', async () => {
-  const auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
-  const keyed = await startApi(stack, stack.queue, auth);
+  const auth = new Authenticator(fx.stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
+  const keyed = await startApi(fx.stack, fx.stack.queue, auth);
   try {
-    const reader = (await createKey(stack.pool, { tenant: 'gamma', scopes: ['tasks:read'], expiresInMs: null })).key;
-    const writer = (await createKey(stack.pool, { tenant: 'gamma', scopes: ['tasks:write'], expiresInMs: null })).key;
+    const reader = (await createKey(fx.stack.pool, { tenant: 'gamma', scopes: ['tasks:read'], expiresInMs: null })).key;
+    const writer = (await createKey(fx.stack.pool, { tenant: 'gamma', scopes: ['tasks:write'], expiresInMs: null })).key;
     const as = (key: string) => ({ authorization: `Bearer ${key}` });
     expect((await call('POST', '/schedules', nightly('g'), as(reader), keyed.url)).status).toBe(403);
     expect((await call('POST', '/schedules', nightly('g'), as(writer), keyed.url)).status).toBe(201);
@@ -158,7 +154,7 @@ it('previews the next fire times with their offsets across a daylight-saving cha
   // Clocks in Berlin go forward on 2027-03-28 (02:00 → 03:00): 02:30 does not exist that day, and
   // the tick fires at the transition (cron.ts's rule); the offset changes from +01:00 to +02:00.
   expect((await call('POST', '/schedules', { name: 'dst', cron: '30 2 * * *', timezone: 'Europe/Berlin', task: { type: 'noop' } })).status).toBe(201);
-  await stack.pool.query("UPDATE schedules SET next_tick = '2027-03-26T01:30:00Z' WHERE name = 'dst'");
+  await fx.stack.pool.query("UPDATE schedules SET next_tick = '2027-03-26T01:30:00Z' WHERE name = 'dst'");
   const got = await call('GET', '/schedules/dst?preview=4');
   expect(got.status).toBe(200);
   expect(got.body.next_ticks).toEqual([
@@ -184,7 +180,7 @@ it('an hour field naming every hour however it is written fires every real hour 
   const hourly = ['2026-11-01T00:00:00-04:00', '2026-11-01T01:00:00-04:00', '2026-11-01T01:00:00-05:00', '2026-11-01T02:00:00-05:00', '2026-11-01T03:00:00-05:00'];
   for (const [name, cron] of [['h-star', '0 * * * *'], ['h-question', '0 ? * * *'], ['h-range-step', '0 0-23/1 * * *'], ['h-halves', '0 0-11,12-23 * * *'], ['h-seconds', '0 0 ? * * *']]) {
     expect((await call('POST', '/schedules', { name, cron, timezone: 'America/New_York', task: { type: 'noop' } })).status).toBe(201);
-    await stack.pool.query("UPDATE schedules SET next_tick = '2026-11-01T04:00:00Z' WHERE name = $1", [name]);
+    await fx.stack.pool.query("UPDATE schedules SET next_tick = '2026-11-01T04:00:00Z' WHERE name = $1", [name]);
     const got = await call('GET', `/schedules/${name}?preview=5`);
     expect([cron, got.body.next_ticks.map((t: { local: string }) => t.local)]).toEqual([cron, hourly]);
     await call('DELETE', `/schedules/${name}`);
@@ -193,7 +189,7 @@ it('an hour field naming every hour however it is written fires every real hour 
 
 it('changes a schedule; a new cron or zone, and a resume, take the next tick from now; pausing keeps it', async () => {
   expect((await call('POST', '/schedules', nightly('edit'))).status).toBe(201);
-  await stack.pool.query("UPDATE schedules SET next_tick = '2020-01-01T03:00:00Z', last_tick = '2019-12-31T03:00:00Z', last_outcome = 'fired' WHERE name = 'edit'");
+  await fx.stack.pool.query("UPDATE schedules SET next_tick = '2020-01-01T03:00:00Z', last_tick = '2019-12-31T03:00:00Z', last_outcome = 'fired' WHERE name = 'edit'");
   const policy = await call('PATCH', '/schedules/edit', { misfire: 'catch_up', catch_up_limit: 3, overlap: 'skip' });
   expect(policy.status).toBe(200);
   expect(policy.body).toMatchObject({ misfire: 'catch_up', catch_up_limit: 3, overlap: 'skip', next_tick: '2020-01-01T03:00:00.000Z', last_outcome: 'fired', cron: '0 3 * * *' });
@@ -232,13 +228,13 @@ it('changes a schedule; a new cron or zone, and a resume, take the next tick fro
 });
 
 it('triggers a run now, outside the schedule, paused or not; the task runs and shows in last_runs; deleting keeps the tasks', async () => {
-  const { worker } = startWorker(stack);
+  const { worker } = startWorker(fx.stack);
   try {
     expect((await call('POST', '/schedules', nightly('manual', { paused: true, task: { type: 'noop', payload: { n: 1 }, priority: 'low', max_retries: 2 } }))).status).toBe(201);
     const t = await call('POST', '/schedules/manual/trigger');
     expect(t.status).toBe(201);
     expect(t.body).toMatchObject({ tenant: 'default', type: 'noop', payload: { n: 1 }, priority: 'low', max_retries: 2, schedule: 'manual', scheduled_for: null });
-    await waitFor(async () => (await taskStatus(stack.pool, t.body.id)).status === 'succeeded');
+    await waitFor(async () => (await taskStatus(fx.stack.pool, t.body.id)).status === 'succeeded');
     const second = await call('POST', '/schedules/manual/trigger');
     const got = await call('GET', '/schedules/manual');
     expect(got.body.last_runs.map((r: Json) => r.id)).toEqual([second.body.id, t.body.id]);
@@ -247,18 +243,18 @@ it('triggers a run now, outside the schedule, paused or not; the task runs and s
     expect(deleted.body.name).toBe('manual');
     expect((await call('DELETE', '/schedules/manual')).status).toBe(404);
     expect((await call('POST', '/schedules/manual/trigger')).status).toBe(404);
-    expect((await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE schedule = 'manual'")).rows[0].n).toBe(2);
+    expect((await fx.stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE schedule = 'manual'")).rows[0].n).toBe(2);
   } finally {
     await worker.stop(0);
   }
 });
 
 it('answers 405 with Allow for the methods a schedule path lacks', async () => {
-  const put = await fetch(`${api.url}/schedules/x`, { method: 'PUT' });
+  const put = await fetch(`${fx.api.url}/schedules/x`, { method: 'PUT' });
   expect(put.status).toBe(405);
   expect(put.headers.get('allow')).toBe('GET, HEAD, PATCH, DELETE');
-  expect((await fetch(`${api.url}/schedules/x/trigger`, { method: 'GET' })).headers.get('allow')).toBe('POST');
-  expect((await fetch(`${api.url}/schedules`, { method: 'DELETE' })).headers.get('allow')).toBe('GET, HEAD, POST');
+  expect((await fetch(`${fx.api.url}/schedules/x/trigger`, { method: 'GET' })).headers.get('allow')).toBe('POST');
+  expect((await fetch(`${fx.api.url}/schedules`, { method: 'DELETE' })).headers.get('allow')).toBe('GET, HEAD, POST');
 });
 
 it('refuses a bad expression or zone in a patch with a 400 even when there is no such schedule', async () => {
@@ -269,7 +265,7 @@ it('refuses a bad expression or zone in a patch with a 400 even when there is no
 });
 
 it('the typed client: create, page through, preview, change, trigger, delete, and ApiError on a refusal', async () => {
-  const client = new TaskSchedulerClient({ baseUrl: api.url });
+  const client = new TaskSchedulerClient({ baseUrl: fx.api.url });
   for (const n of ['k1', 'k2', 'k3']) await client.createSchedule({ name: n, cron: '@hourly', timezone: 'Asia/Kolkata', task: { type: 'noop' } });
   expect((await client.listSchedules({ pageSize: 2 })).map((s) => s.name)).toEqual(['k1', 'k2', 'k3']);
   const ticks = await client.previewSchedule('k1', 3);

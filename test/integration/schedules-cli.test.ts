@@ -3,28 +3,13 @@
  * preview, pause, resume, trigger, delete; bad input exits 2 with one line and sends nothing, the
  * service's refusals exit 1 with the problem's detail.
  */
-import { runCli } from '../../services/cli/main';
-import { createStack, Stack, startApi } from '../support/stack';
+import { stackWithApi } from '../support/stack';
+import { runCliCaptured } from '../support/cli-run';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
+const fx = stackWithApi();
 
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
-});
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(['schedules', ...argv], { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
-const schedules = async () => (await stack.pool.query('SELECT name, paused FROM schedules ORDER BY name')).rows as { name: string; paused: boolean }[];
+const cli = (...argv: string[]) => runCliCaptured(['schedules', ...argv], { TASK_SCHEDULER_URL: fx.api.url });
+const schedules = async () => (await fx.stack.pool.query('SELECT name, paused FROM schedules ORDER BY name')).rows as { name: string; paused: boolean }[];
 
 it('creates, lists, shows, pauses, resumes, triggers and deletes a schedule', async () => {
   const made = await cli('create', 'nightly-report', '--cron', '30 2 * * *', '--timezone', 'Europe/Berlin', '--type', 'report.build', '--payload', '{"scope":"all"}', '--priority', 'high', '--max-retries', '2', '--misfire', 'catch_up', '--catch-up-limit', '5', '--overlap', 'skip');
@@ -54,7 +39,7 @@ it('creates, lists, shows, pauses, resumes, triggers and deletes a schedule', as
   const fired = await cli('trigger', 'nightly-report');
   expect(fired.out).toMatch(/^[0-9a-f-]{36} queued\n$/);
   const id = fired.out.split(' ')[0]!;
-  expect((await stack.pool.query('SELECT schedule, scheduled_for, type FROM tasks WHERE id = $1', [id])).rows[0]).toEqual({ schedule: 'nightly-report', scheduled_for: null, type: 'report.build' });
+  expect((await fx.stack.pool.query('SELECT schedule, scheduled_for, type FROM tasks WHERE id = $1', [id])).rows[0]).toEqual({ schedule: 'nightly-report', scheduled_for: null, type: 'report.build' });
   expect((await cli('get', 'nightly-report')).out).toMatch(new RegExp(`^LAST RUNS\\n.*\\n${id}\\s+\\w+\\s+\\(trigger\\)`, 'm'));
 
   expect((await cli('delete', 'nightly-report')).out).toBe('nightly-report deleted (its tasks stay)\n');

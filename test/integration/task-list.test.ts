@@ -9,31 +9,21 @@ import { ListCursor, listQuery, listTasks } from '../../services/core/tasks/task
 import type { TaskFilter } from '../../services/core/tasks/task-filter';
 import { createKey } from '../../services/core/tenancy/key-store';
 import { ensureTenant } from '../../services/core/tenancy/tenant-store';
-import { createStack, silentLog, Stack, startApi } from '../support/stack';
+import { silentLog, stackWithApi, startApi } from '../support/stack';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-
-beforeEach(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-});
-afterEach(async () => {
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi({}, { each: true });
 
 async function submitMany(n: number, opts: { type?: string; priority?: 'high' | 'default' | 'low'; tenant?: string } = {}): Promise<string[]> {
   const res = await submitTasks(
-    { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
+    { pool: fx.stack.pool, queue: fx.stack.queue, log: silentLog, idempotencyTtlMs: 60000 },
     Array.from({ length: n }, () => ({ type: opts.type ?? 'noop', priority: opts.priority ?? 'default', payload: {}, maxRetries: 0, tenant: opts.tenant ?? 'default', idempotencyKey: null, canonical: '' })),
   );
   return res.map((r) => r.task.id);
 }
 
-async function get(query: string, headers: Record<string, string> = {}, url = api.url): Promise<{ status: number; body: Record<string, unknown> }> {
+async function get(query: string, headers: Record<string, string> = {}, url = fx.api.url): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${url}/tasks${query}`, { headers });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
@@ -66,7 +56,7 @@ it('pages newest first, and paging while tasks are added returns every older tas
   expect(before.every((id) => counts.get(id) === 1)).toBe(true);
   expect(pages).toBeGreaterThanOrEqual(13);
   // Newest first: created_at never increases down the pages.
-  const { rows } = await stack.pool.query<{ id: string; t: string }>('SELECT id, created_at::text AS t FROM tasks WHERE id = ANY($1::uuid[])', [seen]);
+  const { rows } = await fx.stack.pool.query<{ id: string; t: string }>('SELECT id, created_at::text AS t FROM tasks WHERE id = ANY($1::uuid[])', [seen]);
   const at = new Map(rows.map((r) => [r.id, r.t]));
   for (let i = 1; i < seen.length; i++) expect(at.get(seen[i]!)! <= at.get(seen[i - 1]!)!).toBe(true);
   const first = await get('');
@@ -82,7 +72,7 @@ it('filters combine: status, type, priority (lists too) and a creation window', 
   const mid = new Date().toISOString();
   await new Promise((r) => setTimeout(r, 20));
   const late = await submitMany(4, { type: 'sms', priority: 'high' });
-  await stack.pool.query("UPDATE tasks SET status = 'dead' WHERE id = $1", [late[0]]);
+  await fx.stack.pool.query("UPDATE tasks SET status = 'dead' WHERE id = $1", [late[0]]);
   const count = async (q: string) => (await get(q)).body.tasks as { type: string; priority: string; status: string }[];
   expect(await count('?type=email')).toHaveLength(8);
   expect(await count('?type=email&priority=high')).toHaveLength(5);
@@ -102,7 +92,7 @@ it('a creation window is exact to the microsecond, as created_at is: a bound fin
   const ids = await submitMany(4, { type: 'window' });
   // Four tasks within one millisecond (as a batch, or a busy second, gives): .123100, .123456, .123457, .123900.
   const at = ['2026-12-05 10:00:00.1231+00', '2026-12-05 10:00:00.123456+00', '2026-12-05 10:00:00.123457+00', '2026-12-05 10:00:00.1239+00'];
-  for (const [i, id] of ids.entries()) await stack.pool.query('UPDATE tasks SET created_at = $2 WHERE id = $1', [id, at[i]]);
+  for (const [i, id] of ids.entries()) await fx.stack.pool.query('UPDATE tasks SET created_at = $2 WHERE id = $1', [id, at[i]]);
   const window = async (q: string) => ((await get(`?type=window&${q}`)).body.tasks as { id: string }[]).map((t) => ids.indexOf(t.id)).sort();
   expect(await window(`created_after=${encodeURIComponent('2026-12-05T10:00:00.123456Z')}`)).toEqual([2, 3]);
   expect(await window(`created_before=${encodeURIComponent('2026-12-05T10:00:00.123456Z')}`)).toEqual([0]);
@@ -147,15 +137,15 @@ it('bad parameters are 400s naming them', async () => {
 });
 
 it('a tenant lists only its own tasks; an admin lists another tenant’s with ?tenant=', async () => {
-  const auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
-  const keyed = await startApi(stack, stack.queue, auth);
+  const auth = new Authenticator(fx.stack.pool, { mode: 'keys', cacheMs: 0, log: silentLog });
+  const keyed = await startApi(fx.stack, fx.stack.queue, auth);
   try {
     const mine = await submitMany(3, { tenant: 'team-a' });
     await submitMany(2, { tenant: 'team-b' });
-    await ensureTenant(stack.pool, 'team-b');
-    const a = await createKey(stack.pool, { tenant: 'team-a', scopes: ['tasks:read'], expiresInMs: null });
-    const admin = await createKey(stack.pool, { tenant: 'ops', scopes: ['admin'], expiresInMs: null });
-    const w = await createKey(stack.pool, { tenant: 'team-a', scopes: ['tasks:write'], expiresInMs: null });
+    await ensureTenant(fx.stack.pool, 'team-b');
+    const a = await createKey(fx.stack.pool, { tenant: 'team-a', scopes: ['tasks:read'], expiresInMs: null });
+    const admin = await createKey(fx.stack.pool, { tenant: 'ops', scopes: ['admin'], expiresInMs: null });
+    const w = await createKey(fx.stack.pool, { tenant: 'team-a', scopes: ['tasks:write'], expiresInMs: null });
     const asA = await get('', { authorization: `Bearer ${a.key}` }, keyed.url);
     expect(ids(asA.body).sort()).toEqual([...mine].sort());
     expect((await get('?tenant=team-b', { authorization: `Bearer ${a.key}` }, keyed.url)).status).toBe(403);
@@ -170,19 +160,19 @@ it('a tenant lists only its own tasks; an admin lists another tenant’s with ?t
 it('a filter that matches few tasks reads a bounded number of rows a page: short pages carry a cursor, and every match comes once', async () => {
   // 20,000 tasks, one in 1,997 of them rare, each created a millisecond apart (enough rows that the
   // planner reads them through the index rather than sorting the table).
-  await stack.pool.query(`
+  await fx.stack.pool.query(`
     INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, created_at)
     SELECT gen_random_uuid(), 'scan', CASE WHEN i % 1997 = 0 THEN 'rare' ELSE 'common' END, 'default', '{}', 'succeeded', 0,
            now() - i * interval '1 millisecond'
       FROM generate_series(1, 20000) AS i`);
-  await stack.pool.query('ANALYZE tasks');
-  const rare = (await stack.pool.query<{ id: string }>("SELECT id FROM tasks WHERE tenant = 'scan' AND type = 'rare' ORDER BY created_at DESC")).rows.map((r) => r.id);
+  await fx.stack.pool.query('ANALYZE tasks');
+  const rare = (await fx.stack.pool.query<{ id: string }>("SELECT id FROM tasks WHERE tenant = 'scan' AND type = 'rare' ORDER BY created_at DESC")).rows.map((r) => r.id);
   expect(rare).toHaveLength(10);
   const seen: string[] = [];
   const sizes: number[] = [];
   let after: ListCursor | null = null;
   do {
-    const page: Awaited<ReturnType<typeof listTasks>> = await listTasks(stack.pool, 'scan', { type: 'rare' }, 3, after, 1000);
+    const page: Awaited<ReturnType<typeof listTasks>> = await listTasks(fx.stack.pool, 'scan', { type: 'rare' }, 3, after, 1000);
     seen.push(...page.tasks.map((t) => t.id));
     sizes.push(page.tasks.length);
     after = page.next;
@@ -194,14 +184,14 @@ it('a filter that matches few tasks reads a bounded number of rows a page: short
   expect(sizes.every((n) => n <= 1)).toBe(true);
   expect(sizes.filter((n) => n === 0).length).toBe(11);
   // A dense filter still fills its pages: the bound counts rows read, not matches.
-  const dense = await listTasks(stack.pool, 'scan', { type: 'common' }, 50, null, 1000);
+  const dense = await listTasks(fx.stack.pool, 'scan', { type: 'common' }, 50, null, 1000);
   expect(dense.tasks).toHaveLength(50);
   expect(dense.next).not.toBeNull();
   // What a read costs is bounded by the setting: EXPLAIN ANALYZE of a filter matching nothing reads
   // 1,000 rows over both indexes (unfinished and final tasks), give or take the one row
   // row_number() may look ahead for ties.
   const q = listQuery('scan', { type: 'nothing' }, 50, null, 1000);
-  const { rows } = await stack.pool.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${q.text}`, q.values);
+  const { rows } = await fx.stack.pool.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${q.text}`, q.values);
   const scans: { 'Node Type': string; 'Actual Rows': number }[] = [];
   const walk = (n: Record<string, unknown>) => {
     if (String(n['Node Type']).includes('Scan') && n['Relation Name'] === 'tasks') scans.push(n as never);
@@ -211,16 +201,16 @@ it('a filter that matches few tasks reads a bounded number of rows a page: short
   const read = scans.reduce((sum, n) => sum + n['Actual Rows'], 0);
   expect(read).toBeGreaterThanOrEqual(1000);
   expect(read).toBeLessThanOrEqual(1001);
-  const empty = await listTasks(stack.pool, 'scan', { type: 'nothing' }, 50, null, 1000);
+  const empty = await listTasks(fx.stack.pool, 'scan', { type: 'nothing' }, 50, null, 1000);
   expect(empty.tasks).toEqual([]);
   expect(empty.next).not.toBeNull();
 });
 
 describe('plans on 200k tasks', () => {
   const plan = async (filter: TaskFilter, cursor = false) => {
-    const after = cursor ? { createdAt: (await stack.pool.query("SELECT (now() - interval '1 hour')::text AS t")).rows[0].t as string, id: 'ffffffff-ffff-4fff-bfff-ffffffffffff' } : null;
+    const after = cursor ? { createdAt: (await fx.stack.pool.query("SELECT (now() - interval '1 hour')::text AS t")).rows[0].t as string, id: 'ffffffff-ffff-4fff-bfff-ffffffffffff' } : null;
     const q = listQuery('t3', filter, 50, after);
-    const { rows } = await stack.pool.query(`EXPLAIN (FORMAT JSON) ${q.text}`, q.values);
+    const { rows } = await fx.stack.pool.query(`EXPLAIN (FORMAT JSON) ${q.text}`, q.values);
     const nodes: { 'Node Type': string; 'Index Name'?: string }[] = [];
     const walk = (n: Record<string, unknown>) => {
       nodes.push(n as never);
@@ -233,13 +223,13 @@ describe('plans on 200k tasks', () => {
   it('every filter is read through an index, in order: no sort, no sequential scan', async () => {
     // 200k tasks of 10 tenants over the last day, a sixth of them dead or cancelled (a long dead-letter
     // history: with only a few, the planner rightly sorts them instead, which costs no more).
-    await stack.pool.query(`
+    await fx.stack.pool.query(`
       INSERT INTO tasks (id, tenant, type, priority, payload, status, max_retries, created_at)
       SELECT gen_random_uuid(), 't' || (i % 10), (ARRAY['email','sms','report','noop'])[1 + i % 4], (ARRAY['critical','high','default','low'])[1 + (i / 7) % 4], '{}',
              (CASE WHEN i % 9 = 0 THEN 'dead' WHEN i % 13 = 0 THEN 'cancelled' WHEN i % 50 = 1 THEN 'queued' ELSE 'succeeded' END)::task_status,
              3, now() - (i * interval '400 milliseconds')
         FROM generate_series(1, 200000) AS i`);
-    await stack.pool.query('ANALYZE tasks');
+    await fx.stack.pool.query('ANALYZE tasks');
     const cases: [string, TaskFilter, boolean, ...string[]][] = [
       // All statuses: the waiting, scheduled, unfinished and final tasks' indexes, merged in order.
       ['no filter', {}, false, 'tasks_tenant_waiting_idx', 'tasks_tenant_scheduled_idx', 'tasks_tenant_unfinished_idx', 'tasks_tenant_finished_idx'],

@@ -7,26 +7,12 @@ import { createRegistry, workerMetrics } from '../../services/core/observability
 import { unfinishedByIds, queueItemOf } from '../../services/core/tasks/reconcile-store';
 import { withDefaults } from '../../services/worker/handlers';
 import { Reconciler } from '../../services/worker/reconciler';
-import type { Worker } from '../../services/worker/worker';
-import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { silentLog, stackWithApi, waitFor } from '../support/stack';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-let worker: Worker | null = null;
-
-beforeEach(async () => {
-  stack = await createStack({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, POLL_INTERVAL_MS: 10, TASK_TIMEOUT_MS: 30_000 });
-  api = await startApi(stack);
-});
-afterEach(async () => {
-  await worker?.stop(0);
-  worker = null;
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, POLL_INTERVAL_MS: 10, TASK_TIMEOUT_MS: 30_000 }, { each: true });
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${api.url}${path}`, { method, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${fx.api.url}${path}`, { method, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 const submit = async (body: Record<string, unknown>) => {
@@ -42,7 +28,7 @@ const finalTask = (id: string) =>
   }, 15_000, `task ${id} to end`);
 
 it('a result is stored with the success and returned; echo returns its payload', async () => {
-  ({ worker } = startWorker(stack, { handlers: { shape: async ({ payload }) => ({ got: payload, n: [1, 2, 3] }) } }));
+  fx.startWorker({ handlers: { shape: async ({ payload }) => ({ got: payload, n: [1, 2, 3] }) } });
   const echo = await finalTask(await submit({ type: 'echo', payload: { hello: 'world' } }));
   expect(echo).toMatchObject({ status: 'succeeded', result: { payload: { hello: 'world' } } });
   const shaped = await finalTask(await submit({ type: 'shape', payload: 'x' }));
@@ -53,7 +39,7 @@ it('a result is stored with the success and returned; echo returns its payload',
 });
 
 it('a result over 64 KiB, or not JSON, fails the attempt with a clear error', async () => {
-  ({ worker } = startWorker(stack, { handlers: { big: async () => 'x'.repeat(70_000), cyclic: async () => { const o: Record<string, unknown> = {}; o.self = o; return o; } } }));
+  fx.startWorker({ handlers: { big: async () => 'x'.repeat(70_000), cyclic: async () => { const o: Record<string, unknown> = {}; o.self = o; return o; } } });
   const big = await finalTask(await submit({ type: 'big', max_retries: 0 }));
   expect(big).toMatchObject({ status: 'dead', result: null });
   expect(big.runs[0]!.error).toBe('result is 70002 bytes; the limit is 65536');
@@ -67,7 +53,7 @@ it('a result Postgres could not store (NUL, lone surrogate, deep nesting) fails 
     for (let i = 0; i < 100; i++) v = [v];
     return v;
   };
-  ({ worker } = startWorker(stack, {
+  fx.startWorker({
     handlers: {
       nul: async () => ({ a: 'x\u0000y' }),
       surrogate: async () => ['\ud800'],
@@ -76,7 +62,7 @@ it('a result Postgres could not store (NUL, lone surrogate, deep nesting) fails 
         throw Object.assign(new Error('bad\u0000byte'), { code: 'E\u0000X' });
       },
     },
-  }));
+  });
   // Submitted together so their outcomes share batches with a success.
   const ids = await Promise.all([submit({ type: 'nul', max_retries: 0 }), submit({ type: 'surrogate', max_retries: 0 }), submit({ type: 'nested', max_retries: 0 }), submit({ type: 'echo', payload: 1 }), submit({ type: 'nulError', max_retries: 0 })]);
   const [nul, surrogate, deep, echo, nulError] = await Promise.all(ids.map(finalTask));
@@ -90,7 +76,7 @@ it('a result Postgres could not store (NUL, lone surrogate, deep nesting) fails 
 });
 
 it('errors are recorded with their type (code or name) and a bounded stack', async () => {
-  ({ worker } = startWorker(stack, {
+  fx.startWorker({
     handlers: {
       reset: async () => {
         throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
@@ -113,7 +99,7 @@ it('errors are recorded with their type (code or name) and a bounded stack', asy
         }
       },
     },
-  }));
+  });
   const reset = await finalTask(await submit({ type: 'reset', max_retries: 0 }));
   expect(reset.runs[0]).toMatchObject({ outcome: 'failed', error: 'socket hang up', error_type: 'ECONNRESET' });
   expect(reset.runs[0]!.error_stack).toMatch(/^Error: socket hang up\n\s+at /);
@@ -131,7 +117,7 @@ it('errors are recorded with their type (code or name) and a bounded stack', asy
 
 it('timeouts: the task’s own over its handler’s over TASK_TIMEOUT_MS; the signal fires and the run says why', async () => {
   const hang = (ctx: { signal: AbortSignal }) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
-  ({ worker } = startWorker(stack, { handlers: { slow: withDefaults(hang, { timeoutMs: 150 }) } }));
+  fx.startWorker({ handlers: { slow: withDefaults(hang, { timeoutMs: 150 }) } });
   const byHandler = await finalTask(await submit({ type: 'slow', max_retries: 0 }));
   expect(byHandler.runs[0]).toMatchObject({ error: 'handler timed out after 150 ms', error_type: 'TaskTimeoutError' });
   const byTask = await finalTask(await submit({ type: 'slow', max_retries: 0, timeout_ms: 300 }));
@@ -142,7 +128,7 @@ it('timeouts: the task’s own over its handler’s over TASK_TIMEOUT_MS; the si
 });
 
 it('a fixed backoff waits its base between attempts; the handler’s policy applies when the task has none', async () => {
-  ({ worker } = startWorker(stack, { handlers: { flakyDefault: withDefaults(async ({ attempt }) => { if (attempt < 3) throw new Error(`attempt ${attempt}`); }, { retry: { backoff: 'fixed', base_ms: 250, jitter: 'none' } }) } }));
+  fx.startWorker({ handlers: { flakyDefault: withDefaults(async ({ attempt }) => { if (attempt < 3) throw new Error(`attempt ${attempt}`); }, { retry: { backoff: 'fixed', base_ms: 250, jitter: 'none' } }) } });
   const gaps = (runs: Run[]) => runs.slice(1).map((r, i) => Date.parse(r.started_at) - Date.parse(runs[i]!.finished_at));
   const own = await finalTask(await submit({ type: 'always_fail', max_retries: 2, retry: { backoff: 'fixed', base_ms: 300, jitter: 'none' } }));
   expect(own.retry).toEqual({ backoff: 'fixed', base_ms: 300, jitter: 'none' });
@@ -172,13 +158,13 @@ it('policies are validated field by field (single and batch), and belong to the 
 it('the reconciler re-indexes a task with its policy and timeout', async () => {
   const id = await submit({ type: 'noop', retry: { backoff: 'fixed', base_ms: 1000 }, timeout_ms: 1234 });
   // Redis loses everything it held of the task.
-  const k = stack.queue.keys;
-  for (const key of [k.messages, k.meta, k.attempts, k.readyAt]) await stack.inspect.hdel(key, id);
-  await stack.inspect.del(k.tenantQueue('default', 'default'));
-  const [row] = await unfinishedByIds(stack.pool, [id]);
+  const k = fx.stack.queue.keys;
+  for (const key of [k.messages, k.meta, k.attempts, k.readyAt]) await fx.stack.inspect.hdel(key, id);
+  await fx.stack.inspect.del(k.tenantQueue('default', 'default'));
+  const [row] = await unfinishedByIds(fx.stack.pool, [id]);
   expect(queueItemOf(row!, '{}')).toMatchObject({ retry: { backoff: 'fixed', base_ms: 1000 }, timeoutMs: 1234 });
-  const reconciler = new Reconciler({ pool: stack.pool, queue: stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
+  const reconciler = new Reconciler({ pool: fx.stack.pool, queue: fx.stack.queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog);
   expect((await reconciler.runOnce()).requeued).toBe(1);
-  const [lease] = await stack.queue.lease({ max: 1, visibilityMs: 10_000 });
+  const [lease] = await fx.stack.queue.lease({ max: 1, visibilityMs: 10_000 });
   expect(lease!.message).toMatchObject({ id, retry: { backoff: 'fixed', base_ms: 1000 }, timeoutMs: 1234 });
 });

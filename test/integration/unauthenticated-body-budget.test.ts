@@ -5,10 +5,9 @@
  */
 import net from 'node:net';
 import { Authenticator } from '../../services/api/auth/authenticator';
-import { createApp } from '../../services/api/app';
-import { RunningServer, startServer } from '../../services/api/server';
-import { apiMetrics, createRegistry } from '../../services/core/observability/metrics';
+import type { RunningServer } from '../../services/api/server';
 import { createKey } from '../../services/core/tenancy/key-store';
+import { startBodyBudgetApi, trickleBody } from '../support/body-budget';
 import { createStack, silentLog, Stack } from '../support/stack';
 
 const BODY = 64 * 1024;
@@ -21,21 +20,7 @@ const holders: net.Socket[] = [];
 beforeAll(async () => {
   stack = await createStack();
   auth = new Authenticator(stack.pool, { mode: 'keys', cacheMs: 300, log: silentLog });
-  const app = createApp({
-    auth,
-    pool: stack.pool,
-    queue: stack.queue,
-    log: silentLog,
-    metrics: apiMetrics(createRegistry('api')),
-    maxBodyBytes: BODY,
-    maxWorkflowBodyBytes: BODY,
-    // Room for two bodies at once.
-    maxInflightBodyBytes: 2 * BODY,
-    defaultMaxRetries: stack.cfg.DEFAULT_MAX_RETRIES,
-    idempotencyTtlMs: stack.cfg.IDEMPOTENCY_TTL_MS,
-  });
-  server = await startServer(app, '127.0.0.1:0');
-  url = `http://127.0.0.1:${server.address.port}`;
+  ({ url, server } = await startBodyBudgetApi(stack, auth, BODY));
 });
 afterAll(async () => {
   for (const s of holders) s.destroy();
@@ -45,17 +30,8 @@ afterAll(async () => {
 });
 
 /** Declares a full-size body, sends its first bytes and holds the rest back (as a slow client does). */
-function trickle(authorization: string | null): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(server.address.port, '127.0.0.1', () => {
-      const auth = authorization === null ? '' : `Authorization: ${authorization}\r\n`;
-      s.write(`POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${BODY}\r\n${auth}\r\n{"type":"`);
-      // Time for the API to read the headers (and to look the key up).
-      setTimeout(resolve, 300);
-    });
-    s.on('error', reject);
-    holders.push(s);
-  });
+async function trickle(authorization: string | null): Promise<void> {
+  holders.push(await trickleBody(server.address.port, '/tasks', { length: BODY, first: '{"type":"', authorization, holdMs: 300 }));
 }
 
 it('clients with no key, a malformed one or an unknown one, holding bodies back, leave room for a real submission', async () => {

@@ -19,25 +19,21 @@ import { MAX_WORKFLOW_STEPS } from '../../services/core/workflows/workflow';
 import { listWorkflows } from '../../services/core/workflows/workflow-store';
 import type { Worker } from '../../services/worker/worker';
 import { fetch } from '../support/contract';
-import { createStack, silentLog, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { silentLog, stackWithApi, startWorker, waitFor } from '../support/stack';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-
-beforeAll(async () => {
-  stack = await createStack({ POLL_INTERVAL_MS: 10 });
-  // The tenants the open API (an admin) acts on here.
-  for (const t of ['beta', 'gamma', 'client-t']) await ensureTenant(stack.pool, t);
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
-});
+const fx = stackWithApi(
+  { POLL_INTERVAL_MS: 10 },
+  {
+    // The tenants the open API (an admin) acts on here.
+    prepare: async (stack) => {
+      for (const t of ['beta', 'gamma', 'client-t']) await ensureTenant(stack.pool, t);
+    },
+  },
+);
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, url = api.url): Promise<{ status: number; body: Json; headers: Headers }> {
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, url = fx.api.url): Promise<{ status: number; body: Json; headers: Headers }> {
   const res = await fetch(`${url}${path}`, {
     method,
     headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
@@ -47,9 +43,9 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
   return { status: res.status, body: text ? (JSON.parse(text) as Json) : {}, headers: res.headers };
 }
 
-const started = async () => Number(/\} (\d+)$/m.exec(await api.registry.getSingleMetricAsString('workflows_started_total'))![1]);
+const started = async () => Number(/\} (\d+)$/m.exec(await fx.api.registry.getSingleMetricAsString('workflows_started_total'))![1]);
 const fields = (b: Json): string[] => (b.errors as { field: string }[]).map((e) => e.field).sort();
-const count = async (table: 'workflows' | 'tasks') => (await stack.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+const count = async (table: 'workflows' | 'tasks') => (await fx.stack.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 /** A diamond: extract, then clean and stats, then load. */
 const diamond = (name = 'etl', type = 'sleeper'): NewWorkflow => ({
   name,
@@ -68,11 +64,11 @@ it('creates a workflow: 201, Location, each step\'s task, roots queued and the o
   expect(made.headers.get('location')).toBe(`/workflows/${w.id}`);
   expect(w).toMatchObject({ tenant: 'default', name: 'etl', status: 'running', on_failure: 'cancel_dependents', steps_total: 4, steps_unfinished: 4, steps_failed: 0, idempotency_key: null, finished_at: null });
   expect(made.body.steps.map((s: Json) => s.key)).toEqual(['extract', 'clean', 'stats', 'load']);
-  const { rows } = await stack.pool.query('SELECT id::text, step_key, status::text, workflow_id::text, max_retries, priority, timeout_ms FROM tasks WHERE workflow_id = $1 ORDER BY id', [w.id]);
+  const { rows } = await fx.stack.pool.query('SELECT id::text, step_key, status::text, workflow_id::text, max_retries, priority, timeout_ms FROM tasks WHERE workflow_id = $1 ORDER BY id', [w.id]);
   expect(rows.map((r) => [r.id, r.step_key])).toEqual(made.body.steps.map((s: Json) => [s.task_id, s.key]));
   expect(rows.map((r) => r.status)).toEqual(['queued', 'waiting', 'waiting', 'waiting']);
   expect(rows[1]).toMatchObject({ max_retries: 2 });
-  expect(rows[2]).toMatchObject({ priority: 'low', max_retries: stack.cfg.DEFAULT_MAX_RETRIES });
+  expect(rows[2]).toMatchObject({ priority: 'low', max_retries: fx.stack.cfg.DEFAULT_MAX_RETRIES });
   expect(rows[3]).toMatchObject({ timeout_ms: 60_000 });
   expect(await started()).toBe(1);
 
@@ -125,12 +121,12 @@ it('names the steps of a cycle, refuses what a payload may not hold, and bodies 
 it('holds step payloads to MAX_PAYLOAD_DEPTH, as POST /tasks does', async () => {
   const nested = (depth: number): unknown => (depth === 1 ? {} : { a: nested(depth - 1) });
   const at = (depth: number) => ({ name: 'deep', tasks: [{ key: 'a', type: 'noop', payload: nested(depth) }] });
-  const ok = await call('POST', '/workflows', at(stack.cfg.MAX_PAYLOAD_DEPTH));
+  const ok = await call('POST', '/workflows', at(fx.stack.cfg.MAX_PAYLOAD_DEPTH));
   expect(ok.status).toBe(201);
-  const deep = await call('POST', '/workflows', at(stack.cfg.MAX_PAYLOAD_DEPTH + 1));
+  const deep = await call('POST', '/workflows', at(fx.stack.cfg.MAX_PAYLOAD_DEPTH + 1));
   expect(deep.status).toBe(400);
   expect(deep.body.errors[0].field).toMatch(/^tasks\[0\]\.payload\.a/);
-  expect(deep.body.detail).toContain(`a payload may nest ${stack.cfg.MAX_PAYLOAD_DEPTH} levels`);
+  expect(deep.body.detail).toContain(`a payload may nest ${fx.stack.cfg.MAX_PAYLOAD_DEPTH} levels`);
   expect((await call('POST', `/workflows/${ok.body.workflow.id}/cancel`)).status).toBe(200);
 });
 
@@ -139,7 +135,7 @@ it('a workflow\'s Idempotency-Key is free again once its life (IDEMPOTENCY_TTL_M
   const first = await call('POST', '/workflows', diamond('keyed-old'), key);
   expect(first.status).toBe(201);
   expect((await call('POST', '/workflows', diamond('keyed-new'), key)).status).toBe(409);
-  await stack.pool.query(`UPDATE workflows SET idempotency_expires_at = now() - interval '1 second' WHERE id = $1`, [first.body.workflow.id]);
+  await fx.stack.pool.query(`UPDATE workflows SET idempotency_expires_at = now() - interval '1 second' WHERE id = $1`, [first.body.workflow.id]);
   // Another body with the key after its life: a new workflow (it was a 409 for as long as the row lived).
   const next = await call('POST', '/workflows', diamond('keyed-new'), key);
   expect(next.status).toBe(201);
@@ -169,7 +165,7 @@ it('replays a repeated Idempotency-Key and body (200, the same workflow), refuse
   expect(other.status).toBe(409);
   expect(fields(other.body)).toEqual(['Idempotency-Key']);
   expect(other.body.detail).toContain(first.body.workflow.id);
-  expect((await stack.pool.query('SELECT count(*)::int AS n FROM workflows WHERE idempotency_key = $1', ['etl-2026-12-06'])).rows[0].n).toBe(1);
+  expect((await fx.stack.pool.query('SELECT count(*)::int AS n FROM workflows WHERE idempotency_key = $1', ['etl-2026-12-06'])).rows[0].n).toBe(1);
   expect((await call('POST', '/workflows?tenant=beta', diamond('keyed'), key)).status).toBe(201);
   // Replays and conflicts start nothing.
   expect(await started()).toBe(before + 2);
@@ -178,19 +174,19 @@ it('replays a repeated Idempotency-Key and body (200, the same workflow), refuse
 
 it('a filter that matches few reads a bounded number of workflows per page, and paging on finds each match once', async () => {
   // 3,000 finished workflows of one tenant, one in 700 named rare (rows only: no steps are needed to list them).
-  await stack.pool.query(
+  await fx.stack.pool.query(
     `INSERT INTO workflows (id, tenant, name, status, on_failure, steps, unfinished, created_at, finished_at)
      SELECT gen_random_uuid(), 'scan-wf', CASE WHEN i % 700 = 0 THEN 'rare' ELSE 'common' END, 'succeeded', 'continue', 1, 0,
             now() - i * interval '1 ms', now()
        FROM generate_series(1, 3000) i`,
   );
-  const rare = (await stack.pool.query<{ id: string }>("SELECT id FROM workflows WHERE tenant = 'scan-wf' AND name = 'rare' ORDER BY created_at DESC, id DESC")).rows.map((r) => r.id);
+  const rare = (await fx.stack.pool.query<{ id: string }>("SELECT id FROM workflows WHERE tenant = 'scan-wf' AND name = 'rare' ORDER BY created_at DESC, id DESC")).rows.map((r) => r.id);
   expect(rare).toHaveLength(4);
   const seen: string[] = [];
   let pages = 0;
   let cursor: Parameters<typeof listWorkflows>[2]['cursor'];
   for (;;) {
-    const page = await listWorkflows(stack.pool, 'scan-wf', { name: 'rare', limit: 3, cursor }, 1000);
+    const page = await listWorkflows(fx.stack.pool, 'scan-wf', { name: 'rare', limit: 3, cursor }, 1000);
     pages++;
     seen.push(...page.workflows.map((w) => w.id));
     if (!page.next) break;
@@ -199,10 +195,10 @@ it('a filter that matches few reads a bounded number of workflows per page, and 
   expect(seen).toEqual(rare);
   // A page of three matches, then pages cut at 1,000 rows read: never the whole tenant at once.
   expect(pages).toBeGreaterThanOrEqual(3);
-  const none = await listWorkflows(stack.pool, 'scan-wf', { name: 'nothing', limit: 50 }, 1000);
+  const none = await listWorkflows(fx.stack.pool, 'scan-wf', { name: 'nothing', limit: 50 }, 1000);
   expect(none.workflows).toEqual([]);
   expect(none.next).not.toBeNull();
-  await stack.pool.query("DELETE FROM workflows WHERE tenant = 'scan-wf'");
+  await fx.stack.pool.query("DELETE FROM workflows WHERE tenant = 'scan-wf'");
 });
 
 it('retrying a step whose dependency has not succeeded is a 409 naming that dependency; retrying the dependency resumes both', async () => {
@@ -256,7 +252,7 @@ it('a creation window of GET /workflows is exact to the microsecond, as created_
   for (const name of ['w-a', 'w-b', 'w-c']) made.push((await call('POST', '/workflows', { name, tasks: [{ key: 'only', type: 'sleeper', payload: { sleep_ms: 1 } }] })).body.workflow.id);
   // Three workflows within one millisecond: .123100, .123456, .123900.
   const at = ['2026-12-05 10:00:00.1231+00', '2026-12-05 10:00:00.123456+00', '2026-12-05 10:00:00.1239+00'];
-  for (const [i, id] of made.entries()) await stack.pool.query('UPDATE workflows SET created_at = $2 WHERE id = $1', [id, at[i]]);
+  for (const [i, id] of made.entries()) await fx.stack.pool.query('UPDATE workflows SET created_at = $2 WHERE id = $1', [id, at[i]]);
   // Workflows of the tests before are newer: only these three are counted.
   const window = async (q: string) => ((await call('GET', `/workflows?${q}`)).body.workflows as Json[]).map((w) => made.indexOf(w.id)).filter((i) => i >= 0).sort();
   expect(await window(`created_after=${encodeURIComponent('2026-12-05T10:00:00.123456Z')}`)).toEqual([2]);
@@ -285,13 +281,13 @@ it('cancels a running workflow (200; again: 200, nothing more), not one that end
 
 it('counts the steps a workflow cancel ends in tasks_cancelled_total, as a task cancel counts its task, once', async () => {
   const cancelledTotal = async (how: string) => {
-    const m = (await api.registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_cancelled_total');
+    const m = (await fx.api.registry.getMetricsAsJSON()).find((x) => x.name === 'tasks_cancelled_total');
     return (m?.values ?? []).filter((v) => v.labels.how === how).reduce((n, v) => n + v.value, 0);
   };
   const before = await cancelledTotal('waiting');
   const id = (await call('POST', '/workflows', diamond('counted-cancel'))).body.workflow.id;
   expect((await call('POST', `/workflows/${id}/cancel`)).body).toMatchObject({ cancelled: 4, cancelling: 0 });
-  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
+  const { rows } = await fx.stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
   expect(rows[0].n).toBe(4);
   expect((await cancelledTotal('waiting')) - before).toBe(4);
   // Cancelling it again changes nothing, and counts nothing.
@@ -303,7 +299,7 @@ it('a workflow cancel that fails part way counts the steps it cancelled before t
   const id = (await call('POST', '/workflows', { name: 'half-cancelled', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a'] }] })).body.workflow.id;
   // An api whose read of the queued and running steps fails, as a Postgres blip would, after the
   // waiting step's cancel committed.
-  const pool = new Proxy(stack.pool, {
+  const pool = new Proxy(fx.stack.pool, {
     get: (target, prop, receiver) =>
       prop === 'query'
         ? (config: unknown, values?: unknown[]) =>
@@ -313,14 +309,14 @@ it('a workflow cancel that fails part way counts the steps it cancelled before t
         : Reflect.get(target, prop, receiver),
   });
   const registry = createRegistry('api');
-  const app = createApp({ pool, queue: stack.queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 3, idempotencyTtlMs: 60_000 });
+  const app = createApp({ pool, queue: fx.stack.queue, log: silentLog, metrics: apiMetrics(registry), maxBodyBytes: 1 << 20, defaultMaxRetries: 3, idempotencyTtlMs: 60_000 });
   const server = await startServer(app, '127.0.0.1:0');
   try {
     expect((await call('POST', `/workflows/${id}/cancel`, undefined, {}, `http://127.0.0.1:${server.address.port}`)).status).toBe(503);
   } finally {
     await server.stop();
   }
-  const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
+  const { rows } = await fx.stack.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1 AND status = 'cancelled'", [id]);
   expect(rows[0].n).toBe(1);
   const counted = (await registry.getMetricsAsJSON()).find((m) => m.name === 'tasks_cancelled_total')!.values.reduce((n, v) => n + v.value, 0);
   expect(counted).toBe(1);
@@ -339,7 +335,7 @@ it("keeps tenants apart: another tenant's workflow is a 404 to read or cancel, a
 });
 
 it('runs to the end with a worker: succeeded, every step counted, finished_at set', async () => {
-  const { worker } = startWorker(stack);
+  const { worker } = startWorker(fx.stack);
   try {
     const id = (await call('POST', '/workflows', diamond('runs'))).body.workflow.id;
     const done = await waitFor(async () => {
@@ -362,16 +358,16 @@ it(`takes ${MAX_WORKFLOW_STEPS} steps in one body (a chain), and refuses a body 
   const made = await call('POST', '/workflows', { name: 'long', tasks });
   expect(made.status).toBe(201);
   expect(made.body.steps).toHaveLength(MAX_WORKFLOW_STEPS);
-  expect((await stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1', [made.body.workflow.id])).rows[0].n).toBe(MAX_WORKFLOW_STEPS);
+  expect((await fx.stack.pool.query('SELECT count(*)::int AS n FROM tasks WHERE workflow_id = $1', [made.body.workflow.id])).rows[0].n).toBe(MAX_WORKFLOW_STEPS);
   const got = await call('GET', `/workflows/${made.body.workflow.id}`);
   expect(got.body.workflow.counts).toMatchObject({ queued: 1, waiting: MAX_WORKFLOW_STEPS - 1 });
   expect(got.body.steps[MAX_WORKFLOW_STEPS - 1]).toMatchObject({ key: `step-${MAX_WORKFLOW_STEPS - 1}`, depends_on: [`step-${MAX_WORKFLOW_STEPS - 2}`] });
-  const big = { name: 'big', tasks: [{ key: 'a', type: 'noop', payload: { text: 'x'.repeat(stack.cfg.MAX_WORKFLOW_BODY_BYTES) } }] };
+  const big = { name: 'big', tasks: [{ key: 'a', type: 'noop', payload: { text: 'x'.repeat(fx.stack.cfg.MAX_WORKFLOW_BODY_BYTES) } }] };
   expect((await call('POST', '/workflows', big)).status).toBe(413);
 }, 120_000);
 
 it('the typed client: submit with a generated idempotency key (sent again: the same workflow), get, list every page, cancel twice', async () => {
-  const client = new TaskSchedulerClient({ baseUrl: api.url, tenant: 'client-t' });
+  const client = new TaskSchedulerClient({ baseUrl: fx.api.url, tenant: 'client-t' });
   const first = await client.submitWorkflow(diamond('by-client'));
   expect(first.created).toBe(true);
   expect(first.workflow.idempotency_key).toMatch(/^client-[0-9a-f-]{36}$/);
@@ -408,21 +404,21 @@ describe('under tenant limits', () => {
     registry = createRegistry('api');
     const metrics = apiMetrics(registry);
     const admission = new RequestAdmission({
-      cache: new TenantCache(stack.pool, 0),
-      admission: new TenantAdmission(stack.redis, stack.cfg.REDIS_KEY_PREFIX),
+      cache: new TenantCache(fx.stack.pool, 0),
+      admission: new TenantAdmission(fx.stack.redis, fx.stack.cfg.REDIS_KEY_PREFIX),
       env: { TENANT_RATE_LIMIT: 0, TENANT_BURST: 0, TENANT_MAX_UNFINISHED: 0 },
       log: silentLog,
       metrics,
       tenantLabels: new TenantLabels(2),
     });
-    server = await startServer(createApp({ pool: stack.pool, queue: stack.queue, log: silentLog, metrics, maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000, admission }), '127.0.0.1:0');
+    server = await startServer(createApp({ pool: fx.stack.pool, queue: fx.stack.queue, log: silentLog, metrics, maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000, admission }), '127.0.0.1:0');
     url = `http://127.0.0.1:${server.address.port}`;
   });
   afterAll(async () => server.stop());
 
   it('admits a workflow as a batch of as many tasks as it has steps: whole, or refused whole with a 429', async () => {
-    await setTenant(stack.pool, 'limited', { rate_limit: 1, burst: 5 });
-    await setTenant(stack.pool, 'limited-big', { rate_limit: 1, burst: 5 });
+    await setTenant(fx.stack.pool, 'limited', { rate_limit: 1, burst: 5 });
+    await setTenant(fx.stack.pool, 'limited-big', { rate_limit: 1, burst: 5 });
     // Larger than the burst, it cannot be sent apart: admitted on a full bucket, which it leaves owing.
     const big = await call('POST', '/workflows?tenant=limited-big', { name: 'six', tasks: Array.from({ length: 6 }, (_, i) => ({ key: `s${i}`, type: 'noop' })) }, {}, url);
     expect(big.status).toBe(201);
@@ -435,6 +431,6 @@ describe('under tenant limits', () => {
     const over = await call('POST', '/workflows?tenant=limited', diamond('over'), {}, url);
     expect(over.status).toBe(429);
     expect(over.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect((await stack.pool.query("SELECT count(*)::int AS n FROM workflows WHERE tenant = 'limited'")).rows[0].n).toBe(1);
+    expect((await fx.stack.pool.query("SELECT count(*)::int AS n FROM workflows WHERE tenant = 'limited'")).rows[0].n).toBe(1);
   });
 });

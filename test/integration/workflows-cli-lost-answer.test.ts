@@ -6,39 +6,21 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../services/cli/main';
-import { LossyProxy, startLossyProxy } from '../support/lossy-proxy';
-import { createStack, Stack, startApi } from '../support/stack';
+import { apiBehindLossyProxy } from '../support/lossy-proxy';
+import { runCliCaptured } from '../support/cli-run';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
-let proxy: LossyProxy;
-beforeAll(async () => {
-  stack = await createStack();
-  api = await startApi(stack);
-  proxy = await startLossyProxy(api.url);
-});
-afterAll(async () => {
-  await proxy.close();
-  await api.server.stop();
-  await stack.close();
-});
+const fx = apiBehindLossyProxy();
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(['workflows', ...argv], { TASK_SCHEDULER_URL: proxy.url }, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
-const workflows = async () => (await stack.pool.query('SELECT count(*)::int AS n FROM workflows')).rows[0].n as number;
+const cli = (...argv: string[]) => runCliCaptured(['workflows', ...argv], { TASK_SCHEDULER_URL: fx.proxy.url });
+const workflows = async () => (await fx.stack.pool.query('SELECT count(*)::int AS n FROM workflows')).rows[0].n as number;
 
 it('names the key it sent when no answer came, and a run with that key makes no second workflow', async () => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'wf-lost-')), 'etl.json');
   writeFileSync(file, JSON.stringify({ name: 'lost-answer', tasks: [{ key: 'a', type: 'noop' }, { key: 'b', type: 'noop', depends_on: ['a'] }] }));
   // The CLI's send and its three retries: each is answered by the API (the first creates the workflow), and each answer is lost.
-  proxy.dropAnswers(4);
+  fx.proxy.dropAnswers(4);
   const lost = await cli('submit', file);
-  expect(proxy.dropped()).toBe(4);
+  expect(fx.proxy.dropped()).toBe(4);
   expect({ code: lost.code, out: lost.out }).toEqual({ code: 1, out: '' });
   expect(lost.err).toMatch(/^task-scheduler: POST \/workflows to .*; it may have been created: run again with --idempotency-key (cli-[0-9a-f-]{36}) to submit it at most once\n$/);
   expect(await workflows()).toBe(1);

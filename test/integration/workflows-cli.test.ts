@@ -7,46 +7,26 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../services/cli/main';
-import { createStack, Stack, startApi, startWorker, waitFor } from '../support/stack';
+import { stackWithApi, waitFor } from '../support/stack';
 import type { Worker } from '../../services/worker/worker';
+import { CliRun, runCliCaptured } from '../support/cli-run';
 
-let stack: Stack;
-let api: Awaited<ReturnType<typeof startApi>>;
+const fx = stackWithApi({ POLL_INTERVAL_MS: 10 });
 const dir = mkdtempSync(path.join(tmpdir(), 'wf-cli-'));
 
-beforeAll(async () => {
-  stack = await createStack({ POLL_INTERVAL_MS: 10 });
-  api = await startApi(stack);
-});
-afterAll(async () => {
-  await api.server.stop();
-  await stack.close();
-});
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-async function cli(argv: string[], stdin?: string): Promise<Run> {
-  let out = '';
-  let err = '';
-  const code = await runCli(['workflows', ...argv], { TASK_SCHEDULER_URL: api.url }, { out: (t) => (out += t), err: (t) => (err += t), stdin: async () => stdin ?? '' });
-  return { code, out, err };
-}
+const cli = (argv: string[], stdin?: string) => runCliCaptured(['workflows', ...argv], { TASK_SCHEDULER_URL: fx.api.url }, { stdin: stdin ?? '' });
 function file(name: string, body: unknown): string {
   const p = path.join(dir, name);
   writeFileSync(p, typeof body === 'string' ? body : JSON.stringify(body));
   return p;
 }
 /** A failure is one line on stderr and nothing on stdout. */
-function expectOneLine(r: Run, code: number, message: RegExp): void {
+function expectOneLine(r: CliRun, code: number, message: RegExp): void {
   expect({ code: r.code, out: r.out }).toEqual({ code, out: '' });
   expect(r.err).toMatch(/^task-scheduler: [^\n]*\n$/);
   expect(r.err).toMatch(message);
 }
-const workflows = async () => (await stack.pool.query('SELECT count(*)::int AS n FROM workflows')).rows[0].n as number;
+const workflows = async () => (await fx.stack.pool.query('SELECT count(*)::int AS n FROM workflows')).rows[0].n as number;
 
 const ETL = {
   name: 'nightly-etl',
@@ -66,9 +46,9 @@ it('submits a file, prints the workflow and its step tasks, and gets the step ta
   expect(rows.map((r) => r.split(/\s+/)[0])).toEqual(['extract', 'clean', 'load']);
   const id = head!.split(' ')[0]!;
 
-  const { worker } = startWorker(stack);
+  const { worker } = fx.startWorker();
   try {
-    await waitFor(async () => (await stack.pool.query('SELECT status FROM workflows WHERE id = $1', [id])).rows[0].status === 'succeeded', 20_000, 'the workflow to succeed');
+    await waitFor(async () => (await fx.stack.pool.query('SELECT status FROM workflows WHERE id = $1', [id])).rows[0].status === 'succeeded', 20_000, 'the workflow to succeed');
   } finally {
     await (worker as Worker).stop(0);
   }

@@ -6,6 +6,7 @@
 import Redis, { type Cluster } from 'ioredis';
 import { splitAddr } from '../../services/core/config/parsers';
 import { LocalRedisCluster } from './redis-cluster';
+import { uniqueRedisPrefix } from './test-env';
 
 /** Two partitions per master: what docs/redis-cluster.md advises. */
 export const TEST_PARTITIONS = 6;
@@ -95,4 +96,29 @@ export async function readyClient(name: string): Promise<Cluster> {
     throw err;
   }
   return client;
+}
+
+/**
+ * A client of the ready test cluster for one test file, and a key prefix of each test's own whose
+ * keys are deleted after it (read both inside a test, not at the file's top level).
+ */
+export function clusterClientFixture(name: string, stem: string): { readonly client: Cluster; readonly prefix: string } {
+  let client: Cluster | undefined;
+  let prefix = '';
+  beforeAll(async () => {
+    client = await readyClient(name);
+  }, 120_000);
+  afterAll(() => client?.disconnect());
+  beforeEach(() => {
+    prefix = uniqueRedisPrefix(stem);
+  });
+  afterEach(() => testCluster().deleteKeys(prefix));
+  return {
+    get client() {
+      return client!;
+    },
+    get prefix() {
+      return prefix;
+    },
+  };
 }

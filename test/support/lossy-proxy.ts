@@ -4,6 +4,7 @@
  * after the server acted would. Everything else passes through untouched.
  */
 import net from 'node:net';
+import { Stack, stackWithApi, startApi } from './stack';
 
 export interface LossyProxy {
   url: string;
@@ -65,5 +66,32 @@ export async function startLossyProxy(target: string): Promise<LossyProxy> {
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * A stack and an API for one test file, reached through a lossy proxy (read them inside a test):
+ * the setup of the tests of a client or CLI whose answer was lost after the API acted.
+ */
+export function apiBehindLossyProxy(): { readonly stack: Stack; readonly api: Awaited<ReturnType<typeof startApi>>; readonly proxy: LossyProxy } {
+  let proxy: LossyProxy | undefined;
+  // Declared before the API's hooks, so it closes before the API stops.
+  afterAll(async () => {
+    await proxy?.close();
+  });
+  const fx = stackWithApi();
+  beforeAll(async () => {
+    proxy = await startLossyProxy(fx.api.url);
+  });
+  return {
+    get stack() {
+      return fx.stack;
+    },
+    get api() {
+      return fx.api;
+    },
+    get proxy() {
+      return proxy!;
+    },
   };
 }

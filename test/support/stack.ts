@@ -146,32 +146,81 @@ export async function scriptUsec(stack: Stack): Promise<number> {
   return infos.flatMap((i) => [...i.matchAll(/cmdstat_eval(?:sha)?:calls=\d+,usec=(\d+)/g)]).reduce((a, m) => a + Number(m[1]), 0);
 }
 
+type Overrides = Partial<Record<SettingName, string | number>>;
+
+export interface StackFixtureOptions {
+  /** A fresh stack for each test rather than one for the whole file. */
+  each?: boolean;
+  /** Runs on the new stack before anything else starts on it (tenants, triggers). */
+  prepare?: (stack: Stack) => Promise<void>;
+  /** How long making it may take (the test cluster's first start is slow); jest's default if unset. */
+  timeoutMs?: number;
+}
+
 /**
- * A stack and an API on it for one test file: started before its tests and stopped after them
- * (read `stack` and `api` inside a test, not at the file's top level), with a JSON POST to the API.
+ * A stack for one test file, made before its tests (or before each) and closed after them: read
+ * `stack` inside a test, not at the file's top level.
  */
-export function stackWithApi(overrides: Partial<Record<SettingName, string | number>> = {}): {
-  readonly stack: Stack;
-  readonly api: Awaited<ReturnType<typeof startApi>>;
-  post(path: string, body?: unknown): Promise<Response>;
-} {
+export function stackFixture(overrides: Overrides = {}, opts: StackFixtureOptions = {}): { readonly stack: Stack } {
   let stack: Stack | undefined;
-  let api: Awaited<ReturnType<typeof startApi>> | undefined;
-  beforeAll(async () => {
+  const [before, after] = opts.each ? [beforeEach, afterEach] : [beforeAll, afterAll];
+  before(async () => {
     stack = await createStack(overrides);
-    api = await startApi(stack);
-  });
-  afterAll(async () => {
-    await api?.server.stop();
+    await opts.prepare?.(stack);
+  }, opts.timeoutMs);
+  after(async () => {
     await stack?.close();
+    stack = undefined;
   });
   return {
     get stack() {
       return stack!;
     },
+  };
+}
+
+/**
+ * A stack and an API on it for one test file, made before its tests (or before each) and stopped
+ * after them (read `stack` and `api` inside a test, not at the file's top level), with a JSON POST
+ * to the API. Workers started through it are stopped first, so none outlives the stack it uses.
+ */
+export function stackWithApi(
+  overrides: Overrides = {},
+  opts: StackFixtureOptions & { /** The API's authenticator (AUTH_MODE=off without), closed after it. */ auth?: (stack: Stack) => Authenticator } = {},
+): {
+  readonly stack: Stack;
+  readonly api: Awaited<ReturnType<typeof startApi>>;
+  post(path: string, body?: unknown): Promise<Response>;
+  startWorker(opts?: Parameters<typeof startWorker>[1]): ReturnType<typeof startWorker>;
+} {
+  let api: Awaited<ReturnType<typeof startApi>> | undefined;
+  let auth: Authenticator | undefined;
+  const workers: Worker[] = [];
+  const [before, after] = opts.each ? [beforeEach, afterEach] : [beforeAll, afterAll];
+  // Declared before the stack's hooks, so it runs before the stack closes.
+  after(async () => {
+    for (const w of workers.splice(0)) await w.stop(0);
+    await api?.server.stop();
+    await auth?.close();
+    api = auth = undefined;
+  });
+  const fx = stackFixture(overrides, opts);
+  before(async () => {
+    auth = opts.auth?.(fx.stack);
+    api = await startApi(fx.stack, fx.stack.queue, auth);
+  }, opts.timeoutMs);
+  return {
+    get stack() {
+      return fx.stack;
+    },
     get api() {
       return api!;
     },
     post: (path, body = {}) => fetch(`${api!.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    startWorker(workerOpts) {
+      const started = startWorker(fx.stack, workerOpts);
+      workers.push(started.worker);
+      return started;
+    },
   };
 }

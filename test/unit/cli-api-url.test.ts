@@ -5,8 +5,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { runCli } from '../../services/cli/main';
 import { TaskSchedulerClient } from '../../services/client';
+import { runCliCaptured } from '../support/cli-run';
 
 let server: http.Server;
 let requests = 0;
@@ -21,12 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((r) => server.close(r)));
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, env, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+const cli = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCliCaptured(argv, env);
 
 it('the CLI: --api or TASK_SCHEDULER_URL with a password is a usage error (exit 2) that does not print it', async () => {
   const viaOption = await cli(['tasks', 'list', '--api', `http://ops:s3cret-pw@${origin}`]);

@@ -1,0 +1,54 @@
+/**
+ * One master of the test profile's Redis Cluster stalled (CLIENT PAUSE), for the tests of passes
+ * that must not wait on it: which master serves a slot, and a pause held while the pass runs.
+ */
+import Redis, { type Cluster } from 'ioredis';
+import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
+import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
+import { TEST_PARTITIONS } from './cluster-mode';
+import type { Stack } from './stack';
+
+/** host:port of the master serving `tag`'s slot, as `client` reads the slot map. */
+export async function masterOf(client: Redis | Cluster, tag: string): Promise<string> {
+  const slots = await client.cluster('SLOTS');
+  const [host, port] = slots.find(([from, to]) => slotOfTag(tag) >= from && slotOfTag(tag) <= to)![2]!;
+  return `${host}:${port}`;
+}
+
+/** The hash tag a key starts with (`{…}`): what places it on a slot. */
+export const tagOf = (key: string) => key.slice(0, key.indexOf('}') + 1);
+
+/** A queue over `stack`'s partitions whose passes wait at most 300 ms for any one of them (passWaitMs). */
+export function passWaitQueue(stack: Stack): PartitionedQueue {
+  const { REDIS_KEY_PREFIX: prefix, QUEUE_WEIGHTS: weights } = stack.cfg;
+  return new PartitionedQueue(stack.redis, { prefix, strategy: 'weighted', weights, partitions: TEST_PARTITIONS, passWaitMs: 300 });
+}
+
+/**
+ * The master of each of the TEST_PARTITIONS partitions of `prefix` (by index), the control slot's,
+ * and `other`: the first partition master that does not serve the control slot (the one to stall,
+ * leaving locks and announcements alone).
+ */
+export async function partitionMasters(client: Redis | Cluster, prefix: string): Promise<{ control: string; masters: string[]; other: string }> {
+  const control = await masterOf(client, `{${prefix}}`);
+  const masters = await Promise.all(partitionTags(prefix, TEST_PARTITIONS).map((tag) => masterOf(client, tag)));
+  return { control, masters, other: masters.find((m) => m !== control)! };
+}
+
+/** The first tenant `${stem}0`, `${stem}1`, … whose partition's master `wanted` accepts. */
+export function tenantWhere(masters: string[], wanted: (master: string) => boolean, stem: string): string {
+  for (let i = 0; ; i++) if (wanted(masters[partitionOf(`${stem}${i}`, TEST_PARTITIONS)]!)) return `${stem}${i}`;
+}
+
+/** Runs `during` while the master at `addr` (host:port) is paused for `ms` (CLIENT PAUSE), and unpauses it after. */
+export async function whilePaused<T>(addr: string, ms: number, mode: 'ALL' | 'WRITE', during: () => Promise<T>): Promise<T> {
+  const [host, port] = addr.split(':');
+  const pauser = new Redis({ host, port: Number(port), lazyConnect: false, maxRetriesPerRequest: 1 });
+  try {
+    await (mode === 'ALL' ? pauser.client('PAUSE', ms, 'ALL') : pauser.client('PAUSE', ms, 'WRITE'));
+    return await during();
+  } finally {
+    await pauser.client('UNPAUSE').catch(() => undefined);
+    pauser.disconnect();
+  }
+}
