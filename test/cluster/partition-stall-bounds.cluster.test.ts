@@ -16,7 +16,7 @@ import { Reconciler } from '../../services/worker/reconciler';
 import { TenantSync } from '../../services/worker/tenant-sync';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
 import { createStack, silentLog, Stack, startApi, waitFor } from '../support/stack';
-import { masterOf, masterOfTenant, pauseMaster, tenantOn } from '../support/stalled-master';
+import { masterOf, masterOfTenant, pauseMaster, tenantOn } from '../support/cluster-stall';
 
 let stack: Stack;
 let queue: PartitionedQueue;

@@ -40,15 +40,43 @@ export function tenantWhere(masters: string[], wanted: (master: string) => boole
   for (let i = 0; ; i++) if (wanted(masters[partitionOf(`${stem}${i}`, TEST_PARTITIONS)]!)) return `${stem}${i}`;
 }
 
-/** Runs `during` while the master at `addr` (host:port) is paused for `ms` (CLIENT PAUSE), and unpauses it after. */
-export async function whilePaused<T>(addr: string, ms: number, mode: 'ALL' | 'WRITE', during: () => Promise<T>): Promise<T> {
+/**
+ * Pauses the master at `addr` (host:port) for `ms` (CLIENT PAUSE) until the returned function
+ * unpauses it. WRITE pauses scripts too; ALL also pauses the UNPAUSE, so that stall lasts all `ms`.
+ */
+export async function pauseMaster(addr: string, ms = 60_000, mode: 'ALL' | 'WRITE' = 'WRITE'): Promise<() => Promise<void>> {
   const [host, port] = addr.split(':');
   const pauser = new Redis({ host, port: Number(port), lazyConnect: false, maxRetriesPerRequest: 1 });
   try {
     await (mode === 'ALL' ? pauser.client('PAUSE', ms, 'ALL') : pauser.client('PAUSE', ms, 'WRITE'));
-    return await during();
-  } finally {
+  } catch (err) {
+    pauser.disconnect();
+    throw err;
+  }
+  return async () => {
     await pauser.client('UNPAUSE').catch(() => undefined);
     pauser.disconnect();
+  };
+}
+
+/** Runs `during` while the master at `addr` is paused for `ms`, and unpauses it after. */
+export async function whilePaused<T>(addr: string, ms: number, mode: 'ALL' | 'WRITE', during: () => Promise<T>): Promise<T> {
+  const unpause = await pauseMaster(addr, ms, mode);
+  try {
+    return await during();
+  } finally {
+    await unpause();
+  }
+}
+
+/** The master serving tenant `tenant`'s partition of `q`. */
+export const masterOfTenant = (client: Cluster | Redis, q: PartitionedQueue, tenant: string): Promise<string> =>
+  masterOf(client, tagOf(q.parts[partitionOf(tenant, q.parts.length)]!.keys.meta));
+
+/** The first tenant `${prefix}-N` whose partition a master `wanted` accepts serves. */
+export async function tenantOn(client: Cluster | Redis, q: PartitionedQueue, wanted: (master: string) => boolean, prefix = 'tenant'): Promise<string> {
+  for (let i = 0; ; i++) {
+    const t = `${prefix}-${i}`;
+    if (wanted(await masterOfTenant(client, q, t))) return t;
   }
 }
