@@ -4,14 +4,13 @@
  * dependency_up, but does not make the API unready. A queue repartitioned under a running API
  * does (`layout`): it would index tasks into keys no worker reads.
  */
-import { Pool, type PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
-import { postgresConnection } from '../core/db/postgres-connection';
-import { survivesLostConnections } from '../core/db/postgres';
+import { createReadinessPool as createBaseReadinessPool, pingPostgres } from '../core/db/readiness-pool';
 import type { Logger } from '../core/observability/logger';
 import { dependencyGauge, type DependencyGauge } from '../core/observability/metrics';
 import { runChecks } from '../core/observability/metrics-server';
-import { DependencyTimeoutError, withTimeout } from '../core/process/with-timeout';
+import { withTimeout } from '../core/process/with-timeout';
 
 export interface Readiness {
   ready: boolean;
@@ -52,32 +51,7 @@ export function apiReadiness(o: ReadinessOptions): ReadinessCheck {
   return check;
 }
 
-/**
- * One connection, apart from the request pool: a pool saturated by requests must not make the API
- * look unready (and be taken out of rotation) while Postgres itself answers.
- */
+/** The API's readiness connection (createReadinessPool in core/db/readiness-pool). */
 export function createReadinessPool(url: string, timeoutMs: number, log?: Logger): Pool {
-  const pool = new Pool({ ...postgresConnection(url), max: 1, application_name: 'task-scheduler-api-readiness', connectionTimeoutMillis: timeoutMs });
-  pool.on('error', (err) => log?.warn({ err }, 'idle readiness connection failed'));
-  survivesLostConnections(pool);
-  return pool;
-}
-
-/** SELECT 1 within `timeoutMs`; a connection that does not answer in time is closed, not reused. */
-async function pingPostgres(pool: Pool, timeoutMs: number): Promise<void> {
-  const client: PoolClient = await pool.connect();
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      client.query('SELECT 1'),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new DependencyTimeoutError(`no answer within ${timeoutMs} ms`)), timeoutMs))),
-    ]);
-    client.release();
-  } catch (err) {
-    // A hung connection would otherwise hold the pool's only slot and fail every later check.
-    client.release(err as Error);
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
+  return createBaseReadinessPool(url, timeoutMs, 'task-scheduler-api-readiness', log);
 }

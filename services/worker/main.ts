@@ -8,12 +8,13 @@ import { createRedisClient, redisEndpoint } from '../core/db/redis';
 import { warnIfEvicting } from '../core/db/redis-eviction';
 import { createLogger } from '../core/observability/logger';
 import { createRegistry, workerMetrics } from '../core/observability/metrics';
-import { dependencyChecks, startMetricsServer } from '../core/observability/metrics-server';
+import { startMetricsServer } from '../core/observability/metrics-server';
 import { createQueue } from '../core/queue/create-queue';
 import { assertLayout } from '../core/queue/partitions';
 import { customHandlers } from './custom-handlers';
 import { defaultHandlers, loadHandlersModule } from './handlers';
 import { goodbye } from './goodbye';
+import { workerReadiness } from './readiness';
 import { STOP_MARGIN_MS, Worker } from './worker';
 
 async function main(): Promise<void> {
@@ -36,7 +37,8 @@ async function main(): Promise<void> {
   });
   const extra = cfg.HANDLERS_MODULE ? loadHandlersModule(cfg.HANDLERS_MODULE) : {};
   const worker = new Worker({ cfg, pool, queue, handlers: defaultHandlers({ ...customHandlers, ...extra }), log, metrics });
-  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, () => dependencyChecks(pool, queue, cfg.READINESS_TIMEOUT_MS));
+  const readiness = workerReadiness({ postgresUrl: cfg.POSTGRES_URL, queue, timeoutMs: cfg.READINESS_TIMEOUT_MS, log });
+  const metricsServer = await startMetricsServer(registry, cfg.METRICS_ADDR, readiness.check);
   worker.start();
   void warnIfEvicting(redis, log);
   // A call to Redis or Postgres that never answers (a partition) must not hold the stop until
@@ -45,7 +47,7 @@ async function main(): Promise<void> {
     log,
     async () => {
       await worker.stop();
-      await Promise.all([metricsServer.close(), pool.end(), goodbye(queue.close())]);
+      await Promise.all([metricsServer.close().then(() => readiness.close()), pool.end(), goodbye(queue.close())]);
     },
     cfg.SHUTDOWN_GRACE_MS + STOP_MARGIN_MS,
     `SHUTDOWN_GRACE_MS + ${STOP_MARGIN_MS / 1000} s`,

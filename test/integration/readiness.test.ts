@@ -180,7 +180,7 @@ describe("the worker's /readyz (metrics server)", () => {
       expect([r.status, r.body.checks.postgres]).toEqual([503, 'ok']);
       expect(r.body.checks.redis).not.toBe('ok');
 
-      // The worker checks on its request pool: taken, that is a failed check, in bounded time.
+      // The pool the check is given (in the worker, a connection of its own) taken: a failed check, in bounded time.
       for (let i = 0; i < 10; i++) held.push(await stack.pool.connect());
       r = await readyz(url);
       expect([r.status, r.body.checks.postgres]).toEqual([503, `no answer within ${TIMEOUT_MS} ms`]);

@@ -43,6 +43,7 @@ describe('every alert', () => {
     expect(alerts.map((a) => a.alert).sort()).toEqual(
       [
         'ApiErrorRateHigh',
+        'ApiKeyLookupsRefused',
         'DeadLetterQueueGrowing',
         'DependencyDown',
         'EnqueueToStartOverObjective',
@@ -57,6 +58,7 @@ describe('every alert', () => {
         'RetrySurge',
         'ScheduleTickLate',
         'TenantHeldAtLimit',
+        'UnknownApiKeyFlood',
       ].sort(),
     );
   });

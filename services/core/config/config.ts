@@ -34,7 +34,7 @@ export const SETTINGS = {
   REDIS_PASS: secret(setting('', parseString(), 'Redis password, if required.')),
   METRICS_ADDR: setting(':2112', parseString({ pattern: /^[^\s]*:\d{1,5}$/, hint: '[host]:port' }), 'Prometheus metrics bind address. The worker defaults to `:2113` when unset.'),
   WORKER_POOL: setting('12', parseInteger({ min: 1, max: 10000 }), 'Concurrent task slots (running handlers) per worker process; with as many finished attempts (plus up to 64) waiting for their outcome to be written, leasing pauses (for at most 20 ms, and not while a backlog waits); WORKER_MAX_UNWRITTEN stops it.', worker),
-  PGPOOL_MAX_CONNS: setting('20', parseInteger({ min: 1, max: 1000 }), 'Maximum Postgres connections per process.'),
+  PGPOOL_MAX_CONNS: setting('20', parseInteger({ min: 1, max: 1000 }), 'Maximum Postgres connections per process, for its work; its /readyz holds one more of its own.'),
   REDIS_POOL_SIZE: setting('50', parseInteger({ min: 1, max: 10000 }), 'Accepted for compatibility; ioredis pipelines commands on one connection per role, so this only caps command concurrency hints.'),
   REDIS_MIN_IDLE: setting('10', parseInteger({ min: 0, max: 10000 }), 'Accepted for compatibility; see REDIS_POOL_SIZE.'),
   VIS_TIMEOUT_MS: setting('60000', parseInteger({ min: 1000, max: 86_400_000 }), 'Visibility timeout (lease length) in milliseconds; heartbeats extend it while a handler runs.', worker),

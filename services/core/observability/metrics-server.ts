@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
 import type { DependencyGauge } from './metrics';
+import { pingPostgres } from '../db/readiness-pool';
 import { close, listen } from '../process/lifecycle';
 import { withTimeout } from '../process/with-timeout';
 
@@ -44,9 +45,12 @@ export async function startMetricsServer(registry: Registry, addr: string, readi
   return { address: await listen(server, addr), close: () => close(server) };
 }
 
-/** Postgres and Redis each answer within `timeoutMs` (READINESS_TIMEOUT_MS). */
+/**
+ * Postgres and Redis each answer within `timeoutMs` (READINESS_TIMEOUT_MS). `pool` should be the
+ * check's own (createReadinessPool): on a pool shared with work, a busy pool fails the check.
+ */
 export function dependencyChecks(pool: Pool, queue: { ping(): Promise<void> }, timeoutMs = 1000): Promise<Record<string, string>> {
-  return runChecks({ postgres: () => pool.query('SELECT 1'), redis: () => queue.ping() }, timeoutMs);
+  return runChecks({ postgres: () => pingPostgres(pool, timeoutMs), redis: () => queue.ping() }, timeoutMs);
 }
 
 /** Runs the checks at once, each bounded by `timeoutMs`: 'ok' or why not, also recorded in `up`. */
