@@ -7,7 +7,7 @@ import { Authenticator, KeyLookup } from '../../services/api/auth/authenticator'
 import { generateKey } from '../../services/core/tenancy/api-key';
 import { createKey, markKeysUsed } from '../../services/core/tenancy/key-store';
 import { gatedPool } from '../support/gated-pool';
-import { createStack, silentLog, Stack } from '../support/stack';
+import { createStack, silentLog, Stack, waitFor } from '../support/stack';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -96,6 +96,39 @@ it('after a restart, the first lookups of keys in use are not held up or refused
   const a = new Authenticator(gated.pool, { mode: 'keys', cacheMs: 500, log: silentLog, maxEntries: 100 });
   try {
     expect(await a.preload()).toBeGreaterThanOrEqual(1);
+    const flood = Promise.allSettled(Array.from({ length: 5100 }, () => Promise.resolve(a.authenticate(bearer(generateKey().key)))));
+    await expect(Promise.resolve().then(() => a.authenticate(bearer(k)))).resolves.toMatchObject({ tenant: 'acme' });
+    expect(gated.stats.running).toBe(1);
+    gated.release();
+    await flood;
+  } finally {
+    gated.release();
+    await a.close();
+  }
+});
+
+it('a key created after the replica started is looked up in the known lane once the ids in use are read again', async () => {
+  let id = '';
+  // Lookups of other ids are held until the end: Postgres slowed down by the flood.
+  const gated = gatedPool(stack.pool, 'find-key-credentials', (values) => !idsOf(values).includes(id));
+  const reads: number[] = [];
+  const rec = new Proxy(gated.pool, {
+    get: (t, prop, r) =>
+      prop === 'query'
+        ? (config: unknown, ...rest: unknown[]) => {
+            if (typeof config === 'string' && config.includes('ORDER BY last_used_at')) reads.push(Date.now());
+            return (t.query as (...a: unknown[]) => unknown)(config, ...rest);
+          }
+        : Reflect.get(t, prop, r),
+  });
+  const a = new Authenticator(rec, { mode: 'keys', cacheMs: 500, log: silentLog, maxEntries: 100, preloadEveryMs: 100 });
+  try {
+    await a.preload();
+    // Created (on another replica, say) after this one read the keys in use, and never used yet.
+    const k = (await createKey(stack.pool, { tenant: 'acme', scopes: ['tasks:write'], expiresInMs: null })).key;
+    id = k.slice(4, 20);
+    const createdAt = Date.now();
+    await waitFor(async () => reads.some((t) => t > createdAt) || null, 5000, 'the ids in use to be read again');
     const flood = Promise.allSettled(Array.from({ length: 5100 }, () => Promise.resolve(a.authenticate(bearer(generateKey().key)))));
     await expect(Promise.resolve().then(() => a.authenticate(bearer(k)))).resolves.toMatchObject({ tenant: 'acme' });
     expect(gated.stats.running).toBe(1);

@@ -37,6 +37,8 @@ export interface AuthenticatorOptions {
   onLookup?: (result: KeyLookup) => void;
   /** Most valid keys held in the cache (AUTH_CACHE_KEYS); beyond it the least recently read go first. */
   maxEntries?: number;
+  /** How often the ids of the keys in use are read again (preload); default a minute. */
+  preloadEveryMs?: number;
 }
 
 interface Entry {
@@ -49,6 +51,7 @@ interface Entry {
 }
 
 const LAST_USED_FLUSH_MS = 5000;
+const PRELOAD_EVERY_MS = 60_000;
 const LOOKUP_BATCH = 500;
 /** Ids not seen valid here waiting for a lookup; beyond it, 503 at once. */
 const MAX_WAITING = 5000;
@@ -68,6 +71,7 @@ export class Authenticator {
   private readonly maxVerified: number;
   private readonly used = new Set<string>();
   private readonly flushTimer: NodeJS.Timeout | null;
+  private readonly preloadTimer: NodeJS.Timeout | null;
 
   constructor(
     private readonly pool: Pool,
@@ -79,6 +83,12 @@ export class Authenticator {
     this.knownLane = new LookupLane(answer, 2 * this.maxVerified, LOOKUP_BATCH);
     this.unknownLane = new LookupLane(answer, MAX_WAITING, LOOKUP_BATCH);
     this.flushTimer = opts.mode === 'keys' ? setInterval(() => void this.flushUsed(), LAST_USED_FLUSH_MS).unref() : null;
+    // Read again now and then: a key created after this replica started (on another replica, or
+    // never used yet) is then looked up in the known keys' lane too, not with a flood's ids.
+    this.preloadTimer =
+      opts.mode === 'keys'
+        ? setInterval(() => void this.preload().catch((err: unknown) => opts.log.warn({ err }, 'could not read the API keys in use')), opts.preloadEveryMs ?? PRELOAD_EVERY_MS).unref()
+        : null;
   }
 
   /** The principal of a request's Authorization header; a cached key answers synchronously. */
@@ -119,6 +129,7 @@ export class Authenticator {
 
   async close(): Promise<void> {
     if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.preloadTimer) clearInterval(this.preloadTimer);
     await this.flushUsed();
   }
 
