@@ -45,6 +45,21 @@ export class Reaper extends PeriodicService<ReapResult> {
     // forgotten below, not left for a worker to run.
     const cancelled = new Set(counted.filter((r) => applied.get(r.id) === 'cancelled').map((r) => r.id));
     const dead = counted.filter((r) => applied.get(r.id) === 'dead').length;
+    // Counted as soon as Postgres has them: Redis reclaimed these leases already, so a pass that
+    // fails further on (a partition past its wait in the settle) leaves no later pass to count them.
+    const m = this.deps.metrics;
+    m.reaped.inc(reaped.length);
+    // A lost attempt is a failed attempt; the last one is also a final failure. One an operator's
+    // cancel ended counts as a cancelled run, as when its worker writes it.
+    for (const r of counted) {
+      if (cancelled.has(r.id)) {
+        m.cancelledRuns.inc();
+        continue;
+      }
+      const labels = { type: this.deps.typeLabel(r.type), priority: r.priority };
+      m.failed.inc(labels);
+      if (applied.get(r.id) === 'dead') m.dead.inc(labels);
+    }
     // A lost attempt is a failure: a step that lost one stops its workflow where the policy says so.
     // Steps with attempts left are still held, so one whose workflow stopped meanwhile is stopped
     // before a worker can start it again (the sweep repairs a miss).
@@ -65,25 +80,12 @@ export class Reaper extends PeriodicService<ReapResult> {
     // step waits there, and its workflow did not stop.
     const requeue = stopped ? held.filter((r) => applied.has(r.id) && !cancelled.has(r.id) && !stopped.has(r.id)) : [];
     await this.deps.queue.release(requeue.map((r) => ({ id: r.id, token: r.expiredToken, priority: r.priority, attemptCounted: true })));
+    this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
     // Steps held while their stop failed wait for the next pass, whatever Postgres has them as.
     // Cancelled ones Redis queued again go where Postgres has them: forgotten.
     await this.settleWithPostgres(
       reaped.filter((r) => (!applied.has(r.id) && !stopped?.has(r.id) && (stopped !== null || r.destination !== 'held')) || (r.destination === 'queued' && cancelled.has(r.id))),
     );
-    const m = this.deps.metrics;
-    m.reaped.inc(reaped.length);
-    // A lost attempt is a failed attempt; the last one is also a final failure. One an operator's
-    // cancel ended counts as a cancelled run, as when its worker writes it.
-    for (const r of counted) {
-      if (cancelled.has(r.id)) {
-        m.cancelledRuns.inc();
-        continue;
-      }
-      const labels = { type: this.deps.typeLabel(r.type), priority: r.priority };
-      m.failed.inc(labels);
-      if (applied.get(r.id) === 'dead') m.dead.inc(labels);
-    }
-    this.log.info({ reaped: reaped.length, dead }, 'reclaimed expired leases');
     return { reaped: reaped.length, requeued: counted.filter((r) => !cancelled.has(r.id) && (r.destination === 'queued' || requeue.includes(r))).length, dead };
   }
 
