@@ -19,7 +19,7 @@ type Json = Record<string, any>;
 
 /** Settings that shape the manifests (ports, grace periods); changed in cdk8s/settings.ts, not in values. */
 // UI_BASE_PATH is a path of the Ingress: a value could move the console without moving its route.
-export const STRUCTURAL_SETTINGS = ['API_ADDR', 'METRICS_ADDR', 'SHUTDOWN_GRACE_MS', 'UI_BASE_PATH'];
+export const STRUCTURAL_SETTINGS = ['API_ADDR', 'METRICS_ADDR', 'SHUTDOWN_GRACE_MS', 'UI_BASE_PATH', 'WORKER_STOP_MARGIN_MS'];
 
 interface Hole {
   expr: string;

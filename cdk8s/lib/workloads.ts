@@ -28,8 +28,8 @@ import {
 
 /** Seconds the api keeps serving after it is taken out of the Service, so no request hits a closed port. */
 export const API_PRE_STOP_SECONDS = 5;
-/** Margin past SHUTDOWN_GRACE_MS for flushing outcomes and closing pools before SIGKILL (a worker exits by its own STOP_MARGIN_MS, within it). */
-export const SHUTDOWN_MARGIN_SECONDS = 15;
+/** Seconds a worker pod gets past SHUTDOWN_GRACE_MS + WORKER_STOP_MARGIN_MS, when its process exits anyway. */
+const WORKER_EXIT_SLACK_SECONDS = 5;
 
 export interface Workloads {
   apiService: kplus.Service;
@@ -161,7 +161,7 @@ export class TaskSchedulerWorkloads extends Construct implements Workloads {
     const workerConfig = configMap(this, 'worker', worker);
     // SIGTERM: stop leasing, let handlers finish within SHUTDOWN_GRACE_MS, hand back the rest,
     // flush outcomes, close pools. No preStop: no traffic is routed to workers.
-    const workerGraceSeconds = Math.ceil(worker.parsed.SHUTDOWN_GRACE_MS / 1000) + SHUTDOWN_MARGIN_SECONDS;
+    const workerGraceSeconds = Math.ceil((worker.parsed.SHUTDOWN_GRACE_MS + worker.parsed.WORKER_STOP_MARGIN_MS) / 1000) + WORKER_EXIT_SLACK_SECONDS;
     this.workerDeployment = new kplus.Deployment(this, 'worker', {
       metadata: { name: `${APP}-worker`, labels: labels('worker') },
       select: false,

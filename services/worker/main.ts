@@ -15,7 +15,7 @@ import { customHandlers } from './custom-handlers';
 import { defaultHandlers, loadHandlersModule } from './handlers';
 import { goodbye } from './goodbye';
 import { workerReadiness } from './readiness';
-import { STOP_MARGIN_MS, Worker } from './worker';
+import { Worker } from './worker';
 
 async function main(): Promise<void> {
   const cfg = loadConfig(process.env, 'worker');
@@ -49,8 +49,8 @@ async function main(): Promise<void> {
       await worker.stop();
       await Promise.all([metricsServer.close().then(() => readiness.close()), pool.end(), goodbye(queue.close())]);
     },
-    cfg.SHUTDOWN_GRACE_MS + STOP_MARGIN_MS,
-    `SHUTDOWN_GRACE_MS + ${STOP_MARGIN_MS / 1000} s`,
+    cfg.SHUTDOWN_GRACE_MS + cfg.WORKER_STOP_MARGIN_MS,
+    'SHUTDOWN_GRACE_MS + WORKER_STOP_MARGIN_MS',
   );
   // Only once SIGTERM drains: whoever waits for this line may stop the worker at once.
   log.info({ metrics: `${metricsServer.address.address}:${metricsServer.address.port}` }, 'listening');

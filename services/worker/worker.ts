@@ -27,12 +27,6 @@ import { StatsRefresher } from './stats-refresher';
 import { TenantSync } from './tenant-sync';
 import { goodbye } from './goodbye';
 
-/**
- * How long past SHUTDOWN_GRACE_MS a stop may take to hand back, flush outcomes and close before the
- * process exits anyway: under the 15 s the manifests and docker-compose allow past the grace.
- */
-export const STOP_MARGIN_MS = 10_000;
-
 export interface WorkerDeps {
   cfg: Config;
   pool: Pool;

@@ -106,7 +106,7 @@ describe.each([
 ])('a worker whose %s stops answering during SIGTERM', (store, setting) => {
   it('exits 1 within its grace plus the stop margin, saying so, and the task it held still runs to success', async () => {
     const prefix = uniqueRedisPrefix('stop-stall');
-    const shared = { REDIS_KEY_PREFIX: prefix, VIS_TIMEOUT_MS: '3000', REAPER_SCAN_INTERVAL_MS: '200', RECONCILE_INTERVAL_MS: '500', RECONCILE_GRACE_MS: '2000' };
+    const shared = { REDIS_KEY_PREFIX: prefix, VIS_TIMEOUT_MS: '3000', REAPER_SCAN_INTERVAL_MS: '200', RECONCILE_INTERVAL_MS: '500', RECONCILE_GRACE_MS: '2000', WORKER_STOP_MARGIN_MS: '2000' };
     const s = (svc = await startServiceProcesses({ label: 'stop-stall', worker: false, env: shared }));
     const pgUrl = new URL(s.db.url);
     const proxy = await startStallProxy(setting === 'REDIS_ADDR' ? testRedisAddr() : `${pgUrl.hostname}:${pgUrl.port}`);
@@ -123,8 +123,9 @@ describe.each([
       const took = Date.now() - t0;
       expect(code).toBe(1);
       expect(first.output()).toContain('stopping took longer than');
-      // SHUTDOWN_GRACE_MS (1 s) + the margin (10 s), well inside the 15 s the manifests add.
-      expect(took).toBeLessThan(12_500);
+      // SHUTDOWN_GRACE_MS (1 s) + WORKER_STOP_MARGIN_MS (2 s), not the stalled calls' own timeouts.
+      expect(took).toBeGreaterThanOrEqual(2_900);
+      expect(took).toBeLessThan(4_500);
       second = await spawnService(WORKER_SCRIPT, { ...env, SHUTDOWN_GRACE_MS: '1000' });
       await waitFor(async () => (await s.pool.query('SELECT status FROM tasks WHERE id = $1', [id])).rows[0]?.status === 'succeeded', 30_000, 'the task to succeed on the second worker');
     } finally {

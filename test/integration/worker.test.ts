@@ -328,24 +328,28 @@ it('a handler that settled frees its slot while its outcome waits to be written;
   // last waits for the writes even though a slot is free.
   const gated = gatedPool(stack.pool, 'record-outcomes');
   const ran: string[] = [];
+  // A holds its slot until the test is done looking, not for a fixed time.
+  let releaseA!: () => void;
+  const heldA = new Promise<void>((r) => (releaseA = r));
   const handlers = {
     named: async (ctx: { payload: unknown; signal: AbortSignal }) => {
-      const { name, ms } = ctx.payload as { name: string; ms: number };
+      const { name } = ctx.payload as { name: string };
       ran.push(name);
-      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+      if (name === 'A') await heldA;
     },
   };
   ({ worker } = startWorker(stack, { handlers, pool: gated.pool, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 1, WORKER_MAX_UNWRITTEN: 1 } }));
   const quick = Array.from({ length: 68 }, (_, i) => `q${i}`);
   let a: string;
   try {
-    a = await submit('named', { name: 'A', ms: 3000 });
+    a = await submit('named', { name: 'A' });
     await waitFor(async () => ran.includes('A'), 5000, 'A to start');
-    for (const name of [...quick, 'last']) await submit('named', { name, ms: 0 });
+    for (const name of [...quick, 'last']) await submit('named', { name });
     await waitFor(async () => ran.includes('q67'), 10_000, 'the quick ones to run in the slot each one before freed');
     await new Promise((r) => setTimeout(r, 300));
     expect(ran).toEqual(['A', ...quick]);
   } finally {
+    releaseA();
     gated.release(); // also when an expectation failed, so the worker can stop
   }
   expect(await waitFor(isFinal(a))).toMatchObject({ status: 'succeeded' });

@@ -60,9 +60,9 @@ describe.each([
     expect(metricsSvc.spec).toMatchObject({ clusterIP: 'None', selector: worker.spec.selector.matchLabels });
   });
 
-  test('grace periods outlast SHUTDOWN_GRACE_MS (plus the preStop pause for the api)', () => {
-    const graceMs = serviceConfig(env, 'worker').parsed.SHUTDOWN_GRACE_MS;
-    expect(worker.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(graceMs + 10_000);
+  test('grace periods outlast SHUTDOWN_GRACE_MS (plus the preStop pause for the api, WORKER_STOP_MARGIN_MS for the worker)', () => {
+    const { SHUTDOWN_GRACE_MS: graceMs, WORKER_STOP_MARGIN_MS: marginMs } = serviceConfig(env, 'worker').parsed;
+    expect(worker.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(graceMs + marginMs);
     expect(api.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(graceMs + API_PRE_STOP_SECONDS * 1000);
   });
 

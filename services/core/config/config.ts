@@ -61,6 +61,7 @@ export const SETTINGS = {
   START_RECORD_DELAY_MS: setting('100', parseInteger({ min: 1, max: 600_000 }), 'An attempt still running after this many milliseconds is marked `running` in Postgres; faster ones are written once, start and outcome together (the Redis lease counts the attempt either way).', worker),
   TASK_TIMEOUT_MS: setting('300000', parseInteger({ min: 1, max: 86_400_000 }), 'A handler running longer is aborted and its attempt fails with a timeout error.', worker),
   SHUTDOWN_GRACE_MS: setting('25000', parseInteger({ min: 0, max: 3_600_000 }), 'On SIGTERM, how long running handlers may finish before they are aborted and handed back.', runtime),
+  WORKER_STOP_MARGIN_MS: setting('10000', parseInteger({ min: 1000, max: 3_600_000 }), 'How long past SHUTDOWN_GRACE_MS a worker\'s stop may take to hand back, write outcomes and close (a call to Redis or Postgres that never answers) before the process logs a warning and exits 1 anyway. Keep SHUTDOWN_GRACE_MS plus this under the time its orchestrator waits before SIGKILL (the manifests allow 15 s past the grace).', worker),
   DEFAULT_MAX_RETRIES: setting('5', parseInteger({ min: 0, max: 100 }), 'max_retries of a task that does not set it.', ['api']),
   IDEMPOTENCY_TTL_MS: setting('86400000', parseInteger({ min: 1000, max: 31 * 86_400_000 }), 'How long an idempotency key is remembered.', ['api']),
   MAX_BODY_BYTES: setting('1048576', parseInteger({ min: 1024, max: 64 * 1048576 }), 'Largest accepted request body; larger ones get 413.', ['api']),
