@@ -7,8 +7,10 @@
  */
 process.env.TEST_REDIS_MODE = 'cluster';
 import type { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
+import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
-import { createStack, Stack, startApi } from '../support/stack';
+import { Reconciler } from '../../services/worker/reconciler';
+import { createStack, silentLog, Stack, startApi, waitFor } from '../support/stack';
 import { masterOf, masterOfTenant, pauseMaster, tenantOn } from '../support/cluster-stall';
 
 let stack: Stack;
@@ -54,6 +56,10 @@ const submit = async (url: string, tenant: string) => ((await call(url, '/tasks'
 const statusOf = async (id: string) => (await stack.pool.query<{ status: string }>('SELECT status::text AS status FROM tasks WHERE id = $1', [id])).rows[0]!.status;
 const indexed = async (id: string, tenant: string) => (await queue.indexed([{ id, tenant }]))[0] != null;
 
+/** A pass of the file's one reconciler (one owner of its lock across the tests). */
+let reconciler: Reconciler | undefined;
+const reconcile = () => (reconciler ??= new Reconciler({ pool: stack.pool, queue, metrics: workerMetrics(createRegistry('worker')) }, { intervalMs: 1000, graceMs: 0, batchSize: 100 }, silentLog)).runOnce();
+
 /** Whether a writer gets the tasks' rows (and the workflow's lock) now, as a worker's outcome write would. */
 async function locksFree(ids: string[], workflowId?: string): Promise<boolean> {
   const client = await stack.pool.connect();
@@ -95,6 +101,30 @@ it('POST /tasks/{id}/cancel of a tenant on the stalled master answers 503 with R
   }
 }, 30_000);
 
+it('a cancel that answered 503 and landed in Redis late loses no task: the reconciler queues it again once its tombstone lapses', async () => {
+  const { url, server } = await startApi(stack, queue);
+  try {
+    const id = await submit(url, stalled);
+    const unpause = await pauseMaster(stalledMaster);
+    try {
+      expect503(await call(url, `/tasks/${id}/cancel`, stalled));
+    } finally {
+      await unpause();
+    }
+    // The master ran the cancel it held: Redis forgot the task Postgres still has queued.
+    await waitFor(async () => !(await indexed(id, stalled)), 5000, 'the late cancel to land');
+    await reconcile();
+    expect(await indexed(id, stalled)).toBe(false);
+    // Its tombstone lapsed (TOMBSTONE_MS, ten minutes): the next pass queues it, once.
+    await stack.redis.zadd(stack.keysOf(stalled).tombstones, 'XX', Date.now() - 700_000, id);
+    await reconcile();
+    expect(await statusOf(id)).toBe('queued');
+    expect(await indexed(id, stalled)).toBe(true);
+  } finally {
+    await server.stop();
+  }
+}, 30_000);
+
 it('POST /tasks/{id}/retry of a tenant on the stalled master answers 503 with Retry-After and leaves the task as it was; sent again once the master answers, it queues it once', async () => {
   const { url, server } = await startApi(stack, queue);
   try {
@@ -108,7 +138,9 @@ it('POST /tasks/{id}/retry of a tenant on the stalled master answers 503 with Re
     } finally {
       await unpause();
     }
-    // The lift of its tombstone landed late: the task is still cancelled and out of Redis.
+    // The lift of its tombstone landed late: the task is still cancelled and out of Redis, and
+    // the reconciler leaves it so.
+    await reconcile();
     expect(await indexed(id, stalled)).toBe(false);
     expect(((await call(url, `/tasks/${id}/retry`, stalled)) as Answer).status).toBe(200);
     expect(await statusOf(id)).toBe('queued');
