@@ -3,12 +3,15 @@
  * or retry, which call Redis while their Postgres transaction holds the tasks' rows (and a
  * workflow's lock): the call answers 503 with Retry-After within its bound, rolled back and its
  * locks let go, so workers' outcome writes do not wait on the master; another tenant's call answers.
+ * A workflow's stop after a failed step (the same kind of call, under the workflow's lock) too.
  * Before, the call (and the locks) waited as long as the master did.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
 import type { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
+import { DependencyTimeoutError } from '../../services/core/process/with-timeout';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
+import { stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
 import { Reconciler } from '../../services/worker/reconciler';
 import { createStack, silentLog, Stack, startApi, waitFor } from '../support/stack';
 import { masterOf, masterOfTenant, pauseMaster, tenantOn } from '../support/cluster-stall';
@@ -213,4 +216,31 @@ it('POST /workflows/{id}/cancel of a tenant on the stalled master answers 503 wi
   } finally {
     await server.stop();
   }
+}, 30_000);
+
+it("a workflow's stop after a failed step, its steps on the stalled master, fails within its bound and lets go of its locks; the next sweep stops them", async () => {
+  const { url, server } = await startApi(stack, queue);
+  let workflowId: string;
+  try {
+    const made = (await call(url, '/workflows', stalled, { name: 'stop', on_failure: 'cancel_dependents', tasks: [{ key: 'a', type: 'noop' }, { key: 'q', type: 'noop' }] })) as Answer;
+    expect(made.status).toBe(201);
+    workflowId = made.body.workflow.id as string;
+  } finally {
+    await server.stop();
+  }
+  const steps = new Map((await stack.pool.query<{ id: string; step_key: string }>('SELECT id, step_key FROM tasks WHERE workflow_id = $1', [workflowId])).rows.map((r) => [r.step_key, r.id]));
+  const q = steps.get('q')!;
+  // Step a failed for good, and its writer died before it stopped the workflow: the sweep's to do.
+  await stack.pool.query("UPDATE tasks SET status = 'dead', finished_at = now() WHERE id = $1", [steps.get('a')]);
+  const unpause = await pauseMaster(stalledMaster);
+  try {
+    expect(await within(stopFailedWorkflows({ pool: stack.pool, queue }).then(() => 'answered', (e: unknown) => e))).toBeInstanceOf(DependencyTimeoutError);
+    expect(await locksFree([q], workflowId)).toBe(true);
+    expect(await statusOf(q)).toBe('queued');
+  } finally {
+    await unpause();
+  }
+  expect(await stopFailedWorkflows({ pool: stack.pool, queue })).toBe(1);
+  expect(await statusOf(q)).toBe('cancelled');
+  expect(await indexed(q, stalled)).toBe(false);
 }, 30_000);
