@@ -193,7 +193,8 @@ export class Authenticator {
     const entry: Entry = { at, cred, principal };
     if (cred === null) this.expected.delete(id);
     const known = this.verified.get(id);
-    this.opts.onLookup?.(known ? 'verified' : cred ? 'found' : 'not_found');
+    // A key seen valid here and deleted since is not_found: what the lookup came to, not the cache.
+    this.opts.onLookup?.(cred === null ? 'not_found' : known ? 'verified' : 'found');
     // Lookups of one id may overlap: a newer answer that came first stays.
     const current = known ?? this.unverified.get(id);
     if (current && current.at > at) return entry;

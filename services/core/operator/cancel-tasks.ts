@@ -8,7 +8,9 @@
  * waiting and the reconciler indexes it again (after the tombstone lapses): nothing is lost.
  */
 import type { Pool } from 'pg';
+import { LOCKED_PUSH_TIMEOUT_MS } from '../db/share-locked-push';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
+import { withTimeout } from '../process/with-timeout';
 import type { TaskQueue } from '../queue/queue';
 import { stopAfterFailedSteps } from '../workflows/stop-on-failure';
 
@@ -52,7 +54,10 @@ export async function cancelTasks(deps: { pool: Pool; queue: TaskQueue }, tenant
     );
     const found = new Map(rows.map((r) => [r.id, r]));
     const waiting = rows.filter((r) => wanted(r.status));
-    const states = await deps.queue.cancel(waiting.map((r) => ({ id: r.id, tenant })));
+    // Bounded: a stalled master must not hold these rows (and a workflow's lock) from workers'
+    // outcome writes. Past it the transaction rolls back; a cancel landing later is one that failed
+    // after Redis (see above), and the caller is answered 503 to send it again.
+    const states = await withTimeout(deps.queue.cancel(waiting.map((r) => ({ id: r.id, tenant }))), LOCKED_PUSH_TIMEOUT_MS, 'cancelling in Redis: no answer');
     const now: string[] = [];
     const asked: string[] = [];
     waiting.forEach((r, i) => (states[i] === 'leased' ? asked : now).push(r.id));

@@ -9,7 +9,8 @@ import type { Pool, PoolClient } from 'pg';
 import { textArray } from '../db/pg-arrays';
 import type { Logger } from '../observability/logger';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
-import { pushUnderShareLocks } from '../db/share-locked-push';
+import { LOCKED_PUSH_TIMEOUT_MS, pushUnderShareLocks } from '../db/share-locked-push';
+import { withTimeout } from '../process/with-timeout';
 import type { EnqueueItem, TaskQueue } from '../queue/queue';
 import { queueItemOf, UNFINISHED_COLUMNS, UnfinishedTask } from '../tasks/reconcile-store';
 import { stepsQueuedHere } from '../workflows/queued-here';
@@ -138,7 +139,10 @@ export async function retryTasksCounted(deps: { pool: Pool; queue: TaskQueue; lo
     const released: EnqueueItem[] = workflows.length > 0 ? (await stepsQueuedHere(client, workflows)).filter((i) => !retriedIds.has(i.id)) : [];
     // Their tombstones go while these rows are held: a cancel that locks one after this commits
     // tombstones it again, and the push below then leaves it out (it would run a cancelled task).
-    await deps.queue.liftTombstones([...rows, ...released]);
+    // Bounded, as the rows (and workflows' locks) held here stop workers' outcome writes: past it
+    // the retry rolls back (503). A lift landing later leaves tombstones off tasks still final in
+    // Postgres, which every push checks under share locks before it indexes a task.
+    await withTimeout(deps.queue.liftTombstones([...rows, ...released]), LOCKED_PUSH_TIMEOUT_MS, 'lifting tombstones in Redis: no answer');
     return { rows, released, refused, reopened: workflows.length > 0 ? await stepsReopenedHere(client, workflows, [...retriedIds]) : 0 };
   }));
   if (rows.length > 0) {

@@ -8,7 +8,9 @@
  * while it still holds the lease, before Redis can hand the step out again).
  */
 import type { Pool } from 'pg';
+import { LOCKED_PUSH_TIMEOUT_MS } from '../db/share-locked-push';
 import { inTransaction, retryingDeadlocks } from '../db/transaction';
+import { withTimeout } from '../process/with-timeout';
 import type { Logger } from '../observability/logger';
 import type { TaskQueue } from '../queue/queue';
 
@@ -153,9 +155,16 @@ async function stopBatch(deps: Deps, w: Target, stepIds: string[], held: Readonl
     // reopened some since (its own trigger cancels them again only if it sees this failure).
     const waited = await client.query<{ n: number }>('SELECT workflow_stop_waiting($1, $2, $3) AS n', [w.id, f.id, reason]);
     await client.query('SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE', [w.id]);
-    const states = await deps.queue.cancel(
-      rows.map((r) => ({ id: r.id, tenant: w.tenant })),
-      { abortLeased: false },
+    // Bounded: a stalled master must not hold the workflow's lock and these rows from outcome
+    // writes. Past it the stop rolls back; steps a late cancel took out of Redis still wait in
+    // Postgres, and the workers' sweep stops them (their cancel then finds them absent).
+    const states = await withTimeout(
+      deps.queue.cancel(
+        rows.map((r) => ({ id: r.id, tenant: w.tenant })),
+        { abortLeased: false },
+      ),
+      LOCKED_PUSH_TIMEOUT_MS,
+      'stopping workflow steps in Redis: no answer',
     );
     // Leased: a worker runs it, and its outcome counts; unless the lease is the writer's own.
     const gone = rows.filter((r, i) => states[i] !== 'leased' || held.has(r.id)).map((r) => r.id);
