@@ -56,7 +56,7 @@ export function apiMetrics(registry: Registry) {
     }),
     authKeyLookups: new Counter({
       name: 'auth_key_lookups_total',
-      help: 'API key ids looked up in Postgres (keys not in the cache), by result: verified (a key seen valid on this replica, read again), found (an id that exists, not yet presented with its secret here), not_found, refused (503: too many unknown ids waiting).',
+      help: 'API key ids looked up in Postgres (keys not in the cache), by result: verified (a key seen valid on this replica, read again and still stored), found (an id that exists, not yet presented with its secret here), not_found (also a key deleted after it was seen valid here), refused (503: too many unknown ids waiting).',
       labelNames: ['result'] as const,
       registers: [registry],
     }),
