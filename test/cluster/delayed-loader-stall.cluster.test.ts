@@ -6,6 +6,8 @@
  * every partition: a stalled master stopped delayed loading in every partition.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import Redis from 'ioredis';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { partitionOf } from '../../services/core/queue/partitions';

@@ -5,6 +5,8 @@
  * for the stalled master (its extend, or the announcement in the control slot), no pass followed,
  * and every running attempt of every tenant was aborted at its lease's end.
  */
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import Redis from 'ioredis';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { partitionOf } from '../../services/core/queue/partitions';

@@ -5,6 +5,8 @@
  * lost one in Postgres), and held those out of attempts under their tokens for holdMs, after
  * which any worker's reaper takes them again.
  */
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import Redis from 'ioredis';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { partitionOf } from '../../services/core/queue/partitions';

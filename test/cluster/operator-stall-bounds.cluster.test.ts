@@ -7,6 +7,8 @@
  * Before, the call (and the locks) waited as long as the master did.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import type { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { DependencyTimeoutError } from '../../services/core/process/with-timeout';

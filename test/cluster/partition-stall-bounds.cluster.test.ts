@@ -5,6 +5,8 @@
  * workflow steps, tenant sync and the reaper's settle step waited as long as the master did.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import type { Pool } from 'pg';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';

@@ -4,6 +4,8 @@
  * another partition's backlog), rings cross from a partition to the control slot's doorbell,
  * leases are ended in the partition their token names, and a mismatched layout is refused.
  */
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import Redis from 'ioredis';
 import { splitAddr } from '../../services/core/config/parsers';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';

@@ -5,6 +5,8 @@
  * waited for that master (or failed with it), whichever partition held the tenant.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import { QueuesView } from '../../services/api/operator/queues-route';
 import { partitionMasters, passWaitQueue, tenantWhere, whilePaused } from '../support/cluster-stall';
 import { stackFixture } from '../support/stack';

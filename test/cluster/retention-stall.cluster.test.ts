@@ -6,6 +6,8 @@
  * oldest due tasks of every tenant): a stalled master held up the deletion of every tenant's.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import Redis from 'ioredis';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';

@@ -6,6 +6,8 @@
  * any tenant fired meanwhile.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import { fireDueSchedules } from '../../services/core/schedules/fire-due';
 import { partitionMasters, passWaitQueue, tenantWhere, whilePaused } from '../support/cluster-stall';
 import { silentLog, stackFixture } from '../support/stack';

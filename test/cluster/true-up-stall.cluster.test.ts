@@ -6,6 +6,8 @@
  * stalled, a capped tenant of any partition was refused once it had submitted its cap.
  */
 process.env.TEST_REDIS_MODE = 'cluster';
+// It stalls masters: on a cluster of its jest worker's own (cluster-mode.ts, testClusterProfile).
+process.env.TEST_CLUSTER_STALLS = '1';
 import { UnfinishedTrueUp } from '../../services/api/limits/unfinished-true-up';
 import { TenantAdmission } from '../../services/core/tenancy/admission';
 import { setTenant } from '../../services/core/tenancy/tenant-store';

@@ -17,6 +17,7 @@ import { TenantAdmission } from '../../services/core/tenancy/admission';
 import { TenantCache } from '../../services/core/tenancy/tenant-cache';
 import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { clusterMode } from '../support/cluster-mode';
+import { withPrivateRedis } from '../support/private-redis';
 import { createStack, silentLog, Stack, waitFor } from '../support/stack';
 
 let stack: Stack;
@@ -25,22 +26,25 @@ let url: string;
 /** A connection of its own that pauses and unpauses the Redis the API uses. */
 let pauser: Redis;
 
-beforeAll(async () => {
-  stack = await createStack();
-  pauser = createRedis({ addr: stack.cfg.REDIS_ADDR, name: 'test-pauser', offlineQueue: true });
-  const metrics = apiMetrics(createRegistry('api'));
-  const tenantAdmission = new TenantAdmission(stack.redis, stack.cfg.REDIS_KEY_PREFIX, stack.cfg.REDIS_PARTITIONS);
-  const env = { TENANT_RATE_LIMIT: 0, TENANT_BURST: 0, TENANT_MAX_UNFINISHED: 0 };
-  const admission = new RequestAdmission({ cache: new TenantCache(stack.pool, 0), admission: tenantAdmission, env, log: silentLog, metrics, tenantLabels: new TenantLabels(2), waitMs: 300 });
-  const app = createApp({ pool: stack.pool, queue: stack.queue, log: silentLog, metrics, maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000, admission });
-  server = await startServer(app, '127.0.0.1:0');
-  url = `http://127.0.0.1:${server.address.port}`;
-});
-afterAll(async () => {
-  await pauser.client('UNPAUSE').catch(() => undefined);
-  pauser.disconnect();
-  await server.stop();
-  await stack.close();
+// Its Redis is paused: one of its own (private-redis.ts).
+withPrivateRedis(() => {
+  beforeAll(async () => {
+    stack = await createStack();
+    pauser = createRedis({ addr: stack.cfg.REDIS_ADDR, name: 'test-pauser', offlineQueue: true });
+    const metrics = apiMetrics(createRegistry('api'));
+    const tenantAdmission = new TenantAdmission(stack.redis, stack.cfg.REDIS_KEY_PREFIX, stack.cfg.REDIS_PARTITIONS);
+    const env = { TENANT_RATE_LIMIT: 0, TENANT_BURST: 0, TENANT_MAX_UNFINISHED: 0 };
+    const admission = new RequestAdmission({ cache: new TenantCache(stack.pool, 0), admission: tenantAdmission, env, log: silentLog, metrics, tenantLabels: new TenantLabels(2), waitMs: 300 });
+    const app = createApp({ pool: stack.pool, queue: stack.queue, log: silentLog, metrics, maxBodyBytes: 1 << 20, defaultMaxRetries: 5, idempotencyTtlMs: 60_000, admission });
+    server = await startServer(app, '127.0.0.1:0');
+    url = `http://127.0.0.1:${server.address.port}`;
+  });
+  afterAll(async () => {
+    await pauser.client('UNPAUSE').catch(() => undefined);
+    pauser.disconnect();
+    await server.stop();
+    await stack.close();
+  });
 });
 
 const post = (body: unknown) => fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

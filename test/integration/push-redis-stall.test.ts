@@ -10,16 +10,21 @@ import { createRegistry, workerMetrics } from '../../services/core/observability
 import { Reconciler } from '../../services/worker/reconciler';
 import { TenantSync } from '../../services/worker/tenant-sync';
 import { clusterMode } from '../support/cluster-mode';
+import { withPrivateRedis } from '../support/private-redis';
 import { silentLog, stackWithApi, waitFor } from '../support/stack';
 
-const world = stackWithApi();
 let pauser: Redis;
-beforeAll(() => {
-  pauser = createRedis({ addr: world.stack.cfg.REDIS_ADDR, name: 'test-pauser', offlineQueue: true });
-});
-afterAll(async () => {
-  await pauser.client('UNPAUSE').catch(() => undefined);
-  pauser.disconnect();
+// Its Redis is paused: one of its own (private-redis.ts).
+const world = withPrivateRedis(() => {
+  const made = stackWithApi();
+  beforeAll(() => {
+    pauser = createRedis({ addr: made.stack.cfg.REDIS_ADDR, name: 'test-pauser', offlineQueue: true });
+  });
+  afterAll(async () => {
+    await pauser.client('UNPAUSE').catch(() => undefined);
+    pauser.disconnect();
+  });
+  return made;
 });
 
 /** `p`'s outcome, or 'no answer' once `ms` pass (far past every bound under test). */

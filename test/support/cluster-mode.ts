@@ -42,12 +42,25 @@ class TestCluster extends LocalRedisCluster {
   }
 }
 
+/** The profiles of the clusters test files that stall a master run on: this, a dash and a jest worker id. */
+export const STALLS_PROFILE_STEM = `${TEST_CLUSTER_PROFILE}-stalls`;
+
+/**
+ * The profile of the cluster this test file runs on. A file that stalls a master (CLIENT PAUSE)
+ * sets TEST_CLUSTER_STALLS=1 and gets a cluster of its jest worker's own: on the shared one, the
+ * cluster tests the other worker runs meanwhile would stall with it. A worker runs its files one
+ * at a time, so they never stall each other.
+ */
+export function testClusterProfile(): string {
+  return process.env.TEST_CLUSTER_STALLS === '1' ? `${STALLS_PROFILE_STEM}-${process.env.JEST_WORKER_ID ?? '1'}` : TEST_CLUSTER_PROFILE;
+}
+
 let shared: TestCluster | null = null;
 let serving: Promise<void> | null = null;
 
-/** The test profile's cluster, started (or reused) once per test process; global-teardown stops it. */
+/** The test file's cluster (testClusterProfile), started (or reused) once per test process; global-teardown stops it. */
 export function testCluster(): TestCluster {
-  if (!shared) shared = new TestCluster(TEST_CLUSTER_PROFILE).start();
+  if (!shared) shared = new TestCluster(testClusterProfile()).start();
   return shared;
 }
 

@@ -5,10 +5,10 @@
  * KEEP_TEST_SERVICES is set (handy to keep them warm between runs or to inspect them afterwards).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
-import { TEST_CLUSTER_PROFILE } from './cluster-mode';
+import { STALLS_PROFILE_STEM, TEST_CLUSTER_PROFILE } from './cluster-mode';
 import { isAlive, REPO_ROOT, STATE_KEY, type TestServicesState } from './global-setup';
 
 export default async function globalTeardown(): Promise<void> {
@@ -30,9 +30,12 @@ export default async function globalTeardown(): Promise<void> {
     await admin.end();
   }
 
-  // The cluster suites' cluster (test/support/cluster-mode.ts), started by the first of them.
-  if (!process.env.KEEP_TEST_SERVICES && !otherRunsActive && existsSync(path.join(REPO_ROOT, '.data', TEST_CLUSTER_PROFILE, 'env'))) {
-    execFileSync('bash', [path.join(REPO_ROOT, 'scripts/local-services.sh'), 'cluster-stop', TEST_CLUSTER_PROFILE], {
+  // The cluster suites' clusters (test/support/cluster-mode.ts), each started by the first file that used it.
+  const data = path.join(REPO_ROOT, '.data');
+  const stalls = existsSync(data) ? readdirSync(data).filter((d) => d.startsWith(`${STALLS_PROFILE_STEM}-`)) : [];
+  for (const profile of [TEST_CLUSTER_PROFILE, ...stalls]) {
+    if (process.env.KEEP_TEST_SERVICES || otherRunsActive || !existsSync(path.join(data, profile, 'env'))) continue;
+    execFileSync('bash', [path.join(REPO_ROOT, 'scripts/local-services.sh'), 'cluster-stop', profile], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'ignore', 'inherit'],
     });
