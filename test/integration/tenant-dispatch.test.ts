@@ -194,7 +194,8 @@ it('max_running holds across two workers while other tenants use the free slots;
   for (let i = 0; i < 2; i++) workers.push(startWorker(stack, { handlers: { gauge: handler }, cfg: { WORKER_POOL: 8 } }).worker);
   // The first sync pass runs at start; give it a moment before the tasks arrive.
   await waitFor(async () => (await stack.inspect.hget(stack.keysOf('capped').tenantDispatch, 'capped')) === '1:3', 5000, 'the settings');
-  await submit('capped', 40, 'gauge', { t: 'capped' });
+  // Eight rounds at the cap, while the free tenant's tasks keep the other slots wanted.
+  await submit('capped', 24, 'gauge', { t: 'capped' });
   await submit('free', 40, 'gauge', { t: 'free' });
   await waitFor(async () => (await unfinished()) === 0, 30_000, 'every task');
   expect(peak.get('capped')).toBe(3);
@@ -206,8 +207,8 @@ it('max_running holds across two workers while other tenants use the free slots;
 it('TENANT_MAX_RUNNING caps tenants without their own setting', async () => {
   const { handler, peak } = gauge(20);
   workers.push(startWorker(stack, { handlers: { gauge: handler }, cfg: { WORKER_POOL: 10, TENANT_MAX_RUNNING: 2 } }).worker);
-  await submit('a', 20, 'gauge', { t: 'a' });
-  await submit('b', 20, 'gauge', { t: 'b' });
+  await submit('a', 10, 'gauge', { t: 'a' });
+  await submit('b', 10, 'gauge', { t: 'b' });
   await waitFor(async () => (await unfinished()) === 0, 30_000, 'every task');
   expect([peak.get('a'), peak.get('b')]).toEqual([2, 2]);
 });
