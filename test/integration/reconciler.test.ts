@@ -6,14 +6,13 @@ import { uuidv7 } from '../../services/core/tasks/uuid';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { chunksWithin, Reconciler } from '../../services/worker/reconciler';
 import type { Pool } from 'pg';
-import { Stack, createStack, runsOf, silentLog, taskStatus, waitFor } from '../support/stack';
+import { Stack, runsOf, silentLog, taskStatus, waitFor } from '../support/stack';
+import { resettableStack } from '../support/stack-reset';
 
 let stack: Stack;
-beforeEach(async () => {
-  stack = await createStack();
-});
-afterEach(async () => {
-  await stack.close();
+const shared = resettableStack();
+beforeEach(() => {
+  stack = shared.current();
 });
 
 function reconciler(batchSize = 100): Reconciler {
