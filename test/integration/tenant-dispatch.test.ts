@@ -9,18 +9,19 @@ import { TenantSync } from '../../services/worker/tenant-sync';
 import type { Handler } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import type { QueueKeys } from '../../services/core/queue/keys';
-import { Stack, createStack, scriptUsec, silentLog, startWorker, waitFor } from '../support/stack';
+import { Stack, scriptUsec, silentLog, startWorker, waitFor } from '../support/stack';
+import { resettableStack } from '../support/stack-reset';
 
 let stack: Stack;
 let workers: Worker[] = [];
 
-beforeEach(async () => {
-  stack = await createStack({ POLL_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, RECONCILE_INTERVAL_MS: 100, RECONCILE_GRACE_MS: 0 });
+const shared = resettableStack({ POLL_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, RECONCILE_INTERVAL_MS: 100, RECONCILE_GRACE_MS: 0 });
+beforeEach(() => {
+  stack = shared.current();
 });
 afterEach(async () => {
   await Promise.all(workers.map((w) => w.stop(0)));
   workers = [];
-  await stack.close();
 });
 
 async function submit(tenant: string, count: number, type: string, payload: unknown = {}): Promise<string[]> {
