@@ -9,11 +9,12 @@ import { submitTask } from '../../services/core/tasks/submit';
 import { Reconciler } from '../../services/worker/reconciler';
 import type { Worker } from '../../services/worker/worker';
 import type { Handler } from '../../services/worker/handlers';
-import { runsOf, silentLog, stackWithApi, taskStatus, waitFor } from '../support/stack';
+import { runsOf, silentLog, taskStatus, waitFor } from '../support/stack';
+import { resettableStackWithApi } from '../support/stack-reset';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 
-const fx = stackWithApi({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 }, { each: true });
+const fx = resettableStackWithApi({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 });
 let worker: Worker | null = null;
 
 async function submit(type: string, payload: unknown = {}, maxRetries = 3, tenant = 'default'): Promise<string> {

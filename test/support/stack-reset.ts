@@ -6,7 +6,8 @@
  * own that would outlive a test (they would hold TRUNCATE's lock).
  */
 import type { Pool } from 'pg';
-import { createStack, Stack } from './stack';
+import type { Worker } from '../../services/worker/worker';
+import { createStack, Stack, startApi, startWorker } from './stack';
 
 interface Snapshot {
   tables: string[];
@@ -46,4 +47,38 @@ export function resettableStack(overrides: Parameters<typeof createStack>[0] = {
     await stack?.close();
   });
   return { current: () => stack! };
+}
+
+/** resettableStack with an API on it for the whole file; workers started through it stop after each test. */
+export function resettableStackWithApi(overrides: Parameters<typeof createStack>[0] = {}): {
+  readonly stack: Stack;
+  readonly api: Awaited<ReturnType<typeof startApi>>;
+  startWorker(opts?: Parameters<typeof startWorker>[1]): ReturnType<typeof startWorker>;
+} {
+  let api: Awaited<ReturnType<typeof startApi>> | undefined;
+  const workers: Worker[] = [];
+  afterEach(async () => {
+    for (const w of workers.splice(0)) await w.stop(0);
+  });
+  // Declared before the stack's hooks, so it runs before the stack closes.
+  afterAll(async () => {
+    await api?.server.stop();
+  });
+  const shared = resettableStack(overrides);
+  beforeAll(async () => {
+    api = await startApi(shared.current());
+  });
+  return {
+    get stack() {
+      return shared.current();
+    },
+    get api() {
+      return api!;
+    },
+    startWorker(workerOpts) {
+      const started = startWorker(shared.current(), workerOpts);
+      workers.push(started.worker);
+      return started;
+    },
+  };
 }
