@@ -8,13 +8,14 @@ import { apiMetrics, createRegistry } from '../../services/core/observability/me
 import { runBulk } from '../../services/api/operator/bulk-routes';
 import { markRunning } from '../../services/core/tasks/attempt-store';
 import type { Worker } from '../../services/worker/worker';
-import { runsOf, silentLog, stackWithApi, startApi, waitFor } from '../support/stack';
+import { runsOf, silentLog, startApi, waitFor } from '../support/stack';
+import { resettableStackWithApi } from '../support/stack-reset';
 // Every answer is checked against the OpenAPI document (the contract test).
 import { fetch } from '../support/contract';
 import { expectEqual } from '../support/expect-equal';
 import { isDeepStrictEqual } from 'node:util';
 
-const fx = stackWithApi({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 }, { each: true });
+const fx = resettableStackWithApi({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 20, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 });
 let worker: Worker | null = null;
 
 async function submitMany(n: number, type: string, payload: unknown = {}, opts: { maxRetries?: number; tenant?: string; priority?: 'default' | 'low' } = {}): Promise<string[]> {
