@@ -12,7 +12,8 @@ import type { RetentionPolicy } from '../../services/core/retention/retention-st
 import { submitTasks } from '../../services/core/tasks/submit';
 import { RetentionOptions, RetentionSweeper } from '../../services/worker/retention';
 import type { Worker } from '../../services/worker/worker';
-import { createStack, runsOf, scriptUsec, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+import { runsOf, scriptUsec, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+import { resettableStack } from '../support/stack-reset';
 import { expectEqual } from '../support/expect-equal';
 
 const DAY = 86_400_000;
@@ -23,15 +24,15 @@ let metrics: WorkerMetrics;
 const sweepers: RetentionSweeper[] = [];
 let worker: Worker | null = null;
 
-beforeEach(async () => {
-  stack = await createStack({ POLL_INTERVAL_MS: 10 });
+const shared = resettableStack({ POLL_INTERVAL_MS: 10 });
+beforeEach(() => {
+  stack = shared.current();
   metrics = workerMetrics(createRegistry('worker'));
 });
 afterEach(async () => {
   await worker?.stop(0);
   worker = null;
   await Promise.all(sweepers.splice(0).map((s) => s.stop()));
-  await stack.close();
 });
 
 function sweeper(opts: Partial<RetentionOptions> = {}, m: WorkerMetrics = metrics, pool: Pool = stack.pool): RetentionSweeper {

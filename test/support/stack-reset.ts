@@ -27,6 +27,14 @@ async function snapshotOf(pool: Pool): Promise<Snapshot> {
 }
 
 async function reset(stack: Stack, snap: Snapshot): Promise<void> {
+  // Counts the pool's connections still hold for Postgres's statistics views are reported now,
+  // not during the next test (which may measure them).
+  const idle = await Promise.all(Array.from({ length: stack.pool.idleCount }, () => stack.pool.connect()));
+  try {
+    await Promise.all(idle.map((c) => c.query('SELECT pg_stat_force_next_flush()')));
+  } finally {
+    for (const c of idle) c.release();
+  }
   await stack.pool.query(`TRUNCATE ${snap.tables.join(', ')} RESTART IDENTITY CASCADE`);
   for (const [t, rows] of snap.seeded) await stack.pool.query(`INSERT INTO ${t} OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::${t}, $1::jsonb)`, [JSON.stringify(rows)]);
   await stack.flushRedis();
