@@ -10,14 +10,13 @@ import { fireDueSchedules, FireResult } from '../../services/core/schedules/fire
 import type { ScheduleTask } from '../../services/core/schedules/schedule';
 import { updateSchedule } from '../../services/core/schedules/schedule-store';
 import { ScheduleTicker } from '../../services/worker/schedule-ticker';
-import { createStack, silentLog, Stack, waitFor } from '../support/stack';
+import { silentLog, Stack, waitFor } from '../support/stack';
+import { resettableStack } from '../support/stack-reset';
 
 let stack: Stack;
-beforeEach(async () => {
-  stack = await createStack();
-});
-afterEach(async () => {
-  await stack.close();
+const shared = resettableStack();
+beforeEach(() => {
+  stack = shared.current();
 });
 
 const task: ScheduleTask = { type: 'noop', payload: { n: 1 }, priority: 'default', max_retries: 0, retry: null, timeout_ms: null };

@@ -2,8 +2,8 @@
  * One stack for a whole test file, put back before each test as createStack made it: every table
  * emptied (the rows the migrations seed put back) and the stack's Redis keys deleted. Cloning and
  * dropping a database per test costs about a second on a loaded machine; this costs milliseconds.
- * For files whose tests count what is in the database but start no long-lived connections of their
- * own that would outlive a test (they would hold TRUNCATE's lock).
+ * Functions and triggers a test created are dropped. For files whose tests start no connections of
+ * their own that outlive the test (they would hold TRUNCATE's lock).
  */
 import type { Pool } from 'pg';
 import type { Worker } from '../../services/worker/worker';
@@ -12,6 +12,18 @@ import { createStack, Stack, startApi, startWorker } from './stack';
 interface Snapshot {
   tables: string[];
   seeded: [table: string, rows: unknown[]][];
+  /** `DROP …` of each function and trigger the schema has, keyed by what it drops. */
+  objects: Set<string>;
+}
+
+/** Functions and triggers of the schema, as the DROP statements that remove them. */
+async function objectsOf(pool: Pool): Promise<Set<string>> {
+  const { rows } = await pool.query<{ drop: string }>(
+    `SELECT format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass) AS drop FROM pg_trigger t WHERE NOT t.tgisinternal
+     UNION ALL
+     SELECT format('DROP FUNCTION %s CASCADE', p.oid::regprocedure) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'`,
+  );
+  return new Set(rows.map((r) => r.drop));
 }
 
 async function snapshotOf(pool: Pool): Promise<Snapshot> {
@@ -23,7 +35,7 @@ async function snapshotOf(pool: Pool): Promise<Snapshot> {
     const res = await pool.query<{ row: unknown }>(`SELECT to_jsonb(x) AS row FROM ${t} x`);
     if (res.rowCount) seeded.push([t, res.rows.map((r) => r.row)]);
   }
-  return { tables: rows.map((r) => r.t), seeded };
+  return { tables: rows.map((r) => r.t), seeded, objects: await objectsOf(pool) };
 }
 
 async function reset(stack: Stack, snap: Snapshot): Promise<void> {
@@ -35,6 +47,8 @@ async function reset(stack: Stack, snap: Snapshot): Promise<void> {
   } finally {
     for (const c of idle) c.release();
   }
+  // Triggers and functions a test made (and left, having failed) go first: they might refuse the rest.
+  for (const drop of [...(await objectsOf(stack.pool))].filter((d) => !snap.objects.has(d)).sort((a, b) => a.localeCompare(b)).reverse()) await stack.pool.query(drop.replace(/^DROP (\w+) /, 'DROP $1 IF EXISTS '));
   await stack.pool.query(`TRUNCATE ${snap.tables.join(', ')} RESTART IDENTITY CASCADE`);
   for (const [t, rows] of snap.seeded) await stack.pool.query(`INSERT INTO ${t} OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::${t}, $1::jsonb)`, [JSON.stringify(rows)]);
   await stack.flushRedis();
