@@ -12,16 +12,16 @@ import { createStack, Stack, startApi, startWorker } from './stack';
 interface Snapshot {
   tables: string[];
   seeded: [table: string, rows: unknown[]][];
-  /** `DROP …` of each function and trigger the schema has, keyed by what it drops. */
+  /** The schema's functions and triggers, as the statements that drop them. */
   objects: Set<string>;
 }
 
 /** Functions and triggers of the schema, as the DROP statements that remove them. */
 async function objectsOf(pool: Pool): Promise<Set<string>> {
   const { rows } = await pool.query<{ drop: string }>(
-    `SELECT format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass) AS drop FROM pg_trigger t WHERE NOT t.tgisinternal
+    `SELECT format('DROP TRIGGER IF EXISTS %I ON %s', t.tgname, t.tgrelid::regclass) AS drop FROM pg_trigger t WHERE NOT t.tgisinternal
      UNION ALL
-     SELECT format('DROP FUNCTION %s CASCADE', p.oid::regprocedure) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'`,
+     SELECT format('DROP FUNCTION IF EXISTS %s CASCADE', p.oid::regprocedure) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'`,
   );
   return new Set(rows.map((r) => r.drop));
 }
@@ -47,8 +47,9 @@ async function reset(stack: Stack, snap: Snapshot): Promise<void> {
   } finally {
     for (const c of idle) c.release();
   }
-  // Triggers and functions a test made (and left, having failed) go first: they might refuse the rest.
-  for (const drop of [...(await objectsOf(stack.pool))].filter((d) => !snap.objects.has(d)).sort((a, b) => a.localeCompare(b)).reverse()) await stack.pool.query(drop.replace(/^DROP (\w+) /, 'DROP $1 IF EXISTS '));
+  // Triggers and functions a test made (and left, having failed) go first: they might refuse the
+  // rest. IF EXISTS: a function's CASCADE may have taken a trigger already.
+  for (const drop of await objectsOf(stack.pool)) if (!snap.objects.has(drop)) await stack.pool.query(drop);
   await stack.pool.query(`TRUNCATE ${snap.tables.join(', ')} RESTART IDENTITY CASCADE`);
   for (const [t, rows] of snap.seeded) await stack.pool.query(`INSERT INTO ${t} OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::${t}, $1::jsonb)`, [JSON.stringify(rows)]);
   await stack.flushRedis();
