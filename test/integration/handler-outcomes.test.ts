@@ -7,12 +7,16 @@ import { withDefaults, type Handler } from '../../services/worker/handlers';
 let stack: Stack;
 let worker: Worker | null = null;
 
-beforeEach(async () => {
+// One stack for the file: each test starts its own worker and looks only at the tasks it submitted,
+// all of them final before its worker stops.
+beforeAll(async () => {
   stack = await createStack({ RETRY_BASE_MS: 10, RETRY_MAX_MS: 50, RETRY_JITTER_MS: 5, RETRY_SCAN_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, POLL_INTERVAL_MS: 10 });
 });
 afterEach(async () => {
   await worker?.stop(0);
   worker = null;
+});
+afterAll(async () => {
   await stack.close();
 });
 

@@ -12,7 +12,9 @@ import type { RetentionPolicy } from '../../services/core/retention/retention-st
 import { submitTasks } from '../../services/core/tasks/submit';
 import { RetentionOptions, RetentionSweeper } from '../../services/worker/retention';
 import type { Worker } from '../../services/worker/worker';
-import { createStack, runsOf, scriptUsec, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+import { runsOf, scriptUsec, silentLog, Stack, startApi, startWorker, taskStatus, waitFor } from '../support/stack';
+import { resettableStack } from '../support/stack-reset';
+import { expectEqual } from '../support/expect-equal';
 
 const DAY = 86_400_000;
 const DEFAULTS: RetentionPolicy = { succeeded: 7 * DAY, dead: 30 * DAY, cancelled: 30 * DAY };
@@ -22,15 +24,15 @@ let metrics: WorkerMetrics;
 const sweepers: RetentionSweeper[] = [];
 let worker: Worker | null = null;
 
-beforeEach(async () => {
-  stack = await createStack({ POLL_INTERVAL_MS: 10 });
+const shared = resettableStack({ POLL_INTERVAL_MS: 10 });
+beforeEach(() => {
+  stack = shared.current();
   metrics = workerMetrics(createRegistry('worker'));
 });
 afterEach(async () => {
   await worker?.stop(0);
   worker = null;
   await Promise.all(sweepers.splice(0).map((s) => s.stop()));
-  await stack.close();
 });
 
 function sweeper(opts: Partial<RetentionOptions> = {}, m: WorkerMetrics = metrics, pool: Pool = stack.pool): RetentionSweeper {
@@ -330,7 +332,7 @@ it('purging dead tasks behind dead-letter entries that retention keeps reads the
   for (let i = 0; i < kept.length; i += 10_000) await stack.inspect.rpush(list, ...kept.slice(i, i + 10_000));
   const gone = Array.from({ length: 1000 }, (_, i) => `gone-${i}`);
   await stack.inspect.rpush(list, ...gone.slice(0, 500), 'kept-tail', ...gone.slice(500));
-  for (const id of [...gone, 'leased', 'elsewhere']) await stack.inspect.hset(k.meta, id, '2:1:default');
+  await stack.inspect.hset(k.meta, ...[...gone, 'leased', 'elsewhere'].flatMap((id) => [id, '2:1:default']));
   await stack.inspect.hset(k.messages, ...gone.flatMap((id) => [id, '{}']));
   // One a lease holds, and one in no dead-letter list, are left alone.
   await stack.inspect.rpush(list, 'leased');
@@ -338,7 +340,7 @@ it('purging dead tasks behind dead-letter entries that retention keeps reads the
   const before = await scriptUsec(stack);
   expect(await stack.queue.purge([...gone, 'leased', 'elsewhere', 'unknown'].map((id) => ({ id, tenant: 'default' })))).toBe(1000);
   expect((await scriptUsec(stack)) - before).toBeLessThan(250_000);
-  expect(await stack.inspect.lrange(list, 0, -1)).toEqual([...kept, 'kept-tail', 'leased']);
+  expectEqual(await stack.inspect.lrange(list, 0, -1), [...kept, 'kept-tail', 'leased']);
   expect(await stack.inspect.hmget(k.meta, 'gone-0', 'gone-999', 'leased', 'elsewhere')).toEqual([null, null, '2:1:default', '2:1:default']);
   expect(await stack.inspect.hexists(k.messages, 'gone-500')).toBe(0);
 }, 60_000);

@@ -9,18 +9,19 @@ import { TenantSync } from '../../services/worker/tenant-sync';
 import type { Handler } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import type { QueueKeys } from '../../services/core/queue/keys';
-import { Stack, createStack, scriptUsec, silentLog, startWorker, waitFor } from '../support/stack';
+import { Stack, scriptUsec, silentLog, startWorker, waitFor } from '../support/stack';
+import { resettableStack } from '../support/stack-reset';
 
 let stack: Stack;
 let workers: Worker[] = [];
 
-beforeEach(async () => {
-  stack = await createStack({ POLL_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, RECONCILE_INTERVAL_MS: 100, RECONCILE_GRACE_MS: 0 });
+const shared = resettableStack({ POLL_INTERVAL_MS: 20, REAPER_SCAN_INTERVAL_MS: 50, RECONCILE_INTERVAL_MS: 100, RECONCILE_GRACE_MS: 0 });
+beforeEach(() => {
+  stack = shared.current();
 });
 afterEach(async () => {
   await Promise.all(workers.map((w) => w.stop(0)));
   workers = [];
-  await stack.close();
 });
 
 async function submit(tenant: string, count: number, type: string, payload: unknown = {}): Promise<string[]> {
@@ -194,7 +195,8 @@ it('max_running holds across two workers while other tenants use the free slots;
   for (let i = 0; i < 2; i++) workers.push(startWorker(stack, { handlers: { gauge: handler }, cfg: { WORKER_POOL: 8 } }).worker);
   // The first sync pass runs at start; give it a moment before the tasks arrive.
   await waitFor(async () => (await stack.inspect.hget(stack.keysOf('capped').tenantDispatch, 'capped')) === '1:3', 5000, 'the settings');
-  await submit('capped', 40, 'gauge', { t: 'capped' });
+  // Eight rounds at the cap, while the free tenant's tasks keep the other slots wanted.
+  await submit('capped', 24, 'gauge', { t: 'capped' });
   await submit('free', 40, 'gauge', { t: 'free' });
   await waitFor(async () => (await unfinished()) === 0, 30_000, 'every task');
   expect(peak.get('capped')).toBe(3);
@@ -206,8 +208,8 @@ it('max_running holds across two workers while other tenants use the free slots;
 it('TENANT_MAX_RUNNING caps tenants without their own setting', async () => {
   const { handler, peak } = gauge(20);
   workers.push(startWorker(stack, { handlers: { gauge: handler }, cfg: { WORKER_POOL: 10, TENANT_MAX_RUNNING: 2 } }).worker);
-  await submit('a', 20, 'gauge', { t: 'a' });
-  await submit('b', 20, 'gauge', { t: 'b' });
+  await submit('a', 10, 'gauge', { t: 'a' });
+  await submit('b', 10, 'gauge', { t: 'b' });
   await waitFor(async () => (await unfinished()) === 0, 30_000, 'every task');
   expect([peak.get('a'), peak.get('b')]).toEqual([2, 2]);
 });

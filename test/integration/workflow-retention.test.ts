@@ -10,7 +10,8 @@ import type { RetentionPolicy } from '../../services/core/retention/retention-st
 import type { StepSpec } from '../../services/core/workflows/workflow';
 import { cancelWorkflow, createWorkflow } from '../../services/core/workflows/workflow-store';
 import { RetentionOptions, RetentionSweeper } from '../../services/worker/retention';
-import { createStack, silentLog, Stack, startApi, taskStatus, waitFor } from '../support/stack';
+import { silentLog, Stack, startApi, taskStatus, waitFor } from '../support/stack';
+import { resettableStack } from '../support/stack-reset';
 
 const DAY = 86_400_000;
 const DEFAULTS: RetentionPolicy = { succeeded: 7 * DAY, dead: 30 * DAY, cancelled: 30 * DAY };
@@ -19,13 +20,13 @@ let stack: Stack;
 const sweepers: RetentionSweeper[] = [];
 const clients: Client[] = [];
 
-beforeEach(async () => {
-  stack = await createStack();
+const shared = resettableStack();
+beforeEach(() => {
+  stack = shared.current();
 });
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.end()));
   await Promise.all(sweepers.splice(0).map((s) => s.stop()));
-  await stack.close();
 });
 
 function sweeper(opts: Partial<RetentionOptions> = {}, pool: Pool = stack.pool): RetentionSweeper {

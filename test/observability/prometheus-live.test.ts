@@ -179,6 +179,8 @@ beforeAll(async () => {
     // The long sleepers that keep the workers busy are aborted and handed back quickly at the end.
     SHUTDOWN_GRACE_MS: '500',
   };
+  // The services and Prometheus start side by side: each target's port is known before it listens.
+  const starting: Promise<unknown>[] = [];
   const apiMetrics: string[] = [];
   for (let a = 0; a < APIS; a++) {
     const apiPort = await freePort();
@@ -186,15 +188,16 @@ beforeAll(async () => {
     apiMetrics.push(addr);
     // Tasks go to the first replica; the second only serves metrics, as an idle replica would.
     if (a === 0) apiUrl = `http://127.0.0.1:${apiPort}`;
-    children.push(await spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: addr }));
+    starting.push(spawnService('dist/services/api/main.js', { ...env, ...AUTH_ENV, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: addr }).then((c) => children.push(c)));
   }
   const workerMetrics: string[] = [];
   for (let w = 0; w < WORKERS; w++) {
     const addr = `127.0.0.1:${await freePort()}`;
     workerMetrics.push(addr);
-    children.push(await spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: String(WORKER_POOL), METRICS_ADDR: addr }));
+    starting.push(spawnService('dist/services/worker/main.js', { ...env, WORKER_POOL: String(WORKER_POOL), METRICS_ADDR: addr }).then((c) => children.push(c)));
   }
-  await startPrometheus({ apis: apiMetrics, workers: workerMetrics });
+  starting.push(startPrometheus({ apis: apiMetrics, workers: workerMetrics }));
+  await Promise.all(starting);
 }, 600_000);
 
 afterAll(async () => {

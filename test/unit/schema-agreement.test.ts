@@ -21,6 +21,7 @@ import { PRIORITIES, STATUSES } from '../../services/core/tasks/priority';
 import { parseTime, TimeSchema } from '../../services/core/tasks/task-fields';
 import { encodeCursor } from '../../services/core/tasks/task-cursor';
 import { filterSchema, parseFilter } from '../../services/core/tasks/task-filter';
+import { expectEqual } from '../support/expect-equal';
 
 // A JS Date cannot hold a leap second, so the API refuses 23:59:60, and Postgres no year 0 or past
 // 9999 (TimeSchema says both); otherwise the standard date-time format decides.
@@ -128,7 +129,7 @@ describe('POST /tasks: validateTaskInput and TaskInputSchema', () => {
       fc.property(bodies.map(json), (b) => {
         const ok = check(b);
         if (ok) valid++;
-        expect(fastFields(() => validateTaskInput(b, undefined, 3))).toEqual(ok ? [] : ajvFields(check.errors));
+        expectEqual(fastFields(() => validateTaskInput(b, undefined, 3)), ok ? [] : ajvFields(check.errors));
       }),
       RUNS,
     );
@@ -157,7 +158,7 @@ describe('the task filter: parseFilter and filterSchema', () => {
       fc.property(filter.map(json) as fc.Arbitrary<Record<string, unknown>>, (f) => {
         const ok = check(f);
         if (ok) valid++;
-        expect(parseFilter(f).problems.map((p) => p.field).sort()).toEqual(ok ? [] : ajvFields(check.errors));
+        expectEqual(parseFilter(f).problems.map((p) => p.field).sort(), ok ? [] : ajvFields(check.errors));
       }),
       RUNS,
     );
@@ -168,7 +169,7 @@ describe('the task filter: parseFilter and filterSchema', () => {
     const pattern = new RegExp(TimeSchema.pattern!);
     fc.assert(
       fc.property(fc.oneof(time, fc.string()), (s) => {
-        expect(parseTime(s) !== null).toBe(pattern.test(s) && apiDateTime(s));
+        expectEqual(parseTime(s) !== null, pattern.test(s) && apiDateTime(s));
       }),
       RUNS,
     );
@@ -212,7 +213,7 @@ describe('POST /tasks/cancel and /tasks/retry: parseBulkBody and bulkBodySchema'
         fc.property(fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 }).map(json), (b) => {
           const ok = check(b);
           if (ok) valid++;
-          expect(fastFields(() => parseBulkBody(action, b, MAX))).toEqual(ok ? [] : ajvFields(check.errors));
+          expectEqual(fastFields(() => parseBulkBody(action, b, MAX)), ok ? [] : ajvFields(check.errors));
         }),
         RUNS,
       );
@@ -269,7 +270,7 @@ describe('POST /schedules and PATCH /schedules/{name}: the schedule validators a
       fc.property(fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 }).map(json), (b) => {
         const ok = check(b);
         if (ok) valid++;
-        expect(fastFields(() => validateScheduleInput(b, 3))).toEqual(ok ? [] : scheduleFields(check.errors));
+        expectEqual(fastFields(() => validateScheduleInput(b, 3)), ok ? [] : scheduleFields(check.errors));
       }),
       RUNS,
     );
@@ -285,7 +286,7 @@ describe('POST /schedules and PATCH /schedules/{name}: the schedule validators a
       fc.property(fc.oneof({ arbitrary: body, weight: 9 }, { arbitrary: fc.anything(), weight: 1 }).map(json), (b) => {
         const ok = check(b);
         if (ok) valid++;
-        expect(fastFields(() => validateSchedulePatch(b, 3))).toEqual(ok ? [] : scheduleFields(check.errors));
+        expectEqual(fastFields(() => validateSchedulePatch(b, 3)), ok ? [] : scheduleFields(check.errors));
       }),
       RUNS,
     );
@@ -353,8 +354,8 @@ describe('POST /workflows: the workflow validator and its schema', () => {
         const fast = fastFields(() => validateWorkflowInput(b, undefined, 3));
         const expected = ok ? [] : workflowFields(check.errors);
         // A body with more than 20 problems gets the first 19 and a count (`(body)`).
-        if (fast.length >= 20) expect(fast.filter((f) => f !== '(body)').every((f) => expected.includes(f)) && expected.length >= 19).toBe(true);
-        else expect(fast).toEqual(expected);
+        if (fast.length >= 20) expectEqual(fast.filter((f) => f !== '(body)').every((f) => expected.includes(f)) && expected.length >= 19, true);
+        else expectEqual(fast, expected);
       }),
       RUNS,
     );
