@@ -12,11 +12,10 @@ process.env.TEST_CLUSTER_STALLS = '1';
 import type { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { createRegistry, workerMetrics } from '../../services/core/observability/metrics';
 import { DependencyTimeoutError } from '../../services/core/process/with-timeout';
-import { setTenant } from '../../services/core/tenancy/tenant-store';
 import { stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
 import { Reconciler } from '../../services/worker/reconciler';
-import { createStack, silentLog, Stack, startApi, waitFor } from '../support/stack';
-import { masterOf, masterOfTenant, pauseMaster, tenantOn } from '../support/cluster-stall';
+import { silentLog, Stack, startApi, waitFor } from '../support/stack';
+import { pauseMaster, stalledTenantsFixture, within } from '../support/cluster-stall';
 
 let stack: Stack;
 let queue: PartitionedQueue;
@@ -24,25 +23,10 @@ let stalledMaster: string;
 let stalled: string;
 let healthy: string;
 
-beforeAll(async () => {
-  // One task per bulk batch: a bulk call commits a batch before the one that meets the stall.
-  stack = await createStack({ BULK_BATCH: 1 });
-  queue = stack.queue as PartitionedQueue;
-  const control = await masterOf(stack.redis, `{${stack.cfg.REDIS_KEY_PREFIX}}`);
-  stalled = await tenantOn(stack.redis, queue, (m) => m !== control, 'stalled');
-  stalledMaster = await masterOfTenant(stack.redis, queue, stalled);
-  healthy = await tenantOn(stack.redis, queue, (m) => m !== stalledMaster, 'healthy');
-  for (const t of [stalled, healthy]) await setTenant(stack.pool, t, {});
-}, 120_000);
-afterAll(async () => {
-  await stack?.close();
-});
+// One task per bulk batch: a bulk call commits a batch before the one that meets the stall.
+const world = stalledTenantsFixture({ BULK_BATCH: 1 });
+beforeAll(() => void ({ stack, queue, stalledMaster, stalled, healthy } = world));
 
-/** `p`'s outcome, or 'no answer' once `ms` pass (far past the bound under test). */
-function within<T>(p: Promise<T>, ms = 8000): Promise<T | 'no answer'> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), ms)))]).finally(() => clearTimeout(timer));
-}
 type Answer = { status: number; retryAfter: string | null; body: Record<string, any> };
 const call = (url: string, path: string, tenant: string, body: unknown = {}) =>
   within(

@@ -17,8 +17,8 @@ import { Reaper } from '../../services/worker/reaper';
 import { Reconciler } from '../../services/worker/reconciler';
 import { TenantSync } from '../../services/worker/tenant-sync';
 import { TEST_PARTITIONS } from '../support/cluster-mode';
-import { createStack, silentLog, Stack, startApi, waitFor } from '../support/stack';
-import { masterOf, masterOfTenant, pauseMaster, tenantOn } from '../support/cluster-stall';
+import { silentLog, Stack, startApi, waitFor } from '../support/stack';
+import { pauseMaster, stalledTenantsFixture, within } from '../support/cluster-stall';
 
 let stack: Stack;
 let queue: PartitionedQueue;
@@ -27,25 +27,10 @@ let stalledMaster: string;
 let stalled: string;
 let healthy: string;
 
-beforeAll(async () => {
-  stack = await createStack();
-  queue = new PartitionedQueue(stack.redis, { prefix: stack.cfg.REDIS_KEY_PREFIX, strategy: 'weighted', weights: stack.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 });
-  const control = await masterOf(stack.redis, `{${stack.cfg.REDIS_KEY_PREFIX}}`);
-  stalled = await tenantOn(stack.redis, queue, (m) => m !== control, 'stalled');
-  stalledMaster = await masterOfTenant(stack.redis, queue, stalled);
-  healthy = await tenantOn(stack.redis, queue, (m) => m !== stalledMaster, 'healthy');
-  for (const t of [stalled, healthy]) await setTenant(stack.pool, t, {});
-}, 120_000);
-afterAll(async () => {
-  await stack?.close();
-});
+const world = stalledTenantsFixture({}, (made) => new PartitionedQueue(made.redis, { prefix: made.cfg.REDIS_KEY_PREFIX, strategy: 'weighted', weights: made.cfg.QUEUE_WEIGHTS, partitions: TEST_PARTITIONS, passWaitMs: 300 }));
+beforeAll(() => void ({ stack, queue, stalledMaster, stalled, healthy } = world));
 
 const metrics = () => workerMetrics(createRegistry('worker'));
-/** `p`'s outcome, or 'no answer' once `ms` pass (far past every bound under test). */
-function within<T>(p: Promise<T>, ms = 8000): Promise<T | 'no answer'> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), ms)))]).finally(() => clearTimeout(timer));
-}
 const indexed = async (id: string, tenant: string) => (await queue.indexed([{ id, tenant }]))[0] != null;
 
 it('GET /queues of a tenant on the stalled master answers 503 with Retry-After; another tenant\'s answers 200', async () => {

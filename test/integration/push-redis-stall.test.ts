@@ -10,6 +10,7 @@ import { createRegistry, workerMetrics } from '../../services/core/observability
 import { Reconciler } from '../../services/worker/reconciler';
 import { TenantSync } from '../../services/worker/tenant-sync';
 import { clusterMode } from '../support/cluster-mode';
+import { within } from '../support/cluster-stall';
 import { withPrivateRedis } from '../support/private-redis';
 import { silentLog, stackWithApi, waitFor } from '../support/stack';
 
@@ -27,11 +28,6 @@ const world = withPrivateRedis(() => {
   return made;
 });
 
-/** `p`'s outcome, or 'no answer' once `ms` pass (far past every bound under test). */
-function within<T>(p: Promise<T>, ms = 8000): Promise<T | 'no answer'> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), ms)))]).finally(() => clearTimeout(timer));
-}
 
 // A single Redis only: the cluster's masters are paused in test/cluster.
 (clusterMode() ? it.skip : it)(

@@ -8,20 +8,14 @@ import { DependencyTimeoutError } from '../../services/core/process/with-timeout
 import type { TaskQueue } from '../../services/core/queue/queue';
 import { submitTask } from '../../services/core/tasks/submit';
 import { Reaper } from '../../services/worker/reaper';
-import { createStack, silentLog, Stack, taskStatus } from '../support/stack';
+import { silentLog, stackFixture, taskStatus } from '../support/stack';
 
-let stack: Stack;
-beforeEach(async () => {
-  stack = await createStack();
-});
-afterEach(async () => {
-  await stack.close();
-});
+const fx = stackFixture();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it('the lost attempts Postgres took are counted even when the settle of another reclaimed lease fails', async () => {
-  const deps = { pool: stack.pool, queue: stack.queue, log: silentLog, idempotencyTtlMs: 60_000 };
+  const deps = { pool: fx.stack.pool, queue: fx.stack.queue, log: silentLog, idempotencyTtlMs: 60_000 };
   const submit = async (maxRetries: number) => {
     const res = await submitTask(deps, { type: 'noop', priority: 'high', payload: {}, maxRetries, tenant: 'default', idempotencyKey: null, canonical: '' });
     if (res.kind === 'conflict') throw new Error('unexpected conflict');
@@ -31,20 +25,20 @@ it('the lost attempts Postgres took are counted even when the settle of another 
   const deleted = await submit(2);
   // Both leased by a worker that died; one of them is deleted from Postgres meanwhile, so its
   // reclaimed lease is settled with what Postgres says.
-  expect(await stack.queue.lease({ max: 2, visibilityMs: 1, owner: 'gone' })).toHaveLength(2);
-  await stack.pool.query('DELETE FROM tasks WHERE id = $1', [deleted]);
+  expect(await fx.stack.queue.lease({ max: 2, visibilityMs: 1, owner: 'gone' })).toHaveLength(2);
+  await fx.stack.pool.query('DELETE FROM tasks WHERE id = $1', [deleted]);
   await sleep(5);
   // The settle's partition does not answer in time.
-  const queue: TaskQueue = Object.create(stack.queue, {
+  const queue: TaskQueue = Object.create(fx.stack.queue, {
     settle: { value: () => Promise.reject(new DependencyTimeoutError('partition 1 did not answer a settle call within 2000 ms')) },
   });
   const registry = createRegistry('worker');
-  const reaper = new Reaper({ pool: stack.pool, queue, metrics: workerMetrics(registry), typeLabel: (t) => t }, 100, 60_000, silentLog);
+  const reaper = new Reaper({ pool: fx.stack.pool, queue, metrics: workerMetrics(registry), typeLabel: (t) => t }, 100, 60_000, silentLog);
   await expect(reaper.runOnce()).rejects.toThrow(DependencyTimeoutError);
-  expect(await taskStatus(stack.pool, lost)).toMatchObject({ status: 'dead', attempts: 1 });
+  expect(await taskStatus(fx.stack.pool, lost)).toMatchObject({ status: 'dead', attempts: 1 });
   const value = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)!.values.reduce((n, v) => n + v.value, 0);
   expect(await value('tasks_dead_total')).toBe(1);
   expect(await value('tasks_failed_total')).toBe(1);
   // Nothing left for a later pass to count.
-  expect(await stack.queue.reap(100, 50)).toEqual([]);
+  expect(await fx.stack.queue.reap(100, 50)).toEqual([]);
 });

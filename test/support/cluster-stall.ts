@@ -6,7 +6,8 @@ import Redis, { type Cluster } from 'ioredis';
 import { PartitionedQueue } from '../../services/core/queue/partitioned-queue';
 import { partitionOf, partitionTags, slotOfTag } from '../../services/core/queue/partitions';
 import { TEST_PARTITIONS } from './cluster-mode';
-import type { Stack } from './stack';
+import { setTenant } from '../../services/core/tenancy/tenant-store';
+import { createStack, type Stack } from './stack';
 
 /** host:port of the master serving `tag`'s slot, as `client` reads the slot map. */
 export async function masterOf(client: Redis | Cluster, tag: string): Promise<string> {
@@ -79,4 +80,52 @@ export async function tenantOn(client: Cluster | Redis, q: PartitionedQueue, wan
     const t = `${prefix}-${i}`;
     if (wanted(await masterOfTenant(client, q, t))) return t;
   }
+}
+
+/** `p`'s outcome, or 'no answer' once `ms` pass (far past every bound the stall tests check). */
+export function within<T>(p: Promise<T>, ms = 8000): Promise<T | 'no answer'> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** A stack for the file and the tenants of a master to stall: `stalled` on it, `healthy` on another. */
+export interface StalledTenants {
+  readonly stack: Stack;
+  readonly queue: PartitionedQueue;
+  /** A master that does not serve the control slot. */
+  readonly stalledMaster: string;
+  readonly stalled: string;
+  readonly healthy: string;
+}
+
+/**
+ * Made before the file's tests (and closed after): a stack with `overrides`, its queue (or the one
+ * `queueOf` makes), and the two tenants, created in Postgres. Read its fields inside a test.
+ */
+export function stalledTenantsFixture(overrides: Parameters<typeof createStack>[0] = {}, queueOf?: (stack: Stack) => PartitionedQueue): StalledTenants {
+  let made: StalledTenants | undefined;
+  beforeAll(async () => {
+    const stack = await createStack(overrides);
+    const queue = queueOf ? queueOf(stack) : (stack.queue as PartitionedQueue);
+    const control = await masterOf(stack.redis, `{${stack.cfg.REDIS_KEY_PREFIX}}`);
+    const stalled = await tenantOn(stack.redis, queue, (m) => m !== control, 'stalled');
+    const stalledMaster = await masterOfTenant(stack.redis, queue, stalled);
+    const healthy = await tenantOn(stack.redis, queue, (m) => m !== stalledMaster, 'healthy');
+    for (const t of [stalled, healthy]) await setTenant(stack.pool, t, {});
+    made = { stack, queue, stalledMaster, stalled, healthy };
+  }, 120_000);
+  afterAll(async () => {
+    await made?.stack.close();
+  });
+  const get = <K extends keyof StalledTenants>(k: K): StalledTenants[K] => {
+    if (!made) throw new Error('stalledTenantsFixture: read it inside a test');
+    return made[k];
+  };
+  return {
+    get stack() { return get('stack'); },
+    get queue() { return get('queue'); },
+    get stalledMaster() { return get('stalledMaster'); },
+    get stalled() { return get('stalled'); },
+    get healthy() { return get('healthy'); },
+  };
 }
