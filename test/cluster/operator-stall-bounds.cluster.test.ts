@@ -15,7 +15,7 @@ import { DependencyTimeoutError } from '../../services/core/process/with-timeout
 import { stopFailedWorkflows } from '../../services/core/workflows/stop-on-failure';
 import { Reconciler } from '../../services/worker/reconciler';
 import { silentLog, Stack, startApi, waitFor } from '../support/stack';
-import { pauseMaster, stalledTenantsFixture, within } from '../support/cluster-stall';
+import { pauseMaster, stalledTenantsFixture, whilePaused, within } from '../support/cluster-stall';
 
 let stack: Stack;
 let queue: PartitionedQueue;
@@ -26,6 +26,16 @@ let healthy: string;
 // One task per bulk batch: a bulk call commits a batch before the one that meets the stall.
 const world = stalledTenantsFixture({ BULK_BATCH: 1 });
 beforeAll(() => void ({ stack, queue, stalledMaster, stalled, healthy } = world));
+
+/** Runs `use` against an API on `q`, stopped after it. */
+async function withApi(q: PartitionedQueue, use: (url: string) => Promise<void>): Promise<void> {
+  const { url, server } = await startApi(stack, q);
+  try {
+    await use(url);
+  } finally {
+    await server.stop();
+  }
+}
 
 type Answer = { status: number; retryAfter: string | null; body: Record<string, any> };
 const call = (url: string, path: string, tenant: string, body: unknown = {}) =>
@@ -67,39 +77,29 @@ async function locksFree(ids: string[], workflowId?: string): Promise<boolean> {
 }
 
 it('POST /tasks/{id}/cancel of a tenant on the stalled master answers 503 with Retry-After, changes nothing and holds no lock; another tenant\'s answers', async () => {
-  const { url, server } = await startApi(stack, queue);
-  try {
+  await withApi(queue, async (url) => {
     const [mine, other] = [await submit(url, stalled), await submit(url, healthy)];
-    const unpause = await pauseMaster(stalledMaster);
-    try {
+    await whilePaused(stalledMaster, 60_000, 'WRITE', async () => {
       const [a, b] = await Promise.all([call(url, `/tasks/${mine}/cancel`, stalled), call(url, `/tasks/${other}/cancel`, healthy)]);
       expect503(a);
       expect((b as Answer).status).toBe(200);
       expect(await locksFree([mine])).toBe(true);
       expect(await statusOf(mine)).toBe('queued');
-    } finally {
-      await unpause();
-    }
+    });
     // The cancel landed late (Redis forgot and tombstoned the task) or not at all: sent again, as the
     // 503 asks, it ends the task cancelled, and Redis holds it nowhere (it cannot run).
     expect(((await call(url, `/tasks/${mine}/cancel`, stalled)) as Answer).status).toBe(200);
     expect(await statusOf(mine)).toBe('cancelled');
     expect(await indexed(mine, stalled)).toBe(false);
-  } finally {
-    await server.stop();
-  }
+  });
 }, 30_000);
 
 it('a cancel that answered 503 and landed in Redis late loses no task: the reconciler queues it again once its tombstone lapses', async () => {
-  const { url, server } = await startApi(stack, queue);
-  try {
+  await withApi(queue, async (url) => {
     const id = await submit(url, stalled);
-    const unpause = await pauseMaster(stalledMaster);
-    try {
+    await whilePaused(stalledMaster, 60_000, 'WRITE', async () => {
       expect503(await call(url, `/tasks/${id}/cancel`, stalled));
-    } finally {
-      await unpause();
-    }
+    });
     // The master ran the cancel it held: Redis forgot the task Postgres still has queued.
     await waitFor(async () => !(await indexed(id, stalled)), 5000, 'the late cancel to land');
     await reconcile();
@@ -109,24 +109,18 @@ it('a cancel that answered 503 and landed in Redis late loses no task: the recon
     await reconcile();
     expect(await statusOf(id)).toBe('queued');
     expect(await indexed(id, stalled)).toBe(true);
-  } finally {
-    await server.stop();
-  }
+  });
 }, 30_000);
 
 it('POST /tasks/{id}/retry of a tenant on the stalled master answers 503 with Retry-After and leaves the task as it was; sent again once the master answers, it queues it once', async () => {
-  const { url, server } = await startApi(stack, queue);
-  try {
+  await withApi(queue, async (url) => {
     const id = await submit(url, stalled);
     expect(((await call(url, `/tasks/${id}/cancel`, stalled)) as Answer).status).toBe(200);
-    const unpause = await pauseMaster(stalledMaster);
-    try {
+    await whilePaused(stalledMaster, 60_000, 'WRITE', async () => {
       expect503(await call(url, `/tasks/${id}/retry`, stalled));
       expect(await locksFree([id])).toBe(true);
       expect(await statusOf(id)).toBe('cancelled');
-    } finally {
-      await unpause();
-    }
+    });
     // The lift of its tombstone landed late: the task is still cancelled and out of Redis, and
     // the reconciler leaves it so.
     await reconcile();
@@ -134,9 +128,7 @@ it('POST /tasks/{id}/retry of a tenant on the stalled master answers 503 with Re
     expect(((await call(url, `/tasks/${id}/retry`, stalled)) as Answer).status).toBe(200);
     expect(await statusOf(id)).toBe('queued');
     expect(await indexed(id, stalled)).toBe(true);
-  } finally {
-    await server.stop();
-  }
+  });
 }, 30_000);
 
 it('a bulk cancel that meets the stall after a batch committed answers 503 saying what it changed; that batch stays done, the rest untouched', async () => {
@@ -163,45 +155,33 @@ it('a bulk cancel that meets the stall after a batch committed answers 503 sayin
 }, 30_000);
 
 it('POST /tasks/retry (bulk) of a tenant on the stalled master answers 503 with Retry-After and retries nothing', async () => {
-  const { url, server } = await startApi(stack, queue);
-  try {
+  await withApi(queue, async (url) => {
     const id = await submit(url, stalled);
     expect(((await call(url, `/tasks/${id}/cancel`, stalled)) as Answer).status).toBe(200);
-    const unpause = await pauseMaster(stalledMaster);
-    try {
+    await whilePaused(stalledMaster, 60_000, 'WRITE', async () => {
       const answer = expect503(await call(url, '/tasks/retry', stalled, { filter: { status: 'cancelled' } }));
       expect(answer.body.changed).toBe(0);
       expect(await locksFree([id])).toBe(true);
       expect(await statusOf(id)).toBe('cancelled');
-    } finally {
-      await unpause();
-    }
-  } finally {
-    await server.stop();
-  }
+    });
+  });
 }, 30_000);
 
 it('POST /workflows/{id}/cancel of a tenant on the stalled master answers 503 with Retry-After and lets go of the workflow\'s lock and its steps\' rows', async () => {
-  const { url, server } = await startApi(stack, queue);
-  try {
+  await withApi(queue, async (url) => {
     const made = (await call(url, '/workflows', stalled, { name: 'stall', tasks: [{ key: 'a', type: 'noop' }] })) as Answer;
     expect(made.status).toBe(201);
     const workflowId = made.body.workflow.id as string;
     const steps = (await stack.pool.query<{ id: string }>('SELECT id FROM tasks WHERE workflow_id = $1', [workflowId])).rows.map((r) => r.id);
-    const unpause = await pauseMaster(stalledMaster);
-    try {
+    await whilePaused(stalledMaster, 60_000, 'WRITE', async () => {
       expect503(await call(url, `/workflows/${workflowId}/cancel`, stalled));
       expect(await locksFree(steps, workflowId)).toBe(true);
       expect(await statusOf(steps[0]!)).toBe('queued');
-    } finally {
-      await unpause();
-    }
+    });
     // Sent again once the master answers, the cancel finishes what the first began.
     expect(((await call(url, `/workflows/${workflowId}/cancel`, stalled)) as Answer).status).toBe(200);
     expect(await statusOf(steps[0]!)).toBe('cancelled');
-  } finally {
-    await server.stop();
-  }
+  });
 }, 30_000);
 
 it("a workflow's stop after a failed step, its steps on the stalled master, fails within its bound and lets go of its locks; the next sweep stops them", async () => {
@@ -218,14 +198,11 @@ it("a workflow's stop after a failed step, its steps on the stalled master, fail
   const q = steps.get('q')!;
   // Step a failed for good, and its writer died before it stopped the workflow: the sweep's to do.
   await stack.pool.query("UPDATE tasks SET status = 'dead', finished_at = now() WHERE id = $1", [steps.get('a')]);
-  const unpause = await pauseMaster(stalledMaster);
-  try {
+  await whilePaused(stalledMaster, 60_000, 'WRITE', async () => {
     expect(await within(stopFailedWorkflows({ pool: stack.pool, queue }).then(() => 'answered', (e: unknown) => e))).toBeInstanceOf(DependencyTimeoutError);
     expect(await locksFree([q], workflowId)).toBe(true);
     expect(await statusOf(q)).toBe('queued');
-  } finally {
-    await unpause();
-  }
+  });
   expect(await stopFailedWorkflows({ pool: stack.pool, queue })).toBe(1);
   expect(await statusOf(q)).toBe('cancelled');
   expect(await indexed(q, stalled)).toBe(false);
