@@ -5,6 +5,7 @@
  */
 import { PRIORITIES } from '../../services/core/tasks/priority';
 import { AUTH_HEADER } from './auth';
+import { JsonPoster } from './json-post';
 
 export interface PlannedTask {
   key: string;
@@ -42,17 +43,18 @@ export async function drive(
   let retriedRequests = 0;
   let gaveUp = 0;
   const giveUpAfterMs = opts.giveUpAfterMs ?? 60_000;
+  const poster = new JsonPoster(opts.clients);
   async function post(p: PlannedTask): Promise<void> {
     const started = Date.now();
     for (;;) {
       try {
-        const res = await fetch(`${url()}/tasks`, {
-          method: 'POST',
-          headers: { ...AUTH_HEADER, 'content-type': 'application/json', 'idempotency-key': p.key, ...(p.tenant ? { tenant: p.tenant } : {}) },
-          body: JSON.stringify(p.body),
-          signal: AbortSignal.timeout(10_000),
-        });
-        const body = (await res.json()) as { id?: string; detail?: string };
+        const res = await poster.post(
+          `${url()}/tasks`,
+          { ...AUTH_HEADER, 'content-type': 'application/json', 'idempotency-key': p.key, ...(p.tenant ? { tenant: p.tenant } : {}) },
+          JSON.stringify(p.body),
+          10_000,
+        );
+        const body = res.body as { id?: string; detail?: string };
         if (res.status === 201 || res.status === 200) {
           accepted.set(p.key, { id: body.id!, plan: p });
           return;
@@ -69,14 +71,18 @@ export async function drive(
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  await Promise.all(
-    Array.from({ length: opts.clients }, async () => {
-      while (next < plan.length) {
-        const i = next++;
-        await post(plan[i]!);
-        opts.onProgress?.(i + 1);
-      }
-    }),
-  );
+  try {
+    await Promise.all(
+      Array.from({ length: opts.clients }, async () => {
+        while (next < plan.length) {
+          const i = next++;
+          await post(plan[i]!);
+          opts.onProgress?.(i + 1);
+        }
+      }),
+    );
+  } finally {
+    poster.close();
+  }
   return { accepted, retriedRequests, gaveUp };
 }
