@@ -81,14 +81,16 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const t0 = Date.now();
   const log = o.log ?? (() => undefined);
   const ledger = new Ledger();
-  const source = new RequestSource(o.seed, DEFAULT_GEN);
+  // The generator builds its near-limit bodies (huge, bombs, costly escapes) to the api's limit.
+  const maxBodyBytes = Number(o.apiEnv?.MAX_BODY_BYTES ?? DEFAULT_GEN.maxBodyBytes);
+  const source = new RequestSource(o.seed, { ...DEFAULT_GEN, maxBodyBytes });
   const keys = await createKeys(o.dbUrl);
   ledger.secrets = keys.ring.secrets;
   const common = { POSTGRES_URL: o.dbUrl, REDIS_ADDR: o.redisAddr, REDIS_KEY_PREFIX: o.redisPrefix, LOG_LEVEL: 'info', ...FAST_WORKER };
   const apiPort = await freePort();
   // A small in-flight budget (compressed and chunked bodies reserve MAX_BODY_BYTES each), so the
   // documented load shedding (503 + Retry-After) happens now and then and is seen.
-  const apiEnv: Record<string, string> = { ...common, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}`, MAX_INFLIGHT_BODY_BYTES: String(16 * 1048576), READINESS_TIMEOUT_MS: '5000', AUTH_MODE: 'keys', ...o.apiEnv };
+  const apiEnv: Record<string, string> = { ...common, API_ADDR: `127.0.0.1:${apiPort}`, METRICS_ADDR: `127.0.0.1:${await freePort()}`, MAX_INFLIGHT_BODY_BYTES: String(16 * maxBodyBytes), READINESS_TIMEOUT_MS: '5000', AUTH_MODE: 'keys', ...o.apiEnv };
   ledger.limited = Number(apiEnv.TENANT_RATE_LIMIT ?? 0) > 0 || Number(apiEnv.TENANT_MAX_UNFINISHED ?? 0) > 0;
   const dist = o.distDir ?? 'dist';
   const api = await spawnService(path.join(dist, 'services/api/main.js'), apiEnv);
