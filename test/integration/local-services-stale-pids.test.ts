@@ -28,7 +28,9 @@ afterAll(() => {
 });
 
 test("start takes pid files naming another profile's servers for stale and stops neither of those", () => {
-  for (const args of [['start', victim], ['start', stale], ['stop', stale]]) expect(run(...args)).toMatchObject({ status: 0 });
+  // Its servers stopped, its files kept: `stop` would also remove a throwaway profile's Postgres
+  // files when they live outside the clone (the root fallback under /var/tmp, as in a mktemp clone).
+  for (const args of [['start', victim], ['start', stale], ['stop-postgres', stale], ['stop-redis', stale]]) expect(run(...args)).toMatchObject({ status: 0 });
   const other = env(victim);
   const mine = env(stale);
 
