@@ -16,7 +16,7 @@ import { formatReport, runFuzz } from './run';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 20_000);
-// The limit's edges are what is tested, not its size: near-limit bodies cost a quarter of the default's.
+// The limit's edges are what is tested, not its size; bodies built to a smaller limit cost less to build and read.
 const MAX_BODY_BYTES = 256 * 1024;
 const prefix = uniqueRedisPrefix('fuzz');
 

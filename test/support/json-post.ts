@@ -1,7 +1,7 @@
 /**
  * POST of a JSON body over node:http on a keep-alive agent. The load driver's clients send
- * thousands of requests a scenario; global fetch (undici) cost about 2.7 ms of the test process's
- * CPU a request here, node:http a fraction of it, and the two cores are shared with the services.
+ * thousands of requests a scenario, and global fetch (undici) costs the test process several times
+ * the CPU per request, on the cores the services under test share (docs/benchmarks.md).
  */
 import http from 'node:http';
 
@@ -25,6 +25,10 @@ export class JsonPoster {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
+        // A connection closed part way through the answer (the api killed mid-response).
+        res.on('close', () => {
+          if (!res.complete) reject(new Error('the answer was cut off'));
+        });
         res.on('end', () => {
           try {
             resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> });
