@@ -80,12 +80,17 @@ interface Answer {
   body: string;
 }
 
-class HttpPoster {
+/** POSTs of JSON bodies over keep-alive connections (also the fault tests' clients: test/support/load-driver.ts). */
+export class HttpPoster {
   private readonly agent: http.Agent;
   private readonly mod: typeof http | typeof https;
   private readonly base: URL;
 
-  constructor(baseUrl: string, connections: number) {
+  constructor(
+    baseUrl: string,
+    connections: number,
+    private readonly timeoutMs = REQUEST_TIMEOUT_MS,
+  ) {
     this.base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
     this.mod = this.base.protocol === 'https:' ? https : http;
     const AgentClass = this.base.protocol === 'https:' ? https.Agent : http.Agent;
@@ -101,7 +106,7 @@ class HttpPoster {
           method: 'POST',
           agent: this.agent,
           headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers },
-          timeout: REQUEST_TIMEOUT_MS,
+          timeout: this.timeoutMs,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -110,7 +115,7 @@ class HttpPoster {
           res.on('error', reject);
         },
       );
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       req.end(body);
     });

@@ -116,7 +116,7 @@ export async function runScenario<S extends ScenarioServices>(
   const faultAfter = Math.floor(plan.length * (opts.faultAt ?? 0.3));
   let faultStarted = 0;
   let faultDone: Promise<void> | null = null;
-  const driven = await drive(() => `http://127.0.0.1:${set.apiPort}`, plan, {
+  const driven = await drive(`http://127.0.0.1:${set.apiPort}`, plan, {
     clients: 16,
     onProgress: (sent) => {
       if (sent >= faultAfter && !faultDone) {

@@ -5,7 +5,7 @@
  */
 import { PRIORITIES } from '../../services/core/tasks/priority';
 import { AUTH_HEADER } from './auth';
-import { JsonPoster } from './json-post';
+import { HttpPoster } from '../../services/load/client';
 
 export interface PlannedTask {
   key: string;
@@ -34,7 +34,8 @@ export interface DriveResult {
 }
 
 export async function drive(
-  url: () => string,
+  /** The api's base URL (a restarted api comes back on the same port). */
+  url: string,
   plan: PlannedTask[],
   opts: { clients: number; onProgress?: (sent: number) => void; giveUpAfterMs?: number },
 ): Promise<DriveResult> {
@@ -43,18 +44,15 @@ export async function drive(
   let retriedRequests = 0;
   let gaveUp = 0;
   const giveUpAfterMs = opts.giveUpAfterMs ?? 60_000;
-  const poster = new JsonPoster(opts.clients);
+  // node:http on keep-alive connections: fetch costs the test process several times the CPU per
+  // request, on the cores the services under test share (docs/benchmarks.md).
+  const poster = new HttpPoster(url, opts.clients, 10_000);
   async function post(p: PlannedTask): Promise<void> {
     const started = Date.now();
     for (;;) {
       try {
-        const res = await poster.post(
-          `${url()}/tasks`,
-          { ...AUTH_HEADER, 'content-type': 'application/json', 'idempotency-key': p.key, ...(p.tenant ? { tenant: p.tenant } : {}) },
-          JSON.stringify(p.body),
-          10_000,
-        );
-        const body = res.body as { id?: string; detail?: string };
+        const res = await poster.post('/tasks', JSON.stringify(p.body), { ...AUTH_HEADER, 'idempotency-key': p.key, ...(p.tenant ? { tenant: p.tenant } : {}) });
+        const body = JSON.parse(res.body) as { id?: string; detail?: string };
         if (res.status === 201 || res.status === 200) {
           accepted.set(p.key, { id: body.id!, plan: p });
           return;
