@@ -23,13 +23,19 @@ const TENANT = 'default';
 let stack: Stack;
 let workers: Worker[] = [];
 const runs = new Map<string, number>();
+/** The abort signal of each step's latest run: a test waits for the worker to stop a run it cancelled. */
+const signals = new Map<string, AbortSignal>();
 let hold: Promise<void> = Promise.resolve();
+
+/** Waits until the worker has stopped the running steps `keys` (their cancel reached it). */
+const stopped = (...keys: string[]) => waitFor(async () => keys.every((k) => signals.get(k)?.aborted) || null, 10_000, `the worker to stop ${keys.join(', ')}`);
 
 afterEach(async () => {
   await Promise.all(workers.map((w) => w.stop(0)));
   workers = [];
   await stack?.close();
   runs.clear();
+  signals.clear();
 });
 
 async function setUp(overrides: Record<string, string | number> = {}, count = 1): Promise<void> {
@@ -52,6 +58,7 @@ function addWorker(): void {
       count: async (ctx: TaskContext) => {
         const key = (ctx.payload as { key: string }).key;
         runs.set(key, (runs.get(key) ?? 0) + 1);
+        signals.set(key, ctx.signal);
         await hold;
         return { key, parents: Object.keys(ctx.parents ?? {}).length };
       },
@@ -786,7 +793,8 @@ it('retrying a step of a workflow its user cancelled resumes what the cancel sto
   const [a, b] = wf.steps.map((s) => s.task_id);
   await waitFor(async () => (runs.get('a') ? true : null), 10_000, 'a running');
   expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id)).toMatchObject({ kind: 'cancelled', cancelled: 2, cancelling: 1 });
-  // a is stopped while it runs; b and c never started.
+  // a is stopped while it runs (released only then: a run let finish first would succeed); b and c never started.
+  await stopped('a');
   release();
   let w = await finished(wf.workflow.id);
   hold = Promise.resolve();
@@ -809,6 +817,7 @@ it('cancel_dependents: retrying one branch of a cancelled workflow resumes what 
   const [a, b] = wf.steps.map((s) => s.task_id);
   await waitFor(async () => (runs.get('a') && runs.get('b') ? true : null), 10_000, 'a and b running');
   expect(await cancelWorkflow({ pool: stack.pool, queue: stack.queue }, TENANT, wf.workflow.id)).toMatchObject({ kind: 'cancelled', cancelled: 2, cancelling: 2 });
+  await stopped('a', 'b');
   release();
   let w = await finished(wf.workflow.id);
   hold = Promise.resolve();
