@@ -112,8 +112,7 @@ it('a key created after the replica started is looked up in the known lane once 
   // Lookups of other ids are held until the end: Postgres slowed down by the flood.
   const gated = gatedPool(stack.pool, 'find-key-credentials', (values) => !idsOf(values).includes(id));
   // When each read of the ids in use was sent, recorded once its answer is back (and so applied
-  // by the microtasks that follow, before any timer): a read only sent proves nothing yet. In CI
-  // the key was once looked up between a read being sent and its answer, in the unknown lane.
+  // by the microtasks that follow, before any timer): a read only sent proves nothing yet.
   const reads: number[] = [];
   const rec = new Proxy(gated.pool, {
     get: (t, prop, r) =>
