@@ -3,7 +3,8 @@
  * the Worker). A handler resolves on success (with its result: any JSON value up to 64 KiB, kept
  * as the task's `result`) and throws on failure; it should stop when `signal` aborts (lease lost,
  * timeout, cancel or shutdown), because its outcome is then discarded. A handler may carry
- * defaults for its type (`retry`, `timeoutMs`; see withDefaults), which a task's own override.
+ * defaults for its type (`retry`, `timeoutMs`; see withDefaults), which a task's own override, and
+ * say it never reads `parents` (`parents: false`).
  */
 import type { RetryPolicy } from '../core/tasks/backoff';
 import { checkRetryPolicy, checkTimeoutMs, PolicyProblem } from '../core/tasks/policy-check';
@@ -23,11 +24,18 @@ export type Handler = ((ctx: TaskContext) => Promise<unknown>) & {
   retry?: RetryPolicy;
   /** Their timeout (TASK_TIMEOUT_MS otherwise). */
   timeoutMs?: number;
+  /**
+   * false: the handler never reads `parents`, so a workflow step of this type starts without its
+   * dependencies' results (none read from Postgres, and no ParentResultsTooLarge however large).
+   */
+  parents?: false;
 };
 
 export interface HandlerDefaults {
   retry?: RetryPolicy;
   timeoutMs?: number;
+  /** false: see Handler.parents. */
+  parents?: boolean;
 }
 
 /**
@@ -40,10 +48,12 @@ export function withDefaults(fn: (ctx: TaskContext) => Promise<unknown>, default
   const problems: PolicyProblem[] = [];
   const retry = defaults.retry === undefined ? undefined : checkRetryPolicy(defaults.retry, problems);
   const timeoutMs = defaults.timeoutMs === undefined ? undefined : checkTimeoutMs(defaults.timeoutMs, problems, 'timeoutMs');
+  if (defaults.parents !== undefined && typeof defaults.parents !== 'boolean') problems.push({ field: 'parents', message: 'must be true or false' });
   if (problems.length) throw new TypeError(`handler defaults: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`);
   const handler: Handler = (ctx) => fn(ctx);
   if (retry) handler.retry = { ...retry };
   if (timeoutMs !== undefined && timeoutMs !== null) handler.timeoutMs = timeoutMs;
+  if (defaults.parents === false) handler.parents = false;
   return handler;
 }
 export type HandlerRegistry = ReadonlyMap<string, Handler>;
@@ -86,18 +96,21 @@ function plannedFailure(message: string): Error {
   }
 }
 
+/** A built-in handler that never reads `parents`. */
+const parentless = (fn: Handler): Handler => Object.assign(fn, { parents: false as const });
+
 export const builtinHandlers: Record<string, Handler> = {
-  noop: async () => undefined,
+  noop: parentless(async () => undefined),
   /** Fails the first `fail_attempts` attempts, then succeeds. */
-  flaky: async ({ payload, attempt }) => {
+  flaky: parentless(async ({ payload, attempt }) => {
     const failAttempts = field(payload, 'fail_attempts');
     if (attempt <= failAttempts) throw plannedFailure(`flaky: attempt ${attempt} of ${failAttempts} planned failures`);
-  },
-  always_fail: async ({ attempt }) => {
+  }),
+  always_fail: parentless(async ({ attempt }) => {
     throw plannedFailure(`always_fail: attempt ${attempt} failed on purpose`);
-  },
+  }),
   /** Sleeps `sleep_ms` milliseconds, stopping early when aborted. */
-  sleeper: async ({ payload, signal }) => sleep(field(payload, 'sleep_ms'), signal),
+  sleeper: parentless(async ({ payload, signal }) => sleep(field(payload, 'sleep_ms'), signal)),
   /** Returns its payload as its result (and, for a workflow step, its dependencies' results), for demos and checks. */
   echo: async ({ payload, parents }) => (parents === undefined ? { payload } : { payload, parents }),
 };
@@ -127,22 +140,22 @@ export function loadHandlersModule(modulePath: string): Record<string, Handler> 
     // Replacing `echo` or `sleeper` would change what tasks of that type do without a word.
     if (Object.prototype.hasOwnProperty.call(builtinHandlers, name)) throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" would replace the built-in handler of that name`);
     if (Object.prototype.hasOwnProperty.call(customHandlers, name)) throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" would replace the one of that name in custom-handlers.ts`);
-    // A function, or { handler, retry?, timeoutMs? } for a handler with defaults.
+    // A function, or { handler, retry?, timeoutMs?, parents? } for a handler with defaults.
     if (typeof entry === 'function') {
-      const { retry, timeoutMs } = entry as Handler;
+      const { retry, timeoutMs, parents } = entry as Handler & HandlerDefaults;
       // Defaults set as the function's own properties are held to the same bounds: a timeoutMs past
       // 2^31 - 1 ms made setTimeout fire at once, failing every attempt as timed out.
-      if (retry === undefined && timeoutMs === undefined) out[name] = entry as Handler;
-      else out[name] = checked(modulePath, name, () => withDefaults(entry as Handler, { retry, timeoutMs }));
+      if (retry === undefined && timeoutMs === undefined && parents === undefined) out[name] = entry as Handler;
+      else out[name] = checked(modulePath, name, () => withDefaults(entry as Handler, { retry, timeoutMs, parents }));
     } else if (entry && typeof entry === 'object' && typeof (entry as { handler?: unknown }).handler === 'function') {
-      const { handler, retry, timeoutMs, ...unknown } = entry as { handler: Handler } & HandlerDefaults;
+      const { handler, retry, timeoutMs, parents, ...unknown } = entry as { handler: Handler } & HandlerDefaults;
       out[name] = checked(modulePath, name, () => {
         // A misspelt option (`timeout`) would otherwise be ignored without a word.
         const extra = Object.keys(unknown);
-        if (extra.length) throw new TypeError(`${extra.join(', ')}: not a known option (handler, retry, timeoutMs)`);
-        return withDefaults(handler, { retry, timeoutMs });
+        if (extra.length) throw new TypeError(`${extra.join(', ')}: not a known option (handler, retry, timeoutMs, parents)`);
+        return withDefaults(handler, { retry, timeoutMs, parents });
       });
-    } else throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is neither a function nor { handler, retry?, timeoutMs? }`);
+    } else throw new Error(`HANDLERS_MODULE ${modulePath}: handler "${name}" is neither a function nor { handler, retry?, timeoutMs?, parents? }`);
   }
   return out;
 }

@@ -438,8 +438,8 @@ export class Processor {
     let work: Promise<unknown> | undefined;
     try {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
-      // A workflow step's handler gets the results of the steps it depends on.
-      const parents = msg.stepKey === undefined ? undefined : (this.deps.parentResults.inline(msg.parents) ?? (await this.parentsOf(attempt, msg.id)));
+      // A workflow step's handler gets the results of the steps it depends on, unless it never reads them.
+      const parents = msg.stepKey === undefined || handler.parents === false ? undefined : (this.deps.parentResults.inline(msg.parents) ?? (await this.parentsOf(attempt, msg.id)));
       work = handler(new AttemptContext(attempt, parents));
       const value = await attempt.race(work);
       // Most handlers return nothing: no serialization for them.

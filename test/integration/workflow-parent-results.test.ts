@@ -5,7 +5,7 @@
  * WORKFLOW_PARENT_RESULTS_MAX_BYTES (services/worker/parent-results.ts), past which the attempt
  * fails with ParentResultsTooLarge. Real Postgres and Redis, in-process workers.
  */
-import type { TaskContext } from '../../services/worker/handlers';
+import { type TaskContext, withDefaults } from '../../services/worker/handlers';
 import type { Worker } from '../../services/worker/worker';
 import { recordOutcomes } from '../../services/core/tasks/attempt-store';
 import type { StepSpec } from '../../services/core/workflows/workflow';
@@ -36,17 +36,23 @@ async function submit(steps: StepSpec[]) {
   return out;
 }
 
-/** Runs 300 parents returning ~4 KiB each and their fan-in; returns the parents the fan-in's handler got (if it ran). */
-async function fanIn300(maxBytes: number) {
+/**
+ * Runs 300 parents returning ~4 KiB each and their fan-in; returns the parents the fan-in's handler
+ * got (if it ran). `parentless`: the fan-in's handler says it never reads them (`parents: false`).
+ */
+async function fanIn300(maxBytes: number, parentless = false) {
   stack = await createStack({ POLL_INTERVAL_MS: 50, WORKFLOW_PARENT_RESULTS_MAX_BYTES: maxBytes });
   let got: Record<string, unknown> | undefined;
+  let ran = false;
+  const gather = async (ctx: TaskContext) => {
+    ran = true;
+    got = ctx.parents;
+    return { parents: Object.keys(ctx.parents ?? {}).length };
+  };
   ({ worker } = startWorker(stack, {
     handlers: {
       padded: async (ctx: TaskContext) => ({ key: (ctx.payload as { key: string }).key, pad: PAD }),
-      gather: async (ctx: TaskContext) => {
-        got = ctx.parents;
-        return { parents: Object.keys(ctx.parents ?? {}).length };
-      },
+      gather: parentless ? withDefaults(gather, { parents: false }) : gather,
     },
   }));
   const parents = Array.from({ length: 300 }, (_, i) => step(`p${i}`));
@@ -59,7 +65,7 @@ async function fanIn300(maxBytes: number) {
     `SELECT t.step_key, r.outcome, r.error, r.error_type FROM task_runs r JOIN tasks t ON t.id = r.task_id WHERE t.workflow_id = $1`,
     [wf.workflow.id],
   );
-  return { w, got, parents, runs };
+  return { w, got, ran, parents, runs };
 }
 
 it('a fan-in of 300 parents of ~4 KiB each, within WORKFLOW_PARENT_RESULTS_MAX_BYTES: its handler gets every parent’s result', async () => {
@@ -83,6 +89,15 @@ it('a fan-in of 300 parents of ~4 KiB each, past WORKFLOW_PARENT_RESULTS_MAX_BYT
   expect(counted).toBeGreaterThan(max);
   expect(counted).toBeLessThanOrEqual(max + PAD.length + 100);
   expect(w.workflow).toMatchObject({ status: 'failed', failed: 1 });
+});
+
+it('a fan-in whose handler never reads its parents (`parents: false`) runs without them, however far past WORKFLOW_PARENT_RESULTS_MAX_BYTES they are', async () => {
+  const { w, got, ran, runs } = await fanIn300(65536, true);
+  expect(ran).toBe(true);
+  expect(got).toBeUndefined();
+  expect(runs.filter((r) => r.outcome !== 'succeeded')).toEqual([]);
+  expect(runs).toHaveLength(301);
+  expect(w.workflow).toMatchObject({ status: 'succeeded', failed: 0 });
 });
 
 it('a fan-in whose parents’ results add up past the jsonb maximum: its last parent’s success is recorded, and reading them stops at the bound', async () => {

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadHandlersModule, TaskContext, withDefaults } from '../../services/worker/handlers';
+import { builtinHandlers, loadHandlersModule, TaskContext, withDefaults } from '../../services/worker/handlers';
 import { customHandlers } from '../../services/worker/custom-handlers';
 
 const ctx = (payload: unknown): TaskContext => ({ id: 't', type: 'x', payload, attempt: 1, signal: new AbortController().signal });
@@ -28,6 +28,13 @@ describe('withDefaults', () => {
     expect((fn as { timeoutMs?: number }).timeoutMs).toBeUndefined();
   });
 
+  it('carries `parents: false` (a handler that never reads its parents), and nothing for `true`', () => {
+    const fn = async () => undefined;
+    expect(withDefaults(fn, { parents: false }).parents).toBe(false);
+    expect(withDefaults(fn, { parents: true }).parents).toBeUndefined();
+    expect(() => withDefaults(fn, { parents: 0 as unknown as boolean })).toThrow('handler defaults: parents must be true or false');
+  });
+
   it('refuses defaults a task could not ask for, naming each field', () => {
     const fn = async () => undefined;
     expect(() => withDefaults(fn, { timeoutMs: 0 })).toThrow('handler defaults: timeoutMs must be an integer between 1 and 86400000');
@@ -36,6 +43,14 @@ describe('withDefaults', () => {
       'handler defaults: retry.backoff must be one of exponential, linear, fixed; retry.base_ms must be an integer between 1 and 86400000',
     );
     expect(() => withDefaults(fn, { retry: { base: 100 } as never })).toThrow('retry.base is not a known field');
+  });
+});
+
+describe('built-in handlers', () => {
+  it('all but echo say they never read their parents, so a step of theirs loads none', () => {
+    expect(Object.fromEntries(Object.entries(builtinHandlers).map(([name, h]) => [name, h.parents]))).toEqual({
+      noop: false, flaky: false, always_fail: false, sleeper: false, echo: undefined,
+    });
   });
 });
 
@@ -64,13 +79,22 @@ describe('loadHandlersModule', () => {
     await expect(found.tuned!(ctx(null))).resolves.toBe('ok');
   });
 
+  it('takes `parents: false` in an entry or as a plain function\'s own property', () => {
+    const file = moduleWith(`const f = async () => 1; f.parents = false;
+      exports.handlers = { entry: { handler: async () => 2, parents: false }, prop: f, reads: async () => 3 };`);
+    const found = loadHandlersModule(file);
+    expect([found.entry!.parents, found.prop!.parents, found.reads!.parents]).toEqual([false, false, undefined]);
+  });
+
   it('refuses bad defaults and unknown options, naming the module, the handler and the field', () => {
     const bad = moduleWith(`exports.handlers = { report: { handler: async () => {}, retry: { jitter: 'half' } } };`);
     expect(() => loadHandlersModule(bad)).toThrow(`HANDLERS_MODULE ${bad}: handler "report": handler defaults: retry.jitter must be one of full, equal, none`);
     const typo = moduleWith(`exports.handlers = { report: { handler: async () => {}, timeout: 5000 } };`);
-    expect(() => loadHandlersModule(typo)).toThrow(`handler "report": timeout: not a known option (handler, retry, timeoutMs)`);
+    expect(() => loadHandlersModule(typo)).toThrow(`handler "report": timeout: not a known option (handler, retry, timeoutMs, parents)`);
     const neither = moduleWith(`exports.handlers = { report: 42 };`);
-    expect(() => loadHandlersModule(neither)).toThrow('handler "report" is neither a function nor { handler, retry?, timeoutMs? }');
+    expect(() => loadHandlersModule(neither)).toThrow('handler "report" is neither a function nor { handler, retry?, timeoutMs?, parents? }');
+    const parents = moduleWith(`exports.handlers = { report: { handler: async () => {}, parents: 'no' } };`);
+    expect(() => loadHandlersModule(parents)).toThrow(`HANDLERS_MODULE ${parents}: handler "report": handler defaults: parents must be true or false`);
   });
 
   it('refuses a handler that would shadow a built-in one, naming it', () => {
