@@ -674,7 +674,7 @@ async function main(): Promise<void> {
   const big = GROWN_ROWS > 0 ? await repeat(`${GROWN_ROWS.toLocaleString('en-US')} finished tasks`, grown) : null;
   const idleDelay = await repeat('delayed, idle', delayedIdle);
   const minute = await repeat('delayed, 100k in a minute', delayedMinute);
-  // Each alternates workflow and plain rounds itself (5 and 3 rounds): one run each.
+  // Each alternates workflow and plain rounds itself (15 and 3 rounds): one run each.
   const wfFan = await repeat('workflow fan-out', () => fanOut(workflowKit));
   const wfChain = await repeat('workflow chain', () => chain(workflowKit));
   const wfDiamond = await repeat('workflow diamonds', () => diamonds(workflowKit));
@@ -853,7 +853,7 @@ How each figure is measured (\`scripts/bench/run.ts\`):
 10. Workflows (issue 20), through one API and worker processes with default settings
    (\`scripts/bench/workflows.ts\`). 10a: a workflow root → 1,000 → sink of no-op steps against the
    same 1,002 no-op tasks posted flat (two POST /tasks/batch), one worker, each from the first
-   request until all are final; one warm-up each, then 5 rounds alternating which goes first. 10b: a
+   request until all are final; one warm-up each, then 15 rounds alternating which goes first. 10b: a
    chain of 100 no-op steps at idle (after one warm-up chain): each step's overhead is its
    dependency's handler end → its own handler start (task_runs.finished_at → started_at, both on the
    worker's clock). 10c: 2,500 diamonds (a → b, c → d) posted one workflow per request against
