@@ -129,6 +129,8 @@ export interface ProcessorOptions {
    * enqueue-to-start at 2,400 tasks/s 2.5–2.9 → 3.3–4.4 ms.
    */
   leaseGapMs: number;
+  /** WORKER_LEASE_AHEAD_MS: see Processor.ahead (0: off). */
+  leaseAheadMs: number;
   visibilityMs: number;
   /** A step handed back whose workflow's stop failed: its lease runs out this soon, for the reaper to stop it. */
   reclaimAfterMs: number;
@@ -168,6 +170,15 @@ export class Processor {
    * slot, so they are bounded apart: past `maxAbandoned` leasing waits for them (see the loop).
    */
   private readonly abandoned = new Set<Promise<void>>();
+  /**
+   * Leases taken ahead of free slots, oldest first, each started as a slot frees. A small pool
+   * behind a backlog otherwise idled a lease round trip each time its slots emptied (at 12 slots,
+   * one call per 12 no-ops). Taken only while attempts are short (`leaseAheadMs`), so one waits
+   * about an attempt; handed back, uncounted, past `aheadMaxWaitMs`, on a cancel, or at the stop.
+   */
+  private readonly ahead: { lease: Lease; heldUntil: number; since: number }[] = [];
+  /** Attempts' mean duration (ms), decayed over the last few dozen. */
+  private attemptMs = Infinity;
   /** Handlers running: each holds one of the WORKER_POOL slots until it settles. */
   private readonly attempts = new Set<Promise<void>>();
   /**
@@ -242,6 +253,14 @@ export class Processor {
   /** Aborts the running attempts of a task an operator cancelled; returns how many there were. */
   cancel(taskId: string): number {
     let n = 0;
+    // Not started yet: it ends as one cancelled as it started would (its handler never runs), so
+    // Postgres, which has the cancel asked of a leased task, records it cancelled.
+    const waiting = this.ahead.filter((a) => a.lease.message.id === taskId);
+    if (waiting.length > 0) {
+      this.ahead.splice(0, this.ahead.length, ...this.ahead.filter((a) => a.lease.message.id !== taskId));
+      for (const a of waiting) this.launch([a.lease], a.heldUntil, new CancelledError(taskId));
+      n += waiting.length;
+    }
     for (const r of this.running.values()) {
       if (r.lease.message.id !== taskId || r.finished) continue;
       r.abort(new CancelledError(taskId));
@@ -276,11 +295,21 @@ export class Processor {
       }
       // Abandoned handlers take the room of slots beyond WORKER_MAX_ABANDONED: handlers that
       // ignore their abort (a call with no timeout) would otherwise pile up without bound.
-      const free = Math.min(this.opts.slots, this.opts.slots + this.opts.maxAbandoned - this.abandoned.size) - this.attempts.size;
+      const free = this.freeSlots();
+      this.handBackStaleAhead();
+      if (free > 0 && this.ahead.length > 0) {
+        this.launchAhead();
+        continue;
+      }
+      const aheadRoom = this.aheadRoom();
+      let room = free + aheadRoom - this.ahead.length;
+      // With every slot busy, lease ahead only once half the allowance is free: one call then takes
+      // several, rather than one per attempt that ends.
+      if (free <= 0 && room < Math.ceil(aheadRoom / 2)) room = 0;
       const pause = this.writesPause();
-      if (free <= 0 || pause > 0) {
+      if (room <= 0 || pause > 0) {
         this.wantSlots = true;
-        await this.idle(free <= 0 ? this.opts.pollIntervalMs : Math.min(pause, this.opts.pollIntervalMs));
+        await this.idle(room <= 0 ? this.opts.pollIntervalMs : Math.min(pause, this.opts.pollIntervalMs));
         continue;
       }
       const gap = this.leaseGap();
@@ -291,7 +320,7 @@ export class Processor {
       let batch: LeaseBatch;
       let leasedFrom = 0;
       // Past the pause point, no further than the stop.
-      const max = Math.min(free, this.opts.leaseBatch, this.opts.maxUnwrittenHard - this.outcomes.size);
+      const max = Math.min(room, this.opts.leaseBatch, this.opts.maxUnwrittenHard - this.outcomes.size);
       try {
         this.lastLease = performance.now();
         leasedFrom = this.lastLease;
@@ -305,12 +334,59 @@ export class Processor {
         errorDelay = Math.min(errorDelay * 2, 5000);
         continue;
       }
-      this.launch(batch.leases, leasedFrom + this.opts.visibilityMs);
+      // Slots may have freed while the call was out; the rest wait ahead.
+      const now = Math.max(0, this.freeSlots());
+      this.launch(now >= batch.leases.length ? batch.leases : batch.leases.slice(0, now), leasedFrom + this.opts.visibilityMs);
+      for (let i = now; i < batch.leases.length; i++) this.ahead.push({ lease: batch.leases[i]!, heldUntil: leasedFrom + this.opts.visibilityMs, since: performance.now() });
       // Nothing left behind: wait for the doorbell rather than lease again at once or when a slot
       // frees (those calls, with pub/sub waking every worker, made 57 % of the burst's leases come
       // back empty). Work that arrives meanwhile rings it; a ring left while nobody waited stays.
       if (batch.left === 0) await this.idle(this.opts.pollIntervalMs, true);
     }
+    // Stopping: what waits ahead never starts.
+    await this.handBackAhead(this.ahead.splice(0));
+  }
+
+  /** Slots free now: abandoned handlers take the room of slots beyond WORKER_MAX_ABANDONED. */
+  private freeSlots(): number {
+    return Math.min(this.opts.slots, this.opts.slots + this.opts.maxAbandoned - this.abandoned.size) - this.attempts.size;
+  }
+
+  /** How many leases may wait ahead of free slots now: only behind a backlog, and while attempts are short. */
+  private aheadRoom(): number {
+    if (this.opts.leaseAheadMs <= 0 || this.lastLeaseLeft <= 0 || !(this.attemptMs < this.opts.leaseAheadMs)) return 0;
+    return Math.min(this.opts.slots, MAX_AHEAD);
+  }
+
+  /** Starts leases waiting ahead in the slots free now. */
+  private launchAhead(): void {
+    for (let free = this.freeSlots(); free > 0 && this.ahead.length > 0; free--) {
+      const a = this.ahead.shift()!;
+      this.launch([a.lease], a.heldUntil);
+    }
+  }
+
+  /** A lease should not wait ahead for long: its lease runs on unextended, and another worker may be idle. */
+  private aheadMaxWaitMs(): number {
+    return Math.min(1000, this.opts.visibilityMs / 4);
+  }
+
+  private handBackStaleAhead(): void {
+    const before = performance.now() - this.aheadMaxWaitMs();
+    let n = 0;
+    while (n < this.ahead.length && this.ahead[n]!.since < before) n++;
+    if (n === 0) return;
+    void this.handBackAhead(this.ahead.splice(0, n));
+    // Attempts are no longer short: none leased ahead again until one ends and says how long they take.
+    this.attemptMs = Infinity;
+  }
+
+  /** Leases that never started go back to the head of their lists, uncounted (a tombstoned one is forgotten). */
+  private async handBackAhead(leases: { lease: Lease }[]): Promise<void> {
+    if (leases.length === 0) return;
+    await this.deps.queue.release(leases.map((a) => held(a.lease))).catch((err: unknown) => {
+      this.deps.log.warn({ err, count: leases.length }, 'handing back leases taken ahead failed; the reaper will reclaim them');
+    });
   }
 
   /**
@@ -342,10 +418,11 @@ export class Processor {
 
   /** Room for more work: a free slot, outcomes being written, and not so many waiting that leasing pauses. */
   private hasRoom(): boolean {
-    return this.opts.slots > this.attempts.size && this.writesPause() === 0 && !this.deps.completer.failing;
+    return this.opts.slots > this.attempts.size + this.ahead.length && this.writesPause() === 0 && !this.deps.completer.failing;
   }
 
-  private launch(leases: Lease[], heldUntil: number): void {
+  /** `abortedBy`: the attempts end at once with this reason, their handlers not called. */
+  private launch(leases: Lease[], heldUntil: number, abortedBy?: unknown): void {
     for (const l of leases) {
       const m = this.byPriority(l.message.priority);
       m.dequeued.inc();
@@ -359,9 +436,10 @@ export class Processor {
       // then(done, done), not finally(): run() never rejects, and finally() costs two more closures and a promise.
       const done = () => {
         this.attempts.delete(attempt);
+        if (this.ahead.length > 0 && !this.stopping) this.launchAhead();
         if (this.wantSlots) this.wake();
       };
-      const attempt = this.run(l, heldUntil).then(done, done);
+      const attempt = this.run(l, heldUntil, abortedBy).then(done, done);
       this.attempts.add(attempt);
     }
   }
@@ -421,7 +499,7 @@ export class Processor {
     }
   }
 
-  private async run(lease: Lease, heldUntil: number): Promise<void> {
+  private async run(lease: Lease, heldUntil: number, abortedBy?: unknown): Promise<void> {
     const { message: msg } = lease;
     const t0 = performance.now();
     const startedAtMs = wallClockAt(t0);
@@ -431,6 +509,7 @@ export class Processor {
     // The task's own timeout, else its handler's, else TASK_TIMEOUT_MS.
     const timeoutMs = msg.timeoutMs ?? handler?.timeoutMs ?? this.opts.taskTimeoutMs;
     const timer = setTimeout(() => attempt.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
+    if (abortedBy !== undefined) attempt.abort(abortedBy);
     const typeLabel = handler ? msg.type : 'unknown';
     let error: string | null = null;
     let failure: unknown;
@@ -440,6 +519,7 @@ export class Processor {
       if (!handler) throw new Error(`unknown task type "${msg.type}": no handler is registered for it`);
       // A workflow step's handler gets the results of the steps it depends on, unless it never reads them.
       const parents = msg.stepKey === undefined || handler.parents === false ? undefined : (this.deps.parentResults.inline(msg.parents) ?? (await this.parentsOf(attempt, msg.id)));
+      if (attempt.aborted) throw attempt.reason;
       work = handler(new AttemptContext(attempt, parents));
       const value = await attempt.race(work);
       // Most handlers return nothing: no serialization for them.
@@ -459,6 +539,7 @@ export class Processor {
     }
     const durationMs = performance.now() - t0;
     this.runSeconds(typeLabel).observe(durationMs / 1000);
+    this.attemptMs = this.attemptMs === Infinity ? durationMs : this.attemptMs * 0.95 + durationMs * 0.05;
     const reason: unknown = attempt.reason;
     if (reason instanceof ShutdownError) {
       try {
@@ -627,6 +708,9 @@ export class Processor {
     });
   }
 }
+
+/** Leases a worker takes ahead of free slots at most (see Processor.ahead). */
+const MAX_AHEAD = 64;
 
 function held(l: Lease) {
   return { id: l.message.id, token: l.token, priority: l.message.priority };

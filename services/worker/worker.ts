@@ -86,6 +86,7 @@ export class Worker {
         maxAbandoned: cfg.WORKER_MAX_ABANDONED,
         tenantMaxRunning: cfg.TENANT_MAX_RUNNING,
         leaseGapMs: cfg.LEASE_GAP_MS,
+        leaseAheadMs: cfg.WORKER_LEASE_AHEAD_MS,
         visibilityMs: cfg.VIS_TIMEOUT_MS,
         reclaimAfterMs,
         pollIntervalMs: cfg.POLL_INTERVAL_MS,
