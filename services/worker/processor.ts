@@ -301,7 +301,7 @@ export class Processor {
         this.launchAhead();
         continue;
       }
-      const aheadRoom = this.aheadRoom();
+      const aheadRoom = this.aheadRoom(free);
       let room = free + aheadRoom - this.ahead.length;
       // With every slot busy, lease ahead only once half the allowance is free: one call then takes
       // several, rather than one per attempt that ends.
@@ -352,10 +352,19 @@ export class Processor {
     return Math.min(this.opts.slots, this.opts.slots + this.opts.maxAbandoned - this.abandoned.size) - this.attempts.size;
   }
 
-  /** How many leases may wait ahead of free slots now: only behind a backlog, and while attempts are short. */
-  private aheadRoom(): number {
-    if (this.opts.leaseAheadMs <= 0 || this.lastLeaseLeft <= 0 || !(this.attemptMs < this.opts.leaseAheadMs)) return 0;
-    return Math.min(this.opts.slots, MAX_AHEAD);
+  /**
+   * How many leases may wait ahead of free slots now: while attempts are short, and only behind a
+   * backlog many times that deep. Behind a shallow one, leases waiting here are work another
+   * worker's free slot could be running.
+   */
+  private aheadRoom(free: number): number {
+    const most = Math.min(this.opts.slots, MAX_AHEAD);
+    if (this.opts.leaseAheadMs <= 0 || free >= this.opts.leaseBatch || this.lastLeaseLeft < most * AHEAD_BACKLOG || !(this.attemptMs < this.opts.leaseAheadMs)) return 0;
+    // A slot held longer than that by one attempt would keep a lease waiting behind it: not while
+    // one is (the burst's 25 ms sleepers among no-ops).
+    const since = Date.now() - this.opts.leaseAheadMs;
+    for (const r of this.running.values()) if (!r.finished && r.startedAtMs < since) return 0;
+    return most;
   }
 
   /** Starts leases waiting ahead in the slots free now. */
@@ -709,8 +718,10 @@ export class Processor {
   }
 }
 
-/** Leases a worker takes ahead of free slots at most (see Processor.ahead). */
+/** Leases a worker takes ahead of free slots at most (see Processor.ahead)… */
 const MAX_AHEAD = 64;
+/** …and the backlog, in multiples of that, it takes them behind. */
+const AHEAD_BACKLOG = 16;
 
 function held(l: Lease) {
   return { id: l.message.id, token: l.token, priority: l.message.priority };

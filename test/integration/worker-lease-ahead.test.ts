@@ -1,6 +1,7 @@
 /**
- * Leasing ahead (WORKER_LEASE_AHEAD_MS): behind a backlog of short attempts a worker leases up to
- * WORKER_POOL tasks beyond its free slots and starts each as a slot frees. A lease waiting ahead
+ * Leasing ahead (WORKER_LEASE_AHEAD_MS): behind a deep backlog (sixteen times what it would take
+ * ahead) of short attempts a worker leases up to WORKER_POOL tasks beyond its free slots and starts
+ * each as a slot frees. A lease waiting ahead
  * never runs twice or late: it is handed back uncounted at the stop or once it has waited too long,
  * and an operator's cancel ends it without its handler running. Real Postgres and Redis, in-process workers.
  */
@@ -84,7 +85,8 @@ it('leases waiting ahead at the stop are handed back uncounted: they never ran t
   const calls = spyLeases();
   const started: string[] = [];
   const quick = await submit(['noop', 'noop']);
-  const held = await submit(Array.from({ length: 6 }, () => 'hold'));
+  // A backlog of at least sixteen times what the worker leases ahead (2 slots: 2).
+  const held = await submit(Array.from({ length: 40 }, () => 'hold'));
   // Any attempt time qualifies: the two no-ops say attempts are short, then the holds fill both slots.
   const a = fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 2, WORKER_LEASE_AHEAD_MS: 60_000 } });
   const ahead = await aheadOf(calls, started, quick, 2);
@@ -103,7 +105,7 @@ it('a lease that waits ahead longer than a quarter of VIS_TIMEOUT_MS is handed b
   const calls = spyLeases();
   const started: string[] = [];
   const quick = await submit(['noop', 'noop']);
-  const held = await submit(Array.from({ length: 4 }, () => 'hold'));
+  const held = await submit(Array.from({ length: 40 }, () => 'hold'));
   fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 2, WORKER_LEASE_AHEAD_MS: 60_000, VIS_TIMEOUT_MS: 2000 } });
   const ahead = await aheadOf(calls, started, quick, 2);
   await waitFor(async () => started.length === 2 || null, 5000, 'both slots holding');
@@ -126,7 +128,7 @@ it("an operator's cancel of a lease waiting ahead ends it cancelled without its 
   const calls = spyLeases();
   const started: string[] = [];
   const quick = await submit(['noop']);
-  await submit(Array.from({ length: 3 }, () => 'hold'));
+  await submit(Array.from({ length: 20 }, () => 'hold'));
   fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 1, WORKER_LEASE_AHEAD_MS: 60_000 } });
   const [ahead] = await aheadOf(calls, started, quick, 1);
   const res = await fetch(`${fx.api.url}/tasks/${ahead}/cancel`, { method: 'POST' });
