@@ -23,3 +23,22 @@ it('is monotonic and sub-millisecond', () => {
   expect(b - a).toBeLessThan(1);
   expect(Number.isInteger(a) && Number.isInteger(b)).toBe(false);
 });
+
+it('follows a step of the wall clock at once (a VM paused or moved), not a minute later', () => {
+  const real = Date.now;
+  try {
+    for (const step of [15_000, -15_000]) {
+      const shifted = (): number => real() + step;
+      Date.now = shifted;
+      const before = shifted();
+      const t = wallClockAt(performance.now());
+      const after = shifted();
+      expect(t).toBeGreaterThanOrEqual(before - 0.25);
+      expect(t).toBeLessThan(after + 1.25);
+      Date.now = real;
+      expect(Math.abs(wallClockAt(performance.now()) - real())).toBeLessThan(2);
+    }
+  } finally {
+    Date.now = real;
+  }
+});
