@@ -11,7 +11,7 @@ import type { Pool } from 'pg';
 import type { Logger } from '../core/observability/logger';
 import { perKey, WorkerMetrics } from '../core/observability/metrics';
 import type { Doorbell, Lease, LeaseBatch, TaskQueue } from '../core/queue/queue';
-import { markRunning, recordReleased } from '../core/tasks/attempt-store';
+import { cancelRecorded, markRunning, recordReleased } from '../core/tasks/attempt-store';
 import { stopHoldingLeases } from '../core/workflows/stop-on-failure';
 import { BackoffPolicy, RetryPolicy, retryDelayMs } from '../core/tasks/backoff';
 import { formatPath, JsonProblem, scanJson } from '../core/json/json-scan';
@@ -550,9 +550,12 @@ export class Processor {
     this.runSeconds(typeLabel).observe(durationMs / 1000);
     this.attemptMs = this.attemptMs === Infinity ? durationMs : this.attemptMs * 0.95 + durationMs * 0.05;
     const reason: unknown = attempt.reason;
-    if (reason instanceof ShutdownError) {
+    // A cancel Postgres does not have (its transaction rolled back, its Redis call landing late)
+    // hands the attempt back uncounted: charged as a failure, a last attempt would end dead.
+    const unasked = reason instanceof CancelledError && !(await this.cancelAsked(msg.id));
+    if (reason instanceof ShutdownError || unasked) {
       try {
-        await this.handBack(attempt);
+        await this.handBack(attempt, unasked ? UNASKED_CANCEL : undefined);
       } finally {
         this.running.delete(lease.token);
       }
@@ -629,7 +632,20 @@ export class Processor {
     }
   }
 
-  private async handBack(attempt: Running): Promise<void> {
+  /** Whether Postgres has the cancel that stopped an attempt; if it cannot say, the attempt ends as cancelled ones do. */
+  private async cancelAsked(id: string): Promise<boolean> {
+    try {
+      if (await cancelRecorded(this.deps.pool, id)) return true;
+    } catch (err) {
+      this.deps.log.warn({ err, taskId: id }, 'could not read whether Postgres has the cancel; recording the attempt as cancelled');
+      return true;
+    }
+    this.deps.log.warn({ taskId: id }, 'a cancel Postgres does not have stopped this attempt; handed back uncounted');
+    return false;
+  }
+
+  /** `why`: what the run records (the hand-back at shutdown by default). */
+  private async handBack(attempt: Running, why?: string): Promise<void> {
     const { log, queue } = this.deps;
     const { lease, startedAtMs } = attempt;
     await this.recording;
@@ -637,7 +653,7 @@ export class Processor {
     const recorded = attempt.recorded || attempt.maybeRecorded;
     const id = lease.message.id;
     let unrecorded = false;
-    await recordReleased(this.deps.pool, [{ id, token: lease.token, attempt: lease.attempt, startedAtMs }]).catch((err: unknown) => {
+    await recordReleased(this.deps.pool, [{ id, token: lease.token, attempt: lease.attempt, startedAtMs }], why).catch((err: unknown) => {
       log.warn({ err, taskId: id }, 'could not record the hand-back in Postgres');
       unrecorded = true;
     });
@@ -717,6 +733,9 @@ export class Processor {
     });
   }
 }
+
+/** What the run of an attempt stopped by a cancel Postgres never recorded says. */
+const UNASKED_CANCEL = 'handed back: stopped by a cancel Postgres does not have (its request failed)';
 
 /** Leases a worker takes ahead of free slots at most (see Processor.ahead)… */
 const MAX_AHEAD = 64;

@@ -107,6 +107,31 @@ it('a running sleeper is asked to stop (202), its signal fires within a second, 
   expect(started).toBe(1);
 });
 
+it('a cancel Postgres never recorded (its Redis call landed after the transaction rolled back) hands the attempt back uncounted: a last attempt does not end dead', async () => {
+  let started = 0;
+  const hang: Handler = (ctx) =>
+    new Promise<void>((_resolve, reject) => {
+      started++;
+      ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+    });
+  ({ worker } = fx.startWorker({ handlers: { hang } }));
+  // One attempt only: charged as a failure, it would end dead.
+  const id = await submit('hang', {}, 0);
+  await waitFor(async () => started === 1, 5000, 'the attempt to start');
+  // What the cancel's Redis call does when it lands after its Postgres transaction rolled back.
+  expect(await fx.stack.queue.cancel([{ id, tenant: 'default' }])).toEqual(['leased']);
+  const runs = await waitFor(async () => {
+    const r = await runsOf(fx.stack.pool, id);
+    return r.length > 0 ? r : null;
+  }, 5000, 'the attempt to be recorded');
+  expect(runs.map((r) => [r.outcome, r.error])).toEqual([['released', expect.stringContaining('a cancel Postgres does not have')]]);
+  expect(await taskStatus(fx.stack.pool, id)).toMatchObject({ status: 'queued', attempts: 0 });
+  // The operator's cancel, asked again, ends it; it never ran again.
+  expect((await post(`/tasks/${id}/cancel`)).status).toBe(200);
+  expect(await taskStatus(fx.stack.pool, id)).toMatchObject({ status: 'cancelled' });
+  expect(started).toBe(1);
+});
+
 it('a cancel racing the task’s own success: exactly one wins, and status and runs agree', async () => {
   const results: string[] = [];
   ({ worker } = fx.startWorker({ handlers: { quick: async () => new Promise<void>((r) => setTimeout(r, Math.random() * 6)) }, cfg: { START_RECORD_DELAY_MS: 1 } }));

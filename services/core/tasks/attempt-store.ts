@@ -383,8 +383,8 @@ export async function recordExpired(pool: Pool, items: LostAttempt[], reason = '
   return new Map(rows.map((r) => [r.id, r.status]));
 }
 
-/** Records attempts handed back unfinished at shutdown: they do not count. */
-export async function recordReleased(pool: Pool, items: { id: string; token: string; attempt: number; startedAtMs: number }[]): Promise<Set<string>> {
+/** Records attempts handed back unfinished (at shutdown, or stopped by a cancel Postgres never recorded): they do not count. */
+export async function recordReleased(pool: Pool, items: { id: string; token: string; attempt: number; startedAtMs: number }[], why = 'handed back at shutdown'): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   const { rows } = await pool.query<{ id: string }>(
     `WITH input AS (
@@ -402,14 +402,25 @@ export async function recordReleased(pool: Pool, items: { id: string; token: str
        RETURNING t.id
      ), runs AS (
        INSERT INTO task_runs (task_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
-       SELECT a.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, to_timestamp(i.started_ms / 1000.0), now(), 'released', 'handed back at shutdown'
+       SELECT a.id, i.attempt, ${WORKER_OF_TOKEN}, i.token, to_timestamp(i.started_ms / 1000.0), now(), 'released', $5
          FROM applied a JOIN input i ON i.id = a.id
        ON CONFLICT (task_id, lease_token) DO NOTHING
      )
      SELECT id FROM applied`,
-    [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt), items.map((i) => i.startedAtMs)],
+    [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.attempt), items.map((i) => i.startedAtMs), why],
   );
   return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * Whether Postgres has a cancel of the task on record (true also for a task no longer there). A
+ * cancel's transaction tells Redis before it commits: FOR SHARE waits for one still open, so what
+ * is read is how it ended. A cancel whose transaction rolled back (Redis answered too late) can
+ * still reach Redis, and stop an attempt Postgres was never asked to cancel.
+ */
+export async function cancelRecorded(pool: Pool, id: string): Promise<boolean> {
+  const { rows } = await pool.query<{ asked: boolean }>('SELECT cancel_requested_at IS NOT NULL AS asked FROM tasks WHERE id = $1 FOR SHARE', [id]);
+  return rows[0]?.asked ?? true;
 }
 
 export interface TaskState {
