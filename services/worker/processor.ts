@@ -355,10 +355,11 @@ export class Processor {
   /**
    * How many leases may wait ahead of free slots now: while attempts are short, and only behind a
    * backlog many times that deep. Behind a shallow one, leases waiting here are work another
-   * worker's free slot could be running.
+   * worker's free slot could be running. A pool smaller than a lease call takes a whole call's
+   * worth (at 12 slots, a call per 32 no-ops rather than per 24).
    */
   private aheadRoom(free: number): number {
-    const most = Math.min(this.opts.slots, MAX_AHEAD);
+    const most = Math.min(Math.max(this.opts.slots, this.opts.leaseBatch), MAX_AHEAD);
     if (this.opts.leaseAheadMs <= 0 || free >= this.opts.leaseBatch || this.lastLeaseLeft < most * AHEAD_BACKLOG || !(this.attemptMs < this.opts.leaseAheadMs)) return 0;
     // A slot held longer than that by one attempt would keep a lease waiting behind it: not while
     // one is (the burst's 25 ms sleepers among no-ops).

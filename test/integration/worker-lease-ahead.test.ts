@@ -1,7 +1,7 @@
 /**
  * Leasing ahead (WORKER_LEASE_AHEAD_MS): behind a deep backlog (sixteen times what it would take
- * ahead) of short attempts a worker leases up to WORKER_POOL tasks beyond its free slots and starts
- * each as a slot frees. A lease waiting ahead
+ * ahead) of short attempts a worker leases up to WORKER_POOL or LEASE_BATCH_SIZE (the larger) tasks
+ * beyond its free slots and starts each as a slot frees. A lease waiting ahead
  * never runs twice or late: it is handed back uncounted at the stop or once it has waited too long,
  * and an operator's cancel ends it without its handler running. Real Postgres and Redis, in-process workers.
  */
@@ -60,14 +60,15 @@ const allFinal = (ids: string[]) =>
     return s.every((t) => ['succeeded', 'dead', 'cancelled'].includes(t.status)) ? s : null;
   }, 20_000, 'every task final');
 
-it('behind a backlog of short attempts a small pool leases up to twice its slots a call, and runs each task once', async () => {
+it('behind a backlog of short attempts a pool smaller than LEASE_BATCH_SIZE fills whole lease calls, and runs each task once', async () => {
   const calls = spyLeases();
   const ids = await submit(Array.from({ length: 400 }, () => 'noop'));
-  fx.startWorker({ cfg: { WORKER_POOL: 4 } });
+  // Without leasing ahead a call takes at most the 4 free slots; with up to the pool ahead, 8.
+  fx.startWorker({ cfg: { WORKER_POOL: 4, LEASE_BATCH_SIZE: 16 } });
   const done = await allFinal(ids);
   expect(done.every((t) => t.status === 'succeeded' && t.attempts === 1)).toBe(true);
   const sizes = calls.map((c) => c.length);
-  expect(Math.max(...sizes)).toBe(8);
+  expect(Math.max(...sizes)).toBe(16);
   expect(calls.flat().sort()).toEqual([...ids].sort());
   const { rows } = await fx.stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_runs WHERE task_id = ANY($1::uuid[]) AND attempt = 1 AND outcome = 'succeeded'`, [ids]);
   expect(rows[0]!.n).toBe(400);
@@ -85,10 +86,10 @@ it('leases waiting ahead at the stop are handed back uncounted: they never ran t
   const calls = spyLeases();
   const started: string[] = [];
   const quick = await submit(['noop', 'noop']);
-  // A backlog of at least sixteen times what the worker leases ahead (2 slots: 2).
+  // A backlog of at least sixteen times what the worker leases ahead (2 slots, calls of 2: 2).
   const held = await submit(Array.from({ length: 40 }, () => 'hold'));
   // Any attempt time qualifies: the two no-ops say attempts are short, then the holds fill both slots.
-  const a = fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 2, WORKER_LEASE_AHEAD_MS: 60_000 } });
+  const a = fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 2, WORKER_LEASE_AHEAD_MS: 60_000 } });
   const ahead = await aheadOf(calls, started, quick, 2);
   await waitFor(async () => started.length === 2 || null, 5000, 'both slots holding');
   await a.worker.stop(0);
@@ -106,7 +107,7 @@ it('a lease that waits ahead longer than a quarter of VIS_TIMEOUT_MS is handed b
   const started: string[] = [];
   const quick = await submit(['noop', 'noop']);
   const held = await submit(Array.from({ length: 40 }, () => 'hold'));
-  fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 2, WORKER_LEASE_AHEAD_MS: 60_000, VIS_TIMEOUT_MS: 2000 } });
+  fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 2, LEASE_BATCH_SIZE: 2, WORKER_LEASE_AHEAD_MS: 60_000, VIS_TIMEOUT_MS: 2000 } });
   const ahead = await aheadOf(calls, started, quick, 2);
   await waitFor(async () => started.length === 2 || null, 5000, 'both slots holding');
   // Handed back after 500 ms (within a poll interval), long before the 2 s lease would run out.
@@ -129,7 +130,7 @@ it("an operator's cancel of a lease waiting ahead ends it cancelled without its 
   const started: string[] = [];
   const quick = await submit(['noop']);
   await submit(Array.from({ length: 20 }, () => 'hold'));
-  fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 1, WORKER_LEASE_AHEAD_MS: 60_000 } });
+  fx.startWorker({ handlers: { hold: holding(started) }, cfg: { WORKER_POOL: 1, LEASE_BATCH_SIZE: 1, WORKER_LEASE_AHEAD_MS: 60_000 } });
   const [ahead] = await aheadOf(calls, started, quick, 1);
   const res = await fetch(`${fx.api.url}/tasks/${ahead}/cancel`, { method: 'POST' });
   expect(res.status).toBe(202);
