@@ -139,7 +139,7 @@ async function drainStores(template?: string): Promise<{ dbUrl: string; pool: Po
 }
 
 /** Target 1 and 5: drain a backlog of no-op tasks with one worker process; memory figures. */
-async function drainOurs(slots = DRAIN_POOL, leaseBatch: string | undefined = DRAIN_LEASE_BATCH, template?: string): Promise<Record<string, number>> {
+async function drainOurs(slots = DRAIN_POOL, leaseBatch: string | null = DRAIN_LEASE_BATCH, template?: string): Promise<Record<string, number>> {
   const { dbUrl, pool, redis, queue } = await drainStores(template);
   const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   // The backlog's tasks, apart from any the database held before (scenario 7).
@@ -152,7 +152,8 @@ async function drainOurs(slots = DRAIN_POOL, leaseBatch: string | undefined = DR
   }
   const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   const settings: Record<string, string> = { WORKER_POOL: slots, METRICS_ADDR: `127.0.0.1:${await freePort()}` };
-  if (leaseBatch !== undefined) settings.LEASE_BATCH_SIZE = leaseBatch;
+  // null: the worker's own default (an explicit undefined would take this function's default, 250).
+  if (leaseBatch !== null) settings.LEASE_BATCH_SIZE = leaseBatch;
   const worker = await spawnService('dist/services/worker/main.js', appEnv(dbUrl, settings), { nodeArgs });
   const cpu = cpuSince({ worker: () => [worker.pid], postgres: () => withChildren(pgPid), redis: () => [redisPid] });
   const t0 = Date.now();
@@ -625,12 +626,13 @@ async function main(): Promise<void> {
   const only: Record<string, () => Promise<Record<string, number>>> = {
     drain: () => drainOurs(),
     bullmq: () => drainBullmq(),
-    // Ours alone at one pool size (BENCH_POOLS' first), default lease settings: for profiling.
-    ours: () => drainOurs(String(POOL_SIZES[0]!), undefined),
+    // Ours alone at one pool size (BENCH_POOLS' first), default lease settings unless
+    // BENCH_LEASE_BATCH says otherwise: for profiling.
+    ours: () => drainOurs(String(POOL_SIZES[0]!), process.env.BENCH_LEASE_BATCH || null),
     // One pool size of 1c (BENCH_POOLS' first): ours with default lease settings, then BullMQ.
     pool: async () => {
       const slots = POOL_SIZES[0]!;
-      const ours = await drainOurs(String(slots), undefined);
+      const ours = await drainOurs(String(slots), null);
       const bull = await drainBullmq(slots);
       return { slots, ours: ours.tasksPerSecond!, bullmq: bull.tasksPerSecond!, ratio: ours.tasksPerSecond! / bull.tasksPerSecond!, cpuWorker: ours.cpuWorker!, cpuPostgres: ours.cpuPostgres!, cpuRedis: ours.cpuRedis! };
     },
@@ -663,7 +665,7 @@ async function main(): Promise<void> {
   const bull = await repeat('drain bullmq', () => drainBullmq());
   const pools: [number, Record<string, Stat>, Record<string, Stat>][] = [];
   for (const slots of POOL_SIZES) {
-    pools.push([slots, await repeat(`drain ours, ${slots} slots`, () => drainOurs(String(slots), undefined)), await repeat(`drain bullmq, concurrency ${slots}`, () => drainBullmq(slots))]);
+    pools.push([slots, await repeat(`drain ours, ${slots} slots`, () => drainOurs(String(slots), null)), await repeat(`drain bullmq, concurrency ${slots}`, () => drainBullmq(slots))]);
   }
   const acc = await repeat('accept', accept);
   const b = await repeat('burst', burst);

@@ -353,14 +353,13 @@ export class Processor {
   }
 
   /**
-   * How many leases may wait ahead of free slots now: while attempts are short, and only behind a
-   * backlog many times that deep. Behind a shallow one, leases waiting here are work another
-   * worker's free slot could be running. A pool smaller than a lease call takes a whole call's
-   * worth (at 12 slots, a call per 32 no-ops rather than per 24).
+   * How many leases may wait ahead of free slots now: while attempts are short, and a sixteenth of
+   * the backlog at most. Behind a shallow one, leases waiting here are work another worker's free
+   * slot could be running. A pool smaller than a lease call may take a whole call's worth.
    */
   private aheadRoom(free: number): number {
-    const most = Math.min(Math.max(this.opts.slots, this.opts.leaseBatch), MAX_AHEAD);
-    if (this.opts.leaseAheadMs <= 0 || free >= this.opts.leaseBatch || this.lastLeaseLeft < most * AHEAD_BACKLOG || !(this.attemptMs < this.opts.leaseAheadMs)) return 0;
+    const most = Math.min(Math.max(this.opts.slots, this.opts.leaseBatch), MAX_AHEAD, Math.floor(this.lastLeaseLeft / AHEAD_BACKLOG));
+    if (most <= 0 || this.opts.leaseAheadMs <= 0 || free >= this.opts.leaseBatch || !(this.attemptMs < this.opts.leaseAheadMs)) return 0;
     // A slot held longer than that by one attempt would keep a lease waiting behind it: not while
     // one is (the burst's 25 ms sleepers among no-ops).
     const since = Date.now() - this.opts.leaseAheadMs;
@@ -740,7 +739,7 @@ const UNASKED_CANCEL = 'handed back: stopped by a cancel Postgres does not have 
 
 /** Leases a worker takes ahead of free slots at most (see Processor.ahead)… */
 const MAX_AHEAD = 64;
-/** …and the backlog, in multiples of that, it takes them behind. */
+/** …and no more than this fraction of the backlog its last lease left. */
 const AHEAD_BACKLOG = 16;
 
 function held(l: Lease) {
